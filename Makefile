@@ -1,0 +1,59 @@
+# Two commands on a fresh machine with Python 3.11: `make run` and `make test`.
+PYTHON ?= $(shell command -v python3.11 || command -v python3)
+VENV := .venv
+PY := $(VENV)/bin/python
+HOST ?= 127.0.0.1
+PORT ?= 8000
+
+.PHONY: run test lint typecheck worker beat migrate seed clean
+
+$(PY):
+	$(PYTHON) -m venv $(VENV)
+	$(PY) -m pip install --quiet --upgrade pip
+
+# Stamps: reinstall only when a requirements file changed.
+$(VENV)/.base-installed: requirements/base.txt | $(PY)
+	$(PY) -m pip install --quiet -r requirements/base.txt
+	touch $@
+
+$(VENV)/.dev-installed: requirements/base.txt requirements/dev.txt | $(PY)
+	$(PY) -m pip install --quiet -r requirements/dev.txt
+	touch $@ $(VENV)/.base-installed
+
+run: $(VENV)/.base-installed
+	mkdir -p var
+	$(PY) manage.py migrate --noinput
+	$(PY) manage.py seed_demo --if-empty
+	@echo ""
+	@echo "Tandem is starting on http://$(HOST):$(PORT)/"
+	@echo "  team pages:  http://$(HOST):$(PORT)/teams/"
+	@echo "  admin:       http://$(HOST):$(PORT)/admin/   (create a login: $(PY) manage.py createsuperuser)"
+	@echo "  health:      http://$(HOST):$(PORT)/healthz  and  /readyz"
+	@echo ""
+	$(PY) manage.py runserver $(HOST):$(PORT)
+
+test: $(VENV)/.dev-installed
+	$(PY) -m pytest $(PYTEST_ARGS)
+
+lint: $(VENV)/.dev-installed
+	$(VENV)/bin/ruff check .
+	$(VENV)/bin/ruff format --check .
+
+typecheck: $(VENV)/.dev-installed
+	$(VENV)/bin/mypy reviews telemetry config
+
+migrate: $(VENV)/.base-installed
+	$(PY) manage.py migrate --noinput
+
+seed: $(VENV)/.base-installed
+	$(PY) manage.py seed_demo
+
+# Production-mode processes (set DATABASE_URL and REDIS_URL first; see the README).
+worker: $(VENV)/.base-installed
+	$(VENV)/bin/celery -A config worker --loglevel=INFO
+
+beat: $(VENV)/.base-installed
+	$(VENV)/bin/celery -A config beat --loglevel=INFO
+
+clean:
+	rm -rf $(VENV) var/*.sqlite3 .pytest_cache

@@ -1,0 +1,255 @@
+"""The admin, made for team leads: filters on what they triage by, search, autocomplete on every foreign key,
+raw payloads read-only."""
+
+from __future__ import annotations
+
+from django.contrib import admin
+
+from reviews.models import (
+    ChangedFile,
+    Comment,
+    Commit,
+    CommitStatus,
+    Connection,
+    Identity,
+    Membership,
+    Override,
+    PairingParticipant,
+    PairingSession,
+    Person,
+    Policy,
+    PolicyEvaluation,
+    PolicyViolation,
+    PullRequest,
+    Repository,
+    Review,
+    RiskSignal,
+    SyncRun,
+    Team,
+    WebhookDelivery,
+)
+
+
+class IdentityInline(admin.TabularInline):
+    model = Identity
+    extra = 0
+    autocomplete_fields = ["connection"]
+    fields = ["kind", "connection", "value", "external_id", "display_name"]
+
+
+class MembershipInline(admin.TabularInline):
+    model = Membership
+    extra = 0
+    autocomplete_fields = ["person", "team"]
+
+
+@admin.register(Person)
+class PersonAdmin(admin.ModelAdmin):
+    list_display = ["display_name", "is_bot", "user", "created_at"]
+    list_filter = ["is_bot", "memberships__team"]
+    search_fields = ["display_name", "identities__value"]
+    autocomplete_fields = ["user"]
+    inlines = [IdentityInline, MembershipInline]
+
+
+@admin.register(Identity)
+class IdentityAdmin(admin.ModelAdmin):
+    list_display = ["value", "kind", "connection", "person", "display_name"]
+    list_filter = ["kind", "connection", ("person", admin.EmptyFieldListFilter)]
+    search_fields = ["value", "display_name", "person__display_name"]
+    autocomplete_fields = ["person", "connection"]
+
+
+@admin.register(Team)
+class TeamAdmin(admin.ModelAdmin):
+    list_display = ["name", "slug", "review_within_hours", "max_pr_size"]
+    search_fields = ["name", "slug"]
+    prepopulated_fields = {"slug": ["name"]}
+    inlines = [MembershipInline]
+
+
+@admin.register(Membership)
+class MembershipAdmin(admin.ModelAdmin):
+    list_display = ["person", "team", "role", "joined_at"]
+    list_filter = ["team", "role"]
+    search_fields = ["person__display_name", "team__name"]
+    autocomplete_fields = ["person", "team"]
+
+
+@admin.register(Connection)
+class ConnectionAdmin(admin.ModelAdmin):
+    list_display = ["name", "provider", "base_url"]
+    list_filter = ["provider"]
+    search_fields = ["name", "base_url"]
+
+
+@admin.register(Repository)
+class RepositoryAdmin(admin.ModelAdmin):
+    list_display = ["full_path", "connection", "team", "default_branch", "synced_until", "is_active"]
+    list_filter = ["connection__provider", "connection", "team", "is_active"]
+    search_fields = ["full_path", "external_id"]
+    autocomplete_fields = ["connection", "team"]
+    readonly_fields = ["synced_until", "sync_etags"]
+
+
+@admin.register(SyncRun)
+class SyncRunAdmin(admin.ModelAdmin):
+    list_display = ["repository", "status", "full", "started_at", "finished_at", "api_calls", "pull_requests_synced"]
+    list_filter = ["status", "full", "repository__connection__provider"]
+    search_fields = ["repository__full_path"]
+    autocomplete_fields = ["repository"]
+    date_hierarchy = "started_at"
+
+
+class ChangedFileInline(admin.TabularInline):
+    model = ChangedFile
+    extra = 0
+    fields = ["path", "status", "additions", "deletions"]
+    readonly_fields = fields
+    can_delete = False
+
+
+class ReviewInline(admin.TabularInline):
+    model = Review
+    extra = 0
+    fields = ["reviewer", "state", "submitted_at", "commit_sha", "comment_count"]
+    readonly_fields = fields
+    can_delete = False
+
+
+@admin.register(PullRequest)
+class PullRequestAdmin(admin.ModelAdmin):
+    list_display = ["__str__", "title", "author", "state", "draft", "created_at", "merged_at"]
+    list_filter = ["state", "draft", "repository__team", "repository__connection__provider", "repository"]
+    search_fields = ["title", "repository__full_path", "=number", "head_ref", "head_sha"]
+    autocomplete_fields = ["repository", "author", "merged_by", "requested_reviewers"]
+    raw_id_fields = ["commits"]
+    date_hierarchy = "created_at"
+    list_select_related = ["repository", "author"]
+    inlines = [ReviewInline, ChangedFileInline]
+
+
+@admin.register(ChangedFile)
+class ChangedFileAdmin(admin.ModelAdmin):
+    list_display = ["path", "pull_request", "status", "additions", "deletions"]
+    list_filter = ["status"]
+    search_fields = ["path"]
+    autocomplete_fields = ["pull_request"]
+
+
+@admin.register(Commit)
+class CommitAdmin(admin.ModelAdmin):
+    list_display = ["sha", "repository", "author", "authored_at"]
+    list_filter = ["repository"]
+    search_fields = ["sha", "message", "author__display_name"]
+    autocomplete_fields = ["repository", "author", "author_identity", "committer_identity", "co_authors"]
+    date_hierarchy = "authored_at"
+    list_select_related = ["repository", "author"]
+
+
+@admin.register(Review)
+class ReviewAdmin(admin.ModelAdmin):
+    list_display = ["pull_request", "reviewer", "state", "submitted_at", "comment_count"]
+    list_filter = ["state", "pull_request__repository__team"]
+    search_fields = ["reviewer__display_name", "pull_request__title", "body"]
+    autocomplete_fields = ["pull_request", "reviewer"]
+    date_hierarchy = "submitted_at"
+    list_select_related = ["pull_request__repository", "reviewer"]
+
+
+@admin.register(Comment)
+class CommentAdmin(admin.ModelAdmin):
+    list_display = ["pull_request", "author", "kind", "is_system", "created_at"]
+    list_filter = ["kind", "is_system"]
+    search_fields = ["body", "author__display_name"]
+    autocomplete_fields = ["pull_request", "author"]
+    list_select_related = ["pull_request__repository", "author"]
+
+
+@admin.register(CommitStatus)
+class CommitStatusAdmin(admin.ModelAdmin):
+    list_display = ["context", "state", "sha", "repository", "source", "updated_at"]
+    list_filter = ["state", "source"]
+    search_fields = ["context", "sha"]
+    autocomplete_fields = ["repository"]
+
+
+@admin.register(WebhookDelivery)
+class WebhookDeliveryAdmin(admin.ModelAdmin):
+    list_display = ["delivery_id", "provider", "event", "action", "status", "attempts", "received_at"]
+    list_filter = ["provider", "status", "event"]
+    search_fields = ["delivery_id", "event", "error"]
+    date_hierarchy = "received_at"
+    readonly_fields = [
+        "provider",
+        "delivery_id",
+        "event",
+        "action",
+        "connection",
+        "headers",
+        "body",
+        "received_at",
+        "status",
+        "attempts",
+        "error",
+        "processed_at",
+    ]
+
+    def has_add_permission(self, request, obj=None) -> bool:  # type: ignore[no-untyped-def]
+        return False  # deliveries come only from the VCS
+
+
+@admin.register(Policy)
+class PolicyAdmin(admin.ModelAdmin):
+    list_display = ["__str__", "team", "repository", "updated_at", "updated_by"]
+    search_fields = ["team__name", "repository__full_path", "document"]
+    autocomplete_fields = ["team", "repository", "updated_by"]
+
+
+@admin.register(PolicyEvaluation)
+class PolicyEvaluationAdmin(admin.ModelAdmin):
+    list_display = ["pull_request", "head_sha", "outcome", "description", "evaluated_at", "reported_at"]
+    list_filter = ["outcome", "pull_request__repository__team"]
+    search_fields = ["pull_request__title", "head_sha"]
+    autocomplete_fields = ["pull_request", "policy"]
+    readonly_fields = ["trace"]
+    date_hierarchy = "evaluated_at"
+
+
+@admin.register(Override)
+class OverrideAdmin(admin.ModelAdmin):
+    list_display = ["pull_request", "overridden_by", "created_at", "followup_due_at", "followup_done_at"]
+    list_filter = [("followup_done_at", admin.EmptyFieldListFilter), "pull_request__repository__team"]
+    search_fields = ["reason", "incident_reference", "pull_request__title"]
+    autocomplete_fields = ["pull_request", "overridden_by", "followup_by"]
+
+
+@admin.register(PolicyViolation)
+class PolicyViolationAdmin(admin.ModelAdmin):
+    list_display = ["pull_request", "outcome", "recorded_at"]
+    list_filter = ["outcome", "pull_request__repository__team"]
+    search_fields = ["pull_request__title"]
+    autocomplete_fields = ["pull_request", "evaluation"]
+
+
+@admin.register(RiskSignal)
+class RiskSignalAdmin(admin.ModelAdmin):
+    list_display = ["reference", "repository", "service_name", "occurred_at"]
+    search_fields = ["reference", "service_name", "repository__full_path"]
+    autocomplete_fields = ["repository"]
+
+
+class PairingParticipantInline(admin.TabularInline):
+    model = PairingParticipant
+    extra = 0
+    autocomplete_fields = ["person"]
+
+
+@admin.register(PairingSession)
+class PairingSessionAdmin(admin.ModelAdmin):
+    list_display = ["__str__", "source", "repository", "branch", "started_at", "ended_at"]
+    list_filter = ["source", "repository"]
+    search_fields = ["external_id", "branch", "participants__display_name"]
+    autocomplete_fields = ["repository"]
+    date_hierarchy = "started_at"
+    inlines = [PairingParticipantInline]

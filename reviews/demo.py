@@ -1,0 +1,451 @@
+"""A realistic, deterministic demo organisation, written through the same services real ingestion uses.
+
+Three teams, fifteen people with GitHub, GitLab and e-mail identities, five repositories on both providers,
+about 1,600 pull requests over the last 90 days with reviews, comments, commits (some co-authored), pairing
+sessions, services, deployments and incidents. Habits differ per team so the team pages have something to
+say: payments reviews carefully, platform pairs a lot, mobile rubber-stamps and merges some changes unreviewed.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import hashlib
+import random
+from collections.abc import Callable
+from dataclasses import dataclass
+
+from django.db import transaction
+from django.utils import timezone
+
+from reviews.integrations.records import (
+    ChangedFileRecord,
+    CommentRecord,
+    CommitRecord,
+    GitUserRecord,
+    PullRequestRecord,
+    RepositoryRecord,
+    ReviewRecord,
+    UserRecord,
+)
+from reviews.integrations.trailers import co_authors
+from reviews.models import Connection, Membership, PairingParticipant, PairingSession, PullRequest, Repository, Team
+from reviews.services.pairing import pairing_session_record
+from reviews.services.people import person_from_account
+from reviews.services.pull_requests import (
+    changed_files_replace,
+    comment_upsert,
+    commit_upsert,
+    pull_request_commits_add,
+    pull_request_upsert,
+    repository_upsert,
+    review_upsert,
+)
+from reviews.services.teams import connection_upsert, membership_set, team_upsert
+
+DAYS = 90
+
+
+@dataclass(frozen=True)
+class DemoPerson:
+    login: str
+    name: str
+    team: str
+    lead: bool = False
+
+    @property
+    def email(self) -> str:
+        return f"{self.login}@acme.example"
+
+
+PEOPLE = [
+    DemoPerson("ada", "Ada Okafor", "payments", lead=True),
+    DemoPerson("bruno", "Bruno Silva", "payments"),
+    DemoPerson("chen", "Chen Wei", "payments"),
+    DemoPerson("dana", "Dana Kowalski", "payments"),
+    DemoPerson("emeka", "Emeka Eze", "payments"),
+    DemoPerson("farah", "Farah Haddad", "platform", lead=True),
+    DemoPerson("gus", "Gus Lindqvist", "platform"),
+    DemoPerson("hana", "Hana Sato", "platform"),
+    DemoPerson("ivan", "Ivan Petrov", "platform"),
+    DemoPerson("jo", "Jo Mbeki", "platform"),
+    DemoPerson("kai", "Kai Nakamura", "mobile", lead=True),
+    DemoPerson("lena", "Lena Fischer", "mobile"),
+    DemoPerson("mo", "Mo Rahman", "mobile"),
+    DemoPerson("nina", "Nina Rossi", "mobile"),
+    DemoPerson("omar", "Omar Haddad", "mobile"),
+]
+BOT = UserRecord(provider="github", login="dependabot[bot]", external_id="49699333", name="dependabot", is_bot=True)
+
+TEAMS = {
+    "payments": ("Payments", 8, 300),
+    "platform": ("Platform", 24, 400),
+    "mobile": ("Mobile", 24, 500),
+}
+
+
+@dataclass(frozen=True)
+class DemoRepository:
+    provider: str
+    external_id: str
+    full_path: str
+    team: str
+    pulls: int
+    dirs: tuple[str, ...]
+
+
+REPOSITORIES = [
+    DemoRepository("github", "710001", "acme/payments-api", "payments", 420, ("payments/", "ledger/", "api/", "docs/")),
+    DemoRepository(
+        "github", "710002", "acme/platform", "platform", 380, ("services/auth/", "services/billing/", "deploy/")
+    ),
+    DemoRepository("github", "710003", "acme/web", "platform", 300, ("src/components/", "src/pages/", "tests/")),
+    DemoRepository("gitlab", "4200101", "acme/mobile-app", "mobile", 320, ("ios/", "android/", "shared/")),
+    DemoRepository("gitlab", "4200102", "acme/infra", "platform", 180, ("terraform/", "helm/", "scripts/")),
+]
+
+
+@dataclass(frozen=True)
+class TeamHabits:
+    """How a team works, as probabilities and hours, so the figures differ from team to team."""
+
+    pickup_hours: tuple[float, float]
+    approvals: tuple[int, ...]
+    rubber_stamp: float
+    unreviewed: float
+    pairing: float
+    changes_requested: float
+
+
+HABITS = {
+    "payments": TeamHabits((0.5, 10), (2, 2, 1), 0.05, 0.01, 0.10, 0.30),
+    "platform": TeamHabits((1, 20), (1, 1, 2), 0.15, 0.04, 0.35, 0.15),
+    "mobile": TeamHabits((2, 40), (1,), 0.40, 0.10, 0.05, 0.10),
+}
+
+
+def _sha(*parts: object) -> str:
+    return hashlib.sha1("/".join(str(p) for p in parts).encode()).hexdigest()  # noqa: S324 - ids, not security
+
+
+def demo_anchor() -> dt.datetime:
+    """Today at midnight UTC: the demo's history ends here, so two runs on one day write identical rows."""
+    return timezone.now().replace(hour=0, minute=0, second=0, microsecond=0)
+
+
+def seed_review_demo(
+    *, anchor: dt.datetime, rng: random.Random, progress: Callable[[str], None], scale: float = 1.0
+) -> int:
+    """Write (or rewrite, idempotently) the review side of the demo. Returns how many pull requests it wrote.
+
+    `scale` shrinks the number of pull requests per repository (tests use a small demo).
+    """
+    github = connection_upsert(
+        provider="github", name="GitHub (demo)", base_url="https://api.github.com", web_url="https://github.com"
+    )
+    gitlab = connection_upsert(
+        provider="gitlab", name="GitLab (demo)", base_url="https://gitlab.com", web_url="https://gitlab.com"
+    )
+    connections = {"github": github, "gitlab": gitlab}
+    teams = _seed_teams(connections)
+    written = 0
+    for full_size in REPOSITORIES:
+        demo_repo = DemoRepository(**{**full_size.__dict__, "pulls": max(5, round(full_size.pulls * scale))})
+        progress(f"{demo_repo.full_path}: {demo_repo.pulls} pull requests")
+        with transaction.atomic():
+            repository = _seed_repository(connections[demo_repo.provider], demo_repo, teams)
+            written += _seed_pull_requests(repository, demo_repo, anchor, random.Random(rng.random()))
+    with transaction.atomic():
+        _seed_pairing(anchor, random.Random(rng.random()))
+    return written
+
+
+def account(person: DemoPerson, provider: str) -> UserRecord:
+    # Logins differ a little between providers, as they do in real organisations.
+    login = person.login if provider == "github" else f"{person.login}.{person.name.split()[-1].lower()}"
+    external = int(hashlib.sha1(f"{provider}{person.login}".encode()).hexdigest()[:7], 16)  # noqa: S324
+    return UserRecord(provider=provider, login=login, external_id=str(external), name=person.name, email=person.email)  # type: ignore[arg-type]
+
+
+def _seed_teams(connections: dict[str, Connection]) -> dict[str, Team]:
+    teams = {
+        slug: team_upsert(slug=slug, name=name, review_within_hours=hours, max_pr_size=size)
+        for slug, (name, hours, size) in TEAMS.items()
+    }
+    for demo_person in PEOPLE:
+        person = person_from_account(connection=connections["github"], account=account(demo_person, "github"))
+        if person is None:
+            raise RuntimeError(f"demo person {demo_person.login} did not resolve")
+        person_from_account(connection=connections["gitlab"], account=account(demo_person, "gitlab"))
+        role = Membership.Role.LEAD if demo_person.lead else Membership.Role.MEMBER
+        membership_set(team=teams[demo_person.team], person=person, role=role)
+    return teams
+
+
+def _seed_repository(connection: Connection, demo_repo: DemoRepository, teams: dict[str, Team]) -> Repository:
+    web = "https://github.com" if demo_repo.provider == "github" else "https://gitlab.com"
+    repository = repository_upsert(
+        connection=connection,
+        record=RepositoryRecord(
+            provider=demo_repo.provider,  # type: ignore[arg-type]
+            external_id=demo_repo.external_id,
+            full_path=demo_repo.full_path,
+            default_branch="main",
+            web_url=f"{web}/{demo_repo.full_path}",
+        ),
+    )
+    if repository.team_id != teams[demo_repo.team].pk:
+        repository.team = teams[demo_repo.team]
+        repository.save(update_fields=["team"])
+    return repository
+
+
+def _seed_pull_requests(
+    repository: Repository, demo_repo: DemoRepository, anchor: dt.datetime, rng: random.Random
+) -> int:
+    members = [p for p in PEOPLE if p.team == demo_repo.team]
+    others = [p for p in PEOPLE if p.team != demo_repo.team]
+    habits = HABITS[demo_repo.team]
+    for number in range(1, demo_repo.pulls + 1):
+        _seed_one_pull_request(repository, demo_repo, number, anchor, rng, members, others, habits)
+    return demo_repo.pulls
+
+
+def _seed_one_pull_request(  # noqa: PLR0913 - one story per pull request, told in order
+    repository: Repository,
+    demo_repo: DemoRepository,
+    number: int,
+    anchor: dt.datetime,
+    rng: random.Random,
+    members: list[DemoPerson],
+    others: list[DemoPerson],
+    habits: TeamHabits,
+) -> None:
+    provider = demo_repo.provider
+    is_bot = provider == "github" and rng.random() < 0.06
+    author = rng.choice(members)
+    author_account = BOT if is_bot else account(author, provider)
+    # Spread creation over the period, newer numbers later; the last few are still open.
+    created = anchor - dt.timedelta(days=DAYS) + dt.timedelta(days=DAYS * number / (demo_repo.pulls + 1))
+    created += dt.timedelta(minutes=rng.randint(0, 600))
+    first_commit = created - dt.timedelta(hours=rng.uniform(0.5, 72))
+    size = int(rng.lognormvariate(4.2, 1.1)) + 1
+    additions = max(1, int(size * rng.uniform(0.5, 0.9)))
+    deletions = size - additions
+    is_draft_first = rng.random() < 0.2
+    ready = created + dt.timedelta(hours=rng.uniform(1, 30)) if is_draft_first else created
+    head_ref = f"{author.login}/change-{number}"
+    head_sha = _sha(demo_repo.full_path, number, "head")
+
+    partner = rng.choice([m for m in members if m != author]) if rng.random() < habits.pairing else None
+    commits = _commits(demo_repo, number, author, partner, first_commit, ready, rng, provider)
+
+    reviews: list[ReviewRecord] = []
+    comments: list[CommentRecord] = []
+    cursor = ready + dt.timedelta(hours=rng.uniform(*habits.pickup_hours))
+    unreviewed = rng.random() < habits.unreviewed or (partner is not None and rng.random() < 0.5)
+    if not unreviewed and not is_bot:
+        reviewers = rng.sample([m for m in members if m != author] + others[:1], k=min(3, len(members)))
+        needed = rng.choice(habits.approvals)
+        if rng.random() < habits.changes_requested:
+            reviewer = reviewers[0]
+            reviews.append(
+                _review(provider, number, len(reviews), reviewer, "changes_requested", cursor, head_sha, rng)
+            )
+            comments += _comments(provider, number, reviewer, cursor, rng, at_least=1)
+            cursor += dt.timedelta(hours=rng.uniform(1, 20))
+        stamp = rng.random() < habits.rubber_stamp
+        for reviewer in reviewers[:needed]:
+            if not stamp:
+                comments += _comments(provider, number, reviewer, cursor, rng)
+                cursor += dt.timedelta(minutes=rng.uniform(10, 180))
+            else:
+                cursor += dt.timedelta(minutes=rng.uniform(1, 4))
+            reviews.append(_review(provider, number, len(reviews), reviewer, "approved", cursor, head_sha, rng))
+    elif is_bot:
+        reviewer = rng.choice(members)
+        cursor = ready + dt.timedelta(hours=rng.uniform(1, 48))
+        reviews.append(_review(provider, number, 0, reviewer, "approved", cursor, head_sha, rng))
+
+    age_days = (anchor - created).total_seconds() / 86400
+    state, merged_at, closed_at = "merged", cursor + dt.timedelta(hours=rng.uniform(0.1, 12)), None
+    if age_days < 6 and rng.random() < 0.6:
+        state, merged_at = "open", None
+        reviews = [r for r in reviews if r.submitted_at < anchor]
+        comments = [c for c in comments if c.created_at < anchor]
+    elif rng.random() < 0.07:
+        state, merged_at, closed_at = "closed", None, cursor + dt.timedelta(hours=rng.uniform(1, 48))
+    if merged_at and merged_at > anchor:
+        merged_at = anchor - dt.timedelta(minutes=rng.randint(5, 120))
+    closed_at = merged_at or closed_at
+    merge_sha = _sha(demo_repo.full_path, number, "merge") if state == "merged" else ""
+    updated = max([created, ready, *(r.submitted_at for r in reviews), *(c.created_at for c in comments)])
+    updated = max(updated, closed_at) if closed_at else updated
+
+    record = PullRequestRecord(
+        repository=RepositoryRecord(
+            provider=provider, external_id=demo_repo.external_id, full_path=demo_repo.full_path
+        ),  # type: ignore[arg-type]
+        number=number,
+        external_id=str(int(demo_repo.external_id) * 10000 + number),
+        title=_title(rng, demo_repo, is_bot),
+        body="Demo change generated by seed_demo.",
+        author=author_account,
+        state=state,  # type: ignore[arg-type]
+        draft=False,
+        base_ref="main",
+        head_ref=head_ref,
+        head_sha=head_sha,
+        merge_commit_sha=merge_sha,
+        additions=additions,
+        deletions=deletions,
+        changed_files=0,
+        labels=("dependencies",) if is_bot else tuple(rng.sample(["bug", "feature", "refactor", "chore"], k=1)),
+        web_url=f"{repository.web_url}/{'pull' if provider == 'github' else '-/merge_requests'}/{number}",
+        created_at=created,
+        updated_at=updated,
+        ready_at=ready,
+        pushed_at=commits[-1].authored_at,
+        merged_at=merged_at,
+        closed_at=closed_at,
+        merged_by=author_account if state == "merged" and rng.random() < 0.7 else None,
+    )
+    files = _files(demo_repo, number, additions, deletions, rng)
+    record = PullRequestRecord(**{**record.__dict__, "changed_files": len(files)})
+    pull_request, _ = pull_request_upsert(repository=repository, record=record)
+    changed_files_replace(pull_request=pull_request, files=files)
+    rows = [commit_upsert(repository=repository, record=commit) for commit in commits]
+    pull_request_commits_add(pull_request=pull_request, commits=rows)
+    if merge_sha:
+        merge = CommitRecord(
+            sha=merge_sha,
+            message=f"Merge pull request #{number} from {head_ref}",
+            author=GitUserRecord(name=author.name, email=author.email),
+            authored_at=merged_at,  # type: ignore[arg-type]
+            committed_at=merged_at,
+            parents=(_sha(demo_repo.full_path, number - 1, "merge"), commits[-1].sha),
+        )
+        commit_upsert(repository=repository, record=merge)
+    for review in reviews:
+        review_upsert(pull_request=pull_request, record=review)
+    for comment in comments:
+        comment_upsert(pull_request=pull_request, record=comment)
+
+
+def _commits(
+    demo_repo: DemoRepository,
+    number: int,
+    author: DemoPerson,
+    partner: DemoPerson | None,
+    start: dt.datetime,
+    end: dt.datetime,
+    rng: random.Random,
+    provider: str,
+) -> list[CommitRecord]:
+    count = rng.randint(1, 5)
+    span = max((end - start).total_seconds(), 600)
+    commits = []
+    for index in range(count):
+        message = (
+            f"{rng.choice(['Add', 'Fix', 'Refactor', 'Test', 'Tidy'])} {rng.choice(demo_repo.dirs)} step {index + 1}"
+        )
+        if partner is not None:
+            message += f"\n\nPaired on this.\n\nCo-authored-by: {partner.name} <{partner.email}>"
+        authored = start + dt.timedelta(seconds=span * index / count)
+        commits.append(
+            CommitRecord(
+                sha=_sha(demo_repo.full_path, number, "commit", index),
+                message=message,
+                author=GitUserRecord(name=author.name, email=author.email),
+                authored_at=authored,
+                committed_at=authored,
+                author_account=account(author, provider),
+                co_authors=co_authors(message),
+            )
+        )
+    return commits
+
+
+def _review(
+    provider: str,
+    number: int,
+    index: int,
+    reviewer: DemoPerson,
+    state: str,
+    at: dt.datetime,
+    sha: str,
+    rng: random.Random,
+) -> ReviewRecord:
+    external = f"approval:{account(reviewer, provider).external_id}" if provider == "gitlab" else f"{number}{index:03d}"
+    return ReviewRecord(
+        external_id=external,
+        reviewer=account(reviewer, provider),
+        state=state,  # type: ignore[arg-type]
+        submitted_at=at,
+        commit_sha=sha,
+        body="" if state == "approved" and rng.random() < 0.6 else "Left a few notes.",
+    )
+
+
+def _comments(
+    provider: str, number: int, reviewer: DemoPerson, at: dt.datetime, rng: random.Random, at_least: int = 0
+) -> list[CommentRecord]:
+    count = max(at_least, rng.choice([0, 0, 1, 2, 3]))
+    return [
+        CommentRecord(
+            external_id=f"{number}-{reviewer.login}-{at.timestamp():.0f}-{index}",
+            author=account(reviewer, provider),
+            body=rng.choice(["Could this be simpler?", "Nit: naming.", "What happens on retry?", "Nice."]),
+            created_at=at + dt.timedelta(minutes=index),
+            kind="diff" if index % 2 == 0 else "conversation",
+        )
+        for index in range(count)
+    ]
+
+
+def _files(
+    demo_repo: DemoRepository, number: int, additions: int, deletions: int, rng: random.Random
+) -> list[ChangedFileRecord]:
+    count = max(1, min(12, (additions + deletions) // 40 + 1))
+    files = []
+    for index in range(count):
+        directory = rng.choice(demo_repo.dirs)
+        files.append(
+            ChangedFileRecord(
+                path=f"{directory}module_{(number * 7 + index) % 23}.py",
+                additions=additions // count + (additions % count if index == 0 else 0),
+                deletions=deletions // count + (deletions % count if index == 0 else 0),
+            )
+        )
+    unique = {f.path: f for f in files}
+    return list(unique.values())
+
+
+def _title(rng: random.Random, demo_repo: DemoRepository, is_bot: bool) -> str:
+    if is_bot:
+        package = rng.choice(["requests", "django", "lodash", "react"])
+        return f"Bump {package} from 1.{rng.randint(0, 9)} to 1.{rng.randint(10, 20)}"
+    verb = rng.choice(["Add", "Fix", "Speed up", "Simplify", "Document", "Harden", "Remove"])
+    what = rng.choice(["retry logic", "currency rounding", "login flow", "cache keys", "error pages", "metrics"])
+    return f"{verb} {what} in {rng.choice(demo_repo.dirs).rstrip('/')}"
+
+
+def _seed_pairing(anchor: dt.datetime, rng: random.Random) -> None:
+    """A few pairing sessions started from the API (the rest of the pairing shows in co-author trailers)."""
+    github = Connection.objects.get(provider="github", base_url="https://api.github.com")
+    for index in range(24):
+        team = rng.choice(list(TEAMS))
+        pair = rng.sample([p for p in PEOPLE if p.team == team], k=2)
+        start = anchor - dt.timedelta(days=rng.uniform(1, DAYS - 1), hours=rng.uniform(0, 6))
+        people = [person_from_account(connection=github, account=account(p, "github")) for p in pair]
+        pairing_session_record(
+            source=PairingSession.Source.API,
+            external_id=f"demo-session-{index}",
+            participants=[(people[0], PairingParticipant.Role.DRIVER), (people[1], PairingParticipant.Role.NAVIGATOR)],  # type: ignore[list-item]
+            started_at=start,
+            ended_at=start + dt.timedelta(minutes=rng.randint(45, 240)),
+            branch=f"{pair[0].login}/pairing-{index}",
+        )
+
+
+def demo_pull_requests_count() -> int:
+    return PullRequest.objects.filter(repository__external_id__in=[r.external_id for r in REPOSITORIES]).count()

@@ -1,0 +1,690 @@
+"""GitHub webhook payloads and REST objects → provider-neutral records.
+
+`parse_webhook` turns one delivery (the `X-GitHub-Event` name and the decoded JSON body) into a `WebhookEvent`.
+The REST API and the webhooks share object shapes (a pull request, a review, a comment), so the `parse_*`
+converters here are used by `github_api` too.
+
+Every value is read through `_Node`, which names the key path in the `PayloadError` it raises
+("pull_request.number: expected integer, got str"), so a KeyError or TypeError never escapes to the caller.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import hashlib
+import hmac
+from collections.abc import Callable, Mapping
+from dataclasses import replace
+from typing import Any
+
+from reviews.integrations.records import (
+    ChangedFileRecord,
+    CommentKind,
+    CommentRecord,
+    CommitRecord,
+    DeploymentRecord,
+    GitUserRecord,
+    PayloadError,
+    PullRequestRecord,
+    PullRequestState,
+    RepositoryRecord,
+    ReviewRecord,
+    ReviewState,
+    StatusRecord,
+    StatusState,
+    UserRecord,
+    WebhookEvent,
+)
+from reviews.integrations.trailers import co_authors
+
+__all__ = [
+    "is_bot",
+    "parse_changed_file",
+    "parse_commit",
+    "parse_issue_comment",
+    "parse_pull_request",
+    "parse_repository",
+    "parse_review",
+    "parse_review_comment",
+    "parse_status",
+    "parse_webhook",
+    "verify_signature",
+]
+
+_MISSING: Any = object()
+
+# GitHub shows deleted accounts as @ghost; a review or comment by one has `"user": null`.
+GHOST = UserRecord(provider="github", login="ghost")
+
+_REVIEW_STATES: dict[str, ReviewState] = {
+    "APPROVED": "approved",
+    "CHANGES_REQUESTED": "changes_requested",
+    "COMMENTED": "commented",
+    "DISMISSED": "dismissed",
+}
+_STATUS_STATES: dict[str, StatusState] = {
+    "success": "success",
+    "pending": "pending",
+    "failure": "failure",
+    "error": "error",
+}
+_CHECK_SUCCESS = frozenset({"success", "neutral", "skipped"})
+_CHECK_FAILURE = frozenset({"failure", "timed_out", "cancelled", "action_required", "startup_failure", "stale"})
+_DEPLOYMENT_STATES = {
+    "pending": "pending",
+    "queued": "pending",
+    "in_progress": "in_progress",
+    "success": "success",
+    "failure": "failure",
+    "error": "error",
+}
+_DEPLOYMENT_FINAL = frozenset({"success", "failure", "error"})
+
+
+# --- reading JSON with named key paths --------------------------------------------------------------------------
+
+
+def _describe(value: Any) -> str:
+    return "null" if value is None else type(value).__name__
+
+
+def _is_int(value: Any) -> bool:
+    return isinstance(value, int) and not isinstance(value, bool)
+
+
+def _is_str(value: Any) -> bool:
+    return isinstance(value, str)
+
+
+def _is_bool(value: Any) -> bool:
+    return isinstance(value, bool)
+
+
+def _is_obj(value: Any) -> bool:
+    return isinstance(value, Mapping)
+
+
+def _is_list(value: Any) -> bool:
+    return isinstance(value, list)
+
+
+def _is_time(value: Any) -> bool:
+    # GitHub sends ISO 8601 strings, except push payloads' repository times, which are epoch seconds.
+    return isinstance(value, str) or _is_int(value)
+
+
+def _to_time(value: str | int, path: str) -> dt.datetime:
+    if isinstance(value, int):
+        return dt.datetime.fromtimestamp(value, tz=dt.UTC)
+    try:
+        parsed = dt.datetime.fromisoformat(value)
+    except ValueError:
+        raise PayloadError(f"{path}: expected date-time, got {value[:40]!r}") from None
+    if parsed.tzinfo is None:
+        parsed = parsed.replace(tzinfo=dt.UTC)
+    return parsed.astimezone(dt.UTC)
+
+
+class _Node:
+    """A JSON object and its key path in the payload; typed getters raise PayloadError naming the path.
+
+    Getters take one or more keys: `node.req_int("pull_request", "number")` walks the intermediate objects.
+    `req_*` getters reject a missing key or null; `opt_*` getters answer None (or "") for both.
+    """
+
+    __slots__ = ("_data", "path")
+
+    def __init__(self, data: Mapping[str, Any], path: str) -> None:
+        self._data = data
+        self.path = path
+
+    @classmethod
+    def root(cls, data: object, path: str = "") -> _Node:
+        if not isinstance(data, Mapping):
+            raise PayloadError(f"{path or 'payload'}: expected object, got {_describe(data)}")
+        return cls(data, path)
+
+    def _path(self, key: str) -> str:
+        return f"{self.path}.{key}" if self.path else key
+
+    def _lookup(self, keys: tuple[str, ...], *, required: bool) -> tuple[Any, str]:
+        node = self
+        for key in keys[:-1]:
+            child = node.req_obj(key) if required else node.opt_obj(key)
+            if child is None:
+                return _MISSING, self._path(".".join(keys))
+            node = child
+        return node._data.get(keys[-1], _MISSING), node._path(keys[-1])
+
+    def _req(self, keys: tuple[str, ...], expected: str, check: Callable[[Any], bool]) -> Any:
+        value, path = self._lookup(keys, required=True)
+        if value is _MISSING:
+            raise PayloadError(f"{path}: missing")
+        if not check(value):
+            raise PayloadError(f"{path}: expected {expected}, got {_describe(value)}")
+        return value
+
+    def _opt(self, keys: tuple[str, ...], expected: str, check: Callable[[Any], bool]) -> Any:
+        value, path = self._lookup(keys, required=False)
+        if value is _MISSING or value is None:
+            return None
+        if not check(value):
+            raise PayloadError(f"{path}: expected {expected}, got {_describe(value)}")
+        return value
+
+    def has(self, key: str) -> bool:
+        return key in self._data
+
+    def req_int(self, *keys: str) -> int:
+        value: int = self._req(keys, "integer", _is_int)
+        return value
+
+    def opt_int(self, *keys: str) -> int | None:
+        value: int | None = self._opt(keys, "integer", _is_int)
+        return value
+
+    def req_str(self, *keys: str) -> str:
+        value: str = self._req(keys, "string", _is_str)
+        return value
+
+    def opt_str(self, *keys: str) -> str:
+        """The string, or "" when the key is missing or null."""
+        value: str | None = self._opt(keys, "string", _is_str)
+        return value or ""
+
+    def opt_bool(self, *keys: str) -> bool:
+        """The boolean, or False when the key is missing or null."""
+        value: bool | None = self._opt(keys, "boolean", _is_bool)
+        return bool(value)
+
+    def req_obj(self, *keys: str) -> _Node:
+        value, path = self._lookup(keys, required=True)
+        if value is _MISSING:
+            raise PayloadError(f"{path}: missing")
+        if not isinstance(value, Mapping):
+            raise PayloadError(f"{path}: expected object, got {_describe(value)}")
+        return _Node(value, path)
+
+    def opt_obj(self, *keys: str) -> _Node | None:
+        value, path = self._lookup(keys, required=False)
+        if value is _MISSING or value is None:
+            return None
+        if not isinstance(value, Mapping):
+            raise PayloadError(f"{path}: expected object, got {_describe(value)}")
+        return _Node(value, path)
+
+    def req_objs(self, *keys: str) -> list[_Node]:
+        """A required array of objects."""
+        items: list[Any] = self._req(keys, "array", _is_list)
+        return self._objects(keys, items)
+
+    def opt_objs(self, *keys: str) -> list[_Node] | None:
+        """An array of objects, or None when the key is missing or null."""
+        items: list[Any] | None = self._opt(keys, "array", _is_list)
+        return None if items is None else self._objects(keys, items)
+
+    def _objects(self, keys: tuple[str, ...], items: list[Any]) -> list[_Node]:
+        path = self._path(".".join(keys))
+        nodes = []
+        for index, item in enumerate(items):
+            if not isinstance(item, Mapping):
+                raise PayloadError(f"{path}[{index}]: expected object, got {_describe(item)}")
+            nodes.append(_Node(item, f"{path}[{index}]"))
+        return nodes
+
+    def req_time(self, *keys: str) -> dt.datetime:
+        value, path = self._lookup(keys, required=True)
+        if value is _MISSING:
+            raise PayloadError(f"{path}: missing")
+        if not _is_time(value):
+            raise PayloadError(f"{path}: expected date-time, got {_describe(value)}")
+        return _to_time(value, path)
+
+    def opt_time(self, *keys: str) -> dt.datetime | None:
+        value, path = self._lookup(keys, required=False)
+        if value is _MISSING or value is None:
+            return None
+        if not _is_time(value):
+            raise PayloadError(f"{path}: expected date-time, got {_describe(value)}")
+        return _to_time(value, path)
+
+
+# --- GitHub objects → records -------------------------------------------------------------------------------------
+
+
+def is_bot(login: str, account_type: str = "") -> bool:
+    """GitHub Apps act as `type: Bot` accounts named `<app>[bot]`; either sign is enough."""
+    return account_type == "Bot" or login.endswith("[bot]")
+
+
+def _id(value: int | None) -> str:
+    return "" if value is None else str(value)
+
+
+def _email(value: str) -> str:
+    # trailers.co_authors lower-cases e-mails; do the same everywhere so identities match.
+    return value.strip().lower()
+
+
+def _user(node: _Node) -> UserRecord:
+    login = node.req_str("login")
+    return UserRecord(
+        provider="github",
+        login=login,
+        external_id=_id(node.opt_int("id")),
+        name=node.opt_str("name"),
+        email=_email(node.opt_str("email")),
+        is_bot=is_bot(login, node.opt_str("type")),
+    )
+
+
+def _opt_user(node: _Node | None) -> UserRecord | None:
+    return None if node is None else _user(node)
+
+
+def _user_or_ghost(node: _Node, key: str) -> UserRecord:
+    account = node.opt_obj(key)
+    return GHOST if account is None else _user(account)
+
+
+def _repository(node: _Node) -> RepositoryRecord:
+    return RepositoryRecord(
+        provider="github",
+        external_id=str(node.req_int("id")),
+        full_path=node.req_str("full_name"),
+        default_branch=node.opt_str("default_branch") or "main",
+        web_url=node.opt_str("html_url"),
+    )
+
+
+def _pull_request_state(node: _Node, merged_at: dt.datetime | None) -> PullRequestState:
+    state = node.req_str("state")
+    if state not in ("open", "closed"):
+        raise PayloadError(f"{node._path('state')}: expected 'open' or 'closed', got {state[:40]!r}")
+    # List calls and review payloads carry merged_at but no `merged`; either says the PR was merged.
+    if node.opt_bool("merged") or merged_at is not None:
+        return "merged"
+    return "closed" if state == "closed" else "open"
+
+
+def _pull_request(node: _Node, repository: RepositoryRecord | None = None) -> PullRequestRecord:
+    if repository is None:
+        repository = _repository(node.req_obj("base", "repo"))
+    merged_at = node.opt_time("merged_at")
+    labels = node.opt_objs("labels")
+    reviewers = node.opt_objs("requested_reviewers")
+    return PullRequestRecord(
+        repository=repository,
+        number=node.req_int("number"),
+        external_id=str(node.req_int("id")),
+        title=node.req_str("title"),
+        author=_opt_user(node.opt_obj("user")),
+        state=_pull_request_state(node, merged_at),
+        created_at=node.req_time("created_at"),
+        updated_at=node.req_time("updated_at"),
+        body=node.opt_str("body"),
+        draft=node.opt_bool("draft"),
+        base_ref=node.req_str("base", "ref"),
+        head_ref=node.req_str("head", "ref"),
+        head_sha=node.req_str("head", "sha"),
+        merge_commit_sha=node.opt_str("merge_commit_sha"),
+        additions=node.opt_int("additions"),
+        deletions=node.opt_int("deletions"),
+        changed_files=node.opt_int("changed_files"),
+        labels=None if labels is None else tuple(label.req_str("name") for label in labels),
+        web_url=node.opt_str("html_url"),
+        merged_at=merged_at,
+        closed_at=node.opt_time("closed_at"),
+        merged_by=_opt_user(node.opt_obj("merged_by")),
+        requested_reviewers=None if reviewers is None else tuple(_user(user) for user in reviewers),
+    )
+
+
+def _review_state(node: _Node) -> ReviewState:
+    raw = node.req_str("state")
+    state = _REVIEW_STATES.get(raw.upper())
+    if state is None:
+        raise PayloadError(f"{node._path('state')}: unknown review state {raw[:40]!r}")
+    return state
+
+
+def _review(node: _Node, comment_count: int = 0) -> ReviewRecord:
+    return ReviewRecord(
+        external_id=str(node.req_int("id")),
+        reviewer=_user_or_ghost(node, "user"),
+        state=_review_state(node),
+        submitted_at=node.req_time("submitted_at"),
+        commit_sha=node.opt_str("commit_id"),
+        body=node.opt_str("body"),
+        comment_count=comment_count,
+    )
+
+
+def _comment(node: _Node, kind: CommentKind) -> CommentRecord:
+    return CommentRecord(
+        external_id=str(node.req_int("id")),
+        author=_user_or_ghost(node, "user"),
+        body=node.opt_str("body"),
+        created_at=node.req_time("created_at"),
+        kind=kind,
+        path=node.opt_str("path"),
+        review_external_id=_id(node.opt_int("pull_request_review_id")),
+    )
+
+
+def _git_user(node: _Node | None) -> GitUserRecord | None:
+    if node is None:
+        return None
+    return GitUserRecord(name=node.opt_str("name"), email=_email(node.opt_str("email")))
+
+
+def _rest_commit(node: _Node) -> CommitRecord:
+    git = node.req_obj("commit")
+    message = git.req_str("message")
+    author = _git_user(git.opt_obj("author"))
+    committed_at = git.opt_time("committer", "date")
+    authored_at = git.opt_time("author", "date") or committed_at
+    if authored_at is None:
+        raise PayloadError(f"{git._path('author.date')}: missing")
+    return CommitRecord(
+        sha=node.req_str("sha"),
+        message=message,
+        author=author or GitUserRecord(name="", email=""),
+        authored_at=authored_at,
+        committer=_git_user(git.opt_obj("committer")),
+        committed_at=committed_at,
+        author_account=_opt_user(node.opt_obj("author")),
+        parents=tuple(parent.req_str("sha") for parent in node.opt_objs("parents") or []),
+        co_authors=co_authors(message),
+    )
+
+
+def _push_commit(node: _Node) -> CommitRecord:
+    message = node.req_str("message")
+    author = node.req_obj("author")
+    username = author.opt_str("username")
+    return CommitRecord(
+        sha=node.req_str("id"),
+        message=message,
+        author=GitUserRecord(name=author.opt_str("name"), email=_email(author.opt_str("email"))),
+        # A push payload has one timestamp per commit, and no parents.
+        authored_at=node.req_time("timestamp"),
+        committer=_git_user(node.opt_obj("committer")),
+        author_account=UserRecord(provider="github", login=username, is_bot=is_bot(username)) if username else None,
+        co_authors=co_authors(message),
+    )
+
+
+def _changed_file(node: _Node) -> ChangedFileRecord:
+    return ChangedFileRecord(
+        path=node.req_str("filename"),
+        additions=node.req_int("additions"),
+        deletions=node.req_int("deletions"),
+        status=node.opt_str("status") or "modified",
+        previous_path=node.opt_str("previous_filename"),
+    )
+
+
+def _status_state(node: _Node) -> StatusState:
+    raw = node.req_str("state")
+    state = _STATUS_STATES.get(raw)
+    if state is None:
+        raise PayloadError(f"{node._path('state')}: unknown status state {raw[:40]!r}")
+    return state
+
+
+def _status(node: _Node, sha: str) -> StatusRecord:
+    return StatusRecord(
+        sha=sha,
+        context=node.req_str("context"),
+        state=_status_state(node),
+        updated_at=node.req_time("updated_at"),
+        description=node.opt_str("description"),
+        target_url=node.opt_str("target_url"),
+        external_id=str(node.req_int("id")),
+        source="status",
+    )
+
+
+def _check_state(node: _Node) -> StatusState:
+    if node.req_str("status") != "completed":
+        return "pending"  # queued, in_progress, waiting, requested, pending
+    conclusion = node.opt_str("conclusion")
+    if conclusion in _CHECK_SUCCESS:
+        return "success"
+    if conclusion in _CHECK_FAILURE:
+        return "failure"
+    # Completed without a conclusion we know: not a pass, and not the author's fault either.
+    return "error"
+
+
+def _single_pull_request_number(pulls: list[_Node]) -> int | None:
+    # A check on a commit shared by several pull requests cannot be pinned to one of them.
+    return pulls[0].req_int("number") if len(pulls) == 1 else None
+
+
+# --- public converters for REST objects (used by github_api) ------------------------------------------------------
+
+
+def parse_repository(data: object, path: str = "repository") -> RepositoryRecord:
+    return _repository(_Node.root(data, path))
+
+
+def parse_pull_request(
+    data: object, path: str = "pull_request", repository: RepositoryRecord | None = None
+) -> PullRequestRecord:
+    """A pull request object (webhook, list item or single GET); the repository defaults to `base.repo`."""
+    return _pull_request(_Node.root(data, path), repository)
+
+
+def parse_review(data: object, path: str = "review", comment_count: int = 0) -> ReviewRecord:
+    return _review(_Node.root(data, path), comment_count)
+
+
+def parse_review_comment(data: object, path: str = "comment") -> CommentRecord:
+    return _comment(_Node.root(data, path), "diff")
+
+
+def parse_issue_comment(data: object, path: str = "comment") -> CommentRecord:
+    return _comment(_Node.root(data, path), "conversation")
+
+
+def parse_commit(data: object, path: str = "commit") -> CommitRecord:
+    """A REST commit object (pull request commits, compare)."""
+    return _rest_commit(_Node.root(data, path))
+
+
+def parse_changed_file(data: object, path: str = "file") -> ChangedFileRecord:
+    return _changed_file(_Node.root(data, path))
+
+
+def parse_status(data: object, sha: str, path: str = "status") -> StatusRecord:
+    """A REST commit status object; it does not repeat the commit's sha, so the caller passes it."""
+    return _status(_Node.root(data, path), sha)
+
+
+# --- webhooks -------------------------------------------------------------------------------------------------------
+
+
+def _on_pull_request(root: _Node, event: WebhookEvent, repository: RepositoryRecord) -> None:
+    pull = _pull_request(root.req_obj("pull_request"), repository)
+    if event.action == "ready_for_review":
+        pull = replace(pull, ready_at=pull.updated_at)
+    elif event.action == "synchronize":
+        pull = replace(pull, pushed_at=pull.updated_at)
+    event.pull_request = pull
+    event.pull_request_number = pull.number
+
+
+def _on_pull_request_review(root: _Node, event: WebhookEvent, repository: RepositoryRecord) -> None:
+    review = root.req_obj("review")
+    if review.req_str("state").lower() == "pending":
+        event.ignored = "pending review"
+        return
+    event.reviews = [_review(review)]
+    # The review payload carries a simple pull request (no `merged`, no size figures): enough to upsert it.
+    event.pull_request = _pull_request(root.req_obj("pull_request"), repository)
+    event.pull_request_number = event.pull_request.number
+
+
+def _on_pull_request_review_comment(root: _Node, event: WebhookEvent, repository: RepositoryRecord) -> None:
+    event.comments = [_comment(root.req_obj("comment"), "diff")]
+    # This payload's pull request may lack `draft`, so it is named by number only, never upserted from here.
+    event.pull_request_number = root.req_int("pull_request", "number")
+
+
+def _on_issue_comment(root: _Node, event: WebhookEvent, repository: RepositoryRecord) -> None:
+    issue = root.req_obj("issue")
+    if issue.opt_obj("pull_request") is None:
+        event.ignored = "comment on an issue, not a pull request"
+        return
+    event.comments = [_comment(root.req_obj("comment"), "conversation")]
+    event.pull_request_number = issue.req_int("number")
+
+
+def _on_push(root: _Node, event: WebhookEvent, repository: RepositoryRecord) -> None:
+    ref = root.req_str("ref")
+    if not ref.startswith("refs/heads/"):
+        event.ref = ref
+        event.ignored = f"push to {ref}, not a branch"
+        return
+    event.ref = ref.removeprefix("refs/heads/")
+    if root.opt_bool("deleted"):
+        event.ignored = "branch deleted"
+        return
+    event.commits = [_push_commit(commit) for commit in root.req_objs("commits")]
+
+
+def _on_status(root: _Node, event: WebhookEvent, repository: RepositoryRecord) -> None:
+    event.statuses = [_status(root, root.req_str("sha"))]
+
+
+def _on_check_run(root: _Node, event: WebhookEvent, repository: RepositoryRecord) -> None:
+    run = root.req_obj("check_run")
+    event.statuses = [
+        StatusRecord(
+            sha=run.req_str("head_sha"),
+            context=run.req_str("name"),
+            state=_check_state(run),
+            updated_at=run.opt_time("completed_at") or run.req_time("started_at"),
+            description=run.opt_str("output", "title"),
+            target_url=run.opt_str("html_url") or run.opt_str("details_url"),
+            external_id=str(run.req_int("id")),
+            source="check_run",
+        )
+    ]
+    event.pull_request_number = _single_pull_request_number(run.req_objs("pull_requests"))
+
+
+def _on_check_suite(root: _Node, event: WebhookEvent, repository: RepositoryRecord) -> None:
+    suite = root.req_obj("check_suite")
+    app = suite.req_obj("app")
+    event.statuses = [
+        StatusRecord(
+            sha=suite.req_str("head_sha"),
+            context=app.opt_str("slug") or app.req_str("name"),
+            state=_check_state(suite),
+            updated_at=suite.req_time("updated_at"),
+            external_id=str(suite.req_int("id")),
+            source="check_suite",
+        )
+    ]
+    event.pull_request_number = _single_pull_request_number(suite.req_objs("pull_requests"))
+
+
+def _deployment(
+    node: _Node, repository: RepositoryRecord, *, status: str, updated_at: dt.datetime, environment: str = ""
+) -> DeploymentRecord:
+    return DeploymentRecord(
+        repository=repository,
+        external_id=str(node.req_int("id")),
+        environment=environment or node.req_str("environment"),
+        sha=node.req_str("sha"),
+        status=status,
+        created_at=node.req_time("created_at"),
+        updated_at=updated_at,
+        ref=node.opt_str("ref"),
+    )
+
+
+def _on_deployment(root: _Node, event: WebhookEvent, repository: RepositoryRecord) -> None:
+    deployment = root.req_obj("deployment")
+    # A new deployment has no status yet; GitHub shows it as pending until the first deployment_status.
+    record = _deployment(deployment, repository, status="pending", updated_at=deployment.req_time("updated_at"))
+    event.deployments = [record]
+
+
+def _on_deployment_status(root: _Node, event: WebhookEvent, repository: RepositoryRecord) -> None:
+    status_node = root.req_obj("deployment_status")
+    state = status_node.req_str("state")
+    if state == "inactive":
+        event.ignored = "deployment status inactive (superseded by a later deployment)"
+        return
+    status = _DEPLOYMENT_STATES.get(state)
+    if status is None:
+        raise PayloadError(f"{status_node._path('state')}: unknown deployment state {state[:40]!r}")
+    updated_at = status_node.req_time("updated_at")
+    record = _deployment(
+        root.req_obj("deployment"),
+        repository,
+        status=status,
+        updated_at=updated_at,
+        environment=status_node.opt_str("environment"),
+    )
+    url = status_node.opt_str("log_url") or status_node.opt_str("target_url") or status_node.opt_str("environment_url")
+    event.deployments = [
+        replace(record, url=url, finished_at=updated_at if status in _DEPLOYMENT_FINAL else None),
+    ]
+
+
+_HANDLERS: dict[str, Callable[[_Node, WebhookEvent, RepositoryRecord], None]] = {
+    "pull_request": _on_pull_request,
+    "pull_request_review": _on_pull_request_review,
+    "pull_request_review_comment": _on_pull_request_review_comment,
+    "issue_comment": _on_issue_comment,
+    "push": _on_push,
+    "status": _on_status,
+    "check_run": _on_check_run,
+    "check_suite": _on_check_suite,
+    "deployment": _on_deployment,
+    "deployment_status": _on_deployment_status,
+}
+
+
+def parse_webhook(event: str, payload: object) -> WebhookEvent:
+    """What one GitHub delivery means, as records.
+
+    `event` is the `X-GitHub-Event` header; `payload` the decoded JSON body. Events Tandem does not act on come
+    back with `ignored` set. A payload missing keys, or with values of the wrong type, raises PayloadError naming
+    the key path.
+    """
+    if not isinstance(event, str) or not event:
+        raise PayloadError(f"event: expected a non-empty string, got {event!r:.40}")
+    root = _Node.root(payload)
+    result = WebhookEvent(provider="github", event=event, action=root.opt_str("action"))
+    if event == "ping":
+        repository = root.opt_obj("repository")  # absent for organisation and app hooks
+        result.repository = None if repository is None else _repository(repository)
+        result.sender = _opt_user(root.opt_obj("sender"))
+        result.ignored = "ping"
+        return result
+    handler = _HANDLERS.get(event)
+    if handler is None:
+        result.ignored = f"unhandled event {event}"
+        return result
+    result.repository = repository = _repository(root.req_obj("repository"))
+    result.sender = _opt_user(root.opt_obj("sender"))
+    handler(root, result, repository)
+    return result
+
+
+def verify_signature(secret: str, body: bytes, header: str | None) -> bool:
+    """Check `X-Hub-Signature-256` ("sha256=<hex HMAC of the raw body>") in constant time.
+
+    An empty secret verifies nothing: an unconfigured connection must not accept every delivery.
+    """
+    if not secret or not header or not header.startswith("sha256="):
+        return False
+    expected = hmac.new(secret.encode(), body, hashlib.sha256).hexdigest()
+    given = header.removeprefix("sha256=").strip().lower()
+    return hmac.compare_digest(expected.encode(), given.encode("utf-8", "replace"))

@@ -1,0 +1,389 @@
+"""A synchronous GitHub REST client for the sync jobs, over PyGithub.
+
+PyGithub's `Requester` does the transport: authentication, the base URL (github.com or GitHub Enterprise's
+`https://host/api/v3`), connection reuse, write spacing. Responses are read as plain JSON and turned into records by
+`reviews.integrations.github`, the same converters the webhooks use. No lazily completing PyGithub object is ever
+created, so no request happens behind Tandem's back and `api_calls` counts every one.
+
+Tandem decides about retries, so PyGithub's own retry is off. A rate limit raises `RateLimited(retry_after_seconds)`
+for a Celery task to retry with that countdown; a 5xx, a timeout or a refused connection raise `GitHubUnavailable`.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import email.utils
+import json
+import time
+from collections import Counter
+from collections.abc import Iterator, Mapping
+from dataclasses import dataclass, replace
+from typing import Any, Literal
+from urllib.parse import quote, urlsplit
+
+import requests
+from github import Auth, Github
+from github.Requester import Requester
+
+from reviews.integrations.github import (
+    parse_changed_file,
+    parse_commit,
+    parse_issue_comment,
+    parse_pull_request,
+    parse_repository,
+    parse_review,
+    parse_review_comment,
+    parse_status,
+)
+from reviews.integrations.records import (
+    ChangedFileRecord,
+    CommentRecord,
+    CommitRecord,
+    PayloadError,
+    PullRequestRecord,
+    RepositoryRecord,
+    ReviewRecord,
+    StatusRecord,
+)
+
+__all__ = [
+    "GitHubClient",
+    "GitHubError",
+    "GitHubNotFound",
+    "GitHubUnavailable",
+    "PullRequestDetails",
+    "RateLimited",
+]
+
+CommitState = Literal["error", "failure", "pending", "success"]
+_COMMIT_STATES = frozenset({"error", "failure", "pending", "success"})
+# GitHub's documented advice when a secondary rate limit names no Retry-After: wait at least a minute.
+_SECONDARY_LIMIT_WAIT = 60.0
+_DESCRIPTION_LIMIT = 140  # GitHub rejects longer commit status descriptions
+
+
+class GitHubError(Exception):
+    """GitHub answered with an error (or not at all). `status` is the HTTP status, when there was one."""
+
+    def __init__(self, message: str, *, status: int | None = None) -> None:
+        super().__init__(message)
+        self.status = status
+
+
+class GitHubNotFound(GitHubError):
+    """404: the repository, pull request or commit does not exist, or the token cannot see it."""
+
+
+class GitHubUnavailable(GitHubError):
+    """A 5xx, a timeout or a connection failure: worth retrying later."""
+
+
+class RateLimited(GitHubError):
+    """GitHub's primary or secondary rate limit: retry after `retry_after_seconds`."""
+
+    def __init__(self, retry_after_seconds: float, message: str = "", *, status: int | None = None) -> None:
+        super().__init__(message or f"GitHub rate limit; retry after {retry_after_seconds:g}s", status=status)
+        self.retry_after_seconds = retry_after_seconds
+
+
+@dataclass(frozen=True)
+class PullRequestDetails:
+    """Everything the review policy needs about one pull request."""
+
+    pull_request: PullRequestRecord  # from the single GET: carries additions, deletions, changed_files
+    reviews: list[ReviewRecord]  # submitted reviews, oldest first (pending ones are not reviews yet)
+    comments: list[CommentRecord]  # diff comments and conversation comments, oldest first
+    commits: list[CommitRecord]
+    files: list[ChangedFileRecord]
+
+
+@dataclass(frozen=True)
+class _Reply:
+    status: int
+    headers: Mapping[str, Any]  # lower-cased names, as PyGithub hands them over
+    data: Any
+
+
+class GitHubClient:
+    """One GitHub (or GitHub Enterprise) instance, one token.
+
+    `etags` maps a pull request list URL (see `pulls_etag_key`) to the ETag of its first page; pass what was
+    persisted last time and persist `client.etags` again once the sync has stored everything it was given.
+    """
+
+    def __init__(
+        self,
+        base_url: str,
+        token: str,
+        *,
+        per_page: int = 100,
+        etags: dict[str, str] | None = None,
+        timeout: int = 30,
+        seconds_between_writes: float | None = 1.0,
+        user_agent: str = "Tandem",
+    ) -> None:
+        if not 1 <= per_page <= 100:
+            raise ValueError(f"per_page must be between 1 and 100, not {per_page}")
+        self.base_url = base_url.rstrip("/")
+        self.per_page = per_page
+        self.etags: dict[str, str] = etags if etags is not None else {}
+        self.api_calls = 0  # every HTTP request that got an answer, 304s included
+        self.api_calls_rate_limited = 0  # the ones GitHub counts against the rate limit (all but 304s)
+        self.rate_limit_remaining: int | None = None
+        self.rate_limit_reset: dt.datetime | None = None
+        self._github = Github(
+            base_url=self.base_url,
+            auth=Auth.Token(token),
+            per_page=per_page,
+            timeout=timeout,
+            user_agent=user_agent,
+            retry=None,
+            seconds_between_requests=None,
+            # GitHub asks integrators to space out writes by a second to avoid secondary rate limits.
+            seconds_between_writes=seconds_between_writes,
+        )
+        self._requester: Requester = self._github.requester
+        self._origin = _origin(self.base_url)
+
+    def close(self) -> None:
+        self._github.close()
+
+    def __enter__(self) -> GitHubClient:
+        return self
+
+    def __exit__(self, *exc_info: object) -> None:
+        self.close()
+
+    # --- API --------------------------------------------------------------------------------------------------
+
+    def repository(self, full_path: str) -> RepositoryRecord:
+        reply = self._request("GET", f"/repos/{_repo_path(full_path)}")
+        return parse_repository(reply.data, "repository")
+
+    def pulls_etag_key(self, full_path: str) -> str:
+        return (
+            f"{self.base_url}/repos/{_repo_path(full_path)}/pulls"
+            f"?state=all&sort=updated&direction=desc&per_page={self.per_page}"
+        )
+
+    def pull_requests_since(self, full_path: str, since: dt.datetime | None) -> Iterator[PullRequestRecord]:
+        """Pull requests updated after `since` (the watermark), most recently updated first.
+
+        Paging stops at the first pull request updated at or before `since`. With a watermark, page 1 is asked
+        for conditionally: a 304 means nothing changed, and yields nothing for the price of an uncounted call.
+        `since=None` lists everything, unconditionally. The first page's new ETag goes into `self.etags` once
+        the listing has been read to its end, so an abandoned listing is asked for again next time.
+        """
+        if since is not None and since.tzinfo is None:
+            raise ValueError("since must be timezone-aware")
+        key = self.pulls_etag_key(full_path)
+        headers = {"If-None-Match": self.etags[key]} if since is not None and key in self.etags else {}
+        params = {"state": "all", "sort": "updated", "direction": "desc", "per_page": self.per_page}
+        reply = self._request("GET", f"/repos/{_repo_path(full_path)}/pulls", params=params, headers=headers)
+        if reply.status == 304:
+            return
+        etag = reply.headers.get("etag")
+        for item_path, item in self._pages(reply, "pulls"):
+            pull = parse_pull_request(item, item_path)
+            if since is not None and pull.updated_at <= since:
+                break
+            yield pull
+        if isinstance(etag, str):
+            self.etags[key] = etag
+
+    def pull_request_details(self, full_path: str, number: int) -> PullRequestDetails:
+        """The pull request with its reviews, comments, commits and files: six requests for a usual one."""
+        base = f"/repos/{_repo_path(full_path)}"
+        pull = parse_pull_request(self._request("GET", f"{base}/pulls/{number}").data, f"pulls/{number}")
+        raw_reviews = list(self._list(f"{base}/pulls/{number}/reviews"))
+        diff_comments = [
+            parse_review_comment(item, path) for path, item in self._list(f"{base}/pulls/{number}/comments")
+        ]
+        conversation = [
+            parse_issue_comment(item, path) for path, item in self._list(f"{base}/issues/{number}/comments")
+        ]
+        per_review = Counter(comment.review_external_id for comment in diff_comments if comment.review_external_id)
+        reviews = []
+        for path, item in raw_reviews:
+            if isinstance(item, Mapping) and item.get("state") == "PENDING":
+                continue  # a draft review, visible to its author only: not given yet
+            review = parse_review(item, path)
+            reviews.append(replace(review, comment_count=per_review[review.external_id]))
+        commits = [parse_commit(item, path) for path, item in self._list(f"{base}/pulls/{number}/commits")]
+        files = [parse_changed_file(item, path) for path, item in self._list(f"{base}/pulls/{number}/files")]
+        comments = sorted(diff_comments + conversation, key=lambda comment: (comment.created_at, comment.external_id))
+        reviews.sort(key=lambda review: (review.submitted_at, review.external_id))
+        return PullRequestDetails(pull, reviews, comments, commits, files)
+
+    def compare(self, full_path: str, base_sha: str, head_sha: str) -> list[CommitRecord]:
+        """The commits reachable from `head_sha` but not from `base_sha` (what a deployment shipped), oldest first."""
+        basehead = f"{quote(base_sha, safe='')}...{quote(head_sha, safe='')}"
+        reply = self._request(
+            "GET", f"/repos/{_repo_path(full_path)}/compare/{basehead}", params={"per_page": self.per_page}
+        )
+        commits: list[CommitRecord] = []
+        while True:
+            comparison = reply.data
+            if not isinstance(comparison, Mapping):
+                raise PayloadError(f"compare: expected object, got {type(comparison).__name__}")
+            items = comparison.get("commits")
+            if not isinstance(items, list):
+                raise PayloadError(f"compare.commits: expected array, got {type(items).__name__}")
+            offset = len(commits)
+            commits.extend(parse_commit(item, f"compare.commits[{offset + i}]") for i, item in enumerate(items))
+            next_url = self._next_url(reply.headers)
+            if next_url is None:
+                return commits
+            reply = self._request("GET", next_url)
+
+    def post_status(
+        self,
+        full_path: str,
+        sha: str,
+        *,
+        state: CommitState,
+        description: str,
+        target_url: str,
+        context: str = "tandem/review-policy",
+    ) -> StatusRecord:
+        """Set a commit status (Tandem's verdict) and return it as GitHub recorded it."""
+        if state not in _COMMIT_STATES:
+            raise ValueError(f"state must be one of {sorted(_COMMIT_STATES)}, not {state!r}")
+        if len(description) > _DESCRIPTION_LIMIT:
+            description = description[: _DESCRIPTION_LIMIT - 1] + "…"
+        body: dict[str, str] = {"state": state, "description": description, "context": context}
+        if target_url:
+            body["target_url"] = target_url
+        reply = self._request("POST", f"/repos/{_repo_path(full_path)}/statuses/{quote(sha, safe='')}", body=body)
+        return parse_status(reply.data, sha)
+
+    # --- transport --------------------------------------------------------------------------------------------
+
+    def _request(
+        self,
+        method: str,
+        url: str,
+        *,
+        params: Mapping[str, Any] | None = None,
+        headers: Mapping[str, str] | None = None,
+        body: Any = None,
+    ) -> _Reply:
+        try:
+            status, response_headers, text = self._requester.requestJson(
+                method, url, parameters=dict(params or {}), headers=dict(headers or {}), input=body
+            )
+        except requests.RequestException as exc:
+            raise GitHubUnavailable(f"{method} {url}: {exc}") from exc
+        self.api_calls += 1
+        if status != 304:
+            self.api_calls_rate_limited += 1
+        self._note_rate_limit(response_headers)
+        if status == 304:
+            return _Reply(status, response_headers, None)
+        if status >= 300:
+            raise self._error(method, url, status, response_headers, text)
+        try:
+            data = json.loads(text) if text else None
+        except ValueError as exc:
+            raise GitHubError(f"{method} {url}: {status} with a body that is not JSON", status=status) from exc
+        return _Reply(status, response_headers, data)
+
+    def _list(self, path: str) -> Iterator[tuple[str, Any]]:
+        """Every item of a paginated list endpoint, with its path for error messages."""
+        reply = self._request("GET", path, params={"per_page": self.per_page})
+        yield from self._pages(reply, path.strip("/"))
+
+    def _pages(self, reply: _Reply, name: str) -> Iterator[tuple[str, Any]]:
+        index = 0
+        while True:
+            if not isinstance(reply.data, list):
+                raise PayloadError(f"{name}: expected array, got {type(reply.data).__name__}")
+            for item in reply.data:
+                yield f"{name}[{index}]", item
+                index += 1
+            next_url = self._next_url(reply.headers)
+            if next_url is None:
+                return
+            reply = self._request("GET", next_url)
+
+    def _next_url(self, headers: Mapping[str, Any]) -> str | None:
+        """The `rel="next"` target of the RFC 5988 Link header, if it points at this GitHub."""
+        link = headers.get("link")
+        if not isinstance(link, str):
+            return None
+        for part in link.split(","):
+            target, _, params = part.partition(";")
+            if any(param.strip().replace(" ", "") == 'rel="next"' for param in params.split(";")):
+                url = target.strip().removeprefix("<").removesuffix(">")
+                if _origin(url) != self._origin:
+                    # Never send the token to another host.
+                    raise GitHubError(f"pagination link points away from {self._origin}: {url}")
+                return url
+        return None
+
+    def _note_rate_limit(self, headers: Mapping[str, Any]) -> None:
+        remaining = _number(headers.get("x-ratelimit-remaining"))
+        reset = _number(headers.get("x-ratelimit-reset"))
+        if remaining is not None:
+            self.rate_limit_remaining = int(remaining)
+        if reset is not None:
+            self.rate_limit_reset = dt.datetime.fromtimestamp(int(reset), tz=dt.UTC)
+
+    def _error(self, method: str, url: str, status: int, headers: Mapping[str, Any], text: str) -> GitHubError:
+        message = _message(text)
+        described = f"{method} {url}: {status} {message}".strip()
+        retry_after = _retry_after(headers.get("retry-after"))
+        exhausted = _number(headers.get("x-ratelimit-remaining")) == 0
+        secondary_or_primary = retry_after is not None or exhausted or Requester.isRateLimitError(message)
+        if status == 429 or (status == 403 and secondary_or_primary):
+            if retry_after is None and exhausted and self.rate_limit_reset is not None:
+                retry_after = self.rate_limit_reset.timestamp() - time.time()
+            if retry_after is None:
+                retry_after = _SECONDARY_LIMIT_WAIT
+            return RateLimited(max(retry_after, 1.0), described, status=status)
+        if status >= 500:
+            return GitHubUnavailable(described, status=status)
+        if status == 404:
+            return GitHubNotFound(described, status=status)
+        return GitHubError(described, status=status)
+
+
+def _repo_path(full_path: str) -> str:
+    owner, slash, name = full_path.strip("/").partition("/")
+    if not owner or not slash or not name or "/" in name:
+        raise ValueError(f"a GitHub repository is 'owner/name', not {full_path!r}")
+    return f"{quote(owner, safe='')}/{quote(name, safe='')}"
+
+
+def _origin(url: str) -> tuple[str, str]:
+    parts = urlsplit(url)
+    return parts.scheme, parts.netloc
+
+
+def _number(value: Any) -> float | None:
+    try:
+        return float(value) if value is not None else None
+    except (TypeError, ValueError):
+        return None
+
+
+def _retry_after(value: Any) -> float | None:
+    """Retry-After is delta-seconds (what GitHub sends) or an HTTP date."""
+    seconds = _number(value)
+    if seconds is not None or not isinstance(value, str):
+        return seconds
+    try:
+        moment = email.utils.parsedate_to_datetime(value)
+    except (TypeError, ValueError):
+        return None
+    return moment.timestamp() - time.time()
+
+
+def _message(text: str) -> str:
+    try:
+        data = json.loads(text) if text else None
+    except ValueError:
+        return text[:200]
+    if isinstance(data, Mapping) and isinstance(data.get("message"), str):
+        return str(data["message"])
+    return ""

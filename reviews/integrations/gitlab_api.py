@@ -1,0 +1,520 @@
+"""A synchronous GitLab REST client for sync, over python-gitlab, returning provider-neutral records.
+
+Works against any GitLab (gitlab.com or self-managed): give it the instance URL and a token.
+
+Rate limits and failures are Tandem's to handle, not python-gitlab's: its own retries (on 429 and on 5xx) are
+switched off, so a Celery task sees `RateLimited(retry_after)` or `GitLabUnavailable` at once and schedules its
+own retry. Every HTTP response is counted in `api_calls`, and the `RateLimit-*` headers of the last one are kept.
+
+A client is meant for one task at a time (not thread-safe): it remembers per project what it learnt about the
+server (project record, whether `approval_state` exists there, whether keyset pagination is offered).
+
+Decisions worth knowing:
+
+- Listing asks for `order_by=updated_at&sort=desc`. With offset pagination, a merge request updated while we page
+  jumps to page one: this run may miss it, but its new `updated_at` is above any watermark this run can produce,
+  so the next run fetches it. Ascending order would instead push an *unchanged* merge request out of reach.
+  `updated_after` is GitLab's "on or after": the caller skips merge requests whose `updated_at` it already has.
+- Pagination: keyset when the server offers it, else offset. GitLab answers 405 to keyset pagination for merge
+  requests (only some resources have it); with `pagination="auto"` the first 405 switches this client to offset.
+- Additions and deletions are counted from the diffs' `+`/`-` lines (GitLab's merge request has no such
+  figures). Diffs GitLab truncates (too large, over the instance's diff limits) count what GitLab returns.
+- Approvals come from `approval_state` (Premium) and fall back to `approvals` when that answers 403/404. The
+  approval time is `approved_at` when GitLab gives it, else the "approved this merge request" system note, else
+  the merge request's `updated_at`. The commit an approval was given on is the head, unless a push ("added N
+  commits" system note) came after the approval: then the newest commit committed before the approval.
+- `merge_commit_sha` is the merge commit, else the squash commit (a fast-forward squash has only the latter).
+- Posting a commit status GitLab already holds in a running state (pending → pending) is a no-op: GitLab answers
+  400 "Cannot transition status", which this client swallows so that a repeated task stays idempotent.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import datetime as dt
+import email.utils
+import re
+from collections.abc import Iterator, Mapping
+from dataclasses import dataclass, replace
+from typing import Any, Literal
+
+import gitlab
+import requests
+from gitlab.exceptions import GitlabError
+from gitlab.utils import EncodedId
+
+from reviews.integrations.gitlab import (
+    PayloadReader,
+    approval_external_id,
+    clean_email,
+    is_draft,
+    merge_request_state,
+    user_record,
+)
+from reviews.integrations.records import (
+    ChangedFileRecord,
+    CommentRecord,
+    CommitRecord,
+    GitUserRecord,
+    PullRequestRecord,
+    RepositoryRecord,
+    ReviewRecord,
+    StatusState,
+    UserRecord,
+)
+from reviews.integrations.trailers import co_authors
+
+__all__ = [
+    "GitLabClient",
+    "GitLabError",
+    "GitLabUnavailable",
+    "MergeRequestDetails",
+    "RateLimited",
+    "count_diff_lines",
+]
+
+Pagination = Literal["auto", "keyset", "offset"]
+
+# Tandem's verdicts as GitLab commit-status states. GitLab has no "error": a policy that could not be evaluated
+# must not let the merge request through, so it is failed, with the reason in the description.
+_STATUS_STATES: dict[StatusState, str] = {
+    "success": "success",
+    "pending": "pending",
+    "failure": "failed",
+    "error": "failed",
+}
+_DEFAULT_RETRY_AFTER = 60.0
+_DIFF_HEADER = re.compile(
+    r"^(?:diff --git |index |--- |\+\+\+ |new file mode|deleted file mode|old mode|new mode|similarity index"
+    r"|dissimilarity index|rename from|rename to|copy from|copy to|Binary files)"
+)
+_APPROVED_NOTE = "approved this merge request"
+_PUSH_NOTE = re.compile(r"^added \d+ (?:new )?commits?\b")
+
+
+class GitLabError(Exception):
+    """GitLab answered with an error (or could not be reached). `status_code` is None when nothing answered."""
+
+    def __init__(self, message: str, *, status_code: int | None = None) -> None:
+        super().__init__(message)
+        self.status_code = status_code
+
+
+class RateLimited(GitLabError):
+    """429: try again in `retry_after` seconds (from Retry-After, else RateLimit-Reset)."""
+
+    def __init__(self, retry_after: float, message: str = "") -> None:
+        super().__init__(message or f"GitLab rate limit hit; retry after {retry_after:.0f}s", status_code=429)
+        self.retry_after = retry_after
+
+
+class GitLabUnavailable(GitLabError):
+    """5xx, a timeout or a refused connection: worth retrying later."""
+
+
+@dataclass(frozen=True)
+class MergeRequestDetails:
+    pull_request: PullRequestRecord  # with additions, deletions and changed_files counted from the diffs
+    reviews: list[ReviewRecord]  # the approvals standing now, one per approver
+    comments: list[CommentRecord]  # every note, system notes flagged
+    commits: list[CommitRecord]
+    files: list[ChangedFileRecord]
+
+
+class _Gitlab(gitlab.Gitlab):
+    """python-gitlab with its own 429 and 5xx retries switched off: Tandem's Celery task decides."""
+
+    def http_request(self, verb: str, path: str, *args: Any, **kwargs: Any) -> requests.Response:
+        kwargs.update(obey_rate_limit=False, retry_transient_errors=False, max_retries=0)
+        return super().http_request(verb, path, *args, **kwargs)
+
+
+class GitLabClient:
+    def __init__(
+        self,
+        url: str,
+        token: str,
+        *,
+        per_page: int = 100,
+        pagination: Pagination = "auto",
+        timeout: float = 30.0,
+    ) -> None:
+        self.api_calls = 0
+        self.rate_limit_remaining: int | None = None
+        self.rate_limit_reset: dt.datetime | None = None
+        self._last_headers: Mapping[str, str] = {}
+        self._per_page = max(1, min(per_page, 100))  # GitLab caps per_page at 100
+        self._pagination = pagination
+        self._repositories: dict[str, RepositoryRecord] = {}
+        self._approval_state: dict[str, bool] = {}
+        self._diffs_endpoint = True
+
+        session = requests.Session()
+        session.hooks["response"].append(self._on_response)
+        self._gl = _Gitlab(
+            url,
+            private_token=token,
+            per_page=self._per_page,
+            timeout=timeout,
+            retry_transient_errors=False,
+            keep_base_url=True,  # self-managed GitLab behind a proxy may advertise another host in its Link headers
+            session=session,
+        )
+
+    # --- public API -------------------------------------------------------------------------------------------
+
+    def project(self, full_path: str) -> RepositoryRecord:
+        with self._translate():
+            data = self._gl.projects.get(full_path).asdict()
+        record = repository_from_api(PayloadReader(data, "project"))
+        self._repositories[full_path] = record
+        return record
+
+    def merge_requests_since(self, full_path: str, since: dt.datetime | None) -> Iterator[PullRequestRecord]:
+        """Merge requests updated on or after `since` (all of them when None), newest first, fetched page by page.
+
+        Records from a list call carry no additions/deletions/changed_files (None): `merge_request_details` does.
+        """
+        repository = self._repository(full_path)
+        params: dict[str, Any] = {"state": "all", "order_by": "updated_at", "sort": "desc", "per_page": self._per_page}
+        if since is not None:
+            params["updated_after"] = _isoformat(since)
+        with self._translate():
+            for index, item in enumerate(self._list_merge_requests(full_path, params)):
+                yield pull_request_from_api(PayloadReader(item.asdict(), f"merge_requests[{index}]"), repository)
+
+    def merge_request_details(
+        self, full_path: str, iid: int, *, pull_request: PullRequestRecord | None = None
+    ) -> MergeRequestDetails:
+        """Everything the policy needs about one merge request.
+
+        Pass the record `merge_requests_since` just yielded as `pull_request` to save the request that fetches the
+        merge request itself (the list already returned every field used).
+        """
+        repository = self._repository(full_path)
+        project = self._lazy_project(full_path)
+        with self._translate():
+            mr = project.mergerequests.get(iid, lazy=True)
+            if pull_request is None:
+                data = project.mergerequests.get(iid).asdict()
+                pull_request = pull_request_from_api(PayloadReader(data, "merge_request"), repository)
+            notes = [
+                PayloadReader(note.asdict(), f"notes[{index}]")
+                for index, note in enumerate(
+                    mr.notes.list(iterator=True, sort="asc", order_by="created_at", per_page=self._per_page)
+                )
+            ]
+            commits = [
+                commit_from_api(PayloadReader(commit.asdict(), f"commits[{index}]"))
+                for index, commit in enumerate(mr.commits(per_page=self._per_page))
+            ]
+            files = self._changed_files(full_path, mr)
+            approvals = self._approvals(full_path, mr)
+
+        comments = [comment_from_api(note) for note in notes]
+        reviews = _approval_reviews(approvals, comments, commits, pull_request)
+        pull_request = replace(
+            pull_request,
+            additions=sum(file.additions for file in files),
+            deletions=sum(file.deletions for file in files),
+            changed_files=len(files),
+        )
+        return MergeRequestDetails(
+            pull_request=pull_request, reviews=reviews, comments=comments, commits=commits, files=files
+        )
+
+    def compare(self, full_path: str, base_sha: str, head_sha: str) -> list[CommitRecord]:
+        """The commits reachable from `head_sha` and not from `base_sha` (GitLab's compare), oldest first."""
+        with self._translate():
+            result = self._lazy_project(full_path).repository_compare(base_sha, head_sha)
+        compared = PayloadReader(result, "compare")
+        return [commit_from_api(commit) for commit in compared.objs("commits")]
+
+    def post_status(
+        self,
+        full_path: str,
+        sha: str,
+        *,
+        state: StatusState,
+        description: str,
+        target_url: str,
+        name: str = "tandem/review-policy",
+        ref: str = "",
+    ) -> None:
+        """Report a verdict as a commit status. `ref` pins it to a branch (GitLab guesses one when left out)."""
+        data = {"state": _STATUS_STATES[state], "name": name, "description": description[:255]}
+        if target_url:
+            data["target_url"] = target_url
+        if ref:
+            data["ref"] = ref
+        commit = self._lazy_project(full_path).commits.get(sha, lazy=True)
+        with self._translate():
+            try:
+                commit.statuses.create(data)
+            except GitlabError as error:
+                if error.response_code == 400 and "Cannot transition status" in str(error.error_message):
+                    return  # GitLab already holds this running state for the status: nothing to change
+                raise
+
+    # --- internals --------------------------------------------------------------------------------------------
+
+    def _on_response(self, response: requests.Response, *args: Any, **kwargs: Any) -> None:
+        self.api_calls += 1
+        self._last_headers = response.headers
+        remaining = response.headers.get("RateLimit-Remaining", "")
+        if remaining.isdigit():
+            self.rate_limit_remaining = int(remaining)
+        reset = response.headers.get("RateLimit-Reset", "")
+        if reset.isdigit():
+            self.rate_limit_reset = dt.datetime.fromtimestamp(int(reset), tz=dt.UTC)
+
+    @contextlib.contextmanager
+    def _translate(self) -> Iterator[None]:
+        """python-gitlab and requests errors → GitLabError, RateLimited, GitLabUnavailable."""
+        try:
+            yield
+        except GitlabError as error:
+            code = error.response_code
+            message = f"GitLab answered {code}: {error.error_message}"
+            if code == 429:
+                raise RateLimited(self._retry_after(), message) from error
+            if code is not None and code >= 500:
+                raise GitLabUnavailable(message, status_code=code) from error
+            raise GitLabError(message, status_code=code) from error
+        except requests.RequestException as error:
+            raise GitLabUnavailable(f"GitLab unreachable: {error}") from error
+
+    def _retry_after(self) -> float:
+        headers = self._last_headers
+        value = headers.get("Retry-After", "").strip()
+        if value.isdigit():
+            return float(value)
+        if value:
+            with contextlib.suppress(TypeError, ValueError):
+                return max(0.0, (email.utils.parsedate_to_datetime(value) - dt.datetime.now(dt.UTC)).total_seconds())
+        reset = headers.get("RateLimit-Reset", "").strip()
+        if reset.isdigit():
+            return max(0.0, int(reset) - dt.datetime.now(dt.UTC).timestamp())
+        return _DEFAULT_RETRY_AFTER
+
+    def _repository(self, full_path: str) -> RepositoryRecord:
+        record = self._repositories.get(full_path)
+        return record if record is not None else self.project(full_path)
+
+    def _lazy_project(self, full_path: str) -> Any:
+        return self._gl.projects.get(full_path, lazy=True)  # lazy: no request, only the path
+
+    def _list_merge_requests(self, full_path: str, params: dict[str, Any]) -> Any:
+        merge_requests = self._lazy_project(full_path).mergerequests
+        if self._pagination != "offset":
+            try:
+                return merge_requests.list(iterator=True, pagination="keyset", **params)
+            except GitlabError as error:
+                if self._pagination == "keyset" or error.response_code != 405:
+                    raise
+                self._pagination = "offset"  # GitLab: "Keyset pagination is not yet available for this type"
+        return merge_requests.list(iterator=True, **params)
+
+    def _changed_files(self, full_path: str, mr: Any) -> list[ChangedFileRecord]:
+        if self._diffs_endpoint:
+            path = f"/projects/{EncodedId(full_path)}/merge_requests/{mr.encoded_id}/diffs"
+            try:
+                diffs = self._gl.http_list(path, iterator=True, per_page=self._per_page)
+                return [changed_file_from_api(PayloadReader(diff, f"diffs[{i}]")) for i, diff in enumerate(diffs)]
+            except GitlabError as error:
+                if error.response_code != 404:
+                    raise
+                self._diffs_endpoint = False  # GitLab before 15.7 has no /diffs: the deprecated /changes then
+        changes = PayloadReader(mr.changes(), "changes")
+        return [changed_file_from_api(change) for change in changes.objs("changes")]
+
+    def _approvals(self, full_path: str, mr: Any) -> list[tuple[UserRecord, dt.datetime | None]]:
+        """(approver, approved_at when GitLab says) for every approval standing now."""
+        if self._approval_state.get(full_path, True):
+            try:
+                state = PayloadReader(mr.approval_state.get().asdict(), "approval_state")
+            except GitlabError as error:
+                if error.response_code not in (403, 404):
+                    raise
+                self._approval_state[full_path] = False  # Free tier: only /approvals
+            else:
+                approvers: dict[str, UserRecord] = {}
+                for rule in state.objs("rules"):
+                    for user in rule.opt_objs("approved_by") or []:
+                        record = user_record(user)
+                        approvers.setdefault(record.external_id or record.login, record)
+                return [(approver, None) for approver in approvers.values()]
+        approvals = PayloadReader(mr.approvals.get().asdict(), "approvals")
+        return [
+            (user_record(entry.obj("user")), entry.opt_time("approved_at"))
+            for entry in approvals.opt_objs("approved_by") or []
+        ]
+
+
+# --- API objects → records ----------------------------------------------------------------------------------------
+
+
+def repository_from_api(project: PayloadReader) -> RepositoryRecord:
+    return RepositoryRecord(
+        provider="gitlab",
+        external_id=project.id("id"),
+        full_path=project.text("path_with_namespace"),
+        default_branch=project.opt_text("default_branch"),
+        web_url=project.opt_text("web_url"),
+    )
+
+
+def pull_request_from_api(mr: PayloadReader, repository: RepositoryRecord) -> PullRequestRecord:
+    author = mr.opt_obj("author")
+    merged_by = mr.opt_obj("merge_user") or mr.opt_obj("merged_by")
+    diff_refs = mr.opt_obj("diff_refs")
+    reviewers = mr.opt_objs("reviewers")
+    labels = mr.opt_objs_or_texts("labels")
+    return PullRequestRecord(
+        repository=repository,
+        number=mr.integer("iid"),
+        external_id=mr.id("id"),
+        title=mr.text("title"),
+        author=user_record(author) if author else None,
+        state=merge_request_state(mr),
+        created_at=mr.time("created_at"),
+        updated_at=mr.time("updated_at"),
+        body=mr.opt_text("description"),
+        draft=is_draft(mr),
+        base_ref=mr.text("target_branch"),
+        head_ref=mr.text("source_branch"),
+        head_sha=mr.opt_text("sha") or (diff_refs.opt_text("head_sha") if diff_refs else ""),
+        merge_commit_sha=mr.opt_text("merge_commit_sha") or mr.opt_text("squash_commit_sha"),
+        labels=tuple(labels) if labels is not None else None,
+        web_url=mr.opt_text("web_url"),
+        merged_at=mr.opt_time("merged_at"),
+        closed_at=mr.opt_time("closed_at"),
+        merged_by=user_record(merged_by) if merged_by and mr.opt_text("state") == "merged" else None,
+        requested_reviewers=tuple(user_record(r) for r in reviewers) if reviewers is not None else None,
+    )
+
+
+def comment_from_api(note: PayloadReader) -> CommentRecord:
+    position = note.opt_obj("position")
+    path = (position.opt_text("new_path") or position.opt_text("old_path")) if position else ""
+    return CommentRecord(
+        external_id=note.id("id"),
+        author=user_record(note.obj("author")),
+        body=note.opt_text("body"),
+        created_at=note.time("created_at"),
+        kind="diff" if note.opt_text("type") == "DiffNote" or position else "conversation",
+        is_system=note.flag("system"),
+        path=path,
+    )
+
+
+def commit_from_api(commit: PayloadReader) -> CommitRecord:
+    message = commit.opt_text("message") or commit.opt_text("title")
+    committer_name = commit.opt_text("committer_name")
+    committer_email = clean_email(commit.opt_text("committer_email"))
+    parents = commit.opt_list("parent_ids") or []
+    return CommitRecord(
+        sha=commit.text("id"),
+        message=message,
+        author=GitUserRecord(
+            name=commit.opt_text("author_name"), email=clean_email(commit.opt_text("author_email"))
+        ),
+        authored_at=commit.opt_time("authored_date") or commit.time("created_at"),
+        committer=GitUserRecord(name=committer_name, email=committer_email)
+        if committer_name or committer_email
+        else None,
+        committed_at=commit.opt_time("committed_date"),
+        parents=tuple(str(parent) for parent in parents),
+        co_authors=co_authors(message),
+    )
+
+
+def changed_file_from_api(diff: PayloadReader) -> ChangedFileRecord:
+    additions, deletions = count_diff_lines(diff.opt_text("diff"))
+    new_path = diff.text("new_path")
+    old_path = diff.opt_text("old_path")
+    if diff.flag("new_file"):
+        status = "added"
+    elif diff.flag("deleted_file"):
+        status = "removed"
+    elif diff.flag("renamed_file"):
+        status = "renamed"
+    else:
+        status = "modified"
+    return ChangedFileRecord(
+        path=new_path,
+        additions=additions,
+        deletions=deletions,
+        status=status,
+        previous_path=old_path if status == "renamed" else "",
+    )
+
+
+def count_diff_lines(diff: str) -> tuple[int, int]:
+    """(added, deleted) lines of one file's unified diff, as GitLab's diff view counts them.
+
+    File headers (`--- a/x`, `+++ b/x`, `diff --git`, ...) before the first hunk are not changes; inside a hunk
+    every `+`/`-` line is, even one whose content starts with `--`.
+    """
+    additions = deletions = 0
+    in_hunk = False
+    for line in diff.splitlines():
+        if line.startswith("@@"):
+            in_hunk = True
+        elif not in_hunk and _DIFF_HEADER.match(line):
+            continue
+        elif line.startswith("+"):
+            additions += 1
+        elif line.startswith("-"):
+            deletions += 1
+    return additions, deletions
+
+
+def _approval_reviews(
+    approvals: list[tuple[UserRecord, dt.datetime | None]],
+    comments: list[CommentRecord],
+    commits: list[CommitRecord],
+    pull_request: PullRequestRecord,
+) -> list[ReviewRecord]:
+    approval_notes: dict[str, dt.datetime] = {}
+    push_times: list[dt.datetime] = []
+    for comment in comments:
+        if not comment.is_system:
+            continue
+        body = comment.body.strip()
+        if body == _APPROVED_NOTE:
+            # Notes come oldest first: the last one is the approval standing now.
+            approval_notes[comment.author.external_id or comment.author.login] = comment.created_at
+        elif _PUSH_NOTE.match(body):
+            push_times.append(comment.created_at)
+
+    reviews = []
+    for approver, approved_at in approvals:
+        submitted_at = approved_at or approval_notes.get(approver.external_id or approver.login)
+        reviews.append(
+            ReviewRecord(
+                external_id=approval_external_id(approver),
+                reviewer=approver,
+                state="approved",
+                submitted_at=submitted_at or pull_request.updated_at,
+                commit_sha=_approved_sha(submitted_at, push_times, commits, pull_request.head_sha),
+            )
+        )
+    return reviews
+
+
+def _approved_sha(
+    approved_at: dt.datetime | None, push_times: list[dt.datetime], commits: list[CommitRecord], head_sha: str
+) -> str:
+    if approved_at is None or not any(pushed > approved_at for pushed in push_times):
+        return head_sha
+    earlier = [c for c in commits if (c.committed_at or c.authored_at) <= approved_at]
+    if not earlier:
+        return ""
+    return max(earlier, key=lambda c: c.committed_at or c.authored_at).sha
+
+
+def _isoformat(moment: dt.datetime) -> str:
+    if moment.tzinfo is None:
+        moment = moment.replace(tzinfo=dt.UTC)
+    return moment.astimezone(dt.UTC).strftime("%Y-%m-%dT%H:%M:%S.%fZ")

@@ -1,0 +1,183 @@
+"""Provider-neutral plain records.
+
+The GitHub and GitLab adapters turn webhook payloads and API objects into these records; the services in
+`reviews.services` upsert them into rows. Nothing here imports Django, so the adapters stay testable as pure
+functions and the services never see a provider's payload shape.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+from dataclasses import dataclass, field
+from typing import Literal
+
+Provider = Literal["github", "gitlab"]
+PullRequestState = Literal["open", "merged", "closed"]
+ReviewState = Literal["approved", "changes_requested", "commented", "dismissed"]
+StatusState = Literal["success", "pending", "failure", "error"]
+CommentKind = Literal["conversation", "diff", "review_body"]
+
+
+class PayloadError(ValueError):
+    """A payload is missing keys or has values of the wrong type.
+
+    Raised by the adapters; the webhook task marks the delivery failed with this message (no retry: the same
+    payload would fail again) and writes no domain rows.
+    """
+
+
+@dataclass(frozen=True)
+class UserRecord:
+    provider: Provider
+    login: str  # GitHub login or GitLab username, as the provider spells it
+    external_id: str = ""  # the provider's numeric user id, as a string; "" when unknown
+    name: str = ""
+    email: str = ""
+    is_bot: bool = False
+
+
+@dataclass(frozen=True)
+class GitUserRecord:
+    """A person as git records them: name and e-mail (commit author, committer, Co-authored-by trailer)."""
+
+    name: str
+    email: str
+
+
+@dataclass(frozen=True)
+class RepositoryRecord:
+    provider: Provider
+    external_id: str  # GitHub repository id / GitLab project id, as a string
+    full_path: str  # "owner/name" or "group/subgroup/project"
+    default_branch: str = "main"
+    web_url: str = ""
+
+
+@dataclass(frozen=True)
+class ChangedFileRecord:
+    path: str
+    additions: int = 0
+    deletions: int = 0
+    status: str = "modified"  # added / modified / removed / renamed
+    previous_path: str = ""
+
+
+@dataclass(frozen=True)
+class PullRequestRecord:
+    repository: RepositoryRecord
+    number: int  # GitHub number / GitLab iid
+    external_id: str  # GitHub PR id / GitLab MR id
+    title: str
+    author: UserRecord | None
+    state: PullRequestState
+    created_at: dt.datetime
+    updated_at: dt.datetime
+    body: str = ""
+    draft: bool = False
+    base_ref: str = ""
+    head_ref: str = ""
+    head_sha: str = ""
+    merge_commit_sha: str = ""
+    # None when the payload does not carry the figure (GitLab hooks, GitHub list calls): keep what is stored.
+    additions: int | None = None
+    deletions: int | None = None
+    changed_files: int | None = None
+    labels: tuple[str, ...] | None = None
+    web_url: str = ""
+    merged_at: dt.datetime | None = None
+    closed_at: dt.datetime | None = None
+    merged_by: UserRecord | None = None
+    # Set when the event itself says the PR just became ready (GitHub ready_for_review, GitLab draft→ready).
+    ready_at: dt.datetime | None = None
+    # Set when the event says new commits were pushed (GitHub synchronize, GitLab update with oldrev).
+    pushed_at: dt.datetime | None = None
+    requested_reviewers: tuple[UserRecord, ...] | None = None
+
+
+@dataclass(frozen=True)
+class ReviewRecord:
+    external_id: str
+    reviewer: UserRecord
+    state: ReviewState
+    submitted_at: dt.datetime
+    commit_sha: str = ""
+    body: str = ""
+    comment_count: int = 0
+
+
+@dataclass(frozen=True)
+class CommentRecord:
+    external_id: str
+    author: UserRecord
+    body: str
+    created_at: dt.datetime
+    kind: CommentKind = "conversation"
+    is_system: bool = False
+    path: str = ""
+    review_external_id: str = ""  # GitHub line comments belong to a review
+
+
+@dataclass(frozen=True)
+class CommitRecord:
+    sha: str
+    message: str
+    author: GitUserRecord
+    authored_at: dt.datetime
+    committer: GitUserRecord | None = None
+    committed_at: dt.datetime | None = None
+    author_account: UserRecord | None = None  # the VCS account git's e-mail maps to, when the API says
+    parents: tuple[str, ...] = ()
+    co_authors: tuple[GitUserRecord, ...] = ()  # parsed from Co-authored-by trailers
+
+
+@dataclass(frozen=True)
+class StatusRecord:
+    sha: str
+    context: str  # GitHub status context / check run name; GitLab pipeline or job name
+    state: StatusState
+    updated_at: dt.datetime
+    description: str = ""
+    target_url: str = ""
+    external_id: str = ""
+    source: str = "status"  # status / check_run / check_suite / pipeline / job
+
+
+@dataclass(frozen=True)
+class DeploymentRecord:
+    repository: RepositoryRecord
+    external_id: str
+    environment: str
+    sha: str
+    status: str  # pending / in_progress / success / failure / error / canceled
+    created_at: dt.datetime
+    updated_at: dt.datetime
+    ref: str = ""
+    url: str = ""
+    finished_at: dt.datetime | None = None
+
+
+@dataclass
+class WebhookEvent:
+    """What one webhook delivery means, in provider-neutral records.
+
+    `ignored` is set (with a reason) for events Tandem stores but does not act on. Reviews, comments, commits
+    and statuses refer to `pull_request` when they belong to one; `pull_request_number` names it when the
+    payload carries only the number (a review that arrives before its pull request).
+    """
+
+    provider: Provider
+    event: str
+    action: str = ""
+    repository: RepositoryRecord | None = None
+    pull_request: PullRequestRecord | None = None
+    pull_request_number: int | None = None
+    reviews: list[ReviewRecord] = field(default_factory=list)
+    # Approvals GitLab withdrew (unapproved/unapproval): the reviewer's approval Review becomes dismissed.
+    withdrawn_approvals: list[UserRecord] = field(default_factory=list)
+    comments: list[CommentRecord] = field(default_factory=list)
+    commits: list[CommitRecord] = field(default_factory=list)
+    statuses: list[StatusRecord] = field(default_factory=list)
+    deployments: list[DeploymentRecord] = field(default_factory=list)
+    ref: str = ""  # push: the branch pushed to
+    sender: UserRecord | None = None
+    ignored: str = ""

@@ -1,0 +1,566 @@
+"""The review side of Tandem: people and teams, VCS connections, repositories, pull requests and what
+happens on them, webhook deliveries, review policies and pairing sessions.
+
+Provider-neutral: a GitLab merge request is a PullRequest, a GitLab approval an approving Review, a note a
+Comment. Unique constraints make every upsert idempotent; indexes follow what team pages and correlation
+filter by.
+"""
+
+from __future__ import annotations
+
+from django.conf import settings
+from django.db import models
+from django.db.models import Q
+from django.utils import timezone
+
+
+class Provider(models.TextChoices):
+    GITHUB = "github", "GitHub"
+    GITLAB = "gitlab", "GitLab"
+
+
+class Person(models.Model):
+    """Someone who writes, reviews or pairs. Identities (logins, e-mails) resolve to one Person."""
+
+    display_name = models.CharField(max_length=200)
+    is_bot = models.BooleanField(default=False)
+    user = models.OneToOneField(
+        settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL, related_name="person"
+    )
+    created_at = models.DateTimeField(default=timezone.now)
+
+    class Meta:
+        ordering = ["display_name"]
+        verbose_name_plural = "people"
+
+    def __str__(self) -> str:
+        return self.display_name
+
+
+class Identity(models.Model):
+    """A GitHub login, a GitLab username or a git e-mail address.
+
+    Logins are scoped to their Connection (github.com and a GitHub Enterprise may both have a "sam");
+    e-mails are global. An identity with no person is unresolved: a lead attaches it in the admin.
+    """
+
+    class Kind(models.TextChoices):
+        GITHUB = "github", "GitHub login"
+        GITLAB = "gitlab", "GitLab username"
+        EMAIL = "email", "E-mail"
+
+    person = models.ForeignKey(Person, null=True, blank=True, on_delete=models.SET_NULL, related_name="identities")
+    kind = models.CharField(max_length=10, choices=Kind.choices)
+    connection = models.ForeignKey(
+        "Connection", null=True, blank=True, on_delete=models.CASCADE, related_name="identities"
+    )
+    value = models.CharField(max_length=255, help_text="Stored lower-case: logins and e-mails are case-insensitive.")
+    external_id = models.CharField(max_length=64, blank=True, help_text="The provider's user id, when known.")
+    display_name = models.CharField(max_length=200, blank=True)
+    created_at = models.DateTimeField(default=timezone.now)
+
+    class Meta:
+        verbose_name_plural = "identities"
+        constraints = [
+            models.UniqueConstraint(
+                fields=["kind", "connection", "value"],
+                condition=Q(connection__isnull=False),
+                name="identity_unique_login_per_connection",
+            ),
+            models.UniqueConstraint(
+                fields=["kind", "value"], condition=Q(connection__isnull=True), name="identity_unique_global"
+            ),
+        ]
+        indexes = [models.Index(fields=["value"], name="identity_value_idx")]
+
+    def __str__(self) -> str:
+        return f"{self.get_kind_display()}: {self.value}"
+
+
+class Team(models.Model):
+    slug = models.SlugField(unique=True)
+    name = models.CharField(max_length=200)
+    review_within_hours = models.PositiveIntegerField(
+        default=24, help_text="Working agreement: first review within this many hours of ready for review."
+    )
+    max_pr_size = models.PositiveIntegerField(
+        default=400, help_text="Working agreement: changed lines (additions + deletions) per pull request."
+    )
+    slack_webhook_url = models.URLField(blank=True, help_text="Slack-compatible incoming webhook for notices.")
+    members = models.ManyToManyField(Person, through="Membership", related_name="teams")
+    created_at = models.DateTimeField(default=timezone.now)
+
+    class Meta:
+        ordering = ["name"]
+
+    def __str__(self) -> str:
+        return self.name
+
+
+class Membership(models.Model):
+    class Role(models.TextChoices):
+        LEAD = "lead", "Lead"
+        MEMBER = "member", "Member"
+
+    team = models.ForeignKey(Team, on_delete=models.CASCADE, related_name="memberships")
+    person = models.ForeignKey(Person, on_delete=models.CASCADE, related_name="memberships")
+    role = models.CharField(max_length=10, choices=Role.choices, default=Role.MEMBER)
+    joined_at = models.DateTimeField(default=timezone.now)
+
+    class Meta:
+        constraints = [models.UniqueConstraint(fields=["team", "person"], name="membership_unique")]
+
+    def __str__(self) -> str:
+        return f"{self.person} in {self.team} ({self.role})"
+
+
+class Connection(models.Model):
+    """One GitHub or GitLab instance: github.com, a GitHub Enterprise, gitlab.com or a self-managed GitLab."""
+
+    provider = models.CharField(max_length=10, choices=Provider.choices)
+    name = models.CharField(max_length=100, unique=True)
+    base_url = models.URLField(
+        help_text="API base URL: https://api.github.com, https://ghe.example.com/api/v3, https://gitlab.com"
+    )
+    web_url = models.URLField(blank=True, help_text="Where people browse it: https://github.com, ...")
+    api_token = models.CharField(max_length=255, blank=True)
+    webhook_secret = models.CharField(
+        max_length=255, blank=True, help_text="Overrides GITHUB_WEBHOOK_SECRET / GITLAB_WEBHOOK_TOKEN."
+    )
+    created_at = models.DateTimeField(default=timezone.now)
+
+    class Meta:
+        constraints = [models.UniqueConstraint(fields=["provider", "base_url"], name="connection_unique_url")]
+
+    def __str__(self) -> str:
+        return self.name
+
+
+class Repository(models.Model):
+    connection = models.ForeignKey(Connection, on_delete=models.PROTECT, related_name="repositories")
+    external_id = models.CharField(max_length=64, help_text="GitHub repository id / GitLab project id.")
+    full_path = models.CharField(max_length=255, help_text="owner/name or group/subgroup/project")
+    default_branch = models.CharField(max_length=255, default="main")
+    web_url = models.URLField(blank=True)
+    team = models.ForeignKey(Team, null=True, blank=True, on_delete=models.SET_NULL, related_name="repositories")
+    codeowners = models.TextField(blank=True, help_text="CODEOWNERS as last read from the default branch.")
+    is_active = models.BooleanField(default=True)
+    # Sync state: the newest pull request update seen by a *completed* sync run, and list-call ETags.
+    synced_until = models.DateTimeField(null=True, blank=True)
+    sync_etags = models.JSONField(default=dict, blank=True)
+    created_at = models.DateTimeField(default=timezone.now)
+
+    class Meta:
+        verbose_name_plural = "repositories"
+        ordering = ["full_path"]
+        constraints = [
+            models.UniqueConstraint(fields=["connection", "external_id"], name="repository_unique_external_id")
+        ]
+        indexes = [models.Index(fields=["full_path"], name="repository_path_idx")]
+
+    def __str__(self) -> str:
+        return self.full_path
+
+    @property
+    def provider(self) -> str:
+        return self.connection.provider
+
+
+class SyncRun(models.Model):
+    """One sync of one repository: what it asked the API and how far it got."""
+
+    class Status(models.TextChoices):
+        RUNNING = "running", "Running"
+        COMPLETED = "completed", "Completed"
+        FAILED = "failed", "Failed"
+        RATE_LIMITED = "rate_limited", "Waiting for rate limit"
+
+    repository = models.ForeignKey(Repository, on_delete=models.CASCADE, related_name="sync_runs")
+    full = models.BooleanField(default=False)
+    since = models.DateTimeField(null=True, blank=True)
+    status = models.CharField(max_length=20, choices=Status.choices, default=Status.RUNNING)
+    started_at = models.DateTimeField(default=timezone.now)
+    finished_at = models.DateTimeField(null=True, blank=True)
+    api_calls = models.PositiveIntegerField(default=0)
+    pull_requests_synced = models.PositiveIntegerField(default=0)
+    newest_update_seen = models.DateTimeField(null=True, blank=True)
+    error = models.TextField(blank=True)
+
+    class Meta:
+        indexes = [models.Index(fields=["repository", "-started_at"], name="syncrun_repo_started_idx")]
+
+    def __str__(self) -> str:
+        return f"sync {self.repository} {self.started_at:%Y-%m-%d %H:%M} {self.status}"
+
+
+class PullRequest(models.Model):
+    class State(models.TextChoices):
+        OPEN = "open", "Open"
+        MERGED = "merged", "Merged"
+        CLOSED = "closed", "Closed"
+
+    repository = models.ForeignKey(Repository, on_delete=models.CASCADE, related_name="pull_requests")
+    number = models.PositiveIntegerField(help_text="GitHub number / GitLab iid.")
+    external_id = models.CharField(max_length=64, blank=True)
+    title = models.CharField(max_length=1000)
+    body = models.TextField(blank=True)
+    author = models.ForeignKey(
+        Person, null=True, blank=True, on_delete=models.SET_NULL, related_name="authored_pull_requests"
+    )
+    state = models.CharField(max_length=10, choices=State.choices, default=State.OPEN)
+    draft = models.BooleanField(default=False)
+    base_ref = models.CharField(max_length=255, blank=True)
+    head_ref = models.CharField(max_length=255, blank=True)
+    head_sha = models.CharField(max_length=64, blank=True)
+    merge_commit_sha = models.CharField(max_length=64, blank=True)
+    additions = models.PositiveIntegerField(default=0)
+    deletions = models.PositiveIntegerField(default=0)
+    changed_files = models.PositiveIntegerField(default=0)
+    labels = models.JSONField(default=list, blank=True)
+    web_url = models.URLField(max_length=500, blank=True)
+    created_at = models.DateTimeField()
+    updated_at = models.DateTimeField(help_text="The provider's updated time: state never goes backwards.")
+    ready_at = models.DateTimeField(null=True, blank=True, help_text="Opened as ready, or left draft.")
+    last_pushed_at = models.DateTimeField(null=True, blank=True)
+    first_commit_at = models.DateTimeField(null=True, blank=True)
+    merged_at = models.DateTimeField(null=True, blank=True)
+    closed_at = models.DateTimeField(null=True, blank=True)
+    merged_by = models.ForeignKey(
+        Person, null=True, blank=True, on_delete=models.SET_NULL, related_name="merged_pull_requests"
+    )
+    requested_reviewers = models.ManyToManyField(Person, blank=True, related_name="review_requests")
+    commits = models.ManyToManyField("Commit", blank=True, related_name="pull_requests")
+
+    class Meta:
+        constraints = [models.UniqueConstraint(fields=["repository", "number"], name="pull_request_unique_number")]
+        indexes = [
+            models.Index(fields=["repository", "merged_at"], name="pr_repo_merged_idx"),
+            models.Index(fields=["author"], name="pr_author_idx"),
+            models.Index(fields=["state"], name="pr_state_idx"),
+            models.Index(fields=["created_at"], name="pr_created_idx"),
+            models.Index(fields=["merged_at"], name="pr_merged_idx"),
+            models.Index(fields=["repository", "merge_commit_sha"], name="pr_repo_merge_sha_idx"),
+            models.Index(fields=["repository", "head_sha"], name="pr_repo_head_sha_idx"),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.repository.full_path}#{self.number}"
+
+    @property
+    def changed_lines(self) -> int:
+        return self.additions + self.deletions
+
+
+class ChangedFile(models.Model):
+    pull_request = models.ForeignKey(PullRequest, on_delete=models.CASCADE, related_name="files")
+    path = models.CharField(max_length=1000)
+    previous_path = models.CharField(max_length=1000, blank=True)
+    status = models.CharField(max_length=20, default="modified")
+    additions = models.PositiveIntegerField(default=0)
+    deletions = models.PositiveIntegerField(default=0)
+
+    class Meta:
+        constraints = [models.UniqueConstraint(fields=["pull_request", "path"], name="changed_file_unique_path")]
+
+    def __str__(self) -> str:
+        return self.path
+
+
+class Commit(models.Model):
+    repository = models.ForeignKey(Repository, on_delete=models.CASCADE, related_name="commits")
+    sha = models.CharField(max_length=64)
+    message = models.TextField(blank=True)
+    author = models.ForeignKey(Person, null=True, blank=True, on_delete=models.SET_NULL, related_name="commits")
+    author_identity = models.ForeignKey(
+        Identity, null=True, blank=True, on_delete=models.SET_NULL, related_name="authored_commits"
+    )
+    committer_identity = models.ForeignKey(
+        Identity, null=True, blank=True, on_delete=models.SET_NULL, related_name="committed_commits"
+    )
+    authored_at = models.DateTimeField()
+    committed_at = models.DateTimeField(null=True, blank=True)
+    parents = models.JSONField(default=list, blank=True)
+    co_authors = models.ManyToManyField(Identity, blank=True, related_name="co_authored_commits")
+
+    class Meta:
+        constraints = [models.UniqueConstraint(fields=["repository", "sha"], name="commit_unique_sha")]
+        indexes = [models.Index(fields=["repository", "authored_at"], name="commit_repo_authored_idx")]
+
+    def __str__(self) -> str:
+        return self.sha[:12]
+
+
+class Review(models.Model):
+    class State(models.TextChoices):
+        APPROVED = "approved", "Approved"
+        CHANGES_REQUESTED = "changes_requested", "Changes requested"
+        COMMENTED = "commented", "Commented"
+        DISMISSED = "dismissed", "Dismissed"
+
+    pull_request = models.ForeignKey(PullRequest, on_delete=models.CASCADE, related_name="reviews")
+    external_id = models.CharField(max_length=64)
+    reviewer = models.ForeignKey(Person, null=True, blank=True, on_delete=models.SET_NULL, related_name="reviews")
+    state = models.CharField(max_length=20, choices=State.choices)
+    commit_sha = models.CharField(max_length=64, blank=True)
+    body = models.TextField(blank=True)
+    comment_count = models.PositiveIntegerField(default=0)
+    submitted_at = models.DateTimeField()
+
+    class Meta:
+        constraints = [models.UniqueConstraint(fields=["pull_request", "external_id"], name="review_unique")]
+        indexes = [
+            models.Index(fields=["reviewer", "submitted_at"], name="review_reviewer_idx"),
+            models.Index(fields=["pull_request", "submitted_at"], name="review_pr_submitted_idx"),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.reviewer} {self.state} {self.pull_request}"
+
+
+class Comment(models.Model):
+    """A comment on a pull request: conversation, line (diff) comment, or a review's body.
+
+    Non-system comments by someone other than the author are review activity (METRICS.md).
+    """
+
+    class Kind(models.TextChoices):
+        CONVERSATION = "conversation", "Conversation"
+        DIFF = "diff", "Line comment"
+        REVIEW_BODY = "review_body", "Review body"
+
+    pull_request = models.ForeignKey(PullRequest, on_delete=models.CASCADE, related_name="comments")
+    external_id = models.CharField(max_length=64)
+    author = models.ForeignKey(Person, null=True, blank=True, on_delete=models.SET_NULL, related_name="comments")
+    kind = models.CharField(max_length=20, choices=Kind.choices, default=Kind.CONVERSATION)
+    body = models.TextField(blank=True)
+    path = models.CharField(max_length=1000, blank=True)
+    is_system = models.BooleanField(default=False)
+    created_at = models.DateTimeField()
+
+    class Meta:
+        constraints = [models.UniqueConstraint(fields=["pull_request", "external_id"], name="comment_unique")]
+        indexes = [models.Index(fields=["pull_request", "created_at"], name="comment_pr_created_idx")]
+
+    def __str__(self) -> str:
+        return f"comment {self.external_id} on {self.pull_request}"
+
+
+class CommitStatus(models.Model):
+    """A check or status on a commit (GitHub status / check run / check suite, GitLab pipeline / job)."""
+
+    class State(models.TextChoices):
+        SUCCESS = "success", "Success"
+        PENDING = "pending", "Pending"
+        FAILURE = "failure", "Failure"
+        ERROR = "error", "Error"
+
+    repository = models.ForeignKey(Repository, on_delete=models.CASCADE, related_name="statuses")
+    sha = models.CharField(max_length=64)
+    context = models.CharField(max_length=255)
+    state = models.CharField(max_length=10, choices=State.choices)
+    description = models.CharField(max_length=1000, blank=True)
+    target_url = models.URLField(max_length=1000, blank=True)
+    source = models.CharField(max_length=20, default="status")
+    external_id = models.CharField(max_length=64, blank=True)
+    updated_at = models.DateTimeField()
+
+    class Meta:
+        verbose_name_plural = "commit statuses"
+        constraints = [
+            models.UniqueConstraint(fields=["repository", "sha", "context"], name="commit_status_unique_context")
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.context}={self.state} @ {self.sha[:12]}"
+
+
+class WebhookDelivery(models.Model):
+    """A webhook exactly as received. Stored before the webhook is acknowledged, so nothing acknowledged is
+    lost; processing happens later in a task and can be replayed."""
+
+    class Status(models.TextChoices):
+        PENDING = "pending", "Pending"
+        PROCESSING = "processing", "Processing"
+        PROCESSED = "processed", "Processed"
+        IGNORED = "ignored", "Ignored"
+        FAILED = "failed", "Failed"
+
+    provider = models.CharField(max_length=20)
+    delivery_id = models.CharField(max_length=200)
+    event = models.CharField(max_length=100)
+    action = models.CharField(max_length=100, blank=True)
+    connection = models.ForeignKey(
+        Connection, null=True, blank=True, on_delete=models.SET_NULL, related_name="deliveries"
+    )
+    headers = models.JSONField(default=dict)
+    body = models.TextField()
+    received_at = models.DateTimeField(default=timezone.now)
+    status = models.CharField(max_length=20, choices=Status.choices, default=Status.PENDING)
+    attempts = models.PositiveIntegerField(default=0)
+    error = models.TextField(blank=True)
+    claimed_at = models.DateTimeField(null=True, blank=True, help_text="When a worker last took it up.")
+    processed_at = models.DateTimeField(null=True, blank=True)
+
+    class Meta:
+        verbose_name_plural = "webhook deliveries"
+        constraints = [models.UniqueConstraint(fields=["provider", "delivery_id"], name="delivery_unique_id")]
+        indexes = [models.Index(fields=["status", "received_at"], name="delivery_status_idx")]
+
+    def __str__(self) -> str:
+        return f"{self.provider} {self.event} {self.delivery_id}"
+
+
+class Policy(models.Model):
+    """A review policy (YAML) attached to a team (the default for its repositories) or to one repository
+    (which replaces the team's)."""
+
+    team = models.OneToOneField(Team, null=True, blank=True, on_delete=models.CASCADE, related_name="policy")
+    repository = models.OneToOneField(
+        Repository, null=True, blank=True, on_delete=models.CASCADE, related_name="policy"
+    )
+    document = models.TextField(help_text="YAML. Validated on save; an invalid document is never stored.")
+    updated_at = models.DateTimeField(default=timezone.now)
+    updated_by = models.ForeignKey(settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL)
+
+    class Meta:
+        verbose_name_plural = "policies"
+        constraints = [
+            models.CheckConstraint(
+                condition=(Q(team__isnull=False) & Q(repository__isnull=True))
+                | (Q(team__isnull=True) & Q(repository__isnull=False)),
+                name="policy_attached_to_team_or_repository",
+            )
+        ]
+
+    def __str__(self) -> str:
+        return f"policy for {self.team or self.repository}"
+
+
+class PolicyEvaluation(models.Model):
+    class Outcome(models.TextChoices):
+        APPROVED = "approved", "Approved"
+        PENDING = "pending", "Pending"
+        BLOCKED = "blocked", "Blocked"
+        ERROR = "error", "Error"
+        OVERRIDDEN = "overridden", "Overridden"
+
+    pull_request = models.ForeignKey(PullRequest, on_delete=models.CASCADE, related_name="evaluations")
+    policy = models.ForeignKey(Policy, null=True, blank=True, on_delete=models.SET_NULL, related_name="evaluations")
+    head_sha = models.CharField(max_length=64)
+    outcome = models.CharField(max_length=20, choices=Outcome.choices)
+    description = models.CharField(max_length=140, blank=True, help_text="The commit status's short text.")
+    trace = models.JSONField(default=dict)
+    evaluated_at = models.DateTimeField(default=timezone.now)
+    reported_at = models.DateTimeField(null=True, blank=True)
+    report_error = models.TextField(blank=True)
+
+    class Meta:
+        indexes = [models.Index(fields=["pull_request", "-evaluated_at"], name="evaluation_pr_idx")]
+
+    def __str__(self) -> str:
+        return f"{self.pull_request} @ {self.head_sha[:12]}: {self.outcome}"
+
+
+class Override(models.Model):
+    """Break glass: a pull request allowed through without its policy being met, on the record."""
+
+    pull_request = models.ForeignKey(PullRequest, on_delete=models.CASCADE, related_name="overrides")
+    head_sha = models.CharField(max_length=64, blank=True)
+    overridden_by = models.ForeignKey(Person, on_delete=models.PROTECT, related_name="overrides_given")
+    reason = models.TextField()
+    incident_reference = models.CharField(max_length=255, blank=True)
+    created_at = models.DateTimeField(default=timezone.now)
+    followup_due_at = models.DateTimeField()
+    followup_done_at = models.DateTimeField(null=True, blank=True)
+    followup_by = models.ForeignKey(
+        Person, null=True, blank=True, on_delete=models.SET_NULL, related_name="followups_done"
+    )
+
+    class Meta:
+        indexes = [models.Index(fields=["followup_done_at", "followup_due_at"], name="override_followup_idx")]
+
+    def __str__(self) -> str:
+        return f"override of {self.pull_request} by {self.overridden_by}"
+
+
+class PolicyViolation(models.Model):
+    """A pull request merged while its policy was not satisfied and not overridden."""
+
+    pull_request = models.OneToOneField(PullRequest, on_delete=models.CASCADE, related_name="violation")
+    evaluation = models.ForeignKey(PolicyEvaluation, null=True, blank=True, on_delete=models.SET_NULL)
+    outcome = models.CharField(max_length=20)
+    recorded_at = models.DateTimeField(default=timezone.now)
+
+    def __str__(self) -> str:
+        return f"violation: {self.pull_request}"
+
+
+class RiskSignal(models.Model):
+    """What review policies need to know about production: a repository path with a recent confirmed
+    incident. Written by telemetry through a reviews service; read by the policy engine."""
+
+    repository = models.ForeignKey(Repository, on_delete=models.CASCADE, related_name="risk_signals")
+    path_prefixes = models.JSONField(default=list, blank=True, help_text="Empty: the whole repository.")
+    service_name = models.CharField(max_length=200, blank=True)
+    reference = models.CharField(max_length=255, help_text="The incident it comes from, e.g. 'pagerduty:PX1'.")
+    occurred_at = models.DateTimeField()
+
+    class Meta:
+        constraints = [models.UniqueConstraint(fields=["repository", "reference"], name="risk_signal_unique")]
+        indexes = [models.Index(fields=["repository", "occurred_at"], name="risk_repo_occurred_idx")]
+
+    def __str__(self) -> str:
+        return f"risk {self.reference} on {self.repository}"
+
+
+class PairingSession(models.Model):
+    class Source(models.TextChoices):
+        API = "api", "API"
+        CO_AUTHOR = "co_author", "Co-author trailer"
+        MANUAL = "manual", "Manual"
+
+    source = models.CharField(max_length=20, choices=Source.choices, default=Source.API)
+    external_id = models.CharField(
+        max_length=200, blank=True, help_text="Client-supplied id (API) or the commit sha (co-author trailer)."
+    )
+    repository = models.ForeignKey(
+        Repository, null=True, blank=True, on_delete=models.SET_NULL, related_name="pairing_sessions"
+    )
+    branch = models.CharField(max_length=255, blank=True)
+    started_at = models.DateTimeField()
+    ended_at = models.DateTimeField(null=True, blank=True)
+    participants = models.ManyToManyField(Person, through="PairingParticipant", related_name="pairing_sessions")
+    created_at = models.DateTimeField(default=timezone.now)
+
+    class Meta:
+        constraints = [
+            models.UniqueConstraint(
+                fields=["source", "external_id"], condition=~Q(external_id=""), name="pairing_unique_external_id"
+            ),
+            models.CheckConstraint(
+                condition=Q(ended_at__isnull=True) | Q(ended_at__gte=models.F("started_at")),
+                name="pairing_ends_after_start",
+            ),
+        ]
+        indexes = [models.Index(fields=["started_at"], name="pairing_started_idx")]
+
+    def __str__(self) -> str:
+        return f"pairing {self.started_at:%Y-%m-%d %H:%M}"
+
+
+class PairingParticipant(models.Model):
+    class Role(models.TextChoices):
+        DRIVER = "driver", "Driver"
+        NAVIGATOR = "navigator", "Navigator"
+
+    session = models.ForeignKey(PairingSession, on_delete=models.CASCADE, related_name="participations")
+    person = models.ForeignKey(Person, on_delete=models.CASCADE, related_name="participations")
+    role = models.CharField(max_length=10, choices=Role.choices, default=Role.NAVIGATOR)
+    joined_at = models.DateTimeField()
+    left_at = models.DateTimeField(null=True, blank=True)
+
+    class Meta:
+        constraints = [models.UniqueConstraint(fields=["session", "person"], name="participant_unique")]
+
+    def __str__(self) -> str:
+        return f"{self.person} ({self.role})"

@@ -1,0 +1,116 @@
+"""Resolve provider accounts and git e-mail addresses to people."""
+
+from __future__ import annotations
+
+import re
+
+from django.db import IntegrityError, transaction
+
+from reviews.integrations.records import GitUserRecord, UserRecord
+from reviews.models import Connection, Identity, Person
+
+_GITHUB_NOREPLY = re.compile(r"^(?:\d+\+)?(?P<login>[^@]+)@users\.noreply\.github\.com$", re.I)
+
+
+def is_bot_login(login: str) -> bool:
+    lowered = login.lower()
+    return lowered.endswith("[bot]") or lowered.endswith("-bot") or "_bot_" in lowered
+
+
+def _identity_get_or_create(*, kind: str, value: str, connection: Connection | None, defaults: dict) -> Identity:
+    lookup = {"kind": kind, "value": value.lower(), "connection": connection}
+    identity = Identity.objects.select_related("person").filter(**lookup).first()
+    if identity is not None:
+        return identity
+    try:
+        with transaction.atomic():
+            return Identity.objects.create(**lookup, **defaults)
+    except IntegrityError:
+        # Another worker created it between our read and write.
+        return Identity.objects.select_related("person").get(**lookup)
+
+
+def person_from_account(*, connection: Connection, account: UserRecord | None) -> Person | None:
+    """The person behind a GitHub login or GitLab username, creating both when new.
+
+    Logins are matched on the connection; a login seen under a new name but the same provider user id is a
+    rename, and the identity follows it.
+    """
+    if account is None or not account.login:
+        return None
+    kind = connection.provider
+    login = account.login.lower()
+    identity = Identity.objects.select_related("person").filter(kind=kind, connection=connection, value=login).first()
+    if identity is None and account.external_id:
+        identity = (
+            Identity.objects.select_related("person")
+            .filter(kind=kind, connection=connection, external_id=account.external_id)
+            .first()
+        )
+        if identity is not None:
+            identity.value = login
+            identity.save(update_fields=["value"])
+    if identity is None:
+        identity = _identity_get_or_create(
+            kind=kind,
+            value=login,
+            connection=connection,
+            defaults={"external_id": account.external_id, "display_name": account.name},
+        )
+    if identity.person is not None:
+        person = identity.person
+        if account.is_bot and not person.is_bot:
+            person.is_bot = True
+            person.save(update_fields=["is_bot"])
+        return person
+    # The account's public e-mail ties it to the same person's other accounts and to their git commits.
+    email_identity = None
+    if "@" in account.email:
+        email_identity = _identity_get_or_create(
+            kind=Identity.Kind.EMAIL, value=account.email, connection=None, defaults={"display_name": account.name}
+        )
+    person = email_identity.person if email_identity else None
+    if person is None:
+        person = Person.objects.create(
+            display_name=account.name or account.login, is_bot=account.is_bot or is_bot_login(account.login)
+        )
+    Identity.objects.filter(pk=identity.pk, person__isnull=True).update(person=person)
+    if email_identity is not None:
+        Identity.objects.filter(pk=email_identity.pk, person__isnull=True).update(person=person)
+    identity.refresh_from_db(fields=["person"])
+    return identity.person
+
+
+def identity_from_git_user(
+    *, git_user: GitUserRecord, account_person: Person | None = None, create_person: bool = False
+) -> Identity:
+    """The e-mail identity of a git author, committer or co-author.
+
+    It is attached to `account_person` when the VCS says whose account the e-mail belongs to, to the GitHub
+    login a noreply address names, or (with `create_person`) to a new person; otherwise it stays unresolved
+    for a lead to attach in the admin.
+    """
+    identity = _identity_get_or_create(
+        kind=Identity.Kind.EMAIL, value=git_user.email, connection=None, defaults={"display_name": git_user.name}
+    )
+    if identity.person_id is not None:
+        return identity
+    person = account_person or _person_from_noreply(git_user.email)
+    if person is None and create_person:
+        person = Person.objects.create(display_name=git_user.name or git_user.email, is_bot=is_bot_login(git_user.name))
+    if person is not None:
+        Identity.objects.filter(pk=identity.pk, person__isnull=True).update(person=person)
+        identity.refresh_from_db(fields=["person"])
+    return identity
+
+
+def _person_from_noreply(email: str) -> Person | None:
+    match = _GITHUB_NOREPLY.match(email)
+    if not match:
+        return None
+    identity = (
+        Identity.objects.select_related("person")
+        .filter(kind=Identity.Kind.GITHUB, value=match["login"].lower(), person__isnull=False)
+        .first()
+    )
+    return identity.person if identity else None

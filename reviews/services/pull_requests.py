@@ -1,0 +1,298 @@
+"""Upserts for repositories, pull requests and what happens on them.
+
+Every function is idempotent (unique constraints plus update-or-create) and tolerates disorder: a pull request
+never goes back to an older state (compare the provider's `updated_at`), and a review or comment may arrive
+before its pull request (a stub is created that the real pull request then fills).
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+from collections.abc import Iterable, Sequence
+
+from django.db import IntegrityError, transaction
+from django.db.models import Min
+
+from reviews.integrations.records import (
+    ChangedFileRecord,
+    CommentRecord,
+    CommitRecord,
+    PullRequestRecord,
+    RepositoryRecord,
+    ReviewRecord,
+    StatusRecord,
+    UserRecord,
+)
+from reviews.models import (
+    ChangedFile,
+    Comment,
+    Commit,
+    CommitStatus,
+    Connection,
+    PullRequest,
+    Repository,
+    Review,
+)
+from reviews.services.people import identity_from_git_user, person_from_account
+
+# A stub's updated_at: older than anything a provider can send, so the real pull request always wins.
+_STUB_TIME = dt.datetime(1970, 1, 1, tzinfo=dt.UTC)
+
+
+def repository_upsert(*, connection: Connection, record: RepositoryRecord) -> Repository:
+    """The repository a payload or API object names, created under its connection (with no team) if new."""
+    repository = Repository.objects.filter(connection=connection, external_id=record.external_id).first()
+    if repository is None:
+        try:
+            with transaction.atomic():
+                return Repository.objects.create(
+                    connection=connection,
+                    external_id=record.external_id,
+                    full_path=record.full_path,
+                    default_branch=record.default_branch or "main",
+                    web_url=record.web_url,
+                )
+        except IntegrityError:
+            repository = Repository.objects.get(connection=connection, external_id=record.external_id)
+    changed = {
+        "full_path": record.full_path,
+        "default_branch": record.default_branch or repository.default_branch,
+        "web_url": record.web_url or repository.web_url,
+    }
+    if any(getattr(repository, field) != value for field, value in changed.items()):
+        for field, value in changed.items():
+            setattr(repository, field, value)
+        repository.save(update_fields=list(changed))
+    return repository
+
+
+def pull_request_stub(*, repository: Repository, number: int) -> PullRequest:
+    """A placeholder for a pull request known only by number (a review that arrived first)."""
+    pull_request, _ = PullRequest.objects.get_or_create(
+        repository=repository,
+        number=number,
+        defaults={"title": "", "created_at": _STUB_TIME, "updated_at": _STUB_TIME},
+    )
+    return pull_request
+
+
+def pull_request_upsert(*, repository: Repository, record: PullRequestRecord) -> tuple[PullRequest, bool]:
+    """Create or update a pull request from a record. Returns the row and whether it changed.
+
+    A record older than what is stored (by the provider's `updated_at`) changes nothing.
+    """
+    connection = repository.connection
+    with transaction.atomic():
+        pull_request = pull_request_stub(repository=repository, number=record.number)
+        pull_request = PullRequest.objects.select_for_update().get(pk=pull_request.pk)
+        if record.updated_at < pull_request.updated_at:
+            return pull_request, False
+        was_stub = pull_request.updated_at == _STUB_TIME
+        was_draft = pull_request.draft
+        _apply_record(pull_request, record)
+        pull_request.author = person_from_account(connection=connection, account=record.author)
+        pull_request.merged_by = person_from_account(connection=connection, account=record.merged_by)
+        pull_request.ready_at = _ready_at(pull_request, record, was_stub=was_stub, was_draft=was_draft)
+        if record.pushed_at and (pull_request.last_pushed_at is None or record.pushed_at > pull_request.last_pushed_at):
+            pull_request.last_pushed_at = record.pushed_at
+        pull_request.save()
+        if record.requested_reviewers is not None:
+            pull_request.requested_reviewers.set(_people(connection, record.requested_reviewers))
+    return pull_request, True
+
+
+def _apply_record(pull_request: PullRequest, record: PullRequestRecord) -> None:
+    pull_request.external_id = record.external_id
+    pull_request.title = record.title[:1000]
+    pull_request.body = record.body
+    pull_request.state = record.state
+    pull_request.draft = record.draft
+    pull_request.base_ref = record.base_ref
+    pull_request.head_ref = record.head_ref
+    pull_request.head_sha = record.head_sha or pull_request.head_sha
+    pull_request.merge_commit_sha = record.merge_commit_sha or pull_request.merge_commit_sha
+    pull_request.web_url = record.web_url or pull_request.web_url
+    pull_request.created_at = record.created_at
+    pull_request.updated_at = record.updated_at
+    pull_request.merged_at = record.merged_at
+    pull_request.closed_at = record.closed_at
+    # Figures a payload does not carry are None: keep what an earlier payload or the API said.
+    for field in ("additions", "deletions", "changed_files"):
+        value = getattr(record, field)
+        if value is not None:
+            setattr(pull_request, field, value)
+    if record.labels is not None:
+        pull_request.labels = sorted(record.labels)
+
+
+def _ready_at(
+    pull_request: PullRequest, record: PullRequestRecord, *, was_stub: bool, was_draft: bool
+) -> dt.datetime | None:
+    """When the review clock started: opened as ready, or when it left draft (METRICS.md)."""
+    if pull_request.ready_at is not None and not was_stub:
+        return pull_request.ready_at
+    if record.draft:
+        return None
+    if record.ready_at is not None:
+        return record.ready_at
+    if was_stub or not was_draft:
+        # First sight of a ready pull request: it was opened ready, as far as we can tell.
+        return record.created_at
+    return record.updated_at
+
+
+def _people(connection: Connection, accounts: Iterable[UserRecord]) -> list:
+    people = (person_from_account(connection=connection, account=account) for account in accounts)
+    return [person for person in people if person is not None]
+
+
+def review_upsert(*, pull_request: PullRequest, record: ReviewRecord) -> Review:
+    """Create or update a review; an older version of a review never overwrites a newer one."""
+    reviewer = person_from_account(connection=pull_request.repository.connection, account=record.reviewer)
+    values = {
+        "reviewer": reviewer,
+        "state": record.state,
+        "commit_sha": record.commit_sha,
+        "body": record.body,
+        "comment_count": record.comment_count,
+        "submitted_at": record.submitted_at,
+    }
+    with transaction.atomic():
+        review = (
+            Review.objects.select_for_update().filter(pull_request=pull_request, external_id=record.external_id).first()
+        )
+        if review is None:
+            try:
+                with transaction.atomic():
+                    return Review.objects.create(pull_request=pull_request, external_id=record.external_id, **values)
+            except IntegrityError:
+                review = Review.objects.select_for_update().get(
+                    pull_request=pull_request, external_id=record.external_id
+                )
+        if record.submitted_at < review.submitted_at:
+            return review
+        for field, value in values.items():
+            setattr(review, field, value)
+        review.save()
+    return review
+
+
+def approval_withdraw(*, pull_request: PullRequest, account: UserRecord, at: dt.datetime) -> int:
+    """A reviewer took their approval back (GitLab unapproved): their standing approvals become dismissed.
+
+    Returns how many reviews changed. Approvals given after `at` (seen out of order) stand.
+    """
+    reviewer = person_from_account(connection=pull_request.repository.connection, account=account)
+    return Review.objects.filter(
+        pull_request=pull_request, reviewer=reviewer, state=Review.State.APPROVED, submitted_at__lte=at
+    ).update(state=Review.State.DISMISSED)
+
+
+def comment_upsert(*, pull_request: PullRequest, record: CommentRecord) -> Comment:
+    author = person_from_account(connection=pull_request.repository.connection, account=record.author)
+    comment, _ = Comment.objects.update_or_create(
+        pull_request=pull_request,
+        external_id=record.external_id,
+        defaults={
+            "author": author,
+            "kind": record.kind,
+            "body": record.body,
+            "path": record.path,
+            "is_system": record.is_system,
+            "created_at": record.created_at,
+        },
+    )
+    return comment
+
+
+def commit_upsert(*, repository: Repository, record: CommitRecord) -> Commit:
+    """Create or update a commit, resolving its author and its Co-authored-by trailers to identities."""
+    connection = repository.connection
+    account_person = person_from_account(connection=connection, account=record.author_account)
+    author_identity = identity_from_git_user(git_user=record.author, account_person=account_person)
+    committer_identity = (
+        identity_from_git_user(git_user=record.committer) if record.committer and record.committer.email else None
+    )
+    commit, _ = Commit.objects.update_or_create(
+        repository=repository,
+        sha=record.sha,
+        defaults={
+            "message": record.message,
+            "author": author_identity.person,
+            "author_identity": author_identity,
+            "committer_identity": committer_identity,
+            "authored_at": record.authored_at,
+            "committed_at": record.committed_at,
+            "parents": list(record.parents),
+        },
+    )
+    co_author_identities = [identity_from_git_user(git_user=co_author) for co_author in record.co_authors]
+    commit.co_authors.set(co_author_identities)
+    return commit
+
+
+def pull_request_commits_add(*, pull_request: PullRequest, commits: Sequence[Commit]) -> None:
+    """Link commits to a pull request and keep its first-commit time (cycle time's start) current."""
+    if not commits:
+        return
+    pull_request.commits.add(*commits)
+    first = pull_request.commits.aggregate(first=Min("authored_at"))["first"]
+    if first != pull_request.first_commit_at:
+        PullRequest.objects.filter(pk=pull_request.pk).update(first_commit_at=first)
+        pull_request.first_commit_at = first
+
+
+def changed_files_replace(*, pull_request: PullRequest, files: Sequence[ChangedFileRecord]) -> None:
+    """Make the pull request's changed files exactly these (the API's list is the whole truth)."""
+    with transaction.atomic():
+        by_path = {record.path: record for record in files}
+        ChangedFile.objects.filter(pull_request=pull_request).exclude(path__in=list(by_path)).delete()
+        existing = {row.path: row for row in ChangedFile.objects.filter(pull_request=pull_request)}
+        to_create = []
+        for path, record in by_path.items():
+            row = existing.get(path)
+            values = {
+                "previous_path": record.previous_path,
+                "status": record.status,
+                "additions": record.additions,
+                "deletions": record.deletions,
+            }
+            if row is None:
+                to_create.append(ChangedFile(pull_request=pull_request, path=path, **values))
+            elif any(getattr(row, key) != value for key, value in values.items()):
+                ChangedFile.objects.filter(pk=row.pk).update(**values)
+        ChangedFile.objects.bulk_create(to_create)
+
+
+def commit_status_upsert(*, repository: Repository, record: StatusRecord) -> CommitStatus:
+    """The latest state of one check context on one commit; an older report never overwrites a newer one."""
+    values = {
+        "state": record.state,
+        "description": record.description[:1000],
+        "target_url": record.target_url,
+        "source": record.source,
+        "external_id": record.external_id,
+        "updated_at": record.updated_at,
+    }
+    with transaction.atomic():
+        status = (
+            CommitStatus.objects.select_for_update()
+            .filter(repository=repository, sha=record.sha, context=record.context)
+            .first()
+        )
+        if status is None:
+            try:
+                with transaction.atomic():
+                    return CommitStatus.objects.create(
+                        repository=repository, sha=record.sha, context=record.context, **values
+                    )
+            except IntegrityError:
+                status = CommitStatus.objects.select_for_update().get(
+                    repository=repository, sha=record.sha, context=record.context
+                )
+        if record.updated_at < status.updated_at:
+            return status
+        for field, value in values.items():
+            setattr(status, field, value)
+        status.save()
+    return status

@@ -1,0 +1,197 @@
+"""`POST /webhooks/github/` and `POST /webhooks/gitlab/`.
+
+Verify, store, acknowledge: the delivery row is written before the answer, and processing is queued to run
+after the transaction commits. No API call and no domain work happens here.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import logging
+from urllib.parse import urlsplit
+
+from django.conf import settings
+from django.core.cache import cache
+from django.db import transaction
+from django.http import HttpRequest, JsonResponse
+from django.views.decorators.csrf import csrf_exempt
+from django.views.decorators.http import require_POST
+
+from reviews.integrations.github import verify_signature
+from reviews.integrations.gitlab import verify_token
+from reviews.models import Connection, Provider
+from reviews.services.webhooks import webhook_delivery_receive
+from reviews.tasks import process_webhook_delivery
+
+logger = logging.getLogger(__name__)
+
+# Headers kept with each delivery: enough to replay and audit it, never the secret itself.
+_KEPT_HEADERS = (
+    "Content-Type",
+    "User-Agent",
+    "X-GitHub-Event",
+    "X-GitHub-Delivery",
+    "X-GitHub-Hook-ID",
+    "X-GitHub-Enterprise-Host",
+    "X-GitHub-Enterprise-Version",
+    "X-GitHub-Hook-Installation-Target-Type",
+    "X-GitHub-Hook-Installation-Target-ID",
+    "X-Gitlab-Event",
+    "X-Gitlab-Event-UUID",
+    "X-Gitlab-Webhook-UUID",
+    "X-Gitlab-Instance",
+    "Idempotency-Key",
+)
+
+
+def _error(status: int, message: str, **extra: object) -> JsonResponse:
+    return JsonResponse({"error": message, **extra}, status=status)
+
+
+def _rejected(provider: str, reason: str) -> JsonResponse:
+    key = f"webhooks:{provider}:rejected"
+    cache.add(key, 0, timeout=None)
+    try:
+        cache.incr(key)
+    except ValueError:
+        cache.set(key, 1, timeout=None)
+    logger.warning("rejected %s webhook: %s", provider, reason)
+    return _error(401, reason)
+
+
+def rejected_count(provider: str) -> int:
+    return int(cache.get(f"webhooks:{provider}:rejected", 0))
+
+
+def _kept_headers(request: HttpRequest) -> dict[str, str]:
+    return {name: request.headers[name] for name in _KEPT_HEADERS if name in request.headers}
+
+
+def _decode_object(body: bytes) -> dict | JsonResponse:
+    try:
+        payload = json.loads(body)
+    except ValueError as error:
+        return _error(400, "Body is not valid JSON.", detail=str(error))
+    if not isinstance(payload, dict):
+        return _error(400, "Body must be a JSON object.")
+    return payload
+
+
+def _accept(**fields: object) -> JsonResponse:
+    received = webhook_delivery_receive(**fields)  # type: ignore[arg-type]
+    if not received.created:
+        return JsonResponse({"status": "duplicate", "delivery": received.delivery.pk}, status=200)
+    pk = received.delivery.pk
+    transaction.on_commit(lambda: _enqueue(pk))
+    return JsonResponse({"status": "accepted", "delivery": pk}, status=202)
+
+
+def _enqueue(delivery_pk: int) -> None:
+    # The delivery is stored: a broker hiccup or an inline failure must not turn the 202 into a 500.
+    try:
+        process_webhook_delivery.delay(delivery_pk)
+    except Exception:
+        logger.exception("could not queue webhook delivery %s; it stays pending for replay", delivery_pk)
+
+
+def _default_connection(provider: str, host: str = "") -> Connection:
+    """The connection a webhook verified by the instance-wide secret belongs to."""
+    candidates = Connection.objects.filter(provider=provider)
+    if host:
+        for connection in candidates:
+            if host in {urlsplit(connection.base_url).hostname, urlsplit(connection.web_url).hostname}:
+                return connection
+    if provider == Provider.GITHUB:
+        base_url, name = (f"https://{host}/api/v3", host) if host else (settings.GITHUB_API_URL, "GitHub")
+    else:
+        base_url, name = (f"https://{host}", host) if host else (settings.GITLAB_URL, "GitLab")
+    connection, _ = Connection.objects.get_or_create(
+        provider=provider, base_url=base_url.rstrip("/"), defaults={"name": f"{name} (from webhooks)"}
+    )
+    return connection
+
+
+@csrf_exempt
+@require_POST
+def github_webhook(request: HttpRequest) -> JsonResponse:
+    body = request.body
+    signature = request.headers.get("X-Hub-Signature-256")
+    if not signature:
+        return _rejected("github", "Missing X-Hub-Signature-256 header.")
+    connection = None
+    for candidate in Connection.objects.filter(provider=Provider.GITHUB).exclude(webhook_secret=""):
+        if verify_signature(candidate.webhook_secret, body, signature):
+            connection = candidate
+            break
+    host = request.headers.get("X-GitHub-Enterprise-Host", "")
+    if connection is None:
+        if not (settings.GITHUB_WEBHOOK_SECRET and verify_signature(settings.GITHUB_WEBHOOK_SECRET, body, signature)):
+            return _rejected("github", "Signature does not match the webhook secret.")
+        connection = _default_connection(Provider.GITHUB, host)
+    event = request.headers.get("X-GitHub-Event", "")
+    delivery_id = request.headers.get("X-GitHub-Delivery", "")
+    if not event:
+        return _error(400, "Missing X-GitHub-Event header.")
+    if not delivery_id:
+        return _error(400, "Missing X-GitHub-Delivery header.")
+    payload = _decode_object(body)
+    if isinstance(payload, JsonResponse):
+        return payload
+    action = payload.get("action") if isinstance(payload.get("action"), str) else ""
+    response = _accept(
+        provider="github",
+        delivery_id=delivery_id,
+        event=event,
+        action=action,
+        headers=_kept_headers(request),
+        body=body.decode("utf-8", errors="replace"),
+        connection=connection,
+    )
+    if event == "ping":
+        return JsonResponse({"status": "pong", "delivery": json.loads(response.content)["delivery"]}, status=200)
+    return response
+
+
+@csrf_exempt
+@require_POST
+def gitlab_webhook(request: HttpRequest) -> JsonResponse:
+    body = request.body
+    token = request.headers.get("X-Gitlab-Token")
+    if not token:
+        return _rejected("gitlab", "Missing X-Gitlab-Token header.")
+    connection = None
+    for candidate in Connection.objects.filter(provider=Provider.GITLAB).exclude(webhook_secret=""):
+        if verify_token(candidate.webhook_secret, token):
+            connection = candidate
+            break
+    if connection is None:
+        if not (settings.GITLAB_WEBHOOK_TOKEN and verify_token(settings.GITLAB_WEBHOOK_TOKEN, token)):
+            return _rejected("gitlab", "X-Gitlab-Token does not match the webhook token.")
+        host = urlsplit(request.headers.get("X-Gitlab-Instance", "")).hostname or ""
+        connection = _default_connection(Provider.GITLAB, host)
+    event = request.headers.get("X-Gitlab-Event", "")
+    if not event:
+        return _error(400, "Missing X-Gitlab-Event header.")
+    payload = _decode_object(body)
+    if isinstance(payload, JsonResponse):
+        return payload
+    # GitLab sends a UUID per delivery (retries keep it); very old versions send none, so the body stands in.
+    delivery_id = (
+        request.headers.get("X-Gitlab-Event-UUID")
+        or request.headers.get("Idempotency-Key")
+        or "sha256:" + hashlib.sha256(body).hexdigest()
+    )
+    attributes = payload.get("object_attributes")
+    action = ""
+    if isinstance(attributes, dict):
+        action = attributes.get("action") if isinstance(attributes.get("action"), str) else ""
+    return _accept(
+        provider="gitlab",
+        delivery_id=delivery_id,
+        event=event,
+        action=action or str(payload.get("object_kind", ""))[:100],
+        headers=_kept_headers(request),
+        body=body.decode("utf-8", errors="replace"),
+        connection=connection,
+    )

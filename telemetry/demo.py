@@ -1,0 +1,106 @@
+"""The production side of the demo: services, deployments and incidents over the demo's pull requests."""
+
+from __future__ import annotations
+
+import datetime as dt
+import random
+
+from django.db import transaction
+
+from reviews.demo import DAYS
+from reviews.models import PullRequest, Repository, Team
+from telemetry.models import Incident, Service
+from telemetry.services import deployment_upsert, incident_upsert, service_upsert
+
+# slug, name, team, repository, path filters
+SERVICES = [
+    ("payments-api", "Payments API", "payments", "acme/payments-api", ()),
+    ("auth", "Auth", "platform", "acme/platform", ("services/auth/**",)),
+    ("billing", "Billing", "platform", "acme/platform", ("services/billing/**", "deploy/**")),
+    ("web", "Web", "platform", "acme/web", ()),
+    ("mobile-app", "Mobile app", "mobile", "acme/mobile-app", ()),
+]
+INCIDENT_TITLES = [
+    "Elevated 5xx on checkout",
+    "Login failures for SSO users",
+    "Invoices rendered with wrong totals",
+    "Slow page loads on dashboard",
+    "Crash on app start (Android 14)",
+    "Webhook backlog growing",
+]
+
+
+def seed_telemetry(*, anchor: dt.datetime, rng: random.Random) -> dict[str, int]:
+    deployments = incidents = 0
+    with transaction.atomic():
+        for slug, name, team_slug, repo_path, paths in SERVICES:
+            repository = Repository.objects.get(full_path=repo_path, connection__name__endswith="(demo)")
+            service = service_upsert(
+                slug=slug, name=name, team=Team.objects.get(slug=team_slug), repositories=[(repository, paths)]
+            )
+            deployed = _seed_deployments(service, repository, anchor, random.Random(rng.random()))
+            deployments += len(deployed)
+            incidents += _seed_incidents(service, deployed, random.Random(rng.random()))
+    return {"deployments": deployments, "incidents": incidents}
+
+
+def _seed_deployments(
+    service: Service, repository: Repository, anchor: dt.datetime, rng: random.Random
+) -> list[dt.datetime]:
+    """Weekday production deployments (a staging one before each) of whatever was merged by then."""
+    merges = list(
+        PullRequest.objects.filter(repository=repository, state=PullRequest.State.MERGED)
+        .order_by("merged_at")
+        .values_list("merged_at", "merge_commit_sha")
+    )
+    finished_times: list[dt.datetime] = []
+    day = anchor - dt.timedelta(days=DAYS)
+    index = 0
+    while day < anchor:
+        per_day = 0 if day.weekday() >= 5 else rng.choice([0, 1, 1, 2])
+        for slot in range(per_day):
+            started = day + dt.timedelta(hours=10 + slot * 5, minutes=rng.randint(0, 50))
+            shipped = [sha for merged_at, sha in merges if merged_at <= started]
+            if not shipped:
+                continue
+            failed = rng.random() < 0.05
+            finished = started + dt.timedelta(minutes=rng.randint(4, 25))
+            for environment in ("staging", "production"):
+                index += 1
+                deployment_upsert(
+                    service=service,
+                    source="demo",
+                    external_id=f"{service.slug}-{index}",
+                    environment=environment,
+                    sha=shipped[-1],
+                    status="failure" if failed and environment == "production" else "success",
+                    started_at=started - dt.timedelta(minutes=30) if environment == "staging" else started,
+                    finished_at=finished - dt.timedelta(minutes=30) if environment == "staging" else finished,
+                    repository=repository,
+                    ref="main",
+                )
+            if not failed:
+                finished_times.append(finished)
+        day += dt.timedelta(days=1)
+    return finished_times
+
+
+def _seed_incidents(service: Service, deployed: list[dt.datetime], rng: random.Random) -> int:
+    """Two or three incidents per service, each starting a little after one of its deployments."""
+    count = rng.randint(2, 3)
+    for index, finished in enumerate(sorted(rng.sample(deployed, k=min(count, len(deployed))))):
+        started = finished + dt.timedelta(hours=rng.uniform(0.2, 20))
+        resolved = started + dt.timedelta(hours=rng.uniform(0.3, 8))
+        incident_upsert(
+            source="demo",
+            external_id=f"{service.slug}-incident-{index}",
+            title=rng.choice(INCIDENT_TITLES),
+            severity=rng.choice([Incident.Severity.SEV1, Incident.Severity.SEV2, Incident.Severity.SEV3]),
+            status=Incident.Status.RESOLVED,
+            started_at=started,
+            detected_at=started + dt.timedelta(minutes=rng.randint(2, 30)),
+            acknowledged_at=started + dt.timedelta(minutes=rng.randint(5, 40)),
+            resolved_at=resolved,
+            services=[service],
+        )
+    return count

@@ -1,0 +1,188 @@
+"""Production's side of the loop: services, deployments and what they shipped, incidents, the changes
+suspected of causing them, and the notices sent to the people involved.
+
+Depends on `reviews` (a deployment ships pull requests), never the reverse.
+"""
+
+from __future__ import annotations
+
+from django.db import models
+from django.utils import timezone
+
+from reviews.models import Commit, Person, PullRequest, Repository, Team
+
+
+class Service(models.Model):
+    """Something that is deployed. It points at the repositories (and paths inside them) it is built from:
+    one service may span several repositories, and a monorepo may hold several services."""
+
+    slug = models.SlugField(unique=True)
+    name = models.CharField(max_length=200)
+    team = models.ForeignKey(Team, null=True, blank=True, on_delete=models.SET_NULL, related_name="services")
+    repositories = models.ManyToManyField(Repository, through="ServiceRepository", related_name="services")
+    created_at = models.DateTimeField(default=timezone.now)
+
+    class Meta:
+        ordering = ["name"]
+
+    def __str__(self) -> str:
+        return self.name
+
+
+class ServiceRepository(models.Model):
+    service = models.ForeignKey(Service, on_delete=models.CASCADE, related_name="service_repositories")
+    repository = models.ForeignKey(Repository, on_delete=models.CASCADE, related_name="service_links")
+    path_filters = models.JSONField(
+        default=list, blank=True, help_text='Globs inside the repository, e.g. ["services/payments/**"]. Empty: all.'
+    )
+
+    class Meta:
+        verbose_name_plural = "service repositories"
+        constraints = [models.UniqueConstraint(fields=["service", "repository"], name="service_repository_unique")]
+
+    def __str__(self) -> str:
+        return f"{self.service} ← {self.repository}"
+
+
+class Deployment(models.Model):
+    class Status(models.TextChoices):
+        PENDING = "pending", "Pending"
+        IN_PROGRESS = "in_progress", "In progress"
+        SUCCESS = "success", "Success"
+        FAILURE = "failure", "Failure"
+        ERROR = "error", "Error"
+        CANCELED = "canceled", "Canceled"
+
+    service = models.ForeignKey(Service, on_delete=models.CASCADE, related_name="deployments")
+    environment = models.CharField(max_length=100, default="production")
+    repository = models.ForeignKey(
+        Repository, null=True, blank=True, on_delete=models.SET_NULL, related_name="deployments"
+    )
+    sha = models.CharField(max_length=64)
+    ref = models.CharField(max_length=255, blank=True)
+    status = models.CharField(max_length=20, choices=Status.choices, default=Status.PENDING)
+    source = models.CharField(max_length=20, help_text="api / github / gitlab / demo")
+    external_id = models.CharField(max_length=200)
+    url = models.URLField(max_length=1000, blank=True)
+    started_at = models.DateTimeField(null=True, blank=True)
+    finished_at = models.DateTimeField(null=True, blank=True)
+    # Set when a lead confirms one of its changes caused an incident: counts in the change failure rate.
+    caused_incident = models.BooleanField(default=False)
+    changes_linked_at = models.DateTimeField(null=True, blank=True)
+    created_at = models.DateTimeField(default=timezone.now)
+
+    class Meta:
+        constraints = [models.UniqueConstraint(fields=["source", "external_id"], name="deployment_unique_external")]
+        indexes = [
+            models.Index(fields=["service", "finished_at"], name="deploy_service_finished_idx"),
+            models.Index(fields=["service", "environment", "status", "finished_at"], name="deploy_env_status_idx"),
+            models.Index(fields=["finished_at"], name="deploy_finished_idx"),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.service} {self.environment} @ {self.sha[:12]}"
+
+
+class DeploymentChange(models.Model):
+    """A commit a deployment shipped, and the pull request that merged it (when there is one)."""
+
+    deployment = models.ForeignKey(Deployment, on_delete=models.CASCADE, related_name="changes")
+    commit = models.ForeignKey(Commit, on_delete=models.CASCADE, related_name="deployment_changes")
+    pull_request = models.ForeignKey(
+        PullRequest, null=True, blank=True, on_delete=models.SET_NULL, related_name="deployment_changes"
+    )
+
+    class Meta:
+        constraints = [models.UniqueConstraint(fields=["deployment", "commit"], name="deployment_change_unique")]
+        indexes = [models.Index(fields=["pull_request"], name="deploy_change_pr_idx")]
+
+    def __str__(self) -> str:
+        return f"{self.deployment} ships {self.commit}"
+
+
+class Incident(models.Model):
+    class Severity(models.TextChoices):
+        SEV1 = "sev1", "SEV1 (critical)"
+        SEV2 = "sev2", "SEV2 (major)"
+        SEV3 = "sev3", "SEV3 (minor)"
+        SEV4 = "sev4", "SEV4 (low)"
+
+    class Status(models.TextChoices):
+        TRIGGERED = "triggered", "Triggered"
+        ACKNOWLEDGED = "acknowledged", "Acknowledged"
+        RESOLVED = "resolved", "Resolved"
+
+    title = models.CharField(max_length=500)
+    severity = models.CharField(max_length=10, choices=Severity.choices, default=Severity.SEV3)
+    status = models.CharField(max_length=20, choices=Status.choices, default=Status.TRIGGERED)
+    services = models.ManyToManyField(Service, blank=True, related_name="incidents")
+    source = models.CharField(max_length=20, help_text="api / pagerduty / opsgenie / demo")
+    external_id = models.CharField(max_length=200)
+    url = models.URLField(max_length=1000, blank=True)
+    started_at = models.DateTimeField()
+    detected_at = models.DateTimeField(null=True, blank=True)
+    acknowledged_at = models.DateTimeField(null=True, blank=True)
+    resolved_at = models.DateTimeField(null=True, blank=True)
+    source_updated_at = models.DateTimeField(null=True, blank=True)
+    created_at = models.DateTimeField(default=timezone.now)
+
+    class Meta:
+        constraints = [models.UniqueConstraint(fields=["source", "external_id"], name="incident_unique_external")]
+        indexes = [
+            models.Index(fields=["started_at"], name="incident_started_idx"),
+            models.Index(fields=["resolved_at"], name="incident_resolved_idx"),
+        ]
+
+    def __str__(self) -> str:
+        return self.title
+
+
+class SuspectChange(models.Model):
+    """A pull request that may have caused an incident, with its score and the reasons in words."""
+
+    class Verdict(models.TextChoices):
+        SUSPECTED = "suspected", "Suspected"
+        CONFIRMED = "confirmed", "Confirmed cause"
+        REJECTED = "rejected", "Rejected"
+
+    incident = models.ForeignKey(Incident, on_delete=models.CASCADE, related_name="suspects")
+    deployment = models.ForeignKey(Deployment, on_delete=models.CASCADE, related_name="suspects")
+    pull_request = models.ForeignKey(PullRequest, on_delete=models.CASCADE, related_name="suspicions")
+    score = models.FloatField()
+    rank = models.PositiveIntegerField()
+    reasons = models.JSONField(default=list)
+    verdict = models.CharField(max_length=20, choices=Verdict.choices, default=Verdict.SUSPECTED)
+    decided_by = models.ForeignKey(Person, null=True, blank=True, on_delete=models.SET_NULL, related_name="+")
+    decided_at = models.DateTimeField(null=True, blank=True)
+
+    class Meta:
+        ordering = ["incident", "rank"]
+        constraints = [models.UniqueConstraint(fields=["incident", "pull_request"], name="suspect_unique")]
+        indexes = [models.Index(fields=["verdict"], name="suspect_verdict_idx")]
+
+    def __str__(self) -> str:
+        return f"{self.pull_request} for {self.incident} (#{self.rank})"
+
+
+class Notification(models.Model):
+    """A notice to one person, shown to them in Tandem (and sent to the team's chat webhook when set)."""
+
+    person = models.ForeignKey(Person, on_delete=models.CASCADE, related_name="notifications")
+    kind = models.CharField(max_length=50)
+    subject = models.CharField(max_length=300)
+    body = models.TextField()
+    incident = models.ForeignKey(Incident, null=True, blank=True, on_delete=models.CASCADE)
+    pull_request = models.ForeignKey(PullRequest, null=True, blank=True, on_delete=models.CASCADE)
+    created_at = models.DateTimeField(default=timezone.now)
+    read_at = models.DateTimeField(null=True, blank=True)
+
+    class Meta:
+        constraints = [
+            models.UniqueConstraint(
+                fields=["person", "kind", "incident", "pull_request"], name="notification_unique_per_cause"
+            )
+        ]
+        indexes = [models.Index(fields=["person", "read_at"], name="notification_person_idx")]
+
+    def __str__(self) -> str:
+        return self.subject

@@ -1,0 +1,102 @@
+"""Writes for production's side: services, deployments and incidents.
+
+Idempotent by source + external id, so a retried report from CI/CD or an incident tool updates the row
+it created the first time.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+from collections.abc import Sequence
+
+from django.db import transaction
+
+from reviews.models import Repository, Team
+from telemetry.models import Deployment, Incident, Service, ServiceRepository
+
+
+def service_upsert(
+    *,
+    slug: str,
+    name: str,
+    team: Team | None,
+    repositories: Sequence[tuple[Repository, Sequence[str]]] = (),
+) -> Service:
+    """A service and the repositories (with path filters) it is built from."""
+    with transaction.atomic():
+        service, _ = Service.objects.update_or_create(slug=slug, defaults={"name": name, "team": team})
+        for repository, path_filters in repositories:
+            ServiceRepository.objects.update_or_create(
+                service=service, repository=repository, defaults={"path_filters": list(path_filters)}
+            )
+    return service
+
+
+def deployment_upsert(
+    *,
+    service: Service,
+    source: str,
+    external_id: str,
+    environment: str,
+    sha: str,
+    status: str,
+    started_at: dt.datetime | None = None,
+    finished_at: dt.datetime | None = None,
+    repository: Repository | None = None,
+    ref: str = "",
+    url: str = "",
+) -> tuple[Deployment, bool]:
+    """Create or update a deployment. Returns it and whether it was created."""
+    if started_at and finished_at and finished_at < started_at:
+        raise ValueError("finished_at is before started_at")
+    deployment, created = Deployment.objects.update_or_create(
+        source=source,
+        external_id=external_id,
+        defaults={
+            "service": service,
+            "environment": environment,
+            "sha": sha,
+            "status": status,
+            "started_at": started_at,
+            "finished_at": finished_at,
+            "repository": repository,
+            "ref": ref,
+            "url": url,
+        },
+    )
+    return deployment, created
+
+
+def incident_upsert(
+    *,
+    source: str,
+    external_id: str,
+    title: str,
+    severity: str,
+    status: str,
+    started_at: dt.datetime,
+    services: Sequence[Service],
+    detected_at: dt.datetime | None = None,
+    acknowledged_at: dt.datetime | None = None,
+    resolved_at: dt.datetime | None = None,
+    url: str = "",
+) -> tuple[Incident, bool]:
+    if resolved_at and resolved_at < started_at:
+        raise ValueError("resolved_at is before started_at")
+    with transaction.atomic():
+        incident, created = Incident.objects.update_or_create(
+            source=source,
+            external_id=external_id,
+            defaults={
+                "title": title,
+                "severity": severity,
+                "status": status,
+                "started_at": started_at,
+                "detected_at": detected_at,
+                "acknowledged_at": acknowledged_at,
+                "resolved_at": resolved_at,
+                "url": url,
+            },
+        )
+        incident.services.set(services)
+    return incident, created

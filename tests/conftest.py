@@ -1,0 +1,36 @@
+from __future__ import annotations
+
+import os
+import sys
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from config.celery import app as celery_app
+
+REPO_ROOT = Path(__file__).resolve().parent.parent
+SHARED_DIR = REPO_ROOT.parent / "shared"
+
+
+@pytest.fixture(autouse=True, scope="session")
+def _tasks_run_inline() -> Iterator[None]:
+    """Tests run Celery tasks inline, even where REDIS_URL is set; the worker test starts a real worker."""
+    previous = celery_app.conf.task_always_eager
+    celery_app.conf.task_always_eager = True
+    celery_app.conf.task_eager_propagates = True
+    yield
+    celery_app.conf.task_always_eager = previous
+
+
+@pytest.fixture
+def python_env() -> dict[str, str]:
+    """A copy of the environment for subprocesses that load Tandem's settings with variables of their own."""
+    env = {key: value for key, value in os.environ.items() if key not in {"DATABASE_URL", "REDIS_URL", "DEBUG"}}
+    env["PYTHONPATH"] = str(REPO_ROOT)
+    return env
+
+
+@pytest.fixture
+def python() -> str:
+    return sys.executable

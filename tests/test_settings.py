@@ -1,0 +1,97 @@
+"""Settings come from the environment: the embedded default with none, PostgreSQL and Redis when set."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+
+import pytest
+
+SHOW_SETTINGS = """
+import json, django
+django.setup()
+from django.conf import settings
+from config.celery import app
+print(json.dumps({
+    "engine": settings.DATABASES["default"]["ENGINE"],
+    "name": str(settings.DATABASES["default"]["NAME"]),
+    "host": settings.DATABASES["default"].get("HOST", ""),
+    "eager": app.conf.task_always_eager,
+    "propagates": app.conf.task_eager_propagates,
+    "broker": app.conf.broker_url,
+    "debug": settings.DEBUG,
+}))
+"""
+
+
+def _settings_with(python: str, env: dict[str, str]) -> dict[str, object]:
+    result = subprocess.run(
+        [python, "-c", SHOW_SETTINGS],
+        env={**env, "DJANGO_SETTINGS_MODULE": "config.settings"},
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    assert result.returncode == 0, result.stderr
+    return json.loads(result.stdout.strip().splitlines()[-1])
+
+
+def test_empty_environment_runs_on_sqlite_with_inline_tasks(python, python_env):
+    shown = _settings_with(python, python_env)
+    assert shown["engine"] == "django.db.backends.sqlite3"
+    assert shown["name"].endswith("var/tandem.sqlite3")
+    assert shown["eager"] is True
+    assert shown["propagates"] is True
+    assert shown["debug"] is True
+
+
+def test_database_and_redis_urls_switch_to_postgresql_and_a_redis_broker(python, python_env):
+    shown = _settings_with(
+        python,
+        {
+            **python_env,
+            "DATABASE_URL": "postgres://postgres@db.internal:5432/tandem",
+            "REDIS_URL": "redis://cache.internal:6379/0",
+        },
+    )
+    assert shown["engine"] == "django.db.backends.postgresql"
+    assert shown["name"] == "tandem"
+    assert shown["host"] == "db.internal"
+    assert shown["eager"] is False
+    assert shown["broker"] == "redis://cache.internal:6379/0"
+
+
+def test_production_refuses_to_start_without_a_secret_key(python, python_env):
+    env = {key: value for key, value in python_env.items() if key != "SECRET_KEY"}
+    result = subprocess.run(
+        [python, "-c", SHOW_SETTINGS],
+        env={**env, "DEBUG": "false", "DJANGO_SETTINGS_MODULE": "config.settings"},
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    assert result.returncode != 0
+    assert "SECRET_KEY must be set" in result.stderr
+
+
+@pytest.mark.parametrize("debug", ["false", "0", "off"])
+def test_production_starts_with_a_secret_key_and_hardens_cookies(python, python_env, debug):
+    code = SHOW_SETTINGS.replace(
+        '"debug": settings.DEBUG,', '"debug": settings.DEBUG, "secure": settings.SESSION_COOKIE_SECURE,'
+    )
+    result = subprocess.run(
+        [python, "-c", code],
+        env={
+            **python_env,
+            "DEBUG": debug,
+            "SECRET_KEY": "s3cret-for-test",
+            "DJANGO_SETTINGS_MODULE": "config.settings",
+        },
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    assert result.returncode == 0, result.stderr
+    shown = json.loads(result.stdout.strip().splitlines()[-1])
+    assert shown["debug"] is False
+    assert shown["secure"] is True
