@@ -3,7 +3,10 @@ raw payloads read-only."""
 
 from __future__ import annotations
 
-from django.contrib import admin
+from django.contrib import admin, messages
+from django.db import transaction
+from django.db.models import QuerySet
+from django.http import HttpRequest
 
 from reviews.models import (
     ChangedFile,
@@ -195,8 +198,23 @@ class WebhookDeliveryAdmin(admin.ModelAdmin):
         "processed_at",
     ]
 
+    actions = ["reprocess"]
+
     def has_add_permission(self, request, obj=None) -> bool:  # type: ignore[no-untyped-def]
         return False  # deliveries come only from the VCS
+
+    @admin.action(description="Reprocess selected failed or ignored deliveries")
+    def reprocess(self, request: HttpRequest, queryset: QuerySet[WebhookDelivery]) -> None:
+        from reviews.services.webhooks import webhook_delivery_requeue
+        from reviews.tasks import process_webhook_delivery
+
+        requeued = [delivery.pk for delivery in queryset if webhook_delivery_requeue(delivery=delivery)]
+        for pk in requeued:
+            transaction.on_commit(lambda pk=pk: process_webhook_delivery.delay(pk))
+        skipped = queryset.count() - len(requeued)
+        self.message_user(request, f"Queued {len(requeued)} deliveries for reprocessing.", messages.SUCCESS)
+        if skipped:
+            self.message_user(request, f"Left {skipped} alone: pending, processing or processed.", messages.WARNING)
 
 
 @admin.register(Policy)

@@ -213,9 +213,10 @@ class PullRequest(models.Model):
     head_ref = models.CharField(max_length=255, blank=True)
     head_sha = models.CharField(max_length=64, blank=True)
     merge_commit_sha = models.CharField(max_length=64, blank=True)
-    additions = models.PositiveIntegerField(default=0)
-    deletions = models.PositiveIntegerField(default=0)
-    changed_files = models.PositiveIntegerField(default=0)
+    # Null until a payload or the API says: GitLab hooks and GitHub list calls do not carry them.
+    additions = models.PositiveIntegerField(null=True, blank=True)
+    deletions = models.PositiveIntegerField(null=True, blank=True)
+    changed_files = models.PositiveIntegerField(null=True, blank=True)
     labels = models.JSONField(default=list, blank=True)
     web_url = models.URLField(max_length=500, blank=True)
     created_at = models.DateTimeField()
@@ -247,7 +248,9 @@ class PullRequest(models.Model):
         return f"{self.repository.full_path}#{self.number}"
 
     @property
-    def changed_lines(self) -> int:
+    def changed_lines(self) -> int | None:
+        if self.additions is None or self.deletions is None:
+            return None
         return self.additions + self.deletions
 
 

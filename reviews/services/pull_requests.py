@@ -86,7 +86,8 @@ def pull_request_upsert(*, repository: Repository, record: PullRequestRecord) ->
         pull_request = pull_request_stub(repository=repository, number=record.number)
         pull_request = PullRequest.objects.select_for_update().get(pk=pull_request.pk)
         if record.updated_at < pull_request.updated_at:
-            return pull_request, False
+            # Older than what we hold: only fill in figures the newer payloads did not carry.
+            return pull_request, _fill_unknown_figures(pull_request, record)
         was_stub = pull_request.updated_at == _STUB_TIME
         was_draft = pull_request.draft
         _apply_record(pull_request, record)
@@ -99,6 +100,18 @@ def pull_request_upsert(*, repository: Repository, record: PullRequestRecord) ->
         if record.requested_reviewers is not None:
             pull_request.requested_reviewers.set(_people(connection, record.requested_reviewers))
     return pull_request, True
+
+
+_FIGURES = ("additions", "deletions", "changed_files")
+
+
+def _fill_unknown_figures(pull_request: PullRequest, record: PullRequestRecord) -> bool:
+    unknown = [f for f in _FIGURES if getattr(pull_request, f) is None and getattr(record, f) is not None]
+    for field in unknown:
+        setattr(pull_request, field, getattr(record, field))
+    if unknown:
+        pull_request.save(update_fields=unknown)
+    return bool(unknown)
 
 
 def _apply_record(pull_request: PullRequest, record: PullRequestRecord) -> None:
@@ -117,7 +130,7 @@ def _apply_record(pull_request: PullRequest, record: PullRequestRecord) -> None:
     pull_request.merged_at = record.merged_at
     pull_request.closed_at = record.closed_at
     # Figures a payload does not carry are None: keep what an earlier payload or the API said.
-    for field in ("additions", "deletions", "changed_files"):
+    for field in _FIGURES:
         value = getattr(record, field)
         if value is not None:
             setattr(pull_request, field, value)
@@ -169,12 +182,24 @@ def review_upsert(*, pull_request: PullRequest, record: ReviewRecord) -> Review:
                 review = Review.objects.select_for_update().get(
                     pull_request=pull_request, external_id=record.external_id
                 )
-        if record.submitted_at < review.submitted_at:
+        if not _review_record_is_newer(review, record):
             return review
+        if record.state == Review.State.DISMISSED:
+            values["submitted_at"] = max(record.submitted_at, review.submitted_at)
         for field, value in values.items():
             setattr(review, field, value)
         review.save()
     return review
+
+
+def _review_record_is_newer(review: Review, record: ReviewRecord) -> bool:
+    """Dismissal always lands (GitHub keeps the original submitted time on it); a dismissed review only comes
+    back with a strictly newer submission (a GitLab re-approval); otherwise the newer submission wins."""
+    if record.state == Review.State.DISMISSED:
+        return True
+    if review.state == Review.State.DISMISSED:
+        return record.submitted_at > review.submitted_at
+    return record.submitted_at >= review.submitted_at
 
 
 def approval_withdraw(*, pull_request: PullRequest, account: UserRecord, at: dt.datetime) -> int:
@@ -183,9 +208,10 @@ def approval_withdraw(*, pull_request: PullRequest, account: UserRecord, at: dt.
     Returns how many reviews changed. Approvals given after `at` (seen out of order) stand.
     """
     reviewer = person_from_account(connection=pull_request.repository.connection, account=account)
+    # The withdrawal time becomes the review's time, so only a later re-approval brings it back.
     return Review.objects.filter(
         pull_request=pull_request, reviewer=reviewer, state=Review.State.APPROVED, submitted_at__lte=at
-    ).update(state=Review.State.DISMISSED)
+    ).update(state=Review.State.DISMISSED, submitted_at=at)
 
 
 def comment_upsert(*, pull_request: PullRequest, record: CommentRecord) -> Comment:
