@@ -181,10 +181,8 @@ def parse_timestamp(value: str) -> dt.datetime:
         raise ValueError(f"not a timestamp: {value!r}")
     date = dt.date.fromisoformat(match["date"])
     micro = int((match["frac"] or "0")[:6].ljust(6, "0"))
-    naive = dt.datetime(
-        date.year, date.month, date.day, int(match["h"]), int(match["m"]), int(match["s"] or 0), micro
-    )
-    return naive.replace(tzinfo=_zone(match["tz"])).astimezone(dt.UTC)
+    clock = (int(match["h"]), int(match["m"]), int(match["s"] or 0), micro)
+    return dt.datetime(date.year, date.month, date.day, *clock, tzinfo=_zone(match["tz"])).astimezone(dt.UTC)
 
 
 def is_bot_username(username: str) -> bool:
@@ -314,7 +312,11 @@ def _push_event(root: PayloadReader) -> WebhookEvent:
     sender = _push_user(root)
     if not ref.startswith("refs/heads/"):
         return WebhookEvent(
-            provider="gitlab", event="push", repository=repository, ref=ref, sender=sender,
+            provider="gitlab",
+            event="push",
+            repository=repository,
+            ref=ref,
+            sender=sender,
             ignored=f"push to {ref}, not to a branch",
         )
     action = ""
@@ -411,7 +413,11 @@ def _deployment_event(root: PayloadReader) -> WebhookEvent:
     sender = _sender(root)
     if raw_status in ("approved", "rejected"):
         return WebhookEvent(
-            provider="gitlab", event="deployment", action=raw_status, repository=repository, sender=sender,
+            provider="gitlab",
+            event="deployment",
+            action=raw_status,
+            repository=repository,
+            sender=sender,
             ignored=f"deployment {raw_status} by an approver; the lifecycle events carry the status",
         )
     status = _DEPLOYMENT_STATUSES.get(raw_status, "error")

@@ -416,9 +416,7 @@ def commit_from_api(commit: PayloadReader) -> CommitRecord:
     return CommitRecord(
         sha=commit.text("id"),
         message=message,
-        author=GitUserRecord(
-            name=commit.opt_text("author_name"), email=clean_email(commit.opt_text("author_email"))
-        ),
+        author=GitUserRecord(name=commit.opt_text("author_name"), email=clean_email(commit.opt_text("author_email"))),
         authored_at=commit.opt_time("authored_date") or commit.time("created_at"),
         committer=GitUserRecord(name=committer_name, email=committer_email)
         if committer_name or committer_email

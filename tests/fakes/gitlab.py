@@ -19,6 +19,7 @@ and 429 with Retry-After once the window's budget is spent.
 from __future__ import annotations
 
 import base64
+import contextlib
 import dataclasses
 import datetime as dt
 import email.utils
@@ -131,7 +132,9 @@ class FakeGitLab:
         handler = type("Handler", (_Handler,), {"fake": self})
         self._server = ThreadingHTTPServer(("127.0.0.1", 0), handler)
         self._server.daemon_threads = True
-        self._thread = threading.Thread(target=self._server.serve_forever, name="fake-gitlab", daemon=True)
+        self._thread = threading.Thread(
+            target=self._server.serve_forever, kwargs={"poll_interval": 0.02}, name="fake-gitlab", daemon=True
+        )
         self._thread.start()
 
     def stop(self) -> None:
@@ -144,8 +147,7 @@ class FakeGitLab:
     def url(self) -> str:
         if self._server is None:
             raise RuntimeError("FakeGitLab is not started")
-        host, port = self._server.server_address[:2]
-        return f"http://{host}:{port}"
+        return f"http://127.0.0.1:{self._server.server_address[1]}"
 
     # --- seeding ----------------------------------------------------------------------------------------------
 
@@ -247,9 +249,16 @@ class FakeGitLab:
             self._projects[full_path] = project
             self._projects_by_id[project_id] = project
             base = self._commit_json(
-                project, sha=_hex(f"{full_path}:base"), message="Initial commit", author_name="Root",
-                author_email="root@example.com", authored_date=created_at, committed_date=created_at,
-                committer_name=None, committer_email=None, parent_ids=[],
+                project,
+                sha=_hex(f"{full_path}:base"),
+                message="Initial commit",
+                author_name="Root",
+                author_email="root@example.com",
+                authored_date=created_at,
+                committed_date=created_at,
+                committer_name=None,
+                committer_email=None,
+                parent_ids=[],
             )
             project.commits[base["id"]] = base
             project.base_sha = base["id"]
@@ -409,7 +418,9 @@ class FakeGitLab:
                 mr.data["user_notes_count"] += 1
             return note
 
-    def add_approval(self, full_path: str, iid: int, *, user: str, approved_at: dt.datetime | str | None = None) -> Json:
+    def add_approval(
+        self, full_path: str, iid: int, *, user: str, approved_at: dt.datetime | str | None = None
+    ) -> Json:
         """An approval, with the "approved this merge request" system note GitLab writes beside it."""
         with self._lock:
             mr = self._projects[full_path].merge_requests[iid]
@@ -454,10 +465,16 @@ class FakeGitLab:
                 parent_ids = [mr.commits[0]["id"] if mr and mr.commits else project.base_sha]
             authored = _iso(authored_date or self._tick())
             commit = self._commit_json(
-                project, sha=sha or _hex(f"{full_path}:{next(self._ids)}"), message=message,
-                author_name=author_name, author_email=author_email, authored_date=authored,
-                committed_date=_iso(committed_date or authored), committer_name=committer_name,
-                committer_email=committer_email, parent_ids=parent_ids,
+                project,
+                sha=sha or _hex(f"{full_path}:{next(self._ids)}"),
+                message=message,
+                author_name=author_name,
+                author_email=author_email,
+                authored_date=authored,
+                committed_date=_iso(committed_date or authored),
+                committer_name=committer_name,
+                committer_email=committer_email,
+                parent_ids=parent_ids,
             )
             project.commits[commit["id"]] = commit
             if mr is not None:
@@ -465,8 +482,14 @@ class FakeGitLab:
                 mr.data["sha"] = commit["id"]
                 if push_note:
                     body = f"added 1 commit\n\n<ul><li>{commit['short_id']} - {commit['title']}</li></ul>"
-                    self.add_note(full_path, iid, author=mr.data["author"]["username"], body=body, system=True,
-                                  created_at=commit["committed_date"])
+                    self.add_note(
+                        full_path,
+                        iid,
+                        author=mr.data["author"]["username"],
+                        body=body,
+                        system=True,
+                        created_at=commit["committed_date"],
+                    )
             return commit
 
     def add_diff(
@@ -529,8 +552,12 @@ class FakeGitLab:
                 created = start + dt.timedelta(minutes=10 * index)
                 author = people[index % len(people)]
                 mr = self.add_merge_request(
-                    full_path, iid=iid, title=f"Change {iid}", author=author["username"],
-                    state=("merged", "opened", "closed")[index % 3], created_at=created,
+                    full_path,
+                    iid=iid,
+                    title=f"Change {iid}",
+                    author=author["username"],
+                    state=("merged", "opened", "closed")[index % 3],
+                    created_at=created,
                     updated_at=created + dt.timedelta(minutes=9),
                     labels=("backend",) if index % 2 else (),
                 )
@@ -539,9 +566,15 @@ class FakeGitLab:
                 for number in range(commits_per_mr):
                     moment = _iso(created + dt.timedelta(minutes=number))
                     commit = self._commit_json(
-                        project, sha=_hex(f"{full_path}!{iid}:{number}"), message=f"Step {number} of !{iid}",
-                        author_name=author["name"], author_email=f"{author['username']}@example.com",
-                        authored_date=moment, committed_date=moment, committer_name=None, committer_email=None,
+                        project,
+                        sha=_hex(f"{full_path}!{iid}:{number}"),
+                        message=f"Step {number} of !{iid}",
+                        author_name=author["name"],
+                        author_email=f"{author['username']}@example.com",
+                        authored_date=moment,
+                        committed_date=moment,
+                        committer_name=None,
+                        committer_email=None,
                         parent_ids=[parent],
                     )
                     project.commits[commit["id"]] = commit
@@ -550,18 +583,34 @@ class FakeGitLab:
                 if entry.commits:
                     mr["sha"] = entry.commits[0]["id"]
                 for number in range(diffs_per_mr):
-                    entry.diffs.append({
-                        "old_path": f"src/module_{number}.py", "new_path": f"src/module_{number}.py",
-                        "a_mode": "100644", "b_mode": "100644",
-                        "diff": f"@@ -1,2 +1,3 @@\n context\n-old {number}\n+new {number}\n+more {number}\n",
-                        "new_file": False, "renamed_file": False, "deleted_file": False, "generated_file": False,
-                    })
+                    entry.diffs.append(
+                        {
+                            "old_path": f"src/module_{number}.py",
+                            "new_path": f"src/module_{number}.py",
+                            "a_mode": "100644",
+                            "b_mode": "100644",
+                            "diff": f"@@ -1,2 +1,3 @@\n context\n-old {number}\n+new {number}\n+more {number}\n",
+                            "new_file": False,
+                            "renamed_file": False,
+                            "deleted_file": False,
+                            "generated_file": False,
+                        }
+                    )
                 for number in range(notes_per_mr):
-                    self.add_note(full_path, iid, author=people[(index + number + 1) % len(people)]["username"],
-                                  body=f"Comment {number}", created_at=created + dt.timedelta(minutes=4 + number))
+                    self.add_note(
+                        full_path,
+                        iid,
+                        author=people[(index + number + 1) % len(people)]["username"],
+                        body=f"Comment {number}",
+                        created_at=created + dt.timedelta(minutes=4 + number),
+                    )
                 for number in range(approvals_per_mr):
-                    self.add_approval(full_path, iid, user=people[(index + number + 2) % len(people)]["username"],
-                                      approved_at=created + dt.timedelta(minutes=6 + number))
+                    self.add_approval(
+                        full_path,
+                        iid,
+                        user=people[(index + number + 2) % len(people)]["username"],
+                        approved_at=created + dt.timedelta(minutes=6 + number),
+                    )
             return project_data
 
     def fail_next(self, path_substring: str, status: int, retry_after: int | None = None, times: int = 1) -> None:
@@ -740,11 +789,11 @@ class FakeGitLab:
         state = _param(query, "state") or "all"
         if state != "all":
             items = [mr for mr in items if mr["state"] == state]
-        for key, field_name, keep in (
-            ("updated_after", "updated_at", lambda value, bound: value >= bound),
-            ("updated_before", "updated_at", lambda value, bound: value <= bound),
-            ("created_after", "created_at", lambda value, bound: value >= bound),
-            ("created_before", "created_at", lambda value, bound: value <= bound),
+        for key, field_name, after in (
+            ("updated_after", "updated_at", True),
+            ("updated_before", "updated_at", False),
+            ("created_after", "created_at", True),
+            ("created_before", "created_at", False),
         ):
             bound = _param(query, key)
             if bound:
@@ -752,7 +801,8 @@ class FakeGitLab:
                     limit = _parse(bound)
                 except ValueError:
                     return 400, {}, {"error": f"{key} is invalid"}
-                items = [mr for mr in items if keep(_parse(mr[field_name]), limit)]
+                # GitLab's bounds are inclusive: "updated on or after the given time".
+                items = [mr for mr in items if (_parse(mr[field_name]) >= limit) == after or _parse(mr[field_name]) == limit]
         order_by = _param(query, "order_by") or "created_at"
         if order_by not in ("created_at", "updated_at"):
             return 400, {}, {"error": "order_by does not have a valid value"}
@@ -818,9 +868,19 @@ class FakeGitLab:
             "latest_build_finished_at": None,
             "first_deployed_to_production_at": None,
             "pipeline": pipeline,
-            "head_pipeline": {**pipeline, "before_sha": project.base_sha, "tag": False, "yaml_errors": None,
-                              "user": data["author"], "started_at": None, "finished_at": None,
-                              "committed_at": None, "duration": None, "queued_duration": None, "coverage": None},
+            "head_pipeline": {
+                **pipeline,
+                "before_sha": project.base_sha,
+                "tag": False,
+                "yaml_errors": None,
+                "user": data["author"],
+                "started_at": None,
+                "finished_at": None,
+                "committed_at": None,
+                "duration": None,
+                "queued_duration": None,
+                "coverage": None,
+            },
             "diff_refs": {"base_sha": project.base_sha, "head_sha": data["sha"], "start_sha": project.base_sha},
             "merge_error": None,
             "first_contribution": False,
@@ -859,32 +919,36 @@ class FakeGitLab:
             return 404, {}, {"message": "404 Not found"}
         project, mr = found
         data = mr.data
-        return 200, {}, {
-            "id": data["id"],
-            "iid": data["iid"],
-            "project_id": project.data["id"],
-            "title": data["title"],
-            "description": data["description"],
-            "state": data["state"],
-            "created_at": data["created_at"],
-            "updated_at": data["updated_at"],
-            "merge_status": data["merge_status"],
-            "approved": bool(mr.approvals),
-            "approvals_required": 0,
-            "approvals_left": 0,
-            "require_password_to_approve": False,
-            "approved_by": [{"user": _basic_user(user), "approved_at": at} for user, at in mr.approvals],
-            "suggested_approvers": [],
-            "approvers": [],
-            "approver_groups": [],
-            "user_has_approved": False,
-            "user_can_approve": True,
-            "approval_rules_left": [],
-            "has_approval_rules": False,
-            "merge_request_approvers_available": False,
-            "multiple_approval_rules_available": False,
-            "invalid_approvers_rules": [],
-        }
+        return (
+            200,
+            {},
+            {
+                "id": data["id"],
+                "iid": data["iid"],
+                "project_id": project.data["id"],
+                "title": data["title"],
+                "description": data["description"],
+                "state": data["state"],
+                "created_at": data["created_at"],
+                "updated_at": data["updated_at"],
+                "merge_status": data["merge_status"],
+                "approved": bool(mr.approvals),
+                "approvals_required": 0,
+                "approvals_left": 0,
+                "require_password_to_approve": False,
+                "approved_by": [{"user": _basic_user(user), "approved_at": at} for user, at in mr.approvals],
+                "suggested_approvers": [],
+                "approvers": [],
+                "approver_groups": [],
+                "user_has_approved": False,
+                "user_can_approve": True,
+                "approval_rules_left": [],
+                "has_approval_rules": False,
+                "merge_request_approvers_available": False,
+                "multiple_approval_rules_available": False,
+                "invalid_approvers_rules": [],
+            },
+        )
 
     def _list_notes(self, params: dict[str, str], query: dict[str, list[str]], body: Any) -> tuple[int, Json, Any]:
         found = self._merge_request(params)
@@ -895,8 +959,9 @@ class FakeGitLab:
         descending = (_param(query, "sort") or "desc") == "desc"
         notes = sorted(mr.notes, key=lambda note: (_parse(note[order_by]), note["id"]), reverse=descending)
         notes = [{**note, "author": _basic_user(note["author"])} for note in notes]
-        headers, chunk = self._paginate(f"projects/{params['project']}/merge_requests/{params['iid']}/notes",
-                                        notes, query)
+        headers, chunk = self._paginate(
+            f"projects/{params['project']}/merge_requests/{params['iid']}/notes", notes, query
+        )
         return 200, headers, chunk
 
     def _list_commits(self, params: dict[str, str], query: dict[str, list[str]], body: Any) -> tuple[int, Json, Any]:
@@ -937,14 +1002,18 @@ class FakeGitLab:
             return 404, {}, {"message": "404 Ref Not Found"}
         reachable_from_base = _ancestors(project.commits, base)
         commits = [c for c in _ancestors_ordered(project.commits, head) if c["id"] not in reachable_from_base]
-        return 200, {}, {
-            "commit": commits[-1] if commits else None,
-            "commits": commits,
-            "diffs": [],
-            "compare_timeout": False,
-            "compare_same_ref": base == head,
-            "web_url": f"{project.data['web_url']}/-/compare/{base}...{head}",
-        }
+        return (
+            200,
+            {},
+            {
+                "commit": commits[-1] if commits else None,
+                "commits": commits,
+                "diffs": [],
+                "compare_timeout": False,
+                "compare_same_ref": base == head,
+                "web_url": f"{project.data['web_url']}/-/compare/{base}...{head}",
+            },
+        )
 
     def _post_status(self, params: dict[str, str], query: dict[str, list[str]], body: Any) -> tuple[int, Json, Any]:
         project = self._project(params)
@@ -962,8 +1031,10 @@ class FakeGitLab:
         existing = [s for s in project.statuses.get(sha, []) if s["name"] == name and s["ref"] == ref]
         if existing and existing[-1]["status"] == state and state in _TRANSITION_EVENTS:
             event = _TRANSITION_EVENTS[state]
-            message = (f"Cannot transition status via :{event} from :{state} "
-                       f"(Reason(s): Status cannot transition via \"{event}\")")
+            message = (
+                f"Cannot transition status via :{event} from :{state} "
+                f'(Reason(s): Status cannot transition via "{event}")'
+            )
             return 400, {}, {"message": message}
         now = _iso(self._tick())
         status = {
@@ -1019,6 +1090,7 @@ _ROUTES: list[_Route] = [
 class _Handler(BaseHTTPRequestHandler):
     fake: FakeGitLab
     protocol_version = "HTTP/1.1"  # keep-alive, as GitLab's own frontend
+    disable_nagle_algorithm = True  # headers and body go out as separate writes: no 40 ms delayed-ACK stalls
 
     def do_GET(self) -> None:
         self._respond("GET")
@@ -1048,7 +1120,8 @@ class _Handler(BaseHTTPRequestHandler):
             if value != "" or key.startswith("X-"):
                 self.send_header(key, value)
         self.end_headers()
-        self.wfile.write(encoded)
+        with contextlib.suppress(BrokenPipeError, ConnectionResetError):  # the client gave up (a timeout test)
+            self.wfile.write(encoded)
 
     def log_message(self, format: str, *args: Any) -> None:
         pass  # quiet: tests read `fake.requests` instead
@@ -1116,8 +1189,17 @@ def _per_page(query: dict[str, list[str]]) -> int:
 
 
 def _reason(status: int) -> str:
-    reasons = {400: "Bad Request", 401: "Unauthorized", 403: "Forbidden", 404: "Not Found", 429: "Too Many Requests",
-               500: "Internal Server Error", 502: "Bad Gateway", 503: "Service Unavailable", 504: "Gateway Timeout"}
+    reasons = {
+        400: "Bad Request",
+        401: "Unauthorized",
+        403: "Forbidden",
+        404: "Not Found",
+        429: "Too Many Requests",
+        500: "Internal Server Error",
+        502: "Bad Gateway",
+        503: "Service Unavailable",
+        504: "Gateway Timeout",
+    }
     return f"{status} {reasons.get(status, 'Error')}"
 
 
