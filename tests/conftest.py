@@ -34,3 +34,37 @@ def python_env() -> dict[str, str]:
 @pytest.fixture
 def python() -> str:
     return sys.executable
+
+
+@pytest.fixture
+def fake_github():
+    from tests.fakes.github import FakeGitHub
+
+    with FakeGitHub() as fake:
+        yield fake
+
+
+@pytest.fixture
+def fake_gitlab():
+    from tests.fakes.gitlab import FakeGitLab
+
+    with FakeGitLab() as fake:
+        yield fake
+
+
+@pytest.fixture
+def github_connection(db, fake_github):
+    from reviews.models import Connection
+
+    return Connection.objects.create(
+        provider="github", name="fake GitHub", base_url=fake_github.url, api_token=fake_github.token
+    )
+
+
+@pytest.fixture
+def gitlab_connection(db, fake_gitlab):
+    from reviews.models import Connection
+
+    return Connection.objects.create(
+        provider="gitlab", name="fake GitLab", base_url=fake_gitlab.url, api_token=fake_gitlab.token
+    )

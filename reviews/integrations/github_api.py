@@ -16,9 +16,9 @@ import email.utils
 import json
 import time
 from collections import Counter
-from collections.abc import Iterator, Mapping
+from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass, replace
-from typing import Any, Literal
+from typing import Any, Literal, TypeVar
 from urllib.parse import quote, urlsplit
 
 import requests
@@ -55,6 +55,7 @@ __all__ = [
     "RateLimited",
 ]
 
+_T = TypeVar("_T")
 CommitState = Literal["error", "failure", "pending", "success"]
 _COMMIT_STATES = frozenset({"error", "failure", "pending", "success"})
 # GitHub's documented advice when a secondary rate limit names no Retry-After: wait at least a minute.
@@ -192,16 +193,22 @@ class GitHubClient:
             self.etags[key] = etag
 
     def pull_request_details(self, full_path: str, number: int) -> PullRequestDetails:
-        """The pull request with its reviews, comments, commits and files: six requests for a usual one."""
-        base = f"/repos/{_repo_path(full_path)}"
-        pull = parse_pull_request(self._request("GET", f"{base}/pulls/{number}").data, f"pulls/{number}")
-        raw_reviews = list(self._list(f"{base}/pulls/{number}/reviews"))
-        diff_comments = [
-            parse_review_comment(item, path) for path, item in self._list(f"{base}/pulls/{number}/comments")
-        ]
-        conversation = [
-            parse_issue_comment(item, path) for path, item in self._list(f"{base}/issues/{number}/comments")
-        ]
+        """The pull request with its reviews, comments, commits and files.
+
+        Six requests at most: the pull request, then its reviews, diff comments, conversation comments, commits
+        and files. A list the pull request itself counts as empty (`review_comments: 0`, `comments: 0`,
+        `changed_files: 0`) is not asked for.
+        """
+        repo = f"/repos/{_repo_path(full_path)}"
+        pull_path = f"{repo}/pulls/{number}"
+        data = self._request("GET", pull_path).data
+        pull = parse_pull_request(data, f"pulls/{number}")
+        raw_reviews = list(self._list(f"{pull_path}/reviews"))
+        diff_comments = self._items(f"{pull_path}/comments", _count(data, "review_comments"), parse_review_comment)
+        conversation = self._items(f"{repo}/issues/{number}/comments", _count(data, "comments"), parse_issue_comment)
+        commits = self._items(f"{pull_path}/commits", _count(data, "commits"), parse_commit)
+        files = self._items(f"{pull_path}/files", pull.changed_files, parse_changed_file)
+
         per_review = Counter(comment.review_external_id for comment in diff_comments if comment.review_external_id)
         reviews = []
         for path, item in raw_reviews:
@@ -209,10 +216,8 @@ class GitHubClient:
                 continue  # a draft review, visible to its author only: not given yet
             review = parse_review(item, path)
             reviews.append(replace(review, comment_count=per_review[review.external_id]))
-        commits = [parse_commit(item, path) for path, item in self._list(f"{base}/pulls/{number}/commits")]
-        files = [parse_changed_file(item, path) for path, item in self._list(f"{base}/pulls/{number}/files")]
-        comments = sorted(diff_comments + conversation, key=lambda comment: (comment.created_at, comment.external_id))
         reviews.sort(key=lambda review: (review.submitted_at, review.external_id))
+        comments = sorted(diff_comments + conversation, key=lambda comment: (comment.created_at, comment.external_id))
         return PullRequestDetails(pull, reviews, comments, commits, files)
 
     def compare(self, full_path: str, base_sha: str, head_sha: str) -> list[CommitRecord]:
@@ -293,6 +298,11 @@ class GitHubClient:
         reply = self._request("GET", path, params={"per_page": self.per_page})
         yield from self._pages(reply, path.strip("/"))
 
+    def _items(self, path: str, count: int | None, parse: Callable[[object, str], _T]) -> list[_T]:
+        if count == 0:
+            return []  # the pull request says this list is empty: spare the call
+        return [parse(item, item_path) for item_path, item in self._list(path)]
+
     def _pages(self, reply: _Reply, name: str) -> Iterator[tuple[str, Any]]:
         index = 0
         while True:
@@ -358,6 +368,11 @@ def _repo_path(full_path: str) -> str:
 def _origin(url: str) -> tuple[str, str]:
     parts = urlsplit(url)
     return parts.scheme, parts.netloc
+
+
+def _count(data: object, key: str) -> int | None:
+    value = data.get(key) if isinstance(data, Mapping) else None
+    return value if isinstance(value, int) and not isinstance(value, bool) else None
 
 
 def _number(value: Any) -> float | None:

@@ -19,7 +19,8 @@ Decisions worth knowing:
   requests (only some resources have it); with `pagination="auto"` the first 405 switches this client to offset.
 - Additions and deletions are counted from the diffs' `+`/`-` lines (GitLab's merge request has no such
   figures). Diffs GitLab truncates (too large, over the instance's diff limits) count what GitLab returns.
-- Approvals come from `approval_state` (Premium) and fall back to `approvals` when that answers 403/404. The
+- Approvals come from `approval_state` (Premium) and fall back to `approvals` when that answers 403/404 (Free
+  tier; remembered per project) or lists no rule at all (it would list no approver either). The
   approval time is `approved_at` when GitLab gives it, else the "approved this merge request" system note, else
   the merge request's `updated_at`. The commit an approval was given on is the head, unless a push ("added N
   commits" system note) came after the approval: then the newest commit committed before the approval.
@@ -281,8 +282,10 @@ class GitLabClient:
             if code is not None and code >= 500:
                 raise GitLabUnavailable(message, status_code=code) from error
             raise GitLabError(message, status_code=code) from error
-        except requests.RequestException as error:
+        except (requests.ConnectionError, requests.Timeout, requests.exceptions.ChunkedEncodingError) as error:
             raise GitLabUnavailable(f"GitLab unreachable: {error}") from error
+        except requests.RequestException as error:
+            raise GitLabError(f"GitLab request failed: {error}") from error
 
     def _retry_after(self) -> float:
         headers = self._last_headers
@@ -338,12 +341,15 @@ class GitLabClient:
                     raise
                 self._approval_state[full_path] = False  # Free tier: only /approvals
             else:
-                approvers: dict[str, UserRecord] = {}
-                for rule in state.objs("rules"):
-                    for user in rule.opt_objs("approved_by") or []:
-                        record = user_record(user)
-                        approvers.setdefault(record.external_id or record.login, record)
-                return [(approver, None) for approver in approvers.values()]
+                rules = state.objs("rules")
+                # Without any rule, approval_state lists no approvers at all, yet approvals may stand: ask /approvals.
+                if rules:
+                    approvers: dict[str, UserRecord] = {}
+                    for rule in rules:
+                        for user in rule.opt_objs("approved_by") or []:
+                            record = user_record(user)
+                            approvers.setdefault(record.external_id or record.login, record)
+                    return [(approver, None) for approver in approvers.values()]
         approvals = PayloadReader(mr.approvals.get().asdict(), "approvals")
         return [
             (user_record(entry.obj("user")), entry.opt_time("approved_at"))

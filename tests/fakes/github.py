@@ -38,6 +38,11 @@ _PRIMARY_DOCS = "https://docs.github.com/rest/overview/rate-limits-for-the-rest-
 _SECONDARY_DOCS = "https://docs.github.com/rest/overview/rate-limits-for-the-rest-api#about-secondary-rate-limits"
 _REVIEW_STATES = frozenset({"APPROVED", "CHANGES_REQUESTED", "COMMENTED", "DISMISSED", "PENDING"})
 _STATUS_STATES = frozenset({"error", "failure", "pending", "success"})
+_LABEL_DESCRIPTIONS = {
+    "bug": "Something isn't working",
+    "dependencies": "Pull requests that update a dependency file",
+    "documentation": "Improvements or additions to documentation",
+}
 _SEED_PEOPLE = ("alice", "bob", "carol", "dave", "erin", "frank", "grace", "heidi")
 
 
@@ -188,6 +193,9 @@ class _Invalid(Exception):
 
 class _Handler(BaseHTTPRequestHandler):
     protocol_version = "HTTP/1.1"  # keep-alive, as GitHub; every response carries Content-Length
+    # One buffered write per response and no Nagle: otherwise delayed ACKs add 40 ms to every request.
+    wbufsize = -1
+    disable_nagle_algorithm = True
     fake: FakeGitHub
 
     def do_GET(self) -> None:
@@ -846,7 +854,7 @@ class FakeGitHub:
             "updated_at": _ts(repo.created_at),
             "permissions": {"admin": False, "push": True, "pull": True},
             "allow_rebase_merge": True,
-            "temp_clone_token": None,
+            "temp_clone_token": "",
             "allow_squash_merge": True,
             "allow_merge_commit": True,
             "allow_forking": True,
@@ -860,7 +868,6 @@ class FakeGitHub:
 
     def _full_repo_json(self, repo: _Repo) -> JSON:
         data = dict(self._repo_json(repo))
-        data.pop("language")
         open_pulls = sum(1 for pull in repo.pulls.values() if pull.state == "open")
         data.update(
             open_issues_count=open_pulls,
@@ -882,7 +889,7 @@ class FakeGitHub:
             "node_id": _node_id("Label", label_id),
             "url": f"{self.url}/repos/{repo.full_name}/labels/{quote(name)}",
             "name": name,
-            "description": None,
+            "description": _LABEL_DESCRIPTIONS.get(name, ""),
             "color": _sha(name)[:6],
             "default": name in ("bug", "documentation", "enhancement"),
         }
@@ -1037,6 +1044,7 @@ class FakeGitHub:
             "updated_at": _ts(comment.created_at),
             "issue_url": f"{api}/issues/{pull.number}",
             "author_association": "MEMBER",
+            "minimized": None,
         }
 
     def _commit_json(self, repo: _Repo, commit: _Commit) -> JSON:
@@ -1106,14 +1114,22 @@ class FakeGitHub:
     def _rate_limit_json(self) -> JSON:
         used = self.rate_limit - self.rate_remaining
         core = {"limit": self.rate_limit, "used": used, "remaining": self.rate_remaining, "reset": self.rate_reset}
-        other = {"limit": 5000, "used": 0, "remaining": 5000, "reset": self.rate_reset}
+
+        def bucket(limit: int) -> JSON:
+            return {"limit": limit, "used": 0, "remaining": limit, "reset": self.rate_reset}
+
         return {
             "resources": {
                 "core": core,
-                "search": {"limit": 30, "used": 0, "remaining": 30, "reset": self.rate_reset},
-                "graphql": other,
-                "integration_manifest": other,
-                "code_scanning_upload": other,
+                "search": bucket(30),
+                "graphql": bucket(5000),
+                "integration_manifest": bucket(5000),
+                "source_import": bucket(100),
+                "actions_runner_registration": bucket(10000),
+                "scim": bucket(15000),
+                "dependency_snapshots": bucket(100),
+                "code_search": bucket(10),
+                "code_scanning_autofix": bucket(10),
             },
             "rate": core,
         }

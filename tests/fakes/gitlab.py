@@ -91,6 +91,7 @@ class FakeGitLab:
         token: str = "glpat-fake-token",
         keyset_merge_requests: bool = True,
         approval_state: bool = True,
+        approval_rules: bool = True,
         diffs_endpoint: bool = True,
         rate_limit: int = 10_000,
         rate_limit_window: float = 60.0,
@@ -98,7 +99,8 @@ class FakeGitLab:
     ) -> None:
         self.token = token
         self.keyset_merge_requests = keyset_merge_requests
-        self.approval_state = approval_state
+        self.approval_state = approval_state  # False: Free tier, approval_state answers 403
+        self.approval_rules = approval_rules  # False: Premium without rules, approval_state lists none
         self.diffs_endpoint = diffs_endpoint
         self.rate_limit = rate_limit
         self.rate_limit_window = rate_limit_window
@@ -112,7 +114,7 @@ class FakeGitLab:
         self._users: dict[str, Json] = {}
         self._injections: list[_Injection] = []
         self._ids = itertools.count(1000)
-        self._clock = itertools.count(1)
+        self._now = _EPOCH  # the fake's clock: one second per event, never behind any time it was given
         self._window_start = time.monotonic()
         self._window_used = 0
         self._server: ThreadingHTTPServer | None = None
@@ -174,7 +176,7 @@ class FakeGitLab:
             project_id = project_id or next(self._ids)
             namespace, _, path = full_path.rpartition("/")
             web_url = f"https://gitlab.example.com/{full_path}"
-            created_at = _iso(self._tick())
+            created_at = self._stamp(None)
             data: Json = {
                 "id": project_id,
                 "description": description,
@@ -289,8 +291,8 @@ class FakeGitLab:
         with self._lock:
             project = self._projects[full_path]
             iid = iid or max(project.merge_requests, default=0) + 1
-            created = _iso(created_at or self._tick())
-            updated = _iso(updated_at or created)
+            created = self._stamp(created_at)
+            updated = self._stamp(updated_at) if updated_at else created
             author_json = self.add_user(author)
             merger = self.add_user(merged_by) if merged_by else None
             reviewer_json = [self.add_user(name) for name in reviewers]
@@ -310,11 +312,11 @@ class FakeGitLab:
                 "updated_at": updated,
                 "merged_by": merger,
                 "merge_user": merger,
-                "merged_at": _iso(merged_at) if merged_at else None,
+                "merged_at": self._stamp(merged_at) if merged_at else None,
                 "merge_after": None,
                 "prepared_at": created,
                 "closed_by": author_json if state == "closed" else None,
-                "closed_at": _iso(closed_at) if closed_at else None,
+                "closed_at": self._stamp(closed_at) if closed_at else None,
                 "target_branch": target_branch or project.data["default_branch"],
                 "source_branch": source_branch or f"feature-{iid}",
                 "user_notes_count": 0,
@@ -376,7 +378,7 @@ class FakeGitLab:
         with self._lock:
             project = self._projects[full_path]
             mr = project.merge_requests[iid]
-            created = _iso(created_at or self._tick())
+            created = self._stamp(created_at)
             note: Json = {
                 "id": next(self._ids),
                 "type": "DiffNote" if position_path else None,
@@ -424,7 +426,7 @@ class FakeGitLab:
         """An approval, with the "approved this merge request" system note GitLab writes beside it."""
         with self._lock:
             mr = self._projects[full_path].merge_requests[iid]
-            when = _iso(approved_at or self._tick())
+            when = self._stamp(approved_at)
             user_json = self.add_user(user)
             mr.approvals = [(u, at) for u, at in mr.approvals if u["id"] != user_json["id"]]
             mr.approvals.append((user_json, when))
@@ -463,7 +465,7 @@ class FakeGitLab:
             mr = project.merge_requests[iid] if iid is not None else None
             if parent_ids is None:
                 parent_ids = [mr.commits[0]["id"] if mr and mr.commits else project.base_sha]
-            authored = _iso(authored_date or self._tick())
+            authored = self._stamp(authored_date)
             commit = self._commit_json(
                 project,
                 sha=sha or _hex(f"{full_path}:{next(self._ids)}"),
@@ -471,13 +473,13 @@ class FakeGitLab:
                 author_name=author_name,
                 author_email=author_email,
                 authored_date=authored,
-                committed_date=_iso(committed_date or authored),
+                committed_date=self._stamp(committed_date) if committed_date else authored,
                 committer_name=committer_name,
                 committer_email=committer_email,
                 parent_ids=parent_ids,
             )
             project.commits[commit["id"]] = commit
-            if mr is not None:
+            if mr is not None and iid is not None:
                 mr.commits.insert(0, commit)
                 mr.data["sha"] = commit["id"]
                 if push_note:
@@ -527,8 +529,7 @@ class FakeGitLab:
         with self._lock:
             data = self._projects[full_path].merge_requests[iid].data
             data.update(changes)
-            later = max(self._tick(), _parse(data["updated_at"]) + dt.timedelta(seconds=1))
-            data["updated_at"] = _iso(updated_at or later)
+            data["updated_at"] = self._stamp(updated_at)
             return data
 
     def seed_project(
@@ -714,7 +715,16 @@ class FakeGitLab:
         return (project, mr) if mr is not None else None
 
     def _tick(self) -> dt.datetime:
-        return _EPOCH + dt.timedelta(seconds=next(self._clock))
+        self._now += dt.timedelta(seconds=1)
+        return self._now
+
+    def _stamp(self, moment: dt.datetime | str | None) -> str:
+        """The given time (moving the clock up to it), or the clock's next second: later than anything seeded."""
+        if moment is None:
+            return _iso(self._tick())
+        parsed = _parse(moment) if isinstance(moment, str) else moment.astimezone(dt.UTC)
+        self._now = max(self._now, parsed)
+        return _iso(parsed)
 
     def _commit_json(self, project: _Project, **fields: Any) -> Json:
         message: str = fields["message"]
@@ -801,8 +811,7 @@ class FakeGitLab:
                     limit = _parse(bound)
                 except ValueError:
                     return 400, {}, {"error": f"{key} is invalid"}
-                # GitLab's bounds are inclusive: "updated on or after the given time".
-                items = [mr for mr in items if (_parse(mr[field_name]) >= limit) == after or _parse(mr[field_name]) == limit]
+                items = [mr for mr in items if _within(_parse(mr[field_name]), limit, after=after)]
         order_by = _param(query, "order_by") or "created_at"
         if order_by not in ("created_at", "updated_at"):
             return 400, {}, {"error": "order_by does not have a valid value"}
@@ -911,7 +920,7 @@ class FakeGitLab:
             "approved": bool(approvers),
             "overridden": False,
         }
-        return 200, {}, {"approval_rules_overwritten": False, "rules": [rule]}
+        return 200, {}, {"approval_rules_overwritten": False, "rules": [rule] if self.approval_rules else []}
 
     def _get_approvals(self, params: dict[str, str], query: Any, body: Any) -> tuple[int, Json, Any]:
         found = self._merge_request(params)
@@ -1036,7 +1045,7 @@ class FakeGitLab:
                 f'(Reason(s): Status cannot transition via "{event}")'
             )
             return 400, {}, {"message": message}
-        now = _iso(self._tick())
+        now = self._stamp(None)
         status = {
             "id": next(self._ids),
             "sha": sha,
@@ -1176,6 +1185,11 @@ def _decode_body(body: bytes, content_type: str) -> Any:
     if "json" in content_type:
         return json.loads(body)
     return {key: values[-1] for key, values in parse_qs(body.decode()).items()}
+
+
+def _within(moment: dt.datetime, bound: dt.datetime, *, after: bool) -> bool:
+    """GitLab's date filters are inclusive: "updated on or after the given time"."""
+    return moment >= bound if after else moment <= bound
 
 
 def _param(query: dict[str, list[str]], key: str) -> str:

@@ -7,6 +7,7 @@ import socket
 from collections.abc import Iterator
 
 import pytest
+import requests
 
 from reviews.integrations.gitlab_api import (
     GitLabClient,
@@ -15,6 +16,7 @@ from reviews.integrations.gitlab_api import (
     RateLimited,
     count_diff_lines,
 )
+from reviews.integrations.records import StatusState
 from tests.fakes.gitlab import FakeGitLab
 
 PATH = "acme/payments/api"  # a subgroup: the project path is URL-encoded as one segment
@@ -399,7 +401,7 @@ def test_compare_lists_the_commits_between_two_shas(fake: FakeGitLab, client: Gi
     [("success", "success"), ("pending", "pending"), ("failure", "failed"), ("error", "failed")],
 )
 def test_posted_status_is_recorded_in_gitlab_terms(
-    fake: FakeGitLab, client: GitLabClient, state: str, gitlab_state: str
+    fake: FakeGitLab, client: GitLabClient, state: StatusState, gitlab_state: str
 ) -> None:
     client.post_status(
         PATH, "c" * 40, state=state, description="2 of 2 approvals", target_url="https://tandem.example.com/e/1"
@@ -524,8 +526,6 @@ def test_wrong_token_is_a_401_error(fake: FakeGitLab) -> None:
 
 
 def test_bearer_token_is_accepted_by_the_fake(fake: FakeGitLab) -> None:
-    import requests
-
     response = requests.get(f"{fake.url}/api/v4/version", headers={"Authorization": f"Bearer {fake.token}"}, timeout=5)
 
     assert response.status_code == 200 and response.json()["version"]
@@ -555,3 +555,55 @@ def test_rate_limit_headers_are_kept(fake: FakeGitLab, client: GitLabClient) -> 
     assert client.rate_limit_remaining == fake.rate_limit - 1
     assert client.rate_limit_reset is not None
     assert client.rate_limit_reset > dt.datetime.now(dt.UTC)
+
+
+def test_approval_state_without_rules_falls_back_to_the_approvals_endpoint() -> None:
+    with FakeGitLab(approval_rules=False) as fake:  # Premium, but no approval rule configured
+        fake.add_project(PATH)
+        seed_detailed(fake)
+        client = GitLabClient(fake.url, fake.token)
+
+        [review] = client.merge_request_details(PATH, 3).reviews
+
+        assert (review.reviewer.login, review.submitted_at) == ("bob", minutes(5))
+        assert len(fake.requests_to("/approvals")) == 1
+
+
+# --- the fake itself speaks GitLab's pagination -----------------------------------------------------------------
+
+
+def test_fake_sends_gitlabs_offset_pagination_headers(fake: FakeGitLab) -> None:
+    seed_merge_requests(fake, 5)
+    url = f"{fake.url}/api/v4/projects/acme%2Fpayments%2Fapi/merge_requests"
+
+    response = requests.get(url, params={"per_page": 2, "page": 2}, headers={"PRIVATE-TOKEN": fake.token}, timeout=5)
+
+    assert response.status_code == 200
+    assert [mr["iid"] for mr in response.json()] == [3, 2]  # created_at desc by default
+    headers = response.headers
+    assert (headers["X-Page"], headers["X-Per-Page"], headers["X-Total"], headers["X-Total-Pages"]) == (
+        "2",
+        "2",
+        "5",
+        "3",
+    )
+    assert (headers["X-Next-Page"], headers["X-Prev-Page"]) == ("3", "1")
+    assert set(response.links) == {"next", "prev", "first", "last"}
+    assert "page=3" in response.links["next"]["url"]
+    assert response.links["next"]["url"].startswith(fake.url)
+    assert int(headers["RateLimit-Remaining"]) < int(headers["RateLimit-Limit"])
+    assert "RateLimit-Reset" in headers
+
+
+def test_fake_sends_a_keyset_cursor_only_in_the_link_header(fake: FakeGitLab) -> None:
+    seed_merge_requests(fake, 3)
+    url = f"{fake.url}/api/v4/projects/4242/merge_requests"
+    params = {"pagination": "keyset", "per_page": "2", "order_by": "updated_at", "sort": "desc"}
+
+    first = requests.get(url, params=params, headers={"PRIVATE-TOKEN": fake.token}, timeout=5)
+    second = requests.get(first.links["next"]["url"], headers={"PRIVATE-TOKEN": fake.token}, timeout=5)
+
+    assert [mr["iid"] for mr in first.json()] == [3, 2]
+    assert "X-Total" not in first.headers and "cursor=" in first.links["next"]["url"]
+    assert [mr["iid"] for mr in second.json()] == [1]
+    assert "next" not in second.links

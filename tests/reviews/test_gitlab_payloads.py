@@ -52,16 +52,18 @@ DOCS_HEADERS = {
 }
 
 
-def utc(*args: int) -> dt.datetime:
-    return dt.datetime(*args, tzinfo=dt.UTC)
+def utc(year: int, month: int, day: int, hour: int = 0, minute: int = 0, second: int = 0) -> dt.datetime:
+    return dt.datetime(year, month, day, hour, minute, second, tzinfo=dt.UTC)
 
 
 def shared(name: str) -> dict[str, Any]:
-    return json.loads((SHARED_FIXTURES / name).read_text())
+    payload: dict[str, Any] = json.loads((SHARED_FIXTURES / name).read_text())
+    return payload
 
 
 def docs(name: str) -> dict[str, Any]:
-    return json.loads((DOCS_FIXTURES / f"{name}.json").read_text())
+    payload: dict[str, Any] = json.loads((DOCS_FIXTURES / f"{name}.json").read_text())
+    return payload
 
 
 def header_for(name: str, payload: dict[str, Any]) -> str:
@@ -807,7 +809,8 @@ def test_no_damage_to_a_payload_escapes_as_anything_but_payload_error(
     original = loader(name)
     header = header or header_for(name, original)
     for path in _paths(original):
-        for replacement in (None, 42, "x", [], {}, True):
+        replacements: tuple[Any, ...] = (None, 42, "x", [], {}, True)
+        for replacement in replacements:
             payload = copy.deepcopy(original)
             target = payload
             for step in path[:-1]:

@@ -1,0 +1,174 @@
+"""One interface over the GitHub and GitLab clients, for sync, the status reporter and deployment linking.
+
+Provider errors are translated into three kinds the callers act on: rate limited (retry after N seconds),
+unavailable (retry later), and everything else (record and stop).
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass
+from typing import Protocol
+
+from reviews.integrations import github_api, gitlab_api
+from reviews.integrations.records import (
+    ChangedFileRecord,
+    CommentRecord,
+    CommitRecord,
+    PullRequestRecord,
+    RepositoryRecord,
+    ReviewRecord,
+    StatusState,
+)
+
+STATUS_CONTEXT = "tandem/review-policy"
+
+
+class VcsError(Exception):
+    """The VCS refused or failed a call in a way retrying will not fix."""
+
+
+class VcsUnavailable(VcsError):
+    """A 5xx, a timeout or a refused connection: retry later."""
+
+
+class VcsRateLimited(VcsError):
+    def __init__(self, retry_after: float, message: str = "") -> None:
+        super().__init__(message or f"rate limited; retry after {retry_after:.0f}s")
+        self.retry_after = retry_after
+
+
+@dataclass(frozen=True)
+class Details:
+    pull_request: PullRequestRecord
+    reviews: list[ReviewRecord]
+    comments: list[CommentRecord]
+    commits: list[CommitRecord]
+    files: list[ChangedFileRecord]
+
+
+class VcsClient(Protocol):
+    etags: dict[str, str]
+
+    @property
+    def api_calls(self) -> int: ...
+
+    def repository(self, full_path: str) -> RepositoryRecord: ...
+
+    def pull_requests_since(self, full_path: str, since: dt.datetime | None) -> Iterator[PullRequestRecord]: ...
+
+    def details(self, full_path: str, listed: PullRequestRecord) -> Details: ...
+
+    def compare(self, full_path: str, base_sha: str, head_sha: str) -> list[CommitRecord]: ...
+
+    def post_status(
+        self, full_path: str, sha: str, *, state: StatusState, description: str, target_url: str, ref: str = ""
+    ) -> None: ...
+
+    def close(self) -> None: ...
+
+
+@contextmanager
+def _translated() -> Iterator[None]:
+    try:
+        yield
+    except github_api.RateLimited as error:
+        raise VcsRateLimited(error.retry_after_seconds, str(error)) from error
+    except gitlab_api.RateLimited as error:
+        raise VcsRateLimited(error.retry_after, str(error)) from error
+    except (github_api.GitHubUnavailable, gitlab_api.GitLabUnavailable) as error:
+        raise VcsUnavailable(str(error)) from error
+    except (github_api.GitHubError, gitlab_api.GitLabError) as error:
+        raise VcsError(str(error)) from error
+
+
+class GitHubVcs:
+    def __init__(self, base_url: str, token: str, *, etags: dict[str, str] | None = None) -> None:
+        self._client = github_api.GitHubClient(base_url, token, etags=etags)
+        self.etags = self._client.etags
+
+    @property
+    def api_calls(self) -> int:
+        return self._client.api_calls
+
+    def repository(self, full_path: str) -> RepositoryRecord:
+        with _translated():
+            return self._client.repository(full_path)
+
+    def pull_requests_since(self, full_path: str, since: dt.datetime | None) -> Iterator[PullRequestRecord]:
+        with _translated():
+            yield from self._client.pull_requests_since(full_path, since)
+
+    def details(self, full_path: str, listed: PullRequestRecord) -> Details:
+        with _translated():
+            found = self._client.pull_request_details(full_path, listed.number)
+        return Details(found.pull_request, found.reviews, found.comments, found.commits, found.files)
+
+    def compare(self, full_path: str, base_sha: str, head_sha: str) -> list[CommitRecord]:
+        with _translated():
+            return self._client.compare(full_path, base_sha, head_sha)
+
+    def post_status(
+        self, full_path: str, sha: str, *, state: StatusState, description: str, target_url: str, ref: str = ""
+    ) -> None:
+        with _translated():
+            self._client.post_status(
+                full_path, sha, state=state, description=description, target_url=target_url, context=STATUS_CONTEXT
+            )
+
+    def close(self) -> None:
+        self._client.close()
+
+
+class GitLabVcs:
+    def __init__(self, base_url: str, token: str, *, etags: dict[str, str] | None = None) -> None:
+        self._client = gitlab_api.GitLabClient(base_url, token)
+        self.etags = dict(etags or {})  # GitLab has no conditional requests; the watermark does the work
+
+    @property
+    def api_calls(self) -> int:
+        return self._client.api_calls
+
+    def repository(self, full_path: str) -> RepositoryRecord:
+        with _translated():
+            return self._client.project(full_path)
+
+    def pull_requests_since(self, full_path: str, since: dt.datetime | None) -> Iterator[PullRequestRecord]:
+        with _translated():
+            yield from self._client.merge_requests_since(full_path, since)
+
+    def details(self, full_path: str, listed: PullRequestRecord) -> Details:
+        with _translated():
+            found = self._client.merge_request_details(full_path, listed.number, pull_request=listed)
+        return Details(found.pull_request, found.reviews, found.comments, found.commits, found.files)
+
+    def compare(self, full_path: str, base_sha: str, head_sha: str) -> list[CommitRecord]:
+        with _translated():
+            return self._client.compare(full_path, base_sha, head_sha)
+
+    def post_status(
+        self, full_path: str, sha: str, *, state: StatusState, description: str, target_url: str, ref: str = ""
+    ) -> None:
+        with _translated():
+            self._client.post_status(
+                full_path,
+                sha,
+                state=state,
+                description=description,
+                target_url=target_url,
+                name=STATUS_CONTEXT,
+                ref=ref,
+            )
+
+    def close(self) -> None:
+        pass
+
+
+def open_client(provider: str, base_url: str, token: str, *, etags: dict[str, str] | None = None) -> VcsClient:
+    if provider == "github":
+        return GitHubVcs(base_url, token, etags=etags)
+    if provider == "gitlab":
+        return GitLabVcs(base_url, token, etags=etags)
+    raise ValueError(f"unknown provider {provider!r}")

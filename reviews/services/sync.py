@@ -1,0 +1,150 @@
+"""Sync: walk a repository's pull requests through the VCS API, incrementally, with the same upserts webhooks
+use. Backfills history and repairs what webhooks missed.
+
+The watermark (`Repository.synced_until`) only moves when a run completes, so an interrupted run (rate limit,
+outage, crash) is resumed from where the last complete one ended; the upserts make the repeat harmless.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import logging
+from collections.abc import Callable
+
+from django.conf import settings
+from django.db import transaction
+from django.utils import timezone
+
+from reviews.integrations.records import PullRequestRecord
+from reviews.integrations.vcs import Details, VcsClient, VcsRateLimited, open_client
+from reviews.models import Connection, PullRequest, Repository, Review, SyncRun
+from reviews.services.pull_requests import (
+    changed_files_replace,
+    comment_upsert,
+    commit_upsert,
+    pull_request_commits_add,
+    pull_request_upsert,
+    repository_upsert,
+    review_upsert,
+)
+
+logger = logging.getLogger(__name__)
+
+ClientFactory = Callable[..., VcsClient]
+
+
+def connection_token(connection: Connection) -> str:
+    if connection.api_token:
+        return connection.api_token
+    return settings.GITHUB_TOKEN if connection.provider == "github" else settings.GITLAB_TOKEN
+
+
+def vcs_client_for(connection: Connection, *, etags: dict[str, str] | None = None) -> VcsClient:
+    return open_client(connection.provider, connection.base_url, connection_token(connection), etags=etags)
+
+
+def repository_sync(
+    *,
+    repository: Repository,
+    since: dt.datetime | None = None,
+    full: bool = False,
+    on_pull_request: Callable[[PullRequestRecord], None] | None = None,
+    client_factory: ClientFactory = vcs_client_for,
+) -> SyncRun:
+    """Sync one repository. `full` ignores the watermark (and ETags); `since` replaces the watermark.
+
+    Raises VcsRateLimited (after recording it on the run) so that a task can retry after the wait.
+    """
+    watermark = None if full else (since or repository.synced_until)
+    conditional = not full and since is None
+    run = SyncRun.objects.create(repository=repository, full=full, since=watermark)
+    client = client_factory(repository.connection, etags=dict(repository.sync_etags) if conditional else {})
+    newest = watermark
+    try:
+        for listed in client.pull_requests_since(repository.full_path, watermark):
+            if watermark and listed.updated_at <= watermark:
+                continue  # GitLab's updated_after is inclusive: this one was stored by the run that set the mark
+            details = client.details(repository.full_path, listed)
+            pull_request_sync_apply(repository=repository, details=details)
+            run.pull_requests_synced += 1
+            newest = max(newest, listed.updated_at) if newest else listed.updated_at
+            if on_pull_request is not None:
+                on_pull_request(listed)
+    except VcsRateLimited as error:
+        _end_run(run, client, SyncRun.Status.RATE_LIMITED, newest, error=str(error))
+        raise
+    except Exception as error:
+        _end_run(run, client, SyncRun.Status.FAILED, newest, error=f"{type(error).__name__}: {error}")
+        raise
+    finally:
+        client.close()
+    _end_run(run, client, SyncRun.Status.COMPLETED, newest)
+    fields = ["synced_until"]
+    repository.synced_until = newest
+    if conditional:
+        repository.sync_etags = client.etags
+        fields.append("sync_etags")
+    repository.save(update_fields=fields)
+    return run
+
+
+def _end_run(run: SyncRun, client: VcsClient, status: str, newest: dt.datetime | None, *, error: str = "") -> None:
+    run.status = status
+    run.finished_at = timezone.now()
+    run.api_calls = client.api_calls
+    run.newest_update_seen = newest
+    run.error = error
+    run.save()
+
+
+def pull_request_sync_apply(*, repository: Repository, details: Details) -> PullRequest:
+    """Store one pull request as the API shows it: the API's lists of files and approvals are the whole truth."""
+    with transaction.atomic():
+        pull_request, _ = pull_request_upsert(repository=repository, record=details.pull_request)
+        changed_files_replace(pull_request=pull_request, files=details.files)
+        commits = [commit_upsert(repository=repository, record=commit) for commit in details.commits]
+        pull_request_commits_add(pull_request=pull_request, commits=commits)
+        for review in details.reviews:
+            review_upsert(pull_request=pull_request, record=review)
+        # An approval the VCS no longer lists was withdrawn (GitLab unapprove) while no webhook reached us.
+        listed = {review.external_id for review in details.reviews}
+        Review.objects.filter(pull_request=pull_request, state=Review.State.APPROVED).exclude(
+            external_id__in=listed
+        ).update(state=Review.State.DISMISSED)
+        for comment in details.comments:
+            comment_upsert(pull_request=pull_request, record=comment)
+    return pull_request
+
+
+def repositories_due_for_sync(*, provider: str) -> list[int]:
+    """Active repositories of this provider whose connection has a token to sync with."""
+    queryset = Repository.objects.filter(is_active=True, connection__provider=provider)
+    instance_token = settings.GITHUB_TOKEN if provider == "github" else settings.GITLAB_TOKEN
+    if not instance_token:
+        queryset = queryset.exclude(connection__api_token="")
+    return list(queryset.order_by("pk").values_list("pk", flat=True))
+
+
+def repository_for_sync(*, provider: str, full_path: str, connection: Connection | None = None) -> Repository:
+    """The repository a sync command names, looked up through the API and created when Tandem does not know it."""
+    known = Repository.objects.filter(connection__provider=provider, full_path=full_path)
+    if connection is not None:
+        known = known.filter(connection=connection)
+    repository = known.select_related("connection").first()
+    if repository is not None:
+        return repository
+    connection = connection or default_connection(provider=provider)
+    client = vcs_client_for(connection)
+    try:
+        record = client.repository(full_path)
+    finally:
+        client.close()
+    return repository_upsert(connection=connection, record=record)
+
+
+def default_connection(*, provider: str) -> Connection:
+    base_url = settings.GITHUB_API_URL if provider == "github" else settings.GITLAB_URL
+    connection, _ = Connection.objects.get_or_create(
+        provider=provider, base_url=base_url.rstrip("/"), defaults={"name": f"{provider} ({base_url})"}
+    )
+    return connection
