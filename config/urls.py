@@ -1,8 +1,9 @@
 from __future__ import annotations
 
 from django.contrib import admin
-from django.urls import path
+from django.urls import include, path
 from django.views.generic import RedirectView
+from drf_spectacular.views import SpectacularAPIView, SpectacularSwaggerView
 
 from config import health
 from reviews import webhooks
@@ -18,4 +19,8 @@ urlpatterns = [
     path("admin/", admin.site.urls),
     path("webhooks/github/", webhooks.github_webhook, name="webhook-github"),
     path("webhooks/gitlab/", webhooks.gitlab_webhook, name="webhook-gitlab"),
+    path("api/v1/", include("reviews.api_urls")),
+    path("api/schema/", SpectacularAPIView.as_view(), name="api-schema"),
+    path("api/docs/", SpectacularSwaggerView.as_view(url_name="api-schema"), name="api-docs"),
+    path("", include("reviews.urls")),
 ]

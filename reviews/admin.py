@@ -9,6 +9,7 @@ from django.db.models import QuerySet
 from django.http import HttpRequest
 
 from reviews.models import (
+    ApiToken,
     ChangedFile,
     Comment,
     Commit,
@@ -271,3 +272,32 @@ class PairingSessionAdmin(admin.ModelAdmin):
     autocomplete_fields = ["repository"]
     date_hierarchy = "started_at"
     inlines = [PairingParticipantInline]
+
+
+@admin.register(ApiToken)
+class ApiTokenAdmin(admin.ModelAdmin):
+    list_display = ["name", "prefix", "created_by", "created_at", "last_used_at", "revoked_at"]
+    list_filter = [("revoked_at", admin.EmptyFieldListFilter), "teams"]
+    search_fields = ["name", "prefix"]
+    filter_horizontal = ["teams"]
+    fields = ["name", "teams", "prefix", "created_by", "created_at", "last_used_at", "revoked_at"]
+    readonly_fields = ["prefix", "created_by", "created_at", "last_used_at"]
+    actions = ["revoke"]
+
+    def save_model(self, request: HttpRequest, obj: ApiToken, form, change: bool) -> None:  # type: ignore[no-untyped-def]
+        if change:
+            super().save_model(request, obj, form, change)
+            return
+        from reviews.services.tokens import api_token_create
+
+        token, secret = api_token_create(name=obj.name, teams=[], created_by=request.user)
+        obj.pk, obj.prefix, obj.key_hash, obj.created_at = token.pk, token.prefix, token.key_hash, token.created_at
+        obj._state.adding = False
+        self.message_user(request, f"Token created. Copy it now, it is not shown again: {secret}", messages.WARNING)
+
+    @admin.action(description="Revoke selected tokens")
+    def revoke(self, request: HttpRequest, queryset: QuerySet[ApiToken]) -> None:
+        from django.utils import timezone
+
+        revoked = queryset.filter(revoked_at__isnull=True).update(revoked_at=timezone.now())
+        self.message_user(request, f"Revoked {revoked} tokens.", messages.SUCCESS)

@@ -567,3 +567,25 @@ class PairingParticipant(models.Model):
 
     def __str__(self) -> str:
         return f"{self.person} ({self.role})"
+
+
+class ApiToken(models.Model):
+    """A token for machines (CI/CD, scripts), created by a lead in the admin and scoped to teams.
+
+    Only a SHA-256 of the secret is stored; the secret is shown once, when the token is created.
+    """
+
+    name = models.CharField(max_length=200)
+    prefix = models.CharField(max_length=12, unique=True, help_text="The first characters, to recognise it by.")
+    key_hash = models.CharField(max_length=64, unique=True)
+    teams = models.ManyToManyField(Team, related_name="api_tokens", help_text="What the token may read and write.")
+    created_by = models.ForeignKey(settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL)
+    created_at = models.DateTimeField(default=timezone.now)
+    last_used_at = models.DateTimeField(null=True, blank=True)
+    revoked_at = models.DateTimeField(null=True, blank=True)
+
+    class Meta:
+        verbose_name = "API token"
+
+    def __str__(self) -> str:
+        return f"{self.name} ({self.prefix}…)"

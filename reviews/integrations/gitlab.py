@@ -3,7 +3,7 @@
 `parse_webhook(event, payload)` takes the `X-Gitlab-Event` header and the decoded JSON body. It accepts both the
 current payload shapes (GitLab 16/17, with `event_type`, `draft`, `reviewers`, note `action`) and the older ones
 (2017-era payloads without `event_type`, `work_in_progress` instead of `draft`, users without ids). Anything
-malformed raises `PayloadError` naming the key path (`object_attributes.iid: expected an integer, got str`);
+malformed raises `PayloadError` naming the key path (`object_attributes.iid: expected an integer, got string`);
 no KeyError/TypeError/ValueError escapes.
 
 Decisions worth knowing:

@@ -225,7 +225,7 @@ class GitLabClient:
         )
 
     def compare(self, full_path: str, base_sha: str, head_sha: str) -> list[CommitRecord]:
-        """The commits reachable from `head_sha` and not from `base_sha` (GitLab's compare), oldest first."""
+        """The commits reachable from `head_sha` and not from `base_sha`, in GitLab's order (oldest first)."""
         with self._translate():
             result = self._lazy_project(full_path).repository_compare(base_sha, head_sha)
         compared = PayloadReader(result, "compare")

@@ -13,7 +13,11 @@ Link header (or 405, like gitlab.com, with `keyset_merge_requests=False`), RateL
 and 429 with Retry-After once the window's budget is spent.
 
 `add_note`, `add_approval`, `add_commit` and `add_diff` do not touch the merge request's `updated_at`: call
-`touch_merge_request` for that, as a test of incremental sync would.
+`touch_merge_request` for that, as a test of incremental sync would. Times left out come from the fake's clock,
+which ticks one second per event and never lags behind a time a test gave, so a touched merge request is always
+the newest. Switches make it behave like other GitLabs: `keyset_merge_requests=False` (gitlab.com: 405 for
+keyset), `approval_state=False` (Free tier: 403), `approval_rules=False` (Premium without rules),
+`diffs_endpoint=False` (before 15.7: no /diffs), `rate_limit=N` requests per `rate_limit_window` seconds.
 """
 
 from __future__ import annotations
@@ -525,7 +529,7 @@ class FakeGitLab:
     def touch_merge_request(
         self, full_path: str, iid: int, *, updated_at: dt.datetime | str | None = None, **changes: Any
     ) -> Json:
-        """Bump `updated_at` (to now on the fake's clock, or the given time) and apply field changes."""
+        """Bump `updated_at` (to the fake's next second, or the given time) and apply field changes."""
         with self._lock:
             data = self._projects[full_path].merge_requests[iid].data
             data.update(changes)

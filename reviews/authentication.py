@@ -1,0 +1,72 @@
+"""REST API authentication and scoping: API tokens (machines) and sessions (people)."""
+
+from __future__ import annotations
+
+from django.db.models import QuerySet
+from rest_framework import authentication, exceptions
+from rest_framework.request import Request
+
+from reviews.models import ApiToken, Membership, Team
+from reviews.services.tokens import api_token_check
+
+
+class TokenUser:
+    """The request.user of a machine calling with an API token: authenticated, scoped to the token's teams."""
+
+    is_authenticated = True
+    is_anonymous = False
+    is_staff = False
+    is_superuser = False
+
+    def __init__(self, token: ApiToken) -> None:
+        self.token = token
+        self.pk = None
+
+    def __str__(self) -> str:
+        return f"token {self.token}"
+
+
+class ApiTokenAuthentication(authentication.BaseAuthentication):
+    """`Authorization: Bearer tdm_…` (or `Token tdm_…`)."""
+
+    keywords = ("bearer", "token")
+
+    def authenticate(self, request: Request) -> tuple[TokenUser, ApiToken] | None:
+        header = authentication.get_authorization_header(request).decode("latin-1").split()
+        if not header or header[0].lower() not in self.keywords:
+            return None
+        if len(header) != 2:
+            raise exceptions.AuthenticationFailed("Authorization header must be 'Bearer <token>'.")
+        token = api_token_check(secret=header[1])
+        if token is None:
+            raise exceptions.AuthenticationFailed("Unknown or revoked API token.")
+        return TokenUser(token), token
+
+    def authenticate_header(self, request: Request) -> str:
+        return 'Bearer realm="tandem"'
+
+
+def visible_teams(request: Request) -> QuerySet[Team]:
+    """The teams a caller may see: a token's teams; a person's teams; every team for a superuser."""
+    user = request.user
+    if isinstance(user, TokenUser):
+        return user.token.teams.all()
+    if getattr(user, "is_superuser", False):
+        return Team.objects.all()
+    person = getattr(user, "person", None)
+    if person is None:
+        return Team.objects.none()
+    return Team.objects.filter(memberships__person=person).distinct()
+
+
+def led_teams(request: Request) -> QuerySet[Team]:
+    """The teams a caller may change as a lead (tokens act for their teams)."""
+    user = request.user
+    if isinstance(user, TokenUser):
+        return user.token.teams.all()
+    if getattr(user, "is_superuser", False):
+        return Team.objects.all()
+    person = getattr(user, "person", None)
+    if person is None:
+        return Team.objects.none()
+    return Team.objects.filter(memberships__person=person, memberships__role=Membership.Role.LEAD).distinct()

@@ -1,0 +1,32 @@
+"""API tokens: created with a secret shown once, checked by hash."""
+
+from __future__ import annotations
+
+import hashlib
+import secrets
+from collections.abc import Sequence
+
+from django.utils import timezone
+
+from reviews.models import ApiToken, Team
+
+TOKEN_PREFIX = "tdm_"
+
+
+def _hash(secret: str) -> str:
+    return hashlib.sha256(secret.encode()).hexdigest()
+
+
+def api_token_create(*, name: str, teams: Sequence[Team], created_by=None) -> tuple[ApiToken, str]:  # type: ignore[no-untyped-def]
+    """Create a token; returns it and its secret, which is not stored and cannot be shown again."""
+    secret = TOKEN_PREFIX + secrets.token_urlsafe(32)
+    token = ApiToken.objects.create(name=name, prefix=secret[:12], key_hash=_hash(secret), created_by=created_by)
+    token.teams.set(teams)
+    return token, secret
+
+
+def api_token_check(*, secret: str) -> ApiToken | None:
+    token = ApiToken.objects.filter(key_hash=_hash(secret), revoked_at__isnull=True).first()
+    if token is not None and (token.last_used_at is None or (timezone.now() - token.last_used_at).total_seconds() > 60):
+        ApiToken.objects.filter(pk=token.pk).update(last_used_at=timezone.now())
+    return token
