@@ -9,6 +9,7 @@ on 127.0.0.1, seeded with pull requests of 2 reviews, 3 commits, 4 files and 2 c
 from __future__ import annotations
 
 import argparse
+import datetime as dt
 import sys
 import time
 from pathlib import Path
@@ -21,15 +22,14 @@ from tests.fakes.github import FakeGitHub  # noqa: E402
 REPO = "octocat/Hello-World"
 
 
-def _sync(client: GitHubClient, watermark: object) -> tuple[int, object]:
-    """List what changed since the watermark, fetch each one's details; answer (pull requests seen, new watermark)."""
+def _sync(client: GitHubClient, watermark: dt.datetime | None) -> tuple[int, dt.datetime | None]:
+    """List what changed since the watermark and fetch each one's details: (pull requests seen, new watermark)."""
     seen = 0
     newest = watermark
-    for pull in client.pull_requests_since(REPO, watermark):  # type: ignore[arg-type]
+    for pull in client.pull_requests_since(REPO, watermark):
         client.pull_request_details(REPO, pull.number)
         seen += 1
-        if newest is None or pull.updated_at > newest:  # type: ignore[operator]
-            newest = pull.updated_at
+        newest = pull.updated_at if newest is None else max(newest, pull.updated_at)
     return seen, newest
 
 

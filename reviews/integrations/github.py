@@ -663,8 +663,8 @@ def parse_webhook(event: str, payload: object) -> WebhookEvent:
     root = _Node.root(payload)
     result = WebhookEvent(provider="github", event=event, action=root.opt_str("action"))
     if event == "ping":
-        repository = root.opt_obj("repository")  # absent for organisation and app hooks
-        result.repository = None if repository is None else _repository(repository)
+        hooked = root.opt_obj("repository")  # absent for organisation and app hooks
+        result.repository = None if hooked is None else _repository(hooked)
         result.sender = _opt_user(root.opt_obj("sender"))
         result.ignored = "ping"
         return result

@@ -216,6 +216,9 @@ def _merge_request_event(root: PayloadReader) -> WebhookEvent:
             author = actor
         elif not actor.external_id and action == "open":
             author = actor  # old payloads have no user ids; whoever opens a merge request is its author
+    if author is None and attrs.opt_id("author_id"):
+        # Only the id: the services resolve it to a person Tandem already knows, or keep what is stored.
+        author = UserRecord(provider="gitlab", login="", external_id=attrs.opt_id("author_id"))
 
     last_commit = attrs.opt_obj("last_commit")
     pull_request = PullRequestRecord(

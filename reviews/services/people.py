@@ -36,9 +36,18 @@ def person_from_account(*, connection: Connection, account: UserRecord | None) -
     Logins are matched on the connection; a login seen under a new name but the same provider user id is a
     rename, and the identity follows it.
     """
-    if account is None or not account.login:
+    if account is None:
         return None
     kind = connection.provider
+    if not account.login:
+        # Known only by the provider's user id (GitLab hooks name an author that way): never create from that.
+        if not account.external_id:
+            return None
+        known = Identity.objects.select_related("person").filter(
+            kind=kind, connection=connection, external_id=account.external_id
+        )
+        identity = known.first()
+        return identity.person if identity else None
     login = account.login.lower()
     identity = Identity.objects.select_related("person").filter(kind=kind, connection=connection, value=login).first()
     if identity is None and account.external_id:

@@ -91,7 +91,10 @@ def pull_request_upsert(*, repository: Repository, record: PullRequestRecord) ->
         was_stub = pull_request.updated_at == _STUB_TIME
         was_draft = pull_request.draft
         _apply_record(pull_request, record)
-        pull_request.author = person_from_account(connection=connection, account=record.author)
+        # A payload that cannot name the author (GitLab hooks by someone else) keeps the stored one.
+        pull_request.author = person_from_account(connection=connection, account=record.author) or (
+            pull_request.author if record.author is None or not record.author.login else None
+        )
         pull_request.merged_by = person_from_account(connection=connection, account=record.merged_by)
         pull_request.ready_at = _ready_at(pull_request, record, was_stub=was_stub, was_draft=was_draft)
         if record.pushed_at and (pull_request.last_pushed_at is None or record.pushed_at > pull_request.last_pushed_at):

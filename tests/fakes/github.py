@@ -259,7 +259,10 @@ class FakeGitHub:
 
     def start(self) -> FakeGitHub:
         if self._thread is None:
-            self._thread = threading.Thread(target=self._server.serve_forever, name="fake-github", daemon=True)
+            # A short poll interval keeps stop() quick (shutdown waits for the loop's next poll).
+            self._thread = threading.Thread(
+                target=self._server.serve_forever, kwargs={"poll_interval": 0.02}, name="fake-github", daemon=True
+            )
             self._thread.start()
         return self
 

@@ -43,7 +43,9 @@ def client(github: FakeGitHub) -> Iterator[GitHubClient]:
 
 
 def list_requests(github: FakeGitHub) -> list[str]:
-    return [request.query.get("page", "1") for request in github.requests_to("/pulls") if request.path.endswith("/pulls")]
+    return [
+        request.query.get("page", "1") for request in github.requests_to("/pulls") if request.path.endswith("/pulls")
+    ]
 
 
 # --- repository and listing ------------------------------------------------------------------------------------------
@@ -183,9 +185,13 @@ def test_pull_request_details_gather_everything_in_six_calls(github: FakeGitHub,
     github.add_commit(REPO, 5, message="Retry payments\n\nCo-authored-by: Bob <Bob@Example.com>", author_login="alice")
     github.add_commit(REPO, 5, message="Typo", author_login=None, author_name="Anon", author_email="anon@example.com")
     github.add_file(REPO, 5, "payments/retry.py", additions=40, deletions=2, status="added")
-    github.add_file(REPO, 5, "payments/new.py", additions=1, deletions=1, status="renamed", previous_filename="p/old.py")
+    github.add_file(
+        REPO, 5, "payments/new.py", additions=1, deletions=1, status="renamed", previous_filename="p/old.py"
+    )
     first = github.add_review(REPO, 5, reviewer="bob", state="CHANGES_REQUESTED", body="Needs a test.")
-    github.add_review_comment(REPO, 5, user="bob", body="Test this branch.", path="payments/retry.py", review_id=first["id"])
+    github.add_review_comment(
+        REPO, 5, user="bob", body="Test this branch.", path="payments/retry.py", review_id=first["id"]
+    )
     github.add_review(REPO, 5, reviewer="carol", state="APPROVED")
     github.add_issue_comment(REPO, 5, user="github-actions[bot]", body="Coverage 91%.")
 
@@ -319,7 +325,12 @@ def test_post_status_is_recorded_by_github(github: FakeGitHub, client: GitHubCli
             "context": "tandem/review-policy",
         }
     ]
-    assert (status.sha, status.state, status.context, status.source) == (sha, "pending", "tandem/review-policy", "status")
+    assert (status.sha, status.state, status.context, status.source) == (
+        sha,
+        "pending",
+        "tandem/review-policy",
+        "status",
+    )
     assert status.updated_at.tzinfo == UTC
     assert github.requests[-1].method == "POST"
 
@@ -354,7 +365,9 @@ def test_rate_limit_headers_are_read(github: FakeGitHub, client: GitHubClient) -
     assert client.rate_limit_reset == dt.datetime.fromtimestamp(github.rate_reset, tz=UTC)
 
 
-def test_secondary_rate_limit_403_with_retry_after_raises_rate_limited(github: FakeGitHub, client: GitHubClient) -> None:
+def test_secondary_rate_limit_403_with_retry_after_raises_rate_limited(
+    github: FakeGitHub, client: GitHubClient
+) -> None:
     github.seed_repository(REPO, n_pulls=3)
     github.fail_next("/pulls", status=403, retry_after=30)
 

@@ -299,7 +299,8 @@ def test_2017_merged_merge_request_records_merge() -> None:
     assert pr.merge_commit_sha == "78a76ee6b4992a6baf64c59fc4c44c7323d60438"
     assert pr.merged_at == utc(2017, 12, 10, 17, 8, 7)
     assert pr.merged_by is not None and pr.merged_by.login == "sytses"
-    assert pr.author is None  # merged by someone the payload cannot tie to author_id
+    # Merged by someone other than the author: only author_id is known, for the services to resolve.
+    assert pr.author is not None and pr.author.login == "" and pr.author.external_id == "51764"
 
 
 @pytest.mark.parametrize("name", ["mr_close.json", "mr_close_goscm.json"])

@@ -294,3 +294,15 @@ def test_a_signed_payload_with_wrong_types_fails_cleanly(deliver):
 def test_unknown_event_header_is_stored_and_ignored(deliver):
     assert deliver({"object_kind": "wiki_page"}, event="Wiki Page Hook").status_code == 202
     assert WebhookDelivery.objects.get().status == "ignored"
+
+
+def test_an_event_by_someone_else_keeps_the_known_author(deliver):
+    deliver(real("mr_open_real"))
+    author = PullRequest.objects.get().author
+    assert author is not None
+    later = real("mr_open_real")
+    later["object_attributes"]["action"] = "update"
+    later["object_attributes"]["updated_at"] = "2025-08-06 09:00:00 UTC"
+    later["user"] = {"id": 999, "name": "Someone Else", "username": "someone", "email": "[REDACTED]"}
+    deliver(later)
+    assert PullRequest.objects.get().author == author
