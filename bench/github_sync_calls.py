@@ -50,6 +50,7 @@ def main() -> None:
         seen, watermark = _sync(client, None)
         full_seconds = time.perf_counter() - started
         full_calls, full_counted = client.api_calls, client.api_calls_rate_limited
+        list_calls = sum(1 for request in github.requests if request.path.endswith("/pulls"))
 
         etags = dict(client.etags)
         resync = GitHubClient(github.url, github.token, per_page=args.per_page, etags=etags)
@@ -61,11 +62,14 @@ def main() -> None:
         one_change = GitHubClient(github.url, github.token, per_page=args.per_page, etags=dict(resync.etags))
         changed, _ = _sync(one_change, watermark)
 
-    pages = -(-args.pulls // args.per_page)
     print(f"seeded {args.pulls} pull requests in {seeded:.3f}s")
     print(f"full sync: {seen} pull requests, {full_calls} API calls ({full_counted} count against the rate limit)")
-    print(f"  = {pages} list pages + {seen} x 6 detail calls, {full_seconds:.1f}s against the fake")
-    print(f"  a 5,000/hour personal token covers {5000 // 6} pull requests an hour of full sync")
+    detail_calls = full_calls - list_calls
+    print(
+        f"  = {list_calls} list pages + {detail_calls} detail calls "
+        f"({detail_calls / max(seen, 1):.1f} a pull request), {full_seconds:.1f}s against the fake"
+    )
+    print(f"  a 5,000/hour token full-syncs about {5000 * seen // full_calls} pull requests an hour")
     print(
         f"re-sync, unchanged: {resynced} pull requests, {resync.api_calls} API call(s) "
         f"({resync.api_calls_rate_limited} counted against the rate limit), {resync_seconds * 1000:.1f}ms"

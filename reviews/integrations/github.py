@@ -100,10 +100,6 @@ def _is_bool(value: Any) -> bool:
     return isinstance(value, bool)
 
 
-def _is_obj(value: Any) -> bool:
-    return isinstance(value, Mapping)
-
-
 def _is_list(value: Any) -> bool:
     return isinstance(value, list)
 
@@ -115,7 +111,10 @@ def _is_time(value: Any) -> bool:
 
 def _to_time(value: str | int, path: str) -> dt.datetime:
     if isinstance(value, int):
-        return dt.datetime.fromtimestamp(value, tz=dt.UTC)
+        try:
+            return dt.datetime.fromtimestamp(value, tz=dt.UTC)
+        except (OverflowError, OSError, ValueError):
+            raise PayloadError(f"{path}: expected date-time, got {value} seconds") from None
     try:
         parsed = dt.datetime.fromisoformat(value)
     except ValueError:
@@ -144,7 +143,7 @@ class _Node:
             raise PayloadError(f"{path or 'payload'}: expected object, got {_describe(data)}")
         return cls(data, path)
 
-    def _path(self, key: str) -> str:
+    def key_path(self, key: str) -> str:
         return f"{self.path}.{key}" if self.path else key
 
     def _lookup(self, keys: tuple[str, ...], *, required: bool) -> tuple[Any, str]:
@@ -152,9 +151,9 @@ class _Node:
         for key in keys[:-1]:
             child = node.req_obj(key) if required else node.opt_obj(key)
             if child is None:
-                return _MISSING, self._path(".".join(keys))
+                return _MISSING, self.key_path(".".join(keys))
             node = child
-        return node._data.get(keys[-1], _MISSING), node._path(keys[-1])
+        return node._data.get(keys[-1], _MISSING), node.key_path(keys[-1])
 
     def _req(self, keys: tuple[str, ...], expected: str, check: Callable[[Any], bool]) -> Any:
         value, path = self._lookup(keys, required=True)
@@ -224,7 +223,7 @@ class _Node:
         return None if items is None else self._objects(keys, items)
 
     def _objects(self, keys: tuple[str, ...], items: list[Any]) -> list[_Node]:
-        path = self._path(".".join(keys))
+        path = self.key_path(".".join(keys))
         nodes = []
         for index, item in enumerate(items):
             if not isinstance(item, Mapping):
@@ -300,7 +299,7 @@ def _repository(node: _Node) -> RepositoryRecord:
 def _pull_request_state(node: _Node, merged_at: dt.datetime | None) -> PullRequestState:
     state = node.req_str("state")
     if state not in ("open", "closed"):
-        raise PayloadError(f"{node._path('state')}: expected 'open' or 'closed', got {state[:40]!r}")
+        raise PayloadError(f"{node.key_path('state')}: expected 'open' or 'closed', got {state[:40]!r}")
     # List calls and review payloads carry merged_at but no `merged`; either says the PR was merged.
     if node.opt_bool("merged") or merged_at is not None:
         return "merged"
@@ -344,7 +343,7 @@ def _review_state(node: _Node) -> ReviewState:
     raw = node.req_str("state")
     state = _REVIEW_STATES.get(raw.upper())
     if state is None:
-        raise PayloadError(f"{node._path('state')}: unknown review state {raw[:40]!r}")
+        raise PayloadError(f"{node.key_path('state')}: unknown review state {raw[:40]!r}")
     return state
 
 
@@ -385,7 +384,7 @@ def _rest_commit(node: _Node) -> CommitRecord:
     committed_at = git.opt_time("committer", "date")
     authored_at = git.opt_time("author", "date") or committed_at
     if authored_at is None:
-        raise PayloadError(f"{git._path('author.date')}: missing")
+        raise PayloadError(f"{git.key_path('author.date')}: missing")
     return CommitRecord(
         sha=node.req_str("sha"),
         message=message,
@@ -429,7 +428,7 @@ def _status_state(node: _Node) -> StatusState:
     raw = node.req_str("state")
     state = _STATUS_STATES.get(raw)
     if state is None:
-        raise PayloadError(f"{node._path('state')}: unknown status state {raw[:40]!r}")
+        raise PayloadError(f"{node.key_path('state')}: unknown status state {raw[:40]!r}")
     return state
 
 
@@ -622,7 +621,7 @@ def _on_deployment_status(root: _Node, event: WebhookEvent, repository: Reposito
         return
     status = _DEPLOYMENT_STATES.get(state)
     if status is None:
-        raise PayloadError(f"{status_node._path('state')}: unknown deployment state {state[:40]!r}")
+        raise PayloadError(f"{status_node.key_path('state')}: unknown deployment state {state[:40]!r}")
     updated_at = status_node.req_time("updated_at")
     record = _deployment(
         root.req_obj("deployment"),

@@ -230,10 +230,10 @@ class GitHubClient:
         while True:
             comparison = reply.data
             if not isinstance(comparison, Mapping):
-                raise PayloadError(f"compare: expected object, got {type(comparison).__name__}")
+                raise PayloadError(f"compare: expected object, got {_kind(comparison)}")
             items = comparison.get("commits")
             if not isinstance(items, list):
-                raise PayloadError(f"compare.commits: expected array, got {type(items).__name__}")
+                raise PayloadError(f"compare.commits: expected array, got {_kind(items)}")
             offset = len(commits)
             commits.extend(parse_commit(item, f"compare.commits[{offset + i}]") for i, item in enumerate(items))
             next_url = self._next_url(reply.headers)
@@ -307,7 +307,7 @@ class GitHubClient:
         index = 0
         while True:
             if not isinstance(reply.data, list):
-                raise PayloadError(f"{name}: expected array, got {type(reply.data).__name__}")
+                raise PayloadError(f"{name}: expected array, got {_kind(reply.data)}")
             for item in reply.data:
                 yield f"{name}[{index}]", item
                 index += 1
@@ -368,6 +368,10 @@ def _repo_path(full_path: str) -> str:
 def _origin(url: str) -> tuple[str, str]:
     parts = urlsplit(url)
     return parts.scheme, parts.netloc
+
+
+def _kind(value: object) -> str:
+    return "null" if value is None else type(value).__name__
 
 
 def _count(data: object, key: str) -> int | None:

@@ -189,6 +189,8 @@ def review_upsert(*, pull_request: PullRequest, record: ReviewRecord) -> Review:
             return review
         if record.state == Review.State.DISMISSED:
             values["submitted_at"] = max(record.submitted_at, review.submitted_at)
+        # Webhooks do not carry a review's line-comment count; sync does. Never lose the known count.
+        values["comment_count"] = max(record.comment_count, review.comment_count)
         for field, value in values.items():
             setattr(review, field, value)
         review.save()
@@ -232,6 +234,11 @@ def comment_upsert(*, pull_request: PullRequest, record: CommentRecord) -> Comme
         },
     )
     return comment
+
+
+def comment_delete(*, pull_request: PullRequest, external_id: str) -> int:
+    deleted, _ = Comment.objects.filter(pull_request=pull_request, external_id=external_id).delete()
+    return deleted
 
 
 def commit_upsert(*, repository: Repository, record: CommitRecord) -> Commit:

@@ -64,6 +64,8 @@ def repository_sync(
         for listed in client.pull_requests_since(repository.full_path, watermark):
             if watermark and listed.updated_at <= watermark:
                 continue  # GitLab's updated_after is inclusive: this one was stored by the run that set the mark
+            if not full and _already_stored(repository, listed):
+                continue  # a resumed backfill passes over what the interrupted run stored, for no API call
             details = client.details(repository.full_path, listed)
             pull_request_sync_apply(repository=repository, details=details)
             run.pull_requests_synced += 1
@@ -86,6 +88,12 @@ def repository_sync(
         fields.append("sync_etags")
     repository.save(update_fields=fields)
     return run
+
+
+def _already_stored(repository: Repository, listed: PullRequestRecord) -> bool:
+    return PullRequest.objects.filter(
+        repository=repository, number=listed.number, details_synced_at__gte=listed.updated_at
+    ).exists()
 
 
 def _end_run(run: SyncRun, client: VcsClient, status: str, newest: dt.datetime | None, *, error: str = "") -> None:
@@ -113,6 +121,7 @@ def pull_request_sync_apply(*, repository: Repository, details: Details) -> Pull
         ).update(state=Review.State.DISMISSED)
         for comment in details.comments:
             comment_upsert(pull_request=pull_request, record=comment)
+        PullRequest.objects.filter(pk=pull_request.pk).update(details_synced_at=details.pull_request.updated_at)
     return pull_request
 
 

@@ -23,6 +23,7 @@ from reviews.integrations.records import PayloadError, WebhookEvent
 from reviews.models import Connection, PullRequest, Repository, WebhookDelivery
 from reviews.services.pull_requests import (
     approval_withdraw,
+    comment_delete,
     comment_upsert,
     commit_status_upsert,
     commit_upsert,
@@ -173,7 +174,10 @@ def webhook_event_apply(*, connection: Connection, event: WebhookEvent) -> list[
         for review in event.reviews:
             review_upsert(pull_request=pull_request, record=review)
         for comment in event.comments:
-            comment_upsert(pull_request=pull_request, record=comment)
+            if event.action == "deleted":
+                comment_delete(pull_request=pull_request, external_id=comment.external_id)
+            else:
+                comment_upsert(pull_request=pull_request, record=comment)
         if event.withdrawn_approvals:
             at = event.pull_request.updated_at if event.pull_request else timezone.now()
             for account in event.withdrawn_approvals:

@@ -839,7 +839,7 @@ def _set(payload: Any, path: tuple[Any, ...], value: Any) -> None:
 
 
 _DELETE = object()
-_MUTATIONS: tuple[object, ...] = (_DELETE, None, "text", 7, True, [], {})
+_MUTATIONS: tuple[object, ...] = (_DELETE, None, "text", 7, 10**30, True, [], {})
 _MUTATED = [
     "pull_request.opened.json",
     "pull_request.closed.merged.json",

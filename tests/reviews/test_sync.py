@@ -11,6 +11,7 @@ from django.core.management.base import CommandError
 
 from reviews.integrations.vcs import VcsRateLimited
 from reviews.models import ChangedFile, Comment, Commit, PullRequest, Repository, Review, SyncRun
+from reviews.selectors.health import review_health
 from reviews.services.sync import repository_for_sync, repository_sync
 from reviews.tasks import sync_all_repositories
 
@@ -86,6 +87,10 @@ def test_rate_limit_mid_sync_keeps_the_watermark_and_the_next_run_resumes(fake_g
     resumed = repository_sync(repository=repository)
     assert resumed.status == SyncRun.Status.COMPLETED
     assert PullRequest.objects.filter(repository=repository).count() == 12
+    # The resumed run passes over the pull requests the interrupted one stored, without asking for them again.
+    assert resumed.pull_requests_synced < 12
+    details_calls = [r for r in fake_github.requests if r.path.endswith("/pulls/12/reviews")]
+    assert len(details_calls) == 1
 
 
 def test_secondary_rate_limit_403_is_a_wait_not_a_failure(fake_github, github_connection):
@@ -182,7 +187,7 @@ def test_same_change_on_github_and_gitlab_yields_the_same_rows(
     fake_gitlab.add_diff("acme/shop", 7, new_path="shop/money.py", diff=diff)
     fake_gitlab.touch_merge_request("acme/shop", 7, updated_at=merged)
 
-    rows = {}
+    rows, figures = {}, {}
     for provider, connection in (("github", github_connection), ("gitlab", gitlab_connection)):
         repository = repository_for_sync(provider=provider, full_path="acme/shop", connection=connection)
         repository_sync(repository=repository)
@@ -205,4 +210,14 @@ def test_same_change_on_github_and_gitlab_yields_the_same_rows(
                 for r in pull.reviews.filter(state="approved")
             ],
         }
+        health = review_health(
+            pull_requests=PullRequest.objects.filter(repository=repository),
+            since=created - dt.timedelta(days=1),
+            until=merged + dt.timedelta(days=1),
+        )
+        figures[provider] = {key: value for key, value in vars(health).items() if key != "reviewer_load"}
+        figures[provider]["reviewers"] = [(load.reviews_given, load.waiting_on_them) for load in health.reviewer_load]
     assert rows["github"] == rows["gitlab"]
+    assert figures["github"] == figures["gitlab"]
+    assert figures["github"]["merged"] == 1
+    assert figures["github"]["time_to_approve"].median_hours == 3.0

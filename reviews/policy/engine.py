@@ -1,0 +1,736 @@
+"""evaluate(snapshot, policy) -> Trace: which approvals count, which do not and why, rule by rule.
+
+Pure and deterministic: no Django, no clock (the snapshot carries `now`), no I/O, and nothing depends on the
+order in which reviews, commits or pairing credits are listed.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+from collections.abc import Iterable
+from dataclasses import dataclass
+from typing import Any
+
+from reviews.policy.codeowners import OwnerRequirement, is_owner, parse_codeowners
+from reviews.policy.document import Conditions, Options, Pattern, Policy, Requirements, Rule
+from reviews.policy.snapshot import PersonRef, ReviewRef, Snapshot, to_jsonable
+
+SUMMARY_LIMIT = 140
+
+APPROVED, PENDING, BLOCKED = "approved", "pending", "blocked"
+SATISFIED, SKIPPED = "satisfied", "skipped"
+
+AUTHOR = "author"
+CONTRIBUTOR = "contributor"
+STALE = "stale after push"
+BOT = "bot"
+NOT_IN_TEAM = "not in the required team"
+NOT_OWNER = "not a code owner"
+NOT_PERSON = "not a required person"
+DISMISSED = "dismissed"
+SUPERSEDED = "superseded"
+
+
+@dataclass(frozen=True)
+class Approval:
+    """An approval that counted: from a review, or `weight` approvals credited for pairing with the author."""
+
+    person_id: str
+    login: str
+    via: str
+    review_id: str = ""
+    weight: int = 1
+    detail: str = ""
+
+
+@dataclass(frozen=True)
+class Discarded:
+    person_id: str
+    login: str
+    review_id: str
+    reason: str
+
+
+@dataclass(frozen=True)
+class CheckTrace:
+    """A required status check: success, pending, failure, error, or missing (never reported)."""
+
+    context: str
+    state: str
+    required_by: tuple[str, ...] = ()
+
+
+@dataclass(frozen=True)
+class RuleTrace:
+    name: str
+    state: str
+    reason: str
+    kind: str = "rule"
+    needed: int = 0
+    approvals_counted: tuple[Approval, ...] = ()
+    approvals_discarded: tuple[Discarded, ...] = ()
+    missing: tuple[str, ...] = ()
+    checks: tuple[CheckTrace, ...] = ()
+    children: tuple[RuleTrace, ...] = ()
+
+
+@dataclass(frozen=True)
+class BlockingReview:
+    person_id: str
+    login: str
+    review_id: str
+    submitted_at: dt.datetime
+
+
+@dataclass(frozen=True)
+class IncidentHit:
+    service: str
+    reference: str
+    occurred_at: dt.datetime
+    paths: tuple[str, ...]
+
+
+@dataclass(frozen=True)
+class RiskTrace:
+    extra_approvals: int = 0
+    window_days: int = 0
+    incidents: tuple[IncidentHit, ...] = ()
+    reason: str = ""
+
+
+@dataclass(frozen=True)
+class Trace:
+    outcome: str
+    summary: str
+    head_sha: str
+    draft: bool
+    rules: tuple[RuleTrace, ...]
+    blocking_reviews: tuple[BlockingReview, ...]
+    checks: tuple[CheckTrace, ...]
+    risk: RiskTrace
+
+    def to_dict(self) -> dict[str, Any]:
+        return to_jsonable(self)
+
+
+@dataclass(frozen=True)
+class _Standing:
+    """Where one reviewer stands after all their reviews: the approval or change request still in force."""
+
+    reviewer: PersonRef
+    approval: ReviewRef | None
+    changes_requested: ReviewRef | None
+    set_aside: tuple[Discarded, ...]
+
+
+@dataclass(frozen=True)
+class _OwnedPaths:
+    requirement: OwnerRequirement
+    paths: tuple[str, ...]
+
+
+@dataclass(frozen=True)
+class _Partner:
+    person: PersonRef
+    detail: str
+
+
+@dataclass(frozen=True)
+class _Facts:
+    """What every rule looks at, worked out once per evaluation."""
+
+    snapshot: Snapshot
+    standings: tuple[_Standing, ...]
+    owned_paths: tuple[_OwnedPaths, ...]
+    partners: tuple[_Partner, ...]
+    risk: RiskTrace
+
+
+def evaluate(snapshot: Snapshot, policy: Policy) -> Trace:
+    facts = _facts(snapshot, policy)
+    rules = tuple(_evaluate_rule(rule, facts, policy.options) for rule in policy.rules)
+    blocking = _blocking_reviews(facts.standings)
+    checks = _check_traces(snapshot, policy.checks, rules)
+    outcome = _outcome(snapshot, rules, blocking, policy.checks)
+    return Trace(
+        outcome=outcome,
+        summary=_summary(outcome, snapshot.draft, rules, blocking, checks),
+        head_sha=snapshot.head_sha,
+        draft=snapshot.draft,
+        rules=rules,
+        blocking_reviews=blocking,
+        checks=checks,
+        risk=facts.risk,
+    )
+
+
+# Facts shared by every rule.
+
+
+def _facts(snapshot: Snapshot, policy: Policy) -> _Facts:
+    return _Facts(
+        snapshot=snapshot,
+        standings=_standings(snapshot.reviews),
+        owned_paths=_owned_paths(snapshot),
+        partners=_partners(snapshot),
+        risk=_risk(snapshot, policy),
+    )
+
+
+def _review_order(review: ReviewRef) -> tuple[dt.datetime, str]:
+    return (review.submitted_at, review.id)
+
+
+def _standings(reviews: Iterable[ReviewRef]) -> tuple[_Standing, ...]:
+    histories: dict[str, list[ReviewRef]] = {}
+    for review in sorted(reviews, key=_review_order):
+        histories.setdefault(review.reviewer.id, []).append(review)
+    return tuple(_standing(histories[reviewer_id]) for reviewer_id in sorted(histories))
+
+
+def _standing(history: list[ReviewRef]) -> _Standing:
+    """A reviewer's latest approving, change-requesting or dismissed review decides; comments change nothing."""
+    approval: ReviewRef | None = None
+    changes_requested: ReviewRef | None = None
+    set_aside: list[Discarded] = []
+    for review in history:
+        if review.state == "commented":
+            continue
+        if approval is not None:
+            set_aside.append(_discarded(approval.reviewer, approval.id, SUPERSEDED))
+        approval = review if review.state == "approved" else None
+        changes_requested = review if review.state == "changes_requested" else None
+        if review.state == "dismissed":
+            set_aside.append(_discarded(review.reviewer, review.id, DISMISSED))
+    return _Standing(history[-1].reviewer, approval, changes_requested, tuple(set_aside))
+
+
+def _changed_paths(snapshot: Snapshot) -> tuple[str, ...]:
+    return tuple(sorted({path for change in snapshot.files for path in change.paths}))
+
+
+def _owned_paths(snapshot: Snapshot) -> tuple[_OwnedPaths, ...]:
+    """Each CODEOWNERS requirement that applies to the change, with the paths it covers. Optional ones ask nothing."""
+    if not snapshot.codeowners.strip():
+        return ()
+    codeowners = parse_codeowners(snapshot.codeowners, snapshot.codeowners_syntax)
+    grouped: dict[OwnerRequirement, list[str]] = {}
+    for path in _changed_paths(snapshot):
+        for requirement in codeowners.owners_for(path):
+            if not requirement.optional:
+                grouped.setdefault(requirement, []).append(path)
+    ordered = sorted(grouped.items(), key=lambda item: (item[1][0], item[0].section, sorted(item[0].owners)))
+    return tuple(_OwnedPaths(requirement, tuple(paths)) for requirement, paths in ordered)
+
+
+def _partners(snapshot: Snapshot) -> tuple[_Partner, ...]:
+    details: dict[str, set[str]] = {}
+    people: dict[str, PersonRef] = {}
+    for credit in snapshot.pairing:
+        people.setdefault(credit.partner.id, credit.partner)
+        label = "paired in a session" if credit.source == "session" else "co-authored commits"
+        details.setdefault(credit.partner.id, set()).add(f"{label} ({credit.detail})" if credit.detail else label)
+    return tuple(_Partner(people[key], "; ".join(sorted(details[key]))) for key in sorted(people))
+
+
+def _incident_hits(snapshot: Snapshot, window_days: int) -> tuple[IncidentHit, ...]:
+    since = snapshot.now - dt.timedelta(days=window_days)
+    paths = _changed_paths(snapshot)
+    hits = []
+    for signal in snapshot.incident_paths:
+        touched = tuple(path for path in paths if signal.touches(path))
+        if signal.occurred_at >= since and touched:
+            hits.append(IncidentHit(signal.service, signal.reference, signal.occurred_at, touched))
+    return tuple(sorted(hits, key=lambda hit: (hit.occurred_at, hit.service, hit.reference)))
+
+
+def _risk(snapshot: Snapshot, policy: Policy) -> RiskTrace:
+    window = policy.risk.incident_window_days
+    hits = _incident_hits(snapshot, window)
+    if not hits or not policy.risk.extra_approvals:
+        return RiskTrace(window_days=window, incidents=hits)
+    extra = policy.risk.extra_approvals
+    reason = (
+        f"Changes code behind an incident in {_services(hits)} within the last {window} days: "
+        f"each rule that counts approvals needs {_more_approvals(extra)}."
+    )
+    return RiskTrace(extra, window, hits, reason)
+
+
+# Rules.
+
+
+def _evaluate_rule(rule: Rule, facts: _Facts, inherited: Options) -> RuleTrace:
+    options = rule.options.apply_to(inherited)
+    kind = rule.combine or "rule"
+    skip_reason = _why_not_applicable(rule.when, facts)
+    if skip_reason:
+        return RuleTrace(rule.name, SKIPPED, f"Skipped: {skip_reason}.", kind=kind)
+    if rule.combine:
+        children = tuple(_evaluate_rule(child, facts, options) for child in rule.children)
+        return _combination_trace(rule, children)
+    return _requirement_trace(rule, facts, options)
+
+
+def _combination_trace(rule: Rule, children: tuple[RuleTrace, ...]) -> RuleTrace:
+    applicable = [child for child in children if child.state != SKIPPED]
+    state = _combined_state(rule.combine, [child.state for child in applicable])
+    unmet = [child for child in applicable if child.state != SATISFIED]
+    missing = unmet[0].missing if rule.combine == "any" and unmet else tuple(m for c in unmet for m in c.missing)
+    reason = _combination_reason(rule.combine, state, applicable)
+    if state == SATISFIED:
+        missing = ()
+    return RuleTrace(rule.name, state, reason, kind=rule.combine, missing=missing, children=children)
+
+
+def _combined_state(combine: str, states: list[str]) -> str:
+    if not states:
+        return SKIPPED
+    if combine == "any":
+        for state in (SATISFIED, PENDING):
+            if state in states:
+                return state
+        return BLOCKED
+    for state in (BLOCKED, PENDING):
+        if state in states:
+            return state
+    return SATISFIED
+
+
+def _combination_reason(combine: str, state: str, applicable: list[RuleTrace]) -> str:
+    names = {wanted: [f"'{child.name}'" for child in applicable if child.state == wanted] for wanted in _STATES}
+    if state == SKIPPED:
+        return "Skipped: none of its rules applies."
+    if combine == "any":
+        if state == SATISFIED:
+            return f"Satisfied: {names[SATISFIED][0]} is satisfied."
+        if state == PENDING:
+            return f"Pending: none of {len(applicable)} alternatives is satisfied yet ({', '.join(names[PENDING])})."
+        return "Blocked: every alternative that applies is blocked."
+    if state == SATISFIED:
+        return f"Satisfied: all {len(applicable)} rules that apply are satisfied."
+    if state == PENDING:
+        return f"Pending: waiting for {', '.join(names[PENDING])}."
+    return f"Blocked: {', '.join(names[BLOCKED])} blocked."
+
+
+_STATES = (SATISFIED, PENDING, BLOCKED)
+
+
+def _why_not_applicable(when: Conditions, facts: _Facts) -> str:
+    """Why the rule's `if` does not hold, or "" when it does (every predicate given must hold)."""
+    snapshot = facts.snapshot
+    for reason in (
+        _paths_reason(when, snapshot),
+        _branch_reason(when.base_branches, snapshot.base_ref),
+        _labels_reason(when.labels, snapshot.labels),
+        _author_teams_reason(when.author_in_teams, snapshot.author),
+        _size_reason(when.size_over, snapshot.changed_lines),
+        _draft_reason(when.draft, snapshot.draft),
+        _incident_reason(when.touches_incident_within_days, snapshot),
+    ):
+        if reason:
+            return reason
+    return ""
+
+
+def _paths_reason(when: Conditions, snapshot: Snapshot) -> str:
+    if not when.paths and not when.not_paths:
+        return ""
+    considered = [change for change in snapshot.files if not _all_match(change.paths, when.not_paths)]
+    if not when.paths:
+        return "" if considered else f"every changed file matches {_texts(when.not_paths)}"
+    if any(_any_match(change.paths, when.paths) for change in considered):
+        return ""
+    outside = f" outside {_texts(when.not_paths)}" if when.not_paths else ""
+    return f"no changed file{outside} matches {_texts(when.paths)}"
+
+
+def _branch_reason(patterns: tuple[Pattern, ...], base_ref: str) -> str:
+    if not patterns or _any_match((base_ref,), patterns):
+        return ""
+    return f"the base branch '{base_ref}' does not match {_texts(patterns)}"
+
+
+def _labels_reason(labels: tuple[str, ...], present: tuple[str, ...]) -> str:
+    if not labels or set(labels) & {label.lower() for label in present}:
+        return ""
+    return f"none of the labels {', '.join(labels)} is set"
+
+
+def _author_teams_reason(teams: tuple[str, ...], author: PersonRef | None) -> str:
+    if not teams or (author is not None and set(teams) & author.teams):
+        return ""
+    return f"the author is not in {', '.join(teams)}"
+
+
+def _size_reason(size_over: int | None, changed_lines: int | None) -> str:
+    # An unknown size counts as large: the stricter reading of a rule meant for big changes.
+    if size_over is None or changed_lines is None or changed_lines > size_over:
+        return ""
+    return f"{changed_lines} changed lines is not over {size_over}"
+
+
+def _draft_reason(draft: bool | None, is_draft: bool) -> str:
+    if draft is None or draft == is_draft:
+        return ""
+    return "the pull request is a draft" if is_draft else "the pull request is not a draft"
+
+
+def _incident_reason(within_days: int | None, snapshot: Snapshot) -> str:
+    if within_days is None or _incident_hits(snapshot, within_days):
+        return ""
+    return f"no changed file had an incident in the last {within_days} days"
+
+
+def _any_match(values: Iterable[str], patterns: tuple[Pattern, ...]) -> bool:
+    return any(pattern.matches(value) for value in values for pattern in patterns)
+
+
+def _all_match(values: tuple[str, ...], patterns: tuple[Pattern, ...]) -> bool:
+    return bool(patterns) and all(_any_match((value,), patterns) for value in values)
+
+
+def _texts(patterns: tuple[Pattern, ...]) -> str:
+    return ", ".join(pattern.text for pattern in patterns)
+
+
+# A requirement rule.
+
+
+@dataclass(frozen=True)
+class _Tally:
+    counted: tuple[Approval, ...]
+    discarded: tuple[Discarded, ...]
+    qualified_reviewers: tuple[PersonRef, ...]
+
+
+def _requirement_trace(rule: Rule, facts: _Facts, options: Options) -> RuleTrace:
+    require = rule.require
+    tally = _tally(require, facts, options)
+    needed = require.approvals + (facts.risk.extra_approvals if require.approvals else 0)
+    checks = tuple(_check(facts.snapshot, context, (rule.name,)) for context in require.checks)
+    missing = _missing(require, facts, options, tally, needed, checks)
+    state = _requirement_state(checks, missing)
+    return RuleTrace(
+        name=rule.name,
+        state=state,
+        reason=_requirement_reason(state, tally, needed, missing, _notes(require, facts, needed)),
+        needed=needed,
+        approvals_counted=tally.counted,
+        approvals_discarded=tally.discarded,
+        missing=missing,
+        checks=checks,
+    )
+
+
+def _requirement_state(checks: tuple[CheckTrace, ...], missing: tuple[str, ...]) -> str:
+    if any(check.state in ("failure", "error") for check in checks):
+        return BLOCKED
+    return PENDING if missing else SATISFIED
+
+
+def _tally(require: Requirements, facts: _Facts, options: Options) -> _Tally:
+    counted: list[Approval] = []
+    discarded: list[Discarded] = []
+    qualified: list[PersonRef] = []
+    only_owners_count = require.code_owners and not require.approvals
+    for standing in facts.standings:
+        discarded.extend(standing.set_aside)
+        if standing.approval is None:
+            continue
+        reviewer, review = standing.reviewer, standing.approval
+        reason = _disqualification(reviewer, review, facts.snapshot, options)
+        if reason is None:
+            qualified.append(reviewer)
+            reason = _ineligibility(reviewer, require) or (
+                _not_an_owner(reviewer, facts) if only_owners_count else None
+            )
+        if reason is None:
+            counted.append(Approval(reviewer.id, reviewer.label, "review", review.id))
+        else:
+            discarded.append(_discarded(reviewer, review.id, reason))
+    if options.pairing_credit and not only_owners_count:
+        _credit_pairing(require, facts, options, counted, discarded)
+    return _Tally(tuple(counted), tuple(sorted(discarded, key=_discard_order)), tuple(qualified))
+
+
+def _disqualification(reviewer: PersonRef, review: ReviewRef, snapshot: Snapshot, options: Options) -> str | None:
+    """Why this approval cannot count for any rule with these options, or None."""
+    if reviewer.is_bot:
+        return BOT
+    if _is_author(reviewer, snapshot) and not options.allow_author:
+        return AUTHOR
+    if reviewer.id in _contributors(snapshot, options) and not options.allow_contributors:
+        return CONTRIBUTOR
+    if _is_stale(review, snapshot, options):
+        return STALE
+    return None
+
+
+def _ineligibility(person: PersonRef, require: Requirements) -> str | None:
+    """Why this person's approval does not count toward a rule limited to some teams or people, or None."""
+    if not require.teams and not require.people:
+        return None
+    if set(require.teams) & person.teams or set(require.people) & person.names:
+        return None
+    return NOT_PERSON if not require.teams else NOT_IN_TEAM
+
+
+def _not_an_owner(person: PersonRef, facts: _Facts) -> str | None:
+    owns_something = any(is_owner(person, owned.requirement.owners) for owned in facts.owned_paths)
+    return None if owns_something else NOT_OWNER
+
+
+def _credit_pairing(
+    require: Requirements, facts: _Facts, options: Options, counted: list[Approval], discarded: list[Discarded]
+) -> None:
+    already = {approval.person_id for approval in counted}
+    for partner in facts.partners:
+        person = partner.person
+        if person.id in already:
+            continue
+        reason = BOT if person.is_bot else AUTHOR if _is_author(person, facts.snapshot) else None
+        reason = reason or _ineligibility(person, require)
+        if reason:
+            discarded.append(_discarded(person, "", reason))
+        else:
+            counted.append(Approval(person.id, person.label, "pairing", "", options.pairing_credit, partner.detail))
+
+
+def _is_author(person: PersonRef, snapshot: Snapshot) -> bool:
+    return snapshot.author is not None and person.id == snapshot.author.id
+
+
+def _contributors(snapshot: Snapshot, options: Options) -> frozenset[str]:
+    """People who authored or co-authored commits, besides the author. Bots' commits count only if asked to."""
+    people: set[str] = set()
+    for commit in snapshot.commits:
+        if options.ignore_bots and commit.author is not None and commit.author.is_bot:
+            continue
+        authors = ((commit.author,) if commit.author else ()) + commit.co_authors
+        people.update(person.id for person in authors if not person.is_bot)
+    return frozenset(people)
+
+
+def _is_stale(review: ReviewRef, snapshot: Snapshot, options: Options) -> bool:
+    if not options.invalidate_on_push or review.commit_sha in ("", snapshot.head_sha):
+        return False
+    if not options.keep_on_rebase:
+        return True
+    before, now = snapshot.diff_ids.get(review.commit_sha), snapshot.diff_ids.get(snapshot.head_sha)
+    # A pure rebase keeps the diff's fingerprint; without both fingerprints nothing proves it was one.
+    return before is None or before != now
+
+
+def _missing(
+    require: Requirements,
+    facts: _Facts,
+    options: Options,
+    tally: _Tally,
+    needed: int,
+    checks: tuple[CheckTrace, ...],
+) -> tuple[str, ...]:
+    """Short phrases for what the rule still lacks, in the order a summary should say them."""
+    missing: list[str] = []
+    count = sum(approval.weight for approval in tally.counted)
+    if count < needed:
+        missing.append(f"{count} of {_approvals(needed)}")
+    if require.code_owners:
+        missing.extend(_missing_owners(facts, tally.qualified_reviewers))
+    if options.require_independent_review and not _has_independent_review(facts, options, tally):
+        pairing_only = any(approval.via == "pairing" for approval in tally.counted)
+        missing.append("needs an independent review" + (" (pairing alone is not enough)" if pairing_only else ""))
+    for check in checks:
+        if check.state in ("failure", "error"):
+            missing.append(f"{check.context} {'failed' if check.state == 'failure' else 'errored'}")
+        elif check.state != "success":
+            missing.append(f"waiting for {check.context}")
+    return tuple(missing)
+
+
+def _missing_owners(facts: _Facts, reviewers: tuple[PersonRef, ...]) -> list[str]:
+    missing = []
+    for owned in facts.owned_paths:
+        requirement = owned.requirement
+        approving_owners = sum(1 for reviewer in reviewers if is_owner(reviewer, requirement.owners))
+        if approving_owners < requirement.approvals_needed:
+            owners = (
+                f"{requirement.approvals_needed} code owners" if requirement.approvals_needed > 1 else "a code owner"
+            )
+            missing.append(f"needs {owners} for {_display_pattern(requirement.pattern)}")
+    return missing
+
+
+def _display_pattern(pattern: str) -> str:
+    shown = pattern.lstrip("/")
+    return shown[:-2] if shown.endswith("/**") else shown or "/"
+
+
+def _has_independent_review(facts: _Facts, options: Options, tally: _Tally) -> bool:
+    """An approval from a review by someone who neither wrote nor paired on the change."""
+    involved = _contributors(facts.snapshot, options) | {partner.person.id for partner in facts.partners}
+    if facts.snapshot.author is not None:
+        involved |= {facts.snapshot.author.id}
+    return any(approval.via == "review" and approval.person_id not in involved for approval in tally.counted)
+
+
+def _notes(require: Requirements, facts: _Facts, needed: int) -> list[str]:
+    """What a reader needs besides the counts: why the bar is higher, how code ownership came out."""
+    notes = []
+    if facts.risk.extra_approvals and require.approvals:
+        services = _services(facts.risk.incidents)
+        notes.append(f"{_more_approvals(facts.risk.extra_approvals)} than usual after an incident in {services}")
+    if require.code_owners and not facts.owned_paths:
+        notes.append("no changed file has a required code owner")
+    return notes
+
+
+def _requirement_reason(state: str, tally: _Tally, needed: int, missing: tuple[str, ...], notes: list[str]) -> str:
+    count = sum(approval.weight for approval in tally.counted)
+    parts = []
+    if needed or tally.counted:
+        people = ", ".join(_approval_words(approval) for approval in tally.counted)
+        parts.append(f"{count} of {_approvals(needed)}" + (f" ({people})" if people else ""))
+    parts.extend(notes)
+    parts.extend(phrase for phrase in missing if not phrase.startswith(f"{count} of "))
+    not_counted = ", ".join(f"{item.login} ({item.reason})" for item in tally.discarded)
+    if not_counted:
+        parts.append(f"not counted: {not_counted}")
+    return f"{state.capitalize()}: {'; '.join(parts) or 'nothing is required'}."
+
+
+def _approval_words(approval: Approval) -> str:
+    if approval.via == "pairing":
+        return f"{approval.login} by pairing, worth {approval.weight}"
+    return approval.login
+
+
+# Checks, blocking reviews, outcome and summary.
+
+
+def _check(snapshot: Snapshot, context: str, required_by: tuple[str, ...]) -> CheckTrace:
+    return CheckTrace(context, snapshot.statuses.get(context, "missing"), required_by)
+
+
+def _check_traces(
+    snapshot: Snapshot, document_checks: tuple[str, ...], rules: tuple[RuleTrace, ...]
+) -> tuple[CheckTrace, ...]:
+    required_by: dict[str, list[str]] = {context: ["policy"] for context in document_checks}
+    for trace in _leaves(rules):
+        if trace.state != SKIPPED:
+            for check in trace.checks:
+                required_by.setdefault(check.context, []).append(trace.name)
+    return tuple(_check(snapshot, context, tuple(names)) for context, names in sorted(required_by.items()))
+
+
+def _leaves(rules: Iterable[RuleTrace]) -> Iterable[RuleTrace]:
+    for trace in rules:
+        yield trace
+        yield from _leaves(trace.children)
+
+
+def _blocking_reviews(standings: tuple[_Standing, ...]) -> tuple[BlockingReview, ...]:
+    found = [
+        BlockingReview(s.reviewer.id, s.reviewer.label, s.changes_requested.id, s.changes_requested.submitted_at)
+        for s in standings
+        if s.changes_requested is not None
+    ]
+    return tuple(sorted(found, key=lambda review: (review.submitted_at, review.review_id)))
+
+
+def _outcome(
+    snapshot: Snapshot, rules: tuple[RuleTrace, ...], blocking: tuple[BlockingReview, ...], checks: tuple[str, ...]
+) -> str:
+    check_states = [snapshot.statuses.get(context, "missing") for context in checks]
+    if blocking or any(rule.state == BLOCKED for rule in rules) or {"failure", "error"} & set(check_states):
+        return BLOCKED
+    if snapshot.draft:
+        return PENDING
+    every_rule_met = all(rule.state in (SATISFIED, SKIPPED) for rule in rules)
+    return APPROVED if every_rule_met and all(state == "success" for state in check_states) else PENDING
+
+
+def _summary(
+    outcome: str,
+    draft: bool,
+    rules: tuple[RuleTrace, ...],
+    blocking: tuple[BlockingReview, ...],
+    checks: tuple[CheckTrace, ...],
+) -> str:
+    document_checks = [check for check in checks if "policy" in check.required_by]
+    if outcome == BLOCKED:
+        text = _blocked_summary(rules, blocking, document_checks)
+    elif outcome == APPROVED:
+        text = _approved_summary(rules)
+    else:
+        text = _pending_summary(draft, rules, document_checks)
+    return text if len(text) <= SUMMARY_LIMIT else text[: SUMMARY_LIMIT - 1] + "…"
+
+
+def _blocked_summary(
+    rules: tuple[RuleTrace, ...], blocking: tuple[BlockingReview, ...], checks: list[CheckTrace]
+) -> str:
+    parts = []
+    if blocking:
+        parts.append("changes requested by " + ", ".join(review.login for review in blocking))
+    parts.extend(
+        f"{check.context} {'failed' if check.state == 'failure' else 'errored'}"
+        for check in checks
+        if check.state in ("failure", "error")
+    )
+    for rule in rules:
+        if rule.state == BLOCKED:
+            parts.extend(phrase for phrase in rule.missing if phrase.endswith(("failed", "errored")))
+    return _sentence(_unique(parts) or ["blocked"])
+
+
+def _approved_summary(rules: tuple[RuleTrace, ...]) -> str:
+    applicable = [rule for rule in rules if rule.state == SATISFIED]
+    if not applicable:
+        return "Approved: no review rule applies"
+    if len(applicable) == 1 and applicable[0].needed:
+        rule = applicable[0]
+        count = sum(approval.weight for approval in rule.approvals_counted)
+        return f"Approved: {min(count, rule.needed)} of {_approvals(rule.needed)}"
+    return f"Approved: {len(applicable)} of {len(applicable)} rules satisfied"
+
+
+def _pending_summary(draft: bool, rules: tuple[RuleTrace, ...], checks: list[CheckTrace]) -> str:
+    parts = ["draft"] if draft else []
+    unmet = [rule for rule in rules if rule.state == PENDING]
+    if unmet:
+        parts.extend(unmet[0].missing)
+    parts.extend(f"waiting for {check.context}" for check in checks if check.state != "success")
+    if len(unmet) > 1:
+        parts.append(f"{len(unmet) - 1} more rule{'s' if len(unmet) > 2 else ''} pending")
+    return _sentence(_unique(parts) or ["pending"])
+
+
+def _sentence(parts: list[str]) -> str:
+    text = "; ".join(parts)
+    return text[:1].upper() + text[1:]
+
+
+def _unique(parts: list[str]) -> list[str]:
+    return list(dict.fromkeys(parts))
+
+
+def _services(hits: Iterable[IncidentHit]) -> str:
+    return ", ".join(sorted({hit.service or hit.reference or "an unnamed service" for hit in hits}))
+
+
+def _more_approvals(count: int) -> str:
+    return f"{count} more approval" if count == 1 else f"{count} more approvals"
+
+
+def _approvals(count: int) -> str:
+    return f"{count} approval" if count == 1 else f"{count} approvals"
+
+
+def _discarded(person: PersonRef, review_id: str, reason: str) -> Discarded:
+    return Discarded(person.id, person.label, review_id, reason)
+
+
+def _discard_order(item: Discarded) -> tuple[str, str, str]:
+    return (item.person_id, item.review_id, item.reason)

@@ -1,0 +1,379 @@
+"""Review health: the figures of shared/METRICS.md, computed for a set of repositories over a period.
+
+Bounded queries whatever the history's size: one query per kind of row (pull requests, reviews, comments,
+pairing partners), restricted to the period, then plain Python over those rows. Bots are left out of every
+figure, as authors and as reviewers.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import math
+from collections import Counter, defaultdict
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass, field
+
+from django.conf import settings
+from django.db.models import Exists, OuterRef, QuerySet
+from django.utils import timezone
+
+from reviews.models import Comment, Person, PullRequest, Review, Team
+
+SIZE_BUCKETS = (("xs", 10), ("s", 50), ("m", 250), ("l", 1000), ("xl", math.inf))
+RUBBER_STAMP_MIN_LINES = 50
+STALE_AFTER = dt.timedelta(days=7)
+
+
+@dataclass(frozen=True)
+class Distribution:
+    """Median and 90th percentile of durations, in hours; None when there is nothing to measure."""
+
+    count: int
+    median_hours: float | None
+    p90_hours: float | None
+
+    @classmethod
+    def of(cls, durations: Iterable[dt.timedelta]) -> Distribution:
+        hours = sorted(d.total_seconds() / 3600 for d in durations if d is not None and d >= dt.timedelta(0))
+        return cls(len(hours), percentile(hours, 50), percentile(hours, 90))
+
+
+def percentile(sorted_values: Sequence[float], q: float) -> float | None:
+    """Linear interpolation between closest ranks (numpy's default), rounded to 2 decimals."""
+    if not sorted_values:
+        return None
+    position = (len(sorted_values) - 1) * q / 100
+    low, high = math.floor(position), math.ceil(position)
+    value = sorted_values[low] + (sorted_values[high] - sorted_values[low]) * (position - low)
+    return round(value, 2)
+
+
+@dataclass(frozen=True)
+class PullRequestFlow:
+    """One merged pull request's review timeline (METRICS.md "Review flow")."""
+
+    pull_request_id: int
+    merged_at: dt.datetime
+    changed_lines: int | None
+    time_to_first_review: dt.timedelta | None
+    pickup_time: dt.timedelta | None
+    review_time: dt.timedelta | None
+    time_to_approve: dt.timedelta | None
+    merge_time: dt.timedelta | None
+    cycle_time: dt.timedelta | None
+    rework_cycles: int
+    approvals: int
+    paired: bool
+    comments: int
+
+
+@dataclass(frozen=True)
+class ReviewerLoad:
+    person_id: int
+    name: str
+    reviews_given: int
+    waiting_on_them: int
+
+
+@dataclass
+class ReviewHealth:
+    since: dt.datetime
+    until: dt.datetime
+    merged: int
+    time_to_first_review: Distribution
+    pickup_time: Distribution
+    review_time: Distribution
+    time_to_approve: Distribution
+    merge_time: Distribution
+    cycle_time: Distribution
+    rework_cycles_mean: float | None
+    coverage: dict[str, int]  # reviewed / paired_only / neither
+    approvals: int
+    rubber_stamps: int
+    rubber_stamps_by_reviewer: dict[str, int]
+    review_depth: float | None  # non-author comments per reviewed pull request
+    size_buckets: dict[str, int]
+    reviewer_load: list[ReviewerLoad]
+    top_reviewer_share: float | None
+    weekly: list[dict[str, object]] = field(default_factory=list)
+
+    @property
+    def coverage_share(self) -> float | None:
+        return self.coverage["reviewed"] / self.merged if self.merged else None
+
+    @property
+    def rubber_stamp_share(self) -> float | None:
+        return self.rubber_stamps / self.approvals if self.approvals else None
+
+    @property
+    def bus_factor_warning(self) -> bool:
+        return self.top_reviewer_share is not None and self.top_reviewer_share > 0.5
+
+
+def size_bucket(changed_lines: int | None) -> str | None:
+    if changed_lines is None:
+        return None
+    return next(name for name, limit in SIZE_BUCKETS if changed_lines <= limit)
+
+
+def team_pull_requests(team: Team) -> QuerySet[PullRequest]:
+    return PullRequest.objects.filter(repository__team=team)
+
+
+def review_health(
+    *,
+    pull_requests: QuerySet[PullRequest],
+    since: dt.datetime,
+    until: dt.datetime,
+    include_bots: bool = False,
+    paired_pull_request_ids: set[int] | None = None,
+) -> ReviewHealth:
+    """Figures over the pull requests (of `pull_requests`) merged in [since, until)."""
+    bots = set() if include_bots else set(Person.objects.filter(is_bot=True).values_list("pk", flat=True))
+    merged = list(
+        pull_requests.filter(state=PullRequest.State.MERGED, merged_at__gte=since, merged_at__lt=until)
+        .exclude(author_id__in=bots)
+        .values(
+            "pk", "author_id", "created_at", "ready_at", "merged_at", "first_commit_at", "last_pushed_at",
+            "additions", "deletions",
+        )
+    )  # fmt: skip
+    ids = [row["pk"] for row in merged]
+    reviews = _reviews_by_pull_request(ids, bots)
+    comments = _comments_by_pull_request(ids, bots)
+    paired = paired_pull_request_ids or set()
+    flows = [_flow(row, reviews[row["pk"]], comments[row["pk"]], row["pk"] in paired) for row in merged]
+    stamps = _rubber_stamps(merged, reviews, comments)
+    return ReviewHealth(
+        since=since,
+        until=until,
+        merged=len(flows),
+        time_to_first_review=Distribution.of(f.time_to_first_review for f in flows),
+        pickup_time=Distribution.of(f.pickup_time for f in flows),
+        review_time=Distribution.of(f.review_time for f in flows),
+        time_to_approve=Distribution.of(f.time_to_approve for f in flows),
+        merge_time=Distribution.of(f.merge_time for f in flows),
+        cycle_time=Distribution.of(f.cycle_time for f in flows),
+        rework_cycles_mean=round(sum(f.rework_cycles for f in flows) / len(flows), 2) if flows else None,
+        coverage=_coverage(flows),
+        approvals=sum(f.approvals for f in flows),
+        rubber_stamps=sum(stamps.values()),
+        rubber_stamps_by_reviewer=_names(stamps),
+        review_depth=_depth(flows),
+        size_buckets=_size_buckets(flows),
+        reviewer_load=_reviewer_load(pull_requests, reviews, bots),
+        top_reviewer_share=_top_share(reviews),
+        weekly=_weekly(flows, since, until),
+    )
+
+
+@dataclass(frozen=True)
+class _Review:
+    reviewer_id: int
+    state: str
+    submitted_at: dt.datetime
+    has_body: bool
+
+
+@dataclass(frozen=True)
+class _Comment:
+    author_id: int
+    created_at: dt.datetime
+
+
+def _reviews_by_pull_request(ids: list[int], bots: set[int]) -> dict[int, list[_Review]]:
+    found: dict[int, list[_Review]] = defaultdict(list)
+    rows = (
+        Review.objects.filter(pull_request_id__in=ids, reviewer__isnull=False)
+        .exclude(reviewer_id__in=bots)
+        .order_by("submitted_at", "pk")
+        .values_list("pull_request_id", "reviewer_id", "state", "submitted_at", "body")
+    )
+    for pull_request_id, reviewer_id, state, submitted_at, body in rows:
+        found[pull_request_id].append(_Review(reviewer_id, state, submitted_at, bool(body.strip())))
+    return found
+
+
+def _comments_by_pull_request(ids: list[int], bots: set[int]) -> dict[int, list[_Comment]]:
+    found: dict[int, list[_Comment]] = defaultdict(list)
+    rows = (
+        Comment.objects.filter(pull_request_id__in=ids, is_system=False, author__isnull=False)
+        .exclude(author_id__in=bots)
+        .order_by("created_at", "pk")
+        .values_list("pull_request_id", "author_id", "created_at")
+    )
+    for pull_request_id, author_id, created_at in rows:
+        found[pull_request_id].append(_Comment(author_id, created_at))
+    return found
+
+
+def _flow(row: dict, reviews: list[_Review], comments: list[_Comment], paired: bool) -> PullRequestFlow:
+    author = row["author_id"]
+    ready = row["ready_at"] or row["created_at"]
+    merged_at = row["merged_at"]
+    by_others = [r for r in reviews if r.reviewer_id != author]
+    activity = sorted([r.submitted_at for r in by_others] + [c.created_at for c in comments if c.author_id != author])
+    approvals = [r for r in by_others if r.state == Review.State.APPROVED]
+    first_activity = activity[0] if activity else None
+    first_approval = approvals[0].submitted_at if approvals else None
+    last_approval = approvals[-1].submitted_at if approvals else None
+    pickup_end = first_activity or first_approval or merged_at
+    changed = (
+        row["additions"] + row["deletions"] if row["additions"] is not None and row["deletions"] is not None else None
+    )
+    return PullRequestFlow(
+        pull_request_id=row["pk"],
+        merged_at=merged_at,
+        changed_lines=changed,
+        time_to_first_review=first_activity - ready if first_activity else None,
+        pickup_time=pickup_end - ready,
+        review_time=merged_at - first_activity if first_activity else None,
+        time_to_approve=first_approval - ready if first_approval else None,
+        merge_time=merged_at - last_approval if last_approval else None,
+        cycle_time=merged_at - row["first_commit_at"] if row["first_commit_at"] else None,
+        rework_cycles=_rework_cycles(by_others),
+        approvals=len({r.reviewer_id for r in approvals}),
+        paired=paired,
+        comments=sum(1 for c in comments if c.author_id != author) + sum(1 for r in by_others if r.has_body),
+    )
+
+
+def _rework_cycles(reviews: list[_Review]) -> int:
+    """Changes-requested reviews answered before the first approval after them: each is a round of rework."""
+    cycles, waiting = 0, False
+    for review in reviews:
+        if review.state == Review.State.CHANGES_REQUESTED:
+            waiting = True
+        elif review.state == Review.State.APPROVED and waiting:
+            cycles += 1
+            waiting = False
+    return cycles
+
+
+def _coverage(flows: list[PullRequestFlow]) -> dict[str, int]:
+    reviewed = sum(1 for f in flows if f.approvals)
+    paired_only = sum(1 for f in flows if not f.approvals and f.paired)
+    return {"reviewed": reviewed, "paired_only": paired_only, "neither": len(flows) - reviewed - paired_only}
+
+
+def _rubber_stamps(
+    merged: list[dict], reviews: dict[int, list[_Review]], comments: dict[int, list[_Comment]]
+) -> Counter[int]:
+    """Approvals with no comment, faster than the threshold per 100 changed lines, on changes over 50 lines."""
+    minutes_per_100 = settings.RUBBER_STAMP_MINUTES_PER_100_LINES
+    stamps: Counter[int] = Counter()
+    for row in merged:
+        if row["additions"] is None or row["deletions"] is None:
+            continue
+        lines = row["additions"] + row["deletions"]
+        if lines <= RUBBER_STAMP_MIN_LINES:
+            continue
+        threshold = dt.timedelta(minutes=minutes_per_100 * lines / 100)
+        start = row["last_pushed_at"] or row["ready_at"] or row["created_at"]
+        commenters = {c.author_id for c in comments[row["pk"]]}
+        for review in reviews[row["pk"]]:
+            if review.state != Review.State.APPROVED or review.reviewer_id == row["author_id"]:
+                continue
+            silent = not review.has_body and review.reviewer_id not in commenters
+            if silent and dt.timedelta(0) <= review.submitted_at - start < threshold:
+                stamps[review.reviewer_id] += 1
+    return stamps
+
+
+def _depth(flows: list[PullRequestFlow]) -> float | None:
+    reviewed = [f for f in flows if f.approvals or f.comments]
+    return round(sum(f.comments for f in reviewed) / len(reviewed), 2) if reviewed else None
+
+
+def _size_buckets(flows: list[PullRequestFlow]) -> dict[str, int]:
+    buckets = dict.fromkeys((name for name, _ in SIZE_BUCKETS), 0)
+    for flow in flows:
+        bucket = size_bucket(flow.changed_lines)
+        if bucket:
+            buckets[bucket] += 1
+    return buckets
+
+
+def _names(counts: Counter[int]) -> dict[str, int]:
+    names = dict(Person.objects.filter(pk__in=list(counts)).values_list("pk", "display_name"))
+    return {names[pk]: count for pk, count in counts.most_common()}
+
+
+def _reviewer_load(
+    pull_requests: QuerySet[PullRequest], reviews: dict[int, list[_Review]], bots: set[int]
+) -> list[ReviewerLoad]:
+    """Reviews given in the period, and open pull requests waiting on each requested reviewer now."""
+    given = Counter(r.reviewer_id for rows in reviews.values() for r in rows)
+    through = PullRequest.requested_reviewers.through
+    reviewed_already = Review.objects.filter(
+        pull_request_id=OuterRef("pullrequest_id"), reviewer_id=OuterRef("person_id")
+    )
+    waiting = Counter(
+        through.objects.filter(pullrequest__in=pull_requests.filter(state=PullRequest.State.OPEN, draft=False))
+        .exclude(person_id__in=bots)
+        .exclude(Exists(reviewed_already))
+        .values_list("person_id", flat=True)
+    )
+    people = set(given) | set(waiting)
+    names = dict(Person.objects.filter(pk__in=people).values_list("pk", "display_name"))
+    load = [ReviewerLoad(pk, names.get(pk, "?"), given[pk], waiting[pk]) for pk in people]
+    return sorted(load, key=lambda item: (-item.reviews_given, -item.waiting_on_them, item.name))
+
+
+def _top_share(reviews: dict[int, list[_Review]]) -> float | None:
+    given = Counter(r.reviewer_id for rows in reviews.values() for r in rows)
+    total = sum(given.values())
+    return round(given.most_common(1)[0][1] / total, 3) if total else None
+
+
+def _weekly(flows: list[PullRequestFlow], since: dt.datetime, until: dt.datetime) -> list[dict[str, object]]:
+    """Per ISO week (Monday start) of merge: merged count, median time to first review and pickup."""
+    weeks: dict[dt.date, list[PullRequestFlow]] = defaultdict(list)
+    for flow in flows:
+        day = flow.merged_at.date()
+        weeks[day - dt.timedelta(days=day.weekday())].append(flow)
+    start = since.date() - dt.timedelta(days=since.date().weekday())
+    result = []
+    while start < until.date():
+        rows = weeks.get(start, [])
+        result.append(
+            {
+                "week": start,
+                "merged": len(rows),
+                "time_to_first_review": Distribution.of(f.time_to_first_review for f in rows).median_hours,
+                "pickup_time": Distribution.of(f.pickup_time for f in rows).median_hours,
+            }
+        )
+        start += dt.timedelta(days=7)
+    return result
+
+
+def waiting_for_review(*, team: Team, now: dt.datetime | None = None) -> list[PullRequest]:
+    """Open, ready pull requests with no review activity by anyone but the author, older than the agreement."""
+    now = now or timezone.now()
+    cutoff = now - dt.timedelta(hours=team.review_within_hours)
+    reviewed = Review.objects.filter(pull_request=OuterRef("pk"), reviewer__is_bot=False).exclude(
+        reviewer=OuterRef("author")
+    )
+    commented = Comment.objects.filter(pull_request=OuterRef("pk"), is_system=False, author__is_bot=False).exclude(
+        author=OuterRef("author")
+    )
+    return list(
+        team_pull_requests(team)
+        .filter(state=PullRequest.State.OPEN, draft=False, ready_at__lte=cutoff)
+        .exclude(author__is_bot=True)
+        .exclude(Exists(reviewed))
+        .exclude(Exists(commented))
+        .select_related("repository", "author")
+        .order_by("ready_at")
+    )
+
+
+def stale_pull_requests(*, team: Team, now: dt.datetime | None = None) -> list[PullRequest]:
+    now = now or timezone.now()
+    return list(
+        team_pull_requests(team)
+        .filter(state=PullRequest.State.OPEN, updated_at__lt=now - STALE_AFTER)
+        .select_related("repository", "author")
+        .order_by("updated_at")
+    )
