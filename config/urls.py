@@ -20,6 +20,7 @@ urlpatterns = [
     path("webhooks/github/", webhooks.github_webhook, name="webhook-github"),
     path("webhooks/gitlab/", webhooks.gitlab_webhook, name="webhook-gitlab"),
     path("api/v1/", include("reviews.api_urls")),
+    path("api/v1/", include("telemetry.api_urls")),
     path("api/schema/", SpectacularAPIView.as_view(), name="api-schema"),
     path("api/docs/", SpectacularSwaggerView.as_view(url_name="api-schema"), name="api-docs"),
     path("", include("reviews.urls")),
