@@ -34,6 +34,7 @@ from reviews.integrations.records import (
     StatusState,
     UserRecord,
     WebhookEvent,
+    patch_id,
 )
 from reviews.integrations.trailers import co_authors
 
@@ -421,6 +422,7 @@ def _changed_file(node: _Node) -> ChangedFileRecord:
         deletions=node.req_int("deletions"),
         status=node.opt_str("status") or "modified",
         previous_path=node.opt_str("previous_filename"),
+        patch_id=patch_id(node.opt_str("patch")) if node.opt_str("patch") else "",
     )
 
 

@@ -62,6 +62,7 @@ from reviews.integrations.records import (
     ReviewRecord,
     StatusState,
     UserRecord,
+    patch_id,
 )
 from reviews.integrations.trailers import co_authors
 
@@ -451,6 +452,7 @@ def changed_file_from_api(diff: PayloadReader) -> ChangedFileRecord:
         deletions=deletions,
         status=status,
         previous_path=old_path if status == "renamed" else "",
+        patch_id=patch_id(diff.opt_text("diff")) if diff.opt_text("diff") else "",
     )
 
 

@@ -60,6 +60,26 @@ class ChangedFileRecord:
     deletions: int = 0
     status: str = "modified"  # added / modified / removed / renamed
     previous_path: str = ""
+    patch_id: str = ""  # see patch_id(); "" when the VCS sent no patch (binary, too large)
+
+
+def patch_id(patch: str) -> str:
+    """A fingerprint of one file's change that survives a rebase, like `git patch-id`.
+
+    Only the added and removed lines count, whitespace-insensitively; hunk headers (whose line numbers move
+    when the base moves) and context lines do not. Two pushes with the same fingerprints for every file are
+    the same change: approvals given on the first may stand for the second.
+    """
+    import hashlib
+
+    digest = hashlib.sha256()
+    for line in patch.splitlines():
+        if line.startswith(("+++", "---")) or not line.startswith(("+", "-")):
+            continue
+        digest.update(line[0].encode())
+        digest.update("".join(line[1:].split()).encode())
+        digest.update(b"\n")
+    return digest.hexdigest()
 
 
 @dataclass(frozen=True)

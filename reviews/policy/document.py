@@ -227,6 +227,7 @@ class _Reader:
         self.constructor = SafeConstructor()
         self.rule_count = 0
         self.rule_names: dict[str, int] = {}
+        self.flattened: set[int] = set()
 
     # The document's sections.
 
@@ -376,19 +377,31 @@ class _Reader:
         if not isinstance(node, MappingNode):
             self.fail(node, path, f"expected a mapping, got {self.describe(node)}")
             return None
-        self.constructor.flatten_mapping(node)
+        if id(node) not in self.flattened:
+            self.flattened.add(id(node))
+            self.report_duplicate_keys(node, path)
+            self.constructor.flatten_mapping(node)
         entries: dict[str, Node] = {}
         for key_node, value_node in node.value:
             key = self.scalar(key_node)
             if not isinstance(key, str):
                 self.fail(key_node, path, f"keys must be text, got {self.describe(key_node)}")
-            elif key in entries:
-                self.fail(key_node, _key(path, key), f"duplicate key '{key}'")
             elif key not in allowed:
                 self.fail(key_node, _key(path, key), _unknown_key(key, allowed))
             else:
+                # Merged (`<<`) keys come first, so the mapping's own keys win, as YAML says.
                 entries[key] = value_node
         return entries
+
+    def report_duplicate_keys(self, node: MappingNode, path: str) -> None:
+        seen: set[Any] = set()
+        for key_node, _ in node.value:
+            if key_node.tag == "tag:yaml.org,2002:merge" or not isinstance(key_node, ScalarNode):
+                continue
+            key = self.scalar(key_node)
+            if key in seen:
+                self.fail(key_node, _key(path, str(key)), f"duplicate key '{key}'")
+            seen.add(key)
 
     def bounded(self, minimum: int, maximum: int) -> Callable[[Node, str], int | None]:
         def read(node: Node, path: str) -> int | None:

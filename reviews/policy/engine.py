@@ -275,12 +275,25 @@ def _evaluate_rule(rule: Rule, facts: _Facts, inherited: Options) -> RuleTrace:
 def _combination_trace(rule: Rule, children: tuple[RuleTrace, ...]) -> RuleTrace:
     applicable = [child for child in children if child.state != SKIPPED]
     state = _combined_state(rule.combine, [child.state for child in applicable])
-    unmet = [child for child in applicable if child.state != SATISFIED]
-    missing = unmet[0].missing if rule.combine == "any" and unmet else tuple(m for c in unmet for m in c.missing)
     reason = _combination_reason(rule.combine, state, applicable)
+    return RuleTrace(
+        rule.name,
+        state,
+        reason,
+        kind=rule.combine,
+        missing=_combined_missing(rule.combine, state, applicable),
+        children=children,
+    )
+
+
+def _combined_missing(combine: str, state: str, applicable: list[RuleTrace]) -> tuple[str, ...]:
+    """What the combination lacks; for a pending `any`, what its first pending alternative lacks."""
     if state == SATISFIED:
-        missing = ()
-    return RuleTrace(rule.name, state, reason, kind=rule.combine, missing=missing, children=children)
+        return ()
+    unmet = [child for child in applicable if child.state == state]
+    if combine == "any" and state == PENDING:
+        unmet = unmet[:1]
+    return tuple(dict.fromkeys(phrase for child in unmet for phrase in child.missing))
 
 
 def _combined_state(combine: str, states: list[str]) -> str:
@@ -311,7 +324,8 @@ def _combination_reason(combine: str, state: str, applicable: list[RuleTrace]) -
         return f"Satisfied: all {len(applicable)} rules that apply are satisfied."
     if state == PENDING:
         return f"Pending: waiting for {', '.join(names[PENDING])}."
-    return f"Blocked: {', '.join(names[BLOCKED])} blocked."
+    verb = "is" if len(names[BLOCKED]) == 1 else "are"
+    return f"Blocked: {', '.join(names[BLOCKED])} {verb} blocked."
 
 
 _STATES = (SATISFIED, PENDING, BLOCKED)
@@ -415,7 +429,7 @@ def _requirement_trace(rule: Rule, facts: _Facts, options: Options) -> RuleTrace
     return RuleTrace(
         name=rule.name,
         state=state,
-        reason=_requirement_reason(state, tally, needed, missing, _notes(require, facts, needed)),
+        reason=_requirement_reason(state, tally, needed, missing, _notes(require, facts, checks, missing)),
         needed=needed,
         approvals_counted=tally.counted,
         approvals_discarded=tally.discarded,
@@ -431,16 +445,17 @@ def _requirement_state(checks: tuple[CheckTrace, ...], missing: tuple[str, ...])
 
 
 def _tally(require: Requirements, facts: _Facts, options: Options) -> _Tally:
+    contributors = _contributors(facts.snapshot, options)
+    only_owners_count = require.code_owners and not require.approvals
     counted: list[Approval] = []
     discarded: list[Discarded] = []
     qualified: list[PersonRef] = []
-    only_owners_count = require.code_owners and not require.approvals
     for standing in facts.standings:
         discarded.extend(standing.set_aside)
         if standing.approval is None:
             continue
         reviewer, review = standing.reviewer, standing.approval
-        reason = _disqualification(reviewer, review, facts.snapshot, options)
+        reason = _disqualification(reviewer, review, facts.snapshot, options, contributors)
         if reason is None:
             qualified.append(reviewer)
             reason = _ineligibility(reviewer, require) or (
@@ -455,13 +470,15 @@ def _tally(require: Requirements, facts: _Facts, options: Options) -> _Tally:
     return _Tally(tuple(counted), tuple(sorted(discarded, key=_discard_order)), tuple(qualified))
 
 
-def _disqualification(reviewer: PersonRef, review: ReviewRef, snapshot: Snapshot, options: Options) -> str | None:
-    """Why this approval cannot count for any rule with these options, or None."""
+def _disqualification(
+    reviewer: PersonRef, review: ReviewRef, snapshot: Snapshot, options: Options, contributors: frozenset[str]
+) -> str | None:
+    """Why this approval cannot count under these options, whatever the rule requires, or None."""
     if reviewer.is_bot:
         return BOT
     if _is_author(reviewer, snapshot) and not options.allow_author:
         return AUTHOR
-    if reviewer.id in _contributors(snapshot, options) and not options.allow_contributors:
+    if reviewer.id in contributors and not options.allow_contributors:
         return CONTRIBUTOR
     if _is_stale(review, snapshot, options):
         return STALE
@@ -490,12 +507,17 @@ def _credit_pairing(
         person = partner.person
         if person.id in already:
             continue
-        reason = BOT if person.is_bot else AUTHOR if _is_author(person, facts.snapshot) else None
-        reason = reason or _ineligibility(person, require)
+        reason = _partner_disqualification(person, facts.snapshot) or _ineligibility(person, require)
         if reason:
             discarded.append(_discarded(person, "", reason))
         else:
             counted.append(Approval(person.id, person.label, "pairing", "", options.pairing_credit, partner.detail))
+
+
+def _partner_disqualification(person: PersonRef, snapshot: Snapshot) -> str | None:
+    if person.is_bot:
+        return BOT
+    return AUTHOR if _is_author(person, snapshot) else None
 
 
 def _is_author(person: PersonRef, snapshot: Snapshot) -> bool:
@@ -510,6 +532,8 @@ def _contributors(snapshot: Snapshot, options: Options) -> frozenset[str]:
             continue
         authors = ((commit.author,) if commit.author else ()) + commit.co_authors
         people.update(person.id for person in authors if not person.is_bot)
+    # The author's own approval is `allow_author`'s business alone.
+    people.discard(snapshot.author.id if snapshot.author else "")
     return frozenset(people)
 
 
@@ -575,23 +599,27 @@ def _has_independent_review(facts: _Facts, options: Options, tally: _Tally) -> b
     return any(approval.via == "review" and approval.person_id not in involved for approval in tally.counted)
 
 
-def _notes(require: Requirements, facts: _Facts, needed: int) -> list[str]:
-    """What a reader needs besides the counts: why the bar is higher, how code ownership came out."""
-    notes = []
+def _notes(require: Requirements, facts: _Facts, checks: tuple[CheckTrace, ...], missing: tuple[str, ...]) -> list[str]:
+    """What a reader needs besides the counts and the shortfalls: why the bar is higher, what already passed."""
+    notes = [f"{check.context} passed" for check in checks if check.state == "success"]
     if facts.risk.extra_approvals and require.approvals:
         services = _services(facts.risk.incidents)
         notes.append(f"{_more_approvals(facts.risk.extra_approvals)} than usual after an incident in {services}")
     if require.code_owners and not facts.owned_paths:
         notes.append("no changed file has a required code owner")
+    elif require.code_owners and not any("code owner" in phrase for phrase in missing):
+        notes.append("code owners approved every owned path")
     return notes
 
 
 def _requirement_reason(state: str, tally: _Tally, needed: int, missing: tuple[str, ...], notes: list[str]) -> str:
     count = sum(approval.weight for approval in tally.counted)
+    people = ", ".join(_approval_words(approval) for approval in tally.counted)
     parts = []
-    if needed or tally.counted:
-        people = ", ".join(_approval_words(approval) for approval in tally.counted)
+    if needed:
         parts.append(f"{count} of {_approvals(needed)}" + (f" ({people})" if people else ""))
+    elif people:
+        parts.append(f"approved by {people}")
     parts.extend(notes)
     parts.extend(phrase for phrase in missing if not phrase.startswith(f"{count} of "))
     not_counted = ", ".join(f"{item.login} ({item.reason})" for item in tally.discarded)
@@ -601,9 +629,10 @@ def _requirement_reason(state: str, tally: _Tally, needed: int, missing: tuple[s
 
 
 def _approval_words(approval: Approval) -> str:
-    if approval.via == "pairing":
-        return f"{approval.login} by pairing, worth {approval.weight}"
-    return approval.login
+    if approval.via == "review":
+        return approval.login
+    worth = f", worth {approval.weight}" if approval.weight != 1 else ""
+    return f"{approval.login} by pairing{worth}"
 
 
 # Checks, blocking reviews, outcome and summary.
@@ -617,17 +646,17 @@ def _check_traces(
     snapshot: Snapshot, document_checks: tuple[str, ...], rules: tuple[RuleTrace, ...]
 ) -> tuple[CheckTrace, ...]:
     required_by: dict[str, list[str]] = {context: ["policy"] for context in document_checks}
-    for trace in _leaves(rules):
+    for trace in _every_trace(rules):
         if trace.state != SKIPPED:
             for check in trace.checks:
                 required_by.setdefault(check.context, []).append(trace.name)
     return tuple(_check(snapshot, context, tuple(names)) for context, names in sorted(required_by.items()))
 
 
-def _leaves(rules: Iterable[RuleTrace]) -> Iterable[RuleTrace]:
+def _every_trace(rules: Iterable[RuleTrace]) -> Iterable[RuleTrace]:
     for trace in rules:
         yield trace
-        yield from _leaves(trace.children)
+        yield from _every_trace(trace.children)
 
 
 def _blocking_reviews(standings: tuple[_Standing, ...]) -> tuple[BlockingReview, ...]:
@@ -693,7 +722,7 @@ def _approved_summary(rules: tuple[RuleTrace, ...]) -> str:
         rule = applicable[0]
         count = sum(approval.weight for approval in rule.approvals_counted)
         return f"Approved: {min(count, rule.needed)} of {_approvals(rule.needed)}"
-    return f"Approved: {len(applicable)} of {len(applicable)} rules satisfied"
+    return f"Approved: {len(applicable)} rule{'s' if len(applicable) > 1 else ''} satisfied"
 
 
 def _pending_summary(draft: bool, rules: tuple[RuleTrace, ...], checks: list[CheckTrace]) -> str:
@@ -709,7 +738,11 @@ def _pending_summary(draft: bool, rules: tuple[RuleTrace, ...], checks: list[Che
 
 def _sentence(parts: list[str]) -> str:
     text = "; ".join(parts)
-    return text[:1].upper() + text[1:]
+    # Only our own words are capitalised: a check named "ci/build" keeps its spelling.
+    return text[:1].upper() + text[1:] if text.startswith(_OWN_WORDS) else text
+
+
+_OWN_WORDS = ("draft", "changes requested", "waiting", "needs", "blocked", "pending")
 
 
 def _unique(parts: list[str]) -> list[str]:
