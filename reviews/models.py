@@ -224,6 +224,9 @@ class PullRequest(models.Model):
     ready_at = models.DateTimeField(null=True, blank=True, help_text="Opened as ready, or left draft.")
     last_pushed_at = models.DateTimeField(null=True, blank=True)
     first_commit_at = models.DateTimeField(null=True, blank=True)
+    diff_ids = models.JSONField(
+        default=dict, blank=True, help_text="Head sha → fingerprint of the whole diff there (rebase detection)."
+    )
     details_synced_at = models.DateTimeField(
         null=True, blank=True, help_text="The updated_at at which sync last fetched reviews, commits and files."
     )

@@ -7,10 +7,13 @@ import logging
 
 from celery import shared_task
 from django.core.cache import cache
+from django.db import transaction
 
-from reviews.integrations.vcs import VcsRateLimited, VcsUnavailable
-from reviews.models import Repository
-from reviews.services.sync import repositories_due_for_sync, repository_sync
+from reviews.integrations.vcs import VcsError, VcsRateLimited, VcsUnavailable
+from reviews.models import PolicyEvaluation, PullRequest, Repository
+from reviews.services.policies import evaluation_should_report, pull_request_evaluate
+from reviews.services.reporting import evaluation_report
+from reviews.services.sync import pull_request_refresh, repositories_due_for_sync, repository_sync
 from reviews.services.webhooks import webhook_delivery_claim, webhook_delivery_process, webhook_delivery_requeue
 
 logger = logging.getLogger(__name__)
@@ -25,13 +28,15 @@ def process_webhook_delivery(self, delivery_id: int) -> str:  # type: ignore[no-
     if delivery is None:
         return "skipped"  # done already, or being processed by another worker
     try:
-        webhook_delivery_process(delivery=delivery)
+        touched = webhook_delivery_process(delivery=delivery)
     except Exception as error:
         logger.exception("webhook delivery %s failed (attempt %s)", delivery_id, delivery.attempts + 1)
         if self.request.is_eager or self.request.retries >= self.max_retries:
             return "failed"  # recorded on the row; an admin action replays it
         webhook_delivery_requeue(delivery=delivery)
         raise self.retry(exc=error, countdown=RETRY_COUNTDOWNS[self.request.retries]) from error
+    for pull_request_id in touched:
+        evaluate_pull_request.delay(pull_request_id)
     return "processed"
 
 
@@ -74,3 +79,36 @@ def sync_all_repositories(provider: str) -> int:
     for repository_id in repository_ids:
         sync_repository.delay(repository_id)
     return len(repository_ids)
+
+
+REPORT_RETRY_COUNTDOWNS = (10, 60, 300, 900, 3600)
+
+
+@shared_task(acks_late=True, soft_time_limit=120, time_limit=150)
+def evaluate_pull_request(pull_request_id: int) -> str:
+    """Bring the pull request's details up to date when a push left them behind, evaluate, then report."""
+    pull_request = PullRequest.objects.select_related("repository__connection").filter(pk=pull_request_id).first()
+    if pull_request is None:
+        return "gone"
+    if pull_request.state == PullRequest.State.OPEN:
+        try:
+            pull_request_refresh(pull_request=pull_request)
+        except VcsError as error:
+            # Evaluate with what we have; the next event or sync brings the details.
+            logger.warning("could not refresh %s before evaluating: %s", pull_request, error)
+    evaluated = pull_request_evaluate(pull_request_id=pull_request_id)
+    if evaluated is None:
+        return "nothing to evaluate"
+    if evaluation_should_report(evaluated.evaluation):
+        transaction.on_commit(lambda: report_evaluation.delay(evaluated.evaluation.pk))
+    return evaluated.evaluation.outcome
+
+
+@shared_task(bind=True, acks_late=True, max_retries=len(REPORT_RETRY_COUNTDOWNS), soft_time_limit=60, time_limit=90)
+def report_evaluation(self, evaluation_id: int) -> str:  # type: ignore[no-untyped-def]
+    """Post the verdict as the commit status `tandem/review-policy`; superseded verdicts are not posted."""
+    evaluation = PolicyEvaluation.objects.select_related("pull_request__repository__connection").get(pk=evaluation_id)
+    outcome = evaluation_report(evaluation=evaluation)
+    if outcome in {"failed", "rate limited"} and not self.request.is_eager and self.request.retries < self.max_retries:
+        raise self.retry(countdown=REPORT_RETRY_COUNTDOWNS[self.request.retries])
+    return outcome

@@ -59,7 +59,7 @@ class VcsClient(Protocol):
 
     def pull_requests_since(self, full_path: str, since: dt.datetime | None) -> Iterator[PullRequestRecord]: ...
 
-    def details(self, full_path: str, listed: PullRequestRecord) -> Details: ...
+    def details(self, full_path: str, number: int, listed: PullRequestRecord | None = None) -> Details: ...
 
     def compare(self, full_path: str, base_sha: str, head_sha: str) -> list[CommitRecord]: ...
 
@@ -101,9 +101,9 @@ class GitHubVcs:
         with _translated():
             yield from self._client.pull_requests_since(full_path, since)
 
-    def details(self, full_path: str, listed: PullRequestRecord) -> Details:
+    def details(self, full_path: str, number: int, listed: PullRequestRecord | None = None) -> Details:
         with _translated():
-            found = self._client.pull_request_details(full_path, listed.number)
+            found = self._client.pull_request_details(full_path, number)
         return Details(found.pull_request, found.reviews, found.comments, found.commits, found.files)
 
     def compare(self, full_path: str, base_sha: str, head_sha: str) -> list[CommitRecord]:
@@ -139,9 +139,9 @@ class GitLabVcs:
         with _translated():
             yield from self._client.merge_requests_since(full_path, since)
 
-    def details(self, full_path: str, listed: PullRequestRecord) -> Details:
+    def details(self, full_path: str, number: int, listed: PullRequestRecord | None = None) -> Details:
         with _translated():
-            found = self._client.merge_request_details(full_path, listed.number, pull_request=listed)
+            found = self._client.merge_request_details(full_path, number, pull_request=listed)
         return Details(found.pull_request, found.reviews, found.comments, found.commits, found.files)
 
     def compare(self, full_path: str, base_sha: str, head_sha: str) -> list[CommitRecord]:

@@ -5,12 +5,19 @@ One function for both providers: the VcsClient behind `vcs_client_for` speaks Gi
 
 from __future__ import annotations
 
+import logging
+
 from django.conf import settings
 from django.urls import reverse
+from django.utils import timezone
 
 from reviews.integrations.records import StatusState
-from reviews.models import PullRequest
-from reviews.services.sync import vcs_client_for
+from reviews.integrations.vcs import VcsError, VcsRateLimited
+from reviews.models import PolicyEvaluation, PullRequest
+from reviews.services.policies import STATUS_STATES, evaluation_should_report
+from reviews.services.sync import connection_token, vcs_client_for
+
+logger = logging.getLogger(__name__)
 
 
 def pull_request_page_url(pull_request: PullRequest) -> str:
@@ -32,3 +39,38 @@ def commit_status_report(*, pull_request: PullRequest, sha: str, state: StatusSt
         )
     finally:
         client.close()
+
+
+def evaluation_report(*, evaluation: PolicyEvaluation) -> str:
+    """Report a stored verdict unless it is superseded or the VCS already shows the same. Returns what happened;
+    a failure is recorded on the evaluation."""
+    pull_request = evaluation.pull_request
+    if not evaluation_should_report(evaluation):
+        return "superseded"
+    if not connection_token(pull_request.repository.connection):
+        return "no token"
+    shown = (
+        pull_request.evaluations.filter(head_sha=evaluation.head_sha, reported_at__isnull=False)
+        .exclude(pk=evaluation.pk)
+        .order_by("-reported_at")
+        .first()
+    )
+    if shown is not None and (shown.outcome, shown.description) == (evaluation.outcome, evaluation.description):
+        PolicyEvaluation.objects.filter(pk=evaluation.pk).update(reported_at=timezone.now())
+        return "unchanged"
+    try:
+        commit_status_report(
+            pull_request=pull_request,
+            sha=evaluation.head_sha,
+            state=STATUS_STATES[evaluation.outcome],  # type: ignore[arg-type]
+            description=evaluation.description,
+        )
+    except VcsRateLimited as error:
+        PolicyEvaluation.objects.filter(pk=evaluation.pk).update(report_error=str(error))
+        return "rate limited"
+    except VcsError as error:
+        logger.warning("could not report %s: %s", evaluation, error)
+        PolicyEvaluation.objects.filter(pk=evaluation.pk).update(report_error=str(error))
+        return "failed"
+    PolicyEvaluation.objects.filter(pk=evaluation.pk).update(reported_at=timezone.now(), report_error="")
+    return "reported"

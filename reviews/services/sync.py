@@ -8,14 +8,15 @@ outage, crash) is resumed from where the last complete one ended; the upserts ma
 from __future__ import annotations
 
 import datetime as dt
+import hashlib
 import logging
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 
 from django.conf import settings
 from django.db import transaction
 from django.utils import timezone
 
-from reviews.integrations.records import PullRequestRecord
+from reviews.integrations.records import ChangedFileRecord, PullRequestRecord
 from reviews.integrations.vcs import Details, VcsClient, VcsRateLimited, open_client
 from reviews.models import Connection, PullRequest, Repository, Review, SyncRun
 from reviews.services.pull_requests import (
@@ -66,7 +67,7 @@ def repository_sync(
                 continue  # GitLab's updated_after is inclusive: this one was stored by the run that set the mark
             if not full and _already_stored(repository, listed):
                 continue  # a resumed backfill passes over what the interrupted run stored, for no API call
-            details = client.details(repository.full_path, listed)
+            details = client.details(repository.full_path, listed.number, listed)
             pull_request_sync_apply(repository=repository, details=details)
             run.pull_requests_synced += 1
             newest = max(newest, listed.updated_at) if newest else listed.updated_at
@@ -88,6 +89,23 @@ def repository_sync(
         fields.append("sync_etags")
     repository.save(update_fields=fields)
     return run
+
+
+def pull_request_refresh(*, pull_request: PullRequest, client_factory: ClientFactory = vcs_client_for) -> bool:
+    """Fetch one pull request's details when webhooks left them behind (a push changes files and diff ids).
+
+    False when there is nothing to do or no token to do it with; VcsError propagates.
+    """
+    fresh = pull_request.details_synced_at is not None and pull_request.details_synced_at >= pull_request.updated_at
+    if fresh or not connection_token(pull_request.repository.connection):
+        return False
+    client = client_factory(pull_request.repository.connection)
+    try:
+        details = client.details(pull_request.repository.full_path, pull_request.number)
+    finally:
+        client.close()
+    pull_request_sync_apply(repository=pull_request.repository, details=details)
+    return True
 
 
 def _already_stored(repository: Repository, listed: PullRequestRecord) -> bool:
@@ -121,8 +139,23 @@ def pull_request_sync_apply(*, repository: Repository, details: Details) -> Pull
         ).update(state=Review.State.DISMISSED)
         for comment in details.comments:
             comment_upsert(pull_request=pull_request, record=comment)
-        PullRequest.objects.filter(pk=pull_request.pk).update(details_synced_at=details.pull_request.updated_at)
+        fields = {"details_synced_at": details.pull_request.updated_at}
+        fingerprint = diff_fingerprint(details.files)
+        if fingerprint and details.pull_request.head_sha:
+            pull_request.diff_ids = {**pull_request.diff_ids, details.pull_request.head_sha: fingerprint}
+            fields["diff_ids"] = pull_request.diff_ids
+        PullRequest.objects.filter(pk=pull_request.pk).update(**fields)
     return pull_request
+
+
+def diff_fingerprint(files: Sequence[ChangedFileRecord]) -> str:
+    """The whole diff's fingerprint, from each file's patch id; "" when any file came without a patch."""
+    if not files or any(not file.patch_id for file in files):
+        return ""
+    digest = hashlib.sha256()
+    for file in sorted(files, key=lambda f: f.path):
+        digest.update(f"{file.path}\0{file.previous_path}\0{file.patch_id}\n".encode())
+    return digest.hexdigest()
 
 
 def repositories_due_for_sync(*, provider: str) -> list[int]:

@@ -59,6 +59,12 @@ def _node_id(kind: str, number: int) -> str:
     return base64.b64encode(f"0{len(kind)}:{kind}{number}".encode()).decode()
 
 
+def _made_up_patch(changed: _File) -> str:
+    removed = "".join(f"-old line {i} of {changed.filename}\n" for i in range(changed.deletions))
+    added = "".join(f"+new line {i} of {changed.filename}\n" for i in range(changed.additions))
+    return f"@@ -1,{changed.deletions} +1,{changed.additions} @@\n{removed}{added}".rstrip("\n")
+
+
 def _small_id(*parts: object) -> int:
     return int(_sha(*parts)[:8], 16)
 
@@ -85,6 +91,7 @@ class _File:
     additions: int
     deletions: int
     previous_filename: str | None = None
+    patch: str | None = None  # None: made up from the counts
 
 
 @dataclass
@@ -579,11 +586,12 @@ class FakeGitHub:
         deletions: int = 0,
         status: str = "modified",
         previous_filename: str | None = None,
+        patch: str | None = None,
     ) -> JSON:
         with self._lock:
             data = self._repo(repo)
             pull = data.pulls[number]
-            changed = _File(filename, status, additions, deletions, previous_filename)
+            changed = _File(filename, status, additions, deletions, previous_filename, patch)
             pull.files.append(changed)
             return self._file_json(data, pull, changed)
 
@@ -1093,7 +1101,7 @@ class FakeGitHub:
             "blob_url": f"{self.web_url}/{repo.full_name}/blob/{pull.head_sha}/{changed.filename}",
             "raw_url": f"{self.web_url}/{repo.full_name}/raw/{pull.head_sha}/{changed.filename}",
             "contents_url": f"{self.url}/repos/{repo.full_name}/contents/{changed.filename}?ref={pull.head_sha}",
-            "patch": f"@@ -1,{changed.deletions} +1,{changed.additions} @@",
+            "patch": changed.patch if changed.patch is not None else _made_up_patch(changed),
         }
         if changed.previous_filename:
             data["previous_filename"] = changed.previous_filename

@@ -1,0 +1,152 @@
+"""Reads for review policies: which policy applies, and a pull request's snapshot for the pure engine."""
+
+from __future__ import annotations
+
+import datetime as dt
+from collections import defaultdict
+from collections.abc import Iterable
+
+from django.utils import timezone
+
+from reviews.models import (
+    ChangedFile,
+    Commit,
+    CommitStatus,
+    Identity,
+    Membership,
+    Person,
+    Policy,
+    PullRequest,
+    Repository,
+    Review,
+    RiskSignal,
+)
+from reviews.policy import (
+    DEFAULT_POLICY,
+    CommitRef,
+    FileChange,
+    FrozenDict,
+    PairingCredit,
+    PersonRef,
+    ReviewRef,
+    RiskSignalRef,
+    Snapshot,
+    parse_policy,
+)
+from reviews.policy import Policy as ParsedPolicy
+from reviews.selectors.pairing import pairing_partners_for_pull_request
+
+RISK_HISTORY = dt.timedelta(days=365)
+
+
+def effective_policy(*, repository: Repository) -> tuple[Policy | None, ParsedPolicy]:
+    """The repository's own policy, else its team's, else the built-in default (one non-author approval)."""
+    row = Policy.objects.filter(repository=repository).first()
+    if row is None and repository.team_id is not None:
+        row = Policy.objects.filter(team_id=repository.team_id).first()
+    if row is None:
+        return None, DEFAULT_POLICY
+    # Stored documents were validated on save, so this parses.
+    return row, parse_policy(row.document)
+
+
+def person_refs(person_ids: Iterable[int]) -> dict[int, PersonRef]:
+    """PersonRefs for many people in three queries: their names (identities) and team slugs."""
+    ids = {pk for pk in person_ids if pk is not None}
+    names: dict[int, set[str]] = defaultdict(set)
+    for person_id, value in Identity.objects.filter(person_id__in=ids).values_list("person_id", "value"):
+        names[person_id].add(value.lower())
+    teams: dict[int, set[str]] = defaultdict(set)
+    for person_id, slug in Membership.objects.filter(person_id__in=ids).values_list("person_id", "team__slug"):
+        teams[person_id].add(slug)
+    return {
+        pk: PersonRef(
+            id=str(pk),
+            names=frozenset(names[pk]),
+            is_bot=is_bot,
+            teams=frozenset(teams[pk]),
+            display_name=display_name,
+        )
+        for pk, display_name, is_bot in Person.objects.filter(pk__in=ids).values_list("pk", "display_name", "is_bot")
+    }
+
+
+def _identity_ref(identity: Identity, people: dict[int, PersonRef]) -> PersonRef:
+    if identity.person_id is not None and identity.person_id in people:
+        return people[identity.person_id]
+    # Unresolved (a co-author e-mail no lead has attached yet): a stable stand-in.
+    return PersonRef(id=f"identity:{identity.pk}", names=frozenset({identity.value}), display_name=identity.value)
+
+
+def pull_request_snapshot(*, pull_request: PullRequest, now: dt.datetime | None = None) -> Snapshot:
+    """The pull request at its head sha, as the policy engine sees it. A bounded number of queries."""
+    repository = pull_request.repository
+    reviews = list(
+        Review.objects.filter(pull_request=pull_request, reviewer__isnull=False).order_by("submitted_at", "pk")
+    )
+    commits = list(Commit.objects.filter(pull_requests=pull_request).prefetch_related("co_authors"))
+    partners = pairing_partners_for_pull_request(pull_request=pull_request)
+    people = person_refs(
+        [pull_request.author_id]
+        + [r.reviewer_id for r in reviews]
+        + [c.author_id for c in commits]
+        + [i.person_id for c in commits for i in c.co_authors.all()]
+        + [p.person.pk for p in partners]
+    )
+    author = people.get(pull_request.author_id) if pull_request.author_id else None
+    return Snapshot(
+        head_sha=pull_request.head_sha,
+        now=now or timezone.now(),
+        author=author,
+        base_ref=pull_request.base_ref,
+        labels=tuple(pull_request.labels),
+        draft=pull_request.draft,
+        changed_lines=pull_request.changed_lines,
+        files=tuple(
+            FileChange(path, previous)
+            for path, previous in ChangedFile.objects.filter(pull_request=pull_request)
+            .order_by("path")
+            .values_list("path", "previous_path")
+        ),
+        commits=tuple(
+            CommitRef(
+                sha=commit.sha,
+                author=people.get(commit.author_id) if commit.author_id else None,
+                co_authors=tuple(_identity_ref(identity, people) for identity in commit.co_authors.all()),
+                committed_at=commit.committed_at or commit.authored_at,
+            )
+            for commit in sorted(commits, key=lambda c: (c.authored_at, c.sha))
+        ),
+        reviews=tuple(
+            ReviewRef(
+                id=review.external_id,
+                reviewer=people[review.reviewer_id],
+                state=review.state,
+                commit_sha=review.commit_sha,
+                submitted_at=review.submitted_at,
+            )
+            for review in reviews
+        ),
+        statuses=FrozenDict(
+            dict(
+                CommitStatus.objects.filter(repository=repository, sha=pull_request.head_sha).values_list(
+                    "context", "state"
+                )
+            )
+        ),
+        diff_ids=FrozenDict(pull_request.diff_ids),
+        pairing=tuple(PairingCredit(partner=people[p.person.pk], source=p.source, detail=p.detail) for p in partners),
+        incident_paths=tuple(
+            RiskSignalRef(
+                path_prefixes=tuple(signal.path_prefixes),
+                service=signal.service_name,
+                occurred_at=signal.occurred_at,
+                reference=signal.reference,
+            )
+            for signal in RiskSignal.objects.filter(
+                repository=repository, occurred_at__gte=(now or timezone.now()) - RISK_HISTORY
+            ).order_by("occurred_at", "pk")
+        ),
+        codeowners=repository.codeowners,
+        codeowners_syntax="gitlab" if repository.connection.provider == "gitlab" else "github",
+    )

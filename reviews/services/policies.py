@@ -1,0 +1,216 @@
+"""Review policies: documents saved only when valid, evaluations stored and reported, audited overrides,
+violations recorded at merge."""
+
+from __future__ import annotations
+
+import datetime as dt
+import logging
+from dataclasses import dataclass
+
+from django.core.exceptions import PermissionDenied, ValidationError
+from django.db import transaction
+from django.utils import timezone
+
+from reviews.models import (
+    Membership,
+    Override,
+    Person,
+    Policy,
+    PolicyEvaluation,
+    PolicyViolation,
+    PullRequest,
+    Repository,
+    Team,
+)
+from reviews.policy import Policy as ParsedPolicy
+from reviews.policy import PolicyError, evaluate, parse_policy
+from reviews.selectors.policy import effective_policy, pull_request_snapshot
+
+logger = logging.getLogger(__name__)
+
+# How a verdict shows as a commit status.
+STATUS_STATES = {
+    PolicyEvaluation.Outcome.APPROVED: "success",
+    PolicyEvaluation.Outcome.OVERRIDDEN: "success",
+    PolicyEvaluation.Outcome.PENDING: "pending",
+    PolicyEvaluation.Outcome.BLOCKED: "failure",
+    PolicyEvaluation.Outcome.ERROR: "error",
+}
+SATISFIED = {PolicyEvaluation.Outcome.APPROVED, PolicyEvaluation.Outcome.OVERRIDDEN}
+
+
+def policy_document_validate(document: str) -> ParsedPolicy:
+    """The parsed policy, or a ValidationError whose messages name each problem's line."""
+    try:
+        return parse_policy(document)
+    except PolicyError as error:
+        raise ValidationError([str(problem) for problem in error.problems] or [str(error)]) from error
+
+
+def policy_save(
+    *,
+    document: str,
+    team: Team | None = None,
+    repository: Repository | None = None,
+    user=None,  # type: ignore[no-untyped-def]
+) -> Policy:
+    """Validate and store a team's or a repository's policy; an invalid document is never stored."""
+    if (team is None) == (repository is None):
+        raise ValidationError("A policy belongs to a team or to a repository, not both or neither.")
+    policy_document_validate(document)
+    with transaction.atomic():
+        policy, _ = Policy.objects.update_or_create(
+            team=team,
+            repository=repository,
+            defaults={"document": document, "updated_at": timezone.now(), "updated_by": user},
+        )
+    queue_evaluations(pull_request_ids=open_pull_requests_under(policy))
+    return policy
+
+
+def open_pull_requests_under(policy: Policy) -> list[int]:
+    queryset = PullRequest.objects.filter(state=PullRequest.State.OPEN)
+    if policy.repository_id:
+        queryset = queryset.filter(repository_id=policy.repository_id)
+    else:
+        # The team's policy governs its repositories that have none of their own.
+        queryset = queryset.filter(repository__team_id=policy.team_id, repository__policy__isnull=True)
+    return list(queryset.values_list("pk", flat=True))
+
+
+def queue_evaluations(*, pull_request_ids: list[int]) -> None:
+    """Queue an evaluation per pull request, once the current transaction commits."""
+    from reviews.tasks import evaluate_pull_request
+
+    for pk in pull_request_ids:
+        transaction.on_commit(lambda pk=pk: evaluate_pull_request.delay(pk))
+
+
+@dataclass(frozen=True)
+class Evaluated:
+    evaluation: PolicyEvaluation
+    changed: bool  # the verdict differs from the last one stored for this head sha
+
+
+def pull_request_evaluate(*, pull_request_id: int, now: dt.datetime | None = None) -> Evaluated | None:
+    """Evaluate a pull request's current head under its policy, store the result, record a violation at merge.
+
+    The pull request row is locked while it is evaluated, so evaluations of one pull request never race:
+    the one that runs last reads the newest head sha, and that is the one stored last.
+    """
+    with transaction.atomic():
+        pull_request = (
+            PullRequest.objects.select_for_update()
+            .select_related("repository__connection", "repository__team")
+            .filter(pk=pull_request_id)
+            .first()
+        )
+        if pull_request is None or not pull_request.head_sha:
+            return None
+        policy_row, policy = effective_policy(repository=pull_request.repository)
+        override = pull_request.overrides.order_by("-created_at").first()
+        if override is not None:
+            outcome, description, trace = _overridden(override)
+        else:
+            result = evaluate(pull_request_snapshot(pull_request=pull_request, now=now), policy)
+            outcome, description, trace = result.outcome, result.summary, result.to_dict()
+        previous = pull_request.evaluations.filter(head_sha=pull_request.head_sha).order_by("-evaluated_at").first()
+        changed = previous is None or previous.outcome != outcome or previous.trace != trace
+        evaluation = PolicyEvaluation.objects.create(
+            pull_request=pull_request,
+            policy=policy_row,
+            head_sha=pull_request.head_sha,
+            outcome=outcome,
+            description=description[:140],
+            trace=trace,
+            evaluated_at=now or timezone.now(),
+        )
+        if _merged_unsatisfied(pull_request, outcome):
+            PolicyViolation.objects.get_or_create(
+                pull_request=pull_request, defaults={"evaluation": evaluation, "outcome": outcome}
+            )
+    return Evaluated(evaluation, changed)
+
+
+def _merged_unsatisfied(pull_request: PullRequest, outcome: str) -> bool:
+    """A violation needs Tandem to have been watching: an evaluation before the merge. History synced
+    after the fact is not judged by today's policy."""
+    if pull_request.state != PullRequest.State.MERGED or outcome in SATISFIED or pull_request.merged_at is None:
+        return False
+    return pull_request.evaluations.filter(evaluated_at__lte=pull_request.merged_at).exists()
+
+
+def _overridden(override: Override) -> tuple[str, str, dict]:
+    who = override.overridden_by.display_name
+    description = f"Overridden by {who}: {override.reason}"
+    trace = {
+        "outcome": PolicyEvaluation.Outcome.OVERRIDDEN,
+        "summary": description[:140],
+        "override": {
+            "by": who,
+            "reason": override.reason,
+            "incident_reference": override.incident_reference,
+            "at": override.created_at.isoformat(),
+            "followup_due_at": override.followup_due_at.isoformat(),
+        },
+    }
+    return PolicyEvaluation.Outcome.OVERRIDDEN, description, trace
+
+
+def evaluation_should_report(evaluation: PolicyEvaluation) -> bool:
+    """Only the newest evaluation of an open pull request's current head is worth a status."""
+    pull_request = evaluation.pull_request
+    if pull_request.state != PullRequest.State.OPEN or evaluation.head_sha != pull_request.head_sha:
+        return False
+    newest = pull_request.evaluations.order_by("-evaluated_at", "-pk").values_list("pk", flat=True).first()
+    return newest == evaluation.pk
+
+
+def override_allowed(*, pull_request: PullRequest, person: Person) -> bool:
+    """Whom the policy allows to break glass: `team-leads` (the repository's team's leads), team slugs, names."""
+    _, policy = effective_policy(repository=pull_request.repository)
+    allowed = {entry.lower() for entry in policy.override.allowed}
+    team_id = pull_request.repository.team_id
+    is_lead = Membership.objects.filter(team_id=team_id, person=person, role=Membership.Role.LEAD)
+    if "team-leads" in allowed and team_id is not None and is_lead.exists():
+        return True
+    if Membership.objects.filter(person=person, team__slug__in=allowed).exists():
+        return True
+    names = {value.lower() for value in person.identities.values_list("value", flat=True)}
+    return bool(names & allowed)
+
+
+def pull_request_override(
+    *, pull_request: PullRequest, person: Person, reason: str, incident_reference: str = ""
+) -> Override:
+    """Break glass, on the record: who, when, why; a follow-up review falls due within the policy's deadline."""
+    if not reason.strip():
+        raise ValidationError({"reason": "A reason is required to override a review policy."})
+    if not override_allowed(pull_request=pull_request, person=person):
+        raise PermissionDenied(f"{person} may not override the review policy of {pull_request}.")
+    _, policy = effective_policy(repository=pull_request.repository)
+    now = timezone.now()
+    with transaction.atomic():
+        override = Override.objects.create(
+            pull_request=pull_request,
+            head_sha=pull_request.head_sha,
+            overridden_by=person,
+            reason=reason.strip(),
+            incident_reference=incident_reference.strip(),
+            created_at=now,
+            followup_due_at=now + dt.timedelta(hours=policy.override.followup_review_hours),
+        )
+        queue_evaluations(pull_request_ids=[pull_request.pk])
+    return override
+
+
+def override_followup_complete(*, override: Override, person: Person) -> Override:
+    if override.followup_done_at is None:
+        override.followup_done_at = timezone.now()
+        override.followup_by = person
+        override.save(update_fields=["followup_done_at", "followup_by"])
+    return override
+
+
+def overdue_followups(*, now: dt.datetime | None = None):  # type: ignore[no-untyped-def]
+    return Override.objects.filter(followup_done_at__isnull=True, followup_due_at__lt=now or timezone.now())
