@@ -3,6 +3,7 @@ raw payloads read-only."""
 
 from __future__ import annotations
 
+from django import forms
 from django.contrib import admin, messages
 from django.db import transaction
 from django.db.models import QuerySet
@@ -32,6 +33,11 @@ from reviews.models import (
     Team,
     WebhookDelivery,
 )
+
+
+class OverrideForm(forms.Form):
+    reason = forms.CharField(widget=forms.Textarea(attrs={"rows": 3}), help_text="Why this cannot wait for review.")
+    incident_reference = forms.CharField(required=False, help_text="The incident this fixes, if any.")
 
 
 class IdentityInline(admin.TabularInline):
@@ -131,6 +137,42 @@ class PullRequestAdmin(admin.ModelAdmin):
     date_hierarchy = "created_at"
     list_select_related = ["repository", "author"]
     inlines = [ReviewInline, ChangedFileInline]
+    actions = ["override_policy"]
+
+    @admin.action(description="Override the review policy (asks for a reason)")
+    def override_policy(self, request: HttpRequest, queryset: QuerySet[PullRequest]):  # type: ignore[no-untyped-def]
+        from django.core.exceptions import PermissionDenied, ValidationError
+        from django.template.response import TemplateResponse
+
+        from reviews.services.policies import pull_request_override
+
+        person = getattr(request.user, "person", None)
+        form = OverrideForm(request.POST if "confirm" in request.POST else None)
+        if form.is_bound and form.is_valid() and person is not None:
+            done = 0
+            for pull_request in queryset:
+                try:
+                    pull_request_override(pull_request=pull_request, person=person, **form.cleaned_data)
+                    done += 1
+                except (PermissionDenied, ValidationError) as error:
+                    self.message_user(request, f"{pull_request}: {error}", messages.ERROR)
+            if done:
+                self.message_user(
+                    request, f"Overrode {done} pull requests; follow-up reviews are due.", messages.SUCCESS
+                )
+            return None
+        if person is None:
+            self.message_user(request, "Your login is not linked to a person, so it cannot override.", messages.ERROR)
+            return None
+        context = {
+            **self.admin_site.each_context(request),
+            "title": "Override the review policy",
+            "form": form,
+            "pull_requests": queryset,
+            "action": "override_policy",
+            "opts": self.model._meta,
+        }
+        return TemplateResponse(request, "admin/reviews/override_policy.html", context)
 
 
 @admin.register(ChangedFile)
@@ -218,11 +260,33 @@ class WebhookDeliveryAdmin(admin.ModelAdmin):
             self.message_user(request, f"Left {skipped} alone: pending, processing or processed.", messages.WARNING)
 
 
+class PolicyForm(forms.ModelForm):
+    class Meta:
+        model = Policy
+        fields = ["team", "repository", "document"]
+        widgets = {"document": forms.Textarea(attrs={"rows": 30, "cols": 100, "style": "font-family: monospace"})}
+
+    def clean_document(self) -> str:
+        from reviews.services.policies import policy_document_validate
+
+        document = self.cleaned_data["document"]
+        policy_document_validate(document)  # ValidationError lists each problem with its line
+        return document
+
+
 @admin.register(Policy)
 class PolicyAdmin(admin.ModelAdmin):
+    form = PolicyForm
     list_display = ["__str__", "team", "repository", "updated_at", "updated_by"]
     search_fields = ["team__name", "repository__full_path", "document"]
-    autocomplete_fields = ["team", "repository", "updated_by"]
+    autocomplete_fields = ["team", "repository"]
+    readonly_fields = ["updated_at", "updated_by"]
+
+    def save_model(self, request: HttpRequest, obj: Policy, form, change: bool) -> None:  # type: ignore[no-untyped-def]
+        from reviews.services.policies import policy_save
+
+        saved = policy_save(document=obj.document, team=obj.team, repository=obj.repository, user=request.user)
+        obj.pk = saved.pk
 
 
 @admin.register(PolicyEvaluation)
@@ -235,10 +299,41 @@ class PolicyEvaluationAdmin(admin.ModelAdmin):
     date_hierarchy = "evaluated_at"
 
 
+class FollowupFilter(admin.SimpleListFilter):
+    title = "follow-up review"
+    parameter_name = "followup"
+
+    def lookups(self, request, model_admin):  # type: ignore[no-untyped-def]
+        return [("overdue", "Overdue"), ("due", "Due, not yet overdue"), ("done", "Done")]
+
+    def queryset(self, request, queryset):  # type: ignore[no-untyped-def]
+        from django.utils import timezone
+
+        now = timezone.now()
+        if self.value() == "overdue":
+            return queryset.filter(followup_done_at__isnull=True, followup_due_at__lt=now)
+        if self.value() == "due":
+            return queryset.filter(followup_done_at__isnull=True, followup_due_at__gte=now)
+        if self.value() == "done":
+            return queryset.filter(followup_done_at__isnull=False)
+        return queryset
+
+
 @admin.register(Override)
 class OverrideAdmin(admin.ModelAdmin):
     list_display = ["pull_request", "overridden_by", "created_at", "followup_due_at", "followup_done_at"]
-    list_filter = [("followup_done_at", admin.EmptyFieldListFilter), "pull_request__repository__team"]
+    list_filter = [FollowupFilter, "pull_request__repository__team"]
+    actions = ["mark_followup_done"]
+
+    @admin.action(description="Mark the follow-up review done")
+    def mark_followup_done(self, request: HttpRequest, queryset: QuerySet[Override]) -> None:
+        from reviews.services.policies import override_followup_complete
+
+        person = getattr(request.user, "person", None)
+        for override in queryset:
+            override_followup_complete(override=override, person=person)
+        self.message_user(request, f"Marked {queryset.count()} follow-ups done.", messages.SUCCESS)
+
     search_fields = ["reason", "incident_reference", "pull_request__title"]
     autocomplete_fields = ["pull_request", "overridden_by", "followup_by"]
 

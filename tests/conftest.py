@@ -68,3 +68,8 @@ def gitlab_connection(db, fake_gitlab):
     return Connection.objects.create(
         provider="gitlab", name="fake GitLab", base_url=fake_gitlab.url, api_token=fake_gitlab.token
     )
+
+
+@pytest.fixture(autouse=True)
+def _fast_password_hashing(settings):
+    settings.PASSWORD_HASHERS = ["django.contrib.auth.hashers.MD5PasswordHasher"]
