@@ -29,7 +29,7 @@ from reviews.integrations.records import (
 )
 from reviews.integrations.trailers import co_authors
 from reviews.models import Connection, Membership, PairingParticipant, PairingSession, PullRequest, Repository, Team
-from reviews.services.pairing import pairing_session_record
+from reviews.services.pairing import pairing_session_record, pairing_sessions_infer
 from reviews.services.people import person_from_account
 from reviews.services.pull_requests import (
     changed_files_replace,
@@ -254,13 +254,17 @@ def _seed_one_pull_request(  # noqa: PLR0913 - one story per pull request, told 
             comments += _comments(provider, number, reviewer, cursor, rng, at_least=1)
             cursor += dt.timedelta(hours=rng.uniform(1, 20))
         stamp = rng.random() < habits.rubber_stamp
+        if stamp:
+            # A last push, approved within minutes and without a word: what a rubber stamp looks like.
+            commits.append(_fixup_commit(demo_repo, number, author, cursor, provider))
         for reviewer in reviewers[:needed]:
             if not stamp:
                 comments += _comments(provider, number, reviewer, cursor, rng)
                 cursor += dt.timedelta(minutes=rng.uniform(10, 180))
             else:
                 cursor += dt.timedelta(minutes=rng.uniform(1, 4))
-            reviews.append(_review(provider, number, len(reviews), reviewer, "approved", cursor, head_sha, rng))
+            review = _review(provider, number, len(reviews), reviewer, "approved", cursor, head_sha, rng)
+            reviews.append(ReviewRecord(**{**review.__dict__, "body": ""}) if stamp else review)
     elif is_bot:
         reviewer = rng.choice(members)
         cursor = ready + dt.timedelta(hours=rng.uniform(1, 48))
@@ -268,10 +272,14 @@ def _seed_one_pull_request(  # noqa: PLR0913 - one story per pull request, told 
 
     age_days = (anchor - created).total_seconds() / 86400
     state, merged_at, closed_at = "merged", cursor + dt.timedelta(hours=rng.uniform(0.1, 12)), None
+    requested: tuple[UserRecord, ...] | None = None
     if age_days < 6 and rng.random() < 0.6:
         state, merged_at = "open", None
         reviews = [r for r in reviews if r.submitted_at < anchor]
         comments = [c for c in comments if c.created_at < anchor]
+        if not reviews:
+            waiting_on = rng.sample([m for m in members if m != author], k=rng.randint(1, 2))
+            requested = tuple(account(person, provider) for person in waiting_on)
     elif rng.random() < 0.07:
         state, merged_at, closed_at = "closed", None, cursor + dt.timedelta(hours=rng.uniform(1, 48))
     if merged_at and merged_at > anchor:
@@ -308,6 +316,7 @@ def _seed_one_pull_request(  # noqa: PLR0913 - one story per pull request, told 
         merged_at=merged_at,
         closed_at=closed_at,
         merged_by=author_account if state == "merged" and rng.random() < 0.7 else None,
+        requested_reviewers=requested,
     )
     files = _files(demo_repo, number, additions, deletions, rng)
     record = PullRequestRecord(**{**record.__dict__, "changed_files": len(files)})
@@ -315,6 +324,7 @@ def _seed_one_pull_request(  # noqa: PLR0913 - one story per pull request, told 
     changed_files_replace(pull_request=pull_request, files=files)
     rows = [commit_upsert(repository=repository, record=commit) for commit in commits]
     pull_request_commits_add(pull_request=pull_request, commits=rows)
+    pairing_sessions_infer(repository=repository, commits=rows)
     if merge_sha:
         merge = CommitRecord(
             sha=merge_sha,
@@ -363,6 +373,19 @@ def _commits(
             )
         )
     return commits
+
+
+def _fixup_commit(
+    demo_repo: DemoRepository, number: int, author: DemoPerson, at: dt.datetime, provider: str
+) -> CommitRecord:
+    return CommitRecord(
+        sha=_sha(demo_repo.full_path, number, "fixup"),
+        message="Address review comments",
+        author=GitUserRecord(name=author.name, email=author.email),
+        authored_at=at,
+        committed_at=at,
+        author_account=account(author, provider),
+    )
 
 
 def _review(

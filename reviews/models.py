@@ -530,7 +530,9 @@ class PairingSession(models.Model):
 
     source = models.CharField(max_length=20, choices=Source.choices, default=Source.API)
     external_id = models.CharField(
-        max_length=200, blank=True, help_text="Client-supplied id (API) or the commit sha (co-author trailer)."
+        max_length=200,
+        blank=True,
+        help_text="Client-supplied id (API), or <repository>/<first commit sha>/<person ids> (co-author trailers).",
     )
     repository = models.ForeignKey(
         Repository, null=True, blank=True, on_delete=models.SET_NULL, related_name="pairing_sessions"
@@ -551,7 +553,12 @@ class PairingSession(models.Model):
                 name="pairing_ends_after_start",
             ),
         ]
-        indexes = [models.Index(fields=["started_at"], name="pairing_started_idx")]
+        indexes = [
+            models.Index(fields=["started_at"], name="pairing_started_idx"),
+            models.Index(fields=["repository", "started_at"], name="pairing_repo_started_idx"),
+            models.Index(fields=["branch", "started_at"], name="pairing_branch_started_idx"),
+            models.Index(fields=["ended_at"], name="pairing_ended_idx"),
+        ]
 
     def __str__(self) -> str:
         return f"pairing {self.started_at:%Y-%m-%d %H:%M}"
@@ -569,7 +576,13 @@ class PairingParticipant(models.Model):
     left_at = models.DateTimeField(null=True, blank=True)
 
     class Meta:
-        constraints = [models.UniqueConstraint(fields=["session", "person"], name="participant_unique")]
+        constraints = [
+            models.UniqueConstraint(fields=["session", "person"], name="participant_unique"),
+            # The database's word that nobody is in two sessions at once (the services lock people too).
+            models.UniqueConstraint(
+                fields=["person"], condition=Q(left_at__isnull=True), name="participant_one_open_session"
+            ),
+        ]
 
     def __str__(self) -> str:
         return f"{self.person} ({self.role})"

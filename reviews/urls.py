@@ -7,5 +7,7 @@ from django.urls import path
 from reviews import views
 
 urlpatterns = [
+    path("teams/", views.team_list, name="team-list"),
+    path("teams/<slug:slug>/", views.team_detail, name="team-detail"),
     path("pulls/<int:pk>/", views.pull_request_detail, name="pull-request"),
 ]

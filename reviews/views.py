@@ -1,22 +1,92 @@
-"""HTML pages: thin, one selector each."""
+"""HTML pages: thin, one selector each. Login required; a team's pages are for its members (and superusers)."""
 
 from __future__ import annotations
 
 from django.contrib.auth.decorators import login_required
-from django.http import HttpRequest, HttpResponse
-from django.shortcuts import get_object_or_404, render
+from django.http import Http404, HttpRequest, HttpResponse
+from django.shortcuts import render
 
+from reviews import charts
+from reviews.authentication import visible_teams
 from reviews.models import PullRequest
+from reviews.selectors.pull_requests import pull_request_page
+from reviews.selectors.teams import team_page, teams_overview
+
+PERIODS = (7, 14, 30, 90)
+
+
+def _days(request: HttpRequest) -> int:
+    try:
+        days = int(request.GET.get("days", 30))
+    except ValueError:
+        return 30
+    return days if days in PERIODS else 30
+
+
+@login_required
+def team_list(request: HttpRequest) -> HttpResponse:
+    days = _days(request)
+    summaries = teams_overview(teams=visible_teams(request), days=days)  # type: ignore[arg-type]
+    return render(request, "reviews/team_list.html", {"summaries": summaries, "days": days, "periods": PERIODS})
+
+
+@login_required
+def team_detail(request: HttpRequest, slug: str) -> HttpResponse:
+    team = visible_teams(request).filter(slug=slug).first()  # type: ignore[arg-type]
+    if team is None:
+        raise Http404("No such team, or not one of yours.")
+    days = _days(request)
+    page = team_page(team=team, days=days)
+    health = page.health
+    context = {
+        "page": page,
+        "days": days,
+        "periods": PERIODS,
+        "flow_rows": _flow_rows(page),
+        "weekly_chart": charts.bar_chart(
+            [(str(week["week"])[5:], week["time_to_first_review"]) for week in health.weekly],
+            unit=" h",
+            title="Median time to first review per week (hours)",
+        ),
+        "merged_chart": charts.bar_chart(
+            [(str(week["week"])[5:], week["merged"]) for week in health.weekly], title="Merged pull requests per week"
+        ),
+        "coverage_chart": charts.stacked_bar(
+            [
+                ("reviewed", health.coverage["reviewed"]),
+                ("paired only", health.coverage["paired_only"]),
+                ("neither", health.coverage["neither"]),
+            ],
+            title="Review coverage of merged pull requests",
+        ),
+        "size_chart": charts.bar_chart(list(health.size_buckets.items()), title="Merged pull requests by size"),
+        "extra": {"dora": None},
+    }
+    return render(request, "reviews/team_detail.html", context)
+
+
+def _flow_rows(page) -> list[dict]:  # type: ignore[no-untyped-def]
+    rows = []
+    for key, label, definition in (
+        ("time_to_first_review", "Time to first review", "ready for review → first review activity by another person"),
+        ("pickup_time", "Pickup time", "ready → first review activity, approval, or merge if there was none"),
+        ("review_time", "Review time", "first review activity → merge"),
+        ("time_to_approve", "Time to approve", "ready → first approval"),
+        ("merge_time", "Merge time", "last approval → merge"),
+        ("cycle_time", "Cycle time", "first commit authored → merge"),
+    ):
+        now, before = getattr(page.health, key), getattr(page.previous, key)
+        rows.append({"label": label, "definition": definition, "now": now, "before": before})
+    return rows
 
 
 @login_required
 def pull_request_detail(request: HttpRequest, pk: int) -> HttpResponse:
-    pull_request = get_object_or_404(
-        PullRequest.objects.select_related("repository__team", "author", "merged_by"), pk=pk
+    pull_request = (
+        PullRequest.objects.select_related("repository__team", "repository__connection", "author", "merged_by")
+        .filter(pk=pk, repository__team__in=visible_teams(request))  # type: ignore[arg-type]
+        .first()
     )
-    context = {
-        "pull_request": pull_request,
-        "reviews": pull_request.reviews.select_related("reviewer").order_by("submitted_at"),
-        "evaluation": pull_request.evaluations.order_by("-evaluated_at").first(),
-    }
-    return render(request, "reviews/pull_request_detail.html", context)
+    if pull_request is None:
+        raise Http404("No such pull request, or not one of your teams'.")
+    return render(request, "reviews/pull_request_detail.html", pull_request_page(pull_request=pull_request))

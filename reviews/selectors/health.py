@@ -96,6 +96,7 @@ class ReviewHealth:
     reviewer_load: list[ReviewerLoad]
     top_reviewer_share: float | None
     weekly: list[dict[str, object]] = field(default_factory=list)
+    flows: list[PullRequestFlow] = field(default_factory=list, repr=False)
 
     @property
     def coverage_share(self) -> float | None:
@@ -164,6 +165,7 @@ def review_health(
         reviewer_load=_reviewer_load(pull_requests, reviews, bots),
         top_reviewer_share=_top_share(reviews),
         weekly=_weekly(flows, since, until),
+        flows=flows,
     )
 
 

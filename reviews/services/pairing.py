@@ -150,7 +150,20 @@ def pairing_session_start(
             PairingParticipant(session=session, person=person, role=role, joined_at=started_at)
             for person, (_, role) in zip(people, participants, strict=True)
         )
+        _reevaluate_pull_requests_of(session)
     return session, True
+
+
+def _reevaluate_pull_requests_of(session: PairingSession) -> None:
+    """Pairing can count as review: the participants' open pull requests get a fresh verdict."""
+    from reviews.services.policies import queue_evaluations
+
+    open_pull_requests = PullRequest.objects.filter(
+        state=PullRequest.State.OPEN, author__participations__session=session
+    )
+    if session.repository_id is not None:
+        open_pull_requests = open_pull_requests.filter(repository_id=session.repository_id)
+    queue_evaluations(pull_request_ids=list(open_pull_requests.values_list("pk", flat=True).distinct()))
 
 
 def _retried_start(session: PairingSession, people: list[Person]) -> PairingSession:
@@ -250,6 +263,7 @@ def pairing_session_end(
         if ended_at < max(changes, default=session.started_at):
             raise PairingInvalid("A session cannot end before someone joined or left it.", field="ended_at")
         _end(session, present, ended_at)
+        _reevaluate_pull_requests_of(session)
     return session
 
 

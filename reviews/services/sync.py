@@ -19,6 +19,7 @@ from django.utils import timezone
 from reviews.integrations.records import ChangedFileRecord, PullRequestRecord
 from reviews.integrations.vcs import Details, VcsClient, VcsRateLimited, open_client
 from reviews.models import Connection, PullRequest, Repository, Review, SyncRun
+from reviews.services.pairing import pairing_sessions_infer
 from reviews.services.pull_requests import (
     changed_files_replace,
     comment_upsert,
@@ -130,6 +131,7 @@ def pull_request_sync_apply(*, repository: Repository, details: Details) -> Pull
         changed_files_replace(pull_request=pull_request, files=details.files)
         commits = [commit_upsert(repository=repository, record=commit) for commit in details.commits]
         pull_request_commits_add(pull_request=pull_request, commits=commits)
+        pairing_sessions_infer(repository=repository, commits=commits)
         for review in details.reviews:
             review_upsert(pull_request=pull_request, record=review)
         # An approval the VCS no longer lists was withdrawn (GitLab unapprove) while no webhook reached us.

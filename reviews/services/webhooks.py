@@ -21,6 +21,7 @@ from reviews.integrations import github as github_adapter
 from reviews.integrations import gitlab as gitlab_adapter
 from reviews.integrations.records import PayloadError, WebhookEvent
 from reviews.models import Connection, PullRequest, Repository, WebhookDelivery
+from reviews.services.pairing import pairing_sessions_infer
 from reviews.services.pull_requests import (
     approval_withdraw,
     comment_delete,
@@ -185,6 +186,7 @@ def webhook_event_apply(*, connection: Connection, event: WebhookEvent) -> list[
     commits = [commit_upsert(repository=repository, record=commit) for commit in event.commits]
     if commits:
         touched |= _link_pushed_commits(repository, event, pull_request, commits)
+        pairing_sessions_infer(repository=repository, commits=commits)
     for status in event.statuses:
         commit_status_upsert(repository=repository, record=status)
         touched |= set(

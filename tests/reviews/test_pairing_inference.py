@@ -224,7 +224,9 @@ def test_ending_an_api_session_drops_the_inferred_sessions_it_covers(people, rep
     # (say, by a worker that read just before the session started).
     PairingSession.objects.create(source=CO_AUTHOR, external_id="x", started_at=at(0), ended_at=at(0.5))
     PairingParticipant.objects.bulk_create(
-        PairingParticipant(session_id=PairingSession.objects.get(external_id="x").pk, person=p, joined_at=at(0))
+        PairingParticipant(
+            session_id=PairingSession.objects.get(external_id="x").pk, person=p, joined_at=at(0), left_at=at(0.5)
+        )
         for p in (people.ann, people.bo)
     )
     pairing_session_end(session=session, ended_at=at(1))

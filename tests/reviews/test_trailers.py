@@ -115,3 +115,21 @@ def test_a_trailer_without_an_address_names_nobody():
 def test_trailing_blank_lines_and_whitespace_only_lines_do_not_hide_the_block():
     message = "Fix flaky test\n\nRetry the socket.\n   \t\nCo-authored-by: Bo Chen <bo@example.com>\n\n\n   \n"
     assert [c.email for c in co_authors(message)] == ["bo@example.com"]
+
+
+def test_a_trailer_block_may_hold_lines_that_are_not_trailers_as_git_allows():
+    message = "Fix rounding\n\nFixes #12\nCo-authored-by: Bo Lee <bo@example.com>\nReviewed-by: Cy <cy@example.com>"
+    assert [c.email for c in co_authors(message)] == ["bo@example.com"]
+
+
+def test_a_folded_trailer_continues_on_the_next_line():
+    message = "Fix rounding\n\nCo-authored-by: Bo Lee\n  <bo@example.com>"
+    assert [c.email for c in co_authors(message)] == ["bo@example.com"]
+
+
+def test_a_prose_paragraph_with_one_trailer_like_line_is_not_a_trailer_block():
+    message = (
+        "Fix\n\nWe talked about it at length.\nNobody wrote it down.\nThen we went home.\nAnd slept.\n"
+        "Co-authored-by: Bo <bo@example.com>"
+    )
+    assert co_authors(message) == ()

@@ -1,0 +1,156 @@
+"""What a team page shows, gathered in a bounded number of queries whatever the history's size."""
+
+from __future__ import annotations
+
+import datetime as dt
+from dataclasses import dataclass
+
+from django.db.models import Exists, OuterRef, Q, QuerySet
+from django.utils import timezone
+
+from reviews.models import Commit, Override, PairingSession, PolicyViolation, PullRequest, Team
+from reviews.selectors.health import ReviewHealth, review_health, stale_pull_requests, waiting_for_review
+from reviews.selectors.pairing import PairingInsight, team_pairing_insight
+
+
+def paired_pull_request_ids(*, pull_requests: QuerySet[PullRequest]) -> set[int]:
+    """Pull requests paired on with someone other than the author: a co-author trailer naming another person on
+    one of its commits, or a pairing session on its branch in its repository."""
+    co_authored = Commit.objects.filter(pull_requests=OuterRef("pk"), co_authors__person__isnull=False).exclude(
+        co_authors__person=OuterRef("author")
+    )
+    on_branch = PairingSession.objects.filter(repository=OuterRef("repository"), branch=OuterRef("head_ref")).exclude(
+        branch=""
+    )
+    return set(pull_requests.filter(Q(Exists(co_authored)) | Q(Exists(on_branch))).values_list("pk", flat=True))
+
+
+@dataclass(frozen=True)
+class WorkingAgreements:
+    review_within_hours: int
+    reviewed_in_time: int
+    reviewed_late: int
+    max_pr_size: int
+    within_size: int
+    over_size: int
+
+
+@dataclass(frozen=True)
+class Compliance:
+    violations: list[PolicyViolation]
+    overrides: list[Override]
+    followups_due: list[Override]
+    followups_overdue: int
+
+
+@dataclass(frozen=True)
+class TeamPage:
+    team: Team
+    since: dt.datetime
+    until: dt.datetime
+    health: ReviewHealth
+    previous: ReviewHealth
+    agreements: WorkingAgreements
+    waiting: list[PullRequest]
+    stale: list[PullRequest]
+    compliance: Compliance
+    pairing: PairingInsight
+
+
+def team_page(*, team: Team, days: int = 30, now: dt.datetime | None = None) -> TeamPage:
+    now = now or timezone.now()
+    since, until = now - dt.timedelta(days=days), now
+    pull_requests = PullRequest.objects.filter(repository__team=team)
+    merged_now = pull_requests.filter(state=PullRequest.State.MERGED, merged_at__gte=since, merged_at__lt=until)
+    merged_before = pull_requests.filter(
+        state=PullRequest.State.MERGED, merged_at__gte=since - (until - since), merged_at__lt=since
+    )
+    health = review_health(
+        pull_requests=pull_requests,
+        since=since,
+        until=until,
+        paired_pull_request_ids=paired_pull_request_ids(pull_requests=merged_now),
+    )
+    previous = review_health(
+        pull_requests=pull_requests,
+        since=since - (until - since),
+        until=since,
+        paired_pull_request_ids=paired_pull_request_ids(pull_requests=merged_before),
+    )
+    return TeamPage(
+        team=team,
+        since=since,
+        until=until,
+        health=health,
+        previous=previous,
+        agreements=_agreements(team, health),
+        waiting=waiting_for_review(team=team, now=now),
+        stale=stale_pull_requests(team=team, now=now),
+        compliance=_compliance(team, since, until, now),
+        pairing=team_pairing_insight(team=team, since=since.date(), until=until.date()),
+    )
+
+
+def _agreements(team: Team, health: ReviewHealth) -> WorkingAgreements:
+    limit = dt.timedelta(hours=team.review_within_hours)
+    in_time = sum(
+        1 for flow in health.flows if flow.time_to_first_review is not None and flow.time_to_first_review <= limit
+    )
+    late = sum(
+        1 for flow in health.flows if flow.time_to_first_review is not None and flow.time_to_first_review > limit
+    )
+    sized = [flow for flow in health.flows if flow.changed_lines is not None]
+    within = sum(1 for flow in sized if flow.changed_lines <= team.max_pr_size)  # type: ignore[operator]
+    return WorkingAgreements(team.review_within_hours, in_time, late, team.max_pr_size, within, len(sized) - within)
+
+
+def _compliance(team: Team, since: dt.datetime, until: dt.datetime, now: dt.datetime) -> Compliance:
+    violations = list(
+        PolicyViolation.objects.filter(
+            pull_request__repository__team=team, pull_request__merged_at__gte=since, pull_request__merged_at__lt=until
+        )
+        .select_related("pull_request__repository", "pull_request__author")
+        .order_by("-pull_request__merged_at")[:50]
+    )
+    overrides = list(
+        Override.objects.filter(pull_request__repository__team=team, created_at__gte=since, created_at__lt=until)
+        .select_related("pull_request__repository", "overridden_by")
+        .order_by("-created_at")[:50]
+    )
+    due = Override.objects.filter(pull_request__repository__team=team, followup_done_at__isnull=True)
+    return Compliance(
+        violations=violations,
+        overrides=overrides,
+        followups_due=list(
+            due.select_related("pull_request__repository", "overridden_by").order_by("followup_due_at")[:50]
+        ),
+        followups_overdue=due.filter(followup_due_at__lt=now).count(),
+    )
+
+
+@dataclass(frozen=True)
+class TeamSummary:
+    team: Team
+    merged: int
+    reviewed: int
+    waiting: int
+    median_pickup_hours: float | None
+
+
+def teams_overview(*, teams: QuerySet[Team], days: int = 30, now: dt.datetime | None = None) -> list[TeamSummary]:
+    """A line per team: merged in the period, how many were reviewed, pickup, and what waits for review now."""
+    now = now or timezone.now()
+    since = now - dt.timedelta(days=days)
+    summaries = []
+    for team in teams.order_by("name"):
+        health = review_health(pull_requests=PullRequest.objects.filter(repository__team=team), since=since, until=now)
+        summaries.append(
+            TeamSummary(
+                team=team,
+                merged=health.merged,
+                reviewed=health.coverage["reviewed"],
+                waiting=len(waiting_for_review(team=team, now=now)),
+                median_pickup_hours=health.pickup_time.median_hours,
+            )
+        )
+    return summaries
