@@ -6,9 +6,10 @@ from __future__ import annotations
 from django import forms
 from django.contrib import admin, messages
 from django.db import transaction
-from django.db.models import QuerySet
+from django.db.models import Q, QuerySet
 from django.http import HttpRequest
 
+from reviews.admin_scoping import SuperuserOnlyAdmin, TeamScopedAdmin, led_team_ids
 from reviews.models import (
     ApiToken,
     ChangedFile,
@@ -54,7 +55,8 @@ class MembershipInline(admin.TabularInline):
 
 
 @admin.register(Person)
-class PersonAdmin(admin.ModelAdmin):
+class PersonAdmin(TeamScopedAdmin):
+    team_paths = ("memberships__team",)
     list_display = ["display_name", "is_bot", "user", "created_at"]
     list_filter = ["is_bot", "memberships__team"]
     search_fields = ["display_name", "identities__value"]
@@ -63,7 +65,17 @@ class PersonAdmin(admin.ModelAdmin):
 
 
 @admin.register(Identity)
-class IdentityAdmin(admin.ModelAdmin):
+class IdentityAdmin(TeamScopedAdmin):
+    """Leads see their people's identities and every unresolved one, to attach it to a person."""
+
+    team_paths = ("person__memberships__team",)
+
+    def scope(self, queryset, request):  # type: ignore[no-untyped-def]
+        if request.user.is_superuser:
+            return queryset
+        mine = Q(person__memberships__team__in=led_team_ids(request)) | Q(person__isnull=True)
+        return queryset.filter(mine).distinct()
+
     list_display = ["value", "kind", "connection", "person", "display_name"]
     list_filter = ["kind", "connection", ("person", admin.EmptyFieldListFilter)]
     search_fields = ["value", "display_name", "person__display_name"]
@@ -71,7 +83,8 @@ class IdentityAdmin(admin.ModelAdmin):
 
 
 @admin.register(Team)
-class TeamAdmin(admin.ModelAdmin):
+class TeamAdmin(TeamScopedAdmin):
+    team_paths = ("pk",)
     list_display = ["name", "slug", "review_within_hours", "max_pr_size"]
     search_fields = ["name", "slug"]
     prepopulated_fields = {"slug": ["name"]}
@@ -79,7 +92,8 @@ class TeamAdmin(admin.ModelAdmin):
 
 
 @admin.register(Membership)
-class MembershipAdmin(admin.ModelAdmin):
+class MembershipAdmin(TeamScopedAdmin):
+    team_paths = ("team",)
     list_display = ["person", "team", "role", "joined_at"]
     list_filter = ["team", "role"]
     search_fields = ["person__display_name", "team__name"]
@@ -87,23 +101,34 @@ class MembershipAdmin(admin.ModelAdmin):
 
 
 @admin.register(Connection)
-class ConnectionAdmin(admin.ModelAdmin):
+class ConnectionAdmin(SuperuserOnlyAdmin):
     list_display = ["name", "provider", "base_url"]
     list_filter = ["provider"]
     search_fields = ["name", "base_url"]
 
 
 @admin.register(Repository)
-class RepositoryAdmin(admin.ModelAdmin):
+class RepositoryAdmin(TeamScopedAdmin):
+    team_paths = ("team",)
     list_display = ["full_path", "connection", "team", "default_branch", "synced_until", "is_active"]
     list_filter = ["connection__provider", "connection", "team", "is_active"]
     search_fields = ["full_path", "external_id"]
     autocomplete_fields = ["connection", "team"]
     readonly_fields = ["synced_until", "sync_etags"]
+    actions = ["resync"]
+
+    @admin.action(description="Re-sync selected repositories now")
+    def resync(self, request: HttpRequest, queryset: QuerySet[Repository]) -> None:
+        from reviews.tasks import sync_repository
+
+        for pk in queryset.values_list("pk", flat=True):
+            transaction.on_commit(lambda pk=pk: sync_repository.delay(pk))
+        self.message_user(request, f"Queued a sync of {queryset.count()} repositories.", messages.SUCCESS)
 
 
 @admin.register(SyncRun)
-class SyncRunAdmin(admin.ModelAdmin):
+class SyncRunAdmin(TeamScopedAdmin):
+    team_paths = ("repository__team",)
     list_display = ["repository", "status", "full", "started_at", "finished_at", "api_calls", "pull_requests_synced"]
     list_filter = ["status", "full", "repository__connection__provider"]
     search_fields = ["repository__full_path"]
@@ -128,7 +153,8 @@ class ReviewInline(admin.TabularInline):
 
 
 @admin.register(PullRequest)
-class PullRequestAdmin(admin.ModelAdmin):
+class PullRequestAdmin(TeamScopedAdmin):
+    team_paths = ("repository__team",)
     list_display = ["__str__", "title", "author", "state", "draft", "created_at", "merged_at"]
     list_filter = ["state", "draft", "repository__team", "repository__connection__provider", "repository"]
     search_fields = ["title", "repository__full_path", "=number", "head_ref", "head_sha"]
@@ -176,7 +202,8 @@ class PullRequestAdmin(admin.ModelAdmin):
 
 
 @admin.register(ChangedFile)
-class ChangedFileAdmin(admin.ModelAdmin):
+class ChangedFileAdmin(TeamScopedAdmin):
+    team_paths = ("pull_request__repository__team",)
     list_display = ["path", "pull_request", "status", "additions", "deletions"]
     list_filter = ["status"]
     search_fields = ["path"]
@@ -184,7 +211,8 @@ class ChangedFileAdmin(admin.ModelAdmin):
 
 
 @admin.register(Commit)
-class CommitAdmin(admin.ModelAdmin):
+class CommitAdmin(TeamScopedAdmin):
+    team_paths = ("repository__team",)
     list_display = ["sha", "repository", "author", "authored_at"]
     list_filter = ["repository"]
     search_fields = ["sha", "message", "author__display_name"]
@@ -194,7 +222,8 @@ class CommitAdmin(admin.ModelAdmin):
 
 
 @admin.register(Review)
-class ReviewAdmin(admin.ModelAdmin):
+class ReviewAdmin(TeamScopedAdmin):
+    team_paths = ("pull_request__repository__team",)
     list_display = ["pull_request", "reviewer", "state", "submitted_at", "comment_count"]
     list_filter = ["state", "pull_request__repository__team"]
     search_fields = ["reviewer__display_name", "pull_request__title", "body"]
@@ -204,7 +233,8 @@ class ReviewAdmin(admin.ModelAdmin):
 
 
 @admin.register(Comment)
-class CommentAdmin(admin.ModelAdmin):
+class CommentAdmin(TeamScopedAdmin):
+    team_paths = ("pull_request__repository__team",)
     list_display = ["pull_request", "author", "kind", "is_system", "created_at"]
     list_filter = ["kind", "is_system"]
     search_fields = ["body", "author__display_name"]
@@ -213,7 +243,8 @@ class CommentAdmin(admin.ModelAdmin):
 
 
 @admin.register(CommitStatus)
-class CommitStatusAdmin(admin.ModelAdmin):
+class CommitStatusAdmin(TeamScopedAdmin):
+    team_paths = ("repository__team",)
     list_display = ["context", "state", "sha", "repository", "source", "updated_at"]
     list_filter = ["state", "source"]
     search_fields = ["context", "sha"]
@@ -221,7 +252,7 @@ class CommitStatusAdmin(admin.ModelAdmin):
 
 
 @admin.register(WebhookDelivery)
-class WebhookDeliveryAdmin(admin.ModelAdmin):
+class WebhookDeliveryAdmin(SuperuserOnlyAdmin):
     list_display = ["delivery_id", "provider", "event", "action", "status", "attempts", "received_at"]
     list_filter = ["provider", "status", "event"]
     search_fields = ["delivery_id", "event", "error"]
@@ -275,7 +306,8 @@ class PolicyForm(forms.ModelForm):
 
 
 @admin.register(Policy)
-class PolicyAdmin(admin.ModelAdmin):
+class PolicyAdmin(TeamScopedAdmin):
+    team_paths = ("team", "repository__team")
     form = PolicyForm
     list_display = ["__str__", "team", "repository", "updated_at", "updated_by"]
     search_fields = ["team__name", "repository__full_path", "document"]
@@ -290,7 +322,8 @@ class PolicyAdmin(admin.ModelAdmin):
 
 
 @admin.register(PolicyEvaluation)
-class PolicyEvaluationAdmin(admin.ModelAdmin):
+class PolicyEvaluationAdmin(TeamScopedAdmin):
+    team_paths = ("pull_request__repository__team",)
     list_display = ["pull_request", "head_sha", "outcome", "description", "evaluated_at", "reported_at"]
     list_filter = ["outcome", "pull_request__repository__team"]
     search_fields = ["pull_request__title", "head_sha"]
@@ -320,7 +353,8 @@ class FollowupFilter(admin.SimpleListFilter):
 
 
 @admin.register(Override)
-class OverrideAdmin(admin.ModelAdmin):
+class OverrideAdmin(TeamScopedAdmin):
+    team_paths = ("pull_request__repository__team",)
     list_display = ["pull_request", "overridden_by", "created_at", "followup_due_at", "followup_done_at"]
     list_filter = [FollowupFilter, "pull_request__repository__team"]
     actions = ["mark_followup_done"]
@@ -339,7 +373,8 @@ class OverrideAdmin(admin.ModelAdmin):
 
 
 @admin.register(PolicyViolation)
-class PolicyViolationAdmin(admin.ModelAdmin):
+class PolicyViolationAdmin(TeamScopedAdmin):
+    team_paths = ("pull_request__repository__team",)
     list_display = ["pull_request", "outcome", "recorded_at"]
     list_filter = ["outcome", "pull_request__repository__team"]
     search_fields = ["pull_request__title"]
@@ -347,7 +382,8 @@ class PolicyViolationAdmin(admin.ModelAdmin):
 
 
 @admin.register(RiskSignal)
-class RiskSignalAdmin(admin.ModelAdmin):
+class RiskSignalAdmin(TeamScopedAdmin):
+    team_paths = ("repository__team",)
     list_display = ["reference", "repository", "service_name", "occurred_at"]
     search_fields = ["reference", "service_name", "repository__full_path"]
     autocomplete_fields = ["repository"]
@@ -360,7 +396,8 @@ class PairingParticipantInline(admin.TabularInline):
 
 
 @admin.register(PairingSession)
-class PairingSessionAdmin(admin.ModelAdmin):
+class PairingSessionAdmin(TeamScopedAdmin):
+    team_paths = ("participations__person__memberships__team", "repository__team")
     list_display = ["__str__", "source", "repository", "branch", "started_at", "ended_at"]
     list_filter = ["source", "repository"]
     search_fields = ["external_id", "branch", "participants__display_name"]
@@ -370,7 +407,8 @@ class PairingSessionAdmin(admin.ModelAdmin):
 
 
 @admin.register(ApiToken)
-class ApiTokenAdmin(admin.ModelAdmin):
+class ApiTokenAdmin(TeamScopedAdmin):
+    team_paths = ("teams",)
     list_display = ["name", "prefix", "created_by", "created_at", "last_used_at", "revoked_at"]
     list_filter = [("revoked_at", admin.EmptyFieldListFilter), "teams"]
     search_fields = ["name", "prefix"]
@@ -380,15 +418,13 @@ class ApiTokenAdmin(admin.ModelAdmin):
     actions = ["revoke"]
 
     def save_model(self, request: HttpRequest, obj: ApiToken, form, change: bool) -> None:  # type: ignore[no-untyped-def]
-        if change:
-            super().save_model(request, obj, form, change)
-            return
-        from reviews.services.tokens import api_token_create
+        if not change:
+            from reviews.services.tokens import api_token_secret_new
 
-        token, secret = api_token_create(name=obj.name, teams=[], created_by=request.user)
-        obj.pk, obj.prefix, obj.key_hash, obj.created_at = token.pk, token.prefix, token.key_hash, token.created_at
-        obj._state.adding = False
-        self.message_user(request, f"Token created. Copy it now, it is not shown again: {secret}", messages.WARNING)
+            secret, obj.prefix, obj.key_hash = api_token_secret_new()
+            obj.created_by = request.user
+            self.message_user(request, f"Token created. Copy it now, it is not shown again: {secret}", messages.WARNING)
+        super().save_model(request, obj, form, change)
 
     @admin.action(description="Revoke selected tokens")
     def revoke(self, request: HttpRequest, queryset: QuerySet[ApiToken]) -> None:

@@ -17,10 +17,16 @@ def _hash(secret: str) -> str:
     return hashlib.sha256(secret.encode()).hexdigest()
 
 
+def api_token_secret_new() -> tuple[str, str, str]:
+    """A new secret, its recognisable prefix, and the hash that is all Tandem keeps of it."""
+    secret = TOKEN_PREFIX + secrets.token_urlsafe(32)
+    return secret, secret[:12], _hash(secret)
+
+
 def api_token_create(*, name: str, teams: Sequence[Team], created_by=None) -> tuple[ApiToken, str]:  # type: ignore[no-untyped-def]
     """Create a token; returns it and its secret, which is not stored and cannot be shown again."""
-    secret = TOKEN_PREFIX + secrets.token_urlsafe(32)
-    token = ApiToken.objects.create(name=name, prefix=secret[:12], key_hash=_hash(secret), created_by=created_by)
+    secret, prefix, key_hash = api_token_secret_new()
+    token = ApiToken.objects.create(name=name, prefix=prefix, key_hash=key_hash, created_by=created_by)
     token.teams.set(teams)
     return token, secret
 
