@@ -168,6 +168,8 @@ SPECTACULAR_SETTINGS = {
     "TITLE": "Tandem API",
     "DESCRIPTION": "Code review and pairing workflow server.",
     "VERSION": "1.0.0",
+    # Nothing but webhooks and the health probes answers without authentication; the schema neither.
+    "SERVE_PERMISSIONS": ["rest_framework.permissions.IsAuthenticated"],
 }
 
 LOGGING = {

@@ -4,9 +4,17 @@ from __future__ import annotations
 
 from django.urls import include, path
 
-from reviews import apis
+from reviews import apis, apis_read
 
 urlpatterns = [
+    path("teams", apis_read.TeamList.as_view(), name="api-teams"),
+    path("teams/<slug:slug>", apis_read.TeamDetail.as_view(), name="api-team"),
+    path("teams/<slug:slug>/health", apis_read.TeamHealth.as_view(), name="api-team-health"),
+    path("people", apis_read.PersonList.as_view(), name="api-people"),
+    path("repositories", apis_read.RepositoryList.as_view(), name="api-repositories"),
+    path("pulls", apis_read.PullRequestList.as_view(), name="api-pulls"),
+    path("pulls/<int:pk>", apis_read.PullRequestDetail.as_view(), name="api-pull"),
+    path("reviews", apis_read.ReviewList.as_view(), name="api-reviews"),
     path("teams/<slug:slug>/policy", apis.PolicyView.as_view(), name="api-team-policy"),
     path("repositories/<int:pk>/policy", apis.PolicyView.as_view(), name="api-repository-policy"),
     path("policies/simulate", apis.SimulateView.as_view(), name="api-policy-simulate"),

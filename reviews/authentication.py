@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from django.db.models import QuerySet
+from drf_spectacular.extensions import OpenApiAuthenticationExtension
 from rest_framework import authentication, exceptions
 from rest_framework.request import Request
 
@@ -70,3 +71,13 @@ def led_teams(request: Request) -> QuerySet[Team]:
     if person is None:
         return Team.objects.none()
     return Team.objects.filter(memberships__person=person, memberships__role=Membership.Role.LEAD).distinct()
+
+
+class ApiTokenScheme(OpenApiAuthenticationExtension):
+    """Tells the OpenAPI schema how API tokens are sent."""
+
+    target_class = "reviews.authentication.ApiTokenAuthentication"
+    name = "apiToken"
+
+    def get_security_definition(self, auto_schema):  # type: ignore[no-untyped-def]
+        return {"type": "http", "scheme": "bearer", "description": "An API token a lead created in the admin."}

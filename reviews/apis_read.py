@@ -1,0 +1,227 @@
+"""Read API for the review side: teams, people, repositories, pull requests (with their verdict), reviews,
+and each team's review health, scoped to the caller's teams."""
+
+from __future__ import annotations
+
+import dataclasses
+from typing import Any
+
+import django_filters
+from django.db.models import OuterRef, QuerySet, Subquery
+from django.shortcuts import get_object_or_404
+from rest_framework import generics, serializers
+from rest_framework.request import Request
+from rest_framework.response import Response
+from rest_framework.views import APIView
+
+from reviews.authentication import visible_teams
+from reviews.models import Identity, Person, PolicyEvaluation, PullRequest, Repository, Review, Team
+from reviews.selectors.teams import team_page
+
+
+class TeamSerializer(serializers.ModelSerializer):
+    class Meta:
+        model = Team
+        fields = ["slug", "name", "review_within_hours", "max_pr_size"]
+
+
+class IdentitySerializer(serializers.ModelSerializer):
+    class Meta:
+        model = Identity
+        fields = ["kind", "value"]
+
+
+class PersonSerializer(serializers.ModelSerializer):
+    identities = IdentitySerializer(many=True, read_only=True)
+    teams = serializers.SlugRelatedField(many=True, read_only=True, slug_field="slug")
+
+    class Meta:
+        model = Person
+        fields = ["id", "display_name", "is_bot", "identities", "teams"]
+
+
+class RepositorySerializer(serializers.ModelSerializer):
+    provider = serializers.CharField(source="connection.provider", read_only=True)
+    team = serializers.SlugRelatedField(read_only=True, slug_field="slug")
+
+    class Meta:
+        model = Repository
+        fields = ["id", "full_path", "provider", "team", "default_branch", "web_url", "synced_until", "is_active"]
+
+
+class PullRequestSerializer(serializers.ModelSerializer):
+    repository = serializers.CharField(source="repository.full_path", read_only=True)
+    author = serializers.CharField(source="author.display_name", read_only=True, default=None)
+    verdict = serializers.SerializerMethodField()
+
+    class Meta:
+        model = PullRequest
+        fields = [
+            "id", "repository", "number", "title", "author", "state", "draft", "base_ref", "head_ref", "head_sha",
+            "merge_commit_sha", "additions", "deletions", "changed_files", "labels", "web_url", "created_at",
+            "updated_at", "ready_at", "merged_at", "closed_at", "verdict",
+        ]  # fmt: skip
+
+    def get_verdict(self, pull_request: PullRequest) -> dict[str, Any] | None:
+        if getattr(pull_request, "verdict_outcome", None) is None:
+            return None
+        return {
+            "outcome": pull_request.verdict_outcome,  # type: ignore[attr-defined]
+            "description": pull_request.verdict_description,  # type: ignore[attr-defined]
+            "head_sha": pull_request.verdict_head_sha,  # type: ignore[attr-defined]
+            "evaluated_at": pull_request.verdict_at,  # type: ignore[attr-defined]
+        }
+
+
+class ReviewSerializer(serializers.ModelSerializer):
+    reviewer = serializers.CharField(source="reviewer.display_name", read_only=True, default=None)
+
+    class Meta:
+        model = Review
+        fields = ["id", "pull_request", "reviewer", "state", "commit_sha", "comment_count", "submitted_at"]
+
+
+def _with_verdict(queryset: QuerySet[PullRequest]) -> QuerySet[PullRequest]:
+    """The latest evaluation's figures as columns: one query for the whole page, not one per row."""
+    latest = PolicyEvaluation.objects.filter(pull_request=OuterRef("pk")).order_by("-evaluated_at", "-pk")
+    return queryset.annotate(
+        verdict_outcome=Subquery(latest.values("outcome")[:1]),
+        verdict_description=Subquery(latest.values("description")[:1]),
+        verdict_head_sha=Subquery(latest.values("head_sha")[:1]),
+        verdict_at=Subquery(latest.values("evaluated_at")[:1]),
+    )
+
+
+class PullRequestFilter(django_filters.FilterSet):
+    team = django_filters.CharFilter(field_name="repository__team__slug")
+    repository = django_filters.NumberFilter(field_name="repository_id")
+    author = django_filters.NumberFilter(field_name="author_id")
+    merged_after = django_filters.IsoDateTimeFilter(field_name="merged_at", lookup_expr="gte")
+    merged_before = django_filters.IsoDateTimeFilter(field_name="merged_at", lookup_expr="lt")
+    updated_after = django_filters.IsoDateTimeFilter(field_name="updated_at", lookup_expr="gte")
+
+    class Meta:
+        model = PullRequest
+        fields = ["state", "draft", "team", "repository", "author", "merged_after", "merged_before", "updated_after"]
+
+
+class TeamList(generics.ListAPIView):
+    serializer_class = TeamSerializer
+
+    def get_queryset(self) -> QuerySet[Team]:
+        return visible_teams(self.request).order_by("slug")
+
+
+class TeamDetail(generics.RetrieveAPIView):
+    serializer_class = TeamSerializer
+    lookup_field = "slug"
+
+    def get_queryset(self) -> QuerySet[Team]:
+        return visible_teams(self.request)
+
+
+class PersonList(generics.ListAPIView):
+    serializer_class = PersonSerializer
+    filterset_fields = ["is_bot"]
+
+    def get_queryset(self) -> QuerySet[Person]:
+        return (
+            Person.objects.filter(memberships__team__in=visible_teams(self.request))
+            .distinct()
+            .prefetch_related("identities", "teams")
+            .order_by("display_name", "pk")
+        )
+
+
+class RepositoryList(generics.ListAPIView):
+    serializer_class = RepositorySerializer
+
+    def get_queryset(self) -> QuerySet[Repository]:
+        return (
+            Repository.objects.filter(team__in=visible_teams(self.request))
+            .select_related("connection", "team")
+            .order_by("full_path")
+        )
+
+
+class PullRequestList(generics.ListAPIView):
+    serializer_class = PullRequestSerializer
+    filterset_class = PullRequestFilter
+
+    def get_queryset(self) -> QuerySet[PullRequest]:
+        visible = PullRequest.objects.filter(repository__team__in=visible_teams(self.request))
+        return _with_verdict(visible.select_related("repository", "author")).order_by("-updated_at", "-pk")
+
+
+class PullRequestDetail(generics.RetrieveAPIView):
+    serializer_class = PullRequestSerializer
+
+    def get_queryset(self) -> QuerySet[PullRequest]:
+        visible = PullRequest.objects.filter(repository__team__in=visible_teams(self.request))
+        return _with_verdict(visible.select_related("repository", "author"))
+
+
+class ReviewList(generics.ListAPIView):
+    serializer_class = ReviewSerializer
+    filterset_fields = ["state", "pull_request"]
+
+    def get_queryset(self) -> QuerySet[Review]:
+        return (
+            Review.objects.filter(pull_request__repository__team__in=visible_teams(self.request))
+            .select_related("reviewer")
+            .order_by("-submitted_at", "-pk")
+        )
+
+
+class TeamHealth(APIView):
+    """`GET /api/v1/teams/<slug>/health?days=30`: the figures of the team page, as JSON."""
+
+    def get(self, request: Request, slug: str) -> Response:
+        team = get_object_or_404(visible_teams(request), slug=slug)
+        try:
+            days = int(request.query_params.get("days", 30))
+        except ValueError:
+            days = 0
+        if not 1 <= days <= 366:
+            return Response({"error": "days must be a whole number from 1 to 366."}, status=400)
+        page = team_page(team=team, days=days)
+        return Response(
+            {
+                "team": team.slug,
+                "since": page.since,
+                "until": page.until,
+                "current": _health(page.health),
+                "previous": _health(page.previous),
+                "working_agreements": dataclasses.asdict(page.agreements),
+                "waiting_for_review": [pr.pk for pr in page.waiting],
+                "stale": [pr.pk for pr in page.stale],
+                "compliance": {
+                    "violations": len(page.compliance.violations),
+                    "overrides": len(page.compliance.overrides),
+                    "followups_due": len(page.compliance.followups_due),
+                    "followups_overdue": page.compliance.followups_overdue,
+                },
+                "pairing": {
+                    "pairs": [
+                        {"people": [str(p) for p in pair.people], "hours": pair.hours, "sessions": pair.sessions}
+                        for pair in page.pairing.pairs
+                        if pair.sessions
+                    ],
+                    "not_paired": [str(person) for person in page.pairing.not_paired],
+                    "suggested_pairs": [[str(a), str(b)] for a, b in page.pairing.suggested_pairs],
+                },
+            }
+        )
+
+
+def _health(health) -> dict[str, Any]:  # type: ignore[no-untyped-def]
+    data = {key: value for key, value in vars(health).items() if key not in {"flows", "since", "until"}}
+    for key, value in data.items():
+        if dataclasses.is_dataclass(value):
+            data[key] = dataclasses.asdict(value)
+    data["reviewer_load"] = [dataclasses.asdict(load) for load in health.reviewer_load]
+    data["coverage_share"] = health.coverage_share
+    data["rubber_stamp_share"] = health.rubber_stamp_share
+    data["bus_factor_warning"] = health.bus_factor_warning
+    data["weekly"] = [{**week, "week": week["week"].isoformat()} for week in health.weekly]
+    return data

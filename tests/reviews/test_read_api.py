@@ -1,0 +1,117 @@
+"""The read API: scoped to the caller's teams, paginated and filterable, with the verdict and the health
+figures the team page shows."""
+
+from __future__ import annotations
+
+import datetime as dt
+
+import pytest
+from django.contrib.auth.models import User
+from django.utils import timezone
+from rest_framework.test import APIClient
+
+from reviews.models import Membership, PolicyEvaluation
+from reviews.services.tokens import api_token_create
+from tests.factories import (
+    MembershipFactory,
+    PersonFactory,
+    PullRequestFactory,
+    RepositoryFactory,
+    ReviewFactory,
+    TeamFactory,
+)
+
+pytestmark = pytest.mark.django_db
+
+
+@pytest.fixture
+def world():
+    shop, search = TeamFactory(slug="shop"), TeamFactory(slug="search")
+    member = User.objects.create_user("member", password="pw")
+    MembershipFactory(team=shop, person=PersonFactory(display_name="Member", user=member), role=Membership.Role.MEMBER)
+    ours = PullRequestFactory(repository=RepositoryFactory(team=shop), title="Ours", state="open")
+    PolicyEvaluation.objects.create(pull_request=ours, head_sha=ours.head_sha, outcome="pending", description="0 of 1")
+    theirs = PullRequestFactory(repository=RepositoryFactory(team=search), title="Theirs")
+    ReviewFactory(pull_request=ours)
+    ReviewFactory(pull_request=theirs)
+    return {"shop": shop, "search": search, "member": member, "ours": ours, "theirs": theirs}
+
+
+def token_client(team):
+    _, secret = api_token_create(name="t", teams=[team])
+    client = APIClient()
+    client.credentials(HTTP_AUTHORIZATION=f"Bearer {secret}")
+    return client
+
+
+@pytest.mark.parametrize(
+    "url", ["/api/v1/teams", "/api/v1/people", "/api/v1/repositories", "/api/v1/pulls", "/api/v1/reviews"]
+)
+def test_nothing_answers_anonymously(world, url):
+    response = APIClient().get(url)
+    assert response.status_code == 401
+    assert response.json() == {"error": "Authentication credentials were not provided."}
+
+
+def test_a_token_reads_only_its_teams_data(world):
+    client = token_client(world["shop"])
+    assert [t["slug"] for t in client.get("/api/v1/teams").json()["results"]] == ["shop"]
+    pulls = client.get("/api/v1/pulls").json()["results"]
+    assert [p["title"] for p in pulls] == ["Ours"]
+    assert pulls[0]["verdict"]["outcome"] == "pending"
+    assert client.get(f"/api/v1/pulls/{world['theirs'].pk}").status_code == 404
+    assert client.get("/api/v1/teams/search/health").status_code == 404
+    assert len(client.get("/api/v1/reviews").json()["results"]) == 1
+
+
+def test_a_token_of_another_team_cannot_read_ours(world):
+    client = token_client(world["search"])
+    assert client.get(f"/api/v1/pulls/{world['ours'].pk}").status_code == 404
+    assert [p["title"] for p in client.get("/api/v1/pulls").json()["results"]] == ["Theirs"]
+
+
+def test_a_revoked_or_unknown_token_is_401(world):
+    client = APIClient()
+    client.credentials(HTTP_AUTHORIZATION="Bearer tdm_not-a-token")
+    response = client.get("/api/v1/teams")
+    assert response.status_code == 401
+    assert response.json()["error"] == "Unknown or revoked API token."
+
+
+def test_filters_on_pull_requests(world):
+    client = token_client(world["shop"])
+    assert client.get("/api/v1/pulls?state=merged").json()["count"] == 0
+    assert client.get("/api/v1/pulls?state=open&team=shop").json()["count"] == 1
+    bad = client.get("/api/v1/pulls?merged_after=yesterday")
+    assert bad.status_code == 400
+    assert "merged_after" in bad.json()["fields"]
+
+
+def test_health_has_the_figures_of_the_page(world, client):
+    now = timezone.now()
+    repository = world["ours"].repository
+    for hours in (2, 4):
+        pr = PullRequestFactory(
+            repository=repository, state="merged", created_at=now - dt.timedelta(days=2),
+            ready_at=now - dt.timedelta(days=2), merged_at=now - dt.timedelta(days=1), additions=10, deletions=2,
+        )  # fmt: skip
+        ReviewFactory(pull_request=pr, submitted_at=now - dt.timedelta(days=2) + dt.timedelta(hours=hours))
+    api = token_client(world["shop"]).get("/api/v1/teams/shop/health?days=30").json()
+    assert api["current"]["merged"] == 2
+    assert api["current"]["time_to_first_review"] == {"count": 2, "median_hours": 3.0, "p90_hours": 3.8}
+    assert api["current"]["coverage"] == {"reviewed": 2, "paired_only": 0, "neither": 0}
+    assert api["current"]["size_buckets"]["s"] == 2
+    client.force_login(world["member"])
+    page = client.get("/teams/shop/").content.decode()
+    assert '<div class="value">2</div><div class="label">merged</div>' in page
+    assert token_client(world["shop"]).get("/api/v1/teams/shop/health?days=abc").status_code == 400
+
+
+def test_openapi_schema_and_docs_are_served_to_signed_in_callers_only(world, client):
+    assert client.get("/api/schema/").status_code in {401, 403}
+    client.force_login(world["member"])
+    schema = client.get("/api/schema/")
+    assert schema.status_code == 200
+    assert b"/api/v1/pulls" in schema.content
+    assert b"apiToken" in schema.content
+    assert client.get("/api/docs/").status_code == 200
