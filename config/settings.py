@@ -54,6 +54,9 @@ MIDDLEWARE = [
 ]
 
 ROOT_URLCONF = "config.urls"
+LOGIN_URL = "login"
+LOGIN_REDIRECT_URL = "/teams/"
+LOGOUT_REDIRECT_URL = "login"
 WSGI_APPLICATION = "config.wsgi.application"
 
 TEMPLATES = [

@@ -17,6 +17,7 @@ urlpatterns = [
     path("healthz", health.healthz, name="healthz"),
     path("readyz", health.readyz, name="readyz"),
     path("admin/", admin.site.urls),
+    path("accounts/", include("django.contrib.auth.urls")),
     path("webhooks/github/", webhooks.github_webhook, name="webhook-github"),
     path("webhooks/gitlab/", webhooks.gitlab_webhook, name="webhook-gitlab"),
     path("api/v1/", include("reviews.api_urls")),
