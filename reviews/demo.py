@@ -28,7 +28,16 @@ from reviews.integrations.records import (
     UserRecord,
 )
 from reviews.integrations.trailers import co_authors
-from reviews.models import Connection, Membership, PairingParticipant, PairingSession, PullRequest, Repository, Team
+from reviews.models import (
+    Connection,
+    Membership,
+    PairingParticipant,
+    PairingSession,
+    Policy,
+    PullRequest,
+    Repository,
+    Team,
+)
 from reviews.services.pairing import pairing_session_record, pairing_sessions_infer
 from reviews.services.people import person_from_account
 from reviews.services.pull_requests import (
@@ -156,6 +165,9 @@ def seed_review_demo(
             written += _seed_pull_requests(repository, demo_repo, anchor, random.Random(rng.random()))
     with transaction.atomic():
         _seed_pairing(anchor, random.Random(rng.random()))
+    progress("review policies and their verdicts over the last 30 days")
+    _seed_policies(teams)
+    _seed_evaluations(anchor)
     return written
 
 
@@ -468,6 +480,73 @@ def _seed_pairing(anchor: dt.datetime, rng: random.Random) -> None:
             ended_at=start + dt.timedelta(minutes=rng.randint(45, 240)),
             branch=f"{pair[0].login}/pairing-{index}",
         )
+
+
+PAYMENTS_POLICY = """\
+# Payments: money moves here, so two reviewers, one of them a code owner.
+rules:
+  - name: payments and ledger need two reviewers, one a code owner
+    if: {paths: ["payments/**", "ledger/**"]}
+    require: {approvals: 2, code_owners: true}
+  - name: everything else needs one reviewer
+    if: {not_paths: ["payments/**", "ledger/**"]}
+    require: {approvals: 1}
+risk:
+  incident_window_days: 14
+  extra_approvals: 1
+override:
+  allowed: [team-leads]
+  followup_review_hours: 48
+"""
+PLATFORM_POLICY = """\
+# Platform pairs a lot: a pairing partner counts as a reviewer, except on authentication code.
+rules:
+  - name: one reviewer, or a pairing partner
+    require: {approvals: 1}
+    options: {pairing_credit: 1}
+  - name: auth needs a fresh pair of eyes
+    if: {paths: ["services/auth/**"]}
+    require: {approvals: 1}
+    options: {pairing_credit: 1, require_independent_review: true}
+"""
+CODEOWNERS = {
+    "acme/payments-api": "payments/ @ada @bruno\nledger/ @chen @ada\ndocs/ @dana\n",
+    "acme/platform": "services/auth/ @farah @gus\n",
+}
+
+
+def _seed_policies(teams: dict[str, Team]) -> None:
+    from reviews.services.policies import policy_save
+
+    for path, codeowners in CODEOWNERS.items():
+        Repository.objects.filter(full_path=path, connection__name__endswith="(demo)").update(codeowners=codeowners)
+    for slug, document in (("payments", PAYMENTS_POLICY), ("platform", PLATFORM_POLICY)):
+        existing = Policy.objects.filter(team=teams[slug]).first()
+        if existing is None or existing.document != document:
+            policy_save(team=teams[slug], document=document)
+
+
+def _seed_evaluations(anchor: dt.datetime) -> None:
+    """Verdicts as if Tandem had been watching for the last 30 days: each pull request judged just before its
+    merge (so unsatisfied merges become violations) and as it stands now. A pull request judged before is left
+    alone, so running the demo twice adds nothing."""
+    from reviews.services.policies import pull_request_evaluate
+
+    recent = (
+        PullRequest.objects.filter(
+            repository__connection__name__endswith="(demo)",
+            created_at__gte=anchor - dt.timedelta(days=30),
+            evaluations__isnull=True,
+        )
+        .exclude(author__is_bot=True)
+        .exclude(state=PullRequest.State.CLOSED)
+        .values_list("pk", "merged_at")
+    )
+    for pk, merged_at in recent:
+        with transaction.atomic():
+            if merged_at is not None:
+                pull_request_evaluate(pull_request_id=pk, now=merged_at - dt.timedelta(minutes=1))
+            pull_request_evaluate(pull_request_id=pk, now=merged_at or anchor)
 
 
 def demo_pull_requests_count() -> int:
