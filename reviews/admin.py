@@ -3,6 +3,8 @@ raw payloads read-only."""
 
 from __future__ import annotations
 
+from functools import partial
+
 from django import forms
 from django.contrib import admin, messages
 from django.db import transaction
@@ -122,7 +124,7 @@ class RepositoryAdmin(TeamScopedAdmin):
         from reviews.tasks import sync_repository
 
         for pk in queryset.values_list("pk", flat=True):
-            transaction.on_commit(lambda pk=pk: sync_repository.delay(pk))
+            transaction.on_commit(partial(sync_repository.delay, pk))
         self.message_user(request, f"Queued a sync of {queryset.count()} repositories.", messages.SUCCESS)
 
 
@@ -139,7 +141,7 @@ class SyncRunAdmin(TeamScopedAdmin):
 class ChangedFileInline(admin.TabularInline):
     model = ChangedFile
     extra = 0
-    fields = ["path", "status", "additions", "deletions"]
+    fields = ("path", "status", "additions", "deletions")
     readonly_fields = fields
     can_delete = False
 
@@ -147,7 +149,7 @@ class ChangedFileInline(admin.TabularInline):
 class ReviewInline(admin.TabularInline):
     model = Review
     extra = 0
-    fields = ["reviewer", "state", "submitted_at", "commit_sha", "comment_count"]
+    fields = ("reviewer", "state", "submitted_at", "commit_sha", "comment_count")
     readonly_fields = fields
     can_delete = False
 
@@ -284,7 +286,7 @@ class WebhookDeliveryAdmin(SuperuserOnlyAdmin):
 
         requeued = [delivery.pk for delivery in queryset if webhook_delivery_requeue(delivery=delivery)]
         for pk in requeued:
-            transaction.on_commit(lambda pk=pk: process_webhook_delivery.delay(pk))
+            transaction.on_commit(partial(process_webhook_delivery.delay, pk))
         skipped = queryset.count() - len(requeued)
         self.message_user(request, f"Queued {len(requeued)} deliveries for reprocessing.", messages.SUCCESS)
         if skipped:
@@ -364,6 +366,9 @@ class OverrideAdmin(TeamScopedAdmin):
         from reviews.services.policies import override_followup_complete
 
         person = getattr(request.user, "person", None)
+        if person is None:
+            self.message_user(request, "Your login is not linked to a person.", messages.ERROR)
+            return
         for override in queryset:
             override_followup_complete(override=override, person=person)
         self.message_user(request, f"Marked {queryset.count()} follow-ups done.", messages.SUCCESS)
@@ -422,7 +427,7 @@ class ApiTokenAdmin(TeamScopedAdmin):
             from reviews.services.tokens import api_token_secret_new
 
             secret, obj.prefix, obj.key_hash = api_token_secret_new()
-            obj.created_by = request.user
+            obj.created_by = request.user  # type: ignore[assignment]
             self.message_user(request, f"Token created. Copy it now, it is not shown again: {secret}", messages.WARNING)
         super().save_model(request, obj, form, change)
 

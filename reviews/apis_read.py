@@ -33,7 +33,7 @@ class IdentitySerializer(serializers.ModelSerializer):
 
 class PersonSerializer(serializers.ModelSerializer):
     identities = IdentitySerializer(many=True, read_only=True)
-    teams = serializers.SlugRelatedField(many=True, read_only=True, slug_field="slug")
+    teams: serializers.SlugRelatedField = serializers.SlugRelatedField(many=True, read_only=True, slug_field="slug")
 
     class Meta:
         model = Person
@@ -42,7 +42,7 @@ class PersonSerializer(serializers.ModelSerializer):
 
 class RepositorySerializer(serializers.ModelSerializer):
     provider = serializers.CharField(source="connection.provider", read_only=True)
-    team = serializers.SlugRelatedField(read_only=True, slug_field="slug")
+    team: serializers.SlugRelatedField = serializers.SlugRelatedField(read_only=True, slug_field="slug")
 
     class Meta:
         model = Repository
@@ -217,7 +217,7 @@ class TeamHealth(APIView):
 def _health(health) -> dict[str, Any]:  # type: ignore[no-untyped-def]
     data = {key: value for key, value in vars(health).items() if key not in {"flows", "since", "until"}}
     for key, value in data.items():
-        if dataclasses.is_dataclass(value):
+        if dataclasses.is_dataclass(value) and not isinstance(value, type):
             data[key] = dataclasses.asdict(value)
     data["reviewer_load"] = [dataclasses.asdict(load) for load in health.reviewer_load]
     data["coverage_share"] = health.coverage_share

@@ -283,7 +283,9 @@ def _seed_one_pull_request(  # noqa: PLR0913 - one story per pull request, told 
         reviews.append(_review(provider, number, 0, reviewer, "approved", cursor, head_sha, rng))
 
     age_days = (anchor - created).total_seconds() / 86400
-    state, merged_at, closed_at = "merged", cursor + dt.timedelta(hours=rng.uniform(0.1, 12)), None
+    state = "merged"
+    merged_at: dt.datetime | None = cursor + dt.timedelta(hours=rng.uniform(0.1, 12))
+    closed_at: dt.datetime | None = None
     requested: tuple[UserRecord, ...] | None = None
     if age_days < 6 and rng.random() < 0.6:
         state, merged_at = "open", None
@@ -303,8 +305,10 @@ def _seed_one_pull_request(  # noqa: PLR0913 - one story per pull request, told 
 
     record = PullRequestRecord(
         repository=RepositoryRecord(
-            provider=provider, external_id=demo_repo.external_id, full_path=demo_repo.full_path
-        ),  # type: ignore[arg-type]
+            provider=provider,  # type: ignore[arg-type]
+            external_id=demo_repo.external_id,
+            full_path=demo_repo.full_path,
+        ),
         number=number,
         external_id=str(int(demo_repo.external_id) * 10000 + number),
         title=_title(rng, demo_repo, is_bot),

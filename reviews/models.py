@@ -8,6 +8,8 @@ filter by.
 
 from __future__ import annotations
 
+from typing import Any
+
 from django.conf import settings
 from django.db import models
 from django.db.models import Q
@@ -236,7 +238,9 @@ class PullRequest(models.Model):
         Person, null=True, blank=True, on_delete=models.SET_NULL, related_name="merged_pull_requests"
     )
     requested_reviewers = models.ManyToManyField(Person, blank=True, related_name="review_requests")
-    commits = models.ManyToManyField("Commit", blank=True, related_name="pull_requests")
+    commits: models.ManyToManyField[Commit, Any] = models.ManyToManyField(
+        "Commit", blank=True, related_name="pull_requests"
+    )
 
     class Meta:
         constraints = [models.UniqueConstraint(fields=["repository", "number"], name="pull_request_unique_number")]

@@ -44,12 +44,13 @@ def team_detail(request: HttpRequest, slug: str) -> HttpResponse:
         "periods": PERIODS,
         "flow_rows": _flow_rows(page),
         "weekly_chart": charts.bar_chart(
-            [(str(week["week"])[5:], week["time_to_first_review"]) for week in health.weekly],
+            [(str(week["week"])[5:], _number(week["time_to_first_review"])) for week in health.weekly],
             unit=" h",
             title="Median time to first review per week (hours)",
         ),
         "merged_chart": charts.bar_chart(
-            [(str(week["week"])[5:], week["merged"]) for week in health.weekly], title="Merged pull requests per week"
+            [(str(week["week"])[5:], _number(week["merged"])) for week in health.weekly],
+            title="Merged pull requests per week",
         ),
         "coverage_chart": charts.stacked_bar(
             [
@@ -63,6 +64,10 @@ def team_detail(request: HttpRequest, slug: str) -> HttpResponse:
         "extra": {"dora": None},
     }
     return render(request, "reviews/team_detail.html", context)
+
+
+def _number(value: object) -> float | None:
+    return float(value) if isinstance(value, int | float) else None
 
 
 def _flow_rows(page) -> list[dict]:  # type: ignore[no-untyped-def]

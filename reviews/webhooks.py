@@ -184,8 +184,8 @@ def gitlab_webhook(request: HttpRequest) -> JsonResponse:
     )
     attributes = payload.get("object_attributes")
     action = ""
-    if isinstance(attributes, dict):
-        action = attributes.get("action") if isinstance(attributes.get("action"), str) else ""
+    if isinstance(attributes, dict) and isinstance(attributes.get("action"), str):
+        action = attributes["action"]
     return _accept(
         provider="gitlab",
         delivery_id=delivery_id,

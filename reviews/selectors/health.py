@@ -12,6 +12,7 @@ import math
 from collections import Counter, defaultdict
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
+from typing import Any
 
 from django.conf import settings
 from django.db.models import Exists, OuterRef, QuerySet
@@ -33,7 +34,7 @@ class Distribution:
     p90_hours: float | None
 
     @classmethod
-    def of(cls, durations: Iterable[dt.timedelta]) -> Distribution:
+    def of(cls, durations: Iterable[dt.timedelta | None]) -> Distribution:
         hours = sorted(d.total_seconds() / 3600 for d in durations if d is not None and d >= dt.timedelta(0))
         return cls(len(hours), percentile(hours, 50), percentile(hours, 90))
 
@@ -209,7 +210,7 @@ def _comments_by_pull_request(ids: list[int], bots: set[int]) -> dict[int, list[
     return found
 
 
-def _flow(row: dict, reviews: list[_Review], comments: list[_Comment], paired: bool) -> PullRequestFlow:
+def _flow(row: Any, reviews: list[_Review], comments: list[_Comment], paired: bool) -> PullRequestFlow:
     author = row["author_id"]
     ready = row["ready_at"] or row["created_at"]
     merged_at = row["merged_at"]
@@ -259,7 +260,7 @@ def _coverage(flows: list[PullRequestFlow]) -> dict[str, int]:
 
 
 def _rubber_stamps(
-    merged: list[dict], reviews: dict[int, list[_Review]], comments: dict[int, list[_Comment]]
+    merged: Sequence[Any], reviews: dict[int, list[_Review]], comments: dict[int, list[_Comment]]
 ) -> Counter[int]:
     """Approvals with no comment, faster than the threshold per 100 changed lines, on changes over 50 lines."""
     minutes_per_100 = settings.RUBBER_STAMP_MINUTES_PER_100_LINES

@@ -50,7 +50,7 @@ def effective_policy(*, repository: Repository) -> tuple[Policy | None, ParsedPo
     return row, parse_policy(row.document)
 
 
-def person_refs(person_ids: Iterable[int]) -> dict[int, PersonRef]:
+def person_refs(person_ids: Iterable[int | None]) -> dict[int, PersonRef]:
     """PersonRefs for many people in three queries: their names (identities) and team slugs."""
     ids = {pk for pk in person_ids if pk is not None}
     names: dict[int, set[str]] = defaultdict(set)
@@ -120,7 +120,7 @@ def pull_request_snapshot(*, pull_request: PullRequest, now: dt.datetime | None 
         reviews=tuple(
             ReviewRef(
                 id=review.external_id,
-                reviewer=people[review.reviewer_id],
+                reviewer=people[review.reviewer_id or 0],
                 state=review.state,
                 commit_sha=review.commit_sha,
                 submitted_at=review.submitted_at,

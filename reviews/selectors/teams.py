@@ -100,7 +100,7 @@ def _agreements(team: Team, health: ReviewHealth) -> WorkingAgreements:
         1 for flow in health.flows if flow.time_to_first_review is not None and flow.time_to_first_review > limit
     )
     sized = [flow for flow in health.flows if flow.changed_lines is not None]
-    within = sum(1 for flow in sized if flow.changed_lines <= team.max_pr_size)  # type: ignore[operator]
+    within = sum(1 for flow in sized if (flow.changed_lines or 0) <= team.max_pr_size)
     return WorkingAgreements(team.review_within_hours, in_time, late, team.max_pr_size, within, len(sized) - within)
 
 

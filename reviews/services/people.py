@@ -67,18 +67,18 @@ def person_from_account(*, connection: Connection, account: UserRecord | None) -
             defaults={"external_id": account.external_id, "display_name": account.name},
         )
     if identity.person is not None:
-        person = identity.person
-        if account.is_bot and not person.is_bot:
-            person.is_bot = True
-            person.save(update_fields=["is_bot"])
-        return person
+        existing = identity.person
+        if account.is_bot and not existing.is_bot:
+            existing.is_bot = True
+            existing.save(update_fields=["is_bot"])
+        return existing
     # The account's public e-mail ties it to the same person's other accounts and to their git commits.
     email_identity = None
     if "@" in account.email:
         email_identity = _identity_get_or_create(
             kind=Identity.Kind.EMAIL, value=account.email, connection=None, defaults={"display_name": account.name}
         )
-    person = email_identity.person if email_identity else None
+    person: Person | None = email_identity.person if email_identity else None
     if person is None:
         person = Person.objects.create(
             display_name=account.name or account.login, is_bot=account.is_bot or is_bot_login(account.login)

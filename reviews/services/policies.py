@@ -6,6 +6,7 @@ from __future__ import annotations
 import datetime as dt
 import logging
 from dataclasses import dataclass
+from functools import partial
 
 from django.core.exceptions import PermissionDenied, ValidationError
 from django.db import transaction
@@ -29,7 +30,7 @@ from reviews.selectors.policy import effective_policy, pull_request_snapshot
 logger = logging.getLogger(__name__)
 
 # How a verdict shows as a commit status.
-STATUS_STATES = {
+STATUS_STATES: dict[str, str] = {
     PolicyEvaluation.Outcome.APPROVED: "success",
     PolicyEvaluation.Outcome.OVERRIDDEN: "success",
     PolicyEvaluation.Outcome.PENDING: "pending",
@@ -74,7 +75,7 @@ def open_pull_requests_under(policy: Policy) -> list[int]:
         queryset = queryset.filter(repository_id=policy.repository_id)
     else:
         # The team's policy governs its repositories that have none of their own.
-        queryset = queryset.filter(repository__team_id=policy.team_id, repository__policy__isnull=True)
+        queryset = queryset.filter(repository__team=policy.team, repository__policy__isnull=True)
     return list(queryset.values_list("pk", flat=True))
 
 
@@ -83,7 +84,7 @@ def queue_evaluations(*, pull_request_ids: list[int]) -> None:
     from reviews.tasks import evaluate_pull_request
 
     for pk in pull_request_ids:
-        transaction.on_commit(lambda pk=pk: evaluate_pull_request.delay(pk))
+        transaction.on_commit(partial(evaluate_pull_request.delay, pk))
 
 
 @dataclass(frozen=True)
@@ -170,9 +171,9 @@ def override_allowed(*, pull_request: PullRequest, person: Person) -> bool:
     """Whom the policy allows to break glass: `team-leads` (the repository's team's leads), team slugs, names."""
     _, policy = effective_policy(repository=pull_request.repository)
     allowed = {entry.lower() for entry in policy.override.allowed}
-    team_id = pull_request.repository.team_id
-    is_lead = Membership.objects.filter(team_id=team_id, person=person, role=Membership.Role.LEAD)
-    if "team-leads" in allowed and team_id is not None and is_lead.exists():
+    team = pull_request.repository.team
+    is_lead = Membership.objects.filter(team=team, person=person, role=Membership.Role.LEAD)
+    if "team-leads" in allowed and team is not None and is_lead.exists():
         return True
     if Membership.objects.filter(person=person, team__slug__in=allowed).exists():
         return True
