@@ -92,3 +92,31 @@ def test_a_real_worker_processes_a_webhook_delivery(transactional_db, worker_que
     assert delivery.status == WebhookDelivery.Status.PROCESSED, delivery.error
     assert delivery.attempts == 1
     assert PullRequest.objects.filter(repository__connection=connection_row).count() == 1
+
+
+def test_a_rate_limited_sync_is_retried_by_the_worker_after_the_wait(transactional_db, worker_queue, fake_github):
+    from reviews.models import Connection, Repository, SyncRun
+    from reviews.tasks import sync_repository
+
+    fake_github.seed_repository("octocat/Hello-World", n_pulls=3)
+    connection_row = Connection.objects.create(
+        provider="github", name="fake", base_url=fake_github.url, api_token=fake_github.token
+    )
+    repository = Repository.objects.create(
+        connection=connection_row, external_id="1296269", full_path="octocat/Hello-World"
+    )
+    fake_github.fail_next("/pulls", status=429, retry_after=1)
+    celery_app.conf.task_always_eager = False
+    try:
+        sync_repository.apply_async(args=[repository.pk], queue=worker_queue)
+    finally:
+        celery_app.conf.task_always_eager = True
+
+    deadline = time.monotonic() + 60
+    while time.monotonic() < deadline and not SyncRun.objects.filter(status=SyncRun.Status.COMPLETED).exists():
+        time.sleep(0.25)
+    runs = list(SyncRun.objects.order_by("started_at").values_list("status", flat=True))
+    assert runs == [SyncRun.Status.RATE_LIMITED, SyncRun.Status.COMPLETED]
+    first, second = SyncRun.objects.order_by("started_at")
+    assert (second.started_at - first.finished_at).total_seconds() >= 1  # waited, not a hot loop
+    assert PullRequest.objects.filter(repository=repository).count() == 3

@@ -221,3 +221,18 @@ def test_same_change_on_github_and_gitlab_yields_the_same_rows(
     assert figures["github"] == figures["gitlab"]
     assert figures["github"]["merged"] == 1
     assert figures["github"]["time_to_approve"].median_hours == 3.0
+
+
+def test_github_enterprise_is_reached_at_its_own_api_base_url():
+    from reviews.models import Connection
+    from tests.fakes.github import FakeGitHub
+
+    with FakeGitHub(prefix="/api/v3") as enterprise:
+        enterprise.seed_repository("corp/app", n_pulls=2)
+        connection = Connection.objects.create(
+            provider="github", name="GHE", base_url=enterprise.url, api_token=enterprise.token
+        )
+        assert connection.base_url.endswith("/api/v3")
+        repository = repository_for_sync(provider="github", full_path="corp/app", connection=connection)
+        assert repository_sync(repository=repository).pull_requests_synced == 2
+        assert all(request.path.startswith("/api/v3/") for request in enterprise.requests)
