@@ -235,4 +235,5 @@ def test_github_enterprise_is_reached_at_its_own_api_base_url():
         assert connection.base_url.endswith("/api/v3")
         repository = repository_for_sync(provider="github", full_path="corp/app", connection=connection)
         assert repository_sync(repository=repository).pull_requests_synced == 2
-        assert all(request.path.startswith("/api/v3/") for request in enterprise.requests)
+        # The fake answers only below /api/v3: a request that missed the prefix would be a 404 here.
+        assert {request.status for request in enterprise.requests} <= {200}
