@@ -150,6 +150,8 @@ GITHUB_TOKEN = env.str("GITHUB_TOKEN", default="")
 GITHUB_API_URL = env.str("GITHUB_API_URL", default="https://api.github.com")
 GITLAB_TOKEN = env.str("GITLAB_TOKEN", default="")
 GITLAB_URL = env.str("GITLAB_URL", default="https://gitlab.com")
+# Sync pauses when fewer API calls than this remain, so webhook-driven work (statuses) still has budget.
+SYNC_RATE_LIMIT_RESERVE = env.int("SYNC_RATE_LIMIT_RESERVE", default=100)
 
 # --- Metrics (shared/METRICS.md) ----------------------------------------------------------------------------
 RUBBER_STAMP_MINUTES_PER_100_LINES = env.float("RUBBER_STAMP_MINUTES_PER_100_LINES", default=5.0)

@@ -55,6 +55,10 @@ class VcsClient(Protocol):
     @property
     def api_calls(self) -> int: ...
 
+    def rate_limit(self) -> tuple[int | None, dt.datetime | None]:
+        """What the VCS said last: calls remaining and when the budget resets (None until it said)."""
+        ...
+
     def repository(self, full_path: str) -> RepositoryRecord: ...
 
     def pull_requests_since(self, full_path: str, since: dt.datetime | None) -> Iterator[PullRequestRecord]: ...
@@ -93,6 +97,9 @@ class GitHubVcs:
     def api_calls(self) -> int:
         return self._client.api_calls
 
+    def rate_limit(self) -> tuple[int | None, dt.datetime | None]:
+        return self._client.rate_limit_remaining, self._client.rate_limit_reset
+
     def repository(self, full_path: str) -> RepositoryRecord:
         with _translated():
             return self._client.repository(full_path)
@@ -130,6 +137,9 @@ class GitLabVcs:
     @property
     def api_calls(self) -> int:
         return self._client.api_calls
+
+    def rate_limit(self) -> tuple[int | None, dt.datetime | None]:
+        return self._client.rate_limit_remaining, self._client.rate_limit_reset
 
     def repository(self, full_path: str) -> RepositoryRecord:
         with _translated():

@@ -71,6 +71,7 @@ def repository_sync(
             details = client.details(repository.full_path, listed.number, listed)
             pull_request_sync_apply(repository=repository, details=details)
             run.pull_requests_synced += 1
+            _stop_before_the_budget_runs_out(client)
             newest = max(newest, listed.updated_at) if newest else listed.updated_at
             if on_pull_request is not None:
                 on_pull_request(listed)
@@ -107,6 +108,15 @@ def pull_request_refresh(*, pull_request: PullRequest, client_factory: ClientFac
         client.close()
     pull_request_sync_apply(repository=pull_request.repository, details=details)
     return True
+
+
+def _stop_before_the_budget_runs_out(client: VcsClient) -> None:
+    """Leave the last calls of the rate-limit budget to webhooks' work (statuses, refreshes): stop here and
+    resume when the budget resets, rather than run into the wall mid-way."""
+    remaining, reset = client.rate_limit()
+    if remaining is not None and remaining < settings.SYNC_RATE_LIMIT_RESERVE:
+        wait = (reset - timezone.now()).total_seconds() if reset else 60.0
+        raise VcsRateLimited(max(wait, 1.0), f"{remaining} API calls left; pausing until the budget resets")
 
 
 def _already_stored(repository: Repository, listed: PullRequestRecord) -> bool:

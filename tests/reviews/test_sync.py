@@ -237,3 +237,23 @@ def test_github_enterprise_is_reached_at_its_own_api_base_url():
         assert repository_sync(repository=repository).pull_requests_synced == 2
         # The fake answers only below /api/v3: a request that missed the prefix would be a 404 here.
         assert {request.status for request in enterprise.requests} <= {200}
+
+
+def test_sync_pauses_before_the_rate_limit_budget_runs_out(settings):
+    from reviews.models import Connection
+    from tests.fakes.github import FakeGitHub
+
+    settings.SYNC_RATE_LIMIT_RESERVE = 30
+    with FakeGitHub(rate_limit=60) as github:
+        github.seed_repository("acme/busy", n_pulls=12)
+        connection = Connection.objects.create(
+            provider="github", name="busy", base_url=github.url, api_token=github.token
+        )
+        repository = repository_for_sync(provider="github", full_path="acme/busy", connection=connection)
+        with pytest.raises(VcsRateLimited) as paused:
+            repository_sync(repository=repository)
+        assert paused.value.retry_after > 1
+        assert github.rate_remaining >= 20  # stopped with budget to spare, not at the wall
+        run = SyncRun.objects.get()
+        assert run.status == SyncRun.Status.RATE_LIMITED
+        assert 0 < run.pull_requests_synced < 12
