@@ -9,6 +9,7 @@ from django.shortcuts import render
 from reviews import charts
 from reviews.authentication import visible_teams
 from reviews.models import PullRequest
+from reviews.sections import render_pull_request_sections, render_team_sections
 from reviews.selectors.pull_requests import pull_request_page
 from reviews.selectors.teams import team_page, teams_overview
 
@@ -61,7 +62,7 @@ def team_detail(request: HttpRequest, slug: str) -> HttpResponse:
             title="Review coverage of merged pull requests",
         ),
         "size_chart": charts.bar_chart(list(health.size_buckets.items()), title="Merged pull requests by size"),
-        "extra": {"dora": None},
+        "sections": render_team_sections(team, page.since, page.until),
     }
     return render(request, "reviews/team_detail.html", context)
 
@@ -94,4 +95,8 @@ def pull_request_detail(request: HttpRequest, pk: int) -> HttpResponse:
     )
     if pull_request is None:
         raise Http404("No such pull request, or not one of your teams'.")
-    return render(request, "reviews/pull_request_detail.html", pull_request_page(pull_request=pull_request))
+    context = {
+        **pull_request_page(pull_request=pull_request),
+        "sections": render_pull_request_sections(pull_request),
+    }
+    return render(request, "reviews/pull_request_detail.html", context)

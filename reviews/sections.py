@@ -1,0 +1,36 @@
+"""Sections other apps add to the review side's pages, without reviews importing them.
+
+Telemetry registers its DORA tiles and incidents here from its AppConfig.ready(); the page views render
+whatever is registered, in order. A section is a callable returning the template to include and its context,
+or None to stay out of the page.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Any
+
+from reviews.models import PullRequest, Team
+
+
+@dataclass(frozen=True)
+class Section:
+    template: str
+    context: dict[str, Any] = field(default_factory=dict)
+
+
+TeamSection = Callable[[Team, dt.datetime, dt.datetime], Section | None]
+PullRequestSection = Callable[[PullRequest], Section | None]
+
+team_sections: list[TeamSection] = []
+pull_request_sections: list[PullRequestSection] = []
+
+
+def render_team_sections(team: Team, since: dt.datetime, until: dt.datetime) -> list[Section]:
+    return [section for build in team_sections if (section := build(team, since, until)) is not None]
+
+
+def render_pull_request_sections(pull_request: PullRequest) -> list[Section]:
+    return [section for build in pull_request_sections if (section := build(pull_request)) is not None]
