@@ -101,7 +101,7 @@ def pull_request_evaluate(*, pull_request_id: int, now: dt.datetime | None = Non
     """
     with transaction.atomic():
         pull_request = (
-            PullRequest.objects.select_for_update()
+            PullRequest.objects.select_for_update(of=("self",))
             .select_related("repository__connection", "repository__team")
             .filter(pk=pull_request_id)
             .first()
