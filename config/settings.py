@@ -140,6 +140,8 @@ CELERY_BEAT_SCHEDULE: dict[str, dict[str, object]] = {
     # Webhooks bring changes within seconds; these incremental syncs repair whatever they missed.
     "sync-github": {"task": "reviews.tasks.sync_all_repositories", "schedule": 15 * 60, "args": ["github"]},
     "sync-gitlab": {"task": "reviews.tasks.sync_all_repositories", "schedule": 15 * 60, "args": ["gitlab"]},
+    # Re-queues deployments never linked and incidents never ranked (a lost task), so nothing stays behind.
+    "repair-telemetry": {"task": "telemetry.tasks.repair_telemetry", "schedule": 10 * 60},
 }
 
 # --- VCS and webhooks -------------------------------------------------------------------------------------
@@ -152,6 +154,13 @@ GITLAB_TOKEN = env.str("GITLAB_TOKEN", default="")
 GITLAB_URL = env.str("GITLAB_URL", default="https://gitlab.com")
 # Sync pauses when fewer API calls than this remain, so webhook-driven work (statuses) still has budget.
 SYNC_RATE_LIMIT_RESERVE = env.int("SYNC_RATE_LIMIT_RESERVE", default=100)
+
+# --- Incidents and deployments -------------------------------------------------------------------------------
+PAGERDUTY_WEBHOOK_SECRET = env.str("PAGERDUTY_WEBHOOK_SECRET", default="")  # comma-separated while rotating
+OPSGENIE_WEBHOOK_TOKEN = env.str("OPSGENIE_WEBHOOK_TOKEN", default="")
+TELEMETRY_SUSPECT_WINDOW_HOURS = env.float("TELEMETRY_SUSPECT_WINDOW_HOURS", default=72.0)
+TELEMETRY_PRODUCTION_ENVIRONMENTS = env.list("TELEMETRY_PRODUCTION_ENVIRONMENTS", default=["production", "prod"])
+TELEMETRY_FIRST_DEPLOYMENT_LOOKBACK_DAYS = env.float("TELEMETRY_FIRST_DEPLOYMENT_LOOKBACK_DAYS", default=14.0)
 
 # --- Metrics (shared/METRICS.md) ----------------------------------------------------------------------------
 RUBBER_STAMP_MINUTES_PER_100_LINES = env.float("RUBBER_STAMP_MINUTES_PER_100_LINES", default=5.0)

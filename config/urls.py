@@ -20,6 +20,7 @@ urlpatterns = [
     path("accounts/", include("django.contrib.auth.urls")),
     path("webhooks/github/", webhooks.github_webhook, name="webhook-github"),
     path("webhooks/gitlab/", webhooks.gitlab_webhook, name="webhook-gitlab"),
+    path("", include("telemetry.urls")),
     path("api/v1/", include("reviews.api_urls")),
     path("api/v1/", include("telemetry.api_urls")),
     path("api/schema/", SpectacularAPIView.as_view(), name="api-schema"),

@@ -2,8 +2,13 @@
 
 from __future__ import annotations
 
-from django.contrib import admin
+from typing import Any
 
+from django.contrib import admin, messages
+from django.db.models import QuerySet
+from django.http import HttpRequest
+
+from reviews.admin_scoping import TeamScopedAdmin
 from telemetry.models import (
     Deployment,
     DeploymentChange,
@@ -13,6 +18,9 @@ from telemetry.models import (
     ServiceRepository,
     SuspectChange,
 )
+from telemetry.selectors import team_ids_led_by
+from telemetry.services.enqueue import deployment_link_enqueue, incident_correlate_enqueue
+from telemetry.services.suspects import suspect_confirm, suspect_reject
 
 
 class ServiceRepositoryInline(admin.TabularInline):
@@ -22,17 +30,20 @@ class ServiceRepositoryInline(admin.TabularInline):
 
 
 @admin.register(Service)
-class ServiceAdmin(admin.ModelAdmin):
-    list_display = ["name", "slug", "team"]
+class ServiceAdmin(TeamScopedAdmin):
+    team_paths = ("team",)
+    list_display = ["name", "slug", "team", "incident_keys"]
     list_filter = ["team"]
     search_fields = ["name", "slug"]
+    fields = ["name", "slug", "team", "incident_keys", "created_at"]
     autocomplete_fields = ["team"]
     prepopulated_fields = {"slug": ["name"]}
     inlines = [ServiceRepositoryInline]
 
 
 @admin.register(ServiceRepository)
-class ServiceRepositoryAdmin(admin.ModelAdmin):
+class ServiceRepositoryAdmin(TeamScopedAdmin):
+    team_paths = ("service__team",)
     list_display = ["service", "repository", "path_filters"]
     search_fields = ["service__name", "repository__full_path"]
     autocomplete_fields = ["service", "repository"]
@@ -45,18 +56,28 @@ class DeploymentChangeInline(admin.TabularInline):
 
 
 @admin.register(Deployment)
-class DeploymentAdmin(admin.ModelAdmin):
+class DeploymentAdmin(TeamScopedAdmin):
+    team_paths = ("service__team",)
     list_display = ["service", "environment", "sha", "status", "source", "finished_at", "caused_incident"]
     list_filter = ["status", "environment", "source", "caused_incident", "service__team", "service"]
     search_fields = ["sha", "external_id", "service__name"]
     autocomplete_fields = ["service", "repository"]
     date_hierarchy = "finished_at"
     list_select_related = ["service"]
+    readonly_fields = ["changes_linked_at", "link_method", "link_error", "source_updated_at"]
     inlines = [DeploymentChangeInline]
+    actions = ["relink"]
+
+    @admin.action(description="Link selected deployments to what they shipped again")
+    def relink(self, request: HttpRequest, queryset: QuerySet[Deployment]) -> None:
+        for deployment_id in queryset.values_list("pk", flat=True):
+            deployment_link_enqueue(deployment_id=deployment_id)
+        self.message_user(request, f"Queued linking of {queryset.count()} deployments.")
 
 
 @admin.register(DeploymentChange)
-class DeploymentChangeAdmin(admin.ModelAdmin):
+class DeploymentChangeAdmin(TeamScopedAdmin):
+    team_paths = ("deployment__service__team",)
     list_display = ["deployment", "commit", "pull_request"]
     search_fields = ["commit__sha", "pull_request__title"]
     autocomplete_fields = ["deployment", "commit", "pull_request"]
@@ -65,33 +86,80 @@ class DeploymentChangeAdmin(admin.ModelAdmin):
 class SuspectChangeInline(admin.TabularInline):
     model = SuspectChange
     extra = 0
-    fields = ["rank", "pull_request", "deployment", "score", "reasons", "verdict"]
-    readonly_fields = ["rank", "pull_request", "deployment", "score", "reasons"]
+    # Verdicts are given with the actions of the suspect changes' page, which do what a confirmation implies.
+    fields = ("rank", "pull_request", "deployment", "score", "reasons", "verdict")
+    readonly_fields = fields
     can_delete = False
 
 
 @admin.register(Incident)
-class IncidentAdmin(admin.ModelAdmin):
+class IncidentAdmin(TeamScopedAdmin):
+    team_paths = ("services__team",)
     list_display = ["title", "severity", "status", "source", "started_at", "resolved_at"]
     list_filter = ["severity", "status", "source", "services__team", "services"]
     search_fields = ["title", "external_id"]
     autocomplete_fields = ["services"]
     date_hierarchy = "started_at"
+    readonly_fields = ["correlated_at", "correlation_error", "source_updated_at"]
     inlines = [SuspectChangeInline]
+    actions = ["rerank"]
+
+    @admin.action(description="Rank the suspects of selected incidents again")
+    def rerank(self, request: HttpRequest, queryset: QuerySet[Incident]) -> None:
+        for incident_id in queryset.values_list("pk", flat=True):
+            incident_correlate_enqueue(incident_id=incident_id)
+        self.message_user(request, f"Queued ranking for {queryset.count()} incidents.")
 
 
 @admin.register(SuspectChange)
-class SuspectChangeAdmin(admin.ModelAdmin):
+class SuspectChangeAdmin(TeamScopedAdmin):
+    team_paths = ("incident__services__team", "deployment__service__team")
     list_display = ["incident", "rank", "pull_request", "score", "verdict", "decided_by"]
     list_filter = ["verdict", "incident__severity"]
     search_fields = ["incident__title", "pull_request__title"]
     autocomplete_fields = ["incident", "deployment", "pull_request", "decided_by"]
-    readonly_fields = ["score", "rank", "reasons"]
-    list_select_related = ["incident", "pull_request__repository"]
+    readonly_fields = [
+        "score",
+        "rank",
+        "reasons",
+        "verdict",
+        "decided_by",
+        "decided_at",
+        "chat_notified_at",
+        "chat_error",
+    ]
+    list_select_related = ["incident", "pull_request__repository", "deployment__service"]
+    actions = ["confirm", "reject"]
+
+    @admin.action(description="Confirm as the cause (marks the deployment failed, tells author and reviewers)")
+    def confirm(self, request: HttpRequest, queryset: QuerySet[SuspectChange]) -> None:
+        self._decide(request, queryset, suspect_confirm, "confirmed")
+
+    @admin.action(description="Reject (undoes a confirmation)")
+    def reject(self, request: HttpRequest, queryset: QuerySet[SuspectChange]) -> None:
+        self._decide(request, queryset, suspect_reject, "rejected")
+
+    def _decide(self, request: HttpRequest, queryset: QuerySet[SuspectChange], decide: Any, done: str) -> None:
+        led = team_ids_led_by(user=request.user)
+        person = getattr(request.user, "person", None)
+        decided = refused = 0
+        for suspect in queryset.select_related("deployment__service"):
+            if led is not None and suspect.deployment.service.team_id not in led:
+                refused += 1
+                continue
+            decide(suspect=suspect, decided_by=person)
+            decided += 1
+        if decided:
+            self.message_user(request, f"{decided} suspect changes {done}.")
+        if refused:
+            self.message_user(
+                request, f"{refused} left alone: only a lead of the service's team decides.", level=messages.WARNING
+            )
 
 
 @admin.register(Notification)
-class NotificationAdmin(admin.ModelAdmin):
+class NotificationAdmin(TeamScopedAdmin):
+    team_paths = ("person__memberships__team",)
     list_display = ["subject", "person", "kind", "created_at", "read_at"]
     list_filter = ["kind", ("read_at", admin.EmptyFieldListFilter)]
     search_fields = ["subject", "person__display_name"]

@@ -2,4 +2,25 @@
 
 from __future__ import annotations
 
-urlpatterns: list = []
+from django.urls import path
+
+from telemetry.apis import (
+    DeploymentsView,
+    IncidentsView,
+    IncidentView,
+    ServiceDoraView,
+    SuspectsView,
+    SuspectVerdictView,
+    TeamDoraView,
+)
+
+urlpatterns = [
+    path("deployments", DeploymentsView.as_view(), name="deployments"),
+    path("incidents", IncidentsView.as_view(), name="incidents"),
+    path("incidents/<int:pk>", IncidentView.as_view(), name="incident"),
+    path("suspects", SuspectsView.as_view(), name="suspects"),
+    path("suspects/<int:pk>/confirm", SuspectVerdictView.as_view(verdict="confirm"), name="suspect-confirm"),
+    path("suspects/<int:pk>/reject", SuspectVerdictView.as_view(verdict="reject"), name="suspect-reject"),
+    path("teams/<slug:slug>/dora", TeamDoraView.as_view(), name="team-dora"),
+    path("services/<slug:slug>/dora", ServiceDoraView.as_view(), name="service-dora"),
+]

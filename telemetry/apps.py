@@ -6,3 +6,20 @@ from django.apps import AppConfig
 class TelemetryConfig(AppConfig):
     default_auto_field = "django.db.models.BigAutoField"
     name = "telemetry"
+
+    def ready(self) -> None:
+        # reviews never imports telemetry: telemetry hands reviews its deployment handler instead.
+        from reviews.services.webhooks import deployment_handlers
+        from telemetry.services.deployments import deployments_from_webhook
+
+        if deployments_from_webhook not in deployment_handlers:
+            deployment_handlers.append(deployments_from_webhook)
+
+        # ... and the sections it adds to the review side's pages.
+        from reviews.sections import pull_request_sections, team_sections
+        from telemetry.sections import pull_request_production_section, team_production_section
+
+        if team_production_section not in team_sections:
+            team_sections.append(team_production_section)
+        if pull_request_production_section not in pull_request_sections:
+            pull_request_sections.append(pull_request_production_section)

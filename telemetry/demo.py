@@ -9,8 +9,11 @@ from django.db import transaction
 
 from reviews.demo import DAYS
 from reviews.models import PullRequest, Repository, Team
-from telemetry.models import Incident, Service
+from telemetry.models import Deployment, Incident, Service, SuspectChange
 from telemetry.services import deployment_upsert, incident_upsert, service_upsert
+from telemetry.services.correlation import incident_correlate
+from telemetry.services.linking import deployment_changes_link
+from telemetry.services.suspects import suspect_confirm
 
 # slug, name, team, repository, path filters
 SERVICES = [
@@ -41,7 +44,25 @@ def seed_telemetry(*, anchor: dt.datetime, rng: random.Random) -> dict[str, int]
             deployed = _seed_deployments(service, repository, anchor, random.Random(rng.random()))
             deployments += len(deployed)
             incidents += _seed_incidents(service, deployed, random.Random(rng.random()))
+        _link_and_rank()
     return {"deployments": deployments, "incidents": incidents}
+
+
+def _link_and_rank() -> None:
+    """What the Celery jobs would do, inline and without the VCS: link every deployment, rank every incident's
+    suspects, and confirm the top suspect of each service's first incident (so that the change failure rate and
+    the notices have something to show)."""
+    successful = Deployment.objects.filter(source="demo", status=Deployment.Status.SUCCESS)
+    for deployment_id in successful.order_by("finished_at", "pk").values_list("pk", flat=True):
+        deployment_changes_link(deployment_id=deployment_id, allow_vcs=False)
+    confirmed_services: set[int] = set()
+    for incident in Incident.objects.filter(source="demo").order_by("started_at", "pk").prefetch_related("services"):
+        incident_correlate(incident_id=incident.pk)
+        top = SuspectChange.objects.filter(incident=incident).order_by("rank", "pk").first()
+        service_ids = {service.pk for service in incident.services.all()}
+        if top is not None and not service_ids & confirmed_services:
+            suspect_confirm(suspect=top, decided_by=None)
+            confirmed_services |= service_ids
 
 
 def _seed_deployments(
@@ -60,7 +81,7 @@ def _seed_deployments(
         per_day = 0 if day.weekday() >= 5 else rng.choice([0, 1, 1, 2])
         for slot in range(per_day):
             started = day + dt.timedelta(hours=10 + slot * 5, minutes=rng.randint(0, 50))
-            shipped = [sha for merged_at, sha in merges if merged_at <= started]
+            shipped = [sha for merged_at, sha in merges if merged_at is not None and merged_at <= started]
             if not shipped:
                 continue
             failed = rng.random() < 0.05

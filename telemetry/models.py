@@ -7,6 +7,7 @@ Depends on `reviews` (a deployment ships pull requests), never the reverse.
 from __future__ import annotations
 
 from django.db import models
+from django.db.models import Q
 from django.utils import timezone
 
 from reviews.models import Commit, Person, PullRequest, Repository, Team
@@ -20,6 +21,12 @@ class Service(models.Model):
     name = models.CharField(max_length=200)
     team = models.ForeignKey(Team, null=True, blank=True, on_delete=models.SET_NULL, related_name="services")
     repositories = models.ManyToManyField(Repository, through="ServiceRepository", related_name="services")
+    incident_keys = models.JSONField(
+        default=list,
+        blank=True,
+        help_text='How incident tools name it, e.g. ["pagerduty:PF9KMXH", "opsgenie:checkout"]. Its slug always '
+        "matches too.",
+    )
     created_at = models.DateTimeField(default=timezone.now)
 
     class Meta:
@@ -68,7 +75,17 @@ class Deployment(models.Model):
     finished_at = models.DateTimeField(null=True, blank=True)
     # Set when a lead confirms one of its changes caused an incident: counts in the change failure rate.
     caused_incident = models.BooleanField(default=False)
+    # A whole-monorepo deployment recorded for each of the repository's services: it counts for a service only
+    # when it shipped a change under that service's path filters.
+    path_scoped = models.BooleanField(default=False)
+    source_updated_at = models.DateTimeField(
+        null=True, blank=True, help_text="The source's time for the state stored: older reports never overwrite it."
+    )
     changes_linked_at = models.DateTimeField(null=True, blank=True)
+    link_method = models.CharField(
+        max_length=20, blank=True, help_text="How its changes were found: graph / compare / merge_order / none."
+    )
+    link_error = models.TextField(blank=True)
     created_at = models.DateTimeField(default=timezone.now)
 
     class Meta:
@@ -84,16 +101,30 @@ class Deployment(models.Model):
 
 
 class DeploymentChange(models.Model):
-    """A commit a deployment shipped, and the pull request that merged it (when there is one)."""
+    """A commit a deployment shipped, and the pull request that merged it (when there is one).
+
+    No commit when the commits are unknown (found by merge order): then the row names the pull request alone.
+    """
 
     deployment = models.ForeignKey(Deployment, on_delete=models.CASCADE, related_name="changes")
-    commit = models.ForeignKey(Commit, on_delete=models.CASCADE, related_name="deployment_changes")
+    commit = models.ForeignKey(
+        Commit, null=True, blank=True, on_delete=models.CASCADE, related_name="deployment_changes"
+    )
     pull_request = models.ForeignKey(
         PullRequest, null=True, blank=True, on_delete=models.SET_NULL, related_name="deployment_changes"
     )
 
     class Meta:
-        constraints = [models.UniqueConstraint(fields=["deployment", "commit"], name="deployment_change_unique")]
+        constraints = [
+            models.UniqueConstraint(
+                fields=["deployment", "commit"], condition=Q(commit__isnull=False), name="deployment_change_unique"
+            ),
+            models.UniqueConstraint(
+                fields=["deployment", "pull_request"],
+                condition=Q(commit__isnull=True),
+                name="deployment_change_unique_pr",
+            ),
+        ]
         indexes = [models.Index(fields=["pull_request"], name="deploy_change_pr_idx")]
 
     def __str__(self) -> str:
@@ -124,6 +155,8 @@ class Incident(models.Model):
     acknowledged_at = models.DateTimeField(null=True, blank=True)
     resolved_at = models.DateTimeField(null=True, blank=True)
     source_updated_at = models.DateTimeField(null=True, blank=True)
+    correlated_at = models.DateTimeField(null=True, blank=True, help_text="When its suspects were last ranked.")
+    correlation_error = models.TextField(blank=True)
     created_at = models.DateTimeField(default=timezone.now)
 
     class Meta:
@@ -154,6 +187,9 @@ class SuspectChange(models.Model):
     verdict = models.CharField(max_length=20, choices=Verdict.choices, default=Verdict.SUSPECTED)
     decided_by = models.ForeignKey(Person, null=True, blank=True, on_delete=models.SET_NULL, related_name="+")
     decided_at = models.DateTimeField(null=True, blank=True)
+    # The team's chat webhook is told once per confirmed cause; the error of the last failed attempt stays here.
+    chat_notified_at = models.DateTimeField(null=True, blank=True)
+    chat_error = models.TextField(blank=True)
 
     class Meta:
         ordering = ["incident", "rank"]

@@ -45,8 +45,11 @@ def deployment_upsert(
     repository: Repository | None = None,
     ref: str = "",
     url: str = "",
+    source_updated_at: dt.datetime | None = None,
+    path_scoped: bool = False,
 ) -> tuple[Deployment, bool]:
-    """Create or update a deployment. Returns it and whether it was created."""
+    """Create or update a deployment (environment names are stored lower-case). Returns it and whether it was
+    created."""
     if started_at and finished_at and finished_at < started_at:
         raise ValueError("finished_at is before started_at")
     deployment, created = Deployment.objects.update_or_create(
@@ -54,7 +57,7 @@ def deployment_upsert(
         external_id=external_id,
         defaults={
             "service": service,
-            "environment": environment,
+            "environment": environment.strip().lower(),
             "sha": sha,
             "status": status,
             "started_at": started_at,
@@ -62,6 +65,8 @@ def deployment_upsert(
             "repository": repository,
             "ref": ref,
             "url": url,
+            "source_updated_at": source_updated_at,
+            "path_scoped": path_scoped,
         },
     )
     return deployment, created
@@ -80,7 +85,9 @@ def incident_upsert(
     acknowledged_at: dt.datetime | None = None,
     resolved_at: dt.datetime | None = None,
     url: str = "",
+    source_updated_at: dt.datetime | None = None,
 ) -> tuple[Incident, bool]:
+    """Create or update an incident and set its services. Returns it and whether it was created."""
     if resolved_at and resolved_at < started_at:
         raise ValueError("resolved_at is before started_at")
     with transaction.atomic():
@@ -96,6 +103,7 @@ def incident_upsert(
                 "acknowledged_at": acknowledged_at,
                 "resolved_at": resolved_at,
                 "url": url,
+                "source_updated_at": source_updated_at,
             },
         )
         incident.services.set(services)

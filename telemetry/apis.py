@@ -1,0 +1,458 @@
+"""REST API of production's side (`/api/v1/`): deployments, incidents, suspect changes and DORA metrics.
+
+Scope: a caller sees and writes what belongs to the services of its teams (`visible_teams`: a token's teams, a
+person's teams, every team for a superuser); anything else is 404, as if it did not exist. Confirming or
+rejecting a suspect takes a lead of the service's team (`led_teams`), or a token of that team. Errors answer
+{"error": ..., "fields": {...}}: 400 for bad input, 403 when the caller may see but not do it.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import datetime as dt
+from collections.abc import Iterator
+from contextlib import contextmanager
+from typing import Any
+
+from django.utils import timezone
+from drf_spectacular.types import OpenApiTypes
+from drf_spectacular.utils import extend_schema
+from rest_framework import serializers, status
+from rest_framework.exceptions import NotFound, PermissionDenied, ValidationError
+from rest_framework.generics import GenericAPIView
+from rest_framework.pagination import PageNumberPagination
+from rest_framework.request import Request
+from rest_framework.response import Response
+from rest_framework.views import APIView
+
+from reviews.authentication import TokenUser, led_teams, visible_teams
+from reviews.models import Person, Repository
+from telemetry.models import Deployment, Incident, Service, SuspectChange
+from telemetry.selectors import (
+    DoraReport,
+    deployment_list,
+    incident_get,
+    incident_list,
+    service_dora,
+    services_visible,
+    suspect_get,
+    suspect_list,
+    team_dora,
+    teams_visible,
+)
+from telemetry.services.deployments import DeploymentForbidden, DeploymentRejected, deployment_report
+from telemetry.services.incidents import IncidentForbidden, IncidentRejected, incident_report, incident_update
+from telemetry.services.suspects import suspect_confirm, suspect_reject
+
+DEFAULT_PERIOD_DAYS = 28
+MAX_PERIOD_DAYS = 731
+SHA = r"^[0-9a-fA-F]{7,64}$"
+
+
+def _team_ids(request: Request) -> list[int] | None:
+    """The teams the caller sees and acts for; None for a superuser (everyone)."""
+    if not isinstance(request.user, TokenUser) and getattr(request.user, "is_superuser", False):
+        return None
+    return list(visible_teams(request).values_list("pk", flat=True))
+
+
+def _parse(serializer_class: type[serializers.Serializer], data: Any, **kwargs: Any) -> dict[str, Any]:
+    serializer = serializer_class(data=data, **kwargs)
+    serializer.is_valid(raise_exception=True)
+    return dict(serializer.validated_data)
+
+
+@contextmanager
+def _refusals() -> Iterator[None]:
+    """A service's refusal in the API's error shape."""
+    try:
+        yield
+    except (DeploymentForbidden, IncidentForbidden) as error:
+        raise PermissionDenied(error.message) from error
+    except (DeploymentRejected, IncidentRejected) as error:
+        detail = {"non_field_errors": [error.message], **({error.field: [error.message]} if error.field else {})}
+        raise ValidationError(detail) from error
+
+
+def _visible_service(request: Request, slug: str, field: str = "service") -> Service:
+    service = services_visible(team_ids=_team_ids(request)).filter(slug=slug).first()
+    if service is None:
+        raise ValidationError({field: [f"No service {slug!r} that you can report to."]})
+    return service
+
+
+# Input -------------------------------------------------------------------------------------------------------------
+
+
+class MomentField(serializers.DateTimeField):
+    """An ISO 8601 date-time, or a date (its midnight, in the server's time zone)."""
+
+    def to_internal_value(self, value: Any) -> dt.datetime:
+        if isinstance(value, str) and len(value.strip()) == 10:
+            try:
+                day = dt.date.fromisoformat(value.strip())
+            except ValueError:
+                pass
+            else:
+                return dt.datetime.combine(day, dt.time.min, tzinfo=timezone.get_current_timezone())
+        return super().to_internal_value(value)
+
+
+class DeploymentInput(serializers.Serializer):
+    service = serializers.SlugField()
+    environment = serializers.CharField(max_length=100, default="production")
+    sha = serializers.RegexField(SHA, error_messages={"invalid": "A commit sha: 7 to 64 hexadecimal characters."})
+    status = serializers.ChoiceField(choices=Deployment.Status.choices)
+    external_id = serializers.CharField(max_length=200)
+    source = serializers.SlugField(max_length=20, default="api")  # type: ignore[assignment]
+    started_at = MomentField(required=False, allow_null=True, default=None)
+    finished_at = MomentField(required=False, allow_null=True, default=None)
+    repository = serializers.CharField(
+        max_length=255, required=False, allow_blank=True, default="", help_text="Full path or Tandem id."
+    )
+    ref = serializers.CharField(max_length=255, required=False, allow_blank=True, default="")
+    url = serializers.URLField(max_length=1000, required=False, allow_blank=True, default="")
+
+    def validate_environment(self, value: str) -> str:
+        if not value.strip():
+            raise ValidationError("The environment may not be blank.")
+        return value.strip().lower()
+
+    def validate(self, attrs: dict[str, Any]) -> dict[str, Any]:
+        started, finished = attrs.get("started_at"), attrs.get("finished_at")
+        if started and finished and finished < started:
+            raise ValidationError({"finished_at": ["finished_at is before started_at."]})
+        return attrs
+
+
+class IncidentInput(serializers.Serializer):
+    title = serializers.CharField(max_length=500)
+    external_id = serializers.CharField(max_length=200)
+    source = serializers.SlugField(max_length=20, default="api")  # type: ignore[assignment]
+    services = serializers.ListField(child=serializers.SlugField(), allow_empty=False)
+    severity = serializers.ChoiceField(choices=Incident.Severity.choices, default=Incident.Severity.SEV3)
+    status = serializers.ChoiceField(choices=Incident.Status.choices, default=Incident.Status.TRIGGERED)
+    started_at = MomentField()
+    detected_at = MomentField(required=False, allow_null=True, default=None)
+    acknowledged_at = MomentField(required=False, allow_null=True, default=None)
+    resolved_at = MomentField(required=False, allow_null=True, default=None)
+    url = serializers.URLField(max_length=1000, required=False, allow_blank=True, default="")
+
+    def validate(self, attrs: dict[str, Any]) -> dict[str, Any]:
+        started = attrs.get("started_at")
+        errors = {
+            name: [f"{name} is before started_at."]
+            for name in ("detected_at", "acknowledged_at", "resolved_at")
+            if started and attrs.get(name) and attrs[name] < started
+        }
+        if errors:
+            raise ValidationError(errors)
+        return attrs
+
+
+class IncidentPatchInput(serializers.Serializer):
+    title = serializers.CharField(max_length=500, required=False)
+    services = serializers.ListField(child=serializers.SlugField(), allow_empty=False, required=False)
+    severity = serializers.ChoiceField(choices=Incident.Severity.choices, required=False)
+    status = serializers.ChoiceField(choices=Incident.Status.choices, required=False)
+    started_at = MomentField(required=False)
+    detected_at = MomentField(required=False, allow_null=True)
+    acknowledged_at = MomentField(required=False, allow_null=True)
+    resolved_at = MomentField(required=False, allow_null=True)
+    url = serializers.URLField(max_length=1000, required=False, allow_blank=True)
+
+    def validate(self, attrs: dict[str, Any]) -> dict[str, Any]:
+        if not attrs:
+            raise ValidationError("Nothing to change: send at least one field.")
+        return attrs
+
+
+class DeploymentFilters(serializers.Serializer):
+    service = serializers.SlugField(required=False)
+    team = serializers.SlugField(required=False)
+    environment = serializers.CharField(required=False, max_length=100)
+    status = serializers.ChoiceField(choices=Deployment.Status.choices, required=False)
+    since = MomentField(required=False)
+    until = MomentField(required=False)
+
+
+class IncidentFilters(serializers.Serializer):
+    service = serializers.SlugField(required=False)
+    team = serializers.SlugField(required=False)
+    status = serializers.ChoiceField(choices=Incident.Status.choices, required=False)
+    source = serializers.SlugField(required=False)  # type: ignore[assignment]
+    since = MomentField(required=False)
+    until = MomentField(required=False)
+
+
+class SuspectFilters(serializers.Serializer):
+    incident = serializers.IntegerField(required=False)
+    verdict = serializers.ChoiceField(choices=SuspectChange.Verdict.choices, required=False)
+    service = serializers.SlugField(required=False)
+    team = serializers.SlugField(required=False)
+
+
+class PeriodInput(serializers.Serializer):
+    """`since` and `until` as dates (both days included) or date-times (`until` excluded)."""
+
+    since = serializers.CharField(required=False)
+    until = serializers.CharField(required=False)
+
+    def validate(self, attrs: dict[str, Any]) -> dict[str, Any]:
+        tomorrow = timezone.localdate() + dt.timedelta(days=1)
+        until = _moment(attrs.get("until"), "until", end=True) or _midnight(tomorrow)
+        since = _moment(attrs.get("since"), "since", end=False) or until - dt.timedelta(days=DEFAULT_PERIOD_DAYS)
+        if since >= until:
+            raise ValidationError({"since": ["since is not before until."]})
+        if until - since > dt.timedelta(days=MAX_PERIOD_DAYS):
+            raise ValidationError({"since": [f"The period is at most {MAX_PERIOD_DAYS} days."]})
+        return {"since": since, "until": until}
+
+
+def _midnight(day: dt.date) -> dt.datetime:
+    return dt.datetime.combine(day, dt.time.min, tzinfo=timezone.get_current_timezone())
+
+
+def _moment(value: str | None, name: str, *, end: bool) -> dt.datetime | None:
+    if not value:
+        return None
+    value = value.strip()
+    try:
+        if len(value) == 10:
+            day = dt.date.fromisoformat(value)
+            return _midnight(day + dt.timedelta(days=1) if end else day)
+        moment = dt.datetime.fromisoformat(value.replace("Z", "+00:00"))
+    except ValueError as error:
+        raise ValidationError({name: ["A date (YYYY-MM-DD) or an ISO 8601 date-time."]}) from error
+    return moment if moment.tzinfo else timezone.make_aware(moment)
+
+
+# Output ------------------------------------------------------------------------------------------------------------
+
+
+def _time(moment: dt.datetime | None) -> str | None:
+    return moment.isoformat() if moment else None
+
+
+def deployment_json(deployment: Deployment) -> dict[str, Any]:
+    return {
+        "id": deployment.pk,
+        "service": deployment.service.slug,
+        "environment": deployment.environment,
+        "sha": deployment.sha,
+        "status": deployment.status,
+        "source": deployment.source,
+        "external_id": deployment.external_id,
+        "repository": deployment.repository.full_path if deployment.repository else None,
+        "ref": deployment.ref,
+        "url": deployment.url,
+        "started_at": _time(deployment.started_at),
+        "finished_at": _time(deployment.finished_at),
+        "path_scoped": deployment.path_scoped,
+        "caused_incident": deployment.caused_incident,
+        "changes_linked_at": _time(deployment.changes_linked_at),
+        "link_method": deployment.link_method,
+        "link_error": deployment.link_error,
+    }
+
+
+def incident_json(incident: Incident) -> dict[str, Any]:
+    return {
+        "id": incident.pk,
+        "title": incident.title,
+        "severity": incident.severity,
+        "status": incident.status,
+        "source": incident.source,
+        "external_id": incident.external_id,
+        "url": incident.url,
+        "services": sorted(service.slug for service in incident.services.all()),
+        "started_at": _time(incident.started_at),
+        "detected_at": _time(incident.detected_at),
+        "acknowledged_at": _time(incident.acknowledged_at),
+        "resolved_at": _time(incident.resolved_at),
+        "correlated_at": _time(incident.correlated_at),
+    }
+
+
+def suspect_json(suspect: SuspectChange) -> dict[str, Any]:
+    pull_request, deployment = suspect.pull_request, suspect.deployment
+    return {
+        "id": suspect.pk,
+        "incident": {"id": suspect.incident_id, "title": suspect.incident.title},
+        "rank": suspect.rank,
+        "score": suspect.score,
+        "reasons": suspect.reasons,
+        "verdict": suspect.verdict,
+        "decided_by": suspect.decided_by.display_name if suspect.decided_by else None,
+        "decided_at": _time(suspect.decided_at),
+        "deployment": {
+            "id": deployment.pk,
+            "service": deployment.service.slug,
+            "environment": deployment.environment,
+            "finished_at": _time(deployment.finished_at),
+        },
+        "pull_request": {
+            "id": pull_request.pk,
+            "repository": pull_request.repository.full_path,
+            "number": pull_request.number,
+            "title": pull_request.title,
+            "author": pull_request.author.display_name if pull_request.author else None,
+            "url": pull_request.web_url,
+        },
+    }
+
+
+def dora_json(report: DoraReport) -> dict[str, Any]:
+    data = dataclasses.asdict(report)
+    data["since"], data["until"] = report.since.isoformat(), report.until.isoformat()
+    return data
+
+
+# Views -------------------------------------------------------------------------------------------------------------
+
+
+class Pages(PageNumberPagination):
+    """`?page=` and `?page_size=` (at most 200); 50 a page unless asked."""
+
+    page_size_query_param = "page_size"
+    max_page_size = 200
+
+
+class DeploymentsView(GenericAPIView):
+    """GET: deployments of your services, newest first (filters: service, team, environment, status, since,
+    until). POST: report one (idempotent by source + external id; 201 created, 200 updated)."""
+
+    pagination_class = Pages
+
+    @extend_schema(parameters=[DeploymentFilters], responses=OpenApiTypes.OBJECT)
+    def get(self, request: Request) -> Response:
+        filters = _parse(DeploymentFilters, request.query_params.dict())
+        page = self.paginate_queryset(deployment_list(team_ids=_team_ids(request), **filters)) or []
+        return self.get_paginated_response([deployment_json(d) for d in page])
+
+    @extend_schema(request=DeploymentInput, responses={201: OpenApiTypes.OBJECT, 200: OpenApiTypes.OBJECT})
+    def post(self, request: Request) -> Response:
+        data = _parse(DeploymentInput, request.data)
+        service = _visible_service(request, data.pop("service"))
+        data["repository"] = _repository_of(service, data.pop("repository"))
+        with _refusals():
+            deployment, created = deployment_report(service=service, team_ids=_team_ids(request), **data)
+        deployment = deployment_list(team_ids=None).get(pk=deployment.pk)
+        return Response(deployment_json(deployment), status=status.HTTP_201_CREATED if created else status.HTTP_200_OK)
+
+
+def _repository_of(service: Service, reference: str) -> Repository | None:
+    if not reference:
+        return None
+    repositories = service.repositories.all()
+    found = repositories.filter(pk=int(reference)) if reference.isdigit() else repositories.filter(full_path=reference)
+    repository = found.first()
+    if repository is None:
+        raise ValidationError({"repository": [f"{reference!r} is not one of {service.slug}'s repositories."]})
+    return repository
+
+
+class IncidentsView(GenericAPIView):
+    """GET: incidents of your services, newest first (filters: service, team, status, source, since, until).
+    POST: report one (idempotent by source + external id; 201 created, 200 updated)."""
+
+    pagination_class = Pages
+
+    @extend_schema(parameters=[IncidentFilters], responses=OpenApiTypes.OBJECT)
+    def get(self, request: Request) -> Response:
+        filters = _parse(IncidentFilters, request.query_params.dict())
+        page = self.paginate_queryset(incident_list(team_ids=_team_ids(request), **filters)) or []
+        return self.get_paginated_response([incident_json(i) for i in page])
+
+    @extend_schema(request=IncidentInput, responses={201: OpenApiTypes.OBJECT, 200: OpenApiTypes.OBJECT})
+    def post(self, request: Request) -> Response:
+        data = _parse(IncidentInput, request.data)
+        data["services"] = [_visible_service(request, slug, "services") for slug in data["services"]]
+        with _refusals():
+            incident, created = incident_report(team_ids=_team_ids(request), **data)
+        return Response(
+            incident_json(_incident(request, incident.pk)),
+            status=status.HTTP_201_CREATED if created else status.HTTP_200_OK,
+        )
+
+
+def _incident(request: Request, pk: int) -> Incident:
+    incident = incident_get(incident_id=pk, team_ids=_team_ids(request))
+    if incident is None:
+        raise NotFound("No such incident.")
+    return incident
+
+
+class IncidentView(APIView):
+    """GET: one incident with its ranked suspects. PATCH: change some of its fields."""
+
+    @extend_schema(responses=OpenApiTypes.OBJECT)
+    def get(self, request: Request, pk: int) -> Response:
+        incident = _incident(request, pk)
+        suspects = suspect_list(team_ids=_team_ids(request), incident=incident.pk).order_by("rank", "pk")
+        return Response({**incident_json(incident), "suspects": [suspect_json(s) for s in suspects]})
+
+    @extend_schema(request=IncidentPatchInput, responses=OpenApiTypes.OBJECT)
+    def patch(self, request: Request, pk: int) -> Response:
+        incident = _incident(request, pk)
+        changes = _parse(IncidentPatchInput, request.data)
+        if "services" in changes:
+            changes["services"] = [_visible_service(request, slug, "services") for slug in changes["services"]]
+        with _refusals():
+            incident_update(incident=incident, changes=changes, team_ids=_team_ids(request))
+        return Response(incident_json(_incident(request, pk)))
+
+
+class SuspectsView(GenericAPIView):
+    """GET: suspect changes of your services (filters: incident, verdict, service, team)."""
+
+    pagination_class = Pages
+
+    @extend_schema(parameters=[SuspectFilters], responses=OpenApiTypes.OBJECT)
+    def get(self, request: Request) -> Response:
+        filters = _parse(SuspectFilters, request.query_params.dict())
+        page = self.paginate_queryset(suspect_list(team_ids=_team_ids(request), **filters)) or []
+        return self.get_paginated_response([suspect_json(s) for s in page])
+
+
+class SuspectVerdictView(APIView):
+    """POST: a lead of the service's team (or a token of that team) confirms or rejects a suspect."""
+
+    verdict = ""
+
+    @extend_schema(request=None, responses=OpenApiTypes.OBJECT)
+    def post(self, request: Request, pk: int) -> Response:
+        suspect = suspect_get(suspect_id=pk, team_ids=_team_ids(request))
+        if suspect is None:
+            raise NotFound("No such suspect change.")
+        team_id = suspect.deployment.service.team_id
+        if team_id is None or not led_teams(request).filter(pk=team_id).exists():
+            raise PermissionDenied("Only a lead of the service's team may decide on its suspects.")
+        person = getattr(request.user, "person", None) if not isinstance(request.user, TokenUser) else None
+        decide = suspect_confirm if self.verdict == "confirm" else suspect_reject
+        decide(suspect=suspect, decided_by=person if isinstance(person, Person) else None)
+        return Response(suspect_json(suspect_list(team_ids=None).get(pk=pk)))
+
+
+class TeamDoraView(APIView):
+    """GET: the team's DORA metrics over `since`..`until` (dates, both included; default: the last 28 days)."""
+
+    @extend_schema(parameters=[PeriodInput], responses=OpenApiTypes.OBJECT)
+    def get(self, request: Request, slug: str) -> Response:
+        team = teams_visible(team_ids=_team_ids(request)).filter(slug=slug).first()
+        if team is None:
+            raise NotFound("No such team.")
+        period = _parse(PeriodInput, request.query_params.dict())
+        return Response({"team": team.slug, **dora_json(team_dora(team=team, **period))})
+
+
+class ServiceDoraView(APIView):
+    """GET: one service's DORA metrics over `since`..`until`."""
+
+    @extend_schema(parameters=[PeriodInput], responses=OpenApiTypes.OBJECT)
+    def get(self, request: Request, slug: str) -> Response:
+        service = services_visible(team_ids=_team_ids(request)).filter(slug=slug).first()
+        if service is None:
+            raise NotFound("No such service.")
+        period = _parse(PeriodInput, request.query_params.dict())
+        return Response({"service": service.slug, **dora_json(service_dora(service=service, **period))})

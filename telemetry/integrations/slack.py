@@ -1,0 +1,38 @@
+"""Slack-compatible incoming webhooks (Slack, Mattermost, Rocket.Chat): one JSON POST with a `text`."""
+
+from __future__ import annotations
+
+import json
+import urllib.error
+import urllib.request
+from urllib.parse import urlsplit
+
+TIMEOUT_SECONDS = 10
+
+
+class ChatError(Exception):
+    """The chat refused the message (a 4xx): sending it again will not help."""
+
+
+class ChatUnavailable(ChatError):
+    """A 5xx, a 429, a timeout or a refused connection: try again later."""
+
+
+def post_message(url: str, *, text: str, blocks: list[dict] | None = None) -> None:
+    if urlsplit(url).scheme not in {"http", "https"}:
+        raise ChatError(f"not an http(s) webhook URL: {url[:80]!r}")
+    payload: dict[str, object] = {"text": text}
+    if blocks:
+        payload["blocks"] = blocks
+    request = urllib.request.Request(  # noqa: S310 - the scheme is checked above
+        url, data=json.dumps(payload).encode(), headers={"Content-Type": "application/json"}, method="POST"
+    )
+    try:
+        with urllib.request.urlopen(request, timeout=TIMEOUT_SECONDS) as response:  # noqa: S310
+            response.read()
+    except urllib.error.HTTPError as error:
+        if error.code >= 500 or error.code == 429:
+            raise ChatUnavailable(f"chat webhook answered {error.code}") from error
+        raise ChatError(f"chat webhook refused the message: {error.code}") from error
+    except (urllib.error.URLError, TimeoutError, OSError) as error:
+        raise ChatUnavailable(f"chat webhook unreachable: {error}") from error

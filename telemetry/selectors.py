@@ -1,0 +1,722 @@
+"""Reads for production's side: what a caller may see, the facts a suspect is ranked on, and DORA metrics.
+
+Every selector runs a bounded number of queries, whatever the history's size: rows are restricted to a period
+or to a set of ids first, then aggregated in plain Python.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import math
+from collections import defaultdict
+from collections.abc import Collection, Iterable, Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+from django.db.models import Exists, Min, OuterRef, Q, QuerySet
+from django.utils import timezone
+
+from reviews.models import (
+    ChangedFile,
+    Comment,
+    Commit,
+    Override,
+    PairingParticipant,
+    Person,
+    PolicyViolation,
+    PullRequest,
+    Review,
+    Team,
+)
+from reviews.selectors.health import Distribution, percentile
+from telemetry import conf
+from telemetry.models import Deployment, DeploymentChange, Incident, Service, SuspectChange
+from telemetry.ranking import ChangeFacts, ConfirmedFile
+
+# A pairing session counts for a pull request when it overlaps its commits, from this long before the first.
+SESSION_LEAD_TIME = dt.timedelta(hours=1)
+
+TeamIds = Collection[int] | None  # None: every team (a superuser)
+
+
+# --- what a caller may see ----------------------------------------------------------------------------------------
+
+
+def services_visible(*, team_ids: TeamIds) -> QuerySet[Service]:
+    services = Service.objects.select_related("team")
+    return services if team_ids is None else services.filter(team_id__in=team_ids)
+
+
+def teams_visible(*, team_ids: TeamIds) -> QuerySet[Team]:
+    return Team.objects.all() if team_ids is None else Team.objects.filter(pk__in=team_ids)
+
+
+def deployment_list(
+    *,
+    team_ids: TeamIds,
+    service: str = "",
+    team: str = "",
+    environment: str = "",
+    status: str = "",
+    since: dt.datetime | None = None,
+    until: dt.datetime | None = None,
+) -> QuerySet[Deployment]:
+    deployments = Deployment.objects.select_related("service", "repository")
+    if team_ids is not None:
+        deployments = deployments.filter(service__team_id__in=team_ids)
+    if service:
+        deployments = deployments.filter(service__slug=service)
+    if team:
+        deployments = deployments.filter(service__team__slug=team)
+    if environment:
+        deployments = deployments.filter(environment=environment.strip().lower())
+    if status:
+        deployments = deployments.filter(status=status)
+    if since:
+        deployments = deployments.filter(finished_at__gte=since)
+    if until:
+        deployments = deployments.filter(finished_at__lt=until)
+    return deployments.order_by("-finished_at", "-pk")
+
+
+def incident_list(
+    *,
+    team_ids: TeamIds,
+    service: str = "",
+    team: str = "",
+    status: str = "",
+    source: str = "",
+    since: dt.datetime | None = None,
+    until: dt.datetime | None = None,
+) -> QuerySet[Incident]:
+    incidents = Incident.objects.prefetch_related("services")
+    if team_ids is not None:
+        incidents = incidents.filter(pk__in=_incident_ids_of(Q(service__team_id__in=team_ids)))
+    if service:
+        incidents = incidents.filter(pk__in=_incident_ids_of(Q(service__slug=service)))
+    if team:
+        incidents = incidents.filter(pk__in=_incident_ids_of(Q(service__team__slug=team)))
+    if status:
+        incidents = incidents.filter(status=status)
+    if source:
+        incidents = incidents.filter(source=source)
+    if since:
+        incidents = incidents.filter(started_at__gte=since)
+    if until:
+        incidents = incidents.filter(started_at__lt=until)
+    return incidents.order_by("-started_at", "-pk")
+
+
+def _incident_ids_of(where: Q) -> QuerySet:
+    return Incident.services.through.objects.filter(where).values("incident_id")
+
+
+def incident_get(*, incident_id: int, team_ids: TeamIds) -> Incident | None:
+    return incident_list(team_ids=team_ids).filter(pk=incident_id).first()
+
+
+def suspect_list(
+    *,
+    team_ids: TeamIds,
+    incident: int | None = None,
+    verdict: str = "",
+    service: str = "",
+    team: str = "",
+) -> QuerySet[SuspectChange]:
+    suspects = SuspectChange.objects.select_related(
+        "incident", "deployment__service", "pull_request__repository", "pull_request__author", "decided_by"
+    )
+    if team_ids is not None:
+        suspects = suspects.filter(deployment__service__team_id__in=team_ids)
+    if incident is not None:
+        suspects = suspects.filter(incident_id=incident)
+    if verdict:
+        suspects = suspects.filter(verdict=verdict)
+    if service:
+        suspects = suspects.filter(deployment__service__slug=service)
+    if team:
+        suspects = suspects.filter(deployment__service__team__slug=team)
+    return suspects.order_by("-incident__started_at", "incident_id", "rank", "pk")
+
+
+def suspect_get(*, suspect_id: int, team_ids: TeamIds) -> SuspectChange | None:
+    return suspect_list(team_ids=team_ids).filter(pk=suspect_id).first()
+
+
+# --- review and pairing facts of a batch of pull requests ---------------------------------------------------------
+
+
+@dataclass
+class ReviewFacts:
+    approvers: set[int] = field(default_factory=set)
+    first_activity: dt.datetime | None = None
+    first_approval: dt.datetime | None = None
+    comments: int = 0  # non-author review comments and review bodies
+
+
+def review_facts(*, authors: dict[int, int | None]) -> dict[int, ReviewFacts]:
+    """Per pull request (id → author id): who approved it, when review began, how much was said. Bots and the
+    author are left out. Two queries."""
+    facts: dict[int, ReviewFacts] = defaultdict(ReviewFacts)
+    ids = list(authors)
+    for pull_request_id, reviewer_id, state, submitted_at, body in (
+        Review.objects.filter(pull_request_id__in=ids, reviewer__isnull=False, reviewer__is_bot=False)
+        .order_by("submitted_at", "pk")
+        .values_list("pull_request_id", "reviewer_id", "state", "submitted_at", "body")
+    ):
+        if reviewer_id == authors[pull_request_id]:
+            continue
+        found = facts[pull_request_id]
+        found.first_activity = found.first_activity or submitted_at
+        if state == Review.State.APPROVED:
+            found.approvers.add(reviewer_id)
+            found.first_approval = found.first_approval or submitted_at
+        if body.strip():
+            found.comments += 1
+    for pull_request_id, author_id, created_at in (
+        Comment.objects.filter(pull_request_id__in=ids, is_system=False, author__isnull=False, author__is_bot=False)
+        .order_by("created_at", "pk")
+        .values_list("pull_request_id", "author_id", "created_at")
+    ):
+        if author_id == authors[pull_request_id]:
+            continue
+        found = facts[pull_request_id]
+        found.comments += 1
+        if found.first_activity is None or created_at < found.first_activity:
+            found.first_activity = created_at
+    return facts
+
+
+@dataclass(frozen=True)
+class _PairingSpan:
+    pull_request_id: int
+    author_id: int
+    repository_id: int
+    head_ref: str
+    start: dt.datetime
+    end: dt.datetime
+
+
+def pairing_partners(*, rows: Iterable[dict]) -> dict[int, set[int]]:
+    """Per pull request, the people (not its author, not bots) it was written with: the author and the partner
+    are, between them, a commit's author and a `Co-authored-by:` co-author; or both took part in a pairing
+    session on its repository (or head branch) overlapping its commits. Rows carry pk, author_id,
+    repository_id, head_ref, first_commit_at, ready_at, created_at and merged_at. At most five queries."""
+    spans = [_span(row) for row in rows if row["author_id"] is not None]
+    partners: dict[int, set[int]] = defaultdict(set)
+    if not spans:
+        return partners
+    _co_author_partners(spans, partners)
+    _session_partners(spans, partners)
+    everyone = {person for people in partners.values() for person in people}
+    bots = set(Person.objects.filter(pk__in=everyone, is_bot=True).values_list("pk", flat=True))
+    return {pk: people - bots for pk, people in partners.items() if people - bots}
+
+
+def _span(row: dict) -> _PairingSpan:
+    start = row["first_commit_at"] or row["ready_at"] or row["created_at"]
+    end = row["merged_at"] or timezone.now()
+    return _PairingSpan(
+        row["pk"], row["author_id"], row["repository_id"], row["head_ref"] or "", start - SESSION_LEAD_TIME, end
+    )
+
+
+def _co_author_partners(spans: Sequence[_PairingSpan], partners: dict[int, set[int]]) -> None:
+    by_id = {span.pull_request_id: span for span in spans}
+    through = PullRequest.commits.through
+    commits: dict[int, list[int]] = defaultdict(list)
+    commit_people: dict[int, set[int]] = defaultdict(set)
+    for pull_request_id, commit_id, author_id, identity_person_id in through.objects.filter(
+        pullrequest_id__in=list(by_id)
+    ).values_list("pullrequest_id", "commit_id", "commit__author_id", "commit__author_identity__person_id"):
+        commits[pull_request_id].append(commit_id)
+        commit_people[commit_id] |= {p for p in (author_id, identity_person_id) if p}
+    for commit_id, person_id in Commit.co_authors.through.objects.filter(
+        commit_id__in=list(commit_people), identity__person__isnull=False
+    ).values_list("commit_id", "identity__person_id"):
+        commit_people[commit_id].add(person_id)
+    for pull_request_id, commit_ids in commits.items():
+        author = by_id[pull_request_id].author_id
+        for commit_id in commit_ids:
+            people = commit_people[commit_id]
+            if author in people and len(people) > 1:
+                partners[pull_request_id] |= people - {author}
+
+
+def _session_partners(spans: Sequence[_PairingSpan], partners: dict[int, set[int]]) -> None:
+    authors = {span.author_id for span in spans}
+    start, end = min(span.start for span in spans), max(span.end for span in spans)
+    sessions: dict[int, tuple[dt.datetime, dt.datetime | None, int | None, str]] = {}
+    attended: dict[int, set[int]] = defaultdict(set)  # author → sessions
+    for session_id, person_id, started_at, ended_at, repository_id, branch in (
+        PairingParticipant.objects.filter(person_id__in=authors, session__started_at__lte=end)
+        .filter(Q(session__ended_at__isnull=True) | Q(session__ended_at__gte=start))
+        .values_list(
+            "session_id",
+            "person_id",
+            "session__started_at",
+            "session__ended_at",
+            "session__repository_id",
+            "session__branch",
+        )
+    ):
+        sessions[session_id] = (started_at, ended_at, repository_id, branch)
+        attended[person_id].add(session_id)
+    if not sessions:
+        return
+    people: dict[int, set[int]] = defaultdict(set)
+    for session_id, person_id in PairingParticipant.objects.filter(session_id__in=list(sessions)).values_list(
+        "session_id", "person_id"
+    ):
+        people[session_id].add(person_id)
+    for span in spans:
+        for session_id in attended[span.author_id]:
+            began, ended, session_repository, session_branch = sessions[session_id]
+            overlaps = began <= span.end and (ended is None or ended >= span.start)
+            same_work = session_repository == span.repository_id or (session_branch and session_branch == span.head_ref)
+            if overlaps and same_work:
+                partners[span.pull_request_id] |= people[session_id] - {span.author_id}
+
+
+# --- suspects: the facts one incident's candidates are ranked on ---------------------------------------------------
+
+_PULL_REQUEST_FIELDS = (
+    "pk",
+    "author_id",
+    "merged_by_id",
+    "repository_id",
+    "head_ref",
+    "additions",
+    "deletions",
+    "changed_files",
+    "created_at",
+    "ready_at",
+    "last_pushed_at",
+    "first_commit_at",
+    "merged_at",
+)
+
+
+def suspect_change_facts(*, incident: Incident, window: dt.timedelta) -> list[ChangeFacts]:
+    """The pull requests shipped to production by the incident's services in `window` before it started, with
+    what is known of each. A fixed number of queries (about fifteen), whatever the history's size."""
+    started_at = incident.started_at
+    service_ids = list(incident.services.values_list("pk", flat=True))
+    deployments = list(
+        Deployment.objects.filter(
+            service_id__in=service_ids,
+            environment__in=conf.production_environments(),
+            status=Deployment.Status.SUCCESS,
+            finished_at__gte=started_at - window,
+            finished_at__lte=started_at,
+        ).values_list("pk", "service_id", "finished_at")
+    )
+    finished: dict[int, dt.datetime] = {pk: at for pk, _, at in deployments if at is not None}
+    last_of_service: dict[int, tuple[dt.datetime, int]] = {}
+    for pk, service_id, _ in deployments:
+        latest = (finished[pk], pk)
+        last_of_service[service_id] = max(last_of_service.get(service_id, latest), latest)
+    last = {pk for _, pk in last_of_service.values()}
+    # A pull request shipped twice (two services of a monorepo) is suspected through the later deployment.
+    shipped_by: dict[int, int] = {}
+    for deployment_id, pull_request_id in (
+        DeploymentChange.objects.filter(deployment_id__in=list(finished), pull_request__isnull=False)
+        .values_list("deployment_id", "pull_request_id")
+        .distinct()
+    ):
+        current = shipped_by.get(pull_request_id)
+        if current is None or (finished[deployment_id], deployment_id) > (finished[current], current):
+            shipped_by[pull_request_id] = deployment_id
+    rows = {row["pk"]: row for row in PullRequest.objects.filter(pk__in=list(shipped_by)).values(*_PULL_REQUEST_FIELDS)}
+    ids = sorted(rows)
+    reviews = review_facts(authors={pk: row["author_id"] for pk, row in rows.items()})
+    partners = pairing_partners(rows=rows.values())
+    files = _files(ids)
+    overrides = _overrides(ids)
+    violations = dict(PolicyViolation.objects.filter(pull_request_id__in=ids).values_list("pull_request_id", "outcome"))
+    confirmed = _confirmed_files(rows, files, before=started_at)
+    names = dict(
+        Person.objects.filter(pk__in={p for people in partners.values() for p in people}).values_list(
+            "pk", "display_name"
+        )
+    )
+    facts = []
+    for pk in ids:
+        row, review = rows[pk], reviews.get(pk, ReviewFacts())
+        deployment_id = shipped_by[pk]
+        facts.append(
+            ChangeFacts(
+                pull_request_id=pk,
+                deployment_id=deployment_id,
+                deployed_at=finished[deployment_id],
+                last_deployment=deployment_id in last,
+                changed_lines=_changed_lines(row, files.get(pk)),
+                changed_files=row["changed_files"] or len(files.get(pk, ())) or None,
+                approvals=len(review.approvers),
+                review_comments=review.comments,
+                first_approval_after=_approval_after(row, review.first_approval),
+                self_merged=row["merged_by_id"] is not None and row["merged_by_id"] == row["author_id"],
+                overrides=tuple(overrides.get(pk, ())),
+                violation=violations.get(pk, ""),
+                paired_with=tuple(sorted(names.get(p, f"person {p}") for p in partners.get(pk, ()))),
+                confirmed_files=tuple(confirmed.get(pk, ())),
+            )
+        )
+    return facts
+
+
+def _files(ids: list[int]) -> dict[int, list[tuple[str, int]]]:
+    found: dict[int, list[tuple[str, int]]] = defaultdict(list)
+    for pull_request_id, path, additions, deletions in (
+        ChangedFile.objects.filter(pull_request_id__in=ids)
+        .order_by("pull_request_id", "path")
+        .values_list("pull_request_id", "path", "additions", "deletions")
+    ):
+        found[pull_request_id].append((path, additions + deletions))
+    return found
+
+
+def _changed_lines(row: dict, files: list[tuple[str, int]] | None) -> int | None:
+    if row["additions"] is not None and row["deletions"] is not None:
+        return int(row["additions"] + row["deletions"])
+    return sum(lines for _, lines in files) if files else None
+
+
+def _approval_after(row: dict, first_approval: dt.datetime | None) -> dt.timedelta | None:
+    if first_approval is None:
+        return None
+    ready = row["ready_at"] or row["created_at"]
+    pushed = row["last_pushed_at"]
+    start = pushed if pushed and pushed <= first_approval else ready
+    return first_approval - start
+
+
+def _overrides(ids: list[int]) -> dict[int, list[str]]:
+    found: dict[int, list[str]] = defaultdict(list)
+    for pull_request_id, name, reason in (
+        Override.objects.filter(pull_request_id__in=ids)
+        .order_by("created_at", "pk")
+        .values_list("pull_request_id", "overridden_by__display_name", "reason")
+    ):
+        reason = " ".join(reason.split())
+        found[pull_request_id].append(f"by {name}: “{reason[:120]}”" if reason else f"by {name}")
+    return found
+
+
+def _confirmed_files(
+    rows: dict[int, dict], files: dict[int, list[tuple[str, int]]], *, before: dt.datetime
+) -> dict[int, list[ConfirmedFile]]:
+    """The candidates' files that an earlier incident's confirmed cause changed too (same repository)."""
+    paths = sorted({path for pk in rows for path, _ in files.get(pk, ())})
+    repositories = sorted({row["repository_id"] for row in rows.values()})
+    earlier: dict[tuple[int, str], list[ConfirmedFile]] = defaultdict(list)
+    for repository_id, path, title, started_at in (
+        ChangedFile.objects.filter(
+            path__in=paths,
+            pull_request__repository_id__in=repositories,
+            pull_request__suspicions__verdict=SuspectChange.Verdict.CONFIRMED,
+            pull_request__suspicions__incident__started_at__lt=before,
+        )
+        .order_by("path", "pull_request__suspicions__incident__started_at")
+        .values_list(
+            "pull_request__repository_id",
+            "path",
+            "pull_request__suspicions__incident__title",
+            "pull_request__suspicions__incident__started_at",
+        )
+        .distinct()
+    ):
+        earlier[(repository_id, path)].append(ConfirmedFile(path, title, started_at))
+    found: dict[int, list[ConfirmedFile]] = defaultdict(list)
+    for pk, row in rows.items():
+        for path, _ in files.get(pk, ()):
+            found[pk].extend(earlier.get((row["repository_id"], path), ()))
+    return found
+
+
+# --- DORA (METRICS.md, "DORA") -------------------------------------------------------------------------------------
+
+REVIEW_MODES = ("paired", "one_approval", "two_or_more", "overridden", "unreviewed")
+BANDS = ("elite", "high", "medium", "low")
+
+
+@dataclass(frozen=True)
+class DeploymentFrequency:
+    deployments: int
+    per_day: float
+    deployment_days: int
+    median_days_per_week: float | None
+    median_days_per_month: float | None
+    band: str
+
+
+@dataclass(frozen=True)
+class LeadTime:
+    pull_requests: int
+    median_hours: float | None
+    p90_hours: float | None
+    parts: dict[str, float | None]  # median hours of coding, pickup, review, merge_to_deploy
+
+
+@dataclass(frozen=True)
+class ChangeFailureRate:
+    deployments: int
+    failed: int  # with at least one confirmed suspect change
+    rate: float | None
+    with_unconfirmed_suspects: int  # shown, never counted
+
+
+@dataclass(frozen=True)
+class TimeToRestore:
+    incidents: int
+    median_hours: float | None
+    p90_hours: float | None
+
+
+@dataclass(frozen=True)
+class ReviewModeRate:
+    pull_requests: int
+    failed: int
+    rate: float | None
+
+
+@dataclass(frozen=True)
+class DoraReport:
+    since: dt.datetime
+    until: dt.datetime
+    services: list[str]
+    deployment_frequency: DeploymentFrequency
+    lead_time: LeadTime
+    change_failure_rate: ChangeFailureRate
+    time_to_restore: TimeToRestore
+    cfr_by_review_mode: dict[str, ReviewModeRate]
+
+
+def team_dora(*, team: Team, since: dt.datetime, until: dt.datetime) -> DoraReport:
+    return services_dora(services=list(Service.objects.filter(team=team).order_by("slug")), since=since, until=until)
+
+
+def service_dora(*, service: Service, since: dt.datetime, until: dt.datetime) -> DoraReport:
+    return services_dora(services=[service], since=since, until=until)
+
+
+def services_dora(*, services: Sequence[Service], since: dt.datetime, until: dt.datetime) -> DoraReport:
+    """The four keys (and CFR by review mode) of these services over [since, until), as METRICS.md defines them.
+
+    - A deployment counts when it is successful, to a production environment, finished in the period (and, when
+      path-scoped, shipped a change of its service).
+    - Lead time: per merged pull request whose first counted production deployment of these services finished in
+      the period: first commit authored (else opened) → that deployment's finish. Parts: coding (first commit →
+      ready), pickup (ready → first review activity, or approval, or merge), review (→ merge), merge → deployed.
+    - Change failure rate: counted deployments with a confirmed suspect ÷ counted deployments.
+    - Time to restore: incident start → resolved, over the services' incidents resolved in the period.
+    - CFR by review mode: over the pull requests of the lead time, the share that is a confirmed cause; each
+      pull request is in one mode: overridden, else paired, else two or more approvals, else one, else unreviewed.
+    """
+    service_ids = [service.pk for service in services]
+    deployments = _counted_deployments(service_ids, since, until)
+    shipped = _first_production_deployments(service_ids, [d["pk"] for d in deployments], since, until)
+    rows = {
+        row["pk"]: row
+        for row in PullRequest.objects.filter(
+            pk__in=list(shipped), merged_at__isnull=False, author__is_bot=False
+        ).values(*_PULL_REQUEST_FIELDS)
+    }
+    reviews = review_facts(authors={pk: row["author_id"] for pk, row in rows.items()})
+    return DoraReport(
+        since=since,
+        until=until,
+        services=[service.slug for service in services],
+        deployment_frequency=_frequency(deployments, since, until),
+        lead_time=_lead_time(rows, reviews, shipped),
+        change_failure_rate=_change_failure_rate(deployments),
+        time_to_restore=_time_to_restore(service_ids, since, until),
+        cfr_by_review_mode=_by_review_mode(rows, reviews),
+    )
+
+
+def _counted_deployments(service_ids: list[int], since: dt.datetime, until: dt.datetime) -> list[dict[str, Any]]:
+    suspects = SuspectChange.objects.filter(deployment=OuterRef("pk"))
+    rows = (
+        Deployment.objects.filter(
+            service_id__in=service_ids,
+            environment__in=conf.production_environments(),
+            status=Deployment.Status.SUCCESS,
+            finished_at__gte=since,
+            finished_at__lt=until,
+        )
+        .annotate(
+            shipped=Exists(DeploymentChange.objects.filter(deployment=OuterRef("pk"), pull_request__isnull=False)),
+            confirmed=Exists(suspects.filter(verdict=SuspectChange.Verdict.CONFIRMED)),
+            suspected=Exists(suspects.filter(verdict=SuspectChange.Verdict.SUSPECTED)),
+        )
+        .order_by("finished_at", "pk")
+        .values("pk", "finished_at", "path_scoped", "shipped", "confirmed", "suspected")
+    )
+    return [dict(row) for row in rows if not row["path_scoped"] or row["shipped"]]
+
+
+def _first_production_deployments(
+    service_ids: list[int], deployment_ids: list[int], since: dt.datetime, until: dt.datetime
+) -> dict[int, dt.datetime]:
+    """Pull request → the finish of the first production deployment of these services that shipped it, for the
+    pull requests whose first one is in the period."""
+    in_period = DeploymentChange.objects.filter(deployment_id__in=deployment_ids, pull_request__isnull=False).values(
+        "pull_request_id"
+    )
+    firsts = (
+        DeploymentChange.objects.filter(
+            pull_request_id__in=in_period,
+            deployment__service_id__in=service_ids,
+            deployment__environment__in=conf.production_environments(),
+            deployment__status=Deployment.Status.SUCCESS,
+            deployment__finished_at__isnull=False,
+        )
+        .values("pull_request_id")
+        .annotate(first=Min("deployment__finished_at"))
+        .values_list("pull_request_id", "first")
+    )
+    return {pk: first for pk, first in firsts if since <= first < until}
+
+
+def _frequency(deployments: list[dict[str, Any]], since: dt.datetime, until: dt.datetime) -> DeploymentFrequency:
+    days = max((until - since).total_seconds() / 86400, 1 / 24)
+    deployed_days = {timezone.localtime(row["finished_at"]).date() for row in deployments}
+    start_day = timezone.localtime(since).date()
+    weekly = _days_per_bucket(deployed_days, start_day, days, 7)
+    monthly = _days_per_bucket(deployed_days, start_day, days, 30)
+    week_median, month_median = percentile(weekly, 50), percentile(monthly, 50)
+    if week_median is not None and week_median >= 3:
+        band = "elite"  # on demand: most weeks see three or more deployment days
+    elif week_median is not None and week_median >= 1:
+        band = "high"  # between once a day and once a week
+    elif month_median is not None and month_median >= 1:
+        band = "medium"  # between once a week and once a month
+    else:
+        band = "low"
+    return DeploymentFrequency(
+        deployments=len(deployments),
+        per_day=round(len(deployments) / days, 2),
+        deployment_days=len(deployed_days),
+        median_days_per_week=week_median,
+        median_days_per_month=month_median,
+        band=band,
+    )
+
+
+def _days_per_bucket(deployed_days: set[dt.date], start: dt.date, days: float, size: int) -> list[float]:
+    """Deployment days in each whole bucket of `size` days from the period's start (a shorter tail is left out,
+    unless the period is shorter than one bucket), sorted."""
+    buckets = max(1, math.floor(days / size))
+    counts = [0] * buckets
+    for day in deployed_days:
+        index = (day - start).days // size
+        if 0 <= index < buckets:
+            counts[index] += 1
+    return sorted(float(count) for count in counts)
+
+
+def _lead_time(rows: dict[int, dict], reviews: dict[int, ReviewFacts], shipped: dict[int, dt.datetime]) -> LeadTime:
+    total, coding, pickup, review, deploy = [], [], [], [], []
+    for pk, row in rows.items():
+        deployed, merged = shipped[pk], row["merged_at"]
+        ready = row["ready_at"] or row["created_at"]
+        first_commit = row["first_commit_at"] or row["created_at"]
+        facts = reviews.get(pk, ReviewFacts())
+        pickup_end = min(facts.first_activity or merged, facts.first_approval or merged, merged)
+        total.append(deployed - first_commit)
+        coding.append(max(ready - first_commit, dt.timedelta(0)))
+        pickup.append(max(pickup_end - ready, dt.timedelta(0)))
+        review.append(merged - max(pickup_end, ready))
+        deploy.append(deployed - merged)
+    overall = Distribution.of(total)
+    parts = {
+        "coding": Distribution.of(coding).median_hours,
+        "pickup": Distribution.of(pickup).median_hours,
+        "review": Distribution.of(review).median_hours,
+        "merge_to_deploy": Distribution.of(deploy).median_hours,
+    }
+    return LeadTime(len(rows), overall.median_hours, overall.p90_hours, parts)
+
+
+def _change_failure_rate(deployments: list[dict[str, Any]]) -> ChangeFailureRate:
+    failed = sum(1 for row in deployments if row["confirmed"])
+    unconfirmed = sum(1 for row in deployments if row["suspected"] and not row["confirmed"])
+    rate = round(failed / len(deployments), 4) if deployments else None
+    return ChangeFailureRate(len(deployments), failed, rate, unconfirmed)
+
+
+def _time_to_restore(service_ids: list[int], since: dt.datetime, until: dt.datetime) -> TimeToRestore:
+    incidents = list(
+        Incident.objects.filter(
+            pk__in=_incident_ids_of(Q(service_id__in=service_ids)), resolved_at__gte=since, resolved_at__lt=until
+        ).values_list("started_at", "resolved_at")
+    )
+    restored = Distribution.of(resolved - started for started, resolved in incidents if resolved is not None)
+    return TimeToRestore(len(incidents), restored.median_hours, restored.p90_hours)
+
+
+def _by_review_mode(rows: dict[int, dict], reviews: dict[int, ReviewFacts]) -> dict[str, ReviewModeRate]:
+    ids = list(rows)
+    overridden = set(Override.objects.filter(pull_request_id__in=ids).values_list("pull_request_id", flat=True))
+    partners = pairing_partners(rows=rows.values())
+    failed = set(
+        SuspectChange.objects.filter(pull_request_id__in=ids, verdict=SuspectChange.Verdict.CONFIRMED).values_list(
+            "pull_request_id", flat=True
+        )
+    )
+    counts = {mode: [0, 0] for mode in REVIEW_MODES}
+    for pk in ids:
+        approvals = len(reviews.get(pk, ReviewFacts()).approvers)
+        if pk in overridden:
+            mode = "overridden"
+        elif partners.get(pk):
+            mode = "paired"
+        elif approvals >= 2:
+            mode = "two_or_more"
+        elif approvals == 1:
+            mode = "one_approval"
+        else:
+            mode = "unreviewed"
+        counts[mode][0] += 1
+        counts[mode][1] += pk in failed
+    return {
+        mode: ReviewModeRate(total, bad, round(bad / total, 4) if total else None)
+        for mode, (total, bad) in counts.items()
+    }
+
+
+# --- repair: work whose task never ran ------------------------------------------------------------------------------
+
+
+def deployments_awaiting_link(*, older_than: dt.timedelta, limit: int) -> list[int]:
+    """Successful deployments never linked (and not failing to be), reported more than `older_than` ago."""
+    return list(
+        Deployment.objects.filter(
+            status=Deployment.Status.SUCCESS,
+            finished_at__isnull=False,
+            changes_linked_at__isnull=True,
+            link_error="",
+            created_at__lt=timezone.now() - older_than,
+        )
+        .order_by("finished_at", "pk")
+        .values_list("pk", flat=True)[:limit]
+    )
+
+
+def incidents_awaiting_correlation(*, older_than: dt.timedelta, limit: int) -> list[int]:
+    return list(
+        Incident.objects.filter(correlated_at__isnull=True, created_at__lt=timezone.now() - older_than)
+        .order_by("started_at", "pk")
+        .values_list("pk", flat=True)[:limit]
+    )
+
+
+def team_ids_led_by(*, user: object) -> set[int] | None:
+    """The teams a signed-in user leads; None for a superuser (every team)."""
+    if getattr(user, "is_superuser", False):
+        return None
+    person = getattr(user, "person", None)
+    if person is None:
+        return set()
+    return set(Team.objects.filter(memberships__person=person, memberships__role="lead").values_list("pk", flat=True))

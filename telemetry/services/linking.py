@@ -1,0 +1,411 @@
+"""Link a successful deployment to what it shipped: commits and the pull requests that merged them.
+
+What a deployment shipped is the commits reachable from its sha and not from the sha of the previous successful
+deployment of the same service, environment and repository. They are found, in this order:
+
+1. graph: from synced commits, walking the `parents` stored on each Commit. One query loads the repository's
+   commits authored since shortly before the previous deployment (and the two shas); up to five more fetch
+   parents that fell outside that window. The walk is complete when it reaches the previous deployment's history;
+2. compare: otherwise the VCS compare API (`base...head`), whose commits are stored as they are read;
+3. merge_order: when neither can say (no token, a sha the VCS does not know, or the VCS still failing after the
+   task's retries): the pull requests merged into the default branch after the one the previous deployment
+   shipped (by merge time) and up to the one this deployment's sha merged (else its start time).
+
+A service's first deployment has no previous one: it ships what its walk reaches (or what was merged) within
+`TELEMETRY_FIRST_DEPLOYMENT_LOOKBACK_DAYS` before it.
+
+The pull requests are the merged ones whose merge commit (or, for a fast-forward, head) is among the commits.
+A service with path filters on the repository keeps only the pull requests with a changed file under them (and
+their commits); commits pushed without a pull request, and pull requests whose files were never synced, are
+kept only by services without path filters.
+
+Idempotent: the deployment's changes are made exactly the computed set. Linking a deployment for the first time
+re-links the next deployment (a late report shrinks what the next one shipped); whenever what a production
+deployment shipped changes, the incidents that started in the window after it are ranked again.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import re
+from collections.abc import Callable
+from dataclasses import dataclass
+
+from django.db import transaction
+from django.db.models import Q, QuerySet
+from django.utils import timezone
+
+from reviews.integrations.vcs import VcsClient, VcsError, VcsRateLimited, VcsUnavailable
+from reviews.models import ChangedFile, Commit, PullRequest, Repository
+from reviews.policy.codeowners import glob_to_regex
+from reviews.services.pull_requests import commit_upsert
+from reviews.services.sync import connection_token, vcs_client_for
+from telemetry import conf
+from telemetry.models import Deployment, DeploymentChange, Incident, ServiceRepository
+from telemetry.services.deployments import repository_for_sha
+from telemetry.services.enqueue import deployment_link_enqueue, incident_correlate_enqueue
+
+# How far before the previous deployment the graph query reaches: branch commits are usually authored shortly
+# before they are merged; older ones are fetched by sha, a few rounds at most.
+GRAPH_SLACK = dt.timedelta(days=7)
+MAX_FILL_ROUNDS = 5
+
+ClientFactory = Callable[..., VcsClient]
+Change = tuple[int | None, int | None]  # (commit id, pull request id)
+
+
+class LinkError(Exception):
+    """The deployment cannot be linked as it stands (no repository to look in): recorded, not retried."""
+
+
+@dataclass(frozen=True)
+class LinkResult:
+    method: str
+    commits: int
+    pull_requests: int
+
+
+@dataclass(frozen=True)
+class _Node:
+    pk: int
+    parents: tuple[str, ...]
+    authored_at: dt.datetime
+
+
+@dataclass(frozen=True)
+class _Shipped:
+    method: str
+    commits: dict[str, int] | None  # sha → commit id; None when only pull requests are known
+    pull_request_ids: list[int]
+
+
+def deployment_changes_link(
+    *,
+    deployment_id: int,
+    allow_vcs: bool = True,
+    vcs_error: str = "",
+    client_factory: ClientFactory = vcs_client_for,
+) -> LinkResult:
+    """Make the deployment's DeploymentChange rows what it shipped. VcsUnavailable and VcsRateLimited propagate
+    (the task retries); `allow_vcs=False` skips the compare API, `vcs_error` says why (it is recorded)."""
+    deployment = Deployment.objects.select_related("service", "repository__connection").get(pk=deployment_id)
+    first_link = deployment.changes_linked_at is None
+    if deployment.status != Deployment.Status.SUCCESS or deployment.finished_at is None:
+        _write(deployment, set(), method="none")
+        return LinkResult("none", 0, 0)
+    repository = deployment.repository or repository_for_sha(service=deployment.service, sha=deployment.sha)
+    if repository is None:
+        message = f"Cannot tell which of {deployment.service.slug}'s repositories {deployment.sha[:12]} is in."
+        Deployment.objects.filter(pk=deployment.pk).update(link_error=message)
+        raise LinkError(message)
+    if deployment.repository_id is None:
+        Deployment.objects.filter(pk=deployment.pk).update(repository=repository)
+        deployment.repository = repository
+    previous = _previous(deployment, repository)
+    shipped, note = _shipped(deployment, repository, previous, allow_vcs=allow_vcs, client_factory=client_factory)
+    path_filters = _path_filters(deployment, repository)
+    changes = _changes(repository, shipped, path_filters)
+    changed = _write(deployment, changes, method=shipped.method, error=vcs_error or note)
+    if first_link:
+        _relink_next(deployment, repository)
+    if first_link or changed:
+        _rank_incidents_after(deployment)
+    pull_requests = {pr for _, pr in changes if pr is not None}
+    return LinkResult(shipped.method, sum(1 for commit, _ in changes if commit is not None), len(pull_requests))
+
+
+def _previous(deployment: Deployment, repository: Repository) -> Deployment | None:
+    finished = deployment.finished_at
+    return (
+        Deployment.objects.filter(
+            service_id=deployment.service_id,
+            environment=deployment.environment,
+            repository=repository,
+            status=Deployment.Status.SUCCESS,
+        )
+        .filter(Q(finished_at__lt=finished) | Q(finished_at=finished, pk__lt=deployment.pk))
+        .order_by("-finished_at", "-pk")
+        .first()
+    )
+
+
+def _shipped(
+    deployment: Deployment,
+    repository: Repository,
+    previous: Deployment | None,
+    *,
+    allow_vcs: bool,
+    client_factory: ClientFactory,
+) -> tuple[_Shipped, str]:
+    finished = deployment.finished_at or timezone.now()  # linking is only asked of finished deployments
+    if previous is not None and previous.sha == deployment.sha:
+        return _Shipped("graph", {}, []), ""  # the same sha again: nothing new
+    floor = None if previous else finished - conf.first_deployment_lookback()
+    since = (previous.finished_at if previous and previous.finished_at else finished) - GRAPH_SLACK
+    walked = _walk_graph(
+        repository, deployment.sha, previous.sha if previous else None, since=min(since, floor or since), floor=floor
+    )
+    if walked is not None:
+        return _Shipped("graph", walked, []), ""
+    note = ""
+    if previous is not None and allow_vcs and connection_token(repository.connection):
+        try:
+            commits = _compare(repository, previous.sha, deployment.sha, client_factory)
+        except (VcsUnavailable, VcsRateLimited):
+            raise
+        except VcsError as error:
+            note = f"compare {previous.sha[:12]}...{deployment.sha[:12]} failed: {error}"
+        else:
+            return _Shipped("compare", commits, []), ""
+    return _Shipped("merge_order", None, _merged_between(repository, deployment, previous, floor)), note
+
+
+# --- 1. the stored commit graph -----------------------------------------------------------------------------------
+
+
+def _walk_graph(
+    repository: Repository, head: str, base: str | None, *, since: dt.datetime, floor: dt.datetime | None
+) -> dict[str, int] | None:
+    """sha → id of the commits reachable from `head` and not from `base` (nor authored before `floor`); None
+    when the stored graph cannot tell (the head is unknown, or the walk never reaches the base's history)."""
+    shas = [sha for sha in (head, base) if sha]
+    graph = _nodes(Commit.objects.filter(repository=repository).filter(Q(authored_at__gte=since) | Q(sha__in=shas)))
+    if head not in graph:
+        return None
+    for round_ in range(MAX_FILL_ROUNDS + 1):
+        behind = _ancestors(graph, base) if base else set()
+        shipped, missing, reached_base = _walk(graph, head, behind, floor)
+        if base is None or not missing or round_ == MAX_FILL_ROUNDS:
+            break
+        fetched = _nodes(Commit.objects.filter(repository=repository, sha__in=sorted(missing)))
+        if not fetched:
+            break
+        graph.update(fetched)
+    if base is not None and not reached_base:
+        return None
+    return shipped
+
+
+def _nodes(commits: QuerySet[Commit]) -> dict[str, _Node]:
+    rows = commits.values_list("pk", "sha", "parents", "authored_at")
+    return {sha: _Node(pk, tuple(parents or ()), authored_at) for pk, sha, parents, authored_at in rows}
+
+
+def _ancestors(graph: dict[str, _Node], start: str) -> set[str]:
+    seen: set[str] = set()
+    stack = [start]
+    while stack:
+        sha = stack.pop()
+        if sha in seen:
+            continue
+        seen.add(sha)
+        node = graph.get(sha)
+        if node is not None:
+            stack.extend(node.parents)
+    return seen
+
+
+def _walk(
+    graph: dict[str, _Node], head: str, behind: set[str], floor: dt.datetime | None
+) -> tuple[dict[str, int], set[str], bool]:
+    shipped: dict[str, int] = {}
+    missing: set[str] = set()
+    reached_base = False
+    stack = [head]
+    while stack:
+        sha = stack.pop()
+        if sha in shipped:
+            continue
+        if sha in behind:
+            reached_base = True
+            continue
+        node = graph.get(sha)
+        if node is None:
+            missing.add(sha)
+            continue
+        if floor is not None and node.authored_at < floor and sha != head:
+            continue  # a first deployment: what came before the look-back is history
+        shipped[sha] = node.pk
+        stack.extend(node.parents)
+    return shipped, missing, reached_base
+
+
+# --- 2. the VCS compare API ---------------------------------------------------------------------------------------
+
+
+def _compare(repository: Repository, base: str, head: str, client_factory: ClientFactory) -> dict[str, int]:
+    client = client_factory(repository.connection)
+    try:
+        records = client.compare(repository.full_path, base, head)
+    finally:
+        client.close()
+    with transaction.atomic():
+        return {record.sha: commit_upsert(repository=repository, record=record).pk for record in records}
+
+
+# --- 3. merge order -----------------------------------------------------------------------------------------------
+
+
+def _merged_between(
+    repository: Repository, deployment: Deployment, previous: Deployment | None, floor: dt.datetime | None
+) -> list[int]:
+    upper = _merged_at(repository, deployment.sha) or deployment.started_at or deployment.finished_at
+    if previous is not None:
+        lower = _merged_at(repository, previous.sha) or previous.started_at or previous.finished_at
+    else:
+        lower = floor
+    merged = PullRequest.objects.filter(
+        repository=repository, state=PullRequest.State.MERGED, merged_at__lte=upper
+    ).filter(Q(base_ref=repository.default_branch) | Q(base_ref=""))
+    if lower is not None:
+        merged = merged.filter(merged_at__gt=lower)
+    return sorted(merged.values_list("pk", flat=True))
+
+
+def _merged_at(repository: Repository, sha: str) -> dt.datetime | None:
+    return (
+        PullRequest.objects.filter(repository=repository, state=PullRequest.State.MERGED)
+        .filter(Q(merge_commit_sha=sha) | Q(head_sha=sha))
+        .order_by("merged_at")
+        .values_list("merged_at", flat=True)
+        .first()
+    )
+
+
+# --- from commits to changes --------------------------------------------------------------------------------------
+
+
+def _path_filters(deployment: Deployment, repository: Repository) -> list[str]:
+    filters = (
+        ServiceRepository.objects.filter(service_id=deployment.service_id, repository=repository)
+        .values_list("path_filters", flat=True)
+        .first()
+    )
+    return [str(f) for f in filters or [] if str(f).strip()]
+
+
+def _changes(repository: Repository, shipped: _Shipped, path_filters: list[str]) -> set[Change]:
+    if shipped.commits is None:
+        return _changes_by_pull_request(repository, shipped.pull_request_ids, path_filters)
+    if not shipped.commits:
+        return set()
+    shas = list(shipped.commits)
+    pull_request_of: dict[str, int] = {}
+    for pk, merge_sha, head_sha in (
+        PullRequest.objects.filter(repository=repository, state=PullRequest.State.MERGED)
+        .filter(Q(merge_commit_sha__in=shas) | Q(head_sha__in=shas))
+        .order_by("pk")
+        .values_list("pk", "merge_commit_sha", "head_sha")
+    ):
+        if merge_sha in shipped.commits:
+            pull_request_of[merge_sha] = pull_request_of.get(merge_sha, pk)
+        if head_sha in shipped.commits and head_sha != merge_sha:
+            pull_request_of.setdefault(head_sha, pk)
+    pull_request_ids = sorted(set(pull_request_of.values()))
+    through = PullRequest.commits.through
+    branch_commits: dict[int, int] = {}
+    for commit_id, pull_request_id in through.objects.filter(
+        pullrequest_id__in=pull_request_ids, commit_id__in=list(shipped.commits.values())
+    ).values_list("commit_id", "pullrequest_id"):
+        branch_commits[commit_id] = min(pull_request_id, branch_commits.get(commit_id, pull_request_id))
+    kept = _touching(pull_request_ids, path_filters) if path_filters else None
+    changes: set[Change] = set()
+    for sha, commit_id in shipped.commits.items():
+        pull_request_id = pull_request_of.get(sha) or branch_commits.get(commit_id)
+        if kept is not None and pull_request_id not in kept:
+            continue
+        changes.add((commit_id, pull_request_id))
+    return changes
+
+
+def _changes_by_pull_request(
+    repository: Repository, pull_request_ids: list[int], path_filters: list[str]
+) -> set[Change]:
+    if path_filters:
+        pull_request_ids = sorted(_touching(pull_request_ids, path_filters))
+    rows = list(PullRequest.objects.filter(pk__in=pull_request_ids).values_list("pk", "merge_commit_sha", "head_sha"))
+    shas = {sha for _, merge_sha, head_sha in rows for sha in (merge_sha, head_sha) if sha}
+    commit_ids = dict(Commit.objects.filter(repository=repository, sha__in=shas).values_list("sha", "pk"))
+    changes: set[Change] = set()
+    for pk, merge_sha, head_sha in rows:
+        changes.add((commit_ids.get(merge_sha or head_sha), pk))
+    return changes
+
+
+def _touching(pull_request_ids: list[int], path_filters: list[str]) -> set[int]:
+    """The pull requests with a changed file (or a file renamed away) under one of the path filters."""
+    pattern = re.compile("|".join(f"(?:{glob_to_regex(f)})" for f in path_filters))
+    kept: set[int] = set()
+    for pull_request_id, path, previous_path in ChangedFile.objects.filter(
+        pull_request_id__in=pull_request_ids
+    ).values_list("pull_request_id", "path", "previous_path"):
+        if pattern.match(path) or (previous_path and pattern.match(previous_path)):
+            kept.add(pull_request_id)
+    return kept
+
+
+def _write(deployment: Deployment, changes: set[Change], *, method: str, error: str = "") -> bool:
+    """Make the deployment's changes exactly `changes`; True when that changed anything."""
+    with transaction.atomic():
+        # Serialise with any other linking of the same deployment: the last one computes from the same inputs.
+        Deployment.objects.select_for_update().filter(pk=deployment.pk).first()
+        existing = {
+            (commit_id, pull_request_id): pk
+            for pk, commit_id, pull_request_id in DeploymentChange.objects.filter(deployment=deployment).values_list(
+                "pk", "commit_id", "pull_request_id"
+            )
+        }
+        stale = [pk for key, pk in existing.items() if key not in changes]
+        if stale:
+            DeploymentChange.objects.filter(pk__in=stale).delete()
+        DeploymentChange.objects.bulk_create(
+            [
+                DeploymentChange(deployment=deployment, commit_id=commit_id, pull_request_id=pull_request_id)
+                for commit_id, pull_request_id in sorted(changes - existing.keys(), key=_sort_key)
+            ]
+        )
+        now = timezone.now()
+        Deployment.objects.filter(pk=deployment.pk).update(changes_linked_at=now, link_method=method, link_error=error)
+    deployment.changes_linked_at, deployment.link_method, deployment.link_error = now, method, error
+    return bool(stale) or bool(changes - existing.keys())
+
+
+def _sort_key(change: Change) -> tuple[int, int]:
+    return (change[0] or 0, change[1] or 0)
+
+
+def _relink_next(deployment: Deployment, repository: Repository) -> None:
+    """A deployment linked for the first time: the next one, if already linked, shipped less than it thought."""
+    finished = deployment.finished_at or timezone.now()
+    following = (
+        Deployment.objects.filter(
+            service_id=deployment.service_id,
+            environment=deployment.environment,
+            repository=repository,
+            status=Deployment.Status.SUCCESS,
+            changes_linked_at__isnull=False,
+        )
+        .filter(Q(finished_at__gt=finished) | Q(finished_at=finished, pk__gt=deployment.pk))
+        .order_by("finished_at", "pk")
+        .values_list("pk", flat=True)
+        .first()
+    )
+    if following is not None:
+        deployment_link_enqueue(deployment_id=following)
+
+
+def _rank_incidents_after(deployment: Deployment) -> None:
+    """What a production deployment shipped changed: the incidents that started within the window after it may
+    have gained or lost a suspect."""
+    if deployment.environment not in conf.production_environments() or deployment.finished_at is None:
+        return
+    finished = deployment.finished_at
+    for incident_id in (
+        Incident.objects.filter(
+            services=deployment.service_id, started_at__gte=finished, started_at__lte=finished + conf.suspect_window()
+        )
+        .order_by("pk")
+        .values_list("pk", flat=True)
+        .distinct()
+    ):
+        incident_correlate_enqueue(incident_id=incident_id)

@@ -1,0 +1,93 @@
+"""Celery tasks for production's side. Each takes an id, calls one service, and may run twice harmlessly: linking
+recomputes the same set of changes, ranking upserts by incident + pull request, and the chat notice is claimed
+under a row lock and sent once. Errors are recorded on the row; retries follow an explicit countdown schedule.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import logging
+import math
+
+from celery import shared_task
+from django.db import OperationalError
+
+from reviews.integrations.vcs import VcsRateLimited, VcsUnavailable
+from telemetry.integrations.slack import ChatError, ChatUnavailable
+from telemetry.models import Deployment, Incident
+from telemetry.selectors import deployments_awaiting_link, incidents_awaiting_correlation
+from telemetry.services.correlation import incident_correlate
+from telemetry.services.linking import LinkError, deployment_changes_link
+from telemetry.services.suspects import suspect_chat_notify
+
+logger = logging.getLogger(__name__)
+
+# Seconds before each retry while the VCS cannot answer a compare (after the last, merge order is used).
+LINK_RETRY_COUNTDOWNS = (60, 300, 900, 3600)
+CORRELATE_RETRY_COUNTDOWNS = (10, 60, 300)
+CHAT_RETRY_COUNTDOWNS = (30, 120, 600, 1800)
+REPAIR_BATCH = 500
+REPAIR_GRACE = dt.timedelta(minutes=5)
+
+
+@shared_task(bind=True, acks_late=True, max_retries=len(LINK_RETRY_COUNTDOWNS), soft_time_limit=120, time_limit=150)
+def link_deployment_changes(self, deployment_id: int) -> str:  # type: ignore[no-untyped-def]
+    try:
+        result = deployment_changes_link(deployment_id=deployment_id)
+    except LinkError as error:
+        return f"failed: {error}"  # recorded on the deployment; a later report or a lead fixes the input
+    except (VcsUnavailable, VcsRateLimited) as error:
+        if self.request.is_eager or self.request.retries >= self.max_retries:
+            # Give up on the VCS, not on the deployment: merge order still says what it shipped.
+            result = deployment_changes_link(deployment_id=deployment_id, allow_vcs=False, vcs_error=str(error))
+            return f"linked by {result.method} after the VCS failed: {result.pull_requests} pull requests"
+        if isinstance(error, VcsRateLimited):
+            countdown = max(1, math.ceil(error.retry_after))  # the wait the VCS asked for, no more
+        else:
+            countdown = LINK_RETRY_COUNTDOWNS[self.request.retries]
+        Deployment.objects.filter(pk=deployment_id).update(
+            link_error=f"retrying in {countdown}s (attempt {self.request.retries + 1}): {error}"[:1000]
+        )
+        raise self.retry(exc=error, countdown=countdown) from error
+    except Deployment.DoesNotExist:
+        return "skipped: no such deployment"
+    return f"linked by {result.method}: {result.commits} commits, {result.pull_requests} pull requests"
+
+
+@shared_task(bind=True, acks_late=True, max_retries=len(CORRELATE_RETRY_COUNTDOWNS), soft_time_limit=60, time_limit=90)
+def correlate_incident(self, incident_id: int) -> str:  # type: ignore[no-untyped-def]
+    try:
+        result = incident_correlate(incident_id=incident_id)
+    except OperationalError as error:
+        # Lock timeouts and dropped connections pass; anything else is a bug to see, not to retry.
+        Incident.objects.filter(pk=incident_id).update(correlation_error=f"{type(error).__name__}: {error}"[:1000])
+        if self.request.is_eager or self.request.retries >= self.max_retries:
+            raise
+        raise self.retry(exc=error, countdown=CORRELATE_RETRY_COUNTDOWNS[self.request.retries]) from error
+    if result is None:
+        return "skipped: no such incident"
+    return f"ranked {result.suspects} suspects, removed {result.removed}"
+
+
+@shared_task(bind=True, acks_late=True, max_retries=len(CHAT_RETRY_COUNTDOWNS), soft_time_limit=30, time_limit=45)
+def notify_chat_of_cause(self, suspect_id: int) -> str:  # type: ignore[no-untyped-def]
+    try:
+        return suspect_chat_notify(suspect_id=suspect_id)
+    except ChatUnavailable as error:
+        if self.request.is_eager or self.request.retries >= self.max_retries:
+            return f"failed: {error}"  # recorded on the suspect
+        raise self.retry(exc=error, countdown=CHAT_RETRY_COUNTDOWNS[self.request.retries]) from error
+    except ChatError as error:
+        return f"failed: {error}"  # the chat refused it: sending it again would not help
+
+
+@shared_task(acks_late=True, soft_time_limit=60, time_limit=90)
+def repair_telemetry() -> dict[str, int]:
+    """Beat: queue the linking and ranking whose tasks were lost (a broker outage, a worker killed mid-way)."""
+    deployments = deployments_awaiting_link(older_than=REPAIR_GRACE, limit=REPAIR_BATCH)
+    incidents = incidents_awaiting_correlation(older_than=REPAIR_GRACE, limit=REPAIR_BATCH)
+    for deployment_id in deployments:
+        link_deployment_changes.delay(deployment_id)
+    for incident_id in incidents:
+        correlate_incident.delay(incident_id)
+    return {"deployments": len(deployments), "incidents": len(incidents)}
