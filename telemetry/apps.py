@@ -15,6 +15,14 @@ class TelemetryConfig(AppConfig):
         if deployments_from_webhook not in deployment_handlers:
             deployment_handlers.append(deployments_from_webhook)
 
+        # ... the processors that replay its stored incident webhooks ...
+        from reviews.services.webhooks import delivery_processors
+        from telemetry.integrations import opsgenie, pagerduty
+        from telemetry.webhooks import incident_delivery_processor
+
+        delivery_processors.setdefault("pagerduty", incident_delivery_processor(pagerduty.parse_webhook))
+        delivery_processors.setdefault("opsgenie", incident_delivery_processor(opsgenie.parse_webhook))
+
         # ... and the sections it adds to the review side's pages.
         from reviews.sections import pull_request_sections, team_sections
         from telemetry.sections import pull_request_production_section, team_production_section

@@ -1,24 +1,37 @@
 """`POST /webhooks/pagerduty/` (V3 webhook subscriptions) and `POST /webhooks/opsgenie/` (the Webhook integration).
 
-Verify, parse, apply, answer. An incident change is small and needs no remote call, so it is applied before the
-answer, in one transaction: the sender learns at once whether it was taken (2xx), refused (401: signature or
-token) or malformed (400, with what is wrong; nothing is written). Ranking its suspects is queued.
+Verify, store, apply, answer. Every delivery is stored as a WebhookDelivery first (deduplicated by the body, which
+a retry repeats), like the VCS webhooks, so it can be audited and replayed. An incident change is
+small and needs no remote call, so it is applied before the answer, in one transaction: the sender learns at once
+whether it was taken (2xx), refused (401: signature or token) or malformed (400, with what is wrong; no incident
+is written, the delivery is kept as failed). Ranking its suspects is queued.
 """
 
 from __future__ import annotations
 
+import hashlib
 import json
 import logging
 from collections.abc import Callable
 from typing import Any
 
+from django.db import transaction
 from django.http import HttpRequest, JsonResponse
 from django.views.decorators.csrf import csrf_exempt
 from django.views.decorators.http import require_POST
 
+from reviews.integrations.records import PayloadError
+from reviews.models import WebhookDelivery
+from reviews.services.webhooks import (
+    DeliveryProcessor,
+    webhook_delivery_claim,
+    webhook_delivery_finish,
+    webhook_delivery_receive,
+)
 from telemetry import conf
 from telemetry.integrations import opsgenie, pagerduty
 from telemetry.integrations.records import IncidentEvent, IncidentPayloadError
+from telemetry.models import Incident
 from telemetry.services.incidents import incident_record_apply
 
 logger = logging.getLogger(__name__)
@@ -28,24 +41,94 @@ def _error(status: int, message: str) -> JsonResponse:
     return JsonResponse({"error": message}, status=status)
 
 
-def _handle(body: bytes, parse: Callable[[dict[str, Any]], IncidentEvent]) -> JsonResponse:
+Parser = Callable[[dict[str, Any]], IncidentEvent]
+
+
+def incident_delivery_apply(*, delivery: WebhookDelivery, parse: Parser) -> tuple[Incident | None, str]:
+    """Apply a stored incident webhook: the incident and what happened to it, or None and why it was ignored.
+    Raises IncidentPayloadError for a payload its format does not document."""
+    payload = json.loads(delivery.body)
+    event = parse(payload)
+    if event.record is None:
+        return None, event.ignored
+    return incident_record_apply(record=event.record)
+
+
+def incident_delivery_processor(parse: Parser) -> DeliveryProcessor:
+    """The replay path (admin "reprocess"): the same application, through the reviews delivery processor."""
+
+    def process(delivery: WebhookDelivery) -> list[int]:
+        try:
+            incident, outcome = incident_delivery_apply(delivery=delivery, parse=parse)
+        except IncidentPayloadError as error:
+            raise PayloadError(str(error)) from error
+        if incident is None:
+            webhook_delivery_finish(delivery=delivery, status=WebhookDelivery.Status.IGNORED, error=outcome)
+        return []
+
+    return process
+
+
+def _delivery_id(body: bytes) -> str:
+    # A retried delivery repeats its body byte for byte (PagerDuty's event id included); a new event differs.
+    return "sha256:" + hashlib.sha256(body).hexdigest()
+
+
+def _handle(request: HttpRequest, provider: str, parse: Parser) -> JsonResponse:
+    """Store the delivery, then apply it before answering: the sender learns at once whether it was taken."""
+    body = request.body
     try:
         payload = json.loads(body)
     except ValueError as error:
         return _error(400, f"Body is not valid JSON: {error}")
     if not isinstance(payload, dict):
         return _error(400, "Body must be a JSON object.")
+    received = webhook_delivery_receive(
+        provider=provider,
+        delivery_id=_delivery_id(body),
+        event=_event_name(payload),
+        action="",
+        headers={name: value for name, value in request.headers.items() if name.lower() in _KEPT_HEADERS},
+        body=body.decode("utf-8", errors="replace"),
+        connection=None,
+    )
+    if not received.created:
+        return JsonResponse({"status": "duplicate", "delivery": received.delivery.pk})
+    delivery = webhook_delivery_claim(delivery_id=received.delivery.pk)
+    if delivery is None:
+        return JsonResponse({"status": "duplicate", "delivery": received.delivery.pk})
     try:
-        event = parse(payload)
+        with transaction.atomic():
+            incident, outcome = incident_delivery_apply(delivery=delivery, parse=parse)
     except IncidentPayloadError as error:
+        webhook_delivery_finish(
+            delivery=delivery, status=WebhookDelivery.Status.FAILED, error=f"Invalid payload: {error}"
+        )
         return _error(400, f"Invalid payload: {error}")
-    if event.record is None:
-        return JsonResponse({"status": "ignored", "reason": event.ignored})
-    incident, outcome = incident_record_apply(record=event.record)
+    except Exception as error:
+        webhook_delivery_finish(
+            delivery=delivery, status=WebhookDelivery.Status.FAILED, error=f"{type(error).__name__}: {error}"
+        )
+        raise
+    if incident is None:
+        webhook_delivery_finish(delivery=delivery, status=WebhookDelivery.Status.IGNORED, error=outcome)
+        return JsonResponse({"status": "ignored", "reason": outcome})
+    webhook_delivery_finish(delivery=delivery, status=WebhookDelivery.Status.PROCESSED)
     services = sorted(service.slug for service in incident.services.all())
     return JsonResponse(
         {"status": outcome, "incident": incident.pk, "services": services}, status=201 if outcome == "created" else 200
     )
+
+
+_KEPT_HEADERS = {"content-type", "user-agent", "x-webhook-id", "x-webhook-subscription"}
+
+
+def _event_name(payload: dict[str, Any]) -> str:
+    event = payload.get("event")
+    if isinstance(event, dict) and isinstance(event.get("event_type"), str):
+        return event["event_type"][:100]
+    action = payload.get("action")
+    return action[:100] if isinstance(action, str) else ""
 
 
 @csrf_exempt
@@ -61,7 +144,7 @@ def pagerduty_webhook(request: HttpRequest) -> JsonResponse:
     if not pagerduty.verify_signature(secrets, request.body, signature):
         logger.warning("rejected a PagerDuty webhook: signature mismatch")
         return _error(401, "X-PagerDuty-Signature does not match the webhook secret.")
-    return _handle(request.body, pagerduty.parse_webhook)
+    return _handle(request, "pagerduty", pagerduty.parse_webhook)
 
 
 @csrf_exempt
@@ -80,4 +163,4 @@ def opsgenie_webhook(request: HttpRequest) -> JsonResponse:
     if not opsgenie.verify_token(expected, offered):
         logger.warning("rejected an Opsgenie webhook: token mismatch")
         return _error(401, "X-Tandem-Token does not match OPSGENIE_WEBHOOK_TOKEN.")
-    return _handle(request.body, opsgenie.parse_webhook)
+    return _handle(request, "opsgenie", opsgenie.parse_webhook)

@@ -45,6 +45,11 @@ PARSERS: dict[str, Callable[[str, dict], WebhookEvent]] = {
     "gitlab": gitlab_adapter.parse_webhook,
 }
 
+# Other apps process deliveries of their own providers (telemetry: pagerduty, opsgenie), registered from their
+# AppConfig.ready: the function applies a claimed delivery and returns the pull requests it touched.
+DeliveryProcessor = Callable[["WebhookDelivery"], list[int]]
+delivery_processors: dict[str, DeliveryProcessor] = {}
+
 # Telemetry registers here (in its AppConfig.ready) to receive deployments: reviews never imports telemetry.
 DeploymentHandler = Callable[[Repository, WebhookEvent], None]
 deployment_handlers: list[DeploymentHandler] = []
@@ -109,6 +114,9 @@ def webhook_delivery_process(*, delivery: WebhookDelivery) -> list[int]:
     A payload the adapter rejects is marked failed for good (the same bytes would fail again); any other
     error propagates after marking the delivery failed, so the task can retry it.
     """
+    processor = delivery_processors.get(delivery.provider)
+    if processor is not None:
+        return _process_with(processor, delivery)
     try:
         event = _parse(delivery)
     except PayloadError as error:
@@ -126,6 +134,26 @@ def webhook_delivery_process(*, delivery: WebhookDelivery) -> list[int]:
         _finish(delivery, WebhookDelivery.Status.FAILED, error=f"{type(error).__name__}: {error}")
         raise
     return touched
+
+
+def _process_with(processor: DeliveryProcessor, delivery: WebhookDelivery) -> list[int]:
+    try:
+        with transaction.atomic():
+            touched = processor(delivery)
+    except PayloadError as error:
+        _finish(delivery, WebhookDelivery.Status.FAILED, error=f"Invalid payload: {error}")
+        return []
+    except Exception as error:
+        _finish(delivery, WebhookDelivery.Status.FAILED, error=f"{type(error).__name__}: {error}")
+        raise
+    if delivery.status == WebhookDelivery.Status.PROCESSING:
+        _finish(delivery, WebhookDelivery.Status.PROCESSED)
+    return touched
+
+
+def webhook_delivery_finish(*, delivery: WebhookDelivery, status: str, error: str = "") -> None:
+    """For processors: record how a delivery ended (ignored, with the reason)."""
+    _finish(delivery, status, error=error)
 
 
 def webhook_delivery_requeue(*, delivery: WebhookDelivery) -> bool:

@@ -351,3 +351,45 @@ def test_opsgenie_epoch_units_are_told_apart():
     assert event.record is not None
     assert event.record.started_at == T0  # milliseconds
     assert event.record.occurred_at == T0 + hours(1)  # nanoseconds
+
+
+# --- stored deliveries ----------------------------------------------------------------------------------------------
+
+
+def test_every_incident_webhook_is_stored_and_a_retry_is_answered_once(pd, actors):
+    from reviews.models import WebhookDelivery
+
+    make_service("api-service", actors.team)
+    payload = pd_event("incident.triggered")
+    assert pd(payload).status_code == 201
+    retry = pd(payload)
+    assert retry.status_code == 200
+    assert retry.json()["status"] == "duplicate"
+    delivery = WebhookDelivery.objects.get()
+    assert (delivery.provider, delivery.event, delivery.status) == ("pagerduty", "incident.triggered", "processed")
+    assert json.loads(delivery.body) == payload
+    assert Incident.objects.count() == 1
+
+
+def test_a_malformed_incident_webhook_is_kept_as_failed_and_can_be_replayed(pd, actors):
+    from reviews.models import WebhookDelivery
+    from reviews.services.webhooks import webhook_delivery_requeue
+    from reviews.tasks import process_webhook_delivery
+
+    make_service("api-service", actors.team)
+    payload = pd_event("incident.triggered")
+    del payload["event"]["occurred_at"]
+    response = pd(payload)
+    assert response.status_code == 400
+    delivery = WebhookDelivery.objects.get()
+    assert delivery.status == "failed"
+    assert delivery.error.startswith("Invalid payload:")
+    assert not Incident.objects.exists()
+    # The cause is fixed (here: the stored body corrected), and the delivery is replayed as the admin would.
+    WebhookDelivery.objects.filter(pk=delivery.pk).update(body=json.dumps(pd_event("incident.triggered")))
+    delivery.refresh_from_db()
+    assert webhook_delivery_requeue(delivery=delivery)
+    assert process_webhook_delivery.delay(delivery.pk).get() == "processed"
+    delivery.refresh_from_db()
+    assert delivery.status == "processed"
+    assert Incident.objects.get().external_id == "PGR0VU2"
