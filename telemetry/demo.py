@@ -23,14 +23,13 @@ SERVICES = [
     ("web", "Web", "platform", "acme/web", ()),
     ("mobile-app", "Mobile app", "mobile", "acme/mobile-app", ()),
 ]
-INCIDENT_TITLES = [
-    "Elevated 5xx on checkout",
-    "Login failures for SSO users",
-    "Invoices rendered with wrong totals",
-    "Slow page loads on dashboard",
-    "Crash on app start (Android 14)",
-    "Webhook backlog growing",
-]
+INCIDENT_TITLES = {
+    "payments-api": ["Elevated 5xx on checkout", "Double charges on retried payments", "Ledger totals off by a cent"],
+    "auth": ["Login failures for SSO users", "Session tokens expiring early", "Password reset emails delayed"],
+    "billing": ["Invoices rendered with wrong totals", "Billing run stuck", "Webhook backlog growing"],
+    "web": ["Slow page loads on dashboard", "Blank page on Safari", "Search results empty"],
+    "mobile-app": ["Crash on app start (Android 14)", "Push notifications not delivered", "Checkout button disabled"],
+}
 
 
 def seed_telemetry(*, anchor: dt.datetime, rng: random.Random) -> dict[str, int]:
@@ -115,7 +114,7 @@ def _seed_incidents(service: Service, deployed: list[dt.datetime], rng: random.R
         incident_upsert(
             source="demo",
             external_id=f"{service.slug}-incident-{index}",
-            title=rng.choice(INCIDENT_TITLES),
+            title=rng.choice(INCIDENT_TITLES[service.slug]),
             severity=rng.choice([Incident.Severity.SEV1, Incident.Severity.SEV2, Incident.Severity.SEV3]),
             status=Incident.Status.RESOLVED,
             started_at=started,
