@@ -73,3 +73,57 @@ def gitlab_connection(db, fake_gitlab):
 @pytest.fixture(autouse=True)
 def _fast_password_hashing(settings):
     settings.PASSWORD_HASHERS = ["django.contrib.auth.hashers.MD5PasswordHasher"]
+
+
+def _test_database_url() -> str:
+    """The URL of the database this test runs on, for a worker process to write to the same rows."""
+    from django.db import connection
+
+    db = connection.settings_dict
+    if db["ENGINE"].endswith("sqlite3"):
+        return f"sqlite:///{db['NAME']}"
+    user = db["USER"] or "postgres"
+    password = f":{db['PASSWORD']}" if db["PASSWORD"] else ""
+    return f"postgres://{user}{password}@{db['HOST'] or '127.0.0.1'}:{db['PORT'] or 5432}/{db['NAME']}"
+
+
+@pytest.fixture
+def worker_queue(python, python_env, transactional_db):
+    """A real Celery worker, started against Redis on a queue of its own; yields the queue's name.
+
+    Use with `send_to_worker`. Needs REDIS_URL (tests that use it skip themselves where it is unset).
+    """
+    import subprocess
+    import uuid
+
+    from django.conf import settings
+
+    queue = f"test-{uuid.uuid4().hex[:8]}"
+    env = {**python_env, "DATABASE_URL": _test_database_url(), "REDIS_URL": settings.REDIS_URL}
+    command = [python, "-m", "celery", "-A", "config", "worker", "--pool=solo", "-Q", queue]
+    process = subprocess.Popen(
+        [*command, "--without-gossip", "--without-mingle", "--without-heartbeat", "--loglevel=INFO"],
+        env=env,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
+    )
+    try:
+        yield queue
+    finally:
+        process.terminate()
+        try:
+            output, _ = process.communicate(timeout=20)
+        except subprocess.TimeoutExpired:
+            process.kill()
+            output, _ = process.communicate()
+        print(output)  # shown by pytest when the test fails
+
+
+def send_to_worker(task, args: list, queue: str) -> None:  # type: ignore[no-untyped-def]
+    """Queue a task for the real worker (not inline, as every other test runs tasks)."""
+    celery_app.conf.task_always_eager = False
+    try:
+        task.apply_async(args=args, queue=queue)
+    finally:
+        celery_app.conf.task_always_eager = True

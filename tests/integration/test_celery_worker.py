@@ -3,18 +3,15 @@
 from __future__ import annotations
 
 import os
-import subprocess
 import time
 import uuid
 from pathlib import Path
 
 import pytest
-from django.conf import settings
-from django.db import connection
 
-from config.celery import app as celery_app
 from reviews.models import PullRequest, WebhookDelivery
 from reviews.tasks import process_webhook_delivery
+from tests.conftest import send_to_worker
 from tests.factories import ConnectionFactory
 
 FIXTURES = Path(__file__).resolve().parent.parent / "fixtures" / "github"
@@ -25,63 +22,13 @@ pytestmark = [
 ]
 
 
-def _database_url() -> str:
-    db = connection.settings_dict
-    if db["ENGINE"].endswith("sqlite3"):
-        return f"sqlite:///{db['NAME']}"
-    user = db["USER"] or "postgres"
-    password = f":{db['PASSWORD']}" if db["PASSWORD"] else ""
-    return f"postgres://{user}{password}@{db['HOST'] or '127.0.0.1'}:{db['PORT'] or 5432}/{db['NAME']}"
-
-
-@pytest.fixture
-def worker_queue(python, python_env):
-    queue = f"test-{uuid.uuid4().hex[:8]}"
-    env = {**python_env, "DATABASE_URL": _database_url(), "REDIS_URL": settings.REDIS_URL}
-    process = subprocess.Popen(
-        [
-            python,
-            "-m",
-            "celery",
-            "-A",
-            "config",
-            "worker",
-            "--pool=solo",
-            "-Q",
-            queue,
-            "--without-gossip",
-            "--without-mingle",
-            "--without-heartbeat",
-            "--loglevel=INFO",
-        ],
-        env=env,
-        stdout=subprocess.PIPE,
-        stderr=subprocess.STDOUT,
-        text=True,
-    )
-    try:
-        yield queue
-    finally:
-        process.terminate()
-        try:
-            output, _ = process.communicate(timeout=20)
-        except subprocess.TimeoutExpired:
-            process.kill()
-            output, _ = process.communicate()
-        print(output)  # shown by pytest when the test fails
-
-
 def test_a_real_worker_processes_a_webhook_delivery(transactional_db, worker_queue):
     connection_row = ConnectionFactory(provider="github", base_url="https://api.github.com")
     body = (FIXTURES / "pull_request.opened.json").read_text()
     delivery = WebhookDelivery.objects.create(
         provider="github", delivery_id=str(uuid.uuid4()), event="pull_request", body=body, connection=connection_row
     )
-    celery_app.conf.task_always_eager = False
-    try:
-        process_webhook_delivery.apply_async(args=[delivery.pk], queue=worker_queue)
-    finally:
-        celery_app.conf.task_always_eager = True
+    send_to_worker(process_webhook_delivery, [delivery.pk], worker_queue)
 
     deadline = time.monotonic() + 60
     while time.monotonic() < deadline:
@@ -106,11 +53,7 @@ def test_a_rate_limited_sync_is_retried_by_the_worker_after_the_wait(transaction
         connection=connection_row, external_id="1296269", full_path="octocat/Hello-World"
     )
     fake_github.fail_next("/pulls", status=429, retry_after=1)
-    celery_app.conf.task_always_eager = False
-    try:
-        sync_repository.apply_async(args=[repository.pk], queue=worker_queue)
-    finally:
-        celery_app.conf.task_always_eager = True
+    send_to_worker(sync_repository, [repository.pk], worker_queue)
 
     deadline = time.monotonic() + 60
     while time.monotonic() < deadline and not SyncRun.objects.filter(status=SyncRun.Status.COMPLETED).exists():

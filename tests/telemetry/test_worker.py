@@ -4,57 +4,20 @@ GitHub asks for, retries, and links."""
 from __future__ import annotations
 
 import os
-import subprocess
 import time
-import uuid
 
 import pytest
-from django.conf import settings
-from django.db import connection
 
-from config.celery import app as celery_app
 from reviews.models import Connection, PullRequest, Repository
 from telemetry.models import Deployment, DeploymentChange
 from telemetry.tasks import link_deployment_changes
+from tests.conftest import send_to_worker
 from tests.telemetry.conftest import T0, hours, make_deployment, make_service
 
 pytestmark = [
     pytest.mark.celery_worker,
     pytest.mark.skipif(not os.environ.get("REDIS_URL"), reason="REDIS_URL is unset: no broker to run a worker on"),
 ]
-
-
-def _database_url() -> str:
-    db = connection.settings_dict
-    if db["ENGINE"].endswith("sqlite3"):
-        return f"sqlite:///{db['NAME']}"
-    user = db["USER"] or "postgres"
-    password = f":{db['PASSWORD']}" if db["PASSWORD"] else ""
-    return f"postgres://{user}{password}@{db['HOST'] or '127.0.0.1'}:{db['PORT'] or 5432}/{db['NAME']}"
-
-
-@pytest.fixture
-def worker_queue(python, python_env):
-    queue = f"test-telemetry-{uuid.uuid4().hex[:8]}"
-    env = {**python_env, "DATABASE_URL": _database_url(), "REDIS_URL": settings.REDIS_URL}
-    command = [python, "-m", "celery", "-A", "config", "worker", "--pool=solo", "-Q", queue]
-    process = subprocess.Popen(
-        [*command, "--without-gossip", "--without-mingle", "--without-heartbeat", "--loglevel=INFO"],
-        env=env,
-        stdout=subprocess.PIPE,
-        stderr=subprocess.STDOUT,
-        text=True,
-    )
-    try:
-        yield queue
-    finally:
-        process.terminate()
-        try:
-            output, _ = process.communicate(timeout=20)
-        except subprocess.TimeoutExpired:
-            process.kill()
-            output, _ = process.communicate()
-        print(output)  # shown by pytest when the test fails
 
 
 def test_a_real_worker_retries_a_rate_limited_compare_and_links(transactional_db, worker_queue, fake_github):
@@ -83,11 +46,7 @@ def test_a_real_worker_retries_a_rate_limited_compare_and_links(transactional_db
     deployment = make_deployment(service, shas[2], at=T0 - hours(10), repository=repository)
     fake_github.fail_next("/compare/", status=429, retry_after=1)
 
-    celery_app.conf.task_always_eager = False
-    try:
-        link_deployment_changes.apply_async(args=[deployment.pk], queue=worker_queue)
-    finally:
-        celery_app.conf.task_always_eager = True
+    send_to_worker(link_deployment_changes, [deployment.pk], worker_queue)
 
     deadline = time.monotonic() + 60
     while time.monotonic() < deadline:
