@@ -164,6 +164,8 @@ TELEMETRY_FIRST_DEPLOYMENT_LOOKBACK_DAYS = env.float("TELEMETRY_FIRST_DEPLOYMENT
 
 # --- Metrics (shared/METRICS.md) ----------------------------------------------------------------------------
 RUBBER_STAMP_MINUTES_PER_100_LINES = env.float("RUBBER_STAMP_MINUTES_PER_100_LINES", default=5.0)
+# METRICS.md leaves bots out of every figure, as authors and as reviewers; true counts them in.
+METRICS_INCLUDE_BOTS = env.bool("METRICS_INCLUDE_BOTS", default=False)
 
 # --- REST API -----------------------------------------------------------------------------------------------
 REST_FRAMEWORK = {

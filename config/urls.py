@@ -13,7 +13,7 @@ admin.site.site_title = "Tandem"
 admin.site.index_title = "Review policies, pairing and production feedback"
 
 urlpatterns = [
-    path("", RedirectView.as_view(url="/admin/", permanent=False)),
+    path("", RedirectView.as_view(url="/teams/", permanent=False)),
     path("healthz", health.healthz, name="healthz"),
     path("readyz", health.readyz, name="readyz"),
     path("admin/", admin.site.urls),

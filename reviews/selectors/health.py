@@ -127,10 +127,12 @@ def review_health(
     pull_requests: QuerySet[PullRequest],
     since: dt.datetime,
     until: dt.datetime,
-    include_bots: bool = False,
+    include_bots: bool | None = None,
     paired_pull_request_ids: set[int] | None = None,
 ) -> ReviewHealth:
     """Figures over the pull requests (of `pull_requests`) merged in [since, until)."""
+    if include_bots is None:
+        include_bots = settings.METRICS_INCLUDE_BOTS
     bots = set() if include_bots else set(Person.objects.filter(is_bot=True).values_list("pk", flat=True))
     merged = list(
         pull_requests.filter(state=PullRequest.State.MERGED, merged_at__gte=since, merged_at__lt=until)

@@ -131,3 +131,9 @@ def test_query_count_does_not_grow_with_history(django_assert_max_num_queries, h
         CommentFactory(pull_request=pr, created_at=T0 + M)
     with django_assert_max_num_queries(8):
         assert _health(history).merged == 43
+
+
+def test_bots_are_left_out_unless_configured(history, settings):
+    assert _health(history).merged == 3
+    settings.METRICS_INCLUDE_BOTS = True
+    assert _health(history).merged == 4
