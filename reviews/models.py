@@ -463,7 +463,10 @@ class PolicyEvaluation(models.Model):
     outcome = models.CharField(max_length=20, choices=Outcome.choices)
     description = models.CharField(max_length=140, blank=True, help_text="The commit status's short text.")
     trace = models.JSONField(default=dict)
-    evaluated_at = models.DateTimeField(default=timezone.now)
+    evaluated_at = models.DateTimeField(default=timezone.now, help_text="When this verdict was first reached.")
+    last_evaluated_at = models.DateTimeField(
+        null=True, blank=True, help_text="When it was last confirmed: an unchanged verdict is not stored twice."
+    )
     reported_at = models.DateTimeField(null=True, blank=True)
     report_error = models.TextField(blank=True)
 

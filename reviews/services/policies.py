@@ -115,27 +115,40 @@ def pull_request_evaluate(*, pull_request_id: int, now: dt.datetime | None = Non
         else:
             result = evaluate(pull_request_snapshot(pull_request=pull_request, now=now), policy)
             outcome, description, trace = result.outcome, result.summary, result.to_dict()
-        previous = pull_request.evaluations.filter(head_sha=pull_request.head_sha).order_by("-evaluated_at").first()
-        changed = previous is None or previous.outcome != outcome or previous.trace != trace
-        evaluation = PolicyEvaluation.objects.create(
-            pull_request=pull_request,
-            policy=policy_row,
-            head_sha=pull_request.head_sha,
-            outcome=outcome,
-            description=description[:140],
-            trace=trace,
-            evaluated_at=now or timezone.now(),
+        at = now or timezone.now()
+        merged_unsatisfied = _merged_unsatisfied(pull_request, outcome)
+        latest = pull_request.evaluations.order_by("-evaluated_at", "-pk").first()
+        same = latest is not None and (latest.head_sha, latest.policy_id, latest.outcome, latest.trace) == (
+            pull_request.head_sha,
+            policy_row.pk if policy_row else None,
+            outcome,
+            trace,
         )
-        if _merged_unsatisfied(pull_request, outcome):
+        if latest is not None and same:
+            # Nothing changed: the verdict stands, confirmed now, without a new row per event.
+            PolicyEvaluation.objects.filter(pk=latest.pk).update(last_evaluated_at=at)
+            evaluation = latest
+        else:
+            evaluation = PolicyEvaluation.objects.create(
+                pull_request=pull_request,
+                policy=policy_row,
+                head_sha=pull_request.head_sha,
+                outcome=outcome,
+                description=description[:140],
+                trace=trace,
+                evaluated_at=at,
+                last_evaluated_at=at,
+            )
+        if merged_unsatisfied:
             PolicyViolation.objects.get_or_create(
                 pull_request=pull_request, defaults={"evaluation": evaluation, "outcome": outcome}
             )
-    return Evaluated(evaluation, changed)
+    return Evaluated(evaluation, changed=not same)
 
 
 def _merged_unsatisfied(pull_request: PullRequest, outcome: str) -> bool:
-    """A violation needs Tandem to have been watching: an evaluation before the merge. History synced
-    after the fact is not judged by today's policy."""
+    """A violation needs Tandem to have been watching: an evaluation before the merge (the first time a verdict
+    was reached counts). History synced after the fact is not judged by today's policy."""
     if pull_request.state != PullRequest.State.MERGED or outcome in SATISFIED or pull_request.merged_at is None:
         return False
     return pull_request.evaluations.filter(evaluated_at__lte=pull_request.merged_at).exists()

@@ -47,6 +47,8 @@ def evaluation_report(*, evaluation: PolicyEvaluation) -> str:
     pull_request = evaluation.pull_request
     if not evaluation_should_report(evaluation):
         return "superseded"
+    if evaluation.reported_at is not None:
+        return "unchanged"  # this very verdict is on the commit already
     if not connection_token(pull_request.repository.connection):
         return "no token"
     shown = (

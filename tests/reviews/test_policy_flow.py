@@ -132,8 +132,11 @@ def test_unchanged_verdicts_are_not_posted_twice(github_flow):
     fake.add_file(REPO, 3, "shop/cart.py", patch=PATCH_V1)
     github_flow.pull_event("opened", fake.update_pull(REPO, 3))
     posted = len(fake.statuses_posted)
+    evaluations = PolicyEvaluation.objects.count()
     github_flow.pull_event("labeled", fake.update_pull(REPO, 3, labels=["bug"]))
     assert len(fake.statuses_posted) == posted
+    assert PolicyEvaluation.objects.count() == evaluations  # the same verdict is confirmed, not stored again
+    assert PolicyEvaluation.objects.get(pull_request__number=3).last_evaluated_at is not None
 
 
 def test_team_policy_requiring_two_approvals_and_a_lead_override(github_flow):
