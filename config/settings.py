@@ -140,6 +140,8 @@ CELERY_BEAT_SCHEDULE: dict[str, dict[str, object]] = {
     # Webhooks bring changes within seconds; these incremental syncs repair whatever they missed.
     "sync-github": {"task": "reviews.tasks.sync_all_repositories", "schedule": 15 * 60, "args": ["github"]},
     "sync-gitlab": {"task": "reviews.tasks.sync_all_repositories", "schedule": 15 * 60, "args": ["gitlab"]},
+    # Webhook deliveries acknowledged while the broker was down are picked up here.
+    "requeue-waiting-deliveries": {"task": "reviews.tasks.requeue_waiting_deliveries", "schedule": 5 * 60},
     # Re-queues deployments never linked and incidents never ranked (a lost task), so nothing stays behind.
     "repair-telemetry": {"task": "telemetry.tasks.repair_telemetry", "schedule": 10 * 60},
 }

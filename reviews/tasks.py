@@ -14,7 +14,12 @@ from reviews.models import PolicyEvaluation, PullRequest, Repository
 from reviews.services.policies import evaluation_should_report, pull_request_evaluate
 from reviews.services.reporting import evaluation_report
 from reviews.services.sync import pull_request_refresh, repositories_due_for_sync, repository_sync
-from reviews.services.webhooks import webhook_delivery_claim, webhook_delivery_process, webhook_delivery_requeue
+from reviews.services.webhooks import (
+    webhook_deliveries_waiting,
+    webhook_delivery_claim,
+    webhook_delivery_process,
+    webhook_delivery_requeue,
+)
 
 logger = logging.getLogger(__name__)
 
@@ -112,3 +117,13 @@ def report_evaluation(self, evaluation_id: int) -> str:  # type: ignore[no-untyp
     if outcome in {"failed", "rate limited"} and not self.request.is_eager and self.request.retries < self.max_retries:
         raise self.retry(countdown=REPORT_RETRY_COUNTDOWNS[self.request.retries])
     return outcome
+
+
+@shared_task(acks_late=True, soft_time_limit=60, time_limit=90)
+def requeue_waiting_deliveries() -> int:
+    """Beat: queue deliveries still pending a while after they arrived (the broker was down when they were
+    acknowledged, or a worker died holding one). Processing claims each once, so a double queue is harmless."""
+    delivery_ids = webhook_deliveries_waiting()
+    for delivery_id in delivery_ids:
+        process_webhook_delivery.delay(delivery_id)
+    return len(delivery_ids)

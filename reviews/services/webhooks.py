@@ -156,6 +156,15 @@ def webhook_delivery_finish(*, delivery: WebhookDelivery, status: str, error: st
     _finish(delivery, status, error=error)
 
 
+def webhook_deliveries_waiting(*, older_than: dt.timedelta = dt.timedelta(minutes=5), limit: int = 500) -> list[int]:
+    """Deliveries that should have been processed by now: pending for a while, or held by a dead worker."""
+    now = timezone.now()
+    waiting = Q(status=WebhookDelivery.Status.PENDING, received_at__lt=now - older_than) | Q(
+        status=WebhookDelivery.Status.PROCESSING, claimed_at__lt=now - STALE_CLAIM
+    )
+    return list(WebhookDelivery.objects.filter(waiting).order_by("received_at").values_list("pk", flat=True)[:limit])
+
+
 def webhook_delivery_requeue(*, delivery: WebhookDelivery) -> bool:
     """Make a failed (or ignored) delivery pending again, for replay. False when it is not replayable now."""
     return bool(

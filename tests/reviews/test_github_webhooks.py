@@ -459,3 +459,33 @@ def test_admin_action_reprocesses_failed_deliveries(deliver, admin_client, djang
     delivery.refresh_from_db()
     assert delivery.status == "processed"
     assert PullRequest.objects.count() == 1
+
+
+def test_a_delivery_acknowledged_while_the_broker_was_down_is_picked_up_later(
+    client, monkeypatch, django_capture_on_commit_callbacks
+):
+    from django.utils import timezone
+
+    from reviews.tasks import process_webhook_delivery, requeue_waiting_deliveries
+
+    def broker_down(*args, **kwargs):
+        raise ConnectionError("broker unreachable")
+
+    monkeypatch.setattr(process_webhook_delivery, "delay", broker_down)
+    body = json.dumps(fixture("pull_request.opened")).encode()
+    with django_capture_on_commit_callbacks(execute=True) as queued:
+        response = client.post(
+            "/webhooks/github/", data=body, content_type="application/json", HTTP_X_GITHUB_EVENT="pull_request",
+            HTTP_X_GITHUB_DELIVERY="lost-in-transit", HTTP_X_HUB_SIGNATURE_256=sign(body),
+        )  # fmt: skip
+    assert len(queued) == 1  # it tried to queue the delivery, and the broker refused
+    assert response.status_code == 202  # acknowledged: stored, even though it could not be queued
+    monkeypatch.undo()
+    delivery = WebhookDelivery.objects.get()
+    assert delivery.status == "pending"
+    assert requeue_waiting_deliveries() == 0  # too recent: its own task may still be on the way
+    WebhookDelivery.objects.filter(pk=delivery.pk).update(received_at=timezone.now() - dt.timedelta(minutes=10))
+    assert requeue_waiting_deliveries() == 1
+    delivery.refresh_from_db()
+    assert delivery.status == "processed"
+    assert PullRequest.objects.count() == 1
