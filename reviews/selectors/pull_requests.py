@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from reviews.models import PullRequest
+from reviews.models import PolicyViolation, PullRequest
 from reviews.selectors.pairing import pairing_partners_for_pull_request
 
 
@@ -18,5 +18,5 @@ def pull_request_page(*, pull_request: PullRequest) -> dict[str, object]:
         "evaluation": evaluation,
         "trace": evaluation.trace if evaluation else None,
         "overrides": pull_request.overrides.select_related("overridden_by").order_by("-created_at"),
-        "violation": getattr(pull_request, "violation", None) if hasattr(pull_request, "violation") else None,
+        "violation": PolicyViolation.objects.filter(pull_request=pull_request).first(),
     }

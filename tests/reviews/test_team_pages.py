@@ -143,3 +143,17 @@ def test_pages_render_in_the_same_number_of_queries_at_10_and_2000_pull_requests
     assert PullRequest.objects.count() == 2000
     large = {url: _queries(client, url) for url in small}
     assert large == small
+
+
+def test_pull_request_page_explains_the_verdict_in_words(client, world):
+    from reviews.services.policies import pull_request_evaluate
+
+    author = PersonFactory(display_name="Ann Author")
+    pull_request = PullRequestFactory(repository=world["repository"], author=author, title="Retry payments")
+    ReviewFactory(pull_request=pull_request, reviewer=author, commit_sha=pull_request.head_sha)
+    pull_request_evaluate(pull_request_id=pull_request.pk)
+    page = _get(client, world["member"], f"/pulls/{pull_request.pk}/").content.decode()
+    assert "Retry payments" in page
+    assert "Pending" in page
+    assert "0 of 1 approval" in page
+    assert "Not counted: Ann Author (author)" in page
