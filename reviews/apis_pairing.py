@@ -23,6 +23,7 @@ from rest_framework.request import Request
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
+from reviews.api_fields import MomentField
 from reviews.authentication import TokenUser, visible_teams
 from reviews.models import PairingParticipant, PairingSession, Person
 from reviews.selectors.pairing import (
@@ -101,20 +102,6 @@ class PersonReferenceField(serializers.Field):
 
     def to_representation(self, value: Any) -> Any:
         return value
-
-
-class MomentField(serializers.DateTimeField):
-    """An ISO 8601 date-time, or a date (its midnight, in the server's time zone)."""
-
-    def to_internal_value(self, value: Any) -> dt.datetime:
-        if isinstance(value, str) and len(value.strip()) == 10:
-            try:
-                day = dt.date.fromisoformat(value.strip())
-            except ValueError:
-                pass
-            else:
-                return dt.datetime.combine(day, dt.time.min, tzinfo=timezone.get_current_timezone())
-        return super().to_internal_value(value)
 
 
 class ParticipantInput(serializers.Serializer):

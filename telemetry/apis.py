@@ -25,6 +25,7 @@ from rest_framework.request import Request
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
+from reviews.api_fields import MomentField
 from reviews.authentication import TokenUser, led_teams, visible_teams
 from reviews.models import Person, Repository
 from telemetry.models import Deployment, Incident, Service, SuspectChange
@@ -82,20 +83,6 @@ def _visible_service(request: Request, slug: str, field: str = "service") -> Ser
 
 
 # Input -------------------------------------------------------------------------------------------------------------
-
-
-class MomentField(serializers.DateTimeField):
-    """An ISO 8601 date-time, or a date (its midnight, in the server's time zone)."""
-
-    def to_internal_value(self, value: Any) -> dt.datetime:
-        if isinstance(value, str) and len(value.strip()) == 10:
-            try:
-                day = dt.date.fromisoformat(value.strip())
-            except ValueError:
-                pass
-            else:
-                return dt.datetime.combine(day, dt.time.min, tzinfo=timezone.get_current_timezone())
-        return super().to_internal_value(value)
 
 
 class DeploymentInput(serializers.Serializer):
