@@ -88,10 +88,10 @@ def _translated() -> Iterator[None]:
         raise VcsError(str(error)) from error
 
 
-class GitHubVcs:
-    def __init__(self, base_url: str, token: str, *, etags: dict[str, str] | None = None) -> None:
-        self._client = github_api.GitHubClient(base_url, token, etags=etags)
-        self.etags = self._client.etags
+class _Counted:
+    """What both clients share: their counters, and the compare call."""
+
+    _client: github_api.GitHubClient | gitlab_api.GitLabClient
 
     @property
     def api_calls(self) -> int:
@@ -99,6 +99,18 @@ class GitHubVcs:
 
     def rate_limit(self) -> tuple[int | None, dt.datetime | None]:
         return self._client.rate_limit_remaining, self._client.rate_limit_reset
+
+    def compare(self, full_path: str, base_sha: str, head_sha: str) -> list[CommitRecord]:
+        with _translated():
+            return self._client.compare(full_path, base_sha, head_sha)
+
+
+class GitHubVcs(_Counted):
+    _client: github_api.GitHubClient
+
+    def __init__(self, base_url: str, token: str, *, etags: dict[str, str] | None = None) -> None:
+        self._client = github_api.GitHubClient(base_url, token, etags=etags)
+        self.etags = self._client.etags
 
     def repository(self, full_path: str) -> RepositoryRecord:
         with _translated():
@@ -113,10 +125,6 @@ class GitHubVcs:
             found = self._client.pull_request_details(full_path, number)
         return Details(found.pull_request, found.reviews, found.comments, found.commits, found.files)
 
-    def compare(self, full_path: str, base_sha: str, head_sha: str) -> list[CommitRecord]:
-        with _translated():
-            return self._client.compare(full_path, base_sha, head_sha)
-
     def post_status(
         self, full_path: str, sha: str, *, state: StatusState, description: str, target_url: str, ref: str = ""
     ) -> None:
@@ -129,17 +137,12 @@ class GitHubVcs:
         self._client.close()
 
 
-class GitLabVcs:
+class GitLabVcs(_Counted):
+    _client: gitlab_api.GitLabClient
+
     def __init__(self, base_url: str, token: str, *, etags: dict[str, str] | None = None) -> None:
         self._client = gitlab_api.GitLabClient(base_url, token)
         self.etags = dict(etags or {})  # GitLab has no conditional requests; the watermark does the work
-
-    @property
-    def api_calls(self) -> int:
-        return self._client.api_calls
-
-    def rate_limit(self) -> tuple[int | None, dt.datetime | None]:
-        return self._client.rate_limit_remaining, self._client.rate_limit_reset
 
     def repository(self, full_path: str) -> RepositoryRecord:
         with _translated():
@@ -153,10 +156,6 @@ class GitLabVcs:
         with _translated():
             found = self._client.merge_request_details(full_path, number, pull_request=listed)
         return Details(found.pull_request, found.reviews, found.comments, found.commits, found.files)
-
-    def compare(self, full_path: str, base_sha: str, head_sha: str) -> list[CommitRecord]:
-        with _translated():
-            return self._client.compare(full_path, base_sha, head_sha)
 
     def post_status(
         self, full_path: str, sha: str, *, state: StatusState, description: str, target_url: str, ref: str = ""
