@@ -229,6 +229,9 @@ class PullRequest(models.Model):
     diff_ids = models.JSONField(
         default=dict, blank=True, help_text="Head sha → fingerprint of the whole diff there (rebase detection)."
     )
+    details_head_sha = models.CharField(
+        max_length=64, blank=True, help_text="The head sha whose files and diff id sync last fetched."
+    )
     details_synced_at = models.DateTimeField(
         null=True, blank=True, help_text="The updated_at at which sync last fetched reviews, commits and files."
     )

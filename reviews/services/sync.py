@@ -94,11 +94,12 @@ def repository_sync(
 
 
 def pull_request_refresh(*, pull_request: PullRequest, client_factory: ClientFactory = vcs_client_for) -> bool:
-    """Fetch one pull request's details when webhooks left them behind (a push changes files and diff ids).
+    """Fetch one pull request's details when a push left them behind: its files and diff id belong to a head.
 
-    False when there is nothing to do or no token to do it with; VcsError propagates.
+    Reviews, comments and labels arrive with their own webhooks, so only a new head costs API calls. False when
+    there is nothing to do or no token to do it with; VcsError propagates.
     """
-    fresh = pull_request.details_synced_at is not None and pull_request.details_synced_at >= pull_request.updated_at
+    fresh = pull_request.details_head_sha == pull_request.head_sha
     if fresh or not connection_token(pull_request.repository.connection):
         return False
     client = client_factory(pull_request.repository.connection)
@@ -151,7 +152,10 @@ def pull_request_sync_apply(*, repository: Repository, details: Details) -> Pull
         ).update(state=Review.State.DISMISSED)
         for comment in details.comments:
             comment_upsert(pull_request=pull_request, record=comment)
-        fields = {"details_synced_at": details.pull_request.updated_at}
+        fields = {
+            "details_synced_at": details.pull_request.updated_at,
+            "details_head_sha": details.pull_request.head_sha,
+        }
         fingerprint = diff_fingerprint(details.files)
         if fingerprint and details.pull_request.head_sha:
             pull_request.diff_ids = {**pull_request.diff_ids, details.pull_request.head_sha: fingerprint}

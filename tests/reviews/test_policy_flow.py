@@ -133,7 +133,9 @@ def test_unchanged_verdicts_are_not_posted_twice(github_flow):
     github_flow.pull_event("opened", fake.update_pull(REPO, 3))
     posted = len(fake.statuses_posted)
     evaluations = PolicyEvaluation.objects.count()
+    calls = len(fake.requests)
     github_flow.pull_event("labeled", fake.update_pull(REPO, 3, labels=["bug"]))
+    assert len(fake.requests) == calls  # same head: nothing to fetch, nothing to post
     assert len(fake.statuses_posted) == posted
     assert PolicyEvaluation.objects.count() == evaluations  # the same verdict is confirmed, not stored again
     assert PolicyEvaluation.objects.get(pull_request__number=3).last_evaluated_at is not None
