@@ -82,6 +82,14 @@ class IdentityAdmin(TeamScopedAdmin):
     list_filter = ["kind", "connection", ("person", admin.EmptyFieldListFilter)]
     search_fields = ["value", "display_name", "person__display_name"]
     autocomplete_fields = ["person", "connection"]
+    fields = ["person", "kind", "connection", "value", "external_id", "display_name"]
+
+    def save_model(self, request: HttpRequest, obj: Identity, form, change: bool) -> None:  # type: ignore[no-untyped-def]
+        super().save_model(request, obj, form, change)
+        if change and "person" in form.changed_data and obj.person is not None:
+            from reviews.services.people import identity_attach
+
+            identity_attach(identity=obj, person=obj.person)
 
 
 @admin.register(Team)

@@ -359,3 +359,33 @@ def test_partners_take_a_bounded_number_of_queries(people, repository, django_as
     with django_assert_max_num_queries(5):
         partners = pairing_partners_for_pull_request(pull_request=pull_request)
     assert {p.person for p in partners} == {people.bo, people.cy}
+
+
+def test_attaching_an_unresolved_co_author_in_the_admin_infers_their_pairing(people, repository, client):
+    from django.contrib.auth.models import User
+
+    from reviews.integrations.records import CommitRecord, GitUserRecord
+    from reviews.integrations.trailers import co_authors
+    from reviews.models import Commit, Identity
+    from reviews.services.pull_requests import commit_upsert
+
+    message = "Fix\n\nCo-authored-by: Bo Private <bo@home.example>"
+    ann_email = people.ann.identities.filter(kind="email").first()
+    author = GitUserRecord(name="Ann", email=ann_email.value if ann_email else "ann@example.com")
+    commit_upsert(
+        repository=repository,
+        record=CommitRecord(
+            sha="f" * 40, message=message, author=author, authored_at=at(0), co_authors=co_authors(message)
+        ),
+    )
+    unresolved = Identity.objects.get(value="bo@home.example")
+    assert unresolved.person is None
+    assert _sessions() == []
+    client.force_login(User.objects.create_superuser("root", password="pw"))
+    response = client.post(
+        f"/admin/reviews/identity/{unresolved.pk}/change/",
+        {"kind": "email", "value": "bo@home.example", "person": people.bo.pk, "external_id": "", "display_name": ""},
+    )
+    assert response.status_code == 302, response.content.decode()[:2000]
+    assert Commit.objects.get(sha="f" * 40).co_authors.get().person == people.bo
+    assert len(_sessions()) == 1
