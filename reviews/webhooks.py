@@ -20,8 +20,8 @@ from django.views.decorators.http import require_POST
 
 from reviews.integrations.github import verify_signature
 from reviews.integrations.gitlab import verify_token
-from reviews.models import Connection, Provider
-from reviews.services.webhooks import webhook_delivery_receive
+from reviews.models import Connection, Provider, WebhookDelivery
+from reviews.services.webhooks import webhook_delivery_finish, webhook_delivery_receive
 from reviews.tasks import process_webhook_delivery
 
 logger = logging.getLogger(__name__)
@@ -139,7 +139,21 @@ def github_webhook(request: HttpRequest) -> JsonResponse:
     if isinstance(payload, JsonResponse):
         return payload
     action = payload.get("action") if isinstance(payload.get("action"), str) else ""
-    response = _accept(
+    if event == "ping":
+        # GitHub's hello on creating the hook: stored like any delivery, answered 200.
+        received = webhook_delivery_receive(
+            provider="github",
+            delivery_id=delivery_id,
+            event=event,
+            action="",
+            headers=_kept_headers(request),
+            body=body.decode("utf-8", errors="replace"),
+            connection=connection,
+        )
+        if received.created:
+            webhook_delivery_finish(delivery=received.delivery, status=WebhookDelivery.Status.IGNORED, error="ping")
+        return JsonResponse({"status": "pong", "delivery": received.delivery.pk}, status=200)
+    return _accept(
         provider="github",
         delivery_id=delivery_id,
         event=event,
@@ -148,9 +162,6 @@ def github_webhook(request: HttpRequest) -> JsonResponse:
         body=body.decode("utf-8", errors="replace"),
         connection=connection,
     )
-    if event == "ping":
-        return JsonResponse({"status": "pong", "delivery": json.loads(response.content)["delivery"]}, status=200)
-    return response
 
 
 @csrf_exempt

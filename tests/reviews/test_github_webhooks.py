@@ -384,9 +384,13 @@ def test_an_older_status_never_overwrites_a_newer_one(deliver):
     assert CommitStatus.objects.get().state == newer["state"]
 
 
-def test_deployment_events_are_stored_until_telemetry_takes_them(deliver):
-    assert deliver("deployment_status", fixture("deployment_status.success")).status_code == 202
-    assert WebhookDelivery.objects.get().status in {"processed", "ignored"}
+def test_deployment_events_are_handed_to_telemetry(deliver):
+    from telemetry.models import Deployment
+
+    payload = fixture("deployment_status.success")
+    assert deliver("deployment_status", payload).status_code == 202
+    assert WebhookDelivery.objects.get().status == "processed"
+    assert Deployment.objects.get().sha == payload["deployment"]["sha"]
 
 
 # --- bad payloads ----------------------------------------------------------------------------------------

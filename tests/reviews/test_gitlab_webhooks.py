@@ -249,9 +249,12 @@ def test_pipeline_and_job_hooks_feed_commit_statuses(deliver):
     assert status.state in {"success", "pending", "failure", "error"}
 
 
-def test_deployment_hook_is_stored(deliver):
+def test_deployment_hook_is_handed_to_telemetry(deliver):
+    from telemetry.models import Deployment
+
     assert deliver(docs("deployment_hook")).status_code == 202
-    assert WebhookDelivery.objects.get().status in {"processed", "ignored"}
+    assert WebhookDelivery.objects.get().status == "processed"
+    assert Deployment.objects.count() == 1
 
 
 def test_deduplicated_by_event_uuid(deliver):

@@ -15,7 +15,7 @@ from telemetry.integrations import opsgenie, pagerduty
 from telemetry.models import Incident, SuspectChange
 from tests.telemetry.conftest import T0, hours, make_deployment, make_service
 
-pytestmark = [pytest.mark.django_db, pytest.mark.urls("tests.telemetry.urls")]
+pytestmark = pytest.mark.django_db
 
 PD_SECRET = "pd-signing-secret"
 OG_TOKEN = "og-shared-token"
