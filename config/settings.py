@@ -140,8 +140,15 @@ CELERY_BEAT_SCHEDULE: dict[str, dict[str, object]] = {
     # Webhooks bring changes within seconds; these incremental syncs repair whatever they missed.
     "sync-github": {"task": "reviews.tasks.sync_all_repositories", "schedule": 15 * 60, "args": ["github"]},
     "sync-gitlab": {"task": "reviews.tasks.sync_all_repositories", "schedule": 15 * 60, "args": ["gitlab"]},
-    # Webhook deliveries acknowledged while the broker was down are picked up here.
-    "requeue-waiting-deliveries": {"task": "reviews.tasks.requeue_waiting_deliveries", "schedule": 5 * 60},
+    # The database is the source of truth for pending webhook work: every few seconds, whatever is due (a hand-over
+    # lost with the broker, a retry whose backoff ran out, a delivery whose worker died) goes to a worker.
+    "dispatch-due-deliveries": {
+        "task": "reviews.tasks.dispatch_due_deliveries",
+        "schedule": env.float("DELIVERY_DISPATCH_SECONDS", default=5.0),
+        "options": {"expires": 30},
+    },
+    # Open pull requests whose head has no verdict, and verdicts the provider never accepted, are done again.
+    "reconcile-verdicts": {"task": "reviews.tasks.reconcile_verdicts", "schedule": 2 * 60, "options": {"expires": 110}},
     # Re-queues deployments never linked and incidents never ranked (a lost task), so nothing stays behind.
     "repair-telemetry": {"task": "telemetry.tasks.repair_telemetry", "schedule": 10 * 60},
 }

@@ -399,7 +399,8 @@ class WebhookDelivery(models.Model):
         PROCESSING = "processing", "Processing"
         PROCESSED = "processed", "Processed"
         IGNORED = "ignored", "Ignored"
-        FAILED = "failed", "Failed"
+        FAILED = "failed", "Failed: the payload cannot be processed"
+        DEAD = "dead", "Dead-lettered: retries exhausted"
 
     provider = models.CharField(max_length=20)
     delivery_id = models.CharField(max_length=200)
@@ -415,12 +416,22 @@ class WebhookDelivery(models.Model):
     attempts = models.PositiveIntegerField(default=0)
     error = models.TextField(blank=True)
     claimed_at = models.DateTimeField(null=True, blank=True, help_text="When a worker last took it up.")
+    claim_token = models.CharField(
+        max_length=255, blank=True, help_text="The task that holds the claim: its own redelivery may take it back."
+    )
+    next_attempt_at = models.DateTimeField(
+        null=True, blank=True, help_text="When a pending delivery is due (again): the dispatcher's queue."
+    )
+    dispatches = models.PositiveIntegerField(default=0, help_text="Hand-overs to a worker since the last claim.")
     processed_at = models.DateTimeField(null=True, blank=True)
 
     class Meta:
         verbose_name_plural = "webhook deliveries"
         constraints = [models.UniqueConstraint(fields=["provider", "delivery_id"], name="delivery_unique_id")]
-        indexes = [models.Index(fields=["status", "received_at"], name="delivery_status_idx")]
+        indexes = [
+            models.Index(fields=["status", "received_at"], name="delivery_status_idx"),
+            models.Index(fields=["status", "next_attempt_at"], name="delivery_due_idx"),
+        ]
 
     def __str__(self) -> str:
         return f"{self.provider} {self.event} {self.delivery_id}"

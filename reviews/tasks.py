@@ -10,39 +10,39 @@ from django.core.cache import cache
 from django.db import transaction
 
 from reviews.integrations.vcs import VcsError, VcsRateLimited, VcsUnavailable
-from reviews.models import PolicyEvaluation, PullRequest, Repository
+from reviews.models import Connection, PolicyEvaluation, PullRequest, Repository
+from reviews.selectors.verdicts import pull_requests_without_verdict, verdicts_not_accepted
 from reviews.services.policies import evaluation_should_report, pull_request_evaluate
 from reviews.services.reporting import evaluation_report
-from reviews.services.sync import pull_request_refresh, repositories_due_for_sync, repository_sync
+from reviews.services.sync import connection_token, pull_request_refresh, repositories_due_for_sync, repository_sync
 from reviews.services.webhooks import (
-    webhook_deliveries_waiting,
+    webhook_deliveries_dispatch,
     webhook_delivery_claim,
     webhook_delivery_process,
-    webhook_delivery_requeue,
 )
 
 logger = logging.getLogger(__name__)
 
-# Seconds before each retry of a delivery that failed for a reason other than its payload.
-RETRY_COUNTDOWNS = (30, 120, 600, 1800, 3600)
 
-
-@shared_task(bind=True, acks_late=True, max_retries=len(RETRY_COUNTDOWNS), soft_time_limit=120, time_limit=150)
+@shared_task(bind=True, acks_late=True, soft_time_limit=120, time_limit=150)
 def process_webhook_delivery(self, delivery_id: int) -> str:  # type: ignore[no-untyped-def]
-    delivery = webhook_delivery_claim(delivery_id=delivery_id)
+    """Process one stored delivery. Retries are not Celery's: a failed attempt is scheduled on the row, and the
+    dispatcher hands it over again when it is due, so nothing waits in a broker that can lose it."""
+    delivery = webhook_delivery_claim(delivery_id=delivery_id, token=self.request.id or "")
     if delivery is None:
         return "skipped"  # done already, or being processed by another worker
+    processed = webhook_delivery_process(delivery=delivery)
+    for pull_request_id in processed.touched:
+        _enqueue_evaluation(pull_request_id)
+    return processed.outcome
+
+
+def _enqueue_evaluation(pull_request_id: int) -> None:
     try:
-        touched = webhook_delivery_process(delivery=delivery)
-    except Exception as error:
-        logger.exception("webhook delivery %s failed (attempt %s)", delivery_id, delivery.attempts + 1)
-        if self.request.is_eager or self.request.retries >= self.max_retries:
-            return "failed"  # recorded on the row; an admin action replays it
-        webhook_delivery_requeue(delivery=delivery)
-        raise self.retry(exc=error, countdown=RETRY_COUNTDOWNS[self.request.retries]) from error
-    for pull_request_id in touched:
         evaluate_pull_request.delay(pull_request_id)
-    return "processed"
+    except Exception:
+        # The delivery is processed; the verdict reconciler evaluates a head that has none.
+        logger.exception("could not queue the evaluation of pull request %s", pull_request_id)
 
 
 SYNC_LOCK_SECONDS = 1900  # the sync task's hard time limit: a dead worker's lock expires with it
@@ -119,11 +119,28 @@ def report_evaluation(self, evaluation_id: int) -> str:  # type: ignore[no-untyp
     return outcome
 
 
-@shared_task(acks_late=True, soft_time_limit=60, time_limit=90)
+@shared_task(acks_late=True, soft_time_limit=50, time_limit=60)
+def dispatch_due_deliveries() -> int:
+    """Beat, every few seconds: hand every due delivery to a worker (new ones whose hand-over was lost, retries
+    whose backoff ran out, those of a worker that died). Idempotent: processing claims each delivery once."""
+    return webhook_deliveries_dispatch(send=process_webhook_delivery.delay)
+
+
+@shared_task(acks_late=True, soft_time_limit=50, time_limit=60)
 def requeue_waiting_deliveries() -> int:
-    """Beat: queue deliveries still pending a while after they arrived (the broker was down when they were
-    acknowledged, or a worker died holding one). Processing claims each once, so a double queue is harmless."""
-    delivery_ids = webhook_deliveries_waiting()
-    for delivery_id in delivery_ids:
-        process_webhook_delivery.delay(delivery_id)
-    return len(delivery_ids)
+    """The dispatcher's former name, kept so that messages queued by an older release still run."""
+    return webhook_deliveries_dispatch(send=process_webhook_delivery.delay)
+
+
+@shared_task(acks_late=True, soft_time_limit=120, time_limit=150)
+def reconcile_verdicts() -> str:
+    """Beat: evaluate every open pull request whose head has no verdict (its evaluation was lost with a broker),
+    and post again every current verdict the provider has not accepted."""
+    unevaluated = pull_requests_without_verdict()
+    for pull_request_id in unevaluated:
+        _enqueue_evaluation(pull_request_id)
+    postable = [connection.pk for connection in Connection.objects.all() if connection_token(connection)]
+    unreported = verdicts_not_accepted(connection_ids=postable)
+    for evaluation_id in unreported:
+        report_evaluation.delay(evaluation_id)
+    return f"evaluated {len(unevaluated)}, reported {len(unreported)}"

@@ -80,36 +80,49 @@ def _decode_object(body: bytes) -> dict | JsonResponse:
 
 def _accept(**fields: object) -> JsonResponse:
     received = webhook_delivery_receive(**fields)  # type: ignore[arg-type]
-    if not received.created:
-        return JsonResponse({"status": "duplicate", "delivery": received.delivery.pk}, status=200)
     pk = received.delivery.pk
-    transaction.on_commit(lambda: _enqueue(pk))
-    return JsonResponse({"status": "accepted", "delivery": pk}, status=202)
+    if received.created or received.requeued:
+        transaction.on_commit(lambda: _enqueue(pk))
+        return JsonResponse({"status": "accepted" if received.created else "requeued", "delivery": pk}, status=202)
+    return JsonResponse({"status": "duplicate", "delivery": pk, "state": received.delivery.status}, status=200)
 
 
 def _enqueue(delivery_pk: int) -> None:
-    # The delivery is stored: a broker hiccup or an inline failure must not turn the 202 into a 500.
+    # The delivery is stored and leased: when this hand-over is lost, the dispatcher makes it again.
     try:
         process_webhook_delivery.delay(delivery_pk)
     except Exception:
-        logger.exception("could not queue webhook delivery %s; it stays pending for replay", delivery_pk)
+        logger.exception("could not queue webhook delivery %s; the dispatcher will hand it over", delivery_pk)
 
 
-def _default_connection(provider: str, host: str = "") -> Connection:
-    """The connection a webhook verified by the instance-wide secret belongs to."""
-    candidates = Connection.objects.filter(provider=provider)
-    if host:
-        for connection in candidates:
-            if host in {urlsplit(connection.base_url).hostname, urlsplit(connection.web_url).hostname}:
-                return connection
+def _configured_connection(provider: str, host: str) -> Connection | None:
+    """The connection a webhook verified by the instance-wide secret belongs to, or None for an instance Tandem
+    is not configured to talk to. A header only names an instance: Connections and settings say which instances
+    exist, so no header ever creates a Connection or sends a token somewhere new."""
+    for connection in Connection.objects.filter(provider=provider):
+        if host and host in {urlsplit(connection.base_url).hostname, urlsplit(connection.web_url).hostname}:
+            return connection
     if provider == Provider.GITHUB:
-        base_url, name = (f"https://{host}/api/v3", host) if host else (settings.GITHUB_API_URL, "GitHub")
+        base_url, name = settings.GITHUB_API_URL, "GitHub"
     else:
-        base_url, name = (f"https://{host}", host) if host else (settings.GITLAB_URL, "GitLab")
+        base_url, name = settings.GITLAB_URL, "GitLab"
+    configured_host = urlsplit(base_url).hostname or ""
+    if host and host.lower() != configured_host.lower():
+        return None
     connection, _ = Connection.objects.get_or_create(
-        provider=provider, base_url=base_url.rstrip("/"), defaults={"name": f"{name} (from webhooks)"}
+        provider=provider, base_url=base_url.rstrip("/"), defaults={"name": f"{name} (from settings)"}
     )
     return connection
+
+
+def _refuse_unknown_instance(host: str, **fields: object) -> JsonResponse:
+    """Store the delivery, refused for processing with the reason, and say why."""
+    reason = f"Refused: {host} is not an instance this server is configured for (no Connection or setting names it)."
+    received = webhook_delivery_receive(connection=None, **fields)  # type: ignore[arg-type]
+    if received.created:
+        webhook_delivery_finish(delivery=received.delivery, status=WebhookDelivery.Status.FAILED, error=reason)
+    logger.warning("refused %s webhook from unknown instance %s", fields["provider"], host)
+    return _error(422, reason, delivery=received.delivery.pk)
 
 
 @csrf_exempt
@@ -124,11 +137,11 @@ def github_webhook(request: HttpRequest) -> JsonResponse:
         if verify_signature(candidate.webhook_secret, body, signature):
             connection = candidate
             break
-    host = request.headers.get("X-GitHub-Enterprise-Host", "")
+    host = request.headers.get("X-GitHub-Enterprise-Host", "").strip().lower()
     if connection is None:
         if not (settings.GITHUB_WEBHOOK_SECRET and verify_signature(settings.GITHUB_WEBHOOK_SECRET, body, signature)):
             return _rejected("github", "Signature does not match the webhook secret.")
-        connection = _default_connection(Provider.GITHUB, host)
+        connection = _configured_connection(Provider.GITHUB, host)
     event = request.headers.get("X-GitHub-Event", "")
     delivery_id = request.headers.get("X-GitHub-Delivery", "")
     if not event:
@@ -139,6 +152,16 @@ def github_webhook(request: HttpRequest) -> JsonResponse:
     if isinstance(payload, JsonResponse):
         return payload
     action = payload.get("action") if isinstance(payload.get("action"), str) else ""
+    if connection is None:
+        return _refuse_unknown_instance(
+            host,
+            provider="github",
+            delivery_id=delivery_id,
+            event=event,
+            action=action,
+            headers=_kept_headers(request),
+            body=body.decode("utf-8", errors="replace"),
+        )
     if event == "ping":
         # GitHub's hello on creating the hook: stored like any delivery, answered 200.
         received = webhook_delivery_receive(
@@ -172,6 +195,7 @@ def gitlab_webhook(request: HttpRequest) -> JsonResponse:
     if not token:
         return _rejected("gitlab", "Missing X-Gitlab-Token header.")
     connection = None
+    host = (urlsplit(request.headers.get("X-Gitlab-Instance", "")).hostname or "").lower()
     for candidate in Connection.objects.filter(provider=Provider.GITLAB).exclude(webhook_secret=""):
         if verify_token(candidate.webhook_secret, token):
             connection = candidate
@@ -179,8 +203,7 @@ def gitlab_webhook(request: HttpRequest) -> JsonResponse:
     if connection is None:
         if not (settings.GITLAB_WEBHOOK_TOKEN and verify_token(settings.GITLAB_WEBHOOK_TOKEN, token)):
             return _rejected("gitlab", "X-Gitlab-Token does not match the webhook token.")
-        host = urlsplit(request.headers.get("X-Gitlab-Instance", "")).hostname or ""
-        connection = _default_connection(Provider.GITLAB, host)
+        connection = _configured_connection(Provider.GITLAB, host)
     event = request.headers.get("X-Gitlab-Event", "")
     if not event:
         return _error(400, "Missing X-Gitlab-Event header.")
@@ -197,6 +220,16 @@ def gitlab_webhook(request: HttpRequest) -> JsonResponse:
     action = ""
     if isinstance(attributes, dict) and isinstance(attributes.get("action"), str):
         action = attributes["action"]
+    if connection is None:
+        return _refuse_unknown_instance(
+            host,
+            provider="gitlab",
+            delivery_id=delivery_id,
+            event=event,
+            action=action or str(payload.get("object_kind", ""))[:100],
+            headers=_kept_headers(request),
+            body=body.decode("utf-8", errors="replace"),
+        )
     return _accept(
         provider="gitlab",
         delivery_id=delivery_id,

@@ -4,7 +4,9 @@ Verify, store, apply, answer. Every delivery is stored as a WebhookDelivery firs
 a retry repeats), like the VCS webhooks, so it can be audited and replayed. An incident change is
 small and needs no remote call, so it is applied before the answer, in one transaction: the sender learns at once
 whether it was taken (2xx), refused (401: signature or token) or malformed (400, with what is wrong; no incident
-is written, the delivery is kept as failed). Ranking its suspects is queued.
+is written, the delivery is kept as failed). A transient failure (the database away) is answered 202: the
+delivery is stored and retried from the database with backoff, and a retry of the same body by the sender is
+applied again at once, never answered "duplicate" while it is not done. Ranking its suspects is queued.
 """
 
 from __future__ import annotations
@@ -23,8 +25,10 @@ from django.views.decorators.http import require_POST
 from reviews.integrations.records import PayloadError
 from reviews.models import WebhookDelivery
 from reviews.services.webhooks import (
+    PERMANENT_ERRORS,
     DeliveryProcessor,
     webhook_delivery_claim,
+    webhook_delivery_fail,
     webhook_delivery_finish,
     webhook_delivery_receive,
 )
@@ -92,24 +96,28 @@ def _handle(request: HttpRequest, provider: str, parse: Parser) -> JsonResponse:
         body=body.decode("utf-8", errors="replace"),
         connection=None,
     )
-    if not received.created:
-        return JsonResponse({"status": "duplicate", "delivery": received.delivery.pk})
+    if not (received.created or received.requeued):
+        return JsonResponse(
+            {"status": "duplicate", "delivery": received.delivery.pk, "state": received.delivery.status}
+        )
     delivery = webhook_delivery_claim(delivery_id=received.delivery.pk)
     if delivery is None:
-        return JsonResponse({"status": "duplicate", "delivery": received.delivery.pk})
+        return JsonResponse({"status": "duplicate", "delivery": received.delivery.pk, "state": "processing"})
     try:
         with transaction.atomic():
             incident, outcome = incident_delivery_apply(delivery=delivery, parse=parse)
     except IncidentPayloadError as error:
-        webhook_delivery_finish(
-            delivery=delivery, status=WebhookDelivery.Status.FAILED, error=f"Invalid payload: {error}"
-        )
+        webhook_delivery_fail(delivery=delivery, error=PayloadError(str(error)))
         return _error(400, f"Invalid payload: {error}")
+    except PERMANENT_ERRORS as error:
+        webhook_delivery_fail(delivery=delivery, error=error)
+        return _error(400, f"The payload cannot be stored: {type(error).__name__}: {error}")
     except Exception as error:
-        webhook_delivery_finish(
-            delivery=delivery, status=WebhookDelivery.Status.FAILED, error=f"{type(error).__name__}: {error}"
-        )
-        raise
+        # Stored, so not lost: the dispatcher retries it from the database with backoff, and a retry by the
+        # sender (same body) is processed again at once.
+        logger.exception("incident webhook delivery %s failed; it will be retried", delivery.pk)
+        state = webhook_delivery_fail(delivery=delivery, error=error)
+        return JsonResponse({"status": "queued", "delivery": delivery.pk, "state": state}, status=202)
     if incident is None:
         webhook_delivery_finish(delivery=delivery, status=WebhookDelivery.Status.IGNORED, error=outcome)
         return JsonResponse({"status": "ignored", "reason": outcome})

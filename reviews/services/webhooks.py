@@ -10,11 +10,13 @@ from __future__ import annotations
 import datetime as dt
 import json
 import logging
+import time
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
-from django.db import IntegrityError, transaction
-from django.db.models import Q
+from django.core.exceptions import ValidationError
+from django.db import DataError, IntegrityError, transaction
+from django.db.models import F, Q
 from django.utils import timezone
 
 from reviews.integrations import github as github_adapter
@@ -37,8 +39,34 @@ from reviews.services.pull_requests import (
 
 logger = logging.getLogger(__name__)
 
-# A delivery left "processing" longer than this belongs to a worker that died: it may be claimed again.
-STALE_CLAIM = dt.timedelta(minutes=10)
+# The database is the queue's source of truth; the broker only wakes a worker. A pending delivery is due at its
+# `next_attempt_at`. Handing it to the broker leases it for DISPATCH_LEASE (doubling with each hand-over no worker
+# took up, so a long backlog is not flooded with copies); when the lease runs out unclaimed, the hand-over was
+# lost (a broker restarted empty) and the dispatcher hands it over again.
+DISPATCH_LEASE = dt.timedelta(seconds=30)
+MAX_DISPATCH_LEASE = dt.timedelta(minutes=10)
+
+# A delivery left "processing" longer than the task's hard time limit (150 s) belongs to a worker that died.
+STALE_CLAIM = dt.timedelta(minutes=3)
+
+# Waits before each retry of a delivery that failed for a transient reason (the database or a provider away, a
+# bug fixed by the next deploy). After the last one it is dead-lettered: kept, with its reason, for a replay.
+RETRY_BACKOFF = tuple(dt.timedelta(seconds=seconds) for seconds in (10, 30, 120, 600, 1800, 3600, 3 * 3600))
+MAX_ATTEMPTS = len(RETRY_BACKOFF) + 1
+
+# Errors that the same bytes would raise again: the payload holds a value the database cannot store (a number out
+# of range, a NUL character, a lone surrogate, a year out of range) or that the adapter rejects.
+PERMANENT_ERRORS: tuple[type[BaseException], ...] = (
+    PayloadError,
+    DataError,
+    ValidationError,
+    ValueError,
+    UnicodeError,
+    OverflowError,
+    RecursionError,
+)
+
+_ERROR_TEXT_LIMIT = 2000
 
 PARSERS: dict[str, Callable[[str, dict], WebhookEvent]] = {
     "github": github_adapter.parse_webhook,
@@ -59,6 +87,16 @@ deployment_handlers: list[DeploymentHandler] = []
 class Received:
     delivery: WebhookDelivery
     created: bool
+    # A redelivery of one not yet processed (waiting for a retry, or dead-lettered): due again now.
+    requeued: bool = False
+
+
+@dataclass(frozen=True)
+class Processed:
+    """How one attempt ended: processed, ignored, failed (for good), retrying (later) or dead (retries spent)."""
+
+    outcome: str
+    touched: list[int] = field(default_factory=list)
 
 
 def webhook_delivery_receive(
@@ -71,10 +109,15 @@ def webhook_delivery_receive(
     body: str,
     connection: Connection | None,
 ) -> Received:
-    """Store a delivery exactly as received, once per provider + delivery id."""
+    """Store a delivery exactly as received, once per provider + delivery id.
+
+    The caller hands a new delivery to a worker at once; it is leased until then, so the dispatcher takes it up
+    only if that hand-over is lost. A redelivery of one that is waiting to be retried or dead-lettered makes it
+    due now: the sender retrying is a good moment to try again."""
+    now = timezone.now()
     existing = WebhookDelivery.objects.filter(provider=provider, delivery_id=delivery_id).first()
     if existing is not None:
-        return Received(existing, created=False)
+        return Received(existing, created=False, requeued=_due_again(existing, now))
     try:
         with transaction.atomic():
             delivery = WebhookDelivery.objects.create(
@@ -85,6 +128,9 @@ def webhook_delivery_receive(
                 headers=headers,
                 body=body,
                 connection=connection,
+                received_at=now,
+                next_attempt_at=now + DISPATCH_LEASE,
+                dispatches=1,
             )
     except IntegrityError:
         # The same delivery arrived twice at once; the other request stored it.
@@ -92,86 +138,173 @@ def webhook_delivery_receive(
     return Received(delivery, created=True)
 
 
-def webhook_delivery_claim(*, delivery_id: int) -> WebhookDelivery | None:
-    """Take a pending delivery for processing. None when it is done, or another worker holds it."""
-    now = timezone.now()
-    claimable = Q(status=WebhookDelivery.Status.PENDING) | Q(
-        status=WebhookDelivery.Status.PROCESSING, claimed_at__lt=now - STALE_CLAIM
-    )
+def _due_again(delivery: WebhookDelivery, now: dt.datetime) -> bool:
+    updated = WebhookDelivery.objects.filter(
+        pk=delivery.pk, status__in=[WebhookDelivery.Status.PENDING, WebhookDelivery.Status.DEAD]
+    ).update(status=WebhookDelivery.Status.PENDING, next_attempt_at=now + DISPATCH_LEASE, dispatches=1)
+    if updated:
+        delivery.refresh_from_db()
+    return bool(updated)
+
+
+def webhook_delivery_claim(*, delivery_id: int, token: str = "") -> WebhookDelivery | None:
+    """Take a pending delivery for processing. None when it is done, or another worker holds it.
+
+    `token` names the task message: when the broker redelivers that very message, the worker that held the claim
+    died before acknowledging it, so its claim may be taken back at once."""
+    claimable = Q(status=WebhookDelivery.Status.PENDING)
+    if token:
+        claimable |= Q(status=WebhookDelivery.Status.PROCESSING, claim_token=token)
     claimed = WebhookDelivery.objects.filter(claimable, pk=delivery_id).update(
-        status=WebhookDelivery.Status.PROCESSING, claimed_at=now
+        status=WebhookDelivery.Status.PROCESSING,
+        claimed_at=timezone.now(),
+        claim_token=token[:255],
+        attempts=F("attempts") + 1,
+        dispatches=0,
     )
     if not claimed:
         return None  # Nothing got updated: processed already, or another worker got there first.
-    delivery = WebhookDelivery.objects.select_related("connection").get(pk=delivery_id)
-    WebhookDelivery.objects.filter(pk=delivery_id).update(attempts=delivery.attempts + 1)
-    return delivery
+    return WebhookDelivery.objects.select_related("connection").get(pk=delivery_id)
 
 
-def webhook_delivery_process(*, delivery: WebhookDelivery) -> list[int]:
-    """Apply a claimed delivery. Returns the ids of the pull requests it touched.
+def webhook_delivery_process(*, delivery: WebhookDelivery) -> Processed:
+    """Apply a claimed delivery, in one transaction, and record how the attempt ended.
 
-    A payload the adapter rejects is marked failed for good (the same bytes would fail again); any other
-    error propagates after marking the delivery failed, so the task can retry it.
-    """
+    A payload that cannot be processed or stored fails for good with its reason (the same bytes would fail
+    again); any other error schedules a retry with backoff, and dead-letters the delivery after the last."""
+    try:
+        touched = _apply(delivery)
+    except PERMANENT_ERRORS as error:
+        return Processed(webhook_delivery_fail(delivery=delivery, error=error))
+    except Exception as error:
+        logger.exception("webhook delivery %s failed (attempt %s)", delivery.pk, delivery.attempts)
+        return Processed(webhook_delivery_fail(delivery=delivery, error=error))
+    return Processed(delivery.status, touched)
+
+
+def _apply(delivery: WebhookDelivery) -> list[int]:
     processor = delivery_processors.get(delivery.provider)
     if processor is not None:
-        return _process_with(processor, delivery)
-    try:
-        event = _parse(delivery)
-    except PayloadError as error:
-        _finish(delivery, WebhookDelivery.Status.FAILED, error=f"Invalid payload: {error}")
-        return []
+        with transaction.atomic():
+            touched = processor(delivery)
+        if delivery.status == WebhookDelivery.Status.PROCESSING:
+            _finish(delivery, WebhookDelivery.Status.PROCESSED)
+        return touched
+    event = _parse(delivery)
     if event.ignored:
         _finish(delivery, WebhookDelivery.Status.IGNORED, error=event.ignored)
         return []
-    try:
-        with transaction.atomic():
-            connection = _connection_for(delivery)
-            touched = webhook_event_apply(connection=connection, event=event)
-            _finish(delivery, WebhookDelivery.Status.PROCESSED)
-    except Exception as error:
-        _finish(delivery, WebhookDelivery.Status.FAILED, error=f"{type(error).__name__}: {error}")
-        raise
-    return touched
-
-
-def _process_with(processor: DeliveryProcessor, delivery: WebhookDelivery) -> list[int]:
-    try:
-        with transaction.atomic():
-            touched = processor(delivery)
-    except PayloadError as error:
-        _finish(delivery, WebhookDelivery.Status.FAILED, error=f"Invalid payload: {error}")
-        return []
-    except Exception as error:
-        _finish(delivery, WebhookDelivery.Status.FAILED, error=f"{type(error).__name__}: {error}")
-        raise
-    if delivery.status == WebhookDelivery.Status.PROCESSING:
+    with transaction.atomic():
+        connection = _connection_for(delivery)
+        touched = webhook_event_apply(connection=connection, event=event)
         _finish(delivery, WebhookDelivery.Status.PROCESSED)
     return touched
 
 
+def webhook_delivery_fail(*, delivery: WebhookDelivery, error: BaseException) -> str:
+    """Record a failed attempt: "failed" for good when the error is the payload's, else "retrying" at the next
+    backoff step, or "dead" when the retries are spent. The reason is kept on the row either way."""
+    if isinstance(error, PayloadError):
+        _finish(delivery, WebhookDelivery.Status.FAILED, error=_error_text(f"Invalid payload: {error}"))
+        return WebhookDelivery.Status.FAILED
+    if isinstance(error, PERMANENT_ERRORS):
+        reason = f"Cannot be stored: {type(error).__name__}: {error}"
+        _finish(delivery, WebhookDelivery.Status.FAILED, error=_error_text(reason))
+        return WebhookDelivery.Status.FAILED
+    reason = f"Attempt {delivery.attempts} of {MAX_ATTEMPTS}: {type(error).__name__}: {error}"
+    if delivery.attempts >= MAX_ATTEMPTS:
+        _finish(delivery, WebhookDelivery.Status.DEAD, error=_error_text(f"{reason} (retries exhausted)"))
+        return WebhookDelivery.Status.DEAD
+    wait = RETRY_BACKOFF[max(0, delivery.attempts - 1)]
+    delivery.status, delivery.error = WebhookDelivery.Status.PENDING, _error_text(reason)
+    WebhookDelivery.objects.filter(pk=delivery.pk).update(
+        status=delivery.status, error=delivery.error, next_attempt_at=timezone.now() + wait, dispatches=0
+    )
+    return "retrying"
+
+
+def _error_text(text: str) -> str:
+    """An error as the database can always store it: no NUL, no lone surrogate, bounded."""
+    cleaned = text.replace("\x00", "\\x00").encode("utf-8", "backslashreplace").decode("utf-8")
+    return cleaned[:_ERROR_TEXT_LIMIT]
+
+
 def webhook_delivery_finish(*, delivery: WebhookDelivery, status: str, error: str = "") -> None:
     """For processors: record how a delivery ended (ignored, with the reason)."""
-    _finish(delivery, status, error=error)
+    _finish(delivery, status, error=_error_text(error))
 
 
-def webhook_deliveries_waiting(*, older_than: dt.timedelta = dt.timedelta(minutes=5), limit: int = 500) -> list[int]:
-    """Deliveries that should have been processed by now: pending for a while, or held by a dead worker."""
-    now = timezone.now()
-    waiting = Q(status=WebhookDelivery.Status.PENDING, received_at__lt=now - older_than) | Q(
-        status=WebhookDelivery.Status.PROCESSING, claimed_at__lt=now - STALE_CLAIM
+def webhook_deliveries_dispatch(
+    *, send: Callable[[int], object], now: dt.datetime | None = None, chunk: int = 500, budget: float = 40.0
+) -> int:
+    """Hand every due delivery to a worker, oldest due first, with no cap but a time budget per run.
+
+    Each is leased before it is sent, so a send that fails (the broker is down) waits out its lease and is sent
+    again by a later run. Deliveries whose worker died are made due again first. Returns how many were sent."""
+    now = now or timezone.now()
+    deadline = time.monotonic() + budget
+    _reclaim_stale(now)
+    sent = 0
+    while time.monotonic() < deadline:
+        due = list(
+            WebhookDelivery.objects.filter(status=WebhookDelivery.Status.PENDING)
+            .filter(Q(next_attempt_at__lte=now) | Q(next_attempt_at__isnull=True))
+            .order_by(F("next_attempt_at").asc(nulls_first=True), "pk")
+            .values_list("pk", "dispatches")[:chunk]
+        )
+        if not due:
+            break
+        leased = _lease(due, now)
+        for pk in leased:
+            send(pk)
+        sent += len(leased)
+    return sent
+
+
+def _lease(due: list[tuple[int, int]], now: dt.datetime) -> list[int]:
+    by_dispatches: dict[int, list[int]] = {}
+    for pk, dispatches in due:
+        by_dispatches.setdefault(dispatches, []).append(pk)
+    leased: list[int] = []
+    for dispatches, pks in by_dispatches.items():
+        lease = min(DISPATCH_LEASE * 2**dispatches, MAX_DISPATCH_LEASE)
+        WebhookDelivery.objects.filter(pk__in=pks, status=WebhookDelivery.Status.PENDING).update(
+            next_attempt_at=now + lease, dispatches=dispatches + 1
+        )
+        leased += pks
+    return leased
+
+
+def _reclaim_stale(now: dt.datetime) -> None:
+    """Deliveries held by a worker that died: due again, or dead-lettered when that was their last attempt."""
+    stale = WebhookDelivery.objects.filter(status=WebhookDelivery.Status.PROCESSING, claimed_at__lt=now - STALE_CLAIM)
+    reason = "A worker stopped while processing it"
+    stale.filter(attempts__gte=MAX_ATTEMPTS).update(
+        status=WebhookDelivery.Status.DEAD, error=f"{reason} (retries exhausted)", processed_at=now
     )
-    return list(WebhookDelivery.objects.filter(waiting).order_by("received_at").values_list("pk", flat=True)[:limit])
+    stale.update(status=WebhookDelivery.Status.PENDING, error=reason, next_attempt_at=now, dispatches=0)
+
+
+def webhook_deliveries_waiting(*, now: dt.datetime | None = None) -> int:
+    """How many deliveries are due and not yet handed to a worker (for health checks and the admin)."""
+    now = now or timezone.now()
+    return WebhookDelivery.objects.filter(
+        Q(status=WebhookDelivery.Status.PENDING) & (Q(next_attempt_at__lte=now) | Q(next_attempt_at__isnull=True))
+    ).count()
 
 
 def webhook_delivery_requeue(*, delivery: WebhookDelivery) -> bool:
-    """Make a failed (or ignored) delivery pending again, for replay. False when it is not replayable now."""
+    """Make a failed, ignored or dead-lettered delivery due again now, for replay. False when it is not replayable
+    now (pending, processing or processed). Its last error stays until the replay ends."""
     return bool(
         WebhookDelivery.objects.filter(
             pk=delivery.pk,
-            status__in=[WebhookDelivery.Status.FAILED, WebhookDelivery.Status.IGNORED],
-        ).update(status=WebhookDelivery.Status.PENDING, error="")
+            status__in=[
+                WebhookDelivery.Status.FAILED,
+                WebhookDelivery.Status.IGNORED,
+                WebhookDelivery.Status.DEAD,
+            ],
+        ).update(status=WebhookDelivery.Status.PENDING, next_attempt_at=timezone.now() + DISPATCH_LEASE, dispatches=1)
     )
 
 

@@ -470,7 +470,7 @@ def test_a_delivery_acknowledged_while_the_broker_was_down_is_picked_up_later(
 ):
     from django.utils import timezone
 
-    from reviews.tasks import process_webhook_delivery, requeue_waiting_deliveries
+    from reviews.tasks import dispatch_due_deliveries, process_webhook_delivery
 
     def broker_down(*args, **kwargs):
         raise ConnectionError("broker unreachable")
@@ -487,9 +487,9 @@ def test_a_delivery_acknowledged_while_the_broker_was_down_is_picked_up_later(
     monkeypatch.undo()
     delivery = WebhookDelivery.objects.get()
     assert delivery.status == "pending"
-    assert requeue_waiting_deliveries() == 0  # too recent: its own task may still be on the way
-    WebhookDelivery.objects.filter(pk=delivery.pk).update(received_at=timezone.now() - dt.timedelta(minutes=10))
-    assert requeue_waiting_deliveries() == 1
+    assert dispatch_due_deliveries() == 0  # leased: its own hand-over may still be on the way
+    WebhookDelivery.objects.filter(pk=delivery.pk).update(next_attempt_at=timezone.now() - dt.timedelta(seconds=1))
+    assert dispatch_due_deliveries() == 1
     delivery.refresh_from_db()
     assert delivery.status == "processed"
     assert PullRequest.objects.count() == 1

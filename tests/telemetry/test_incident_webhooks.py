@@ -393,3 +393,59 @@ def test_a_malformed_incident_webhook_is_kept_as_failed_and_can_be_replayed(pd, 
     delivery.refresh_from_db()
     assert delivery.status == "processed"
     assert Incident.objects.get().external_id == "PGR0VU2"
+
+
+# --- nothing acknowledged is lost ------------------------------------------------------------------------------------
+
+
+class _FailsOnce:
+    def __init__(self, real):
+        self.real, self.failed = real, False
+
+    def __call__(self, **kwargs):
+        if not self.failed:
+            self.failed = True
+            from django.db import OperationalError
+
+            raise OperationalError("could not serialize access")
+        return self.real(**kwargs)
+
+
+def test_a_transient_failure_is_stored_for_retry_and_the_senders_retry_is_applied(pd, actors, monkeypatch):
+    from reviews.models import WebhookDelivery
+    from telemetry import webhooks
+
+    service = make_service("api-service", actors.team)
+    monkeypatch.setattr(webhooks, "incident_record_apply", _FailsOnce(webhooks.incident_record_apply))
+    payload = pd_event("incident.triggered")
+    first = pd(payload)
+    assert first.status_code == 202  # stored: the sender need not retry, and it is not lost if it does
+    assert first.json()["status"] == "queued"
+    delivery = WebhookDelivery.objects.get()
+    assert delivery.status == WebhookDelivery.Status.PENDING
+    assert "OperationalError: could not serialize access" in delivery.error
+    assert not Incident.objects.exists()
+
+    retried = pd(payload)  # PagerDuty retries the same body
+    assert retried.status_code == 201
+    assert list(Incident.objects.get().services.all()) == [service]
+    delivery.refresh_from_db()
+    assert (delivery.status, delivery.attempts) == (WebhookDelivery.Status.PROCESSED, 2)
+    assert pd(payload).json()["status"] == "duplicate"  # done now: a third copy changes nothing
+
+
+def test_a_transient_failure_the_sender_never_retries_is_applied_by_the_dispatcher(pd, actors, monkeypatch):
+    from django.utils import timezone
+
+    from reviews.models import WebhookDelivery
+    from reviews.tasks import dispatch_due_deliveries
+    from telemetry import webhooks
+
+    make_service("api-service", actors.team)
+    monkeypatch.setattr(webhooks, "incident_record_apply", _FailsOnce(webhooks.incident_record_apply))
+    og_payload = pd_event("incident.triggered")
+    assert pd(og_payload).status_code == 202
+    WebhookDelivery.objects.update(next_attempt_at=timezone.now())
+    assert dispatch_due_deliveries() == 1
+    assert WebhookDelivery.objects.get().status == WebhookDelivery.Status.PROCESSED
+    assert Incident.objects.get().external_id == "PGR0VU2"

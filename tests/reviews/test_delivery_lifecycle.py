@@ -1,0 +1,284 @@
+"""A webhook delivery's life after it is acknowledged: the database is the queue's source of truth.
+
+Transient failures are retried from the row with backoff and then dead-lettered with their reason; payloads that
+cannot be stored fail for good; deliveries whose hand-over or worker was lost are dispatched again; a sender's
+retry of an unfinished delivery processes it again instead of being told "duplicate"."""
+
+from __future__ import annotations
+
+import datetime as dt
+import hashlib
+import hmac
+import json
+import uuid
+from pathlib import Path
+
+import pytest
+from django.db import DataError, OperationalError
+from django.utils import timezone
+
+from reviews.models import Connection, PolicyEvaluation, PullRequest, WebhookDelivery
+from reviews.services import webhooks as inbox
+from reviews.services.webhooks import (
+    DISPATCH_LEASE,
+    MAX_ATTEMPTS,
+    RETRY_BACKOFF,
+    STALE_CLAIM,
+    webhook_deliveries_dispatch,
+    webhook_delivery_claim,
+    webhook_delivery_requeue,
+)
+from reviews.tasks import dispatch_due_deliveries, process_webhook_delivery, reconcile_verdicts
+
+FIXTURES = Path(__file__).resolve().parent.parent / "fixtures" / "github"
+SECRET = "lifecycle-secret"
+
+pytestmark = pytest.mark.django_db
+
+
+def fixture(name: str) -> dict:
+    return json.loads((FIXTURES / f"{name}.json").read_text())
+
+
+@pytest.fixture(autouse=True)
+def webhook_secret(settings):
+    settings.GITHUB_WEBHOOK_SECRET = SECRET
+
+
+@pytest.fixture
+def deliver(client, django_capture_on_commit_callbacks):
+    def post(event: str, payload: dict, *, delivery: str | None = None, **headers: str):
+        body = json.dumps(payload).encode()
+        signature = "sha256=" + hmac.new(SECRET.encode(), body, hashlib.sha256).hexdigest()
+        with django_capture_on_commit_callbacks(execute=True):
+            return client.post(
+                "/webhooks/github/",
+                data=body,
+                content_type="application/json",
+                HTTP_X_GITHUB_EVENT=event,
+                HTTP_X_GITHUB_DELIVERY=delivery or str(uuid.uuid4()),
+                HTTP_X_HUB_SIGNATURE_256=signature,
+                **headers,
+            )
+
+    return post
+
+
+class Flaky:
+    """Makes the apply step raise `error` for the next `times` calls, then behave."""
+
+    def __init__(self, monkeypatch, error: BaseException, times: int = 1) -> None:
+        self.error, self.times, self.calls = error, times, 0
+        self.real = inbox.webhook_event_apply
+        monkeypatch.setattr(inbox, "webhook_event_apply", self)
+
+    def __call__(self, **kwargs):
+        self.calls += 1
+        if self.times > 0:
+            self.times -= 1
+            raise self.error
+        return self.real(**kwargs)
+
+
+def _make_due(delivery: WebhookDelivery) -> None:
+    WebhookDelivery.objects.filter(pk=delivery.pk).update(next_attempt_at=timezone.now() - dt.timedelta(seconds=1))
+
+
+def test_a_transient_failure_is_retried_from_the_row_with_backoff(deliver, monkeypatch):
+    Flaky(monkeypatch, OperationalError("server closed the connection unexpectedly"))
+    before = timezone.now()
+    assert deliver("pull_request", fixture("pull_request.opened")).status_code == 202
+    delivery = WebhookDelivery.objects.get()
+    assert delivery.status == WebhookDelivery.Status.PENDING
+    assert delivery.attempts == 1
+    assert "OperationalError: server closed the connection" in delivery.error
+    assert delivery.next_attempt_at >= before + RETRY_BACKOFF[0]
+    assert PullRequest.objects.count() == 0
+
+    assert dispatch_due_deliveries() == 0  # not due before its backoff runs out
+    _make_due(delivery)
+    assert dispatch_due_deliveries() == 1
+    delivery.refresh_from_db()
+    assert (delivery.status, delivery.attempts, delivery.error) == ("processed", 2, "")
+    assert PullRequest.objects.count() == 1
+
+
+def test_retries_end_in_the_dead_letter_state_with_the_reason_and_a_replay_works(deliver, monkeypatch):
+    flaky = Flaky(monkeypatch, OperationalError("database is away"), times=MAX_ATTEMPTS)
+    deliver("pull_request", fixture("pull_request.opened"))
+    delivery = WebhookDelivery.objects.get()
+    for _ in range(MAX_ATTEMPTS - 1):
+        _make_due(delivery)
+        dispatch_due_deliveries()
+    delivery.refresh_from_db()
+    assert delivery.status == WebhookDelivery.Status.DEAD
+    assert delivery.attempts == MAX_ATTEMPTS
+    assert flaky.calls == MAX_ATTEMPTS
+    assert f"Attempt {MAX_ATTEMPTS} of {MAX_ATTEMPTS}: OperationalError: database is away" in delivery.error
+    _make_due(delivery)
+    assert dispatch_due_deliveries() == 0  # dead letters wait for a person
+
+    assert webhook_delivery_requeue(delivery=delivery)
+    assert process_webhook_delivery.delay(delivery.pk).get() == "processed"
+    assert PullRequest.objects.count() == 1
+
+
+@pytest.mark.parametrize(
+    "error",
+    [DataError("integer out of range"), ValueError("A string literal cannot contain NUL (0x00) characters.")],
+    ids=["out of range", "NUL"],
+)
+def test_a_payload_the_database_cannot_store_fails_for_good(deliver, monkeypatch, error):
+    flaky = Flaky(monkeypatch, error, times=99)
+    deliver("pull_request", fixture("pull_request.opened"))
+    delivery = WebhookDelivery.objects.get()
+    assert delivery.status == WebhookDelivery.Status.FAILED
+    assert delivery.error.startswith("Cannot be stored: ")
+    _make_due(delivery)
+    assert dispatch_due_deliveries() == 0
+    assert flaky.calls == 1
+
+
+def test_an_error_text_the_database_could_not_store_is_cleaned_so_the_row_never_stays_processing(deliver, monkeypatch):
+    Flaky(monkeypatch, OperationalError("bad byte \x00 in the message"))
+    deliver("pull_request", fixture("pull_request.opened"))
+    delivery = WebhookDelivery.objects.get()
+    assert delivery.status == WebhookDelivery.Status.PENDING
+    assert "\x00" not in delivery.error
+    assert "bad byte \\x00 in the message" in delivery.error
+    # A lone surrogate (which PostgreSQL refuses) is written out too, and the text is bounded.
+    assert inbox._error_text("a lone \udc80" + "x" * 5000).startswith("a lone \\udc80x")
+    assert len(inbox._error_text("x" * 5000)) == 2000
+
+
+def test_a_delivery_whose_worker_died_is_dispatched_again(deliver, monkeypatch):
+    monkeypatch.setattr(process_webhook_delivery, "delay", lambda pk: None)  # the hand-over is lost
+    deliver("pull_request", fixture("pull_request.opened"))
+    monkeypatch.undo()
+    delivery = WebhookDelivery.objects.get()
+    assert webhook_delivery_claim(delivery_id=delivery.pk, token="task-that-dies") is not None
+    assert dispatch_due_deliveries() == 0  # a live worker may hold it
+    WebhookDelivery.objects.filter(pk=delivery.pk).update(claimed_at=timezone.now() - STALE_CLAIM - dt.timedelta(1))
+    assert dispatch_due_deliveries() == 1
+    delivery.refresh_from_db()
+    assert delivery.status == WebhookDelivery.Status.PROCESSED
+    assert PullRequest.objects.count() == 1
+
+
+def test_the_broker_redelivering_the_same_message_takes_the_dead_workers_claim_back_at_once(deliver, monkeypatch):
+    monkeypatch.setattr(process_webhook_delivery, "delay", lambda pk: None)
+    deliver("pull_request", fixture("pull_request.opened"))
+    monkeypatch.undo()
+    delivery = WebhookDelivery.objects.get()
+    assert webhook_delivery_claim(delivery_id=delivery.pk, token="message-1") is not None
+    assert webhook_delivery_claim(delivery_id=delivery.pk, token="message-2") is None  # another message waits
+    assert webhook_delivery_claim(delivery_id=delivery.pk, token="message-1") is not None  # the same one: redelivered
+
+
+def test_the_dispatcher_sends_every_due_delivery_once_with_no_fixed_cap_and_doubles_the_lease():
+    connection = Connection.objects.create(provider="github", base_url="https://api.github.com")
+    past = timezone.now() - dt.timedelta(minutes=30)
+    WebhookDelivery.objects.bulk_create(
+        WebhookDelivery(
+            provider="github",
+            delivery_id=f"d{index}",
+            event="ping",
+            body="{}",
+            connection=connection,
+            received_at=past,
+            next_attempt_at=past + dt.timedelta(seconds=index),
+        )
+        for index in range(1234)
+    )
+    sent: list[int] = []
+    now = timezone.now()
+    assert webhook_deliveries_dispatch(send=sent.append, now=now, chunk=100) == 1234
+    assert len(set(sent)) == 1234
+    oldest_first = list(WebhookDelivery.objects.order_by("received_at", "next_attempt_at").values_list("pk", flat=True))
+    assert sent == oldest_first
+    assert webhook_deliveries_dispatch(send=sent.append, now=now) == 0  # leased: not sent twice
+    later = now + DISPATCH_LEASE + dt.timedelta(seconds=1)
+    assert webhook_deliveries_dispatch(send=sent.append, now=later) == 1234  # nobody took them: the hand-over was lost
+    delivery = WebhookDelivery.objects.first()
+    assert delivery is not None
+    assert delivery.next_attempt_at == later + DISPATCH_LEASE * 2
+    assert delivery.dispatches == 2
+
+
+def test_a_redelivery_of_a_dead_lettered_delivery_processes_it_again(deliver, monkeypatch):
+    Flaky(monkeypatch, OperationalError("away"), times=MAX_ATTEMPTS)
+    deliver("pull_request", fixture("pull_request.opened"), delivery="guid-1")
+    WebhookDelivery.objects.update(status=WebhookDelivery.Status.DEAD, attempts=MAX_ATTEMPTS - 1)
+    monkeypatch.undo()
+    response = deliver("pull_request", fixture("pull_request.opened"), delivery="guid-1")
+    assert response.status_code == 202
+    assert response.json()["status"] == "requeued"
+    assert WebhookDelivery.objects.get().status == WebhookDelivery.Status.PROCESSED
+    assert PullRequest.objects.count() == 1
+
+
+def test_a_redelivery_of_a_processed_delivery_is_a_duplicate(deliver):
+    deliver("pull_request", fixture("pull_request.opened"), delivery="guid-2")
+    response = deliver("pull_request", fixture("pull_request.opened"), delivery="guid-2")
+    assert response.status_code == 200
+    pk = WebhookDelivery.objects.get().pk
+    assert response.json() == {"status": "duplicate", "delivery": pk, "state": "processed"}
+
+
+# --- instances: a header never creates a Connection ------------------------------------------------------------------
+
+
+def test_an_enterprise_host_no_connection_knows_is_stored_and_refused(deliver, settings):
+    settings.GITHUB_API_URL = "https://api.github.com"
+    response = deliver("pull_request", fixture("pull_request.opened"), HTTP_X_GITHUB_ENTERPRISE_HOST="evil.example")
+    assert response.status_code == 422
+    assert "evil.example" in response.json()["error"]
+    assert not Connection.objects.filter(base_url__contains="evil.example").exists()
+    delivery = WebhookDelivery.objects.get()
+    assert (delivery.status, delivery.connection) == (WebhookDelivery.Status.FAILED, None)
+    assert "evil.example" in delivery.error
+    assert PullRequest.objects.count() == 0
+
+
+def test_the_configured_enterprise_url_is_kept_with_its_scheme_port_and_path(deliver, settings):
+    settings.GITHUB_API_URL = "http://ghe.internal:8443/prefix/api/v3"
+    response = deliver("pull_request", fixture("pull_request.opened"), HTTP_X_GITHUB_ENTERPRISE_HOST="ghe.internal")
+    assert response.status_code == 202
+    assert WebhookDelivery.objects.get().connection.base_url == "http://ghe.internal:8443/prefix/api/v3"
+
+
+def test_a_gitlab_instance_header_maps_to_the_configured_url(client, settings, django_capture_on_commit_callbacks):
+    settings.GITLAB_WEBHOOK_TOKEN = "gl-token"
+    settings.GITLAB_URL = "http://gitlab.internal:8929/gitlab"
+    body = json.dumps({"object_kind": "push", "project": {}}).encode()
+    headers = {"HTTP_X_GITLAB_TOKEN": "gl-token", "HTTP_X_GITLAB_EVENT": "Push Hook"}
+    with django_capture_on_commit_callbacks(execute=True):
+        known = client.post(
+            "/webhooks/gitlab/", data=body, content_type="application/json",
+            HTTP_X_GITLAB_INSTANCE="http://gitlab.internal:8929", HTTP_X_GITLAB_EVENT_UUID="u1", **headers,
+        )  # fmt: skip
+        unknown = client.post(
+            "/webhooks/gitlab/", data=body, content_type="application/json",
+            HTTP_X_GITLAB_INSTANCE="https://elsewhere.example", HTTP_X_GITLAB_EVENT_UUID="u2", **headers,
+        )  # fmt: skip
+    assert known.status_code == 202
+    assert WebhookDelivery.objects.get(delivery_id="u1").connection.base_url == "http://gitlab.internal:8929/gitlab"
+    assert unknown.status_code == 422
+    assert WebhookDelivery.objects.get(delivery_id="u2").status == WebhookDelivery.Status.FAILED
+    assert Connection.objects.filter(provider="gitlab").count() == 1
+
+
+# --- verdicts lost with the broker ----------------------------------------------------------------------------------
+
+
+def test_the_reconciler_evaluates_heads_that_have_no_verdict(deliver, monkeypatch):
+    from reviews import tasks
+
+    monkeypatch.setattr(tasks.evaluate_pull_request, "delay", lambda pk: None)  # lost with the broker
+    deliver("pull_request", fixture("pull_request.opened"))
+    monkeypatch.undo()
+    pull_request = PullRequest.objects.get()
+    assert not PolicyEvaluation.objects.exists()
+    assert reconcile_verdicts() == "evaluated 1, reported 0"
+    assert PolicyEvaluation.objects.filter(pull_request=pull_request, head_sha=pull_request.head_sha).exists()
+    assert reconcile_verdicts() == "evaluated 0, reported 0"
