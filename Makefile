@@ -33,6 +33,7 @@ run: $(VENV)/.base-installed
 	$(PY) manage.py runserver $(HOST):$(PORT)
 
 test: $(VENV)/.dev-installed
+	mkdir -p var
 	$(PY) -m pytest $(PYTEST_ARGS)
 
 lint: $(VENV)/.dev-installed

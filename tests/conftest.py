@@ -10,7 +10,7 @@ import pytest
 from config.celery import app as celery_app
 
 REPO_ROOT = Path(__file__).resolve().parent.parent
-SHARED_DIR = REPO_ROOT.parent / "shared"
+FIXTURES_DIR = REPO_ROOT / "tests" / "fixtures"
 
 
 @pytest.fixture(autouse=True, scope="session")

@@ -1,6 +1,6 @@
 """GitLab webhook payloads → records.
 
-Two sets of payloads: the 26 that real GitLab instances sent (`shared/fixtures/gitlab`, beside the repository; see
+Two sets of payloads: the 26 that real GitLab instances sent (`tests/fixtures/gitlab`, copied from the shared set; see
 SOURCES.md there) and, in `tests/fixtures/gitlab_docs`, payloads in the shapes GitLab's "Webhook events" and
 "System hooks" pages document, for what the real ones lack: pipeline, job and deployment hooks, a note hook with
 `action`, the per-user `approval`/`unapproval` actions, a draft → ready update, a note by a project bot, a push
@@ -23,7 +23,7 @@ from reviews.integrations.gitlab import is_bot_username, parse_timestamp, parse_
 from reviews.integrations.records import PayloadError, WebhookEvent
 
 REPO_ROOT = Path(__file__).resolve().parents[2]
-SHARED_FIXTURES = REPO_ROOT.parent / "shared" / "fixtures" / "gitlab"
+SHARED_FIXTURES = REPO_ROOT / "tests" / "fixtures" / "gitlab"
 DOCS_FIXTURES = REPO_ROOT / "tests" / "fixtures" / "gitlab_docs"
 
 HEADERS = {
@@ -83,7 +83,7 @@ SHARED_NAMES = sorted(path.name for path in SHARED_FIXTURES.glob("*.json"))
 DOCS_NAMES = sorted(path.stem for path in DOCS_FIXTURES.glob("*.json"))
 
 
-def test_shared_fixtures_are_found_beside_the_repository() -> None:
+def test_the_real_payloads_are_in_the_repository() -> None:
     assert SHARED_FIXTURES.is_dir(), SHARED_FIXTURES
     assert len(SHARED_NAMES) == 26
 

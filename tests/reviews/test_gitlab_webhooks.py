@@ -12,9 +12,9 @@ import pytest
 
 from reviews.models import Comment, Commit, CommitStatus, PullRequest, Repository, Review, WebhookDelivery
 from reviews.webhooks import rejected_count
-from tests.conftest import SHARED_DIR
+from tests.conftest import FIXTURES_DIR
 
-REAL = SHARED_DIR / "fixtures" / "gitlab"
+REAL = FIXTURES_DIR / "gitlab"
 DOCS = Path(__file__).resolve().parent.parent / "fixtures" / "gitlab_docs"
 TOKEN = "gitlab-webhook-token"
 HEADER_FOR_KIND = {
