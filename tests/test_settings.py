@@ -19,6 +19,7 @@ print(json.dumps({
     "eager": app.conf.task_always_eager,
     "propagates": app.conf.task_eager_propagates,
     "broker": app.conf.broker_url,
+    "cache": settings.CACHES["default"].get("LOCATION", ""),
     "debug": settings.DEBUG,
 }))
 """
@@ -59,6 +60,7 @@ def test_database_and_redis_urls_switch_to_postgresql_and_a_redis_broker(python,
     assert shown["host"] == "db.internal"
     assert shown["eager"] is False
     assert shown["broker"] == "redis://cache.internal:6379/0"
+    assert shown["cache"] == "redis://cache.internal:6379/1"  # its own database: a flush never drops tasks
 
 
 def test_production_refuses_to_start_without_a_secret_key(python, python_env):
