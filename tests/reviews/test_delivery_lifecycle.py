@@ -282,3 +282,40 @@ def test_the_reconciler_evaluates_heads_that_have_no_verdict(deliver, monkeypatc
     assert reconcile_verdicts() == "evaluated 1, reported 0"
     assert PolicyEvaluation.objects.filter(pull_request=pull_request, head_sha=pull_request.head_sha).exists()
     assert reconcile_verdicts() == "evaluated 0, reported 0"
+
+
+def test_the_reconciler_posts_again_a_verdict_the_provider_never_accepted(
+    client, fake_github, github_connection, django_capture_on_commit_callbacks
+):
+    github_connection.webhook_secret = SECRET
+    github_connection.save()
+    repo = fake_github.add_repo("acme/shop")
+    fake_github.add_pull("acme/shop", number=7, author="ada", head_sha="f" * 40)
+    fake_github.add_file("acme/shop", 7, "shop/cart.py", additions=1, deletions=1)
+    fake_github.fail_next("/statuses/", 502)
+    payload = {
+        "action": "opened",
+        "number": 7,
+        "pull_request": fake_github.update_pull("acme/shop", 7),
+        "repository": repo,
+        "sender": {"login": "ada", "id": 1},
+    }
+    body = json.dumps(payload).encode()
+    with django_capture_on_commit_callbacks(execute=True):
+        client.post(
+            "/webhooks/github/", data=body, content_type="application/json", HTTP_X_GITHUB_EVENT="pull_request",
+            HTTP_X_GITHUB_DELIVERY=str(uuid.uuid4()),
+            HTTP_X_HUB_SIGNATURE_256="sha256=" + hmac.new(SECRET.encode(), body, hashlib.sha256).hexdigest(),
+        )  # fmt: skip
+    evaluation = PolicyEvaluation.objects.get()
+    assert evaluation.reported_at is None
+    assert "502" in evaluation.report_error
+    assert fake_github.statuses_posted == []
+
+    assert reconcile_verdicts() == "evaluated 0, reported 0"  # too young: its own task may still retry
+    PolicyEvaluation.objects.update(evaluated_at=timezone.now() - dt.timedelta(minutes=2))
+    assert reconcile_verdicts() == "evaluated 0, reported 1"
+    evaluation.refresh_from_db()
+    assert evaluation.reported_at is not None
+    assert [(s["sha"], s["context"]) for s in fake_github.statuses_posted] == [("f" * 40, "tandem/review-policy")]
+    assert reconcile_verdicts() == "evaluated 0, reported 0"
