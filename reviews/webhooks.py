@@ -20,7 +20,8 @@ from django.views.decorators.http import require_POST
 
 from reviews.integrations.github import verify_signature
 from reviews.integrations.gitlab import verify_token
-from reviews.models import Connection, Provider, WebhookDelivery
+from reviews.models import Provider, WebhookDelivery
+from reviews.services.connections import connection_for_instance, connections_with_webhook_secret
 from reviews.services.webhooks import webhook_delivery_finish, webhook_delivery_receive
 from reviews.tasks import process_webhook_delivery
 
@@ -95,26 +96,6 @@ def _enqueue(delivery_pk: int) -> None:
         logger.exception("could not queue webhook delivery %s; the dispatcher will hand it over", delivery_pk)
 
 
-def _configured_connection(provider: str, host: str) -> Connection | None:
-    """The connection a webhook verified by the instance-wide secret belongs to, or None for an instance Tandem
-    is not configured to talk to. A header only names an instance: Connections and settings say which instances
-    exist, so no header ever creates a Connection or sends a token somewhere new."""
-    for connection in Connection.objects.filter(provider=provider):
-        if host and host in {urlsplit(connection.base_url).hostname, urlsplit(connection.web_url).hostname}:
-            return connection
-    if provider == Provider.GITHUB:
-        base_url, name = settings.GITHUB_API_URL, "GitHub"
-    else:
-        base_url, name = settings.GITLAB_URL, "GitLab"
-    configured_host = urlsplit(base_url).hostname or ""
-    if host and host.lower() != configured_host.lower():
-        return None
-    connection, _ = Connection.objects.get_or_create(
-        provider=provider, base_url=base_url.rstrip("/"), defaults={"name": f"{name} (from settings)"}
-    )
-    return connection
-
-
 def _refuse_unknown_instance(host: str, **fields: object) -> JsonResponse:
     """Store the delivery, refused for processing with the reason, and say why."""
     reason = f"Refused: {host} is not an instance this server is configured for (no Connection or setting names it)."
@@ -133,7 +114,7 @@ def github_webhook(request: HttpRequest) -> JsonResponse:
     if not signature:
         return _rejected("github", "Missing X-Hub-Signature-256 header.")
     connection = None
-    for candidate in Connection.objects.filter(provider=Provider.GITHUB).exclude(webhook_secret=""):
+    for candidate in connections_with_webhook_secret(provider=Provider.GITHUB):
         if verify_signature(candidate.webhook_secret, body, signature):
             connection = candidate
             break
@@ -141,7 +122,7 @@ def github_webhook(request: HttpRequest) -> JsonResponse:
     if connection is None:
         if not (settings.GITHUB_WEBHOOK_SECRET and verify_signature(settings.GITHUB_WEBHOOK_SECRET, body, signature)):
             return _rejected("github", "Signature does not match the webhook secret.")
-        connection = _configured_connection(Provider.GITHUB, host)
+        connection = connection_for_instance(provider=Provider.GITHUB, host=host)
     event = request.headers.get("X-GitHub-Event", "")
     delivery_id = request.headers.get("X-GitHub-Delivery", "")
     if not event:
@@ -196,14 +177,14 @@ def gitlab_webhook(request: HttpRequest) -> JsonResponse:
         return _rejected("gitlab", "Missing X-Gitlab-Token header.")
     connection = None
     host = (urlsplit(request.headers.get("X-Gitlab-Instance", "")).hostname or "").lower()
-    for candidate in Connection.objects.filter(provider=Provider.GITLAB).exclude(webhook_secret=""):
+    for candidate in connections_with_webhook_secret(provider=Provider.GITLAB):
         if verify_token(candidate.webhook_secret, token):
             connection = candidate
             break
     if connection is None:
         if not (settings.GITLAB_WEBHOOK_TOKEN and verify_token(settings.GITLAB_WEBHOOK_TOKEN, token)):
             return _rejected("gitlab", "X-Gitlab-Token does not match the webhook token.")
-        connection = _configured_connection(Provider.GITLAB, host)
+        connection = connection_for_instance(provider=Provider.GITLAB, host=host)
     event = request.headers.get("X-Gitlab-Event", "")
     if not event:
         return _error(400, "Missing X-Gitlab-Event header.")

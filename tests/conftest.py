@@ -127,3 +127,11 @@ def send_to_worker(task, args: list, queue: str) -> None:  # type: ignore[no-unt
         task.apply_async(args=args, queue=queue)
     finally:
         celery_app.conf.task_always_eager = True
+
+
+@pytest.fixture(autouse=True)
+def _connections_forgotten() -> None:
+    """Each test's connections are its own: the webhook views' in-process copy of them starts empty."""
+    from reviews.services.connections import connections_forget
+
+    connections_forget()

@@ -15,7 +15,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 
 from django.core.exceptions import ValidationError
-from django.db import DataError, IntegrityError, transaction
+from django.db import DataError, connections, transaction
 from django.db.models import F, Q
 from django.utils import timezone
 
@@ -108,40 +108,78 @@ def webhook_delivery_receive(
     headers: dict[str, str],
     body: str,
     connection: Connection | None,
+    hand_over_now: bool = True,
 ) -> Received:
-    """Store a delivery exactly as received, once per provider + delivery id.
+    """Store a delivery exactly as received, once per provider + delivery id, in one statement.
 
-    The caller hands a new delivery to a worker at once; it is leased until then, so the dispatcher takes it up
-    only if that hand-over is lost. A redelivery of one that is waiting to be retried or dead-lettered makes it
-    due now: the sender retrying is a good moment to try again."""
+    With `hand_over_now` the caller hands the new delivery to a worker itself, so it is leased until then and the
+    dispatcher takes it up only if that hand-over is lost; without, it is due at once and the dispatcher hands it
+    over. A redelivery of one that is waiting for a retry or dead-lettered makes it due again now: the sender
+    retrying is a good moment to try again."""
     now = timezone.now()
-    existing = WebhookDelivery.objects.filter(provider=provider, delivery_id=delivery_id).first()
-    if existing is not None:
-        return Received(existing, created=False, requeued=_due_again(existing, now))
-    try:
-        with transaction.atomic():
-            delivery = WebhookDelivery.objects.create(
-                provider=provider,
-                delivery_id=delivery_id,
-                event=event,
-                action=action[:100],
-                headers=headers,
-                body=body,
-                connection=connection,
-                received_at=now,
-                next_attempt_at=now + DISPATCH_LEASE,
-                dispatches=1,
-            )
-    except IntegrityError:
-        # The same delivery arrived twice at once; the other request stored it.
-        return Received(WebhookDelivery.objects.get(provider=provider, delivery_id=delivery_id), created=False)
-    return Received(delivery, created=True)
+    pk = _insert_once(
+        provider=provider,
+        delivery_id=delivery_id,
+        event=event,
+        action=action[:100],
+        headers=headers,
+        body=body,
+        connection_id=connection.pk if connection is not None else None,
+        received_at=now,
+        next_attempt_at=now + DISPATCH_LEASE if hand_over_now else now,
+        dispatches=1 if hand_over_now else 0,
+    )
+    if pk is not None:
+        delivery = WebhookDelivery(
+            pk=pk,
+            provider=provider,
+            delivery_id=delivery_id,
+            event=event,
+            action=action[:100],
+            headers=headers,
+            body=body,
+            connection=connection,
+            received_at=now,
+        )
+        return Received(delivery, created=True)
+    existing = WebhookDelivery.objects.get(provider=provider, delivery_id=delivery_id)
+    return Received(existing, created=False, requeued=_due_again(existing, now, hand_over_now=hand_over_now))
 
 
-def _due_again(delivery: WebhookDelivery, now: dt.datetime) -> bool:
+def _insert_once(**values: object) -> int | None:
+    """INSERT … ON CONFLICT DO NOTHING RETURNING id: the new row's id, or None when the delivery is stored
+    already. One round trip, and no savepoint: a duplicate is not an error (PostgreSQL and SQLite both say so)."""
+    table = WebhookDelivery._meta.db_table
+    db = connections[WebhookDelivery.objects.db]
+    defaults = {"status": WebhookDelivery.Status.PENDING, "attempts": 0, "error": "", "claim_token": ""}
+    row = {**defaults, **values}
+    fields_by_attname = {model_field.attname: model_field for model_field in WebhookDelivery._meta.concrete_fields}
+    columns, params = [], []
+    for name, value in row.items():
+        model_field = fields_by_attname[name]
+        columns.append(db.ops.quote_name(str(model_field.column)))
+        params.append(model_field.get_db_prep_save(value, connection=db))
+    placeholders = ", ".join(["%s"] * len(columns))
+    constraint = "(provider, delivery_id)"
+    # Only the model's own column names go into the text; every value is a parameter.
+    sql = (
+        f"INSERT INTO {db.ops.quote_name(table)} ({', '.join(columns)}) VALUES ({placeholders}) "  # noqa: S608
+        f"ON CONFLICT {constraint} DO NOTHING RETURNING {db.ops.quote_name('id')}"
+    )
+    with db.cursor() as cursor:
+        cursor.execute(sql, params)
+        found = cursor.fetchone()
+    return int(found[0]) if found else None
+
+
+def _due_again(delivery: WebhookDelivery, now: dt.datetime, *, hand_over_now: bool) -> bool:
     updated = WebhookDelivery.objects.filter(
         pk=delivery.pk, status__in=[WebhookDelivery.Status.PENDING, WebhookDelivery.Status.DEAD]
-    ).update(status=WebhookDelivery.Status.PENDING, next_attempt_at=now + DISPATCH_LEASE, dispatches=1)
+    ).update(
+        status=WebhookDelivery.Status.PENDING,
+        next_attempt_at=now + DISPATCH_LEASE if hand_over_now else now,
+        dispatches=1 if hand_over_now else 0,
+    )
     if updated:
         delivery.refresh_from_db()
     return bool(updated)

@@ -319,3 +319,23 @@ def test_the_reconciler_posts_again_a_verdict_the_provider_never_accepted(
     assert evaluation.reported_at is not None
     assert [(s["sha"], s["context"]) for s in fake_github.statuses_posted] == [("f" * 40, "tandem/review-policy")]
     assert reconcile_verdicts() == "evaluated 0, reported 0"
+
+
+def test_acknowledging_a_webhook_takes_one_statement_once_the_connections_are_known(
+    client, django_assert_num_queries, django_capture_on_commit_callbacks
+):
+    def post(delivery: str):
+        body = json.dumps(fixture("pull_request.opened")).encode()
+        signature = "sha256=" + hmac.new(SECRET.encode(), body, hashlib.sha256).hexdigest()
+        with django_capture_on_commit_callbacks(execute=False):
+            return client.post(
+                "/webhooks/github/", data=body, content_type="application/json", HTTP_X_GITHUB_EVENT="pull_request",
+                HTTP_X_GITHUB_DELIVERY=delivery, HTTP_X_HUB_SIGNATURE_256=signature,
+            )  # fmt: skip
+
+    Connection.objects.create(provider="github", name="GitHub", base_url="https://api.github.com")
+    assert post("first").status_code == 202  # reads the connections once
+    with django_assert_num_queries(1):  # INSERT … ON CONFLICT DO NOTHING RETURNING id
+        assert post("second").status_code == 202
+    with django_assert_num_queries(2):  # the insert finds it stored; the stored row is read back
+        assert post("second").status_code == 200
