@@ -173,9 +173,9 @@ def _insert_once(**values: object) -> int | None:
 
 
 def _due_again(delivery: WebhookDelivery, now: dt.datetime, *, hand_over_now: bool) -> bool:
-    updated = WebhookDelivery.objects.filter(
-        pk=delivery.pk, status__in=[WebhookDelivery.Status.PENDING, WebhookDelivery.Status.DEAD]
-    ).update(
+    # Waiting for a retry (it failed before) or dead-lettered; a new one still on its way is left to its hand-over.
+    retryable = Q(status=WebhookDelivery.Status.PENDING, attempts__gt=0) | Q(status=WebhookDelivery.Status.DEAD)
+    updated = WebhookDelivery.objects.filter(retryable, pk=delivery.pk).update(
         status=WebhookDelivery.Status.PENDING,
         next_attempt_at=now + DISPATCH_LEASE if hand_over_now else now,
         dispatches=1 if hand_over_now else 0,
