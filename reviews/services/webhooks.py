@@ -174,6 +174,9 @@ def _insert_once(**values: object) -> int | None:
 
 def _due_again(delivery: WebhookDelivery, now: dt.datetime, *, hand_over_now: bool) -> bool:
     # Waiting for a retry (it failed before) or dead-lettered; a new one still on its way is left to its hand-over.
+    failed_before = delivery.status == WebhookDelivery.Status.PENDING and delivery.attempts > 0
+    if not (failed_before or delivery.status == WebhookDelivery.Status.DEAD):
+        return False
     retryable = Q(status=WebhookDelivery.Status.PENDING, attempts__gt=0) | Q(status=WebhookDelivery.Status.DEAD)
     updated = WebhookDelivery.objects.filter(retryable, pk=delivery.pk).update(
         status=WebhookDelivery.Status.PENDING,
