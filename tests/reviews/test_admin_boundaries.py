@@ -527,3 +527,10 @@ def test_leads_do_not_create_teams(client, world):
     assert client.get("/admin/reviews/team/add/").status_code == 403
     assert client.post("/admin/reviews/team/add/", {"name": "New", "slug": "new"}).status_code == 403
     assert not Team.objects.filter(slug="new").exists()
+
+
+def test_a_leads_list_filters_name_no_other_teams_rows(client, world):
+    client.force_login(world.lead)
+    page = client.get("/admin/reviews/pullrequest/").content.decode()
+    assert "acme/shop" in page
+    assert "acme/search" not in page  # the repository filter offers only the repositories of what the lead sees
