@@ -30,7 +30,7 @@ from typing import Any
 from django.db.models import Model, Q, QuerySet
 
 from reviews.authentication import TokenUser
-from reviews.models import Membership, Team
+from reviews.models import Membership, Person, Team
 
 # model label -> lookups from the model to Team. Labels, not classes: reviews never imports telemetry.
 TEAM_PATHS: dict[str, tuple[str, ...]] = {
@@ -109,6 +109,11 @@ def access_of(user: Any, *, admin: bool = False) -> Access:
     person = getattr(user, "person", None)
     if person is None or (admin and not user.is_staff):
         return NOBODY
+    return person_access(person)
+
+
+def person_access(person: Person) -> Access:
+    """What a person's memberships give: every team they belong to seen, the LEAD ones led."""
     roles = list(Membership.objects.filter(person=person).values_list("team_id", "role"))
     return Access(
         seen=frozenset(team for team, _ in roles),
