@@ -84,9 +84,6 @@ class Access:
     def is_everything(self) -> bool:
         return self.led is None
 
-    def sees(self, team_id: int | None) -> bool:
-        return self.seen is None or team_id in self.seen
-
     def leads(self, team_id: int | None) -> bool:
         return self.led is None or team_id in self.led
 
@@ -136,16 +133,8 @@ def visible_team_ids(request: Any) -> TeamIds:
     return request_access(request).seen
 
 
-def led_team_ids(request: Any) -> TeamIds:
-    return request_access(request).led
-
-
 def visible_teams(request: Any) -> QuerySet[Team]:
     return teams_of(request_access(request).seen)
-
-
-def led_teams(request: Any) -> QuerySet[Team]:
-    return teams_of(request_access(request).led)
 
 
 def teams_of(team_ids: Collection[int] | None) -> QuerySet[Team]:
@@ -159,7 +148,7 @@ def _label(model: type[Model]) -> str:
     return model._meta.label
 
 
-def within_condition(model: type[Model], team_ids: Collection[int]) -> Q | None:
+def _within_condition(model: type[Model], team_ids: Collection[int]) -> Q | None:
     """The condition of a row of `model` lying within the teams; None when the model has no team path."""
     paths = TEAM_PATHS.get(_label(model))
     if paths is None:
@@ -175,7 +164,7 @@ def rows_within(queryset: QuerySet[Any], team_ids: Collection[int] | None) -> Qu
     if team_ids is None:
         return queryset
     model = queryset.model
-    condition = within_condition(model, team_ids)
+    condition = _within_condition(model, team_ids)
     if condition is None or not team_ids:
         return queryset.none()
     # A subquery rather than a join with distinct(): the result composes with ordering and aggregates.
@@ -187,7 +176,7 @@ def rows_a_lead_reaches(queryset: QuerySet[Any], access: Access) -> QuerySet[Any
     if access.led is None:
         return queryset
     label = _label(queryset.model)
-    condition = within_condition(queryset.model, access.led) if access.led else None
+    condition = _within_condition(queryset.model, access.led) if access.led else None
     unclaimed = UNCLAIMED.get(label)
     if unclaimed is not None:
         condition = unclaimed if condition is None else condition | unclaimed
