@@ -8,10 +8,10 @@ from functools import partial
 from django import forms
 from django.contrib import admin, messages
 from django.db import transaction
-from django.db.models import Q, QuerySet
+from django.db.models import QuerySet
 from django.http import HttpRequest
 
-from reviews.admin_scoping import SuperuserOnlyAdmin, TeamScopedAdmin, led_team_ids
+from reviews.admin_scoping import ScopedInline, SuperuserOnlyAdmin, TeamScopedAdmin
 from reviews.models import (
     ApiToken,
     ChangedFile,
@@ -43,14 +43,14 @@ class OverrideForm(forms.Form):
     incident_reference = forms.CharField(required=False, help_text="The incident this fixes, if any.")
 
 
-class IdentityInline(admin.TabularInline):
+class IdentityInline(ScopedInline):
     model = Identity
     extra = 0
     autocomplete_fields = ["connection"]
     fields = ["kind", "connection", "value", "external_id", "display_name"]
 
 
-class MembershipInline(admin.TabularInline):
+class MembershipInline(ScopedInline):
     model = Membership
     extra = 0
     autocomplete_fields = ["person", "team"]
@@ -58,7 +58,6 @@ class MembershipInline(admin.TabularInline):
 
 @admin.register(Person)
 class PersonAdmin(TeamScopedAdmin):
-    team_paths = ("memberships__team",)
     list_display = ["display_name", "is_bot", "user", "created_at"]
     list_filter = ["is_bot", "memberships__team"]
     search_fields = ["display_name", "identities__value"]
@@ -68,15 +67,7 @@ class PersonAdmin(TeamScopedAdmin):
 
 @admin.register(Identity)
 class IdentityAdmin(TeamScopedAdmin):
-    """Leads see their people's identities and every unresolved one, to attach it to a person."""
-
-    team_paths = ("person__memberships__team",)
-
-    def scope(self, queryset, request):  # type: ignore[no-untyped-def]
-        if request.user.is_superuser:
-            return queryset
-        mine = Q(person__memberships__team__in=led_team_ids(request)) | Q(person__isnull=True)
-        return queryset.filter(mine).distinct()
+    """Leads see their people's identities and every unresolved one, to attach it to a person (`reviews.access`)."""
 
     list_display = ["value", "kind", "connection", "person", "display_name"]
     list_filter = ["kind", "connection", ("person", admin.EmptyFieldListFilter)]
@@ -94,7 +85,7 @@ class IdentityAdmin(TeamScopedAdmin):
 
 @admin.register(Team)
 class TeamAdmin(TeamScopedAdmin):
-    team_paths = ("pk",)
+    leads_may_add = False  # a new team is an instance-wide decision: a superuser's
     list_display = ["name", "slug", "review_within_hours", "max_pr_size"]
     search_fields = ["name", "slug"]
     prepopulated_fields = {"slug": ["name"]}
@@ -103,7 +94,6 @@ class TeamAdmin(TeamScopedAdmin):
 
 @admin.register(Membership)
 class MembershipAdmin(TeamScopedAdmin):
-    team_paths = ("team",)
     list_display = ["person", "team", "role", "joined_at"]
     list_filter = ["team", "role"]
     search_fields = ["person__display_name", "team__name"]
@@ -119,7 +109,6 @@ class ConnectionAdmin(SuperuserOnlyAdmin):
 
 @admin.register(Repository)
 class RepositoryAdmin(TeamScopedAdmin):
-    team_paths = ("team",)
     list_display = ["full_path", "connection", "team", "default_branch", "synced_until", "is_active"]
     list_filter = ["connection__provider", "connection", "team", "is_active"]
     search_fields = ["full_path", "external_id"]
@@ -138,7 +127,6 @@ class RepositoryAdmin(TeamScopedAdmin):
 
 @admin.register(SyncRun)
 class SyncRunAdmin(TeamScopedAdmin):
-    team_paths = ("repository__team",)
     list_display = ["repository", "status", "full", "started_at", "finished_at", "api_calls", "pull_requests_synced"]
     list_filter = ["status", "full", "repository__connection__provider"]
     search_fields = ["repository__full_path"]
@@ -146,7 +134,8 @@ class SyncRunAdmin(TeamScopedAdmin):
     date_hierarchy = "started_at"
 
 
-class ChangedFileInline(admin.TabularInline):
+class ChangedFileInline(ScopedInline):
+    leads_may_edit = False
     model = ChangedFile
     extra = 0
     fields = ("path", "status", "additions", "deletions")
@@ -154,7 +143,8 @@ class ChangedFileInline(admin.TabularInline):
     can_delete = False
 
 
-class ReviewInline(admin.TabularInline):
+class ReviewInline(ScopedInline):
+    leads_may_edit = False
     model = Review
     extra = 0
     fields = ("reviewer", "state", "submitted_at", "commit_sha", "comment_count")
@@ -164,7 +154,6 @@ class ReviewInline(admin.TabularInline):
 
 @admin.register(PullRequest)
 class PullRequestAdmin(TeamScopedAdmin):
-    team_paths = ("repository__team",)
     list_display = ["__str__", "title", "author", "state", "draft", "created_at", "merged_at"]
     list_filter = ["state", "draft", "repository__team", "repository__connection__provider", "repository"]
     search_fields = ["title", "repository__full_path", "=number", "head_ref", "head_sha"]
@@ -213,7 +202,6 @@ class PullRequestAdmin(TeamScopedAdmin):
 
 @admin.register(ChangedFile)
 class ChangedFileAdmin(TeamScopedAdmin):
-    team_paths = ("pull_request__repository__team",)
     list_display = ["path", "pull_request", "status", "additions", "deletions"]
     list_filter = ["status"]
     search_fields = ["path"]
@@ -222,7 +210,6 @@ class ChangedFileAdmin(TeamScopedAdmin):
 
 @admin.register(Commit)
 class CommitAdmin(TeamScopedAdmin):
-    team_paths = ("repository__team",)
     list_display = ["sha", "repository", "author", "authored_at"]
     list_filter = ["repository"]
     search_fields = ["sha", "message", "author__display_name"]
@@ -233,7 +220,6 @@ class CommitAdmin(TeamScopedAdmin):
 
 @admin.register(Review)
 class ReviewAdmin(TeamScopedAdmin):
-    team_paths = ("pull_request__repository__team",)
     list_display = ["pull_request", "reviewer", "state", "submitted_at", "comment_count"]
     list_filter = ["state", "pull_request__repository__team"]
     search_fields = ["reviewer__display_name", "pull_request__title", "body"]
@@ -244,7 +230,6 @@ class ReviewAdmin(TeamScopedAdmin):
 
 @admin.register(Comment)
 class CommentAdmin(TeamScopedAdmin):
-    team_paths = ("pull_request__repository__team",)
     list_display = ["pull_request", "author", "kind", "is_system", "created_at"]
     list_filter = ["kind", "is_system"]
     search_fields = ["body", "author__display_name"]
@@ -254,7 +239,6 @@ class CommentAdmin(TeamScopedAdmin):
 
 @admin.register(CommitStatus)
 class CommitStatusAdmin(TeamScopedAdmin):
-    team_paths = ("repository__team",)
     list_display = ["context", "state", "sha", "repository", "source", "updated_at"]
     list_filter = ["state", "source"]
     search_fields = ["context", "sha"]
@@ -317,7 +301,6 @@ class PolicyForm(forms.ModelForm):
 
 @admin.register(Policy)
 class PolicyAdmin(TeamScopedAdmin):
-    team_paths = ("team", "repository__team")
     form = PolicyForm
     list_display = ["__str__", "team", "repository", "updated_at", "updated_by"]
     search_fields = ["team__name", "repository__full_path", "document"]
@@ -333,7 +316,6 @@ class PolicyAdmin(TeamScopedAdmin):
 
 @admin.register(PolicyEvaluation)
 class PolicyEvaluationAdmin(TeamScopedAdmin):
-    team_paths = ("pull_request__repository__team",)
     list_display = ["pull_request", "head_sha", "outcome", "description", "evaluated_at", "reported_at"]
     list_filter = ["outcome", "pull_request__repository__team"]
     search_fields = ["pull_request__title", "head_sha"]
@@ -364,7 +346,6 @@ class FollowupFilter(admin.SimpleListFilter):
 
 @admin.register(Override)
 class OverrideAdmin(TeamScopedAdmin):
-    team_paths = ("pull_request__repository__team",)
     list_display = ["pull_request", "overridden_by", "created_at", "followup_due_at", "followup_done_at"]
     list_filter = [FollowupFilter, "pull_request__repository__team"]
     actions = ["mark_followup_done"]
@@ -387,7 +368,6 @@ class OverrideAdmin(TeamScopedAdmin):
 
 @admin.register(PolicyViolation)
 class PolicyViolationAdmin(TeamScopedAdmin):
-    team_paths = ("pull_request__repository__team",)
     list_display = ["pull_request", "outcome", "recorded_at"]
     list_filter = ["outcome", "pull_request__repository__team"]
     search_fields = ["pull_request__title"]
@@ -396,13 +376,12 @@ class PolicyViolationAdmin(TeamScopedAdmin):
 
 @admin.register(RiskSignal)
 class RiskSignalAdmin(TeamScopedAdmin):
-    team_paths = ("repository__team",)
     list_display = ["reference", "repository", "service_name", "occurred_at"]
     search_fields = ["reference", "service_name", "repository__full_path"]
     autocomplete_fields = ["repository"]
 
 
-class PairingParticipantInline(admin.TabularInline):
+class PairingParticipantInline(ScopedInline):
     model = PairingParticipant
     extra = 0
     autocomplete_fields = ["person"]
@@ -410,7 +389,6 @@ class PairingParticipantInline(admin.TabularInline):
 
 @admin.register(PairingSession)
 class PairingSessionAdmin(TeamScopedAdmin):
-    team_paths = ("participations__person__memberships__team", "repository__team")
     list_display = ["__str__", "source", "repository", "branch", "started_at", "ended_at"]
     list_filter = ["source", "repository"]
     search_fields = ["external_id", "branch", "participants__display_name"]
@@ -421,7 +399,6 @@ class PairingSessionAdmin(TeamScopedAdmin):
 
 @admin.register(ApiToken)
 class ApiTokenAdmin(TeamScopedAdmin):
-    team_paths = ("teams",)
     list_display = ["name", "prefix", "created_by", "created_at", "last_used_at", "revoked_at"]
     list_filter = [("revoked_at", admin.EmptyFieldListFilter), "teams"]
     search_fields = ["name", "prefix"]

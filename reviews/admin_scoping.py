@@ -1,56 +1,110 @@
-"""Team leads in the admin: a staff user who leads a team sees and changes only that team's rows.
+"""Team leads in the admin: a staff user who leads a team sees, changes and points at only that team's rows.
 
 Superusers see everything. A lead needs no Django model permissions for the scoped models: leading a team is
-the permission, and the queryset is the boundary (an object outside it is a 404, as Django's admin does for
-anything `get_queryset` leaves out).
+the permission, and `reviews.access` is the boundary. It holds in four places, so that no form can cross it:
+1. what a lead lists, opens, searches and autocompletes (`get_queryset`: anything else is a 404);
+2. the choices of every foreign key, one-to-one and many-to-many field, on the form and in every inline, so a
+   posted id of another team's row is "Select a valid choice";
+3. a check of every related object the form cleaned, whatever field produced it (a custom form field too);
+4. a refusal on save (`save_form`, `save_formset`, `save_related`), inside the admin's transaction: a related
+   object outside the lead's teams, or a row that ends up in none of them, rolls the whole save back.
 """
 
 from __future__ import annotations
 
+from collections import defaultdict
 from typing import Any
 
+from django import forms
 from django.contrib import admin
-from django.db.models import Model, Q, QuerySet
+from django.contrib.admin.utils import NotRelationField, get_fields_from_path
+from django.core.exceptions import FieldDoesNotExist, PermissionDenied
+from django.db.models import Model, QuerySet
 from django.http import HttpRequest
 
-from reviews.models import Membership, Team
+from reviews.access import Access, outside, request_access, rows_a_lead_may_point_at, rows_a_lead_reaches
+
+OUTSIDE_MESSAGE = "Select a valid choice: {rows} is not one of your teams'."
 
 
-def led_team_ids(request: HttpRequest) -> list[int]:
-    """The teams the signed-in staff user leads (cached on the request)."""
-    cached = getattr(request, "_led_team_ids", None)
-    if cached is None:
-        person = getattr(request.user, "person", None)
-        cached = (
-            list(Membership.objects.filter(person=person, role=Membership.Role.LEAD).values_list("team_id", flat=True))
-            if person is not None and request.user.is_staff
-            else []
-        )
-        request._led_team_ids = cached  # type: ignore[attr-defined]
-    return cached
+def admin_access(request: HttpRequest) -> Access:
+    return request_access(request, admin=True)
 
 
 def is_lead(request: HttpRequest) -> bool:
-    return bool(led_team_ids(request))
+    access = admin_access(request)
+    return access.is_everything or bool(access.led)
 
 
-class TeamScopedAdmin(admin.ModelAdmin):
-    """Subclasses name the path(s) from their model to its Team in `team_paths`; a row is the lead's when any
-    path reaches one of the teams they lead."""
+def related_outside(cleaned_data: dict[str, Any], access: Access) -> dict[str, list[Model]]:
+    """The related objects among a form's cleaned values that the lead may not point at, by field name."""
+    found: dict[str, list[Model]] = {}
+    for name, value in cleaned_data.items():
+        rows = [value] if isinstance(value, Model) else list(value) if isinstance(value, QuerySet | list) else []
+        by_model: dict[type[Model], list[Model]] = defaultdict(list)
+        for row in rows:
+            if isinstance(row, Model) and row.pk is not None:
+                by_model[type(row)].append(row)
+        bad = []
+        for model, of_model in by_model.items():
+            refused = outside(model, [row.pk for row in of_model], access)
+            bad += [row for row in of_model if row.pk in refused]
+        if bad:
+            found[name] = bad
+    return found
 
-    team_paths: tuple[str, ...] = ()
 
-    def scope(self, queryset: QuerySet, request: HttpRequest) -> QuerySet:
-        if request.user.is_superuser:
-            return queryset
-        teams = led_team_ids(request)
-        condition = Q()
-        for path in self.team_paths:
-            condition |= Q(**{f"{path}__in": teams})
-        return queryset.filter(condition).distinct() if teams else queryset.none()
+def _scope_checked(form_class: type[forms.BaseForm], access: Access) -> type[forms.BaseForm]:
+    """The form class, with a clean() that refuses every related object outside the lead's teams."""
+    if access.is_everything:
+        return form_class
+
+    def clean(self: forms.BaseForm) -> Any:
+        cleaned = form_class.clean(self)
+        for name, rows in related_outside(self.cleaned_data, access).items():
+            error = OUTSIDE_MESSAGE.format(rows=", ".join(str(row) for row in rows))
+            self.add_error(name if name in self.fields else None, error)
+        return cleaned
+
+    return type(form_class.__name__, (form_class,), {"clean": clean})
+
+
+def _refuse_outside(cleaned_data: dict[str, Any], access: Access) -> None:
+    bad = related_outside(cleaned_data, access)
+    if bad:
+        raise PermissionDenied(f"Not one of your teams' rows: {', '.join(sorted(bad))}.")
+
+
+class _LeadScope:
+    """What model admins and inlines share: choices and validation from `reviews.access`."""
+
+    def _scoped_choices(self, db_field: Any, request: HttpRequest, kwargs: dict[str, Any]) -> None:
+        access = admin_access(request)
+        if access.is_everything:
+            return
+        queryset = kwargs.get("queryset")
+        if queryset is None:
+            queryset = self.get_field_queryset(None, db_field, request)  # type: ignore[attr-defined]
+        if queryset is None:
+            queryset = db_field.related_model._default_manager.all()
+        kwargs["queryset"] = rows_a_lead_may_point_at(queryset, access)
+
+    def formfield_for_foreignkey(self, db_field: Any, request: HttpRequest, **kwargs: Any) -> Any:
+        self._scoped_choices(db_field, request, kwargs)
+        return super().formfield_for_foreignkey(db_field, request, **kwargs)  # type: ignore[misc]
+
+    def formfield_for_manytomany(self, db_field: Any, request: HttpRequest, **kwargs: Any) -> Any:
+        self._scoped_choices(db_field, request, kwargs)
+        return super().formfield_for_manytomany(db_field, request, **kwargs)  # type: ignore[misc]
 
     def get_queryset(self, request: HttpRequest) -> QuerySet:
-        return self.scope(super().get_queryset(request), request)
+        return rows_a_lead_reaches(super().get_queryset(request), admin_access(request))  # type: ignore[misc]
+
+
+class TeamScopedAdmin(_LeadScope, admin.ModelAdmin):
+    """A model admin for leads. Which rows are a team's is `reviews.access.TEAM_PATHS`, not the admin's."""
+
+    leads_may_add = True
 
     def _allowed(self, request: HttpRequest, obj: Model | None) -> bool:
         if request.user.is_superuser:
@@ -60,7 +114,7 @@ class TeamScopedAdmin(admin.ModelAdmin):
         return obj is None or self.get_queryset(request).filter(pk=obj.pk).exists()
 
     def has_module_permission(self, request: HttpRequest) -> bool:
-        return request.user.is_superuser or is_lead(request)
+        return is_lead(request)
 
     def has_view_permission(self, request: HttpRequest, obj: Model | None = None) -> bool:
         return self._allowed(request, obj)
@@ -69,21 +123,102 @@ class TeamScopedAdmin(admin.ModelAdmin):
         return self._allowed(request, obj)
 
     def has_add_permission(self, request: HttpRequest, obj: Model | None = None) -> bool:  # type: ignore[override]
-        return request.user.is_superuser or is_lead(request)
+        return request.user.is_superuser or (self.leads_may_add and is_lead(request))
 
     def has_delete_permission(self, request: HttpRequest, obj: Model | None = None) -> bool:
         return self._allowed(request, obj)
 
-    def formfield_for_foreignkey(self, db_field: Any, request: HttpRequest, **kwargs: Any) -> Any:
-        """A lead picks only their own teams (and their teams' rows where the choice is scoped)."""
-        if db_field.related_model is Team and not request.user.is_superuser:
-            kwargs["queryset"] = Team.objects.filter(pk__in=led_team_ids(request))
-        return super().formfield_for_foreignkey(db_field, request, **kwargs)
+    def get_form(self, request: HttpRequest, obj: Any = None, change: bool = False, **kwargs: Any) -> Any:
+        return _scope_checked(super().get_form(request, obj, change, **kwargs), admin_access(request))
 
-    def formfield_for_manytomany(self, db_field: Any, request: HttpRequest, **kwargs: Any) -> Any:
-        if db_field.related_model is Team and not request.user.is_superuser:
-            kwargs["queryset"] = Team.objects.filter(pk__in=led_team_ids(request))
-        return super().formfield_for_manytomany(db_field, request, **kwargs)
+    def get_changelist_form(self, request: HttpRequest, **kwargs: Any) -> Any:
+        return _scope_checked(super().get_changelist_form(request, **kwargs), admin_access(request))
+
+    def get_list_filter(self, request: HttpRequest) -> Any:
+        """A lead's filters offer only the related rows of what they see, not every team's."""
+        filters = super().get_list_filter(request)
+        if request.user.is_superuser:
+            return filters
+        return [_related_only(self.model, entry) for entry in filters]
+
+    def save_form(self, request: HttpRequest, form: Any, change: bool) -> Any:
+        _refuse_outside(form.cleaned_data, admin_access(request))
+        return super().save_form(request, form, change)
+
+    def save_formset(self, request: HttpRequest, form: Any, formset: Any, change: bool) -> None:
+        access = admin_access(request)
+        for inline_form in formset.forms:
+            if getattr(inline_form, "cleaned_data", None) and not formset._should_delete_form(inline_form):
+                _refuse_outside(inline_form.cleaned_data, access)
+        super().save_formset(request, form, formset, change)
+
+    def save_related(self, request: HttpRequest, form: Any, formsets: Any, change: bool) -> None:
+        access = admin_access(request)
+        if change and not access.is_everything:
+            _keep_links_outside(form, access)
+        super().save_related(request, form, formsets, change)
+        if not rows_a_lead_reaches(self.model._default_manager.filter(pk=form.instance.pk), access).exists():
+            raise PermissionDenied("The row would belong to none of the teams you lead.")
+
+
+def _keep_links_outside(form: Any, access: Access) -> None:
+    """A lead neither adds nor removes another team's rows in a many-to-many field: links to rows outside their
+    teams, which the lead's choices do not offer, are kept as they were."""
+    instance = form.instance
+    for field in instance._meta.many_to_many:
+        if field.name not in form.cleaned_data:
+            continue
+        linked = set(getattr(instance, field.name).values_list("pk", flat=True))
+        kept = outside(field.related_model, linked, access)
+        if kept:
+            chosen = list(form.cleaned_data[field.name])
+            form.cleaned_data[field.name] = chosen + list(field.related_model._default_manager.filter(pk__in=kept))
+
+
+def _related_only(model: type[Model], entry: Any) -> Any:
+    if not isinstance(entry, str):
+        return entry
+    try:
+        field = get_fields_from_path(model, entry)[-1]
+    except (FieldDoesNotExist, NotRelationField):
+        return entry
+    return (entry, admin.RelatedOnlyFieldListFilter) if field.is_relation else entry
+
+
+class ScopedInline(_LeadScope, admin.TabularInline):
+    """An inline for leads: its rows, choices and cleaned values are scoped like the page it sits on."""
+
+    leads_may_edit = True
+
+    def _lead_may(self, request: HttpRequest, *, edit: bool) -> bool:
+        return is_lead(request) and (self.leads_may_edit or not edit)
+
+    def has_view_permission(self, request: HttpRequest, obj: Model | None = None) -> bool:
+        return request.user.is_superuser or self._lead_may(request, edit=False)
+
+    def has_change_permission(self, request: HttpRequest, obj: Model | None = None) -> bool:
+        return (
+            super().has_change_permission(request, obj)
+            if request.user.is_superuser
+            else self._lead_may(request, edit=True)
+        )
+
+    def has_add_permission(self, request: HttpRequest, obj: Model | None = None) -> bool:  # type: ignore[override]
+        return (
+            super().has_add_permission(request, obj)
+            if request.user.is_superuser
+            else self._lead_may(request, edit=True)
+        )
+
+    def has_delete_permission(self, request: HttpRequest, obj: Model | None = None) -> bool:
+        if request.user.is_superuser:
+            return super().has_delete_permission(request, obj)
+        return self.can_delete and self._lead_may(request, edit=True)
+
+    def get_formset(self, request: HttpRequest, obj: Any = None, **kwargs: Any) -> Any:
+        formset = super().get_formset(request, obj, **kwargs)
+        formset.form = _scope_checked(formset.form, admin_access(request))  # type: ignore[assignment]
+        return formset
 
 
 class SuperuserOnlyAdmin(admin.ModelAdmin):

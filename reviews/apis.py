@@ -12,7 +12,8 @@ from rest_framework.request import Request
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
-from reviews.authentication import TokenUser, led_teams, visible_teams
+from reviews.access import request_access, rows_within, visible_team_ids, visible_teams
+from reviews.authentication import TokenUser
 from reviews.models import Person, Policy, PullRequest, Repository, Team
 from reviews.policy import DEFAULT_POLICY, DEFAULT_POLICY_TEXT, Snapshot, SnapshotError, evaluate
 from reviews.selectors.policy import effective_policy, pull_request_snapshot
@@ -24,11 +25,8 @@ def _validation_error(error: DjangoValidationError, field: str = "document") -> 
 
 
 def visible_pull_request(request: Request, pk: int) -> PullRequest:
-    pull_request = (
-        PullRequest.objects.select_related("repository__connection", "repository__team")
-        .filter(pk=pk, repository__team__in=visible_teams(request))
-        .first()
-    )
+    pull_requests = PullRequest.objects.select_related("repository__connection", "repository__team")
+    pull_request = rows_within(pull_requests, visible_team_ids(request)).filter(pk=pk).first()
     if pull_request is None:
         raise NotFound("No such pull request, or not one of your teams'.")
     return pull_request
@@ -49,7 +47,9 @@ class PolicyView(APIView):
         teams = visible_teams(request)
         if "slug" in kwargs:
             return get_object_or_404(teams, slug=kwargs["slug"]), None
-        return None, get_object_or_404(Repository.objects.filter(team__in=teams), pk=kwargs["pk"])
+        return None, get_object_or_404(
+            rows_within(Repository.objects.all(), visible_team_ids(request)), pk=kwargs["pk"]
+        )
 
     def get(self, request: Request, **kwargs: object) -> Response:
         team, repository = self._target(request, **kwargs)
@@ -68,7 +68,7 @@ class PolicyView(APIView):
     def put(self, request: Request, **kwargs: object) -> Response:
         team, repository = self._target(request, **kwargs)
         owning_team = team or (repository.team if repository else None)
-        if owning_team is None or not led_teams(request).filter(pk=owning_team.pk).exists():
+        if owning_team is None or not request_access(request).leads(owning_team.pk):
             raise PermissionDenied("Only the team's leads may change its review policy.")
         serializer = PolicyDocumentSerializer(data=request.data)
         serializer.is_valid(raise_exception=True)

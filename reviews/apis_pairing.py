@@ -9,7 +9,7 @@ participants all belong to their teams (403 otherwise). Refusals answer {"error"
 from __future__ import annotations
 
 import datetime as dt
-from collections.abc import Iterator
+from collections.abc import Collection, Iterator
 from contextlib import contextmanager
 from typing import Any
 
@@ -23,8 +23,8 @@ from rest_framework.request import Request
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
+from reviews.access import visible_team_ids, visible_teams
 from reviews.api_fields import MomentField
-from reviews.authentication import TokenUser, visible_teams
 from reviews.models import PairingParticipant, PairingSession, Person
 from reviews.selectors.pairing import (
     PairingInsight,
@@ -70,14 +70,7 @@ def _refusals() -> Iterator[None]:
         raise (Conflict(detail) if isinstance(exc, PairingConflict) else ValidationError(detail)) from exc
 
 
-def _team_ids(request: Request) -> list[int] | None:
-    """The teams the caller sees and acts for; `None` for a superuser (everyone)."""
-    if not isinstance(request.user, TokenUser) and getattr(request.user, "is_superuser", False):
-        return None
-    return list(visible_teams(request).values_list("pk", flat=True))
-
-
-def _visible_session(pk: int, team_ids: list[int] | None) -> PairingSession:
+def _visible_session(pk: int, team_ids: Collection[int] | None) -> PairingSession:
     session = pairing_session_get(session_id=pk, team_ids=team_ids)
     if session is None:
         raise NotFound("No such pairing session.")
@@ -283,7 +276,7 @@ class PairingSessionsView(GenericAPIView):
                 raise ValidationError({"non_field_errors": [resolved.problem], "person": [resolved.problem]})
             person = resolved.person
         sessions = pairing_session_list(
-            team_ids=_team_ids(request),
+            team_ids=visible_team_ids(request),
             person=person,
             team_slug=filters.get("team", ""),
             active=filters.get("active"),
@@ -304,7 +297,7 @@ class PairingSessionsView(GenericAPIView):
                 repository_id=data["repository"],
                 branch=data["branch"],
                 started_at=data["started_at"],
-                team_ids=_team_ids(request),
+                team_ids=visible_team_ids(request),
             )
         return _rendered(session, status_code=status.HTTP_201_CREATED if created else status.HTTP_200_OK)
 
@@ -312,7 +305,7 @@ class PairingSessionsView(GenericAPIView):
 class PairingSessionView(APIView):
     @extend_schema(responses=SessionOutput)
     def get(self, request: Request, pk: int) -> Response:
-        return Response(SessionOutput(_visible_session(pk, _team_ids(request))).data)
+        return Response(SessionOutput(_visible_session(pk, visible_team_ids(request))).data)
 
 
 class PairingSessionDriverView(APIView):
@@ -321,7 +314,7 @@ class PairingSessionDriverView(APIView):
     @extend_schema(request=DriverInput, responses=SessionOutput)
     def post(self, request: Request, pk: int) -> Response:
         data = _parse(DriverInput, request.data)
-        team_ids = _team_ids(request)
+        team_ids = visible_team_ids(request)
         session = _visible_session(pk, team_ids)
         with _refusals():
             pairing_session_driver_switch(session=session, person=data["person"], team_ids=team_ids)
@@ -334,7 +327,7 @@ class PairingSessionParticipantsView(APIView):
     @extend_schema(request=ParticipantInput, responses=SessionOutput)
     def post(self, request: Request, pk: int) -> Response:
         data = _parse(ParticipantInput, request.data)
-        team_ids = _team_ids(request)
+        team_ids = visible_team_ids(request)
         session = _visible_session(pk, team_ids)
         with _refusals():
             pairing_participant_add(session=session, person=data["person"], role=data["role"], team_ids=team_ids)
@@ -351,7 +344,7 @@ class PairingSessionParticipantView(APIView):
     )
     def delete(self, request: Request, pk: int, person: str) -> Response:
         data = _parse(ParticipantRemoveInput, _query(request))
-        team_ids = _team_ids(request)
+        team_ids = visible_team_ids(request)
         session = _visible_session(pk, team_ids)
         with _refusals():
             pairing_participant_remove(session=session, person=person, driver=data["driver"], team_ids=team_ids)
@@ -364,7 +357,7 @@ class PairingSessionEndView(APIView):
     @extend_schema(request=SessionEndInput, responses=SessionOutput)
     def post(self, request: Request, pk: int) -> Response:
         data = _parse(SessionEndInput, request.data)
-        team_ids = _team_ids(request)
+        team_ids = visible_team_ids(request)
         session = _visible_session(pk, team_ids)
         with _refusals():
             pairing_session_end(session=session, ended_at=data["ended_at"], team_ids=team_ids)
@@ -376,7 +369,7 @@ class PersonActiveSessionView(APIView):
 
     @extend_schema(responses=SessionOutput)
     def get(self, request: Request, pk: int) -> Response:
-        person = person_visible(person_id=pk, team_ids=_team_ids(request))
+        person = person_visible(person_id=pk, team_ids=visible_team_ids(request))
         if person is None:
             raise NotFound("No such person.")
         session = pairing_session_active_for(person=person)

@@ -14,7 +14,7 @@ from rest_framework.request import Request
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
-from reviews.authentication import visible_teams
+from reviews.access import rows_within, visible_team_ids, visible_teams
 from reviews.models import Identity, Person, PolicyEvaluation, PullRequest, Repository, Review, Team
 from reviews.selectors.teams import team_page
 
@@ -126,8 +126,7 @@ class PersonList(generics.ListAPIView):
 
     def get_queryset(self) -> QuerySet[Person]:
         return (
-            Person.objects.filter(memberships__team__in=visible_teams(self.request))
-            .distinct()
+            rows_within(Person.objects.all(), visible_team_ids(self.request))
             .prefetch_related("identities", "teams")
             .order_by("display_name", "pk")
         )
@@ -138,7 +137,7 @@ class RepositoryList(generics.ListAPIView):
 
     def get_queryset(self) -> QuerySet[Repository]:
         return (
-            Repository.objects.filter(team__in=visible_teams(self.request))
+            rows_within(Repository.objects.all(), visible_team_ids(self.request))
             .select_related("connection", "team")
             .order_by("full_path")
         )
@@ -149,7 +148,7 @@ class PullRequestList(generics.ListAPIView):
     filterset_class = PullRequestFilter
 
     def get_queryset(self) -> QuerySet[PullRequest]:
-        visible = PullRequest.objects.filter(repository__team__in=visible_teams(self.request))
+        visible = rows_within(PullRequest.objects.all(), visible_team_ids(self.request))
         return _with_verdict(visible.select_related("repository", "author")).order_by("-updated_at", "-pk")
 
 
@@ -157,7 +156,7 @@ class PullRequestDetail(generics.RetrieveAPIView):
     serializer_class = PullRequestSerializer
 
     def get_queryset(self) -> QuerySet[PullRequest]:
-        visible = PullRequest.objects.filter(repository__team__in=visible_teams(self.request))
+        visible = rows_within(PullRequest.objects.all(), visible_team_ids(self.request))
         return _with_verdict(visible.select_related("repository", "author"))
 
 
@@ -167,7 +166,7 @@ class ReviewList(generics.ListAPIView):
 
     def get_queryset(self) -> QuerySet[Review]:
         return (
-            Review.objects.filter(pull_request__repository__team__in=visible_teams(self.request))
+            rows_within(Review.objects.all(), visible_team_ids(self.request))
             .select_related("reviewer")
             .order_by("-submitted_at", "-pk")
         )

@@ -1,13 +1,12 @@
-"""REST API authentication and scoping: API tokens (machines) and sessions (people)."""
+"""REST API authentication: API tokens (machines) and sessions (people). What a caller may reach: `reviews.access`."""
 
 from __future__ import annotations
 
-from django.db.models import QuerySet
 from drf_spectacular.extensions import OpenApiAuthenticationExtension
 from rest_framework import authentication, exceptions
 from rest_framework.request import Request
 
-from reviews.models import ApiToken, Membership, Team
+from reviews.models import ApiToken
 from reviews.services.tokens import api_token_check
 
 
@@ -45,32 +44,6 @@ class ApiTokenAuthentication(authentication.BaseAuthentication):
 
     def authenticate_header(self, request: Request) -> str:
         return 'Bearer realm="tandem"'
-
-
-def visible_teams(request: Request) -> QuerySet[Team]:
-    """The teams a caller may see: a token's teams; a person's teams; every team for a superuser."""
-    user = request.user
-    if isinstance(user, TokenUser):
-        return user.token.teams.all()
-    if getattr(user, "is_superuser", False):
-        return Team.objects.all()
-    person = getattr(user, "person", None)
-    if person is None:
-        return Team.objects.none()
-    return Team.objects.filter(memberships__person=person).distinct()
-
-
-def led_teams(request: Request) -> QuerySet[Team]:
-    """The teams a caller may change as a lead (tokens act for their teams)."""
-    user = request.user
-    if isinstance(user, TokenUser):
-        return user.token.teams.all()
-    if getattr(user, "is_superuser", False):
-        return Team.objects.all()
-    person = getattr(user, "person", None)
-    if person is None:
-        return Team.objects.none()
-    return Team.objects.filter(memberships__person=person, memberships__role=Membership.Role.LEAD).distinct()
 
 
 class ApiTokenScheme(OpenApiAuthenticationExtension):

@@ -7,7 +7,7 @@ from django.http import Http404, HttpRequest, HttpResponse
 from django.shortcuts import render
 
 from reviews import charts
-from reviews.authentication import visible_teams
+from reviews.access import rows_within, visible_team_ids, visible_teams
 from reviews.models import PullRequest
 from reviews.sections import render_pull_request_sections, render_team_sections
 from reviews.selectors.pull_requests import pull_request_page
@@ -27,13 +27,13 @@ def _days(request: HttpRequest) -> int:
 @login_required
 def team_list(request: HttpRequest) -> HttpResponse:
     days = _days(request)
-    summaries = teams_overview(teams=visible_teams(request), days=days)  # type: ignore[arg-type]
+    summaries = teams_overview(teams=visible_teams(request), days=days)
     return render(request, "reviews/team_list.html", {"summaries": summaries, "days": days, "periods": PERIODS})
 
 
 @login_required
 def team_detail(request: HttpRequest, slug: str) -> HttpResponse:
-    team = visible_teams(request).filter(slug=slug).first()  # type: ignore[arg-type]
+    team = visible_teams(request).filter(slug=slug).first()
     if team is None:
         raise Http404("No such team, or not one of yours.")
     days = _days(request)
@@ -88,10 +88,9 @@ def _flow_rows(page) -> list[dict]:  # type: ignore[no-untyped-def]
 
 @login_required
 def pull_request_detail(request: HttpRequest, pk: int) -> HttpResponse:
+    pull_requests = PullRequest.objects.select_related("repository__team", "repository__connection", "author")
     pull_request = (
-        PullRequest.objects.select_related("repository__team", "repository__connection", "author", "merged_by")
-        .filter(pk=pk, repository__team__in=visible_teams(request))  # type: ignore[arg-type]
-        .first()
+        rows_within(pull_requests.select_related("merged_by"), visible_team_ids(request)).filter(pk=pk).first()
     )
     if pull_request is None:
         raise Http404("No such pull request, or not one of your teams'.")

@@ -8,7 +8,7 @@ from django.contrib import admin, messages
 from django.db.models import QuerySet
 from django.http import HttpRequest
 
-from reviews.admin_scoping import TeamScopedAdmin
+from reviews.admin_scoping import ScopedInline, TeamScopedAdmin, admin_access
 from telemetry.models import (
     Deployment,
     DeploymentChange,
@@ -18,12 +18,11 @@ from telemetry.models import (
     ServiceRepository,
     SuspectChange,
 )
-from telemetry.selectors import team_ids_led_by
 from telemetry.services.enqueue import deployment_link_enqueue, incident_correlate_enqueue
 from telemetry.services.suspects import suspect_confirm, suspect_reject
 
 
-class ServiceRepositoryInline(admin.TabularInline):
+class ServiceRepositoryInline(ScopedInline):
     model = ServiceRepository
     extra = 0
     autocomplete_fields = ["repository"]
@@ -31,7 +30,6 @@ class ServiceRepositoryInline(admin.TabularInline):
 
 @admin.register(Service)
 class ServiceAdmin(TeamScopedAdmin):
-    team_paths = ("team",)
     list_display = ["name", "slug", "team", "incident_keys"]
     list_filter = ["team"]
     search_fields = ["name", "slug"]
@@ -43,13 +41,12 @@ class ServiceAdmin(TeamScopedAdmin):
 
 @admin.register(ServiceRepository)
 class ServiceRepositoryAdmin(TeamScopedAdmin):
-    team_paths = ("service__team",)
     list_display = ["service", "repository", "path_filters"]
     search_fields = ["service__name", "repository__full_path"]
     autocomplete_fields = ["service", "repository"]
 
 
-class DeploymentChangeInline(admin.TabularInline):
+class DeploymentChangeInline(ScopedInline):
     model = DeploymentChange
     extra = 0
     autocomplete_fields = ["commit", "pull_request"]
@@ -57,7 +54,6 @@ class DeploymentChangeInline(admin.TabularInline):
 
 @admin.register(Deployment)
 class DeploymentAdmin(TeamScopedAdmin):
-    team_paths = ("service__team",)
     list_display = ["service", "environment", "sha", "status", "source", "finished_at", "caused_incident"]
     list_filter = ["status", "environment", "source", "caused_incident", "service__team", "service"]
     search_fields = ["sha", "external_id", "service__name"]
@@ -77,13 +73,13 @@ class DeploymentAdmin(TeamScopedAdmin):
 
 @admin.register(DeploymentChange)
 class DeploymentChangeAdmin(TeamScopedAdmin):
-    team_paths = ("deployment__service__team",)
     list_display = ["deployment", "commit", "pull_request"]
     search_fields = ["commit__sha", "pull_request__title"]
     autocomplete_fields = ["deployment", "commit", "pull_request"]
 
 
-class SuspectChangeInline(admin.TabularInline):
+class SuspectChangeInline(ScopedInline):
+    leads_may_edit = False
     model = SuspectChange
     extra = 0
     # Verdicts are given with the actions of the suspect changes' page, which do what a confirmation implies.
@@ -94,7 +90,6 @@ class SuspectChangeInline(admin.TabularInline):
 
 @admin.register(Incident)
 class IncidentAdmin(TeamScopedAdmin):
-    team_paths = ("services__team",)
     list_display = ["title", "severity", "status", "source", "started_at", "resolved_at"]
     list_filter = ["severity", "status", "source", "services__team", "services"]
     search_fields = ["title", "external_id"]
@@ -113,7 +108,6 @@ class IncidentAdmin(TeamScopedAdmin):
 
 @admin.register(SuspectChange)
 class SuspectChangeAdmin(TeamScopedAdmin):
-    team_paths = ("incident__services__team", "deployment__service__team")
     list_display = ["incident", "rank", "pull_request", "score", "verdict", "decided_by"]
     list_filter = ["verdict", "incident__severity"]
     search_fields = ["incident__title", "pull_request__title"]
@@ -140,11 +134,11 @@ class SuspectChangeAdmin(TeamScopedAdmin):
         self._decide(request, queryset, suspect_reject, "rejected")
 
     def _decide(self, request: HttpRequest, queryset: QuerySet[SuspectChange], decide: Any, done: str) -> None:
-        led = team_ids_led_by(user=request.user)
+        access = admin_access(request)
         person = getattr(request.user, "person", None)
         decided = refused = 0
         for suspect in queryset.select_related("deployment__service"):
-            if led is not None and suspect.deployment.service.team_id not in led:
+            if not access.leads(suspect.deployment.service.team_id):
                 refused += 1
                 continue
             decide(suspect=suspect, decided_by=person)
@@ -159,7 +153,6 @@ class SuspectChangeAdmin(TeamScopedAdmin):
 
 @admin.register(Notification)
 class NotificationAdmin(TeamScopedAdmin):
-    team_paths = ("person__memberships__team",)
     list_display = ["subject", "person", "kind", "created_at", "read_at"]
     list_filter = ["kind", ("read_at", admin.EmptyFieldListFilter)]
     search_fields = ["subject", "person__display_name"]

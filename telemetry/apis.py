@@ -1,8 +1,8 @@
 """REST API of production's side (`/api/v1/`): deployments, incidents, suspect changes and DORA metrics.
 
-Scope: a caller sees and writes what belongs to the services of its teams (`visible_teams`: a token's teams, a
+Scope: a caller sees and writes what belongs to the services of its teams (`reviews.access`: a token's teams, a
 person's teams, every team for a superuser); anything else is 404, as if it did not exist. Confirming or
-rejecting a suspect takes a lead of the service's team (`led_teams`), or a token of that team. Errors answer
+rejecting a suspect takes a lead of the service's team (`reviews.access`), or a token of that team. Errors answer
 {"error": ..., "fields": {...}}: 400 for bad input, 403 when the caller may see but not do it.
 """
 
@@ -25,8 +25,9 @@ from rest_framework.request import Request
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
+from reviews.access import request_access, visible_team_ids
 from reviews.api_fields import MomentField
-from reviews.authentication import TokenUser, led_teams, visible_teams
+from reviews.authentication import TokenUser
 from reviews.models import Person, Repository
 from telemetry.models import Deployment, Incident, Service, SuspectChange
 from telemetry.selectors import (
@@ -50,13 +51,6 @@ MAX_PERIOD_DAYS = 731
 SHA = r"^[0-9a-fA-F]{7,64}$"
 
 
-def _team_ids(request: Request) -> list[int] | None:
-    """The teams the caller sees and acts for; None for a superuser (everyone)."""
-    if not isinstance(request.user, TokenUser) and getattr(request.user, "is_superuser", False):
-        return None
-    return list(visible_teams(request).values_list("pk", flat=True))
-
-
 def _parse(serializer_class: type[serializers.Serializer], data: Any, **kwargs: Any) -> dict[str, Any]:
     serializer = serializer_class(data=data, **kwargs)
     serializer.is_valid(raise_exception=True)
@@ -76,7 +70,7 @@ def _refusals() -> Iterator[None]:
 
 
 def _visible_service(request: Request, slug: str, field: str = "service") -> Service:
-    service = services_visible(team_ids=_team_ids(request)).filter(slug=slug).first()
+    service = services_visible(team_ids=visible_team_ids(request)).filter(slug=slug).first()
     if service is None:
         raise ValidationError({field: [f"No service {slug!r} that you can report to."]})
     return service
@@ -314,7 +308,7 @@ class DeploymentsView(GenericAPIView):
     @extend_schema(parameters=[DeploymentFilters], responses=OpenApiTypes.OBJECT)
     def get(self, request: Request) -> Response:
         filters = _parse(DeploymentFilters, request.query_params.dict())
-        page = self.paginate_queryset(deployment_list(team_ids=_team_ids(request), **filters)) or []
+        page = self.paginate_queryset(deployment_list(team_ids=visible_team_ids(request), **filters)) or []
         return self.get_paginated_response([deployment_json(d) for d in page])
 
     @extend_schema(request=DeploymentInput, responses={201: OpenApiTypes.OBJECT, 200: OpenApiTypes.OBJECT})
@@ -323,7 +317,7 @@ class DeploymentsView(GenericAPIView):
         service = _visible_service(request, data.pop("service"))
         data["repository"] = _repository_of(service, data.pop("repository"))
         with _refusals():
-            deployment, created = deployment_report(service=service, team_ids=_team_ids(request), **data)
+            deployment, created = deployment_report(service=service, team_ids=visible_team_ids(request), **data)
         deployment = deployment_list(team_ids=None).get(pk=deployment.pk)
         return Response(deployment_json(deployment), status=status.HTTP_201_CREATED if created else status.HTTP_200_OK)
 
@@ -348,7 +342,7 @@ class IncidentsView(GenericAPIView):
     @extend_schema(parameters=[IncidentFilters], responses=OpenApiTypes.OBJECT)
     def get(self, request: Request) -> Response:
         filters = _parse(IncidentFilters, request.query_params.dict())
-        page = self.paginate_queryset(incident_list(team_ids=_team_ids(request), **filters)) or []
+        page = self.paginate_queryset(incident_list(team_ids=visible_team_ids(request), **filters)) or []
         return self.get_paginated_response([incident_json(i) for i in page])
 
     @extend_schema(request=IncidentInput, responses={201: OpenApiTypes.OBJECT, 200: OpenApiTypes.OBJECT})
@@ -356,7 +350,7 @@ class IncidentsView(GenericAPIView):
         data = _parse(IncidentInput, request.data)
         data["services"] = [_visible_service(request, slug, "services") for slug in data["services"]]
         with _refusals():
-            incident, created = incident_report(team_ids=_team_ids(request), **data)
+            incident, created = incident_report(team_ids=visible_team_ids(request), **data)
         return Response(
             incident_json(_incident(request, incident.pk)),
             status=status.HTTP_201_CREATED if created else status.HTTP_200_OK,
@@ -364,7 +358,7 @@ class IncidentsView(GenericAPIView):
 
 
 def _incident(request: Request, pk: int) -> Incident:
-    incident = incident_get(incident_id=pk, team_ids=_team_ids(request))
+    incident = incident_get(incident_id=pk, team_ids=visible_team_ids(request))
     if incident is None:
         raise NotFound("No such incident.")
     return incident
@@ -376,7 +370,7 @@ class IncidentView(APIView):
     @extend_schema(responses=OpenApiTypes.OBJECT)
     def get(self, request: Request, pk: int) -> Response:
         incident = _incident(request, pk)
-        suspects = suspect_list(team_ids=_team_ids(request), incident=incident.pk).order_by("rank", "pk")
+        suspects = suspect_list(team_ids=visible_team_ids(request), incident=incident.pk).order_by("rank", "pk")
         return Response({**incident_json(incident), "suspects": [suspect_json(s) for s in suspects]})
 
     @extend_schema(request=IncidentPatchInput, responses=OpenApiTypes.OBJECT)
@@ -386,7 +380,7 @@ class IncidentView(APIView):
         if "services" in changes:
             changes["services"] = [_visible_service(request, slug, "services") for slug in changes["services"]]
         with _refusals():
-            incident_update(incident=incident, changes=changes, team_ids=_team_ids(request))
+            incident_update(incident=incident, changes=changes, team_ids=visible_team_ids(request))
         return Response(incident_json(_incident(request, pk)))
 
 
@@ -398,7 +392,7 @@ class SuspectsView(GenericAPIView):
     @extend_schema(parameters=[SuspectFilters], responses=OpenApiTypes.OBJECT)
     def get(self, request: Request) -> Response:
         filters = _parse(SuspectFilters, request.query_params.dict())
-        page = self.paginate_queryset(suspect_list(team_ids=_team_ids(request), **filters)) or []
+        page = self.paginate_queryset(suspect_list(team_ids=visible_team_ids(request), **filters)) or []
         return self.get_paginated_response([suspect_json(s) for s in page])
 
 
@@ -409,11 +403,11 @@ class SuspectVerdictView(APIView):
 
     @extend_schema(request=None, responses=OpenApiTypes.OBJECT)
     def post(self, request: Request, pk: int) -> Response:
-        suspect = suspect_get(suspect_id=pk, team_ids=_team_ids(request))
+        suspect = suspect_get(suspect_id=pk, team_ids=visible_team_ids(request))
         if suspect is None:
             raise NotFound("No such suspect change.")
         team_id = suspect.deployment.service.team_id
-        if team_id is None or not led_teams(request).filter(pk=team_id).exists():
+        if team_id is None or not request_access(request).leads(team_id):
             raise PermissionDenied("Only a lead of the service's team may decide on its suspects.")
         person = getattr(request.user, "person", None) if not isinstance(request.user, TokenUser) else None
         decide = suspect_confirm if self.verdict == "confirm" else suspect_reject
@@ -426,7 +420,7 @@ class TeamDoraView(APIView):
 
     @extend_schema(parameters=[PeriodInput], responses=OpenApiTypes.OBJECT)
     def get(self, request: Request, slug: str) -> Response:
-        team = teams_visible(team_ids=_team_ids(request)).filter(slug=slug).first()
+        team = teams_visible(team_ids=visible_team_ids(request)).filter(slug=slug).first()
         if team is None:
             raise NotFound("No such team.")
         period = _parse(PeriodInput, request.query_params.dict())
@@ -438,7 +432,7 @@ class ServiceDoraView(APIView):
 
     @extend_schema(parameters=[PeriodInput], responses=OpenApiTypes.OBJECT)
     def get(self, request: Request, slug: str) -> Response:
-        service = services_visible(team_ids=_team_ids(request)).filter(slug=slug).first()
+        service = services_visible(team_ids=visible_team_ids(request)).filter(slug=slug).first()
         if service is None:
             raise NotFound("No such service.")
         period = _parse(PeriodInput, request.query_params.dict())

@@ -16,6 +16,7 @@ from typing import Any
 from django.db.models import Exists, Min, OuterRef, Q, QuerySet
 from django.utils import timezone
 
+from reviews.access import rows_within, teams_of
 from reviews.models import (
     ChangedFile,
     Comment,
@@ -36,19 +37,18 @@ from telemetry.ranking import ChangeFacts, ConfirmedFile
 # A pairing session counts for a pull request when it overlaps its commits, from this long before the first.
 SESSION_LEAD_TIME = dt.timedelta(hours=1)
 
-TeamIds = Collection[int] | None  # None: every team (a superuser)
+TeamIds = Collection[int] | None  # None: every team (a superuser); which teams: `reviews.access`
 
 
 # --- what a caller may see ----------------------------------------------------------------------------------------
 
 
 def services_visible(*, team_ids: TeamIds) -> QuerySet[Service]:
-    services = Service.objects.select_related("team")
-    return services if team_ids is None else services.filter(team_id__in=team_ids)
+    return rows_within(Service.objects.select_related("team"), team_ids)
 
 
 def teams_visible(*, team_ids: TeamIds) -> QuerySet[Team]:
-    return Team.objects.all() if team_ids is None else Team.objects.filter(pk__in=team_ids)
+    return teams_of(team_ids)
 
 
 def deployment_list(
@@ -61,9 +61,7 @@ def deployment_list(
     since: dt.datetime | None = None,
     until: dt.datetime | None = None,
 ) -> QuerySet[Deployment]:
-    deployments = Deployment.objects.select_related("service", "repository")
-    if team_ids is not None:
-        deployments = deployments.filter(service__team_id__in=team_ids)
+    deployments = rows_within(Deployment.objects.select_related("service", "repository"), team_ids)
     if service:
         deployments = deployments.filter(service__slug=service)
     if team:
@@ -89,9 +87,7 @@ def incident_list(
     since: dt.datetime | None = None,
     until: dt.datetime | None = None,
 ) -> QuerySet[Incident]:
-    incidents = Incident.objects.prefetch_related("services")
-    if team_ids is not None:
-        incidents = incidents.filter(pk__in=_incident_ids_of(Q(service__team_id__in=team_ids)))
+    incidents = rows_within(Incident.objects.prefetch_related("services"), team_ids)
     if service:
         incidents = incidents.filter(pk__in=_incident_ids_of(Q(service__slug=service)))
     if team:
@@ -123,11 +119,12 @@ def suspect_list(
     service: str = "",
     team: str = "",
 ) -> QuerySet[SuspectChange]:
-    suspects = SuspectChange.objects.select_related(
-        "incident", "deployment__service", "pull_request__repository", "pull_request__author", "decided_by"
+    suspects = rows_within(
+        SuspectChange.objects.select_related(
+            "incident", "deployment__service", "pull_request__repository", "pull_request__author", "decided_by"
+        ),
+        team_ids,
     )
-    if team_ids is not None:
-        suspects = suspects.filter(deployment__service__team_id__in=team_ids)
     if incident is not None:
         suspects = suspects.filter(incident_id=incident)
     if verdict:
@@ -710,13 +707,3 @@ def incidents_awaiting_correlation(*, older_than: dt.timedelta, limit: int) -> l
         .order_by("started_at", "pk")
         .values_list("pk", flat=True)[:limit]
     )
-
-
-def team_ids_led_by(*, user: object) -> set[int] | None:
-    """The teams a signed-in user leads; None for a superuser (every team)."""
-    if getattr(user, "is_superuser", False):
-        return None
-    person = getattr(user, "person", None)
-    if person is None:
-        return set()
-    return set(Team.objects.filter(memberships__person=person, memberships__role="lead").values_list("pk", flat=True))

@@ -12,6 +12,7 @@ from django.core.exceptions import PermissionDenied, ValidationError
 from django.db import transaction
 from django.utils import timezone
 
+from reviews.access import person_access
 from reviews.models import (
     Membership,
     Override,
@@ -185,8 +186,7 @@ def override_allowed(*, pull_request: PullRequest, person: Person) -> bool:
     _, policy = effective_policy(repository=pull_request.repository)
     allowed = {entry.lower() for entry in policy.override.allowed}
     team = pull_request.repository.team
-    is_lead = Membership.objects.filter(team=team, person=person, role=Membership.Role.LEAD)
-    if "team-leads" in allowed and team is not None and is_lead.exists():
+    if "team-leads" in allowed and team is not None and person_access(person).leads(team.pk):
         return True
     if Membership.objects.filter(person=person, team__slug__in=allowed).exists():
         return True

@@ -381,7 +381,14 @@ def test_attaching_an_unresolved_co_author_in_the_admin_infers_their_pairing(peo
     unresolved = Identity.objects.get(value="bo@home.example")
     assert unresolved.person is None
     assert _sessions() == []
-    client.force_login(User.objects.create_superuser("root", password="pw"))
+    from reviews.models import Membership
+    from tests.factories import MembershipFactory, TeamFactory
+
+    team = TeamFactory(slug="shop")
+    MembershipFactory(team=team, person=people.bo)
+    lead = User.objects.create_user("lead", password="pw", is_staff=True)  # a real lead of Bo's team
+    MembershipFactory(team=team, person=PersonFactory(user=lead), role=Membership.Role.LEAD)
+    client.force_login(lead)
     response = client.post(
         f"/admin/reviews/identity/{unresolved.pk}/change/",
         {"kind": "email", "value": "bo@home.example", "person": people.bo.pk, "external_id": "", "display_name": ""},

@@ -14,7 +14,7 @@ pytestmark = pytest.mark.django_db
 @pytest.fixture
 def lead_client(client):
     team = TeamFactory(slug="shop")
-    user = User.objects.create_superuser("lead", password="pw")
+    user = User.objects.create_user("lead", password="pw", is_staff=True)  # a real lead: no superuser powers
     person = PersonFactory(user=user, display_name="Lead")
     MembershipFactory(team=team, person=person, role=Membership.Role.LEAD)
     client.force_login(user)

@@ -1,0 +1,201 @@
+"""Access control, in one file: which teams a caller may see and lead, and which rows lie within those teams.
+
+The admin, the HTML pages and both APIs (reviews and telemetry) ask this module; none decides on its own.
+
+Callers
+- A superuser sees and leads every team.
+- A person (a signed-in user linked to a Person) sees the teams they belong to and leads those where their
+  membership is LEAD. In the admin only staff users lead anything: a lead who is not staff leads nothing there.
+- An API token sees and acts for (leads) exactly its teams, never more, whoever created it.
+- Anyone else (anonymous, a user with no person) sees and leads nothing.
+
+Rows
+`TEAM_PATHS` names, for every model a caller can reach, the lookups from it to `Team`; a row lies within a set
+of teams when any of its paths reaches one of them. Rules for rows no team owns, decided here:
+- `Connection` (a VCS instance) is `SHARED`: only superusers list or change connections, and any lead may point a
+  row at one (a repository or an identity names the instance it lives on; a connection holds no team's data).
+- An `Identity` with no person (unresolved) is `UNCLAIMED`: every lead sees it, to attach it to a person of theirs.
+- A `Person` with no membership belongs to no team: only a superuser brings them into one (fail closed).
+- `auth.User` lies within a team through its person; a lead cannot link a login that is not already one of theirs.
+- Every other model (webhook deliveries, groups, permissions) is for superusers only: not in `TEAM_PATHS`, it is
+  within nobody's teams.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Collection, Iterable
+from dataclasses import dataclass
+from typing import Any
+
+from django.db.models import Model, Q, QuerySet
+
+from reviews.authentication import TokenUser
+from reviews.models import Membership, Person, Team
+
+# model label -> lookups from the model to Team. Labels, not classes: reviews never imports telemetry.
+TEAM_PATHS: dict[str, tuple[str, ...]] = {
+    "reviews.Team": ("pk",),
+    "reviews.Membership": ("team",),
+    "reviews.Person": ("memberships__team",),
+    "reviews.Identity": ("person__memberships__team",),
+    "reviews.Repository": ("team",),
+    "reviews.SyncRun": ("repository__team",),
+    "reviews.PullRequest": ("repository__team",),
+    "reviews.ChangedFile": ("pull_request__repository__team",),
+    "reviews.Commit": ("repository__team",),
+    "reviews.Review": ("pull_request__repository__team",),
+    "reviews.Comment": ("pull_request__repository__team",),
+    "reviews.CommitStatus": ("repository__team",),
+    "reviews.Policy": ("team", "repository__team"),
+    "reviews.PolicyEvaluation": ("pull_request__repository__team",),
+    "reviews.Override": ("pull_request__repository__team",),
+    "reviews.PolicyViolation": ("pull_request__repository__team",),
+    "reviews.RiskSignal": ("repository__team",),
+    "reviews.PairingSession": ("participations__person__memberships__team", "repository__team"),
+    "reviews.PairingParticipant": ("person__memberships__team",),
+    "reviews.ApiToken": ("teams",),
+    "auth.User": ("person__memberships__team",),
+    "telemetry.Service": ("team",),
+    "telemetry.ServiceRepository": ("service__team",),
+    "telemetry.Deployment": ("service__team",),
+    "telemetry.DeploymentChange": ("deployment__service__team",),
+    "telemetry.Incident": ("services__team",),
+    "telemetry.SuspectChange": ("incident__services__team", "deployment__service__team"),
+    "telemetry.Notification": ("person__memberships__team",),
+}
+
+# Rows every lead may point at, though no team owns them.
+SHARED: frozenset[str] = frozenset({"reviews.Connection"})
+
+# Rows no team owns yet, which every lead sees so as to claim them for a team of theirs.
+UNCLAIMED: dict[str, Q] = {"reviews.Identity": Q(person__isnull=True)}
+
+TeamIds = frozenset[int] | None  # None: every team
+
+
+@dataclass(frozen=True)
+class Access:
+    """What one caller may reach. `None` means every team (a superuser)."""
+
+    seen: TeamIds
+    led: TeamIds
+
+    @property
+    def is_everything(self) -> bool:
+        return self.led is None
+
+    def leads(self, team_id: int | None) -> bool:
+        return self.led is None or team_id in self.led
+
+
+NOBODY = Access(seen=frozenset(), led=frozenset())
+EVERYTHING = Access(seen=None, led=None)
+
+
+def access_of(user: Any, *, admin: bool = False) -> Access:
+    """The access of a request's user: a `User`, an anonymous user, or the `TokenUser` of an API token."""
+    if isinstance(user, TokenUser):
+        if admin:
+            return NOBODY
+        teams = frozenset(user.token.teams.values_list("pk", flat=True))
+        return Access(seen=teams, led=teams)
+    if not getattr(user, "is_authenticated", False):
+        return NOBODY
+    if user.is_superuser:
+        return EVERYTHING
+    person = getattr(user, "person", None)
+    if person is None or (admin and not user.is_staff):
+        return NOBODY
+    return person_access(person)
+
+
+def person_access(person: Person) -> Access:
+    """What a person's memberships give: every team they belong to seen, the LEAD ones led."""
+    roles = list(Membership.objects.filter(person=person).values_list("team_id", "role"))
+    return Access(
+        seen=frozenset(team for team, _ in roles),
+        led=frozenset(team for team, role in roles if role == Membership.Role.LEAD),
+    )
+
+
+def request_access(request: Any, *, admin: bool = False) -> Access:
+    """`access_of(request.user)`, computed once per request and user."""
+    key = "_tandem_admin_access" if admin else "_tandem_access"
+    cached = getattr(request, key, None)
+    if cached is not None and cached[0] is request.user:
+        return cached[1]  # type: ignore[no-any-return]
+    access = access_of(request.user, admin=admin)
+    setattr(request, key, (request.user, access))
+    return access
+
+
+def visible_team_ids(request: Any) -> TeamIds:
+    return request_access(request).seen
+
+
+def visible_teams(request: Any) -> QuerySet[Team]:
+    return teams_of(request_access(request).seen)
+
+
+def teams_of(team_ids: Collection[int] | None) -> QuerySet[Team]:
+    return Team.objects.all() if team_ids is None else Team.objects.filter(pk__in=team_ids)
+
+
+# --- rows ----------------------------------------------------------------------------------------------------------
+
+
+def _label(model: type[Model]) -> str:
+    return model._meta.label
+
+
+def _within_condition(model: type[Model], team_ids: Collection[int]) -> Q | None:
+    """The condition of a row of `model` lying within the teams; None when the model has no team path."""
+    paths = TEAM_PATHS.get(_label(model))
+    if paths is None:
+        return None
+    condition = Q()
+    for path in paths:
+        condition |= Q(**{f"{path}__in": list(team_ids)})
+    return condition
+
+
+def rows_within(queryset: QuerySet[Any], team_ids: Collection[int] | None) -> QuerySet[Any]:
+    """The rows of `queryset` within the teams (None: every row). A model without a team path yields none."""
+    if team_ids is None:
+        return queryset
+    model = queryset.model
+    condition = _within_condition(model, team_ids)
+    if condition is None or not team_ids:
+        return queryset.none()
+    # A subquery rather than a join with distinct(): the result composes with ordering and aggregates.
+    return queryset.filter(pk__in=model._default_manager.filter(condition).values("pk"))
+
+
+def rows_a_lead_reaches(queryset: QuerySet[Any], access: Access) -> QuerySet[Any]:
+    """The rows a lead works on in the admin: their teams' rows, and the unclaimed ones every lead may claim."""
+    if access.led is None:
+        return queryset
+    label = _label(queryset.model)
+    condition = _within_condition(queryset.model, access.led) if access.led else None
+    unclaimed = UNCLAIMED.get(label)
+    if unclaimed is not None:
+        condition = unclaimed if condition is None else condition | unclaimed
+    if condition is None:
+        return queryset.none()
+    return queryset.filter(pk__in=queryset.model._default_manager.filter(condition).values("pk"))
+
+
+def rows_a_lead_may_point_at(queryset: QuerySet[Any], access: Access) -> QuerySet[Any]:
+    """The rows a lead may name in a foreign key or many-to-many field: what they reach, and the shared rows."""
+    if access.led is None or _label(queryset.model) in SHARED:
+        return queryset
+    return rows_a_lead_reaches(queryset, access)
+
+
+def outside(model: type[Model], pks: Iterable[Any], access: Access) -> set[Any]:
+    """Which of these primary keys of `model` a lead may not point at."""
+    wanted = {pk for pk in pks if pk is not None}
+    if not wanted or access.led is None:
+        return set()
+    allowed = rows_a_lead_may_point_at(model._default_manager.filter(pk__in=wanted), access)
+    return wanted - set(allowed.values_list("pk", flat=True))

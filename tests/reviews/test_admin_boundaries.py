@@ -1,0 +1,536 @@
+"""Team boundaries in the admin, generated: for every model registered in the admin and every inline, every
+foreign key, one-to-one and many-to-many field a lead can fill is posted, on add and on change, with another
+team's row. The lead is a real one (a staff user, not a superuser, with a person who leads the team), the
+views are the real admin views, and nothing may be saved.
+
+Actors: `lead` leads shop, `other_lead` leads search, `member` is a member of shop, `root` is a superuser.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+from collections.abc import Iterator
+from dataclasses import dataclass
+from html.parser import HTMLParser
+from typing import Any
+
+import pytest
+from django.contrib import admin
+from django.contrib.auth.models import User
+from django.db.models import Model
+from django.utils import timezone
+
+from reviews import access
+from reviews.admin_scoping import ScopedInline, TeamScopedAdmin
+from reviews.models import (
+    ApiToken,
+    ChangedFile,
+    CommitStatus,
+    Connection,
+    Identity,
+    Membership,
+    Override,
+    PairingParticipant,
+    PairingSession,
+    Policy,
+    PolicyEvaluation,
+    PolicyViolation,
+    RiskSignal,
+    SyncRun,
+    Team,
+)
+from telemetry.models import DeploymentChange, Notification, ServiceRepository, SuspectChange
+from tests.factories import (
+    CommentFactory,
+    CommitFactory,
+    DeploymentFactory,
+    IdentityFactory,
+    IncidentFactory,
+    MembershipFactory,
+    PersonFactory,
+    PullRequestFactory,
+    RepositoryFactory,
+    ReviewFactory,
+    ServiceFactory,
+    TeamFactory,
+)
+
+pytestmark = pytest.mark.django_db
+
+NOW = dt.datetime(2025, 3, 10, 12, 0, tzinfo=dt.UTC)
+REFUSED = "Select a valid choice"
+
+
+# --- the world: one row of every model for each of two teams ----------------------------------------------------
+
+
+def _team_rows(slug: str) -> dict[str, Any]:
+    """One row of each model the admin shows, all within the team `slug`; keyed by model label."""
+    team = TeamFactory(slug=slug, name=slug.title())
+    lead_user = User.objects.create_user(f"{slug}-lead", password="pw", is_staff=True)
+    lead = PersonFactory(display_name=f"{slug} lead", user=lead_user)
+    membership = MembershipFactory(team=team, person=lead, role=Membership.Role.LEAD)
+    member_user = User.objects.create_user(f"{slug}-member", password="pw")
+    member = PersonFactory(display_name=f"{slug} member", user=member_user)
+    MembershipFactory(team=team, person=member, role=Membership.Role.MEMBER)
+    identity = IdentityFactory(person=lead, value=f"{slug}-lead")
+    repository = RepositoryFactory(team=team, full_path=f"acme/{slug}")
+    pull_request = PullRequestFactory(repository=repository, author=member, title=f"{slug} change")
+    commit = CommitFactory(repository=repository, author=member, author_identity=identity)
+    pull_request.commits.add(commit)
+    policy = Policy.objects.create(team=team, document="rules:\n  - name: one\n    require: {approvals: 1}\n")
+    evaluation = PolicyEvaluation.objects.create(
+        pull_request=pull_request, policy=policy, head_sha="a" * 40, outcome="pending"
+    )
+    session = PairingSession.objects.create(repository=repository, branch="feature", started_at=NOW)
+    PairingParticipant.objects.create(
+        session=session, person=member, joined_at=NOW, left_at=NOW + dt.timedelta(hours=1)
+    )
+    token = ApiToken.objects.create(name=f"{slug} ci", prefix=f"tdm_{slug}"[:12], key_hash=f"{slug:x<64}")
+    token.teams.add(team)
+    service = ServiceFactory(slug=f"{slug}-api", team=team)
+    ServiceRepository.objects.create(service=service, repository=repository)
+    deployment = DeploymentFactory(service=service, repository=repository)
+    incident = IncidentFactory(title=f"{slug} outage")
+    incident.services.add(service)
+    rows: dict[str, Any] = {
+        "team": team,
+        "lead_user": lead_user,
+        "member_user": member_user,
+        "reviews.Team": team,
+        "reviews.Person": lead,
+        "auth.User": lead_user,
+        "reviews.Membership": membership,
+        "reviews.Identity": identity,
+        "reviews.Repository": repository,
+        "reviews.SyncRun": SyncRun.objects.create(repository=repository),
+        "reviews.PullRequest": pull_request,
+        "reviews.ChangedFile": ChangedFile.objects.create(pull_request=pull_request, path="app.py"),
+        "reviews.Commit": commit,
+        "reviews.Review": ReviewFactory(pull_request=pull_request, reviewer=lead),
+        "reviews.Comment": CommentFactory(pull_request=pull_request, author=lead),
+        "reviews.CommitStatus": CommitStatus.objects.create(
+            repository=repository, sha="a" * 40, context="ci/build", state="pending", updated_at=NOW
+        ),
+        "reviews.Policy": policy,
+        "reviews.PolicyEvaluation": evaluation,
+        "reviews.Override": Override.objects.create(
+            pull_request=pull_request, overridden_by=lead, reason="outage", followup_due_at=NOW
+        ),
+        "reviews.PolicyViolation": PolicyViolation.objects.create(
+            pull_request=pull_request, evaluation=evaluation, outcome="pending"
+        ),
+        "reviews.RiskSignal": RiskSignal.objects.create(repository=repository, reference=f"{slug}-1", occurred_at=NOW),
+        "reviews.PairingSession": session,
+        "reviews.ApiToken": token,
+        "telemetry.Service": service,
+        "telemetry.ServiceRepository": ServiceRepository.objects.get(service=service),
+        "telemetry.Deployment": deployment,
+        "telemetry.DeploymentChange": DeploymentChange.objects.create(
+            deployment=deployment, commit=commit, pull_request=pull_request
+        ),
+        "telemetry.Incident": incident,
+        "telemetry.SuspectChange": SuspectChange.objects.create(
+            incident=incident, deployment=deployment, pull_request=pull_request, score=1.0, rank=1
+        ),
+        "telemetry.Notification": Notification.objects.create(
+            person=lead, kind="suspect", subject="A change", body="…", incident=incident, pull_request=pull_request
+        ),
+    }
+    return rows
+
+
+@dataclass
+class World:
+    shop: dict[str, Any]
+    search: dict[str, Any]
+    root: User
+
+    @property
+    def lead(self) -> User:
+        return self.shop["lead_user"]  # type: ignore[no-any-return]
+
+
+@pytest.fixture
+def world() -> World:
+    shop, search = _team_rows("shop"), _team_rows("search")
+    return World(shop=shop, search=search, root=User.objects.create_superuser("root", password="pw"))
+
+
+# --- what the admin offers: walked at collection time -------------------------------------------------------------
+
+
+def _label(model: type[Model]) -> str:
+    return model._meta.label
+
+
+def _relation_fields(model: type[Model], model_admin: Any, skip: str | None = None) -> list[str]:
+    """The foreign key, one-to-one and many-to-many fields a form of this admin lets a person fill."""
+    readonly = set(model_admin.readonly_fields)
+    declared = model_admin.fields
+    names = []
+    for field in model._meta.get_fields():
+        if field.auto_created or not field.is_relation or not field.concrete and not field.many_to_many:
+            continue
+        if field.many_to_many and not field.remote_field.through._meta.auto_created:
+            continue  # through a model of its own: edited by an inline, not on this form
+        if not getattr(field, "editable", False) or field.name in readonly or field.name == skip:
+            continue
+        if declared is not None and field.name not in declared:
+            continue
+        names.append(field.name)
+    return names
+
+
+def _walk_forms() -> Iterator[tuple[str, str, type[Model]]]:
+    for model, model_admin in admin.site._registry.items():
+        if isinstance(model_admin, TeamScopedAdmin):
+            for name in _relation_fields(model, model_admin):
+                yield _label(model), name, model._meta.get_field(name).related_model
+
+
+def _walk_inlines() -> Iterator[tuple[str, str, str, type[Model]]]:
+    for model, model_admin in admin.site._registry.items():
+        for inline_class in model_admin.inlines:
+            inline = inline_class(model, admin.site)
+            parent_fk = next(
+                f.name
+                for f in inline.model._meta.concrete_fields
+                if f.is_relation and f.related_model is model and (inline.fk_name in (None, f.name))
+            )
+            for name in _relation_fields(inline.model, inline, skip=parent_fk):
+                yield _label(model), inline_class.__name__, name, inline.model._meta.get_field(name).related_model
+
+
+FORM_FIELDS = [(model, name) for model, name, target in _walk_forms() if _label(target) not in access.SHARED]
+INLINE_FIELDS = [
+    (model, inline, name) for model, inline, name, target in _walk_inlines() if _label(target) not in access.SHARED
+]
+SUPERUSER_ONLY = [_label(m) for m, a in admin.site._registry.items() if not isinstance(a, TeamScopedAdmin)]
+
+
+def test_the_walk_covers_the_admin():
+    """The generated cases are not empty, and the only related models left out are the deliberately shared ones."""
+    assert len(FORM_FIELDS) >= 40
+    assert len(INLINE_FIELDS) >= 6
+    left_out = {_label(t) for *_, t in [*_walk_forms(), *_walk_inlines()] if _label(t) in access.SHARED}
+    assert left_out == {"reviews.Connection"}
+    for model, model_admin in admin.site._registry.items():
+        if isinstance(model_admin, TeamScopedAdmin):
+            assert _label(model) in access.TEAM_PATHS, f"{model} has no team path in reviews.access"
+        for inline in model_admin.inlines:
+            assert issubclass(inline, ScopedInline), f"{inline} is not scoped"
+
+
+# --- posting what the page shows ----------------------------------------------------------------------------------
+
+
+class _FormFields(HTMLParser):
+    """What a browser would post from the form with this id: inputs, checked boxes, selected options, textareas."""
+
+    def __init__(self, form_id: str) -> None:
+        super().__init__()
+        self.form_id = form_id
+        self.inside = False
+        self.select: str | None = None
+        self.textarea: str | None = None
+        self.text = ""
+        self.data: dict[str, list[str]] = {}
+
+    def _add(self, name: str, value: str) -> None:
+        self.data.setdefault(name, []).append(value)
+
+    def handle_starttag(self, tag: str, attrs: list[tuple[str, str | None]]) -> None:
+        a = {k: v or "" for k, v in attrs}
+        if tag == "form":
+            self.inside = a.get("id") == self.form_id
+        elif not self.inside:
+            return
+        elif tag == "input" and a.get("name"):
+            kind = a.get("type", "text")
+            if kind in {"submit", "button", "reset", "file", "image"}:
+                return
+            if kind in {"checkbox", "radio"} and "checked" not in a:
+                return
+            self._add(a["name"], a.get("value", "on" if kind in {"checkbox", "radio"} else ""))
+        elif tag == "select":
+            self.select = a.get("name")
+            self.data.setdefault(self.select or "", [])
+        elif tag == "option" and self.select and "selected" in a:
+            self._add(self.select, a.get("value", ""))
+        elif tag == "textarea":
+            self.textarea, self.text = a.get("name"), ""
+
+    def handle_endtag(self, tag: str) -> None:
+        if tag == "form":
+            self.inside = False
+        elif tag == "select":
+            self.select = None
+        elif tag == "textarea" and self.textarea:
+            self._add(self.textarea, self.text.removeprefix("\n"))
+            self.textarea = None
+
+    def handle_data(self, data: str) -> None:
+        if self.textarea:
+            self.text += data
+
+
+def _page_data(response: Any, model: type[Model]) -> dict[str, list[str]]:
+    assert response.status_code == 200, response.status_code
+    parser = _FormFields(f"{model._meta.model_name}_form")
+    parser.feed(response.content.decode())
+    return {name: values for name, values in parser.data.items() if name and "__prefix__" not in name}
+
+
+def _url(model: type[Model], view: str, obj: Model | None = None) -> str:
+    base = f"/admin/{model._meta.app_label}/{model._meta.model_name}/"
+    return f"{base}add/" if view == "add" else f"{base}{obj.pk}/change/"  # type: ignore[union-attr]
+
+
+def _model(label: str) -> type[Model]:
+    from django.apps import apps
+
+    return apps.get_model(label)
+
+
+def _snapshot(obj: Model) -> dict[str, Any]:
+    obj.refresh_from_db()
+    values = {f.attname: getattr(obj, f.attname) for f in obj._meta.concrete_fields}
+    for field in obj._meta.many_to_many:
+        values[field.name] = sorted(getattr(obj, field.name).values_list("pk", flat=True))
+    return values
+
+
+def _field_errors(response: Any, name: str) -> list[str]:
+    form = response.context["adminform"].form
+    return [str(e) for e in form.errors.get(name, [])]
+
+
+def _all_errors(response: Any) -> Any:
+    if response.context is None:
+        return response.status_code
+    inlines = [f.formset.errors for f in response.context.get("inline_admin_formsets", [])]
+    return response.context["adminform"].form.errors, inlines
+
+
+# --- the generated cases ------------------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(("label", "name"), FORM_FIELDS, ids=[f"{m}.{n}" for m, n in FORM_FIELDS])
+def test_a_lead_cannot_change_a_field_to_point_at_another_teams_row(client, world, label, name):
+    model = _model(label)
+    field = model._meta.get_field(name)
+    ours, theirs = world.shop[label], world.search[_label(field.related_model)]
+    client.force_login(world.lead)
+    data = _page_data(client.get(_url(model, "change", ours)), model)
+    assert name in data, f"{name} is not on the change form of {label}"
+    resaved = client.post(_url(model, "change", ours), data)
+    assert resaved.status_code == 302, _all_errors(resaved)
+    before = _snapshot(ours)
+
+    data[name] = [*data[name], str(theirs.pk)] if field.many_to_many else [str(theirs.pk)]
+    response = client.post(_url(model, "change", ours), data)
+
+    assert response.status_code == 200
+    assert any(REFUSED in error for error in _field_errors(response, name)), _field_errors(response, name)
+    assert _snapshot(ours) == before
+
+
+@pytest.mark.parametrize(("label", "name"), FORM_FIELDS, ids=[f"{m}.{n}" for m, n in FORM_FIELDS])
+def test_a_lead_cannot_add_a_row_pointing_at_another_teams_row(client, world, label, name):
+    model = _model(label)
+    field = model._meta.get_field(name)
+    ours, theirs = world.shop[label], world.search[_label(field.related_model)]
+    client.force_login(world.lead)
+    add_page = client.get(_url(model, "add"))
+    if not admin.site._registry[model].has_add_permission(add_page.wsgi_request):
+        assert add_page.status_code == 403
+        return
+    data = _page_data(add_page, model)
+    # The fields of our own row, as its change page shows them: everything valid but the one under test.
+    shown = _page_data(client.get(_url(model, "change", ours)), model)
+    data.update({key: values for key, values in shown.items() if "-" not in key})
+    count = model._default_manager.count()
+
+    data[name] = [str(theirs.pk)]
+    response = client.post(_url(model, "add"), data)
+
+    assert response.status_code == 200
+    assert any(REFUSED in error for error in _field_errors(response, name)), _field_errors(response, name)
+    assert model._default_manager.count() == count
+
+
+@pytest.mark.parametrize(("label", "inline", "name"), INLINE_FIELDS, ids=[f"{m}.{i}.{n}" for m, i, n in INLINE_FIELDS])
+def test_a_lead_cannot_add_an_inline_row_pointing_at_another_teams_row(client, world, label, inline, name):
+    model = _model(label)
+    page = client
+    client.force_login(world.lead)
+    response = page.get(_url(model, "change", world.shop[label]))
+    [formset] = [f.formset for f in response.context["inline_admin_formsets"] if type(f.opts).__name__ == inline]
+    inline_model = formset.model
+    theirs = world.search[_label(inline_model._meta.get_field(name).related_model)]
+    data = _page_data(response, model)
+    prefix, index = formset.prefix, int(data[f"{formset.prefix}-TOTAL_FORMS"][0])
+    parser = _FormFields(f"{model._meta.model_name}_form")
+    parser.feed(response.content.decode())
+    for key, values in parser.data.items():  # the empty row the page offers, as "Add another" fills it in
+        if key.startswith(f"{prefix}-__prefix__-"):
+            data[key.replace("__prefix__", str(index))] = values
+    data[f"{prefix}-TOTAL_FORMS"] = [str(index + 1)]
+    data[f"{prefix}-{index}-{name}"] = [str(theirs.pk)]
+    count = inline_model._default_manager.count()
+
+    refused = page.post(_url(model, "change", world.shop[label]), data)
+
+    assert refused.status_code == 200
+    [bound] = [f.formset for f in refused.context["inline_admin_formsets"] if type(f.opts).__name__ == inline]
+    errors = [str(e) for e in bound.forms[index].errors.get(name, [])]
+    assert any(REFUSED in error for error in errors), bound.errors
+    assert inline_model._default_manager.count() == count
+
+
+@pytest.mark.parametrize("label", SUPERUSER_ONLY)
+def test_a_lead_cannot_open_or_add_instance_wide_rows(client, world, label):
+    model = _model(label)
+    client.force_login(world.lead)
+    assert client.get(_url(model, "add")).status_code == 403
+    count = model._default_manager.count()
+    assert client.post(_url(model, "add"), {"name": "x", "username": "x"}).status_code == 403
+    assert model._default_manager.count() == count
+
+
+AUTOCOMPLETE = [
+    (label, name) for label, name in FORM_FIELDS if name in admin.site._registry[_model(label)].autocomplete_fields
+]
+
+
+@pytest.mark.parametrize(("label", "name"), AUTOCOMPLETE, ids=[f"{m}.{n}" for m, n in AUTOCOMPLETE])
+def test_autocomplete_lists_no_other_teams_rows(client, world, label, name):
+    model = _model(label)
+    target = model._meta.get_field(name).related_model
+    client.force_login(world.lead)
+    response = client.get(
+        "/admin/autocomplete/",
+        {"app_label": model._meta.app_label, "model_name": model._meta.model_name, "field_name": name, "term": ""},
+    )
+    if response.status_code == 403:  # the target's admin is not the lead's at all
+        return
+    assert response.status_code == 200
+    listed = {item["id"] for item in response.json()["results"]}
+    assert str(world.search[_label(target)].pk) not in listed
+
+
+# --- the actors, and the rules no generated case shows ------------------------------------------------------------
+
+
+def test_a_superuser_may_point_a_row_at_any_team(client, world):
+    review = world.shop["reviews.Review"]
+    client.force_login(world.root)
+    data = _page_data(client.get(_url(type(review), "change", review)), type(review))
+    data["pull_request"] = [str(world.search["reviews.PullRequest"].pk)]
+    assert client.post(_url(type(review), "change", review), data).status_code == 302
+    review.refresh_from_db()
+    assert review.pull_request == world.search["reviews.PullRequest"]
+
+
+def test_a_lead_of_another_team_cannot_open_ours_and_a_member_cannot_get_in(client, world):
+    review = world.shop["reviews.Review"]
+    client.force_login(world.search["lead_user"])
+    assert client.get(_url(type(review), "change", review)).status_code == 302  # "doesn't exist"
+    client.force_login(world.shop["member_user"])
+    assert client.get(_url(type(review), "change", review)).status_code == 302  # to the login page
+
+
+def test_a_lead_may_point_at_a_shared_connection(client, world):
+    repository = world.shop["reviews.Repository"]
+    other = Connection.objects.create(provider="gitlab", name="GitLab", base_url="https://gitlab.example.com")
+    client.force_login(world.lead)
+    data = _page_data(client.get(_url(type(repository), "change", repository)), type(repository))
+    data["connection"] = [str(other.pk)]
+    assert client.post(_url(type(repository), "change", repository), data).status_code == 302
+    repository.refresh_from_db()
+    assert repository.connection == other
+
+
+def test_a_row_that_would_belong_to_none_of_the_leads_teams_is_refused(client, world):
+    repository = world.shop["reviews.Repository"]
+    client.force_login(world.lead)
+    data = _page_data(client.get(_url(type(repository), "change", repository)), type(repository))
+    data.update({"team": [""], "external_id": ["orphan"], "full_path": ["acme/orphan"]})
+    assert client.post(_url(type(repository), "add"), data).status_code == 403
+    assert not type(repository).objects.filter(full_path="acme/orphan").exists()
+
+
+def test_a_lead_keeps_another_teams_links_they_cannot_see(client, world):
+    incident = world.shop["telemetry.Incident"]
+    incident.services.add(world.search["telemetry.Service"])
+    client.force_login(world.lead)
+    data = _page_data(client.get(_url(type(incident), "change", incident)), type(incident))
+    data["title"] = ["Checkout down"]
+    assert client.post(_url(type(incident), "change", incident), data).status_code == 302
+    incident.refresh_from_db()
+    assert incident.title == "Checkout down"
+    assert set(incident.services.all()) == {world.shop["telemetry.Service"], world.search["telemetry.Service"]}
+
+
+def test_a_lead_sees_unresolved_identities_and_attaches_one_to_their_person(client, world):
+    unresolved = Identity.objects.create(kind="email", value="someone@example.com")
+    client.force_login(world.lead)
+    data = _page_data(client.get(_url(Identity, "change", unresolved)), Identity)
+    data["person"] = [str(world.shop["reviews.Person"].pk)]
+    assert client.post(_url(Identity, "change", unresolved), data).status_code == 302
+    unresolved.refresh_from_db()
+    assert unresolved.person == world.shop["reviews.Person"]
+
+
+def test_a_form_field_the_admin_did_not_scope_is_still_checked(rf, world):
+    """A custom form field with its own queryset bypasses the scoped choices; the form's clean still refuses."""
+    from django import forms
+
+    from reviews.admin_scoping import _scope_checked, admin_access
+    from reviews.models import Repository
+
+    class Loose(forms.ModelForm):
+        repository = forms.ModelChoiceField(queryset=Repository.objects.all())
+
+        class Meta:
+            model = RiskSignal
+            fields = ["repository", "reference", "occurred_at"]
+
+    request = rf.get("/admin/")
+    request.user = world.lead
+    form_class = _scope_checked(Loose, admin_access(request))
+    theirs = world.search["reviews.Repository"]
+    form = form_class({"repository": theirs.pk, "reference": "x", "occurred_at": timezone.now()})
+    assert not form.is_valid()
+    assert any(REFUSED in e for e in form.errors["repository"])
+
+
+def test_saving_refuses_another_teams_row_even_past_the_form(rf, world):
+    """The last line: save_form refuses a cleaned value outside the lead's teams, whatever let it through."""
+    from types import SimpleNamespace
+
+    from django.core.exceptions import PermissionDenied
+
+    from reviews.models import Review
+
+    request = rf.post("/admin/")
+    request.user = world.lead
+    model_admin = admin.site._registry[Review]
+    form = SimpleNamespace(cleaned_data={"pull_request": world.search["reviews.PullRequest"]})
+    with pytest.raises(PermissionDenied):
+        model_admin.save_form(request, form, change=False)
+
+
+def test_leads_do_not_create_teams(client, world):
+    client.force_login(world.lead)
+    assert client.get("/admin/reviews/team/add/").status_code == 403
+    assert client.post("/admin/reviews/team/add/", {"name": "New", "slug": "new"}).status_code == 403
+    assert not Team.objects.filter(slug="new").exists()
+
+
+def test_a_leads_list_filters_name_no_other_teams_rows(client, world):
+    client.force_login(world.lead)
+    page = client.get("/admin/reviews/pullrequest/").content.decode()
+    assert "acme/shop" in page
+    assert "acme/search" not in page  # the repository filter offers only the repositories of what the lead sees
