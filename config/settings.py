@@ -144,6 +144,8 @@ CELERY_BEAT_SCHEDULE: dict[str, dict[str, object]] = {
     "requeue-waiting-deliveries": {"task": "reviews.tasks.requeue_waiting_deliveries", "schedule": 5 * 60},
     # Re-queues deployments never linked and incidents never ranked (a lost task), so nothing stays behind.
     "repair-telemetry": {"task": "telemetry.tasks.repair_telemetry", "schedule": 10 * 60},
+    # A verdict waits while a head's files, commits or reviews are missing: fetch them again after a backoff.
+    "fetch-missing-facts": {"task": "reviews.tasks.fetch_missing_facts", "schedule": 15},
 }
 
 # --- VCS and webhooks -------------------------------------------------------------------------------------

@@ -77,6 +77,8 @@ class _MergeRequest:
     approvals: list[tuple[Json, str]] = field(default_factory=list)  # (user, approved_at)
     commits: list[Json] = field(default_factory=list)  # newest first, as GitLab lists them
     diffs: list[Json] = field(default_factory=list)
+    # False while GitLab computes the diff after a push: no diff_refs, no changes_count, an empty diffs list.
+    diff_ready: bool = True
 
 
 @dataclass
@@ -526,6 +528,11 @@ class FakeGitLab:
             mr.diffs.append(entry)
             return entry
 
+    def set_diff_ready(self, full_path: str, iid: int, ready: bool) -> None:
+        """Play GitLab computing a merge request's diff in the background (`ready=False`) and finishing."""
+        with self._lock:
+            self._projects[full_path].merge_requests[iid].diff_ready = ready
+
     def touch_merge_request(
         self, full_path: str, iid: int, *, updated_at: dt.datetime | str | None = None, **changes: Any
     ) -> Json:
@@ -876,7 +883,7 @@ class FakeGitLab:
         return {
             **data,
             "subscribed": False,
-            "changes_count": str(len(mr.diffs)),
+            "changes_count": str(len(mr.diffs)) if mr.diff_ready else None,
             "latest_build_started_at": None,
             "latest_build_finished_at": None,
             "first_deployed_to_production_at": None,
@@ -894,7 +901,12 @@ class FakeGitLab:
                 "queued_duration": None,
                 "coverage": None,
             },
-            "diff_refs": {"base_sha": project.base_sha, "head_sha": data["sha"], "start_sha": project.base_sha},
+            "diff_refs": (
+                {"base_sha": project.base_sha, "head_sha": data["sha"], "start_sha": project.base_sha}
+                if mr.diff_ready
+                else None
+            ),
+            **({} if mr.diff_ready else {"detailed_merge_status": "preparing"}),
             "merge_error": None,
             "first_contribution": False,
             "user": {"can_merge": True},
@@ -994,7 +1006,7 @@ class FakeGitLab:
             return 404, {}, {"message": "404 Not found"}
         _, mr = found
         route = f"projects/{params['project']}/merge_requests/{params['iid']}/diffs"
-        headers, chunk = self._paginate(route, list(mr.diffs), query)
+        headers, chunk = self._paginate(route, list(mr.diffs) if mr.diff_ready else [], query)
         return 200, headers, chunk
 
     def _get_changes(self, params: dict[str, str], query: Any, body: Any) -> tuple[int, Json, Any]:
@@ -1002,7 +1014,8 @@ class FakeGitLab:
         if found is None:
             return 404, {}, {"message": "404 Not found"}
         project, mr = found
-        return 200, {}, {**self._single(project, mr), "changes": list(mr.diffs), "overflow": False}
+        changes = list(mr.diffs) if mr.diff_ready else []
+        return 200, {}, {**self._single(project, mr), "changes": changes, "overflow": False}
 
     def _compare(self, params: dict[str, str], query: dict[str, list[str]], body: Any) -> tuple[int, Json, Any]:
         project = self._project(params)

@@ -319,7 +319,7 @@ def test_approval_given_before_a_push_is_on_the_commit_it_saw(fake: FakeGitLab, 
     assert review.commit_sha == "2" * 40
 
 
-def test_listed_record_saves_the_merge_request_request(fake: FakeGitLab, client: GitLabClient) -> None:
+def test_a_listed_record_still_asks_whether_the_diff_is_ready(fake: FakeGitLab, client: GitLabClient) -> None:
     seed_detailed(fake)
     [listed] = list(client.merge_requests_since(PATH, None))
     fake.reset_log()
@@ -327,7 +327,9 @@ def test_listed_record_saves_the_merge_request_request(fake: FakeGitLab, client:
     details = client.merge_request_details(PATH, 3, pull_request=listed)
 
     assert details.pull_request.additions == 4
-    assert [r.decoded_path.rsplit("/", 1)[-1] for r in fake.requests] == ["notes", "commits", "diffs", "approval_state"]
+    assert (details.files_not_ready, details.files_incomplete) == ("", "")
+    paths = [r.decoded_path.rsplit("/", 1)[-1] for r in fake.requests]
+    assert paths == ["3", "notes", "commits", "diffs", "approval_state"]
 
 
 def test_old_gitlab_without_diffs_endpoint_uses_changes() -> None:

@@ -292,3 +292,68 @@ def test_gitlab_story_from_opened_to_rebase(gitlab_flow):
     gitlab_flow.push(1, "c" * 40, PATCH_V2_REBASED)
     status = gitlab_flow.last_status()
     assert (status["status"], status["sha"]) == ("success", "c" * 40)
+
+
+# --- fail closed: a verdict waits for the facts it rests on ------------------------------------------------------
+
+PAYMENTS_ONLY = "rules:\n  - name: payments\n    if: {paths: ['payments/**']}\n    require: {approvals: 2}\n"
+
+
+def _backoff_elapses_and_the_beat_fires(capture) -> int:
+    """The row's next try falls due, and the beat job that fetches missing facts runs."""
+    from django.utils import timezone
+
+    from reviews.tasks import fetch_missing_facts
+
+    PullRequest.objects.update(facts_retry_at=timezone.now() - dt.timedelta(seconds=1))
+    with capture(execute=True):
+        return fetch_missing_facts()
+
+
+def test_github_files_that_fail_to_arrive_hold_the_verdict_until_they_do(
+    github_flow, django_capture_on_commit_callbacks
+):
+    fake = github_flow.fake
+    fake.add_pull(REPO, number=7, author="ada", head_sha="7" * 40)
+    fake.add_file(REPO, 7, "payments/ledger.py", patch=PATCH_V1)
+    fake.fail_next("/pulls/7/files", 502, times=2)
+
+    github_flow.pull_event("opened", fake.update_pull(REPO, 7))
+    status = github_flow.last_status()
+    assert (status["state"], status["sha"]) == ("pending", "7" * 40)
+    assert status["description"].startswith("Waiting for the list of changed files from GitHub")
+
+    # With no files, a paths-only policy would apply to nothing and pass with no review at all.
+    with django_capture_on_commit_callbacks(execute=True):
+        policy_save(team=_team_with(), document=PAYMENTS_ONLY)
+    assert github_flow.last_status()["state"] == "pending"
+    assert github_flow.last_status()["description"].startswith("Waiting for the list of changed files from GitHub")
+    pull_request = PullRequest.objects.get(number=7)
+    assert pull_request.facts_attempts == 2 and "502" in pull_request.facts_error
+
+    assert _backoff_elapses_and_the_beat_fires(django_capture_on_commit_callbacks) == 1
+    status = github_flow.last_status()
+    assert (status["state"], status["sha"]) == ("pending", "7" * 40)
+    assert status["description"].startswith("0 of 2 approvals")
+    assert _backoff_elapses_and_the_beat_fires(django_capture_on_commit_callbacks) == 0  # nothing missing now
+
+    github_flow.review(7, "bob")
+    github_flow.review(7, "carol")
+    assert github_flow.last_status()["state"] == "success"
+
+
+def test_github_files_past_its_listing_limit_keep_the_verdict_pending(github_flow, django_capture_on_commit_callbacks):
+    fake = github_flow.fake
+    fake.add_pull(REPO, number=8, author="ada", head_sha="8" * 40)
+    for index in range(3001):
+        fake.add_file(REPO, 8, f"docs/page-{index:04}.md", patch=PATCH_V1)
+    fake.add_file(REPO, 8, "payments/ledger.py", patch=PATCH_V1)  # listed 3,002nd: GitHub never shows it
+    github_flow.pull_event("opened", fake.update_pull(REPO, 8))
+    with django_capture_on_commit_callbacks(execute=True):
+        policy_save(team=_team_with(), document=PAYMENTS_ONLY)
+
+    status = github_flow.last_status()
+    assert status["state"] == "pending"
+    assert status["description"].startswith("GitHub listed 3,000 of 3,002 changed files")
+    assert len(status["description"]) <= 140
+    assert _backoff_elapses_and_the_beat_fires(django_capture_on_commit_callbacks) == 0  # asking again won't help
