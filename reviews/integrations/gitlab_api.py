@@ -263,9 +263,23 @@ class GitLabClient:
             try:
                 commit.statuses.create(data)
             except GitlabError as error:
-                if error.response_code == 400 and "Cannot transition status" in str(error.error_message):
-                    return  # GitLab already holds this running state for the status: nothing to change
+                if state != "pending" or not _refused_transition(error):
+                    raise
+                self._keep_pending_description_current(commit, data)
+
+    def _keep_pending_description_current(self, commit: Any, data: dict[str, str]) -> None:
+        """GitLab updates an unfinished status in place but refuses pending -> pending (400 "Cannot transition
+        status"), so a new reason for waiting would never show. Move it to running, still unfinished, with the new
+        description; once running, finish it as canceled and start a new pending status (a post after a finished
+        status starts a new one). Anything GitLab still refuses is raised: the verdict is not reported."""
+        try:
+            commit.statuses.create({**data, "state": "running"})
+            return
+        except GitlabError as error:
+            if not _refused_transition(error):
                 raise
+        commit.statuses.create({**data, "state": "canceled", "description": "Superseded by a newer verdict"})
+        commit.statuses.create(data)
 
     # --- internals --------------------------------------------------------------------------------------------
 
@@ -365,6 +379,10 @@ class GitLabClient:
             (user_record(entry.obj("user")), entry.opt_time("approved_at"))
             for entry in approvals.opt_objs("approved_by") or []
         ]
+
+
+def _refused_transition(error: GitlabError) -> bool:
+    return error.response_code == 400 and "Cannot transition status" in str(error.error_message)
 
 
 def diff_not_ready(mr: Mapping[str, Any]) -> str:

@@ -44,8 +44,14 @@ __all__ = ["FakeGitLab", "RecordedRequest"]
 Json = dict[str, Any]
 _EPOCH = dt.datetime(2024, 1, 1, tzinfo=dt.UTC)
 _STATUS_STATES = {"pending", "running", "success", "failed", "canceled", "skipped"}
-# GitLab refuses to move a commit status into the state it already is in, for the two running states.
-_TRANSITION_EVENTS = {"pending": "enqueue", "running": "run"}
+# GitLab's commit status state machine: a post updates the unfinished (pending or running) status of the same
+# name and ref through one of these events, and refuses any other with 400 "Cannot transition status". A post
+# after that status finished starts a new one.
+_EVENTS = {"pending": "enqueue", "running": "run", "success": "success", "failed": "drop", "canceled": "cancel"}
+_TRANSITIONS = {
+    "pending": {"running", "success", "failed", "canceled", "skipped"},
+    "running": {"success", "failed", "canceled"},
+}
 
 
 @dataclass(frozen=True)
@@ -625,6 +631,12 @@ class FakeGitLab:
                     )
             return project_data
 
+    def statuses(self, sha: str, full_path: str | None = None) -> list[Json]:
+        """The commit statuses GitLab holds for `sha` now (updated in place while unfinished), oldest first."""
+        with self._lock:
+            projects = [self._projects[full_path]] if full_path else list(self._projects.values())
+            return [dict(status) for project in projects for status in project.statuses.get(sha, [])]
+
     def fail_next(self, path_substring: str, status: int, retry_after: int | None = None, times: int = 1) -> None:
         """Answer the next `times` requests whose path contains `path_substring` with `status`."""
         with self._lock:
@@ -1054,15 +1066,30 @@ class FakeGitLab:
         sha = params["sha"]
         name = fields.get("name") or fields.get("context") or "default"
         ref = fields.get("ref") or project.data["default_branch"]
-        existing = [s for s in project.statuses.get(sha, []) if s["name"] == name and s["ref"] == ref]
-        if existing and existing[-1]["status"] == state and state in _TRANSITION_EVENTS:
-            event = _TRANSITION_EVENTS[state]
+        unfinished = [
+            s
+            for s in project.statuses.get(sha, [])
+            if s["name"] == name and s["ref"] == ref and s["status"] in _TRANSITIONS
+        ]
+        current = unfinished[-1] if unfinished else None
+        if current is not None and state not in _TRANSITIONS[current["status"]]:
+            event = _EVENTS.get(state, state)
             message = (
-                f"Cannot transition status via :{event} from :{state} "
+                f"Cannot transition status via :{event} from :{current['status']} "
                 f'(Reason(s): Status cannot transition via "{event}")'
             )
             return 400, {}, {"message": message}
         now = self._stamp(None)
+        if current is not None:
+            current.update(
+                status=state,
+                description=fields.get("description", current["description"]),
+                target_url=fields.get("target_url", current["target_url"]),
+                started_at=current["started_at"] or now,
+                finished_at=now if state not in _TRANSITIONS else None,
+            )
+            self.statuses_posted.append({"project": project.data["path_with_namespace"], **current})
+            return 201, {}, current
         status = {
             "id": next(self._ids),
             "sha": sha,

@@ -357,3 +357,28 @@ def test_github_files_past_its_listing_limit_keep_the_verdict_pending(github_flo
     assert status["description"].startswith("GitHub listed 3,000 of 3,002 changed files")
     assert len(status["description"]) <= 140
     assert _backoff_elapses_and_the_beat_fires(django_capture_on_commit_callbacks) == 0  # asking again won't help
+
+
+def test_gitlab_diff_still_being_prepared_holds_the_verdict_until_it_is_ready(
+    gitlab_flow, django_capture_on_commit_callbacks
+):
+    fake = gitlab_flow.fake
+    fake.add_merge_request(REPO, iid=9, author="ada", source_branch="ada/ledger", sha="9" * 40)
+    fake.add_diff(REPO, 9, new_path="payments/ledger.py", diff=PATCH_V1)
+    fake.set_diff_ready(REPO, 9, False)
+
+    gitlab_flow.hook(9, "open", "ada")
+    with django_capture_on_commit_callbacks(execute=True):
+        policy_save(team=_team_with(), document=PAYMENTS_ONLY)
+    status = gitlab_flow.last_status()
+    assert (status["status"], status["sha"]) == ("pending", "9" * 40)
+    assert status["description"].startswith("Waiting for the list of changed files from GitLab")
+    assert "preparing" in PullRequest.objects.get(number=9).facts_error
+
+    fake.set_diff_ready(REPO, 9, True)
+    assert _backoff_elapses_and_the_beat_fires(django_capture_on_commit_callbacks) == 1
+    # GitLab refuses pending -> pending: the new reason shows on the same unfinished status, now running.
+    [shown] = [s for s in fake.statuses("9" * 40) if s["name"] == "tandem/review-policy"]
+    assert (shown["status"], shown["description"]) == ("running", "0 of 2 approvals")
+    evaluation = PolicyEvaluation.objects.filter(pull_request__number=9).latest("evaluated_at")
+    assert evaluation.reported_at is not None and evaluation.description == "0 of 2 approvals"
