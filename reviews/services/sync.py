@@ -198,11 +198,7 @@ def pull_request_sync_apply(*, repository: Repository, details: Details) -> Pull
         pairing_sessions_infer(repository=repository, commits=commits)
         for review in details.reviews:
             review_upsert(pull_request=pull_request, record=review)
-        # An approval the VCS no longer lists was withdrawn (GitLab unapprove) while no webhook reached us.
-        listed = {review.external_id for review in details.reviews}
-        Review.objects.filter(pull_request=pull_request, state=Review.State.APPROVED).exclude(
-            external_id__in=listed
-        ).update(state=Review.State.DISMISSED)
+        _withdrawn_approvals_dismiss(repository=repository, pull_request=pull_request, details=details)
         for comment in details.comments:
             comment_upsert(pull_request=pull_request, record=comment)
         if details.files_not_ready:
@@ -225,6 +221,20 @@ def pull_request_sync_apply(*, repository: Repository, details: Details) -> Pull
         for field, value in fields.items():
             setattr(pull_request, field, value)
     return pull_request
+
+
+def _withdrawn_approvals_dismiss(*, repository: Repository, pull_request: PullRequest, details: Details) -> None:
+    """GitLab lists the approvals standing now: one it no longer lists was withdrawn while no webhook reached us.
+
+    Only an approval older than the merge request as the API showed it: a list that lags behind a webhook's
+    approval must not take it away. GitHub lists every review, a dismissed one as DISMISSED, so an absent one
+    is one the API has not caught up with."""
+    if repository.connection.provider != "gitlab":
+        return
+    listed = {review.external_id for review in details.reviews}
+    Review.objects.filter(
+        pull_request=pull_request, state=Review.State.APPROVED, submitted_at__lte=details.pull_request.updated_at
+    ).exclude(external_id__in=listed).update(state=Review.State.DISMISSED)
 
 
 def diff_fingerprint(files: Sequence[ChangedFileRecord]) -> str:
