@@ -382,3 +382,27 @@ def test_gitlab_diff_still_being_prepared_holds_the_verdict_until_it_is_ready(
     assert (shown["status"], shown["description"]) == ("running", "0 of 2 approvals")
     evaluation = PolicyEvaluation.objects.filter(pull_request__number=9).latest("evaluated_at")
     assert evaluation.reported_at is not None and evaluation.description == "0 of 2 approvals"
+
+
+def test_an_override_ends_when_a_push_changes_the_patch_but_survives_a_rebase(github_flow):
+    from django.test import TestCase
+
+    fake = github_flow.fake
+    fake.add_pull(REPO, number=10, author="ada", head_sha="1" * 40)
+    fake.add_file(REPO, 10, "shop/cart.py", patch=PATCH_V1)
+    github_flow.pull_event("opened", fake.update_pull(REPO, 10))
+    team = _team_with()
+    pull_request = PullRequest.objects.get(number=10)
+    membership_set(team=team, person=pull_request.author, role=Membership.Role.LEAD)
+    with TestCase.captureOnCommitCallbacks(execute=True):
+        pull_request_override(pull_request=pull_request, person=pull_request.author, reason="Hotfix for INC-9")
+    assert github_flow.last_status()["state"] == "success"
+
+    github_flow.push(10, "2" * 40, PATCH_V1.replace("@@ -10,3 +10,4 @@", "@@ -50,3 +50,4 @@"))  # a pure rebase
+    assert (github_flow.last_status()["state"], github_flow.last_status()["sha"]) == ("success", "2" * 40)
+
+    github_flow.push(10, "3" * 40, PATCH_V2)  # the patch changed: the override covered the old one only
+    status = github_flow.last_status()
+    assert (status["state"], status["sha"]) == ("pending", "3" * 40)
+    trace = PolicyEvaluation.objects.filter(pull_request=pull_request).latest("evaluated_at").trace
+    assert "no longer applies" in trace["override_ended"]["why"]
