@@ -118,7 +118,6 @@ STORAGES = {
 REDIS_URL = env.str("REDIS_URL", default="")
 
 
-
 def _neighbour_database(url: str) -> str:
     """The same Redis server, the next database: a cache flush or eviction never touches queued tasks."""
     parts = urlsplit(url)
@@ -161,6 +160,8 @@ CELERY_BEAT_SCHEDULE: dict[str, dict[str, object]] = {
     "reconcile-verdicts": {"task": "reviews.tasks.reconcile_verdicts", "schedule": 2 * 60, "options": {"expires": 110}},
     # Re-queues deployments never linked and incidents never ranked (a lost task), so nothing stays behind.
     "repair-telemetry": {"task": "telemetry.tasks.repair_telemetry", "schedule": 10 * 60},
+    # A verdict waits while a head's files, commits or reviews are missing: fetch them again after a backoff.
+    "fetch-missing-facts": {"task": "reviews.tasks.fetch_missing_facts", "schedule": 15},
 }
 
 # --- VCS and webhooks -------------------------------------------------------------------------------------

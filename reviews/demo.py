@@ -338,6 +338,8 @@ def _seed_one_pull_request(  # noqa: PLR0913 - one story per pull request, told 
     record = PullRequestRecord(**{**record.__dict__, "changed_files": len(files)})
     pull_request, _ = pull_request_upsert(repository=repository, record=record)
     changed_files_replace(pull_request=pull_request, files=files)
+    # The demo's lists are whole, as a fetch from the VCS would be: its verdicts rest on known facts.
+    PullRequest.objects.filter(pk=pull_request.pk).update(details_head_sha=head_sha, details_synced_at=updated)
     rows = [commit_upsert(repository=repository, record=commit) for commit in commits]
     pull_request_commits_add(pull_request=pull_request, commits=rows)
     pairing_sessions_infer(repository=repository, commits=rows)

@@ -235,6 +235,18 @@ class PullRequest(models.Model):
     details_synced_at = models.DateTimeField(
         null=True, blank=True, help_text="The updated_at at which sync last fetched reviews, commits and files."
     )
+    files_incomplete = models.CharField(
+        max_length=255,
+        blank=True,
+        help_text="Why the changed files fetched for details_head_sha are not the whole change; empty when they are.",
+    )
+    facts_error = models.CharField(
+        max_length=500, blank=True, help_text="Why the last fetch of the head's files, commits and reviews failed."
+    )
+    facts_attempts = models.PositiveIntegerField(default=0, help_text="Failed fetches since the head's facts came.")
+    facts_retry_at = models.DateTimeField(
+        null=True, blank=True, help_text="When to fetch the head's missing facts again (backoff)."
+    )
     merged_at = models.DateTimeField(null=True, blank=True)
     closed_at = models.DateTimeField(null=True, blank=True)
     merged_by = models.ForeignKey(
@@ -255,6 +267,7 @@ class PullRequest(models.Model):
             models.Index(fields=["merged_at"], name="pr_merged_idx"),
             models.Index(fields=["repository", "merge_commit_sha"], name="pr_repo_merge_sha_idx"),
             models.Index(fields=["repository", "head_sha"], name="pr_repo_head_sha_idx"),
+            models.Index(fields=["state", "facts_retry_at"], name="pr_facts_retry_idx"),
         ]
 
     def __str__(self) -> str:

@@ -9,12 +9,18 @@ from celery import shared_task
 from django.core.cache import cache
 from django.db import transaction
 
-from reviews.integrations.vcs import VcsError, VcsRateLimited, VcsUnavailable
+from reviews.integrations.vcs import VcsRateLimited, VcsUnavailable
 from reviews.models import Connection, PolicyEvaluation, PullRequest, Repository
 from reviews.selectors.verdicts import pull_requests_without_verdict, verdicts_not_accepted
 from reviews.services.policies import evaluation_should_report, pull_request_evaluate
 from reviews.services.reporting import evaluation_report
-from reviews.services.sync import connection_token, pull_request_refresh, repositories_due_for_sync, repository_sync
+from reviews.services.sync import (
+    connection_token,
+    pull_request_facts_fetch,
+    pull_requests_facts_due,
+    repositories_due_for_sync,
+    repository_sync,
+)
 from reviews.services.webhooks import (
     webhook_deliveries_dispatch,
     webhook_delivery_claim,
@@ -96,17 +102,25 @@ def evaluate_pull_request(pull_request_id: int) -> str:
     if pull_request is None:
         return "gone"
     if pull_request.state == PullRequest.State.OPEN:
-        try:
-            pull_request_refresh(pull_request=pull_request)
-        except VcsError as error:
-            # Evaluate with what we have; the next event or sync brings the details.
-            logger.warning("could not refresh %s before evaluating: %s", pull_request, error)
+        # A failed fetch is recorded on the row: the verdict waits for the facts, and `fetch_missing_facts`
+        # tries again after a backoff.
+        pull_request_facts_fetch(pull_request=pull_request)
     evaluated = pull_request_evaluate(pull_request_id=pull_request_id)
     if evaluated is None:
         return "nothing to evaluate"
     if evaluation_should_report(evaluated.evaluation):
         transaction.on_commit(lambda: report_evaluation.delay(evaluated.evaluation.pk))
     return evaluated.evaluation.outcome
+
+
+@shared_task(acks_late=True, soft_time_limit=60, time_limit=90)
+def fetch_missing_facts() -> int:
+    """Beat: evaluate again the open pull requests whose head's files, commits or reviews could not be fetched,
+    once their backoff ran out; the evaluation fetches them first and posts the verdict when it changes."""
+    pull_request_ids = pull_requests_facts_due()
+    for pull_request_id in pull_request_ids:
+        evaluate_pull_request.delay(pull_request_id)
+    return len(pull_request_ids)
 
 
 @shared_task(bind=True, acks_late=True, max_retries=len(REPORT_RETRY_COUNTDOWNS), soft_time_limit=60, time_limit=90)

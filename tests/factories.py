@@ -88,6 +88,9 @@ class PullRequestFactory(factory.django.DjangoModelFactory):
     updated_at = factory.LazyFunction(timezone.now)
     ready_at = factory.LazyAttribute(lambda o: o.created_at)
     head_sha = factory.Sequence(lambda n: f"{n:040x}")
+    # Its files, commits and reviews were fetched for its head: a test about missing facts says so.
+    details_head_sha = factory.LazyAttribute(lambda o: o.head_sha)
+    details_synced_at = factory.LazyAttribute(lambda o: o.updated_at)
 
 
 class ReviewFactory(factory.django.DjangoModelFactory):
@@ -150,3 +153,11 @@ class IncidentFactory(factory.django.DjangoModelFactory):
     source = "api"
     external_id = factory.Sequence(lambda n: f"incident-{n}")
     started_at = factory.LazyFunction(timezone.now)
+
+
+def facts_fetched(pull_request: PullRequest) -> None:
+    """As if the VCS's lists of files, commits and reviews had been fetched whole for the current head."""
+    PullRequest.objects.filter(pk=pull_request.pk).update(
+        details_head_sha=pull_request.head_sha, details_synced_at=timezone.now(), files_incomplete=""
+    )
+    pull_request.refresh_from_db()

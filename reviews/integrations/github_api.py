@@ -96,6 +96,7 @@ class PullRequestDetails:
     comments: list[CommentRecord]  # diff comments and conversation comments, oldest first
     commits: list[CommitRecord]
     files: list[ChangedFileRecord]
+    files_incomplete: str = ""  # why `files` is not the whole change (GitHub lists at most 3,000 files)
 
 
 @dataclass(frozen=True)
@@ -218,7 +219,7 @@ class GitHubClient:
             reviews.append(replace(review, comment_count=per_review[review.external_id]))
         reviews.sort(key=lambda review: (review.submitted_at, review.external_id))
         comments = sorted(diff_comments + conversation, key=lambda comment: (comment.created_at, comment.external_id))
-        return PullRequestDetails(pull, reviews, comments, commits, files)
+        return PullRequestDetails(pull, reviews, comments, commits, files, _files_incomplete(pull, files))
 
     def compare(self, full_path: str, base_sha: str, head_sha: str) -> list[CommitRecord]:
         """The commits reachable from `head_sha` but not from `base_sha` (what a deployment shipped), oldest first."""
@@ -405,4 +406,13 @@ def _message(text: str) -> str:
         return text[:200]
     if isinstance(data, Mapping) and isinstance(data.get("message"), str):
         return str(data["message"])
+    return ""
+
+
+def _files_incomplete(pull: PullRequestRecord, files: list[ChangedFileRecord]) -> str:
+    """GitHub's files list stops at 3,000 entries; the pull request's own count says how many there are."""
+    if pull.changed_files is None:
+        return "GitHub did not say how many files the pull request changes"
+    if len(files) < pull.changed_files:
+        return f"GitHub listed {len(files):,} of {pull.changed_files:,} changed files (it lists at most 3,000)"
     return ""

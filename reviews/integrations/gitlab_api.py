@@ -121,6 +121,8 @@ class MergeRequestDetails:
     comments: list[CommentRecord]  # every note, system notes flagged
     commits: list[CommitRecord]
     files: list[ChangedFileRecord]
+    files_not_ready: str = ""  # why GitLab cannot list the files for this head yet: fetch again later
+    files_incomplete: str = ""  # why `files` is not the whole change (GitLab's diff limits)
 
 
 class _Gitlab(gitlab.Gitlab):
@@ -190,15 +192,16 @@ class GitLabClient:
     ) -> MergeRequestDetails:
         """Everything the policy needs about one merge request.
 
-        Pass the record `merge_requests_since` just yielded as `pull_request` to save the request that fetches the
-        merge request itself (the list already returned every field used).
+        Pass the record `merge_requests_since` just yielded as `pull_request` to keep the listed fields; the merge
+        request itself is fetched all the same, for whether its diff is ready.
         """
         repository = self._repository(full_path)
         project = self._lazy_project(full_path)
         with self._translate():
             mr = project.mergerequests.get(iid, lazy=True)
+            # Always asked for: only the single merge request says whether its diff is ready for its head.
+            data = project.mergerequests.get(iid).asdict()
             if pull_request is None:
-                data = project.mergerequests.get(iid).asdict()
                 pull_request = pull_request_from_api(PayloadReader(data, "merge_request"), repository)
             notes = [
                 PayloadReader(note.asdict(), f"notes[{index}]")
@@ -222,7 +225,13 @@ class GitLabClient:
             changed_files=len(files),
         )
         return MergeRequestDetails(
-            pull_request=pull_request, reviews=reviews, comments=comments, commits=commits, files=files
+            pull_request=pull_request,
+            reviews=reviews,
+            comments=comments,
+            commits=commits,
+            files=files,
+            files_not_ready=diff_not_ready(data),
+            files_incomplete=diff_incomplete(data, len(files)),
         )
 
     def compare(self, full_path: str, base_sha: str, head_sha: str) -> list[CommitRecord]:
@@ -254,9 +263,23 @@ class GitLabClient:
             try:
                 commit.statuses.create(data)
             except GitlabError as error:
-                if error.response_code == 400 and "Cannot transition status" in str(error.error_message):
-                    return  # GitLab already holds this running state for the status: nothing to change
+                if state != "pending" or not _refused_transition(error):
+                    raise
+                self._keep_pending_description_current(commit, data)
+
+    def _keep_pending_description_current(self, commit: Any, data: dict[str, str]) -> None:
+        """GitLab updates an unfinished status in place but refuses pending -> pending (400 "Cannot transition
+        status"), so a new reason for waiting would never show. Move it to running, still unfinished, with the new
+        description; once running, finish it as canceled and start a new pending status (a post after a finished
+        status starts a new one). Anything GitLab still refuses is raised: the verdict is not reported."""
+        try:
+            commit.statuses.create({**data, "state": "running"})
+            return
+        except GitlabError as error:
+            if not _refused_transition(error):
                 raise
+        commit.statuses.create({**data, "state": "canceled", "description": "Superseded by a newer verdict"})
+        commit.statuses.create(data)
 
     # --- internals --------------------------------------------------------------------------------------------
 
@@ -356,6 +379,28 @@ class GitLabClient:
             (user_record(entry.obj("user")), entry.opt_time("approved_at"))
             for entry in approvals.opt_objs("approved_by") or []
         ]
+
+
+def _refused_transition(error: GitlabError) -> bool:
+    return error.response_code == 400 and "Cannot transition status" in str(error.error_message)
+
+
+def diff_not_ready(mr: Mapping[str, Any]) -> str:
+    """GitLab computes a merge request's diff after a push; until then its diff_refs lag behind (or are null)
+    and the diffs list is empty or belongs to the previous head."""
+    refs = mr.get("diff_refs")
+    head = refs.get("head_sha") if isinstance(refs, Mapping) else None
+    if mr.get("detailed_merge_status") == "preparing" or not head or head != mr.get("sha"):
+        return "GitLab is still preparing the merge request's diff"
+    return ""
+
+
+def diff_incomplete(mr: Mapping[str, Any], listed: int) -> str:
+    """Over GitLab's diff limits `changes_count` reads like "1000+" and the list stops short."""
+    count = str(mr.get("changes_count") or "")
+    if count.endswith("+"):
+        return f"GitLab listed {listed:,} of {count} changed files"
+    return ""
 
 
 # --- API objects → records ----------------------------------------------------------------------------------------

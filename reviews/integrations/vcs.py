@@ -47,6 +47,8 @@ class Details:
     comments: list[CommentRecord]
     commits: list[CommitRecord]
     files: list[ChangedFileRecord]
+    files_not_ready: str = ""  # why the VCS cannot list the files for this head yet: fetch again later
+    files_incomplete: str = ""  # why `files` is not the whole change: the verdict stays pending
 
 
 class VcsClient(Protocol):
@@ -123,7 +125,14 @@ class GitHubVcs(_Counted):
     def details(self, full_path: str, number: int, listed: PullRequestRecord | None = None) -> Details:
         with _translated():
             found = self._client.pull_request_details(full_path, number)
-        return Details(found.pull_request, found.reviews, found.comments, found.commits, found.files)
+        return Details(
+            found.pull_request,
+            found.reviews,
+            found.comments,
+            found.commits,
+            found.files,
+            files_incomplete=found.files_incomplete,
+        )
 
     def post_status(
         self, full_path: str, sha: str, *, state: StatusState, description: str, target_url: str, ref: str = ""
@@ -155,7 +164,15 @@ class GitLabVcs(_Counted):
     def details(self, full_path: str, number: int, listed: PullRequestRecord | None = None) -> Details:
         with _translated():
             found = self._client.merge_request_details(full_path, number, pull_request=listed)
-        return Details(found.pull_request, found.reviews, found.comments, found.commits, found.files)
+        return Details(
+            found.pull_request,
+            found.reviews,
+            found.comments,
+            found.commits,
+            found.files,
+            files_not_ready=found.files_not_ready,
+            files_incomplete=found.files_incomplete,
+        )
 
     def post_status(
         self, full_path: str, sha: str, *, state: StatusState, description: str, target_url: str, ref: str = ""

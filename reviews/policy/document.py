@@ -10,8 +10,9 @@ import difflib
 import re
 from collections.abc import Callable
 from dataclasses import dataclass, field, fields, replace
-from typing import Any, TypeVar
+from typing import Any, Protocol, TypeVar
 
+import re2
 import yaml
 from yaml.constructor import SafeConstructor
 from yaml.nodes import MappingNode, Node, ScalarNode, SequenceNode
@@ -76,12 +77,21 @@ class PolicyError(ValueError):
         super().__init__("\n".join(str(problem) for problem in problems))
 
 
+class Searchable(Protocol):
+    def search(self, text: str) -> object | None: ...
+
+
 @dataclass(frozen=True)
 class Pattern:
-    """A path or branch pattern as written (`payments/**`, `re:^payments/`) and the regex it stands for."""
+    """A path or branch pattern as written (`payments/**`, `re:^payments/`) and the regex it stands for.
+
+    A `re:` pattern is written by whoever edits a policy and runs on every evaluation, so it goes through RE2,
+    whose time is linear in the input: no pattern can take a server down by backtracking. Globs are translated
+    by Tandem itself into Python regexes that do not backtrack exponentially.
+    """
 
     text: str
-    regex: re.Pattern[str] = field(repr=False)
+    regex: Searchable = field(repr=False)
 
     def matches(self, value: str) -> bool:
         return self.regex.search(value) is not None
@@ -475,13 +485,15 @@ class _Reader:
         return tuple(pattern for pattern in found if pattern is not None)
 
     def pattern(self, node: Node, path: str, text: str, translate: Callable[[str], str]) -> Pattern | None:
-        is_regex = text.startswith("re:")
-        source = text[3:] if is_regex else translate(text)
         try:
-            return Pattern(text=text, regex=re.compile(source))
-        except re.error as error:
+            if text.startswith("re:"):
+                return Pattern(text=text, regex=re2.compile(text[3:], _RE2_OPTIONS))
+            return Pattern(text=text, regex=re.compile(translate(text)))
+        except (re.error, re2.error) as error:
             line = self.item_line(node, text)
-            self.problems.append(Problem(line, path, f"'{text}' is not a valid regular expression: {error}"))
+            self.problems.append(
+                Problem(line, path, f"'{text}' is not a valid regular expression: {_why(error, text)}")
+            )
             return None
 
     def item_line(self, node: Node, text: str) -> int:
@@ -536,6 +548,32 @@ def _team_slug(team: str) -> str:
 
 def _person_name(name: str) -> str:
     return name.lstrip("@").lower()
+
+
+def _re2_options() -> Any:
+    options = re2.Options()
+    options.log_errors = False  # a bad pattern is the author's problem, reported with its line, not server noise
+    return options
+
+
+_RE2_OPTIONS = _re2_options()
+
+
+def _why(error: Exception, text: str) -> str:
+    """RE2 says why in bytes. A pattern only a backtracking engine runs (backreferences, lookarounds) says so."""
+    reason = error.args[0] if error.args else error
+    why = reason.decode(errors="replace") if isinstance(reason, bytes) else str(reason)
+    if isinstance(error, re2.error) and _backtracking_only(text[3:]):
+        why += " (re: patterns run on RE2, in linear time: no backreferences or lookarounds)"
+    return why
+
+
+def _backtracking_only(source: str) -> bool:
+    try:
+        re.compile(source)
+    except re.error:
+        return False
+    return True
 
 
 DEFAULT_POLICY_TEXT = """\

@@ -13,7 +13,7 @@ from typing import Any
 
 from reviews.policy.codeowners import OwnerRequirement, is_owner, parse_codeowners
 from reviews.policy.document import Conditions, Options, Pattern, Policy, Requirements, Rule
-from reviews.policy.snapshot import PersonRef, ReviewRef, Snapshot, to_jsonable
+from reviews.policy.snapshot import FACTS, FrozenDict, PersonRef, ReviewRef, Snapshot, to_jsonable
 
 SUMMARY_LIMIT = 140
 
@@ -108,6 +108,8 @@ class Trace:
     blocking_reviews: tuple[BlockingReview, ...]
     checks: tuple[CheckTrace, ...]
     risk: RiskTrace
+    # What the verdict could not be sure of: fact -> why. Nothing unknown can let a pull request pass.
+    unknown: FrozenDict = FrozenDict()
 
     def to_dict(self) -> dict[str, Any]:
         return to_jsonable(self)
@@ -152,16 +154,29 @@ def evaluate(snapshot: Snapshot, policy: Policy) -> Trace:
     blocking = _blocking_reviews(facts.standings)
     checks = _check_traces(snapshot, policy.checks, rules)
     outcome = _outcome(snapshot, rules, blocking, policy.checks)
+    if snapshot.unknown and outcome != BLOCKED:
+        # Fail closed: rules read over missing facts may look satisfied (no files, no path rule applies).
+        outcome = PENDING
+        summary = _unknown_summary(snapshot.unknown)
+    else:
+        summary = _summary(outcome, snapshot.draft, rules, blocking, checks)
     return Trace(
         outcome=outcome,
-        summary=_summary(outcome, snapshot.draft, rules, blocking, checks),
+        summary=summary,
         head_sha=snapshot.head_sha,
         draft=snapshot.draft,
         rules=rules,
         blocking_reviews=blocking,
         checks=checks,
         risk=facts.risk,
+        unknown=snapshot.unknown,
     )
+
+
+def _unknown_summary(unknown: FrozenDict) -> str:
+    """Why the verdict waits: the fact that matters most, within the limit of a commit status (the trace has all)."""
+    first = next(unknown[fact] for fact in FACTS if fact in unknown)
+    return _limited(_sentence([first]))
 
 
 # Facts shared by every rule.
@@ -694,6 +709,10 @@ def _summary(
         text = _approved_summary(rules)
     else:
         text = _pending_summary(draft, rules, document_checks)
+    return _limited(text)
+
+
+def _limited(text: str) -> str:
     return text if len(text) <= SUMMARY_LIMIT else text[: SUMMARY_LIMIT - 1] + "…"
 
 

@@ -15,6 +15,8 @@ REVIEW_STATES = ("approved", "changes_requested", "commented", "dismissed")
 STATUS_STATES = ("success", "pending", "failure", "error")
 PAIRING_SOURCES = ("session", "co_author")
 CODEOWNERS_SYNTAXES = ("github", "gitlab")
+# The facts a verdict rests on. A snapshot names those it does not know for its head, each with why in words.
+FACTS = ("files", "reviews", "commits", "checks", "codeowners")
 
 
 class SnapshotError(ValueError):
@@ -204,6 +206,8 @@ class Snapshot:
     incident_paths: tuple[RiskSignalRef, ...] = ()
     codeowners: str = ""
     codeowners_syntax: str = "github"
+    # Fact -> why it is not known for this head ("waiting for the list of changed files from GitHub").
+    unknown: FrozenDict = FrozenDict()
 
     def __post_init__(self) -> None:
         _require_aware(self.now, "now")
@@ -212,6 +216,10 @@ class Snapshot:
         _set(self, "labels", tuple(_texts(self.labels, "labels")))
         _set(self, "statuses", FrozenDict(self.statuses))
         _set(self, "diff_ids", FrozenDict(self.diff_ids))
+        _set(self, "unknown", FrozenDict(self.unknown))
+        for fact, reason in self.unknown.items():
+            _require_choice(fact, FACTS, "unknown fact")
+            _require_text(reason, f"why {fact} is unknown")
         for context, state in self.statuses.items():
             _require_choice(state, STATUS_STATES, f"state of status {context!r}")
         _require_choice(self.codeowners_syntax, CODEOWNERS_SYNTAXES, "codeowners_syntax")
@@ -233,7 +241,7 @@ class Snapshot:
         values["reviews"] = _list_of(ReviewRef, values.get("reviews", ()), f"{where}.reviews")
         values["pairing"] = _list_of(PairingCredit, values.get("pairing", ()), f"{where}.pairing")
         values["incident_paths"] = _list_of(RiskSignalRef, values.get("incident_paths", ()), f"{where}.incident_paths")
-        for name in ("statuses", "diff_ids"):
+        for name in ("statuses", "diff_ids", "unknown"):
             values[name] = _mapping(values.get(name, {}), f"{where}.{name}")
         return _build(cls, where, **values)
 

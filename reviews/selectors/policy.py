@@ -149,4 +149,23 @@ def pull_request_snapshot(*, pull_request: PullRequest, now: dt.datetime | None 
         ),
         codeowners=repository.codeowners,
         codeowners_syntax="gitlab" if repository.connection.provider == "gitlab" else "github",
+        unknown=FrozenDict(unknown_facts(pull_request=pull_request)),
     )
+
+
+def unknown_facts(*, pull_request: PullRequest) -> dict[str, str]:
+    """The facts Tandem does not know for the pull request's head, each with why, in words a status can show.
+
+    Files, commits and reviews are known for a head once the VCS's lists were fetched for it whole; a webhook
+    alone never says which files a push changed."""
+    provider = "GitLab" if pull_request.repository.connection.provider == "gitlab" else "GitHub"
+    unknown: dict[str, str] = {}
+    if pull_request.details_head_sha != pull_request.head_sha:
+        why = f" (last try: {pull_request.facts_error})" if pull_request.facts_error else ""
+        unknown["files"] = f"waiting for the list of changed files from {provider}{why}"
+        unknown["commits"] = f"waiting for the commits from {provider}"
+        if pull_request.details_synced_at is None:
+            unknown["reviews"] = f"waiting for the reviews from {provider}"
+    elif pull_request.files_incomplete:
+        unknown["files"] = f"{pull_request.files_incomplete}: too large to check, split it or override"
+    return unknown

@@ -110,12 +110,14 @@ def pull_request_evaluate(*, pull_request_id: int, now: dt.datetime | None = Non
         if pull_request is None or not pull_request.head_sha:
             return None
         policy_row, policy = effective_policy(repository=pull_request.repository)
-        override = pull_request.overrides.order_by("-created_at").first()
+        override, ended = _override_in_force(pull_request)
         if override is not None:
             outcome, description, trace = _overridden(override)
         else:
             result = evaluate(pull_request_snapshot(pull_request=pull_request, now=now), policy)
             outcome, description, trace = result.outcome, result.summary, result.to_dict()
+            if ended is not None:
+                trace["override_ended"] = _override_ended(ended)
         at = now or timezone.now()
         merged_unsatisfied = _merged_unsatisfied(pull_request, outcome)
         latest = pull_request.evaluations.order_by("-evaluated_at", "-pk").first()
@@ -153,6 +155,27 @@ def _merged_unsatisfied(pull_request: PullRequest, outcome: str) -> bool:
     if pull_request.state != PullRequest.State.MERGED or outcome in SATISFIED or pull_request.merged_at is None:
         return False
     return pull_request.evaluations.filter(evaluated_at__lte=pull_request.merged_at).exists()
+
+
+def _override_in_force(pull_request: PullRequest) -> tuple[Override | None, Override | None]:
+    """(the override covering the current head, the latest one a later push ended). An override covers the head
+    it was given on, and a pure rebase of it (same diff fingerprint); a push that changes the patch ends it."""
+    latest = pull_request.overrides.order_by("-created_at").first()
+    if latest is None or latest.head_sha == pull_request.head_sha:
+        return latest, None
+    given_on, now = pull_request.diff_ids.get(latest.head_sha), pull_request.diff_ids.get(pull_request.head_sha)
+    if given_on and given_on == now:
+        return latest, None
+    return None, latest
+
+
+def _override_ended(override: Override) -> dict[str, str]:
+    return {
+        "by": override.overridden_by.display_name,
+        "reason": override.reason,
+        "head_sha": override.head_sha,
+        "why": f"The override given on {override.head_sha[:7]} no longer applies: a later push changed the patch.",
+    }
 
 
 def _overridden(override: Override) -> tuple[str, str, dict]:

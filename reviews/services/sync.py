@@ -14,10 +14,11 @@ from collections.abc import Callable, Sequence
 
 from django.conf import settings
 from django.db import transaction
+from django.db.models import F, Q
 from django.utils import timezone
 
 from reviews.integrations.records import ChangedFileRecord, PullRequestRecord
-from reviews.integrations.vcs import Details, VcsClient, VcsRateLimited, open_client
+from reviews.integrations.vcs import Details, VcsClient, VcsError, VcsRateLimited, open_client
 from reviews.models import Connection, PullRequest, Repository, Review, SyncRun
 from reviews.services.pairing import pairing_sessions_infer
 from reviews.services.pull_requests import (
@@ -93,6 +94,57 @@ def repository_sync(
     return run
 
 
+# Seconds before each new try at a head's missing facts; the last one repeats while they stay missing.
+FACTS_RETRY_SECONDS = (15, 60, 300, 900, 1800)
+
+
+def pull_request_facts_fetch(*, pull_request: PullRequest, client_factory: ClientFactory = vcs_client_for) -> bool:
+    """Fetch the head's files, commits and reviews when they are missing. A failure is recorded on the row (why,
+    and when to try again) rather than raised: the verdict waits for the facts and says why. True when stored."""
+    if not connection_token(pull_request.repository.connection):
+        if pull_request.details_head_sha != pull_request.head_sha:
+            _facts_missing(pull_request, "Tandem has no API token to ask for them")
+        return False
+    try:
+        return pull_request_refresh(pull_request=pull_request, client_factory=client_factory)
+    except VcsError as error:
+        logger.warning("could not fetch the facts of %s: %s", pull_request, error)
+        _facts_missing(pull_request, str(error))
+        return False
+
+
+def _facts_missing(pull_request: PullRequest, reason: str) -> None:
+    attempts = pull_request.facts_attempts + 1
+    delay = FACTS_RETRY_SECONDS[min(attempts, len(FACTS_RETRY_SECONDS)) - 1]
+    values = {
+        "facts_error": reason[:500],
+        "facts_attempts": attempts,
+        "facts_retry_at": timezone.now() + dt.timedelta(seconds=delay),
+    }
+    PullRequest.objects.filter(pk=pull_request.pk).update(**values)
+    for field, value in values.items():
+        setattr(pull_request, field, value)
+
+
+def pull_requests_facts_due(*, now: dt.datetime | None = None, limit: int = 500) -> list[int]:
+    """Claim the open pull requests whose head's facts are missing and whose backoff has run out.
+
+    Claiming moves their next try one step on, so a beat that fires again before the work is done does not
+    queue them twice."""
+    now = now or timezone.now()
+    due = (
+        PullRequest.objects.filter(state=PullRequest.State.OPEN)
+        .exclude(head_sha="")
+        .exclude(details_head_sha=F("head_sha"))
+        .filter(Q(facts_retry_at__isnull=True) | Q(facts_retry_at__lte=now))
+        .order_by("facts_retry_at", "pk")
+    )
+    ids = list(due.values_list("pk", flat=True)[:limit])
+    claimed = PullRequest.objects.filter(pk__in=ids).filter(Q(facts_retry_at__isnull=True) | Q(facts_retry_at__lte=now))
+    claimed.update(facts_retry_at=now + dt.timedelta(seconds=FACTS_RETRY_SECONDS[0]))
+    return ids
+
+
 def pull_request_refresh(*, pull_request: PullRequest, client_factory: ClientFactory = vcs_client_for) -> bool:
     """Fetch one pull request's details when a push left them behind: its files and diff id belong to a head.
 
@@ -139,29 +191,50 @@ def pull_request_sync_apply(*, repository: Repository, details: Details) -> Pull
     """Store one pull request as the API shows it: the API's lists of files and approvals are the whole truth."""
     with transaction.atomic():
         pull_request, _ = pull_request_upsert(repository=repository, record=details.pull_request)
-        changed_files_replace(pull_request=pull_request, files=details.files)
+        if not details.files_not_ready:
+            changed_files_replace(pull_request=pull_request, files=details.files)
         commits = [commit_upsert(repository=repository, record=commit) for commit in details.commits]
         pull_request_commits_add(pull_request=pull_request, commits=commits)
         pairing_sessions_infer(repository=repository, commits=commits)
         for review in details.reviews:
             review_upsert(pull_request=pull_request, record=review)
-        # An approval the VCS no longer lists was withdrawn (GitLab unapprove) while no webhook reached us.
-        listed = {review.external_id for review in details.reviews}
-        Review.objects.filter(pull_request=pull_request, state=Review.State.APPROVED).exclude(
-            external_id__in=listed
-        ).update(state=Review.State.DISMISSED)
+        _withdrawn_approvals_dismiss(repository=repository, pull_request=pull_request, details=details)
         for comment in details.comments:
             comment_upsert(pull_request=pull_request, record=comment)
-        fields = {
+        if details.files_not_ready:
+            # Reviews and commits are stored, but the head's facts are not all known: fetch again later.
+            _facts_missing(pull_request, details.files_not_ready)
+            return pull_request
+        fields: dict[str, object] = {
             "details_synced_at": details.pull_request.updated_at,
             "details_head_sha": details.pull_request.head_sha,
+            "files_incomplete": details.files_incomplete[:255],
+            "facts_error": "",
+            "facts_attempts": 0,
+            "facts_retry_at": None,
         }
         fingerprint = diff_fingerprint(details.files)
-        if fingerprint and details.pull_request.head_sha:
+        if fingerprint and details.pull_request.head_sha and not details.files_incomplete:
             pull_request.diff_ids = {**pull_request.diff_ids, details.pull_request.head_sha: fingerprint}
             fields["diff_ids"] = pull_request.diff_ids
         PullRequest.objects.filter(pk=pull_request.pk).update(**fields)
+        for field, value in fields.items():
+            setattr(pull_request, field, value)
     return pull_request
+
+
+def _withdrawn_approvals_dismiss(*, repository: Repository, pull_request: PullRequest, details: Details) -> None:
+    """GitLab lists the approvals standing now: one it no longer lists was withdrawn while no webhook reached us.
+
+    Only an approval older than the merge request as the API showed it: a list that lags behind a webhook's
+    approval must not take it away. GitHub lists every review, a dismissed one as DISMISSED, so an absent one
+    is one the API has not caught up with."""
+    if repository.connection.provider != "gitlab":
+        return
+    listed = {review.external_id for review in details.reviews}
+    Review.objects.filter(
+        pull_request=pull_request, state=Review.State.APPROVED, submitted_at__lte=details.pull_request.updated_at
+    ).exclude(external_id__in=listed).update(state=Review.State.DISMISSED)
 
 
 def diff_fingerprint(files: Sequence[ChangedFileRecord]) -> str:

@@ -38,6 +38,7 @@ _PRIMARY_DOCS = "https://docs.github.com/rest/overview/rate-limits-for-the-rest-
 _SECONDARY_DOCS = "https://docs.github.com/rest/overview/rate-limits-for-the-rest-api#about-secondary-rate-limits"
 _REVIEW_STATES = frozenset({"APPROVED", "CHANGES_REQUESTED", "COMMENTED", "DISMISSED", "PENDING"})
 _STATUS_STATES = frozenset({"error", "failure", "pending", "success"})
+MAX_LISTED_FILES = 3000  # GitHub: "Responses include a maximum of 3000 files."
 _LABEL_DESCRIPTIONS = {
     "bug": "Something isn't working",
     "dependencies": "Pull requests that update a dependency file",
@@ -1297,7 +1298,7 @@ class FakeGitHub:
             name,
             f"pulls/{number}/files",
             query,
-            pull.files,
+            pull.files[:MAX_LISTED_FILES],
             lambda changed: self._file_json(repo, pull, changed),
         )
 

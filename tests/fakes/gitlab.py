@@ -44,8 +44,14 @@ __all__ = ["FakeGitLab", "RecordedRequest"]
 Json = dict[str, Any]
 _EPOCH = dt.datetime(2024, 1, 1, tzinfo=dt.UTC)
 _STATUS_STATES = {"pending", "running", "success", "failed", "canceled", "skipped"}
-# GitLab refuses to move a commit status into the state it already is in, for the two running states.
-_TRANSITION_EVENTS = {"pending": "enqueue", "running": "run"}
+# GitLab's commit status state machine: a post updates the unfinished (pending or running) status of the same
+# name and ref through one of these events, and refuses any other with 400 "Cannot transition status". A post
+# after that status finished starts a new one.
+_EVENTS = {"pending": "enqueue", "running": "run", "success": "success", "failed": "drop", "canceled": "cancel"}
+_TRANSITIONS = {
+    "pending": {"running", "success", "failed", "canceled", "skipped"},
+    "running": {"success", "failed", "canceled"},
+}
 
 
 @dataclass(frozen=True)
@@ -77,6 +83,8 @@ class _MergeRequest:
     approvals: list[tuple[Json, str]] = field(default_factory=list)  # (user, approved_at)
     commits: list[Json] = field(default_factory=list)  # newest first, as GitLab lists them
     diffs: list[Json] = field(default_factory=list)
+    # False while GitLab computes the diff after a push: no diff_refs, no changes_count, an empty diffs list.
+    diff_ready: bool = True
 
 
 @dataclass
@@ -526,6 +534,11 @@ class FakeGitLab:
             mr.diffs.append(entry)
             return entry
 
+    def set_diff_ready(self, full_path: str, iid: int, ready: bool) -> None:
+        """Play GitLab computing a merge request's diff in the background (`ready=False`) and finishing."""
+        with self._lock:
+            self._projects[full_path].merge_requests[iid].diff_ready = ready
+
     def touch_merge_request(
         self, full_path: str, iid: int, *, updated_at: dt.datetime | str | None = None, **changes: Any
     ) -> Json:
@@ -617,6 +630,12 @@ class FakeGitLab:
                         approved_at=created + dt.timedelta(minutes=6 + number),
                     )
             return project_data
+
+    def statuses(self, sha: str, full_path: str | None = None) -> list[Json]:
+        """The commit statuses GitLab holds for `sha` now (updated in place while unfinished), oldest first."""
+        with self._lock:
+            projects = [self._projects[full_path]] if full_path else list(self._projects.values())
+            return [dict(status) for project in projects for status in project.statuses.get(sha, [])]
 
     def fail_next(self, path_substring: str, status: int, retry_after: int | None = None, times: int = 1) -> None:
         """Answer the next `times` requests whose path contains `path_substring` with `status`."""
@@ -876,7 +895,7 @@ class FakeGitLab:
         return {
             **data,
             "subscribed": False,
-            "changes_count": str(len(mr.diffs)),
+            "changes_count": str(len(mr.diffs)) if mr.diff_ready else None,
             "latest_build_started_at": None,
             "latest_build_finished_at": None,
             "first_deployed_to_production_at": None,
@@ -894,7 +913,12 @@ class FakeGitLab:
                 "queued_duration": None,
                 "coverage": None,
             },
-            "diff_refs": {"base_sha": project.base_sha, "head_sha": data["sha"], "start_sha": project.base_sha},
+            "diff_refs": (
+                {"base_sha": project.base_sha, "head_sha": data["sha"], "start_sha": project.base_sha}
+                if mr.diff_ready
+                else None
+            ),
+            **({} if mr.diff_ready else {"detailed_merge_status": "preparing"}),
             "merge_error": None,
             "first_contribution": False,
             "user": {"can_merge": True},
@@ -994,7 +1018,7 @@ class FakeGitLab:
             return 404, {}, {"message": "404 Not found"}
         _, mr = found
         route = f"projects/{params['project']}/merge_requests/{params['iid']}/diffs"
-        headers, chunk = self._paginate(route, list(mr.diffs), query)
+        headers, chunk = self._paginate(route, list(mr.diffs) if mr.diff_ready else [], query)
         return 200, headers, chunk
 
     def _get_changes(self, params: dict[str, str], query: Any, body: Any) -> tuple[int, Json, Any]:
@@ -1002,7 +1026,8 @@ class FakeGitLab:
         if found is None:
             return 404, {}, {"message": "404 Not found"}
         project, mr = found
-        return 200, {}, {**self._single(project, mr), "changes": list(mr.diffs), "overflow": False}
+        changes = list(mr.diffs) if mr.diff_ready else []
+        return 200, {}, {**self._single(project, mr), "changes": changes, "overflow": False}
 
     def _compare(self, params: dict[str, str], query: dict[str, list[str]], body: Any) -> tuple[int, Json, Any]:
         project = self._project(params)
@@ -1041,15 +1066,30 @@ class FakeGitLab:
         sha = params["sha"]
         name = fields.get("name") or fields.get("context") or "default"
         ref = fields.get("ref") or project.data["default_branch"]
-        existing = [s for s in project.statuses.get(sha, []) if s["name"] == name and s["ref"] == ref]
-        if existing and existing[-1]["status"] == state and state in _TRANSITION_EVENTS:
-            event = _TRANSITION_EVENTS[state]
+        unfinished = [
+            s
+            for s in project.statuses.get(sha, [])
+            if s["name"] == name and s["ref"] == ref and s["status"] in _TRANSITIONS
+        ]
+        current = unfinished[-1] if unfinished else None
+        if current is not None and state not in _TRANSITIONS[current["status"]]:
+            event = _EVENTS.get(state, state)
             message = (
-                f"Cannot transition status via :{event} from :{state} "
+                f"Cannot transition status via :{event} from :{current['status']} "
                 f'(Reason(s): Status cannot transition via "{event}")'
             )
             return 400, {}, {"message": message}
         now = self._stamp(None)
+        if current is not None:
+            current.update(
+                status=state,
+                description=fields.get("description", current["description"]),
+                target_url=fields.get("target_url", current["target_url"]),
+                started_at=current["started_at"] or now,
+                finished_at=now if state not in _TRANSITIONS else None,
+            )
+            self.statuses_posted.append({"project": project.data["path_with_namespace"], **current})
+            return 201, {}, current
         status = {
             "id": next(self._ids),
             "sha": sha,

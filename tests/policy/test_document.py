@@ -242,7 +242,7 @@ BAD_DOCUMENTS: list[tuple[str, str, int | None, str, str]] = [
         '        - "re:payments/(v1"\n    require: {}\n',
         6,
         "rules[0].if.paths",
-        "'re:payments/(v1' is not a valid regular expression: missing ), unterminated subpattern",
+        "'re:payments/(v1' is not a valid regular expression: missing ): payments/(v1",
     ),
     (
         "bad regex in a regex list",
@@ -256,7 +256,7 @@ BAD_DOCUMENTS: list[tuple[str, str, int | None, str, str]] = [
         'rules:\n  - name: a\n    if: {base_branches: ["re:*main"]}\n    require: {}\n',
         3,
         "rules[0].if.base_branches",
-        "not a valid regular expression: nothing to repeat",
+        "not a valid regular expression: no argument for repetition operator: *",
     ),
     # Absurd sizes
     (
@@ -391,3 +391,31 @@ def test_merge_keys_are_followed() -> None:
 def test_policy_error_is_a_value_error() -> None:
     with pytest.raises(ValueError, match="unknown key"):
         parse_policy("rulez: []")
+
+
+def test_a_backtracking_regex_runs_in_linear_time():
+    # Under a backtracking engine this pattern takes exponential time on "aaa…b"; RE2 answers at once.
+    policy = parse_policy('rules:\n  - name: a\n    if: {paths: ["re:^(a+)+$"]}\n    require: {approvals: 1}\n')
+    pattern = policy.rules[0].when.paths[0]
+    assert pattern.matches("a" * 5_000) is True
+    assert pattern.matches("a" * 5_000 + "b") is False
+
+
+def test_a_regex_only_a_backtracking_engine_can_run_is_refused_with_its_line():
+    document = textwrap.dedent(
+        """\
+        rules:
+          - name: a
+            if:
+              paths:
+                - "src/**"
+                - "re:^(docs)/\\\\1"
+            require: {approvals: 1}
+        """
+    )
+    with pytest.raises(PolicyError) as caught:
+        parse_policy(document)
+    [problem] = caught.value.problems
+    assert problem.line == 6
+    assert "re:^(docs)/\\1" in problem.message
+    assert "RE2" in problem.message

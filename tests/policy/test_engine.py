@@ -8,7 +8,16 @@ from typing import Any
 
 import pytest
 
-from reviews.policy import DEFAULT_POLICY, FileChange, RiskSignalRef, RuleTrace, Trace, evaluate
+from reviews.policy import (
+    DEFAULT_POLICY,
+    FileChange,
+    RiskSignalRef,
+    RuleTrace,
+    Snapshot,
+    SnapshotError,
+    Trace,
+    evaluate,
+)
 from tests.policy.builders import (
     ADA,
     BOB,
@@ -753,3 +762,36 @@ def test_trace_is_json_ready() -> None:
     assert data["outcome"] == "blocked"
     assert data["rules"][0]["approvals_counted"][0]["via"] in ("review", "pairing")
     assert data["blocking_reviews"][0]["submitted_at"].endswith("+00:00")
+
+
+def test_missing_files_hold_a_policy_that_would_apply_to_nothing():
+    document = policy(
+        """
+        rules:
+          - name: payments
+            if: {paths: ["payments/**"]}
+            require: {approvals: 2}
+        """
+    )
+    known = evaluate(snapshot(files=()), document)
+    assert (known.outcome, known.summary) == ("approved", "Approved: no review rule applies")
+
+    unknown = {"files": "waiting for the list of changed files from GitHub", "commits": "waiting for the commits"}
+    trace = evaluate(snapshot(files=(), unknown=unknown), document)
+    assert (trace.outcome, trace.summary) == ("pending", "Waiting for the list of changed files from GitHub")
+    assert trace.to_dict()["unknown"] == unknown
+
+
+def test_a_known_change_request_still_blocks_while_files_are_missing():
+    trace = evaluate(
+        snapshot(reviews=(review(BOB, "changes_requested"),), unknown={"files": "waiting for the files"}),
+        DEFAULT_POLICY,
+    )
+    assert trace.outcome == "blocked"
+
+
+def test_a_snapshot_names_only_facts_it_knows_of():
+    with pytest.raises(SnapshotError, match="unknown fact"):
+        snapshot(unknown={"weather": "cloudy"})
+    shot = snapshot(unknown={"files": "waiting"})
+    assert Snapshot.from_dict(shot.to_dict()) == shot

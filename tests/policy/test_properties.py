@@ -8,6 +8,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from reviews.policy import DEFAULT_POLICY, Policy, ReviewRef, Snapshot, evaluate
+from reviews.policy.snapshot import FACTS
 from tests.policy.builders import ADA, BOB, BOT, CY, DEE, HEAD, NOW, OLD, commit, files, paired, policy, snapshot
 
 PEOPLE = (ADA, BOB, CY, DEE, BOT)
@@ -115,3 +116,40 @@ def test_trace_is_well_formed(shot: Snapshot, document: Policy) -> None:
         assert trace.outcome == "blocked"
     if shot.draft:
         assert trace.outcome != "approved"
+
+
+REASONS = ("waiting for the list of changed files from GitHub", "GitHub listed 3,000 of 3,412 changed files")
+
+
+@st.composite
+def documents(draw: st.DrawFn) -> Policy:
+    """Any policy of a small grammar, including ones that require nothing at all."""
+    rules = []
+    for index in range(draw(st.integers(min_value=0, max_value=3))):
+        conditions = draw(
+            st.sampled_from(["", 'if: {paths: ["payments/**"]}', 'if: {not_paths: ["**/*.md"]}', "if: {draft: false}"])
+        )
+        approvals = draw(st.integers(min_value=0, max_value=2))
+        code_owners = draw(st.booleans())
+        checks = draw(st.sampled_from(["", ", checks: [ci/build]"]))
+        rules.append(
+            f"  - name: rule {index}\n    {conditions or 'options: {}'}\n"
+            f"    require: {{approvals: {approvals}, code_owners: {str(code_owners).lower()}{checks}}}\n"
+        )
+    options = draw(st.sampled_from(["", "options: {allow_author: true, allow_contributors: true}\n"]))
+    return policy("rules:\n" + "".join(rules) + options if rules else "rules: []\n" + options)
+
+
+@settings(max_examples=300, deadline=None)
+@given(
+    shot=snapshots(),
+    document=st.one_of(st.sampled_from(POLICIES), documents()),
+    unknown=st.dictionaries(st.sampled_from(FACTS), st.sampled_from(REASONS), min_size=1),
+)
+def test_an_unknown_fact_never_lets_a_pull_request_pass(
+    shot: Snapshot, document: Policy, unknown: dict[str, str]
+) -> None:
+    trace = evaluate(Snapshot(**{**vars(shot), "unknown": unknown}), document)
+    assert trace.outcome != "approved"
+    if trace.outcome == "pending":
+        assert trace.summary.lower().startswith(tuple(reason.lower()[:20] for reason in unknown.values()))

@@ -319,7 +319,7 @@ def test_approval_given_before_a_push_is_on_the_commit_it_saw(fake: FakeGitLab, 
     assert review.commit_sha == "2" * 40
 
 
-def test_listed_record_saves_the_merge_request_request(fake: FakeGitLab, client: GitLabClient) -> None:
+def test_a_listed_record_still_asks_whether_the_diff_is_ready(fake: FakeGitLab, client: GitLabClient) -> None:
     seed_detailed(fake)
     [listed] = list(client.merge_requests_since(PATH, None))
     fake.reset_log()
@@ -327,7 +327,9 @@ def test_listed_record_saves_the_merge_request_request(fake: FakeGitLab, client:
     details = client.merge_request_details(PATH, 3, pull_request=listed)
 
     assert details.pull_request.additions == 4
-    assert [r.decoded_path.rsplit("/", 1)[-1] for r in fake.requests] == ["notes", "commits", "diffs", "approval_state"]
+    assert (details.files_not_ready, details.files_incomplete) == ("", "")
+    paths = [r.decoded_path.rsplit("/", 1)[-1] for r in fake.requests]
+    assert paths == ["3", "notes", "commits", "diffs", "approval_state"]
 
 
 def test_old_gitlab_without_diffs_endpoint_uses_changes() -> None:
@@ -417,13 +419,31 @@ def test_posted_status_is_recorded_in_gitlab_terms(
     assert fake.requests[-1].path == f"/api/v4/projects/acme%2Fpayments%2Fapi/statuses/{'c' * 40}"
 
 
-def test_posting_the_same_pending_status_twice_is_not_an_error(fake: FakeGitLab, client: GitLabClient) -> None:
-    for _ in range(2):
-        client.post_status(PATH, "d" * 40, state="pending", description="waiting", target_url="", ref="feature")
+def test_a_new_reason_to_wait_shows_although_gitlab_refuses_pending_to_pending(
+    fake: FakeGitLab, client: GitLabClient
+) -> None:
+    for reason in ("waiting for files", "0 of 1 approval", "0 of 2 approvals"):
+        client.post_status(PATH, "d" * 40, state="pending", description=reason, target_url="", ref="feature")
+        [shown] = [s for s in fake.statuses("d" * 40) if s["status"] in ("pending", "running")]
+        assert shown["description"] == reason
     client.post_status(PATH, "d" * 40, state="success", description="ok", target_url="", ref="feature")
 
-    assert [(s["status"], s["ref"]) for s in fake.statuses_posted] == [("pending", "feature"), ("success", "feature")]
-    assert len(fake.requests_to("/statuses/", method="POST")) == 3
+    assert [(s["status"], s["description"]) for s in fake.statuses_posted] == [
+        ("pending", "waiting for files"),
+        ("running", "0 of 1 approval"),  # pending -> running: still unfinished, with the new reason
+        ("canceled", "Superseded by a newer verdict"),  # running -> pending is refused: finish it, start anew
+        ("pending", "0 of 2 approvals"),
+        ("success", "ok"),
+    ]
+    assert fake.statuses("d" * 40)[-1]["status"] == "success"
+
+
+def test_a_status_gitlab_refuses_is_an_error_not_a_report(fake: FakeGitLab, client: GitLabClient) -> None:
+    client.post_status(PATH, "d" * 40, state="pending", description="waiting", target_url="", ref="feature")
+    client.post_status(PATH, "d" * 40, state="pending", description="still", target_url="", ref="feature")
+    fake.fail_next("/statuses/", 400, times=3)  # whatever GitLab says no to is not swallowed
+    with pytest.raises(GitLabError):
+        client.post_status(PATH, "d" * 40, state="pending", description="again", target_url="", ref="feature")
 
 
 def test_long_status_description_is_cut_to_gitlabs_limit(fake: FakeGitLab, client: GitLabClient) -> None:

@@ -12,7 +12,7 @@ from reviews.integrations.trailers import co_authors
 from reviews.services.policies import policy_save, pull_request_evaluate
 from reviews.services.pull_requests import commit_upsert, pull_request_commits_add, pull_request_upsert
 from reviews.services.teams import team_upsert
-from tests.factories import ConnectionFactory, RepositoryFactory
+from tests.factories import ConnectionFactory, RepositoryFactory, facts_fetched
 
 pytestmark = pytest.mark.django_db
 
@@ -47,6 +47,7 @@ def paired_pull_request():
         ),
     )  # fmt: skip
     pull_request_commits_add(pull_request=pull_request, commits=[commit])
+    facts_fetched(pull_request)
     return team, pull_request
 
 

@@ -292,3 +292,117 @@ def test_gitlab_story_from_opened_to_rebase(gitlab_flow):
     gitlab_flow.push(1, "c" * 40, PATCH_V2_REBASED)
     status = gitlab_flow.last_status()
     assert (status["status"], status["sha"]) == ("success", "c" * 40)
+
+
+# --- fail closed: a verdict waits for the facts it rests on ------------------------------------------------------
+
+PAYMENTS_ONLY = "rules:\n  - name: payments\n    if: {paths: ['payments/**']}\n    require: {approvals: 2}\n"
+
+
+def _backoff_elapses_and_the_beat_fires(capture) -> int:
+    """The row's next try falls due, and the beat job that fetches missing facts runs."""
+    from django.utils import timezone
+
+    from reviews.tasks import fetch_missing_facts
+
+    PullRequest.objects.update(facts_retry_at=timezone.now() - dt.timedelta(seconds=1))
+    with capture(execute=True):
+        return fetch_missing_facts()
+
+
+def test_github_files_that_fail_to_arrive_hold_the_verdict_until_they_do(
+    github_flow, django_capture_on_commit_callbacks
+):
+    fake = github_flow.fake
+    fake.add_pull(REPO, number=7, author="ada", head_sha="7" * 40)
+    fake.add_file(REPO, 7, "payments/ledger.py", patch=PATCH_V1)
+    fake.fail_next("/pulls/7/files", 502, times=2)
+
+    github_flow.pull_event("opened", fake.update_pull(REPO, 7))
+    status = github_flow.last_status()
+    assert (status["state"], status["sha"]) == ("pending", "7" * 40)
+    assert status["description"].startswith("Waiting for the list of changed files from GitHub")
+
+    # With no files, a paths-only policy would apply to nothing and pass with no review at all.
+    with django_capture_on_commit_callbacks(execute=True):
+        policy_save(team=_team_with(), document=PAYMENTS_ONLY)
+    assert github_flow.last_status()["state"] == "pending"
+    assert github_flow.last_status()["description"].startswith("Waiting for the list of changed files from GitHub")
+    pull_request = PullRequest.objects.get(number=7)
+    assert pull_request.facts_attempts == 2 and "502" in pull_request.facts_error
+
+    assert _backoff_elapses_and_the_beat_fires(django_capture_on_commit_callbacks) == 1
+    status = github_flow.last_status()
+    assert (status["state"], status["sha"]) == ("pending", "7" * 40)
+    assert status["description"].startswith("0 of 2 approvals")
+    assert _backoff_elapses_and_the_beat_fires(django_capture_on_commit_callbacks) == 0  # nothing missing now
+
+    github_flow.review(7, "bob")
+    github_flow.review(7, "carol")
+    assert github_flow.last_status()["state"] == "success"
+
+
+def test_github_files_past_its_listing_limit_keep_the_verdict_pending(github_flow, django_capture_on_commit_callbacks):
+    fake = github_flow.fake
+    fake.add_pull(REPO, number=8, author="ada", head_sha="8" * 40)
+    for index in range(3001):
+        fake.add_file(REPO, 8, f"docs/page-{index:04}.md", patch=PATCH_V1)
+    fake.add_file(REPO, 8, "payments/ledger.py", patch=PATCH_V1)  # listed 3,002nd: GitHub never shows it
+    github_flow.pull_event("opened", fake.update_pull(REPO, 8))
+    with django_capture_on_commit_callbacks(execute=True):
+        policy_save(team=_team_with(), document=PAYMENTS_ONLY)
+
+    status = github_flow.last_status()
+    assert status["state"] == "pending"
+    assert status["description"].startswith("GitHub listed 3,000 of 3,002 changed files")
+    assert len(status["description"]) <= 140
+    assert _backoff_elapses_and_the_beat_fires(django_capture_on_commit_callbacks) == 0  # asking again won't help
+
+
+def test_gitlab_diff_still_being_prepared_holds_the_verdict_until_it_is_ready(
+    gitlab_flow, django_capture_on_commit_callbacks
+):
+    fake = gitlab_flow.fake
+    fake.add_merge_request(REPO, iid=9, author="ada", source_branch="ada/ledger", sha="9" * 40)
+    fake.add_diff(REPO, 9, new_path="payments/ledger.py", diff=PATCH_V1)
+    fake.set_diff_ready(REPO, 9, False)
+
+    gitlab_flow.hook(9, "open", "ada")
+    with django_capture_on_commit_callbacks(execute=True):
+        policy_save(team=_team_with(), document=PAYMENTS_ONLY)
+    status = gitlab_flow.last_status()
+    assert (status["status"], status["sha"]) == ("pending", "9" * 40)
+    assert status["description"].startswith("Waiting for the list of changed files from GitLab")
+    assert "preparing" in PullRequest.objects.get(number=9).facts_error
+
+    fake.set_diff_ready(REPO, 9, True)
+    assert _backoff_elapses_and_the_beat_fires(django_capture_on_commit_callbacks) == 1
+    # GitLab refuses pending -> pending: the new reason shows on the same unfinished status, now running.
+    [shown] = [s for s in fake.statuses("9" * 40) if s["name"] == "tandem/review-policy"]
+    assert (shown["status"], shown["description"]) == ("running", "0 of 2 approvals")
+    evaluation = PolicyEvaluation.objects.filter(pull_request__number=9).latest("evaluated_at")
+    assert evaluation.reported_at is not None and evaluation.description == "0 of 2 approvals"
+
+
+def test_an_override_ends_when_a_push_changes_the_patch_but_survives_a_rebase(github_flow):
+    from django.test import TestCase
+
+    fake = github_flow.fake
+    fake.add_pull(REPO, number=10, author="ada", head_sha="1" * 40)
+    fake.add_file(REPO, 10, "shop/cart.py", patch=PATCH_V1)
+    github_flow.pull_event("opened", fake.update_pull(REPO, 10))
+    team = _team_with()
+    pull_request = PullRequest.objects.get(number=10)
+    membership_set(team=team, person=pull_request.author, role=Membership.Role.LEAD)
+    with TestCase.captureOnCommitCallbacks(execute=True):
+        pull_request_override(pull_request=pull_request, person=pull_request.author, reason="Hotfix for INC-9")
+    assert github_flow.last_status()["state"] == "success"
+
+    github_flow.push(10, "2" * 40, PATCH_V1.replace("@@ -10,3 +10,4 @@", "@@ -50,3 +50,4 @@"))  # a pure rebase
+    assert (github_flow.last_status()["state"], github_flow.last_status()["sha"]) == ("success", "2" * 40)
+
+    github_flow.push(10, "3" * 40, PATCH_V2)  # the patch changed: the override covered the old one only
+    status = github_flow.last_status()
+    assert (status["state"], status["sha"]) == ("pending", "3" * 40)
+    trace = PolicyEvaluation.objects.filter(pull_request=pull_request).latest("evaluated_at").trace
+    assert "no longer applies" in trace["override_ended"]["why"]

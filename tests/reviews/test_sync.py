@@ -257,3 +257,32 @@ def test_sync_pauses_before_the_rate_limit_budget_runs_out(settings):
         run = SyncRun.objects.get()
         assert run.status == SyncRun.Status.RATE_LIMITED
         assert 0 < run.pull_requests_synced < 12
+
+
+def _webhook_approval(pull_request: PullRequest) -> Review:
+    """An approval a webhook brought a moment ago, which the API's list does not show yet."""
+    from django.utils import timezone
+
+    from tests.factories import PersonFactory, ReviewFactory
+
+    return ReviewFactory(
+        pull_request=pull_request, reviewer=PersonFactory(), external_id="from-a-webhook", submitted_at=timezone.now()
+    )
+
+
+def test_gitlab_approval_the_api_list_has_not_caught_up_with_stays_approved(fake_gitlab, gitlab_connection):
+    repository = gitlab_repository(fake_gitlab, gitlab_connection, n=2)
+    repository_sync(repository=repository)
+    approval = _webhook_approval(PullRequest.objects.get(repository=repository, number=2))
+    repository_sync(repository=repository, full=True)
+    approval.refresh_from_db()
+    assert approval.state == "approved"
+
+
+def test_github_sync_never_dismisses_a_review_the_api_does_not_list(fake_github, github_connection):
+    repository = github_repository(fake_github, github_connection, n_pulls=2)
+    repository_sync(repository=repository)
+    approval = _webhook_approval(PullRequest.objects.get(repository=repository, number=2))
+    repository_sync(repository=repository, full=True)
+    approval.refresh_from_db()
+    assert approval.state == "approved"
