@@ -11,7 +11,7 @@ import uuid
 
 import pytest
 
-from reviews.models import Membership, PolicyEvaluation, PolicyViolation, PullRequest, Repository
+from reviews.models import Membership, Person, PolicyEvaluation, PolicyViolation, PullRequest, Repository
 from reviews.services.policies import policy_save, pull_request_override
 from reviews.services.teams import membership_set, team_upsert
 
@@ -153,7 +153,8 @@ def test_team_policy_requiring_two_approvals_and_a_lead_override(github_flow):
     assert github_flow.last_status()["description"].startswith("1 of 2 approvals")
 
     pull_request = PullRequest.objects.get(number=4)
-    lead = pull_request.author  # made a lead below; any person resolved from the fake will do
+    # Not the author: nobody overrides a change they wrote (`override.allow_self` is off by default).
+    lead = Person.objects.get(identities__value="bob")
     membership_set(team=team, person=lead, role=Membership.Role.LEAD)
     from django.test import TestCase
 
