@@ -118,7 +118,6 @@ STORAGES = {
 REDIS_URL = env.str("REDIS_URL", default="")
 
 
-
 def _neighbour_database(url: str) -> str:
     """The same Redis server, the next database: a cache flush or eviction never touches queued tasks."""
     parts = urlsplit(url)

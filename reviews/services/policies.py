@@ -325,7 +325,7 @@ def override_withdraw(*, override: Override, person: Person, reason: str, actor:
 
 
 def override_followup_complete(
-    *, override: Override, person: Person, note: str, review: Review | None = None, actor: Actor = SYSTEM
+    *, override: Override, person: Person, note: str = "", review: Review | None = None, actor: Actor = SYSTEM
 ) -> FollowUpReview:
     """Record the follow-up review an override owes. Its reviewer neither wrote the change nor overrode it."""
     if not note.strip():
