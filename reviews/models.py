@@ -64,7 +64,7 @@ class AppendOnlyModel(models.Model):
         raise RecordImmutable(f"A {self._meta.verbose_name} is never deleted: record a correction.")
 
     def refuse_changes(self) -> None:
-        stored: dict[str, Any] | None = type(self)._base_manager.filter(pk=self.pk).values().first()
+        stored: dict[str, Any] | None = type(self)._base_manager.filter(pk=self.pk).values().first()  # type: ignore[assignment]
         if stored is None:
             raise RecordImmutable(f"This {self._meta.verbose_name} is not on the record.")
         changed = []
