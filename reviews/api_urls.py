@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from django.urls import include, path
 
-from reviews import apis, apis_read
+from reviews import apis, apis_audit, apis_read
 
 urlpatterns = [
     path("teams", apis_read.TeamList.as_view(), name="api-teams"),
@@ -17,6 +17,26 @@ urlpatterns = [
     path("reviews", apis_read.ReviewList.as_view(), name="api-reviews"),
     path("teams/<slug:slug>/policy", apis.PolicyView.as_view(), name="api-team-policy"),
     path("repositories/<int:pk>/policy", apis.PolicyView.as_view(), name="api-repository-policy"),
+    path("teams/<slug:slug>/policy/versions", apis.PolicyVersionsView.as_view(), name="api-team-policy-versions"),
+    path(
+        "teams/<slug:slug>/policy/versions/<int:number>/restore",
+        apis.PolicyRestoreView.as_view(),
+        name="api-team-policy-restore",
+    ),
+    path(
+        "repositories/<int:pk>/policy/versions",
+        apis.PolicyVersionsView.as_view(),
+        name="api-repository-policy-versions",
+    ),
+    path(
+        "repositories/<int:pk>/policy/versions/<int:number>/restore",
+        apis.PolicyRestoreView.as_view(),
+        name="api-repository-policy-restore",
+    ),
+    path("overrides/<int:pk>/withdraw", apis.OverrideWithdrawView.as_view(), name="api-override-withdraw"),
+    path("overrides/<int:pk>/followup", apis.FollowUpView.as_view(), name="api-override-followup"),
+    path("audit-events", apis_audit.AuditEventList.as_view(), name="api-audit-events"),
+    path("teams/<slug:slug>/compliance", apis_audit.ComplianceList.as_view(), name="api-team-compliance"),
     path("policies/simulate", apis.SimulateView.as_view(), name="api-policy-simulate"),
     path("pulls/<int:pk>/override", apis.OverrideView.as_view(), name="api-pull-override"),
     path("", include("reviews.apis_pairing")),

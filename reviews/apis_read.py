@@ -16,13 +16,14 @@ from rest_framework.views import APIView
 
 from reviews.access import rows_within, visible_team_ids, visible_teams
 from reviews.models import Identity, Person, PolicyEvaluation, PullRequest, Repository, Review, Team
+from reviews.selectors.compliance import ComplianceSummary
 from reviews.selectors.teams import team_page
 
 
 class TeamSerializer(serializers.ModelSerializer):
     class Meta:
         model = Team
-        fields = ["slug", "name", "review_within_hours", "max_pr_size"]
+        fields = ["slug", "name", "review_within_hours", "max_pr_size", "archived"]
 
 
 class IdentitySerializer(serializers.ModelSerializer):
@@ -106,10 +107,13 @@ class PullRequestFilter(django_filters.FilterSet):
 
 
 class TeamList(generics.ListAPIView):
+    """Teams you see; archived teams are left out unless `?archived=true`."""
+
     serializer_class = TeamSerializer
 
     def get_queryset(self) -> QuerySet[Team]:
-        return visible_teams(self.request).order_by("slug")
+        archived = self.request.query_params.get("archived") == "true"
+        return visible_teams(self.request).filter(archived=archived).order_by("slug")
 
 
 class TeamDetail(generics.RetrieveAPIView):
@@ -194,12 +198,7 @@ class TeamHealth(APIView):
                 "working_agreements": dataclasses.asdict(page.agreements),
                 "waiting_for_review": [pr.pk for pr in page.waiting],
                 "stale": [pr.pk for pr in page.stale],
-                "compliance": {
-                    "violations": len(page.compliance.violations),
-                    "overrides": len(page.compliance.overrides),
-                    "followups_due": len(page.compliance.followups_due),
-                    "followups_overdue": page.compliance.followups_overdue,
-                },
+                "compliance": compliance_json(page.compliance),
                 "pairing": {
                     "pairs": [
                         {"people": [str(p) for p in pair.people], "hours": pair.hours, "sessions": pair.sessions}
@@ -211,6 +210,10 @@ class TeamHealth(APIView):
                 },
             }
         )
+
+
+def compliance_json(summary: ComplianceSummary) -> dict[str, Any]:
+    return {**dataclasses.asdict(summary), "compliant_share": summary.compliant_share}
 
 
 def _health(health) -> dict[str, Any]:  # type: ignore[no-untyped-def]

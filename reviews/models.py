@@ -8,12 +8,81 @@ filter by.
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Any, ClassVar
 
 from django.conf import settings
+from django.core.exceptions import PermissionDenied
 from django.db import models
 from django.db.models import Q
 from django.utils import timezone
+
+
+class RecordImmutable(PermissionDenied):
+    """A record of what was reviewed, overridden or followed up cannot be changed or erased: correct it with a new
+    record that points at it."""
+
+
+class AppendOnlyQuerySet(models.QuerySet):
+    """No bulk delete; bulk updates only of the model's bookkeeping and set-once fields (the latter only where
+    still empty), so no surface (admin action, shell, service) can rewrite history with `.update()`."""
+
+    def delete(self) -> tuple[int, dict[str, int]]:
+        raise RecordImmutable(f"{self.model._meta.verbose_name_plural} are never deleted: record a correction.")
+
+    def update(self, **kwargs: Any) -> int:
+        model: Any = self.model
+        refused = set(kwargs) - model.mutable_fields - model.set_once_fields
+        if refused:
+            raise RecordImmutable(f"{', '.join(sorted(refused))} of {model._meta.verbose_name_plural} never change.")
+        queryset = self
+        for name in set(kwargs) & model.set_once_fields:
+            queryset = queryset.filter(**{f"{name}__isnull": True})
+        return super(AppendOnlyQuerySet, queryset).update(**kwargs)
+
+    def bulk_update(self, objs: Any, fields: Any, batch_size: int | None = None) -> int:
+        raise RecordImmutable(f"{self.model._meta.verbose_name_plural} are not bulk-updated.")
+
+
+class AppendOnlyModel(models.Model):
+    """A record that is written once. `mutable_fields` are bookkeeping (when last used); `set_once_fields` go
+    from empty to a value once (a revocation) and never back."""
+
+    mutable_fields: ClassVar[frozenset[str]] = frozenset()
+    set_once_fields: ClassVar[frozenset[str]] = frozenset()
+
+    objects = AppendOnlyQuerySet.as_manager()
+
+    class Meta:
+        abstract = True
+
+    def save(self, *args: Any, **kwargs: Any) -> None:
+        if not self._state.adding:
+            self.refuse_changes()
+        super().save(*args, **kwargs)
+
+    def delete(self, *args: Any, **kwargs: Any) -> tuple[int, dict[str, int]]:
+        raise RecordImmutable(f"A {self._meta.verbose_name} is never deleted: record a correction.")
+
+    def refuse_changes(self) -> None:
+        stored: dict[str, Any] | None = type(self)._base_manager.filter(pk=self.pk).values().first()  # type: ignore[assignment]
+        if stored is None:
+            raise RecordImmutable(f"This {self._meta.verbose_name} is not on the record.")
+        changed = []
+        for field in self._meta.concrete_fields:
+            name, before, after = field.name, stored[field.attname], getattr(self, field.attname)
+            if before == after or name in self.mutable_fields:
+                continue
+            if name in self.set_once_fields and before is None:
+                self.check_set_once(name)
+                continue
+            changed.append(name)
+        if changed:
+            raise RecordImmutable(
+                f"{', '.join(changed)} of a {self._meta.verbose_name} never change: record a correction instead."
+            )
+
+    def check_set_once(self, name: str) -> None:
+        """Refuse a set-once value that needs a record of its own first (overridden where one does)."""
 
 
 class Provider(models.TextChoices):
@@ -89,6 +158,9 @@ class Team(models.Model):
         default=400, help_text="Working agreement: changed lines (additions + deletions) per pull request."
     )
     slack_webhook_url = models.URLField(blank=True, help_text="Slack-compatible incoming webhook for notices.")
+    archived = models.BooleanField(
+        default=False, help_text="Archived: its history stays on the record; it leaves the pages' lists."
+    )
     members = models.ManyToManyField(Person, through="Membership", related_name="teams")
     created_at = models.DateTimeField(default=timezone.now)
 
@@ -476,6 +548,28 @@ class Policy(models.Model):
         return f"policy for {self.team or self.repository}"
 
 
+class PolicyVersion(AppendOnlyModel):
+    """One version of a policy document as it took effect: who wrote it (a person, or a token and the lead who
+    created it), when and why. A restore is a new version that points at the one it restores."""
+
+    policy = models.ForeignKey(Policy, on_delete=models.PROTECT, related_name="versions")
+    number = models.PositiveIntegerField()
+    document = models.TextField()
+    reason = models.TextField(blank=True)
+    author = models.ForeignKey(
+        settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.PROTECT, related_name="+"
+    )
+    token = models.ForeignKey("ApiToken", null=True, blank=True, on_delete=models.PROTECT, related_name="+")
+    restored_from = models.ForeignKey("self", null=True, blank=True, on_delete=models.PROTECT, related_name="+")
+    created_at = models.DateTimeField(default=timezone.now)
+
+    class Meta:
+        constraints = [models.UniqueConstraint(fields=["policy", "number"], name="policy_version_unique_number")]
+
+    def __str__(self) -> str:
+        return f"{self.policy} v{self.number}"
+
+
 class PolicyEvaluation(models.Model):
     class Outcome(models.TextChoices):
         APPROVED = "approved", "Approved"
@@ -504,10 +598,16 @@ class PolicyEvaluation(models.Model):
         return f"{self.pull_request} @ {self.head_sha[:12]}: {self.outcome}"
 
 
-class Override(models.Model):
-    """Break glass: a pull request allowed through without its policy being met, on the record."""
+class Override(AppendOnlyModel):
+    """Break glass: a pull request allowed through without its policy being met, on the record.
 
-    pull_request = models.ForeignKey(PullRequest, on_delete=models.CASCADE, related_name="overrides")
+    Written once. Its follow-up is a FollowUpReview, a withdrawal an OverrideWithdrawal; `followup_done_at` and
+    `followup_by` mirror the follow-up review (set once, only when that review exists) for filtering.
+    """
+
+    set_once_fields: ClassVar[frozenset[str]] = frozenset({"followup_done_at", "followup_by"})
+
+    pull_request = models.ForeignKey(PullRequest, on_delete=models.PROTECT, related_name="overrides")
     head_sha = models.CharField(max_length=64, blank=True)
     overridden_by = models.ForeignKey(Person, on_delete=models.PROTECT, related_name="overrides_given")
     reason = models.TextField()
@@ -516,7 +616,7 @@ class Override(models.Model):
     followup_due_at = models.DateTimeField()
     followup_done_at = models.DateTimeField(null=True, blank=True)
     followup_by = models.ForeignKey(
-        Person, null=True, blank=True, on_delete=models.SET_NULL, related_name="followups_done"
+        Person, null=True, blank=True, on_delete=models.PROTECT, related_name="followups_done"
     )
 
     class Meta:
@@ -525,12 +625,42 @@ class Override(models.Model):
     def __str__(self) -> str:
         return f"override of {self.pull_request} by {self.overridden_by}"
 
+    def check_set_once(self, name: str) -> None:
+        if not FollowUpReview.objects.filter(override_id=self.pk).exists():
+            raise RecordImmutable("A follow-up is completed by recording a follow-up review, not by a date.")
 
-class PolicyViolation(models.Model):
+
+class OverrideWithdrawal(AppendOnlyModel):
+    """A correction of an override: it no longer stands, and the pull request's verdict is evaluated again."""
+
+    override = models.OneToOneField(Override, on_delete=models.PROTECT, related_name="withdrawal")
+    withdrawn_by = models.ForeignKey(Person, on_delete=models.PROTECT, related_name="+")
+    reason = models.TextField()
+    created_at = models.DateTimeField(default=timezone.now)
+
+    def __str__(self) -> str:
+        return f"override withdrawn by {self.withdrawn_by}: {self.reason}"
+
+
+class FollowUpReview(AppendOnlyModel):
+    """The review an override owes: by someone who neither wrote the change nor overrode it, with a note, and
+    optionally the VCS review it points at."""
+
+    override = models.OneToOneField(Override, on_delete=models.PROTECT, related_name="followup")
+    reviewer = models.ForeignKey(Person, on_delete=models.PROTECT, related_name="followup_reviews")
+    note = models.TextField()
+    review = models.ForeignKey("Review", null=True, blank=True, on_delete=models.PROTECT, related_name="+")
+    completed_at = models.DateTimeField(default=timezone.now)
+
+    def __str__(self) -> str:
+        return f"follow-up of {self.override_id} by {self.reviewer}"
+
+
+class PolicyViolation(AppendOnlyModel):
     """A pull request merged while its policy was not satisfied and not overridden."""
 
-    pull_request = models.OneToOneField(PullRequest, on_delete=models.CASCADE, related_name="violation")
-    evaluation = models.ForeignKey(PolicyEvaluation, null=True, blank=True, on_delete=models.SET_NULL)
+    pull_request = models.OneToOneField(PullRequest, on_delete=models.PROTECT, related_name="violation")
+    evaluation = models.ForeignKey(PolicyEvaluation, null=True, blank=True, on_delete=models.PROTECT)
     outcome = models.CharField(max_length=20)
     recorded_at = models.DateTimeField(default=timezone.now)
 
@@ -622,17 +752,21 @@ class PairingParticipant(models.Model):
         return f"{self.person} ({self.role})"
 
 
-class ApiToken(models.Model):
+class ApiToken(AppendOnlyModel):
     """A token for machines (CI/CD, scripts), created by a lead in the admin and scoped to teams.
 
-    Only a SHA-256 of the secret is stored; the secret is shown once, when the token is created.
+    Only a SHA-256 of the secret is stored; the secret is shown once, when the token is created. A token is never
+    deleted or renamed: it is revoked, once.
     """
+
+    mutable_fields: ClassVar[frozenset[str]] = frozenset({"last_used_at"})
+    set_once_fields: ClassVar[frozenset[str]] = frozenset({"revoked_at"})
 
     name = models.CharField(max_length=200)
     prefix = models.CharField(max_length=12, unique=True, help_text="The first characters, to recognise it by.")
     key_hash = models.CharField(max_length=64, unique=True)
     teams = models.ManyToManyField(Team, related_name="api_tokens", help_text="What the token may read and write.")
-    created_by = models.ForeignKey(settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL)
+    created_by = models.ForeignKey(settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.PROTECT)
     created_at = models.DateTimeField(default=timezone.now)
     last_used_at = models.DateTimeField(null=True, blank=True)
     revoked_at = models.DateTimeField(null=True, blank=True)
@@ -642,3 +776,41 @@ class ApiToken(models.Model):
 
     def __str__(self) -> str:
         return f"{self.name} ({self.prefix}…)"
+
+
+class AuditEvent(AppendOnlyModel):
+    """Who changed what, when, from where, with the before and after of each field changed. Never changed."""
+
+    class Source(models.TextChoices):
+        ADMIN = "admin", "Admin"
+        API = "api", "API"
+        WEBHOOK = "webhook", "Webhook"
+        SYNC = "sync", "Sync"
+        SYSTEM = "system", "System"
+
+    at = models.DateTimeField(default=timezone.now)
+    source = models.CharField(max_length=10, choices=Source.choices)
+    action = models.CharField(max_length=50, help_text="e.g. policy.edit, override.create, token.revoke")
+    team = models.ForeignKey(Team, null=True, blank=True, on_delete=models.PROTECT, related_name="audit_events")
+    actor = models.CharField(max_length=300, help_text="Who, in words, as they were called then.")
+    actor_user = models.ForeignKey(
+        settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.PROTECT, related_name="+"
+    )
+    actor_person = models.ForeignKey(Person, null=True, blank=True, on_delete=models.PROTECT, related_name="+")
+    actor_token = models.ForeignKey(ApiToken, null=True, blank=True, on_delete=models.PROTECT, related_name="+")
+    target_type = models.CharField(max_length=100)
+    target_id = models.CharField(max_length=64, blank=True)
+    target = models.CharField(max_length=300, blank=True, help_text="The object, in words, as it was then.")
+    changes = models.JSONField(default=dict, blank=True, help_text="field → {before, after}")
+    reason = models.TextField(blank=True)
+
+    class Meta:
+        ordering = ["-at", "-pk"]
+        indexes = [
+            models.Index(fields=["team", "-at"], name="audit_team_at_idx"),
+            models.Index(fields=["action", "-at"], name="audit_action_at_idx"),
+            models.Index(fields=["-at"], name="audit_at_idx"),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.at:%Y-%m-%d %H:%M} {self.actor} {self.action} {self.target}"

@@ -9,5 +9,6 @@ from reviews import views
 urlpatterns = [
     path("teams/", views.team_list, name="team-list"),
     path("teams/<slug:slug>/", views.team_detail, name="team-detail"),
+    path("teams/<slug:slug>/compliance/", views.team_compliance, name="team-compliance"),
     path("pulls/<int:pk>/", views.pull_request_detail, name="pull-request"),
 ]

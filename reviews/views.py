@@ -2,14 +2,19 @@
 
 from __future__ import annotations
 
+import datetime as dt
+
 from django.contrib.auth.decorators import login_required
+from django.core.paginator import Paginator
 from django.http import Http404, HttpRequest, HttpResponse
 from django.shortcuts import render
+from django.utils import timezone
 
 from reviews import charts
 from reviews.access import rows_within, visible_team_ids, visible_teams
 from reviews.models import PullRequest
 from reviews.sections import render_pull_request_sections, render_team_sections
+from reviews.selectors.compliance import compliance_list
 from reviews.selectors.pull_requests import pull_request_page
 from reviews.selectors.teams import team_page, teams_overview
 
@@ -84,6 +89,21 @@ def _flow_rows(page) -> list[dict]:  # type: ignore[no-untyped-def]
         now, before = getattr(page.health, key), getattr(page.previous, key)
         rows.append({"label": label, "definition": definition, "now": now, "before": before})
     return rows
+
+
+@login_required
+def team_compliance(request: HttpRequest, slug: str) -> HttpResponse:
+    """Every change the team merged in the period, 50 a page, with its verdict at merge and reason."""
+    team = visible_teams(request).filter(slug=slug).first()  # type: ignore[arg-type]
+    if team is None:
+        raise Http404("No such team, or not one of yours.")
+    days = _days(request)
+    until = timezone.now()
+    since = until - dt.timedelta(days=days)
+    changes = compliance_list(team=team, since=since, until=until, now=until)
+    page_obj = Paginator(changes, 50).get_page(request.GET.get("page"))
+    context = {"team": team, "days": days, "periods": PERIODS, "since": since, "until": until, "page_obj": page_obj}
+    return render(request, "reviews/team_compliance.html", context)
 
 
 @login_required

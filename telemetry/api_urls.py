@@ -13,8 +13,10 @@ from telemetry.apis import (
     SuspectVerdictView,
     TeamDoraView,
 )
+from telemetry.apis_evidence import EvidenceView
 
 urlpatterns = [
+    path("evidence", EvidenceView.as_view(), name="evidence"),
     path("deployments", DeploymentsView.as_view(), name="deployments"),
     path("incidents", IncidentsView.as_view(), name="incidents"),
     path("incidents/<int:pk>", IncidentView.as_view(), name="incident"),

@@ -28,7 +28,8 @@ from rest_framework.views import APIView
 from reviews.access import request_access, visible_team_ids
 from reviews.api_fields import MomentField
 from reviews.authentication import TokenUser
-from reviews.models import Person, Repository
+from reviews.models import AuditEvent, Person, Repository
+from reviews.services.audit import actor_for
 from telemetry.models import Deployment, Incident, Service, SuspectChange
 from telemetry.selectors import (
     DoraReport,
@@ -411,7 +412,11 @@ class SuspectVerdictView(APIView):
             raise PermissionDenied("Only a lead of the service's team may decide on its suspects.")
         person = getattr(request.user, "person", None) if not isinstance(request.user, TokenUser) else None
         decide = suspect_confirm if self.verdict == "confirm" else suspect_reject
-        decide(suspect=suspect, decided_by=person if isinstance(person, Person) else None)
+        decide(
+            suspect=suspect,
+            decided_by=person if isinstance(person, Person) else None,
+            actor=actor_for(request.user, source=AuditEvent.Source.API),
+        )
         return Response(suspect_json(suspect_list(team_ids=None).get(pk=pk)))
 
 

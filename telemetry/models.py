@@ -10,7 +10,7 @@ from django.db import models
 from django.db.models import Q
 from django.utils import timezone
 
-from reviews.models import Commit, Person, PullRequest, Repository, Team
+from reviews.models import ApiToken, AppendOnlyModel, Commit, Person, PullRequest, Repository, Team
 
 
 class Service(models.Model):
@@ -198,6 +198,20 @@ class SuspectChange(models.Model):
 
     def __str__(self) -> str:
         return f"{self.pull_request} for {self.incident} (#{self.rank})"
+
+
+class SuspectVerdict(AppendOnlyModel):
+    """One decision on a suspect, on the record: confirmed or rejected, by whom (a lead, or a token of the team),
+    when. The suspect's `verdict` is the newest of these; a change of mind is a new decision."""
+
+    suspect = models.ForeignKey(SuspectChange, on_delete=models.PROTECT, related_name="decisions")
+    verdict = models.CharField(max_length=20, choices=SuspectChange.Verdict.choices)
+    decided_by = models.ForeignKey(Person, null=True, blank=True, on_delete=models.PROTECT, related_name="+")
+    token = models.ForeignKey(ApiToken, null=True, blank=True, on_delete=models.PROTECT, related_name="+")
+    decided_at = models.DateTimeField(default=timezone.now)
+
+    def __str__(self) -> str:
+        return f"{self.suspect} {self.verdict}"
 
 
 class Notification(models.Model):

@@ -52,7 +52,7 @@ OPTION_KEYS = (
     "require_independent_review",
 )
 RISK_KEYS = ("incident_window_days", "extra_approvals")
-OVERRIDE_KEYS = ("allowed", "followup_review_hours")
+OVERRIDE_KEYS = ("allowed", "allow_self", "followup_review_hours")
 PATTERN_FORM_KEYS = ("glob", "regex")
 
 T = TypeVar("T")
@@ -172,6 +172,8 @@ class Risk:
 @dataclass(frozen=True)
 class Override:
     allowed: tuple[str, ...] = ("team-leads",)
+    # Separation of duties: by default nobody overrides a pull request they authored or contributed to.
+    allow_self: bool = False
     followup_review_hours: int = 48
 
 
@@ -368,6 +370,7 @@ class _Reader:
         entries = self.mapping(node, path, OVERRIDE_KEYS) or {}
         return Override(
             allowed=self.optional(entries, "allowed", path, self.string_list, Override.allowed),
+            allow_self=self.optional(entries, "allow_self", path, self.boolean, False),
             followup_review_hours=self.optional(
                 entries, "followup_review_hours", path, self.bounded(1, MAX_FOLLOWUP_HOURS), 48
             ),

@@ -8,7 +8,8 @@ from dataclasses import dataclass
 from django.db.models import Exists, OuterRef, Q, QuerySet
 from django.utils import timezone
 
-from reviews.models import Commit, Override, PairingSession, PolicyViolation, PullRequest, Team
+from reviews.models import Commit, PairingSession, PullRequest, Team
+from reviews.selectors.compliance import ComplianceSummary, compliance_summary
 from reviews.selectors.health import ReviewHealth, review_health, stale_pull_requests, waiting_for_review
 from reviews.selectors.pairing import PairingInsight, team_pairing_insight
 
@@ -36,14 +37,6 @@ class WorkingAgreements:
 
 
 @dataclass(frozen=True)
-class Compliance:
-    violations: list[PolicyViolation]
-    overrides: list[Override]
-    followups_due: list[Override]
-    followups_overdue: int
-
-
-@dataclass(frozen=True)
 class TeamPage:
     team: Team
     since: dt.datetime
@@ -53,7 +46,7 @@ class TeamPage:
     agreements: WorkingAgreements
     waiting: list[PullRequest]
     stale: list[PullRequest]
-    compliance: Compliance
+    compliance: ComplianceSummary
     pairing: PairingInsight
 
 
@@ -86,7 +79,7 @@ def team_page(*, team: Team, days: int = 30, now: dt.datetime | None = None) -> 
         agreements=_agreements(team, health),
         waiting=waiting_for_review(team=team, now=now),
         stale=stale_pull_requests(team=team, now=now),
-        compliance=_compliance(team, since, until, now),
+        compliance=compliance_summary(team=team, since=since, until=until, now=now),
         pairing=team_pairing_insight(team=team, since=since.date(), until=until.date()),
     )
 
@@ -104,30 +97,6 @@ def _agreements(team: Team, health: ReviewHealth) -> WorkingAgreements:
     return WorkingAgreements(team.review_within_hours, in_time, late, team.max_pr_size, within, len(sized) - within)
 
 
-def _compliance(team: Team, since: dt.datetime, until: dt.datetime, now: dt.datetime) -> Compliance:
-    violations = list(
-        PolicyViolation.objects.filter(
-            pull_request__repository__team=team, pull_request__merged_at__gte=since, pull_request__merged_at__lt=until
-        )
-        .select_related("pull_request__repository", "pull_request__author")
-        .order_by("-pull_request__merged_at")[:50]
-    )
-    overrides = list(
-        Override.objects.filter(pull_request__repository__team=team, created_at__gte=since, created_at__lt=until)
-        .select_related("pull_request__repository", "overridden_by")
-        .order_by("-created_at")[:50]
-    )
-    due = Override.objects.filter(pull_request__repository__team=team, followup_done_at__isnull=True)
-    return Compliance(
-        violations=violations,
-        overrides=overrides,
-        followups_due=list(
-            due.select_related("pull_request__repository", "overridden_by").order_by("followup_due_at")[:50]
-        ),
-        followups_overdue=due.filter(followup_due_at__lt=now).count(),
-    )
-
-
 @dataclass(frozen=True)
 class TeamSummary:
     team: Team
@@ -142,7 +111,7 @@ def teams_overview(*, teams: QuerySet[Team], days: int = 30, now: dt.datetime | 
     now = now or timezone.now()
     since = now - dt.timedelta(days=days)
     summaries = []
-    for team in teams.order_by("name"):
+    for team in teams.filter(archived=False).order_by("name"):
         health = review_health(pull_requests=PullRequest.objects.filter(repository__team=team), since=since, until=now)
         summaries.append(
             TeamSummary(

@@ -7,26 +7,36 @@ import datetime as dt
 import logging
 from dataclasses import dataclass
 from functools import partial
+from typing import Any
 
 from django.core.exceptions import PermissionDenied, ValidationError
 from django.db import transaction
+from django.db.models import Max
 from django.utils import timezone
 
 from reviews.access import person_access
 from reviews.models import (
+    AuditEvent,
+    Commit,
+    FollowUpReview,
+    Identity,
     Membership,
     Override,
+    OverrideWithdrawal,
     Person,
     Policy,
     PolicyEvaluation,
+    PolicyVersion,
     PolicyViolation,
     PullRequest,
     Repository,
+    Review,
     Team,
 )
 from reviews.policy import Policy as ParsedPolicy
 from reviews.policy import PolicyError, evaluate, parse_policy
 from reviews.selectors.policy import effective_policy, pull_request_snapshot
+from reviews.services.audit import SYSTEM, Actor, actor_for, audit_event_record, field_changes, fields_of
 
 logger = logging.getLogger(__name__)
 
@@ -54,20 +64,63 @@ def policy_save(
     document: str,
     team: Team | None = None,
     repository: Repository | None = None,
-    user=None,  # type: ignore[no-untyped-def]
+    actor: Actor = SYSTEM,
+    reason: str = "",
+    restored_from: PolicyVersion | None = None,
+    user: Any = None,
 ) -> Policy:
-    """Validate and store a team's or a repository's policy; an invalid document is never stored."""
+    """Validate and store a team's or a repository's policy as a new version, with its author and reason; an
+    invalid document is never stored. A token's edit is authored by the token and the lead who created it.
+
+    `user` alone (the admin's form, until it passes an actor) is taken as that user writing from the admin."""
+    if actor is SYSTEM and user is not None:
+        actor = actor_for(user, source=AuditEvent.Source.ADMIN)
     if (team is None) == (repository is None):
         raise ValidationError("A policy belongs to a team or to a repository, not both or neither.")
     policy_document_validate(document)
     with transaction.atomic():
+        before = Policy.objects.select_for_update().filter(team=team, repository=repository).first()
+        previous = before.document if before else None
         policy, _ = Policy.objects.update_or_create(
             team=team,
             repository=repository,
-            defaults={"document": document, "updated_at": timezone.now(), "updated_by": user},
+            defaults={"document": document, "updated_at": timezone.now(), "updated_by": actor.author_user},
+        )
+        number = (policy.versions.aggregate(top=Max("number"))["top"] or 0) + 1
+        version = PolicyVersion.objects.create(
+            policy=policy,
+            number=number,
+            document=document,
+            reason=reason.strip(),
+            author=actor.author_user,
+            token=actor.token,
+            restored_from=restored_from,
+            created_at=policy.updated_at,
+        )
+        audit_event_record(
+            actor=actor,
+            action="policy.restore" if restored_from else "policy.edit",
+            target=version,
+            team=team or (repository.team if repository else None),
+            changes=field_changes({"document": previous}, {"document": document}),
+            reason=reason.strip(),
         )
     queue_evaluations(pull_request_ids=open_pull_requests_under(policy))
     return policy
+
+
+def policy_version_restore(*, version: PolicyVersion, actor: Actor, reason: str = "") -> Policy:
+    """Bring back an earlier version, as a new version that says which one it restores."""
+    policy = version.policy
+    why = reason.strip() or f"restores version {version.number}"
+    return policy_save(
+        document=version.document,
+        team=policy.team,
+        repository=policy.repository,
+        actor=actor,
+        reason=why,
+        restored_from=version,
+    )
 
 
 def open_pull_requests_under(policy: Policy) -> list[int]:
@@ -160,7 +213,7 @@ def _merged_unsatisfied(pull_request: PullRequest, outcome: str) -> bool:
 def _override_in_force(pull_request: PullRequest) -> tuple[Override | None, Override | None]:
     """(the override covering the current head, the latest one a later push ended). An override covers the head
     it was given on, and a pure rebase of it (same diff fingerprint); a push that changes the patch ends it."""
-    latest = pull_request.overrides.order_by("-created_at").first()
+    latest = pull_request.overrides.filter(withdrawal__isnull=True).order_by("-created_at").first()
     if latest is None or latest.head_sha == pull_request.head_sha:
         return latest, None
     given_on, now = pull_request.diff_ids.get(latest.head_sha), pull_request.diff_ids.get(pull_request.head_sha)
@@ -204,9 +257,25 @@ def evaluation_should_report(evaluation: PolicyEvaluation) -> bool:
     return newest == evaluation.pk
 
 
+def pull_request_contributors(*, pull_request: PullRequest) -> set[int]:
+    """The people who wrote a change: its author, its commits' authors and their `Co-authored-by:` partners."""
+    ids = {pull_request.author_id} if pull_request.author_id else set()
+    commits = Commit.objects.filter(pull_requests=pull_request)
+    ids |= set(commits.exclude(author__isnull=True).values_list("author_id", flat=True))
+    ids |= set(
+        Identity.objects.filter(co_authored_commits__in=commits, person__isnull=False).values_list(
+            "person_id", flat=True
+        )
+    )
+    return ids
+
+
 def override_allowed(*, pull_request: PullRequest, person: Person) -> bool:
-    """Whom the policy allows to break glass: `team-leads` (the repository's team's leads), team slugs, names."""
+    """Whom the policy allows to break glass: `team-leads` (the repository's team's leads), team slugs, names;
+    never on a change they wrote, unless the policy says `allow_self: true`."""
     _, policy = effective_policy(repository=pull_request.repository)
+    if not policy.override.allow_self and person.pk in pull_request_contributors(pull_request=pull_request):
+        return False
     allowed = {entry.lower() for entry in policy.override.allowed}
     team = pull_request.repository.team
     if "team-leads" in allowed and team is not None and person_access(person).leads(team.pk):
@@ -218,13 +287,18 @@ def override_allowed(*, pull_request: PullRequest, person: Person) -> bool:
 
 
 def pull_request_override(
-    *, pull_request: PullRequest, person: Person, reason: str, incident_reference: str = ""
+    *, pull_request: PullRequest, person: Person, reason: str, incident_reference: str = "", actor: Actor = SYSTEM
 ) -> Override:
     """Break glass, on the record: who, when, why; a follow-up review falls due within the policy's deadline."""
     if not reason.strip():
         raise ValidationError({"reason": "A reason is required to override a review policy."})
+    if actor.token is not None:
+        raise PermissionDenied("API tokens never override a review policy: a person does, on the record.")
     if not override_allowed(pull_request=pull_request, person=person):
-        raise PermissionDenied(f"{person} may not override the review policy of {pull_request}.")
+        raise PermissionDenied(
+            f"{person} may not override the review policy of {pull_request}: not named in `override.allowed`, "
+            "or they wrote the change (`override.allow_self` is off)."
+        )
     _, policy = effective_policy(repository=pull_request.repository)
     now = timezone.now()
     with transaction.atomic():
@@ -237,17 +311,73 @@ def pull_request_override(
             created_at=now,
             followup_due_at=now + dt.timedelta(hours=policy.override.followup_review_hours),
         )
+        audit_event_record(
+            actor=actor,
+            action="override.create",
+            target=override,
+            team=pull_request.repository.team,
+            changes=field_changes({}, fields_of(override, ["head_sha", "overridden_by", "followup_due_at"])),
+            reason=override.reason,
+        )
         queue_evaluations(pull_request_ids=[pull_request.pk])
     return override
 
 
-def override_followup_complete(*, override: Override, person: Person) -> Override:
-    if override.followup_done_at is None:
-        override.followup_done_at = timezone.now()
-        override.followup_by = person
-        override.save(update_fields=["followup_done_at", "followup_by"])
-    return override
+def override_withdraw(*, override: Override, person: Person, reason: str, actor: Actor = SYSTEM) -> OverrideWithdrawal:
+    """Correct an override with a new record: it no longer stands and the verdict is evaluated again. Its author
+    or anyone who may override the pull request may withdraw it."""
+    if not reason.strip():
+        raise ValidationError({"reason": "Say why the override is withdrawn."})
+    pull_request = override.pull_request
+    if person.pk != override.overridden_by_id and not override_allowed(pull_request=pull_request, person=person):
+        raise PermissionDenied(f"{person} may not withdraw this override.")
+    with transaction.atomic():
+        if OverrideWithdrawal.objects.filter(override=override).exists():
+            raise ValidationError({"override": "This override was already withdrawn."})
+        withdrawal = OverrideWithdrawal.objects.create(override=override, withdrawn_by=person, reason=reason.strip())
+        audit_event_record(
+            actor=actor,
+            action="override.withdraw",
+            target=override,
+            team=pull_request.repository.team,
+            changes=field_changes({"withdrawn": False}, {"withdrawn": True}),
+            reason=withdrawal.reason,
+        )
+        queue_evaluations(pull_request_ids=[pull_request.pk])
+    return withdrawal
+
+
+def override_followup_complete(
+    *, override: Override, person: Person, note: str = "", review: Review | None = None, actor: Actor = SYSTEM
+) -> FollowUpReview:
+    """Record the follow-up review an override owes. Its reviewer neither wrote the change nor overrode it."""
+    if not note.strip():
+        raise ValidationError({"note": "A follow-up review says what was reviewed: write a note."})
+    pull_request = override.pull_request
+    if person.pk == override.overridden_by_id or person.pk in pull_request_contributors(pull_request=pull_request):
+        raise PermissionDenied("A follow-up review is done by someone who neither wrote the change nor overrode it.")
+    if review is not None and (review.pull_request_id != pull_request.pk or review.reviewer_id != person.pk):
+        raise ValidationError({"review": "The review must be this reviewer's review of this pull request."})
+    with transaction.atomic():
+        if FollowUpReview.objects.filter(override=override).exists():
+            raise ValidationError({"override": "Its follow-up review is already on the record."})
+        if OverrideWithdrawal.objects.filter(override=override).exists():
+            raise ValidationError({"override": "A withdrawn override owes no follow-up review."})
+        followup = FollowUpReview.objects.create(override=override, reviewer=person, note=note.strip(), review=review)
+        Override.objects.filter(pk=override.pk).update(followup_done_at=followup.completed_at, followup_by=person)
+        audit_event_record(
+            actor=actor,
+            action="followup.complete",
+            target=override,
+            team=pull_request.repository.team,
+            changes=field_changes({}, {"followup_by": person, "followup_review": review and review.external_id}),
+            reason=followup.note,
+        )
+    override.refresh_from_db()
+    return followup
 
 
 def overdue_followups(*, now: dt.datetime | None = None):  # type: ignore[no-untyped-def]
-    return Override.objects.filter(followup_done_at__isnull=True, followup_due_at__lt=now or timezone.now())
+    return Override.objects.filter(
+        followup_done_at__isnull=True, withdrawal__isnull=True, followup_due_at__lt=now or timezone.now()
+    )

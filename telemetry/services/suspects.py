@@ -14,24 +14,38 @@ from django.db import transaction
 from django.utils import timezone
 
 from reviews.models import ChangedFile, Person, Review
+from reviews.services.audit import SYSTEM, Actor, audit_event_record, field_changes
 from reviews.services.risk import risk_signal_record, risk_signal_withdraw
 from telemetry.integrations.slack import post_message
-from telemetry.models import Deployment, Notification, SuspectChange
+from telemetry.models import Deployment, Notification, SuspectChange, SuspectVerdict
 from telemetry.services.enqueue import suspect_chat_enqueue
 
 NOTIFICATION_KIND = "incident_cause"
 MAX_RISK_PATHS = 200
 
 
-def suspect_confirm(*, suspect: SuspectChange, decided_by: Person | None) -> SuspectChange:
+def _decide(suspect: SuspectChange, verdict: str, decided_by: Person | None, actor: Actor) -> None:
+    """A decision is a new SuspectVerdict on the record; the suspect's verdict is the newest one."""
+    if suspect.verdict == verdict:
+        return
+    before = suspect.verdict
+    decision = SuspectVerdict.objects.create(suspect=suspect, verdict=verdict, decided_by=decided_by, token=actor.token)
+    suspect.verdict, suspect.decided_by, suspect.decided_at = verdict, decided_by, decision.decided_at
+    suspect.save(update_fields=["verdict", "decided_by", "decided_at"])
+    audit_event_record(
+        actor=actor,
+        action="suspect.verdict",
+        target=suspect,
+        team=suspect.deployment.service.team,
+        changes=field_changes({"verdict": before}, {"verdict": verdict}),
+    )
+
+
+def suspect_confirm(*, suspect: SuspectChange, decided_by: Person | None, actor: Actor = SYSTEM) -> SuspectChange:
     """Confirm a suspect as a cause of its incident. Confirming it again changes nothing."""
     with transaction.atomic():
         suspect = _locked(suspect.pk)
-        if suspect.verdict != SuspectChange.Verdict.CONFIRMED:
-            suspect.verdict = SuspectChange.Verdict.CONFIRMED
-            suspect.decided_by = decided_by
-            suspect.decided_at = timezone.now()
-            suspect.save(update_fields=["verdict", "decided_by", "decided_at"])
+        _decide(suspect, SuspectChange.Verdict.CONFIRMED, decided_by, actor)
         Deployment.objects.filter(pk=suspect.deployment_id).update(caused_incident=True)
         pull_request, incident = suspect.pull_request, suspect.incident
         paths = list(
@@ -51,16 +65,12 @@ def suspect_confirm(*, suspect: SuspectChange, decided_by: Person | None) -> Sus
     return suspect
 
 
-def suspect_reject(*, suspect: SuspectChange, decided_by: Person | None) -> SuspectChange:
+def suspect_reject(*, suspect: SuspectChange, decided_by: Person | None, actor: Actor = SYSTEM) -> SuspectChange:
     """Reject a suspect; when it was confirmed, undo what the confirmation did."""
     with transaction.atomic():
         suspect = _locked(suspect.pk)
         was_confirmed = suspect.verdict == SuspectChange.Verdict.CONFIRMED
-        if suspect.verdict != SuspectChange.Verdict.REJECTED:
-            suspect.verdict = SuspectChange.Verdict.REJECTED
-            suspect.decided_by = decided_by
-            suspect.decided_at = timezone.now()
-            suspect.save(update_fields=["verdict", "decided_by", "decided_at"])
+        _decide(suspect, SuspectChange.Verdict.REJECTED, decided_by, actor)
         if was_confirmed:
             still_failed = SuspectChange.objects.filter(
                 deployment_id=suspect.deployment_id, verdict=SuspectChange.Verdict.CONFIRMED

@@ -313,6 +313,10 @@ def _all_errors(response: Any) -> Any:
     return response.context["adminform"].form.errors, inlines
 
 
+# Append-only records (issue 13): their change forms refuse any save, so no field of theirs can be repointed.
+APPEND_ONLY = {"reviews.Override", "reviews.PolicyViolation"}
+
+
 # --- the generated cases ------------------------------------------------------------------------------------------
 
 
@@ -325,6 +329,14 @@ def test_a_lead_cannot_change_a_field_to_point_at_another_teams_row(client, worl
     data = _page_data(client.get(_url(model, "change", ours)), model)
     assert name in data, f"{name} is not on the change form of {label}"
     resaved = client.post(_url(model, "change", ours), data)
+    if label in APPEND_ONLY:
+        # A record of an exception is never changed in place by anyone: that is the boundary, and a stronger one.
+        before = _snapshot(ours)
+        data[name] = [*data[name], str(theirs.pk)] if field.many_to_many else [str(theirs.pk)]
+        assert client.post(_url(model, "change", ours), data).status_code in {403, 200}
+        ours.refresh_from_db()
+        assert _snapshot(ours) == before
+        return
     assert resaved.status_code == 302, _all_errors(resaved)
     before = _snapshot(ours)
 

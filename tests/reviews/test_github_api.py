@@ -501,14 +501,13 @@ def test_full_path_must_be_owner_and_name(client: GitHubClient) -> None:
 # --- the fake itself ---------------------------------------------------------------------------------------------
 
 
-def test_fake_seeds_a_thousand_pull_requests_well_under_a_second() -> None:
+def test_fake_seeds_a_thousand_pull_requests() -> None:
+    # How fast it seeds is the benchmarks' business (bench/), never a timed test on a noisy machine.
     fake = FakeGitHub()
     try:
-        started = time.perf_counter()
         numbers = fake.seed_repository(REPO, n_pulls=1000)
-        elapsed = time.perf_counter() - started
     finally:
         fake.stop()
 
     assert len(numbers) == 1000
-    assert elapsed < 0.5
+    assert len(set(numbers)) == 1000

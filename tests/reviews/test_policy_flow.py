@@ -11,7 +11,7 @@ import uuid
 
 import pytest
 
-from reviews.models import Membership, PolicyEvaluation, PolicyViolation, PullRequest, Repository
+from reviews.models import Membership, Person, PolicyEvaluation, PolicyViolation, PullRequest, Repository
 from reviews.services.policies import policy_save, pull_request_override
 from reviews.services.teams import membership_set, team_upsert
 
@@ -153,7 +153,8 @@ def test_team_policy_requiring_two_approvals_and_a_lead_override(github_flow):
     assert github_flow.last_status()["description"].startswith("1 of 2 approvals")
 
     pull_request = PullRequest.objects.get(number=4)
-    lead = pull_request.author  # made a lead below; any person resolved from the fake will do
+    # Not the author: nobody overrides a change they wrote (`override.allow_self` is off by default).
+    lead = Person.objects.get(identities__value="bob")
     membership_set(team=team, person=lead, role=Membership.Role.LEAD)
     from django.test import TestCase
 
@@ -393,9 +394,10 @@ def test_an_override_ends_when_a_push_changes_the_patch_but_survives_a_rebase(gi
     github_flow.pull_event("opened", fake.update_pull(REPO, 10))
     team = _team_with()
     pull_request = PullRequest.objects.get(number=10)
-    membership_set(team=team, person=pull_request.author, role=Membership.Role.LEAD)
+    lead = Person.objects.create(display_name="Lee the lead")  # not the author: allow_self is off
+    membership_set(team=team, person=lead, role=Membership.Role.LEAD)
     with TestCase.captureOnCommitCallbacks(execute=True):
-        pull_request_override(pull_request=pull_request, person=pull_request.author, reason="Hotfix for INC-9")
+        pull_request_override(pull_request=pull_request, person=lead, reason="Hotfix for INC-9")
     assert github_flow.last_status()["state"] == "success"
 
     github_flow.push(10, "2" * 40, PATCH_V1.replace("@@ -10,3 +10,4 @@", "@@ -50,3 +50,4 @@"))  # a pure rebase
