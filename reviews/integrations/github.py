@@ -11,8 +11,6 @@ Every value is read through `_Node`, which names the key path in the `PayloadErr
 from __future__ import annotations
 
 import datetime as dt
-import hashlib
-import hmac
 from collections.abc import Callable, Mapping
 from dataclasses import replace
 from typing import Any
@@ -36,6 +34,7 @@ from reviews.integrations.records import (
     WebhookEvent,
     patch_id,
 )
+from reviews.integrations.signing import hmac_sha256_hex, secret_matches
 from reviews.integrations.trailers import co_authors
 
 __all__ = [
@@ -686,6 +685,4 @@ def verify_signature(secret: str, body: bytes, header: str | None) -> bool:
     """
     if not secret or not header or not header.startswith("sha256="):
         return False
-    expected = hmac.new(secret.encode(), body, hashlib.sha256).hexdigest()
-    given = header.removeprefix("sha256=").strip().lower()
-    return hmac.compare_digest(expected.encode(), given.encode("utf-8", "replace"))
+    return secret_matches(hmac_sha256_hex(secret, body), header.removeprefix("sha256=").strip().lower())

@@ -31,7 +31,6 @@ Decisions worth knowing:
 from __future__ import annotations
 
 import datetime as dt
-import hmac
 import re
 from collections.abc import Callable
 from typing import Any
@@ -52,6 +51,7 @@ from reviews.integrations.records import (
     UserRecord,
     WebhookEvent,
 )
+from reviews.integrations.signing import secret_matches
 from reviews.integrations.trailers import co_authors
 
 __all__ = [
@@ -169,9 +169,7 @@ def verify_token(expected: str, header: str | None) -> bool:
 
     GitLab sends the secret itself, not a signature. An unset secret verifies nothing: False.
     """
-    if not expected or header is None:
-        return False
-    return hmac.compare_digest(expected.encode(), header.encode())
+    return secret_matches(expected, header)
 
 
 def parse_timestamp(value: str) -> dt.datetime:

@@ -10,9 +10,9 @@ entity listed in a service's incident keys as `opsgenie:<value>`.
 
 from __future__ import annotations
 
-import hmac
 from typing import Any
 
+from reviews.integrations.signing import secret_matches
 from telemetry.integrations._reading import epoch_time, obj, opt_text, severity_from_priority, slug, text
 from telemetry.integrations.records import IncidentEvent, IncidentPayloadError, IncidentRecord, ServiceReference
 
@@ -27,7 +27,7 @@ _ACTION_STATUSES = {
 
 
 def verify_token(expected: str, offered: str) -> bool:
-    return bool(expected) and hmac.compare_digest(expected.encode(), offered.encode())
+    return secret_matches(expected, offered)
 
 
 def parse_webhook(payload: dict[str, Any]) -> IncidentEvent:

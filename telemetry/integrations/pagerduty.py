@@ -8,11 +8,10 @@ several while a secret is rotated.
 
 from __future__ import annotations
 
-import hashlib
-import hmac
 from collections.abc import Sequence
 from typing import Any
 
+from reviews.integrations.signing import hmac_sha256_hex, secret_matches
 from telemetry.integrations._reading import (
     iso_time,
     obj,
@@ -46,8 +45,8 @@ def verify_signature(secrets: Sequence[str], body: bytes, header: str) -> bool:
     """True when one of the header's v1 signatures is the HMAC-SHA256 of the body under one of the secrets."""
     offered = [part.strip()[3:] for part in header.split(",") if part.strip().startswith("v1=")]
     for secret in secrets:
-        expected = hmac.new(secret.encode(), body, hashlib.sha256).hexdigest()
-        if any(hmac.compare_digest(expected, signature) for signature in offered):
+        expected = hmac_sha256_hex(secret, body)
+        if any(secret_matches(expected, signature) for signature in offered):
             return True
     return False
 
