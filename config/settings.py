@@ -44,6 +44,7 @@ INSTALLED_APPS = [
 ]
 
 MIDDLEWARE = [
+    "config.json_errors.JsonErrorsMiddleware",
     "django.middleware.security.SecurityMiddleware",
     "django.contrib.sessions.middleware.SessionMiddleware",
     "django.middleware.common.CommonMiddleware",
@@ -146,6 +147,13 @@ CELERY_BEAT_SCHEDULE: dict[str, dict[str, object]] = {
     "repair-telemetry": {"task": "telemetry.tasks.repair_telemetry", "schedule": 10 * 60},
 }
 
+# --- Untrusted JSON (webhooks and the REST API) ------------------------------------------------------------
+# A larger body is refused (413), deeper nesting too (400); README "Limits". Django's own cap on a request body
+# is the same figure, so the two never disagree.
+JSON_MAX_BODY_BYTES = env.int("JSON_MAX_BODY_BYTES", default=25 * 1024 * 1024)
+JSON_MAX_DEPTH = env.int("JSON_MAX_DEPTH", default=100)
+DATA_UPLOAD_MAX_MEMORY_SIZE = JSON_MAX_BODY_BYTES
+
 # --- VCS and webhooks -------------------------------------------------------------------------------------
 # Instance-wide secrets; a Connection's own secret, when set, overrides them for its repositories.
 GITHUB_WEBHOOK_SECRET = env.str("GITHUB_WEBHOOK_SECRET", default="")
@@ -177,6 +185,11 @@ REST_FRAMEWORK = {
     ],
     "DEFAULT_PERMISSION_CLASSES": ["rest_framework.permissions.IsAuthenticated"],
     "EXCEPTION_HANDLER": "reviews.api_errors.json_exception_handler",
+    "DEFAULT_PARSER_CLASSES": [
+        "reviews.api_parsers.SafeJSONParser",
+        "rest_framework.parsers.FormParser",
+        "rest_framework.parsers.MultiPartParser",
+    ],
     "DEFAULT_SCHEMA_CLASS": "drf_spectacular.openapi.AutoSchema",
     "DEFAULT_FILTER_BACKENDS": ["django_filters.rest_framework.DjangoFilterBackend"],
     "DEFAULT_PAGINATION_CLASS": "rest_framework.pagination.PageNumberPagination",
@@ -203,7 +216,7 @@ LOGGING = {
 # --- Production hardening -----------------------------------------------------------------------------------
 if not DEBUG:
     # Static files straight from the app server, compressed and cache-busted (run collectstatic first).
-    MIDDLEWARE.insert(1, "whitenoise.middleware.WhiteNoiseMiddleware")
+    MIDDLEWARE.insert(2, "whitenoise.middleware.WhiteNoiseMiddleware")
     SECURE_PROXY_SSL_HEADER = ("HTTP_X_FORWARDED_PROTO", "https")
     SESSION_COOKIE_SECURE = env.bool("SESSION_COOKIE_SECURE", default=True)
     CSRF_COOKIE_SECURE = env.bool("CSRF_COOKIE_SECURE", default=True)

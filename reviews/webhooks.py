@@ -7,7 +7,6 @@ after the transaction commits. No API call and no domain work happens here.
 from __future__ import annotations
 
 import hashlib
-import json
 import logging
 from urllib.parse import urlsplit
 
@@ -20,6 +19,7 @@ from django.views.decorators.http import require_POST
 
 from reviews.integrations.github import verify_signature
 from reviews.integrations.gitlab import verify_token
+from reviews.integrations.payloads import JsonRefused, decode_json_object
 from reviews.models import Connection, Provider, WebhookDelivery
 from reviews.services.webhooks import webhook_delivery_finish, webhook_delivery_receive
 from reviews.tasks import process_webhook_delivery
@@ -70,12 +70,9 @@ def _kept_headers(request: HttpRequest) -> dict[str, str]:
 
 def _decode_object(body: bytes) -> dict | JsonResponse:
     try:
-        payload = json.loads(body)
-    except ValueError as error:
-        return _error(400, "Body is not valid JSON.", detail=str(error))
-    if not isinstance(payload, dict):
-        return _error(400, "Body must be a JSON object.")
-    return payload
+        return decode_json_object(body, max_bytes=settings.JSON_MAX_BODY_BYTES, max_depth=settings.JSON_MAX_DEPTH)
+    except JsonRefused as error:
+        return _error(error.status, str(error))
 
 
 def _accept(**fields: object) -> JsonResponse:
