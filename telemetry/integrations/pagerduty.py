@@ -17,6 +17,7 @@ from telemetry.integrations._reading import (
     obj,
     opt_obj,
     opt_text,
+    record_checked,
     severity_from_priority,
     slug,
     text,
@@ -52,6 +53,11 @@ def verify_signature(secrets: Sequence[str], body: bytes, header: str) -> bool:
 
 
 def parse_webhook(payload: dict[str, Any]) -> IncidentEvent:
+    """The incident change a delivery reports; IncidentPayloadError names what is missing, wrong or unstorable."""
+    return record_checked(_parse_webhook(payload))
+
+
+def _parse_webhook(payload: dict[str, Any]) -> IncidentEvent:
     event = obj(payload, "event", "payload")
     event_type = text(event, "event_type", "event")
     if event_type not in _EVENT_STATUSES:
