@@ -12,6 +12,7 @@ from rest_framework.request import Request
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
+from reviews.api_fields import IdField
 from reviews.authentication import TokenUser, led_teams, visible_teams
 from reviews.models import Person, Policy, PullRequest, Repository, Team
 from reviews.policy import DEFAULT_POLICY, DEFAULT_POLICY_TEXT, Snapshot, SnapshotError, evaluate
@@ -90,7 +91,7 @@ def _source(row: Policy | None) -> str:
 
 class SimulateSerializer(serializers.Serializer):
     document = serializers.CharField(required=False, trim_whitespace=False)
-    pull_request = serializers.IntegerField(required=False)
+    pull_request = IdField(required=False)
     snapshot = serializers.JSONField(required=False)
 
     def validate(self, attrs: dict) -> dict:
