@@ -165,6 +165,11 @@ GITLAB_URL = env.str("GITLAB_URL", default="https://gitlab.com")
 # Sync pauses when fewer API calls than this remain, so webhook-driven work (statuses) still has budget.
 SYNC_RATE_LIMIT_RESERVE = env.int("SYNC_RATE_LIMIT_RESERVE", default=100)
 
+# --- Outbound requests to URLs people typed (team chat webhooks) --------------------------------------------
+# Only public addresses are reached unless listed here (addresses or CIDR networks, e.g. "10.20.0.0/16" for an
+# internal Mattermost). Loopback, private, link-local and metadata addresses are refused otherwise.
+OUTBOUND_ALLOWED_NETWORKS = env.list("OUTBOUND_ALLOWED_NETWORKS", default=[])
+
 # --- Incidents and deployments -------------------------------------------------------------------------------
 PAGERDUTY_WEBHOOK_SECRET = env.str("PAGERDUTY_WEBHOOK_SECRET", default="")  # comma-separated while rotating
 OPSGENIE_WEBHOOK_TOKEN = env.str("OPSGENIE_WEBHOOK_TOKEN", default="")

@@ -15,6 +15,8 @@ from django.db import models
 from django.db.models import Q
 from django.utils import timezone
 
+from reviews.validators import outbound_url_validate
+
 
 class Provider(models.TextChoices):
     GITHUB = "github", "GitHub"
@@ -88,7 +90,11 @@ class Team(models.Model):
     max_pr_size = models.PositiveIntegerField(
         default=400, help_text="Working agreement: changed lines (additions + deletions) per pull request."
     )
-    slack_webhook_url = models.URLField(blank=True, help_text="Slack-compatible incoming webhook for notices.")
+    slack_webhook_url = models.URLField(
+        blank=True,
+        validators=[outbound_url_validate],
+        help_text="Slack-compatible incoming webhook for notices. Public addresses only (OUTBOUND_ALLOWED_NETWORKS).",
+    )
     members = models.ManyToManyField(Person, through="Membership", related_name="teams")
     created_at = models.DateTimeField(default=timezone.now)
 
