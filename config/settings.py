@@ -7,6 +7,8 @@ the block at the end only hardens.
 
 from __future__ import annotations
 
+import base64
+import hashlib
 from pathlib import Path
 
 import environ
@@ -153,6 +155,20 @@ CELERY_BEAT_SCHEDULE: dict[str, dict[str, object]] = {
 JSON_MAX_BODY_BYTES = env.int("JSON_MAX_BODY_BYTES", default=25 * 1024 * 1024)
 JSON_MAX_DEPTH = env.int("JSON_MAX_DEPTH", default=100)
 DATA_UPLOAD_MAX_MEMORY_SIZE = JSON_MAX_BODY_BYTES
+
+# --- Connection secrets, encrypted at rest (README "Connection secrets") -------------------------------------
+# Fernet keys, comma-separated: the first encrypts, every one decrypts (rotation). Required in production; the
+# embedded default derives one from the development SECRET_KEY.
+CONNECTION_SECRET_KEYS = env.list("CONNECTION_SECRET_KEYS", default=[])
+if not CONNECTION_SECRET_KEYS:
+    if not DEBUG:
+        raise ImproperlyConfigured(
+            "CONNECTION_SECRET_KEYS must be set when DEBUG is off: generate one with "
+            "python -c 'from cryptography.fernet import Fernet; print(Fernet.generate_key().decode())'"
+        )
+    CONNECTION_SECRET_KEYS = [
+        base64.urlsafe_b64encode(hashlib.sha256(f"tandem-connection-secrets:{SECRET_KEY}".encode()).digest()).decode()
+    ]
 
 # --- VCS and webhooks -------------------------------------------------------------------------------------
 # Instance-wide secrets; a Connection's own secret, when set, overrides them for its repositories.

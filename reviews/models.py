@@ -15,6 +15,7 @@ from django.db import models
 from django.db.models import Q
 from django.utils import timezone
 
+from reviews.fields import EncryptedTextField
 from reviews.validators import outbound_url_validate
 
 
@@ -131,10 +132,9 @@ class Connection(models.Model):
         help_text="API base URL: https://api.github.com, https://ghe.example.com/api/v3, https://gitlab.com"
     )
     web_url = models.URLField(blank=True, help_text="Where people browse it: https://github.com, ...")
-    api_token = models.CharField(max_length=255, blank=True)
-    webhook_secret = models.CharField(
-        max_length=255, blank=True, help_text="Overrides GITHUB_WEBHOOK_SECRET / GITLAB_WEBHOOK_TOKEN."
-    )
+    # Encrypted at rest (reviews.crypto); the admin shows only whether they are set.
+    api_token = EncryptedTextField(blank=True)
+    webhook_secret = EncryptedTextField(blank=True, help_text="Overrides GITHUB_WEBHOOK_SECRET / GITLAB_WEBHOOK_TOKEN.")
     created_at = models.DateTimeField(default=timezone.now)
 
     class Meta:

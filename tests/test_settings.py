@@ -85,6 +85,7 @@ def test_production_starts_with_a_secret_key_and_hardens_cookies(python, python_
             **python_env,
             "DEBUG": debug,
             "SECRET_KEY": "s3cret-for-test",
+            "CONNECTION_SECRET_KEYS": "DXnmhdpXv7ZxPbpc6prq5GDbxgxl0RBJpNX_ULl3ffA=",
             "DJANGO_SETTINGS_MODULE": "config.settings",
         },
         capture_output=True,
@@ -95,3 +96,16 @@ def test_production_starts_with_a_secret_key_and_hardens_cookies(python, python_
     shown = json.loads(result.stdout.strip().splitlines()[-1])
     assert shown["debug"] is False
     assert shown["secure"] is True
+
+
+def test_production_refuses_to_start_without_a_key_for_connection_secrets(python, python_env):
+    env = {key: value for key, value in python_env.items() if key != "CONNECTION_SECRET_KEYS"}
+    result = subprocess.run(
+        [python, "-c", SHOW_SETTINGS],
+        env={**env, "DEBUG": "false", "SECRET_KEY": "s3cret-for-test", "DJANGO_SETTINGS_MODULE": "config.settings"},
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    assert result.returncode != 0
+    assert "CONNECTION_SECRET_KEYS must be set" in result.stderr
