@@ -75,7 +75,17 @@ def _decode_object(body: bytes) -> dict | JsonResponse:
         return _error(error.status, str(error))
 
 
+def _too_long(**headers: str) -> JsonResponse | None:
+    """A 400 for an event name or delivery id longer than its column (a database error otherwise)."""
+    for name, value in headers.items():
+        limit = WebhookDelivery._meta.get_field(name).max_length or 0
+        if len(value) > limit:
+            return _error(400, f"The {name.replace('_', ' ')} header is {len(value)} characters; at most {limit}.")
+    return None
+
+
 def _accept(**fields: object) -> JsonResponse:
+    fields["action"] = str(fields["action"])[: WebhookDelivery._meta.get_field("action").max_length]
     received = webhook_delivery_receive(**fields)  # type: ignore[arg-type]
     if not received.created:
         return JsonResponse({"status": "duplicate", "delivery": received.delivery.pk}, status=200)
@@ -132,6 +142,8 @@ def github_webhook(request: HttpRequest) -> JsonResponse:
         return _error(400, "Missing X-GitHub-Event header.")
     if not delivery_id:
         return _error(400, "Missing X-GitHub-Delivery header.")
+    if too_long := _too_long(event=event, delivery_id=delivery_id):
+        return too_long
     payload = _decode_object(body)
     if isinstance(payload, JsonResponse):
         return payload
@@ -190,6 +202,8 @@ def gitlab_webhook(request: HttpRequest) -> JsonResponse:
         or request.headers.get("Idempotency-Key")
         or "sha256:" + hashlib.sha256(body).hexdigest()
     )
+    if too_long := _too_long(event=event, delivery_id=delivery_id):
+        return too_long
     attributes = payload.get("object_attributes")
     action = ""
     if isinstance(attributes, dict) and isinstance(attributes.get("action"), str):

@@ -103,3 +103,42 @@ def test_brackets_inside_strings_do_not_count_as_nesting():
     assert decode_json(b'{"title": "' + b"[" * 500 + b'"}', max_depth=2) == {"title": "[" * 500}
     with pytest.raises(JsonRefused):
         decode_json(b"[[[1]]]", max_depth=2)
+
+
+@pytest.mark.parametrize(
+    ("provider", "headers", "reason"),
+    [
+        ("github", {"HTTP_X_GITHUB_EVENT": "e" * 101}, "event header is 101 characters; at most 100"),
+        ("github", {"HTTP_X_GITHUB_DELIVERY": "d" * 201}, "delivery id header is 201 characters; at most 200"),
+        ("gitlab", {"HTTP_X_GITLAB_EVENT": "Hook" * 30}, "event header is 120 characters"),
+        ("gitlab", {"HTTP_X_GITLAB_EVENT_UUID": "u" * 300}, "delivery id header is 300 characters"),
+    ],
+)
+def test_an_over_long_event_or_delivery_header_is_a_clear_400(client, provider, headers, reason):
+    body = b'{"action": "opened", "object_kind": "merge_request"}'
+    extra = {
+        "github": {
+            "HTTP_X_HUB_SIGNATURE_256": "sha256=" + _hmac("gh-secret", body),
+            "HTTP_X_GITHUB_EVENT": "pull_request",
+            "HTTP_X_GITHUB_DELIVERY": "d-1",
+        },
+        "gitlab": {"HTTP_X_GITLAB_TOKEN": "gl-token", "HTTP_X_GITLAB_EVENT": "Merge Request Hook"},
+    }[provider]
+    response = client.post(f"/webhooks/{provider}/", data=body, content_type="application/json", **{**extra, **headers})
+    assert response.status_code == 400
+    assert reason in response.json()["error"]
+    assert not WebhookDelivery.objects.exists()
+
+
+def test_an_over_long_action_is_stored_cut_to_its_column(client):
+    body = b'{"action": "' + b"a" * 500 + b'"}'
+    response = client.post(
+        "/webhooks/github/",
+        data=body,
+        content_type="application/json",
+        HTTP_X_HUB_SIGNATURE_256="sha256=" + _hmac("gh-secret", body),
+        HTTP_X_GITHUB_EVENT="star",
+        HTTP_X_GITHUB_DELIVERY="d-2",
+    )
+    assert response.status_code == 202
+    assert WebhookDelivery.objects.get().action == "a" * 100
