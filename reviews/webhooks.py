@@ -75,17 +75,22 @@ def _decode_object(body: bytes) -> dict | JsonResponse:
         return _error(error.status, str(error))
 
 
+def _column_length(name: str) -> int:
+    field = WebhookDelivery._meta.get_field(name)
+    return int(getattr(field, "max_length", 0) or 0)
+
+
 def _too_long(**headers: str) -> JsonResponse | None:
     """A 400 for an event name or delivery id longer than its column (a database error otherwise)."""
     for name, value in headers.items():
-        limit = WebhookDelivery._meta.get_field(name).max_length or 0
+        limit = _column_length(name)
         if len(value) > limit:
             return _error(400, f"The {name.replace('_', ' ')} header is {len(value)} characters; at most {limit}.")
     return None
 
 
 def _accept(**fields: object) -> JsonResponse:
-    fields["action"] = str(fields["action"])[: WebhookDelivery._meta.get_field("action").max_length]
+    fields["action"] = str(fields["action"])[: _column_length("action")]
     received = webhook_delivery_receive(**fields)  # type: ignore[arg-type]
     if not received.created:
         return JsonResponse({"status": "duplicate", "delivery": received.delivery.pk}, status=200)
