@@ -7,6 +7,8 @@ the block at the end only hardens.
 
 from __future__ import annotations
 
+import base64
+import hashlib
 from pathlib import Path
 from urllib.parse import urlsplit, urlunsplit
 
@@ -45,6 +47,7 @@ INSTALLED_APPS = [
 ]
 
 MIDDLEWARE = [
+    "config.json_errors.JsonErrorsMiddleware",
     "django.middleware.security.SecurityMiddleware",
     "django.contrib.sessions.middleware.SessionMiddleware",
     "django.middleware.common.CommonMiddleware",
@@ -164,6 +167,27 @@ CELERY_BEAT_SCHEDULE: dict[str, dict[str, object]] = {
     "fetch-missing-facts": {"task": "reviews.tasks.fetch_missing_facts", "schedule": 15},
 }
 
+# --- Untrusted JSON (webhooks and the REST API) ------------------------------------------------------------
+# A larger body is refused (413), deeper nesting too (400); README "Limits". Django's own cap on a request body
+# is the same figure, so the two never disagree.
+JSON_MAX_BODY_BYTES = env.int("JSON_MAX_BODY_BYTES", default=25 * 1024 * 1024)
+JSON_MAX_DEPTH = env.int("JSON_MAX_DEPTH", default=100)
+DATA_UPLOAD_MAX_MEMORY_SIZE = JSON_MAX_BODY_BYTES
+
+# --- Connection secrets, encrypted at rest (README "Connection secrets") -------------------------------------
+# Fernet keys, comma-separated: the first encrypts, every one decrypts (rotation). Required in production; the
+# embedded default derives one from the development SECRET_KEY.
+CONNECTION_SECRET_KEYS = env.list("CONNECTION_SECRET_KEYS", default=[])
+if not CONNECTION_SECRET_KEYS:
+    if not DEBUG:
+        raise ImproperlyConfigured(
+            "CONNECTION_SECRET_KEYS must be set when DEBUG is off: generate one with "
+            "python -c 'from cryptography.fernet import Fernet; print(Fernet.generate_key().decode())'"
+        )
+    CONNECTION_SECRET_KEYS = [
+        base64.urlsafe_b64encode(hashlib.sha256(f"tandem-connection-secrets:{SECRET_KEY}".encode()).digest()).decode()
+    ]
+
 # --- VCS and webhooks -------------------------------------------------------------------------------------
 # Instance-wide secrets; a Connection's own secret, when set, overrides them for its repositories.
 GITHUB_WEBHOOK_SECRET = env.str("GITHUB_WEBHOOK_SECRET", default="")
@@ -174,6 +198,11 @@ GITLAB_TOKEN = env.str("GITLAB_TOKEN", default="")
 GITLAB_URL = env.str("GITLAB_URL", default="https://gitlab.com")
 # Sync pauses when fewer API calls than this remain, so webhook-driven work (statuses) still has budget.
 SYNC_RATE_LIMIT_RESERVE = env.int("SYNC_RATE_LIMIT_RESERVE", default=100)
+
+# --- Outbound requests to URLs people typed (team chat webhooks) --------------------------------------------
+# Only public addresses are reached unless listed here (addresses or CIDR networks, e.g. "10.20.0.0/16" for an
+# internal Mattermost). Loopback, private, link-local and metadata addresses are refused otherwise.
+OUTBOUND_ALLOWED_NETWORKS = env.list("OUTBOUND_ALLOWED_NETWORKS", default=[])
 
 # --- Incidents and deployments -------------------------------------------------------------------------------
 PAGERDUTY_WEBHOOK_SECRET = env.str("PAGERDUTY_WEBHOOK_SECRET", default="")  # comma-separated while rotating
@@ -195,6 +224,11 @@ REST_FRAMEWORK = {
     ],
     "DEFAULT_PERMISSION_CLASSES": ["rest_framework.permissions.IsAuthenticated"],
     "EXCEPTION_HANDLER": "reviews.api_errors.json_exception_handler",
+    "DEFAULT_PARSER_CLASSES": [
+        "reviews.api_parsers.SafeJSONParser",
+        "rest_framework.parsers.FormParser",
+        "rest_framework.parsers.MultiPartParser",
+    ],
     "DEFAULT_SCHEMA_CLASS": "drf_spectacular.openapi.AutoSchema",
     "DEFAULT_FILTER_BACKENDS": ["django_filters.rest_framework.DjangoFilterBackend"],
     "DEFAULT_PAGINATION_CLASS": "rest_framework.pagination.PageNumberPagination",
@@ -221,9 +255,16 @@ LOGGING = {
 # --- Production hardening -----------------------------------------------------------------------------------
 if not DEBUG:
     # Static files straight from the app server, compressed and cache-busted (run collectstatic first).
-    MIDDLEWARE.insert(1, "whitenoise.middleware.WhiteNoiseMiddleware")
+    MIDDLEWARE.insert(2, "whitenoise.middleware.WhiteNoiseMiddleware")
     SECURE_PROXY_SSL_HEADER = ("HTTP_X_FORWARDED_PROTO", "https")
     SESSION_COOKIE_SECURE = env.bool("SESSION_COOKIE_SECURE", default=True)
     CSRF_COOKIE_SECURE = env.bool("CSRF_COOKIE_SECURE", default=True)
     SECURE_CONTENT_TYPE_NOSNIFF = True
     X_FRAME_OPTIONS = "DENY"
+    # HTTPS only. Behind a proxy that terminates TLS, it must send X-Forwarded-Proto (SECURE_PROXY_SSL_HEADER).
+    SECURE_SSL_REDIRECT = env.bool("SECURE_SSL_REDIRECT", default=True)
+    # Load balancers probe over plain HTTP: a redirect would read as "down".
+    SECURE_REDIRECT_EXEMPT = [r"^healthz$", r"^readyz$"]
+    SECURE_HSTS_SECONDS = env.int("SECURE_HSTS_SECONDS", default=365 * 24 * 3600)
+    SECURE_HSTS_INCLUDE_SUBDOMAINS = env.bool("SECURE_HSTS_INCLUDE_SUBDOMAINS", default=True)
+    SECURE_HSTS_PRELOAD = env.bool("SECURE_HSTS_PRELOAD", default=True)

@@ -12,6 +12,7 @@ from django.db.models import QuerySet
 from django.http import HttpRequest
 
 from reviews.admin_scoping import ScopedInline, SuperuserOnlyAdmin, TeamScopedAdmin
+from reviews.admin_secrets import ConnectionForm, secret_state
 from reviews.models import (
     ApiToken,
     ChangedFile,
@@ -102,9 +103,28 @@ class MembershipAdmin(TeamScopedAdmin):
 
 @admin.register(Connection)
 class ConnectionAdmin(SuperuserOnlyAdmin):
-    list_display = ["name", "provider", "base_url"]
+    form = ConnectionForm
+    fields = [
+        "provider",
+        "name",
+        "base_url",
+        "web_url",
+        "api_token",
+        "clear_api_token",
+        "webhook_secret",
+        "clear_webhook_secret",
+    ]
+    list_display = ["name", "provider", "base_url", "api_token_state", "webhook_secret_state"]
     list_filter = ["provider"]
     search_fields = ["name", "base_url"]
+
+    @admin.display(description="API token")
+    def api_token_state(self, connection: Connection) -> str:
+        return secret_state(connection, "api_token")
+
+    @admin.display(description="webhook secret")
+    def webhook_secret_state(self, connection: Connection) -> str:
+        return secret_state(connection, "webhook_secret")
 
 
 @admin.register(Repository)

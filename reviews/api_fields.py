@@ -1,23 +1,98 @@
-"""Serializer fields shared by the REST API of both apps."""
+"""Serializer fields and filters shared by the REST API of both apps.
+
+Every time, date and id the API accepts is bounded here, so a value no column or background task can handle
+(year 1, year 9999, an offset of +20:00, an id of 2**70 or "²") is a 400 naming the field, never a 500 later.
+"""
 
 from __future__ import annotations
 
 import datetime as dt
 from typing import Any
 
+import django_filters
 from django.utils import timezone
 from rest_framework import serializers
 
+from reviews.integrations.limits import OFFSET_MAX, YEAR_MAX, YEAR_MIN
+
+# Row ids are 64-bit (BigAutoField) on every database Tandem runs on.
+ID_MAX = 2**63 - 1
+_RANGE = f"Must be between the years {YEAR_MIN} and {YEAR_MAX}."
+
+
+def id_from_text(text: str) -> int | None:
+    """A Tandem id written as ASCII digits within range; None for anything else ("²" is a digit to Python)."""
+    text = text.strip()
+    if not (text.isascii() and text.isdigit()) or len(text) > len(str(ID_MAX)):
+        return None
+    value = int(text)
+    return value if 1 <= value <= ID_MAX else None
+
+
+class IdField(serializers.IntegerField):
+    """A Tandem row id: 1 to 2**63 - 1."""
+
+    def __init__(self, **kwargs: Any) -> None:
+        kwargs.setdefault("min_value", 1)
+        kwargs.setdefault("max_value", ID_MAX)
+        super().__init__(**kwargs)
+
+
+class IdFilter(django_filters.NumberFilter):
+    """A query parameter naming a row id; out of range is a 400 naming the parameter, not a database overflow."""
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        kwargs.setdefault("min_value", 1)
+        kwargs.setdefault("max_value", ID_MAX)
+        super().__init__(*args, **kwargs)
+
+
+class DayField(serializers.DateField):
+    """An ISO 8601 date between YEAR_MIN and YEAR_MAX."""
+
+    def to_internal_value(self, value: Any) -> dt.date:
+        day: dt.date = super().to_internal_value(value)
+        if not YEAR_MIN <= day.year <= YEAR_MAX:
+            raise serializers.ValidationError(_RANGE)
+        return day
+
 
 class MomentField(serializers.DateTimeField):
-    """An ISO 8601 date-time, or a date (its midnight, in the server's time zone)."""
+    """An ISO 8601 date-time, or a date (its midnight, in the server's time zone), between YEAR_MIN and YEAR_MAX,
+    with a UTC offset within ±15:59."""
+
+    default_error_messages = {"offset": "The UTC offset must be within ±15:59.", "range": _RANGE}
 
     def to_internal_value(self, value: Any) -> dt.datetime:
+        moment = self._parse(value)
+        offset = moment.utcoffset()
+        if offset is not None and abs(offset) > OFFSET_MAX:
+            self.fail("offset")
+        if not YEAR_MIN <= moment.year <= YEAR_MAX:
+            self.fail("range")
+        return moment
+
+    def _parse(self, value: Any) -> dt.datetime:
         if isinstance(value, str) and len(value.strip()) == 10:
             try:
                 day = dt.date.fromisoformat(value.strip())
             except ValueError:
                 pass
             else:
+                if not YEAR_MIN <= day.year <= YEAR_MAX:
+                    self.fail("range")
                 return dt.datetime.combine(day, dt.time.min, tzinfo=timezone.get_current_timezone())
-        return super().to_internal_value(value)
+        if isinstance(value, str):
+            # Checked before DRF converts to the server's zone: +20:00 would be converted silently.
+            try:
+                given = dt.datetime.fromisoformat(value.strip().replace("Z", "+00:00"))
+            except ValueError:
+                given = None
+            if given is not None:
+                if not YEAR_MIN <= given.year <= YEAR_MAX:
+                    self.fail("range")
+                offset = given.utcoffset()
+                if offset is not None and abs(offset) > OFFSET_MAX:
+                    self.fail("offset")
+        moment: dt.datetime = super().to_internal_value(value)
+        return moment

@@ -18,6 +18,7 @@ from rest_framework.response import Response
 from rest_framework.views import APIView
 
 from reviews.access import request_access, rows_within, visible_team_ids, visible_teams
+from reviews.api_fields import IdField
 from reviews.authentication import TokenUser
 from reviews.models import (
     AuditEvent,
@@ -161,7 +162,7 @@ def _source(row: Policy | None) -> str:
 
 class SimulateSerializer(serializers.Serializer):
     document = serializers.CharField(required=False, trim_whitespace=False)
-    pull_request = serializers.IntegerField(required=False)
+    pull_request = IdField(required=False)
     snapshot = serializers.JSONField(required=False)
 
     def validate(self, attrs: dict) -> dict:

@@ -24,7 +24,7 @@ from rest_framework.response import Response
 from rest_framework.views import APIView
 
 from reviews.access import visible_team_ids, visible_teams
-from reviews.api_fields import MomentField
+from reviews.api_fields import ID_MAX, DayField, IdField, MomentField, id_from_text
 from reviews.models import PairingParticipant, PairingSession, Person
 from reviews.selectors.pairing import (
     PairingInsight,
@@ -88,9 +88,14 @@ class PersonReferenceField(serializers.Field):
 
     def to_internal_value(self, data: Any) -> int | str:
         if isinstance(data, int) and not isinstance(data, bool):
+            if not 1 <= data <= ID_MAX:
+                self.fail("invalid")
             return data
         if isinstance(data, str) and data.strip():
-            return data.strip()
+            text = data.strip()
+            if text.isdigit() and id_from_text(text) is None:
+                self.fail("invalid")  # "²", or an id out of range
+            return text
         self.fail("invalid")
 
     def to_representation(self, value: Any) -> Any:
@@ -105,7 +110,7 @@ class ParticipantInput(serializers.Serializer):
 class SessionStartInput(serializers.Serializer):
     participants = ParticipantInput(many=True)
     client_id = serializers.CharField(max_length=200, required=False, allow_blank=True, default="")
-    repository = serializers.IntegerField(required=False, allow_null=True, default=None)
+    repository = IdField(required=False, allow_null=True, default=None)
     branch = serializers.CharField(max_length=255, required=False, allow_blank=True, default="")
     started_at = MomentField(required=False, allow_null=True, default=None)
 
@@ -114,7 +119,7 @@ class SessionListFilters(serializers.Serializer):
     person = PersonReferenceField(required=False)
     team = serializers.SlugField(required=False)
     active = serializers.BooleanField(required=False, allow_null=True, default=None)
-    repository = serializers.IntegerField(required=False)
+    repository = IdField(required=False)
     started_after = MomentField(required=False)
     started_before = MomentField(required=False)
 
@@ -132,8 +137,8 @@ class SessionEndInput(serializers.Serializer):
 
 
 class InsightPeriod(serializers.Serializer):
-    since = serializers.DateField(required=False)
-    until = serializers.DateField(required=False)
+    since = DayField(required=False)
+    until = DayField(required=False)
 
     def validate(self, attrs: dict[str, Any]) -> dict[str, Any]:
         until = attrs.get("until") or timezone.localdate()

@@ -15,6 +15,7 @@ from rest_framework.response import Response
 from rest_framework.views import APIView
 
 from reviews.access import rows_within, visible_team_ids, visible_teams
+from reviews.api_fields import IdFilter
 from reviews.models import Identity, Person, PolicyEvaluation, PullRequest, Repository, Review, Team
 from reviews.selectors.compliance import ComplianceSummary
 from reviews.selectors.teams import team_page
@@ -95,8 +96,8 @@ def _with_verdict(queryset: QuerySet[PullRequest]) -> QuerySet[PullRequest]:
 
 class PullRequestFilter(django_filters.FilterSet):
     team = django_filters.CharFilter(field_name="repository__team__slug")
-    repository = django_filters.NumberFilter(field_name="repository_id")
-    author = django_filters.NumberFilter(field_name="author_id")
+    repository = IdFilter(field_name="repository_id")
+    author = IdFilter(field_name="author_id")
     merged_after = django_filters.IsoDateTimeFilter(field_name="merged_at", lookup_expr="gte")
     merged_before = django_filters.IsoDateTimeFilter(field_name="merged_at", lookup_expr="lt")
     updated_after = django_filters.IsoDateTimeFilter(field_name="updated_at", lookup_expr="gte")
@@ -164,9 +165,17 @@ class PullRequestDetail(generics.RetrieveAPIView):
         return _with_verdict(visible.select_related("repository", "author"))
 
 
+class ReviewFilter(django_filters.FilterSet):
+    pull_request = IdFilter(field_name="pull_request_id")
+
+    class Meta:
+        model = Review
+        fields = ["state", "pull_request"]
+
+
 class ReviewList(generics.ListAPIView):
     serializer_class = ReviewSerializer
-    filterset_fields = ["state", "pull_request"]
+    filterset_class = ReviewFilter
 
     def get_queryset(self) -> QuerySet[Review]:
         return (

@@ -16,6 +16,9 @@ from django.db import models
 from django.db.models import Q
 from django.utils import timezone
 
+from reviews.fields import EncryptedTextField
+from reviews.validators import outbound_url_validate
+
 
 class RecordImmutable(PermissionDenied):
     """A record of what was reviewed, overridden or followed up cannot be changed or erased: correct it with a new
@@ -157,7 +160,11 @@ class Team(models.Model):
     max_pr_size = models.PositiveIntegerField(
         default=400, help_text="Working agreement: changed lines (additions + deletions) per pull request."
     )
-    slack_webhook_url = models.URLField(blank=True, help_text="Slack-compatible incoming webhook for notices.")
+    slack_webhook_url = models.URLField(
+        blank=True,
+        validators=[outbound_url_validate],
+        help_text="Slack-compatible incoming webhook for notices. Public addresses only (OUTBOUND_ALLOWED_NETWORKS).",
+    )
     archived = models.BooleanField(
         default=False, help_text="Archived: its history stays on the record; it leaves the pages' lists."
     )
@@ -197,10 +204,9 @@ class Connection(models.Model):
         help_text="API base URL: https://api.github.com, https://ghe.example.com/api/v3, https://gitlab.com"
     )
     web_url = models.URLField(blank=True, help_text="Where people browse it: https://github.com, ...")
-    api_token = models.CharField(max_length=255, blank=True)
-    webhook_secret = models.CharField(
-        max_length=255, blank=True, help_text="Overrides GITHUB_WEBHOOK_SECRET / GITLAB_WEBHOOK_TOKEN."
-    )
+    # Encrypted at rest (reviews.crypto); the admin shows only whether they are set.
+    api_token = EncryptedTextField(blank=True)
+    webhook_secret = EncryptedTextField(blank=True, help_text="Overrides GITHUB_WEBHOOK_SECRET / GITLAB_WEBHOOK_TOKEN.")
     created_at = models.DateTimeField(default=timezone.now)
 
     class Meta:

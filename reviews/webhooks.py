@@ -7,7 +7,6 @@ after the transaction commits. No API call and no domain work happens here.
 from __future__ import annotations
 
 import hashlib
-import json
 import logging
 from urllib.parse import urlsplit
 
@@ -20,6 +19,7 @@ from django.views.decorators.http import require_POST
 
 from reviews.integrations.github import verify_signature
 from reviews.integrations.gitlab import verify_token
+from reviews.integrations.payloads import JsonRefused, decode_json_object
 from reviews.models import Provider, WebhookDelivery
 from reviews.services.connections import connection_for_instance, connections_with_webhook_secret
 from reviews.services.webhooks import webhook_delivery_finish, webhook_delivery_receive
@@ -71,15 +71,27 @@ def _kept_headers(request: HttpRequest) -> dict[str, str]:
 
 def _decode_object(body: bytes) -> dict | JsonResponse:
     try:
-        payload = json.loads(body)
-    except ValueError as error:
-        return _error(400, "Body is not valid JSON.", detail=str(error))
-    if not isinstance(payload, dict):
-        return _error(400, "Body must be a JSON object.")
-    return payload
+        return decode_json_object(body, max_bytes=settings.JSON_MAX_BODY_BYTES, max_depth=settings.JSON_MAX_DEPTH)
+    except JsonRefused as error:
+        return _error(error.status, str(error))
+
+
+def _column_length(name: str) -> int:
+    field = WebhookDelivery._meta.get_field(name)
+    return int(getattr(field, "max_length", 0) or 0)
+
+
+def _too_long(**headers: str) -> JsonResponse | None:
+    """A 400 for an event name or delivery id longer than its column (a database error otherwise)."""
+    for name, value in headers.items():
+        limit = _column_length(name)
+        if len(value) > limit:
+            return _error(400, f"The {name.replace('_', ' ')} header is {len(value)} characters; at most {limit}.")
+    return None
 
 
 def _accept(**fields: object) -> JsonResponse:
+    fields["action"] = str(fields["action"])[: _column_length("action")]
     received = webhook_delivery_receive(**fields)  # type: ignore[arg-type]
     pk = received.delivery.pk
     if received.created or received.requeued:
@@ -129,6 +141,8 @@ def github_webhook(request: HttpRequest) -> JsonResponse:
         return _error(400, "Missing X-GitHub-Event header.")
     if not delivery_id:
         return _error(400, "Missing X-GitHub-Delivery header.")
+    if too_long := _too_long(event=event, delivery_id=delivery_id):
+        return too_long
     payload = _decode_object(body)
     if isinstance(payload, JsonResponse):
         return payload
@@ -197,6 +211,8 @@ def gitlab_webhook(request: HttpRequest) -> JsonResponse:
         or request.headers.get("Idempotency-Key")
         or "sha256:" + hashlib.sha256(body).hexdigest()
     )
+    if too_long := _too_long(event=event, delivery_id=delivery_id):
+        return too_long
     attributes = payload.get("object_attributes")
     action = ""
     if isinstance(attributes, dict) and isinstance(attributes.get("action"), str):

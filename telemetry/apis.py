@@ -26,7 +26,7 @@ from rest_framework.response import Response
 from rest_framework.views import APIView
 
 from reviews.access import request_access, visible_team_ids
-from reviews.api_fields import MomentField
+from reviews.api_fields import MomentField, id_from_text
 from reviews.authentication import TokenUser
 from reviews.models import AuditEvent, Person, Repository
 from reviews.services.audit import actor_for
@@ -327,7 +327,8 @@ def _repository_of(service: Service, reference: str) -> Repository | None:
     if not reference:
         return None
     repositories = service.repositories.all()
-    found = repositories.filter(pk=int(reference)) if reference.isdigit() else repositories.filter(full_path=reference)
+    pk = id_from_text(reference)
+    found = repositories.filter(pk=pk) if pk is not None else repositories.filter(full_path=reference)
     repository = found.first()
     if repository is None:
         raise ValidationError({"repository": [f"{reference!r} is not one of {service.slug}'s repositories."]})

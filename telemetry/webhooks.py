@@ -12,16 +12,17 @@ applied again at once, never answered "duplicate" while it is not done. Ranking 
 from __future__ import annotations
 
 import hashlib
-import json
 import logging
 from collections.abc import Callable
 from typing import Any
 
+from django.conf import settings
 from django.db import transaction
 from django.http import HttpRequest, JsonResponse
 from django.views.decorators.csrf import csrf_exempt
 from django.views.decorators.http import require_POST
 
+from reviews.integrations.payloads import JsonRefused, decode_json_object
 from reviews.integrations.records import PayloadError
 from reviews.models import WebhookDelivery
 from reviews.services.webhooks import (
@@ -51,7 +52,12 @@ Parser = Callable[[dict[str, Any]], IncidentEvent]
 def incident_delivery_apply(*, delivery: WebhookDelivery, parse: Parser) -> tuple[Incident | None, str]:
     """Apply a stored incident webhook: the incident and what happened to it, or None and why it was ignored.
     Raises IncidentPayloadError for a payload its format does not document."""
-    payload = json.loads(delivery.body)
+    try:
+        payload = decode_json_object(
+            delivery.body.encode(), max_bytes=settings.JSON_MAX_BODY_BYTES, max_depth=settings.JSON_MAX_DEPTH
+        )
+    except JsonRefused as error:
+        raise IncidentPayloadError(str(error)) from error
     event = parse(payload)
     if event.record is None:
         return None, event.ignored
@@ -82,11 +88,9 @@ def _handle(request: HttpRequest, provider: str, parse: Parser) -> JsonResponse:
     """Store the delivery, then apply it before answering: the sender learns at once whether it was taken."""
     body = request.body
     try:
-        payload = json.loads(body)
-    except ValueError as error:
-        return _error(400, f"Body is not valid JSON: {error}")
-    if not isinstance(payload, dict):
-        return _error(400, "Body must be a JSON object.")
+        payload = decode_json_object(body, max_bytes=settings.JSON_MAX_BODY_BYTES, max_depth=settings.JSON_MAX_DEPTH)
+    except JsonRefused as error:
+        return _error(error.status, str(error))
     received = webhook_delivery_receive(
         provider=provider,
         delivery_id=_delivery_id(body),

@@ -6,6 +6,7 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
+from django.test import override_settings
 
 from config.celery import app as celery_app
 
@@ -21,6 +22,15 @@ def _tasks_run_inline() -> Iterator[None]:
     celery_app.conf.task_eager_propagates = True
     yield
     celery_app.conf.task_always_eager = previous
+
+
+@pytest.fixture(autouse=True, scope="session")
+def _loopback_reachable() -> Iterator[None]:
+    """The fake chat and VCS servers listen on 127.0.0.1, which production refuses to send requests to."""
+    allowed = ["127.0.0.1", "::1"]
+    os.environ["OUTBOUND_ALLOWED_NETWORKS"] = ",".join(allowed)  # for the worker the worker test starts
+    with override_settings(OUTBOUND_ALLOWED_NETWORKS=allowed):
+        yield
 
 
 @pytest.fixture

@@ -87,6 +87,7 @@ def test_production_starts_with_a_secret_key_and_hardens_cookies(python, python_
             **python_env,
             "DEBUG": debug,
             "SECRET_KEY": "s3cret-for-test",
+            "CONNECTION_SECRET_KEYS": "DXnmhdpXv7ZxPbpc6prq5GDbxgxl0RBJpNX_ULl3ffA=",
             "DJANGO_SETTINGS_MODULE": "config.settings",
         },
         capture_output=True,
@@ -97,3 +98,58 @@ def test_production_starts_with_a_secret_key_and_hardens_cookies(python, python_
     shown = json.loads(result.stdout.strip().splitlines()[-1])
     assert shown["debug"] is False
     assert shown["secure"] is True
+
+
+def test_production_refuses_to_start_without_a_key_for_connection_secrets(python, python_env):
+    env = {key: value for key, value in python_env.items() if key != "CONNECTION_SECRET_KEYS"}
+    result = subprocess.run(
+        [python, "-c", SHOW_SETTINGS],
+        env={**env, "DEBUG": "false", "SECRET_KEY": "s3cret-for-test", "DJANGO_SETTINGS_MODULE": "config.settings"},
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    assert result.returncode != 0
+    assert "CONNECTION_SECRET_KEYS must be set" in result.stderr
+
+
+PRODUCTION = {
+    "DEBUG": "false",
+    "SECRET_KEY": "a-long-random-production-key-" + "x" * 40,
+    "CONNECTION_SECRET_KEYS": "DXnmhdpXv7ZxPbpc6prq5GDbxgxl0RBJpNX_ULl3ffA=",
+    "ALLOWED_HOSTS": "tandem.example.com,testserver",
+    "DJANGO_SETTINGS_MODULE": "config.settings",
+}
+
+
+def test_check_deploy_finds_no_security_issue_in_production_mode(python, python_env):
+    result = subprocess.run(
+        [python, "manage.py", "check", "--deploy", "--tag", "security", "--fail-level", "WARNING"],
+        env={**python_env, **PRODUCTION},
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    assert result.returncode == 0, result.stdout + result.stderr
+    assert "no issues" in result.stdout
+
+
+REDIRECTS = """
+import json, django
+django.setup()
+from django.test import Client
+client = Client()
+print(json.dumps({path: [r.status_code, r.get("Location", "")] for path in ["/healthz", "/teams/", "/api/v1/teams"]
+                  for r in [client.get(path)]}))
+"""
+
+
+def test_production_redirects_to_https_except_the_health_probes(python, python_env):
+    result = subprocess.run(
+        [python, "-c", REDIRECTS], env={**python_env, **PRODUCTION}, capture_output=True, text=True, timeout=60
+    )
+    assert result.returncode == 0, result.stderr
+    shown = json.loads(result.stdout.strip().splitlines()[-1])
+    assert shown["/healthz"] == [200, ""]
+    assert shown["/teams/"] == [301, "https://testserver/teams/"]
+    assert shown["/api/v1/teams"] == [301, "https://testserver/api/v1/teams"]

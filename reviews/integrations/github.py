@@ -11,12 +11,11 @@ Every value is read through `_Node`, which names the key path in the `PayloadErr
 from __future__ import annotations
 
 import datetime as dt
-import hashlib
-import hmac
 from collections.abc import Callable, Mapping
 from dataclasses import replace
 from typing import Any
 
+from reviews.integrations.limits import moment_check, record_check
 from reviews.integrations.records import (
     ChangedFileRecord,
     CommentKind,
@@ -36,6 +35,7 @@ from reviews.integrations.records import (
     WebhookEvent,
     patch_id,
 )
+from reviews.integrations.signing import hmac_sha256_hex, secret_matches
 from reviews.integrations.trailers import co_authors
 
 __all__ = [
@@ -113,8 +113,10 @@ def _is_time(value: Any) -> bool:
 def _to_time(value: str | int, path: str) -> dt.datetime:
     if isinstance(value, int):
         try:
-            return dt.datetime.fromtimestamp(value, tz=dt.UTC)
-        except (OverflowError, OSError, ValueError):
+            return moment_check(dt.datetime.fromtimestamp(value, tz=dt.UTC), path)
+        except (OverflowError, OSError, ValueError) as error:
+            if isinstance(error, PayloadError):
+                raise
             raise PayloadError(f"{path}: expected date-time, got {value} seconds") from None
     try:
         parsed = dt.datetime.fromisoformat(value)
@@ -122,7 +124,7 @@ def _to_time(value: str | int, path: str) -> dt.datetime:
         raise PayloadError(f"{path}: expected date-time, got {value[:40]!r}") from None
     if parsed.tzinfo is None:
         parsed = parsed.replace(tzinfo=dt.UTC)
-    return parsed.astimezone(dt.UTC)
+    return moment_check(parsed, path).astimezone(dt.UTC)
 
 
 class _Node:
@@ -656,9 +658,15 @@ def parse_webhook(event: str, payload: object) -> WebhookEvent:
     """What one GitHub delivery means, as records.
 
     `event` is the `X-GitHub-Event` header; `payload` the decoded JSON body. Events Tandem does not act on come
-    back with `ignored` set. A payload missing keys, or with values of the wrong type, raises PayloadError naming
-    the key path.
+    back with `ignored` set. A payload missing keys, with values of the wrong type, or with values no column can
+    store (limits.py), raises PayloadError naming the key path.
     """
+    result = _parse_webhook(event, payload)
+    record_check(result)
+    return result
+
+
+def _parse_webhook(event: str, payload: object) -> WebhookEvent:
     if not isinstance(event, str) or not event:
         raise PayloadError(f"event: expected a non-empty string, got {event!r:.40}")
     root = _Node.root(payload)
@@ -686,6 +694,4 @@ def verify_signature(secret: str, body: bytes, header: str | None) -> bool:
     """
     if not secret or not header or not header.startswith("sha256="):
         return False
-    expected = hmac.new(secret.encode(), body, hashlib.sha256).hexdigest()
-    given = header.removeprefix("sha256=").strip().lower()
-    return hmac.compare_digest(expected.encode(), given.encode("utf-8", "replace"))
+    return secret_matches(hmac_sha256_hex(secret, body), header.removeprefix("sha256=").strip().lower())

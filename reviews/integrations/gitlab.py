@@ -31,12 +31,12 @@ Decisions worth knowing:
 from __future__ import annotations
 
 import datetime as dt
-import hmac
 import re
 from collections.abc import Callable
 from typing import Any
 from urllib.parse import urlparse
 
+from reviews.integrations.limits import digits_check, moment_check, record_check
 from reviews.integrations.records import (
     CommentRecord,
     CommitRecord,
@@ -52,6 +52,7 @@ from reviews.integrations.records import (
     UserRecord,
     WebhookEvent,
 )
+from reviews.integrations.signing import secret_matches
 from reviews.integrations.trailers import co_authors
 
 __all__ = [
@@ -138,7 +139,14 @@ _GENERIC_HEADERS = {"Service Hook", "System Hook"}
 
 
 def parse_webhook(event: str, payload: dict[str, Any]) -> WebhookEvent:
-    """What one GitLab webhook delivery means. `event` is the `X-Gitlab-Event` header."""
+    """What one GitLab webhook delivery means. `event` is the `X-Gitlab-Event` header. Values no column can store
+    (limits.py) raise PayloadError too."""
+    result = _parse_webhook(event, payload)
+    record_check(result)
+    return result
+
+
+def _parse_webhook(event: str, payload: dict[str, Any]) -> WebhookEvent:
     root = PayloadReader(payload, "")
     kind = root.opt_text("object_kind") or root.opt_text("event_name")
     if event in _GENERIC_HEADERS:
@@ -169,20 +177,21 @@ def verify_token(expected: str, header: str | None) -> bool:
 
     GitLab sends the secret itself, not a signature. An unset secret verifies nothing: False.
     """
-    if not expected or header is None:
-        return False
-    return hmac.compare_digest(expected.encode(), header.encode())
+    return secret_matches(expected, header)
 
 
-def parse_timestamp(value: str) -> dt.datetime:
-    """Parse any of the timestamp spellings GitLab uses into an aware UTC datetime. Raises ValueError."""
+def parse_timestamp(value: str, path: str = "timestamp") -> dt.datetime:
+    """Parse any of the timestamp spellings GitLab uses into an aware UTC datetime. Raises ValueError, or
+    PayloadError naming `path` for a time outside what Tandem stores (limits.moment_check)."""
     match = _TIMESTAMP.match(value.strip())
     if match is None:
         raise ValueError(f"not a timestamp: {value!r}")
     date = dt.date.fromisoformat(match["date"])
     micro = int((match["frac"] or "0")[:6].ljust(6, "0"))
     clock = (int(match["h"]), int(match["m"]), int(match["s"] or 0), micro)
-    return dt.datetime(date.year, date.month, date.day, *clock, tzinfo=_zone(match["tz"])).astimezone(dt.UTC)
+    moment = dt.datetime(date.year, date.month, date.day, *clock, tzinfo=_zone(match["tz"]))
+    # Bounds first: converting year 1 or 9999 to UTC can overflow.
+    return moment_check(moment, path).astimezone(dt.UTC)
 
 
 def is_bot_username(username: str) -> bool:
@@ -756,7 +765,7 @@ class PayloadReader:
         value = self._required(key)
         if isinstance(value, bool) or not isinstance(value, int | str):
             raise self._wrong(key, "an id", value)
-        return str(value)
+        return digits_check(str(value), self.path_of(key))
 
     def opt_id(self, key: str) -> str:
         return self.id(key) if self.has(key) else ""
@@ -805,9 +814,11 @@ class PayloadReader:
     def time(self, key: str) -> dt.datetime:
         value = self.text(key)
         try:
-            return parse_timestamp(value)
+            return parse_timestamp(value, self.path_of(key))
+        except PayloadError:
+            raise
         except ValueError:
-            raise PayloadError(f"{self.path_of(key)}: not a timestamp: {value!r}") from None
+            raise PayloadError(f"{self.path_of(key)}: not a timestamp: {value[:40]!r}") from None
 
     def opt_time(self, key: str) -> dt.datetime | None:
         return self.time(key) if self.has(key) else None

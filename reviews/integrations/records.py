@@ -18,6 +18,11 @@ StatusState = Literal["success", "pending", "failure", "error"]
 CommentKind = Literal["conversation", "diff", "review_body"]
 
 
+def max_length(length: int) -> dict[str, int]:
+    """Dataclass field metadata: the max_length of the column the field is stored in (see limits.py)."""
+    return {"max_length": length}
+
+
 class PayloadError(ValueError):
     """A payload is missing keys or has values of the wrong type.
 
@@ -29,10 +34,12 @@ class PayloadError(ValueError):
 @dataclass(frozen=True)
 class UserRecord:
     provider: Provider
-    login: str  # GitHub login or GitLab username, as the provider spells it
-    external_id: str = ""  # the provider's numeric user id, as a string; "" when unknown
-    name: str = ""
-    email: str = ""
+    login: str = field(metadata=max_length(255))  # GitHub login or GitLab username, as the provider spells it
+    external_id: str = field(
+        default="", metadata=max_length(64)
+    )  # the provider's numeric user id, as a string; "" when unknown
+    name: str = field(default="", metadata=max_length(200))
+    email: str = field(default="", metadata=max_length(255))
     is_bot: bool = False
 
 
@@ -40,26 +47,26 @@ class UserRecord:
 class GitUserRecord:
     """A person as git records them: name and e-mail (commit author, committer, Co-authored-by trailer)."""
 
-    name: str
-    email: str
+    name: str = field(metadata=max_length(200))
+    email: str = field(metadata=max_length(255))
 
 
 @dataclass(frozen=True)
 class RepositoryRecord:
     provider: Provider
-    external_id: str  # GitHub repository id / GitLab project id, as a string
-    full_path: str  # "owner/name" or "group/subgroup/project"
-    default_branch: str = "main"
-    web_url: str = ""
+    external_id: str = field(metadata=max_length(64))  # GitHub repository id / GitLab project id, as a string
+    full_path: str = field(metadata=max_length(255))  # "owner/name" or "group/subgroup/project"
+    default_branch: str = field(default="main", metadata=max_length(255))
+    web_url: str = field(default="", metadata=max_length(200))
 
 
 @dataclass(frozen=True)
 class ChangedFileRecord:
-    path: str
+    path: str = field(metadata=max_length(1000))
     additions: int = 0
     deletions: int = 0
-    status: str = "modified"  # added / modified / removed / renamed
-    previous_path: str = ""
+    status: str = field(default="modified", metadata=max_length(20))  # added / modified / removed / renamed
+    previous_path: str = field(default="", metadata=max_length(1000))
     patch_id: str = ""  # see patch_id(); "" when the VCS sent no patch (binary, too large)
 
 
@@ -86,24 +93,24 @@ def patch_id(patch: str) -> str:
 class PullRequestRecord:
     repository: RepositoryRecord
     number: int  # GitHub number / GitLab iid
-    external_id: str  # GitHub PR id / GitLab MR id
-    title: str
+    external_id: str = field(metadata=max_length(64))  # GitHub PR id / GitLab MR id
+    title: str = field(metadata=max_length(1000))
     author: UserRecord | None
     state: PullRequestState
     created_at: dt.datetime
     updated_at: dt.datetime
     body: str = ""
     draft: bool = False
-    base_ref: str = ""
-    head_ref: str = ""
-    head_sha: str = ""
-    merge_commit_sha: str = ""
+    base_ref: str = field(default="", metadata=max_length(255))
+    head_ref: str = field(default="", metadata=max_length(255))
+    head_sha: str = field(default="", metadata=max_length(64))
+    merge_commit_sha: str = field(default="", metadata=max_length(64))
     # None when the payload does not carry the figure (GitLab hooks, GitHub list calls): keep what is stored.
     additions: int | None = None
     deletions: int | None = None
     changed_files: int | None = None
     labels: tuple[str, ...] | None = None
-    web_url: str = ""
+    web_url: str = field(default="", metadata=max_length(500))
     merged_at: dt.datetime | None = None
     closed_at: dt.datetime | None = None
     merged_by: UserRecord | None = None
@@ -116,30 +123,30 @@ class PullRequestRecord:
 
 @dataclass(frozen=True)
 class ReviewRecord:
-    external_id: str
+    external_id: str = field(metadata=max_length(64))
     reviewer: UserRecord
     state: ReviewState
     submitted_at: dt.datetime
-    commit_sha: str = ""
+    commit_sha: str = field(default="", metadata=max_length(64))
     body: str = ""
     comment_count: int = 0
 
 
 @dataclass(frozen=True)
 class CommentRecord:
-    external_id: str
+    external_id: str = field(metadata=max_length(64))
     author: UserRecord
     body: str
     created_at: dt.datetime
     kind: CommentKind = "conversation"
     is_system: bool = False
-    path: str = ""
+    path: str = field(default="", metadata=max_length(1000))
     review_external_id: str = ""  # GitHub line comments belong to a review
 
 
 @dataclass(frozen=True)
 class CommitRecord:
-    sha: str
+    sha: str = field(metadata=max_length(64))
     message: str
     author: GitUserRecord
     authored_at: dt.datetime
@@ -152,27 +159,29 @@ class CommitRecord:
 
 @dataclass(frozen=True)
 class StatusRecord:
-    sha: str
-    context: str  # GitHub status context / check run name; GitLab pipeline or job name
+    sha: str = field(metadata=max_length(64))
+    context: str = field(
+        metadata=max_length(255)
+    )  # GitHub status context / check run name; GitLab pipeline or job name
     state: StatusState
     updated_at: dt.datetime
-    description: str = ""
-    target_url: str = ""
-    external_id: str = ""
-    source: str = "status"  # status / check_run / check_suite / pipeline / job
+    description: str = field(default="", metadata=max_length(1000))
+    target_url: str = field(default="", metadata=max_length(1000))
+    external_id: str = field(default="", metadata=max_length(64))
+    source: str = field(default="status", metadata=max_length(20))  # status / check_run / check_suite / pipeline / job
 
 
 @dataclass(frozen=True)
 class DeploymentRecord:
     repository: RepositoryRecord
-    external_id: str
-    environment: str
-    sha: str
-    status: str  # pending / in_progress / success / failure / error / canceled
+    external_id: str = field(metadata=max_length(200))
+    environment: str = field(metadata=max_length(100))
+    sha: str = field(metadata=max_length(64))
+    status: str = field(metadata=max_length(20))  # pending / in_progress / success / failure / error / canceled
     created_at: dt.datetime
     updated_at: dt.datetime
-    ref: str = ""
-    url: str = ""
+    ref: str = field(default="", metadata=max_length(255))
+    url: str = field(default="", metadata=max_length(1000))
     finished_at: dt.datetime | None = None
 
 
@@ -198,6 +207,6 @@ class WebhookEvent:
     commits: list[CommitRecord] = field(default_factory=list)
     statuses: list[StatusRecord] = field(default_factory=list)
     deployments: list[DeploymentRecord] = field(default_factory=list)
-    ref: str = ""  # push: the branch pushed to
+    ref: str = field(default="", metadata=max_length(255))  # push: the branch pushed to
     sender: UserRecord | None = None
     ignored: str = ""

@@ -204,6 +204,7 @@ def parse_policy(text: str) -> Policy:
 
 def _compose(text: str) -> Node:
     try:
+        _nesting_check(text)
         root = yaml.compose(text, Loader=yaml.SafeLoader)
     except yaml.MarkedYAMLError as error:
         mark = error.problem_mark or error.context_mark
@@ -214,6 +215,24 @@ def _compose(text: str) -> Node:
     if root is None:
         raise PolicyError([Problem(None, "", "the document is empty; it needs at least 'rules'")])
     return root
+
+
+# Real policies nest about eight levels of YAML (rules → any → rule → if → paths → ...).
+MAX_YAML_DEPTH = 64
+
+
+def _nesting_check(text: str) -> None:
+    """Refuse nesting deeper than MAX_YAML_DEPTH before composing: PyYAML composes recursively, and 20,000 levels
+    (40 KB of `[`) raise RecursionError. Its event parser is iterative, so counting events is safe."""
+    depth = 0
+    for event in yaml.parse(text, Loader=yaml.SafeLoader):
+        if isinstance(event, yaml.CollectionStartEvent):
+            depth += 1
+            if depth > MAX_YAML_DEPTH:
+                line = event.start_mark.line + 1 if event.start_mark is not None else None
+                raise PolicyError([Problem(line, "", f"the document nests deeper than {MAX_YAML_DEPTH} levels")])
+        elif isinstance(event, yaml.CollectionEndEvent):
+            depth -= 1
 
 
 def _line(node: Node) -> int:

@@ -45,7 +45,7 @@ def _parse_reference(reference: PersonReference) -> int | tuple[str, str] | None
     if isinstance(reference, int):
         return reference
     text = reference.strip()
-    if text.isdigit():
+    if text.isascii() and text.isdigit():
         return int(text)
     prefix, sep, value = text.partition(":")
     if sep and prefix.lower() in _IDENTITY_PREFIXES and value.strip():

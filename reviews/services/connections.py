@@ -1,5 +1,7 @@
 """Which Connection a webhook belongs to, answered from memory on the request path.
 
+Also: re-encrypting stored secrets when the key rotates.
+
 Webhook views verify a signature against every connection's secret and map an instance header to a configured
 connection. Reading the connections on every request would cost a query per webhook; they change rarely, so each
 process keeps them for a few seconds and forgets them at once when a Connection is saved or deleted in this process
@@ -93,3 +95,17 @@ def _settings_connection(provider: str, base_url: str) -> Connection:
 
 def _hostname(url: str) -> str:
     return (urlsplit(url).hostname or "").lower()
+
+
+def connection_secrets_rotate() -> int:
+    """Re-encrypt every stored connection secret with the first of CONNECTION_SECRET_KEYS; returns how many
+    connections were rewritten. Run after putting a new key first, before removing the old one."""
+    rotated = 0
+    with transaction.atomic():
+        for connection in Connection.objects.select_for_update().exclude(api_token="", webhook_secret=""):
+            # Read decrypted with any key, written encrypted with the first.
+            Connection.objects.filter(pk=connection.pk).update(
+                api_token=connection.api_token, webhook_secret=connection.webhook_secret
+            )
+            rotated += 1
+    return rotated

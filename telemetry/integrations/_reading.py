@@ -6,8 +6,11 @@ import datetime as dt
 import re
 from typing import Any
 
-from telemetry.integrations.records import IncidentPayloadError
+from reviews.integrations.limits import moment_check, record_check
+from telemetry.integrations.records import IncidentEvent, IncidentPayloadError
 
+# (larger than, divide by): nanoseconds, microseconds, milliseconds; anything smaller is seconds.
+_EPOCH_UNITS = ((1e17, 1e9), (1e14, 1e6), (1e11, 1e3))
 _PRIORITIES = {"p1": "sev1", "p2": "sev2", "p3": "sev3", "p4": "sev4", "p5": "sev4"}
 
 
@@ -51,7 +54,7 @@ def iso_time(parent: dict[str, Any], key: str, where: str) -> dt.datetime:
         raise IncidentPayloadError(f"{where}.{key}: not an ISO 8601 time: {raw[:40]!r}") from error
     if moment.tzinfo is None:
         raise IncidentPayloadError(f"{where}.{key}: the time has no UTC offset: {raw[:40]!r}")
-    return moment
+    return moment_check(moment, f"{where}.{key}", error=IncidentPayloadError)
 
 
 def epoch_time(parent: dict[str, Any], key: str, where: str) -> dt.datetime:
@@ -60,10 +63,18 @@ def epoch_time(parent: dict[str, Any], key: str, where: str) -> dt.datetime:
     value = parent.get(key)
     if isinstance(value, bool) or not isinstance(value, int | float) or value <= 0:
         raise IncidentPayloadError(f"{where}.{key}: expected a positive epoch timestamp, got {_kind(value)}")
-    for threshold, divisor in ((1e17, 1e9), (1e14, 1e6), (1e11, 1e3)):
-        if value > threshold:
-            return dt.datetime.fromtimestamp(value / divisor, tz=dt.UTC)
-    return dt.datetime.fromtimestamp(value, tz=dt.UTC)
+    seconds = next((value / divisor for threshold, divisor in _EPOCH_UNITS if value > threshold), value)
+    try:
+        moment = dt.datetime.fromtimestamp(seconds, tz=dt.UTC)
+    except (OverflowError, OSError, ValueError):
+        raise IncidentPayloadError(f"{where}.{key}: {value!r} is not a time Tandem can store") from None
+    return moment_check(moment, f"{where}.{key}", error=IncidentPayloadError)
+
+
+def record_checked(event: IncidentEvent) -> IncidentEvent:
+    """The event, when every value in it can be stored (reviews.integrations.limits)."""
+    record_check(event, error=IncidentPayloadError)
+    return event
 
 
 def severity_from_priority(priority: str) -> str | None:

@@ -10,10 +10,18 @@ entity listed in a service's incident keys as `opsgenie:<value>`.
 
 from __future__ import annotations
 
-import hmac
 from typing import Any
 
-from telemetry.integrations._reading import epoch_time, obj, opt_text, severity_from_priority, slug, text
+from reviews.integrations.signing import secret_matches
+from telemetry.integrations._reading import (
+    epoch_time,
+    obj,
+    opt_text,
+    record_checked,
+    severity_from_priority,
+    slug,
+    text,
+)
 from telemetry.integrations.records import IncidentEvent, IncidentPayloadError, IncidentRecord, ServiceReference
 
 SOURCE = "opsgenie"
@@ -27,10 +35,15 @@ _ACTION_STATUSES = {
 
 
 def verify_token(expected: str, offered: str) -> bool:
-    return bool(expected) and hmac.compare_digest(expected.encode(), offered.encode())
+    return secret_matches(expected, offered)
 
 
 def parse_webhook(payload: dict[str, Any]) -> IncidentEvent:
+    """The incident change a delivery reports; IncidentPayloadError names what is missing, wrong or unstorable."""
+    return record_checked(_parse_webhook(payload))
+
+
+def _parse_webhook(payload: dict[str, Any]) -> IncidentEvent:
     action = text(payload, "action", "payload")
     if action not in _ACTION_STATUSES:
         return IncidentEvent(ignored=f"alert action {action[:60]} does not change an incident's state")

@@ -8,16 +8,16 @@ several while a secret is rotated.
 
 from __future__ import annotations
 
-import hashlib
-import hmac
 from collections.abc import Sequence
 from typing import Any
 
+from reviews.integrations.signing import hmac_sha256_hex, secret_matches
 from telemetry.integrations._reading import (
     iso_time,
     obj,
     opt_obj,
     opt_text,
+    record_checked,
     severity_from_priority,
     slug,
     text,
@@ -46,13 +46,18 @@ def verify_signature(secrets: Sequence[str], body: bytes, header: str) -> bool:
     """True when one of the header's v1 signatures is the HMAC-SHA256 of the body under one of the secrets."""
     offered = [part.strip()[3:] for part in header.split(",") if part.strip().startswith("v1=")]
     for secret in secrets:
-        expected = hmac.new(secret.encode(), body, hashlib.sha256).hexdigest()
-        if any(hmac.compare_digest(expected, signature) for signature in offered):
+        expected = hmac_sha256_hex(secret, body)
+        if any(secret_matches(expected, signature) for signature in offered):
             return True
     return False
 
 
 def parse_webhook(payload: dict[str, Any]) -> IncidentEvent:
+    """The incident change a delivery reports; IncidentPayloadError names what is missing, wrong or unstorable."""
+    return record_checked(_parse_webhook(payload))
+
+
+def _parse_webhook(payload: dict[str, Any]) -> IncidentEvent:
     event = obj(payload, "event", "payload")
     event_type = text(event, "event_type", "event")
     if event_type not in _EVENT_STATUSES:

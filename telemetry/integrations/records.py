@@ -3,14 +3,16 @@
 from __future__ import annotations
 
 import datetime as dt
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Literal
+
+from reviews.integrations.records import PayloadError, max_length
 
 IncidentStatus = Literal["triggered", "acknowledged", "resolved"]
 Severity = Literal["sev1", "sev2", "sev3", "sev4"]
 
 
-class IncidentPayloadError(ValueError):
+class IncidentPayloadError(PayloadError):
     """A payload is not what its format documents: the sender is told why, and nothing is written."""
 
 
@@ -25,16 +27,16 @@ class ServiceReference:
 
 @dataclass(frozen=True)
 class IncidentRecord:
-    source: str  # pagerduty / opsgenie
-    external_id: str
-    title: str
+    source: str = field(metadata=max_length(20))  # pagerduty / opsgenie
+    external_id: str = field(metadata=max_length(200))
+    title: str = field(metadata=max_length(500))
     status: IncidentStatus
     started_at: dt.datetime
     occurred_at: dt.datetime  # when the reported change happened: older reports never overwrite newer ones
     severity: Severity | None = None  # None: keep what is stored (sev3 for a new incident)
     acknowledged_at: dt.datetime | None = None
     resolved_at: dt.datetime | None = None
-    url: str = ""
+    url: str = field(default="", metadata=max_length(1000))
     services: tuple[ServiceReference, ...] = ()
 
 

@@ -5,7 +5,10 @@ from __future__ import annotations
 import json
 import urllib.error
 import urllib.request
+from collections.abc import Sequence
 from urllib.parse import urlsplit
+
+from reviews.integrations import outbound
 
 TIMEOUT_SECONDS = 10
 
@@ -18,7 +21,10 @@ class ChatUnavailable(ChatError):
     """A 5xx, a 429, a timeout or a refused connection: try again later."""
 
 
-def post_message(url: str, *, text: str, blocks: list[dict] | None = None) -> None:
+def post_message(
+    url: str, *, text: str, blocks: list[dict] | None = None, allowed_networks: Sequence[str] = ()
+) -> None:
+    """POST the message. `allowed_networks`: non-public networks the operator lets Tandem reach (outbound.py)."""
     if urlsplit(url).scheme not in {"http", "https"}:
         raise ChatError(f"not an http(s) webhook URL: {url[:80]!r}")
     payload: dict[str, object] = {"text": text}
@@ -28,8 +34,12 @@ def post_message(url: str, *, text: str, blocks: list[dict] | None = None) -> No
         url, data=json.dumps(payload).encode(), headers={"Content-Type": "application/json"}, method="POST"
     )
     try:
-        with urllib.request.urlopen(request, timeout=TIMEOUT_SECONDS) as response:  # noqa: S310
+        with outbound.opener(allowed=outbound.networks(allowed_networks)).open(
+            request, timeout=TIMEOUT_SECONDS
+        ) as response:
             response.read()
+    except outbound.UnsafeDestination as error:
+        raise ChatError(f"chat webhook refused: {error}") from error
     except urllib.error.HTTPError as error:
         if error.code >= 500 or error.code == 429:
             raise ChatUnavailable(f"chat webhook answered {error.code}") from error

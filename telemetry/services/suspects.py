@@ -182,6 +182,8 @@ def _chat_notify(suspect_id: int) -> str:
         team = suspect.deployment.service.team
         if team is None or not team.slack_webhook_url:
             return "skipped: the team has no chat webhook"
-        post_message(team.slack_webhook_url, text=chat_text(suspect))
+        post_message(
+            team.slack_webhook_url, text=chat_text(suspect), allowed_networks=settings.OUTBOUND_ALLOWED_NETWORKS
+        )
         SuspectChange.objects.filter(pk=suspect.pk).update(chat_notified_at=timezone.now(), chat_error="")
     return "sent"

@@ -1,0 +1,122 @@
+"""Requests to URLs people typed in (a team's chat webhook) may reach only the public internet.
+
+A lead could otherwise point Tandem at 127.0.0.1, the cloud metadata service or the private network, and the
+worker would POST there. The check is made on the address actually connected to, so neither DNS rebinding nor a
+redirect gets around it: every connection, the first and each redirect's, is refused unless its peer address is
+global, or inside a network an operator allow-listed (settings.OUTBOUND_ALLOWED_NETWORKS; tests allow 127.0.0.1).
+Nothing here imports Django: callers pass the allow-list.
+"""
+
+from __future__ import annotations
+
+import http.client
+import ipaddress
+import socket
+import urllib.request
+from collections.abc import Callable, Sequence
+from typing import Any
+from urllib.parse import urlsplit
+
+Network = ipaddress.IPv4Network | ipaddress.IPv6Network
+
+
+class UnsafeDestination(ValueError):
+    """The URL leads somewhere Tandem must not send requests: not http(s), or a non-public address."""
+
+
+def networks(allowed: Sequence[str]) -> tuple[Network, ...]:
+    """The operator's allow-list ("127.0.0.1", "10.0.0.0/8", "::1") as networks."""
+    return tuple(ipaddress.ip_network(entry.strip(), strict=False) for entry in allowed if entry.strip())
+
+
+def address_check(address: str, *, allowed: Sequence[Network] = ()) -> None:
+    ip = ipaddress.ip_address(address.split("%", 1)[0])
+    if isinstance(ip, ipaddress.IPv6Address) and ip.ipv4_mapped is not None:
+        ip = ip.ipv4_mapped
+    if any(ip in network for network in allowed):
+        return
+    # is_global is False for loopback, private (RFC 1918, ULA), link-local (169.254.169.254, the metadata
+    # service), shared (100.64/10), reserved, unspecified and documentation ranges.
+    if not ip.is_global or ip.is_multicast:
+        raise UnsafeDestination(f"{ip} is not a public address; Tandem does not send requests there")
+
+
+def url_check(url: str, *, allowed: Sequence[Network] = ()) -> None:
+    """Raise UnsafeDestination unless `url` is http(s) and every address its host resolves to may be reached."""
+    parts = urlsplit(url)
+    if parts.scheme not in {"http", "https"} or not parts.hostname:
+        raise UnsafeDestination(f"not an http(s) URL: {url[:80]!r}")
+    try:
+        port = parts.port or (443 if parts.scheme == "https" else 80)
+        found = socket.getaddrinfo(parts.hostname, port, proto=socket.IPPROTO_TCP)
+    except (OSError, ValueError, UnicodeError) as error:
+        raise UnsafeDestination(f"{parts.hostname} does not resolve: {error}") from None
+    for *_, sockaddr in found:
+        address_check(str(sockaddr[0]), allowed=allowed)
+
+
+def opener(*, allowed: Sequence[Network] = ()) -> urllib.request.OpenerDirector:
+    """A urllib opener that connects only to allowed addresses, follows http(s) redirects only, and ignores
+    proxy settings from the environment (a proxy would hide the address actually reached)."""
+    director = urllib.request.OpenerDirector()
+    for handler in (
+        _CheckedHTTPHandler(allowed),
+        _CheckedHTTPSHandler(allowed),
+        urllib.request.HTTPDefaultErrorHandler(),
+        _HttpOnlyRedirectHandler(),
+        urllib.request.HTTPErrorProcessor(),
+    ):
+        director.add_handler(handler)
+    return director
+
+
+def _checked_connect(allowed: Sequence[Network]) -> Callable[..., socket.socket]:
+    def connect(address: tuple[str, int], *args: Any, **kwargs: Any) -> socket.socket:
+        sock = socket.create_connection(address, *args, **kwargs)
+        try:
+            address_check(str(sock.getpeername()[0]), allowed=allowed)
+        except UnsafeDestination:
+            sock.close()
+            raise
+        return sock
+
+    return connect
+
+
+class _CheckedHTTPHandler(urllib.request.HTTPHandler):
+    def __init__(self, allowed: Sequence[Network]) -> None:
+        super().__init__()
+        self._allowed = allowed
+
+    def http_open(self, req: urllib.request.Request) -> http.client.HTTPResponse:
+        allowed = self._allowed
+
+        class Connection(http.client.HTTPConnection):
+            def __init__(self, *args: Any, **kwargs: Any) -> None:
+                super().__init__(*args, **kwargs)
+                self._create_connection = _checked_connect(allowed)
+
+        return self.do_open(Connection, req)
+
+
+class _CheckedHTTPSHandler(urllib.request.HTTPSHandler):
+    def __init__(self, allowed: Sequence[Network]) -> None:
+        super().__init__()
+        self._allowed = allowed
+
+    def https_open(self, req: urllib.request.Request) -> http.client.HTTPResponse:
+        allowed = self._allowed
+
+        class Connection(http.client.HTTPSConnection):
+            def __init__(self, *args: Any, **kwargs: Any) -> None:
+                super().__init__(*args, **kwargs)
+                self._create_connection = _checked_connect(allowed)
+
+        return self.do_open(Connection, req)
+
+
+class _HttpOnlyRedirectHandler(urllib.request.HTTPRedirectHandler):
+    def redirect_request(self, req: urllib.request.Request, fp: Any, code: int, msg: str, headers: Any, newurl: str):  # type: ignore[no-untyped-def]
+        if urlsplit(newurl).scheme not in {"http", "https"}:
+            raise UnsafeDestination(f"redirected to a non-http(s) URL: {newurl[:80]!r}")
+        return super().redirect_request(req, fp, code, msg, headers, newurl)

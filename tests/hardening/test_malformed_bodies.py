@@ -1,0 +1,144 @@
+"""An authenticated body that is not acceptable JSON is a clear 400 (413 when too large) that stores nothing,
+on every webhook and in the REST API alike: one decoder, one set of limits."""
+
+from __future__ import annotations
+
+import hashlib
+import hmac
+
+import pytest
+from rest_framework.test import APIClient
+
+from reviews.integrations.payloads import JsonRefused, decode_json
+from reviews.models import Team, WebhookDelivery
+from reviews.services.tokens import api_token_create
+
+pytestmark = pytest.mark.django_db
+
+MALFORMED = {
+    "deep arrays": (b"[" * 20_000 + b"]" * 20_000, "nests"),
+    "deep objects": (b'{"a":' * 20_000 + b"1" + b"}" * 20_000, "nests"),
+    "utf-16": ('{"action": "opened"}'.encode("utf-16"), "UTF-8"),
+    "utf-16 without a mark": ('{"action": "opened"}'.encode("utf-16-le"), "UTF-8"),
+    "latin-1": ('{"action": "ouvert é"}'.encode("latin-1"), "UTF-8"),
+    "NaN": (b'{"action": NaN}', "NaN"),
+    "Infinity": (b'{"number": -Infinity}', "Infinity"),
+    "overflowing float": (b'{"number": 1e999}', "1e999"),
+    "endless integer": (b'{"number": ' + b"9" * 5000 + b"}", "not valid JSON"),
+    "truncated": (b'{"action": "op', "not valid JSON"),
+    "not an object": (b"[1, 2]", "object"),
+}
+
+
+@pytest.fixture(autouse=True)
+def secrets(settings):
+    settings.GITHUB_WEBHOOK_SECRET = "gh-secret"
+    settings.GITLAB_WEBHOOK_TOKEN = "gl-token"
+    settings.PAGERDUTY_WEBHOOK_SECRET = "pd-secret"
+    settings.OPSGENIE_WEBHOOK_TOKEN = "og-token"
+
+
+def _hmac(secret: str, body: bytes) -> str:
+    return hmac.new(secret.encode(), body, hashlib.sha256).hexdigest()
+
+
+def _post(client, provider: str, body: bytes):
+    headers = {
+        "github": lambda: {
+            "HTTP_X_HUB_SIGNATURE_256": "sha256=" + _hmac("gh-secret", body),
+            "HTTP_X_GITHUB_EVENT": "pull_request",
+            "HTTP_X_GITHUB_DELIVERY": "d-1",
+        },
+        "gitlab": lambda: {"HTTP_X_GITLAB_TOKEN": "gl-token", "HTTP_X_GITLAB_EVENT": "Merge Request Hook"},
+        "pagerduty": lambda: {"HTTP_X_PAGERDUTY_SIGNATURE": "v1=" + _hmac("pd-secret", body)},
+        "opsgenie": lambda: {"HTTP_X_TANDEM_TOKEN": "og-token"},
+    }[provider]()
+    return client.post(f"/webhooks/{provider}/", data=body, content_type="application/json", **headers)
+
+
+@pytest.mark.parametrize("provider", ["github", "gitlab", "pagerduty", "opsgenie"])
+@pytest.mark.parametrize("case", MALFORMED)
+def test_a_malformed_webhook_body_is_a_clear_400_and_stores_nothing(client, provider, case):
+    body, reason = MALFORMED[case]
+    response = _post(client, provider, body)
+    assert response.status_code == 400, response.content[:200]
+    assert reason in response.json()["error"]
+    assert not WebhookDelivery.objects.exists()
+
+
+@pytest.mark.parametrize("provider", ["github", "gitlab", "pagerduty", "opsgenie"])
+def test_a_webhook_body_over_the_limit_is_a_413(client, settings, provider):
+    settings.JSON_MAX_BODY_BYTES = settings.DATA_UPLOAD_MAX_MEMORY_SIZE = 1000
+    response = _post(client, provider, b'{"pad": "' + b"x" * 1100 + b'"}')
+    assert response.status_code == 413
+    assert response["Content-Type"] == "application/json"
+    assert not WebhookDelivery.objects.exists()
+
+
+@pytest.fixture
+def api():
+    team = Team.objects.create(slug="payments", name="Payments")
+    _, secret = api_token_create(name="ci", teams=[team])
+    client = APIClient()
+    client.credentials(HTTP_AUTHORIZATION=f"Bearer {secret}")
+    return client
+
+
+@pytest.mark.parametrize("case", [name for name in MALFORMED if name != "not an object"])
+def test_a_malformed_api_body_is_a_clear_400(api, case):
+    body, reason = MALFORMED[case]
+    response = api.post("/api/v1/deployments", data=body, content_type="application/json")
+    assert response.status_code == 400, response.content[:200]
+    assert reason in response.json()["error"]
+
+
+def test_an_api_body_over_the_limit_is_a_413(api, settings):
+    settings.JSON_MAX_BODY_BYTES = 1000
+    response = api.post("/api/v1/deployments", data=b'{"pad": "' + b"x" * 2000 + b'"}', content_type="application/json")
+    assert response.status_code == 413
+    assert "1000 bytes" in response.json()["error"]
+
+
+def test_brackets_inside_strings_do_not_count_as_nesting():
+    assert decode_json(b'{"title": "' + b"[" * 500 + b'"}', max_depth=2) == {"title": "[" * 500}
+    with pytest.raises(JsonRefused):
+        decode_json(b"[[[1]]]", max_depth=2)
+
+
+@pytest.mark.parametrize(
+    ("provider", "headers", "reason"),
+    [
+        ("github", {"HTTP_X_GITHUB_EVENT": "e" * 101}, "event header is 101 characters; at most 100"),
+        ("github", {"HTTP_X_GITHUB_DELIVERY": "d" * 201}, "delivery id header is 201 characters; at most 200"),
+        ("gitlab", {"HTTP_X_GITLAB_EVENT": "Hook" * 30}, "event header is 120 characters"),
+        ("gitlab", {"HTTP_X_GITLAB_EVENT_UUID": "u" * 300}, "delivery id header is 300 characters"),
+    ],
+)
+def test_an_over_long_event_or_delivery_header_is_a_clear_400(client, provider, headers, reason):
+    body = b'{"action": "opened", "object_kind": "merge_request"}'
+    extra = {
+        "github": {
+            "HTTP_X_HUB_SIGNATURE_256": "sha256=" + _hmac("gh-secret", body),
+            "HTTP_X_GITHUB_EVENT": "pull_request",
+            "HTTP_X_GITHUB_DELIVERY": "d-1",
+        },
+        "gitlab": {"HTTP_X_GITLAB_TOKEN": "gl-token", "HTTP_X_GITLAB_EVENT": "Merge Request Hook"},
+    }[provider]
+    response = client.post(f"/webhooks/{provider}/", data=body, content_type="application/json", **{**extra, **headers})
+    assert response.status_code == 400
+    assert reason in response.json()["error"]
+    assert not WebhookDelivery.objects.exists()
+
+
+def test_an_over_long_action_is_stored_cut_to_its_column(client):
+    body = b'{"action": "' + b"a" * 500 + b'"}'
+    response = client.post(
+        "/webhooks/github/",
+        data=body,
+        content_type="application/json",
+        HTTP_X_HUB_SIGNATURE_256="sha256=" + _hmac("gh-secret", body),
+        HTTP_X_GITHUB_EVENT="star",
+        HTTP_X_GITHUB_DELIVERY="d-2",
+    )
+    assert response.status_code == 202
+    assert WebhookDelivery.objects.get().action == "a" * 100
