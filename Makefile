@@ -5,7 +5,7 @@ PY := $(VENV)/bin/python
 HOST ?= 127.0.0.1
 PORT ?= 8000
 
-.PHONY: run test lint typecheck worker beat migrate seed clean
+.PHONY: run test lint typecheck schema worker beat migrate seed clean
 
 $(PY):
 	$(PYTHON) -m venv $(VENV)
@@ -42,6 +42,10 @@ lint: $(VENV)/.dev-installed
 
 typecheck: $(VENV)/.dev-installed
 	$(VENV)/bin/mypy reviews telemetry config
+
+# The OpenAPI description is complete and valid: every warning fails.
+schema: $(VENV)/.dev-installed
+	$(PY) manage.py spectacular --validate --fail-on-warn --file /dev/null
 
 migrate: $(VENV)/.base-installed
 	$(PY) manage.py migrate --noinput

@@ -240,6 +240,11 @@ SPECTACULAR_SETTINGS = {
     "VERSION": "1.0.0",
     # Nothing but webhooks and the health probes answers without authentication; the schema neither.
     "SERVE_PERMISSIONS": ["rest_framework.permissions.IsAuthenticated"],
+    # Two choice sets share the field name "status": each gets a name of its own in the schema.
+    "ENUM_NAME_OVERRIDES": {
+        "DeploymentStatusEnum": "telemetry.models.Deployment.Status",
+        "IncidentStatusEnum": "telemetry.models.Incident.Status",
+    },
 }
 
 LOGGING = {

@@ -82,6 +82,7 @@ class PolicyView(APIView):
     def _target(self, request: Request, **kwargs: object) -> tuple[Team | None, Repository | None]:
         return policy_target(request, **kwargs)
 
+    @extend_schema(responses={200: OpenApiTypes.OBJECT})
     def get(self, request: Request, **kwargs: object) -> Response:
         team, repository = self._target(request, **kwargs)
         if repository is not None:
@@ -96,6 +97,7 @@ class PolicyView(APIView):
             }
         )
 
+    @extend_schema(request=PolicyDocumentSerializer, responses={200: OpenApiTypes.OBJECT})
     def put(self, request: Request, **kwargs: object) -> Response:
         team, repository = self._target(request, **kwargs)
         _refuse_for_lead(request, team or (repository.team if repository else None), "change its review policy")
@@ -175,6 +177,7 @@ class SimulateView(APIView):
     """`POST /api/v1/policies/simulate`: a dry run, no side effects. The document defaults to the policy in force
     for the pull request (or the built-in default for a snapshot)."""
 
+    @extend_schema(request=SimulateSerializer, responses={200: OpenApiTypes.OBJECT})
     def post(self, request: Request) -> Response:
         serializer = SimulateSerializer(data=request.data)
         serializer.is_valid(raise_exception=True)
@@ -206,6 +209,7 @@ class OverrideSerializer(serializers.Serializer):
 class OverrideView(APIView):
     """`POST /api/v1/pulls/<id>/override`: break glass, by a person the policy allows (default: team leads)."""
 
+    @extend_schema(request=OverrideSerializer, responses={201: OpenApiTypes.OBJECT})
     def post(self, request: Request, pk: int) -> Response:
         pull_request = visible_pull_request(request, pk)
         person = getattr(request.user, "person", None)

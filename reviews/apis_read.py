@@ -9,6 +9,8 @@ from typing import Any
 import django_filters
 from django.db.models import OuterRef, QuerySet, Subquery
 from django.shortcuts import get_object_or_404
+from drf_spectacular.types import OpenApiTypes
+from drf_spectacular.utils import OpenApiParameter, extend_schema
 from rest_framework import generics, serializers
 from rest_framework.request import Request
 from rest_framework.response import Response
@@ -188,6 +190,10 @@ class ReviewList(generics.ListAPIView):
 class TeamHealth(APIView):
     """`GET /api/v1/teams/<slug>/health?days=30`: the figures of the team page, as JSON."""
 
+    @extend_schema(
+        parameters=[OpenApiParameter("days", int, description="The period, in days up to today (1 to 366).")],
+        responses={200: OpenApiTypes.OBJECT},
+    )
     def get(self, request: Request, slug: str) -> Response:
         team = get_object_or_404(visible_teams(request), slug=slug)
         try:

@@ -341,7 +341,7 @@ class IncidentsView(GenericAPIView):
 
     pagination_class = Pages
 
-    @extend_schema(parameters=[IncidentFilters], responses=OpenApiTypes.OBJECT)
+    @extend_schema(parameters=[IncidentFilters], responses=OpenApiTypes.OBJECT, operation_id="v1_incidents_list")
     def get(self, request: Request) -> Response:
         filters = _parse(IncidentFilters, request.query_params.dict())
         page = self.paginate_queryset(incident_list(team_ids=visible_team_ids(request), **filters)) or []

@@ -122,9 +122,10 @@ PRODUCTION = {
 }
 
 
-def test_check_deploy_finds_no_security_issue_in_production_mode(python, python_env):
+def test_check_deploy_is_clean_in_production_mode(python, python_env):
+    # Every tag, the API schema's included: a warning anywhere is a finding.
     result = subprocess.run(
-        [python, "manage.py", "check", "--deploy", "--tag", "security", "--fail-level", "WARNING"],
+        [python, "manage.py", "check", "--deploy", "--fail-level", "WARNING"],
         env={**python_env, **PRODUCTION},
         capture_output=True,
         text=True,
