@@ -191,10 +191,10 @@ class TeamScopedAdmin(_LeadScope, admin.ModelAdmin):
         """Django's answer, with every row that keeps part of the record listed as protected: the delete page and
         the "delete selected" action then say why and delete nothing."""
         deleted, counts, perms_needed, protected = super().get_deleted_objects(objs, request)
-        for obj in objs:
-            kept = kept_history(obj)
-            if kept:
-                protected = [*protected, f"{obj}: {', '.join(kept)} (the record is kept)"]
+        kept = [f"{obj}: {', '.join(history)} (the record is kept)" for obj in objs if (history := kept_history(obj))]
+        if kept:
+            # The reason first: the rows the record needs, rather than which permissions the cascade would lack.
+            return deleted, counts, set(), [*kept, *protected]
         return deleted, counts, perms_needed, protected
 
     def delete_view(self, request: HttpRequest, object_id: str, extra_context: Any = None) -> HttpResponse:
