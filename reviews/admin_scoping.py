@@ -237,9 +237,13 @@ class TeamScopedAdmin(_LeadScope, admin.ModelAdmin):
 
     def save_formset(self, request: HttpRequest, form: Any, formset: Any, change: bool) -> None:
         access = admin_access(request)
+        # The page's own row, which a new row's link points at, is checked by save_related once its inlines
+        # are saved: a new person is within the lead's teams only through the membership saved here.
+        parent = getattr(getattr(formset, "fk", None), "name", None)
         for inline_form in formset.forms:
             if getattr(inline_form, "cleaned_data", None) and not formset._should_delete_form(inline_form):
-                _refuse_outside(inline_form.cleaned_data, access)
+                cleaned = {name: value for name, value in inline_form.cleaned_data.items() if name != parent}
+                _refuse_outside(cleaned, access)
         super().save_formset(request, form, formset, change)
 
     def save_related(self, request: HttpRequest, form: Any, formsets: Any, change: bool) -> None:
