@@ -10,10 +10,8 @@ Actors: `lead` leads shop, `other_lead` leads search, `member` is a member of sh
 
 from __future__ import annotations
 
-import datetime as dt
 from collections.abc import Iterator
 from dataclasses import dataclass
-from html.parser import HTMLParser
 from typing import Any
 
 import pytest
@@ -25,121 +23,19 @@ from django.utils import timezone
 from reviews import access
 from reviews.admin_scoping import LEADS, ScopedInline, TeamScopedAdmin
 from reviews.models import (
-    ApiToken,
-    ChangedFile,
-    CommitStatus,
     Connection,
     Identity,
-    Membership,
-    Override,
-    PairingParticipant,
-    PairingSession,
-    Policy,
-    PolicyEvaluation,
-    PolicyViolation,
     RiskSignal,
-    SyncRun,
     Team,
 )
-from telemetry.models import DeploymentChange, Notification, ServiceRepository, SuspectChange
-from tests.factories import (
-    CommentFactory,
-    CommitFactory,
-    DeploymentFactory,
-    IdentityFactory,
-    IncidentFactory,
-    MembershipFactory,
-    PersonFactory,
-    PullRequestFactory,
-    RepositoryFactory,
-    ReviewFactory,
-    ServiceFactory,
-    TeamFactory,
-)
+from tests.reviews.admin_world import FormFields, page_data, team_rows
 
 pytestmark = pytest.mark.django_db
 
-NOW = dt.datetime(2025, 3, 10, 12, 0, tzinfo=dt.UTC)
 REFUSED = "Select a valid choice"
 
 
 # --- the world: one row of every model for each of two teams ----------------------------------------------------
-
-
-def _team_rows(slug: str) -> dict[str, Any]:
-    """One row of each model the admin shows, all within the team `slug`; keyed by model label."""
-    team = TeamFactory(slug=slug, name=slug.title())
-    lead_user = User.objects.create_user(f"{slug}-lead", password="pw", is_staff=True)
-    lead = PersonFactory(display_name=f"{slug} lead", user=lead_user)
-    membership = MembershipFactory(team=team, person=lead, role=Membership.Role.LEAD)
-    member_user = User.objects.create_user(f"{slug}-member", password="pw")
-    member = PersonFactory(display_name=f"{slug} member", user=member_user)
-    MembershipFactory(team=team, person=member, role=Membership.Role.MEMBER)
-    identity = IdentityFactory(person=lead, value=f"{slug}-lead")
-    repository = RepositoryFactory(team=team, full_path=f"acme/{slug}")
-    pull_request = PullRequestFactory(repository=repository, author=member, title=f"{slug} change")
-    commit = CommitFactory(repository=repository, author=member, author_identity=identity)
-    pull_request.commits.add(commit)
-    policy = Policy.objects.create(team=team, document="rules:\n  - name: one\n    require: {approvals: 1}\n")
-    evaluation = PolicyEvaluation.objects.create(
-        pull_request=pull_request, policy=policy, head_sha="a" * 40, outcome="pending"
-    )
-    session = PairingSession.objects.create(repository=repository, branch="feature", started_at=NOW)
-    PairingParticipant.objects.create(
-        session=session, person=member, joined_at=NOW, left_at=NOW + dt.timedelta(hours=1)
-    )
-    token = ApiToken.objects.create(name=f"{slug} ci", prefix=f"tdm_{slug}"[:12], key_hash=f"{slug:x<64}")
-    token.teams.add(team)
-    service = ServiceFactory(slug=f"{slug}-api", team=team)
-    ServiceRepository.objects.create(service=service, repository=repository)
-    deployment = DeploymentFactory(service=service, repository=repository)
-    incident = IncidentFactory(title=f"{slug} outage")
-    incident.services.add(service)
-    rows: dict[str, Any] = {
-        "team": team,
-        "lead_user": lead_user,
-        "member_user": member_user,
-        "reviews.Team": team,
-        "reviews.Person": lead,
-        "auth.User": lead_user,
-        "reviews.Membership": membership,
-        "reviews.Identity": identity,
-        "reviews.Repository": repository,
-        "reviews.SyncRun": SyncRun.objects.create(repository=repository),
-        "reviews.PullRequest": pull_request,
-        "reviews.ChangedFile": ChangedFile.objects.create(pull_request=pull_request, path="app.py"),
-        "reviews.Commit": commit,
-        "reviews.Review": ReviewFactory(pull_request=pull_request, reviewer=lead),
-        "reviews.Comment": CommentFactory(pull_request=pull_request, author=lead),
-        "reviews.CommitStatus": CommitStatus.objects.create(
-            repository=repository, sha="a" * 40, context="ci/build", state="pending", updated_at=NOW
-        ),
-        "reviews.Policy": policy,
-        "reviews.PolicyEvaluation": evaluation,
-        "reviews.Override": Override.objects.create(
-            pull_request=pull_request, overridden_by=lead, reason="outage", followup_due_at=NOW
-        ),
-        "reviews.PolicyViolation": PolicyViolation.objects.create(
-            pull_request=pull_request, evaluation=evaluation, outcome="pending"
-        ),
-        "reviews.RiskSignal": RiskSignal.objects.create(repository=repository, reference=f"{slug}-1", occurred_at=NOW),
-        "reviews.PairingSession": session,
-        "reviews.ApiToken": token,
-        "telemetry.Service": service,
-        "telemetry.ServiceRepository": ServiceRepository.objects.get(service=service),
-        "telemetry.Deployment": deployment,
-        "telemetry.DeploymentChange": DeploymentChange.objects.create(
-            deployment=deployment, commit=commit, pull_request=pull_request
-        ),
-        "telemetry.Incident": incident,
-        "telemetry.SuspectChange": SuspectChange.objects.create(
-            incident=incident, deployment=deployment, pull_request=pull_request, score=1.0, rank=1
-        ),
-        "telemetry.Notification": Notification.objects.create(
-            person=lead, kind="suspect", subject="A change", body="…", incident=incident, pull_request=pull_request
-        ),
-    }
-    return rows
 
 
 @dataclass
@@ -155,7 +51,7 @@ class World:
 
 @pytest.fixture
 def world() -> World:
-    shop, search = _team_rows("shop"), _team_rows("search")
+    shop, search = team_rows("shop"), team_rows("search")
     return World(shop=shop, search=search, root=User.objects.create_superuser("root", password="pw"))
 
 
@@ -256,63 +152,6 @@ def test_the_walk_covers_the_admin():
 # --- posting what the page shows ----------------------------------------------------------------------------------
 
 
-class _FormFields(HTMLParser):
-    """What a browser would post from the form with this id: inputs, checked boxes, selected options, textareas."""
-
-    def __init__(self, form_id: str) -> None:
-        super().__init__()
-        self.form_id = form_id
-        self.inside = False
-        self.select: str | None = None
-        self.textarea: str | None = None
-        self.text = ""
-        self.data: dict[str, list[str]] = {}
-
-    def _add(self, name: str, value: str) -> None:
-        self.data.setdefault(name, []).append(value)
-
-    def handle_starttag(self, tag: str, attrs: list[tuple[str, str | None]]) -> None:
-        a = {k: v or "" for k, v in attrs}
-        if tag == "form":
-            self.inside = a.get("id") == self.form_id
-        elif not self.inside:
-            return
-        elif tag == "input" and a.get("name"):
-            kind = a.get("type", "text")
-            if kind in {"submit", "button", "reset", "file", "image"}:
-                return
-            if kind in {"checkbox", "radio"} and "checked" not in a:
-                return
-            self._add(a["name"], a.get("value", "on" if kind in {"checkbox", "radio"} else ""))
-        elif tag == "select":
-            self.select = a.get("name")
-            self.data.setdefault(self.select or "", [])
-        elif tag == "option" and self.select and "selected" in a:
-            self._add(self.select, a.get("value", ""))
-        elif tag == "textarea":
-            self.textarea, self.text = a.get("name"), ""
-
-    def handle_endtag(self, tag: str) -> None:
-        if tag == "form":
-            self.inside = False
-        elif tag == "select":
-            self.select = None
-        elif tag == "textarea" and self.textarea:
-            self._add(self.textarea, self.text.removeprefix("\n"))
-            self.textarea = None
-
-    def handle_data(self, data: str) -> None:
-        if self.textarea:
-            self.text += data
-
-
-def _page_data(response: Any, model: type[Model]) -> dict[str, list[str]]:
-    assert response.status_code == 200, response.status_code
-    parser = _FormFields(f"{model._meta.model_name}_form")
-    parser.feed(response.content.decode())
-    return {name: values for name, values in parser.data.items() if name and "__prefix__" not in name}
-
-
 def _url(model: type[Model], view: str, obj: Model | None = None) -> str:
     base = f"/admin/{model._meta.app_label}/{model._meta.model_name}/"
     return f"{base}add/" if view == "add" else f"{base}{obj.pk}/change/"  # type: ignore[union-attr]
@@ -347,7 +186,7 @@ def test_a_lead_cannot_change_a_field_to_point_at_another_teams_row(client, worl
     field = model._meta.get_field(name)
     ours, theirs = world.shop[label], world.search[_label(field.related_model)]
     client.force_login(world.lead)
-    data = _page_data(client.get(_url(model, "change", ours)), model)
+    data = page_data(client.get(_url(model, "change", ours)), model)
     assert name in data, f"{name} is not on the change form of {label}"
     resaved = client.post(_url(model, "change", ours), data)
     assert resaved.status_code == 302, _all_errors(resaved)
@@ -371,9 +210,9 @@ def test_a_lead_cannot_add_a_row_pointing_at_another_teams_row(client, world, la
     if not admin.site._registry[model].has_add_permission(add_page.wsgi_request):
         assert add_page.status_code == 403  # a team: a superuser's to add
         return
-    data = _page_data(add_page, model)
+    data = page_data(add_page, model)
     # The fields of our own row, as its change page shows them: everything valid but the one under test.
-    shown = _page_data(client.get(_url(model, "change", ours)), model)
+    shown = page_data(client.get(_url(model, "change", ours)), model)
     data.update({key: values for key, values in shown.items() if "-" not in key})
     count = model._default_manager.count()
 
@@ -394,9 +233,9 @@ def test_a_lead_cannot_add_an_inline_row_pointing_at_another_teams_row(client, w
     [formset] = [f.formset for f in response.context["inline_admin_formsets"] if type(f.opts).__name__ == inline]
     inline_model = formset.model
     theirs = world.search[_label(inline_model._meta.get_field(name).related_model)]
-    data = _page_data(response, model)
+    data = page_data(response, model)
     prefix, index = formset.prefix, int(data[f"{formset.prefix}-TOTAL_FORMS"][0])
-    parser = _FormFields(f"{model._meta.model_name}_form")
+    parser = FormFields(f"{model._meta.model_name}_form")
     parser.feed(response.content.decode())
     for key, values in parser.data.items():  # the empty row the page offers, as "Add another" fills it in
         if key.startswith(f"{prefix}-__prefix__-"):
@@ -422,7 +261,7 @@ def test_a_field_a_lead_may_not_set_is_on_no_form_and_a_post_changes_nothing(cli
     model_admin = admin.site._registry[model]
     client.force_login(world.lead)
     page = client.get(_url(model, "change", ours))
-    data = _page_data(page, model)
+    data = page_data(page, model)
     assert name not in data, f"{label}.{name} is offered to a lead"
     before = _snapshot(ours)
 
@@ -435,7 +274,7 @@ def test_a_field_a_lead_may_not_set_is_on_no_form_and_a_post_changes_nothing(cli
     if (label, name) in ADD_FIELDS:
         return  # the add form offers it: test_a_lead_cannot_add_a_row_pointing_at_another_teams_row
     if model_admin.may_add == LEADS:
-        assert name not in _page_data(add_page, model)
+        assert name not in page_data(add_page, model)
     else:
         assert add_page.status_code == 403
         count = model._default_manager.count()
@@ -493,7 +332,7 @@ def test_autocomplete_lists_no_other_teams_rows(client, world, label, name):
 def test_a_superuser_may_point_a_row_at_any_team(client, world):
     repository = world.shop["reviews.Repository"]
     client.force_login(world.root)
-    data = _page_data(client.get(_url(type(repository), "change", repository)), type(repository))
+    data = page_data(client.get(_url(type(repository), "change", repository)), type(repository))
     data["team"] = [str(world.search["team"].pk)]
     assert client.post(_url(type(repository), "change", repository), data).status_code == 302
     repository.refresh_from_db()
@@ -512,7 +351,7 @@ def test_a_lead_may_point_at_a_shared_connection(client, world):
     repository = world.shop["reviews.Repository"]
     other = Connection.objects.create(provider="gitlab", name="GitLab", base_url="https://gitlab.example.com")
     client.force_login(world.lead)
-    data = _page_data(client.get(_url(type(repository), "change", repository)), type(repository))
+    data = page_data(client.get(_url(type(repository), "change", repository)), type(repository))
     data["connection"] = [str(other.pk)]
     assert client.post(_url(type(repository), "change", repository), data).status_code == 302
     repository.refresh_from_db()
@@ -522,7 +361,7 @@ def test_a_lead_may_point_at_a_shared_connection(client, world):
 def test_a_row_that_would_belong_to_none_of_the_leads_teams_is_refused(client, world):
     repository = world.shop["reviews.Repository"]
     client.force_login(world.lead)
-    data = _page_data(client.get(_url(type(repository), "change", repository)), type(repository))
+    data = page_data(client.get(_url(type(repository), "change", repository)), type(repository))
     data.update({"team": [""], "external_id": ["orphan"], "full_path": ["acme/orphan"]})
     assert client.post(_url(type(repository), "add"), data).status_code == 403
     assert not type(repository).objects.filter(full_path="acme/orphan").exists()
@@ -547,7 +386,7 @@ def test_a_lead_keeps_another_teams_links_they_cannot_see(rf, world):
 def test_a_lead_sees_unresolved_identities_and_attaches_one_to_their_person(client, world):
     unresolved = Identity.objects.create(kind="email", value="someone@example.com")
     client.force_login(world.lead)
-    data = _page_data(client.get(_url(Identity, "change", unresolved)), Identity)
+    data = page_data(client.get(_url(Identity, "change", unresolved)), Identity)
     data["person"] = [str(world.shop["reviews.Person"].pk)]
     assert client.post(_url(Identity, "change", unresolved), data).status_code == 302
     unresolved.refresh_from_db()

@@ -24,7 +24,7 @@ from reviews.models import (
     WebhookDelivery,
 )
 from telemetry.models import Incident, SuspectChange
-from tests.reviews.test_admin_boundaries import _page_data, _team_rows
+from tests.reviews.admin_world import page_data, team_rows
 
 pytestmark = pytest.mark.django_db
 
@@ -77,7 +77,7 @@ def test_the_matrix_names_every_registered_model():
 
 @pytest.fixture
 def world() -> dict[str, Any]:
-    shop, search = _team_rows("shop"), _team_rows("search")
+    shop, search = team_rows("shop"), team_rows("search")
     root = User.objects.create_superuser("root", password="pw")
     shop["reviews.Connection"] = shop["reviews.Repository"].connection
     shop["reviews.WebhookDelivery"] = WebhookDelivery.objects.create(
@@ -286,7 +286,7 @@ def test_nobody_adds_a_fabricated_approving_review(client, world, actor):
     assert client.post(f"{_base(Review)}add/", fabricated).status_code == 403
     # nor through the pull request's page, as a new row of its reviews inline
     page = client.get(f"{_base(PullRequest)}{pull_request.pk}/change/")
-    data = _page_data(page, PullRequest)
+    data = page_data(page, PullRequest)
     data.update({"reviews-TOTAL_FORMS": ["1"], "reviews-0-state": ["approved"], "reviews-0-reviewer": ["1"]})
     assert client.post(f"{_base(PullRequest)}{pull_request.pk}/change/", data).status_code == 403
     assert Review.objects.count() == count
