@@ -33,7 +33,7 @@ CSRF_TRUSTED_ORIGINS = env.list("CSRF_TRUSTED_ORIGINS", default=[])
 PUBLIC_URL = env.str("PUBLIC_URL", default="http://127.0.0.1:8000").rstrip("/")
 
 INSTALLED_APPS = [
-    "django.contrib.admin",
+    "reviews.admin_site.TandemAdminConfig",  # django.contrib.admin with Tandem's index
     "django.contrib.auth",
     "django.contrib.contenttypes",
     "django.contrib.sessions",

@@ -8,10 +8,6 @@ from drf_spectacular.views import SpectacularAPIView, SpectacularSwaggerView
 from config import health
 from reviews import webhooks
 
-admin.site.site_header = "Tandem administration"
-admin.site.site_title = "Tandem"
-admin.site.index_title = "Review policies, pairing and production feedback"
-
 urlpatterns = [
     path("", RedirectView.as_view(url="/teams/", permanent=False)),
     path("healthz", health.healthz, name="healthz"),

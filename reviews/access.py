@@ -15,7 +15,9 @@ of teams when any of its paths reaches one of them. Rules for rows no team owns,
 - `Connection` (a VCS instance) is `SHARED`: only superusers list or change connections, and any lead may point a
   row at one (a repository or an identity names the instance it lives on; a connection holds no team's data).
 - An `Identity` with no person (unresolved) is `UNCLAIMED`: every lead sees it, to attach it to a person of theirs.
-- A `Person` with no membership belongs to no team: only a superuser brings them into one (fail closed).
+- A `Person` with no membership belongs to no team. A lead brings a NEW person into a team of theirs in the form
+  that creates them (the admin refuses the save unless the person ends up within the lead's teams); an existing
+  person outside the lead's teams, of another team or of none, only a superuser brings in (fail closed).
 - `auth.User` lies within a team through its person; a lead cannot link a login that is not already one of theirs.
 - Every other model (webhook deliveries, groups, permissions) is for superusers only: not in `TEAM_PATHS`, it is
   within nobody's teams.

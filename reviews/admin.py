@@ -1,17 +1,33 @@
-"""The admin, made for team leads: filters on what they triage by, search, autocomplete on every foreign key,
-raw payloads read-only."""
+"""The admin, made for team leads: filters on what they triage by, search, autocomplete on every foreign key.
+
+Facts from GitHub, GitLab and CI/CD and records of exceptions are read-only here for everyone (`FactAdmin`,
+`RecordAdmin`): actions that call services are the only way the admin writes them. A lead brings a new person
+into their team on the person's page: their login, their accounts and addresses, their role."""
 
 from __future__ import annotations
 
 from functools import partial
+from typing import Any
 
 from django import forms
 from django.contrib import admin, messages
+from django.contrib.auth import password_validation
+from django.contrib.auth.models import User
 from django.db import transaction
-from django.db.models import QuerySet
+from django.db.models import Model, QuerySet
 from django.http import HttpRequest
 
-from reviews.admin_scoping import ScopedInline, SuperuserOnlyAdmin, TeamScopedAdmin
+from reviews.admin_scoping import (
+    LEADS,
+    NOBODY,
+    SUPERUSERS,
+    FactAdmin,
+    RecordAdmin,
+    ScopedInline,
+    SuperuserOnlyAdmin,
+    TeamScopedAdmin,
+    admin_access,
+)
 from reviews.admin_secrets import ConnectionForm, secret_state
 from reviews.models import (
     ApiToken,
@@ -39,14 +55,68 @@ from reviews.models import (
 )
 
 
+class FollowUpForm(forms.Form):
+    note = forms.CharField(widget=forms.Textarea(attrs={"rows": 4}), help_text="What you reviewed, and what you found.")
+
+
 class OverrideForm(forms.Form):
     reason = forms.CharField(widget=forms.Textarea(attrs={"rows": 3}), help_text="Why this cannot wait for review.")
     incident_reference = forms.CharField(required=False, help_text="The incident this fixes, if any.")
 
 
+class IdentityInlineForm(forms.ModelForm):
+    """An account or address of the person on this page. One Tandem already knows and nobody has (unresolved) is
+    claimed for them; one linked to someone else is refused, never moved."""
+
+    claimed: Identity | None = None
+
+    class Meta:
+        model = Identity
+        fields = ["kind", "connection", "value", "external_id", "display_name"]
+
+    def clean_value(self) -> str:
+        return str(self.cleaned_data["value"]).strip().lower()  # logins and e-mails are case-insensitive
+
+    def clean(self) -> dict[str, Any]:
+        cleaned = super().clean() or {}
+        known = self._known(cleaned)
+        if known is None:
+            return cleaned
+        if known.person_id is None and self.instance.pk is None:
+            self.claimed = known
+        elif known.person_id is None:
+            self.add_error("value", f"{known} is known already and nobody's: remove this row and add it again.")
+        else:
+            self.add_error("value", f"{known} is already linked to someone else; a superuser can move it.")
+        return cleaned
+
+    def _known(self, cleaned: dict[str, Any]) -> Identity | None:
+        kind, value, connection = cleaned.get("kind"), cleaned.get("value"), cleaned.get("connection")
+        if not kind or not value:
+            return None
+        same = Identity.objects.filter(kind=kind, value=value)
+        same = same.filter(connection=connection) if connection is not None else same.filter(connection__isnull=True)
+        return same.exclude(pk=self.instance.pk).first() if self.instance.pk else same.first()
+
+    def _post_clean(self) -> None:
+        if self.claimed is None:
+            super()._post_clean()  # type: ignore[misc]
+        # A claimed identity is not inserted again, so the uniqueness it would break is not checked.
+
+    def save(self, commit: bool = True) -> Identity:
+        if self.claimed is None:
+            return super().save(commit)  # type: ignore[no-any-return]
+        from reviews.services.onboarding import identity_claim
+
+        self.instance = identity_claim(identity=self.claimed, person=self.instance.person)
+        return self.instance
+
+
 class IdentityInline(ScopedInline):
     model = Identity
+    form = IdentityInlineForm
     extra = 0
+    can_delete = False  # an identity wrongly attached is detached on its own page: its commits keep it
     autocomplete_fields = ["connection"]
     fields = ["kind", "connection", "value", "external_id", "display_name"]
 
@@ -57,19 +127,96 @@ class MembershipInline(ScopedInline):
     autocomplete_fields = ["person", "team"]
 
 
+class PersonMembershipInline(MembershipInline):
+    """On a new person's page a lead names the team (one of theirs) and the role: a person belongs to a team."""
+
+    def get_formset(self, request: HttpRequest, obj: Any = None, **kwargs: Any) -> Any:
+        if obj is None and not request.user.is_superuser:
+            kwargs.update(min_num=1, validate_min=True)
+        return super().get_formset(request, obj, **kwargs)
+
+
+class PersonForm(forms.ModelForm):
+    login_username = forms.CharField(
+        required=False, max_length=150, label="New login", help_text="A username to sign in to Tandem with."
+    )
+    login_email = forms.EmailField(required=False, label="Login e-mail", help_text="For password resets.")
+    login_password = forms.CharField(
+        required=False,
+        strip=False,
+        widget=forms.PasswordInput(render_value=False),
+        label="Initial password",
+        help_text="Optional: without one, they set it through 'forgot password'.",
+    )
+
+    class Meta:
+        model = Person
+        fields = ["display_name", "is_bot"]
+
+    def clean_login_username(self) -> str:
+        username = str(self.cleaned_data.get("login_username") or "").strip()
+        if username and User.objects.filter(username__iexact=username).exists():
+            raise forms.ValidationError("This login is taken.")
+        return username
+
+    def clean_login_password(self) -> str:
+        password = str(self.cleaned_data.get("login_password") or "")
+        if password:
+            password_validation.validate_password(password)
+        return password
+
+
+LOGIN_FIELDS = ["login_username", "login_email", "login_password"]
+
+
 @admin.register(Person)
 class PersonAdmin(TeamScopedAdmin):
+    form = PersonForm
     list_display = ["display_name", "is_bot", "user", "created_at"]
     list_filter = ["is_bot", "memberships__team"]
     search_fields = ["display_name", "identities__value"]
     autocomplete_fields = ["user"]
-    inlines = [IdentityInline, MembershipInline]
+    lead_readonly_fields = ("user",)  # a lead creates a login for a person who has none; never moves one
+    inlines = [IdentityInline, PersonMembershipInline]
+
+    def get_fields(self, request: HttpRequest, obj: Person | None = None) -> Any:
+        has_login = obj is not None and obj.user_id is not None
+        if request.user.is_superuser:
+            return ["display_name", "is_bot", "user", *([] if has_login else LOGIN_FIELDS)]
+        return ["display_name", "is_bot", "user"] if has_login else ["display_name", "is_bot", *LOGIN_FIELDS]
+
+    def has_delete_permission(self, request: HttpRequest, obj: Model | None = None) -> bool:
+        """A lead deletes only someone who belongs to no team but theirs (and whose history allows it)."""
+        if not super().has_delete_permission(request, obj) or not isinstance(obj, Person):
+            return super().has_delete_permission(request, obj)
+        access = admin_access(request)
+        return all(access.leads(team) for team in obj.memberships.values_list("team_id", flat=True))
+
+    def save_model(self, request: HttpRequest, obj: Person, form: Any, change: bool) -> None:
+        super().save_model(request, obj, form, change)
+        username = form.cleaned_data.get("login_username")
+        if username:
+            from reviews.services.onboarding import person_login_create
+
+            person_login_create(
+                person=obj,
+                username=username,
+                email=form.cleaned_data.get("login_email", ""),
+                password=form.cleaned_data.get("login_password", ""),
+            )
+
+    def save_related(self, request: HttpRequest, form: Any, formsets: Any, change: bool) -> None:
+        from reviews.services.onboarding import lead_logins_enable
+
+        super().save_related(request, form, formsets, change)
+        lead_logins_enable(person_ids=[form.instance.pk])
 
 
 @admin.register(Identity)
 class IdentityAdmin(TeamScopedAdmin):
     """Leads see their people's identities and every unresolved one, to attach it to a person (`reviews.access`)."""
 
+    may_delete = SUPERUSERS  # detach (empty the person) instead: commits and pairing keep pointing at it
     list_display = ["value", "kind", "connection", "person", "display_name"]
     list_filter = ["kind", "connection", ("person", admin.EmptyFieldListFilter)]
     search_fields = ["value", "display_name", "person__display_name"]
@@ -86,11 +233,18 @@ class IdentityAdmin(TeamScopedAdmin):
 
 @admin.register(Team)
 class TeamAdmin(TeamScopedAdmin):
-    leads_may_add = False  # a new team is an instance-wide decision: a superuser's
+    may_add = SUPERUSERS  # a new team is an instance-wide decision: a superuser's
+    may_delete = SUPERUSERS  # and so is its end; a team with a record is not deleted at all
     list_display = ["name", "slug", "review_within_hours", "max_pr_size"]
     search_fields = ["name", "slug"]
     prepopulated_fields = {"slug": ["name"]}
     inlines = [MembershipInline]
+
+    def save_related(self, request: HttpRequest, form: Any, formsets: Any, change: bool) -> None:
+        from reviews.services.onboarding import lead_logins_enable
+
+        super().save_related(request, form, formsets, change)
+        lead_logins_enable(person_ids=form.instance.memberships.values_list("person_id", flat=True))
 
 
 @admin.register(Membership)
@@ -99,6 +253,12 @@ class MembershipAdmin(TeamScopedAdmin):
     list_filter = ["team", "role"]
     search_fields = ["person__display_name", "team__name"]
     autocomplete_fields = ["person", "team"]
+
+    def save_related(self, request: HttpRequest, form: Any, formsets: Any, change: bool) -> None:
+        from reviews.services.onboarding import lead_logins_enable
+
+        super().save_related(request, form, formsets, change)
+        lead_logins_enable(person_ids=[form.instance.person_id])
 
 
 @admin.register(Connection)
@@ -146,7 +306,7 @@ class RepositoryAdmin(TeamScopedAdmin):
 
 
 @admin.register(SyncRun)
-class SyncRunAdmin(TeamScopedAdmin):
+class SyncRunAdmin(FactAdmin):
     list_display = ["repository", "status", "full", "started_at", "finished_at", "api_calls", "pull_requests_synced"]
     list_filter = ["status", "full", "repository__connection__provider"]
     search_fields = ["repository__full_path"]
@@ -155,7 +315,7 @@ class SyncRunAdmin(TeamScopedAdmin):
 
 
 class ChangedFileInline(ScopedInline):
-    leads_may_edit = False
+    editable = False
     model = ChangedFile
     extra = 0
     fields = ("path", "status", "additions", "deletions")
@@ -164,7 +324,7 @@ class ChangedFileInline(ScopedInline):
 
 
 class ReviewInline(ScopedInline):
-    leads_may_edit = False
+    editable = False
     model = Review
     extra = 0
     fields = ("reviewer", "state", "submitted_at", "commit_sha", "comment_count")
@@ -173,7 +333,7 @@ class ReviewInline(ScopedInline):
 
 
 @admin.register(PullRequest)
-class PullRequestAdmin(TeamScopedAdmin):
+class PullRequestAdmin(FactAdmin):
     list_display = ["__str__", "title", "author", "state", "draft", "created_at", "merged_at"]
     list_filter = ["state", "draft", "repository__team", "repository__connection__provider", "repository"]
     search_fields = ["title", "repository__full_path", "=number", "head_ref", "head_sha"]
@@ -182,7 +342,16 @@ class PullRequestAdmin(TeamScopedAdmin):
     date_hierarchy = "created_at"
     list_select_related = ["repository", "author"]
     inlines = [ReviewInline, ChangedFileInline]
-    actions = ["override_policy"]
+    actions = ["override_policy", "resync_repositories"]
+
+    @admin.action(description="Re-sync the repositories of selected pull requests", permissions=["superuser"])
+    def resync_repositories(self, request: HttpRequest, queryset: QuerySet[PullRequest]) -> None:
+        from reviews.tasks import sync_repository
+
+        repositories = set(queryset.values_list("repository_id", flat=True))
+        for pk in repositories:
+            transaction.on_commit(partial(sync_repository.delay, pk))
+        self.message_user(request, f"Queued a sync of {len(repositories)} repositories.", messages.SUCCESS)
 
     @admin.action(description="Override the review policy (asks for a reason)")
     def override_policy(self, request: HttpRequest, queryset: QuerySet[PullRequest]):  # type: ignore[no-untyped-def]
@@ -221,7 +390,7 @@ class PullRequestAdmin(TeamScopedAdmin):
 
 
 @admin.register(ChangedFile)
-class ChangedFileAdmin(TeamScopedAdmin):
+class ChangedFileAdmin(FactAdmin):
     list_display = ["path", "pull_request", "status", "additions", "deletions"]
     list_filter = ["status"]
     search_fields = ["path"]
@@ -229,7 +398,7 @@ class ChangedFileAdmin(TeamScopedAdmin):
 
 
 @admin.register(Commit)
-class CommitAdmin(TeamScopedAdmin):
+class CommitAdmin(FactAdmin):
     list_display = ["sha", "repository", "author", "authored_at"]
     list_filter = ["repository"]
     search_fields = ["sha", "message", "author__display_name"]
@@ -239,7 +408,7 @@ class CommitAdmin(TeamScopedAdmin):
 
 
 @admin.register(Review)
-class ReviewAdmin(TeamScopedAdmin):
+class ReviewAdmin(FactAdmin):
     list_display = ["pull_request", "reviewer", "state", "submitted_at", "comment_count"]
     list_filter = ["state", "pull_request__repository__team"]
     search_fields = ["reviewer__display_name", "pull_request__title", "body"]
@@ -249,7 +418,7 @@ class ReviewAdmin(TeamScopedAdmin):
 
 
 @admin.register(Comment)
-class CommentAdmin(TeamScopedAdmin):
+class CommentAdmin(FactAdmin):
     list_display = ["pull_request", "author", "kind", "is_system", "created_at"]
     list_filter = ["kind", "is_system"]
     search_fields = ["body", "author__display_name"]
@@ -258,7 +427,7 @@ class CommentAdmin(TeamScopedAdmin):
 
 
 @admin.register(CommitStatus)
-class CommitStatusAdmin(TeamScopedAdmin):
+class CommitStatusAdmin(FactAdmin):
     list_display = ["context", "state", "sha", "repository", "source", "updated_at"]
     list_filter = ["state", "source"]
     search_fields = ["context", "sha"]
@@ -267,31 +436,47 @@ class CommitStatusAdmin(TeamScopedAdmin):
 
 @admin.register(WebhookDelivery)
 class WebhookDeliveryAdmin(SuperuserOnlyAdmin):
-    list_display = ["delivery_id", "provider", "event", "action", "status", "attempts", "received_at"]
-    list_filter = ["provider", "status", "event"]
+    """Deliveries come only from the VCS and are written only by their processing: superusers read them and
+    replay the failed and dead-lettered ones."""
+
+    may_add = NOBODY
+    may_change = NOBODY
+    may_delete = NOBODY
+    list_display = [
+        "delivery_id",
+        "provider",
+        "event",
+        "action",
+        "status",
+        "attempts",
+        "dispatches",
+        "next_attempt_at",
+        "received_at",
+    ]
+    list_filter = ["status", "provider", "event"]
     search_fields = ["delivery_id", "event", "error"]
     date_hierarchy = "received_at"
-    readonly_fields = [
+    fields = [
         "provider",
         "delivery_id",
         "event",
         "action",
         "connection",
+        "status",
+        "error",
+        "attempts",
+        "next_attempt_at",
+        "dispatches",
+        "claimed_at",
+        "claim_token",
+        "received_at",
+        "processed_at",
         "headers",
         "body",
-        "received_at",
-        "status",
-        "attempts",
-        "error",
-        "processed_at",
     ]
-
     actions = ["reprocess"]
 
-    def has_add_permission(self, request, obj=None) -> bool:  # type: ignore[no-untyped-def]
-        return False  # deliveries come only from the VCS
-
-    @admin.action(description="Reprocess selected failed or ignored deliveries")
+    @admin.action(description="Replay selected failed, ignored or dead-lettered deliveries")
     def reprocess(self, request: HttpRequest, queryset: QuerySet[WebhookDelivery]) -> None:
         from reviews.services.webhooks import webhook_delivery_requeue
         from reviews.tasks import process_webhook_delivery
@@ -321,6 +506,7 @@ class PolicyForm(forms.ModelForm):
 
 @admin.register(Policy)
 class PolicyAdmin(TeamScopedAdmin):
+    may_delete = NOBODY  # a policy is part of the record of what each verdict was measured against
     form = PolicyForm
     list_display = ["__str__", "team", "repository", "updated_at", "updated_by"]
     search_fields = ["team__name", "repository__full_path", "document"]
@@ -335,7 +521,7 @@ class PolicyAdmin(TeamScopedAdmin):
 
 
 @admin.register(PolicyEvaluation)
-class PolicyEvaluationAdmin(TeamScopedAdmin):
+class PolicyEvaluationAdmin(RecordAdmin):
     list_display = ["pull_request", "head_sha", "outcome", "description", "evaluated_at", "reported_at"]
     list_filter = ["outcome", "pull_request__repository__team"]
     search_fields = ["pull_request__title", "head_sha"]
@@ -365,29 +551,59 @@ class FollowupFilter(admin.SimpleListFilter):
 
 
 @admin.register(Override)
-class OverrideAdmin(TeamScopedAdmin):
+class OverrideAdmin(RecordAdmin):
     list_display = ["pull_request", "overridden_by", "created_at", "followup_due_at", "followup_done_at"]
     list_filter = [FollowupFilter, "pull_request__repository__team"]
     actions = ["mark_followup_done"]
 
-    @admin.action(description="Mark the follow-up review done")
-    def mark_followup_done(self, request: HttpRequest, queryset: QuerySet[Override]) -> None:
+    @admin.action(description="Record the follow-up review (asks what was reviewed)")
+    def mark_followup_done(self, request: HttpRequest, queryset: QuerySet[Override]):  # type: ignore[no-untyped-def]
+        from django.core.exceptions import PermissionDenied, ValidationError
+        from django.template.response import TemplateResponse
+
+        from reviews.services.audit import actor_for
         from reviews.services.policies import override_followup_complete
 
         person = getattr(request.user, "person", None)
         if person is None:
             self.message_user(request, "Your login is not linked to a person.", messages.ERROR)
-            return
-        for override in queryset:
-            override_followup_complete(override=override, person=person)
-        self.message_user(request, f"Marked {queryset.count()} follow-ups done.", messages.SUCCESS)
+            return None
+        form = FollowUpForm(request.POST if "confirm" in request.POST else None)
+        if form.is_bound and form.is_valid():
+            done = 0
+            for override in queryset:
+                try:
+                    override_followup_complete(
+                        override=override,
+                        person=person,
+                        note=form.cleaned_data["note"],
+                        actor=actor_for(request.user, source="admin"),
+                    )
+                    done += 1
+                except (PermissionDenied, ValidationError) as error:
+                    self.message_user(request, f"{override}: {error}", messages.ERROR)
+            if done:
+                self.message_user(request, f"Recorded {done} follow-up reviews.", messages.SUCCESS)
+            return None
+        context = {
+            **self.admin_site.each_context(request),
+            "title": "Record the follow-up review",
+            "intro": "A follow-up review is done by someone who neither wrote the change nor overrode it, "
+            "and says what was reviewed.",
+            "items": queryset,
+            "form": form,
+            "action": "mark_followup_done",
+            "submit": "Record the review",
+            "opts": self.model._meta,
+        }
+        return TemplateResponse(request, "admin/reviews/action_form.html", context)
 
     search_fields = ["reason", "incident_reference", "pull_request__title"]
     autocomplete_fields = ["pull_request", "overridden_by", "followup_by"]
 
 
 @admin.register(PolicyViolation)
-class PolicyViolationAdmin(TeamScopedAdmin):
+class PolicyViolationAdmin(RecordAdmin):
     list_display = ["pull_request", "outcome", "recorded_at"]
     list_filter = ["outcome", "pull_request__repository__team"]
     search_fields = ["pull_request__title"]
@@ -395,7 +611,7 @@ class PolicyViolationAdmin(TeamScopedAdmin):
 
 
 @admin.register(RiskSignal)
-class RiskSignalAdmin(TeamScopedAdmin):
+class RiskSignalAdmin(FactAdmin):
     list_display = ["reference", "repository", "service_name", "occurred_at"]
     search_fields = ["reference", "service_name", "repository__full_path"]
     autocomplete_fields = ["repository"]
@@ -418,13 +634,17 @@ class PairingSessionAdmin(TeamScopedAdmin):
 
 
 @admin.register(ApiToken)
-class ApiTokenAdmin(TeamScopedAdmin):
+class ApiTokenAdmin(RecordAdmin):
+    """A token is created here (a new record) and revoked by an action; its name and teams never change, and it
+    is never deleted: another scope is another token."""
+
+    may_add = LEADS
     list_display = ["name", "prefix", "created_by", "created_at", "last_used_at", "revoked_at"]
     list_filter = [("revoked_at", admin.EmptyFieldListFilter), "teams"]
     search_fields = ["name", "prefix"]
     filter_horizontal = ["teams"]
     fields = ["name", "teams", "prefix", "created_by", "created_at", "last_used_at", "revoked_at"]
-    readonly_fields = ["prefix", "created_by", "created_at", "last_used_at"]
+    readonly_fields = ["prefix", "created_by", "created_at", "last_used_at", "revoked_at"]
     actions = ["revoke"]
 
     def save_model(self, request: HttpRequest, obj: ApiToken, form, change: bool) -> None:  # type: ignore[no-untyped-def]

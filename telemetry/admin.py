@@ -1,4 +1,7 @@
-"""Admin for services, deployments, incidents and their suspect changes."""
+"""Admin for services, deployments, incidents and their suspect changes.
+
+Deployments and incidents come from CI/CD and incident tools, suspects from ranking: read-only here. A lead
+gives a verdict on a suspect with an action; leads steer services and the repositories they run from."""
 
 from __future__ import annotations
 
@@ -8,7 +11,7 @@ from django.contrib import admin, messages
 from django.db.models import QuerySet
 from django.http import HttpRequest
 
-from reviews.admin_scoping import ScopedInline, TeamScopedAdmin, admin_access
+from reviews.admin_scoping import FactAdmin, RecordAdmin, ScopedInline, TeamScopedAdmin, admin_access
 from telemetry.models import (
     Deployment,
     DeploymentChange,
@@ -47,13 +50,14 @@ class ServiceRepositoryAdmin(TeamScopedAdmin):
 
 
 class DeploymentChangeInline(ScopedInline):
+    editable = False  # what a deployment shipped is linked from the VCS, not typed in
     model = DeploymentChange
     extra = 0
     autocomplete_fields = ["commit", "pull_request"]
 
 
 @admin.register(Deployment)
-class DeploymentAdmin(TeamScopedAdmin):
+class DeploymentAdmin(FactAdmin):
     list_display = ["service", "environment", "sha", "status", "source", "finished_at", "caused_incident"]
     list_filter = ["status", "environment", "source", "caused_incident", "service__team", "service"]
     search_fields = ["sha", "external_id", "service__name"]
@@ -72,14 +76,14 @@ class DeploymentAdmin(TeamScopedAdmin):
 
 
 @admin.register(DeploymentChange)
-class DeploymentChangeAdmin(TeamScopedAdmin):
+class DeploymentChangeAdmin(FactAdmin):
     list_display = ["deployment", "commit", "pull_request"]
     search_fields = ["commit__sha", "pull_request__title"]
     autocomplete_fields = ["deployment", "commit", "pull_request"]
 
 
 class SuspectChangeInline(ScopedInline):
-    leads_may_edit = False
+    editable = False
     model = SuspectChange
     extra = 0
     # Verdicts are given with the actions of the suspect changes' page, which do what a confirmation implies.
@@ -89,7 +93,7 @@ class SuspectChangeInline(ScopedInline):
 
 
 @admin.register(Incident)
-class IncidentAdmin(TeamScopedAdmin):
+class IncidentAdmin(FactAdmin):
     list_display = ["title", "severity", "status", "source", "started_at", "resolved_at"]
     list_filter = ["severity", "status", "source", "services__team", "services"]
     search_fields = ["title", "external_id"]
@@ -107,7 +111,9 @@ class IncidentAdmin(TeamScopedAdmin):
 
 
 @admin.register(SuspectChange)
-class SuspectChangeAdmin(TeamScopedAdmin):
+class SuspectChangeAdmin(RecordAdmin):
+    """Suspects come from ranking, never by hand (adding one crashed on its score); a verdict is an action."""
+
     list_display = ["incident", "rank", "pull_request", "score", "verdict", "decided_by"]
     list_filter = ["verdict", "incident__severity"]
     search_fields = ["incident__title", "pull_request__title"]
@@ -152,7 +158,7 @@ class SuspectChangeAdmin(TeamScopedAdmin):
 
 
 @admin.register(Notification)
-class NotificationAdmin(TeamScopedAdmin):
+class NotificationAdmin(FactAdmin):
     list_display = ["subject", "person", "kind", "created_at", "read_at"]
     list_filter = ["kind", ("read_at", admin.EmptyFieldListFilter)]
     search_fields = ["subject", "person__display_name"]

@@ -1,17 +1,17 @@
 """Team boundaries in the admin, generated: for every model registered in the admin and every inline, every
 foreign key, one-to-one and many-to-many field a lead can fill is posted, on add and on change, with another
 team's row. The lead is a real one (a staff user, not a superuser, with a person who leads the team), the
-views are the real admin views, and nothing may be saved.
+views are the real admin views, and nothing may be saved. Where the lead may not edit a model at all (facts and
+records) or a field of it, the page offers no field to point anywhere and a post changes nothing: that is the
+guarantee there, and it is asserted, not skipped.
 
 Actors: `lead` leads shop, `other_lead` leads search, `member` is a member of shop, `root` is a superuser.
 """
 
 from __future__ import annotations
 
-import datetime as dt
 from collections.abc import Iterator
 from dataclasses import dataclass
-from html.parser import HTMLParser
 from typing import Any
 
 import pytest
@@ -21,123 +21,21 @@ from django.db.models import Model
 from django.utils import timezone
 
 from reviews import access
-from reviews.admin_scoping import ScopedInline, TeamScopedAdmin
+from reviews.admin_scoping import LEADS, ScopedInline, TeamScopedAdmin
 from reviews.models import (
-    ApiToken,
-    ChangedFile,
-    CommitStatus,
     Connection,
     Identity,
-    Membership,
-    Override,
-    PairingParticipant,
-    PairingSession,
-    Policy,
-    PolicyEvaluation,
-    PolicyViolation,
     RiskSignal,
-    SyncRun,
     Team,
 )
-from telemetry.models import DeploymentChange, Notification, ServiceRepository, SuspectChange
-from tests.factories import (
-    CommentFactory,
-    CommitFactory,
-    DeploymentFactory,
-    IdentityFactory,
-    IncidentFactory,
-    MembershipFactory,
-    PersonFactory,
-    PullRequestFactory,
-    RepositoryFactory,
-    ReviewFactory,
-    ServiceFactory,
-    TeamFactory,
-)
+from tests.reviews.admin_world import FormFields, page_data, team_rows
 
 pytestmark = pytest.mark.django_db
 
-NOW = dt.datetime(2025, 3, 10, 12, 0, tzinfo=dt.UTC)
 REFUSED = "Select a valid choice"
 
 
 # --- the world: one row of every model for each of two teams ----------------------------------------------------
-
-
-def _team_rows(slug: str) -> dict[str, Any]:
-    """One row of each model the admin shows, all within the team `slug`; keyed by model label."""
-    team = TeamFactory(slug=slug, name=slug.title())
-    lead_user = User.objects.create_user(f"{slug}-lead", password="pw", is_staff=True)
-    lead = PersonFactory(display_name=f"{slug} lead", user=lead_user)
-    membership = MembershipFactory(team=team, person=lead, role=Membership.Role.LEAD)
-    member_user = User.objects.create_user(f"{slug}-member", password="pw")
-    member = PersonFactory(display_name=f"{slug} member", user=member_user)
-    MembershipFactory(team=team, person=member, role=Membership.Role.MEMBER)
-    identity = IdentityFactory(person=lead, value=f"{slug}-lead")
-    repository = RepositoryFactory(team=team, full_path=f"acme/{slug}")
-    pull_request = PullRequestFactory(repository=repository, author=member, title=f"{slug} change")
-    commit = CommitFactory(repository=repository, author=member, author_identity=identity)
-    pull_request.commits.add(commit)
-    policy = Policy.objects.create(team=team, document="rules:\n  - name: one\n    require: {approvals: 1}\n")
-    evaluation = PolicyEvaluation.objects.create(
-        pull_request=pull_request, policy=policy, head_sha="a" * 40, outcome="pending"
-    )
-    session = PairingSession.objects.create(repository=repository, branch="feature", started_at=NOW)
-    PairingParticipant.objects.create(
-        session=session, person=member, joined_at=NOW, left_at=NOW + dt.timedelta(hours=1)
-    )
-    token = ApiToken.objects.create(name=f"{slug} ci", prefix=f"tdm_{slug}"[:12], key_hash=f"{slug:x<64}")
-    token.teams.add(team)
-    service = ServiceFactory(slug=f"{slug}-api", team=team)
-    ServiceRepository.objects.create(service=service, repository=repository)
-    deployment = DeploymentFactory(service=service, repository=repository)
-    incident = IncidentFactory(title=f"{slug} outage")
-    incident.services.add(service)
-    rows: dict[str, Any] = {
-        "team": team,
-        "lead_user": lead_user,
-        "member_user": member_user,
-        "reviews.Team": team,
-        "reviews.Person": lead,
-        "auth.User": lead_user,
-        "reviews.Membership": membership,
-        "reviews.Identity": identity,
-        "reviews.Repository": repository,
-        "reviews.SyncRun": SyncRun.objects.create(repository=repository),
-        "reviews.PullRequest": pull_request,
-        "reviews.ChangedFile": ChangedFile.objects.create(pull_request=pull_request, path="app.py"),
-        "reviews.Commit": commit,
-        "reviews.Review": ReviewFactory(pull_request=pull_request, reviewer=lead),
-        "reviews.Comment": CommentFactory(pull_request=pull_request, author=lead),
-        "reviews.CommitStatus": CommitStatus.objects.create(
-            repository=repository, sha="a" * 40, context="ci/build", state="pending", updated_at=NOW
-        ),
-        "reviews.Policy": policy,
-        "reviews.PolicyEvaluation": evaluation,
-        "reviews.Override": Override.objects.create(
-            pull_request=pull_request, overridden_by=lead, reason="outage", followup_due_at=NOW
-        ),
-        "reviews.PolicyViolation": PolicyViolation.objects.create(
-            pull_request=pull_request, evaluation=evaluation, outcome="pending"
-        ),
-        "reviews.RiskSignal": RiskSignal.objects.create(repository=repository, reference=f"{slug}-1", occurred_at=NOW),
-        "reviews.PairingSession": session,
-        "reviews.ApiToken": token,
-        "telemetry.Service": service,
-        "telemetry.ServiceRepository": ServiceRepository.objects.get(service=service),
-        "telemetry.Deployment": deployment,
-        "telemetry.DeploymentChange": DeploymentChange.objects.create(
-            deployment=deployment, commit=commit, pull_request=pull_request
-        ),
-        "telemetry.Incident": incident,
-        "telemetry.SuspectChange": SuspectChange.objects.create(
-            incident=incident, deployment=deployment, pull_request=pull_request, score=1.0, rank=1
-        ),
-        "telemetry.Notification": Notification.objects.create(
-            person=lead, kind="suspect", subject="A change", body="…", incident=incident, pull_request=pull_request
-        ),
-    }
-    return rows
 
 
 @dataclass
@@ -153,7 +51,7 @@ class World:
 
 @pytest.fixture
 def world() -> World:
-    shop, search = _team_rows("shop"), _team_rows("search")
+    shop, search = team_rows("shop"), team_rows("search")
     return World(shop=shop, search=search, root=User.objects.create_superuser("root", password="pw"))
 
 
@@ -162,6 +60,12 @@ def world() -> World:
 
 def _label(model: type[Model]) -> str:
     return model._meta.label
+
+
+def _model(label: str) -> type[Model]:
+    from django.apps import apps
+
+    return apps.get_model(label)
 
 
 def _relation_fields(model: type[Model], model_admin: Any, skip: str | None = None) -> list[str]:
@@ -189,7 +93,12 @@ def _walk_forms() -> Iterator[tuple[str, str, type[Model]]]:
                 yield _label(model), name, model._meta.get_field(name).related_model
 
 
-def _walk_inlines() -> Iterator[tuple[str, str, str, type[Model]]]:
+def _lead_may_set(label: str, name: str) -> bool:
+    model_admin = admin.site._registry[_model(label)]
+    return model_admin.may_change == LEADS and name not in model_admin.lead_readonly_fields
+
+
+def _walk_inlines() -> Iterator[tuple[str, str, str, type[Model], bool]]:
     for model, model_admin in admin.site._registry.items():
         for inline_class in model_admin.inlines:
             inline = inline_class(model, admin.site)
@@ -199,21 +108,39 @@ def _walk_inlines() -> Iterator[tuple[str, str, str, type[Model]]]:
                 if f.is_relation and f.related_model is model and (inline.fk_name in (None, f.name))
             )
             for name in _relation_fields(inline.model, inline, skip=parent_fk):
-                yield _label(model), inline_class.__name__, name, inline.model._meta.get_field(name).related_model
+                target = inline.model._meta.get_field(name).related_model
+                yield _label(model), inline_class.__name__, name, target, inline.editable
 
 
-FORM_FIELDS = [(model, name) for model, name, target in _walk_forms() if _label(target) not in access.SHARED]
-INLINE_FIELDS = [
-    (model, inline, name) for model, inline, name, target in _walk_inlines() if _label(target) not in access.SHARED
+WALKED = [(model, name) for model, name, target in _walk_forms() if _label(target) not in access.SHARED]
+FORM_FIELDS = [(model, name) for model, name in WALKED if _lead_may_set(model, name)]
+FIXED_FIELDS = [(model, name) for model, name in WALKED if not _lead_may_set(model, name)]
+ADD_FIELDS = [  # a new record a lead may add (an API token) names its teams on the add form only
+    (model, name)
+    for model, name in WALKED
+    if admin.site._registry[_model(model)].may_add == LEADS
+    and name not in admin.site._registry[_model(model)].lead_readonly_fields
 ]
+INLINE_FIELDS = [
+    (model, inline, name)
+    for model, inline, name, target, editable in _walk_inlines()
+    if _label(target) not in access.SHARED and editable
+]
+READ_ONLY_INLINES = sorted(
+    {(_label(m), i.__name__) for m, a in admin.site._registry.items() for i in a.inlines if not i.editable}
+)
 SUPERUSER_ONLY = [_label(m) for m, a in admin.site._registry.items() if not isinstance(a, TeamScopedAdmin)]
 
 
 def test_the_walk_covers_the_admin():
     """The generated cases are not empty, and the only related models left out are the deliberately shared ones."""
-    assert len(FORM_FIELDS) >= 40
-    assert len(INLINE_FIELDS) >= 6
-    left_out = {_label(t) for *_, t in [*_walk_forms(), *_walk_inlines()] if _label(t) in access.SHARED}
+    assert len(WALKED) >= 40
+    assert len(FORM_FIELDS) >= 10  # what a lead steers
+    assert len(FIXED_FIELDS) >= 35  # facts and records: nothing to point anywhere
+    assert len(INLINE_FIELDS) >= 4
+    assert len(READ_ONLY_INLINES) >= 4
+    left_out = {_label(t) for *_, t in _walk_forms() if _label(t) in access.SHARED}
+    left_out |= {_label(t) for *_, t, _ in _walk_inlines() if _label(t) in access.SHARED}
     assert left_out == {"reviews.Connection"}
     for model, model_admin in admin.site._registry.items():
         if isinstance(model_admin, TeamScopedAdmin):
@@ -225,72 +152,9 @@ def test_the_walk_covers_the_admin():
 # --- posting what the page shows ----------------------------------------------------------------------------------
 
 
-class _FormFields(HTMLParser):
-    """What a browser would post from the form with this id: inputs, checked boxes, selected options, textareas."""
-
-    def __init__(self, form_id: str) -> None:
-        super().__init__()
-        self.form_id = form_id
-        self.inside = False
-        self.select: str | None = None
-        self.textarea: str | None = None
-        self.text = ""
-        self.data: dict[str, list[str]] = {}
-
-    def _add(self, name: str, value: str) -> None:
-        self.data.setdefault(name, []).append(value)
-
-    def handle_starttag(self, tag: str, attrs: list[tuple[str, str | None]]) -> None:
-        a = {k: v or "" for k, v in attrs}
-        if tag == "form":
-            self.inside = a.get("id") == self.form_id
-        elif not self.inside:
-            return
-        elif tag == "input" and a.get("name"):
-            kind = a.get("type", "text")
-            if kind in {"submit", "button", "reset", "file", "image"}:
-                return
-            if kind in {"checkbox", "radio"} and "checked" not in a:
-                return
-            self._add(a["name"], a.get("value", "on" if kind in {"checkbox", "radio"} else ""))
-        elif tag == "select":
-            self.select = a.get("name")
-            self.data.setdefault(self.select or "", [])
-        elif tag == "option" and self.select and "selected" in a:
-            self._add(self.select, a.get("value", ""))
-        elif tag == "textarea":
-            self.textarea, self.text = a.get("name"), ""
-
-    def handle_endtag(self, tag: str) -> None:
-        if tag == "form":
-            self.inside = False
-        elif tag == "select":
-            self.select = None
-        elif tag == "textarea" and self.textarea:
-            self._add(self.textarea, self.text.removeprefix("\n"))
-            self.textarea = None
-
-    def handle_data(self, data: str) -> None:
-        if self.textarea:
-            self.text += data
-
-
-def _page_data(response: Any, model: type[Model]) -> dict[str, list[str]]:
-    assert response.status_code == 200, response.status_code
-    parser = _FormFields(f"{model._meta.model_name}_form")
-    parser.feed(response.content.decode())
-    return {name: values for name, values in parser.data.items() if name and "__prefix__" not in name}
-
-
 def _url(model: type[Model], view: str, obj: Model | None = None) -> str:
     base = f"/admin/{model._meta.app_label}/{model._meta.model_name}/"
     return f"{base}add/" if view == "add" else f"{base}{obj.pk}/change/"  # type: ignore[union-attr]
-
-
-def _model(label: str) -> type[Model]:
-    from django.apps import apps
-
-    return apps.get_model(label)
 
 
 def _snapshot(obj: Model) -> dict[str, Any]:
@@ -326,7 +190,7 @@ def test_a_lead_cannot_change_a_field_to_point_at_another_teams_row(client, worl
     field = model._meta.get_field(name)
     ours, theirs = world.shop[label], world.search[_label(field.related_model)]
     client.force_login(world.lead)
-    data = _page_data(client.get(_url(model, "change", ours)), model)
+    data = page_data(client.get(_url(model, "change", ours)), model)
     assert name in data, f"{name} is not on the change form of {label}"
     resaved = client.post(_url(model, "change", ours), data)
     if label in APPEND_ONLY:
@@ -348,7 +212,7 @@ def test_a_lead_cannot_change_a_field_to_point_at_another_teams_row(client, worl
     assert _snapshot(ours) == before
 
 
-@pytest.mark.parametrize(("label", "name"), FORM_FIELDS, ids=[f"{m}.{n}" for m, n in FORM_FIELDS])
+@pytest.mark.parametrize(("label", "name"), ADD_FIELDS, ids=[f"{m}.{n}" for m, n in ADD_FIELDS])
 def test_a_lead_cannot_add_a_row_pointing_at_another_teams_row(client, world, label, name):
     model = _model(label)
     field = model._meta.get_field(name)
@@ -356,11 +220,11 @@ def test_a_lead_cannot_add_a_row_pointing_at_another_teams_row(client, world, la
     client.force_login(world.lead)
     add_page = client.get(_url(model, "add"))
     if not admin.site._registry[model].has_add_permission(add_page.wsgi_request):
-        assert add_page.status_code == 403
+        assert add_page.status_code == 403  # a team: a superuser's to add
         return
-    data = _page_data(add_page, model)
+    data = page_data(add_page, model)
     # The fields of our own row, as its change page shows them: everything valid but the one under test.
-    shown = _page_data(client.get(_url(model, "change", ours)), model)
+    shown = page_data(client.get(_url(model, "change", ours)), model)
     data.update({key: values for key, values in shown.items() if "-" not in key})
     count = model._default_manager.count()
 
@@ -381,9 +245,9 @@ def test_a_lead_cannot_add_an_inline_row_pointing_at_another_teams_row(client, w
     [formset] = [f.formset for f in response.context["inline_admin_formsets"] if type(f.opts).__name__ == inline]
     inline_model = formset.model
     theirs = world.search[_label(inline_model._meta.get_field(name).related_model)]
-    data = _page_data(response, model)
+    data = page_data(response, model)
     prefix, index = formset.prefix, int(data[f"{formset.prefix}-TOTAL_FORMS"][0])
-    parser = _FormFields(f"{model._meta.model_name}_form")
+    parser = FormFields(f"{model._meta.model_name}_form")
     parser.feed(response.content.decode())
     for key, values in parser.data.items():  # the empty row the page offers, as "Add another" fills it in
         if key.startswith(f"{prefix}-__prefix__-"):
@@ -401,6 +265,48 @@ def test_a_lead_cannot_add_an_inline_row_pointing_at_another_teams_row(client, w
     assert inline_model._default_manager.count() == count
 
 
+@pytest.mark.parametrize(("label", "name"), FIXED_FIELDS, ids=[f"{m}.{n}" for m, n in FIXED_FIELDS])
+def test_a_field_a_lead_may_not_set_is_on_no_form_and_a_post_changes_nothing(client, world, label, name):
+    model = _model(label)
+    field = model._meta.get_field(name)
+    ours, theirs = world.shop[label], world.search[_label(field.related_model)]
+    model_admin = admin.site._registry[model]
+    client.force_login(world.lead)
+    page = client.get(_url(model, "change", ours))
+    data = page_data(page, model)
+    assert name not in data, f"{label}.{name} is offered to a lead"
+    before = _snapshot(ours)
+
+    data[name] = [str(theirs.pk)]
+    response = client.post(_url(model, "change", ours), data)
+
+    assert response.status_code == (302 if model_admin.may_change == LEADS else 403)
+    assert _snapshot(ours) == before
+    add_page = client.get(_url(model, "add"))
+    if (label, name) in ADD_FIELDS:
+        return  # the add form offers it: test_a_lead_cannot_add_a_row_pointing_at_another_teams_row
+    if model_admin.may_add == LEADS:
+        assert name not in page_data(add_page, model)
+    else:
+        assert add_page.status_code == 403
+        count = model._default_manager.count()
+        assert client.post(_url(model, "add"), {name: [str(theirs.pk)]}).status_code == 403
+        assert model._default_manager.count() == count
+
+
+@pytest.mark.parametrize(("label", "inline"), READ_ONLY_INLINES, ids=[f"{m}.{i}" for m, i in READ_ONLY_INLINES])
+@pytest.mark.parametrize("actor", ["lead", "root"])
+def test_a_read_only_inline_offers_no_row_to_add_or_delete(client, world, label, inline, actor):
+    model = _model(label)
+    client.force_login(world.lead if actor == "lead" else world.root)
+    page = client.get(_url(model, "change", world.shop[label]))
+    [formset] = [f for f in page.context["inline_admin_formsets"] if type(f.opts).__name__ == inline]
+    assert not formset.has_add_permission
+    assert not formset.has_change_permission
+    assert not formset.has_delete_permission
+    assert f"{formset.formset.prefix}-__prefix__" not in page.content.decode()  # no "Add another" row
+
+
 @pytest.mark.parametrize("label", SUPERUSER_ONLY)
 def test_a_lead_cannot_open_or_add_instance_wide_rows(client, world, label):
     model = _model(label)
@@ -412,7 +318,7 @@ def test_a_lead_cannot_open_or_add_instance_wide_rows(client, world, label):
 
 
 AUTOCOMPLETE = [
-    (label, name) for label, name in FORM_FIELDS if name in admin.site._registry[_model(label)].autocomplete_fields
+    (label, name) for label, name in WALKED if name in admin.site._registry[_model(label)].autocomplete_fields
 ]
 
 
@@ -436,13 +342,13 @@ def test_autocomplete_lists_no_other_teams_rows(client, world, label, name):
 
 
 def test_a_superuser_may_point_a_row_at_any_team(client, world):
-    review = world.shop["reviews.Review"]
+    repository = world.shop["reviews.Repository"]
     client.force_login(world.root)
-    data = _page_data(client.get(_url(type(review), "change", review)), type(review))
-    data["pull_request"] = [str(world.search["reviews.PullRequest"].pk)]
-    assert client.post(_url(type(review), "change", review), data).status_code == 302
-    review.refresh_from_db()
-    assert review.pull_request == world.search["reviews.PullRequest"]
+    data = page_data(client.get(_url(type(repository), "change", repository)), type(repository))
+    data["team"] = [str(world.search["team"].pk)]
+    assert client.post(_url(type(repository), "change", repository), data).status_code == 302
+    repository.refresh_from_db()
+    assert repository.team == world.search["team"]
 
 
 def test_a_lead_of_another_team_cannot_open_ours_and_a_member_cannot_get_in(client, world):
@@ -457,7 +363,7 @@ def test_a_lead_may_point_at_a_shared_connection(client, world):
     repository = world.shop["reviews.Repository"]
     other = Connection.objects.create(provider="gitlab", name="GitLab", base_url="https://gitlab.example.com")
     client.force_login(world.lead)
-    data = _page_data(client.get(_url(type(repository), "change", repository)), type(repository))
+    data = page_data(client.get(_url(type(repository), "change", repository)), type(repository))
     data["connection"] = [str(other.pk)]
     assert client.post(_url(type(repository), "change", repository), data).status_code == 302
     repository.refresh_from_db()
@@ -467,28 +373,32 @@ def test_a_lead_may_point_at_a_shared_connection(client, world):
 def test_a_row_that_would_belong_to_none_of_the_leads_teams_is_refused(client, world):
     repository = world.shop["reviews.Repository"]
     client.force_login(world.lead)
-    data = _page_data(client.get(_url(type(repository), "change", repository)), type(repository))
+    data = page_data(client.get(_url(type(repository), "change", repository)), type(repository))
     data.update({"team": [""], "external_id": ["orphan"], "full_path": ["acme/orphan"]})
     assert client.post(_url(type(repository), "add"), data).status_code == 403
     assert not type(repository).objects.filter(full_path="acme/orphan").exists()
 
 
-def test_a_lead_keeps_another_teams_links_they_cannot_see(client, world):
+def test_a_lead_keeps_another_teams_links_they_cannot_see(rf, world):
+    """No many-to-many field a lead may change is left on a change form today (incidents and tokens became
+    read-only); the rule that keeps the links a lead cannot see still holds for the next one."""
+    from types import SimpleNamespace
+
+    from reviews.admin_scoping import _keep_links_outside, admin_access
+
     incident = world.shop["telemetry.Incident"]
     incident.services.add(world.search["telemetry.Service"])
-    client.force_login(world.lead)
-    data = _page_data(client.get(_url(type(incident), "change", incident)), type(incident))
-    data["title"] = ["Checkout down"]
-    assert client.post(_url(type(incident), "change", incident), data).status_code == 302
-    incident.refresh_from_db()
-    assert incident.title == "Checkout down"
-    assert set(incident.services.all()) == {world.shop["telemetry.Service"], world.search["telemetry.Service"]}
+    request = rf.post("/admin/")
+    request.user = world.lead
+    form = SimpleNamespace(instance=incident, cleaned_data={"services": [world.shop["telemetry.Service"]]})
+    _keep_links_outside(form, admin_access(request))
+    assert set(form.cleaned_data["services"]) == {world.shop["telemetry.Service"], world.search["telemetry.Service"]}
 
 
 def test_a_lead_sees_unresolved_identities_and_attaches_one_to_their_person(client, world):
     unresolved = Identity.objects.create(kind="email", value="someone@example.com")
     client.force_login(world.lead)
-    data = _page_data(client.get(_url(Identity, "change", unresolved)), Identity)
+    data = page_data(client.get(_url(Identity, "change", unresolved)), Identity)
     data["person"] = [str(world.shop["reviews.Person"].pk)]
     assert client.post(_url(Identity, "change", unresolved), data).status_code == 302
     unresolved.refresh_from_db()
