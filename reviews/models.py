@@ -310,6 +310,10 @@ class Commit(models.Model):
     committed_at = models.DateTimeField(null=True, blank=True)
     parents = models.JSONField(default=list, blank=True)
     co_authors = models.ManyToManyField(Identity, blank=True, related_name="co_authored_commits")
+    # Who pushed it, as the push webhook's sender says; unknown for commits only sync has seen.
+    pushed_by = models.ForeignKey(
+        Person, null=True, blank=True, on_delete=models.SET_NULL, related_name="pushed_commits"
+    )
 
     class Meta:
         constraints = [models.UniqueConstraint(fields=["repository", "sha"], name="commit_unique_sha")]

@@ -38,6 +38,9 @@ from reviews.integrations.records import (
 )
 from reviews.integrations.trailers import co_authors
 
+# The git committer of what GitHub commits on the web (web-flow): merges by "Update branch", web edits.
+WEB_COMMITTER_EMAIL = "noreply@github.com"
+
 __all__ = [
     "is_bot",
     "parse_changed_file",
@@ -553,7 +556,8 @@ def _on_push(root: _Node, event: WebhookEvent, repository: RepositoryRecord) -> 
     if root.opt_bool("deleted"):
         event.ignored = "branch deleted"
         return
-    event.commits = [_push_commit(commit) for commit in root.req_objs("commits")]
+    pusher = _opt_user(root.opt_obj("sender"))
+    event.commits = [replace(_push_commit(commit), pusher=pusher) for commit in root.req_objs("commits")]
 
 
 def _on_status(root: _Node, event: WebhookEvent, repository: RepositoryRecord) -> None:

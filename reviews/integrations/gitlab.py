@@ -34,6 +34,7 @@ import datetime as dt
 import hmac
 import re
 from collections.abc import Callable
+from dataclasses import replace
 from typing import Any
 from urllib.parse import urlparse
 
@@ -329,7 +330,7 @@ def _push_event(root: PayloadReader) -> WebhookEvent:
     else:
         if root.opt_text("before") == _NULL_SHA:
             action = "created"
-        commits = [_push_commit(commit) for commit in root.objs("commits")]
+        commits = [replace(_push_commit(commit), pusher=sender) for commit in root.objs("commits")]
     return WebhookEvent(
         provider="gitlab",
         event="push",

@@ -148,6 +148,7 @@ class CommitRecord:
     author_account: UserRecord | None = None  # the VCS account git's e-mail maps to, when the API says
     parents: tuple[str, ...] = ()
     co_authors: tuple[GitUserRecord, ...] = ()  # parsed from Co-authored-by trailers
+    pusher: UserRecord | None = None  # who pushed it, when a push webhook says (its sender)
 
 
 @dataclass(frozen=True)

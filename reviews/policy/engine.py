@@ -13,7 +13,7 @@ from typing import Any
 
 from reviews.policy.codeowners import OwnerRequirement, is_owner, parse_codeowners
 from reviews.policy.document import Conditions, Options, Pattern, Policy, Requirements, Rule
-from reviews.policy.snapshot import FACTS, FrozenDict, PersonRef, ReviewRef, Snapshot, to_jsonable
+from reviews.policy.snapshot import FACTS, CommitRef, FrozenDict, PersonRef, ReviewRef, Snapshot, to_jsonable
 
 SUMMARY_LIMIT = 140
 
@@ -540,16 +540,30 @@ def _is_author(person: PersonRef, snapshot: Snapshot) -> bool:
 
 
 def _contributors(snapshot: Snapshot, options: Options) -> frozenset[str]:
-    """People who authored or co-authored commits, besides the author. Bots' commits count only if asked to."""
+    """People who authored, co-authored, committed or pushed a commit, besides the author (policy-bot's
+    contributors). Bots' commits count only if asked to; GitHub's merges of the base branch ("Update branch")
+    make nobody a contributor, as policy-bot's `ignore_update_merges`."""
+    in_pull_request = {commit.sha for commit in snapshot.commits}
     people: set[str] = set()
     for commit in snapshot.commits:
         if options.ignore_bots and commit.author is not None and commit.author.is_bot:
             continue
-        authors = ((commit.author,) if commit.author else ()) + commit.co_authors
-        people.update(person.id for person in authors if not person.is_bot)
+        if _is_update_merge(commit, in_pull_request):
+            continue
+        involved = (commit.author, commit.committer, commit.pushed_by, *commit.co_authors)
+        people.update(person.id for person in involved if person is not None and not person.is_bot)
     # The author's own approval is `allow_author`'s business alone.
     people.discard(snapshot.author.id if snapshot.author else "")
     return frozenset(people)
+
+
+def _is_update_merge(commit: CommitRef, in_pull_request: set[str]) -> bool:
+    """A merge GitHub committed on the web whose first parent is the branch's previous head and whose second is
+    from outside the pull request: the base branch merged in by the "Update branch" button."""
+    if not commit.via_web or len(commit.parents) != 2:
+        return False
+    previous_head, merged = commit.parents
+    return previous_head in in_pull_request and merged not in in_pull_request
 
 
 def _is_stale(review: ReviewRef, snapshot: Snapshot, options: Options) -> bool:

@@ -8,6 +8,7 @@ from collections.abc import Iterable
 
 from django.utils import timezone
 
+from reviews.integrations.github import WEB_COMMITTER_EMAIL
 from reviews.models import (
     ChangedFile,
     Commit,
@@ -78,18 +79,33 @@ def _identity_ref(identity: Identity, people: dict[int, PersonRef]) -> PersonRef
     return PersonRef(id=f"identity:{identity.pk}", names=frozenset({identity.value}), display_name=identity.value)
 
 
+def _committer_ref(commit: Commit, people: dict[int, PersonRef]) -> PersonRef | None:
+    identity = commit.committer_identity
+    if identity is None or identity.value == WEB_COMMITTER_EMAIL:
+        return None  # GitHub's own committer is nobody's contribution
+    if identity.person_id is None and identity.pk == commit.author_identity_id:
+        return None  # the author, still unresolved: the author's stand-in already says so
+    return _identity_ref(identity, people)
+
+
 def pull_request_snapshot(*, pull_request: PullRequest, now: dt.datetime | None = None) -> Snapshot:
     """The pull request at its head sha, as the policy engine sees it. A bounded number of queries."""
     repository = pull_request.repository
     reviews = list(
         Review.objects.filter(pull_request=pull_request, reviewer__isnull=False).order_by("submitted_at", "pk")
     )
-    commits = list(Commit.objects.filter(pull_requests=pull_request).prefetch_related("co_authors"))
+    commits = list(
+        Commit.objects.filter(pull_requests=pull_request)
+        .select_related("committer_identity")
+        .prefetch_related("co_authors")
+    )
     partners = pairing_partners_for_pull_request(pull_request=pull_request)
     people = person_refs(
         [pull_request.author_id]
         + [r.reviewer_id for r in reviews]
         + [c.author_id for c in commits]
+        + [c.committer_identity.person_id for c in commits if c.committer_identity]
+        + [c.pushed_by_id for c in commits]
         + [i.person_id for c in commits for i in c.co_authors.all()]
         + [p.person.pk for p in partners]
     )
@@ -114,6 +130,11 @@ def pull_request_snapshot(*, pull_request: PullRequest, now: dt.datetime | None 
                 author=people.get(commit.author_id) if commit.author_id else None,
                 co_authors=tuple(_identity_ref(identity, people) for identity in commit.co_authors.all()),
                 committed_at=commit.committed_at or commit.authored_at,
+                committer=_committer_ref(commit, people),
+                pushed_by=people.get(commit.pushed_by_id) if commit.pushed_by_id else None,
+                parents=tuple(commit.parents),
+                via_web=commit.committer_identity is not None
+                and commit.committer_identity.value == WEB_COMMITTER_EMAIL,
             )
             for commit in sorted(commits, key=lambda c: (c.authored_at, c.sha))
         ),

@@ -249,19 +249,24 @@ def commit_upsert(*, repository: Repository, record: CommitRecord) -> Commit:
     committer_identity = (
         identity_from_git_user(git_user=record.committer) if record.committer and record.committer.email else None
     )
-    commit, _ = Commit.objects.update_or_create(
-        repository=repository,
-        sha=record.sha,
-        defaults={
-            "message": record.message,
-            "author": author_identity.person,
-            "author_identity": author_identity,
-            "committer_identity": committer_identity,
-            "authored_at": record.authored_at,
-            "committed_at": record.committed_at,
-            "parents": list(record.parents),
-        },
-    )
+    defaults: dict[str, object] = {
+        "message": record.message,
+        "author": author_identity.person,
+        "author_identity": author_identity,
+        "authored_at": record.authored_at,
+    }
+    # A push payload lists no parents and a sync names no pusher: what one source lacks never erases what
+    # the other said (a web-flow merge is recognised by its parents).
+    if committer_identity is not None:
+        defaults["committer_identity"] = committer_identity
+    if record.committed_at is not None:
+        defaults["committed_at"] = record.committed_at
+    if record.parents:
+        defaults["parents"] = list(record.parents)
+    pusher = person_from_account(connection=connection, account=record.pusher)
+    if pusher is not None:
+        defaults["pushed_by"] = pusher
+    commit, _ = Commit.objects.update_or_create(repository=repository, sha=record.sha, defaults=defaults)
     co_author_identities = [identity_from_git_user(git_user=co_author) for co_author in record.co_authors]
     commit.co_authors.set(co_author_identities)
     return commit

@@ -4,12 +4,15 @@ from __future__ import annotations
 
 import datetime as dt
 import json
+from dataclasses import replace
 from typing import Any
 
 import pytest
 
 from reviews.policy import (
     DEFAULT_POLICY,
+    CommitRef,
+    PersonRef,
     FileChange,
     RiskSignalRef,
     RuleTrace,
@@ -304,6 +307,14 @@ def test_document_checks(statuses: dict[str, str], outcome: str, summary: str) -
     ]
 
 
+FIX = "f" * 40
+
+
+def web_flow_merge(clicked_by: PersonRef, previous_head: str, merged: str = "b" * 40) -> CommitRef:
+    """What the "Update branch" button commits: authored by who clicked, committed and pushed by GitHub."""
+    return replace(commit(clicked_by), pushed_by=clicked_by, parents=(previous_head, merged), via_web=True)
+
+
 # Options.
 
 OPTIONS: list[tuple[str, str, dict[str, Any], str]] = [
@@ -361,6 +372,48 @@ OPTIONS: list[tuple[str, str, dict[str, Any], str]] = [
         "pending",
     ),
     ("a bot's approval never counts", "{}", {"reviews": (review(BOT),)}, "pending"),
+    (
+        "a committer who did not author the commit may not approve",
+        "{}",
+        {"commits": (replace(commit(ADA), committer=BOB),), "reviews": (review(BOB),)},
+        "pending",
+    ),
+    (
+        "whoever pushed a commit may not approve",
+        "{}",
+        {"commits": (replace(commit(ADA), pushed_by=BOB),), "reviews": (review(BOB),)},
+        "pending",
+    ),
+    (
+        "a committer may approve when contributors are allowed",
+        "{allow_contributors: true}",
+        {"commits": (replace(commit(ADA), committer=BOB),), "reviews": (review(BOB),)},
+        "satisfied",
+    ),
+    (
+        "GitHub's merge of the base branch (Update branch) makes nobody a contributor",
+        "{}",
+        {"commits": (commit(ADA, sha=OLD), web_flow_merge(BOB, OLD)), "reviews": (review(BOB),)},
+        "satisfied",
+    ),
+    (
+        "a web merge of another branch of the pull request is a contribution",
+        "{}",
+        {
+            "commits": (commit(ADA, sha=OLD), commit(CY, sha=FIX), web_flow_merge(BOB, OLD, FIX)),
+            "reviews": (review(BOB),),
+        },
+        "pending",
+    ),
+    (
+        "a merge of the base branch committed locally is a contribution",
+        "{}",
+        {
+            "commits": (commit(ADA, sha=OLD), replace(web_flow_merge(BOB, OLD), via_web=False)),
+            "reviews": (review(BOB),),
+        },
+        "pending",
+    ),
 ]
 
 
