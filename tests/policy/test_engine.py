@@ -12,8 +12,8 @@ import pytest
 from reviews.policy import (
     DEFAULT_POLICY,
     CommitRef,
-    PersonRef,
     FileChange,
+    PersonRef,
     RiskSignalRef,
     RuleTrace,
     Snapshot,
