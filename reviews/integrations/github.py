@@ -40,6 +40,7 @@ from reviews.integrations.trailers import co_authors
 
 # The git committer of what GitHub commits on the web (web-flow): merges by "Update branch", web edits.
 WEB_COMMITTER_EMAIL = "noreply@github.com"
+WEB_COMMITTER_LOGIN = "web-flow"
 
 __all__ = [
     "is_bot",
@@ -397,15 +398,21 @@ def _rest_commit(node: _Node) -> CommitRecord:
         committer=_git_user(git.opt_obj("committer")),
         committed_at=committed_at,
         author_account=_opt_user(node.opt_obj("author")),
+        committer_account=_committer_account(_opt_user(node.opt_obj("committer"))),
         parents=tuple(parent.req_str("sha") for parent in node.opt_objs("parents") or []),
         co_authors=co_authors(message),
     )
+
+
+def _committer_account(account: UserRecord | None) -> UserRecord | None:
+    return None if account is None or account.login == WEB_COMMITTER_LOGIN else account
 
 
 def _push_commit(node: _Node) -> CommitRecord:
     message = node.req_str("message")
     author = node.req_obj("author")
     username = author.opt_str("username")
+    committer_login = node.opt_str("committer", "username")
     return CommitRecord(
         sha=node.req_str("id"),
         message=message,
@@ -414,6 +421,11 @@ def _push_commit(node: _Node) -> CommitRecord:
         authored_at=node.req_time("timestamp"),
         committer=_git_user(node.opt_obj("committer")),
         author_account=UserRecord(provider="github", login=username, is_bot=is_bot(username)) if username else None,
+        committer_account=_committer_account(
+            UserRecord(provider="github", login=committer_login, is_bot=is_bot(committer_login))
+            if committer_login
+            else None
+        ),
         co_authors=co_authors(message),
     )
 

@@ -146,6 +146,7 @@ class CommitRecord:
     committer: GitUserRecord | None = None
     committed_at: dt.datetime | None = None
     author_account: UserRecord | None = None  # the VCS account git's e-mail maps to, when the API says
+    committer_account: UserRecord | None = None  # likewise for the committer (never GitHub's own web-flow)
     parents: tuple[str, ...] = ()
     co_authors: tuple[GitUserRecord, ...] = ()  # parsed from Co-authored-by trailers
     pusher: UserRecord | None = None  # who pushed it, when a push webhook says (its sender)

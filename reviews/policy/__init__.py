@@ -33,6 +33,7 @@ from reviews.policy.engine import (
     RuleTrace,
     Trace,
     evaluate,
+    incident_windows,
 )
 from reviews.policy.snapshot import (
     CommitRef,
@@ -80,6 +81,7 @@ __all__ = [
     "SnapshotError",
     "Trace",
     "evaluate",
+    "incident_windows",
     "is_owner",
     "parse_codeowners",
     "parse_policy",

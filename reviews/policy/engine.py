@@ -173,6 +173,21 @@ def evaluate(snapshot: Snapshot, policy: Policy) -> Trace:
     )
 
 
+def incident_windows(policy: Policy) -> frozenset[int]:
+    """The windows, in days, through which this policy reads incidents: when one closes on an incident, a verdict
+    may change with no event on the pull request."""
+    days = {policy.risk.incident_window_days} if policy.risk.extra_approvals else set()
+
+    def walk(rules: Iterable[Rule]) -> None:
+        for rule in rules:
+            if rule.when.touches_incident_within_days is not None:
+                days.add(rule.when.touches_incident_within_days)
+            walk(rule.children)
+
+    walk(policy.rules)
+    return frozenset(days)
+
+
 def _unknown_summary(unknown: FrozenDict) -> str:
     """Why the verdict waits: the fact that matters most, within the limit of a commit status (the trace has all)."""
     first = next(unknown[fact] for fact in FACTS if fact in unknown)

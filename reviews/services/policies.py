@@ -6,7 +6,6 @@ from __future__ import annotations
 import datetime as dt
 import logging
 from dataclasses import dataclass
-from functools import partial
 
 from django.core.exceptions import PermissionDenied, ValidationError
 from django.db import transaction
@@ -26,7 +25,9 @@ from reviews.models import (
 )
 from reviews.policy import Policy as ParsedPolicy
 from reviews.policy import PolicyError, evaluate, parse_policy
+from reviews.selectors.affected import open_pull_requests_under_policy
 from reviews.selectors.policy import effective_policy, pull_request_snapshot
+from reviews.services.enqueue import pull_request_evaluations_enqueue
 
 logger = logging.getLogger(__name__)
 
@@ -66,26 +67,8 @@ def policy_save(
             repository=repository,
             defaults={"document": document, "updated_at": timezone.now(), "updated_by": user},
         )
-    queue_evaluations(pull_request_ids=open_pull_requests_under(policy))
+    pull_request_evaluations_enqueue(pull_request_ids=open_pull_requests_under_policy(policy=policy))
     return policy
-
-
-def open_pull_requests_under(policy: Policy) -> list[int]:
-    queryset = PullRequest.objects.filter(state=PullRequest.State.OPEN)
-    if policy.repository_id:
-        queryset = queryset.filter(repository_id=policy.repository_id)
-    else:
-        # The team's policy governs its repositories that have none of their own.
-        queryset = queryset.filter(repository__team=policy.team, repository__policy__isnull=True)
-    return list(queryset.values_list("pk", flat=True))
-
-
-def queue_evaluations(*, pull_request_ids: list[int]) -> None:
-    """Queue an evaluation per pull request, once the current transaction commits."""
-    from reviews.tasks import evaluate_pull_request
-
-    for pk in pull_request_ids:
-        transaction.on_commit(partial(evaluate_pull_request.delay, pk))
 
 
 @dataclass(frozen=True)
@@ -237,7 +220,7 @@ def pull_request_override(
             created_at=now,
             followup_due_at=now + dt.timedelta(hours=policy.override.followup_review_hours),
         )
-        queue_evaluations(pull_request_ids=[pull_request.pk])
+        pull_request_evaluations_enqueue(pull_request_ids=[pull_request.pk])
     return override
 
 

@@ -246,8 +246,11 @@ def commit_upsert(*, repository: Repository, record: CommitRecord) -> Commit:
     connection = repository.connection
     account_person = person_from_account(connection=connection, account=record.author_account)
     author_identity = identity_from_git_user(git_user=record.author, account_person=account_person)
+    committer_person = person_from_account(connection=connection, account=record.committer_account)
     committer_identity = (
-        identity_from_git_user(git_user=record.committer) if record.committer and record.committer.email else None
+        identity_from_git_user(git_user=record.committer, account_person=committer_person)
+        if record.committer and record.committer.email
+        else None
     )
     defaults: dict[str, object] = {
         "message": record.message,

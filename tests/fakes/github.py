@@ -83,6 +83,10 @@ class _Commit:
     authored_at: dt.datetime
     committed_at: dt.datetime
     parents: list[str]
+    # The committer, when not the author: GitHub's web-flow for "Update branch" merges, someone who rebased.
+    committer_name: str | None = None
+    committer_email: str | None = None
+    committer_login: str | None = None
 
 
 @dataclass
@@ -529,17 +533,27 @@ class FakeGitHub:
         author_name: str | None = None,
         author_email: str | None = None,
         authored_at: dt.datetime | None = None,
+        committer_login: str | None = None,
+        committer_name: str | None = None,
+        committer_email: str | None = None,
+        parents: Sequence[str] | None = None,
     ) -> JSON:
         """Add a commit to the repository's history (linear), and to pull request `number` when given.
 
         A pull request's last commit becomes its head sha. `author_login=None` makes a commit whose e-mail
-        GitHub cannot map to an account (`"author": null`).
+        GitHub cannot map to an account (`"author": null`). A committer other than the author, and parents other
+        than the previous commit (a merge), may be given.
         """
         with self._lock:
             data = self._repo(repo)
             commit = self._new_commit(
                 data, message, author_login, self._tick(authored_at), sha, author_name=author_name, email=author_email
             )
+            commit.committer_login = committer_login
+            commit.committer_name = committer_name
+            commit.committer_email = committer_email
+            if parents is not None:
+                commit.parents = list(parents)
             self._append_history(data, commit)
             if number is not None:
                 pull = data.pulls[number]
@@ -1062,7 +1076,11 @@ class FakeGitHub:
     def _commit_json(self, repo: _Repo, commit: _Commit) -> JSON:
         api = f"{self.url}/repos/{repo.full_name}"
         author = {"name": commit.author_name, "email": commit.author_email, "date": _ts(commit.authored_at)}
-        committer = {"name": commit.author_name, "email": commit.author_email, "date": _ts(commit.committed_at)}
+        committer = {
+            "name": commit.committer_name or commit.author_name,
+            "email": commit.committer_email or commit.author_email,
+            "date": _ts(commit.committed_at),
+        }
         tree = _sha(commit.sha, "tree")
         return {
             "url": f"{api}/commits/{commit.sha}",
@@ -1086,7 +1104,7 @@ class FakeGitHub:
                 },
             },
             "author": self._user_json(commit.author_login),
-            "committer": self._user_json(commit.author_login),
+            "committer": self._user_json(commit.committer_login or commit.author_login),
             "parents": [{"url": f"{api}/commits/{parent}", "sha": parent} for parent in commit.parents],
         }
 
