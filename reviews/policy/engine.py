@@ -603,7 +603,7 @@ def _missing(
     missing: list[str] = []
     count = sum(approval.weight for approval in tally.counted)
     if count < needed:
-        missing.append(f"{count} of {_approvals(needed)}")
+        missing.append(_approvals_wanted(require, tally, needed - count, more=count > 0))
     if require.code_owners:
         missing.extend(_missing_owners(facts, tally.qualified_reviewers))
     if options.require_independent_review and not _has_independent_review(facts, options, tally):
@@ -617,6 +617,18 @@ def _missing(
     return tuple(missing)
 
 
+def _approvals_wanted(require: Requirements, tally: _Tally, short: int, *, more: bool) -> str:
+    """What a status says is missing: "needs 1 approval from @payments (2 others approved)"."""
+    text = f"needs {short} {'more ' if more else ''}{'approval' if short == 1 else 'approvals'}"
+    whom = [f"@{team}" for team in require.teams] + list(require.people)
+    if not whom:
+        return text
+    others = sum(1 for item in tally.discarded if item.reason in (NOT_IN_TEAM, NOT_PERSON))
+    return f"{text} from {' or '.join(whom)}" + (
+        f" ({others} {'other' if others == 1 else 'others'} approved)" if others else ""
+    )
+
+
 def _missing_owners(facts: _Facts, reviewers: tuple[PersonRef, ...]) -> list[str]:
     missing = []
     for owned in facts.owned_paths:
@@ -626,13 +638,14 @@ def _missing_owners(facts: _Facts, reviewers: tuple[PersonRef, ...]) -> list[str
             owners = (
                 f"{requirement.approvals_needed} code owners" if requirement.approvals_needed > 1 else "a code owner"
             )
-            missing.append(f"needs {owners} for {_display_pattern(requirement.pattern)}")
+            # Teams as GitHub and GitLab spell them; people by login or e-mail.
+            names = ", ".join(sorted(f"@{owner}" if "/" in owner else owner for owner in requirement.owners))
+            missing.append(f"needs {owners} of {_display_pattern(requirement.pattern)} ({names})")
     return missing
 
 
 def _display_pattern(pattern: str) -> str:
-    shown = pattern.lstrip("/")
-    return shown[:-2] if shown.endswith("/**") else shown or "/"
+    return pattern.lstrip("/") or "/"
 
 
 def _has_independent_review(facts: _Facts, options: Options, tally: _Tally) -> bool:
@@ -665,11 +678,16 @@ def _requirement_reason(state: str, tally: _Tally, needed: int, missing: tuple[s
     elif people:
         parts.append(f"approved by {people}")
     parts.extend(notes)
-    parts.extend(phrase for phrase in missing if not phrase.startswith(f"{count} of "))
+    # The count is said first; what is still missing follows (but not the shortfall, which says the same again).
+    parts.extend(phrase for phrase in missing if not _is_shortfall(phrase))
     not_counted = ", ".join(f"{item.login} ({item.reason})" for item in tally.discarded)
     if not_counted:
         parts.append(f"not counted: {not_counted}")
     return f"{state.capitalize()}: {'; '.join(parts) or 'nothing is required'}."
+
+
+def _is_shortfall(phrase: str) -> bool:
+    return phrase.startswith("needs ") and " approval" in phrase and "code owner" not in phrase
 
 
 def _approval_words(approval: Approval) -> str:

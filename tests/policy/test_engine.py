@@ -214,8 +214,8 @@ PAYMENTS_OWNERS = "*  @cy\n/payments/ @acme/payments\n"
 @pytest.mark.parametrize(
     ("approvers", "state", "missing"),
     [
-        ((), "pending", ("0 of 1 approval", "needs a code owner for payments/")),
-        ((CY,), "pending", ("needs a code owner for payments/",)),
+        ((), "pending", ("needs 1 approval", "needs a code owner of payments/ (@acme/payments)")),
+        ((CY,), "pending", ("needs a code owner of payments/ (@acme/payments)",)),
         ((BOB,), "satisfied", ()),
     ],
     ids=["nobody", "owner of other files only", "payments owner"],
@@ -233,7 +233,7 @@ def test_code_owners_of_every_changed_file_must_approve(approvers: tuple, state:
 def test_code_owners_needed_for_each_owning_rule() -> None:
     shot = snapshot(files=files("payments/api.py", "web/app.js"), codeowners=PAYMENTS_OWNERS, reviews=(review(BOB),))
     rule = only_rule(evaluate(shot, one_rule("{code_owners: true}")))
-    assert rule.missing == ("needs a code owner for *",)
+    assert rule.missing == ("needs a code owner of * (cy)",)
     shot = snapshot(
         files=files("payments/api.py", "web/app.js"), codeowners=PAYMENTS_OWNERS, reviews=(review(BOB), review(CY))
     )
@@ -255,7 +255,7 @@ def test_code_owners_gitlab_section_needing_two() -> None:
         reviews=(review(BOB),),
     )
     rule = only_rule(evaluate(bob_only, one_rule("{code_owners: true}")))
-    assert rule.missing == ("needs 2 code owners for payments/",)
+    assert rule.missing == ("needs 2 code owners of payments/ (bob, cy)",)
     both = snapshot(
         files=bob_only.files, codeowners=owners, codeowners_syntax="gitlab", reviews=(review(BOB), review(CY))
     )
@@ -640,7 +640,7 @@ def test_recent_incident_on_changed_paths_adds_approvals() -> None:
     assert [hit.service for hit in trace.risk.incidents] == ["payments-api"]
     assert "payments-api" in trace.risk.reason
     assert "after an incident in payments-api" in rule.reason
-    assert trace.summary == "1 of 2 approvals"
+    assert trace.summary == "Needs 1 more approval"
 
 
 @pytest.mark.parametrize(
@@ -772,7 +772,7 @@ def test_summary_names_the_shortfall() -> None:
     shot = snapshot(files=files("payments/api.py"), codeowners=PAYMENTS_OWNERS, reviews=(review(CY),))
     trace = evaluate(shot, document)
     assert trace.outcome == "pending"
-    assert trace.summary == "1 of 2 approvals; needs a code owner for payments/"
+    assert trace.summary == "Needs 1 more approval; needs a code owner of payments/ (@acme/payments)"
 
 
 def test_summary_fits_a_commit_status() -> None:
@@ -780,7 +780,7 @@ def test_summary_fits_a_commit_status() -> None:
     shot = snapshot(files=files(*(f"area{n}/x.py" for n in range(30))), codeowners=long_names)
     trace = evaluate(shot, one_rule("{approvals: 3, code_owners: true}"))
     assert len(trace.summary) <= 140
-    assert trace.summary.startswith("0 of 3 approvals; needs a code owner for area0/")
+    assert trace.summary.startswith("Needs 3 approvals; needs a code owner of area0/ (owner0)")
 
 
 def test_summary_counts_other_pending_rules() -> None:
@@ -793,7 +793,7 @@ def test_summary_counts_other_pending_rules() -> None:
             require: {approvals: 2}
         """
     )
-    assert evaluate(snapshot(), document).summary == "0 of 1 approval; 1 more rule pending"
+    assert evaluate(snapshot(), document).summary == "Needs 1 approval; 1 more rule pending"
 
 
 def test_no_applicable_rule_approves() -> None:
@@ -848,3 +848,16 @@ def test_a_snapshot_names_only_facts_it_knows_of():
         snapshot(unknown={"weather": "cloudy"})
     shot = snapshot(unknown={"files": "waiting"})
     assert Snapshot.from_dict(shot.to_dict()) == shot
+
+
+def test_the_summary_names_whose_approval_is_missing_and_who_approved_instead() -> None:
+    document = one_rule("{approvals: 1, teams: ['@acme/payments']}")
+    trace = evaluate(snapshot(reviews=(review(CY), review(DEE))), document)
+    assert trace.summary == "Needs 1 approval from @payments (2 others approved)"
+    assert len(trace.summary) <= 140
+
+
+def test_the_summary_names_the_code_owners_of_an_unapproved_path() -> None:
+    document = one_rule("{code_owners: true}")
+    trace = evaluate(snapshot(codeowners="/ledger/** @alice @bob\n", files=files("ledger/book.py")), document)
+    assert trace.summary == "Needs a code owner of ledger/** (alice, bob)"

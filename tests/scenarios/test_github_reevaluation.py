@@ -66,7 +66,7 @@ def test_a_confirmed_incident_raises_the_bar_at_once_and_its_withdrawal_lowers_i
         occurred_at=timezone.now() - dt.timedelta(days=1),
         path_prefixes=["ledger/"],
     )
-    assert github.statuses(1)[-1] == ("pending", "1 of 2 approvals")
+    assert github.statuses(1)[-1] == ("pending", "Needs 1 more approval")
     github.run(risk_signal_withdraw, reference="incident:7")
     assert github.verdict(1) == "success"
 
