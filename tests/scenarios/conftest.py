@@ -14,14 +14,15 @@ from typing import Any
 import pytest
 from django.utils import timezone
 
-from reviews.models import PullRequest
+from reviews.models import PullRequest, Repository
 
 SECRET = "scenario-secret"
 REPO = "acme/ledger"
 
 
 class GitHubScenario:
-    def __init__(self, client: Any, capture: Any, fake: Any) -> None:
+    def __init__(self, client: Any, capture: Any, fake: Any, connection: Any) -> None:
+        self.connection = connection
         self.client = client
         self.capture = capture
         self.fake = fake
@@ -145,6 +146,20 @@ class GitHubScenario:
 
     # --- reading back ---
 
+    def repository(self) -> Repository:
+        """The repository as Tandem knows it (created now, as the first webhook would, for a policy set first)."""
+        repository, _ = Repository.objects.get_or_create(
+            connection=self.connection,
+            external_id=str(self.repo_json["id"]),
+            defaults={"full_path": REPO, "default_branch": self.repo_json["default_branch"]},
+        )
+        return repository
+
+    def use_policy(self, document: str) -> None:
+        from reviews.services.policies import policy_save
+
+        self.run(policy_save, repository=self.repository(), document=document)
+
     def head(self, number: int) -> str:
         return str(self.fake._pull(REPO, number).head_sha)
 
@@ -178,4 +193,4 @@ PATCH_V2_REBASED = PATCH_V2.replace("@@ -10,3 +10,4 @@", "@@ -30,3 +30,4 @@")
 def github(client, django_capture_on_commit_callbacks, fake_github, github_connection) -> GitHubScenario:
     github_connection.webhook_secret = SECRET
     github_connection.save()
-    return GitHubScenario(client, django_capture_on_commit_callbacks, fake_github)
+    return GitHubScenario(client, django_capture_on_commit_callbacks, fake_github, github_connection)
