@@ -14,6 +14,7 @@ from reviews.integrations.vcs import VcsRateLimited, VcsUnavailable
 from reviews.models import Connection, PolicyEvaluation, PullRequest, Repository
 from reviews.selectors.affected import open_pull_requests_with_closing_risk_windows
 from reviews.selectors.verdicts import pull_requests_without_verdict, verdicts_not_accepted
+from reviews.services.codeowners import codeowners_refresh, codeowners_refresh_due
 from reviews.services.enqueue import pull_request_evaluations_enqueue
 from reviews.services.policies import evaluation_should_report, pull_request_evaluate
 from reviews.services.reporting import evaluation_report
@@ -108,6 +109,7 @@ def evaluate_pull_request(pull_request_id: int) -> str:
         # A failed fetch is recorded on the row: the verdict waits for the facts, and `fetch_missing_facts`
         # tries again after a backoff.
         pull_request_facts_fetch(pull_request=pull_request)
+        codeowners_refresh(repository=pull_request.repository, branch=pull_request.base_ref)
     evaluated = pull_request_evaluate(pull_request_id=pull_request_id)
     if evaluated is None:
         return "nothing to evaluate"
@@ -121,6 +123,15 @@ def fetch_missing_facts() -> int:
     """Beat: evaluate again the open pull requests whose head's files, commits or reviews could not be fetched,
     once their backoff ran out; the evaluation fetches them first and posts the verdict when it changes."""
     pull_request_ids = pull_requests_facts_due()
+    pull_request_evaluations_enqueue(pull_request_ids=pull_request_ids)
+    return len(pull_request_ids)
+
+
+@shared_task(acks_late=True, soft_time_limit=240, time_limit=300)
+def refresh_codeowners() -> int:
+    """Beat: read again (conditionally) the CODEOWNERS copies that failed or grew old, and evaluate again the open
+    pull requests whose code owners changed."""
+    pull_request_ids = codeowners_refresh_due()
     pull_request_evaluations_enqueue(pull_request_ids=pull_request_ids)
     return len(pull_request_ids)
 

@@ -196,6 +196,11 @@ class _Node:
         value: str | None = self._opt(keys, "string", _is_str)
         return value or ""
 
+    def opt_strs(self, *keys: str) -> list[str]:
+        """The strings of an array, or [] when the key is missing or null."""
+        items: list[Any] | None = self._opt(keys, "array", _is_list)
+        return [item for item in items or [] if isinstance(item, str)]
+
     def opt_bool(self, *keys: str) -> bool:
         """The boolean, or False when the key is missing or null."""
         value: bool | None = self._opt(keys, "boolean", _is_bool)
@@ -420,6 +425,7 @@ def _push_commit(node: _Node) -> CommitRecord:
         # A push payload has one timestamp per commit, and no parents.
         authored_at=node.req_time("timestamp"),
         committer=_git_user(node.opt_obj("committer")),
+        paths=tuple(path for key in ("added", "modified", "removed") for path in node.opt_strs(key)),
         author_account=UserRecord(provider="github", login=username, is_bot=is_bot(username)) if username else None,
         committer_account=_committer_account(
             UserRecord(provider="github", login=committer_login, is_bot=is_bot(committer_login))

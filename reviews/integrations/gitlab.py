@@ -562,6 +562,7 @@ def _push_commit(commit: PayloadReader) -> CommitRecord:
         author=GitUserRecord(name=author.opt_text("name"), email=clean_email(author.opt_text("email"))),
         authored_at=commit.time("timestamp"),
         co_authors=co_authors(message),
+        paths=tuple(path for key in ("added", "modified", "removed") for path in commit.opt_texts(key)),
     )
 
 
@@ -783,6 +784,10 @@ class PayloadReader:
         if not isinstance(value, list):
             raise self._wrong(key, "an array", value)
         return value
+
+    def opt_texts(self, key: str) -> list[str]:
+        """The strings of an array, or [] when the key is missing or null."""
+        return [item for item in self.opt_list(key) or [] if isinstance(item, str)]
 
     def objs(self, key: str) -> list[PayloadReader]:
         items = self.opt_list(key)

@@ -150,6 +150,7 @@ class CommitRecord:
     parents: tuple[str, ...] = ()
     co_authors: tuple[GitUserRecord, ...] = ()  # parsed from Co-authored-by trailers
     pusher: UserRecord | None = None  # who pushed it, when a push webhook says (its sender)
+    paths: tuple[str, ...] = ()  # a push webhook's files added, modified or removed by it
 
 
 @dataclass(frozen=True)
@@ -203,3 +204,14 @@ class WebhookEvent:
     ref: str = ""  # push: the branch pushed to
     sender: UserRecord | None = None
     ignored: str = ""
+
+
+@dataclass(frozen=True)
+class FileRead:
+    """The first of several locations that holds a file, on one ref. `path` is "" when none does; `unchanged`
+    says a conditional request found the file as it was (its text is not sent again)."""
+
+    path: str
+    text: str = ""
+    etag: str = ""
+    unchanged: bool = False

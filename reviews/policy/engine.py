@@ -146,6 +146,7 @@ class _Facts:
     owned_paths: tuple[_OwnedPaths, ...]
     partners: tuple[_Partner, ...]
     risk: RiskTrace
+    codeowners_errors: tuple[str, ...] = ()
 
 
 def evaluate(snapshot: Snapshot, policy: Policy) -> Trace:
@@ -154,10 +155,11 @@ def evaluate(snapshot: Snapshot, policy: Policy) -> Trace:
     blocking = _blocking_reviews(facts.standings)
     checks = _check_traces(snapshot, policy.checks, rules)
     outcome = _outcome(snapshot, rules, blocking, policy.checks)
-    if snapshot.unknown and outcome != BLOCKED:
+    unknown = _unknown_that_matters(snapshot.unknown, policy.rules, rules)
+    if unknown and outcome != BLOCKED:
         # Fail closed: rules read over missing facts may look satisfied (no files, no path rule applies).
         outcome = PENDING
-        summary = _unknown_summary(snapshot.unknown)
+        summary = _unknown_summary(unknown)
     else:
         summary = _summary(outcome, snapshot.draft, rules, blocking, checks)
     return Trace(
@@ -169,8 +171,24 @@ def evaluate(snapshot: Snapshot, policy: Policy) -> Trace:
         blocking_reviews=blocking,
         checks=checks,
         risk=facts.risk,
-        unknown=snapshot.unknown,
+        unknown=unknown,
     )
+
+
+def _unknown_that_matters(unknown: FrozenDict, rules: tuple[Rule, ...], traces: tuple[RuleTrace, ...]) -> FrozenDict:
+    """Every unknown fact counts, but CODEOWNERS only where a rule that applies asks for code owners."""
+    if "codeowners" not in unknown or _asks_code_owners(rules, traces):
+        return unknown
+    return FrozenDict({fact: why for fact, why in unknown.items() if fact != "codeowners"})
+
+
+def _asks_code_owners(rules: Iterable[Rule], traces: Iterable[RuleTrace]) -> bool:
+    for rule, trace in zip(rules, traces, strict=True):
+        if trace.state == SKIPPED:
+            continue
+        if rule.require.code_owners or _asks_code_owners(rule.children, trace.children):
+            return True
+    return False
 
 
 def incident_windows(policy: Policy) -> frozenset[int]:
@@ -204,6 +222,7 @@ def _facts(snapshot: Snapshot, policy: Policy) -> _Facts:
         owned_paths=_owned_paths(snapshot),
         partners=_partners(snapshot),
         risk=_risk(snapshot, policy),
+        codeowners_errors=parse_codeowners(snapshot.codeowners, snapshot.codeowners_syntax).errors,
     )
 
 
@@ -605,6 +624,9 @@ def _missing(
     if count < needed:
         missing.append(_approvals_wanted(require, tally, needed - count, more=count > 0))
     if require.code_owners:
+        if facts.codeowners_errors:
+            # A line that cannot be read might have owned a changed file: nobody can say who must approve.
+            missing.append(f"fix CODEOWNERS ({facts.codeowners_errors[0]})")
         missing.extend(_missing_owners(facts, tally.qualified_reviewers))
     if options.require_independent_review and not _has_independent_review(facts, options, tally):
         pairing_only = any(approval.via == "pairing" for approval in tally.counted)
@@ -662,6 +684,8 @@ def _notes(require: Requirements, facts: _Facts, checks: tuple[CheckTrace, ...],
     if facts.risk.extra_approvals and require.approvals:
         services = _services(facts.risk.incidents)
         notes.append(f"{_more_approvals(facts.risk.extra_approvals)} than usual after an incident in {services}")
+    if require.code_owners and facts.snapshot.codeowners_source:
+        notes.append(f"code owners from {facts.snapshot.codeowners_source}")
     if require.code_owners and not facts.owned_paths:
         notes.append("no changed file has a required code owner")
     elif require.code_owners and not any("code owner" in phrase for phrase in missing):
@@ -808,7 +832,7 @@ def _sentence(parts: list[str]) -> str:
     return text[:1].upper() + text[1:] if text.startswith(_OWN_WORDS) else text
 
 
-_OWN_WORDS = ("draft", "changes requested", "waiting", "needs", "blocked", "pending")
+_OWN_WORDS = ("draft", "changes requested", "waiting", "needs", "blocked", "pending", "fix", "could not")
 
 
 def _unique(parts: list[str]) -> list[str]:

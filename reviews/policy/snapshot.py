@@ -217,6 +217,8 @@ class Snapshot:
     incident_paths: tuple[RiskSignalRef, ...] = ()
     codeowners: str = ""
     codeowners_syntax: str = "github"
+    # Where `codeowners` comes from, in words for the trace (".github/CODEOWNERS on main", an override in Tandem).
+    codeowners_source: str = ""
     # Fact -> why it is not known for this head ("waiting for the list of changed files from GitHub").
     unknown: FrozenDict = FrozenDict()
 

@@ -5,12 +5,14 @@ from __future__ import annotations
 import datetime as dt
 from collections import defaultdict
 from collections.abc import Iterable
+from dataclasses import dataclass
 
 from django.utils import timezone
 
 from reviews.integrations.github import WEB_COMMITTER_EMAIL
 from reviews.models import (
     ChangedFile,
+    CodeownersFile,
     Commit,
     CommitStatus,
     Identity,
@@ -110,6 +112,7 @@ def pull_request_snapshot(*, pull_request: PullRequest, now: dt.datetime | None 
         + [p.person.pk for p in partners]
     )
     author = people.get(pull_request.author_id) if pull_request.author_id else None
+    codeowners = _codeowners(pull_request)
     return Snapshot(
         head_sha=pull_request.head_sha,
         now=now or timezone.now(),
@@ -168,10 +171,35 @@ def pull_request_snapshot(*, pull_request: PullRequest, now: dt.datetime | None 
                 repository=repository, occurred_at__gte=(now or timezone.now()) - RISK_HISTORY
             ).order_by("occurred_at", "pk")
         ),
-        codeowners=repository.codeowners,
+        codeowners=codeowners.text,
         codeowners_syntax="gitlab" if repository.connection.provider == "gitlab" else "github",
-        unknown=FrozenDict(unknown_facts(pull_request=pull_request)),
+        codeowners_source=codeowners.source,
+        unknown=FrozenDict({**unknown_facts(pull_request=pull_request), **codeowners.unknown}),
     )
+
+
+@dataclass(frozen=True)
+class _Codeowners:
+    text: str
+    source: str
+    unknown: dict[str, str]
+
+
+def _codeowners(pull_request: PullRequest) -> _Codeowners:
+    """The CODEOWNERS that applies to the pull request: pasted in Tandem, else the file on its base branch."""
+    repository = pull_request.repository
+    if repository.codeowners.strip():
+        return _Codeowners(repository.codeowners, "pasted in Tandem, overriding the repository's file", {})
+    provider = "GitLab" if repository.connection.provider == "gitlab" else "GitHub"
+    row = CodeownersFile.objects.filter(repository=repository, branch=pull_request.base_ref).first()
+    if row is None or row.fetched_at is None:
+        return _Codeowners("", "", {"codeowners": f"waiting for CODEOWNERS from {provider}"})
+    if row.error:
+        why = f"could not read CODEOWNERS from {provider} (last try: {row.error})"
+        return _Codeowners("", "", {"codeowners": why})
+    if not row.path:
+        return _Codeowners("", f"no CODEOWNERS on {pull_request.base_ref}", {})
+    return _Codeowners(row.text, f"{row.path} on {pull_request.base_ref}", {})
 
 
 def unknown_facts(*, pull_request: PullRequest) -> dict[str, str]:

@@ -270,6 +270,10 @@ def commit_upsert(*, repository: Repository, record: CommitRecord) -> Commit:
     if pusher is not None:
         defaults["pushed_by"] = pusher
     commit, _ = Commit.objects.update_or_create(repository=repository, sha=record.sha, defaults=defaults)
+    if record.paths:
+        from reviews.services.codeowners import codeowners_touched
+
+        codeowners_touched(repository=repository, paths=record.paths)
     co_author_identities = [identity_from_git_user(git_user=co_author) for co_author in record.co_authors]
     commit.co_authors.set(co_author_identities)
     return commit

@@ -194,3 +194,123 @@ def github(client, django_capture_on_commit_callbacks, fake_github, github_conne
     github_connection.webhook_secret = SECRET
     github_connection.save()
     return GitHubScenario(client, django_capture_on_commit_callbacks, fake_github, github_connection)
+
+
+GITLAB_TOKEN = "scenario-gitlab-token"
+
+
+def _gitlab_time(value: str) -> str:
+    import datetime as dt
+
+    moment = dt.datetime.fromisoformat(value.replace("Z", "+00:00")).astimezone(dt.UTC)
+    return moment.strftime("%Y-%m-%d %H:%M:%S UTC")
+
+
+class GitLabScenario:
+    """Merge request hooks as GitLab sends them, against the fake GitLab; statuses read back from it."""
+
+    def __init__(self, client: Any, capture: Any, fake: Any, connection: Any) -> None:
+        self.client = client
+        self.capture = capture
+        self.fake = fake
+        self.connection = connection
+        self.project = fake.add_project(REPO)
+
+    def run(self, function: Any, **kwargs: Any) -> Any:
+        with self.capture(execute=True):
+            return function(**kwargs)
+
+    def repository(self) -> Repository:
+        repository, _ = Repository.objects.get_or_create(
+            connection=self.connection,
+            external_id=str(self.project["id"]),
+            defaults={"full_path": REPO, "default_branch": self.project["default_branch"]},
+        )
+        return repository
+
+    def use_policy(self, document: str) -> None:
+        from reviews.services.policies import policy_save
+
+        self.run(policy_save, repository=self.repository(), document=document)
+
+    def open(self, iid: int, *, author: str = "ada", diff: str = PATCH_V1) -> None:
+        self.fake.add_merge_request(REPO, iid=iid, author=author, source_branch=f"{author}/change", sha=f"{iid:x}" * 40)
+        self.fake.add_diff(REPO, iid, new_path="ledger/book.py", diff=diff)
+        self.hook(iid, "open", author)
+
+    def approve(self, iid: int, user: str) -> None:
+        self.fake.add_approval(REPO, iid, user=user)
+        self.hook(iid, "approved", user)
+
+    def push(self, iid: int, sha: str, diff: str) -> None:
+        old = self.fake.merge_request(REPO, iid)["sha"]
+        self.fake._projects[REPO].merge_requests[iid].diffs.clear()
+        self.fake.add_diff(REPO, iid, new_path="ledger/book.py", diff=diff)
+        self.fake.add_commit(REPO, iid, sha=sha, push_note=True)
+        self.hook(iid, "update", "ada", oldrev=old)
+
+    def hook(self, iid: int, action: str, user: str, **extra: object) -> None:
+        mr = self.fake.touch_merge_request(REPO, iid)
+        actor = self.fake.add_user(user)
+        project = self.project
+        payload = {
+            "object_kind": "merge_request",
+            "event_type": "merge_request",
+            "user": {"id": actor["id"], "name": actor["name"], "username": actor["username"], "email": "[REDACTED]"},
+            "project": {
+                "id": project["id"],
+                "name": project["name"],
+                "web_url": project["web_url"],
+                "path_with_namespace": project["path_with_namespace"],
+                "default_branch": project["default_branch"],
+            },
+            "object_attributes": {
+                "id": mr["id"],
+                "iid": mr["iid"],
+                "title": mr["title"],
+                "description": mr["description"],
+                "state": mr["state"],
+                "draft": mr["draft"],
+                "author_id": mr["author"]["id"],
+                "source_branch": mr["source_branch"],
+                "target_branch": mr["target_branch"],
+                "created_at": _gitlab_time(mr["created_at"]),
+                "updated_at": _gitlab_time(mr["updated_at"]),
+                "merge_commit_sha": None,
+                "url": mr["web_url"],
+                "last_commit": {"id": mr["sha"]},
+                "action": action,
+                **extra,
+            },
+            "labels": [],
+        }
+        with self.capture(execute=True):
+            response = self.client.post(
+                "/webhooks/gitlab/",
+                data=json.dumps(payload),
+                content_type="application/json",
+                HTTP_X_GITLAB_EVENT="Merge Request Hook",
+                HTTP_X_GITLAB_TOKEN=GITLAB_TOKEN,
+                HTTP_X_GITLAB_EVENT_UUID=str(uuid.uuid4()),
+            )
+        assert response.status_code == 202, response.content
+
+    def statuses(self, iid: int) -> list[tuple[str, str]]:
+        head = self.fake.merge_request(REPO, iid)["sha"]
+        return [
+            (posted["status"], posted["description"])
+            for posted in self.fake.statuses_posted
+            if posted["sha"] == head and posted["name"] == "tandem/review-policy"
+        ]
+
+    def verdict(self, iid: int) -> str:
+        posted = self.statuses(iid)
+        assert posted, f"no status posted on merge request {iid}'s head"
+        return posted[-1][0]
+
+
+@pytest.fixture
+def gitlab(client, django_capture_on_commit_callbacks, fake_gitlab, gitlab_connection) -> GitLabScenario:
+    gitlab_connection.webhook_secret = GITLAB_TOKEN
+    gitlab_connection.save()
+    return GitLabScenario(client, django_capture_on_commit_callbacks, fake_gitlab, gitlab_connection)
