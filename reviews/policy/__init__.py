@@ -32,6 +32,7 @@ from reviews.policy.engine import (
     RiskTrace,
     RuleTrace,
     Trace,
+    asks_code_owners,
     evaluate,
     incident_windows,
 )
@@ -80,6 +81,7 @@ __all__ = [
     "Snapshot",
     "SnapshotError",
     "Trace",
+    "asks_code_owners",
     "evaluate",
     "incident_windows",
     "is_owner",

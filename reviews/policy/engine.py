@@ -191,6 +191,15 @@ def _asks_code_owners(rules: Iterable[Rule], traces: Iterable[RuleTrace]) -> boo
     return False
 
 
+def asks_code_owners(policy: Policy) -> bool:
+    """Whether any rule of the policy, where it applies, needs code owners: only then is CODEOWNERS worth reading."""
+
+    def walk(rules: Iterable[Rule]) -> bool:
+        return any(rule.require.code_owners or walk(rule.children) for rule in rules)
+
+    return walk(policy.rules)
+
+
 def incident_windows(policy: Policy) -> frozenset[int]:
     """The windows, in days, through which this policy reads incidents: when one closes on an incident, a verdict
     may change with no event on the pull request."""

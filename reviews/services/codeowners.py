@@ -13,7 +13,9 @@ from django.utils import timezone
 from reviews.integrations.records import FileRead, PayloadError
 from reviews.integrations.vcs import VcsError
 from reviews.models import CodeownersFile, Repository
+from reviews.policy import asks_code_owners
 from reviews.selectors.affected import open_pull_requests_of_repositories
+from reviews.selectors.policy import effective_policy
 from reviews.services.enqueue import pull_request_evaluations_enqueue
 from reviews.services.sync import ClientFactory, connection_token, vcs_client_for
 
@@ -40,6 +42,8 @@ def codeowners_refresh(
     that need code owners wait, saying why). True when what Tandem knows of the file changed."""
     if repository.codeowners.strip():
         return False  # pasted in Tandem: the override is what counts
+    if not asks_code_owners(effective_policy(repository=repository)[1]):
+        return False  # no rule needs it: no quota spent on it
     now = now or timezone.now()
     row, _ = CodeownersFile.objects.get_or_create(repository=repository, branch=branch)
     fresh = row.fetched_at is not None and row.fetched_at > now - CODEOWNERS_MAX_AGE and not row.error
