@@ -249,6 +249,57 @@ class GitLabScenario:
         self.fake.add_commit(REPO, iid, sha=sha, push_note=True)
         self.hook(iid, "update", "ada", oldrev=old)
 
+    def push_by(self, iid: int, *, pusher: str, sha: str, diff: str) -> None:
+        """`pusher` pushes a commit authored by the merge request's author: the push hook, then the update hook."""
+        mr = self.fake.merge_request(REPO, iid)
+        old = mr["sha"]
+        self.fake._projects[REPO].merge_requests[iid].diffs.clear()
+        self.fake.add_diff(REPO, iid, new_path="ledger/book.py", diff=diff)
+        commit = self.fake.add_commit(REPO, iid, sha=sha, author_name="Ada", author_email="ada@example.com")
+        user = self.fake.add_user(pusher)
+        payload = {
+            "object_kind": "push",
+            "event_name": "push",
+            "ref": f"refs/heads/{mr['source_branch']}",
+            "before": old,
+            "after": sha,
+            "user_id": user["id"],
+            "user_name": user["name"],
+            "user_username": pusher,
+            "user_email": "",
+            "project_id": self.project["id"],
+            "project": {
+                "id": self.project["id"],
+                "name": self.project["name"],
+                "web_url": self.project["web_url"],
+                "path_with_namespace": self.project["path_with_namespace"],
+                "default_branch": self.project["default_branch"],
+            },
+            "commits": [
+                {
+                    "id": sha,
+                    "message": commit.get("message", "Change things"),
+                    "timestamp": commit.get("authored_date") or commit.get("created_at"),
+                    "author": {"name": "Ada", "email": "ada@example.com"},
+                    "added": [],
+                    "modified": ["ledger/book.py"],
+                    "removed": [],
+                }
+            ],
+            "total_commits_count": 1,
+        }
+        with self.capture(execute=True):
+            response = self.client.post(
+                "/webhooks/gitlab/",
+                data=json.dumps(payload),
+                content_type="application/json",
+                HTTP_X_GITLAB_EVENT="Push Hook",
+                HTTP_X_GITLAB_TOKEN=GITLAB_TOKEN,
+                HTTP_X_GITLAB_EVENT_UUID=str(uuid.uuid4()),
+            )
+        assert response.status_code == 202, response.content
+        self.hook(iid, "update", pusher, oldrev=old)
+
     def hook(self, iid: int, action: str, user: str, **extra: object) -> None:
         mr = self.fake.touch_merge_request(REPO, iid)
         actor = self.fake.add_user(user)

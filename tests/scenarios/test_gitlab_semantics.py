@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import pytest
 
+from reviews.models import PolicyEvaluation
 from tests.scenarios.conftest import PATCH_V1, PATCH_V2, PATCH_V2_REBASED, REPO
 
 pytestmark = pytest.mark.django_db
@@ -64,4 +65,15 @@ def test_an_unchanged_codeowners_is_answered_304(gitlab):
     assert asked.headers.get("if-none-match")
     assert CodeownersFile.objects.get().text == "* @rob\n"
     gitlab.approve(1, "rob")
+    assert gitlab.verdict(1) == "success"
+
+
+def test_whoever_pushed_a_commit_may_not_approve(gitlab):
+    gitlab.open(1, author="ada")
+    gitlab.push_by(1, pusher="bob", sha="b" * 40, diff=PATCH_V2)
+    gitlab.approve(1, "bob")
+    assert gitlab.verdict(1) == "pending"
+    trace = PolicyEvaluation.objects.filter(pull_request__number=1).latest("evaluated_at", "pk").trace
+    assert ("Bob", "contributor") in [(d["login"], d["reason"]) for d in trace["rules"][0]["approvals_discarded"]]
+    gitlab.approve(1, "cy")
     assert gitlab.verdict(1) == "success"
