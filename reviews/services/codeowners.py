@@ -8,11 +8,12 @@ import datetime as dt
 import logging
 from collections.abc import Iterable
 
+from django.db.models import Exists, OuterRef
 from django.utils import timezone
 
 from reviews.integrations.records import FileRead, PayloadError
 from reviews.integrations.vcs import VcsError
-from reviews.models import CodeownersFile, Repository
+from reviews.models import CodeownersFile, PullRequest, Repository
 from reviews.policy import asks_code_owners
 from reviews.selectors.affected import open_pull_requests_of_repositories
 from reviews.selectors.policy import effective_policy
@@ -99,8 +100,13 @@ def codeowners_refresh_due(*, now: dt.datetime | None = None) -> list[int]:
     """Beat: read again the copies that failed or grew old while pull requests wait on them; return the open pull
     requests whose code owners changed, for evaluation."""
     now = now or timezone.now()
-    due = CodeownersFile.objects.select_related("repository__connection").exclude(
-        fetched_at__gt=now - CODEOWNERS_MAX_AGE, error=""
+    waiting = PullRequest.objects.filter(
+        repository=OuterRef("repository"), base_ref=OuterRef("branch"), state=PullRequest.State.OPEN
+    )
+    due = (
+        CodeownersFile.objects.select_related("repository__connection")
+        .filter(Exists(waiting))
+        .exclude(fetched_at__gt=now - CODEOWNERS_MAX_AGE, error="")
     )
     changed: set[int] = set()
     for row in due:

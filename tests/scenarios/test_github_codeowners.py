@@ -138,3 +138,14 @@ def test_a_push_that_changes_codeowners_on_the_base_branch_posts_new_verdicts(gi
     }
     github.send("push", {"ref": "refs/heads/main", "commits": [push_commit], "after": commit["sha"]}, sender="alice")
     assert github.verdict(1) == "success"
+
+
+def test_the_beat_reads_no_codeowners_that_no_open_pull_request_waits_on(github):
+    github.fake.set_content(REPO, "CODEOWNERS", "* @alice\n")
+    github.use_policy(OWNERS_MUST_APPROVE)
+    github.open(1, author="ada")
+    github.pull_event("closed", 1, state="closed")
+    CodeownersFile.objects.update(fetched_at=timezone.now() - dt.timedelta(hours=1))
+    github.fake.clear_log()
+    github.run(refresh_codeowners)
+    assert not github.fake.requests_to("/contents/")
