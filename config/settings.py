@@ -165,6 +165,14 @@ CELERY_BEAT_SCHEDULE: dict[str, dict[str, object]] = {
     "repair-telemetry": {"task": "telemetry.tasks.repair_telemetry", "schedule": 10 * 60},
     # A verdict waits while a head's files, commits or reviews are missing: fetch them again after a backoff.
     "fetch-missing-facts": {"task": "reviews.tasks.fetch_missing_facts", "schedule": 15},
+    # CODEOWNERS that could not be read, or was read long ago, is read again (conditionally: no quota if unchanged).
+    "refresh-codeowners": {"task": "reviews.tasks.refresh_codeowners", "schedule": 60, "options": {"expires": 55}},
+    # An incident leaving a policy's window (`touches_incident_within_days`, extra approvals) changes verdicts.
+    "reevaluate-closing-risk-windows": {
+        "task": "reviews.tasks.reevaluate_closing_risk_windows",
+        "schedule": 30 * 60,
+        "options": {"expires": 25 * 60},
+    },
 }
 
 # --- Untrusted JSON (webhooks and the REST API) ------------------------------------------------------------

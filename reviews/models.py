@@ -223,7 +223,11 @@ class Repository(models.Model):
     default_branch = models.CharField(max_length=255, default="main")
     web_url = models.URLField(blank=True)
     team = models.ForeignKey(Team, null=True, blank=True, on_delete=models.SET_NULL, related_name="repositories")
-    codeowners = models.TextField(blank=True, help_text="CODEOWNERS as last read from the default branch.")
+    codeowners = models.TextField(
+        blank=True,
+        help_text="A CODEOWNERS pasted here overrides the repository's own file; empty: the file is read from the "
+        "pull request's base branch.",
+    )
     is_active = models.BooleanField(default=True)
     # Sync state: the newest pull request update seen by a *completed* sync run, and list-call ETags.
     synced_until = models.DateTimeField(null=True, blank=True)
@@ -244,6 +248,25 @@ class Repository(models.Model):
     @property
     def provider(self) -> str:
         return self.connection.provider
+
+
+class CodeownersFile(models.Model):
+    """CODEOWNERS as read from one branch of a repository (a pull request's base): where it was found, its text
+    and ETag (a conditional request for an unchanged file costs no quota), and why the last read failed."""
+
+    repository = models.ForeignKey(Repository, on_delete=models.CASCADE, related_name="codeowners_files")
+    branch = models.CharField(max_length=255)
+    path = models.CharField(max_length=255, blank=True, help_text="Where it was found; empty: no CODEOWNERS.")
+    text = models.TextField(blank=True)
+    etag = models.CharField(max_length=255, blank=True)
+    error = models.TextField(blank=True, help_text="Why the last read failed; the verdicts that need it wait.")
+    fetched_at = models.DateTimeField(null=True, blank=True, help_text="Empty: to be read again (a push touched it).")
+
+    class Meta:
+        constraints = [models.UniqueConstraint(fields=["repository", "branch"], name="codeowners_file_unique_branch")]
+
+    def __str__(self) -> str:
+        return f"{self.repository}@{self.branch}:{self.path or '(none)'}"
 
 
 class SyncRun(models.Model):
@@ -388,6 +411,10 @@ class Commit(models.Model):
     committed_at = models.DateTimeField(null=True, blank=True)
     parents = models.JSONField(default=list, blank=True)
     co_authors = models.ManyToManyField(Identity, blank=True, related_name="co_authored_commits")
+    # Who pushed it, as the push webhook's sender says; unknown for commits only sync has seen.
+    pushed_by = models.ForeignKey(
+        Person, null=True, blank=True, on_delete=models.SET_NULL, related_name="pushed_commits"
+    )
 
     class Meta:
         constraints = [models.UniqueConstraint(fields=["repository", "sha"], name="commit_unique_sha")]

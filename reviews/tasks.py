@@ -8,10 +8,14 @@ import logging
 from celery import shared_task
 from django.core.cache import cache
 from django.db import transaction
+from django.utils import timezone
 
 from reviews.integrations.vcs import VcsRateLimited, VcsUnavailable
 from reviews.models import Connection, PolicyEvaluation, PullRequest, Repository
+from reviews.selectors.affected import open_pull_requests_with_closing_risk_windows
 from reviews.selectors.verdicts import pull_requests_without_verdict, verdicts_not_accepted
+from reviews.services.codeowners import codeowners_refresh, codeowners_refresh_due
+from reviews.services.enqueue import pull_request_evaluations_enqueue
 from reviews.services.policies import evaluation_should_report, pull_request_evaluate
 from reviews.services.reporting import evaluation_report
 from reviews.services.sync import (
@@ -105,6 +109,7 @@ def evaluate_pull_request(pull_request_id: int) -> str:
         # A failed fetch is recorded on the row: the verdict waits for the facts, and `fetch_missing_facts`
         # tries again after a backoff.
         pull_request_facts_fetch(pull_request=pull_request)
+        codeowners_refresh(repository=pull_request.repository, branch=pull_request.base_ref)
     evaluated = pull_request_evaluate(pull_request_id=pull_request_id)
     if evaluated is None:
         return "nothing to evaluate"
@@ -118,8 +123,31 @@ def fetch_missing_facts() -> int:
     """Beat: evaluate again the open pull requests whose head's files, commits or reviews could not be fetched,
     once their backoff ran out; the evaluation fetches them first and posts the verdict when it changes."""
     pull_request_ids = pull_requests_facts_due()
-    for pull_request_id in pull_request_ids:
-        evaluate_pull_request.delay(pull_request_id)
+    pull_request_evaluations_enqueue(pull_request_ids=pull_request_ids)
+    return len(pull_request_ids)
+
+
+@shared_task(acks_late=True, soft_time_limit=240, time_limit=300)
+def refresh_codeowners() -> int:
+    """Beat: read again (conditionally) the CODEOWNERS copies that failed or grew old, and evaluate again the open
+    pull requests whose code owners changed."""
+    pull_request_ids = codeowners_refresh_due()
+    pull_request_evaluations_enqueue(pull_request_ids=pull_request_ids)
+    return len(pull_request_ids)
+
+
+# How far back each run of `reevaluate_closing_risk_windows` looks: a few of its periods, so a missed beat is
+# caught up by the next one (an evaluation that changes nothing posts nothing).
+RISK_WINDOW_LOOKBACK = dt.timedelta(hours=2)
+
+
+@shared_task(acks_late=True, soft_time_limit=120, time_limit=150)
+def reevaluate_closing_risk_windows() -> int:
+    """Beat: evaluate again the open pull requests of repositories where an incident has just left a window the
+    policy reads it through (`touches_incident_within_days`, the risk's extra approvals)."""
+    until = timezone.now()
+    pull_request_ids = open_pull_requests_with_closing_risk_windows(since=until - RISK_WINDOW_LOOKBACK, until=until)
+    pull_request_evaluations_enqueue(pull_request_ids=pull_request_ids)
     return len(pull_request_ids)
 
 

@@ -38,6 +38,10 @@ from reviews.integrations.records import (
 from reviews.integrations.signing import hmac_sha256_hex, secret_matches
 from reviews.integrations.trailers import co_authors
 
+# The git committer of what GitHub commits on the web (web-flow): merges by "Update branch", web edits.
+WEB_COMMITTER_EMAIL = "noreply@github.com"
+WEB_COMMITTER_LOGIN = "web-flow"
+
 __all__ = [
     "is_bot",
     "parse_changed_file",
@@ -193,6 +197,11 @@ class _Node:
         """The string, or "" when the key is missing or null."""
         value: str | None = self._opt(keys, "string", _is_str)
         return value or ""
+
+    def opt_strs(self, *keys: str) -> list[str]:
+        """The strings of an array, or [] when the key is missing or null."""
+        items: list[Any] | None = self._opt(keys, "array", _is_list)
+        return [item for item in items or [] if isinstance(item, str)]
 
     def opt_bool(self, *keys: str) -> bool:
         """The boolean, or False when the key is missing or null."""
@@ -396,15 +405,21 @@ def _rest_commit(node: _Node) -> CommitRecord:
         committer=_git_user(git.opt_obj("committer")),
         committed_at=committed_at,
         author_account=_opt_user(node.opt_obj("author")),
+        committer_account=_committer_account(_opt_user(node.opt_obj("committer"))),
         parents=tuple(parent.req_str("sha") for parent in node.opt_objs("parents") or []),
         co_authors=co_authors(message),
     )
+
+
+def _committer_account(account: UserRecord | None) -> UserRecord | None:
+    return None if account is None or account.login == WEB_COMMITTER_LOGIN else account
 
 
 def _push_commit(node: _Node) -> CommitRecord:
     message = node.req_str("message")
     author = node.req_obj("author")
     username = author.opt_str("username")
+    committer_login = node.opt_str("committer", "username")
     return CommitRecord(
         sha=node.req_str("id"),
         message=message,
@@ -412,7 +427,13 @@ def _push_commit(node: _Node) -> CommitRecord:
         # A push payload has one timestamp per commit, and no parents.
         authored_at=node.req_time("timestamp"),
         committer=_git_user(node.opt_obj("committer")),
+        paths=tuple(path for key in ("added", "modified", "removed") for path in node.opt_strs(key)),
         author_account=UserRecord(provider="github", login=username, is_bot=is_bot(username)) if username else None,
+        committer_account=_committer_account(
+            UserRecord(provider="github", login=committer_login, is_bot=is_bot(committer_login))
+            if committer_login
+            else None
+        ),
         co_authors=co_authors(message),
     )
 
@@ -555,7 +576,8 @@ def _on_push(root: _Node, event: WebhookEvent, repository: RepositoryRecord) -> 
     if root.opt_bool("deleted"):
         event.ignored = "branch deleted"
         return
-    event.commits = [_push_commit(commit) for commit in root.req_objs("commits")]
+    pusher = _opt_user(root.opt_obj("sender"))
+    event.commits = [replace(_push_commit(commit), pusher=pusher) for commit in root.req_objs("commits")]
 
 
 def _on_status(root: _Node, event: WebhookEvent, repository: RepositoryRecord) -> None:

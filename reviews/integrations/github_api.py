@@ -11,6 +11,7 @@ for a Celery task to retry with that countdown; a 5xx, a timeout or a refused co
 
 from __future__ import annotations
 
+import base64
 import datetime as dt
 import email.utils
 import json
@@ -39,6 +40,7 @@ from reviews.integrations.records import (
     ChangedFileRecord,
     CommentRecord,
     CommitRecord,
+    FileRead,
     PayloadError,
     PullRequestRecord,
     RepositoryRecord,
@@ -242,6 +244,22 @@ class GitHubClient:
                 return commits
             reply = self._request("GET", next_url)
 
+    def first_file(self, full_path: str, paths: tuple[str, ...], ref: str, known: FileRead | None = None) -> FileRead:
+        """The first of `paths` that exists on `ref`, through the contents API. The location read last time is asked
+        for with its ETag: a 304 (no quota) says it is unchanged."""
+        for path in paths:
+            headers = {"If-None-Match": known.etag} if known and known.path == path and known.etag else {}
+            url = f"/repos/{_repo_path(full_path)}/contents/{quote(path)}"
+            try:
+                reply = self._request("GET", url, params={"ref": ref}, headers=headers)
+            except GitHubNotFound:
+                continue
+            etag = str(reply.headers.get("etag") or "")
+            if reply.status == 304:
+                return FileRead(path, etag=etag or (known.etag if known else ""), unchanged=True)
+            return FileRead(path, _file_text(reply.data, path), etag)
+        return FileRead("")
+
     def post_status(
         self,
         full_path: str,
@@ -357,6 +375,14 @@ class GitHubClient:
         if status == 404:
             return GitHubNotFound(described, status=status)
         return GitHubError(described, status=status)
+
+
+def _file_text(data: Any, path: str) -> str:
+    if not isinstance(data, Mapping) or data.get("type") != "file" or not isinstance(data.get("content"), str):
+        raise PayloadError(f"contents/{path}: expected a file with its content, got {_kind(data)}")
+    if data.get("encoding") != "base64":
+        raise PayloadError(f"contents/{path}: unexpected encoding {data.get('encoding')!r}")
+    return base64.b64decode(data["content"]).decode("utf-8", errors="replace")
 
 
 def _repo_path(full_path: str) -> str:

@@ -33,6 +33,7 @@ from __future__ import annotations
 import datetime as dt
 import re
 from collections.abc import Callable
+from dataclasses import replace
 from typing import Any
 from urllib.parse import urlparse
 
@@ -338,7 +339,7 @@ def _push_event(root: PayloadReader) -> WebhookEvent:
     else:
         if root.opt_text("before") == _NULL_SHA:
             action = "created"
-        commits = [_push_commit(commit) for commit in root.objs("commits")]
+        commits = [replace(_push_commit(commit), pusher=sender) for commit in root.objs("commits")]
     return WebhookEvent(
         provider="gitlab",
         event="push",
@@ -570,6 +571,7 @@ def _push_commit(commit: PayloadReader) -> CommitRecord:
         author=GitUserRecord(name=author.opt_text("name"), email=clean_email(author.opt_text("email"))),
         authored_at=commit.time("timestamp"),
         co_authors=co_authors(message),
+        paths=tuple(path for key in ("added", "modified", "removed") for path in commit.opt_texts(key)),
     )
 
 
@@ -791,6 +793,10 @@ class PayloadReader:
         if not isinstance(value, list):
             raise self._wrong(key, "an array", value)
         return value
+
+    def opt_texts(self, key: str) -> list[str]:
+        """The strings of an array, or [] when the key is missing or null."""
+        return [item for item in self.opt_list(key) or [] if isinstance(item, str)]
 
     def objs(self, key: str) -> list[PayloadReader]:
         items = self.opt_list(key)

@@ -31,6 +31,7 @@ Decisions worth knowing:
 
 from __future__ import annotations
 
+import base64
 import contextlib
 import datetime as dt
 import email.utils
@@ -56,7 +57,9 @@ from reviews.integrations.records import (
     ChangedFileRecord,
     CommentRecord,
     CommitRecord,
+    FileRead,
     GitUserRecord,
+    PayloadError,
     PullRequestRecord,
     RepositoryRecord,
     ReviewRecord,
@@ -266,6 +269,37 @@ class GitLabClient:
                 if state != "pending" or not _refused_transition(error):
                     raise
                 self._keep_pending_description_current(commit, data)
+
+    def first_file(self, full_path: str, paths: tuple[str, ...], ref: str, known: FileRead | None = None) -> FileRead:
+        """The first of `paths` that exists on `ref`, through the repository files API; the location read last time
+        is asked for with its ETag, and a 304 says it is unchanged."""
+        for path in paths:
+            headers = {"If-None-Match": known.etag} if known and known.path == path and known.etag else {}
+            url = f"/projects/{EncodedId(full_path)}/repository/files/{EncodedId(path)}"
+            try:
+                with self._translate():
+                    response = self._file_request(url, ref, headers)
+            except GitLabError as error:
+                if error.status_code == 404:
+                    continue
+                raise
+            if response is None:
+                return FileRead(path, etag=known.etag if known else "", unchanged=True)
+            data = PayloadReader(response.json(), f"files/{path}")
+            if data.text("encoding") != "base64":
+                raise PayloadError(f"files/{path}: unexpected encoding {data.text('encoding')!r}")
+            text = base64.b64decode(data.text("content")).decode("utf-8", errors="replace")
+            return FileRead(path, text, response.headers.get("ETag", ""))
+        return FileRead("")
+
+    def _file_request(self, url: str, ref: str, headers: dict[str, str]) -> requests.Response | None:
+        """The file's response, or None when GitLab answered 304 Not Modified."""
+        try:
+            return self._gl.http_request("GET", url, query_data={"ref": ref}, extra_headers=headers)
+        except GitlabError as error:
+            if error.response_code == 304:
+                return None
+            raise
 
     def _keep_pending_description_current(self, commit: Any, data: dict[str, str]) -> None:
         """GitLab updates an unfinished status in place but refuses pending -> pending (400 "Cannot transition

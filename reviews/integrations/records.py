@@ -153,8 +153,11 @@ class CommitRecord:
     committer: GitUserRecord | None = None
     committed_at: dt.datetime | None = None
     author_account: UserRecord | None = None  # the VCS account git's e-mail maps to, when the API says
+    committer_account: UserRecord | None = None  # likewise for the committer (never GitHub's own web-flow)
     parents: tuple[str, ...] = ()
     co_authors: tuple[GitUserRecord, ...] = ()  # parsed from Co-authored-by trailers
+    pusher: UserRecord | None = None  # who pushed it, when a push webhook says (its sender)
+    paths: tuple[str, ...] = ()  # a push webhook's files added, modified or removed by it
 
 
 @dataclass(frozen=True)
@@ -210,3 +213,14 @@ class WebhookEvent:
     ref: str = field(default="", metadata=max_length(255))  # push: the branch pushed to
     sender: UserRecord | None = None
     ignored: str = ""
+
+
+@dataclass(frozen=True)
+class FileRead:
+    """The first of several locations that holds a file, on one ref. `path` is "" when none does; `unchanged`
+    says a conditional request found the file as it was (its text is not sent again)."""
+
+    path: str
+    text: str = ""
+    etag: str = ""
+    unchanged: bool = False

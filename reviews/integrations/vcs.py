@@ -17,6 +17,7 @@ from reviews.integrations.records import (
     ChangedFileRecord,
     CommentRecord,
     CommitRecord,
+    FileRead,
     PullRequestRecord,
     RepositoryRecord,
     ReviewRecord,
@@ -69,6 +70,10 @@ class VcsClient(Protocol):
 
     def compare(self, full_path: str, base_sha: str, head_sha: str) -> list[CommitRecord]: ...
 
+    def first_file(
+        self, full_path: str, paths: tuple[str, ...], ref: str, known: FileRead | None = None
+    ) -> FileRead: ...
+
     def post_status(
         self, full_path: str, sha: str, *, state: StatusState, description: str, target_url: str, ref: str = ""
     ) -> None: ...
@@ -105,6 +110,10 @@ class _Counted:
     def compare(self, full_path: str, base_sha: str, head_sha: str) -> list[CommitRecord]:
         with _translated():
             return self._client.compare(full_path, base_sha, head_sha)
+
+    def first_file(self, full_path: str, paths: tuple[str, ...], ref: str, known: FileRead | None = None) -> FileRead:
+        with _translated():
+            return self._client.first_file(full_path, paths, ref, known)
 
 
 class GitHubVcs(_Counted):

@@ -32,7 +32,9 @@ from reviews.policy.engine import (
     RiskTrace,
     RuleTrace,
     Trace,
+    asks_code_owners,
     evaluate,
+    incident_windows,
 )
 from reviews.policy.snapshot import (
     CommitRef,
@@ -79,7 +81,9 @@ __all__ = [
     "Snapshot",
     "SnapshotError",
     "Trace",
+    "asks_code_owners",
     "evaluate",
+    "incident_windows",
     "is_owner",
     "parse_codeowners",
     "parse_policy",

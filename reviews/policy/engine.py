@@ -13,7 +13,7 @@ from typing import Any
 
 from reviews.policy.codeowners import OwnerRequirement, is_owner, parse_codeowners
 from reviews.policy.document import Conditions, Options, Pattern, Policy, Requirements, Rule
-from reviews.policy.snapshot import FACTS, FrozenDict, PersonRef, ReviewRef, Snapshot, to_jsonable
+from reviews.policy.snapshot import FACTS, CommitRef, FrozenDict, PersonRef, ReviewRef, Snapshot, to_jsonable
 
 SUMMARY_LIMIT = 140
 
@@ -146,6 +146,7 @@ class _Facts:
     owned_paths: tuple[_OwnedPaths, ...]
     partners: tuple[_Partner, ...]
     risk: RiskTrace
+    codeowners_errors: tuple[str, ...] = ()
 
 
 def evaluate(snapshot: Snapshot, policy: Policy) -> Trace:
@@ -154,10 +155,11 @@ def evaluate(snapshot: Snapshot, policy: Policy) -> Trace:
     blocking = _blocking_reviews(facts.standings)
     checks = _check_traces(snapshot, policy.checks, rules)
     outcome = _outcome(snapshot, rules, blocking, policy.checks)
-    if snapshot.unknown and outcome != BLOCKED:
+    unknown = _unknown_that_matters(snapshot.unknown, policy.rules, rules)
+    if unknown and outcome != BLOCKED:
         # Fail closed: rules read over missing facts may look satisfied (no files, no path rule applies).
         outcome = PENDING
-        summary = _unknown_summary(snapshot.unknown)
+        summary = _unknown_summary(unknown)
     else:
         summary = _summary(outcome, snapshot.draft, rules, blocking, checks)
     return Trace(
@@ -169,8 +171,48 @@ def evaluate(snapshot: Snapshot, policy: Policy) -> Trace:
         blocking_reviews=blocking,
         checks=checks,
         risk=facts.risk,
-        unknown=snapshot.unknown,
+        unknown=unknown,
     )
+
+
+def _unknown_that_matters(unknown: FrozenDict, rules: tuple[Rule, ...], traces: tuple[RuleTrace, ...]) -> FrozenDict:
+    """Every unknown fact counts, but CODEOWNERS only where a rule that applies asks for code owners."""
+    if "codeowners" not in unknown or _asks_code_owners(rules, traces):
+        return unknown
+    return FrozenDict({fact: why for fact, why in unknown.items() if fact != "codeowners"})
+
+
+def _asks_code_owners(rules: Iterable[Rule], traces: Iterable[RuleTrace]) -> bool:
+    for rule, trace in zip(rules, traces, strict=True):
+        if trace.state == SKIPPED:
+            continue
+        if rule.require.code_owners or _asks_code_owners(rule.children, trace.children):
+            return True
+    return False
+
+
+def asks_code_owners(policy: Policy) -> bool:
+    """Whether any rule of the policy, where it applies, needs code owners: only then is CODEOWNERS worth reading."""
+
+    def walk(rules: Iterable[Rule]) -> bool:
+        return any(rule.require.code_owners or walk(rule.children) for rule in rules)
+
+    return walk(policy.rules)
+
+
+def incident_windows(policy: Policy) -> frozenset[int]:
+    """The windows, in days, through which this policy reads incidents: when one closes on an incident, a verdict
+    may change with no event on the pull request."""
+    days = {policy.risk.incident_window_days} if policy.risk.extra_approvals else set()
+
+    def walk(rules: Iterable[Rule]) -> None:
+        for rule in rules:
+            if rule.when.touches_incident_within_days is not None:
+                days.add(rule.when.touches_incident_within_days)
+            walk(rule.children)
+
+    walk(policy.rules)
+    return frozenset(days)
 
 
 def _unknown_summary(unknown: FrozenDict) -> str:
@@ -189,6 +231,7 @@ def _facts(snapshot: Snapshot, policy: Policy) -> _Facts:
         owned_paths=_owned_paths(snapshot),
         partners=_partners(snapshot),
         risk=_risk(snapshot, policy),
+        codeowners_errors=parse_codeowners(snapshot.codeowners, snapshot.codeowners_syntax).errors,
     )
 
 
@@ -540,16 +583,30 @@ def _is_author(person: PersonRef, snapshot: Snapshot) -> bool:
 
 
 def _contributors(snapshot: Snapshot, options: Options) -> frozenset[str]:
-    """People who authored or co-authored commits, besides the author. Bots' commits count only if asked to."""
+    """People who authored, co-authored, committed or pushed a commit, besides the author (policy-bot's
+    contributors). Bots' commits count only if asked to; GitHub's merges of the base branch ("Update branch")
+    make nobody a contributor, as policy-bot's `ignore_update_merges`."""
+    in_pull_request = {commit.sha for commit in snapshot.commits}
     people: set[str] = set()
     for commit in snapshot.commits:
         if options.ignore_bots and commit.author is not None and commit.author.is_bot:
             continue
-        authors = ((commit.author,) if commit.author else ()) + commit.co_authors
-        people.update(person.id for person in authors if not person.is_bot)
+        if _is_update_merge(commit, in_pull_request):
+            continue
+        involved = (commit.author, commit.committer, commit.pushed_by, *commit.co_authors)
+        people.update(person.id for person in involved if person is not None and not person.is_bot)
     # The author's own approval is `allow_author`'s business alone.
     people.discard(snapshot.author.id if snapshot.author else "")
     return frozenset(people)
+
+
+def _is_update_merge(commit: CommitRef, in_pull_request: set[str]) -> bool:
+    """A merge GitHub committed on the web whose first parent is the branch's previous head and whose second is
+    from outside the pull request: the base branch merged in by the "Update branch" button."""
+    if not commit.via_web or len(commit.parents) != 2:
+        return False
+    previous_head, merged = commit.parents
+    return previous_head in in_pull_request and merged not in in_pull_request
 
 
 def _is_stale(review: ReviewRef, snapshot: Snapshot, options: Options) -> bool:
@@ -574,8 +631,11 @@ def _missing(
     missing: list[str] = []
     count = sum(approval.weight for approval in tally.counted)
     if count < needed:
-        missing.append(f"{count} of {_approvals(needed)}")
+        missing.append(_approvals_wanted(require, tally, needed - count, more=count > 0))
     if require.code_owners:
+        if facts.codeowners_errors:
+            # A line that cannot be read might have owned a changed file: nobody can say who must approve.
+            missing.append(f"fix CODEOWNERS ({facts.codeowners_errors[0]})")
         missing.extend(_missing_owners(facts, tally.qualified_reviewers))
     if options.require_independent_review and not _has_independent_review(facts, options, tally):
         pairing_only = any(approval.via == "pairing" for approval in tally.counted)
@@ -588,6 +648,18 @@ def _missing(
     return tuple(missing)
 
 
+def _approvals_wanted(require: Requirements, tally: _Tally, short: int, *, more: bool) -> str:
+    """What a status says is missing: "needs 1 approval from @payments (2 others approved)"."""
+    text = f"needs {short} {'more ' if more else ''}{'approval' if short == 1 else 'approvals'}"
+    whom = [f"@{team}" for team in require.teams] + list(require.people)
+    if not whom:
+        return text
+    others = sum(1 for item in tally.discarded if item.reason in (NOT_IN_TEAM, NOT_PERSON))
+    return f"{text} from {' or '.join(whom)}" + (
+        f" ({others} {'other' if others == 1 else 'others'} approved)" if others else ""
+    )
+
+
 def _missing_owners(facts: _Facts, reviewers: tuple[PersonRef, ...]) -> list[str]:
     missing = []
     for owned in facts.owned_paths:
@@ -597,13 +669,14 @@ def _missing_owners(facts: _Facts, reviewers: tuple[PersonRef, ...]) -> list[str
             owners = (
                 f"{requirement.approvals_needed} code owners" if requirement.approvals_needed > 1 else "a code owner"
             )
-            missing.append(f"needs {owners} for {_display_pattern(requirement.pattern)}")
+            # Teams as GitHub and GitLab spell them; people by login or e-mail.
+            names = ", ".join(sorted(f"@{owner}" if "/" in owner else owner for owner in requirement.owners))
+            missing.append(f"needs {owners} of {_display_pattern(requirement.pattern)} ({names})")
     return missing
 
 
 def _display_pattern(pattern: str) -> str:
-    shown = pattern.lstrip("/")
-    return shown[:-2] if shown.endswith("/**") else shown or "/"
+    return pattern.lstrip("/") or "/"
 
 
 def _has_independent_review(facts: _Facts, options: Options, tally: _Tally) -> bool:
@@ -620,6 +693,8 @@ def _notes(require: Requirements, facts: _Facts, checks: tuple[CheckTrace, ...],
     if facts.risk.extra_approvals and require.approvals:
         services = _services(facts.risk.incidents)
         notes.append(f"{_more_approvals(facts.risk.extra_approvals)} than usual after an incident in {services}")
+    if require.code_owners and facts.snapshot.codeowners_source:
+        notes.append(f"code owners from {facts.snapshot.codeowners_source}")
     if require.code_owners and not facts.owned_paths:
         notes.append("no changed file has a required code owner")
     elif require.code_owners and not any("code owner" in phrase for phrase in missing):
@@ -636,11 +711,16 @@ def _requirement_reason(state: str, tally: _Tally, needed: int, missing: tuple[s
     elif people:
         parts.append(f"approved by {people}")
     parts.extend(notes)
-    parts.extend(phrase for phrase in missing if not phrase.startswith(f"{count} of "))
+    # The count is said first; what is still missing follows (but not the shortfall, which says the same again).
+    parts.extend(phrase for phrase in missing if not _is_shortfall(phrase))
     not_counted = ", ".join(f"{item.login} ({item.reason})" for item in tally.discarded)
     if not_counted:
         parts.append(f"not counted: {not_counted}")
     return f"{state.capitalize()}: {'; '.join(parts) or 'nothing is required'}."
+
+
+def _is_shortfall(phrase: str) -> bool:
+    return phrase.startswith("needs ") and " approval" in phrase and "code owner" not in phrase
 
 
 def _approval_words(approval: Approval) -> str:
@@ -761,7 +841,7 @@ def _sentence(parts: list[str]) -> str:
     return text[:1].upper() + text[1:] if text.startswith(_OWN_WORDS) else text
 
 
-_OWN_WORDS = ("draft", "changes requested", "waiting", "needs", "blocked", "pending")
+_OWN_WORDS = ("draft", "changes requested", "waiting", "needs", "blocked", "pending", "fix", "could not")
 
 
 def _unique(parts: list[str]) -> list[str]:

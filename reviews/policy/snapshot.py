@@ -102,13 +102,22 @@ class FileChange:
 
 @dataclass(frozen=True)
 class CommitRef:
+    """One commit of the pull request: who wrote, committed and pushed it, and its parents.
+
+    `via_web` says GitHub itself committed it (committer web-flow), as it does for the "Update branch" button."""
+
     sha: str
     author: PersonRef | None = None
     co_authors: tuple[PersonRef, ...] = ()
     committed_at: dt.datetime | None = None
+    committer: PersonRef | None = None
+    pushed_by: PersonRef | None = None
+    parents: tuple[str, ...] = ()
+    via_web: bool = False
 
     def __post_init__(self) -> None:
         _set(self, "co_authors", tuple(self.co_authors))
+        _set(self, "parents", tuple(_texts(self.parents, "parents")))
         if self.committed_at is not None:
             _require_aware(self.committed_at, "committed_at")
 
@@ -116,6 +125,8 @@ class CommitRef:
     def from_dict(cls, data: Any, where: str = "commit") -> CommitRef:
         values = _fields(data, cls, where)
         values["author"] = _optional_person(values.get("author"), f"{where}.author")
+        values["committer"] = _optional_person(values.get("committer"), f"{where}.committer")
+        values["pushed_by"] = _optional_person(values.get("pushed_by"), f"{where}.pushed_by")
         values["co_authors"] = _list_of(PersonRef, values.get("co_authors", ()), f"{where}.co_authors")
         values["committed_at"] = _optional_datetime(values.get("committed_at"), f"{where}.committed_at")
         return _build(cls, where, **values)
@@ -206,6 +217,8 @@ class Snapshot:
     incident_paths: tuple[RiskSignalRef, ...] = ()
     codeowners: str = ""
     codeowners_syntax: str = "github"
+    # Where `codeowners` comes from, in words for the trace (".github/CODEOWNERS on main", an override in Tandem).
+    codeowners_source: str = ""
     # Fact -> why it is not known for this head ("waiting for the list of changed files from GitHub").
     unknown: FrozenDict = FrozenDict()
 

@@ -5,11 +5,14 @@ from __future__ import annotations
 import datetime as dt
 from collections import defaultdict
 from collections.abc import Iterable
+from dataclasses import dataclass
 
 from django.utils import timezone
 
+from reviews.integrations.github import WEB_COMMITTER_EMAIL
 from reviews.models import (
     ChangedFile,
+    CodeownersFile,
     Commit,
     CommitStatus,
     Identity,
@@ -78,22 +81,38 @@ def _identity_ref(identity: Identity, people: dict[int, PersonRef]) -> PersonRef
     return PersonRef(id=f"identity:{identity.pk}", names=frozenset({identity.value}), display_name=identity.value)
 
 
+def _committer_ref(commit: Commit, people: dict[int, PersonRef]) -> PersonRef | None:
+    identity = commit.committer_identity
+    if identity is None or identity.value == WEB_COMMITTER_EMAIL:
+        return None  # GitHub's own committer is nobody's contribution
+    if identity.person_id is None and identity.pk == commit.author_identity_id:
+        return None  # the author, still unresolved: the author's stand-in already says so
+    return _identity_ref(identity, people)
+
+
 def pull_request_snapshot(*, pull_request: PullRequest, now: dt.datetime | None = None) -> Snapshot:
     """The pull request at its head sha, as the policy engine sees it. A bounded number of queries."""
     repository = pull_request.repository
     reviews = list(
         Review.objects.filter(pull_request=pull_request, reviewer__isnull=False).order_by("submitted_at", "pk")
     )
-    commits = list(Commit.objects.filter(pull_requests=pull_request).prefetch_related("co_authors"))
+    commits = list(
+        Commit.objects.filter(pull_requests=pull_request)
+        .select_related("committer_identity")
+        .prefetch_related("co_authors")
+    )
     partners = pairing_partners_for_pull_request(pull_request=pull_request)
     people = person_refs(
         [pull_request.author_id]
         + [r.reviewer_id for r in reviews]
         + [c.author_id for c in commits]
+        + [c.committer_identity.person_id for c in commits if c.committer_identity]
+        + [c.pushed_by_id for c in commits]
         + [i.person_id for c in commits for i in c.co_authors.all()]
         + [p.person.pk for p in partners]
     )
     author = people.get(pull_request.author_id) if pull_request.author_id else None
+    codeowners = _codeowners(pull_request)
     return Snapshot(
         head_sha=pull_request.head_sha,
         now=now or timezone.now(),
@@ -114,6 +133,11 @@ def pull_request_snapshot(*, pull_request: PullRequest, now: dt.datetime | None 
                 author=people.get(commit.author_id) if commit.author_id else None,
                 co_authors=tuple(_identity_ref(identity, people) for identity in commit.co_authors.all()),
                 committed_at=commit.committed_at or commit.authored_at,
+                committer=_committer_ref(commit, people),
+                pushed_by=people.get(commit.pushed_by_id) if commit.pushed_by_id else None,
+                parents=tuple(commit.parents),
+                via_web=commit.committer_identity is not None
+                and commit.committer_identity.value == WEB_COMMITTER_EMAIL,
             )
             for commit in sorted(commits, key=lambda c: (c.authored_at, c.sha))
         ),
@@ -147,10 +171,35 @@ def pull_request_snapshot(*, pull_request: PullRequest, now: dt.datetime | None 
                 repository=repository, occurred_at__gte=(now or timezone.now()) - RISK_HISTORY
             ).order_by("occurred_at", "pk")
         ),
-        codeowners=repository.codeowners,
+        codeowners=codeowners.text,
         codeowners_syntax="gitlab" if repository.connection.provider == "gitlab" else "github",
-        unknown=FrozenDict(unknown_facts(pull_request=pull_request)),
+        codeowners_source=codeowners.source,
+        unknown=FrozenDict({**unknown_facts(pull_request=pull_request), **codeowners.unknown}),
     )
+
+
+@dataclass(frozen=True)
+class _Codeowners:
+    text: str
+    source: str
+    unknown: dict[str, str]
+
+
+def _codeowners(pull_request: PullRequest) -> _Codeowners:
+    """The CODEOWNERS that applies to the pull request: pasted in Tandem, else the file on its base branch."""
+    repository = pull_request.repository
+    if repository.codeowners.strip():
+        return _Codeowners(repository.codeowners, "pasted in Tandem, overriding the repository's file", {})
+    provider = "GitLab" if repository.connection.provider == "gitlab" else "GitHub"
+    row = CodeownersFile.objects.filter(repository=repository, branch=pull_request.base_ref).first()
+    if row is None or row.fetched_at is None:
+        return _Codeowners("", "", {"codeowners": f"waiting for CODEOWNERS from {provider}"})
+    if row.error:
+        why = f"could not read CODEOWNERS from {provider} (last try: {row.error})"
+        return _Codeowners("", "", {"codeowners": why})
+    if not row.path:
+        return _Codeowners("", f"no CODEOWNERS on {pull_request.base_ref}", {})
+    return _Codeowners(row.text, f"{row.path} on {pull_request.base_ref}", {})
 
 
 def unknown_facts(*, pull_request: PullRequest) -> dict[str, str]:

@@ -21,7 +21,9 @@ from django.db.models import Q
 from django.utils import timezone
 
 from reviews.models import Commit, Membership, PairingParticipant, PairingSession, Person, PullRequest, Repository
+from reviews.selectors.affected import open_pull_requests_of_pairing
 from reviews.selectors.pairing import COMMIT_LEAD_TIME, PersonReference, people_by_reference
+from reviews.services.enqueue import pull_request_evaluations_enqueue
 
 Role = PairingParticipant.Role
 Source = PairingSession.Source
@@ -156,14 +158,7 @@ def pairing_session_start(
 
 def _reevaluate_pull_requests_of(session: PairingSession) -> None:
     """Pairing can count as review: the participants' open pull requests get a fresh verdict."""
-    from reviews.services.policies import queue_evaluations
-
-    open_pull_requests = PullRequest.objects.filter(
-        state=PullRequest.State.OPEN, author__participations__session=session
-    )
-    if session.repository_id is not None:
-        open_pull_requests = open_pull_requests.filter(repository_id=session.repository_id)
-    queue_evaluations(pull_request_ids=list(open_pull_requests.values_list("pk", flat=True).distinct()))
+    pull_request_evaluations_enqueue(pull_request_ids=open_pull_requests_of_pairing(session=session))
 
 
 def _retried_start(session: PairingSession, people: list[Person]) -> PairingSession:

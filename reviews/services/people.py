@@ -5,7 +5,6 @@ from __future__ import annotations
 import re
 
 from django.db import IntegrityError, transaction
-from django.db.models import Q
 
 from reviews.integrations.records import GitUserRecord, UserRecord
 from reviews.models import Connection, Identity, Person
@@ -129,17 +128,15 @@ def _person_from_noreply(email: str) -> Person | None:
 def identity_attach(*, identity: Identity, person: Person) -> Identity:
     """A lead says whose an unresolved identity is: its commits become that person's, and the pairing their
     co-author trailers show is inferred again. Pull requests they belong to get a fresh verdict."""
-    from reviews.models import Commit, PullRequest
+    from reviews.models import Commit
+    from reviews.selectors.affected import open_pull_requests_of_identity
+    from reviews.services.enqueue import pull_request_evaluations_enqueue
     from reviews.services.pairing import pairing_sessions_infer_for_identity
-    from reviews.services.policies import queue_evaluations
 
     with transaction.atomic():
         identity.person = person
         identity.save(update_fields=["person"])
         Commit.objects.filter(author_identity=identity, author__isnull=True).update(author=person)
         pairing_sessions_infer_for_identity(identity_id=identity.pk)
-        touched = PullRequest.objects.filter(state=PullRequest.State.OPEN).filter(
-            Q(commits__author_identity=identity) | Q(commits__co_authors=identity)
-        )
-        queue_evaluations(pull_request_ids=list(touched.values_list("pk", flat=True).distinct()))
+        pull_request_evaluations_enqueue(pull_request_ids=open_pull_requests_of_identity(identity=identity))
     return identity

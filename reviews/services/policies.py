@@ -6,7 +6,6 @@ from __future__ import annotations
 import datetime as dt
 import logging
 from dataclasses import dataclass
-from functools import partial
 from typing import Any
 
 from django.core.exceptions import PermissionDenied, ValidationError
@@ -35,8 +34,10 @@ from reviews.models import (
 )
 from reviews.policy import Policy as ParsedPolicy
 from reviews.policy import PolicyError, evaluate, parse_policy
+from reviews.selectors.affected import open_pull_requests_under_policy
 from reviews.selectors.policy import effective_policy, pull_request_snapshot
 from reviews.services.audit import SYSTEM, Actor, actor_for, audit_event_record, field_changes, fields_of
+from reviews.services.enqueue import pull_request_evaluations_enqueue
 
 logger = logging.getLogger(__name__)
 
@@ -105,7 +106,7 @@ def policy_save(
             changes=field_changes({"document": previous}, {"document": document}),
             reason=reason.strip(),
         )
-    queue_evaluations(pull_request_ids=open_pull_requests_under(policy))
+    pull_request_evaluations_enqueue(pull_request_ids=open_pull_requests_under_policy(policy=policy))
     return policy
 
 
@@ -121,24 +122,6 @@ def policy_version_restore(*, version: PolicyVersion, actor: Actor, reason: str 
         reason=why,
         restored_from=version,
     )
-
-
-def open_pull_requests_under(policy: Policy) -> list[int]:
-    queryset = PullRequest.objects.filter(state=PullRequest.State.OPEN)
-    if policy.repository_id:
-        queryset = queryset.filter(repository_id=policy.repository_id)
-    else:
-        # The team's policy governs its repositories that have none of their own.
-        queryset = queryset.filter(repository__team=policy.team, repository__policy__isnull=True)
-    return list(queryset.values_list("pk", flat=True))
-
-
-def queue_evaluations(*, pull_request_ids: list[int]) -> None:
-    """Queue an evaluation per pull request, once the current transaction commits."""
-    from reviews.tasks import evaluate_pull_request
-
-    for pk in pull_request_ids:
-        transaction.on_commit(partial(evaluate_pull_request.delay, pk))
 
 
 @dataclass(frozen=True)
@@ -319,7 +302,7 @@ def pull_request_override(
             changes=field_changes({}, fields_of(override, ["head_sha", "overridden_by", "followup_due_at"])),
             reason=override.reason,
         )
-        queue_evaluations(pull_request_ids=[pull_request.pk])
+        pull_request_evaluations_enqueue(pull_request_ids=[pull_request.pk])
     return override
 
 
@@ -343,7 +326,7 @@ def override_withdraw(*, override: Override, person: Person, reason: str, actor:
             changes=field_changes({"withdrawn": False}, {"withdrawn": True}),
             reason=withdrawal.reason,
         )
-        queue_evaluations(pull_request_ids=[pull_request.pk])
+        pull_request_evaluations_enqueue(pull_request_ids=[pull_request.pk])
     return withdrawal
 
 

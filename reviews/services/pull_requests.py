@@ -246,22 +246,34 @@ def commit_upsert(*, repository: Repository, record: CommitRecord) -> Commit:
     connection = repository.connection
     account_person = person_from_account(connection=connection, account=record.author_account)
     author_identity = identity_from_git_user(git_user=record.author, account_person=account_person)
+    committer_person = person_from_account(connection=connection, account=record.committer_account)
     committer_identity = (
-        identity_from_git_user(git_user=record.committer) if record.committer and record.committer.email else None
+        identity_from_git_user(git_user=record.committer, account_person=committer_person)
+        if record.committer and record.committer.email
+        else None
     )
-    commit, _ = Commit.objects.update_or_create(
-        repository=repository,
-        sha=record.sha,
-        defaults={
-            "message": record.message,
-            "author": author_identity.person,
-            "author_identity": author_identity,
-            "committer_identity": committer_identity,
-            "authored_at": record.authored_at,
-            "committed_at": record.committed_at,
-            "parents": list(record.parents),
-        },
-    )
+    defaults: dict[str, object] = {
+        "message": record.message,
+        "author": author_identity.person,
+        "author_identity": author_identity,
+        "authored_at": record.authored_at,
+    }
+    # A push payload lists no parents and a sync names no pusher: what one source lacks never erases what
+    # the other said (a web-flow merge is recognised by its parents).
+    if committer_identity is not None:
+        defaults["committer_identity"] = committer_identity
+    if record.committed_at is not None:
+        defaults["committed_at"] = record.committed_at
+    if record.parents:
+        defaults["parents"] = list(record.parents)
+    pusher = person_from_account(connection=connection, account=record.pusher)
+    if pusher is not None:
+        defaults["pushed_by"] = pusher
+    commit, _ = Commit.objects.update_or_create(repository=repository, sha=record.sha, defaults=defaults)
+    if record.paths:
+        from reviews.services.codeowners import codeowners_touched
+
+        codeowners_touched(repository=repository, paths=record.paths)
     co_author_identities = [identity_from_git_user(git_user=co_author) for co_author in record.co_authors]
     commit.co_authors.set(co_author_identities)
     return commit

@@ -20,6 +20,7 @@ from django.utils import timezone
 from reviews.integrations.records import ChangedFileRecord, PullRequestRecord
 from reviews.integrations.vcs import Details, VcsClient, VcsError, VcsRateLimited, open_client
 from reviews.models import Connection, PullRequest, Repository, Review, SyncRun
+from reviews.services.enqueue import pull_request_evaluations_enqueue
 from reviews.services.pairing import pairing_sessions_infer
 from reviews.services.pull_requests import (
     changed_files_replace,
@@ -70,7 +71,10 @@ def repository_sync(
             if not full and _already_stored(repository, listed):
                 continue  # a resumed backfill passes over what the interrupted run stored, for no API call
             details = client.details(repository.full_path, listed.number, listed)
-            pull_request_sync_apply(repository=repository, details=details)
+            stored = pull_request_sync_apply(repository=repository, details=details)
+            if stored.state == PullRequest.State.OPEN:
+                # What the sync stored may be what the webhooks missed: the verdict is posted again if it changed.
+                pull_request_evaluations_enqueue(pull_request_ids=[stored.pk])
             run.pull_requests_synced += 1
             _stop_before_the_budget_runs_out(client)
             newest = max(newest, listed.updated_at) if newest else listed.updated_at

@@ -20,7 +20,9 @@ from reviews.models import (
     Repository,
     Team,
 )
+from reviews.selectors.affected import open_pull_requests_involving
 from reviews.services.audit import SYSTEM, Actor, audit_event_record, field_changes, fields_of
+from reviews.services.enqueue import pull_request_evaluations_enqueue
 
 AGREEMENT_FIELDS = ["name", "review_within_hours", "max_pr_size", "slack_webhook_url", "archived"]
 CONNECTION_FIELDS = ["name", "base_url", "web_url"]
@@ -68,10 +70,12 @@ def membership_set(
         changes = field_changes({"person": person, "role": old_role}, {"person": person, "role": role})
         if changes:
             audit_event_record(actor=actor, action="membership.change", target=membership, team=team, changes=changes)
+        # Rules name teams (`teams:`, `author_in_teams:`): the person's open pull requests may be judged otherwise now.
+        pull_request_evaluations_enqueue(pull_request_ids=open_pull_requests_involving(person_id=person.pk))
     return membership
 
 
-def membership_remove(*, team: Team, person: Person, actor: Actor) -> None:
+def membership_remove(*, team: Team, person: Person, actor: Actor = SYSTEM) -> None:
     with transaction.atomic():
         membership = Membership.objects.select_for_update().filter(team=team, person=person).first()
         if membership is None:
@@ -84,6 +88,7 @@ def membership_remove(*, team: Team, person: Person, actor: Actor) -> None:
             changes=field_changes({"role": membership.role}, {"role": None}),
         )
         membership.delete()
+        pull_request_evaluations_enqueue(pull_request_ids=open_pull_requests_involving(person_id=person.pk))
 
 
 def connection_upsert(

@@ -27,7 +27,7 @@ from dataclasses import dataclass, field
 from http import HTTPStatus
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
-from urllib.parse import parse_qsl, quote, urlencode, urlsplit
+from urllib.parse import parse_qsl, quote, unquote, urlencode, urlsplit
 
 JSON = dict[str, Any]
 
@@ -83,6 +83,10 @@ class _Commit:
     authored_at: dt.datetime
     committed_at: dt.datetime
     parents: list[str]
+    # The committer, when not the author: GitHub's web-flow for "Update branch" merges, someone who rebased.
+    committer_name: str | None = None
+    committer_email: str | None = None
+    committer_login: str | None = None
 
 
 @dataclass
@@ -157,6 +161,7 @@ class _Repo:
     history: list[_Commit] = field(default_factory=list)  # the default branch, oldest first
     history_index: dict[str, int] = field(default_factory=dict)
     statuses: list[JSON] = field(default_factory=list)
+    contents: dict[tuple[str, str], str] = field(default_factory=dict)  # (branch, path) -> text
 
     @property
     def full_name(self) -> str:
@@ -529,17 +534,27 @@ class FakeGitHub:
         author_name: str | None = None,
         author_email: str | None = None,
         authored_at: dt.datetime | None = None,
+        committer_login: str | None = None,
+        committer_name: str | None = None,
+        committer_email: str | None = None,
+        parents: Sequence[str] | None = None,
     ) -> JSON:
         """Add a commit to the repository's history (linear), and to pull request `number` when given.
 
         A pull request's last commit becomes its head sha. `author_login=None` makes a commit whose e-mail
-        GitHub cannot map to an account (`"author": null`).
+        GitHub cannot map to an account (`"author": null`). A committer other than the author, and parents other
+        than the previous commit (a merge), may be given.
         """
         with self._lock:
             data = self._repo(repo)
             commit = self._new_commit(
                 data, message, author_login, self._tick(authored_at), sha, author_name=author_name, email=author_email
             )
+            commit.committer_login = committer_login
+            commit.committer_name = committer_name
+            commit.committer_email = committer_email
+            if parents is not None:
+                commit.parents = list(parents)
             self._append_history(data, commit)
             if number is not None:
                 pull = data.pulls[number]
@@ -576,6 +591,16 @@ class FakeGitHub:
     def _append_history(repo: _Repo, commit: _Commit) -> None:
         repo.history_index[commit.sha] = len(repo.history)
         repo.history.append(commit)
+
+    def set_content(self, repo: str, path: str, text: str | None, *, branch: str | None = None) -> None:
+        """Put a file in the repository (or remove it, with None), as the contents API then serves it."""
+        with self._lock:
+            data = self._repo(repo)
+            key = (branch or data.default_branch, path.strip("/"))
+            if text is None:
+                data.contents.pop(key, None)
+            else:
+                data.contents[key] = text
 
     def add_file(
         self,
@@ -1062,7 +1087,11 @@ class FakeGitHub:
     def _commit_json(self, repo: _Repo, commit: _Commit) -> JSON:
         api = f"{self.url}/repos/{repo.full_name}"
         author = {"name": commit.author_name, "email": commit.author_email, "date": _ts(commit.authored_at)}
-        committer = {"name": commit.author_name, "email": commit.author_email, "date": _ts(commit.committed_at)}
+        committer = {
+            "name": commit.committer_name or commit.author_name,
+            "email": commit.committer_email or commit.author_email,
+            "date": _ts(commit.committed_at),
+        }
         tree = _sha(commit.sha, "tree")
         return {
             "url": f"{api}/commits/{commit.sha}",
@@ -1086,7 +1115,7 @@ class FakeGitHub:
                 },
             },
             "author": self._user_json(commit.author_login),
-            "committer": self._user_json(commit.author_login),
+            "committer": self._user_json(commit.committer_login or commit.author_login),
             "parents": [{"url": f"{api}/commits/{parent}", "sha": parent} for parent in commit.parents],
         }
 
@@ -1161,6 +1190,7 @@ class FakeGitHub:
             ("GET", re.compile(repo + r"/pulls/(?P<number>\d+)/commits$"), self._list_commits),
             ("GET", re.compile(repo + r"/pulls/(?P<number>\d+)/files$"), self._list_files),
             ("GET", re.compile(repo + r"/compare/(?P<base>[^.]+)\.\.\.(?P<head>.+)$"), self._compare),
+            ("GET", re.compile(repo + r"/contents/(?P<path>.+)$"), self._get_content),
             ("POST", re.compile(repo + r"/statuses/(?P<sha>[0-9a-fA-F]{4,40})$"), self._post_status),
         ]
 
@@ -1289,6 +1319,35 @@ class FakeGitHub:
         repo, pull = self._pull_of(owner, name, number)
         return self._list_of(
             owner, name, f"pulls/{number}/commits", query, pull.commits, lambda commit: self._commit_json(repo, commit)
+        )
+
+    def _get_content(self, *, owner: str, name: str, path: str, query: dict[str, str], **_: Any) -> _Response:
+        """GET /repos/{owner}/{repo}/contents/{path}?ref=: a file, base64-encoded, as GitHub documents it. Its ETag
+        comes from the body, so an unchanged file answers a conditional request with 304."""
+        repo = self._repo_of(owner, name)
+        path = unquote(path)
+        text = repo.contents.get((query.get("ref") or repo.default_branch, path))
+        if text is None:
+            raise _NotFound()
+        raw = text.encode()
+        blob = hashlib.sha1(b"blob %d\0" % len(raw) + raw, usedforsecurity=False).hexdigest()
+        api = f"{self.url}/repos/{repo.full_name}/contents/{path}"
+        return _Response(
+            200,
+            {
+                "type": "file",
+                "encoding": "base64",
+                "size": len(raw),
+                "name": path.rsplit("/", 1)[-1],
+                "path": path,
+                "content": base64.encodebytes(raw).decode(),
+                "sha": blob,
+                "url": api,
+                "git_url": f"{self.url}/repos/{repo.full_name}/git/blobs/{blob}",
+                "html_url": f"{self.web_url}/{repo.full_name}/blob/{query.get('ref') or repo.default_branch}/{path}",
+                "download_url": f"{self.web_url}/{repo.full_name}/raw/{path}",
+                "_links": {"self": api},
+            },
         )
 
     def _list_files(self, *, owner: str, name: str, number: str, query: dict[str, str], **_: Any) -> _Response:

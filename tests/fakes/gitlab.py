@@ -94,6 +94,7 @@ class _Project:
     commits: dict[str, Json] = field(default_factory=dict)
     statuses: dict[str, list[Json]] = field(default_factory=dict)
     base_sha: str = ""
+    files: dict[tuple[str, str], str] = field(default_factory=dict)  # (branch, path) -> text
 
 
 class FakeGitLab:
@@ -653,6 +654,16 @@ class FakeGitLab:
         with self._lock:
             self.requests.clear()
 
+    def set_file(self, full_path: str, path: str, text: str | None, *, branch: str | None = None) -> None:
+        """Put a file in the repository (None removes it), as the repository files API then serves it."""
+        with self._lock:
+            project = self._projects[full_path]
+            key = (branch or project.data["default_branch"], path.strip("/"))
+            if text is None:
+                project.files.pop(key, None)
+            else:
+                project.files[key] = text
+
     def merge_request(self, full_path: str, iid: int) -> Json:
         return self._projects[full_path].merge_requests[iid].data
 
@@ -688,6 +699,9 @@ class FakeGitLab:
             if match and verb == method:
                 with self._lock:
                     status, extra_headers, result = handler(self, match.groupdict(), query, payload)
+                etag = extra_headers.get("ETag", "")
+                if method == "GET" and status == 200 and etag and headers.get("if-none-match") == etag:
+                    return 304, {**rate_headers, "ETag": etag}, None  # Rack's conditional GET
                 return status, {**rate_headers, **extra_headers}, result
         return 404, rate_headers, {"error": "404 Not Found"}
 
@@ -1110,6 +1124,33 @@ class FakeGitLab:
         self.statuses_posted.append({"project": project.data["path_with_namespace"], **status})
         return 201, {}, status
 
+    def _get_file(self, params: dict[str, str], query: dict[str, list[str]], body: Any) -> tuple[int, Json, Any]:
+        """GET /projects/:id/repository/files/:file_path?ref=: the file, base64-encoded, with its blob id."""
+        project = self._project(params)
+        if project is None:
+            return 404, {}, {"message": "404 Project Not Found"}
+        ref = (query.get("ref") or [""])[0]
+        path = unquote(params["file_path"])
+        text = project.files.get((ref, path))
+        if text is None:
+            return 404, {}, {"message": "404 File Not Found"}
+        raw = text.encode()
+        blob = hashlib.sha1(b"blob %d\0" % len(raw) + raw, usedforsecurity=False).hexdigest()
+        data = {
+            "file_name": path.rsplit("/", 1)[-1],
+            "file_path": path,
+            "size": len(raw),
+            "encoding": "base64",
+            "content": base64.b64encode(raw).decode(),
+            "content_sha256": hashlib.sha256(raw).hexdigest(),
+            "ref": ref,
+            "blob_id": blob,
+            "commit_id": project.base_sha,
+            "last_commit_id": project.base_sha,
+            "execute_filemode": False,
+        }
+        return 200, {"ETag": f'W/"{blob}"', "X-Gitlab-Blob-Id": blob, "X-Gitlab-File-Path": path}, data
+
     def _list_statuses(self, params: dict[str, str], query: dict[str, list[str]], body: Any) -> tuple[int, Json, Any]:
         project = self._project(params)
         if project is None:
@@ -1135,6 +1176,7 @@ _ROUTES: list[_Route] = [
     (re.compile(rf"^{_MR}/diffs$"), "GET", FakeGitLab._list_diffs),
     (re.compile(rf"^{_MR}/changes$"), "GET", FakeGitLab._get_changes),
     (re.compile(rf"^{_P}/repository/compare$"), "GET", FakeGitLab._compare),
+    (re.compile(rf"^{_P}/repository/files/(?P<file_path>[^/]+)$"), "GET", FakeGitLab._get_file),
     (re.compile(rf"^{_P}/statuses/(?P<sha>[0-9a-fA-F]+)$"), "POST", FakeGitLab._post_status),
     (re.compile(rf"^{_P}/repository/commits/(?P<sha>[0-9a-fA-F]+)/statuses$"), "GET", FakeGitLab._list_statuses),
 ]
@@ -1165,10 +1207,11 @@ class _Handler(BaseHTTPRequestHandler):
             status, extra_headers, result = self.fake._handle(method, self.path, headers, body)
         except Exception as error:  # a bug in the fake must show as a 500, not as a hung client
             status, extra_headers, result = 500, {}, {"message": f"500 Internal Server Error: {error!r}"}
-        encoded = json.dumps(result).encode()
+        encoded = b"" if status == 304 else json.dumps(result).encode()
         self.send_response(status)
         self.send_header("Content-Type", "application/json")
-        self.send_header("Content-Length", str(len(encoded)))
+        if status != 304:
+            self.send_header("Content-Length", str(len(encoded)))
         for key, value in extra_headers.items():
             if value != "" or key.startswith("X-"):
                 self.send_header(key, value)

@@ -4,13 +4,16 @@ from __future__ import annotations
 
 import datetime as dt
 import json
+from dataclasses import replace
 from typing import Any
 
 import pytest
 
 from reviews.policy import (
     DEFAULT_POLICY,
+    CommitRef,
     FileChange,
+    PersonRef,
     RiskSignalRef,
     RuleTrace,
     Snapshot,
@@ -211,8 +214,8 @@ PAYMENTS_OWNERS = "*  @cy\n/payments/ @acme/payments\n"
 @pytest.mark.parametrize(
     ("approvers", "state", "missing"),
     [
-        ((), "pending", ("0 of 1 approval", "needs a code owner for payments/")),
-        ((CY,), "pending", ("needs a code owner for payments/",)),
+        ((), "pending", ("needs 1 approval", "needs a code owner of payments/ (@acme/payments)")),
+        ((CY,), "pending", ("needs a code owner of payments/ (@acme/payments)",)),
         ((BOB,), "satisfied", ()),
     ],
     ids=["nobody", "owner of other files only", "payments owner"],
@@ -230,7 +233,7 @@ def test_code_owners_of_every_changed_file_must_approve(approvers: tuple, state:
 def test_code_owners_needed_for_each_owning_rule() -> None:
     shot = snapshot(files=files("payments/api.py", "web/app.js"), codeowners=PAYMENTS_OWNERS, reviews=(review(BOB),))
     rule = only_rule(evaluate(shot, one_rule("{code_owners: true}")))
-    assert rule.missing == ("needs a code owner for *",)
+    assert rule.missing == ("needs a code owner of * (cy)",)
     shot = snapshot(
         files=files("payments/api.py", "web/app.js"), codeowners=PAYMENTS_OWNERS, reviews=(review(BOB), review(CY))
     )
@@ -252,7 +255,7 @@ def test_code_owners_gitlab_section_needing_two() -> None:
         reviews=(review(BOB),),
     )
     rule = only_rule(evaluate(bob_only, one_rule("{code_owners: true}")))
-    assert rule.missing == ("needs 2 code owners for payments/",)
+    assert rule.missing == ("needs 2 code owners of payments/ (bob, cy)",)
     both = snapshot(
         files=bob_only.files, codeowners=owners, codeowners_syntax="gitlab", reviews=(review(BOB), review(CY))
     )
@@ -302,6 +305,14 @@ def test_document_checks(statuses: dict[str, str], outcome: str, summary: str) -
     assert [(check.context, check.state) for check in trace.checks] == [
         ("ci/build", statuses.get("ci/build", "missing"))
     ]
+
+
+FIX = "f" * 40
+
+
+def web_flow_merge(clicked_by: PersonRef, previous_head: str, merged: str = "b" * 40) -> CommitRef:
+    """What the "Update branch" button commits: authored by who clicked, committed and pushed by GitHub."""
+    return replace(commit(clicked_by), pushed_by=clicked_by, parents=(previous_head, merged), via_web=True)
 
 
 # Options.
@@ -361,6 +372,48 @@ OPTIONS: list[tuple[str, str, dict[str, Any], str]] = [
         "pending",
     ),
     ("a bot's approval never counts", "{}", {"reviews": (review(BOT),)}, "pending"),
+    (
+        "a committer who did not author the commit may not approve",
+        "{}",
+        {"commits": (replace(commit(ADA), committer=BOB),), "reviews": (review(BOB),)},
+        "pending",
+    ),
+    (
+        "whoever pushed a commit may not approve",
+        "{}",
+        {"commits": (replace(commit(ADA), pushed_by=BOB),), "reviews": (review(BOB),)},
+        "pending",
+    ),
+    (
+        "a committer may approve when contributors are allowed",
+        "{allow_contributors: true}",
+        {"commits": (replace(commit(ADA), committer=BOB),), "reviews": (review(BOB),)},
+        "satisfied",
+    ),
+    (
+        "GitHub's merge of the base branch (Update branch) makes nobody a contributor",
+        "{}",
+        {"commits": (commit(ADA, sha=OLD), web_flow_merge(BOB, OLD)), "reviews": (review(BOB),)},
+        "satisfied",
+    ),
+    (
+        "a web merge of another branch of the pull request is a contribution",
+        "{}",
+        {
+            "commits": (commit(ADA, sha=OLD), commit(CY, sha=FIX), web_flow_merge(BOB, OLD, FIX)),
+            "reviews": (review(BOB),),
+        },
+        "pending",
+    ),
+    (
+        "a merge of the base branch committed locally is a contribution",
+        "{}",
+        {
+            "commits": (commit(ADA, sha=OLD), replace(web_flow_merge(BOB, OLD), via_web=False)),
+            "reviews": (review(BOB),),
+        },
+        "pending",
+    ),
 ]
 
 
@@ -587,7 +640,7 @@ def test_recent_incident_on_changed_paths_adds_approvals() -> None:
     assert [hit.service for hit in trace.risk.incidents] == ["payments-api"]
     assert "payments-api" in trace.risk.reason
     assert "after an incident in payments-api" in rule.reason
-    assert trace.summary == "1 of 2 approvals"
+    assert trace.summary == "Needs 1 more approval"
 
 
 @pytest.mark.parametrize(
@@ -719,7 +772,7 @@ def test_summary_names_the_shortfall() -> None:
     shot = snapshot(files=files("payments/api.py"), codeowners=PAYMENTS_OWNERS, reviews=(review(CY),))
     trace = evaluate(shot, document)
     assert trace.outcome == "pending"
-    assert trace.summary == "1 of 2 approvals; needs a code owner for payments/"
+    assert trace.summary == "Needs 1 more approval; needs a code owner of payments/ (@acme/payments)"
 
 
 def test_summary_fits_a_commit_status() -> None:
@@ -727,7 +780,7 @@ def test_summary_fits_a_commit_status() -> None:
     shot = snapshot(files=files(*(f"area{n}/x.py" for n in range(30))), codeowners=long_names)
     trace = evaluate(shot, one_rule("{approvals: 3, code_owners: true}"))
     assert len(trace.summary) <= 140
-    assert trace.summary.startswith("0 of 3 approvals; needs a code owner for area0/")
+    assert trace.summary.startswith("Needs 3 approvals; needs a code owner of area0/ (owner0)")
 
 
 def test_summary_counts_other_pending_rules() -> None:
@@ -740,7 +793,7 @@ def test_summary_counts_other_pending_rules() -> None:
             require: {approvals: 2}
         """
     )
-    assert evaluate(snapshot(), document).summary == "0 of 1 approval; 1 more rule pending"
+    assert evaluate(snapshot(), document).summary == "Needs 1 approval; 1 more rule pending"
 
 
 def test_no_applicable_rule_approves() -> None:
@@ -795,3 +848,16 @@ def test_a_snapshot_names_only_facts_it_knows_of():
         snapshot(unknown={"weather": "cloudy"})
     shot = snapshot(unknown={"files": "waiting"})
     assert Snapshot.from_dict(shot.to_dict()) == shot
+
+
+def test_the_summary_names_whose_approval_is_missing_and_who_approved_instead() -> None:
+    document = one_rule("{approvals: 1, teams: ['@acme/payments']}")
+    trace = evaluate(snapshot(reviews=(review(CY), review(DEE))), document)
+    assert trace.summary == "Needs 1 approval from @payments (2 others approved)"
+    assert len(trace.summary) <= 140
+
+
+def test_the_summary_names_the_code_owners_of_an_unapproved_path() -> None:
+    document = one_rule("{code_owners: true}")
+    trace = evaluate(snapshot(codeowners="/ledger/** @alice @bob\n", files=files("ledger/book.py")), document)
+    assert trace.summary == "Needs a code owner of ledger/** (alice, bob)"

@@ -140,11 +140,15 @@ def documents(draw: st.DrawFn) -> Policy:
     return policy("rules:\n" + "".join(rules) + options if rules else "rules: []\n" + options)
 
 
+# CODEOWNERS matters only to rules that ask for code owners (the property below).
+ALWAYS_NEEDED = [fact for fact in FACTS if fact != "codeowners"]
+
+
 @settings(max_examples=300, deadline=None)
 @given(
     shot=snapshots(),
     document=st.one_of(st.sampled_from(POLICIES), documents()),
-    unknown=st.dictionaries(st.sampled_from(FACTS), st.sampled_from(REASONS), min_size=1),
+    unknown=st.dictionaries(st.sampled_from(ALWAYS_NEEDED), st.sampled_from(REASONS), min_size=1),
 )
 def test_an_unknown_fact_never_lets_a_pull_request_pass(
     shot: Snapshot, document: Policy, unknown: dict[str, str]
@@ -153,3 +157,20 @@ def test_an_unknown_fact_never_lets_a_pull_request_pass(
     assert trace.outcome != "approved"
     if trace.outcome == "pending":
         assert trace.summary.lower().startswith(tuple(reason.lower()[:20] for reason in unknown.values()))
+
+
+@settings(max_examples=300, deadline=None)
+@given(shot=snapshots(), document=st.one_of(st.sampled_from(POLICIES), documents()))
+def test_an_unknown_codeowners_never_lets_a_rule_that_asks_for_code_owners_pass(
+    shot: Snapshot, document: Policy
+) -> None:
+    unknown = {"codeowners": "waiting for CODEOWNERS from GitHub"}
+    trace = evaluate(Snapshot(**{**vars(shot), "unknown": unknown}), document)
+    asking = [
+        rule
+        for rule, rule_trace in zip(document.rules, trace.rules, strict=True)
+        if rule.require.code_owners and rule_trace.state != "skipped"
+    ]
+    if asking:
+        assert trace.outcome != "approved"
+        assert trace.unknown == unknown

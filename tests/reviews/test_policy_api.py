@@ -115,7 +115,7 @@ def test_simulate_a_document_on_a_pull_request_has_no_side_effects(world):
     assert response.status_code == 200
     trace = response.json()
     assert trace["outcome"] == "pending"
-    assert trace["summary"].startswith("0 of 2 approvals")
+    assert trace["summary"].startswith("Needs 2 approvals")
     assert not world["pull_request"].evaluations.exists()
 
 

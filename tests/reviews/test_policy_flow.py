@@ -88,7 +88,7 @@ def test_github_story_from_opened_to_rebase(github_flow):
     github_flow.pull_event("opened", fake.update_pull(REPO, 1))
     status = github_flow.last_status()
     assert (status["state"], status["context"], status["sha"]) == ("pending", "tandem/review-policy", "a" * 40)
-    assert status["description"].startswith("0 of 1 approval")
+    assert status["description"].startswith("Needs 1 approval")
     pull_request = PullRequest.objects.get(number=1)
     assert status["target_url"].endswith(f"/pulls/{pull_request.pk}/")
 
@@ -150,7 +150,7 @@ def test_team_policy_requiring_two_approvals_and_a_lead_override(github_flow):
     policy_save(team=team, document="rules:\n  - name: two reviewers\n    require: {approvals: 2}\n")
     github_flow.review(4, "bob")
     assert github_flow.last_status()["state"] == "pending"
-    assert github_flow.last_status()["description"].startswith("1 of 2 approvals")
+    assert github_flow.last_status()["description"].startswith("Needs 1 more approval")
 
     pull_request = PullRequest.objects.get(number=4)
     # Not the author: nobody overrides a change they wrote (`override.allow_self` is off by default).
@@ -335,7 +335,7 @@ def test_github_files_that_fail_to_arrive_hold_the_verdict_until_they_do(
     assert _backoff_elapses_and_the_beat_fires(django_capture_on_commit_callbacks) == 1
     status = github_flow.last_status()
     assert (status["state"], status["sha"]) == ("pending", "7" * 40)
-    assert status["description"].startswith("0 of 2 approvals")
+    assert status["description"].startswith("Needs 2 approvals")
     assert _backoff_elapses_and_the_beat_fires(django_capture_on_commit_callbacks) == 0  # nothing missing now
 
     github_flow.review(7, "bob")
@@ -380,9 +380,9 @@ def test_gitlab_diff_still_being_prepared_holds_the_verdict_until_it_is_ready(
     assert _backoff_elapses_and_the_beat_fires(django_capture_on_commit_callbacks) == 1
     # GitLab refuses pending -> pending: the new reason shows on the same unfinished status, now running.
     [shown] = [s for s in fake.statuses("9" * 40) if s["name"] == "tandem/review-policy"]
-    assert (shown["status"], shown["description"]) == ("running", "0 of 2 approvals")
+    assert (shown["status"], shown["description"]) == ("running", "Needs 2 approvals")
     evaluation = PolicyEvaluation.objects.filter(pull_request__number=9).latest("evaluated_at")
-    assert evaluation.reported_at is not None and evaluation.description == "0 of 2 approvals"
+    assert evaluation.reported_at is not None and evaluation.description == "Needs 2 approvals"
 
 
 def test_an_override_ends_when_a_push_changes_the_patch_but_survives_a_rebase(github_flow):

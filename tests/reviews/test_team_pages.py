@@ -157,3 +157,15 @@ def test_pull_request_page_explains_the_verdict_in_words(client, world):
     assert "Pending" in page
     assert "0 of 1 approval" in page
     assert "Not counted: Ann Author (author)" in page
+
+
+def test_pull_request_page_says_which_facts_the_verdict_waits_for_and_why_the_fetch_failed(client, world):
+    from reviews.services.policies import pull_request_evaluate
+
+    pull_request = PullRequestFactory(repository=world["repository"], title="Retry ledger")
+    PullRequest.objects.filter(pk=pull_request.pk).update(details_head_sha="", facts_error="502 Bad Gateway")
+    pull_request_evaluate(pull_request_id=pull_request.pk)
+    page = _get(client, world["member"], f"/pulls/{pull_request.pk}/").content.decode()
+    assert "files: waiting for the list of changed files from GitHub (last try: 502 Bad Gateway)" in page
+    assert "commits: waiting for the commits from GitHub" in page
+    assert "Last try to fetch this head's files, commits and reviews failed: 502 Bad Gateway" in page
