@@ -16,6 +16,8 @@ from reviews.services.policies import evaluation_should_report, pull_request_eva
 from reviews.services.reporting import evaluation_report
 from reviews.services.sync import connection_token, pull_request_refresh, repositories_due_for_sync, repository_sync
 from reviews.services.webhooks import (
+    PROCESS_SOFT_TIME_LIMIT,
+    PROCESS_TIME_LIMIT,
     webhook_deliveries_dispatch,
     webhook_delivery_claim,
     webhook_delivery_process,
@@ -24,7 +26,7 @@ from reviews.services.webhooks import (
 logger = logging.getLogger(__name__)
 
 
-@shared_task(bind=True, acks_late=True, soft_time_limit=120, time_limit=150)
+@shared_task(bind=True, acks_late=True, soft_time_limit=PROCESS_SOFT_TIME_LIMIT, time_limit=PROCESS_TIME_LIMIT)
 def process_webhook_delivery(self, delivery_id: int) -> str:  # type: ignore[no-untyped-def]
     """Process one stored delivery. Retries are not Celery's: a failed attempt is scheduled on the row, and the
     dispatcher hands it over again when it is due, so nothing waits in a broker that can lose it."""

@@ -165,6 +165,22 @@ def test_a_delivery_whose_worker_died_is_dispatched_again(deliver, monkeypatch):
     assert PullRequest.objects.count() == 1
 
 
+def test_a_killed_workers_claim_is_taken_back_within_two_minutes(deliver, monkeypatch):
+    # bench/faults.py: a worker SIGKILLed mid-delivery left it "processing" for 3 minutes, past the drain goal;
+    # Redis redelivers the unacknowledged message only after an hour, or never when it restarted empty.
+    monkeypatch.setattr(process_webhook_delivery, "delay", lambda pk: None)
+    deliver("pull_request", fixture("pull_request.opened"))
+    monkeypatch.undo()
+    delivery = WebhookDelivery.objects.get()
+    assert webhook_delivery_claim(delivery_id=delivery.pk, token="task-killed-with-its-worker") is not None
+    WebhookDelivery.objects.filter(pk=delivery.pk).update(claimed_at=timezone.now() - dt.timedelta(minutes=2))
+    assert dispatch_due_deliveries() == 1
+    delivery.refresh_from_db()
+    assert delivery.status == WebhookDelivery.Status.PROCESSED
+    # ...and never one a live worker may still hold: the task is stopped before its claim counts as stale.
+    assert dt.timedelta(seconds=process_webhook_delivery.time_limit) < STALE_CLAIM
+
+
 def test_the_broker_redelivering_the_same_message_takes_the_dead_workers_claim_back_at_once(deliver, monkeypatch):
     monkeypatch.setattr(process_webhook_delivery, "delay", lambda pk: None)
     deliver("pull_request", fixture("pull_request.opened"))
