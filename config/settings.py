@@ -147,8 +147,13 @@ CELERY_BEAT_SCHEDULE: dict[str, dict[str, object]] = {
         "schedule": env.float("DELIVERY_DISPATCH_SECONDS", default=5.0),
         "options": {"expires": 30},
     },
-    # Open pull requests whose head has no verdict, and verdicts the provider never accepted, are done again.
-    "reconcile-verdicts": {"task": "reviews.tasks.reconcile_verdicts", "schedule": 2 * 60, "options": {"expires": 110}},
+    # Open pull requests whose head has no verdict, and verdicts the provider never accepted, are done again: often
+    # enough that a verdict lost with the broker is back within two minutes (evaluating again is idempotent).
+    "reconcile-verdicts": {
+        "task": "reviews.tasks.reconcile_verdicts",
+        "schedule": env.float("VERDICT_RECONCILE_SECONDS", default=30.0),
+        "options": {"expires": 25},
+    },
     # Re-queues deployments never linked and incidents never ranked (a lost task), so nothing stays behind.
     "repair-telemetry": {"task": "telemetry.tasks.repair_telemetry", "schedule": 10 * 60},
 }

@@ -298,3 +298,16 @@ def test_the_reconciler_evaluates_heads_that_have_no_verdict(deliver, monkeypatc
     assert reconcile_verdicts() == "evaluated 1, reported 0"
     assert PolicyEvaluation.objects.filter(pull_request=pull_request, head_sha=pull_request.head_sha).exists()
     assert reconcile_verdicts() == "evaluated 0, reported 0"
+
+
+def test_a_verdict_lost_with_the_broker_is_redone_within_two_minutes():
+    # bench/faults.py: after Redis restarted empty, heads waited up to 2 minutes for the reconciler's next run, plus
+    # the report grace, so open pull requests still had no status when the drain goal ran out.
+    from django.conf import settings
+
+    from reviews.selectors.verdicts import REPORT_GRACE
+
+    schedule = settings.CELERY_BEAT_SCHEDULE["reconcile-verdicts"]
+    every = dt.timedelta(seconds=float(schedule["schedule"]))  # type: ignore[arg-type]
+    assert every + REPORT_GRACE <= dt.timedelta(minutes=1, seconds=30)  # a lost report: grace, then the next run
+    assert dt.timedelta(seconds=float(schedule["options"]["expires"])) <= every  # type: ignore[index]
