@@ -10,6 +10,7 @@ from __future__ import annotations
 from pathlib import Path
 
 import environ
+from kombu import Queue
 from django.core.exceptions import ImproperlyConfigured
 
 BASE_DIR = Path(__file__).resolve().parent.parent
@@ -136,6 +137,16 @@ CELERY_TASK_REJECT_ON_WORKER_LOST = True
 CELERY_WORKER_PREFETCH_MULTIPLIER = 1
 CELERY_BROKER_CONNECTION_RETRY_ON_STARTUP = True
 CELERY_TIMEZONE = "UTC"
+# Beat's housekeeping (the dispatcher, the verdict reconciler) has a queue of its own that every worker also
+# consumes: behind a backlog in the one default queue, its messages expired before a worker reached them, so the
+# dispatcher that re-queues what a broker lost never ran while it was needed most.
+CELERY_TASK_DEFAULT_QUEUE = "celery"
+CELERY_TASK_QUEUES = (Queue("celery"), Queue("housekeeping"))
+CELERY_TASK_ROUTES = {
+    "reviews.tasks.dispatch_due_deliveries": {"queue": "housekeeping"},
+    "reviews.tasks.requeue_waiting_deliveries": {"queue": "housekeeping"},
+    "reviews.tasks.reconcile_verdicts": {"queue": "housekeeping"},
+}
 CELERY_BEAT_SCHEDULE: dict[str, dict[str, object]] = {
     # Webhooks bring changes within seconds; these incremental syncs repair whatever they missed.
     "sync-github": {"task": "reviews.tasks.sync_all_repositories", "schedule": 15 * 60, "args": ["github"]},

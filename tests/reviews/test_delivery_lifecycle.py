@@ -311,3 +311,16 @@ def test_a_verdict_lost_with_the_broker_is_redone_within_two_minutes():
     every = dt.timedelta(seconds=float(schedule["schedule"]))  # type: ignore[arg-type]
     assert every + REPORT_GRACE <= dt.timedelta(minutes=1, seconds=30)  # a lost report: grace, then the next run
     assert dt.timedelta(seconds=float(schedule["options"]["expires"])) <= every  # type: ignore[index]
+
+
+def test_the_dispatcher_and_the_reconciler_never_wait_behind_the_backlog_they_drain():
+    # bench/faults.py: with 5,000 deliveries queued, beat's dispatcher messages sat behind them in the one queue and
+    # expired (30 s) unrun, so deliveries of a killed worker stayed "processing" and lost hand-overs were not redone.
+    from config.celery import app
+
+    consumed = {queue.name for queue in app.amqp.queues.values()}  # a worker started without -Q takes them all
+    for task in ("reviews.tasks.dispatch_due_deliveries", "reviews.tasks.reconcile_verdicts"):
+        queue = app.amqp.router.route({}, task)["queue"].name
+        assert queue != app.conf.task_default_queue
+        assert queue in consumed
+    assert app.amqp.router.route({}, "reviews.tasks.process_webhook_delivery")["queue"].name in consumed
