@@ -5,7 +5,7 @@ PY := $(VENV)/bin/python
 HOST ?= 127.0.0.1
 PORT ?= 8000
 
-.PHONY: run test lint typecheck worker beat migrate seed clean
+.PHONY: run test lint typecheck worker beat migrate seed clean faults faults-short
 
 $(PY):
 	$(PYTHON) -m venv $(VENV)
@@ -41,6 +41,14 @@ lint: $(VENV)/.dev-installed
 
 typecheck: $(VENV)/.dev-installed
 	$(VENV)/bin/mypy reviews telemetry config
+
+# The production stack (private PostgreSQL and Redis, gunicorn, a worker, beat) under a worker SIGKILL, Redis
+# restarted empty and PostgreSQL restarted; prints lost / duplicated / stuck and the drain time (bench/README.md).
+faults: $(VENV)/.dev-installed
+	$(PY) bench/faults.py
+
+faults-short: $(VENV)/.dev-installed
+	FAULTS_EVENTS=1000 FAULTS_SHORT=1 $(PY) bench/faults.py
 
 migrate: $(VENV)/.base-installed
 	$(PY) manage.py migrate --noinput
