@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import datetime as dt
 import logging
+from typing import Any
 
 from celery import shared_task
 from django.core.cache import cache
@@ -39,12 +40,41 @@ def process_webhook_delivery(self, delivery_id: int) -> str:  # type: ignore[no-
     return processed.outcome
 
 
-def _enqueue_evaluation(pull_request_id: int) -> None:
+# A task queued and not yet started will read whatever changed before it starts, so another copy is redundant: a
+# mark in the cache (the broker's Redis) says one waits. Without it a backlog fed itself: every delivery of a pull
+# request, and every reconciler run, queued one more evaluation (18 copies of one were seen). The mark is lost with
+# the broker, so after a restart the reconciler queues again at once; a message lost otherwise waits out the mark.
+QUEUED_MARK_SECONDS = 90
+
+
+def _queue_once(task: Any, key: str, object_id: int) -> None:
     try:
-        evaluate_pull_request.delay(pull_request_id)
+        first = cache.add(key, 1, timeout=QUEUED_MARK_SECONDS)
     except Exception:
-        # The delivery is processed; the verdict reconciler evaluates a head that has none.
-        logger.exception("could not queue the evaluation of pull request %s", pull_request_id)
+        first = True  # no cache: queue anyway, a duplicate is only wasted work
+    if not first:
+        return
+    try:
+        task.delay(object_id)
+    except Exception:
+        _queued_mark_clear(key)
+        # Whatever asked is done; the verdict reconciler redoes what this hand-over would have done.
+        logger.exception("could not queue %s(%s)", task.name, object_id)
+
+
+def _queued_mark_clear(key: str) -> None:
+    try:
+        cache.delete(key)
+    except Exception:
+        logger.warning("could not clear %s", key)
+
+
+def _enqueue_evaluation(pull_request_id: int) -> None:
+    _queue_once(evaluate_pull_request, f"evaluation-queued:{pull_request_id}", pull_request_id)
+
+
+def _enqueue_report(evaluation_id: int) -> None:
+    _queue_once(report_evaluation, f"report-queued:{evaluation_id}", evaluation_id)
 
 
 SYNC_LOCK_SECONDS = 1900  # the sync task's hard time limit: a dead worker's lock expires with it
@@ -94,6 +124,7 @@ REPORT_RETRY_COUNTDOWNS = (10, 60, 300, 900, 3600)
 @shared_task(acks_late=True, soft_time_limit=120, time_limit=150)
 def evaluate_pull_request(pull_request_id: int) -> str:
     """Bring the pull request's details up to date when a push left them behind, evaluate, then report."""
+    _queued_mark_clear(f"evaluation-queued:{pull_request_id}")  # what changes from now on queues a new one
     pull_request = PullRequest.objects.select_related("repository__connection").filter(pk=pull_request_id).first()
     if pull_request is None:
         return "gone"
@@ -107,13 +138,14 @@ def evaluate_pull_request(pull_request_id: int) -> str:
     if evaluated is None:
         return "nothing to evaluate"
     if evaluation_should_report(evaluated.evaluation):
-        transaction.on_commit(lambda: report_evaluation.delay(evaluated.evaluation.pk))
+        transaction.on_commit(lambda: _enqueue_report(evaluated.evaluation.pk))
     return evaluated.evaluation.outcome
 
 
 @shared_task(bind=True, acks_late=True, max_retries=len(REPORT_RETRY_COUNTDOWNS), soft_time_limit=60, time_limit=90)
 def report_evaluation(self, evaluation_id: int) -> str:  # type: ignore[no-untyped-def]
     """Post the verdict as the commit status `tandem/review-policy`; superseded verdicts are not posted."""
+    _queued_mark_clear(f"report-queued:{evaluation_id}")
     evaluation = PolicyEvaluation.objects.select_related("pull_request__repository__connection").get(pk=evaluation_id)
     outcome = evaluation_report(evaluation=evaluation)
     if outcome in {"failed", "rate limited"} and not self.request.is_eager and self.request.retries < self.max_retries:
@@ -144,5 +176,5 @@ def reconcile_verdicts() -> str:
     postable = [connection.pk for connection in Connection.objects.all() if connection_token(connection)]
     unreported = verdicts_not_accepted(connection_ids=postable)
     for evaluation_id in unreported:
-        report_evaluation.delay(evaluation_id)
+        _enqueue_report(evaluation_id)
     return f"evaluated {len(unevaluated)}, reported {len(unreported)}"

@@ -45,6 +45,14 @@ def webhook_secret(settings):
     settings.GITHUB_WEBHOOK_SECRET = SECRET
 
 
+@pytest.fixture(autouse=True)
+def own_cache(settings):
+    # The "already queued" marks live in the cache: each test starts with none (and never flushes a shared Redis).
+    settings.CACHES = {
+        "default": {"BACKEND": "django.core.cache.backends.locmem.LocMemCache", "LOCATION": str(uuid.uuid4())}
+    }
+
+
 @pytest.fixture
 def deliver(client, django_capture_on_commit_callbacks):
     def post(event: str, payload: dict, *, delivery: str | None = None, **headers: str):
@@ -288,11 +296,14 @@ def test_a_gitlab_instance_header_maps_to_the_configured_url(client, settings, d
 
 
 def test_the_reconciler_evaluates_heads_that_have_no_verdict(deliver, monkeypatch):
+    from django.core.cache import cache
+
     from reviews import tasks
 
-    monkeypatch.setattr(tasks.evaluate_pull_request, "delay", lambda pk: None)  # lost with the broker
+    monkeypatch.setattr(tasks.evaluate_pull_request, "delay", lambda pk: None)  # lost with the broker...
     deliver("pull_request", fixture("pull_request.opened"))
     monkeypatch.undo()
+    cache.clear()  # ...and its "queued" mark with it
     pull_request = PullRequest.objects.get()
     assert not PolicyEvaluation.objects.exists()
     assert reconcile_verdicts() == "evaluated 1, reported 0"
@@ -324,3 +335,33 @@ def test_the_dispatcher_and_the_reconciler_never_wait_behind_the_backlog_they_dr
         assert queue != app.conf.task_default_queue
         assert queue in consumed
     assert app.amqp.router.route({}, "reviews.tasks.process_webhook_delivery")["queue"].name in consumed
+
+
+def test_an_evaluation_or_report_already_waiting_is_not_queued_again(deliver, monkeypatch):
+    # bench/faults.py: behind a backlog, every delivery of a pull request and every reconciler run queued one more
+    # evaluation of it (18 copies of one were seen), and the backlog fed itself.
+    from django.core.cache import cache
+
+    from reviews import tasks
+
+    queued: list[int] = []
+    monkeypatch.setattr(tasks.evaluate_pull_request, "delay", queued.append)  # queued, not started yet
+    opened = fixture("pull_request.opened")
+    deliver("pull_request", opened)
+    deliver("pull_request", {**opened, "action": "edited"})
+    assert reconcile_verdicts() == "evaluated 1, reported 0"
+    pull_request = PullRequest.objects.get()
+    assert queued == [pull_request.pk]
+
+    cache.clear()  # the broker (its Redis) restarted empty: the waiting evaluation is gone, and so is its mark
+    reconcile_verdicts()
+    assert queued == [pull_request.pk, pull_request.pk]
+    monkeypatch.undo()
+    tasks.evaluate_pull_request(pull_request.pk)  # it runs: the next change queues a new one
+    assert PolicyEvaluation.objects.filter(pull_request=pull_request).exists()
+
+    reports: list[int] = []
+    monkeypatch.setattr(tasks.report_evaluation, "delay", reports.append)
+    for _ in range(2):
+        tasks._enqueue_report(PolicyEvaluation.objects.get().pk)
+    assert len(reports) == 1
