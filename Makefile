@@ -5,7 +5,7 @@ PY := $(VENV)/bin/python
 HOST ?= 127.0.0.1
 PORT ?= 8000
 
-.PHONY: run test lint typecheck schema worker beat migrate seed clean
+.PHONY: run test lint typecheck schema worker beat migrate seed clean faults faults-short
 
 $(PY):
 	$(PYTHON) -m venv $(VENV)
@@ -16,7 +16,7 @@ $(VENV)/.base-installed: requirements/base.txt | $(PY)
 	$(PY) -m pip install --quiet -r requirements/base.txt
 	touch $@
 
-$(VENV)/.dev-installed: requirements/base.txt requirements/dev.txt | $(PY)
+$(VENV)/.dev-installed: requirements/base.txt requirements/production.txt requirements/dev.txt | $(PY)
 	$(PY) -m pip install --quiet -r requirements/dev.txt
 	touch $@ $(VENV)/.base-installed
 
@@ -46,6 +46,14 @@ typecheck: $(VENV)/.dev-installed
 # The OpenAPI description is complete and valid: every warning fails.
 schema: $(VENV)/.dev-installed
 	$(PY) manage.py spectacular --validate --fail-on-warn --file /dev/null
+
+# The production stack (private PostgreSQL and Redis, gunicorn, a worker, beat) under a worker SIGKILL, Redis
+# restarted empty and PostgreSQL restarted; prints lost / duplicated / stuck and the drain time (bench/README.md).
+faults: $(VENV)/.dev-installed
+	$(PY) bench/faults.py
+
+faults-short: $(VENV)/.dev-installed
+	FAULTS_EVENTS=1000 FAULTS_SHORT=1 $(PY) bench/faults.py
 
 migrate: $(VENV)/.base-installed
 	$(PY) manage.py migrate --noinput

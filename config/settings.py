@@ -14,6 +14,7 @@ from urllib.parse import urlsplit, urlunsplit
 
 import environ
 from django.core.exceptions import ImproperlyConfigured
+from kombu import Queue
 
 BASE_DIR = Path(__file__).resolve().parent.parent
 VAR_DIR = BASE_DIR / "var"
@@ -148,6 +149,16 @@ CELERY_TASK_REJECT_ON_WORKER_LOST = True
 CELERY_WORKER_PREFETCH_MULTIPLIER = 1
 CELERY_BROKER_CONNECTION_RETRY_ON_STARTUP = True
 CELERY_TIMEZONE = "UTC"
+# Beat's housekeeping (the dispatcher, the verdict reconciler) has a queue of its own that every worker also
+# consumes: behind a backlog in the one default queue, its messages expired before a worker reached them, so the
+# dispatcher that re-queues what a broker lost never ran while it was needed most.
+CELERY_TASK_DEFAULT_QUEUE = "celery"
+CELERY_TASK_QUEUES = (Queue("celery"), Queue("housekeeping"))
+CELERY_TASK_ROUTES = {
+    "reviews.tasks.dispatch_due_deliveries": {"queue": "housekeeping"},
+    "reviews.tasks.requeue_waiting_deliveries": {"queue": "housekeeping"},
+    "reviews.tasks.reconcile_verdicts": {"queue": "housekeeping"},
+}
 CELERY_BEAT_SCHEDULE: dict[str, dict[str, object]] = {
     # Webhooks bring changes within seconds; these incremental syncs repair whatever they missed.
     "sync-github": {"task": "reviews.tasks.sync_all_repositories", "schedule": 15 * 60, "args": ["github"]},
@@ -159,8 +170,13 @@ CELERY_BEAT_SCHEDULE: dict[str, dict[str, object]] = {
         "schedule": env.float("DELIVERY_DISPATCH_SECONDS", default=5.0),
         "options": {"expires": 30},
     },
-    # Open pull requests whose head has no verdict, and verdicts the provider never accepted, are done again.
-    "reconcile-verdicts": {"task": "reviews.tasks.reconcile_verdicts", "schedule": 2 * 60, "options": {"expires": 110}},
+    # Open pull requests whose head has no verdict, and verdicts the provider never accepted, are done again: often
+    # enough that a verdict lost with the broker is back within two minutes (evaluating again is idempotent).
+    "reconcile-verdicts": {
+        "task": "reviews.tasks.reconcile_verdicts",
+        "schedule": env.float("VERDICT_RECONCILE_SECONDS", default=30.0),
+        "options": {"expires": 25},
+    },
     # Re-queues deployments never linked and incidents never ranked (a lost task), so nothing stays behind.
     "repair-telemetry": {"task": "telemetry.tasks.repair_telemetry", "schedule": 10 * 60},
     # A verdict waits while a head's files, commits or reviews are missing: fetch them again after a backoff.

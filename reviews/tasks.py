@@ -15,7 +15,13 @@ from reviews.models import Connection, PolicyEvaluation, PullRequest, Repository
 from reviews.selectors.affected import open_pull_requests_with_closing_risk_windows
 from reviews.selectors.verdicts import pull_requests_without_verdict, verdicts_not_accepted
 from reviews.services.codeowners import codeowners_refresh, codeowners_refresh_due
-from reviews.services.enqueue import pull_request_evaluations_enqueue
+from reviews.services.enqueue import (
+    evaluation_enqueue_now,
+    evaluation_queued_mark_clear,
+    pull_request_evaluations_enqueue,
+    report_enqueue_now,
+    report_queued_mark_clear,
+)
 from reviews.services.policies import evaluation_should_report, pull_request_evaluate
 from reviews.services.reporting import evaluation_report
 from reviews.services.sync import (
@@ -26,6 +32,8 @@ from reviews.services.sync import (
     repository_sync,
 )
 from reviews.services.webhooks import (
+    PROCESS_SOFT_TIME_LIMIT,
+    PROCESS_TIME_LIMIT,
     webhook_deliveries_dispatch,
     webhook_delivery_claim,
     webhook_delivery_process,
@@ -34,7 +42,7 @@ from reviews.services.webhooks import (
 logger = logging.getLogger(__name__)
 
 
-@shared_task(bind=True, acks_late=True, soft_time_limit=120, time_limit=150)
+@shared_task(bind=True, acks_late=True, soft_time_limit=PROCESS_SOFT_TIME_LIMIT, time_limit=PROCESS_TIME_LIMIT)
 def process_webhook_delivery(self, delivery_id: int) -> str:  # type: ignore[no-untyped-def]
     """Process one stored delivery. Retries are not Celery's: a failed attempt is scheduled on the row, and the
     dispatcher hands it over again when it is due, so nothing waits in a broker that can lose it."""
@@ -43,16 +51,8 @@ def process_webhook_delivery(self, delivery_id: int) -> str:  # type: ignore[no-
         return "skipped"  # done already, or being processed by another worker
     processed = webhook_delivery_process(delivery=delivery)
     for pull_request_id in processed.touched:
-        _enqueue_evaluation(pull_request_id)
+        evaluation_enqueue_now(pull_request_id)
     return processed.outcome
-
-
-def _enqueue_evaluation(pull_request_id: int) -> None:
-    try:
-        evaluate_pull_request.delay(pull_request_id)
-    except Exception:
-        # The delivery is processed; the verdict reconciler evaluates a head that has none.
-        logger.exception("could not queue the evaluation of pull request %s", pull_request_id)
 
 
 SYNC_LOCK_SECONDS = 1900  # the sync task's hard time limit: a dead worker's lock expires with it
@@ -102,6 +102,7 @@ REPORT_RETRY_COUNTDOWNS = (10, 60, 300, 900, 3600)
 @shared_task(acks_late=True, soft_time_limit=120, time_limit=150)
 def evaluate_pull_request(pull_request_id: int) -> str:
     """Bring the pull request's details up to date when a push left them behind, evaluate, then report."""
+    evaluation_queued_mark_clear(pull_request_id)  # what changes from now on queues a new one
     pull_request = PullRequest.objects.select_related("repository__connection").filter(pk=pull_request_id).first()
     if pull_request is None:
         return "gone"
@@ -114,7 +115,7 @@ def evaluate_pull_request(pull_request_id: int) -> str:
     if evaluated is None:
         return "nothing to evaluate"
     if evaluation_should_report(evaluated.evaluation):
-        transaction.on_commit(lambda: report_evaluation.delay(evaluated.evaluation.pk))
+        transaction.on_commit(lambda: report_enqueue_now(evaluated.evaluation.pk))
     return evaluated.evaluation.outcome
 
 
@@ -154,6 +155,7 @@ def reevaluate_closing_risk_windows() -> int:
 @shared_task(bind=True, acks_late=True, max_retries=len(REPORT_RETRY_COUNTDOWNS), soft_time_limit=60, time_limit=90)
 def report_evaluation(self, evaluation_id: int) -> str:  # type: ignore[no-untyped-def]
     """Post the verdict as the commit status `tandem/review-policy`; superseded verdicts are not posted."""
+    report_queued_mark_clear(evaluation_id)
     evaluation = PolicyEvaluation.objects.select_related("pull_request__repository__connection").get(pk=evaluation_id)
     outcome = evaluation_report(evaluation=evaluation)
     if outcome in {"failed", "rate limited"} and not self.request.is_eager and self.request.retries < self.max_retries:
@@ -180,9 +182,9 @@ def reconcile_verdicts() -> str:
     and post again every current verdict the provider has not accepted."""
     unevaluated = pull_requests_without_verdict()
     for pull_request_id in unevaluated:
-        _enqueue_evaluation(pull_request_id)
+        evaluation_enqueue_now(pull_request_id)
     postable = [connection.pk for connection in Connection.objects.all() if connection_token(connection)]
     unreported = verdicts_not_accepted(connection_ids=postable)
     for evaluation_id in unreported:
-        report_evaluation.delay(evaluation_id)
+        report_enqueue_now(evaluation_id)
     return f"evaluated {len(unevaluated)}, reported {len(unreported)}"

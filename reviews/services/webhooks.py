@@ -46,8 +46,13 @@ logger = logging.getLogger(__name__)
 DISPATCH_LEASE = dt.timedelta(seconds=30)
 MAX_DISPATCH_LEASE = dt.timedelta(minutes=10)
 
-# A delivery left "processing" longer than the task's hard time limit (150 s) belongs to a worker that died.
-STALE_CLAIM = dt.timedelta(minutes=3)
+# Processing a delivery makes no remote call (evaluations and reports are tasks of their own), so it is given a
+# minute at most. A delivery left "processing" longer than that belongs to a worker that died (SIGKILL, a lost
+# container): the broker redelivers its message only after its visibility timeout (an hour on Redis), or never when
+# the broker restarted empty, so the dispatcher takes the claim back after the hard limit and a margin.
+PROCESS_SOFT_TIME_LIMIT = 45
+PROCESS_TIME_LIMIT = 60
+STALE_CLAIM = dt.timedelta(seconds=PROCESS_TIME_LIMIT + 30)
 
 # Waits before each retry of a delivery that failed for a transient reason (the database or a provider away, a
 # bug fixed by the next deploy). After the last one it is dead-lettered: kept, with its reason, for a replay.

@@ -19,6 +19,7 @@ from django.utils import timezone
 
 from reviews.models import Connection, PolicyEvaluation, PullRequest, WebhookDelivery
 from reviews.services import webhooks as inbox
+from reviews.services.enqueue import report_enqueue_now
 from reviews.services.webhooks import (
     DISPATCH_LEASE,
     MAX_ATTEMPTS,
@@ -43,6 +44,14 @@ def fixture(name: str) -> dict:
 @pytest.fixture(autouse=True)
 def webhook_secret(settings):
     settings.GITHUB_WEBHOOK_SECRET = SECRET
+
+
+@pytest.fixture(autouse=True)
+def own_cache(settings):
+    # The "already queued" marks live in the cache: each test starts with none (and never flushes a shared Redis).
+    settings.CACHES = {
+        "default": {"BACKEND": "django.core.cache.backends.locmem.LocMemCache", "LOCATION": str(uuid.uuid4())}
+    }
 
 
 @pytest.fixture
@@ -165,6 +174,22 @@ def test_a_delivery_whose_worker_died_is_dispatched_again(deliver, monkeypatch):
     assert PullRequest.objects.count() == 1
 
 
+def test_a_killed_workers_claim_is_taken_back_within_two_minutes(deliver, monkeypatch):
+    # bench/faults.py: a worker SIGKILLed mid-delivery left it "processing" for 3 minutes, past the drain goal;
+    # Redis redelivers the unacknowledged message only after an hour, or never when it restarted empty.
+    monkeypatch.setattr(process_webhook_delivery, "delay", lambda pk: None)
+    deliver("pull_request", fixture("pull_request.opened"))
+    monkeypatch.undo()
+    delivery = WebhookDelivery.objects.get()
+    assert webhook_delivery_claim(delivery_id=delivery.pk, token="task-killed-with-its-worker") is not None
+    WebhookDelivery.objects.filter(pk=delivery.pk).update(claimed_at=timezone.now() - dt.timedelta(minutes=2))
+    assert dispatch_due_deliveries() == 1
+    delivery.refresh_from_db()
+    assert delivery.status == WebhookDelivery.Status.PROCESSED
+    # ...and never one a live worker may still hold: the task is stopped before its claim counts as stale.
+    assert dt.timedelta(seconds=process_webhook_delivery.time_limit) < STALE_CLAIM
+
+
 def test_the_broker_redelivering_the_same_message_takes_the_dead_workers_claim_back_at_once(deliver, monkeypatch):
     monkeypatch.setattr(process_webhook_delivery, "delay", lambda pk: None)
     deliver("pull_request", fixture("pull_request.opened"))
@@ -272,11 +297,14 @@ def test_a_gitlab_instance_header_maps_to_the_configured_url(client, settings, d
 
 
 def test_the_reconciler_evaluates_heads_that_have_no_verdict(deliver, monkeypatch):
+    from django.core.cache import cache
+
     from reviews import tasks
 
-    monkeypatch.setattr(tasks.evaluate_pull_request, "delay", lambda pk: None)  # lost with the broker
+    monkeypatch.setattr(tasks.evaluate_pull_request, "delay", lambda pk: None)  # lost with the broker...
     deliver("pull_request", fixture("pull_request.opened"))
     monkeypatch.undo()
+    cache.clear()  # ...and its "queued" mark with it
     pull_request = PullRequest.objects.get()
     assert not PolicyEvaluation.objects.exists()
     assert reconcile_verdicts() == "evaluated 1, reported 0"
@@ -339,3 +367,59 @@ def test_acknowledging_a_webhook_takes_one_statement_once_the_connections_are_kn
         assert post("second").status_code == 202
     with django_assert_num_queries(2):  # the insert finds it stored; the stored row is read back
         assert post("second").status_code == 200
+
+
+def test_a_verdict_lost_with_the_broker_is_redone_within_two_minutes():
+    # bench/faults.py: after Redis restarted empty, heads waited up to 2 minutes for the reconciler's next run, plus
+    # the report grace, so open pull requests still had no status when the drain goal ran out.
+    from django.conf import settings
+
+    from reviews.selectors.verdicts import REPORT_GRACE
+
+    schedule = settings.CELERY_BEAT_SCHEDULE["reconcile-verdicts"]
+    every = dt.timedelta(seconds=float(schedule["schedule"]))  # type: ignore[arg-type]
+    assert every + REPORT_GRACE <= dt.timedelta(minutes=1, seconds=30)  # a lost report: grace, then the next run
+    assert dt.timedelta(seconds=float(schedule["options"]["expires"])) <= every  # type: ignore[index]
+
+
+def test_the_dispatcher_and_the_reconciler_never_wait_behind_the_backlog_they_drain():
+    # bench/faults.py: with 5,000 deliveries queued, beat's dispatcher messages sat behind them in the one queue and
+    # expired (30 s) unrun, so deliveries of a killed worker stayed "processing" and lost hand-overs were not redone.
+    from config.celery import app
+
+    consumed = {queue.name for queue in app.amqp.queues.values()}  # a worker started without -Q takes them all
+    for task in ("reviews.tasks.dispatch_due_deliveries", "reviews.tasks.reconcile_verdicts"):
+        queue = app.amqp.router.route({}, task)["queue"].name
+        assert queue != app.conf.task_default_queue
+        assert queue in consumed
+    assert app.amqp.router.route({}, "reviews.tasks.process_webhook_delivery")["queue"].name in consumed
+
+
+def test_an_evaluation_or_report_already_waiting_is_not_queued_again(deliver, monkeypatch):
+    # bench/faults.py: behind a backlog, every delivery of a pull request and every reconciler run queued one more
+    # evaluation of it (18 copies of one were seen), and the backlog fed itself.
+    from django.core.cache import cache
+
+    from reviews import tasks
+
+    queued: list[int] = []
+    monkeypatch.setattr(tasks.evaluate_pull_request, "delay", queued.append)  # queued, not started yet
+    opened = fixture("pull_request.opened")
+    deliver("pull_request", opened)
+    deliver("pull_request", {**opened, "action": "edited"})
+    assert reconcile_verdicts() == "evaluated 1, reported 0"
+    pull_request = PullRequest.objects.get()
+    assert queued == [pull_request.pk]
+
+    cache.clear()  # the broker (its Redis) restarted empty: the waiting evaluation is gone, and so is its mark
+    reconcile_verdicts()
+    assert queued == [pull_request.pk, pull_request.pk]
+    monkeypatch.undo()
+    tasks.evaluate_pull_request(pull_request.pk)  # it runs: the next change queues a new one
+    assert PolicyEvaluation.objects.filter(pull_request=pull_request).exists()
+
+    reports: list[int] = []
+    monkeypatch.setattr(tasks.report_evaluation, "delay", reports.append)
+    for _ in range(2):
+        report_enqueue_now(PolicyEvaluation.objects.get().pk)
+    assert len(reports) == 1
