@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import hashlib
 import logging
-from urllib.parse import urlsplit
 
 from django.conf import settings
 from django.core.cache import cache
@@ -21,7 +20,7 @@ from reviews.integrations.github import verify_signature
 from reviews.integrations.gitlab import verify_token
 from reviews.integrations.payloads import JsonRefused, decode_json_object
 from reviews.models import Provider, WebhookDelivery
-from reviews.services.connections import connection_for_instance, connections_with_webhook_secret
+from reviews.services.connections import connection_for_instance, connections_with_webhook_secret, instance_host
 from reviews.services.webhooks import webhook_delivery_finish, webhook_delivery_receive
 from reviews.tasks import process_webhook_delivery
 
@@ -130,7 +129,7 @@ def github_webhook(request: HttpRequest) -> JsonResponse:
         if verify_signature(candidate.webhook_secret, body, signature):
             connection = candidate
             break
-    host = request.headers.get("X-GitHub-Enterprise-Host", "").strip().lower()
+    host = instance_host(request.headers.get("X-GitHub-Enterprise-Host", ""))
     if connection is None:
         if not (settings.GITHUB_WEBHOOK_SECRET and verify_signature(settings.GITHUB_WEBHOOK_SECRET, body, signature)):
             return _rejected("github", "Signature does not match the webhook secret.")
@@ -190,7 +189,7 @@ def gitlab_webhook(request: HttpRequest) -> JsonResponse:
     if not token:
         return _rejected("gitlab", "Missing X-Gitlab-Token header.")
     connection = None
-    host = (urlsplit(request.headers.get("X-Gitlab-Instance", "")).hostname or "").lower()
+    host = instance_host(request.headers.get("X-Gitlab-Instance", ""))
     for candidate in connections_with_webhook_secret(provider=Provider.GITLAB):
         if verify_token(candidate.webhook_secret, token):
             connection = candidate

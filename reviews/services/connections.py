@@ -93,8 +93,19 @@ def _settings_connection(provider: str, base_url: str) -> Connection:
     return connection
 
 
+def instance_host(header: str) -> str:
+    """The host an instance header names: GitHub sends a bare host, GitLab a URL. A malformed value names none."""
+    value = header.strip()
+    if not value:
+        return ""
+    return _hostname(value if "://" in value else f"https://{value}")
+
+
 def _hostname(url: str) -> str:
-    return (urlsplit(url).hostname or "").lower()
+    try:
+        return (urlsplit(url).hostname or "").lower()
+    except ValueError:
+        return ""  # not a URL (an unclosed IPv6 bracket, say): it names no instance
 
 
 def connection_secrets_rotate() -> int:

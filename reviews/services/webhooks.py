@@ -148,7 +148,24 @@ def webhook_delivery_receive(
         )
         return Received(delivery, created=True)
     existing = WebhookDelivery.objects.get(provider=provider, delivery_id=delivery_id)
+    if existing.connection_id is None and connection is not None:
+        # Refused before for an instance no Connection knew; it knows it now: the redelivery is processed.
+        return Received(existing, created=False, requeued=_connected_now(existing, connection, now))
     return Received(existing, created=False, requeued=_due_again(existing, now, hand_over_now=hand_over_now))
+
+
+def _connected_now(delivery: WebhookDelivery, connection: Connection, now: dt.datetime) -> bool:
+    updated = WebhookDelivery.objects.filter(
+        pk=delivery.pk, connection__isnull=True, status=WebhookDelivery.Status.FAILED
+    ).update(
+        connection=connection,
+        status=WebhookDelivery.Status.PENDING,
+        next_attempt_at=now + DISPATCH_LEASE,
+        dispatches=1,
+    )
+    if updated:
+        delivery.refresh_from_db()
+    return bool(updated)
 
 
 def _insert_once(**values: object) -> int | None:
@@ -363,10 +380,25 @@ def _parse(delivery: WebhookDelivery) -> WebhookEvent:
     return PARSERS[delivery.provider](delivery.event, payload)
 
 
+# The headers naming the instance a delivery came from, by provider.
+_INSTANCE_HEADERS = {"github": "X-GitHub-Enterprise-Host", "gitlab": "X-Gitlab-Instance"}
+
+
 def _connection_for(delivery: WebhookDelivery) -> Connection:
+    """The delivery's connection; for one refused because no Connection knew its instance, the one configured
+    since (a replay after the operator added it), found the way the view finds it."""
     if delivery.connection is not None:
         return delivery.connection
-    raise PayloadError("delivery has no connection")  # the receiving view always sets one
+    from reviews.services.connections import connection_for_instance, instance_host
+
+    header = _INSTANCE_HEADERS.get(delivery.provider, "")
+    host = instance_host(str(delivery.headers.get(header, ""))) if isinstance(delivery.headers, dict) else ""
+    connection = connection_for_instance(provider=delivery.provider, host=host) if host else None
+    if connection is None:
+        raise PayloadError(f"no Connection is configured for the instance {host or '(unnamed)'} it came from")
+    WebhookDelivery.objects.filter(pk=delivery.pk).update(connection=connection)
+    delivery.connection = connection
+    return connection
 
 
 def _finish(delivery: WebhookDelivery, status: str, *, error: str = "") -> None:

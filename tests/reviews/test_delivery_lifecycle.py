@@ -423,3 +423,42 @@ def test_an_evaluation_or_report_already_waiting_is_not_queued_again(deliver, mo
     for _ in range(2):
         report_enqueue_now(PolicyEvaluation.objects.get().pk)
     assert len(reports) == 1
+
+
+def test_a_redelivery_after_the_instance_is_configured_is_processed(deliver, settings):
+    settings.GITHUB_API_URL = "https://api.github.com"
+    payload = fixture("pull_request.opened")
+    first = deliver("pull_request", payload, delivery="ghe-1", HTTP_X_GITHUB_ENTERPRISE_HOST="ghe.acme.io")
+    assert first.status_code == 422
+    Connection.objects.create(provider="github", name="GHE", base_url="https://ghe.acme.io/api/v3")
+    again = deliver("pull_request", payload, delivery="ghe-1", HTTP_X_GITHUB_ENTERPRISE_HOST="ghe.acme.io")
+    assert again.status_code == 202  # not "duplicate": a 2xx for an event that would never be processed
+    delivery = WebhookDelivery.objects.get()
+    assert (delivery.status, delivery.connection.name) == (WebhookDelivery.Status.PROCESSED, "GHE")
+    assert PullRequest.objects.count() == 1
+
+
+def test_a_replay_of_a_refused_delivery_finds_the_instance_configured_since(deliver, settings):
+    settings.GITHUB_API_URL = "https://api.github.com"
+    deliver("pull_request", fixture("pull_request.opened"), HTTP_X_GITHUB_ENTERPRISE_HOST="ghe.acme.io")
+    delivery = WebhookDelivery.objects.get()
+    assert webhook_delivery_requeue(delivery=delivery)
+    assert process_webhook_delivery.delay(delivery.pk).get() == "failed"  # still unknown: refused with the reason
+    delivery.refresh_from_db()
+    assert "ghe.acme.io" in delivery.error
+    Connection.objects.create(provider="github", name="GHE", base_url="https://ghe.acme.io/api/v3")
+    assert webhook_delivery_requeue(delivery=delivery)
+    assert process_webhook_delivery.delay(delivery.pk).get() == "processed"
+    delivery.refresh_from_db()
+    assert delivery.connection.name == "GHE"
+
+
+@pytest.mark.parametrize("instance", ["http://[::1", "http://[not-ipv6]/", "https://[::1]:99999/"])
+def test_a_malformed_gitlab_instance_header_is_never_a_server_error(client, settings, instance):
+    settings.GITLAB_WEBHOOK_TOKEN = "gl-token"
+    for token in ("wrong", "gl-token"):
+        response = client.post(
+            "/webhooks/gitlab/", data=b'{"object_kind": "push"}', content_type="application/json",
+            HTTP_X_GITLAB_TOKEN=token, HTTP_X_GITLAB_EVENT="Push Hook", HTTP_X_GITLAB_INSTANCE=instance,
+        )  # fmt: skip
+        assert response.status_code < 500
