@@ -96,3 +96,28 @@ class MomentField(serializers.DateTimeField):
                     self.fail("offset")
         moment: dt.datetime = super().to_internal_value(value)
         return moment
+
+
+class MomentFilter(django_filters.IsoDateTimeFilter):
+    """A query parameter naming a moment, held to MomentField's bounds: out of range is a 400 naming the parameter,
+    never a database error (PostgreSQL refuses offsets beyond ±15:59 and year 0)."""
+
+    @property
+    def field(self) -> Any:
+        field = super().field
+        if not getattr(field, "_bounded", False):
+            field.validators.append(_moment_within_bounds)
+            field._bounded = True
+        return field
+
+
+def _moment_within_bounds(moment: dt.datetime | None) -> None:
+    from django.core.exceptions import ValidationError
+
+    if moment is None:
+        return
+    offset = moment.utcoffset()
+    if offset is not None and abs(offset) > OFFSET_MAX:
+        raise ValidationError(MomentField.default_error_messages["offset"])
+    if not YEAR_MIN <= moment.year <= YEAR_MAX:
+        raise ValidationError(_RANGE)

@@ -17,7 +17,7 @@ from rest_framework.response import Response
 from rest_framework.views import APIView
 
 from reviews.access import rows_within, visible_team_ids, visible_teams
-from reviews.api_fields import IdFilter
+from reviews.api_fields import IdFilter, MomentFilter
 from reviews.models import Identity, Person, PolicyEvaluation, PullRequest, Repository, Review, Team
 from reviews.selectors.compliance import ComplianceSummary
 from reviews.selectors.teams import team_page
@@ -100,9 +100,9 @@ class PullRequestFilter(django_filters.FilterSet):
     team = django_filters.CharFilter(field_name="repository__team__slug")
     repository = IdFilter(field_name="repository_id")
     author = IdFilter(field_name="author_id")
-    merged_after = django_filters.IsoDateTimeFilter(field_name="merged_at", lookup_expr="gte")
-    merged_before = django_filters.IsoDateTimeFilter(field_name="merged_at", lookup_expr="lt")
-    updated_after = django_filters.IsoDateTimeFilter(field_name="updated_at", lookup_expr="gte")
+    merged_after = MomentFilter(field_name="merged_at", lookup_expr="gte")
+    merged_before = MomentFilter(field_name="merged_at", lookup_expr="lt")
+    updated_after = MomentFilter(field_name="updated_at", lookup_expr="gte")
 
     class Meta:
         model = PullRequest

@@ -115,3 +115,18 @@ def test_openapi_schema_and_docs_are_served_to_signed_in_callers_only(world, cli
     assert b"/api/v1/pulls" in schema.content
     assert b"apiToken" in schema.content
     assert client.get("/api/docs/").status_code == 200
+
+
+@pytest.mark.parametrize(
+    "query",
+    [
+        "merged_before=0214-09-22T08:19:07%2B17:10",
+        "merged_after=0163-03-23T11:33:44-03:15",
+        "updated_after=2030-01-01T00:00:00%2B16:00",
+        "merged_before=9999-12-31T00:00:00Z",
+    ],
+)
+def test_a_moment_out_of_range_in_a_filter_is_a_400_naming_it(world, query):
+    response = token_client(world["shop"]).get(f"/api/v1/pulls?{query}")
+    assert response.status_code == 400, response.content
+    assert query.split("=")[0] in str(response.json())
