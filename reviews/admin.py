@@ -17,6 +17,7 @@ from django.db import transaction
 from django.db.models import Model, QuerySet
 from django.http import HttpRequest
 
+from reviews import admin_audit  # noqa: F401 - registers the audit trail's admin
 from reviews.admin_scoping import (
     LEADS,
     NOBODY,
@@ -36,14 +37,17 @@ from reviews.models import (
     Commit,
     CommitStatus,
     Connection,
+    FollowUpReview,
     Identity,
     Membership,
     Override,
+    OverrideWithdrawal,
     PairingParticipant,
     PairingSession,
     Person,
     Policy,
     PolicyEvaluation,
+    PolicyVersion,
     PolicyViolation,
     PullRequest,
     Repository,
@@ -520,6 +524,18 @@ class PolicyAdmin(TeamScopedAdmin):
         obj.pk = saved.pk
 
 
+@admin.register(PolicyVersion)
+class PolicyVersionAdmin(RecordAdmin):
+    """Each version as it took effect, with its author and reason; a restore is a new version (a policy's page)."""
+
+    list_display = ["policy", "number", "author", "token", "reason", "restored_from", "created_at"]
+    list_filter = ["policy__team", "policy__repository"]
+    search_fields = ["policy__team__name", "policy__repository__full_path", "reason", "document"]
+    autocomplete_fields = ["policy"]
+    date_hierarchy = "created_at"
+    list_select_related = ["policy__team", "policy__repository", "author", "token"]
+
+
 @admin.register(PolicyEvaluation)
 class PolicyEvaluationAdmin(RecordAdmin):
     list_display = ["pull_request", "head_sha", "outcome", "description", "evaluated_at", "reported_at"]
@@ -600,6 +616,28 @@ class OverrideAdmin(RecordAdmin):
 
     search_fields = ["reason", "incident_reference", "pull_request__title"]
     autocomplete_fields = ["pull_request", "overridden_by", "followup_by"]
+
+
+@admin.register(OverrideWithdrawal)
+class OverrideWithdrawalAdmin(RecordAdmin):
+    """Corrections of overrides, written by the overrides' "withdraw" action."""
+
+    list_display = ["override", "withdrawn_by", "reason", "created_at"]
+    list_filter = ["override__pull_request__repository__team"]
+    search_fields = ["reason", "override__pull_request__title", "withdrawn_by__display_name"]
+    autocomplete_fields = ["override", "withdrawn_by"]
+    date_hierarchy = "created_at"
+
+
+@admin.register(FollowUpReview)
+class FollowUpReviewAdmin(RecordAdmin):
+    """Follow-up reviews overrides owed, written by the overrides' "record the follow-up review" action."""
+
+    list_display = ["override", "reviewer", "note", "review", "completed_at"]
+    list_filter = ["override__pull_request__repository__team"]
+    search_fields = ["note", "override__pull_request__title", "reviewer__display_name"]
+    autocomplete_fields = ["override", "reviewer", "review"]
+    date_hierarchy = "completed_at"
 
 
 @admin.register(PolicyViolation)

@@ -20,6 +20,7 @@ from telemetry.models import (
     Service,
     ServiceRepository,
     SuspectChange,
+    SuspectVerdict,
 )
 from telemetry.services.enqueue import deployment_link_enqueue, incident_correlate_enqueue
 from telemetry.services.suspects import suspect_confirm, suspect_reject
@@ -155,6 +156,17 @@ class SuspectChangeAdmin(RecordAdmin):
             self.message_user(
                 request, f"{refused} left alone: only a lead of the service's team decides.", level=messages.WARNING
             )
+
+
+@admin.register(SuspectVerdict)
+class SuspectVerdictAdmin(RecordAdmin):
+    """Each decision on a suspect, on the record; written by the suspect changes' confirm and reject actions."""
+
+    list_display = ["suspect", "verdict", "decided_by", "token", "decided_at"]
+    list_filter = ["verdict"]
+    search_fields = ["suspect__incident__title", "suspect__pull_request__title", "decided_by__display_name"]
+    autocomplete_fields = ["suspect", "decided_by", "token"]
+    date_hierarchy = "decided_at"
 
 
 @admin.register(Notification)
