@@ -71,6 +71,12 @@ class FollowUpForm(forms.Form):
     note = forms.CharField(widget=forms.Textarea(attrs={"rows": 4}), help_text="What you reviewed, and what you found.")
 
 
+class WithdrawForm(forms.Form):
+    reason = forms.CharField(
+        widget=forms.Textarea(attrs={"rows": 3}), help_text="Why the override no longer stands (kept on the record)."
+    )
+
+
 class OverrideForm(forms.Form):
     reason = forms.CharField(widget=forms.Textarea(attrs={"rows": 3}), help_text="Why this cannot wait for review.")
     incident_reference = forms.CharField(required=False, help_text="The incident this fixes, if any.")
@@ -242,6 +248,11 @@ class PersonAdmin(TeamScopedAdmin):
             return super().has_delete_permission(request, obj)
         access = admin_access(request)
         return all(access.leads(team) for team in obj.memberships.values_list("team_id", flat=True))
+
+    def delete_model(self, request: HttpRequest, obj: Person) -> None:
+        from reviews.services.teams import person_delete
+
+        person_delete(person=obj, actor=admin_actor(request))
 
     def save_model(self, request: HttpRequest, obj: Person, form: Any, change: bool) -> None:
         super().save_model(request, obj, form, change)
@@ -745,7 +756,48 @@ class FollowupFilter(admin.SimpleListFilter):
 class OverrideAdmin(RecordAdmin):
     list_display = ["pull_request", "overridden_by", "created_at", "followup_due_at", "followup_done_at"]
     list_filter = [FollowupFilter, "pull_request__repository__team"]
-    actions = ["mark_followup_done"]
+    actions = ["mark_followup_done", "withdraw"]
+
+    @admin.action(description="Withdraw the override (asks why; the verdict is evaluated again)")
+    def withdraw(self, request: HttpRequest, queryset: QuerySet[Override]):  # type: ignore[no-untyped-def]
+        from django.core.exceptions import PermissionDenied, ValidationError
+        from django.template.response import TemplateResponse
+
+        from reviews.services.policies import override_withdraw
+
+        person = getattr(request.user, "person", None)
+        if person is None:
+            self.message_user(request, "Your login is not linked to a person.", messages.ERROR)
+            return None
+        form = WithdrawForm(request.POST if "confirm" in request.POST else None)
+        if form.is_bound and form.is_valid():
+            done = 0
+            for override in queryset:
+                try:
+                    override_withdraw(
+                        override=override,
+                        person=person,
+                        reason=form.cleaned_data["reason"],
+                        actor=admin_actor(request),
+                    )
+                    done += 1
+                except (PermissionDenied, ValidationError) as error:
+                    self.message_user(request, f"{override}: {error}", messages.ERROR)
+            if done:
+                self.message_user(request, f"Withdrew {done} overrides.", messages.SUCCESS)
+            return None
+        context = {
+            **self.admin_site.each_context(request),
+            "title": "Withdraw the override",
+            "intro": "The override stays on the record with its withdrawal; the pull request's verdict is evaluated "
+            "again without it.",
+            "items": queryset,
+            "form": form,
+            "action": "withdraw",
+            "submit": "Withdraw",
+            "opts": self.model._meta,
+        }
+        return TemplateResponse(request, "admin/reviews/action_form.html", context)
 
     @admin.action(description="Record the follow-up review (asks what was reviewed)")
     def mark_followup_done(self, request: HttpRequest, queryset: QuerySet[Override]):  # type: ignore[no-untyped-def]

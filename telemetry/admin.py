@@ -12,6 +12,8 @@ from django.db.models import QuerySet
 from django.http import HttpRequest
 
 from reviews.admin_scoping import FactAdmin, RecordAdmin, ScopedInline, TeamScopedAdmin, admin_access
+from reviews.models import AuditEvent
+from reviews.services.audit import actor_for
 from telemetry.models import (
     Deployment,
     DeploymentChange,
@@ -148,7 +150,7 @@ class SuspectChangeAdmin(RecordAdmin):
             if not access.leads(suspect.deployment.service.team_id):
                 refused += 1
                 continue
-            decide(suspect=suspect, decided_by=person)
+            decide(suspect=suspect, decided_by=person, actor=actor_for(request.user, source=AuditEvent.Source.ADMIN))
             decided += 1
         if decided:
             self.message_user(request, f"{decided} suspect changes {done}.")

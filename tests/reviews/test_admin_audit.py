@@ -159,3 +159,38 @@ def test_a_lead_archives_and_brings_back_their_team(client, shop):
     team.refresh_from_db()
     assert not team.archived
     _by_admin(_event("team.unarchive"), lead)
+
+
+def test_a_lead_withdraws_an_override_with_a_reason(client, shop, django_capture_on_commit_callbacks):
+    from reviews.models import Override, OverrideWithdrawal
+
+    lead, override = shop["lead_user"], shop["reviews.Override"]
+    client.force_login(lead)
+    asked = client.post("/admin/reviews/override/", {"action": "withdraw", "_selected_action": [override.pk]})
+    assert b"Why the override no longer stands" in asked.content
+    assert not OverrideWithdrawal.objects.filter(override=override).exists()
+    with django_capture_on_commit_callbacks() as callbacks:
+        client.post(
+            "/admin/reviews/override/",
+            {"action": "withdraw", "_selected_action": [override.pk], "confirm": "yes", "reason": "not an outage"},
+        )
+    withdrawal = OverrideWithdrawal.objects.get(override=override)
+    assert withdrawal.withdrawn_by == lead.person and withdrawal.reason == "not an outage"
+    event = _event("override.withdraw")
+    _by_admin(event, lead)
+    assert event.reason == "not an outage"
+    assert override.pull_request_id in _queued(callbacks)
+    assert Override.objects.filter(pk=override.pk).exists()  # corrected, never erased
+
+
+def test_a_suspect_verdict_given_in_the_admin_is_on_the_record(client, shop):
+    from telemetry.models import SuspectChange, SuspectVerdict
+
+    lead, suspect = shop["lead_user"], shop["telemetry.SuspectChange"]
+    client.force_login(lead)
+    client.post("/admin/telemetry/suspectchange/", {"action": "confirm", "_selected_action": [suspect.pk]})
+    suspect.refresh_from_db()
+    assert suspect.verdict == SuspectChange.Verdict.CONFIRMED
+    decision = SuspectVerdict.objects.filter(suspect=suspect).latest("pk")
+    assert decision.verdict == "confirmed" and decision.decided_by == lead.person
+    _by_admin(_event("suspect.verdict"), lead)
