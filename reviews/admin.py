@@ -327,6 +327,12 @@ class TeamAdmin(TeamScopedAdmin):
             action = "agreement.change" if change else "team.create"
             audit_event_record(actor=admin_actor(request), action=action, target=obj, team=obj, changes=changes)
 
+    def get_deleted_objects(self, objs: Any, request: HttpRequest) -> Any:
+        deleted, counts, perms_needed, protected = super().get_deleted_objects(objs, request)
+        if protected:
+            protected = [*protected, "Archive the team instead (the 'Archive' action): its history stays."]
+        return deleted, counts, perms_needed, protected
+
     def delete_model(self, request: HttpRequest, obj: Team) -> None:
         from reviews.services.teams import team_delete
 

@@ -217,6 +217,7 @@ def test_a_superuser_is_told_why_a_team_with_a_record_is_not_deleted(client, wor
     text = page.content.decode()
     assert "Cannot delete" in text
     assert "2 overrides of its pull requests" in text and "the record is kept" in text
+    assert "Archive the team instead" in text
     selected = _delete_selected(client, Team, [team])
     assert "the record is kept" in selected.content.decode()
     assert Team.objects.filter(pk=team.pk).exists()
