@@ -56,6 +56,10 @@ TEAM_PATHS: dict[str, tuple[str, ...]] = {
     "reviews.PairingSession": ("participations__person__memberships__team", "repository__team"),
     "reviews.PairingParticipant": ("person__memberships__team",),
     "reviews.ApiToken": ("teams",),
+    "reviews.PolicyVersion": ("policy__team", "policy__repository__team"),
+    "reviews.OverrideWithdrawal": ("override__pull_request__repository__team",),
+    "reviews.FollowUpReview": ("override__pull_request__repository__team",),
+    "reviews.AuditEvent": ("team",),
     "auth.User": ("person__memberships__team",),
     "telemetry.Service": ("team",),
     "telemetry.ServiceRepository": ("service__team",),
@@ -63,6 +67,7 @@ TEAM_PATHS: dict[str, tuple[str, ...]] = {
     "telemetry.DeploymentChange": ("deployment__service__team",),
     "telemetry.Incident": ("services__team",),
     "telemetry.SuspectChange": ("incident__services__team", "deployment__service__team"),
+    "telemetry.SuspectVerdict": ("suspect__incident__services__team", "suspect__deployment__service__team"),
     "telemetry.Notification": ("person__memberships__team",),
 }
 

@@ -15,8 +15,10 @@ from django.contrib.auth import password_validation
 from django.contrib.auth.models import User
 from django.db import transaction
 from django.db.models import Model, QuerySet
+from django.forms.models import BaseInlineFormSet
 from django.http import HttpRequest
 
+from reviews import admin_audit  # noqa: F401 - registers the audit trail's admin
 from reviews.admin_scoping import (
     LEADS,
     NOBODY,
@@ -31,19 +33,23 @@ from reviews.admin_scoping import (
 from reviews.admin_secrets import ConnectionForm, secret_state
 from reviews.models import (
     ApiToken,
+    AuditEvent,
     ChangedFile,
     Comment,
     Commit,
     CommitStatus,
     Connection,
+    FollowUpReview,
     Identity,
     Membership,
     Override,
+    OverrideWithdrawal,
     PairingParticipant,
     PairingSession,
     Person,
     Policy,
     PolicyEvaluation,
+    PolicyVersion,
     PolicyViolation,
     PullRequest,
     Repository,
@@ -53,10 +59,22 @@ from reviews.models import (
     Team,
     WebhookDelivery,
 )
+from reviews.services.audit import Actor, actor_for, audit_event_record, field_changes, fields_of
+
+
+def admin_actor(request: HttpRequest) -> Actor:
+    """Who writes through this admin request: every write here is audited as theirs, from the admin."""
+    return actor_for(request.user, source=AuditEvent.Source.ADMIN)
 
 
 class FollowUpForm(forms.Form):
     note = forms.CharField(widget=forms.Textarea(attrs={"rows": 4}), help_text="What you reviewed, and what you found.")
+
+
+class WithdrawForm(forms.Form):
+    reason = forms.CharField(
+        widget=forms.Textarea(attrs={"rows": 3}), help_text="Why the override no longer stands (kept on the record)."
+    )
 
 
 class OverrideForm(forms.Form):
@@ -121,10 +139,49 @@ class IdentityInline(ScopedInline):
     fields = ["kind", "connection", "value", "external_id", "display_name"]
 
 
+class MembershipFormSet(BaseInlineFormSet):  # type: ignore[type-arg]
+    """Memberships saved through `membership_set` / `membership_remove`: audited, and the people's open pull
+    requests evaluated again (rules name teams)."""
+
+    actor: Actor
+
+    def save(self, commit: bool = True) -> list[Membership]:
+        from reviews.services.teams import membership_remove, membership_set
+
+        self.new_objects, self.changed_objects, self.deleted_objects = [], [], []
+        parent = self.fk.name
+        for form in self.initial_forms:
+            old = form.instance
+            if self._should_delete_form(form):  # type: ignore[attr-defined]
+                membership_remove(team=old.team, person=old.person, actor=self.actor)
+                self.deleted_objects.append(old)
+            elif form.has_changed():
+                wanted = {**form.cleaned_data, parent: self.instance}
+                if (wanted["team"].pk, wanted["person"].pk) != (old.team_id, old.person_id):
+                    membership_remove(team=old.team, person=old.person, actor=self.actor)
+                saved = membership_set(
+                    team=wanted["team"], person=wanted["person"], role=wanted["role"], actor=self.actor
+                )
+                self.changed_objects.append((saved, form.changed_data))
+        for form in self.extra_forms:
+            if form.has_changed() and not self._should_delete_form(form):  # type: ignore[attr-defined]
+                wanted = {**form.cleaned_data, parent: self.instance}
+                saved = membership_set(
+                    team=wanted["team"], person=wanted["person"], role=wanted["role"], actor=self.actor
+                )
+                self.new_objects.append(saved)
+        return [*self.new_objects, *(saved for saved, _ in self.changed_objects)]
+
+
 class MembershipInline(ScopedInline):
     model = Membership
+    formset = MembershipFormSet
     extra = 0
     autocomplete_fields = ["person", "team"]
+
+    def get_formset(self, request: HttpRequest, obj: Any = None, **kwargs: Any) -> Any:
+        formset = super().get_formset(request, obj, **kwargs)
+        return type(formset.__name__, (formset,), {"actor": admin_actor(request)})
 
 
 class PersonMembershipInline(MembershipInline):
@@ -192,6 +249,11 @@ class PersonAdmin(TeamScopedAdmin):
         access = admin_access(request)
         return all(access.leads(team) for team in obj.memberships.values_list("team_id", flat=True))
 
+    def delete_model(self, request: HttpRequest, obj: Person) -> None:
+        from reviews.services.teams import person_delete
+
+        person_delete(person=obj, actor=admin_actor(request))
+
     def save_model(self, request: HttpRequest, obj: Person, form: Any, change: bool) -> None:
         super().save_model(request, obj, form, change)
         username = form.cleaned_data.get("login_username")
@@ -224,11 +286,24 @@ class IdentityAdmin(TeamScopedAdmin):
     fields = ["person", "kind", "connection", "value", "external_id", "display_name"]
 
     def save_model(self, request: HttpRequest, obj: Identity, form, change: bool) -> None:  # type: ignore[no-untyped-def]
-        super().save_model(request, obj, form, change)
-        if change and "person" in form.changed_data and obj.person is not None:
-            from reviews.services.people import identity_attach
+        from reviews.services.people import identity_attach
 
-            identity_attach(identity=obj, person=obj.person)
+        before = Identity.objects.select_related("person").filter(pk=obj.pk).first() if change else None
+        attached = before is not None and "person" in form.changed_data and obj.person is not None
+        if attached and obj.person is not None:
+            identity_attach(identity=obj, person=obj.person, actor=admin_actor(request))
+        super().save_model(request, obj, form, change)
+        rest = [name for name in form.changed_data if not (attached and name == "person")]
+        changes = field_changes(fields_of(before, rest), fields_of(obj, rest))
+        if changes:
+            team = obj.person.memberships.values_list("team_id", flat=True).first() if obj.person else None
+            audit_event_record(
+                actor=admin_actor(request),
+                action="identity.change" if change else "identity.create",
+                target=obj,
+                team=Team.objects.filter(pk=team).first() if team is not None else None,
+                changes=changes,
+            )
 
 
 @admin.register(Team)
@@ -238,7 +313,49 @@ class TeamAdmin(TeamScopedAdmin):
     list_display = ["name", "slug", "review_within_hours", "max_pr_size"]
     search_fields = ["name", "slug"]
     prepopulated_fields = {"slug": ["name"]}
+    readonly_fields = ["archived"]  # the "archive" and "unarchive" actions change it, audited
     inlines = [MembershipInline]
+    actions = ["archive", "unarchive"]
+
+    def save_model(self, request: HttpRequest, obj: Team, form: Any, change: bool) -> None:
+        from reviews.services.teams import AGREEMENT_FIELDS
+
+        before = fields_of(Team.objects.filter(pk=obj.pk).first(), AGREEMENT_FIELDS) if change else {}
+        super().save_model(request, obj, form, change)
+        changes = field_changes(before, fields_of(obj, AGREEMENT_FIELDS))
+        if changes:
+            action = "agreement.change" if change else "team.create"
+            audit_event_record(actor=admin_actor(request), action=action, target=obj, team=obj, changes=changes)
+
+    def get_deleted_objects(self, objs: Any, request: HttpRequest) -> Any:
+        deleted, counts, perms_needed, protected = super().get_deleted_objects(objs, request)
+        if protected:
+            protected = [*protected, "Archive the team instead (the 'Archive' action): its history stays."]
+        return deleted, counts, perms_needed, protected
+
+    def delete_model(self, request: HttpRequest, obj: Team) -> None:
+        from reviews.services.teams import team_delete
+
+        team_delete(team=obj, actor=admin_actor(request))
+
+    @admin.action(description="Archive selected teams (their history stays; they leave the pages' lists)")
+    def archive(self, request: HttpRequest, queryset: QuerySet[Team]) -> None:
+        self._archive(request, queryset, archived=True)
+
+    @admin.action(description="Bring selected teams back from the archive")
+    def unarchive(self, request: HttpRequest, queryset: QuerySet[Team]) -> None:
+        self._archive(request, queryset, archived=False)
+
+    def _archive(self, request: HttpRequest, queryset: QuerySet[Team], *, archived: bool) -> None:
+        from reviews.services.teams import team_archive
+
+        access = admin_access(request)
+        done = 0
+        for team in queryset:
+            if access.leads(team.pk):
+                team_archive(team=team, actor=admin_actor(request), archived=archived)
+                done += 1
+        self.message_user(request, f"{'Archived' if archived else 'Brought back'} {done} teams.", messages.SUCCESS)
 
     def save_related(self, request: HttpRequest, form: Any, formsets: Any, change: bool) -> None:
         from reviews.services.onboarding import lead_logins_enable
@@ -253,6 +370,28 @@ class MembershipAdmin(TeamScopedAdmin):
     list_filter = ["team", "role"]
     search_fields = ["person__display_name", "team__name"]
     autocomplete_fields = ["person", "team"]
+
+    def save_model(self, request: HttpRequest, obj: Membership, form: Any, change: bool) -> None:
+        """Through `membership_set` / `membership_remove`: audited, and the person's open pull requests evaluated
+        again. A membership moved to another person or team is the old one removed and a new one set."""
+        from reviews.services.teams import membership_remove, membership_set
+
+        actor = admin_actor(request)
+        before = Membership.objects.select_related("team", "person").filter(pk=obj.pk).first() if change else None
+        if before is not None and (before.team_id, before.person_id) != (obj.team_id, obj.person_id):
+            membership_remove(team=before.team, person=before.person, actor=actor)
+        saved = membership_set(team=obj.team, person=obj.person, role=obj.role, actor=actor)
+        obj.pk, obj.joined_at = saved.pk, saved.joined_at
+        obj._state.adding = False
+
+    def delete_model(self, request: HttpRequest, obj: Membership) -> None:
+        from reviews.services.teams import membership_remove
+
+        membership_remove(team=obj.team, person=obj.person, actor=admin_actor(request))
+
+    def delete_queryset(self, request: HttpRequest, queryset: QuerySet[Membership]) -> None:
+        for membership in queryset.select_related("team", "person"):
+            self.delete_model(request, membership)
 
     def save_related(self, request: HttpRequest, form: Any, formsets: Any, change: bool) -> None:
         from reviews.services.onboarding import lead_logins_enable
@@ -278,6 +417,22 @@ class ConnectionAdmin(SuperuserOnlyAdmin):
     list_filter = ["provider"]
     search_fields = ["name", "base_url"]
 
+    def save_model(self, request: HttpRequest, obj: Connection, form: Any, change: bool) -> None:
+        """Audited: the fields changed, and for a secret only that it was replaced or cleared, never its value."""
+        from reviews.services.teams import CONNECTION_FIELDS
+
+        before = Connection.objects.filter(pk=obj.pk).first() if change else None
+        super().save_model(request, obj, form, change)
+        changes = field_changes(fields_of(before, CONNECTION_FIELDS), fields_of(obj, CONNECTION_FIELDS))
+        for name in ("api_token", "webhook_secret"):
+            old, new = getattr(before, name, "") or "", getattr(obj, name) or ""
+            if old != new:
+                changes[name] = {"before": "set" if old else "", "after": "replaced" if new else ""}
+        if changes:
+            audit_event_record(
+                actor=admin_actor(request), action="connection.change", target=obj, team=None, changes=changes
+            )
+
     @admin.display(description="API token")
     def api_token_state(self, connection: Connection) -> str:
         return secret_state(connection, "api_token")
@@ -285,6 +440,12 @@ class ConnectionAdmin(SuperuserOnlyAdmin):
     @admin.display(description="webhook secret")
     def webhook_secret_state(self, connection: Connection) -> str:
         return secret_state(connection, "webhook_secret")
+
+
+REPOSITORY_AUDITED = frozenset(
+    {"connection", "external_id", "full_path", "default_branch", "web_url", "team", "codeowners", "is_active"}
+)
+REEVALUATE_ON = frozenset({"codeowners", "team", "is_active", "default_branch"})
 
 
 @admin.register(Repository)
@@ -295,6 +456,29 @@ class RepositoryAdmin(TeamScopedAdmin):
     autocomplete_fields = ["connection", "team"]
     readonly_fields = ["synced_until", "sync_etags"]
     actions = ["resync"]
+
+    def save_model(self, request: HttpRequest, obj: Repository, form: Any, change: bool) -> None:
+        """Audited; a pasted CODEOWNERS, a new owning team (its policy) or a repository switched on or off changes
+        what its open pull requests are judged by, so they are evaluated again."""
+        from reviews.selectors.affected import open_pull_requests_of_repositories
+        from reviews.services.enqueue import pull_request_evaluations_enqueue
+
+        names = [name for name in form.changed_data if name in REPOSITORY_AUDITED]
+        before = fields_of(Repository.objects.filter(pk=obj.pk).first(), names) if change else {}
+        super().save_model(request, obj, form, change)
+        changes = field_changes(before, fields_of(obj, names))
+        if changes:
+            action = "repository.codeowners" if set(changes) == {"codeowners"} else "repository.change"
+            audit_event_record(actor=admin_actor(request), action=action, target=obj, team=obj.team, changes=changes)
+        if set(changes) & REEVALUATE_ON:
+            pull_request_evaluations_enqueue(
+                pull_request_ids=open_pull_requests_of_repositories(repository_ids=[obj.pk])
+            )
+
+    def delete_model(self, request: HttpRequest, obj: Repository) -> None:
+        from reviews.services.teams import repository_delete
+
+        repository_delete(repository=obj, actor=admin_actor(request))
 
     @admin.action(description="Re-sync selected repositories now")
     def resync(self, request: HttpRequest, queryset: QuerySet[Repository]) -> None:
@@ -491,6 +675,12 @@ class WebhookDeliveryAdmin(SuperuserOnlyAdmin):
 
 
 class PolicyForm(forms.ModelForm):
+    reason = forms.CharField(
+        required=False,
+        widget=forms.Textarea(attrs={"rows": 2}),
+        help_text="Why this change (kept with the version, in its history and the audit trail).",
+    )
+
     class Meta:
         model = Policy
         fields = ["team", "repository", "document"]
@@ -516,8 +706,26 @@ class PolicyAdmin(TeamScopedAdmin):
     def save_model(self, request: HttpRequest, obj: Policy, form, change: bool) -> None:  # type: ignore[no-untyped-def]
         from reviews.services.policies import policy_save
 
-        saved = policy_save(document=obj.document, team=obj.team, repository=obj.repository, user=request.user)
+        saved = policy_save(
+            document=obj.document,
+            team=obj.team,
+            repository=obj.repository,
+            actor=admin_actor(request),
+            reason=form.cleaned_data.get("reason", ""),
+        )
         obj.pk = saved.pk
+
+
+@admin.register(PolicyVersion)
+class PolicyVersionAdmin(RecordAdmin):
+    """Each version as it took effect, with its author and reason; a restore is a new version (a policy's page)."""
+
+    list_display = ["policy", "number", "author", "token", "reason", "restored_from", "created_at"]
+    list_filter = ["policy__team", "policy__repository"]
+    search_fields = ["policy__team__name", "policy__repository__full_path", "reason", "document"]
+    autocomplete_fields = ["policy"]
+    date_hierarchy = "created_at"
+    list_select_related = ["policy__team", "policy__repository", "author", "token"]
 
 
 @admin.register(PolicyEvaluation)
@@ -554,7 +762,48 @@ class FollowupFilter(admin.SimpleListFilter):
 class OverrideAdmin(RecordAdmin):
     list_display = ["pull_request", "overridden_by", "created_at", "followup_due_at", "followup_done_at"]
     list_filter = [FollowupFilter, "pull_request__repository__team"]
-    actions = ["mark_followup_done"]
+    actions = ["mark_followup_done", "withdraw"]
+
+    @admin.action(description="Withdraw the override (asks why; the verdict is evaluated again)")
+    def withdraw(self, request: HttpRequest, queryset: QuerySet[Override]):  # type: ignore[no-untyped-def]
+        from django.core.exceptions import PermissionDenied, ValidationError
+        from django.template.response import TemplateResponse
+
+        from reviews.services.policies import override_withdraw
+
+        person = getattr(request.user, "person", None)
+        if person is None:
+            self.message_user(request, "Your login is not linked to a person.", messages.ERROR)
+            return None
+        form = WithdrawForm(request.POST if "confirm" in request.POST else None)
+        if form.is_bound and form.is_valid():
+            done = 0
+            for override in queryset:
+                try:
+                    override_withdraw(
+                        override=override,
+                        person=person,
+                        reason=form.cleaned_data["reason"],
+                        actor=admin_actor(request),
+                    )
+                    done += 1
+                except (PermissionDenied, ValidationError) as error:
+                    self.message_user(request, f"{override}: {error}", messages.ERROR)
+            if done:
+                self.message_user(request, f"Withdrew {done} overrides.", messages.SUCCESS)
+            return None
+        context = {
+            **self.admin_site.each_context(request),
+            "title": "Withdraw the override",
+            "intro": "The override stays on the record with its withdrawal; the pull request's verdict is evaluated "
+            "again without it.",
+            "items": queryset,
+            "form": form,
+            "action": "withdraw",
+            "submit": "Withdraw",
+            "opts": self.model._meta,
+        }
+        return TemplateResponse(request, "admin/reviews/action_form.html", context)
 
     @admin.action(description="Record the follow-up review (asks what was reviewed)")
     def mark_followup_done(self, request: HttpRequest, queryset: QuerySet[Override]):  # type: ignore[no-untyped-def]
@@ -600,6 +849,28 @@ class OverrideAdmin(RecordAdmin):
 
     search_fields = ["reason", "incident_reference", "pull_request__title"]
     autocomplete_fields = ["pull_request", "overridden_by", "followup_by"]
+
+
+@admin.register(OverrideWithdrawal)
+class OverrideWithdrawalAdmin(RecordAdmin):
+    """Corrections of overrides, written by the overrides' "withdraw" action."""
+
+    list_display = ["override", "withdrawn_by", "reason", "created_at"]
+    list_filter = ["override__pull_request__repository__team"]
+    search_fields = ["reason", "override__pull_request__title", "withdrawn_by__display_name"]
+    autocomplete_fields = ["override", "withdrawn_by"]
+    date_hierarchy = "created_at"
+
+
+@admin.register(FollowUpReview)
+class FollowUpReviewAdmin(RecordAdmin):
+    """Follow-up reviews overrides owed, written by the overrides' "record the follow-up review" action."""
+
+    list_display = ["override", "reviewer", "note", "review", "completed_at"]
+    list_filter = ["override__pull_request__repository__team"]
+    search_fields = ["note", "override__pull_request__title", "reviewer__display_name"]
+    autocomplete_fields = ["override", "reviewer", "review"]
+    date_hierarchy = "completed_at"
 
 
 @admin.register(PolicyViolation)
@@ -648,17 +919,32 @@ class ApiTokenAdmin(RecordAdmin):
     actions = ["revoke"]
 
     def save_model(self, request: HttpRequest, obj: ApiToken, form, change: bool) -> None:  # type: ignore[no-untyped-def]
-        if not change:
-            from reviews.services.tokens import api_token_secret_new
+        """Only a new token reaches here (nobody changes one): `api_token_create`, audited in each of its teams."""
+        from reviews.services.tokens import api_token_create
 
-            secret, obj.prefix, obj.key_hash = api_token_secret_new()
-            obj.created_by = request.user  # type: ignore[assignment]
-            self.message_user(request, f"Token created. Copy it now, it is not shown again: {secret}", messages.WARNING)
-        super().save_model(request, obj, form, change)
+        token, secret = api_token_create(
+            name=obj.name, teams=list(form.cleaned_data["teams"]), actor=admin_actor(request)
+        )
+        obj.pk, obj.prefix, obj.key_hash, obj.created_by, obj.created_at = (
+            token.pk,
+            token.prefix,
+            token.key_hash,
+            token.created_by,
+            token.created_at,
+        )
+        obj._state.adding, obj._state.db = False, token._state.db
+        self.message_user(request, f"Token created. Copy it now, it is not shown again: {secret}", messages.WARNING)
+
+    def save_related(self, request: HttpRequest, form: Any, formsets: Any, change: bool) -> None:
+        form.save_m2m = lambda: None  # its teams were set, and audited, by api_token_create
+        super().save_related(request, form, formsets, change)
 
     @admin.action(description="Revoke selected tokens")
     def revoke(self, request: HttpRequest, queryset: QuerySet[ApiToken]) -> None:
-        from django.utils import timezone
+        from reviews.services.tokens import api_token_revoke
 
-        revoked = queryset.filter(revoked_at__isnull=True).update(revoked_at=timezone.now())
+        revoked = 0
+        for token in queryset.filter(revoked_at__isnull=True):
+            api_token_revoke(token=token, actor=admin_actor(request), reason="revoked in the admin")
+            revoked += 1
         self.message_user(request, f"Revoked {revoked} tokens.", messages.SUCCESS)

@@ -12,6 +12,8 @@ from django.db.models import QuerySet
 from django.http import HttpRequest
 
 from reviews.admin_scoping import FactAdmin, RecordAdmin, ScopedInline, TeamScopedAdmin, admin_access
+from reviews.models import AuditEvent
+from reviews.services.audit import actor_for
 from telemetry.models import (
     Deployment,
     DeploymentChange,
@@ -20,6 +22,7 @@ from telemetry.models import (
     Service,
     ServiceRepository,
     SuspectChange,
+    SuspectVerdict,
 )
 from telemetry.services.enqueue import deployment_link_enqueue, incident_correlate_enqueue
 from telemetry.services.suspects import suspect_confirm, suspect_reject
@@ -147,7 +150,7 @@ class SuspectChangeAdmin(RecordAdmin):
             if not access.leads(suspect.deployment.service.team_id):
                 refused += 1
                 continue
-            decide(suspect=suspect, decided_by=person)
+            decide(suspect=suspect, decided_by=person, actor=actor_for(request.user, source=AuditEvent.Source.ADMIN))
             decided += 1
         if decided:
             self.message_user(request, f"{decided} suspect changes {done}.")
@@ -155,6 +158,17 @@ class SuspectChangeAdmin(RecordAdmin):
             self.message_user(
                 request, f"{refused} left alone: only a lead of the service's team decides.", level=messages.WARNING
             )
+
+
+@admin.register(SuspectVerdict)
+class SuspectVerdictAdmin(RecordAdmin):
+    """Each decision on a suspect, on the record; written by the suspect changes' confirm and reject actions."""
+
+    list_display = ["suspect", "verdict", "decided_by", "token", "decided_at"]
+    list_filter = ["verdict"]
+    search_fields = ["suspect__incident__title", "suspect__pull_request__title", "decided_by__display_name"]
+    autocomplete_fields = ["suspect", "decided_by", "token"]
+    date_hierarchy = "decided_at"
 
 
 @admin.register(Notification)

@@ -8,6 +8,7 @@ from django.db import IntegrityError, transaction
 
 from reviews.integrations.records import GitUserRecord, UserRecord
 from reviews.models import Connection, Identity, Person
+from reviews.services.audit import SYSTEM, Actor, audit_event_record, field_changes
 
 _GITHUB_NOREPLY = re.compile(r"^(?:\d+\+)?(?P<login>[^@]+)@users\.noreply\.github\.com$", re.I)
 
@@ -125,17 +126,24 @@ def _person_from_noreply(email: str) -> Person | None:
     return identity.person if identity else None
 
 
-def identity_attach(*, identity: Identity, person: Person) -> Identity:
+def identity_attach(
+    *, identity: Identity, person: Person, actor: Actor = SYSTEM, before: Person | None = None
+) -> Identity:
     """A lead says whose an unresolved identity is: its commits become that person's, and the pairing their
-    co-author trailers show is inferred again. Pull requests they belong to get a fresh verdict."""
-    from reviews.models import Commit
+    co-author trailers show is inferred again. Pull requests they belong to get a fresh verdict. Audited in each of
+    the person's teams."""
+    from reviews.models import Commit, Team
     from reviews.selectors.affected import open_pull_requests_of_identity
     from reviews.services.enqueue import pull_request_evaluations_enqueue
     from reviews.services.pairing import pairing_sessions_infer_for_identity
 
     with transaction.atomic():
+        was = Person.objects.filter(identities=identity).first()
         identity.person = person
         identity.save(update_fields=["person"])
+        changes = field_changes({"person": was}, {"person": person})
+        for team in Team.objects.filter(memberships__person=person).distinct() or [None]:
+            audit_event_record(actor=actor, action="identity.attach", target=identity, team=team, changes=changes)
         Commit.objects.filter(author_identity=identity, author__isnull=True).update(author=person)
         pairing_sessions_infer_for_identity(identity_id=identity.pk)
         pull_request_evaluations_enqueue(pull_request_ids=open_pull_requests_of_identity(identity=identity))

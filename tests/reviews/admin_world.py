@@ -12,19 +12,23 @@ from django.db.models import Model
 
 from reviews.models import (
     ApiToken,
+    AuditEvent,
     ChangedFile,
     CommitStatus,
+    FollowUpReview,
     Membership,
     Override,
+    OverrideWithdrawal,
     PairingParticipant,
     PairingSession,
     Policy,
     PolicyEvaluation,
+    PolicyVersion,
     PolicyViolation,
     RiskSignal,
     SyncRun,
 )
-from telemetry.models import DeploymentChange, Notification, ServiceRepository, SuspectChange
+from telemetry.models import DeploymentChange, Notification, ServiceRepository, SuspectChange, SuspectVerdict
 from tests.factories import (
     CommentFactory,
     CommitFactory,
@@ -72,6 +76,13 @@ def team_rows(slug: str) -> dict[str, Any]:
     deployment = DeploymentFactory(service=service, repository=repository)
     incident = IncidentFactory(title=f"{slug} outage")
     incident.services.add(service)
+    suspect = SuspectChange.objects.create(
+        incident=incident, deployment=deployment, pull_request=pull_request, score=1.0, rank=1
+    )
+    # Records of exceptions on a second override, so the first one stays open (not withdrawn, no follow-up).
+    corrected = Override.objects.create(
+        pull_request=pull_request, overridden_by=lead, reason="earlier outage", followup_due_at=NOW
+    )
     rows: dict[str, Any] = {
         "team": team,
         "lead_user": lead_user,
@@ -109,8 +120,15 @@ def team_rows(slug: str) -> dict[str, Any]:
             deployment=deployment, commit=commit, pull_request=pull_request
         ),
         "telemetry.Incident": incident,
-        "telemetry.SuspectChange": SuspectChange.objects.create(
-            incident=incident, deployment=deployment, pull_request=pull_request, score=1.0, rank=1
+        "telemetry.SuspectChange": suspect,
+        "telemetry.SuspectVerdict": SuspectVerdict.objects.create(suspect=suspect, verdict="rejected"),
+        "reviews.PolicyVersion": PolicyVersion.objects.create(policy=policy, number=1, document=policy.document),
+        "reviews.OverrideWithdrawal": OverrideWithdrawal.objects.create(
+            override=corrected, withdrawn_by=lead, reason="given by mistake"
+        ),
+        "reviews.FollowUpReview": FollowUpReview.objects.create(override=corrected, reviewer=member, note="fine"),
+        "reviews.AuditEvent": AuditEvent.objects.create(
+            source="admin", action="team.test", team=team, actor=f"{slug} lead", target_type="reviews.team"
         ),
         "telemetry.Notification": Notification.objects.create(
             person=lead, kind="suspect", subject="A change", body="…", incident=incident, pull_request=pull_request

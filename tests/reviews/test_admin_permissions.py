@@ -50,6 +50,11 @@ EXPECTED: dict[str, tuple[str, str, str]] = {
     "reviews.PolicyViolation": (N, N, N),
     "reviews.PolicyEvaluation": (N, N, N),
     "telemetry.SuspectChange": (N, N, N),
+    "telemetry.SuspectVerdict": (N, N, N),
+    "reviews.PolicyVersion": (N, N, N),
+    "reviews.OverrideWithdrawal": (N, N, N),
+    "reviews.FollowUpReview": (N, N, N),
+    "reviews.AuditEvent": (N, N, N),
     # facts from GitHub, GitLab, CI/CD and incident tools, and what Tandem derives from them
     "reviews.PullRequest": (N, N, N),
     "reviews.Review": (N, N, N),
@@ -211,7 +216,8 @@ def test_a_superuser_is_told_why_a_team_with_a_record_is_not_deleted(client, wor
     assert page.status_code == 200
     text = page.content.decode()
     assert "Cannot delete" in text
-    assert "1 overrides of its pull requests" in text and "the record is kept" in text
+    assert "2 overrides of its pull requests" in text and "the record is kept" in text
+    assert "Archive the team instead" in text
     selected = _delete_selected(client, Team, [team])
     assert "the record is kept" in selected.content.decode()
     assert Team.objects.filter(pk=team.pk).exists()
@@ -382,6 +388,7 @@ def test_the_index_shows_what_a_lead_steers_before_the_raw_tables(client, world)
     page = client.get("/admin/").content.decode()
     steer, raw = page.index("Steer your teams"), page.index("Records and raw tables")
     assert steer < page.index("Policies") < page.index("Overrides") < page.index("Suspect changes") < raw
+    assert steer < page.index("Audit events") < raw
     assert raw < page.index("Pull requests")
     assert "This Tandem instance" not in page  # connections, deliveries and logins are a superuser's
     client.force_login(world["root"])
@@ -393,3 +400,16 @@ def test_connections_stay_editable_by_superusers(client, world):
     connection = world["shop"]["reviews.Connection"]
     client.force_login(world["root"])
     assert client.get(f"{_base(Connection)}{connection.pk}/change/").context["has_change_permission"]
+
+
+def test_a_lead_reads_only_their_teams_audit_events(client, world):
+    from reviews.models import AuditEvent
+
+    shop_event, search_event = world["shop"]["reviews.AuditEvent"], world["search"]["reviews.AuditEvent"]
+    instance_event = AuditEvent.objects.create(source="admin", action="connection.change", actor="root", target_type="")
+    client.force_login(world["shop"]["lead_user"])
+    listed = set(client.get(_base(AuditEvent)).context["cl"].result_list)
+    assert listed == {shop_event}
+    assert client.get(f"{_base(AuditEvent)}{search_event.pk}/change/").status_code == 302  # "does not exist"
+    client.force_login(world["root"])
+    assert {shop_event, search_event, instance_event} <= set(client.get(_base(AuditEvent)).context["cl"].result_list)
