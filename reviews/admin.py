@@ -135,7 +135,7 @@ class IdentityInline(ScopedInline):
     form = IdentityInlineForm
     extra = 0
     can_delete = False  # an identity wrongly attached is detached on its own page: its commits keep it
-    autocomplete_fields = ["connection"]
+    # Connections are few and shared: a plain choice, since their own admin (and so its autocomplete) is superusers'.
     fields = ["kind", "connection", "value", "external_id", "display_name"]
 
 
@@ -282,7 +282,7 @@ class IdentityAdmin(TeamScopedAdmin):
     list_display = ["value", "kind", "connection", "person", "display_name"]
     list_filter = ["kind", "connection", ("person", admin.EmptyFieldListFilter)]
     search_fields = ["value", "display_name", "person__display_name"]
-    autocomplete_fields = ["person", "connection"]
+    autocomplete_fields = ["person"]  # connections: a plain choice (their autocomplete is superusers')
     fields = ["person", "kind", "connection", "value", "external_id", "display_name"]
 
     def save_model(self, request: HttpRequest, obj: Identity, form, change: bool) -> None:  # type: ignore[no-untyped-def]
@@ -453,7 +453,7 @@ class RepositoryAdmin(TeamScopedAdmin):
     list_display = ["full_path", "connection", "team", "default_branch", "synced_until", "is_active"]
     list_filter = ["connection__provider", "connection", "team", "is_active"]
     search_fields = ["full_path", "external_id"]
-    autocomplete_fields = ["connection", "team"]
+    autocomplete_fields = ["team"]  # connections: a plain choice (their autocomplete is superusers')
     readonly_fields = ["synced_until", "sync_etags"]
     actions = ["resync"]
 
@@ -943,8 +943,16 @@ class ApiTokenAdmin(RecordAdmin):
     def revoke(self, request: HttpRequest, queryset: QuerySet[ApiToken]) -> None:
         from reviews.services.tokens import api_token_revoke
 
-        revoked = 0
-        for token in queryset.filter(revoked_at__isnull=True):
+        access = admin_access(request)
+        revoked, shared = 0, []
+        for token in queryset.filter(revoked_at__isnull=True).prefetch_related("teams"):
+            # A token several teams share is revoked only by someone who leads every one of them.
+            if not all(access.leads(team.pk) for team in token.teams.all()):
+                shared.append(token.name)
+                continue
             api_token_revoke(token=token, actor=admin_actor(request), reason="revoked in the admin")
             revoked += 1
         self.message_user(request, f"Revoked {revoked} tokens.", messages.SUCCESS)
+        if shared:
+            names = ", ".join(shared)
+            self.message_user(request, f"Left {names}: other teams use it too; ask their leads.", messages.WARNING)

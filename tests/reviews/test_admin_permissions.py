@@ -20,6 +20,7 @@ from reviews.models import (
     Override,
     PolicyViolation,
     PullRequest,
+    Repository,
     Review,
     Team,
     WebhookDelivery,
@@ -413,3 +414,25 @@ def test_a_lead_reads_only_their_teams_audit_events(client, world):
     assert client.get(f"{_base(AuditEvent)}{search_event.pk}/change/").status_code == 302  # "does not exist"
     client.force_login(world["root"])
     assert {shop_event, search_event, instance_event} <= set(client.get(_base(AuditEvent)).context["cl"].result_list)
+
+
+def test_a_token_another_team_shares_is_not_revoked_by_one_teams_lead(client, world):
+    from reviews.services.tokens import api_token_create
+
+    shop_team, search_team = world["shop"]["reviews.Team"], world["search"]["reviews.Team"]
+    shared, _ = api_token_create(name="shared CI", teams=[shop_team, search_team])
+    ours, _ = api_token_create(name="our CI", teams=[shop_team])
+    client.force_login(world["shop"]["lead_user"])
+    client.post(_base(ApiToken), {"action": "revoke", "_selected_action": [shared.pk, ours.pk]})
+    shared.refresh_from_db()
+    ours.refresh_from_db()
+    assert shared.revoked_at is None  # the search team's CI still depends on it
+    assert ours.revoked_at is not None
+
+
+def test_a_lead_picks_a_connection_when_adding_a_repository(client, world):
+    connection = world["shop"]["reviews.Repository"].connection
+    client.force_login(world["shop"]["lead_user"])
+    page = client.get(f"{_base(Repository)}add/").content.decode()
+    assert 'name="connection"' in page
+    assert f'value="{connection.pk}"' in page  # a plain choice: the connections' autocomplete is superusers'
