@@ -26,7 +26,7 @@ from rest_framework.response import Response
 from rest_framework.views import APIView
 
 from reviews.access import request_access, visible_team_ids
-from reviews.api_fields import MomentField, id_from_text
+from reviews.api_fields import IdField, MomentField, id_from_text
 from reviews.authentication import TokenUser
 from reviews.models import AuditEvent, Person, Repository
 from reviews.services.audit import actor_for
@@ -168,7 +168,7 @@ class IncidentFilters(serializers.Serializer):
 
 
 class SuspectFilters(serializers.Serializer):
-    incident = serializers.IntegerField(required=False)
+    incident = IdField(required=False)
     verdict = serializers.ChoiceField(choices=SuspectChange.Verdict.choices, required=False)
     service = serializers.SlugField(required=False)
     team = serializers.SlugField(required=False)

@@ -73,6 +73,8 @@ BAD_QUERIES = [
     ("/api/v1/deployments?since=9999-12-31T23:59:59-10:00", "since"),
     ("/api/v1/teams/payments/pairing?since=0001-01-01", "since"),
     ("/api/v1/teams/payments/pairing?until=9999-12-31", "until"),
+    ("/api/v1/suspects?incident=" + HUGE, "incident"),
+    ("/api/v1/suspects?incident=%C2%B2", "incident"),
 ]
 
 
