@@ -299,7 +299,7 @@ class OverrideWithdrawView(APIView):
 
 class FollowUpSerializer(serializers.Serializer):
     note = serializers.CharField(max_length=5000)
-    review = serializers.IntegerField(required=False, help_text="The id of the VCS review it points at.")
+    review = IdField(required=False, help_text="The id of the VCS review it points at.")
 
 
 class FollowUpView(APIView):

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import hashlib
 import logging
+from urllib.parse import urlsplit
 
 from django.conf import settings
 from django.core.cache import cache
@@ -181,6 +182,14 @@ def github_webhook(request: HttpRequest) -> JsonResponse:
     )
 
 
+def _instance_host(header: str) -> str | None:
+    """The host an `X-Gitlab-Instance` header names ("" for none), or None when it is not a URL."""
+    try:
+        return (urlsplit(header).hostname or "").lower()
+    except ValueError:
+        return None
+
+
 @csrf_exempt
 @require_POST
 def gitlab_webhook(request: HttpRequest) -> JsonResponse:
@@ -189,14 +198,19 @@ def gitlab_webhook(request: HttpRequest) -> JsonResponse:
     if not token:
         return _rejected("gitlab", "Missing X-Gitlab-Token header.")
     connection = None
-    host = instance_host(request.headers.get("X-Gitlab-Instance", ""))
     for candidate in connections_with_webhook_secret(provider=Provider.GITLAB):
         if verify_token(candidate.webhook_secret, token):
             connection = candidate
             break
+    if connection is None and not (
+        settings.GITLAB_WEBHOOK_TOKEN and verify_token(settings.GITLAB_WEBHOOK_TOKEN, token)
+    ):
+        return _rejected("gitlab", "X-Gitlab-Token does not match the webhook token.")
+    # Parsed only once the token is verified: an unauthenticated caller gets nothing out of a crafted header.
+    host = _instance_host(request.headers.get("X-Gitlab-Instance", ""))
+    if host is None:
+        return _error(400, "X-Gitlab-Instance is not a URL.")
     if connection is None:
-        if not (settings.GITLAB_WEBHOOK_TOKEN and verify_token(settings.GITLAB_WEBHOOK_TOKEN, token)):
-            return _rejected("gitlab", "X-Gitlab-Token does not match the webhook token.")
         connection = connection_for_instance(provider=Provider.GITLAB, host=host)
     event = request.headers.get("X-Gitlab-Event", "")
     if not event:

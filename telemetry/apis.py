@@ -26,7 +26,7 @@ from rest_framework.response import Response
 from rest_framework.views import APIView
 
 from reviews.access import request_access, visible_team_ids
-from reviews.api_fields import MomentField, id_from_text
+from reviews.api_fields import IdField, MomentField, id_from_text
 from reviews.authentication import TokenUser
 from reviews.models import AuditEvent, Person, Repository
 from reviews.services.audit import actor_for
@@ -168,22 +168,36 @@ class IncidentFilters(serializers.Serializer):
 
 
 class SuspectFilters(serializers.Serializer):
-    incident = serializers.IntegerField(required=False)
+    incident = IdField(required=False)
     verdict = serializers.ChoiceField(choices=SuspectChange.Verdict.choices, required=False)
     service = serializers.SlugField(required=False)
     team = serializers.SlugField(required=False)
 
 
+class PeriodBoundField(MomentField):
+    """A date or date-time within Tandem's years; as the end of a period, a date means the end of that day."""
+
+    def __init__(self, *, end: bool, **kwargs: Any) -> None:
+        self.end = end
+        super().__init__(**kwargs)
+
+    def to_internal_value(self, value: Any) -> dt.datetime:
+        moment = super().to_internal_value(value)
+        if self.end and isinstance(value, str) and len(value.strip()) == 10:
+            return _midnight(moment.date() + dt.timedelta(days=1))
+        return moment
+
+
 class PeriodInput(serializers.Serializer):
     """`since` and `until` as dates (both days included) or date-times (`until` excluded)."""
 
-    since = serializers.CharField(required=False)
-    until = serializers.CharField(required=False)
+    since = PeriodBoundField(end=False, required=False)
+    until = PeriodBoundField(end=True, required=False)
 
     def validate(self, attrs: dict[str, Any]) -> dict[str, Any]:
         tomorrow = timezone.localdate() + dt.timedelta(days=1)
-        until = _moment(attrs.get("until"), "until", end=True) or _midnight(tomorrow)
-        since = _moment(attrs.get("since"), "since", end=False) or until - dt.timedelta(days=DEFAULT_PERIOD_DAYS)
+        until = attrs.get("until") or _midnight(tomorrow)
+        since = attrs.get("since") or until - dt.timedelta(days=DEFAULT_PERIOD_DAYS)
         if since >= until:
             raise ValidationError({"since": ["since is not before until."]})
         if until - since > dt.timedelta(days=MAX_PERIOD_DAYS):
@@ -193,20 +207,6 @@ class PeriodInput(serializers.Serializer):
 
 def _midnight(day: dt.date) -> dt.datetime:
     return dt.datetime.combine(day, dt.time.min, tzinfo=timezone.get_current_timezone())
-
-
-def _moment(value: str | None, name: str, *, end: bool) -> dt.datetime | None:
-    if not value:
-        return None
-    value = value.strip()
-    try:
-        if len(value) == 10:
-            day = dt.date.fromisoformat(value)
-            return _midnight(day + dt.timedelta(days=1) if end else day)
-        moment = dt.datetime.fromisoformat(value.replace("Z", "+00:00"))
-    except ValueError as error:
-        raise ValidationError({name: ["A date (YYYY-MM-DD) or an ISO 8601 date-time."]}) from error
-    return moment if moment.tzinfo else timezone.make_aware(moment)
 
 
 # Output ------------------------------------------------------------------------------------------------------------

@@ -29,16 +29,35 @@ def networks(allowed: Sequence[str]) -> tuple[Network, ...]:
     return tuple(ipaddress.ip_network(entry.strip(), strict=False) for entry in allowed if entry.strip())
 
 
+# IPv6 prefixes whose last 32 bits are an IPv4 address that a gateway or the host's own stack reaches: NAT64
+# (RFC 6052), IPv4-translated (RFC 2765) and IPv4-compatible (deprecated, RFC 4291).
+_LAST_32_BITS_IPV4 = tuple(ipaddress.IPv6Network(prefix) for prefix in ("64:ff9b::/96", "::ffff:0:0:0/96", "::/96"))
+# Not global, whatever this Python's `is_global` says: IETF protocol assignments (Oracle Cloud's metadata service
+# is 192.0.0.192) and local-use NAT64, whose embedding is the network's own.
+_NEVER_PUBLIC = (ipaddress.IPv4Network("192.0.0.0/24"), ipaddress.IPv6Network("64:ff9b:1::/48"))
+
+
 def address_check(address: str, *, allowed: Sequence[Network] = ()) -> None:
-    ip = ipaddress.ip_address(address.split("%", 1)[0])
-    if isinstance(ip, ipaddress.IPv6Address) and ip.ipv4_mapped is not None:
-        ip = ip.ipv4_mapped
+    ip = _unwrapped(ipaddress.ip_address(address.split("%", 1)[0]))
     if any(ip in network for network in allowed):
         return
     # is_global is False for loopback, private (RFC 1918, ULA), link-local (169.254.169.254, the metadata
     # service), shared (100.64/10), reserved, unspecified and documentation ranges.
-    if not ip.is_global or ip.is_multicast:
+    if not ip.is_global or ip.is_multicast or any(ip in network for network in _NEVER_PUBLIC):
         raise UnsafeDestination(f"{ip} is not a public address; Tandem does not send requests there")
+
+
+def _unwrapped(ip: ipaddress.IPv4Address | ipaddress.IPv6Address) -> ipaddress.IPv4Address | ipaddress.IPv6Address:
+    """The IPv4 address an IPv6 address carries (mapped, 6to4, NAT64, translated, compatible), or the address."""
+    if isinstance(ip, ipaddress.IPv4Address):
+        return ip
+    if ip.ipv4_mapped is not None:
+        return ip.ipv4_mapped
+    if ip.sixtofour is not None:
+        return ip.sixtofour
+    if int(ip) > 1 and any(ip in network for network in _LAST_32_BITS_IPV4):
+        return ipaddress.IPv4Address(int(ip) & 0xFFFFFFFF)
+    return ip
 
 
 def url_check(url: str, *, allowed: Sequence[Network] = ()) -> None:

@@ -7,10 +7,11 @@ it created the first time.
 from __future__ import annotations
 
 import datetime as dt
-from collections.abc import Sequence
+from collections.abc import Collection, Sequence
 
 from django.db import transaction
 
+from reviews.access import rows_within
 from reviews.models import Repository, Team
 from telemetry.models import Deployment, Incident, Service, ServiceRepository
 
@@ -86,8 +87,10 @@ def incident_upsert(
     resolved_at: dt.datetime | None = None,
     url: str = "",
     source_updated_at: dt.datetime | None = None,
+    team_ids: Collection[int] | None = None,
 ) -> tuple[Incident, bool]:
-    """Create or update an incident and set its services. Returns it and whether it was created."""
+    """Create or update an incident and set its services (a caller scoped to `team_ids` sets only those teams'
+    services, see `incident_services_set`). Returns it and whether it was created."""
     if resolved_at and resolved_at < started_at:
         raise ValueError("resolved_at is before started_at")
     with transaction.atomic():
@@ -106,5 +109,16 @@ def incident_upsert(
                 "source_updated_at": source_updated_at,
             },
         )
-        incident.services.set(services)
+        incident_services_set(incident=incident, services=services, team_ids=team_ids)
     return incident, created
+
+
+def incident_services_set(
+    *, incident: Incident, services: Sequence[Service], team_ids: Collection[int] | None = None
+) -> None:
+    """Link the incident to these services. A caller scoped to teams replaces only the services of its teams:
+    links to services outside them belong to other teams, which would lose sight of the incident."""
+    kept: list[Service] = []
+    if team_ids is not None:
+        kept = list(incident.services.exclude(pk__in=rows_within(Service.objects.all(), team_ids)))
+    incident.services.set([*services, *kept])

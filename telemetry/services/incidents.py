@@ -20,7 +20,7 @@ from django.utils import timezone
 
 from telemetry.integrations.records import IncidentRecord, ServiceReference
 from telemetry.models import Incident, Service
-from telemetry.services.core import incident_upsert
+from telemetry.services.core import incident_services_set, incident_upsert
 from telemetry.services.enqueue import incident_correlate_enqueue
 
 
@@ -120,6 +120,7 @@ def incident_report(
             acknowledged_at=acknowledged_at,
             resolved_at=resolved_at,
             url=url,
+            team_ids=team_ids,
         )
         incident_correlate_enqueue(incident_id=incident.pk)
     return incident, created
@@ -145,7 +146,7 @@ def incident_update(
         _check_times(incident.started_at, incident.detected_at, incident.acknowledged_at, incident.resolved_at)
         incident.save()
         if services is not None:
-            incident.services.set(services)
+            incident_services_set(incident=incident, services=services, team_ids=team_ids)
         incident_correlate_enqueue(incident_id=incident.pk)
     return incident
 

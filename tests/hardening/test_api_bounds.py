@@ -73,6 +73,16 @@ BAD_QUERIES = [
     ("/api/v1/deployments?since=9999-12-31T23:59:59-10:00", "since"),
     ("/api/v1/teams/payments/pairing?since=0001-01-01", "since"),
     ("/api/v1/teams/payments/pairing?until=9999-12-31", "until"),
+    ("/api/v1/suspects?incident=" + HUGE, "incident"),
+    ("/api/v1/suspects?incident=%C2%B2", "incident"),
+    ("/api/v1/teams/payments/dora?until=0001-01-01", "until"),
+    ("/api/v1/teams/payments/dora?until=9999-12-31", "until"),
+    ("/api/v1/teams/payments/dora?since=9999-12-31", "since"),
+    ("/api/v1/teams/payments/dora?since=0001-01-01T00:00:00%2B05:00", "since"),
+    ("/api/v1/teams/payments/dora?until=2025-03-10T12:00:00%2B20:00", "until"),
+    ("/api/v1/services/checkout/dora?until=0001-01-01", "until"),
+    ("/api/v1/services/checkout/dora?until=9999-12-31", "until"),
+    ("/api/v1/services/checkout/dora?since=9999-12-31", "since"),
 ]
 
 

@@ -40,3 +40,36 @@ def test_a_garbage_credential_header_is_refused_with_401(client, url, header, ex
 def test_a_garbage_api_token_is_refused_with_401(client, value):
     response = client.get("/api/v1/teams", HTTP_AUTHORIZATION=value)
     assert response.status_code == 401
+
+
+MALFORMED_INSTANCES = ["http://[::1", "http://[not-ipv6]/", "https://[::1]:99999/"]
+
+
+@pytest.mark.parametrize("instance", MALFORMED_INSTANCES)
+def test_an_unauthenticated_malformed_gitlab_instance_header_is_a_401(client, instance):
+    client.raise_request_exception = False
+    response = client.post(
+        "/webhooks/gitlab/",
+        data=b"{}",
+        content_type="application/json",
+        HTTP_X_GITLAB_TOKEN="wrong",
+        HTTP_X_GITLAB_EVENT="Push Hook",
+        HTTP_X_GITLAB_INSTANCE=instance,
+    )
+    assert response.status_code == 401, response.content
+    assert "error" in response.json()
+
+
+@pytest.mark.parametrize("instance", ["http://[::1", "http://[not-ipv6]/"])
+def test_a_verified_malformed_gitlab_instance_header_is_a_400_naming_it(client, instance):
+    client.raise_request_exception = False
+    response = client.post(
+        "/webhooks/gitlab/",
+        data=b"{}",
+        content_type="application/json",
+        HTTP_X_GITLAB_TOKEN="gl-token",
+        HTTP_X_GITLAB_EVENT="Push Hook",
+        HTTP_X_GITLAB_INSTANCE=instance,
+    )
+    assert response.status_code == 400, response.content
+    assert "X-Gitlab-Instance" in response.json()["error"]

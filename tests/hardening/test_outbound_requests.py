@@ -28,6 +28,15 @@ UNSAFE = [
     "http://0.0.0.0/hook",
     "http://[::ffff:127.0.0.1]/hook",  # loopback, IPv4-mapped
     "http://2130706433/hook",  # 127.0.0.1 as one decimal number
+    "http://[64:ff9b::a9fe:a9fe]/latest/meta-data/",  # NAT64 of 169.254.169.254, reached through a NAT64 gateway
+    "http://[64:ff9b::a00:1]/hook",  # NAT64 of 10.0.0.1 (cloud NAT gateways translate to the private network)
+    "http://[64:ff9b:1::a00:1]/hook",  # local-use NAT64 (RFC 8215)
+    "http://[2002:a9fe:a9fe::1]/hook",  # 6to4 of 169.254.169.254
+    "http://[2002:a00:1::1]/hook",  # 6to4 of 10.0.0.1
+    "http://[::ffff:0:a9fe:a9fe]/hook",  # IPv4-translated 169.254.169.254
+    "http://[::127.0.0.1]/hook",  # IPv4-compatible loopback
+    "http://[::a9fe:a9fe]/hook",  # IPv4-compatible 169.254.169.254
+    "http://192.0.0.192/opc/v2/instance/",  # Oracle Cloud's instance metadata address
     "ftp://example.com/hook",
     "file:///etc/passwd",
 ]
@@ -45,6 +54,8 @@ def test_an_internal_chat_webhook_is_refused_when_saved(settings, url):
 def test_a_public_address_is_taken_and_an_allow_listed_network_too(settings):
     settings.OUTBOUND_ALLOWED_NETWORKS = []
     outbound.url_check("https://93.184.216.34/services/T000/B000/XXXX")  # an address, so no DNS is needed
+    outbound.url_check("https://[64:ff9b::5db8:d822]/hook")  # NAT64 of that public address
+    outbound.url_check("https://[2002:5db8:d822::1]/hook")  # 6to4 of it
     settings.OUTBOUND_ALLOWED_NETWORKS = ["10.20.0.0/16"]
     Team(slug="payments", name="Payments", slack_webhook_url="http://10.20.1.1/hooks/x").full_clean(exclude=["slug"])
 

@@ -255,3 +255,13 @@ def test_evidence_streams_in_chunks_with_a_bounded_number_of_queries(world, monk
     body = evidence(world, "csv")
     assert evidence_verify(body)
     assert body.decode().count("\n# rows: 33\n") == 1
+
+
+@pytest.mark.parametrize("review", [2**70, "²", 0])
+def test_a_followup_naming_a_review_id_out_of_range_is_a_400(world, review):
+    url = f"/api/v1/overrides/{an_override(world).pk}/followup"
+    api = client(world, "member")
+    api.raise_request_exception = False
+    response = api.post(url, {"note": "read it", "review": review}, format="json")
+    assert response.status_code == 400, response.content[:300]
+    assert "review" in response.json()["fields"]

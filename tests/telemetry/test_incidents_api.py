@@ -134,3 +134,38 @@ def test_incidents_are_listed_for_the_callers_teams(actors, services):
     detail = actors.client("member").get(f"/api/v1/incidents/{shared.pk}").json()
     assert detail["services"] == ["checkout", "search-api"]
     assert detail["suspects"] == []
+
+
+def _slugs(incident: Incident) -> set[str]:
+    return set(incident.services.values_list("slug", flat=True))
+
+
+@pytest.mark.parametrize("who", ["token", "lead"])
+def test_a_patch_replaces_only_the_callers_services_of_a_shared_incident(actors, services, who):
+    shared = make_incident(list(services), at=T0, title="Shared")
+    make_service("payments-web", actors.team)
+    response = actors.client(who).patch(f"/api/v1/incidents/{shared.pk}", {"services": ["payments-web"]}, format="json")
+    assert response.status_code == 200, response.content
+    assert _slugs(shared) == {"payments-web", "search-api"}
+    assert response.json()["services"] == ["payments-web", "search-api"]
+    # The other team still sees the incident it shares.
+    assert actors.client("other_token").get(f"/api/v1/incidents/{shared.pk}").status_code == 200
+
+
+def test_reporting_a_shared_incident_again_keeps_the_other_teams_services(actors, services):
+    shared = make_incident(list(services), at=T0, title="Shared")
+    response = report(actors.client("token"), external_id=shared.external_id, title="Mine now")
+    assert response.status_code == 200, response.content
+    assert _slugs(shared) == {"checkout", "search-api"}
+    again = report(actors.client("other_token"), external_id=shared.external_id, services=["search-api"])
+    assert again.status_code == 200, again.content
+    assert _slugs(shared) == {"checkout", "search-api"}
+
+
+def test_a_superuser_replaces_every_service_of_an_incident(actors, services, django_user_model):
+    shared = make_incident(list(services), at=T0, title="Shared")
+    client = actors.client("anonymous")
+    client.force_authenticate(user=django_user_model.objects.create_superuser("root", password="x"))  # noqa: S106
+    response = client.patch(f"/api/v1/incidents/{shared.pk}", {"services": ["checkout"]}, format="json")
+    assert response.status_code == 200, response.content
+    assert _slugs(shared) == {"checkout"}
