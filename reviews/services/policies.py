@@ -16,9 +16,7 @@ from django.utils import timezone
 from reviews.access import person_access
 from reviews.models import (
     AuditEvent,
-    Commit,
     FollowUpReview,
-    Identity,
     Membership,
     Override,
     OverrideWithdrawal,
@@ -33,7 +31,7 @@ from reviews.models import (
     Team,
 )
 from reviews.policy import Policy as ParsedPolicy
-from reviews.policy import PolicyError, evaluate, parse_policy
+from reviews.policy import PolicyError, contributors, evaluate, parse_policy
 from reviews.selectors.affected import open_pull_requests_under_policy
 from reviews.selectors.policy import effective_policy, pull_request_snapshot
 from reviews.services.audit import SYSTEM, Actor, actor_for, audit_event_record, field_changes, fields_of
@@ -241,16 +239,13 @@ def evaluation_should_report(evaluation: PolicyEvaluation) -> bool:
 
 
 def pull_request_contributors(*, pull_request: PullRequest) -> set[int]:
-    """The people who wrote a change: its author, its commits' authors and their `Co-authored-by:` partners."""
+    """The people who wrote a change: its author and its contributors as the policy engine counts them (authors,
+    co-authors, committers and pushers of its commits, never GitHub's "Update branch" merges)."""
+    _, policy = effective_policy(repository=pull_request.repository)
+    snapshot = pull_request_snapshot(pull_request=pull_request)
     ids = {pull_request.author_id} if pull_request.author_id else set()
-    commits = Commit.objects.filter(pull_requests=pull_request)
-    ids |= set(commits.exclude(author__isnull=True).values_list("author_id", flat=True))
-    ids |= set(
-        Identity.objects.filter(co_authored_commits__in=commits, person__isnull=False).values_list(
-            "person_id", flat=True
-        )
-    )
-    return ids
+    # Unresolved identities ("identity:N") are nobody yet: no person can be one of them.
+    return ids | {int(ref) for ref in contributors(snapshot, policy.options) if ref.isdigit()}
 
 
 def override_allowed(*, pull_request: PullRequest, person: Person) -> bool:
