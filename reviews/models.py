@@ -38,8 +38,13 @@ class AppendOnlyQuerySet(models.QuerySet):
         if refused:
             raise RecordImmutable(f"{', '.join(sorted(refused))} of {model._meta.verbose_name_plural} never change.")
         queryset = self
-        for name in set(kwargs) & model.set_once_fields:
+        set_once = set(kwargs) & model.set_once_fields
+        for name in set_once:
             queryset = queryset.filter(**{f"{name}__isnull": True})
+        # The same rule as save(): a set-once value that needs a record of its own first is refused without it.
+        for row in queryset.only("pk") if set_once else ():
+            for name in sorted(set_once):
+                row.check_set_once(name)
         return super(AppendOnlyQuerySet, queryset).update(**kwargs)
 
     def bulk_update(self, objs: Any, fields: Any, batch_size: int | None = None) -> int:
@@ -57,6 +62,8 @@ class AppendOnlyModel(models.Model):
 
     class Meta:
         abstract = True
+        # Django's own code paths (and anyone's) reach rows through `_base_manager`: guard it too.
+        base_manager_name = "objects"
 
     def save(self, *args: Any, **kwargs: Any) -> None:
         if not self._state.adding:
@@ -596,7 +603,7 @@ class PolicyVersion(AppendOnlyModel):
     restored_from = models.ForeignKey("self", null=True, blank=True, on_delete=models.PROTECT, related_name="+")
     created_at = models.DateTimeField(default=timezone.now)
 
-    class Meta:
+    class Meta(AppendOnlyModel.Meta):
         constraints = [models.UniqueConstraint(fields=["policy", "number"], name="policy_version_unique_number")]
 
     def __str__(self) -> str:
@@ -652,7 +659,7 @@ class Override(AppendOnlyModel):
         Person, null=True, blank=True, on_delete=models.PROTECT, related_name="followups_done"
     )
 
-    class Meta:
+    class Meta(AppendOnlyModel.Meta):
         indexes = [models.Index(fields=["followup_done_at", "followup_due_at"], name="override_followup_idx")]
 
     def __str__(self) -> str:
@@ -804,7 +811,7 @@ class ApiToken(AppendOnlyModel):
     last_used_at = models.DateTimeField(null=True, blank=True)
     revoked_at = models.DateTimeField(null=True, blank=True)
 
-    class Meta:
+    class Meta(AppendOnlyModel.Meta):
         verbose_name = "API token"
 
     def __str__(self) -> str:
@@ -837,7 +844,7 @@ class AuditEvent(AppendOnlyModel):
     changes = models.JSONField(default=dict, blank=True, help_text="field → {before, after}")
     reason = models.TextField(blank=True)
 
-    class Meta:
+    class Meta(AppendOnlyModel.Meta):
         ordering = ["-at", "-pk"]
         indexes = [
             models.Index(fields=["team", "-at"], name="audit_team_at_idx"),
