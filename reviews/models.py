@@ -610,7 +610,12 @@ class PolicyVersion(AppendOnlyModel):
         return f"{self.policy} v{self.number}"
 
 
-class PolicyEvaluation(models.Model):
+class PolicyEvaluation(AppendOnlyModel):
+    """A verdict, written once: what the compliance figures and the evidence export read as the verdict at merge.
+    Only its reporting bookkeeping (when it was reported or confirmed, the last report error) changes."""
+
+    mutable_fields: ClassVar[frozenset[str]] = frozenset({"reported_at", "report_error", "last_evaluated_at"})
+
     class Outcome(models.TextChoices):
         APPROVED = "approved", "Approved"
         PENDING = "pending", "Pending"
@@ -618,7 +623,7 @@ class PolicyEvaluation(models.Model):
         ERROR = "error", "Error"
         OVERRIDDEN = "overridden", "Overridden"
 
-    pull_request = models.ForeignKey(PullRequest, on_delete=models.CASCADE, related_name="evaluations")
+    pull_request = models.ForeignKey(PullRequest, on_delete=models.PROTECT, related_name="evaluations")
     policy = models.ForeignKey(Policy, null=True, blank=True, on_delete=models.SET_NULL, related_name="evaluations")
     head_sha = models.CharField(max_length=64)
     outcome = models.CharField(max_length=20, choices=Outcome.choices)
@@ -631,7 +636,7 @@ class PolicyEvaluation(models.Model):
     reported_at = models.DateTimeField(null=True, blank=True)
     report_error = models.TextField(blank=True)
 
-    class Meta:
+    class Meta(AppendOnlyModel.Meta):
         indexes = [models.Index(fields=["pull_request", "-evaluated_at"], name="evaluation_pr_idx")]
 
     def __str__(self) -> str:

@@ -14,6 +14,7 @@ from reviews.models import (
     Override,
     OverrideWithdrawal,
     Person,
+    PolicyEvaluation,
     PolicyVersion,
     PolicyViolation,
     RecordImmutable,
@@ -133,6 +134,7 @@ def exception_records_of(*, team: Team | None = None, person: Person | None = No
         checks = {
             "policy versions": PolicyVersion.objects.filter(policy__repository=repo),
             "overrides": Override.objects.filter(pull_request__repository=repo),
+            "policy evaluations": PolicyEvaluation.objects.filter(pull_request__repository=repo),
             "policy violations": PolicyViolation.objects.filter(pull_request__repository=repo),
         }
     for label, queryset in checks.items():

@@ -6,10 +6,12 @@ import datetime as dt
 
 import pytest
 from django.core.exceptions import PermissionDenied
+from django.db.models import ProtectedError
 from django.utils import timezone
 
-from reviews.models import FollowUpReview, Override
-from tests.factories import PersonFactory, PullRequestFactory
+from reviews.models import FollowUpReview, Override, PolicyEvaluation
+from reviews.selectors.compliance import merged_changes
+from tests.factories import PersonFactory, PullRequestFactory, RepositoryFactory, TeamFactory
 
 pytestmark = pytest.mark.django_db
 
@@ -50,3 +52,60 @@ def test_base_manager_update_cannot_rewrite_an_override():
         Override._base_manager.filter(pk=override.pk).update(reason="nothing happened")
     override.refresh_from_db()
     assert override.reason == "hotfix"
+
+
+# --- fix 3: the verdict at merge
+
+
+def _merged_pull_request(team=None, **kwargs):
+    repository = RepositoryFactory(team=team or TeamFactory())
+    merged_at = timezone.now() - dt.timedelta(days=1)
+    return PullRequestFactory(repository=repository, state="merged", merged_at=merged_at, **kwargs)
+
+
+def _evaluation(pull_request, outcome="pending", head_sha=None) -> PolicyEvaluation:
+    merged_at = pull_request.merged_at
+    return PolicyEvaluation.objects.create(
+        pull_request=pull_request,
+        head_sha=head_sha or pull_request.head_sha,
+        outcome=outcome,
+        description="Needs 1 approval" if outcome == "pending" else "Approved: 1 of 1 approval",
+        trace={},
+        evaluated_at=merged_at - dt.timedelta(hours=1),
+        last_evaluated_at=merged_at,
+    )
+
+
+def test_the_verdict_at_merge_cannot_be_rewritten():
+    pull_request = _merged_pull_request()
+    evaluation = _evaluation(pull_request)
+    team = pull_request.repository.team
+    with pytest.raises(PermissionDenied):
+        PolicyEvaluation.objects.filter(pk=evaluation.pk).update(outcome="approved")
+    evaluation.outcome = "approved"
+    with pytest.raises(PermissionDenied):
+        evaluation.save()
+    since = pull_request.merged_at - dt.timedelta(days=1)
+    [row] = merged_changes(team=team, since=since, until=timezone.now())
+    assert row.status != "compliant"
+
+
+def test_the_verdict_at_merge_cannot_be_deleted_nor_cascade_with_its_pull_request():
+    pull_request = _merged_pull_request()
+    evaluation = _evaluation(pull_request)
+    with pytest.raises(PermissionDenied):
+        evaluation.delete()
+    with pytest.raises(PermissionDenied):
+        PolicyEvaluation.objects.filter(pk=evaluation.pk).delete()
+    with pytest.raises((PermissionDenied, ProtectedError)):
+        pull_request.delete()
+    assert PolicyEvaluation.objects.filter(pk=evaluation.pk).exists()
+
+
+def test_reporting_fields_of_an_evaluation_stay_writable():
+    pull_request = _merged_pull_request()
+    evaluation = _evaluation(pull_request)
+    now = timezone.now()
+    PolicyEvaluation.objects.filter(pk=evaluation.pk).update(reported_at=now, report_error="", last_evaluated_at=now)
+    evaluation.refresh_from_db()
+    assert evaluation.reported_at == now
