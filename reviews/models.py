@@ -440,7 +440,7 @@ class Review(models.Model):
 
     pull_request = models.ForeignKey(PullRequest, on_delete=models.CASCADE, related_name="reviews")
     external_id = models.CharField(max_length=64)
-    reviewer = models.ForeignKey(Person, null=True, blank=True, on_delete=models.SET_NULL, related_name="reviews")
+    reviewer = models.ForeignKey(Person, null=True, blank=True, on_delete=models.PROTECT, related_name="reviews")
     state = models.CharField(max_length=20, choices=State.choices)
     commit_sha = models.CharField(max_length=64, blank=True)
     body = models.TextField(blank=True)

@@ -19,6 +19,7 @@ from reviews.models import (
     PolicyViolation,
     RecordImmutable,
     Repository,
+    Review,
     Team,
 )
 from reviews.selectors.affected import open_pull_requests_involving
@@ -129,6 +130,7 @@ def exception_records_of(*, team: Team | None = None, person: Person | None = No
             "override withdrawals": OverrideWithdrawal.objects.filter(withdrawn_by=person),
             "follow-up reviews": FollowUpReview.objects.filter(reviewer=person),
             "audit events": AuditEvent.objects.filter(actor_person=person),
+            "reviews": Review.objects.filter(reviewer=person),
         }
     else:
         checks = {

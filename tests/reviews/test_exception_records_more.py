@@ -11,7 +11,9 @@ from django.utils import timezone
 
 from reviews.models import FollowUpReview, Override, PolicyEvaluation
 from reviews.selectors.compliance import merged_changes
-from tests.factories import PersonFactory, PullRequestFactory, RepositoryFactory, TeamFactory
+from reviews.services.audit import Actor
+from reviews.services.teams import person_delete
+from tests.factories import PersonFactory, PullRequestFactory, RepositoryFactory, ReviewFactory, TeamFactory
 
 pytestmark = pytest.mark.django_db
 
@@ -109,3 +111,21 @@ def test_reporting_fields_of_an_evaluation_stay_writable():
     PolicyEvaluation.objects.filter(pk=evaluation.pk).update(reported_at=now, report_error="", last_evaluated_at=now)
     evaluation.refresh_from_db()
     assert evaluation.reported_at == now
+
+
+# --- fix 4: who approved survives
+
+
+def test_deleting_a_reviewer_does_not_erase_who_approved():
+    review = ReviewFactory()
+    reviewer = review.reviewer
+    with pytest.raises(ProtectedError):
+        reviewer.delete()
+    review.refresh_from_db()
+    assert review.reviewer_id == reviewer.pk
+
+
+def test_person_delete_names_the_reviews_that_keep_them_on_the_record():
+    review = ReviewFactory()
+    with pytest.raises(PermissionDenied, match="reviews"):
+        person_delete(person=review.reviewer, actor=Actor(source="admin"))
