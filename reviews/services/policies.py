@@ -33,6 +33,7 @@ from reviews.models import (
 from reviews.policy import Policy as ParsedPolicy
 from reviews.policy import PolicyError, contributors, evaluate, parse_policy
 from reviews.selectors.affected import open_pull_requests_under_policy
+from reviews.selectors.overrides import override_in_force
 from reviews.selectors.policy import effective_policy, pull_request_snapshot
 from reviews.services.audit import SYSTEM, Actor, actor_for, audit_event_record, field_changes, fields_of
 from reviews.services.enqueue import pull_request_evaluations_enqueue
@@ -144,7 +145,7 @@ def pull_request_evaluate(*, pull_request_id: int, now: dt.datetime | None = Non
         if pull_request is None or not pull_request.head_sha:
             return None
         policy_row, policy = effective_policy(repository=pull_request.repository)
-        override, ended = _override_in_force(pull_request)
+        override, ended = override_in_force(pull_request=pull_request)
         if override is not None:
             outcome, description, trace = _overridden(override)
         else:
@@ -189,18 +190,6 @@ def _merged_unsatisfied(pull_request: PullRequest, outcome: str) -> bool:
     if pull_request.state != PullRequest.State.MERGED or outcome in SATISFIED or pull_request.merged_at is None:
         return False
     return pull_request.evaluations.filter(evaluated_at__lte=pull_request.merged_at).exists()
-
-
-def _override_in_force(pull_request: PullRequest) -> tuple[Override | None, Override | None]:
-    """(the override covering the current head, the latest one a later push ended). An override covers the head
-    it was given on, and a pure rebase of it (same diff fingerprint); a push that changes the patch ends it."""
-    latest = pull_request.overrides.filter(withdrawal__isnull=True).order_by("-created_at").first()
-    if latest is None or latest.head_sha == pull_request.head_sha:
-        return latest, None
-    given_on, now = pull_request.diff_ids.get(latest.head_sha), pull_request.diff_ids.get(pull_request.head_sha)
-    if given_on and given_on == now:
-        return latest, None
-    return None, latest
 
 
 def _override_ended(override: Override) -> dict[str, str]:

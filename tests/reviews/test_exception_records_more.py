@@ -129,3 +129,26 @@ def test_person_delete_names_the_reviews_that_keep_them_on_the_record():
     review = ReviewFactory()
     with pytest.raises(PermissionDenied, match="reviews"):
         person_delete(person=review.reviewer, actor=Actor(source="admin"))
+
+
+# --- fix 5: compliance uses the one "override in force" rule
+
+
+def test_an_override_a_push_ended_does_not_count_the_merge_as_overridden():
+    """An override covers only the head it was given on. After a push ended it, the change was approved properly
+    and merged approved: compliant, not `overridden` with a follow-up due."""
+    pull_request = _merged_pull_request(head_sha="b" * 40, diff_ids={"a" * 40: "one", "b" * 40: "two"})
+    _override(pull_request, head_sha="a" * 40)  # given on the earlier head
+    _evaluation(pull_request, outcome="approved", head_sha="b" * 40)
+    since = pull_request.merged_at - dt.timedelta(days=1)
+    [row] = merged_changes(team=pull_request.repository.team, since=since, until=timezone.now())
+    assert (row.status, row.verdict_at_merge) == ("compliant", "approved"), (row.status, row.followup)
+
+
+def test_an_override_of_a_rebased_head_still_counts_the_merge_as_overridden():
+    pull_request = _merged_pull_request(head_sha="b" * 40, diff_ids={"a" * 40: "same", "b" * 40: "same"})
+    _override(pull_request, head_sha="a" * 40)
+    _evaluation(pull_request, outcome="overridden", head_sha="b" * 40)
+    since = pull_request.merged_at - dt.timedelta(days=1)
+    [row] = merged_changes(team=pull_request.repository.team, since=since, until=timezone.now())
+    assert row.status == "overridden"
