@@ -348,6 +348,11 @@ class PullRequest(models.Model):
         blank=True,
         help_text="Why the changed files fetched for details_head_sha are not the whole change; empty when they are.",
     )
+    commits_incomplete = models.CharField(
+        max_length=255,
+        blank=True,
+        help_text="Why the commits fetched for details_head_sha are not all of them; empty when they are.",
+    )
     facts_error = models.CharField(
         max_length=500, blank=True, help_text="Why the last fetch of the head's files, commits and reviews failed."
     )
