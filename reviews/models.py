@@ -42,7 +42,8 @@ class AppendOnlyQuerySet(models.QuerySet):
         for name in set_once:
             queryset = queryset.filter(**{f"{name}__isnull": True})
         # The same rule as save(): a set-once value that needs a record of its own first is refused without it.
-        for row in queryset.only("pk") if set_once else ():
+        rows: Any = queryset.only("pk") if set_once else ()
+        for row in rows:
             for name in sorted(set_once):
                 row.check_set_once(name)
         return super(AppendOnlyQuerySet, queryset).update(**kwargs)

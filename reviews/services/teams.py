@@ -3,8 +3,10 @@ person or repository with records of exceptions is archived, never deleted."""
 
 from __future__ import annotations
 
+from typing import Any
+
 from django.db import transaction
-from django.db.models import Q
+from django.db.models import Q, QuerySet
 
 from reviews.models import (
     AuditEvent,
@@ -117,6 +119,7 @@ def _secret_marker(secret: str) -> str:
 def exception_records_of(*, team: Team | None = None, person: Person | None = None, repo: Repository | None = None):  # type: ignore[no-untyped-def]
     """What keeps a team, person or repository on the record: names of the kinds of records that refer to it."""
     found = []
+    checks: dict[str, QuerySet[Any]]
     if team is not None:
         checks = {
             "audit events": AuditEvent.objects.filter(team=team),
