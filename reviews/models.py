@@ -38,8 +38,14 @@ class AppendOnlyQuerySet(models.QuerySet):
         if refused:
             raise RecordImmutable(f"{', '.join(sorted(refused))} of {model._meta.verbose_name_plural} never change.")
         queryset = self
-        for name in set(kwargs) & model.set_once_fields:
+        set_once = set(kwargs) & model.set_once_fields
+        for name in set_once:
             queryset = queryset.filter(**{f"{name}__isnull": True})
+        # The same rule as save(): a set-once value that needs a record of its own first is refused without it.
+        rows: Any = queryset.only("pk") if set_once else ()
+        for row in rows:
+            for name in sorted(set_once):
+                row.check_set_once(name)
         return super(AppendOnlyQuerySet, queryset).update(**kwargs)
 
     def bulk_update(self, objs: Any, fields: Any, batch_size: int | None = None) -> int:
@@ -57,6 +63,8 @@ class AppendOnlyModel(models.Model):
 
     class Meta:
         abstract = True
+        # Django's own code paths (and anyone's) reach rows through `_base_manager`: guard it too.
+        base_manager_name = "objects"
 
     def save(self, *args: Any, **kwargs: Any) -> None:
         if not self._state.adding:
@@ -341,6 +349,11 @@ class PullRequest(models.Model):
         blank=True,
         help_text="Why the changed files fetched for details_head_sha are not the whole change; empty when they are.",
     )
+    commits_incomplete = models.CharField(
+        max_length=255,
+        blank=True,
+        help_text="Why the commits fetched for details_head_sha are not all of them; empty when they are.",
+    )
     facts_error = models.CharField(
         max_length=500, blank=True, help_text="Why the last fetch of the head's files, commits and reviews failed."
     )
@@ -433,7 +446,7 @@ class Review(models.Model):
 
     pull_request = models.ForeignKey(PullRequest, on_delete=models.CASCADE, related_name="reviews")
     external_id = models.CharField(max_length=64)
-    reviewer = models.ForeignKey(Person, null=True, blank=True, on_delete=models.SET_NULL, related_name="reviews")
+    reviewer = models.ForeignKey(Person, null=True, blank=True, on_delete=models.PROTECT, related_name="reviews")
     state = models.CharField(max_length=20, choices=State.choices)
     commit_sha = models.CharField(max_length=64, blank=True)
     body = models.TextField(blank=True)
@@ -596,14 +609,19 @@ class PolicyVersion(AppendOnlyModel):
     restored_from = models.ForeignKey("self", null=True, blank=True, on_delete=models.PROTECT, related_name="+")
     created_at = models.DateTimeField(default=timezone.now)
 
-    class Meta:
+    class Meta(AppendOnlyModel.Meta):
         constraints = [models.UniqueConstraint(fields=["policy", "number"], name="policy_version_unique_number")]
 
     def __str__(self) -> str:
         return f"{self.policy} v{self.number}"
 
 
-class PolicyEvaluation(models.Model):
+class PolicyEvaluation(AppendOnlyModel):
+    """A verdict, written once: what the compliance figures and the evidence export read as the verdict at merge.
+    Only its reporting bookkeeping (when it was reported or confirmed, the last report error) changes."""
+
+    mutable_fields: ClassVar[frozenset[str]] = frozenset({"reported_at", "report_error", "last_evaluated_at"})
+
     class Outcome(models.TextChoices):
         APPROVED = "approved", "Approved"
         PENDING = "pending", "Pending"
@@ -611,7 +629,7 @@ class PolicyEvaluation(models.Model):
         ERROR = "error", "Error"
         OVERRIDDEN = "overridden", "Overridden"
 
-    pull_request = models.ForeignKey(PullRequest, on_delete=models.CASCADE, related_name="evaluations")
+    pull_request = models.ForeignKey(PullRequest, on_delete=models.PROTECT, related_name="evaluations")
     policy = models.ForeignKey(Policy, null=True, blank=True, on_delete=models.SET_NULL, related_name="evaluations")
     head_sha = models.CharField(max_length=64)
     outcome = models.CharField(max_length=20, choices=Outcome.choices)
@@ -624,7 +642,7 @@ class PolicyEvaluation(models.Model):
     reported_at = models.DateTimeField(null=True, blank=True)
     report_error = models.TextField(blank=True)
 
-    class Meta:
+    class Meta(AppendOnlyModel.Meta):
         indexes = [models.Index(fields=["pull_request", "-evaluated_at"], name="evaluation_pr_idx")]
 
     def __str__(self) -> str:
@@ -652,7 +670,7 @@ class Override(AppendOnlyModel):
         Person, null=True, blank=True, on_delete=models.PROTECT, related_name="followups_done"
     )
 
-    class Meta:
+    class Meta(AppendOnlyModel.Meta):
         indexes = [models.Index(fields=["followup_done_at", "followup_due_at"], name="override_followup_idx")]
 
     def __str__(self) -> str:
@@ -804,7 +822,7 @@ class ApiToken(AppendOnlyModel):
     last_used_at = models.DateTimeField(null=True, blank=True)
     revoked_at = models.DateTimeField(null=True, blank=True)
 
-    class Meta:
+    class Meta(AppendOnlyModel.Meta):
         verbose_name = "API token"
 
     def __str__(self) -> str:
@@ -837,7 +855,7 @@ class AuditEvent(AppendOnlyModel):
     changes = models.JSONField(default=dict, blank=True, help_text="field → {before, after}")
     reason = models.TextField(blank=True)
 
-    class Meta:
+    class Meta(AppendOnlyModel.Meta):
         ordering = ["-at", "-pk"]
         indexes = [
             models.Index(fields=["team", "-at"], name="audit_team_at_idx"),

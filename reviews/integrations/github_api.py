@@ -99,6 +99,7 @@ class PullRequestDetails:
     commits: list[CommitRecord]
     files: list[ChangedFileRecord]
     files_incomplete: str = ""  # why `files` is not the whole change (GitHub lists at most 3,000 files)
+    commits_incomplete: str = ""  # why `commits` are not all of them (GitHub lists at most 250 commits)
 
 
 @dataclass(frozen=True)
@@ -209,7 +210,8 @@ class GitHubClient:
         raw_reviews = list(self._list(f"{pull_path}/reviews"))
         diff_comments = self._items(f"{pull_path}/comments", _count(data, "review_comments"), parse_review_comment)
         conversation = self._items(f"{repo}/issues/{number}/comments", _count(data, "comments"), parse_issue_comment)
-        commits = self._items(f"{pull_path}/commits", _count(data, "commits"), parse_commit)
+        commit_count = _count(data, "commits")
+        commits = self._items(f"{pull_path}/commits", commit_count, parse_commit)
         files = self._items(f"{pull_path}/files", pull.changed_files, parse_changed_file)
 
         per_review = Counter(comment.review_external_id for comment in diff_comments if comment.review_external_id)
@@ -221,7 +223,15 @@ class GitHubClient:
             reviews.append(replace(review, comment_count=per_review[review.external_id]))
         reviews.sort(key=lambda review: (review.submitted_at, review.external_id))
         comments = sorted(diff_comments + conversation, key=lambda comment: (comment.created_at, comment.external_id))
-        return PullRequestDetails(pull, reviews, comments, commits, files, _files_incomplete(pull, files))
+        return PullRequestDetails(
+            pull,
+            reviews,
+            comments,
+            commits,
+            files,
+            files_incomplete=_files_incomplete(pull, files),
+            commits_incomplete=_commits_incomplete(commit_count, commits),
+        )
 
     def compare(self, full_path: str, base_sha: str, head_sha: str) -> list[CommitRecord]:
         """The commits reachable from `head_sha` but not from `base_sha` (what a deployment shipped), oldest first."""
@@ -432,6 +442,16 @@ def _message(text: str) -> str:
         return text[:200]
     if isinstance(data, Mapping) and isinstance(data.get("message"), str):
         return str(data["message"])
+    return ""
+
+
+def _commits_incomplete(count: int | None, commits: list[CommitRecord]) -> str:
+    """GitHub's commits list stops at 250 entries; the pull request's own count says how many there are. A
+    commit left out may be someone's contribution, so who contributed is not known."""
+    if count is None:
+        return "GitHub did not say how many commits the pull request has"
+    if len(commits) < count:
+        return f"GitHub listed {len(commits):,} of {count:,} commits (it lists at most 250)"
     return ""
 
 

@@ -50,6 +50,7 @@ class Details:
     files: list[ChangedFileRecord]
     files_not_ready: str = ""  # why the VCS cannot list the files for this head yet: fetch again later
     files_incomplete: str = ""  # why `files` is not the whole change: the verdict stays pending
+    commits_incomplete: str = ""  # why `commits` are not all of them: the verdict stays pending
 
 
 class VcsClient(Protocol):
@@ -141,6 +142,7 @@ class GitHubVcs(_Counted):
             found.commits,
             found.files,
             files_incomplete=found.files_incomplete,
+            commits_incomplete=found.commits_incomplete,
         )
 
     def post_status(

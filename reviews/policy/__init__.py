@@ -33,6 +33,7 @@ from reviews.policy.engine import (
     RuleTrace,
     Trace,
     asks_code_owners,
+    contributors,
     evaluate,
     incident_windows,
 )
@@ -82,6 +83,7 @@ __all__ = [
     "SnapshotError",
     "Trace",
     "asks_code_owners",
+    "contributors",
     "evaluate",
     "incident_windows",
     "is_owner",

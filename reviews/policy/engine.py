@@ -503,7 +503,7 @@ def _requirement_state(checks: tuple[CheckTrace, ...], missing: tuple[str, ...])
 
 
 def _tally(require: Requirements, facts: _Facts, options: Options) -> _Tally:
-    contributors = _contributors(facts.snapshot, options)
+    involved = contributors(facts.snapshot, options)
     only_owners_count = require.code_owners and not require.approvals
     counted: list[Approval] = []
     discarded: list[Discarded] = []
@@ -513,7 +513,7 @@ def _tally(require: Requirements, facts: _Facts, options: Options) -> _Tally:
         if standing.approval is None:
             continue
         reviewer, review = standing.reviewer, standing.approval
-        reason = _disqualification(reviewer, review, facts.snapshot, options, contributors)
+        reason = _disqualification(reviewer, review, facts.snapshot, options, involved)
         if reason is None:
             qualified.append(reviewer)
             reason = _ineligibility(reviewer, require) or (
@@ -582,10 +582,11 @@ def _is_author(person: PersonRef, snapshot: Snapshot) -> bool:
     return snapshot.author is not None and person.id == snapshot.author.id
 
 
-def _contributors(snapshot: Snapshot, options: Options) -> frozenset[str]:
-    """People who authored, co-authored, committed or pushed a commit, besides the author (policy-bot's
-    contributors). Bots' commits count only if asked to; GitHub's merges of the base branch ("Update branch")
-    make nobody a contributor, as policy-bot's `ignore_update_merges`."""
+def contributors(snapshot: Snapshot, options: Options) -> frozenset[str]:
+    """Tandem's one definition of a pull request's contributors (the policy's `allow_contributors`, an override's
+    `allow_self`, a follow-up's separation of duties): people who authored, co-authored, committed or pushed a
+    commit, besides the author (policy-bot's contributors). Bots' commits count only if asked to; GitHub's merges
+    of the base branch ("Update branch") make nobody a contributor, as policy-bot's `ignore_update_merges`."""
     in_pull_request = {commit.sha for commit in snapshot.commits}
     people: set[str] = set()
     for commit in snapshot.commits:
@@ -681,7 +682,7 @@ def _display_pattern(pattern: str) -> str:
 
 def _has_independent_review(facts: _Facts, options: Options, tally: _Tally) -> bool:
     """An approval from a review by someone who neither wrote nor paired on the change."""
-    involved = _contributors(facts.snapshot, options) | {partner.person.id for partner in facts.partners}
+    involved = contributors(facts.snapshot, options) | {partner.person.id for partner in facts.partners}
     if facts.snapshot.author is not None:
         involved |= {facts.snapshot.author.id}
     return any(approval.via == "review" and approval.person_id not in involved for approval in tally.counted)

@@ -2,7 +2,8 @@
 
 Each change merged in the period is, at its merge, exactly one of:
 - compliant: the verdict in force at the merge was approved;
-- overridden: an override (not withdrawn) let it through; its follow-up review is done, due or overdue;
+- overridden: an override (not withdrawn) in force for the merged head let it through; its follow-up review is
+  done, due or overdue;
 - violation: merged while the policy was not satisfied (a recorded violation, or the verdict at merge);
 - not evaluated: Tandem had no verdict before the merge (fail closed: not counted as compliant).
 """
@@ -17,6 +18,7 @@ from django.db.models.functions import Coalesce, Concat
 from django.utils import timezone
 
 from reviews.models import Override, PolicyEvaluation, PolicyViolation, PullRequest, Team
+from reviews.selectors.overrides import pull_requests_overridden
 
 STATUSES = ("compliant", "overridden", "violation", "not_evaluated")
 FOLLOWUPS = ("done", "due", "overdue")
@@ -30,31 +32,31 @@ def merged_changes(*, team: Team, since: dt.datetime, until: dt.datetime, now: d
     ).order_by("-evaluated_at", "-pk")
     violation = PolicyViolation.objects.filter(pull_request=OuterRef("pk"))
     override = Override.objects.filter(pull_request=OuterRef("pk"), withdrawal__isnull=True).order_by("-created_at")
-    queryset = (
-        PullRequest.objects.filter(
-            repository__team=team, state=PullRequest.State.MERGED, merged_at__gte=since, merged_at__lt=until
-        )
-        .annotate(
-            verdict_at_merge=Subquery(at_merge.values("outcome")[:1]),
-            verdict_at_merge_id=Subquery(at_merge.values("pk")[:1]),
-            violation_outcome=Subquery(violation.values("outcome")[:1]),
-            override_id=Subquery(override.values("pk")[:1]),
-            override_reason=Subquery(override.values("reason")[:1]),
-            followup_due_at=Subquery(override.values("followup_due_at")[:1]),
-            followup_done_at=Subquery(override.values("followup_done_at")[:1]),
-        )
-        .annotate(outcome_at_merge=Coalesce(F("violation_outcome"), F("verdict_at_merge")))
+    merged = PullRequest.objects.filter(
+        repository__team=team, state=PullRequest.State.MERGED, merged_at__gte=since, merged_at__lt=until
     )
+    # Whether an override covered the merged head is the verdict's own rule, decided in Python (one query).
+    overridden = pull_requests_overridden(pull_request_ids=merged.values_list("pk", flat=True))
+    queryset = merged.annotate(
+        override_in_force=Case(When(pk__in=overridden, then=Value(True)), default=Value(False)),
+        verdict_at_merge=Subquery(at_merge.values("outcome")[:1]),
+        verdict_at_merge_id=Subquery(at_merge.values("pk")[:1]),
+        violation_outcome=Subquery(violation.values("outcome")[:1]),
+        override_id=Subquery(override.values("pk")[:1]),
+        override_reason=Subquery(override.values("reason")[:1]),
+        followup_due_at=Subquery(override.values("followup_due_at")[:1]),
+        followup_done_at=Subquery(override.values("followup_done_at")[:1]),
+    ).annotate(outcome_at_merge=Coalesce(F("violation_outcome"), F("verdict_at_merge")))
     return queryset.annotate(
         status=Case(
-            When(Q(override_id__isnull=False) & Q(violation_outcome__isnull=True), then=Value("overridden")),
+            When(Q(override_in_force=True) & Q(violation_outcome__isnull=True), then=Value("overridden")),
             When(outcome_at_merge=PolicyEvaluation.Outcome.APPROVED, then=Value("compliant")),
             When(outcome_at_merge__isnull=True, then=Value("not_evaluated")),
             default=Value("violation"),
             output_field=CharField(),
         ),
         followup=Case(
-            When(Q(override_id__isnull=True) | Q(violation_outcome__isnull=False), then=Value("")),
+            When(Q(override_in_force=False) | Q(violation_outcome__isnull=False), then=Value("")),
             When(followup_done_at__isnull=False, then=Value("done")),
             When(followup_due_at__gte=now, then=Value("due")),
             default=Value("overdue"),

@@ -215,6 +215,9 @@ def unknown_facts(*, pull_request: PullRequest) -> dict[str, str]:
         unknown["commits"] = f"waiting for the commits from {provider}"
         if pull_request.details_synced_at is None:
             unknown["reviews"] = f"waiting for the reviews from {provider}"
-    elif pull_request.files_incomplete:
+        return unknown
+    if pull_request.files_incomplete:
         unknown["files"] = f"{pull_request.files_incomplete}: too large to check, split it or override"
+    if pull_request.commits_incomplete:
+        unknown["commits"] = f"{pull_request.commits_incomplete}: contributors unknown, split it or override"
     return unknown

@@ -16,9 +16,7 @@ from django.utils import timezone
 from reviews.access import person_access
 from reviews.models import (
     AuditEvent,
-    Commit,
     FollowUpReview,
-    Identity,
     Membership,
     Override,
     OverrideWithdrawal,
@@ -33,8 +31,9 @@ from reviews.models import (
     Team,
 )
 from reviews.policy import Policy as ParsedPolicy
-from reviews.policy import PolicyError, evaluate, parse_policy
+from reviews.policy import PolicyError, contributors, evaluate, parse_policy
 from reviews.selectors.affected import open_pull_requests_under_policy
+from reviews.selectors.overrides import override_in_force
 from reviews.selectors.policy import effective_policy, pull_request_snapshot
 from reviews.services.audit import SYSTEM, Actor, actor_for, audit_event_record, field_changes, fields_of
 from reviews.services.enqueue import pull_request_evaluations_enqueue
@@ -146,7 +145,7 @@ def pull_request_evaluate(*, pull_request_id: int, now: dt.datetime | None = Non
         if pull_request is None or not pull_request.head_sha:
             return None
         policy_row, policy = effective_policy(repository=pull_request.repository)
-        override, ended = _override_in_force(pull_request)
+        override, ended = override_in_force(pull_request=pull_request)
         if override is not None:
             outcome, description, trace = _overridden(override)
         else:
@@ -193,18 +192,6 @@ def _merged_unsatisfied(pull_request: PullRequest, outcome: str) -> bool:
     return pull_request.evaluations.filter(evaluated_at__lte=pull_request.merged_at).exists()
 
 
-def _override_in_force(pull_request: PullRequest) -> tuple[Override | None, Override | None]:
-    """(the override covering the current head, the latest one a later push ended). An override covers the head
-    it was given on, and a pure rebase of it (same diff fingerprint); a push that changes the patch ends it."""
-    latest = pull_request.overrides.filter(withdrawal__isnull=True).order_by("-created_at").first()
-    if latest is None or latest.head_sha == pull_request.head_sha:
-        return latest, None
-    given_on, now = pull_request.diff_ids.get(latest.head_sha), pull_request.diff_ids.get(pull_request.head_sha)
-    if given_on and given_on == now:
-        return latest, None
-    return None, latest
-
-
 def _override_ended(override: Override) -> dict[str, str]:
     return {
         "by": override.overridden_by.display_name,
@@ -241,16 +228,13 @@ def evaluation_should_report(evaluation: PolicyEvaluation) -> bool:
 
 
 def pull_request_contributors(*, pull_request: PullRequest) -> set[int]:
-    """The people who wrote a change: its author, its commits' authors and their `Co-authored-by:` partners."""
+    """The people who wrote a change: its author and its contributors as the policy engine counts them (authors,
+    co-authors, committers and pushers of its commits, never GitHub's "Update branch" merges)."""
+    _, policy = effective_policy(repository=pull_request.repository)
+    snapshot = pull_request_snapshot(pull_request=pull_request)
     ids = {pull_request.author_id} if pull_request.author_id else set()
-    commits = Commit.objects.filter(pull_requests=pull_request)
-    ids |= set(commits.exclude(author__isnull=True).values_list("author_id", flat=True))
-    ids |= set(
-        Identity.objects.filter(co_authored_commits__in=commits, person__isnull=False).values_list(
-            "person_id", flat=True
-        )
-    )
-    return ids
+    # Unresolved identities ("identity:N") are nobody yet: no person can be one of them.
+    return ids | {int(ref) for ref in contributors(snapshot, policy.options) if ref.isdigit()}
 
 
 def override_allowed(*, pull_request: PullRequest, person: Person) -> bool:

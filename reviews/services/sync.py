@@ -213,6 +213,7 @@ def pull_request_sync_apply(*, repository: Repository, details: Details) -> Pull
             "details_synced_at": details.pull_request.updated_at,
             "details_head_sha": details.pull_request.head_sha,
             "files_incomplete": details.files_incomplete[:255],
+            "commits_incomplete": details.commits_incomplete[:255],
             "facts_error": "",
             "facts_attempts": 0,
             "facts_retry_at": None,

@@ -3,8 +3,10 @@ person or repository with records of exceptions is archived, never deleted."""
 
 from __future__ import annotations
 
+from typing import Any
+
 from django.db import transaction
-from django.db.models import Q
+from django.db.models import Q, QuerySet
 
 from reviews.models import (
     AuditEvent,
@@ -14,10 +16,12 @@ from reviews.models import (
     Override,
     OverrideWithdrawal,
     Person,
+    PolicyEvaluation,
     PolicyVersion,
     PolicyViolation,
     RecordImmutable,
     Repository,
+    Review,
     Team,
 )
 from reviews.selectors.affected import open_pull_requests_involving
@@ -115,6 +119,7 @@ def _secret_marker(secret: str) -> str:
 def exception_records_of(*, team: Team | None = None, person: Person | None = None, repo: Repository | None = None):  # type: ignore[no-untyped-def]
     """What keeps a team, person or repository on the record: names of the kinds of records that refer to it."""
     found = []
+    checks: dict[str, QuerySet[Any]]
     if team is not None:
         checks = {
             "audit events": AuditEvent.objects.filter(team=team),
@@ -128,11 +133,13 @@ def exception_records_of(*, team: Team | None = None, person: Person | None = No
             "override withdrawals": OverrideWithdrawal.objects.filter(withdrawn_by=person),
             "follow-up reviews": FollowUpReview.objects.filter(reviewer=person),
             "audit events": AuditEvent.objects.filter(actor_person=person),
+            "reviews": Review.objects.filter(reviewer=person),
         }
     else:
         checks = {
             "policy versions": PolicyVersion.objects.filter(policy__repository=repo),
             "overrides": Override.objects.filter(pull_request__repository=repo),
+            "policy evaluations": PolicyEvaluation.objects.filter(pull_request__repository=repo),
             "policy violations": PolicyViolation.objects.filter(pull_request__repository=repo),
         }
     for label, queryset in checks.items():

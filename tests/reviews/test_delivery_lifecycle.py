@@ -313,7 +313,7 @@ def test_the_reconciler_evaluates_heads_that_have_no_verdict(deliver, monkeypatc
 
 
 def test_the_reconciler_posts_again_a_verdict_the_provider_never_accepted(
-    client, fake_github, github_connection, django_capture_on_commit_callbacks
+    client, fake_github, github_connection, django_capture_on_commit_callbacks, monkeypatch
 ):
     github_connection.webhook_secret = SECRET
     github_connection.save()
@@ -341,7 +341,8 @@ def test_the_reconciler_posts_again_a_verdict_the_provider_never_accepted(
     assert fake_github.statuses_posted == []
 
     assert reconcile_verdicts() == "evaluated 0, reported 0"  # too young: its own task may still retry
-    PolicyEvaluation.objects.update(evaluated_at=timezone.now() - dt.timedelta(minutes=2))
+    # A verdict is never rewritten, so its age is what moves: the grace runs out.
+    monkeypatch.setattr("reviews.selectors.verdicts.REPORT_GRACE", dt.timedelta(0))
     assert reconcile_verdicts() == "evaluated 0, reported 1"
     evaluation.refresh_from_db()
     assert evaluation.reported_at is not None
