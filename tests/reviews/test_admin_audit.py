@@ -33,7 +33,7 @@ def _by_admin(event: AuditEvent, user: User) -> None:
 
 
 def _queued(callbacks: list[Any]) -> set[int]:
-    return {cb.args[0] for cb in callbacks if getattr(cb, "func", None) is enqueue._send}
+    return {cb.args[0] for cb in callbacks if getattr(cb, "func", None) is enqueue.evaluation_enqueue_now}
 
 
 def _save(client: Any, url: str, model: Any, **changes: Any) -> Any:
