@@ -6,6 +6,7 @@ into their team on the person's page: their login, their accounts and addresses,
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from functools import partial
 from typing import Any
 
@@ -13,10 +14,12 @@ from django import forms
 from django.contrib import admin, messages
 from django.contrib.auth import password_validation
 from django.contrib.auth.models import User
+from django.core.exceptions import PermissionDenied, ValidationError
 from django.db import transaction
 from django.db.models import Model, QuerySet
 from django.forms.models import BaseInlineFormSet
 from django.http import HttpRequest
+from django.template.response import TemplateResponse
 
 from reviews import admin_audit  # noqa: F401 - registers the audit trail's admin
 from reviews.admin_scoping import (
@@ -65,6 +68,50 @@ from reviews.services.audit import Actor, actor_for, audit_event_record, field_c
 def admin_actor(request: HttpRequest) -> Actor:
     """Who writes through this admin request: every write here is audited as theirs, from the admin."""
     return actor_for(request.user, source=AuditEvent.Source.ADMIN)
+
+
+def ask_then_act(
+    model_admin: admin.ModelAdmin,
+    request: HttpRequest,
+    queryset: QuerySet[Any],
+    *,
+    form_class: type[forms.Form],
+    action: str,
+    title: str,
+    intro: str,
+    submit: str,
+    act: Callable[[Any, Person, dict[str, Any]], object],
+    done: str,
+) -> TemplateResponse | None:
+    """An action that asks for a form first (a reason, a note), then calls a service per row as the signed-in
+    person; a row the service refuses is named with why, the rest go through."""
+    person = getattr(request.user, "person", None)
+    if person is None:
+        model_admin.message_user(request, "Your login is not linked to a person.", messages.ERROR)
+        return None
+    form = form_class(request.POST if "confirm" in request.POST else None)
+    if form.is_bound and form.is_valid():
+        count = 0
+        for row in queryset:
+            try:
+                act(row, person, form.cleaned_data)
+                count += 1
+            except (PermissionDenied, ValidationError) as error:
+                model_admin.message_user(request, f"{row}: {error}", messages.ERROR)
+        if count:
+            model_admin.message_user(request, done.format(count), messages.SUCCESS)
+        return None
+    context = {
+        **model_admin.admin_site.each_context(request),
+        "title": title,
+        "intro": intro,
+        "items": queryset,
+        "form": form,
+        "action": action,
+        "submit": submit,
+        "opts": model_admin.model._meta,
+    }
+    return TemplateResponse(request, "admin/reviews/action_form.html", context)
 
 
 class FollowUpForm(forms.Form):
@@ -539,38 +586,23 @@ class PullRequestAdmin(FactAdmin):
 
     @admin.action(description="Override the review policy (asks for a reason)")
     def override_policy(self, request: HttpRequest, queryset: QuerySet[PullRequest]):  # type: ignore[no-untyped-def]
-        from django.core.exceptions import PermissionDenied, ValidationError
-        from django.template.response import TemplateResponse
-
         from reviews.services.policies import pull_request_override
 
-        person = getattr(request.user, "person", None)
-        form = OverrideForm(request.POST if "confirm" in request.POST else None)
-        if form.is_bound and form.is_valid() and person is not None:
-            done = 0
-            for pull_request in queryset:
-                try:
-                    pull_request_override(pull_request=pull_request, person=person, **form.cleaned_data)
-                    done += 1
-                except (PermissionDenied, ValidationError) as error:
-                    self.message_user(request, f"{pull_request}: {error}", messages.ERROR)
-            if done:
-                self.message_user(
-                    request, f"Overrode {done} pull requests; follow-up reviews are due.", messages.SUCCESS
-                )
-            return None
-        if person is None:
-            self.message_user(request, "Your login is not linked to a person, so it cannot override.", messages.ERROR)
-            return None
-        context = {
-            **self.admin_site.each_context(request),
-            "title": "Override the review policy",
-            "form": form,
-            "pull_requests": queryset,
-            "action": "override_policy",
-            "opts": self.model._meta,
-        }
-        return TemplateResponse(request, "admin/reviews/override_policy.html", context)
+        return ask_then_act(
+            self,
+            request,
+            queryset,
+            form_class=OverrideForm,
+            action="override_policy",
+            title="Override the review policy",
+            intro="Break glass for these pull requests. Their status turns to success, marked as overridden; the "
+            "override is recorded with your name and reason, and a follow-up review falls due.",
+            submit="Override",
+            act=lambda pull_request, person, data: pull_request_override(
+                pull_request=pull_request, person=person, actor=admin_actor(request), **data
+            ),
+            done="Overrode {} pull requests; follow-up reviews are due.",
+        )
 
 
 @admin.register(ChangedFile)
@@ -766,86 +798,43 @@ class OverrideAdmin(RecordAdmin):
 
     @admin.action(description="Withdraw the override (asks why; the verdict is evaluated again)")
     def withdraw(self, request: HttpRequest, queryset: QuerySet[Override]):  # type: ignore[no-untyped-def]
-        from django.core.exceptions import PermissionDenied, ValidationError
-        from django.template.response import TemplateResponse
-
         from reviews.services.policies import override_withdraw
 
-        person = getattr(request.user, "person", None)
-        if person is None:
-            self.message_user(request, "Your login is not linked to a person.", messages.ERROR)
-            return None
-        form = WithdrawForm(request.POST if "confirm" in request.POST else None)
-        if form.is_bound and form.is_valid():
-            done = 0
-            for override in queryset:
-                try:
-                    override_withdraw(
-                        override=override,
-                        person=person,
-                        reason=form.cleaned_data["reason"],
-                        actor=admin_actor(request),
-                    )
-                    done += 1
-                except (PermissionDenied, ValidationError) as error:
-                    self.message_user(request, f"{override}: {error}", messages.ERROR)
-            if done:
-                self.message_user(request, f"Withdrew {done} overrides.", messages.SUCCESS)
-            return None
-        context = {
-            **self.admin_site.each_context(request),
-            "title": "Withdraw the override",
-            "intro": "The override stays on the record with its withdrawal; the pull request's verdict is evaluated "
+        return ask_then_act(
+            self,
+            request,
+            queryset,
+            form_class=WithdrawForm,
+            action="withdraw",
+            title="Withdraw the override",
+            intro="The override stays on the record with its withdrawal; the pull request's verdict is evaluated "
             "again without it.",
-            "items": queryset,
-            "form": form,
-            "action": "withdraw",
-            "submit": "Withdraw",
-            "opts": self.model._meta,
-        }
-        return TemplateResponse(request, "admin/reviews/action_form.html", context)
+            submit="Withdraw",
+            act=lambda override, person, data: override_withdraw(
+                override=override, person=person, reason=data["reason"], actor=admin_actor(request)
+            ),
+            done="Withdrew {} overrides.",
+        )
 
     @admin.action(description="Record the follow-up review (asks what was reviewed)")
     def mark_followup_done(self, request: HttpRequest, queryset: QuerySet[Override]):  # type: ignore[no-untyped-def]
-        from django.core.exceptions import PermissionDenied, ValidationError
-        from django.template.response import TemplateResponse
-
-        from reviews.services.audit import actor_for
         from reviews.services.policies import override_followup_complete
 
-        person = getattr(request.user, "person", None)
-        if person is None:
-            self.message_user(request, "Your login is not linked to a person.", messages.ERROR)
-            return None
-        form = FollowUpForm(request.POST if "confirm" in request.POST else None)
-        if form.is_bound and form.is_valid():
-            done = 0
-            for override in queryset:
-                try:
-                    override_followup_complete(
-                        override=override,
-                        person=person,
-                        note=form.cleaned_data["note"],
-                        actor=actor_for(request.user, source="admin"),
-                    )
-                    done += 1
-                except (PermissionDenied, ValidationError) as error:
-                    self.message_user(request, f"{override}: {error}", messages.ERROR)
-            if done:
-                self.message_user(request, f"Recorded {done} follow-up reviews.", messages.SUCCESS)
-            return None
-        context = {
-            **self.admin_site.each_context(request),
-            "title": "Record the follow-up review",
-            "intro": "A follow-up review is done by someone who neither wrote the change nor overrode it, "
+        return ask_then_act(
+            self,
+            request,
+            queryset,
+            form_class=FollowUpForm,
+            action="mark_followup_done",
+            title="Record the follow-up review",
+            intro="A follow-up review is done by someone who neither wrote the change nor overrode it, "
             "and says what was reviewed.",
-            "items": queryset,
-            "form": form,
-            "action": "mark_followup_done",
-            "submit": "Record the review",
-            "opts": self.model._meta,
-        }
-        return TemplateResponse(request, "admin/reviews/action_form.html", context)
+            submit="Record the review",
+            act=lambda override, person, data: override_followup_complete(
+                override=override, person=person, note=data["note"], actor=admin_actor(request)
+            ),
+            done="Recorded {} follow-up reviews.",
+        )
 
     search_fields = ["reason", "incident_reference", "pull_request__title"]
     autocomplete_fields = ["pull_request", "overridden_by", "followup_by"]

@@ -59,5 +59,9 @@ def test_override_action_asks_for_a_reason_then_records_it(lead_client, django_c
     override = Override.objects.get()
     assert override.reason == "Outage"
     assert pull_request.evaluations.latest("evaluated_at").outcome == "overridden"
+    from reviews.models import AuditEvent
+
+    event = AuditEvent.objects.get(action="override.create")
+    assert (event.source, event.actor_person) == ("admin", override.overridden_by)  # not an anonymous "system" write
     overdue = lead_client.get("/admin/reviews/override/?followup=due")
     assert str(pull_request) in overdue.content.decode()
