@@ -20,6 +20,7 @@ every open pull request's head with a verdict (and, on GitHub, its status accept
 from __future__ import annotations
 
 import argparse
+import base64
 import copy
 import datetime as dt
 import hashlib
@@ -384,6 +385,11 @@ class Stack:
         self.env.update(
             DEBUG="false",
             SECRET_KEY=uuid.uuid4().hex * 2,
+            # Production refuses to start without a key for connection secrets; a fresh one per run.
+            CONNECTION_SECRET_KEYS=base64.urlsafe_b64encode(os.urandom(32)).decode(),
+            # Plain HTTP on loopback: production's HTTPS redirect and HSTS would send the senders elsewhere.
+            SECURE_SSL_REDIRECT="false",
+            SECURE_HSTS_SECONDS="0",
             ALLOWED_HOSTS="127.0.0.1,localhost",
             PUBLIC_URL=self.url,
             DATABASE_URL=self.database_url,
