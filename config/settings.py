@@ -131,7 +131,14 @@ def _neighbour_database(url: str) -> str:
 
 REDIS_CACHE_URL = env.str("REDIS_CACHE_URL", default=_neighbour_database(REDIS_URL) if REDIS_URL else "")
 if REDIS_URL:
-    CACHES = {"default": {"BACKEND": "django.core.cache.backends.redis.RedisCache", "LOCATION": REDIS_CACHE_URL}}
+    CACHES = {
+        "default": {
+            "BACKEND": "django.core.cache.backends.redis.RedisCache",
+            "LOCATION": REDIS_CACHE_URL,
+            # A Redis that restarts or stalls must fail a call, never hang the process that made it.
+            "OPTIONS": {"socket_timeout": 5, "socket_connect_timeout": 5},
+        }
+    }
 else:
     CACHES = {"default": {"BACKEND": "django.core.cache.backends.locmem.LocMemCache"}}
 
@@ -148,6 +155,14 @@ CELERY_TASK_ACKS_LATE = True
 CELERY_TASK_REJECT_ON_WORKER_LOST = True
 CELERY_WORKER_PREFETCH_MULTIPLIER = 1
 CELERY_BROKER_CONNECTION_RETRY_ON_STARTUP = True
+# The same for the broker: a half-open connection after a Redis restart is noticed and replaced, not waited on.
+CELERY_BROKER_TRANSPORT_OPTIONS = {
+    "socket_timeout": 30,
+    "socket_connect_timeout": 5,
+    "socket_keepalive": True,
+    "health_check_interval": 15,
+    "retry_on_timeout": True,
+}
 CELERY_TIMEZONE = "UTC"
 # Beat's housekeeping (the dispatcher, the verdict reconciler) has a queue of its own that every worker also
 # consumes: behind a backlog in the one default queue, its messages expired before a worker reached them, so the
