@@ -98,19 +98,6 @@ class MomentField(serializers.DateTimeField):
         return moment
 
 
-class MomentFilter(django_filters.IsoDateTimeFilter):
-    """A query parameter naming a moment, held to MomentField's bounds: out of range is a 400 naming the parameter,
-    never a database error (PostgreSQL refuses offsets beyond ±15:59 and year 0)."""
-
-    @property
-    def field(self) -> Any:
-        field = super().field
-        if not getattr(field, "_bounded", False):
-            field.validators.append(_moment_within_bounds)
-            field._bounded = True
-        return field
-
-
 def _moment_within_bounds(moment: dt.datetime | None) -> None:
     from django.core.exceptions import ValidationError
 
@@ -121,3 +108,14 @@ def _moment_within_bounds(moment: dt.datetime | None) -> None:
         raise ValidationError(MomentField.default_error_messages["offset"])
     if not YEAR_MIN <= moment.year <= YEAR_MAX:
         raise ValidationError(_RANGE)
+
+
+class _BoundedIsoDateTimeField(django_filters.fields.IsoDateTimeField):
+    default_validators = [_moment_within_bounds]
+
+
+class MomentFilter(django_filters.IsoDateTimeFilter):
+    """A query parameter naming a moment, held to MomentField's bounds: out of range is a 400 naming the parameter,
+    never a database error (PostgreSQL refuses offsets beyond ±15:59 and year 0)."""
+
+    field_class = _BoundedIsoDateTimeField

@@ -23,7 +23,6 @@ from django.views.decorators.csrf import csrf_exempt
 from django.views.decorators.http import require_POST
 
 from reviews.integrations.payloads import JsonRefused, decode_json_object
-from reviews.integrations.records import PayloadError
 from reviews.models import WebhookDelivery
 from reviews.services.webhooks import (
     PERMANENT_ERRORS,
@@ -68,10 +67,8 @@ def incident_delivery_processor(parse: Parser) -> DeliveryProcessor:
     """The replay path (admin "reprocess"): the same application, through the reviews delivery processor."""
 
     def process(delivery: WebhookDelivery) -> list[int]:
-        try:
-            incident, outcome = incident_delivery_apply(delivery=delivery, parse=parse)
-        except IncidentPayloadError as error:
-            raise PayloadError(str(error)) from error
+        # An IncidentPayloadError is a PayloadError: the delivery fails for good, with the reason.
+        incident, outcome = incident_delivery_apply(delivery=delivery, parse=parse)
         if incident is None:
             webhook_delivery_finish(delivery=delivery, status=WebhookDelivery.Status.IGNORED, error=outcome)
         return []
@@ -111,7 +108,7 @@ def _handle(request: HttpRequest, provider: str, parse: Parser) -> JsonResponse:
         with transaction.atomic():
             incident, outcome = incident_delivery_apply(delivery=delivery, parse=parse)
     except IncidentPayloadError as error:
-        webhook_delivery_fail(delivery=delivery, error=PayloadError(str(error)))
+        webhook_delivery_fail(delivery=delivery, error=error)
         return _error(400, f"Invalid payload: {error}")
     except PERMANENT_ERRORS as error:
         webhook_delivery_fail(delivery=delivery, error=error)

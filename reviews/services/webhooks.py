@@ -348,14 +348,6 @@ def _reclaim_stale(now: dt.datetime) -> None:
     stale.update(status=WebhookDelivery.Status.PENDING, error=reason, next_attempt_at=now, dispatches=0)
 
 
-def webhook_deliveries_waiting(*, now: dt.datetime | None = None) -> int:
-    """How many deliveries are due and not yet handed to a worker (for health checks and the admin)."""
-    now = now or timezone.now()
-    return WebhookDelivery.objects.filter(
-        Q(status=WebhookDelivery.Status.PENDING) & (Q(next_attempt_at__lte=now) | Q(next_attempt_at__isnull=True))
-    ).count()
-
-
 def webhook_delivery_requeue(*, delivery: WebhookDelivery) -> bool:
     """Make a failed, ignored or dead-lettered delivery due again now, for replay. False when it is not replayable
     now (pending, processing or processed). Its last error stays until the replay ends."""
