@@ -229,6 +229,12 @@ if not CONNECTION_SECRET_KEYS:
 
 # --- VCS and webhooks -------------------------------------------------------------------------------------
 # Instance-wide secrets; a Connection's own secret, when set, overrides them for its repositories.
+# Who hands a new webhook delivery to a worker: "dispatcher" (the row is the queue; `manage.py dispatch_deliveries`
+# hears of it through PostgreSQL NOTIFY, and beat's dispatcher every DELIVERY_DISPATCH_SECONDS is the fallback) or
+# "request" (the web process queues it itself, a broker round trip in every acknowledgement).
+WEBHOOK_HAND_OVER = env.str("WEBHOOK_HAND_OVER", default="dispatcher")
+if WEBHOOK_HAND_OVER not in {"dispatcher", "request"}:
+    raise ImproperlyConfigured("WEBHOOK_HAND_OVER must be 'dispatcher' or 'request'.")
 GITHUB_WEBHOOK_SECRET = env.str("GITHUB_WEBHOOK_SECRET", default="")
 GITLAB_WEBHOOK_TOKEN = env.str("GITLAB_WEBHOOK_TOKEN", default="")
 GITHUB_TOKEN = env.str("GITHUB_TOKEN", default="")

@@ -250,6 +250,7 @@ class FakeGitHub:
         self.rate_reset = int(time.time()) + 3600
         self.requests: list[RecordedRequest] = []
         self.statuses_posted: list[JSON] = []
+        self.status_arrivals: list[float] = []  # time.monotonic() of each, in the same order
         self._repos: dict[str, _Repo] = {}
         self._user_ids: dict[str, int] = {"octocat": 1}
         self._user_cache: dict[str, JSON] = {}
@@ -1402,6 +1403,7 @@ class FakeGitHub:
         status = self._status_json(repo, sha, self._new_id(), data, self._tick())
         repo.statuses.append(status)
         self.statuses_posted.append({"repo": repo.full_name, "sha": sha, **data})
+        self.status_arrivals.append(time.monotonic())  # bench/feedback.py: webhook → status accepted
         return _Response(201, status)
 
     # --- HTTP ---
