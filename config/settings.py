@@ -243,6 +243,10 @@ GITLAB_TOKEN = env.str("GITLAB_TOKEN", default="")
 GITLAB_URL = env.str("GITLAB_URL", default="https://gitlab.com")
 # Sync pauses when fewer API calls than this remain, so webhook-driven work (statuses) still has budget.
 SYNC_RATE_LIMIT_RESERVE = env.int("SYNC_RATE_LIMIT_RESERVE", default=100)
+# Sync reads pull requests' details through GraphQL, many to a call (REST for what GraphQL lacks); false: REST only.
+SYNC_GRAPHQL = env.bool("SYNC_GRAPHQL", default=True)
+# Likewise for GitHub's GraphQL budget, in points (a backfill page of 100 pull requests costs about 46).
+SYNC_GRAPHQL_POINTS_RESERVE = env.int("SYNC_GRAPHQL_POINTS_RESERVE", default=200)
 
 # --- Outbound requests to URLs people typed (team chat webhooks) --------------------------------------------
 # Only public addresses are reached unless listed here (addresses or CIDR networks, e.g. "10.20.0.0/16" for an
