@@ -200,6 +200,37 @@ def test_the_broker_redelivering_the_same_message_takes_the_dead_workers_claim_b
     assert webhook_delivery_claim(delivery_id=delivery.pk, token="message-1") is not None  # the same one: redelivered
 
 
+def test_the_task_redelivered_by_the_broker_takes_its_own_claim_back_and_no_other_task_does(deliver, monkeypatch):
+    # A worker killed mid-delivery never acknowledged its message: the broker hands the same message (same task id)
+    # to another worker, whose claim token is that id.
+    monkeypatch.setattr(process_webhook_delivery, "delay", lambda pk: None)
+    deliver("pull_request", fixture("pull_request.opened"))
+    monkeypatch.undo()
+    delivery = WebhookDelivery.objects.get()
+    assert webhook_delivery_claim(delivery_id=delivery.pk, token="message-of-the-killed-worker") is not None
+    assert process_webhook_delivery.apply([delivery.pk], task_id="another-message").get() == "skipped"
+    assert process_webhook_delivery.apply([delivery.pk], task_id="message-of-the-killed-worker").get() == "processed"
+    delivery.refresh_from_db()
+    assert (delivery.status, delivery.attempts) == (WebhookDelivery.Status.PROCESSED, 2)
+    assert PullRequest.objects.count() == 1
+
+
+def test_a_stale_claim_on_its_last_attempt_is_dead_lettered_with_the_reason(deliver, monkeypatch):
+    monkeypatch.setattr(process_webhook_delivery, "delay", lambda pk: None)
+    deliver("pull_request", fixture("pull_request.opened"))
+    monkeypatch.undo()
+    delivery = WebhookDelivery.objects.get()
+    WebhookDelivery.objects.filter(pk=delivery.pk).update(attempts=MAX_ATTEMPTS - 1)
+    assert webhook_delivery_claim(delivery_id=delivery.pk, token="the-last-try") is not None
+    stale = timezone.now() - STALE_CLAIM - dt.timedelta(seconds=1)
+    WebhookDelivery.objects.filter(pk=delivery.pk).update(claimed_at=stale)
+    assert dispatch_due_deliveries() == 0
+    delivery.refresh_from_db()
+    assert delivery.status == WebhookDelivery.Status.DEAD
+    assert delivery.error == "A worker stopped while processing it (retries exhausted)"
+    assert PullRequest.objects.count() == 0
+
+
 def test_the_dispatcher_sends_every_due_delivery_once_with_no_fixed_cap_and_doubles_the_lease():
     connection = Connection.objects.create(provider="github", base_url="https://api.github.com")
     past = timezone.now() - dt.timedelta(minutes=30)

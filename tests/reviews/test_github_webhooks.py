@@ -446,20 +446,27 @@ def test_changed_files_are_left_to_sync(deliver):
     assert ChangedFile.objects.count() == 0
 
 
-def test_admin_action_reprocesses_failed_deliveries(deliver, admin_client, django_capture_on_commit_callbacks):
+def test_admin_action_reprocesses_failed_deliveries(deliver, client, admin_client, django_capture_on_commit_callbacks):
+    from django.contrib.auth.models import User
+
+    from tests.factories import MembershipFactory, PersonFactory, TeamFactory
+
     payload = fixture("pull_request.opened")
     payload["pull_request"]["number"] = "broken"
     deliver("pull_request", payload)
     delivery = WebhookDelivery.objects.get()
     assert delivery.status == "failed"
-    # The cause is fixed (here: the stored body corrected), then a lead replays it from the admin.
+    # The cause is fixed (here: the stored body corrected), then the operator replays it from the admin: deliveries
+    # are the instance's, a superuser's to replay; a team's lead is refused.
     WebhookDelivery.objects.filter(pk=delivery.pk).update(body=json.dumps(fixture("pull_request.opened")))
+    replay = {"action": "reprocess", "_selected_action": [delivery.pk]}
+    lead = User.objects.create_user("lead", password="pw", is_staff=True)
+    MembershipFactory(team=TeamFactory(), person=PersonFactory(user=lead), role="lead")
+    client.force_login(lead)
+    assert client.post("/admin/reviews/webhookdelivery/", replay).status_code == 403
+    assert WebhookDelivery.objects.get().status == "failed"
     with django_capture_on_commit_callbacks(execute=True):
-        response = admin_client.post(
-            "/admin/reviews/webhookdelivery/",
-            {"action": "reprocess", "_selected_action": [delivery.pk]},
-            follow=True,
-        )
+        response = admin_client.post("/admin/reviews/webhookdelivery/", replay, follow=True)
     assert response.status_code == 200
     delivery.refresh_from_db()
     assert delivery.status == "processed"
