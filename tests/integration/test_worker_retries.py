@@ -15,7 +15,12 @@ from django.db import connection
 
 from reviews.models import Connection, PolicyEvaluation, PullRequest, Repository, WebhookDelivery
 from reviews.services.webhooks import RETRY_BACKOFF
-from reviews.tasks import dispatch_due_deliveries, process_webhook_delivery, report_evaluation
+from reviews.tasks import (
+    dispatch_due_deliveries,
+    process_webhook_deliveries,
+    process_webhook_delivery,
+    report_evaluation,
+)
 from tests.conftest import send_to_worker
 from tests.factories import ConnectionFactory, PullRequestFactory
 
@@ -102,7 +107,9 @@ def test_a_delivery_that_failed_transiently_is_retried_by_the_dispatcher_and_pro
 
     # The dispatcher as beat runs it (here in this process): what it hands over goes to the worker through Redis.
     monkeypatch.setattr(
-        process_webhook_delivery, "delay", lambda pk: send_to_worker(process_webhook_delivery, [pk], worker_queue)
+        process_webhook_deliveries,
+        "delay",
+        lambda pks: send_to_worker(process_webhook_deliveries, [pks], worker_queue),
     )
     assert dispatch_due_deliveries() == 0  # not before its backoff runs out
     assert _wait_for(lambda: dispatch_due_deliveries() == 1)
