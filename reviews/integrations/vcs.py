@@ -17,6 +17,7 @@ from reviews.integrations.records import (
     ChangedFileRecord,
     CommentRecord,
     CommitRecord,
+    CompareRead,
     FileRead,
     PullRequestRecord,
     RepositoryRecord,
@@ -69,7 +70,7 @@ class VcsClient(Protocol):
 
     def details(self, full_path: str, number: int, listed: PullRequestRecord | None = None) -> Details: ...
 
-    def compare(self, full_path: str, base_sha: str, head_sha: str) -> list[CommitRecord]: ...
+    def compare(self, full_path: str, base_sha: str, head_sha: str, etag: str = "") -> CompareRead: ...
 
     def first_file(
         self, full_path: str, paths: tuple[str, ...], ref: str, known: FileRead | None = None
@@ -108,9 +109,9 @@ class _Counted:
     def rate_limit(self) -> tuple[int | None, dt.datetime | None]:
         return self._client.rate_limit_remaining, self._client.rate_limit_reset
 
-    def compare(self, full_path: str, base_sha: str, head_sha: str) -> list[CommitRecord]:
+    def compare(self, full_path: str, base_sha: str, head_sha: str, etag: str = "") -> CompareRead:
         with _translated():
-            return self._client.compare(full_path, base_sha, head_sha)
+            return self._client.compare(full_path, base_sha, head_sha, etag)
 
     def first_file(self, full_path: str, paths: tuple[str, ...], ref: str, known: FileRead | None = None) -> FileRead:
         with _translated():
