@@ -214,15 +214,19 @@ def _shipped(
 
 
 def _first_base(repository: Repository, branch: str, floor: dt.datetime) -> str | None:
-    """For a first deployment: the last change merged into its branch before the look-back."""
-    row = (
-        _merged_into(repository, branch)
-        .filter(merged_at__lte=floor)
-        .order_by("-merged_at", "-pk")
-        .values_list("merge_commit_sha", "head_sha")
-        .first()
-    )
-    return (row[0] or row[1] or None) if row else None
+    """For a first deployment: the last change merged into its branch before the look-back (else into the default
+    branch, which a release branch was cut from)."""
+    for name in dict.fromkeys([branch, repository.default_branch]):
+        row = (
+            _merged_into(repository, name)
+            .filter(merged_at__lte=floor)
+            .order_by("-merged_at", "-pk")
+            .values_list("merge_commit_sha", "head_sha")
+            .first()
+        )
+        if row and (row[0] or row[1]):
+            return row[0] or row[1]
+    return None
 
 
 # --- 1. the stored commit graph -----------------------------------------------------------------------------------
