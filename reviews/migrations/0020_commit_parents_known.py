@@ -12,7 +12,7 @@ def mark_known(apps, schema_editor):
 class Migration(migrations.Migration):
 
     dependencies = [
-        ("reviews", "0018_pull_request_commits_incomplete"),
+        ("reviews", "0019_pull_request_evaluation_owed"),
     ]
 
     operations = [
