@@ -433,6 +433,9 @@ class Commit(models.Model):
     authored_at = models.DateTimeField()
     committed_at = models.DateTimeField(null=True, blank=True)
     parents = models.JSONField(default=list, blank=True)
+    # Whether `parents` is what the VCS says: a commit only a push webhook has seen has no parents on record yet,
+    # which is not the same as a root commit (linking fetches what the graph lacks).
+    parents_known = models.BooleanField(default=False)
     co_authors = models.ManyToManyField(Identity, blank=True, related_name="co_authored_commits")
     # Who pushed it, as the push webhook's sender says; unknown for commits only sync has seen.
     pushed_by = models.ForeignKey(

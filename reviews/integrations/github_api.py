@@ -42,6 +42,7 @@ from reviews.integrations.records import (
     ChangedFileRecord,
     CommentRecord,
     CommitRecord,
+    CompareRead,
     FileRead,
     PayloadError,
     PullRequestRecord,
@@ -361,12 +362,20 @@ class GitHubClient:
         headers = {str(key).lower(): value for key, value in (exc.headers or {}).items()}
         return self._error("POST", "graphql", exc.status, headers, json.dumps(exc.data) if exc.data else "")
 
-    def compare(self, full_path: str, base_sha: str, head_sha: str) -> list[CommitRecord]:
-        """The commits reachable from `head_sha` but not from `base_sha` (what a deployment shipped), oldest first."""
+    def compare(self, full_path: str, base_sha: str, head_sha: str, etag: str = "") -> CompareRead:
+        """The commits reachable from `head_sha` but not from `base_sha` (what a deployment shipped), oldest first.
+        With the `etag` of an earlier answer the first page is asked for conditionally: a 304 (no quota) says the
+        comparison is unchanged."""
         basehead = f"{quote(base_sha, safe='')}...{quote(head_sha, safe='')}"
         reply = self._request(
-            "GET", f"/repos/{_repo_path(full_path)}/compare/{basehead}", params={"per_page": self.per_page}
+            "GET",
+            f"/repos/{_repo_path(full_path)}/compare/{basehead}",
+            params={"per_page": self.per_page},
+            headers={"If-None-Match": etag} if etag else {},
         )
+        if reply.status == 304:
+            return CompareRead(etag=str(reply.headers.get("etag") or etag), unchanged=True)
+        first_etag = str(reply.headers.get("etag") or "")
         commits: list[CommitRecord] = []
         while True:
             comparison = reply.data
@@ -379,7 +388,7 @@ class GitHubClient:
             commits.extend(parse_commit(item, f"compare.commits[{offset + i}]") for i, item in enumerate(items))
             next_url = self._next_url(reply.headers)
             if next_url is None:
-                return commits
+                return CompareRead(tuple(commits), etag=first_etag)
             reply = self._request("GET", next_url)
 
     def first_file(self, full_path: str, paths: tuple[str, ...], ref: str, known: FileRead | None = None) -> FileRead:

@@ -59,6 +59,7 @@ from reviews.integrations.records import (
     ChangedFileRecord,
     CommentRecord,
     CommitRecord,
+    CompareRead,
     FileRead,
     GitUserRecord,
     PayloadError,
@@ -317,12 +318,13 @@ class GitLabClient:
         self.graphql_calls += 1
         self._count(response.headers)
 
-    def compare(self, full_path: str, base_sha: str, head_sha: str) -> list[CommitRecord]:
-        """The commits reachable from `head_sha` and not from `base_sha`, in GitLab's order (oldest first)."""
+    def compare(self, full_path: str, base_sha: str, head_sha: str, etag: str = "") -> CompareRead:
+        """The commits reachable from `head_sha` and not from `base_sha`, in GitLab's order (oldest first). GitLab's
+        API ignores If-None-Match, so `etag` is not sent: every compare is read whole."""
         with self._translate():
             result = self._lazy_project(full_path).repository_compare(base_sha, head_sha)
         compared = PayloadReader(result, "compare")
-        return [commit_from_api(commit) for commit in compared.objs("commits")]
+        return CompareRead(tuple(commit_from_api(commit) for commit in compared.objs("commits")))
 
     def post_status(
         self,

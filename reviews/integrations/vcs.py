@@ -17,6 +17,7 @@ from reviews.integrations.records import (
     ChangedFileRecord,
     CommentRecord,
     CommitRecord,
+    CompareRead,
     FileRead,
     PullRequestRecord,
     RepositoryRecord,
@@ -100,7 +101,7 @@ class VcsClient(Protocol):
         before anything is spent on its details."""
         ...
 
-    def compare(self, full_path: str, base_sha: str, head_sha: str) -> list[CommitRecord]: ...
+    def compare(self, full_path: str, base_sha: str, head_sha: str, etag: str = "") -> CompareRead: ...
 
     def first_file(
         self, full_path: str, paths: tuple[str, ...], ref: str, known: FileRead | None = None
@@ -139,9 +140,9 @@ class _Counted:
     def rate_limit(self) -> tuple[int | None, dt.datetime | None]:
         return self._client.rate_limit_remaining, self._client.rate_limit_reset
 
-    def compare(self, full_path: str, base_sha: str, head_sha: str) -> list[CommitRecord]:
+    def compare(self, full_path: str, base_sha: str, head_sha: str, etag: str = "") -> CompareRead:
         with _translated():
-            return self._client.compare(full_path, base_sha, head_sha)
+            return self._client.compare(full_path, base_sha, head_sha, etag)
 
     def first_file(self, full_path: str, paths: tuple[str, ...], ref: str, known: FileRead | None = None) -> FileRead:
         with _translated():

@@ -12,6 +12,7 @@ from pathlib import Path
 
 import pytest
 
+from reviews.integrations.records import CommitRecord, GitUserRecord
 from reviews.models import (
     ChangedFile,
     Comment,
@@ -24,6 +25,7 @@ from reviews.models import (
     Review,
     WebhookDelivery,
 )
+from reviews.services.pull_requests import commit_upsert
 from reviews.webhooks import rejected_count
 
 FIXTURES = Path(__file__).resolve().parent.parent / "fixtures" / "github"
@@ -352,6 +354,29 @@ def test_push_to_a_pull_requests_branch_adds_the_commits_to_it(deliver):
     deliver("pull_request", opened)
     deliver("push", payload)
     assert PullRequest.objects.get().commits.count() == len(payload["commits"])
+
+
+def test_a_push_never_erases_the_parents_sync_stored(deliver):
+    payload = fixture("push")
+    deliver("push", payload)
+    synced, pushed_only = (Commit.objects.get(sha=commit["id"]) for commit in payload["commits"][:2])
+    assert (synced.parents, synced.parents_known) == ([], False)  # a push payload lists no parents
+    # Sync (a pull request's commits, a compare) then reads the commit from the API, parents and all.
+    record = CommitRecord(
+        sha=synced.sha,
+        message=synced.message,
+        author=GitUserRecord(name="Codertocat", email=synced.author_identity.value),
+        authored_at=synced.authored_at,
+        parents=("f" * 40,),
+    )
+    commit_upsert(repository=synced.repository, record=record)
+
+    deliver("push", payload)  # the same push again (a redelivery)
+
+    synced.refresh_from_db()
+    pushed_only.refresh_from_db()
+    assert (synced.parents, synced.parents_known) == (["f" * 40], True)
+    assert (pushed_only.parents, pushed_only.parents_known) == ([], False)
 
 
 def test_status_event_is_stored(deliver):
