@@ -32,6 +32,7 @@ from reviews.selectors.pairing import (
     pairing_session_driver,
     pairing_session_get,
     pairing_session_list,
+    pairing_session_participants,
     people_by_reference,
     person_visible,
     team_pairing_insight,
@@ -174,15 +175,22 @@ class RepositoryOutput(serializers.Serializer):
     full_path = serializers.CharField()
 
 
+class StayOutput(serializers.Serializer):
+    joined_at = serializers.DateTimeField()
+    left_at = serializers.DateTimeField(allow_null=True)
+
+    def to_representation(self, instance: Any) -> Any:
+        joined_at, left_at = instance
+        return super().to_representation({"joined_at": joined_at, "left_at": left_at})
+
+
 class ParticipantOutput(serializers.Serializer):
     person = PersonOutput()
     role = serializers.CharField()
-    joined_at = serializers.DateTimeField()
-    left_at = serializers.DateTimeField(allow_null=True)
-    present = serializers.SerializerMethodField()
-
-    def get_present(self, participation: PairingParticipant) -> bool:
-        return participation.left_at is None
+    joined_at = serializers.DateTimeField(help_text="When they first joined.")
+    left_at = serializers.DateTimeField(allow_null=True, help_text="When they last left; null while present.")
+    present = serializers.BooleanField()
+    stays = StayOutput(many=True, help_text="Each stay: someone who left and came back was not there in between.")
 
 
 class SessionOutput(serializers.Serializer):
@@ -211,8 +219,7 @@ class SessionOutput(serializers.Serializer):
 
     @extend_schema_field(ParticipantOutput(many=True))
     def get_participants(self, session: PairingSession) -> list[dict[str, Any]]:
-        participations = sorted(session.participations.all(), key=lambda p: (p.joined_at, p.pk))
-        return list(ParticipantOutput(participations, many=True).data)
+        return list(ParticipantOutput(pairing_session_participants(session), many=True).data)
 
 
 @extend_schema_field(serializers.ListField(child=serializers.IntegerField()))

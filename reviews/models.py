@@ -793,6 +793,9 @@ class PairingSession(models.Model):
 
 
 class PairingParticipant(models.Model):
+    """One stay of a person in a session, from joining to leaving. Someone who leaves and comes back has a row per
+    stay: they were not there in between, and presence (pairing credit, pairing hours) counts each stay alone."""
+
     class Role(models.TextChoices):
         DRIVER = "driver", "Driver"
         NAVIGATOR = "navigator", "Navigator"
@@ -805,7 +808,7 @@ class PairingParticipant(models.Model):
 
     class Meta:
         constraints = [
-            models.UniqueConstraint(fields=["session", "person"], name="participant_unique"),
+            models.UniqueConstraint(fields=["session", "person", "joined_at"], name="participant_unique_stay"),
             # The database's word that nobody is in two sessions at once (the services lock people too).
             models.UniqueConstraint(
                 fields=["person"], condition=Q(left_at__isnull=True), name="participant_one_open_session"

@@ -13,10 +13,11 @@ from collections.abc import Collection, Iterable, Sequence
 from dataclasses import dataclass, field
 from typing import Literal
 
-from django.db.models import DateTimeField, F, Max, Q, QuerySet, Value
+from django.db.models import Q, QuerySet
 from django.db.models.functions import Coalesce
 from django.utils import timezone
 
+from reviews.access import rows_within
 from reviews.models import Commit, Identity, Membership, PairingParticipant, PairingSession, Person, PullRequest, Team
 
 PersonReference = int | str
@@ -99,23 +100,16 @@ def _from_identities(reference: PersonReference, identities: list[Identity]) -> 
 
 
 def person_visible(*, person_id: int, team_ids: Collection[int] | None) -> Person | None:
-    """The person, if they belong to one of the caller's teams (`None` team ids: every person)."""
-    people = Person.objects.filter(pk=person_id)
-    if team_ids is not None:
-        people = people.filter(pk__in=Membership.objects.filter(team_id__in=team_ids).values("person_id"))
-    return people.first()
+    """The person, if they lie within the caller's teams (`reviews.access`; `None` team ids: every person)."""
+    return rows_within(Person.objects.filter(pk=person_id), team_ids).first()
 
 
 # Sessions ----------------------------------------------------------------------------------------------------------
 
 
 def pairing_sessions_visible(*, team_ids: Collection[int] | None) -> QuerySet[PairingSession]:
-    """Sessions with at least one participant in the caller's teams (`None`: every session)."""
-    sessions = PairingSession.objects.all()
-    if team_ids is not None:
-        in_teams = PairingParticipant.objects.filter(person__memberships__team_id__in=team_ids)
-        sessions = sessions.filter(pk__in=in_teams.values("session_id"))
-    return sessions
+    """Sessions within the caller's teams (`reviews.access`: a participant or the repository in one of them)."""
+    return rows_within(PairingSession.objects.all(), team_ids)
 
 
 def _with_participants(sessions: QuerySet[PairingSession]) -> QuerySet[PairingSession]:
@@ -164,8 +158,70 @@ def pairing_session_driver(session: PairingSession) -> PairingParticipant | None
     """Who drives now (or drove last, once the session has ended). Uses prefetched participations."""
     drivers = [p for p in session.participations.all() if p.role == PairingParticipant.Role.DRIVER]
     present = [p for p in drivers if p.left_at is None or p.left_at == session.ended_at]
-    candidates = present or drivers
+    candidates = present or sorted(drivers, key=lambda p: (p.joined_at, p.pk), reverse=True)
     return candidates[0] if candidates else None
+
+
+@dataclass(frozen=True)
+class Participant:
+    """A person in a session, with each of their stays (joined, left; left is None while they are there)."""
+
+    person: Person
+    role: str  # in their last stay
+    stays: tuple[tuple[dt.datetime, dt.datetime | None], ...]
+
+    @property
+    def joined_at(self) -> dt.datetime:
+        return self.stays[0][0]
+
+    @property
+    def left_at(self) -> dt.datetime | None:
+        return self.stays[-1][1]
+
+    @property
+    def present(self) -> bool:
+        return self.left_at is None
+
+
+def pairing_session_participants(session: PairingSession) -> list[Participant]:
+    """The session's people in the order they first joined, each stay of theirs together. Uses prefetched
+    participations."""
+    stays: dict[int, list[PairingParticipant]] = defaultdict(list)
+    for participation in sorted(session.participations.all(), key=lambda p: (p.joined_at, p.pk)):
+        stays[participation.person_id].append(participation)
+    return [
+        Participant(rows[-1].person, rows[-1].role, tuple((row.joined_at, row.left_at) for row in rows))
+        for rows in stays.values()
+    ]
+
+
+# Presence: who was in a session when -------------------------------------------------------------------------------
+
+# A participation row, as `presence` reads it.
+STAY_FIELDS = ("session_id", "person_id", "joined_at", "left_at", "session__started_at", "session__ended_at")
+StayRow = tuple[int, int, dt.datetime, dt.datetime | None, dt.datetime, dt.datetime | None]
+
+
+def presence(rows: Iterable[StayRow], *, now: dt.datetime | None = None) -> dict[int, dict[int, list[Interval]]]:
+    """session → person → when they were in it: each stay on its own (someone who left and came back was not there
+    in between), within the session's span. A stay or a session still open lasts until now."""
+    now = now or timezone.now()
+    found: dict[int, dict[int, list[Interval]]] = defaultdict(lambda: defaultdict(list))
+    for session_id, person_id, joined, left, started, ended in rows:
+        begin = max(joined, started)
+        finish = min(left or ended or now, ended or now)
+        if finish > begin:
+            found[session_id][person_id].append((begin, finish))
+    return {session: {person: _union(spans) for person, spans in people.items()} for session, people in found.items()}
+
+
+def together(spans_by_person: dict[int, list[Interval]], people: Iterable[int]) -> list[Interval]:
+    """When all of these people were there at once."""
+    common: list[Interval] | None = None
+    for person in people:
+        spans = spans_by_person.get(person, [])
+        common = spans if common is None else _intersect(common, spans)
+    return common or []
 
 
 # Pairing partners on a pull request -------------------------------------------------------------------------------
@@ -178,81 +234,147 @@ PartnerSource = Literal["session", "co_author"]
 class PairingPartner:
     person: Person
     source: PartnerSource
-    detail: str
+    detail: str  # which commit, or when the session began
+
+
+@dataclass(frozen=True)
+class _Change:
+    author_id: int
+    repository_id: int
+    head_ref: str
+    commits: list[tuple[str, dt.datetime, set[int]]]  # sha, authored, the people who wrote it (author, co-authors)
+
+    @property
+    def written(self) -> Interval:
+        """While it was being written: from a little before its first commit to its last."""
+        times = [authored for _, authored, _ in self.commits]
+        return min(times) - COMMIT_LEAD_TIME, max(times)
+
+
+def pairing_partners(*, pull_request_ids: Collection[int]) -> dict[int, list[PairingPartner]]:
+    """METRICS.md's "paired with a non-author", for many pull requests at once: per pull request, the people its
+    author paired with on that change while it was being written. Never the author, never a bot; a pull request
+    with no partner is left out. Every surface (team page, policy, DORA, suspects, the pull request page) asks this.
+
+    - co_author: on one of its commits the author and the partner are, between them, the commit's author and a
+      `Co-authored-by:` co-author (whoever of the two opened the pull request);
+    - session: the author and the partner were in a pairing session on the change at the same moment (each stay
+      counts on its own: someone who left and came back was not there in between), while it was being written,
+      from `COMMIT_LEAD_TIME` before its first commit to its last. A session is on the change when it names the
+      pull request's repository (and its head branch, or no branch), or names no repository but its head branch.
+
+    A pull request whose commits are not known yet has no partners yet (fail closed). Five queries, however many
+    pull requests.
+    """
+    changes = _changes(pull_request_ids)
+    found: dict[int, dict[int, tuple[PartnerSource, str]]] = defaultdict(dict)
+    for pk, change in changes.items():
+        for sha, _, people in sorted(change.commits, key=lambda c: (c[1], c[0])):
+            if change.author_id in people:
+                for partner in sorted(people - {change.author_id}):
+                    found[pk].setdefault(partner, ("co_author", f"commit {sha[:12]}"))
+    for pk, sessions in _session_partners(changes).items():
+        for partner, started in sessions.items():
+            found[pk].setdefault(partner, ("session", f"from {started.astimezone(dt.UTC):%Y-%m-%d %H:%M} UTC"))
+    everyone = {person_id for named in found.values() for person_id in named}
+    by_id = Person.objects.filter(pk__in=everyone, is_bot=False).in_bulk()
+    result: dict[int, list[PairingPartner]] = {}
+    for pk, named in found.items():
+        listed = [
+            PairingPartner(person=by_id[person_id], source=source, detail=detail)
+            for person_id, (source, detail) in sorted(named.items())
+            if person_id in by_id
+        ]
+        if listed:
+            result[pk] = listed
+    return result
 
 
 def pairing_partners_for_pull_request(*, pull_request: PullRequest) -> list[PairingPartner]:
-    """People who paired with the pull request's author on it, never the author, never a bot.
+    """`pairing_partners` of one pull request."""
+    return pairing_partners(pull_request_ids=[pull_request.pk]).get(pull_request.pk, [])
 
-    - co_author: on one of its commits the author and the partner are, between them, the commit's author and a
-      `Co-authored-by:` co-author;
-    - session: both took part in a session that overlaps its commits' time (from `COMMIT_LEAD_TIME` before the
-      first commit to the last) on its repository, or on its head branch.
 
-    At most four queries.
-    """
-    author_id = pull_request.author_id
-    if author_id is None:
-        return []
-    commits = list(
-        Commit.objects.filter(pull_requests=pull_request).values(
-            "pk", "sha", "authored_at", person=Coalesce("author_id", "author_identity__person_id")
+def _changes(pull_request_ids: Collection[int]) -> dict[int, _Change]:
+    """The pull requests that have an author and known commits, with the people who wrote each commit."""
+    rows = PullRequest.objects.filter(pk__in=list(pull_request_ids), author__isnull=False).values_list(
+        "pk", "author_id", "repository_id", "head_ref"
+    )
+    heads = {pk: (author_id, repository_id, head_ref or "") for pk, author_id, repository_id, head_ref in rows}
+    through = PullRequest.commits.through
+    commit_rows = through.objects.filter(pullrequest_id__in=list(heads)).values_list(
+        "pullrequest_id",
+        "commit_id",
+        "commit__sha",
+        "commit__authored_at",
+        Coalesce("commit__author_id", "commit__author_identity__person_id"),
+    )
+    commits: dict[int, list[tuple[int, str, dt.datetime]]] = defaultdict(list)
+    writers: dict[int, set[int]] = defaultdict(set)
+    for pull_request_id, commit_id, sha, authored_at, person_id in commit_rows:
+        commits[pull_request_id].append((commit_id, sha, authored_at))
+        if person_id is not None:
+            writers[commit_id].add(person_id)
+    co_authors = Commit.co_authors.through.objects.filter(
+        commit_id__in={commit_id for listed in commits.values() for commit_id, _, _ in listed},
+        identity__person__isnull=False,
+    ).values_list("commit_id", "identity__person_id")
+    for commit_id, person_id in co_authors:
+        writers[commit_id].add(person_id)
+    return {
+        pk: _Change(
+            author_id, repository_id, head_ref, [(sha, at, writers[commit_id]) for commit_id, sha, at in commits[pk]]
+        )
+        for pk, (author_id, repository_id, head_ref) in heads.items()
+        if commits[pk]
+    }
+
+
+def _session_partners(changes: dict[int, _Change]) -> dict[int, dict[int, dt.datetime]]:
+    """Per pull request, who was in a session on it with its author while it was written (→ when that session
+    began, the first such session)."""
+    if not changes:
+        return {}
+    lo = min(change.written[0] for change in changes.values())
+    hi = max(change.written[1] for change in changes.values())
+    authors = {change.author_id for change in changes.values()}
+    attended = PairingParticipant.objects.filter(
+        Q(session__ended_at__isnull=True) | Q(session__ended_at__gte=lo),
+        person_id__in=authors,
+        session__started_at__lte=hi,
+    ).values("session_id")
+    rows = list(
+        PairingParticipant.objects.filter(session_id__in=attended).values_list(
+            *STAY_FIELDS, "session__repository_id", "session__branch"
         )
     )
-    if not commits:
-        return []
-    by_id = {c["pk"]: c for c in commits}
-    found: dict[int, tuple[PartnerSource, str]] = {}
-    for commit_id, named in sorted(_commit_people(by_id).items(), key=lambda i: by_id[i[0]]["authored_at"]):
-        commit = by_id[commit_id]
-        everyone = named | ({commit["person"]} if commit["person"] else set())
-        if author_id in everyone:
-            for partner in everyone - {author_id}:
-                found.setdefault(partner, ("co_author", f"co-author with the author on commit {commit['sha'][:12]}"))
-    start = min(c["authored_at"] for c in commits) - COMMIT_LEAD_TIME
-    end = max(c["authored_at"] for c in commits)
-    for partner, session in _session_partners(pull_request, author_id, start, end).items():
-        when = f"{session.started_at:%Y-%m-%d %H:%M}"
-        found.setdefault(partner, ("session", f"pairing session {session.pk} ({session.source}) from {when}"))
-    people = Person.objects.filter(pk__in=found, is_bot=False).in_bulk()
-    return [
-        PairingPartner(person=people[pk], source=source, detail=detail)
-        for pk, (source, detail) in sorted(found.items())
-        if pk in people
-    ]
-
-
-def _commit_people(commit_ids: Iterable[int]) -> dict[int, set[int]]:
-    """The people named by each commit's co-author trailers (resolved identities only)."""
-    through = Commit.co_authors.through
-    rows = through.objects.filter(commit_id__in=list(commit_ids), identity__person__isnull=False).values_list(
-        "commit_id", "identity__person_id"
-    )
-    people: dict[int, set[int]] = defaultdict(set)
-    for commit_id, person_id in rows:
-        people[commit_id].add(person_id)
-    return people
-
-
-def _session_partners(
-    pull_request: PullRequest, author_id: int, start: dt.datetime, end: dt.datetime
-) -> dict[int, PairingSession]:
-    where = Q(repository_id=pull_request.repository_id)
-    if pull_request.head_ref:
-        where |= Q(branch=pull_request.head_ref)
-    sessions = (
-        PairingSession.objects.filter(where, started_at__lte=end)
-        .filter(Q(ended_at__isnull=True) | Q(ended_at__gte=start))
-        .filter(pk__in=PairingParticipant.objects.filter(person_id=author_id).values("session_id"))
-        .prefetch_related("participations")
-        .order_by("started_at", "pk")
-    )
-    partners: dict[int, PairingSession] = {}
-    for session in sessions:
-        for participation in session.participations.all():
-            if participation.person_id != author_id:
-                partners.setdefault(participation.person_id, session)
+    where = {row[0]: (row[4], row[6], row[7] or "") for row in rows}  # session → started, repository, branch
+    present = presence(row[:6] for row in rows)
+    sessions_of: dict[int, list[int]] = defaultdict(list)  # person → sessions, earliest first
+    for session_id in sorted(where, key=lambda pk: (where[pk][0], pk)):
+        for person_id in present.get(session_id, {}):
+            sessions_of[person_id].append(session_id)
+    partners: dict[int, dict[int, dt.datetime]] = defaultdict(dict)
+    for pk, change in changes.items():
+        begin, finish = change.written
+        for session_id in sessions_of.get(change.author_id, []):
+            started, repository_id, branch = where[session_id]
+            if not _on_change(change, repository_id, branch):
+                continue
+            people = present[session_id]
+            for person_id in people:
+                if person_id == change.author_id:
+                    continue
+                shared = _intersect(people[change.author_id], people[person_id])
+                if any(a <= finish and b >= begin for a, b in shared):
+                    partners[pk].setdefault(person_id, started)
     return partners
+
+
+def _on_change(change: _Change, repository_id: int | None, branch: str) -> bool:
+    if repository_id is None:
+        return bool(branch) and branch == change.head_ref
+    return repository_id == change.repository_id and branch in ("", change.head_ref)
 
 
 # Team pairing insight ---------------------------------------------------------------------------------------------
@@ -297,7 +419,7 @@ class PairingInsight:
 def team_pairing_insight(*, team: Team, since: dt.date, until: dt.date) -> PairingInsight:
     """Who in the team paired with whom in [since, until] (whole days, in the current time zone).
 
-    Time counts where two people were in the same session at the same time (each one's joined → left time);
+    Time counts where two people were in the same session at the same time (each stay of theirs on its own);
     overlapping sessions of the same people count once. A member's hours include pairing with people outside
     the team; the matrix covers pairs of members. Three queries.
     """
@@ -309,12 +431,12 @@ def team_pairing_insight(*, team: Team, since: dt.date, until: dt.date) -> Pairi
         key=lambda p: (p.display_name, p.pk),
     )
     member_ids = {p.pk for p in members}
-    presence = _presence_in_period(team, start, end)
+    in_period = _presence_in_period(team, start, end)
 
     paired: dict[int, list[Interval]] = defaultdict(list)
     pair_time: dict[tuple[int, int], list[Interval]] = defaultdict(list)
     pair_sessions: dict[tuple[int, int], set[int]] = defaultdict(set)
-    for session_id, people in presence.items():
+    for session_id, people in in_period.items():
         for a_id, b_id in itertools.combinations(sorted(people), 2):
             together = _intersect(people[a_id], people[b_id])
             if not together:
@@ -360,36 +482,31 @@ def team_pairing_insight(*, team: Team, since: dt.date, until: dt.date) -> Pairi
 
 
 def _presence_in_period(team: Team, start: dt.datetime, end: dt.datetime) -> dict[int, dict[int, list[Interval]]]:
-    """session → person → when they were in it, clipped to the period; sessions with a team member only."""
+    """session → person → each stay of theirs in it, clipped to the period; sessions with a team member only."""
     overlapping = Q(session__started_at__lt=end) & (Q(session__ended_at__isnull=True) | Q(session__ended_at__gt=start))
     team_sessions = PairingParticipant.objects.filter(overlapping, person__memberships__team=team).values("session_id")
-    rows = PairingParticipant.objects.filter(session_id__in=team_sessions).values_list(
-        "session_id", "person_id", "joined_at", "left_at", "session__started_at", "session__ended_at"
-    )
-    now = timezone.now()
-    presence: dict[int, dict[int, list[Interval]]] = defaultdict(dict)
-    for session_id, person_id, joined, left, started, ended in rows:
-        begin = max(joined, started, start)
-        finish = min(left or ended or now, ended or now, end)
-        if finish > begin:
-            presence[session_id][person_id] = [(begin, finish)]
-    return presence
+    rows = PairingParticipant.objects.filter(session_id__in=team_sessions).values_list(*STAY_FIELDS)
+    clipped: dict[int, dict[int, list[Interval]]] = defaultdict(dict)
+    for session_id, people in presence(rows).items():
+        for person_id, spans in people.items():
+            inside = _intersect(spans, [(start, end)])
+            if inside:
+                clipped[session_id][person_id] = inside
+    return clipped
 
 
 def _rotation(members: list[Person], end: dt.datetime) -> list[RotationPair]:
-    """Every pair of members with the last time they shared a session (before the period's end)."""
+    """Every pair of members with the last time they were in a session together (before the period's end)."""
     ids = [p.pk for p in members]
-    last_rows = (
-        PairingParticipant.objects.filter(
-            person_id__in=ids,
-            session__participations__person_id__in=ids,
-            session__participations__person_id__gt=F("person_id"),
-            session__started_at__lt=end,
-        )
-        .values_list("person_id", "session__participations__person_id")
-        .annotate(last=Max(Coalesce("session__ended_at", Value(timezone.now(), output_field=DateTimeField()))))
-    )
-    last = {(a, b): min(when, end) for a, b, when in last_rows}
+    shared = PairingParticipant.objects.filter(person_id__in=ids, session__started_at__lt=end).values("session_id")
+    rows = PairingParticipant.objects.filter(session_id__in=shared, person_id__in=ids).values_list(*STAY_FIELDS)
+    last: dict[tuple[int, int], dt.datetime] = {}
+    for people in presence(rows).values():
+        for a_id, b_id in itertools.combinations(sorted(people), 2):
+            spans = _intersect(people[a_id], people[b_id])
+            if spans:
+                when = min(max(finish for _, finish in spans), end)
+                last[(a_id, b_id)] = max(last.get((a_id, b_id), when), when)
     pairs = [
         RotationPair(people=(a, b), last_paired_at=last.get((min(a.pk, b.pk), max(a.pk, b.pk))))
         for a, b in itertools.combinations(members, 2)

@@ -22,7 +22,15 @@ from django.utils import timezone
 
 from reviews.models import Commit, Membership, PairingParticipant, PairingSession, Person, PullRequest, Repository
 from reviews.selectors.affected import open_pull_requests_of_pairing
-from reviews.selectors.pairing import COMMIT_LEAD_TIME, PersonReference, people_by_reference
+from reviews.selectors.pairing import (
+    COMMIT_LEAD_TIME,
+    STAY_FIELDS,
+    Interval,
+    PersonReference,
+    people_by_reference,
+    presence,
+    together,
+)
 from reviews.services.enqueue import pull_request_evaluations_enqueue
 
 Role = PairingParticipant.Role
@@ -82,17 +90,20 @@ def pairing_session_record(
             external_id=external_id,
             defaults={"started_at": started_at, "ended_at": ended_at, "repository": repository, "branch": branch},
         )
-        keep = []
+        # One stay per participant, the whole session long: whatever else was recorded for it goes.
+        firsts: dict[int, int] = {}
+        for pk, person_id in session.participations.order_by("-joined_at", "-pk").values_list("pk", "person_id"):
+            firsts[person_id] = pk
+        listed = {person.pk for person, _ in participants}
+        session.participations.exclude(pk__in=[pk for person_id, pk in firsts.items() if person_id in listed]).delete()
         for person, role in participants:
-            PairingParticipant.objects.update_or_create(
-                session=session,
-                person=person,
-                defaults={"role": role, "joined_at": started_at, "left_at": ended_at},
-            )
-            keep.append(person.pk)
-        session.participations.exclude(person_id__in=keep).delete()
+            values = {"role": role, "joined_at": started_at, "left_at": ended_at}
+            if person.pk in firsts:
+                PairingParticipant.objects.filter(pk=firsts[person.pk]).update(**values)
+            else:
+                PairingParticipant.objects.create(session=session, person=person, **values)
         if source != Source.CO_AUTHOR:
-            _inferred_duplicates_remove(session, set(keep))
+            _inferred_duplicates_remove(session, {person.pk for person, _ in participants})
     return session
 
 
@@ -190,7 +201,8 @@ def pairing_participant_add(
 ) -> PairingSession:
     """Someone joins (mobbing). Joining as driver makes the driver until now a navigator.
 
-    Someone who left and comes back keeps their first joined time: a participant has one row per session.
+    Someone who left and comes back starts a new stay (a new row): they were not there in between. Coming back
+    the moment they left continues the stay they left.
     """
     at = at or timezone.now()
     with transaction.atomic():
@@ -201,15 +213,19 @@ def pairing_participant_add(
         _check_scope([newcomer], team_ids)
         _lock_people([newcomer])
         _check_free([newcomer], field="person")
-        participation, _ = PairingParticipant.objects.update_or_create(
-            session=session,
-            person=newcomer,
-            defaults={"role": Role.NAVIGATOR, "left_at": None},
-            create_defaults={"role": Role.NAVIGATOR, "joined_at": max(at, session.started_at)},
-        )
+        participation = _stay_begin(session, newcomer, max(at, session.started_at))
         if role == Role.DRIVER:
             _drive([*present, participation], participation)
     return session
+
+
+def _stay_begin(session: PairingSession, person: Person, at: dt.datetime) -> PairingParticipant:
+    last = session.participations.filter(person=person).order_by("-joined_at").first()
+    if last is not None and last.left_at is not None and at <= last.left_at:
+        PairingParticipant.objects.filter(pk=last.pk).update(left_at=None, role=Role.NAVIGATOR)
+        last.left_at, last.role = None, Role.NAVIGATOR
+        return last
+    return PairingParticipant.objects.create(session=session, person=person, role=Role.NAVIGATOR, joined_at=at)
 
 
 def pairing_participant_remove(
@@ -523,10 +539,7 @@ def _inferred_sessions_reconcile(repository: Repository, clusters: list[_Cluster
             if {p.person_id for p in s.participations.all()} == cluster.people
             and _overlaps(s.started_at, s.ended_at, cluster.started_at, cluster.ended_at)  # type: ignore[arg-type]
         ]
-        if any(
-            cluster.people <= people and _overlaps(begin, finish, cluster.started_at, cluster.ended_at)
-            for begin, finish, people in recorded
-        ):
+        if any(_covers(stays, cluster.people, cluster.started_at, cluster.ended_at) for stays in recorded):
             stale |= {s.pk for s in mine}
             continue
         external_id = _external_id(repository, cluster)
@@ -538,27 +551,21 @@ def _inferred_sessions_reconcile(repository: Repository, clusters: list[_Cluster
     return kept
 
 
-def _recorded_sessions(
-    people: set[int], start: dt.datetime, end: dt.datetime
-) -> list[tuple[dt.datetime, dt.datetime, set[int]]]:
-    """API and manual sessions of any of these people overlapping [start, end], with all their participants."""
-    now = timezone.now()
-    rows = (
-        PairingParticipant.objects.filter(
-            session__in=PairingSession.objects.filter(
-                Q(ended_at__isnull=True) | Q(ended_at__gte=start),
-                started_at__lte=end,
-                source__in=[Source.API, Source.MANUAL],
-                participations__person_id__in=people,
-            )
-        )
-        .values_list("session_id", "person_id", "session__started_at", "session__ended_at")
-        .distinct()
+def _recorded_sessions(people: set[int], start: dt.datetime, end: dt.datetime) -> list[dict[int, list[Interval]]]:
+    """API and manual sessions of any of these people overlapping [start, end]: who was in each, and when."""
+    sessions = PairingSession.objects.filter(
+        Q(ended_at__isnull=True) | Q(ended_at__gte=start),
+        started_at__lte=end,
+        source__in=[Source.API, Source.MANUAL],
+        participations__person_id__in=people,
     )
-    sessions: dict[int, tuple[dt.datetime, dt.datetime, set[int]]] = {}
-    for session_id, person_id, started_at, ended_at in rows:
-        sessions.setdefault(session_id, (started_at, ended_at or now, set()))[2].add(person_id)
-    return list(sessions.values())
+    rows = PairingParticipant.objects.filter(session__in=sessions).values_list(*STAY_FIELDS)
+    return list(presence(rows).values())
+
+
+def _covers(stays: dict[int, list[Interval]], people: Iterable[int], start: dt.datetime, end: dt.datetime) -> bool:
+    """Whether these people were all in the session at once at some moment of [start, end]."""
+    return any(_overlaps(begin, finish, start, end) for begin, finish in together(stays, people))
 
 
 def _branches(commit_ids: list[int]) -> dict[int, set[str]]:
@@ -617,7 +624,8 @@ def _inferred_session_write(
 
 
 def _inferred_duplicates_remove(session: PairingSession, people: set[int]) -> None:
-    """Drop inferred sessions that a recorded session of the same people overlaps."""
+    """Drop inferred sessions of the same people that the recorded session covers: they were in it together then."""
+    stays = presence(PairingParticipant.objects.filter(session=session).values_list(*STAY_FIELDS)).get(session.pk, {})
     end = session.ended_at or timezone.now()
     overlapping = PairingSession.objects.filter(
         source=Source.CO_AUTHOR,
@@ -625,10 +633,16 @@ def _inferred_duplicates_remove(session: PairingSession, people: set[int]) -> No
         ended_at__gte=session.started_at,
         participations__person_id__in=people,
     )
-    rows = PairingParticipant.objects.filter(session__in=overlapping).values_list("session_id", "person_id")
-    inferred: dict[int, set[int]] = defaultdict(set)
-    for session_id, person_id in rows:
-        inferred[session_id].add(person_id)
-    duplicates = [pk for pk, members in inferred.items() if members <= people]
+    rows = PairingParticipant.objects.filter(session__in=overlapping).values_list(
+        "session_id", "person_id", "session__started_at", "session__ended_at"
+    )
+    inferred: dict[int, tuple[dt.datetime, dt.datetime, set[int]]] = {}
+    for session_id, person_id, started_at, ended_at in rows:
+        inferred.setdefault(session_id, (started_at, ended_at or end, set()))[2].add(person_id)
+    duplicates = [
+        pk
+        for pk, (started_at, ended_at, members) in inferred.items()
+        if members <= people and _covers(stays, members, started_at, ended_at)
+    ]
     if duplicates:
         PairingSession.objects.filter(pk__in=duplicates).delete()

@@ -363,7 +363,12 @@ def test_someone_who_left_can_come_back(api, ann, bo, cy):
     api.delete(f"{SESSIONS}/{session_id}/participants/{cy.pk}")
     response = api.post(f"{SESSIONS}/{session_id}/participants", {"person": cy.pk}, format="json")
     assert response.status_code == 200
-    assert all(p["present"] for p in response.json()["participants"])
+    participants = response.json()["participants"]
+    assert all(p["present"] for p in participants)
+    # Two stays: Cy was not in the session between leaving and coming back.
+    [cy_row] = [p for p in participants if p["person"]["id"] == cy.pk]
+    assert [stay["left_at"] is None for stay in cy_row["stays"]] == [False, True]
+    assert cy_row["left_at"] is None and cy_row["joined_at"] == cy_row["stays"][0]["joined_at"]
 
 
 # Ending --------------------------------------------------------------------------------------------------------------

@@ -11,6 +11,8 @@ from reviews.integrations.trailers import co_authors
 from reviews.models import Commit, Identity, PairingParticipant, PairingSession, Person
 from reviews.selectors.pairing import pairing_partners_for_pull_request
 from reviews.services.pairing import (
+    pairing_participant_add,
+    pairing_participant_remove,
     pairing_session_end,
     pairing_session_record,
     pairing_session_start,
@@ -338,6 +340,37 @@ def test_a_session_just_before_the_only_commit_counts_but_not_one_the_day_before
             repository=repository,
         )
     assert [p.person for p in pairing_partners_for_pull_request(pull_request=pull_request)] == [people.bo]
+
+
+def test_a_partner_away_while_the_commits_were_written_is_not_a_partner(people, repository):
+    """Bo left the session before Ann's commits and came back after them: each stay counts on its own."""
+    pull_request = PullRequestFactory(repository=repository, author=people.ann, head_ref="ann/retry")
+    pull_request_commits_add(pull_request=pull_request, commits=[people.commit(repository, 2, "ann")])
+    session, _ = pairing_session_start(
+        participants=[(people.ann.pk, "driver"), (people.bo.pk, "navigator"), (people.cy.pk, "navigator")],
+        repository_id=repository.pk,
+        started_at=at(0),
+    )
+    pairing_participant_remove(session=session, person=people.bo.pk, at=at(1))
+    pairing_participant_add(session=session, person=people.bo.pk, at=at(3))
+    pairing_session_end(session=session, ended_at=at(4))
+    assert [p.person for p in pairing_partners_for_pull_request(pull_request=pull_request)] == [people.cy]
+
+
+def test_a_session_on_another_branch_of_the_repository_is_another_change(people, repository):
+    pull_request = PullRequestFactory(repository=repository, author=people.ann, head_ref="ann/retry")
+    pull_request_commits_add(pull_request=pull_request, commits=[people.commit(repository, 0, "ann")])
+    for name, branch in (("bo", "ann/other"), ("cy", "")):
+        pairing_session_record(
+            source="api",
+            external_id=f"with-{name}",
+            participants=[(people.ann, "driver"), (getattr(people, name), "navigator")],
+            started_at=at(-0.25),
+            ended_at=at(0.25),
+            repository=repository,
+            branch=branch,
+        )
+    assert [p.person for p in pairing_partners_for_pull_request(pull_request=pull_request)] == [people.cy]
 
 
 def test_partners_exclude_the_author_bots_and_need_an_author(people, repository):

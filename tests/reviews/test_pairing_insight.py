@@ -9,7 +9,13 @@ from django.utils import timezone
 
 from reviews.models import PairingParticipant, Person
 from reviews.selectors.pairing import team_pairing_insight
-from reviews.services.pairing import pairing_session_record
+from reviews.services.pairing import (
+    pairing_participant_add,
+    pairing_participant_remove,
+    pairing_session_end,
+    pairing_session_record,
+    pairing_session_start,
+)
 from tests.factories import MembershipFactory, PersonFactory, TeamFactory
 
 pytestmark = pytest.mark.django_db
@@ -147,3 +153,45 @@ def test_insight_queries_do_not_grow_with_history(team, sessions, django_assert_
     with django_assert_max_num_queries(3):
         insight = team_pairing_insight(team=team, since=SINCE, until=dt.date(2025, 3, 31))
     assert sum(h.total_hours for h in insight.hours) > 0
+
+
+def test_someone_who_leaves_and_comes_back_is_not_paired_in_between():
+    """Ann, Bo and Cy mob from 09:00 to 12:00; Bo is away from 10:00 to 11:00: two hours with Ann, not three."""
+    team = TeamFactory(slug="mob")
+    ann, bo, cy = (PersonFactory(display_name=name) for name in ("Ann", "Bo", "Cy"))
+    for person in (ann, bo, cy):
+        MembershipFactory(team=team, person=person)
+    session, _ = pairing_session_start(
+        participants=[(ann.pk, "driver"), (bo.pk, "navigator"), (cy.pk, "navigator")], started_at=t(4, 9)
+    )
+    pairing_participant_remove(session=session, person=bo.pk, at=t(4, 10))
+    pairing_participant_add(session=session, person=bo.pk, at=t(4, 11))
+    pairing_session_end(session=session, ended_at=t(4, 12))
+    assert list(session.participations.filter(person=bo).values_list("joined_at", "left_at")) == [
+        (t(4, 9), t(4, 10)),
+        (t(4, 11), t(4, 12)),
+    ]
+    insight = team_pairing_insight(team=team, since=SINCE, until=UNTIL)
+    matrix = {_names(s.people): s.hours for s in insight.pairs}
+    assert matrix == {("Ann", "Bo"): 2.0, ("Ann", "Cy"): 3.0, ("Bo", "Cy"): 2.0}
+    hours = {h.person.display_name: h.total_hours for h in insight.hours}
+    assert hours == {"Ann": 3.0, "Bo": 2.0, "Cy": 3.0}
+
+
+def test_rotation_needs_the_two_in_the_session_at_the_same_time():
+    """Ann left before Dee joined: they shared a session but never paired."""
+    team = TeamFactory(slug="relay")
+    ann, bo, dee = (PersonFactory(display_name=name) for name in ("Ann", "Bo", "Dee"))
+    for person in (ann, bo, dee):
+        MembershipFactory(team=team, person=person)
+    session, _ = pairing_session_start(
+        participants=[(bo.pk, "driver"), (ann.pk, "navigator"), (dee.pk, "navigator")], started_at=t(4, 9)
+    )
+    pairing_participant_remove(session=session, person=dee.pk, at=t(4, 9))
+    pairing_participant_add(session=session, person=dee.pk, at=t(4, 10.5))
+    pairing_participant_remove(session=session, person=ann.pk, at=t(4, 10))
+    last = {
+        _names(r.people): r.last_paired_at for r in team_pairing_insight(team=team, since=SINCE, until=UNTIL).rotation
+    }
+    assert last[("Ann", "Dee")] is None
+    assert last[("Ann", "Bo")] == t(4, 10)
