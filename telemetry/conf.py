@@ -47,7 +47,3 @@ def pagerduty_secrets() -> list[str]:
 
 def opsgenie_token() -> str:
     return str(_get("OPSGENIE_WEBHOOK_TOKEN", "") or "")
-
-
-def rubber_stamp_minutes_per_100_lines() -> float:
-    return float(_get("RUBBER_STAMP_MINUTES_PER_100_LINES", 5.0))

@@ -9,12 +9,11 @@ reason, strongest first.
 | recency | up to 30: 30 × (1 − time from its deployment's finish to the incident's start ÷ the window) |
 | last deployment | 5 when its deployment was the service's last one before the incident |
 | size | up to 20: 20 × log10(1 + changed lines) ÷ 3 (1,000 lines and more: 20); 5 when unknown |
-| no approval | 20 when no one but its author approved it |
-| approvals | −8 for two or more approvers |
+| no approval | 20 when no approval counted under its policy (METRICS.md) |
+| approvals | −8 for two or more approvals that counted |
 | silent approval | 5 when approved without a review comment, on over 50 changed lines |
 | discussion | −4 for three or more review comments |
-| rubber stamp | 10 when the first approval came within `RUBBER_STAMP_MINUTES_PER_100_LINES` (5) minutes per 100 |
-|  | changed lines of the last push, on over 50 changed lines |
+| rubber stamp | 10 when an approval that counted was a rubber stamp (METRICS.md; `reviews.selectors.review_facts`) |
 | self-merge | 5 when merged by its author |
 | override | 15 when merged through a policy override |
 | violation | 15 when merged while its policy was not satisfied |
@@ -67,7 +66,8 @@ class ChangeFacts:
     changed_files: int | None
     approvals: int
     review_comments: int
-    first_approval_after: dt.timedelta | None  # from the last push (or ready for review) to the first approval
+    # From the last push to the first approval that was a rubber stamp (METRICS.md); None when none was.
+    rubber_stamp_after: dt.timedelta | None
     self_merged: bool
     overrides: tuple[str, ...] = ()  # who overrode, and why, in words
     violation: str = ""  # the policy outcome it was merged with, when it was merged unsatisfied
@@ -95,16 +95,9 @@ class RankedChange:
 
 
 def rank_changes(
-    facts: Sequence[ChangeFacts],
-    *,
-    incident_started_at: dt.datetime,
-    window: dt.timedelta,
-    rubber_stamp_minutes_per_100_lines: float = 5.0,
+    facts: Sequence[ChangeFacts], *, incident_started_at: dt.datetime, window: dt.timedelta
 ) -> list[RankedChange]:
-    scored = [
-        (change, *score_change(change, incident_started_at, window, rubber_stamp_minutes_per_100_lines))
-        for change in facts
-    ]
+    scored = [(change, *score_change(change, incident_started_at, window)) for change in facts]
     scored.sort(key=lambda item: (-item[1], item[0].pull_request_id))
     return [
         RankedChange(change.pull_request_id, change.deployment_id, score, rank, tuple(reasons))
@@ -113,12 +106,12 @@ def rank_changes(
 
 
 def score_change(
-    change: ChangeFacts, incident_started_at: dt.datetime, window: dt.timedelta, minutes_per_100_lines: float = 5.0
+    change: ChangeFacts, incident_started_at: dt.datetime, window: dt.timedelta
 ) -> tuple[float, list[Reason]]:
     reasons = [
         *_timing(change, incident_started_at, window),
         *_size(change),
-        *_review(change, minutes_per_100_lines),
+        *_review(change),
         *_policy(change),
         *_history(change),
     ]
@@ -150,12 +143,12 @@ def _size(change: ChangeFacts) -> list[Reason]:
     return [Reason("size", points, f"{label}: {lines:,} changed lines{files}")]
 
 
-def _review(change: ChangeFacts, minutes_per_100_lines: float) -> list[Reason]:
+def _review(change: ChangeFacts) -> list[Reason]:
     reasons: list[Reason] = []
     lines = change.changed_lines or 0
     if change.approvals == 0:
         reasons.append(
-            Reason("no_approval", NO_APPROVAL_POINTS, "merged without an approval from anyone but its author")
+            Reason("no_approval", NO_APPROVAL_POINTS, "merged without an approval that counted under its policy")
         )
     elif change.approvals >= 2:
         reasons.append(Reason("approvals", TWO_APPROVALS_POINTS, f"approved by {change.approvals} reviewers"))
@@ -163,18 +156,16 @@ def _review(change: ChangeFacts, minutes_per_100_lines: float) -> list[Reason]:
         reasons.append(Reason("silent_approval", SILENT_APPROVAL_POINTS, "approved without a single review comment"))
     elif change.review_comments >= 3:
         reasons.append(Reason("discussion", DISCUSSION_POINTS, f"{change.review_comments} review comments"))
-    if change.approvals and change.first_approval_after is not None and lines > SIGNIFICANT_LINES:
-        minutes = max(change.first_approval_after.total_seconds(), 0) / 60
-        pace = minutes / (lines / 100)
-        if pace < minutes_per_100_lines:
-            reasons.append(
-                Reason(
-                    "rubber_stamp",
-                    RUBBER_STAMP_POINTS,
-                    f"approved {duration(change.first_approval_after)} after the last push for {lines:,} changed "
-                    f"lines ({pace:.1f} min per 100 lines)",
-                )
+    if change.rubber_stamp_after is not None and lines:
+        pace = max(change.rubber_stamp_after.total_seconds(), 0) / 60 / (lines / 100)
+        reasons.append(
+            Reason(
+                "rubber_stamp",
+                RUBBER_STAMP_POINTS,
+                f"approved {duration(change.rubber_stamp_after)} after the last push for {lines:,} changed "
+                f"lines ({pace:.1f} min per 100 lines)",
             )
+        )
     if change.self_merged:
         reasons.append(Reason("self_merge", SELF_MERGE_POINTS, "merged by its author"))
     if change.paired_with:

@@ -9,8 +9,8 @@ from __future__ import annotations
 import datetime as dt
 import math
 from collections import defaultdict
-from collections.abc import Collection, Iterable, Sequence
-from dataclasses import dataclass, field
+from collections.abc import Collection, Sequence
+from dataclasses import dataclass
 from typing import Any
 
 from django.db.models import Exists, Min, OuterRef, Q, QuerySet
@@ -19,23 +19,17 @@ from django.utils import timezone
 from reviews.access import rows_within, teams_of
 from reviews.models import (
     ChangedFile,
-    Comment,
-    Commit,
     Override,
-    PairingParticipant,
-    Person,
     PolicyViolation,
     PullRequest,
-    Review,
     Team,
 )
 from reviews.selectors.health import Distribution, percentile
+from reviews.selectors.overrides import pull_requests_overridden
+from reviews.selectors.review_facts import NO_FACTS, ReviewFacts, pull_request_review_facts
 from telemetry import conf
 from telemetry.models import Deployment, DeploymentChange, Incident, Service, SuspectChange
 from telemetry.ranking import ChangeFacts, ConfirmedFile
-
-# A pairing session counts for a pull request when it overlaps its commits, from this long before the first.
-SESSION_LEAD_TIME = dt.timedelta(hours=1)
 
 TeamIds = Collection[int] | None  # None: every team (a superuser); which teams: `reviews.access`
 
@@ -140,141 +134,6 @@ def suspect_get(*, suspect_id: int, team_ids: TeamIds) -> SuspectChange | None:
     return suspect_list(team_ids=team_ids).filter(pk=suspect_id).first()
 
 
-# --- review and pairing facts of a batch of pull requests ---------------------------------------------------------
-
-
-@dataclass
-class ReviewFacts:
-    approvers: set[int] = field(default_factory=set)
-    first_activity: dt.datetime | None = None
-    first_approval: dt.datetime | None = None
-    comments: int = 0  # non-author review comments and review bodies
-
-
-def review_facts(*, authors: dict[int, int | None]) -> dict[int, ReviewFacts]:
-    """Per pull request (id → author id): who approved it, when review began, how much was said. Bots and the
-    author are left out. Two queries."""
-    facts: dict[int, ReviewFacts] = defaultdict(ReviewFacts)
-    ids = list(authors)
-    for pull_request_id, reviewer_id, state, submitted_at, body in (
-        Review.objects.filter(pull_request_id__in=ids, reviewer__isnull=False, reviewer__is_bot=False)
-        .order_by("submitted_at", "pk")
-        .values_list("pull_request_id", "reviewer_id", "state", "submitted_at", "body")
-    ):
-        if reviewer_id == authors[pull_request_id]:
-            continue
-        found = facts[pull_request_id]
-        found.first_activity = found.first_activity or submitted_at
-        if state == Review.State.APPROVED:
-            found.approvers.add(reviewer_id)
-            found.first_approval = found.first_approval or submitted_at
-        if body.strip():
-            found.comments += 1
-    for pull_request_id, author_id, created_at in (
-        Comment.objects.filter(pull_request_id__in=ids, is_system=False, author__isnull=False, author__is_bot=False)
-        .order_by("created_at", "pk")
-        .values_list("pull_request_id", "author_id", "created_at")
-    ):
-        if author_id == authors[pull_request_id]:
-            continue
-        found = facts[pull_request_id]
-        found.comments += 1
-        if found.first_activity is None or created_at < found.first_activity:
-            found.first_activity = created_at
-    return facts
-
-
-@dataclass(frozen=True)
-class _PairingSpan:
-    pull_request_id: int
-    author_id: int
-    repository_id: int
-    head_ref: str
-    start: dt.datetime
-    end: dt.datetime
-
-
-def pairing_partners(*, rows: Iterable[dict]) -> dict[int, set[int]]:
-    """Per pull request, the people (not its author, not bots) it was written with: the author and the partner
-    are, between them, a commit's author and a `Co-authored-by:` co-author; or both took part in a pairing
-    session on its repository (or head branch) overlapping its commits. Rows carry pk, author_id,
-    repository_id, head_ref, first_commit_at, ready_at, created_at and merged_at. At most five queries."""
-    spans = [_span(row) for row in rows if row["author_id"] is not None]
-    partners: dict[int, set[int]] = defaultdict(set)
-    if not spans:
-        return partners
-    _co_author_partners(spans, partners)
-    _session_partners(spans, partners)
-    everyone = {person for people in partners.values() for person in people}
-    bots = set(Person.objects.filter(pk__in=everyone, is_bot=True).values_list("pk", flat=True))
-    return {pk: people - bots for pk, people in partners.items() if people - bots}
-
-
-def _span(row: dict) -> _PairingSpan:
-    start = row["first_commit_at"] or row["ready_at"] or row["created_at"]
-    end = row["merged_at"] or timezone.now()
-    return _PairingSpan(
-        row["pk"], row["author_id"], row["repository_id"], row["head_ref"] or "", start - SESSION_LEAD_TIME, end
-    )
-
-
-def _co_author_partners(spans: Sequence[_PairingSpan], partners: dict[int, set[int]]) -> None:
-    by_id = {span.pull_request_id: span for span in spans}
-    through = PullRequest.commits.through
-    commits: dict[int, list[int]] = defaultdict(list)
-    commit_people: dict[int, set[int]] = defaultdict(set)
-    for pull_request_id, commit_id, author_id, identity_person_id in through.objects.filter(
-        pullrequest_id__in=list(by_id)
-    ).values_list("pullrequest_id", "commit_id", "commit__author_id", "commit__author_identity__person_id"):
-        commits[pull_request_id].append(commit_id)
-        commit_people[commit_id] |= {p for p in (author_id, identity_person_id) if p}
-    for commit_id, person_id in Commit.co_authors.through.objects.filter(
-        commit_id__in=list(commit_people), identity__person__isnull=False
-    ).values_list("commit_id", "identity__person_id"):
-        commit_people[commit_id].add(person_id)
-    for pull_request_id, commit_ids in commits.items():
-        author = by_id[pull_request_id].author_id
-        for commit_id in commit_ids:
-            people = commit_people[commit_id]
-            if author in people and len(people) > 1:
-                partners[pull_request_id] |= people - {author}
-
-
-def _session_partners(spans: Sequence[_PairingSpan], partners: dict[int, set[int]]) -> None:
-    authors = {span.author_id for span in spans}
-    start, end = min(span.start for span in spans), max(span.end for span in spans)
-    sessions: dict[int, tuple[dt.datetime, dt.datetime | None, int | None, str]] = {}
-    attended: dict[int, set[int]] = defaultdict(set)  # author → sessions
-    for session_id, person_id, started_at, ended_at, repository_id, branch in (
-        PairingParticipant.objects.filter(person_id__in=authors, session__started_at__lte=end)
-        .filter(Q(session__ended_at__isnull=True) | Q(session__ended_at__gte=start))
-        .values_list(
-            "session_id",
-            "person_id",
-            "session__started_at",
-            "session__ended_at",
-            "session__repository_id",
-            "session__branch",
-        )
-    ):
-        sessions[session_id] = (started_at, ended_at, repository_id, branch)
-        attended[person_id].add(session_id)
-    if not sessions:
-        return
-    people: dict[int, set[int]] = defaultdict(set)
-    for session_id, person_id in PairingParticipant.objects.filter(session_id__in=list(sessions)).values_list(
-        "session_id", "person_id"
-    ):
-        people[session_id].add(person_id)
-    for span in spans:
-        for session_id in attended[span.author_id]:
-            began, ended, session_repository, session_branch = sessions[session_id]
-            overlaps = began <= span.end and (ended is None or ended >= span.start)
-            same_work = session_repository == span.repository_id or (session_branch and session_branch == span.head_ref)
-            if overlaps and same_work:
-                partners[span.pull_request_id] |= people[session_id] - {span.author_id}
-
-
 # --- suspects: the facts one incident's candidates are ranked on ---------------------------------------------------
 
 _PULL_REQUEST_FIELDS = (
@@ -326,20 +185,15 @@ def suspect_change_facts(*, incident: Incident, window: dt.timedelta) -> list[Ch
             shipped_by[pull_request_id] = deployment_id
     rows = {row["pk"]: row for row in PullRequest.objects.filter(pk__in=list(shipped_by)).values(*_PULL_REQUEST_FIELDS)}
     ids = sorted(rows)
-    reviews = review_facts(authors={pk: row["author_id"] for pk, row in rows.items()})
-    partners = pairing_partners(rows=rows.values())
+    reviews = pull_request_review_facts(pull_request_ids=ids)
     files = _files(ids)
     overrides = _overrides(ids)
     violations = dict(PolicyViolation.objects.filter(pull_request_id__in=ids).values_list("pull_request_id", "outcome"))
     confirmed = _confirmed_files(rows, files, before=started_at)
-    names = dict(
-        Person.objects.filter(pk__in={p for people in partners.values() for p in people}).values_list(
-            "pk", "display_name"
-        )
-    )
     facts = []
     for pk in ids:
-        row, review = rows[pk], reviews.get(pk, ReviewFacts())
+        row, review = rows[pk], reviews.get(pk, NO_FACTS)
+        stamps = review.rubber_stamps
         deployment_id = shipped_by[pk]
         facts.append(
             ChangeFacts(
@@ -349,13 +203,13 @@ def suspect_change_facts(*, incident: Incident, window: dt.timedelta) -> list[Ch
                 last_deployment=deployment_id in last,
                 changed_lines=_changed_lines(row, files.get(pk)),
                 changed_files=row["changed_files"] or len(files.get(pk, ())) or None,
-                approvals=len(review.approvers),
+                approvals=len(review.approvals),
                 review_comments=review.comments,
-                first_approval_after=_approval_after(row, review.first_approval),
+                rubber_stamp_after=stamps[0].after_last_push if stamps else None,
                 self_merged=row["merged_by_id"] is not None and row["merged_by_id"] == row["author_id"],
                 overrides=tuple(overrides.get(pk, ())),
                 violation=violations.get(pk, ""),
-                paired_with=tuple(sorted(names.get(p, f"person {p}") for p in partners.get(pk, ()))),
+                paired_with=tuple(sorted(partner.person.display_name for partner in review.partners)),
                 confirmed_files=tuple(confirmed.get(pk, ())),
             )
         )
@@ -377,15 +231,6 @@ def _changed_lines(row: dict, files: list[tuple[str, int]] | None) -> int | None
     if row["additions"] is not None and row["deletions"] is not None:
         return int(row["additions"] + row["deletions"])
     return sum(lines for _, lines in files) if files else None
-
-
-def _approval_after(row: dict, first_approval: dt.datetime | None) -> dt.timedelta | None:
-    if first_approval is None:
-        return None
-    ready = row["ready_at"] or row["created_at"]
-    pushed = row["last_pushed_at"]
-    start = pushed if pushed and pushed <= first_approval else ready
-    return first_approval - start
 
 
 def _overrides(ids: list[int]) -> dict[int, list[str]]:
@@ -525,7 +370,7 @@ def services_dora(*, services: Sequence[Service], since: dt.datetime, until: dt.
             pk__in=list(shipped), merged_at__isnull=False, author__is_bot=False
         ).values(*_PULL_REQUEST_FIELDS)
     }
-    reviews = review_facts(authors={pk: row["author_id"] for pk, row in rows.items()})
+    reviews = pull_request_review_facts(pull_request_ids=list(rows))
     return DoraReport(
         since=since,
         until=until,
@@ -645,7 +490,7 @@ def _lead_time(rows: dict[int, dict], reviews: dict[int, ReviewFacts], shipped: 
         deployed, merged = shipped[pk], row["merged_at"]
         ready = row["ready_at"] or row["created_at"]
         first_commit = row["first_commit_at"] or row["created_at"]
-        facts = reviews.get(pk, ReviewFacts())
+        facts = reviews.get(pk, NO_FACTS)
         pickup_end = min(facts.first_activity or merged, facts.first_approval or merged, merged)
         total.append(deployed - first_commit)
         coding.append(max(ready - first_commit, dt.timedelta(0)))
@@ -681,8 +526,7 @@ def _time_to_restore(service_ids: list[int], since: dt.datetime, until: dt.datet
 
 def _by_review_mode(rows: dict[int, dict], reviews: dict[int, ReviewFacts]) -> dict[str, ReviewModeRate]:
     ids = list(rows)
-    overridden = set(Override.objects.filter(pull_request_id__in=ids).values_list("pull_request_id", flat=True))
-    partners = pairing_partners(rows=rows.values())
+    overridden = pull_requests_overridden(pull_request_ids=ids)
     failed = set(
         SuspectChange.objects.filter(pull_request_id__in=ids, verdict=SuspectChange.Verdict.CONFIRMED).values_list(
             "pull_request_id", flat=True
@@ -690,10 +534,11 @@ def _by_review_mode(rows: dict[int, dict], reviews: dict[int, ReviewFacts]) -> d
     )
     counts = {mode: [0, 0] for mode in REVIEW_MODES}
     for pk in ids:
-        approvals = len(reviews.get(pk, ReviewFacts()).approvers)
+        facts = reviews.get(pk, NO_FACTS)
+        approvals = len(facts.approvals)
         if pk in overridden:
             mode = "overridden"
-        elif partners.get(pk):
+        elif facts.paired:
             mode = "paired"
         elif approvals >= 2:
             mode = "two_or_more"

@@ -502,6 +502,22 @@ def _requirement_state(checks: tuple[CheckTrace, ...], missing: tuple[str, ...])
     return PENDING if missing else SATISFIED
 
 
+def approvals_that_count(snapshot: Snapshot, options: Options) -> tuple[ReviewRef, ...]:
+    """Tandem's one definition of "an approval that counted" (METRICS.md), which every figure and every rule
+    reads: each reviewer's approval still standing (not dismissed or withdrawn, not followed by a change request)
+    that the options let count: never a bot's, not the author's unless `allow_author`, not a contributor's unless
+    `allow_contributors`, not made stale by a push when `invalidate_on_push`. A rule may then narrow whose
+    approvals satisfy it (teams, people, code owners). Oldest first."""
+    involved = contributors(snapshot, options)
+    counted = [
+        standing.approval
+        for standing in _standings(snapshot.reviews)
+        if standing.approval is not None
+        and _disqualification(standing.reviewer, standing.approval, snapshot, options, involved) is None
+    ]
+    return tuple(sorted(counted, key=_review_order))
+
+
 def _tally(require: Requirements, facts: _Facts, options: Options) -> _Tally:
     involved = contributors(facts.snapshot, options)
     only_owners_count = require.code_owners and not require.approvals
@@ -513,6 +529,7 @@ def _tally(require: Requirements, facts: _Facts, options: Options) -> _Tally:
         if standing.approval is None:
             continue
         reviewer, review = standing.reviewer, standing.approval
+        # The same test as `approvals_that_count`, keeping the reason for the trace.
         reason = _disqualification(reviewer, review, facts.snapshot, options, involved)
         if reason is None:
             qualified.append(reviewer)

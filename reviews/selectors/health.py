@@ -1,8 +1,9 @@
 """Review health: the figures of shared/METRICS.md, computed for a set of repositories over a period.
 
-Bounded queries whatever the history's size: one query per kind of row (pull requests, reviews, comments,
-pairing partners), restricted to the period, then plain Python over those rows. Bots are left out of every
-figure, as authors and as reviewers.
+Bounded queries whatever the history's size: one query per kind of row, restricted to the period, then plain
+Python over those rows. How each pull request was reviewed and paired (approvals that counted, rubber stamps,
+pairing, review activity) is `reviews.selectors.review_facts`, shared with every other surface. Bots are left out
+of every figure, as authors and as reviewers.
 """
 
 from __future__ import annotations
@@ -19,9 +20,9 @@ from django.db.models import Exists, OuterRef, QuerySet
 from django.utils import timezone
 
 from reviews.models import Comment, Person, PullRequest, Review, Team
+from reviews.selectors.review_facts import NO_FACTS, ReviewFacts, pull_request_review_facts
 
 SIZE_BUCKETS = (("xs", 10), ("s", 50), ("m", 250), ("l", 1000), ("xl", math.inf))
-RUBBER_STAMP_MIN_LINES = 50
 STALE_AFTER = dt.timedelta(days=7)
 
 
@@ -63,7 +64,8 @@ class PullRequestFlow:
     merge_time: dt.timedelta | None
     cycle_time: dt.timedelta | None
     rework_cycles: int
-    approvals: int
+    approvals: int  # that counted
+    rubber_stamps: int
     paired: bool
     comments: int
 
@@ -128,9 +130,9 @@ def review_health(
     since: dt.datetime,
     until: dt.datetime,
     include_bots: bool | None = None,
-    paired_pull_request_ids: set[int] | None = None,
 ) -> ReviewHealth:
-    """Figures over the pull requests (of `pull_requests`) merged in [since, until)."""
+    """Figures over the pull requests (of `pull_requests`) merged in [since, until). How each was reviewed and
+    paired comes from `pull_request_review_facts`, as on every other surface."""
     if include_bots is None:
         include_bots = settings.METRICS_INCLUDE_BOTS
     bots = set() if include_bots else set(Person.objects.filter(is_bot=True).values_list("pk", flat=True))
@@ -138,16 +140,14 @@ def review_health(
         pull_requests.filter(state=PullRequest.State.MERGED, merged_at__gte=since, merged_at__lt=until)
         .exclude(author_id__in=bots)
         .values(
-            "pk", "author_id", "created_at", "ready_at", "merged_at", "first_commit_at", "last_pushed_at",
-            "additions", "deletions",
+            "pk", "author_id", "created_at", "ready_at", "merged_at", "first_commit_at", "additions", "deletions",
         )
     )  # fmt: skip
     ids = [row["pk"] for row in merged]
     reviews = _reviews_by_pull_request(ids, bots)
-    comments = _comments_by_pull_request(ids, bots)
-    paired = paired_pull_request_ids or set()
-    flows = [_flow(row, reviews[row["pk"]], comments[row["pk"]], row["pk"] in paired) for row in merged]
-    stamps = _rubber_stamps(merged, reviews, comments)
+    facts = pull_request_review_facts(pull_request_ids=ids)
+    flows = [_flow(row, reviews[row["pk"]], facts.get(row["pk"], NO_FACTS)) for row in merged]
+    stamps = Counter(stamp.reviewer_id for found in facts.values() for stamp in found.rubber_stamps)
     return ReviewHealth(
         since=since,
         until=until,
@@ -177,51 +177,26 @@ class _Review:
     reviewer_id: int
     state: str
     submitted_at: dt.datetime
-    has_body: bool
-
-
-@dataclass(frozen=True)
-class _Comment:
-    author_id: int
-    created_at: dt.datetime
 
 
 def _reviews_by_pull_request(ids: list[int], bots: set[int]) -> dict[int, list[_Review]]:
+    """Every review (rework cycles, reviewer load): who reviewed, how, when."""
     found: dict[int, list[_Review]] = defaultdict(list)
     rows = (
         Review.objects.filter(pull_request_id__in=ids, reviewer__isnull=False)
         .exclude(reviewer_id__in=bots)
         .order_by("submitted_at", "pk")
-        .values_list("pull_request_id", "reviewer_id", "state", "submitted_at", "body")
+        .values_list("pull_request_id", "reviewer_id", "state", "submitted_at")
     )
-    for pull_request_id, reviewer_id, state, submitted_at, body in rows:
-        found[pull_request_id].append(_Review(reviewer_id, state, submitted_at, bool(body.strip())))
+    for pull_request_id, reviewer_id, state, submitted_at in rows:
+        found[pull_request_id].append(_Review(reviewer_id, state, submitted_at))
     return found
 
 
-def _comments_by_pull_request(ids: list[int], bots: set[int]) -> dict[int, list[_Comment]]:
-    found: dict[int, list[_Comment]] = defaultdict(list)
-    rows = (
-        Comment.objects.filter(pull_request_id__in=ids, is_system=False, author__isnull=False)
-        .exclude(author_id__in=bots)
-        .order_by("created_at", "pk")
-        .values_list("pull_request_id", "author_id", "created_at")
-    )
-    for pull_request_id, author_id, created_at in rows:
-        found[pull_request_id].append(_Comment(author_id, created_at))
-    return found
-
-
-def _flow(row: Any, reviews: list[_Review], comments: list[_Comment], paired: bool) -> PullRequestFlow:
-    author = row["author_id"]
+def _flow(row: Any, reviews: list[_Review], facts: ReviewFacts) -> PullRequestFlow:
     ready = row["ready_at"] or row["created_at"]
     merged_at = row["merged_at"]
-    by_others = [r for r in reviews if r.reviewer_id != author]
-    activity = sorted([r.submitted_at for r in by_others] + [c.created_at for c in comments if c.author_id != author])
-    approvals = [r for r in by_others if r.state == Review.State.APPROVED]
-    first_activity = activity[0] if activity else None
-    first_approval = approvals[0].submitted_at if approvals else None
-    last_approval = approvals[-1].submitted_at if approvals else None
+    first_activity, first_approval, last_approval = facts.first_activity, facts.first_approval, facts.last_approval
     pickup_end = first_activity or first_approval or merged_at
     changed = (
         row["additions"] + row["deletions"] if row["additions"] is not None and row["deletions"] is not None else None
@@ -236,10 +211,11 @@ def _flow(row: Any, reviews: list[_Review], comments: list[_Comment], paired: bo
         time_to_approve=first_approval - ready if first_approval else None,
         merge_time=merged_at - last_approval if last_approval else None,
         cycle_time=merged_at - row["first_commit_at"] if row["first_commit_at"] else None,
-        rework_cycles=_rework_cycles(by_others),
-        approvals=len({r.reviewer_id for r in approvals}),
-        paired=paired,
-        comments=sum(1 for c in comments if c.author_id != author) + sum(1 for r in by_others if r.has_body),
+        rework_cycles=_rework_cycles([r for r in reviews if r.reviewer_id != row["author_id"]]),
+        approvals=len(facts.approvals),
+        rubber_stamps=len(facts.rubber_stamps),
+        paired=facts.paired,
+        comments=facts.comments,
     )
 
 
@@ -259,30 +235,6 @@ def _coverage(flows: list[PullRequestFlow]) -> dict[str, int]:
     reviewed = sum(1 for f in flows if f.approvals)
     paired_only = sum(1 for f in flows if not f.approvals and f.paired)
     return {"reviewed": reviewed, "paired_only": paired_only, "neither": len(flows) - reviewed - paired_only}
-
-
-def _rubber_stamps(
-    merged: Sequence[Any], reviews: dict[int, list[_Review]], comments: dict[int, list[_Comment]]
-) -> Counter[int]:
-    """Approvals with no comment, faster than the threshold per 100 changed lines, on changes over 50 lines."""
-    minutes_per_100 = settings.RUBBER_STAMP_MINUTES_PER_100_LINES
-    stamps: Counter[int] = Counter()
-    for row in merged:
-        if row["additions"] is None or row["deletions"] is None:
-            continue
-        lines = row["additions"] + row["deletions"]
-        if lines <= RUBBER_STAMP_MIN_LINES:
-            continue
-        threshold = dt.timedelta(minutes=minutes_per_100 * lines / 100)
-        start = row["last_pushed_at"] or row["ready_at"] or row["created_at"]
-        commenters = {c.author_id for c in comments[row["pk"]]}
-        for review in reviews[row["pk"]]:
-            if review.state != Review.State.APPROVED or review.reviewer_id == row["author_id"]:
-                continue
-            silent = not review.has_body and review.reviewer_id not in commenters
-            if silent and dt.timedelta(0) <= review.submitted_at - start < threshold:
-                stamps[review.reviewer_id] += 1
-    return stamps
 
 
 def _depth(flows: list[PullRequestFlow]) -> float | None:

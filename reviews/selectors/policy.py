@@ -4,9 +4,10 @@ from __future__ import annotations
 
 import datetime as dt
 from collections import defaultdict
-from collections.abc import Iterable
-from dataclasses import dataclass
+from collections.abc import Collection, Iterable, Sequence
+from dataclasses import dataclass, replace
 
+from django.db.models import Q
 from django.utils import timezone
 
 from reviews.integrations.github import WEB_COMMITTER_EMAIL
@@ -37,9 +38,29 @@ from reviews.policy import (
     parse_policy,
 )
 from reviews.policy import Policy as ParsedPolicy
-from reviews.selectors.pairing import pairing_partners_for_pull_request
+from reviews.selectors.pairing import PairingPartner, pairing_partners
 
 RISK_HISTORY = dt.timedelta(days=365)
+
+
+def effective_policies(*, repository_ids: Collection[int]) -> dict[int, ParsedPolicy]:
+    """`effective_policy` of many repositories, parsed: two queries, and each document parsed once."""
+    teams = dict(Repository.objects.filter(pk__in=list(repository_ids)).values_list("pk", "team_id"))
+    rows = Policy.objects.filter(Q(repository_id__in=list(teams)) | Q(team_id__in={t for t in teams.values() if t}))
+    own = {row.repository_id: row.document for row in rows if row.repository_id is not None}
+    of_team = {row.team_id: row.document for row in rows if row.team_id is not None}
+    parsed: dict[str, ParsedPolicy] = {}
+    policies = {}
+    for repository_id, team_id in teams.items():
+        document = own.get(repository_id) or of_team.get(team_id)
+        if document is None:
+            policies[repository_id] = DEFAULT_POLICY
+        else:
+            if document not in parsed:
+                # Stored documents were validated on save, so this parses.
+                parsed[document] = parse_policy(document)
+            policies[repository_id] = parsed[document]
+    return policies
 
 
 def effective_policy(*, repository: Repository) -> tuple[Policy | None, ParsedPolicy]:
@@ -90,66 +111,98 @@ def _committer_ref(commit: Commit, people: dict[int, PersonRef]) -> PersonRef | 
     return _identity_ref(identity, people)
 
 
-def pull_request_snapshot(*, pull_request: PullRequest, now: dt.datetime | None = None) -> Snapshot:
-    """The pull request at its head sha, as the policy engine sees it. A bounded number of queries."""
-    repository = pull_request.repository
-    reviews = list(
-        Review.objects.filter(pull_request=pull_request, reviewer__isnull=False).order_by("submitted_at", "pk")
+def review_snapshots(
+    *,
+    pull_requests: Sequence[PullRequest],
+    now: dt.datetime | None = None,
+    partners: dict[int, list[PairingPartner]] | None = None,
+) -> dict[int, Snapshot]:
+    """What the verdict and every figure read of how these pull requests were written and reviewed: author,
+    commits, reviews, pairing credits (`pairing_partners`, unless given), head and diff fingerprints. Files,
+    checks, CODEOWNERS and incidents are the verdict's alone (`pull_request_snapshot`). A fixed number of queries,
+    however many pull requests."""
+    now = now or timezone.now()
+    ids = [pull_request.pk for pull_request in pull_requests]
+    reviews: dict[int, list[Review]] = defaultdict(list)
+    for review in Review.objects.filter(pull_request_id__in=ids, reviewer__isnull=False).order_by("submitted_at", "pk"):
+        reviews[review.pull_request_id].append(review)
+    commits: dict[int, list[Commit]] = defaultdict(list)
+    links = PullRequest.commits.through.objects.filter(pullrequest_id__in=ids).select_related(
+        "commit__committer_identity"
     )
-    commits = list(
-        Commit.objects.filter(pull_requests=pull_request)
-        .select_related("committer_identity")
-        .prefetch_related("co_authors")
-    )
-    partners = pairing_partners_for_pull_request(pull_request=pull_request)
+    for link in links.prefetch_related("commit__co_authors"):
+        commits[link.pullrequest_id].append(link.commit)
+    if partners is None:
+        partners = pairing_partners(pull_request_ids=ids)
+    every_commit = [commit for listed in commits.values() for commit in listed]
     people = person_refs(
-        [pull_request.author_id]
-        + [r.reviewer_id for r in reviews]
-        + [c.author_id for c in commits]
-        + [c.committer_identity.person_id for c in commits if c.committer_identity]
-        + [c.pushed_by_id for c in commits]
-        + [i.person_id for c in commits for i in c.co_authors.all()]
-        + [p.person.pk for p in partners]
+        [pull_request.author_id for pull_request in pull_requests]
+        + [review.reviewer_id for listed in reviews.values() for review in listed]
+        + [c.author_id for c in every_commit]
+        + [c.committer_identity.person_id for c in every_commit if c.committer_identity]
+        + [c.pushed_by_id for c in every_commit]
+        + [i.person_id for c in every_commit for i in c.co_authors.all()]
+        + [p.person.pk for listed in partners.values() for p in listed]
     )
-    author = people.get(pull_request.author_id) if pull_request.author_id else None
+    return {
+        pull_request.pk: Snapshot(
+            head_sha=pull_request.head_sha,
+            now=now,
+            author=people.get(pull_request.author_id) if pull_request.author_id else None,
+            base_ref=pull_request.base_ref,
+            labels=tuple(pull_request.labels),
+            draft=pull_request.draft,
+            changed_lines=pull_request.changed_lines,
+            commits=tuple(
+                _commit_ref(commit, people)
+                for commit in sorted(commits[pull_request.pk], key=lambda c: (c.authored_at, c.sha))
+            ),
+            reviews=tuple(
+                ReviewRef(
+                    id=review.external_id,
+                    reviewer=people[review.reviewer_id or 0],
+                    state=review.state,
+                    commit_sha=review.commit_sha,
+                    submitted_at=review.submitted_at,
+                )
+                for review in reviews[pull_request.pk]
+            ),
+            diff_ids=FrozenDict(pull_request.diff_ids),
+            pairing=tuple(
+                PairingCredit(partner=people[p.person.pk], source=p.source, detail=p.detail)
+                for p in partners.get(pull_request.pk, [])
+            ),
+        )
+        for pull_request in pull_requests
+    }
+
+
+def _commit_ref(commit: Commit, people: dict[int, PersonRef]) -> CommitRef:
+    return CommitRef(
+        sha=commit.sha,
+        author=people.get(commit.author_id) if commit.author_id else None,
+        co_authors=tuple(_identity_ref(identity, people) for identity in commit.co_authors.all()),
+        committed_at=commit.committed_at or commit.authored_at,
+        committer=_committer_ref(commit, people),
+        pushed_by=people.get(commit.pushed_by_id) if commit.pushed_by_id else None,
+        parents=tuple(commit.parents),
+        via_web=commit.committer_identity is not None and commit.committer_identity.value == WEB_COMMITTER_EMAIL,
+    )
+
+
+def pull_request_snapshot(*, pull_request: PullRequest, now: dt.datetime | None = None) -> Snapshot:
+    """The pull request at its head sha, as the policy engine sees it: its `review_snapshots` entry, with the files,
+    checks, CODEOWNERS and recent incidents a verdict also reads. A bounded number of queries."""
+    now = now or timezone.now()
+    repository = pull_request.repository
     codeowners = _codeowners(pull_request)
-    return Snapshot(
-        head_sha=pull_request.head_sha,
-        now=now or timezone.now(),
-        author=author,
-        base_ref=pull_request.base_ref,
-        labels=tuple(pull_request.labels),
-        draft=pull_request.draft,
-        changed_lines=pull_request.changed_lines,
+    return replace(
+        review_snapshots(pull_requests=[pull_request], now=now)[pull_request.pk],
         files=tuple(
             FileChange(path, previous)
             for path, previous in ChangedFile.objects.filter(pull_request=pull_request)
             .order_by("path")
             .values_list("path", "previous_path")
-        ),
-        commits=tuple(
-            CommitRef(
-                sha=commit.sha,
-                author=people.get(commit.author_id) if commit.author_id else None,
-                co_authors=tuple(_identity_ref(identity, people) for identity in commit.co_authors.all()),
-                committed_at=commit.committed_at or commit.authored_at,
-                committer=_committer_ref(commit, people),
-                pushed_by=people.get(commit.pushed_by_id) if commit.pushed_by_id else None,
-                parents=tuple(commit.parents),
-                via_web=commit.committer_identity is not None
-                and commit.committer_identity.value == WEB_COMMITTER_EMAIL,
-            )
-            for commit in sorted(commits, key=lambda c: (c.authored_at, c.sha))
-        ),
-        reviews=tuple(
-            ReviewRef(
-                id=review.external_id,
-                reviewer=people[review.reviewer_id or 0],
-                state=review.state,
-                commit_sha=review.commit_sha,
-                submitted_at=review.submitted_at,
-            )
-            for review in reviews
         ),
         statuses=FrozenDict(
             dict(
@@ -158,8 +211,6 @@ def pull_request_snapshot(*, pull_request: PullRequest, now: dt.datetime | None 
                 )
             )
         ),
-        diff_ids=FrozenDict(pull_request.diff_ids),
-        pairing=tuple(PairingCredit(partner=people[p.person.pk], source=p.source, detail=p.detail) for p in partners),
         incident_paths=tuple(
             RiskSignalRef(
                 path_prefixes=tuple(signal.path_prefixes),
@@ -168,7 +219,7 @@ def pull_request_snapshot(*, pull_request: PullRequest, now: dt.datetime | None 
                 reference=signal.reference,
             )
             for signal in RiskSignal.objects.filter(
-                repository=repository, occurred_at__gte=(now or timezone.now()) - RISK_HISTORY
+                repository=repository, occurred_at__gte=now - RISK_HISTORY
             ).order_by("occurred_at", "pk")
         ),
         codeowners=codeowners.text,

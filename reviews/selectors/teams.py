@@ -5,25 +5,13 @@ from __future__ import annotations
 import datetime as dt
 from dataclasses import dataclass
 
-from django.db.models import Exists, OuterRef, Q, QuerySet
+from django.db.models import QuerySet
 from django.utils import timezone
 
-from reviews.models import Commit, PairingSession, PullRequest, Team
+from reviews.models import PullRequest, Team
 from reviews.selectors.compliance import ComplianceSummary, compliance_summary
 from reviews.selectors.health import ReviewHealth, review_health, stale_pull_requests, waiting_for_review
 from reviews.selectors.pairing import PairingInsight, team_pairing_insight
-
-
-def paired_pull_request_ids(*, pull_requests: QuerySet[PullRequest]) -> set[int]:
-    """Pull requests paired on with someone other than the author: a co-author trailer naming another person on
-    one of its commits, or a pairing session on its branch in its repository."""
-    co_authored = Commit.objects.filter(pull_requests=OuterRef("pk"), co_authors__person__isnull=False).exclude(
-        co_authors__person=OuterRef("author")
-    )
-    on_branch = PairingSession.objects.filter(repository=OuterRef("repository"), branch=OuterRef("head_ref")).exclude(
-        branch=""
-    )
-    return set(pull_requests.filter(Q(Exists(co_authored)) | Q(Exists(on_branch))).values_list("pk", flat=True))
 
 
 @dataclass(frozen=True)
@@ -54,22 +42,8 @@ def team_page(*, team: Team, days: int = 30, now: dt.datetime | None = None) -> 
     now = now or timezone.now()
     since, until = now - dt.timedelta(days=days), now
     pull_requests = PullRequest.objects.filter(repository__team=team)
-    merged_now = pull_requests.filter(state=PullRequest.State.MERGED, merged_at__gte=since, merged_at__lt=until)
-    merged_before = pull_requests.filter(
-        state=PullRequest.State.MERGED, merged_at__gte=since - (until - since), merged_at__lt=since
-    )
-    health = review_health(
-        pull_requests=pull_requests,
-        since=since,
-        until=until,
-        paired_pull_request_ids=paired_pull_request_ids(pull_requests=merged_now),
-    )
-    previous = review_health(
-        pull_requests=pull_requests,
-        since=since - (until - since),
-        until=since,
-        paired_pull_request_ids=paired_pull_request_ids(pull_requests=merged_before),
-    )
+    health = review_health(pull_requests=pull_requests, since=since, until=until)
+    previous = review_health(pull_requests=pull_requests, since=since - (until - since), until=since)
     return TeamPage(
         team=team,
         since=since,

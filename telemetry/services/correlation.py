@@ -37,12 +37,7 @@ def incident_correlate(*, incident_id: int, window: dt.timedelta | None = None) 
         if incident is None:
             return None
         facts = suspect_change_facts(incident=incident, window=window)
-        ranked = rank_changes(
-            facts,
-            incident_started_at=incident.started_at,
-            window=window,
-            rubber_stamp_minutes_per_100_lines=conf.rubber_stamp_minutes_per_100_lines(),
-        )
+        ranked = rank_changes(facts, incident_started_at=incident.started_at, window=window)
         removed = _store(incident, ranked)
         Incident.objects.filter(pk=incident.pk).update(correlated_at=timezone.now(), correlation_error="")
     return CorrelationResult(len(ranked), removed)

@@ -103,7 +103,7 @@ def test_the_latest_deployment_is_not_always_the_likeliest_cause(
     assert [(rank, number) for rank, number, _ in ranking(incident)] == [(1, 1), (2, 2)]
     top = SuspectChange.objects.get(incident=incident, rank=1)
     texts = [reason["text"] for reason in top.reasons]
-    assert "merged without an approval from anyone but its author" in texts
+    assert "merged without an approval that counted under its policy" in texts
     assert "merged by its author" in texts
     assert any(
         text.startswith("merged through a policy override by Lena Lead: “hotfix before the sale”") for text in texts
@@ -258,7 +258,7 @@ def facts(pk: int, **overrides) -> ChangeFacts:
         "changed_files": 2,
         "approvals": 1,
         "review_comments": 1,
-        "first_approval_after": hours(2),
+        "rubber_stamp_after": None,
         "self_merged": False,
     }
     return ChangeFacts(**{**values, **overrides})

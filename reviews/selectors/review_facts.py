@@ -1,0 +1,169 @@
+"""How each pull request was reviewed and paired, decided once for every surface that reports it (METRICS.md).
+
+The team page and the health API, DORA's review modes, suspect ranking and the pull request page all read these
+facts; the policy engine reads the same definitions (`reviews.policy.engine.approvals_that_count`, and the
+snapshot's pairing credits from `reviews.selectors.pairing.pairing_partners`). One definition each:
+
+- review activity: a submitted review of any state, or a non-system comment, by someone other than the author
+  and not a bot;
+- an approval that counted: `approvals_that_count` under the pull request's policy options;
+- paired with a non-author: `pairing_partners`;
+- a rubber stamp: `is_rubber_stamp`.
+
+A fixed number of queries whatever the number of pull requests.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+from collections import defaultdict
+from collections.abc import Collection
+from dataclasses import dataclass
+
+from django.conf import settings
+
+from reviews.models import Comment, PullRequest, Review
+from reviews.policy import ReviewRef, approvals_that_count
+from reviews.selectors.pairing import PairingPartner, pairing_partners
+from reviews.selectors.policy import effective_policies, review_snapshots
+
+RUBBER_STAMP_MIN_LINES = 50
+
+
+@dataclass(frozen=True)
+class CountedApproval:
+    """An approval that counted under the pull request's policy."""
+
+    reviewer_id: int
+    submitted_at: dt.datetime
+    rubber_stamp: bool
+    after_last_push: dt.timedelta  # from the last push (or ready for review) to the approval
+
+
+@dataclass(frozen=True)
+class ReviewFacts:
+    approvals: tuple[CountedApproval, ...] = ()  # oldest first, one per reviewer
+    partners: tuple[PairingPartner, ...] = ()
+    first_activity: dt.datetime | None = None
+    comments: int = 0  # review bodies and comments by others than the author (bots left out)
+
+    @property
+    def paired(self) -> bool:
+        return bool(self.partners)
+
+    @property
+    def first_approval(self) -> dt.datetime | None:
+        return self.approvals[0].submitted_at if self.approvals else None
+
+    @property
+    def last_approval(self) -> dt.datetime | None:
+        return max((a.submitted_at for a in self.approvals), default=None)
+
+    @property
+    def rubber_stamps(self) -> tuple[CountedApproval, ...]:
+        return tuple(approval for approval in self.approvals if approval.rubber_stamp)
+
+
+NO_FACTS = ReviewFacts()
+
+
+def is_rubber_stamp(
+    *, after_last_push: dt.timedelta, changed_lines: int | None, commented: bool, minutes_per_100_lines: float
+) -> bool:
+    """METRICS.md: an approval with no comment, given less than `minutes_per_100_lines` per 100 changed lines after
+    the last push, on a pull request of over 50 changed lines. An approval given before the last push, or on a
+    change of unknown size, is not known to be one."""
+    if commented or changed_lines is None or changed_lines <= RUBBER_STAMP_MIN_LINES:
+        return False
+    limit = dt.timedelta(minutes=minutes_per_100_lines * changed_lines / 100)
+    return dt.timedelta(0) <= after_last_push < limit
+
+
+def pull_request_review_facts(*, pull_request_ids: Collection[int]) -> dict[int, ReviewFacts]:
+    """Per pull request: its approvals that counted (each a rubber stamp or not), its pairing partners, its first
+    review activity and how much others said. Pull requests with none of these are left out (`NO_FACTS`)."""
+    pull_requests = list(PullRequest.objects.filter(pk__in=list(pull_request_ids)))
+    if not pull_requests:
+        return {}
+    partners = pairing_partners(pull_request_ids=[pr.pk for pr in pull_requests])
+    snapshots = review_snapshots(pull_requests=pull_requests, partners=partners)
+    policies = effective_policies(repository_ids={pr.repository_id for pr in pull_requests})
+    reviews = _reviews(pull_requests)
+    comments = _comments(pull_requests)
+    facts = {}
+    for pull_request in pull_requests:
+        counted = approvals_that_count(snapshots[pull_request.pk], policies[pull_request.repository_id].options)
+        found = ReviewFacts(
+            approvals=_approvals(pull_request, counted, reviews[pull_request.pk], comments[pull_request.pk]),
+            partners=tuple(partners.get(pull_request.pk, ())),
+            first_activity=min(
+                [review.submitted_at for review in reviews[pull_request.pk]]
+                + [at for _, at in comments[pull_request.pk]],
+                default=None,
+            ),
+            comments=sum(1 for review in reviews[pull_request.pk] if review.has_body) + len(comments[pull_request.pk]),
+        )
+        if found != NO_FACTS:
+            facts[pull_request.pk] = found
+    return facts
+
+
+@dataclass(frozen=True)
+class _Review:
+    external_id: str
+    reviewer_id: int
+    submitted_at: dt.datetime
+    has_body: bool
+    line_comments: int
+
+
+def _approvals(
+    pull_request: PullRequest,
+    counted: tuple[ReviewRef, ...],
+    reviews: list[_Review],
+    comments: list[tuple[int, dt.datetime]],
+) -> tuple[CountedApproval, ...]:
+    said = {review.external_id for review in reviews if review.has_body or review.line_comments}
+    commenters = {author_id for author_id, _ in comments}
+    last_push = pull_request.last_pushed_at or pull_request.ready_at or pull_request.created_at
+    minutes = float(settings.RUBBER_STAMP_MINUTES_PER_100_LINES)
+    approvals = []
+    for approval in counted:
+        reviewer_id = int(approval.reviewer.id)
+        after = approval.submitted_at - last_push
+        stamp = is_rubber_stamp(
+            after_last_push=after,
+            changed_lines=pull_request.changed_lines,
+            commented=approval.id in said or reviewer_id in commenters,
+            minutes_per_100_lines=minutes,
+        )
+        approvals.append(CountedApproval(reviewer_id, approval.submitted_at, stamp, after))
+    return tuple(approvals)
+
+
+def _reviews(pull_requests: list[PullRequest]) -> dict[int, list[_Review]]:
+    """Reviews of any state by others than the author, bots left out."""
+    authors = {pr.pk: pr.author_id for pr in pull_requests}
+    found: dict[int, list[_Review]] = defaultdict(list)
+    rows = Review.objects.filter(
+        pull_request_id__in=list(authors), reviewer__isnull=False, reviewer__is_bot=False
+    ).values_list("pull_request_id", "external_id", "reviewer_id", "submitted_at", "body", "comment_count")
+    for pull_request_id, external_id, reviewer_id, submitted_at, body, comment_count in rows:
+        if reviewer_id != authors[pull_request_id]:
+            found[pull_request_id].append(
+                _Review(external_id, reviewer_id, submitted_at, bool(body.strip()), comment_count)
+            )
+    return found
+
+
+def _comments(pull_requests: list[PullRequest]) -> dict[int, list[tuple[int, dt.datetime]]]:
+    """Non-system comments by others than the author, bots left out: (author, when)."""
+    authors = {pr.pk: pr.author_id for pr in pull_requests}
+    found: dict[int, list[tuple[int, dt.datetime]]] = defaultdict(list)
+    rows = Comment.objects.filter(
+        pull_request_id__in=list(authors), is_system=False, author__isnull=False, author__is_bot=False
+    ).values_list("pull_request_id", "author_id", "created_at")
+    for pull_request_id, author_id, created_at in rows:
+        if author_id != authors[pull_request_id]:
+            found[pull_request_id].append((author_id, created_at))
+    return found
