@@ -15,6 +15,7 @@ from collections.abc import Callable, Mapping
 from dataclasses import replace
 from typing import Any
 
+from reviews.integrations.bots import is_bot
 from reviews.integrations.limits import moment_check, record_check
 from reviews.integrations.records import (
     ChangedFileRecord,
@@ -43,7 +44,6 @@ WEB_COMMITTER_EMAIL = "noreply@github.com"
 WEB_COMMITTER_LOGIN = "web-flow"
 
 __all__ = [
-    "is_bot",
     "parse_changed_file",
     "parse_commit",
     "parse_issue_comment",
@@ -263,11 +263,6 @@ class _Node:
 # --- GitHub objects → records -------------------------------------------------------------------------------------
 
 
-def is_bot(login: str, account_type: str = "") -> bool:
-    """GitHub Apps act as `type: Bot` accounts named `<app>[bot]`; either sign is enough."""
-    return account_type == "Bot" or login.endswith("[bot]")
-
-
 def _id(value: int | None) -> str:
     return "" if value is None else str(value)
 
@@ -285,7 +280,7 @@ def _user(node: _Node) -> UserRecord:
         external_id=_id(node.opt_int("id")),
         name=node.opt_str("name"),
         email=_email(node.opt_str("email")),
-        is_bot=is_bot(login, node.opt_str("type")),
+        is_bot=is_bot(login, account_type=node.opt_str("type")),
     )
 
 

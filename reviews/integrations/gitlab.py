@@ -12,11 +12,8 @@ Decisions worth knowing:
   (or, in old payloads without ids, when the action is `open`). Otherwise `author` is None: keep what is stored.
 - Timestamps: GitLab mixes "2025-08-05 21:48:25 UTC", "2017-12-10T17:01:11Z", "2021-02-23T02:41:37.886Z",
   "2013-12-03T17:23:34+00:00" and "2021-04-28 21:50:00 +0200"; all become aware UTC datetimes.
-- Bots: a user is a bot when the payload says `bot: true`, or the username is a project/group access token user
-  (`project_123_bot_<hash>`, `group_45_bot_<hash>`, older `project_123_bot1`), a service account
-  (`service_account_...`), `ghost` (GitLab's stand-in for deleted users: no person can be credited), or ends in
-  `-bot`/`_bot`/`[bot]` (renovate-bot, GitLab's support-bot and alert-bot). Names merely ending in "bot"
-  (talbot) are people.
+- Bots: a user is a bot when the payload says `bot: true`, or the username says so (`reviews.integrations.bots`:
+  project/group access token users, service accounts, `ghost`, support-bot, ...).
 - Statuses: the pipeline is reported as context `gitlab-ci/pipeline` (a child pipeline, source `parent_pipeline`,
   as `gitlab-ci/pipeline/<name or "child">` so it cannot overwrite its parent), each job under its job name (the
   name GitLab's commit-status API shows). created/waiting_for_resource/preparing/pending/running/scheduled/manual
@@ -37,6 +34,7 @@ from dataclasses import replace
 from typing import Any
 from urllib.parse import urlparse
 
+from reviews.integrations.bots import is_bot
 from reviews.integrations.limits import digits_check, moment_check, record_check
 from reviews.integrations.records import (
     CommentRecord,
@@ -61,7 +59,6 @@ __all__ = [
     "PayloadReader",
     "approval_external_id",
     "clean_email",
-    "is_bot_username",
     "is_draft",
     "merge_request_state",
     "parse_timestamp",
@@ -80,17 +77,6 @@ _TIMESTAMP = re.compile(
     r"^(?P<date>\d{4}-\d{2}-\d{2})[T ](?P<h>\d{2}):(?P<m>\d{2})(?::(?P<s>\d{2})(?:[.,](?P<frac>\d+))?)?"
     r"\s*(?P<tz>Z|UTC|[+-]\d{2}(?::?\d{2})?)?$",
     re.IGNORECASE,
-)
-
-_BOT_USERNAME = re.compile(
-    r"""^(?:
-        (?:project|group)_\d+_bot(?:_[0-9a-z]+|\d*)   # project and group access token users
-      | service_account_.+                            # service accounts
-      | ghost                                         # GitLab's placeholder for deleted users
-      | .+[-_]bot                                     # renovate-bot, support-bot, alert-bot, release_bot
-      | .+\[bot\]                                     # GitHub-style bot names (imports, mirrors)
-    )$""",
-    re.IGNORECASE | re.VERBOSE,
 )
 
 _DRAFT_TITLE = re.compile(r"^\s*(?:\[draft\]|\(draft\)|draft:|draft\s+-|\[wip\]|wip:)", re.IGNORECASE)
@@ -193,10 +179,6 @@ def parse_timestamp(value: str, path: str = "timestamp") -> dt.datetime:
     moment = dt.datetime(date.year, date.month, date.day, *clock, tzinfo=_zone(match["tz"]))
     # Bounds first: converting year 1 or 9999 to UTC can overflow.
     return moment_check(moment, path).astimezone(dt.UTC)
-
-
-def is_bot_username(username: str) -> bool:
-    return bool(_BOT_USERNAME.match(username))
 
 
 def pipeline_state(status: str, *, allow_failure: bool = False) -> StatusState:
@@ -528,7 +510,7 @@ def user_record(user: PayloadReader) -> UserRecord:
         external_id=user.opt_id("id"),
         name=user.opt_text("name"),
         email=clean_email(user.opt_text("email")),
-        is_bot=user.flag("bot") or is_bot_username(username),
+        is_bot=is_bot(username, marked=user.flag("bot")),
     )
 
 
@@ -558,7 +540,7 @@ def _push_user(root: PayloadReader) -> UserRecord | None:
         external_id=root.opt_id("user_id"),
         name=root.opt_text("user_name"),
         email=clean_email(root.opt_text("user_email")),
-        is_bot=is_bot_username(username),
+        is_bot=is_bot(username),
     )
 
 

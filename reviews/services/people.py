@@ -6,16 +6,12 @@ import re
 
 from django.db import IntegrityError, transaction
 
+from reviews.integrations.bots import is_bot
 from reviews.integrations.records import GitUserRecord, UserRecord
 from reviews.models import Connection, Identity, Person
 from reviews.services.audit import SYSTEM, Actor, audit_event_record, field_changes
 
 _GITHUB_NOREPLY = re.compile(r"^(?:\d+\+)?(?P<login>[^@]+)@users\.noreply\.github\.com$", re.I)
-
-
-def is_bot_login(login: str) -> bool:
-    lowered = login.lower()
-    return lowered.endswith("[bot]") or lowered.endswith("-bot") or "_bot_" in lowered
 
 
 def _identity_get_or_create(*, kind: str, value: str, connection: Connection | None, defaults: dict) -> Identity:
@@ -67,9 +63,10 @@ def person_from_account(*, connection: Connection, account: UserRecord | None) -
             connection=connection,
             defaults={"external_id": account.external_id, "display_name": account.name},
         )
+    bot = is_bot(account.login, marked=account.is_bot)
     if identity.person is not None:
         existing = identity.person
-        if account.is_bot and not existing.is_bot:
+        if bot and not existing.is_bot:
             existing.is_bot = True
             existing.save(update_fields=["is_bot"])
         return existing
@@ -81,9 +78,7 @@ def person_from_account(*, connection: Connection, account: UserRecord | None) -
         )
     person: Person | None = email_identity.person if email_identity else None
     if person is None:
-        person = Person.objects.create(
-            display_name=account.name or account.login, is_bot=account.is_bot or is_bot_login(account.login)
-        )
+        person = Person.objects.create(display_name=account.name or account.login, is_bot=bot)
     Identity.objects.filter(pk=identity.pk, person__isnull=True).update(person=person)
     if email_identity is not None:
         Identity.objects.filter(pk=email_identity.pk, person__isnull=True).update(person=person)
@@ -107,7 +102,7 @@ def identity_from_git_user(
         return identity
     person = account_person or _person_from_noreply(git_user.email)
     if person is None and create_person:
-        person = Person.objects.create(display_name=git_user.name or git_user.email, is_bot=is_bot_login(git_user.name))
+        person = Person.objects.create(display_name=git_user.name or git_user.email, is_bot=is_bot(git_user.name))
     if person is not None:
         Identity.objects.filter(pk=identity.pk, person__isnull=True).update(person=person)
         identity.refresh_from_db(fields=["person"])

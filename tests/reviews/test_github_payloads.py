@@ -18,7 +18,8 @@ from typing import Any
 
 import pytest
 
-from reviews.integrations.github import is_bot, parse_webhook, verify_signature
+from reviews.integrations.bots import is_bot
+from reviews.integrations.github import parse_webhook, verify_signature
 from reviews.integrations.records import (
     GitUserRecord,
     PayloadError,
@@ -312,7 +313,7 @@ def test_login_ending_in_bot_suffix_is_a_bot_even_when_typed_user() -> None:
     ],
 )
 def test_bot_detection_by_type_or_login_suffix(login: str, account_type: str, expected: bool) -> None:
-    assert is_bot(login, account_type) is expected
+    assert is_bot(login, account_type=account_type) is expected
 
 
 def test_human_accounts_are_not_bots() -> None:

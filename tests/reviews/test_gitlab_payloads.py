@@ -19,7 +19,8 @@ from typing import Any
 
 import pytest
 
-from reviews.integrations.gitlab import is_bot_username, parse_timestamp, parse_webhook, verify_token
+from reviews.integrations.bots import is_bot
+from reviews.integrations.gitlab import parse_timestamp, parse_webhook, verify_token
 from reviews.integrations.records import PayloadError, WebhookEvent
 
 REPO_ROOT = Path(__file__).resolve().parents[2]
@@ -866,12 +867,12 @@ def test_nonsense_timestamps_are_refused(text: str) -> None:
     ],
 )
 def test_gitlab_bot_usernames_are_bots(username: str) -> None:
-    assert is_bot_username(username)
+    assert is_bot(username)
 
 
 @pytest.mark.parametrize("username", ["talbot", "abbott", "robotnik", "project_manager", "ghostwriter", "bot.tom"])
 def test_people_with_bot_like_names_are_not_bots(username: str) -> None:
-    assert not is_bot_username(username)
+    assert not is_bot(username)
 
 
 def test_user_marked_bot_is_a_bot_whatever_its_name() -> None:
