@@ -22,6 +22,7 @@ from django.db.models import F, Q
 
 from reviews.models import Override, OverrideWithdrawal, PolicyEvaluation, PullRequest, Review, Team
 from reviews.selectors.compliance import merged_changes
+from reviews.selectors.review_facts import NO_FACTS, pull_request_review_facts
 from telemetry.models import DeploymentChange
 
 CHUNK = 500
@@ -56,17 +57,23 @@ def evidence_changes(*, team: Team, since: dt.datetime, until: dt.datetime) -> I
 
 def _rows(chunk: list[PullRequest]) -> Iterator[dict[str, Any]]:
     ids = [pr.pk for pr in chunk]
+    facts = pull_request_review_facts(pull_request_ids=ids)
     approvals: dict[int, list[dict[str, Any]]] = defaultdict(list)
     for review in (
         Review.objects.filter(pull_request_id__in=ids, state=Review.State.APPROVED)
         .select_related("reviewer")
         .order_by("submitted_at", "pk")
     ):
+        counted = facts.get(review.pull_request_id, NO_FACTS).approvals
         approvals[review.pull_request_id].append(
             {
                 "reviewer": review.reviewer.display_name if review.reviewer else None,
                 "at": review.submitted_at,
                 "head": review.commit_sha,
+                # METRICS.md's "approval that counted" (its reviewer's standing approval, under the policy's options).
+                "counted": any(
+                    (a.reviewer_id, a.submitted_at) == (review.reviewer_id, review.submitted_at) for a in counted
+                ),
             }
         )
     evaluations = PolicyEvaluation.objects.in_bulk([pr.verdict_at_merge_id for pr in chunk if pr.verdict_at_merge_id])  # type: ignore[attr-defined]

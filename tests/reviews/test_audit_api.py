@@ -214,6 +214,9 @@ def test_evidence_carries_approvals_verdict_overrides_and_its_digest(world):
     reviewer = PersonFactory(display_name="rita")
     Review.objects.create(pull_request=pr, external_id="r1", reviewer=reviewer, state="approved",
                           commit_sha=pr.head_sha, submitted_at=pr.merged_at - dt.timedelta(minutes=5))  # fmt: skip
+    # The author's own approval is evidence too, but it never counted.
+    Review.objects.create(pull_request=pr, external_id="r0", reviewer=pr.author, state="approved",
+                          commit_sha=pr.head_sha, submitted_at=pr.merged_at - dt.timedelta(minutes=9))  # fmt: skip
     at = pr.merged_at - dt.timedelta(minutes=1)
     PolicyEvaluation.objects.create(
         pull_request=pr, head_sha=pr.head_sha, outcome="approved", trace={"rules": []}, evaluated_at=at
@@ -222,7 +225,10 @@ def test_evidence_carries_approvals_verdict_overrides_and_its_digest(world):
     assert evidence_verify(body)
     document = json.loads(body)
     change = document["changes"][0]
-    assert change["approvals"] == [{"reviewer": "rita", "at": change["approvals"][0]["at"], "head": pr.head_sha}]
+    assert [(a["reviewer"], a["head"], a["counted"]) for a in change["approvals"]] == [
+        (pr.author.display_name, pr.head_sha, False),
+        ("rita", pr.head_sha, True),
+    ]
     assert (change["verdict_at_merge"], change["status"], change["trace"]) == ("approved", "compliant", {"rules": []})
     assert document["rows"] == 1 and len(document["sha256"]) == 64
     csv_body = evidence(world, "csv")
