@@ -19,6 +19,8 @@ of teams when any of its paths reaches one of them. Rules for rows no team owns,
   that creates them (the admin refuses the save unless the person ends up within the lead's teams); an existing
   person outside the lead's teams, of another team or of none, only a superuser brings in (fail closed).
 - `auth.User` lies within a team through its person; a lead cannot link a login that is not already one of theirs.
+- A `Repository` no team owns yet may be named by any caller in what it records (a pairing session on it), though
+  it lies within nobody's teams (`repositories_to_name`).
 - Every other model (webhook deliveries, groups, permissions) is for superusers only: not in `TEAM_PATHS`, it is
   within nobody's teams.
 """
@@ -32,7 +34,7 @@ from typing import Any
 from django.db.models import Model, Q, QuerySet
 
 from reviews.authentication import TokenUser
-from reviews.models import Membership, Person, Team
+from reviews.models import Membership, Person, Repository, Team
 
 # model label -> lookups from the model to Team. Labels, not classes: reviews never imports telemetry.
 TEAM_PATHS: dict[str, tuple[str, ...]] = {
@@ -176,6 +178,27 @@ def rows_within(queryset: QuerySet[Any], team_ids: Collection[int] | None) -> Qu
         return queryset.none()
     # A subquery rather than a join with distinct(): the result composes with ordering and aggregates.
     return queryset.filter(pk__in=model._default_manager.filter(condition).values("pk"))
+
+
+def lies_within(row: Model, team_ids: Collection[int] | None) -> bool:
+    """Whether this row lies within the teams (None: every row does)."""
+    return team_ids is None or rows_within(type(row)._default_manager.filter(pk=row.pk), team_ids).exists()
+
+
+def outside_teams(model: type[Model], pks: Iterable[Any], team_ids: Collection[int] | None) -> set[Any]:
+    """Which of these primary keys of `model` do not lie within the teams (None: none of them)."""
+    wanted = {pk for pk in pks if pk is not None}
+    if not wanted or team_ids is None:
+        return set()
+    inside = rows_within(model._default_manager.filter(pk__in=wanted), team_ids)
+    return wanted - set(inside.values_list("pk", flat=True))
+
+
+def repositories_to_name(team_ids: Collection[int] | None) -> QuerySet[Repository]:
+    """The repositories a caller acting for these teams may name: its teams', and those no team owns yet."""
+    if team_ids is None:
+        return Repository.objects.all()
+    return Repository.objects.filter(Q(team__isnull=True) | Q(team_id__in=list(team_ids)))
 
 
 def rows_a_lead_reaches(queryset: QuerySet[Any], access: Access) -> QuerySet[Any]:

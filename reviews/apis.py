@@ -17,12 +17,11 @@ from rest_framework.request import Request
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
-from reviews.access import request_access, rows_within, visible_team_ids, visible_teams
+from reviews.access import person_access, request_access, rows_within, visible_team_ids, visible_teams
 from reviews.api_fields import IdField
 from reviews.authentication import TokenUser
 from reviews.models import (
     AuditEvent,
-    Membership,
     Override,
     Person,
     Policy,
@@ -311,7 +310,7 @@ class FollowUpView(APIView):
         override = _visible_override(request, pk)
         person = _acting_person(request, "A follow-up review")
         team = override.pull_request.repository.team
-        if not Membership.objects.filter(team=team, person=person).exists():
+        if team is None or team.pk not in (person_access(person).seen or ()):
             raise PermissionDenied("A follow-up review is done by a member of the pull request's team.")
         serializer = FollowUpSerializer(data=request.data)
         serializer.is_valid(raise_exception=True)

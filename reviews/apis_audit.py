@@ -17,7 +17,7 @@ from rest_framework.pagination import PageNumberPagination
 from rest_framework.request import Request
 from rest_framework.response import Response
 
-from reviews.access import visible_teams
+from reviews.access import rows_within, visible_team_ids, visible_teams
 from reviews.api_fields import MomentField
 from reviews.authentication import TokenUser
 from reviews.models import AuditEvent, PullRequest
@@ -73,9 +73,10 @@ class AuditEventList(generics.ListAPIView):
         filters = AuditEventFilters(data=request.query_params.dict())
         filters.is_valid(raise_exception=True)
         data = filters.validated_data
-        events = AuditEvent.objects.select_related("team", "actor_user", "actor_person", "actor_token")
-        if not getattr(request.user, "is_superuser", False):
-            events = events.filter(team__in=visible_teams(request))
+        events = rows_within(
+            AuditEvent.objects.select_related("team", "actor_user", "actor_person", "actor_token"),
+            visible_team_ids(request),
+        )
         if "team" in data:
             events = events.filter(team__slug=data["team"])
         if "actor" in data:

@@ -16,9 +16,9 @@ from rest_framework.renderers import JSONRenderer
 from rest_framework.request import Request
 from rest_framework.views import APIView
 
+from reviews.access import visible_teams
 from reviews.api_fields import MomentField
-from reviews.authentication import TokenUser
-from reviews.models import Membership, Team
+from reviews.models import Team
 from telemetry.evidence import evidence_changes, evidence_csv, evidence_json
 
 MAX_PERIOD = dt.timedelta(days=731)
@@ -39,13 +39,9 @@ class EvidenceInput(serializers.Serializer):
 
 
 def evidence_team(request: Request, slug: str) -> Team:
-    """The team, when the caller is one of its members or leads, or one of its tokens; otherwise 404."""
-    teams = Team.objects.filter(slug=slug)
-    if isinstance(request.user, TokenUser):
-        team = request.user.token.teams.filter(slug=slug).first()
-    else:
-        person = getattr(request.user, "person", None)
-        team = teams.filter(memberships__person=person, memberships__role__in=Membership.Role.values).first()
+    """The team, when the caller sees it (`reviews.access`: a member or lead, one of its tokens, a superuser);
+    otherwise 404."""
+    team = visible_teams(request).filter(slug=slug).first()
     if team is None:
         raise NotFound("No such team, or you are not one of its members.")
     return team

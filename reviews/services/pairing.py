@@ -20,7 +20,8 @@ from django.db import IntegrityError, transaction
 from django.db.models import Q
 from django.utils import timezone
 
-from reviews.models import Commit, Membership, PairingParticipant, PairingSession, Person, PullRequest, Repository
+from reviews.access import outside_teams, repositories_to_name
+from reviews.models import Commit, PairingParticipant, PairingSession, Person, PullRequest, Repository
 from reviews.selectors.affected import open_pull_requests_of_pairing
 from reviews.selectors.pairing import (
     COMMIT_LEAD_TIME,
@@ -328,14 +329,9 @@ def _check_distinct(people: Sequence[Person]) -> None:
 
 
 def _check_scope(people: Sequence[Person], team_ids: Collection[int] | None) -> None:
-    if team_ids is None:
-        return
-    inside = set(
-        Membership.objects.filter(person__in=people, team_id__in=list(team_ids)).values_list("person_id", flat=True)
-    )
-    outside = [str(p) for p in people if p.pk not in inside]
-    if outside:
-        raise PairingForbidden(f"Not in your teams: {', '.join(outside)}.")
+    beyond = outside_teams(Person, [p.pk for p in people], team_ids)
+    if beyond:
+        raise PairingForbidden(f"Not in your teams: {', '.join(str(p) for p in people if p.pk in beyond)}.")
 
 
 def _check_free(people: Sequence[Person], *, field: str) -> None:
@@ -357,11 +353,8 @@ def _lock_people(people: Sequence[Person]) -> None:
 def _repository_resolve(repository_id: int | None, team_ids: Collection[int] | None) -> Repository | None:
     if repository_id is None:
         return None
-    repositories = Repository.objects.filter(pk=repository_id)
-    if team_ids is not None:
-        # Repositories of other teams are not the caller's to name (nor to learn about).
-        repositories = repositories.filter(Q(team__isnull=True) | Q(team_id__in=list(team_ids)))
-    repository = repositories.first()
+    # Repositories of other teams are not the caller's to name (nor to learn about).
+    repository = repositories_to_name(team_ids).filter(pk=repository_id).first()
     if repository is None:
         raise PairingInvalid(f"No repository has id {repository_id}.", field="repository")
     return repository

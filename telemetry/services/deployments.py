@@ -22,6 +22,7 @@ from django.db import transaction
 from django.utils import timezone
 from django.utils.text import slugify
 
+from reviews.access import lies_within
 from reviews.integrations.records import DeploymentRecord, WebhookEvent
 from reviews.models import Commit, Repository
 from telemetry.models import Deployment, Service, ServiceRepository
@@ -72,12 +73,10 @@ def deployment_report(
     sha = full_sha(repository=repository, sha=sha)
     with transaction.atomic():
         existing = Deployment.objects.select_for_update().filter(source=source, external_id=external_id).first()
-        if existing is not None and team_ids is not None:
-            owner = Service.objects.filter(pk=existing.service_id).values_list("team_id", flat=True).first()
-            if owner not in team_ids:
-                raise DeploymentForbidden(
-                    f"Deployment {source}:{external_id} belongs to a service you cannot write to.", "external_id"
-                )
+        if existing is not None and not lies_within(existing, team_ids):
+            raise DeploymentForbidden(
+                f"Deployment {source}:{external_id} belongs to a service you cannot write to.", "external_id"
+            )
         deployment, created = deployment_upsert(
             service=service,
             source=source,

@@ -18,6 +18,7 @@ from typing import Any
 from django.db import transaction
 from django.utils import timezone
 
+from reviews.access import lies_within
 from telemetry.integrations.records import IncidentRecord, ServiceReference
 from telemetry.models import Incident, Service
 from telemetry.services.core import incident_services_set, incident_upsert
@@ -152,8 +153,7 @@ def incident_update(
 
 
 def _check_writable(incident: Incident, team_ids: Collection[int]) -> None:
-    teams = set(incident.services.values_list("team_id", flat=True))
-    if not teams & set(team_ids):
+    if not lies_within(incident, team_ids):
         raise IncidentForbidden("This incident belongs to services you cannot write to.")
 
 

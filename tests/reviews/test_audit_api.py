@@ -73,7 +73,7 @@ MATRIX = {
     "override": dict(anonymous=401, member=403, lead=201, other_lead=404, token=403, other_token=404, superuser=403),
     "withdraw": dict(anonymous=401, member=403, lead=201, other_lead=404, token=403, other_token=404, superuser=403),
     "followup": dict(anonymous=401, member=201, lead=403, other_lead=404, token=403, other_token=404, superuser=403),
-    "evidence": dict(anonymous=401, member=200, lead=200, other_lead=404, token=200, other_token=404, superuser=404),
+    "evidence": dict(anonymous=401, member=200, lead=200, other_lead=404, token=200, other_token=404, superuser=200),
     "audit": dict(anonymous=401, member=200, lead=200, other_lead=200, token=403, other_token=403, superuser=200),
 }
 
