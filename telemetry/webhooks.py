@@ -22,7 +22,8 @@ from django.http import HttpRequest, JsonResponse
 from django.views.decorators.csrf import csrf_exempt
 from django.views.decorators.http import require_POST
 
-from reviews.integrations.payloads import JsonRefused, decode_json_object
+from reviews.integrations.payloads import JsonReader, JsonRefused, decode_json_object
+from reviews.integrations.records import PayloadError
 from reviews.models import WebhookDelivery
 from reviews.services.webhooks import (
     PERMANENT_ERRORS,
@@ -133,11 +134,13 @@ _KEPT_HEADERS = {"content-type", "user-agent", "x-webhook-id", "x-webhook-subscr
 
 
 def _event_name(payload: dict[str, Any]) -> str:
-    event = payload.get("event")
-    if isinstance(event, dict) and isinstance(event.get("event_type"), str):
-        return event["event_type"][:100]
-    action = payload.get("action")
-    return action[:100] if isinstance(action, str) else ""
+    """What the delivery is, for its record: PagerDuty's event type, Opsgenie's action; "" when unreadable (the
+    adapter says why when it parses it)."""
+    reader = JsonReader(payload)
+    try:
+        return (reader.opt_str("event", "event_type") or reader.opt_str("action"))[:100]
+    except PayloadError:
+        return ""
 
 
 @csrf_exempt

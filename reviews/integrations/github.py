@@ -4,19 +4,21 @@
 The REST API and the webhooks share object shapes (a pull request, a review, a comment), so the `parse_*`
 converters here are used by `github_api` too.
 
-Every value is read through `_Node`, which names the key path in the `PayloadError` it raises
-("pull_request.number: expected integer, got str"), so a KeyError or TypeError never escapes to the caller.
+Every value is read through `_Node`, the one JSON reader of every integration (`payloads.JsonReader`), which
+names the key path in the `PayloadError` it raises ("pull_request.number: expected an integer, got string"), so a
+KeyError or TypeError never escapes to the caller.
 """
 
 from __future__ import annotations
 
 import datetime as dt
-from collections.abc import Callable, Mapping
+from collections.abc import Callable
 from dataclasses import replace
 from typing import Any
 
 from reviews.integrations.bots import is_bot
 from reviews.integrations.limits import moment_check, record_check
+from reviews.integrations.payloads import JsonReader, json_type
 from reviews.integrations.records import (
     ChangedFileRecord,
     CommentKind,
@@ -56,8 +58,6 @@ __all__ = [
     "verify_signature",
 ]
 
-_MISSING: Any = object()
-
 # GitHub shows deleted accounts as @ghost; a review or comment by one has `"user": null`.
 GHOST = UserRecord(provider="github", login="ghost")
 
@@ -89,175 +89,29 @@ _DEPLOYMENT_FINAL = frozenset({"success", "failure", "error"})
 # --- reading JSON with named key paths --------------------------------------------------------------------------
 
 
-def _describe(value: Any) -> str:
-    return "null" if value is None else type(value).__name__
+class _Node(JsonReader):
+    """An object of a GitHub payload (`reviews.integrations.payloads.JsonReader`): its times are ISO 8601 strings
+    (naive ones are UTC), except push payloads' repository times, which are epoch seconds."""
 
+    __slots__ = ()
 
-def _is_int(value: Any) -> bool:
-    return isinstance(value, int) and not isinstance(value, bool)
-
-
-def _is_str(value: Any) -> bool:
-    return isinstance(value, str)
-
-
-def _is_bool(value: Any) -> bool:
-    return isinstance(value, bool)
-
-
-def _is_list(value: Any) -> bool:
-    return isinstance(value, list)
-
-
-def _is_time(value: Any) -> bool:
-    # GitHub sends ISO 8601 strings, except push payloads' repository times, which are epoch seconds.
-    return isinstance(value, str) or _is_int(value)
-
-
-def _to_time(value: str | int, path: str) -> dt.datetime:
-    if isinstance(value, int):
+    def _time(self, value: Any, path: str) -> dt.datetime:
+        if isinstance(value, int) and not isinstance(value, bool):
+            try:
+                return moment_check(dt.datetime.fromtimestamp(value, tz=dt.UTC), path)
+            except (OverflowError, OSError, ValueError) as error:
+                if isinstance(error, PayloadError):
+                    raise
+                raise PayloadError(f"{path}: expected a date-time, got {value} seconds") from None
+        if not isinstance(value, str):
+            raise PayloadError(f"{path}: expected a date-time, got {json_type(value)}")
         try:
-            return moment_check(dt.datetime.fromtimestamp(value, tz=dt.UTC), path)
-        except (OverflowError, OSError, ValueError) as error:
-            if isinstance(error, PayloadError):
-                raise
-            raise PayloadError(f"{path}: expected date-time, got {value} seconds") from None
-    try:
-        parsed = dt.datetime.fromisoformat(value)
-    except ValueError:
-        raise PayloadError(f"{path}: expected date-time, got {value[:40]!r}") from None
-    if parsed.tzinfo is None:
-        parsed = parsed.replace(tzinfo=dt.UTC)
-    return moment_check(parsed, path).astimezone(dt.UTC)
-
-
-class _Node:
-    """A JSON object and its key path in the payload; typed getters raise PayloadError naming the path.
-
-    Getters take one or more keys: `node.req_int("pull_request", "number")` walks the intermediate objects.
-    `req_*` getters reject a missing key or null; `opt_*` getters answer None (or "") for both.
-    """
-
-    __slots__ = ("_data", "path")
-
-    def __init__(self, data: Mapping[str, Any], path: str) -> None:
-        self._data = data
-        self.path = path
-
-    @classmethod
-    def root(cls, data: object, path: str = "") -> _Node:
-        if not isinstance(data, Mapping):
-            raise PayloadError(f"{path or 'payload'}: expected object, got {_describe(data)}")
-        return cls(data, path)
-
-    def key_path(self, key: str) -> str:
-        return f"{self.path}.{key}" if self.path else key
-
-    def _lookup(self, keys: tuple[str, ...], *, required: bool) -> tuple[Any, str]:
-        node = self
-        for key in keys[:-1]:
-            child = node.req_obj(key) if required else node.opt_obj(key)
-            if child is None:
-                return _MISSING, self.key_path(".".join(keys))
-            node = child
-        return node._data.get(keys[-1], _MISSING), node.key_path(keys[-1])
-
-    def _req(self, keys: tuple[str, ...], expected: str, check: Callable[[Any], bool]) -> Any:
-        value, path = self._lookup(keys, required=True)
-        if value is _MISSING:
-            raise PayloadError(f"{path}: missing")
-        if not check(value):
-            raise PayloadError(f"{path}: expected {expected}, got {_describe(value)}")
-        return value
-
-    def _opt(self, keys: tuple[str, ...], expected: str, check: Callable[[Any], bool]) -> Any:
-        value, path = self._lookup(keys, required=False)
-        if value is _MISSING or value is None:
-            return None
-        if not check(value):
-            raise PayloadError(f"{path}: expected {expected}, got {_describe(value)}")
-        return value
-
-    def has(self, key: str) -> bool:
-        return key in self._data
-
-    def req_int(self, *keys: str) -> int:
-        value: int = self._req(keys, "integer", _is_int)
-        return value
-
-    def opt_int(self, *keys: str) -> int | None:
-        value: int | None = self._opt(keys, "integer", _is_int)
-        return value
-
-    def req_str(self, *keys: str) -> str:
-        value: str = self._req(keys, "string", _is_str)
-        return value
-
-    def opt_str(self, *keys: str) -> str:
-        """The string, or "" when the key is missing or null."""
-        value: str | None = self._opt(keys, "string", _is_str)
-        return value or ""
-
-    def opt_strs(self, *keys: str) -> list[str]:
-        """The strings of an array, or [] when the key is missing or null."""
-        items: list[Any] | None = self._opt(keys, "array", _is_list)
-        return [item for item in items or [] if isinstance(item, str)]
-
-    def opt_bool(self, *keys: str) -> bool:
-        """The boolean, or False when the key is missing or null."""
-        value: bool | None = self._opt(keys, "boolean", _is_bool)
-        return bool(value)
-
-    def req_obj(self, *keys: str) -> _Node:
-        value, path = self._lookup(keys, required=True)
-        if value is _MISSING:
-            raise PayloadError(f"{path}: missing")
-        if not isinstance(value, Mapping):
-            raise PayloadError(f"{path}: expected object, got {_describe(value)}")
-        return _Node(value, path)
-
-    def opt_obj(self, *keys: str) -> _Node | None:
-        value, path = self._lookup(keys, required=False)
-        if value is _MISSING or value is None:
-            return None
-        if not isinstance(value, Mapping):
-            raise PayloadError(f"{path}: expected object, got {_describe(value)}")
-        return _Node(value, path)
-
-    def req_objs(self, *keys: str) -> list[_Node]:
-        """A required array of objects."""
-        items: list[Any] = self._req(keys, "array", _is_list)
-        return self._objects(keys, items)
-
-    def opt_objs(self, *keys: str) -> list[_Node] | None:
-        """An array of objects, or None when the key is missing or null."""
-        items: list[Any] | None = self._opt(keys, "array", _is_list)
-        return None if items is None else self._objects(keys, items)
-
-    def _objects(self, keys: tuple[str, ...], items: list[Any]) -> list[_Node]:
-        path = self.key_path(".".join(keys))
-        nodes = []
-        for index, item in enumerate(items):
-            if not isinstance(item, Mapping):
-                raise PayloadError(f"{path}[{index}]: expected object, got {_describe(item)}")
-            nodes.append(_Node(item, f"{path}[{index}]"))
-        return nodes
-
-    def req_time(self, *keys: str) -> dt.datetime:
-        value, path = self._lookup(keys, required=True)
-        if value is _MISSING:
-            raise PayloadError(f"{path}: missing")
-        if not _is_time(value):
-            raise PayloadError(f"{path}: expected date-time, got {_describe(value)}")
-        return _to_time(value, path)
-
-    def opt_time(self, *keys: str) -> dt.datetime | None:
-        value, path = self._lookup(keys, required=False)
-        if value is _MISSING or value is None:
-            return None
-        if not _is_time(value):
-            raise PayloadError(f"{path}: expected date-time, got {_describe(value)}")
-        return _to_time(value, path)
+            parsed = dt.datetime.fromisoformat(value)
+        except ValueError:
+            raise PayloadError(f"{path}: expected a date-time, got {value[:40]!r}") from None
+        if parsed.tzinfo is None:
+            parsed = parsed.replace(tzinfo=dt.UTC)
+        return moment_check(parsed, path).astimezone(dt.UTC)
 
 
 # --- GitHub objects → records -------------------------------------------------------------------------------------
@@ -486,40 +340,40 @@ def _single_pull_request_number(pulls: list[_Node]) -> int | None:
 
 
 def parse_repository(data: object, path: str = "repository") -> RepositoryRecord:
-    return _repository(_Node.root(data, path))
+    return _repository(_Node(data, path))
 
 
 def parse_pull_request(
     data: object, path: str = "pull_request", repository: RepositoryRecord | None = None
 ) -> PullRequestRecord:
     """A pull request object (webhook, list item or single GET); the repository defaults to `base.repo`."""
-    return _pull_request(_Node.root(data, path), repository)
+    return _pull_request(_Node(data, path), repository)
 
 
 def parse_review(data: object, path: str = "review", comment_count: int = 0) -> ReviewRecord:
-    return _review(_Node.root(data, path), comment_count)
+    return _review(_Node(data, path), comment_count)
 
 
 def parse_review_comment(data: object, path: str = "comment") -> CommentRecord:
-    return _comment(_Node.root(data, path), "diff")
+    return _comment(_Node(data, path), "diff")
 
 
 def parse_issue_comment(data: object, path: str = "comment") -> CommentRecord:
-    return _comment(_Node.root(data, path), "conversation")
+    return _comment(_Node(data, path), "conversation")
 
 
 def parse_commit(data: object, path: str = "commit") -> CommitRecord:
     """A REST commit object (pull request commits, compare)."""
-    return _rest_commit(_Node.root(data, path))
+    return _rest_commit(_Node(data, path))
 
 
 def parse_changed_file(data: object, path: str = "file") -> ChangedFileRecord:
-    return _changed_file(_Node.root(data, path))
+    return _changed_file(_Node(data, path))
 
 
 def parse_status(data: object, sha: str, path: str = "status") -> StatusRecord:
     """A REST commit status object; it does not repeat the commit's sha, so the caller passes it."""
-    return _status(_Node.root(data, path), sha)
+    return _status(_Node(data, path), sha)
 
 
 # --- webhooks -------------------------------------------------------------------------------------------------------
@@ -686,7 +540,7 @@ def parse_webhook(event: str, payload: object) -> WebhookEvent:
 def _parse_webhook(event: str, payload: object) -> WebhookEvent:
     if not isinstance(event, str) or not event:
         raise PayloadError(f"event: expected a non-empty string, got {event!r:.40}")
-    root = _Node.root(payload)
+    root = _Node(payload)
     result = WebhookEvent(provider="github", event=event, action=root.opt_str("action"))
     if event == "ping":
         hooked = root.opt_obj("repository")  # absent for organisation and app hooks

@@ -38,6 +38,7 @@ from reviews.integrations.github import (
     parse_review_comment,
     parse_status,
 )
+from reviews.integrations.payloads import JsonReader, json_type
 from reviews.integrations.records import (
     ChangedFileRecord,
     CommentRecord,
@@ -378,12 +379,7 @@ class GitHubClient:
         first_etag = str(reply.headers.get("etag") or "")
         commits: list[CommitRecord] = []
         while True:
-            comparison = reply.data
-            if not isinstance(comparison, Mapping):
-                raise PayloadError(f"compare: expected object, got {_kind(comparison)}")
-            items = comparison.get("commits")
-            if not isinstance(items, list):
-                raise PayloadError(f"compare.commits: expected array, got {_kind(items)}")
+            items = JsonReader(reply.data, "compare").req_list("commits")
             offset = len(commits)
             commits.extend(parse_commit(item, f"compare.commits[{offset + i}]") for i, item in enumerate(items))
             next_url = self._next_url(reply.headers)
@@ -473,7 +469,7 @@ class GitHubClient:
         index = 0
         while True:
             if not isinstance(reply.data, list):
-                raise PayloadError(f"{name}: expected array, got {_kind(reply.data)}")
+                raise PayloadError(f"{name}: expected an array, got {json_type(reply.data)}")
             for item in reply.data:
                 yield f"{name}[{index}]", item
                 index += 1
@@ -568,11 +564,12 @@ def _graphql_obj(data: Any, key: str) -> Mapping[str, Any]:
 
 
 def _file_text(data: Any, path: str) -> str:
-    if not isinstance(data, Mapping) or data.get("type") != "file" or not isinstance(data.get("content"), str):
-        raise PayloadError(f"contents/{path}: expected a file with its content, got {_kind(data)}")
-    if data.get("encoding") != "base64":
-        raise PayloadError(f"contents/{path}: unexpected encoding {data.get('encoding')!r}")
-    return base64.b64decode(data["content"]).decode("utf-8", errors="replace")
+    contents = JsonReader(data, f"contents/{path}")
+    if contents.opt_str("type") != "file":
+        raise PayloadError(f"contents/{path}: expected a file, got {contents.opt_str('type') or 'none'}")
+    if contents.opt_str("encoding") != "base64":
+        raise PayloadError(f"contents/{path}: unexpected encoding {contents.raw('encoding')!r}")
+    return base64.b64decode(contents.req_str("content")).decode("utf-8", errors="replace")
 
 
 def _repo_path(full_path: str) -> str:
@@ -587,13 +584,8 @@ def _origin(url: str) -> tuple[str, str]:
     return parts.scheme, parts.netloc
 
 
-def _kind(value: object) -> str:
-    return "null" if value is None else type(value).__name__
-
-
 def _count(data: object, key: str) -> int | None:
-    value = data.get(key) if isinstance(data, Mapping) else None
-    return value if isinstance(value, int) and not isinstance(value, bool) else None
+    return JsonReader(data).opt_int(key)
 
 
 def _number(value: Any) -> float | None:

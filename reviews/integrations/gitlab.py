@@ -35,7 +35,8 @@ from typing import Any
 from urllib.parse import urlparse
 
 from reviews.integrations.bots import is_bot
-from reviews.integrations.limits import digits_check, moment_check, record_check
+from reviews.integrations.limits import moment_check, record_check
+from reviews.integrations.payloads import JsonReader, json_type
 from reviews.integrations.records import (
     CommentRecord,
     CommitRecord,
@@ -135,7 +136,7 @@ def parse_webhook(event: str, payload: dict[str, Any]) -> WebhookEvent:
 
 def _parse_webhook(event: str, payload: dict[str, Any]) -> WebhookEvent:
     root = PayloadReader(payload, "")
-    kind = root.opt_text("object_kind") or root.opt_text("event_name")
+    kind = root.opt_str("object_kind") or root.opt_str("event_name")
     if event in _GENERIC_HEADERS:
         if not kind:
             raise PayloadError("object_kind: missing (and no event_name either)")
@@ -196,11 +197,11 @@ def pipeline_state(status: str, *, allow_failure: bool = False) -> StatusState:
 
 
 def _merge_request_event(root: PayloadReader) -> WebhookEvent:
-    attrs = root.obj("object_attributes")
-    action = attrs.opt_text("action")
+    attrs = root.req_obj("object_attributes")
+    action = attrs.opt_str("action")
     repository = _repository(root)
     actor = _opt_user(root, "user")
-    updated_at = attrs.time("updated_at")
+    updated_at = attrs.req_time("updated_at")
 
     author = None
     if actor is not None:
@@ -215,26 +216,26 @@ def _merge_request_event(root: PayloadReader) -> WebhookEvent:
     last_commit = attrs.opt_obj("last_commit")
     pull_request = PullRequestRecord(
         repository=repository,
-        number=attrs.integer("iid"),
-        external_id=attrs.id("id"),
-        title=attrs.text("title"),
+        number=attrs.req_int("iid"),
+        external_id=attrs.req_id("id"),
+        title=attrs.req_str("title"),
         author=author,
         state=merge_request_state(attrs),
-        created_at=attrs.time("created_at"),
+        created_at=attrs.req_time("created_at"),
         updated_at=updated_at,
-        body=attrs.opt_text("description"),
+        body=attrs.opt_str("description"),
         draft=is_draft(attrs),
-        base_ref=attrs.text("target_branch"),
-        head_ref=attrs.text("source_branch"),
-        head_sha=last_commit.text("id") if last_commit else "",
-        merge_commit_sha=attrs.opt_text("merge_commit_sha"),
+        base_ref=attrs.req_str("target_branch"),
+        head_ref=attrs.req_str("source_branch"),
+        head_sha=last_commit.req_str("id") if last_commit else "",
+        merge_commit_sha=attrs.opt_str("merge_commit_sha"),
         labels=_labels(root, attrs),
-        web_url=attrs.opt_text("url"),
+        web_url=attrs.opt_str("url"),
         merged_at=updated_at if action == "merge" else None,
         closed_at=updated_at if action == "close" else None,
         merged_by=actor if action == "merge" else None,
         ready_at=updated_at if _became_ready(root) else None,
-        pushed_at=updated_at if action == "update" and attrs.opt_text("oldrev") else None,
+        pushed_at=updated_at if action == "update" and attrs.opt_str("oldrev") else None,
         requested_reviewers=_requested_reviewers(root, attrs),
     )
     event = WebhookEvent(
@@ -264,10 +265,10 @@ def _merge_request_event(root: PayloadReader) -> WebhookEvent:
 
 
 def _note_event(root: PayloadReader) -> WebhookEvent:
-    attrs = root.obj("object_attributes")
-    noteable_type = attrs.text("noteable_type")
+    attrs = root.req_obj("object_attributes")
+    noteable_type = attrs.req_str("noteable_type")
     # The `action` key arrived in GitLab 16.11 together with edit events: before that, every note hook was a create.
-    action = attrs.opt_text("action") or "create"
+    action = attrs.opt_str("action") or "create"
     repository = _repository(root)
     if noteable_type != "MergeRequest":
         return WebhookEvent(
@@ -278,16 +279,16 @@ def _note_event(root: PayloadReader) -> WebhookEvent:
             sender=_sender(root),
             ignored=f"note on a {noteable_type}, not on a merge request",
         )
-    author = user_record(root.obj("user"))
+    author = user_record(root.req_obj("user"))
     position = attrs.opt_obj("position")
-    path = (position.opt_text("new_path") or position.opt_text("old_path")) if position else ""
+    path = (position.opt_str("new_path") or position.opt_str("old_path")) if position else ""
     comment = CommentRecord(
-        external_id=attrs.id("id"),
+        external_id=attrs.req_id("id"),
         author=author,
-        body=attrs.opt_text("note"),
-        created_at=attrs.time("created_at"),
-        kind="diff" if attrs.opt_text("type") == "DiffNote" or position else "conversation",
-        is_system=attrs.flag("system"),
+        body=attrs.opt_str("note"),
+        created_at=attrs.req_time("created_at"),
+        kind="diff" if attrs.opt_str("type") == "DiffNote" or position else "conversation",
+        is_system=attrs.opt_bool("system"),
         path=path,
     )
     return WebhookEvent(
@@ -295,14 +296,14 @@ def _note_event(root: PayloadReader) -> WebhookEvent:
         event="note",
         action=action,
         repository=repository,
-        pull_request=_embedded_merge_request(root.obj("merge_request"), repository),
+        pull_request=_embedded_merge_request(root.req_obj("merge_request"), repository),
         comments=[comment],
         sender=author,
     )
 
 
 def _push_event(root: PayloadReader) -> WebhookEvent:
-    ref = root.text("ref")
+    ref = root.req_str("ref")
     repository = _repository(root)
     sender = _push_user(root)
     if not ref.startswith("refs/heads/"):
@@ -316,12 +317,12 @@ def _push_event(root: PayloadReader) -> WebhookEvent:
         )
     action = ""
     commits: list[CommitRecord] = []
-    if root.opt_text("after") == _NULL_SHA:
+    if root.opt_str("after") == _NULL_SHA:
         action = "deleted"  # a deleted branch brings no commits, whatever the payload lists
     else:
-        if root.opt_text("before") == _NULL_SHA:
+        if root.opt_str("before") == _NULL_SHA:
             action = "created"
-        commits = [replace(_push_commit(commit), pusher=sender) for commit in root.objs("commits")]
+        commits = [replace(_push_commit(commit), pusher=sender) for commit in root.req_objs("commits")]
     return WebhookEvent(
         provider="gitlab",
         event="push",
@@ -334,14 +335,14 @@ def _push_event(root: PayloadReader) -> WebhookEvent:
 
 
 def _pipeline_event(root: PayloadReader) -> WebhookEvent:
-    attrs = root.obj("object_attributes")
+    attrs = root.req_obj("object_attributes")
     repository = _repository(root)
-    pipeline_id = attrs.integer("id")
-    sha = attrs.text("sha")
-    status = attrs.text("status")
+    pipeline_id = attrs.req_int("id")
+    sha = attrs.req_str("sha")
+    status = attrs.req_str("status")
     builds = root.opt_objs("builds") or []
 
-    moments = [attrs.time("created_at"), attrs.opt_time("finished_at")]
+    moments = [attrs.req_time("created_at"), attrs.opt_time("finished_at")]
     for build in builds:
         moments += [build.opt_time("created_at"), build.opt_time("started_at"), build.opt_time("finished_at")]
     statuses = [
@@ -351,7 +352,7 @@ def _pipeline_event(root: PayloadReader) -> WebhookEvent:
             state=pipeline_state(status),
             updated_at=max(moment for moment in moments if moment is not None),
             description=f"Pipeline #{pipeline_id} {status}",
-            target_url=attrs.opt_text("url") or _join_url(repository.web_url, f"-/pipelines/{pipeline_id}"),
+            target_url=attrs.opt_str("url") or _join_url(repository.web_url, f"-/pipelines/{pipeline_id}"),
             external_id=f"pipeline:{pipeline_id}",
             source="pipeline",
         )
@@ -365,26 +366,26 @@ def _pipeline_event(root: PayloadReader) -> WebhookEvent:
         event="pipeline",
         action=status,
         repository=repository,
-        pull_request_number=merge_request.integer("iid") if merge_request else None,
+        pull_request_number=merge_request.req_int("iid") if merge_request else None,
         statuses=statuses,
-        ref=attrs.opt_text("ref"),
+        ref=attrs.opt_str("ref"),
         sender=_sender(root),
     )
 
 
 def _job_event(root: PayloadReader) -> WebhookEvent:
     repository = _repository(root)
-    status = root.text("build_status")
-    job_id = root.integer("build_id")
-    stage = root.opt_text("build_stage")
-    reason = root.opt_text("build_failure_reason") if status == "failed" else ""
+    status = root.req_str("build_status")
+    job_id = root.req_int("build_id")
+    stage = root.opt_str("build_stage")
+    reason = root.opt_str("build_failure_reason") if status == "failed" else ""
     updated_at = (
-        root.opt_time("build_finished_at") or root.opt_time("build_started_at") or root.time("build_created_at")
+        root.opt_time("build_finished_at") or root.opt_time("build_started_at") or root.req_time("build_created_at")
     )
     status_record = StatusRecord(
-        sha=root.text("sha"),
-        context=root.text("build_name"),
-        state=pipeline_state(status, allow_failure=root.flag("build_allow_failure")),
+        sha=root.req_str("sha"),
+        context=root.req_str("build_name"),
+        state=pipeline_state(status, allow_failure=root.opt_bool("build_allow_failure")),
         updated_at=updated_at,
         description=_job_description(stage, status, reason),
         target_url=_join_url(repository.web_url, f"-/jobs/{job_id}"),
@@ -397,14 +398,14 @@ def _job_event(root: PayloadReader) -> WebhookEvent:
         action=status,
         repository=repository,
         statuses=[status_record],
-        ref=root.opt_text("ref"),
+        ref=root.opt_str("ref"),
         sender=_sender(root),
     )
 
 
 def _deployment_event(root: PayloadReader) -> WebhookEvent:
     repository = _repository(root)
-    raw_status = root.text("status")
+    raw_status = root.req_str("status")
     sender = _sender(root)
     if raw_status in ("approved", "rejected"):
         return WebhookEvent(
@@ -416,19 +417,19 @@ def _deployment_event(root: PayloadReader) -> WebhookEvent:
             ignored=f"deployment {raw_status} by an approver; the lifecycle events carry the status",
         )
     status = _DEPLOYMENT_STATUSES.get(raw_status, "error")
-    changed_at = root.time("status_changed_at")
-    sha = _sha_from_commit_url(root.opt_text("commit_url")) or root.opt_text("short_sha")
+    changed_at = root.req_time("status_changed_at")
+    sha = _sha_from_commit_url(root.opt_str("commit_url")) or root.opt_str("short_sha")
     if not sha:
         raise PayloadError("commit_url: missing, and no short_sha either")
     deployment = DeploymentRecord(
         repository=repository,
-        external_id=root.id("deployment_id"),
-        environment=root.text("environment"),
+        external_id=root.req_id("deployment_id"),
+        environment=root.req_str("environment"),
         sha=sha,
         status=status,
         created_at=changed_at,
         updated_at=changed_at,
-        url=root.opt_text("deployable_url") or root.opt_text("environment_external_url"),
+        url=root.opt_str("deployable_url") or root.opt_str("environment_external_url"),
         finished_at=changed_at if status in _DEPLOYMENT_FINAL else None,
     )
     return WebhookEvent(
@@ -461,20 +462,20 @@ def approval_external_id(user: UserRecord) -> str:
 
 def _repository(root: PayloadReader) -> RepositoryRecord:
     project = root.opt_obj("project")
-    if project is not None and project.opt_text("path_with_namespace"):
+    if project is not None and project.opt_str("path_with_namespace"):
         external_id = project.opt_id("id") or root.opt_id("project_id")
         if not external_id:
             raise PayloadError("project.id: missing, and no project_id either")
         return RepositoryRecord(
             provider="gitlab",
             external_id=external_id,
-            full_path=project.text("path_with_namespace"),
-            default_branch=project.opt_text("default_branch"),
-            web_url=project.opt_text("web_url") or project.opt_text("homepage"),
+            full_path=project.req_str("path_with_namespace"),
+            default_branch=project.opt_str("default_branch"),
+            web_url=project.opt_str("web_url") or project.opt_str("homepage"),
         )
     # Job hooks before GitLab 16.3 have no project object: project_id and the repository's homepage instead.
     repository = root.opt_obj("repository")
-    homepage = repository.opt_text("homepage") if repository else ""
+    homepage = repository.opt_str("homepage") if repository else ""
     external_id = root.opt_id("project_id")
     if not homepage or not external_id:
         raise PayloadError("project: missing (and no project_id with repository.homepage either)")
@@ -497,20 +498,20 @@ def _best_effort_repository(root: PayloadReader) -> RepositoryRecord | None:
 def _best_effort_action(root: PayloadReader) -> str:
     try:
         attrs = root.opt_obj("object_attributes")
-        return (attrs.opt_text("action") if attrs else "") or root.opt_text("action")
+        return (attrs.opt_str("action") if attrs else "") or root.opt_str("action")
     except PayloadError:
         return ""
 
 
 def user_record(user: PayloadReader) -> UserRecord:
-    username = user.text("username")
+    username = user.req_str("username")
     return UserRecord(
         provider="gitlab",
         login=username,
         external_id=user.opt_id("id"),
-        name=user.opt_text("name"),
-        email=clean_email(user.opt_text("email")),
-        is_bot=is_bot(username, marked=user.flag("bot")),
+        name=user.opt_str("name"),
+        email=clean_email(user.opt_str("email")),
+        is_bot=is_bot(username, marked=user.opt_bool("bot")),
     )
 
 
@@ -525,35 +526,35 @@ def _sender(root: PayloadReader) -> UserRecord | None:
     Job hooks, for one, send the user without a username.
     """
     user = root.opt_obj("user")
-    if user is None or not user.opt_text("username"):
+    if user is None or not user.opt_str("username"):
         return None
     return user_record(user)
 
 
 def _push_user(root: PayloadReader) -> UserRecord | None:
-    username = root.opt_text("user_username")
+    username = root.opt_str("user_username")
     if not username:
         return None  # system hook pushes and old payloads name the pusher only by display name
     return UserRecord(
         provider="gitlab",
         login=username,
         external_id=root.opt_id("user_id"),
-        name=root.opt_text("user_name"),
-        email=clean_email(root.opt_text("user_email")),
+        name=root.opt_str("user_name"),
+        email=clean_email(root.opt_str("user_email")),
         is_bot=is_bot(username),
     )
 
 
 def _push_commit(commit: PayloadReader) -> CommitRecord:
-    author = commit.obj("author")
-    message = commit.opt_text("message")
+    author = commit.req_obj("author")
+    message = commit.opt_str("message")
     return CommitRecord(
-        sha=commit.text("id"),
+        sha=commit.req_str("id"),
         message=message,
-        author=GitUserRecord(name=author.opt_text("name"), email=clean_email(author.opt_text("email"))),
-        authored_at=commit.time("timestamp"),
+        author=GitUserRecord(name=author.opt_str("name"), email=clean_email(author.opt_str("email"))),
+        authored_at=commit.req_time("timestamp"),
         co_authors=co_authors(message),
-        paths=tuple(path for key in ("added", "modified", "removed") for path in commit.opt_texts(key)),
+        paths=tuple(path for key in ("added", "modified", "removed") for path in commit.opt_strs(key)),
     )
 
 
@@ -563,40 +564,40 @@ def _embedded_merge_request(mr: PayloadReader, repository: RepositoryRecord) -> 
     labels = mr.opt_objs_or_texts("labels")
     return PullRequestRecord(
         repository=repository,
-        number=mr.integer("iid"),
-        external_id=mr.id("id"),
-        title=mr.text("title"),
+        number=mr.req_int("iid"),
+        external_id=mr.req_id("id"),
+        title=mr.req_str("title"),
         author=None,
         state=merge_request_state(mr),
-        created_at=mr.time("created_at"),
-        updated_at=mr.time("updated_at"),
-        body=mr.opt_text("description"),
+        created_at=mr.req_time("created_at"),
+        updated_at=mr.req_time("updated_at"),
+        body=mr.opt_str("description"),
         draft=is_draft(mr),
-        base_ref=mr.text("target_branch"),
-        head_ref=mr.text("source_branch"),
-        head_sha=last_commit.text("id") if last_commit else "",
-        merge_commit_sha=mr.opt_text("merge_commit_sha"),
+        base_ref=mr.req_str("target_branch"),
+        head_ref=mr.req_str("source_branch"),
+        head_sha=last_commit.req_str("id") if last_commit else "",
+        merge_commit_sha=mr.opt_str("merge_commit_sha"),
         labels=tuple(labels) if labels is not None else None,
-        web_url=mr.opt_text("url"),
+        web_url=mr.opt_str("url"),
     )
 
 
 def merge_request_state(attrs: PayloadReader) -> PullRequestState:
-    state = attrs.opt_text("state")
+    state = attrs.opt_str("state")
     if state:
         if state not in _MR_STATES:
-            raise PayloadError(f"{attrs.path_of('state')}: unknown merge request state {state!r}")
+            raise PayloadError(f"{attrs.key_path('state')}: unknown merge request state {state!r}")
         return _MR_STATES[state]
-    state_id = attrs.opt_integer("state_id")
+    state_id = attrs.opt_int("state_id")
     if state_id not in _MR_STATE_IDS:
-        raise PayloadError(f"{attrs.path_of('state')}: missing")
+        raise PayloadError(f"{attrs.key_path('state')}: missing")
     return _MR_STATE_IDS[state_id]
 
 
 def is_draft(attrs: PayloadReader) -> bool:
     if attrs.has("draft"):
-        return attrs.flag("draft")
-    return attrs.flag("work_in_progress")
+        return attrs.opt_bool("draft")
+    return attrs.opt_bool("work_in_progress")
 
 
 def _labels(root: PayloadReader, attrs: PayloadReader) -> tuple[str, ...] | None:
@@ -638,22 +639,22 @@ def _became_ready(root: PayloadReader) -> bool:
 
 
 def _pipeline_context(attrs: PayloadReader) -> str:
-    if attrs.opt_text("source") == "parent_pipeline":
-        return f"{PIPELINE_CONTEXT}/{attrs.opt_text('name') or 'child'}"
+    if attrs.opt_str("source") == "parent_pipeline":
+        return f"{PIPELINE_CONTEXT}/{attrs.opt_str('name') or 'child'}"
     return PIPELINE_CONTEXT
 
 
 def _build_status(build: PayloadReader, *, sha: str, web_url: str) -> StatusRecord:
-    job_id = build.integer("id")
-    status = build.text("status")
-    updated_at = build.opt_time("finished_at") or build.opt_time("started_at") or build.time("created_at")
-    reason = build.opt_text("failure_reason") if status == "failed" else ""
+    job_id = build.req_int("id")
+    status = build.req_str("status")
+    updated_at = build.opt_time("finished_at") or build.opt_time("started_at") or build.req_time("created_at")
+    reason = build.opt_str("failure_reason") if status == "failed" else ""
     return StatusRecord(
         sha=sha,
-        context=build.text("name"),
-        state=pipeline_state(status, allow_failure=build.flag("allow_failure")),
+        context=build.req_str("name"),
+        state=pipeline_state(status, allow_failure=build.opt_bool("allow_failure")),
         updated_at=updated_at,
-        description=_job_description(build.opt_text("stage"), status, reason),
+        description=_job_description(build.opt_str("stage"), status, reason),
         target_url=_join_url(web_url, f"-/jobs/{job_id}"),
         external_id=f"job:{job_id}",
         source="job",
@@ -686,108 +687,21 @@ def _zone(tz: str | None) -> dt.tzinfo:
     return dt.timezone(-offset if tz[0] == "-" else offset)
 
 
-def _type_name(value: Any) -> str:
-    return {dict: "object", list: "array", str: "string", bool: "boolean", int: "integer", float: "number"}.get(
-        type(value), type(value).__name__
-    )
+class PayloadReader(JsonReader):
+    """An object of a GitLab payload or API response (`reviews.integrations.payloads.JsonReader`): its times come in
+    any of GitLab's spellings (`parse_timestamp`)."""
 
+    __slots__ = ()
 
-class PayloadReader:
-    """Typed access to one JSON object (a webhook payload or an API response), raising PayloadError with the key
-    path on anything unexpected.
-
-    `x`/`opt_x` pairs: the plain one requires a non-null value, the `opt_` one accepts a missing key or null.
-    A value of the wrong type is an error either way.
-    """
-
-    __slots__ = ("_data", "_path")
-
-    def __init__(self, data: Any, path: str) -> None:
-        if not isinstance(data, dict):
-            raise PayloadError(f"{path or 'payload'}: expected an object, got {_type_name(data)}")
-        self._data: dict[str, Any] = data
-        self._path = path
-
-    def path_of(self, key: str) -> str:
-        return f"{self._path}.{key}" if self._path else key
-
-    def has(self, key: str) -> bool:
-        return self._data.get(key) is not None
-
-    def raw(self, key: str) -> Any:
-        return self._data.get(key)
-
-    def _required(self, key: str) -> Any:
-        value = self._data.get(key)
-        if value is None:
-            raise PayloadError(f"{self.path_of(key)}: missing")
-        return value
-
-    def _wrong(self, key: str, expected: str, value: Any) -> PayloadError:
-        return PayloadError(f"{self.path_of(key)}: expected {expected}, got {_type_name(value)}")
-
-    def text(self, key: str) -> str:
-        value = self._required(key)
+    def _time(self, value: Any, path: str) -> dt.datetime:
         if not isinstance(value, str):
-            raise self._wrong(key, "a string", value)
-        return value
-
-    def opt_text(self, key: str) -> str:
-        return self.text(key) if self.has(key) else ""
-
-    def integer(self, key: str) -> int:
-        value = self._required(key)
-        if isinstance(value, bool) or not isinstance(value, int):
-            raise self._wrong(key, "an integer", value)
-        return value
-
-    def opt_integer(self, key: str) -> int | None:
-        return self.integer(key) if self.has(key) else None
-
-    def id(self, key: str) -> str:
-        """An id GitLab sends as a number (sometimes as a string), as the string records keep."""
-        value = self._required(key)
-        if isinstance(value, bool) or not isinstance(value, int | str):
-            raise self._wrong(key, "an id", value)
-        return digits_check(str(value), self.path_of(key))
-
-    def opt_id(self, key: str) -> str:
-        return self.id(key) if self.has(key) else ""
-
-    def flag(self, key: str) -> bool:
-        value = self._data.get(key)
-        if value is None:
-            return False
-        if not isinstance(value, bool):
-            raise self._wrong(key, "a boolean", value)
-        return value
-
-    def obj(self, key: str) -> PayloadReader:
-        return PayloadReader(self._required(key), self.path_of(key))
-
-    def opt_obj(self, key: str) -> PayloadReader | None:
-        return self.obj(key) if self.has(key) else None
-
-    def opt_list(self, key: str) -> list[Any] | None:
-        value = self._data.get(key)
-        if value is None:
-            return None
-        if not isinstance(value, list):
-            raise self._wrong(key, "an array", value)
-        return value
-
-    def opt_texts(self, key: str) -> list[str]:
-        """The strings of an array, or [] when the key is missing or null."""
-        return [item for item in self.opt_list(key) or [] if isinstance(item, str)]
-
-    def objs(self, key: str) -> list[PayloadReader]:
-        items = self.opt_list(key)
-        if items is None:
-            raise PayloadError(f"{self.path_of(key)}: missing")
-        return [PayloadReader(item, f"{self.path_of(key)}[{index}]") for index, item in enumerate(items)]
-
-    def opt_objs(self, key: str) -> list[PayloadReader] | None:
-        return self.objs(key) if self.has(key) else None
+            raise PayloadError(f"{path}: expected a string, got {json_type(value)}")
+        try:
+            return parse_timestamp(value, path)
+        except PayloadError:
+            raise
+        except ValueError:
+            raise PayloadError(f"{path}: not a timestamp: {value[:40]!r}") from None
 
     def opt_objs_or_texts(self, key: str) -> list[str] | None:
         """Label titles: GitLab sends label objects in hooks and plain names in the REST API."""
@@ -795,18 +709,6 @@ class PayloadReader:
         if items is None:
             return None
         return [
-            item if isinstance(item, str) else PayloadReader(item, f"{self.path_of(key)}[{index}]").text("title")
+            item if isinstance(item, str) else self._child(item, f"{self.key_path(key)}[{index}]").req_str("title")
             for index, item in enumerate(items)
         ]
-
-    def time(self, key: str) -> dt.datetime:
-        value = self.text(key)
-        try:
-            return parse_timestamp(value, self.path_of(key))
-        except PayloadError:
-            raise
-        except ValueError:
-            raise PayloadError(f"{self.path_of(key)}: not a timestamp: {value[:40]!r}") from None
-
-    def opt_time(self, key: str) -> dt.datetime | None:
-        return self.time(key) if self.has(key) else None

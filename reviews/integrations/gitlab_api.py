@@ -324,7 +324,7 @@ class GitLabClient:
         with self._translate():
             result = self._lazy_project(full_path).repository_compare(base_sha, head_sha)
         compared = PayloadReader(result, "compare")
-        return CompareRead(tuple(commit_from_api(commit) for commit in compared.objs("commits")))
+        return CompareRead(tuple(commit_from_api(commit) for commit in compared.req_objs("commits")))
 
     def post_status(
         self,
@@ -368,9 +368,9 @@ class GitLabClient:
             if response is None:
                 return FileRead(path, etag=known.etag if known else "", unchanged=True)
             data = PayloadReader(response.json(), f"files/{path}")
-            if data.text("encoding") != "base64":
-                raise PayloadError(f"files/{path}: unexpected encoding {data.text('encoding')!r}")
-            text = base64.b64decode(data.text("content")).decode("utf-8", errors="replace")
+            if data.req_str("encoding") != "base64":
+                raise PayloadError(f"files/{path}: unexpected encoding {data.req_str('encoding')!r}")
+            text = base64.b64decode(data.req_str("content")).decode("utf-8", errors="replace")
             return FileRead(path, text, response.headers.get("ETag", ""))
         return FileRead("")
 
@@ -472,7 +472,7 @@ class GitLabClient:
                     raise
                 self._diffs_endpoint = False  # GitLab before 15.7 has no /diffs: the deprecated /changes then
         changes = PayloadReader(mr.changes(), "changes")
-        return [changed_file_from_api(change) for change in changes.objs("changes")]
+        return [changed_file_from_api(change) for change in changes.req_objs("changes")]
 
     def _approvals(self, full_path: str, mr: Any) -> list[tuple[UserRecord, dt.datetime | None]]:
         """(approver, approved_at when GitLab says) for every approval standing now."""
@@ -484,7 +484,7 @@ class GitLabClient:
                     raise
                 self._approval_state[full_path] = False  # Free tier: only /approvals
             else:
-                rules = state.objs("rules")
+                rules = state.req_objs("rules")
                 # Without any rule, approval_state lists no approvers at all, yet approvals may stand: ask /approvals.
                 if rules:
                     approvers: dict[str, UserRecord] = {}
@@ -495,7 +495,7 @@ class GitLabClient:
                     return [(approver, None) for approver in approvers.values()]
         approvals = PayloadReader(mr.approvals.get().asdict(), "approvals")
         return [
-            (user_record(entry.obj("user")), entry.opt_time("approved_at"))
+            (user_record(entry.req_obj("user")), entry.opt_time("approved_at"))
             for entry in approvals.opt_objs("approved_by") or []
         ]
 
@@ -524,8 +524,8 @@ def _details(
         comments=comments,
         commits=commits,
         files=files,
-        files_not_ready=diff_not_ready(data),
-        files_incomplete=diff_incomplete(data, len(files)),
+        files_not_ready=diff_not_ready(PayloadReader(data, "merge_request")),
+        files_incomplete=diff_incomplete(PayloadReader(data, "merge_request"), len(files)),
     )
 
 
@@ -589,19 +589,18 @@ def _refused_transition(error: GitlabError) -> bool:
     return error.response_code == 400 and "Cannot transition status" in str(error.error_message)
 
 
-def diff_not_ready(mr: Mapping[str, Any]) -> str:
+def diff_not_ready(mr: PayloadReader) -> str:
     """GitLab computes a merge request's diff after a push; until then its diff_refs lag behind (or are null)
     and the diffs list is empty or belongs to the previous head."""
-    refs = mr.get("diff_refs")
-    head = refs.get("head_sha") if isinstance(refs, Mapping) else None
-    if mr.get("detailed_merge_status") == "preparing" or not head or head != mr.get("sha"):
+    head = mr.opt_str("diff_refs", "head_sha")
+    if mr.opt_str("detailed_merge_status") == "preparing" or not head or head != mr.opt_str("sha"):
         return "GitLab is still preparing the merge request's diff"
     return ""
 
 
-def diff_incomplete(mr: Mapping[str, Any], listed: int) -> str:
+def diff_incomplete(mr: PayloadReader, listed: int) -> str:
     """Over GitLab's diff limits `changes_count` reads like "1000+" and the list stops short."""
-    count = str(mr.get("changes_count") or "")
+    count = str(mr.raw("changes_count") or "")
     if count.endswith("+"):
         return f"GitLab listed {listed:,} of {count} changed files"
     return ""
@@ -613,10 +612,10 @@ def diff_incomplete(mr: Mapping[str, Any], listed: int) -> str:
 def repository_from_api(project: PayloadReader) -> RepositoryRecord:
     return RepositoryRecord(
         provider="gitlab",
-        external_id=project.id("id"),
-        full_path=project.text("path_with_namespace"),
-        default_branch=project.opt_text("default_branch"),
-        web_url=project.opt_text("web_url"),
+        external_id=project.req_id("id"),
+        full_path=project.req_str("path_with_namespace"),
+        default_branch=project.opt_str("default_branch"),
+        web_url=project.opt_str("web_url"),
     )
 
 
@@ -628,52 +627,52 @@ def pull_request_from_api(mr: PayloadReader, repository: RepositoryRecord) -> Pu
     labels = mr.opt_objs_or_texts("labels")
     return PullRequestRecord(
         repository=repository,
-        number=mr.integer("iid"),
-        external_id=mr.id("id"),
-        title=mr.text("title"),
+        number=mr.req_int("iid"),
+        external_id=mr.req_id("id"),
+        title=mr.req_str("title"),
         author=user_record(author) if author else None,
         state=merge_request_state(mr),
-        created_at=mr.time("created_at"),
-        updated_at=mr.time("updated_at"),
-        body=mr.opt_text("description"),
+        created_at=mr.req_time("created_at"),
+        updated_at=mr.req_time("updated_at"),
+        body=mr.opt_str("description"),
         draft=is_draft(mr),
-        base_ref=mr.text("target_branch"),
-        head_ref=mr.text("source_branch"),
-        head_sha=mr.opt_text("sha") or (diff_refs.opt_text("head_sha") if diff_refs else ""),
-        merge_commit_sha=mr.opt_text("merge_commit_sha") or mr.opt_text("squash_commit_sha"),
+        base_ref=mr.req_str("target_branch"),
+        head_ref=mr.req_str("source_branch"),
+        head_sha=mr.opt_str("sha") or (diff_refs.opt_str("head_sha") if diff_refs else ""),
+        merge_commit_sha=mr.opt_str("merge_commit_sha") or mr.opt_str("squash_commit_sha"),
         labels=tuple(labels) if labels is not None else None,
-        web_url=mr.opt_text("web_url"),
+        web_url=mr.opt_str("web_url"),
         merged_at=mr.opt_time("merged_at"),
         closed_at=mr.opt_time("closed_at"),
-        merged_by=user_record(merged_by) if merged_by and mr.opt_text("state") == "merged" else None,
+        merged_by=user_record(merged_by) if merged_by and mr.opt_str("state") == "merged" else None,
         requested_reviewers=tuple(user_record(r) for r in reviewers) if reviewers is not None else None,
     )
 
 
 def comment_from_api(note: PayloadReader) -> CommentRecord:
     position = note.opt_obj("position")
-    path = (position.opt_text("new_path") or position.opt_text("old_path")) if position else ""
+    path = (position.opt_str("new_path") or position.opt_str("old_path")) if position else ""
     return CommentRecord(
-        external_id=note.id("id"),
-        author=user_record(note.obj("author")),
-        body=note.opt_text("body"),
-        created_at=note.time("created_at"),
-        kind="diff" if note.opt_text("type") == "DiffNote" or position else "conversation",
-        is_system=note.flag("system"),
+        external_id=note.req_id("id"),
+        author=user_record(note.req_obj("author")),
+        body=note.opt_str("body"),
+        created_at=note.req_time("created_at"),
+        kind="diff" if note.opt_str("type") == "DiffNote" or position else "conversation",
+        is_system=note.opt_bool("system"),
         path=path,
     )
 
 
 def commit_from_api(commit: PayloadReader) -> CommitRecord:
-    message = commit.opt_text("message") or commit.opt_text("title")
-    committer_name = commit.opt_text("committer_name")
-    committer_email = clean_email(commit.opt_text("committer_email"))
+    message = commit.opt_str("message") or commit.opt_str("title")
+    committer_name = commit.opt_str("committer_name")
+    committer_email = clean_email(commit.opt_str("committer_email"))
     parents = commit.opt_list("parent_ids") or []
     return CommitRecord(
-        sha=commit.text("id"),
+        sha=commit.req_str("id"),
         message=message,
-        author=GitUserRecord(name=commit.opt_text("author_name"), email=clean_email(commit.opt_text("author_email"))),
-        authored_at=commit.opt_time("authored_date") or commit.time("created_at"),
+        author=GitUserRecord(name=commit.opt_str("author_name"), email=clean_email(commit.opt_str("author_email"))),
+        authored_at=commit.opt_time("authored_date") or commit.req_time("created_at"),
         committer=GitUserRecord(name=committer_name, email=committer_email)
         if committer_name or committer_email
         else None,
@@ -684,14 +683,14 @@ def commit_from_api(commit: PayloadReader) -> CommitRecord:
 
 
 def changed_file_from_api(diff: PayloadReader) -> ChangedFileRecord:
-    additions, deletions = count_diff_lines(diff.opt_text("diff"))
-    new_path = diff.text("new_path")
-    old_path = diff.opt_text("old_path")
-    if diff.flag("new_file"):
+    additions, deletions = count_diff_lines(diff.opt_str("diff"))
+    new_path = diff.req_str("new_path")
+    old_path = diff.opt_str("old_path")
+    if diff.opt_bool("new_file"):
         status = "added"
-    elif diff.flag("deleted_file"):
+    elif diff.opt_bool("deleted_file"):
         status = "removed"
-    elif diff.flag("renamed_file"):
+    elif diff.opt_bool("renamed_file"):
         status = "renamed"
     else:
         status = "modified"
@@ -701,7 +700,7 @@ def changed_file_from_api(diff: PayloadReader) -> ChangedFileRecord:
         deletions=deletions,
         status=status,
         previous_path=old_path if status == "renamed" else "",
-        patch_id=patch_id(diff.opt_text("diff")) if diff.opt_text("diff") else "",
+        patch_id=patch_id(diff.opt_str("diff")) if diff.opt_str("diff") else "",
     )
 
 

@@ -13,15 +13,7 @@ from __future__ import annotations
 from typing import Any
 
 from reviews.integrations.signing import secret_matches
-from telemetry.integrations._reading import (
-    epoch_time,
-    obj,
-    opt_text,
-    record_checked,
-    severity_from_priority,
-    slug,
-    text,
-)
+from telemetry.integrations._reading import IncidentReader, record_checked, severity_from_priority, slug
 from telemetry.integrations.records import IncidentEvent, IncidentPayloadError, IncidentRecord, ServiceReference
 
 SOURCE = "opsgenie"
@@ -44,22 +36,23 @@ def parse_webhook(payload: dict[str, Any]) -> IncidentEvent:
 
 
 def _parse_webhook(payload: dict[str, Any]) -> IncidentEvent:
-    action = text(payload, "action", "payload")
+    root = IncidentReader(payload)
+    action = root.req_text("action")
     if action not in _ACTION_STATUSES:
         return IncidentEvent(ignored=f"alert action {action[:60]} does not change an incident's state")
-    alert = obj(payload, "alert", "payload")
+    alert = root.req_obj("alert")
     status = _ACTION_STATUSES[action]
-    started_at = epoch_time(alert, "createdAt", "alert")
-    occurred_at = epoch_time(alert, "updatedAt", "alert") if "updatedAt" in alert else started_at
-    tiny_id = opt_text(alert, "tinyId", "alert")
+    started_at = alert.req_epoch("createdAt")
+    occurred_at = alert.req_epoch("updatedAt") if alert.has("updatedAt") else started_at
+    tiny_id = alert.opt_text("tinyId")
     record = IncidentRecord(
         source=SOURCE,
-        external_id=text(alert, "alertId", "alert"),
-        title=opt_text(alert, "message", "alert") or f"Opsgenie alert {tiny_id}".strip(),
+        external_id=alert.req_text("alertId"),
+        title=alert.opt_text("message") or f"Opsgenie alert {tiny_id}".strip(),
         status=status,  # type: ignore[arg-type]
         started_at=started_at,
         occurred_at=max(occurred_at, started_at),
-        severity=severity_from_priority(opt_text(alert, "priority", "alert")),  # type: ignore[arg-type]
+        severity=severity_from_priority(alert.opt_text("priority")),  # type: ignore[arg-type]
         acknowledged_at=occurred_at if status == "acknowledged" else None,
         resolved_at=max(occurred_at, started_at) if status == "resolved" else None,
         services=_services(alert),
@@ -67,9 +60,9 @@ def _parse_webhook(payload: dict[str, Any]) -> IncidentEvent:
     return IncidentEvent(record=record)
 
 
-def _services(alert: dict[str, Any]) -> tuple[ServiceReference, ...]:
-    tags = alert.get("tags") or []
-    if not isinstance(tags, list) or not all(isinstance(tag, str) for tag in tags):
+def _services(alert: IncidentReader) -> tuple[ServiceReference, ...]:
+    tags = alert.opt_list("tags") or []
+    if not all(isinstance(tag, str) for tag in tags):
         raise IncidentPayloadError("alert.tags: expected an array of strings")
     found: list[ServiceReference] = []
     for tag in tags:
@@ -78,7 +71,7 @@ def _services(alert: dict[str, Any]) -> tuple[ServiceReference, ...]:
             found.append(ServiceReference(slug=slug(value)))
         else:
             found.append(ServiceReference(key=tag.strip()))
-    entity = opt_text(alert, "entity", "alert")
+    entity = alert.opt_text("entity")
     if entity:
         found.append(ServiceReference(key=entity, slug=slug(entity)))
     return tuple(dict.fromkeys(found))

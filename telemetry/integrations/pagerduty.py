@@ -12,16 +12,7 @@ from collections.abc import Sequence
 from typing import Any
 
 from reviews.integrations.signing import hmac_sha256_hex, secret_matches
-from telemetry.integrations._reading import (
-    iso_time,
-    obj,
-    opt_obj,
-    opt_text,
-    record_checked,
-    severity_from_priority,
-    slug,
-    text,
-)
+from telemetry.integrations._reading import IncidentReader, record_checked, severity_from_priority, slug
 from telemetry.integrations.records import IncidentEvent, IncidentPayloadError, IncidentRecord, ServiceReference
 
 SOURCE = "pagerduty"
@@ -58,47 +49,47 @@ def parse_webhook(payload: dict[str, Any]) -> IncidentEvent:
 
 
 def _parse_webhook(payload: dict[str, Any]) -> IncidentEvent:
-    event = obj(payload, "event", "payload")
-    event_type = text(event, "event_type", "event")
+    event = IncidentReader(payload).req_obj("event")
+    event_type = event.req_text("event_type")
     if event_type not in _EVENT_STATUSES:
         return IncidentEvent(ignored=f"event type {event_type[:60]} does not change an incident's state")
-    data = obj(event, "data", "event")
-    if data.get("type") != "incident":
+    data = event.req_obj("data")
+    if data.raw("type") != "incident":
         raise IncidentPayloadError(f"event.data.type: expected 'incident' for {event_type}")
-    occurred_at = iso_time(event, "occurred_at", "event")
-    status = _EVENT_STATUSES[event_type] or text(data, "status", "event.data")
+    occurred_at = event.req_time("occurred_at")
+    status = _EVENT_STATUSES[event_type] or data.req_text("status")
     if status not in _STATUSES:
         raise IncidentPayloadError(f"event.data.status: unknown incident status {status[:40]!r}")
-    number = data.get("number")
-    title = opt_text(data, "title", "event.data") or opt_text(data, "summary", "event.data")
+    number = data.raw("number")
+    title = data.opt_text("title") or data.opt_text("summary")
     record = IncidentRecord(
         source=SOURCE,
-        external_id=text(data, "id", "event.data"),
+        external_id=data.req_text("id"),
         title=title or f"PagerDuty incident {number or ''}".strip(),
         status=status,  # type: ignore[arg-type]
-        started_at=iso_time(data, "created_at", "event.data"),
+        started_at=data.req_time("created_at"),
         occurred_at=occurred_at,
         severity=_severity(data),  # type: ignore[arg-type]
         acknowledged_at=occurred_at if status == "acknowledged" else None,
         resolved_at=occurred_at if status == "resolved" else None,
-        url=opt_text(data, "html_url", "event.data"),
+        url=data.opt_text("html_url"),
         services=_services(data),
     )
     return IncidentEvent(record=record)
 
 
-def _severity(data: dict[str, Any]) -> str | None:
-    priority = opt_obj(data, "priority", "event.data")
+def _severity(data: IncidentReader) -> str | None:
+    priority = data.opt_obj("priority")
     if priority is not None:
-        found = severity_from_priority(opt_text(priority, "summary", "event.data.priority"))
+        found = severity_from_priority(priority.opt_text("summary"))
         if found:
             return found
-    return _URGENCIES.get(opt_text(data, "urgency", "event.data"))
+    return _URGENCIES.get(data.opt_text("urgency"))
 
 
-def _services(data: dict[str, Any]) -> tuple[ServiceReference, ...]:
-    service = opt_obj(data, "service", "event.data")
+def _services(data: IncidentReader) -> tuple[ServiceReference, ...]:
+    service = data.opt_obj("service")
     if service is None:
         return ()
-    name = opt_text(service, "summary", "event.data.service")
-    return (ServiceReference(key=opt_text(service, "id", "event.data.service"), slug=slug(name)),)
+    name = service.opt_text("summary")
+    return (ServiceReference(key=service.opt_text("id"), slug=slug(name)),)

@@ -95,7 +95,7 @@ GITHUB_POISON = [
     ("pull_request.created_at", "2025-01-01T00:00:00+20:00", "pull_request.created_at: UTC offset"),
     ("pull_request.head.ref", "b" * 256, "pull_request.head_ref: 256 characters, at most 255"),
     ("pull_request.user.login", "u" * 256, "pull_request.author.login: 256 characters"),
-    ("pull_request.number", "²", "pull_request.number: expected integer"),
+    ("pull_request.number", "²", "pull_request.number: expected an integer"),
 ]
 GITLAB_POISON = [
     ("object_attributes.title", LONG, "pull_request.title: 1001 characters"),

@@ -173,7 +173,7 @@ def test_malformed_api_answer_raises_payload_error_naming_the_item(github: FakeG
     github.add_pull(REPO, number=1)
     github.update_pull(REPO, 1, title=None)
 
-    with pytest.raises(PayloadError, match=r"^pulls\[0\]\.title: expected string, got null$"):
+    with pytest.raises(PayloadError, match=r"^pulls\[0\]\.title: expected a string, got null$"):
         list(client.pull_requests_since(REPO, None))
 
 

@@ -715,7 +715,7 @@ def test_unhandled_event_needs_no_particular_shape() -> None:
 
 @pytest.mark.parametrize("payload", [[], None, "{}", 42, b"{}"])
 def test_payload_that_is_not_an_object_is_a_payload_error(payload: object) -> None:
-    with pytest.raises(PayloadError, match=r"^payload: expected object, got "):
+    with pytest.raises(PayloadError, match=r"^payload: expected an object, got "):
         parse_webhook("pull_request", payload)
 
 
@@ -731,7 +731,7 @@ def test_wrong_type_names_the_key_path() -> None:
     with pytest.raises(PayloadError) as raised:
         parse_webhook(event_name, payload)
 
-    assert str(raised.value) == "pull_request.number: expected integer, got str"
+    assert str(raised.value) == "pull_request.number: expected an integer, got string"
 
 
 def test_missing_key_names_the_key_path() -> None:
@@ -752,32 +752,32 @@ def test_missing_key_names_the_key_path() -> None:
         (
             "pull_request.opened.json",
             lambda p: p.update(pull_request=None),
-            "pull_request: expected object, got null",
+            "pull_request: expected an object, got null",
         ),
         (
             "pull_request.opened.json",
             lambda p: p.update(pull_request=[]),
-            "pull_request: expected object, got list",
+            "pull_request: expected an object, got array",
         ),
         (
             "pull_request.opened.json",
             lambda p: p["pull_request"].update(number=True),
-            "pull_request.number: expected integer, got bool",
+            "pull_request.number: expected an integer, got boolean",
         ),
         (
             "pull_request.opened.json",
             lambda p: p["pull_request"].update(head=None),
-            "pull_request.head: expected object, got null",
+            "pull_request.head: expected an object, got null",
         ),
         (
             "pull_request.opened.json",
             lambda p: p["pull_request"].update(created_at="yesterday"),
-            "pull_request.created_at: expected date-time, got 'yesterday'",
+            "pull_request.created_at: expected a date-time, got 'yesterday'",
         ),
         (
             "pull_request.opened.json",
             lambda p: p["pull_request"].update(labels=["bug"]),
-            "pull_request.labels[0]: expected object, got str",
+            "pull_request.labels[0]: expected an object, got string",
         ),
         (
             "pull_request.opened.json",
@@ -787,16 +787,16 @@ def test_missing_key_names_the_key_path() -> None:
         (
             "pull_request.opened.json",
             lambda p: p["repository"].update(id="186853002"),
-            "repository.id: expected integer, got str",
+            "repository.id: expected an integer, got string",
         ),
-        ("push.json", lambda p: p.update(commits={}), "commits: expected array, got dict"),
+        ("push.json", lambda p: p.update(commits={}), "commits: expected an array, got object"),
         ("push.json", lambda p: p["commits"][1].pop("id"), "commits[1].id: missing"),
         ("status.json", lambda p: p.update(state="green"), "state: unknown status state 'green'"),
         ("check_run.completed.json", lambda p: p["check_run"].pop("name"), "check_run.name: missing"),
         (
             "pull_request_review.submitted.approved.json",
             lambda p: p["review"].update(submitted_at=None),
-            "review.submitted_at: expected date-time, got null",
+            "review.submitted_at: expected a date-time, got null",
         ),
         (
             "deployment_status.success.json",
