@@ -263,7 +263,7 @@ def pairing_partners(*, pull_request_ids: Collection[int]) -> dict[int, list[Pai
       from `COMMIT_LEAD_TIME` before its first commit to its last. A session is on the change when it names the
       pull request's repository (and its head branch, or no branch), or names no repository but its head branch.
 
-    A pull request whose commits are not known yet has no partners yet (fail closed). Five queries, however many
+    A pull request whose commits are not known yet has no partners yet (fail closed). Four queries, however many
     pull requests.
     """
     changes = _changes(pull_request_ids)
@@ -297,22 +297,24 @@ def pairing_partners_for_pull_request(*, pull_request: PullRequest) -> list[Pair
 
 def _changes(pull_request_ids: Collection[int]) -> dict[int, _Change]:
     """The pull requests that have an author and known commits, with the people who wrote each commit."""
-    rows = PullRequest.objects.filter(pk__in=list(pull_request_ids), author__isnull=False).values_list(
-        "pk", "author_id", "repository_id", "head_ref"
-    )
-    heads = {pk: (author_id, repository_id, head_ref or "") for pk, author_id, repository_id, head_ref in rows}
-    through = PullRequest.commits.through
-    commit_rows = through.objects.filter(pullrequest_id__in=list(heads)).values_list(
+    commit_rows = PullRequest.commits.through.objects.filter(
+        pullrequest_id__in=list(pull_request_ids), pullrequest__author__isnull=False
+    ).values_list(
         "pullrequest_id",
+        "pullrequest__author_id",
+        "pullrequest__repository_id",
+        "pullrequest__head_ref",
         "commit_id",
         "commit__sha",
         "commit__authored_at",
         Coalesce("commit__author_id", "commit__author_identity__person_id"),
     )
+    heads: dict[int, tuple[int, int, str]] = {}
     commits: dict[int, list[tuple[int, str, dt.datetime]]] = defaultdict(list)
     writers: dict[int, set[int]] = defaultdict(set)
-    for pull_request_id, commit_id, sha, authored_at, person_id in commit_rows:
-        commits[pull_request_id].append((commit_id, sha, authored_at))
+    for pk, author_id, repository_id, head_ref, commit_id, sha, authored_at, person_id in commit_rows:
+        heads[pk] = (author_id, repository_id, head_ref or "")
+        commits[pk].append((commit_id, sha, authored_at))
         if person_id is not None:
             writers[commit_id].add(person_id)
     co_authors = Commit.co_authors.through.objects.filter(
@@ -326,7 +328,6 @@ def _changes(pull_request_ids: Collection[int]) -> dict[int, _Change]:
             author_id, repository_id, head_ref, [(sha, at, writers[commit_id]) for commit_id, sha, at in commits[pk]]
         )
         for pk, (author_id, repository_id, head_ref) in heads.items()
-        if commits[pk]
     }
 
 

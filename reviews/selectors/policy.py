@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import datetime as dt
 from collections import defaultdict
-from collections.abc import Collection, Iterable, Sequence
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, replace
 
 from django.db.models import Q
@@ -43,16 +43,18 @@ from reviews.selectors.pairing import PairingPartner, pairing_partners
 RISK_HISTORY = dt.timedelta(days=365)
 
 
-def effective_policies(*, repository_ids: Collection[int]) -> dict[int, ParsedPolicy]:
-    """`effective_policy` of many repositories, parsed: two queries, and each document parsed once."""
-    teams = dict(Repository.objects.filter(pk__in=list(repository_ids)).values_list("pk", "team_id"))
-    rows = Policy.objects.filter(Q(repository_id__in=list(teams)) | Q(team_id__in={t for t in teams.values() if t}))
+def effective_policies(*, repositories: Iterable[Repository]) -> dict[int, ParsedPolicy]:
+    """`effective_policy` of many repositories, parsed: one query, and each document parsed once."""
+    teams = {repository.pk: repository.team_id for repository in repositories}
+    rows = list(
+        Policy.objects.filter(Q(repository_id__in=list(teams)) | Q(team_id__in={t for t in teams.values() if t}))
+    )
     own = {row.repository_id: row.document for row in rows if row.repository_id is not None}
     of_team = {row.team_id: row.document for row in rows if row.team_id is not None}
     parsed: dict[str, ParsedPolicy] = {}
     policies = {}
     for repository_id, team_id in teams.items():
-        document = own.get(repository_id) or of_team.get(team_id)
+        document = own.get(repository_id) or (of_team.get(team_id) if team_id is not None else None)
         if document is None:
             policies[repository_id] = DEFAULT_POLICY
         else:
@@ -116,16 +118,19 @@ def review_snapshots(
     pull_requests: Sequence[PullRequest],
     now: dt.datetime | None = None,
     partners: dict[int, list[PairingPartner]] | None = None,
+    reviews: Iterable[Review] | None = None,
 ) -> dict[int, Snapshot]:
     """What the verdict and every figure read of how these pull requests were written and reviewed: author,
-    commits, reviews, pairing credits (`pairing_partners`, unless given), head and diff fingerprints. Files,
-    checks, CODEOWNERS and incidents are the verdict's alone (`pull_request_snapshot`). A fixed number of queries,
-    however many pull requests."""
+    commits, reviews and pairing credits (`pairing_partners`; both read here unless given), head and diff
+    fingerprints. Files, checks, CODEOWNERS and incidents are the verdict's alone (`pull_request_snapshot`). A fixed
+    number of queries, however many pull requests."""
     now = now or timezone.now()
     ids = [pull_request.pk for pull_request in pull_requests]
-    reviews: dict[int, list[Review]] = defaultdict(list)
-    for review in Review.objects.filter(pull_request_id__in=ids, reviewer__isnull=False).order_by("submitted_at", "pk"):
-        reviews[review.pull_request_id].append(review)
+    if reviews is None:
+        reviews = Review.objects.filter(pull_request_id__in=ids, reviewer__isnull=False).order_by("submitted_at", "pk")
+    reviews_of: dict[int, list[Review]] = defaultdict(list)
+    for review in reviews:
+        reviews_of[review.pull_request_id].append(review)
     commits: dict[int, list[Commit]] = defaultdict(list)
     links = PullRequest.commits.through.objects.filter(pullrequest_id__in=ids).select_related(
         "commit__committer_identity"
@@ -137,7 +142,7 @@ def review_snapshots(
     every_commit = [commit for listed in commits.values() for commit in listed]
     people = person_refs(
         [pull_request.author_id for pull_request in pull_requests]
-        + [review.reviewer_id for listed in reviews.values() for review in listed]
+        + [review.reviewer_id for listed in reviews_of.values() for review in listed]
         + [c.author_id for c in every_commit]
         + [c.committer_identity.person_id for c in every_commit if c.committer_identity]
         + [c.pushed_by_id for c in every_commit]
@@ -165,7 +170,7 @@ def review_snapshots(
                     commit_sha=review.commit_sha,
                     submitted_at=review.submitted_at,
                 )
-                for review in reviews[pull_request.pk]
+                for review in reviews_of[pull_request.pk]
             ),
             diff_ids=FrozenDict(pull_request.diff_ids),
             pairing=tuple(

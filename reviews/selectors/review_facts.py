@@ -23,7 +23,7 @@ from dataclasses import dataclass
 from django.conf import settings
 
 from reviews.models import Comment, PullRequest, Review
-from reviews.policy import ReviewRef, approvals_that_count
+from reviews.policy import ReviewRef, Snapshot, approvals_that_count
 from reviews.selectors.pairing import PairingPartner, pairing_partners
 from reviews.selectors.policy import effective_policies, review_snapshots
 
@@ -82,13 +82,17 @@ def is_rubber_stamp(
 def pull_request_review_facts(*, pull_request_ids: Collection[int]) -> dict[int, ReviewFacts]:
     """Per pull request: its approvals that counted (each a rubber stamp or not), its pairing partners, its first
     review activity and how much others said. Pull requests with none of these are left out (`NO_FACTS`)."""
-    pull_requests = list(PullRequest.objects.filter(pk__in=list(pull_request_ids)))
+    pull_requests = list(PullRequest.objects.filter(pk__in=list(pull_request_ids)).select_related("repository"))
     if not pull_requests:
         return {}
-    partners = pairing_partners(pull_request_ids=[pr.pk for pr in pull_requests])
-    snapshots = review_snapshots(pull_requests=pull_requests, partners=partners)
-    policies = effective_policies(repository_ids={pr.repository_id for pr in pull_requests})
-    reviews = _reviews(pull_requests)
+    ids = [pr.pk for pr in pull_requests]
+    every_review = list(
+        Review.objects.filter(pull_request_id__in=ids, reviewer__isnull=False).order_by("submitted_at", "pk")
+    )
+    partners = pairing_partners(pull_request_ids=ids)
+    snapshots = review_snapshots(pull_requests=pull_requests, partners=partners, reviews=every_review)
+    policies = effective_policies(repositories={pr.repository for pr in pull_requests})
+    reviews = _reviews(pull_requests, every_review, snapshots)
     comments = _comments(pull_requests)
     facts = {}
     for pull_request in pull_requests:
@@ -141,18 +145,26 @@ def _approvals(
     return tuple(approvals)
 
 
-def _reviews(pull_requests: list[PullRequest]) -> dict[int, list[_Review]]:
-    """Reviews of any state by others than the author, bots left out."""
+def _reviews(
+    pull_requests: list[PullRequest], every_review: list[Review], snapshots: dict[int, Snapshot]
+) -> dict[int, list[_Review]]:
+    """Reviews of any state by others than the author, bots left out (as the snapshots' people say)."""
     authors = {pr.pk: pr.author_id for pr in pull_requests}
+    bots = {
+        int(review.reviewer.id)
+        for snapshot in snapshots.values()
+        for review in snapshot.reviews
+        if review.reviewer.is_bot
+    }
     found: dict[int, list[_Review]] = defaultdict(list)
-    rows = Review.objects.filter(
-        pull_request_id__in=list(authors), reviewer__isnull=False, reviewer__is_bot=False
-    ).values_list("pull_request_id", "external_id", "reviewer_id", "submitted_at", "body", "comment_count")
-    for pull_request_id, external_id, reviewer_id, submitted_at, body, comment_count in rows:
-        if reviewer_id != authors[pull_request_id]:
-            found[pull_request_id].append(
-                _Review(external_id, reviewer_id, submitted_at, bool(body.strip()), comment_count)
-            )
+    for review in every_review:
+        reviewer_id = review.reviewer_id
+        if reviewer_id is None or reviewer_id in bots or reviewer_id == authors[review.pull_request_id]:
+            continue
+        said = bool(review.body.strip())
+        found[review.pull_request_id].append(
+            _Review(review.external_id, reviewer_id, review.submitted_at, said, review.comment_count)
+        )
     return found
 
 

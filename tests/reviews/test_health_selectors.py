@@ -125,7 +125,7 @@ def test_waiting_for_review_ignores_the_authors_own_activity_and_drafts():
 
 
 # The figures' rows, then how each pull request was reviewed and paired (reviews.selectors.review_facts).
-QUERIES = 22
+QUERIES = 19
 
 
 def test_query_count_does_not_grow_with_history(django_assert_max_num_queries, history):
