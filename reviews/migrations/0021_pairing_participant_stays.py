@@ -6,7 +6,7 @@ from django.db import migrations, models
 class Migration(migrations.Migration):
 
     dependencies = [
-        ('reviews', '0018_pull_request_commits_incomplete'),
+        ('reviews', '0020_commit_parents_known'),
     ]
 
     operations = [
