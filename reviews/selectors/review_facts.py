@@ -1,8 +1,8 @@
 """How each pull request was reviewed and paired, decided once for every surface that reports it (METRICS.md).
 
-The team page and the health API, DORA's review modes, suspect ranking and the pull request page all read these
-facts; the policy engine reads the same definitions (`reviews.policy.engine.approvals_that_count`, and the
-snapshot's pairing credits from `reviews.selectors.pairing.pairing_partners`). One definition each:
+The team page and the health API, DORA's review modes, suspect ranking and the evidence export read these facts;
+the policy engine and the pull request page read the same definitions (`reviews.policy.engine.approvals_that_count`
+over the same snapshots, `reviews.selectors.pairing.pairing_partners`). One definition each:
 
 - review activity: a submitted review of any state, or a non-system comment, by someone other than the author
   and not a bot;
