@@ -30,7 +30,9 @@ run: $(VENV)/.base-installed
 	@echo "  admin:       http://$(HOST):$(PORT)/admin/   (create a login: $(PY) manage.py createsuperuser)"
 	@echo "  health:      http://$(HOST):$(PORT)/healthz  and  /readyz"
 	@echo ""
-	$(PY) manage.py runserver $(HOST):$(PORT)
+	@# Beside the server, what beat does in production: retries of webhooks and chat notices that came due.
+	$(PY) manage.py run_due_work & trap 'kill $$! 2>/dev/null' EXIT INT TERM; \
+	  $(PY) manage.py runserver $(HOST):$(PORT)
 
 test: $(VENV)/.dev-installed
 	mkdir -p var

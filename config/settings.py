@@ -173,6 +173,7 @@ CELERY_TASK_ROUTES = {
     "reviews.tasks.dispatch_due_deliveries": {"queue": "housekeeping"},
     "reviews.tasks.requeue_waiting_deliveries": {"queue": "housekeeping"},
     "reviews.tasks.reconcile_verdicts": {"queue": "housekeeping"},
+    "telemetry.tasks.dispatch_due_chat_notices": {"queue": "housekeeping"},
 }
 CELERY_BEAT_SCHEDULE: dict[str, dict[str, object]] = {
     # Webhooks bring changes within seconds; these incremental syncs repair whatever they missed.
@@ -191,6 +192,12 @@ CELERY_BEAT_SCHEDULE: dict[str, dict[str, object]] = {
         "task": "reviews.tasks.reconcile_verdicts",
         "schedule": env.float("VERDICT_RECONCILE_SECONDS", default=30.0),
         "options": {"expires": 25},
+    },
+    # A team's chat notice that is due (new, or a retry whose backoff ran out) goes to a worker.
+    "dispatch-due-chat-notices": {
+        "task": "telemetry.tasks.dispatch_due_chat_notices",
+        "schedule": 15,
+        "options": {"expires": 14},
     },
     # Re-queues deployments never linked and incidents never ranked (a lost task), so nothing stays behind.
     "repair-telemetry": {"task": "telemetry.tasks.repair_telemetry", "schedule": 10 * 60},
