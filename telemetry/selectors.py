@@ -31,7 +31,7 @@ from reviews.models import (
 )
 from reviews.selectors.health import Distribution, percentile
 from telemetry import conf
-from telemetry.models import Deployment, DeploymentChange, Incident, Service, SuspectChange
+from telemetry.models import Deployment, DeploymentChange, Incident, Notification, Service, SuspectChange
 from telemetry.ranking import ChangeFacts, ConfirmedFile
 
 # A pairing session counts for a pull request when it overlaps its commits, from this long before the first.
@@ -707,3 +707,18 @@ def incidents_awaiting_correlation(*, older_than: dt.timedelta, limit: int) -> l
         .order_by("started_at", "pk")
         .values_list("pk", flat=True)[:limit]
     )
+
+
+# --- notices to one person -----------------------------------------------------------------------------------------
+
+
+def notifications_of(*, person: Person, unread_only: bool = False) -> QuerySet[Notification]:
+    """A person's own notices, newest first, with what they are about (no query per row)."""
+    notices = Notification.objects.filter(person=person)
+    if unread_only:
+        notices = notices.filter(read_at__isnull=True)
+    return notices.select_related("incident", "pull_request__repository").order_by("-created_at", "-pk")
+
+
+def notifications_unread_count(*, person: Person) -> int:
+    return Notification.objects.filter(person=person, read_at__isnull=True).count()
