@@ -43,6 +43,7 @@ INSTALLED_APPS = [
     "rest_framework",
     "django_filters",
     "drf_spectacular",
+    "drf_spectacular_sidecar",  # Swagger UI served from the installed package: /api/docs/ needs no CDN
     "reviews",
     "telemetry",
 ]
@@ -287,6 +288,9 @@ SPECTACULAR_SETTINGS = {
     "TITLE": "Tandem API",
     "DESCRIPTION": "Code review and pairing workflow server.",
     "VERSION": "1.0.0",
+    "SWAGGER_UI_DIST": "SIDECAR",
+    "SWAGGER_UI_FAVICON_HREF": "SIDECAR",
+    "REDOC_DIST": "SIDECAR",
     # Nothing but webhooks and the health probes answers without authentication; the schema neither.
     "SERVE_PERMISSIONS": ["rest_framework.permissions.IsAuthenticated"],
     # Two choice sets share the field name "status": each gets a name of its own in the schema.
