@@ -1,8 +1,11 @@
 """Tandem's settings: one set, read from the environment.
 
-With no environment at all, Tandem runs on the embedded default: SQLite in var/, Celery tasks run inline
-(eagerly, errors propagated), DEBUG on. Production sets DATABASE_URL, REDIS_URL, SECRET_KEY and DEBUG=false;
-the block at the end only hardens.
+Fail closed: DEBUG is off unless DEBUG=true is set, and with DEBUG off Tandem refuses to start without a SECRET_KEY
+of its own (and CONNECTION_SECRET_KEYS), so a deployment that forgets DEBUG never runs with debug on or with the
+public development key. Development sets DEBUG=true itself: `make run`, `make test` and the other make targets do,
+and pytest does through pyproject.toml. With DEBUG=true and nothing else, Tandem runs on the embedded default:
+SQLite in var/, Celery tasks run inline (eagerly, errors propagated). Production sets DATABASE_URL, REDIS_URL,
+SECRET_KEY and CONNECTION_SECRET_KEYS; the block at the end only hardens.
 """
 
 from __future__ import annotations
@@ -21,12 +24,15 @@ VAR_DIR = BASE_DIR / "var"
 
 env = environ.Env()
 
-DEBUG = env.bool("DEBUG", default=True)
+DEBUG = env.bool("DEBUG", default=False)
 
 _DEV_SECRET_KEY = "django-insecure-tandem-development-only"  # noqa: S105 - used only when DEBUG is on
 SECRET_KEY = env.str("SECRET_KEY", default=_DEV_SECRET_KEY if DEBUG else "")
-if not SECRET_KEY:
-    raise ImproperlyConfigured("SECRET_KEY must be set when DEBUG is off (production).")
+if not DEBUG and (not SECRET_KEY or SECRET_KEY.startswith("django-insecure")):
+    raise ImproperlyConfigured(
+        "SECRET_KEY must be set when DEBUG is off (production): a long random value of your own. "
+        "For development, set DEBUG=true (make run and make test do)."
+    )
 
 ALLOWED_HOSTS = env.list("ALLOWED_HOSTS", default=["127.0.0.1", "localhost", "[::1]", "testserver"])
 CSRF_TRUSTED_ORIGINS = env.list("CSRF_TRUSTED_ORIGINS", default=[])
