@@ -140,6 +140,11 @@ def _neighbour_database(url: str) -> str:
 
 
 REDIS_CACHE_URL = env.str("REDIS_CACHE_URL", default=_neighbour_database(REDIS_URL) if REDIS_URL else "")
+if REDIS_URL and REDIS_CACHE_URL.rstrip("/") == REDIS_URL.rstrip("/"):
+    raise ImproperlyConfigured(
+        "REDIS_CACHE_URL must name another Redis database than REDIS_URL (the broker): a cache flush or eviction "
+        "would drop queued tasks. Leave it unset to use the broker's next database."
+    )
 if REDIS_URL:
     CACHES = {
         "default": {

@@ -113,6 +113,27 @@ def test_database_and_redis_urls_switch_to_postgresql_and_a_redis_broker(python,
     assert shown["cache"] == "redis://cache.internal:6379/1"  # its own database: a flush never drops tasks
 
 
+@pytest.mark.parametrize(
+    ("broker", "cache"), [("redis://r:6379/0", "redis://r:6379/1"), ("redis://r:6379/15", "redis://r:6379/14")]
+)
+def test_the_cache_lives_in_another_redis_database_than_the_broker(python, python_env, broker, cache):
+    shown = _settings_with(python, {**python_env, "REDIS_URL": broker})
+    assert (shown["broker"], shown["cache"]) == (broker, cache)
+
+
+def test_a_cache_configured_on_the_brokers_database_is_refused(python, python_env):
+    env = {**python_env, "REDIS_URL": "redis://r:6379/2", "REDIS_CACHE_URL": "redis://r:6379/2"}
+    result = subprocess.run(
+        [python, "-c", SHOW_SETTINGS],
+        env={**env, "DJANGO_SETTINGS_MODULE": "config.settings"},
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    assert result.returncode != 0
+    assert "REDIS_CACHE_URL must name another Redis database" in result.stderr
+
+
 def test_production_refuses_to_start_without_a_secret_key(python, python_env):
     env = {key: value for key, value in python_env.items() if key != "SECRET_KEY"}
     result = subprocess.run(
