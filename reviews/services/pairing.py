@@ -234,8 +234,9 @@ def pairing_participant_remove(
     with transaction.atomic():
         session, participations = _locked_session(session, team_ids)
         who = _people_resolve([person], field="person")[0]
-        # One row per participant and session: a row with a leaving time is someone who is gone.
-        if any(p.person_id == who.pk and p.left_at is not None for p in participations):
+        # Someone who took part and is not present now has left already (whatever rows their stays have).
+        theirs = [p for p in participations if p.person_id == who.pk]
+        if theirs and all(p.left_at is not None for p in theirs):
             return session
         present = _still_open(session, participations)
         leaver = _present(present, who)
