@@ -16,3 +16,11 @@ def plural(noun: str, count: int | float) -> str:
 def counted(count: int | float, noun: str) -> str:
     """ "1 file", "2 incidents", "0 approvals"."""
     return f"{count} {plural(noun, count)}"
+
+
+def label_and_rest(label: str, text: str) -> tuple[str, str]:
+    """A verdict's label once: ("Approved", ": 1 of 1 approval") for a text that already starts with it, as the
+    engine's summaries do, never "Approved: Approved: …"; ("Pending", ": needs 1 more approval") otherwise."""
+    if text[: len(label)].lower() == label.lower():
+        return text[: len(label)], text[len(label) :]
+    return label, f": {text}" if text else ""

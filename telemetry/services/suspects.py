@@ -12,7 +12,6 @@ from __future__ import annotations
 
 from django.conf import settings
 from django.db import transaction
-from django.utils import timezone
 
 from reviews.models import ChangedFile, Person, Review
 from reviews.services.audit import SYSTEM, Actor, audit_event_record, field_changes
@@ -130,9 +129,9 @@ def cause_subject(suspect: SuspectChange) -> str:
 
 def cause_body(suspect: SuspectChange, role: str) -> str:
     incident, pull_request = suspect.incident, suspect.pull_request
-    started = timezone.localtime(incident.started_at)
+    # No time in the text: it is stored, and the pages show when the incident started in the reader's own zone.
     return (
-        f"The incident “{incident.title}” ({incident.get_severity_display()}, started {started:%Y-%m-%d %H:%M %Z}) "
+        f"The incident “{incident.title}” ({incident.get_severity_display()}) "
         f"was traced to {pull_request.repository.full_path}#{pull_request.number} “{pull_request.title}”, which you "
         f"{role}.\n\n"
         "This is not about blame. Changes reach production through the whole team and its review process, and "
