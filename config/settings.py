@@ -292,7 +292,7 @@ REST_FRAMEWORK = {
     ],
     "DEFAULT_SCHEMA_CLASS": "drf_spectacular.openapi.AutoSchema",
     "DEFAULT_FILTER_BACKENDS": ["django_filters.rest_framework.DjangoFilterBackend"],
-    "DEFAULT_PAGINATION_CLASS": "rest_framework.pagination.PageNumberPagination",
+    "DEFAULT_PAGINATION_CLASS": "reviews.api_fields.Pages",  # bounded page and page_size: a 400 naming them
     "PAGE_SIZE": 50,
 }
 SPECTACULAR_SETTINGS = {

@@ -13,12 +13,12 @@ from drf_spectacular.utils import OpenApiResponse, extend_schema
 from rest_framework import serializers
 from rest_framework.exceptions import NotFound, PermissionDenied
 from rest_framework.generics import GenericAPIView
-from rest_framework.pagination import PageNumberPagination
 from rest_framework.request import Request
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
 from reviews.access import own_person
+from reviews.api_fields import Pages
 from reviews.authentication import TokenUser
 from reviews.models import Person
 from telemetry.models import Notification
@@ -30,9 +30,8 @@ TOKENS_HAVE_NO_NOTICES = (
 )
 
 
-class NoticePages(PageNumberPagination):
+class NoticePages(Pages):
     page_size = 25
-    page_size_query_param = "page_size"
     max_page_size = 100
 
 
