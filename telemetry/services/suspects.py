@@ -131,7 +131,7 @@ def cause_body(suspect: SuspectChange, role: str) -> str:
     incident, pull_request = suspect.incident, suspect.pull_request
     # No time in the text: it is stored, and the pages show when the incident started in the reader's own zone.
     return (
-        f"The incident “{incident.title}” ({incident.get_severity_display()}) "
+        f"The incident “{incident.title}”, {incident.get_severity_display()}, "
         f"was traced to {pull_request.repository.full_path}#{pull_request.number} “{pull_request.title}”, which you "
         f"{role}.\n\n"
         "This is not about blame. Changes reach production through the whole team and its review process, and "
