@@ -5,7 +5,7 @@ PY := $(VENV)/bin/python
 HOST ?= 127.0.0.1
 PORT ?= 8000
 
-.PHONY: run test lint typecheck schema worker beat migrate seed clean faults faults-short
+.PHONY: run test lint typecheck schema worker beat dispatcher migrate seed clean faults faults-short
 
 # Settings fail closed (DEBUG off unless set, and then SECRET_KEY required): the development targets set DEBUG
 # themselves, unless the environment chose. `worker` and `beat` are production processes and set nothing.
@@ -73,6 +73,9 @@ worker: $(VENV)/.base-installed
 
 beat: $(VENV)/.base-installed
 	$(VENV)/bin/celery -A config beat --loglevel=INFO
+
+dispatcher: $(VENV)/.base-installed
+	$(PY) manage.py dispatch_deliveries
 
 clean:
 	rm -rf $(VENV) var/*.sqlite3 .pytest_cache

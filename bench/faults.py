@@ -377,6 +377,7 @@ class Stack:
         self.web: subprocess.Popen[bytes] | None = None
         self.worker: subprocess.Popen[bytes] | None = None
         self.beat: subprocess.Popen[bytes] | None = None
+        self.dispatcher: subprocess.Popen[bytes] | None = None
         self.env = {
             key: value
             for key, value in os.environ.items()
@@ -516,6 +517,10 @@ class Stack:
             [str(BIN / "celery"), "-A", "config", "beat", "-s", str(self.dir / "beat-schedule"), "--loglevel=WARNING"],
         )
 
+    def start_dispatcher(self) -> None:
+        """The process that hears of each stored delivery (PostgreSQL NOTIFY) and hands it to the worker."""
+        self.dispatcher = self._spawn("dispatcher", [sys.executable, "manage.py", "dispatch_deliveries"])
+
     def _wait_for_port(self, port: int) -> None:
         deadline = time.monotonic() + 30
         while time.monotonic() < deadline:
@@ -526,7 +531,7 @@ class Stack:
         raise RuntimeError(f"nothing listens on {port}")
 
     def stop(self) -> None:
-        for process in (self.beat, self.worker, self.web):
+        for process in (self.dispatcher, self.beat, self.worker, self.web):
             if process is not None and process.poll() is None:
                 os.killpg(process.pid, signal.SIGTERM)
                 try:
@@ -765,6 +770,7 @@ def main() -> int:
         stack.start_web()
         stack.start_worker()
         stack.start_beat()
+        stack.start_dispatcher()
         events = Events(fake, args.seed)
         sends, redelivered = events.build(args.events)
         log(f"stack up in {time.monotonic() - started:.0f} s; sending {len(sends)} webhooks at {rate:g}/s")

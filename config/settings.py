@@ -251,6 +251,12 @@ if not CONNECTION_SECRET_KEYS:
 
 # --- VCS and webhooks -------------------------------------------------------------------------------------
 # Instance-wide secrets; a Connection's own secret, when set, overrides them for its repositories.
+# Who hands a new webhook delivery to a worker: "dispatcher" (the row is the queue; `manage.py dispatch_deliveries`
+# hears of it through PostgreSQL NOTIFY, and beat's dispatcher every DELIVERY_DISPATCH_SECONDS is the fallback) or
+# "request" (the web process queues it itself, a broker round trip in every acknowledgement).
+WEBHOOK_HAND_OVER = env.str("WEBHOOK_HAND_OVER", default="dispatcher")
+if WEBHOOK_HAND_OVER not in {"dispatcher", "request"}:
+    raise ImproperlyConfigured("WEBHOOK_HAND_OVER must be 'dispatcher' or 'request'.")
 GITHUB_WEBHOOK_SECRET = env.str("GITHUB_WEBHOOK_SECRET", default="")
 GITLAB_WEBHOOK_TOKEN = env.str("GITLAB_WEBHOOK_TOKEN", default="")
 GITHUB_TOKEN = env.str("GITHUB_TOKEN", default="")
@@ -259,6 +265,10 @@ GITLAB_TOKEN = env.str("GITLAB_TOKEN", default="")
 GITLAB_URL = env.str("GITLAB_URL", default="https://gitlab.com")
 # Sync pauses when fewer API calls than this remain, so webhook-driven work (statuses) still has budget.
 SYNC_RATE_LIMIT_RESERVE = env.int("SYNC_RATE_LIMIT_RESERVE", default=100)
+# Sync reads pull requests' details through GraphQL, many to a call (REST for what GraphQL lacks); false: REST only.
+SYNC_GRAPHQL = env.bool("SYNC_GRAPHQL", default=True)
+# Likewise for GitHub's GraphQL budget, in points (a backfill page of 100 pull requests costs about 46).
+SYNC_GRAPHQL_POINTS_RESERVE = env.int("SYNC_GRAPHQL_POINTS_RESERVE", default=200)
 
 # --- Outbound requests to URLs people typed (team chat webhooks) --------------------------------------------
 # Only public addresses are reached unless listed here (addresses or CIDR networks, e.g. "10.20.0.0/16" for an

@@ -704,12 +704,12 @@ class WebhookDeliveryAdmin(SuperuserOnlyAdmin):
 
     @admin.action(description="Replay selected failed, ignored or dead-lettered deliveries")
     def reprocess(self, request: HttpRequest, queryset: QuerySet[WebhookDelivery]) -> None:
+        from reviews.services.enqueue import delivery_process_now
         from reviews.services.webhooks import webhook_delivery_requeue
-        from reviews.tasks import process_webhook_delivery
 
         requeued = [delivery.pk for delivery in queryset if webhook_delivery_requeue(delivery=delivery)]
         for pk in requeued:
-            transaction.on_commit(partial(process_webhook_delivery.delay, pk))
+            transaction.on_commit(partial(delivery_process_now, pk))
         skipped = queryset.count() - len(requeued)
         self.message_user(request, f"Queued {len(requeued)} deliveries for reprocessing.", messages.SUCCESS)
         if skipped:

@@ -259,6 +259,9 @@ class InsightOutput(serializers.Serializer):
     members = PersonOutput(many=True)
     pairs = PairOutput(many=True, help_text="Every pair of members, most hours first.")
     weeks = serializers.ListField(child=serializers.CharField(), help_text="ISO weeks of the period.")
+    partial_weeks = serializers.ListField(
+        child=serializers.CharField(), help_text="The weeks the period covers only in part (its first, its last)."
+    )
     hours_per_person = PersonHoursOutput(many=True, source="hours")
     not_paired = serializers.SerializerMethodField()
     rotation = RotationOutput(many=True, help_text="Never paired first, then least recently paired.")

@@ -29,6 +29,7 @@ from reviews.integrations.records import (
 )
 from reviews.integrations.trailers import co_authors
 from reviews.models import (
+    Commit,
     Connection,
     Membership,
     PairingParticipant,
@@ -219,7 +220,43 @@ def _seed_pull_requests(
     habits = HABITS[demo_repo.team]
     for number in range(1, demo_repo.pulls + 1):
         _seed_one_pull_request(repository, demo_repo, number, anchor, rng, members, others, habits)
+    _lay_main_line(repository, demo_repo, anchor)
     return demo_repo.pulls
+
+
+def _lay_main_line(repository: Repository, demo_repo: DemoRepository, anchor: dt.datetime) -> None:
+    """The graph a clone would show: the merge commits on one main line in merge order, from an initial commit,
+    and each pull request's first commit branched from the main line as it stood when it was written."""
+    start = anchor - dt.timedelta(days=DAYS + 30)
+    initial = CommitRecord(
+        sha=_sha(demo_repo.full_path, "initial"),
+        message="Initial commit",
+        author=GitUserRecord(name="Demo", email="demo@example.com"),
+        authored_at=start,
+        committed_at=start,
+        parents=(),
+    )
+    main_line = [(start, commit_upsert(repository=repository, record=initial).sha)]
+    merged = list(
+        PullRequest.objects.filter(repository=repository, state=PullRequest.State.MERGED)
+        .order_by("merged_at", "pk")
+        .values_list("number", "merge_commit_sha", "merged_at")
+    )
+    merge_shas = [sha for _, sha, _ in merged]
+    merges = dict(Commit.objects.filter(repository=repository, sha__in=merge_shas).values_list("sha", "parents"))
+    firsts = dict(
+        Commit.objects.filter(
+            repository=repository, sha__in=[_sha(demo_repo.full_path, number, "commit", 0) for number, _, _ in merged]
+        ).values_list("sha", "authored_at")
+    )
+    for number, merge_sha, merged_at in merged:
+        first = _sha(demo_repo.full_path, number, "commit", 0)
+        if first in firsts:
+            base = [sha for at, sha in main_line if at <= firsts[first]][-1]
+            Commit.objects.filter(repository=repository, sha=first).update(parents=[base])
+        tip = (merges.get(merge_sha) or [first])[-1]
+        Commit.objects.filter(repository=repository, sha=merge_sha).update(parents=[main_line[-1][1], tip])
+        main_line.append((merged_at or start, merge_sha))
 
 
 def _seed_one_pull_request(  # noqa: PLR0913 - one story per pull request, told in order
@@ -268,7 +305,7 @@ def _seed_one_pull_request(  # noqa: PLR0913 - one story per pull request, told 
         stamp = rng.random() < habits.rubber_stamp
         if stamp:
             # A last push, approved within minutes and without a word: what a rubber stamp looks like.
-            commits.append(_fixup_commit(demo_repo, number, author, cursor, provider))
+            commits.append(_fixup_commit(demo_repo, number, author, cursor, provider, parent=commits[-1].sha))
         for reviewer in reviewers[:needed]:
             if not stamp:
                 comments += _comments(provider, number, reviewer, cursor, rng)
@@ -371,7 +408,7 @@ def _commits(
 ) -> list[CommitRecord]:
     count = rng.randint(1, 5)
     span = max((end - start).total_seconds(), 600)
-    commits = []
+    commits: list[CommitRecord] = []
     for index in range(count):
         message = (
             f"{rng.choice(['Add', 'Fix', 'Refactor', 'Test', 'Tidy'])} {rng.choice(demo_repo.dirs)} step {index + 1}"
@@ -379,6 +416,8 @@ def _commits(
         if partner is not None:
             message += f"\n\nPaired on this.\n\nCo-authored-by: {partner.name} <{partner.email}>"
         authored = start + dt.timedelta(seconds=span * index / count)
+        # Branched from the main line the merge commit follows, as the VCS would list them.
+        parent = commits[-1].sha if commits else _sha(demo_repo.full_path, number - 1, "merge")
         commits.append(
             CommitRecord(
                 sha=_sha(demo_repo.full_path, number, "commit", index),
@@ -386,6 +425,7 @@ def _commits(
                 author=GitUserRecord(name=author.name, email=author.email),
                 authored_at=authored,
                 committed_at=authored,
+                parents=(parent,),
                 author_account=account(author, provider),
                 co_authors=co_authors(message),
             )
@@ -394,7 +434,7 @@ def _commits(
 
 
 def _fixup_commit(
-    demo_repo: DemoRepository, number: int, author: DemoPerson, at: dt.datetime, provider: str
+    demo_repo: DemoRepository, number: int, author: DemoPerson, at: dt.datetime, provider: str, *, parent: str
 ) -> CommitRecord:
     return CommitRecord(
         sha=_sha(demo_repo.full_path, number, "fixup"),
@@ -402,6 +442,7 @@ def _fixup_commit(
         author=GitUserRecord(name=author.name, email=author.email),
         authored_at=at,
         committed_at=at,
+        parents=(parent,),
         author_account=account(author, provider),
     )
 

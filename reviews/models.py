@@ -361,6 +361,11 @@ class PullRequest(models.Model):
     facts_retry_at = models.DateTimeField(
         null=True, blank=True, help_text="When to fetch the head's missing facts again (backoff)."
     )
+    evaluation_owed_since = models.DateTimeField(
+        null=True,
+        blank=True,
+        help_text="Since when a change waits for an evaluation (set with the change, cleared by the evaluation).",
+    )
     merged_at = models.DateTimeField(null=True, blank=True)
     closed_at = models.DateTimeField(null=True, blank=True)
     merged_by = models.ForeignKey(
@@ -375,6 +380,11 @@ class PullRequest(models.Model):
         constraints = [models.UniqueConstraint(fields=["repository", "number"], name="pull_request_unique_number")]
         indexes = [
             models.Index(fields=["repository", "merged_at"], name="pr_repo_merged_idx"),
+            models.Index(
+                fields=["evaluation_owed_since"],
+                name="pr_evaluation_owed_idx",
+                condition=models.Q(evaluation_owed_since__isnull=False),
+            ),
             models.Index(fields=["author"], name="pr_author_idx"),
             models.Index(fields=["state"], name="pr_state_idx"),
             models.Index(fields=["created_at"], name="pr_created_idx"),
@@ -423,6 +433,9 @@ class Commit(models.Model):
     authored_at = models.DateTimeField()
     committed_at = models.DateTimeField(null=True, blank=True)
     parents = models.JSONField(default=list, blank=True)
+    # Whether `parents` is what the VCS says: a commit only a push webhook has seen has no parents on record yet,
+    # which is not the same as a root commit (linking fetches what the graph lacks).
+    parents_known = models.BooleanField(default=False)
     co_authors = models.ManyToManyField(Identity, blank=True, related_name="co_authored_commits")
     # Who pushed it, as the push webhook's sender says; unknown for commits only sync has seen.
     pushed_by = models.ForeignKey(

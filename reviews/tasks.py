@@ -4,33 +4,38 @@ from __future__ import annotations
 
 import datetime as dt
 import logging
+from collections import Counter
 
 from celery import shared_task
+from celery.exceptions import SoftTimeLimitExceeded
 from django.core.cache import cache
-from django.db import transaction
 from django.utils import timezone
 
 from reviews.integrations.vcs import VcsRateLimited, VcsUnavailable
-from reviews.models import Connection, PolicyEvaluation, PullRequest, Repository
+from reviews.models import Connection, PolicyEvaluation, Repository
 from reviews.selectors.affected import open_pull_requests_with_closing_risk_windows
-from reviews.selectors.verdicts import pull_requests_without_verdict, verdicts_not_accepted
-from reviews.services.codeowners import codeowners_refresh, codeowners_refresh_due
+from reviews.selectors.verdicts import (
+    pull_requests_owing_evaluation,
+    pull_requests_without_verdict,
+    verdicts_not_accepted,
+)
+from reviews.services.codeowners import codeowners_refresh_due
 from reviews.services.enqueue import (
     evaluation_enqueue_now,
     evaluation_queued_mark_clear,
+    evaluations_owed_mark,
     pull_request_evaluations_enqueue,
     report_enqueue_now,
     report_queued_mark_clear,
 )
-from reviews.services.policies import evaluation_should_report, pull_request_evaluate
 from reviews.services.reporting import evaluation_report
 from reviews.services.sync import (
     connection_token,
-    pull_request_facts_fetch,
     pull_requests_facts_due,
     repositories_due_for_sync,
     repository_sync,
 )
+from reviews.services.verdicts import pull_request_verdict_pass
 from reviews.services.webhooks import (
     PROCESS_SOFT_TIME_LIMIT,
     PROCESS_TIME_LIMIT,
@@ -44,15 +49,42 @@ logger = logging.getLogger(__name__)
 
 @shared_task(bind=True, acks_late=True, soft_time_limit=PROCESS_SOFT_TIME_LIMIT, time_limit=PROCESS_TIME_LIMIT)
 def process_webhook_delivery(self, delivery_id: int) -> str:  # type: ignore[no-untyped-def]
-    """Process one stored delivery. Retries are not Celery's: a failed attempt is scheduled on the row, and the
-    dispatcher hands it over again when it is due, so nothing waits in a broker that can lose it."""
-    delivery = webhook_delivery_claim(delivery_id=delivery_id, token=self.request.id or "")
-    if delivery is None:
-        return "skipped"  # done already, or being processed by another worker
-    processed = webhook_delivery_process(delivery=delivery)
-    for pull_request_id in processed.touched:
-        evaluation_enqueue_now(pull_request_id)
-    return processed.outcome
+    """Process one stored delivery and settle the verdicts it changed (one pass); returns how it ended."""
+    return deliveries_process([delivery_id], token=self.request.id or "")[0]
+
+
+@shared_task(bind=True, acks_late=True, soft_time_limit=PROCESS_SOFT_TIME_LIMIT, time_limit=PROCESS_TIME_LIMIT)
+def process_webhook_deliveries(self, delivery_ids: list[int]) -> dict[str, int]:  # type: ignore[no-untyped-def]
+    """The dispatcher's hand-over: a batch of due deliveries, processed in order, then one verdict pass for each
+    pull request they touched (ten events of one pull request waiting together cost one evaluation)."""
+    return dict(Counter(deliveries_process(list(delivery_ids), token=self.request.id or "")))
+
+
+def deliveries_process(delivery_ids: list[int], *, token: str) -> list[str]:
+    """Claim and apply each delivery, then settle the evaluation debt of every pull request they touched, each
+    once, in one pass: an event waits in a queue once. Retries are not Celery's: a failed attempt is scheduled
+    on the row, and the dispatcher hands it over again when it is due, so nothing waits in a broker that can lose
+    it. A verdict pass that fails leaves its debt marked, for a queued evaluation and, failing that, the
+    reconciler."""
+    outcomes: list[str] = []
+    touched: set[int] = set()
+    for delivery_id in delivery_ids:
+        delivery = webhook_delivery_claim(delivery_id=delivery_id, token=token)
+        if delivery is None:
+            outcomes.append("skipped")  # done already, or being processed by another worker
+            continue
+        processed = webhook_delivery_process(delivery=delivery)
+        outcomes.append(processed.outcome)
+        touched.update(processed.touched)
+    for pull_request_id in sorted(touched):
+        try:
+            pull_request_verdict_pass(pull_request_id=pull_request_id)
+        except SoftTimeLimitExceeded:
+            raise
+        except Exception:
+            logger.exception("verdict pass for pull request %s failed; queued again", pull_request_id)
+            evaluation_enqueue_now(pull_request_id)
+    return outcomes
 
 
 SYNC_LOCK_SECONDS = 1900  # the sync task's hard time limit: a dead worker's lock expires with it
@@ -101,22 +133,10 @@ REPORT_RETRY_COUNTDOWNS = (10, 60, 300, 900, 3600)
 
 @shared_task(acks_late=True, soft_time_limit=120, time_limit=150)
 def evaluate_pull_request(pull_request_id: int) -> str:
-    """Bring the pull request's details up to date when a push left them behind, evaluate, then report."""
+    """Settle the pull request's evaluation debt: bring its facts up to date, evaluate, report a changed verdict.
+    Nothing is done when another pass settled it since it was queued."""
     evaluation_queued_mark_clear(pull_request_id)  # what changes from now on queues a new one
-    pull_request = PullRequest.objects.select_related("repository__connection").filter(pk=pull_request_id).first()
-    if pull_request is None:
-        return "gone"
-    if pull_request.state == PullRequest.State.OPEN:
-        # A failed fetch is recorded on the row: the verdict waits for the facts, and `fetch_missing_facts`
-        # tries again after a backoff.
-        pull_request_facts_fetch(pull_request=pull_request)
-        codeowners_refresh(repository=pull_request.repository, branch=pull_request.base_ref)
-    evaluated = pull_request_evaluate(pull_request_id=pull_request_id)
-    if evaluated is None:
-        return "nothing to evaluate"
-    if evaluation_should_report(evaluated.evaluation):
-        transaction.on_commit(lambda: report_enqueue_now(evaluated.evaluation.pk))
-    return evaluated.evaluation.outcome
+    return pull_request_verdict_pass(pull_request_id=pull_request_id)
 
 
 @shared_task(acks_late=True, soft_time_limit=60, time_limit=90)
@@ -167,20 +187,22 @@ def report_evaluation(self, evaluation_id: int) -> str:  # type: ignore[no-untyp
 def dispatch_due_deliveries() -> int:
     """Beat, every few seconds: hand every due delivery to a worker (new ones whose hand-over was lost, retries
     whose backoff ran out, those of a worker that died). Idempotent: processing claims each delivery once."""
-    return webhook_deliveries_dispatch(send=process_webhook_delivery.delay)
+    return webhook_deliveries_dispatch(send=process_webhook_deliveries.delay)
 
 
 @shared_task(acks_late=True, soft_time_limit=50, time_limit=60)
 def requeue_waiting_deliveries() -> int:
     """The dispatcher's former name, kept so that messages queued by an older release still run."""
-    return webhook_deliveries_dispatch(send=process_webhook_delivery.delay)
+    return webhook_deliveries_dispatch(send=process_webhook_deliveries.delay)
 
 
 @shared_task(acks_late=True, soft_time_limit=120, time_limit=150)
 def reconcile_verdicts() -> str:
-    """Beat: evaluate every open pull request whose head has no verdict (its evaluation was lost with a broker),
-    and post again every current verdict the provider has not accepted."""
-    unevaluated = pull_requests_without_verdict()
+    """Beat: evaluate every pull request whose evaluation debt outlived its pass, and every open pull request
+    whose head has no verdict (its evaluation was lost with a broker); post again every current verdict the
+    provider has not accepted."""
+    unevaluated = sorted(set(pull_requests_owing_evaluation()) | set(pull_requests_without_verdict()))
+    evaluations_owed_mark(pull_request_ids=unevaluated)
     for pull_request_id in unevaluated:
         evaluation_enqueue_now(pull_request_id)
     postable = [connection.pk for connection in Connection.objects.all() if connection_token(connection)]

@@ -52,12 +52,12 @@ def team_detail(request: HttpRequest, slug: str) -> HttpResponse:
         "periods": PERIODS,
         "flow_rows": _flow_rows(page),
         "weekly_chart": charts.bar_chart(
-            [(str(week["week"])[5:], _number(week["time_to_first_review"])) for week in health.weekly],
+            [(_week_label(week), _number(week["time_to_first_review"])) for week in health.weekly],
             unit=" h",
             title="Median time to first review per week (hours)",
         ),
         "merged_chart": charts.bar_chart(
-            [(str(week["week"])[5:], _number(week["merged"])) for week in health.weekly],
+            [(_week_label(week), _number(week["merged"])) for week in health.weekly],
             title="Merged pull requests per week",
         ),
         "coverage_chart": charts.stacked_bar(
@@ -72,6 +72,11 @@ def team_detail(request: HttpRequest, slug: str) -> HttpResponse:
         "sections": render_team_sections(team, page.since, page.until),
     }
     return render(request, "reviews/team_detail.html", context)
+
+
+def _week_label(week: dict[str, object]) -> str:
+    """The week's Monday (month-day), starred when the period covers only part of it."""
+    return str(week["week"])[5:] + ("*" if week["partial"] else "")
 
 
 def _number(value: object) -> float | None:

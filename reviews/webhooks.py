@@ -22,8 +22,8 @@ from reviews.integrations.gitlab import verify_token
 from reviews.integrations.payloads import JsonRefused, decode_json_object
 from reviews.models import Provider, WebhookDelivery
 from reviews.services.connections import connection_for_instance, connections_with_webhook_secret, instance_host
+from reviews.services.enqueue import deliveries_handed_over_by_request, delivery_process_now
 from reviews.services.webhooks import webhook_delivery_finish, webhook_delivery_receive
-from reviews.tasks import process_webhook_delivery
 
 logger = logging.getLogger(__name__)
 
@@ -92,20 +92,14 @@ def _too_long(**headers: str) -> JsonResponse | None:
 
 def _accept(**fields: object) -> JsonResponse:
     fields["action"] = str(fields["action"])[: _column_length("action")]
-    received = webhook_delivery_receive(**fields)  # type: ignore[arg-type]
+    by_request = deliveries_handed_over_by_request()
+    received = webhook_delivery_receive(hand_over_now=by_request, **fields)  # type: ignore[arg-type]
     pk = received.delivery.pk
     if received.created or received.requeued:
-        transaction.on_commit(lambda: _enqueue(pk))
+        if by_request:
+            transaction.on_commit(lambda: delivery_process_now(pk))
         return JsonResponse({"status": "accepted" if received.created else "requeued", "delivery": pk}, status=202)
     return JsonResponse({"status": "duplicate", "delivery": pk, "state": received.delivery.status}, status=200)
-
-
-def _enqueue(delivery_pk: int) -> None:
-    # The delivery is stored and leased: when this hand-over is lost, the dispatcher makes it again.
-    try:
-        process_webhook_delivery.delay(delivery_pk)
-    except Exception:
-        logger.exception("could not queue webhook delivery %s; the dispatcher will hand it over", delivery_pk)
 
 
 def _refuse_unknown_instance(host: str, **fields: object) -> JsonResponse:

@@ -61,13 +61,23 @@ class DeploymentChangeInline(ScopedInline):
 
 @admin.register(Deployment)
 class DeploymentAdmin(FactAdmin):
-    list_display = ["service", "environment", "sha", "status", "source", "finished_at", "caused_incident"]
+    list_display = [
+        "service",
+        "environment",
+        "sha",
+        "status",
+        "source",
+        "finished_at",
+        "caused_incident",
+        "link_method",
+        "link_error",
+    ]
     list_filter = ["status", "environment", "source", "caused_incident", "service__team", "service"]
     search_fields = ["sha", "external_id", "service__name"]
     autocomplete_fields = ["service", "repository"]
     date_hierarchy = "finished_at"
     list_select_related = ["service"]
-    readonly_fields = ["changes_linked_at", "link_method", "link_error", "source_updated_at"]
+    readonly_fields = ["changes_linked_at", "link_method", "link_error", "compared", "source_updated_at"]
     inlines = [DeploymentChangeInline]
     actions = ["relink"]
 

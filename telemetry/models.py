@@ -85,7 +85,13 @@ class Deployment(models.Model):
     link_method = models.CharField(
         max_length=20, blank=True, help_text="How its changes were found: graph / compare / merge_order / none."
     )
+    # Why the link is not the whole truth, or why it found nothing: never "linked, 0 changes" without a word.
     link_error = models.TextField(blank=True)
+    compared = models.JSONField(
+        default=dict,
+        blank=True,
+        help_text="What the VCS compare said when it was last asked: base, head, ETag and the commits' shas.",
+    )
     created_at = models.DateTimeField(default=timezone.now)
 
     class Meta:

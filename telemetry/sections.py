@@ -9,7 +9,8 @@ from django.db.models import Prefetch
 
 from reviews.models import PullRequest, Team
 from reviews.sections import Section
-from telemetry.models import DeploymentChange, Incident, SuspectChange
+from telemetry import conf
+from telemetry.models import Deployment, DeploymentChange, Incident, SuspectChange
 from telemetry.selectors import team_dora
 
 REVIEW_MODE_LABELS = {
@@ -20,6 +21,7 @@ REVIEW_MODE_LABELS = {
     "unreviewed": "unreviewed",
 }
 INCIDENTS_SHOWN = 10
+LINK_NOTES_SHOWN = 10
 SUSPECTS_SHOWN = 3
 
 
@@ -44,8 +46,22 @@ def team_production_section(team: Team, since: dt.datetime, until: dt.datetime) 
         incident.top_suspects = list(incident.suspects.all())[:SUSPECTS_SHOWN]  # type: ignore[attr-defined]
     dora = team_dora(team=team, since=since, until=until)
     review_modes = [(REVIEW_MODE_LABELS.get(mode, mode), rate) for mode, rate in dora.cfr_by_review_mode.items()]
+    # Production deployments of the period whose link is partial (merge order) or found no pull request, in words.
+    link_notes = list(
+        Deployment.objects.filter(
+            service__team=team,
+            environment__in=conf.production_environments(),
+            status=Deployment.Status.SUCCESS,
+            finished_at__gte=since,
+            finished_at__lt=until,
+        )
+        .exclude(link_error="")
+        .select_related("service")
+        .order_by("-finished_at", "-pk")[:LINK_NOTES_SHOWN]
+    )
     return Section(
-        "telemetry/team_production.html", {"dora": dora, "incidents": incidents, "review_modes": review_modes}
+        "telemetry/team_production.html",
+        {"dora": dora, "incidents": incidents, "review_modes": review_modes, "link_notes": link_notes},
     )
 
 

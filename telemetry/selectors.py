@@ -439,12 +439,18 @@ BANDS = ("elite", "high", "medium", "low")
 
 @dataclass(frozen=True)
 class DeploymentFrequency:
+    """Deployments per day over the period; the band from its whole weeks (7 days each from the period's start),
+    the days after the last whole week being a partial week: counted in `deployments`, left out of the band."""
+
     deployments: int
     per_day: float
     deployment_days: int
-    median_days_per_week: float | None
-    median_days_per_month: float | None
-    band: str
+    whole_weeks: int
+    partial_week_days: float  # days after the last whole week (0: none)
+    median_days_per_week: float | None  # days with a deployment, median over whole weeks
+    median_deployments_per_week: float | None
+    weeks_with_deployments: int  # whole weeks with at least one
+    band: str  # elite / high / medium / low; "" without a whole week to judge on
 
 
 @dataclass(frozen=True)
@@ -578,39 +584,59 @@ def _first_production_deployments(
 
 def _frequency(deployments: list[dict[str, Any]], since: dt.datetime, until: dt.datetime) -> DeploymentFrequency:
     days = max((until - since).total_seconds() / 86400, 1 / 24)
+    whole_weeks = math.floor(days / 7)
     deployed_days = {timezone.localtime(row["finished_at"]).date() for row in deployments}
-    start_day = timezone.localtime(since).date()
-    weekly = _days_per_bucket(deployed_days, start_day, days, 7)
-    monthly = _days_per_bucket(deployed_days, start_day, days, 30)
-    week_median, month_median = percentile(weekly, 50), percentile(monthly, 50)
-    if week_median is not None and week_median >= 3:
-        band = "elite"  # on demand: most weeks see three or more deployment days
-    elif week_median is not None and week_median >= 1:
-        band = "high"  # between once a day and once a week
-    elif month_median is not None and month_median >= 1:
-        band = "medium"  # between once a week and once a month
-    else:
-        band = "low"
+    days_in_week: list[set[dt.date]] = [set() for _ in range(whole_weeks)]
+    count_in_week = [0] * whole_weeks
+    for row in deployments:
+        week = (row["finished_at"] - since) // dt.timedelta(days=7)
+        if 0 <= week < whole_weeks:
+            days_in_week[week].add(timezone.localtime(row["finished_at"]).date())
+            count_in_week[week] += 1
+    median_days = percentile(sorted(float(len(d)) for d in days_in_week), 50)
+    median_count = percentile(sorted(float(c) for c in count_in_week), 50)
+    weeks_with = sum(1 for count in count_in_week if count)
     return DeploymentFrequency(
         deployments=len(deployments),
         per_day=round(len(deployments) / days, 2),
         deployment_days=len(deployed_days),
-        median_days_per_week=week_median,
-        median_days_per_month=month_median,
-        band=band,
+        whole_weeks=whole_weeks,
+        partial_week_days=round(days - 7 * whole_weeks, 2),
+        median_days_per_week=median_days,
+        median_deployments_per_week=median_count,
+        weeks_with_deployments=weeks_with,
+        band=frequency_band(
+            whole_weeks=whole_weeks,
+            median_days_per_week=median_days,
+            median_deployments_per_week=median_count,
+            weeks_with_deployments=weeks_with,
+        ),
     )
 
 
-def _days_per_bucket(deployed_days: set[dt.date], start: dt.date, days: float, size: int) -> list[float]:
-    """Deployment days in each whole bucket of `size` days from the period's start (a shorter tail is left out,
-    unless the period is shorter than one bucket), sorted."""
-    buckets = max(1, math.floor(days / size))
-    counts = [0] * buckets
-    for day in deployed_days:
-        index = (day - start).days // size
-        if 0 <= index < buckets:
-            counts[index] += 1
-    return sorted(float(count) for count in counts)
+def frequency_band(
+    *,
+    whole_weeks: int,
+    median_days_per_week: float | None,
+    median_deployments_per_week: float | None,
+    weeks_with_deployments: int,
+) -> str:
+    """METRICS.md's DORA band, judged on whole weeks only:
+
+    - elite (on demand, several a day): the median week has more deployments than days;
+    - high (between once a day and once a week): the median week has a day with a deployment;
+    - medium (between once a week and once a month): at least one week in four has one;
+    - low: less. No whole week: no band ("").
+    """
+    if whole_weeks == 0 or median_days_per_week is None or median_deployments_per_week is None:
+        return ""
+    if median_deployments_per_week > 7:
+        return "elite"
+    if median_days_per_week >= 1:
+        return "high"
+    if 4 * weeks_with_deployments >= whole_weeks:
+        return "medium"
+    return "low"
 
 
 def _lead_time(rows: dict[int, dict], reviews: dict[int, ReviewFacts], shipped: dict[int, dt.datetime]) -> LeadTime:

@@ -50,7 +50,8 @@ def link_deployment_changes(self, deployment_id: int) -> str:  # type: ignore[no
         raise self.retry(exc=error, countdown=countdown) from error
     except Deployment.DoesNotExist:
         return "skipped: no such deployment"
-    return f"linked by {result.method}: {result.commits} commits, {result.pull_requests} pull requests"
+    said = f"linked by {result.method}: {result.commits} commits, {result.pull_requests} pull requests"
+    return f"{said} ({result.note})" if result.note else said
 
 
 @shared_task(bind=True, acks_late=True, max_retries=len(CORRELATE_RETRY_COUNTDOWNS), soft_time_limit=60, time_limit=90)

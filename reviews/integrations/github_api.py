@@ -12,20 +12,22 @@ for a Celery task to retry with that countdown; a 5xx, a timeout or a refused co
 from __future__ import annotations
 
 import base64
+import contextlib
 import datetime as dt
 import email.utils
 import json
 import time
 from collections import Counter
-from collections.abc import Callable, Iterator, Mapping
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, replace
 from typing import Any, Literal, TypeVar
 from urllib.parse import quote, urlsplit
 
 import requests
-from github import Auth, Github
+from github import Auth, Github, GithubException
 from github.Requester import Requester
 
+from reviews.integrations import github_graphql
 from reviews.integrations.github import (
     parse_changed_file,
     parse_commit,
@@ -40,6 +42,7 @@ from reviews.integrations.records import (
     ChangedFileRecord,
     CommentRecord,
     CommitRecord,
+    CompareRead,
     FileRead,
     PayloadError,
     PullRequestRecord,
@@ -136,6 +139,10 @@ class GitHubClient:
         self.api_calls_rate_limited = 0  # the ones GitHub counts against the rate limit (all but 304s)
         self.rate_limit_remaining: int | None = None
         self.rate_limit_reset: dt.datetime | None = None
+        self.graphql_calls = 0  # the GraphQL calls among api_calls
+        self.graphql_points = 0  # what they cost, in GraphQL's points
+        self.graphql_remaining: int | None = None  # GraphQL's own hourly budget, in points
+        self.graphql_reset: dt.datetime | None = None
         self._github = Github(
             base_url=self.base_url,
             auth=Auth.Token(token),
@@ -213,32 +220,162 @@ class GitHubClient:
         commit_count = _count(data, "commits")
         commits = self._items(f"{pull_path}/commits", commit_count, parse_commit)
         files = self._items(f"{pull_path}/files", pull.changed_files, parse_changed_file)
+        return _assemble(pull, raw_reviews, diff_comments, conversation, commits, files, commit_count)
 
-        per_review = Counter(comment.review_external_id for comment in diff_comments if comment.review_external_id)
-        reviews = []
-        for path, item in raw_reviews:
-            if isinstance(item, Mapping) and item.get("state") == "PENDING":
-                continue  # a draft review, visible to its author only: not given yet
-            review = parse_review(item, path)
-            reviews.append(replace(review, comment_count=per_review[review.external_id]))
-        reviews.sort(key=lambda review: (review.submitted_at, review.external_id))
-        comments = sorted(diff_comments + conversation, key=lambda comment: (comment.created_at, comment.external_id))
-        return PullRequestDetails(
-            pull,
-            reviews,
-            comments,
-            commits,
-            files,
-            files_incomplete=_files_incomplete(pull, files),
-            commits_incomplete=_commits_incomplete(commit_count, commits),
-        )
+    # --- GraphQL ----------------------------------------------------------------------------------------------
 
-    def compare(self, full_path: str, base_sha: str, head_sha: str) -> list[CommitRecord]:
-        """The commits reachable from `head_sha` but not from `base_sha` (what a deployment shipped), oldest first."""
+    def pull_requests_with_details(
+        self,
+        full_path: str,
+        repository: RepositoryRecord,
+        *,
+        wanted: Callable[[PullRequestRecord], bool] | None = None,
+        page_size: int = github_graphql.PAGE_SIZE,
+    ) -> Iterator[PullRequestDetails]:
+        """Every pull request, most recently updated first, with its details: a GraphQL call per `page_size` of
+        them (REST for what GraphQL lacks, see `_graphql_details`). `wanted` passes over a pull request before any
+        REST call is made for it."""
+        owner, name = _owner_and_name(full_path)
+        after: str | None = None
+        while True:
+            variables = {"owner": owner, "name": name, "first": page_size, "after": after}
+            data = self._graphql(github_graphql.PAGE_QUERY, variables)
+            found = _graphql_obj(_graphql_obj(data, "repository"), "pullRequests")
+            for index, node in enumerate(found.get("nodes") or []):
+                details = self._graphql_details(full_path, node, repository, f"pullRequests[{index}]", wanted)
+                if details is not None:
+                    yield details
+            page = found.get("pageInfo") or {}
+            if not page.get("hasNextPage"):
+                return
+            after = page.get("endCursor")
+
+    def pull_requests_details(
+        self, full_path: str, numbers: Sequence[int], repository: RepositoryRecord
+    ) -> Iterator[PullRequestDetails]:
+        """These pull requests with their details, `github_graphql.BATCH_SIZE` to a GraphQL call."""
+        owner, name = _owner_and_name(full_path)
+        for start in range(0, len(numbers), github_graphql.BATCH_SIZE):
+            chunk = list(numbers[start : start + github_graphql.BATCH_SIZE])
+            data = self._graphql(github_graphql.numbers_query(chunk), {"owner": owner, "name": name})
+            found = _graphql_obj(data, "repository")
+            for number in chunk:
+                node = found.get(f"n{number}")
+                if not isinstance(node, Mapping):
+                    raise GitHubNotFound(f"GraphQL: pull request {full_path}#{number} not found", status=404)
+                details = self._graphql_details(full_path, node, repository, f"pullRequest({number})")
+                if details is not None:
+                    yield details
+
+    def _graphql_details(
+        self,
+        full_path: str,
+        node: Mapping[str, Any],
+        repository: RepositoryRecord,
+        path: str,
+        wanted: Callable[[PullRequestRecord], bool] | None = None,
+    ) -> PullRequestDetails | None:
+        """One GraphQL pull request as REST would have given it. A list longer than GraphQL's page sends the whole
+        pull request to REST; an open pull request's files come from REST (their patches make the diff's
+        fingerprint), and so do a renamed file's (its previous path)."""
+        pull_data = github_graphql.rest_pull(node)
+        pull = parse_pull_request(pull_data, path, repository)
+        if wanted is not None and not wanted(pull):
+            return None
+        if github_graphql.overflows(node):
+            return self.pull_request_details(full_path, pull.number)
+        raw_reviews = [(f"{path}.reviews[{i}]", item) for i, item in enumerate(github_graphql.rest_reviews(node))]
+        diff_comments = [
+            parse_review_comment(item, f"{path}.reviews.comments[{i}]")
+            for i, item in enumerate(github_graphql.rest_review_comments(node))
+        ]
+        conversation = [
+            parse_issue_comment(item, f"{path}.comments[{i}]")
+            for i, item in enumerate(github_graphql.rest_issue_comments(node))
+        ]
+        commits = [
+            parse_commit(item, f"{path}.commits[{i}]") for i, item in enumerate(github_graphql.rest_commits(node))
+        ]
+        if pull.state == "open" or github_graphql.files_lack_previous_path(node):
+            pull_path = f"/repos/{_repo_path(full_path)}/pulls/{pull.number}"
+            files = self._items(f"{pull_path}/files", pull.changed_files, parse_changed_file)
+        else:
+            files = [
+                parse_changed_file(item, f"{path}.files[{i}]") for i, item in enumerate(github_graphql.rest_files(node))
+            ]
+        return _assemble(pull, raw_reviews, diff_comments, conversation, commits, files, _count(pull_data, "commits"))
+
+    def _graphql(self, query: str, variables: Mapping[str, Any]) -> Mapping[str, Any]:
+        """One GraphQL call through PyGithub; its data, after noting the points it cost and what is left."""
+        try:
+            headers, payload = self._requester.graphql_query(query, dict(variables))
+        except requests.RequestException as exc:
+            raise GitHubUnavailable(f"POST graphql: {exc}") from exc
+        except GithubException as exc:
+            self.api_calls += 1
+            self.graphql_calls += 1
+            self._note_graphql_budget(exc.headers or {}, None)
+            raise self._graphql_error(exc) from exc
+        self.api_calls += 1
+        self.graphql_calls += 1
+        data = payload.get("data") if isinstance(payload, Mapping) else None
+        if not isinstance(data, Mapping):
+            raise GitHubError("GraphQL answered without data")
+        self._note_graphql_budget(headers, data.get("rateLimit"))
+        return data
+
+    def _note_graphql_budget(self, headers: Mapping[str, Any], rate_limit: Any) -> None:
+        if isinstance(rate_limit, Mapping):
+            cost, remaining = rate_limit.get("cost"), rate_limit.get("remaining")
+            if isinstance(cost, int):
+                self.graphql_points += cost
+            if isinstance(remaining, int):
+                self.graphql_remaining = remaining
+            reset = rate_limit.get("resetAt")
+            if isinstance(reset, str):
+                with contextlib.suppress(ValueError):
+                    self.graphql_reset = dt.datetime.fromisoformat(reset.replace("Z", "+00:00"))
+            return
+        if headers.get("x-ratelimit-resource") == "graphql":
+            remaining_header = _number(headers.get("x-ratelimit-remaining"))
+            reset_header = _number(headers.get("x-ratelimit-reset"))
+            if remaining_header is not None:
+                self.graphql_remaining = int(remaining_header)
+            if reset_header is not None:
+                self.graphql_reset = dt.datetime.fromtimestamp(int(reset_header), tz=dt.UTC)
+
+    def _graphql_error(self, exc: GithubException) -> GitHubError:
+        """GraphQL's errors as REST's: a spent point budget (RATE_LIMITED, answered with 200) waits for its reset;
+        secondary limits, 5xx and 404 are read as the REST path reads them."""
+        data = exc.data if isinstance(exc.data, Mapping) else {}
+        errors = [error for error in data.get("errors") or [] if isinstance(error, Mapping)]
+        kinds = {str(error.get("type") or "") for error in errors}
+        message = "; ".join(str(error.get("message") or "") for error in errors) or str(exc.data)[:200]
+        if "RATE_LIMITED" in kinds:
+            reset = self.graphql_reset
+            wait = (reset.timestamp() - time.time()) if reset else _SECONDARY_LIMIT_WAIT
+            return RateLimited(max(wait, 1.0), f"GraphQL point budget spent: {message}", status=exc.status)
+        if errors and exc.status in (200, 400, 404):
+            if kinds == {"NOT_FOUND"}:
+                return GitHubNotFound(f"GraphQL: {message}", status=404)
+            return GitHubError(f"GraphQL: {message}", status=exc.status)
+        headers = {str(key).lower(): value for key, value in (exc.headers or {}).items()}
+        return self._error("POST", "graphql", exc.status, headers, json.dumps(exc.data) if exc.data else "")
+
+    def compare(self, full_path: str, base_sha: str, head_sha: str, etag: str = "") -> CompareRead:
+        """The commits reachable from `head_sha` but not from `base_sha` (what a deployment shipped), oldest first.
+        With the `etag` of an earlier answer the first page is asked for conditionally: a 304 (no quota) says the
+        comparison is unchanged."""
         basehead = f"{quote(base_sha, safe='')}...{quote(head_sha, safe='')}"
         reply = self._request(
-            "GET", f"/repos/{_repo_path(full_path)}/compare/{basehead}", params={"per_page": self.per_page}
+            "GET",
+            f"/repos/{_repo_path(full_path)}/compare/{basehead}",
+            params={"per_page": self.per_page},
+            headers={"If-None-Match": etag} if etag else {},
         )
+        if reply.status == 304:
+            return CompareRead(etag=str(reply.headers.get("etag") or etag), unchanged=True)
+        first_etag = str(reply.headers.get("etag") or "")
         commits: list[CommitRecord] = []
         while True:
             comparison = reply.data
@@ -251,7 +388,7 @@ class GitHubClient:
             commits.extend(parse_commit(item, f"compare.commits[{offset + i}]") for i, item in enumerate(items))
             next_url = self._next_url(reply.headers)
             if next_url is None:
-                return commits
+                return CompareRead(tuple(commits), etag=first_etag)
             reply = self._request("GET", next_url)
 
     def first_file(self, full_path: str, paths: tuple[str, ...], ref: str, known: FileRead | None = None) -> FileRead:
@@ -385,6 +522,49 @@ class GitHubClient:
         if status == 404:
             return GitHubNotFound(described, status=status)
         return GitHubError(described, status=status)
+
+
+def _assemble(
+    pull: PullRequestRecord,
+    raw_reviews: list[tuple[str, Any]],
+    diff_comments: list[CommentRecord],
+    conversation: list[CommentRecord],
+    commits: list[CommitRecord],
+    files: list[ChangedFileRecord],
+    commit_count: int | None,
+) -> PullRequestDetails:
+    """The details as the policy reads them, whichever API the parts came from."""
+    per_review = Counter(comment.review_external_id for comment in diff_comments if comment.review_external_id)
+    reviews = []
+    for path, item in raw_reviews:
+        if isinstance(item, Mapping) and item.get("state") == "PENDING":
+            continue  # a draft review, visible to its author only: not given yet
+        review = parse_review(item, path)
+        reviews.append(replace(review, comment_count=per_review[review.external_id]))
+    reviews.sort(key=lambda review: (review.submitted_at, review.external_id))
+    comments = sorted(diff_comments + conversation, key=lambda comment: (comment.created_at, comment.external_id))
+    return PullRequestDetails(
+        pull,
+        reviews,
+        comments,
+        commits,
+        files,
+        files_incomplete=_files_incomplete(pull, files),
+        commits_incomplete=_commits_incomplete(commit_count, commits),
+    )
+
+
+def _owner_and_name(full_path: str) -> tuple[str, str]:
+    _repo_path(full_path)  # the same check
+    owner, _, name = full_path.strip("/").partition("/")
+    return owner, name
+
+
+def _graphql_obj(data: Any, key: str) -> Mapping[str, Any]:
+    value = data.get(key) if isinstance(data, Mapping) else None
+    if not isinstance(value, Mapping):
+        raise GitHubNotFound(f"GraphQL: no {key} in the answer", status=404)
+    return value
 
 
 def _file_text(data: Any, path: str) -> str:

@@ -36,14 +36,16 @@ import contextlib
 import datetime as dt
 import email.utils
 import re
-from collections.abc import Iterator, Mapping
+from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass, replace
 from typing import Any, Literal
 
 import gitlab
+import httpx
 import requests
 from gitlab.exceptions import GitlabError
 from gitlab.utils import EncodedId
+from gql.transport.exceptions import TransportError, TransportQueryError
 
 from reviews.integrations.gitlab import (
     PayloadReader,
@@ -57,6 +59,7 @@ from reviews.integrations.records import (
     ChangedFileRecord,
     CommentRecord,
     CommitRecord,
+    CompareRead,
     FileRead,
     GitUserRecord,
     PayloadError,
@@ -167,6 +170,17 @@ class GitLabClient:
             keep_base_url=True,  # self-managed GitLab behind a proxy may advertise another host in its Link headers
             session=session,
         )
+        self.graphql_calls = 0  # the GraphQL calls among api_calls (GitLab throttles them like REST calls)
+        # python-gitlab's GraphQL client brings its own HTTP client (httpx): it is counted, authenticated and
+        # left without retries the same way.
+        self._graphql_http = httpx.Client(
+            headers={"Authorization": f"Bearer {token}", "User-Agent": "Tandem"},
+            timeout=timeout,
+            event_hooks={"response": [self._on_graphql_response]},
+        )
+        self._graphql_client = gitlab.GraphQL(
+            url, token=token, client=self._graphql_http, max_retries=0, obey_rate_limit=False
+        )
 
     # --- public API -------------------------------------------------------------------------------------------
 
@@ -176,6 +190,13 @@ class GitLabClient:
         record = repository_from_api(PayloadReader(data, "project"))
         self._repositories[full_path] = record
         return record
+
+    def know_project(self, record: RepositoryRecord) -> None:
+        """The project as Tandem stored it: listing its merge requests then needs no call for it."""
+        self._repositories[record.full_path] = record
+
+    def close(self) -> None:
+        self._graphql_http.close()
 
     def merge_requests_since(self, full_path: str, since: dt.datetime | None) -> Iterator[PullRequestRecord]:
         """Merge requests updated on or after `since` (all of them when None), newest first, fetched page by page.
@@ -206,43 +227,104 @@ class GitLabClient:
             data = project.mergerequests.get(iid).asdict()
             if pull_request is None:
                 pull_request = pull_request_from_api(PayloadReader(data, "merge_request"), repository)
-            notes = [
-                PayloadReader(note.asdict(), f"notes[{index}]")
-                for index, note in enumerate(
-                    mr.notes.list(iterator=True, sort="asc", order_by="created_at", per_page=self._per_page)
-                )
-            ]
-            commits = [
-                commit_from_api(PayloadReader(commit.asdict(), f"commits[{index}]"))
-                for index, commit in enumerate(mr.commits(per_page=self._per_page))
-            ]
+            notes = self._rest_notes(mr)
+            commits = self._rest_commits(mr)
             files = self._changed_files(full_path, mr)
             approvals = self._approvals(full_path, mr)
+        return _details(pull_request, notes, commits, files, approvals, data)
 
-        comments = [comment_from_api(note) for note in notes]
-        reviews = _approval_reviews(approvals, comments, commits, pull_request)
-        pull_request = replace(
-            pull_request,
-            additions=sum(file.additions for file in files),
-            deletions=sum(file.deletions for file in files),
-            changed_files=len(files),
-        )
-        return MergeRequestDetails(
-            pull_request=pull_request,
-            reviews=reviews,
-            comments=comments,
-            commits=commits,
-            files=files,
-            files_not_ready=diff_not_ready(data),
-            files_incomplete=diff_incomplete(data, len(files)),
-        )
+    def merge_requests_details(
+        self, full_path: str, listed: Sequence[PullRequestRecord], *, batch: int = 50
+    ) -> Iterator[MergeRequestDetails]:
+        """The details of merge requests a listing gave, `batch` to a GraphQL call: its notes, approvals and whether
+        its diff is ready come from GraphQL, and the listed record is kept as it is. GraphQL lacks a diff's text and
+        the file's status (added, renamed...) and a commit's parents: the diffs and commits are asked from REST,
+        and so is a list longer than GraphQL's page."""
+        for start in range(0, len(listed), batch):
+            chunk = listed[start : start + batch]
+            variables = {"fullPath": full_path, "iids": [str(pull.number) for pull in chunk], "first": len(chunk)}
+            data = self._graphql(_MERGE_REQUESTS_QUERY, variables)
+            project = data.get("project") if isinstance(data, Mapping) else None
+            if not isinstance(project, Mapping):
+                raise GitLabError(f"GitLab GraphQL: no project {full_path}", status_code=404)
+            nodes = (project.get("mergeRequests") or {}).get("nodes") or []
+            by_iid = {str(node.get("iid")): node for node in nodes if isinstance(node, Mapping)}
+            for pull_request in chunk:
+                node = by_iid.get(str(pull_request.number))
+                if node is None:
+                    raise GitLabError(f"GitLab GraphQL: no merge request !{pull_request.number}", status_code=404)
+                yield self._graphql_details(full_path, pull_request, node)
 
-    def compare(self, full_path: str, base_sha: str, head_sha: str) -> list[CommitRecord]:
-        """The commits reachable from `head_sha` and not from `base_sha`, in GitLab's order (oldest first)."""
+    def _graphql_details(
+        self, full_path: str, pull_request: PullRequestRecord, node: Mapping[str, Any]
+    ) -> MergeRequestDetails:
+        mr = self._lazy_project(full_path).mergerequests.get(pull_request.number, lazy=True)
+        with self._translate():
+            notes_page = node.get("notes") or {}
+            if _more(notes_page):
+                notes = self._rest_notes(mr)
+            else:
+                nodes = notes_page.get("nodes") or []
+                notes = [PayloadReader(_rest_note(note), f"notes[{i}]") for i, note in enumerate(nodes)]
+            commits = self._rest_commits(mr)
+            files = self._changed_files(full_path, mr)
+            approved_by = node.get("approvedBy") or {}
+            if _more(approved_by):
+                approvals = self._approvals(full_path, mr)
+            else:
+                approvals = [
+                    (user_record(PayloadReader(_rest_user(user), f"approvedBy[{i}]")), None)
+                    for i, user in enumerate(approved_by.get("nodes") or [])
+                ]
+        refs = node.get("diffRefs")
+        summary = node.get("diffStatsSummary") or {}
+        file_count = summary.get("fileCount") if isinstance(summary, Mapping) else None
+        data = {
+            "sha": pull_request.head_sha,
+            "diff_refs": {"head_sha": refs.get("headSha")} if isinstance(refs, Mapping) else None,
+            "detailed_merge_status": str(node.get("detailedMergeStatus") or "").lower(),
+            # As REST's changes_count reads: "1000+" when GitLab listed fewer files than the diff has.
+            "changes_count": f"{len(files)}+" if _more_files(file_count, files) else str(len(files)),
+        }
+        return _details(pull_request, notes, commits, files, approvals, data)
+
+    def _rest_notes(self, mr: Any) -> list[PayloadReader]:
+        return [
+            PayloadReader(note.asdict(), f"notes[{index}]")
+            for index, note in enumerate(
+                mr.notes.list(iterator=True, sort="asc", order_by="created_at", per_page=self._per_page)
+            )
+        ]
+
+    def _rest_commits(self, mr: Any) -> list[CommitRecord]:
+        return [
+            commit_from_api(PayloadReader(commit.asdict(), f"commits[{index}]"))
+            for index, commit in enumerate(mr.commits(per_page=self._per_page))
+        ]
+
+    def _graphql(self, query: str, variables: Mapping[str, Any]) -> Any:
+        """One GraphQL call through python-gitlab's client; errors as the REST path raises them."""
+        try:
+            with self._translate():
+                return self._graphql_client.execute(query, variable_values=dict(variables))
+        except TransportQueryError as error:
+            raise GitLabError(f"GitLab GraphQL: {error.errors or error}") from error
+        except (httpx.TimeoutException, httpx.NetworkError, httpx.RemoteProtocolError) as error:
+            raise GitLabUnavailable(f"GitLab unreachable: {error}") from error
+        except (TransportError, httpx.HTTPError) as error:
+            raise GitLabError(f"GitLab GraphQL failed: {error}") from error
+
+    def _on_graphql_response(self, response: httpx.Response) -> None:
+        self.graphql_calls += 1
+        self._count(response.headers)
+
+    def compare(self, full_path: str, base_sha: str, head_sha: str, etag: str = "") -> CompareRead:
+        """The commits reachable from `head_sha` and not from `base_sha`, in GitLab's order (oldest first). GitLab's
+        API ignores If-None-Match, so `etag` is not sent: every compare is read whole."""
         with self._translate():
             result = self._lazy_project(full_path).repository_compare(base_sha, head_sha)
         compared = PayloadReader(result, "compare")
-        return [commit_from_api(commit) for commit in compared.objs("commits")]
+        return CompareRead(tuple(commit_from_api(commit) for commit in compared.objs("commits")))
 
     def post_status(
         self,
@@ -318,12 +400,15 @@ class GitLabClient:
     # --- internals --------------------------------------------------------------------------------------------
 
     def _on_response(self, response: requests.Response, *args: Any, **kwargs: Any) -> None:
+        self._count(response.headers)
+
+    def _count(self, headers: Mapping[str, str]) -> None:
         self.api_calls += 1
-        self._last_headers = response.headers
-        remaining = response.headers.get("RateLimit-Remaining", "")
+        self._last_headers = headers
+        remaining = headers.get("RateLimit-Remaining", "")
         if remaining.isdigit():
             self.rate_limit_remaining = int(remaining)
-        reset = response.headers.get("RateLimit-Reset", "")
+        reset = headers.get("RateLimit-Reset", "")
         if reset.isdigit():
             self.rate_limit_reset = dt.datetime.fromtimestamp(int(reset), tz=dt.UTC)
 
@@ -413,6 +498,91 @@ class GitLabClient:
             (user_record(entry.obj("user")), entry.opt_time("approved_at"))
             for entry in approvals.opt_objs("approved_by") or []
         ]
+
+
+def _details(
+    pull_request: PullRequestRecord,
+    notes: list[PayloadReader],
+    commits: list[CommitRecord],
+    files: list[ChangedFileRecord],
+    approvals: list[tuple[UserRecord, dt.datetime | None]],
+    data: Mapping[str, Any],
+) -> MergeRequestDetails:
+    """The details as the policy reads them, whichever API the parts came from. `data` holds the merge request's
+    `sha`, `diff_refs`, `detailed_merge_status` and `changes_count`."""
+    comments = [comment_from_api(note) for note in notes]
+    reviews = _approval_reviews(approvals, comments, commits, pull_request)
+    pull_request = replace(
+        pull_request,
+        additions=sum(file.additions for file in files),
+        deletions=sum(file.deletions for file in files),
+        changed_files=len(files),
+    )
+    return MergeRequestDetails(
+        pull_request=pull_request,
+        reviews=reviews,
+        comments=comments,
+        commits=commits,
+        files=files,
+        files_not_ready=diff_not_ready(data),
+        files_incomplete=diff_incomplete(data, len(files)),
+    )
+
+
+_USER_FIELDS = "id username name"
+_MERGE_REQUESTS_QUERY = f"""
+query MergeRequestFacts($fullPath: ID!, $iids: [String!], $first: Int!) {{
+  project(fullPath: $fullPath) {{
+    mergeRequests(iids: $iids, first: $first) {{
+      nodes {{
+        iid
+        detailedMergeStatus
+        diffRefs {{ headSha }}
+        diffStatsSummary {{ fileCount }}
+        approvedBy(first: 100) {{ pageInfo {{ hasNextPage }} nodes {{ {_USER_FIELDS} }} }}
+        notes(first: 100) {{
+          pageInfo {{ hasNextPage }}
+          nodes {{ id body system createdAt author {{ {_USER_FIELDS} }} position {{ newPath oldPath }} }}
+        }}
+      }}
+    }}
+  }}
+}}
+"""
+
+
+def _more_files(file_count: Any, files: list[ChangedFileRecord]) -> bool:
+    return isinstance(file_count, int) and file_count > len(files)
+
+
+def _more(connection: Any) -> bool:
+    return isinstance(connection, Mapping) and bool((connection.get("pageInfo") or {}).get("hasNextPage"))
+
+
+def _global_id(value: Any) -> Any:
+    """GraphQL's "gid://gitlab/Note/12" is REST's 12."""
+    if isinstance(value, str) and value.startswith("gid://"):
+        tail = value.rsplit("/", 1)[-1]
+        return int(tail) if tail.isdigit() else value
+    return value
+
+
+def _rest_user(user: Mapping[str, Any]) -> dict[str, Any]:
+    return {"id": _global_id(user.get("id")), "username": user.get("username"), "name": user.get("name")}
+
+
+def _rest_note(note: Mapping[str, Any]) -> dict[str, Any]:
+    position = note.get("position")
+    author = note.get("author")
+    return {
+        "id": _global_id(note.get("id")),
+        "body": note.get("body"),
+        "system": note.get("system"),
+        "created_at": note.get("createdAt"),
+        "author": _rest_user(author) if isinstance(author, Mapping) else None,
+        "type": "DiffNote" if position else None,
+        "position": {"new_path": position.get("newPath"), "old_path": position.get("oldPath")} if position else None,
+    }
 
 
 def _refused_transition(error: GitlabError) -> bool:

@@ -154,7 +154,8 @@ class CommitRecord:
     committed_at: dt.datetime | None = None
     author_account: UserRecord | None = None  # the VCS account git's e-mail maps to, when the API says
     committer_account: UserRecord | None = None  # likewise for the committer (never GitHub's own web-flow)
-    parents: tuple[str, ...] = ()
+    # None: the source does not say (a push payload lists no parents); () is a root commit.
+    parents: tuple[str, ...] | None = None
     co_authors: tuple[GitUserRecord, ...] = ()  # parsed from Co-authored-by trailers
     pusher: UserRecord | None = None  # who pushed it, when a push webhook says (its sender)
     paths: tuple[str, ...] = ()  # a push webhook's files added, modified or removed by it
@@ -213,6 +214,17 @@ class WebhookEvent:
     ref: str = field(default="", metadata=max_length(255))  # push: the branch pushed to
     sender: UserRecord | None = None
     ignored: str = ""
+
+
+@dataclass(frozen=True)
+class CompareRead:
+    """What a compare (`base...head`) said: the commits reachable from head and not from base, oldest first.
+    `etag` is the first page's, for a conditional request next time; `unchanged` says such a request found the
+    comparison as it was (its commits are not sent again)."""
+
+    commits: tuple[CommitRecord, ...] = ()
+    etag: str = ""
+    unchanged: bool = False
 
 
 @dataclass(frozen=True)

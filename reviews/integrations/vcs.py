@@ -7,7 +7,7 @@ unavailable (retry later), and everything else (record and stop).
 from __future__ import annotations
 
 import datetime as dt
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
 from typing import Protocol
@@ -17,6 +17,7 @@ from reviews.integrations.records import (
     ChangedFileRecord,
     CommentRecord,
     CommitRecord,
+    CompareRead,
     FileRead,
     PullRequestRecord,
     RepositoryRecord,
@@ -69,7 +70,38 @@ class VcsClient(Protocol):
 
     def details(self, full_path: str, number: int, listed: PullRequestRecord | None = None) -> Details: ...
 
-    def compare(self, full_path: str, base_sha: str, head_sha: str) -> list[CommitRecord]: ...
+    # --- GraphQL: many pull requests' details to a call ---
+
+    @property
+    def graphql_calls(self) -> int: ...
+
+    @property
+    def graphql_points(self) -> int:
+        """GitHub's GraphQL points spent; 0 where GraphQL calls are throttled like REST ones (GitLab)."""
+        ...
+
+    def graphql_rate_limit(self) -> tuple[int | None, dt.datetime | None]:
+        """GraphQL's own budget where it has one (GitHub: points left, reset); (None, None) elsewhere."""
+        ...
+
+    def know_repository(self, record: RepositoryRecord) -> None:
+        """The repository as Tandem stored it, so that no call asks for it again."""
+        ...
+
+    def details_many(
+        self, full_path: str, listed: Sequence[PullRequestRecord], repository: RepositoryRecord
+    ) -> Iterator[Details]:
+        """The details of pull requests a listing gave, in its order, through GraphQL (REST for what it lacks)."""
+        ...
+
+    def pull_requests_with_details(
+        self, full_path: str, repository: RepositoryRecord, wanted: Callable[[PullRequestRecord], bool]
+    ) -> Iterator[Details]:
+        """Every pull request, most recently updated first, with its details: a backfill. `wanted` passes over one
+        before anything is spent on its details."""
+        ...
+
+    def compare(self, full_path: str, base_sha: str, head_sha: str, etag: str = "") -> CompareRead: ...
 
     def first_file(
         self, full_path: str, paths: tuple[str, ...], ref: str, known: FileRead | None = None
@@ -108,9 +140,9 @@ class _Counted:
     def rate_limit(self) -> tuple[int | None, dt.datetime | None]:
         return self._client.rate_limit_remaining, self._client.rate_limit_reset
 
-    def compare(self, full_path: str, base_sha: str, head_sha: str) -> list[CommitRecord]:
+    def compare(self, full_path: str, base_sha: str, head_sha: str, etag: str = "") -> CompareRead:
         with _translated():
-            return self._client.compare(full_path, base_sha, head_sha)
+            return self._client.compare(full_path, base_sha, head_sha, etag)
 
     def first_file(self, full_path: str, paths: tuple[str, ...], ref: str, known: FileRead | None = None) -> FileRead:
         with _translated():
@@ -124,6 +156,35 @@ class GitHubVcs(_Counted):
         self._client = github_api.GitHubClient(base_url, token, etags=etags)
         self.etags = self._client.etags
 
+    @property
+    def graphql_calls(self) -> int:
+        return self._client.graphql_calls
+
+    @property
+    def graphql_points(self) -> int:
+        return self._client.graphql_points
+
+    def graphql_rate_limit(self) -> tuple[int | None, dt.datetime | None]:
+        return self._client.graphql_remaining, self._client.graphql_reset
+
+    def know_repository(self, record: RepositoryRecord) -> None:
+        pass  # GitHub's calls name the repository by its path: nothing to look up
+
+    def details_many(
+        self, full_path: str, listed: Sequence[PullRequestRecord], repository: RepositoryRecord
+    ) -> Iterator[Details]:
+        numbers = [pull.number for pull in listed]
+        with _translated():
+            for found in self._client.pull_requests_details(full_path, numbers, repository):
+                yield _github_details(found)
+
+    def pull_requests_with_details(
+        self, full_path: str, repository: RepositoryRecord, wanted: Callable[[PullRequestRecord], bool]
+    ) -> Iterator[Details]:
+        with _translated():
+            for found in self._client.pull_requests_with_details(full_path, repository, wanted=wanted):
+                yield _github_details(found)
+
     def repository(self, full_path: str) -> RepositoryRecord:
         with _translated():
             return self._client.repository(full_path)
@@ -135,15 +196,7 @@ class GitHubVcs(_Counted):
     def details(self, full_path: str, number: int, listed: PullRequestRecord | None = None) -> Details:
         with _translated():
             found = self._client.pull_request_details(full_path, number)
-        return Details(
-            found.pull_request,
-            found.reviews,
-            found.comments,
-            found.commits,
-            found.files,
-            files_incomplete=found.files_incomplete,
-            commits_incomplete=found.commits_incomplete,
-        )
+        return _github_details(found)
 
     def post_status(
         self, full_path: str, sha: str, *, state: StatusState, description: str, target_url: str, ref: str = ""
@@ -159,10 +212,50 @@ class GitHubVcs(_Counted):
 
 class GitLabVcs(_Counted):
     _client: gitlab_api.GitLabClient
+    graphql_batch = 50  # merge requests to a GraphQL call
 
     def __init__(self, base_url: str, token: str, *, etags: dict[str, str] | None = None) -> None:
         self._client = gitlab_api.GitLabClient(base_url, token)
         self.etags = dict(etags or {})  # GitLab has no conditional requests; the watermark does the work
+
+    @property
+    def graphql_calls(self) -> int:
+        return self._client.graphql_calls
+
+    @property
+    def graphql_points(self) -> int:
+        return 0
+
+    def graphql_rate_limit(self) -> tuple[int | None, dt.datetime | None]:
+        return None, None  # GitLab throttles GraphQL calls with REST's: rate_limit() says it
+
+    def know_repository(self, record: RepositoryRecord) -> None:
+        self._client.know_project(record)
+
+    def details_many(
+        self, full_path: str, listed: Sequence[PullRequestRecord], repository: RepositoryRecord
+    ) -> Iterator[Details]:
+        self._client.know_project(repository)
+        with _translated():
+            for found in self._client.merge_requests_details(full_path, listed, batch=self.graphql_batch):
+                yield _gitlab_details(found)
+
+    def pull_requests_with_details(
+        self, full_path: str, repository: RepositoryRecord, wanted: Callable[[PullRequestRecord], bool]
+    ) -> Iterator[Details]:
+        """GitLab's REST listing carries whole merge requests (100 to a page): it is the listing here too, and
+        GraphQL gives the rest of each page's merge requests."""
+        self._client.know_project(repository)
+        pending: list[PullRequestRecord] = []
+        with _translated():
+            for listed in self._client.merge_requests_since(full_path, None):
+                if wanted(listed):
+                    pending.append(listed)
+                if len(pending) >= self.graphql_batch:
+                    yield from map(_gitlab_details, self._client.merge_requests_details(full_path, pending))
+                    pending = []
+            if pending:
+                yield from map(_gitlab_details, self._client.merge_requests_details(full_path, pending))
 
     def repository(self, full_path: str) -> RepositoryRecord:
         with _translated():
@@ -175,15 +268,7 @@ class GitLabVcs(_Counted):
     def details(self, full_path: str, number: int, listed: PullRequestRecord | None = None) -> Details:
         with _translated():
             found = self._client.merge_request_details(full_path, number, pull_request=listed)
-        return Details(
-            found.pull_request,
-            found.reviews,
-            found.comments,
-            found.commits,
-            found.files,
-            files_not_ready=found.files_not_ready,
-            files_incomplete=found.files_incomplete,
-        )
+        return _gitlab_details(found)
 
     def post_status(
         self, full_path: str, sha: str, *, state: StatusState, description: str, target_url: str, ref: str = ""
@@ -200,7 +285,31 @@ class GitLabVcs(_Counted):
             )
 
     def close(self) -> None:
-        pass
+        self._client.close()
+
+
+def _github_details(found: github_api.PullRequestDetails) -> Details:
+    return Details(
+        found.pull_request,
+        found.reviews,
+        found.comments,
+        found.commits,
+        found.files,
+        files_incomplete=found.files_incomplete,
+        commits_incomplete=found.commits_incomplete,
+    )
+
+
+def _gitlab_details(found: gitlab_api.MergeRequestDetails) -> Details:
+    return Details(
+        found.pull_request,
+        found.reviews,
+        found.comments,
+        found.commits,
+        found.files,
+        files_not_ready=found.files_not_ready,
+        files_incomplete=found.files_incomplete,
+    )
 
 
 def open_client(provider: str, base_url: str, token: str, *, etags: dict[str, str] | None = None) -> VcsClient:

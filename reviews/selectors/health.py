@@ -332,18 +332,22 @@ def _top_share(reviews: dict[int, list[_Review]]) -> float | None:
 
 
 def _weekly(flows: list[PullRequestFlow], since: dt.datetime, until: dt.datetime) -> list[dict[str, object]]:
-    """Per ISO week (Monday start) of merge: merged count, median time to first review and pickup."""
+    """Per ISO week (Monday start) of merge: merged count, median time to first review and pickup. A week the
+    period covers only in part (its first and last, mostly) says so: `partial`, with the `days` it covers."""
     weeks: dict[dt.date, list[PullRequestFlow]] = defaultdict(list)
     for flow in flows:
         day = flow.merged_at.date()
         weeks[day - dt.timedelta(days=day.weekday())].append(flow)
     start = since.date() - dt.timedelta(days=since.date().weekday())
     result = []
-    while start < until.date():
+    while (monday := dt.datetime.combine(start, dt.time.min, tzinfo=since.tzinfo)) < until:
         rows = weeks.get(start, [])
+        covered = min(monday + dt.timedelta(days=7), until) - max(monday, since)
         result.append(
             {
                 "week": start,
+                "partial": covered < dt.timedelta(days=7),
+                "days": round(covered / dt.timedelta(days=1), 1),
                 "merged": len(rows),
                 "time_to_first_review": Distribution.of(f.time_to_first_review for f in rows).median_hours,
                 "pickup_time": Distribution.of(f.pickup_time for f in rows).median_hours,

@@ -291,6 +291,7 @@ class PairingInsight:
     not_paired: list[Person]
     rotation: list[RotationPair]  # never paired first, then least recently paired
     suggested_pairs: list[tuple[Person, Person]] = field(default_factory=list)
+    partial_weeks: list[str] = field(default_factory=list)  # weeks the period covers only in part
 
 
 def team_pairing_insight(*, team: Team, since: dt.date, until: dt.date) -> PairingInsight:
@@ -354,6 +355,7 @@ def team_pairing_insight(*, team: Team, since: dt.date, until: dt.date) -> Pairi
         not_paired=[h.person for h in hours if h.total_hours == 0],
         rotation=rotation,
         suggested_pairs=_suggest(rotation),
+        partial_weeks=_partial_weeks(since, until),
     )
 
 
@@ -443,6 +445,16 @@ def _iso_weeks(since: dt.date, until: dt.date) -> list[str]:
         weeks.append(_iso_week(day))
         day += dt.timedelta(days=7)
     return weeks
+
+
+def _partial_weeks(since: dt.date, until: dt.date) -> list[str]:
+    """The ISO weeks [since, until] (whole days) does not cover from Monday to Sunday: its first, its last, or both."""
+    partial = []
+    if since.weekday() != 0:
+        partial.append(_iso_week(since))
+    if until.weekday() != 6 and _iso_week(until) not in partial:
+        partial.append(_iso_week(until))
+    return partial
 
 
 def _seconds_per_week(intervals: list[Interval], tz: dt.tzinfo) -> dict[str, float]:

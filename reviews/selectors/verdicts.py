@@ -28,6 +28,21 @@ def pull_requests_without_verdict(*, limit: int = 5000) -> list[int]:
     )
 
 
+# A pass settles a debt within seconds of its change; one older than this lost its hand-over (a broker restarted
+# empty, a worker killed mid-pass).
+EVALUATION_DEBT_GRACE = dt.timedelta(minutes=1)
+
+
+def pull_requests_owing_evaluation(*, now: dt.datetime | None = None, limit: int = 5000) -> list[int]:
+    """Pull requests whose evaluation debt is older than the grace: a change whose verdict pass never ran."""
+    now = now or timezone.now()
+    return list(
+        PullRequest.objects.filter(evaluation_owed_since__lt=now - EVALUATION_DEBT_GRACE)
+        .order_by("evaluation_owed_since", "pk")
+        .values_list("pk", flat=True)[:limit]
+    )
+
+
 def verdicts_not_accepted(
     *, connection_ids: Collection[int], now: dt.datetime | None = None, limit: int = 5000
 ) -> list[int]:

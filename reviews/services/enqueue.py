@@ -11,8 +11,12 @@ from collections.abc import Iterable
 from functools import partial
 from typing import Any
 
+from django.conf import settings
 from django.core.cache import cache
 from django.db import transaction
+from django.utils import timezone
+
+from reviews.models import PullRequest
 
 logger = logging.getLogger(__name__)
 
@@ -26,9 +30,47 @@ QUEUED_MARK_SECONDS = 90
 
 def pull_request_evaluations_enqueue(*, pull_request_ids: Iterable[int]) -> None:
     """Evaluate these pull requests afresh after the commit. Evaluation is idempotent and reads the newest head,
-    and a verdict is posted only when its outcome or description changed."""
-    for pull_request_id in sorted(set(pull_request_ids)):
+    and a verdict is posted only when its outcome or description changed.
+
+    The debt is written first, in the caller's transaction (`evaluations_owed_mark`): a hand-over lost with the
+    broker is found again by the verdict reconciler, and an evaluation that ran after this commit settles it, so
+    the queued task has nothing left to do (several changes of one pull request coalesce into one evaluation)."""
+    ids = sorted(set(pull_request_ids))
+    evaluations_owed_mark(pull_request_ids=ids)
+    for pull_request_id in ids:
         transaction.on_commit(partial(evaluation_enqueue_now, pull_request_id))
+
+
+def evaluations_owed_mark(*, pull_request_ids: Iterable[int]) -> int:
+    """Record, with the change that causes it, that these pull requests wait for an evaluation. The earliest
+    moment stays (the reconciler measures how long a debt is outstanding); the evaluation clears it."""
+    ids = sorted(set(pull_request_ids))
+    if not ids:
+        return 0
+    return PullRequest.objects.filter(pk__in=ids, evaluation_owed_since__isnull=True).update(
+        evaluation_owed_since=timezone.now()
+    )
+
+
+def deliveries_handed_over_by_request() -> bool:
+    """Whether the web process hands a new delivery to a worker itself. In production it does not: the row is the
+    queue, and the dispatcher process (woken by PostgreSQL NOTIFY, `manage.py dispatch_deliveries`) hands it over,
+    so acknowledging a webhook never waits for a broker. `WEBHOOK_HAND_OVER=request` restores the hand-over in the
+    request; with tasks run inline (the embedded default) the request processes the delivery itself."""
+    from config.celery import app
+
+    return settings.WEBHOOK_HAND_OVER == "request" or bool(app.conf.task_always_eager)
+
+
+def delivery_process_now(delivery_id: int) -> None:
+    """Hand a stored, leased delivery to a worker (inline on the embedded default). When the hand-over is lost, the
+    dispatcher makes it again once the lease runs out."""
+    from reviews.tasks import process_webhook_delivery
+
+    try:
+        process_webhook_delivery.delay(delivery_id)
+    except Exception:
+        logger.exception("could not queue webhook delivery %s; the dispatcher will hand it over", delivery_id)
 
 
 def evaluation_enqueue_now(pull_request_id: int) -> None:

@@ -129,11 +129,16 @@ class Evaluated:
     changed: bool  # the verdict differs from the last one stored for this head sha
 
 
-def pull_request_evaluate(*, pull_request_id: int, now: dt.datetime | None = None) -> Evaluated | None:
+def pull_request_evaluate(
+    *, pull_request_id: int, now: dt.datetime | None = None, only_if_owed: bool = False
+) -> Evaluated | None:
     """Evaluate a pull request's current head under its policy, store the result, record a violation at merge.
 
     The pull request row is locked while it is evaluated, so evaluations of one pull request never race:
-    the one that runs last reads the newest head sha, and that is the one stored last.
+    the one that runs last reads the newest head sha, and that is the one stored last. The evaluation settles the
+    pull request's evaluation debt under that lock: a change committed before it is read here, and one that commits
+    after it marks the debt again. With `only_if_owed`, a pull request whose debt another evaluation settled since
+    is left alone (None).
     """
     with transaction.atomic():
         pull_request = (
@@ -142,7 +147,13 @@ def pull_request_evaluate(*, pull_request_id: int, now: dt.datetime | None = Non
             .filter(pk=pull_request_id)
             .first()
         )
-        if pull_request is None or not pull_request.head_sha:
+        if pull_request is None:
+            return None
+        if only_if_owed and pull_request.evaluation_owed_since is None:
+            return None
+        if pull_request.evaluation_owed_since is not None:
+            PullRequest.objects.filter(pk=pull_request.pk).update(evaluation_owed_since=None)
+        if not pull_request.head_sha:
             return None
         policy_row, policy = effective_policy(repository=pull_request.repository)
         override, ended = override_in_force(pull_request=pull_request)

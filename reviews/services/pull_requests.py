@@ -264,8 +264,9 @@ def commit_upsert(*, repository: Repository, record: CommitRecord) -> Commit:
         defaults["committer_identity"] = committer_identity
     if record.committed_at is not None:
         defaults["committed_at"] = record.committed_at
-    if record.parents:
+    if record.parents is not None:
         defaults["parents"] = list(record.parents)
+        defaults["parents_known"] = True
     pusher = person_from_account(connection=connection, account=record.pusher)
     if pusher is not None:
         defaults["pushed_by"] = pusher

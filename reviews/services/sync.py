@@ -9,15 +9,16 @@ from __future__ import annotations
 
 import datetime as dt
 import hashlib
+import itertools
 import logging
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterable, Iterator, Sequence
 
 from django.conf import settings
 from django.db import transaction
 from django.db.models import F, Q
 from django.utils import timezone
 
-from reviews.integrations.records import ChangedFileRecord, PullRequestRecord
+from reviews.integrations.records import ChangedFileRecord, PullRequestRecord, RepositoryRecord
 from reviews.integrations.vcs import Details, VcsClient, VcsError, VcsRateLimited, open_client
 from reviews.models import Connection, PullRequest, Repository, Review, SyncRun
 from reviews.services.enqueue import pull_request_evaluations_enqueue
@@ -54,32 +55,39 @@ def repository_sync(
     full: bool = False,
     on_pull_request: Callable[[PullRequestRecord], None] | None = None,
     client_factory: ClientFactory = vcs_client_for,
+    graphql: bool | None = None,
 ) -> SyncRun:
-    """Sync one repository. `full` ignores the watermark (and ETags); `since` replaces the watermark.
+    """Sync one repository. `full` ignores the watermark (and ETags); `since` replaces the watermark. `graphql`
+    (default: settings.SYNC_GRAPHQL) reads the details of many pull requests to a call; false reads each by REST.
 
     Raises VcsRateLimited (after recording it on the run) so that a task can retry after the wait.
     """
     watermark = None if full else (since or repository.synced_until)
     conditional = not full and since is None
+    graphql = settings.SYNC_GRAPHQL if graphql is None else graphql
     run = SyncRun.objects.create(repository=repository, full=full, since=watermark)
     client = client_factory(repository.connection, etags=dict(repository.sync_etags) if conditional else {})
+    record = repository_record(repository)
+    client.know_repository(record)
     newest = watermark
+
+    def wanted(listed: PullRequestRecord) -> bool:
+        if watermark and listed.updated_at <= watermark:
+            return False  # GitLab's updated_after is inclusive: this one was stored by the run that set the mark
+        # A resumed backfill passes over what the interrupted run stored, for no API call.
+        return full or not _already_stored(repository, listed)
+
     try:
-        for listed in client.pull_requests_since(repository.full_path, watermark):
-            if watermark and listed.updated_at <= watermark:
-                continue  # GitLab's updated_after is inclusive: this one was stored by the run that set the mark
-            if not full and _already_stored(repository, listed):
-                continue  # a resumed backfill passes over what the interrupted run stored, for no API call
-            details = client.details(repository.full_path, listed.number, listed)
+        for listed_at, details in _changed_details(client, record, watermark, wanted, graphql=graphql):
             stored = pull_request_sync_apply(repository=repository, details=details)
             if stored.state == PullRequest.State.OPEN:
                 # What the sync stored may be what the webhooks missed: the verdict is posted again if it changed.
                 pull_request_evaluations_enqueue(pull_request_ids=[stored.pk])
             run.pull_requests_synced += 1
             _stop_before_the_budget_runs_out(client)
-            newest = max(newest, listed.updated_at) if newest else listed.updated_at
+            newest = max(newest, listed_at) if newest else listed_at
             if on_pull_request is not None:
-                on_pull_request(listed)
+                on_pull_request(details.pull_request)
     except VcsRateLimited as error:
         _end_run(run, client, SyncRun.Status.RATE_LIMITED, newest, error=str(error))
         raise
@@ -96,6 +104,56 @@ def repository_sync(
         fields.append("sync_etags")
     repository.save(update_fields=fields)
     return run
+
+
+# Pull requests a listing gave whose details are asked for together (the clients split them into GraphQL calls).
+DETAILS_BATCH = 50
+
+
+def _changed_details(
+    client: VcsClient,
+    record: RepositoryRecord,
+    watermark: dt.datetime | None,
+    wanted: Callable[[PullRequestRecord], bool],
+    *,
+    graphql: bool,
+) -> Iterator[tuple[dt.datetime, Details]]:
+    """(when the listing said it was updated, its details) for each pull request `wanted`, newest first.
+
+    A backfill reads pages of pull requests with their details through GraphQL. An incremental run lists what
+    changed since the watermark (GitHub: a conditional request, free when nothing did; GitLab: updated_after) and
+    reads the details of what it listed, many to a GraphQL call. Only the listing's time moves the watermark: a
+    pull request changed after its listing is listed again next time.
+    """
+    if graphql and watermark is None:
+        for details in client.pull_requests_with_details(record.full_path, record, wanted):
+            yield details.pull_request.updated_at, details
+        return
+    listed = (pull for pull in client.pull_requests_since(record.full_path, watermark) if wanted(pull))
+    if not graphql:
+        for pull in listed:
+            yield pull.updated_at, client.details(record.full_path, pull.number, pull)
+        return
+    for chunk in _chunks(listed, DETAILS_BATCH):
+        for pull, details in zip(chunk, client.details_many(record.full_path, chunk, record), strict=True):
+            yield pull.updated_at, details
+
+
+def _chunks(items: Iterable[PullRequestRecord], size: int) -> Iterator[list[PullRequestRecord]]:
+    iterator = iter(items)
+    while chunk := list(itertools.islice(iterator, size)):
+        yield chunk
+
+
+def repository_record(repository: Repository) -> RepositoryRecord:
+    """The repository as Tandem stored it, for the calls that would otherwise ask the VCS for it again."""
+    return RepositoryRecord(
+        provider="github" if repository.connection.provider == "github" else "gitlab",
+        external_id=repository.external_id,
+        full_path=repository.full_path,
+        default_branch=repository.default_branch,
+        web_url=repository.web_url,
+    )
 
 
 # Seconds before each new try at a head's missing facts; the last one repeats while they stay missing.
@@ -174,6 +232,10 @@ def _stop_before_the_budget_runs_out(client: VcsClient) -> None:
     if remaining is not None and remaining < settings.SYNC_RATE_LIMIT_RESERVE:
         wait = (reset - timezone.now()).total_seconds() if reset else 60.0
         raise VcsRateLimited(max(wait, 1.0), f"{remaining} API calls left; pausing until the budget resets")
+    points, points_reset = client.graphql_rate_limit()
+    if points is not None and points < settings.SYNC_GRAPHQL_POINTS_RESERVE:
+        wait = (points_reset - timezone.now()).total_seconds() if points_reset else 60.0
+        raise VcsRateLimited(max(wait, 1.0), f"{points} GraphQL points left; pausing until the budget resets")
 
 
 def _already_stored(repository: Repository, listed: PullRequestRecord) -> bool:
@@ -218,7 +280,9 @@ def pull_request_sync_apply(*, repository: Repository, details: Details) -> Pull
             "facts_attempts": 0,
             "facts_retry_at": None,
         }
-        fingerprint = diff_fingerprint(details.files)
+        fingerprint = diff_fingerprint(details.files) if details.pull_request.state == "open" else ""
+        # A fingerprint serves a later push of an open pull request (an approval kept across a rebase); a closed
+        # or merged one has no later push, and GraphQL, which backfills them, has no patches to take it from.
         if fingerprint and details.pull_request.head_sha and not details.files_incomplete:
             pull_request.diff_ids = {**pull_request.diff_ids, details.pull_request.head_sha: fingerprint}
             fields["diff_ids"] = pull_request.diff_ids

@@ -23,6 +23,7 @@ from reviews.integrations import gitlab as gitlab_adapter
 from reviews.integrations.payloads import JsonRefused, decode_json_object
 from reviews.integrations.records import PayloadError, WebhookEvent
 from reviews.models import Connection, PullRequest, Repository, WebhookDelivery
+from reviews.services.enqueue import evaluations_owed_mark
 from reviews.services.pairing import pairing_sessions_infer
 from reviews.services.pull_requests import (
     approval_withdraw,
@@ -45,6 +46,12 @@ logger = logging.getLogger(__name__)
 # lost (a broker restarted empty) and the dispatcher hands it over again.
 DISPATCH_LEASE = dt.timedelta(seconds=30)
 MAX_DISPATCH_LEASE = dt.timedelta(minutes=10)
+# A backlog is handed over in batches of at most this many, spread over at least DISPATCH_SPREAD tasks per run.
+DISPATCH_BATCH = 10
+DISPATCH_SPREAD = 4
+# The channel a new delivery is announced on (PostgreSQL NOTIFY, in the statement that stores it); the dispatcher
+# process LISTENs on it (`manage.py dispatch_deliveries`).
+DELIVERY_CHANNEL = "tandem_deliveries"
 
 # Processing a delivery makes no remote call (evaluations and reports are tasks of their own), so it is given a
 # minute at most. A delivery left "processing" longer than that belongs to a worker that died (SIGKILL, a lost
@@ -133,6 +140,7 @@ def webhook_delivery_receive(
         received_at=now,
         next_attempt_at=now + DISPATCH_LEASE if hand_over_now else now,
         dispatches=1 if hand_over_now else 0,
+        notify=not hand_over_now and connection is not None,
     )
     if pk is not None:
         delivery = WebhookDelivery(
@@ -168,9 +176,10 @@ def _connected_now(delivery: WebhookDelivery, connection: Connection, now: dt.da
     return bool(updated)
 
 
-def _insert_once(**values: object) -> int | None:
+def _insert_once(*, notify: bool = False, **values: object) -> int | None:
     """INSERT … ON CONFLICT DO NOTHING RETURNING id: the new row's id, or None when the delivery is stored
-    already. One round trip, and no savepoint: a duplicate is not an error (PostgreSQL and SQLite both say so)."""
+    already. One round trip, and no savepoint: a duplicate is not an error (PostgreSQL and SQLite both say so).
+    With `notify`, PostgreSQL announces the new row on DELIVERY_CHANNEL in the same statement."""
     table = WebhookDelivery._meta.db_table
     db = connections[WebhookDelivery.objects.db]
     defaults = {"status": WebhookDelivery.Status.PENDING, "attempts": 0, "error": "", "claim_token": ""}
@@ -188,6 +197,10 @@ def _insert_once(**values: object) -> int | None:
         f"INSERT INTO {db.ops.quote_name(table)} ({', '.join(columns)}) VALUES ({placeholders}) "  # noqa: S608
         f"ON CONFLICT {constraint} DO NOTHING RETURNING {db.ops.quote_name('id')}"
     )
+    if notify and db.vendor == "postgresql":
+        # Still one statement: the dispatcher hears of the new row when it commits, with no broker in the request.
+        sql = f"WITH stored AS ({sql}) SELECT id, pg_notify(%s, id::text) FROM stored"  # noqa: S608
+        params.append(DELIVERY_CHANNEL)
     with db.cursor() as cursor:
         cursor.execute(sql, params)
         found = cursor.fetchone()
@@ -250,6 +263,7 @@ def _apply(delivery: WebhookDelivery) -> list[int]:
     if processor is not None:
         with transaction.atomic():
             touched = processor(delivery)
+            evaluations_owed_mark(pull_request_ids=touched)
         if delivery.status == WebhookDelivery.Status.PROCESSING:
             _finish(delivery, WebhookDelivery.Status.PROCESSED)
         return touched
@@ -260,6 +274,7 @@ def _apply(delivery: WebhookDelivery) -> list[int]:
     with transaction.atomic():
         connection = _connection_for(delivery)
         touched = webhook_event_apply(connection=connection, event=event)
+        evaluations_owed_mark(pull_request_ids=touched)
         _finish(delivery, WebhookDelivery.Status.PROCESSED)
     return touched
 
@@ -298,30 +313,45 @@ def webhook_delivery_finish(*, delivery: WebhookDelivery, status: str, error: st
 
 
 def webhook_deliveries_dispatch(
-    *, send: Callable[[int], object], now: dt.datetime | None = None, chunk: int = 500, budget: float = 40.0
+    *,
+    send: Callable[[list[int]], object],
+    now: dt.datetime | None = None,
+    chunk: int = 500,
+    budget: float = 40.0,
+    batch: int = DISPATCH_BATCH,
 ) -> int:
     """Hand every due delivery to a worker, oldest due first, with no cap but a time budget per run.
 
     Each is leased before it is sent, so a send that fails (the broker is down) waits out its lease and is sent
-    again by a later run. Deliveries whose worker died are made due again first. Returns how many were sent."""
+    again by a later run. Deliveries whose worker died are made due again first. A few due deliveries go out one
+    by one (each to a free worker at once); a backlog goes out in batches of up to `batch`, so that the events of
+    one pull request waiting together are applied in one task and evaluated once. Several dispatchers may run: a
+    row one of them is leasing is skipped by the others. Returns how many deliveries were sent."""
     now = now or timezone.now()
     deadline = time.monotonic() + budget
     _reclaim_stale(now)
     sent = 0
     while time.monotonic() < deadline:
+        leased = _lease_due(now, chunk)
+        if not leased:
+            break
+        size = min(batch, max(1, len(leased) // DISPATCH_SPREAD))
+        for start in range(0, len(leased), size):
+            send(leased[start : start + size])
+        sent += len(leased)
+    return sent
+
+
+def _lease_due(now: dt.datetime, chunk: int) -> list[int]:
+    with transaction.atomic():
         due = list(
-            WebhookDelivery.objects.filter(status=WebhookDelivery.Status.PENDING)
+            WebhookDelivery.objects.select_for_update(skip_locked=True)
+            .filter(status=WebhookDelivery.Status.PENDING)
             .filter(Q(next_attempt_at__lte=now) | Q(next_attempt_at__isnull=True))
             .order_by(F("next_attempt_at").asc(nulls_first=True), "pk")
             .values_list("pk", "dispatches")[:chunk]
         )
-        if not due:
-            break
-        leased = _lease(due, now)
-        for pk in leased:
-            send(pk)
-        sent += len(leased)
-    return sent
+        return _lease(due, now)
 
 
 def _lease(due: list[tuple[int, int]], now: dt.datetime) -> list[int]:

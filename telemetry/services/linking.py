@@ -1,23 +1,32 @@
 """Link a successful deployment to what it shipped: commits and the pull requests that merged them.
 
 What a deployment shipped is the commits reachable from its sha and not from the sha of the previous successful
-deployment of the same service, environment and repository. They are found, in this order:
+deployment of its chain: the same service and repository, and the same environment, where every production
+environment (`TELEMETRY_PRODUCTION_ENVIRONMENTS`: `prod` and `production` alike) is one. They are found, in this
+order:
 
-1. graph: from synced commits, walking the `parents` stored on each Commit. One query loads the repository's
+1. graph: from stored commits, walking the `parents` stored on each Commit. One query loads the repository's
    commits authored since shortly before the previous deployment (and the two shas); up to five more fetch
-   parents that fell outside that window. The walk is complete when it reaches the previous deployment's history;
-2. compare: otherwise the VCS compare API (`base...head`), whose commits are stored as they are read;
-3. merge_order: when neither can say (no token, a sha the VCS does not know, or the VCS still failing after the
-   task's retries): the pull requests merged into the default branch after the one the previous deployment
-   shipped (by merge time) and up to the one this deployment's sha merged (else its start time).
+   parents that fell outside that window. The walk is complete when every path reaches the previous deployment's
+   history (a first deployment: the look-back, or a root) through commits whose parents are known; a commit only
+   a push webhook has seen has none on record, so the walk cannot vouch for what lies behind it;
+2. compare: otherwise the VCS compare API (`base...head`), whose commits are stored as they are read. The base is
+   the previous deployment's sha; for a first deployment, the last change merged into its branch before the
+   look-back. The answer is kept on the deployment, and asked for again conditionally (GitHub's ETag: a 304
+   costs no quota) when the deployment is linked again;
+3. merge_order: only when neither can say (no base to compare with, no token, a sha the VCS does not know, or
+   the VCS still failing after the task's retries), and the link says why: the pull requests merged into the
+   deployment's branch after the one the previous deployment shipped (by merge time) and up to the one this
+   deployment's sha merged (else its start time).
 
-A service's first deployment has no previous one: it ships what its walk reaches (or what was merged) within
-`TELEMETRY_FIRST_DEPLOYMENT_LOOKBACK_DAYS` before it.
+A service's first deployment has no previous one: it ships what was merged within
+`TELEMETRY_FIRST_DEPLOYMENT_LOOKBACK_DAYS` before it. A deployment's branch is its ref when pull requests are
+merged into a branch of that name, else the repository's default branch (a tag, a sha).
 
 The pull requests are the merged ones whose merge commit (or, for a fast-forward, head) is among the commits.
 A service with path filters on the repository keeps only the pull requests with a changed file under them (and
 their commits); commits pushed without a pull request, and pull requests whose files were never synced, are
-kept only by services without path filters.
+kept only by services without path filters. A link that shipped no pull request says why in `link_error`.
 
 Idempotent: the deployment's changes are made exactly the computed set. Linking a deployment for the first time
 re-links the next deployment (a late report shrinks what the next one shipped); whenever what a production
@@ -35,6 +44,7 @@ from django.db import transaction
 from django.db.models import Q, QuerySet
 from django.utils import timezone
 
+from reviews.integrations.records import CompareRead
 from reviews.integrations.vcs import VcsClient, VcsError, VcsRateLimited, VcsUnavailable
 from reviews.models import ChangedFile, Commit, PullRequest, Repository
 from reviews.policy.codeowners import glob_to_regex
@@ -63,13 +73,20 @@ class LinkResult:
     method: str
     commits: int
     pull_requests: int
+    note: str = ""  # what `link_error` now says: why the link is partial or empty
 
 
 @dataclass(frozen=True)
 class _Node:
     pk: int
-    parents: tuple[str, ...]
+    parents: tuple[str, ...] | None  # None: not known (only a push webhook has seen the commit)
     authored_at: dt.datetime
+
+
+@dataclass(frozen=True)
+class _Walk:
+    commits: dict[str, int]  # sha → commit id of what the walk shipped
+    complete: bool  # every path ended where it should, through commits whose parents are known
 
 
 @dataclass(frozen=True)
@@ -77,6 +94,7 @@ class _Shipped:
     method: str
     commits: dict[str, int] | None  # sha → commit id; None when only pull requests are known
     pull_request_ids: list[int]
+    why_merge_order: str = ""  # merge order only: why the commits could not be found
 
 
 def deployment_changes_link(
@@ -91,8 +109,9 @@ def deployment_changes_link(
     deployment = Deployment.objects.select_related("service", "repository__connection").get(pk=deployment_id)
     first_link = deployment.changes_linked_at is None
     if deployment.status != Deployment.Status.SUCCESS or deployment.finished_at is None:
-        _write(deployment, set(), method="none")
-        return LinkResult("none", 0, 0)
+        note = f"Not a finished successful deployment ({deployment.status}): it shipped nothing."
+        _write(deployment, set(), method="none", error=note)
+        return LinkResult("none", 0, 0, note)
     repository = deployment.repository or repository_for_sha(service=deployment.service, sha=deployment.sha)
     if repository is None:
         message = f"Cannot tell which of {deployment.service.slug}'s repositories {deployment.sha[:12]} is in."
@@ -102,16 +121,38 @@ def deployment_changes_link(
         Deployment.objects.filter(pk=deployment.pk).update(repository=repository)
         deployment.repository = repository
     previous = _previous(deployment, repository)
-    shipped, note = _shipped(deployment, repository, previous, allow_vcs=allow_vcs, client_factory=client_factory)
+    branch = deployment_branch(repository=repository, ref=deployment.ref, sha=deployment.sha)
+    shipped = _shipped(
+        deployment, repository, previous, branch=branch, allow_vcs=allow_vcs, client_factory=client_factory
+    )
     path_filters = _path_filters(deployment, repository)
     changes = _changes(repository, shipped, path_filters)
-    changed = _write(deployment, changes, method=shipped.method, error=vcs_error or note)
+    note = _note(deployment, previous, branch, shipped, changes, path_filters, vcs_error=vcs_error)
+    changed = _write(deployment, changes, method=shipped.method, error=note)
     if first_link:
         _relink_next(deployment, repository)
     if first_link or changed:
         _rank_incidents_after(deployment)
     pull_requests = {pr for _, pr in changes if pr is not None}
-    return LinkResult(shipped.method, sum(1 for commit, _ in changes if commit is not None), len(pull_requests))
+    commits = sum(1 for commit, _ in changes if commit is not None)
+    return LinkResult(shipped.method, commits, len(pull_requests), note)
+
+
+def chain_environments(environment: str) -> list[str]:
+    """The environments whose deployments follow one another: every production name is one chain."""
+    production = conf.production_environments()
+    return production if environment in production else [environment]
+
+
+def deployment_branch(*, repository: Repository, ref: str, sha: str) -> str:
+    """The branch a deployment was made from: its ref, when pull requests are merged into a branch of that name;
+    else the repository's default branch (a tag, a sha, or no ref at all)."""
+    name = ref.strip().removeprefix("refs/heads/")
+    if not name or name == repository.default_branch or name.startswith("refs/") or sha.startswith(name.lower()):
+        return repository.default_branch
+    if PullRequest.objects.filter(repository=repository, base_ref=name).exists():
+        return name
+    return repository.default_branch
 
 
 def _previous(deployment: Deployment, repository: Repository) -> Deployment | None:
@@ -119,7 +160,7 @@ def _previous(deployment: Deployment, repository: Repository) -> Deployment | No
     return (
         Deployment.objects.filter(
             service_id=deployment.service_id,
-            environment=deployment.environment,
+            environment__in=chain_environments(deployment.environment),
             repository=repository,
             status=Deployment.Status.SUCCESS,
         )
@@ -134,30 +175,58 @@ def _shipped(
     repository: Repository,
     previous: Deployment | None,
     *,
+    branch: str,
     allow_vcs: bool,
     client_factory: ClientFactory,
-) -> tuple[_Shipped, str]:
+) -> _Shipped:
     finished = deployment.finished_at or timezone.now()  # linking is only asked of finished deployments
     if previous is not None and previous.sha == deployment.sha:
-        return _Shipped("graph", {}, []), ""  # the same sha again: nothing new
+        return _Shipped("graph", {}, [])  # the same sha again: nothing new
     floor = None if previous else finished - conf.first_deployment_lookback()
     since = (previous.finished_at if previous and previous.finished_at else finished) - GRAPH_SLACK
     walked = _walk_graph(
         repository, deployment.sha, previous.sha if previous else None, since=min(since, floor or since), floor=floor
     )
-    if walked is not None:
-        return _Shipped("graph", walked, []), ""
-    note = ""
-    if previous is not None and allow_vcs and connection_token(repository.connection):
+    if walked is not None and walked.complete:
+        return _Shipped("graph", walked.commits, [])
+    base = previous.sha if previous else _first_base(repository, branch, floor or finished)
+    why = ""
+    if base is None:
+        why = (
+            f"the stored commits do not reach back to the look-back, and no change merged into {branch} before it "
+            "gives a base to compare with"
+        )
+    elif not allow_vcs:
+        why = "the stored commits do not say, and the VCS was not asked"
+    elif not connection_token(repository.connection):
+        why = f"no API token for {repository.connection} to compare {base[:12]}...{deployment.sha[:12]}"
+    else:
         try:
-            commits = _compare(repository, previous.sha, deployment.sha, client_factory)
+            commits = _compare(deployment, repository, base, client_factory)
         except (VcsUnavailable, VcsRateLimited):
             raise
         except VcsError as error:
-            note = f"compare {previous.sha[:12]}...{deployment.sha[:12]} failed: {error}"
+            why = f"compare {base[:12]}...{deployment.sha[:12]} failed: {error}"
         else:
-            return _Shipped("compare", commits, []), ""
-    return _Shipped("merge_order", None, _merged_between(repository, deployment, previous, floor)), note
+            return _Shipped("compare", commits, [])
+    merged = _merged_between(repository, deployment, previous, floor, branch)
+    return _Shipped("merge_order", None, merged, why_merge_order=why)
+
+
+def _first_base(repository: Repository, branch: str, floor: dt.datetime) -> str | None:
+    """For a first deployment: the last change merged into its branch before the look-back (else into the default
+    branch, which a release branch was cut from)."""
+    for name in dict.fromkeys([branch, repository.default_branch]):
+        row = (
+            _merged_into(repository, name)
+            .filter(merged_at__lte=floor)
+            .order_by("-merged_at", "-pk")
+            .values_list("merge_commit_sha", "head_sha")
+            .first()
+        )
+        if row and (row[0] or row[1]):
+            return row[0] or row[1]
+    return None
 
 
 # --- 1. the stored commit graph -----------------------------------------------------------------------------------
@@ -165,34 +234,40 @@ def _shipped(
 
 def _walk_graph(
     repository: Repository, head: str, base: str | None, *, since: dt.datetime, floor: dt.datetime | None
-) -> dict[str, int] | None:
-    """sha → id of the commits reachable from `head` and not from `base` (nor authored before `floor`); None
-    when the stored graph cannot tell (the head is unknown, or the walk never reaches the base's history)."""
+) -> _Walk | None:
+    """The commits reachable from `head` and not from `base` (nor authored before `floor`); None when the head is
+    not stored. Complete only when no path was cut short: with a base, every path reached the base's history
+    (itself known); without one, every path ended at the floor or at a root."""
     shas = [sha for sha in (head, base) if sha]
     graph = _nodes(Commit.objects.filter(repository=repository).filter(Q(authored_at__gte=since) | Q(sha__in=shas)))
     if head not in graph:
         return None
     for round_ in range(MAX_FILL_ROUNDS + 1):
-        behind = _ancestors(graph, base) if base else set()
-        shipped, missing, reached_base = _walk(graph, head, behind, floor)
-        if base is None or not missing or round_ == MAX_FILL_ROUNDS:
+        behind, behind_known = _ancestors(graph, base) if base else (set(), True)
+        shipped, missing, unknown, reached_base = _walk(graph, head, behind, floor)
+        if not missing or round_ == MAX_FILL_ROUNDS:
             break
         fetched = _nodes(Commit.objects.filter(repository=repository, sha__in=sorted(missing)))
         if not fetched:
             break
         graph.update(fetched)
-    if base is not None and not reached_base:
-        return None
-    return shipped
+    complete = not missing and not unknown and (base is None or (reached_base and behind_known))
+    return _Walk(shipped, complete)
 
 
 def _nodes(commits: QuerySet[Commit]) -> dict[str, _Node]:
-    rows = commits.values_list("pk", "sha", "parents", "authored_at")
-    return {sha: _Node(pk, tuple(parents or ()), authored_at) for pk, sha, parents, authored_at in rows}
+    rows = commits.values_list("pk", "sha", "parents", "parents_known", "authored_at")
+    return {
+        sha: _Node(pk, tuple(parents or ()) if known else None, authored_at)
+        for pk, sha, parents, known, authored_at in rows
+    }
 
 
-def _ancestors(graph: dict[str, _Node], start: str) -> set[str]:
+def _ancestors(graph: dict[str, _Node], start: str) -> tuple[set[str], bool]:
+    """The stored history of `start`, and whether it is whole as far as it is stored (no commit on it whose
+    parents are unknown: what lies behind such a commit would be taken for new)."""
     seen: set[str] = set()
+    known = True
     stack = [start]
     while stack:
         sha = stack.pop()
@@ -200,16 +275,23 @@ def _ancestors(graph: dict[str, _Node], start: str) -> set[str]:
             continue
         seen.add(sha)
         node = graph.get(sha)
-        if node is not None:
-            stack.extend(node.parents)
-    return seen
+        if node is None:
+            continue
+        if node.parents is None:
+            known = False
+            continue
+        stack.extend(node.parents)
+    return seen, known
 
 
 def _walk(
     graph: dict[str, _Node], head: str, behind: set[str], floor: dt.datetime | None
-) -> tuple[dict[str, int], set[str], bool]:
+) -> tuple[dict[str, int], set[str], set[str], bool]:
+    """What `head` reaches short of `behind` and `floor`: shipped commits, shas not stored, stored commits whose
+    parents are unknown, and whether the base's history was reached."""
     shipped: dict[str, int] = {}
     missing: set[str] = set()
+    unknown: set[str] = set()
     reached_base = False
     stack = [head]
     while stack:
@@ -226,37 +308,70 @@ def _walk(
         if floor is not None and node.authored_at < floor and sha != head:
             continue  # a first deployment: what came before the look-back is history
         shipped[sha] = node.pk
+        if node.parents is None:
+            unknown.add(sha)
+            continue
         stack.extend(node.parents)
-    return shipped, missing, reached_base
+    return shipped, missing, unknown, reached_base
 
 
 # --- 2. the VCS compare API ---------------------------------------------------------------------------------------
 
 
-def _compare(repository: Repository, base: str, head: str, client_factory: ClientFactory) -> dict[str, int]:
+def _compare(
+    deployment: Deployment, repository: Repository, base: str, client_factory: ClientFactory
+) -> dict[str, int]:
+    """sha → commit id of what `base...head` lists. The answer kept from last time is asked for conditionally;
+    an unchanged one is read back from the commits stored then."""
+    head = deployment.sha
+    kept = deployment.compared if isinstance(deployment.compared, dict) else {}
+    same = kept.get("base") == base and kept.get("head") == head and isinstance(kept.get("shas"), list)
     client = client_factory(repository.connection)
     try:
-        records = client.compare(repository.full_path, base, head)
+        compared = client.compare(repository.full_path, base, head, etag=str(kept.get("etag") or "") if same else "")
+        if compared.unchanged:
+            shas = [str(sha) for sha in kept["shas"]]
+            stored = dict(Commit.objects.filter(repository=repository, sha__in=shas).values_list("sha", "pk"))
+            if len(stored) == len(set(shas)):
+                return stored
+            compared = client.compare(repository.full_path, base, head)  # the stored commits are not all there
     finally:
         client.close()
+    return _store_compared(deployment, repository, base, compared)
+
+
+def _store_compared(deployment: Deployment, repository: Repository, base: str, compared: CompareRead) -> dict[str, int]:
     with transaction.atomic():
-        return {record.sha: commit_upsert(repository=repository, record=record).pk for record in records}
+        commits = {record.sha: commit_upsert(repository=repository, record=record).pk for record in compared.commits}
+        kept = {"base": base, "head": deployment.sha, "etag": compared.etag, "shas": list(commits)}
+        Deployment.objects.filter(pk=deployment.pk).update(compared=kept)
+    deployment.compared = kept
+    return commits
 
 
 # --- 3. merge order -----------------------------------------------------------------------------------------------
 
 
+def _merged_into(repository: Repository, branch: str) -> QuerySet[PullRequest]:
+    merged = PullRequest.objects.filter(repository=repository, state=PullRequest.State.MERGED)
+    if branch == repository.default_branch:
+        return merged.filter(Q(base_ref=branch) | Q(base_ref=""))
+    return merged.filter(base_ref=branch)
+
+
 def _merged_between(
-    repository: Repository, deployment: Deployment, previous: Deployment | None, floor: dt.datetime | None
+    repository: Repository,
+    deployment: Deployment,
+    previous: Deployment | None,
+    floor: dt.datetime | None,
+    branch: str,
 ) -> list[int]:
     upper = _merged_at(repository, deployment.sha) or deployment.started_at or deployment.finished_at
     if previous is not None:
         lower = _merged_at(repository, previous.sha) or previous.started_at or previous.finished_at
     else:
         lower = floor
-    merged = PullRequest.objects.filter(
-        repository=repository, state=PullRequest.State.MERGED, merged_at__lte=upper
-    ).filter(Q(base_ref=repository.default_branch) | Q(base_ref=""))
+    merged = _merged_into(repository, branch).filter(merged_at__lte=upper)
     if lower is not None:
         merged = merged.filter(merged_at__gt=lower)
     return sorted(merged.values_list("pk", flat=True))
@@ -270,6 +385,50 @@ def _merged_at(repository: Repository, sha: str) -> dt.datetime | None:
         .values_list("merged_at", flat=True)
         .first()
     )
+
+
+# --- what the link says -------------------------------------------------------------------------------------------
+
+
+def _note(
+    deployment: Deployment,
+    previous: Deployment | None,
+    branch: str,
+    shipped: _Shipped,
+    changes: set[Change],
+    path_filters: list[str],
+    *,
+    vcs_error: str,
+) -> str:
+    """Why the link is not the whole truth (merge order), and why it shipped no pull request, in words."""
+    parts = []
+    if shipped.method == "merge_order":
+        why = vcs_error or shipped.why_merge_order
+        parts.append(f"Found by merge order, not from commits: {why}.")
+    if not any(pull_request for _, pull_request in changes):
+        parts.append(_nothing_shipped(deployment, previous, branch, shipped, changes, path_filters))
+    return " ".join(parts)
+
+
+def _nothing_shipped(
+    deployment: Deployment,
+    previous: Deployment | None,
+    branch: str,
+    shipped: _Shipped,
+    changes: set[Change],
+    path_filters: list[str],
+) -> str:
+    since = f"the previous deployment ({previous.sha[:12]})" if previous else "the look-back"
+    if previous is not None and previous.sha == deployment.sha:
+        return f"No pull request: the same commit ({deployment.sha[:12]}) as the previous deployment."
+    found = len(shipped.commits) if shipped.commits is not None else len(shipped.pull_request_ids)
+    what = "commits" if shipped.commits is not None else f"pull requests merged into {branch}"
+    if found == 0:
+        return f"No pull request: no {what} since {since}."
+    if path_filters:
+        filters = ", ".join(path_filters)
+        return f"No pull request: none of the {found} {what} since {since} touched {filters}."
+    return f"No pull request: the {len(changes)} commits since {since} were not merged by a pull request."
 
 
 # --- from commits to changes --------------------------------------------------------------------------------------
@@ -380,7 +539,7 @@ def _relink_next(deployment: Deployment, repository: Repository) -> None:
     following = (
         Deployment.objects.filter(
             service_id=deployment.service_id,
-            environment=deployment.environment,
+            environment__in=chain_environments(deployment.environment),
             repository=repository,
             status=Deployment.Status.SUCCESS,
             changes_linked_at__isnull=False,

@@ -29,6 +29,8 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
 from urllib.parse import parse_qsl, quote, unquote, urlencode, urlsplit
 
+from tests.fakes import github_graphql
+
 JSON = dict[str, Any]
 
 EPOCH = dt.datetime(2024, 1, 1, tzinfo=dt.UTC)
@@ -248,8 +250,11 @@ class FakeGitHub:
         self.rate_limit = rate_limit
         self.rate_remaining = rate_limit
         self.rate_reset = int(time.time()) + 3600
+        self.graphql_remaining = github_graphql.POINTS_PER_HOUR  # GraphQL has its own hourly budget, in points
+        self.graphql_points_used = 0
         self.requests: list[RecordedRequest] = []
         self.statuses_posted: list[JSON] = []
+        self.status_arrivals: list[float] = []  # time.monotonic() of each, in the same order
         self._repos: dict[str, _Repo] = {}
         self._user_ids: dict[str, int] = {"octocat": 1}
         self._user_cache: dict[str, JSON] = {}
@@ -1402,6 +1407,7 @@ class FakeGitHub:
         status = self._status_json(repo, sha, self._new_id(), data, self._tick())
         repo.statuses.append(status)
         self.statuses_posted.append({"repo": repo.full_name, "sha": sha, **data})
+        self.status_arrivals.append(time.monotonic())  # bench/feedback.py: webhook → status accepted
         return _Response(201, status)
 
     # --- HTTP ---
@@ -1440,6 +1446,8 @@ class FakeGitHub:
         headers = dict(handler.headers.items())
         outside = self.prefix and not parts.path.startswith(self.prefix + "/")
         path = None if outside else parts.path[len(self.prefix) :]
+        if parts.path == self.graphql_path:
+            path = "/graphql"
 
         with self._lock:
             delay = self._take(self._delays, path or parts.path)
@@ -1474,6 +1482,9 @@ class FakeGitHub:
             charged = path != "/rate_limit"  # GitHub does not count rate limit checks
             if injection is not None:
                 response = self._error(injection.status, injection.retry_after)
+            elif path == "/graphql":
+                charged = False  # GraphQL spends points from its own budget, not REST calls
+                response = self._graphql(method, body)
             elif self.rate_remaining <= 0 and charged:
                 response = self._error(403)
             else:
@@ -1487,6 +1498,35 @@ class FakeGitHub:
         if charged and self.rate_remaining > 0:
             self.rate_remaining -= 1
         return response.status, {**self._common_headers(), "ETag": etag, **response.headers}, encoded
+
+    @property
+    def graphql_path(self) -> str:
+        """Where GitHub serves GraphQL: /graphql, or /api/graphql beside GitHub Enterprise's /api/v3."""
+        return self.prefix.removesuffix("/v3") + "/graphql"
+
+    def graphql_requests(self) -> list[RecordedRequest]:
+        with self._lock:
+            return [request for request in self.requests if request.path == "/graphql"]
+
+    def _graphql(self, method: str, body: bytes) -> _Response:
+        if method != "POST":
+            return _Response(404, _error_body("Not Found", 404))
+        try:
+            data = json.loads(body or b"{}")
+        except ValueError:
+            return _Response(400, _error_body("Problems parsing JSON", 400))
+        status, payload, headers = github_graphql.serve(self, data)
+        return _Response(status, payload, headers)
+
+    def _graphql_headers(self) -> dict[str, str]:
+        used = github_graphql.POINTS_PER_HOUR - self.graphql_remaining
+        return {
+            "X-RateLimit-Limit": str(github_graphql.POINTS_PER_HOUR),
+            "X-RateLimit-Remaining": str(self.graphql_remaining),
+            "X-RateLimit-Reset": str(self.rate_reset),
+            "X-RateLimit-Used": str(used),
+            "X-RateLimit-Resource": "graphql",
+        }
 
     def _common_headers(self) -> dict[str, str]:
         return {

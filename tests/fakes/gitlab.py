@@ -39,6 +39,8 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
 from urllib.parse import parse_qs, unquote, urlencode, urlsplit
 
+from tests.fakes import gitlab_graphql
+
 __all__ = ["FakeGitLab", "RecordedRequest"]
 
 Json = dict[str, Any]
@@ -650,6 +652,10 @@ class FakeGitLab:
     def requests_to(self, path_substring: str, method: str = "GET") -> list[RecordedRequest]:
         return [r for r in self.requests if r.method == method and path_substring in r.decoded_path]
 
+    def graphql_requests(self) -> list[RecordedRequest]:
+        with self._lock:
+            return [request for request in self.requests if request.path == "/api/graphql"]
+
     def reset_log(self) -> None:
         with self._lock:
             self.requests.clear()
@@ -691,6 +697,10 @@ class FakeGitLab:
             return injection.status, {**rate_headers, **extra}, {"message": _reason(injection.status)}
         if not self._authorized(headers):
             return 401, rate_headers, {"message": "401 Unauthorized"}
+        if split.path == "/api/graphql" and method == "POST":
+            with self._lock:
+                status, result = gitlab_graphql.serve(self, payload)
+            return status, rate_headers, result
         if not split.path.startswith("/api/v4/"):
             return 404, rate_headers, {"error": "404 Not Found"}
         route = split.path.removeprefix("/api/v4/")

@@ -200,6 +200,37 @@ def test_the_broker_redelivering_the_same_message_takes_the_dead_workers_claim_b
     assert webhook_delivery_claim(delivery_id=delivery.pk, token="message-1") is not None  # the same one: redelivered
 
 
+def test_the_task_redelivered_by_the_broker_takes_its_own_claim_back_and_no_other_task_does(deliver, monkeypatch):
+    # A worker killed mid-delivery never acknowledged its message: the broker hands the same message (same task id)
+    # to another worker, whose claim token is that id.
+    monkeypatch.setattr(process_webhook_delivery, "delay", lambda pk: None)
+    deliver("pull_request", fixture("pull_request.opened"))
+    monkeypatch.undo()
+    delivery = WebhookDelivery.objects.get()
+    assert webhook_delivery_claim(delivery_id=delivery.pk, token="message-of-the-killed-worker") is not None
+    assert process_webhook_delivery.apply([delivery.pk], task_id="another-message").get() == "skipped"
+    assert process_webhook_delivery.apply([delivery.pk], task_id="message-of-the-killed-worker").get() == "processed"
+    delivery.refresh_from_db()
+    assert (delivery.status, delivery.attempts) == (WebhookDelivery.Status.PROCESSED, 2)
+    assert PullRequest.objects.count() == 1
+
+
+def test_a_stale_claim_on_its_last_attempt_is_dead_lettered_with_the_reason(deliver, monkeypatch):
+    monkeypatch.setattr(process_webhook_delivery, "delay", lambda pk: None)
+    deliver("pull_request", fixture("pull_request.opened"))
+    monkeypatch.undo()
+    delivery = WebhookDelivery.objects.get()
+    WebhookDelivery.objects.filter(pk=delivery.pk).update(attempts=MAX_ATTEMPTS - 1)
+    assert webhook_delivery_claim(delivery_id=delivery.pk, token="the-last-try") is not None
+    stale = timezone.now() - STALE_CLAIM - dt.timedelta(seconds=1)
+    WebhookDelivery.objects.filter(pk=delivery.pk).update(claimed_at=stale)
+    assert dispatch_due_deliveries() == 0
+    delivery.refresh_from_db()
+    assert delivery.status == WebhookDelivery.Status.DEAD
+    assert delivery.error == "A worker stopped while processing it (retries exhausted)"
+    assert PullRequest.objects.count() == 0
+
+
 def test_the_dispatcher_sends_every_due_delivery_once_with_no_fixed_cap_and_doubles_the_lease():
     connection = Connection.objects.create(provider="github", base_url="https://api.github.com")
     past = timezone.now() - dt.timedelta(minutes=30)
@@ -217,13 +248,13 @@ def test_the_dispatcher_sends_every_due_delivery_once_with_no_fixed_cap_and_doub
     )
     sent: list[int] = []
     now = timezone.now()
-    assert webhook_deliveries_dispatch(send=sent.append, now=now, chunk=100) == 1234
+    assert webhook_deliveries_dispatch(send=sent.extend, now=now, chunk=100) == 1234
     assert len(set(sent)) == 1234
     oldest_first = list(WebhookDelivery.objects.order_by("received_at", "next_attempt_at").values_list("pk", flat=True))
     assert sent == oldest_first
-    assert webhook_deliveries_dispatch(send=sent.append, now=now) == 0  # leased: not sent twice
+    assert webhook_deliveries_dispatch(send=sent.extend, now=now) == 0  # leased: not sent twice
     later = now + DISPATCH_LEASE + dt.timedelta(seconds=1)
-    assert webhook_deliveries_dispatch(send=sent.append, now=later) == 1234  # nobody took them: the hand-over was lost
+    assert webhook_deliveries_dispatch(send=sent.extend, now=later) == 1234  # nobody took them: the hand-over was lost
     delivery = WebhookDelivery.objects.first()
     assert delivery is not None
     assert delivery.next_attempt_at == later + DISPATCH_LEASE * 2
@@ -301,10 +332,10 @@ def test_the_reconciler_evaluates_heads_that_have_no_verdict(deliver, monkeypatc
 
     from reviews import tasks
 
-    monkeypatch.setattr(tasks.evaluate_pull_request, "delay", lambda pk: None)  # lost with the broker...
+    monkeypatch.setattr(tasks, "pull_request_verdict_pass", lambda **kwargs: None)  # the worker died mid-pass...
     deliver("pull_request", fixture("pull_request.opened"))
     monkeypatch.undo()
-    cache.clear()  # ...and its "queued" mark with it
+    cache.clear()  # ...and the broker lost everything queued
     pull_request = PullRequest.objects.get()
     assert not PolicyEvaluation.objects.exists()
     assert reconcile_verdicts() == "evaluated 1, reported 0"
@@ -320,7 +351,7 @@ def test_the_reconciler_posts_again_a_verdict_the_provider_never_accepted(
     repo = fake_github.add_repo("acme/shop")
     fake_github.add_pull("acme/shop", number=7, author="ada", head_sha="f" * 40)
     fake_github.add_file("acme/shop", 7, "shop/cart.py", additions=1, deletions=1)
-    fake_github.fail_next("/statuses/", 502)
+    fake_github.fail_next("/statuses/", 502, times=2)  # the pass's post and its queued retry
     payload = {
         "action": "opened",
         "number": 7,
@@ -405,6 +436,7 @@ def test_an_evaluation_or_report_already_waiting_is_not_queued_again(deliver, mo
 
     queued: list[int] = []
     monkeypatch.setattr(tasks.evaluate_pull_request, "delay", queued.append)  # queued, not started yet
+    monkeypatch.setattr(tasks, "pull_request_verdict_pass", lambda **kwargs: None)  # the deliveries' pass was lost
     opened = fixture("pull_request.opened")
     deliver("pull_request", opened)
     deliver("pull_request", {**opened, "action": "edited"})
@@ -416,8 +448,9 @@ def test_an_evaluation_or_report_already_waiting_is_not_queued_again(deliver, mo
     reconcile_verdicts()
     assert queued == [pull_request.pk, pull_request.pk]
     monkeypatch.undo()
-    tasks.evaluate_pull_request(pull_request.pk)  # it runs: the next change queues a new one
+    assert tasks.evaluate_pull_request(pull_request.pk) == "pending"  # it runs: the next change queues a new one
     assert PolicyEvaluation.objects.filter(pull_request=pull_request).exists()
+    assert tasks.evaluate_pull_request(pull_request.pk) == "settled"  # the second copy finds nothing owed
 
     reports: list[int] = []
     monkeypatch.setattr(tasks.report_evaluation, "delay", reports.append)

@@ -294,10 +294,26 @@ def test_compare_returns_the_commits_between_two_shas_oldest_first(github: FakeG
     shipped = [github.add_commit(REPO, message=f"change {index}")["sha"] for index in range(5)]
     client = make_client(github, per_page=2)
 
-    commits = client.compare(REPO, base, shipped[-1])
+    compared = client.compare(REPO, base, shipped[-1])
 
-    assert [commit.sha for commit in commits] == shipped
+    assert [commit.sha for commit in compared.commits] == shipped
     assert len(github.requests_to("/compare/")) == 3  # five commits, two a page
+    assert compared.etag and not compared.unchanged
+
+
+def test_compare_asked_again_with_its_etag_is_a_304_that_costs_no_quota(github: FakeGitHub) -> None:
+    github.add_repo(REPO)
+    base = github.add_commit(REPO, message="deployed before")["sha"]
+    head = github.add_commit(REPO, message="shipped")["sha"]
+    client = make_client(github)
+    first = client.compare(REPO, base, head)
+
+    again = client.compare(REPO, base, head, etag=first.etag)
+
+    assert again.unchanged and again.commits == ()
+    assert again.etag == first.etag
+    assert github.requests_to("/compare/")[-1].headers.get("If-None-Match") == first.etag
+    assert client.api_calls == 2 and client.api_calls_rate_limited == 1
 
 
 def test_compare_with_unknown_sha_raises_not_found(github: FakeGitHub, client: GitHubClient) -> None:

@@ -12,6 +12,7 @@ from pathlib import Path
 
 import pytest
 
+from reviews.integrations.records import CommitRecord, GitUserRecord
 from reviews.models import (
     ChangedFile,
     Comment,
@@ -24,6 +25,7 @@ from reviews.models import (
     Review,
     WebhookDelivery,
 )
+from reviews.services.pull_requests import commit_upsert
 from reviews.webhooks import rejected_count
 
 FIXTURES = Path(__file__).resolve().parent.parent / "fixtures" / "github"
@@ -354,6 +356,29 @@ def test_push_to_a_pull_requests_branch_adds_the_commits_to_it(deliver):
     assert PullRequest.objects.get().commits.count() == len(payload["commits"])
 
 
+def test_a_push_never_erases_the_parents_sync_stored(deliver):
+    payload = fixture("push")
+    deliver("push", payload)
+    synced, pushed_only = (Commit.objects.get(sha=commit["id"]) for commit in payload["commits"][:2])
+    assert (synced.parents, synced.parents_known) == ([], False)  # a push payload lists no parents
+    # Sync (a pull request's commits, a compare) then reads the commit from the API, parents and all.
+    record = CommitRecord(
+        sha=synced.sha,
+        message=synced.message,
+        author=GitUserRecord(name="Codertocat", email=synced.author_identity.value),
+        authored_at=synced.authored_at,
+        parents=("f" * 40,),
+    )
+    commit_upsert(repository=synced.repository, record=record)
+
+    deliver("push", payload)  # the same push again (a redelivery)
+
+    synced.refresh_from_db()
+    pushed_only.refresh_from_db()
+    assert (synced.parents, synced.parents_known) == (["f" * 40], True)
+    assert (pushed_only.parents, pushed_only.parents_known) == ([], False)
+
+
 def test_status_event_is_stored(deliver):
     payload = fixture("status")
     deliver("status", payload)
@@ -446,20 +471,27 @@ def test_changed_files_are_left_to_sync(deliver):
     assert ChangedFile.objects.count() == 0
 
 
-def test_admin_action_reprocesses_failed_deliveries(deliver, admin_client, django_capture_on_commit_callbacks):
+def test_admin_action_reprocesses_failed_deliveries(deliver, client, admin_client, django_capture_on_commit_callbacks):
+    from django.contrib.auth.models import User
+
+    from tests.factories import MembershipFactory, PersonFactory, TeamFactory
+
     payload = fixture("pull_request.opened")
     payload["pull_request"]["number"] = "broken"
     deliver("pull_request", payload)
     delivery = WebhookDelivery.objects.get()
     assert delivery.status == "failed"
-    # The cause is fixed (here: the stored body corrected), then a lead replays it from the admin.
+    # The cause is fixed (here: the stored body corrected), then the operator replays it from the admin: deliveries
+    # are the instance's, a superuser's to replay; a team's lead is refused.
     WebhookDelivery.objects.filter(pk=delivery.pk).update(body=json.dumps(fixture("pull_request.opened")))
+    replay = {"action": "reprocess", "_selected_action": [delivery.pk]}
+    lead = User.objects.create_user("lead", password="pw", is_staff=True)
+    MembershipFactory(team=TeamFactory(), person=PersonFactory(user=lead), role="lead")
+    client.force_login(lead)
+    assert client.post("/admin/reviews/webhookdelivery/", replay).status_code == 403
+    assert WebhookDelivery.objects.get().status == "failed"
     with django_capture_on_commit_callbacks(execute=True):
-        response = admin_client.post(
-            "/admin/reviews/webhookdelivery/",
-            {"action": "reprocess", "_selected_action": [delivery.pk]},
-            follow=True,
-        )
+        response = admin_client.post("/admin/reviews/webhookdelivery/", replay, follow=True)
     assert response.status_code == 200
     delivery.refresh_from_db()
     assert delivery.status == "processed"

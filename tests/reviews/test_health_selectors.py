@@ -93,6 +93,8 @@ def test_weekly_trend_counts_merges_per_week(history):
     assert weeks[0]["week"] == dt.date(2026, 4, 27)
     assert weeks[1]["week"] == dt.date(2026, 5, 4)
     assert weeks[1]["merged"] == 3
+    # The period (Sunday 09:00 to the next Monday but one, 09:00) covers its first and last weeks only in part.
+    assert [(week["partial"], week["days"]) for week in weeks] == [(True, 0.6), (False, 7.0), (True, 0.4)]
 
 
 @pytest.mark.parametrize(

@@ -632,6 +632,10 @@ def test_team_pairing_insight_endpoint(api, ann, bo):
     assert {h["person"]: h["total_hours"] for h in body["hours_per_person"]} == {ann.pk: 2.0, bo.pk: 2.0}
     assert body["not_paired"] == []
     assert body["suggested_pairs"] == [[ann.pk, bo.pk]]
+    whole = api.get("/api/v1/teams/payments/pairing", {"since": "2025-03-03", "until": "2025-03-16"}).json()
+    assert (whole["weeks"], whole["partial_weeks"]) == (["2025-W10", "2025-W11"], [])
+    part = api.get("/api/v1/teams/payments/pairing", {"since": "2025-03-05", "until": "2025-03-16"}).json()
+    assert part["partial_weeks"] == ["2025-W10"]
 
 
 def test_team_pairing_insight_refuses_a_bad_period(api, ann):

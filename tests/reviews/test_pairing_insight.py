@@ -88,6 +88,9 @@ def test_pair_matrix_counts_time_together_once_per_pair(team, history):
 def test_hours_per_person_per_iso_week(team, history):
     insight = team_pairing_insight(team=team, since=SINCE, until=UNTIL)
     assert insight.weeks == ["2025-W10", "2025-W11"]
+    assert insight.partial_weeks == []  # Monday to Sunday: both weeks whole
+    shorter = team_pairing_insight(team=team, since=SINCE + dt.timedelta(days=2), until=UNTIL - dt.timedelta(days=1))
+    assert shorter.partial_weeks == ["2025-W10", "2025-W11"]
     hours = {h.person.display_name: (h.total_hours, h.weekly_hours) for h in insight.hours}
     assert hours == {
         "Ann": (5.5, {"2025-W10": 2.5, "2025-W11": 3.0}),  # pairing with Olu, outside the team, counts

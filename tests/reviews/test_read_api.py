@@ -10,8 +10,9 @@ from django.contrib.auth.models import User
 from django.utils import timezone
 from rest_framework.test import APIClient
 
-from reviews.models import Membership, PolicyEvaluation
-from reviews.services.tokens import api_token_create
+from reviews.models import ApiToken, Membership, PolicyEvaluation
+from reviews.services.audit import SYSTEM
+from reviews.services.tokens import api_token_create, api_token_revoke
 from tests.factories import (
     MembershipFactory,
     PersonFactory,
@@ -70,12 +71,40 @@ def test_a_token_of_another_team_cannot_read_ours(world):
     assert [p["title"] for p in client.get("/api/v1/pulls").json()["results"]] == ["Theirs"]
 
 
-def test_a_revoked_or_unknown_token_is_401(world):
+def test_an_unknown_token_is_401(world):
     client = APIClient()
     client.credentials(HTTP_AUTHORIZATION="Bearer tdm_not-a-token")
     response = client.get("/api/v1/teams")
     assert response.status_code == 401
     assert response.json()["error"] == "Unknown or revoked API token."
+
+
+def test_a_token_records_its_last_use_and_is_refused_once_revoked(world):
+    token, secret = api_token_create(name="ci", teams=[world["shop"]])
+    client = APIClient()
+    client.credentials(HTTP_AUTHORIZATION=f"Bearer {secret}")
+    assert token.last_used_at is None
+    assert client.get("/api/v1/teams").status_code == 200
+    token.refresh_from_db()
+    assert token.last_used_at is not None  # what the admin shows a lead deciding whether a token is still needed
+
+    long_ago = timezone.now() - dt.timedelta(hours=2)
+    ApiToken.objects.filter(pk=token.pk).update(last_used_at=long_ago)
+    assert client.get("/api/v1/pulls").status_code == 200
+    token.refresh_from_db()
+    assert token.last_used_at > long_ago  # each use after a quiet minute moves it
+
+    api_token_revoke(token=token, actor=SYSTEM)
+    last_use = ApiToken.objects.get(pk=token.pk).last_used_at
+    for response in (
+        client.get("/api/v1/teams"),
+        client.get(f"/api/v1/pulls/{world['ours'].pk}"),
+        client.post("/api/v1/deployments", {"service": "x"}, format="json"),
+    ):
+        assert response.status_code == 401
+        assert response.json()["error"] == "Unknown or revoked API token."
+        assert response["WWW-Authenticate"].startswith("Bearer")
+    assert ApiToken.objects.get(pk=token.pk).last_used_at == last_use  # a refused call is not a use
 
 
 def test_filters_on_pull_requests(world):

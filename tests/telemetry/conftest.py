@@ -51,6 +51,7 @@ class History:
             authored_at=at,
             committed_at=at,
             parents=list(parents if parents is not None else [self.head]),
+            parents_known=True,
         )
 
     def merge(

@@ -212,20 +212,47 @@ def test_team_figures_add_up_its_services(world, actors):
 
 
 @pytest.mark.parametrize(
-    ("days", "band"),
+    ("deployments", "band"),
     [
-        ([1, 2, 3, 8, 9, 10], "elite"),  # three deployment days every week
-        ([1, 8], "high"),  # one a week
-        ([2], "medium"),  # one in the month, none most weeks
+        ([(day, hour) for day in range(1, 15) for hour in (10, 15)], "elite"),  # several a day, every day
+        ([(day, 12) for day in (1, 2, 3, 4, 5, 8, 9, 10, 11, 12)], "high"),  # once a working day
+        ([(1, 12), (2, 12), (3, 12), (8, 12), (9, 12), (10, 12)], "high"),  # three days a week is not "several a day"
+        ([(1, 12), (8, 12)], "high"),  # once a week
+        ([(2, 12)], "medium"),  # one week in two
         ([], "low"),
     ],
 )
-def test_the_band_follows_the_median_deployment_days(actors, days, band):
+def test_the_band_follows_metrics_md_on_whole_weeks(actors, deployments, band):
     service = make_service("web", actors.team)
-    for day in days:
-        deployment(service, at(day, 12))
+    for day, hour in deployments:
+        deployment(service, at(day, hour))
     report = service_dora(service=service, since=SINCE, until=SINCE + dt.timedelta(days=14))
     assert report.deployment_frequency.band == band
+    assert (report.deployment_frequency.whole_weeks, report.deployment_frequency.partial_week_days) == (2, 0)
+
+
+def test_a_partial_week_is_left_out_of_the_band_and_said_to_be_partial(actors):
+    service = make_service("web", actors.team)
+    for day in range(8, 11):  # the partial week: several a day
+        for hour in (9, 12, 15):
+            deployment(service, at(day, hour))
+    deployment(service, at(2, 12))
+    report = service_dora(service=service, since=SINCE, until=SINCE + dt.timedelta(days=10))
+
+    frequency = report.deployment_frequency
+    assert frequency.deployments == 10  # the rate counts every day of the period
+    assert (frequency.whole_weeks, frequency.partial_week_days) == (1, 3)
+    assert frequency.median_deployments_per_week == 1.0
+    assert frequency.band == "high"  # from the one whole week, not from the busy partial one
+    api = actors.client("member").get("/api/v1/services/web/dora", {"since": "2025-03-01", "until": "2025-03-10"})
+    assert api.json()["deployment_frequency"]["partial_week_days"] == 3
+
+
+def test_a_period_without_a_whole_week_has_no_band(actors):
+    service = make_service("web", actors.team)
+    deployment(service, at(2, 12))
+    report = service_dora(service=service, since=SINCE, until=SINCE + dt.timedelta(days=5))
+    assert (report.deployment_frequency.whole_weeks, report.deployment_frequency.band) == (0, "")
 
 
 def test_an_empty_period_has_no_rates(actors):

@@ -5,7 +5,9 @@ from __future__ import annotations
 
 import pytest
 
+from reviews.integrations.records import CommitRecord, GitUserRecord
 from reviews.models import Commit, Connection, PullRequest
+from reviews.services.pull_requests import commit_upsert
 from telemetry.models import Deployment, DeploymentChange
 from telemetry.services.linking import deployment_changes_link
 from tests.factories import RepositoryFactory
@@ -271,3 +273,173 @@ def test_without_a_token_merge_order_is_used(actors, repository):
     assert link(deployment) == "merge_order"
     assert shipped(deployment) == [1]  # two touched no path of the service
     assert shipped(previous) == []
+
+
+# --- a first deployment whose commits came from push webhooks only ------------------------------------------------
+
+
+def _pushed(repository, sha: str, at) -> Commit:
+    """A commit as a push webhook stores it: the payload lists no parents."""
+    author = GitUserRecord(name="Dev", email="dev@example.com")
+    record = CommitRecord(sha=sha, message="pushed", author=author, authored_at=at)
+    return commit_upsert(repository=repository, record=record)
+
+
+@pytest.fixture
+def pushed_main(actors, fake_github, github_connection):
+    """acme/shop on the fake GitHub: a change merged before the look-back, then four merged within it, each merge
+    commit known to Tandem only from a push to main. The third was branched from the initial commit."""
+    fake_github.add_repo("acme/shop")
+    initial = fake_github.add_commit("acme/shop", message="initial", authored_at=T0 - hours(24 * 30))["sha"]
+    repository = RepositoryFactory(connection=github_connection, full_path="acme/shop", team=actors.team)
+    days = [T0 - hours(24 * 20), T0 - hours(60), T0 - hours(50), T0 - hours(40), T0 - hours(30)]
+    shas: list[str] = []
+    for number, at in enumerate(days, start=1):
+        parents = None
+        if number == 3:
+            branch = fake_github.add_commit("acme/shop", message="branch", authored_at=at, parents=[initial])["sha"]
+            parents = [shas[-1], branch]
+        sha = fake_github.add_commit("acme/shop", message=f"merge {number}", authored_at=at, parents=parents)["sha"]
+        shas.append(sha)
+        PullRequest.objects.filter(pk=_merged(repository, number, sha).pk).update(merged_at=at)
+        _pushed(repository, sha, at)
+    return repository, shas
+
+
+def test_a_first_deployment_from_pushed_commits_ships_every_change_in_the_look_back(actors, pushed_main, fake_github):
+    repository, shas = pushed_main
+    service = make_service("shop", actors.team, [(repository, [])])
+    deployment = make_deployment(service, shas[-1], at=T0 - hours(20), repository=repository)
+
+    assert link(deployment) == "compare"
+
+    # The base is the last change merged before the look-back: what came after it all shipped, not the head alone.
+    assert len(fake_github.requests_to(f"/compare/{shas[0]}...{shas[-1]}")) == 1
+    assert shipped(deployment) == [2, 3, 4, 5]
+    assert Commit.objects.get(sha=shas[2]).parents_known
+    deployment.refresh_from_db()
+    assert deployment.link_error == ""
+
+
+def test_linking_again_asks_the_compare_conditionally_and_ships_the_same(actors, pushed_main, fake_github):
+    repository, shas = pushed_main
+    service = make_service("shop", actors.team, [(repository, [])])
+    deployment = make_deployment(service, shas[-1], at=T0 - hours(20), repository=repository)
+    link(deployment)
+    etag = Deployment.objects.get(pk=deployment.pk).compared["etag"]
+    fake_github.clear_log()
+
+    assert link(deployment) == "compare"
+
+    (request,) = fake_github.requests_to("/compare/")
+    assert request.headers.get("If-None-Match") == etag
+    assert request.status == 304  # costs no quota
+    assert shipped(deployment) == [2, 3, 4, 5]
+
+
+def test_a_first_deployment_falls_back_to_merge_order_and_says_why(actors, pushed_main, fake_github):
+    repository, shas = pushed_main
+    service = make_service("shop", actors.team, [(repository, [])])
+    deployment = make_deployment(service, shas[-1], at=T0 - hours(20), repository=repository)
+    fake_github.fail_next("/compare/", status=404)
+
+    assert link(deployment) == "merge_order"
+
+    assert shipped(deployment) == [2, 3, 4, 5]
+    deployment.refresh_from_db()
+    assert deployment.link_error.startswith("Found by merge order, not from commits: compare ")
+    assert "failed" in deployment.link_error
+
+
+def test_a_first_deployment_with_nothing_before_the_look_back_says_it_had_no_base(actors, pushed_main):
+    repository, shas = pushed_main
+    PullRequest.objects.filter(repository=repository, number=1).delete()
+    service = make_service("shop", actors.team, [(repository, [])])
+    deployment = make_deployment(service, shas[-1], at=T0 - hours(20), repository=repository)
+
+    assert link(deployment) == "merge_order"
+
+    assert shipped(deployment) == [2, 3, 4, 5]
+    deployment.refresh_from_db()
+    assert "no change merged into main before it gives a base to compare with" in deployment.link_error
+
+
+def test_a_first_deployment_on_gitlab_reads_the_compare_too(actors, fake_gitlab, gitlab_connection):
+    fake_gitlab.add_project("acme/shop")
+    repository = RepositoryFactory(connection=gitlab_connection, full_path="acme/shop", team=actors.team)
+    days = [T0 - hours(24 * 20), T0 - hours(60), T0 - hours(50)]
+    parent = fake_gitlab.add_commit("acme/shop", message="root", authored_date=T0 - hours(24 * 30))["id"]
+    shas = []
+    for number, at in enumerate(days, start=1):
+        parent = fake_gitlab.add_commit("acme/shop", message=f"merge {number}", authored_date=at, parent_ids=[parent])[
+            "id"
+        ]
+        shas.append(parent)
+        PullRequest.objects.filter(pk=_merged(repository, number, parent).pk).update(merged_at=at)
+        _pushed(repository, parent, at)
+    service = make_service("shop", actors.team, [(repository, [])])
+    deployment = make_deployment(service, shas[-1], at=T0 - hours(20), repository=repository)
+
+    assert link(deployment) == "compare"
+
+    assert shipped(deployment) == [2, 3]
+    assert any(r.query.get("from") == [shas[0]] for r in fake_gitlab.requests if r.path.endswith("/compare"))
+
+
+# --- one chain for production, branches, and links that found nothing -----------------------------------------------
+
+
+def test_prod_and_production_are_one_chain(actors, repository, history):
+    service = make_service("shop", actors.team, [(repository, [])])
+    history.merge(1, at=T0 - hours(50))
+    first = make_deployment(service, history.head, at=T0 - hours(48), repository=repository, environment="prod")
+    history.merge(2, at=T0 - hours(30))
+    second = make_deployment(service, history.head, at=T0 - hours(20), repository=repository)  # "production"
+    link(first)
+    link(second)
+
+    assert shipped(first) == [1]
+    assert shipped(second) == [2]  # not 1 again: prod's deployment came before it
+
+
+def test_a_deployment_from_a_release_branch_links_what_was_merged_into_that_branch(actors, repository):
+    assert not Connection.objects.get(pk=repository.connection_id).api_token
+    service = make_service("shop", actors.team, [(repository, [])])
+    make_deployment(service, "a" * 40, at=T0 - hours(48), repository=repository)
+    for number, base_ref, sha in ((1, "main", "b"), (2, "release/2.0", "c"), (3, "release/2.0", "d")):
+        PullRequest.objects.create(
+            repository=repository,
+            number=number,
+            title=f"change {number}",
+            state="merged",
+            base_ref=base_ref,
+            merge_commit_sha=sha * 40,
+            created_at=T0 - hours(50),
+            updated_at=T0 - hours(30),
+            merged_at=T0 - hours(30) + hours(number),
+        )
+    deployment = make_deployment(service, "d" * 40, at=T0 - hours(20), repository=repository)
+    Deployment.objects.filter(pk=deployment.pk).update(ref="refs/heads/release/2.0")
+
+    assert link(deployment) == "merge_order"
+    assert shipped(deployment) == [2, 3]
+
+
+def test_a_link_that_found_no_pull_request_says_why(actors, repository, history):
+    service = make_service("shop", actors.team, [(repository, ["services/shop/**"])])
+    make_deployment(service, history.head, at=T0 - hours(48), repository=repository)
+    history.merge(1, at=T0 - hours(30), files=["docs/readme.md"])
+    deployment = make_deployment(service, history.head, at=T0 - hours(20), repository=repository)
+
+    result = deployment_changes_link(deployment_id=deployment.pk)
+
+    assert (result.method, result.pull_requests) == ("graph", 0)
+    deployment.refresh_from_db()
+    assert deployment.link_error == (
+        f"No pull request: none of the 2 commits since the previous deployment ({deployment.sha[:12]}) "
+        "touched services/shop/**."
+    ).replace(deployment.sha[:12], Deployment.objects.exclude(pk=deployment.pk).get().sha[:12])
+    again = make_deployment(service, history.head, at=T0 - hours(10), repository=repository)
+    link(again)
+    again.refresh_from_db()
+    assert again.link_error == f"No pull request: the same commit ({again.sha[:12]}) as the previous deployment."

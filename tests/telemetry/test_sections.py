@@ -88,3 +88,20 @@ def test_team_page_queries_do_not_grow_with_incidents(client, shop):
     with CaptureQueriesContext(connection) as large:
         client.get("/teams/shop/")
     assert len(large.captured_queries) == len(small.captured_queries)
+
+
+def test_team_page_labels_the_partial_week_and_says_why_a_link_found_nothing(client, shop):
+    team, repository, service = shop
+    DeploymentFactory(
+        service=service,
+        sha="a" * 40,
+        finished_at=timezone.now() - dt.timedelta(days=1),
+        link_method="graph",
+        link_error="No pull request: the same commit (aaaaaaaaaaaa) as the previous deployment.",
+    )
+    page = client.get("/teams/shop/?days=30").content.decode()
+    # 30 days: four whole weeks and two days that are not a whole week.
+    assert "the band comes from the 4 whole weeks of the period" in page
+    assert "the last 2 days are a partial week, counted in the rate and left out of the band" in page
+    assert "No pull request: the same commit (aaaaaaaaaaaa) as the previous deployment." in page
+    assert "* a partial week" in page

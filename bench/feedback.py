@@ -1,0 +1,184 @@
+"""The feedback loop at load: how long from a webhook to `tandem/review-policy` accepted by GitHub?
+
+Runs the production stack exactly as `bench/faults.py` does (private PostgreSQL and Redis, gunicorn, the delivery
+dispatcher, a Celery worker and beat, DEBUG off) against the project's fake GitHub, which records when each status
+arrives. Open-loop senders post GitHub pull-request webhooks at each rate for a fixed time, whatever the answers
+take (a sender that waited for answers would hide a backlog): each pull request is opened, pushed to (a new head)
+and approved. For every push that brings a new head, the latency is from its send to the first status on that
+head. Prints p50 / p95 / max per rate, and the worker's CPU time per event.
+
+    .venv/bin/python bench/feedback.py [--rates 20,50,100] [--seconds 30]
+
+Environment: FEEDBACK_RATES, FEEDBACK_SECONDS, FEEDBACK_KEEP=1 (keep the logs). Issue 15's goal on this machine:
+p95 < 0.5 s at 20 events/s, < 2 s at 50 events/s.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import statistics
+import sys
+import threading
+import time
+from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
+
+import requests
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+
+import faults  # noqa: E402  (the stack, the fake and the webhook builders are the fault bench's)
+
+WAIT_FOR_STATUSES = 120.0
+
+
+def _cpu_seconds(pid: int) -> float:
+    """User + system CPU of a process and all its descendants (the worker's pool), from /proc."""
+    total = 0.0
+    ticks = os.sysconf("SC_CLK_TCK")
+    pending = [pid]
+    while pending:
+        current = pending.pop()
+        try:
+            fields = Path(f"/proc/{current}/stat").read_text().rsplit(")", 1)[1].split()
+            total += (int(fields[11]) + int(fields[12])) / ticks
+            for task in Path(f"/proc/{current}/task").iterdir():
+                children = (task / "children").read_text().split()
+                pending += [int(child) for child in children]
+        except (FileNotFoundError, ProcessLookupError, IndexError):
+            continue
+    return total
+
+
+def _schedule(events: faults.Events, rate: float, seconds: float, first_number: int) -> list[faults.Send]:
+    """Pull requests in waves of one second: every opened, then every push, then every review, so that each pull
+    request's events arrive in order and about a second apart."""
+    per_wave = max(1, int(rate / 3))
+    sends: list[faults.Send] = []
+    number = first_number
+    while len(sends) < rate * seconds:
+        wave = [events.github_pull(number + i) for i in range(per_wave)]
+        number += per_wave
+        for step in range(3):
+            sends += [pull[step] for pull in wave]
+    return sends[: int(rate * seconds)]
+
+
+def _new_head(send: faults.Send) -> str | None:
+    """The head a push brings (`synchronize`). The opened event's head is left out: the fake already serves the
+    pushed head for the pull request, so an evaluation that refreshes it posts on the newer one."""
+    if send.headers.get("X-GitHub-Event") != "pull_request":
+        return None
+    payload = json.loads(send.body)
+    return str(payload["pull_request"]["head"]["sha"]) if payload.get("action") == "synchronize" else None
+
+
+def run_rate(
+    stack: faults.Stack, fake: faults.FakeGitHub, events: faults.Events, rate: float, seconds: float, first_number: int
+) -> dict[str, float]:
+    sends = _schedule(events, rate, seconds, first_number)
+    sent_at: dict[str, float] = {}
+    lock = threading.Lock()
+    session = requests.Session()
+    session.mount("http://", requests.adapters.HTTPAdapter(pool_maxsize=64))
+    answers: list[int] = []
+
+    def post(send: faults.Send) -> None:
+        head = _new_head(send)
+        moment = time.monotonic()
+        if head is not None:
+            with lock:
+                sent_at.setdefault(head, moment)
+        try:
+            answers.append(
+                session.post(stack.url + send.path, data=send.body, headers=send.headers, timeout=30).status_code
+            )
+        except requests.RequestException:
+            answers.append(0)
+
+    assert stack.worker is not None
+    cpu_before = _cpu_seconds(stack.worker.pid)
+    statuses_before = len(fake.statuses_posted)
+    started = time.monotonic()
+    with ThreadPoolExecutor(max_workers=64) as pool:
+        for index, send in enumerate(sends):
+            wait = started + index / rate - time.monotonic()
+            if wait > 0:
+                time.sleep(wait)
+            pool.submit(post, send)
+    deadline = time.monotonic() + WAIT_FOR_STATUSES
+    latencies: dict[str, float] = {}
+    while time.monotonic() < deadline:
+        for status, arrived in zip(
+            fake.statuses_posted[statuses_before:], fake.status_arrivals[statuses_before:], strict=False
+        ):
+            head = status["sha"]
+            if head in sent_at and head not in latencies:
+                latencies[head] = arrived - sent_at[head]
+        if len(latencies) == len(sent_at):
+            break
+        time.sleep(0.5)
+    time.sleep(2)  # let the worker finish what it does after the last status before reading its CPU
+    cpu = _cpu_seconds(stack.worker.pid) - cpu_before
+    values = sorted(latencies.values())
+    return {
+        "events": len(sends),
+        "accepted": sum(1 for code in answers if 200 <= code < 300),
+        "heads": len(sent_at),
+        "with status": len(values),
+        "p50": statistics.median(values) if values else float("nan"),
+        "p95": values[int(0.95 * (len(values) - 1))] if values else float("nan"),
+        "max": values[-1] if values else float("nan"),
+        "worker ms per event": 1000 * cpu / len(sends),
+    }
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--rates", default=os.environ.get("FEEDBACK_RATES", "20,50,100"))
+    parser.add_argument("--seconds", type=float, default=float(os.environ.get("FEEDBACK_SECONDS", "30")))
+    parser.add_argument("--keep", action="store_true", default=os.environ.get("FEEDBACK_KEEP", "") == "1")
+    args = parser.parse_args()
+    rates = [float(rate) for rate in args.rates.split(",")]
+    idle = faults.busy_share(2.0)
+    fake = faults.FakeGitHub(rate_limit=10**9).start()
+    stack = faults.Stack(fake, keep=args.keep)
+    rows = []
+    try:
+        faults.log(f"private services in {stack.dir}")
+        stack.start_postgres()
+        stack.start_redis()
+        stack.migrate()
+        stack.start_web()
+        stack.start_worker()
+        stack.start_beat()
+        stack.start_dispatcher()
+        events = faults.Events(fake, seed=15)
+        time.sleep(5)  # the worker and the dispatcher connect
+        first = 1
+        for rate in rates:
+            faults.log(f"{rate:g} events/s for {args.seconds:g} s")
+            rows.append((rate, run_rate(stack, fake, events, rate, args.seconds, first)))
+            first += int(rate * args.seconds) + 10
+    finally:
+        stack.stop()
+        fake.stop()
+    print()
+    print(f"feedback: webhook → tandem/review-policy accepted (machine busy before the run: {idle:.0%} of 2 cores)")
+    print(
+        f"  {'rate':>6} {'events':>7} {'2xx':>6} {'heads':>6} {'status':>7} {'p50 s':>7} {'p95 s':>7} "
+        f"{'max s':>7} {'worker ms/event':>16}"
+    )
+    for rate, row in rows:
+        print(
+            f"  {rate:>6g} {row['events']:>7.0f} {row['accepted']:>6.0f} {row['heads']:>6.0f} "
+            f"{row['with status']:>7.0f} {row['p50']:>7.2f} {row['p95']:>7.2f} {row['max']:>7.2f} "
+            f"{row['worker ms per event']:>16.1f}"
+        )
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

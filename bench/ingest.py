@@ -1,0 +1,192 @@
+"""Webhook ingest: how close is Tandem's acknowledgement to the least a receiver can do?
+
+Runs gunicorn (2 workers × 4 threads, DEBUG off) against a private PostgreSQL, serving Tandem and, in the same
+process, a bare view that checks the HMAC and inserts the raw body in one statement (`bench/ingest_wsgi.py`).
+
+1. Throughput: 16 client threads post signed GitHub webhooks (each a new delivery) as fast as answers come, for
+   `--seconds` to one endpoint, then to the other, interleaved A B A B (`--rounds`); the figure is the median of
+   each, and their ratio (Tandem / bare; issue 15's goal: ≥ 0.8).
+2. Latency at a fixed rate: an open-loop sender at `--rate` requests/s (200) to Tandem's endpoint, whatever the
+   answers take; prints p50 / p99 / max (goal: p99 < 25 ms).
+
+    .venv/bin/python bench/ingest.py [--seconds 8] [--rounds 3] [--rate 200]
+
+The client runs on the same 2 cores as the server, so both endpoints pay for it alike; the ratio is the figure.
+"""
+
+from __future__ import annotations
+
+import argparse
+import hashlib
+import hmac
+import json
+import statistics
+import subprocess
+import sys
+import threading
+import time
+import uuid
+from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
+
+import psycopg
+import requests
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+
+import faults  # noqa: E402  (the private PostgreSQL and the production environment are the fault bench's)
+
+TANDEM, BARE = "/webhooks/github/", "/bench/bare/"
+
+
+def _body_template() -> dict:
+    return json.loads((faults.GITHUB_FIXTURES / "pull_request.opened.json").read_text())
+
+
+class Client:
+    def __init__(self, url: str) -> None:
+        self.url = url
+        self.template = _body_template()
+        self.local = threading.local()
+
+    def post(self, path: str) -> tuple[int, float]:
+        session = getattr(self.local, "session", None)
+        if session is None:
+            session = self.local.session = requests.Session()
+        payload = self.template
+        body = json.dumps(payload).encode()
+        headers = {
+            "Content-Type": "application/json",
+            "X-GitHub-Event": "pull_request",
+            "X-GitHub-Delivery": str(uuid.uuid4()),
+            "X-Hub-Signature-256": "sha256="
+            + hmac.new(faults.GITHUB_SECRET.encode(), body, hashlib.sha256).hexdigest(),
+        }
+        started = time.perf_counter()
+        try:
+            status = session.post(self.url + path, data=body, headers=headers, timeout=10).status_code
+        except requests.RequestException:
+            status = 0
+        return status, time.perf_counter() - started
+
+
+def throughput(client: Client, path: str, seconds: float, threads: int = 16) -> tuple[float, int]:
+    """Closed loop: accepted answers per second, and how many answers were not 2xx."""
+    stop = time.monotonic() + seconds
+    counts = [0, 0]
+    lock = threading.Lock()
+
+    def work() -> None:
+        ok = bad = 0
+        while time.monotonic() < stop:
+            status, _ = client.post(path)
+            if 200 <= status < 300:
+                ok += 1
+            else:
+                bad += 1
+        with lock:
+            counts[0] += ok
+            counts[1] += bad
+
+    workers = [threading.Thread(target=work) for _ in range(threads)]
+    for worker in workers:
+        worker.start()
+    for worker in workers:
+        worker.join()
+    return counts[0] / seconds, counts[1]
+
+
+def fixed_rate(client: Client, path: str, rate: float, seconds: float) -> tuple[list[float], int]:
+    latencies: list[float] = []
+    failures = [0]
+    lock = threading.Lock()
+
+    def one() -> None:
+        status, took = client.post(path)
+        with lock:
+            if 200 <= status < 300:
+                latencies.append(took)
+            else:
+                failures[0] += 1
+
+    started = time.monotonic()
+    with ThreadPoolExecutor(max_workers=64) as pool:
+        for index in range(int(rate * seconds)):
+            wait = started + index / rate - time.monotonic()
+            if wait > 0:
+                time.sleep(wait)
+            pool.submit(one)
+    return sorted(latencies), failures[0]
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--seconds", type=float, default=8.0)
+    parser.add_argument("--rounds", type=int, default=3)
+    parser.add_argument("--rate", type=float, default=200.0)
+    args = parser.parse_args()
+    idle = faults.busy_share(2.0)
+    fake = faults.FakeGitHub(rate_limit=10**9).start()
+    stack = faults.Stack(fake, keep=False)
+    web = None
+    try:
+        stack.start_postgres()
+        stack.start_redis()
+        stack.migrate()
+        with psycopg.connect(stack.database_url.replace("postgres://", "postgresql://"), autocommit=True) as conn:
+            conn.execute(
+                "CREATE TABLE bench_raw_delivery (id bigserial PRIMARY KEY, delivery_id text UNIQUE, body text)"
+            )
+        web = subprocess.Popen(  # noqa: S603
+            [str(faults.BIN / "gunicorn"), "bench.ingest_wsgi", "--bind", f"127.0.0.1:{stack.web_port}",
+             "--workers", "2", "--threads", "4", "--timeout", "60"],
+            cwd=faults.ROOT, env={**stack.env, "PYTHONPATH": str(faults.ROOT)},
+            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+        )  # fmt: skip
+        client = Client(stack.url)
+        deadline = time.monotonic() + 60
+        while client.post(BARE)[0] != 202:
+            if time.monotonic() > deadline:
+                raise RuntimeError("gunicorn did not answer")
+            time.sleep(0.3)
+        for path in (TANDEM, BARE):  # warm both (connections, the Connection cache)
+            throughput(client, path, 1.0, threads=4)
+        figures: dict[str, list[float]] = {TANDEM: [], BARE: []}
+        refused = 0
+        for round_number in range(args.rounds):
+            for path in (TANDEM, BARE) if round_number % 2 == 0 else (BARE, TANDEM):
+                rate, bad = throughput(client, path, args.seconds)
+                figures[path].append(rate)
+                refused += bad
+                faults.log(f"round {round_number + 1}: {path} {rate:.0f}/s")
+        latencies, failed = fixed_rate(client, TANDEM, args.rate, args.seconds)
+    finally:
+        if web is not None:
+            web.terminate()
+            web.wait(timeout=20)
+        stack.stop()
+        fake.stop()
+    tandem, bare = statistics.median(figures[TANDEM]), statistics.median(figures[BARE])
+    print()
+    print(f"ingest (machine busy before the run: {idle:.0%} of 2 cores; {args.rounds} rounds of {args.seconds:g} s)")
+    print(
+        f"  Tandem's webhook endpoint       {tandem:8.0f} acknowledged/s   (rounds: "
+        f"{', '.join(f'{value:.0f}' for value in figures[TANDEM])})"
+    )
+    print(
+        f"  bare HMAC + insert view         {bare:8.0f} acknowledged/s   (rounds: "
+        f"{', '.join(f'{value:.0f}' for value in figures[BARE])})"
+    )
+    print(f"  ratio (goal >= 0.8)             {tandem / bare:8.2f}      non-2xx answers: {refused}")
+    if latencies:
+        p99 = latencies[min(len(latencies) - 1, int(0.99 * len(latencies)))]
+        print(
+            f"  at {args.rate:g}/s for {args.seconds:g} s: p50 {1000 * statistics.median(latencies):.1f} ms, "
+            f"p99 {1000 * p99:.1f} ms (goal < 25 ms), max {1000 * latencies[-1]:.1f} ms, "
+            f"{len(latencies)} acknowledged, {failed} not"
+        )
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

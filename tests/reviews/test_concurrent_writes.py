@@ -1,0 +1,184 @@
+"""Two writers of the same row at once, on PostgreSQL, with real connections: the same webhook delivery received
+twice at once is stored once and processed once, and the same review upserted twice at once is one row holding the
+newest state, whatever order the two commit in.
+
+Each race is made to happen, not hoped for: the first writer's transaction stays open until PostgreSQL shows the
+second one waiting for its lock, and only then commits. (SQLite serialises writers; these run on PostgreSQL only.)
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import hashlib
+import hmac
+import threading
+import time
+import uuid
+from collections.abc import Callable
+from concurrent.futures import Future, ThreadPoolExecutor
+from pathlib import Path
+from typing import Any
+
+import pytest
+from django.conf import settings
+from django.db import connection, connections, transaction
+from django.test import Client
+
+from reviews.integrations.records import ReviewRecord, UserRecord
+from reviews.models import Identity, Person, PullRequest, Review, WebhookDelivery
+from reviews.services.people import person_from_account
+from reviews.services.pull_requests import review_upsert
+from reviews.services.webhooks import webhook_delivery_claim
+from tests.factories import ConnectionFactory, PullRequestFactory, RepositoryFactory
+
+FIXTURES = Path(__file__).resolve().parent.parent / "fixtures" / "github"
+SECRET = "concurrency-secret"
+
+pytestmark = [
+    pytest.mark.django_db(transaction=True),
+    pytest.mark.skipif(
+        settings.DATABASES["default"]["ENGINE"] != "django.db.backends.postgresql",
+        reason="SQLite serialises writers; the races these tests force need PostgreSQL",
+    ),
+]
+
+
+def _someone_waits_for_a_lock() -> bool:
+    with connection.cursor() as cursor:
+        cursor.execute(
+            "SELECT count(*) FROM pg_stat_activity WHERE datname = current_database() AND wait_event_type = 'Lock'"
+        )
+        return bool(cursor.fetchone()[0])
+
+
+def _until(done: Callable[[], bool], what: str, seconds: float = 60) -> None:
+    deadline = time.monotonic() + seconds
+    while not done():
+        if time.monotonic() > deadline:
+            raise AssertionError(f"gave up waiting: {what}")
+        time.sleep(0.02)
+
+
+def race(first: Callable[[], Any], second: Callable[[], Any]) -> tuple[Any, Any]:
+    """Run `first` in a transaction on a connection of its own and hold it open; run `second` on another; commit
+    `first` once `second` waits for a lock it holds. Returns both results; raises what either raised."""
+    written, commit = threading.Event(), threading.Event()
+
+    def hold() -> Any:
+        try:
+            with transaction.atomic():
+                result = first()
+                written.set()
+                if not commit.wait(timeout=60):
+                    raise AssertionError("the test never let the first writer commit")
+            return result
+        finally:
+            connections.close_all()
+
+    def then() -> Any:
+        try:
+            return second()
+        finally:
+            connections.close_all()
+
+    with ThreadPoolExecutor(max_workers=2) as pool:
+        held: Future = pool.submit(hold)
+        _until(lambda: written.is_set() or held.done(), "the first writer's write")
+        if held.done():
+            held.result()  # it raised
+        other: Future = pool.submit(then)
+        _until(lambda: _someone_waits_for_a_lock() or other.done(), "the second writer to wait or finish")
+        waited = not other.done()
+        commit.set()
+        results = held.result(), other.result()
+    assert waited, "the second writer never waited for the first: no race happened"
+    return results
+
+
+# --- the same delivery received twice at once ------------------------------------------------------------------------
+
+
+@pytest.fixture
+def post_delivery(settings) -> Callable[[str], Any]:
+    settings.GITHUB_WEBHOOK_SECRET = SECRET
+    settings.CACHES = {
+        "default": {"BACKEND": "django.core.cache.backends.locmem.LocMemCache", "LOCATION": str(uuid.uuid4())}
+    }
+    # Configured beforehand, as in production: the race is for the delivery's row.
+    ConnectionFactory(provider="github", base_url=settings.GITHUB_API_URL.rstrip("/"))
+    body = (FIXTURES / "pull_request.opened.json").read_bytes()
+    signature = "sha256=" + hmac.new(SECRET.encode(), body, hashlib.sha256).hexdigest()
+
+    def post(delivery_id: str) -> Any:
+        return Client().post(
+            "/webhooks/github/",
+            data=body,
+            content_type="application/json",
+            HTTP_X_GITHUB_EVENT="pull_request",
+            HTTP_X_GITHUB_DELIVERY=delivery_id,
+            HTTP_X_HUB_SIGNATURE_256=signature,
+        )
+
+    return post
+
+
+def test_the_same_delivery_received_twice_at_once_is_stored_once_and_processed_once(post_delivery):
+    first, second = race(lambda: post_delivery("guid-at-once"), lambda: post_delivery("guid-at-once"))
+    assert (first.status_code, first.json()["status"]) == (202, "accepted")
+    assert (second.status_code, second.json()["status"]) == (200, "duplicate")
+    delivery = WebhookDelivery.objects.get()
+    assert second.json()["delivery"] == delivery.pk
+    assert (delivery.status, delivery.attempts) == (WebhookDelivery.Status.PROCESSED, 1)
+    assert PullRequest.objects.count() == 1
+
+
+def test_two_workers_claiming_the_same_delivery_at_once_process_it_once():
+    delivery = WebhookDelivery.objects.create(
+        provider="github", delivery_id="d-1", event="ping", body="{}", connection=ConnectionFactory()
+    )
+    first, second = race(
+        lambda: webhook_delivery_claim(delivery_id=delivery.pk, token="message-a"),
+        lambda: webhook_delivery_claim(delivery_id=delivery.pk, token="message-b"),
+    )
+    assert first is not None
+    assert second is None  # it waited for the first claim, then found the delivery taken
+    delivery.refresh_from_db()
+    assert (delivery.status, delivery.attempts, delivery.claim_token) == ("processing", 1, "message-a")
+
+
+# --- the same review upserted twice at once ---------------------------------------------------------------------------
+
+T0 = dt.datetime(2025, 3, 10, 12, 0, tzinfo=dt.UTC)
+
+
+def _review(state: str, submitted_at: dt.datetime) -> ReviewRecord:
+    reviewer = UserRecord(provider="github", login="Grace", external_id="4242", name="Grace Hopper")
+    return ReviewRecord(external_id="r-1", reviewer=reviewer, state=state, submitted_at=submitted_at)
+
+
+COMMENTED, APPROVED = _review("commented", T0), _review("approved", T0 + dt.timedelta(minutes=5))
+
+
+@pytest.mark.parametrize("known", ["nothing", "the reviewer", "an earlier version of the review"])
+@pytest.mark.parametrize(
+    ("first", "second"), [(COMMENTED, APPROVED), (APPROVED, COMMENTED)], ids=["older first", "newer first"]
+)
+def test_the_same_review_upserted_twice_at_once_is_one_row_with_the_newest_state(known, first, second):
+    # What the two writers race for: the reviewer's identity (nothing known), the review's row (the reviewer known,
+    # from another pull request), or the lock on the stored review (an earlier version of it stored).
+    pull_request = PullRequestFactory(repository=RepositoryFactory())
+    if known != "nothing":
+        person_from_account(connection=pull_request.repository.connection, account=first.reviewer)
+    if known == "an earlier version of the review":
+        review_upsert(pull_request=pull_request, record=_review("commented", T0 - dt.timedelta(hours=1)))
+
+    race(
+        lambda: review_upsert(pull_request=pull_request, record=first),
+        lambda: review_upsert(pull_request=pull_request, record=second),
+    )
+
+    review = Review.objects.get()
+    assert (review.state, review.submitted_at) == ("approved", APPROVED.submitted_at)
+    assert Identity.objects.filter(kind="github", value="grace").count() == 1
+    assert Person.objects.filter(identities__value="grace").count() == 1
+    assert review.reviewer.display_name == "Grace Hopper"

@@ -1,0 +1,284 @@
+"""Sync through GraphQL against the fakes' GraphQL endpoints: the same stored records as REST, for far fewer calls.
+
+Call counts are asserted (never timings), so that the waste issue 15 measured cannot creep back: an incremental
+sync of 10 changed pull requests, an unchanged GitLab re-sync, a backfill.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import pytest
+
+from reviews.integrations.vcs import VcsError, VcsRateLimited
+from reviews.models import (
+    ChangedFile,
+    Comment,
+    Commit,
+    Connection,
+    Identity,
+    PullRequest,
+    Repository,
+    Review,
+    SyncRun,
+)
+from reviews.services.sync import repository_for_sync, repository_sync
+
+pytestmark = pytest.mark.django_db
+
+REPO = "acme/big"
+
+
+def _repository(provider: str, fake: Any, name: str, *, host: str = "127.0.0.1") -> Repository:
+    """A repository of the fake, through a connection of its own (a second one names the fake's host otherwise)."""
+    base_url = fake.url.replace("127.0.0.1", host)
+    connection = Connection.objects.create(provider=provider, name=name, base_url=base_url, api_token=fake.token)
+    return repository_for_sync(provider=provider, full_path=REPO, connection=connection)
+
+
+def _who(person_id: int | None) -> tuple[tuple[str, str], ...]:
+    """A person by their logins (people and logins belong to a connection; e-mail identities are shared)."""
+    identities = sorted(Identity.objects.filter(person_id=person_id).values_list("kind", "value"))
+    return tuple(pair for pair in identities if pair[0] != "email") or tuple(identities)
+
+
+def _identity(identity_id: int | None) -> tuple[str, str] | None:
+    return None if identity_id is None else Identity.objects.values_list("kind", "value").get(pk=identity_id)
+
+
+def stored(repository: Repository) -> dict[str, Any]:
+    """Everything a sync stored for a repository, people named by their logins: what two syncs must agree on."""
+    pulls = PullRequest.objects.filter(repository=repository)
+    pull_rows = []
+    for pull, row in zip(pulls.order_by("pk"), pulls.order_by("pk").values(), strict=True):
+        # Not facts: the row's id, and when an evaluation became due (the moment each sync ran).
+        row = {k: v for k, v in row.items() if k not in ("id", "repository_id", "evaluation_owed_since")}
+        row["author_id"], row["merged_by_id"] = _who(row["author_id"]), _who(row["merged_by_id"])
+        row["requested_reviewers"] = sorted(_who(pk) for pk in pull.requested_reviewers.values_list("pk", flat=True))
+        pull_rows.append(row)
+    pull_rows.sort(key=lambda row: row["number"])
+    people = {  # who is linked, by the identity rows both syncs share
+        number: sorted(
+            (r.external_id, _who(r.reviewer_id), r.state, r.submitted_at, r.commit_sha, r.body, r.comment_count)
+            for r in Review.objects.filter(pull_request__repository=repository, pull_request__number=number)
+        )
+        for number in pulls.values_list("number", flat=True)
+    }
+    comments = sorted(
+        (c.pull_request.number, c.external_id, _who(c.author_id), c.body, c.created_at, c.kind, c.is_system, c.path)
+        for c in Comment.objects.filter(pull_request__repository=repository).select_related("pull_request")
+    )
+    files = sorted(
+        (f.pull_request.number, f.path, f.previous_path, f.status, f.additions, f.deletions)
+        for f in ChangedFile.objects.filter(pull_request__repository=repository).select_related("pull_request")
+    )
+    commits = sorted(
+        (
+            c.sha,
+            c.message,
+            _who(c.author_id),
+            _identity(c.author_identity_id),
+            _identity(c.committer_identity_id),
+            c.authored_at,
+            c.committed_at,
+            tuple(c.parents),
+            tuple(sorted(c.co_authors.values_list("kind", "value"))),
+            tuple(sorted(c.pull_requests.values_list("number", flat=True))),
+        )
+        for c in Commit.objects.filter(repository=repository)
+    )
+    return {"pulls": pull_rows, "reviews": people, "comments": comments, "files": files, "commits": commits}
+
+
+def _without_sync_marks(dump: dict[str, Any]) -> dict[str, Any]:
+    for row in dump["pulls"]:
+        for key in ("created_at", "first_seen_at", "facts_retry_at"):
+            row.pop(key, None)
+    return dump
+
+
+# --- the same records ---------------------------------------------------------------------------------------
+
+
+def _github_with_corners(fake: Any) -> None:
+    fake.seed_repository(REPO, n_pulls=30)  # a bot's pull requests (every 25th), drafts, co-authors
+    fake.add_file(REPO, 4, "src/old_name.py", status="renamed", previous_filename="src/older_name.py")  # merged
+    for index in range(12):  # more reviews than a GraphQL page holds: read by REST
+        fake.add_review(REPO, 5, reviewer=f"reviewer{index}", state="COMMENTED", body=f"note {index}")
+    fake.add_commit(REPO, 6, message="An anonymous one", author_login=None, author_email="someone@example.com")
+
+
+def test_github_graphql_backfill_stores_exactly_what_rest_stores(fake_github):
+    _github_with_corners(fake_github)
+    by_rest = _repository("github", fake_github, "by REST")
+    by_graphql = _repository("github", fake_github, "by GraphQL", host="localhost")
+    assert repository_sync(repository=by_rest, graphql=False).pull_requests_synced == 30
+    fake_github.clear_log()
+    assert repository_sync(repository=by_graphql, graphql=True).pull_requests_synced == 30
+    assert fake_github.graphql_requests()
+    assert _without_sync_marks(stored(by_graphql)) == _without_sync_marks(stored(by_rest))
+    # Fingerprints are taken for open pull requests only, by either path.
+    assert PullRequest.objects.filter(repository=by_graphql, state="open").exclude(diff_ids={}).exists()
+    assert not PullRequest.objects.filter(repository=by_graphql).exclude(state="open").exclude(diff_ids={}).exists()
+
+
+def test_github_graphql_incremental_stores_exactly_what_rest_stores(fake_github):
+    fake_github.seed_repository(REPO, n_pulls=20)
+    by_rest = _repository("github", fake_github, "by REST")
+    by_graphql = _repository("github", fake_github, "by GraphQL", host="localhost")
+    repository_sync(repository=by_rest, graphql=False)
+    repository_sync(repository=by_graphql, graphql=True)
+    for number in (3, 8, 17):
+        fake_github.add_review(REPO, number, reviewer="zoe", state="APPROVED")
+        fake_github.touch_pull(REPO, number)
+    by_rest.refresh_from_db()
+    by_graphql.refresh_from_db()
+    assert repository_sync(repository=by_rest, graphql=False).pull_requests_synced == 3
+    assert repository_sync(repository=by_graphql, graphql=True).pull_requests_synced == 3
+    assert _without_sync_marks(stored(by_graphql)) == _without_sync_marks(stored(by_rest))
+
+
+def test_gitlab_graphql_stores_exactly_what_rest_stores(fake_gitlab):
+    fake_gitlab.seed_project(REPO, n_merge_requests=30)
+    by_rest = _repository("gitlab", fake_gitlab, "by REST")
+    by_graphql = _repository("gitlab", fake_gitlab, "by GraphQL", host="localhost")
+    assert repository_sync(repository=by_rest, graphql=False).pull_requests_synced == 30
+    assert repository_sync(repository=by_graphql, graphql=True).pull_requests_synced == 30
+    assert fake_gitlab.graphql_requests()
+    assert _without_sync_marks(stored(by_graphql)) == _without_sync_marks(stored(by_rest))
+    for iid in (2, 9):
+        fake_gitlab.add_approval(REPO, iid, user="zoe")
+        fake_gitlab.touch_merge_request(REPO, iid)
+    by_rest.refresh_from_db()
+    by_graphql.refresh_from_db()
+    assert repository_sync(repository=by_rest, graphql=False).pull_requests_synced == 2
+    assert repository_sync(repository=by_graphql, graphql=True).pull_requests_synced == 2
+    assert _without_sync_marks(stored(by_graphql)) == _without_sync_marks(stored(by_rest))
+
+
+# --- calls that must not creep back ---------------------------------------------------------------------------
+
+
+def test_github_incremental_sync_of_10_changed_pull_requests_costs_at_most_31_calls(fake_github):
+    fake_github.seed_repository(REPO, n_pulls=250)
+    repository = _repository("github", fake_github, "GitHub")
+    repository_sync(repository=repository)
+    repository.refresh_from_db()
+    for number in range(101, 111):
+        fake_github.touch_pull(REPO, number)
+    fake_github.clear_log()
+    run = repository_sync(repository=repository)
+    assert run.pull_requests_synced == 10
+    assert run.api_calls == len(fake_github.requests) <= 31
+    # One list page, one GraphQL call for the 10, and the files (patches) of the 3 open ones.
+    assert len(fake_github.graphql_requests()) == 1
+    assert run.api_calls == 5
+    assert not fake_github.requests_to("/pulls/101/reviews")  # nothing the GraphQL call gave is asked again
+
+
+def test_gitlab_incremental_sync_of_10_changed_merge_requests_costs_at_most_31_calls(fake_gitlab):
+    fake_gitlab.seed_project(REPO, n_merge_requests=250)
+    repository = _repository("gitlab", fake_gitlab, "GitLab")
+    repository_sync(repository=repository)
+    repository.refresh_from_db()
+    for iid in range(101, 111):
+        fake_gitlab.touch_merge_request(REPO, iid)
+    fake_gitlab.reset_log()
+    run = repository_sync(repository=repository)
+    assert run.pull_requests_synced == 10
+    assert run.api_calls == len(fake_gitlab.requests) <= 31
+    # One list page, one GraphQL call for the 10, and each one's commits and diffs (GraphQL lacks them).
+    assert len(fake_gitlab.graphql_requests()) == 1
+    assert run.api_calls == 22
+    assert not fake_gitlab.requests_to("/merge_requests/101/notes")
+    assert not [r for r in fake_gitlab.requests if r.decoded_path.endswith("/merge_requests/101")]
+
+
+def test_gitlab_unchanged_resync_costs_one_call(fake_gitlab):
+    fake_gitlab.seed_project(REPO, n_merge_requests=30)
+    repository = _repository("gitlab", fake_gitlab, "GitLab")
+    repository_sync(repository=repository)
+    repository.refresh_from_db()
+    fake_gitlab.reset_log()
+    run = repository_sync(repository=repository)
+    assert run.pull_requests_synced == 0
+    assert run.api_calls == 1
+    assert [r.decoded_path for r in fake_gitlab.requests] == [f"/api/v4/projects/{REPO}/merge_requests"]
+
+
+def test_github_backfill_of_250_pull_requests_takes_3_graphql_calls(fake_github):
+    fake_github.seed_repository(REPO, n_pulls=250)
+    repository = _repository("github", fake_github, "GitHub")
+    fake_github.clear_log()
+    run = repository_sync(repository=repository)
+    assert run.pull_requests_synced == 250
+    assert len(fake_github.graphql_requests()) == 3  # pages of 100
+    open_ones = PullRequest.objects.filter(repository=repository, state="open").count()
+    # REST only for what GraphQL lacks: the patches of open pull requests' files.
+    rest = [r.path for r in fake_github.requests if r.path != "/graphql"]
+    assert len(rest) == open_ones and all(path.endswith("/files") for path in rest)
+    assert fake_github.graphql_points_used <= 3 * 50
+
+
+def test_gitlab_backfill_of_250_merge_requests_takes_5_graphql_calls(fake_gitlab):
+    fake_gitlab.seed_project(REPO, n_merge_requests=250)
+    repository = _repository("gitlab", fake_gitlab, "GitLab")
+    fake_gitlab.reset_log()
+    run = repository_sync(repository=repository)
+    assert run.pull_requests_synced == 250
+    assert len(fake_gitlab.graphql_requests()) == 5  # 50 merge requests to a call
+    # 3 list pages, then only each one's commits and diffs by REST.
+    assert run.api_calls == 3 + 5 + 2 * 250
+
+
+# --- limits and failures --------------------------------------------------------------------------------------
+
+
+def test_graphql_secondary_rate_limit_is_a_wait(fake_github):
+    fake_github.seed_repository(REPO, n_pulls=5)
+    repository = _repository("github", fake_github, "GitHub")
+    fake_github.fail_next("/graphql", status=403, retry_after=7)
+    with pytest.raises(VcsRateLimited) as raised:
+        repository_sync(repository=repository)
+    assert raised.value.retry_after == 7
+    assert SyncRun.objects.get().status == SyncRun.Status.RATE_LIMITED
+
+
+def test_graphql_point_budget_spent_is_a_wait_until_its_reset(fake_github):
+    fake_github.seed_repository(REPO, n_pulls=5)
+    repository = _repository("github", fake_github, "GitHub")
+    fake_github.graphql_remaining = 0
+    with pytest.raises(VcsRateLimited, match="GraphQL point budget"):
+        repository_sync(repository=repository)
+    assert not PullRequest.objects.filter(repository=repository).exists()
+
+
+def test_sync_pauses_before_the_graphql_point_budget_runs_out(fake_github, settings):
+    fake_github.seed_repository(REPO, n_pulls=12)
+    repository = _repository("github", fake_github, "GitHub")
+    settings.SYNC_GRAPHQL_POINTS_RESERVE = fake_github.graphql_remaining - 1  # one page leaves less than this
+    with pytest.raises(VcsRateLimited, match="GraphQL points left"):
+        repository_sync(repository=repository)
+    run = SyncRun.objects.get()
+    assert run.status == SyncRun.Status.RATE_LIMITED
+    assert run.pull_requests_synced == 1
+    repository.refresh_from_db()
+    assert repository.synced_until is None  # resumed from the start, passing over what is stored
+
+
+def test_a_failed_graphql_call_stores_nothing_and_keeps_the_watermark(fake_github):
+    fake_github.seed_repository(REPO, n_pulls=8)
+    repository = _repository("github", fake_github, "GitHub")
+    repository_sync(repository=repository)
+    repository.refresh_from_db()
+    watermark = repository.synced_until
+    fake_github.add_commit(REPO, 8, message="A push the webhook missed")
+    fake_github.touch_pull(REPO, 8)
+    fake_github.fail_next("/graphql", status=502)
+    with pytest.raises(VcsError):
+        repository_sync(repository=repository)
+    repository.refresh_from_db()
+    assert repository.synced_until == watermark
+    pull = PullRequest.objects.get(repository=repository, number=8)
+    # The new head is not known, so its facts are not: the verdict keeps waiting (fail closed).
+    assert pull.head_sha == pull.details_head_sha != fake_github._pull(REPO, 8).head_sha
