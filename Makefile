@@ -7,6 +7,10 @@ PORT ?= 8000
 
 .PHONY: run test lint typecheck schema worker beat dispatcher migrate seed clean faults faults-short
 
+# Settings fail closed (DEBUG off unless set, and then SECRET_KEY required): the development targets set DEBUG
+# themselves, unless the environment chose. `worker` and `beat` are production processes and set nothing.
+run test lint typecheck schema migrate seed: export DEBUG ?= true
+
 $(PY):
 	$(PYTHON) -m venv $(VENV)
 	$(PY) -m pip install --quiet --upgrade pip
@@ -27,10 +31,12 @@ run: $(VENV)/.base-installed
 	@echo ""
 	@echo "Tandem is starting on http://$(HOST):$(PORT)/"
 	@echo "  team pages:  http://$(HOST):$(PORT)/teams/"
-	@echo "  admin:       http://$(HOST):$(PORT)/admin/   (create a login: $(PY) manage.py createsuperuser)"
+	@echo "  admin:       http://$(HOST):$(PORT)/admin/   (create a login: DEBUG=true $(PY) manage.py createsuperuser)"
 	@echo "  health:      http://$(HOST):$(PORT)/healthz  and  /readyz"
 	@echo ""
-	$(PY) manage.py runserver $(HOST):$(PORT)
+	@# Beside the server, what beat does in production: retries of webhooks and chat notices that came due.
+	$(PY) manage.py run_due_work & trap 'kill $$! 2>/dev/null' EXIT INT TERM; \
+	  $(PY) manage.py runserver $(HOST):$(PORT)
 
 test: $(VENV)/.dev-installed
 	mkdir -p var

@@ -1,8 +1,11 @@
 """Tandem's settings: one set, read from the environment.
 
-With no environment at all, Tandem runs on the embedded default: SQLite in var/, Celery tasks run inline
-(eagerly, errors propagated), DEBUG on. Production sets DATABASE_URL, REDIS_URL, SECRET_KEY and DEBUG=false;
-the block at the end only hardens.
+Fail closed: DEBUG is off unless DEBUG=true is set, and with DEBUG off Tandem refuses to start without a SECRET_KEY
+of its own (and CONNECTION_SECRET_KEYS), so a deployment that forgets DEBUG never runs with debug on or with the
+public development key. Development sets DEBUG=true itself: `make run`, `make test` and the other make targets do,
+and pytest does through pyproject.toml. With DEBUG=true and nothing else, Tandem runs on the embedded default:
+SQLite in var/, Celery tasks run inline (eagerly, errors propagated). Production sets DATABASE_URL, REDIS_URL,
+SECRET_KEY and CONNECTION_SECRET_KEYS; the block at the end only hardens.
 """
 
 from __future__ import annotations
@@ -21,12 +24,15 @@ VAR_DIR = BASE_DIR / "var"
 
 env = environ.Env()
 
-DEBUG = env.bool("DEBUG", default=True)
+DEBUG = env.bool("DEBUG", default=False)
 
 _DEV_SECRET_KEY = "django-insecure-tandem-development-only"  # noqa: S105 - used only when DEBUG is on
 SECRET_KEY = env.str("SECRET_KEY", default=_DEV_SECRET_KEY if DEBUG else "")
-if not SECRET_KEY:
-    raise ImproperlyConfigured("SECRET_KEY must be set when DEBUG is off (production).")
+if not DEBUG and (not SECRET_KEY or SECRET_KEY.startswith("django-insecure")):
+    raise ImproperlyConfigured(
+        "SECRET_KEY must be set when DEBUG is off (production): a long random value of your own. "
+        "For development, set DEBUG=true (make run and make test do)."
+    )
 
 ALLOWED_HOSTS = env.list("ALLOWED_HOSTS", default=["127.0.0.1", "localhost", "[::1]", "testserver"])
 CSRF_TRUSTED_ORIGINS = env.list("CSRF_TRUSTED_ORIGINS", default=[])
@@ -43,6 +49,7 @@ INSTALLED_APPS = [
     "rest_framework",
     "django_filters",
     "drf_spectacular",
+    "drf_spectacular_sidecar",  # Swagger UI served from the installed package: /api/docs/ needs no CDN
     "reviews",
     "telemetry",
 ]
@@ -51,9 +58,11 @@ MIDDLEWARE = [
     "config.json_errors.JsonErrorsMiddleware",
     "django.middleware.security.SecurityMiddleware",
     "django.contrib.sessions.middleware.SessionMiddleware",
+    "config.api_paths.ApiTrailingSlashMiddleware",  # before CommonMiddleware's APPEND_SLASH redirect
     "django.middleware.common.CommonMiddleware",
     "django.middleware.csrf.CsrfViewMiddleware",
     "django.contrib.auth.middleware.AuthenticationMiddleware",
+    "reviews.middleware.ViewerTimezoneMiddleware",
     "django.contrib.messages.middleware.MessageMiddleware",
     "django.middleware.clickjacking.XFrameOptionsMiddleware",
 ]
@@ -74,6 +83,7 @@ TEMPLATES = [
                 "django.template.context_processors.request",
                 "django.contrib.auth.context_processors.auth",
                 "django.contrib.messages.context_processors.messages",
+                "telemetry.context_processors.notices",
             ],
         },
     },
@@ -130,6 +140,11 @@ def _neighbour_database(url: str) -> str:
 
 
 REDIS_CACHE_URL = env.str("REDIS_CACHE_URL", default=_neighbour_database(REDIS_URL) if REDIS_URL else "")
+if REDIS_URL and REDIS_CACHE_URL.rstrip("/") == REDIS_URL.rstrip("/"):
+    raise ImproperlyConfigured(
+        "REDIS_CACHE_URL must name another Redis database than REDIS_URL (the broker): a cache flush or eviction "
+        "would drop queued tasks. Leave it unset to use the broker's next database."
+    )
 if REDIS_URL:
     CACHES = {
         "default": {
@@ -173,6 +188,7 @@ CELERY_TASK_ROUTES = {
     "reviews.tasks.dispatch_due_deliveries": {"queue": "housekeeping"},
     "reviews.tasks.requeue_waiting_deliveries": {"queue": "housekeeping"},
     "reviews.tasks.reconcile_verdicts": {"queue": "housekeeping"},
+    "telemetry.tasks.dispatch_due_chat_notices": {"queue": "housekeeping"},
 }
 CELERY_BEAT_SCHEDULE: dict[str, dict[str, object]] = {
     # Webhooks bring changes within seconds; these incremental syncs repair whatever they missed.
@@ -191,6 +207,12 @@ CELERY_BEAT_SCHEDULE: dict[str, dict[str, object]] = {
         "task": "reviews.tasks.reconcile_verdicts",
         "schedule": env.float("VERDICT_RECONCILE_SECONDS", default=30.0),
         "options": {"expires": 25},
+    },
+    # A team's chat notice that is due (new, or a retry whose backoff ran out) goes to a worker.
+    "dispatch-due-chat-notices": {
+        "task": "telemetry.tasks.dispatch_due_chat_notices",
+        "schedule": 15,
+        "options": {"expires": 14},
     },
     # Re-queues deployments never linked and incidents never ranked (a lost task), so nothing stays behind.
     "repair-telemetry": {"task": "telemetry.tasks.repair_telemetry", "schedule": 10 * 60},
@@ -280,13 +302,16 @@ REST_FRAMEWORK = {
     ],
     "DEFAULT_SCHEMA_CLASS": "drf_spectacular.openapi.AutoSchema",
     "DEFAULT_FILTER_BACKENDS": ["django_filters.rest_framework.DjangoFilterBackend"],
-    "DEFAULT_PAGINATION_CLASS": "rest_framework.pagination.PageNumberPagination",
+    "DEFAULT_PAGINATION_CLASS": "reviews.api_fields.Pages",  # bounded page and page_size: a 400 naming them
     "PAGE_SIZE": 50,
 }
 SPECTACULAR_SETTINGS = {
     "TITLE": "Tandem API",
     "DESCRIPTION": "Code review and pairing workflow server.",
     "VERSION": "1.0.0",
+    "SWAGGER_UI_DIST": "SIDECAR",
+    "SWAGGER_UI_FAVICON_HREF": "SIDECAR",
+    "REDOC_DIST": "SIDECAR",
     # Nothing but webhooks and the health probes answers without authentication; the schema neither.
     "SERVE_PERMISSIONS": ["rest_framework.permissions.IsAuthenticated"],
     # Two choice sets share the field name "status": each gets a name of its own in the schema.

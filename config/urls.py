@@ -3,9 +3,9 @@ from __future__ import annotations
 from django.contrib import admin
 from django.urls import include, path
 from django.views.generic import RedirectView
-from drf_spectacular.views import SpectacularAPIView, SpectacularSwaggerView
+from drf_spectacular.views import SpectacularAPIView
 
-from config import health
+from config import api_docs, health
 from reviews import webhooks
 
 urlpatterns = [
@@ -20,6 +20,6 @@ urlpatterns = [
     path("api/v1/", include("reviews.api_urls")),
     path("api/v1/", include("telemetry.api_urls")),
     path("api/schema/", SpectacularAPIView.as_view(), name="api-schema"),
-    path("api/docs/", SpectacularSwaggerView.as_view(url_name="api-schema"), name="api-docs"),
+    path("api/docs/", api_docs.api_docs, name="api-docs"),
     path("", include("reviews.urls")),
 ]

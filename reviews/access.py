@@ -8,6 +8,7 @@ Callers
   membership is LEAD. In the admin only staff users lead anything: a lead who is not staff leads nothing there.
 - An API token sees and acts for (leads) exactly its teams, never more, whoever created it.
 - Anyone else (anonymous, a user with no person) sees and leads nothing.
+- Notices are personal: only the person they address reads them (`own_person`), whatever else the caller sees.
 
 Rows
 `TEAM_PATHS` names, for every model a caller can reach, the lookups from it to `Team`; a row lies within a set
@@ -136,6 +137,14 @@ def request_access(request: Any, *, admin: bool = False) -> Access:
     access = access_of(request.user, admin=admin)
     setattr(request, key, (request.user, access))
     return access
+
+
+def own_person(user: Any) -> Person | None:
+    """Whose own records (notices) a caller reads: a signed-in user's person. An API token acts for teams, never
+    for a person, and a superuser reads only their own: nobody reads another person's notices."""
+    if isinstance(user, TokenUser) or not getattr(user, "is_authenticated", False):
+        return None
+    return getattr(user, "person", None)
 
 
 def visible_team_ids(request: Any) -> TeamIds:

@@ -33,7 +33,7 @@ from reviews.admin_scoping import (
     TeamScopedAdmin,
     admin_access,
 )
-from reviews.admin_secrets import ConnectionForm, secret_state
+from reviews.admin_secrets import ConnectionForm, TeamForm, secret_state
 from reviews.models import (
     ApiToken,
     AuditEvent,
@@ -357,6 +357,16 @@ class IdentityAdmin(TeamScopedAdmin):
 class TeamAdmin(TeamScopedAdmin):
     may_add = SUPERUSERS  # a new team is an instance-wide decision: a superuser's
     may_delete = SUPERUSERS  # and so is its end; a team with a record is not deleted at all
+    form = TeamForm  # the chat webhook URL is a secret: set or not, and a field to replace it
+    fields = [
+        "name",
+        "slug",
+        "review_within_hours",
+        "max_pr_size",
+        "slack_webhook_url",
+        "clear_slack_webhook_url",
+        "archived",
+    ]
     list_display = ["name", "slug", "review_within_hours", "max_pr_size"]
     search_fields = ["name", "slug"]
     prepopulated_fields = {"slug": ["name"]}
@@ -365,11 +375,11 @@ class TeamAdmin(TeamScopedAdmin):
     actions = ["archive", "unarchive"]
 
     def save_model(self, request: HttpRequest, obj: Team, form: Any, change: bool) -> None:
-        from reviews.services.teams import AGREEMENT_FIELDS
+        from reviews.services.teams import agreement_of
 
-        before = fields_of(Team.objects.filter(pk=obj.pk).first(), AGREEMENT_FIELDS) if change else {}
+        before = agreement_of(Team.objects.filter(pk=obj.pk).first()) if change else {}
         super().save_model(request, obj, form, change)
-        changes = field_changes(before, fields_of(obj, AGREEMENT_FIELDS))
+        changes = field_changes(before, agreement_of(obj))
         if changes:
             action = "agreement.change" if change else "team.create"
             audit_event_record(actor=admin_actor(request), action=action, target=obj, team=obj, changes=changes)

@@ -1,7 +1,8 @@
-"""Serializer fields and filters shared by the REST API of both apps.
+"""Serializer fields, filters and the paginator shared by the REST API of both apps.
 
-Every time, date and id the API accepts is bounded here, so a value no column or background task can handle
-(year 1, year 9999, an offset of +20:00, an id of 2**70 or "²") is a 400 naming the field, never a 500 later.
+Every time, date, id and page number the API accepts is bounded here, so a value no column or background task can
+handle (year 1, year 9999, an offset of +20:00, an id of 2**70 or "²", page 10**24) is a 400 naming the field,
+never a 500 later.
 """
 
 from __future__ import annotations
@@ -10,8 +11,12 @@ import datetime as dt
 from typing import Any
 
 import django_filters
+from django.core.paginator import Paginator
 from django.utils import timezone
 from rest_framework import serializers
+from rest_framework.exceptions import NotFound, ValidationError
+from rest_framework.pagination import PageNumberPagination
+from rest_framework.request import Request
 
 from reviews.integrations.limits import OFFSET_MAX, YEAR_MAX, YEAR_MIN
 
@@ -119,3 +124,30 @@ class MomentFilter(django_filters.IsoDateTimeFilter):
     never a database error (PostgreSQL refuses offsets beyond ±15:59 and year 0)."""
 
     field_class = _BoundedIsoDateTimeField
+
+
+class Pages(PageNumberPagination):
+    """`?page=` and `?page_size=` (1 to `max_page_size`); `page_size` a page unless asked. A page that is not a
+    page (0, "x", 10**24, past the last) or a size out of range is a 400 naming the parameter, never clamped."""
+
+    page_size = 50
+    page_size_query_param = "page_size"
+    max_page_size = 200
+
+    def get_page_size(self, request: Request) -> int:
+        text = request.query_params.get(self.page_size_query_param or "")
+        if text is None:
+            return self.page_size
+        size = id_from_text(text)
+        if size is None or size > self.max_page_size:
+            raise ValidationError({self.page_size_query_param: [f"A whole number from 1 to {self.max_page_size}."]})
+        return size
+
+    def paginate_queryset(self, queryset: Any, request: Request, view: Any = None) -> list[Any] | None:
+        try:
+            return super().paginate_queryset(queryset, request, view)
+        except NotFound:
+            pages = Paginator(queryset, self.get_page_size(request)).num_pages
+            raise ValidationError(
+                {self.page_query_param: [f"No such page: pages are numbered 1 to {pages}."]}
+            ) from None

@@ -13,23 +13,14 @@ from drf_spectacular.types import OpenApiTypes
 from drf_spectacular.utils import extend_schema
 from rest_framework import generics, serializers
 from rest_framework.exceptions import PermissionDenied
-from rest_framework.pagination import PageNumberPagination
 from rest_framework.request import Request
 from rest_framework.response import Response
 
 from reviews.access import rows_within, visible_team_ids, visible_teams
-from reviews.api_fields import MomentField
+from reviews.api_fields import MomentField, Pages
 from reviews.authentication import TokenUser
 from reviews.models import AuditEvent, PullRequest
 from reviews.selectors.compliance import compliance_list
-
-
-class Pages(PageNumberPagination):
-    """`?page=` and `?page_size=` (at most 200); 50 a page unless asked."""
-
-    page_size = 50
-    page_size_query_param = "page_size"
-    max_page_size = 200
 
 
 class AuditEventSerializer(serializers.ModelSerializer):

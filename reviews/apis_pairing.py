@@ -4,6 +4,9 @@ People are named by Tandem person id or by identity: `github:login`, `gitlab:use
 Scope: callers see sessions with at least one participant in their teams, and act only on sessions whose
 participants all belong to their teams (403 otherwise). Refusals answer {"error": ..., "fields": {...}}:
 400 for bad input, 409 when the session's state forbids it (already ended, client id taken).
+
+Every write can be retried safely (RETRIES below, also in the OpenAPI description): a repeated start with the same
+`client_id`, join, leave or end answers 200 with the session as it is, and writes nothing more.
 """
 
 from __future__ import annotations
@@ -15,7 +18,7 @@ from typing import Any
 
 from django.urls import path
 from django.utils import timezone
-from drf_spectacular.utils import OpenApiParameter, extend_schema, extend_schema_field
+from drf_spectacular.utils import OpenApiParameter, OpenApiResponse, extend_schema, extend_schema_field
 from rest_framework import serializers, status
 from rest_framework.exceptions import APIException, NotFound, PermissionDenied, ValidationError
 from rest_framework.generics import GenericAPIView
@@ -76,6 +79,14 @@ def _visible_session(pk: int, team_ids: Collection[int] | None) -> PairingSessio
     if session is None:
         raise NotFound("No such pairing session.")
     return session
+
+
+RETRIES = (
+    "Retries are safe: a start repeated with the same `client_id` answers 200 with the session the first start "
+    "created (201), whatever happened to it since; the same `client_id` naming someone who never took part in it is "
+    "409. Joining when already present, leaving when already gone, and ending an ended session (with no `ended_at`, "
+    "or the same one) change nothing and answer 200 with the session as it is; ending it at another time is 409."
+)
 
 
 # Input -------------------------------------------------------------------------------------------------------------
@@ -302,7 +313,14 @@ class PairingSessionsView(GenericAPIView):
         page = self.paginate_queryset(sessions)
         return self.get_paginated_response(SessionOutput(page or [], many=True).data)
 
-    @extend_schema(request=SessionStartInput, responses={201: SessionOutput, 200: SessionOutput})
+    @extend_schema(
+        request=SessionStartInput,
+        responses={
+            201: OpenApiResponse(SessionOutput, description="Started."),
+            200: OpenApiResponse(SessionOutput, description="A retry with the same client_id: the session as it is."),
+        },
+        description=RETRIES,
+    )
     def post(self, request: Request) -> Response:
         data = _parse(SessionStartInput, request.data)
         with _refusals():
@@ -337,9 +355,9 @@ class PairingSessionDriverView(APIView):
 
 
 class PairingSessionParticipantsView(APIView):
-    """POST {"person": ..., "role": "navigator"|"driver"}: someone joins."""
+    """POST {"person": ..., "role": "navigator"|"driver"}: someone joins. Someone present already: 200, unchanged."""
 
-    @extend_schema(request=ParticipantInput, responses=SessionOutput)
+    @extend_schema(request=ParticipantInput, responses=SessionOutput, description=RETRIES)
     def post(self, request: Request, pk: int) -> Response:
         data = _parse(ParticipantInput, request.data)
         team_ids = visible_team_ids(request)
@@ -351,11 +369,12 @@ class PairingSessionParticipantsView(APIView):
 
 class PairingSessionParticipantView(APIView):
     """DELETE (?driver=<who drives next, when the driver leaves>): someone leaves. Below two people the session
-    ends."""
+    ends. Someone who has left already (or was there when it ended): 200, unchanged."""
 
     @extend_schema(
         parameters=[OpenApiParameter("driver", str, description="Who drives next, when the driver leaves.")],
         responses=SessionOutput,
+        description=RETRIES,
     )
     def delete(self, request: Request, pk: int, person: str) -> Response:
         data = _parse(ParticipantRemoveInput, _query(request))
@@ -367,9 +386,9 @@ class PairingSessionParticipantView(APIView):
 
 
 class PairingSessionEndView(APIView):
-    """POST {"ended_at": optional, default now}. 409 if it has ended already."""
+    """POST {"ended_at": optional, default now}. Ended already: 200 unchanged, or 409 when ended at another time."""
 
-    @extend_schema(request=SessionEndInput, responses=SessionOutput)
+    @extend_schema(request=SessionEndInput, responses=SessionOutput, description=RETRIES)
     def post(self, request: Request, pk: int) -> Response:
         data = _parse(SessionEndInput, request.data)
         team_ids = visible_team_ids(request)

@@ -10,7 +10,7 @@ import django_filters
 from django.db.models import OuterRef, QuerySet, Subquery
 from django.shortcuts import get_object_or_404
 from drf_spectacular.types import OpenApiTypes
-from drf_spectacular.utils import OpenApiParameter, extend_schema
+from drf_spectacular.utils import extend_schema
 from rest_framework import generics, serializers
 from rest_framework.request import Request
 from rest_framework.response import Response
@@ -187,22 +187,24 @@ class ReviewList(generics.ListAPIView):
         )
 
 
+class HealthPeriod(serializers.Serializer):
+    days = serializers.IntegerField(
+        required=False, default=30, min_value=1, max_value=366, help_text="The period, in days up to today."
+    )
+
+
 class TeamHealth(APIView):
     """`GET /api/v1/teams/<slug>/health?days=30`: the figures of the team page, as JSON."""
 
     @extend_schema(
-        parameters=[OpenApiParameter("days", int, description="The period, in days up to today (1 to 366).")],
+        parameters=[HealthPeriod],
         responses={200: OpenApiTypes.OBJECT},
     )
     def get(self, request: Request, slug: str) -> Response:
         team = get_object_or_404(visible_teams(request), slug=slug)
-        try:
-            days = int(request.query_params.get("days", 30))
-        except ValueError:
-            days = 0
-        if not 1 <= days <= 366:
-            return Response({"error": "days must be a whole number from 1 to 366."}, status=400)
-        page = team_page(team=team, days=days)
+        period = HealthPeriod(data=request.query_params.dict())
+        period.is_valid(raise_exception=True)
+        page = team_page(team=team, days=period.validated_data["days"])
         return Response(
             {
                 "team": team.slug,

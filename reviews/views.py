@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import datetime as dt
+from typing import Any
 
 from django.contrib.auth.decorators import login_required
 from django.core.paginator import Paginator
@@ -17,6 +18,7 @@ from reviews.sections import render_pull_request_sections, render_team_sections
 from reviews.selectors.compliance import compliance_list
 from reviews.selectors.pull_requests import pull_request_page
 from reviews.selectors.teams import team_page, teams_overview
+from reviews.words import label_and_rest
 
 PERIODS = (7, 14, 30, 90)
 
@@ -119,8 +121,21 @@ def pull_request_detail(request: HttpRequest, pk: int) -> HttpResponse:
     )
     if pull_request is None:
         raise Http404("No such pull request, or not one of your teams'.")
-    context = {
-        **pull_request_page(pull_request=pull_request),
-        "sections": render_pull_request_sections(pull_request),
-    }
+    page = pull_request_page(pull_request=pull_request)
+    context = {**page, **_verdict_words(page), "sections": render_pull_request_sections(pull_request)}
     return render(request, "reviews/pull_request_detail.html", context)
+
+
+def _verdict_words(page: dict[str, Any]) -> dict[str, Any]:
+    """The verdict as a person reads it: its label once, and the override's due time as a moment."""
+    evaluation, trace = page.get("evaluation"), page.get("trace") or {}
+    words: dict[str, Any] = {"verdict": None, "override_followup_due_at": None}
+    if evaluation is not None:
+        words["verdict"] = label_and_rest(evaluation.get_outcome_display(), evaluation.description)
+    due = (trace.get("override") or {}).get("followup_due_at")
+    if isinstance(due, str):
+        try:
+            words["override_followup_due_at"] = dt.datetime.fromisoformat(due)
+        except ValueError:
+            words["override_followup_due_at"] = None
+    return words

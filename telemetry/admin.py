@@ -140,6 +140,9 @@ class SuspectChangeAdmin(RecordAdmin):
         "decided_at",
         "chat_notified_at",
         "chat_error",
+        "chat_attempts",
+        "chat_next_attempt_at",
+        "chat_sending_since",
     ]
     list_select_related = ["incident", "pull_request__repository", "deployment__service"]
     actions = ["confirm", "reject"]

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from django.urls import path
+from django.urls import include, path
 
 from telemetry.apis import (
     DeploymentsView,
@@ -25,4 +25,5 @@ urlpatterns = [
     path("suspects/<int:pk>/reject", SuspectVerdictView.as_view(verdict="reject"), name="suspect-reject"),
     path("teams/<slug:slug>/dora", TeamDoraView.as_view(), name="team-dora"),
     path("services/<slug:slug>/dora", ServiceDoraView.as_view(), name="service-dora"),
+    path("", include("telemetry.apis_notices")),
 ]

@@ -20,13 +20,12 @@ from drf_spectacular.utils import extend_schema
 from rest_framework import serializers, status
 from rest_framework.exceptions import NotFound, PermissionDenied, ValidationError
 from rest_framework.generics import GenericAPIView
-from rest_framework.pagination import PageNumberPagination
 from rest_framework.request import Request
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
 from reviews.access import request_access, visible_team_ids
-from reviews.api_fields import IdField, MomentField, id_from_text
+from reviews.api_fields import IdField, MomentField, Pages, id_from_text
 from reviews.authentication import TokenUser
 from reviews.models import AuditEvent, Person, Repository
 from reviews.services.audit import actor_for
@@ -291,13 +290,6 @@ def dora_json(report: DoraReport) -> dict[str, Any]:
 
 
 # Views -------------------------------------------------------------------------------------------------------------
-
-
-class Pages(PageNumberPagination):
-    """`?page=` and `?page_size=` (at most 200); 50 a page unless asked."""
-
-    page_size_query_param = "page_size"
-    max_page_size = 200
 
 
 class DeploymentsView(GenericAPIView):

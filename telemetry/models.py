@@ -193,14 +193,26 @@ class SuspectChange(models.Model):
     verdict = models.CharField(max_length=20, choices=Verdict.choices, default=Verdict.SUSPECTED)
     decided_by = models.ForeignKey(Person, null=True, blank=True, on_delete=models.SET_NULL, related_name="+")
     decided_at = models.DateTimeField(null=True, blank=True)
-    # The team's chat webhook is told once per confirmed cause; the error of the last failed attempt stays here.
+    # The team's chat webhook is told once per confirmed cause (telemetry.services.chat). The database holds the
+    # pending notice: it is due at `chat_next_attempt_at` (null: nothing to send, or given up); `chat_sending_since`
+    # is set and committed before each send, so a send whose outcome nobody recorded is never repeated.
     chat_notified_at = models.DateTimeField(null=True, blank=True)
     chat_error = models.TextField(blank=True)
+    chat_attempts = models.PositiveIntegerField(default=0)
+    chat_next_attempt_at = models.DateTimeField(null=True, blank=True)
+    chat_sending_since = models.DateTimeField(null=True, blank=True)
 
     class Meta:
         ordering = ["incident", "rank"]
         constraints = [models.UniqueConstraint(fields=["incident", "pull_request"], name="suspect_unique")]
-        indexes = [models.Index(fields=["verdict"], name="suspect_verdict_idx")]
+        indexes = [
+            models.Index(fields=["verdict"], name="suspect_verdict_idx"),
+            models.Index(
+                fields=["chat_next_attempt_at"],
+                condition=models.Q(chat_next_attempt_at__isnull=False),
+                name="suspect_chat_due_idx",
+            ),
+        ]
 
     def __str__(self) -> str:
         return f"{self.pull_request} for {self.incident} (#{self.rank})"

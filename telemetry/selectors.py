@@ -20,6 +20,7 @@ from reviews.access import rows_within, teams_of
 from reviews.models import (
     ChangedFile,
     Override,
+    Person,
     PolicyViolation,
     PullRequest,
     Team,
@@ -28,7 +29,7 @@ from reviews.selectors.health import Distribution, percentile
 from reviews.selectors.overrides import pull_requests_overridden
 from reviews.selectors.review_facts import NO_FACTS, ReviewFacts, pull_request_review_facts
 from telemetry import conf
-from telemetry.models import Deployment, DeploymentChange, Incident, Service, SuspectChange
+from telemetry.models import Deployment, DeploymentChange, Incident, Notification, Service, SuspectChange
 from telemetry.ranking import ChangeFacts, ConfirmedFile
 
 TeamIds = Collection[int] | None  # None: every team (a superuser); which teams: `reviews.access`
@@ -578,3 +579,18 @@ def incidents_awaiting_correlation(*, older_than: dt.timedelta, limit: int) -> l
         .order_by("started_at", "pk")
         .values_list("pk", flat=True)[:limit]
     )
+
+
+# --- notices to one person -----------------------------------------------------------------------------------------
+
+
+def notifications_of(*, person: Person, unread_only: bool = False) -> QuerySet[Notification]:
+    """A person's own notices, newest first, with what they are about (no query per row)."""
+    notices = Notification.objects.filter(person=person)
+    if unread_only:
+        notices = notices.filter(read_at__isnull=True)
+    return notices.select_related("incident", "pull_request__repository").order_by("-created_at", "-pk")
+
+
+def notifications_unread_count(*, person: Person) -> int:
+    return Notification.objects.filter(person=person, read_at__isnull=True).count()

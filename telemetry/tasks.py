@@ -1,6 +1,7 @@
 """Celery tasks for production's side. Each takes an id, calls one service, and may run twice harmlessly: linking
 recomputes the same set of changes, ranking upserts by incident + pull request, and the chat notice is claimed
-under a row lock and sent once. Errors are recorded on the row; retries follow an explicit countdown schedule.
+on its row before it is sent, and sent once. Errors are recorded on the row; retries follow an explicit countdown
+schedule.
 """
 
 from __future__ import annotations
@@ -13,19 +14,17 @@ from celery import shared_task
 from django.db import OperationalError
 
 from reviews.integrations.vcs import VcsRateLimited, VcsUnavailable
-from telemetry.integrations.slack import ChatError, ChatUnavailable
 from telemetry.models import Deployment, Incident
 from telemetry.selectors import deployments_awaiting_link, incidents_awaiting_correlation
+from telemetry.services.chat import suspect_chat_notify, suspect_chats_dispatch
 from telemetry.services.correlation import incident_correlate
 from telemetry.services.linking import LinkError, deployment_changes_link
-from telemetry.services.suspects import suspect_chat_notify
 
 logger = logging.getLogger(__name__)
 
 # Seconds before each retry while the VCS cannot answer a compare (after the last, merge order is used).
 LINK_RETRY_COUNTDOWNS = (60, 300, 900, 3600)
 CORRELATE_RETRY_COUNTDOWNS = (10, 60, 300)
-CHAT_RETRY_COUNTDOWNS = (30, 120, 600, 1800)
 REPAIR_BATCH = 500
 REPAIR_GRACE = dt.timedelta(minutes=5)
 
@@ -70,16 +69,17 @@ def correlate_incident(self, incident_id: int) -> str:  # type: ignore[no-untype
     return f"ranked {result.suspects} suspects, removed {result.removed}"
 
 
-@shared_task(bind=True, acks_late=True, max_retries=len(CHAT_RETRY_COUNTDOWNS), soft_time_limit=30, time_limit=45)
-def notify_chat_of_cause(self, suspect_id: int) -> str:  # type: ignore[no-untyped-def]
-    try:
-        return suspect_chat_notify(suspect_id=suspect_id)
-    except ChatUnavailable as error:
-        if self.request.is_eager or self.request.retries >= self.max_retries:
-            return f"failed: {error}"  # recorded on the suspect
-        raise self.retry(exc=error, countdown=CHAT_RETRY_COUNTDOWNS[self.request.retries]) from error
-    except ChatError as error:
-        return f"failed: {error}"  # the chat refused it: sending it again would not help
+@shared_task(acks_late=True, soft_time_limit=30, time_limit=45)
+def notify_chat_of_cause(suspect_id: int) -> str:
+    """Send one chat notice if it is still owed. Retries are not Celery's: a failed attempt is scheduled on the
+    suspect, and `dispatch_due_chat_notices` hands it over again when it is due."""
+    return suspect_chat_notify(suspect_id=suspect_id)
+
+
+@shared_task(acks_late=True, soft_time_limit=50, time_limit=60)
+def dispatch_due_chat_notices() -> int:
+    """Beat (and `manage.py run_due_work` on the embedded default): hand every due chat notice to a task."""
+    return suspect_chats_dispatch(send=notify_chat_of_cause.delay)
 
 
 @shared_task(acks_late=True, soft_time_limit=60, time_limit=90)

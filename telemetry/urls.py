@@ -1,12 +1,14 @@
-"""Incident tools' webhooks. config/urls.py includes these at the root: `path("", include("telemetry.urls"))`."""
+"""Incident tools' webhooks and a person's notices. config/urls.py includes these at the root:
+`path("", include("telemetry.urls"))`."""
 
 from __future__ import annotations
 
 from django.urls import path
 
-from telemetry import webhooks
+from telemetry import views, webhooks
 
 urlpatterns = [
     path("webhooks/pagerduty/", webhooks.pagerduty_webhook, name="webhook-pagerduty"),
     path("webhooks/opsgenie/", webhooks.opsgenie_webhook, name="webhook-opsgenie"),
+    path("notices/", views.notices, name="notices"),
 ]

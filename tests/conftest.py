@@ -35,9 +35,11 @@ def _loopback_reachable() -> Iterator[None]:
 
 @pytest.fixture
 def python_env() -> dict[str, str]:
-    """A copy of the environment for subprocesses that load Tandem's settings with variables of their own."""
+    """A copy of the environment for subprocesses that load Tandem's settings with variables of their own: the
+    development settings (DEBUG=true, as make and pytest set) on the embedded default's database and broker."""
     env = {key: value for key, value in os.environ.items() if key not in {"DATABASE_URL", "REDIS_URL", "DEBUG"}}
     env["PYTHONPATH"] = str(REPO_ROOT)
+    env["DEBUG"] = "true"
     return env
 
 

@@ -4,8 +4,12 @@ from __future__ import annotations
 
 import json
 import subprocess
+from pathlib import Path
 
 import pytest
+
+REPO_ROOT = Path(__file__).resolve().parent.parent
+FERNET_KEY = "DXnmhdpXv7ZxPbpc6prq5GDbxgxl0RBJpNX_ULl3ffA="
 
 SHOW_SETTINGS = """
 import json, django
@@ -37,8 +41,54 @@ def _settings_with(python: str, env: dict[str, str]) -> dict[str, object]:
     return json.loads(result.stdout.strip().splitlines()[-1])
 
 
-def test_empty_environment_runs_on_sqlite_with_inline_tasks(python, python_env):
-    shown = _settings_with(python, python_env)
+def _bare(python_env: dict[str, str]) -> dict[str, str]:
+    """The environment of a deployment that set nothing of Tandem's: no DEBUG, no keys, no URLs."""
+    tandem = {"DEBUG", "SECRET_KEY", "CONNECTION_SECRET_KEYS", "DATABASE_URL", "REDIS_URL"}
+    return {key: value for key, value in python_env.items() if key not in tandem}
+
+
+@pytest.mark.parametrize("command", [["-c", SHOW_SETTINGS], ["manage.py", "check"]])
+def test_a_bare_environment_refuses_to_start_rather_than_run_with_debug_and_a_public_key(python, python_env, command):
+    result = subprocess.run(
+        [python, *command],
+        env={**_bare(python_env), "DJANGO_SETTINGS_MODULE": "config.settings"},
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    assert result.returncode != 0
+    assert "SECRET_KEY must be set when DEBUG is off" in result.stderr
+    assert "set DEBUG=true" in result.stderr  # says how to run for development
+
+
+def test_debug_is_off_unless_set_even_with_a_secret_key(python, python_env):
+    env = {**_bare(python_env), "SECRET_KEY": "s3cret-" + "x" * 50, "CONNECTION_SECRET_KEYS": FERNET_KEY}
+    assert _settings_with(python, env)["debug"] is False
+
+
+def test_the_public_development_key_is_refused_with_debug_off(python, python_env):
+    env = {**_bare(python_env), "SECRET_KEY": "django-insecure-tandem-development-only", "DEBUG": "false"}
+    result = subprocess.run(
+        [python, "-c", SHOW_SETTINGS],
+        env={**env, "CONNECTION_SECRET_KEYS": FERNET_KEY, "DJANGO_SETTINGS_MODULE": "config.settings"},
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    assert result.returncode != 0
+    assert "SECRET_KEY must be set" in result.stderr
+
+
+def test_the_development_targets_of_make_set_debug_themselves_and_production_ones_do_not():
+    makefile = (REPO_ROOT / "Makefile").read_text()
+    [line] = [line for line in makefile.splitlines() if line.endswith("export DEBUG ?= true")]
+    targets = set(line.split(":", 1)[0].split())
+    assert {"run", "test", "typecheck", "schema"} <= targets
+    assert not {"worker", "beat", "faults"} & targets
+
+
+def test_debug_true_alone_runs_on_sqlite_with_inline_tasks(python, python_env):
+    shown = _settings_with(python, {**_bare(python_env), "DEBUG": "true"})
     assert shown["engine"] == "django.db.backends.sqlite3"
     assert shown["name"].endswith("var/tandem.sqlite3")
     assert shown["eager"] is True
@@ -61,6 +111,27 @@ def test_database_and_redis_urls_switch_to_postgresql_and_a_redis_broker(python,
     assert shown["eager"] is False
     assert shown["broker"] == "redis://cache.internal:6379/0"
     assert shown["cache"] == "redis://cache.internal:6379/1"  # its own database: a flush never drops tasks
+
+
+@pytest.mark.parametrize(
+    ("broker", "cache"), [("redis://r:6379/0", "redis://r:6379/1"), ("redis://r:6379/15", "redis://r:6379/14")]
+)
+def test_the_cache_lives_in_another_redis_database_than_the_broker(python, python_env, broker, cache):
+    shown = _settings_with(python, {**python_env, "REDIS_URL": broker})
+    assert (shown["broker"], shown["cache"]) == (broker, cache)
+
+
+def test_a_cache_configured_on_the_brokers_database_is_refused(python, python_env):
+    env = {**python_env, "REDIS_URL": "redis://r:6379/2", "REDIS_CACHE_URL": "redis://r:6379/2"}
+    result = subprocess.run(
+        [python, "-c", SHOW_SETTINGS],
+        env={**env, "DJANGO_SETTINGS_MODULE": "config.settings"},
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    assert result.returncode != 0
+    assert "REDIS_CACHE_URL must name another Redis database" in result.stderr
 
 
 def test_production_refuses_to_start_without_a_secret_key(python, python_env):

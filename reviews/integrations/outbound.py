@@ -24,6 +24,11 @@ class UnsafeDestination(ValueError):
     """The URL leads somewhere Tandem must not send requests: not http(s), or a non-public address."""
 
 
+class NotConnected(ConnectionError):
+    """No connection was made (name not resolved, refused, unreachable, timed out connecting): nothing was sent, so
+    sending again cannot deliver twice. urllib wraps it in a URLError as its `reason`."""
+
+
 def networks(allowed: Sequence[str]) -> tuple[Network, ...]:
     """The operator's allow-list ("127.0.0.1", "10.0.0.0/8", "::1") as networks."""
     return tuple(ipaddress.ip_network(entry.strip(), strict=False) for entry in allowed if entry.strip())
@@ -91,7 +96,10 @@ def opener(*, allowed: Sequence[Network] = ()) -> urllib.request.OpenerDirector:
 
 def _checked_connect(allowed: Sequence[Network]) -> Callable[..., socket.socket]:
     def connect(address: tuple[str, int], *args: Any, **kwargs: Any) -> socket.socket:
-        sock = socket.create_connection(address, *args, **kwargs)
+        try:
+            sock = socket.create_connection(address, *args, **kwargs)
+        except OSError as error:
+            raise NotConnected(f"could not connect to {address[0]}: {error}") from error
         try:
             address_check(str(sock.getpeername()[0]), allowed=allowed)
         except UnsafeDestination:

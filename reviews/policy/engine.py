@@ -14,6 +14,7 @@ from typing import Any
 from reviews.policy.codeowners import OwnerRequirement, is_owner, parse_codeowners
 from reviews.policy.document import Conditions, Options, Pattern, Policy, Requirements, Rule
 from reviews.policy.snapshot import FACTS, CommitRef, FrozenDict, PersonRef, ReviewRef, Snapshot, to_jsonable
+from reviews.words import counted
 
 SUMMARY_LIMIT = 140
 
@@ -376,9 +377,12 @@ def _combination_reason(combine: str, state: str, applicable: list[RuleTrace]) -
         if state == SATISFIED:
             return f"Satisfied: {names[SATISFIED][0]} is satisfied."
         if state == PENDING:
-            return f"Pending: none of {len(applicable)} alternatives is satisfied yet ({', '.join(names[PENDING])})."
+            alternatives = "the one alternative" if len(applicable) == 1 else f"{len(applicable)} alternatives"
+            return f"Pending: none of {alternatives} is satisfied yet ({', '.join(names[PENDING])})."
         return "Blocked: every alternative that applies is blocked."
     if state == SATISFIED:
+        if len(applicable) == 1:
+            return f"Satisfied: {names[SATISFIED][0]}, the one rule that applies, is satisfied."
         return f"Satisfied: all {len(applicable)} rules that apply are satisfied."
     if state == PENDING:
         return f"Pending: waiting for {', '.join(names[PENDING])}."
@@ -440,7 +444,7 @@ def _size_reason(size_over: int | None, changed_lines: int | None) -> str:
     # An unknown size counts as large: the stricter reading of a rule meant for big changes.
     if size_over is None or changed_lines is None or changed_lines > size_over:
         return ""
-    return f"{changed_lines} changed lines is not over {size_over}"
+    return f"{counted(changed_lines, 'changed line')} is not over {size_over}"
 
 
 def _draft_reason(draft: bool | None, is_draft: bool) -> str:
@@ -839,7 +843,7 @@ def _approved_summary(rules: tuple[RuleTrace, ...]) -> str:
         rule = applicable[0]
         count = sum(approval.weight for approval in rule.approvals_counted)
         return f"Approved: {min(count, rule.needed)} of {_approvals(rule.needed)}"
-    return f"Approved: {len(applicable)} rule{'s' if len(applicable) > 1 else ''} satisfied"
+    return f"Approved: {counted(len(applicable), 'rule')} satisfied"
 
 
 def _pending_summary(draft: bool, rules: tuple[RuleTrace, ...], checks: list[CheckTrace]) -> str:
@@ -849,7 +853,7 @@ def _pending_summary(draft: bool, rules: tuple[RuleTrace, ...], checks: list[Che
         parts.extend(unmet[0].missing)
     parts.extend(f"waiting for {check.context}" for check in checks if check.state != "success")
     if len(unmet) > 1:
-        parts.append(f"{len(unmet) - 1} more rule{'s' if len(unmet) > 2 else ''} pending")
+        parts.append(f"{counted(len(unmet) - 1, 'more rule')} pending")
     return _sentence(_unique(parts) or ["pending"])
 
 
@@ -871,11 +875,11 @@ def _services(hits: Iterable[IncidentHit]) -> str:
 
 
 def _more_approvals(count: int) -> str:
-    return f"{count} more approval" if count == 1 else f"{count} more approvals"
+    return counted(count, "more approval")
 
 
 def _approvals(count: int) -> str:
-    return f"{count} approval" if count == 1 else f"{count} approvals"
+    return counted(count, "approval")
 
 
 def _discarded(person: PersonRef, review_id: str, reason: str) -> Discarded:

@@ -6,6 +6,10 @@ Rules the API sessions keep (each refusal raises a `PairingError` and writes not
 - a person is in at most one open session at a time;
 - a caller acting for some teams (an API token) may only touch sessions whose participants all belong to them;
 - a session whose participants drop below two ends there and then: pairing alone is not pairing.
+
+Retries are safe: a start repeated with the same client id, a join of someone already present, a leave of
+someone who has left and an end of an ended session (at the same time, or with none given) change nothing and
+return the session as it is.
 """
 
 from __future__ import annotations
@@ -124,7 +128,8 @@ def pairing_session_start(
 
     `participants` are (person reference, role) pairs; `team_ids` are the teams the caller acts for (`None`:
     any). A start retried with the same `client_id` returns the session the first one created, whatever
-    happened to it since; the same `client_id` with other people is a conflict.
+    happened to it since (people joined, left, it ended); the same `client_id` naming someone who never took part
+    is a conflict. The unique (source, external id) constraint makes two concurrent retries one session.
     """
     now = timezone.now()
     started_at = started_at or now
@@ -158,8 +163,9 @@ def pairing_session_start(
                     started_at=started_at,
                 )
         except IntegrityError:
-            # The same client id, started at the same moment for other people.
-            raise PairingConflict("This client_id was used to start another session.", field="client_id") from None
+            # The same client id, started at the same moment by a retry that got there first.
+            existing = PairingSession.objects.get(source=Source.API, external_id=client_id)
+            return _retried_start(existing, people), False
         PairingParticipant.objects.bulk_create(
             PairingParticipant(session=session, person=person, role=role, joined_at=started_at)
             for person, (_, role) in zip(people, participants, strict=True)
@@ -174,7 +180,8 @@ def _reevaluate_pull_requests_of(session: PairingSession) -> None:
 
 
 def _retried_start(session: PairingSession, people: list[Person]) -> PairingSession:
-    if set(session.participations.values_list("person_id", flat=True)) != {p.pk for p in people}:
+    # Participations are never deleted from an API session: whoever started it is still among them.
+    if not {p.pk for p in people} <= set(session.participations.values_list("person_id", flat=True)):
         raise PairingConflict("This client_id was used to start another session.", field="client_id")
     return session
 
@@ -203,14 +210,15 @@ def pairing_participant_add(
     """Someone joins (mobbing). Joining as driver makes the driver until now a navigator.
 
     Someone who left and comes back starts a new stay (a new row): they were not there in between. Coming back
-    the moment they left continues the stay they left.
+    the moment they left continues the stay they left. Someone present already is left as they are, whatever the
+    role asked (a retried join; /driver hands over the keyboard).
     """
     at = at or timezone.now()
     with transaction.atomic():
         session, present = _open_session(session, team_ids)
         newcomer = _people_resolve([person], field="person")[0]
         if any(p.person_id == newcomer.pk for p in present):
-            raise PairingInvalid(f"{newcomer} is already in this session.", field="person")
+            return session
         _check_scope([newcomer], team_ids)
         _lock_people([newcomer])
         _check_free([newcomer], field="person")
@@ -238,11 +246,17 @@ def pairing_participant_remove(
     at: dt.datetime | None = None,
 ) -> PairingSession:
     """Someone leaves. When the driver leaves, `driver` names who drives next; when fewer than two people
-    remain, the session ends."""
+    remain, the session ends. Someone who has left already (a retry, or the session ended) changes nothing."""
     at = at or timezone.now()
     with transaction.atomic():
-        session, present = _open_session(session, team_ids)
-        leaver = _present(present, _people_resolve([person], field="person")[0])
+        session, participations = _locked_session(session, team_ids)
+        who = _people_resolve([person], field="person")[0]
+        # Someone who took part and is not present now has left already (whatever rows their stays have).
+        theirs = [p for p in participations if p.person_id == who.pk]
+        if theirs and all(p.left_at is not None for p in theirs):
+            return session
+        present = _still_open(session, participations)
+        leaver = _present(present, who)
         at = max(at, leaver.joined_at)
         remaining = [p for p in present if p.pk != leaver.pk]
         if len(remaining) < 2:
@@ -262,11 +276,18 @@ def pairing_participant_remove(
 def pairing_session_end(
     *, session: PairingSession, ended_at: dt.datetime | None = None, team_ids: Collection[int] | None = None
 ) -> PairingSession:
-    """End a session (now, or at `ended_at`). Ending a session that has ended is a conflict."""
+    """End a session (now, or at `ended_at`).
+
+    Ending a session that has ended changes nothing when no time is given or the same time is (a retry); another
+    time is a conflict.
+    """
     now = timezone.now()
-    ended_at = ended_at or now
     with transaction.atomic():
-        session, present = _open_session(session, team_ids)
+        session, participations = _locked_session(session, team_ids)
+        if session.ended_at is not None and ended_at in (None, session.ended_at):
+            return session
+        present = _still_open(session, participations)
+        ended_at = ended_at or now
         if ended_at > now + _CLOCK_SKEW:
             raise PairingInvalid("A session cannot end in the future.", field="ended_at")
         if ended_at < session.started_at:
@@ -283,12 +304,25 @@ def _open_session(
     session: PairingSession, team_ids: Collection[int] | None
 ) -> tuple[PairingSession, list[PairingParticipant]]:
     """The session, locked and re-read, with its present participants; refused if ended or out of scope."""
+    session, participations = _locked_session(session, team_ids)
+    return session, _still_open(session, participations)
+
+
+def _locked_session(
+    session: PairingSession, team_ids: Collection[int] | None
+) -> tuple[PairingSession, list[PairingParticipant]]:
+    """The session, locked and re-read, with every participation (present or not); refused if out of scope."""
     session = PairingSession.objects.select_for_update().get(pk=session.pk)
     participations = list(session.participations.select_related("person"))
     _check_scope([p.person for p in participations], team_ids)
+    return session, participations
+
+
+def _still_open(session: PairingSession, participations: list[PairingParticipant]) -> list[PairingParticipant]:
+    """The present participants of a session that has not ended; a conflict once it has."""
     if session.ended_at is not None:
         raise PairingConflict("This session has already ended.")
-    return session, [p for p in participations if p.left_at is None]
+    return [p for p in participations if p.left_at is None]
 
 
 def _present(present: Iterable[PairingParticipant], person: Person, *, field: str = "person") -> PairingParticipant:

@@ -32,16 +32,25 @@ AGREEMENT_FIELDS = ["name", "review_within_hours", "max_pr_size", "slack_webhook
 CONNECTION_FIELDS = ["name", "base_url", "web_url"]
 
 
+def agreement_of(team: Team | None) -> dict[str, Any]:
+    """A team's working agreement as the audit trail records it: the chat webhook URL is a secret (whoever has it
+    posts to the channel), so only whether it is set, and its last characters."""
+    agreement = fields_of(team, AGREEMENT_FIELDS)
+    if "slack_webhook_url" in agreement:
+        agreement["slack_webhook_url"] = secret_marker(agreement["slack_webhook_url"])
+    return agreement
+
+
 def team_upsert(
     *, slug: str, name: str, review_within_hours: int = 24, max_pr_size: int = 400, actor: Actor = SYSTEM
 ) -> Team:
     with transaction.atomic():
         before = Team.objects.select_for_update().filter(slug=slug).first()
-        old = fields_of(before, AGREEMENT_FIELDS)
+        old = agreement_of(before)
         team, created = Team.objects.update_or_create(
             slug=slug, defaults={"name": name, "review_within_hours": review_within_hours, "max_pr_size": max_pr_size}
         )
-        changes = field_changes(old, fields_of(team, AGREEMENT_FIELDS))
+        changes = field_changes(old, agreement_of(team))
         if changes:
             action = "team.create" if created else "agreement.change"
             audit_event_record(actor=actor, action=action, target=team, team=team, changes=changes)
@@ -100,18 +109,18 @@ def connection_upsert(
 ) -> Connection:
     with transaction.atomic():
         before = Connection.objects.select_for_update().filter(provider=provider, base_url=base_url).first()
-        old = {**fields_of(before, CONNECTION_FIELDS), "api_token": _secret_marker(before.api_token if before else "")}
+        old = {**fields_of(before, CONNECTION_FIELDS), "api_token": secret_marker(before.api_token if before else "")}
         connection, _ = Connection.objects.update_or_create(
             provider=provider, base_url=base_url, defaults={"name": name, "web_url": web_url, "api_token": api_token}
         )
-        new = {**fields_of(connection, CONNECTION_FIELDS), "api_token": _secret_marker(api_token)}
+        new = {**fields_of(connection, CONNECTION_FIELDS), "api_token": secret_marker(api_token)}
         changes = field_changes(old if before else {}, new)
         if changes:
             audit_event_record(actor=actor, action="connection.change", target=connection, team=None, changes=changes)
     return connection
 
 
-def _secret_marker(secret: str) -> str:
+def secret_marker(secret: str) -> str:
     """Secrets never enter the audit trail: only whether one is set, and its last characters."""
     return f"set (…{secret[-4:]})" if secret else ""
 

@@ -18,7 +18,12 @@ class ChatError(Exception):
 
 
 class ChatUnavailable(ChatError):
-    """A 5xx, a 429, a timeout or a refused connection: try again later."""
+    """The chat did not take the message (a 5xx, a 429, no connection made): sending it again is safe."""
+
+
+class ChatOutcomeUnknown(ChatError):
+    """The message went out but no answer came back (a timeout or a reset after sending): the chat may have shown
+    it, so sending it again could show it twice."""
 
 
 def post_message(
@@ -44,5 +49,9 @@ def post_message(
         if error.code >= 500 or error.code == 429:
             raise ChatUnavailable(f"chat webhook answered {error.code}") from error
         raise ChatError(f"chat webhook refused the message: {error.code}") from error
-    except (urllib.error.URLError, TimeoutError, OSError) as error:
-        raise ChatUnavailable(f"chat webhook unreachable: {error}") from error
+    except urllib.error.URLError as error:
+        if isinstance(error.reason, outbound.NotConnected):
+            raise ChatUnavailable(f"chat webhook unreachable: {error.reason}") from error
+        raise ChatOutcomeUnknown(f"chat webhook did not answer: {error.reason}") from error
+    except (TimeoutError, OSError) as error:
+        raise ChatOutcomeUnknown(f"chat webhook did not answer: {error}") from error

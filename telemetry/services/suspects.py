@@ -3,21 +3,21 @@
 Confirming a suspect makes it a cause: its deployment counts as failed in the change failure rate, the paths it
 changed become a risk signal review policies can raise the bar on (through `reviews.services.risk`), and its
 author and reviewers are told, blamelessly: a Notification each (idempotent), and the team's chat when the team
-has a Slack-compatible webhook URL. Rejecting undoes a confirmation: the deployment no longer counts as failed
-(unless another confirmed cause shipped with it), the risk signal is withdrawn and the notices are taken back.
+has a Slack-compatible webhook URL (telemetry.services.chat: retried with backoff, sent once). Rejecting undoes a
+confirmation: the deployment no longer counts as failed (unless another confirmed cause shipped with it), the risk
+signal is withdrawn and the notices are taken back.
 """
 
 from __future__ import annotations
 
 from django.conf import settings
 from django.db import transaction
-from django.utils import timezone
 
 from reviews.models import ChangedFile, Person, Review
 from reviews.services.audit import SYSTEM, Actor, audit_event_record, field_changes
 from reviews.services.risk import risk_signal_record, risk_signal_withdraw
-from telemetry.integrations.slack import post_message
 from telemetry.models import Deployment, Notification, SuspectChange, SuspectVerdict
+from telemetry.services.chat import suspect_chat_schedule
 from telemetry.services.enqueue import suspect_chat_enqueue
 
 NOTIFICATION_KIND = "incident_cause"
@@ -59,8 +59,8 @@ def suspect_confirm(*, suspect: SuspectChange, decided_by: Person | None, actor:
             service_name=suspect.deployment.service.name,
         )
         notifications_for_cause(suspect=suspect)
-        team = suspect.deployment.service.team
-        if team is not None and team.slack_webhook_url and suspect.chat_notified_at is None:
+        if suspect_chat_schedule(suspect=suspect):
+            # At once; if this hand-over is lost, the dispatcher finds the notice due in the database.
             suspect_chat_enqueue(suspect_id=suspect.pk)
     return suspect
 
@@ -129,9 +129,9 @@ def cause_subject(suspect: SuspectChange) -> str:
 
 def cause_body(suspect: SuspectChange, role: str) -> str:
     incident, pull_request = suspect.incident, suspect.pull_request
-    started = timezone.localtime(incident.started_at)
+    # No time in the text: it is stored, and the pages show when the incident started in the reader's own zone.
     return (
-        f"The incident “{incident.title}” ({incident.get_severity_display()}, started {started:%Y-%m-%d %H:%M %Z}) "
+        f"The incident “{incident.title}”, {incident.get_severity_display()}, "
         f"was traced to {pull_request.repository.full_path}#{pull_request.number} “{pull_request.title}”, which you "
         f"{role}.\n\n"
         "This is not about blame. Changes reach production through the whole team and its review process, and "
@@ -144,46 +144,3 @@ def cause_body(suspect: SuspectChange, role: str) -> str:
 
 def _tandem_url(path: str) -> str:
     return f"{getattr(settings, 'PUBLIC_URL', '').rstrip('/')}{path}"
-
-
-def chat_text(suspect: SuspectChange) -> str:
-    incident, pull_request = suspect.incident, suspect.pull_request
-    link = pull_request.web_url or f"{pull_request.repository.full_path}#{pull_request.number}"
-    return (
-        f":mag: The incident “{incident.title}” ({incident.get_severity_display()}) was traced to "
-        f"{pull_request.repository.full_path}#{pull_request.number} “{pull_request.title}” ({link}). "
-        "Its author and reviewers have been told. Blameless: what would have made this easier to catch?"
-    )
-
-
-def suspect_chat_notify(*, suspect_id: int) -> str:
-    """Tell the team's chat about a confirmed cause, once. Returns "sent" or why it was skipped; ChatUnavailable
-    and ChatError propagate after the error is recorded on the suspect."""
-    try:
-        return _chat_notify(suspect_id)
-    except Exception as error:
-        SuspectChange.objects.filter(pk=suspect_id).update(chat_error=f"{type(error).__name__}: {error}"[:1000])
-        raise
-
-
-def _chat_notify(suspect_id: int) -> str:
-    with transaction.atomic():
-        # The row stays locked while the chat is told: a duplicate task waits, then sees it was sent.
-        suspect = (
-            SuspectChange.objects.select_for_update(of=("self",))
-            .select_related("incident", "deployment__service__team", "pull_request__repository")
-            .filter(pk=suspect_id)
-            .first()
-        )
-        if suspect is None or suspect.verdict != SuspectChange.Verdict.CONFIRMED:
-            return "skipped: not a confirmed cause"
-        if suspect.chat_notified_at is not None:
-            return "skipped: already sent"
-        team = suspect.deployment.service.team
-        if team is None or not team.slack_webhook_url:
-            return "skipped: the team has no chat webhook"
-        post_message(
-            team.slack_webhook_url, text=chat_text(suspect), allowed_networks=settings.OUTBOUND_ALLOWED_NETWORKS
-        )
-        SuspectChange.objects.filter(pk=suspect.pk).update(chat_notified_at=timezone.now(), chat_error="")
-    return "sent"

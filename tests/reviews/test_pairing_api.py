@@ -138,6 +138,73 @@ def test_a_retried_start_with_the_same_client_id_returns_the_same_session(api, a
     assert PairingSession.objects.count() == 1
 
 
+def test_a_start_retried_after_the_session_changed_returns_it_as_it_is(api, ann, bo, cy):
+    first = _start(api, ann.pk, bo.pk, client_id="laptop-42").json()
+    api.post(f"{SESSIONS}/{first['id']}/participants", {"person": cy.pk}, format="json")
+    api.delete(f"{SESSIONS}/{first['id']}/participants/{bo.pk}")
+    api.post(f"{SESSIONS}/{first['id']}/end", {}, format="json")
+    again = _start(api, ann.pk, bo.pk, client_id="laptop-42")
+    assert again.status_code == 200, again.json()
+    assert again.json() == api.get(f"{SESSIONS}/{first['id']}").json()
+    assert PairingSession.objects.count() == 1
+
+
+def test_two_api_sessions_cannot_share_a_client_id_in_the_database(ann, bo):
+    from django.db import IntegrityError, transaction
+
+    PairingSession.objects.create(source="api", external_id="laptop-42", started_at=timezone.now())
+    with pytest.raises(IntegrityError), transaction.atomic():
+        PairingSession.objects.create(source="api", external_id="laptop-42", started_at=timezone.now())
+    # Sessions without a client id are many.
+    PairingSession.objects.create(source="api", external_id="", started_at=timezone.now())
+    PairingSession.objects.create(source="api", external_id="", started_at=timezone.now())
+
+
+@pytest.mark.django_db(transaction=True)
+def test_concurrent_retries_of_a_start_make_one_session(ann, bo):
+    if connection.vendor != "postgresql":
+        pytest.skip("SQLite serialises writers anyway; the row locks and the constraint matter on PostgreSQL")
+    barrier = threading.Barrier(3)
+
+    def start(_: int) -> tuple[int, bool]:
+        try:
+            barrier.wait()
+            session, created = pairing_session_start(
+                participants=[(ann.pk, "driver"), (bo.pk, "navigator")], client_id="laptop-42"
+            )
+            return session.pk, created
+        finally:
+            connections.close_all()
+
+    with ThreadPoolExecutor(max_workers=3) as pool:
+        outcomes = list(pool.map(start, range(3)))
+    assert len({pk for pk, _ in outcomes}) == 1
+    assert sorted(created for _, created in outcomes) == [False, False, True]
+    assert PairingSession.objects.count() == 1
+    assert PairingParticipant.objects.count() == 2
+
+
+def test_a_start_that_lost_the_race_for_its_client_id_returns_the_winners_session(ann, bo, monkeypatch):
+    """The unique constraint is the last guard: a retry that passed the look-up still gets the first session."""
+    from reviews.services import pairing as service
+
+    first, _ = pairing_session_start(participants=[(ann.pk, "driver"), (bo.pk, "navigator")], client_id="laptop-42")
+    real_filter = PairingSession.objects.filter
+
+    def blind_lookup(*args, **kwargs):
+        if kwargs.get("external_id") == "laptop-42" and "pk" not in kwargs:
+            return PairingSession.objects.none()  # the winner's row not yet visible to this retry
+        return real_filter(*args, **kwargs)
+
+    monkeypatch.setattr(service.PairingSession.objects, "filter", blind_lookup)
+    monkeypatch.setattr(service, "_check_free", lambda people, field: None)  # nor its participants
+    again, created = pairing_session_start(
+        participants=[(ann.pk, "driver"), (bo.pk, "navigator")], client_id="laptop-42"
+    )
+    assert (again.pk, created) == (first.pk, False)
+    assert PairingSession.objects.count() == 1
+
+
 def test_a_client_id_reused_for_other_people_is_a_conflict(api, ann, bo, cy, dee):
     _start(api, ann.pk, bo.pk, client_id="laptop-42")
     _assert_refused(_start(api, cy.pk, dee.pk, client_id="laptop-42"), 409)
@@ -324,11 +391,24 @@ def test_joining_as_driver_hands_over_the_keyboard(api, ann, bo, cy):
     assert PairingParticipant.objects.filter(role="driver").count() == 1
 
 
-def test_joining_twice_or_while_in_another_session_is_refused(api, ann, bo, cy, dee):
+def test_a_repeated_join_answers_as_the_first_did_and_changes_nothing(api, ann, bo, cy):
+    session_id = _start(api, ann.pk, bo.pk).json()["id"]
+    url = f"{SESSIONS}/{session_id}/participants"
+    first = api.post(url, {"person": cy.pk, "role": "driver"}, format="json")
+    again = api.post(url, {"person": cy.pk, "role": "driver"}, format="json")
+    assert first.status_code == again.status_code == 200
+    assert again.json() == first.json()
+    # Someone present all along: nothing changes either, whatever role was asked (/driver hands over).
+    same = api.post(url, {"person": f"github:{bo.identities.get(kind='github').value}"}, format="json")
+    assert same.status_code == 200
+    assert same.json() == first.json()
+    assert PairingParticipant.objects.filter(session_id=session_id).count() == 3
+
+
+def test_joining_while_in_another_session_is_refused(api, ann, bo, cy, dee):
     session_id = _start(api, ann.pk, bo.pk).json()["id"]
     _start(api, cy.pk, dee.pk)
     url = f"{SESSIONS}/{session_id}/participants"
-    _assert_refused(api.post(url, {"person": bo.pk}, format="json"), 400, "person")
     _assert_refused(api.post(url, {"person": cy.pk}, format="json"), 400, "person")
     _assert_refused(api.post(url, {"person": "github:ghost"}, format="json"), 400, "person")
     assert PairingSession.objects.get(pk=session_id).participations.count() == 2
@@ -409,14 +489,40 @@ def test_ending_before_someone_joined_is_refused(api, ann, bo, cy):
     _assert_refused(api.post(f"{SESSIONS}/{session_id}/end", {"ended_at": early}, format="json"), 400, "ended_at")
 
 
-def test_ending_an_ended_session_is_a_conflict_and_so_is_steering_it(api, ann, bo, cy):
+def test_a_repeated_end_answers_as_the_first_did(api, ann, bo):
+    session_id = _start(api, ann.pk, bo.pk).json()["id"]
+    first = api.post(f"{SESSIONS}/{session_id}/end", {}, format="json")
+    assert first.status_code == 200
+    again = api.post(f"{SESSIONS}/{session_id}/end", {}, format="json")
+    assert again.status_code == 200, again.json()
+    assert again.json() == first.json()
+    same_time = api.post(f"{SESSIONS}/{session_id}/end", {"ended_at": first.json()["ended_at"]}, format="json")
+    assert same_time.status_code == 200, same_time.json()
+    assert same_time.json() == first.json()
+
+
+def test_a_repeated_leave_answers_as_the_first_did(api, ann, bo, cy):
+    session_id = _start(api, ann.pk, bo.pk, cy.pk).json()["id"]
+    first = api.delete(f"{SESSIONS}/{session_id}/participants/{cy.pk}")
+    again = api.delete(f"{SESSIONS}/{session_id}/participants/{cy.pk}")
+    assert first.status_code == again.status_code == 200
+    assert again.json() == first.json()
+    # The leave that ended the session, retried after it ended.
+    ending = api.delete(f"{SESSIONS}/{session_id}/participants/{bo.pk}")
+    assert ending.json()["active"] is False
+    retried = api.delete(f"{SESSIONS}/{session_id}/participants/{bo.pk}")
+    assert retried.status_code == 200, retried.json()
+    assert retried.json() == ending.json()
+
+
+def test_ending_an_ended_session_at_another_time_is_a_conflict_and_so_is_steering_it(api, ann, bo, cy):
     session_id = _start(api, ann.pk, bo.pk).json()["id"]
     assert api.post(f"{SESSIONS}/{session_id}/end", {}, format="json").status_code == 200
     ended_at = PairingSession.objects.get().ended_at
-    _assert_refused(api.post(f"{SESSIONS}/{session_id}/end", {}, format="json"), 409)
+    earlier = (ended_at - dt.timedelta(seconds=1)).isoformat()
+    _assert_refused(api.post(f"{SESSIONS}/{session_id}/end", {"ended_at": earlier}, format="json"), 409)
     _assert_refused(api.post(f"{SESSIONS}/{session_id}/driver", {"person": bo.pk}, format="json"), 409)
     _assert_refused(api.post(f"{SESSIONS}/{session_id}/participants", {"person": cy.pk}, format="json"), 409)
-    _assert_refused(api.delete(f"{SESSIONS}/{session_id}/participants/{bo.pk}"), 409)
     assert PairingSession.objects.get().ended_at == ended_at
 
 

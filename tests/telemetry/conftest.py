@@ -219,18 +219,28 @@ def run_on_commit(django_capture_on_commit_callbacks):
 
 
 class FakeChat:
-    """A Slack-compatible incoming webhook: records each JSON body posted; `status` is what it answers."""
+    """A Slack-compatible incoming webhook: records each JSON body posted; `status` is what it answers.
+
+    `received` counts every POST; `shown` is what a person would see in the channel. With `silent` set it shows the
+    message but never answers (until the test ends), as a chat whose answer is lost would."""
 
     def __init__(self) -> None:
         self.messages: list[dict[str, Any]] = []
         self.status = 200
+        self.received = 0
+        self.silent = False
+        self._released = threading.Event()
         fake = self
 
         class Handler(BaseHTTPRequestHandler):
             def do_POST(self) -> None:  # noqa: N802 - the stdlib's name
                 body = self.rfile.read(int(self.headers.get("Content-Length", 0)))
+                fake.received += 1
                 if fake.status == 200:
                     fake.messages.append(json.loads(body))
+                if fake.silent:
+                    fake._released.wait(30)
+                    return
                 self.send_response(fake.status)
                 self.send_header("Content-Type", "text/plain")
                 self.end_headers()
@@ -250,6 +260,7 @@ class FakeChat:
         return self
 
     def __exit__(self, *exc_info: object) -> None:
+        self._released.set()
         self._server.shutdown()
         self._thread.join()
         self._server.server_close()
