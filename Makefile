@@ -67,9 +67,10 @@ migrate: $(VENV)/.base-installed
 seed: $(VENV)/.base-installed
 	$(PY) manage.py seed_demo
 
-# Production-mode processes (set DATABASE_URL and REDIS_URL first; see the README).
+# Production-mode processes (set DATABASE_URL and REDIS_URL first; see the README). The worker's options are
+# config.broker.WORKER_OPTIONS: no Redis pub/sub, which stopped the worker after a Redis restart.
 worker: $(VENV)/.base-installed
-	$(VENV)/bin/celery -A config worker --loglevel=INFO
+	$(VENV)/bin/celery -A config worker --without-gossip --without-mingle --without-heartbeat --loglevel=INFO
 
 beat: $(VENV)/.base-installed
 	$(VENV)/bin/celery -A config beat --loglevel=INFO

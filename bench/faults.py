@@ -12,9 +12,9 @@ it waits for the backlog and counts what was lost, duplicated or stuck, and how 
 
 Environment: FAULTS_EVENTS (10000), FAULTS_SHORT=1 (one worker kill and one Redis restart, no PostgreSQL
 restart), FAULTS_RATE (sends per second), FAULTS_SENDERS (4), FAULTS_DRAIN_TIMEOUT (seconds), FAULTS_KEEP=1
-(keep the temporary directory with every log). Exits 1 when the goal is missed: 0 lost, 0 duplicated, 0 stuck,
-every open pull request's head with a verdict (and, on GitHub, its status accepted), drained within
-2 minutes of the last fault.
+(keep the temporary directory with every log), FAULTS_WORKER_LOGLEVEL (WARNING; INFO logs every task received).
+Exits 1 when the goal is missed: 0 lost, 0 duplicated, 0 stuck, every open pull request's head with a verdict (and,
+on GitHub, its status accepted), drained within 2 minutes of the last fault.
 """
 
 from __future__ import annotations
@@ -48,6 +48,7 @@ import requests
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
+from config.broker import WORKER_OPTIONS  # noqa: E402
 from tests.fakes.github import FakeGitHub  # noqa: E402
 
 BIN = Path(sys.executable).parent
@@ -56,6 +57,7 @@ PG_BIN = Path(
     or max(Path("/usr/lib/postgresql").glob("*/bin"), key=lambda p: int(p.parent.name), default="/usr/bin")
 )
 REDIS_SERVER = shutil.which("redis-server") or "/usr/bin/redis-server"
+WORKER_LOGLEVEL = os.environ.get("FAULTS_WORKER_LOGLEVEL", "WARNING")
 GITHUB_FIXTURES = ROOT / "tests" / "fixtures" / "github"
 GITLAB_FIXTURES = ROOT / "tests" / "fixtures" / "gitlab_docs"
 GITHUB_SECRET = "faults-github-secret"  # noqa: S105 - a throw-away stack's secrets
@@ -503,7 +505,8 @@ class Stack:
     def start_worker(self) -> None:
         self.worker = self._spawn(
             "worker",
-            [str(BIN / "celery"), "-A", "config", "worker", "-c", "2", "--loglevel=WARNING", "-n", "faults@%h"],
+            [str(BIN / "celery"), "-A", "config", "worker", "-c", "2", f"--loglevel={WORKER_LOGLEVEL}"]
+            + ["-n", "faults@%h", *WORKER_OPTIONS],
         )
 
     def kill_worker(self) -> None:

@@ -158,6 +158,9 @@ else:
     CACHES = {"default": {"BACKEND": "django.core.cache.backends.locmem.LocMemCache"}}
 
 CELERY_BROKER_URL = REDIS_URL or "memory://"
+if REDIS_URL:
+    # kombu's Redis transport, with one defect fixed that made the worker exit after a Redis restart (see the module).
+    CELERY_BROKER_TRANSPORT = "config.broker:Transport"
 CELERY_RESULT_BACKEND = None
 CELERY_TASK_ALWAYS_EAGER = not REDIS_URL
 CELERY_TASK_EAGER_PROPAGATES = True
@@ -170,6 +173,9 @@ CELERY_TASK_ACKS_LATE = True
 CELERY_TASK_REJECT_ON_WORKER_LOST = True
 CELERY_WORKER_PREFETCH_MULTIPLIER = 1
 CELERY_BROKER_CONNECTION_RETRY_ON_STARTUP = True
+# No Redis pub/sub in the worker (with config.broker.WORKER_OPTIONS): after a Redis restart, redis-py 8 subscribed
+# again and waited for a message with no timeout, inside the worker's event loop, which stopped for good (issue 11).
+CELERY_WORKER_ENABLE_REMOTE_CONTROL = False
 # The same for the broker: a half-open connection after a Redis restart is noticed and replaced, not waited on.
 CELERY_BROKER_TRANSPORT_OPTIONS = {
     "socket_timeout": 30,

@@ -8,6 +8,7 @@ from pathlib import Path
 import pytest
 from django.test import override_settings
 
+from config.broker import WORKER_OPTIONS
 from config.celery import app as celery_app
 
 REPO_ROOT = Path(__file__).resolve().parent.parent
@@ -114,7 +115,7 @@ def worker_queue(python, python_env, transactional_db):
     env = {**python_env, "DATABASE_URL": _test_database_url(), "REDIS_URL": settings.REDIS_URL}
     command = [python, "-m", "celery", "-A", "config", "worker", "--pool=solo", "-Q", queue]
     process = subprocess.Popen(
-        [*command, "--without-gossip", "--without-mingle", "--without-heartbeat", "--loglevel=INFO"],
+        [*command, *WORKER_OPTIONS, "--loglevel=INFO"],
         env=env,
         stdout=subprocess.PIPE,
         stderr=subprocess.STDOUT,

@@ -23,6 +23,8 @@ print(json.dumps({
     "eager": app.conf.task_always_eager,
     "propagates": app.conf.task_eager_propagates,
     "broker": app.conf.broker_url,
+    "transport": app.conf.broker_transport,
+    "remote_control": app.conf.worker_enable_remote_control,
     "cache": settings.CACHES["default"].get("LOCATION", ""),
     "debug": settings.DEBUG,
 }))
@@ -111,6 +113,9 @@ def test_database_and_redis_urls_switch_to_postgresql_and_a_redis_broker(python,
     assert shown["eager"] is False
     assert shown["broker"] == "redis://cache.internal:6379/0"
     assert shown["cache"] == "redis://cache.internal:6379/1"  # its own database: a flush never drops tasks
+    # A Redis restart must not stop the worker: kombu's transport with two defects fixed, and no pub/sub (issue 11).
+    assert shown["transport"] == "config.broker:Transport"
+    assert shown["remote_control"] is False
 
 
 @pytest.mark.parametrize(
