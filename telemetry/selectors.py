@@ -235,9 +235,12 @@ def _changed_lines(row: dict, files: list[tuple[str, int]] | None) -> int | None
 
 
 def _overrides(ids: list[int]) -> dict[int, list[str]]:
+    """The overrides in force (the one rule, `pull_requests_overridden`): one withdrawn, or left behind by a later
+    push, merged nothing through."""
     found: dict[int, list[str]] = defaultdict(list)
+    in_force = pull_requests_overridden(pull_request_ids=ids)
     for pull_request_id, name, reason in (
-        Override.objects.filter(pull_request_id__in=ids)
+        Override.objects.filter(pull_request_id__in=in_force, withdrawal__isnull=True)
         .order_by("created_at", "pk")
         .values_list("pull_request_id", "overridden_by__display_name", "reason")
     ):

@@ -18,7 +18,7 @@ from django.db import transaction
 from django.db.models import F, Q
 from django.utils import timezone
 
-from reviews.integrations.records import ChangedFileRecord, PullRequestRecord, RepositoryRecord
+from reviews.integrations.records import ChangedFileRecord, PayloadError, PullRequestRecord, RepositoryRecord
 from reviews.integrations.vcs import Details, VcsClient, VcsError, VcsRateLimited, open_client
 from reviews.models import Connection, PullRequest, Repository, Review, SyncRun
 from reviews.services.enqueue import pull_request_evaluations_enqueue
@@ -172,6 +172,12 @@ def pull_request_facts_fetch(*, pull_request: PullRequest, client_factory: Clien
     except VcsError as error:
         logger.warning("could not fetch the facts of %s: %s", pull_request, error)
         _facts_missing(pull_request, str(error))
+        return False
+    except PayloadError as error:
+        # The provider answered something Tandem cannot read: the facts stay missing, with the reason and a backoff,
+        # exactly like an answer that never came (the verdict says "not yet", never "yes").
+        logger.warning("unreadable facts of %s: %s", pull_request, error)
+        _facts_missing(pull_request, f"The provider's answer could not be read: {error}")
         return False
 
 

@@ -80,7 +80,9 @@ class LinkResult:
 class _Node:
     pk: int
     parents: tuple[str, ...] | None  # None: not known (only a push webhook has seen the commit)
-    authored_at: dt.datetime
+    # When it landed on its branch: the committer's time, which a rebase or a cherry-pick renews (the author's
+    # time does not: a rebase-merged change written weeks ago would look like history).
+    landed_at: dt.datetime
 
 
 @dataclass(frozen=True)
@@ -239,7 +241,11 @@ def _walk_graph(
     not stored. Complete only when no path was cut short: with a base, every path reached the base's history
     (itself known); without one, every path ended at the floor or at a root."""
     shas = [sha for sha in (head, base) if sha]
-    graph = _nodes(Commit.objects.filter(repository=repository).filter(Q(authored_at__gte=since) | Q(sha__in=shas)))
+    graph = _nodes(
+        Commit.objects.filter(repository=repository).filter(
+            Q(authored_at__gte=since) | Q(committed_at__gte=since) | Q(sha__in=shas)
+        )
+    )
     if head not in graph:
         return None
     for round_ in range(MAX_FILL_ROUNDS + 1):
@@ -256,10 +262,10 @@ def _walk_graph(
 
 
 def _nodes(commits: QuerySet[Commit]) -> dict[str, _Node]:
-    rows = commits.values_list("pk", "sha", "parents", "parents_known", "authored_at")
+    rows = commits.values_list("pk", "sha", "parents", "parents_known", "authored_at", "committed_at")
     return {
-        sha: _Node(pk, tuple(parents or ()) if known else None, authored_at)
-        for pk, sha, parents, known, authored_at in rows
+        sha: _Node(pk, tuple(parents or ()) if known else None, committed_at or authored_at)
+        for pk, sha, parents, known, authored_at, committed_at in rows
     }
 
 
@@ -305,7 +311,7 @@ def _walk(
         if node is None:
             missing.add(sha)
             continue
-        if floor is not None and node.authored_at < floor and sha != head:
+        if floor is not None and node.landed_at < floor and sha != head:
             continue  # a first deployment: what came before the look-back is history
         shipped[sha] = node.pk
         if node.parents is None:
