@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import base64
 import hashlib
+import ipaddress
 from pathlib import Path
 from urllib.parse import urlsplit, urlunsplit
 
@@ -48,6 +49,7 @@ INSTALLED_APPS = [
 ]
 
 MIDDLEWARE = [
+    "config.logs.RequestIdMiddleware",
     "config.json_errors.JsonErrorsMiddleware",
     "django.middleware.security.SecurityMiddleware",
     "django.contrib.sessions.middleware.SessionMiddleware",
@@ -265,6 +267,19 @@ RUBBER_STAMP_MINUTES_PER_100_LINES = env.float("RUBBER_STAMP_MINUTES_PER_100_LIN
 # METRICS.md leaves bots out of every figure, as authors and as reviewers; true counts them in.
 METRICS_INCLUDE_BOTS = env.bool("METRICS_INCLUDE_BOTS", default=False)
 
+# --- Tandem's own metrics (GET /metrics, Prometheus) ---------------------------------------------------------
+# A scrape passes every check that is configured: the bearer token (`Authorization: Bearer …`) and the client's
+# address (REMOTE_ADDR, not a forwarded header) in one of the networks. With neither set, the embedded default
+# (DEBUG on) answers anyone and production answers 403 saying what to set. Under gunicorn and Celery, set
+# PROMETHEUS_MULTIPROC_DIR (an empty directory shared by every process) so that one scrape sees them all.
+METRICS_TOKEN = env.str("METRICS_TOKEN", default="")
+METRICS_ALLOWED_NETWORKS = env.list("METRICS_ALLOWED_NETWORKS", default=[])
+for _network in METRICS_ALLOWED_NETWORKS:
+    try:
+        ipaddress.ip_network(_network, strict=False)
+    except ValueError as _error:
+        raise ImproperlyConfigured(f"METRICS_ALLOWED_NETWORKS: {_network!r} is not an address or network.") from _error
+
 # --- REST API -----------------------------------------------------------------------------------------------
 REST_FRAMEWORK = {
     "DEFAULT_AUTHENTICATION_CLASSES": [
@@ -296,11 +311,19 @@ SPECTACULAR_SETTINGS = {
     },
 }
 
+# "plain" lines for people, or "json": one object per line with the request, delivery, task, team and repository
+# where known (config/logs.py), for a log pipeline.
+LOG_FORMAT = env.str("LOG_FORMAT", default="plain")
+if LOG_FORMAT not in {"plain", "json"}:
+    raise ImproperlyConfigured("LOG_FORMAT must be 'plain' or 'json'.")
 LOGGING = {
     "version": 1,
     "disable_existing_loggers": False,
-    "formatters": {"plain": {"format": "%(asctime)s %(levelname)s %(name)s %(message)s"}},
-    "handlers": {"console": {"class": "logging.StreamHandler", "formatter": "plain"}},
+    "formatters": {
+        "plain": {"format": "%(asctime)s %(levelname)s %(name)s %(message)s"},
+        "json": {"()": "config.logs.JsonFormatter"},
+    },
+    "handlers": {"console": {"class": "logging.StreamHandler", "formatter": LOG_FORMAT}},
     "root": {"handlers": ["console"], "level": env.str("LOG_LEVEL", default="INFO")},
     # One line per task run is noise when tasks run inline (the embedded default); workers log their own.
     "loggers": {"celery.app.trace": {"level": env.str("CELERY_TRACE_LOG_LEVEL", default="WARNING")}},
@@ -318,7 +341,7 @@ if not DEBUG:
     # HTTPS only. Behind a proxy that terminates TLS, it must send X-Forwarded-Proto (SECURE_PROXY_SSL_HEADER).
     SECURE_SSL_REDIRECT = env.bool("SECURE_SSL_REDIRECT", default=True)
     # Load balancers probe over plain HTTP: a redirect would read as "down".
-    SECURE_REDIRECT_EXEMPT = [r"^healthz$", r"^readyz$"]
+    SECURE_REDIRECT_EXEMPT = [r"^healthz$", r"^readyz$", r"^metrics$"]
     SECURE_HSTS_SECONDS = env.int("SECURE_HSTS_SECONDS", default=365 * 24 * 3600)
     SECURE_HSTS_INCLUDE_SUBDOMAINS = env.bool("SECURE_HSTS_INCLUDE_SUBDOMAINS", default=True)
     SECURE_HSTS_PRELOAD = env.bool("SECURE_HSTS_PRELOAD", default=True)
