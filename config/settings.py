@@ -170,11 +170,31 @@ CELERY_TIMEZONE = "UTC"
 # consumes: behind a backlog in the one default queue, its messages expired before a worker reached them, so the
 # dispatcher that re-queues what a broker lost never ran while it was needed most.
 CELERY_TASK_DEFAULT_QUEUE = "celery"
-CELERY_TASK_QUEUES = (Queue("celery"), Queue("housekeeping"))
+CELERY_TASK_QUEUES: tuple[Queue, ...] = (Queue("celery"), Queue("housekeeping"))
 CELERY_TASK_ROUTES = {
     "reviews.tasks.dispatch_due_deliveries": {"queue": "housekeeping"},
     "reviews.tasks.requeue_waiting_deliveries": {"queue": "housekeeping"},
     "reviews.tasks.reconcile_verdicts": {"queue": "housekeeping"},
+}
+# Queues that never wait behind each other (README "Queues and workers"): a webhook's pass and a verdict's report
+# are latency-critical; a backfill, a CODEOWNERS refresh or an incident's ranking may take minutes and must never
+# stand in front of them. A worker started without -Q consumes every queue listed here (the embedded default and
+# `make worker` keep working); production runs one worker for `webhooks,reports,housekeeping` and one for the rest.
+CELERY_TASK_QUEUES += (Queue("webhooks"), Queue("reports"), Queue("sync"), Queue("correlation"))
+CELERY_TASK_ROUTES |= {
+    "reviews.tasks.process_webhook_deliveries": {"queue": "webhooks"},
+    "reviews.tasks.process_webhook_delivery": {"queue": "webhooks"},
+    "reviews.tasks.evaluate_pull_request": {"queue": "webhooks"},
+    "reviews.tasks.report_evaluation": {"queue": "reports"},
+    "reviews.tasks.sync_repository": {"queue": "sync"},
+    "reviews.tasks.sync_all_repositories": {"queue": "sync"},
+    "reviews.tasks.fetch_missing_facts": {"queue": "sync"},
+    "reviews.tasks.refresh_codeowners": {"queue": "sync"},
+    "reviews.tasks.reevaluate_closing_risk_windows": {"queue": "sync"},
+    "telemetry.tasks.link_deployment_changes": {"queue": "correlation"},
+    "telemetry.tasks.correlate_incident": {"queue": "correlation"},
+    "telemetry.tasks.notify_chat_of_cause": {"queue": "correlation"},
+    "telemetry.tasks.repair_telemetry": {"queue": "correlation"},
 }
 CELERY_BEAT_SCHEDULE: dict[str, dict[str, object]] = {
     # Webhooks bring changes within seconds; these incremental syncs repair whatever they missed.
