@@ -44,6 +44,7 @@ INSTALLED_APPS = [
     "rest_framework",
     "django_filters",
     "drf_spectacular",
+    "django_celery_beat",
     "reviews",
     "telemetry",
 ]
@@ -196,6 +197,10 @@ CELERY_TASK_ROUTES |= {
     "telemetry.tasks.notify_chat_of_cause": {"queue": "correlation"},
     "telemetry.tasks.repair_telemetry": {"queue": "correlation"},
 }
+# Beat reads its schedule from the database (django-celery-beat), so that a superuser changes it in the admin
+# without a deploy. The dict below is the one source of the defaults: migration reviews.0020 and every start of beat
+# create the entries missing from the database, and never overwrite one an admin edited (config/beat.py).
+CELERY_BEAT_SCHEDULER = "config.beat:DefaultsOnceScheduler"
 CELERY_BEAT_SCHEDULE: dict[str, dict[str, object]] = {
     # Webhooks bring changes within seconds; these incremental syncs repair whatever they missed.
     "sync-github": {"task": "reviews.tasks.sync_all_repositories", "schedule": 15 * 60, "args": ["github"]},
