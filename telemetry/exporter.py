@@ -148,22 +148,20 @@ class BrokerCollector:
         if not settings.REDIS_URL:
             return
         up = GaugeMetricFamily("tandem_broker_up", "Whether the Celery broker (Redis) answered the scrape.")
+        queued = GaugeMetricFamily(
+            "tandem_celery_queue_length",
+            "Messages waiting in each Celery queue (not yet taken by a worker); none while the broker is down.",
+            labels=["queue"],
+        )
         try:
             lengths = _queue_lengths(settings.CELERY_BROKER_URL, [queue.name for queue in settings.CELERY_TASK_QUEUES])
         except redis.RedisError as error:
             logger.warning("metrics: the broker did not answer: %s", error)
-            up.add_metric([], 0)
-            yield up
-            return
-        up.add_metric([], 1)
-        yield up
-        queued = GaugeMetricFamily(
-            "tandem_celery_queue_length",
-            "Messages waiting in each Celery queue (not yet taken by a worker).",
-            labels=["queue"],
-        )
+            lengths = {}
+        up.add_metric([], 1 if lengths else 0)
         for name, length in lengths.items():
             queued.add_metric([name], length)
+        yield up
         yield queued
 
 
