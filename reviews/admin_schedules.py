@@ -4,11 +4,8 @@ redone."""
 
 from __future__ import annotations
 
-from typing import Any
-
 import django_celery_beat.admin  # noqa: F401 - registers the admins replaced below
 from django.contrib import admin
-from django.http import HttpRequest
 from django_celery_beat.models import (
     ClockedSchedule,
     CrontabSchedule,
@@ -17,27 +14,9 @@ from django_celery_beat.models import (
     SolarSchedule,
 )
 
+from reviews.admin_scoping import SuperuserOnlyAdmin
+
 SCHEDULE_MODELS = (PeriodicTask, IntervalSchedule, CrontabSchedule, SolarSchedule, ClockedSchedule)
-
-
-class SuperusersOnly:
-    def _superuser(self, request: HttpRequest) -> bool:
-        return bool(request.user.is_active and request.user.is_superuser)
-
-    def has_module_permission(self, request: HttpRequest) -> bool:
-        return self._superuser(request)
-
-    def has_view_permission(self, request: HttpRequest, obj: Any = None) -> bool:
-        return self._superuser(request)
-
-    def has_add_permission(self, request: HttpRequest, *args: Any) -> bool:
-        return self._superuser(request)
-
-    def has_change_permission(self, request: HttpRequest, obj: Any = None) -> bool:
-        return self._superuser(request)
-
-    def has_delete_permission(self, request: HttpRequest, obj: Any = None) -> bool:
-        return self._superuser(request)
 
 
 for model in SCHEDULE_MODELS:
@@ -46,4 +25,7 @@ for model in SCHEDULE_MODELS:
         admin.site.unregister(model)
     else:
         registered = admin.ModelAdmin
-    admin.site.register(model, type(f"Superusers{registered.__name__}", (SuperusersOnly, registered), {}))
+    # Tandem's superusers-only rules first; no inline of the tasks under a schedule (the tasks' own page lists them).
+    admin.site.register(
+        model, type(f"Superusers{registered.__name__}", (SuperuserOnlyAdmin, registered), {"inlines": []})
+    )
