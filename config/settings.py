@@ -198,7 +198,7 @@ CELERY_TASK_ROUTES |= {
     "telemetry.tasks.repair_telemetry": {"queue": "correlation"},
 }
 # Beat reads its schedule from the database (django-celery-beat), so that a superuser changes it in the admin
-# without a deploy. The dict below is the one source of the defaults: migration reviews.0020 and every start of beat
+# without a deploy. The dict below is the one source of the defaults: migration reviews.0022 and every start of beat
 # create the entries missing from the database, and never overwrite one an admin edited (config/beat.py).
 CELERY_BEAT_SCHEDULER = "config.beat:DefaultsOnceScheduler"
 CELERY_BEAT_SCHEDULE: dict[str, dict[str, object]] = {

@@ -34,7 +34,7 @@ def defaults() -> None:
 
 def test_the_migration_creates_every_default_as_in_the_settings():
     PeriodicTask.objects.all().delete()
-    migration = import_module("reviews.migrations.0020_periodic_task_defaults")
+    migration = import_module("reviews.migrations.0022_periodic_task_defaults")
     migration.create_defaults(django_apps, None)
     assert set(PeriodicTask.objects.values_list("name", flat=True)) == set(settings.CELERY_BEAT_SCHEDULE)
     for name, entry in settings.CELERY_BEAT_SCHEDULE.items():

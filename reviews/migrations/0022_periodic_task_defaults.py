@@ -17,7 +17,7 @@ def create_defaults(apps, schema_editor):
 
 class Migration(migrations.Migration):
     dependencies = [
-        ("reviews", "0019_pull_request_evaluation_owed"),
+        ("reviews", "0021_pairing_participant_stays"),
         ("django_celery_beat", "0019_alter_periodictasks_options"),
     ]
 
