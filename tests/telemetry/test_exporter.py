@@ -201,3 +201,12 @@ def test_figures_of_several_processes_are_added_up(python, python_env, tmp_path)
     written = sorted(path.name for path in (tmp_path / "metrics").glob("counter_*.db"))
     assert len(written) == 3  # the two that recorded, and the one that scraped
     assert all(re.fullmatch(r"counter_[A-Za-z0-9.-]+-\d+\.db", name) for name in written)
+
+
+def test_a_scrape_reads_the_database_in_four_queries_whatever_it_holds(client, scrapeable, django_assert_num_queries):
+    for n in range(30):
+        _delivery(100 + n, "pending" if n % 2 else "dead", received_ago=n)
+    # Deliveries by state, the oldest pending one, the most overdue one, the oldest evaluation debt: each on an index.
+    with django_assert_num_queries(4):
+        status, _ = scrape(client)
+    assert status == 200
