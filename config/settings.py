@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import base64
 import hashlib
+import ipaddress
 from pathlib import Path
 from urllib.parse import urlsplit, urlunsplit
 
@@ -50,11 +51,13 @@ INSTALLED_APPS = [
     "django_filters",
     "drf_spectacular",
     "drf_spectacular_sidecar",  # Swagger UI served from the installed package: /api/docs/ needs no CDN
+    "django_celery_beat",
     "reviews",
     "telemetry",
 ]
 
 MIDDLEWARE = [
+    "config.logs.RequestIdMiddleware",
     "config.json_errors.JsonErrorsMiddleware",
     "django.middleware.security.SecurityMiddleware",
     "django.contrib.sessions.middleware.SessionMiddleware",
@@ -189,13 +192,37 @@ CELERY_TIMEZONE = "UTC"
 # consumes: behind a backlog in the one default queue, its messages expired before a worker reached them, so the
 # dispatcher that re-queues what a broker lost never ran while it was needed most.
 CELERY_TASK_DEFAULT_QUEUE = "celery"
-CELERY_TASK_QUEUES = (Queue("celery"), Queue("housekeeping"))
+CELERY_TASK_QUEUES: tuple[Queue, ...] = (Queue("celery"), Queue("housekeeping"))
 CELERY_TASK_ROUTES = {
     "reviews.tasks.dispatch_due_deliveries": {"queue": "housekeeping"},
     "reviews.tasks.requeue_waiting_deliveries": {"queue": "housekeeping"},
     "reviews.tasks.reconcile_verdicts": {"queue": "housekeeping"},
     "telemetry.tasks.dispatch_due_chat_notices": {"queue": "housekeeping"},
 }
+# Queues that never wait behind each other (README "Queues and workers"): a webhook's pass and a verdict's report
+# are latency-critical; a backfill, a CODEOWNERS refresh or an incident's ranking may take minutes and must never
+# stand in front of them. A worker started without -Q consumes every queue listed here (the embedded default and
+# `make worker` keep working); production runs one worker for `webhooks,reports,housekeeping` and one for the rest.
+CELERY_TASK_QUEUES += (Queue("webhooks"), Queue("reports"), Queue("sync"), Queue("correlation"))
+CELERY_TASK_ROUTES |= {
+    "reviews.tasks.process_webhook_deliveries": {"queue": "webhooks"},
+    "reviews.tasks.process_webhook_delivery": {"queue": "webhooks"},
+    "reviews.tasks.evaluate_pull_request": {"queue": "webhooks"},
+    "reviews.tasks.report_evaluation": {"queue": "reports"},
+    "reviews.tasks.sync_repository": {"queue": "sync"},
+    "reviews.tasks.sync_all_repositories": {"queue": "sync"},
+    "reviews.tasks.fetch_missing_facts": {"queue": "sync"},
+    "reviews.tasks.refresh_codeowners": {"queue": "sync"},
+    "reviews.tasks.reevaluate_closing_risk_windows": {"queue": "sync"},
+    "telemetry.tasks.link_deployment_changes": {"queue": "correlation"},
+    "telemetry.tasks.correlate_incident": {"queue": "correlation"},
+    "telemetry.tasks.notify_chat_of_cause": {"queue": "correlation"},
+    "telemetry.tasks.repair_telemetry": {"queue": "correlation"},
+}
+# Beat reads its schedule from the database (django-celery-beat), so that a superuser changes it in the admin
+# without a deploy. The dict below is the one source of the defaults: migration reviews.0022 and every start of beat
+# create the entries missing from the database, and never overwrite one an admin edited (config/beat.py).
+CELERY_BEAT_SCHEDULER = "config.beat:DefaultsOnceScheduler"
 CELERY_BEAT_SCHEDULE: dict[str, dict[str, object]] = {
     # Webhooks bring changes within seconds; these incremental syncs repair whatever they missed.
     "sync-github": {"task": "reviews.tasks.sync_all_repositories", "schedule": 15 * 60, "args": ["github"]},
@@ -293,6 +320,19 @@ RUBBER_STAMP_MINUTES_PER_100_LINES = env.float("RUBBER_STAMP_MINUTES_PER_100_LIN
 # METRICS.md leaves bots out of every figure, as authors and as reviewers; true counts them in.
 METRICS_INCLUDE_BOTS = env.bool("METRICS_INCLUDE_BOTS", default=False)
 
+# --- Tandem's own metrics (GET /metrics, Prometheus) ---------------------------------------------------------
+# A scrape passes every check that is configured: the bearer token (`Authorization: Bearer …`) and the client's
+# address (REMOTE_ADDR, not a forwarded header) in one of the networks. With neither set, the embedded default
+# (DEBUG on) answers anyone and production answers 403 saying what to set. Under gunicorn and Celery, set
+# PROMETHEUS_MULTIPROC_DIR (an empty directory shared by every process) so that one scrape sees them all.
+METRICS_TOKEN = env.str("METRICS_TOKEN", default="")
+METRICS_ALLOWED_NETWORKS = env.list("METRICS_ALLOWED_NETWORKS", default=[])
+for _network in METRICS_ALLOWED_NETWORKS:
+    try:
+        ipaddress.ip_network(_network, strict=False)
+    except ValueError as _error:
+        raise ImproperlyConfigured(f"METRICS_ALLOWED_NETWORKS: {_network!r} is not an address or network.") from _error
+
 # --- REST API -----------------------------------------------------------------------------------------------
 REST_FRAMEWORK = {
     "DEFAULT_AUTHENTICATION_CLASSES": [
@@ -327,11 +367,19 @@ SPECTACULAR_SETTINGS = {
     },
 }
 
+# "plain" lines for people, or "json": one object per line with the request, delivery, task, team and repository
+# where known (config/logs.py), for a log pipeline.
+LOG_FORMAT = env.str("LOG_FORMAT", default="plain")
+if LOG_FORMAT not in {"plain", "json"}:
+    raise ImproperlyConfigured("LOG_FORMAT must be 'plain' or 'json'.")
 LOGGING = {
     "version": 1,
     "disable_existing_loggers": False,
-    "formatters": {"plain": {"format": "%(asctime)s %(levelname)s %(name)s %(message)s"}},
-    "handlers": {"console": {"class": "logging.StreamHandler", "formatter": "plain"}},
+    "formatters": {
+        "plain": {"format": "%(asctime)s %(levelname)s %(name)s %(message)s"},
+        "json": {"()": "config.logs.JsonFormatter"},
+    },
+    "handlers": {"console": {"class": "logging.StreamHandler", "formatter": LOG_FORMAT}},
     "root": {"handlers": ["console"], "level": env.str("LOG_LEVEL", default="INFO")},
     # One line per task run is noise when tasks run inline (the embedded default); workers log their own.
     "loggers": {"celery.app.trace": {"level": env.str("CELERY_TRACE_LOG_LEVEL", default="WARNING")}},
@@ -349,7 +397,7 @@ if not DEBUG:
     # HTTPS only. Behind a proxy that terminates TLS, it must send X-Forwarded-Proto (SECURE_PROXY_SSL_HEADER).
     SECURE_SSL_REDIRECT = env.bool("SECURE_SSL_REDIRECT", default=True)
     # Load balancers probe over plain HTTP: a redirect would read as "down".
-    SECURE_REDIRECT_EXEMPT = [r"^healthz$", r"^readyz$"]
+    SECURE_REDIRECT_EXEMPT = [r"^healthz$", r"^readyz$", r"^metrics$"]
     SECURE_HSTS_SECONDS = env.int("SECURE_HSTS_SECONDS", default=365 * 24 * 3600)
     SECURE_HSTS_INCLUDE_SUBDOMAINS = env.bool("SECURE_HSTS_INCLUDE_SUBDOMAINS", default=True)
     SECURE_HSTS_PRELOAD = env.bool("SECURE_HSTS_PRELOAD", default=True)

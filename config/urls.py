@@ -7,11 +7,13 @@ from drf_spectacular.views import SpectacularAPIView
 
 from config import api_docs, health
 from reviews import webhooks
+from telemetry import exporter
 
 urlpatterns = [
     path("", RedirectView.as_view(url="/teams/", permanent=False)),
     path("healthz", health.healthz, name="healthz"),
     path("readyz", health.readyz, name="readyz"),
+    path("metrics", exporter.metrics, name="metrics"),
     path("admin/", admin.site.urls),
     path("accounts/", include("django.contrib.auth.urls")),
     path("webhooks/github/", webhooks.github_webhook, name="webhook-github"),

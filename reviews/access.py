@@ -24,14 +24,22 @@ of teams when any of its paths reaches one of them. Rules for rows no team owns,
   it lies within nobody's teams (`repositories_to_name`).
 - Every other model (webhook deliveries, groups, permissions) is for superusers only: not in `TEAM_PATHS`, it is
   within nobody's teams.
+
+Scrapers
+- `GET /metrics` (Prometheus) answers a caller that passes every configured check: METRICS_TOKEN as a bearer token,
+  and a client address within METRICS_ALLOWED_NETWORKS. With neither configured, only the embedded default (DEBUG
+  on) answers; production refuses, saying what to set (`metrics_scrape_refusal`).
 """
 
 from __future__ import annotations
 
+import hmac
+import ipaddress
 from collections.abc import Collection, Iterable
 from dataclasses import dataclass
 from typing import Any
 
+from django.conf import settings
 from django.db.models import Model, Q, QuerySet
 
 from reviews.authentication import TokenUser
@@ -238,3 +246,39 @@ def outside(model: type[Model], pks: Iterable[Any], access: Access) -> set[Any]:
         return set()
     allowed = rows_a_lead_may_point_at(model._default_manager.filter(pk__in=wanted), access)
     return wanted - set(allowed.values_list("pk", flat=True))
+
+
+@dataclass(frozen=True)
+class ScrapeRefusal:
+    status: int  # 401: a token is wanted; 403: this caller or this configuration is refused
+    reason: str
+
+
+def metrics_scrape_refusal(request: Any) -> ScrapeRefusal | None:
+    """Why this request may not read the server's metrics, or None when it may (see the module's docstring)."""
+    token: str = settings.METRICS_TOKEN
+    networks: list[str] = settings.METRICS_ALLOWED_NETWORKS
+    if not token and not networks:
+        if settings.DEBUG:
+            return None
+        return ScrapeRefusal(
+            403, "Metrics are refused until METRICS_TOKEN or METRICS_ALLOWED_NETWORKS is set on the server."
+        )
+    if networks and not _address_within(request.META.get("REMOTE_ADDR", ""), networks):
+        return ScrapeRefusal(403, "This address may not read metrics (METRICS_ALLOWED_NETWORKS).")
+    if token:
+        authorization = request.headers.get("Authorization", "")
+        scheme, _, offered = authorization.partition(" ")
+        if scheme.lower() != "bearer" or not hmac.compare_digest(offered.strip().encode(), token.encode()):
+            return ScrapeRefusal(401, "Metrics need the bearer token (Authorization: Bearer <METRICS_TOKEN>).")
+    return None
+
+
+def _address_within(address: str, networks: list[str]) -> bool:
+    try:
+        ip = ipaddress.ip_address(address)
+    except ValueError:
+        return False  # no address, or not one: fail closed
+    if isinstance(ip, ipaddress.IPv6Address) and ip.ipv4_mapped is not None:
+        ip = ip.ipv4_mapped
+    return any(ip in ipaddress.ip_network(network, strict=False) for network in networks)

@@ -21,7 +21,8 @@ from django.forms.models import BaseInlineFormSet
 from django.http import HttpRequest
 from django.template.response import TemplateResponse
 
-from reviews import admin_audit  # noqa: F401 - registers the audit trail's admin
+# Imported for what they register: the audit trail's admin, and beat's periodic jobs (superusers only).
+from reviews import admin_audit, admin_schedules  # noqa: F401
 from reviews.admin_scoping import (
     LEADS,
     NOBODY,

@@ -27,7 +27,17 @@ STEER: tuple[str, ...] = (
     "reviews.PairingSession",
 )
 # The instance itself: superusers only.
-INSTANCE: tuple[str, ...] = ("reviews.Connection", "reviews.WebhookDelivery", "auth.User", "auth.Group")
+INSTANCE: tuple[str, ...] = (
+    "reviews.Connection",
+    "reviews.WebhookDelivery",
+    "auth.User",
+    "auth.Group",
+    "django_celery_beat.PeriodicTask",
+    "django_celery_beat.IntervalSchedule",
+    "django_celery_beat.CrontabSchedule",
+    "django_celery_beat.SolarSchedule",
+    "django_celery_beat.ClockedSchedule",
+)
 
 SECTIONS: tuple[tuple[str, str], ...] = (
     ("steer", "Steer your teams"),

@@ -12,6 +12,7 @@ from django.core.cache import cache
 from django.utils import timezone
 
 from reviews.integrations.vcs import VcsRateLimited, VcsUnavailable
+from reviews.log_context import log_context_bound
 from reviews.models import Connection, PolicyEvaluation, Repository
 from reviews.selectors.affected import open_pull_requests_with_closing_risk_windows
 from reviews.selectors.verdicts import (
@@ -67,18 +68,21 @@ def deliveries_process(delivery_ids: list[int], *, token: str) -> list[str]:
     it. A verdict pass that fails leaves its debt marked, for a queued evaluation and, failing that, the
     reconciler."""
     outcomes: list[str] = []
-    touched: set[int] = set()
+    receipts: dict[int, list[dt.datetime]] = {}  # pull request → when the deliveries that touched it were received
     for delivery_id in delivery_ids:
-        delivery = webhook_delivery_claim(delivery_id=delivery_id, token=token)
-        if delivery is None:
-            outcomes.append("skipped")  # done already, or being processed by another worker
-            continue
-        processed = webhook_delivery_process(delivery=delivery)
+        with log_context_bound(delivery_id=delivery_id):
+            delivery = webhook_delivery_claim(delivery_id=delivery_id, token=token)
+            if delivery is None:
+                outcomes.append("skipped")  # done already, or being processed by another worker
+                continue
+            with log_context_bound(provider=delivery.provider):
+                processed = webhook_delivery_process(delivery=delivery)
         outcomes.append(processed.outcome)
-        touched.update(processed.touched)
-    for pull_request_id in sorted(touched):
+        for pull_request_id in processed.touched:
+            receipts.setdefault(pull_request_id, []).append(delivery.received_at)
+    for pull_request_id in sorted(receipts):
         try:
-            pull_request_verdict_pass(pull_request_id=pull_request_id)
+            pull_request_verdict_pass(pull_request_id=pull_request_id, received_at=receipts[pull_request_id])
         except SoftTimeLimitExceeded:
             raise
         except Exception:
@@ -173,11 +177,13 @@ def reevaluate_closing_risk_windows() -> int:
 
 
 @shared_task(bind=True, acks_late=True, max_retries=len(REPORT_RETRY_COUNTDOWNS), soft_time_limit=60, time_limit=90)
-def report_evaluation(self, evaluation_id: int) -> str:  # type: ignore[no-untyped-def]
-    """Post the verdict as the commit status `tandem/review-policy`; superseded verdicts are not posted."""
+def report_evaluation(self, evaluation_id: int, received_at: list[str] | None = None) -> str:  # type: ignore[no-untyped-def]
+    """Post the verdict as the commit status `tandem/review-policy`; superseded verdicts are not posted.
+    `received_at`: the receipts (ISO 8601) of the webhooks whose feedback loop this post closes."""
     report_queued_mark_clear(evaluation_id)
     evaluation = PolicyEvaluation.objects.select_related("pull_request__repository__connection").get(pk=evaluation_id)
-    outcome = evaluation_report(evaluation=evaluation)
+    receipts = [dt.datetime.fromisoformat(moment) for moment in received_at or []]
+    outcome = evaluation_report(evaluation=evaluation, received_at=receipts)
     if outcome in {"failed", "rate limited"} and not self.request.is_eager and self.request.retries < self.max_retries:
         raise self.retry(countdown=REPORT_RETRY_COUNTDOWNS[self.request.retries])
     return outcome

@@ -6,8 +6,11 @@ after the transaction commits. No API call and no domain work happens here.
 
 from __future__ import annotations
 
+import functools
 import hashlib
+import json
 import logging
+from collections.abc import Callable
 from urllib.parse import urlsplit
 
 from django.conf import settings
@@ -17,6 +20,7 @@ from django.http import HttpRequest, JsonResponse
 from django.views.decorators.csrf import csrf_exempt
 from django.views.decorators.http import require_POST
 
+from reviews.instruments import WEBHOOKS_RECEIVED
 from reviews.integrations.github import verify_signature
 from reviews.integrations.gitlab import verify_token
 from reviews.integrations.payloads import JsonRefused, decode_json_object
@@ -44,6 +48,53 @@ _KEPT_HEADERS = (
     "X-Gitlab-Instance",
     "Idempotency-Key",
 )
+
+
+# What a 2xx answer's "status" says happened, as counted; any other word counts as "accepted".
+_COUNTED_OUTCOMES = frozenset(
+    {"accepted", "requeued", "duplicate", "pong", "queued", "ignored", "created", "updated", "unchanged"}
+)
+_OUTCOME_OF_REFUSAL = {401: "rejected", 422: "refused"}
+
+WebhookView = Callable[[HttpRequest], JsonResponse]
+
+
+def webhook_counted(provider: str, *, event_header: str = "") -> Callable[[WebhookView], WebhookView]:
+    """Count every answer of a webhook view by provider, event and outcome (`tandem_webhooks_received_total`).
+
+    The event is named only once the sender is verified: an unverified caller could otherwise make up a label
+    value per request. Views without an event header (incident tools) count as "incident"."""
+
+    def decorate(view: WebhookView) -> WebhookView:
+        @functools.wraps(view)
+        def counted(request: HttpRequest) -> JsonResponse:
+            try:
+                response = view(request)
+            except Exception:
+                WEBHOOKS_RECEIVED.labels(provider, "unverified", "error").inc()
+                raise
+            if response.status_code == 401:
+                event = "unverified"
+            else:
+                event = request.headers.get(event_header, "")[:100] if event_header else "incident"
+            WEBHOOKS_RECEIVED.labels(provider, event, _outcome(response)).inc()
+            return response
+
+        return counted
+
+    return decorate
+
+
+def _outcome(response: JsonResponse) -> str:
+    if response.status_code >= 500:
+        return "error"
+    if response.status_code >= 400:
+        return _OUTCOME_OF_REFUSAL.get(response.status_code, "invalid")
+    try:
+        said = json.loads(response.content).get("status")
+    except (ValueError, AttributeError):
+        said = None
+    return said if said in _COUNTED_OUTCOMES else "accepted"
 
 
 def _error(status: int, message: str, **extra: object) -> JsonResponse:
@@ -114,6 +165,7 @@ def _refuse_unknown_instance(host: str, **fields: object) -> JsonResponse:
 
 @csrf_exempt
 @require_POST
+@webhook_counted("github", event_header="X-GitHub-Event")
 def github_webhook(request: HttpRequest) -> JsonResponse:
     body = request.body
     signature = request.headers.get("X-Hub-Signature-256")
@@ -186,6 +238,7 @@ def _instance_host(header: str) -> str | None:
 
 @csrf_exempt
 @require_POST
+@webhook_counted("gitlab", event_header="X-Gitlab-Event")
 def gitlab_webhook(request: HttpRequest) -> JsonResponse:
     body = request.body
     token = request.headers.get("X-Gitlab-Token")

@@ -33,6 +33,7 @@ from reviews.services.webhooks import (
     webhook_delivery_finish,
     webhook_delivery_receive,
 )
+from reviews.webhooks import webhook_counted
 from telemetry import conf
 from telemetry.integrations import opsgenie, pagerduty
 from telemetry.integrations.records import IncidentEvent, IncidentPayloadError
@@ -145,6 +146,7 @@ def _event_name(payload: dict[str, Any]) -> str:
 
 @csrf_exempt
 @require_POST
+@webhook_counted("pagerduty")
 def pagerduty_webhook(request: HttpRequest) -> JsonResponse:
     secrets = conf.pagerduty_secrets()
     if not secrets:
@@ -161,6 +163,7 @@ def pagerduty_webhook(request: HttpRequest) -> JsonResponse:
 
 @csrf_exempt
 @require_POST
+@webhook_counted("opsgenie")
 def opsgenie_webhook(request: HttpRequest) -> JsonResponse:
     expected = conf.opsgenie_token()
     if not expected:

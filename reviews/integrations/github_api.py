@@ -27,7 +27,9 @@ import requests
 from github import Auth, Github, GithubException
 from github.Requester import Requester
 
+from reviews.instruments import VCS_API_CALLS, VCS_RATE_LIMIT_REMAINING
 from reviews.integrations import github_graphql
+from reviews.integrations.endpoints import endpoint_template
 from reviews.integrations.github import (
     parse_changed_file,
     parse_commit,
@@ -311,12 +313,15 @@ class GitHubClient:
         try:
             headers, payload = self._requester.graphql_query(query, dict(variables))
         except requests.RequestException as exc:
+            VCS_API_CALLS.labels("github", "POST", "/graphql", "unreachable").inc()
             raise GitHubUnavailable(f"POST graphql: {exc}") from exc
         except GithubException as exc:
+            VCS_API_CALLS.labels("github", "POST", "/graphql", str(exc.status)).inc()
             self.api_calls += 1
             self.graphql_calls += 1
             self._note_graphql_budget(exc.headers or {}, None)
             raise self._graphql_error(exc) from exc
+        VCS_API_CALLS.labels("github", "POST", "/graphql", "200").inc()
         self.api_calls += 1
         self.graphql_calls += 1
         data = payload.get("data") if isinstance(payload, Mapping) else None
@@ -440,7 +445,9 @@ class GitHubClient:
                 method, url, parameters=dict(params or {}), headers=dict(headers or {}), input=body
             )
         except requests.RequestException as exc:
+            VCS_API_CALLS.labels("github", method, endpoint_template(url), "unreachable").inc()
             raise GitHubUnavailable(f"{method} {url}: {exc}") from exc
+        VCS_API_CALLS.labels("github", method, endpoint_template(url), str(status)).inc()
         self.api_calls += 1
         if status != 304:
             self.api_calls_rate_limited += 1
@@ -498,6 +505,7 @@ class GitHubClient:
         reset = _number(headers.get("x-ratelimit-reset"))
         if remaining is not None:
             self.rate_limit_remaining = int(remaining)
+            VCS_RATE_LIMIT_REMAINING.labels("github", self._origin[1]).set(self.rate_limit_remaining)
         if reset is not None:
             self.rate_limit_reset = dt.datetime.fromtimestamp(int(reset), tz=dt.UTC)
 

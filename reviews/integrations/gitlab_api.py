@@ -39,6 +39,7 @@ import re
 from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass, replace
 from typing import Any, Literal
+from urllib.parse import urlsplit
 
 import gitlab
 import httpx
@@ -47,6 +48,8 @@ from gitlab.exceptions import GitlabError
 from gitlab.utils import EncodedId
 from gql.transport.exceptions import TransportError, TransportQueryError
 
+from reviews.instruments import VCS_API_CALLS, VCS_RATE_LIMIT_REMAINING
+from reviews.integrations.endpoints import endpoint_template
 from reviews.integrations.gitlab import (
     PayloadReader,
     approval_external_id,
@@ -315,6 +318,7 @@ class GitLabClient:
             raise GitLabError(f"GitLab GraphQL failed: {error}") from error
 
     def _on_graphql_response(self, response: httpx.Response) -> None:
+        VCS_API_CALLS.labels("gitlab", "POST", "/graphql", str(response.status_code)).inc()
         self.graphql_calls += 1
         self._count(response.headers)
 
@@ -400,6 +404,8 @@ class GitLabClient:
     # --- internals --------------------------------------------------------------------------------------------
 
     def _on_response(self, response: requests.Response, *args: Any, **kwargs: Any) -> None:
+        method = str(response.request.method or "GET")
+        VCS_API_CALLS.labels("gitlab", method, endpoint_template(response.url), str(response.status_code)).inc()
         self._count(response.headers)
 
     def _count(self, headers: Mapping[str, str]) -> None:
@@ -408,6 +414,7 @@ class GitLabClient:
         remaining = headers.get("RateLimit-Remaining", "")
         if remaining.isdigit():
             self.rate_limit_remaining = int(remaining)
+            VCS_RATE_LIMIT_REMAINING.labels("gitlab", urlsplit(self._gl.url).netloc).set(self.rate_limit_remaining)
         reset = headers.get("RateLimit-Reset", "")
         if reset.isdigit():
             self.rate_limit_reset = dt.datetime.fromtimestamp(int(reset), tz=dt.UTC)
@@ -426,6 +433,7 @@ class GitLabClient:
                 raise GitLabUnavailable(message, status_code=code) from error
             raise GitLabError(message, status_code=code) from error
         except (requests.ConnectionError, requests.Timeout, requests.exceptions.ChunkedEncodingError) as error:
+            _unreachable_count(error)
             raise GitLabUnavailable(f"GitLab unreachable: {error}") from error
         except requests.RequestException as error:
             raise GitLabError(f"GitLab request failed: {error}") from error
@@ -772,3 +780,10 @@ def _isoformat(moment: dt.datetime) -> str:
     if moment.tzinfo is None:
         moment = moment.replace(tzinfo=dt.UTC)
     return moment.astimezone(dt.UTC).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
+
+
+def _unreachable_count(error: requests.RequestException) -> None:
+    request = error.request
+    url = str(getattr(request, "url", "") or "")
+    method = str(getattr(request, "method", "") or "GET")
+    VCS_API_CALLS.labels("gitlab", method, endpoint_template(url), "unreachable").inc()

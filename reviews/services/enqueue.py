@@ -6,6 +6,7 @@ never raised: the write it follows stands, and the verdict reconciler evaluates 
 
 from __future__ import annotations
 
+import datetime as dt
 import logging
 from collections.abc import Iterable
 from functools import partial
@@ -80,11 +81,13 @@ def evaluation_enqueue_now(pull_request_id: int) -> None:
     _queue_once(evaluate_pull_request, _evaluation_key(pull_request_id), pull_request_id)
 
 
-def report_enqueue_now(evaluation_id: int) -> None:
-    """Queue the report of a verdict unless one already waits."""
+def report_enqueue_now(evaluation_id: int, *, received_at: Iterable[dt.datetime] = ()) -> None:
+    """Queue the report of a verdict unless one already waits. `received_at`: the receipts of the webhooks whose
+    feedback loop its acceptance closes (carried in the message, ISO 8601)."""
     from reviews.tasks import report_evaluation
 
-    _queue_once(report_evaluation, _report_key(evaluation_id), evaluation_id)
+    receipts = [moment.isoformat() for moment in received_at]
+    _queue_once(report_evaluation, _report_key(evaluation_id), evaluation_id, *([receipts] if receipts else []))
 
 
 def evaluation_queued_mark_clear(pull_request_id: int) -> None:
@@ -104,7 +107,7 @@ def _report_key(evaluation_id: int) -> str:
     return f"report-queued:{evaluation_id}"
 
 
-def _queue_once(task: Any, key: str, object_id: int) -> None:
+def _queue_once(task: Any, key: str, object_id: int, *more: object) -> None:
     try:
         first = cache.add(key, 1, timeout=QUEUED_MARK_SECONDS)
     except Exception:
@@ -112,7 +115,7 @@ def _queue_once(task: Any, key: str, object_id: int) -> None:
     if not first:
         return
     try:
-        task.delay(object_id)
+        task.delay(object_id, *more)
     except Exception:
         _mark_clear(key)
         # Whatever asked is done; the verdict reconciler redoes what this hand-over would have done.

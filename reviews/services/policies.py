@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import datetime as dt
 import logging
+import time
 from dataclasses import dataclass
 from typing import Any
 
@@ -14,6 +15,7 @@ from django.db.models import Max
 from django.utils import timezone
 
 from reviews.access import person_access
+from reviews.instruments import EVALUATION_DURATION, EVALUATIONS
 from reviews.models import (
     AuditEvent,
     FollowUpReview,
@@ -140,6 +142,7 @@ def pull_request_evaluate(
     after it marks the debt again. With `only_if_owed`, a pull request whose debt another evaluation settled since
     is left alone (None).
     """
+    started = time.perf_counter()
     with transaction.atomic():
         pull_request = (
             PullRequest.objects.select_for_update(of=("self",))
@@ -192,6 +195,8 @@ def pull_request_evaluate(
             PolicyViolation.objects.get_or_create(
                 pull_request=pull_request, defaults={"evaluation": evaluation, "outcome": outcome}
             )
+    EVALUATION_DURATION.observe(time.perf_counter() - started)
+    EVALUATIONS.labels(evaluation.outcome, "true" if not same else "false").inc()
     return Evaluated(evaluation, changed=not same)
 
 

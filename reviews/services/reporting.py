@@ -5,12 +5,15 @@ One function for both providers: the VcsClient behind `vcs_client_for` speaks Gi
 
 from __future__ import annotations
 
+import datetime as dt
 import logging
+from collections.abc import Sequence
 
 from django.conf import settings
 from django.urls import reverse
 from django.utils import timezone
 
+from reviews.instruments import VERDICT_REPORTS, WEBHOOK_TO_VERDICT
 from reviews.integrations.records import StatusState
 from reviews.integrations.vcs import VcsError, VcsRateLimited
 from reviews.models import PolicyEvaluation, PullRequest
@@ -41,9 +44,23 @@ def commit_status_report(*, pull_request: PullRequest, sha: str, state: StatusSt
         client.close()
 
 
-def evaluation_report(*, evaluation: PolicyEvaluation) -> str:
+def evaluation_report(*, evaluation: PolicyEvaluation, received_at: Sequence[dt.datetime] = ()) -> str:
     """Report a stored verdict unless it is superseded or the VCS already shows the same. Returns what happened;
-    a failure is recorded on the evaluation."""
+    a failure is recorded on the evaluation.
+
+    `received_at` are the receipts of the webhook deliveries whose changes this verdict is the first to reflect:
+    once the provider accepts it, each closes its feedback loop (`tandem_webhook_to_verdict_seconds`)."""
+    result = _report(evaluation)
+    provider = evaluation.pull_request.repository.connection.provider
+    VERDICT_REPORTS.labels(provider, result).inc()
+    if result == "reported":
+        accepted_at = timezone.now()
+        for moment in received_at:
+            WEBHOOK_TO_VERDICT.labels(provider).observe(max(0.0, (accepted_at - moment).total_seconds()))
+    return result
+
+
+def _report(evaluation: PolicyEvaluation) -> str:
     pull_request = evaluation.pull_request
     if not evaluation_should_report(evaluation):
         return "superseded"

@@ -7,6 +7,10 @@ state and settles the debt, and the passes after it find nothing owed and stop b
 
 from __future__ import annotations
 
+import datetime as dt
+from collections.abc import Sequence
+
+from reviews.log_context import log_context_bound
 from reviews.models import PullRequest
 from reviews.services.codeowners import codeowners_refresh
 from reviews.services.enqueue import report_enqueue_now
@@ -19,12 +23,27 @@ from reviews.services.sync import pull_request_facts_fetch
 _REPORT_RETRIED = {"failed", "rate limited"}
 
 
-def pull_request_verdict_pass(*, pull_request_id: int) -> str:
+def pull_request_verdict_pass(*, pull_request_id: int, received_at: Sequence[dt.datetime] = ()) -> str:
     """Settle one pull request's evaluation debt and post the verdict when it changed. Returns what happened:
-    the outcome, "settled" (nothing owed any more), "gone", or "nothing to evaluate"."""
-    pull_request = PullRequest.objects.select_related("repository__connection").filter(pk=pull_request_id).first()
+    the outcome, "settled" (nothing owed any more), "gone", or "nothing to evaluate".
+
+    `received_at`: when the webhooks behind this pass were received; the report that the provider accepts (here, or
+    in its retried task) closes their feedback loop."""
+    pull_request = (
+        PullRequest.objects.select_related("repository__connection", "repository__team")
+        .filter(pk=pull_request_id)
+        .first()
+    )
     if pull_request is None:
         return "gone"
+    repository = pull_request.repository
+    team = repository.team.slug if repository.team is not None else None
+    with log_context_bound(pull_request_id=pull_request.pk, repository=repository.full_path, team=team):
+        return _settle(pull_request, received_at)
+
+
+def _settle(pull_request: PullRequest, received_at: Sequence[dt.datetime]) -> str:
+    pull_request_id = pull_request.pk
     if pull_request.evaluation_owed_since is None:
         return "settled"
     if pull_request.state == PullRequest.State.OPEN:
@@ -36,6 +55,8 @@ def pull_request_verdict_pass(*, pull_request_id: int) -> str:
     if evaluated is None:
         return "settled" if pull_request.head_sha else "nothing to evaluate"
     evaluation = evaluated.evaluation
-    if evaluation_should_report(evaluation) and evaluation_report(evaluation=evaluation) in _REPORT_RETRIED:
-        report_enqueue_now(evaluation.pk)
+    if not evaluation_should_report(evaluation):
+        return evaluation.outcome
+    if evaluation_report(evaluation=evaluation, received_at=received_at) in _REPORT_RETRIED:
+        report_enqueue_now(evaluation.pk, received_at=received_at)
     return evaluation.outcome

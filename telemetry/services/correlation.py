@@ -16,6 +16,7 @@ from django.db import transaction
 from django.db.models import Exists, OuterRef
 from django.utils import timezone
 
+from reviews.instruments import INCIDENTS_CORRELATED
 from telemetry import conf
 from telemetry.models import Deployment, Incident, SuspectChange
 from telemetry.ranking import RankedChange, rank_changes
@@ -40,6 +41,7 @@ def incident_correlate(*, incident_id: int, window: dt.timedelta | None = None) 
         ranked = rank_changes(facts, incident_started_at=incident.started_at, window=window)
         removed = _store(incident, ranked)
         Incident.objects.filter(pk=incident.pk).update(correlated_at=timezone.now(), correlation_error="")
+    INCIDENTS_CORRELATED.inc()
     return CorrelationResult(len(ranked), removed)
 
 

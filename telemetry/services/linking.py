@@ -44,6 +44,7 @@ from django.db import transaction
 from django.db.models import Q, QuerySet
 from django.utils import timezone
 
+from reviews.instruments import DEPLOYMENTS_LINKED
 from reviews.integrations.records import CompareRead
 from reviews.integrations.vcs import VcsClient, VcsError, VcsRateLimited, VcsUnavailable
 from reviews.models import ChangedFile, Commit, PullRequest, Repository
@@ -137,6 +138,7 @@ def deployment_changes_link(
         _rank_incidents_after(deployment)
     pull_requests = {pr for _, pr in changes if pr is not None}
     commits = sum(1 for commit, _ in changes if commit is not None)
+    DEPLOYMENTS_LINKED.labels(shipped.method).inc()
     return LinkResult(shipped.method, commits, len(pull_requests), note)
 
 

@@ -12,7 +12,10 @@ import pytest
 from django.contrib import admin
 from django.contrib.auth.models import Group, User
 from django.db.models import Model
+from django.utils import timezone
+from django_celery_beat.models import ClockedSchedule, CrontabSchedule, IntervalSchedule, PeriodicTask, SolarSchedule
 
+from reviews.admin_schedules import SCHEDULE_MODELS
 from reviews.models import (
     ApiToken,
     Connection,
@@ -34,6 +37,8 @@ pytestmark = pytest.mark.django_db
 L, S, N = "leads", "superusers", "nobody"
 
 # label -> who may (add, change, delete). Viewing: leads (their teams' rows) and superusers, or superusers only.
+SCHEDULE_LABELS = [f"django_celery_beat.{model.__name__}" for model in SCHEDULE_MODELS]
+
 EXPECTED: dict[str, tuple[str, str, str]] = {
     # what a lead steers
     "reviews.Policy": (L, L, N),
@@ -74,8 +79,10 @@ EXPECTED: dict[str, tuple[str, str, str]] = {
     "reviews.WebhookDelivery": (N, N, N),
     "auth.User": (S, S, S),
     "auth.Group": (S, S, S),
+    # beat's periodic jobs (django-celery-beat)
+    **dict.fromkeys(SCHEDULE_LABELS, (S, S, S)),
 }
-SUPERUSERS_ONLY = {"reviews.Connection", "reviews.WebhookDelivery", "auth.User", "auth.Group"}
+SUPERUSERS_ONLY = {"reviews.Connection", "reviews.WebhookDelivery", "auth.User", "auth.Group", *SCHEDULE_LABELS}
 ACTORS = ["anonymous", "member", "lead", "other_lead", "root"]
 
 
@@ -93,7 +100,21 @@ def world() -> dict[str, Any]:
     )
     shop["auth.User"] = shop["member_user"]
     shop["auth.Group"] = Group.objects.create(name="auditors")
+    shop.update(_schedule_rows())
     return {"shop": shop, "search": search, "root": root}
+
+
+def _schedule_rows() -> dict[str, Any]:
+    interval = IntervalSchedule.objects.create(every=42, period="seconds")
+    return {
+        "django_celery_beat.IntervalSchedule": interval,
+        "django_celery_beat.CrontabSchedule": CrontabSchedule.objects.create(minute="5", hour="4"),
+        "django_celery_beat.SolarSchedule": SolarSchedule.objects.create(event="sunrise", latitude=0, longitude=0),
+        "django_celery_beat.ClockedSchedule": ClockedSchedule.objects.create(clocked_time=timezone.now()),
+        "django_celery_beat.PeriodicTask": PeriodicTask.objects.create(
+            name="matrix-check", task="reviews.tasks.reconcile_verdicts", interval=interval
+        ),
+    }
 
 
 def _user(world: dict[str, Any], actor: str) -> User | None:

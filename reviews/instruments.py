@@ -1,0 +1,105 @@
+"""Every Prometheus instrument Tandem records into, defined once (README "Watching Tandem").
+
+It lives in reviews, the app every other module may import, so that the webhook views, the VCS clients, the policy
+engine's caller, telemetry's services and config's Celery signal handlers all record into the same instruments;
+telemetry serves them at `GET /metrics` together with the figures read from the database at scrape time
+(`telemetry.exporter`).
+
+Under gunicorn and Celery several processes record at once: with PROMETHEUS_MULTIPROC_DIR set, each writes its own
+files there and the scrape adds them up. Each process names its files after its host and pid, so that processes of
+several containers can share one directory without two of them writing the same file (pids repeat across
+containers). Labels take only bounded values: providers, task names, endpoint templates, outcomes — never an id.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+import socket
+
+from prometheus_client import Counter, Gauge, Histogram, values
+
+MULTIPROCESS_DIR = os.environ.get("PROMETHEUS_MULTIPROC_DIR", "")
+
+
+def process_identifier() -> str:
+    """Distinct for every process writing into the shared directory: host and pid, without underscores (the
+    multiprocess collector splits file names on them)."""
+    host = re.sub(r"[^A-Za-z0-9.-]", "-", socket.gethostname())[:64]
+    return f"{host}-{os.getpid()}"
+
+
+if MULTIPROCESS_DIR:
+    os.makedirs(MULTIPROCESS_DIR, exist_ok=True)
+    # Chosen before the first instrument below is made: every value is then an mmapped file of this process's own.
+    values.ValueClass = values.MultiProcessValue(process_identifier=process_identifier)
+
+# Seconds: from a fraction of a second (an evaluation, an API call) to hours (a delivery waiting for its retries).
+_SHORT_BUCKETS = (0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0, 60.0)
+_LOOP_BUCKETS = (0.5, 1.0, 2.0, 3.0, 5.0, 10.0, 20.0, 30.0, 60.0, 120.0, 300.0, 600.0, 1800.0, 3600.0, 3 * 3600.0)
+_TASK_BUCKETS = (0.01, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0, 60.0, 120.0, 300.0, 900.0, 1800.0)
+
+# --- webhooks ---------------------------------------------------------------------------------------------
+WEBHOOKS_RECEIVED = Counter(
+    "tandem_webhooks_received",
+    "Webhook requests answered, by provider, event (only once the sender is verified; 'unverified' before) and "
+    "outcome (accepted, duplicate, rejected, invalid, refused, error).",
+    ["provider", "event", "outcome"],
+)
+WEBHOOK_TO_VERDICT = Histogram(
+    "tandem_webhook_to_verdict_seconds",
+    "From a webhook's receipt (WebhookDelivery.received_at) to the provider accepting the verdict it changed, "
+    "observed once per delivery behind a posted verdict (by the delivery's pass or its report's retries).",
+    ["provider"],
+    buckets=_LOOP_BUCKETS,
+)
+
+# --- Celery tasks -----------------------------------------------------------------------------------------
+TASK_RUNS = Counter(
+    "tandem_task_runs",
+    "Celery task runs by task and how they ended (success, failure, retry).",
+    ["task", "state"],
+)
+TASK_DURATION = Histogram(
+    "tandem_task_duration_seconds", "Time a Celery task run took, by task.", ["task"], buckets=_TASK_BUCKETS
+)
+
+# --- GitHub and GitLab APIs -------------------------------------------------------------------------------
+VCS_API_CALLS = Counter(
+    "tandem_vcs_api_calls",
+    "Requests to GitHub and GitLab by provider, method, endpoint template and HTTP status ('unreachable' when "
+    "nothing answered). GitHub's 304s (conditional requests) cost no quota.",
+    ["provider", "method", "endpoint", "status"],
+)
+VCS_RATE_LIMIT_REMAINING = Gauge(
+    "tandem_vcs_rate_limit_remaining",
+    "API calls left in the current rate-limit window, as the provider said last, by provider and host.",
+    ["provider", "host"],
+    multiprocess_mode="mostrecent",
+)
+
+# --- verdicts ---------------------------------------------------------------------------------------------
+EVALUATIONS = Counter(
+    "tandem_evaluations",
+    "Policy evaluations by outcome and whether the verdict changed for its head.",
+    ["outcome", "changed"],
+)
+EVALUATION_DURATION = Histogram(
+    "tandem_evaluation_duration_seconds",
+    "Time to evaluate a pull request (read its snapshot, run the policy, store the verdict).",
+    buckets=_SHORT_BUCKETS,
+)
+VERDICT_REPORTS = Counter(
+    "tandem_verdict_reports",
+    "Attempts to post a verdict as a commit status, by provider and result (reported, unchanged, failed, "
+    "rate limited, no token, superseded).",
+    ["provider", "result"],
+)
+
+# --- production's side ------------------------------------------------------------------------------------
+DEPLOYMENTS_LINKED = Counter(
+    "tandem_deployments_linked",
+    "Deployments linked to the changes they shipped, by method (compare, merge order, none).",
+    ["method"],
+)
+INCIDENTS_CORRELATED = Counter("tandem_incidents_correlated", "Incidents whose suspect changes were ranked (again).")
