@@ -15,7 +15,7 @@ from dataclasses import dataclass, field
 
 from django.core.exceptions import ValidationError
 from django.db import DataError, connections, transaction
-from django.db.models import F, Q
+from django.db.models import F, Q, QuerySet
 from django.utils import timezone
 
 from reviews.integrations import github as github_adapter
@@ -49,6 +49,10 @@ MAX_DISPATCH_LEASE = dt.timedelta(minutes=10)
 # A backlog is handed over in batches of at most this many, spread over at least DISPATCH_SPREAD tasks per run.
 DISPATCH_BATCH = 10
 DISPATCH_SPREAD = 4
+# At most this many deliveries handed over and not yet taken up by a worker. Beyond it a backlog waits in the
+# database, where the next hand-over takes it in batches (the events of one pull request applied in one task and
+# evaluated once), instead of in the broker as one task per event that nothing can merge any more.
+DISPATCH_MAX_IN_FLIGHT = 40
 # The channel a new delivery is announced on (PostgreSQL NOTIFY, in the statement that stores it); the dispatcher
 # process LISTENs on it (`manage.py dispatch_deliveries`).
 DELIVERY_CHANNEL = "tandem_deliveries"
@@ -319,35 +323,54 @@ def webhook_deliveries_dispatch(
     chunk: int = 500,
     budget: float = 40.0,
     batch: int = DISPATCH_BATCH,
+    max_in_flight: int = DISPATCH_MAX_IN_FLIGHT,
 ) -> int:
     """Hand every due delivery to a worker, oldest due first, with no cap but a time budget per run.
 
     Each is leased before it is sent, so a send that fails (the broker is down) waits out its lease and is sent
     again by a later run. Deliveries whose worker died are made due again first. A few due deliveries go out one
     by one (each to a free worker at once); a backlog goes out in batches of up to `batch`, so that the events of
-    one pull request waiting together are applied in one task and evaluated once. Several dispatchers may run: a
-    row one of them is leasing is skipped by the others. Returns how many deliveries were sent."""
+    one pull request waiting together are applied in one task and evaluated once. No more than `max_in_flight`
+    deliveries wait handed over and unclaimed: the rest of a backlog waits in the database, not in the broker.
+    Several dispatchers may run: a row one of them is leasing is skipped by the others. Returns how many
+    deliveries were sent."""
     now = now or timezone.now()
     deadline = time.monotonic() + budget
     _reclaim_stale(now)
     sent = 0
     while time.monotonic() < deadline:
-        leased = _lease_due(now, chunk)
+        room = max_in_flight - _in_flight(now)
+        if room <= 0:
+            break  # the workers are behind: the rest waits here, and goes in batches when they catch up
+        due = _due(now).count() if room < chunk else chunk
+        size = min(batch, max(1, due // DISPATCH_SPREAD))
+        leased = _lease_due(now, min(chunk, room))
         if not leased:
             break
-        size = min(batch, max(1, len(leased) // DISPATCH_SPREAD))
         for start in range(0, len(leased), size):
             send(leased[start : start + size])
         sent += len(leased)
     return sent
 
 
+def _due(now: dt.datetime) -> QuerySet[WebhookDelivery]:
+    return WebhookDelivery.objects.filter(status=WebhookDelivery.Status.PENDING).filter(
+        Q(next_attempt_at__lte=now) | Q(next_attempt_at__isnull=True)
+    )
+
+
+def _in_flight(now: dt.datetime) -> int:
+    """Deliveries handed over and not yet claimed: leased (due later) and dispatched at least once."""
+    return WebhookDelivery.objects.filter(
+        status=WebhookDelivery.Status.PENDING, next_attempt_at__gt=now, dispatches__gt=0
+    ).count()
+
+
 def _lease_due(now: dt.datetime, chunk: int) -> list[int]:
     with transaction.atomic():
         due = list(
-            WebhookDelivery.objects.select_for_update(skip_locked=True)
-            .filter(status=WebhookDelivery.Status.PENDING)
-            .filter(Q(next_attempt_at__lte=now) | Q(next_attempt_at__isnull=True))
+            _due(now)
+            .select_for_update(skip_locked=True)
             .order_by(F("next_attempt_at").asc(nulls_first=True), "pk")
             .values_list("pk", "dispatches")[:chunk]
         )

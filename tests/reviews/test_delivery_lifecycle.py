@@ -248,13 +248,15 @@ def test_the_dispatcher_sends_every_due_delivery_once_with_no_fixed_cap_and_doub
     )
     sent: list[int] = []
     now = timezone.now()
-    assert webhook_deliveries_dispatch(send=sent.extend, now=now, chunk=100) == 1234
+    unbounded = 10**6  # flow control aside (its own test): no fixed cap on what is sent
+    assert webhook_deliveries_dispatch(send=sent.extend, now=now, chunk=100, max_in_flight=unbounded) == 1234
     assert len(set(sent)) == 1234
     oldest_first = list(WebhookDelivery.objects.order_by("received_at", "next_attempt_at").values_list("pk", flat=True))
     assert sent == oldest_first
-    assert webhook_deliveries_dispatch(send=sent.extend, now=now) == 0  # leased: not sent twice
+    assert webhook_deliveries_dispatch(send=sent.extend, now=now, max_in_flight=unbounded) == 0  # leased: not twice
     later = now + DISPATCH_LEASE + dt.timedelta(seconds=1)
-    assert webhook_deliveries_dispatch(send=sent.extend, now=later) == 1234  # nobody took them: the hand-over was lost
+    # Nobody took them: the hand-over was lost.
+    assert webhook_deliveries_dispatch(send=sent.extend, now=later, max_in_flight=unbounded) == 1234
     delivery = WebhookDelivery.objects.first()
     assert delivery is not None
     assert delivery.next_attempt_at == later + DISPATCH_LEASE * 2
