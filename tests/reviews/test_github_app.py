@@ -42,6 +42,7 @@ from tests.factories import TeamFactory
 
 REPO_ROOT = Path(__file__).resolve().parents[2]
 FIXTURES = REPO_ROOT / "tests" / "fixtures" / "github"
+APP_FIXTURES = FIXTURES / "app"  # the App's own events name no repository
 SECRET = "app webhook secret"
 APP_ID = 4242
 REPO = "octocat/Hello-World"
@@ -87,7 +88,8 @@ def app_connection(github, app_key):
 
 
 def fixture(name: str) -> dict:
-    return json.loads((FIXTURES / f"{name}.json").read_text())
+    folder = APP_FIXTURES if name.startswith("installation") else FIXTURES
+    return json.loads((folder / f"{name}.json").read_text())
 
 
 @pytest.fixture
@@ -513,3 +515,10 @@ def test_the_admin_keeps_replaces_and_refuses_private_keys(superuser_client, app
 
     no_app = superuser_client.post(url, _form(app_connection, app_id="", report_as_check_run="on"))
     assert "Check runs are a GitHub App" in no_app.content.decode()
+
+
+def test_the_apps_settings_are_audited(superuser_client, app_connection):
+    url = f"/admin/reviews/connection/{app_connection.pk}/change/"
+    assert superuser_client.post(url, _form(app_connection, app_account="acme")).status_code == 302
+    event = AuditEvent.objects.filter(action="connection.change").latest("at")
+    assert event.changes == {"app_account": {"before": "", "after": "acme"}}
