@@ -9,7 +9,7 @@ from django.db import migrations, models
 class Migration(migrations.Migration):
 
     dependencies = [
-        ('reviews', '0019_pull_request_evaluation_owed'),
+        ('reviews', '0021_pairing_participant_stays'),
     ]
 
     operations = [
