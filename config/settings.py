@@ -294,6 +294,11 @@ GITHUB_WEBHOOK_SECRET = env.str("GITHUB_WEBHOOK_SECRET", default="")
 GITLAB_WEBHOOK_TOKEN = env.str("GITLAB_WEBHOOK_TOKEN", default="")
 GITHUB_TOKEN = env.str("GITHUB_TOKEN", default="")
 GITHUB_API_URL = env.str("GITHUB_API_URL", default="https://api.github.com")
+# The instance-wide connection as a GitHub App (README "Install Tandem as a GitHub App"): its id, and its private key
+# in PEM, from the variable itself (a literal "\n" stands for a line break) or from a file.
+GITHUB_APP_ID = env.str("GITHUB_APP_ID", default="")
+GITHUB_APP_PRIVATE_KEY = env.str("GITHUB_APP_PRIVATE_KEY", default="").replace("\\n", "\n")
+GITHUB_APP_PRIVATE_KEY_PATH = env.str("GITHUB_APP_PRIVATE_KEY_PATH", default="")
 GITLAB_TOKEN = env.str("GITLAB_TOKEN", default="")
 GITLAB_URL = env.str("GITLAB_URL", default="https://gitlab.com")
 # Sync pauses when fewer API calls than this remain, so webhook-driven work (statuses) still has budget.

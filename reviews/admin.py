@@ -20,6 +20,7 @@ from django.db.models import Model, QuerySet
 from django.forms.models import BaseInlineFormSet
 from django.http import HttpRequest
 from django.template.response import TemplateResponse
+from django.utils.html import format_html_join
 
 # Imported for what they register: the audit trail's admin, and beat's periodic jobs (superusers only).
 from reviews import admin_audit, admin_schedules  # noqa: F401
@@ -461,17 +462,26 @@ class MembershipAdmin(TeamScopedAdmin):
 @admin.register(Connection)
 class ConnectionAdmin(SuperuserOnlyAdmin):
     form = ConnectionForm
-    fields = [
-        "provider",
-        "name",
-        "base_url",
-        "web_url",
-        "api_token",
-        "clear_api_token",
-        "webhook_secret",
-        "clear_webhook_secret",
+    fieldsets = [
+        (None, {"fields": ["provider", "name", "base_url", "web_url"]}),
+        ("Token", {"fields": ["api_token", "clear_api_token", "webhook_secret", "clear_webhook_secret"]}),
+        (
+            "GitHub App (instead of a token)",
+            {
+                "fields": [
+                    "app_id",
+                    "app_private_key",
+                    "clear_app_private_key",
+                    "app_installation_id",
+                    "app_account",
+                    "report_as_check_run",
+                    "installations",
+                ]
+            },
+        ),
     ]
-    list_display = ["name", "provider", "base_url", "api_token_state", "webhook_secret_state"]
+    readonly_fields = ["installations"]
+    list_display = ["name", "provider", "base_url", "authenticates_as", "api_token_state", "webhook_secret_state"]
     list_filter = ["provider"]
     search_fields = ["name", "base_url"]
 
@@ -482,7 +492,7 @@ class ConnectionAdmin(SuperuserOnlyAdmin):
         before = Connection.objects.filter(pk=obj.pk).first() if change else None
         super().save_model(request, obj, form, change)
         changes = field_changes(fields_of(before, CONNECTION_FIELDS), fields_of(obj, CONNECTION_FIELDS))
-        for name in ("api_token", "webhook_secret"):
+        for name in ("api_token", "webhook_secret", "app_private_key"):
             old, new = getattr(before, name, "") or "", getattr(obj, name) or ""
             if old != new:
                 changes[name] = {"before": "set" if old else "", "after": "replaced" if new else ""}
@@ -490,6 +500,40 @@ class ConnectionAdmin(SuperuserOnlyAdmin):
             audit_event_record(
                 actor=admin_actor(request), action="connection.change", target=obj, team=None, changes=changes
             )
+
+    @admin.display(description="installations")
+    def installations(self, connection: Connection) -> str:
+        """Each installation of the App as GitHub last reported it, and why Tandem cannot use it, if it cannot."""
+        from reviews.services.credentials import installation_problem
+
+        rows = connection.app_installations.order_by("account_login") if connection.pk else []
+        return (
+            format_html_join(
+                "\n",
+                "<p>{} ({}, {}): {}{}</p>",
+                (
+                    (
+                        row.account_login or "?",
+                        row.account_type or "account",
+                        row.installation_id,
+                        installation_problem(row) or "active",
+                        f" Last token error: {row.token_error}" if row.token_error else "",
+                    )
+                    for row in rows
+                ),
+            )
+            or "none yet"
+        )
+
+    @admin.display(description="authenticates as")
+    def authenticates_as(self, connection: Connection) -> str:
+        from reviews.services.credentials import connection_app, connection_token
+
+        app = connection_app(connection)
+        if app is not None:
+            key = "its key set" if app.private_key else "NO private key"
+            return f"GitHub App {app.app_id} ({key}, from {app.source})"
+        return "API token" if connection_token(connection) else "nothing: no token"
 
     @admin.display(description="API token")
     def api_token_state(self, connection: Connection) -> str:
@@ -508,11 +552,11 @@ REEVALUATE_ON = frozenset({"codeowners", "team", "is_active", "default_branch"})
 
 @admin.register(Repository)
 class RepositoryAdmin(TeamScopedAdmin):
-    list_display = ["full_path", "connection", "team", "default_branch", "synced_until", "is_active"]
+    list_display = ["full_path", "connection", "team", "default_branch", "synced_until", "is_active", "access"]
     list_filter = ["connection__provider", "connection", "team", "is_active"]
     search_fields = ["full_path", "external_id"]
     autocomplete_fields = ["team"]  # connections: a plain choice (their autocomplete is superusers')
-    readonly_fields = ["synced_until", "sync_etags"]
+    readonly_fields = ["synced_until", "sync_etags", "app_installation", "access_error"]
     actions = ["resync"]
 
     def save_model(self, request: HttpRequest, obj: Repository, form: Any, change: bool) -> None:
@@ -532,6 +576,11 @@ class RepositoryAdmin(TeamScopedAdmin):
             pull_request_evaluations_enqueue(
                 pull_request_ids=open_pull_requests_of_repositories(repository_ids=[obj.pk])
             )
+
+    @admin.display(description="access")
+    def access(self, repository: Repository) -> str:
+        """What stands in the way of reading it or posting to it, as far as Tandem knows; "ok" when nothing."""
+        return repository.access_error or "ok"
 
     def delete_model(self, request: HttpRequest, obj: Repository) -> None:
         from reviews.services.teams import repository_delete

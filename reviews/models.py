@@ -215,6 +215,31 @@ class Connection(models.Model):
     # Encrypted at rest (reviews.crypto); the admin shows only whether they are set.
     api_token = EncryptedTextField(blank=True)
     webhook_secret = EncryptedTextField(blank=True, help_text="Overrides GITHUB_WEBHOOK_SECRET / GITLAB_WEBHOOK_TOKEN.")
+    # A GitHub App instead of a token: Tandem signs a JWT with the App's private key and acts through the
+    # installation token of each repository's installation (reviews.services.credentials).
+    app_id = models.CharField(
+        max_length=20,
+        blank=True,
+        help_text="GitHub App id. Set: Tandem acts as the App (its installation tokens), not with the API token.",
+    )
+    app_private_key = EncryptedTextField(
+        blank=True,
+        help_text="The App's private key (PEM). The instance-wide connection may take it from "
+        "GITHUB_APP_PRIVATE_KEY or GITHUB_APP_PRIVATE_KEY_PATH instead.",
+    )
+    app_installation_id = models.PositiveBigIntegerField(
+        null=True, blank=True, help_text="Only this installation of the App; empty: any installation."
+    )
+    app_account = models.CharField(
+        max_length=100,
+        blank=True,
+        help_text="Only the App's installation on this organisation or user (login); empty: any account.",
+    )
+    report_as_check_run = models.BooleanField(
+        default=False,
+        help_text="GitHub App only: report the verdict as the check run tandem/review-policy, with the reasons in "
+        "its summary, instead of a commit status. The App needs checks: write.",
+    )
     created_at = models.DateTimeField(default=timezone.now)
 
     class Meta:
@@ -222,6 +247,37 @@ class Connection(models.Model):
 
     def __str__(self) -> str:
         return self.name
+
+
+class AppInstallation(models.Model):
+    """One installation of a GitHub App connection's App, on an organisation or a user: what GitHub said of it,
+    whether it is suspended or gone, and its current installation token (encrypted; minted again shortly before it
+    expires, never per request)."""
+
+    connection = models.ForeignKey(Connection, on_delete=models.CASCADE, related_name="app_installations")
+    installation_id = models.PositiveBigIntegerField()
+    account_login = models.CharField(max_length=255, blank=True)
+    account_type = models.CharField(max_length=20, blank=True, help_text="Organization or User.")
+    repository_selection = models.CharField(max_length=20, blank=True, help_text="all or selected.")
+    permissions = models.JSONField(default=dict, blank=True)
+    events = models.JSONField(default=list, blank=True)
+    suspended_at = models.DateTimeField(null=True, blank=True)
+    suspended_by = models.CharField(max_length=255, blank=True)
+    deleted_at = models.DateTimeField(null=True, blank=True, help_text="When the App was uninstalled.")
+    token = EncryptedTextField(blank=True)
+    token_expires_at = models.DateTimeField(null=True, blank=True)
+    tokens_minted = models.PositiveIntegerField(default=0)
+    token_error = models.TextField(blank=True, help_text="Why the last try to get an installation token failed.")
+    created_at = models.DateTimeField(default=timezone.now)
+    updated_at = models.DateTimeField(default=timezone.now)
+
+    class Meta:
+        constraints = [
+            models.UniqueConstraint(fields=["connection", "installation_id"], name="app_installation_unique_id")
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.account_login or 'installation'} ({self.installation_id})"
 
 
 class Repository(models.Model):
@@ -237,6 +293,19 @@ class Repository(models.Model):
         "pull request's base branch.",
     )
     is_active = models.BooleanField(default=True)
+    app_installation = models.ForeignKey(
+        AppInstallation,
+        null=True,
+        blank=True,
+        on_delete=models.SET_NULL,
+        related_name="repositories",
+        help_text="The GitHub App installation that covers it: looked up once, then kept.",
+    )
+    access_error = models.TextField(
+        blank=True,
+        help_text="Why Tandem can neither read it nor post to it now (the App not installed on it, its installation "
+        "suspended or removed); empty: it can. Sync and the verdict reconciler pass over it meanwhile.",
+    )
     # Sync state: the newest pull request update seen by a *completed* sync run, and list-call ETags.
     synced_until = models.DateTimeField(null=True, blank=True)
     sync_etags = models.JSONField(default=dict, blank=True)
@@ -634,6 +703,7 @@ class PolicyEvaluation(AppendOnlyModel):
     Only its reporting bookkeeping (when it was reported or confirmed, the last report error) changes."""
 
     mutable_fields: ClassVar[frozenset[str]] = frozenset({"reported_at", "report_error", "last_evaluated_at"})
+    set_once_fields: ClassVar[frozenset[str]] = frozenset({"check_run_id"})
 
     class Outcome(models.TextChoices):
         APPROVED = "approved", "Approved"
@@ -654,6 +724,9 @@ class PolicyEvaluation(AppendOnlyModel):
     )
     reported_at = models.DateTimeField(null=True, blank=True)
     report_error = models.TextField(blank=True)
+    check_run_id = models.PositiveBigIntegerField(
+        null=True, blank=True, help_text="The GitHub check run that shows it, when reported as a check run."
+    )
 
     class Meta(AppendOnlyModel.Meta):
         indexes = [models.Index(fields=["pull_request", "-evaluated_at"], name="evaluation_pr_idx")]

@@ -21,6 +21,7 @@ from reviews.selectors.verdicts import (
     verdicts_not_accepted,
 )
 from reviews.services.codeowners import codeowners_refresh_due
+from reviews.services.credentials import NoAccess, connection_has_credentials
 from reviews.services.enqueue import (
     evaluation_enqueue_now,
     evaluation_queued_mark_clear,
@@ -31,7 +32,6 @@ from reviews.services.enqueue import (
 )
 from reviews.services.reporting import evaluation_report
 from reviews.services.sync import (
-    connection_token,
     pull_requests_facts_due,
     repositories_due_for_sync,
     repository_sync,
@@ -110,6 +110,8 @@ def sync_repository(self, repository_id: int, full: bool = False, since: str | N
         run = repository_sync(
             repository=repository, full=full, since=dt.datetime.fromisoformat(since) if since else None
         )
+    except NoAccess as error:
+        return f"not synced: {error}"  # on the sync run too; retrying would not change it
     except VcsRateLimited as error:
         if self.request.is_eager:
             raise
@@ -178,8 +180,8 @@ def reevaluate_closing_risk_windows() -> int:
 
 @shared_task(bind=True, acks_late=True, max_retries=len(REPORT_RETRY_COUNTDOWNS), soft_time_limit=60, time_limit=90)
 def report_evaluation(self, evaluation_id: int, received_at: list[str] | None = None) -> str:  # type: ignore[no-untyped-def]
-    """Post the verdict as the commit status `tandem/review-policy`; superseded verdicts are not posted.
-    `received_at`: the receipts (ISO 8601) of the webhooks whose feedback loop this post closes."""
+    """Post the verdict as the commit status (or check run) `tandem/review-policy`; superseded verdicts are not
+    posted. `received_at`: the receipts (ISO 8601) of the webhooks whose feedback loop this post closes."""
     report_queued_mark_clear(evaluation_id)
     evaluation = PolicyEvaluation.objects.select_related("pull_request__repository__connection").get(pk=evaluation_id)
     receipts = [dt.datetime.fromisoformat(moment) for moment in received_at or []]
@@ -211,7 +213,7 @@ def reconcile_verdicts() -> str:
     evaluations_owed_mark(pull_request_ids=unevaluated)
     for pull_request_id in unevaluated:
         evaluation_enqueue_now(pull_request_id)
-    postable = [connection.pk for connection in Connection.objects.all() if connection_token(connection)]
+    postable = [connection.pk for connection in Connection.objects.all() if connection_has_credentials(connection)]
     unreported = verdicts_not_accepted(connection_ids=postable)
     for evaluation_id in unreported:
         report_enqueue_now(evaluation_id)

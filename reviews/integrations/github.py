@@ -12,6 +12,7 @@ KeyError or TypeError never escapes to the caller.
 from __future__ import annotations
 
 import datetime as dt
+import re
 from collections.abc import Callable
 from dataclasses import replace
 from typing import Any
@@ -26,6 +27,8 @@ from reviews.integrations.records import (
     CommitRecord,
     DeploymentRecord,
     GitUserRecord,
+    InstallationEvent,
+    InstallationRecord,
     PayloadError,
     PullRequestRecord,
     PullRequestState,
@@ -556,6 +559,71 @@ def _parse_webhook(event: str, payload: object) -> WebhookEvent:
     result.sender = _opt_user(root.opt_obj("sender"))
     handler(root, result, repository)
     return result
+
+
+# The events that speak of a GitHub App's installation rather than of a repository's contents.
+INSTALLATION_EVENTS = frozenset({"installation", "installation_repositories"})
+_PERMISSION_NAME = re.compile(r"^[a-z_]{1,100}$")
+
+
+def parse_installation(data: object, path: str = "installation") -> InstallationRecord:
+    """An installation object: `GET /repos/{owner}/{repo}/installation`, `GET /app/installations/{id}`, or the
+    `installation` of an installation webhook."""
+    node = _Node(data, path)
+    installation_id = node.req_int("id")
+    if installation_id <= 0:
+        raise PayloadError(f"{node.key_path('id')}: expected a positive id, got {installation_id}")
+    account = node.opt_obj("account")
+    node.opt_obj("permissions")  # an object or nothing
+    raw_permissions = node.raw("permissions") or {}
+    suspended_by = node.opt_obj("suspended_by")
+    return InstallationRecord(
+        installation_id=installation_id,
+        account_login=account.opt_str("login") if account is not None else "",
+        account_type=(account.opt_str("type") if account is not None else "") or node.opt_str("target_type"),
+        repository_selection=node.opt_str("repository_selection"),
+        # Only names GitHub's permissions can have: the column is JSON, and nothing else is read from it.
+        permissions={
+            key: value
+            for key, value in raw_permissions.items()
+            if isinstance(key, str)
+            and isinstance(value, str)
+            and _PERMISSION_NAME.match(key)
+            and _PERMISSION_NAME.match(value)
+        },
+        events=[event for event in node.opt_strs("events") if _PERMISSION_NAME.match(event)],
+        suspended_at=node.opt_time("suspended_at"),
+        suspended_by=suspended_by.opt_str("login") if suspended_by is not None else "",
+    )
+
+
+def parse_installation_event(event: str, payload: object) -> InstallationEvent:
+    """An `installation` (created, deleted, suspend, unsuspend, new_permissions_accepted) or
+    `installation_repositories` (added, removed) delivery."""
+    if event not in INSTALLATION_EVENTS:
+        raise PayloadError(f"event: {event[:40]!r} is not an installation event")
+    root = _Node(payload)
+    installation = parse_installation(root.raw("installation"), "installation")
+    action = root.req_str("action")
+    sender = root.opt_obj("sender")
+    result = InstallationEvent(
+        event=event,
+        action=action,
+        installation=installation,
+        repositories=[_listed_repository(item) for item in root.opt_objs("repositories") or []],
+        repositories_added=[_listed_repository(item) for item in root.opt_objs("repositories_added") or []],
+        repositories_removed=[_listed_repository(item) for item in root.opt_objs("repositories_removed") or []],
+        sender=sender.opt_str("login") if sender is not None else "",
+    )
+    record_check(result)
+    return result
+
+
+def _listed_repository(node: _Node) -> RepositoryRecord:
+    """A repository as installation payloads list it: id, name, full_name, private; no default branch."""
+    return RepositoryRecord(
+        provider="github", external_id=str(node.req_int("id")), full_path=node.req_str("full_name"), default_branch=""
+    )
 
 
 def verify_signature(secret: str, body: bytes, header: str | None) -> bool:

@@ -69,6 +69,24 @@ _COMMIT_STATES = frozenset({"error", "failure", "pending", "success"})
 # GitHub's documented advice when a secondary rate limit names no Retry-After: wait at least a minute.
 _SECONDARY_LIMIT_WAIT = 60.0
 _DESCRIPTION_LIMIT = 140  # GitHub rejects longer commit status descriptions
+_CHECK_SUMMARY_LIMIT = 65535  # GitHub's limit on a check run's output summary
+_CHECK_TITLE_LIMIT = 1000
+
+
+class _TokenSource(Auth.Auth):
+    """A token asked for on every request, so that a long sync goes on with a GitHub App's fresh installation
+    token when the one it started with nears its expiry (the source keeps it between requests)."""
+
+    def __init__(self, source: Callable[[], str]) -> None:
+        self._source = source
+
+    @property
+    def token_type(self) -> str:
+        return "token"
+
+    @property
+    def token(self) -> str:
+        return self._source()
 
 
 class GitHubError(Exception):
@@ -125,7 +143,7 @@ class GitHubClient:
     def __init__(
         self,
         base_url: str,
-        token: str,
+        token: str | Callable[[], str],
         *,
         per_page: int = 100,
         etags: dict[str, str] | None = None,
@@ -148,7 +166,7 @@ class GitHubClient:
         self.graphql_reset: dt.datetime | None = None
         self._github = Github(
             base_url=self.base_url,
-            auth=Auth.Token(token),
+            auth=Auth.Token(token) if isinstance(token, str) else _TokenSource(token),
             per_page=per_page,
             timeout=timeout,
             user_agent=user_agent,
@@ -428,6 +446,49 @@ class GitHubClient:
             body["target_url"] = target_url
         reply = self._request("POST", f"/repos/{_repo_path(full_path)}/statuses/{quote(sha, safe='')}", body=body)
         return parse_status(reply.data, sha)
+
+    def check_run_post(
+        self,
+        full_path: str,
+        sha: str,
+        *,
+        name: str,
+        state: CommitState,
+        title: str,
+        summary: str,
+        details_url: str,
+        external_id: str = "",
+        check_run_id: int | None = None,
+    ) -> int:
+        """Create a check run on `sha` (or update `check_run_id`) showing a verdict; returns the check run's id.
+
+        A pending verdict is a check run in progress (a required check then keeps the merge waiting); the others
+        are completed with success or failure. Needs a GitHub App's installation token with checks: write."""
+        if state not in _COMMIT_STATES:
+            raise ValueError(f"state must be one of {sorted(_COMMIT_STATES)}, not {state!r}")
+        if len(title) > _CHECK_TITLE_LIMIT:
+            title = title[: _CHECK_TITLE_LIMIT - 1] + "…"
+        if len(summary) > _CHECK_SUMMARY_LIMIT:
+            summary = summary[: _CHECK_SUMMARY_LIMIT - 80] + "\n\n…(cut: GitHub shows at most 65,535 characters)"
+        body: dict[str, Any] = {"name": name, "output": {"title": title, "summary": summary}}
+        if details_url:
+            body["details_url"] = details_url
+        if external_id:
+            body["external_id"] = external_id
+        if state == "pending":
+            body["status"] = "in_progress"
+        else:
+            body["status"] = "completed"
+            body["conclusion"] = "success" if state == "success" else "failure"
+        repo = f"/repos/{_repo_path(full_path)}/check-runs"
+        if check_run_id is None:
+            reply = self._request("POST", repo, body={**body, "head_sha": sha})
+        else:
+            reply = self._request("PATCH", f"{repo}/{check_run_id}", body=body)
+        found = reply.data.get("id") if isinstance(reply.data, Mapping) else None
+        if not isinstance(found, int) or isinstance(found, bool):
+            raise GitHubError("GitHub answered the check run without its id", status=reply.status)
+        return found
 
     # --- transport --------------------------------------------------------------------------------------------
 

@@ -16,6 +16,8 @@ from reviews.integrations.records import PayloadError
 
 # Counts and numbers land in PositiveIntegerField columns: 0 to 2**31 - 1 on every database Tandem runs on.
 INT_MIN, INT_MAX = 0, 2**31 - 1
+# Ids a record marks `records.big_int()` land in PositiveBigIntegerField columns.
+BIG_INT_MAX = 2**63 - 1
 # Anything outside is a mistake or an attack; background tasks then never meet year 1 or year 9999.
 YEAR_MIN, YEAR_MAX = 2000, 2100
 # PostgreSQL accepts UTC offsets up to ±15:59.
@@ -47,18 +49,20 @@ def record_check(value: object, path: str = "", *, error: type[PayloadError] = P
     _check(value, path, None, error)
 
 
-def _check(value: object, path: str, length: int | None, error: type[PayloadError]) -> None:
+def _check(value: object, path: str, length: int | None, error: type[PayloadError], *, big: bool = False) -> None:
     if dataclasses.is_dataclass(value) and not isinstance(value, type):
         for field in dataclasses.fields(value):
             child = f"{path}.{field.name}" if path else field.name
-            _check(getattr(value, field.name), child, field.metadata.get("max_length"), error)
+            limit, field_big = field.metadata.get("max_length"), bool(field.metadata.get("big_int"))
+            _check(getattr(value, field.name), child, limit, error, big=field_big)
     elif isinstance(value, str):
         _text_check(value, path, length, error)
     elif isinstance(value, bool) or value is None:
         return
     elif isinstance(value, int):
-        if not INT_MIN <= value <= INT_MAX:
-            raise error(f"{path}: {value if abs(value) < 10**15 else 'a number'} is outside {INT_MIN}–{INT_MAX}")
+        top = BIG_INT_MAX if big else INT_MAX
+        if not INT_MIN <= value <= top:
+            raise error(f"{path}: {value if abs(value) < 10**15 else 'a number'} is outside {INT_MIN}–{top}")
     elif isinstance(value, dt.datetime):
         moment_check(value, path, error=error)
     elif isinstance(value, list | tuple):

@@ -23,6 +23,11 @@ def max_length(length: int) -> dict[str, int]:
     return {"max_length": length}
 
 
+def big_int() -> dict[str, bool]:
+    """Dataclass field metadata: an id stored in a PositiveBigIntegerField (see limits.py)."""
+    return {"big_int": True}
+
+
 class PayloadError(ValueError):
     """A payload is missing keys or has values of the wrong type.
 
@@ -236,3 +241,41 @@ class FileRead:
     text: str = ""
     etag: str = ""
     unchanged: bool = False
+
+
+@dataclass(frozen=True)
+class InstallationRecord:
+    """A GitHub App's installation on an organisation or user account, as the API or a webhook shows it."""
+
+    installation_id: int = field(metadata=big_int())
+    account_login: str = field(default="", metadata=max_length(255))
+    account_type: str = field(default="", metadata=max_length(20))  # Organization or User
+    repository_selection: str = field(default="", metadata=max_length(20))  # all or selected
+    permissions: dict[str, str] = field(default_factory=dict)
+    events: list[str] = field(default_factory=list)
+    suspended_at: dt.datetime | None = None
+    suspended_by: str = field(default="", metadata=max_length(255))
+
+
+@dataclass(frozen=True)
+class InstallationEvent:
+    """An `installation` or `installation_repositories` webhook: what happened to an installation, the repositories
+    it covers (`installation`), or those added to it or removed from it (`installation_repositories`). Listed
+    repositories carry no default branch: those payloads do not say."""
+
+    event: str
+    action: str
+    installation: InstallationRecord
+    repositories: list[RepositoryRecord] = field(default_factory=list)  # `installation`: those it covers
+    repositories_added: list[RepositoryRecord] = field(default_factory=list)
+    repositories_removed: list[RepositoryRecord] = field(default_factory=list)
+    sender: str = field(default="", metadata=max_length(255))
+
+
+@dataclass(frozen=True)
+class InstallationTokenRecord:
+    """An installation access token and when GitHub says it expires (an hour after it was minted)."""
+
+    token: str
+    expires_at: dt.datetime
+    permissions: dict[str, str] = field(default_factory=dict)

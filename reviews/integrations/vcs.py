@@ -111,7 +111,25 @@ class VcsClient(Protocol):
         self, full_path: str, sha: str, *, state: StatusState, description: str, target_url: str, ref: str = ""
     ) -> None: ...
 
+    def post_check_run(
+        self,
+        full_path: str,
+        sha: str,
+        *,
+        state: StatusState,
+        title: str,
+        summary: str,
+        target_url: str,
+        external_id: str = "",
+        check_run_id: int | None = None,
+    ) -> int:
+        """The verdict as the check run `tandem/review-policy` (GitHub Apps only); returns its id."""
+        ...
+
     def close(self) -> None: ...
+
+
+Token = str | Callable[[], str]
 
 
 @contextmanager
@@ -152,7 +170,7 @@ class _Counted:
 class GitHubVcs(_Counted):
     _client: github_api.GitHubClient
 
-    def __init__(self, base_url: str, token: str, *, etags: dict[str, str] | None = None) -> None:
+    def __init__(self, base_url: str, token: Token, *, etags: dict[str, str] | None = None) -> None:
         self._client = github_api.GitHubClient(base_url, token, etags=etags)
         self.etags = self._client.etags
 
@@ -204,6 +222,31 @@ class GitHubVcs(_Counted):
         with _translated():
             self._client.post_status(
                 full_path, sha, state=state, description=description, target_url=target_url, context=STATUS_CONTEXT
+            )
+
+    def post_check_run(
+        self,
+        full_path: str,
+        sha: str,
+        *,
+        state: StatusState,
+        title: str,
+        summary: str,
+        target_url: str,
+        external_id: str = "",
+        check_run_id: int | None = None,
+    ) -> int:
+        with _translated():
+            return self._client.check_run_post(
+                full_path,
+                sha,
+                name=STATUS_CONTEXT,
+                state=state,
+                title=title,
+                summary=summary,
+                details_url=target_url,
+                external_id=external_id,
+                check_run_id=check_run_id,
             )
 
     def close(self) -> None:
@@ -284,6 +327,20 @@ class GitLabVcs(_Counted):
                 ref=ref,
             )
 
+    def post_check_run(
+        self,
+        full_path: str,
+        sha: str,
+        *,
+        state: StatusState,
+        title: str,
+        summary: str,
+        target_url: str,
+        external_id: str = "",
+        check_run_id: int | None = None,
+    ) -> int:
+        raise VcsError("GitLab has no check runs: Tandem reports to GitLab as a commit status")
+
     def close(self) -> None:
         self._client.close()
 
@@ -312,9 +369,13 @@ def _gitlab_details(found: gitlab_api.MergeRequestDetails) -> Details:
     )
 
 
-def open_client(provider: str, base_url: str, token: str, *, etags: dict[str, str] | None = None) -> VcsClient:
+def open_client(provider: str, base_url: str, token: Token, *, etags: dict[str, str] | None = None) -> VcsClient:
+    """A client for one instance. A GitHub token may be a callable asked on every request (a GitHub App's
+    installation token, refreshed before it expires)."""
     if provider == "github":
         return GitHubVcs(base_url, token, etags=etags)
     if provider == "gitlab":
+        if not isinstance(token, str):
+            raise ValueError("GitLab connections authenticate with a token")
         return GitLabVcs(base_url, token, etags=etags)
     raise ValueError(f"unknown provider {provider!r}")

@@ -47,13 +47,15 @@ def verdicts_not_accepted(
     *, connection_ids: Collection[int], now: dt.datetime | None = None, limit: int = 5000
 ) -> list[int]:
     """The newest evaluation of each open pull request's current head, not yet accepted by the provider, on a
-    connection Tandem can post to."""
+    connection Tandem can post to, of a repository nothing is known to stand in the way of (`access_error`: a
+    GitHub App installation suspended or not covering it)."""
     now = now or timezone.now()
     newest = PolicyEvaluation.objects.filter(pull_request=OuterRef("pull_request")).order_by("-evaluated_at", "-pk")
     return list(
         PolicyEvaluation.objects.filter(
             pull_request__state=PullRequest.State.OPEN,
             pull_request__repository__is_active=True,
+            pull_request__repository__access_error="",
             pull_request__repository__connection_id__in=list(connection_ids),
             reported_at__isnull=True,
             evaluated_at__lt=now - REPORT_GRACE,

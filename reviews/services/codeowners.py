@@ -18,7 +18,7 @@ from reviews.policy import asks_code_owners
 from reviews.selectors.affected import open_pull_requests_of_repositories
 from reviews.selectors.policy import effective_policy
 from reviews.services.enqueue import pull_request_evaluations_enqueue
-from reviews.services.sync import ClientFactory, connection_token, vcs_client_for
+from reviews.services.sync import ClientFactory, vcs_client_for
 
 logger = logging.getLogger(__name__)
 
@@ -51,10 +51,11 @@ def codeowners_refresh(
     if fresh and not force:
         return False
     before = (row.path, row.text, row.error, row.fetched_at is None)
-    if not connection_token(repository.connection):
-        _failed(row, now, "Tandem has no API token to read it")
+    try:
+        client = client_factory(repository)
+    except VcsError as error:
+        _failed(row, now, str(error))  # no credentials, or none GitHub accepts: the rules that need it wait
         return before != (row.path, row.text, row.error, False)
-    client = client_factory(repository.connection)
     try:
         known = FileRead(row.path, row.text, row.etag) if row.fetched_at is not None or row.etag else None
         read = client.first_file(repository.full_path, CODEOWNERS_PATHS[repository.provider], branch, known)

@@ -18,7 +18,7 @@ from urllib.parse import urlsplit
 from django.conf import settings
 from django.db import IntegrityError, transaction
 
-from reviews.models import Connection, Provider
+from reviews.models import AppInstallation, Connection, Provider
 
 CACHE_SECONDS = 5.0
 
@@ -113,10 +113,18 @@ def connection_secrets_rotate() -> int:
     connections were rewritten. Run after putting a new key first, before removing the old one."""
     rotated = 0
     with transaction.atomic():
-        for connection in Connection.objects.select_for_update().exclude(api_token="", webhook_secret=""):
+        with_secrets = Connection.objects.select_for_update().exclude(
+            api_token="", webhook_secret="", app_private_key=""
+        )
+        for connection in with_secrets:
             # Read decrypted with any key, written encrypted with the first.
             Connection.objects.filter(pk=connection.pk).update(
-                api_token=connection.api_token, webhook_secret=connection.webhook_secret
+                api_token=connection.api_token,
+                webhook_secret=connection.webhook_secret,
+                app_private_key=connection.app_private_key,
             )
             rotated += 1
+        # GitHub App installation tokens are secrets too (for their hour).
+        for installation in AppInstallation.objects.select_for_update().exclude(token=""):
+            AppInstallation.objects.filter(pk=installation.pk).update(token=installation.token)
     return rotated

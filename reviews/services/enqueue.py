@@ -74,6 +74,22 @@ def delivery_process_now(delivery_id: int) -> None:
         logger.exception("could not queue webhook delivery %s; the dispatcher will hand it over", delivery_id)
 
 
+def repository_syncs_enqueue(*, repository_ids: Iterable[int]) -> None:
+    """Sync these repositories after the commit (a GitHub App installation began to cover them again)."""
+    for repository_id in sorted(set(repository_ids)):
+        transaction.on_commit(partial(_sync_now, repository_id))
+
+
+def _sync_now(repository_id: int) -> None:
+    from reviews.tasks import sync_repository
+
+    try:
+        sync_repository.delay(repository_id)
+    except Exception:
+        # The beat's incremental sync takes the repository up anyway.
+        logger.exception("could not queue a sync of repository %s", repository_id)
+
+
 def evaluation_enqueue_now(pull_request_id: int) -> None:
     """Queue an evaluation unless one already waits."""
     from reviews.tasks import evaluate_pull_request

@@ -1,6 +1,8 @@
-"""Report Tandem's verdict back to the VCS as the commit status `tandem/review-policy`.
+"""Report Tandem's verdict back to the VCS as the commit status `tandem/review-policy`, or, for a GitHub App
+connection with `report_as_check_run`, as the check run of that name whose summary is the verdict's trace.
 
-One function for both providers: the VcsClient behind `vcs_client_for` speaks GitHub or GitLab.
+One function for both providers and both forms: the VcsClient behind `vcs_client_for` speaks GitHub or GitLab,
+with a token or as a GitHub App. Both forms are retried and reconciled alike (`reported_at`, `report_error`).
 """
 
 from __future__ import annotations
@@ -17,8 +19,10 @@ from reviews.instruments import VERDICT_REPORTS, WEBHOOK_TO_VERDICT
 from reviews.integrations.records import StatusState
 from reviews.integrations.vcs import VcsError, VcsRateLimited
 from reviews.models import PolicyEvaluation, PullRequest
+from reviews.policy.markdown import trace_markdown
+from reviews.services.credentials import connection_app, connection_has_credentials, repository_access_problem
 from reviews.services.policies import STATUS_STATES, evaluation_should_report
-from reviews.services.sync import connection_token, vcs_client_for
+from reviews.services.sync import vcs_client_for
 
 logger = logging.getLogger(__name__)
 
@@ -30,7 +34,7 @@ def pull_request_page_url(pull_request: PullRequest) -> str:
 def commit_status_report(*, pull_request: PullRequest, sha: str, state: StatusState, description: str) -> None:
     """Post the status on `sha`, linking to the pull request's page in Tandem. Raises VcsError on failure."""
     repository = pull_request.repository
-    client = vcs_client_for(repository.connection)
+    client = vcs_client_for(repository)
     try:
         client.post_status(
             repository.full_path,
@@ -60,30 +64,71 @@ def evaluation_report(*, evaluation: PolicyEvaluation, received_at: Sequence[dt.
     return result
 
 
+def check_run_report(*, evaluation: PolicyEvaluation, check_run_id: int | None = None) -> int:
+    """Show the verdict as the check run `tandem/review-policy` on its head: its title the status's short text, its
+    summary the trace in Markdown, its details link the pull request's page. Updates `check_run_id` when given (a
+    pending one, still in progress). Returns the check run's id; raises VcsError on failure."""
+    pull_request = evaluation.pull_request
+    repository = pull_request.repository
+    page = pull_request_page_url(pull_request)
+    client = vcs_client_for(repository)
+    try:
+        return client.post_check_run(
+            repository.full_path,
+            evaluation.head_sha,
+            state=STATUS_STATES[evaluation.outcome],  # type: ignore[arg-type]
+            title=evaluation.description or evaluation.get_outcome_display(),
+            summary=trace_markdown(evaluation.trace, page_url=page),
+            target_url=page,
+            external_id=str(evaluation.pk),
+            check_run_id=check_run_id,
+        )
+    finally:
+        client.close()
+
+
+def reports_as_check_run(evaluation: PolicyEvaluation) -> bool:
+    connection = evaluation.pull_request.repository.connection
+    return connection.report_as_check_run and connection_app(connection) is not None
+
+
 def _report(evaluation: PolicyEvaluation) -> str:
+    """What `evaluation_report` does, less the metrics: a failure, or what stands in the way of posting at all, is
+    recorded on the evaluation."""
     pull_request = evaluation.pull_request
     if not evaluation_should_report(evaluation):
         return "superseded"
     if evaluation.reported_at is not None:
         return "unchanged"  # this very verdict is on the commit already
-    if not connection_token(pull_request.repository.connection):
-        return "no token"
+    if not connection_has_credentials(pull_request.repository.connection):
+        return "no token"  # nothing to post with (the embedded default's demo): nothing to say either
+    problem = repository_access_problem(pull_request.repository)
+    if problem:
+        # The App's installation suspended or gone, the repository not covered: said once, not retried.
+        if evaluation.report_error != problem:
+            PolicyEvaluation.objects.filter(pk=evaluation.pk).update(report_error=problem)
+        return "no access"
+    as_check_run = reports_as_check_run(evaluation)
     shown = (
         pull_request.evaluations.filter(head_sha=evaluation.head_sha, reported_at__isnull=False)
         .exclude(pk=evaluation.pk)
         .order_by("-reported_at")
         .first()
     )
-    if shown is not None and (shown.outcome, shown.description) == (evaluation.outcome, evaluation.description):
+    if shown is not None and _shows_the_same(shown, evaluation, as_check_run=as_check_run):
         PolicyEvaluation.objects.filter(pk=evaluation.pk).update(reported_at=timezone.now())
         return "unchanged"
     try:
-        commit_status_report(
-            pull_request=pull_request,
-            sha=evaluation.head_sha,
-            state=STATUS_STATES[evaluation.outcome],  # type: ignore[arg-type]
-            description=evaluation.description,
-        )
+        if as_check_run:
+            check_run_id = check_run_report(evaluation=evaluation, check_run_id=_check_run_to_update(shown))
+            PolicyEvaluation.objects.filter(pk=evaluation.pk).update(check_run_id=check_run_id)
+        else:
+            commit_status_report(
+                pull_request=pull_request,
+                sha=evaluation.head_sha,
+                state=STATUS_STATES[evaluation.outcome],  # type: ignore[arg-type]
+                description=evaluation.description,
+            )
     except VcsRateLimited as error:
         PolicyEvaluation.objects.filter(pk=evaluation.pk).update(report_error=str(error))
         return "rate limited"
@@ -93,3 +138,19 @@ def _report(evaluation: PolicyEvaluation) -> str:
         return "failed"
     PolicyEvaluation.objects.filter(pk=evaluation.pk).update(reported_at=timezone.now(), report_error="")
     return "reported"
+
+
+def _shows_the_same(shown: PolicyEvaluation, evaluation: PolicyEvaluation, *, as_check_run: bool) -> bool:
+    """A status shows the outcome and its short text; a check run shows the whole trace too."""
+    same = (shown.outcome, shown.description) == (evaluation.outcome, evaluation.description)
+    if as_check_run:
+        return same and shown.check_run_id is not None and shown.trace == evaluation.trace
+    return same
+
+
+def _check_run_to_update(shown: PolicyEvaluation | None) -> int | None:
+    """The head's check run still in progress (a pending verdict) is updated; a completed one is left as the record
+    of what was decided then, and a new one shows the new verdict (GitHub shows the newest)."""
+    if shown is None or shown.check_run_id is None or shown.outcome != PolicyEvaluation.Outcome.PENDING:
+        return None
+    return shown.check_run_id

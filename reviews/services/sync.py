@@ -19,8 +19,14 @@ from django.db.models import F, Q
 from django.utils import timezone
 
 from reviews.integrations.records import ChangedFileRecord, PayloadError, PullRequestRecord, RepositoryRecord
-from reviews.integrations.vcs import Details, VcsClient, VcsError, VcsRateLimited, open_client
+from reviews.integrations.vcs import Details, VcsClient, VcsError, VcsRateLimited
 from reviews.models import Connection, PullRequest, Repository, Review, SyncRun
+from reviews.services.credentials import (
+    connection_has_credentials,
+    connection_token,
+    vcs_client_for,
+    vcs_client_for_path,
+)
 from reviews.services.enqueue import pull_request_evaluations_enqueue
 from reviews.services.pairing import pairing_sessions_infer
 from reviews.services.pull_requests import (
@@ -35,17 +41,10 @@ from reviews.services.pull_requests import (
 
 logger = logging.getLogger(__name__)
 
+# Builds the client for a repository: `client_factory(repository, etags=...)` (credentials.vcs_client_for).
 ClientFactory = Callable[..., VcsClient]
 
-
-def connection_token(connection: Connection) -> str:
-    if connection.api_token:
-        return connection.api_token
-    return settings.GITHUB_TOKEN if connection.provider == "github" else settings.GITLAB_TOKEN
-
-
-def vcs_client_for(connection: Connection, *, etags: dict[str, str] | None = None) -> VcsClient:
-    return open_client(connection.provider, connection.base_url, connection_token(connection), etags=etags)
+__all__ = ["ClientFactory", "connection_token", "vcs_client_for"]  # where the other services import them from
 
 
 def repository_sync(
@@ -66,7 +65,14 @@ def repository_sync(
     conditional = not full and since is None
     graphql = settings.SYNC_GRAPHQL if graphql is None else graphql
     run = SyncRun.objects.create(repository=repository, full=full, since=watermark)
-    client = client_factory(repository.connection, etags=dict(repository.sync_etags) if conditional else {})
+    try:
+        client = client_factory(repository, etags=dict(repository.sync_etags) if conditional else {})
+    except VcsError as error:
+        # No credentials, or none GitHub accepts: the run says why (the admin shows it), and nothing moves.
+        SyncRun.objects.filter(pk=run.pk).update(
+            status=SyncRun.Status.FAILED, finished_at=timezone.now(), error=str(error)
+        )
+        raise
     record = repository_record(repository)
     client.know_repository(record)
     newest = watermark
@@ -162,11 +168,8 @@ FACTS_RETRY_SECONDS = (15, 60, 300, 900, 1800)
 
 def pull_request_facts_fetch(*, pull_request: PullRequest, client_factory: ClientFactory = vcs_client_for) -> bool:
     """Fetch the head's files, commits and reviews when they are missing. A failure is recorded on the row (why,
-    and when to try again) rather than raised: the verdict waits for the facts and says why. True when stored."""
-    if not connection_token(pull_request.repository.connection):
-        if pull_request.details_head_sha != pull_request.head_sha:
-            _facts_missing(pull_request, "Tandem has no API token to ask for them")
-        return False
+    and when to try again) rather than raised: the verdict waits for the facts and says why (no credentials, an
+    installation token GitHub would not mint, an installation suspended). True when stored."""
     try:
         return pull_request_refresh(pull_request=pull_request, client_factory=client_factory)
     except VcsError as error:
@@ -217,12 +220,11 @@ def pull_request_refresh(*, pull_request: PullRequest, client_factory: ClientFac
     """Fetch one pull request's details when a push left them behind: its files and diff id belong to a head.
 
     Reviews, comments and labels arrive with their own webhooks, so only a new head costs API calls. False when
-    there is nothing to do or no token to do it with; VcsError propagates.
+    there is nothing to do; VcsError propagates (credentials.NoAccess when Tandem cannot call for it).
     """
-    fresh = pull_request.details_head_sha == pull_request.head_sha
-    if fresh or not connection_token(pull_request.repository.connection):
+    if pull_request.details_head_sha == pull_request.head_sha:
         return False
-    client = client_factory(pull_request.repository.connection)
+    client = client_factory(pull_request.repository)
     try:
         details = client.details(pull_request.repository.full_path, pull_request.number)
     finally:
@@ -323,11 +325,10 @@ def diff_fingerprint(files: Sequence[ChangedFileRecord]) -> str:
 
 
 def repositories_due_for_sync(*, provider: str) -> list[int]:
-    """Active repositories of this provider whose connection has a token to sync with."""
-    queryset = Repository.objects.filter(is_active=True, connection__provider=provider)
-    instance_token = settings.GITHUB_TOKEN if provider == "github" else settings.GITLAB_TOKEN
-    if not instance_token:
-        queryset = queryset.exclude(connection__api_token="")
+    """Active repositories of this provider whose connection has credentials to sync with, and nothing known in
+    the way (a GitHub App installation suspended or not covering them: `Repository.access_error`)."""
+    connections = [c.pk for c in Connection.objects.filter(provider=provider) if connection_has_credentials(c)]
+    queryset = Repository.objects.filter(is_active=True, connection_id__in=connections, access_error="")
     return list(queryset.order_by("pk").values_list("pk", flat=True))
 
 
@@ -340,12 +341,16 @@ def repository_for_sync(*, provider: str, full_path: str, connection: Connection
     if repository is not None:
         return repository
     connection = connection or default_connection(provider=provider)
-    client = vcs_client_for(connection)
+    client, installation = vcs_client_for_path(connection, full_path)
     try:
         record = client.repository(full_path)
     finally:
         client.close()
-    return repository_upsert(connection=connection, record=record)
+    repository = repository_upsert(connection=connection, record=record)
+    if installation is not None and repository.app_installation_id is None:
+        Repository.objects.filter(pk=repository.pk).update(app_installation=installation)
+        repository.app_installation = installation
+    return repository
 
 
 def default_connection(*, provider: str) -> Connection:

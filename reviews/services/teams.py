@@ -29,7 +29,15 @@ from reviews.services.audit import SYSTEM, Actor, audit_event_record, field_chan
 from reviews.services.enqueue import pull_request_evaluations_enqueue
 
 AGREEMENT_FIELDS = ["name", "review_within_hours", "max_pr_size", "slack_webhook_url", "archived"]
-CONNECTION_FIELDS = ["name", "base_url", "web_url"]
+CONNECTION_FIELDS = [
+    "name",
+    "base_url",
+    "web_url",
+    "app_id",
+    "app_installation_id",
+    "app_account",
+    "report_as_check_run",
+]
 
 
 def agreement_of(team: Team | None) -> dict[str, Any]:

@@ -24,6 +24,7 @@ from reviews.integrations.payloads import JsonRefused, decode_json_object
 from reviews.integrations.records import PayloadError, WebhookEvent
 from reviews.models import Connection, PullRequest, Repository, WebhookDelivery
 from reviews.services.enqueue import evaluations_owed_mark
+from reviews.services.installations import installation_event_apply
 from reviews.services.pairing import pairing_sessions_infer
 from reviews.services.pull_requests import (
     approval_withdraw,
@@ -271,6 +272,9 @@ def _apply(delivery: WebhookDelivery) -> list[int]:
         if delivery.status == WebhookDelivery.Status.PROCESSING:
             _finish(delivery, WebhookDelivery.Status.PROCESSED)
         return touched
+    if delivery.provider == "github" and delivery.event in github_adapter.INSTALLATION_EVENTS:
+        _apply_installation(delivery)
+        return []
     event = _parse(delivery)
     if event.ignored:
         _finish(delivery, WebhookDelivery.Status.IGNORED, error=event.ignored)
@@ -416,13 +420,25 @@ def webhook_delivery_requeue(*, delivery: WebhookDelivery) -> bool:
     )
 
 
+def _apply_installation(delivery: WebhookDelivery) -> None:
+    """A GitHub App's installation changed: it names no repository of its own, and touches no pull request."""
+    event = github_adapter.parse_installation_event(delivery.event, _payload(delivery))
+    with transaction.atomic():
+        ignored = installation_event_apply(connection=_connection_for(delivery), event=event)
+        status = WebhookDelivery.Status.IGNORED if ignored else WebhookDelivery.Status.PROCESSED
+        _finish(delivery, status, error=_error_text(ignored))
+
+
 def _parse(delivery: WebhookDelivery) -> WebhookEvent:
+    return PARSERS[delivery.provider](delivery.event, _payload(delivery))
+
+
+def _payload(delivery: WebhookDelivery) -> dict:
     try:
         # The same limits as at the door: a body stored before they existed is held to them on replay too.
-        payload = decode_json_object(delivery.body.encode("utf-8", "surrogatepass"))
+        return decode_json_object(delivery.body.encode("utf-8", "surrogatepass"))
     except JsonRefused as error:
         raise PayloadError(f"body is not acceptable JSON: {error}") from error
-    return PARSERS[delivery.provider](delivery.event, payload)
 
 
 # The headers naming the instance a delivery came from, by provider.

@@ -49,8 +49,9 @@ from reviews.integrations.records import CompareRead
 from reviews.integrations.vcs import VcsClient, VcsError, VcsRateLimited, VcsUnavailable
 from reviews.models import ChangedFile, Commit, PullRequest, Repository
 from reviews.policy.codeowners import glob_to_regex
+from reviews.services.credentials import repository_access_problem
 from reviews.services.pull_requests import commit_upsert
-from reviews.services.sync import connection_token, vcs_client_for
+from reviews.services.sync import vcs_client_for
 from telemetry import conf
 from telemetry.models import Deployment, DeploymentChange, Incident, ServiceRepository
 from telemetry.services.deployments import repository_for_sha
@@ -202,8 +203,8 @@ def _shipped(
         )
     elif not allow_vcs:
         why = "the stored commits do not say, and the VCS was not asked"
-    elif not connection_token(repository.connection):
-        why = f"no API token for {repository.connection} to compare {base[:12]}...{deployment.sha[:12]}"
+    elif problem := repository_access_problem(repository):
+        why = f"{problem}: cannot compare {base[:12]}...{deployment.sha[:12]}"
     else:
         try:
             commits = _compare(deployment, repository, base, client_factory)
@@ -334,7 +335,7 @@ def _compare(
     head = deployment.sha
     kept = deployment.compared if isinstance(deployment.compared, dict) else {}
     same = kept.get("base") == base and kept.get("head") == head and isinstance(kept.get("shas"), list)
-    client = client_factory(repository.connection)
+    client = client_factory(repository)
     try:
         compared = client.compare(repository.full_path, base, head, etag=str(kept.get("etag") or "") if same else "")
         if compared.unchanged:

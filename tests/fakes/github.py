@@ -6,7 +6,9 @@ issue comment, commit, diff-entry, commit-comparison, status, full-repository, r
 
 Like GitHub it paginates with RFC 5988 `Link` headers, sends an ETag on every response and answers
 `If-None-Match` with 304 (which costs no rate limit), sends X-RateLimit-* headers and checks the token.
-Failures and latency can be injected per path (`fail_next`, `delay_next`).
+Failures and latency can be injected per path (`fail_next`, `delay_next`). With `register_app` it also serves a
+GitHub App (tests/fakes/github_app.py): JWT-authenticated installation lookup and token minting, installation
+tokens, check runs.
 
     with FakeGitHub() as github:
         github.seed_repository(n_pulls=1000)
@@ -29,7 +31,7 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
 from urllib.parse import parse_qsl, quote, unquote, urlencode, urlsplit
 
-from tests.fakes import github_graphql
+from tests.fakes import github_app, github_graphql
 
 JSON = dict[str, Any]
 
@@ -254,6 +256,8 @@ class FakeGitHub:
         self.graphql_points_used = 0
         self.requests: list[RecordedRequest] = []
         self.statuses_posted: list[JSON] = []
+        self.status_creators: list[str] = []  # who posted each: the token's user, or the App's bot
+        self.app_state = github_app.AppState()
         self.status_arrivals: list[float] = []  # time.monotonic() of each, in the same order
         self._repos: dict[str, _Repo] = {}
         self._user_ids: dict[str, int] = {"octocat": 1}
@@ -748,6 +752,82 @@ class FakeGitHub:
                 )
             )
 
+    # --- a GitHub App ---
+
+    def register_app(self, *, app_id: int, public_key_pem: str, slug: str = "tandem-review") -> None:
+        """The App whose JWTs this GitHub accepts (verified with `public_key_pem`)."""
+        with self._lock:
+            self.app_state.app = github_app.App(app_id, slug, public_key_pem)
+
+    def install_app(
+        self,
+        account: str,
+        repositories: Sequence[str] | None = None,
+        *,
+        installation_id: int | None = None,
+        account_type: str = "Organization",
+        permissions: dict[str, str] | None = None,
+    ) -> int:
+        """Install the App on `account`: on these repositories, or on all of the account's (None)."""
+        with self._lock:
+            new_id = installation_id if installation_id is not None else self._new_id()
+            self.app_state.installations[new_id] = github_app.Installation(
+                new_id,
+                account,
+                account_type,
+                None if repositories is None else set(repositories),
+                dict(permissions or github_app.DEFAULT_PERMISSIONS),
+                ["pull_request", "pull_request_review", "push", "status"],
+                created_at=self._clock,
+            )
+            return new_id
+
+    def installation_json(self, installation_id: int) -> JSON:
+        """The installation as webhooks and the API show it."""
+        with self._lock:
+            return github_app.installation_json(self, self.app_state.installations[installation_id])
+
+    def suspend_installation(self, installation_id: int, *, by: str = "octocat") -> None:
+        with self._lock:
+            installation = self.app_state.installations[installation_id]
+            installation.suspended_at, installation.suspended_by = self._tick(), by
+
+    def unsuspend_installation(self, installation_id: int) -> None:
+        with self._lock:
+            installation = self.app_state.installations[installation_id]
+            installation.suspended_at, installation.suspended_by = None, None
+
+    def uninstall_app(self, installation_id: int) -> None:
+        with self._lock:
+            del self.app_state.installations[installation_id]
+            for token, minted in list(self.app_state.tokens.items()):
+                if minted.installation_id == installation_id:
+                    del self.app_state.tokens[token]
+
+    def installation_repositories_change(
+        self, installation_id: int, *, added: Sequence[str] = (), removed: Sequence[str] = ()
+    ) -> None:
+        with self._lock:
+            installation = self.app_state.installations[installation_id]
+            covered = set(installation.repositories or ())
+            installation.repositories = (covered | set(added)) - set(removed)
+
+    def expire_installation_tokens(self) -> None:
+        """Every installation token minted so far expires now (an hour passed)."""
+        with self._lock:
+            for minted in self.app_state.tokens.values():
+                minted.expires_at = time.time() - 1
+
+    @property
+    def tokens_minted(self) -> list[github_app.MintedToken]:
+        with self._lock:
+            return list(self.app_state.minted)
+
+    @property
+    def check_runs(self) -> dict[int, JSON]:
+        with self._lock:
+            return {key: dict(value) for key, value in self.app_state.check_runs.items()}
+
     # --- failure injection and log ---
 
     def fail_next(
@@ -1197,14 +1277,27 @@ class FakeGitHub:
             ("GET", re.compile(repo + r"/compare/(?P<base>[^.]+)\.\.\.(?P<head>.+)$"), self._compare),
             ("GET", re.compile(repo + r"/contents/(?P<path>.+)$"), self._get_content),
             ("POST", re.compile(repo + r"/statuses/(?P<sha>[0-9a-fA-F]{4,40})$"), self._post_status),
+            ("GET", re.compile(r"^/app$"), self._get_app),
+            ("GET", re.compile(r"^/app/installations/(?P<installation_id>\d+)$"), self._get_installation),
+            ("POST", re.compile(r"^/app/installations/(?P<installation_id>\d+)/access_tokens$"), self._mint_token),
+            ("GET", re.compile(repo + r"/installation$"), self._get_repo_installation),
+            ("POST", re.compile(repo + r"/check-runs$"), self._create_check_run),
+            ("PATCH", re.compile(repo + r"/check-runs/(?P<check_run_id>\d+)$"), self._update_check_run),
         ]
 
-    def _route(self, method: str, path: str, query: dict[str, str], body: bytes) -> _Response:
+    def _route(
+        self,
+        method: str,
+        path: str,
+        query: dict[str, str],
+        body: bytes,
+        principal: github_app.Principal = github_app.USER,
+    ) -> _Response:
         for route_method, pattern, handler in self._routes:
             match = pattern.match(path)
             if match and route_method == method:
                 try:
-                    return handler(query=query, body=body, **match.groupdict())
+                    return handler(query=query, body=body, principal=principal, **match.groupdict())
                 except _NotFound:
                     return _Response(404, _error_body("Not Found", 404))
                 except _Invalid as exc:
@@ -1396,7 +1489,36 @@ class FakeGitHub:
         }
         return _Response(200, payload, headers)
 
-    def _post_status(self, *, owner: str, name: str, sha: str, body: bytes, **_: Any) -> _Response:
+    def _get_app(self, **_: Any) -> _Response:
+        return _Response(*github_app.get_app(self))
+
+    def _get_installation(self, *, installation_id: str, **_: Any) -> _Response:
+        return _Response(*github_app.get_installation(self, installation_id))
+
+    def _get_repo_installation(self, *, owner: str, name: str, **_: Any) -> _Response:
+        return _Response(*github_app.get_repo_installation(self, owner, name))
+
+    def _mint_token(self, *, installation_id: str, body: bytes, **_: Any) -> _Response:
+        return _Response(*github_app.mint_token(self, installation_id, body))
+
+    def _create_check_run(self, *, owner: str, name: str, body: bytes, **_: Any) -> _Response:
+        self._repo_of(owner, name)
+        return _Response(*github_app.create_check_run(self, owner, name, body))
+
+    def _update_check_run(self, *, owner: str, name: str, check_run_id: str, body: bytes, **_: Any) -> _Response:
+        self._repo_of(owner, name)
+        return _Response(*github_app.update_check_run(self, owner, name, check_run_id, body))
+
+    def _post_status(
+        self,
+        *,
+        owner: str,
+        name: str,
+        sha: str,
+        body: bytes,
+        principal: github_app.Principal = github_app.USER,
+        **_: Any,
+    ) -> _Response:
         repo = self._repo_of(owner, name)
         try:
             data = json.loads(body or b"{}")
@@ -1404,19 +1526,18 @@ class FakeGitHub:
             raise _Invalid("Problems parsing JSON") from exc
         if not isinstance(data, dict) or data.get("state") not in _STATUS_STATES:
             raise _Invalid("state is not one of error, failure, pending, success")
+        creator = self.login
+        if principal.kind == "installation" and self.app_state.app is not None:
+            creator = f"{self.app_state.app.slug}[bot]"
         status = self._status_json(repo, sha, self._new_id(), data, self._tick())
+        status["creator"] = self._user_json(creator)
         repo.statuses.append(status)
         self.statuses_posted.append({"repo": repo.full_name, "sha": sha, **data})
+        self.status_creators.append(creator)
         self.status_arrivals.append(time.monotonic())  # bench/feedback.py: webhook → status accepted
         return _Response(201, status)
 
     # --- HTTP ---
-
-    def _authorized(self, header: str | None) -> bool:
-        if not header:
-            return False
-        scheme, _, credential = header.partition(" ")
-        return scheme.lower() in ("token", "bearer") and credential.strip() == self.token
 
     def _error(self, status: int, retry_after: float | None = None) -> _Response:
         headers: dict[str, str] = {}
@@ -1472,11 +1593,19 @@ class FakeGitHub:
     ) -> tuple[int, dict[str, str], bytes]:
         lowered = {key.lower(): value for key, value in headers.items()}
         charged = False
+        principal: github_app.Principal | None = None
+        refused: github_app.Refused | None = None
+        if path is not None:
+            try:
+                principal = github_app.authenticate(self, lowered.get("authorization"))
+                github_app.authorize(self, principal, method, path)
+            except github_app.Refused as error:
+                refused = error
         if path is None:
             response = _Response(404, _error_body("Not Found", 404))
-        elif not self._authorized(lowered.get("authorization")):
-            message = "Bad credentials" if lowered.get("authorization") else "Requires authentication"
-            response = _Response(401, _error_body(message, 401))
+        elif refused is not None or principal is None:
+            status = refused.status if refused is not None else 401
+            response = _Response(status, _error_body(refused.message if refused else "Bad credentials", status))
         else:
             injection = self._take(self._failures, path)
             charged = path != "/rate_limit"  # GitHub does not count rate limit checks
@@ -1488,7 +1617,7 @@ class FakeGitHub:
             elif self.rate_remaining <= 0 and charged:
                 response = self._error(403)
             else:
-                response = self._route(method, path, query, body)
+                response = self._route(method, path, query, body, principal)
 
         encoded = json.dumps(response.payload).encode()
         etag = f'"{hashlib.sha1(encoded, usedforsecurity=False).hexdigest()}"'
