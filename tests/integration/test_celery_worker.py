@@ -52,7 +52,7 @@ def test_a_rate_limited_sync_is_retried_by_the_worker_after_the_wait(transaction
     repository = Repository.objects.create(
         connection=connection_row, external_id="1296269", full_path="octocat/Hello-World"
     )
-    fake_github.fail_next("/pulls", status=429, retry_after=1)
+    fake_github.fail_next("/graphql", status=429, retry_after=1)  # a first sync is a backfill, through GraphQL
     send_to_worker(sync_repository, [repository.pk], worker_queue)
 
     deadline = time.monotonic() + 60
