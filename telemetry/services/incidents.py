@@ -15,7 +15,7 @@ import datetime as dt
 from collections.abc import Collection, Sequence
 from typing import Any
 
-from django.db import transaction
+from django.db import connection, transaction
 from django.utils import timezone
 
 from reviews.access import lies_within
@@ -50,11 +50,22 @@ def services_for_references(*, source: str, references: Sequence[ServiceReferenc
     return found
 
 
+def _serialize_events_of(source: str, external_id: str) -> None:
+    """Events of one incident are applied one at a time, even before its row exists: a row lock cannot order two
+    events that both find no row (a trigger and its resolve 10 ms apart), and the later-applied older one would
+    win. A transaction-scoped advisory lock on PostgreSQL; SQLite has one writer at a time anyway."""
+    if connection.vendor != "postgresql":
+        return
+    with connection.cursor() as cursor:
+        cursor.execute("SELECT pg_advisory_xact_lock(hashtextextended(%s, 0))", [f"incident:{source}:{external_id}"])
+
+
 def incident_record_apply(*, record: IncidentRecord) -> tuple[Incident, str]:
     """Apply an incident tool's event. Returns the incident and "created", "updated" or "stale" (an event older
     than the one stored changes nothing)."""
     services = services_for_references(source=record.source, references=record.services)
     with transaction.atomic():
+        _serialize_events_of(record.source, record.external_id)
         existing = (
             Incident.objects.select_for_update().filter(source=record.source, external_id=record.external_id).first()
         )
