@@ -261,15 +261,14 @@ class GitHubClient:
         while True:
             variables = {"owner": owner, "name": name, "first": page_size, "after": after}
             data = self._graphql(github_graphql.PAGE_QUERY, variables)
-            found = _graphql_obj(_graphql_obj(data, "repository"), "pullRequests")
-            for index, node in enumerate(found.get("nodes") or []):
+            found = JsonReader(_graphql_obj(_graphql_obj(data, "repository"), "pullRequests"), "pullRequests")
+            for index, node in enumerate(found.opt_list("nodes") or []):
                 details = self._graphql_details(full_path, node, repository, f"pullRequests[{index}]", wanted)
                 if details is not None:
                     yield details
-            page = found.get("pageInfo") or {}
-            if not page.get("hasNextPage"):
+            if not found.opt_bool("pageInfo", "hasNextPage"):
                 return
-            after = page.get("endCursor")
+            after = found.opt_str("pageInfo", "endCursor") or None
 
     def pull_requests_details(
         self, full_path: str, numbers: Sequence[int], repository: RepositoryRecord
@@ -291,7 +290,7 @@ class GitHubClient:
     def _graphql_details(
         self,
         full_path: str,
-        node: Mapping[str, Any],
+        data: object,
         repository: RepositoryRecord,
         path: str,
         wanted: Callable[[PullRequestRecord], bool] | None = None,
@@ -299,6 +298,7 @@ class GitHubClient:
         """One GraphQL pull request as REST would have given it. A list longer than GraphQL's page sends the whole
         pull request to REST; an open pull request's files come from REST (their patches make the diff's
         fingerprint), and so do a renamed file's (its previous path)."""
+        node = JsonReader(data, path)
         pull_data = github_graphql.rest_pull(node)
         pull = parse_pull_request(pull_data, path, repository)
         if wanted is not None and not wanted(pull):

@@ -20,8 +20,10 @@ their page sizes (REVIEWS, COMMITS) set the price: about 0.5 point a pull reques
 from __future__ import annotations
 
 import re
-from collections.abc import Mapping, Sequence
+from collections.abc import Sequence
 from typing import Any
+
+from reviews.integrations.payloads import JsonReader
 
 PAGE_SIZE = 100  # pull requests per call (GitHub's maximum)
 BATCH_SIZE = 25  # pull requests per call when asked for by number (incremental sync)
@@ -115,143 +117,153 @@ def numbers_query(numbers: Sequence[int]) -> str:
 
 
 # --- GraphQL shapes → REST shapes ----------------------------------------------------------------------------------
+#
+# Every value is read through `JsonReader` (the one typed reader), so a value of the wrong type in GitHub's answer is
+# a PayloadError naming its path. Values passed on as they are (`raw`) are checked by the REST converters.
 
 
-def rest_user(actor: Mapping[str, Any] | None) -> dict[str, Any] | None:
-    if not actor:
+def rest_user(actor: JsonReader | None) -> dict[str, Any] | None:
+    if actor is None:
         return None
-    bot = actor.get("__typename") == "Bot"
-    login = str(actor.get("login") or "")
+    bot = actor.opt_str("__typename") == "Bot"
+    login = actor.opt_str("login")
     if bot and not login.endswith("[bot]"):
         login += "[bot]"
-    return {"login": login, "id": actor.get("databaseId"), "type": "Bot" if bot else "User"}
+    return {"login": login, "id": actor.raw("databaseId"), "type": "Bot" if bot else "User"}
 
 
-def _git_account(git_actor: Mapping[str, Any] | None) -> dict[str, Any] | None:
+def _git_account(git_actor: JsonReader | None) -> dict[str, Any] | None:
     """The account REST names for a git author or committer: GraphQL's `user`, or the bot its no-reply address is."""
-    if not git_actor:
+    if git_actor is None:
         return None
-    user = git_actor.get("user")
-    if user:
-        return {"login": user.get("login"), "id": user.get("databaseId"), "type": "User"}
-    found = _NOREPLY_BOT.match(str(git_actor.get("email") or ""))
+    user = git_actor.opt_obj("user")
+    if user is not None:
+        return {"login": user.raw("login"), "id": user.raw("databaseId"), "type": "User"}
+    found = _NOREPLY_BOT.match(git_actor.opt_str("email"))
     return {"login": found.group(2), "id": int(found.group(1)), "type": "Bot"} if found else None
 
 
-def _git_person(git_actor: Mapping[str, Any] | None) -> dict[str, Any] | None:
-    if not git_actor:
+def _git_person(git_actor: JsonReader | None) -> dict[str, Any] | None:
+    if git_actor is None:
         return None
-    return {"name": git_actor.get("name"), "email": git_actor.get("email"), "date": git_actor.get("date")}
+    return {"name": git_actor.raw("name"), "email": git_actor.raw("email"), "date": git_actor.raw("date")}
 
 
-def _nodes(connection: Mapping[str, Any] | None) -> list[Any]:
-    return [node for node in (connection or {}).get("nodes") or [] if node is not None]
+def _nodes(node: JsonReader, key: str) -> list[JsonReader]:
+    """The nodes of a connection (GraphQL lists a node it cannot give as null: left out)."""
+    connection = node.opt_obj(key)
+    if connection is None:
+        return []
+    path = connection.key_path("nodes")
+    items = connection.opt_list("nodes") or []
+    return [JsonReader(item, f"{path}[{index}]") for index, item in enumerate(items) if item is not None]
 
 
-def overflows(node: Mapping[str, Any]) -> bool:
+def _more(node: JsonReader, key: str) -> bool:
+    return node.opt_bool(key, "pageInfo", "hasNextPage")
+
+
+def overflows(node: JsonReader) -> bool:
     """Whether any list of this pull request is longer than the page GraphQL was asked for."""
-
-    def more(connection: Mapping[str, Any] | None) -> bool:
-        return bool(((connection or {}).get("pageInfo") or {}).get("hasNextPage"))
-
-    if any(more(node.get(key)) for key in ("labels", "reviewRequests", "reviews", "comments", "commits", "files")):
+    if any(_more(node, key) for key in ("labels", "reviewRequests", "reviews", "comments", "commits", "files")):
         return True
-    if any(more(review.get("comments")) for review in _nodes(node.get("reviews"))):
+    if any(_more(review, "comments") for review in _nodes(node, "reviews")):
         return True
-    return any(more((item.get("commit") or {}).get("parents")) for item in _nodes(node.get("commits")))
+    return any(_more(item.req_obj("commit"), "parents") for item in _nodes(node, "commits"))
 
 
-def rest_pull(node: Mapping[str, Any]) -> dict[str, Any]:
-    state = node.get("state")
-    merge_commit = node.get("mergeCommit") or node.get("potentialMergeCommit") or {}
-    reviewers = [
-        rest_user(request.get("requestedReviewer"))
-        for request in _nodes(node.get("reviewRequests"))
-        if (request.get("requestedReviewer") or {}).get("__typename") in ("User", "Bot")
-    ]
+def rest_pull(node: JsonReader) -> dict[str, Any]:
+    state = node.opt_str("state")
+    merge_commit = node.opt_obj("mergeCommit") or node.opt_obj("potentialMergeCommit")
+    reviewers = []
+    for request in _nodes(node, "reviewRequests"):
+        reviewer = request.opt_obj("requestedReviewer")
+        if reviewer is not None and reviewer.opt_str("__typename") in ("User", "Bot"):
+            reviewers.append(rest_user(reviewer))
     return {
-        "id": node.get("databaseId"),
-        "number": node.get("number"),
-        "title": node.get("title"),
-        "body": node.get("body") or None,
-        "html_url": node.get("url"),
-        "user": rest_user(node.get("author")),
+        "id": node.raw("databaseId"),
+        "number": node.raw("number"),
+        "title": node.raw("title"),
+        "body": node.raw("body") or None,
+        "html_url": node.raw("url"),
+        "user": rest_user(node.opt_obj("author")),
         "state": "open" if state == "OPEN" else "closed",
         "merged": state == "MERGED",
-        "draft": node.get("isDraft"),
-        "created_at": node.get("createdAt"),
-        "updated_at": node.get("updatedAt"),
-        "merged_at": node.get("mergedAt"),
-        "closed_at": node.get("closedAt"),
-        "merged_by": rest_user(node.get("mergedBy")),
-        "base": {"ref": node.get("baseRefName")},
-        "head": {"ref": node.get("headRefName"), "sha": node.get("headRefOid")},
-        "merge_commit_sha": merge_commit.get("oid"),
-        "additions": node.get("additions"),
-        "deletions": node.get("deletions"),
-        "changed_files": node.get("changedFiles"),
-        "commits": (node.get("commits") or {}).get("totalCount"),
-        "labels": [{"name": label.get("name")} for label in _nodes(node.get("labels"))],
+        "draft": node.raw("isDraft"),
+        "created_at": node.raw("createdAt"),
+        "updated_at": node.raw("updatedAt"),
+        "merged_at": node.raw("mergedAt"),
+        "closed_at": node.raw("closedAt"),
+        "merged_by": rest_user(node.opt_obj("mergedBy")),
+        "base": {"ref": node.raw("baseRefName")},
+        "head": {"ref": node.raw("headRefName"), "sha": node.raw("headRefOid")},
+        "merge_commit_sha": merge_commit.raw("oid") if merge_commit is not None else None,
+        "additions": node.raw("additions"),
+        "deletions": node.raw("deletions"),
+        "changed_files": node.raw("changedFiles"),
+        "commits": node.raw("commits", "totalCount"),
+        "labels": [{"name": label.raw("name")} for label in _nodes(node, "labels")],
         "requested_reviewers": reviewers,
     }
 
 
-def rest_reviews(node: Mapping[str, Any]) -> list[dict[str, Any]]:
+def rest_reviews(node: JsonReader) -> list[dict[str, Any]]:
     return [
         {
-            "id": review.get("databaseId"),
-            "user": rest_user(review.get("author")),
-            "state": review.get("state"),
-            "body": review.get("body"),
-            "submitted_at": review.get("submittedAt"),
-            "commit_id": (review.get("commit") or {}).get("oid"),
+            "id": review.raw("databaseId"),
+            "user": rest_user(review.opt_obj("author")),
+            "state": review.raw("state"),
+            "body": review.raw("body"),
+            "submitted_at": review.raw("submittedAt"),
+            "commit_id": review.raw("commit", "oid"),
         }
-        for review in _nodes(node.get("reviews"))
+        for review in _nodes(node, "reviews")
     ]
 
 
-def rest_review_comments(node: Mapping[str, Any]) -> list[dict[str, Any]]:
+def rest_review_comments(node: JsonReader) -> list[dict[str, Any]]:
     return [
         {
-            "id": comment.get("databaseId"),
-            "user": rest_user(comment.get("author")),
-            "body": comment.get("body"),
-            "created_at": comment.get("createdAt"),
-            "path": comment.get("path"),
-            "pull_request_review_id": review.get("databaseId"),
+            "id": comment.raw("databaseId"),
+            "user": rest_user(comment.opt_obj("author")),
+            "body": comment.raw("body"),
+            "created_at": comment.raw("createdAt"),
+            "path": comment.raw("path"),
+            "pull_request_review_id": review.raw("databaseId"),
         }
-        for review in _nodes(node.get("reviews"))
-        for comment in _nodes(review.get("comments"))
+        for review in _nodes(node, "reviews")
+        for comment in _nodes(review, "comments")
     ]
 
 
-def rest_issue_comments(node: Mapping[str, Any]) -> list[dict[str, Any]]:
+def rest_issue_comments(node: JsonReader) -> list[dict[str, Any]]:
     return [
         {
-            "id": comment.get("databaseId"),
-            "user": rest_user(comment.get("author")),
-            "body": comment.get("body"),
-            "created_at": comment.get("createdAt"),
+            "id": comment.raw("databaseId"),
+            "user": rest_user(comment.opt_obj("author")),
+            "body": comment.raw("body"),
+            "created_at": comment.raw("createdAt"),
         }
-        for comment in _nodes(node.get("comments"))
+        for comment in _nodes(node, "comments")
     ]
 
 
-def rest_commits(node: Mapping[str, Any]) -> list[dict[str, Any]]:
+def rest_commits(node: JsonReader) -> list[dict[str, Any]]:
     commits = []
-    for item in _nodes(node.get("commits")):
-        commit = item.get("commit") or {}
+    for item in _nodes(node, "commits"):
+        commit = item.req_obj("commit")
+        author, committer = commit.opt_obj("author"), commit.opt_obj("committer")
         commits.append(
             {
-                "sha": commit.get("oid"),
+                "sha": commit.raw("oid"),
                 "commit": {
-                    "message": commit.get("message"),
-                    "author": _git_person(commit.get("author")),
-                    "committer": _git_person(commit.get("committer")),
+                    "message": commit.raw("message"),
+                    "author": _git_person(author),
+                    "committer": _git_person(committer),
                 },
-                "author": _git_account(commit.get("author")),
-                "committer": _git_account(commit.get("committer")),
-                "parents": [{"sha": parent.get("oid")} for parent in _nodes(commit.get("parents"))],
+                "author": _git_account(author),
+                "committer": _git_account(committer),
+                "parents": [{"sha": parent.raw("oid")} for parent in _nodes(commit, "parents")],
             }
         )
     return commits
@@ -267,18 +279,18 @@ _FILE_STATUS = {
 }
 
 
-def rest_files(node: Mapping[str, Any]) -> list[dict[str, Any]]:
+def rest_files(node: JsonReader) -> list[dict[str, Any]]:
     return [
         {
-            "filename": changed.get("path"),
-            "additions": changed.get("additions"),
-            "deletions": changed.get("deletions"),
-            "status": _FILE_STATUS.get(str(changed.get("changeType")), "modified"),
+            "filename": changed.raw("path"),
+            "additions": changed.raw("additions"),
+            "deletions": changed.raw("deletions"),
+            "status": _FILE_STATUS.get(changed.opt_str("changeType"), "modified"),
         }
-        for changed in _nodes(node.get("files"))
+        for changed in _nodes(node, "files")
     ]
 
 
-def files_lack_previous_path(node: Mapping[str, Any]) -> bool:
+def files_lack_previous_path(node: JsonReader) -> bool:
     """A renamed or copied file's previous path is not in GraphQL."""
-    return any(changed.get("changeType") in ("RENAMED", "COPIED") for changed in _nodes(node.get("files")))
+    return any(changed.opt_str("changeType") in ("RENAMED", "COPIED") for changed in _nodes(node, "files"))

@@ -250,8 +250,7 @@ class GitLabClient:
             project = data.get("project") if isinstance(data, Mapping) else None
             if not isinstance(project, Mapping):
                 raise GitLabError(f"GitLab GraphQL: no project {full_path}", status_code=404)
-            nodes = (project.get("mergeRequests") or {}).get("nodes") or []
-            by_iid = {str(node.get("iid")): node for node in nodes if isinstance(node, Mapping)}
+            by_iid = {node.req_id("iid"): node for node in _nodes(PayloadReader(project, "project"), "mergeRequests")}
             for pull_request in chunk:
                 node = by_iid.get(str(pull_request.number))
                 if node is None:
@@ -259,33 +258,31 @@ class GitLabClient:
                 yield self._graphql_details(full_path, pull_request, node)
 
     def _graphql_details(
-        self, full_path: str, pull_request: PullRequestRecord, node: Mapping[str, Any]
+        self, full_path: str, pull_request: PullRequestRecord, node: PayloadReader
     ) -> MergeRequestDetails:
+        """One GraphQL merge request, read through `PayloadReader` (a value of the wrong type is a PayloadError
+        naming its path), turned into the REST shapes the REST converters read."""
         mr = self._lazy_project(full_path).mergerequests.get(pull_request.number, lazy=True)
         with self._translate():
-            notes_page = node.get("notes") or {}
-            if _more(notes_page):
+            if _more(node, "notes"):
                 notes = self._rest_notes(mr)
             else:
-                nodes = notes_page.get("nodes") or []
-                notes = [PayloadReader(_rest_note(note), f"notes[{i}]") for i, note in enumerate(nodes)]
+                notes = [PayloadReader(_rest_note(note), note.path) for note in _nodes(node, "notes")]
             commits = self._rest_commits(mr)
             files = self._changed_files(full_path, mr)
-            approved_by = node.get("approvedBy") or {}
-            if _more(approved_by):
+            if _more(node, "approvedBy"):
                 approvals = self._approvals(full_path, mr)
             else:
                 approvals = [
-                    (user_record(PayloadReader(_rest_user(user), f"approvedBy[{i}]")), None)
-                    for i, user in enumerate(approved_by.get("nodes") or [])
+                    (user_record(PayloadReader(_rest_user(user), user.path)), None)
+                    for user in _nodes(node, "approvedBy")
                 ]
-        refs = node.get("diffRefs")
-        summary = node.get("diffStatsSummary") or {}
-        file_count = summary.get("fileCount") if isinstance(summary, Mapping) else None
+        refs = node.opt_obj("diffRefs")
+        file_count = node.opt_int("diffStatsSummary", "fileCount")
         data = {
             "sha": pull_request.head_sha,
-            "diff_refs": {"head_sha": refs.get("headSha")} if isinstance(refs, Mapping) else None,
-            "detailed_merge_status": str(node.get("detailedMergeStatus") or "").lower(),
+            "diff_refs": {"head_sha": refs.raw("headSha")} if refs is not None else None,
+            "detailed_merge_status": node.opt_str("detailedMergeStatus").lower(),
             # As REST's changes_count reads: "1000+" when GitLab listed fewer files than the diff has.
             "changes_count": f"{len(files)}+" if _more_files(file_count, files) else str(len(files)),
         }
@@ -559,12 +556,23 @@ query MergeRequestFacts($fullPath: ID!, $iids: [String!], $first: Int!) {{
 """
 
 
-def _more_files(file_count: Any, files: list[ChangedFileRecord]) -> bool:
-    return isinstance(file_count, int) and file_count > len(files)
+def _more_files(file_count: int | None, files: list[ChangedFileRecord]) -> bool:
+    return file_count is not None and file_count > len(files)
 
 
-def _more(connection: Any) -> bool:
-    return isinstance(connection, Mapping) and bool((connection.get("pageInfo") or {}).get("hasNextPage"))
+def _nodes(node: PayloadReader, key: str) -> list[PayloadReader]:
+    """The nodes of a GraphQL connection (a node GitLab cannot give is null: left out)."""
+    connection = node.opt_obj(key)
+    if connection is None:
+        return []
+    path = connection.key_path("nodes")
+    items = connection.opt_list("nodes") or []
+    return [PayloadReader(item, f"{path}[{index}]") for index, item in enumerate(items) if item is not None]
+
+
+def _more(node: PayloadReader, key: str) -> bool:
+    """Whether the connection holds more than its page."""
+    return node.opt_bool(key, "pageInfo", "hasNextPage")
 
 
 def _global_id(value: Any) -> Any:
@@ -575,21 +583,24 @@ def _global_id(value: Any) -> Any:
     return value
 
 
-def _rest_user(user: Mapping[str, Any]) -> dict[str, Any]:
-    return {"id": _global_id(user.get("id")), "username": user.get("username"), "name": user.get("name")}
+def _rest_user(user: PayloadReader) -> dict[str, Any]:
+    return {"id": _global_id(user.raw("id")), "username": user.raw("username"), "name": user.raw("name")}
 
 
-def _rest_note(note: Mapping[str, Any]) -> dict[str, Any]:
-    position = note.get("position")
-    author = note.get("author")
+def _rest_note(note: PayloadReader) -> dict[str, Any]:
+    """A GraphQL note in REST's shape; the values are checked by the REST converters (`comment_from_api`)."""
+    position = note.opt_obj("position")
+    author = note.opt_obj("author")
     return {
-        "id": _global_id(note.get("id")),
-        "body": note.get("body"),
-        "system": note.get("system"),
-        "created_at": note.get("createdAt"),
-        "author": _rest_user(author) if isinstance(author, Mapping) else None,
-        "type": "DiffNote" if position else None,
-        "position": {"new_path": position.get("newPath"), "old_path": position.get("oldPath")} if position else None,
+        "id": _global_id(note.raw("id")),
+        "body": note.raw("body"),
+        "system": note.raw("system"),
+        "created_at": note.raw("createdAt"),
+        "author": _rest_user(author) if author is not None else None,
+        "type": "DiffNote" if position is not None else None,
+        "position": (
+            {"new_path": position.raw("newPath"), "old_path": position.raw("oldPath")} if position is not None else None
+        ),
     }
 
 

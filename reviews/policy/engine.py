@@ -23,6 +23,7 @@ SATISFIED, SKIPPED = "satisfied", "skipped"
 
 AUTHOR = "author"
 CONTRIBUTOR = "contributor"
+MAYBE_CONTRIBUTOR = "not known yet whether a contributor"
 STALE = "stale after push"
 BOT = "bot"
 NOT_IN_TEAM = "not in the required team"
@@ -510,8 +511,9 @@ def approvals_that_count(snapshot: Snapshot, options: Options) -> tuple[ReviewRe
     """Tandem's one definition of "an approval that counted" (METRICS.md), which every figure and every rule
     reads: each reviewer's approval still standing (not dismissed or withdrawn, not followed by a change request)
     that the options let count: never a bot's, not the author's unless `allow_author`, not a contributor's unless
-    `allow_contributors`, not made stale by a push when `invalidate_on_push`. A rule may then narrow whose
-    approvals satisfy it (teams, people, code owners). Oldest first."""
+    `allow_contributors` (while the commits are unknown, anyone may be one: none counts yet), not made stale by a
+    push when `invalidate_on_push`. A rule may then narrow whose approvals satisfy it (teams, people, code owners).
+    Oldest first."""
     involved = contributors(snapshot, options)
     counted = [
         standing.approval
@@ -559,6 +561,8 @@ def _disqualification(
         return AUTHOR
     if reviewer.id in contributors and not options.allow_contributors:
         return CONTRIBUTOR
+    if "commits" in snapshot.unknown and not options.allow_contributors:
+        return MAYBE_CONTRIBUTOR  # fail closed: who wrote the change is not known yet
     if _is_stale(review, snapshot, options):
         return STALE
     return None

@@ -122,8 +122,9 @@ def review_snapshots(
 ) -> dict[int, Snapshot]:
     """What the verdict and every figure read of how these pull requests were written and reviewed: author,
     commits, reviews and pairing credits (`pairing_partners`; both read here unless given), head and diff
-    fingerprints. Files, checks, CODEOWNERS and incidents are the verdict's alone (`pull_request_snapshot`). A fixed
-    number of queries, however many pull requests."""
+    fingerprints, and which of these facts are not known yet (`unknown_facts`). Files, checks, CODEOWNERS and
+    incidents are the verdict's alone (`pull_request_snapshot`). A fixed number of queries, however many pull
+    requests (select their repositories' connections)."""
     now = now or timezone.now()
     ids = [pull_request.pk for pull_request in pull_requests]
     if reviews is None:
@@ -177,6 +178,7 @@ def review_snapshots(
                 PairingCredit(partner=people[p.person.pk], source=p.source, detail=p.detail)
                 for p in partners.get(pull_request.pk, [])
             ),
+            unknown=FrozenDict(unknown_facts(pull_request=pull_request)),
         )
         for pull_request in pull_requests
     }

@@ -466,6 +466,13 @@ DISCARDS: list[tuple[str, str, dict[str, Any], str, str]] = [
         "bob",
         "contributor",
     ),
+    (
+        "commits unknown",
+        "{approvals: 1}",
+        {"reviews": (review(BOB),), "unknown": {"commits": "waiting for the commits"}},
+        "bob",
+        "not known yet whether a contributor",
+    ),
     ("stale", "{approvals: 1}", {"reviews": (review(BOB, sha=OLD),)}, "bob", "stale after push"),
     ("bot", "{approvals: 1}", {"reviews": (review(BOT),)}, "renovate[bot]", "bot"),
     ("team", "{teams: [payments]}", {"reviews": (review(CY),)}, "cy", "not in the required team"),

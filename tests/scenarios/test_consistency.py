@@ -250,6 +250,15 @@ def approved_before_a_push_that_changed_it(case: Case) -> Expected:
     return Expected()
 
 
+def commits_not_known_yet(case: Case) -> Expected:
+    """The commits were never fetched: Bo may have written them, so his approval does not count yet (fail closed,
+    as the verdict waits), and nobody is known to have paired."""
+    case.pull_request.commits.clear()
+    PullRequest.objects.filter(pk=case.pull_request.pk).update(details_head_sha="")
+    case.approve("Bo", after_push=3 * H, body="fine")
+    return Expected()
+
+
 CASES: list[Callable[[Case], Expected]] = [
     paired_around_the_change,
     paired_before_the_change,
@@ -263,6 +272,7 @@ CASES: list[Callable[[Case], Expected]] = [
     rubber_stamped,
     approved_with_care_by_two,
     approved_before_a_push_that_changed_it,
+    commits_not_known_yet,
 ]
 
 
