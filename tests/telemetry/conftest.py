@@ -100,6 +100,9 @@ class History:
             merge = self.commit(f"merge-{number}", at=at, parents=[self.head, branch.sha], author=author)
             pull_request.commits.add(branch)
             assert merge.sha == merge_sha
+            # Its files and commits are stored, as a sync stores them: the head's facts are known.
+            PullRequest.objects.filter(pk=pull_request.pk).update(details_head_sha=branch_sha)
+            pull_request.details_head_sha = branch_sha
         self.head = merge_sha
         return pull_request
 

@@ -77,6 +77,7 @@ def test_the_latest_deployment_is_not_always_the_likeliest_cause(
     )
     Override.objects.create(
         pull_request=risky,
+        head_sha=risky.head_sha,  # given on the head it merged: in force
         overridden_by=actors.lead,
         reason="hotfix before the sale",
         followup_due_at=T0,
