@@ -49,7 +49,9 @@ def _bare(python_env: dict[str, str]) -> dict[str, str]:
     return {key: value for key, value in python_env.items() if key not in tandem}
 
 
-@pytest.mark.parametrize("command", [["-c", SHOW_SETTINGS], ["manage.py", "check"]])
+# The served app and anything that loads the settings outside manage.py; manage.py in a bare checkout is a
+# developer's (see the test below).
+@pytest.mark.parametrize("command", [["-c", SHOW_SETTINGS], ["-c", "import config.wsgi"]])
 def test_a_bare_environment_refuses_to_start_rather_than_run_with_debug_and_a_public_key(python, python_env, command):
     result = subprocess.run(
         [python, *command],
@@ -231,3 +233,18 @@ def test_production_redirects_to_https_except_the_health_probes(python, python_e
     assert shown["/healthz"] == [200, ""]
     assert shown["/teams/"] == [301, "https://testserver/teams/"]
     assert shown["/api/v1/teams"] == [301, "https://testserver/api/v1/teams"]
+
+
+def test_manage_py_works_in_a_bare_checkout_and_the_served_app_still_fails_closed(python, python_env):
+    import subprocess
+
+    bare = {key: value for key, value in python_env.items() if key not in ("DEBUG", "SECRET_KEY")}
+    checked = subprocess.run(
+        [python, "manage.py", "makemigrations", "--check", "--dry-run"], env=bare, capture_output=True, text=True
+    )
+    assert checked.returncode == 0, checked.stderr
+    deployed = subprocess.run(  # a deployment names its SECRET_KEY or DEBUG: manage.py sets nothing for it
+        [python, "manage.py", "check"], env={**bare, "DEBUG": "false"}, capture_output=True, text=True
+    )
+    assert deployed.returncode != 0
+    assert "SECRET_KEY must be set" in deployed.stderr
