@@ -38,14 +38,14 @@ WORKER_OPTIONS = ("--without-gossip", "--without-mingle", "--without-heartbeat")
 class QoS(kombu_redis.QoS):
     def ack(self, delivery_tag: str) -> None:
         try:
-            super().ack(delivery_tag)
+            super().ack(delivery_tag)  # type: ignore[no-untyped-call]
         except BaseException:
             virtual.QoS.ack(self, delivery_tag)  # frees its place; Redis still holds it as unacknowledged
             raise
 
     def reject(self, delivery_tag: str, requeue: bool = False) -> None:
         try:
-            super().reject(delivery_tag, requeue=requeue)
+            super().reject(delivery_tag, requeue=requeue)  # type: ignore[no-untyped-call]
         except BaseException:
             virtual.QoS.ack(self, delivery_tag)
             raise
@@ -57,7 +57,7 @@ class Channel(kombu_redis.Channel):
     def _connparams(self, asynchronous: bool = False) -> dict[str, Any]:
         if self.connection is None or self.connection.client is None:
             raise redis.ConnectionError("the broker connection of this channel is closed")
-        params: dict[str, Any] = super()._connparams(asynchronous=asynchronous)
+        params: dict[str, Any] = super()._connparams(asynchronous=asynchronous)  # type: ignore[no-untyped-call]
         return params
 
 

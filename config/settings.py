@@ -16,9 +16,13 @@ import ipaddress
 from pathlib import Path
 from urllib.parse import urlsplit, urlunsplit
 
+import django_stubs_ext
 import environ
 from django.core.exceptions import ImproperlyConfigured
-from kombu import Queue
+from kombu.entity import Queue
+
+# Django's generic classes (ModelAdmin[Model], ModelForm[Model]) subscriptable at runtime, as the annotations use them.
+django_stubs_ext.monkeypatch()
 
 BASE_DIR = Path(__file__).resolve().parent.parent
 VAR_DIR = BASE_DIR / "var"

@@ -37,7 +37,7 @@ import hmac
 import ipaddress
 from collections.abc import Collection, Iterable
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, TypeVar
 
 from django.conf import settings
 from django.db.models import Model, Q, QuerySet
@@ -104,6 +104,9 @@ class Access:
 
     def leads(self, team_id: int | None) -> bool:
         return self.led is None or team_id in self.led
+
+
+_Row = TypeVar("_Row", bound=Model)
 
 
 NOBODY = Access(seen=frozenset(), led=frozenset())
@@ -185,7 +188,7 @@ def _within_condition(model: type[Model], team_ids: Collection[int]) -> Q | None
     return condition
 
 
-def rows_within(queryset: QuerySet[Any], team_ids: Collection[int] | None) -> QuerySet[Any]:
+def rows_within(queryset: QuerySet[_Row], team_ids: Collection[int] | None) -> QuerySet[_Row]:
     """The rows of `queryset` within the teams (None: every row). A model without a team path yields none."""
     if team_ids is None:
         return queryset

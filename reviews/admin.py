@@ -73,7 +73,7 @@ def admin_actor(request: HttpRequest) -> Actor:
 
 
 def ask_then_act(
-    model_admin: admin.ModelAdmin,
+    model_admin: admin.ModelAdmin[Any],
     request: HttpRequest,
     queryset: QuerySet[Any],
     *,
@@ -131,7 +131,7 @@ class OverrideForm(forms.Form):
     incident_reference = forms.CharField(required=False, help_text="The incident this fixes, if any.")
 
 
-class IdentityInlineForm(forms.ModelForm):
+class IdentityInlineForm(forms.ModelForm[Identity]):
     """An account or address of the person on this page. One Tandem already knows and nobody has (unresolved) is
     claimed for them; one linked to someone else is refused, never moved."""
 
@@ -172,10 +172,13 @@ class IdentityInlineForm(forms.ModelForm):
 
     def save(self, commit: bool = True) -> Identity:
         if self.claimed is None:
-            return super().save(commit)  # type: ignore[no-any-return]
+            return super().save(commit)
         from reviews.services.onboarding import identity_claim
 
-        self.instance = identity_claim(identity=self.claimed, person=self.instance.person)
+        person = self.instance.person
+        if person is None:  # the inline's formset sets the person of the page on every row
+            raise ValueError("an identity row with no person to claim it for")
+        self.instance = identity_claim(identity=self.claimed, person=person)
         return self.instance
 
 
@@ -242,7 +245,7 @@ class PersonMembershipInline(MembershipInline):
         return super().get_formset(request, obj, **kwargs)
 
 
-class PersonForm(forms.ModelForm):
+class PersonForm(forms.ModelForm[Any]):
     login_username = forms.CharField(
         required=False, max_length=150, label="New login", help_text="A username to sign in to Tandem with."
     )
@@ -766,7 +769,7 @@ class WebhookDeliveryAdmin(SuperuserOnlyAdmin):
             self.message_user(request, f"Left {skipped} alone: pending, processing or processed.", messages.WARNING)
 
 
-class PolicyForm(forms.ModelForm):
+class PolicyForm(forms.ModelForm[Any]):
     reason = forms.CharField(
         required=False,
         widget=forms.Textarea(attrs={"rows": 2}),
@@ -781,7 +784,7 @@ class PolicyForm(forms.ModelForm):
     def clean_document(self) -> str:
         from reviews.services.policies import policy_document_validate
 
-        document = self.cleaned_data["document"]
+        document: str = self.cleaned_data["document"]
         policy_document_validate(document)  # ValidationError lists each problem with its line
         return document
 

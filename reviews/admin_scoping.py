@@ -153,11 +153,11 @@ class _LeadScope:
         self._scoped_choices(db_field, request, kwargs)
         return super().formfield_for_manytomany(db_field, request, **kwargs)  # type: ignore[misc]
 
-    def get_queryset(self, request: HttpRequest) -> QuerySet:
+    def get_queryset(self, request: HttpRequest) -> QuerySet[Any]:
         return rows_a_lead_reaches(super().get_queryset(request), admin_access(request))  # type: ignore[misc]
 
 
-class TeamScopedAdmin(_LeadScope, admin.ModelAdmin):
+class TeamScopedAdmin(_LeadScope, admin.ModelAdmin[Any]):
     """A model admin for leads. Which rows are a team's is `reviews.access.TEAM_PATHS`, not the admin's."""
 
     may_add: Who = LEADS
@@ -177,7 +177,7 @@ class TeamScopedAdmin(_LeadScope, admin.ModelAdmin):
     def has_change_permission(self, request: HttpRequest, obj: Model | None = None) -> bool:
         return may(self.may_change, request) and self._reaches(request, obj)
 
-    def has_add_permission(self, request: HttpRequest, obj: Model | None = None) -> bool:  # type: ignore[override]
+    def has_add_permission(self, request: HttpRequest, obj: Model | None = None) -> bool:
         return may(self.may_add, request)
 
     def has_delete_permission(self, request: HttpRequest, obj: Model | None = None) -> bool:
@@ -301,7 +301,7 @@ def _related_only(model: type[Model], entry: Any) -> Any:
     return (entry, admin.RelatedOnlyFieldListFilter) if field.is_relation else entry
 
 
-class ScopedInline(_LeadScope, admin.TabularInline):
+class ScopedInline(_LeadScope, admin.TabularInline[Any, Any]):
     """An inline for leads: its rows, choices and cleaned values are scoped like the page it sits on. An inline of
     facts or records (`editable = False`) is read-only for everyone: no "Add another", no delete box."""
 
@@ -316,7 +316,7 @@ class ScopedInline(_LeadScope, admin.TabularInline):
     def has_change_permission(self, request: HttpRequest, obj: Model | None = None) -> bool:
         return self._may_edit(request)
 
-    def has_add_permission(self, request: HttpRequest, obj: Model | None = None) -> bool:  # type: ignore[override]
+    def has_add_permission(self, request: HttpRequest, obj: Model | None = None) -> bool:
         return self._may_edit(request)
 
     def has_delete_permission(self, request: HttpRequest, obj: Model | None = None) -> bool:
@@ -328,7 +328,7 @@ class ScopedInline(_LeadScope, admin.TabularInline):
         return formset
 
 
-class SuperuserOnlyAdmin(admin.ModelAdmin):
+class SuperuserOnlyAdmin(admin.ModelAdmin[Any]):
     """Instance-wide rows (connections, webhook deliveries): superusers only, as far as `may_*` allow."""
 
     may_add: Who = SUPERUSERS
@@ -344,7 +344,7 @@ class SuperuserOnlyAdmin(admin.ModelAdmin):
     def has_change_permission(self, request: HttpRequest, obj: Model | None = None) -> bool:
         return request.user.is_superuser and may(self.may_change, request)
 
-    def has_add_permission(self, request: HttpRequest, obj: Model | None = None) -> bool:  # type: ignore[override]
+    def has_add_permission(self, request: HttpRequest, obj: Model | None = None) -> bool:
         return request.user.is_superuser and may(self.may_add, request)
 
     def has_delete_permission(self, request: HttpRequest, obj: Model | None = None) -> bool:

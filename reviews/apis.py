@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Iterator
 from contextlib import contextmanager
+from typing import Any
 
 from django.core.exceptions import PermissionDenied as DjangoPermissionDenied
 from django.core.exceptions import ValidationError as DjangoValidationError
@@ -57,7 +58,7 @@ def visible_pull_request(request: Request, pk: int) -> PullRequest:
     return pull_request
 
 
-class PolicyDocumentSerializer(serializers.Serializer):
+class PolicyDocumentSerializer(serializers.Serializer[Any]):
     document = serializers.CharField(trim_whitespace=False)
     reason = serializers.CharField(max_length=2000, required=False, allow_blank=True, default="")
 
@@ -132,7 +133,7 @@ class PolicyVersionsView(APIView):
         return Response({"versions": policy_history(team=team, repository=repository)})
 
 
-class RestoreSerializer(serializers.Serializer):
+class RestoreSerializer(serializers.Serializer[Any]):
     reason = serializers.CharField(max_length=2000, required=False, allow_blank=True, default="")
 
 
@@ -161,12 +162,12 @@ def _source(row: Policy | None) -> str:
     return "repository" if row.repository_id else "team"
 
 
-class SimulateSerializer(serializers.Serializer):
+class SimulateSerializer(serializers.Serializer[Any]):
     document = serializers.CharField(required=False, trim_whitespace=False)
     pull_request = IdField(required=False)
     snapshot = serializers.JSONField(required=False)
 
-    def validate(self, attrs: dict) -> dict:
+    def validate(self, attrs: dict[str, Any]) -> dict[str, Any]:
         if ("pull_request" in attrs) == ("snapshot" in attrs):
             raise serializers.ValidationError("Give either a pull_request id or a snapshot.")
         return attrs
@@ -200,7 +201,7 @@ class SimulateView(APIView):
         return Response(evaluate(snapshot, policy).to_dict())
 
 
-class OverrideSerializer(serializers.Serializer):
+class OverrideSerializer(serializers.Serializer[Any]):
     reason = serializers.CharField(max_length=2000)
     incident_reference = serializers.CharField(max_length=255, required=False, allow_blank=True, default="")
 
@@ -267,7 +268,7 @@ def _service_refusals() -> Iterator[None]:
         raise ValidationError(error.message_dict if hasattr(error, "error_dict") else error.messages) from error
 
 
-class WithdrawSerializer(serializers.Serializer):
+class WithdrawSerializer(serializers.Serializer[Any]):
     reason = serializers.CharField(max_length=2000)
 
 
@@ -296,7 +297,7 @@ class OverrideWithdrawView(APIView):
         )
 
 
-class FollowUpSerializer(serializers.Serializer):
+class FollowUpSerializer(serializers.Serializer[Any]):
     note = serializers.CharField(max_length=5000)
     review = IdField(required=False, help_text="The id of the VCS review it points at.")
 

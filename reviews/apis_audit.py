@@ -23,8 +23,8 @@ from reviews.models import AuditEvent, PullRequest
 from reviews.selectors.compliance import compliance_list
 
 
-class AuditEventSerializer(serializers.ModelSerializer):
-    team: serializers.SlugRelatedField = serializers.SlugRelatedField(read_only=True, slug_field="slug")
+class AuditEventSerializer(serializers.ModelSerializer[Any]):
+    team: serializers.SlugRelatedField[Any] = serializers.SlugRelatedField(read_only=True, slug_field="slug")
     actor_user = serializers.CharField(source="actor_user.username", read_only=True, default=None)
     actor_person = serializers.CharField(source="actor_person.display_name", read_only=True, default=None)
     actor_token = serializers.CharField(source="actor_token.prefix", read_only=True, default=None)
@@ -37,7 +37,7 @@ class AuditEventSerializer(serializers.ModelSerializer):
         ]  # fmt: skip
 
 
-class AuditEventFilters(serializers.Serializer):
+class AuditEventFilters(serializers.Serializer[Any]):
     team = serializers.SlugField(required=False)
     actor = serializers.CharField(required=False, help_text="A username, a person's name or a token prefix.")
     action = serializers.CharField(required=False, help_text="e.g. policy.edit, or a prefix such as override.")
@@ -45,7 +45,7 @@ class AuditEventFilters(serializers.Serializer):
     until = MomentField(required=False)
 
 
-class AuditEventList(generics.ListAPIView):
+class AuditEventList(generics.ListAPIView[Any]):
     """Audit events of your teams, newest first. People only: a lead or member reads their teams' events (a
     superuser every event); API tokens are refused."""
 
@@ -87,7 +87,7 @@ class AuditEventList(generics.ListAPIView):
         return events.order_by("-at", "-pk")
 
 
-class ComplianceSerializer(serializers.ModelSerializer):
+class ComplianceSerializer(serializers.ModelSerializer[Any]):
     repository = serializers.CharField(source="repository.full_path", read_only=True)
     author = serializers.CharField(source="author.display_name", read_only=True, default=None)
     verdict_at_merge = serializers.CharField(read_only=True)
@@ -104,11 +104,11 @@ class ComplianceSerializer(serializers.ModelSerializer):
         ]  # fmt: skip
 
 
-class PeriodFilters(serializers.Serializer):
+class PeriodFilters(serializers.Serializer[Any]):
     days = serializers.IntegerField(required=False, min_value=1, max_value=366, default=30)
 
 
-class ComplianceList(generics.ListAPIView):
+class ComplianceList(generics.ListAPIView[Any]):
     """The team's changes merged in the last `days` (default 30), newest first, with their verdict at merge,
     status (compliant / overridden / violation / not_evaluated) and reason. The counts are in `.../health`."""
 

@@ -93,7 +93,7 @@ RETRIES = (
 
 
 @extend_schema_field({"oneOf": [{"type": "integer"}, {"type": "string", "example": "github:octocat"}]})
-class PersonReferenceField(serializers.Field):
+class PersonReferenceField(serializers.Field[Any, Any, Any, Any]):
     default_error_messages = {
         "invalid": "A person is a Tandem person id, or an identity: github:login, gitlab:username or an e-mail."
     }
@@ -114,12 +114,12 @@ class PersonReferenceField(serializers.Field):
         return value
 
 
-class ParticipantInput(serializers.Serializer):
+class ParticipantInput(serializers.Serializer[Any]):
     person = PersonReferenceField()
     role = serializers.ChoiceField(choices=PairingParticipant.Role.choices, default=PairingParticipant.Role.NAVIGATOR)
 
 
-class SessionStartInput(serializers.Serializer):
+class SessionStartInput(serializers.Serializer[Any]):
     participants = ParticipantInput(many=True)
     client_id = serializers.CharField(max_length=200, required=False, allow_blank=True, default="")
     repository = IdField(required=False, allow_null=True, default=None)
@@ -127,7 +127,7 @@ class SessionStartInput(serializers.Serializer):
     started_at = MomentField(required=False, allow_null=True, default=None)
 
 
-class SessionListFilters(serializers.Serializer):
+class SessionListFilters(serializers.Serializer[Any]):
     person = PersonReferenceField(required=False)
     team = serializers.SlugField(required=False)
     active = serializers.BooleanField(required=False, allow_null=True, default=None)
@@ -136,19 +136,19 @@ class SessionListFilters(serializers.Serializer):
     started_before = MomentField(required=False)
 
 
-class DriverInput(serializers.Serializer):
+class DriverInput(serializers.Serializer[Any]):
     person = PersonReferenceField()
 
 
-class ParticipantRemoveInput(serializers.Serializer):
+class ParticipantRemoveInput(serializers.Serializer[Any]):
     driver = PersonReferenceField(required=False, allow_null=True, default=None)
 
 
-class SessionEndInput(serializers.Serializer):
+class SessionEndInput(serializers.Serializer[Any]):
     ended_at = MomentField(required=False, allow_null=True, default=None)
 
 
-class InsightPeriod(serializers.Serializer):
+class InsightPeriod(serializers.Serializer[Any]):
     since = DayField(required=False)
     until = DayField(required=False)
 
@@ -162,7 +162,7 @@ class InsightPeriod(serializers.Serializer):
         return {"since": since, "until": until}
 
 
-def _parse(serializer_class: type[serializers.Serializer], data: Any) -> dict[str, Any]:
+def _parse(serializer_class: type[serializers.Serializer[Any]], data: Any) -> dict[str, Any]:
     serializer = serializer_class(data=data)
     serializer.is_valid(raise_exception=True)
     return dict(serializer.validated_data)
@@ -176,17 +176,17 @@ def _query(request: Request) -> dict[str, str]:
 # Output ------------------------------------------------------------------------------------------------------------
 
 
-class PersonOutput(serializers.Serializer):
+class PersonOutput(serializers.Serializer[Any]):
     id = serializers.IntegerField(source="pk")
     display_name = serializers.CharField()
 
 
-class RepositoryOutput(serializers.Serializer):
+class RepositoryOutput(serializers.Serializer[Any]):
     id = serializers.IntegerField(source="pk")
     full_path = serializers.CharField()
 
 
-class StayOutput(serializers.Serializer):
+class StayOutput(serializers.Serializer[Any]):
     joined_at = serializers.DateTimeField()
     left_at = serializers.DateTimeField(allow_null=True)
 
@@ -195,7 +195,7 @@ class StayOutput(serializers.Serializer):
         return super().to_representation({"joined_at": joined_at, "left_at": left_at})
 
 
-class ParticipantOutput(serializers.Serializer):
+class ParticipantOutput(serializers.Serializer[Any]):
     person = PersonOutput()
     role = serializers.CharField()
     joined_at = serializers.DateTimeField(help_text="When they first joined.")
@@ -204,7 +204,7 @@ class ParticipantOutput(serializers.Serializer):
     stays = StayOutput(many=True, help_text="Each stay: someone who left and came back was not there in between.")
 
 
-class SessionOutput(serializers.Serializer):
+class SessionOutput(serializers.Serializer[Any]):
     """A session; its participations must be prefetched (`pairing_session_get` / `pairing_session_list`)."""
 
     id = serializers.IntegerField(source="pk")
@@ -234,32 +234,32 @@ class SessionOutput(serializers.Serializer):
 
 
 @extend_schema_field(serializers.ListField(child=serializers.IntegerField()))
-class PairField(serializers.Field):
+class PairField(serializers.Field[Any, Any, Any, Any]):
     """A pair of people, as their ids."""
 
     def to_representation(self, value: tuple[Person, ...]) -> list[int]:
         return [person.pk for person in value]
 
 
-class PairOutput(serializers.Serializer):
+class PairOutput(serializers.Serializer[Any]):
     people = PairField()
     hours = serializers.FloatField()
     sessions = serializers.IntegerField()
     last_paired_on = serializers.DateField(allow_null=True)
 
 
-class PersonHoursOutput(serializers.Serializer):
+class PersonHoursOutput(serializers.Serializer[Any]):
     person = serializers.IntegerField(source="person.pk")
     total_hours = serializers.FloatField()
     weeks = serializers.DictField(child=serializers.FloatField(), source="weekly_hours")
 
 
-class RotationOutput(serializers.Serializer):
+class RotationOutput(serializers.Serializer[Any]):
     people = PairField()
     last_paired_at = serializers.DateTimeField(allow_null=True)
 
 
-class InsightOutput(serializers.Serializer):
+class InsightOutput(serializers.Serializer[Any]):
     team = serializers.CharField(source="team.slug")
     since = serializers.DateField()
     until = serializers.DateField()
@@ -286,7 +286,7 @@ def _rendered(session: PairingSession, *, status_code: int = status.HTTP_200_OK)
 # Views -------------------------------------------------------------------------------------------------------------
 
 
-class PairingSessionsView(GenericAPIView):
+class PairingSessionsView(GenericAPIView[Any]):
     """GET: visible sessions, newest first, filtered and paginated. POST: start a session."""
 
     serializer_class = SessionOutput

@@ -23,37 +23,39 @@ from reviews.selectors.compliance import ComplianceSummary
 from reviews.selectors.teams import team_page
 
 
-class TeamSerializer(serializers.ModelSerializer):
+class TeamSerializer(serializers.ModelSerializer[Any]):
     class Meta:
         model = Team
         fields = ["slug", "name", "review_within_hours", "max_pr_size", "archived"]
 
 
-class IdentitySerializer(serializers.ModelSerializer):
+class IdentitySerializer(serializers.ModelSerializer[Any]):
     class Meta:
         model = Identity
         fields = ["kind", "value"]
 
 
-class PersonSerializer(serializers.ModelSerializer):
+class PersonSerializer(serializers.ModelSerializer[Any]):
     identities = IdentitySerializer(many=True, read_only=True)
-    teams: serializers.SlugRelatedField = serializers.SlugRelatedField(many=True, read_only=True, slug_field="slug")
+    teams: serializers.SlugRelatedField[Any] = serializers.SlugRelatedField(
+        many=True, read_only=True, slug_field="slug"
+    )
 
     class Meta:
         model = Person
         fields = ["id", "display_name", "is_bot", "identities", "teams"]
 
 
-class RepositorySerializer(serializers.ModelSerializer):
+class RepositorySerializer(serializers.ModelSerializer[Any]):
     provider = serializers.CharField(source="connection.provider", read_only=True)
-    team: serializers.SlugRelatedField = serializers.SlugRelatedField(read_only=True, slug_field="slug")
+    team: serializers.SlugRelatedField[Any] = serializers.SlugRelatedField(read_only=True, slug_field="slug")
 
     class Meta:
         model = Repository
         fields = ["id", "full_path", "provider", "team", "default_branch", "web_url", "synced_until", "is_active"]
 
 
-class PullRequestSerializer(serializers.ModelSerializer):
+class PullRequestSerializer(serializers.ModelSerializer[Any]):
     repository = serializers.CharField(source="repository.full_path", read_only=True)
     author = serializers.CharField(source="author.display_name", read_only=True, default=None)
     verdict = serializers.SerializerMethodField()
@@ -77,7 +79,7 @@ class PullRequestSerializer(serializers.ModelSerializer):
         }
 
 
-class ReviewSerializer(serializers.ModelSerializer):
+class ReviewSerializer(serializers.ModelSerializer[Any]):
     reviewer = serializers.CharField(source="reviewer.display_name", read_only=True, default=None)
 
     class Meta:
@@ -109,7 +111,7 @@ class PullRequestFilter(django_filters.FilterSet):
         fields = ["state", "draft", "team", "repository", "author", "merged_after", "merged_before", "updated_after"]
 
 
-class TeamList(generics.ListAPIView):
+class TeamList(generics.ListAPIView[Any]):
     """Teams you see; archived teams are left out unless `?archived=true`."""
 
     serializer_class = TeamSerializer
@@ -119,7 +121,7 @@ class TeamList(generics.ListAPIView):
         return visible_teams(self.request).filter(archived=archived).order_by("slug")
 
 
-class TeamDetail(generics.RetrieveAPIView):
+class TeamDetail(generics.RetrieveAPIView[Any]):
     serializer_class = TeamSerializer
     lookup_field = "slug"
 
@@ -127,7 +129,7 @@ class TeamDetail(generics.RetrieveAPIView):
         return visible_teams(self.request)
 
 
-class PersonList(generics.ListAPIView):
+class PersonList(generics.ListAPIView[Any]):
     serializer_class = PersonSerializer
     filterset_fields = ["is_bot"]
 
@@ -139,7 +141,7 @@ class PersonList(generics.ListAPIView):
         )
 
 
-class RepositoryList(generics.ListAPIView):
+class RepositoryList(generics.ListAPIView[Any]):
     serializer_class = RepositorySerializer
 
     def get_queryset(self) -> QuerySet[Repository]:
@@ -150,7 +152,7 @@ class RepositoryList(generics.ListAPIView):
         )
 
 
-class PullRequestList(generics.ListAPIView):
+class PullRequestList(generics.ListAPIView[Any]):
     serializer_class = PullRequestSerializer
     filterset_class = PullRequestFilter
 
@@ -159,7 +161,7 @@ class PullRequestList(generics.ListAPIView):
         return _with_verdict(visible.select_related("repository", "author")).order_by("-updated_at", "-pk")
 
 
-class PullRequestDetail(generics.RetrieveAPIView):
+class PullRequestDetail(generics.RetrieveAPIView[Any]):
     serializer_class = PullRequestSerializer
 
     def get_queryset(self) -> QuerySet[PullRequest]:
@@ -175,7 +177,7 @@ class ReviewFilter(django_filters.FilterSet):
         fields = ["state", "pull_request"]
 
 
-class ReviewList(generics.ListAPIView):
+class ReviewList(generics.ListAPIView[Any]):
     serializer_class = ReviewSerializer
     filterset_class = ReviewFilter
 
@@ -187,7 +189,7 @@ class ReviewList(generics.ListAPIView):
         )
 
 
-class HealthPeriod(serializers.Serializer):
+class HealthPeriod(serializers.Serializer[Any]):
     days = serializers.IntegerField(
         required=False, default=30, min_value=1, max_value=366, help_text="The period, in days up to today."
     )

@@ -8,7 +8,7 @@ filter by.
 
 from __future__ import annotations
 
-from typing import Any, ClassVar
+from typing import Any, ClassVar, TypeVar
 
 from django.conf import settings
 from django.core.exceptions import PermissionDenied
@@ -25,7 +25,10 @@ class RecordImmutable(PermissionDenied):
     record that points at it."""
 
 
-class AppendOnlyQuerySet(models.QuerySet):
+_M = TypeVar("_M", bound=models.Model)
+
+
+class AppendOnlyQuerySet(models.QuerySet[_M]):
     """No bulk delete; bulk updates only of the model's bookkeeping and set-once fields (the latter only where
     still empty), so no surface (admin action, shell, service) can rewrite history with `.update()`."""
 

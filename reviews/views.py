@@ -17,7 +17,7 @@ from reviews.models import PullRequest
 from reviews.sections import render_pull_request_sections, render_team_sections
 from reviews.selectors.compliance import compliance_list
 from reviews.selectors.pull_requests import pull_request_page
-from reviews.selectors.teams import team_page, teams_overview
+from reviews.selectors.teams import TeamPage, team_page, teams_overview
 from reviews.words import label_and_rest
 
 PERIODS = (7, 14, 30, 90)
@@ -83,7 +83,7 @@ def _number(value: object) -> float | None:
     return float(value) if isinstance(value, int | float) else None
 
 
-def _flow_rows(page) -> list[dict]:  # type: ignore[no-untyped-def]
+def _flow_rows(page: TeamPage) -> list[dict[str, Any]]:
     rows = []
     for key, label, definition in (
         ("time_to_first_review", "Time to first review", "ready for review → first review activity by another person"),
@@ -101,7 +101,7 @@ def _flow_rows(page) -> list[dict]:  # type: ignore[no-untyped-def]
 @login_required
 def team_compliance(request: HttpRequest, slug: str) -> HttpResponse:
     """Every change the team merged in the period, 50 a page, with its verdict at merge and reason."""
-    team = visible_teams(request).filter(slug=slug).first()  # type: ignore[arg-type]
+    team = visible_teams(request).filter(slug=slug).first()
     if team is None:
         raise Http404("No such team, or not one of yours.")
     days = _days(request)

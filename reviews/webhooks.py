@@ -11,6 +11,7 @@ import hashlib
 import json
 import logging
 from collections.abc import Callable
+from typing import Any
 from urllib.parse import urlsplit
 
 from django.conf import settings
@@ -120,7 +121,7 @@ def _kept_headers(request: HttpRequest) -> dict[str, str]:
     return {name: request.headers[name] for name in _KEPT_HEADERS if name in request.headers}
 
 
-def _decode_object(body: bytes) -> dict | JsonResponse:
+def _decode_object(body: bytes) -> dict[str, Any] | JsonResponse:
     try:
         return decode_json_object(body, max_bytes=settings.JSON_MAX_BODY_BYTES, max_depth=settings.JSON_MAX_DEPTH)
     except JsonRefused as error:

@@ -51,7 +51,7 @@ MAX_PERIOD_DAYS = 731
 SHA = r"^[0-9a-fA-F]{7,64}$"
 
 
-def _parse(serializer_class: type[serializers.Serializer], data: Any, **kwargs: Any) -> dict[str, Any]:
+def _parse(serializer_class: type[serializers.Serializer[Any]], data: Any, **kwargs: Any) -> dict[str, Any]:
     serializer = serializer_class(data=data, **kwargs)
     serializer.is_valid(raise_exception=True)
     return dict(serializer.validated_data)
@@ -79,7 +79,7 @@ def _visible_service(request: Request, slug: str, field: str = "service") -> Ser
 # Input -------------------------------------------------------------------------------------------------------------
 
 
-class DeploymentInput(serializers.Serializer):
+class DeploymentInput(serializers.Serializer[Any]):
     service = serializers.SlugField()
     environment = serializers.CharField(max_length=100, default="production")
     sha = serializers.RegexField(SHA, error_messages={"invalid": "A commit sha: 7 to 64 hexadecimal characters."})
@@ -106,7 +106,7 @@ class DeploymentInput(serializers.Serializer):
         return attrs
 
 
-class IncidentInput(serializers.Serializer):
+class IncidentInput(serializers.Serializer[Any]):
     title = serializers.CharField(max_length=500)
     external_id = serializers.CharField(max_length=200)
     source = serializers.SlugField(max_length=20, default="api")  # type: ignore[assignment]
@@ -131,7 +131,7 @@ class IncidentInput(serializers.Serializer):
         return attrs
 
 
-class IncidentPatchInput(serializers.Serializer):
+class IncidentPatchInput(serializers.Serializer[Any]):
     title = serializers.CharField(max_length=500, required=False)
     services = serializers.ListField(child=serializers.SlugField(), allow_empty=False, required=False)
     severity = serializers.ChoiceField(choices=Incident.Severity.choices, required=False)
@@ -148,7 +148,7 @@ class IncidentPatchInput(serializers.Serializer):
         return attrs
 
 
-class DeploymentFilters(serializers.Serializer):
+class DeploymentFilters(serializers.Serializer[Any]):
     service = serializers.SlugField(required=False)
     team = serializers.SlugField(required=False)
     environment = serializers.CharField(required=False, max_length=100)
@@ -157,7 +157,7 @@ class DeploymentFilters(serializers.Serializer):
     until = MomentField(required=False)
 
 
-class IncidentFilters(serializers.Serializer):
+class IncidentFilters(serializers.Serializer[Any]):
     service = serializers.SlugField(required=False)
     team = serializers.SlugField(required=False)
     status = serializers.ChoiceField(choices=Incident.Status.choices, required=False)
@@ -166,7 +166,7 @@ class IncidentFilters(serializers.Serializer):
     until = MomentField(required=False)
 
 
-class SuspectFilters(serializers.Serializer):
+class SuspectFilters(serializers.Serializer[Any]):
     incident = IdField(required=False)
     verdict = serializers.ChoiceField(choices=SuspectChange.Verdict.choices, required=False)
     service = serializers.SlugField(required=False)
@@ -187,7 +187,7 @@ class PeriodBoundField(MomentField):
         return moment
 
 
-class PeriodInput(serializers.Serializer):
+class PeriodInput(serializers.Serializer[Any]):
     """`since` and `until` as dates (both days included) or date-times (`until` excluded)."""
 
     since = PeriodBoundField(end=False, required=False)
@@ -292,7 +292,7 @@ def dora_json(report: DoraReport) -> dict[str, Any]:
 # Views -------------------------------------------------------------------------------------------------------------
 
 
-class DeploymentsView(GenericAPIView):
+class DeploymentsView(GenericAPIView[Any]):
     """GET: deployments of your services, newest first (filters: service, team, environment, status, since,
     until). POST: report one (idempotent by source + external id; 201 created, 200 updated)."""
 
@@ -327,7 +327,7 @@ def _repository_of(service: Service, reference: str) -> Repository | None:
     return repository
 
 
-class IncidentsView(GenericAPIView):
+class IncidentsView(GenericAPIView[Any]):
     """GET: incidents of your services, newest first (filters: service, team, status, source, since, until).
     POST: report one (idempotent by source + external id; 201 created, 200 updated)."""
 
@@ -378,7 +378,7 @@ class IncidentView(APIView):
         return Response(incident_json(_incident(request, pk)))
 
 
-class SuspectsView(GenericAPIView):
+class SuspectsView(GenericAPIView[Any]):
     """GET: suspect changes of your services (filters: incident, verdict, service, team)."""
 
     pagination_class = Pages

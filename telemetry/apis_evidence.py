@@ -24,7 +24,7 @@ from telemetry.evidence import evidence_changes, evidence_csv, evidence_json
 MAX_PERIOD = dt.timedelta(days=731)
 
 
-class EvidenceInput(serializers.Serializer):
+class EvidenceInput(serializers.Serializer[Any]):
     team = serializers.SlugField()
     since = MomentField(help_text="A date or date-time; included.")
     until = MomentField(help_text="A date or date-time; excluded.")

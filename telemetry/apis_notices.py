@@ -35,11 +35,11 @@ class NoticePages(Pages):
     max_page_size = 100
 
 
-class NoticeFilters(serializers.Serializer):
+class NoticeFilters(serializers.Serializer[Any]):
     unread = serializers.BooleanField(required=False, default=False, help_text="Only the notices not read yet.")
 
 
-class NoticeIncidentOutput(serializers.Serializer):
+class NoticeIncidentOutput(serializers.Serializer[Any]):
     id = serializers.IntegerField(source="pk")
     title = serializers.CharField()
     severity = serializers.CharField()
@@ -47,7 +47,7 @@ class NoticeIncidentOutput(serializers.Serializer):
     url = serializers.CharField(help_text="The incident in the incident tool, when it has a page there.")
 
 
-class NoticePullRequestOutput(serializers.Serializer):
+class NoticePullRequestOutput(serializers.Serializer[Any]):
     id = serializers.IntegerField(source="pk")
     repository = serializers.CharField(source="repository.full_path")
     number = serializers.IntegerField()
@@ -55,7 +55,7 @@ class NoticePullRequestOutput(serializers.Serializer):
     web_url = serializers.CharField()
 
 
-class NotificationOutput(serializers.Serializer):
+class NotificationOutput(serializers.Serializer[Any]):
     id = serializers.IntegerField(source="pk")
     kind = serializers.CharField()
     subject = serializers.CharField()
@@ -78,7 +78,7 @@ def _query(request: Request) -> dict[str, Any]:
     return dict(serializer.validated_data)
 
 
-class NotificationsView(GenericAPIView):
+class NotificationsView(GenericAPIView[Any]):
     """GET: the caller's own notices, newest first, paginated (`?unread=true`: only those not read yet)."""
 
     serializer_class = NotificationOutput

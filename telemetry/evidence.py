@@ -43,7 +43,7 @@ def evidence_changes(*, team: Team, since: dt.datetime, until: dt.datetime) -> I
         .select_related("repository", "author", "merged_by")
         .order_by("merged_at", "pk")
     )
-    after: tuple[dt.datetime, int] | None = None
+    after: tuple[dt.datetime | None, int] | None = None
     while True:
         queryset = base
         if after is not None:
@@ -52,7 +52,7 @@ def evidence_changes(*, team: Team, since: dt.datetime, until: dt.datetime) -> I
         if not chunk:
             return
         yield from _rows(chunk)
-        after = (chunk[-1].merged_at, chunk[-1].pk)  # type: ignore[assignment]
+        after = (chunk[-1].merged_at, chunk[-1].pk)
 
 
 def _rows(chunk: list[PullRequest]) -> Iterator[dict[str, Any]]:
@@ -92,7 +92,7 @@ def _rows(chunk: list[PullRequest]) -> Iterator[dict[str, Any]]:
         .order_by("deployment__finished_at", "deployment_id")
     ):
         deployment = change.deployment
-        if (change.pull_request_id, deployment.pk) in seen:  # type: ignore[comparison-overlap]
+        if (change.pull_request_id, deployment.pk) in seen:
             continue
         seen.add((change.pull_request_id, deployment.pk))  # type: ignore[arg-type]
         deployments[change.pull_request_id].append(  # type: ignore[index]

@@ -98,7 +98,7 @@ def incident_list(
     return incidents.order_by("-started_at", "-pk")
 
 
-def _incident_ids_of(where: Q) -> QuerySet:
+def _incident_ids_of(where: Q) -> QuerySet[Any, Any]:
     return Incident.services.through.objects.filter(where).values("incident_id")
 
 
@@ -228,7 +228,7 @@ def _files(ids: list[int]) -> dict[int, list[tuple[str, int]]]:
     return found
 
 
-def _changed_lines(row: dict, files: list[tuple[str, int]] | None) -> int | None:
+def _changed_lines(row: dict[str, Any], files: list[tuple[str, int]] | None) -> int | None:
     if row["additions"] is not None and row["deletions"] is not None:
         return int(row["additions"] + row["deletions"])
     return sum(lines for _, lines in files) if files else None
@@ -250,7 +250,7 @@ def _overrides(ids: list[int]) -> dict[int, list[str]]:
 
 
 def _confirmed_files(
-    rows: dict[int, dict], files: dict[int, list[tuple[str, int]]], *, before: dt.datetime
+    rows: dict[int, dict[str, Any]], files: dict[int, list[tuple[str, int]]], *, before: dt.datetime
 ) -> dict[int, list[ConfirmedFile]]:
     """The candidates' files that an earlier incident's confirmed cause changed too (same repository)."""
     paths = sorted({path for pk in rows for path, _ in files.get(pk, ())})
@@ -488,7 +488,9 @@ def frequency_band(
     return "low"
 
 
-def _lead_time(rows: dict[int, dict], reviews: dict[int, ReviewFacts], shipped: dict[int, dt.datetime]) -> LeadTime:
+def _lead_time(
+    rows: dict[int, dict[str, Any]], reviews: dict[int, ReviewFacts], shipped: dict[int, dt.datetime]
+) -> LeadTime:
     total, coding, pickup, review, deploy = [], [], [], [], []
     for pk, row in rows.items():
         deployed, merged = shipped[pk], row["merged_at"]
@@ -528,7 +530,7 @@ def _time_to_restore(service_ids: list[int], since: dt.datetime, until: dt.datet
     return TimeToRestore(len(incidents), restored.median_hours, restored.p90_hours)
 
 
-def _by_review_mode(rows: dict[int, dict], reviews: dict[int, ReviewFacts]) -> dict[str, ReviewModeRate]:
+def _by_review_mode(rows: dict[int, dict[str, Any]], reviews: dict[int, ReviewFacts]) -> dict[str, ReviewModeRate]:
     ids = list(rows)
     overridden = pull_requests_overridden(pull_request_ids=ids)
     failed = set(

@@ -114,7 +114,8 @@ class Trace:
     unknown: FrozenDict = FrozenDict()
 
     def to_dict(self) -> dict[str, Any]:
-        return to_jsonable(self)
+        jsonable: dict[str, Any] = to_jsonable(self)
+        return jsonable
 
 
 @dataclass(frozen=True)

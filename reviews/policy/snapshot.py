@@ -9,7 +9,7 @@ from __future__ import annotations
 import datetime as dt
 from collections.abc import Iterable, Iterator, Mapping
 from dataclasses import dataclass, fields, is_dataclass
-from typing import Any
+from typing import Any, TypeVar
 
 REVIEW_STATES = ("approved", "changes_requested", "commented", "dismissed")
 STATUS_STATES = ("success", "pending", "failure", "error")
@@ -240,7 +240,8 @@ class Snapshot:
             raise SnapshotError(f"changed_lines must be a non-negative integer or null, got {self.changed_lines!r}")
 
     def to_dict(self) -> dict[str, Any]:
-        return to_jsonable(self)
+        jsonable: dict[str, Any] = to_jsonable(self)
+        return jsonable
 
     @classmethod
     def from_dict(cls, data: Any) -> Snapshot:
@@ -322,7 +323,10 @@ def _fields(data: Any, cls: type, where: str) -> dict[str, Any]:
     return dict(data)
 
 
-def _build(cls: type, where: str, **values: Any) -> Any:
+_Built = TypeVar("_Built")
+
+
+def _build(cls: type[_Built], where: str, **values: Any) -> _Built:
     try:
         return cls(**values)
     except SnapshotError as error:

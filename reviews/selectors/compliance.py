@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import datetime as dt
 from dataclasses import dataclass, field
+from typing import Any
 
 from django.db.models import Case, CharField, Count, F, OuterRef, Q, QuerySet, Subquery, Value, When
 from django.db.models.functions import Coalesce, Concat
@@ -24,7 +25,9 @@ STATUSES = ("compliant", "overridden", "violation", "not_evaluated")
 FOLLOWUPS = ("done", "due", "overdue")
 
 
-def merged_changes(*, team: Team, since: dt.datetime, until: dt.datetime, now: dt.datetime | None = None):  # type: ignore[no-untyped-def]
+def merged_changes(
+    *, team: Team, since: dt.datetime, until: dt.datetime, now: dt.datetime | None = None
+) -> QuerySet[Any]:  # PullRequest rows annotated with status, followup, reason and the verdict at merge
     """The team's pull requests merged in [since, until), each annotated with its status and reason at merge."""
     now = now or timezone.now()
     at_merge = PolicyEvaluation.objects.filter(

@@ -108,4 +108,5 @@ def _jsonable(value: dict[str, Any]) -> dict[str, Any]:
             return str(item)
         return DjangoJSONEncoder().default(item)
 
-    return json.loads(json.dumps(value, default=default))
+    jsonable: dict[str, Any] = json.loads(json.dumps(value, default=default))
+    return jsonable

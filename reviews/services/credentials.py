@@ -53,8 +53,8 @@ class AppCredentials:
 def connection_token(connection: Connection) -> str:
     """The connection's API token, or the instance-wide one from the settings."""
     if connection.api_token:
-        return connection.api_token
-    return settings.GITHUB_TOKEN if connection.provider == Provider.GITHUB else settings.GITLAB_TOKEN
+        return str(connection.api_token)
+    return str(settings.GITHUB_TOKEN if connection.provider == Provider.GITHUB else settings.GITLAB_TOKEN)
 
 
 def connection_app(connection: Connection) -> AppCredentials | None:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import re
+from typing import Any
 
 from django.db import IntegrityError, transaction
 
@@ -14,7 +15,9 @@ from reviews.services.audit import SYSTEM, Actor, audit_event_record, field_chan
 _GITHUB_NOREPLY = re.compile(r"^(?:\d+\+)?(?P<login>[^@]+)@users\.noreply\.github\.com$", re.I)
 
 
-def _identity_get_or_create(*, kind: str, value: str, connection: Connection | None, defaults: dict) -> Identity:
+def _identity_get_or_create(
+    *, kind: str, value: str, connection: Connection | None, defaults: dict[str, Any]
+) -> Identity:
     lookup = {"kind": kind, "value": value.lower(), "connection": connection}
     identity = Identity.objects.select_related("person").filter(**lookup).first()
     if identity is not None:

@@ -217,7 +217,7 @@ def _override_ended(override: Override) -> dict[str, str]:
     }
 
 
-def _overridden(override: Override) -> tuple[str, str, dict]:
+def _overridden(override: Override) -> tuple[str, str, dict[str, Any]]:
     who = override.overridden_by.display_name
     description = f"Overridden by {who}: {override.reason}"
     trace = {

@@ -29,6 +29,7 @@ from reviews.models import (
     Commit,
     CommitStatus,
     Connection,
+    Person,
     PullRequest,
     Repository,
     Review,
@@ -157,7 +158,7 @@ def _ready_at(
     return record.updated_at
 
 
-def _people(connection: Connection, accounts: Iterable[UserRecord]) -> list:
+def _people(connection: Connection, accounts: Iterable[UserRecord]) -> list[Person]:
     people = (person_from_account(connection=connection, account=account) for account in accounts)
     return [person for person in people if person is not None]
 
@@ -187,7 +188,7 @@ def review_upsert(*, pull_request: PullRequest, record: ReviewRecord) -> Review:
                 )
         if not _review_record_is_newer(review, record):
             return review
-        if record.state == Review.State.DISMISSED:
+        if record.state == Review.State.DISMISSED.value:
             values["submitted_at"] = max(record.submitted_at, review.submitted_at)
         # Webhooks do not carry a review's line-comment count; sync does. Never lose the known count.
         values["comment_count"] = max(record.comment_count, review.comment_count)
@@ -200,7 +201,7 @@ def review_upsert(*, pull_request: PullRequest, record: ReviewRecord) -> Review:
 def _review_record_is_newer(review: Review, record: ReviewRecord) -> bool:
     """Dismissal always lands (GitHub keeps the original submitted time on it); a dismissed review only comes
     back with a strictly newer submission (a GitLab re-approval); otherwise the newer submission wins."""
-    if record.state == Review.State.DISMISSED:
+    if record.state == Review.State.DISMISSED.value:
         return True
     if review.state == Review.State.DISMISSED:
         return record.submitted_at > review.submitted_at

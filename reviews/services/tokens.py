@@ -6,6 +6,7 @@ import hashlib
 import secrets
 from collections.abc import Sequence
 
+from django.contrib.auth.models import User
 from django.db import transaction
 from django.utils import timezone
 
@@ -29,7 +30,7 @@ def api_token_create(
     *,
     name: str,
     teams: Sequence[Team],
-    created_by=None,  # type: ignore[no-untyped-def]
+    created_by: User | None = None,
     actor: Actor = SYSTEM,
 ) -> tuple[ApiToken, str]:
     """Create a token; returns it and its secret, which is not stored and cannot be shown again."""

@@ -12,6 +12,7 @@ import logging
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
+from typing import Any
 
 from django.core.exceptions import ValidationError
 from django.db import DataError, connections, transaction
@@ -22,7 +23,7 @@ from reviews.integrations import github as github_adapter
 from reviews.integrations import gitlab as gitlab_adapter
 from reviews.integrations.payloads import JsonRefused, decode_json_object
 from reviews.integrations.records import PayloadError, WebhookEvent
-from reviews.models import Connection, PullRequest, Repository, WebhookDelivery
+from reviews.models import Commit, Connection, PullRequest, Repository, WebhookDelivery
 from reviews.services.enqueue import evaluations_owed_mark
 from reviews.services.installations import installation_event_apply
 from reviews.services.pairing import pairing_sessions_infer
@@ -85,7 +86,7 @@ PERMANENT_ERRORS: tuple[type[BaseException], ...] = (
 
 _ERROR_TEXT_LIMIT = 2000
 
-PARSERS: dict[str, Callable[[str, dict], WebhookEvent]] = {
+PARSERS: dict[str, Callable[[str, dict[str, Any]], WebhookEvent]] = {
     "github": github_adapter.parse_webhook,
     "gitlab": gitlab_adapter.parse_webhook,
 }
@@ -433,7 +434,7 @@ def _parse(delivery: WebhookDelivery) -> WebhookEvent:
     return PARSERS[delivery.provider](delivery.event, _payload(delivery))
 
 
-def _payload(delivery: WebhookDelivery) -> dict:
+def _payload(delivery: WebhookDelivery) -> dict[str, Any]:
     try:
         # The same limits as at the door: a body stored before they existed is held to them on replay too.
         return decode_json_object(delivery.body.encode("utf-8", "surrogatepass"))
@@ -518,7 +519,7 @@ def _pull_request_for(repository: Repository, event: WebhookEvent) -> PullReques
 
 
 def _link_pushed_commits(
-    repository: Repository, event: WebhookEvent, pull_request: PullRequest | None, commits: list
+    repository: Repository, event: WebhookEvent, pull_request: PullRequest | None, commits: list[Commit]
 ) -> set[int]:
     """A push to a branch adds its commits to the open pull requests from that branch."""
     targets = [pull_request] if pull_request is not None else []

@@ -6,6 +6,7 @@ import json
 import urllib.error
 import urllib.request
 from collections.abc import Sequence
+from typing import Any
 from urllib.parse import urlsplit
 
 from reviews.integrations import outbound
@@ -27,7 +28,7 @@ class ChatOutcomeUnknown(ChatError):
 
 
 def post_message(
-    url: str, *, text: str, blocks: list[dict] | None = None, allowed_networks: Sequence[str] = ()
+    url: str, *, text: str, blocks: list[dict[str, Any]] | None = None, allowed_networks: Sequence[str] = ()
 ) -> None:
     """POST the message. `allowed_networks`: non-public networks the operator lets Tandem reach (outbound.py)."""
     if urlsplit(url).scheme not in {"http", "https"}:
