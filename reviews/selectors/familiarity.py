@@ -13,10 +13,9 @@ import datetime as dt
 from collections import defaultdict
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
-from typing import Any
 
 from django.db import models
-from django.db.models import Case, CharField, Count, Exists, OuterRef, Q, QuerySet, Value, When
+from django.db.models import Case, CharField, Count, Q, QuerySet, Value, When
 from django.db.models.functions import TruncWeek
 
 from reviews.models import ChangedFile, Membership, PairingParticipant, Person, PullRequest, Repository, Review
@@ -76,7 +75,7 @@ def area_familiarity(
     exclude_pull_request_id: int | None = None,
 ) -> Familiarity:
     """Per person and area, the changes they authored, reviewed or paired on between `since` and `until` in these
-    repositories. Three queries whatever the history's size; rows are grouped by person, area and week."""
+    repositories. Four queries whatever the history's size; rows are grouped by person, area and week."""
     if not areas or not repository_ids:
         return {}
     found: Familiarity = defaultdict(lambda: defaultdict(AreaWork))
@@ -113,13 +112,16 @@ def area_familiarity(
             work.changes[kind] += changes
             work.weight += changes * decay(until - (week + dt.timedelta(days=3.5)))
 
-    for person_id, joined_at, *touched in _pairing_rows(pulls, repository_ids, areas, since, until):
-        for area, hit in zip(areas, touched, strict=True):
-            if hit:
-                work = found[person_id][area]
-                work.changes[PAIRED] += 1
-                work.weight += decay(until - joined_at)
+    for person_id, joined_at, touched in _pairing_rows(pulls, repository_ids, areas, since, until):
+        for area in touched:
+            work = found[person_id][area]
+            work.changes[PAIRED] += 1
+            work.weight += decay(until - joined_at)
     return {person: dict(by_area) for person, by_area in found.items()}
+
+
+# A pairing session counts for the changes on its branch opened up to this long after the period's end.
+PAIRING_LEAD = dt.timedelta(days=30)
 
 
 def _pairing_rows(
@@ -128,39 +130,40 @@ def _pairing_rows(
     areas: Sequence[str],
     since: dt.datetime,
     until: dt.datetime,
-) -> Iterable[tuple[Any, ...]]:
-    """Each stay in a pairing session on a branch of a change in the areas, with one flag per area it touched."""
-    touches = {
-        f"area_{index}": Exists(
-            ChangedFile.objects.filter(
-                _area_condition(area),
-                pull_request__in=pulls,
-                pull_request__repository_id=OuterRef("session__repository_id"),
-                pull_request__head_ref=OuterRef("session__branch"),
-            )
+) -> list[tuple[int, dt.datetime, set[str]]]:
+    """Each stay in a pairing session on the branch of a change in the areas, with the areas it touched. Two
+    queries: the branches of the period's changes in the areas, then the stays on them."""
+    areas_of: dict[tuple[int, str], set[str]] = defaultdict(set)
+    branches = (
+        ChangedFile.objects.filter(
+            _in_areas(areas),
+            pull_request__in=pulls.filter(created_at__gte=since, created_at__lt=until + PAIRING_LEAD),
         )
-        for index, area in enumerate(areas)
-    }
-    return (
+        .exclude(pull_request__head_ref="")
+        .annotate(area=_area_of(areas))
+        .values_list("pull_request__repository_id", "pull_request__head_ref", "area")
+        .distinct()
+    )
+    for repository_id, branch, area in branches:
+        areas_of[(repository_id, branch)].add(area)
+    if not areas_of:
+        return []
+    stays = (
         PairingParticipant.objects.filter(
             session__repository_id__in=list(repository_ids),
+            session__branch__in=sorted({branch for _, branch in areas_of}),
             joined_at__gte=since,
             joined_at__lt=until,
             person__is_bot=False,
         )
-        .exclude(session__branch="")
-        .annotate(**touches)
-        .filter(_any(touches))
-        .values_list("person_id", "joined_at", *touches)
+        .values_list("person_id", "joined_at", "session__repository_id", "session__branch")
         .distinct()
     )
-
-
-def _any(touches: dict[str, Exists]) -> Q:
-    condition = Q()
-    for name in touches:
-        condition |= Q(**{name: True})
-    return condition
+    return [
+        (person_id, joined_at, areas_of[(repository_id, branch)])
+        for person_id, joined_at, repository_id, branch in stays
+        if (repository_id, branch) in areas_of
+    ]
 
 
 def _area_condition(area: str, prefix: str = "") -> Q:
