@@ -55,6 +55,7 @@ TEAM_PATHS: dict[str, tuple[str, ...]] = {
     "reviews.SyncRun": ("repository__team",),
     "reviews.PullRequest": ("repository__team",),
     "reviews.ChangedFile": ("pull_request__repository__team",),
+    "reviews.ReviewerSuggestion": ("pull_request__repository__team",),
     "reviews.Commit": ("repository__team",),
     "reviews.Review": ("pull_request__repository__team",),
     "reviews.Comment": ("pull_request__repository__team",),

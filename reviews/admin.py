@@ -260,7 +260,7 @@ class PersonForm(forms.ModelForm[Any]):
 
     class Meta:
         model = Person
-        fields = ["display_name", "is_bot"]
+        fields = ["display_name", "is_bot", "away_until"]
 
     def clean_login_username(self) -> str:
         username = str(self.cleaned_data.get("login_username") or "").strip()
@@ -281,7 +281,7 @@ LOGIN_FIELDS = ["login_username", "login_email", "login_password"]
 @admin.register(Person)
 class PersonAdmin(TeamScopedAdmin):
     form = PersonForm
-    list_display = ["display_name", "is_bot", "user", "created_at"]
+    list_display = ["display_name", "is_bot", "away_until", "user", "created_at"]
     list_filter = ["is_bot", "memberships__team"]
     search_fields = ["display_name", "identities__value"]
     autocomplete_fields = ["user"]
@@ -291,8 +291,10 @@ class PersonAdmin(TeamScopedAdmin):
     def get_fields(self, request: HttpRequest, obj: Person | None = None) -> Any:
         has_login = obj is not None and obj.user_id is not None
         if request.user.is_superuser:
-            return ["display_name", "is_bot", "user", *([] if has_login else LOGIN_FIELDS)]
-        return ["display_name", "is_bot", "user"] if has_login else ["display_name", "is_bot", *LOGIN_FIELDS]
+            return ["display_name", "is_bot", "away_until", "user", *([] if has_login else LOGIN_FIELDS)]
+        if has_login:
+            return ["display_name", "is_bot", "away_until", "user"]
+        return ["display_name", "is_bot", "away_until", *LOGIN_FIELDS]
 
     def has_delete_permission(self, request: HttpRequest, obj: Model | None = None) -> bool:
         """A lead deletes only someone who belongs to no team but theirs (and whose history allows it)."""
@@ -307,7 +309,15 @@ class PersonAdmin(TeamScopedAdmin):
         person_delete(person=obj, actor=admin_actor(request))
 
     def save_model(self, request: HttpRequest, obj: Person, form: Any, change: bool) -> None:
+        from reviews.services.people import person_away_set
+
+        away_until = obj.away_until
+        if change:  # the away mark goes through its service, audited
+            obj.away_until = Person.objects.filter(pk=obj.pk).values_list("away_until", flat=True).first()
+        else:
+            obj.away_until = None
         super().save_model(request, obj, form, change)
+        person_away_set(person=obj, away_until=away_until, actor=admin_actor(request))
         username = form.cleaned_data.get("login_username")
         if username:
             from reviews.services.onboarding import person_login_create

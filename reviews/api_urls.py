@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from django.urls import include, path
 
-from reviews import apis, apis_audit, apis_read
+from reviews import apis, apis_audit, apis_read, apis_reviewers
 
 urlpatterns = [
     path("teams", apis_read.TeamList.as_view(), name="api-teams"),
@@ -15,6 +15,13 @@ urlpatterns = [
     path("pulls", apis_read.PullRequestList.as_view(), name="api-pulls"),
     path("pulls/<int:pk>", apis_read.PullRequestDetail.as_view(), name="api-pull"),
     path("reviews", apis_read.ReviewList.as_view(), name="api-reviews"),
+    path(
+        "pulls/<int:pk>/reviewer-suggestions",
+        apis_reviewers.ReviewerSuggestionsView.as_view(),
+        name="api-pull-reviewer-suggestions",
+    ),
+    path("teams/<slug:slug>/areas", apis_reviewers.TeamAreasView.as_view(), name="api-team-areas"),
+    path("people/<int:pk>/away", apis_reviewers.PersonAwayView.as_view(), name="api-person-away"),
     path("teams/<slug:slug>/policy", apis.PolicyView.as_view(), name="api-team-policy"),
     path("repositories/<int:pk>/policy", apis.PolicyView.as_view(), name="api-repository-policy"),
     path("teams/<slug:slug>/policy/versions", apis.PolicyVersionsView.as_view(), name="api-team-policy-versions"),

@@ -109,6 +109,11 @@ class Person(models.Model):
 
     display_name = models.CharField(max_length=200)
     is_bot = models.BooleanField(default=False)
+    away_until = models.DateField(
+        null=True,
+        blank=True,
+        help_text="Away (leave, on call elsewhere) up to and including this day: never suggested as a reviewer.",
+    )
     user = models.OneToOneField(
         settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL, related_name="person"
     )
@@ -486,6 +491,8 @@ class ChangedFile(models.Model):
 
     class Meta:
         constraints = [models.UniqueConstraint(fields=["pull_request", "path"], name="changed_file_unique_path")]
+        # Area familiarity and bus factor filter by directory prefix (`path LIKE 'payments/ledger/%'`).
+        indexes = [models.Index(fields=["path"], name="changed_file_path_idx", opclasses=["varchar_pattern_ops"])]
 
     def __str__(self) -> str:
         return self.path
@@ -547,6 +554,30 @@ class Review(models.Model):
 
     def __str__(self) -> str:
         return f"{self.reviewer} {self.state} {self.pull_request}"
+
+
+class ReviewerSuggestion(models.Model):
+    """Whom Tandem suggests to review a pull request at one head, each with the reasons in words; worked out in a
+    task when the pull request is evaluated (never in a request), and, when the policy asks, whom it requested."""
+
+    pull_request = models.ForeignKey(PullRequest, on_delete=models.CASCADE, related_name="reviewer_suggestions")
+    head_sha = models.CharField(max_length=64)
+    computed_at = models.DateTimeField(default=timezone.now)
+    areas = models.JSONField(default=list, blank=True, help_text="The directory prefixes the change touches.")
+    suggestions = models.JSONField(
+        default=list, blank=True, help_text="In order: person id, name, kind, score and reasons in words."
+    )
+    requested = models.JSONField(default=list, blank=True, help_text="Person ids Tandem requested on the VCS.")
+    requested_at = models.DateTimeField(null=True, blank=True)
+    request_error = models.TextField(blank=True, help_text="Why the last request on the VCS failed.")
+
+    class Meta:
+        constraints = [
+            models.UniqueConstraint(fields=["pull_request", "head_sha"], name="reviewer_suggestion_unique_head")
+        ]
+
+    def __str__(self) -> str:
+        return f"reviewers for {self.pull_request_id} @ {self.head_sha[:12]}"
 
 
 class Comment(models.Model):

@@ -13,7 +13,7 @@ from django.utils import timezone
 
 from reviews.integrations.vcs import VcsRateLimited, VcsUnavailable
 from reviews.log_context import log_context_bound
-from reviews.models import Connection, PolicyEvaluation, Repository
+from reviews.models import Connection, PolicyEvaluation, PullRequest, Repository, ReviewerSuggestion
 from reviews.selectors.affected import open_pull_requests_with_closing_risk_windows
 from reviews.selectors.verdicts import (
     pull_requests_owing_evaluation,
@@ -29,8 +29,10 @@ from reviews.services.enqueue import (
     pull_request_evaluations_enqueue,
     report_enqueue_now,
     report_queued_mark_clear,
+    reviewer_suggestion_queued_mark_clear,
 )
 from reviews.services.reporting import evaluation_report
+from reviews.services.reviewers import reviewer_requests_make, reviewer_suggestions_compute
 from reviews.services.sync import (
     pull_requests_facts_due,
     repositories_due_for_sync,
@@ -189,6 +191,33 @@ def report_evaluation(self, evaluation_id: int, received_at: list[str] | None = 
     if outcome in {"failed", "rate limited"} and not self.request.is_eager and self.request.retries < self.max_retries:
         raise self.retry(countdown=REPORT_RETRY_COUNTDOWNS[self.request.retries])
     return outcome
+
+
+# Seconds before each retry of a reviewer request the VCS could not serve (5xx, timeouts).
+REVIEWER_REQUEST_RETRY_COUNTDOWNS = (10, 60, 300)
+
+
+@shared_task(
+    bind=True, acks_late=True, max_retries=len(REVIEWER_REQUEST_RETRY_COUNTDOWNS), soft_time_limit=60, time_limit=90
+)
+def suggest_reviewers(self, pull_request_id: int) -> str:  # type: ignore[no-untyped-def]
+    """Suggest reviewers for the pull request's current head (once per head) and, when the policy asks, request them
+    on the VCS (once per head: the stored suggestion says whom it requested)."""
+    reviewer_suggestion_queued_mark_clear(pull_request_id)
+    pull_request = PullRequest.objects.select_related("repository__connection").filter(pk=pull_request_id).first()
+    if pull_request is None:
+        return "gone"
+    suggestion = ReviewerSuggestion.objects.filter(pull_request=pull_request, head_sha=pull_request.head_sha).first()
+    if suggestion is None:
+        suggestion = reviewer_suggestions_compute(pull_request=pull_request)
+    if suggestion is None:
+        return "nothing to suggest yet"
+    try:
+        return reviewer_requests_make(suggestion=suggestion)
+    except VcsUnavailable as error:
+        if self.request.is_eager or self.request.retries >= len(REVIEWER_REQUEST_RETRY_COUNTDOWNS):
+            return f"not requested: {error}"
+        raise self.retry(exc=error, countdown=REVIEWER_REQUEST_RETRY_COUNTDOWNS[self.request.retries]) from error
 
 
 @shared_task(acks_late=True, soft_time_limit=50, time_limit=60)

@@ -447,6 +447,14 @@ class GitHubClient:
         reply = self._request("POST", f"/repos/{_repo_path(full_path)}/statuses/{quote(sha, safe='')}", body=body)
         return parse_status(reply.data, sha)
 
+    def reviewers_request(self, full_path: str, number: int, logins: Sequence[str]) -> None:
+        """Ask these people (logins) to review the pull request; GitHub keeps anyone already requested."""
+        self._request(
+            "POST",
+            f"/repos/{_repo_path(full_path)}/pulls/{int(number)}/requested_reviewers",
+            body={"reviewers": list(logins)},
+        )
+
     def check_run_post(
         self,
         full_path: str,

@@ -353,6 +353,17 @@ class GitLabClient:
                     raise
                 self._keep_pending_description_current(commit, data)
 
+    def reviewers_add(self, full_path: str, iid: int, user_ids: Sequence[int]) -> None:
+        """Add these users (GitLab ids) to the merge request's reviewers: `reviewer_ids` replaces the list, so the
+        current reviewers are read first and kept."""
+        with self._translate():
+            merge_request = self._lazy_project(full_path).mergerequests.get(iid)
+            current = [int(user["id"]) for user in merge_request.attributes.get("reviewers") or []]
+            wanted = current + [user_id for user_id in user_ids if user_id not in current]
+            if wanted != current:
+                merge_request.reviewer_ids = wanted
+                merge_request.save()
+
     def first_file(self, full_path: str, paths: tuple[str, ...], ref: str, known: FileRead | None = None) -> FileRead:
         """The first of `paths` that exists on `ref`, through the repository files API; the location read last time
         is asked for with its ETag, and a 304 says it is unchanged."""

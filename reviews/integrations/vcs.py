@@ -126,6 +126,10 @@ class VcsClient(Protocol):
         """The verdict as the check run `tandem/review-policy` (GitHub Apps only); returns its id."""
         ...
 
+    def request_reviewers(self, full_path: str, number: int, accounts: Sequence[str]) -> None:
+        """Ask these accounts to review: GitHub logins, GitLab user ids (as text). Those already asked stay."""
+        ...
+
     def close(self) -> None: ...
 
 
@@ -223,6 +227,10 @@ class GitHubVcs(_Counted):
             self._client.post_status(
                 full_path, sha, state=state, description=description, target_url=target_url, context=STATUS_CONTEXT
             )
+
+    def request_reviewers(self, full_path: str, number: int, accounts: Sequence[str]) -> None:
+        with _translated():
+            self._client.reviewers_request(full_path, number, accounts)
 
     def post_check_run(
         self,
@@ -340,6 +348,10 @@ class GitLabVcs(_Counted):
         check_run_id: int | None = None,
     ) -> int:
         raise VcsError("GitLab has no check runs: Tandem reports to GitLab as a commit status")
+
+    def request_reviewers(self, full_path: str, number: int, accounts: Sequence[str]) -> None:
+        with _translated():
+            self._client.reviewers_add(full_path, number, [int(account) for account in accounts])
 
     def close(self) -> None:
         self._client.close()

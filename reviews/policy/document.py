@@ -29,7 +29,7 @@ MAX_FOLLOWUP_HOURS = 24 * 365
 MAX_LIST_ITEMS = 500
 MAX_NAME_LENGTH = 200
 
-TOP_KEYS = ("rules", "checks", "options", "risk", "override")
+TOP_KEYS = ("rules", "checks", "options", "risk", "override", "reviewers")
 RULE_KEYS = ("name", "if", "require", "options", "any", "all")
 CONDITION_KEYS = (
     "paths",
@@ -53,6 +53,9 @@ OPTION_KEYS = (
 )
 RISK_KEYS = ("incident_window_days", "extra_approvals")
 OVERRIDE_KEYS = ("allowed", "allow_self", "followup_review_hours")
+REVIEWERS_KEYS = ("request",)
+# Reviewers Tandem may request on a pull request by itself: a few, never a crowd.
+MAX_REVIEWERS_REQUESTED = 5
 PATTERN_FORM_KEYS = ("glob", "regex")
 
 T = TypeVar("T")
@@ -178,12 +181,21 @@ class Override:
 
 
 @dataclass(frozen=True)
+class Reviewers:
+    """`reviewers: {request: 2}`: Tandem requests its top suggestions on GitHub/GitLab until this many people are
+    requested or have reviewed. 0 (the default): it only suggests."""
+
+    request: int = 0
+
+
+@dataclass(frozen=True)
 class Policy:
     rules: tuple[Rule, ...]
     checks: tuple[str, ...] = ()
     options: Options = Options()
     risk: Risk = Risk()
     override: Override = Override()
+    reviewers: Reviewers = Reviewers()
 
 
 _NO_TEXT: tuple[str, ...] = ()
@@ -275,6 +287,7 @@ class _Reader:
             options=options.apply_to(Options()),
             risk=self.optional(entries, "risk", "", self.risk, Risk()),
             override=self.optional(entries, "override", "", self.override, Override()),
+            reviewers=self.optional(entries, "reviewers", "", self.reviewers, Reviewers()),
         )
 
     def rules(self, node: Node, path: str, level: int = 0) -> tuple[Rule, ...]:
@@ -393,6 +406,12 @@ class _Reader:
             followup_review_hours=self.optional(
                 entries, "followup_review_hours", path, self.bounded(1, MAX_FOLLOWUP_HOURS), 48
             ),
+        )
+
+    def reviewers(self, node: Node, path: str) -> Reviewers:
+        entries = self.mapping(node, path, REVIEWERS_KEYS) or {}
+        return Reviewers(
+            request=self.optional(entries, "request", path, self.bounded(0, MAX_REVIEWERS_REQUESTED), 0),
         )
 
     # Values.

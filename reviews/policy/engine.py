@@ -203,6 +203,16 @@ def asks_code_owners(policy: Policy) -> bool:
     return walk(policy.rules)
 
 
+def code_owners_wanted(snapshot: Snapshot, policy: Policy) -> tuple[OwnerRequirement, ...]:
+    """The CODEOWNERS requirements this change must meet: those covering its paths, when a rule that applies to it
+    asks for code owners (reviewer suggestions put such owners first). Optional owners ask nothing."""
+    facts = _facts(snapshot, policy)
+    traces = tuple(_evaluate_rule(rule, facts, policy.options) for rule in policy.rules)
+    if not _asks_code_owners(policy.rules, traces):
+        return ()
+    return tuple(owned.requirement for owned in facts.owned_paths)
+
+
 def incident_windows(policy: Policy) -> frozenset[int]:
     """The windows, in days, through which this policy reads incidents: when one closes on an incident, a verdict
     may change with no event on the pull request."""

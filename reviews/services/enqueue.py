@@ -97,6 +97,22 @@ def evaluation_enqueue_now(pull_request_id: int) -> None:
     _queue_once(evaluate_pull_request, _evaluation_key(pull_request_id), pull_request_id)
 
 
+def reviewer_suggestion_enqueue(pull_request_id: int) -> None:
+    """Work out reviewer suggestions for the pull request's head (and request them when the policy says so) after
+    the commit, unless a task for it already waits."""
+    from reviews.tasks import suggest_reviewers
+
+    transaction.on_commit(partial(_queue_once, suggest_reviewers, _suggestion_key(pull_request_id), pull_request_id))
+
+
+def reviewer_suggestion_queued_mark_clear(pull_request_id: int) -> None:
+    _mark_clear(_suggestion_key(pull_request_id))
+
+
+def _suggestion_key(pull_request_id: int) -> str:
+    return f"reviewers-queued:{pull_request_id}"
+
+
 def report_enqueue_now(evaluation_id: int, *, received_at: Iterable[dt.datetime] = ()) -> None:
     """Queue the report of a verdict unless one already waits. `received_at`: the receipts of the webhooks whose
     feedback loop its acceptance closes (carried in the message, ISO 8601)."""

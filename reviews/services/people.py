@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import datetime as dt
 import re
 from typing import Any
 
@@ -9,7 +10,7 @@ from django.db import IntegrityError, transaction
 
 from reviews.integrations.bots import is_bot
 from reviews.integrations.records import GitUserRecord, UserRecord
-from reviews.models import Connection, Identity, Person
+from reviews.models import Connection, Identity, Person, Team
 from reviews.services.audit import SYSTEM, Actor, audit_event_record, field_changes
 
 _GITHUB_NOREPLY = re.compile(r"^(?:\d+\+)?(?P<login>[^@]+)@users\.noreply\.github\.com$", re.I)
@@ -146,3 +147,19 @@ def identity_attach(
         pairing_sessions_infer_for_identity(identity_id=identity.pk)
         pull_request_evaluations_enqueue(pull_request_ids=open_pull_requests_of_identity(identity=identity))
     return identity
+
+
+def person_away_set(*, person: Person, away_until: dt.date | None, actor: Actor = SYSTEM) -> Person:
+    """Mark someone away up to and including a day (None: back). Away people are never suggested as reviewers.
+    Audited, for each of the person's teams."""
+    before = person.away_until
+    if before == away_until:
+        return person
+    with transaction.atomic():
+        person.away_until = away_until
+        person.save(update_fields=["away_until"])
+        changes = field_changes({"away_until": before}, {"away_until": away_until})
+        teams: list[Team | None] = [membership.team for membership in person.memberships.select_related("team")]
+        for team in teams or [None]:
+            audit_event_record(actor=actor, action="person.away", target=person, team=team, changes=changes)
+    return person

@@ -33,7 +33,7 @@ from reviews.models import (
     Team,
 )
 from reviews.policy import Policy as ParsedPolicy
-from reviews.policy import PolicyError, contributors, evaluate, parse_policy
+from reviews.policy import PolicyError, Snapshot, contributors, evaluate, parse_policy
 from reviews.selectors.affected import open_pull_requests_under_policy
 from reviews.selectors.overrides import override_in_force
 from reviews.selectors.policy import effective_policy, pull_request_snapshot
@@ -247,8 +247,12 @@ def pull_request_contributors(*, pull_request: PullRequest) -> set[int]:
     """The people who wrote a change: its author and its contributors as the policy engine counts them (authors,
     co-authors, committers and pushers of its commits, never GitHub's "Update branch" merges)."""
     _, policy = effective_policy(repository=pull_request.repository)
-    snapshot = pull_request_snapshot(pull_request=pull_request)
-    ids = {pull_request.author_id} if pull_request.author_id else set()
+    return snapshot_contributors(pull_request_snapshot(pull_request=pull_request), policy)
+
+
+def snapshot_contributors(snapshot: Snapshot, policy: ParsedPolicy) -> set[int]:
+    """`pull_request_contributors` of a snapshot already built: the author and `contributors()`, as person ids."""
+    ids = {int(snapshot.author.id)} if snapshot.author is not None and snapshot.author.id.isdigit() else set()
     # Unresolved identities ("identity:N") are nobody yet: no person can be one of them.
     return ids | {int(ref) for ref in contributors(snapshot, policy.options) if ref.isdigit()}
 

@@ -11,9 +11,9 @@ import datetime as dt
 from collections.abc import Sequence
 
 from reviews.log_context import log_context_bound
-from reviews.models import PullRequest
+from reviews.models import PullRequest, ReviewerSuggestion
 from reviews.services.codeowners import codeowners_refresh
-from reviews.services.enqueue import report_enqueue_now
+from reviews.services.enqueue import report_enqueue_now, reviewer_suggestion_enqueue
 from reviews.services.policies import evaluation_should_report, pull_request_evaluate
 from reviews.services.reporting import evaluation_report
 from reviews.services.sync import pull_request_facts_fetch
@@ -42,6 +42,14 @@ def pull_request_verdict_pass(*, pull_request_id: int, received_at: Sequence[dt.
         return _settle(pull_request, received_at)
 
 
+def _suggest_reviewers_once(pull_request: PullRequest) -> None:
+    """A new head of an open pull request (new files) gets reviewer suggestions, in a task of their own."""
+    if pull_request.state != PullRequest.State.OPEN or not pull_request.head_sha:
+        return
+    if not ReviewerSuggestion.objects.filter(pull_request=pull_request, head_sha=pull_request.head_sha).exists():
+        reviewer_suggestion_enqueue(pull_request.pk)
+
+
 def _settle(pull_request: PullRequest, received_at: Sequence[dt.datetime]) -> str:
     pull_request_id = pull_request.pk
     if pull_request.evaluation_owed_since is None:
@@ -55,6 +63,7 @@ def _settle(pull_request: PullRequest, received_at: Sequence[dt.datetime]) -> st
     if evaluated is None:
         return "settled" if pull_request.head_sha else "nothing to evaluate"
     evaluation = evaluated.evaluation
+    _suggest_reviewers_once(evaluation.pull_request)
     if not evaluation_should_report(evaluation):
         return evaluation.outcome
     if evaluation_report(evaluation=evaluation, received_at=received_at) in _REPORT_RETRIED:

@@ -256,6 +256,7 @@ class FakeGitHub:
         self.graphql_points_used = 0
         self.requests: list[RecordedRequest] = []
         self.statuses_posted: list[JSON] = []
+        self.reviewer_requests: list[tuple[str, int, list[str]]] = []  # (repo, number, logins) per request
         self.status_creators: list[str] = []  # who posted each: the token's user, or the App's bot
         self.app_state = github_app.AppState()
         self.status_arrivals: list[float] = []  # time.monotonic() of each, in the same order
@@ -1277,6 +1278,7 @@ class FakeGitHub:
             ("GET", re.compile(repo + r"/compare/(?P<base>[^.]+)\.\.\.(?P<head>.+)$"), self._compare),
             ("GET", re.compile(repo + r"/contents/(?P<path>.+)$"), self._get_content),
             ("POST", re.compile(repo + r"/statuses/(?P<sha>[0-9a-fA-F]{4,40})$"), self._post_status),
+            ("POST", re.compile(repo + r"/pulls/(?P<number>\d+)/requested_reviewers$"), self._request_reviewers),
             ("GET", re.compile(r"^/app$"), self._get_app),
             ("GET", re.compile(r"^/app/installations/(?P<installation_id>\d+)$"), self._get_installation),
             ("POST", re.compile(r"^/app/installations/(?P<installation_id>\d+)/access_tokens$"), self._mint_token),
@@ -1536,6 +1538,27 @@ class FakeGitHub:
         self.status_creators.append(creator)
         self.status_arrivals.append(time.monotonic())  # bench/feedback.py: webhook → status accepted
         return _Response(201, status)
+
+    def _request_reviewers(self, *, owner: str, name: str, number: str, body: bytes, **_: Any) -> _Response:
+        """GitHub adds the logins to the pull request's requested reviewers (someone already requested stays once);
+        the author cannot be requested (422), as on GitHub."""
+        repo = self._repo_of(owner, name)
+        pull = self._pull(repo.full_name, int(number))
+        try:
+            data = json.loads(body or b"{}")
+        except ValueError as exc:
+            raise _Invalid("Problems parsing JSON") from exc
+        logins = data.get("reviewers") if isinstance(data, dict) else None
+        if not isinstance(logins, list) or not all(isinstance(login, str) for login in logins):
+            raise _Invalid("reviewers must be a list of logins")
+        if pull.author in logins:
+            raise _Invalid("Review cannot be requested from pull request author.")
+        with self._lock:
+            for login in logins:
+                if login not in pull.requested_reviewers:
+                    pull.requested_reviewers.append(login)
+            self.reviewer_requests.append((repo.full_name, pull.number, list(logins)))
+        return _Response(201, self._pull_json(repo, pull, full=False))
 
     # --- HTTP ---
 

@@ -121,6 +121,7 @@ class FakeGitLab:
         self.rate_limit_window = rate_limit_window
         self.version = version
         self.requests: list[RecordedRequest] = []
+        self.reviewer_updates: list[tuple[str, int, list[int]]] = []  # (project, iid, reviewer ids) per update
         self.statuses_posted: list[Json] = []
 
         self._lock = threading.RLock()
@@ -902,6 +903,25 @@ class FakeGitLab:
         project, mr = found
         return 200, {}, self._single(project, mr)
 
+    def _update_merge_request(self, params: dict[str, str], query: Any, body: Any) -> tuple[int, Json, Any]:
+        """Update an MR: only `reviewer_ids` (which replaces the reviewers), as Tandem's reviewer requests send."""
+        found = self._merge_request(params)
+        if found is None:
+            return 404, {}, {"message": "404 Not found"}
+        project, mr = found
+        fields = dict(body) if isinstance(body, dict) else {}
+        fields.update({key: values[-1] for key, values in query.items()})
+        if "reviewer_ids" in fields:
+            wanted = fields["reviewer_ids"]
+            ids = [int(item) for item in (wanted if isinstance(wanted, list) else str(wanted).split(",")) if item]
+            by_id = {user["id"]: user for user in self._users.values()}
+            if any(user_id not in by_id for user_id in ids):
+                return 400, {}, {"message": {"reviewer_ids": ["contains an unknown user"]}}
+            with self._lock:
+                mr.data["reviewers"] = [by_id[user_id] for user_id in ids]
+                self.reviewer_updates.append((project.data["path_with_namespace"], mr.data["iid"], ids))
+        return 200, {}, self._single(project, mr)
+
     def _single(self, project: _Project, mr: _MergeRequest) -> Json:
         data = mr.data
         pipeline = {
@@ -1179,6 +1199,7 @@ _ROUTES: list[_Route] = [
     (re.compile(rf"^{_P}$"), "GET", FakeGitLab._get_project),
     (re.compile(rf"^{_P}/merge_requests$"), "GET", FakeGitLab._list_merge_requests),
     (re.compile(rf"^{_MR}$"), "GET", FakeGitLab._get_merge_request),
+    (re.compile(rf"^{_MR}$"), "PUT", FakeGitLab._update_merge_request),
     (re.compile(rf"^{_MR}/approval_state$"), "GET", FakeGitLab._get_approval_state),
     (re.compile(rf"^{_MR}/approvals$"), "GET", FakeGitLab._get_approvals),
     (re.compile(rf"^{_MR}/notes$"), "GET", FakeGitLab._list_notes),
