@@ -58,7 +58,7 @@ def suggestions_json(pull_request: PullRequest) -> dict[str, Any]:
     }
 
 
-class AreasPeriod(serializers.Serializer):
+class AreasPeriod(serializers.Serializer[Any]):
     days = serializers.IntegerField(required=False, default=90, min_value=1, max_value=366)
     depth = serializers.IntegerField(required=False, default=DEFAULT_AREA_DEPTH, min_value=1, max_value=6)
 
@@ -108,7 +108,7 @@ def _suggestion_words(area: AreaKnowledge) -> str:
     return f"only {who} knows {area.label}: pair or review with {area.next_pair[1]} next"
 
 
-class AwaySerializer(serializers.Serializer):
+class AwaySerializer(serializers.Serializer[Any]):
     away_until = serializers.DateField(allow_null=True, help_text="The last day away; null: back.")
 
 
