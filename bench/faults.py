@@ -380,6 +380,7 @@ class Stack:
         self.worker: subprocess.Popen[bytes] | None = None
         self.beat: subprocess.Popen[bytes] | None = None
         self.dispatcher: subprocess.Popen[bytes] | None = None
+        self.background_worker: subprocess.Popen[bytes] | None = None
         self.env = {
             key: value
             for key, value in os.environ.items()
@@ -502,11 +503,22 @@ class Stack:
             time.sleep(0.3)
         raise RuntimeError(f"gunicorn did not answer; see {self.dir / 'web.log'}")
 
-    def start_worker(self) -> None:
+    def start_worker(self, queues: str = "") -> None:
+        """The worker (every queue, or only `queues`: production's latency-critical one is
+        `webhooks,reports,housekeeping`)."""
         self.worker = self._spawn(
             "worker",
             [str(BIN / "celery"), "-A", "config", "worker", "-c", "2", f"--loglevel={WORKER_LOGLEVEL}"]
-            + ["-n", "faults@%h", *WORKER_OPTIONS],
+            + ["-n", "faults@%h", *WORKER_OPTIONS]
+            + (["-Q", queues] if queues else []),
+        )
+
+    def start_background_worker(self, queues: str = "celery,sync,correlation") -> None:
+        """Production's second worker: backfills, syncs and correlation, so they never wait in front of a verdict."""
+        self.background_worker = self._spawn(
+            "background-worker",
+            [str(BIN / "celery"), "-A", "config", "worker", "-c", "1", f"--loglevel={WORKER_LOGLEVEL}"]
+            + ["-n", "background@%h", *WORKER_OPTIONS, "-Q", queues],
         )
 
     def kill_worker(self) -> None:
@@ -534,7 +546,7 @@ class Stack:
         raise RuntimeError(f"nothing listens on {port}")
 
     def stop(self) -> None:
-        for process in (self.dispatcher, self.beat, self.worker, self.web):
+        for process in (self.dispatcher, self.beat, self.background_worker, self.worker, self.web):
             if process is not None and process.poll() is None:
                 os.killpg(process.pid, signal.SIGTERM)
                 try:
