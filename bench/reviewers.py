@@ -9,7 +9,8 @@
    familiarity and load their own earlier choices made. The ranking is the service's own (`Candidate`, `_pick`);
    familiarity and load are counted in memory from that world's history (the same definitions: authored or
    reviewed in the area within 90 days, decaying with a half-life of 30 days; reviews in the last 7 days).
-   Printed for both: the Gini coefficient of reviews per person, the share of changes reviewed by someone familiar
+   Printed for both: the Gini coefficient of reviews per person (over the organisation, and within each team —
+   the balance suggestions can change — averaged), the share of changes reviewed by someone familiar
    with their areas, and the number of files known by only one person at the end of the period.
 """
 
@@ -168,8 +169,19 @@ def replay(limit: int | None) -> None:
     print(f"replay: {len(changes):,} pull requests in time order ({elapsed:.1f} s in memory)")
     print(f"{'':38}{'actual':>10}{'suggested':>12}")
     print(
-        f"{'Gini of reviews per person':38}{gini([actual.review_count[p] for p in people]):>10.3f}"
+        f"{'Gini of reviews per person, org':38}{gini([actual.review_count[p] for p in people]):>10.3f}"
         f"{gini([suggested.review_count[p] for p in people]):>12.3f}"
+    )
+    # Suggestions choose within a team, so balance within each team is what they can change; the organisation's
+    # figure also carries how busy each team is.
+    within = [
+        (gini([actual.review_count[p] for p in team]), gini([suggested.review_count[p] for p in team]))
+        for team in members.values()
+        if len(team) > 1
+    ]
+    print(
+        f"{'Gini of reviews per person, per team':38}{sum(a for a, _ in within) / len(within):>10.3f}"
+        f"{sum(b for _, b in within) / len(within):>12.3f}  (mean of {len(within)} teams)"
     )
     share = (actual.familiar_reviews / max(actual.changes, 1), suggested.familiar_reviews / max(suggested.changes, 1))
     print(f"{'reviewed by someone familiar':38}{share[0]:>10.1%}{share[1]:>12.1%}")

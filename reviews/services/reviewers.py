@@ -47,7 +47,7 @@ MAX_SUGGESTIONS = 3
 FAMILIARITY_SATURATION = 3.0
 # What current load takes off the score: each open review request, and each review given in the last week.
 LOAD_PER_OPEN_REQUEST = 0.15
-LOAD_PER_REVIEW_THIS_WEEK = 0.05
+LOAD_PER_REVIEW_THIS_WEEK = 0.15
 LOAD_WEEK = dt.timedelta(days=7)
 
 OWNER, FAMILIAR, NEWCOMER, AVAILABLE = "code_owner", "familiar", "new_to_area", "available"
