@@ -426,9 +426,9 @@ def _reviewer(params: QueryParams) -> Person | None:
 
 def _attach(rows: list[Row]) -> None:
     """Each row's pull request (with repository and author) and reviewer name: two queries for any number."""
-    pull_requests = PullRequest.objects.select_related("repository", "author").in_bulk(
-        {row["pull_request_id"] for row in rows}
-    )
+    # One query, not in_bulk: in_bulk splits a long id list into batches on SQLite (the bench's database).
+    ids = list({row["pull_request_id"] for row in rows})
+    pull_requests = {pr.pk: pr for pr in PullRequest.objects.select_related("repository", "author").filter(pk__in=ids)}
     reviewers = (
         dict(
             Person.objects.filter(pk__in={row["reviewer_id"] for row in rows if row.get("reviewer_id")}).values_list(
