@@ -1,5 +1,5 @@
-"""Render time and query count of a team page as history grows (500, 2,000 and 10,000 merged pull requests
-in the period, each with two reviews and a comment).
+"""Render time and query count of a team page, a filtered one, a drill-down list and its CSV as history grows
+(500, 2,000 and 10,000 merged pull requests in the period, each with two reviews and a comment).
 
     .venv/bin/python bench/team_page.py
 
@@ -89,17 +89,31 @@ def main() -> None:
     User.objects.create_superuser("bench", password="bench")
     client = Client()
     client.login(username="bench", password="bench")
-    print(f"{'merged PRs':>10} {'queries':>8} {'render s':>9}")
+    urls = {
+        "team page": "/teams/bench/",
+        "filtered": f"/teams/bench/?repository={repository.pk}&size=m",
+        "drill-down": "/teams/bench/pulls/?metric=pickup_time&sort=-pickup_time",
+        "CSV": "/teams/bench/pulls.csv?metric=merged",
+    }
+    print(f"{'merged PRs':>10} {'page':>12} {'queries':>8} {'render s':>9}")
     total = 0
     for size in (500, 2000, 10000):
         grow(repository, people, size - total, total + 1)
         total = size
-        client.get("/teams/bench/")  # warm
-        with CaptureQueriesContext(connection) as captured:
-            started = time.perf_counter()
-            assert client.get("/teams/bench/").status_code == 200
-            elapsed = time.perf_counter() - started
-        print(f"{size:>10} {len(captured.captured_queries):>8} {elapsed:>9.3f}")
+        for name, url in urls.items():
+            _fetch(client, url)  # warm
+            with CaptureQueriesContext(connection) as captured:
+                started = time.perf_counter()
+                _fetch(client, url)
+                elapsed = time.perf_counter() - started
+            print(f"{size:>10} {name:>12} {len(captured.captured_queries):>8} {elapsed:>9.3f}")
+
+
+def _fetch(client: Client, url: str) -> None:
+    response = client.get(url)
+    assert response.status_code == 200, url
+    if getattr(response, "streaming", False):
+        b"".join(response.streaming_content)  # type: ignore[attr-defined]
 
 
 if __name__ == "__main__":

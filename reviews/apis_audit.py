@@ -3,7 +3,6 @@ team's merged changes with their verdict at merge, paginated)."""
 
 from __future__ import annotations
 
-import datetime as dt
 from typing import Any
 
 from django.db.models import QuerySet
@@ -18,6 +17,7 @@ from rest_framework.response import Response
 
 from reviews.access import rows_within, visible_team_ids, visible_teams
 from reviews.api_fields import MomentField, Pages
+from reviews.apis_read import SCOPE_PARAMETERS, scope_of
 from reviews.authentication import TokenUser
 from reviews.models import AuditEvent, PullRequest
 from reviews.selectors.compliance import compliance_list
@@ -104,26 +104,22 @@ class ComplianceSerializer(serializers.ModelSerializer[Any]):
         ]  # fmt: skip
 
 
-class PeriodFilters(serializers.Serializer[Any]):
-    days = serializers.IntegerField(required=False, min_value=1, max_value=366, default=30)
-
-
 class ComplianceList(generics.ListAPIView[Any]):
-    """The team's changes merged in the last `days` (default 30), newest first, with their verdict at merge,
-    status (compliant / overridden / violation / not_evaluated) and reason. The counts are in `.../health`."""
+    """The team's changes merged in the period (`days`, default 30, or `since`/`until`; and the team filters),
+    newest first, with their verdict at merge, status (compliant / overridden / violation / not_evaluated) and
+    reason. The counts are in `.../health`."""
 
     serializer_class = ComplianceSerializer
     pagination_class = Pages
     filter_backends: list[Any] = []
 
-    @extend_schema(parameters=[PeriodFilters], responses=OpenApiTypes.OBJECT)
+    @extend_schema(parameters=SCOPE_PARAMETERS, responses=OpenApiTypes.OBJECT)
     def get(self, request: Request, *args: Any, **kwargs: Any) -> Response:
         return super().get(request, *args, **kwargs)
 
     def get_queryset(self) -> QuerySet[PullRequest]:
         team = get_object_or_404(visible_teams(self.request), slug=self.kwargs["slug"])
-        filters = PeriodFilters(data=self.request.query_params.dict())
-        filters.is_valid(raise_exception=True)
-        until = timezone.now()
-        since = until - dt.timedelta(days=filters.validated_data["days"])
-        return compliance_list(team=team, since=since, until=until, now=until)
+        scope = scope_of(self.request, team)
+        return compliance_list(
+            team=team, since=scope.since, until=scope.until, now=timezone.now(), pull_requests=scope.pull_requests()
+        )

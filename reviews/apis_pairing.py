@@ -17,7 +17,6 @@ from contextlib import contextmanager
 from typing import Any
 
 from django.urls import path
-from django.utils import timezone
 from drf_spectacular.utils import OpenApiParameter, OpenApiResponse, extend_schema, extend_schema_field
 from rest_framework import serializers, status
 from rest_framework.exceptions import APIException, NotFound, PermissionDenied, ValidationError
@@ -40,6 +39,7 @@ from reviews.selectors.pairing import (
     person_visible,
     team_pairing_insight,
 )
+from reviews.selectors.scope import ScopeInvalid, as_validation_error, parse_period
 from reviews.services.pairing import (
     PairingConflict,
     PairingError,
@@ -51,8 +51,6 @@ from reviews.services.pairing import (
     pairing_session_start,
 )
 
-# The insight reads one period's sessions into memory: keep the period to a year.
-MAX_INSIGHT_DAYS = 366
 DEFAULT_INSIGHT_DAYS = 28
 
 
@@ -149,17 +147,19 @@ class SessionEndInput(serializers.Serializer[Any]):
 
 
 class InsightPeriod(serializers.Serializer[Any]):
+    """The period, as every team figure takes it (`reviews.selectors.scope.parse_period`)."""
+
+    days = serializers.IntegerField(required=False, help_text="The last N days, today included.")
     since = DayField(required=False)
     until = DayField(required=False)
 
-    def validate(self, attrs: dict[str, Any]) -> dict[str, Any]:
-        until = attrs.get("until") or timezone.localdate()
-        since = attrs.get("since") or until - dt.timedelta(days=DEFAULT_INSIGHT_DAYS - 1)
-        if since > until:
-            raise ValidationError({"since": ["since is after until."]})
-        if (until - since).days >= MAX_INSIGHT_DAYS:
-            raise ValidationError({"since": [f"The period is at most {MAX_INSIGHT_DAYS} days."]})
-        return {"since": since, "until": until}
+
+def _insight_period(request: Request) -> dict[str, dt.date]:
+    try:
+        period = parse_period(request.query_params, default_days=DEFAULT_INSIGHT_DAYS)
+    except ScopeInvalid as error:
+        raise as_validation_error(error) from None
+    return {"since": period.first_day, "until": period.last_day}
 
 
 def _parse(serializer_class: type[serializers.Serializer[Any]], data: Any) -> dict[str, Any]:
@@ -417,7 +417,7 @@ class TeamPairingView(APIView):
 
     @extend_schema(parameters=[InsightPeriod], responses=InsightOutput)
     def get(self, request: Request, slug: str) -> Response:
-        period = _parse(InsightPeriod, _query(request))
+        period = _insight_period(request)
         team = visible_teams(request).filter(slug=slug).first()
         if team is None:
             raise NotFound("No such team.")

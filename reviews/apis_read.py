@@ -10,7 +10,7 @@ import django_filters
 from django.db.models import OuterRef, QuerySet, Subquery
 from django.shortcuts import get_object_or_404
 from drf_spectacular.types import OpenApiTypes
-from drf_spectacular.utils import extend_schema
+from drf_spectacular.utils import OpenApiParameter, extend_schema
 from rest_framework import generics, serializers
 from rest_framework.request import Request
 from rest_framework.response import Response
@@ -20,6 +20,7 @@ from reviews.access import rows_within, visible_team_ids, visible_teams
 from reviews.api_fields import IdFilter, MomentFilter
 from reviews.models import Identity, Person, PolicyEvaluation, PullRequest, Repository, Review, Team
 from reviews.selectors.compliance import ComplianceSummary
+from reviews.selectors.scope import MAX_PERIOD_DAYS, SIZE_NAMES, Scope, ScopeInvalid, as_validation_error, parse_scope
 from reviews.selectors.teams import team_page
 
 
@@ -189,29 +190,44 @@ class ReviewList(generics.ListAPIView[Any]):
         )
 
 
-class HealthPeriod(serializers.Serializer[Any]):
-    days = serializers.IntegerField(
-        required=False, default=30, min_value=1, max_value=366, help_text="The period, in days up to today."
-    )
+# The period and filters every team figure takes (`reviews.selectors.scope`: one parser for pages and API).
+SCOPE_PARAMETERS = [
+    OpenApiParameter("days", int, description=f"The last N days, today included (1 to {MAX_PERIOD_DAYS})."),
+    OpenApiParameter("since", str, description="First day (YYYY-MM-DD, included) or moment (ISO 8601)."),
+    OpenApiParameter("until", str, description="Last day (YYYY-MM-DD, included) or moment (excluded)."),
+    OpenApiParameter("repository", int, many=True, description="Only these repositories (ids) of the team."),
+    OpenApiParameter("author", int, many=True, description="Only pull requests by these people (ids)."),
+    OpenApiParameter("author_team", str, description="Only authors who belong to this team (slug)."),
+    OpenApiParameter("label", str, many=True, description="Only pull requests with any of these labels."),
+    OpenApiParameter("size", str, enum=list(SIZE_NAMES), description="Only this size bucket."),
+]
+
+
+def scope_of(request: Request, team: Team, *, default_days: int = 30) -> Scope:
+    """The request's period and filters, or a 400 naming the field."""
+    try:
+        return parse_scope(request.query_params, team=team, teams=visible_teams(request), default_days=default_days)
+    except ScopeInvalid as error:
+        raise as_validation_error(error) from None
 
 
 class TeamHealth(APIView):
-    """`GET /api/v1/teams/<slug>/health?days=30`: the figures of the team page, as JSON."""
+    """`GET /api/v1/teams/<slug>/health?days=30` (or `since`/`until`, and filters): the team page's figures."""
 
     @extend_schema(
-        parameters=[HealthPeriod],
+        parameters=SCOPE_PARAMETERS,
         responses={200: OpenApiTypes.OBJECT},
     )
     def get(self, request: Request, slug: str) -> Response:
         team = get_object_or_404(visible_teams(request), slug=slug)
-        period = HealthPeriod(data=request.query_params.dict())
-        period.is_valid(raise_exception=True)
-        page = team_page(team=team, days=period.validated_data["days"])
+        scope = scope_of(request, team)
+        page = team_page(scope=scope)
         return Response(
             {
                 "team": team.slug,
                 "since": page.since,
                 "until": page.until,
+                "filters": scope.filter_query(),
                 "current": _health(page.health),
                 "previous": _health(page.previous),
                 "working_agreements": dataclasses.asdict(page.agreements),

@@ -3,11 +3,10 @@ pull request page, knowledge per area on the team page. A bounded number of quer
 
 from __future__ import annotations
 
-import datetime as dt
-
-from reviews.models import PullRequest, Team
+from reviews.models import PullRequest
 from reviews.sections import Section
 from reviews.selectors.familiarity import team_areas
+from reviews.selectors.scope import Scope
 from reviews.services.reviewers import reviewer_suggestion_current
 
 
@@ -19,8 +18,8 @@ def pull_request_reviewers_section(pull_request: PullRequest) -> Section | None:
     )
 
 
-def team_areas_section(team: Team, since: dt.datetime, until: dt.datetime) -> Section | None:
-    areas = team_areas(team_id=team.pk, since=since, until=until)
+def team_areas_section(scope: Scope) -> Section | None:
+    areas = team_areas(team_id=scope.team.pk, since=scope.since, until=scope.until)
     if not areas:
         return None
     return Section("reviews/team_areas.html", {"areas": areas, "lonely": [area for area in areas if area.known_by_one]})

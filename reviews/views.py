@@ -2,25 +2,34 @@
 
 from __future__ import annotations
 
+import csv
+import dataclasses
 import datetime as dt
-from typing import Any
+import itertools
+from typing import Any, cast
+from urllib.parse import urlencode
 
 from django.contrib.auth.decorators import login_required
 from django.core.paginator import Paginator
-from django.http import Http404, HttpRequest, HttpResponse
-from django.shortcuts import render
+from django.db.models import Q
+from django.http import Http404, HttpRequest, HttpResponse, StreamingHttpResponse
+from django.shortcuts import redirect, render
+from django.urls import reverse
 from django.utils import timezone
 
 from reviews import charts
 from reviews.access import rows_within, visible_team_ids, visible_teams
-from reviews.models import PullRequest
+from reviews.models import Person, PullRequest, Team
 from reviews.sections import render_pull_request_sections, render_team_sections
-from reviews.selectors.compliance import compliance_list
+from reviews.selectors.drilldown import FLOW_FIGURES, METRICS, DrillDown, drilldown
 from reviews.selectors.pull_requests import pull_request_page
+from reviews.selectors.scope import QUICK_PERIODS, SIZE_NAMES, Scope, ScopeInvalid, parse_scope
 from reviews.selectors.teams import TeamPage, team_page, teams_overview
+from reviews.selectors.trends import TREND_MIN_COUNT, Trend, trend, trend_of_counts
 from reviews.words import label_and_rest
 
-PERIODS = (7, 14, 30, 90)
+PERIODS = QUICK_PERIODS
+PULLS_PER_PAGE = 50
 
 
 def _days(request: HttpRequest) -> int:
@@ -38,27 +47,70 @@ def team_list(request: HttpRequest) -> HttpResponse:
     return render(request, "reviews/team_list.html", {"summaries": summaries, "days": days, "periods": PERIODS})
 
 
-@login_required
-def team_detail(request: HttpRequest, slug: str) -> HttpResponse:
+def _team_or_404(request: HttpRequest, slug: str) -> Team:
     team = visible_teams(request).filter(slug=slug).first()
     if team is None:
         raise Http404("No such team, or not one of yours.")
-    days = _days(request)
-    page = team_page(team=team, days=days)
+    return team
+
+
+def _scope(request: HttpRequest, team: Team) -> Scope:
+    return parse_scope(request.GET, team=team, teams=visible_teams(request))
+
+
+def _scope_refused(request: HttpRequest, team: Team, error: ScopeInvalid) -> HttpResponse:
+    """A period or filter the page cannot show: said on the page (400), with the form to put it right."""
+    context = {"team": team, "error": error, "form": _form(request, team, None), "periods": PERIODS}
+    return render(request, "reviews/team_scope_error.html", context, status=400)
+
+
+def _form(request: HttpRequest, team: Team, scope: Scope | None) -> dict[str, Any]:
+    """The filter form's choices and current values: three queries whatever the history."""
+    authored = PullRequest.objects.filter(repository__team=team).values("author_id")
+    people = Person.objects.filter(Q(pk__in=authored) | Q(memberships__team=team)).distinct().order_by("display_name")
+    return {
+        "repositories": list(team.repositories.order_by("full_path").values_list("pk", "full_path")),
+        "authors": list(people.values_list("pk", "display_name")),
+        "teams": list(visible_teams(request).filter(archived=False).order_by("name").values_list("slug", "name")),
+        "sizes": SIZE_NAMES,
+        "scope": scope,
+        "since": request.GET.get("since", ""),
+        "until": request.GET.get("until", ""),
+    }
+
+
+@login_required
+def team_detail(request: HttpRequest, slug: str) -> HttpResponse:
+    team = _team_or_404(request, slug)
+    try:
+        scope = _scope(request, team)
+    except ScopeInvalid as error:
+        return _scope_refused(request, team, error)
+    page = team_page(scope=scope)
     health = page.health
+    drill = _drill_links(scope)
+    weeks = [_week_scope(scope, week) for week in health.weekly]
     context = {
         "page": page,
-        "days": days,
+        "scope": scope,
+        "days": scope.period.days,
         "periods": PERIODS,
-        "flow_rows": _flow_rows(page),
+        "form": _form(request, team, scope),
+        "q": scope.query(),
+        "filters_q": urlencode([(k, v) for k, values in scope.filter_query().items() for v in values]),
+        "drill": drill,
+        "trends": _trends(page),
+        "flow_rows": _flow_rows(page, drill),
         "weekly_chart": charts.bar_chart(
             [(_week_label(week), _number(week["time_to_first_review"])) for week in health.weekly],
             unit=" h",
             title="Median time to first review per week (hours)",
+            links=[_pulls_url(team, week, metric="time_to_first_review") for week in weeks],
         ),
         "merged_chart": charts.bar_chart(
             [(_week_label(week), _number(week["merged"])) for week in health.weekly],
             title="Merged pull requests per week",
+            links=[_pulls_url(team, week, metric="merged") for week in weeks],
         ),
         "coverage_chart": charts.stacked_bar(
             [
@@ -67,11 +119,107 @@ def team_detail(request: HttpRequest, slug: str) -> HttpResponse:
                 ("neither", health.coverage["neither"]),
             ],
             title="Review coverage of merged pull requests",
+            links=[drill["reviewed"], drill["paired_only"], drill["neither"]],
         ),
-        "size_chart": charts.bar_chart(list(health.size_buckets.items()), title="Merged pull requests by size"),
-        "sections": render_team_sections(team, page.since, page.until),
+        "size_chart": charts.bar_chart(
+            list(health.size_buckets.items()),
+            title="Merged pull requests by size",
+            links=[
+                _pulls_url(team, dataclasses.replace(scope, size_bucket=name), metric="merged")
+                for name in health.size_buckets
+            ],
+        ),  # fmt: skip
+        "stamp_reviewers": _stamp_reviewers(page, drill),
+        "load_rows": [
+            {
+                "load": load,
+                "given": f"{drill['reviews_given']}&reviewer={load.person_id}",
+                "waiting": f"{drill['waiting_on']}&reviewer={load.person_id}",
+            }
+            for load in health.reviewer_load
+        ],
+        "compliance_repositories": _compliance_repositories(page, scope),
+        "compliance_reasons": _compliance_reasons(page, drill),
+        "sections": render_team_sections(scope),
     }
     return render(request, "reviews/team_detail.html", context)
+
+
+def _stamp_reviewers(page: TeamPage, drill: dict[str, str]) -> list[tuple[str, int, str]]:
+    """(reviewer, rubber stamps, link to them), most first: the figure's own per-reviewer counts."""
+    ids = {load.name: load.person_id for load in page.health.reviewer_load}
+    return [
+        (name, count, f"{drill['rubber_stamps']}&reviewer={ids[name]}" if name in ids else drill["rubber_stamps"])
+        for name, count in page.health.rubber_stamps_by_reviewer.items()
+    ]
+
+
+def _compliance_repositories(page: TeamPage, scope: Scope) -> list[dict[str, Any]]:
+    rows = []
+    for entry in page.compliance.by_repository:
+        narrowed = dataclasses.replace(scope, repositories=(int(entry["repository_id"]),))  # type: ignore[call-overload]
+        cells = [
+            (entry[status], _pulls_url(scope.team, narrowed, metric=metric))
+            for status, metric in (
+                ("merged", "merged"),
+                ("compliant", "compliant"),
+                ("overridden", "overridden"),
+                ("violation", "violation"),
+                ("not_evaluated", "not_evaluated"),
+            )
+        ]
+        rows.append({"repository": entry["repository"], "cells": cells})
+    return rows
+
+
+def _compliance_reasons(page: TeamPage, drill: dict[str, str]) -> list[tuple[str, object, str]]:
+    """(reason, count, link): a reason names its status (overridden, no verdict) or a violation's outcome."""
+    found = []
+    for entry in page.compliance.by_reason:
+        reason = str(entry["reason"])
+        status = {"overridden": "overridden", "no verdict before merge": "not_evaluated"}.get(reason, "violation")
+        found.append((reason, entry["count"], f"{drill[status]}&{urlencode({'reason': reason})}"))
+    return found
+
+
+def _pulls_url(team: Team, scope: Scope, **extra: str) -> str:
+    return f"{reverse('team-pulls', args=[team.slug])}?{scope.query(**extra)}"
+
+
+def _drill_links(scope: Scope) -> dict[str, str]:
+    """metric → the drill-down list of its pull requests, in the page's period and filters."""
+    return {key: _pulls_url(scope.team, scope, metric=key) for key in METRICS}
+
+
+def _week_scope(scope: Scope, week: dict[str, object]) -> Scope:
+    """The part of the period a weekly bar covers, as its own period (same filters)."""
+    monday = cast(dt.date, week["week"])
+    first = max(monday, scope.period.first_day)
+    last = min(monday + dt.timedelta(days=6), scope.period.last_day)
+    return scope.with_period(first, last)
+
+
+def _trends(page: TeamPage) -> dict[str, Trend | None]:
+    """Marks for the figures that moved beyond the threshold since the previous period (reviews.selectors.trends)."""
+    now, before = page.health, page.previous
+    counts = (now.merged, before.merged)
+    found: dict[str, Trend | None] = {
+        "merged": trend("merged", now.merged, before.merged) if max(counts) >= TREND_MIN_COUNT else None,
+        "coverage": trend_of_counts("coverage", now.coverage_share, before.coverage_share, counts=counts),
+        "rubber_stamps": trend_of_counts(
+            "rubber_stamps", now.rubber_stamp_share, before.rubber_stamp_share, counts=(now.approvals, before.approvals)
+        ),
+        "rework_cycles": trend_of_counts(
+            "rework_cycles", now.rework_cycles_mean, before.rework_cycles_mean, counts=counts
+        ),
+        "review_depth": trend_of_counts("review_depth", now.review_depth, before.review_depth, counts=counts),
+    }
+    for key in FLOW_FIGURES:
+        distribution, previous = getattr(now, key), getattr(before, key)
+        found[key] = trend_of_counts(
+            key, distribution.median_hours, previous.median_hours, counts=(distribution.count, previous.count)
+        )
+    return found
 
 
 def _week_label(week: dict[str, object]) -> str:
@@ -83,7 +231,7 @@ def _number(value: object) -> float | None:
     return float(value) if isinstance(value, int | float) else None
 
 
-def _flow_rows(page: TeamPage) -> list[dict[str, Any]]:
+def _flow_rows(page: TeamPage, drill: dict[str, str]) -> list[dict]:  # type: ignore[type-arg]
     rows = []
     for key, label, definition in (
         ("time_to_first_review", "Time to first review", "ready for review → first review activity by another person"),
@@ -94,23 +242,89 @@ def _flow_rows(page: TeamPage) -> list[dict[str, Any]]:
         ("cycle_time", "Cycle time", "first commit authored → merge"),
     ):
         now, before = getattr(page.health, key), getattr(page.previous, key)
-        rows.append({"label": label, "definition": definition, "now": now, "before": before})
+        rows.append(
+            {"key": key, "label": label, "definition": definition, "now": now, "before": before, "link": drill[key]}
+        )
     return rows
 
 
 @login_required
+def team_pulls(request: HttpRequest, slug: str) -> HttpResponse | StreamingHttpResponse:
+    """The pull requests behind one figure of the team page, with the per-pull-request values it aggregated:
+    sortable, 50 a page, or the whole list as CSV (`format=csv`)."""
+    team = _team_or_404(request, slug)
+    try:
+        scope = _scope(request, team)
+        found = drilldown(scope=scope, params=request.GET)
+    except ScopeInvalid as error:
+        return _scope_refused(request, team, error)
+    if request.GET.get("format") == "csv" or request.path.endswith(".csv"):
+        return _csv(found, f"{team.slug}-{found.metric.key}-{scope.period.first_day}-{scope.period.last_day}.csv")
+    page_obj = Paginator(found.rows, PULLS_PER_PAGE).get_page(request.GET.get("page"))
+    extra = {"metric": found.metric.key}
+    if found.reviewer:
+        extra["reviewer"] = str(found.reviewer.pk)
+    for name in ("reason", "followup"):
+        if request.GET.get(name):
+            extra[name] = request.GET[name]
+    context = {
+        "team": team,
+        "scope": scope,
+        "found": found,
+        "page_obj": page_obj,
+        "rows": list(
+            zip(page_obj, [[(key, row.get(key)) for key, _ in found.columns] for row in page_obj], strict=True)
+        ),
+        "sort_links": [(key, label, _sort_link(scope, extra, key, found.sort)) for key, label in found.columns],
+        "q": scope.query(**extra, sort=found.sort),
+        "team_q": scope.query(),
+        "form": _form(request, team, scope),
+        "periods": PERIODS,
+    }
+    return render(request, "reviews/team_pulls.html", context)
+
+
+def _sort_link(scope: Scope, extra: dict[str, str], key: str, current: str) -> str:
+    sort = f"-{key}" if current == key else key
+    return "?" + scope.query(**extra, sort=sort)
+
+
+class _Echo:
+    def write(self, value: str) -> str:
+        return value
+
+
+def _csv(found: DrillDown, filename: str) -> StreamingHttpResponse:
+    """The whole list, streamed, a header row first."""
+    writer = csv.writer(_Echo())
+    header = [label for _, label in found.columns]
+    lines = (writer.writerow([_csv_value(row.get(key)) for key, _ in found.columns]) for row in found.rows)
+    response = StreamingHttpResponse(
+        itertools.chain([writer.writerow(header)], lines), content_type="text/csv; charset=utf-8"
+    )
+    response["Content-Disposition"] = f'attachment; filename="{filename}"'
+    return response
+
+
+def _csv_value(value: object) -> object:
+    if value is None:
+        return ""
+    if isinstance(value, dt.datetime):
+        return timezone.localtime(value).isoformat()
+    if isinstance(value, str) and value[:1] in ("=", "+", "-", "@"):
+        return "'" + value  # not a formula in a spreadsheet
+    return value
+
+
+@login_required
 def team_compliance(request: HttpRequest, slug: str) -> HttpResponse:
-    """Every change the team merged in the period, 50 a page, with its verdict at merge and reason."""
-    team = visible_teams(request).filter(slug=slug).first()
-    if team is None:
-        raise Http404("No such team, or not one of yours.")
-    days = _days(request)
-    until = timezone.now()
-    since = until - dt.timedelta(days=days)
-    changes = compliance_list(team=team, since=since, until=until, now=until)
-    page_obj = Paginator(changes, 50).get_page(request.GET.get("page"))
-    context = {"team": team, "days": days, "periods": PERIODS, "since": since, "until": until, "page_obj": page_obj}
-    return render(request, "reviews/team_compliance.html", context)
+    """Every change the team merged in the period with its verdict at merge: the drill-down list of merges."""
+    team = _team_or_404(request, slug)
+    try:
+        scope = _scope(request, team)
+    except ScopeInvalid as error:
+        return _scope_refused(request, team, error)
+    return redirect(_pulls_url(team, scope, metric="merged"))
 
 
 @login_required

@@ -28,6 +28,7 @@ from reviews.access import request_access, visible_team_ids
 from reviews.api_fields import IdField, MomentField, Pages, id_from_text
 from reviews.authentication import TokenUser
 from reviews.models import AuditEvent, Person, Repository
+from reviews.selectors.scope import ScopeInvalid, as_validation_error, parse_period, parse_scope
 from reviews.services.audit import actor_for
 from telemetry.models import Deployment, Incident, Service, SuspectChange
 from telemetry.selectors import (
@@ -36,6 +37,7 @@ from telemetry.selectors import (
     incident_get,
     incident_list,
     service_dora,
+    services_dora,
     services_visible,
     suspect_get,
     suspect_list,
@@ -47,7 +49,6 @@ from telemetry.services.incidents import IncidentForbidden, IncidentRejected, in
 from telemetry.services.suspects import suspect_confirm, suspect_reject
 
 DEFAULT_PERIOD_DAYS = 28
-MAX_PERIOD_DAYS = 731
 SHA = r"^[0-9a-fA-F]{7,64}$"
 
 
@@ -173,35 +174,21 @@ class SuspectFilters(serializers.Serializer[Any]):
     team = serializers.SlugField(required=False)
 
 
-class PeriodBoundField(MomentField):
-    """A date or date-time within Tandem's years; as the end of a period, a date means the end of that day."""
-
-    def __init__(self, *, end: bool, **kwargs: Any) -> None:
-        self.end = end
-        super().__init__(**kwargs)
-
-    def to_internal_value(self, value: Any) -> dt.datetime:
-        moment = super().to_internal_value(value)
-        if self.end and isinstance(value, str) and len(value.strip()) == 10:
-            return _midnight(moment.date() + dt.timedelta(days=1))
-        return moment
-
-
 class PeriodInput(serializers.Serializer[Any]):
-    """`since` and `until` as dates (both days included) or date-times (`until` excluded)."""
+    """`days` (the last N days, today included), or `since` and `until` as dates (both days included) or
+    date-times (`until` excluded): `reviews.selectors.scope.parse_period`, as every team figure takes them."""
 
-    since = PeriodBoundField(end=False, required=False)
-    until = PeriodBoundField(end=True, required=False)
+    days = serializers.IntegerField(required=False)
+    since = serializers.CharField(required=False)
+    until = serializers.CharField(required=False)
 
-    def validate(self, attrs: dict[str, Any]) -> dict[str, Any]:
-        tomorrow = timezone.localdate() + dt.timedelta(days=1)
-        until = attrs.get("until") or _midnight(tomorrow)
-        since = attrs.get("since") or until - dt.timedelta(days=DEFAULT_PERIOD_DAYS)
-        if since >= until:
-            raise ValidationError({"since": ["since is not before until."]})
-        if until - since > dt.timedelta(days=MAX_PERIOD_DAYS):
-            raise ValidationError({"since": [f"The period is at most {MAX_PERIOD_DAYS} days."]})
-        return {"since": since, "until": until}
+
+def _period(request: Request) -> dict[str, dt.datetime]:
+    try:
+        period = parse_period(request.query_params, default_days=DEFAULT_PERIOD_DAYS)
+    except ScopeInvalid as error:
+        raise as_validation_error(error) from None
+    return {"since": period.since, "until": period.until}
 
 
 def _midnight(day: dt.date) -> dt.datetime:
@@ -421,8 +408,24 @@ class TeamDoraView(APIView):
         team = teams_visible(team_ids=visible_team_ids(request)).filter(slug=slug).first()
         if team is None:
             raise NotFound("No such team.")
-        period = _parse(PeriodInput, request.query_params.dict())
-        return Response({"team": team.slug, **dora_json(team_dora(team=team, **period))})
+        period = _period(request)
+        return Response({"team": team.slug, **dora_json(_filtered_team_dora(request, team, period))})
+
+
+def _filtered_team_dora(request: Request, team: Any, period: dict[str, dt.datetime]) -> DoraReport:
+    """DORA is per service: of the team page's filters only `repository` applies (the services built from those
+    repositories, which must be the team's); the others are refused rather than silently ignored."""
+    ignored = [name for name in ("author", "author_team", "label", "size") if request.query_params.getlist(name)]
+    if ignored:
+        raise ValidationError({ignored[0]: ["DORA is per service: only the repository filter applies."]})
+    if not request.query_params.getlist("repository"):
+        return team_dora(team=team, **period)
+    try:
+        scope = parse_scope(request.query_params, team=team, teams=teams_visible(team_ids=visible_team_ids(request)))
+    except ScopeInvalid as error:
+        raise as_validation_error(error) from None
+    services = Service.objects.filter(team=team, repositories__in=scope.repositories).distinct().order_by("slug")
+    return services_dora(services=list(services), **period)
 
 
 class ServiceDoraView(APIView):
@@ -433,5 +436,5 @@ class ServiceDoraView(APIView):
         service = services_visible(team_ids=visible_team_ids(request)).filter(slug=slug).first()
         if service is None:
             raise NotFound("No such service.")
-        period = _parse(PeriodInput, request.query_params.dict())
+        period = _period(request)
         return Response({"service": service.slug, **dora_json(service_dora(service=service, **period))})

@@ -3,15 +3,14 @@ suspicions on pull request pages. Registered in TelemetryConfig.ready(); reviews
 
 from __future__ import annotations
 
-import datetime as dt
-
 from django.db.models import Prefetch
 
-from reviews.models import PullRequest, Team
+from reviews.models import PullRequest
 from reviews.sections import Section
+from reviews.selectors.scope import Scope
 from telemetry import conf
-from telemetry.models import Deployment, DeploymentChange, Incident, SuspectChange
-from telemetry.selectors import team_dora
+from telemetry.models import Deployment, DeploymentChange, Incident, Service, SuspectChange
+from telemetry.selectors import services_dora
 
 REVIEW_MODE_LABELS = {
     "paired": "paired",
@@ -25,11 +24,18 @@ LINK_NOTES_SHOWN = 10
 SUSPECTS_SHOWN = 3
 
 
-def team_production_section(team: Team, since: dt.datetime, until: dt.datetime) -> Section | None:
-    if not team.services.exists():
+def team_production_section(scope: Scope) -> Section | None:
+    """DORA is per service: of the page's filters only the repository applies (the services built from the chosen
+    repositories); the others are named on the page as not applied."""
+    team, since, until = scope.team, scope.since, scope.until
+    services = Service.objects.filter(team=team)
+    if scope.repositories:
+        services = services.filter(repositories__in=scope.repositories).distinct()
+    services_list = list(services.order_by("slug"))
+    if not services_list:
         return None
     incidents = list(
-        Incident.objects.filter(services__team=team, started_at__gte=since, started_at__lt=until)
+        Incident.objects.filter(services__in=services_list, started_at__gte=since, started_at__lt=until)
         .distinct()
         .order_by("-started_at")
         .prefetch_related(
@@ -44,12 +50,12 @@ def team_production_section(team: Team, since: dt.datetime, until: dt.datetime) 
     )
     for incident in incidents:
         incident.top_suspects = list(incident.suspects.all())[:SUSPECTS_SHOWN]  # type: ignore[attr-defined]
-    dora = team_dora(team=team, since=since, until=until)
+    dora = services_dora(services=services_list, since=since, until=until)
     review_modes = [(REVIEW_MODE_LABELS.get(mode, mode), rate) for mode, rate in dora.cfr_by_review_mode.items()]
     # Production deployments of the period whose link is partial (merge order) or found no pull request, in words.
     link_notes = list(
         Deployment.objects.filter(
-            service__team=team,
+            service__in=services_list,
             environment__in=conf.production_environments(),
             status=Deployment.Status.SUCCESS,
             finished_at__gte=since,
@@ -61,7 +67,15 @@ def team_production_section(team: Team, since: dt.datetime, until: dt.datetime) 
     )
     return Section(
         "telemetry/team_production.html",
-        {"dora": dora, "incidents": incidents, "review_modes": review_modes, "link_notes": link_notes},
+        {
+            "dora": dora,
+            "incidents": incidents,
+            "review_modes": review_modes,
+            "link_notes": link_notes,
+            "services": services_list,
+            "repository_filtered": bool(scope.repositories),
+            "filters_not_applied": bool(scope.authors or scope.author_team or scope.labels or scope.size_bucket),
+        },
     )
 
 

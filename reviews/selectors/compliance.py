@@ -26,18 +26,23 @@ FOLLOWUPS = ("done", "due", "overdue")
 
 
 def merged_changes(
-    *, team: Team, since: dt.datetime, until: dt.datetime, now: dt.datetime | None = None
+    *,
+    team: Team,
+    since: dt.datetime,
+    until: dt.datetime,
+    now: dt.datetime | None = None,
+    pull_requests: QuerySet[PullRequest] | None = None,
 ) -> QuerySet[Any]:  # PullRequest rows annotated with status, followup, reason and the verdict at merge
-    """The team's pull requests merged in [since, until), each annotated with its status and reason at merge."""
+    """The team's pull requests (or those of `pull_requests`, a filtered set of them) merged in [since, until),
+    each annotated with its status and reason at merge."""
     now = now or timezone.now()
     at_merge = PolicyEvaluation.objects.filter(
         pull_request=OuterRef("pk"), evaluated_at__lte=OuterRef("merged_at")
     ).order_by("-evaluated_at", "-pk")
     violation = PolicyViolation.objects.filter(pull_request=OuterRef("pk"))
     override = Override.objects.filter(pull_request=OuterRef("pk"), withdrawal__isnull=True).order_by("-created_at")
-    merged = PullRequest.objects.filter(
-        repository__team=team, state=PullRequest.State.MERGED, merged_at__gte=since, merged_at__lt=until
-    )
+    of_team = PullRequest.objects.filter(repository__team=team) if pull_requests is None else pull_requests
+    merged = of_team.filter(state=PullRequest.State.MERGED, merged_at__gte=since, merged_at__lt=until)
     # Whether an override covered the merged head is the verdict's own rule, decided in Python (one query).
     overridden = pull_requests_overridden(pull_request_ids=merged.values_list("pk", flat=True))
     queryset = merged.annotate(
@@ -93,10 +98,15 @@ class ComplianceSummary:
 
 
 def compliance_summary(
-    *, team: Team, since: dt.datetime, until: dt.datetime, now: dt.datetime | None = None
+    *,
+    team: Team,
+    since: dt.datetime,
+    until: dt.datetime,
+    now: dt.datetime | None = None,
+    pull_requests: QuerySet[PullRequest] | None = None,
 ) -> ComplianceSummary:
     """Exact counts in four grouped queries, whatever the number of merged changes."""
-    changes = merged_changes(team=team, since=since, until=until, now=now).order_by()
+    changes = merged_changes(team=team, since=since, until=until, now=now, pull_requests=pull_requests).order_by()
     by_status = dict.fromkeys(STATUSES, 0)
     for row in changes.values("status").annotate(n=Count("pk")):
         by_status[row["status"]] = row["n"]
@@ -104,9 +114,15 @@ def compliance_summary(
     for row in changes.filter(status="overridden").values("followup").annotate(n=Count("pk")):
         followups[row["followup"]] = row["n"]
     repositories: dict[str, dict[str, object]] = {}
-    for row in changes.values("repository__full_path", "status").annotate(n=Count("pk")):
+    for row in changes.values("repository_id", "repository__full_path", "status").annotate(n=Count("pk")):
         entry = repositories.setdefault(
-            row["repository__full_path"], {"repository": row["repository__full_path"], "merged": 0, **by_zero()}
+            row["repository__full_path"],
+            {
+                "repository": row["repository__full_path"],
+                "repository_id": row["repository_id"],
+                "merged": 0,
+                **by_zero(),
+            },
         )
         entry[row["status"]] = row["n"]
         entry["merged"] = int(entry["merged"]) + row["n"]  # type: ignore[call-overload]
@@ -131,11 +147,16 @@ def by_zero() -> dict[str, int]:
 
 
 def compliance_list(
-    *, team: Team, since: dt.datetime, until: dt.datetime, now: dt.datetime | None = None
+    *,
+    team: Team,
+    since: dt.datetime,
+    until: dt.datetime,
+    now: dt.datetime | None = None,
+    pull_requests: QuerySet[PullRequest] | None = None,
 ) -> QuerySet[PullRequest]:
     """The changes behind the figures, newest merge first, for a paginated page."""
     return (
-        merged_changes(team=team, since=since, until=until, now=now)
+        merged_changes(team=team, since=since, until=until, now=now, pull_requests=pull_requests)
         .select_related("repository", "author")
         .order_by("-merged_at", "-pk")
     )

@@ -36,8 +36,15 @@ class Distribution:
 
     @classmethod
     def of(cls, durations: Iterable[dt.timedelta | None]) -> Distribution:
-        hours = sorted(d.total_seconds() / 3600 for d in durations if d is not None and d >= dt.timedelta(0))
+        hours = sorted(hours for d in durations if (hours := measured_hours(d)) is not None)
         return cls(len(hours), percentile(hours, 50), percentile(hours, 90))
+
+
+def measured_hours(duration: dt.timedelta | None) -> float | None:
+    """A duration as a distribution counts it, in hours; None when it does not count (unknown or negative)."""
+    if duration is None or duration < dt.timedelta(0):
+        return None
+    return duration.total_seconds() / 3600
 
 
 def percentile(sorted_values: Sequence[float], q: float) -> float | None:
@@ -68,6 +75,15 @@ class PullRequestFlow:
     rubber_stamps: int
     paired: bool
     comments: int
+    reviews_by: tuple[tuple[int, int], ...] = ()  # (reviewer, reviews given): reviewer load
+    facts: ReviewFacts = field(default=NO_FACTS, repr=False)
+
+    @property
+    def coverage(self) -> str:
+        """reviewed (an approval that counted), paired_only (paired with a non-author, no approval), or neither."""
+        if self.approvals:
+            return "reviewed"
+        return "paired_only" if self.paired else "neither"
 
 
 @dataclass(frozen=True)
@@ -216,6 +232,8 @@ def _flow(row: Any, reviews: list[_Review], facts: ReviewFacts) -> PullRequestFl
         rubber_stamps=len(facts.rubber_stamps),
         paired=facts.paired,
         comments=facts.comments,
+        reviews_by=tuple(sorted(Counter(r.reviewer_id for r in reviews).items())),
+        facts=facts,
     )
 
 
@@ -232,13 +250,17 @@ def _rework_cycles(reviews: list[_Review]) -> int:
 
 
 def _coverage(flows: list[PullRequestFlow]) -> dict[str, int]:
-    reviewed = sum(1 for f in flows if f.approvals)
-    paired_only = sum(1 for f in flows if not f.approvals and f.paired)
-    return {"reviewed": reviewed, "paired_only": paired_only, "neither": len(flows) - reviewed - paired_only}
+    found = Counter(f.coverage for f in flows)
+    return {kind: found[kind] for kind in ("reviewed", "paired_only", "neither")}
+
+
+def counts_for_depth(flow: PullRequestFlow) -> bool:
+    """Review depth is over the pull requests someone other than the author approved or commented on."""
+    return bool(flow.approvals or flow.comments)
 
 
 def _depth(flows: list[PullRequestFlow]) -> float | None:
-    reviewed = [f for f in flows if f.approvals or f.comments]
+    reviewed = [f for f in flows if counts_for_depth(f)]
     return round(sum(f.comments for f in reviewed) / len(reviewed), 2) if reviewed else None
 
 
@@ -261,20 +283,32 @@ def _reviewer_load(
 ) -> list[ReviewerLoad]:
     """Reviews given in the period, and open pull requests waiting on each requested reviewer now."""
     given = Counter(r.reviewer_id for rows in reviews.values() for r in rows)
-    through = PullRequest.requested_reviewers.through
-    reviewed_already = Review.objects.filter(
-        pull_request_id=OuterRef("pullrequest_id"), reviewer_id=OuterRef("person_id")
-    )
-    waiting = Counter(
-        through.objects.filter(pullrequest__in=pull_requests.filter(state=PullRequest.State.OPEN, draft=False))
-        .exclude(person_id__in=bots)
-        .exclude(Exists(reviewed_already))
-        .values_list("person_id", flat=True)
-    )
+    waiting = Counter(person_id for _, person_id in awaiting_reviewers(pull_requests, bots))
     people = set(given) | set(waiting)
     names = dict(Person.objects.filter(pk__in=people).values_list("pk", "display_name"))
     load = [ReviewerLoad(pk, names.get(pk, "?"), given[pk], waiting[pk]) for pk in people]
     return sorted(load, key=lambda item: (-item.reviews_given, -item.waiting_on_them, item.name))
+
+
+def awaiting_reviewers(pull_requests: QuerySet[PullRequest], bots: set[int]) -> list[tuple[int, int]]:
+    """(pull request, person): open, ready pull requests waiting on a requested reviewer who has not reviewed yet."""
+    through = PullRequest.requested_reviewers.through
+    reviewed_already = Review.objects.filter(
+        pull_request_id=OuterRef("pullrequest_id"), reviewer_id=OuterRef("person_id")
+    )
+    return list(
+        through.objects.filter(pullrequest__in=pull_requests.filter(state=PullRequest.State.OPEN, draft=False))
+        .exclude(person_id__in=bots)
+        .exclude(Exists(reviewed_already))
+        .values_list("pullrequest_id", "person_id")
+    )
+
+
+def bot_ids() -> set[int]:
+    """The people left out of every figure (unless METRICS_INCLUDE_BOTS)."""
+    if settings.METRICS_INCLUDE_BOTS:
+        return set()
+    return set(Person.objects.filter(is_bot=True).values_list("pk", flat=True))
 
 
 def _top_share(reviews: dict[int, list[_Review]]) -> float | None:
@@ -309,8 +343,11 @@ def _weekly(flows: list[PullRequestFlow], since: dt.datetime, until: dt.datetime
     return result
 
 
-def waiting_for_review(*, team: Team, now: dt.datetime | None = None) -> list[PullRequest]:
-    """Open, ready pull requests with no review activity by anyone but the author, older than the agreement."""
+def waiting_for_review(
+    *, team: Team, now: dt.datetime | None = None, pull_requests: QuerySet[PullRequest] | None = None
+) -> list[PullRequest]:
+    """Open, ready pull requests (of the team, or of `pull_requests`) with no review activity by anyone but the
+    author, older than the agreement."""
     now = now or timezone.now()
     cutoff = now - dt.timedelta(hours=team.review_within_hours)
     reviewed = Review.objects.filter(pull_request=OuterRef("pk"), reviewer__is_bot=False).exclude(
@@ -320,7 +357,7 @@ def waiting_for_review(*, team: Team, now: dt.datetime | None = None) -> list[Pu
         author=OuterRef("author")
     )
     return list(
-        team_pull_requests(team)
+        (team_pull_requests(team) if pull_requests is None else pull_requests)
         .filter(state=PullRequest.State.OPEN, draft=False, ready_at__lte=cutoff)
         .exclude(author__is_bot=True)
         .exclude(Exists(reviewed))
@@ -330,10 +367,12 @@ def waiting_for_review(*, team: Team, now: dt.datetime | None = None) -> list[Pu
     )
 
 
-def stale_pull_requests(*, team: Team, now: dt.datetime | None = None) -> list[PullRequest]:
+def stale_pull_requests(
+    *, team: Team, now: dt.datetime | None = None, pull_requests: QuerySet[PullRequest] | None = None
+) -> list[PullRequest]:
     now = now or timezone.now()
     return list(
-        team_pull_requests(team)
+        (team_pull_requests(team) if pull_requests is None else pull_requests)
         .filter(state=PullRequest.State.OPEN, updated_at__lt=now - STALE_AFTER)
         .select_related("repository", "author")
         .order_by("updated_at")

@@ -10,8 +10,15 @@ from django.utils import timezone
 
 from reviews.models import PullRequest, Team
 from reviews.selectors.compliance import ComplianceSummary, compliance_summary
-from reviews.selectors.health import ReviewHealth, review_health, stale_pull_requests, waiting_for_review
+from reviews.selectors.health import (
+    PullRequestFlow,
+    ReviewHealth,
+    review_health,
+    stale_pull_requests,
+    waiting_for_review,
+)
 from reviews.selectors.pairing import PairingInsight, team_pairing_insight
+from reviews.selectors.scope import Scope
 
 
 @dataclass(frozen=True)
@@ -36,14 +43,16 @@ class TeamPage:
     stale: list[PullRequest]
     compliance: ComplianceSummary
     pairing: PairingInsight
+    scope: Scope
 
 
-def team_page(*, team: Team, days: int = 30, now: dt.datetime | None = None) -> TeamPage:
+def team_page(*, scope: Scope, now: dt.datetime | None = None) -> TeamPage:
+    """The team page's figures over the scope's period and filters, and the previous period of equal length."""
     now = now or timezone.now()
-    since, until = now - dt.timedelta(days=days), now
-    pull_requests = PullRequest.objects.filter(repository__team=team)
+    team, since, until = scope.team, scope.since, scope.until
+    pull_requests = scope.pull_requests()
     health = review_health(pull_requests=pull_requests, since=since, until=until)
-    previous = review_health(pull_requests=pull_requests, since=since - (until - since), until=since)
+    previous = review_health(pull_requests=pull_requests, since=scope.previous().since, until=since)
     return TeamPage(
         team=team,
         since=since,
@@ -51,24 +60,31 @@ def team_page(*, team: Team, days: int = 30, now: dt.datetime | None = None) -> 
         health=health,
         previous=previous,
         agreements=_agreements(team, health),
-        waiting=waiting_for_review(team=team, now=now),
-        stale=stale_pull_requests(team=team, now=now),
-        compliance=compliance_summary(team=team, since=since, until=until, now=now),
-        pairing=team_pairing_insight(team=team, since=since.date(), until=until.date()),
+        waiting=waiting_for_review(team=team, now=now, pull_requests=pull_requests),
+        stale=stale_pull_requests(team=team, now=now, pull_requests=pull_requests),
+        compliance=compliance_summary(team=team, since=since, until=until, now=now, pull_requests=pull_requests),
+        pairing=team_pairing_insight(team=team, since=scope.period.first_day, until=scope.period.last_day),
+        scope=scope,
     )
+
+
+def agreement_kept(team: Team, flow: PullRequestFlow) -> dict[str, bool | None]:
+    """Per merged pull request, each working agreement: kept (True), missed (False) or not measurable (None)."""
+    limit = dt.timedelta(hours=team.review_within_hours)
+    first_review = flow.time_to_first_review
+    return {
+        "review": None if first_review is None else first_review <= limit,
+        "size": None if flow.changed_lines is None else flow.changed_lines <= team.max_pr_size,
+    }
 
 
 def _agreements(team: Team, health: ReviewHealth) -> WorkingAgreements:
-    limit = dt.timedelta(hours=team.review_within_hours)
-    in_time = sum(
-        1 for flow in health.flows if flow.time_to_first_review is not None and flow.time_to_first_review <= limit
-    )
-    late = sum(
-        1 for flow in health.flows if flow.time_to_first_review is not None and flow.time_to_first_review > limit
-    )
-    sized = [flow for flow in health.flows if flow.changed_lines is not None]
-    within = sum(1 for flow in sized if (flow.changed_lines or 0) <= team.max_pr_size)
-    return WorkingAgreements(team.review_within_hours, in_time, late, team.max_pr_size, within, len(sized) - within)
+    kept = [agreement_kept(team, flow) for flow in health.flows]
+    in_time = sum(1 for k in kept if k["review"] is True)
+    late = sum(1 for k in kept if k["review"] is False)
+    within = sum(1 for k in kept if k["size"] is True)
+    over = sum(1 for k in kept if k["size"] is False)
+    return WorkingAgreements(team.review_within_hours, in_time, late, team.max_pr_size, within, over)
 
 
 @dataclass(frozen=True)

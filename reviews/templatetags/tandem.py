@@ -8,6 +8,7 @@ activated from the browser's; Tandem's own (UTC) until the browser has said.
 from __future__ import annotations
 
 import datetime as dt
+from urllib.parse import urlencode
 
 from django import template
 from django.utils import timezone
@@ -71,3 +72,22 @@ def when(moment: dt.datetime | None) -> SafeString | str:
 def exact(moment: dt.datetime | None) -> str:
     """`{{ incident.started_at|exact }}`: "Tue 4 Mar 2025, 14:05 CET" in the viewer's zone."""
     return "—" if moment is None else moment_exact(moment)
+
+
+@register.filter
+def urlencode_pairs(query: dict[str, str]) -> str:
+    """A dict of query parameters as a query string (for links that keep a period)."""
+    return urlencode(query)
+
+
+@register.simple_tag
+def trend_mark(found: object) -> SafeString | str:
+    """A figure's move against the previous period: colour, arrow and a word ("▲ worse 38%"), or nothing."""
+    if found is None:
+        return ""
+    return format_html('<span class="{}">{}</span>', found.css, str(found))  # type: ignore[attr-defined]
+
+
+@register.filter
+def get_item(mapping: dict[str, object], key: str) -> object:
+    return mapping.get(key)

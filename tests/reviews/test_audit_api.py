@@ -195,9 +195,12 @@ def test_compliance_counts_exactly_past_fifty(world):
     api = APIClient()
     api.force_login(world["lead"].user)
     html = api.get("/teams/shop/").content.decode()
-    assert "<strong>62</strong> changes merged" in html
-    listing = api.get("/teams/shop/compliance/?page=2").content.decode()
-    assert listing.count('data-status="') == 12
+    assert "<strong>62</strong></a> changes merged" in html  # the count links to its pull requests
+    # The compliance page is the drill-down list of merges, with the verdict columns.
+    listing = api.get("/teams/shop/compliance/?days=30", follow=True).content.decode()
+    assert listing.count('data-column="status"') == 50
+    listing = api.get("/teams/shop/pulls/?days=30&metric=merged&page=2").content.decode()
+    assert listing.count('data-column="status"') == 12
 
 
 # --- evidence ------------------------------------------------------------------------------------------------------
