@@ -17,7 +17,7 @@ from reviews.models import PullRequest
 from reviews.sections import render_pull_request_sections, render_team_sections
 from reviews.selectors.compliance import compliance_list
 from reviews.selectors.pull_requests import pull_request_page
-from reviews.selectors.teams import team_page, teams_overview
+from reviews.selectors.teams import team_page, team_repositories, teams_overview
 from reviews.words import label_and_rest
 
 PERIODS = (7, 14, 30, 90)
@@ -70,6 +70,7 @@ def team_detail(request: HttpRequest, slug: str) -> HttpResponse:
         ),
         "size_chart": charts.bar_chart(list(health.size_buckets.items()), title="Merged pull requests by size"),
         "sections": render_team_sections(team, page.since, page.until),
+        "repositories": team_repositories(team=team),
     }
     return render(request, "reviews/team_detail.html", context)
 

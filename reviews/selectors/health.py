@@ -159,7 +159,7 @@ def review_health(
         merge_time=Distribution.of(f.merge_time for f in flows),
         cycle_time=Distribution.of(f.cycle_time for f in flows),
         rework_cycles_mean=round(sum(f.rework_cycles for f in flows) / len(flows), 2) if flows else None,
-        coverage=_coverage(flows),
+        coverage=coverage_of(flows),
         approvals=sum(f.approvals for f in flows),
         rubber_stamps=sum(stamps.values()),
         rubber_stamps_by_reviewer=_names(stamps),
@@ -231,7 +231,8 @@ def _rework_cycles(reviews: list[_Review]) -> int:
     return cycles
 
 
-def _coverage(flows: list[PullRequestFlow]) -> dict[str, int]:
+def coverage_of(flows: Sequence[PullRequestFlow]) -> dict[str, int]:
+    """Merged pull requests reviewed (an approval that counted), paired only, or neither."""
     reviewed = sum(1 for f in flows if f.approvals)
     paired_only = sum(1 for f in flows if not f.approvals and f.paired)
     return {"reviewed": reviewed, "paired_only": paired_only, "neither": len(flows) - reviewed - paired_only}
@@ -313,20 +314,45 @@ def waiting_for_review(*, team: Team, now: dt.datetime | None = None) -> list[Pu
     """Open, ready pull requests with no review activity by anyone but the author, older than the agreement."""
     now = now or timezone.now()
     cutoff = now - dt.timedelta(hours=team.review_within_hours)
+    return list(
+        _awaiting_first_review(team_pull_requests(team))
+        .filter(ready_at__lte=cutoff)
+        .select_related("repository", "author")
+        .order_by("ready_at")
+    )
+
+
+def waiting_for_review_counts(*, teams: Sequence[Team], now: dt.datetime | None = None) -> dict[int, int]:
+    """`len(waiting_for_review(team=...))` for each of these teams, in one query."""
+    now = now or timezone.now()
+    if not teams:
+        return {}
+    agreements = {team.pk: dt.timedelta(hours=team.review_within_hours) for team in teams}
+    rows = (
+        _awaiting_first_review(PullRequest.objects.filter(repository__team_id__in=list(agreements)))
+        .filter(ready_at__lte=now - min(agreements.values()))
+        .values_list("repository__team_id", "ready_at")
+    )
+    counts = dict.fromkeys(agreements, 0)
+    for team_id, ready_at in rows:
+        if ready_at <= now - agreements[team_id]:
+            counts[team_id] += 1
+    return counts
+
+
+def _awaiting_first_review(pull_requests: QuerySet[PullRequest]) -> QuerySet[PullRequest]:
+    """Open, ready pull requests by people (not bots) with no review activity by anyone but the author."""
     reviewed = Review.objects.filter(pull_request=OuterRef("pk"), reviewer__is_bot=False).exclude(
         reviewer=OuterRef("author")
     )
     commented = Comment.objects.filter(pull_request=OuterRef("pk"), is_system=False, author__is_bot=False).exclude(
         author=OuterRef("author")
     )
-    return list(
-        team_pull_requests(team)
-        .filter(state=PullRequest.State.OPEN, draft=False, ready_at__lte=cutoff)
+    return (
+        pull_requests.filter(state=PullRequest.State.OPEN, draft=False, ready_at__isnull=False)
         .exclude(author__is_bot=True)
         .exclude(Exists(reviewed))
         .exclude(Exists(commented))
-        .select_related("repository", "author")
-        .order_by("ready_at")
     )
 
 
