@@ -11,13 +11,13 @@ from django.http import Http404, HttpRequest, HttpResponse
 from django.shortcuts import render
 from django.utils import timezone
 
-from reviews import charts
 from reviews.access import rows_within, visible_team_ids, visible_teams
 from reviews.models import PullRequest
 from reviews.sections import render_pull_request_sections, render_team_sections
 from reviews.selectors.compliance import compliance_list
 from reviews.selectors.pull_requests import pull_request_page
 from reviews.selectors.teams import team_page, team_repositories, teams_overview
+from reviews.team_charts import team_charts
 from reviews.words import label_and_rest
 
 PERIODS = (7, 14, 30, 90)
@@ -45,43 +45,16 @@ def team_detail(request: HttpRequest, slug: str) -> HttpResponse:
         raise Http404("No such team, or not one of yours.")
     days = _days(request)
     page = team_page(team=team, days=days)
-    health = page.health
     context = {
         "page": page,
         "days": days,
         "periods": PERIODS,
         "flow_rows": _flow_rows(page),
-        "weekly_chart": charts.bar_chart(
-            [(_week_label(week), _number(week["time_to_first_review"])) for week in health.weekly],
-            unit=" h",
-            title="Median time to first review per week (hours)",
-        ),
-        "merged_chart": charts.bar_chart(
-            [(_week_label(week), _number(week["merged"])) for week in health.weekly],
-            title="Merged pull requests per week",
-        ),
-        "coverage_chart": charts.stacked_bar(
-            [
-                ("reviewed", health.coverage["reviewed"]),
-                ("paired only", health.coverage["paired_only"]),
-                ("neither", health.coverage["neither"]),
-            ],
-            title="Review coverage of merged pull requests",
-        ),
-        "size_chart": charts.bar_chart(list(health.size_buckets.items()), title="Merged pull requests by size"),
+        **team_charts(page),
         "sections": render_team_sections(team, page.since, page.until),
         "repositories": team_repositories(team=team),
     }
     return render(request, "reviews/team_detail.html", context)
-
-
-def _week_label(week: dict[str, object]) -> str:
-    """The week's Monday (month-day), starred when the period covers only part of it."""
-    return str(week["week"])[5:] + ("*" if week["partial"] else "")
-
-
-def _number(value: object) -> float | None:
-    return float(value) if isinstance(value, int | float) else None
 
 
 def _flow_rows(page) -> list[dict]:  # type: ignore[no-untyped-def]

@@ -6,12 +6,15 @@ from __future__ import annotations
 import datetime as dt
 
 from django.db.models import Prefetch
+from django.utils.safestring import SafeString
 
 from reviews.models import PullRequest, Team
+from reviews.charts import bar_chart
 from reviews.sections import Section
+from reviews.team_charts import week_bars, weeks_axis
 from telemetry import conf
 from telemetry.models import Deployment, DeploymentChange, Incident, SuspectChange
-from telemetry.selectors import team_dora
+from telemetry.selectors import DoraReport, team_dora
 
 REVIEW_MODE_LABELS = {
     "paired": "paired",
@@ -61,8 +64,48 @@ def team_production_section(team: Team, since: dt.datetime, until: dt.datetime) 
     )
     return Section(
         "telemetry/team_production.html",
-        {"dora": dora, "incidents": incidents, "review_modes": review_modes, "link_notes": link_notes},
+        {
+            "dora": dora,
+            "incidents": incidents,
+            "review_modes": review_modes,
+            "link_notes": link_notes,
+            "charts": dora_charts(dora),
+        },
     )
+
+
+def dora_charts(dora: DoraReport) -> list[SafeString]:
+    """The four keys per week of the period."""
+    axis = weeks_axis(dora.weekly, what="deployment")
+    return [
+        bar_chart(
+            week_bars(dora.weekly, "deployments"),
+            title="Production deployments per week",
+            x_label=axis,
+            y_label="Deployments",
+        ),
+        bar_chart(
+            week_bars(dora.weekly, "lead_time"),
+            title="Median lead time for changes per week",
+            x_label=axis,
+            y_label="Lead time",
+            unit=" h",
+        ),
+        bar_chart(
+            week_bars(dora.weekly, "change_failure_rate"),
+            title="Change failure rate per week",
+            x_label=axis,
+            y_label="Failed deployments",
+            unit="%",
+        ),
+        bar_chart(
+            week_bars(dora.weekly, "time_to_restore"),
+            title="Median time to restore per week",
+            x_label=weeks_axis(dora.weekly, what="resolution"),
+            y_label="Time to restore",
+            unit=" h",
+        ),
+    ]
 
 
 def pull_request_production_section(pull_request: PullRequest) -> Section | None:

@@ -13,7 +13,7 @@ import math
 from collections import Counter, defaultdict
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, cast
 
 from django.conf import settings
 from django.db.models import Exists, OuterRef, QuerySet
@@ -285,29 +285,46 @@ def _top_share(reviews: dict[int, list[_Review]]) -> float | None:
 
 
 def _weekly(flows: list[PullRequestFlow], since: dt.datetime, until: dt.datetime) -> list[dict[str, object]]:
-    """Per ISO week (Monday start) of merge: merged count, median time to first review and pickup. A week the
+    """Per ISO week (Monday start) of merge: merged and reviewed counts, median time to first review, pickup and
+    cycle time. A week the
     period covers only in part (its first and last, mostly) says so: `partial`, with the `days` it covers."""
     weeks: dict[dt.date, list[PullRequestFlow]] = defaultdict(list)
     for flow in flows:
-        day = flow.merged_at.date()
-        weeks[day - dt.timedelta(days=day.weekday())].append(flow)
-    start = since.date() - dt.timedelta(days=since.date().weekday())
+        weeks[week_of(flow.merged_at)].append(flow)
     result = []
-    while (monday := dt.datetime.combine(start, dt.time.min, tzinfo=since.tzinfo)) < until:
-        rows = weeks.get(start, [])
-        covered = min(monday + dt.timedelta(days=7), until) - max(monday, since)
+    for week in weeks_of(since, until):
+        rows = weeks.get(cast(dt.date, week["week"]), [])
         result.append(
             {
-                "week": start,
-                "partial": covered < dt.timedelta(days=7),
-                "days": round(covered / dt.timedelta(days=1), 1),
+                **week,
                 "merged": len(rows),
                 "time_to_first_review": Distribution.of(f.time_to_first_review for f in rows).median_hours,
                 "pickup_time": Distribution.of(f.pickup_time for f in rows).median_hours,
+                "cycle_time": Distribution.of(f.cycle_time for f in rows).median_hours,
+                "reviewed": coverage_of(rows)["reviewed"],
             }
         )
-        start += dt.timedelta(days=7)
     return result
+
+
+def week_of(moment: dt.datetime) -> dt.date:
+    """The Monday of the ISO week a moment falls in (its date as stored: weeks of `weeks_of`)."""
+    day = moment.date()
+    return day - dt.timedelta(days=day.weekday())
+
+
+def weeks_of(since: dt.datetime, until: dt.datetime) -> list[dict[str, object]]:
+    """The ISO weeks (Monday start) a period touches: `week` (its Monday), `partial` when the period covers only
+    part of it, and the `days` it covers."""
+    start = since.date() - dt.timedelta(days=since.date().weekday())
+    weeks: list[dict[str, object]] = []
+    while (monday := dt.datetime.combine(start, dt.time.min, tzinfo=since.tzinfo)) < until:
+        covered = min(monday + dt.timedelta(days=7), until) - max(monday, since)
+        weeks.append(
+            {"week": start, "partial": covered < dt.timedelta(days=7), "days": round(covered / dt.timedelta(days=1), 1)}
+        )
+        start += dt.timedelta(days=7)
+    return weeks
 
 
 def waiting_for_review(*, team: Team, now: dt.datetime | None = None) -> list[PullRequest]:
@@ -335,7 +352,7 @@ def waiting_for_review_counts(*, teams: Sequence[Team], now: dt.datetime | None 
     )
     counts = dict.fromkeys(agreements, 0)
     for team_id, ready_at in rows:
-        if ready_at <= now - agreements[team_id]:
+        if ready_at is not None and ready_at <= now - agreements[team_id]:
             counts[team_id] += 1
     return counts
 

@@ -111,3 +111,17 @@ def test_team_page_says_when_each_repository_was_last_synced(client):
     assert "3\xa0hours ago" in synced_row
     assert "never" in section[section.index('data-repository="acme/new"') :].split("</tr>")[0]
     assert never.full_path in section
+
+
+def test_team_page_draws_the_trends_with_the_agreements_as_lines(client):
+    team = TeamFactory(slug="shop", name="Shop", review_within_hours=8, max_pr_size=300)
+    repository = RepositoryFactory(team=team)
+    _merged(repository, days_ago=3, pickup_hours=2)
+    client.force_login(_member_of(team))
+    page = client.get("/teams/shop/").content.decode()
+    assert page.count('<line class="target"') == 2
+    assert "agreement: first review within 8 h" in page
+    assert "agreement: at most 300 changed lines" in page
+    for title in ("Median cycle time per week", "Review coverage per week", "Merged pull requests per week"):
+        assert f"<caption>{title}</caption>" in page
+    assert page.count("<summary>Show as table</summary>") == page.count('<svg class="chart"')
