@@ -8,8 +8,8 @@ import datetime as dt
 from django.db.models import Prefetch
 from django.utils.safestring import SafeString
 
-from reviews.models import PullRequest, Team
 from reviews.charts import bar_chart
+from reviews.models import PullRequest, Team
 from reviews.sections import Section
 from reviews.team_charts import week_bars, weeks_axis
 from telemetry import conf
