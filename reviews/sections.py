@@ -16,9 +16,20 @@ from reviews.models import PullRequest, Team
 
 
 @dataclass(frozen=True)
+class TimelineEvent:
+    """A moment in a pull request's life, for its page's timeline."""
+
+    at: dt.datetime
+    kind: str  # opened / ready / commit / review / approved / merged / deployed / incident ...
+    words: str
+    url: str = ""
+
+
+@dataclass(frozen=True)
 class Section:
     template: str
     context: dict[str, Any] = field(default_factory=dict)
+    timeline: tuple[TimelineEvent, ...] = ()  # what the section adds to a pull request's timeline
 
 
 TeamSection = Callable[[Team, dt.datetime, dt.datetime], Section | None]

@@ -11,4 +11,6 @@ urlpatterns = [
     path("teams/<slug:slug>/", views.team_detail, name="team-detail"),
     path("teams/<slug:slug>/compliance/", views.team_compliance, name="team-compliance"),
     path("pulls/<int:pk>/", views.pull_request_detail, name="pull-request"),
+    # repo#number; the repository's path has a slash at least, so `/pulls/12/` above never reaches it.
+    path("pulls/<path:full_path>/<int:number>/", views.pull_request_by_number, name="pull-request-by-number"),
 ]

@@ -95,8 +95,30 @@ def pull_request_detail(request: HttpRequest, pk: int) -> HttpResponse:
     )
     if pull_request is None:
         raise Http404("No such pull request, or not one of your teams'.")
-    page = pull_request_page(pull_request=pull_request)
-    context = {**page, **_verdict_words(page), "sections": render_pull_request_sections(pull_request)}
+    return _pull_request_response(request, pull_request)
+
+
+@login_required
+def pull_request_by_number(request: HttpRequest, full_path: str, number: int) -> HttpResponse:
+    """`/pulls/acme/payments-api/392/` (a GitLab path may have subgroups: `/pulls/group/sub/project/12/`)."""
+    pull_requests = PullRequest.objects.select_related("repository__team", "repository__connection", "author")
+    pull_request = (
+        rows_within(pull_requests.select_related("merged_by"), visible_team_ids(request))
+        .filter(repository__full_path=full_path, number=number)
+        .order_by("pk")
+        .first()
+    )
+    if pull_request is None:
+        raise Http404("No such pull request, or not one of your teams'.")
+    return _pull_request_response(request, pull_request)
+
+
+def _pull_request_response(request: HttpRequest, pull_request: PullRequest) -> HttpResponse:
+    sections = render_pull_request_sections(pull_request)
+    page = pull_request_page(
+        pull_request=pull_request, more_events=[event for section in sections for event in section.timeline]
+    )
+    context = {**page, **_verdict_words(page), "sections": sections}
     return render(request, "reviews/pull_request_detail.html", context)
 
 

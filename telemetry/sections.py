@@ -10,7 +10,7 @@ from django.utils.safestring import SafeString
 
 from reviews.charts import bar_chart
 from reviews.models import PullRequest, Team
-from reviews.sections import Section
+from reviews.sections import Section, TimelineEvent
 from reviews.team_charts import week_bars, weeks_axis
 from telemetry import conf
 from telemetry.models import Deployment, DeploymentChange, Incident, SuspectChange
@@ -122,4 +122,26 @@ def pull_request_production_section(pull_request: PullRequest) -> Section | None
     if not shipped and not suspicions:
         return None
     deployments = list({change.deployment_id: change.deployment for change in shipped}.values())
-    return Section("telemetry/pull_request_production.html", {"deployments": deployments, "suspicions": suspicions})
+    timeline = [
+        TimelineEvent(
+            deployment.finished_at or deployment.started_at or deployment.created_at,
+            "deployed",
+            f"Deployed to {deployment.service} {deployment.environment}: {deployment.get_status_display().lower()}",
+            deployment.url,
+        )
+        for deployment in deployments
+    ] + [
+        TimelineEvent(
+            suspect.incident.started_at,
+            "incident",
+            f"Incident “{suspect.incident.title}” started; this change is suspect #{suspect.rank} "
+            f"({suspect.get_verdict_display().lower()})",
+            suspect.incident.url,
+        )
+        for suspect in suspicions
+    ]
+    return Section(
+        "telemetry/pull_request_production.html",
+        {"deployments": deployments, "suspicions": suspicions},
+        timeline=tuple(timeline),
+    )

@@ -135,14 +135,12 @@ def review_health(
     paired comes from `pull_request_review_facts`, as on every other surface."""
     if include_bots is None:
         include_bots = settings.METRICS_INCLUDE_BOTS
-    bots = set() if include_bots else set(Person.objects.filter(is_bot=True).values_list("pk", flat=True))
+    bots = _bot_ids(include_bots)
     merged = list(
         pull_requests.filter(state=PullRequest.State.MERGED, merged_at__gte=since, merged_at__lt=until)
         .exclude(author_id__in=bots)
-        .values(
-            "pk", "author_id", "created_at", "ready_at", "merged_at", "first_commit_at", "additions", "deletions",
-        )
-    )  # fmt: skip
+        .values(*_FLOW_FIELDS)
+    )
     ids = [row["pk"] for row in merged]
     reviews = _reviews_by_pull_request(ids, bots)
     facts = pull_request_review_facts(pull_request_ids=ids)
@@ -170,6 +168,26 @@ def review_health(
         weekly=_weekly(flows, since, until),
         flows=flows,
     )
+
+
+def _bot_ids(include_bots: bool) -> set[int]:
+    return set() if include_bots else set(Person.objects.filter(is_bot=True).values_list("pk", flat=True))
+
+
+_FLOW_FIELDS = ("pk", "author_id", "created_at", "ready_at", "merged_at", "first_commit_at", "additions", "deletions")
+
+
+def pull_request_flow(*, pull_request: PullRequest) -> tuple[PullRequestFlow, ReviewFacts] | None:
+    """One merged pull request's figures exactly as `review_health` counts them, with its review facts; None when
+    it is not merged, or is a bot's (bots are in no figure)."""
+    if pull_request.state != PullRequest.State.MERGED or pull_request.merged_at is None:
+        return None
+    bots = _bot_ids(settings.METRICS_INCLUDE_BOTS)
+    if pull_request.author_id in bots:
+        return None
+    row = PullRequest.objects.filter(pk=pull_request.pk).values(*_FLOW_FIELDS).get()
+    facts = pull_request_review_facts(pull_request_ids=[pull_request.pk]).get(pull_request.pk, NO_FACTS)
+    return _flow(row, _reviews_by_pull_request([pull_request.pk], bots)[pull_request.pk], facts), facts
 
 
 @dataclass(frozen=True)
