@@ -70,6 +70,7 @@ def team_production_section(team: Team, since: dt.datetime, until: dt.datetime) 
             "review_modes": review_modes,
             "link_notes": link_notes,
             "charts": dora_charts(dora),
+            "team_id": team.pk,
         },
     )
 
