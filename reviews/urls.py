@@ -7,6 +7,7 @@ from django.urls import path
 from reviews import views
 
 urlpatterns = [
+    path("me/", views.me, name="me"),
     path("teams/", views.team_list, name="team-list"),
     path("teams/<slug:slug>/", views.team_detail, name="team-detail"),
     path("teams/<slug:slug>/compliance/", views.team_compliance, name="team-compliance"),

@@ -11,16 +11,18 @@ from django.http import Http404, HttpRequest, HttpResponse
 from django.shortcuts import render
 from django.utils import timezone
 
-from reviews.access import rows_within, visible_team_ids, visible_teams
+from reviews.access import own_person, rows_within, visible_team_ids, visible_teams
 from reviews.models import PullRequest
 from reviews.sections import render_pull_request_sections, render_team_sections
 from reviews.selectors.compliance import compliance_list
+from reviews.selectors.me import my_open_pull_requests, waiting_on
 from reviews.selectors.pull_requests import pull_request_page
 from reviews.selectors.teams import team_page, team_repositories, teams_overview
 from reviews.team_charts import team_charts
 from reviews.words import label_and_rest
 
 PERIODS = (7, 14, 30, 90)
+MINE_SHOWN = 50
 
 
 def _days(request: HttpRequest) -> int:
@@ -135,3 +137,14 @@ def _verdict_words(page: dict[str, Any]) -> dict[str, Any]:
         except ValueError:
             words["override_followup_due_at"] = None
     return words
+
+
+@login_required
+def me(request: HttpRequest) -> HttpResponse:
+    """Your open pull requests, what waits on your review, and your newest notices."""
+    person = own_person(request.user)
+    context: dict[str, Any] = {"person": person}
+    if person is not None:
+        context["mine"] = list(my_open_pull_requests(person=person)[:MINE_SHOWN])
+        context["waiting"] = waiting_on(person=person)
+    return render(request, "reviews/me.html", context)
