@@ -37,7 +37,7 @@ def waiting_on(*, person: Person) -> list[PullRequest]:
     logins = list(
         Identity.objects.filter(person=person).exclude(kind=Identity.Kind.EMAIL).values_list("value", flat=True)
     )
-    waiting = []
+    waiting: list[PullRequest] = []
     for pull_request in candidates:
         if pull_request.requested:  # type: ignore[attr-defined]
             pull_request.why_waiting = "review requested"  # type: ignore[attr-defined]
@@ -59,8 +59,8 @@ def _needs_owner(trace: object, logins: Iterable[str]) -> bool:
     return any(re.search(rf"(?<![\w/-]){re.escape(login)}(?![\w-])", text, re.IGNORECASE) for login in logins)
 
 
-def _reasons(rules: list) -> list[str]:
-    found = []
+def _reasons(rules: list[object]) -> list[str]:
+    found: list[str] = []
     for rule in rules:
         if isinstance(rule, dict) and rule.get("state") != "satisfied":
             found.append(str(rule.get("reason", "")))

@@ -35,10 +35,13 @@ def test_me_lists_my_pull_requests_what_waits_on_me_and_my_notices(client):
     done.requested_reviewers.add(sam)
     ReviewFactory(pull_request=done, reviewer=sam)
     owned = PullRequestFactory(repository=repository, title="Needs an owner")
+    reason = "needs a code owner of src/ (sam-h, @acme/core)"
     PolicyEvaluation.objects.create(
-        pull_request=owned, head_sha=owned.head_sha, outcome="pending",
-        trace={"rules": [{"name": "owners", "state": "pending", "reason": "needs a code owner of src/ (sam-h, @acme/core)"}]},
-    )  # fmt: skip
+        pull_request=owned,
+        head_sha=owned.head_sha,
+        outcome="pending",
+        trace={"rules": [{"name": "owners", "state": "pending", "reason": reason}]},
+    )
     elsewhere = PullRequestFactory(repository=RepositoryFactory(team=TeamFactory(slug="other")), title="Not my team")
     elsewhere.requested_reviewers.add(sam)
     Notification.objects.create(person=sam, kind="incident_cause", subject="Traced", body="...")
