@@ -91,6 +91,7 @@ TEMPLATES = [
                 "django.contrib.auth.context_processors.auth",
                 "django.contrib.messages.context_processors.messages",
                 "telemetry.context_processors.notices",
+                "reviews.context_processors.team_switcher",
             ],
         },
     },

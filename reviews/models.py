@@ -957,6 +957,7 @@ class AuditEvent(AppendOnlyModel):
 
     class Source(models.TextChoices):
         ADMIN = "admin", "Admin"
+        WEB = "web", "Web page"
         API = "api", "API"
         WEBHOOK = "webhook", "Webhook"
         SYNC = "sync", "Sync"

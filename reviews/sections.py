@@ -8,6 +8,7 @@ cannot honour a filter says so on the page).
 
 from __future__ import annotations
 
+import datetime as dt
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
@@ -17,9 +18,20 @@ from reviews.selectors.scope import Scope
 
 
 @dataclass(frozen=True)
+class TimelineEvent:
+    """A moment in a pull request's life, for its page's timeline."""
+
+    at: dt.datetime
+    kind: str  # opened / ready / commit / review / approved / merged / deployed / incident ...
+    words: str
+    url: str = ""
+
+
+@dataclass(frozen=True)
 class Section:
     template: str
     context: dict[str, Any] = field(default_factory=dict)
+    timeline: tuple[TimelineEvent, ...] = ()  # what the section adds to a pull request's timeline
 
 
 TeamSection = Callable[[Scope], Section | None]

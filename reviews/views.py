@@ -17,34 +17,39 @@ from django.shortcuts import redirect, render
 from django.urls import reverse
 from django.utils import timezone
 
-from reviews import charts
-from reviews.access import rows_within, visible_team_ids, visible_teams
+from reviews.access import own_person, rows_within, visible_team_ids, visible_teams
 from reviews.models import Person, PullRequest, Team
 from reviews.sections import render_pull_request_sections, render_team_sections
 from reviews.selectors.drilldown import FLOW_FIGURES, METRICS, DrillDown, drilldown
+from reviews.selectors.me import my_open_pull_requests, waiting_on
 from reviews.selectors.pull_requests import pull_request_page
-from reviews.selectors.scope import QUICK_PERIODS, SIZE_NAMES, Scope, ScopeInvalid, parse_scope
-from reviews.selectors.teams import TeamPage, team_page, teams_overview
+from reviews.selectors.scope import QUICK_PERIODS, SIZE_NAMES, Scope, ScopeInvalid, parse_period, parse_scope
+from reviews.selectors.teams import TeamPage, team_page, team_repositories, teams_overview
 from reviews.selectors.trends import TREND_MIN_COUNT, Trend, trend, trend_of_counts
+from reviews.team_charts import ChartLinks, team_charts
 from reviews.words import label_and_rest
 
 PERIODS = QUICK_PERIODS
 PULLS_PER_PAGE = 50
-
-
-def _days(request: HttpRequest) -> int:
-    try:
-        days = int(request.GET.get("days", 30))
-    except ValueError:
-        return 30
-    return days if days in PERIODS else 30
+MINE_SHOWN = 50
 
 
 @login_required
 def team_list(request: HttpRequest) -> HttpResponse:
-    days = _days(request)
-    summaries = teams_overview(teams=visible_teams(request), days=days)
-    return render(request, "reviews/team_list.html", {"summaries": summaries, "days": days, "periods": PERIODS})
+    """Every team the viewer may see, with its key figures over the period (the team page's own parser)."""
+    context: dict[str, Any] = {
+        "periods": PERIODS,
+        "since": request.GET.get("since", ""),
+        "until": request.GET.get("until", ""),
+    }
+    try:
+        period = parse_period(request.GET)
+    except ScopeInvalid as error:
+        return render(request, "reviews/team_list.html", {**context, "error": error, "summaries": []}, status=400)
+    summaries = teams_overview(teams=visible_teams(request), since=period.since, until=period.until)
+    return render(
+        request, "reviews/team_list.html", {**context, "summaries": summaries, "days": period.days, "period": period}
+    )
 
 
 def _team_or_404(request: HttpRequest, slug: str) -> Team:
@@ -101,34 +106,17 @@ def team_detail(request: HttpRequest, slug: str) -> HttpResponse:
         "drill": drill,
         "trends": _trends(page),
         "flow_rows": _flow_rows(page, drill),
-        "weekly_chart": charts.bar_chart(
-            [(_week_label(week), _number(week["time_to_first_review"])) for week in health.weekly],
-            unit=" h",
-            title="Median time to first review per week (hours)",
-            links=[_pulls_url(team, week, metric="time_to_first_review") for week in weeks],
+        **team_charts(
+            page,
+            ChartLinks(
+                week=lambda metric: [_pulls_url(team, week, metric=metric) for week in weeks],
+                coverage=(drill["reviewed"], drill["paired_only"], drill["neither"]),
+                size=tuple(
+                    _pulls_url(team, dataclasses.replace(scope, size_bucket=name), metric="merged")
+                    for name in health.size_buckets
+                ),
+            ),
         ),
-        "merged_chart": charts.bar_chart(
-            [(_week_label(week), _number(week["merged"])) for week in health.weekly],
-            title="Merged pull requests per week",
-            links=[_pulls_url(team, week, metric="merged") for week in weeks],
-        ),
-        "coverage_chart": charts.stacked_bar(
-            [
-                ("reviewed", health.coverage["reviewed"]),
-                ("paired only", health.coverage["paired_only"]),
-                ("neither", health.coverage["neither"]),
-            ],
-            title="Review coverage of merged pull requests",
-            links=[drill["reviewed"], drill["paired_only"], drill["neither"]],
-        ),
-        "size_chart": charts.bar_chart(
-            list(health.size_buckets.items()),
-            title="Merged pull requests by size",
-            links=[
-                _pulls_url(team, dataclasses.replace(scope, size_bucket=name), metric="merged")
-                for name in health.size_buckets
-            ],
-        ),  # fmt: skip
         "stamp_reviewers": _stamp_reviewers(page, drill),
         "load_rows": [
             {
@@ -141,6 +129,7 @@ def team_detail(request: HttpRequest, slug: str) -> HttpResponse:
         "compliance_repositories": _compliance_repositories(page, scope),
         "compliance_reasons": _compliance_reasons(page, drill),
         "sections": render_team_sections(scope),
+        "repositories": team_repositories(team=team),
     }
     return render(request, "reviews/team_detail.html", context)
 
@@ -222,16 +211,7 @@ def _trends(page: TeamPage) -> dict[str, Trend | None]:
     return found
 
 
-def _week_label(week: dict[str, object]) -> str:
-    """The week's Monday (month-day), starred when the period covers only part of it."""
-    return str(week["week"])[5:] + ("*" if week["partial"] else "")
-
-
-def _number(value: object) -> float | None:
-    return float(value) if isinstance(value, int | float) else None
-
-
-def _flow_rows(page: TeamPage, drill: dict[str, str]) -> list[dict]:  # type: ignore[type-arg]
+def _flow_rows(page: TeamPage, drill: dict[str, str]) -> list[dict[str, Any]]:
     rows = []
     for key, label, definition in (
         ("time_to_first_review", "Time to first review", "ready for review → first review activity by another person"),
@@ -335,8 +315,30 @@ def pull_request_detail(request: HttpRequest, pk: int) -> HttpResponse:
     )
     if pull_request is None:
         raise Http404("No such pull request, or not one of your teams'.")
-    page = pull_request_page(pull_request=pull_request)
-    context = {**page, **_verdict_words(page), "sections": render_pull_request_sections(pull_request)}
+    return _pull_request_response(request, pull_request)
+
+
+@login_required
+def pull_request_by_number(request: HttpRequest, full_path: str, number: int) -> HttpResponse:
+    """`/pulls/acme/payments-api/392/` (a GitLab path may have subgroups: `/pulls/group/sub/project/12/`)."""
+    pull_requests = PullRequest.objects.select_related("repository__team", "repository__connection", "author")
+    pull_request = (
+        rows_within(pull_requests.select_related("merged_by"), visible_team_ids(request))
+        .filter(repository__full_path=full_path, number=number)
+        .order_by("pk")
+        .first()
+    )
+    if pull_request is None:
+        raise Http404("No such pull request, or not one of your teams'.")
+    return _pull_request_response(request, pull_request)
+
+
+def _pull_request_response(request: HttpRequest, pull_request: PullRequest) -> HttpResponse:
+    sections = render_pull_request_sections(pull_request)
+    page = pull_request_page(
+        pull_request=pull_request, more_events=[event for section in sections for event in section.timeline]
+    )
+    context = {**page, **_verdict_words(page), "sections": sections}
     return render(request, "reviews/pull_request_detail.html", context)
 
 
@@ -353,3 +355,14 @@ def _verdict_words(page: dict[str, Any]) -> dict[str, Any]:
         except ValueError:
             words["override_followup_due_at"] = None
     return words
+
+
+@login_required
+def me(request: HttpRequest) -> HttpResponse:
+    """Your open pull requests, what waits on your review, and your newest notices."""
+    person = own_person(request.user)
+    context: dict[str, Any] = {"person": person}
+    if person is not None:
+        context["mine"] = list(my_open_pull_requests(person=person)[:MINE_SHOWN])
+        context["waiting"] = waiting_on(person=person)
+    return render(request, "reviews/me.html", context)

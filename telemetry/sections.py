@@ -4,13 +4,16 @@ suspicions on pull request pages. Registered in TelemetryConfig.ready(); reviews
 from __future__ import annotations
 
 from django.db.models import Prefetch
+from django.utils.safestring import SafeString
 
+from reviews.charts import bar_chart
 from reviews.models import PullRequest
-from reviews.sections import Section
+from reviews.sections import Section, TimelineEvent
 from reviews.selectors.scope import Scope
+from reviews.team_charts import week_bars, weeks_axis
 from telemetry import conf
 from telemetry.models import Deployment, DeploymentChange, Incident, Service, SuspectChange
-from telemetry.selectors import services_dora
+from telemetry.selectors import DoraReport, services_dora
 
 REVIEW_MODE_LABELS = {
     "paired": "paired",
@@ -75,8 +78,44 @@ def team_production_section(scope: Scope) -> Section | None:
             "services": services_list,
             "repository_filtered": bool(scope.repositories),
             "filters_not_applied": bool(scope.authors or scope.author_team or scope.labels or scope.size_bucket),
+            "charts": dora_charts(dora),
+            "team_id": team.pk,
         },
     )
+
+
+def dora_charts(dora: DoraReport) -> list[SafeString]:
+    """The four keys per week of the period."""
+    axis = weeks_axis(dora.weekly, what="deployment")
+    return [
+        bar_chart(
+            week_bars(dora.weekly, "deployments"),
+            title="Production deployments per week",
+            x_label=axis,
+            y_label="Deployments",
+        ),
+        bar_chart(
+            week_bars(dora.weekly, "lead_time"),
+            title="Median lead time for changes per week",
+            x_label=axis,
+            y_label="Lead time",
+            unit=" h",
+        ),
+        bar_chart(
+            week_bars(dora.weekly, "change_failure_rate"),
+            title="Change failure rate per week",
+            x_label=axis,
+            y_label="Failed deployments",
+            unit="%",
+        ),
+        bar_chart(
+            week_bars(dora.weekly, "time_to_restore"),
+            title="Median time to restore per week",
+            x_label=weeks_axis(dora.weekly, what="resolution"),
+            y_label="Time to restore",
+            unit=" h",
+        ),
+    ]
 
 
 def pull_request_production_section(pull_request: PullRequest) -> Section | None:
@@ -93,4 +132,26 @@ def pull_request_production_section(pull_request: PullRequest) -> Section | None
     if not shipped and not suspicions:
         return None
     deployments = list({change.deployment_id: change.deployment for change in shipped}.values())
-    return Section("telemetry/pull_request_production.html", {"deployments": deployments, "suspicions": suspicions})
+    timeline = [
+        TimelineEvent(
+            deployment.finished_at or deployment.started_at or deployment.created_at,
+            "deployed",
+            f"Deployed to {deployment.service} {deployment.environment}: {deployment.get_status_display().lower()}",
+            deployment.url,
+        )
+        for deployment in deployments
+    ] + [
+        TimelineEvent(
+            suspect.incident.started_at,
+            "incident",
+            f"Incident “{suspect.incident.title}” started; this change is suspect #{suspect.rank} "
+            f"({suspect.get_verdict_display().lower()})",
+            suspect.incident.url,
+        )
+        for suspect in suspicions
+    ]
+    return Section(
+        "telemetry/pull_request_production.html",
+        {"deployments": deployments, "suspicions": suspicions},
+        timeline=tuple(timeline),
+    )

@@ -10,8 +10,8 @@ import datetime as dt
 import math
 from collections import defaultdict
 from collections.abc import Collection, Sequence
-from dataclasses import dataclass
-from typing import Any
+from dataclasses import dataclass, field
+from typing import Any, cast
 
 from django.db.models import Exists, Min, OuterRef, Q, QuerySet
 from django.utils import timezone
@@ -25,7 +25,7 @@ from reviews.models import (
     PullRequest,
     Team,
 )
-from reviews.selectors.health import Distribution, percentile
+from reviews.selectors.health import Distribution, percentile, week_of, weeks_of
 from reviews.selectors.overrides import pull_requests_overridden
 from reviews.selectors.review_facts import NO_FACTS, ReviewFacts, pull_request_review_facts
 from telemetry import conf
@@ -342,6 +342,10 @@ class DoraReport:
     change_failure_rate: ChangeFailureRate
     time_to_restore: TimeToRestore
     cfr_by_review_mode: dict[str, ReviewModeRate]
+    # Per ISO week of the period (`reviews.selectors.health.weeks_of`): deployments, failed (a confirmed cause),
+    # the median lead time of the changes first deployed that week and the median time to restore of the
+    # incidents resolved that week, in hours.
+    weekly: list[dict[str, object]] = field(default_factory=list)
 
 
 def team_dora(*, team: Team, since: dt.datetime, until: dt.datetime) -> DoraReport:
@@ -375,6 +379,8 @@ def services_dora(*, services: Sequence[Service], since: dt.datetime, until: dt.
         ).values(*_PULL_REQUEST_FIELDS)
     }
     reviews = pull_request_review_facts(pull_request_ids=list(rows))
+    restored = _restored(service_ids, since, until)
+    lead_times = [(shipped[pk], _lead_time_of(row, shipped[pk])) for pk, row in rows.items()]
     return DoraReport(
         since=since,
         until=until,
@@ -382,9 +388,44 @@ def services_dora(*, services: Sequence[Service], since: dt.datetime, until: dt.
         deployment_frequency=_frequency(deployments, since, until),
         lead_time=_lead_time(rows, reviews, shipped),
         change_failure_rate=_change_failure_rate(deployments),
-        time_to_restore=_time_to_restore(service_ids, since, until),
+        time_to_restore=_time_to_restore(restored),
         cfr_by_review_mode=_by_review_mode(rows, reviews),
+        weekly=_weekly(deployments, lead_times, restored, since, until),
     )
+
+
+def _weekly(
+    deployments: list[dict[str, Any]],
+    lead_times: list[tuple[dt.datetime, dt.timedelta]],
+    restored: list[tuple[dt.datetime, dt.datetime]],
+    since: dt.datetime,
+    until: dt.datetime,
+) -> list[dict[str, object]]:
+    deployed: dict[dt.date, list[dict[str, Any]]] = defaultdict(list)
+    for row in deployments:
+        deployed[week_of(row["finished_at"])].append(row)
+    leads: dict[dt.date, list[dt.timedelta]] = defaultdict(list)
+    for shipped_at, lead_time in lead_times:
+        leads[week_of(shipped_at)].append(lead_time)
+    restores: dict[dt.date, list[dt.timedelta]] = defaultdict(list)
+    for started, resolved in restored:
+        restores[week_of(resolved)].append(resolved - started)
+    weeks = []
+    for week in weeks_of(since, until):
+        monday = cast(dt.date, week["week"])
+        rows = deployed.get(monday, [])
+        failed = sum(1 for row in rows if row["confirmed"])
+        weeks.append(
+            {
+                **week,
+                "deployments": len(rows),
+                "failed": failed,
+                "change_failure_rate": round(100 * failed / len(rows)) if rows else None,
+                "lead_time": Distribution.of(leads.get(monday, [])).median_hours,
+                "time_to_restore": Distribution.of(restores.get(monday, [])).median_hours,
+            }
+        )
+    return weeks
 
 
 def _counted_deployments(service_ids: list[int], since: dt.datetime, until: dt.datetime) -> list[dict[str, Any]]:
@@ -498,7 +539,7 @@ def _lead_time(
         first_commit = row["first_commit_at"] or row["created_at"]
         facts = reviews.get(pk, NO_FACTS)
         pickup_end = min(facts.first_activity or merged, facts.first_approval or merged, merged)
-        total.append(deployed - first_commit)
+        total.append(_lead_time_of(row, deployed))
         coding.append(max(ready - first_commit, dt.timedelta(0)))
         pickup.append(max(pickup_end - ready, dt.timedelta(0)))
         review.append(merged - max(pickup_end, ready))
@@ -513,6 +554,12 @@ def _lead_time(
     return LeadTime(len(rows), overall.median_hours, overall.p90_hours, parts)
 
 
+def _lead_time_of(row: dict[str, Any], deployed: dt.datetime) -> dt.timedelta:
+    """First commit authored (else opened) → the first production deployment containing the merge."""
+    started: dt.datetime = row["first_commit_at"] or row["created_at"]
+    return deployed - started
+
+
 def _change_failure_rate(deployments: list[dict[str, Any]]) -> ChangeFailureRate:
     failed = sum(1 for row in deployments if row["confirmed"])
     unconfirmed = sum(1 for row in deployments if row["suspected"] and not row["confirmed"])
@@ -520,14 +567,17 @@ def _change_failure_rate(deployments: list[dict[str, Any]]) -> ChangeFailureRate
     return ChangeFailureRate(len(deployments), failed, rate, unconfirmed)
 
 
-def _time_to_restore(service_ids: list[int], since: dt.datetime, until: dt.datetime) -> TimeToRestore:
-    incidents = list(
-        Incident.objects.filter(
-            pk__in=_incident_ids_of(Q(service_id__in=service_ids)), resolved_at__gte=since, resolved_at__lt=until
-        ).values_list("started_at", "resolved_at")
-    )
-    restored = Distribution.of(resolved - started for started, resolved in incidents if resolved is not None)
-    return TimeToRestore(len(incidents), restored.median_hours, restored.p90_hours)
+def _restored(service_ids: list[int], since: dt.datetime, until: dt.datetime) -> list[tuple[dt.datetime, dt.datetime]]:
+    """(started, resolved) of the services' incidents resolved in the period."""
+    rows = Incident.objects.filter(
+        pk__in=_incident_ids_of(Q(service_id__in=service_ids)), resolved_at__gte=since, resolved_at__lt=until
+    ).values_list("started_at", "resolved_at")
+    return [(started, resolved) for started, resolved in rows if resolved is not None]
+
+
+def _time_to_restore(restored: list[tuple[dt.datetime, dt.datetime]]) -> TimeToRestore:
+    durations = Distribution.of(resolved - started for started, resolved in restored)
+    return TimeToRestore(len(restored), durations.median_hours, durations.p90_hours)
 
 
 def _by_review_mode(rows: dict[int, dict[str, Any]], reviews: dict[int, ReviewFacts]) -> dict[str, ReviewModeRate]:

@@ -3,7 +3,7 @@
 
 from __future__ import annotations
 
-from django.urls import path
+from django.urls import path, re_path
 
 from telemetry import views, webhooks
 
@@ -11,4 +11,5 @@ urlpatterns = [
     path("webhooks/pagerduty/", webhooks.pagerduty_webhook, name="webhook-pagerduty"),
     path("webhooks/opsgenie/", webhooks.opsgenie_webhook, name="webhook-opsgenie"),
     path("notices/", views.notices, name="notices"),
+    re_path(r"^suspects/(?P<pk>[0-9]+)/(?P<verdict>confirm|reject)/$", views.suspect_decide, name="suspect-decide"),
 ]

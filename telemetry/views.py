@@ -1,16 +1,22 @@
-"""Pages of production's side that stand alone: a person's own notices."""
+"""Pages of production's side that stand alone: a person's own notices, and a lead's verdict on a suspect change
+(posted from the team page's incidents)."""
 
 from __future__ import annotations
 
 from django.contrib.auth.decorators import login_required
+from django.core.exceptions import PermissionDenied
 from django.core.paginator import Paginator
-from django.http import HttpRequest, HttpResponse
+from django.http import Http404, HttpRequest, HttpResponse
 from django.shortcuts import redirect, render
-from django.views.decorators.http import require_http_methods
+from django.urls import reverse
+from django.views.decorators.http import require_http_methods, require_POST
 
-from reviews.access import own_person
-from telemetry.selectors import notifications_of
+from reviews.access import own_person, request_access, visible_team_ids
+from reviews.models import AuditEvent
+from reviews.services.audit import actor_for
+from telemetry.selectors import notifications_of, suspect_get
 from telemetry.services.notices import notifications_mark_read
+from telemetry.services.suspects import suspect_confirm, suspect_reject
 
 NOTICES_PER_PAGE = 25
 
@@ -28,3 +34,23 @@ def notices(request: HttpRequest) -> HttpResponse:
     if person is not None:
         page_obj = Paginator(notifications_of(person=person), NOTICES_PER_PAGE).get_page(request.GET.get("page"))
     return render(request, "telemetry/notices.html", {"person": person, "page_obj": page_obj})
+
+
+@login_required
+@require_POST
+def suspect_decide(request: HttpRequest, pk: int, verdict: str) -> HttpResponse:
+    """A lead of the service's team confirms or rejects a suspect, as `POST /api/v1/suspects/<id>/confirm/` does:
+    another team's suspect is 404, a member who does not lead the team 403."""
+    suspect = suspect_get(suspect_id=pk, team_ids=visible_team_ids(request))
+    if suspect is None:
+        raise Http404("No such suspect change.")
+    team = suspect.deployment.service.team
+    if team is None or not request_access(request).leads(team.pk):
+        raise PermissionDenied("Only a lead of the service's team may decide on its suspects.")
+    decide = suspect_confirm if verdict == "confirm" else suspect_reject
+    decide(
+        suspect=suspect,
+        decided_by=own_person(request.user),
+        actor=actor_for(request.user, source=AuditEvent.Source.WEB),
+    )
+    return redirect(f"{reverse('team-detail', args=[team.slug])}#incident-{suspect.incident_id}")

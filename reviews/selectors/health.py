@@ -13,7 +13,7 @@ import math
 from collections import Counter, defaultdict
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, cast
 
 from django.conf import settings
 from django.db.models import Exists, OuterRef, QuerySet
@@ -151,14 +151,12 @@ def review_health(
     paired comes from `pull_request_review_facts`, as on every other surface."""
     if include_bots is None:
         include_bots = settings.METRICS_INCLUDE_BOTS
-    bots = set() if include_bots else set(Person.objects.filter(is_bot=True).values_list("pk", flat=True))
+    bots = _bot_ids(include_bots)
     merged = list(
         pull_requests.filter(state=PullRequest.State.MERGED, merged_at__gte=since, merged_at__lt=until)
         .exclude(author_id__in=bots)
-        .values(
-            "pk", "author_id", "created_at", "ready_at", "merged_at", "first_commit_at", "additions", "deletions",
-        )
-    )  # fmt: skip
+        .values(*_FLOW_FIELDS)
+    )
     ids = [row["pk"] for row in merged]
     reviews = _reviews_by_pull_request(ids, bots)
     facts = pull_request_review_facts(pull_request_ids=ids)
@@ -175,7 +173,7 @@ def review_health(
         merge_time=Distribution.of(f.merge_time for f in flows),
         cycle_time=Distribution.of(f.cycle_time for f in flows),
         rework_cycles_mean=round(sum(f.rework_cycles for f in flows) / len(flows), 2) if flows else None,
-        coverage=_coverage(flows),
+        coverage=coverage_of(flows),
         approvals=sum(f.approvals for f in flows),
         rubber_stamps=sum(stamps.values()),
         rubber_stamps_by_reviewer=_names(stamps),
@@ -186,6 +184,26 @@ def review_health(
         weekly=_weekly(flows, since, until),
         flows=flows,
     )
+
+
+def _bot_ids(include_bots: bool) -> set[int]:
+    return set() if include_bots else set(Person.objects.filter(is_bot=True).values_list("pk", flat=True))
+
+
+_FLOW_FIELDS = ("pk", "author_id", "created_at", "ready_at", "merged_at", "first_commit_at", "additions", "deletions")
+
+
+def pull_request_flow(*, pull_request: PullRequest) -> tuple[PullRequestFlow, ReviewFacts] | None:
+    """One merged pull request's figures exactly as `review_health` counts them, with its review facts; None when
+    it is not merged, or is a bot's (bots are in no figure)."""
+    if pull_request.state != PullRequest.State.MERGED or pull_request.merged_at is None:
+        return None
+    bots = _bot_ids(settings.METRICS_INCLUDE_BOTS)
+    if pull_request.author_id in bots:
+        return None
+    row = PullRequest.objects.filter(pk=pull_request.pk).values(*_FLOW_FIELDS).get()
+    facts = pull_request_review_facts(pull_request_ids=[pull_request.pk]).get(pull_request.pk, NO_FACTS)
+    return _flow(row, _reviews_by_pull_request([pull_request.pk], bots)[pull_request.pk], facts), facts
 
 
 @dataclass(frozen=True)
@@ -249,7 +267,8 @@ def _rework_cycles(reviews: list[_Review]) -> int:
     return cycles
 
 
-def _coverage(flows: list[PullRequestFlow]) -> dict[str, int]:
+def coverage_of(flows: Sequence[PullRequestFlow]) -> dict[str, int]:
+    """Merged pull requests reviewed (an approval that counted), paired only, or neither."""
     found = Counter(f.coverage for f in flows)
     return {kind: found[kind] for kind in ("reviewed", "paired_only", "neither")}
 
@@ -318,29 +337,46 @@ def _top_share(reviews: dict[int, list[_Review]]) -> float | None:
 
 
 def _weekly(flows: list[PullRequestFlow], since: dt.datetime, until: dt.datetime) -> list[dict[str, object]]:
-    """Per ISO week (Monday start) of merge: merged count, median time to first review and pickup. A week the
+    """Per ISO week (Monday start) of merge: merged and reviewed counts, median time to first review, pickup and
+    cycle time. A week the
     period covers only in part (its first and last, mostly) says so: `partial`, with the `days` it covers."""
     weeks: dict[dt.date, list[PullRequestFlow]] = defaultdict(list)
     for flow in flows:
-        day = flow.merged_at.date()
-        weeks[day - dt.timedelta(days=day.weekday())].append(flow)
-    start = since.date() - dt.timedelta(days=since.date().weekday())
+        weeks[week_of(flow.merged_at)].append(flow)
     result = []
-    while (monday := dt.datetime.combine(start, dt.time.min, tzinfo=since.tzinfo)) < until:
-        rows = weeks.get(start, [])
-        covered = min(monday + dt.timedelta(days=7), until) - max(monday, since)
+    for week in weeks_of(since, until):
+        rows = weeks.get(cast(dt.date, week["week"]), [])
         result.append(
             {
-                "week": start,
-                "partial": covered < dt.timedelta(days=7),
-                "days": round(covered / dt.timedelta(days=1), 1),
+                **week,
                 "merged": len(rows),
                 "time_to_first_review": Distribution.of(f.time_to_first_review for f in rows).median_hours,
                 "pickup_time": Distribution.of(f.pickup_time for f in rows).median_hours,
+                "cycle_time": Distribution.of(f.cycle_time for f in rows).median_hours,
+                "reviewed": coverage_of(rows)["reviewed"],
             }
         )
-        start += dt.timedelta(days=7)
     return result
+
+
+def week_of(moment: dt.datetime) -> dt.date:
+    """The Monday of the ISO week a moment falls in (its date as stored: weeks of `weeks_of`)."""
+    day = moment.date()
+    return day - dt.timedelta(days=day.weekday())
+
+
+def weeks_of(since: dt.datetime, until: dt.datetime) -> list[dict[str, object]]:
+    """The ISO weeks (Monday start) a period touches: `week` (its Monday), `partial` when the period covers only
+    part of it, and the `days` it covers."""
+    start = since.date() - dt.timedelta(days=since.date().weekday())
+    weeks: list[dict[str, object]] = []
+    while (monday := dt.datetime.combine(start, dt.time.min, tzinfo=since.tzinfo)) < until:
+        covered = min(monday + dt.timedelta(days=7), until) - max(monday, since)
+        weeks.append(
+            {"week": start, "partial": covered < dt.timedelta(days=7), "days": round(covered / dt.timedelta(days=1), 1)}
+        )
+        start += dt.timedelta(days=7)
+    return weeks
 
 
 def waiting_for_review(
@@ -350,20 +386,45 @@ def waiting_for_review(
     author, older than the agreement."""
     now = now or timezone.now()
     cutoff = now - dt.timedelta(hours=team.review_within_hours)
+    return list(
+        _awaiting_first_review(team_pull_requests(team) if pull_requests is None else pull_requests)
+        .filter(ready_at__lte=cutoff)
+        .select_related("repository", "author")
+        .order_by("ready_at")
+    )
+
+
+def waiting_for_review_counts(*, teams: Sequence[Team], now: dt.datetime | None = None) -> dict[int, int]:
+    """`len(waiting_for_review(team=...))` for each of these teams, in one query."""
+    now = now or timezone.now()
+    if not teams:
+        return {}
+    agreements = {team.pk: dt.timedelta(hours=team.review_within_hours) for team in teams}
+    rows = (
+        _awaiting_first_review(PullRequest.objects.filter(repository__team_id__in=list(agreements)))
+        .filter(ready_at__lte=now - min(agreements.values()))
+        .values_list("repository__team_id", "ready_at")
+    )
+    counts = dict.fromkeys(agreements, 0)
+    for team_id, ready_at in rows:
+        if ready_at is not None and ready_at <= now - agreements[team_id]:
+            counts[team_id] += 1
+    return counts
+
+
+def _awaiting_first_review(pull_requests: QuerySet[PullRequest]) -> QuerySet[PullRequest]:
+    """Open, ready pull requests by people (not bots) with no review activity by anyone but the author."""
     reviewed = Review.objects.filter(pull_request=OuterRef("pk"), reviewer__is_bot=False).exclude(
         reviewer=OuterRef("author")
     )
     commented = Comment.objects.filter(pull_request=OuterRef("pk"), is_system=False, author__is_bot=False).exclude(
         author=OuterRef("author")
     )
-    return list(
-        (team_pull_requests(team) if pull_requests is None else pull_requests)
-        .filter(state=PullRequest.State.OPEN, draft=False, ready_at__lte=cutoff)
+    return (
+        pull_requests.filter(state=PullRequest.State.OPEN, draft=False, ready_at__isnull=False)
         .exclude(author__is_bot=True)
         .exclude(Exists(reviewed))
         .exclude(Exists(commented))
-        .select_related("repository", "author")
-        .order_by("ready_at")
     )
 
 

@@ -1,0 +1,69 @@
+"""Charts a screen reader can read: a text alternative, the values as a table, labelled axes, partial weeks and
+working-agreement targets said in words."""
+
+from __future__ import annotations
+
+import datetime as dt
+
+from reviews.charts import Bar, Target, bar_chart, stacked_bar
+from reviews.team_charts import weeks_axis
+
+
+def test_bar_chart_has_its_values_as_a_table_a_toggle_and_a_text_alternative():
+    svg = bar_chart(
+        [Bar("2 Mar", 4.5, name="week of 2026-03-02"), Bar("9 Mar", None), Bar("16 Mar", 2, partial=True)],
+        title="Median pickup per week",
+        x_label="Week of merge, starting Monday, 2026",
+        y_label="Median pickup",
+        unit=" h",
+    )
+    assert 'role="img"' in svg
+    assert (
+        'aria-label="Median pickup per week. 3 bars from week of 2026-03-02 to 16 Mar; lowest 2 h, highest 4.5 h' in svg
+    )
+    table = svg[svg.index('<table class="sr-only">') :].split("</table>")[0]
+    assert "<caption>Median pickup per week</caption>" in table
+    assert '<th scope="row">week of 2026-03-02</th><td>4.5 h</td>' in table
+    assert '<th scope="row">9 Mar</th><td>no value</td>' in table
+    assert '<th scope="row">16 Mar*</th><td>2 h</td>' in table
+    assert "<details" in svg and "<summary>Show as table</summary>" in svg
+    assert ">Week of merge, starting Monday, 2026</text>" in svg
+    assert ">Median pickup (h)</text>" in svg
+    assert "* a partial week" in svg  # the legend says what the star means
+    assert 'fill-opacity="0.45"' in svg
+
+
+def test_no_partial_week_no_star_in_the_legend():
+    svg = bar_chart([Bar("2 Mar", 1)], title="t", x_label="x", y_label="y")
+    assert "partial week" not in svg
+
+
+def test_a_working_agreement_is_a_line_named_in_the_legend():
+    svg = bar_chart(
+        [Bar("2 Mar", 4), Bar("9 Mar", 30)],
+        title="t",
+        x_label="x",
+        y_label="y",
+        unit=" h",
+        target=Target(24, "agreement: first review within 24 h"),
+    )
+    assert '<line class="target"' in svg
+    assert "<title>agreement: first review within 24 h</title>" in svg
+    assert 'class="legend"><span class="key target-key" aria-hidden="true"></span>agreement: first review' in svg
+
+
+def test_labels_are_escaped():
+    svg = bar_chart([Bar("<b>", 1)], title="<script>", x_label="x", y_label="y")
+    assert "<script>" not in svg and "<b>" not in svg and "&lt;b&gt;" in svg
+
+
+def test_stacked_bar_has_a_table_too():
+    svg = stacked_bar([("reviewed", 3), ("neither", 1)], title="Coverage")
+    assert '<th scope="row">reviewed</th><td>3</td>' in svg
+    assert 'aria-label="Coverage. reviewed 3; neither 1"' in svg
+
+
+def test_the_weeks_axis_names_the_year_and_both_years_across_new_year():
+    weeks = [{"week": dt.date(2025, 12, 29)}, {"week": dt.date(2026, 1, 5)}]
+    assert weeks_axis(weeks) == "Week of merge, starting Monday, 2025–2026"
+    assert weeks_axis(weeks[1:]) == "Week of merge, starting Monday, 2026"
