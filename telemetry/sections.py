@@ -10,6 +10,7 @@ from django.db.models import Prefetch
 from reviews.models import PullRequest, Team
 from reviews.sections import Section
 from telemetry import conf
+from telemetry.alert_selectors import RECENTLY_CLOSED_SHOWN, alerts_evidence, team_alerts, team_figure_status
 from telemetry.models import Deployment, DeploymentChange, Incident, SuspectChange
 from telemetry.selectors import team_dora
 
@@ -80,3 +81,19 @@ def pull_request_production_section(pull_request: PullRequest) -> Section | None
         return None
     deployments = list({change.deployment_id: change.deployment for change in shipped}.values())
     return Section("telemetry/pull_request_production.html", {"deployments": deployments, "suspicions": suspicions})
+
+
+def team_alerts_section(team: Team, since: dt.datetime, until: dt.datetime) -> Section | None:
+    """Open alerts with their evidence, the latest closed ones, and where each figure stands (or "not enough
+    history"). Its own bounded queries, whatever the number of alerts."""
+    alerts = list(team_alerts(team=team, open_only=True))
+    closed = list(team_alerts(team=team).exclude(closed_at=None)[:RECENTLY_CLOSED_SHOWN])
+    evidence = alerts_evidence(alerts + closed)
+    return Section(
+        "telemetry/team_alerts.html",
+        {
+            "alerts": [(alert, evidence[alert.pk]) for alert in alerts],
+            "closed": closed,
+            "statuses": team_figure_status(team=team),
+        },
+    )

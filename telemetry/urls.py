@@ -11,4 +11,5 @@ urlpatterns = [
     path("webhooks/pagerduty/", webhooks.pagerduty_webhook, name="webhook-pagerduty"),
     path("webhooks/opsgenie/", webhooks.opsgenie_webhook, name="webhook-opsgenie"),
     path("notices/", views.notices, name="notices"),
+    path("teams/<slug:slug>/digest/", views.team_digest, name="team-digest"),
 ]

@@ -1,0 +1,272 @@
+"""Alerts on a team's own telemetry: one run (a beat job) judges every team's figures against their own baselines,
+raises an alert for a sustained departure, closes the alerts whose figure is back, and tells the team's chat.
+
+A run is bounded whatever the history's size: the samples of the last `REFRESH_DAYS` complete days are computed
+again in bulk (late reviews, a cause confirmed later), at most `BACKFILL_DAYS_PER_RUN` older days still missing are
+computed (a new install fills its history over a few runs; meanwhile the page says "not enough history"), and the
+assessment reads the stored samples (`FigureDay`), one query for every team. Running it twice changes nothing: an
+open alert per team and figure is a constraint, and a figure already alerted on stays one alert until it recovers.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+from collections import defaultdict
+from collections.abc import Iterable
+from dataclasses import dataclass, field
+
+from django.db import IntegrityError, transaction
+from django.db.models import Count
+from django.utils import timezone
+
+from reviews.models import ApiToken, Person, Team
+from reviews.services.audit import SYSTEM, Actor, audit_event_record
+from telemetry.daily_figures import daily_samples, local_day, teams_with_services
+from telemetry.drift import (
+    DRIFTING,
+    FIGURES,
+    FIGURES_BY_NAME,
+    NORMAL,
+    Assessment,
+    FigureSpec,
+    Item,
+    Sensitivity,
+    assess,
+    evidence,
+)
+from telemetry.models import AlertSettings, FigureDay, TeamAlert
+from telemetry.services.chat import ChatKind, chat_schedule
+from telemetry.services.enqueue import alert_chat_enqueue
+
+REFRESH_DAYS = 3
+BACKFILL_DAYS_PER_RUN = 14
+PRODUCTION_FIGURES = frozenset({"change_failure_rate", "deployment_frequency", "time_to_restore"})
+DEFAULT_SETTINGS = AlertSettings(deviations=3.0, sustained_days=3, baseline_weeks=8, enabled=True)
+
+
+class AlertRefused(Exception):
+    def __init__(self, message: str, field: str = "") -> None:
+        super().__init__(message)
+        self.message = message
+        self.field = field
+
+
+@dataclass
+class AlertRun:
+    last_day: dt.date
+    days_computed: list[dt.date] = field(default_factory=list)
+    opened: list[int] = field(default_factory=list)
+    closed: list[int] = field(default_factory=list)
+    assessed: int = 0
+
+
+def sensitivity_of(settings: AlertSettings) -> Sensitivity:
+    return Sensitivity(
+        deviations=settings.deviations,
+        sustained_days=settings.sustained_days,
+        baseline_weeks=settings.baseline_weeks,
+    )
+
+
+def team_settings(team_ids: Iterable[int]) -> dict[int, AlertSettings]:
+    found = {row.team_id: row for row in AlertSettings.objects.filter(team_id__in=list(team_ids))}
+    return {team_id: found.get(team_id, DEFAULT_SETTINGS) for team_id in team_ids}
+
+
+def history_start(last_day: dt.date, settings: Iterable[AlertSettings]) -> dt.date:
+    days = max(sensitivity_of(row).history_days(spec) for row in settings for spec in FIGURES)
+    return last_day - dt.timedelta(days=days - 1)
+
+
+def alerts_run(*, now: dt.datetime | None = None) -> AlertRun:
+    """Judge every active team's figures up to yesterday (the last complete local day); open and close alerts."""
+    now = now or timezone.now()
+    last_day = local_day(now) - dt.timedelta(days=1)
+    run = AlertRun(last_day=last_day)
+    team_ids = list(Team.objects.filter(archived=False).order_by("pk").values_list("pk", flat=True))
+    if not team_ids:
+        return run
+    settings = team_settings(team_ids)
+    first_day = history_start(last_day, settings.values())
+    run.days_computed = figure_days_refresh(team_ids=team_ids, first_day=first_day, last_day=last_day, now=now)
+    series = stored_series(team_ids=team_ids, first_day=first_day)
+    open_alerts = {(a.team_id, a.figure): a for a in TeamAlert.objects.filter(team_id__in=team_ids, closed_at=None)}
+    producing = teams_with_services(team_ids)
+    for team_id in team_ids:
+        for spec in FIGURES:
+            if spec.name in PRODUCTION_FIGURES and team_id not in producing:
+                continue
+            found = series.get((team_id, spec.name), {})
+            assessment = assess(spec, found, last_day=last_day, sensitivity=sensitivity_of(settings[team_id]))
+            run.assessed += 1
+            current = open_alerts.get((team_id, spec.name))
+            if current is None and assessment.state == DRIFTING and settings[team_id].enabled:
+                alert = _open(team_id, settings[team_id], assessment, evidence(spec, found, assessment))
+                if alert is not None:
+                    run.opened.append(alert.pk)
+            elif current is not None and assessment.state == NORMAL:
+                _close(current, assessment, now)
+                run.closed.append(current.pk)
+    return run
+
+
+def figure_days_refresh(*, team_ids: list[int], first_day: dt.date, last_day: dt.date, now: dt.datetime) -> list[dt.date]:
+    """Compute again the last REFRESH_DAYS days, and the newest BACKFILL_DAYS_PER_RUN days still missing since
+    `first_day`; store them (every team and figure, empty too, so a day is known to be computed)."""
+    refresh_start = max(first_day, last_day - dt.timedelta(days=REFRESH_DAYS - 1))
+    expected = len(team_ids) * len(FIGURES)
+    stored = dict(
+        FigureDay.objects.filter(team_id__in=team_ids, day__gte=first_day, day__lt=refresh_start)
+        .values("day")
+        .annotate(rows=Count("pk"))
+        .values_list("day", "rows")
+    )
+    missing = [
+        day
+        for back in range((refresh_start - first_day).days)
+        if stored.get(day := refresh_start - dt.timedelta(days=back + 1), 0) < expected
+    ][:BACKFILL_DAYS_PER_RUN]
+    ranges = [(refresh_start, last_day)]
+    if missing:
+        ranges.append((min(missing), max(missing)))
+    computed: list[dt.date] = []
+    for start, end in ranges:
+        samples = daily_samples(team_ids=team_ids, first_day=start, last_day=end)
+        rows = []
+        day = start
+        while day <= end:
+            for team_id in team_ids:
+                for spec in FIGURES:
+                    items = samples.get((team_id, spec.name), {}).get(day, [])
+                    rows.append(FigureDay(team_id=team_id, figure=spec.name, day=day, items=items, computed_at=now))
+            computed.append(day)
+            day += dt.timedelta(days=1)
+        FigureDay.objects.bulk_create(
+            rows,
+            batch_size=2000,
+            update_conflicts=True,
+            unique_fields=["team", "figure", "day"],
+            update_fields=["items", "computed_at"],
+        )
+    return sorted(computed)
+
+
+def stored_series(*, team_ids: list[int], first_day: dt.date) -> dict[tuple[int, str], dict[dt.date, list[Item]]]:
+    series: dict[tuple[int, str], dict[dt.date, list[Item]]] = defaultdict(dict)
+    for team_id, figure, day, items in FigureDay.objects.filter(team_id__in=team_ids, day__gte=first_day).values_list(
+        "team_id", "figure", "day", "items"
+    ):
+        series[(team_id, figure)][day] = [(int(item_id), float(value)) for item_id, value in items]
+    return series
+
+
+def _open(team_id: int, settings: AlertSettings, assessment: Assessment, found: list[Item]) -> TeamAlert | None:
+    spec, latest = assessment.figure, assessment.latest
+    assert latest is not None and assessment.value is not None  # a drifting assessment has its checks
+    try:
+        with transaction.atomic():
+            alert = TeamAlert.objects.create(
+                team_id=team_id,
+                figure=spec.name,
+                direction=spec.bad,
+                first_day=assessment.checks[-1].day,
+                last_day=latest.day,
+                value=assessment.value,
+                baseline=latest.baseline,
+                scale=latest.scale,
+                departure=latest.departure,
+                samples=latest.samples,
+                deviations=settings.deviations,
+                sustained_days=settings.sustained_days,
+                days=[
+                    {
+                        "day": check.day.isoformat(),
+                        "value": check.value,
+                        "baseline": check.baseline,
+                        "scale": check.scale,
+                        "departure": check.departure,
+                        "samples": check.samples,
+                    }
+                    for check in assessment.checks
+                ],
+                evidence_kind=spec.evidence,
+                evidence=[[item_id, value] for item_id, value in found],
+            )
+            team = Team.objects.get(pk=team_id)
+            if chat_schedule(row=alert, team=team):
+                alert_chat_enqueue(alert_id=alert.pk)
+    except IntegrityError:
+        return None  # another run opened it a moment ago: one open alert per team and figure
+    return alert
+
+
+def _close(alert: TeamAlert, assessment: Assessment, now: dt.datetime) -> None:
+    value = assessment.value
+    back = value is not None and _within(alert, value)
+    TeamAlert.objects.filter(pk=alert.pk, closed_at=None).update(
+        closed_at=now,
+        recovered=back,
+        closing_value=value,
+    )
+
+
+def _within(alert: TeamAlert, value: float) -> bool:
+    """Back within the baseline the alert was raised against (else the baseline moved: the change lasted)."""
+    signed = (value - alert.baseline) / alert.scale * (1 if alert.direction == "up" else -1)
+    return signed < alert.deviations
+
+
+def alert_acknowledge(*, alert: TeamAlert, person: Person | None, token: ApiToken | None, actor: Actor = SYSTEM) -> bool:
+    """A lead (or a token of the team) acknowledges an alert: who and when, on the record. Acknowledging it again
+    changes nothing (returns False)."""
+    with transaction.atomic():
+        locked = TeamAlert.objects.select_for_update().get(pk=alert.pk)
+        if locked.acknowledged_at is not None:
+            return False
+        if person is None and token is None:
+            raise AlertRefused("An acknowledgement names who gives it.")
+        now = timezone.now()
+        TeamAlert.objects.filter(pk=alert.pk, acknowledged_at=None).update(
+            acknowledged_at=now, acknowledged_by=person, acknowledged_by_token=token
+        )
+        audit_event_record(
+            actor=actor,
+            action="alert.acknowledge",
+            target=locked,
+            team=locked.team,
+            changes={"acknowledged_at": {"before": None, "after": now}},
+        )
+    return True
+
+
+def figure_spec(name: str) -> FigureSpec:
+    return FIGURES_BY_NAME[name]
+
+
+def alert_text(alert: TeamAlert) -> str:
+    spec = figure_spec(alert.figure)
+    days = len(alert.days)
+    moved = "up" if alert.direction == "up" else "down"
+    return (
+        f":warning: {alert.team.name}: {spec.label} went {moved} for {days} day{'s' if days != 1 else ''} "
+        f"(since {alert.first_day:%a %d %b}): {format_value(spec, alert.value)} against a usual "
+        f"{format_value(spec, alert.baseline)} ({alert.departure:+.1f} deviations). "
+        f"{len(alert.evidence)} {spec.evidence.replace('_', ' ')}s behind it are on the team page."
+    )
+
+
+def format_value(spec: FigureSpec, value: float | None) -> str:
+    if value is None:
+        return "—"
+    if spec.kind == "share":
+        return f"{value * 100:.0f}%"
+    return f"{value:.1f}{' ' if spec.unit == 'h' else ''}{spec.unit}"
+
+
+ALERT_CHAT = ChatKind(
+    model=TeamAlert,
+    related=("team",),
+    team_of=lambda alert: alert.team,
+    text_of=alert_text,
+    not_owed=lambda alert: None,
+)
