@@ -1,10 +1,11 @@
 """Alerts on a team's own telemetry: one run (a beat job) judges every team's figures against their own baselines,
 raises an alert for a sustained departure, closes the alerts whose figure is back, and tells the team's chat.
 
-A run is bounded whatever the history's size: the samples of the last `REFRESH_DAYS` complete days are computed
-again in bulk (late reviews, a cause confirmed later), at most `BACKFILL_DAYS_PER_RUN` older days still missing are
-computed (a new install fills its history over a few runs; meanwhile the page says "not enough history"), and the
-assessment reads the stored samples (`FigureDay`), one query for every team. Running it twice changes nothing: an
+A run is bounded whatever the history's size: the days not yet stored are computed in bulk from the team page's
+selectors (yesterday, after midnight; a new install fills at most `BACKFILL_DAYS_PER_RUN` days a run, meanwhile the
+page says "not enough history"), each recent day is computed once more after `SETTLE_AFTER` (late reviews, a cause
+confirmed the next day; facts changed later than that stay out of the baseline), and the assessment reads the stored
+samples (`FigureDay`), one query for every team. Running it twice changes nothing: an
 open alert per team and figure is a constraint, and a figure already alerted on stays one alert until it recovers.
 """
 
@@ -16,12 +17,12 @@ from collections.abc import Iterable
 from dataclasses import dataclass, field
 
 from django.db import IntegrityError, transaction
-from django.db.models import Count
+from django.db.models import Count, Min
 from django.utils import timezone
 
 from reviews.models import ApiToken, Person, Team
 from reviews.services.audit import SYSTEM, Actor, audit_event_record
-from telemetry.daily_figures import daily_samples, local_day, teams_with_services
+from telemetry.daily_figures import daily_samples, local_day, local_midnight, teams_with_services
 from telemetry.drift import (
     DRIFTING,
     FIGURES,
@@ -38,8 +39,9 @@ from telemetry.models import AlertSettings, FigureDay, TeamAlert
 from telemetry.services.chat import ChatKind, chat_schedule
 from telemetry.services.enqueue import alert_chat_enqueue
 
-REFRESH_DAYS = 3
+SETTLE_AFTER = dt.timedelta(hours=24)
 BACKFILL_DAYS_PER_RUN = 14
+MAX_RANGES_PER_RUN = 2
 PRODUCTION_FIGURES = frozenset({"change_failure_rate", "deployment_frequency", "time_to_restore"})
 DEFAULT_SETTINGS = AlertSettings(deviations=3.0, sustained_days=3, baseline_weeks=8, enabled=True)
 
@@ -111,44 +113,69 @@ def alerts_run(*, now: dt.datetime | None = None) -> AlertRun:
 
 
 def figure_days_refresh(*, team_ids: list[int], first_day: dt.date, last_day: dt.date, now: dt.datetime) -> list[dt.date]:
-    """Compute again the last REFRESH_DAYS days, and the newest BACKFILL_DAYS_PER_RUN days still missing since
-    `first_day`; store them (every team and figure, empty too, so a day is known to be computed)."""
-    refresh_start = max(first_day, last_day - dt.timedelta(days=REFRESH_DAYS - 1))
+    """Compute and store the days since `first_day` that are missing (the newest BACKFILL_DAYS_PER_RUN of them), and
+    once more each recent day first computed before SETTLE_AFTER had passed since its end (late reviews, a cause
+    confirmed the next day). Every team and figure is stored, empty too, so a day is known to be computed. Most hourly
+    runs compute nothing; the first after midnight computes yesterday."""
     expected = len(team_ids) * len(FIGURES)
-    stored = dict(
-        FigureDay.objects.filter(team_id__in=team_ids, day__gte=first_day, day__lt=refresh_start)
+    stored = {
+        day: (rows, first)
+        for day, rows, first in FigureDay.objects.filter(team_id__in=team_ids, day__gte=first_day)
         .values("day")
-        .annotate(rows=Count("pk"))
-        .values_list("day", "rows")
-    )
-    missing = [
-        day
-        for back in range((refresh_start - first_day).days)
-        if stored.get(day := refresh_start - dt.timedelta(days=back + 1), 0) < expected
-    ][:BACKFILL_DAYS_PER_RUN]
-    ranges = [(refresh_start, last_day)]
-    if missing:
-        ranges.append((min(missing), max(missing)))
-    computed: list[dt.date] = []
-    for start, end in ranges:
-        samples = daily_samples(team_ids=team_ids, first_day=start, last_day=end)
-        rows = []
-        day = start
-        while day <= end:
-            for team_id in team_ids:
-                for spec in FIGURES:
-                    items = samples.get((team_id, spec.name), {}).get(day, [])
-                    rows.append(FigureDay(team_id=team_id, figure=spec.name, day=day, items=items, computed_at=now))
-            computed.append(day)
-            day += dt.timedelta(days=1)
-        FigureDay.objects.bulk_create(
-            rows,
-            batch_size=2000,
-            update_conflicts=True,
-            unique_fields=["team", "figure", "day"],
-            update_fields=["items", "computed_at"],
+        .annotate(rows=Count("pk"), first=Min("computed_at"))
+        .values_list("day", "rows", "first")
+    }
+    missing, unsettled = [], []
+    for back in range((last_day - first_day).days + 1):
+        day = last_day - dt.timedelta(days=back)
+        rows, first = stored.get(day, (0, None))
+        settled_at = local_midnight(day + dt.timedelta(days=1)) + SETTLE_AFTER
+        if rows < expected:
+            missing.append(day)
+        elif first is not None and first < settled_at <= now:
+            unsettled.append(day)
+    days = sorted(set(missing[:BACKFILL_DAYS_PER_RUN]) | set(unsettled))
+    for start, end in _newest_ranges(days, MAX_RANGES_PER_RUN):
+        _store_days(team_ids, start, end, now)
+    return [day for start, end in _newest_ranges(days, MAX_RANGES_PER_RUN) for day in _each_day(start, end)]
+
+
+def _newest_ranges(days: list[dt.date], limit: int) -> list[tuple[dt.date, dt.date]]:
+    """Contiguous runs of these (sorted) days, the newest `limit` of them: each costs a fixed number of queries."""
+    ranges: list[tuple[dt.date, dt.date]] = []
+    for day in days:
+        if ranges and ranges[-1][1] + dt.timedelta(days=1) == day:
+            ranges[-1] = (ranges[-1][0], day)
+        else:
+            ranges.append((day, day))
+    return ranges[-limit:]
+
+
+def _each_day(start: dt.date, end: dt.date) -> list[dt.date]:
+    return [start + dt.timedelta(days=n) for n in range((end - start).days + 1)]
+
+
+def _store_days(team_ids: list[int], start: dt.date, end: dt.date, now: dt.datetime) -> None:
+    samples = daily_samples(team_ids=team_ids, first_day=start, last_day=end)
+    rows = [
+        FigureDay(
+            team_id=team_id,
+            figure=spec.name,
+            day=day,
+            items=samples.get((team_id, spec.name), {}).get(day, []),
+            computed_at=now,
         )
-    return sorted(computed)
+        for day in _each_day(start, end)
+        for team_id in team_ids
+        for spec in FIGURES
+    ]
+    FigureDay.objects.bulk_create(
+        rows,
+        batch_size=2000,
+        update_conflicts=True,
+        unique_fields=["team", "figure", "day"],
+        update_fields=["items", "computed_at"],
+    )
 
 
 def stored_series(*, team_ids: list[int], first_day: dt.date) -> dict[tuple[int, str], dict[dt.date, list[Item]]]:
@@ -156,7 +183,7 @@ def stored_series(*, team_ids: list[int], first_day: dt.date) -> dict[tuple[int,
     for team_id, figure, day, items in FigureDay.objects.filter(team_id__in=team_ids, day__gte=first_day).values_list(
         "team_id", "figure", "day", "items"
     ):
-        series[(team_id, figure)][day] = [(int(item_id), float(value)) for item_id, value in items]
+        series[(team_id, figure)][day] = items  # [id, value] pairs as stored: read as they are (a run reads many)
     return series
 
 
