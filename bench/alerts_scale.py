@@ -19,22 +19,22 @@ import time
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from org_year import Drift, build_org_year  # noqa: E402  (sets Django up)
-
 from django.core.management import call_command  # noqa: E402
-from django.db import connection  # noqa: E402
+from django.db import connection, reset_queries  # noqa: E402
 from django.test.utils import CaptureQueriesContext  # noqa: E402
 from django.utils import timezone  # noqa: E402
+from org_year import Drift, build_org_year  # noqa: E402  (sets Django up)
 
 from telemetry.models import FigureDay, TeamAlert  # noqa: E402
 from telemetry.services.alerts import alerts_run  # noqa: E402
 
 
-def measure(pulls: int) -> dict[str, object]:
+def measure(pulls: int, *, build: bool = True) -> dict[str, object]:
     anchor = timezone.now().replace(hour=0, minute=0, second=0, microsecond=0)
     drift = Drift(team="payments", figure="pickup", starts_at=anchor - dt.timedelta(days=10), factor=2.0)
     started = time.perf_counter()
-    build_org_year(pulls=pulls, deployments=pulls // 10, anchor=anchor, drifts=[drift], wipe=True)
+    if build:
+        build_org_year(pulls=pulls, deployments=pulls // 10, anchor=anchor, drifts=[drift], wipe=True)
     built = time.perf_counter() - started
     now = anchor + dt.timedelta(hours=1)
     backfill_runs, backfill_seconds = 0, 0.0
@@ -45,12 +45,14 @@ def measure(pulls: int) -> dict[str, object]:
         backfill_runs += 1
         if not run.days_computed or backfill_runs > 20:
             break
+    reset_queries()  # the backfill filled Django's query log: count from empty
     with CaptureQueriesContext(connection) as queries:
         started = time.perf_counter()
         run = alerts_run(now=now)
         seconds = time.perf_counter() - started
     # The first run after midnight also computes the day that just ended: forget the last day, and time that run.
     FigureDay.objects.filter(day=run.last_day).delete()
+    reset_queries()
     with CaptureQueriesContext(connection) as daily_queries:
         started = time.perf_counter()
         daily = alerts_run(now=now)
@@ -77,9 +79,10 @@ def measure(pulls: int) -> dict[str, object]:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--pulls", type=int, nargs="+", default=[10_000, 100_000])
+    parser.add_argument("--no-build", action="store_true", help="measure on the history already there (same day)")
     args = parser.parse_args()
     call_command("migrate", verbosity=0)
-    results = [measure(pulls) for pulls in args.pulls]
+    results = [measure(pulls, build=not args.no_build) for pulls in args.pulls]
     print(
         f"{'pull requests':>14} {'build s':>8} {'backfill':>16} {'run s':>7} {'queries':>8} {'assessed':>9} "
         f"{'run+day s':>10} {'queries':>8}"

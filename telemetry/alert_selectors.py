@@ -100,9 +100,7 @@ def team_figure_status(*, team: Team, now: dt.datetime | None = None) -> list[Fi
     return [
         FigureStatus(
             spec,
-            assess(
-                spec, series.get((team.pk, spec.name), {}), last_day=last_day, sensitivity=sensitivity_of(settings)
-            ),
+            assess(spec, series.get((team.pk, spec.name), {}), last_day=last_day, sensitivity=sensitivity_of(settings)),
         )
         for spec in FIGURES
         if producing or spec.name not in PRODUCTION_FIGURES

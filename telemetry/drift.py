@@ -10,8 +10,10 @@ deployment, an incident). A day is checked on the figure's window (the `window_d
   `baseline_weeks` weeks before the span being judged; at least `MIN_BASELINE_WINDOWS` of them with a value, else
   there is not enough history;
 - its departure: (value - baseline median) / scale, where scale is the robust deviation of the baseline (1.4826 ×
-  the median absolute deviation), never below the figure's floor (an absolute one and a share of the median), so that
-  a perfectly steady baseline does not turn any wobble into an alert.
+  the median absolute deviation), never below the figure's floor (an absolute one and a share of the median), nor
+  below the chance deviation of the day's own samples (binomial around the pooled baseline rate for shares, whose
+  centre is that rate; Poisson for counts), so that a steady baseline does not turn a wobble into an alert; for a
+  share, the departure is also no more than the exact binomial tail's (rare events are not normal).
 
 A figure drifts when each of the last `sustained_days` days that could be checked departs by at least `deviations`
 in its bad direction; it is back to normal when none of them does. Days that cannot be checked (too few samples: a
@@ -27,7 +29,7 @@ import datetime as dt
 import math
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
-from statistics import median
+from statistics import NormalDist, median
 
 Item = tuple[int, float]  # (id of the pull request / deployment / incident, value)
 Series = Mapping[dt.date, Sequence[Item]]
@@ -60,11 +62,12 @@ class FigureSpec:
 FIGURES: tuple[FigureSpec, ...] = (
     FigureSpec("time_to_first_review", "Time to first review", "median", "up", 1, 3, 0.5, 0.1, "h", "pull_request"),
     FigureSpec("pickup_time", "Pickup time", "median", "up", 1, 3, 0.5, 0.1, "h", "pull_request"),
-    FigureSpec("unreviewed_share", "Unreviewed merges", "share", "up", 1, 5, 0.03, 0.0, "", "pull_request"),
-    FigureSpec("rubber_stamp_share", "Rubber-stamp approvals", "share", "up", 1, 5, 0.03, 0.0, "", "pull_request"),
-    FigureSpec("review_coverage", "Review coverage", "share", "down", 1, 5, 0.03, 0.0, "", "pull_request"),
+    # Shares and counts over a week: a day of a few pull requests says little about a rate (bench/alerts_quality.py).
+    FigureSpec("unreviewed_share", "Unreviewed merges", "share", "up", 7, 10, 0.03, 0.0, "", "pull_request"),
+    FigureSpec("rubber_stamp_share", "Rubber-stamp approvals", "share", "up", 7, 10, 0.03, 0.0, "", "pull_request"),
+    FigureSpec("review_coverage", "Review coverage", "share", "down", 7, 10, 0.03, 0.0, "", "pull_request"),
     FigureSpec("change_failure_rate", "Change failure rate", "share", "up", 7, 5, 0.03, 0.0, "", "deployment"),
-    FigureSpec("deployment_frequency", "Deployment frequency", "per_day", "down", 1, 0, 0.5, 0.1, "/day", "deployment"),
+    FigureSpec("deployment_frequency", "Deployment frequency", "per_day", "down", 7, 0, 0.2, 0.1, "/day", "deployment"),
     FigureSpec("time_to_restore", "Time to restore", "median", "up", 28, 2, 0.5, 0.1, "h", "incident"),
 )
 FIGURES_BY_NAME = {spec.name: spec for spec in FIGURES}
@@ -134,6 +137,33 @@ def robust_scale(spec: FigureSpec, values: Sequence[float]) -> tuple[float, floa
     return centre, max(MAD_TO_SD * mad, spec.floor, spec.relative_floor * abs(centre))
 
 
+def _with_sampling_noise(
+    spec: FigureSpec, centre: float, scale: float, pooled: list[float], samples: int
+) -> tuple[float, float]:
+    """A share of few samples, or a small count, swings by chance more than the baseline's spread may show (a
+    baseline of days with no unreviewed merge has no spread at all): the scale is at least the binomial (shares,
+    around the pooled baseline rate) or Poisson (counts) deviation of the day's window."""
+    if spec.kind == "share" and pooled and samples:
+        rate = sum(pooled) / len(pooled)
+        rate = min(max(rate, 1 / (2 * len(pooled))), 1 - 1 / (2 * len(pooled)))
+        return rate, max(scale, math.sqrt(rate * (1 - rate) / samples))
+    if spec.kind == "per_day":
+        return centre, max(scale, math.sqrt(max(centre, 0.5) / spec.window_days))
+    return centre, scale
+
+
+def _binomial_departure(value: float, rate: float, samples: int, *, up: bool) -> float:
+    """How unlikely the window's count is by chance at the baseline rate, as a number of normal deviations: the
+    exact binomial tail, since a rare event's count (two unreviewed merges in a week that usually has none) is far
+    from normal."""
+    bad = round((value if up else 1 - value) * samples)
+    p = rate if up else 1 - rate
+    if bad <= samples * p:
+        return 0.0
+    tail = sum(math.comb(samples, k) * p**k * (1 - p) ** (samples - k) for k in range(bad, samples + 1))
+    return NormalDist().inv_cdf(max(1e-12, min(1 - 1e-12, 1 - tail)))
+
+
 def check_day(
     spec: FigureSpec, series: Series, day: dt.date, *, before: dt.date, sensitivity: Sensitivity
 ) -> DayCheck | None:
@@ -142,20 +172,27 @@ def check_day(
     if value is None:
         return None
     baseline: list[float] = []
+    pooled: list[float] = []
     end = day - dt.timedelta(days=7)
     while end >= before:
         end -= dt.timedelta(days=7)
     for _ in range(sensitivity.baseline_weeks):
-        found = window_value(spec, window_items(series, end, spec.window_days))
+        items = window_items(series, end, spec.window_days)
+        found = window_value(spec, items)
         if found is not None:
             baseline.append(found)
+            pooled.extend(value for _, value in items)
         end -= dt.timedelta(days=7)
     if len(baseline) < MIN_BASELINE_WINDOWS:
         return None
     centre, scale = robust_scale(spec, baseline)
+    samples = len(window_items(series, day, spec.window_days))
+    centre, scale = _with_sampling_noise(spec, centre, scale, pooled, samples)
     signed = (value - centre) / scale * (1 if spec.bad == "up" else -1)
+    if spec.kind == "share" and samples:
+        signed = min(signed, _binomial_departure(value, centre, samples, up=spec.bad == "up"))
     return DayCheck(
-        day, round(value, 4), len(window_items(series, day, spec.window_days)), round(centre, 4), round(scale, 4),
+        day, round(value, 4), samples, round(centre, 4), round(scale, 4),
         round(signed, 2), signed >= sensitivity.deviations,
     )  # fmt: skip
 

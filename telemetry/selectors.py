@@ -433,7 +433,8 @@ def restored_incidents(*, service_ids: list[int], since: dt.datetime, until: dt.
     ).values_list("incident_id", "service_id", "incident__started_at", "incident__resolved_at")
     found: dict[int, tuple[dt.datetime, dt.datetime, set[int]]] = {}
     for pk, service_id, started_at, resolved_at in links:
-        found.setdefault(pk, (started_at, resolved_at, set()))[2].add(service_id)
+        if resolved_at is not None:  # the filter says so; the type does not
+            found.setdefault(pk, (started_at, resolved_at, set()))[2].add(service_id)
     return [
         RestoredIncident(pk, started, resolved, frozenset(services))
         for pk, (started, resolved, services) in sorted(found.items())

@@ -189,7 +189,7 @@ def _bots(include_bots: bool | None) -> set[int]:
 
 def _merged(
     pull_requests: QuerySet[PullRequest], since: dt.datetime, until: dt.datetime, bots: set[int]
-) -> list[dict[str, Any]]:
+) -> list[Any]:
     return list(
         pull_requests.filter(state=PullRequest.State.MERGED, merged_at__gte=since, merged_at__lt=until)
         .exclude(author_id__in=bots)

@@ -112,7 +112,9 @@ def alerts_run(*, now: dt.datetime | None = None) -> AlertRun:
     return run
 
 
-def figure_days_refresh(*, team_ids: list[int], first_day: dt.date, last_day: dt.date, now: dt.datetime) -> list[dt.date]:
+def figure_days_refresh(
+    *, team_ids: list[int], first_day: dt.date, last_day: dt.date, now: dt.datetime
+) -> list[dt.date]:
     """Compute and store the days since `first_day` that are missing (the newest BACKFILL_DAYS_PER_RUN of them), and
     once more each recent day first computed before SETTLE_AFTER had passed since its end (late reviews, a cause
     confirmed the next day). Every team and figure is stored, empty too, so a day is known to be computed. Most hourly
@@ -189,7 +191,8 @@ def stored_series(*, team_ids: list[int], first_day: dt.date) -> dict[tuple[int,
 
 def _open(team_id: int, settings: AlertSettings, assessment: Assessment, found: list[Item]) -> TeamAlert | None:
     spec, latest = assessment.figure, assessment.latest
-    assert latest is not None and assessment.value is not None  # a drifting assessment has its checks
+    if latest is None or assessment.value is None:
+        return None  # a drifting assessment has its checks: nothing to raise without them
     try:
         with transaction.atomic():
             alert = TeamAlert.objects.create(
@@ -243,7 +246,9 @@ def _within(alert: TeamAlert, value: float) -> bool:
     return signed < alert.deviations
 
 
-def alert_acknowledge(*, alert: TeamAlert, person: Person | None, token: ApiToken | None, actor: Actor = SYSTEM) -> bool:
+def alert_acknowledge(
+    *, alert: TeamAlert, person: Person | None, token: ApiToken | None, actor: Actor = SYSTEM
+) -> bool:
     """A lead (or a token of the team) acknowledges an alert: who and when, on the record. Acknowledging it again
     changes nothing (returns False)."""
     with transaction.atomic():

@@ -25,7 +25,6 @@ from django.db.models import Q
 from django.utils import timezone
 
 from reviews.models import Team
-
 from telemetry.integrations.slack import ChatError, ChatOutcomeUnknown, ChatUnavailable, post_message
 from telemetry.models import SuspectChange
 
