@@ -252,6 +252,14 @@ CELERY_BEAT_SCHEDULE: dict[str, dict[str, object]] = {
         "schedule": 15,
         "options": {"expires": 14},
     },
+    # Each team's figures against its own baseline (telemetry.drift): alerts open and close; recent days recomputed.
+    "run-alerts": {"task": "telemetry.tasks.run_alerts", "schedule": 60 * 60, "options": {"expires": 55 * 60}},
+    # Hourly, so a missed hour costs nothing: each team's digest of last week is recorded and sent once.
+    "send-weekly-digests": {
+        "task": "telemetry.tasks.send_weekly_digests",
+        "schedule": 60 * 60,
+        "options": {"expires": 55 * 60},
+    },
     # Re-queues deployments never linked and incidents never ranked (a lost task), so nothing stays behind.
     "repair-telemetry": {"task": "telemetry.tasks.repair_telemetry", "schedule": 10 * 60},
     # A verdict waits while a head's files, commits or reviews are missing: fetch them again after a backoff.

@@ -15,6 +15,7 @@ from reviews.admin_scoping import FactAdmin, RecordAdmin, ScopedInline, TeamScop
 from reviews.models import AuditEvent
 from reviews.services.audit import actor_for
 from telemetry.models import (
+    AlertSettings,
     Deployment,
     DeploymentChange,
     Incident,
@@ -23,7 +24,10 @@ from telemetry.models import (
     ServiceRepository,
     SuspectChange,
     SuspectVerdict,
+    TeamAlert,
+    WeeklyDigest,
 )
+from telemetry.services.alerts import alert_acknowledge
 from telemetry.services.enqueue import deployment_link_enqueue, incident_correlate_enqueue
 from telemetry.services.suspects import suspect_confirm, suspect_reject
 
@@ -190,3 +194,56 @@ class NotificationAdmin(FactAdmin):
     list_filter = ["kind", ("read_at", admin.EmptyFieldListFilter)]
     search_fields = ["subject", "person__display_name"]
     autocomplete_fields = ["person", "incident", "pull_request"]
+
+
+@admin.register(AlertSettings)
+class AlertSettingsAdmin(TeamScopedAdmin):
+    """How sensitive a team's alerts are; a team without a row has the defaults. The ranges are validated (and a
+    database constraint)."""
+
+    list_display = ["team", "enabled", "deviations", "sustained_days", "baseline_weeks"]
+    autocomplete_fields = ["team"]
+
+
+@admin.register(TeamAlert)
+class TeamAlertAdmin(RecordAdmin):
+    """Alerts come from the alerting run, never by hand; they close on recovery and are never deleted. A lead
+    acknowledges them with the action."""
+
+    list_display = ["team", "figure", "first_day", "value", "baseline", "departure", "closed_at", "acknowledged_at"]
+    list_filter = ["figure", ("closed_at", admin.EmptyFieldListFilter), ("acknowledged_at", admin.EmptyFieldListFilter)]
+    search_fields = ["team__name", "figure"]
+    list_select_related = ["team", "acknowledged_by"]
+    readonly_fields = [field.name for field in TeamAlert._meta.concrete_fields if field.name != "id"]
+    actions = ["acknowledge"]
+
+    @admin.action(description="Acknowledge the selected alerts (recorded with your name and the time)")
+    def acknowledge(self, request: HttpRequest, queryset: QuerySet[TeamAlert]) -> None:
+        access = admin_access(request)
+        person = getattr(request.user, "person", None)
+        done = refused = 0
+        for alert in queryset.select_related("team"):
+            if not access.leads(alert.team_id) or person is None:
+                refused += 1
+                continue
+            done += alert_acknowledge(
+                alert=alert, person=person, token=None, actor=actor_for(request.user, source=AuditEvent.Source.ADMIN)
+            )
+        if done:
+            self.message_user(request, f"{done} alerts acknowledged.")
+        if refused:
+            self.message_user(
+                request,
+                f"{refused} left alone: only a lead of the team, linked to a person, acknowledges.",
+                level=messages.WARNING,
+            )
+
+
+@admin.register(WeeklyDigest)
+class WeeklyDigestAdmin(FactAdmin):
+    """Each team's weekly digest as it was sent, and whether the chat and the e-mail got it."""
+
+    list_display = ["team", "week", "chat_notified_at", "email_sent_at", "email_error"]
+    list_filter = ["week"]
+    search_fields = ["team__name"]
+    readonly_fields = [field.name for field in WeeklyDigest._meta.concrete_fields if field.name != "id"]

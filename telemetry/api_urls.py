@@ -13,6 +13,7 @@ from telemetry.apis import (
     SuspectVerdictView,
     TeamDoraView,
 )
+from telemetry.apis_alerts import AlertAcknowledgeView, TeamAlertsView
 from telemetry.apis_evidence import EvidenceView
 
 urlpatterns = [
@@ -24,6 +25,10 @@ urlpatterns = [
     path("suspects/<int:pk>/confirm", SuspectVerdictView.as_view(verdict="confirm"), name="suspect-confirm"),
     path("suspects/<int:pk>/reject", SuspectVerdictView.as_view(verdict="reject"), name="suspect-reject"),
     path("teams/<slug:slug>/dora", TeamDoraView.as_view(), name="team-dora"),
+    path("teams/<slug:slug>/alerts", TeamAlertsView.as_view(), name="team-alerts"),
+    path(
+        "teams/<slug:slug>/alerts/<int:pk>/acknowledge", AlertAcknowledgeView.as_view(), name="team-alert-acknowledge"
+    ),
     path("services/<slug:slug>/dora", ServiceDoraView.as_view(), name="service-dora"),
     path("", include("telemetry.apis_notices")),
 ]

@@ -6,6 +6,7 @@ Depends on `reviews` (a deployment ships pull requests), never the reverse.
 
 from __future__ import annotations
 
+from django.core.validators import MaxValueValidator, MinValueValidator
 from django.db import models
 from django.db.models import Q
 from django.utils import timezone
@@ -254,3 +255,200 @@ class Notification(models.Model):
 
     def __str__(self) -> str:
         return self.subject
+
+
+# --- alerts on the team's own telemetry, and the weekly digest ----------------------------------------------------
+
+ALERT_FIGURES = (
+    ("time_to_first_review", "Time to first review"),
+    ("pickup_time", "Pickup time"),
+    ("unreviewed_share", "Unreviewed merges"),
+    ("rubber_stamp_share", "Rubber-stamp approvals"),
+    ("review_coverage", "Review coverage"),
+    ("change_failure_rate", "Change failure rate"),
+    ("deployment_frequency", "Deployment frequency"),
+    ("time_to_restore", "Time to restore"),
+)
+ALERT_DEVIATIONS_RANGE = (1.5, 10.0)
+ALERT_SUSTAINED_DAYS_RANGE = (1, 14)
+ALERT_BASELINE_WEEKS_RANGE = (4, 26)
+
+
+class AlertSettings(models.Model):
+    """How sensitive a team's alerts are (telemetry.drift). A team without a row has the defaults."""
+
+    team = models.OneToOneField(Team, on_delete=models.CASCADE, related_name="alert_settings")
+    enabled = models.BooleanField(default=True, help_text="Off: no new alerts; open ones still close on recovery.")
+    deviations = models.FloatField(
+        default=3.0,
+        validators=[MinValueValidator(ALERT_DEVIATIONS_RANGE[0]), MaxValueValidator(ALERT_DEVIATIONS_RANGE[1])],
+        help_text="How far from the baseline a day must be, in robust deviations (MAD × 1.4826). Lower: more alerts.",
+    )
+    sustained_days = models.PositiveSmallIntegerField(
+        default=3,
+        validators=[
+            MinValueValidator(ALERT_SUSTAINED_DAYS_RANGE[0]),
+            MaxValueValidator(ALERT_SUSTAINED_DAYS_RANGE[1]),
+        ],
+        help_text="For how many checked days in a row. Lower: sooner, and more false alarms.",
+    )
+    baseline_weeks = models.PositiveSmallIntegerField(
+        default=8,
+        validators=[
+            MinValueValidator(ALERT_BASELINE_WEEKS_RANGE[0]),
+            MaxValueValidator(ALERT_BASELINE_WEEKS_RANGE[1]),
+        ],
+        help_text="How many earlier weeks the baseline is made of.",
+    )
+
+    class Meta:
+        verbose_name_plural = "alert settings"
+        constraints = [
+            models.CheckConstraint(
+                condition=Q(deviations__gte=ALERT_DEVIATIONS_RANGE[0], deviations__lte=ALERT_DEVIATIONS_RANGE[1]),
+                name="alert_settings_deviations_range",
+            ),
+            models.CheckConstraint(
+                condition=Q(
+                    sustained_days__gte=ALERT_SUSTAINED_DAYS_RANGE[0], sustained_days__lte=ALERT_SUSTAINED_DAYS_RANGE[1]
+                ),
+                name="alert_settings_days_range",
+            ),
+            models.CheckConstraint(
+                condition=Q(
+                    baseline_weeks__gte=ALERT_BASELINE_WEEKS_RANGE[0], baseline_weeks__lte=ALERT_BASELINE_WEEKS_RANGE[1]
+                ),
+                name="alert_settings_weeks_range",
+            ),
+        ]
+
+    def __str__(self) -> str:
+        return f"alerts of {self.team}: {self.deviations} deviations for {self.sustained_days} days"
+
+
+class FigureDay(models.Model):
+    """One team's samples of one figure on one (local) day, as the alerting run computed them from the same
+    selectors as the team page: (id, value) items (telemetry.drift). Derived data, recomputed for recent days."""
+
+    team = models.ForeignKey(Team, on_delete=models.CASCADE, related_name="+")
+    figure = models.CharField(max_length=40, choices=ALERT_FIGURES)
+    day = models.DateField()
+    items = models.JSONField(default=list)
+    computed_at = models.DateTimeField(default=timezone.now)
+
+    class Meta:
+        constraints = [models.UniqueConstraint(fields=["team", "figure", "day"], name="figure_day_unique")]
+        indexes = [models.Index(fields=["day"], name="figure_day_day_idx")]
+
+    def __str__(self) -> str:
+        return f"{self.team} {self.figure} {self.day}"
+
+
+class ChatNotice(models.Model):
+    """A notice owed to the team's chat webhook, sent at most once with backoff (telemetry.services.chat): the same
+    fields as on SuspectChange."""
+
+    chat_notified_at = models.DateTimeField(null=True, blank=True)
+    chat_error = models.TextField(blank=True)
+    chat_attempts = models.PositiveIntegerField(default=0)
+    chat_next_attempt_at = models.DateTimeField(null=True, blank=True)
+    chat_sending_since = models.DateTimeField(null=True, blank=True)
+
+    class Meta:
+        abstract = True
+
+
+CHAT_FIELDS = frozenset(
+    {"chat_notified_at", "chat_error", "chat_attempts", "chat_next_attempt_at", "chat_sending_since"}
+)
+
+
+class TeamAlert(ChatNotice, AppendOnlyModel):
+    """A sustained departure of one of a team's figures from its own baseline, with the figures and the pull
+    requests, deployments or incidents behind it. One open alert per team and figure (a constraint); recovery
+    closes it, on the record; a lead acknowledges it. Never deleted."""
+
+    team = models.ForeignKey(Team, on_delete=models.PROTECT, related_name="alerts")
+    figure = models.CharField(max_length=40, choices=ALERT_FIGURES)
+    direction = models.CharField(max_length=4, help_text="up / down: the way it moved (the bad way).")
+    opened_at = models.DateTimeField(default=timezone.now)
+    first_day = models.DateField(help_text="The first of the days that departed.")
+    last_day = models.DateField(help_text="The last day judged when it was raised.")
+    value = models.FloatField(help_text="The figure over the departing days (median of their values).")
+    baseline = models.FloatField(help_text="The baseline's median.")
+    scale = models.FloatField(help_text="The baseline's robust deviation (floored).")
+    departure = models.FloatField(help_text="How many deviations away, on the latest day.")
+    samples = models.PositiveIntegerField(help_text="Samples behind the latest day's value.")
+    deviations = models.FloatField(help_text="The team's threshold then.")
+    sustained_days = models.PositiveSmallIntegerField(help_text="The team's number of days then.")
+    days = models.JSONField(default=list, help_text="Each departing day: value, baseline, scale, departure, samples.")
+    evidence_kind = models.CharField(max_length=20, help_text="pull_request / deployment / incident")
+    evidence = models.JSONField(default=list, help_text="[[id, value], ...]: worst first.")
+    closed_at = models.DateTimeField(null=True, blank=True)
+    recovered = models.BooleanField(
+        null=True,
+        blank=True,
+        help_text="How it closed: back within the baseline it was raised against (yes), or the change lasted and "
+        "became the new baseline (no).",
+    )
+    closing_value = models.FloatField(null=True, blank=True)
+    acknowledged_at = models.DateTimeField(null=True, blank=True)
+    acknowledged_by = models.ForeignKey(Person, null=True, blank=True, on_delete=models.PROTECT, related_name="+")
+    acknowledged_by_token = models.ForeignKey(
+        ApiToken, null=True, blank=True, on_delete=models.PROTECT, related_name="+"
+    )
+
+    mutable_fields = CHAT_FIELDS
+    set_once_fields = frozenset(
+        {"closed_at", "recovered", "closing_value", "acknowledged_at", "acknowledged_by", "acknowledged_by_token"}
+    )
+
+    class Meta(AppendOnlyModel.Meta):
+        constraints = [
+            models.UniqueConstraint(
+                fields=["team", "figure"], condition=Q(closed_at__isnull=True), name="team_alert_one_open"
+            )
+        ]
+        indexes = [
+            models.Index(fields=["team", "-opened_at"], name="team_alert_team_idx"),
+            models.Index(
+                fields=["chat_next_attempt_at"],
+                condition=Q(chat_next_attempt_at__isnull=False),
+                name="team_alert_chat_due_idx",
+            ),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.team}: {self.get_figure_display()} since {self.first_day}"
+
+    @property
+    def is_open(self) -> bool:
+        return self.closed_at is None
+
+
+class WeeklyDigest(ChatNotice):
+    """The digest of one team's week, built once and kept as sent: to the chat webhook (at most once) and by
+    e-mail to the members with an address (claimed before sending: at most once)."""
+
+    team = models.ForeignKey(Team, on_delete=models.CASCADE, related_name="digests")
+    week = models.DateField(help_text="The Monday of the week it covers.")
+    built_at = models.DateTimeField(default=timezone.now)
+    subject = models.CharField(max_length=300)
+    text = models.TextField()
+    email_recipients = models.JSONField(default=list, blank=True)
+    email_sending_since = models.DateTimeField(null=True, blank=True)
+    email_sent_at = models.DateTimeField(null=True, blank=True)
+    email_error = models.TextField(blank=True)
+
+    class Meta:
+        constraints = [models.UniqueConstraint(fields=["team", "week"], name="weekly_digest_unique")]
+        indexes = [
+            models.Index(
+                fields=["chat_next_attempt_at"],
+                condition=Q(chat_next_attempt_at__isnull=False),
+                name="digest_chat_due_idx",
+            )
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.team} digest, week of {self.week}"

@@ -12,6 +12,7 @@ from reviews.sections import Section, TimelineEvent
 from reviews.selectors.scope import Scope
 from reviews.team_charts import week_bars, weeks_axis
 from telemetry import conf
+from telemetry.alert_selectors import RECENTLY_CLOSED_SHOWN, alerts_evidence, team_alerts, team_figure_status
 from telemetry.models import Deployment, DeploymentChange, Incident, Service, SuspectChange
 from telemetry.selectors import DoraReport, services_dora
 
@@ -154,4 +155,22 @@ def pull_request_production_section(pull_request: PullRequest) -> Section | None
         "telemetry/pull_request_production.html",
         {"deployments": deployments, "suspicions": suspicions},
         timeline=tuple(timeline),
+    )
+
+
+def team_alerts_section(scope: Scope) -> Section | None:
+    """Open alerts with their evidence, the latest closed ones, and where each figure stands (or "not enough
+    history"). Its own bounded queries, whatever the number of alerts. Alerts are the team's whole, whatever the
+    page's period and filters."""
+    team = scope.team
+    alerts = list(team_alerts(team=team, open_only=True))
+    closed = list(team_alerts(team=team).exclude(closed_at=None)[:RECENTLY_CLOSED_SHOWN])
+    evidence = alerts_evidence(alerts + closed)
+    return Section(
+        "telemetry/team_alerts.html",
+        {
+            "alerts": [(alert, evidence[alert.pk]) for alert in alerts],
+            "closed": closed,
+            "statuses": team_figure_status(team=team),
+        },
     )

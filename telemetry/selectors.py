@@ -444,9 +444,42 @@ def _counted_deployments(service_ids: list[int], since: dt.datetime, until: dt.d
             suspected=Exists(suspects.filter(verdict=SuspectChange.Verdict.SUSPECTED)),
         )
         .order_by("finished_at", "pk")
-        .values("pk", "finished_at", "path_scoped", "shipped", "confirmed", "suspected")
+        .values("pk", "service_id", "finished_at", "path_scoped", "shipped", "confirmed", "suspected")
     )
     return [dict(row) for row in rows if not row["path_scoped"] or row["shipped"]]
+
+
+def counted_deployments(*, service_ids: list[int], since: dt.datetime, until: dt.datetime) -> list[dict[str, Any]]:
+    """The deployments DORA counts (frequency, change failure rate), one dict each: pk, service_id, finished_at,
+    confirmed (a confirmed suspect: failed), suspected. For callers that group them otherwise (alerts, per day)."""
+    return _counted_deployments(service_ids, since, until)
+
+
+@dataclass(frozen=True)
+class RestoredIncident:
+    pk: int
+    started_at: dt.datetime
+    resolved_at: dt.datetime
+    service_ids: frozenset[int]
+
+    @property
+    def time_to_restore(self) -> dt.timedelta:
+        return self.resolved_at - self.started_at
+
+
+def restored_incidents(*, service_ids: list[int], since: dt.datetime, until: dt.datetime) -> list[RestoredIncident]:
+    """The services' incidents resolved in [since, until): what time to restore is measured over."""
+    links = Incident.services.through.objects.filter(
+        service_id__in=service_ids, incident__resolved_at__gte=since, incident__resolved_at__lt=until
+    ).values_list("incident_id", "service_id", "incident__started_at", "incident__resolved_at")
+    found: dict[int, tuple[dt.datetime, dt.datetime, set[int]]] = {}
+    for pk, service_id, started_at, resolved_at in links:
+        if resolved_at is not None:  # the filter says so; the type does not
+            found.setdefault(pk, (started_at, resolved_at, set()))[2].add(service_id)
+    return [
+        RestoredIncident(pk, started, resolved, frozenset(services))
+        for pk, (started, resolved, services) in sorted(found.items())
+    ]
 
 
 def _first_production_deployments(
@@ -568,11 +601,9 @@ def _change_failure_rate(deployments: list[dict[str, Any]]) -> ChangeFailureRate
 
 
 def _restored(service_ids: list[int], since: dt.datetime, until: dt.datetime) -> list[tuple[dt.datetime, dt.datetime]]:
-    """(started, resolved) of the services' incidents resolved in the period."""
-    rows = Incident.objects.filter(
-        pk__in=_incident_ids_of(Q(service_id__in=service_ids)), resolved_at__gte=since, resolved_at__lt=until
-    ).values_list("started_at", "resolved_at")
-    return [(started, resolved) for started, resolved in rows if resolved is not None]
+    """(started, resolved) of the services' incidents resolved in the period (`restored_incidents`)."""
+    incidents = restored_incidents(service_ids=service_ids, since=since, until=until)
+    return [(incident.started_at, incident.resolved_at) for incident in incidents]
 
 
 def _time_to_restore(restored: list[tuple[dt.datetime, dt.datetime]]) -> TimeToRestore:

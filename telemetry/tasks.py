@@ -16,8 +16,10 @@ from django.db import OperationalError
 from reviews.integrations.vcs import VcsRateLimited, VcsUnavailable
 from telemetry.models import Deployment, Incident
 from telemetry.selectors import deployments_awaiting_link, incidents_awaiting_correlation
-from telemetry.services.chat import suspect_chat_notify, suspect_chats_dispatch
+from telemetry.services.alerts import ALERT_CHAT, alerts_run
+from telemetry.services.chat import chat_notify, chats_dispatch, suspect_chat_notify, suspect_chats_dispatch
 from telemetry.services.correlation import incident_correlate
+from telemetry.services.digest import DIGEST_CHAT, digest_email_send, digests_send_due
 from telemetry.services.linking import LinkError, deployment_changes_link
 
 logger = logging.getLogger(__name__)
@@ -79,7 +81,43 @@ def notify_chat_of_cause(suspect_id: int) -> str:
 @shared_task(acks_late=True, soft_time_limit=50, time_limit=60)
 def dispatch_due_chat_notices() -> int:
     """Beat (and `manage.py run_due_work` on the embedded default): hand every due chat notice to a task."""
-    return suspect_chats_dispatch(send=notify_chat_of_cause.delay)
+    return (
+        suspect_chats_dispatch(send=notify_chat_of_cause.delay)
+        + chats_dispatch(kind=ALERT_CHAT, send=notify_chat_of_alert.delay)
+        + chats_dispatch(kind=DIGEST_CHAT, send=notify_chat_of_digest.delay)
+    )
+
+
+@shared_task(acks_late=True, soft_time_limit=30, time_limit=45)
+def notify_chat_of_alert(alert_id: int) -> str:
+    """Tell the team's chat about an alert if still owed (claimed on the alert, sent once)."""
+    return chat_notify(kind=ALERT_CHAT, row_id=alert_id)
+
+
+@shared_task(acks_late=True, soft_time_limit=30, time_limit=45)
+def notify_chat_of_digest(digest_id: int) -> str:
+    """Post a weekly digest to the team's chat if still owed (claimed on the digest, sent once)."""
+    return chat_notify(kind=DIGEST_CHAT, row_id=digest_id)
+
+
+@shared_task(acks_late=True, soft_time_limit=60, time_limit=90)
+def email_digest(digest_id: int) -> str:
+    """E-mail a weekly digest to the team's members if not sent yet (claimed on the digest, sent once)."""
+    return digest_email_send(digest_id=digest_id)
+
+
+@shared_task(acks_late=True, soft_time_limit=240, time_limit=300)
+def run_alerts() -> dict[str, int]:
+    """Beat: judge every team's figures against its baseline; open and close alerts (idempotent: one open alert per
+    team and figure is a constraint)."""
+    run = alerts_run()
+    return {"days_computed": len(run.days_computed), "opened": len(run.opened), "closed": len(run.closed)}
+
+
+@shared_task(acks_late=True, soft_time_limit=240, time_limit=300)
+def send_weekly_digests() -> int:
+    """Beat (hourly): record and send the due week's digest of each team that has none yet (once per team and week)."""
+    return len(digests_send_due())
 
 
 @shared_task(acks_late=True, soft_time_limit=60, time_limit=90)

@@ -12,4 +12,5 @@ urlpatterns = [
     path("webhooks/opsgenie/", webhooks.opsgenie_webhook, name="webhook-opsgenie"),
     path("notices/", views.notices, name="notices"),
     re_path(r"^suspects/(?P<pk>[0-9]+)/(?P<verdict>confirm|reject)/$", views.suspect_decide, name="suspect-decide"),
+    path("teams/<slug:slug>/digest/", views.team_digest, name="team-digest"),
 ]

@@ -1,5 +1,5 @@
-"""Pages of production's side that stand alone: a person's own notices, and a lead's verdict on a suspect change
-(posted from the team page's incidents)."""
+"""Pages of production's side that stand alone: a person's own notices, a lead's verdict on a suspect change
+(posted from the team page's incidents), and a team's next weekly digest."""
 
 from __future__ import annotations
 
@@ -11,10 +11,11 @@ from django.shortcuts import redirect, render
 from django.urls import reverse
 from django.views.decorators.http import require_http_methods, require_POST
 
-from reviews.access import own_person, request_access, visible_team_ids
+from reviews.access import own_person, request_access, visible_team_ids, visible_teams
 from reviews.models import AuditEvent
 from reviews.services.audit import actor_for
 from telemetry.selectors import notifications_of, suspect_get
+from telemetry.services.digest import digest_preview
 from telemetry.services.notices import notifications_mark_read
 from telemetry.services.suspects import suspect_confirm, suspect_reject
 
@@ -54,3 +55,12 @@ def suspect_decide(request: HttpRequest, pk: int, verdict: str) -> HttpResponse:
         actor=actor_for(request.user, source=AuditEvent.Source.WEB),
     )
     return redirect(f"{reverse('team-detail', args=[team.slug])}#incident-{suspect.incident_id}")
+
+
+@login_required
+def team_digest(request: HttpRequest, slug: str) -> HttpResponse:
+    """The team's next weekly digest as it stands (this week so far): for the team's members."""
+    team = visible_teams(request).filter(slug=slug).first()
+    if team is None:
+        raise Http404("No such team, or not one of yours.")
+    return render(request, "telemetry/team_digest.html", {"team": team, "digest": digest_preview(team=team)})

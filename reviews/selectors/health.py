@@ -149,14 +149,8 @@ def review_health(
 ) -> ReviewHealth:
     """Figures over the pull requests (of `pull_requests`) merged in [since, until). How each was reviewed and
     paired comes from `pull_request_review_facts`, as on every other surface."""
-    if include_bots is None:
-        include_bots = settings.METRICS_INCLUDE_BOTS
-    bots = _bot_ids(include_bots)
-    merged = list(
-        pull_requests.filter(state=PullRequest.State.MERGED, merged_at__gte=since, merged_at__lt=until)
-        .exclude(author_id__in=bots)
-        .values(*_FLOW_FIELDS)
-    )
+    bots = _bots(include_bots)
+    merged = _merged(pull_requests, since, until, bots)
     ids = [row["pk"] for row in merged]
     reviews = _reviews_by_pull_request(ids, bots)
     facts = pull_request_review_facts(pull_request_ids=ids)
@@ -186,8 +180,35 @@ def review_health(
     )
 
 
-def _bot_ids(include_bots: bool) -> set[int]:
+def merged_flows(
+    *,
+    pull_requests: QuerySet[PullRequest],
+    since: dt.datetime,
+    until: dt.datetime,
+    include_bots: bool | None = None,
+) -> list[PullRequestFlow]:
+    """The review flow of each pull request (of `pull_requests`) merged in [since, until), as `review_health`
+    computes it, without the period's aggregates: for callers that aggregate otherwise (alerts, per team and day)."""
+    bots = _bots(include_bots)
+    merged = _merged(pull_requests, since, until, bots)
+    ids = [row["pk"] for row in merged]
+    reviews = _reviews_by_pull_request(ids, bots)
+    facts = pull_request_review_facts(pull_request_ids=ids)
+    return [_flow(row, reviews[row["pk"]], facts.get(row["pk"], NO_FACTS)) for row in merged]
+
+
+def _bots(include_bots: bool | None) -> set[int]:
+    if include_bots is None:
+        include_bots = settings.METRICS_INCLUDE_BOTS
     return set() if include_bots else set(Person.objects.filter(is_bot=True).values_list("pk", flat=True))
+
+
+def _merged(pull_requests: QuerySet[PullRequest], since: dt.datetime, until: dt.datetime, bots: set[int]) -> list[Any]:
+    return list(
+        pull_requests.filter(state=PullRequest.State.MERGED, merged_at__gte=since, merged_at__lt=until)
+        .exclude(author_id__in=bots)
+        .values(*_FLOW_FIELDS)
+    )
 
 
 _FLOW_FIELDS = ("pk", "author_id", "created_at", "ready_at", "merged_at", "first_commit_at", "additions", "deletions")
@@ -198,7 +219,7 @@ def pull_request_flow(*, pull_request: PullRequest) -> tuple[PullRequestFlow, Re
     it is not merged, or is a bot's (bots are in no figure)."""
     if pull_request.state != PullRequest.State.MERGED or pull_request.merged_at is None:
         return None
-    bots = _bot_ids(settings.METRICS_INCLUDE_BOTS)
+    bots = _bots(None)
     if pull_request.author_id in bots:
         return None
     row = PullRequest.objects.filter(pk=pull_request.pk).values(*_FLOW_FIELDS).get()

@@ -41,3 +41,21 @@ def suspect_chat_enqueue(*, suspect_id: int) -> None:
     from telemetry.tasks import notify_chat_of_cause
 
     _on_commit(f"chat notice for suspect {suspect_id}", lambda: notify_chat_of_cause.delay(suspect_id))
+
+
+def alert_chat_enqueue(*, alert_id: int) -> None:
+    from telemetry.tasks import notify_chat_of_alert
+
+    _on_commit(f"chat notice for alert {alert_id}", lambda: notify_chat_of_alert.delay(alert_id))
+
+
+def digest_chat_enqueue(*, digest_id: int) -> None:
+    from telemetry.tasks import notify_chat_of_digest
+
+    _on_commit(f"chat digest {digest_id}", lambda: notify_chat_of_digest.delay(digest_id))
+
+
+def digest_email_enqueue(*, digest_id: int) -> None:
+    from telemetry.tasks import email_digest
+
+    _on_commit(f"e-mail digest {digest_id}", lambda: email_digest.delay(digest_id))
