@@ -35,6 +35,7 @@ from reviews.policy.engine import (
     approvals_that_count,
     asks_code_owners,
     contributors,
+    counted_approvals,
     evaluate,
     incident_windows,
 )
@@ -86,6 +87,7 @@ __all__ = [
     "approvals_that_count",
     "asks_code_owners",
     "contributors",
+    "counted_approvals",
     "evaluate",
     "incident_windows",
     "is_owner",

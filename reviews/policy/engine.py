@@ -507,13 +507,28 @@ def _requirement_state(checks: tuple[CheckTrace, ...], missing: tuple[str, ...])
     return PENDING if missing else SATISFIED
 
 
+def counted_approvals(snapshot: Snapshot, policy: Policy) -> tuple[ReviewRef, ...]:
+    """Tandem's one definition of "an approval that counted" (METRICS.md), which every figure reads: an approval
+    the verdict counted toward a rule that applies, each rule under its own options (`approvals_that_count`) and
+    its own limits on whose approvals satisfy it (teams, people, code owners). An approval no applicable rule
+    counted did not count, even if the policy's options alone would have let it. Oldest first."""
+    trace = evaluate(snapshot, policy)
+    counted = {
+        approval.review_id
+        for rule in _every_trace(trace.rules)
+        if rule.state != SKIPPED
+        for approval in rule.approvals_counted
+        if approval.via == "review"
+    }
+    return tuple(review for review in sorted(snapshot.reviews, key=_review_order) if review.id in counted)
+
+
 def approvals_that_count(snapshot: Snapshot, options: Options) -> tuple[ReviewRef, ...]:
-    """Tandem's one definition of "an approval that counted" (METRICS.md), which every figure and every rule
-    reads: each reviewer's approval still standing (not dismissed or withdrawn, not followed by a change request)
-    that the options let count: never a bot's, not the author's unless `allow_author`, not a contributor's unless
-    `allow_contributors` (while the commits are unknown, anyone may be one: none counts yet), not made stale by a
-    push when `invalidate_on_push`. A rule may then narrow whose approvals satisfy it (teams, people, code owners).
-    Oldest first."""
+    """What options alone let count, before any rule narrows it: each reviewer's approval still standing (not
+    dismissed or withdrawn, not followed by a change request) that is never a bot's, not the author's unless
+    `allow_author`, not a contributor's unless `allow_contributors` (while the commits are unknown, anyone may be
+    one: none counts yet), not made stale by a push when `invalidate_on_push`. A rule then narrows whose approvals
+    satisfy it (teams, people, code owners): what counted is `counted_approvals`. Oldest first."""
     involved = contributors(snapshot, options)
     counted = [
         standing.approval

@@ -19,6 +19,8 @@ from reviews.policy import (
     Snapshot,
     SnapshotError,
     Trace,
+    approvals_that_count,
+    counted_approvals,
     evaluate,
 )
 from tests.policy.builders import (
@@ -453,6 +455,56 @@ def test_document_options_apply_to_every_rule() -> None:
         """
     )
     assert evaluate(snapshot(reviews=(review(ADA),)), document).outcome == "approved"
+
+
+# What counted: the approvals the verdict counted toward a rule that applies, which every figure reads.
+
+LIMITED = """
+    rules:
+      - name: payments
+        if: {paths: ["payments/**"]}
+        require: {approvals: 1, teams: [payments]}
+      - name: either
+        any:
+          - name: web
+            require: {approvals: 1, teams: [web]}
+          - name: lead's own
+            options: {allow_author: true}
+            require: {people: [ada]}
+    """
+
+
+@pytest.mark.parametrize(
+    ("changed", "counted"),
+    [("web/app.js", ["ada", "cy"]), ("payments/api.py", ["ada", "bob", "cy"])],
+)
+def test_counted_approvals_are_those_a_rule_that_applies_counted(changed: str, counted: list[str]) -> None:
+    """Bob counts only where the payments rule applies, Dee (in no named team) nowhere, Ada where a rule's own
+    options let her approval count; the options alone (`approvals_that_count`) would have counted Bob and Dee."""
+    shot = snapshot(
+        files=files(changed),
+        reviews=(review(ADA, minute=1), review(BOB, minute=2), review(CY, minute=3), review(DEE, minute=4)),
+    )
+    document = policy(LIMITED)
+    assert [approval.reviewer.label for approval in counted_approvals(shot, document)] == counted
+    assert [approval.reviewer.label for approval in approvals_that_count(shot, document.options)] == [
+        "bob",
+        "cy",
+        "dee",
+    ]
+
+
+def test_no_approval_counted_where_no_rule_applies() -> None:
+    shot = snapshot(files=files("web/app.js"), reviews=(review(BOB),))
+    document = policy(
+        """
+        rules:
+          - name: payments
+            if: {paths: ["payments/**"]}
+            require: {approvals: 1}
+        """
+    )
+    assert counted_approvals(shot, document) == ()
 
 
 # Every reason an approval is discarded.
