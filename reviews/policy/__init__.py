@@ -38,6 +38,7 @@ from reviews.policy.engine import (
     counted_approvals,
     evaluate,
     incident_windows,
+    unknown_contributors,
 )
 from reviews.policy.snapshot import (
     CommitRef,
@@ -93,4 +94,5 @@ __all__ = [
     "is_owner",
     "parse_codeowners",
     "parse_policy",
+    "unknown_contributors",
 ]

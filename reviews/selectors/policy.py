@@ -179,9 +179,21 @@ def review_snapshots(
                 for p in partners.get(pull_request.pk, [])
             ),
             unknown=FrozenDict(unknown_facts(pull_request=pull_request)),
+            last_pushed_at=_head_pushed_at(pull_request, commits[pull_request.pk]),
         )
         for pull_request in pull_requests
     }
+
+
+def _head_pushed_at(pull_request: PullRequest, commits: list[Commit]) -> dt.datetime | None:
+    """When the head was pushed, as the last push Tandem saw says (GitHub's synchronize, GitLab's update with new
+    commits or its "added commits" note). None when no push was seen, or when the head was committed after it: a
+    later push was missed, and when that was is not known."""
+    pushed_at = pull_request.last_pushed_at
+    head = next((commit for commit in commits if commit.sha == pull_request.head_sha), None)
+    if pushed_at is None or head is None:
+        return pushed_at
+    return None if (head.committed_at or head.authored_at) > pushed_at else pushed_at
 
 
 def _commit_ref(commit: Commit, people: dict[int, PersonRef]) -> CommitRef:
