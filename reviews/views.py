@@ -5,6 +5,7 @@ from __future__ import annotations
 import datetime as dt
 from typing import Any
 
+from django.conf import settings
 from django.contrib.auth.decorators import login_required
 from django.core.paginator import Paginator
 from django.http import Http404, HttpRequest, HttpResponse
@@ -16,7 +17,9 @@ from reviews.access import rows_within, visible_team_ids, visible_teams
 from reviews.models import PullRequest
 from reviews.sections import render_pull_request_sections, render_team_sections
 from reviews.selectors.compliance import compliance_list
+from reviews.selectors.pairing import COMMIT_LEAD_TIME
 from reviews.selectors.pull_requests import pull_request_page
+from reviews.selectors.review_facts import RUBBER_STAMP_MIN_LINES
 from reviews.selectors.teams import team_page, teams_overview
 from reviews.words import label_and_rest
 
@@ -70,6 +73,10 @@ def team_detail(request: HttpRequest, slug: str) -> HttpResponse:
         ),
         "size_chart": charts.bar_chart(list(health.size_buckets.items()), title="Merged pull requests by size"),
         "sections": render_team_sections(team, page.since, page.until),
+        # The definitions beside the figures say the numbers the code uses.
+        "pairing_lead_minutes": int(COMMIT_LEAD_TIME.total_seconds() // 60),
+        "rubber_stamp_minutes": settings.RUBBER_STAMP_MINUTES_PER_100_LINES,
+        "rubber_stamp_min_lines": RUBBER_STAMP_MIN_LINES,
     }
     return render(request, "reviews/team_detail.html", context)
 
@@ -89,8 +96,8 @@ def _flow_rows(page) -> list[dict]:  # type: ignore[no-untyped-def]
         ("time_to_first_review", "Time to first review", "ready for review → first review activity by another person"),
         ("pickup_time", "Pickup time", "ready → first review activity, approval, or merge if there was none"),
         ("review_time", "Review time", "first review activity → merge"),
-        ("time_to_approve", "Time to approve", "ready → first approval"),
-        ("merge_time", "Merge time", "last approval → merge"),
+        ("time_to_approve", "Time to approve", "ready → first approval that counted"),
+        ("merge_time", "Merge time", "last approval that counted → merge"),
         ("cycle_time", "Cycle time", "first commit authored → merge"),
     ):
         now, before = getattr(page.health, key), getattr(page.previous, key)

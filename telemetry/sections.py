@@ -9,6 +9,7 @@ from django.db.models import Prefetch
 
 from reviews.models import PullRequest, Team
 from reviews.sections import Section
+from reviews.selectors.pairing import COMMIT_LEAD_TIME
 from telemetry import conf
 from telemetry.models import Deployment, DeploymentChange, Incident, SuspectChange
 from telemetry.selectors import team_dora
@@ -61,7 +62,13 @@ def team_production_section(team: Team, since: dt.datetime, until: dt.datetime) 
     )
     return Section(
         "telemetry/team_production.html",
-        {"dora": dora, "incidents": incidents, "review_modes": review_modes, "link_notes": link_notes},
+        {
+            "dora": dora,
+            "incidents": incidents,
+            "review_modes": review_modes,
+            "link_notes": link_notes,
+            "pairing_lead_minutes": int(COMMIT_LEAD_TIME.total_seconds() // 60),
+        },
     )
 
 
