@@ -9,6 +9,7 @@ import itertools
 from typing import Any, cast
 from urllib.parse import urlencode
 
+from django.conf import settings
 from django.contrib.auth.decorators import login_required
 from django.core.paginator import Paginator
 from django.db.models import Q
@@ -22,7 +23,9 @@ from reviews.models import Person, PullRequest, Team
 from reviews.sections import render_pull_request_sections, render_team_sections
 from reviews.selectors.drilldown import FLOW_FIGURES, METRICS, DrillDown, drilldown
 from reviews.selectors.me import my_open_pull_requests, waiting_on
+from reviews.selectors.pairing import COMMIT_LEAD_TIME
 from reviews.selectors.pull_requests import pull_request_page
+from reviews.selectors.review_facts import RUBBER_STAMP_MIN_LINES
 from reviews.selectors.scope import QUICK_PERIODS, SIZE_NAMES, Scope, ScopeInvalid, parse_period, parse_scope
 from reviews.selectors.teams import TeamPage, team_page, team_repositories, teams_overview
 from reviews.selectors.trends import TREND_MIN_COUNT, Trend, trend, trend_of_counts
@@ -130,6 +133,10 @@ def team_detail(request: HttpRequest, slug: str) -> HttpResponse:
         "compliance_reasons": _compliance_reasons(page, drill),
         "sections": render_team_sections(scope),
         "repositories": team_repositories(team=team),
+        # The definitions beside the figures say the numbers the code uses.
+        "pairing_lead_minutes": int(COMMIT_LEAD_TIME.total_seconds() // 60),
+        "rubber_stamp_minutes": settings.RUBBER_STAMP_MINUTES_PER_100_LINES,
+        "rubber_stamp_min_lines": RUBBER_STAMP_MIN_LINES,
     }
     return render(request, "reviews/team_detail.html", context)
 
@@ -217,8 +224,8 @@ def _flow_rows(page: TeamPage, drill: dict[str, str]) -> list[dict[str, Any]]:
         ("time_to_first_review", "Time to first review", "ready for review → first review activity by another person"),
         ("pickup_time", "Pickup time", "ready → first review activity, approval, or merge if there was none"),
         ("review_time", "Review time", "first review activity → merge"),
-        ("time_to_approve", "Time to approve", "ready → first approval"),
-        ("merge_time", "Merge time", "last approval → merge"),
+        ("time_to_approve", "Time to approve", "ready → first approval that counted"),
+        ("merge_time", "Merge time", "last approval that counted → merge"),
         ("cycle_time", "Cycle time", "first commit authored → merge"),
     ):
         now, before = getattr(page.health, key), getattr(page.previous, key)

@@ -70,7 +70,7 @@ def _rows(chunk: list[PullRequest]) -> Iterator[dict[str, Any]]:
                 "reviewer": review.reviewer.display_name if review.reviewer else None,
                 "at": review.submitted_at,
                 "head": review.commit_sha,
-                # METRICS.md's "approval that counted" (its reviewer's standing approval, under the policy's options).
+                # METRICS.md's "approval that counted": what the verdict counted toward a rule that applies.
                 "counted": any(
                     (a.reviewer_id, a.submitted_at) == (review.reviewer_id, review.submitted_at) for a in counted
                 ),

@@ -9,6 +9,7 @@ from django.utils.safestring import SafeString
 from reviews.charts import bar_chart
 from reviews.models import PullRequest
 from reviews.sections import Section, TimelineEvent
+from reviews.selectors.pairing import COMMIT_LEAD_TIME
 from reviews.selectors.scope import Scope
 from reviews.team_charts import week_bars, weeks_axis
 from telemetry import conf
@@ -81,6 +82,7 @@ def team_production_section(scope: Scope) -> Section | None:
             "filters_not_applied": bool(scope.authors or scope.author_team or scope.labels or scope.size_bucket),
             "charts": dora_charts(dora),
             "team_id": team.pk,
+            "pairing_lead_minutes": int(COMMIT_LEAD_TIME.total_seconds() // 60),
         },
     )
 

@@ -101,6 +101,8 @@ class ReviewFactory(factory.django.DjangoModelFactory):
     external_id = factory.Sequence(str)
     reviewer = factory.SubFactory(PersonFactory)
     state = Review.State.APPROVED
+    # Given on the head, as GitHub says of its reviews; a test of a review with no sha says so.
+    commit_sha = factory.LazyAttribute(lambda o: o.pull_request.head_sha)
     submitted_at = factory.LazyFunction(timezone.now)
 
 

@@ -23,7 +23,8 @@ Decisions worth knowing:
   tier; remembered per project) or lists no rule at all (it would list no approver either). The
   approval time is `approved_at` when GitLab gives it, else the "approved this merge request" system note, else
   the merge request's `updated_at`. The commit an approval was given on is the head, unless a push ("added N
-  commits" system note) came after the approval: then the newest commit committed before the approval.
+  commits" system note) came after the approval: then the newest commit committed before the approval (none
+  found: no sha, and the policy then tells stale from not by the last push, the newest such note).
 - `merge_commit_sha` is the merge commit, else the squash commit (a fast-forward squash has only the latter).
 - Posting a commit status GitLab already holds in a running state (pending → pending) is a no-op: GitLab answers
   400 "Cannot transition status", which this client swallows so that a repeated task stays idempotent.
@@ -530,6 +531,7 @@ def _details(
     reviews = _approval_reviews(approvals, comments, commits, pull_request)
     pull_request = replace(
         pull_request,
+        pushed_at=_last_push(comments),
         additions=sum(file.additions for file in files),
         deletions=sum(file.deletions for file in files),
         changed_files=len(files),
@@ -785,6 +787,13 @@ def _approval_reviews(
             )
         )
     return reviews
+
+
+def _last_push(comments: list[CommentRecord]) -> dt.datetime | None:
+    """When commits were last added, as GitLab's "added N commits" system notes say (None: no push since opening,
+    as far as the notes go)."""
+    pushes = [c.created_at for c in comments if c.is_system and _PUSH_NOTE.match(c.body.strip())]
+    return max(pushes, default=None)
 
 
 def _approved_sha(

@@ -37,8 +37,10 @@ from reviews.policy.engine import (
     asks_code_owners,
     code_owners_wanted,
     contributors,
+    counted_approvals,
     evaluate,
     incident_windows,
+    unknown_contributors,
 )
 from reviews.policy.snapshot import (
     CommitRef,
@@ -90,9 +92,11 @@ __all__ = [
     "asks_code_owners",
     "code_owners_wanted",
     "contributors",
+    "counted_approvals",
     "evaluate",
     "incident_windows",
     "is_owner",
     "parse_codeowners",
     "parse_policy",
+    "unknown_contributors",
 ]

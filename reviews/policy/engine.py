@@ -25,6 +25,7 @@ AUTHOR = "author"
 CONTRIBUTOR = "contributor"
 MAYBE_CONTRIBUTOR = "not known yet whether a contributor"
 STALE = "stale after push"
+MAYBE_STALE = "not known yet whether given before the last push"
 BOT = "bot"
 NOT_IN_TEAM = "not in the required team"
 NOT_OWNER = "not a code owner"
@@ -518,13 +519,30 @@ def _requirement_state(checks: tuple[CheckTrace, ...], missing: tuple[str, ...])
     return PENDING if missing else SATISFIED
 
 
+def counted_approvals(snapshot: Snapshot, policy: Policy) -> tuple[ReviewRef, ...]:
+    """Tandem's one definition of "an approval that counted" (METRICS.md), which every figure reads: an approval
+    the verdict counted toward a rule that applies, each rule under its own options (`approvals_that_count`) and
+    its own limits on whose approvals satisfy it (teams, people, code owners). Where a rule applies, an approval
+    no applicable rule counted did not count, even if the policy's options alone would have let it. Where no rule
+    applies (a change outside every rule's `if`), nothing narrows them: the options decide (`approvals_that_count`),
+    so a peer's approval of such a change still makes it reviewed. Oldest first."""
+    trace = evaluate(snapshot, policy)
+    applicable = [rule for rule in _every_trace(trace.rules) if rule.state != SKIPPED]
+    if not applicable:
+        return approvals_that_count(snapshot, policy.options)
+    counted = {
+        approval.review_id for rule in applicable for approval in rule.approvals_counted if approval.via == "review"
+    }
+    return tuple(review for review in sorted(snapshot.reviews, key=_review_order) if review.id in counted)
+
+
 def approvals_that_count(snapshot: Snapshot, options: Options) -> tuple[ReviewRef, ...]:
-    """Tandem's one definition of "an approval that counted" (METRICS.md), which every figure and every rule
-    reads: each reviewer's approval still standing (not dismissed or withdrawn, not followed by a change request)
-    that the options let count: never a bot's, not the author's unless `allow_author`, not a contributor's unless
-    `allow_contributors` (while the commits are unknown, anyone may be one: none counts yet), not made stale by a
-    push when `invalidate_on_push`. A rule may then narrow whose approvals satisfy it (teams, people, code owners).
-    Oldest first."""
+    """What options alone let count, before any rule narrows it: each reviewer's approval still standing (not
+    dismissed or withdrawn, not followed by a change request) that is never a bot's, not the author's unless
+    `allow_author`, not a contributor's unless `allow_contributors` (while the commits are unknown, anyone may be
+    one: none counts yet), not made stale by a push when `invalidate_on_push` (an approval with no sha, given
+    before the head's last push or when that time is unknown, does not count). A rule then narrows whose approvals
+    satisfy it (teams, people, code owners): what counted is `counted_approvals`. Oldest first."""
     involved = contributors(snapshot, options)
     counted = [
         standing.approval
@@ -576,6 +594,8 @@ def _disqualification(
         return MAYBE_CONTRIBUTOR  # fail closed: who wrote the change is not known yet
     if _is_stale(review, snapshot, options):
         return STALE
+    if _may_be_stale(review, snapshot, options):
+        return MAYBE_STALE  # fail closed: no sha, and when the head was pushed is not known
     return None
 
 
@@ -622,7 +642,8 @@ def contributors(snapshot: Snapshot, options: Options) -> frozenset[str]:
     """Tandem's one definition of a pull request's contributors (the policy's `allow_contributors`, an override's
     `allow_self`, a follow-up's separation of duties): people who authored, co-authored, committed or pushed a
     commit, besides the author (policy-bot's contributors). Bots' commits count only if asked to; GitHub's merges
-    of the base branch ("Update branch") make nobody a contributor, as policy-bot's `ignore_update_merges`."""
+    of the base branch ("Update branch") make nobody a contributor, as policy-bot's `ignore_update_merges`.
+    Only the commits known: while `unknown_contributors` says why, someone else may be one too."""
     in_pull_request = {commit.sha for commit in snapshot.commits}
     people: set[str] = set()
     for commit in snapshot.commits:
@@ -637,6 +658,13 @@ def contributors(snapshot: Snapshot, options: Options) -> frozenset[str]:
     return frozenset(people)
 
 
+def unknown_contributors(snapshot: Snapshot) -> str:
+    """Why `contributors` may be short of someone ("" when it is not): while the pull request's commits are not all
+    known (not fetched for its head, or too many to list), anyone may have written one. Whatever leans on
+    `contributors` to clear someone fails closed while this says why."""
+    return snapshot.unknown.get("commits", "")
+
+
 def _is_update_merge(commit: CommitRef, in_pull_request: set[str]) -> bool:
     """A merge GitHub committed on the web whose first parent is the branch's previous head and whose second is
     from outside the pull request: the base branch merged in by the "Update branch" button."""
@@ -647,13 +675,21 @@ def _is_update_merge(commit: CommitRef, in_pull_request: set[str]) -> bool:
 
 
 def _is_stale(review: ReviewRef, snapshot: Snapshot, options: Options) -> bool:
-    if not options.invalidate_on_push or review.commit_sha in ("", snapshot.head_sha):
+    if not options.invalidate_on_push or (review.commit_sha and review.commit_sha == snapshot.head_sha):
         return False
+    if not review.commit_sha:
+        # As GitLab's "remove all approvals when commits are added": given before the head's push, it is stale,
+        # rebase or not (without the sha it was given on, nothing proves the push was a mere rebase).
+        return snapshot.last_pushed_at is not None and review.submitted_at < snapshot.last_pushed_at
     if not options.keep_on_rebase:
         return True
     before, now = snapshot.diff_ids.get(review.commit_sha), snapshot.diff_ids.get(snapshot.head_sha)
     # A pure rebase keeps the diff's fingerprint; without both fingerprints nothing proves it was one.
     return before is None or before != now
+
+
+def _may_be_stale(review: ReviewRef, snapshot: Snapshot, options: Options) -> bool:
+    return options.invalidate_on_push and not review.commit_sha and snapshot.last_pushed_at is None
 
 
 def _missing(
@@ -676,7 +712,11 @@ def _missing(
         missing.extend(_missing_owners(facts, tally.qualified_reviewers))
     if options.require_independent_review and not _has_independent_review(facts, options, tally):
         pairing_only = any(approval.via == "pairing" for approval in tally.counted)
-        missing.append("needs an independent review" + (" (pairing alone is not enough)" if pairing_only else ""))
+        if unknown_contributors(facts.snapshot):
+            why = " (not known yet who wrote the change)"
+        else:
+            why = " (pairing alone is not enough)" if pairing_only else ""
+        missing.append("needs an independent review" + why)
     for check in checks:
         if check.state in ("failure", "error"):
             missing.append(f"{check.context} {'failed' if check.state == 'failure' else 'errored'}")
@@ -717,7 +757,10 @@ def _display_pattern(pattern: str) -> str:
 
 
 def _has_independent_review(facts: _Facts, options: Options, tally: _Tally) -> bool:
-    """An approval from a review by someone who neither wrote nor paired on the change."""
+    """An approval from a review by someone who neither wrote nor paired on the change (none is known to be while
+    who wrote it is not known)."""
+    if unknown_contributors(facts.snapshot):
+        return False
     involved = contributors(facts.snapshot, options) | {partner.person.id for partner in facts.partners}
     if facts.snapshot.author is not None:
         involved |= {facts.snapshot.author.id}

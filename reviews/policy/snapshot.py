@@ -134,7 +134,8 @@ class CommitRef:
 
 @dataclass(frozen=True)
 class ReviewRef:
-    """One review as submitted. `commit_sha` is the sha it was given on; "" means the current head."""
+    """One review as submitted. `commit_sha` is the sha it was given on; "" when the VCS did not say (GitLab
+    approvals may carry none, some GitHub reviews too): then only its time tells it from the last push."""
 
     id: str
     reviewer: PersonRef
@@ -221,9 +222,13 @@ class Snapshot:
     codeowners_source: str = ""
     # Fact -> why it is not known for this head ("waiting for the list of changed files from GitHub").
     unknown: FrozenDict = FrozenDict()
+    # When the head was pushed, None when Tandem does not know: a review with no sha given before it is stale.
+    last_pushed_at: dt.datetime | None = None
 
     def __post_init__(self) -> None:
         _require_aware(self.now, "now")
+        if self.last_pushed_at is not None:
+            _require_aware(self.last_pushed_at, "last_pushed_at")
         for name in ("labels", "files", "commits", "reviews", "pairing", "incident_paths"):
             _set(self, name, tuple(getattr(self, name)))
         _set(self, "labels", tuple(_texts(self.labels, "labels")))
@@ -249,6 +254,7 @@ class Snapshot:
         where = "snapshot"
         values = _fields(data, cls, where)
         values["now"] = _datetime(values.get("now"), f"{where}.now")
+        values["last_pushed_at"] = _optional_datetime(values.get("last_pushed_at"), f"{where}.last_pushed_at")
         values["author"] = _optional_person(values.get("author"), f"{where}.author")
         values["files"] = _list_of(FileChange, values.get("files", ()), f"{where}.files")
         values["commits"] = _list_of(CommitRef, values.get("commits", ()), f"{where}.commits")

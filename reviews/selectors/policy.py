@@ -123,7 +123,7 @@ def review_snapshots(
     """What the verdict and every figure read of how these pull requests were written and reviewed: author,
     commits, reviews and pairing credits (`pairing_partners`; both read here unless given), head and diff
     fingerprints, and which of these facts are not known yet (`unknown_facts`). Files, checks, CODEOWNERS and
-    incidents are the verdict's alone (`pull_request_snapshot`). A fixed number of queries, however many pull
+    incidents are the verdict's alone (`verdict_snapshots`). A fixed number of queries, however many pull
     requests (select their repositories' connections)."""
     now = now or timezone.now()
     ids = [pull_request.pk for pull_request in pull_requests]
@@ -179,9 +179,21 @@ def review_snapshots(
                 for p in partners.get(pull_request.pk, [])
             ),
             unknown=FrozenDict(unknown_facts(pull_request=pull_request)),
+            last_pushed_at=_head_pushed_at(pull_request, commits[pull_request.pk]),
         )
         for pull_request in pull_requests
     }
+
+
+def _head_pushed_at(pull_request: PullRequest, commits: list[Commit]) -> dt.datetime | None:
+    """When the head was pushed, as the last push Tandem saw says (GitHub's synchronize, GitLab's update with new
+    commits or its "added commits" note). None when no push was seen, or when the head was committed after it: a
+    later push was missed, and when that was is not known."""
+    pushed_at = pull_request.last_pushed_at
+    head = next((commit for commit in commits if commit.sha == pull_request.head_sha), None)
+    if pushed_at is None or head is None:
+        return pushed_at
+    return None if (head.committed_at or head.authored_at) > pushed_at else pushed_at
 
 
 def _commit_ref(commit: Commit, people: dict[int, PersonRef]) -> CommitRef:
@@ -198,42 +210,67 @@ def _commit_ref(commit: Commit, people: dict[int, PersonRef]) -> CommitRef:
 
 
 def pull_request_snapshot(*, pull_request: PullRequest, now: dt.datetime | None = None) -> Snapshot:
-    """The pull request at its head sha, as the policy engine sees it: its `review_snapshots` entry, with the files,
-    checks, CODEOWNERS and recent incidents a verdict also reads. A bounded number of queries."""
+    """The pull request at its head sha, as the policy engine sees it (`verdict_snapshots`)."""
+    return verdict_snapshots(pull_requests=[pull_request], now=now)[pull_request.pk]
+
+
+def verdict_snapshots(
+    *,
+    pull_requests: Sequence[PullRequest],
+    now: dt.datetime | None = None,
+    partners: dict[int, list[PairingPartner]] | None = None,
+    reviews: Iterable[Review] | None = None,
+) -> dict[int, Snapshot]:
+    """What the verdict reads of each pull request at its head sha: its `review_snapshots` entry, with the files,
+    checks, CODEOWNERS and recent incidents that decide which rules apply and whose approvals satisfy them. A fixed
+    number of queries, however many pull requests (select their repositories' connections)."""
     now = now or timezone.now()
-    repository = pull_request.repository
-    codeowners = _codeowners(pull_request)
-    return replace(
-        review_snapshots(pull_requests=[pull_request], now=now)[pull_request.pk],
-        files=tuple(
-            FileChange(path, previous)
-            for path, previous in ChangedFile.objects.filter(pull_request=pull_request)
-            .order_by("path")
-            .values_list("path", "previous_path")
-        ),
-        statuses=FrozenDict(
-            dict(
-                CommitStatus.objects.filter(repository=repository, sha=pull_request.head_sha).values_list(
-                    "context", "state"
-                )
-            )
-        ),
-        incident_paths=tuple(
+    ids = [pull_request.pk for pull_request in pull_requests]
+    repository_ids = {pull_request.repository_id for pull_request in pull_requests}
+    files: dict[int, list[FileChange]] = defaultdict(list)
+    rows = ChangedFile.objects.filter(pull_request_id__in=ids).order_by("pull_request_id", "path")
+    for pull_request_id, path, previous in rows.values_list("pull_request_id", "path", "previous_path"):
+        files[pull_request_id].append(FileChange(path, previous))
+    statuses: dict[tuple[int, str], dict[str, str]] = defaultdict(dict)
+    status_rows = CommitStatus.objects.filter(
+        repository_id__in=repository_ids, sha__in={pull_request.head_sha for pull_request in pull_requests}
+    ).values_list("repository_id", "sha", "context", "state")
+    for repository_id, sha, context, state in status_rows:
+        statuses[(repository_id, sha)][context] = state
+    incidents: dict[int, list[RiskSignalRef]] = defaultdict(list)
+    signals = RiskSignal.objects.filter(repository_id__in=repository_ids, occurred_at__gte=now - RISK_HISTORY)
+    for signal in signals.order_by("occurred_at", "pk"):
+        incidents[signal.repository_id].append(
             RiskSignalRef(
                 path_prefixes=tuple(signal.path_prefixes),
                 service=signal.service_name,
                 occurred_at=signal.occurred_at,
                 reference=signal.reference,
             )
-            for signal in RiskSignal.objects.filter(
-                repository=repository, occurred_at__gte=now - RISK_HISTORY
-            ).order_by("occurred_at", "pk")
-        ),
-        codeowners=codeowners.text,
-        codeowners_syntax="gitlab" if repository.connection.provider == "gitlab" else "github",
-        codeowners_source=codeowners.source,
-        unknown=FrozenDict({**unknown_facts(pull_request=pull_request), **codeowners.unknown}),
-    )
+        )
+    codeowners_files = {
+        (row.repository_id, row.branch): row
+        for row in CodeownersFile.objects.filter(
+            repository_id__in=repository_ids, branch__in={pull_request.base_ref for pull_request in pull_requests}
+        )
+    }
+    snapshots = review_snapshots(pull_requests=pull_requests, now=now, partners=partners, reviews=reviews)
+    found = {}
+    for pull_request in pull_requests:
+        repository = pull_request.repository
+        snapshot = snapshots[pull_request.pk]
+        codeowners = _codeowners(pull_request, codeowners_files.get((repository.pk, pull_request.base_ref)))
+        found[pull_request.pk] = replace(
+            snapshot,
+            files=tuple(files[pull_request.pk]),
+            statuses=FrozenDict(statuses[(repository.pk, pull_request.head_sha)]),
+            incident_paths=tuple(incidents[repository.pk]),
+            codeowners=codeowners.text,
+            codeowners_syntax="gitlab" if repository.connection.provider == "gitlab" else "github",
+            codeowners_source=codeowners.source,
+            unknown=FrozenDict({**snapshot.unknown, **codeowners.unknown}),
+        )
+    return found
 
 
 @dataclass(frozen=True)
@@ -243,13 +280,12 @@ class _Codeowners:
     unknown: dict[str, str]
 
 
-def _codeowners(pull_request: PullRequest) -> _Codeowners:
-    """The CODEOWNERS that applies to the pull request: pasted in Tandem, else the file on its base branch."""
+def _codeowners(pull_request: PullRequest, row: CodeownersFile | None) -> _Codeowners:
+    """The CODEOWNERS that applies to the pull request: pasted in Tandem, else the file on its base branch (`row`)."""
     repository = pull_request.repository
     if repository.codeowners.strip():
         return _Codeowners(repository.codeowners, "pasted in Tandem, overriding the repository's file", {})
     provider = "GitLab" if repository.connection.provider == "gitlab" else "GitHub"
-    row = CodeownersFile.objects.filter(repository=repository, branch=pull_request.base_ref).first()
     if row is None or row.fetched_at is None:
         return _Codeowners("", "", {"codeowners": f"waiting for CODEOWNERS from {provider}"})
     if row.error:

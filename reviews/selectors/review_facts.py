@@ -1,12 +1,13 @@
 """How each pull request was reviewed and paired, decided once for every surface that reports it (METRICS.md).
 
 The team page and the health API, DORA's review modes, suspect ranking and the evidence export read these facts;
-the policy engine and the pull request page read the same definitions (`reviews.policy.engine.approvals_that_count`
-over the same snapshots, `reviews.selectors.pairing.pairing_partners`). One definition each:
+the policy engine and the pull request page read the same definitions (`reviews.policy.engine.counted_approvals`
+over the verdict's snapshots, `reviews.selectors.pairing.pairing_partners`). One definition each:
 
 - review activity: a submitted review of any state, or a non-system comment, by someone other than the author
   and not a bot;
-- an approval that counted: `approvals_that_count` under the pull request's policy options;
+- an approval that counted: `counted_approvals`, what the verdict counted toward a rule that applies (under each
+  rule's options and its limits: teams, people, code owners);
 - paired with a non-author: `pairing_partners`;
 - a rubber stamp: `is_rubber_stamp`.
 
@@ -23,9 +24,9 @@ from dataclasses import dataclass
 from django.conf import settings
 
 from reviews.models import Comment, PullRequest, Review
-from reviews.policy import ReviewRef, Snapshot, approvals_that_count
+from reviews.policy import ReviewRef, Snapshot, counted_approvals
 from reviews.selectors.pairing import PairingPartner, pairing_partners
-from reviews.selectors.policy import effective_policies, review_snapshots
+from reviews.selectors.policy import effective_policies, verdict_snapshots
 
 RUBBER_STAMP_MIN_LINES = 50
 
@@ -92,13 +93,13 @@ def pull_request_review_facts(*, pull_request_ids: Collection[int]) -> dict[int,
         Review.objects.filter(pull_request_id__in=ids, reviewer__isnull=False).order_by("submitted_at", "pk")
     )
     partners = pairing_partners(pull_request_ids=ids)
-    snapshots = review_snapshots(pull_requests=pull_requests, partners=partners, reviews=every_review)
+    snapshots = verdict_snapshots(pull_requests=pull_requests, partners=partners, reviews=every_review)
     policies = effective_policies(repositories={pr.repository for pr in pull_requests})
     reviews = _reviews(pull_requests, every_review, snapshots)
     comments = _comments(pull_requests)
     facts = {}
     for pull_request in pull_requests:
-        counted = approvals_that_count(snapshots[pull_request.pk], policies[pull_request.repository_id].options)
+        counted = counted_approvals(snapshots[pull_request.pk], policies[pull_request.repository_id])
         found = ReviewFacts(
             approvals=_approvals(pull_request, counted, reviews[pull_request.pk], comments[pull_request.pk]),
             partners=tuple(partners.get(pull_request.pk, ())),

@@ -33,7 +33,7 @@ from reviews.models import (
     Team,
 )
 from reviews.policy import Policy as ParsedPolicy
-from reviews.policy import PolicyError, Snapshot, contributors, evaluate, parse_policy
+from reviews.policy import PolicyError, Snapshot, contributors, evaluate, parse_policy, unknown_contributors
 from reviews.selectors.affected import open_pull_requests_under_policy
 from reviews.selectors.overrides import override_in_force
 from reviews.selectors.policy import effective_policy, pull_request_snapshot
@@ -243,26 +243,61 @@ def evaluation_should_report(evaluation: PolicyEvaluation) -> bool:
     return newest == evaluation.pk
 
 
-def pull_request_contributors(*, pull_request: PullRequest) -> set[int]:
+@dataclass(frozen=True)
+class Contributors:
+    """Who wrote a change: its author and its contributors as the policy engine counts them, and why that list may
+    be short of someone ("" when it is whole: `unknown_contributors`)."""
+
+    people: frozenset[int]
+    unknown: str = ""
+
+    def may_include(self, person: Person) -> bool:
+        """Fail closed: while the list may be short, anyone may have written the change."""
+        return bool(self.unknown) or person.pk in self.people
+
+
+def pull_request_contributors(*, pull_request: PullRequest) -> Contributors:
     """The people who wrote a change: its author and its contributors as the policy engine counts them (authors,
-    co-authors, committers and pushers of its commits, never GitHub's "Update branch" merges)."""
+    co-authors, committers and pushers of its commits, never GitHub's "Update branch" merges), and whether some
+    may be missing (its commits not known yet)."""
     _, policy = effective_policy(repository=pull_request.repository)
     return snapshot_contributors(pull_request_snapshot(pull_request=pull_request), policy)
 
 
-def snapshot_contributors(snapshot: Snapshot, policy: ParsedPolicy) -> set[int]:
+def snapshot_contributors(snapshot: Snapshot, policy: ParsedPolicy) -> Contributors:
     """`pull_request_contributors` of a snapshot already built: the author and `contributors()`, as person ids."""
     ids = {int(snapshot.author.id)} if snapshot.author is not None and snapshot.author.id.isdigit() else set()
     # Unresolved identities ("identity:N") are nobody yet: no person can be one of them.
-    return ids | {int(ref) for ref in contributors(snapshot, policy.options) if ref.isdigit()}
+    people = ids | {int(ref) for ref in contributors(snapshot, policy.options) if ref.isdigit()}
+    return Contributors(frozenset(people), unknown_contributors(snapshot))
+
+
+def override_refusal(*, pull_request: PullRequest, person: Person) -> str:
+    """Why the policy does not let this person break glass ("" when it does): `override.allowed` names
+    `team-leads` (the repository's team's leads), team slugs or names; and never on a change they wrote, or might
+    have written while its commits are not known, unless the policy says `allow_self: true`."""
+    _, policy = effective_policy(repository=pull_request.repository)
+    denied = f"{person} may not override the review policy of {pull_request}"
+    if not _named_to_override(pull_request, person, policy):
+        return f"{denied}: not named in `override.allowed`."
+    if policy.override.allow_self:
+        return ""
+    written_by = pull_request_contributors(pull_request=pull_request)
+    if person.pk in written_by.people:
+        return f"{denied}: they wrote the change (`override.allow_self` is off)."
+    if written_by.unknown:
+        return (
+            f"{denied} yet: who wrote the change is not known ({written_by.unknown}), and nobody overrides a change "
+            "they may have written (`override.allow_self` is off)."
+        )
+    return ""
 
 
 def override_allowed(*, pull_request: PullRequest, person: Person) -> bool:
-    """Whom the policy allows to break glass: `team-leads` (the repository's team's leads), team slugs, names;
-    never on a change they wrote, unless the policy says `allow_self: true`."""
-    _, policy = effective_policy(repository=pull_request.repository)
-    if not policy.override.allow_self and person.pk in pull_request_contributors(pull_request=pull_request):
-        return False
+    return not override_refusal(pull_request=pull_request, person=person)
+
+
+def _named_to_override(pull_request: PullRequest, person: Person, policy: ParsedPolicy) -> bool:
     allowed = {entry.lower() for entry in policy.override.allowed}
     team = pull_request.repository.team
     if "team-leads" in allowed and team is not None and person_access(person).leads(team.pk):
@@ -281,11 +316,9 @@ def pull_request_override(
         raise ValidationError({"reason": "A reason is required to override a review policy."})
     if actor.token is not None:
         raise PermissionDenied("API tokens never override a review policy: a person does, on the record.")
-    if not override_allowed(pull_request=pull_request, person=person):
-        raise PermissionDenied(
-            f"{person} may not override the review policy of {pull_request}: not named in `override.allowed`, "
-            "or they wrote the change (`override.allow_self` is off)."
-        )
+    refusal = override_refusal(pull_request=pull_request, person=person)
+    if refusal:
+        raise PermissionDenied(refusal)
     _, policy = effective_policy(repository=pull_request.repository)
     now = timezone.now()
     with transaction.atomic():
@@ -316,7 +349,8 @@ def override_withdraw(*, override: Override, person: Person, reason: str, actor:
     if not reason.strip():
         raise ValidationError({"reason": "Say why the override is withdrawn."})
     pull_request = override.pull_request
-    if person.pk != override.overridden_by_id and not override_allowed(pull_request=pull_request, person=person):
+    # Withdrawing only ends an exception: whoever may break glass here may, even before the commits are known.
+    if person.pk != override.overridden_by_id and not _may_withdraw(pull_request, person):
         raise PermissionDenied(f"{person} may not withdraw this override.")
     with transaction.atomic():
         if OverrideWithdrawal.objects.filter(override=override).exists():
@@ -334,6 +368,14 @@ def override_withdraw(*, override: Override, person: Person, reason: str, actor:
     return withdrawal
 
 
+def _may_withdraw(pull_request: PullRequest, person: Person) -> bool:
+    _, policy = effective_policy(repository=pull_request.repository)
+    if not _named_to_override(pull_request, person, policy):
+        return False
+    written_by = pull_request_contributors(pull_request=pull_request)
+    return policy.override.allow_self or person.pk not in written_by.people
+
+
 def override_followup_complete(
     *, override: Override, person: Person, note: str = "", review: Review | None = None, actor: Actor = SYSTEM
 ) -> FollowUpReview:
@@ -341,8 +383,16 @@ def override_followup_complete(
     if not note.strip():
         raise ValidationError({"note": "A follow-up review says what was reviewed: write a note."})
     pull_request = override.pull_request
-    if person.pk == override.overridden_by_id or person.pk in pull_request_contributors(pull_request=pull_request):
+    if person.pk == override.overridden_by_id:
         raise PermissionDenied("A follow-up review is done by someone who neither wrote the change nor overrode it.")
+    written_by = pull_request_contributors(pull_request=pull_request)
+    if person.pk in written_by.people:
+        raise PermissionDenied("A follow-up review is done by someone who neither wrote the change nor overrode it.")
+    if written_by.unknown:
+        raise PermissionDenied(
+            "A follow-up review is done by someone who neither wrote the change nor overrode it, and who wrote it "
+            f"is not known yet ({written_by.unknown}): record the follow-up once its commits are known."
+        )
     if review is not None and (review.pull_request_id != pull_request.pk or review.reviewer_id != person.pk):
         raise ValidationError({"review": "The review must be this reviewer's review of this pull request."})
     with transaction.atomic():

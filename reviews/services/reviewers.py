@@ -111,7 +111,7 @@ def reviewer_suggestions_compute(
     suggestions = suggestions_rank(
         pull_request=pull_request,
         areas=areas,
-        excluded=snapshot_contributors(snapshot, policy),
+        excluded=set(snapshot_contributors(snapshot, policy).people),
         owners_wanted=code_owners_wanted(snapshot, policy),
         now=now,
     )

@@ -19,7 +19,10 @@ from reviews.policy import (
     Snapshot,
     SnapshotError,
     Trace,
+    approvals_that_count,
+    counted_approvals,
     evaluate,
+    unknown_contributors,
 )
 from tests.policy.builders import (
     ADA,
@@ -358,7 +361,30 @@ OPTIONS: list[tuple[str, str, dict[str, Any], str]] = [
         {"reviews": (review(BOB, sha=OLD),)},
         "satisfied",
     ),
-    ("an approval with no sha is taken as on the head", "{}", {"reviews": (review(BOB, sha=""),)}, "satisfied"),
+    (
+        "an approval with no sha given after the last push stands",
+        "{}",
+        {"reviews": (review(BOB, sha=""),), "last_pushed_at": NOW - dt.timedelta(hours=2)},
+        "satisfied",
+    ),
+    (
+        "an approval with no sha given before the last push is stale",
+        "{}",
+        {"reviews": (review(BOB, sha=""),), "last_pushed_at": NOW - dt.timedelta(minutes=30)},
+        "pending",
+    ),
+    (
+        "an approval with no sha is not counted while the last push time is unknown",
+        "{}",
+        {"reviews": (review(BOB, sha=""),)},
+        "pending",
+    ),
+    (
+        "without invalidate_on_push an approval with no sha stands",
+        "{invalidate_on_push: false}",
+        {"reviews": (review(BOB, sha=""),)},
+        "satisfied",
+    ),
     (
         "a bot's commit does not make its co-author a contributor",
         "{}",
@@ -455,6 +481,59 @@ def test_document_options_apply_to_every_rule() -> None:
     assert evaluate(snapshot(reviews=(review(ADA),)), document).outcome == "approved"
 
 
+# What counted: the approvals the verdict counted toward a rule that applies, which every figure reads.
+
+LIMITED = """
+    rules:
+      - name: payments
+        if: {paths: ["payments/**"]}
+        require: {approvals: 1, teams: [payments]}
+      - name: either
+        any:
+          - name: web
+            require: {approvals: 1, teams: [web]}
+          - name: lead's own
+            options: {allow_author: true}
+            require: {people: [ada]}
+    """
+
+
+@pytest.mark.parametrize(
+    ("changed", "counted"),
+    [("web/app.js", ["ada", "cy"]), ("payments/api.py", ["ada", "bob", "cy"])],
+)
+def test_counted_approvals_are_those_a_rule_that_applies_counted(changed: str, counted: list[str]) -> None:
+    """Bob counts only where the payments rule applies, Dee (in no named team) nowhere, Ada where a rule's own
+    options let her approval count; the options alone (`approvals_that_count`) would have counted Bob and Dee."""
+    shot = snapshot(
+        files=files(changed),
+        reviews=(review(ADA, minute=1), review(BOB, minute=2), review(CY, minute=3), review(DEE, minute=4)),
+    )
+    document = policy(LIMITED)
+    assert [approval.reviewer.label for approval in counted_approvals(shot, document)] == counted
+    assert [approval.reviewer.label for approval in approvals_that_count(shot, document.options)] == [
+        "bob",
+        "cy",
+        "dee",
+    ]
+
+
+def test_where_no_rule_applies_the_options_alone_decide_which_approvals_counted() -> None:
+    """A change outside every rule's `if` needs no approval, but a peer's approval of it still counts (the team page
+    shows it reviewed); the author's own approval still does not, as the options say."""
+    shot = snapshot(files=files("web/app.js"), reviews=(review(ADA, minute=1), review(BOB, minute=2)))
+    document = policy(
+        """
+        rules:
+          - name: payments
+            if: {paths: ["payments/**"]}
+            require: {approvals: 1}
+        """
+    )
+    assert only_rule(evaluate(shot, document)).state == "skipped"
+    assert [approval.reviewer.label for approval in counted_approvals(shot, document)] == ["bob"]
+
+
 # Every reason an approval is discarded.
 
 DISCARDS: list[tuple[str, str, dict[str, Any], str, str]] = [
@@ -474,6 +553,20 @@ DISCARDS: list[tuple[str, str, dict[str, Any], str, str]] = [
         "not known yet whether a contributor",
     ),
     ("stale", "{approvals: 1}", {"reviews": (review(BOB, sha=OLD),)}, "bob", "stale after push"),
+    (
+        "no sha, before the last push",
+        "{approvals: 1}",
+        {"reviews": (review(BOB, sha=""),), "last_pushed_at": NOW},
+        "bob",
+        "stale after push",
+    ),
+    (
+        "no sha, last push unknown",
+        "{approvals: 1}",
+        {"reviews": (review(BOB, sha=""),)},
+        "bob",
+        "not known yet whether given before the last push",
+    ),
     ("bot", "{approvals: 1}", {"reviews": (review(BOT),)}, "renovate[bot]", "bot"),
     ("team", "{teams: [payments]}", {"reviews": (review(CY),)}, "cy", "not in the required team"),
     ("person", "{people: [bob]}", {"reviews": (review(CY),)}, "cy", "not a required person"),
@@ -631,6 +724,18 @@ def test_a_contributor_approval_allowed_is_still_not_independent() -> None:
     shot = snapshot(commits=(commit(ADA, BOB),), reviews=(review(BOB),))
     document = one_rule(options="{allow_contributors: true, require_independent_review: true}")
     assert only_rule(evaluate(shot, document)).missing == ("needs an independent review",)
+
+
+def test_no_review_is_known_independent_while_the_commits_are_unknown() -> None:
+    """Fail closed: Cy may have written one of the commits not known yet."""
+    document = one_rule(options="{allow_contributors: true, require_independent_review: true}")
+    known = snapshot(reviews=(review(CY),))
+    assert only_rule(evaluate(known, document)).state == "satisfied"
+    unknown = replace(known, commits=(), unknown={"commits": "waiting for the commits from GitHub"})
+    rule = only_rule(evaluate(unknown, document))
+    assert rule.missing == ("needs an independent review (not known yet who wrote the change)",)
+    assert unknown_contributors(unknown) == "waiting for the commits from GitHub"
+    assert unknown_contributors(known) == ""
 
 
 # Risk: recent incidents raise the bar.

@@ -25,6 +25,7 @@ def full_snapshot() -> Snapshot:
         codeowners="* @cy\n",
         codeowners_syntax="github",
         draft=True,
+        last_pushed_at=NOW - dt.timedelta(hours=3),
     )
 
 
@@ -92,6 +93,7 @@ def test_frozen_dict_compares_like_a_dict() -> None:
         ({"head_sha": "x", "now": "2024-05-01T12:00:00Z", "files": {"path": "a"}}, "snapshot.files: expected a list"),
         ({"head_sha": "x", "now": "2024-05-01T12:00:00Z", "changed_lines": -3}, "changed_lines"),
         ({"head_sha": "x", "now": "2024-05-01T12:00:00Z", "codeowners_syntax": "svn"}, "codeowners_syntax"),
+        ({"head_sha": "x", "now": "2024-05-01T12:00:00Z", "last_pushed_at": "soon"}, "snapshot.last_pushed_at"),
         ([], "snapshot: expected an object"),
     ],
 )

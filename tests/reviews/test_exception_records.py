@@ -8,6 +8,7 @@ import datetime as dt
 
 import pytest
 from django.contrib.auth.models import User
+from django.core.exceptions import PermissionDenied
 from django.db.models import ProtectedError
 from django.utils import timezone
 
@@ -18,10 +19,12 @@ from reviews.models import (
     FollowUpReview,
     Membership,
     Override,
+    OverrideWithdrawal,
     Person,
     PolicyEvaluation,
     PolicyVersion,
     PolicyViolation,
+    PullRequest,
     RecordImmutable,
 )
 from reviews.services.audit import Actor, actor_for
@@ -107,6 +110,45 @@ def test_nobody_overrides_a_change_they_contributed_to(world):
     world["pull_request"].commits.add(commit)
     with pytest.raises(Exception, match="may not override"):
         override_of(world)
+
+
+def commits_not_known_yet(world) -> None:
+    """A push Tandem has not fetched the commits of: anyone may have written them."""
+    PullRequest.objects.filter(pk=world["pull_request"].pk).update(head_sha="b" * 40)
+    world["pull_request"].refresh_from_db()
+
+
+def test_nobody_overrides_a_change_whose_commits_are_not_known_yet(world):
+    commits_not_known_yet(world)
+    with pytest.raises(PermissionDenied, match="who wrote the change is not known .waiting for the commits"):
+        override_of(world)
+    assert not Override.objects.exists()
+
+
+def test_allow_self_lets_a_lead_override_before_the_commits_are_known(world):
+    policy_save(
+        team=world["team"],
+        document="rules:\n  - name: one\n    require: {approvals: 1}\noverride: {allow_self: true}\n",
+    )
+    commits_not_known_yet(world)
+    assert override_of(world).overridden_by == world["lead"]
+
+
+def test_no_followup_before_the_commits_are_known(world):
+    override = override_of(world)
+    commits_not_known_yet(world)
+    with pytest.raises(PermissionDenied, match="who wrote it is not known yet"):
+        override_followup_complete(override=override, person=world["reviewer"], note="looked fine")
+    assert not FollowUpReview.objects.exists()
+
+
+def test_a_lead_may_withdraw_an_override_before_the_commits_are_known(world):
+    override = pull_request_override(pull_request=world["pull_request"], person=world["lead"], reason="hotfix")
+    other_lead = PersonFactory(display_name="other lead")
+    MembershipFactory(team=world["team"], person=other_lead, role="lead")
+    commits_not_known_yet(world)
+    override_withdraw(override=override, person=other_lead, reason="not needed after all")
+    assert OverrideWithdrawal.objects.filter(override=override).exists()
 
 
 def test_allow_self_lets_an_author_lead_override(world):

@@ -319,6 +319,16 @@ def test_approval_given_before_a_push_is_on_the_commit_it_saw(fake: FakeGitLab, 
     assert review.commit_sha == "2" * 40
 
 
+def test_the_last_push_is_the_newest_added_commits_note(fake: FakeGitLab, client: GitLabClient) -> None:
+    seed_detailed(fake)
+    assert client.merge_request_details(PATH, 3).pull_request.pushed_at is None  # no push since opening
+
+    fake.add_commit(PATH, 3, sha="3" * 40, authored_date=minutes(8), push_note=True)
+    fake.add_commit(PATH, 3, sha="4" * 40, authored_date=minutes(9), push_note=True)
+
+    assert client.merge_request_details(PATH, 3).pull_request.pushed_at == minutes(9)
+
+
 def test_a_listed_record_still_asks_whether_the_diff_is_ready(fake: FakeGitLab, client: GitLabClient) -> None:
     seed_detailed(fake)
     [listed] = list(client.merge_requests_since(PATH, None))

@@ -169,3 +169,14 @@ def test_pull_request_page_says_which_facts_the_verdict_waits_for_and_why_the_fe
     assert "files: waiting for the list of changed files from GitHub (last try: 502 Bad Gateway)" in page
     assert "commits: waiting for the commits from GitHub" in page
     assert "Last try to fetch this head's files, commits and reviews failed: 502 Bad Gateway" in page
+
+
+def test_the_definitions_beside_the_figures_say_the_numbers_the_code_uses(client, world, settings):
+    from reviews.selectors.pairing import COMMIT_LEAD_TIME
+
+    settings.RUBBER_STAMP_MINUTES_PER_100_LINES = 7
+    html = _get(client, world["lead"], "/teams/shop/").content.decode()
+    minutes = int(COMMIT_LEAD_TIME.total_seconds() // 60)
+    assert f"while it was being written, from {minutes} minutes before its first commit to its last" in html
+    assert "given faster than 7 minutes per 100 changed lines" in html
+    assert "at least one approval that counted" in html

@@ -23,7 +23,7 @@ from django.contrib.auth.models import User
 from django.utils import timezone
 from rest_framework.test import APIClient
 
-from reviews.models import Identity, Membership, Override, PullRequest, Review, Team
+from reviews.models import ChangedFile, Identity, Membership, Override, PullRequest, Review, Team
 from reviews.policy import evaluate
 from reviews.selectors.policy import effective_policy, pull_request_snapshot
 from reviews.services.pairing import (
@@ -97,6 +97,11 @@ class Case:
         self.pull_request.commits.add(self.commit)
         policy_save(team=self.team, document=POLICY)
         Membership.objects.create(team=self.team, person=lead, role=Membership.Role.LEAD)
+
+    def set_policy(self, require: str) -> None:
+        """The team's policy becomes one rule requiring `require` (with pairing credit, as `POLICY`)."""
+        document = f"rules:\n  - name: the rule\n    require: {require}\n    options: {{pairing_credit: 1}}\n"
+        policy_save(team=self.team, document=document)
 
     def person(self, name: str) -> Any:
         person = PersonFactory(display_name=f"{name} of {self.name}")
@@ -250,6 +255,35 @@ def approved_before_a_push_that_changed_it(case: Case) -> Expected:
     return Expected()
 
 
+def approved_from_outside_the_required_team(case: Case) -> Expected:
+    """The rule counts approvals from the seniors only: Rex's approval is not counted by the verdict, so no surface
+    counts it; Cy, a senior, approved with care."""
+    seniors = Team.objects.create(slug=f"seniors-{case.name}", name="seniors")
+    Membership.objects.create(team=seniors, person=case.people["Cy"])
+    case.set_policy(f"{{approvals: 1, teams: [{seniors.slug}]}}")
+    case.approve("Rex", after_push=3 * H, body="Looks right")
+    case.approve("Cy", after_push=4 * H, body="Checked the retry path")
+    return Expected(approvals=1)
+
+
+def approved_by_someone_not_named(case: Case) -> Expected:
+    """The rule counts approvals from Dee only: Rex's rubber stamp does not count, so nobody counts it."""
+    case.set_policy(f"{{approvals: 1, people: [dee.{case.name}@ex.com]}}")
+    case.approve("Rex", after_push=2 * M)
+    return Expected()
+
+
+def approved_by_someone_who_owns_nothing(case: Case) -> Expected:
+    """Only code owners' approvals count: Rex owns nothing the change touched, Cy owns it."""
+    case.repository.codeowners = f"* cy.{case.name}@ex.com\n"
+    case.repository.save(update_fields=["codeowners"])
+    ChangedFile.objects.create(pull_request=case.pull_request, path="src/app.py", additions=150, deletions=50)
+    case.set_policy("{code_owners: true}")
+    case.approve("Rex", after_push=3 * H, body="Fine by me")
+    case.approve("Cy", after_push=4 * H, body="Owner here, fine")
+    return Expected(approvals=1)
+
+
 def commits_not_known_yet(case: Case) -> Expected:
     """The commits were never fetched: Bo may have written them, so his approval does not count yet (fail closed,
     as the verdict waits), and nobody is known to have paired."""
@@ -272,6 +306,9 @@ CASES: list[Callable[[Case], Expected]] = [
     rubber_stamped,
     approved_with_care_by_two,
     approved_before_a_push_that_changed_it,
+    approved_from_outside_the_required_team,
+    approved_by_someone_not_named,
+    approved_by_someone_who_owns_nothing,
     commits_not_known_yet,
 ]
 

@@ -138,3 +138,28 @@ def test_files_that_answer_502_once_keep_the_verdict_pending_until_they_recover(
     PullRequest.objects.update(facts_retry_at=timezone.now())
     github.run(fetch_missing_facts)
     assert github.statuses(1)[-1] == ("pending", "Needs 2 approvals")
+
+
+def approve_without_a_sha(github, number: int, reviewer: str) -> None:
+    """An approval whose commit GitHub does not name (`commit_id: null`, as for a review of a commit since gone)."""
+    review = github.fake.add_review(REPO, number, reviewer=reviewer)
+    github.fake._repo(REPO).pulls[number].reviews[-1].commit_id = None
+    pull = github.fake.touch_pull(REPO, number)
+    payload = {"action": "submitted", "review": {**review, "commit_id": None}, "pull_request": pull}
+    github.send("pull_request_review", payload, sender=reviewer)
+
+
+def test_an_approval_with_no_sha_counts_only_once_known_to_follow_the_last_push(github):
+    """Fail closed: with no sha, only its time tells an approval from the last push. Before any push Tandem saw,
+    that time is not known ("not yet"); given before the push it is stale; given after, it counts."""
+    github.open(1, author="ada")
+    approve_without_a_sha(github, 1, "bob")
+    assert github.verdict(1) == "pending"
+    assert "not known yet whether given before the last push" in str(
+        github.pull_request(1).evaluations.latest("pk").trace
+    )
+    github.push(1, pusher="ada", files={"ledger/book.py": PATCH_V2})
+    assert github.verdict(1) == "pending"
+    assert "stale after push" in str(github.pull_request(1).evaluations.latest("pk").trace)
+    approve_without_a_sha(github, 1, "bob")
+    assert github.verdict(1) == "success"

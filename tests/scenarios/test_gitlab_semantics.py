@@ -77,3 +77,21 @@ def test_whoever_pushed_a_commit_may_not_approve(gitlab):
     assert ("Bob", "contributor") in [(d["login"], d["reason"]) for d in trace["rules"][0]["approvals_discarded"]]
     gitlab.approve(1, "cy")
     assert gitlab.verdict(1) == "success"
+
+
+def test_an_approval_with_no_sha_is_reset_by_a_later_push_as_gitlab_does(gitlab):
+    """GitLab's "remove all approvals when commits are added to the source branch": an approval given before a
+    push no longer counts. An approval hook that names no commit is told from the push by its time alone, and
+    before Tandem saw any push, when the head was pushed is not known: it does not count yet."""
+    gitlab.open(1, author="ada", diff=PATCH_V1)
+    gitlab.fake.add_approval(REPO, 1, user="bob")
+    gitlab.hook(1, "approved", "bob", last_commit=None)
+    assert gitlab.verdict(1) == "pending"
+    gitlab.push(1, "b" * 40, PATCH_V2)
+    assert gitlab.verdict(1) == "pending"
+    trace = PolicyEvaluation.objects.filter(pull_request__number=1).latest("evaluated_at", "pk").trace
+    assert ("Bob", "stale after push") in [(d["login"], d["reason"]) for d in trace["rules"][0]["approvals_discarded"]]
+    gitlab.fake.remove_approval(REPO, 1, user="bob")
+    gitlab.fake.add_approval(REPO, 1, user="bob")
+    gitlab.hook(1, "approved", "bob", last_commit=None)
+    assert gitlab.verdict(1) == "success"

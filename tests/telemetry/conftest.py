@@ -115,6 +115,7 @@ def approve(pull_request: PullRequest, reviewer: Person, *, at: dt.datetime, bod
         reviewer=reviewer,
         state=Review.State.APPROVED,
         body=body,
+        commit_sha=pull_request.head_sha,  # given on the head, as GitHub says of its reviews
         submitted_at=at,
     )
 

@@ -97,6 +97,7 @@ def build_history(
                 external_id="1",
                 reviewer=people[(people.index(pull.author) + 1) % len(people)] if pull.author else people[0],
                 state=Review.State.APPROVED,
+                commit_sha=pull.head_sha,
                 submitted_at=pull.merged_at - dt.timedelta(minutes=30),
             )
             for pull in pulls

@@ -69,13 +69,20 @@ class Builder:
             merged_at=merged,
             additions=10,
             deletions=2,
+            head_sha=f"{number:040x}",
+            details_head_sha=f"{number:040x}",  # its commits are known (none), as after a sync
             **extra,
         )
 
     def review(self, pull: PullRequest, reviewer: Person, when: dt.datetime, state: str = "approved") -> None:
         self.count += 1
         Review.objects.create(
-            pull_request=pull, external_id=str(self.count), reviewer=reviewer, state=state, submitted_at=when
+            pull_request=pull,
+            external_id=str(self.count),
+            reviewer=reviewer,
+            state=state,
+            commit_sha=pull.head_sha,  # given on the head, as GitHub says of its reviews
+            submitted_at=when,
         )
 
     def comment(self, pull: PullRequest, author: Person, when: dt.datetime) -> None:
@@ -123,7 +130,9 @@ def world(actors, repository):
     b.review(pr3, bob, at(3, 12))
     pr4 = b.pull(4, at(4, 9), at(4, 10), at(4, 12))
     b.review(pr4, ann, at(4, 11))
-    Override.objects.create(pull_request=pr4, overridden_by=ann, reason="outage fix", followup_due_at=at(6, 12))
+    Override.objects.create(
+        pull_request=pr4, head_sha=pr4.head_sha, overridden_by=ann, reason="outage fix", followup_due_at=at(6, 12)
+    )
     author5 = Person.objects.create(display_name="Author 5")
     pr5 = b.pull(5, at(8, 9), at(9, 9), at(9, 18), author=author5)
     b.comment(pr5, bob, at(9, 10))

@@ -67,6 +67,10 @@ def test_team_page_shows_dora_tiles_and_incidents_with_their_suspects(client, sh
     assert "Risky change 1" in page
     assert "deployed 4 h before the incident started (25)" in page
     assert "two or more approvals" in page
+    # The definitions say what `frequency_band` and `pairing_partners` compute.
+    assert "elite: the median whole week has more deployments than days, over 7" in page
+    assert "Whole weeks are 7-day spans from the period's start" in page
+    assert "from 30 minutes before its first commit to its last" in page
 
 
 def test_pull_request_page_shows_where_it_shipped_and_its_suspicions(client, shop):
