@@ -120,3 +120,13 @@ def test_a_policy_document_nested_too_deep_is_a_clear_400(api, document):
     response = api.post("/api/v1/policies/simulate", {"document": document, "snapshot": {}}, format="json")
     assert response.status_code == 400, response.content[:300]
     assert "nests deeper than 64 levels" in response.content.decode()
+
+
+@pytest.mark.parametrize("day", ["0001-01-01", "9999-12-31", "1999-12-31", "2101-01-01"])
+def test_an_away_date_out_of_range_is_a_400_naming_it(api, day):
+    person = Person.objects.get(display_name="Lena")
+    response = api.put(f"/api/v1/people/{person.pk}/away", {"away_until": day}, format="json")
+    assert response.status_code == 400, response.content[:300]
+    assert "away_until" in response.json()["fields"], response.json()
+    person.refresh_from_db()
+    assert person.away_until is None
