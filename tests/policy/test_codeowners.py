@@ -196,3 +196,9 @@ def test_a_codeowners_pattern_runs_in_linear_time():
     assert owners.owners_for("a/" * 200 + "b") == []
     assert owners.owners_for("a" * 5_000) == []
     assert [r.owners for r in owners.owners_for("a/" * 200 + "x")] == [frozenset({"alice"})]
+
+
+def test_a_codeowners_pattern_with_a_lone_surrogate_is_skipped_with_its_reason():
+    owners = parse_codeowners("src/\ud800 @alice\ndocs/ @bob\n")
+    assert len(owners.errors) == 1 and owners.errors[0].startswith("line 1")
+    assert [r.owners for r in owners.owners_for("docs/a.md")] == [frozenset({"bob"})]

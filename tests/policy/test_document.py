@@ -437,3 +437,11 @@ def test_a_glob_runs_in_linear_time_too():
     assert nested_pattern.matches("a/" * 200 + "b") is False
     assert stars_pattern.matches("a" * 5_000) is False
     assert policy.rules[0].when.base_branches[0].matches("a" * 5_000) is False
+
+
+@pytest.mark.parametrize("pattern", ["src/\\ud800/**", "re:^src/\\ud800"], ids=["glob", "re"])
+def test_a_pattern_with_a_lone_surrogate_is_a_problem_with_its_line(pattern):
+    # RE2 reads UTF-8, which a lone surrogate (valid as a JSON or YAML escape) is not: UnicodeEncodeError, a 500.
+    document = f'rules:\n  - name: a\n    if: {{paths: ["{pattern}"]}}\n    require: {{approvals: 1}}\n'
+    with pytest.raises(ValueError, match="lone surrogate"):
+        parse_policy(document)
