@@ -190,7 +190,7 @@ def _entry(line: str, *, allow_exclusions: bool) -> _Entry | str:
         return owners
     try:
         regex = re2.compile(glob_to_regex(pattern), RE2_OPTIONS)
-    except re2.error as error:
+    except (re2.error, UnicodeEncodeError) as error:  # RE2 reads UTF-8: a lone surrogate is not
         return f"cannot read the pattern {pattern!r}: {error}"
     return _Entry(pattern=pattern, regex=regex, owners=owners, excludes=excludes)
 

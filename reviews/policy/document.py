@@ -529,7 +529,7 @@ class _Reader:
         try:
             source = text[3:] if text.startswith("re:") else translate(text)
             return Pattern(text=text, regex=re2.compile(source, RE2_OPTIONS))
-        except (re.error, re2.error) as error:
+        except (re.error, re2.error, UnicodeEncodeError) as error:  # RE2 reads UTF-8: a lone surrogate is not
             line = self.item_line(node, text)
             self.problems.append(
                 Problem(line, path, f"'{text}' is not a valid regular expression: {_why(error, text)}")
@@ -592,6 +592,8 @@ def _person_name(name: str) -> str:
 
 def _why(error: Exception, text: str) -> str:
     """RE2 says why in bytes. A pattern only a backtracking engine runs (backreferences, lookarounds) says so."""
+    if isinstance(error, UnicodeEncodeError):
+        return f"it holds a lone surrogate (U+{ord(error.object[error.start]):04X}), which is not text"
     reason = error.args[0] if error.args else error
     why = reason.decode(errors="replace") if isinstance(reason, bytes) else str(reason)
     if isinstance(error, re2.error) and _backtracking_only(text[3:]):
