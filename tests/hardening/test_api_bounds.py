@@ -130,3 +130,19 @@ def test_an_away_date_out_of_range_is_a_400_naming_it(api, day):
     assert "away_until" in response.json()["fields"], response.json()
     person.refresh_from_db()
     assert person.away_until is None
+
+
+@pytest.mark.parametrize(
+    ("url", "body"),
+    [
+        ("/api/v1/incidents", {**INCIDENT, "severity": "high\ud800"}),
+        ("/api/v1/policies/simulate", {"document": 'rules:\n  - name: a\n    if: {paths: ["a\ud800"]}\n', "snapshot": {}}),
+    ],
+    ids=["incident", "policy document"],
+)
+def test_a_lone_surrogate_echoed_in_a_refusal_is_no_500(url, body, api):
+    # A lone surrogate is a valid JSON escape, not text: a 400 that names what was sent must still render.
+    api.raise_request_exception = False
+    response = api.post(url, data=json.dumps(body), content_type="application/json")
+    assert response.status_code == 400, response.content[:300]
+    assert json.loads(response.content)["error"]
