@@ -359,6 +359,10 @@ REST_FRAMEWORK = {
     ],
     "DEFAULT_PERMISSION_CLASSES": ["rest_framework.permissions.IsAuthenticated"],
     "EXCEPTION_HANDLER": "reviews.api_errors.json_exception_handler",
+    "DEFAULT_RENDERER_CLASSES": [
+        "reviews.api_renderers.SafeJSONRenderer",  # a lone surrogate echoed from a request is escaped, not a 500
+        "rest_framework.renderers.BrowsableAPIRenderer",
+    ],
     "DEFAULT_PARSER_CLASSES": [
         "reviews.api_parsers.SafeJSONParser",
         "rest_framework.parsers.FormParser",

@@ -43,7 +43,7 @@ from django.conf import settings
 from django.db.models import Model, Q, QuerySet
 
 from reviews.authentication import TokenUser
-from reviews.models import Membership, Person, Repository, Team
+from reviews.models import Membership, PairingParticipant, Person, Repository, Team
 
 # model label -> lookups from the model to Team. Labels, not classes: reviews never imports telemetry.
 TEAM_PATHS: dict[str, tuple[str, ...]] = {
@@ -253,6 +253,15 @@ def outside(model: type[Model], pks: Iterable[Any], access: Access) -> set[Any]:
         return set()
     allowed = rows_a_lead_may_point_at(model._default_manager.filter(pk__in=wanted), access)
     return wanted - set(allowed.values_list("pk", flat=True))
+
+
+def pairing_people_beyond(session_id: int, access: Access) -> set[int]:
+    """The people of a pairing session (present or not) a lead does not lead. A session lies within the team of
+    any of its people, but its span is each one's pairing record, and pairing can count as review of their pull
+    requests: only a caller leading every participant's team changes or deletes it, in the admin as in the API
+    (`reviews.services.pairing` refuses the same session with "Not in your teams")."""
+    people = PairingParticipant.objects.filter(session_id=session_id).values_list("person_id", flat=True)
+    return outside(Person, people, access)
 
 
 @dataclass(frozen=True)

@@ -24,6 +24,7 @@ from django.utils.html import format_html_join
 
 # Imported for what they register: the audit trail's admin, and beat's periodic jobs (superusers only).
 from reviews import admin_audit, admin_schedules  # noqa: F401
+from reviews.access import pairing_people_beyond
 from reviews.admin_scoping import (
     LEADS,
     NOBODY,
@@ -964,6 +965,15 @@ class PairingSessionAdmin(TeamScopedAdmin):
     autocomplete_fields = ["repository"]
     date_hierarchy = "started_at"
     inlines = [PairingParticipantInline]
+
+    def _leads_everyone_in(self, request: HttpRequest, obj: Model | None) -> bool:
+        return obj is None or not pairing_people_beyond(obj.pk, admin_access(request))
+
+    def has_change_permission(self, request: HttpRequest, obj: Model | None = None) -> bool:
+        return super().has_change_permission(request, obj) and self._leads_everyone_in(request, obj)
+
+    def has_delete_permission(self, request: HttpRequest, obj: Model | None = None) -> bool:
+        return super().has_delete_permission(request, obj) and self._leads_everyone_in(request, obj)
 
 
 @admin.register(ApiToken)

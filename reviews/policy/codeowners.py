@@ -9,11 +9,25 @@ from __future__ import annotations
 
 import re
 from dataclasses import dataclass
+from typing import Any
+
+import re2
 
 from reviews.policy.snapshot import PersonRef
 
 _SECTION_HEADER = re.compile(r"^(?P<optional>\^)?\[(?P<name>[^\]]+)\](?:\[(?P<count>\d+)\])?(?P<owners>.*)$")
 _UNESCAPED_SPACE = re.compile(r"(?<!\\)\s+")
+
+
+def _re2_options() -> Any:
+    options = re2.Options()
+    options.log_errors = False  # a bad pattern is its author's problem, reported with its line, not server noise
+    return options
+
+
+# Globs, `re:` patterns and CODEOWNERS entries are written by people (a policy's editor, anyone who can push), so
+# every one of them runs on RE2, in linear time: a glob such as `**/**/**/…/x` backtracks exponentially in `re`.
+RE2_OPTIONS = _re2_options()
 
 
 @dataclass(frozen=True)
@@ -30,7 +44,7 @@ class OwnerRequirement:
 @dataclass(frozen=True)
 class _Entry:
     pattern: str
-    regex: re.Pattern[str]
+    regex: Any  # an RE2 pattern: the file is written by anyone who can push, and RE2 runs in linear time
     owners: frozenset[str]
     excludes: bool = False
 
@@ -175,8 +189,8 @@ def _entry(line: str, *, allow_exclusions: bool) -> _Entry | str:
     if isinstance(owners, str):
         return owners
     try:
-        regex = re.compile(glob_to_regex(pattern))
-    except re.error as error:
+        regex = re2.compile(glob_to_regex(pattern), RE2_OPTIONS)
+    except (re2.error, UnicodeEncodeError) as error:  # RE2 reads UTF-8: a lone surrogate is not
         return f"cannot read the pattern {pattern!r}: {error}"
     return _Entry(pattern=pattern, regex=regex, owners=owners, excludes=excludes)
 

@@ -17,7 +17,7 @@ import yaml
 from yaml.constructor import SafeConstructor
 from yaml.nodes import MappingNode, Node, ScalarNode, SequenceNode
 
-from reviews.policy.codeowners import glob_to_regex, name_glob_to_regex
+from reviews.policy.codeowners import RE2_OPTIONS, glob_to_regex, name_glob_to_regex
 
 MAX_DOCUMENT_BYTES = 64 * 1024
 MAX_RULES = 200
@@ -89,8 +89,8 @@ class Pattern:
     """A path or branch pattern as written (`payments/**`, `re:^payments/`) and the regex it stands for.
 
     A `re:` pattern is written by whoever edits a policy and runs on every evaluation, so it goes through RE2,
-    whose time is linear in the input: no pattern can take a server down by backtracking. Globs are translated
-    by Tandem itself into Python regexes that do not backtrack exponentially.
+    whose time is linear in the input: no pattern can take a server down by backtracking. So do globs, which
+    Tandem translates: `**/**/**/…/x` as a Python regex backtracks exponentially.
     """
 
     text: str
@@ -527,10 +527,9 @@ class _Reader:
 
     def pattern(self, node: Node, path: str, text: str, translate: Callable[[str], str]) -> Pattern | None:
         try:
-            if text.startswith("re:"):
-                return Pattern(text=text, regex=re2.compile(text[3:], _RE2_OPTIONS))
-            return Pattern(text=text, regex=re.compile(translate(text)))
-        except (re.error, re2.error) as error:
+            source = text[3:] if text.startswith("re:") else translate(text)
+            return Pattern(text=text, regex=re2.compile(source, RE2_OPTIONS))
+        except (re.error, re2.error, UnicodeEncodeError) as error:  # RE2 reads UTF-8: a lone surrogate is not
             line = self.item_line(node, text)
             self.problems.append(
                 Problem(line, path, f"'{text}' is not a valid regular expression: {_why(error, text)}")
@@ -591,17 +590,10 @@ def _person_name(name: str) -> str:
     return name.lstrip("@").lower()
 
 
-def _re2_options() -> Any:
-    options = re2.Options()
-    options.log_errors = False  # a bad pattern is the author's problem, reported with its line, not server noise
-    return options
-
-
-_RE2_OPTIONS = _re2_options()
-
-
 def _why(error: Exception, text: str) -> str:
     """RE2 says why in bytes. A pattern only a backtracking engine runs (backreferences, lookarounds) says so."""
+    if isinstance(error, UnicodeEncodeError):
+        return f"it holds a lone surrogate (U+{ord(error.object[error.start]):04X}), which is not text"
     reason = error.args[0] if error.args else error
     why = reason.decode(errors="replace") if isinstance(reason, bytes) else str(reason)
     if isinstance(error, re2.error) and _backtracking_only(text[3:]):

@@ -142,10 +142,11 @@ def pairing_session_start(
     drivers = sum(1 for _, role in participants if role == Role.DRIVER)
     if drivers != 1:
         raise PairingInvalid(f"Exactly one participant drives; {drivers} were given.", field="participants")
-    people = _people_resolve([reference for reference, _ in participants], field="participants")
+    references = [reference for reference, _ in participants]
+    people = _people_resolve(references, field="participants")
+    _check_scope(people, team_ids, as_given=references)
     _check_distinct(people)
     repository = _repository_resolve(repository_id, team_ids)
-    _check_scope(people, team_ids)
     with transaction.atomic():
         _lock_people(people)
         if client_id:
@@ -219,7 +220,7 @@ def pairing_participant_add(
         newcomer = _people_resolve([person], field="person")[0]
         if any(p.person_id == newcomer.pk for p in present):
             return session
-        _check_scope([newcomer], team_ids)
+        _check_scope([newcomer], team_ids, as_given=[person])
         _lock_people([newcomer])
         _check_free([newcomer], field="person")
         participation = _stay_begin(session, newcomer, max(at, session.started_at))
@@ -362,10 +363,19 @@ def _check_distinct(people: Sequence[Person]) -> None:
         seen.add(person.pk)
 
 
-def _check_scope(people: Sequence[Person], team_ids: Collection[int] | None) -> None:
+def _check_scope(
+    people: Sequence[Person], team_ids: Collection[int] | None, *, as_given: Sequence[PersonReference] = ()
+) -> None:
+    """Refuse people outside the caller's teams. People the caller named (`as_given`, in the order of `people`)
+    are named back as written, never by their names: walking ids must not list other teams' people."""
     beyond = outside_teams(Person, [p.pk for p in people], team_ids)
-    if beyond:
-        raise PairingForbidden(f"Not in your teams: {', '.join(str(p) for p in people if p.pk in beyond)}.")
+    if not beyond:
+        return
+    if as_given:
+        named = [str(reference) for reference, p in zip(as_given, people, strict=True) if p.pk in beyond]
+    else:  # the people of a session the caller sees: their names are on it
+        named = [str(p) for p in people if p.pk in beyond]
+    raise PairingForbidden(f"Not in your teams: {', '.join(named)}.")
 
 
 def _check_free(people: Sequence[Person], *, field: str) -> None:

@@ -135,6 +135,7 @@ def webhook_delivery_receive(
     over. A redelivery of one that is waiting for a retry or dead-lettered makes it due again now: the sender
     retrying is a good moment to try again."""
     now = timezone.now()
+    event, action = _storable(event), _storable(action)
     pk = _insert_once(
         provider=provider,
         delivery_id=delivery_id,
@@ -166,6 +167,12 @@ def webhook_delivery_receive(
         # Refused before for an instance no Connection knew; it knows it now: the redelivery is processed.
         return Received(existing, created=False, requeued=_connected_now(existing, connection, now))
     return Received(existing, created=False, requeued=_due_again(existing, now, hand_over_now=hand_over_now))
+
+
+def _storable(label: str) -> str:
+    """An event or action name from the body, as a text column stores it: NUL and lone surrogates replaced. It only
+    labels the record; the body keeps what was sent, and its adapter refuses such values with the reason."""
+    return label.replace("\x00", "\ufffd").encode("utf-8", errors="replace").decode("utf-8")
 
 
 def _connected_now(delivery: WebhookDelivery, connection: Connection, now: dt.datetime) -> bool:

@@ -120,3 +120,29 @@ def test_a_policy_document_nested_too_deep_is_a_clear_400(api, document):
     response = api.post("/api/v1/policies/simulate", {"document": document, "snapshot": {}}, format="json")
     assert response.status_code == 400, response.content[:300]
     assert "nests deeper than 64 levels" in response.content.decode()
+
+
+@pytest.mark.parametrize("day", ["0001-01-01", "9999-12-31", "1999-12-31", "2101-01-01"])
+def test_an_away_date_out_of_range_is_a_400_naming_it(api, day):
+    person = Person.objects.get(display_name="Lena")
+    response = api.put(f"/api/v1/people/{person.pk}/away", {"away_until": day}, format="json")
+    assert response.status_code == 400, response.content[:300]
+    assert "away_until" in response.json()["fields"], response.json()
+    person.refresh_from_db()
+    assert person.away_until is None
+
+
+@pytest.mark.parametrize(
+    ("url", "body"),
+    [
+        ("/api/v1/incidents", {**INCIDENT, "severity": "high\ud800"}),
+        ("/api/v1/policies/simulate", {"document": 'rules:\n  - name: a\n    if: {paths: ["a\ud800"]}\n', "snapshot": {}}),
+    ],
+    ids=["incident", "policy document"],
+)
+def test_a_lone_surrogate_echoed_in_a_refusal_is_no_500(url, body, api):
+    # A lone surrogate is a valid JSON escape, not text: a 400 that names what was sent must still render.
+    api.raise_request_exception = False
+    response = api.post(url, data=json.dumps(body), content_type="application/json")
+    assert response.status_code == 400, response.content[:300]
+    assert json.loads(response.content)["error"]

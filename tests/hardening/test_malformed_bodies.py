@@ -142,3 +142,30 @@ def test_an_over_long_action_is_stored_cut_to_its_column(client):
     )
     assert response.status_code == 202
     assert WebhookDelivery.objects.get().action == "a" * 100
+
+
+# What names a delivery in its record (GitHub's action, GitLab's object_attributes.action or object_kind,
+# PagerDuty's event_type, Opsgenie's action) comes from the body: a value no text column stores must not turn the
+# insert of the delivery itself into a 500.
+UNSTORABLE_NAMES = {
+    "github": lambda text: {"action": text},
+    "gitlab": lambda text: {"object_kind": "merge_request", "object_attributes": {"action": text}},
+    "gitlab kind": lambda text: {"object_kind": text},
+    "pagerduty": lambda text: {"event": {"event_type": text}},
+    "opsgenie": lambda text: {"action": text},
+}
+
+
+@pytest.mark.parametrize("text", ["open\x00ed", "open\ud800ed"], ids=["NUL", "lone surrogate"])
+@pytest.mark.parametrize("shape", sorted(UNSTORABLE_NAMES))
+def test_an_unstorable_action_or_event_type_in_the_body_is_no_500(shape, text):
+    import json
+
+    from django.test import Client
+
+    client = Client(raise_request_exception=False)
+    body = json.dumps(UNSTORABLE_NAMES[shape](text)).encode()  # escaped: valid UTF-8 JSON, as a sender would send
+    response = _post(client, shape.split()[0], body)
+    assert response.status_code < 500, response.content[:300]
+    for delivery in WebhookDelivery.objects.all():
+        assert "\x00" not in delivery.action + delivery.event

@@ -187,3 +187,18 @@ def test_glob(pattern: str, matching: list[str], not_matching: list[str]) -> Non
     regex = re.compile(glob_to_regex(pattern))
     assert [path for path in matching if not regex.match(path)] == []
     assert [path for path in not_matching if regex.match(path)] == []
+
+
+def test_a_codeowners_pattern_runs_in_linear_time():
+    # CODEOWNERS is read from the repository, so anyone who can push writes its patterns; each is matched against
+    # every changed path on every evaluation. Under a backtracking engine these take exponential time.
+    owners = parse_codeowners("**/" * 30 + "x @alice\n" + "*a" * 30 + "b @bob\n")
+    assert owners.owners_for("a/" * 200 + "b") == []
+    assert owners.owners_for("a" * 5_000) == []
+    assert [r.owners for r in owners.owners_for("a/" * 200 + "x")] == [frozenset({"alice"})]
+
+
+def test_a_codeowners_pattern_with_a_lone_surrogate_is_skipped_with_its_reason():
+    owners = parse_codeowners("src/\ud800 @alice\ndocs/ @bob\n")
+    assert len(owners.errors) == 1 and owners.errors[0].startswith("line 1")
+    assert [r.owners for r in owners.owners_for("docs/a.md")] == [frozenset({"bob"})]

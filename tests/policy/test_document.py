@@ -419,3 +419,29 @@ def test_a_regex_only_a_backtracking_engine_can_run_is_refused_with_its_line():
     assert problem.line == 6
     assert "re:^(docs)/\\1" in problem.message
     assert "RE2" in problem.message
+
+
+def test_a_glob_runs_in_linear_time_too():
+    # A glob is written by whoever edits a policy, like a `re:` pattern. Translated for a backtracking engine,
+    # `**/**/…/x` took 32 s on a 41-character path at twelve repetitions (ten times more with each two more);
+    # RE2 answers at once.
+    nested = "**/" * 30 + "x"
+    stars = "*a" * 30 + "b"
+    policy = parse_policy(
+        "rules:\n  - name: a\n"
+        f'    if: {{paths: ["{nested}", "{stars}"], base_branches: ["{stars}"]}}\n'
+        "    require: {approvals: 1}\n"
+    )
+    nested_pattern, stars_pattern = policy.rules[0].when.paths
+    assert nested_pattern.matches("a/" * 200 + "x") is True
+    assert nested_pattern.matches("a/" * 200 + "b") is False
+    assert stars_pattern.matches("a" * 5_000) is False
+    assert policy.rules[0].when.base_branches[0].matches("a" * 5_000) is False
+
+
+@pytest.mark.parametrize("pattern", ["src/\\ud800/**", "re:^src/\\ud800"], ids=["glob", "re"])
+def test_a_pattern_with_a_lone_surrogate_is_a_problem_with_its_line(pattern):
+    # RE2 reads UTF-8, which a lone surrogate (valid as a JSON or YAML escape) is not: UnicodeEncodeError, a 500.
+    document = f'rules:\n  - name: a\n    if: {{paths: ["{pattern}"]}}\n    require: {{approvals: 1}}\n'
+    with pytest.raises(ValueError, match="lone surrogate"):
+        parse_policy(document)

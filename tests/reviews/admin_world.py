@@ -28,7 +28,16 @@ from reviews.models import (
     RiskSignal,
     SyncRun,
 )
-from telemetry.models import DeploymentChange, Notification, ServiceRepository, SuspectChange, SuspectVerdict
+from telemetry.models import (
+    AlertSettings,
+    DeploymentChange,
+    Notification,
+    ServiceRepository,
+    SuspectChange,
+    SuspectVerdict,
+    TeamAlert,
+    WeeklyDigest,
+)
 from tests.factories import (
     CommentFactory,
     CommitFactory,
@@ -130,6 +139,23 @@ def team_rows(slug: str) -> dict[str, Any]:
         "reviews.AuditEvent": AuditEvent.objects.create(
             source="admin", action="team.test", team=team, actor=f"{slug} lead", target_type="reviews.team"
         ),
+        "telemetry.AlertSettings": AlertSettings.objects.create(team=team),
+        "telemetry.TeamAlert": TeamAlert.objects.create(
+            team=team,
+            figure="pickup_time",
+            direction="up",
+            first_day=NOW.date(),
+            last_day=NOW.date(),
+            value=10,
+            baseline=5,
+            scale=1,
+            departure=5,
+            samples=8,
+            deviations=3,
+            sustained_days=3,
+            evidence_kind="pull_request",
+        ),  # fmt: skip
+        "telemetry.WeeklyDigest": WeeklyDigest.objects.create(team=team, week=NOW.date(), subject="week", text="…"),
         "telemetry.Notification": Notification.objects.create(
             person=lead, kind="suspect", subject="A change", body="…", incident=incident, pull_request=pull_request
         ),

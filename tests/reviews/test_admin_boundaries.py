@@ -456,3 +456,44 @@ def test_a_leads_list_filters_name_no_other_teams_rows(client, world):
     page = client.get("/admin/reviews/pullrequest/").content.decode()
     assert "acme/shop" in page
     assert "acme/search" not in page  # the repository filter offers only the repositories of what the lead sees
+
+
+def _shared_session(world: World) -> Any:
+    """A pairing session a person of shop and a person of search only took part in, both still there."""
+    from reviews.models import PairingParticipant, PairingSession
+
+    start = timezone.now() - timezone.timedelta(hours=2)
+    session = PairingSession.objects.create(source="manual", branch="feature", started_at=start)
+    for person in (world.shop["reviews.Person"], world.search["member_user"].person):
+        PairingParticipant.objects.create(session=session, person=person, joined_at=start)
+    return session
+
+
+def test_a_lead_cannot_change_a_pairing_session_another_teams_person_took_part_in(client, world):
+    """The session lies within both teams. Its span is the other team's person's pairing too (pairing can count
+    as review of their pull requests), so, as the API refuses (`Not in your teams`), the admin does too."""
+    from reviews.models import PairingSession
+
+    session = _shared_session(world)
+    before = _snapshot(session)
+    client.force_login(world.lead)
+    url = _url(PairingSession, "change", session)
+    data = page_data(client.get(url), PairingSession)
+    data["started_at_0"] = [(session.started_at - timezone.timedelta(days=30)).date().isoformat()]
+    response = client.post(url, data)
+    assert response.status_code in {403, 200}
+    assert _snapshot(session) == before
+
+
+def test_a_lead_cannot_delete_a_pairing_session_another_teams_person_took_part_in(client, world):
+    from reviews.models import PairingParticipant, PairingSession
+
+    session = _shared_session(world)
+    client.force_login(world.lead)
+    client.post(f"/admin/reviews/pairingsession/{session.pk}/delete/", {"post": "yes"})
+    client.post(
+        "/admin/reviews/pairingsession/",
+        {"action": "delete_selected", "_selected_action": [str(session.pk)], "post": "yes"},
+    )
+    assert PairingSession.objects.filter(pk=session.pk).exists()
+    assert PairingParticipant.objects.filter(session=session).count() == 2

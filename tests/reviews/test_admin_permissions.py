@@ -50,6 +50,7 @@ EXPECTED: dict[str, tuple[str, str, str]] = {
     "reviews.PairingSession": (L, L, L),
     "telemetry.Service": (L, L, L),
     "telemetry.ServiceRepository": (L, L, L),
+    "telemetry.AlertSettings": (L, L, L),
     # records of exceptions: a token is added, the rest come from services' actions
     "reviews.ApiToken": (L, N, N),
     "reviews.Override": (N, N, N),
@@ -61,6 +62,7 @@ EXPECTED: dict[str, tuple[str, str, str]] = {
     "reviews.OverrideWithdrawal": (N, N, N),
     "reviews.FollowUpReview": (N, N, N),
     "reviews.AuditEvent": (N, N, N),
+    "telemetry.TeamAlert": (N, N, N),
     # facts from GitHub, GitLab, CI/CD and incident tools, and what Tandem derives from them
     "reviews.PullRequest": (N, N, N),
     "reviews.Review": (N, N, N),
@@ -74,6 +76,7 @@ EXPECTED: dict[str, tuple[str, str, str]] = {
     "telemetry.DeploymentChange": (N, N, N),
     "telemetry.Incident": (N, N, N),
     "telemetry.Notification": (N, N, N),
+    "telemetry.WeeklyDigest": (N, N, N),
     # the instance: superusers only
     "reviews.Connection": (S, S, S),
     "reviews.WebhookDelivery": (N, N, N),

@@ -345,6 +345,19 @@ def test_a_mixed_session_is_listed_for_both_teams_but_only_changed_by_a_token_of
     assert both.post(f"{SESSIONS}/{session_id}/end", {}, format="json").status_code == 200
 
 
+def test_a_refusal_does_not_name_people_outside_the_tokens_teams(api, ann, bo, outsider):
+    """A person id (or login) of another team is refused as given: the answer names them as the caller wrote
+    them, never by their name, so ids cannot be walked to list every team's people."""
+    started = _start(api, ann.pk, outsider.pk)
+    _assert_refused(started, 403)
+    assert "Olu" not in started.json()["error"]
+    assert str(outsider.pk) in started.json()["error"]
+    session_id = _start(api, ann.pk, bo.pk).json()["id"]
+    joined = api.post(f"{SESSIONS}/{session_id}/participants", {"person": "github:olu"}, format="json")
+    _assert_refused(joined, 403)
+    assert "Olu" not in joined.json()["error"]
+
+
 def test_a_token_cannot_bring_an_outsider_into_a_session(api, ann, bo, outsider):
     session_id = _start(api, ann.pk, bo.pk).json()["id"]
     _assert_refused(api.post(f"{SESSIONS}/{session_id}/participants", {"person": outsider.pk}, format="json"), 403)
