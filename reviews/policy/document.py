@@ -29,7 +29,7 @@ MAX_FOLLOWUP_HOURS = 24 * 365
 MAX_LIST_ITEMS = 500
 MAX_NAME_LENGTH = 200
 
-TOP_KEYS = ("rules", "checks", "options", "risk", "override")
+TOP_KEYS = ("rules", "checks", "options", "risk", "override", "deploy")
 RULE_KEYS = ("name", "if", "require", "options", "any", "all")
 CONDITION_KEYS = (
     "paths",
@@ -53,6 +53,10 @@ OPTION_KEYS = (
 )
 RISK_KEYS = ("incident_window_days", "extra_approvals")
 OVERRIDE_KEYS = ("allowed", "allow_self", "followup_review_hours")
+DEPLOY_KEYS = ("block_on", "warn_on")
+# A deploy check's levels, lowest first; "never" as a threshold: no level reaches it.
+DEPLOY_LEVELS = ("low", "medium", "high")
+DEPLOY_THRESHOLDS = (*DEPLOY_LEVELS, "never")
 PATTERN_FORM_KEYS = ("glob", "regex")
 
 T = TypeVar("T")
@@ -178,12 +182,21 @@ class Override:
 
 
 @dataclass(frozen=True)
+class Deploy:
+    """From which risk level a deploy check answers "block" and "warn" (telemetry's deploy check)."""
+
+    block_on: str = "high"
+    warn_on: str = "medium"
+
+
+@dataclass(frozen=True)
 class Policy:
     rules: tuple[Rule, ...]
     checks: tuple[str, ...] = ()
     options: Options = Options()
     risk: Risk = Risk()
     override: Override = Override()
+    deploy: Deploy = Deploy()
 
 
 _NO_TEXT: tuple[str, ...] = ()
@@ -275,6 +288,7 @@ class _Reader:
             options=options.apply_to(Options()),
             risk=self.optional(entries, "risk", "", self.risk, Risk()),
             override=self.optional(entries, "override", "", self.override, Override()),
+            deploy=self.optional(entries, "deploy", "", self.deploy, Deploy()),
         )
 
     def rules(self, node: Node, path: str, level: int = 0) -> tuple[Rule, ...]:
@@ -395,7 +409,21 @@ class _Reader:
             ),
         )
 
+    def deploy(self, node: Node, path: str) -> Deploy:
+        entries = self.mapping(node, path, DEPLOY_KEYS) or {}
+        return Deploy(
+            block_on=self.optional(entries, "block_on", path, self.threshold, Deploy.block_on),
+            warn_on=self.optional(entries, "warn_on", path, self.threshold, Deploy.warn_on),
+        )
+
     # Values.
+
+    def threshold(self, node: Node, path: str) -> str | None:
+        value = self.string(node, path)
+        if value is not None and value not in DEPLOY_THRESHOLDS:
+            self.fail(node, path, f"expected one of {', '.join(DEPLOY_THRESHOLDS)}, got {value!r}")
+            return None
+        return value
 
     def optional(
         self, entries: dict[str, Node], key: str, path: str, reader: Callable[[Node, str], T | None], default: T

@@ -94,6 +94,22 @@ class _Walk:
 
 
 @dataclass(frozen=True)
+class Shipment:
+    """What a deployment ships, computed without writing anything: the same answer a link would store."""
+
+    repository: Repository
+    previous: Deployment | None
+    branch: str
+    method: str
+    changes: frozenset[Change]
+    note: str  # what `link_error` would say
+
+    @property
+    def pull_request_ids(self) -> list[int]:
+        return sorted({pull_request for _, pull_request in self.changes if pull_request is not None})
+
+
+@dataclass(frozen=True)
 class _Shipped:
     method: str
     commits: dict[str, int] | None  # sha → commit id; None when only pull requests are known
@@ -124,6 +140,30 @@ def deployment_changes_link(
     if deployment.repository_id is None:
         Deployment.objects.filter(pk=deployment.pk).update(repository=repository)
         deployment.repository = repository
+    shipment = deployment_shipment(
+        deployment, repository, allow_vcs=allow_vcs, vcs_error=vcs_error, client_factory=client_factory
+    )
+    changes = set(shipment.changes)
+    changed = _write(deployment, changes, method=shipment.method, error=shipment.note)
+    if first_link:
+        _relink_next(deployment, repository)
+    if first_link or changed:
+        _rank_incidents_after(deployment)
+    commits = sum(1 for commit, _ in changes if commit is not None)
+    DEPLOYMENTS_LINKED.labels(shipment.method).inc()
+    return LinkResult(shipment.method, commits, len(shipment.pull_request_ids), shipment.note)
+
+
+def deployment_shipment(
+    deployment: Deployment,
+    repository: Repository,
+    *,
+    allow_vcs: bool,
+    vcs_error: str = "",
+    client_factory: ClientFactory = vcs_client_for,
+) -> Shipment:
+    """What `deployment` (saved or not: the deploy check asks about one not yet made) ships from `repository`,
+    written nowhere. Only the compare API (when `allow_vcs`) stores the commits it reads."""
     previous = _previous(deployment, repository)
     branch = deployment_branch(repository=repository, ref=deployment.ref, sha=deployment.sha)
     shipped = _shipped(
@@ -132,15 +172,7 @@ def deployment_changes_link(
     path_filters = _path_filters(deployment, repository)
     changes = _changes(repository, shipped, path_filters)
     note = _note(deployment, previous, branch, shipped, changes, path_filters, vcs_error=vcs_error)
-    changed = _write(deployment, changes, method=shipped.method, error=note)
-    if first_link:
-        _relink_next(deployment, repository)
-    if first_link or changed:
-        _rank_incidents_after(deployment)
-    pull_requests = {pr for _, pr in changes if pr is not None}
-    commits = sum(1 for commit, _ in changes if commit is not None)
-    DEPLOYMENTS_LINKED.labels(shipped.method).inc()
-    return LinkResult(shipped.method, commits, len(pull_requests), note)
+    return Shipment(repository, previous, branch, shipped.method, frozenset(changes), note)
 
 
 def chain_environments(environment: str) -> list[str]:
@@ -162,6 +194,8 @@ def deployment_branch(*, repository: Repository, ref: str, sha: str) -> str:
 
 def _previous(deployment: Deployment, repository: Repository) -> Deployment | None:
     finished = deployment.finished_at
+    # A deployment not yet made (a dry run) comes after every one finished by its time.
+    earlier = Q(finished_at__lte=finished) if deployment.pk is None else Q(finished_at=finished, pk__lt=deployment.pk)
     return (
         Deployment.objects.filter(
             service_id=deployment.service_id,
@@ -169,7 +203,7 @@ def _previous(deployment: Deployment, repository: Repository) -> Deployment | No
             repository=repository,
             status=Deployment.Status.SUCCESS,
         )
-        .filter(Q(finished_at__lt=finished) | Q(finished_at=finished, pk__lt=deployment.pk))
+        .filter(Q(finished_at__lt=finished) | earlier)
         .order_by("-finished_at", "-pk")
         .first()
     )
