@@ -25,9 +25,14 @@ class TelemetryConfig(AppConfig):
 
         # ... and the sections it adds to the review side's pages.
         from reviews.sections import pull_request_sections, team_sections
-        from telemetry.sections import pull_request_production_section, team_production_section
+        from telemetry.sections import (
+            pull_request_production_section,
+            team_deploy_risk_section,
+            team_production_section,
+        )
 
-        if team_production_section not in team_sections:
-            team_sections.append(team_production_section)
+        for section in (team_production_section, team_deploy_risk_section):
+            if section not in team_sections:
+                team_sections.append(section)
         if pull_request_production_section not in pull_request_sections:
             pull_request_sections.append(pull_request_production_section)

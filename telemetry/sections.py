@@ -10,8 +10,8 @@ from django.db.models import Prefetch
 from reviews.models import PullRequest, Team
 from reviews.sections import Section
 from telemetry import conf
-from telemetry.models import Deployment, DeploymentChange, Incident, SuspectChange
-from telemetry.selectors import team_dora
+from telemetry.models import DeployCheck, Deployment, DeploymentChange, Incident, SuspectChange
+from telemetry.selectors import risk_level_outcomes, team_dora
 
 REVIEW_MODE_LABELS = {
     "paired": "paired",
@@ -23,6 +23,7 @@ REVIEW_MODE_LABELS = {
 INCIDENTS_SHOWN = 10
 LINK_NOTES_SHOWN = 10
 SUSPECTS_SHOWN = 3
+RISKY_CHECKS_SHOWN = 5
 
 
 def team_production_section(team: Team, since: dt.datetime, until: dt.datetime) -> Section | None:
@@ -80,3 +81,17 @@ def pull_request_production_section(pull_request: PullRequest) -> Section | None
         return None
     deployments = list({change.deployment_id: change.deployment for change in shipped}.values())
     return Section("telemetry/pull_request_production.html", {"deployments": deployments, "suspicions": suspicions})
+
+
+def team_deploy_risk_section(team: Team, since: dt.datetime, until: dt.datetime) -> Section | None:
+    """How often deployments checked at each risk level caused an incident, and the latest risky checks."""
+    if not team.services.exists():
+        return None
+    recent = list(
+        DeployCheck.objects.filter(service__team=team, checked_at__gte=since, checked_at__lt=until)
+        .exclude(level=DeployCheck.Level.LOW)
+        .select_related("service")
+        .order_by("-checked_at", "-pk")[:RISKY_CHECKS_SHOWN]
+    )
+    outcomes = risk_level_outcomes(team=team, since=since, until=until)
+    return Section("telemetry/team_deploy_risk.html", {"outcomes": outcomes, "recent": recent})

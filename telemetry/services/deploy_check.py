@@ -160,8 +160,10 @@ def checks_attach(*, deployment: Deployment) -> int:
 
 
 def _team_policy(service: Service) -> ParsedPolicy:
+    if service.team_id is None:
+        return DEFAULT_POLICY
     document = Policy.objects.filter(team_id=service.team_id).values_list("document", flat=True).first()
-    if service.team_id is None or document is None:
+    if document is None:
         return DEFAULT_POLICY
     try:
         return parse_policy(document)

@@ -20,6 +20,7 @@ from tests.telemetry.conftest import History, approve, make_deployment, make_inc
 pytestmark = pytest.mark.django_db
 
 NOW = timezone.now().replace(microsecond=0)
+ONE_APPROVAL = "rules: [{name: one, require: {approvals: 1}}]\n"
 
 
 def ago(**delta: float) -> dt.datetime:
@@ -97,7 +98,7 @@ def test_a_rubber_stamped_change_to_last_weeks_incident_file_is_high(actors, ser
     stamped = history.merge(2, at=ago(hours=3), files=("payments/charge.py", "docs/x.md"), lines=400)
     # Approved one minute after it was ready, without a word: 400 lines deserve 20 minutes at least.
     approve(stamped, reviewer, at=stamped.ready_at + dt.timedelta(minutes=1))
-    Policy.objects.create(team=actors.team, document="rules: [{name: one, require: {approvals: 1}}]\ndeploy: {block_on: never}\n")
+    Policy.objects.create(team=actors.team, document=f"{ONE_APPROVAL}deploy: {{block_on: never}}\n")
 
     body = check(actors.client("token"), sha=history.head).json()
 
@@ -118,9 +119,7 @@ def test_the_default_policy_blocks_a_high_risk_deploy_and_a_team_sets_its_thresh
     assert body["decision"] == "block"
     assert codes(body["reasons"]) == {"unreviewed", "open_incident"}
 
-    Policy.objects.create(
-        team=actors.team, document="rules: [{name: one, require: {approvals: 1}}]\ndeploy: {block_on: never, warn_on: high}\n"
-    )
+    Policy.objects.create(team=actors.team, document=f"{ONE_APPROVAL}deploy: {{block_on: never, warn_on: high}}\n")
     assert check(actors.client("token"), sha=history.head).json()["decision"] == "warn"
 
 
@@ -306,3 +305,29 @@ def test_the_policy_documents_deploy_thresholds():
         parse_policy("rules: []\ndeploy: {block_on: severe}\n")
     with pytest.raises(PolicyError, match="unknown"):
         parse_policy("rules: []\ndeploy: {block: high}\n")
+
+
+def test_the_team_page_shows_incidents_per_risk_level(client, actors, service, history, reviewer):
+    from telemetry.services.core import deployment_upsert
+
+    history.merge(1, at=ago(days=2))  # unreviewed: medium
+    deploy_check(service=service, environment="Production", sha=history.head)
+    deployment, _ = deployment_upsert(
+        service=service,
+        source="api",
+        external_id="run-9",
+        environment="production",
+        sha=history.head,
+        status="success",
+        started_at=ago(hours=2),
+        finished_at=ago(hours=1),
+        repository=history.repository,
+    )
+    Deployment.objects.filter(pk=deployment.pk).update(caused_incident=True)
+    client.force_login(actors.lead.user)
+
+    page = client.get("/teams/payments/").content.decode()
+
+    assert "Deploy checks: incidents per risk level" in page
+    assert '<tr data-level="medium"><td>medium</td><td>1</td><td>1</td><td>100%</td></tr>' in page
+    assert "1 pull request unreviewed." in page
