@@ -15,6 +15,13 @@ class TelemetryConfig(AppConfig):
         if deployments_from_webhook not in deployment_handlers:
             deployment_handlers.append(deployments_from_webhook)
 
+        # ... and its answer to GitHub's deployment protection rules (the deploy check) ...
+        from reviews.services.webhooks import protection_rule_handlers
+        from telemetry.services.protection_rules import protection_rules_from_webhook
+
+        if protection_rules_from_webhook not in protection_rule_handlers:
+            protection_rule_handlers.append(protection_rules_from_webhook)
+
         # ... the processors that replay its stored incident webhooks ...
         from reviews.services.webhooks import delivery_processors
         from telemetry.integrations import opsgenie, pagerduty

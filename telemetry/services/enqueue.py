@@ -41,3 +41,9 @@ def suspect_chat_enqueue(*, suspect_id: int) -> None:
     from telemetry.tasks import notify_chat_of_cause
 
     _on_commit(f"chat notice for suspect {suspect_id}", lambda: notify_chat_of_cause.delay(suspect_id))
+
+
+def protection_rule_answer_enqueue(*, check_id: int) -> None:
+    from telemetry.tasks import answer_protection_rule
+
+    _on_commit(f"protection rule answer for check {check_id}", lambda: answer_protection_rule.delay(check_id))
