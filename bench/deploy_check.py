@@ -41,6 +41,7 @@ def main() -> None:
     history = PullRequest.objects.count()
     times: list[float] = []
     queries: list[int] = []
+    shipping_queries: list[int] = []  # checks whose batch is not empty (an empty one skips the review facts)
     sizes: list[int] = []
     levels: Counter[str] = Counter()
     services = list(Service.objects.prefetch_related("repositories").order_by("slug"))
@@ -60,14 +61,17 @@ def main() -> None:
                 check = deploy_check(service=service, environment="production", sha=tip)
                 times.append(time.perf_counter() - started)
             queries.append(len(captured.captured_queries))
+            if check.pull_requests:
+                shipping_queries.append(len(captured.captured_queries))
             sizes.append(len(check.pull_requests))
-            levels[check.level] += 1
+            levels[str(check.level)] += 1
     times.sort()
     p95 = times[min(len(times) - 1, int(0.95 * len(times)))]
     print(f"history: {history} pull requests; {len(times)} checks over {len(services)} services")
     print(
         f"time ms: p50 {statistics.median(times) * 1000:.0f}  p95 {p95 * 1000:.0f}  max {times[-1] * 1000:.0f}"
         f"   queries: min {min(queries)} max {max(queries)}"
+        f" (non-empty batches: {min(shipping_queries, default=0)}-{max(shipping_queries, default=0)})"
         f"   batch: median {statistics.median(sizes):.0f} max {max(sizes)}   levels: {dict(levels)}"
     )
 
