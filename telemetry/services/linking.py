@@ -37,7 +37,7 @@ from __future__ import annotations
 
 import datetime as dt
 import re
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 
 from django.db import transaction
@@ -278,11 +278,7 @@ def _walk_graph(
     not stored. Complete only when no path was cut short: with a base, every path reached the base's history
     (itself known); without one, every path ended at the floor or at a root."""
     shas = [sha for sha in (head, base) if sha]
-    graph = _nodes(
-        Commit.objects.filter(repository=repository).filter(
-            Q(authored_at__gte=since) | Q(committed_at__gte=since) | Q(sha__in=shas)
-        )
-    )
+    graph = _recent_nodes(repository, since, shas)
     if head not in graph:
         return None
     for round_ in range(MAX_FILL_ROUNDS + 1):
@@ -298,8 +294,29 @@ def _walk_graph(
     return _Walk(shipped, complete)
 
 
+_NODE_FIELDS = ("pk", "sha", "parents", "parents_known", "authored_at", "committed_at")
+
+
+def _recent_nodes(repository: Repository, since: dt.datetime, shas: list[str]) -> dict[str, _Node]:
+    """The repository's commits authored or committed since `since`, and `shas`: one query, a UNION whose every
+    part reads its own index (with OR, PostgreSQL may read all of the repository's commits instead)."""
+    commits = Commit.objects.filter(repository=repository)
+    rows = (
+        commits.filter(authored_at__gte=since)
+        .values_list(*_NODE_FIELDS)
+        .union(
+            commits.filter(committed_at__gte=since).values_list(*_NODE_FIELDS),
+            commits.filter(sha__in=shas).values_list(*_NODE_FIELDS),
+        )
+    )
+    return _node_rows(rows)
+
+
 def _nodes(commits: QuerySet[Commit]) -> dict[str, _Node]:
-    rows = commits.values_list("pk", "sha", "parents", "parents_known", "authored_at", "committed_at")
+    return _node_rows(commits.values_list(*_NODE_FIELDS))
+
+
+def _node_rows(rows: Iterable[tuple]) -> dict[str, _Node]:
     return {
         sha: _Node(pk, tuple(parents or ()) if known else None, committed_at or authored_at)
         for pk, sha, parents, known, authored_at, committed_at in rows
