@@ -80,6 +80,7 @@ TEAM_PATHS: dict[str, tuple[str, ...]] = {
     "telemetry.SuspectChange": ("incident__services__team", "deployment__service__team"),
     "telemetry.SuspectVerdict": ("suspect__incident__services__team", "suspect__deployment__service__team"),
     "telemetry.Notification": ("person__memberships__team",),
+    "telemetry.DeployCheck": ("service__team",),
 }
 
 # Rows every lead may point at, though no team owns them.
