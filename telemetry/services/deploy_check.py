@@ -117,7 +117,7 @@ def deploy_check(  # noqa: PLR0913 - what a caller knows about the deployment it
                 Reason("approximate_batch", MEDIUM, f"The batch is a guess from merge order: {shipment.note}")
             )
         window = dt.timedelta(days=policy.risk.incident_window_days)
-        batch = _batch(repository, shipment.pull_request_ids, since=now - window)
+        batch = _batch(repository, shipment.pull_request_ids, since=now - window, now=now)
         reasons += _batch_reasons(batch)
         reasons += _service_history(service, environment, len(batch), since=now - window)
     reasons += _open_incidents(service, weak=any(_weak(change) for change in batch))
@@ -188,7 +188,7 @@ def _known(repository: Repository, sha: str) -> bool:
 # --- the batch ----------------------------------------------------------------------------------------------------
 
 
-def _batch(repository: Repository, pull_request_ids: list[int], *, since: dt.datetime) -> list[dict]:
+def _batch(repository: Repository, pull_request_ids: list[int], *, since: dt.datetime, now: dt.datetime) -> list[dict]:
     """Each pull request of the batch with its reasons, oldest merge first."""
     rows = list(
         PullRequest.objects.filter(pk__in=pull_request_ids)
@@ -204,7 +204,9 @@ def _batch(repository: Repository, pull_request_ids: list[int], *, since: dt.dat
     batch = []
     for row in rows:
         pk = row["pk"]
-        reasons = _review_reasons(facts.get(pk, NO_FACTS), due.get(pk), pk in violations, overridden=pk in overridden)
+        reasons = _review_reasons(
+            facts.get(pk, NO_FACTS), due.get(pk), pk in violations, overridden=pk in overridden, now=now
+        )
         touched = incident_files.get(pk, [])
         if touched:
             weak = bool(reasons)
@@ -235,11 +237,11 @@ def _followups_due(ids: list[int]) -> dict[int, dt.datetime]:
 
 
 def _review_reasons(
-    facts: ReviewFacts, followup_due: dt.datetime | None, violation: bool, *, overridden: bool
+    facts: ReviewFacts, followup_due: dt.datetime | None, violation: bool, *, overridden: bool, now: dt.datetime
 ) -> list[Reason]:
     reasons = []
     if followup_due is not None:
-        when = "overdue since" if followup_due < timezone.now() else "due"
+        when = "overdue since" if followup_due < now else "due"
         reasons.append(
             Reason(
                 "followup_due",
