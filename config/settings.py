@@ -222,6 +222,7 @@ CELERY_TASK_ROUTES |= {
     "telemetry.tasks.link_deployment_changes": {"queue": "correlation"},
     "telemetry.tasks.correlate_incident": {"queue": "correlation"},
     "telemetry.tasks.notify_chat_of_cause": {"queue": "correlation"},
+    "telemetry.tasks.answer_protection_rule": {"queue": "reports"},
     "telemetry.tasks.repair_telemetry": {"queue": "correlation"},
 }
 # Beat reads its schedule from the database (django-celery-beat), so that a superuser changes it in the admin

@@ -84,6 +84,7 @@ TEAM_PATHS: dict[str, tuple[str, ...]] = {
     "telemetry.AlertSettings": ("team",),
     "telemetry.TeamAlert": ("team",),
     "telemetry.WeeklyDigest": ("team",),
+    "telemetry.DeployCheck": ("service__team",),
 }
 
 # Rows every lead may point at, though no team owns them.

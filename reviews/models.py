@@ -523,7 +523,11 @@ class Commit(models.Model):
 
     class Meta:
         constraints = [models.UniqueConstraint(fields=["repository", "sha"], name="commit_unique_sha")]
-        indexes = [models.Index(fields=["repository", "authored_at"], name="commit_repo_authored_idx")]
+        indexes = [
+            models.Index(fields=["repository", "authored_at"], name="commit_repo_authored_idx"),
+            # Linking's graph query (and the deploy check's dry run) reads commits authored OR committed recently.
+            models.Index(fields=["repository", "committed_at"], name="commit_repo_committed_idx"),
+        ]
 
     def __str__(self) -> str:
         return self.sha[:12]

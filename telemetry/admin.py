@@ -16,6 +16,7 @@ from reviews.models import AuditEvent
 from reviews.services.audit import actor_for
 from telemetry.models import (
     AlertSettings,
+    DeployCheck,
     Deployment,
     DeploymentChange,
     Incident,
@@ -186,6 +187,17 @@ class SuspectVerdictAdmin(RecordAdmin):
     search_fields = ["suspect__incident__title", "suspect__pull_request__title", "decided_by__display_name"]
     autocomplete_fields = ["suspect", "decided_by", "token"]
     date_hierarchy = "decided_at"
+
+
+@admin.register(DeployCheck)
+class DeployCheckAdmin(RecordAdmin):
+    """Each deploy check as it was answered (the API, or a GitHub protection rule), on the record."""
+
+    list_display = ["service", "environment", "sha", "level", "decision", "source", "checked_at", "deployment"]
+    list_filter = ["level", "decision", "source", "environment"]
+    search_fields = ["service__slug", "sha"]
+    autocomplete_fields = ["service", "repository", "token", "deployment"]
+    date_hierarchy = "checked_at"
 
 
 @admin.register(Notification)

@@ -5,12 +5,14 @@ from __future__ import annotations
 from django.urls import include, path
 
 from telemetry.apis import (
+    DeployCheckView,
     DeploymentsView,
     IncidentsView,
     IncidentView,
     ServiceDoraView,
     SuspectsView,
     SuspectVerdictView,
+    TeamDeployRiskView,
     TeamDoraView,
 )
 from telemetry.apis_alerts import AlertAcknowledgeView, TeamAlertsView
@@ -19,6 +21,7 @@ from telemetry.apis_evidence import EvidenceView
 urlpatterns = [
     path("evidence", EvidenceView.as_view(), name="evidence"),
     path("deployments", DeploymentsView.as_view(), name="deployments"),
+    path("deployments/check", DeployCheckView.as_view(), name="deployment-check"),
     path("incidents", IncidentsView.as_view(), name="incidents"),
     path("incidents/<int:pk>", IncidentView.as_view(), name="incident"),
     path("suspects", SuspectsView.as_view(), name="suspects"),
@@ -29,6 +32,7 @@ urlpatterns = [
     path(
         "teams/<slug:slug>/alerts/<int:pk>/acknowledge", AlertAcknowledgeView.as_view(), name="team-alert-acknowledge"
     ),
+    path("teams/<slug:slug>/deploy-risk", TeamDeployRiskView.as_view(), name="team-deploy-risk"),
     path("services/<slug:slug>/dora", ServiceDoraView.as_view(), name="service-dora"),
     path("", include("telemetry.apis_notices")),
 ]

@@ -30,12 +30,13 @@ from reviews.authentication import TokenUser
 from reviews.models import AuditEvent, Person, Repository
 from reviews.selectors.scope import ScopeInvalid, as_validation_error, parse_period, parse_scope
 from reviews.services.audit import actor_for
-from telemetry.models import Deployment, Incident, Service, SuspectChange
+from telemetry.models import DeployCheck, Deployment, Incident, Service, SuspectChange
 from telemetry.selectors import (
     DoraReport,
     deployment_list,
     incident_get,
     incident_list,
+    risk_level_outcomes,
     service_dora,
     services_dora,
     services_visible,
@@ -44,6 +45,7 @@ from telemetry.selectors import (
     team_dora,
     teams_visible,
 )
+from telemetry.services.deploy_check import deploy_check
 from telemetry.services.deployments import DeploymentForbidden, DeploymentRejected, deployment_report
 from telemetry.services.incidents import IncidentForbidden, IncidentRejected, incident_report, incident_update
 from telemetry.services.suspects import suspect_confirm, suspect_reject
@@ -105,6 +107,18 @@ class DeploymentInput(serializers.Serializer[Any]):
         if started and finished and finished < started:
             raise ValidationError({"finished_at": ["finished_at is before started_at."]})
         return attrs
+
+
+class DeployCheckInput(serializers.Serializer[Any]):
+    service = serializers.SlugField()
+    environment = serializers.CharField(max_length=100, default="production")
+    sha = serializers.RegexField(SHA, error_messages={"invalid": "A commit sha: 7 to 64 hexadecimal characters."})
+    ref = serializers.CharField(max_length=255, required=False, allow_blank=True, default="")
+
+    def validate_environment(self, value: str) -> str:
+        if not value.strip():
+            raise ValidationError("The environment may not be blank.")
+        return value.strip().lower()
 
 
 class IncidentInput(serializers.Serializer[Any]):
@@ -270,6 +284,24 @@ def suspect_json(suspect: SuspectChange) -> dict[str, Any]:
     }
 
 
+def deploy_check_json(check: DeployCheck) -> dict[str, Any]:
+    return {
+        "id": check.pk,
+        "service": check.service.slug,
+        "environment": check.environment,
+        "sha": check.sha,
+        "repository": check.repository.full_path if check.repository else None,
+        "level": check.level,
+        "decision": check.decision,
+        "reasons": check.reasons,
+        "pull_requests": check.pull_requests,
+        "link_method": check.link_method,
+        "link_note": check.link_note,
+        "checked_at": _time(check.checked_at),
+        "deployment": check.deployment_id,
+    }
+
+
 def dora_json(report: DoraReport) -> dict[str, Any]:
     data = dataclasses.asdict(report)
     data["since"], data["until"] = report.since.isoformat(), report.until.isoformat()
@@ -300,6 +332,56 @@ class DeploymentsView(GenericAPIView[Any]):
             deployment, created = deployment_report(service=service, team_ids=visible_team_ids(request), **data)
         deployment = deployment_list(team_ids=None).get(pk=deployment.pk)
         return Response(deployment_json(deployment), status=status.HTTP_201_CREATED if created else status.HTTP_200_OK)
+
+
+class DeployCheckView(APIView):
+    """POST: before a deployment of `sha` to `environment` of `service`: the pull requests it would ship with
+    their risk reasons, the overall level (low / medium / high) with reasons in words, and the decision under the
+    team's policy (`allow` / `warn` / `block`). Recorded, and attached to the deployment when it is reported."""
+
+    @extend_schema(request=DeployCheckInput, responses={201: OpenApiTypes.OBJECT})
+    def post(self, request: Request) -> Response:
+        data = _parse(DeployCheckInput, request.data)
+        service = services_visible(team_ids=visible_team_ids(request)).filter(slug=data["service"]).first()
+        if service is None:
+            raise NotFound(f"No service {data['service']!r} that you can see.")
+        check = deploy_check(
+            service=service,
+            environment=data["environment"],
+            sha=data["sha"],
+            ref=data["ref"],
+            token=request.user.token if isinstance(request.user, TokenUser) else None,
+        )
+        return Response(deploy_check_json(check), status=status.HTTP_201_CREATED)
+
+
+class TeamDeployRiskView(APIView):
+    """GET: the team's production deployments of the period by the risk level their deploy check gave, and how
+    many of each caused an incident (the period as every team figure takes it: `days`, or `since`..`until`)."""
+
+    @extend_schema(parameters=[PeriodInput], responses=OpenApiTypes.OBJECT)
+    def get(self, request: Request, slug: str) -> Response:
+        team = teams_visible(team_ids=visible_team_ids(request)).filter(slug=slug).first()
+        if team is None:
+            raise NotFound("No such team.")
+        period = _period(request)
+        outcomes = risk_level_outcomes(team=team, **period)
+        return Response(
+            {
+                "team": team.slug,
+                "since": period["since"].isoformat(),
+                "until": period["until"].isoformat(),
+                "levels": [
+                    {
+                        "level": outcome.level,
+                        "deployments": outcome.deployments,
+                        "caused_incident": outcome.caused_incident,
+                        "rate": outcome.rate,
+                    }
+                    for outcome in outcomes
+                ],
+            }
+        )
 
 
 def _repository_of(service: Service, reference: str) -> Repository | None:

@@ -15,6 +15,13 @@ class TelemetryConfig(AppConfig):
         if deployments_from_webhook not in deployment_handlers:
             deployment_handlers.append(deployments_from_webhook)
 
+        # ... and its answer to GitHub's deployment protection rules (the deploy check) ...
+        from reviews.services.webhooks import protection_rule_handlers
+        from telemetry.services.protection_rules import protection_rules_from_webhook
+
+        if protection_rules_from_webhook not in protection_rule_handlers:
+            protection_rule_handlers.append(protection_rules_from_webhook)
+
         # ... the processors that replay its stored incident webhooks ...
         from reviews.services.webhooks import delivery_processors
         from telemetry.integrations import opsgenie, pagerduty
@@ -25,11 +32,15 @@ class TelemetryConfig(AppConfig):
 
         # ... and the sections it adds to the review side's pages.
         from reviews.sections import pull_request_sections, team_sections
-        from telemetry.sections import pull_request_production_section, team_alerts_section, team_production_section
+        from telemetry.sections import (
+            pull_request_production_section,
+            team_alerts_section,
+            team_deploy_risk_section,
+            team_production_section,
+        )
 
-        if team_alerts_section not in team_sections:
-            team_sections.append(team_alerts_section)
-        if team_production_section not in team_sections:
-            team_sections.append(team_production_section)
+        for section in (team_alerts_section, team_production_section, team_deploy_risk_section):
+            if section not in team_sections:
+                team_sections.append(section)
         if pull_request_production_section not in pull_request_sections:
             pull_request_sections.append(pull_request_production_section)

@@ -6,6 +6,8 @@ Depends on `reviews` (a deployment ships pull requests), never the reverse.
 
 from __future__ import annotations
 
+from typing import ClassVar
+
 from django.core.validators import MaxValueValidator, MinValueValidator
 from django.db import models
 from django.db.models import Q
@@ -452,3 +454,61 @@ class WeeklyDigest(ChatNotice):
 
     def __str__(self) -> str:
         return f"{self.team} digest, week of {self.week}"
+
+
+class DeployCheck(AppendOnlyModel):
+    """A deploy check as it was answered: the batch a deployment of this sha would ship, its risk level, the
+    decision under the team's policy and the reasons in words. Written once. `deployment` is set once, when a
+    deployment of the same service, environment and sha is reported; a GitHub deployment protection rule's answer
+    (`callback_url`) is bookkeeping: when it was accepted, the last error, the attempts."""
+
+    mutable_fields: ClassVar[frozenset[str]] = frozenset({"answer_error", "answer_attempts"})
+    set_once_fields: ClassVar[frozenset[str]] = frozenset({"deployment", "answered_at"})
+
+    class Level(models.TextChoices):
+        LOW = "low", "Low"
+        MEDIUM = "medium", "Medium"
+        HIGH = "high", "High"
+
+    class Decision(models.TextChoices):
+        ALLOW = "allow", "Allow"
+        WARN = "warn", "Warn"
+        BLOCK = "block", "Block"
+
+    service = models.ForeignKey(Service, on_delete=models.PROTECT, related_name="deploy_checks")
+    environment = models.CharField(max_length=100)
+    sha = models.CharField(max_length=64)
+    repository = models.ForeignKey(Repository, null=True, blank=True, on_delete=models.PROTECT, related_name="+")
+    level = models.CharField(max_length=10, choices=Level.choices)
+    decision = models.CharField(max_length=10, choices=Decision.choices)
+    reasons = models.JSONField(default=list, help_text="The overall reasons: [{code, text}].")
+    pull_requests = models.JSONField(default=list, help_text="The batch: [{id, repository, number, title, reasons}].")
+    link_method = models.CharField(max_length=20, blank=True)
+    link_note = models.TextField(blank=True)
+    source = models.CharField(max_length=30, default="api", help_text="api / github_protection_rule")
+    token = models.ForeignKey(ApiToken, null=True, blank=True, on_delete=models.PROTECT, related_name="+")
+    checked_at = models.DateTimeField(default=timezone.now)
+    deployment = models.ForeignKey(
+        Deployment, null=True, blank=True, on_delete=models.PROTECT, related_name="deploy_checks"
+    )
+    callback_url = models.URLField(max_length=1000, blank=True, help_text="Where a protection rule is answered.")
+    callback_key = models.CharField(
+        max_length=300, blank=True, help_text="The protection rule request it answers (one check per request)."
+    )
+    answered_at = models.DateTimeField(null=True, blank=True)
+    answer_error = models.TextField(blank=True)
+    answer_attempts = models.PositiveIntegerField(default=0)
+
+    class Meta(AppendOnlyModel.Meta):
+        constraints = [
+            models.UniqueConstraint(
+                fields=["callback_key"], condition=~Q(callback_key=""), name="deploy_check_unique_callback"
+            )
+        ]
+        indexes = [
+            models.Index(fields=["service", "environment", "sha", "checked_at"], name="deploy_check_key_idx"),
+            models.Index(fields=["deployment"], name="deploy_check_deployment_idx"),
+        ]
+
+    def __str__(self) -> str:
+        return f"check {self.service} {self.environment} @ {self.sha[:12]}: {self.level}/{self.decision}"

@@ -14,8 +14,8 @@ from reviews.selectors.scope import Scope
 from reviews.team_charts import week_bars, weeks_axis
 from telemetry import conf
 from telemetry.alert_selectors import RECENTLY_CLOSED_SHOWN, alerts_evidence, team_alerts, team_figure_status
-from telemetry.models import Deployment, DeploymentChange, Incident, Service, SuspectChange
-from telemetry.selectors import DoraReport, services_dora
+from telemetry.models import DeployCheck, Deployment, DeploymentChange, Incident, Service, SuspectChange
+from telemetry.selectors import DoraReport, risk_level_outcomes, services_dora
 
 REVIEW_MODE_LABELS = {
     "paired": "paired",
@@ -27,6 +27,7 @@ REVIEW_MODE_LABELS = {
 INCIDENTS_SHOWN = 10
 LINK_NOTES_SHOWN = 10
 SUSPECTS_SHOWN = 3
+RISKY_CHECKS_SHOWN = 5
 
 
 def team_production_section(scope: Scope) -> Section | None:
@@ -176,3 +177,19 @@ def team_alerts_section(scope: Scope) -> Section | None:
             "statuses": team_figure_status(team=team),
         },
     )
+
+
+def team_deploy_risk_section(scope: Scope) -> Section | None:
+    """How often deployments checked at each risk level caused an incident, and the latest risky checks (the team's
+    whole: of the page's filters only the period applies)."""
+    team, since, until = scope.team, scope.since, scope.until
+    if not team.services.exists():
+        return None
+    recent = list(
+        DeployCheck.objects.filter(service__team=team, checked_at__gte=since, checked_at__lt=until)
+        .exclude(level=DeployCheck.Level.LOW)
+        .select_related("service")
+        .order_by("-checked_at", "-pk")[:RISKY_CHECKS_SHOWN]
+    )
+    outcomes = risk_level_outcomes(team=team, since=since, until=until)
+    return Section("telemetry/team_deploy_risk.html", {"outcomes": outcomes, "recent": recent})

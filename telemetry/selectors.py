@@ -13,7 +13,7 @@ from collections.abc import Collection, Sequence
 from dataclasses import dataclass, field
 from typing import Any, cast
 
-from django.db.models import Exists, Min, OuterRef, Q, QuerySet
+from django.db.models import Count, Exists, Min, OuterRef, Q, QuerySet, Subquery
 from django.utils import timezone
 
 from reviews.access import rows_within, teams_of
@@ -29,7 +29,15 @@ from reviews.selectors.health import Distribution, percentile, week_of, weeks_of
 from reviews.selectors.overrides import pull_requests_overridden
 from reviews.selectors.review_facts import NO_FACTS, ReviewFacts, pull_request_review_facts
 from telemetry import conf
-from telemetry.models import Deployment, DeploymentChange, Incident, Notification, Service, SuspectChange
+from telemetry.models import (
+    DeployCheck,
+    Deployment,
+    DeploymentChange,
+    Incident,
+    Notification,
+    Service,
+    SuspectChange,
+)
 from telemetry.ranking import ChangeFacts, ConfirmedFile
 
 TeamIds = Collection[int] | None  # None: every team (a superuser); which teams: `reviews.access`
@@ -680,3 +688,42 @@ def notifications_of(*, person: Person, unread_only: bool = False) -> QuerySet[N
 
 def notifications_unread_count(*, person: Person) -> int:
     return Notification.objects.filter(person=person, read_at__isnull=True).count()
+
+
+# --- deploy checks: how often each risk level went wrong ----------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class RiskLevelOutcome:
+    level: str  # low / medium / high, or "unchecked": deployed without a check
+    deployments: int
+    caused_incident: int
+
+    @property
+    def rate(self) -> float | None:
+        return round(self.caused_incident / self.deployments, 4) if self.deployments else None
+
+
+RISK_LEVELS = ("low", "medium", "high", "unchecked")
+
+
+def risk_level_outcomes(*, team: Team, since: dt.datetime, until: dt.datetime) -> list[RiskLevelOutcome]:
+    """The team's successful production deployments finished in the period, by the level of the newest deploy
+    check attached to each, and how many of them caused an incident (a confirmed cause shipped with them). One
+    query."""
+    newest = DeployCheck.objects.filter(deployment=OuterRef("pk")).order_by("-checked_at", "-pk").values("level")[:1]
+    rows = (
+        Deployment.objects.filter(
+            service__team=team,
+            environment__in=conf.production_environments(),
+            status=Deployment.Status.SUCCESS,
+            finished_at__gte=since,
+            finished_at__lt=until,
+        )
+        .annotate(level=Subquery(newest))
+        .values("level")
+        .annotate(deployments=Count("pk"), failed=Count("pk", filter=Q(caused_incident=True)))
+        .values_list("level", "deployments", "failed")
+    )
+    found = {level or "unchecked": (total, failed) for level, total, failed in rows}
+    return [RiskLevelOutcome(level, *found.get(level, (0, 0))) for level in RISK_LEVELS]

@@ -21,12 +21,15 @@ from telemetry.services.chat import chat_notify, chats_dispatch, suspect_chat_no
 from telemetry.services.correlation import incident_correlate
 from telemetry.services.digest import DIGEST_CHAT, digest_email_send, digests_send_due
 from telemetry.services.linking import LinkError, deployment_changes_link
+from telemetry.services.protection_rules import protection_rule_answer
 
 logger = logging.getLogger(__name__)
 
 # Seconds before each retry while the VCS cannot answer a compare (after the last, merge order is used).
 LINK_RETRY_COUNTDOWNS = (60, 300, 900, 3600)
 CORRELATE_RETRY_COUNTDOWNS = (10, 60, 300)
+# GitHub waits for the answer (up to 30 days): retried for about an hour.
+ANSWER_RETRY_COUNTDOWNS = (5, 30, 120, 600, 1800)
 REPAIR_BATCH = 500
 REPAIR_GRACE = dt.timedelta(minutes=5)
 
@@ -69,6 +72,21 @@ def correlate_incident(self, incident_id: int) -> str:  # type: ignore[no-untype
     if result is None:
         return "skipped: no such incident"
     return f"ranked {result.suspects} suspects, removed {result.removed}"
+
+
+@shared_task(bind=True, acks_late=True, max_retries=len(ANSWER_RETRY_COUNTDOWNS), soft_time_limit=60, time_limit=90)
+def answer_protection_rule(self, check_id: int) -> str:  # type: ignore[no-untyped-def]
+    """Answer GitHub's deployment protection rule with the deploy check: sent until accepted once."""
+    try:
+        return protection_rule_answer(check_id=check_id)
+    except (VcsUnavailable, VcsRateLimited) as error:
+        if self.request.retries >= self.max_retries:
+            raise
+        if isinstance(error, VcsRateLimited):
+            countdown = max(1, math.ceil(error.retry_after))
+        else:
+            countdown = ANSWER_RETRY_COUNTDOWNS[self.request.retries]
+        raise self.retry(exc=error, countdown=countdown) from error
 
 
 @shared_task(acks_late=True, soft_time_limit=30, time_limit=45)

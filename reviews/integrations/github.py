@@ -30,6 +30,7 @@ from reviews.integrations.records import (
     InstallationEvent,
     InstallationRecord,
     PayloadError,
+    ProtectionRuleRecord,
     PullRequestRecord,
     PullRequestState,
     RepositoryRecord,
@@ -514,6 +515,24 @@ def _on_deployment_status(root: _Node, event: WebhookEvent, repository: Reposito
     ]
 
 
+def _on_deployment_protection_rule(root: _Node, event: WebhookEvent, repository: RepositoryRecord) -> None:
+    if root.opt_str("action") != "requested":
+        event.ignored = f"deployment protection rule {root.opt_str('action')[:40]!r}: only requests are answered"
+        return
+    deployment = root.raw("deployment")
+    sha = root.opt_str("sha") or (root.req_obj("deployment").req_str("sha") if isinstance(deployment, dict) else "")
+    if not sha:
+        raise PayloadError("deployment_protection_rule: neither sha nor deployment.sha")
+    event.protection_rules = [
+        ProtectionRuleRecord(
+            environment=root.req_str("environment"),
+            sha=sha,
+            callback_url=root.req_str("deployment_callback_url"),
+            ref=root.opt_str("ref"),
+        )
+    ]
+
+
 _HANDLERS: dict[str, Callable[[_Node, WebhookEvent, RepositoryRecord], None]] = {
     "pull_request": _on_pull_request,
     "pull_request_review": _on_pull_request_review,
@@ -525,6 +544,7 @@ _HANDLERS: dict[str, Callable[[_Node, WebhookEvent, RepositoryRecord], None]] = 
     "check_suite": _on_check_suite,
     "deployment": _on_deployment,
     "deployment_status": _on_deployment_status,
+    "deployment_protection_rule": _on_deployment_protection_rule,
 }
 
 

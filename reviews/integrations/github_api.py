@@ -498,6 +498,15 @@ class GitHubClient:
             raise GitHubError("GitHub answered the check run without its id", status=reply.status)
         return found
 
+    def deployment_protection_rule_review(
+        self, full_path: str, run_id: int, *, environment: str, approved: bool, comment: str
+    ) -> None:
+        """Answer a custom deployment protection rule for one environment of a workflow run (a GitHub App's
+        installation token)."""
+        body = {"environment_name": environment, "state": "approved" if approved else "rejected", "comment": comment}
+        path = f"/repos/{_repo_path(full_path)}/actions/runs/{int(run_id)}/deployment_protection_rule"
+        self._request("POST", path, body=body)
+
     # --- transport --------------------------------------------------------------------------------------------
 
     def _request(

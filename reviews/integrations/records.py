@@ -194,6 +194,17 @@ class DeploymentRecord:
     finished_at: dt.datetime | None = None
 
 
+@dataclass(frozen=True)
+class ProtectionRuleRecord:
+    """GitHub asks a custom deployment protection rule (a GitHub App) whether a deployment may go ahead: answered
+    at `callback_url` for `environment` (`deployment_protection_rule` event)."""
+
+    environment: str = field(metadata=max_length(100))
+    sha: str = field(metadata=max_length(64))
+    callback_url: str = field(metadata=max_length(1000))
+    ref: str = field(default="", metadata=max_length(255))
+
+
 @dataclass
 class WebhookEvent:
     """What one webhook delivery means, in provider-neutral records.
@@ -216,6 +227,7 @@ class WebhookEvent:
     commits: list[CommitRecord] = field(default_factory=list)
     statuses: list[StatusRecord] = field(default_factory=list)
     deployments: list[DeploymentRecord] = field(default_factory=list)
+    protection_rules: list[ProtectionRuleRecord] = field(default_factory=list)
     ref: str = field(default="", metadata=max_length(255))  # push: the branch pushed to
     sender: UserRecord | None = None
     ignored: str = ""

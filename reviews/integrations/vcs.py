@@ -232,6 +232,15 @@ class GitHubVcs(_Counted):
         with _translated():
             self._client.reviewers_request(full_path, number, accounts)
 
+    def review_deployment_protection_rule(
+        self, full_path: str, run_id: int, *, environment: str, approved: bool, comment: str
+    ) -> None:
+        """Answer a custom deployment protection rule (GitHub only: GitLab has no such rules)."""
+        with _translated():
+            self._client.deployment_protection_rule_review(
+                full_path, run_id, environment=environment, approved=approved, comment=comment
+            )
+
     def post_check_run(
         self,
         full_path: str,

@@ -29,7 +29,7 @@ MAX_FOLLOWUP_HOURS = 24 * 365
 MAX_LIST_ITEMS = 500
 MAX_NAME_LENGTH = 200
 
-TOP_KEYS = ("rules", "checks", "options", "risk", "override", "reviewers")
+TOP_KEYS = ("rules", "checks", "options", "risk", "override", "reviewers", "deploy")
 RULE_KEYS = ("name", "if", "require", "options", "any", "all")
 CONDITION_KEYS = (
     "paths",
@@ -56,6 +56,10 @@ OVERRIDE_KEYS = ("allowed", "allow_self", "followup_review_hours")
 REVIEWERS_KEYS = ("request",)
 # Reviewers Tandem may request on a pull request by itself: a few, never a crowd.
 MAX_REVIEWERS_REQUESTED = 5
+DEPLOY_KEYS = ("block_on", "warn_on")
+# A deploy check's levels, lowest first; "never" as a threshold: no level reaches it.
+DEPLOY_LEVELS = ("low", "medium", "high")
+DEPLOY_THRESHOLDS = (*DEPLOY_LEVELS, "never")
 PATTERN_FORM_KEYS = ("glob", "regex")
 
 T = TypeVar("T")
@@ -189,6 +193,14 @@ class Reviewers:
 
 
 @dataclass(frozen=True)
+class Deploy:
+    """From which risk level a deploy check answers "block" and "warn" (telemetry's deploy check)."""
+
+    block_on: str = "high"
+    warn_on: str = "medium"
+
+
+@dataclass(frozen=True)
 class Policy:
     rules: tuple[Rule, ...]
     checks: tuple[str, ...] = ()
@@ -196,6 +208,7 @@ class Policy:
     risk: Risk = Risk()
     override: Override = Override()
     reviewers: Reviewers = Reviewers()
+    deploy: Deploy = Deploy()
 
 
 _NO_TEXT: tuple[str, ...] = ()
@@ -288,6 +301,7 @@ class _Reader:
             risk=self.optional(entries, "risk", "", self.risk, Risk()),
             override=self.optional(entries, "override", "", self.override, Override()),
             reviewers=self.optional(entries, "reviewers", "", self.reviewers, Reviewers()),
+            deploy=self.optional(entries, "deploy", "", self.deploy, Deploy()),
         )
 
     def rules(self, node: Node, path: str, level: int = 0) -> tuple[Rule, ...]:
@@ -414,7 +428,21 @@ class _Reader:
             request=self.optional(entries, "request", path, self.bounded(0, MAX_REVIEWERS_REQUESTED), 0),
         )
 
+    def deploy(self, node: Node, path: str) -> Deploy:
+        entries = self.mapping(node, path, DEPLOY_KEYS) or {}
+        return Deploy(
+            block_on=self.optional(entries, "block_on", path, self.threshold, Deploy.block_on),
+            warn_on=self.optional(entries, "warn_on", path, self.threshold, Deploy.warn_on),
+        )
+
     # Values.
+
+    def threshold(self, node: Node, path: str) -> str | None:
+        value = self.string(node, path)
+        if value is not None and value not in DEPLOY_THRESHOLDS:
+            self.fail(node, path, f"expected one of {', '.join(DEPLOY_THRESHOLDS)}, got {value!r}")
+            return None
+        return value
 
     def optional(
         self, entries: dict[str, Node], key: str, path: str, reader: Callable[[Node, str], T | None], default: T

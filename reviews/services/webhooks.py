@@ -99,6 +99,9 @@ delivery_processors: dict[str, DeliveryProcessor] = {}
 # Telemetry registers here (in its AppConfig.ready) to receive deployments: reviews never imports telemetry.
 DeploymentHandler = Callable[[Repository, WebhookEvent], None]
 deployment_handlers: list[DeploymentHandler] = []
+# ... and to answer GitHub's deployment protection rules (the deploy check).
+ProtectionRuleHandler = Callable[[Repository, WebhookEvent], None]
+protection_rule_handlers: list[ProtectionRuleHandler] = []
 
 
 @dataclass(frozen=True)
@@ -513,6 +516,9 @@ def webhook_event_apply(*, connection: Connection, event: WebhookEvent) -> list[
     if event.deployments:
         for handler in deployment_handlers:
             handler(repository, event)
+    if event.protection_rules:
+        for rule_handler in protection_rule_handlers:
+            rule_handler(repository, event)
     return sorted(touched)
 
 

@@ -70,6 +70,9 @@ def deployment_upsert(
             "path_scoped": path_scoped,
         },
     )
+    from telemetry.services.deploy_check import checks_attach  # it imports linking, which imports this module
+
+    checks_attach(deployment=deployment)
     return deployment, created
 
 

@@ -21,7 +21,7 @@ from reviews.models import Membership, Team
 from reviews.selectors.scope import Period, Scope
 from reviews.selectors.teams import TeamPage, team_page
 from telemetry.daily_figures import local_midnight
-from telemetry.models import Incident, SuspectChange, TeamAlert, WeeklyDigest
+from telemetry.models import DeployCheck, Incident, SuspectChange, TeamAlert, WeeklyDigest
 from telemetry.selectors import DoraReport, team_dora
 from telemetry.services.alerts import figure_spec, format_value
 from telemetry.services.chat import ChatKind, chat_schedule
@@ -91,10 +91,28 @@ def digest_build(*, team: Team, since: dt.datetime, until: dt.datetime) -> Diges
     return digest
 
 
-def risky_deploys(*, team: Team, since: dt.datetime, until: dt.datetime) -> list[str] | None:
-    """HOOK for deploy18: the team's deployments checked "high" or "medium" in the period, in words. None: the
-    deploy check's records are not on this branch yet."""
-    return None
+RISKY_DEPLOYS_SHOWN = 10
+
+
+def risky_deploys(*, team: Team, since: dt.datetime, until: dt.datetime) -> list[str]:
+    """The team's deploy checks of the period that answered other than "low", newest first, in words: the level,
+    the decision, whether it shipped, and its first reason."""
+    checks = (
+        DeployCheck.objects.filter(service__team=team, checked_at__gte=since, checked_at__lt=until)
+        .exclude(level=DeployCheck.Level.LOW)
+        .select_related("service")
+        .order_by("-checked_at", "-pk")[:RISKY_DEPLOYS_SHOWN]
+    )
+    lines = []
+    for check in checks:
+        reasons = [str(reason.get("text", "")) for reason in check.reasons if isinstance(reason, dict)]
+        shipped = "deployed" if check.deployment_id else "not deployed (yet)"
+        because = f": {reasons[0]}" if reasons else ""
+        lines.append(
+            f"{check.service} {check.environment} @ {check.sha[:8]}, {check.get_level_display().lower()} risk, "
+            f"{check.get_decision_display().lower()}, {shipped}{because}"
+        )
+    return lines
 
 
 def _incidents(team: Team, since: dt.datetime, until: dt.datetime) -> list[DigestIncident]:
@@ -174,9 +192,7 @@ def digest_lines(digest: Digest) -> list[str]:
             f"since {alert.first_day:%a %d %b}{acknowledged}"
         )
     lines += ["", "Risky deploys"]
-    if digest.risky_deploys is None:
-        lines.append("• Not recorded yet (the deploy check's records are not available).")
-    elif not digest.risky_deploys:
+    if not digest.risky_deploys:
         lines.append("• None.")
     else:
         lines += [f"• {line}" for line in digest.risky_deploys]

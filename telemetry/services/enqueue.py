@@ -59,3 +59,9 @@ def digest_email_enqueue(*, digest_id: int) -> None:
     from telemetry.tasks import email_digest
 
     _on_commit(f"e-mail digest {digest_id}", lambda: email_digest.delay(digest_id))
+
+
+def protection_rule_answer_enqueue(*, check_id: int) -> None:
+    from telemetry.tasks import answer_protection_rule
+
+    _on_commit(f"protection rule answer for check {check_id}", lambda: answer_protection_rule.delay(check_id))

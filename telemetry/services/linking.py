@@ -36,8 +36,9 @@ deployment shipped changes, the incidents that started in the window after it ar
 from __future__ import annotations
 
 import datetime as dt
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass
+from typing import Any
 
 import re2
 from django.db import transaction
@@ -94,6 +95,22 @@ class _Walk:
 
 
 @dataclass(frozen=True)
+class Shipment:
+    """What a deployment ships, computed without writing anything: the same answer a link would store."""
+
+    repository: Repository
+    previous: Deployment | None
+    branch: str
+    method: str
+    changes: frozenset[Change]
+    note: str  # what `link_error` would say
+
+    @property
+    def pull_request_ids(self) -> list[int]:
+        return sorted({pull_request for _, pull_request in self.changes if pull_request is not None})
+
+
+@dataclass(frozen=True)
 class _Shipped:
     method: str
     commits: dict[str, int] | None  # sha → commit id; None when only pull requests are known
@@ -124,6 +141,30 @@ def deployment_changes_link(
     if deployment.repository_id is None:
         Deployment.objects.filter(pk=deployment.pk).update(repository=repository)
         deployment.repository = repository
+    shipment = deployment_shipment(
+        deployment, repository, allow_vcs=allow_vcs, vcs_error=vcs_error, client_factory=client_factory
+    )
+    changes = set(shipment.changes)
+    changed = _write(deployment, changes, method=shipment.method, error=shipment.note)
+    if first_link:
+        _relink_next(deployment, repository)
+    if first_link or changed:
+        _rank_incidents_after(deployment)
+    commits = sum(1 for commit, _ in changes if commit is not None)
+    DEPLOYMENTS_LINKED.labels(shipment.method).inc()
+    return LinkResult(shipment.method, commits, len(shipment.pull_request_ids), shipment.note)
+
+
+def deployment_shipment(
+    deployment: Deployment,
+    repository: Repository,
+    *,
+    allow_vcs: bool,
+    vcs_error: str = "",
+    client_factory: ClientFactory = vcs_client_for,
+) -> Shipment:
+    """What `deployment` (saved or not: the deploy check asks about one not yet made) ships from `repository`,
+    written nowhere. Only the compare API (when `allow_vcs`) stores the commits it reads."""
     previous = _previous(deployment, repository)
     branch = deployment_branch(repository=repository, ref=deployment.ref, sha=deployment.sha)
     shipped = _shipped(
@@ -132,15 +173,7 @@ def deployment_changes_link(
     path_filters = _path_filters(deployment, repository)
     changes = _changes(repository, shipped, path_filters)
     note = _note(deployment, previous, branch, shipped, changes, path_filters, vcs_error=vcs_error)
-    changed = _write(deployment, changes, method=shipped.method, error=note)
-    if first_link:
-        _relink_next(deployment, repository)
-    if first_link or changed:
-        _rank_incidents_after(deployment)
-    pull_requests = {pr for _, pr in changes if pr is not None}
-    commits = sum(1 for commit, _ in changes if commit is not None)
-    DEPLOYMENTS_LINKED.labels(shipped.method).inc()
-    return LinkResult(shipped.method, commits, len(pull_requests), note)
+    return Shipment(repository, previous, branch, shipped.method, frozenset(changes), note)
 
 
 def chain_environments(environment: str) -> list[str]:
@@ -162,6 +195,8 @@ def deployment_branch(*, repository: Repository, ref: str, sha: str) -> str:
 
 def _previous(deployment: Deployment, repository: Repository) -> Deployment | None:
     finished = deployment.finished_at
+    # A deployment not yet made (a dry run) comes after every one finished by its time.
+    earlier = Q(finished_at__lte=finished) if deployment.pk is None else Q(finished_at=finished, pk__lt=deployment.pk)
     return (
         Deployment.objects.filter(
             service_id=deployment.service_id,
@@ -169,7 +204,7 @@ def _previous(deployment: Deployment, repository: Repository) -> Deployment | No
             repository=repository,
             status=Deployment.Status.SUCCESS,
         )
-        .filter(Q(finished_at__lt=finished) | Q(finished_at=finished, pk__lt=deployment.pk))
+        .filter(Q(finished_at__lt=finished) | earlier)
         .order_by("-finished_at", "-pk")
         .first()
     )
@@ -244,11 +279,7 @@ def _walk_graph(
     not stored. Complete only when no path was cut short: with a base, every path reached the base's history
     (itself known); without one, every path ended at the floor or at a root."""
     shas = [sha for sha in (head, base) if sha]
-    graph = _nodes(
-        Commit.objects.filter(repository=repository).filter(
-            Q(authored_at__gte=since) | Q(committed_at__gte=since) | Q(sha__in=shas)
-        )
-    )
+    graph = _recent_nodes(repository, since, shas)
     if head not in graph:
         return None
     for round_ in range(MAX_FILL_ROUNDS + 1):
@@ -264,8 +295,29 @@ def _walk_graph(
     return _Walk(shipped, complete)
 
 
+_NODE_FIELDS = ("pk", "sha", "parents", "parents_known", "authored_at", "committed_at")
+
+
+def _recent_nodes(repository: Repository, since: dt.datetime, shas: list[str]) -> dict[str, _Node]:
+    """The repository's commits authored or committed since `since`, and `shas`: one query, a UNION whose every
+    part reads its own index (with OR, PostgreSQL may read all of the repository's commits instead)."""
+    commits = Commit.objects.filter(repository=repository)
+    rows = (
+        commits.filter(authored_at__gte=since)
+        .values_list(*_NODE_FIELDS)
+        .union(
+            commits.filter(committed_at__gte=since).values_list(*_NODE_FIELDS),
+            commits.filter(sha__in=shas).values_list(*_NODE_FIELDS),
+        )
+    )
+    return _node_rows(rows)
+
+
 def _nodes(commits: QuerySet[Commit]) -> dict[str, _Node]:
-    rows = commits.values_list("pk", "sha", "parents", "parents_known", "authored_at", "committed_at")
+    return _node_rows(commits.values_list(*_NODE_FIELDS))
+
+
+def _node_rows(rows: Iterable[tuple[Any, ...]]) -> dict[str, _Node]:
     return {
         sha: _Node(pk, tuple(parents or ()) if known else None, committed_at or authored_at)
         for pk, sha, parents, known, authored_at, committed_at in rows

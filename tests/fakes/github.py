@@ -257,6 +257,8 @@ class FakeGitHub:
         self.requests: list[RecordedRequest] = []
         self.statuses_posted: list[JSON] = []
         self.reviewer_requests: list[tuple[str, int, list[str]]] = []  # (repo, number, logins) per request
+        # Reviews of custom deployment protection rules: {"repo", "run_id", "environment_name", "state", "comment"}.
+        self.protection_rule_reviews: list[JSON] = []
         self.status_creators: list[str] = []  # who posted each: the token's user, or the App's bot
         self.app_state = github_app.AppState()
         self.status_arrivals: list[float] = []  # time.monotonic() of each, in the same order
@@ -1285,6 +1287,11 @@ class FakeGitHub:
             ("GET", re.compile(repo + r"/installation$"), self._get_repo_installation),
             ("POST", re.compile(repo + r"/check-runs$"), self._create_check_run),
             ("PATCH", re.compile(repo + r"/check-runs/(?P<check_run_id>\d+)$"), self._update_check_run),
+            (
+                "POST",
+                re.compile(repo + r"/actions/runs/(?P<run_id>\d+)/deployment_protection_rule$"),
+                self._review_protection_rule,
+            ),
         ]
 
     def _route(
@@ -1510,6 +1517,28 @@ class FakeGitHub:
     def _update_check_run(self, *, owner: str, name: str, check_run_id: str, body: bytes, **_: Any) -> _Response:
         self._repo_of(owner, name)
         return _Response(*github_app.update_check_run(self, owner, name, check_run_id, body))
+
+    def _review_protection_rule(self, *, owner: str, name: str, run_id: str, body: bytes, **_: Any) -> _Response:
+        """GitHub's "review custom deployment protection rules for a workflow run": 204, no content. A rule
+        already answered for that run and environment is refused, as GitHub refuses it."""
+        repo = self._repo_of(owner, name)
+        try:
+            data = json.loads(body or b"{}")
+        except ValueError as exc:
+            raise _Invalid("Problems parsing JSON") from exc
+        if not isinstance(data, dict) or data.get("state") not in ("approved", "rejected"):
+            raise _Invalid("state is not one of approved, rejected")
+        if not isinstance(data.get("environment_name"), str) or not data["environment_name"]:
+            raise _Invalid("environment_name is required")
+        for review in self.protection_rule_reviews:
+            if (review["repo"], review["run_id"], review["environment_name"]) == (
+                repo.full_name,
+                int(run_id),
+                data["environment_name"],
+            ):
+                raise _Invalid("the deployment protection rule was already reviewed")
+        self.protection_rule_reviews.append({"repo": repo.full_name, "run_id": int(run_id), **data})
+        return _Response(204, None)
 
     def _post_status(
         self,

@@ -179,7 +179,7 @@ def authorize(fake: FakeGitHub, principal: Principal, method: str, path: str) ->
         return
     if principal.kind == "app":
         raise Refused(401, "Bad credentials")
-    if "/check-runs" in path and principal.kind != "installation":
+    if ("/check-runs" in path or "/deployment_protection_rule" in path) and principal.kind != "installation":
         raise Refused(403, "You must authenticate via a GitHub App.")
     if principal.kind != "installation":
         return

@@ -136,7 +136,10 @@ def test_an_away_date_out_of_range_is_a_400_naming_it(api, day):
     ("url", "body"),
     [
         ("/api/v1/incidents", {**INCIDENT, "severity": "high\ud800"}),
-        ("/api/v1/policies/simulate", {"document": 'rules:\n  - name: a\n    if: {paths: ["a\ud800"]}\n', "snapshot": {}}),
+        (
+            "/api/v1/policies/simulate",
+            {"document": 'rules:\n  - name: a\n    if: {paths: ["a\ud800"]}\n', "snapshot": {}},
+        ),
     ],
     ids=["incident", "policy document"],
 )

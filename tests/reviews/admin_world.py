@@ -30,6 +30,7 @@ from reviews.models import (
 )
 from telemetry.models import (
     AlertSettings,
+    DeployCheck,
     DeploymentChange,
     Notification,
     ServiceRepository,
@@ -131,6 +132,16 @@ def team_rows(slug: str) -> dict[str, Any]:
         "telemetry.Incident": incident,
         "telemetry.SuspectChange": suspect,
         "telemetry.SuspectVerdict": SuspectVerdict.objects.create(suspect=suspect, verdict="rejected"),
+        "telemetry.DeployCheck": DeployCheck.objects.create(
+            service=service,
+            environment="production",
+            sha="a" * 40,
+            repository=repository,
+            level="low",
+            decision="allow",
+            token=token,
+            deployment=deployment,
+        ),
         "reviews.PolicyVersion": PolicyVersion.objects.create(policy=policy, number=1, document=policy.document),
         "reviews.OverrideWithdrawal": OverrideWithdrawal.objects.create(
             override=corrected, withdrawn_by=lead, reason="given by mistake"

@@ -58,6 +58,7 @@ EXPECTED: dict[str, tuple[str, str, str]] = {
     "reviews.PolicyEvaluation": (N, N, N),
     "telemetry.SuspectChange": (N, N, N),
     "telemetry.SuspectVerdict": (N, N, N),
+    "telemetry.DeployCheck": (N, N, N),
     "reviews.PolicyVersion": (N, N, N),
     "reviews.OverrideWithdrawal": (N, N, N),
     "reviews.FollowUpReview": (N, N, N),

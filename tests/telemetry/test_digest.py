@@ -9,10 +9,10 @@ import pytest
 from django.core import mail
 from django.test import Client
 
-from telemetry.models import WeeklyDigest
+from telemetry.models import DeployCheck, WeeklyDigest
 from telemetry.services.digest import digest_week_due, digests_send_due
 from telemetry.tasks import email_digest, notify_chat_of_digest
-from tests.telemetry.conftest import approve
+from tests.telemetry.conftest import approve, make_service
 
 MONDAY_MORNING = dt.datetime(2025, 6, 16, 9, 0, tzinfo=dt.UTC)
 
@@ -25,6 +25,13 @@ def week(history, actors):
     actors.member.user.save()
     pull_request = history.merge(1, at=dt.datetime(2025, 6, 11, 12, tzinfo=dt.UTC))
     approve(pull_request, actors.lead, at=dt.datetime(2025, 6, 11, 11, tzinfo=dt.UTC), body="ok")
+    service = make_service("payments-api", actors.team)
+    for level, decision, day in (("high", "block", 12), ("low", "allow", 13)):
+        DeployCheck.objects.create(
+            service=service, environment="production", sha=f"{day:02}" * 20, level=level, decision=decision,
+            reasons=[{"code": "weak", "text": "1 change was rubber-stamped"}],
+            checked_at=dt.datetime(2025, 6, day, 9, tzinfo=dt.UTC),
+        )  # fmt: skip
 
 
 def test_the_due_week_is_last_week_from_monday_morning():
@@ -41,7 +48,11 @@ def test_each_team_gets_its_digest_once_per_week(week, actors, fake_chat, run_on
     digest = WeeklyDigest.objects.get(team=actors.team)
     assert digest.pk in created and digest.week == dt.date(2025, 6, 9)
     assert "Review health" in digest.text and "1 merged" in digest.text
-    assert "Risky deploys" in digest.text and "Not recorded yet" in digest.text
+    # The week's deploy checks above "low", in words; the low one is left out.
+    assert "Payments-Api production @ 12121212, high risk, block, not deployed (yet): 1 change was rubber-stamped" in (
+        digest.text
+    )
+    assert "13131313" not in digest.text
     sent = [m for m in fake_chat.messages if "Payments" in m["text"]]
     assert len(sent) == 1
     payments_mail = [m for m in mail.outbox if "Payments" in m.subject]
