@@ -42,7 +42,9 @@ _STUB_TIME = dt.datetime(1970, 1, 1, tzinfo=dt.UTC)
 def repository_upsert(*, connection: Connection, record: RepositoryRecord) -> Repository:
     """The repository a payload or API object names, created under its connection (with no team) if new."""
     repository = Repository.objects.filter(connection=connection, external_id=record.external_id).first()
-    if repository is None:
+    if repository is not None:
+        repository.connection = connection  # known already: no query when an upsert below reads it
+    else:
         try:
             with transaction.atomic():
                 return Repository.objects.create(
@@ -83,11 +85,11 @@ def pull_request_upsert(*, repository: Repository, record: PullRequestRecord) ->
     """
     connection = repository.connection
     with transaction.atomic():
-        pull_request = pull_request_stub(repository=repository, number=record.number)
-        pull_request = PullRequest.objects.select_for_update().get(pk=pull_request.pk)
+        pull_request = _pull_request_locked(repository, record.number)
         if record.updated_at < pull_request.updated_at:
             # Older than what we hold: only fill in figures the newer payloads did not carry.
             return pull_request, _fill_unknown_figures(pull_request, record)
+        before = _field_values(pull_request)
         was_stub = pull_request.updated_at == _STUB_TIME
         was_draft = pull_request.draft
         _apply_record(pull_request, record)
@@ -99,10 +101,28 @@ def pull_request_upsert(*, repository: Repository, record: PullRequestRecord) ->
         pull_request.ready_at = _ready_at(pull_request, record, was_stub=was_stub, was_draft=was_draft)
         if record.pushed_at and (pull_request.last_pushed_at is None or record.pushed_at > pull_request.last_pushed_at):
             pull_request.last_pushed_at = record.pushed_at
-        pull_request.save()
+        after = _field_values(pull_request)
+        changed = [name for name, value in before.items() if after[name] != value]
+        if changed:  # a review's or a comment's event repeats the pull request as stored: nothing to write
+            pull_request.save(update_fields=changed)
         if record.requested_reviewers is not None:
             pull_request.requested_reviewers.set(_people(connection, record.requested_reviewers))
     return pull_request, True
+
+
+def _pull_request_locked(repository: Repository, number: int) -> PullRequest:
+    """The pull request's row, locked for this transaction; a stub first when it is new."""
+    pull_request = PullRequest.objects.select_for_update().filter(repository=repository, number=number).first()
+    if pull_request is None:
+        pull_request = pull_request_stub(repository=repository, number=number)
+        pull_request = PullRequest.objects.select_for_update().get(pk=pull_request.pk)
+    pull_request.repository = repository  # known already: no query when a later upsert reads its connection
+    return pull_request
+
+
+def _field_values(pull_request: PullRequest) -> dict[str, object]:
+    """The row's stored values by field name (foreign keys by their id), to tell what an upsert changed."""
+    return {field.name: getattr(pull_request, field.attname) for field in PullRequest._meta.concrete_fields}
 
 
 _FIGURES = ("additions", "deletions", "changed_files")

@@ -57,6 +57,6 @@ def _settle(pull_request: PullRequest, received_at: Sequence[dt.datetime]) -> st
     evaluation = evaluated.evaluation
     if not evaluation_should_report(evaluation):
         return evaluation.outcome
-    if evaluation_report(evaluation=evaluation, received_at=received_at) in _REPORT_RETRIED:
+    if evaluation_report(evaluation=evaluation, received_at=received_at, checked_newest=True) in _REPORT_RETRIED:
         report_enqueue_now(evaluation.pk, received_at=received_at)
     return evaluation.outcome
