@@ -36,6 +36,9 @@ from reviews.models import (
 from reviews.services.people import identity_from_git_user, person_from_account
 
 # A stub's updated_at: older than anything a provider can send, so the real pull request always wins.
+#
+# The upserts' own transactions take no savepoint inside a caller's (`savepoint=False`): an error inside one rolls
+# back the caller's transaction, or its savepoint, whole; only the inserts whose IntegrityError is caught need one.
 _STUB_TIME = dt.datetime(1970, 1, 1, tzinfo=dt.UTC)
 
 
@@ -84,7 +87,7 @@ def pull_request_upsert(*, repository: Repository, record: PullRequestRecord) ->
     A record older than what is stored (by the provider's `updated_at`) changes nothing.
     """
     connection = repository.connection
-    with transaction.atomic():
+    with transaction.atomic(savepoint=False):
         pull_request = _pull_request_locked(repository, record.number)
         if record.updated_at < pull_request.updated_at:
             # Older than what we hold: only fill in figures the newer payloads did not carry.
@@ -193,7 +196,7 @@ def review_upsert(*, pull_request: PullRequest, record: ReviewRecord) -> Review:
         "comment_count": record.comment_count,
         "submitted_at": record.submitted_at,
     }
-    with transaction.atomic():
+    with transaction.atomic(savepoint=False):
         review = (
             Review.objects.select_for_update().filter(pull_request=pull_request, external_id=record.external_id).first()
         )
@@ -313,7 +316,7 @@ def pull_request_commits_add(*, pull_request: PullRequest, commits: Sequence[Com
 
 def changed_files_replace(*, pull_request: PullRequest, files: Sequence[ChangedFileRecord]) -> None:
     """Make the pull request's changed files exactly these (the API's list is the whole truth)."""
-    with transaction.atomic():
+    with transaction.atomic(savepoint=False):
         by_path = {record.path: record for record in files}
         ChangedFile.objects.filter(pull_request=pull_request).exclude(path__in=list(by_path)).delete()
         existing = {row.path: row for row in ChangedFile.objects.filter(pull_request=pull_request)}
@@ -343,7 +346,7 @@ def commit_status_upsert(*, repository: Repository, record: StatusRecord) -> Com
         "external_id": record.external_id,
         "updated_at": record.updated_at,
     }
-    with transaction.atomic():
+    with transaction.atomic(savepoint=False):
         status = (
             CommitStatus.objects.select_for_update()
             .filter(repository=repository, sha=record.sha, context=record.context)
