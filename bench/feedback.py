@@ -34,7 +34,7 @@ import faults  # noqa: E402  (the stack, the fake and the webhook builders are t
 WAIT_FOR_STATUSES = 120.0
 
 
-def _cpu_seconds(pid: int) -> float:
+def cpu_seconds(pid: int) -> float:
     """User + system CPU of a process and all its descendants (the worker's pool), from /proc."""
     total = 0.0
     ticks = os.sysconf("SC_CLK_TCK")
@@ -99,7 +99,7 @@ def run_rate(
             answers.append(0)
 
     assert stack.worker is not None
-    cpu_before = _cpu_seconds(stack.worker.pid)
+    cpu_before = cpu_seconds(stack.worker.pid)
     statuses_before = len(fake.statuses_posted)
     started = time.monotonic()
     with ThreadPoolExecutor(max_workers=64) as pool:
@@ -121,7 +121,7 @@ def run_rate(
             break
         time.sleep(0.5)
     time.sleep(2)  # let the worker finish what it does after the last status before reading its CPU
-    cpu = _cpu_seconds(stack.worker.pid) - cpu_before
+    cpu = cpu_seconds(stack.worker.pid) - cpu_before
     values = sorted(latencies.values())
     return {
         "events": len(sends),

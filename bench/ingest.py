@@ -35,6 +35,7 @@ import requests
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 import faults  # noqa: E402  (the private PostgreSQL and the production environment are the fault bench's)
+from feedback import cpu_seconds  # noqa: E402
 
 TANDEM, BARE = "/webhooks/github/", "/bench/bare/"
 
@@ -152,10 +153,18 @@ def main() -> int:
         for path in (TANDEM, BARE):  # warm both (connections, the Connection cache)
             throughput(client, path, 1.0, threads=4)
         figures: dict[str, list[float]] = {TANDEM: [], BARE: []}
+        # CPU per acknowledgement, by process: gunicorn (its workers) and PostgreSQL (its backends). Steadier than
+        # the rates on a busy machine: it is what each request costs, whoever else wants the cores.
+        costs: dict[str, dict[str, list[float]]] = {path: {"web": [], "db": []} for path in (TANDEM, BARE)}
+        postmaster = int((stack.dir / "pg" / "postmaster.pid").read_text().split()[0])
         refused = 0
         for round_number in range(args.rounds):
             for path in (TANDEM, BARE) if round_number % 2 == 0 else (BARE, TANDEM):
+                web_cpu, db_cpu = cpu_seconds(web.pid), cpu_seconds(postmaster)
                 rate, bad = throughput(client, path, args.seconds)
+                served = max(1.0, rate * args.seconds)
+                costs[path]["web"].append((cpu_seconds(web.pid) - web_cpu) / served)
+                costs[path]["db"].append((cpu_seconds(postmaster) - db_cpu) / served)
                 figures[path].append(rate)
                 refused += bad
                 faults.log(f"round {round_number + 1}: {path} {rate:.0f}/s")
@@ -178,6 +187,9 @@ def main() -> int:
         f"{', '.join(f'{value:.0f}' for value in figures[BARE])})"
     )
     print(f"  ratio (goal >= 0.8)             {tandem / bare:8.2f}      non-2xx answers: {refused}")
+    for path, name in ((TANDEM, "Tandem"), (BARE, "bare")):
+        web_ms, db_ms = (1000 * statistics.median(costs[path][part]) for part in ("web", "db"))
+        print(f"  CPU per acknowledgement, {name:6}  gunicorn {web_ms:5.2f} ms, PostgreSQL {db_ms:5.2f} ms")
     if latencies:
         p99 = latencies[min(len(latencies) - 1, int(0.99 * len(latencies)))]
         print(

@@ -6,7 +6,7 @@ from django.views.generic import RedirectView
 from drf_spectacular.views import SpectacularAPIView
 
 from config import api_docs, health
-from reviews import webhooks
+from reviews import webhook_sources
 from telemetry import exporter
 
 urlpatterns = [
@@ -16,8 +16,8 @@ urlpatterns = [
     path("metrics", exporter.metrics, name="metrics"),
     path("admin/", admin.site.urls),
     path("accounts/", include("django.contrib.auth.urls")),
-    path("webhooks/github/", webhooks.github_webhook, name="webhook-github"),
-    path("webhooks/gitlab/", webhooks.gitlab_webhook, name="webhook-gitlab"),
+    path("webhooks/github/", webhook_sources.github_webhook, name="webhook-github"),
+    path("webhooks/gitlab/", webhook_sources.gitlab_webhook, name="webhook-gitlab"),
     path("", include("telemetry.urls")),
     path("api/v1/", include("reviews.api_urls")),
     path("api/v1/", include("telemetry.api_urls")),

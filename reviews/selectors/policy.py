@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import datetime as dt
+import functools
 from collections import defaultdict
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, replace
@@ -51,17 +52,13 @@ def effective_policies(*, repositories: Iterable[Repository]) -> dict[int, Parse
     )
     own = {row.repository_id: row.document for row in rows if row.repository_id is not None}
     of_team = {row.team_id: row.document for row in rows if row.team_id is not None}
-    parsed: dict[str, ParsedPolicy] = {}
     policies = {}
     for repository_id, team_id in teams.items():
         document = own.get(repository_id) or (of_team.get(team_id) if team_id is not None else None)
         if document is None:
             policies[repository_id] = DEFAULT_POLICY
         else:
-            if document not in parsed:
-                # Stored documents were validated on save, so this parses.
-                parsed[document] = parse_policy(document)
-            policies[repository_id] = parsed[document]
+            policies[repository_id] = _parsed(document)
     return policies
 
 
@@ -72,8 +69,15 @@ def effective_policy(*, repository: Repository) -> tuple[Policy | None, ParsedPo
         row = Policy.objects.filter(team_id=repository.team_id).first()
     if row is None:
         return None, DEFAULT_POLICY
+    return row, _parsed(row.document)
+
+
+@functools.lru_cache(maxsize=256)
+def _parsed(document: str) -> ParsedPolicy:
+    """A stored document, parsed once per process: every event evaluates under a policy, which changes rarely. Keyed
+    by the text itself, so an edited policy is never read stale; the parsed policy is immutable (frozen)."""
     # Stored documents were validated on save, so this parses.
-    return row, parse_policy(row.document)
+    return parse_policy(document)
 
 
 def person_refs(person_ids: Iterable[int | None]) -> dict[int, PersonRef]:

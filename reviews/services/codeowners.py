@@ -14,6 +14,7 @@ from django.utils import timezone
 from reviews.integrations.records import FileRead, PayloadError
 from reviews.integrations.vcs import VcsError
 from reviews.models import CodeownersFile, PullRequest, Repository
+from reviews.policy import Policy as ParsedPolicy
 from reviews.policy import asks_code_owners
 from reviews.selectors.affected import open_pull_requests_of_repositories
 from reviews.selectors.policy import effective_policy
@@ -38,12 +39,14 @@ def codeowners_refresh(
     client_factory: ClientFactory = vcs_client_for,
     now: dt.datetime | None = None,
     force: bool = False,
+    policy: ParsedPolicy | None = None,
 ) -> bool:
     """Read CODEOWNERS from `branch` unless the last read is recent. A failure is recorded on the row (the verdicts
-    that need code owners wait, saying why). True when what Tandem knows of the file changed."""
+    that need code owners wait, saying why). True when what Tandem knows of the file changed. `policy`: the
+    repository's effective policy, when the caller has read it already."""
     if repository.codeowners.strip():
         return False  # pasted in Tandem: the override is what counts
-    if not asks_code_owners(effective_policy(repository=repository)[1]):
+    if not asks_code_owners(policy or effective_policy(repository=repository)[1]):
         return False  # no rule needs it: no quota spent on it
     now = now or timezone.now()
     row, _ = CodeownersFile.objects.get_or_create(repository=repository, branch=branch)

@@ -132,7 +132,11 @@ class Evaluated:
 
 
 def pull_request_evaluate(
-    *, pull_request_id: int, now: dt.datetime | None = None, only_if_owed: bool = False
+    *,
+    pull_request_id: int,
+    now: dt.datetime | None = None,
+    only_if_owed: bool = False,
+    policy: tuple[Policy | None, ParsedPolicy] | None = None,
 ) -> Evaluated | None:
     """Evaluate a pull request's current head under its policy, store the result, record a violation at merge.
 
@@ -140,7 +144,7 @@ def pull_request_evaluate(
     the one that runs last reads the newest head sha, and that is the one stored last. The evaluation settles the
     pull request's evaluation debt under that lock: a change committed before it is read here, and one that commits
     after it marks the debt again. With `only_if_owed`, a pull request whose debt another evaluation settled since
-    is left alone (None).
+    is left alone (None). `policy`: the repository's effective policy (row and parsed), when the caller read it.
     """
     started = time.perf_counter()
     with transaction.atomic():
@@ -158,12 +162,12 @@ def pull_request_evaluate(
             PullRequest.objects.filter(pk=pull_request.pk).update(evaluation_owed_since=None)
         if not pull_request.head_sha:
             return None
-        policy_row, policy = effective_policy(repository=pull_request.repository)
+        policy_row, parsed = policy or effective_policy(repository=pull_request.repository)
         override, ended = override_in_force(pull_request=pull_request)
         if override is not None:
             outcome, description, trace = _overridden(override)
         else:
-            result = evaluate(pull_request_snapshot(pull_request=pull_request, now=now), policy)
+            result = evaluate(pull_request_snapshot(pull_request=pull_request, now=now), parsed)
             outcome, description, trace = result.outcome, result.summary, result.to_dict()
             if ended is not None:
                 trace["override_ended"] = _override_ended(ended)

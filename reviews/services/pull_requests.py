@@ -37,13 +37,18 @@ from reviews.models import (
 from reviews.services.people import identity_from_git_user, person_from_account
 
 # A stub's updated_at: older than anything a provider can send, so the real pull request always wins.
+#
+# The upserts' own transactions take no savepoint inside a caller's (`savepoint=False`): an error inside one rolls
+# back the caller's transaction, or its savepoint, whole; only the inserts whose IntegrityError is caught need one.
 _STUB_TIME = dt.datetime(1970, 1, 1, tzinfo=dt.UTC)
 
 
 def repository_upsert(*, connection: Connection, record: RepositoryRecord) -> Repository:
     """The repository a payload or API object names, created under its connection (with no team) if new."""
     repository = Repository.objects.filter(connection=connection, external_id=record.external_id).first()
-    if repository is None:
+    if repository is not None:
+        repository.connection = connection  # known already: no query when an upsert below reads it
+    else:
         try:
             with transaction.atomic():
                 return Repository.objects.create(
@@ -83,12 +88,12 @@ def pull_request_upsert(*, repository: Repository, record: PullRequestRecord) ->
     A record older than what is stored (by the provider's `updated_at`) changes nothing.
     """
     connection = repository.connection
-    with transaction.atomic():
-        pull_request = pull_request_stub(repository=repository, number=record.number)
-        pull_request = PullRequest.objects.select_for_update().get(pk=pull_request.pk)
+    with transaction.atomic(savepoint=False):
+        pull_request = _pull_request_locked(repository, record.number)
         if record.updated_at < pull_request.updated_at:
             # Older than what we hold: only fill in figures the newer payloads did not carry.
             return pull_request, _fill_unknown_figures(pull_request, record)
+        before = _field_values(pull_request)
         was_stub = pull_request.updated_at == _STUB_TIME
         was_draft = pull_request.draft
         _apply_record(pull_request, record)
@@ -100,10 +105,28 @@ def pull_request_upsert(*, repository: Repository, record: PullRequestRecord) ->
         pull_request.ready_at = _ready_at(pull_request, record, was_stub=was_stub, was_draft=was_draft)
         if record.pushed_at and (pull_request.last_pushed_at is None or record.pushed_at > pull_request.last_pushed_at):
             pull_request.last_pushed_at = record.pushed_at
-        pull_request.save()
+        after = _field_values(pull_request)
+        changed = [name for name, value in before.items() if after[name] != value]
+        if changed:  # a review's or a comment's event repeats the pull request as stored: nothing to write
+            pull_request.save(update_fields=changed)
         if record.requested_reviewers is not None:
             pull_request.requested_reviewers.set(_people(connection, record.requested_reviewers))
     return pull_request, True
+
+
+def _pull_request_locked(repository: Repository, number: int) -> PullRequest:
+    """The pull request's row, locked for this transaction; a stub first when it is new."""
+    pull_request = PullRequest.objects.select_for_update().filter(repository=repository, number=number).first()
+    if pull_request is None:
+        pull_request = pull_request_stub(repository=repository, number=number)
+        pull_request = PullRequest.objects.select_for_update().get(pk=pull_request.pk)
+    pull_request.repository = repository  # known already: no query when a later upsert reads its connection
+    return pull_request
+
+
+def _field_values(pull_request: PullRequest) -> dict[str, object]:
+    """The row's stored values by field name (foreign keys by their id), to tell what an upsert changed."""
+    return {field.name: getattr(pull_request, field.attname) for field in PullRequest._meta.concrete_fields}
 
 
 _FIGURES = ("additions", "deletions", "changed_files")
@@ -174,7 +197,7 @@ def review_upsert(*, pull_request: PullRequest, record: ReviewRecord) -> Review:
         "comment_count": record.comment_count,
         "submitted_at": record.submitted_at,
     }
-    with transaction.atomic():
+    with transaction.atomic(savepoint=False):
         review = (
             Review.objects.select_for_update().filter(pull_request=pull_request, external_id=record.external_id).first()
         )
@@ -294,7 +317,7 @@ def pull_request_commits_add(*, pull_request: PullRequest, commits: Sequence[Com
 
 def changed_files_replace(*, pull_request: PullRequest, files: Sequence[ChangedFileRecord]) -> None:
     """Make the pull request's changed files exactly these (the API's list is the whole truth)."""
-    with transaction.atomic():
+    with transaction.atomic(savepoint=False):
         by_path = {record.path: record for record in files}
         ChangedFile.objects.filter(pull_request=pull_request).exclude(path__in=list(by_path)).delete()
         existing = {row.path: row for row in ChangedFile.objects.filter(pull_request=pull_request)}
@@ -324,7 +347,7 @@ def commit_status_upsert(*, repository: Repository, record: StatusRecord) -> Com
         "external_id": record.external_id,
         "updated_at": record.updated_at,
     }
-    with transaction.atomic():
+    with transaction.atomic(savepoint=False):
         status = (
             CommitStatus.objects.select_for_update()
             .filter(repository=repository, sha=record.sha, context=record.context)

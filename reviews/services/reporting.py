@@ -48,13 +48,16 @@ def commit_status_report(*, pull_request: PullRequest, sha: str, state: StatusSt
         client.close()
 
 
-def evaluation_report(*, evaluation: PolicyEvaluation, received_at: Sequence[dt.datetime] = ()) -> str:
+def evaluation_report(
+    *, evaluation: PolicyEvaluation, received_at: Sequence[dt.datetime] = (), checked_newest: bool = False
+) -> str:
     """Report a stored verdict unless it is superseded or the VCS already shows the same. Returns what happened;
     a failure is recorded on the evaluation.
 
     `received_at` are the receipts of the webhook deliveries whose changes this verdict is the first to reflect:
-    once the provider accepts it, each closes its feedback loop (`tandem_webhook_to_verdict_seconds`)."""
-    result = _report(evaluation)
+    once the provider accepts it, each closes its feedback loop (`tandem_webhook_to_verdict_seconds`).
+    `checked_newest`: the caller has just found it the newest verdict of the current head (no need to ask again)."""
+    result = _report(evaluation, checked_newest=checked_newest)
     provider = evaluation.pull_request.repository.connection.provider
     VERDICT_REPORTS.labels(provider, result).inc()
     if result == "reported":
@@ -92,11 +95,11 @@ def reports_as_check_run(evaluation: PolicyEvaluation) -> bool:
     return connection.report_as_check_run and connection_app(connection) is not None
 
 
-def _report(evaluation: PolicyEvaluation) -> str:
+def _report(evaluation: PolicyEvaluation, *, checked_newest: bool) -> str:
     """What `evaluation_report` does, less the metrics: a failure, or what stands in the way of posting at all, is
     recorded on the evaluation."""
     pull_request = evaluation.pull_request
-    if not evaluation_should_report(evaluation):
+    if not checked_newest and not evaluation_should_report(evaluation):
         return "superseded"
     if evaluation.reported_at is not None:
         return "unchanged"  # this very verdict is on the commit already

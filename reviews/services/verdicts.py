@@ -12,6 +12,7 @@ from collections.abc import Sequence
 
 from reviews.log_context import log_context_bound
 from reviews.models import PullRequest, ReviewerSuggestion
+from reviews.selectors.policy import effective_policy
 from reviews.services.codeowners import codeowners_refresh
 from reviews.services.enqueue import report_enqueue_now, reviewer_suggestion_enqueue
 from reviews.services.policies import evaluation_should_report, pull_request_evaluate
@@ -54,18 +55,20 @@ def _settle(pull_request: PullRequest, received_at: Sequence[dt.datetime]) -> st
     pull_request_id = pull_request.pk
     if pull_request.evaluation_owed_since is None:
         return "settled"
+    # Read once for the pass: a policy saved after this moment queues its open pull requests' evaluations again.
+    policy = effective_policy(repository=pull_request.repository)
     if pull_request.state == PullRequest.State.OPEN:
         # A failed fetch is recorded on the row: the verdict waits for the facts, and `fetch_missing_facts` tries
         # again after a backoff.
         pull_request_facts_fetch(pull_request=pull_request)
-        codeowners_refresh(repository=pull_request.repository, branch=pull_request.base_ref)
-    evaluated = pull_request_evaluate(pull_request_id=pull_request_id, only_if_owed=True)
+        codeowners_refresh(repository=pull_request.repository, branch=pull_request.base_ref, policy=policy[1])
+    evaluated = pull_request_evaluate(pull_request_id=pull_request_id, only_if_owed=True, policy=policy)
     if evaluated is None:
         return "settled" if pull_request.head_sha else "nothing to evaluate"
     evaluation = evaluated.evaluation
     _suggest_reviewers_once(evaluation.pull_request)
     if not evaluation_should_report(evaluation):
         return evaluation.outcome
-    if evaluation_report(evaluation=evaluation, received_at=received_at) in _REPORT_RETRIED:
+    if evaluation_report(evaluation=evaluation, received_at=received_at, checked_newest=True) in _REPORT_RETRIED:
         report_enqueue_now(evaluation.pk, received_at=received_at)
     return evaluation.outcome

@@ -249,9 +249,10 @@ def test_the_dispatcher_sends_every_due_delivery_once_with_no_fixed_cap_and_doub
     sent: list[int] = []
     now = timezone.now()
     unbounded = 10**6  # flow control aside (its own test): no fixed cap on what is sent
+    # Read before the dispatch: leasing moves every next_attempt_at to the same moment.
+    oldest_first = list(WebhookDelivery.objects.order_by("next_attempt_at", "pk").values_list("pk", flat=True))
     assert webhook_deliveries_dispatch(send=sent.extend, now=now, chunk=100, max_in_flight=unbounded) == 1234
     assert len(set(sent)) == 1234
-    oldest_first = list(WebhookDelivery.objects.order_by("received_at", "next_attempt_at").values_list("pk", flat=True))
     assert sent == oldest_first
     assert webhook_deliveries_dispatch(send=sent.extend, now=now, max_in_flight=unbounded) == 0  # leased: not twice
     later = now + DISPATCH_LEASE + dt.timedelta(seconds=1)

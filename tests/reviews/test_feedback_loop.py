@@ -199,9 +199,11 @@ def test_applying_a_review_and_evaluating_stays_within_its_query_budget(
 
 
 # Claim, apply a review (upserts of its account, person and row), mark the debt, finish; then read, lock and
-# evaluate the pull request (its policy, overrides, snapshot) and store the verdict. Measured at 48 on SQLite (it
-# does not grow with the pull request's reviews or files); a query per row or per rule shows here first.
-QUERY_BUDGET_REVIEW_EVENT = 48
+# evaluate the pull request (its policy, overrides, snapshot), store the verdict and look whether its head has
+# reviewer suggestions yet. Measured at 39 on SQLite and PostgreSQL (48 before the upserts reused what they were
+# given, read the policy once and took no savepoints of their own; +1 for the suggestions' look); it does not grow
+# with the pull request's reviews or files: a query per row or per rule shows here first.
+QUERY_BUDGET_REVIEW_EVENT = 39
 
 
 @pytest.mark.django_db(transaction=True)

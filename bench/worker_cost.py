@@ -1,0 +1,119 @@
+"""What one webhook delivery costs the worker, per event kind, in-process (issue 15's "worker time per event").
+
+Posts GitHub pull-request webhooks (opened, pushed to, approved: `faults.Events`) through Tandem's WSGI app, then
+processes each delivery as the worker's task does (`reviews.tasks.deliveries_process`: apply, evaluate, report)
+against the fake GitHub in this process, and prints the CPU time of that call (this thread's only: the fake's own
+threads do not count) and its queries, per event kind. Needs a migrated PostgreSQL database:
+
+    DATABASE_URL=postgres://... REDIS_URL=redis://... .venv/bin/python bench/worker_cost.py [--pulls 30] [--profile]
+
+Steadier than `feedback.py`'s worker figure on a shared machine: no Celery loop, no beat, no backlog.
+"""
+
+from __future__ import annotations
+
+import argparse
+import base64
+import cProfile
+import io
+import os
+import pstats
+import sys
+import time
+from collections import defaultdict
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+
+import faults  # noqa: E402  (the fake GitHub and the webhook builders are the fault bench's)
+
+KINDS = ("opened", "synchronize", "review")
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--pulls", type=int, default=30)
+    parser.add_argument("--profile", action="store_true", help="print cProfile's top functions (cumulative)")
+    args = parser.parse_args()
+    fake = faults.FakeGitHub(rate_limit=10**9).start()
+    os.environ.update(
+        DEBUG="false",
+        SECRET_KEY="bench-" * 10,
+        CONNECTION_SECRET_KEYS=base64.urlsafe_b64encode(b"k" * 32).decode(),
+        SECURE_SSL_REDIRECT="false",
+        ALLOWED_HOSTS="127.0.0.1",
+        PUBLIC_URL="http://127.0.0.1",
+        GITHUB_WEBHOOK_SECRET=faults.GITHUB_SECRET,
+        GITHUB_TOKEN=fake.token,
+        GITHUB_API_URL=fake.url,
+        LOG_LEVEL="WARNING",
+        DJANGO_SETTINGS_MODULE="config.settings",
+    )
+    import django
+
+    django.setup()
+    from django.core.handlers.wsgi import WSGIHandler
+    from django.db import connection
+    from django.test.utils import CaptureQueriesContext
+
+    from reviews.models import WebhookDelivery
+    from reviews.tasks import deliveries_process
+
+    handler = WSGIHandler()
+
+    def post(send: faults.Send) -> None:
+        environ = {
+            "REQUEST_METHOD": "POST", "PATH_INFO": send.path, "SERVER_NAME": "127.0.0.1", "SERVER_PORT": "80",
+            "HTTP_HOST": "127.0.0.1", "wsgi.url_scheme": "http", "wsgi.input": io.BytesIO(send.body),
+            "wsgi.errors": sys.stderr, "CONTENT_LENGTH": str(len(send.body)), "CONTENT_TYPE": "application/json",
+        }  # fmt: skip
+        for name, value in send.headers.items():
+            environ["HTTP_" + name.upper().replace("-", "_")] = value
+        statuses: list[str] = []
+        answer = handler(environ, lambda status, headers: statuses.append(status))
+        answer.close()
+        if not statuses[0].startswith("2"):
+            raise RuntimeError(f"webhook answered {statuses[0]}")
+
+    events = faults.Events(fake, seed=int(time.time()))
+    first = int(time.time()) % 100_000 * 100  # new pull request numbers on every run
+    cpu: dict[str, float] = defaultdict(float)
+    queries: dict[str, int] = defaultdict(int)
+    counted: dict[str, int] = defaultdict(int)
+    profile = cProfile.Profile()
+    warm_up = 3
+    try:
+        for index in range(args.pulls + warm_up):
+            for kind, send in zip(KINDS, events.github_pull(first + index), strict=True):
+                post(send)
+                pk = WebhookDelivery.objects.get(provider="github", delivery_id=send.delivery_id).pk
+                measured = index >= warm_up
+                started = time.thread_time()
+                if measured and args.profile:
+                    profile.enable()
+                with CaptureQueriesContext(connection) as captured:
+                    outcome = deliveries_process([pk], token="")
+                if measured and args.profile:
+                    profile.disable()
+                if outcome != ["processed"]:
+                    raise RuntimeError(f"delivery {pk}: {outcome}")
+                if measured:
+                    cpu[kind] += time.thread_time() - started
+                    queries[kind] += len(captured)
+                    counted[kind] += 1
+    finally:
+        fake.stop()
+    print(f"worker cost per event, {args.pulls} pull requests (opened, pushed to, approved each)")
+    for kind in KINDS:
+        print(
+            f"  {kind:12} {1000 * cpu[kind] / counted[kind]:6.1f} ms CPU  {queries[kind] / counted[kind]:5.1f} queries"
+        )
+    print(f"  {'all':12} {1000 * sum(cpu.values()) / sum(counted.values()):6.1f} ms CPU")
+    if args.profile:
+        pstats.Stats(profile).sort_stats("cumulative").print_stats(60)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
