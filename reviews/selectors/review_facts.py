@@ -7,7 +7,7 @@ over the verdict's snapshots, `reviews.selectors.pairing.pairing_partners`). One
 - review activity: a submitted review of any state, or a non-system comment, by someone other than the author
   and not a bot;
 - an approval that counted: `counted_approvals`, what the verdict counted toward a rule that applies (under each
-  rule's options and its limits: teams, people, code owners);
+  rule's options and its limits: teams, people, code owners), given by the merge for a merged change;
 - paired with a non-author: `pairing_partners`;
 - a rubber stamp: `is_rubber_stamp`.
 
@@ -99,7 +99,9 @@ def pull_request_review_facts(*, pull_request_ids: Collection[int]) -> dict[int,
     comments = _comments(pull_requests)
     facts = {}
     for pull_request in pull_requests:
-        counted = counted_approvals(snapshots[pull_request.pk], policies[pull_request.repository_id])
+        counted = _before_merge(
+            pull_request, counted_approvals(snapshots[pull_request.pk], policies[pull_request.repository_id])
+        )
         found = ReviewFacts(
             approvals=_approvals(pull_request, counted, reviews[pull_request.pk], comments[pull_request.pk]),
             partners=tuple(partners.get(pull_request.pk, ())),
@@ -113,6 +115,15 @@ def pull_request_review_facts(*, pull_request_ids: Collection[int]) -> dict[int,
         if found != NO_FACTS:
             facts[pull_request.pk] = found
     return facts
+
+
+def _before_merge(pull_request: PullRequest, counted: tuple[ReviewRef, ...]) -> tuple[ReviewRef, ...]:
+    """A merged change was reviewed by the approvals given by its merge: one given after it reviewed nothing that
+    shipped (METRICS.md: "merged with at least one approval that counted")."""
+    merged_at = pull_request.merged_at
+    if merged_at is None:
+        return counted
+    return tuple(approval for approval in counted if approval.submitted_at <= merged_at)
 
 
 @dataclass(frozen=True)

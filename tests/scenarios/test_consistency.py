@@ -23,7 +23,16 @@ from django.contrib.auth.models import User
 from django.utils import timezone
 from rest_framework.test import APIClient
 
-from reviews.models import ChangedFile, Identity, Membership, Override, PullRequest, Review, Team
+from reviews.models import (
+    ChangedFile,
+    Identity,
+    Membership,
+    Override,
+    OverrideWithdrawal,
+    PullRequest,
+    Review,
+    Team,
+)
 from reviews.policy import evaluate
 from reviews.selectors.policy import effective_policy, pull_request_snapshot
 from reviews.services.pairing import (
@@ -53,6 +62,9 @@ class Expected:
     approvals: int = 0
     rubber_stamps: int = 0
     overridden: bool = False
+    credited: set[str] | None = None  # credited for pairing, when not every partner (one who also counted as reviewer)
+    rule_applies: bool = True  # the trace counts approvals only toward a rule that applies
+    traced_after_merge: int = 0  # approvals the current verdict counts that came after the merge (no figure does)
 
     @property
     def coverage(self) -> str:
@@ -115,12 +127,20 @@ class Case:
     def co_author(self, who: str) -> None:
         self.commit.co_authors.add(self.people[who].identities.get(kind=Identity.Kind.EMAIL))
 
-    def approve(self, who: str, *, after_push: dt.timedelta, body: str = "", commit_sha: str = "") -> None:
+    def approve(
+        self,
+        who: str,
+        *,
+        after_push: dt.timedelta,
+        body: str = "",
+        commit_sha: str = "",
+        state: str = Review.State.APPROVED,
+    ) -> None:
         Review.objects.create(
             pull_request=self.pull_request,
             external_id=f"{self.name}-{who}-{after_push}",
             reviewer=self.people[who],
-            state=Review.State.APPROVED,
+            state=state,
             body=body,
             commit_sha=commit_sha,
             submitted_at=self.pull_request.last_pushed_at + after_push,
@@ -293,6 +313,76 @@ def commits_not_known_yet(case: Case) -> Expected:
     return Expected()
 
 
+def approval_dismissed(case: Case) -> Expected:
+    """GitHub turns a dismissed approval's state to dismissed: it no longer counts anywhere."""
+    case.approve("Rex", after_push=3 * H, body="Looks right", state=Review.State.DISMISSED)
+    return Expected()
+
+
+def approved_again_after_a_dismissal(case: Case) -> Expected:
+    case.approve("Rex", after_push=3 * H, body="Looks right", state=Review.State.DISMISSED)
+    case.approve("Rex", after_push=5 * H, body="Checked again")
+    return Expected(approvals=1)
+
+
+def changes_requested_after_approving(case: Case) -> Expected:
+    case.approve("Rex", after_push=3 * H, body="Looks right")
+    case.approve("Rex", after_push=5 * H, body="On second thought, no", state=Review.State.CHANGES_REQUESTED)
+    return Expected()
+
+
+def override_withdrawn(case: Case) -> Expected:
+    override = Override.objects.create(
+        pull_request=case.pull_request,
+        head_sha=case.pull_request.head_sha,
+        overridden_by=case.people["Rex"],
+        reason="hotfix",
+        followup_due_at=case.pull_request.merged_at + 2 * H,
+    )
+    OverrideWithdrawal.objects.create(override=override, withdrawn_by=case.people["Dee"], reason="not a hotfix")
+    return Expected()
+
+
+def approved_without_sha_after_the_last_push(case: Case) -> Expected:
+    """As GitLab approvals come (no commit sha), given after the head's last push: it counts."""
+    case.approve("Rex", after_push=3 * H, body="Looks right")
+    return Expected(approvals=1)
+
+
+def approved_without_sha_before_the_last_push(case: Case) -> Expected:
+    """As GitLab approvals come (no commit sha), given before the head's last push: stale under invalidate_on_push."""
+    case.approve("Rex", after_push=-5 * M, body="Looks right")
+    return Expected()
+
+
+def no_rule_applies(case: Case) -> Expected:
+    """The only rule is for docs: the change is outside it, so the policy's options decide what counted."""
+    ChangedFile.objects.create(pull_request=case.pull_request, path="src/app.py", additions=150, deletions=50)
+    policy_save(
+        team=case.team,
+        document="rules:\n  - name: docs\n    if: {paths: ['docs/**']}\n    require: {approvals: 1}\n"
+        "options: {pairing_credit: 1}\n",
+    )
+    case.approve("Rex", after_push=3 * H, body="Looks right")
+    return Expected(approvals=1, rule_applies=False)
+
+
+def session_partner_also_approved(case: Case) -> Expected:
+    """Bo paired with Ann in a session (not a commit author, so not a contributor) and approved: his approval counts
+    as a review, and he is not credited a second time for pairing."""
+    case.session(("Ann", "Bo"), case.written - 2 * H, case.written + H)
+    case.approve("Bo", after_push=3 * H, body="Ship it")
+    return Expected(partners=case.name_of("Bo"), approvals=1, credited=set())
+
+
+def approved_only_after_the_merge(case: Case) -> Expected:
+    """Rex approved an hour after the merge: the change was merged unreviewed (METRICS.md: "merged with at least one
+    approval that counted"; merge time runs from the last approval to the merge, never negative). The verdict of
+    today counts the approval (the pull request page's trace), no figure about the merge does."""
+    case.approve("Rex", after_push=case.pull_request.merged_at - case.pull_request.last_pushed_at + H, body="ok")
+    return Expected(traced_after_merge=1)
+
+
 CASES: list[Callable[[Case], Expected]] = [
     paired_around_the_change,
     paired_before_the_change,
@@ -310,6 +400,15 @@ CASES: list[Callable[[Case], Expected]] = [
     approved_by_someone_not_named,
     approved_by_someone_who_owns_nothing,
     commits_not_known_yet,
+    approval_dismissed,
+    approved_again_after_a_dismissal,
+    changes_requested_after_approving,
+    override_withdrawn,
+    approved_without_sha_after_the_last_push,
+    approved_without_sha_before_the_last_push,
+    no_rule_applies,
+    session_partner_also_approved,
+    approved_only_after_the_merge,
 ]
 
 
@@ -345,6 +444,7 @@ def pull_request_page_says(client: Any, case: Case) -> dict[str, Any]:
         "partners": {str(partner.person) for partner in context["partners"]},
         "overridden": "override" in trace,
         "approvals": len(_counted(trace, "review")),
+        "figure: approvals": context["figures"].flow.approvals if context["figures"] else None,
         "credited for pairing": _counted(trace, "pairing"),
     }
 
@@ -400,7 +500,10 @@ def test_every_surface_agrees_with_metrics_md(build, viewer):
         "suspect: no approval": "no_approval" in factors,
     }
     # A partner who did not also count as a reviewer is credited for pairing by a policy with pairing credit.
-    credited = expected.partners if not expected.overridden else set()
+    credited = expected.partners if expected.credited is None else expected.credited
+    credited = credited if not expected.overridden and expected.rule_applies else set()
+    traced = expected.approvals if not expected.overridden and expected.rule_applies else 0
+    traced += expected.traced_after_merge
     wanted = {
         "team page": {
             "coverage": expected.coverage,
@@ -416,10 +519,11 @@ def test_every_surface_agrees_with_metrics_md(build, viewer):
         "pull request page": {
             "partners": expected.partners,
             "overridden": expected.overridden,
-            "approvals": 0 if expected.overridden else expected.approvals,
+            "approvals": traced,
+            "figure: approvals": expected.approvals,
             "credited for pairing": credited,
         },
-        "policy": {"partners": expected.partners, "approvals": expected.approvals, "credited for pairing": credited},
+        "policy": {"partners": expected.partners, "approvals": traced, "credited for pairing": credited},
         "DORA review mode": expected.mode,
         "suspect: paired": bool(expected.partners),
         "suspect: rubber stamp": bool(expected.rubber_stamps),
