@@ -105,10 +105,10 @@ def pull_request_review_facts(*, pull_request_ids: Collection[int]) -> dict[int,
         found = ReviewFacts(
             approvals=_approvals(pull_request, counted, reviews[pull_request.pk], comments[pull_request.pk]),
             partners=tuple(partners.get(pull_request.pk, ())),
-            first_activity=min(
+            first_activity=_first_by_merge(
+                pull_request,
                 [review.submitted_at for review in reviews[pull_request.pk]]
                 + [at for _, at in comments[pull_request.pk]],
-                default=None,
             ),
             comments=sum(1 for review in reviews[pull_request.pk] if review.has_body) + len(comments[pull_request.pk]),
         )
@@ -124,6 +124,13 @@ def _before_merge(pull_request: PullRequest, counted: tuple[ReviewRef, ...]) -> 
     if merged_at is None:
         return counted
     return tuple(approval for approval in counted if approval.submitted_at <= merged_at)
+
+
+def _first_by_merge(pull_request: PullRequest, moments: list[dt.datetime]) -> dt.datetime | None:
+    """The first review activity on a change; on a merged one, by its merge: a comment after the merge picked
+    nothing up (time to first review and pickup never run past the merge)."""
+    merged_at = pull_request.merged_at
+    return min((moment for moment in moments if merged_at is None or moment <= merged_at), default=None)
 
 
 @dataclass(frozen=True)

@@ -149,3 +149,22 @@ def test_bots_are_left_out_unless_configured(history, settings):
     assert _health(history).merged == 3
     settings.METRICS_INCLUDE_BOTS = True
     assert _health(history).merged == 4
+
+
+def test_activity_after_the_merge_picks_nothing_up():
+    """A comment and a review given after a change merged are no first review: its pickup ends at the merge and it
+    has no time to first review (the approvals' rule: only what came by the merge counted)."""
+    team = TeamFactory(slug="late")
+    repository = RepositoryFactory(team=team)
+    author, reader = PersonFactory(display_name="Author"), PersonFactory(display_name="Reader")
+    merged = PullRequestFactory(
+        repository=repository, state="merged", author=author, created_at=T0, ready_at=T0, merged_at=T0 + 2 * H,
+        updated_at=T0 + 2 * H, additions=5, deletions=1,
+    )  # fmt: skip
+    CommentFactory(pull_request=merged, author=reader, created_at=T0 + 3 * H)
+    ReviewFactory(pull_request=merged, reviewer=reader, state="commented", submitted_at=T0 + 4 * H, body="late")
+    health = review_health(
+        pull_requests=PullRequest.objects.filter(repository__team=team), since=T0 - H, until=T0 + 24 * H
+    )
+    assert health.time_to_first_review.count == 0
+    assert health.pickup_time.median_hours == 2.0
