@@ -165,7 +165,11 @@ if REDIS_URL:
 else:
     CACHES = {"default": {"BACKEND": "django.core.cache.backends.locmem.LocMemCache"}}
 
-CELERY_BROKER_URL = REDIS_URL or "memory://"
+# Without Redis, tasks run inline (below) and the broker is kombu's in-process memory transport. Celery still takes a
+# producer from its pool for each inline task (to round-trip the arguments through JSON), and kombu's pool copies the
+# connection's settings: a URL naming no host made it log "No hostname was supplied" on every task. The memory
+# transport ignores the host, so it is named.
+CELERY_BROKER_URL = REDIS_URL or "memory://localhost/"
 if REDIS_URL:
     # kombu's Redis transport, with one defect fixed that made the worker exit after a Redis restart (see the module).
     CELERY_BROKER_TRANSPORT = "config.broker:Transport"
