@@ -39,9 +39,15 @@ run: $(VENV)/.base-installed
 	$(PY) manage.py run_due_work & trap 'kill $$! 2>/dev/null' EXIT INT TERM; \
 	  $(PY) manage.py runserver $(HOST):$(PORT)
 
-test: $(VENV)/.dev-installed
+test: $(VENV)/.dev-installed node_modules
 	mkdir -p var
 	$(PY) -m pytest $(PYTEST_ARGS)
+
+# The browser test's axe-core (package-lock.json), installed when node_modules is missing or older than the lock.
+# Without npm the browser test's accessibility check skips and says why.
+node_modules: package-lock.json
+	@if command -v npm >/dev/null; then npm ci --no-audit --no-fund && touch node_modules; \
+	else echo "node_modules: npm not installed; the browser test's accessibility check will skip"; fi
 
 lint: $(VENV)/.dev-installed
 	$(VENV)/bin/ruff check .
@@ -96,4 +102,4 @@ docker-lint:
 	else echo "docker-lint: docker-compose not installed, skipped"; fi
 
 clean:
-	rm -rf $(VENV) var/*.sqlite3 .pytest_cache
+	rm -rf $(VENV) var/*.sqlite3 .pytest_cache node_modules
