@@ -252,7 +252,7 @@ class DemoWriter:
 
 
 def _upsert(model: type[models.Model], rows: list[Any], unique: list[str], fields: list[str]) -> None:
-    model._default_manager.bulk_create(  # type: ignore[attr-defined]
+    model._default_manager.bulk_create(
         rows, update_conflicts=True, unique_fields=unique, update_fields=fields, batch_size=_BATCH
     )
 
@@ -261,7 +261,7 @@ def _make_exactly(
     through: type[models.Model], owner: str, target: str, owners: set[int], wanted: set[tuple[int, int]]
 ) -> None:
     """A many-to-many relation of these owners becomes exactly `wanted` (what `.set()` does, for many at once)."""
-    manager = through._default_manager  # type: ignore[attr-defined]
+    manager = through._default_manager
     stored = {
         (row[0], row[1]): row[2] for row in manager.filter(**{f"{owner}__in": owners}).values_list(owner, target, "pk")
     }
