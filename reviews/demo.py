@@ -47,6 +47,7 @@ from reviews.services.pull_requests import (
 from reviews.services.teams import connection_upsert, membership_set, team_upsert
 
 DAYS = 90
+EVALUATION_BATCH = 100
 
 
 @dataclass(frozen=True)
@@ -556,7 +557,7 @@ def _seed_evaluations(anchor: dt.datetime) -> None:
     alone, so running the demo twice adds nothing."""
     from reviews.services.policies import pull_request_evaluate
 
-    recent = (
+    recent = list(
         PullRequest.objects.filter(
             repository__connection__name__endswith="(demo)",
             created_at__gte=anchor - dt.timedelta(days=30),
@@ -566,11 +567,13 @@ def _seed_evaluations(anchor: dt.datetime) -> None:
         .exclude(state=PullRequest.State.CLOSED)
         .values_list("pk", "merged_at")
     )
-    for pk, merged_at in recent:
+    # A transaction per batch, not per pull request: each evaluation still runs whole through the service.
+    for start in range(0, len(recent), EVALUATION_BATCH):
         with transaction.atomic():
-            if merged_at is not None:
-                pull_request_evaluate(pull_request_id=pk, now=merged_at - dt.timedelta(minutes=1))
-            pull_request_evaluate(pull_request_id=pk, now=merged_at or anchor)
+            for pk, merged_at in recent[start : start + EVALUATION_BATCH]:
+                if merged_at is not None:
+                    pull_request_evaluate(pull_request_id=pk, now=merged_at - dt.timedelta(minutes=1))
+                pull_request_evaluate(pull_request_id=pk, now=merged_at or anchor)
 
 
 def demo_pull_requests_count() -> int:

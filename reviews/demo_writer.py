@@ -252,8 +252,12 @@ class DemoWriter:
 
 
 def _upsert(model: type[models.Model], rows: list[Any], unique: list[str], fields: list[str]) -> None:
+    """Insert or update the rows. Of rows with the same key the last wins, as one upsert after another would
+    leave it (a GitLab reviewer's approval replaces their earlier review: both are "approval:<user>")."""
+    attnames = [f"{name}_id" if model._meta.get_field(name).is_relation else name for name in unique]
+    last = {tuple(getattr(row, name) for name in attnames): row for row in rows}
     model._default_manager.bulk_create(
-        rows, update_conflicts=True, unique_fields=unique, update_fields=fields, batch_size=_BATCH
+        list(last.values()), update_conflicts=True, unique_fields=unique, update_fields=fields, batch_size=_BATCH
     )
 
 
