@@ -39,9 +39,17 @@ run: $(VENV)/.base-installed
 	$(PY) manage.py run_due_work & trap 'kill $$! 2>/dev/null' EXIT INT TERM; \
 	  $(PY) manage.py runserver $(HOST):$(PORT)
 
-test: $(VENV)/.dev-installed
+test: $(VENV)/.dev-installed node_modules
 	mkdir -p var
 	$(PY) -m pytest $(PYTEST_ARGS)
+
+# The browser test's axe-core (package-lock.json), installed when node_modules is missing or older than the lock.
+# Without npm, or when the registry cannot be reached, the browser test's accessibility check skips and says why
+# (a half-made node_modules is removed, so the next run tries again).
+node_modules: package-lock.json
+	@if ! command -v npm >/dev/null; then echo "node_modules: npm not installed; the accessibility check will skip"; \
+	elif npm ci --no-audit --no-fund; then touch node_modules; \
+	else rm -rf node_modules; echo "node_modules: npm ci failed; the accessibility check will skip"; fi
 
 lint: $(VENV)/.dev-installed
 	$(VENV)/bin/ruff check .
@@ -96,4 +104,4 @@ docker-lint:
 	else echo "docker-lint: docker-compose not installed, skipped"; fi
 
 clean:
-	rm -rf $(VENV) var/*.sqlite3 .pytest_cache
+	rm -rf $(VENV) var/*.sqlite3 .pytest_cache node_modules

@@ -1,4 +1,5 @@
-"""p50 render time and queries of the team page, a pull request page, /teams/ and /me/ on the demo data.
+"""p50 render time and queries of the team page, a pull request page, the drill-down list, /teams/ and /me/ on the
+demo data.
 
     DATABASE_URL=... .venv/bin/python bench/pages.py [--runs 15]
 
@@ -46,6 +47,7 @@ def main() -> None:
     pages = {
         "team page": "/teams/payments/",
         "pull request": f"/pulls/{pull_request.pk}/",
+        "drill-down": "/teams/payments/pulls/?metric=merged",
         "/teams/": "/teams/",
         "/me/": "/me/",
     }

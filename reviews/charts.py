@@ -59,7 +59,8 @@ def bar_chart(
     def y_of(value: float) -> float:
         return top_margin + plot_h - plot_h * value / top
 
-    parts = [_svg_open(width, height, title, _summary(bars, unit, target, divider))]
+    linked = any(bar.link and bar.value is not None for bar in bars)
+    parts = [_svg_open(width, height, title, _summary(bars, unit, target, divider), linked=linked)]
     parts.append(_axes(left, top_margin, plot_w, plot_h, top, unit, x_label, y_label, width, height))
     for index, bar in enumerate(bars):
         x = left + index * slot + (slot - bar_w) / 2
@@ -86,6 +87,7 @@ def bar_chart(
                         _number(bar.value),
                     ),  # fmt: skip
                     bar.link,
+                    f"{bar.name or label}: {_number(bar.value)}{unit}",
                 )
             )
         parts.append(
@@ -158,22 +160,24 @@ def stacked_bar(
             label,
             value,
         )  # fmt: skip
-        shapes.append(_linked(rect, link))
+        shapes.append(_linked(rect, link, f"{label} {value}"))
         key = format_html('<span class="key" style="background:{}"></span>{} {}', colour, label, value)
         legend.append(format_html('<a class="drill" href="{}">{}</a>', link, key) if link else key)
         x += w
     summary = "; ".join(f"{label} {value}" for label, value in parts)
-    svg = _svg_open(width, height, title, summary)
+    svg = _svg_open(width, height, title, summary, linked=bool(links))
     keys = format_html('<div class="legend">{}</div>', mark_safe(" ".join(str(item) for item in legend)))  # noqa: S308
     rows = [(label, str(value)) for label, value in parts]
     return _joined([svg, *shapes, mark_safe("</svg>"), keys, _tables(title, ("", unit_words or "count"), rows)])  # noqa: S308
 
 
-def _svg_open(width: int, height: int, title: str, summary: str) -> SafeString:
-    """The SVG's text alternative: what it shows and its values in words."""
+def _svg_open(width: int, height: int, title: str, summary: str, *, linked: bool = False) -> SafeString:
+    """The SVG's text alternative: what it shows and its values in words. A chart whose shapes are links is a
+    group, not an image: an image's content is presentational, so links inside one are lost to assistive
+    technology (axe: nested-interactive)."""
     return format_html(
-        '<svg class="chart" role="img" viewBox="0 0 {} {}" width="{}" height="{}" aria-label="{}"><title>{}</title>',
-        width, height, width, height, f"{title}. {summary}", title,
+        '<svg class="chart" role="{}" viewBox="0 0 {} {}" width="{}" height="{}" aria-label="{}"><title>{}</title>',
+        "group" if linked else "img", width, height, width, height, f"{title}. {summary}", title,
     )  # fmt: skip
 
 
@@ -231,11 +235,12 @@ def _legend(*, partial: bool, target: Target | None) -> SafeString:
 
 def _tables(title: str, headers: tuple[str, str], rows: Sequence[tuple[str, str]]) -> SafeString:
     """The values twice: a table for screen readers, and the same one behind "Show as table" for the eye (hidden
-    from screen readers, who have the first)."""
+    from screen readers, who have the first). The first is wrapped: a table is never narrower than its content,
+    so a visually hidden table itself would still widen the page on a phone."""
     head = format_html('<tr><th scope="col">{}</th><th scope="col">{}</th></tr>', headers[0] or "part", headers[1])
     body = format_html_join("", '<tr><th scope="row">{}</th><td>{}</td></tr>', rows)
     return format_html(
-        '<table class="sr-only"><caption>{}</caption><thead>{}</thead><tbody>{}</tbody></table>'
+        '<div class="sr-only"><table><caption>{}</caption><thead>{}</thead><tbody>{}</tbody></table></div>'
         '<details class="chart-table"><summary>Show as table</summary><div class="scroll">'
         '<table aria-hidden="true"><thead>{}</thead><tbody>{}</tbody></table></div></details>',
         title, head, body, head, body,
@@ -270,5 +275,5 @@ def _number(value: float) -> str:
     return escape(f"{value:g}" if float(value).is_integer() else f"{value:.1f}")
 
 
-def _linked(shape: SafeString, link: str) -> SafeString:
-    return format_html('<a href="{}">{}</a>', link, shape) if link else shape
+def _linked(shape: SafeString, link: str, name: str) -> SafeString:
+    return format_html('<a href="{}" aria-label="{}">{}</a>', link, name, shape) if link else shape

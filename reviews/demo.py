@@ -17,6 +17,7 @@ from dataclasses import dataclass
 from django.db import transaction
 from django.utils import timezone
 
+from reviews.demo_writer import DemoPeople, DemoWriter, Story
 from reviews.integrations.records import (
     ChangedFileRecord,
     CommentRecord,
@@ -29,7 +30,6 @@ from reviews.integrations.records import (
 )
 from reviews.integrations.trailers import co_authors
 from reviews.models import (
-    Commit,
     Connection,
     Membership,
     PairingParticipant,
@@ -39,20 +39,15 @@ from reviews.models import (
     Repository,
     Team,
 )
-from reviews.services.pairing import pairing_session_record, pairing_sessions_infer
+from reviews.services.pairing import pairing_session_record
 from reviews.services.people import person_from_account
 from reviews.services.pull_requests import (
-    changed_files_replace,
-    comment_upsert,
-    commit_upsert,
-    pull_request_commits_add,
-    pull_request_upsert,
     repository_upsert,
-    review_upsert,
 )
 from reviews.services.teams import connection_upsert, membership_set, team_upsert
 
 DAYS = 90
+EVALUATION_BATCH = 100
 
 
 @dataclass(frozen=True)
@@ -156,14 +151,15 @@ def seed_review_demo(
         provider="gitlab", name="GitLab (demo)", base_url="https://gitlab.com", web_url="https://gitlab.com"
     )
     connections = {"github": github, "gitlab": gitlab}
-    teams = _seed_teams(connections)
+    people = DemoPeople(connections)
+    teams = _seed_teams(people)
     written = 0
     for full_size in REPOSITORIES:
         demo_repo = DemoRepository(**{**full_size.__dict__, "pulls": max(5, round(full_size.pulls * scale))})
         progress(f"{demo_repo.full_path}: {demo_repo.pulls} pull requests")
         with transaction.atomic():
             repository = _seed_repository(connections[demo_repo.provider], demo_repo, teams)
-            written += _seed_pull_requests(repository, demo_repo, anchor, random.Random(rng.random()))
+            written += _seed_pull_requests(repository, demo_repo, anchor, random.Random(rng.random()), people)
     with transaction.atomic():
         _seed_pairing(anchor, random.Random(rng.random()))
     progress("review policies and their verdicts over the last 30 days")
@@ -179,16 +175,16 @@ def account(person: DemoPerson, provider: str) -> UserRecord:
     return UserRecord(provider=provider, login=login, external_id=str(external), name=person.name, email=person.email)  # type: ignore[arg-type]
 
 
-def _seed_teams(connections: dict[str, Connection]) -> dict[str, Team]:
+def _seed_teams(people: DemoPeople) -> dict[str, Team]:
     teams = {
         slug: team_upsert(slug=slug, name=name, review_within_hours=hours, max_pr_size=size)
         for slug, (name, hours, size) in TEAMS.items()
     }
     for demo_person in PEOPLE:
-        person = person_from_account(connection=connections["github"], account=account(demo_person, "github"))
+        person = people.person("github", account(demo_person, "github"))
         if person is None:
             raise RuntimeError(f"demo person {demo_person.login} did not resolve")
-        person_from_account(connection=connections["gitlab"], account=account(demo_person, "gitlab"))
+        people.person("gitlab", account(demo_person, "gitlab"))
         role = Membership.Role.LEAD if demo_person.lead else Membership.Role.MEMBER
         membership_set(team=teams[demo_person.team], person=person, role=role)
     return teams
@@ -213,53 +209,44 @@ def _seed_repository(connection: Connection, demo_repo: DemoRepository, teams: d
 
 
 def _seed_pull_requests(
-    repository: Repository, demo_repo: DemoRepository, anchor: dt.datetime, rng: random.Random
+    repository: Repository, demo_repo: DemoRepository, anchor: dt.datetime, rng: random.Random, people: DemoPeople
 ) -> int:
     members = [p for p in PEOPLE if p.team == demo_repo.team]
     others = [p for p in PEOPLE if p.team != demo_repo.team]
     habits = HABITS[demo_repo.team]
-    for number in range(1, demo_repo.pulls + 1):
-        _seed_one_pull_request(repository, demo_repo, number, anchor, rng, members, others, habits)
-    _lay_main_line(repository, demo_repo, anchor)
-    return demo_repo.pulls
-
-
-def _lay_main_line(repository: Repository, demo_repo: DemoRepository, anchor: dt.datetime) -> None:
-    """The graph a clone would show: the merge commits on one main line in merge order, from an initial commit,
-    and each pull request's first commit branched from the main line as it stood when it was written."""
-    start = anchor - dt.timedelta(days=DAYS + 30)
+    stories = [
+        _story(repository, demo_repo, number, anchor, rng, members, others, habits)
+        for number in range(1, demo_repo.pulls + 1)
+    ]
     initial = CommitRecord(
         sha=_sha(demo_repo.full_path, "initial"),
         message="Initial commit",
         author=GitUserRecord(name="Demo", email="demo@example.com"),
-        authored_at=start,
-        committed_at=start,
+        authored_at=anchor - dt.timedelta(days=DAYS + 30),
+        committed_at=anchor - dt.timedelta(days=DAYS + 30),
         parents=(),
     )
-    main_line = [(start, commit_upsert(repository=repository, record=initial).sha)]
-    merged = list(
-        PullRequest.objects.filter(repository=repository, state=PullRequest.State.MERGED)
-        .order_by("merged_at", "pk")
-        .values_list("number", "merge_commit_sha", "merged_at")
-    )
-    merge_shas = [sha for _, sha, _ in merged]
-    merges = dict(Commit.objects.filter(repository=repository, sha__in=merge_shas).values_list("sha", "parents"))
-    firsts = dict(
-        Commit.objects.filter(
-            repository=repository, sha__in=[_sha(demo_repo.full_path, number, "commit", 0) for number, _, _ in merged]
-        ).values_list("sha", "authored_at")
-    )
-    for number, merge_sha, merged_at in merged:
-        first = _sha(demo_repo.full_path, number, "commit", 0)
-        if first in firsts:
-            base = [sha for at, sha in main_line if at <= firsts[first]][-1]
-            Commit.objects.filter(repository=repository, sha=first).update(parents=[base])
-        tip = (merges.get(merge_sha) or [first])[-1]
-        Commit.objects.filter(repository=repository, sha=merge_sha).update(parents=[main_line[-1][1], tip])
-        main_line.append((merged_at or start, merge_sha))
+    DemoWriter(repository, people).write(stories, initial, _main_line_parents(stories, initial))
+    return demo_repo.pulls
 
 
-def _seed_one_pull_request(  # noqa: PLR0913 - one story per pull request, told in order
+def _main_line_parents(stories: list[Story], initial: CommitRecord) -> dict[str, list[str]]:
+    """The graph a clone would show: the merge commits on one main line in merge order, from an initial commit,
+    and each pull request's first commit branched from the main line as it stood when it was written. Returns the
+    parents of the commits this places."""
+    parents: dict[str, list[str]] = {initial.sha: []}
+    main_line = [(initial.authored_at, initial.sha)]
+    merged = [story for story in stories if story.merge is not None]
+    for story in sorted(merged, key=lambda story: (story.record.merged_at, story.record.number)):
+        first, merge = story.commits[0], story.merge
+        assert merge is not None and merge.authored_at is not None  # noqa: S101 - filtered above
+        parents[first.sha] = [[sha for at, sha in main_line if at <= first.authored_at][-1]]
+        parents[merge.sha] = [main_line[-1][1], story.commits[-1].sha]
+        main_line.append((merge.authored_at, merge.sha))
+    return parents
+
+
+def _story(  # noqa: PLR0913 - one story per pull request, told in order
     repository: Repository,
     demo_repo: DemoRepository,
     number: int,
@@ -268,7 +255,8 @@ def _seed_one_pull_request(  # noqa: PLR0913 - one story per pull request, told 
     members: list[DemoPerson],
     others: list[DemoPerson],
     habits: TeamHabits,
-) -> None:
+) -> Story:
+    """One pull request as the VCS would list it, with its files, commits, reviews and comments (no writes)."""
     provider = demo_repo.provider
     is_bot = provider == "github" and rng.random() < 0.06
     author = rng.choice(members)
@@ -373,13 +361,7 @@ def _seed_one_pull_request(  # noqa: PLR0913 - one story per pull request, told 
     )
     files = _files(demo_repo, number, additions, deletions, rng)
     record = PullRequestRecord(**{**record.__dict__, "changed_files": len(files)})
-    pull_request, _ = pull_request_upsert(repository=repository, record=record)
-    changed_files_replace(pull_request=pull_request, files=files)
-    # The demo's lists are whole, as a fetch from the VCS would be: its verdicts rest on known facts.
-    PullRequest.objects.filter(pk=pull_request.pk).update(details_head_sha=head_sha, details_synced_at=updated)
-    rows = [commit_upsert(repository=repository, record=commit) for commit in commits]
-    pull_request_commits_add(pull_request=pull_request, commits=rows)
-    pairing_sessions_infer(repository=repository, commits=rows)
+    merge = None
     if merge_sha:
         merge = CommitRecord(
             sha=merge_sha,
@@ -389,11 +371,7 @@ def _seed_one_pull_request(  # noqa: PLR0913 - one story per pull request, told 
             committed_at=merged_at,
             parents=(_sha(demo_repo.full_path, number - 1, "merge"), commits[-1].sha),
         )
-        commit_upsert(repository=repository, record=merge)
-    for review in reviews:
-        review_upsert(pull_request=pull_request, record=review)
-    for comment in comments:
-        comment_upsert(pull_request=pull_request, record=comment)
+    return Story(record, files, commits, merge, reviews, comments)
 
 
 def _commits(
@@ -579,7 +557,7 @@ def _seed_evaluations(anchor: dt.datetime) -> None:
     alone, so running the demo twice adds nothing."""
     from reviews.services.policies import pull_request_evaluate
 
-    recent = (
+    recent = list(
         PullRequest.objects.filter(
             repository__connection__name__endswith="(demo)",
             created_at__gte=anchor - dt.timedelta(days=30),
@@ -589,11 +567,13 @@ def _seed_evaluations(anchor: dt.datetime) -> None:
         .exclude(state=PullRequest.State.CLOSED)
         .values_list("pk", "merged_at")
     )
-    for pk, merged_at in recent:
+    # A transaction per batch, not per pull request: each evaluation still runs whole through the service.
+    for start in range(0, len(recent), EVALUATION_BATCH):
         with transaction.atomic():
-            if merged_at is not None:
-                pull_request_evaluate(pull_request_id=pk, now=merged_at - dt.timedelta(minutes=1))
-            pull_request_evaluate(pull_request_id=pk, now=merged_at or anchor)
+            for pk, merged_at in recent[start : start + EVALUATION_BATCH]:
+                if merged_at is not None:
+                    pull_request_evaluate(pull_request_id=pk, now=merged_at - dt.timedelta(minutes=1))
+                pull_request_evaluate(pull_request_id=pk, now=merged_at or anchor)
 
 
 def demo_pull_requests_count() -> int:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import datetime as dt
 import random
+from collections.abc import Callable
 
 from django.db import transaction
 
@@ -32,9 +33,12 @@ INCIDENT_TITLES = {
 }
 
 
-def seed_telemetry(*, anchor: dt.datetime, rng: random.Random) -> dict[str, int]:
+def seed_telemetry(*, anchor: dt.datetime, rng: random.Random, progress: Callable[[str], None]) -> dict[str, int]:
+    """Deployments first, linked to what they shipped; the incidents after them, each ranked once. (Incidents
+    written first were ranked again after every deployment linked in the window before them.)"""
     deployments = incidents = 0
     with transaction.atomic():
+        services = []
         for slug, name, team_slug, repo_path, paths in SERVICES:
             repository = Repository.objects.get(full_path=repo_path, connection__name__endswith="(demo)")
             service = service_upsert(
@@ -42,18 +46,26 @@ def seed_telemetry(*, anchor: dt.datetime, rng: random.Random) -> dict[str, int]
             )
             deployed = _seed_deployments(service, repository, anchor, random.Random(rng.random()))
             deployments += len(deployed)
-            incidents += _seed_incidents(service, deployed, random.Random(rng.random()))
-        _link_and_rank()
+            services.append((service, deployed, random.Random(rng.random())))
+        progress(f"links of {deployments} deployments to the changes they shipped")
+        _link_deployments()
+        progress("incidents and their suspect changes")
+        for service, deployed, incident_rng in services:
+            incidents += _seed_incidents(service, deployed, incident_rng)
+        _rank_suspects()
     return {"deployments": deployments, "incidents": incidents}
 
 
-def _link_and_rank() -> None:
-    """What the Celery jobs would do, inline and without the VCS: link every deployment, rank every incident's
-    suspects, and confirm the top suspect of each service's first incident (so that the change failure rate and
-    the notices have something to show)."""
+def _link_deployments() -> None:
+    """What the Celery job would do, inline and without the VCS: link every deployment, oldest first."""
     successful = Deployment.objects.filter(source="demo", status=Deployment.Status.SUCCESS)
     for deployment_id in successful.order_by("finished_at", "pk").values_list("pk", flat=True):
         deployment_changes_link(deployment_id=deployment_id, allow_vcs=False)
+
+
+def _rank_suspects() -> None:
+    """Rank every incident's suspects, and confirm the top suspect of each service's first incident (so that the
+    change failure rate and the notices have something to show)."""
     confirmed_services: set[int] = set()
     for incident in Incident.objects.filter(source="demo").order_by("started_at", "pk").prefetch_related("services"):
         incident_correlate(incident_id=incident.pk)

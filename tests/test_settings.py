@@ -100,6 +100,34 @@ def test_debug_true_alone_runs_on_sqlite_with_inline_tasks(python, python_env):
     assert shown["debug"] is True
 
 
+RUN_AN_INLINE_TASK = """
+import django
+django.setup()
+from config.celery import app
+
+@app.task
+def add(a, b):
+    return a + b
+
+print("result", add.delay(2, 3).get())
+"""
+
+
+def test_an_inline_task_logs_no_broker_warning_when_no_broker_is_configured(python, python_env):
+    # Celery takes a producer from kombu's pool even for an inline task; a broker URL naming no host made kombu warn
+    # "No hostname was supplied" on every task that `make run` ran.
+    result = subprocess.run(
+        [python, "-c", RUN_AN_INLINE_TASK],
+        env={**_bare(python_env), "DEBUG": "true", "DJANGO_SETTINGS_MODULE": "config.settings"},
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    assert result.returncode == 0, result.stderr
+    assert "result 5" in result.stdout
+    assert "hostname" not in result.stderr + result.stdout
+
+
 def test_database_and_redis_urls_switch_to_postgresql_and_a_redis_broker(python, python_env):
     shown = _settings_with(
         python,

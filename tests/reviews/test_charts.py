@@ -21,7 +21,7 @@ def test_bar_chart_has_its_values_as_a_table_a_toggle_and_a_text_alternative():
     assert (
         'aria-label="Median pickup per week. 3 bars from week of 2026-03-02 to 16 Mar; lowest 2 h, highest 4.5 h' in svg
     )
-    table = svg[svg.index('<table class="sr-only">') :].split("</table>")[0]
+    table = svg[svg.index('<div class="sr-only"><table>') :].split("</table>")[0]
     assert "<caption>Median pickup per week</caption>" in table
     assert '<th scope="row">week of 2026-03-02</th><td>4.5 h</td>' in table
     assert '<th scope="row">9 Mar</th><td>no value</td>' in table
@@ -55,6 +55,15 @@ def test_a_working_agreement_is_a_line_named_in_the_legend():
 def test_labels_are_escaped():
     svg = bar_chart([Bar("<b>", 1)], title="<script>", x_label="x", y_label="y")
     assert "<script>" not in svg and "<b>" not in svg and "&lt;b&gt;" in svg
+
+
+def test_a_chart_whose_bars_are_links_is_a_group_of_named_links_not_an_image():
+    # An image's content is presentational: links inside role="img" are lost to assistive technology.
+    linked = bar_chart([Bar("2 Mar", 4, link="/teams/t/pulls/?metric=merged")], title="t", x_label="x", y_label="y")
+    assert 'role="group"' in linked and 'role="img"' not in linked
+    assert '<a href="/teams/t/pulls/?metric=merged" aria-label="2 Mar: 4">' in linked
+    stacked = stacked_bar([("reviewed", 3)], title="Coverage", links=["/r"])
+    assert 'role="group"' in stacked and '<a href="/r" aria-label="reviewed 3">' in stacked
 
 
 def test_stacked_bar_has_a_table_too():

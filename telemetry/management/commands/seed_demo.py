@@ -29,14 +29,14 @@ class Command(BaseCommand):
         if options["if_empty"] and demo_pull_requests_count() > 0:
             self.stdout.write("Demo data already present; skipping (run seed_demo without --if-empty to rewrite).")
             return
-        started = time.monotonic()
+        self._started = started = time.monotonic()
         anchor = demo_anchor()
         rng = random.Random(SEED)
         pulls = seed_review_demo(
             anchor=anchor, rng=random.Random(rng.random()), progress=self._progress, scale=options["scale"]
         )
-        self._progress("services, deployments and incidents")
-        figures = seed_telemetry(anchor=anchor, rng=random.Random(rng.random()))
+        self._progress("services and deployments")
+        figures = seed_telemetry(anchor=anchor, rng=random.Random(rng.random()), progress=self._progress)
         self.stdout.write(
             self.style.SUCCESS(
                 f"Demo ready: {pulls} pull requests, {figures['deployments']} deployments, "
@@ -45,4 +45,4 @@ class Command(BaseCommand):
         )
 
     def _progress(self, message: str) -> None:
-        self.stdout.write(f"  seeding {message}")
+        self.stdout.write(f"  {time.monotonic() - self._started:5.1f}s  seeding {message}")
