@@ -39,9 +39,13 @@ run: $(VENV)/.base-installed
 	$(PY) manage.py run_due_work & trap 'kill $$! 2>/dev/null' EXIT INT TERM; \
 	  $(PY) manage.py runserver $(HOST):$(PORT)
 
+# The suite on up to two cores (pytest-xdist): each worker has its own test database and Redis databases
+# (tests/conftest.py); tests are handed out one by one, those marked xdist_group("name") to one worker together.
+# PYTEST_WORKERS=0 runs the suite serially in this process.
+PYTEST_WORKERS ?= auto
 test: $(VENV)/.dev-installed
 	mkdir -p var
-	$(PY) -m pytest $(PYTEST_ARGS)
+	$(PY) -m pytest -n $(PYTEST_WORKERS) --maxprocesses 2 --dist loadgroup $(PYTEST_ARGS)
 
 lint: $(VENV)/.dev-installed
 	$(VENV)/bin/ruff check .

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import os
 import shutil
 from pathlib import Path
 
@@ -31,11 +30,12 @@ def demo_lead(transactional_db):
     return user
 
 
-def test_demo_team_page_shows_its_figures_and_charts(live_server, demo_lead):
+def test_demo_team_page_shows_its_figures_and_charts(monkeypatch, live_server, demo_lead):
     from playwright.sync_api import sync_playwright
 
-    # Playwright runs an event loop in this thread; the ORM work above is done, and none happens below.
-    os.environ["DJANGO_ALLOW_ASYNC_UNSAFE"] = "true"
+    # Playwright runs an event loop in this thread; the ORM work above is done, and none happens below. For this test
+    # only: the tests after it (in this process, whichever they are under xdist) keep Django's check.
+    monkeypatch.setenv("DJANGO_ALLOW_ASYNC_UNSAFE", "true")
     OUTPUT.mkdir(parents=True, exist_ok=True)
     with sync_playwright() as playwright:
         browser = playwright.chromium.launch(
