@@ -6,7 +6,7 @@ HOST ?= 127.0.0.1
 PORT ?= 8000
 
 .PHONY: run test lint typecheck schema worker worker-fast worker-background beat dispatcher migrate seed clean faults \
-	faults-short docker-lint
+	faults-short scale-out docker-lint
 
 # Settings fail closed (DEBUG off unless set, and then SECRET_KEY required): the development targets set DEBUG
 # themselves, unless the environment chose. `worker` and `beat` are production processes and set nothing.
@@ -65,6 +65,10 @@ faults: $(VENV)/.dev-installed
 
 faults-short: $(VENV)/.dev-installed
 	FAULTS_EVENTS=1000 FAULTS_SHORT=1 $(PY) bench/faults.py
+
+# Two web processes and the two production workers on one PostgreSQL and Redis: every webhook processed once.
+scale-out: $(VENV)/.dev-installed
+	$(PY) bench/scale_out.py
 
 migrate: $(VENV)/.base-installed
 	$(PY) manage.py migrate --noinput
