@@ -6,7 +6,7 @@ HOST ?= 127.0.0.1
 PORT ?= 8000
 
 .PHONY: run test lint typecheck schema worker worker-fast worker-background beat dispatcher migrate seed clean faults \
-	faults-short docker-lint
+	faults-short scale-out docker-lint
 
 # Settings fail closed (DEBUG off unless set, and then SECRET_KEY required): the development targets set DEBUG
 # themselves, unless the environment chose. `worker` and `beat` are production processes and set nothing.
@@ -39,9 +39,13 @@ run: $(VENV)/.base-installed
 	$(PY) manage.py run_due_work & trap 'kill $$! 2>/dev/null' EXIT INT TERM; \
 	  $(PY) manage.py runserver $(HOST):$(PORT)
 
+# The suite on up to two cores (pytest-xdist): each worker has its own test database and Redis databases
+# (tests/conftest.py); tests are handed out one by one, those marked xdist_group("name") to one worker together.
+# PYTEST_WORKERS=0 runs the suite serially in this process.
+PYTEST_WORKERS ?= auto
 test: $(VENV)/.dev-installed node_modules
 	mkdir -p var
-	$(PY) -m pytest $(PYTEST_ARGS)
+	$(PY) -m pytest -n $(PYTEST_WORKERS) --maxprocesses 2 --dist loadgroup $(PYTEST_ARGS)
 
 # The browser test's axe-core (package-lock.json), installed when node_modules is missing or older than the lock.
 # Without npm, or when the registry cannot be reached, the browser test's accessibility check skips and says why
@@ -69,6 +73,10 @@ faults: $(VENV)/.dev-installed
 
 faults-short: $(VENV)/.dev-installed
 	FAULTS_EVENTS=1000 FAULTS_SHORT=1 $(PY) bench/faults.py
+
+# Two web processes and the two production workers on one PostgreSQL and Redis: every webhook processed once.
+scale-out: $(VENV)/.dev-installed
+	$(PY) bench/scale_out.py
 
 migrate: $(VENV)/.base-installed
 	$(PY) manage.py migrate --noinput

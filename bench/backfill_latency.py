@@ -2,7 +2,7 @@
 
 Runs the production stack as `bench/feedback.py` does (private PostgreSQL and Redis, gunicorn, the delivery
 dispatcher, beat, DEBUG off, the project's fake GitHub), with production's two workers: one for the latency-critical
-queues (`webhooks,reports,housekeeping`, `-c 2`) and one for the rest (`celery,sync,correlation`, `-c 1`), as the
+queues (`webhooks,reports,housekeeping`) and one for the rest (`celery,sync,correlation`), each `-c 2`, as the
 compose file runs them. The fake serves repositories of `--pulls` pull requests each (30% open).
 
 Windows of `--seconds` at `--rate` events/s alternate: quiet, then with a full backfill of a fresh repository queued
@@ -84,7 +84,7 @@ def main() -> int:
         stack.migrate()
         stack.start_web()
         stack.start_worker(queues=FAST_QUEUES)
-        stack.start_background_worker(queues=BACKGROUND_QUEUES)
+        stack.start_worker(name="background", queues=BACKGROUND_QUEUES)
         stack.start_beat()
         stack.start_dispatcher()
         events = faults.Events(fake, seed=16)

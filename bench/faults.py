@@ -380,7 +380,7 @@ class Stack:
         self.worker: subprocess.Popen[bytes] | None = None
         self.beat: subprocess.Popen[bytes] | None = None
         self.dispatcher: subprocess.Popen[bytes] | None = None
-        self.background_worker: subprocess.Popen[bytes] | None = None
+        self.more: list[subprocess.Popen[bytes]] = []  # further web processes and workers (bench/scale_out.py)
         self.env = {
             key: value
             for key, value in os.environ.items()
@@ -477,14 +477,18 @@ class Stack:
             stdout=subprocess.DEVNULL,
         )
 
-    def start_web(self) -> None:
-        self.web = self._spawn(
-            "web",
+    def start_web(self, name: str = "web") -> str:
+        """gunicorn as production runs it; `web` on `self.url`, any other name on a port of its own. Its URL, once
+        it answers."""
+        port = self.web_port if name == "web" else free_port()
+        url = f"http://127.0.0.1:{port}"
+        process = self._spawn(
+            name,
             [
                 str(BIN / "gunicorn"),
                 "config.wsgi",
                 "--bind",
-                f"127.0.0.1:{self.web_port}",
+                f"127.0.0.1:{port}",
                 "--workers",
                 "2",
                 "--threads",
@@ -493,33 +497,33 @@ class Stack:
                 "60",
             ],
         )
+        if name == "web":
+            self.web = process
+        else:
+            self.more.append(process)
         deadline = time.monotonic() + 60
         while time.monotonic() < deadline:
             try:
-                if requests.get(f"{self.url}/healthz", timeout=2).status_code == 200:
-                    return
+                if requests.get(f"{url}/healthz", timeout=2).status_code == 200:
+                    return url
             except requests.RequestException:
                 pass
             time.sleep(0.3)
-        raise RuntimeError(f"gunicorn did not answer; see {self.dir / 'web.log'}")
+        raise RuntimeError(f"gunicorn did not answer; see {self.dir / f'{name}.log'}")
 
-    def start_worker(self, queues: str = "") -> None:
-        """The worker (every queue, or only `queues`: production's latency-critical one is
-        `webhooks,reports,housekeeping`)."""
-        self.worker = self._spawn(
-            "worker",
-            [str(BIN / "celery"), "-A", "config", "worker", "-c", "2", f"--loglevel={WORKER_LOGLEVEL}"]
-            + ["-n", "faults@%h", *WORKER_OPTIONS]
-            + (["-Q", queues] if queues else []),
+    def start_worker(self, name: str = "worker", queues: str = "", loglevel: str = WORKER_LOGLEVEL) -> None:
+        """A Celery worker (`-c 2`); `worker` consumes every queue and is the one the faults kill, any other name
+        consumes `queues` (comma-separated), as production's two workers do."""
+        node = "faults" if name == "worker" else name
+        process = self._spawn(
+            name,
+            [str(BIN / "celery"), "-A", "config", "worker", "-c", "2", f"--loglevel={loglevel}"]
+            + ["-n", f"{node}@%h", *(["-Q", queues] if queues else []), *WORKER_OPTIONS],
         )
-
-    def start_background_worker(self, queues: str = "celery,sync,correlation") -> None:
-        """Production's second worker: backfills, syncs and correlation, so they never wait in front of a verdict."""
-        self.background_worker = self._spawn(
-            "background-worker",
-            [str(BIN / "celery"), "-A", "config", "worker", "-c", "1", f"--loglevel={WORKER_LOGLEVEL}"]
-            + ["-n", "background@%h", *WORKER_OPTIONS, "-Q", queues],
-        )
+        if name == "worker":
+            self.worker = process
+        else:
+            self.more.append(process)
 
     def kill_worker(self) -> None:
         assert self.worker is not None
@@ -546,7 +550,7 @@ class Stack:
         raise RuntimeError(f"nothing listens on {port}")
 
     def stop(self) -> None:
-        for process in (self.dispatcher, self.beat, self.background_worker, self.worker, self.web):
+        for process in (self.dispatcher, self.beat, self.worker, self.web, *self.more):
             if process is not None and process.poll() is None:
                 os.killpg(process.pid, signal.SIGTERM)
                 try:
@@ -568,12 +572,15 @@ class Stack:
 
 class Sender:
     """Sends every webhook at a steady rate from a few threads; a non-2xx answer or a refused connection is retried
-    with backoff (0.5 s doubling to 8 s, for up to 5 minutes), as GitHub's redelivery and PagerDuty do."""
+    with backoff (0.5 s doubling to 8 s, for up to 5 minutes), as GitHub's redelivery and PagerDuty do. With several
+    URLs (web processes), the sends take turns among them: a redelivery may reach another process than its first."""
 
-    def __init__(self, url: str, sends: list[Send], rate: float, threads: int) -> None:
-        self.url, self.sends, self.rate, self.threads = url, sends, rate, threads
+    def __init__(self, url: str | list[str], sends: list[Send], rate: float, threads: int) -> None:
+        self.urls = [url] if isinstance(url, str) else list(url)
+        self.sends, self.rate, self.threads = sends, rate, threads
         self.acknowledged: set[tuple[str, str]] = set()
         self.answers: Counter[str] = Counter()
+        self.acknowledged_by: Counter[str] = Counter()  # 2xx answers by URL
         self.given_up: list[Send] = []
         self.progress = 0
         self._next = 0
@@ -599,15 +606,15 @@ class Sender:
             wait = self.started + index / self.rate - time.monotonic()
             if wait > 0:
                 time.sleep(wait)
-            self._deliver(session, self.sends[index])
+            self._deliver(session, self.sends[index], self.urls[index % len(self.urls)])
             with self._lock:
                 self.progress += 1
 
-    def _deliver(self, session: requests.Session, send: Send) -> None:
+    def _deliver(self, session: requests.Session, send: Send, url: str) -> None:
         backoff, deadline = 0.5, time.monotonic() + 300
         while True:
             try:
-                response = session.post(self.url + send.path, data=send.body, headers=send.headers, timeout=30)
+                response = session.post(url + send.path, data=send.body, headers=send.headers, timeout=30)
                 answer = str(response.status_code)
             except requests.RequestException as error:
                 answer = type(error).__name__
@@ -615,6 +622,7 @@ class Sender:
                 self.answers[answer] += 1
                 if answer.startswith("2"):
                     self.acknowledged.add((send.provider, send.delivery_id))
+                    self.acknowledged_by[url] += 1
             if answer.startswith("2"):
                 return
             if time.monotonic() > deadline:

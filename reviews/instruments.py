@@ -73,10 +73,21 @@ VCS_API_CALLS = Counter(
 )
 VCS_RATE_LIMIT_REMAINING = Gauge(
     "tandem_vcs_rate_limit_remaining",
-    "API calls left in the current rate-limit window, as the provider said last, by provider and host.",
-    ["provider", "host"],
+    "API calls (GraphQL: points) left in the current rate-limit window, as the provider said last, by provider, "
+    "host and the resource whose budget it is (GitHub's X-RateLimit-Resource: core, graphql, search; GitLab's "
+    "RateLimit-Name: throttle_authenticated_api; 'unnamed' when the answer did not say).",
+    ["provider", "host", "resource"],
     multiprocess_mode="mostrecent",
 )
+_RESOURCE_NAME = re.compile(r"^[a-z][a-z0-9_]{0,63}$")
+
+
+def rate_limit_resource(said: object, default: str = "unnamed") -> str:
+    """The rate-limit resource a provider named in its answer, as a label: its own budgets (GraphQL's points, core
+    REST calls, search) each keep their headroom. Only a plain name is a label; anything else is `default`."""
+    name = said.strip().lower() if isinstance(said, str) else ""
+    return name if _RESOURCE_NAME.match(name) else default
+
 
 # --- verdicts ---------------------------------------------------------------------------------------------
 EVALUATIONS = Counter(

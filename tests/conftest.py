@@ -4,6 +4,7 @@ import os
 import sys
 from collections.abc import Iterator
 from pathlib import Path
+from urllib.parse import urlsplit, urlunsplit
 
 import pytest
 from django.test import override_settings
@@ -13,6 +14,60 @@ from config.celery import app as celery_app
 
 REPO_ROOT = Path(__file__).resolve().parent.parent
 FIXTURES_DIR = REPO_ROOT / "tests" / "fixtures"
+
+REDIS_DATABASES = 16  # a Redis server's default number of databases
+CONFIGURED_REDIS_URLS: list[str] = []  # in an xdist worker: REDIS_URL and the cache's, as configured
+
+
+def _redis_database(url: str) -> int:
+    return int(urlsplit(url).path.strip("/") or 0)
+
+
+def _with_redis_database(url: str, number: int) -> str:
+    return urlunsplit(urlsplit(url)._replace(path=f"/{number}"))
+
+
+def worker_redis_urls(broker_url: str, cache_url: str, worker: int) -> tuple[str, str]:
+    """The broker and cache Redis URLs of xdist worker `worker` (gw0 is 0): the first keeps the configured ones,
+    each other one takes a pair of databases (2m, 2m + 1) that neither they nor another worker use.
+
+    The cache is the broker's next database, as the settings derive it, so that a Celery worker a test starts with
+    this REDIS_URL alone shares the test's cache.
+    """
+    if worker == 0:
+        return broker_url, cache_url
+    configured = {_redis_database(broker_url), _redis_database(cache_url)}
+    after_configured = _redis_database(broker_url) // 2 + 1
+    pair_count = REDIS_DATABASES // 2
+    free_pairs = [
+        pair
+        for pair in ((after_configured + step) % pair_count for step in range(pair_count))
+        if configured.isdisjoint({2 * pair, 2 * pair + 1})
+    ]
+    if worker > len(free_pairs):
+        raise pytest.UsageError(f"{worker + 1} xdist workers need more than the {REDIS_DATABASES} Redis databases")
+    broker = 2 * free_pairs[worker - 1]
+    return _with_redis_database(broker_url, broker), _with_redis_database(cache_url, broker + 1)
+
+
+def pytest_configure(config: pytest.Config) -> None:
+    """Each xdist worker has a PostgreSQL (or SQLite) test database of its own (pytest-django's suffix) and here
+    Redis databases of its own: a cache flush, a queued-task mark or a counter of one worker never reaches another.
+    """
+    from django.conf import settings
+
+    worker = os.environ.get("PYTEST_XDIST_WORKER", "")
+    if not worker.startswith("gw") or not settings.REDIS_URL:
+        return
+    CONFIGURED_REDIS_URLS.extend([settings.REDIS_URL, settings.REDIS_CACHE_URL])
+    broker, cache = worker_redis_urls(settings.REDIS_URL, settings.REDIS_CACHE_URL, int(worker.removeprefix("gw")))
+    os.environ["REDIS_URL"] = broker  # for the Celery workers and other processes tests start
+    if "REDIS_CACHE_URL" in os.environ:
+        os.environ["REDIS_CACHE_URL"] = cache
+    caches = {"default": {**settings.CACHES["default"], "LOCATION": cache}}
+    # For the whole session; override_settings also replaces any cache connection already opened.
+    override_settings(REDIS_URL=broker, REDIS_CACHE_URL=cache, CELERY_BROKER_URL=broker, CACHES=caches).enable()
+    celery_app.conf.broker_url = broker
 
 
 @pytest.fixture(autouse=True, scope="session")

@@ -27,7 +27,7 @@ import requests
 from github import Auth, Github, GithubException
 from github.Requester import Requester
 
-from reviews.instruments import VCS_API_CALLS, VCS_RATE_LIMIT_REMAINING
+from reviews.instruments import VCS_API_CALLS, VCS_RATE_LIMIT_REMAINING, rate_limit_resource
 from reviews.integrations import github_graphql
 from reviews.integrations.endpoints import endpoint_template
 from reviews.integrations.github import (
@@ -349,24 +349,30 @@ class GitHubClient:
         return data
 
     def _note_graphql_budget(self, headers: Mapping[str, Any], rate_limit: Any) -> None:
+        """GraphQL's points left, from the answer's `rateLimit` or else its headers; shown in the headroom gauge as
+        the `graphql` resource, beside REST's `core`, which a GraphQL backfill does not spend."""
+        remaining: int | None = None
         if isinstance(rate_limit, Mapping):
-            cost, remaining = rate_limit.get("cost"), rate_limit.get("remaining")
+            cost, said = rate_limit.get("cost"), rate_limit.get("remaining")
             if isinstance(cost, int):
                 self.graphql_points += cost
-            if isinstance(remaining, int):
-                self.graphql_remaining = remaining
+            if isinstance(said, int):
+                remaining = said
             reset = rate_limit.get("resetAt")
             if isinstance(reset, str):
                 with contextlib.suppress(ValueError):
                     self.graphql_reset = dt.datetime.fromisoformat(reset.replace("Z", "+00:00"))
-            return
-        if headers.get("x-ratelimit-resource") == "graphql":
+        elif headers.get("x-ratelimit-resource") == "graphql":
             remaining_header = _number(headers.get("x-ratelimit-remaining"))
             reset_header = _number(headers.get("x-ratelimit-reset"))
             if remaining_header is not None:
-                self.graphql_remaining = int(remaining_header)
+                remaining = int(remaining_header)
             if reset_header is not None:
                 self.graphql_reset = dt.datetime.fromtimestamp(int(reset_header), tz=dt.UTC)
+        if remaining is not None:
+            self.graphql_remaining = remaining
+            resource = rate_limit_resource(headers.get("x-ratelimit-resource"), default="graphql")
+            VCS_RATE_LIMIT_REMAINING.labels("github", self._origin[1], resource).set(remaining)
 
     def _graphql_error(self, exc: GithubException) -> GitHubError:
         """GraphQL's errors as REST's: a spent point budget (RATE_LIMITED, answered with 200) waits for its reset;
@@ -583,7 +589,8 @@ class GitHubClient:
         reset = _number(headers.get("x-ratelimit-reset"))
         if remaining is not None:
             self.rate_limit_remaining = int(remaining)
-            VCS_RATE_LIMIT_REMAINING.labels("github", self._origin[1]).set(self.rate_limit_remaining)
+            resource = rate_limit_resource(headers.get("x-ratelimit-resource"))
+            VCS_RATE_LIMIT_REMAINING.labels("github", self._origin[1], resource).set(self.rate_limit_remaining)
         if reset is not None:
             self.rate_limit_reset = dt.datetime.fromtimestamp(int(reset), tz=dt.UTC)
 

@@ -8,15 +8,18 @@ Plain records out, GitHubError and its kinds (github_api) for failures; no ORM.
 from __future__ import annotations
 
 import datetime as dt
-from collections.abc import Callable, Iterator
+import json
+from collections.abc import Iterator
 from contextlib import contextmanager
-from typing import TypeVar
+from urllib.parse import quote
 
 import jwt
 import requests
-from github import Auth, GithubException, GithubIntegration
+from github import Auth, Consts, GithubException, GithubIntegration
 from github.Requester import Requester
 
+from reviews.instruments import VCS_API_CALLS
+from reviews.integrations.endpoints import endpoint_template
 from reviews.integrations.github import parse_installation
 from reviews.integrations.github_api import (
     GitHubError,
@@ -28,7 +31,6 @@ from reviews.integrations.github_api import (
 )
 from reviews.integrations.records import InstallationRecord, InstallationTokenRecord, PayloadError
 
-_T = TypeVar("_T")
 # GitHub's advice when a secondary rate limit names no Retry-After.
 _SECONDARY_LIMIT_WAIT = 60.0
 
@@ -52,6 +54,7 @@ class GitHubApp:
             seconds_between_requests=None,
             seconds_between_writes=None,
         )
+        self._requester: Requester = self._integration.requester
 
     def close(self) -> None:
         self._integration.close()
@@ -66,38 +69,64 @@ class GitHubApp:
         """`GET /repos/{owner}/{repo}/installation`: the installation that covers the repository. GitHubNotFound
         when the App is not installed on it."""
         owner, name = _owner_and_name(full_path)
-        found = self._call(
-            f"GET /repos/{full_path}/installation", lambda: self._integration.get_repo_installation(owner, name)
-        )
-        return _installation_record(found.raw_data, "installation")
+        found = self._request("GET", f"/repos/{quote(owner, safe='')}/{quote(name, safe='')}/installation")
+        return _installation_record(found, "installation")
 
     def installation(self, installation_id: int) -> InstallationRecord:
         """`GET /app/installations/{id}`."""
-        found = self._call(
-            f"GET /app/installations/{installation_id}",
-            lambda: self._integration.get_app_installation(installation_id),
-        )
-        return _installation_record(found.raw_data, "installation")
+        return _installation_record(self._request("GET", f"/app/installations/{int(installation_id)}"), "installation")
 
     def access_token(self, installation_id: int) -> InstallationTokenRecord:
         """`POST /app/installations/{id}/access_tokens`: a new installation token, valid for an hour."""
-        minted = self._call(
-            f"POST /app/installations/{installation_id}/access_tokens",
-            lambda: self._integration.get_access_token(installation_id),
-        )
-        token, expires_at = minted.token, minted.expires_at
-        if not isinstance(token, str) or not token or not isinstance(expires_at, dt.datetime):
-            raise GitHubError("GitHub answered the token request without a token and its expiry")
-        if expires_at.tzinfo is None:
-            expires_at = expires_at.replace(tzinfo=dt.UTC)
-        permissions = minted.permissions if isinstance(minted.permissions, dict) else {}
-        return InstallationTokenRecord(token, expires_at, {str(k): str(v) for k, v in permissions.items()})
+        minted = self._request("POST", f"/app/installations/{int(installation_id)}/access_tokens", {"permissions": {}})
+        return _token_record(minted)
 
-    def _call(self, what: str, call: Callable[[], _T]) -> _T:
+    def _request(self, method: str, path: str, body: object = None) -> object:
+        """One call as the App (its JWT signed on the way), counted with every other call to GitHub by endpoint
+        template and status. Not in the rate-limit gauge: the App's own budget is not the installation's."""
+        what = f"{method} {path}"
         with _translated(what):
-            result = call()
-        self.api_calls += 1
-        return result
+            try:
+                status, headers, text = self._requester.requestJson(
+                    method, path, headers={"Accept": Consts.mediaTypeIntegrationPreview}, input=body
+                )
+            except requests.RequestException:
+                VCS_API_CALLS.labels("github", method, endpoint_template(path), "unreachable").inc()
+                raise
+            VCS_API_CALLS.labels("github", method, endpoint_template(path), str(status)).inc()
+            self.api_calls += 1
+            data = _json(text)
+            if status >= 300:
+                raise Requester.createException(status, headers, data if isinstance(data, dict) else {})
+        return data
+
+
+def _json(text: str) -> object:
+    try:
+        return json.loads(text) if text else None
+    except ValueError:
+        return None
+
+
+def _token_record(data: object) -> InstallationTokenRecord:
+    minted = data if isinstance(data, dict) else {}
+    token, expires_at = minted.get("token"), _moment(minted.get("expires_at"))
+    if not isinstance(token, str) or not token or expires_at is None:
+        raise GitHubError("GitHub answered the token request without a token and its expiry")
+    permissions = minted.get("permissions")
+    permissions = permissions if isinstance(permissions, dict) else {}
+    return InstallationTokenRecord(token, expires_at, {str(k): str(v) for k, v in permissions.items()})
+
+
+def _moment(value: object) -> dt.datetime | None:
+    """GitHub's ISO 8601 timestamp (`2016-07-11T22:14:10Z`), as UTC when it names no offset."""
+    if not isinstance(value, str):
+        return None
+    try:
+        moment = dt.datetime.fromisoformat(value)
+    except ValueError:
+        return None
+    return moment if moment.tzinfo is not None else moment.replace(tzinfo=dt.UTC)
 
 
 def _installation_record(data: object, path: str) -> InstallationRecord:

@@ -49,7 +49,7 @@ from gitlab.exceptions import GitlabError
 from gitlab.utils import EncodedId
 from gql.transport.exceptions import TransportError, TransportQueryError
 
-from reviews.instruments import VCS_API_CALLS, VCS_RATE_LIMIT_REMAINING
+from reviews.instruments import VCS_API_CALLS, VCS_RATE_LIMIT_REMAINING, rate_limit_resource
 from reviews.integrations.endpoints import endpoint_template
 from reviews.integrations.gitlab import (
     PayloadReader,
@@ -423,7 +423,9 @@ class GitLabClient:
         remaining = headers.get("RateLimit-Remaining", "")
         if remaining.isdigit():
             self.rate_limit_remaining = int(remaining)
-            VCS_RATE_LIMIT_REMAINING.labels("gitlab", urlsplit(self._gl.url).netloc).set(self.rate_limit_remaining)
+            resource = rate_limit_resource(headers.get("RateLimit-Name"))
+            host = urlsplit(self._gl.url).netloc
+            VCS_RATE_LIMIT_REMAINING.labels("gitlab", host, resource).set(self.rate_limit_remaining)
         reset = headers.get("RateLimit-Reset", "")
         if reset.isdigit():
             self.rate_limit_reset = dt.datetime.fromtimestamp(int(reset), tz=dt.UTC)

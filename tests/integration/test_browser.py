@@ -49,12 +49,13 @@ def demo_lead(transactional_db) -> User:
 
 
 @pytest.fixture
-def browser(demo_lead) -> Iterator[Any]:
+def browser(demo_lead, monkeypatch) -> Iterator[Any]:
     from playwright.sync_api import sync_playwright
 
     # Playwright runs an event loop in this thread; the test's own ORM reads below are plain reads of what the
-    # live server wrote.
-    os.environ["DJANGO_ALLOW_ASYNC_UNSAFE"] = "true"
+    # live server wrote. For these tests only: the tests after them (in this process, whichever they are under
+    # xdist) keep Django's check.
+    monkeypatch.setenv("DJANGO_ALLOW_ASYNC_UNSAFE", "true")
     OUTPUT.mkdir(parents=True, exist_ok=True)
     with sync_playwright() as playwright:
         launched = playwright.chromium.launch(

@@ -19,8 +19,10 @@ from cryptography.hazmat.primitives.asymmetric import rsa
 from django.core.management import call_command
 from django.db import connection as db
 from django.utils import timezone
+from prometheus_client import REGISTRY
 
 from reviews.integrations.github import _HANDLERS
+from reviews.integrations.vcs import VcsUnavailable
 from reviews.models import (
     AppInstallation,
     AuditEvent,
@@ -180,6 +182,39 @@ def test_a_long_sync_goes_on_with_a_fresh_token_when_its_own_nears_expiry(github
         client.close()
     assert len(github.tokens_minted) == 3
     assert github.requests[-1].headers["Authorization"] == f"token {github.tokens_minted[-1].token}"
+
+
+def _app_calls(method: str, endpoint: str, status: str) -> float:
+    labels = {"provider": "github", "method": method, "endpoint": endpoint, "status": status}
+    return REGISTRY.get_sample_value("tandem_vcs_api_calls_total", labels) or 0.0
+
+
+LOOKUP = ("GET", "/repos/{owner}/{repo}/installation")
+MINT = ("POST", "/app/installations/{number}/access_tokens")
+
+
+def test_the_apps_own_calls_are_counted_with_every_other_call_by_endpoint_and_status(github, app_connection):
+    before = {
+        "lookup": _app_calls(*LOOKUP, "200"),
+        "minted": _app_calls(*MINT, "201"),
+        "refused": _app_calls(*MINT, "403"),
+        "unavailable": _app_calls(*MINT, "502"),
+    }
+    repository = _installed_repository(github, app_connection)
+    assert _app_calls(*LOOKUP, "200") == before["lookup"] + 1
+    assert _app_calls(*MINT, "201") == before["minted"] + 1
+
+    AppInstallation.objects.update(token_expires_at=timezone.now())  # the next client needs a new token
+    github.fail_next("/access_tokens", 502)
+    with pytest.raises(VcsUnavailable):
+        vcs_client_for(Repository.objects.get(pk=repository.pk))
+    assert _app_calls(*MINT, "502") == before["unavailable"] + 1
+
+    github.suspend_installation(repository.app_installation.installation_id)
+    with pytest.raises(NoAccess):
+        vcs_client_for(Repository.objects.get(pk=repository.pk))
+    assert _app_calls(*MINT, "403") == before["refused"] + 1
+    assert _app_calls(*MINT, "201") == before["minted"] + 1
 
 
 def test_statuses_are_posted_as_the_app(github, app_connection):

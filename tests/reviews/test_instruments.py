@@ -140,8 +140,45 @@ def test_api_calls_are_counted_by_endpoint_template_and_status_and_304s_show(fak
         host = client.base_url.split("//", 1)[1].split("/", 1)[0]
     assert value("tandem_vcs_api_calls_total", **pulls, status="200") == ok + 1
     assert value("tandem_vcs_api_calls_total", **pulls, status="304") == not_modified + 1
-    remaining = value("tandem_vcs_rate_limit_remaining", provider="github", host=host)
+    remaining = value("tandem_vcs_rate_limit_remaining", provider="github", host=host, resource="core")
     assert remaining == fake_github.rate_remaining
+
+
+def test_a_graphql_backfill_keeps_its_headroom_apart_from_the_rest_calls(fake_github):
+    fake_github.seed_repository("acme/shop", n_pulls=3)
+    fake_github.rate_remaining = 4321
+    with GitHubClient(fake_github.url, fake_github.token) as client:
+        repository = client.repository("acme/shop")  # REST: the core budget
+        host = client.base_url.split("//", 1)[1].split("/", 1)[0]
+        core = value("tandem_vcs_rate_limit_remaining", provider="github", host=host, resource="core")
+        assert core == fake_github.rate_remaining == 4320
+        pulls = list(client.pull_requests_with_details("acme/shop", repository, wanted=lambda pull: False))
+    assert pulls == [] and client.graphql_calls == 1  # one GraphQL page, no REST call after it
+    graphql = value("tandem_vcs_rate_limit_remaining", provider="github", host=host, resource="graphql")
+    assert graphql == fake_github.graphql_remaining < 5000
+    assert value("tandem_vcs_rate_limit_remaining", provider="github", host=host, resource="core") == core
+
+
+def test_gitlab_headroom_is_labelled_with_the_throttle_it_names(fake_gitlab):
+    from reviews.integrations.gitlab_api import GitLabClient
+
+    fake_gitlab.seed_project("acme/monolith", n_merge_requests=1)
+    client = GitLabClient(fake_gitlab.url, fake_gitlab.token)
+    client.project("acme/monolith")
+    host = fake_gitlab.url.split("//", 1)[1].split("/", 1)[0]
+    labels = {"provider": "gitlab", "host": host, "resource": "throttle_authenticated_api"}
+    assert value("tandem_vcs_rate_limit_remaining", **labels) == client.rate_limit_remaining is not None
+
+
+@pytest.mark.parametrize(
+    ("said", "label"),
+    [("core", "core"), ("GraphQL", "graphql"), ("throttle_authenticated_api", "throttle_authenticated_api"),
+     (None, "unnamed"), ("", "unnamed"), ("a b", "unnamed"), ("x" * 65, "unnamed"), ("core\n", "core")],
+)  # fmt: skip
+def test_the_resource_label_takes_only_a_plain_name(said, label):
+    from reviews.instruments import rate_limit_resource
+
+    assert rate_limit_resource(said) == label
 
 
 def test_gitlab_api_calls_are_counted_with_the_project_out_of_the_label(fake_gitlab):
