@@ -246,12 +246,13 @@ def test_the_dispatcher_sends_every_due_delivery_once_with_no_fixed_cap_and_doub
         )
         for index in range(1234)
     )
+    # Read before the dispatch: its lease gives every row the same next_attempt_at, and ties come in any order.
+    oldest_first = list(WebhookDelivery.objects.order_by("received_at", "next_attempt_at").values_list("pk", flat=True))
     sent: list[int] = []
     now = timezone.now()
     unbounded = 10**6  # flow control aside (its own test): no fixed cap on what is sent
     assert webhook_deliveries_dispatch(send=sent.extend, now=now, chunk=100, max_in_flight=unbounded) == 1234
     assert len(set(sent)) == 1234
-    oldest_first = list(WebhookDelivery.objects.order_by("received_at", "next_attempt_at").values_list("pk", flat=True))
     assert sent == oldest_first
     assert webhook_deliveries_dispatch(send=sent.extend, now=now, max_in_flight=unbounded) == 0  # leased: not twice
     later = now + DISPATCH_LEASE + dt.timedelta(seconds=1)
