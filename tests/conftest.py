@@ -70,6 +70,18 @@ def pytest_configure(config: pytest.Config) -> None:
     celery_app.conf.broker_url = broker
 
 
+def _slow_seconds(item: pytest.Item) -> float:
+    marker = item.get_closest_marker("slow")
+    return float(marker.args[0]) if marker and marker.args else 0.0
+
+
+def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
+    """In xdist workers, the tests marked slow go first, the longest first: handed out last, one of them (the full
+    demo seed takes minutes) would leave the other worker idle at the end. Serially the order stays as collected."""
+    if os.environ.get("PYTEST_XDIST_WORKER"):
+        items.sort(key=lambda item: -_slow_seconds(item))  # stable: the rest keep their order
+
+
 @pytest.fixture(autouse=True, scope="session")
 def _tasks_run_inline() -> Iterator[None]:
     """Tests run Celery tasks inline, even where REDIS_URL is set; the worker test starts a real worker."""

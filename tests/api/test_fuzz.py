@@ -71,6 +71,7 @@ def _content_type(response) -> str:  # type: ignore[no-untyped-def]
     return str(values[0] if isinstance(values, list) else values)
 
 
+@pytest.mark.slow(50)
 def test_no_request_gets_a_server_error(api_schema, api_world):
     headers = {"Authorization": f"Bearer {api_world['token']}"}
     failures: list[str] = []

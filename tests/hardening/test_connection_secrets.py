@@ -87,6 +87,7 @@ def test_a_connection_secret_still_verifies_webhooks(client, settings):
     assert response.status_code == 200
 
 
+@pytest.mark.slow(25)
 @pytest.mark.django_db(transaction=True)
 def test_the_migration_encrypts_secrets_stored_in_plain_text():
     executor = MigrationExecutor(db)

@@ -28,6 +28,7 @@ FIXTURES = Path(__file__).resolve().parent.parent / "fixtures" / "github"
 
 pytestmark = [
     pytest.mark.celery_worker,
+    pytest.mark.slow(20),  # a real worker's start and stop
     pytest.mark.skipif(not os.environ.get("REDIS_URL"), reason="REDIS_URL is unset: no broker to run a worker on"),
 ]
 

@@ -25,6 +25,7 @@ TASK = "reviews.tasks.process_webhook_delivery"
 
 pytestmark = [
     pytest.mark.celery_worker,
+    pytest.mark.slow(15),  # a real worker's start and stop
     pytest.mark.skipif(not os.environ.get("REDIS_URL"), reason="REDIS_URL is unset: no broker to run a worker on"),
 ]
 

@@ -108,6 +108,7 @@ def _github_with_corners(fake: Any) -> None:
     fake.add_commit(REPO, 6, message="An anonymous one", author_login=None, author_email="someone@example.com")
 
 
+@pytest.mark.slow(25)
 def test_github_graphql_backfill_stores_exactly_what_rest_stores(fake_github):
     _github_with_corners(fake_github)
     by_rest = _repository("github", fake_github, "by REST")
@@ -122,6 +123,7 @@ def test_github_graphql_backfill_stores_exactly_what_rest_stores(fake_github):
     assert not PullRequest.objects.filter(repository=by_graphql).exclude(state="open").exclude(diff_ids={}).exists()
 
 
+@pytest.mark.slow(20)
 def test_github_graphql_incremental_stores_exactly_what_rest_stores(fake_github):
     fake_github.seed_repository(REPO, n_pulls=20)
     by_rest = _repository("github", fake_github, "by REST")
@@ -138,6 +140,7 @@ def test_github_graphql_incremental_stores_exactly_what_rest_stores(fake_github)
     assert _without_sync_marks(stored(by_graphql)) == _without_sync_marks(stored(by_rest))
 
 
+@pytest.mark.slow(30)
 def test_gitlab_graphql_stores_exactly_what_rest_stores(fake_gitlab):
     fake_gitlab.seed_project(REPO, n_merge_requests=30)
     by_rest = _repository("gitlab", fake_gitlab, "by REST")
@@ -159,6 +162,7 @@ def test_gitlab_graphql_stores_exactly_what_rest_stores(fake_gitlab):
 # --- calls that must not creep back ---------------------------------------------------------------------------
 
 
+@pytest.mark.slow(65)
 def test_github_incremental_sync_of_10_changed_pull_requests_costs_at_most_31_calls(fake_github):
     fake_github.seed_repository(REPO, n_pulls=250)
     repository = _repository("github", fake_github, "GitHub")
@@ -176,6 +180,7 @@ def test_github_incremental_sync_of_10_changed_pull_requests_costs_at_most_31_ca
     assert not fake_github.requests_to("/pulls/101/reviews")  # nothing the GraphQL call gave is asked again
 
 
+@pytest.mark.slow(50)
 def test_gitlab_incremental_sync_of_10_changed_merge_requests_costs_at_most_31_calls(fake_gitlab):
     fake_gitlab.seed_project(REPO, n_merge_requests=250)
     repository = _repository("gitlab", fake_gitlab, "GitLab")
@@ -206,6 +211,7 @@ def test_gitlab_unchanged_resync_costs_one_call(fake_gitlab):
     assert [r.decoded_path for r in fake_gitlab.requests] == [f"/api/v4/projects/{REPO}/merge_requests"]
 
 
+@pytest.mark.slow(60)
 def test_github_backfill_of_250_pull_requests_takes_3_graphql_calls(fake_github):
     fake_github.seed_repository(REPO, n_pulls=250)
     repository = _repository("github", fake_github, "GitHub")
@@ -220,6 +226,7 @@ def test_github_backfill_of_250_pull_requests_takes_3_graphql_calls(fake_github)
     assert fake_github.graphql_points_used <= 3 * 50
 
 
+@pytest.mark.slow(60)
 def test_gitlab_backfill_of_250_merge_requests_takes_5_graphql_calls(fake_gitlab):
     fake_gitlab.seed_project(REPO, n_merge_requests=250)
     repository = _repository("gitlab", fake_gitlab, "GitLab")

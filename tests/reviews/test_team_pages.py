@@ -135,6 +135,7 @@ def _queries(client, url: str) -> int:
     return len(captured.captured_queries)
 
 
+@pytest.mark.slow(12)
 def test_pages_render_in_the_same_number_of_queries_at_10_and_2000_pull_requests(client, world):
     client.force_login(world["member"])
     _history(world["repository"], 10)

@@ -181,8 +181,13 @@ def test_figures_of_several_processes_are_added_up(python, python_env, tmp_path)
         TASK_DURATION.labels("reviews.tasks.evaluate_pull_request").observe(0.2)
         """
     )
-    for _ in range(2):
-        subprocess.run([python, "-c", record], env=env, check=True, timeout=60)
+    # Both at once, as a gunicorn worker and a Celery worker record side by side.
+    recorders = [subprocess.Popen([python, "-c", record], env=env) for _ in range(2)]
+    try:
+        assert [recorder.wait(timeout=60) for recorder in recorders] == [0, 0]
+    finally:
+        for recorder in recorders:
+            recorder.kill()  # nothing left running when the wait gave up
     scrape_there = textwrap.dedent(
         """
         import django
