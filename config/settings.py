@@ -232,6 +232,14 @@ CELERY_TASK_ROUTES |= {
     "telemetry.tasks.notify_chat_of_cause": {"queue": "correlation"},
     "telemetry.tasks.answer_protection_rule": {"queue": "reports"},
     "telemetry.tasks.repair_telemetry": {"queue": "correlation"},
+    # Reviewer suggestions read history and may call the VCS: background work, never in front of a verdict.
+    "reviews.tasks.suggest_reviewers": {"queue": "sync"},
+    # Alerts and digests are figures over history, like correlation; their chat and e-mail notices go with them.
+    "telemetry.tasks.run_alerts": {"queue": "correlation"},
+    "telemetry.tasks.send_weekly_digests": {"queue": "correlation"},
+    "telemetry.tasks.notify_chat_of_alert": {"queue": "correlation"},
+    "telemetry.tasks.notify_chat_of_digest": {"queue": "correlation"},
+    "telemetry.tasks.email_digest": {"queue": "correlation"},
 }
 # Beat reads its schedule from the database (django-celery-beat), so that a superuser changes it in the admin
 # without a deploy. The dict below is the one source of the defaults: migration reviews.0022 and every start of beat
