@@ -11,15 +11,17 @@ from __future__ import annotations
 import datetime as dt
 import math
 from collections import Counter, defaultdict
-from collections.abc import Iterable, Sequence
+from collections.abc import Callable, Collection, Iterable, Sequence
 from dataclasses import dataclass, field
 from typing import Any, cast
 
 from django.conf import settings
-from django.db.models import Exists, OuterRef, QuerySet
+from django.db import connection
+from django.db.models import Aggregate, Count, Exists, F, FloatField, OuterRef, Q, QuerySet, Sum, Value
+from django.db.models.functions import TruncWeek
 from django.utils import timezone
 
-from reviews.models import Comment, Person, PullRequest, Review, Team
+from reviews.models import Comment, Person, PullRequest, PullRequestFigures, Review, Team
 from reviews.selectors.review_facts import NO_FACTS, ReviewFacts, pull_request_review_facts
 
 SIZE_BUCKETS = (("xs", 10), ("s", 50), ("m", 250), ("l", 1000), ("xl", math.inf))
@@ -115,7 +117,18 @@ class ReviewHealth:
     reviewer_load: list[ReviewerLoad]
     top_reviewer_share: float | None
     weekly: list[dict[str, object]] = field(default_factory=list)
-    flows: list[PullRequestFlow] = field(default_factory=list, repr=False)
+    # The stored rows the figures were aggregated from (None: computed from the flows).
+    figures: QuerySet[PullRequestFigures] | None = field(default=None, repr=False)
+    _flows: list[PullRequestFlow] | None = field(default=None, repr=False)
+    _flows_of: Callable[[], list[PullRequestFlow]] | None = field(default=None, repr=False)
+
+    @property
+    def flows(self) -> list[PullRequestFlow]:
+        """Each merged pull request's flow, with its review facts: computed when first asked for, when the figures
+        came from the stored rows (the drill-down lists them; the figures themselves do not need them)."""
+        if self._flows is None:
+            self._flows = self._flows_of() if self._flows_of is not None else []
+        return self._flows
 
     @property
     def coverage_share(self) -> float | None:
@@ -140,6 +153,10 @@ def team_pull_requests(team: Team) -> QuerySet[PullRequest]:
     return PullRequest.objects.filter(repository__team=team)
 
 
+# Off: every figure computed from the flows on each read, as before the stored figures (bench/team_page.py compares).
+STORED_FIGURES = True
+
+
 def review_health(
     *,
     pull_requests: QuerySet[PullRequest],
@@ -148,14 +165,20 @@ def review_health(
     include_bots: bool | None = None,
 ) -> ReviewHealth:
     """Figures over the pull requests (of `pull_requests`) merged in [since, until). How each was reviewed and
-    paired comes from `pull_request_review_facts`, as on every other surface."""
+    paired comes from `pull_request_review_facts`, as on every other surface.
+
+    Under the configured bot setting the figures are aggregated in SQL from the stored per-pull-request figures
+    (`PullRequestFigures`), those missing or owed computed and stored first: never wrong, only slower."""
     bots = _bots(include_bots)
+    if STORED_FIGURES and (include_bots is None or include_bots == settings.METRICS_INCLUDE_BOTS):
+        return _stored_health(pull_requests, since, until, bots)
     merged = _merged(pull_requests, since, until, bots)
     ids = [row["pk"] for row in merged]
     reviews = _reviews_by_pull_request(ids, bots)
     facts = pull_request_review_facts(pull_request_ids=ids)
     flows = [_flow(row, reviews[row["pk"]], facts.get(row["pk"], NO_FACTS)) for row in merged]
     stamps = Counter(stamp.reviewer_id for found in facts.values() for stamp in found.rubber_stamps)
+    given = Counter(r.reviewer_id for rows in reviews.values() for r in rows)
     return ReviewHealth(
         since=since,
         until=until,
@@ -173,11 +196,227 @@ def review_health(
         rubber_stamps_by_reviewer=_names(stamps),
         review_depth=_depth(flows),
         size_buckets=_size_buckets(flows),
-        reviewer_load=_reviewer_load(pull_requests, reviews, bots),
-        top_reviewer_share=_top_share(reviews),
+        reviewer_load=_reviewer_load(pull_requests, given, bots),
+        top_reviewer_share=_top_share(given),
         weekly=_weekly(flows, since, until),
-        flows=flows,
+        _flows=flows,
     )
+
+
+def computed_flows(*, pull_request_ids: Collection[int], bots: set[int]) -> list[PullRequestFlow]:
+    """The flows of these pull requests that are merged and not a bot's, computed from their facts (what the stored
+    figures hold)."""
+    merged = list(
+        PullRequest.objects.filter(pk__in=list(pull_request_ids), state=PullRequest.State.MERGED)
+        .exclude(merged_at__isnull=True)
+        .exclude(author_id__in=bots)
+        .values(*_FLOW_FIELDS)
+    )
+    ids = [row["pk"] for row in merged]
+    reviews = _reviews_by_pull_request(ids, bots)
+    facts = pull_request_review_facts(pull_request_ids=ids)
+    return [_flow(row, reviews[row["pk"]], facts.get(row["pk"], NO_FACTS)) for row in merged]
+
+
+DURATIONS = ("time_to_first_review", "pickup_time", "review_time", "time_to_approve", "merge_time", "cycle_time")
+_WEEKLY_MEDIANS = ("time_to_first_review", "pickup_time", "cycle_time")
+
+
+class Percentile(Aggregate):
+    """PostgreSQL's `percentile_cont`: linear interpolation between closest ranks, as `percentile` computes it."""
+
+    function = "percentile_cont"
+    template = "%(function)s(%(fraction)s) WITHIN GROUP (ORDER BY %(expressions)s)"
+    output_field = FloatField()
+
+    def __init__(self, expression: Any, *, fraction: float, **extra: Any) -> None:
+        super().__init__(expression, fraction=repr(float(fraction)), **extra)
+
+
+def _stored_health(
+    pull_requests: QuerySet[PullRequest], since: dt.datetime, until: dt.datetime, bots: set[int]
+) -> ReviewHealth:
+    """`review_health` from the stored figures: a fixed number of grouped queries, whatever the period holds."""
+    merged = _merged_in(pull_requests, since, until, bots)
+    figures = _current_figures(merged, bots)
+    totals = figures.aggregate(**_totals())
+    distributions = _distributions(figures, totals)
+    stamps = Counter(
+        reviewer_id
+        for listed in figures.filter(rubber_stamps__gt=0).order_by("pk").values_list("rubber_stamped_by", flat=True)
+        for reviewer_id in listed
+    )
+    given: Counter[int] = Counter(
+        dict(
+            Review.objects.filter(pull_request__in=merged.values("pk"), reviewer__isnull=False)
+            .exclude(reviewer_id__in=bots)
+            .order_by()
+            .values("reviewer_id")
+            .annotate(given=Count("pk"))
+            .values_list("reviewer_id", "given")
+        )
+    )
+    count = totals["merged"]
+    return ReviewHealth(
+        since=since,
+        until=until,
+        merged=count,
+        **distributions,
+        rework_cycles_mean=round(totals["all_rework_cycles"] / count, 2) if count else None,
+        coverage={kind: totals[f"coverage_{kind}"] for kind in ("reviewed", "paired_only", "neither")},
+        approvals=totals["all_approvals"],
+        rubber_stamps=totals["all_rubber_stamps"],
+        rubber_stamps_by_reviewer=_names(stamps),
+        review_depth=round(totals["depth_comments"] / totals["depth"], 2) if totals["depth"] else None,
+        size_buckets={name: totals[f"size_{name}"] for name, _ in SIZE_BUCKETS},
+        reviewer_load=_reviewer_load(pull_requests, given, bots),
+        top_reviewer_share=_top_share(given),
+        weekly=_stored_weekly(figures, since, until),
+        figures=figures,
+        _flows_of=lambda: merged_flows(pull_requests=pull_requests, since=since, until=until),
+    )
+
+
+def _current_figures(merged: QuerySet[PullRequest], bots: set[int]) -> QuerySet[PullRequestFigures]:
+    """The stored figures of these pull requests, those missing or owed computed and stored first."""
+    from reviews.services.figures import current_figures_filter, figures_input_version, pull_request_figures_store
+
+    version = figures_input_version(bots=bots)
+    current = PullRequestFigures.objects.filter(
+        current_figures_filter(version=version), pull_request=OuterRef("pk"), merged_at=OuterRef("merged_at")
+    )
+    owed = list(merged.exclude(Exists(current)).order_by().values_list("pk", flat=True))
+    pull_request_figures_store(pull_request_ids=owed, bots=bots, version=version)
+    return PullRequestFigures.objects.filter(pull_request__in=merged.values("pk"))
+
+
+def _postgresql() -> bool:
+    return connection.vendor == "postgresql"
+
+
+def _measured(name: str) -> Q:
+    return Q(**{f"{name}__gte": 0})  # a negative duration is not measured (`measured_hours`)
+
+
+def _hours(name: str) -> Any:
+    return F(name) / Value(3600.0)
+
+
+def _totals() -> dict[str, Any]:
+    depth = Q(approvals__gt=0) | Q(comments__gt=0)  # `counts_for_depth`
+    totals: dict[str, Any] = {
+        "merged": Count("pk"),
+        "all_rework_cycles": Sum("rework_cycles", default=0),
+        "all_approvals": Sum("approvals", default=0),
+        "all_rubber_stamps": Sum("rubber_stamps", default=0),
+        "depth": Count("pk", filter=depth),
+        "depth_comments": Sum("comments", filter=depth, default=0),
+        **{f"coverage_{kind}": Count("pk", filter=Q(coverage=kind)) for kind in ("reviewed", "paired_only", "neither")},
+    }
+    above = -1.0
+    for name, limit in SIZE_BUCKETS:
+        bucket = Q(changed_lines__gt=above) if limit == math.inf else Q(changed_lines__gt=above, changed_lines__lte=limit)
+        totals[f"size_{name}"] = Count("pk", filter=bucket)
+        above = limit
+    if _postgresql():
+        for name in DURATIONS:
+            totals[f"{name}_count"] = Count(name, filter=_measured(name))
+            for q in (50, 90):
+                totals[f"{name}_p{q}"] = Percentile(_hours(name), fraction=q / 100, filter=_measured(name))
+    return totals
+
+
+def _distributions(figures: QuerySet[PullRequestFigures], totals: dict[str, Any]) -> dict[str, Distribution]:
+    """Each duration's distribution: in the aggregate on PostgreSQL; elsewhere (SQLite, the embedded default) over
+    the durations' columns in Python."""
+    if _postgresql():
+        return {
+            name: Distribution(totals[f"{name}_count"], _rounded(totals[f"{name}_p50"]), _rounded(totals[f"{name}_p90"]))
+            for name in DURATIONS
+        }
+    columns: dict[str, list[float]] = {name: [] for name in DURATIONS}
+    for row in figures.values_list(*DURATIONS):
+        for name, seconds in zip(DURATIONS, row, strict=True):
+            if seconds is not None and seconds >= 0:
+                columns[name].append(seconds / 3600)
+    return {name: _distribution(hours) for name, hours in columns.items()}
+
+
+def _distribution(hours: list[float]) -> Distribution:
+    hours.sort()
+    return Distribution(len(hours), percentile(hours, 50), percentile(hours, 90))
+
+
+def _rounded(value: float | None) -> float | None:
+    return None if value is None else round(value, 2)
+
+
+def _stored_weekly(
+    figures: QuerySet[PullRequestFigures], since: dt.datetime, until: dt.datetime
+) -> list[dict[str, object]]:
+    """`_weekly` from the stored figures: grouped by ISO week in SQL on PostgreSQL, in Python elsewhere."""
+    found: dict[dt.date, dict[str, object]] = {}
+    if _postgresql():
+        rows = (
+            figures.annotate(week=TruncWeek("merged_at", tzinfo=dt.UTC))
+            .order_by()
+            .values("week")
+            .annotate(
+                merged=Count("pk"),
+                reviewed=Count("pk", filter=Q(coverage="reviewed")),
+                **{
+                    name: Percentile(_hours(name), fraction=0.5, filter=_measured(name))
+                    for name in _WEEKLY_MEDIANS
+                },
+            )
+        )
+        for row in rows:
+            week = row.pop("week")
+            found[week.date() if isinstance(week, dt.datetime) else week] = {
+                **row,
+                **{name: _rounded(row[name]) for name in _WEEKLY_MEDIANS},
+            }
+    else:
+        grouped: dict[dt.date, list[tuple[Any, ...]]] = defaultdict(list)
+        for merged_at, coverage, *durations in figures.values_list("merged_at", "coverage", *_WEEKLY_MEDIANS):
+            grouped[week_of(merged_at)].append((coverage, *durations))
+        for week, rows in grouped.items():
+            found[week] = {"merged": len(rows), "reviewed": sum(1 for row in rows if row[0] == "reviewed")}
+            for index, name in enumerate(_WEEKLY_MEDIANS, start=1):
+                hours = [row[index] / 3600 for row in rows if row[index] is not None and row[index] >= 0]
+                found[week][name] = _distribution(hours).median_hours
+    empty = {"merged": 0, "reviewed": 0, **dict.fromkeys(_WEEKLY_MEDIANS)}
+    return [
+        {
+            **week,
+            **{
+                key: found.get(cast(dt.date, week["week"]), empty)[key]
+                for key in ("merged", *_WEEKLY_MEDIANS, "reviewed")
+            },
+        }
+        for week in weeks_of(since, until)
+    ]
+
+
+def agreement_counts(*, health: ReviewHealth, review_within: dt.timedelta, max_size: int) -> dict[str, int]:
+    """Merged pull requests whose first review came within `review_within` (or after), and whose size is within
+    `max_size` (or over); those not measurable in neither. In SQL over the stored figures when there are some."""
+    if health.figures is not None:
+        limit = review_within.total_seconds()
+        return health.figures.aggregate(
+            in_time=Count("pk", filter=Q(time_to_first_review__lte=limit)),
+            late=Count("pk", filter=Q(time_to_first_review__gt=limit)),
+            within=Count("pk", filter=Q(changed_lines__lte=max_size)),
+            over=Count("pk", filter=Q(changed_lines__gt=max_size)),
+        )
+    reviews = [f.time_to_first_review for f in health.flows if f.time_to_first_review is not None]
+    sizes = [f.changed_lines for f in health.flows if f.changed_lines is not None]
+    return {
+        "in_time": sum(1 for d in reviews if d <= review_within),
+        "late": sum(1 for d in reviews if d > review_within),
+        "within": sum(1 for n in sizes if n <= max_size),
+        "over": sum(1 for n in sizes if n > max_size),
+    }
 
 
 def merged_flows(
@@ -204,10 +443,14 @@ def _bots(include_bots: bool | None) -> set[int]:
 
 
 def _merged(pull_requests: QuerySet[PullRequest], since: dt.datetime, until: dt.datetime, bots: set[int]) -> list[Any]:
-    return list(
-        pull_requests.filter(state=PullRequest.State.MERGED, merged_at__gte=since, merged_at__lt=until)
-        .exclude(author_id__in=bots)
-        .values(*_FLOW_FIELDS)
+    return list(_merged_in(pull_requests, since, until, bots).values(*_FLOW_FIELDS))
+
+
+def _merged_in(
+    pull_requests: QuerySet[PullRequest], since: dt.datetime, until: dt.datetime, bots: set[int]
+) -> QuerySet[PullRequest]:
+    return pull_requests.filter(state=PullRequest.State.MERGED, merged_at__gte=since, merged_at__lt=until).exclude(
+        author_id__in=bots
     )
 
 
@@ -318,11 +561,9 @@ def _names(counts: Counter[int]) -> dict[str, int]:
     return {names[pk]: count for pk, count in counts.most_common()}
 
 
-def _reviewer_load(
-    pull_requests: QuerySet[PullRequest], reviews: dict[int, list[_Review]], bots: set[int]
-) -> list[ReviewerLoad]:
-    """Reviews given in the period, and open pull requests waiting on each requested reviewer now."""
-    given = Counter(r.reviewer_id for rows in reviews.values() for r in rows)
+def _reviewer_load(pull_requests: QuerySet[PullRequest], given: Counter[int], bots: set[int]) -> list[ReviewerLoad]:
+    """Reviews given in the period (`given`, per reviewer), and open pull requests waiting on each requested reviewer
+    now."""
     waiting = Counter(person_id for _, person_id in awaiting_reviewers(pull_requests, bots))
     people = set(given) | set(waiting)
     names = dict(Person.objects.filter(pk__in=people).values_list("pk", "display_name"))
@@ -351,8 +592,7 @@ def bot_ids() -> set[int]:
     return set(Person.objects.filter(is_bot=True).values_list("pk", flat=True))
 
 
-def _top_share(reviews: dict[int, list[_Review]]) -> float | None:
-    given = Counter(r.reviewer_id for rows in reviews.values() for r in rows)
+def _top_share(given: Counter[int]) -> float | None:
     total = sum(given.values())
     return round(given.most_common(1)[0][1] / total, 3) if total else None
 

@@ -1,0 +1,139 @@
+"""Stored per-pull-request review figures (`PullRequestFigures`): written by the code that computes them for the team
+page (`reviews.selectors.health.computed_flows`), marked owed when an input changes, computed again on read or by
+the reconciler.
+
+Owed, without locks: a row is current while `owed_since` is empty or not later than `computed_at` (the moment its
+computation began, before it read anything). A change marks its pull requests in its own transaction and once more
+after it commits: a computation that began before the commit and so missed the change is then older than the mark.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import hashlib
+from collections.abc import Collection, Iterable
+from functools import partial
+
+from django.conf import settings
+from django.db import transaction
+from django.db.models import F, Q, QuerySet
+from django.utils import timezone
+
+from reviews.models import PullRequest, PullRequestFigures
+
+# Bump when what a stored row means changes (a definition in health or review_facts): every row is computed again.
+FIGURES_DEFINITION = "1"
+REFRESH_BATCH = 500
+
+_STORED_FIELDS = (
+    "merged_at",
+    "changed_lines",
+    "time_to_first_review",
+    "pickup_time",
+    "review_time",
+    "time_to_approve",
+    "merge_time",
+    "cycle_time",
+    "rework_cycles",
+    "approvals",
+    "rubber_stamps",
+    "rubber_stamped_by",
+    "paired",
+    "coverage",
+    "comments",
+    "input_version",
+    "computed_at",
+)
+
+
+def figures_input_version(*, bots: Collection[int]) -> str:
+    """What the stored figures were computed under besides the pull request's own facts: the definitions, the
+    rubber-stamp threshold and who is a bot (bots are in no figure). Another value: every row is computed again."""
+    inputs = f"{FIGURES_DEFINITION}|{settings.RUBBER_STAMP_MINUTES_PER_100_LINES}|{sorted(bots)}"
+    return hashlib.sha256(inputs.encode()).hexdigest()[:32]
+
+
+def current_figures_filter(*, version: str) -> Q:
+    """The rows that can be read as they are (relative to PullRequestFigures)."""
+    return Q(input_version=version) & (Q(owed_since__isnull=True) | Q(owed_since__lte=F("computed_at")))
+
+
+def pull_request_figures_store(*, pull_request_ids: Collection[int], bots: Collection[int], version: str) -> int:
+    """Compute the figures of these merged pull requests (bots' left out, as from every figure) and store them,
+    replacing what was there. Idempotent; one upsert after the computation's own queries."""
+    from reviews.selectors.health import computed_flows
+
+    if not pull_request_ids:
+        return 0
+    began = timezone.now()
+    flows = computed_flows(pull_request_ids=pull_request_ids, bots=set(bots))
+    rows = [
+        PullRequestFigures(
+            pull_request_id=flow.pull_request_id,
+            merged_at=flow.merged_at,
+            changed_lines=flow.changed_lines,
+            time_to_first_review=_seconds(flow.time_to_first_review),
+            pickup_time=_seconds(flow.pickup_time),
+            review_time=_seconds(flow.review_time),
+            time_to_approve=_seconds(flow.time_to_approve),
+            merge_time=_seconds(flow.merge_time),
+            cycle_time=_seconds(flow.cycle_time),
+            rework_cycles=flow.rework_cycles,
+            approvals=flow.approvals,
+            rubber_stamps=flow.rubber_stamps,
+            rubber_stamped_by=[stamp.reviewer_id for stamp in flow.facts.rubber_stamps],
+            paired=flow.paired,
+            coverage=flow.coverage,
+            comments=flow.comments,
+            input_version=version,
+            computed_at=began,
+        )
+        for flow in flows
+    ]
+    if rows:
+        PullRequestFigures.objects.bulk_create(
+            rows, update_conflicts=True, unique_fields=["pull_request"], update_fields=list(_STORED_FIELDS)
+        )
+    gone = set(pull_request_ids) - {row.pull_request_id for row in rows}
+    if gone:  # no longer merged, or now a bot's: in no figure
+        PullRequestFigures.objects.filter(pull_request_id__in=gone).delete()
+    return len(rows)
+
+
+def _seconds(duration: dt.timedelta | None) -> float | None:
+    return None if duration is None else duration.total_seconds()
+
+
+def pull_request_figures_owed_mark(*, pull_requests: QuerySet[PullRequest] | Iterable[int]) -> None:
+    """An input of these pull requests' figures changes in the current transaction: mark their stored figures
+    owed now, and again once it commits (a computation that began in between missed the change)."""
+    if not isinstance(pull_requests, QuerySet):
+        pull_requests = sorted(set(pull_requests))
+        if not pull_requests:
+            return
+    _owed_mark(pull_requests)
+    transaction.on_commit(partial(_owed_mark, pull_requests))
+
+
+def _owed_mark(pull_requests: QuerySet[PullRequest] | list[int]) -> int:
+    rows = PullRequestFigures.objects.filter(pull_request__in=pull_requests)
+    current = Q(owed_since__isnull=True) | Q(owed_since__lte=F("computed_at"))
+    return rows.filter(current).update(owed_since=timezone.now())
+
+
+def pull_request_figures_refresh(*, bots: Collection[int], limit: int = REFRESH_BATCH) -> int:
+    """The reconciler: compute up to `limit` merged pull requests whose stored figures are owed, of another input
+    version, or missing (a backfill, too: run it until it returns 0). Idempotent."""
+    version = figures_input_version(bots=bots)
+    outdated = list(
+        PullRequestFigures.objects.exclude(current_figures_filter(version=version))
+        .order_by()
+        .values_list("pull_request_id", flat=True)[:limit]
+    )
+    missing = list(
+        PullRequest.objects.filter(state=PullRequest.State.MERGED, merged_at__isnull=False, figures__isnull=True)
+        .exclude(author_id__in=list(bots))
+        .order_by()
+        .values_list("pk", flat=True)[: max(limit - len(outdated), 0)]
+    )
+    return pull_request_figures_store(pull_request_ids=outdated + missing, bots=bots, version=version)
