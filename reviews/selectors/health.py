@@ -11,18 +11,24 @@ from __future__ import annotations
 import datetime as dt
 import math
 from collections import Counter, defaultdict
-from collections.abc import Callable, Collection, Iterable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
-from typing import Any, cast
+from typing import Any, cast, overload
 
 from django.conf import settings
 from django.db import connection
-from django.db.models import Aggregate, Count, Exists, F, FloatField, OuterRef, Q, QuerySet, Sum, Value
+from django.db.models import Aggregate, Count, DateTimeField, Exists, F, FloatField, OuterRef, Q, QuerySet, Sum, Value
 from django.db.models.functions import TruncWeek
 from django.utils import timezone
 
 from reviews.models import Comment, Person, PullRequest, PullRequestFigures, Review, Team
-from reviews.selectors.review_facts import NO_FACTS, ReviewFacts, pull_request_review_facts
+from reviews.selectors.review_facts import (
+    NO_FACTS,
+    ReviewFacts,
+    pull_request_review_facts,
+    review_facts_of,
+    reviews_with_reviewer,
+)
 
 SIZE_BUCKETS = (("xs", 10), ("s", 50), ("m", 250), ("l", 1000), ("xl", math.inf))
 STALE_AFTER = dt.timedelta(days=7)
@@ -117,18 +123,7 @@ class ReviewHealth:
     reviewer_load: list[ReviewerLoad]
     top_reviewer_share: float | None
     weekly: list[dict[str, object]] = field(default_factory=list)
-    # The stored rows the figures were aggregated from (None: computed from the flows).
-    figures: QuerySet[PullRequestFigures] | None = field(default=None, repr=False)
-    _flows: list[PullRequestFlow] | None = field(default=None, repr=False)
-    _flows_of: Callable[[], list[PullRequestFlow]] | None = field(default=None, repr=False)
-
-    @property
-    def flows(self) -> list[PullRequestFlow]:
-        """Each merged pull request's flow, with its review facts: computed when first asked for, when the figures
-        came from the stored rows (the drill-down lists them; the figures themselves do not need them)."""
-        if self._flows is None:
-            self._flows = self._flows_of() if self._flows_of is not None else []
-        return self._flows
+    flows: Sequence[PullRequestFlow] = field(default_factory=list, repr=False)
 
     @property
     def coverage_share(self) -> float | None:
@@ -141,6 +136,33 @@ class ReviewHealth:
     @property
     def bus_factor_warning(self) -> bool:
         return self.top_reviewer_share is not None and self.top_reviewer_share > 0.5
+
+
+class StoredFlows(Sequence[PullRequestFlow]):
+    """The flows behind figures aggregated from the stored rows (`figures`): computed, with their review facts, only
+    when first read (the drill-down lists them; the figures themselves do not need them)."""
+
+    def __init__(self, figures: QuerySet[PullRequestFigures], compute: Callable[[], list[PullRequestFlow]]) -> None:
+        self.figures = figures
+        self._compute = compute
+        self._flows: list[PullRequestFlow] | None = None
+
+    def _all(self) -> list[PullRequestFlow]:
+        if self._flows is None:
+            self._flows = self._compute()
+        return self._flows
+
+    @overload
+    def __getitem__(self, index: int) -> PullRequestFlow: ...
+
+    @overload
+    def __getitem__(self, index: slice) -> Sequence[PullRequestFlow]: ...
+
+    def __getitem__(self, index: int | slice) -> PullRequestFlow | Sequence[PullRequestFlow]:
+        return self._all()[index]
+
+    def __len__(self) -> int:
+        return len(self._all())
 
 
 def size_bucket(changed_lines: int | None) -> str | None:
@@ -199,23 +221,23 @@ def review_health(
         reviewer_load=_reviewer_load(pull_requests, given, bots),
         top_reviewer_share=_top_share(given),
         weekly=_weekly(flows, since, until),
-        _flows=flows,
+        flows=flows,
     )
 
 
-def computed_flows(*, pull_request_ids: Collection[int], bots: set[int]) -> list[PullRequestFlow]:
-    """The flows of these pull requests that are merged and not a bot's, computed from their facts (what the stored
-    figures hold)."""
-    merged = list(
-        PullRequest.objects.filter(pk__in=list(pull_request_ids), state=PullRequest.State.MERGED)
-        .exclude(merged_at__isnull=True)
-        .exclude(author_id__in=bots)
-        .values(*_FLOW_FIELDS)
-    )
-    ids = [row["pk"] for row in merged]
-    reviews = _reviews_by_pull_request(ids, bots)
-    facts = pull_request_review_facts(pull_request_ids=ids)
-    return [_flow(row, reviews[row["pk"]], facts.get(row["pk"], NO_FACTS)) for row in merged]
+def computed_flows(*, pull_requests: list[PullRequest], bots: set[int]) -> list[PullRequestFlow]:
+    """The flows of these merged pull requests (read with their repositories' connections; bots' left out by the
+    caller), computed from their facts as `review_health` computes them: what the stored figures hold."""
+    every_review = reviews_with_reviewer(pull_requests)
+    facts = review_facts_of(pull_requests=pull_requests, every_review=every_review)
+    reviews: dict[int, list[_Review]] = defaultdict(list)
+    for review in every_review:
+        if review.reviewer_id is not None and review.reviewer_id not in bots:
+            reviews[review.pull_request_id].append(_Review(review.reviewer_id, review.state, review.submitted_at))
+    return [
+        _flow({name: getattr(pr, name) for name in _FLOW_FIELDS}, reviews[pr.pk], facts.get(pr.pk, NO_FACTS))
+        for pr in pull_requests
+    ]
 
 
 DURATIONS = ("time_to_first_review", "pickup_time", "review_time", "time_to_approve", "merge_time", "cycle_time")
@@ -239,42 +261,61 @@ def _stored_health(
     """`review_health` from the stored figures: a fixed number of grouped queries, whatever the period holds."""
     merged = _merged_in(pull_requests, since, until, bots)
     figures = _current_figures(merged, bots)
-    totals = figures.aggregate(**_totals())
-    distributions = _distributions(figures, totals)
+    totals, weekly = _stored_aggregates(figures)
     stamps = Counter(
         reviewer_id
         for listed in figures.filter(rubber_stamps__gt=0).order_by("pk").values_list("rubber_stamped_by", flat=True)
         for reviewer_id in listed
     )
-    given: Counter[int] = Counter(
-        dict(
-            Review.objects.filter(pull_request__in=merged.values("pk"), reviewer__isnull=False)
-            .exclude(reviewer_id__in=bots)
-            .order_by()
-            .values("reviewer_id")
-            .annotate(given=Count("pk"))
-            .values_list("reviewer_id", "given")
-        )
+    given, waiting = _load_counts(pull_requests, merged, bots)
+    names = dict(
+        Person.objects.filter(pk__in=set(stamps) | set(given) | set(waiting)).values_list("pk", "display_name")
     )
+    load = [ReviewerLoad(pk, names.get(pk, "?"), given[pk], waiting[pk]) for pk in set(given) | set(waiting)]
     count = totals["merged"]
     return ReviewHealth(
         since=since,
         until=until,
         merged=count,
-        **distributions,
+        **{name: _distribution_of(totals, name) for name in DURATIONS},
         rework_cycles_mean=round(totals["all_rework_cycles"] / count, 2) if count else None,
         coverage={kind: totals[f"coverage_{kind}"] for kind in ("reviewed", "paired_only", "neither")},
         approvals=totals["all_approvals"],
         rubber_stamps=totals["all_rubber_stamps"],
-        rubber_stamps_by_reviewer=_names(stamps),
+        rubber_stamps_by_reviewer={names[pk]: n for pk, n in stamps.most_common()},
         review_depth=round(totals["depth_comments"] / totals["depth"], 2) if totals["depth"] else None,
         size_buckets={name: totals[f"size_{name}"] for name, _ in SIZE_BUCKETS},
-        reviewer_load=_reviewer_load(pull_requests, given, bots),
+        reviewer_load=sorted(load, key=lambda item: (-item.reviews_given, -item.waiting_on_them, item.name)),
         top_reviewer_share=_top_share(given),
-        weekly=_stored_weekly(figures, since, until),
-        figures=figures,
-        _flows_of=lambda: merged_flows(pull_requests=pull_requests, since=since, until=until),
+        weekly=[{**week, **_week_figures(weekly.get(cast(dt.date, week["week"])))} for week in weeks_of(since, until)],
+        flows=StoredFlows(figures, lambda: merged_flows(pull_requests=pull_requests, since=since, until=until)),
     )
+
+
+def _load_counts(
+    pull_requests: QuerySet[PullRequest], merged: QuerySet[PullRequest], bots: set[int]
+) -> tuple[Counter[int], Counter[int]]:
+    """Per person: reviews given on the period's merged pull requests, and open pull requests waiting on them now
+    (`awaiting_reviewers`), in one query."""
+    given = (
+        Review.objects.filter(pull_request__in=merged.values("pk"), reviewer__isnull=False)
+        .exclude(reviewer_id__in=bots)
+        .order_by()
+        .values("reviewer_id")
+        .annotate(kind=Value("given"), n=Count("pk"))
+        .values_list("kind", "reviewer_id", "n")
+    )
+    waiting = (
+        _awaiting(pull_requests, bots)
+        .order_by()
+        .values("person_id")
+        .annotate(kind=Value("waiting"), n=Count("pk"))
+        .values_list("kind", "person_id", "n")
+    )
+    found: dict[str, Counter[int]] = {"given": Counter(), "waiting": Counter()}
+    for kind, person_id, n in given.union(waiting, all=True):
+        found[kind][person_id] = n
+    return found["given"], found["waiting"]
 
 
 def _current_figures(merged: QuerySet[PullRequest], bots: set[int]) -> QuerySet[PullRequestFigures]:
@@ -285,8 +326,8 @@ def _current_figures(merged: QuerySet[PullRequest], bots: set[int]) -> QuerySet[
     current = PullRequestFigures.objects.filter(
         current_figures_filter(version=version), pull_request=OuterRef("pk"), merged_at=OuterRef("merged_at")
     )
-    owed = list(merged.exclude(Exists(current)).order_by().values_list("pk", flat=True))
-    pull_request_figures_store(pull_request_ids=owed, bots=bots, version=version)
+    owed = list(merged.exclude(Exists(current)).select_related("repository__connection").order_by("pk"))
+    pull_request_figures_store(pull_requests=owed, bots=bots, version=version)
     return PullRequestFigures.objects.filter(pull_request__in=merged.values("pk"))
 
 
@@ -302,7 +343,7 @@ def _hours(name: str) -> Any:
     return F(name) / Value(3600.0)
 
 
-def _totals() -> dict[str, Any]:
+def _figures_aggregates(*, with_durations: bool) -> dict[str, Any]:
     depth = Q(approvals__gt=0) | Q(comments__gt=0)  # `counts_for_depth`
     totals: dict[str, Any] = {
         "merged": Count("pk"),
@@ -315,10 +356,12 @@ def _totals() -> dict[str, Any]:
     }
     above = -1.0
     for name, limit in SIZE_BUCKETS:
-        bucket = Q(changed_lines__gt=above) if limit == math.inf else Q(changed_lines__gt=above, changed_lines__lte=limit)
+        bucket = (
+            Q(changed_lines__gt=above) if limit == math.inf else Q(changed_lines__gt=above, changed_lines__lte=limit)
+        )
         totals[f"size_{name}"] = Count("pk", filter=bucket)
         above = limit
-    if _postgresql():
+    if with_durations:
         for name in DURATIONS:
             totals[f"{name}_count"] = Count(name, filter=_measured(name))
             for q in (50, 90):
@@ -326,84 +369,75 @@ def _totals() -> dict[str, Any]:
     return totals
 
 
-def _distributions(figures: QuerySet[PullRequestFigures], totals: dict[str, Any]) -> dict[str, Distribution]:
-    """Each duration's distribution: in the aggregate on PostgreSQL; elsewhere (SQLite, the embedded default) over
-    the durations' columns in Python."""
+def _stored_aggregates(
+    figures: QuerySet[PullRequestFigures],
+) -> tuple[dict[str, Any], dict[dt.date, dict[str, Any]]]:
+    """The period's totals, and per ISO week of merge (Monday start, UTC as stored) the same figures. On PostgreSQL
+    one query: the whole period and its weeks, percentiles included (`percentile_cont`); elsewhere (SQLite, the
+    embedded default) the counts in SQL and the percentiles in Python over the durations' columns."""
+    week = TruncWeek("merged_at", tzinfo=dt.UTC)
     if _postgresql():
-        return {
-            name: Distribution(totals[f"{name}_count"], _rounded(totals[f"{name}_p50"]), _rounded(totals[f"{name}_p90"]))
-            for name in DURATIONS
-        }
-    columns: dict[str, list[float]] = {name: [] for name in DURATIONS}
-    for row in figures.values_list(*DURATIONS):
-        for name, seconds in zip(DURATIONS, row, strict=True):
+        aggregates = _figures_aggregates(with_durations=True)
+        whole = figures.annotate(week=Value(None, output_field=DateTimeField())).values("week").annotate(**aggregates)
+        weeks = figures.annotate(week=week).values("week").annotate(**aggregates)
+        rows = list(whole.order_by().union(weeks.order_by(), all=True))
+        totals = next((row for row in rows if row["week"] is None), None) or _no_figures(aggregates)
+        return totals, {_monday(row["week"]): row for row in rows if row["week"] is not None}
+    totals = figures.aggregate(**_figures_aggregates(with_durations=False))
+    by_week = {
+        _monday(row.pop("week")): row
+        for row in figures.annotate(week=week)
+        .order_by()
+        .values("week")
+        .annotate(**_figures_aggregates(with_durations=False))
+    }
+    columns: dict[dt.date | None, dict[str, list[float]]] = defaultdict(lambda: {name: [] for name in DURATIONS})
+    for merged_at, *durations in figures.values_list("merged_at", *DURATIONS):
+        for name, seconds in zip(DURATIONS, durations, strict=True):
             if seconds is not None and seconds >= 0:
-                columns[name].append(seconds / 3600)
-    return {name: _distribution(hours) for name, hours in columns.items()}
+                columns[None][name].append(seconds / 3600)
+                columns[week_of(merged_at)][name].append(seconds / 3600)
+    for key, found in [(None, totals), *by_week.items()]:
+        for name, hours in columns[key].items():
+            hours.sort()
+            found[f"{name}_count"] = len(hours)
+            found[f"{name}_p50"], found[f"{name}_p90"] = percentile(hours, 50), percentile(hours, 90)
+    return totals, by_week
 
 
-def _distribution(hours: list[float]) -> Distribution:
-    hours.sort()
-    return Distribution(len(hours), percentile(hours, 50), percentile(hours, 90))
+def _no_figures(aggregates: dict[str, Any]) -> dict[str, Any]:
+    return {name: 0 if isinstance(aggregate, (Count, Sum)) else None for name, aggregate in aggregates.items()}
+
+
+def _monday(week: dt.datetime | dt.date) -> dt.date:
+    return week.date() if isinstance(week, dt.datetime) else week
+
+
+def _distribution_of(totals: dict[str, Any], name: str) -> Distribution:
+    return Distribution(totals[f"{name}_count"], _rounded(totals[f"{name}_p50"]), _rounded(totals[f"{name}_p90"]))
+
+
+def _week_figures(found: dict[str, Any] | None) -> dict[str, object]:
+    """A week's entry in `weekly`, as `_weekly` gives it."""
+    if found is None:
+        return {"merged": 0, **dict.fromkeys(_WEEKLY_MEDIANS), "reviewed": 0}
+    return {
+        "merged": found["merged"],
+        **{name: _rounded(found[f"{name}_p50"]) for name in _WEEKLY_MEDIANS},
+        "reviewed": found["coverage_reviewed"],
+    }
 
 
 def _rounded(value: float | None) -> float | None:
     return None if value is None else round(value, 2)
 
 
-def _stored_weekly(
-    figures: QuerySet[PullRequestFigures], since: dt.datetime, until: dt.datetime
-) -> list[dict[str, object]]:
-    """`_weekly` from the stored figures: grouped by ISO week in SQL on PostgreSQL, in Python elsewhere."""
-    found: dict[dt.date, dict[str, object]] = {}
-    if _postgresql():
-        rows = (
-            figures.annotate(week=TruncWeek("merged_at", tzinfo=dt.UTC))
-            .order_by()
-            .values("week")
-            .annotate(
-                merged=Count("pk"),
-                reviewed=Count("pk", filter=Q(coverage="reviewed")),
-                **{
-                    name: Percentile(_hours(name), fraction=0.5, filter=_measured(name))
-                    for name in _WEEKLY_MEDIANS
-                },
-            )
-        )
-        for row in rows:
-            week = row.pop("week")
-            found[week.date() if isinstance(week, dt.datetime) else week] = {
-                **row,
-                **{name: _rounded(row[name]) for name in _WEEKLY_MEDIANS},
-            }
-    else:
-        grouped: dict[dt.date, list[tuple[Any, ...]]] = defaultdict(list)
-        for merged_at, coverage, *durations in figures.values_list("merged_at", "coverage", *_WEEKLY_MEDIANS):
-            grouped[week_of(merged_at)].append((coverage, *durations))
-        for week, rows in grouped.items():
-            found[week] = {"merged": len(rows), "reviewed": sum(1 for row in rows if row[0] == "reviewed")}
-            for index, name in enumerate(_WEEKLY_MEDIANS, start=1):
-                hours = [row[index] / 3600 for row in rows if row[index] is not None and row[index] >= 0]
-                found[week][name] = _distribution(hours).median_hours
-    empty = {"merged": 0, "reviewed": 0, **dict.fromkeys(_WEEKLY_MEDIANS)}
-    return [
-        {
-            **week,
-            **{
-                key: found.get(cast(dt.date, week["week"]), empty)[key]
-                for key in ("merged", *_WEEKLY_MEDIANS, "reviewed")
-            },
-        }
-        for week in weeks_of(since, until)
-    ]
-
-
 def agreement_counts(*, health: ReviewHealth, review_within: dt.timedelta, max_size: int) -> dict[str, int]:
     """Merged pull requests whose first review came within `review_within` (or after), and whose size is within
     `max_size` (or over); those not measurable in neither. In SQL over the stored figures when there are some."""
-    if health.figures is not None:
+    if isinstance(health.flows, StoredFlows):
         limit = review_within.total_seconds()
-        return health.figures.aggregate(
+        return health.flows.figures.aggregate(
             in_time=Count("pk", filter=Q(time_to_first_review__lte=limit)),
             late=Count("pk", filter=Q(time_to_first_review__gt=limit)),
             within=Count("pk", filter=Q(changed_lines__lte=max_size)),
@@ -573,15 +607,18 @@ def _reviewer_load(pull_requests: QuerySet[PullRequest], given: Counter[int], bo
 
 def awaiting_reviewers(pull_requests: QuerySet[PullRequest], bots: set[int]) -> list[tuple[int, int]]:
     """(pull request, person): open, ready pull requests waiting on a requested reviewer who has not reviewed yet."""
+    return list(_awaiting(pull_requests, bots).values_list("pullrequest_id", "person_id"))
+
+
+def _awaiting(pull_requests: QuerySet[PullRequest], bots: set[int]) -> QuerySet[Any]:
     through = PullRequest.requested_reviewers.through
     reviewed_already = Review.objects.filter(
         pull_request_id=OuterRef("pullrequest_id"), reviewer_id=OuterRef("person_id")
     )
-    return list(
+    return (
         through.objects.filter(pullrequest__in=pull_requests.filter(state=PullRequest.State.OPEN, draft=False))
         .exclude(person_id__in=bots)
         .exclude(Exists(reviewed_already))
-        .values_list("pullrequest_id", "person_id")
     )
 
 

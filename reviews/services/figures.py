@@ -58,15 +58,17 @@ def current_figures_filter(*, version: str) -> Q:
     return Q(input_version=version) & (Q(owed_since__isnull=True) | Q(owed_since__lte=F("computed_at")))
 
 
-def pull_request_figures_store(*, pull_request_ids: Collection[int], bots: Collection[int], version: str) -> int:
-    """Compute the figures of these merged pull requests (bots' left out, as from every figure) and store them,
-    replacing what was there. Idempotent; one upsert after the computation's own queries."""
+def pull_request_figures_store(*, pull_requests: list[PullRequest], bots: Collection[int], version: str) -> int:
+    """Compute the figures of these merged pull requests (read with their repositories' connections, after the
+    moment the caller began) and store them, replacing what was there; a pull request no longer merged, or a bot's,
+    loses its row (bots are in no figure). Idempotent; one upsert after the computation's own queries."""
     from reviews.selectors.health import computed_flows
 
-    if not pull_request_ids:
+    if not pull_requests:
         return 0
     began = timezone.now()
-    flows = computed_flows(pull_request_ids=pull_request_ids, bots=set(bots))
+    counted = [pr for pr in pull_requests if _counted(pr, bots)]
+    flows = computed_flows(pull_requests=counted, bots=set(bots))
     rows = [
         PullRequestFigures(
             pull_request_id=flow.pull_request_id,
@@ -94,10 +96,18 @@ def pull_request_figures_store(*, pull_request_ids: Collection[int], bots: Colle
         PullRequestFigures.objects.bulk_create(
             rows, update_conflicts=True, unique_fields=["pull_request"], update_fields=list(_STORED_FIELDS)
         )
-    gone = set(pull_request_ids) - {row.pull_request_id for row in rows}
+    gone = {pr.pk for pr in pull_requests} - {row.pull_request_id for row in rows}
     if gone:  # no longer merged, or now a bot's: in no figure
         PullRequestFigures.objects.filter(pull_request_id__in=gone).delete()
     return len(rows)
+
+
+def _counted(pull_request: PullRequest, bots: Collection[int]) -> bool:
+    return (
+        pull_request.state == PullRequest.State.MERGED
+        and pull_request.merged_at is not None
+        and pull_request.author_id not in bots
+    )
 
 
 def _seconds(duration: dt.timedelta | None) -> float | None:
@@ -136,4 +146,7 @@ def pull_request_figures_refresh(*, bots: Collection[int], limit: int = REFRESH_
         .order_by()
         .values_list("pk", flat=True)[: max(limit - len(outdated), 0)]
     )
-    return pull_request_figures_store(pull_request_ids=outdated + missing, bots=bots, version=version)
+    pull_requests = list(
+        PullRequest.objects.filter(pk__in=outdated + missing).select_related("repository__connection").order_by("pk")
+    )
+    return pull_request_figures_store(pull_requests=pull_requests, bots=bots, version=version)
