@@ -443,6 +443,11 @@ class PullRequest(models.Model):
         blank=True,
         help_text="Since when a change waits for an evaluation (set with the change, cleared by the evaluation).",
     )
+    figures_inputs_changed_at = models.DateTimeField(
+        null=True,
+        blank=True,
+        help_text="When a fact its stored review figures read last changed (set with the change; never cleared).",
+    )
     merged_at = models.DateTimeField(null=True, blank=True)
     closed_at = models.DateTimeField(null=True, blank=True)
     merged_by = models.ForeignKey(
@@ -484,9 +489,10 @@ class PullRequest(models.Model):
 class PullRequestFigures(models.Model):
     """A merged pull request's review-flow figures (`reviews.selectors.health.PullRequestFlow`), stored so that the
     team page and the health API aggregate them in SQL instead of computing every flow on each read. Derived, never a
-    fact: `reviews.services.figures` writes it with the same code the pages used to run, a change to an input marks it
-    owed (`owed_since`, in the change's transaction and again once it commits), and a row that is owed, missing, or
-    of another `input_version` (settings, bots, the code's definitions) is computed again before it is read. Durations are in seconds."""
+    fact: `reviews.services.figures` writes it with the same code the pages used to run. A change to an input stamps
+    the pull request (`PullRequest.figures_inputs_changed_at`, in the change's transaction); a row computed before
+    that stamp settled, missing, or of another `input_version` (settings, bots, the code's definitions) is computed
+    again before it is read. Durations are in seconds."""
 
     pull_request = models.OneToOneField(PullRequest, primary_key=True, on_delete=models.CASCADE, related_name="figures")
     merged_at = models.DateTimeField(help_text="The merge this row was computed for (a different one: not current).")
@@ -506,14 +512,10 @@ class PullRequestFigures(models.Model):
     comments = models.PositiveIntegerField()
     input_version = models.CharField(max_length=32)
     computed_at = models.DateTimeField(help_text="When the computation began: it saw every change committed before.")
-    owed_since = models.DateTimeField(
-        null=True, blank=True, help_text="When an input last changed; later than computed_at: computed again on read."
-    )
 
     class Meta:
         indexes = [
             models.Index(fields=["merged_at"], name="figures_merged_idx"),
-            models.Index(fields=["owed_since"], name="figures_owed_idx", condition=Q(owed_since__isnull=False)),
         ]
 
     def __str__(self) -> str:

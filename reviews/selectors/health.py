@@ -323,9 +323,7 @@ def _current_figures(merged: QuerySet[PullRequest], bots: set[int]) -> QuerySet[
     from reviews.services.figures import current_figures_filter, figures_input_version, pull_request_figures_store
 
     version = figures_input_version(bots=bots)
-    current = PullRequestFigures.objects.filter(
-        current_figures_filter(version=version), pull_request=OuterRef("pk"), merged_at=OuterRef("merged_at")
-    )
+    current = PullRequestFigures.objects.filter(current_figures_filter(version=version), pull_request=OuterRef("pk"))
     owed = list(merged.exclude(Exists(current)).select_related("repository__connection").order_by("pk"))
     pull_request_figures_store(pull_requests=owed, bots=bots, version=version)
     return PullRequestFigures.objects.filter(pull_request__in=merged.values("pk"))

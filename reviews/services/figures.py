@@ -1,10 +1,12 @@
 """Stored per-pull-request review figures (`PullRequestFigures`): written by the code that computes them for the team
-page (`reviews.selectors.health.computed_flows`), marked owed when an input changes, computed again on read or by
-the reconciler.
+page (`reviews.selectors.health.computed_flows`), computed again on read or by the reconciler once an input changed.
 
-Owed, without locks: a row is current while `owed_since` is empty or not later than `computed_at` (the moment its
-computation began, before it read anything). A change marks its pull requests in its own transaction and once more
-after it commits: a computation that began before the commit and so missed the change is then older than the mark.
+Owed, without locks and without a query of its own on the write path: a change stamps its pull requests
+(`PullRequest.figures_inputs_changed_at`) in its own transaction, in the statement that marks their evaluation owed
+(`enqueue.evaluations_owed_mark`). A row is current when its computation began at least `SETTLE` after the last
+stamp (`computed_at`: before it read anything): a computation that began after the stamp but before the change
+committed did not see the change, and no write transaction lasts `SETTLE`. For that long after a change, its pull
+requests' figures are computed again on each read: slower, never wrong.
 """
 
 from __future__ import annotations
@@ -12,10 +14,8 @@ from __future__ import annotations
 import datetime as dt
 import hashlib
 from collections.abc import Collection, Iterable
-from functools import partial
 
 from django.conf import settings
-from django.db import transaction
 from django.db.models import F, Q, QuerySet
 from django.utils import timezone
 
@@ -24,6 +24,7 @@ from reviews.models import PullRequest, PullRequestFigures
 # Bump when what a stored row means changes (a definition in health or review_facts): every row is computed again.
 FIGURES_DEFINITION = "1"
 REFRESH_BATCH = 500
+SETTLE = dt.timedelta(minutes=5)  # longer than any write transaction that stamps pull requests lasts
 
 _STORED_FIELDS = (
     "merged_at",
@@ -55,7 +56,9 @@ def figures_input_version(*, bots: Collection[int]) -> str:
 
 def current_figures_filter(*, version: str) -> Q:
     """The rows that can be read as they are (relative to PullRequestFigures)."""
-    return Q(input_version=version) & (Q(owed_since__isnull=True) | Q(owed_since__lte=F("computed_at")))
+    changed = "pull_request__figures_inputs_changed_at"
+    settled = Q(**{f"{changed}__isnull": True}) | Q(**{f"{changed}__lte": F("computed_at") - SETTLE})
+    return Q(input_version=version, merged_at=F("pull_request__merged_at")) & settled
 
 
 def pull_request_figures_store(*, pull_requests: list[PullRequest], bots: Collection[int], version: str) -> int:
@@ -114,21 +117,17 @@ def _seconds(duration: dt.timedelta | None) -> float | None:
     return None if duration is None else duration.total_seconds()
 
 
-def pull_request_figures_owed_mark(*, pull_requests: QuerySet[PullRequest] | Iterable[int]) -> None:
-    """An input of these pull requests' figures changes in the current transaction: mark their stored figures
-    owed now, and again once it commits (a computation that began in between missed the change)."""
-    if not isinstance(pull_requests, QuerySet):
-        pull_requests = sorted(set(pull_requests))
-        if not pull_requests:
-            return
-    _owed_mark(pull_requests)
-    transaction.on_commit(partial(_owed_mark, pull_requests))
-
-
-def _owed_mark(pull_requests: QuerySet[PullRequest] | list[int]) -> int:
-    rows = PullRequestFigures.objects.filter(pull_request__in=pull_requests)
-    current = Q(owed_since__isnull=True) | Q(owed_since__lte=F("computed_at"))
-    return rows.filter(current).update(owed_since=timezone.now())
+def pull_request_figures_owed_mark(*, pull_requests: QuerySet[PullRequest] | Iterable[int]) -> int:
+    """An input of these pull requests' figures changes in the current transaction: stamp them, so that their stored
+    figures are computed again. (A change that marks their evaluation owed stamps them already.)"""
+    if isinstance(pull_requests, QuerySet):
+        rows = PullRequest.objects.filter(pk__in=pull_requests.values("pk"))
+    else:
+        ids = sorted(set(pull_requests))
+        if not ids:
+            return 0
+        rows = PullRequest.objects.filter(pk__in=ids)
+    return rows.update(figures_inputs_changed_at=timezone.now())
 
 
 def pull_request_figures_refresh(*, bots: Collection[int], limit: int = REFRESH_BATCH) -> int:
@@ -137,6 +136,8 @@ def pull_request_figures_refresh(*, bots: Collection[int], limit: int = REFRESH_
     version = figures_input_version(bots=bots)
     outdated = list(
         PullRequestFigures.objects.exclude(current_figures_filter(version=version))
+        # A change of the last SETTLE is computed on read; computed now, it would not be settled yet either.
+        .exclude(pull_request__figures_inputs_changed_at__gt=timezone.now() - SETTLE)
         .order_by()
         .values_list("pull_request_id", flat=True)[:limit]
     )

@@ -26,7 +26,7 @@ from django.utils import timezone
 
 from reviews.access import outside_teams, repositories_to_name
 from reviews.models import Commit, PairingParticipant, PairingSession, Person, PullRequest, Repository
-from reviews.selectors.affected import open_pull_requests_of_pairing
+from reviews.selectors.affected import merged_pull_requests_of_pairing, open_pull_requests_of_pairing
 from reviews.selectors.pairing import (
     COMMIT_LEAD_TIME,
     STAY_FIELDS,
@@ -37,6 +37,7 @@ from reviews.selectors.pairing import (
     together,
 )
 from reviews.services.enqueue import pull_request_evaluations_enqueue
+from reviews.services.figures import pull_request_figures_owed_mark
 
 Role = PairingParticipant.Role
 Source = PairingSession.Source
@@ -90,11 +91,14 @@ def pairing_session_record(
     if ended_at is not None and ended_at < started_at:
         raise ValueError("A pairing session cannot end before it starts.")
     with transaction.atomic():
+        before = PairingSession.objects.filter(source=source, external_id=external_id).first()
         session, _ = PairingSession.objects.update_or_create(
             source=source,
             external_id=external_id,
             defaults={"started_at": started_at, "ended_at": ended_at, "repository": repository, "branch": branch},
         )
+        if before is not None:
+            _figures_owed_of(before)  # as it was: its old participants, repository and times
         # One stay per participant, the whole session long: whatever else was recorded for it goes.
         firsts: dict[int, int] = {}
         for pk, person_id in session.participations.order_by("-joined_at", "-pk").values_list("pk", "person_id"):
@@ -109,6 +113,7 @@ def pairing_session_record(
                 PairingParticipant.objects.create(session=session, person=person, **values)
         if source != Source.CO_AUTHOR:
             _inferred_duplicates_remove(session, {person.pk for person, _ in participants})
+        _figures_owed_of(session)
     return session
 
 
@@ -177,6 +182,12 @@ def pairing_session_start(
 def _reevaluate_pull_requests_of(session: PairingSession) -> None:
     """Pairing can count as review: the participants' open pull requests get a fresh verdict."""
     pull_request_evaluations_enqueue(pull_request_ids=open_pull_requests_of_pairing(session=session))
+
+
+def _figures_owed_of(session: PairingSession, *, since: dt.datetime | None = None) -> None:
+    """Pairing can count as review: the figures of the participants' pull requests merged since it began (or since
+    `since`, where it began before a change) are owed."""
+    pull_request_figures_owed_mark(pull_requests=merged_pull_requests_of_pairing(session=session, since=since))
 
 
 def _retried_start(session: PairingSession, people: list[Person]) -> PairingSession:
@@ -268,6 +279,7 @@ def pairing_participant_remove(
         elif leaver.role == Role.DRIVER:
             raise PairingInvalid("The driver is leaving: say who drives next.", field="driver")
         PairingParticipant.objects.filter(pk=leaver.pk).update(left_at=at, role=Role.NAVIGATOR)
+        _figures_owed_of(session)
         if successor is not None and successor.role != Role.DRIVER:
             _drive(remaining, successor)
     return session
@@ -344,6 +356,7 @@ def _end(session: PairingSession, present: Iterable[PairingParticipant], at: dt.
     session.save(update_fields=["ended_at"])
     people = set(session.participations.values_list("person_id", flat=True))
     _inferred_duplicates_remove(session, people)
+    _figures_owed_of(session)
 
 
 def _people_resolve(references: Sequence[PersonReference], *, field: str) -> list[Person]:
@@ -624,10 +637,13 @@ def _inferred_session_write(
     if current is not None:
         if all(getattr(current, key) == value for key, value in values.items()):
             return current  # Nothing new: the common case when the same commits are seen again.
+        was_started_at = current.started_at
+        _figures_owed_of(current)  # in its old repository, if it moves
         for key, value in values.items():
             setattr(current, key, value)
         current.save(update_fields=list(values))
         current.participations.update(joined_at=cluster.started_at, left_at=cluster.ended_at)
+        _figures_owed_of(current, since=was_started_at)
         return current
     try:
         with transaction.atomic():
@@ -647,6 +663,7 @@ def _inferred_session_write(
         )
         for person_id in sorted(cluster.people)
     )
+    _figures_owed_of(session)
     return session
 
 
