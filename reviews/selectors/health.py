@@ -341,7 +341,7 @@ def _hours(name: str) -> Any:
     return F(name) / Value(3600.0)
 
 
-def _figures_aggregates(*, with_durations: bool) -> dict[str, Any]:
+def _figures_aggregates() -> dict[str, Any]:
     depth = Q(approvals__gt=0) | Q(comments__gt=0)  # `counts_for_depth`
     totals: dict[str, Any] = {
         "merged": Count("pk"),
@@ -359,11 +359,10 @@ def _figures_aggregates(*, with_durations: bool) -> dict[str, Any]:
         )
         totals[f"size_{name}"] = Count("pk", filter=bucket)
         above = limit
-    if with_durations:
-        for name in DURATIONS:
-            totals[f"{name}_count"] = Count(name, filter=_measured(name))
-            for q in (50, 90):
-                totals[f"{name}_p{q}"] = Percentile(_hours(name), fraction=q / 100, filter=_measured(name))
+    for name in DURATIONS:
+        totals[f"{name}_count"] = Count(name, filter=_measured(name))
+        for q in (50, 90):
+            totals[f"{name}_p{q}"] = Percentile(_hours(name), fraction=q / 100, filter=_measured(name))
     return totals
 
 
@@ -372,42 +371,47 @@ def _stored_aggregates(
 ) -> tuple[dict[str, Any], dict[dt.date, dict[str, Any]]]:
     """The period's totals, and per ISO week of merge (Monday start, UTC as stored) the same figures. On PostgreSQL
     one query: the whole period and its weeks, percentiles included (`percentile_cont`); elsewhere (SQLite, the
-    embedded default) the counts in SQL and the percentiles in Python over the durations' columns."""
-    week = TruncWeek("merged_at", tzinfo=dt.UTC)
+    embedded default, with no percentile function) in Python over the narrow columns they need, also one query."""
     if _postgresql():
-        aggregates = _figures_aggregates(with_durations=True)
+        aggregates = _figures_aggregates()
         whole = figures.annotate(week=Value(None, output_field=DateTimeField())).values("week").annotate(**aggregates)
-        weeks = figures.annotate(week=week).values("week").annotate(**aggregates)
-        rows = list(whole.order_by().union(weeks.order_by(), all=True))
-        totals = next((row for row in rows if row["week"] is None), None) or _no_figures(aggregates)
-        return totals, {_monday(row["week"]): row for row in rows if row["week"] is not None}
-    totals = figures.aggregate(**_figures_aggregates(with_durations=False))
-    by_week = {
-        _monday(row.pop("week")): row
-        for row in figures.annotate(week=week)
-        .order_by()
-        .values("week")
-        .annotate(**_figures_aggregates(with_durations=False))
-    }
-    columns: dict[dt.date | None, dict[str, list[float]]] = defaultdict(lambda: {name: [] for name in DURATIONS})
-    for merged_at, *durations in figures.values_list("merged_at", *DURATIONS):
-        for name, seconds in zip(DURATIONS, durations, strict=True):
-            if seconds is not None and seconds >= 0:
-                columns[None][name].append(seconds / 3600)
-                columns[week_of(merged_at)][name].append(seconds / 3600)
-    for key, found in [(None, totals), *by_week.items()]:
-        for name, hours in columns[key].items():
-            hours.sort()
-            found[f"{name}_count"] = len(hours)
-            found[f"{name}_p50"], found[f"{name}_p90"] = percentile(hours, 50), percentile(hours, 90)
-    return totals, by_week
+        by_week = figures.annotate(week=TruncWeek("merged_at", tzinfo=dt.UTC)).values("week").annotate(**aggregates)
+        grouped = [dict(row) for row in whole.order_by().union(by_week.order_by(), all=True)]
+        totals = next((row for row in grouped if row["week"] is None), None) or _no_figures(aggregates)
+        return totals, {_monday(row["week"]): row for row in grouped if row["week"] is not None}
+    rows: list[tuple[Any, ...]] = list(figures.values_list(*_AGGREGATED, *DURATIONS))
+    weeks: dict[dt.date, list[tuple[Any, ...]]] = defaultdict(list)
+    for row in rows:
+        weeks[week_of(row[0])].append(row)
+    return _python_aggregates(rows), {week: _python_aggregates(listed) for week, listed in weeks.items()}
+
+
+_AGGREGATED = ("merged_at", "coverage", "changed_lines", "approvals", "comments", "rework_cycles", "rubber_stamps")
+
+
+def _python_aggregates(rows: list[tuple[Any, ...]]) -> dict[str, Any]:
+    """`_figures_aggregates` over rows of `_AGGREGATED` and `DURATIONS`, in Python (SQLite has no percentile)."""
+    found: dict[str, Any] = {"merged": len(rows)}
+    depth = [row for row in rows if row[3] or row[4]]
+    found |= {"depth": len(depth), "depth_comments": sum(row[4] for row in depth)}
+    found |= {"all_approvals": sum(r[3] for r in rows), "all_rework_cycles": sum(r[5] for r in rows)}
+    found["all_rubber_stamps"] = sum(row[6] for row in rows)
+    for kind in ("reviewed", "paired_only", "neither"):
+        found[f"coverage_{kind}"] = sum(1 for row in rows if row[1] == kind)
+    sizes = Counter(size_bucket(row[2]) for row in rows)
+    found |= {f"size_{name}": sizes[name] for name, _ in SIZE_BUCKETS}
+    for index, name in enumerate(DURATIONS, start=len(_AGGREGATED)):
+        hours = sorted(row[index] / 3600 for row in rows if row[index] is not None and row[index] >= 0)
+        found[f"{name}_count"] = len(hours)
+        found[f"{name}_p50"], found[f"{name}_p90"] = percentile(hours, 50), percentile(hours, 90)
+    return found
 
 
 def _no_figures(aggregates: dict[str, Any]) -> dict[str, Any]:
     return {name: 0 if isinstance(aggregate, (Count, Sum)) else None for name, aggregate in aggregates.items()}
 
 
-def _monday(week: dt.datetime | dt.date) -> dt.date:
+def _monday(week: Any) -> dt.date:
     return week.date() if isinstance(week, dt.datetime) else week
 
 

@@ -121,7 +121,7 @@ def pull_request_figures_owed_mark(*, pull_requests: QuerySet[PullRequest] | Ite
     """An input of these pull requests' figures changes in the current transaction: stamp them, so that their stored
     figures are computed again. (A change that marks their evaluation owed stamps them already.)"""
     if isinstance(pull_requests, QuerySet):
-        rows = PullRequest.objects.filter(pk__in=pull_requests.values("pk"))
+        rows = PullRequest.objects.filter(pk__in=pull_requests.values_list("pk", flat=True))
     else:
         ids = sorted(set(pull_requests))
         if not ids:
