@@ -18,7 +18,7 @@ from typing import Any, cast, overload
 from django.conf import settings
 from django.db import connection
 from django.db.models import Aggregate, Count, DateTimeField, Exists, F, FloatField, OuterRef, Q, QuerySet, Sum, Value
-from django.db.models.functions import TruncWeek
+from django.db.models.functions import Coalesce, TruncWeek
 from django.utils import timezone
 
 from reviews.models import Comment, Person, PullRequest, PullRequestFigures, Review, Team
@@ -320,13 +320,20 @@ def _load_counts(
 
 def _current_figures(merged: QuerySet[PullRequest], bots: set[int]) -> QuerySet[PullRequestFigures]:
     """The stored figures of these pull requests, those missing or owed computed and stored first."""
-    from reviews.services.figures import current_figures_filter, figures_input_version, pull_request_figures_store
+    from reviews.services.figures import SETTLE, figures_input_version, pull_request_figures_store
 
     version = figures_input_version(bots=bots)
-    current = PullRequestFigures.objects.filter(current_figures_filter(version=version), pull_request=OuterRef("pk"))
+    # `current_figures_filter`, over the pull request at hand (no second join: an anti-join PostgreSQL hashes).
+    changed = Coalesce(OuterRef("figures_inputs_changed_at"), Value(NEVER)) + SETTLE
+    current = PullRequestFigures.objects.filter(
+        pull_request=OuterRef("pk"), input_version=version, merged_at=OuterRef("merged_at"), computed_at__gte=changed
+    )
     owed = list(merged.exclude(Exists(current)).select_related("repository__connection").order_by("pk"))
     pull_request_figures_store(pull_requests=owed, bots=bots, version=version)
     return PullRequestFigures.objects.filter(pull_request__in=merged.values("pk"))
+
+
+NEVER = dt.datetime(1970, 1, 1, tzinfo=dt.UTC)
 
 
 def _postgresql() -> bool:
