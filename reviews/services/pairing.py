@@ -572,6 +572,7 @@ def _inferred_sessions_reconcile(repository: Repository, clusters: list[_Cluster
     branches = _branches([c.pk for cluster in clusters for c in cluster.commits])
     kept: list[PairingSession] = []
     stale: set[int] = set()
+    changed = False
     for cluster in clusters:
         mine = [
             s
@@ -585,10 +586,24 @@ def _inferred_sessions_reconcile(repository: Repository, clusters: list[_Cluster
         external_id = _external_id(repository, cluster)
         stale |= {s.pk for s in mine if s.external_id != external_id}
         current = next((s for s in mine if s.external_id == external_id), None)
-        kept.append(_inferred_session_write(repository, cluster, external_id, current, branches))
+        session, wrote = _inferred_session_write(repository, cluster, external_id, current, branches)
+        kept.append(session)
+        changed = changed or wrote
     if stale:
         PairingSession.objects.filter(pk__in=stale).delete()
+    # Pairing can count as review: the figures of these people's pull requests merged here since the earliest of
+    # these sessions, as they were or are, are owed (one statement, whatever changed).
+    if stale or changed:
+        _figures_owed_of_people(repository, everyone, since=min([start, *(s.started_at for s in existing)]))
     return kept
+
+
+def _figures_owed_of_people(repository: Repository, people: set[int], *, since: dt.datetime) -> None:
+    pull_request_figures_owed_mark(
+        pull_requests=PullRequest.objects.filter(
+            state=PullRequest.State.MERGED, repository=repository, author_id__in=people, merged_at__gte=since
+        )
+    )
 
 
 def _recorded_sessions(people: set[int], start: dt.datetime, end: dt.datetime) -> list[dict[int, list[Interval]]]:
@@ -626,7 +641,8 @@ def _inferred_session_write(
     external_id: str,
     current: PairingSession | None,
     branches: dict[int, set[str]],
-) -> PairingSession:
+) -> tuple[PairingSession, bool]:
+    """The inferred session of the cluster, and whether it was written (created or changed)."""
     heads = set().union(*(branches.get(c.pk, set()) for c in cluster.commits))
     values = {
         "repository_id": repository.pk,
@@ -636,15 +652,12 @@ def _inferred_session_write(
     }
     if current is not None:
         if all(getattr(current, key) == value for key, value in values.items()):
-            return current  # Nothing new: the common case when the same commits are seen again.
-        was_started_at = current.started_at
-        _figures_owed_of(current)  # in its old repository, if it moves
+            return current, False  # Nothing new: the common case when the same commits are seen again.
         for key, value in values.items():
             setattr(current, key, value)
         current.save(update_fields=list(values))
         current.participations.update(joined_at=cluster.started_at, left_at=cluster.ended_at)
-        _figures_owed_of(current, since=was_started_at)
-        return current
+        return current, True
     try:
         with transaction.atomic():
             session = PairingSession.objects.create(source=Source.CO_AUTHOR, external_id=external_id, **values)
@@ -663,8 +676,7 @@ def _inferred_session_write(
         )
         for person_id in sorted(cluster.people)
     )
-    _figures_owed_of(session)
-    return session
+    return session, True
 
 
 def _inferred_duplicates_remove(session: PairingSession, people: set[int]) -> None:
