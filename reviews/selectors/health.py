@@ -242,6 +242,7 @@ def computed_flows(*, pull_requests: list[PullRequest], bots: set[int]) -> list[
 
 DURATIONS = ("time_to_first_review", "pickup_time", "review_time", "time_to_approve", "merge_time", "cycle_time")
 _WEEKLY_MEDIANS = ("time_to_first_review", "pickup_time", "cycle_time")
+_WEEKLY_FIGURES = {"merged", "coverage_reviewed", *(f"{name}_p50" for name in _WEEKLY_MEDIANS)}
 
 
 class Percentile(Aggregate):
@@ -382,7 +383,12 @@ def _stored_aggregates(
     if _postgresql():
         aggregates = _figures_aggregates()
         whole = figures.annotate(week=Value(None, output_field=DateTimeField())).values("week").annotate(**aggregates)
-        by_week = figures.annotate(week=TruncWeek("merged_at", tzinfo=dt.UTC)).values("week").annotate(**aggregates)
+        # Each week needs only what `_week_figures` reads: the rest is NULL there (the UNION's columns must match).
+        weekly = {
+            name: aggregate if name in _WEEKLY_FIGURES else Value(None, output_field=FloatField())
+            for name, aggregate in aggregates.items()
+        }
+        by_week = figures.annotate(week=TruncWeek("merged_at", tzinfo=dt.UTC)).values("week").annotate(**weekly)
         grouped = [dict(row) for row in whole.order_by().union(by_week.order_by(), all=True)]
         totals = next((row for row in grouped if row["week"] is None), None) or _no_figures(aggregates)
         return totals, {_monday(row["week"]): row for row in grouped if row["week"] is not None}
