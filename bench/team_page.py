@@ -2,14 +2,20 @@
 (500, 2,000 and 10,000 merged pull requests in the period, each with two reviews and a comment).
 
     .venv/bin/python bench/team_page.py
+    DATABASE_URL=postgres://... .venv/bin/python bench/team_page.py --pulls 100000 [--runs 15] [--before-runs 3]
 
-Runs on a throw-away SQLite database (or DATABASE_URL, if set); prints one table.
+Runs on a throw-away SQLite database (or DATABASE_URL, if set); prints one table. With --pulls, one history of that
+many merged pull requests in the period (an empty database: PostgreSQL for 100,000): p50 and query count of the team
+page and the health API with every figure computed from the flows on each read (`STORED_FIGURES` off: "before") and
+from the stored per-pull-request figures ("after", once `compute_pull_request_figures` stored them), in one run.
 """
 
 from __future__ import annotations
 
+import argparse
 import datetime as dt
 import os
+import statistics
 import sys
 import tempfile
 import time
@@ -79,6 +85,18 @@ def grow(repository: Repository, people: list[Person], count: int, start: int) -
 
 
 def main() -> None:
+    parser = argparse.ArgumentParser()
+    parser.add_argument("--pulls", type=int, help="one history of this many merged pull requests: before / after")
+    parser.add_argument("--runs", type=int, default=15)
+    parser.add_argument("--before-runs", type=int, default=3)
+    args = parser.parse_args()
+    if args.pulls:
+        at_scale(args.pulls, runs=args.runs, before_runs=args.before_runs)
+    else:
+        as_history_grows()
+
+
+def _world() -> tuple[Repository, list[Person], Client]:
     call_command("migrate", verbosity=0)
     team = Team.objects.create(slug="bench", name="Bench")
     connection_row = Connection.objects.create(provider="github", name="bench", base_url="https://example.invalid")
@@ -89,6 +107,46 @@ def main() -> None:
     User.objects.create_superuser("bench", password="bench")
     client = Client()
     client.login(username="bench", password="bench")
+    return repository, people, client
+
+
+def at_scale(pulls: int, *, runs: int, before_runs: int) -> None:
+    from reviews.selectors import health
+
+    repository, people, client = _world()
+    started = time.perf_counter()
+    for start in range(0, pulls, 10_000):
+        grow(repository, people, min(10_000, pulls - start), start + 1)
+    print(
+        f"history: {pulls} merged pull requests, 2 reviews and a comment each ({time.perf_counter() - started:.0f} s)"
+    )
+    urls = {"team page": "/teams/bench/", "health API": "/api/v1/teams/bench/health"}
+    print(f"{'figures':>8} {'page':>11} {'runs':>5} {'p50 s':>8} {'min s':>8} {'queries':>8}")
+    health.STORED_FIGURES = False
+    for name, url in urls.items():
+        _report("computed", name, url, client, before_runs)
+    health.STORED_FIGURES = True
+    started = time.perf_counter()
+    call_command("compute_pull_request_figures", batch=2000, stdout=open(os.devnull, "w"))  # noqa: SIM115
+    print(f"backfill (compute_pull_request_figures): {time.perf_counter() - started:.0f} s")
+    for name, url in urls.items():
+        _report("stored", name, url, client, runs)
+
+
+def _report(kind: str, name: str, url: str, client: Client, runs: int) -> None:
+    _fetch(client, url)  # warm
+    times = []
+    for _ in range(runs):
+        with CaptureQueriesContext(connection) as captured:
+            started = time.perf_counter()
+            _fetch(client, url)
+            times.append(time.perf_counter() - started)
+    p50 = statistics.median(times)
+    print(f"{kind:>8} {name:>11} {runs:>5} {p50:>8.3f} {min(times):>8.3f} {len(captured.captured_queries):>8}")
+
+
+def as_history_grows() -> None:
+    repository, people, client = _world()
     urls = {
         "team page": "/teams/bench/",
         "filtered": f"/teams/bench/?repository={repository.pk}&size=m",

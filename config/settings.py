@@ -227,6 +227,7 @@ CELERY_TASK_ROUTES |= {
     "reviews.tasks.fetch_missing_facts": {"queue": "sync"},
     "reviews.tasks.refresh_codeowners": {"queue": "sync"},
     "reviews.tasks.reevaluate_closing_risk_windows": {"queue": "sync"},
+    "reviews.tasks.refresh_pull_request_figures": {"queue": "sync"},
     "telemetry.tasks.link_deployment_changes": {"queue": "correlation"},
     "telemetry.tasks.correlate_incident": {"queue": "correlation"},
     "telemetry.tasks.notify_chat_of_cause": {"queue": "correlation"},
@@ -283,6 +284,12 @@ CELERY_BEAT_SCHEDULE: dict[str, dict[str, object]] = {
     "fetch-missing-facts": {"task": "reviews.tasks.fetch_missing_facts", "schedule": 15},
     # CODEOWNERS that could not be read, or was read long ago, is read again (conditionally: no quota if unchanged).
     "refresh-codeowners": {"task": "reviews.tasks.refresh_codeowners", "schedule": 60, "options": {"expires": 55}},
+    # Stored review figures that a late event made owed (or that are missing) are computed before a page needs them.
+    "refresh-pull-request-figures": {
+        "task": "reviews.tasks.refresh_pull_request_figures",
+        "schedule": 60,
+        "options": {"expires": 55},
+    },
     # An incident leaving a policy's window (`touches_incident_within_days`, extra approvals) changes verdicts.
     "reevaluate-closing-risk-windows": {
         "task": "reviews.tasks.reevaluate_closing_risk_windows",

@@ -443,6 +443,11 @@ class PullRequest(models.Model):
         blank=True,
         help_text="Since when a change waits for an evaluation (set with the change, cleared by the evaluation).",
     )
+    figures_inputs_changed_at = models.DateTimeField(
+        null=True,
+        blank=True,
+        help_text="When a fact its stored review figures read last changed (set with the change; never cleared).",
+    )
     merged_at = models.DateTimeField(null=True, blank=True)
     closed_at = models.DateTimeField(null=True, blank=True)
     merged_by = models.ForeignKey(
@@ -479,6 +484,42 @@ class PullRequest(models.Model):
         if self.additions is None or self.deletions is None:
             return None
         return self.additions + self.deletions
+
+
+class PullRequestFigures(models.Model):
+    """A merged pull request's review-flow figures (`reviews.selectors.health.PullRequestFlow`), stored so that the
+    team page and the health API aggregate them in SQL instead of computing every flow on each read. Derived, never a
+    fact: `reviews.services.figures` writes it with the same code the pages used to run. A change to an input stamps
+    the pull request (`PullRequest.figures_inputs_changed_at`, in the change's transaction); a row computed before
+    that stamp settled, missing, or of another `input_version` (settings, bots, the code's definitions) is computed
+    again before it is read. Durations are in seconds."""
+
+    pull_request = models.OneToOneField(PullRequest, primary_key=True, on_delete=models.CASCADE, related_name="figures")
+    merged_at = models.DateTimeField(help_text="The merge this row was computed for (a different one: not current).")
+    changed_lines = models.PositiveIntegerField(null=True)
+    time_to_first_review = models.FloatField(null=True)
+    pickup_time = models.FloatField(null=True)
+    review_time = models.FloatField(null=True)
+    time_to_approve = models.FloatField(null=True)
+    merge_time = models.FloatField(null=True)
+    cycle_time = models.FloatField(null=True)
+    rework_cycles = models.PositiveIntegerField()
+    approvals = models.PositiveIntegerField()
+    rubber_stamps = models.PositiveIntegerField()
+    rubber_stamped_by = models.JSONField(default=list, help_text="The reviewer of each rubber stamp.")
+    paired = models.BooleanField()
+    coverage = models.CharField(max_length=12, help_text="reviewed, paired_only or neither.")
+    comments = models.PositiveIntegerField()
+    input_version = models.CharField(max_length=32)
+    computed_at = models.DateTimeField(help_text="When the computation began: it saw every change committed before.")
+
+    class Meta:
+        indexes = [
+            models.Index(fields=["merged_at"], name="figures_merged_idx"),
+        ]
+
+    def __str__(self) -> str:
+        return f"figures of pull request {self.pull_request_id}"
 
 
 class ChangedFile(models.Model):

@@ -15,6 +15,7 @@ from reviews.integrations.vcs import VcsRateLimited, VcsUnavailable
 from reviews.log_context import log_context_bound
 from reviews.models import Connection, PolicyEvaluation, PullRequest, Repository, ReviewerSuggestion
 from reviews.selectors.affected import open_pull_requests_with_closing_risk_windows
+from reviews.selectors.health import bot_ids
 from reviews.selectors.verdicts import (
     pull_requests_owing_evaluation,
     pull_requests_without_verdict,
@@ -31,6 +32,7 @@ from reviews.services.enqueue import (
     report_queued_mark_clear,
     reviewer_suggestion_queued_mark_clear,
 )
+from reviews.services.figures import pull_request_figures_refresh
 from reviews.services.reporting import evaluation_report
 from reviews.services.reviewers import reviewer_requests_make, reviewer_suggestions_compute
 from reviews.services.sync import (
@@ -247,3 +249,20 @@ def reconcile_verdicts() -> str:
     for evaluation_id in unreported:
         report_enqueue_now(evaluation_id)
     return f"evaluated {len(unevaluated)}, reported {len(unreported)}"
+
+
+FIGURES_BATCHES_PER_RUN = 10
+
+
+@shared_task(acks_late=True, soft_time_limit=240, time_limit=300)
+def refresh_pull_request_figures() -> str:
+    """Beat: compute the stored review figures that are owed, outdated or missing, a batch at a time (pages compute
+    what they read anyway; this keeps them from having to). Idempotent; whatever is left waits for the next run."""
+    bots = bot_ids()
+    computed = 0
+    for _ in range(FIGURES_BATCHES_PER_RUN):
+        stored = pull_request_figures_refresh(bots=bots)
+        computed += stored
+        if not stored:
+            break
+    return f"computed {computed}"

@@ -1,4 +1,5 @@
-"""Which open pull requests a change concerns: a fact behind their verdict changed with no event on them.
+"""Which open pull requests a change concerns: a fact behind their verdict changed with no event on them; and which
+merged ones, whose stored review figures (`PullRequestFigures`) the same change makes owed.
 
 One place for these reads, so every service that changes such a fact asks the same question the same way."""
 
@@ -88,3 +89,55 @@ def open_pull_requests_with_closing_risk_windows(*, since: dt.datetime, until: d
         if any(since < at + window <= until for at in by_repository[repository.pk] for window in windows):
             closing.append(repository.pk)
     return open_pull_requests_of_repositories(repository_ids=closing)
+
+
+# Merged pull requests whose stored figures a change makes owed: querysets, stamped in one UPDATE however many.
+
+
+def _merged() -> QuerySet[PullRequest]:
+    return PullRequest.objects.filter(state=PullRequest.State.MERGED)
+
+
+def merged_pull_requests_under_policy(*, policy: Policy) -> QuerySet[PullRequest]:
+    """`open_pull_requests_under_policy`, merged: which approvals counted is decided under the current policy."""
+    if policy.repository_id:
+        return _merged().filter(repository_id=policy.repository_id)
+    if policy.team_id is None:
+        return PullRequest.objects.none()
+    return _merged().filter(repository__team_id=policy.team_id, repository__policy__isnull=True)
+
+
+def merged_pull_requests_involving(*, person_id: int) -> QuerySet[PullRequest]:
+    """`open_pull_requests_involving`, merged."""
+    return _merged().filter(
+        pk__in=PullRequest.objects.filter(
+            Q(author_id=person_id)
+            | Q(reviews__reviewer_id=person_id)
+            | Q(commits__author_id=person_id)
+            | Q(commits__pushed_by_id=person_id)
+            | Q(commits__committer_identity__person_id=person_id)
+            | Q(commits__co_authors__person_id=person_id)
+        ).values("pk")
+    )
+
+
+def merged_pull_requests_of_identity(*, identity: Identity) -> QuerySet[PullRequest]:
+    """`open_pull_requests_of_identity`, merged."""
+    by_identity = Q(commits__author_identity=identity) | Q(commits__committer_identity=identity)
+    by_identity |= Q(commits__co_authors=identity)
+    queryset = _merged().filter(pk__in=PullRequest.objects.filter(by_identity).values("pk"))
+    if identity.person_id:
+        queryset = queryset | merged_pull_requests_involving(person_id=identity.person_id)
+    return queryset
+
+
+def merged_pull_requests_of_pairing(
+    *, session: PairingSession, since: dt.datetime | None = None
+) -> QuerySet[PullRequest]:
+    """Merged pull requests the session (as it was from `since`, or is) may have paired on: by its participants (in
+    its repository, if any), merged after it began (pairing counts while a change is written, before its merge)."""
+    began = min(session.started_at, since) if since else session.started_at
+    queryset = _merged().filter(author__participations__session=session, merged_at__gte=began)
+    if session.repository_id is not None:
+        queryset = queryset.filter(repository_id=session.repository_id)
+    return queryset

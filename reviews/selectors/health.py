@@ -11,16 +11,24 @@ from __future__ import annotations
 import datetime as dt
 import math
 from collections import Counter, defaultdict
-from collections.abc import Iterable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
-from typing import Any, cast
+from typing import Any, cast, overload
 
 from django.conf import settings
-from django.db.models import Exists, OuterRef, QuerySet
+from django.db import connection
+from django.db.models import Aggregate, Count, DateTimeField, Exists, F, FloatField, OuterRef, Q, QuerySet, Sum, Value
+from django.db.models.functions import Coalesce, TruncWeek
 from django.utils import timezone
 
-from reviews.models import Comment, Person, PullRequest, Review, Team
-from reviews.selectors.review_facts import NO_FACTS, ReviewFacts, pull_request_review_facts
+from reviews.models import Comment, Person, PullRequest, PullRequestFigures, Review, Team
+from reviews.selectors.review_facts import (
+    NO_FACTS,
+    ReviewFacts,
+    pull_request_review_facts,
+    review_facts_of,
+    reviews_with_reviewer,
+)
 
 SIZE_BUCKETS = (("xs", 10), ("s", 50), ("m", 250), ("l", 1000), ("xl", math.inf))
 STALE_AFTER = dt.timedelta(days=7)
@@ -115,7 +123,7 @@ class ReviewHealth:
     reviewer_load: list[ReviewerLoad]
     top_reviewer_share: float | None
     weekly: list[dict[str, object]] = field(default_factory=list)
-    flows: list[PullRequestFlow] = field(default_factory=list, repr=False)
+    flows: Sequence[PullRequestFlow] = field(default_factory=list, repr=False)
 
     @property
     def coverage_share(self) -> float | None:
@@ -130,6 +138,33 @@ class ReviewHealth:
         return self.top_reviewer_share is not None and self.top_reviewer_share > 0.5
 
 
+class StoredFlows(Sequence[PullRequestFlow]):
+    """The flows behind figures aggregated from the stored rows (`figures`): computed, with their review facts, only
+    when first read (the drill-down lists them; the figures themselves do not need them)."""
+
+    def __init__(self, figures: QuerySet[PullRequestFigures], compute: Callable[[], list[PullRequestFlow]]) -> None:
+        self.figures = figures
+        self._compute = compute
+        self._flows: list[PullRequestFlow] | None = None
+
+    def _all(self) -> list[PullRequestFlow]:
+        if self._flows is None:
+            self._flows = self._compute()
+        return self._flows
+
+    @overload
+    def __getitem__(self, index: int) -> PullRequestFlow: ...
+
+    @overload
+    def __getitem__(self, index: slice) -> Sequence[PullRequestFlow]: ...
+
+    def __getitem__(self, index: int | slice) -> PullRequestFlow | Sequence[PullRequestFlow]:
+        return self._all()[index]
+
+    def __len__(self) -> int:
+        return len(self._all())
+
+
 def size_bucket(changed_lines: int | None) -> str | None:
     if changed_lines is None:
         return None
@@ -140,6 +175,10 @@ def team_pull_requests(team: Team) -> QuerySet[PullRequest]:
     return PullRequest.objects.filter(repository__team=team)
 
 
+# Off: every figure computed from the flows on each read, as before the stored figures (bench/team_page.py compares).
+STORED_FIGURES = True
+
+
 def review_health(
     *,
     pull_requests: QuerySet[PullRequest],
@@ -148,14 +187,20 @@ def review_health(
     include_bots: bool | None = None,
 ) -> ReviewHealth:
     """Figures over the pull requests (of `pull_requests`) merged in [since, until). How each was reviewed and
-    paired comes from `pull_request_review_facts`, as on every other surface."""
+    paired comes from `pull_request_review_facts`, as on every other surface.
+
+    Under the configured bot setting the figures are aggregated in SQL from the stored per-pull-request figures
+    (`PullRequestFigures`), those missing or owed computed and stored first: never wrong, only slower."""
     bots = _bots(include_bots)
+    if STORED_FIGURES and (include_bots is None or include_bots == settings.METRICS_INCLUDE_BOTS):
+        return _stored_health(pull_requests, since, until, bots)
     merged = _merged(pull_requests, since, until, bots)
     ids = [row["pk"] for row in merged]
     reviews = _reviews_by_pull_request(ids, bots)
     facts = pull_request_review_facts(pull_request_ids=ids)
     flows = [_flow(row, reviews[row["pk"]], facts.get(row["pk"], NO_FACTS)) for row in merged]
     stamps = Counter(stamp.reviewer_id for found in facts.values() for stamp in found.rubber_stamps)
+    given = Counter(r.reviewer_id for rows in reviews.values() for r in rows)
     return ReviewHealth(
         since=since,
         until=until,
@@ -173,11 +218,254 @@ def review_health(
         rubber_stamps_by_reviewer=_names(stamps),
         review_depth=_depth(flows),
         size_buckets=_size_buckets(flows),
-        reviewer_load=_reviewer_load(pull_requests, reviews, bots),
-        top_reviewer_share=_top_share(reviews),
+        reviewer_load=_reviewer_load(pull_requests, given, bots),
+        top_reviewer_share=_top_share(given),
         weekly=_weekly(flows, since, until),
         flows=flows,
     )
+
+
+def computed_flows(*, pull_requests: list[PullRequest], bots: set[int]) -> list[PullRequestFlow]:
+    """The flows of these merged pull requests (read with their repositories' connections; bots' left out by the
+    caller), computed from their facts as `review_health` computes them: what the stored figures hold."""
+    every_review = reviews_with_reviewer(pull_requests)
+    facts = review_facts_of(pull_requests=pull_requests, every_review=every_review)
+    reviews: dict[int, list[_Review]] = defaultdict(list)
+    for review in every_review:
+        if review.reviewer_id is not None and review.reviewer_id not in bots:
+            reviews[review.pull_request_id].append(_Review(review.reviewer_id, review.state, review.submitted_at))
+    return [
+        _flow({name: getattr(pr, name) for name in _FLOW_FIELDS}, reviews[pr.pk], facts.get(pr.pk, NO_FACTS))
+        for pr in pull_requests
+    ]
+
+
+DURATIONS = ("time_to_first_review", "pickup_time", "review_time", "time_to_approve", "merge_time", "cycle_time")
+_WEEKLY_MEDIANS = ("time_to_first_review", "pickup_time", "cycle_time")
+_WEEKLY_FIGURES = {"merged", "coverage_reviewed", *(f"{name}_p50" for name in _WEEKLY_MEDIANS)}
+
+
+class Percentile(Aggregate):
+    """PostgreSQL's `percentile_cont`: linear interpolation between closest ranks, as `percentile` computes it."""
+
+    function = "percentile_cont"
+    template = "%(function)s(%(fraction)s) WITHIN GROUP (ORDER BY %(expressions)s)"
+    output_field = FloatField()
+
+    def __init__(self, expression: Any, *, fraction: float, **extra: Any) -> None:
+        super().__init__(expression, fraction=repr(float(fraction)), **extra)
+
+
+def _stored_health(
+    pull_requests: QuerySet[PullRequest], since: dt.datetime, until: dt.datetime, bots: set[int]
+) -> ReviewHealth:
+    """`review_health` from the stored figures: a fixed number of grouped queries, whatever the period holds."""
+    merged = _merged_in(pull_requests, since, until, bots)
+    figures = _current_figures(merged, bots)
+    totals, weekly = _stored_aggregates(figures)
+    stamps = Counter(
+        reviewer_id
+        for listed in figures.filter(rubber_stamps__gt=0).order_by("pk").values_list("rubber_stamped_by", flat=True)
+        for reviewer_id in listed
+    )
+    given, waiting = _load_counts(pull_requests, merged, bots)
+    names = dict(
+        Person.objects.filter(pk__in=set(stamps) | set(given) | set(waiting)).values_list("pk", "display_name")
+    )
+    load = [ReviewerLoad(pk, names.get(pk, "?"), given[pk], waiting[pk]) for pk in set(given) | set(waiting)]
+    count = totals["merged"]
+    return ReviewHealth(
+        since=since,
+        until=until,
+        merged=count,
+        **{name: _distribution_of(totals, name) for name in DURATIONS},
+        rework_cycles_mean=round(totals["all_rework_cycles"] / count, 2) if count else None,
+        coverage={kind: totals[f"coverage_{kind}"] for kind in ("reviewed", "paired_only", "neither")},
+        approvals=totals["all_approvals"],
+        rubber_stamps=totals["all_rubber_stamps"],
+        rubber_stamps_by_reviewer={names[pk]: n for pk, n in stamps.most_common()},
+        review_depth=round(totals["depth_comments"] / totals["depth"], 2) if totals["depth"] else None,
+        size_buckets={name: totals[f"size_{name}"] for name, _ in SIZE_BUCKETS},
+        reviewer_load=sorted(load, key=lambda item: (-item.reviews_given, -item.waiting_on_them, item.name)),
+        top_reviewer_share=_top_share(given),
+        weekly=[{**week, **_week_figures(weekly.get(cast(dt.date, week["week"])))} for week in weeks_of(since, until)],
+        flows=StoredFlows(figures, lambda: merged_flows(pull_requests=pull_requests, since=since, until=until)),
+    )
+
+
+def _load_counts(
+    pull_requests: QuerySet[PullRequest], merged: QuerySet[PullRequest], bots: set[int]
+) -> tuple[Counter[int], Counter[int]]:
+    """Per person: reviews given on the period's merged pull requests, and open pull requests waiting on them now
+    (`awaiting_reviewers`), in one query."""
+    given = (
+        Review.objects.filter(pull_request__in=merged.values("pk"), reviewer__isnull=False)
+        .exclude(reviewer_id__in=bots)
+        .order_by()
+        .values("reviewer_id")
+        .annotate(kind=Value("given"), n=Count("pk"))
+        .values_list("kind", "reviewer_id", "n")
+    )
+    waiting = (
+        _awaiting(pull_requests, bots)
+        .order_by()
+        .values("person_id")
+        .annotate(kind=Value("waiting"), n=Count("pk"))
+        .values_list("kind", "person_id", "n")
+    )
+    found: dict[str, Counter[int]] = {"given": Counter(), "waiting": Counter()}
+    for kind, person_id, n in given.union(waiting, all=True):
+        found[kind][person_id] = n
+    return found["given"], found["waiting"]
+
+
+def _current_figures(merged: QuerySet[PullRequest], bots: set[int]) -> QuerySet[PullRequestFigures]:
+    """The stored figures of these pull requests, those missing or owed computed and stored first."""
+    from reviews.services.figures import SETTLE, figures_input_version, pull_request_figures_store
+
+    version = figures_input_version(bots=bots)
+    # `current_figures_filter`, over the pull request at hand (no second join: an anti-join PostgreSQL hashes).
+    changed = Coalesce(OuterRef("figures_inputs_changed_at"), Value(NEVER)) + SETTLE
+    current = PullRequestFigures.objects.filter(
+        pull_request=OuterRef("pk"), input_version=version, merged_at=OuterRef("merged_at"), computed_at__gte=changed
+    )
+    owed = list(merged.exclude(Exists(current)).select_related("repository__connection").order_by("pk"))
+    pull_request_figures_store(pull_requests=owed, bots=bots, version=version)
+    return PullRequestFigures.objects.filter(pull_request__in=merged.values("pk"))
+
+
+NEVER = dt.datetime(1970, 1, 1, tzinfo=dt.UTC)
+
+
+def _postgresql() -> bool:
+    return connection.vendor == "postgresql"
+
+
+def _measured(name: str) -> Q:
+    return Q(**{f"{name}__gte": 0})  # a negative duration is not measured (`measured_hours`)
+
+
+def _hours(name: str) -> Any:
+    return F(name) / Value(3600.0)
+
+
+def _figures_aggregates() -> dict[str, Any]:
+    depth = Q(approvals__gt=0) | Q(comments__gt=0)  # `counts_for_depth`
+    totals: dict[str, Any] = {
+        "merged": Count("pk"),
+        "all_rework_cycles": Sum("rework_cycles", default=0),
+        "all_approvals": Sum("approvals", default=0),
+        "all_rubber_stamps": Sum("rubber_stamps", default=0),
+        "depth": Count("pk", filter=depth),
+        "depth_comments": Sum("comments", filter=depth, default=0),
+        **{f"coverage_{kind}": Count("pk", filter=Q(coverage=kind)) for kind in ("reviewed", "paired_only", "neither")},
+    }
+    above = -1.0
+    for name, limit in SIZE_BUCKETS:
+        bucket = (
+            Q(changed_lines__gt=above) if limit == math.inf else Q(changed_lines__gt=above, changed_lines__lte=limit)
+        )
+        totals[f"size_{name}"] = Count("pk", filter=bucket)
+        above = limit
+    for name in DURATIONS:
+        totals[f"{name}_count"] = Count(name, filter=_measured(name))
+        for q in (50, 90):
+            totals[f"{name}_p{q}"] = Percentile(_hours(name), fraction=q / 100, filter=_measured(name))
+    return totals
+
+
+def _stored_aggregates(
+    figures: QuerySet[PullRequestFigures],
+) -> tuple[dict[str, Any], dict[dt.date, dict[str, Any]]]:
+    """The period's totals, and per ISO week of merge (Monday start, UTC as stored) the same figures. On PostgreSQL
+    one query: the whole period and its weeks, percentiles included (`percentile_cont`); elsewhere (SQLite, the
+    embedded default, with no percentile function) in Python over the narrow columns they need, also one query."""
+    if _postgresql():
+        aggregates = _figures_aggregates()
+        whole = figures.annotate(week=Value(None, output_field=DateTimeField())).values("week").annotate(**aggregates)
+        # Each week needs only what `_week_figures` reads: the rest is NULL there (the UNION's columns must match).
+        weekly = {
+            name: aggregate if name in _WEEKLY_FIGURES else Value(None, output_field=FloatField())
+            for name, aggregate in aggregates.items()
+        }
+        by_week = figures.annotate(week=TruncWeek("merged_at", tzinfo=dt.UTC)).values("week").annotate(**weekly)
+        grouped = [dict(row) for row in whole.order_by().union(by_week.order_by(), all=True)]
+        totals = next((row for row in grouped if row["week"] is None), None) or _no_figures(aggregates)
+        return totals, {_monday(row["week"]): row for row in grouped if row["week"] is not None}
+    rows: list[tuple[Any, ...]] = list(figures.values_list(*_AGGREGATED, *DURATIONS))
+    weeks: dict[dt.date, list[tuple[Any, ...]]] = defaultdict(list)
+    for row in rows:
+        weeks[week_of(row[0])].append(row)
+    return _python_aggregates(rows), {week: _python_aggregates(listed) for week, listed in weeks.items()}
+
+
+_AGGREGATED = ("merged_at", "coverage", "changed_lines", "approvals", "comments", "rework_cycles", "rubber_stamps")
+
+
+def _python_aggregates(rows: list[tuple[Any, ...]]) -> dict[str, Any]:
+    """`_figures_aggregates` over rows of `_AGGREGATED` and `DURATIONS`, in Python (SQLite has no percentile)."""
+    found: dict[str, Any] = {"merged": len(rows)}
+    depth = [row for row in rows if row[3] or row[4]]
+    found |= {"depth": len(depth), "depth_comments": sum(row[4] for row in depth)}
+    found |= {"all_approvals": sum(r[3] for r in rows), "all_rework_cycles": sum(r[5] for r in rows)}
+    found["all_rubber_stamps"] = sum(row[6] for row in rows)
+    for kind in ("reviewed", "paired_only", "neither"):
+        found[f"coverage_{kind}"] = sum(1 for row in rows if row[1] == kind)
+    sizes = Counter(size_bucket(row[2]) for row in rows)
+    found |= {f"size_{name}": sizes[name] for name, _ in SIZE_BUCKETS}
+    for index, name in enumerate(DURATIONS, start=len(_AGGREGATED)):
+        hours = sorted(row[index] / 3600 for row in rows if row[index] is not None and row[index] >= 0)
+        found[f"{name}_count"] = len(hours)
+        found[f"{name}_p50"], found[f"{name}_p90"] = percentile(hours, 50), percentile(hours, 90)
+    return found
+
+
+def _no_figures(aggregates: dict[str, Any]) -> dict[str, Any]:
+    return {name: 0 if isinstance(aggregate, (Count, Sum)) else None for name, aggregate in aggregates.items()}
+
+
+def _monday(week: Any) -> dt.date:
+    return week.date() if isinstance(week, dt.datetime) else week
+
+
+def _distribution_of(totals: dict[str, Any], name: str) -> Distribution:
+    return Distribution(totals[f"{name}_count"], _rounded(totals[f"{name}_p50"]), _rounded(totals[f"{name}_p90"]))
+
+
+def _week_figures(found: dict[str, Any] | None) -> dict[str, object]:
+    """A week's entry in `weekly`, as `_weekly` gives it."""
+    if found is None:
+        return {"merged": 0, **dict.fromkeys(_WEEKLY_MEDIANS), "reviewed": 0}
+    return {
+        "merged": found["merged"],
+        **{name: _rounded(found[f"{name}_p50"]) for name in _WEEKLY_MEDIANS},
+        "reviewed": found["coverage_reviewed"],
+    }
+
+
+def _rounded(value: float | None) -> float | None:
+    return None if value is None else round(value, 2)
+
+
+def agreement_counts(*, health: ReviewHealth, review_within: dt.timedelta, max_size: int) -> dict[str, int]:
+    """Merged pull requests whose first review came within `review_within` (or after), and whose size is within
+    `max_size` (or over); those not measurable in neither. In SQL over the stored figures when there are some."""
+    if isinstance(health.flows, StoredFlows):
+        limit = review_within.total_seconds()
+        return health.flows.figures.aggregate(
+            in_time=Count("pk", filter=Q(time_to_first_review__lte=limit)),
+            late=Count("pk", filter=Q(time_to_first_review__gt=limit)),
+            within=Count("pk", filter=Q(changed_lines__lte=max_size)),
+            over=Count("pk", filter=Q(changed_lines__gt=max_size)),
+        )
+    reviews = [f.time_to_first_review for f in health.flows if f.time_to_first_review is not None]
+    sizes = [f.changed_lines for f in health.flows if f.changed_lines is not None]
+    return {
+        "in_time": sum(1 for d in reviews if d <= review_within),
+        "late": sum(1 for d in reviews if d > review_within),
+        "within": sum(1 for n in sizes if n <= max_size),
+        "over": sum(1 for n in sizes if n > max_size),
+    }
 
 
 def merged_flows(
@@ -204,10 +492,14 @@ def _bots(include_bots: bool | None) -> set[int]:
 
 
 def _merged(pull_requests: QuerySet[PullRequest], since: dt.datetime, until: dt.datetime, bots: set[int]) -> list[Any]:
-    return list(
-        pull_requests.filter(state=PullRequest.State.MERGED, merged_at__gte=since, merged_at__lt=until)
-        .exclude(author_id__in=bots)
-        .values(*_FLOW_FIELDS)
+    return list(_merged_in(pull_requests, since, until, bots).values(*_FLOW_FIELDS))
+
+
+def _merged_in(
+    pull_requests: QuerySet[PullRequest], since: dt.datetime, until: dt.datetime, bots: set[int]
+) -> QuerySet[PullRequest]:
+    return pull_requests.filter(state=PullRequest.State.MERGED, merged_at__gte=since, merged_at__lt=until).exclude(
+        author_id__in=bots
     )
 
 
@@ -318,11 +610,9 @@ def _names(counts: Counter[int]) -> dict[str, int]:
     return {names[pk]: count for pk, count in counts.most_common()}
 
 
-def _reviewer_load(
-    pull_requests: QuerySet[PullRequest], reviews: dict[int, list[_Review]], bots: set[int]
-) -> list[ReviewerLoad]:
-    """Reviews given in the period, and open pull requests waiting on each requested reviewer now."""
-    given = Counter(r.reviewer_id for rows in reviews.values() for r in rows)
+def _reviewer_load(pull_requests: QuerySet[PullRequest], given: Counter[int], bots: set[int]) -> list[ReviewerLoad]:
+    """Reviews given in the period (`given`, per reviewer), and open pull requests waiting on each requested reviewer
+    now."""
     waiting = Counter(person_id for _, person_id in awaiting_reviewers(pull_requests, bots))
     people = set(given) | set(waiting)
     names = dict(Person.objects.filter(pk__in=people).values_list("pk", "display_name"))
@@ -332,15 +622,18 @@ def _reviewer_load(
 
 def awaiting_reviewers(pull_requests: QuerySet[PullRequest], bots: set[int]) -> list[tuple[int, int]]:
     """(pull request, person): open, ready pull requests waiting on a requested reviewer who has not reviewed yet."""
+    return list(_awaiting(pull_requests, bots).values_list("pullrequest_id", "person_id"))
+
+
+def _awaiting(pull_requests: QuerySet[PullRequest], bots: set[int]) -> QuerySet[Any]:
     through = PullRequest.requested_reviewers.through
     reviewed_already = Review.objects.filter(
         pull_request_id=OuterRef("pullrequest_id"), reviewer_id=OuterRef("person_id")
     )
-    return list(
+    return (
         through.objects.filter(pullrequest__in=pull_requests.filter(state=PullRequest.State.OPEN, draft=False))
         .exclude(person_id__in=bots)
         .exclude(Exists(reviewed_already))
-        .values_list("pullrequest_id", "person_id")
     )
 
 
@@ -351,8 +644,7 @@ def bot_ids() -> set[int]:
     return set(Person.objects.filter(is_bot=True).values_list("pk", flat=True))
 
 
-def _top_share(reviews: dict[int, list[_Review]]) -> float | None:
-    given = Counter(r.reviewer_id for rows in reviews.values() for r in rows)
+def _top_share(given: Counter[int]) -> float | None:
     total = sum(given.values())
     return round(given.most_common(1)[0][1] / total, 3) if total else None
 

@@ -88,10 +88,24 @@ def pull_request_review_facts(*, pull_request_ids: Collection[int]) -> dict[int,
     )
     if not pull_requests:
         return {}
-    ids = [pr.pk for pr in pull_requests]
-    every_review = list(
-        Review.objects.filter(pull_request_id__in=ids, reviewer__isnull=False).order_by("submitted_at", "pk")
+    return review_facts_of(pull_requests=pull_requests, every_review=reviews_with_reviewer(pull_requests))
+
+
+def reviews_with_reviewer(pull_requests: Collection[PullRequest]) -> list[Review]:
+    """The reviews `review_facts_of` reads: every one with a known reviewer, oldest first."""
+    return list(
+        Review.objects.filter(pull_request__in=[pr.pk for pr in pull_requests], reviewer__isnull=False).order_by(
+            "submitted_at", "pk"
+        )
     )
+
+
+def review_facts_of(*, pull_requests: list[PullRequest], every_review: list[Review]) -> dict[int, ReviewFacts]:
+    """`pull_request_review_facts` of pull requests already read (their repositories' connections selected) with
+    their `reviews_with_reviewer`."""
+    if not pull_requests:
+        return {}
+    ids = [pr.pk for pr in pull_requests]
     partners = pairing_partners(pull_request_ids=ids)
     snapshots = verdict_snapshots(pull_requests=pull_requests, partners=partners, reviews=every_review)
     policies = effective_policies(repositories={pr.repository for pr in pull_requests})

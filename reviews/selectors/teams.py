@@ -15,6 +15,7 @@ from reviews.selectors.health import (
     Distribution,
     PullRequestFlow,
     ReviewHealth,
+    agreement_counts,
     coverage_of,
     review_health,
     stale_pull_requests,
@@ -83,12 +84,13 @@ def agreement_kept(team: Team, flow: PullRequestFlow) -> dict[str, bool | None]:
 
 
 def _agreements(team: Team, health: ReviewHealth) -> WorkingAgreements:
-    kept = [agreement_kept(team, flow) for flow in health.flows]
-    in_time = sum(1 for k in kept if k["review"] is True)
-    late = sum(1 for k in kept if k["review"] is False)
-    within = sum(1 for k in kept if k["size"] is True)
-    over = sum(1 for k in kept if k["size"] is False)
-    return WorkingAgreements(team.review_within_hours, in_time, late, team.max_pr_size, within, over)
+    """`agreement_kept` counted over the period's merged pull requests."""
+    counts = agreement_counts(
+        health=health, review_within=dt.timedelta(hours=team.review_within_hours), max_size=team.max_pr_size
+    )
+    return WorkingAgreements(
+        team.review_within_hours, counts["in_time"], counts["late"], team.max_pr_size, counts["within"], counts["over"]
+    )
 
 
 @dataclass(frozen=True)

@@ -15,6 +15,8 @@ from typing import Any
 from django.conf import settings
 from django.core.cache import cache
 from django.db import transaction
+from django.db.models import F, Value
+from django.db.models.functions import Coalesce
 from django.utils import timezone
 
 from reviews.models import PullRequest
@@ -44,12 +46,16 @@ def pull_request_evaluations_enqueue(*, pull_request_ids: Iterable[int]) -> None
 
 def evaluations_owed_mark(*, pull_request_ids: Iterable[int]) -> int:
     """Record, with the change that causes it, that these pull requests wait for an evaluation. The earliest
-    moment stays (the reconciler measures how long a debt is outstanding); the evaluation clears it."""
+    moment stays (the reconciler measures how long a debt is outstanding); the evaluation clears it. Their stored
+    review figures, if merged, are owed too. Returns how many pull requests it stamped."""
     ids = sorted(set(pull_request_ids))
     if not ids:
         return 0
-    return PullRequest.objects.filter(pk__in=ids, evaluation_owed_since__isnull=True).update(
-        evaluation_owed_since=timezone.now()
+    now = timezone.now()
+    # What changes a verdict's facts (reviews, comments, commits, overrides) may change a merged one's stored figures:
+    # stamped in the same statement (reviews.services.figures).
+    return PullRequest.objects.filter(pk__in=ids).update(
+        evaluation_owed_since=Coalesce(F("evaluation_owed_since"), Value(now)), figures_inputs_changed_at=now
     )
 
 

@@ -26,7 +26,7 @@ from django.utils import timezone
 
 from reviews.access import outside_teams, repositories_to_name
 from reviews.models import Commit, PairingParticipant, PairingSession, Person, PullRequest, Repository
-from reviews.selectors.affected import open_pull_requests_of_pairing
+from reviews.selectors.affected import merged_pull_requests_of_pairing, open_pull_requests_of_pairing
 from reviews.selectors.pairing import (
     COMMIT_LEAD_TIME,
     STAY_FIELDS,
@@ -37,6 +37,7 @@ from reviews.selectors.pairing import (
     together,
 )
 from reviews.services.enqueue import pull_request_evaluations_enqueue
+from reviews.services.figures import pull_request_figures_owed_mark
 
 Role = PairingParticipant.Role
 Source = PairingSession.Source
@@ -90,11 +91,14 @@ def pairing_session_record(
     if ended_at is not None and ended_at < started_at:
         raise ValueError("A pairing session cannot end before it starts.")
     with transaction.atomic():
+        before = PairingSession.objects.filter(source=source, external_id=external_id).first()
         session, _ = PairingSession.objects.update_or_create(
             source=source,
             external_id=external_id,
             defaults={"started_at": started_at, "ended_at": ended_at, "repository": repository, "branch": branch},
         )
+        if before is not None:
+            _figures_owed_of(before)  # as it was: its old participants, repository and times
         # One stay per participant, the whole session long: whatever else was recorded for it goes.
         firsts: dict[int, int] = {}
         for pk, person_id in session.participations.order_by("-joined_at", "-pk").values_list("pk", "person_id"):
@@ -109,6 +113,7 @@ def pairing_session_record(
                 PairingParticipant.objects.create(session=session, person=person, **values)
         if source != Source.CO_AUTHOR:
             _inferred_duplicates_remove(session, {person.pk for person, _ in participants})
+        _figures_owed_of(session)
     return session
 
 
@@ -178,6 +183,12 @@ def pairing_session_start(
 def _reevaluate_pull_requests_of(session: PairingSession) -> None:
     """Pairing can count as review: the participants' open pull requests get a fresh verdict."""
     pull_request_evaluations_enqueue(pull_request_ids=open_pull_requests_of_pairing(session=session))
+
+
+def _figures_owed_of(session: PairingSession, *, since: dt.datetime | None = None) -> None:
+    """Pairing can count as review: the figures of the participants' pull requests merged since it began (or since
+    `since`, where it began before a change) are owed."""
+    pull_request_figures_owed_mark(pull_requests=merged_pull_requests_of_pairing(session=session, since=since))
 
 
 def _retried_start(session: PairingSession, people: list[Person]) -> PairingSession:
@@ -269,6 +280,7 @@ def pairing_participant_remove(
         elif leaver.role == Role.DRIVER:
             raise PairingInvalid("The driver is leaving: say who drives next.", field="driver")
         PairingParticipant.objects.filter(pk=leaver.pk).update(left_at=at, role=Role.NAVIGATOR)
+        _figures_owed_of(session)
         if successor is not None and successor.role != Role.DRIVER:
             _drive(remaining, successor)
     return session
@@ -345,6 +357,7 @@ def _end(session: PairingSession, present: Iterable[PairingParticipant], at: dt.
     session.save(update_fields=["ended_at"])
     people = set(session.participations.values_list("person_id", flat=True))
     _inferred_duplicates_remove(session, people)
+    _figures_owed_of(session)
 
 
 def _people_resolve(references: Sequence[PersonReference], *, field: str) -> list[Person]:
@@ -569,6 +582,7 @@ def _inferred_sessions_reconcile(repository: Repository, clusters: list[_Cluster
     branches = _branches([c.pk for cluster in clusters for c in cluster.commits])
     kept: list[PairingSession] = []
     stale: set[int] = set()
+    changed = False
     for cluster in clusters:
         mine = [
             s
@@ -582,10 +596,24 @@ def _inferred_sessions_reconcile(repository: Repository, clusters: list[_Cluster
         external_id = _external_id(repository, cluster)
         stale |= {s.pk for s in mine if s.external_id != external_id}
         current = next((s for s in mine if s.external_id == external_id), None)
-        kept.append(_inferred_session_write(repository, cluster, external_id, current, branches))
+        session, wrote = _inferred_session_write(repository, cluster, external_id, current, branches)
+        kept.append(session)
+        changed = changed or wrote
     if stale:
         PairingSession.objects.filter(pk__in=stale).delete()
+    # Pairing can count as review: the figures of these people's pull requests merged here since the earliest of
+    # these sessions, as they were or are, are owed (one statement, whatever changed).
+    if stale or changed:
+        _figures_owed_of_people(repository, everyone, since=min([start, *(s.started_at for s in existing)]))
     return kept
+
+
+def _figures_owed_of_people(repository: Repository, people: set[int], *, since: dt.datetime) -> None:
+    pull_request_figures_owed_mark(
+        pull_requests=PullRequest.objects.filter(
+            state=PullRequest.State.MERGED, repository=repository, author_id__in=people, merged_at__gte=since
+        )
+    )
 
 
 def _recorded_sessions(people: set[int], start: dt.datetime, end: dt.datetime) -> list[dict[int, list[Interval]]]:
@@ -623,7 +651,8 @@ def _inferred_session_write(
     external_id: str,
     current: PairingSession | None,
     branches: dict[int, set[str]],
-) -> PairingSession:
+) -> tuple[PairingSession, bool]:
+    """The inferred session of the cluster, and whether it was written (created or changed)."""
     heads = set().union(*(branches.get(c.pk, set()) for c in cluster.commits))
     values = {
         "repository_id": repository.pk,
@@ -633,12 +662,12 @@ def _inferred_session_write(
     }
     if current is not None:
         if all(getattr(current, key) == value for key, value in values.items()):
-            return current  # Nothing new: the common case when the same commits are seen again.
+            return current, False  # Nothing new: the common case when the same commits are seen again.
         for key, value in values.items():
             setattr(current, key, value)
         current.save(update_fields=list(values))
         current.participations.update(joined_at=cluster.started_at, left_at=cluster.ended_at)
-        return current
+        return current, True
     try:
         with transaction.atomic():
             session = PairingSession.objects.create(source=Source.CO_AUTHOR, external_id=external_id, **values)
@@ -657,7 +686,7 @@ def _inferred_session_write(
         )
         for person_id in sorted(cluster.people)
     )
-    return session
+    return session, True
 
 
 def _inferred_duplicates_remove(session: PairingSession, people: set[int]) -> None:

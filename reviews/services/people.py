@@ -132,8 +132,9 @@ def identity_attach(
     co-author trailers show is inferred again. Pull requests they belong to get a fresh verdict. Audited in each of
     the person's teams."""
     from reviews.models import Commit, Team
-    from reviews.selectors.affected import open_pull_requests_of_identity
+    from reviews.selectors.affected import merged_pull_requests_of_identity, open_pull_requests_of_identity
     from reviews.services.enqueue import pull_request_evaluations_enqueue
+    from reviews.services.figures import pull_request_figures_owed_mark
     from reviews.services.pairing import pairing_sessions_infer_for_identity
 
     with transaction.atomic():
@@ -146,6 +147,7 @@ def identity_attach(
         Commit.objects.filter(author_identity=identity, author__isnull=True).update(author=person)
         pairing_sessions_infer_for_identity(identity_id=identity.pk)
         pull_request_evaluations_enqueue(pull_request_ids=open_pull_requests_of_identity(identity=identity))
+        pull_request_figures_owed_mark(pull_requests=merged_pull_requests_of_identity(identity=identity))
     return identity
 
 

@@ -34,11 +34,12 @@ from reviews.models import (
 )
 from reviews.policy import Policy as ParsedPolicy
 from reviews.policy import PolicyError, Snapshot, contributors, evaluate, parse_policy, unknown_contributors
-from reviews.selectors.affected import open_pull_requests_under_policy
+from reviews.selectors.affected import merged_pull_requests_under_policy, open_pull_requests_under_policy
 from reviews.selectors.overrides import override_in_force
 from reviews.selectors.policy import effective_policy, pull_request_snapshot
 from reviews.services.audit import SYSTEM, Actor, actor_for, audit_event_record, field_changes, fields_of
 from reviews.services.enqueue import pull_request_evaluations_enqueue
+from reviews.services.figures import pull_request_figures_owed_mark
 
 logger = logging.getLogger(__name__)
 
@@ -108,6 +109,7 @@ def policy_save(
             reason=reason.strip(),
         )
     pull_request_evaluations_enqueue(pull_request_ids=open_pull_requests_under_policy(policy=policy))
+    pull_request_figures_owed_mark(pull_requests=merged_pull_requests_under_policy(policy=policy))
     return policy
 
 

@@ -28,6 +28,7 @@ from reviews.services.credentials import (
     vcs_client_for_path,
 )
 from reviews.services.enqueue import pull_request_evaluations_enqueue
+from reviews.services.figures import pull_request_figures_owed_mark
 from reviews.services.pairing import pairing_sessions_infer
 from reviews.services.pull_requests import (
     changed_files_replace,
@@ -89,6 +90,8 @@ def repository_sync(
             if stored.state == PullRequest.State.OPEN:
                 # What the sync stored may be what the webhooks missed: the verdict is posted again if it changed.
                 pull_request_evaluations_enqueue(pull_request_ids=[stored.pk])
+            else:  # a review, comment or commit after the merge changes its figures
+                pull_request_figures_owed_mark(pull_requests=[stored.pk])
             run.pull_requests_synced += 1
             _stop_before_the_budget_runs_out(client)
             newest = max(newest, listed_at) if newest else listed_at

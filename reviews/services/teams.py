@@ -24,9 +24,10 @@ from reviews.models import (
     Review,
     Team,
 )
-from reviews.selectors.affected import open_pull_requests_involving
+from reviews.selectors.affected import merged_pull_requests_involving, open_pull_requests_involving
 from reviews.services.audit import SYSTEM, Actor, audit_event_record, field_changes, fields_of
 from reviews.services.enqueue import pull_request_evaluations_enqueue
+from reviews.services.figures import pull_request_figures_owed_mark
 
 AGREEMENT_FIELDS = ["name", "review_within_hours", "max_pr_size", "slack_webhook_url", "archived"]
 CONNECTION_FIELDS = [
@@ -93,6 +94,7 @@ def membership_set(
             audit_event_record(actor=actor, action="membership.change", target=membership, team=team, changes=changes)
         # Rules name teams (`teams:`, `author_in_teams:`): the person's open pull requests may be judged otherwise now.
         pull_request_evaluations_enqueue(pull_request_ids=open_pull_requests_involving(person_id=person.pk))
+        pull_request_figures_owed_mark(pull_requests=merged_pull_requests_involving(person_id=person.pk))
     return membership
 
 
@@ -110,6 +112,7 @@ def membership_remove(*, team: Team, person: Person, actor: Actor = SYSTEM) -> N
         )
         membership.delete()
         pull_request_evaluations_enqueue(pull_request_ids=open_pull_requests_involving(person_id=person.pk))
+        pull_request_figures_owed_mark(pull_requests=merged_pull_requests_involving(person_id=person.pk))
 
 
 def connection_upsert(

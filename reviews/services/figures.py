@@ -1,0 +1,153 @@
+"""Stored per-pull-request review figures (`PullRequestFigures`): written by the code that computes them for the team
+page (`reviews.selectors.health.computed_flows`), computed again on read or by the reconciler once an input changed.
+
+Owed, without locks and without a query of its own on the write path: a change stamps its pull requests
+(`PullRequest.figures_inputs_changed_at`) in its own transaction, in the statement that marks their evaluation owed
+(`enqueue.evaluations_owed_mark`). A row is current when its computation began at least `SETTLE` after the last
+stamp (`computed_at`: before it read anything): a computation that began after the stamp but before the change
+committed did not see the change, and no write transaction lasts `SETTLE`. For that long after a change, its pull
+requests' figures are computed again on each read: slower, never wrong.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import hashlib
+from collections.abc import Collection, Iterable
+
+from django.conf import settings
+from django.db.models import F, Q, QuerySet
+from django.utils import timezone
+
+from reviews.models import PullRequest, PullRequestFigures
+
+# Bump when what a stored row means changes (a definition in health or review_facts): every row is computed again.
+FIGURES_DEFINITION = "1"
+REFRESH_BATCH = 500
+SETTLE = dt.timedelta(minutes=5)  # longer than any write transaction that stamps pull requests lasts
+
+_STORED_FIELDS = (
+    "merged_at",
+    "changed_lines",
+    "time_to_first_review",
+    "pickup_time",
+    "review_time",
+    "time_to_approve",
+    "merge_time",
+    "cycle_time",
+    "rework_cycles",
+    "approvals",
+    "rubber_stamps",
+    "rubber_stamped_by",
+    "paired",
+    "coverage",
+    "comments",
+    "input_version",
+    "computed_at",
+)
+
+
+def figures_input_version(*, bots: Collection[int]) -> str:
+    """What the stored figures were computed under besides the pull request's own facts: the definitions, the
+    rubber-stamp threshold and who is a bot (bots are in no figure). Another value: every row is computed again."""
+    inputs = f"{FIGURES_DEFINITION}|{settings.RUBBER_STAMP_MINUTES_PER_100_LINES}|{sorted(bots)}"
+    return hashlib.sha256(inputs.encode()).hexdigest()[:32]
+
+
+def current_figures_filter(*, version: str) -> Q:
+    """The rows that can be read as they are (relative to PullRequestFigures)."""
+    changed = "pull_request__figures_inputs_changed_at"
+    settled = Q(**{f"{changed}__isnull": True}) | Q(**{f"{changed}__lte": F("computed_at") - SETTLE})
+    return Q(input_version=version, merged_at=F("pull_request__merged_at")) & settled
+
+
+def pull_request_figures_store(*, pull_requests: list[PullRequest], bots: Collection[int], version: str) -> int:
+    """Compute the figures of these merged pull requests (read with their repositories' connections, after the
+    moment the caller began) and store them, replacing what was there; a pull request no longer merged, or a bot's,
+    loses its row (bots are in no figure). Idempotent; one upsert after the computation's own queries."""
+    from reviews.selectors.health import computed_flows
+
+    if not pull_requests:
+        return 0
+    began = timezone.now()
+    counted = [pr for pr in pull_requests if _counted(pr, bots)]
+    flows = computed_flows(pull_requests=counted, bots=set(bots))
+    rows = [
+        PullRequestFigures(
+            pull_request_id=flow.pull_request_id,
+            merged_at=flow.merged_at,
+            changed_lines=flow.changed_lines,
+            time_to_first_review=_seconds(flow.time_to_first_review),
+            pickup_time=_seconds(flow.pickup_time),
+            review_time=_seconds(flow.review_time),
+            time_to_approve=_seconds(flow.time_to_approve),
+            merge_time=_seconds(flow.merge_time),
+            cycle_time=_seconds(flow.cycle_time),
+            rework_cycles=flow.rework_cycles,
+            approvals=flow.approvals,
+            rubber_stamps=flow.rubber_stamps,
+            rubber_stamped_by=[stamp.reviewer_id for stamp in flow.facts.rubber_stamps],
+            paired=flow.paired,
+            coverage=flow.coverage,
+            comments=flow.comments,
+            input_version=version,
+            computed_at=began,
+        )
+        for flow in flows
+    ]
+    if rows:
+        PullRequestFigures.objects.bulk_create(
+            rows, update_conflicts=True, unique_fields=["pull_request"], update_fields=list(_STORED_FIELDS)
+        )
+    gone = {pr.pk for pr in pull_requests} - {row.pull_request_id for row in rows}
+    if gone:  # no longer merged, or now a bot's: in no figure
+        PullRequestFigures.objects.filter(pull_request_id__in=gone).delete()
+    return len(rows)
+
+
+def _counted(pull_request: PullRequest, bots: Collection[int]) -> bool:
+    return (
+        pull_request.state == PullRequest.State.MERGED
+        and pull_request.merged_at is not None
+        and pull_request.author_id not in bots
+    )
+
+
+def _seconds(duration: dt.timedelta | None) -> float | None:
+    return None if duration is None else duration.total_seconds()
+
+
+def pull_request_figures_owed_mark(*, pull_requests: QuerySet[PullRequest] | Iterable[int]) -> int:
+    """An input of these pull requests' figures changes in the current transaction: stamp them, so that their stored
+    figures are computed again. (A change that marks their evaluation owed stamps them already.)"""
+    if isinstance(pull_requests, QuerySet):
+        rows = PullRequest.objects.filter(pk__in=pull_requests.values_list("pk", flat=True))
+    else:
+        ids = sorted(set(pull_requests))
+        if not ids:
+            return 0
+        rows = PullRequest.objects.filter(pk__in=ids)
+    return rows.update(figures_inputs_changed_at=timezone.now())
+
+
+def pull_request_figures_refresh(*, bots: Collection[int], limit: int = REFRESH_BATCH) -> int:
+    """The reconciler: compute up to `limit` merged pull requests whose stored figures are owed, of another input
+    version, or missing (a backfill, too: run it until it returns 0). Idempotent."""
+    version = figures_input_version(bots=bots)
+    outdated = list(
+        PullRequestFigures.objects.exclude(current_figures_filter(version=version))
+        # A change of the last SETTLE is computed on read; computed now, it would not be settled yet either.
+        .exclude(pull_request__figures_inputs_changed_at__gt=timezone.now() - SETTLE)
+        .order_by()
+        .values_list("pull_request_id", flat=True)[:limit]
+    )
+    missing = list(
+        PullRequest.objects.filter(state=PullRequest.State.MERGED, merged_at__isnull=False, figures__isnull=True)
+        .exclude(author_id__in=list(bots))
+        .order_by()
+        .values_list("pk", flat=True)[: max(limit - len(outdated), 0)]
+    )
+    pull_requests = list(
+        PullRequest.objects.filter(pk__in=outdated + missing).select_related("repository__connection").order_by("pk")
+    )
+    return pull_request_figures_store(pull_requests=pull_requests, bots=bots, version=version)
