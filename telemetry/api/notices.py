@@ -18,7 +18,7 @@ from rest_framework.response import Response
 from rest_framework.views import APIView
 
 from reviews.access import own_person
-from reviews.api_fields import Pages
+from reviews.api.fields import Pages
 from reviews.authentication import TokenUser
 from reviews.models import Person
 from telemetry.models import Notification

@@ -25,7 +25,7 @@ from rest_framework.response import Response
 from rest_framework.views import APIView
 
 from reviews.access import request_access, visible_team_ids
-from reviews.api_fields import IdField, MomentField, Pages, id_from_text
+from reviews.api.fields import IdField, MomentField, Pages, id_from_text
 from reviews.authentication import TokenUser
 from reviews.models import AuditEvent, Person, Repository
 from reviews.selectors.scope import ScopeInvalid, as_validation_error, parse_period, parse_scope
