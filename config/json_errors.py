@@ -1,6 +1,6 @@
 """Every error under /api/ and /webhooks/ is JSON: `{"error": "<what is wrong>"}`, never Django's HTML page.
 
-DRF already answers its own errors in JSON (reviews.api_errors); this middleware covers what happens outside a DRF
+DRF already answers its own errors in JSON (reviews.api.errors); this middleware covers what happens outside a DRF
 view: an unknown path (404), a method a plain view does not take (405), a body over Django's size cap, an
 unhandled exception (500). It sits first in MIDDLEWARE, so it sees the response Django builds for any of them.
 """

@@ -382,19 +382,19 @@ REST_FRAMEWORK = {
         "rest_framework.authentication.SessionAuthentication",
     ],
     "DEFAULT_PERMISSION_CLASSES": ["rest_framework.permissions.IsAuthenticated"],
-    "EXCEPTION_HANDLER": "reviews.api_errors.json_exception_handler",
+    "EXCEPTION_HANDLER": "reviews.api.errors.json_exception_handler",
     "DEFAULT_RENDERER_CLASSES": [
-        "reviews.api_renderers.SafeJSONRenderer",  # a lone surrogate echoed from a request is escaped, not a 500
+        "reviews.api.renderers.SafeJSONRenderer",  # a lone surrogate echoed from a request is escaped, not a 500
         "rest_framework.renderers.BrowsableAPIRenderer",
     ],
     "DEFAULT_PARSER_CLASSES": [
-        "reviews.api_parsers.SafeJSONParser",
+        "reviews.api.parsers.SafeJSONParser",
         "rest_framework.parsers.FormParser",
         "rest_framework.parsers.MultiPartParser",
     ],
     "DEFAULT_SCHEMA_CLASS": "drf_spectacular.openapi.AutoSchema",
     "DEFAULT_FILTER_BACKENDS": ["django_filters.rest_framework.DjangoFilterBackend"],
-    "DEFAULT_PAGINATION_CLASS": "reviews.api_fields.Pages",  # bounded page and page_size: a 400 naming them
+    "DEFAULT_PAGINATION_CLASS": "reviews.api.fields.Pages",  # bounded page and page_size: a 400 naming them
     "PAGE_SIZE": 50,
 }
 SPECTACULAR_SETTINGS = {

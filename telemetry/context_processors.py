@@ -8,7 +8,7 @@ from collections.abc import Callable
 from django.http import HttpRequest
 
 from reviews.access import own_person
-from telemetry.selectors import notifications_unread_count
+from telemetry.selectors.notices import notifications_unread_count
 
 
 def notices(request: HttpRequest) -> dict[str, Callable[[], int]]:

@@ -2,7 +2,7 @@
 
 The same definitions as the team page: review flow from `reviews.selectors.health.merged_flows` (time to first
 review, pickup, coverage, approvals that counted, rubber stamps, pairing, as `review_facts` decides them), and DORA
-from `telemetry.selectors` (the deployments DORA counts, their confirmed causes, the incidents time to restore is
+from `telemetry.selectors.dora` (the deployments DORA counts, their confirmed causes, the incidents time to restore is
 measured over). A fixed number of queries for any number of teams and days; the days are what costs.
 """
 
@@ -18,7 +18,7 @@ from reviews.models import PullRequest
 from reviews.selectors.health import PullRequestFlow, merged_flows
 from telemetry.drift import Item
 from telemetry.models import Service
-from telemetry.selectors import counted_deployments, restored_incidents
+from telemetry.selectors.dora import counted_deployments, restored_incidents
 
 Samples = dict[tuple[int, str], dict[dt.date, list[Item]]]  # (team id, figure) -> day -> items
 

@@ -15,7 +15,8 @@ from reviews.team_charts import week_bars, weeks_axis
 from telemetry import conf
 from telemetry.alert_selectors import RECENTLY_CLOSED_SHOWN, alerts_evidence, team_alerts, team_figure_status
 from telemetry.models import DeployCheck, Deployment, DeploymentChange, Incident, Service, SuspectChange
-from telemetry.selectors import DoraReport, risk_level_outcomes, services_dora
+from telemetry.selectors.deploy_risk import risk_level_outcomes
+from telemetry.selectors.dora import DoraReport, services_dora
 
 REVIEW_MODE_LABELS = {
     "paired": "paired",

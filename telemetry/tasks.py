@@ -15,7 +15,7 @@ from django.db import OperationalError
 
 from reviews.integrations.vcs import VcsRateLimited, VcsUnavailable
 from telemetry.models import Deployment, Incident
-from telemetry.selectors import deployments_awaiting_link, incidents_awaiting_correlation
+from telemetry.selectors.repair import deployments_awaiting_link, incidents_awaiting_correlation
 from telemetry.services.alerts import ALERT_CHAT, alerts_run
 from telemetry.services.chat import chat_notify, chats_dispatch, suspect_chat_notify, suspect_chats_dispatch
 from telemetry.services.correlation import incident_correlate

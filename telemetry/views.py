@@ -14,7 +14,8 @@ from django.views.decorators.http import require_http_methods, require_POST
 from reviews.access import own_person, request_access, visible_team_ids, visible_teams
 from reviews.models import AuditEvent
 from reviews.services.audit import actor_for
-from telemetry.selectors import notifications_of, suspect_get
+from telemetry.selectors.notices import notifications_of
+from telemetry.selectors.visible import suspect_get
 from telemetry.services.digest import digest_preview
 from telemetry.services.notices import notifications_mark_read
 from telemetry.services.suspects import suspect_confirm, suspect_reject

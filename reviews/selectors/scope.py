@@ -20,7 +20,7 @@ from django.db.models import F, Q, QuerySet
 from django.utils import timezone
 from rest_framework.exceptions import ValidationError
 
-from reviews.api_fields import MomentField, id_from_text
+from reviews.api.fields import MomentField, id_from_text
 from reviews.models import Membership, PullRequest, Repository, Team
 from reviews.selectors.health import SIZE_BUCKETS
 

@@ -20,7 +20,7 @@ from reviews.instruments import INCIDENTS_CORRELATED
 from telemetry import conf
 from telemetry.models import Deployment, Incident, SuspectChange
 from telemetry.ranking import RankedChange, rank_changes
-from telemetry.selectors import suspect_change_facts
+from telemetry.selectors.suspects import suspect_change_facts
 
 
 @dataclass(frozen=True)

@@ -22,7 +22,7 @@ from reviews.selectors.scope import Period, Scope
 from reviews.selectors.teams import TeamPage, team_page
 from telemetry.daily_figures import local_midnight
 from telemetry.models import DeployCheck, Incident, SuspectChange, TeamAlert, WeeklyDigest
-from telemetry.selectors import DoraReport, team_dora
+from telemetry.selectors.dora import DoraReport, team_dora
 from telemetry.services.alerts import figure_spec, format_value
 from telemetry.services.chat import ChatKind, chat_schedule
 from telemetry.services.enqueue import digest_chat_enqueue, digest_email_enqueue

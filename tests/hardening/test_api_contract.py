@@ -149,7 +149,7 @@ def test_an_unhandled_error_in_an_api_view_is_a_json_500(api, monkeypatch):
     def broken(**kwargs: Any) -> Any:
         raise RuntimeError("database on fire")
 
-    monkeypatch.setattr("reviews.apis_pairing.pairing_session_list", broken)
+    monkeypatch.setattr("reviews.api.pairing.pairing_session_list", broken)
     body = _assert_error_shape(api.get("/api/v1/pairing-sessions"), 500)
     assert "database on fire" not in str(body)
 

@@ -15,7 +15,7 @@ import pytest
 from reviews.models import Connection, Repository
 from reviews.services.webhooks import deployment_handlers
 from telemetry.models import Deployment, DeploymentChange, Service
-from telemetry.selectors import services_dora
+from telemetry.selectors.dora import services_dora
 from telemetry.services.deployments import deployments_from_webhook
 from tests.telemetry.conftest import T0, History, hours, make_service
 

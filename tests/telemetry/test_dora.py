@@ -36,7 +36,7 @@ import pytest
 
 from reviews.models import Comment, Commit, Identity, Override, Person, PullRequest, Review
 from telemetry.models import Deployment, DeploymentChange, SuspectChange
-from telemetry.selectors import service_dora, team_dora
+from telemetry.selectors.dora import service_dora, team_dora
 from tests.telemetry.conftest import make_incident, make_service
 
 pytestmark = pytest.mark.django_db

@@ -10,7 +10,7 @@ from django.utils import timezone
 
 from reviews.models import Membership
 from telemetry.models import SuspectChange
-from telemetry.selectors import team_dora
+from telemetry.selectors.dora import team_dora
 from tests.factories import (
     DeploymentFactory,
     IncidentFactory,

@@ -26,7 +26,7 @@ from rest_framework.response import Response
 from rest_framework.views import APIView
 
 from reviews.access import visible_team_ids, visible_teams
-from reviews.api_fields import ID_MAX, DayField, IdField, MomentField, id_from_text
+from reviews.api.fields import ID_MAX, DayField, IdField, MomentField, id_from_text
 from reviews.models import PairingParticipant, PairingSession, Person
 from reviews.selectors.pairing import (
     PairingInsight,

@@ -4,7 +4,9 @@ from __future__ import annotations
 
 from django.urls import include, path
 
-from telemetry.apis import (
+from telemetry.api.alerts import AlertAcknowledgeView, TeamAlertsView
+from telemetry.api.evidence import EvidenceView
+from telemetry.api.production import (
     DeployCheckView,
     DeploymentsView,
     IncidentsView,
@@ -15,8 +17,6 @@ from telemetry.apis import (
     TeamDeployRiskView,
     TeamDoraView,
 )
-from telemetry.apis_alerts import AlertAcknowledgeView, TeamAlertsView
-from telemetry.apis_evidence import EvidenceView
 
 urlpatterns = [
     path("evidence", EvidenceView.as_view(), name="evidence"),
@@ -34,5 +34,5 @@ urlpatterns = [
     ),
     path("teams/<slug:slug>/deploy-risk", TeamDeployRiskView.as_view(), name="team-deploy-risk"),
     path("services/<slug:slug>/dora", ServiceDoraView.as_view(), name="service-dora"),
-    path("", include("telemetry.apis_notices")),
+    path("", include("telemetry.api.notices")),
 ]

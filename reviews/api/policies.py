@@ -19,7 +19,7 @@ from rest_framework.response import Response
 from rest_framework.views import APIView
 
 from reviews.access import person_access, request_access, rows_within, visible_team_ids, visible_teams
-from reviews.api_fields import IdField
+from reviews.api.fields import IdField
 from reviews.authentication import TokenUser
 from reviews.models import (
     AuditEvent,

@@ -17,7 +17,7 @@ from rest_framework.response import Response
 from rest_framework.views import APIView
 
 from reviews.access import rows_within, visible_team_ids, visible_teams
-from reviews.api_fields import IdFilter, MomentFilter
+from reviews.api.fields import IdFilter, MomentFilter
 from reviews.models import Identity, Person, PolicyEvaluation, PullRequest, Repository, Review, Team
 from reviews.selectors.compliance import ComplianceSummary
 from reviews.selectors.scope import MAX_PERIOD_DAYS, SIZE_NAMES, Scope, ScopeInvalid, as_validation_error, parse_scope

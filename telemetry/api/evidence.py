@@ -17,7 +17,7 @@ from rest_framework.request import Request
 from rest_framework.views import APIView
 
 from reviews.access import visible_teams
-from reviews.api_fields import MomentField
+from reviews.api.fields import MomentField
 from reviews.models import Team
 from telemetry.evidence import evidence_changes, evidence_csv, evidence_json
 

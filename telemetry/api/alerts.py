@@ -22,7 +22,7 @@ from reviews.models import AuditEvent, Person, Team
 from reviews.services.audit import actor_for
 from telemetry.alert_selectors import alert_json, alerts_evidence, team_alerts
 from telemetry.models import TeamAlert
-from telemetry.selectors import teams_visible
+from telemetry.selectors.visible import teams_visible
 from telemetry.services.alerts import AlertRefused, alert_acknowledge
 
 MAX_ALERTS_LISTED = 200

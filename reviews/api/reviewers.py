@@ -17,7 +17,7 @@ from rest_framework.response import Response
 from rest_framework.views import APIView
 
 from reviews.access import request_access, rows_within, visible_team_ids, visible_teams
-from reviews.api_fields import DayField
+from reviews.api.fields import DayField
 from reviews.models import AuditEvent, Person, PullRequest
 from reviews.selectors.familiarity import DEFAULT_AREA_DEPTH, AreaKnowledge, team_areas
 from reviews.services.audit import actor_for

@@ -16,8 +16,8 @@ from rest_framework.request import Request
 from rest_framework.response import Response
 
 from reviews.access import rows_within, visible_team_ids, visible_teams
-from reviews.api_fields import MomentField, Pages
-from reviews.apis_read import SCOPE_PARAMETERS, scope_of
+from reviews.api.fields import MomentField, Pages
+from reviews.api.read import SCOPE_PARAMETERS, scope_of
 from reviews.authentication import TokenUser
 from reviews.models import AuditEvent, PullRequest
 from reviews.selectors.compliance import compliance_list

@@ -18,11 +18,11 @@ from rest_framework.response import Response
 from rest_framework.views import APIView
 
 from reviews.access import own_person
-from reviews.api_fields import Pages
+from reviews.api.fields import Pages
 from reviews.authentication import TokenUser
 from reviews.models import Person
 from telemetry.models import Notification
-from telemetry.selectors import notifications_of
+from telemetry.selectors.notices import notifications_of
 from telemetry.services.notices import notifications_mark_read
 
 TOKENS_HAVE_NO_NOTICES = (

@@ -25,24 +25,21 @@ from rest_framework.response import Response
 from rest_framework.views import APIView
 
 from reviews.access import request_access, visible_team_ids
-from reviews.api_fields import IdField, MomentField, Pages, id_from_text
+from reviews.api.fields import IdField, MomentField, Pages, id_from_text
 from reviews.authentication import TokenUser
 from reviews.models import AuditEvent, Person, Repository
 from reviews.selectors.scope import ScopeInvalid, as_validation_error, parse_period, parse_scope
 from reviews.services.audit import actor_for
 from telemetry.models import DeployCheck, Deployment, Incident, Service, SuspectChange
-from telemetry.selectors import (
-    DoraReport,
+from telemetry.selectors.deploy_risk import risk_level_outcomes
+from telemetry.selectors.dora import DoraReport, service_dora, services_dora, team_dora
+from telemetry.selectors.visible import (
     deployment_list,
     incident_get,
     incident_list,
-    risk_level_outcomes,
-    service_dora,
-    services_dora,
     services_visible,
     suspect_get,
     suspect_list,
-    team_dora,
     teams_visible,
 )
 from telemetry.services.deploy_check import deploy_check
