@@ -186,7 +186,7 @@ def test_concurrent_retries_of_a_start_make_one_session(ann, bo):
 
 def test_a_start_that_lost_the_race_for_its_client_id_returns_the_winners_session(ann, bo, monkeypatch):
     """The unique constraint is the last guard: a retry that passed the look-up still gets the first session."""
-    from reviews.services import pairing as service
+    from reviews.services.pairing import sessions as service
 
     first, _ = pairing_session_start(participants=[(ann.pk, "driver"), (bo.pk, "navigator")], client_id="laptop-42")
     real_filter = PairingSession.objects.filter
