@@ -51,8 +51,9 @@ def stored(repository: Repository) -> dict[str, Any]:
     pulls = PullRequest.objects.filter(repository=repository)
     pull_rows = []
     for pull, row in zip(pulls.order_by("pk"), pulls.order_by("pk").values(), strict=True):
-        # Not facts: the row's id, and when an evaluation became due (the moment each sync ran).
-        row = {k: v for k, v in row.items() if k not in ("id", "repository_id", "evaluation_owed_since")}
+        # Not facts: the row's id, and when an evaluation and the stored figures became due (the moment each sync ran).
+        bookkeeping = ("id", "repository_id", "evaluation_owed_since", "figures_inputs_changed_at")
+        row = {k: v for k, v in row.items() if k not in bookkeeping}
         row["author_id"], row["merged_by_id"] = _who(row["author_id"]), _who(row["merged_by_id"])
         row["requested_reviewers"] = sorted(_who(pk) for pk in pull.requested_reviewers.values_list("pk", flat=True))
         pull_rows.append(row)
