@@ -16,13 +16,13 @@ from rest_framework.request import Request
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
-from reviews.access import request_access, visible_team_ids
+from reviews.access import request_access
 from reviews.authentication import TokenUser
-from reviews.models import AuditEvent, Person, Team
+from reviews.models import AuditEvent, Person
 from reviews.services.audit import actor_for
 from telemetry.alert_selectors import alert_json, alerts_evidence, team_alerts
+from telemetry.api.lookups import visible_team
 from telemetry.models import TeamAlert
-from telemetry.selectors.visible import teams_visible
 from telemetry.services.alerts import AlertRefused, alert_acknowledge
 
 MAX_ALERTS_LISTED = 200
@@ -32,20 +32,13 @@ class AlertFilters(serializers.Serializer[Any]):
     state = serializers.ChoiceField(choices=["open", "closed", "all"], default="all")
 
 
-def _team(request: Request, slug: str) -> Team:
-    team = teams_visible(team_ids=visible_team_ids(request)).filter(slug=slug).first()
-    if team is None:
-        raise NotFound("No such team.")
-    return team
-
-
 class TeamAlertsView(APIView):
     """GET: the team's alerts, newest first (state: open / closed / all), each with its figure, baseline, size of the
     change, the days that departed and the pull requests, deployments or incidents behind it."""
 
     @extend_schema(parameters=[AlertFilters], responses=OpenApiTypes.OBJECT)
     def get(self, request: Request, slug: str) -> Response:
-        team = _team(request, slug)
+        team = visible_team(request, slug)
         filters = AlertFilters(data=request.query_params.dict())
         filters.is_valid(raise_exception=True)
         state = filters.validated_data["state"]
@@ -63,7 +56,7 @@ class AlertAcknowledgeView(APIView):
 
     @extend_schema(request=None, responses=OpenApiTypes.OBJECT)
     def post(self, request: Request, slug: str, pk: int) -> Response:
-        team = _team(request, slug)
+        team = visible_team(request, slug)
         alert = TeamAlert.objects.filter(team=team, pk=pk).first()
         if alert is None:
             raise NotFound("No such alert.")

@@ -30,6 +30,7 @@ from reviews.authentication import TokenUser
 from reviews.models import AuditEvent, Person, Repository
 from reviews.selectors.scope import ScopeInvalid, as_validation_error, parse_period, parse_scope
 from reviews.services.audit import actor_for
+from telemetry.api.lookups import visible_team
 from telemetry.models import DeployCheck, Deployment, Incident, Service, SuspectChange
 from telemetry.selectors.deploy_risk import risk_level_outcomes
 from telemetry.selectors.dora import DoraReport, service_dora, services_dora, team_dora
@@ -358,9 +359,7 @@ class TeamDeployRiskView(APIView):
 
     @extend_schema(parameters=[PeriodInput], responses=OpenApiTypes.OBJECT)
     def get(self, request: Request, slug: str) -> Response:
-        team = teams_visible(team_ids=visible_team_ids(request)).filter(slug=slug).first()
-        if team is None:
-            raise NotFound("No such team.")
+        team = visible_team(request, slug)
         period = _period(request)
         outcomes = risk_level_outcomes(team=team, **period)
         return Response(
@@ -480,13 +479,12 @@ class SuspectVerdictView(APIView):
 
 
 class TeamDoraView(APIView):
-    """GET: the team's DORA metrics over `since`..`until` (dates, both included; default: the last 28 days)."""
+    """GET: the team's DORA metrics over the period every team figure takes (`days`, or `since`..`until`:
+    `reviews.selectors.scope.parse_period`, and its default)."""
 
     @extend_schema(parameters=[PeriodInput], responses=OpenApiTypes.OBJECT)
     def get(self, request: Request, slug: str) -> Response:
-        team = teams_visible(team_ids=visible_team_ids(request)).filter(slug=slug).first()
-        if team is None:
-            raise NotFound("No such team.")
+        team = visible_team(request, slug)
         period = _period(request)
         return Response({"team": team.slug, **dora_json(_filtered_team_dora(request, team, period))})
 
