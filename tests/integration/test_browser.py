@@ -82,7 +82,16 @@ def _shot(page: Any, name: str) -> None:
     assert (OUTPUT / f"{name}.png").stat().st_size > 5_000
 
 
-def test_a_lead_steers_the_team_page_down_to_the_pull_requests(live_server, browser):
+def test_a_lead_on_a_desktop_on_a_phone_and_with_a_screen_reader(live_server, browser):
+    """One seed of the demo for the three journeys (each seed costs most of a minute; the tests share none)."""
+    _a_lead_steers_the_team_page_down_to_the_pull_requests(live_server, browser)
+    _pages_fit_a_360_px_phone(live_server, browser)
+    if not AXE.exists():
+        pytest.skip("axe-core is not installed (`make node_modules` runs `npm ci`; it needs npm)")
+    _no_serious_or_critical_accessibility_violations(live_server, browser)
+
+
+def _a_lead_steers_the_team_page_down_to_the_pull_requests(live_server: Any, browser: Any) -> None:
     page = _signed_in_page(browser, live_server, viewport={"width": 1280, "height": 900})
     assert page.locator("h1").inner_text() == "Payments"
     assert int(page.locator('[data-metric="merged"] .value').inner_text()) > 0
@@ -166,7 +175,7 @@ def test_a_lead_steers_the_team_page_down_to_the_pull_requests(live_server, brow
     _shot(page, "8-teams")
 
 
-def test_pages_fit_a_360_px_phone(live_server, browser):
+def _pages_fit_a_360_px_phone(live_server: Any, browser: Any) -> None:
     page = _signed_in_page(browser, live_server, viewport=PHONE)
     pull_request = PullRequest.objects.filter(repository__team__slug="payments", state="merged").latest("merged_at")
     pages = {
@@ -181,10 +190,7 @@ def test_pages_fit_a_360_px_phone(live_server, browser):
         assert width <= PHONE["width"], f"{path} scrolls sideways at 360 px: {width} px wide"
 
 
-@pytest.mark.skipif(
-    not AXE.exists(), reason="axe-core is not installed (`make node_modules` runs `npm ci`; it needs npm)"
-)
-def test_no_serious_or_critical_accessibility_violations(live_server, browser):
+def _no_serious_or_critical_accessibility_violations(live_server: Any, browser: Any) -> None:
     page = _signed_in_page(browser, live_server, viewport={"width": 1280, "height": 900})
     pull_request = PullRequest.objects.filter(repository__team__slug="payments", state="merged").latest("merged_at")
     pages = {
