@@ -37,6 +37,7 @@ from reviews.admin_scoping import (
     admin_access,
 )
 from reviews.admin_secrets import ConnectionForm, TeamForm, secret_state
+from reviews.integrations.limits import YEAR_MAX, YEAR_MIN
 from reviews.models import (
     ApiToken,
     AuditEvent,
@@ -262,6 +263,13 @@ class PersonForm(forms.ModelForm[Any]):
     class Meta:
         model = Person
         fields = ["display_name", "is_bot", "away_until"]
+
+    def clean_away_until(self) -> Any:
+        """The same range as the API's `PUT /people/<id>/away` (a year-1 date would read as "back long ago")."""
+        away_until = self.cleaned_data.get("away_until")
+        if away_until is not None and not YEAR_MIN <= away_until.year <= YEAR_MAX:
+            raise forms.ValidationError(f"Must be between the years {YEAR_MIN} and {YEAR_MAX}.")
+        return away_until
 
     def clean_login_username(self) -> str:
         username = str(self.cleaned_data.get("login_username") or "").strip()

@@ -126,3 +126,19 @@ def test_a_login_that_is_taken_is_refused(client, world):
     assert response.status_code == 200
     assert "This login is taken." in response.content.decode()
     assert not Person.objects.filter(display_name="Sam New").exists()
+
+
+@pytest.mark.parametrize("away_until", ["0001-01-01", "1999-12-31", "2101-01-01"])
+def test_an_away_date_outside_the_apis_years_is_refused(client, world, away_until):
+    client.force_login(world["lead"])
+    response = client.post(ADD, _form(world, away_until=away_until))
+    assert response.status_code == 200
+    assert "Must be between the years 2000 and 2100." in response.content.decode()
+    assert not Person.objects.filter(display_name="Sam New").exists()
+
+
+def test_an_away_date_within_the_years_is_kept(client, world):
+    client.force_login(world["lead"])
+    response = client.post(ADD, _form(world, away_until="2100-12-31"))
+    assert response.status_code == 302
+    assert str(Person.objects.get(display_name="Sam New").away_until) == "2100-12-31"
