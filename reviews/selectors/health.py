@@ -343,16 +343,23 @@ _LISTED_SQL = {
 
 def current_figures(*, merged: QuerySet[PullRequest], bots: set[int]) -> QuerySet[PullRequestFigures]:
     """The stored figures of these merged pull requests (no bot's: bots are in no figure), those owed computed and
-    stored first. Owed: none computed, a change stamped since (`PullRequest.figures_covered_until`, an indexed
-    probe), or, when any stored row anywhere is of another input version, of another version."""
+    stored first. Owed: none computed or a change stamped since (`figures_owed_filter`, the partial index
+    `pr_figures_owed_idx`), or a row of another input version (the index `figures_version_idx`): one probe of two
+    index scans, not a pass over the period's rows."""
     from reviews.services.figures import figures_input_version, figures_owed_filter, pull_request_figures_store
 
     version = figures_input_version(bots=bots)
-    owed = figures_owed_filter()
-    if PullRequestFigures.objects.filter(Q(input_version__lt=version) | Q(input_version__gt=version)).exists():
-        owed |= Q(figures__isnull=True) | ~Q(figures__input_version=version)
-    rows = merged.filter(owed).select_related("repository__connection").order_by("pk")
-    pull_request_figures_store(pull_requests=list(rows), bots=bots, version=version)
+    flagged = merged.filter(figures_owed_filter()).order_by().values_list("pk", flat=True)
+    other_version = (
+        PullRequestFigures.objects.filter(Q(input_version__lt=version) | Q(input_version__gt=version))
+        .filter(pull_request__in=merged.values("pk"))
+        .order_by()
+        .values_list("pull_request_id", flat=True)
+    )
+    owed = set(flagged.union(other_version))
+    if owed:
+        rows = PullRequest.objects.filter(pk__in=owed).select_related("repository__connection").order_by("pk")
+        pull_request_figures_store(pull_requests=list(rows), bots=bots, version=version)
     return PullRequestFigures.objects.filter(pull_request__in=merged.values("pk"))
 
 

@@ -7,6 +7,13 @@ Owed, without locks and without a query of its own on the write path: a change s
 stamp (`computed_at`: before it read anything): a computation that began after the stamp but before the change
 committed did not see the change, and no write transaction lasts `SETTLE`. For that long after a change, its pull
 requests' figures are computed again on each read: slower, never wrong.
+
+The row also says what it covered on its pull request (`PullRequest.figures_covered_until`: its computation's start
+less `SETTLE`, written with the row), so that a page finds the owed rows of its period with an indexed probe (the
+partial index `pr_figures_owed_idx`: merged, and none computed or a stamp after what was covered) instead of
+comparing every row of the period. With the flow figures it stores the pull request's status at merge (compliance,
+`reviews.selectors.compliance.with_status_at_merge`; a new verdict or violation of a merged pull request stamps it)
+and its reviews per reviewer (reviewer load).
 """
 
 from __future__ import annotations

@@ -190,8 +190,8 @@ def test_the_team_page_and_health_api_take_the_same_queries_at_10_and_200_merged
     _history(world, 10, 0)
     small = {url: _queries(client, url) for url in urls}
     _history(world, 190, 10)
-    assert PullRequestFigures.objects.count() == 200
     assert {url: _queries(client, url) for url in urls} == small
+    assert PullRequestFigures.objects.count() == 200
     # The health API: session and user (2), the team and the bots (2), per period the version and owed probes and
     # the aggregates and load (4 + 4), names (2), agreements (1), compliance (bots, probes, statuses, computed: 4),
     # waiting and stale (2), pairing: pinned so that a query per row cannot creep back.
