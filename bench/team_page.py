@@ -3,11 +3,16 @@
 
     .venv/bin/python bench/team_page.py
     DATABASE_URL=postgres://... .venv/bin/python bench/team_page.py --pulls 100000 [--runs 15] [--before-runs 3]
+    DATABASE_URL=postgres://... .venv/bin/python bench/team_page.py --existing [--runs 15] [--profile]
 
 Runs on a throw-away SQLite database (or DATABASE_URL, if set); prints one table. With --pulls, one history of that
 many merged pull requests in the period (an empty database: PostgreSQL for 100,000): p50 and query count of the team
 page and the health API with every figure computed from the flows on each read (`STORED_FIGURES` off: "before") and
-from the stored per-pull-request figures ("after", once `compute_pull_request_figures` stored them), in one run.
+from the stored per-pull-request figures ("after", once `compute_pull_request_figures` stored them), in one run
+(`--before-runs 0`: stored only). With --existing, the database a `--pulls` run built (migrated since, its figures
+computed again: `manage.py compute_pull_request_figures`): the stored figures' p50 only, and with --profile the
+slowest SQL statements of one request of each page; run it with two checkouts' code against copies of one database
+(`CREATE DATABASE ... TEMPLATE ...`) to compare them on the same history.
 """
 
 from __future__ import annotations
@@ -89,8 +94,12 @@ def main() -> None:
     parser.add_argument("--pulls", type=int, help="one history of this many merged pull requests: before / after")
     parser.add_argument("--runs", type=int, default=15)
     parser.add_argument("--before-runs", type=int, default=3)
+    parser.add_argument("--existing", action="store_true", help="measure the database as it is (built before)")
+    parser.add_argument("--profile", action="store_true", help="with --existing: the slowest statements")
     args = parser.parse_args()
-    if args.pulls:
+    if args.existing:
+        on_existing(runs=args.runs, profile=args.profile)
+    elif args.pulls:
         at_scale(args.pulls, runs=args.runs, before_runs=args.before_runs)
     else:
         as_history_grows()
@@ -124,13 +133,48 @@ def at_scale(pulls: int, *, runs: int, before_runs: int) -> None:
     print(f"{'figures':>8} {'page':>11} {'runs':>5} {'p50 s':>8} {'min s':>8} {'queries':>8}")
     health.STORED_FIGURES = False
     for name, url in urls.items():
-        _report("computed", name, url, client, before_runs)
+        if before_runs:
+            _report("computed", name, url, client, before_runs)
     health.STORED_FIGURES = True
     started = time.perf_counter()
     call_command("compute_pull_request_figures", batch=2000, stdout=open(os.devnull, "w"))  # noqa: SIM115
     print(f"backfill (compute_pull_request_figures): {time.perf_counter() - started:.0f} s")
     for name, url in urls.items():
         _report("stored", name, url, client, runs)
+
+
+def on_existing(*, runs: int, profile: bool) -> None:
+    client = Client()
+    client.force_login(User.objects.get(username="bench"))
+    merged = PullRequest.objects.filter(state="merged").count()
+    print(f"history: {merged} merged pull requests (existing database)")
+    urls = {"team page": "/teams/bench/", "health API": "/api/v1/teams/bench/health"}
+    print(f"{'figures':>8} {'page':>11} {'runs':>5} {'p50 s':>8} {'min s':>8} {'queries':>8}")
+    for name, url in urls.items():
+        _report("stored", name, url, client, runs)
+    if profile:
+        for name, url in urls.items():
+            _profile(name, url, client)
+
+
+def _profile(name: str, url: str, client: Client) -> None:
+    timings: list[tuple[float, str]] = []
+
+    def timed(execute, sql, params, many, context):  # type: ignore[no-untyped-def]
+        started = time.perf_counter()
+        try:
+            return execute(sql, params, many, context)
+        finally:
+            timings.append((time.perf_counter() - started, sql))
+
+    started = time.perf_counter()
+    with connection.execute_wrapper(timed):
+        _fetch(client, url)
+    total = time.perf_counter() - started
+    in_sql = sum(seconds for seconds, _ in timings)
+    print(f"{name}: {total:.3f} s, {in_sql:.3f} s in {len(timings)} statements; the slowest:")
+    for seconds, sql in sorted(timings, reverse=True)[:8]:
+        print(f"  {seconds:7.3f} s  {sql[:160]}")
 
 
 def _report(kind: str, name: str, url: str, client: Client, runs: int) -> None:

@@ -13,7 +13,7 @@ from typing import Any, ClassVar, TypeVar
 from django.conf import settings
 from django.core.exceptions import PermissionDenied
 from django.db import models
-from django.db.models import Q
+from django.db.models import F, Q
 from django.utils import timezone
 
 from reviews.fields import EncryptedTextField
@@ -448,6 +448,12 @@ class PullRequest(models.Model):
         blank=True,
         help_text="When a fact its stored review figures read last changed (set with the change; never cleared).",
     )
+    figures_covered_until = models.DateTimeField(
+        null=True,
+        blank=True,
+        help_text="Its stored review figures saw every change stamped up to this moment (their computation's start "
+        "less the settling time); a later stamp, or none computed: owed.",
+    )
     merged_at = models.DateTimeField(null=True, blank=True)
     closed_at = models.DateTimeField(null=True, blank=True)
     merged_by = models.ForeignKey(
@@ -462,6 +468,13 @@ class PullRequest(models.Model):
         constraints = [models.UniqueConstraint(fields=["repository", "number"], name="pull_request_unique_number")]
         indexes = [
             models.Index(fields=["repository", "merged_at"], name="pr_repo_merged_idx"),
+            # Merged pull requests whose stored figures are owed (none computed, or a change since): the pages' probe.
+            models.Index(
+                fields=["repository", "merged_at"],
+                name="pr_figures_owed_idx",
+                condition=Q(state="merged")
+                & (Q(figures_covered_until__isnull=True) | Q(figures_inputs_changed_at__gt=F("figures_covered_until"))),
+            ),
             models.Index(
                 fields=["evaluation_owed_since"],
                 name="pr_evaluation_owed_idx",
@@ -484,6 +497,14 @@ class PullRequest(models.Model):
         if self.additions is None or self.deletions is None:
             return None
         return self.additions + self.deletions
+
+
+class PullRequestFiguresQuerySet(models.QuerySet["PullRequestFigures"]):
+    def delete(self) -> tuple[int, dict[str, int]]:
+        """A pull request whose stored figures are deleted owes them again (the pages find owed rows by
+        `PullRequest.figures_covered_until`, not by looking for missing ones)."""
+        PullRequest.objects.filter(pk__in=list(self.values_list("pk", flat=True))).update(figures_covered_until=None)
+        return super().delete()
 
 
 class PullRequestFigures(models.Model):
@@ -510,16 +531,39 @@ class PullRequestFigures(models.Model):
     paired = models.BooleanField()
     coverage = models.CharField(max_length=12, help_text="reviewed, paired_only or neither.")
     comments = models.PositiveIntegerField()
+    reviews_by = models.JSONField(default=list, help_text="[reviewer, reviews given] of each reviewer (reviewer load).")
+    compliance = models.CharField(
+        max_length=16, blank=True, help_text="compliant, overridden, violation or not_evaluated (at merge)."
+    )
+    outcome_at_merge = models.CharField(
+        max_length=20, blank=True, help_text="The recorded violation's outcome, or else the verdict in force at merge."
+    )
+    override = models.ForeignKey(
+        "Override",
+        null=True,
+        blank=True,
+        on_delete=models.SET_NULL,
+        related_name="+",
+        help_text="The standing override (its follow-up is read live: done, due or overdue depends on now).",
+    )
     input_version = models.CharField(max_length=32)
     computed_at = models.DateTimeField(help_text="When the computation began: it saw every change committed before.")
+
+    objects = PullRequestFiguresQuerySet.as_manager()
 
     class Meta:
         indexes = [
             models.Index(fields=["merged_at"], name="figures_merged_idx"),
+            # The pages probe for a row of another input version (`current_figures`): two range scans, not a pass.
+            models.Index(fields=["input_version"], name="figures_version_idx"),
         ]
 
     def __str__(self) -> str:
         return f"figures of pull request {self.pull_request_id}"
+
+    def delete(self, using: Any = None, keep_parents: bool = False) -> tuple[int, dict[str, int]]:
+        PullRequest.objects.filter(pk=self.pull_request_id).update(figures_covered_until=None)
+        return super().delete(using=using, keep_parents=keep_parents)
 
 
 class ChangedFile(models.Model):

@@ -35,14 +35,19 @@ def merged_changes(
 ) -> QuerySet[Any]:  # PullRequest rows annotated with status, followup, reason and the verdict at merge
     """The team's pull requests (or those of `pull_requests`, a filtered set of them) merged in [since, until),
     each annotated with its status and reason at merge."""
-    now = now or timezone.now()
+    of_team = PullRequest.objects.filter(repository__team=team) if pull_requests is None else pull_requests
+    merged = of_team.filter(state=PullRequest.State.MERGED, merged_at__gte=since, merged_at__lt=until)
+    return with_status_at_merge(merged, now=now or timezone.now())
+
+
+def with_status_at_merge(merged: QuerySet[PullRequest], *, now: dt.datetime) -> QuerySet[Any]:
+    """These merged pull requests, each annotated with its status, follow-up, reason and the verdict at merge: the
+    one definition (`merged_changes` and the stored figures, `reviews.services.figures`, read it)."""
     at_merge = PolicyEvaluation.objects.filter(
         pull_request=OuterRef("pk"), evaluated_at__lte=OuterRef("merged_at")
     ).order_by("-evaluated_at", "-pk")
     violation = PolicyViolation.objects.filter(pull_request=OuterRef("pk"))
     override = Override.objects.filter(pull_request=OuterRef("pk"), withdrawal__isnull=True).order_by("-created_at")
-    of_team = PullRequest.objects.filter(repository__team=team) if pull_requests is None else pull_requests
-    merged = of_team.filter(state=PullRequest.State.MERGED, merged_at__gte=since, merged_at__lt=until)
     # Whether an override covered the merged head is the verdict's own rule, decided in Python (one query).
     overridden = pull_requests_overridden(pull_request_ids=merged.values_list("pk", flat=True))
     queryset = merged.annotate(
@@ -97,6 +102,35 @@ class ComplianceSummary:
         return self.compliant / self.merged if self.merged else None
 
 
+@dataclass(frozen=True)
+class StatusAtMerge:
+    status: str
+    outcome_at_merge: str  # the recorded violation's outcome, or else the verdict in force at merge ("": none)
+    override_id: int | None  # the standing override, if any (its follow-up is read when counted)
+
+
+def statuses_at_merge(*, pull_request_ids: list[int], now: dt.datetime) -> dict[int, StatusAtMerge]:
+    """Each of these merged pull requests' status at merge (`with_status_at_merge`), for the stored figures: one
+    query."""
+    if not pull_request_ids:
+        return {}
+    rows = with_status_at_merge(PullRequest.objects.filter(pk__in=pull_request_ids), now=now).values_list(
+        "pk", "status", "outcome_at_merge", "override_id"
+    )
+    return {pk: StatusAtMerge(status, outcome or "", override_id) for pk, status, outcome, override_id in rows}
+
+
+def reason_of(status: str, outcome_at_merge: str | None) -> str:
+    """The reason `with_status_at_merge` annotates, from the stored status and outcome at merge."""
+    if status == "compliant":
+        return ""
+    if status == "overridden":
+        return "overridden"
+    if status == "not_evaluated":
+        return "no verdict before merge"
+    return f"merged while {outcome_at_merge or ''}"
+
+
 def compliance_summary(
     *,
     team: Team,
@@ -105,31 +139,66 @@ def compliance_summary(
     now: dt.datetime | None = None,
     pull_requests: QuerySet[PullRequest] | None = None,
 ) -> ComplianceSummary:
-    """Exact counts in four grouped queries, whatever the number of merged changes."""
-    changes = merged_changes(team=team, since=since, until=until, now=now, pull_requests=pull_requests).order_by()
-    by_status = dict.fromkeys(STATUSES, 0)
-    for row in changes.values("status").annotate(n=Count("pk")):
-        by_status[row["status"]] = row["n"]
-    followups = dict.fromkeys(FOLLOWUPS, 0)
-    for row in changes.filter(status="overridden").values("followup").annotate(n=Count("pk")):
-        followups[row["followup"]] = row["n"]
-    repositories: dict[str, dict[str, object]] = {}
-    for row in changes.values("repository_id", "repository__full_path", "status").annotate(n=Count("pk")):
-        entry = repositories.setdefault(
-            row["repository__full_path"],
-            {
-                "repository": row["repository__full_path"],
-                "repository_id": row["repository_id"],
-                "merged": 0,
-                **by_zero(),
-            },
+    """Exact counts from two grouped queries, whatever the number of merged changes: the stored status at merge of
+    each pull request with stored figures (`PullRequestFigures.compliance`, those owed computed first), and, for the
+    bots' pull requests (in no review figure, but in compliance), the status computed from the verdicts."""
+    from reviews.selectors.health import bot_ids, current_figures
+
+    now = now or timezone.now()
+    of_team = PullRequest.objects.filter(repository__team=team) if pull_requests is None else pull_requests
+    merged = of_team.filter(state=PullRequest.State.MERGED, merged_at__gte=since, merged_at__lt=until)
+    bots = bot_ids()
+    figures = current_figures(merged=merged.exclude(author_id__in=bots), bots=bots)
+    followup = Case(
+        When(~Q(compliance="overridden"), then=Value("")),
+        When(override__followup_done_at__isnull=False, then=Value("done")),
+        When(override__followup_due_at__gte=now, then=Value("due")),
+        default=Value("overdue"),
+        output_field=CharField(),
+    )
+    stored = (
+        figures.order_by()
+        .values(
+            repository_id=F("pull_request__repository_id"),
+            full_path=F("pull_request__repository__full_path"),
+            status=F("compliance"),
+            outcome=F("outcome_at_merge"),
+            followup=followup,
         )
-        entry[row["status"]] = row["n"]
-        entry["merged"] = int(entry["merged"]) + row["n"]  # type: ignore[call-overload]
-    by_reason = [
-        {"reason": row["reason"], "count": row["n"]}
-        for row in changes.exclude(status="compliant").values("reason").annotate(n=Count("pk")).order_by("-n", "reason")
-    ]
+        .annotate(n=Count("pk"))
+        .values_list("repository_id", "full_path", "status", "outcome", "followup", "n")
+    )
+    rows = list(stored)
+    if bots:
+        computed = (
+            with_status_at_merge(merged.filter(author_id__in=bots), now=now)
+            .order_by()
+            .values("repository_id", "repository__full_path", "status", "outcome_at_merge", "followup")
+            .annotate(n=Count("pk"))
+            .values_list("repository_id", "repository__full_path", "status", "outcome_at_merge", "followup", "n")
+        )
+        rows += list(computed)
+    return _summary(rows)
+
+
+def _summary(rows: list[tuple[Any, ...]]) -> ComplianceSummary:
+    """The summary of (repository id, its path, status, outcome at merge, follow-up, count) rows."""
+    by_status = dict.fromkeys(STATUSES, 0)
+    followups = dict.fromkeys(FOLLOWUPS, 0)
+    repositories: dict[str, dict[str, Any]] = {}
+    reasons: dict[str, int] = {}
+    for repository_id, full_path, status, outcome, followup, n in rows:
+        by_status[status] += n
+        if status == "overridden":
+            followups[followup] += n
+        entry = repositories.setdefault(
+            full_path, {"repository": full_path, "repository_id": repository_id, "merged": 0, **by_zero()}
+        )
+        entry[status] += n
+        entry["merged"] += n
+        if status != "compliant":
+            reason = reason_of(status, outcome)
+            reasons[reason] = reasons.get(reason, 0) + n
     return ComplianceSummary(
         merged=sum(by_status.values()),
         compliant=by_status["compliant"],
@@ -138,8 +207,12 @@ def compliance_summary(
         not_evaluated=by_status["not_evaluated"],
         followups=followups,
         by_repository=sorted(repositories.values(), key=lambda entry: str(entry["repository"])),
-        by_reason=by_reason,
+        by_reason=[{"reason": reason, "count": n} for reason, n in sorted(reasons.items(), key=_most_first)],
     )
+
+
+def _most_first(item: tuple[str, int]) -> tuple[int, str]:
+    return -item[1], item[0]
 
 
 def by_zero() -> dict[str, int]:

@@ -18,7 +18,7 @@ from typing import Any, cast, overload
 from django.conf import settings
 from django.db import connection
 from django.db.models import Aggregate, Count, DateTimeField, Exists, F, FloatField, OuterRef, Q, QuerySet, Sum, Value
-from django.db.models.functions import Coalesce, TruncWeek
+from django.db.models.functions import TruncWeek
 from django.utils import timezone
 
 from reviews.models import Comment, Person, PullRequest, PullRequestFigures, Review, Team
@@ -242,18 +242,20 @@ def computed_flows(*, pull_requests: list[PullRequest], bots: set[int]) -> list[
 
 DURATIONS = ("time_to_first_review", "pickup_time", "review_time", "time_to_approve", "merge_time", "cycle_time")
 _WEEKLY_MEDIANS = ("time_to_first_review", "pickup_time", "cycle_time")
-_WEEKLY_FIGURES = {"merged", "coverage_reviewed", *(f"{name}_p50" for name in _WEEKLY_MEDIANS)}
+_WEEKLY_FIGURES = {"merged", "coverage_reviewed", *(f"{name}_percentiles" for name in _WEEKLY_MEDIANS)}
 
 
-class Percentile(Aggregate):
-    """PostgreSQL's `percentile_cont`: linear interpolation between closest ranks, as `percentile` computes it."""
+class Percentiles(Aggregate):
+    """PostgreSQL's `percentile_cont` of the median and the 90th percentile in one sort: linear interpolation between
+    closest ranks, as `percentile` computes it."""
 
     function = "percentile_cont"
-    template = "%(function)s(%(fraction)s) WITHIN GROUP (ORDER BY %(expressions)s)"
-    output_field = FloatField()
+    template = "%(function)s(ARRAY[0.5, 0.9]) WITHIN GROUP (ORDER BY %(expressions)s)"
 
-    def __init__(self, expression: Any, *, fraction: float, **extra: Any) -> None:
-        super().__init__(expression, fraction=repr(float(fraction)), **extra)
+    def __init__(self, expression: Any, **extra: Any) -> None:
+        from django.contrib.postgres.fields import ArrayField
+
+        super().__init__(expression, output_field=ArrayField(FloatField()), **extra)
 
 
 def _stored_health(
@@ -261,14 +263,9 @@ def _stored_health(
 ) -> ReviewHealth:
     """`review_health` from the stored figures: a fixed number of grouped queries, whatever the period holds."""
     merged = _merged_in(pull_requests, since, until, bots)
-    figures = _current_figures(merged, bots)
+    figures = current_figures(merged=merged, bots=bots)
     totals, weekly = _stored_aggregates(figures)
-    stamps = Counter(
-        reviewer_id
-        for listed in figures.filter(rubber_stamps__gt=0).order_by("pk").values_list("rubber_stamped_by", flat=True)
-        for reviewer_id in listed
-    )
-    given, waiting = _load_counts(pull_requests, merged, bots)
+    given, stamps, waiting = _load_counts(pull_requests, figures, bots)
     names = dict(
         Person.objects.filter(pk__in=set(stamps) | set(given) | set(waiting)).values_list("pk", "display_name")
     )
@@ -294,47 +291,76 @@ def _stored_health(
 
 
 def _load_counts(
-    pull_requests: QuerySet[PullRequest], merged: QuerySet[PullRequest], bots: set[int]
-) -> tuple[Counter[int], Counter[int]]:
-    """Per person: reviews given on the period's merged pull requests, and open pull requests waiting on them now
-    (`awaiting_reviewers`), in one query."""
-    given = (
-        Review.objects.filter(pull_request__in=merged.values("pk"), reviewer__isnull=False)
-        .exclude(reviewer_id__in=bots)
-        .order_by()
-        .values("reviewer_id")
-        .annotate(kind=Value("given"), n=Count("pk"))
-        .values_list("kind", "reviewer_id", "n")
-    )
+    pull_requests: QuerySet[PullRequest], figures: QuerySet[PullRequestFigures], bots: set[int]
+) -> tuple[Counter[int], Counter[int], Counter[int]]:
+    """Per person: reviews given on the period's merged pull requests and rubber stamps among them (both from the
+    stored rows' per-reviewer lists), and open pull requests waiting on them now (`awaiting_reviewers`): one
+    query."""
     waiting = (
         _awaiting(pull_requests, bots)
         .order_by()
         .values("person_id")
-        .annotate(kind=Value("waiting"), n=Count("pk"))
-        .values_list("kind", "person_id", "n")
+        .annotate(n=Count("pk"))
+        .values_list("person_id", "n")
     )
-    found: dict[str, Counter[int]] = {"given": Counter(), "waiting": Counter()}
-    for kind, person_id, n in given.union(waiting, all=True):
-        found[kind][person_id] = n
-    return found["given"], found["waiting"]
+    parts = [
+        _listed_counts(figures, "reviews_by", "given", pairs=True),
+        _listed_counts(figures.filter(rubber_stamps__gt=0), "rubber_stamped_by", "stamps", pairs=False),
+    ]
+    waiting_sql, waiting_params = waiting.query.sql_with_params()
+    waiting_part = f"SELECT 'waiting', w.* FROM ({waiting_sql}) w"  # noqa: S608 (the ORM's own SQL)
+    sql = " UNION ALL ".join([part for part, _ in parts] + [waiting_part])
+    params = [param for _, listed in parts for param in listed] + list(waiting_params)
+    found: dict[str, Counter[int]] = {"given": Counter(), "stamps": Counter(), "waiting": Counter()}
+    with connection.cursor() as cursor:
+        cursor.execute(sql, params)
+        for kind, person_id, n in cursor.fetchall():
+            found[kind][int(person_id)] += int(n)
+    return found["given"], found["stamps"], found["waiting"]
 
 
-def _current_figures(merged: QuerySet[PullRequest], bots: set[int]) -> QuerySet[PullRequestFigures]:
-    """The stored figures of these pull requests, those missing or owed computed and stored first."""
-    from reviews.services.figures import SETTLE, figures_input_version, pull_request_figures_store
+def _listed_counts(
+    figures: QuerySet[PullRequestFigures], column: str, kind: str, *, pairs: bool
+) -> tuple[str, tuple[Any, ...]]:
+    """SQL of (kind, person, count) over a JSON list column of the stored rows: `[[person, n], ...]` (pairs) or
+    `[person, ...]` (each entry counts once)."""
+    inner, params = figures.order_by().values(column).query.sql_with_params()
+    vendor = "postgresql" if _postgresql() else "sqlite"
+    elements, person, n = _LISTED_SQL[vendor, pairs]
+    # Only the code's own names and fragments are formatted in; values are parameters.
+    sql = f"SELECT '{kind}', {person}, {n} FROM ({inner}) f CROSS JOIN {elements % column} GROUP BY {person}"  # noqa: S608
+    return sql, tuple(params)
+
+
+# (the list's elements, the person, the count) per database and list shape (pairs: `[[person, n], ...]`).
+_LISTED_SQL = {
+    ("postgresql", True): ("jsonb_array_elements(f.%s) e", "(e.value->>0)::bigint", "SUM((e.value->>1)::bigint)"),
+    ("postgresql", False): ("jsonb_array_elements(f.%s) e", "(e.value #>> '{}')::bigint", "COUNT(*)"),
+    ("sqlite", True): ("json_each(f.%s) e", "json_extract(e.value, '$[0]')", "SUM(json_extract(e.value, '$[1]'))"),
+    ("sqlite", False): ("json_each(f.%s) e", "e.value", "COUNT(*)"),
+}
+
+
+def current_figures(*, merged: QuerySet[PullRequest], bots: set[int]) -> QuerySet[PullRequestFigures]:
+    """The stored figures of these merged pull requests (no bot's: bots are in no figure), those owed computed and
+    stored first. Owed: none computed or a change stamped since (`figures_owed_filter`, the partial index
+    `pr_figures_owed_idx`), or a row of another input version (the index `figures_version_idx`): one probe of two
+    index scans, not a pass over the period's rows."""
+    from reviews.services.figures import figures_input_version, figures_owed_filter, pull_request_figures_store
 
     version = figures_input_version(bots=bots)
-    # `current_figures_filter`, over the pull request at hand (no second join: an anti-join PostgreSQL hashes).
-    changed = Coalesce(OuterRef("figures_inputs_changed_at"), Value(NEVER)) + SETTLE
-    current = PullRequestFigures.objects.filter(
-        pull_request=OuterRef("pk"), input_version=version, merged_at=OuterRef("merged_at"), computed_at__gte=changed
+    flagged = merged.filter(figures_owed_filter()).order_by().values_list("pk", flat=True)
+    other_version = (
+        PullRequestFigures.objects.filter(Q(input_version__lt=version) | Q(input_version__gt=version))
+        .filter(pull_request__in=merged.values("pk"))
+        .order_by()
+        .values_list("pull_request_id", flat=True)
     )
-    owed = list(merged.exclude(Exists(current)).select_related("repository__connection").order_by("pk"))
-    pull_request_figures_store(pull_requests=owed, bots=bots, version=version)
+    owed = set(flagged.union(other_version))
+    if owed:
+        rows = PullRequest.objects.filter(pk__in=owed).select_related("repository__connection").order_by("pk")
+        pull_request_figures_store(pull_requests=list(rows), bots=bots, version=version)
     return PullRequestFigures.objects.filter(pull_request__in=merged.values("pk"))
-
-
-NEVER = dt.datetime(1970, 1, 1, tzinfo=dt.UTC)
 
 
 def _postgresql() -> bool:
@@ -369,8 +395,7 @@ def _figures_aggregates() -> dict[str, Any]:
         above = limit
     for name in DURATIONS:
         totals[f"{name}_count"] = Count(name, filter=_measured(name))
-        for q in (50, 90):
-            totals[f"{name}_p{q}"] = Percentile(_hours(name), fraction=q / 100, filter=_measured(name))
+        totals[f"{name}_percentiles"] = Percentiles(_hours(name), filter=_measured(name))
     return totals
 
 
@@ -385,18 +410,33 @@ def _stored_aggregates(
         whole = figures.annotate(week=Value(None, output_field=DateTimeField())).values("week").annotate(**aggregates)
         # Each week needs only what `_week_figures` reads: the rest is NULL there (the UNION's columns must match).
         weekly = {
-            name: aggregate if name in _WEEKLY_FIGURES else Value(None, output_field=FloatField())
+            name: aggregate if name in _WEEKLY_FIGURES else _null_like(aggregate)
             for name, aggregate in aggregates.items()
         }
         by_week = figures.annotate(week=TruncWeek("merged_at", tzinfo=dt.UTC)).values("week").annotate(**weekly)
-        grouped = [dict(row) for row in whole.order_by().union(by_week.order_by(), all=True)]
-        totals = next((row for row in grouped if row["week"] is None), None) or _no_figures(aggregates)
+        grouped = [_split_percentiles(dict(row)) for row in whole.order_by().union(by_week.order_by(), all=True)]
+        empty = _split_percentiles(_no_figures(aggregates))
+        totals = next((row for row in grouped if row["week"] is None), None) or empty
         return totals, {_monday(row["week"]): row for row in grouped if row["week"] is not None}
     rows: list[tuple[Any, ...]] = list(figures.values_list(*_AGGREGATED, *DURATIONS))
     weeks: dict[dt.date, list[tuple[Any, ...]]] = defaultdict(list)
     for row in rows:
         weeks[week_of(row[0])].append(row)
     return _python_aggregates(rows), {week: _python_aggregates(listed) for week, listed in weeks.items()}
+
+
+def _null_like(aggregate: Any) -> Value:
+    """A NULL of the aggregate's column type (the UNION's columns must match)."""
+    if isinstance(aggregate, Percentiles):
+        return Value(None, output_field=aggregate.output_field)
+    return Value(None, output_field=FloatField())
+
+
+def _split_percentiles(row: dict[str, Any]) -> dict[str, Any]:
+    for name in DURATIONS:
+        found = row.pop(f"{name}_percentiles", None) or (None, None)
+        row[f"{name}_p50"], row[f"{name}_p90"] = found
+    return row
 
 
 _AGGREGATED = ("merged_at", "coverage", "changed_lines", "approvals", "comments", "rework_cycles", "rubber_stamps")

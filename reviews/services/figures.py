@@ -7,6 +7,13 @@ Owed, without locks and without a query of its own on the write path: a change s
 stamp (`computed_at`: before it read anything): a computation that began after the stamp but before the change
 committed did not see the change, and no write transaction lasts `SETTLE`. For that long after a change, its pull
 requests' figures are computed again on each read: slower, never wrong.
+
+The row also says what it covered on its pull request (`PullRequest.figures_covered_until`: its computation's start
+less `SETTLE`, written with the row), so that a page finds the owed rows of its period with an indexed probe (the
+partial index `pr_figures_owed_idx`: merged, and none computed or a stamp after what was covered) instead of
+comparing every row of the period. With the flow figures it stores the pull request's status at merge (compliance,
+`reviews.selectors.compliance.with_status_at_merge`; a new verdict or violation of a merged pull request stamps it)
+and its reviews per reviewer (reviewer load).
 """
 
 from __future__ import annotations
@@ -22,7 +29,7 @@ from django.utils import timezone
 from reviews.models import PullRequest, PullRequestFigures
 
 # Bump when what a stored row means changes (a definition in health or review_facts): every row is computed again.
-FIGURES_DEFINITION = "1"
+FIGURES_DEFINITION = "2"  # 2: compliance at merge and reviews per reviewer stored too
 REFRESH_BATCH = 500
 SETTLE = dt.timedelta(minutes=5)  # longer than any write transaction that stamps pull requests lasts
 
@@ -42,6 +49,10 @@ _STORED_FIELDS = (
     "paired",
     "coverage",
     "comments",
+    "reviews_by",
+    "compliance",
+    "outcome_at_merge",
+    "override",
     "input_version",
     "computed_at",
 )
@@ -52,6 +63,13 @@ def figures_input_version(*, bots: Collection[int]) -> str:
     rubber-stamp threshold and who is a bot (bots are in no figure). Another value: every row is computed again."""
     inputs = f"{FIGURES_DEFINITION}|{settings.RUBBER_STAMP_MINUTES_PER_100_LINES}|{sorted(bots)}"
     return hashlib.sha256(inputs.encode()).hexdigest()[:32]
+
+
+def figures_owed_filter() -> Q:
+    """The pull requests (relative to PullRequest) whose stored figures, if merged, are owed: none computed yet, or a
+    change stamped after what their computation saw (`figures_covered_until`). The partial index `pr_figures_owed_idx`
+    holds exactly the merged ones, so a page finds them without reading the period's rows."""
+    return Q(figures_covered_until__isnull=True) | Q(figures_inputs_changed_at__gt=F("figures_covered_until"))
 
 
 def current_figures_filter(*, version: str) -> Q:
@@ -65,6 +83,7 @@ def pull_request_figures_store(*, pull_requests: list[PullRequest], bots: Collec
     """Compute the figures of these merged pull requests (read with their repositories' connections, after the
     moment the caller began) and store them, replacing what was there; a pull request no longer merged, or a bot's,
     loses its row (bots are in no figure). Idempotent; one upsert after the computation's own queries."""
+    from reviews.selectors.compliance import statuses_at_merge
     from reviews.selectors.health import computed_flows
 
     if not pull_requests:
@@ -72,6 +91,7 @@ def pull_request_figures_store(*, pull_requests: list[PullRequest], bots: Collec
     began = timezone.now()
     counted = [pr for pr in pull_requests if _counted(pr, bots)]
     flows = computed_flows(pull_requests=counted, bots=set(bots))
+    statuses = statuses_at_merge(pull_request_ids=[pr.pk for pr in counted], now=began)
     rows = [
         PullRequestFigures(
             pull_request_id=flow.pull_request_id,
@@ -90,6 +110,10 @@ def pull_request_figures_store(*, pull_requests: list[PullRequest], bots: Collec
             paired=flow.paired,
             coverage=flow.coverage,
             comments=flow.comments,
+            reviews_by=[list(pair) for pair in flow.reviews_by],
+            compliance=statuses[flow.pull_request_id].status,
+            outcome_at_merge=statuses[flow.pull_request_id].outcome_at_merge,
+            override_id=statuses[flow.pull_request_id].override_id,
             input_version=version,
             computed_at=began,
         )
@@ -102,6 +126,8 @@ def pull_request_figures_store(*, pull_requests: list[PullRequest], bots: Collec
     gone = {pr.pk for pr in pull_requests} - {row.pull_request_id for row in rows}
     if gone:  # no longer merged, or now a bot's: in no figure
         PullRequestFigures.objects.filter(pull_request_id__in=gone).delete()
+    # They saw every change stamped SETTLE before they began; a stamp after that leaves them owed.
+    PullRequest.objects.filter(pk__in=[pr.pk for pr in pull_requests]).update(figures_covered_until=began - SETTLE)
     return len(rows)
 
 
@@ -141,13 +167,17 @@ def pull_request_figures_refresh(*, bots: Collection[int], limit: int = REFRESH_
         .order_by()
         .values_list("pull_request_id", flat=True)[:limit]
     )
+    # Missing, or owed by the pages' probe (`figures_owed_filter`) but not changed within the last SETTLE.
+    recent = Q(figures_inputs_changed_at__gt=timezone.now() - SETTLE)
     missing = list(
-        PullRequest.objects.filter(state=PullRequest.State.MERGED, merged_at__isnull=False, figures__isnull=True)
+        PullRequest.objects.filter(state=PullRequest.State.MERGED, merged_at__isnull=False)
+        .filter(Q(figures__isnull=True) | (figures_owed_filter() & ~recent))
         .exclude(author_id__in=list(bots))
         .order_by()
         .values_list("pk", flat=True)[: max(limit - len(outdated), 0)]
     )
+    owed = set(outdated) | set(missing)
     pull_requests = list(
-        PullRequest.objects.filter(pk__in=outdated + missing).select_related("repository__connection").order_by("pk")
+        PullRequest.objects.filter(pk__in=owed).select_related("repository__connection").order_by("pk")
     )
     return pull_request_figures_store(pull_requests=pull_requests, bots=bots, version=version)

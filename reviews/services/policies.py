@@ -197,10 +197,14 @@ def pull_request_evaluate(
                 evaluated_at=at,
                 last_evaluated_at=at,
             )
+        violated = False
         if merged_unsatisfied:
-            PolicyViolation.objects.get_or_create(
+            _, violated = PolicyViolation.objects.get_or_create(
                 pull_request=pull_request, defaults={"evaluation": evaluation, "outcome": outcome}
             )
+        if pull_request.state == PullRequest.State.MERGED and (violated or not same):
+            # A merged pull request's status at merge is in its stored figures: a new verdict or violation owes them.
+            pull_request_figures_owed_mark(pull_requests=[pull_request.pk])
     EVALUATION_DURATION.observe(time.perf_counter() - started)
     EVALUATIONS.labels(evaluation.outcome, "true" if not same else "false").inc()
     return Evaluated(evaluation, changed=not same)
