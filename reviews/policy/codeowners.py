@@ -70,6 +70,17 @@ class CodeOwners:
         found = (_section_requirement(section, path) for section in self.sections)
         return [requirement for requirement in found if requirement is not None]
 
+    def entries_for(self, path: str) -> list[str]:
+        """The pattern of the entry that decides the path's owners, one per section that owns it (as `owners_for`
+        reads it: the last matching entry wins; an exclusion or an entry without owners owns nothing)."""
+        path = path.lstrip("/")
+        patterns = []
+        for section in self.sections:
+            requirement = _section_requirement(section, path)
+            if requirement is not None:
+                patterns.append(requirement.pattern)
+        return patterns
+
 
 def parse_codeowners(text: str, syntax: str = "github") -> CodeOwners:
     """Read a CODEOWNERS file. Lines that cannot be read are skipped (as GitHub does) and listed in `errors`."""
