@@ -167,8 +167,8 @@ def team_knowledge(
 ) -> TeamKnowledge:
     """Knowledge per area of the team's repositories (the scope's repository filter applies; its other filters narrow
     the changes counted). Queries: the repositories, the changes opened and the reviews given in the period, the
-    pairing partners (`pairing_partners`, four), the changed files (two), the CODEOWNERS (two), each registered area map's
-    own (telemetry: one), the names, the team's members and their load (two): the same count whatever the history."""
+    pairing partners (`pairing_partners`, four), the changed files (two), the CODEOWNERS (two), each registered area
+    map's own (telemetry: one), the names, the team's members and their load (two): the same whatever the history."""
     now = now or timezone.now()
     kinds = set(kinds)
     team, since, until = scope.team, scope.since, scope.until
