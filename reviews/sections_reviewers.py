@@ -1,13 +1,16 @@
 """The review side's own sections on its pages (registered from ReviewsConfig.ready): suggested reviewers on the
-pull request page, knowledge per area on the team page. A bounded number of queries each."""
+pull request page, knowledge per area (the bus factor) on the team page. A bounded number of queries each."""
 
 from __future__ import annotations
 
 from reviews.models import PullRequest
 from reviews.sections import Section
-from reviews.selectors.familiarity import team_areas
+from reviews.selectors.knowledge import KNOWLEDGE_DEFINITION, team_knowledge
 from reviews.selectors.scope import Scope
 from reviews.services.reviewers import reviewer_suggestion_current
+
+# The team page lists this many areas known by one person (most changes first); the rest are a link away.
+LONELY_AREAS_SHOWN = 10
 
 
 def pull_request_reviewers_section(pull_request: PullRequest) -> Section | None:
@@ -18,8 +21,19 @@ def pull_request_reviewers_section(pull_request: PullRequest) -> Section | None:
     )
 
 
-def team_areas_section(scope: Scope) -> Section | None:
-    areas = team_areas(team_id=scope.team.pk, since=scope.since, until=scope.until)
-    if not areas:
+def team_knowledge_section(scope: Scope) -> Section | None:
+    knowledge = team_knowledge(scope=scope)
+    if not knowledge.areas:
         return None
-    return Section("reviews/team_areas.html", {"areas": areas, "lonely": [area for area in areas if area.known_by_one]})
+    lonely = knowledge.lonely
+    return Section(
+        "reviews/team_knowledge.html",
+        {
+            "knowledge": knowledge,
+            "lonely": lonely[:LONELY_AREAS_SHOWN],
+            "lonely_count": len(lonely),
+            "more": max(len(lonely) - LONELY_AREAS_SHOWN, 0),
+            "all_url": f"/api/v1/teams/{scope.team.slug}/knowledge?{scope.query(known_by_one='true')}",
+            "definition": KNOWLEDGE_DEFINITION.replace("depth levels", f"{knowledge.depth} levels"),
+        },
+    )

@@ -30,6 +30,13 @@ class TelemetryConfig(AppConfig):
         delivery_processors.setdefault("pagerduty", incident_delivery_processor(pagerduty.parse_webhook))
         delivery_processors.setdefault("opsgenie", incident_delivery_processor(opsgenie.parse_webhook))
 
+        # ... its services as areas of the bus factor ...
+        from reviews.selectors.knowledge import area_maps
+        from telemetry.selectors.knowledge_areas import service_areas
+
+        if service_areas not in area_maps:
+            area_maps.append(service_areas)
+
         # ... and the sections it adds to the review side's pages.
         from reviews.sections import pull_request_sections, team_sections
         from telemetry.sections import (

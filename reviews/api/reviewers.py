@@ -1,13 +1,12 @@
 """Reviewer suggestions, knowledge per area, and who is away: `GET /api/v1/pulls/<id>/reviewer-suggestions`,
-`GET /api/v1/teams/<slug>/areas`, `PUT /api/v1/people/<id>/away`. Scoped to the caller's teams (`reviews.access`)."""
+`GET /api/v1/teams/<slug>/knowledge`,
+`PUT /api/v1/people/<id>/away`. Scoped to the caller's teams (`reviews.access`)."""
 
 from __future__ import annotations
 
-import datetime as dt
 from typing import Any
 
 from django.shortcuts import get_object_or_404
-from django.utils import timezone
 from drf_spectacular.types import OpenApiTypes
 from drf_spectacular.utils import extend_schema
 from rest_framework import serializers
@@ -17,9 +16,17 @@ from rest_framework.response import Response
 from rest_framework.views import APIView
 
 from reviews.access import request_access, rows_within, visible_team_ids, visible_teams
-from reviews.api.fields import DayField
+from reviews.api.fields import DayField, Pages
+from reviews.api.read import SCOPE_PARAMETERS, scope_of
 from reviews.models import AuditEvent, Person, PullRequest
-from reviews.selectors.familiarity import DEFAULT_AREA_DEPTH, AreaKnowledge, team_areas
+from reviews.selectors.familiarity import DEFAULT_AREA_DEPTH
+from reviews.selectors.knowledge import (
+    AREA_KINDS,
+    KNOWLEDGE_DEFINITION,
+    MAX_AREA_DEPTH,
+    AreaKnowledge,
+    team_knowledge,
+)
 from reviews.services.audit import actor_for
 from reviews.services.people import person_away_set
 from reviews.services.reviewers import reviewer_suggestion_current
@@ -59,54 +66,81 @@ def suggestions_json(pull_request: PullRequest) -> dict[str, Any]:
     }
 
 
-class AreasPeriod(serializers.Serializer[Any]):
-    days = serializers.IntegerField(required=False, default=90, min_value=1, max_value=366)
-    depth = serializers.IntegerField(required=False, default=DEFAULT_AREA_DEPTH, min_value=1, max_value=6)
+class KnowledgeFilters(serializers.Serializer[Any]):
+    depth = serializers.IntegerField(
+        required=False, default=DEFAULT_AREA_DEPTH, min_value=1, max_value=MAX_AREA_DEPTH, help_text="Directory levels."
+    )
+    kind = serializers.MultipleChoiceField(choices=AREA_KINDS, required=False, help_text="Only these kinds of area.")
+    known_by_one = serializers.BooleanField(required=False, allow_null=True, default=None)
 
 
-class TeamAreasView(APIView):
-    """`GET /api/v1/teams/<slug>/areas?days=90&depth=2`: per directory prefix of the team's repositories, who
-    authored, reviewed or paired on changes there; areas known by one person flagged, with whom to pair next."""
+class TeamKnowledgeView(APIView):
+    """`GET /api/v1/teams/<slug>/knowledge?days=90&depth=2` (or `since`/`until`, and the team filters; default: the
+    last 90 days): per area of the team's repositories (directory prefix, CODEOWNERS entry, service), who authored,
+    reviewed or paired on changes there; areas known by one person first, each with whom to pair or review with
+    next. Paginated (`page`, `page_size`); `known_by_one=true` keeps only those, `kind=` only some kinds."""
 
-    @extend_schema(parameters=[AreasPeriod], responses={200: OpenApiTypes.OBJECT})
+    @extend_schema(parameters=[*SCOPE_PARAMETERS, KnowledgeFilters], responses={200: OpenApiTypes.OBJECT})
     def get(self, request: Request, slug: str) -> Response:
         team = get_object_or_404(visible_teams(request), slug=slug)
-        period = AreasPeriod(data=request.query_params.dict())
-        period.is_valid(raise_exception=True)
-        until = timezone.now()
-        since = until - dt.timedelta(days=period.validated_data["days"])
-        areas = team_areas(team_id=team.pk, since=since, until=until, depth=period.validated_data["depth"])
-        return Response(
-            {
-                "team": team.slug,
-                "since": since,
-                "until": until,
-                "depth": period.validated_data["depth"],
-                "areas": [area_json(area) for area in areas],
-                "known_by_one": sum(1 for area in areas if area.known_by_one),
+        scope = scope_of(request, team, default_days=KNOWLEDGE_DEFAULT_DAYS)
+        params = request.query_params
+        filters = KnowledgeFilters(
+            data={
+                key: params.getlist(key) if key == "kind" else params.get(key)
+                for key in KNOWLEDGE_KEYS
+                if key in params
             }
         )
+        filters.is_valid(raise_exception=True)
+        data = filters.validated_data
+        knowledge = team_knowledge(scope=scope, depth=data["depth"], kinds=data.get("kind") or AREA_KINDS)
+        areas = knowledge.areas
+        if data["known_by_one"] is not None:
+            areas = [area for area in areas if area.known_by_one is data["known_by_one"]]
+        paginator = Pages()
+        page = paginator.paginate_queryset(areas, request, view=self) or []
+        response = paginator.get_paginated_response([area_json(area) for area in page])
+        response.data = {
+            "team": team.slug,
+            "since": knowledge.since,
+            "until": knowledge.until,
+            "filters": scope.filter_query(),
+            "depth": knowledge.depth,
+            "areas": len(knowledge.areas),
+            "known_by_one": len(knowledge.lonely),
+            "definition": KNOWLEDGE_DEFINITION,
+            **response.data,
+        }
+        return response
+
+
+KNOWLEDGE_DEFAULT_DAYS = 90
+KNOWLEDGE_KEYS = ("depth", "kind", "known_by_one")
 
 
 def area_json(area: AreaKnowledge) -> dict[str, Any]:
     return {
-        "repository": area.repository,
-        "area": area.area,
+        "kind": area.area.kind,
+        "repository": area.area.repository or None,
+        "area": area.area.name,
+        "label": area.area.label,
         "changes": area.changes,
-        "people": [{"id": pk, "name": name, "changes": changes} for pk, name, changes in area.people],
+        "people": [
+            {
+                "id": knower.person_id,
+                "name": knower.name,
+                "changes": knower.changes,
+                "authored": knower.authored,
+                "reviewed": knower.reviewed,
+                "paired": knower.paired,
+            }
+            for knower in area.people
+        ],
         "known_by_one": area.known_by_one,
         "next": {"id": area.next_pair[0], "name": area.next_pair[1]} if area.next_pair else None,
-        "suggestion": _suggestion_words(area),
+        "suggestion": area.suggestion,
     }
-
-
-def _suggestion_words(area: AreaKnowledge) -> str:
-    if not area.known_by_one:
-        return ""
-    who = area.people[0][1]
-    if area.next_pair is None:
-        return f"only {who} knows {area.label}: nobody else in the team is available to pair"
-    return f"only {who} knows {area.label}: pair or review with {area.next_pair[1]} next"
 
 
 class AwaySerializer(serializers.Serializer[Any]):

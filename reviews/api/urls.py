@@ -20,7 +20,7 @@ urlpatterns = [
         reviewers.ReviewerSuggestionsView.as_view(),
         name="api-pull-reviewer-suggestions",
     ),
-    path("teams/<slug:slug>/areas", reviewers.TeamAreasView.as_view(), name="api-team-areas"),
+    path("teams/<slug:slug>/knowledge", reviewers.TeamKnowledgeView.as_view(), name="api-team-knowledge"),
     path("people/<int:pk>/away", reviewers.PersonAwayView.as_view(), name="api-person-away"),
     path("teams/<slug:slug>/policy", policies.PolicyView.as_view(), name="api-team-policy"),
     path("repositories/<int:pk>/policy", policies.PolicyView.as_view(), name="api-repository-policy"),

@@ -7,6 +7,7 @@ header; every section applies on its own and, within a section, the last matchin
 
 from __future__ import annotations
 
+import functools
 import re
 from dataclasses import dataclass
 from typing import Any
@@ -70,9 +71,25 @@ class CodeOwners:
         found = (_section_requirement(section, path) for section in self.sections)
         return [requirement for requirement in found if requirement is not None]
 
+    def entries_for(self, path: str) -> list[str]:
+        """The pattern of the entry that decides the path's owners, one per section that owns it (as `owners_for`
+        reads it: the last matching entry wins; an exclusion or an entry without owners owns nothing)."""
+        path = path.lstrip("/")
+        patterns = []
+        for section in self.sections:
+            requirement = _section_requirement(section, path)
+            if requirement is not None:
+                patterns.append(requirement.pattern)
+        return patterns
 
+
+@functools.lru_cache(maxsize=64)
 def parse_codeowners(text: str, syntax: str = "github") -> CodeOwners:
-    """Read a CODEOWNERS file. Lines that cannot be read are skipped (as GitHub does) and listed in `errors`."""
+    """Read a CODEOWNERS file. Lines that cannot be read are skipped (as GitHub does) and listed in `errors`.
+
+    Kept for the texts read lately (the result is immutable): every evaluation reads its change's CODEOWNERS, twice,
+    and a batch of changes to one repository, a team page or a deploy check evaluates many with the same text;
+    compiling every entry's pattern again each time cost most of an evaluation."""
     if syntax not in ("github", "gitlab"):
         raise ValueError(f"unknown CODEOWNERS syntax {syntax!r}; expected github or gitlab")
     sections: dict[str, _Section] = {"": _Section(name="")}

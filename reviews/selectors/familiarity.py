@@ -1,7 +1,8 @@
 """Who knows which part of a repository: the people who authored, reviewed or paired on changes under a directory
 prefix (an "area"), counted by aggregate queries over ChangedFile, Review and PairingParticipant, never per file.
 
-Reviewer suggestions read it with a decay (recent work counts more); the bus factor per area reads it over a period.
+Reviewer suggestions read it with a decay (recent work counts more); the bus factor per area
+(`reviews.selectors.knowledge`) cuts areas with the same `directory_area`.
 A file's area is its directory cut to `depth` levels ("payments/ledger/"); a file at the top level is in the root
 area "". An area of a shallower file ("payments/") also counts files in its sub-directories that are not areas of the
 same question: "knows payments/" is read broadly.
@@ -14,11 +15,10 @@ from collections import defaultdict
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 
-from django.db import models
 from django.db.models import Case, CharField, Count, Q, QuerySet, Value, When
 from django.db.models.functions import TruncWeek
 
-from reviews.models import ChangedFile, Membership, PairingParticipant, Person, PullRequest, Repository, Review
+from reviews.models import ChangedFile, PairingParticipant, PullRequest, Review
 
 # Recent work counts more: a change this old counts half as much as one made today.
 FAMILIARITY_HALF_LIFE_DAYS = 30
@@ -186,89 +186,3 @@ def _area_of(areas: Sequence[str], prefix: str = "") -> Case:
         *(When(_area_condition(area, prefix), then=Value(area)) for area in ordered),
         output_field=CharField(),
     )
-
-
-# --- bus factor per area ---------------------------------------------------------------------------------------------
-
-
-@dataclass(frozen=True)
-class AreaKnowledge:
-    """One area of a repository over a period: who worked there (person id → name), and, when only one person
-    did, whom to pair or review with next: the team member with the least work there, so knowledge spreads."""
-
-    repository: str
-    area: str
-    people: tuple[tuple[int, str, int], ...]  # (person id, name, changes), most changes first
-    changes: int
-    next_pair: tuple[int, str] | None = None
-
-    @property
-    def known_by_one(self) -> bool:
-        return len(self.people) == 1
-
-    @property
-    def label(self) -> str:
-        return area_label(self.area)
-
-
-def team_areas(
-    *, team_id: int, since: dt.datetime, until: dt.datetime, depth: int = DEFAULT_AREA_DEPTH
-) -> list[AreaKnowledge]:
-    """For each area of the team's repositories changed in the period: the people who authored, reviewed or paired
-    on changes there. Four queries whatever the period: distinct (path, person) rows per kind, cut to areas here."""
-    repositories = dict(Repository.objects.filter(team_id=team_id).values_list("pk", "full_path"))
-    pulls = PullRequest.objects.filter(repository_id__in=list(repositories))
-    work: dict[tuple[int, str], dict[int, set[int]]] = defaultdict(lambda: defaultdict(set))
-    authored = ChangedFile.objects.filter(
-        pull_request__in=pulls.filter(created_at__gte=since, created_at__lt=until, author__is_bot=False)
-    ).values_list("pull_request__repository_id", "path", "pull_request__author_id", "pull_request_id")
-    reviewed = Review.objects.filter(
-        pull_request__in=pulls, submitted_at__gte=since, submitted_at__lt=until, reviewer__is_bot=False
-    ).values_list("pull_request__repository_id", "pull_request__files__path", "reviewer_id", "pull_request_id")
-    paired = (
-        PairingParticipant.objects.filter(
-            session__repository_id__in=list(repositories),
-            joined_at__gte=since,
-            joined_at__lt=until,
-            person__is_bot=False,
-            session__repository__pull_requests__head_ref=models.F("session__branch"),
-        )
-        .exclude(session__branch="")
-        .values_list(
-            "session__repository_id",
-            "session__repository__pull_requests__files__path",
-            "person_id",
-            "session__repository__pull_requests__id",
-        )
-    )
-    for rows in (authored, reviewed, paired):
-        for repository_id, path, person_id, pull_request_id in rows.distinct():
-            if path is None or person_id is None:
-                continue
-            work[(repository_id, directory_area(path, depth))][person_id].add(pull_request_id)
-    people_ids = {person for by_person in work.values() for person in by_person}
-    members = list(
-        Membership.objects.filter(team_id=team_id, person__is_bot=False)
-        .order_by("person__display_name", "person_id")
-        .values_list("person_id", "person__display_name", "person__away_until")
-    )
-    names = dict(Person.objects.filter(pk__in=people_ids).values_list("pk", "display_name"))
-    names.update({pk: name for pk, name, _ in members})
-    today = until.date()
-    available = [(pk, name) for pk, name, away in members if away is None or away < today]
-    areas = []
-    for (repository_id, area), by_person in sorted(
-        work.items(), key=lambda item: (repositories[item[0][0]], item[0][1])
-    ):
-        people = tuple(
-            sorted(
-                ((pk, names.get(pk, str(pk)), len(prs)) for pk, prs in by_person.items()),
-                key=lambda p: (-p[2], p[1], p[0]),
-            )
-        )
-        changes = len(set().union(*by_person.values()))
-        next_pair = None
-        if len(people) == 1:
-            next_pair = next(((pk, name) for pk, name in available if pk not in by_person), None)
-        areas.append(AreaKnowledge(repositories[repository_id], area, people, changes, next_pair))
-    return areas

@@ -11,7 +11,7 @@ import itertools
 from collections import defaultdict
 from collections.abc import Collection, Iterable, Sequence
 from dataclasses import dataclass, field
-from typing import Literal
+from typing import Any, Literal
 
 from django.db.models import Q, QuerySet
 from django.db.models.functions import Coalesce
@@ -251,7 +251,9 @@ class _Change:
         return min(times) - COMMIT_LEAD_TIME, max(times)
 
 
-def pairing_partners(*, pull_request_ids: Collection[int]) -> dict[int, list[PairingPartner]]:
+def pairing_partners(
+    *, pull_request_ids: Collection[int] | QuerySet[PullRequest, Any]
+) -> dict[int, list[PairingPartner]]:
     """METRICS.md's "paired with a non-author", for many pull requests at once: per pull request, the people its
     author paired with on that change while it was being written. Never the author, never a bot; a pull request
     with no partner is left out. Every surface (team page, policy, DORA, suspects, the pull request page) asks this.
@@ -295,10 +297,12 @@ def pairing_partners_for_pull_request(*, pull_request: PullRequest) -> list[Pair
     return pairing_partners(pull_request_ids=[pull_request.pk]).get(pull_request.pk, [])
 
 
-def _changes(pull_request_ids: Collection[int]) -> dict[int, _Change]:
-    """The pull requests that have an author and known commits, with the people who wrote each commit."""
+def _changes(pull_request_ids: Collection[int] | QuerySet[PullRequest, Any]) -> dict[int, _Change]:
+    """The pull requests that have an author and known commits, with the people who wrote each commit. The ids may
+    be a query of pull requests (`.values("pk")`): thousands of them are then a subquery, not parameters."""
+    ids = pull_request_ids if isinstance(pull_request_ids, QuerySet) else list(pull_request_ids)
     commit_rows = PullRequest.commits.through.objects.filter(
-        pullrequest_id__in=list(pull_request_ids), pullrequest__author__isnull=False
+        pullrequest_id__in=ids, pullrequest__author__isnull=False
     ).values_list(
         "pullrequest_id",
         "pullrequest__author_id",
@@ -351,14 +355,25 @@ def _session_partners(changes: dict[int, _Change]) -> dict[int, dict[int, dt.dat
     )
     where = {row[0]: (row[4], row[6], row[7] or "") for row in rows}  # session → started, repository, branch
     present = presence(row[:6] for row in rows)
-    sessions_of: dict[int, list[int]] = defaultdict(list)  # person → sessions, earliest first
-    for session_id in sorted(where, key=lambda pk: (where[pk][0], pk)):
+    # Person and place (repository, branch) → sessions, earliest first: a change looks up only the places that are
+    # on it (`_on_change`), not every session its author attended (a year of a team is thousands of them).
+    order = {pk: index for index, pk in enumerate(sorted(where, key=lambda pk: (where[pk][0], pk)))}
+    sessions_at: dict[tuple[int, int | None, str], list[int]] = defaultdict(list)
+    for session_id in sorted(where, key=order.__getitem__):
+        _, repository_id, branch = where[session_id]
         for person_id in present.get(session_id, {}):
-            sessions_of[person_id].append(session_id)
+            sessions_at[(person_id, repository_id, branch)].append(session_id)
     partners: dict[int, dict[int, dt.datetime]] = defaultdict(dict)
     for pk, change in changes.items():
         begin, finish = change.written
-        for session_id in sessions_of.get(change.author_id, []):
+        places: set[tuple[int, int | None, str]] = {
+            (change.author_id, change.repository_id, change.head_ref),
+            (change.author_id, change.repository_id, ""),
+        }
+        if change.head_ref:
+            places.add((change.author_id, None, change.head_ref))
+        on_change = sorted((s for place in places for s in sessions_at.get(place, ())), key=order.__getitem__)
+        for session_id in on_change:
             started, repository_id, branch = where[session_id]
             if not _on_change(change, repository_id, branch):
                 continue

@@ -148,7 +148,7 @@ def suggestions_rank(
     candidates = _candidates(repository.team_id, set(familiarity), excluded, now)
     for candidate in candidates.values():
         candidate.work = familiarity.get(candidate.person_id, {})
-    _load(candidates, now)
+    candidates_load(candidates, now)
     if owners_wanted:
         refs = person_refs(candidates)
         for candidate in candidates.values():
@@ -170,7 +170,8 @@ def _candidates(team_id: int | None, familiar: set[int], excluded: set[int], now
     return {pk: Candidate(pk, name) for pk, name in rows}
 
 
-def _load(candidates: dict[int, Candidate], now: dt.datetime) -> None:
+def candidates_load(candidates: dict[int, Candidate], now: dt.datetime) -> None:
+    """Each candidate's current load: open review requests, and reviews given in the last week. Two queries."""
     ids = list(candidates)
     requests = (
         PullRequest.requested_reviewers.through.objects.filter(
@@ -209,9 +210,7 @@ def _pick(candidates: list[Candidate], owners_wanted: Sequence[OwnerRequirement]
     if familiar and not any(chosen.familiarity > 0 for chosen, _ in picked):
         take(familiar[0], FAMILIAR)
     # Someone new to the areas, the least loaded, to review alongside one who knows them.
-    newcomers = sorted(
-        (c for c in ranked if not c.work), key=lambda c: (c.open_requests, c.reviews_this_week, *c.order())
-    )
+    newcomers = sorted((c for c in ranked if not c.work), key=least_loaded)
     if newcomers and any(chosen.familiarity > 0 for chosen, _ in picked):
         take(newcomers[0], NEWCOMER)
     for candidate in ranked:
@@ -225,7 +224,8 @@ def _pick(candidates: list[Candidate], owners_wanted: Sequence[OwnerRequirement]
     ]
 
 
-def _least_loaded(candidate: Candidate) -> tuple[int, int, float, str, int]:
+def least_loaded(candidate: Candidate) -> tuple[int, int, float, str, int]:
+    """The order in which newcomers to an area are asked: the least loaded first, then by score, name and id."""
     return (candidate.open_requests, candidate.reviews_this_week, *candidate.order())
 
 

@@ -24,7 +24,7 @@ from reviews.models import (
     ReviewerSuggestion,
 )
 from reviews.policy import PolicyError, parse_policy
-from reviews.selectors.familiarity import directory_area, team_areas
+from reviews.selectors.familiarity import directory_area
 from reviews.services.reviewers import reviewer_requests_make, reviewer_suggestions_compute
 from reviews.services.tokens import api_token_create
 from tests.factories import (
@@ -221,38 +221,7 @@ def test_another_teams_token_cannot_read_suggestions_or_areas(world):
     reviewer_suggestions_compute(pull_request=world["change"], now=NOW)
     client = _token(world["other"])
     assert client.get(f"/api/v1/pulls/{world['change'].pk}/reviewer-suggestions").status_code == 404
-    assert client.get("/api/v1/teams/pay/areas").status_code == 404
-
-
-def test_areas_known_by_one_person_are_flagged_with_whom_to_pair_next(world):
-    repository = world["repository"]
-    _history(repository, world["Bob"], None, "billing/invoices/pdf.py", 2)
-    body = _token(world["pay"]).get("/api/v1/teams/pay/areas?days=30").json()
-    by_area = {area["area"]: area for area in body["areas"]}
-    lonely = by_area["billing/invoices/"]
-    assert lonely["known_by_one"] is True
-    assert [person["name"] for person in lonely["people"]] == ["Bob"]
-    assert lonely["next"]["name"] == "Ada"  # the first available member who has not worked there (Dave is away)
-    assert "pair or review with Ada next" in lonely["suggestion"]
-    assert by_area["payments/ledger/"]["known_by_one"] is False
-    assert body["known_by_one"] == 1
-
-
-def test_areas_rejects_a_bad_depth_naming_it(world):
-    response = _token(world["pay"]).get("/api/v1/teams/pay/areas?depth=0")
-    assert response.status_code == 400
-    assert "depth" in response.json()["fields"]
-
-
-def test_team_areas_query_count_does_not_grow_with_history(world):
-    def count():
-        with CaptureQueriesContext(connection) as captured:
-            team_areas(team_id=world["pay"].pk, since=NOW - dt.timedelta(days=90), until=NOW)
-        return len(captured)
-
-    before = count()
-    _history(world["repository"], world["Bob"], world["Ada"], "api/views/x.py", 20)
-    assert count() == before
+    assert client.get("/api/v1/teams/pay/knowledge").status_code == 404
 
 
 def test_pages_show_suggestions_and_lonely_areas(world, client):
