@@ -6,10 +6,9 @@ import random
 import time
 from typing import Any
 
-from django.core.management import call_command
 from django.core.management.base import BaseCommand
 
-from reviews.demo import demo_anchor, demo_pull_requests_count, seed_review_demo
+from reviews.demo import demo_anchor, demo_figures_store, demo_pull_requests_count, seed_review_demo
 from telemetry.demo import seed_telemetry
 
 SEED = 20261126
@@ -38,10 +37,9 @@ class Command(BaseCommand):
         )
         self._progress("services and deployments")
         figures = seed_telemetry(anchor=anchor, rng=random.Random(rng.random()), progress=self._progress)
-        # The stored per-PR figures, as `compute_pull_request_figures` computes them after a deploy: otherwise the
-        # first hit of /teams/ and of each team page would compute every merged pull request's figures on read.
+        # Otherwise the first hit of /teams/ and of each team page would compute every merged pull request's figures.
         self._progress("stored figures of the merged pull requests")
-        call_command("compute_pull_request_figures", stdout=self.stdout)
+        demo_figures_store()
         self.stdout.write(
             self.style.SUCCESS(
                 f"Demo ready: {pulls} pull requests, {figures['deployments']} deployments, "
