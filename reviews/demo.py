@@ -578,3 +578,30 @@ def _seed_evaluations(anchor: dt.datetime) -> None:
 
 def demo_pull_requests_count() -> int:
     return PullRequest.objects.filter(repository__external_id__in=[r.external_id for r in REPOSITORIES]).count()
+
+
+def demo_figures_store(batch: int = 500) -> int:
+    """Compute and store the stored review figures of every merged pull request of the demo, once the seed's writes
+    (telemetry's too) are committed, so that no page computes them on its first read.
+
+    Each write of the seed stamped its pull requests' inputs as changed, as every write does: for `SETTLE` after a
+    stamp, stored figures are not trusted (a computation that began before the write committed may have missed it),
+    and every read would compute them again. Here every write has committed, so the stamps are cleared and the
+    figures of all the demo's merged pull requests computed (again, if a page read some during the seed), by the
+    function the reconciler and `compute_pull_request_figures` use."""
+    from reviews.selectors.health import bot_ids
+    from reviews.services.figures import figures_input_version, pull_request_figures_store
+
+    demo = PullRequest.objects.filter(repository__external_id__in=[r.external_id for r in REPOSITORIES])
+    demo.exclude(figures_inputs_changed_at=None).update(figures_inputs_changed_at=None)
+    bots = bot_ids()
+    version = figures_input_version(bots=bots)
+    merged = demo.filter(state=PullRequest.State.MERGED, merged_at__isnull=False).select_related(
+        "repository__connection"
+    )
+    ids = list(merged.order_by("pk").values_list("pk", flat=True))
+    stored = 0
+    for start in range(0, len(ids), batch):
+        chunk = list(merged.filter(pk__in=ids[start : start + batch]).order_by("pk"))
+        stored += pull_request_figures_store(pull_requests=chunk, bots=bots, version=version)
+    return stored

@@ -40,6 +40,26 @@ def test_seed_demo_twice_leaves_the_same_row_counts():
     assert list(Review.objects.order_by("pk").values_list("pull_request__number", "state", "submitted_at")) == reviewed
 
 
+@pytest.mark.slow(30)
+def test_seed_demo_stores_every_merged_pull_requests_figures_so_no_page_computes_them(client):
+    from django.contrib.auth.models import User
+    from django.db import connection
+    from django.test.utils import CaptureQueriesContext
+
+    from reviews.models import PullRequestFigures
+
+    _seed("--scale", "0.03")
+    merged = PullRequest.objects.filter(state="merged", author__is_bot=False)
+    assert PullRequestFigures.objects.count() == merged.count() > 0
+    assert not PullRequest.objects.exclude(figures_inputs_changed_at=None).exists()
+    client.force_login(User.objects.create_superuser("root", password="pw"))
+    with CaptureQueriesContext(connection) as captured:
+        for url in ("/teams/", "/teams/payments/", "/teams/payments/?days=90"):
+            assert client.get(url).status_code == 200
+    written = [q["sql"] for q in captured.captured_queries if "INSERT" in q["sql"] and "pullrequestfigures" in q["sql"]]
+    assert written == []
+
+
 @pytest.mark.slow(20)
 def test_seed_demo_if_empty_skips_a_seeded_database():
     _seed("--scale", "0.01")  # any seeded database: how much it holds is the other tests' business

@@ -9,14 +9,13 @@ from dataclasses import dataclass
 from django.db.models import Max, Q, QuerySet
 from django.utils import timezone
 
-from reviews.models import PullRequest, Repository, SyncRun, Team
+from reviews.models import PullRequest, PullRequestFigures, Repository, SyncRun, Team
 from reviews.selectors.compliance import ComplianceSummary, compliance_summary
 from reviews.selectors.health import (
     Distribution,
     PullRequestFlow,
     ReviewHealth,
     agreement_counts,
-    coverage_of,
     review_health,
     stale_pull_requests,
     waiting_for_review,
@@ -24,6 +23,7 @@ from reviews.selectors.health import (
 )
 from reviews.selectors.pairing import PairingInsight, team_pairing_insight
 from reviews.selectors.scope import Scope
+from reviews.selectors.stored_figures import current_pull_request_figures
 
 
 @dataclass(frozen=True)
@@ -120,22 +120,22 @@ def teams_overview(
 ) -> list[TeamSummary]:
     """A line per team: its key figures in the period and the one before, and what waits for review now.
 
-    A fixed number of queries whatever the number of teams: one review-health pass over every team's pull
-    requests for both periods, split by team afterwards."""
+    A fixed number of queries whatever the number of teams and the history: the stored per-pull-request figures of
+    every team's pull requests merged in both periods, split by team and period afterwards."""
     now = now or timezone.now()
     before_since = since - (until - since)
     teams_shown = list(teams.filter(archived=False).order_by("name"))
-    pull_requests = PullRequest.objects.filter(repository__team__in=[team.pk for team in teams_shown])
-    flows = review_health(pull_requests=pull_requests, since=before_since, until=until).flows
-    team_of = dict(
-        PullRequest.objects.filter(pk__in=[flow.pull_request_id for flow in flows]).values_list(
-            "pk", "repository__team_id"
-        )
+    in_periods = PullRequest.objects.filter(
+        repository__team__in=[team.pk for team in teams_shown], merged_at__gte=before_since, merged_at__lt=until
     )
-    current: dict[int, list[PullRequestFlow]] = defaultdict(list)
-    previous: dict[int, list[PullRequestFlow]] = defaultdict(list)
-    for flow in flows:
-        (current if flow.merged_at >= since else previous)[team_of[flow.pull_request_id]].append(flow)
+    team_of = dict(in_periods.values_list("pk", "repository__team_id"))
+    # The stored per-pull-request figures (those owed computed first): the pull requests they count (merged, not a
+    # bot's) with the same pickup and cycle times, coverage and merge time as the team page's.
+    figures = current_pull_request_figures(pull_request_ids=list(team_of))
+    current: dict[int, list[PullRequestFigures]] = defaultdict(list)
+    previous: dict[int, list[PullRequestFigures]] = defaultdict(list)
+    for row in figures.values():
+        (current if row.merged_at >= since else previous)[team_of[row.pull_request_id]].append(row)
     waiting = waiting_for_review_counts(teams=teams_shown, now=now)
     return [
         TeamSummary(team, _figures(current[team.pk]), _figures(previous[team.pk]), waiting[team.pk])
@@ -143,13 +143,17 @@ def teams_overview(
     ]
 
 
-def _figures(flows: list[PullRequestFlow]) -> TeamFigures:
+def _figures(rows: list[PullRequestFigures]) -> TeamFigures:
     return TeamFigures(
-        merged=len(flows),
-        reviewed=coverage_of(flows)["reviewed"],
-        median_pickup_hours=Distribution.of(flow.pickup_time for flow in flows).median_hours,
-        median_cycle_hours=Distribution.of(flow.cycle_time for flow in flows).median_hours,
+        merged=len(rows),
+        reviewed=sum(1 for row in rows if row.coverage == "reviewed"),
+        median_pickup_hours=Distribution.of(_duration(row.pickup_time) for row in rows).median_hours,
+        median_cycle_hours=Distribution.of(_duration(row.cycle_time) for row in rows).median_hours,
     )
+
+
+def _duration(seconds: float | None) -> dt.timedelta | None:
+    return None if seconds is None else dt.timedelta(seconds=seconds)
 
 
 def team_repositories(*, team: Team) -> list[Repository]:

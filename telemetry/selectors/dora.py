@@ -20,7 +20,8 @@ from django.utils import timezone
 from reviews.models import PullRequest, Team
 from reviews.selectors.health import Distribution, percentile, week_of, weeks_of
 from reviews.selectors.overrides import pull_requests_overridden
-from reviews.selectors.review_facts import NO_FACTS, ReviewFacts, pull_request_review_facts
+from reviews.selectors.review_facts import NO_FACTS, pull_request_review_facts
+from reviews.selectors.stored_figures import current_pull_request_figures
 from telemetry import conf
 from telemetry.models import Deployment, DeploymentChange, Incident, Service, SuspectChange
 from telemetry.selectors.suspects import PULL_REQUEST_FIELDS
@@ -121,7 +122,7 @@ def services_dora(*, services: Sequence[Service], since: dt.datetime, until: dt.
             pk__in=list(shipped), merged_at__isnull=False, author__is_bot=False
         ).values(*PULL_REQUEST_FIELDS)
     }
-    reviews = pull_request_review_facts(pull_request_ids=list(rows))
+    reviews = _reviews(rows)
     restored = _restored(service_ids, since, until)
     lead_times = [(shipped[pk], _lead_time_of(row, shipped[pk])) for pk, row in rows.items()]
     return DoraReport(
@@ -135,6 +136,34 @@ def services_dora(*, services: Sequence[Service], since: dt.datetime, until: dt.
         cfr_by_review_mode=_by_review_mode(rows, reviews),
         weekly=_weekly(deployments, lead_times, restored, since, until),
     )
+
+
+@dataclass(frozen=True)
+class _Reviewed:
+    """What DORA reads of how a pull request was reviewed (`reviews.selectors.review_facts`): the end of its pickup
+    (first review activity, else first approval that counted, else the merge), its approvals that counted, paired."""
+
+    pickup_end: dt.datetime
+    approvals: int
+    paired: bool
+
+
+def _reviews(rows: dict[int, dict[str, Any]]) -> dict[int, _Reviewed]:
+    """From the stored per-pull-request figures (their pickup time ends where the facts say pickup ends); the facts
+    themselves only for a pull request without stored figures (one that says merged_at but is not merged)."""
+    stored = current_pull_request_figures(pull_request_ids=list(rows))
+    found = {}
+    for pk, figures in stored.items():
+        ready = rows[pk]["ready_at"] or rows[pk]["created_at"]
+        pickup = figures.pickup_time
+        pickup_end = rows[pk]["merged_at"] if pickup is None else ready + dt.timedelta(seconds=pickup)
+        found[pk] = _Reviewed(pickup_end, figures.approvals, figures.paired)
+    facts = pull_request_review_facts(pull_request_ids=[pk for pk in rows if pk not in stored])
+    for pk in rows.keys() - stored.keys():
+        merged, fact = rows[pk]["merged_at"], facts.get(pk, NO_FACTS)
+        pickup_end = min(fact.first_activity or merged, fact.first_approval or merged, merged)
+        found[pk] = _Reviewed(pickup_end, len(fact.approvals), fact.paired)
+    return found
 
 
 def _weekly(
@@ -306,15 +335,14 @@ def frequency_band(
 
 
 def _lead_time(
-    rows: dict[int, dict[str, Any]], reviews: dict[int, ReviewFacts], shipped: dict[int, dt.datetime]
+    rows: dict[int, dict[str, Any]], reviews: dict[int, _Reviewed], shipped: dict[int, dt.datetime]
 ) -> LeadTime:
     total, coding, pickup, review, deploy = [], [], [], [], []
     for pk, row in rows.items():
         deployed, merged = shipped[pk], row["merged_at"]
         ready = row["ready_at"] or row["created_at"]
         first_commit = row["first_commit_at"] or row["created_at"]
-        facts = reviews.get(pk, NO_FACTS)
-        pickup_end = min(facts.first_activity or merged, facts.first_approval or merged, merged)
+        pickup_end = min(reviews[pk].pickup_end, merged)
         total.append(_lead_time_of(row, deployed))
         coding.append(max(ready - first_commit, dt.timedelta(0)))
         pickup.append(max(pickup_end - ready, dt.timedelta(0)))
@@ -354,7 +382,7 @@ def _time_to_restore(restored: list[tuple[dt.datetime, dt.datetime]]) -> TimeToR
     return TimeToRestore(len(restored), durations.median_hours, durations.p90_hours)
 
 
-def _by_review_mode(rows: dict[int, dict[str, Any]], reviews: dict[int, ReviewFacts]) -> dict[str, ReviewModeRate]:
+def _by_review_mode(rows: dict[int, dict[str, Any]], reviews: dict[int, _Reviewed]) -> dict[str, ReviewModeRate]:
     ids = list(rows)
     overridden = pull_requests_overridden(pull_request_ids=ids)
     failed = set(
@@ -364,11 +392,10 @@ def _by_review_mode(rows: dict[int, dict[str, Any]], reviews: dict[int, ReviewFa
     )
     counts = {mode: [0, 0] for mode in REVIEW_MODES}
     for pk in ids:
-        facts = reviews.get(pk, NO_FACTS)
-        approvals = len(facts.approvals)
+        approvals = reviews[pk].approvals
         if pk in overridden:
             mode = "overridden"
-        elif facts.paired:
+        elif reviews[pk].paired:
             mode = "paired"
         elif approvals >= 2:
             mode = "two_or_more"

@@ -8,7 +8,7 @@ from typing import Any
 
 from django.core.management.base import BaseCommand
 
-from reviews.demo import demo_anchor, demo_pull_requests_count, seed_review_demo
+from reviews.demo import demo_anchor, demo_figures_store, demo_pull_requests_count, seed_review_demo
 from telemetry.demo import seed_telemetry
 
 SEED = 20261126
@@ -37,6 +37,9 @@ class Command(BaseCommand):
         )
         self._progress("services and deployments")
         figures = seed_telemetry(anchor=anchor, rng=random.Random(rng.random()), progress=self._progress)
+        # Otherwise the first hit of /teams/ and of each team page would compute every merged pull request's figures.
+        self._progress("stored figures of the merged pull requests")
+        demo_figures_store()
         self.stdout.write(
             self.style.SUCCESS(
                 f"Demo ready: {pulls} pull requests, {figures['deployments']} deployments, "

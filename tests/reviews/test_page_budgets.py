@@ -1,0 +1,97 @@
+"""Issue 17's page budgets: every page in `bench/pages.py` (team page, pull request page, drill-down list, /teams/,
+/me/) renders in a pinned number of queries, the same for a short and a ten-times-longer history.
+
+The pins are the counts today (a page's budget): a change that adds a query to a page says so here."""
+
+from __future__ import annotations
+
+import datetime as dt
+
+import pytest
+from django.contrib.auth.models import User
+from django.db import connection
+from django.test.utils import CaptureQueriesContext
+from django.utils import timezone
+
+from reviews.models import Membership, PullRequest
+from telemetry.models import DeploymentChange
+from tests.factories import (
+    CommentFactory,
+    DeploymentFactory,
+    MembershipFactory,
+    PersonFactory,
+    PullRequestFactory,
+    RepositoryFactory,
+    ReviewFactory,
+    ServiceFactory,
+    TeamFactory,
+)
+
+pytestmark = pytest.mark.django_db
+
+# Queries per page, whatever the history (a page's budget).
+BUDGETS = {
+    "/teams/shop/": 58,
+    "/teams/shop/?days=90": 58,
+    "/teams/shop/pulls/?metric=merged": 34,
+    "/teams/": 12,
+    "/me/": 7,
+    "pull request": 32,
+}
+
+
+def _world():
+    team = TeamFactory(slug="shop", name="Shop")
+    user = User.objects.create_user("lead", password="pw")
+    lead = PersonFactory(display_name="Lead", user=user)
+    MembershipFactory(team=team, person=lead, role=Membership.Role.LEAD)
+    reviewer = PersonFactory(display_name="Reviewer")
+    MembershipFactory(team=team, person=reviewer, role=Membership.Role.MEMBER)
+    repository = RepositoryFactory(team=team)
+    service = ServiceFactory(team=team)
+    service.repositories.add(repository)
+    return {"user": user, "lead": lead, "reviewer": reviewer, "repository": repository, "service": service}
+
+
+def _history(world, count: int) -> PullRequest:
+    """`count` merged pull requests over the last 80 days, reviewed, commented, each shipped by a deployment, and
+    one open pull request per ten waiting on the lead."""
+    now = timezone.now()
+    last = None
+    for index in range(count):
+        ready = now - dt.timedelta(days=1 + (index * 80) // count, hours=6)
+        last = PullRequestFactory(
+            repository=world["repository"], author=world["lead"], state="merged", created_at=ready, ready_at=ready,
+            merged_at=ready + dt.timedelta(hours=5), additions=30 + index % 200, deletions=3,
+        )  # fmt: skip
+        ReviewFactory(pull_request=last, reviewer=world["reviewer"], submitted_at=ready + dt.timedelta(hours=2))
+        CommentFactory(pull_request=last, author=world["reviewer"], created_at=ready + dt.timedelta(hours=1))
+        deployment = DeploymentFactory(service=world["service"], finished_at=ready + dt.timedelta(hours=6))
+        DeploymentChange.objects.create(deployment=deployment, pull_request=last)
+        if index % 10 == 0:
+            waiting = PullRequestFactory(repository=world["repository"], author=world["reviewer"], ready_at=ready)
+            waiting.requested_reviewers.add(world["lead"])
+    assert last is not None
+    return last
+
+
+def _counts(client, pull_request: PullRequest) -> dict[str, int]:
+    counts = {}
+    for name in BUDGETS:
+        url = f"/pulls/{pull_request.pk}/" if name == "pull request" else name
+        client.get(url)  # the first read may compute and store figures: the budget is for every read after it
+        with CaptureQueriesContext(connection) as captured:
+            assert client.get(url).status_code == 200, url
+        counts[name] = len(captured.captured_queries)
+    return counts
+
+
+@pytest.mark.slow(30)
+def test_every_page_keeps_its_query_budget_at_10_and_100_pull_requests(client):
+    world = _world()
+    client.force_login(world["user"])
+    small = _counts(client, _history(world, 10))
+    over = {name: count for name, count in small.items() if count > BUDGETS[name]}
+    assert not over, f"over budget: {over}"
+    large = _counts(client, _history(world, 90))
+    assert large == small
