@@ -56,6 +56,8 @@ BATCH_HISTORY = 50
 BATCH_HISTORY_MIN = 10
 BATCH_PERCENTILE = 0.9
 WEAK_REVIEW = ("unreviewed", "followup_due", "rubber_stamped", "policy_violation")
+# What the check could not tell (the fail-closed reasons): never "allow", whatever thresholds the team set.
+NOT_KNOWN = ("unknown_repository", "unknown_sha", "approximate_batch")
 
 
 @dataclass(frozen=True)
@@ -129,7 +131,7 @@ def deploy_check(  # noqa: PLR0913 - what a caller knows about the deployment it
         sha=sha,
         repository=repository,
         level=level,
-        decision=decision_for(level, policy),
+        decision=decision_for(level, policy, not_known=any(reason.code in NOT_KNOWN for reason in reasons)),
         reasons=[reason.as_dict() for reason in reasons],
         pull_requests=batch,
         link_method=link_method,
@@ -142,10 +144,12 @@ def deploy_check(  # noqa: PLR0913 - what a caller knows about the deployment it
     )
 
 
-def decision_for(level: str, policy: ParsedPolicy) -> str:
+def decision_for(level: str, policy: ParsedPolicy, *, not_known: bool = False) -> str:
+    """The policy's answer to the level. A batch the check could not tell is "not yet" (warn) at least: a team's
+    `warn_on: high` or `never` quiets risks Tandem knows of, not what it does not know."""
     if RANK[level] >= RANK[policy.deploy.block_on]:
         return DeployCheck.Decision.BLOCK
-    if RANK[level] >= RANK[policy.deploy.warn_on]:
+    if RANK[level] >= RANK[policy.deploy.warn_on] or not_known:
         return DeployCheck.Decision.WARN
     return DeployCheck.Decision.ALLOW
 
