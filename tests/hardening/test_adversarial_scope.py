@@ -3,12 +3,17 @@ its CSV or the health API is a clear 400 naming the parameter, never a 500 from 
 
 from __future__ import annotations
 
+import csv
+import datetime as dt
+import io
+
 import pytest
 from django.contrib.auth.models import User
+from django.utils import timezone
 from rest_framework.test import APIClient
 
-from reviews.models import Membership
-from tests.factories import MembershipFactory, PersonFactory, RepositoryFactory, TeamFactory
+from reviews.models import Membership, Repository
+from tests.factories import MembershipFactory, PersonFactory, PullRequestFactory, RepositoryFactory, TeamFactory
 
 pytestmark = pytest.mark.django_db
 
@@ -42,3 +47,19 @@ def test_a_nul_in_an_api_filter_is_a_400_naming_it(lead, query):
     assert response.status_code == 400
     field = query.split("=")[0]
     assert field in response.json()["fields"]
+
+
+@pytest.mark.parametrize("prefix", ["\t", "\r", " \t"])
+def test_a_title_or_name_that_starts_a_formula_after_a_tab_or_return_is_neutralised_in_the_csv(client, lead, prefix):
+    """OWASP's list of formula triggers includes a leading tab and carriage return, not only = + - @."""
+    ready = timezone.now() - dt.timedelta(days=3)
+    PullRequestFactory(
+        repository=Repository.objects.get(full_path="acme/shop"), state="merged", created_at=ready, ready_at=ready,
+        merged_at=ready + dt.timedelta(hours=5), additions=4, deletions=0,
+        title=f'{prefix}=HYPERLINK("http://evil.example","x")', author=PersonFactory(display_name=f"{prefix}@SUM(1)"),
+    )  # fmt: skip
+    response = client.get("/teams/shop/pulls.csv?metric=merged")
+    rows = list(csv.DictReader(io.StringIO(b"".join(response.streaming_content).decode())))
+    assert len(rows) == 1
+    assert rows[0]["Title"].startswith("'")
+    assert rows[0]["Author"].startswith("'")
