@@ -41,7 +41,8 @@ def installation_event_apply(*, connection: Connection, event: InstallationEvent
     ).first()
     if uninstalled is not None:
         # GitHub never reuses an installation's id: an event for one it uninstalled is late or redelivered.
-        return f"{installation_problem(uninstalled)} A late or redelivered {event.event} {event.action} changes nothing."
+        late = f"A late or redelivered {event.event} {event.action} changes nothing."
+        return f"{installation_problem(uninstalled)} {late}"
     installation = installation_upsert(connection=connection, record=event.installation)
     if event.event == "installation_repositories":
         _register(connection, installation, event.repositories_added, sender=event.sender)
