@@ -122,6 +122,7 @@ def deploy_check(  # noqa: PLR0913 - what a caller knows about the deployment it
         window = dt.timedelta(days=policy.risk.incident_window_days)
         batch = _batch(repository, shipment.pull_request_ids, since=now - window, now=now)
         reasons += _batch_reasons(batch)
+        reasons += _commits_without_pull_request(shipment.changes, shipment.previous is not None)
         reasons += _service_history(service, environment, len(batch), since=now - window)
     reasons += _open_incidents(service, weak=any(_weak(change) for change in batch))
     level = max((reason.level for reason in reasons), key=RANK.__getitem__, default=LOW)
@@ -300,6 +301,23 @@ def _incident_reason(paths: list[str], *, weak: bool) -> Reason:
             f"A weakly reviewed change to files a recent confirmed incident cause changed: {shown}.",
         )
     return Reason("incident_files", MEDIUM, f"Changes files a recent confirmed incident cause changed: {shown}.")
+
+
+def _commits_without_pull_request(changes: frozenset[tuple[int | None, int | None]], since_known: bool) -> list[Reason]:
+    """Commits the deployment ships that no merged pull request brought (pushed straight to the branch, or the head
+    of a branch not merged): nobody reviewed them. Only after a previous deployment: a first one ships the whole
+    history, its first commits included."""
+    count = sum(1 for commit, pull_request in changes if commit is not None and pull_request is None)
+    if not since_known or not count:
+        return []
+    noun = "commit ships" if count == 1 else "commits ship"
+    return [
+        Reason(
+            "no_pull_request",
+            MEDIUM,
+            f"{count} {noun} without a merged pull request (pushed directly, or a branch not merged): not reviewed.",
+        )
+    ]
 
 
 def _weak(change: dict[str, Any]) -> bool:

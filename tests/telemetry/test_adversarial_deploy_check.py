@@ -9,8 +9,9 @@ import pytest
 from django.utils import timezone
 
 from reviews.models import Policy
+from telemetry.services.linking import deployment_changes_link
 from tests.factories import ConnectionFactory, RepositoryFactory
-from tests.telemetry.conftest import History, make_service
+from tests.telemetry.conftest import History, approve, make_deployment, make_service
 
 pytestmark = pytest.mark.django_db
 
@@ -63,3 +64,21 @@ def test_another_teams_token_cannot_check_a_service_nor_learn_it_exists(actors, 
         response = check(actors.client(who), history.head)
         assert response.status_code == 404
         assert "Change 1" not in response.content.decode()
+
+
+def test_commits_pushed_without_a_pull_request_are_not_a_low_risk_batch(actors, service, repository):
+    """A direct push to the branch (or deploying a branch's head that was never merged) ships code nobody reviewed:
+    the batch's pull requests alone said "low" and "allow"."""
+    history = History(repository, start=NOW - dt.timedelta(days=5))
+    pull_request = history.merge(1, at=NOW - dt.timedelta(days=3))
+    approve(pull_request, actors.member, at=NOW - dt.timedelta(days=3, hours=1), body="Looks right to me.")
+    deployment = make_deployment(service, history.head, at=NOW - dt.timedelta(days=2), repository=repository)
+    deployment_changes_link(deployment_id=deployment.pk, allow_vcs=False)
+    pushed = history.commit("hotfix pushed straight to main", at=NOW - dt.timedelta(hours=2))
+
+    body = check(actors.client("token"), pushed.sha).json()
+
+    assert body["pull_requests"] == []
+    assert {reason["code"] for reason in body["reasons"]} == {"no_pull_request"}
+    assert body["level"] == "medium" and body["decision"] == "warn"
+    assert body["reasons"][0]["text"].startswith("1 commit ships without a merged pull request")
