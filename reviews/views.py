@@ -298,8 +298,8 @@ def _csv_value(value: object) -> object:
         return ""
     if isinstance(value, dt.datetime):
         return timezone.localtime(value).isoformat()
-    if isinstance(value, str) and value[:1] in ("=", "+", "-", "@"):
-        return "'" + value  # not a formula in a spreadsheet
+    if isinstance(value, str) and value.lstrip(" ")[:1] in ("=", "+", "-", "@", "\t", "\r"):
+        return "'" + value  # not a formula in a spreadsheet (OWASP's triggers; a spreadsheet may skip spaces first)
     return value
 
 

@@ -248,6 +248,7 @@ def parse_scope(
     """The period and filters of a team page or team API call. `teams`: the teams the caller may see (an author's
     team must be one of them). A repository that is not the team's, or a person who neither belongs to the team
     nor authored any of its pull requests, is refused: a filter never silently matches nothing."""
+    _refuse_nul(params)
     period = parse_period(params, default_days=default_days, now=now)
     repositories = _ids(params, "repository")
     if repositories:
@@ -273,6 +274,16 @@ def parse_scope(
     if size and size not in SIZE_NAMES:
         raise ScopeInvalid("size", f"size is one of {', '.join(SIZE_NAMES)}.")
     return Scope(team, period, tuple(repositories), tuple(authors), author_team, labels, size)
+
+
+def _refuse_nul(params: QueryParams) -> None:
+    """A NUL character in any parameter (a label, a team, a drill-down's reason) is refused here: PostgreSQL cannot
+    compare text with one, so it would be a 500 wherever the value reaches a query."""
+    lists = getattr(params, "lists", None)
+    for key, values in lists() if callable(lists) else ():
+        if "\x00" in key or any("\x00" in str(value) for value in values):
+            name = key.replace("\x00", "")
+            raise ScopeInvalid(name, f"{name} may not contain a NUL character.")
 
 
 def _labels(values: Sequence[str]) -> tuple[str, ...]:

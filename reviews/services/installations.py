@@ -36,6 +36,13 @@ def installation_event_apply(*, connection: Connection, event: InstallationEvent
     restricted = restriction_problem(connection, event.installation)
     if restricted:
         return restricted
+    uninstalled = AppInstallation.objects.filter(
+        connection=connection, installation_id=event.installation.installation_id, deleted_at__isnull=False
+    ).first()
+    if uninstalled is not None:
+        # GitHub never reuses an installation's id: an event for one it uninstalled is late or redelivered.
+        late = f"A late or redelivered {event.event} {event.action} changes nothing."
+        return f"{installation_problem(uninstalled)} {late}"
     installation = installation_upsert(connection=connection, record=event.installation)
     if event.event == "installation_repositories":
         _register(connection, installation, event.repositories_added, sender=event.sender)

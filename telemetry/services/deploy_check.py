@@ -56,6 +56,8 @@ BATCH_HISTORY = 50
 BATCH_HISTORY_MIN = 10
 BATCH_PERCENTILE = 0.9
 WEAK_REVIEW = ("unreviewed", "followup_due", "rubber_stamped", "policy_violation")
+# What the check could not tell (the fail-closed reasons): never "allow", whatever thresholds the team set.
+NOT_KNOWN = ("unknown_repository", "unknown_sha", "approximate_batch")
 
 
 @dataclass(frozen=True)
@@ -120,6 +122,7 @@ def deploy_check(  # noqa: PLR0913 - what a caller knows about the deployment it
         window = dt.timedelta(days=policy.risk.incident_window_days)
         batch = _batch(repository, shipment.pull_request_ids, since=now - window, now=now)
         reasons += _batch_reasons(batch)
+        reasons += _commits_without_pull_request(shipment.changes, shipment.previous is not None)
         reasons += _service_history(service, environment, len(batch), since=now - window)
     reasons += _open_incidents(service, weak=any(_weak(change) for change in batch))
     level = max((reason.level for reason in reasons), key=RANK.__getitem__, default=LOW)
@@ -129,7 +132,7 @@ def deploy_check(  # noqa: PLR0913 - what a caller knows about the deployment it
         sha=sha,
         repository=repository,
         level=level,
-        decision=decision_for(level, policy),
+        decision=decision_for(level, policy, not_known=any(reason.code in NOT_KNOWN for reason in reasons)),
         reasons=[reason.as_dict() for reason in reasons],
         pull_requests=batch,
         link_method=link_method,
@@ -142,10 +145,12 @@ def deploy_check(  # noqa: PLR0913 - what a caller knows about the deployment it
     )
 
 
-def decision_for(level: str, policy: ParsedPolicy) -> str:
+def decision_for(level: str, policy: ParsedPolicy, *, not_known: bool = False) -> str:
+    """The policy's answer to the level. A batch the check could not tell is "not yet" (warn) at least: a team's
+    `warn_on: high` or `never` quiets risks Tandem knows of, not what it does not know."""
     if RANK[level] >= RANK[policy.deploy.block_on]:
         return DeployCheck.Decision.BLOCK
-    if RANK[level] >= RANK[policy.deploy.warn_on]:
+    if RANK[level] >= RANK[policy.deploy.warn_on] or not_known:
         return DeployCheck.Decision.WARN
     return DeployCheck.Decision.ALLOW
 
@@ -296,6 +301,23 @@ def _incident_reason(paths: list[str], *, weak: bool) -> Reason:
             f"A weakly reviewed change to files a recent confirmed incident cause changed: {shown}.",
         )
     return Reason("incident_files", MEDIUM, f"Changes files a recent confirmed incident cause changed: {shown}.")
+
+
+def _commits_without_pull_request(changes: frozenset[tuple[int | None, int | None]], since_known: bool) -> list[Reason]:
+    """Commits the deployment ships that no merged pull request brought (pushed straight to the branch, or the head
+    of a branch not merged): nobody reviewed them. Only after a previous deployment: a first one ships the whole
+    history, its first commits included."""
+    count = sum(1 for commit, pull_request in changes if commit is not None and pull_request is None)
+    if not since_known or not count:
+        return []
+    noun = "commit ships" if count == 1 else "commits ship"
+    return [
+        Reason(
+            "no_pull_request",
+            MEDIUM,
+            f"{count} {noun} without a merged pull request (pushed directly, or a branch not merged): not reviewed.",
+        )
+    ]
 
 
 def _weak(change: dict[str, Any]) -> bool:
