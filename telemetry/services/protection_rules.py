@@ -5,8 +5,10 @@ deploys to one, GitHub sends `deployment_protection_rule` (action `requested`) w
 and waits for the App to approve or reject (`POST /repos/{owner}/{repo}/actions/runs/{run_id}/
 deployment_protection_rule`). Tandem checks the deployment of that sha for each service the repository deploys
 to that environment (`deploy_check`, recorded like any other check), then answers from a task, never in the
-request path: rejected when a check's decision is `block`, approved otherwise, with the level and reasons as the
-comment. Only a connection that acts as a GitHub App answers (GitHub sends the event to Apps alone).
+request path: rejected when a check's decision is `block`, or when a check could not tell what the deployment ships
+(a sha not synced yet, another repository's, a batch guessed from merge order: fail closed, an unseen batch is never
+approved); approved otherwise, with the level and reasons as the comment. Only a connection that acts as a GitHub
+App answers (GitHub sends the event to Apps alone).
 
 Idempotent: one check per request and service (`callback_key`), and the answer is sent until GitHub accepts it
 once (`answered_at`); a redelivered event or a retried task sends nothing more.
@@ -24,12 +26,16 @@ from reviews.integrations.vcs import GitHubVcs, VcsError
 from reviews.models import Repository
 from reviews.services.credentials import connection_app, vcs_client_for
 from telemetry.models import DeployCheck
-from telemetry.services.deploy_check import RANK, deploy_check
+from telemetry.services.deploy_check import NOT_KNOWN, RANK, deploy_check
 from telemetry.services.deployments import deployment_services_for
 from telemetry.services.enqueue import protection_rule_answer_enqueue
 
 SOURCE = "github_protection_rule"
 COMMENT_LIMIT = 1000  # GitHub keeps a short comment with the review
+UNSEEN_BATCH = (
+    "Rejected because Tandem cannot yet see what this deployment ships; re-run the job once Tandem has synced "
+    "the repository (webhooks bring a push within seconds)."
+)
 _RUN = re.compile(r"/repos/[^/]+/[^/]+/actions/runs/(?P<run_id>\d+)/deployment_protection_rule$")
 
 
@@ -76,7 +82,7 @@ def protection_rule_answer(*, check_id: int) -> str:
         return "answered already"
     environment = check.callback_key[len(check.callback_url) + 1 :].rsplit("#", 1)[0]
     group = [member for member in group if member.callback_key.startswith(f"{check.callback_url}#{environment}#")]
-    approved = all(member.decision != DeployCheck.Decision.BLOCK for member in group)
+    approved = all(_approvable(member) for member in group)
     match = _RUN.search(check.callback_url)
     if match is None or check.repository is None:
         raise ProtectionRuleError(f"not a GitHub deployment protection rule callback: {check.callback_url[:200]}")
@@ -103,11 +109,20 @@ def protection_rule_answer(*, check_id: int) -> str:
     return "approved" if approved else "rejected"
 
 
+def _approvable(check: DeployCheck) -> bool:
+    """Approve only what the check saw: a `block`, or a batch it could not tell, is rejected with the reasons."""
+    if check.decision == DeployCheck.Decision.BLOCK:
+        return False
+    return not any(reason.get("code") in NOT_KNOWN for reason in check.reasons)
+
+
 def comment_for(checks: list[DeployCheck]) -> str:
     """The level, decision and reasons of each service's check, in words, within GitHub's limit."""
     parts = []
     for check in sorted(checks, key=lambda c: (-RANK[c.level], c.service.slug)):
         reasons = " ".join(reason["text"] for reason in check.reasons) or "No risk found."
         parts.append(f"Tandem deploy check for {check.service.slug}: {check.level} risk, {check.decision}. {reasons}")
+        if check.decision != DeployCheck.Decision.BLOCK and not _approvable(check):
+            parts.append(UNSEEN_BATCH)
     text = "\n".join(parts)
     return text if len(text) <= COMMENT_LIMIT else text[: COMMENT_LIMIT - 1] + "…"

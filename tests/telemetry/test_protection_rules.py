@@ -5,15 +5,17 @@ retried after a 502, sent once however often the event comes."""
 from __future__ import annotations
 
 import copy
+import datetime as dt
 
 import pytest
+from django.utils import timezone
 
 from reviews.models import Policy, Repository
-from telemetry.models import DeployCheck
+from telemetry.models import DeployCheck, Service
 from telemetry.tasks import answer_protection_rule
 from tests.factories import TeamFactory
 from tests.reviews.test_github_app import app_connection, app_key, deliver, fixture, github  # noqa: F401 - fixtures
-from tests.telemetry.conftest import make_service
+from tests.telemetry.conftest import History, make_deployment, make_service
 
 pytestmark = pytest.mark.django_db
 
@@ -96,12 +98,36 @@ def test_a_blocked_check_rejects_the_deployment_after_a_502_and_answers_once(git
     assert len(github.requests_to(f"/actions/runs/{RUN_ID}/deployment_protection_rule")) == 2
 
 
-def test_a_warning_approves_with_the_reasons(github, installed, deliver):  # noqa: F811
+def test_a_batch_tandem_sees_is_approved_with_the_level(github, installed, deliver):  # noqa: F811
     _, full_name = installed
-    deliver("deployment_protection_rule", _request(github.url, full_name, "d" * 40))
+    repository = Repository.objects.get(full_path=full_name)
+    history = History(repository, start=timezone.now() - dt.timedelta(days=2))
+    make_deployment(Service.objects.get(slug="hello"), history.head, at=timezone.now() - dt.timedelta(days=1))
+    pushed = history.commit("pushed straight to main", at=timezone.now() - dt.timedelta(hours=1))
+
+    deliver("deployment_protection_rule", _request(github.url, full_name, pushed.sha))
+
+    check = DeployCheck.objects.get()
+    assert (check.level, check.decision, check.link_method) == ("low", "allow", "graph")
     (review,) = github.protection_rule_reviews
-    assert review["state"] == "approved"  # medium warns by default; only "block" rejects
-    assert "medium risk, warn" in review["comment"]
+    assert review["state"] == "approved"
+    assert "hello: low risk, allow" in review["comment"]
+
+
+@pytest.mark.parametrize("deploy", ["", "deploy: {warn_on: high, block_on: never}\n"])
+def test_a_sha_tandem_has_not_synced_is_never_approved(github, installed, deliver, deploy):  # noqa: F811
+    team, full_name = installed
+    if deploy:
+        Policy.objects.create(team=team, document="rules: [{name: one, require: {approvals: 1}}]\n" + deploy)
+
+    deliver("deployment_protection_rule", _request(github.url, full_name, "d" * 40))
+
+    check = DeployCheck.objects.get()
+    assert check.decision == "warn"  # the check says "not known to be safe" whatever the thresholds
+    (review,) = github.protection_rule_reviews
+    assert review["state"] == "rejected"  # fail closed: GitHub never deploys a batch Tandem could not see
+    assert "does not know commit dddddddddddd" in review["comment"]
+    assert "re-run the job once Tandem has synced" in review["comment"]
 
 
 def test_other_actions_are_not_answered(github, installed, deliver):  # noqa: F811
