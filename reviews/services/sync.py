@@ -350,6 +350,8 @@ def fingerprints_fetch(*, pull_request: PullRequest, client_factory: ClientFacto
     `pull_requests_facts_due` claims), never raised. An answer that cannot give the fingerprint (more files than
     the compare lists, a file without a patch) settles it as unknowable: the approval is stale, as it is when the
     pull request's own files cannot give one."""
+    if not pull_request.diff_ids_owed and not pull_request.fingerprint_error:
+        return 0  # nothing owed: no query, no call (the common case of a verdict pass)
     # What the facts' fetch just stored (a new head's fingerprint) went through another instance of the row.
     pull_request.refresh_from_db(fields=_FINGERPRINT_FIELDS)
     wanted = fingerprints_wanted(pull_request=pull_request)

@@ -1494,11 +1494,11 @@ class FakeGitHub:
 
     def _compare(self, *, owner: str, name: str, base: str, head: str, query: dict[str, str], **_: Any) -> _Response:
         repo = self._repo_of(owner, name)
-        headed = self._pull_head(repo, base, head)
-        if headed is not None:
-            return headed
         if base not in repo.history_index or head not in repo.history_index:
-            raise _NotFound
+            headed = self._pull_head(repo, base, head)
+            if headed is None:
+                raise _NotFound
+            return headed
         start, end = repo.history_index[base], repo.history_index[head]
         commits = repo.history[start + 1 : end + 1]
         behind = max(start - end, 0)
@@ -1521,20 +1521,33 @@ class FakeGitHub:
             "behind_by": behind,
             "total_commits": len(commits),
             "commits": [self._commit_json(repo, commit) for commit in page],
-            "files": [],
+            "files": self._pull_head_files(repo, base, head),
         }
         return _Response(200, payload, headers)
 
-    def _pull_head(self, repo: _Repo, base: str, head: str) -> _Response | None:
-        """`base...head` where head is a pull request's head, now or before a push, and base the base it was on:
-        that head's files with their patches (GitHub lists at most 300 here, unpaginated)."""
+    def _pull_head_files(self, repo: _Repo, base: str, head: str) -> list[JSON]:
+        """The files of `base...head` when head is a pull request's head, now or before a push, and base the base it
+        was on (or its branch): that head's files with their patches, at most 300 (GitHub's limit here)."""
+        found = self._pull_of_head(repo, base, head)
+        if found is None:
+            return []
+        pull, files = found
+        return [self._file_json(repo, pull, changed) for changed in files[:300]]
+
+    @staticmethod
+    def _pull_of_head(repo: _Repo, base: str, head: str) -> tuple[_Pull, list[_File]] | None:
         for pull in repo.pulls.values():
             if head == pull.head_sha and base in (pull.base_sha, pull.base_ref):
-                files = pull.files
-            elif head in pull.former_heads and base in (pull.former_heads[head][0], pull.base_ref):
-                files = pull.former_heads[head][1]
-            else:
-                continue
+                return pull, pull.files
+            if head in pull.former_heads and base in (pull.former_heads[head][0], pull.base_ref):
+                return pull, pull.former_heads[head][1]
+        return None
+
+    def _pull_head(self, repo: _Repo, base: str, head: str) -> _Response | None:
+        """`base...head` for a pull request's head that is not in the repository's history (a made-up sha)."""
+        found = self._pull_of_head(repo, base, head)
+        if found is not None:
+            pull = found[0]
             payload = {
                 "url": f"{self.url}/repos/{repo.full_name}/compare/{base}...{head}",
                 "status": "ahead",
@@ -1542,7 +1555,7 @@ class FakeGitHub:
                 "behind_by": 0,
                 "total_commits": len(pull.commits),
                 "commits": [self._commit_json(repo, commit) for commit in pull.commits],
-                "files": [self._file_json(repo, pull, changed) for changed in files[:300]],
+                "files": self._pull_head_files(repo, base, head),
             }
             return _Response(200, payload)
         return None
