@@ -415,6 +415,17 @@ class PullRequest(models.Model):
     diff_ids = models.JSONField(
         default=dict, blank=True, help_text="Head sha → fingerprint of the whole diff there (rebase detection)."
     )
+    diff_ids_owed = models.JSONField(
+        default=dict,
+        blank=True,
+        help_text="Head sha → {base, files} of heads whose files came without patches (GraphQL): their fingerprint "
+        "is fetched (one compare call) when a verdict needs it.",
+    )
+    fingerprint_error = models.CharField(
+        max_length=500,
+        blank=True,
+        help_text="Why the last fetch of a fingerprint a verdict needs failed; retried on the facts' backoff.",
+    )
     details_head_sha = models.CharField(
         max_length=64, blank=True, help_text="The head sha whose files and diff id sync last fetched."
     )

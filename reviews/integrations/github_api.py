@@ -124,6 +124,8 @@ class PullRequestDetails:
     files: list[ChangedFileRecord]
     files_incomplete: str = ""  # why `files` is not the whole change (GitHub lists at most 3,000 files)
     commits_incomplete: str = ""  # why `commits` are not all of them (GitHub lists at most 250 commits)
+    patches_deferred: bool = False  # the files came from GraphQL, without patches: the fingerprint is owed
+    base_sha: str = ""  # the base branch's head GitHub showed with them (what a compare for the patches starts from)
 
 
 @dataclass(frozen=True)
@@ -296,8 +298,9 @@ class GitHubClient:
         wanted: Callable[[PullRequestRecord], bool] | None = None,
     ) -> PullRequestDetails | None:
         """One GraphQL pull request as REST would have given it. A list longer than GraphQL's page sends the whole
-        pull request to REST; an open pull request's files come from REST (their patches make the diff's
-        fingerprint), and so do a renamed file's (its previous path)."""
+        pull request to REST, and a renamed file's previous path comes from REST. Everything else comes from the
+        GraphQL answer: the files without their patches, so an open pull request's fingerprint is owed
+        (`patches_deferred`), fetched by `compare_files` only when a verdict needs it."""
         node = JsonReader(data, path)
         pull_data = github_graphql.rest_pull(node)
         pull = parse_pull_request(pull_data, path, repository)
@@ -317,14 +320,18 @@ class GitHubClient:
         commits = [
             parse_commit(item, f"{path}.commits[{i}]") for i, item in enumerate(github_graphql.rest_commits(node))
         ]
-        if pull.state == "open" or github_graphql.files_lack_previous_path(node):
+        deferred = False
+        if github_graphql.files_lack_previous_path(node):
             pull_path = f"/repos/{_repo_path(full_path)}/pulls/{pull.number}"
             files = self._items(f"{pull_path}/files", pull.changed_files, parse_changed_file)
         else:
             files = [
                 parse_changed_file(item, f"{path}.files[{i}]") for i, item in enumerate(github_graphql.rest_files(node))
             ]
-        return _assemble(pull, raw_reviews, diff_comments, conversation, commits, files, _count(pull_data, "commits"))
+            deferred = bool(files)
+        found = _assemble(pull, raw_reviews, diff_comments, conversation, commits, files, _count(pull_data, "commits"))
+        base_sha = JsonReader(pull_data, path).opt_str("base", "sha")
+        return replace(found, patches_deferred=deferred, base_sha=base_sha)
 
     def _graphql(self, query: str, variables: Mapping[str, Any]) -> Mapping[str, Any]:
         """One GraphQL call through PyGithub; its data, after noting the points it cost and what is left."""
@@ -415,6 +422,14 @@ class GitHubClient:
             if next_url is None:
                 return CompareRead(tuple(commits), etag=first_etag)
             reply = self._request("GET", next_url)
+
+    def compare_files(self, full_path: str, base: str, head: str) -> list[ChangedFileRecord]:
+        """The files of the change `base...head` (from their merge base, as a pull request's diff), with their
+        patches: one call. GitHub lists at most 300 files here, unpaginated; the caller compares the count."""
+        basehead = f"{quote(base, safe='')}...{quote(head, safe='')}"
+        reply = self._request("GET", f"/repos/{_repo_path(full_path)}/compare/{basehead}")
+        files = JsonReader(reply.data, "compare").opt_list("files") or []
+        return [parse_changed_file(item, f"compare.files[{index}]") for index, item in enumerate(files)]
 
     def first_file(self, full_path: str, paths: tuple[str, ...], ref: str, known: FileRead | None = None) -> FileRead:
         """The first of `paths` that exists on `ref`, through the contents API. The location read last time is asked

@@ -9,8 +9,10 @@ API it came through. Where the shapes differ, GitHub's REST answer is the refere
   account, which GitHub's no-reply address (`<id>+<login>@users.noreply.github.com`) also names.
 - `merge_commit_sha` is the merge commit once merged, else the test merge commit (`potentialMergeCommit`).
 
-What GraphQL cannot give is fetched by REST (see `GitHubClient`): a diff's patches (for the fingerprint of an open
-pull request's head) and a renamed file's previous path, and any list longer than a page asks here.
+What GraphQL cannot give is fetched by REST (see `GitHubClient`): a renamed file's previous path, and any list
+longer than a page. A diff's patches (the fingerprint that keeps an approval across a rebase) are not fetched with
+the page: an open pull request's head is marked as owing its fingerprint, fetched by one compare call when a verdict
+needs it (`reviews.services.sync.fingerprints_fetch`).
 
 Points: GitHub charges one request per connection per parent node, /100. Every connection below a pull request is
 one request per pull request; `reviews.comments` and `commits.parents` are one per review and per commit, so
@@ -42,7 +44,7 @@ fragment PullRequestFacts on PullRequest {{
   databaseId number title body url state isDraft createdAt updatedAt mergedAt closedAt
   author {{ ...ActorFields }}
   mergedBy {{ ...ActorFields }}
-  baseRefName headRefName headRefOid
+  baseRefName baseRefOid headRefName headRefOid
   mergeCommit {{ oid }}
   potentialMergeCommit {{ oid }}
   additions deletions changedFiles
@@ -195,7 +197,7 @@ def rest_pull(node: JsonReader) -> dict[str, Any]:
         "merged_at": node.raw("mergedAt"),
         "closed_at": node.raw("closedAt"),
         "merged_by": rest_user(node.opt_obj("mergedBy")),
-        "base": {"ref": node.raw("baseRefName")},
+        "base": {"ref": node.raw("baseRefName"), "sha": node.raw("baseRefOid")},
         "head": {"ref": node.raw("headRefName"), "sha": node.raw("headRefOid")},
         "merge_commit_sha": merge_commit.raw("oid") if merge_commit is not None else None,
         "additions": node.raw("additions"),

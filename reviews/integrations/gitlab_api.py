@@ -328,6 +328,13 @@ class GitLabClient:
         compared = PayloadReader(result, "compare")
         return CompareRead(tuple(commit_from_api(commit) for commit in compared.req_objs("commits")))
 
+    def compare_files(self, full_path: str, base: str, head: str) -> list[ChangedFileRecord]:
+        """The files of the change from the merge base of `base` and `head` to `head`, with their diffs: one call."""
+        with self._translate():
+            result = self._lazy_project(full_path).repository_compare(base, head)
+        compared = PayloadReader(result, "compare")
+        return [changed_file_from_api(diff) for diff in compared.req_objs("diffs")]
+
     def post_status(
         self,
         full_path: str,

@@ -52,6 +52,10 @@ class Details:
     files_not_ready: str = ""  # why the VCS cannot list the files for this head yet: fetch again later
     files_incomplete: str = ""  # why `files` is not the whole change: the verdict stays pending
     commits_incomplete: str = ""  # why `commits` are not all of them: the verdict stays pending
+    # The files came without their patches (GitHub's GraphQL): the head's fingerprint is owed, fetched against
+    # `base_sha` (the base branch's head GitHub showed) only when a verdict needs it (`sync.fingerprints_fetch`).
+    patches_deferred: bool = False
+    base_sha: str = ""
 
 
 class VcsClient(Protocol):
@@ -102,6 +106,10 @@ class VcsClient(Protocol):
         ...
 
     def compare(self, full_path: str, base_sha: str, head_sha: str, etag: str = "") -> CompareRead: ...
+
+    def compare_files(self, full_path: str, base: str, head: str) -> list[ChangedFileRecord]:
+        """The files of `base...head` (from their merge base) with their patches, for a fingerprint: one call."""
+        ...
 
     def first_file(
         self, full_path: str, paths: tuple[str, ...], ref: str, known: FileRead | None = None
@@ -165,6 +173,10 @@ class _Counted:
     def compare(self, full_path: str, base_sha: str, head_sha: str, etag: str = "") -> CompareRead:
         with _translated():
             return self._client.compare(full_path, base_sha, head_sha, etag)
+
+    def compare_files(self, full_path: str, base: str, head: str) -> list[ChangedFileRecord]:
+        with _translated():
+            return self._client.compare_files(full_path, base, head)
 
     def first_file(self, full_path: str, paths: tuple[str, ...], ref: str, known: FileRead | None = None) -> FileRead:
         with _translated():
@@ -375,6 +387,8 @@ def _github_details(found: github_api.PullRequestDetails) -> Details:
         found.files,
         files_incomplete=found.files_incomplete,
         commits_incomplete=found.commits_incomplete,
+        patches_deferred=found.patches_deferred,
+        base_sha=found.base_sha,
     )
 
 

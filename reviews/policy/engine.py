@@ -26,6 +26,7 @@ CONTRIBUTOR = "contributor"
 MAYBE_CONTRIBUTOR = "not known yet whether a contributor"
 STALE = "stale after push"
 MAYBE_STALE = "not known yet whether given before the last push"
+REBASE_UNKNOWN = "not known yet whether the push since was a rebase"
 BOT = "bot"
 NOT_IN_TEAM = "not in the required team"
 NOT_OWNER = "not a code owner"
@@ -592,6 +593,8 @@ def _disqualification(
         return CONTRIBUTOR
     if "commits" in snapshot.unknown and not options.allow_contributors:
         return MAYBE_CONTRIBUTOR  # fail closed: who wrote the change is not known yet
+    if _rebase_unknown(review, snapshot, options):
+        return REBASE_UNKNOWN  # fail closed: a fingerprint it rests on is not fetched yet
     if _is_stale(review, snapshot, options):
         return STALE
     if _may_be_stale(review, snapshot, options):
@@ -688,6 +691,20 @@ def _is_stale(review: ReviewRef, snapshot: Snapshot, options: Options) -> bool:
     return before is None or before != now
 
 
+def _rebase_unknown(review: ReviewRef, snapshot: Snapshot, options: Options) -> str:
+    """Why it is not known yet whether the pushes since this approval kept its diff ("" when that is known): a
+    fingerprint it would be compared with is owed (`Snapshot.diff_ids_pending`). A fingerprint that is neither
+    known nor owed can never prove a rebase: the approval is stale (`_is_stale`)."""
+    if not options.invalidate_on_push or not options.keep_on_rebase:
+        return ""
+    if not review.commit_sha or review.commit_sha == snapshot.head_sha:
+        return ""
+    shas = (review.commit_sha, snapshot.head_sha)
+    if any(sha not in snapshot.diff_ids and sha not in snapshot.diff_ids_pending for sha in shas):
+        return ""
+    return next((str(snapshot.diff_ids_pending[sha]) for sha in shas if sha in snapshot.diff_ids_pending), "")
+
+
 def _may_be_stale(review: ReviewRef, snapshot: Snapshot, options: Options) -> bool:
     return options.invalidate_on_push and not review.commit_sha and snapshot.last_pushed_at is None
 
@@ -704,6 +721,7 @@ def _missing(
     missing: list[str] = []
     count = sum(approval.weight for approval in tally.counted)
     if count < needed:
+        missing.extend(_rebases_unknown(facts.snapshot, options, tally))
         missing.append(_approvals_wanted(require, tally, needed - count, more=count > 0))
     if require.code_owners:
         if facts.codeowners_errors:
@@ -723,6 +741,13 @@ def _missing(
         elif check.state != "success":
             missing.append(f"waiting for {check.context}")
     return tuple(missing)
+
+
+def _rebases_unknown(snapshot: Snapshot, options: Options, tally: _Tally) -> list[str]:
+    """Why approvals set aside as REBASE_UNKNOWN may yet count: what the verdict waits for, in words."""
+    waiting = {item.review_id for item in tally.discarded if item.reason == REBASE_UNKNOWN}
+    reviews = [review for review in snapshot.reviews if review.id in waiting]
+    return _unique([why for review in reviews if (why := _rebase_unknown(review, snapshot, options))])
 
 
 def _approvals_wanted(require: Requirements, tally: _Tally, short: int, *, more: bool) -> str:

@@ -214,6 +214,8 @@ class Snapshot:
     reviews: tuple[ReviewRef, ...] = ()
     statuses: FrozenDict = FrozenDict()
     diff_ids: FrozenDict = FrozenDict()
+    # Head sha -> why its fingerprint is not known yet (owed, fetched when needed): an approval it decides waits.
+    diff_ids_pending: FrozenDict = FrozenDict()
     pairing: tuple[PairingCredit, ...] = ()
     incident_paths: tuple[RiskSignalRef, ...] = ()
     codeowners: str = ""
@@ -234,6 +236,9 @@ class Snapshot:
         _set(self, "labels", tuple(_texts(self.labels, "labels")))
         _set(self, "statuses", FrozenDict(self.statuses))
         _set(self, "diff_ids", FrozenDict(self.diff_ids))
+        _set(self, "diff_ids_pending", FrozenDict(self.diff_ids_pending))
+        for sha, reason in self.diff_ids_pending.items():
+            _require_text(reason, f"why the fingerprint of {sha} is not known")
         _set(self, "unknown", FrozenDict(self.unknown))
         for fact, reason in self.unknown.items():
             _require_choice(fact, FACTS, "unknown fact")
@@ -261,7 +266,7 @@ class Snapshot:
         values["reviews"] = _list_of(ReviewRef, values.get("reviews", ()), f"{where}.reviews")
         values["pairing"] = _list_of(PairingCredit, values.get("pairing", ()), f"{where}.pairing")
         values["incident_paths"] = _list_of(RiskSignalRef, values.get("incident_paths", ()), f"{where}.incident_paths")
-        for name in ("statuses", "diff_ids", "unknown"):
+        for name in ("statuses", "diff_ids", "diff_ids_pending", "unknown"):
             values[name] = _mapping(values.get(name, {}), f"{where}.{name}")
         return _build(cls, where, **values)
 

@@ -178,6 +178,7 @@ def review_snapshots(
                 for review in reviews_of[pull_request.pk]
             ),
             diff_ids=FrozenDict(pull_request.diff_ids),
+            diff_ids_pending=FrozenDict(fingerprints_pending(pull_request=pull_request)),
             pairing=tuple(
                 PairingCredit(partner=people[p.person.pk], source=p.source, detail=p.detail)
                 for p in partners.get(pull_request.pk, [])
@@ -298,6 +299,19 @@ def _codeowners(pull_request: PullRequest, row: CodeownersFile | None) -> _Codeo
     if not row.path:
         return _Codeowners("", f"no CODEOWNERS on {pull_request.base_ref}", {})
     return _Codeowners(row.text, f"{row.path} on {pull_request.base_ref}", {})
+
+
+def fingerprints_pending(*, pull_request: PullRequest) -> dict[str, str]:
+    """The heads whose fingerprint is owed (their files came without patches: `sync.fingerprints_fetch` fetches it
+    when a verdict needs it), each with why it is not known, in words a status can show."""
+    if not pull_request.diff_ids_owed:
+        return {}
+    provider = "GitLab" if pull_request.repository.connection.provider == "gitlab" else "GitHub"
+    why = f" (last try: {pull_request.fingerprint_error})" if pull_request.fingerprint_error else ""
+    return {
+        str(sha): f"waiting for the diff of {str(sha)[:7]} from {provider} to tell a rebase from a change{why}"
+        for sha in pull_request.diff_ids_owed
+    }
 
 
 def unknown_facts(*, pull_request: PullRequest) -> dict[str, str]:

@@ -201,7 +201,8 @@ def _facts_missing(pull_request: PullRequest, reason: str) -> None:
 
 
 def pull_requests_facts_due(*, now: dt.datetime | None = None, limit: int = 500) -> list[int]:
-    """Claim the open pull requests whose head's facts are missing and whose backoff has run out.
+    """Claim the open pull requests whose head's facts, or a fingerprint their verdict needs, are missing and whose
+    backoff has run out.
 
     Claiming moves their next try one step on, so a beat that fires again before the work is done does not
     queue them twice."""
@@ -209,7 +210,7 @@ def pull_requests_facts_due(*, now: dt.datetime | None = None, limit: int = 500)
     due = (
         PullRequest.objects.filter(state=PullRequest.State.OPEN)
         .exclude(head_sha="")
-        .exclude(details_head_sha=F("head_sha"))
+        .filter(~Q(details_head_sha=F("head_sha")) | ~Q(fingerprint_error=""))
         .filter(Q(facts_retry_at__isnull=True) | Q(facts_retry_at__lte=now))
         .order_by("facts_retry_at", "pk")
     )
@@ -291,16 +292,134 @@ def pull_request_sync_apply(*, repository: Repository, details: Details) -> Pull
             "facts_attempts": 0,
             "facts_retry_at": None,
         }
-        fingerprint = diff_fingerprint(details.files) if details.pull_request.state == "open" else ""
-        # A fingerprint serves a later push of an open pull request (an approval kept across a rebase); a closed
-        # or merged one has no later push, and GraphQL, which backfills them, has no patches to take it from.
-        if fingerprint and details.pull_request.head_sha and not details.files_incomplete:
-            pull_request.diff_ids = {**pull_request.diff_ids, details.pull_request.head_sha: fingerprint}
-            fields["diff_ids"] = pull_request.diff_ids
+        fields.update(_fingerprint_fields(pull_request, details))
         PullRequest.objects.filter(pk=pull_request.pk).update(**fields)
         for field, value in fields.items():
             setattr(pull_request, field, value)
     return pull_request
+
+
+def _fingerprint_fields(pull_request: PullRequest, details: Details) -> dict[str, object]:
+    """The head's fingerprint, or the mark that it is owed.
+
+    A fingerprint serves a later push of an open pull request (an approval kept across a rebase); a closed or merged
+    one has no later push. Files that came without patches (GitHub's GraphQL) leave the open head's fingerprint
+    owed, with what fetching it takes (the base GitHub showed, the file count to check the answer against), for
+    `fingerprints_fetch` to fetch when a verdict needs it: a backfill makes no call per pull request for it."""
+    head = details.pull_request.head_sha
+    if details.pull_request.state != "open" or not head or details.files_incomplete:
+        return {}
+    fingerprint = "" if details.patches_deferred else diff_fingerprint(details.files)
+    owed = {sha: value for sha, value in pull_request.diff_ids_owed.items() if sha != head}
+    fields: dict[str, object] = {}
+    if fingerprint:
+        pull_request.diff_ids = {**pull_request.diff_ids, head: fingerprint}
+        fields["diff_ids"] = pull_request.diff_ids
+    elif details.patches_deferred and head not in pull_request.diff_ids:
+        owed[head] = {"base": details.base_sha or details.pull_request.base_ref, "files": len(details.files)}
+    if owed != pull_request.diff_ids_owed:
+        pull_request.diff_ids_owed = owed
+        fields["diff_ids_owed"] = owed
+    return fields
+
+
+def fingerprints_wanted(*, pull_request: PullRequest) -> list[str]:
+    """The owed fingerprints a verdict needs now, oldest need first: those of the heads an approval or an override
+    was given on, and of the head itself, once a push has moved the head away from such a sha (until then the
+    approval is of the head, and no fingerprint is read). Two queries; none when nothing is owed."""
+    owed = pull_request.diff_ids_owed
+    if not owed or pull_request.state != PullRequest.State.OPEN or not pull_request.head_sha:
+        return []
+    approved = Review.objects.filter(pull_request=pull_request, state=Review.State.APPROVED).exclude(commit_sha="")
+    given_on = set(approved.values_list("commit_sha", flat=True))
+    given_on.update(
+        pull_request.overrides.filter(withdrawal__isnull=True).exclude(head_sha="").values_list("head_sha", flat=True)
+    )
+    given_on.discard(pull_request.head_sha)
+    if not given_on:
+        return []
+    return [sha for sha in owed if sha in given_on or sha == pull_request.head_sha]
+
+
+def fingerprints_fetch(*, pull_request: PullRequest, client_factory: ClientFactory = vcs_client_for) -> int:
+    """Fetch the owed fingerprints a verdict needs (`fingerprints_wanted`), one compare call each. Returns how many
+    calls were made.
+
+    Fail closed: while one is owed, the approval given on it does not count ("not known yet whether the push since
+    was a rebase"). A failed fetch is recorded on the row (why, and when to try again on the facts' backoff, which
+    `pull_requests_facts_due` claims), never raised. An answer that cannot give the fingerprint (more files than
+    the compare lists, a file without a patch) settles it as unknowable: the approval is stale, as it is when the
+    pull request's own files cannot give one."""
+    if not pull_request.diff_ids_owed and not pull_request.fingerprint_error:
+        return 0  # nothing owed: no query, no call (the common case of a verdict pass)
+    # What the facts' fetch just stored (a new head's fingerprint) went through another instance of the row.
+    pull_request.refresh_from_db(fields=_FINGERPRINT_FIELDS)
+    wanted = fingerprints_wanted(pull_request=pull_request)
+    if not wanted:
+        if pull_request.fingerprint_error:
+            _fingerprint_settled(pull_request, {})
+        return 0
+    repository = pull_request.repository
+    found: dict[str, str] = {}
+    calls = 0
+    try:
+        client = client_factory(repository)
+        try:
+            for sha in wanted:
+                owed = pull_request.diff_ids_owed[sha]
+                files = client.compare_files(repository.full_path, str(owed.get("base") or ""), sha)
+                calls += 1
+                complete = len(files) == owed.get("files")
+                found[sha] = diff_fingerprint(files) if complete else ""
+        finally:
+            client.close()
+    except (VcsError, PayloadError) as error:
+        logger.warning("could not fetch the fingerprint of %s: %s", pull_request, error)
+        _fingerprint_settled(pull_request, found)
+        _fingerprint_failed(pull_request, str(error))
+        return calls
+    _fingerprint_settled(pull_request, found)
+    return calls
+
+
+_FINGERPRINT_FIELDS = [
+    "state",
+    "head_sha",
+    "details_head_sha",
+    "diff_ids",
+    "diff_ids_owed",
+    "fingerprint_error",
+    "facts_attempts",
+    "facts_retry_at",
+]
+
+
+def _fingerprint_settled(pull_request: PullRequest, found: dict[str, str]) -> None:
+    """Store what was fetched ("": unknowable, no longer owed) and clear the failure, over the row as it is now (a
+    webhook's upsert may have stored a fingerprint meanwhile)."""
+    with transaction.atomic():
+        current = PullRequest.objects.select_for_update().get(pk=pull_request.pk)
+        owed = {sha: value for sha, value in current.diff_ids_owed.items() if sha not in found}
+        diff_ids = {**current.diff_ids, **{sha: fingerprint for sha, fingerprint in found.items() if fingerprint}}
+        values: dict[str, object] = {"diff_ids_owed": owed, "diff_ids": diff_ids, "fingerprint_error": ""}
+        if current.fingerprint_error and current.details_head_sha == current.head_sha:
+            values.update(facts_attempts=0, facts_retry_at=None)
+        PullRequest.objects.filter(pk=pull_request.pk).update(**values)
+    for field, value in values.items():
+        setattr(pull_request, field, value)
+
+
+def _fingerprint_failed(pull_request: PullRequest, reason: str) -> None:
+    attempts = pull_request.facts_attempts + 1
+    delay = FACTS_RETRY_SECONDS[min(attempts, len(FACTS_RETRY_SECONDS)) - 1]
+    values = {
+        "fingerprint_error": reason[:500],
+        "facts_attempts": attempts,
+        "facts_retry_at": timezone.now() + dt.timedelta(seconds=delay),
+    }
+    PullRequest.objects.filter(pk=pull_request.pk).update(**values)
+    for field, value in values.items():
+        setattr(pull_request, field, value)
 
 
 def _withdrawn_approvals_dismiss(*, repository: Repository, pull_request: PullRequest, details: Details) -> None:

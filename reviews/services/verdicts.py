@@ -17,7 +17,7 @@ from reviews.services.codeowners import codeowners_refresh
 from reviews.services.enqueue import report_enqueue_now, reviewer_suggestion_enqueue
 from reviews.services.policies import evaluation_should_report, pull_request_evaluate
 from reviews.services.reporting import evaluation_report
-from reviews.services.sync import pull_request_facts_fetch
+from reviews.services.sync import fingerprints_fetch, pull_request_facts_fetch
 
 # A report that did not reach the provider is retried by its own task, with backoff; the reconciler posts again
 # every current verdict the provider has not accepted.
@@ -61,6 +61,9 @@ def _settle(pull_request: PullRequest, received_at: Sequence[dt.datetime]) -> st
         # A failed fetch is recorded on the row: the verdict waits for the facts, and `fetch_missing_facts` tries
         # again after a backoff.
         pull_request_facts_fetch(pull_request=pull_request)
+        # An approval of an older head is decided by fingerprints a backfill left owed: fetched only now, when a
+        # push made them matter (a failure waits like the facts do).
+        fingerprints_fetch(pull_request=pull_request)
         codeowners_refresh(repository=pull_request.repository, branch=pull_request.base_ref, policy=policy[1])
     evaluated = pull_request_evaluate(pull_request_id=pull_request_id, only_if_owed=True, policy=policy)
     if evaluated is None:

@@ -152,6 +152,8 @@ class _Pull:
     issue_comments: list[_Comment] = field(default_factory=list)
     commits: list[_Commit] = field(default_factory=list)
     files: list[_File] = field(default_factory=list)
+    # Heads the pull request had before a push (`push`): head sha -> (the base it was on, its files then).
+    former_heads: dict[str, tuple[str, list[_File]]] = field(default_factory=dict)
 
 
 @dataclass
@@ -456,6 +458,28 @@ class FakeGitHub:
             if "updated_at" not in changes:
                 pull.updated_at = self._tick()
             return self._pull_json(self._repo(repo), pull, full=True)
+
+    def push(
+        self,
+        repo: str,
+        number: int,
+        *,
+        head_sha: str,
+        files: Sequence[tuple[str, str]],
+        base_sha: str | None = None,
+    ) -> JSON:
+        """A push to the pull request's branch: a new head with these (path, patch) files, on `base_sha` (a rebase
+        onto a newer base) or the same base. The old head keeps its files and base, as compare shows them."""
+        with self._lock:
+            data = self._repo(repo)
+            pull = data.pulls[number]
+            pull.former_heads[pull.head_sha] = (pull.base_sha, list(pull.files))
+            pull.files = [_File(path, "modified", 2, 1, None, patch) for path, patch in files]
+            pull.head_sha = head_sha
+            if base_sha is not None:
+                pull.base_sha = base_sha
+            pull.updated_at = self._tick()
+            return self._pull_json(data, pull, full=True)
 
     def touch_pull(self, repo: str, number: int, *, at: dt.datetime | None = None) -> JSON:
         """Bump updated_at (to `at`, or to one minute after the newest timestamp so far)."""
@@ -1471,7 +1495,10 @@ class FakeGitHub:
     def _compare(self, *, owner: str, name: str, base: str, head: str, query: dict[str, str], **_: Any) -> _Response:
         repo = self._repo_of(owner, name)
         if base not in repo.history_index or head not in repo.history_index:
-            raise _NotFound
+            headed = self._pull_head(repo, base, head)
+            if headed is None:
+                raise _NotFound
+            return headed
         start, end = repo.history_index[base], repo.history_index[head]
         commits = repo.history[start + 1 : end + 1]
         behind = max(start - end, 0)
@@ -1494,9 +1521,44 @@ class FakeGitHub:
             "behind_by": behind,
             "total_commits": len(commits),
             "commits": [self._commit_json(repo, commit) for commit in page],
-            "files": [],
+            "files": self._pull_head_files(repo, base, head),
         }
         return _Response(200, payload, headers)
+
+    def _pull_head_files(self, repo: _Repo, base: str, head: str) -> list[JSON]:
+        """The files of `base...head` when head is a pull request's head, now or before a push, and base the base it
+        was on (or its branch): that head's files with their patches, at most 300 (GitHub's limit here)."""
+        found = self._pull_of_head(repo, base, head)
+        if found is None:
+            return []
+        pull, files = found
+        return [self._file_json(repo, pull, changed) for changed in files[:300]]
+
+    @staticmethod
+    def _pull_of_head(repo: _Repo, base: str, head: str) -> tuple[_Pull, list[_File]] | None:
+        for pull in repo.pulls.values():
+            if head == pull.head_sha and base in (pull.base_sha, pull.base_ref):
+                return pull, pull.files
+            if head in pull.former_heads and base in (pull.former_heads[head][0], pull.base_ref):
+                return pull, pull.former_heads[head][1]
+        return None
+
+    def _pull_head(self, repo: _Repo, base: str, head: str) -> _Response | None:
+        """`base...head` for a pull request's head that is not in the repository's history (a made-up sha)."""
+        found = self._pull_of_head(repo, base, head)
+        if found is not None:
+            pull = found[0]
+            payload = {
+                "url": f"{self.url}/repos/{repo.full_name}/compare/{base}...{head}",
+                "status": "ahead",
+                "ahead_by": len(pull.commits),
+                "behind_by": 0,
+                "total_commits": len(pull.commits),
+                "commits": [self._commit_json(repo, commit) for commit in pull.commits],
+                "files": self._pull_head_files(repo, base, head),
+            }
+            return _Response(200, payload)
+        return None
 
     def _get_app(self, **_: Any) -> _Response:
         return _Response(*github_app.get_app(self))

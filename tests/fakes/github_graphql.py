@@ -97,6 +97,7 @@ type PullRequest {
   closedAt: DateTime
   mergedBy: Actor
   baseRefName: String!
+  baseRefOid: GitObjectID!
   headRefName: String!
   headRefOid: GitObjectID!
   mergeCommit: Commit
@@ -367,6 +368,7 @@ class Renderer:
             "closedAt": _ts(pull.closed_at),
             "mergedBy": self.actor(pull.merged_by) if merged else None,
             "baseRefName": pull.base_ref,
+            "baseRefOid": pull.base_sha,
             "headRefName": pull.head_ref,
             "headRefOid": pull.head_sha,
             # GitHub: the merge commit once merged; before that, the test merge commit.

@@ -24,6 +24,7 @@ from reviews.policy import (
     evaluate,
     unknown_contributors,
 )
+from reviews.policy.engine import REBASE_UNKNOWN, STALE
 from tests.policy.builders import (
     ADA,
     BOB,
@@ -451,6 +452,33 @@ OPTIONS: list[tuple[str, str, dict[str, Any], str]] = [
 def test_options(options: str, overrides: dict[str, Any], state: str) -> None:
     rule = only_rule(evaluate(snapshot(**overrides), one_rule(options=options)))
     assert rule.state == state, rule.reason
+
+
+WAITING = "waiting for the diff of aaaaaaa from GitHub to tell a rebase from a change"
+
+
+@pytest.mark.parametrize(
+    ("diff_ids", "pending", "reason"),
+    [
+        ({HEAD: "diff-1"}, {OLD: WAITING}, REBASE_UNKNOWN),  # the approved head's fingerprint is owed
+        ({OLD: "diff-1"}, {HEAD: WAITING}, REBASE_UNKNOWN),  # the new head's is
+        ({}, {HEAD: WAITING}, STALE),  # the approved head's can never be known: nothing can prove a rebase
+        ({OLD: "diff-1", HEAD: "diff-1"}, {}, None),  # both known, the same: a rebase
+    ],
+)
+def test_an_approval_waits_while_a_fingerprint_it_rests_on_is_owed(
+    diff_ids: dict[str, str], pending: dict[str, str], reason: str | None
+) -> None:
+    facts = snapshot(reviews=(review(BOB, sha=OLD),), diff_ids=diff_ids, diff_ids_pending=pending)
+    trace = evaluate(facts, one_rule())
+    rule = only_rule(trace)
+    assert [item.reason for item in rule.approvals_discarded] == ([reason] if reason else [])
+    if reason == REBASE_UNKNOWN:
+        assert trace.outcome == "pending"
+        assert trace.summary == f"{WAITING[:1].upper()}{WAITING[1:]}; needs 1 approval"
+    # Another approval of the head stands on its own: the one waiting neither counts nor holds the verdict.
+    both = snapshot(reviews=(review(BOB, sha=OLD), review(CY)), diff_ids=diff_ids, diff_ids_pending=pending)
+    assert only_rule(evaluate(both, one_rule())).state == "satisfied"
 
 
 def test_rule_options_override_document_options() -> None:

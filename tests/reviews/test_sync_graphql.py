@@ -22,7 +22,7 @@ from reviews.models import (
     Review,
     SyncRun,
 )
-from reviews.services.sync import repository_for_sync, repository_sync
+from reviews.services.sync import diff_fingerprint, repository_for_sync, repository_sync, vcs_client_for
 
 pytestmark = pytest.mark.django_db
 
@@ -118,10 +118,43 @@ def test_github_graphql_backfill_stores_exactly_what_rest_stores(fake_github):
     fake_github.clear_log()
     assert repository_sync(repository=by_graphql, graphql=True).pull_requests_synced == 30
     assert fake_github.graphql_requests()
-    assert _without_sync_marks(stored(by_graphql)) == _without_sync_marks(stored(by_rest))
-    # Fingerprints are taken for open pull requests only, by either path.
-    assert PullRequest.objects.filter(repository=by_graphql, state="open").exclude(diff_ids={}).exists()
-    assert not PullRequest.objects.filter(repository=by_graphql).exclude(state="open").exclude(diff_ids={}).exists()
+    assert _without_fingerprints(stored(by_graphql)) == _without_fingerprints(stored(by_rest))
+    _fingerprints_agree(by_rest, by_graphql)
+
+
+def _without_fingerprints(dump: dict[str, Any]) -> dict[str, Any]:
+    """The one field GraphQL now fills lazily: an open head's fingerprint (REST: `diff_ids` at once; GraphQL:
+    `diff_ids_owed`, fetched when a verdict needs it). `_fingerprints_agree` compares them."""
+    for row in _without_sync_marks(dump)["pulls"]:
+        row.pop("diff_ids")
+        row.pop("diff_ids_owed")
+    return dump
+
+
+def _fingerprints_agree(by_rest: Repository, by_graphql: Repository) -> None:
+    """Each open head's fingerprint is taken by REST at once and owed by GraphQL, and what the owed one's fetch
+    (one compare call, against the base GraphQL gave) finds is the fingerprint REST took. Closed and merged pull
+    requests have none by either path (no later push needs one)."""
+    rest = dict(PullRequest.objects.filter(repository=by_rest).values_list("number", "diff_ids"))
+    assert all(
+        not ids
+        for ids in PullRequest.objects.filter(repository=by_rest)
+        .exclude(state="open")
+        .values_list("diff_ids", flat=True)
+    )
+    lazy = PullRequest.objects.filter(repository=by_graphql)
+    assert not lazy.exclude(diff_ids={}).exists()
+    assert not lazy.exclude(state="open").exclude(diff_ids_owed={}).exists()
+    client = vcs_client_for(by_graphql)
+    opened = list(lazy.filter(state="open"))
+    assert opened
+    for pull in opened:
+        owed = pull.diff_ids_owed[pull.head_sha]
+        files = client.compare_files(REPO, owed["base"], pull.head_sha)
+        assert len(files) == owed["files"]
+        if rest[pull.number]:
+            assert rest[pull.number] == {pull.head_sha: diff_fingerprint(files)}
+    client.close()
 
 
 @pytest.mark.slow(20)
@@ -138,7 +171,8 @@ def test_github_graphql_incremental_stores_exactly_what_rest_stores(fake_github)
     by_graphql.refresh_from_db()
     assert repository_sync(repository=by_rest, graphql=False).pull_requests_synced == 3
     assert repository_sync(repository=by_graphql, graphql=True).pull_requests_synced == 3
-    assert _without_sync_marks(stored(by_graphql)) == _without_sync_marks(stored(by_rest))
+    assert _without_fingerprints(stored(by_graphql)) == _without_fingerprints(stored(by_rest))
+    _fingerprints_agree(by_rest, by_graphql)
 
 
 @pytest.mark.slow(30)
@@ -175,9 +209,9 @@ def test_github_incremental_sync_of_10_changed_pull_requests_costs_at_most_31_ca
     run = repository_sync(repository=repository)
     assert run.pull_requests_synced == 10
     assert run.api_calls == len(fake_github.requests) <= 31
-    # One list page, one GraphQL call for the 10, and the files (patches) of the 3 open ones.
+    # One list page and one GraphQL call for the 10; no call for the open ones' patches (their fingerprints owed).
     assert len(fake_github.graphql_requests()) == 1
-    assert run.api_calls == 5
+    assert run.api_calls == 2
     assert not fake_github.requests_to("/pulls/101/reviews")  # nothing the GraphQL call gave is asked again
 
 
@@ -220,10 +254,11 @@ def test_github_backfill_of_250_pull_requests_takes_3_graphql_calls(fake_github)
     run = repository_sync(repository=repository)
     assert run.pull_requests_synced == 250
     assert len(fake_github.graphql_requests()) == 3  # pages of 100
-    open_ones = PullRequest.objects.filter(repository=repository, state="open").count()
-    # REST only for what GraphQL lacks: the patches of open pull requests' files.
-    rest = [r.path for r in fake_github.requests if r.path != "/graphql"]
-    assert len(rest) == open_ones and all(path.endswith("/files") for path in rest)
+    # No REST call per pull request: an open one's fingerprint is owed, fetched when a verdict needs it.
+    assert run.api_calls == 3
+    assert [r.path for r in fake_github.requests if r.path != "/graphql"] == []
+    open_ones = PullRequest.objects.filter(repository=repository, state="open")
+    assert all(set(pull.diff_ids_owed) == {pull.head_sha} for pull in open_ones)
     assert fake_github.graphql_points_used <= 3 * 50
 
 
