@@ -31,8 +31,10 @@ pytestmark = pytest.mark.django_db
 
 # Queries per page, whatever the history (a page's budget).
 BUDGETS = {
-    "/teams/shop/": 58,
-    "/teams/shop/?days=90": 58,
+    # 58 when pinned; knowledge per area (directories, CODEOWNERS entries and services) takes 10 more, the stored
+    # compliance and reviews-per-reviewer 4 fewer, the owed probe 1 more.
+    "/teams/shop/": 61,
+    "/teams/shop/?days=90": 61,
     "/teams/shop/pulls/?metric=merged": 34,
     "/teams/": 12,
     "/me/": 7,

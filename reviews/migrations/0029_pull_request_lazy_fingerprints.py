@@ -6,7 +6,7 @@ from django.db import migrations, models
 class Migration(migrations.Migration):
 
     dependencies = [
-        ('reviews', '0027_pull_request_figures'),
+        ('reviews', '0028_figures_compliance_owed_probe'),
     ]
 
     operations = [
