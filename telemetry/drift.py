@@ -21,15 +21,17 @@ slower; noise adds up to nothing. Per kind of figure, the model that fits its sa
 - counts (`per_day`, deployments): each computed day's count, Poisson at the baseline's rate for that weekday;
   design change: the rate × `shift`.
 
-The threshold is `deviations`² × `H_PER_DEVIATION²` in log-likelihood units (3 deviations: about 8, a false alarm
-every few team-years on the synthetic year of bench/alerts_quality.py). The reported departure is the sum in the
-same units of deviations (the threshold is `deviations`), so a team page reads it like a z-score.
+The threshold is (`deviations` × `H_PER_DEVIATION` of the kind)² in log-likelihood units (3 deviations: 6.5 to
+10; a false alarm every ten team-years or so on the synthetic year of bench/alerts_quality.py). The reported
+departure is the sum in the same units of deviations (the threshold is `deviations`), so a team page reads it
+like a z-score.
 
 A figure drifts when the sum reaches the threshold over an excursion (the days since the sum last was zero) of at
-least `sustained_days` days; it is normal when the sum is under a quarter of the threshold; in between it is
-unsettled (an open alert stays open). Too little baseline (fewer than `MIN_BASELINE_WEEKS` weeks of computed
-days, or fewer than four times `min_samples` samples) is "not enough history" (fail closed: no alert, no
-recovery either).
+least `sustained_days` days; it is normal when the sum is under a quarter of the threshold, or when the last
+`sustained_days` days with samples, alone, add up to under minus half of it (they look like the baseline: recovered,
+whatever the excursion's sum still is); in between it is unsettled (an open alert stays open). Too little
+baseline (fewer than `MIN_BASELINE_WEEKS` weeks of computed days, or fewer than four times `min_samples` samples)
+is "not enough history" (fail closed: no alert, no recovery either).
 """
 
 from __future__ import annotations
@@ -51,8 +53,12 @@ MIN_SPREAD = 0.1  # the least robust deviation of log hours (a baseline of ident
 MIN_BASELINE_WEEKS = 4
 MIN_WEEKDAY_SAMPLES = 8  # fewer on a weekday: that weekday is compared with the whole baseline's median
 MIN_RATE_PER_DAY = 0.1  # a weekday with no deployment in the baseline: a few are not impossible
-H_PER_DEVIATION = 0.95
+# The threshold per deviation, by kind of figure: tuned on seeds 1-3 of bench/alerts_quality.py, reported on 4-9
+# (bench/README.md). Shares have few samples a week: a lower bar finds a tripled rate within weeks, and their
+# chance model (exact Bernoulli) keeps false alarms rare; durations have many, and estimated baselines.
+H_PER_DEVIATION = {"median": 1.05, "share": 1.0, "per_day": 0.95}
 NORMAL_BELOW = 0.25  # back to normal: the sum under this share of the threshold (hysteresis: no flapping)
+RECOVERED_BELOW = 0.5  # or the last days alone add up to under minus this share of it
 EVIDENCE_SHOWN = 20
 RECENT_SHOWN_DAYS = 7  # the value reported when nothing adds up: the last week's
 
@@ -77,9 +83,9 @@ class FigureSpec:
 
 
 FIGURES: tuple[FigureSpec, ...] = (
-    FigureSpec("time_to_first_review", "Time to first review", "median", "up", 28, 10, 1.5, 0.0, "h", "pull_request"),
-    FigureSpec("pickup_time", "Pickup time", "median", "up", 28, 10, 1.5, 0.0, "h", "pull_request"),
-    FigureSpec("unreviewed_share", "Unreviewed merges", "share", "up", 28, 10, 2.0, 0.03, "", "pull_request"),
+    FigureSpec("time_to_first_review", "Time to first review", "median", "up", 28, 10, 2.0, 0.0, "h", "pull_request"),
+    FigureSpec("pickup_time", "Pickup time", "median", "up", 28, 10, 2.0, 0.0, "h", "pull_request"),
+    FigureSpec("unreviewed_share", "Unreviewed merges", "share", "up", 28, 10, 3.0, 0.03, "", "pull_request"),
     FigureSpec("rubber_stamp_share", "Rubber-stamp approvals", "share", "up", 28, 10, 1.5, 0.05, "", "pull_request"),
     FigureSpec("review_coverage", "Review coverage", "share", "down", 28, 10, 2.0, 0.03, "", "pull_request"),
     FigureSpec("change_failure_rate", "Change failure rate", "share", "up", 28, 5, 2.0, 0.05, "", "deployment"),
@@ -96,10 +102,9 @@ class Sensitivity:
     sustained_days: int = 3
     baseline_weeks: int = 8
 
-    @property
-    def threshold(self) -> float:
+    def threshold(self, spec: FigureSpec) -> float:
         """The CUSUM's threshold, in log-likelihood units."""
-        return (self.deviations * H_PER_DEVIATION) ** 2
+        return (self.deviations * H_PER_DEVIATION[spec.kind]) ** 2
 
     def history_days(self, spec: FigureSpec) -> int:
         """How many days of samples one assessment reads, up to the day judged."""
@@ -234,12 +239,12 @@ def assess(spec: FigureSpec, series: Series, *, last_day: dt.date, sensitivity: 
         for back in range(1, sensitivity.baseline_weeks * 7 + 1)
         if (day := first_recent - dt.timedelta(days=back)) in series
     }
-    weeks = len({(first_recent - day).days // 7 for day in base})
+    weeks = len({((first_recent - day).days - 1) // 7 for day in base})
     base_samples = sum(len(items) for items in base.values())
     if weeks < MIN_BASELINE_WEEKS or (spec.kind != "per_day" and base_samples < max(4 * spec.min_samples, 1)):
         return Assessment(spec, NOT_ENOUGH_HISTORY, (), _lacking(spec, weeks, base_samples))
     model = MODELS[spec.kind](spec, base)  # type: ignore[call-arg]
-    threshold = sensitivity.threshold
+    threshold = sensitivity.threshold(spec)
     total, start, sums = 0.0, None, {}
     for offset in range(spec.recent_days):
         day = first_recent + dt.timedelta(days=offset)
@@ -262,20 +267,33 @@ def assess(spec: FigureSpec, series: Series, *, last_day: dt.date, sensitivity: 
             len(series[day]),
             round(model.baseline, 4),
             round(model.scale, 4),
-            _in_deviations(sums[day], sensitivity),
+            _in_deviations(sums[day], sensitivity, threshold),
             sums[day] >= threshold,
         )  # fmt: skip
         for day in reversed(days)
     )
     value = window_value(spec, [item for day in days for item in series[day]], len(days))
+    # Recovered: the last `sustained_days` days with samples, alone, speak for the baseline (a large excursion's sum
+    # takes weeks to fall back; they do not).
+    latest_days = [day for day in reversed(sorted(sums)) if series[day]][: sensitivity.sustained_days]
+    recovered = len(latest_days) == sensitivity.sustained_days and (
+        sum(model.day_ratio(day, series[day]) for day in latest_days) <= -threshold * RECOVERED_BELOW
+    )
     beyond = excursion and total >= threshold and (last_day - start).days + 1 >= sensitivity.sustained_days
-    state = DRIFTING if beyond else NORMAL if total < threshold * NORMAL_BELOW else UNSETTLED
+    if beyond and not recovered:
+        state = DRIFTING
+    elif total < threshold * NORMAL_BELOW or recovered:
+        state = NORMAL
+    else:
+        state = UNSETTLED
+    if recovered:  # the figure now: the days that recovered
+        value = window_value(spec, [item for day in latest_days for item in series[day]], len(latest_days))
     return Assessment(spec, state, checks, value=_rounded(value))
 
 
-def _in_deviations(total: float, sensitivity: Sensitivity) -> float:
+def _in_deviations(total: float, sensitivity: Sensitivity, threshold: float) -> float:
     """The sum in deviations: the threshold reads as the sensitivity's deviations, a sum of zero as zero."""
-    return round(sensitivity.deviations * math.sqrt(max(total, 0.0) / sensitivity.threshold), 2)
+    return round(sensitivity.deviations * math.sqrt(max(total, 0.0) / threshold), 2)
 
 
 def _rounded(value: float | None) -> float | None:
