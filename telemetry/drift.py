@@ -49,6 +49,7 @@ Series = Mapping[dt.date, Sequence[Item]]
 MAD_TO_SD = 1.4826
 LOG_OFFSET_HOURS = 0.25  # durations are compared as log(hours + this): a zero is not minus infinity
 STANDARD_CAP = 3.0
+MAX_DESIGN_DEVIATIONS = 2.0
 MIN_SPREAD = 0.1  # the least robust deviation of log hours (a baseline of identical values)
 MIN_BASELINE_WEEKS = 4
 MIN_WEEKDAY_SAMPLES = 8  # fewer on a weekday: that weekday is compared with the whole baseline's median
@@ -178,7 +179,9 @@ class _Durations(_Model):
         residuals = [value - self.centres[weekday] for weekday, values in by_weekday.items() for value in values]
         self.spread = max(MAD_TO_SD * median(abs(value) for value in residuals), MIN_SPREAD)
         self.overall = overall
-        self.delta = math.log(spec.shift) / self.spread * (1 if spec.bad == "up" else -1)
+        # In deviations, at most MAX_DESIGN_DEVIATIONS: a steady baseline (tiny spread) would otherwise put the design
+        # change beyond the cap of the standardised samples, and a real change would count against itself.
+        self.delta = min(math.log(spec.shift) / self.spread, MAX_DESIGN_DEVIATIONS) * (1 if spec.bad == "up" else -1)
         self.baseline = float(median(value for items in base.values() for _, value in items))
         self.scale = self.baseline * (spec.shift - 1)
 
