@@ -26,8 +26,8 @@ The threshold is (`deviations` × `H_PER_DEVIATION` of the kind)² in log-likeli
 departure is the sum in the same units of deviations (the threshold is `deviations`), so a team page reads it
 like a z-score.
 
-A figure drifts when the sum reaches the threshold over an excursion (the days since the sum last was zero) of at
-least `sustained_days` days; it is normal when the sum is under a quarter of the threshold, or when the last
+A figure drifts when the sum reaches the threshold and each of the last `sustained_days` days with samples leans
+the bad way on its own; it is normal when the sum is under a quarter of the threshold, or when the last
 `sustained_days` days with samples, alone, add up to under minus half of it (they look like the baseline: recovered,
 whatever the excursion's sum still is); in between it is unsettled (an open alert stays open). Too little
 baseline (fewer than `MIN_BASELINE_WEEKS` weeks of computed days, or fewer than four times `min_samples` samples)
@@ -278,11 +278,15 @@ def assess(spec: FigureSpec, series: Series, *, last_day: dt.date, sensitivity: 
     value = window_value(spec, [item for day in days for item in series[day]], len(days))
     # Recovered: the last `sustained_days` days with samples, alone, speak for the baseline (a large excursion's sum
     # takes weeks to fall back; they do not).
-    latest_days = [day for day in reversed(sorted(sums)) if series[day]][: sensitivity.sustained_days]
-    recovered = len(latest_days) == sensitivity.sustained_days and (
-        sum(model.day_ratio(day, series[day]) for day in latest_days) <= -threshold * RECOVERED_BELOW
-    )
-    beyond = excursion and total >= threshold and (last_day - start).days + 1 >= sensitivity.sustained_days
+    counts = spec.kind == "per_day"  # a day without deployments is a sample too
+    latest_days = [day for day in reversed(sorted(sums)) if series[day] or counts][: sensitivity.sustained_days]
+    ratios = [model.day_ratio(day, series[day]) for day in latest_days]
+    enough = len(latest_days) == sensitivity.sustained_days
+    recovered = enough and sum(ratios) <= -threshold * RECOVERED_BELOW
+    # Sustained: each of those days leans the bad way on its own (one bad day on a tilted week is not three).
+    # (Counts: together, since a single day's count says little.)
+    sustained = enough and (sum(ratios) > 0 if counts else all(ratio > 0 for ratio in ratios))
+    beyond = excursion and total >= threshold and sustained
     if beyond and not recovered:
         state = DRIFTING
     elif total < threshold * NORMAL_BELOW or recovered:
