@@ -239,6 +239,7 @@ CELERY_TASK_ROUTES |= {
     "telemetry.tasks.run_alerts": {"queue": "correlation"},
     "telemetry.tasks.send_weekly_digests": {"queue": "correlation"},
     "telemetry.tasks.notify_chat_of_alert": {"queue": "correlation"},
+    "telemetry.tasks.notify_chat_of_alert_closed": {"queue": "correlation"},
     "telemetry.tasks.notify_chat_of_digest": {"queue": "correlation"},
     "telemetry.tasks.email_digest": {"queue": "correlation"},
 }

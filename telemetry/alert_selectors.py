@@ -48,8 +48,8 @@ class FigureStatus:
         if latest is None:
             return self.assessment.state
         return (
-            f"{format_value(self.spec, latest.value)} against a usual {format_value(self.spec, latest.baseline)} "
-            f"({latest.departure:+.1f} deviations)"
+            f"{format_value(self.spec, self.assessment.value)} against a usual "
+            f"{format_value(self.spec, latest.baseline)} ({latest.departure:.1f} deviations)"
         )
 
 

@@ -1,9 +1,11 @@
 """Every team's alert figures per local day, in bulk: the samples `telemetry.drift` judges.
 
-The same definitions as the team page: review flow from `reviews.selectors.health.merged_flows` (time to first
-review, pickup, coverage, approvals that counted, rubber stamps, pairing, as `review_facts` decides them), and DORA
+The same definitions as the team page: review flow from the stored per-pull-request figures the team page reads
+(`reviews.models.PullRequestFigures`, written by `reviews.selectors.health`'s own code: time to first review, pickup,
+coverage, approvals that counted, rubber stamps, as `review_facts` decides them), and DORA
 from `telemetry.selectors.dora` (the deployments DORA counts, their confirmed causes, the incidents time to restore is
-measured over). A fixed number of queries for any number of teams and days; the days are what costs.
+measured over). A fixed number of queries for any number of teams and days (and, for pull requests whose stored
+figures are missing or owed, those of computing them once).
 """
 
 from __future__ import annotations
@@ -15,7 +17,7 @@ from collections.abc import Collection
 from django.utils import timezone
 
 from reviews.models import PullRequest
-from reviews.selectors.health import PullRequestFlow, merged_flows
+from reviews.selectors.health import _bots, _current_figures, _merged_in
 from telemetry.drift import Item
 from telemetry.models import Service
 from telemetry.selectors.dora import counted_deployments, restored_incidents
@@ -41,30 +43,31 @@ def daily_samples(*, team_ids: Collection[int], first_day: dt.date, last_day: dt
 
 
 def _review_samples(samples: Samples, team_ids: list[int], since: dt.datetime, until: dt.datetime) -> None:
-    pull_requests = PullRequest.objects.filter(repository__team_id__in=team_ids)
-    team_of = dict(
-        pull_requests.filter(state=PullRequest.State.MERGED, merged_at__gte=since, merged_at__lt=until).values_list(
-            "pk", "repository__team_id"
-        )
+    """From the stored per-pull-request figures (`PullRequestFigures`, the team page's: those missing or owed are
+    computed and stored first), so a day costs a read of its rows, not the review facts of its pull requests."""
+    bots = _bots(None)
+    merged = _merged_in(PullRequest.objects.filter(repository__team_id__in=team_ids), since, until, bots)
+    rows = _current_figures(merged, bots).values_list(
+        "pull_request_id",
+        "pull_request__repository__team_id",
+        "merged_at",
+        "time_to_first_review",
+        "pickup_time",
+        "approvals",
+        "rubber_stamps",
+        "coverage",
     )
-    for flow in merged_flows(pull_requests=pull_requests, since=since, until=until):
-        team_id = team_of.get(flow.pull_request_id)
-        if team_id is not None:
-            _add_flow(samples, team_id, local_day(flow.merged_at), flow)
-
-
-def _add_flow(samples: Samples, team_id: int, day: dt.date, flow: PullRequestFlow) -> None:
-    pk = flow.pull_request_id
-    if flow.time_to_first_review is not None and flow.time_to_first_review >= dt.timedelta(0):
-        samples[(team_id, "time_to_first_review")][day].append((pk, _hours(flow.time_to_first_review)))
-    if flow.pickup_time is not None and flow.pickup_time >= dt.timedelta(0):
-        samples[(team_id, "pickup_time")][day].append((pk, _hours(flow.pickup_time)))
-    # Coverage as health's `_coverage`: reviewed (an approval that counted), paired only, neither (unreviewed).
-    samples[(team_id, "unreviewed_share")][day].append((pk, 0.0 if flow.approvals or flow.paired else 1.0))
-    samples[(team_id, "review_coverage")][day].append((pk, 1.0 if flow.approvals else 0.0))
-    # A share of approvals: one item per approval that counted, 1 for a rubber stamp.
-    stamps = samples[(team_id, "rubber_stamp_share")][day]
-    stamps.extend([(pk, 1.0)] * flow.rubber_stamps + [(pk, 0.0)] * (flow.approvals - flow.rubber_stamps))
+    for pk, team_id, merged_at, first_review, pickup, approvals, stamps, coverage in rows.iterator(chunk_size=5000):
+        day = local_day(merged_at)
+        if first_review is not None and first_review >= 0:
+            samples[(team_id, "time_to_first_review")][day].append((pk, _seconds_as_hours(first_review)))
+        if pickup is not None and pickup >= 0:
+            samples[(team_id, "pickup_time")][day].append((pk, _seconds_as_hours(pickup)))
+        # Coverage as health's: reviewed (an approval that counted), paired only, neither (unreviewed).
+        samples[(team_id, "unreviewed_share")][day].append((pk, 1.0 if coverage == "neither" else 0.0))
+        samples[(team_id, "review_coverage")][day].append((pk, 1.0 if coverage == "reviewed" else 0.0))
+        # A share of approvals: one item per approval that counted, 1 for a rubber stamp.
+        samples[(team_id, "rubber_stamp_share")][day].extend([(pk, 1.0)] * stamps + [(pk, 0.0)] * (approvals - stamps))
 
 
 def _production_samples(samples: Samples, team_ids: list[int], since: dt.datetime, until: dt.datetime) -> None:
@@ -82,6 +85,10 @@ def _production_samples(samples: Samples, team_ids: list[int], since: dt.datetim
 
 def teams_with_services(team_ids: Collection[int]) -> set[int]:
     return set(Service.objects.filter(team_id__in=list(team_ids)).values_list("team_id", flat=True))
+
+
+def _seconds_as_hours(seconds: float) -> float:
+    return round(seconds / 3600, 3)
 
 
 def _hours(duration: dt.timedelta) -> float:

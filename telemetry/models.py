@@ -428,6 +428,26 @@ class TeamAlert(ChatNotice, AppendOnlyModel):
         return self.closed_at is None
 
 
+class AlertClosedNotice(ChatNotice):
+    """The chat notice that an alert closed (its figure recovered, or the change lasted and became the baseline):
+    one per alert, made in the transaction that closes it, sent at most once with backoff like every chat notice."""
+
+    alert = models.OneToOneField(TeamAlert, on_delete=models.PROTECT, related_name="closed_notice")
+    created_at = models.DateTimeField(default=timezone.now)
+
+    class Meta:
+        indexes = [
+            models.Index(
+                fields=["chat_next_attempt_at"],
+                condition=Q(chat_next_attempt_at__isnull=False),
+                name="alert_closed_chat_due_idx",
+            )
+        ]
+
+    def __str__(self) -> str:
+        return f"closed notice of {self.alert}"
+
+
 class WeeklyDigest(ChatNotice):
     """The digest of one team's week, built once and kept as sent: to the chat webhook (at most once) and by
     e-mail to the members with an address (claimed before sending: at most once)."""

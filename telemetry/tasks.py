@@ -16,7 +16,7 @@ from django.db import OperationalError
 from reviews.integrations.vcs import VcsRateLimited, VcsUnavailable
 from telemetry.models import Deployment, Incident
 from telemetry.selectors.repair import deployments_awaiting_link, incidents_awaiting_correlation
-from telemetry.services.alerts import ALERT_CHAT, alerts_run
+from telemetry.services.alerts import ALERT_CHAT, ALERT_CLOSED_CHAT, alerts_run
 from telemetry.services.chat import chat_notify, chats_dispatch, suspect_chat_notify, suspect_chats_dispatch
 from telemetry.services.correlation import incident_correlate
 from telemetry.services.digest import DIGEST_CHAT, digest_email_send, digests_send_due
@@ -102,6 +102,7 @@ def dispatch_due_chat_notices() -> int:
     return (
         suspect_chats_dispatch(send=notify_chat_of_cause.delay)
         + chats_dispatch(kind=ALERT_CHAT, send=notify_chat_of_alert.delay)
+        + chats_dispatch(kind=ALERT_CLOSED_CHAT, send=notify_chat_of_alert_closed.delay)
         + chats_dispatch(kind=DIGEST_CHAT, send=notify_chat_of_digest.delay)
     )
 
@@ -110,6 +111,12 @@ def dispatch_due_chat_notices() -> int:
 def notify_chat_of_alert(alert_id: int) -> str:
     """Tell the team's chat about an alert if still owed (claimed on the alert, sent once)."""
     return chat_notify(kind=ALERT_CHAT, row_id=alert_id)
+
+
+@shared_task(acks_late=True, soft_time_limit=30, time_limit=45)
+def notify_chat_of_alert_closed(notice_id: int) -> str:
+    """Tell the team's chat that an alert closed (recovered, or the new normal) if still owed: sent once."""
+    return chat_notify(kind=ALERT_CLOSED_CHAT, row_id=notice_id)
 
 
 @shared_task(acks_late=True, soft_time_limit=30, time_limit=45)

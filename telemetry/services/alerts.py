@@ -35,9 +35,9 @@ from telemetry.drift import (
     assess,
     evidence,
 )
-from telemetry.models import AlertSettings, FigureDay, TeamAlert
+from telemetry.models import AlertClosedNotice, AlertSettings, FigureDay, TeamAlert
 from telemetry.services.chat import ChatKind, chat_schedule
-from telemetry.services.enqueue import alert_chat_enqueue
+from telemetry.services.enqueue import alert_chat_enqueue, alert_closed_chat_enqueue
 
 SETTLE_AFTER = dt.timedelta(hours=24)
 BACKFILL_DAYS_PER_RUN = 14
@@ -199,7 +199,7 @@ def _open(team_id: int, settings: AlertSettings, assessment: Assessment, found: 
                 team_id=team_id,
                 figure=spec.name,
                 direction=spec.bad,
-                first_day=assessment.checks[-1].day,
+                first_day=assessment.checks[-1].day,  # the excursion's first day
                 last_day=latest.day,
                 value=assessment.value,
                 baseline=latest.baseline,
@@ -231,19 +231,28 @@ def _open(team_id: int, settings: AlertSettings, assessment: Assessment, found: 
 
 
 def _close(alert: TeamAlert, assessment: Assessment, now: dt.datetime) -> None:
+    """Close the alert on the record and owe the team's chat one notice of it (made in the same transaction: a run
+    that closes it twice, or two runs at once, make one)."""
     value = assessment.value
-    back = value is not None and _within(alert, value)
-    TeamAlert.objects.filter(pk=alert.pk, closed_at=None).update(
-        closed_at=now,
-        recovered=back,
-        closing_value=value,
-    )
+    with transaction.atomic():
+        closed = TeamAlert.objects.filter(pk=alert.pk, closed_at=None).update(
+            closed_at=now,
+            recovered=value is not None and _within(alert, value),
+            closing_value=value,
+        )
+        if not closed:
+            return  # another run closed it a moment ago
+        notice = AlertClosedNotice.objects.create(alert=alert)
+        if chat_schedule(row=notice, team=Team.objects.get(pk=alert.team_id)):
+            alert_closed_chat_enqueue(notice_id=notice.pk)
 
 
 def _within(alert: TeamAlert, value: float) -> bool:
-    """Back within the baseline the alert was raised against (else the baseline moved: the change lasted)."""
-    signed = (value - alert.baseline) / alert.scale * (1 if alert.direction == "up" else -1)
-    return signed < alert.deviations
+    """Back near the baseline the alert was raised against: nearer to it than to the value raised (else the baseline
+    moved: the change lasted and is the new normal)."""
+    moved = (value - alert.baseline) * (1 if alert.direction == "up" else -1)
+    raised = (alert.value - alert.baseline) * (1 if alert.direction == "up" else -1)
+    return moved < raised / 2
 
 
 def alert_acknowledge(
@@ -301,4 +310,29 @@ ALERT_CHAT = ChatKind(
     team_of=lambda alert: alert.team,
     text_of=alert_text,
     not_owed=lambda alert: None,
+)
+
+
+def alert_closed_text(notice: AlertClosedNotice) -> str:
+    alert = notice.alert
+    spec = figure_spec(alert.figure)
+    since = f"raised {alert.opened_at:%a %d %b}, since {alert.first_day:%a %d %b}"
+    if alert.recovered:
+        return (
+            f":white_check_mark: {alert.team.name}: {spec.label} has recovered: "
+            f"{format_value(spec, alert.closing_value)} against a usual {format_value(spec, alert.baseline)} "
+            f"(the alert {since}, is closed)."
+        )
+    return (
+        f":information_source: {alert.team.name}: the {spec.label.lower()} alert ({since}) is closed: "
+        f"{format_value(spec, alert.closing_value)} has lasted long enough to be the team's new usual."
+    )
+
+
+ALERT_CLOSED_CHAT = ChatKind(
+    model=AlertClosedNotice,
+    related=("alert__team",),
+    team_of=lambda notice: notice.alert.team,
+    text_of=alert_closed_text,
+    not_owed=lambda notice: None,
 )

@@ -49,6 +49,12 @@ def alert_chat_enqueue(*, alert_id: int) -> None:
     _on_commit(f"chat notice for alert {alert_id}", lambda: notify_chat_of_alert.delay(alert_id))
 
 
+def alert_closed_chat_enqueue(*, notice_id: int) -> None:
+    from telemetry.tasks import notify_chat_of_alert_closed
+
+    _on_commit(f"chat notice of closed alert {notice_id}", lambda: notify_chat_of_alert_closed.delay(notice_id))
+
+
 def digest_chat_enqueue(*, digest_id: int) -> None:
     from telemetry.tasks import notify_chat_of_digest
 

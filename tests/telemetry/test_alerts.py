@@ -13,9 +13,11 @@ from django.test import Client
 from django.test.utils import CaptureQueriesContext
 
 from reviews.models import AuditEvent, RecordImmutable
-from telemetry.models import AlertSettings, FigureDay, TeamAlert
-from telemetry.services.alerts import alerts_run
-from telemetry.tasks import notify_chat_of_alert
+from reviews.services.figures import pull_request_figures_refresh
+from telemetry.models import AlertClosedNotice, AlertSettings, FigureDay, TeamAlert
+from telemetry.services.alerts import ALERT_CLOSED_CHAT, alerts_run
+from telemetry.services.chat import chats_dispatch
+from telemetry.tasks import notify_chat_of_alert, notify_chat_of_alert_closed
 from tests.telemetry.conftest import approve
 
 FRIDAY = dt.datetime(2025, 6, 13, 18, 0, tzinfo=dt.UTC)
@@ -129,6 +131,47 @@ def test_recovery_closes_the_alert_and_keeps_it_on_the_record(year, actors):
         TeamAlert.objects.filter(pk=alert.pk).update(value=1.0)
 
 
+def test_a_recovery_is_told_to_the_chat_once_after_a_502_and_shown_on_the_page(year, actors, fake_chat, run_on_commit):
+    actors.team.slack_webhook_url = fake_chat.url
+    actors.team.save()
+    year.weekdays(weeks=WEEKS, slow_days=3)
+    with run_on_commit():
+        run()
+    alert = TeamAlert.objects.get(team=actors.team, figure="pickup_time")
+    assert [m["text"] for m in fake_chat.messages if "recovered" in m["text"]] == []
+    for offset in (3, 4, 5):  # Mon, Tue, Wed of the next week, back to normal
+        year.day(FRIDAY.date() + dt.timedelta(days=offset), [2.0, 2.2, 2.4])
+    later = FRIDAY + dt.timedelta(days=6)
+    fake_chat.status = 502  # the chat is down once
+    with run_on_commit():
+        closed = alerts_run(now=later)
+    assert alert.pk in closed.closed
+    notice = AlertClosedNotice.objects.get(alert=alert)
+    assert notice.chat_notified_at is None and notice.chat_attempts == 1 and "502" in notice.chat_error
+    assert notice.chat_next_attempt_at is not None  # due again after a backoff
+
+    fake_chat.status = 200
+    sent: list[int] = []
+    retry_at = notice.chat_next_attempt_at + dt.timedelta(seconds=1)
+    assert chats_dispatch(kind=ALERT_CLOSED_CHAT, send=sent.append, now=retry_at) >= 1
+    assert notice.pk in sent
+    assert [notify_chat_of_alert_closed(notice_id) for notice_id in sent] == ["sent"] * len(sent)
+    recovered = [m["text"] for m in fake_chat.messages if "Pickup time has recovered" in m["text"]]
+    assert len(recovered) == 1 and "Payments" in recovered[0]
+    # Beat runs again, a task is retried, the alerting run repeats: nothing more is said.
+    assert chats_dispatch(kind=ALERT_CLOSED_CHAT, send=sent.append, now=retry_at + dt.timedelta(hours=2)) == 0
+    assert notify_chat_of_alert_closed(notice.pk) == "skipped: already sent"
+    with run_on_commit():
+        assert alerts_run(now=later).closed == []
+    assert AlertClosedNotice.objects.filter(alert=alert).count() == 1
+    assert len([m for m in fake_chat.messages if "Pickup time has recovered" in m["text"]]) == 1
+
+    client = Client()
+    client.force_login(actors.member.user)
+    page = client.get("/teams/payments/").content.decode()
+    assert f'data-recovered="{alert.pk}"' in page
+
+
 def test_the_database_refuses_a_second_open_alert_per_team_and_figure(actors):
     fields = dict(
         team=actors.team, figure="pickup_time", direction="up", first_day=FRIDAY.date(), last_day=FRIDAY.date(),
@@ -179,6 +222,8 @@ def test_a_run_costs_the_same_queries_whatever_the_history(history, actors):
     run()
     few = run_computing_the_last_three_days()
     year.weekdays(weeks=WEEKS, per_day=3)  # twice the history on the same days
+    while pull_request_figures_refresh(bots=set()):  # the reconciler stores the new pull requests' figures
+        pass
     assert run_computing_the_last_three_days() == few
     with CaptureQueriesContext(connection) as judging_only:
         assert alerts_run(now=NOW).days_computed == []

@@ -1,8 +1,11 @@
-"""The drift detector on hand-made daily series: each limit, and one past it."""
+"""The drift detector on hand-made daily series: a doubled pickup is raised within the week, noise is not, shares
+and deployment counts are judged by their chance, and each limit holds with one step past it."""
 
 from __future__ import annotations
 
 import datetime as dt
+import math
+import random
 
 from telemetry.drift import (
     DRIFTING,
@@ -12,93 +15,157 @@ from telemetry.drift import (
     Sensitivity,
     assess,
     evidence,
-    window_value,
 )
 
 PICKUP = FIGURES_BY_NAME["pickup_time"]
-COVERAGE = FIGURES_BY_NAME["review_coverage"]
+UNREVIEWED = FIGURES_BY_NAME["unreviewed_share"]
+DEPLOYMENTS = FIGURES_BY_NAME["deployment_frequency"]
 LAST = dt.date(2025, 6, 13)  # a Friday
+DEFAULT = Sensitivity()
 
 
-def series(days: int, value_of, per_day: int = 4, jitter: float = 0.1) -> dict[dt.date, list[tuple[int, float]]]:
-    found = {}
-    for back in range(days):
+def weekdays_back(days: int) -> list[dt.date]:
+    """The weekdays of the `days` days up to LAST, oldest first."""
+    found = [LAST - dt.timedelta(days=back) for back in range(days)]
+    return [day for day in reversed(found) if day.weekday() < 5]
+
+
+def pickups(*, weeks: int = 16, per_day: int = 6, seed: int = 1, factor_of=lambda day: 1.0) -> dict:
+    """Every day of `weeks` weeks: weekdays with `per_day` log-normal pickups (median 4 h, slower on Fridays),
+    weekends computed and empty."""
+    rng = random.Random(seed)
+    series: dict[dt.date, list[tuple[int, float]]] = {}
+    next_id = 0
+    for back in range(weeks * 7 - 1, -1, -1):
         day = LAST - dt.timedelta(days=back)
-        found[day] = [(back * 100 + i, value_of(day, back) + jitter * i) for i in range(per_day)]
-    return found
+        series[day] = []
+        if day.weekday() >= 5:
+            continue
+        friday = 1.5 if day.weekday() == 4 else 1.0
+        for _ in range(per_day):
+            next_id += 1
+            series[day].append((next_id, 4.0 * friday * factor_of(day) * math.exp(rng.gauss(0, 0.7))))
+    return series
 
 
-def steady_then(jump_days: int, jump: float, *, days: int = 90):
-    return series(days, lambda day, back: 2.0 + (back % 3) * 0.2 + (jump if back < jump_days else 0.0))
+def first_drifting_day(spec, series, days, sensitivity=DEFAULT):
+    for day in days:
+        if assess(spec, series, last_day=day, sensitivity=sensitivity).state == DRIFTING:
+            return day
+    return None
 
 
-def test_a_jump_sustained_for_the_days_asked_drifts():
-    result = assess(PICKUP, steady_then(3, 4.0), last_day=LAST, sensitivity=Sensitivity(sustained_days=3))
+def test_a_doubled_pickup_is_raised_within_five_weekdays():
+    starts = weekdays_back(7)[0]  # Monday of the last week
+    series = pickups(factor_of=lambda day: 2.0 if day >= starts else 1.0)
+    raised = first_drifting_day(PICKUP, series, weekdays_back(7))
+    assert raised is not None and raised <= LAST
+    result = assess(PICKUP, series, last_day=LAST, sensitivity=DEFAULT)
     assert result.state == DRIFTING
-    assert [check.day for check in result.checks] == [LAST - dt.timedelta(days=n) for n in range(3)]
-    assert result.latest.baseline < 2.8 and result.value > 6
+    assert result.latest.departure >= DEFAULT.deviations
+    assert result.value > 1.6 * result.latest.baseline
+    assert result.checks[-1].day >= starts - dt.timedelta(days=3)  # the excursion begins with the change
 
 
-def test_one_day_short_of_sustained_does_not_drift():
-    result = assess(PICKUP, steady_then(2, 4.0), last_day=LAST, sensitivity=Sensitivity(sustained_days=3))
-    assert result.state != DRIFTING
+def test_noise_raises_nothing_over_ten_weeks_of_daily_runs():
+    for seed in range(1, 6):
+        series = pickups(weeks=20, seed=seed)
+        assert first_drifting_day(PICKUP, series, weekdays_back(70)) is None, seed
 
 
-def test_a_departure_just_below_the_threshold_is_not_beyond():
-    history = steady_then(3, 0.0)
-    flat = assess(PICKUP, history, last_day=LAST, sensitivity=Sensitivity(sustained_days=1))
-    latest = flat.latest
-    threshold_value = latest.baseline + 3.0 * latest.scale
-    history[LAST] = [(1, threshold_value - 0.01)] * 4
-    assert not assess(PICKUP, history, last_day=LAST, sensitivity=Sensitivity(sustained_days=1)).latest.beyond
-    history[LAST] = [(1, threshold_value + 0.01)] * 4
-    assert assess(PICKUP, history, last_day=LAST, sensitivity=Sensitivity(sustained_days=1)).state == DRIFTING
+def test_two_slow_days_of_a_three_day_rule_raise_nothing_three_do():
+    slow = weekdays_back(7)[-3:]  # Wed, Thu, Fri
+    series = pickups(factor_of=lambda day: 6.0 if day in slow else 1.0)
+    two_days = assess(PICKUP, series, last_day=slow[1], sensitivity=DEFAULT)
+    assert two_days.state != DRIFTING
+    assert assess(PICKUP, series, last_day=slow[1], sensitivity=Sensitivity(sustained_days=2)).state == DRIFTING
+    assert assess(PICKUP, series, last_day=slow[2], sensitivity=DEFAULT).state == DRIFTING
 
 
-def test_a_window_one_sample_short_has_no_value():
-    assert window_value(PICKUP, [(1, 5.0)] * (PICKUP.min_samples - 1)) is None
-    assert window_value(PICKUP, [(1, 5.0)] * PICKUP.min_samples) == 5.0
+def test_a_recovered_pickup_is_normal_again():
+    slow = weekdays_back(14)[:5]  # the week before last
+    series = pickups(factor_of=lambda day: 3.0 if day in slow else 1.0)
+    assert assess(PICKUP, series, last_day=slow[-1], sensitivity=DEFAULT).state == DRIFTING
+    # Three normal weekdays later the excursion's sum is still high, but the days alone look like the baseline.
+    wednesday = weekdays_back(7)[2]
+    result = assess(PICKUP, series, last_day=wednesday, sensitivity=DEFAULT)
+    assert result.state == NORMAL
+    assert result.value < 1.5 * result.latest.baseline
 
 
-def test_three_earlier_weeks_are_not_enough_history_four_are():
-    sensitivity = Sensitivity(sustained_days=1)
-    # The last day, and the same weekday of 3 (then 4) weeks before the look-back span.
-    span = 1 + 7  # sustained days + slack
+def test_slow_fridays_are_compared_with_fridays():
+    series = pickups(factor_of=lambda day: 3.0 if day.weekday() == 4 else 1.0)
+    assert first_drifting_day(PICKUP, series, weekdays_back(28)) is None
+
+
+def test_three_weeks_of_baseline_are_not_enough_history_four_are():
+    series = pickups(weeks=16)
     for weeks, expected in ((3, NOT_ENOUGH_HISTORY), (4, NORMAL)):
-        history = {LAST: [(1, 2.0)] * 4}
-        end = LAST - dt.timedelta(days=7)
-        while end >= LAST - dt.timedelta(days=span - 1):
-            end -= dt.timedelta(days=7)
-        for week in range(weeks):
-            history[end - dt.timedelta(days=7 * week)] = [(2, 2.0)] * 4
-        result = assess(PICKUP, history, last_day=LAST, sensitivity=sensitivity)
+        first_kept = LAST - dt.timedelta(days=PICKUP.recent_days + 7 * weeks - 1)
+        kept = {day: items for day, items in series.items() if day >= first_kept}
+        result = assess(PICKUP, kept, last_day=LAST, sensitivity=DEFAULT)
         assert result.state == expected, weeks
-    assert "not enough history" in assess(PICKUP, {}, last_day=LAST, sensitivity=sensitivity).reason
+    assert "not enough history" in assess(PICKUP, {}, last_day=LAST, sensitivity=DEFAULT).reason
 
 
-def test_the_baseline_is_the_same_weekday_of_earlier_weeks():
-    # Fridays are always slow (weekend ahead), other days fast: a slow Friday is normal, not a drift.
-    history = series(90, lambda day, back: 20.0 if day.weekday() == 4 else 2.0)
-    assert assess(PICKUP, history, last_day=LAST, sensitivity=Sensitivity(sustained_days=1)).state == NORMAL
+def shares(*, rate_of, per_day: int = 8, weeks: int = 16, seed: int = 3) -> dict:
+    rng = random.Random(seed)
+    series: dict[dt.date, list[tuple[int, float]]] = {}
+    next_id = 0
+    for back in range(weeks * 7 - 1, -1, -1):
+        day = LAST - dt.timedelta(days=back)
+        series[day] = []
+        for _ in range(per_day if day.weekday() < 5 else 0):
+            next_id += 1
+            series[day].append((next_id, 1.0 if rng.random() < rate_of(day) else 0.0))
+    return series
 
 
-def test_a_drop_counts_only_for_figures_whose_bad_way_is_down():
-    history = series(90, lambda day, back: 0.0 if back < 3 else 1.0, per_day=6, jitter=0.0)
-    result = assess(COVERAGE, history, last_day=LAST, sensitivity=Sensitivity(sustained_days=3))
-    assert result.state == DRIFTING
-    assert {item_id for item_id, _ in evidence(COVERAGE, history, result)} == {
-        back * 100 + i for back in range(3) for i in range(6)
-    }
+def test_unreviewed_merges_rising_from_three_to_fifteen_percent_are_raised_within_two_weeks():
+    starts = LAST - dt.timedelta(days=13)
+    series = shares(rate_of=lambda day: 0.15 if day >= starts else 0.03)
+    raised = first_drifting_day(UNREVIEWED, series, [starts + dt.timedelta(days=n) for n in range(14)])
+    assert raised is not None
+    found = evidence(UNREVIEWED, series, assess(UNREVIEWED, series, last_day=raised, sensitivity=DEFAULT))
+    assert found and all(value == 1.0 for _, value in found)
 
 
-def test_a_steady_baseline_does_not_turn_a_wobble_into_an_alert():
-    history = series(90, lambda day, back: 2.0 if back >= 3 else 2.1)  # MAD 0: the floor keeps the scale
-    assert assess(PICKUP, history, last_day=LAST, sensitivity=Sensitivity(sustained_days=3)).state == NORMAL
+def test_one_unreviewed_merge_in_a_team_that_never_has_any_is_not_an_alert():
+    series = shares(rate_of=lambda day: 0.0)
+    series[LAST] = [(10_000 + n, 1.0 if n == 0 else 0.0) for n in range(8)]
+    assert assess(UNREVIEWED, series, last_day=LAST, sensitivity=DEFAULT).state != DRIFTING
 
 
-def test_evidence_is_the_slow_ones_worst_first():
-    history = steady_then(3, 4.0)
-    result = assess(PICKUP, history, last_day=LAST, sensitivity=Sensitivity(sustained_days=3))
-    found = evidence(PICKUP, history, result)
+def deployments(*, per_weekday_of, weeks: int = 16, seed: int = 5) -> dict:
+    rng = random.Random(seed)
+    series: dict[dt.date, list[tuple[int, float]]] = {}
+    next_id = 0
+    for back in range(weeks * 7 - 1, -1, -1):
+        day = LAST - dt.timedelta(days=back)
+        count = 0 if day.weekday() >= 5 else sum(rng.random() < per_weekday_of(day) / 10 for _ in range(10))
+        series[day] = [(next_id + n, 1.0) for n in range(count)]
+        next_id += count
+    return series
+
+
+def test_deployments_halving_are_raised_and_a_quiet_day_is_not():
+    starts = LAST - dt.timedelta(days=20)
+    halved = deployments(per_weekday_of=lambda day: 2.0 if day >= starts else 4.0)
+    three_weeks = [starts + dt.timedelta(days=n) for n in range(21)]
+    assert first_drifting_day(DEPLOYMENTS, halved, three_weeks) is not None
+    steady = deployments(per_weekday_of=lambda day: 4.0)
+    steady[LAST] = []
+    assert assess(DEPLOYMENTS, steady, last_day=LAST, sensitivity=DEFAULT).state != DRIFTING
+
+
+def test_evidence_is_the_excursions_slow_pull_requests_worst_first():
+    slow = weekdays_back(7)[-3:]
+    series = pickups(factor_of=lambda day: 6.0 if day in slow else 1.0)
+    result = assess(PICKUP, series, last_day=LAST, sensitivity=DEFAULT)
+    found = evidence(PICKUP, series, result)
     assert [value for _, value in found] == sorted((value for _, value in found), reverse=True)
-    assert {item_id // 100 for item_id, _ in found} == {0, 1, 2}
+    slow_ids = {item_id for day in slow for item_id, _ in series[day]}
+    assert found and {item_id for item_id, _ in found} <= {
+        item_id for check in result.checks for item_id, _ in series[check.day]
+    }
+    assert len({item_id for item_id, _ in found} & slow_ids) >= len(found) - 2
