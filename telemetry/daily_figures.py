@@ -17,7 +17,7 @@ from collections.abc import Collection
 from django.utils import timezone
 
 from reviews.models import PullRequest
-from reviews.selectors.health import _bots, _current_figures, _merged_in
+from reviews.selectors.health import _bots, _merged_in, current_figures
 from telemetry.drift import Item
 from telemetry.models import Service
 from telemetry.selectors.dora import counted_deployments, restored_incidents
@@ -47,7 +47,7 @@ def _review_samples(samples: Samples, team_ids: list[int], since: dt.datetime, u
     computed and stored first), so a day costs a read of its rows, not the review facts of its pull requests."""
     bots = _bots(None)
     merged = _merged_in(PullRequest.objects.filter(repository__team_id__in=team_ids), since, until, bots)
-    rows = _current_figures(merged, bots).values_list(
+    rows = current_figures(merged=merged, bots=bots).values_list(
         "pull_request_id",
         "pull_request__repository__team_id",
         "merged_at",
