@@ -89,12 +89,14 @@ seed: $(VENV)/.base-installed
 worker: $(VENV)/.base-installed
 	$(VENV)/bin/celery -A config worker --without-gossip --without-mingle --without-heartbeat --loglevel=INFO
 
-# The two workers production runs (README "Queues and workers"): a backfill never waits in front of a verdict.
+# The two workers production runs (README "Queues and workers"): a backfill never waits in front of a verdict. The
+# background worker runs at a lower OS priority, so that on a shared machine a backfill's CPU is the fast worker's
+# last (bench/backfill_latency.py starts it with this recipe's prefix).
 worker-fast: $(VENV)/.base-installed
 	$(VENV)/bin/celery -A config worker --without-gossip --without-mingle --without-heartbeat -Q webhooks,reports,housekeeping -n fast@%h --loglevel=INFO
 
 worker-background: $(VENV)/.base-installed
-	$(VENV)/bin/celery -A config worker --without-gossip --without-mingle --without-heartbeat -Q celery,sync,correlation,housekeeping -n background@%h --loglevel=INFO
+	nice -n 10 $(VENV)/bin/celery -A config worker --without-gossip --without-mingle --without-heartbeat -Q celery,sync,correlation,housekeeping -n background@%h --loglevel=INFO
 
 beat: $(VENV)/.base-installed
 	$(VENV)/bin/celery -A config beat --loglevel=INFO

@@ -221,6 +221,8 @@ CELERY_TASK_ROUTES |= {
     "reviews.tasks.process_webhook_deliveries": {"queue": "webhooks"},
     "reviews.tasks.process_webhook_delivery": {"queue": "webhooks"},
     "reviews.tasks.evaluate_pull_request": {"queue": "webhooks"},
+    # What a sync stored (a backfill: every open pull request) is evaluated behind the sync, on the background worker.
+    "reviews.tasks.evaluate_pull_request_in_background": {"queue": "sync"},
     "reviews.tasks.report_evaluation": {"queue": "reports"},
     "reviews.tasks.sync_repository": {"queue": "sync"},
     "reviews.tasks.sync_all_repositories": {"queue": "sync"},

@@ -27,6 +27,7 @@ from reviews.services.enqueue import (
     evaluation_enqueue_now,
     evaluation_queued_mark_clear,
     evaluations_owed_mark,
+    evaluations_waiting_in_background,
     pull_request_evaluations_enqueue,
     report_enqueue_now,
     report_queued_mark_clear,
@@ -149,6 +150,14 @@ def evaluate_pull_request(pull_request_id: int) -> str:
     return pull_request_verdict_pass(pull_request_id=pull_request_id)
 
 
+@shared_task(acks_late=True, soft_time_limit=120, time_limit=150)
+def evaluate_pull_request_in_background(pull_request_id: int) -> str:
+    """The same as `evaluate_pull_request`, on the background worker's queue: what a sync stored (a backfill queues
+    one for each open pull request) waits behind the sync, never in front of the webhooks' passes."""
+    evaluation_queued_mark_clear(pull_request_id, in_background=True)
+    return pull_request_verdict_pass(pull_request_id=pull_request_id)
+
+
 @shared_task(acks_late=True, soft_time_limit=60, time_limit=90)
 def fetch_missing_facts() -> int:
     """Beat: evaluate again the open pull requests whose head's files, commits or reviews could not be fetched,
@@ -239,8 +248,11 @@ def requeue_waiting_deliveries() -> int:
 def reconcile_verdicts() -> str:
     """Beat: evaluate every pull request whose evaluation debt outlived its pass, and every open pull request
     whose head has no verdict (its evaluation was lost with a broker); post again every current verdict the
-    provider has not accepted."""
-    unevaluated = sorted(set(pull_requests_owing_evaluation()) | set(pull_requests_without_verdict()))
+    provider has not accepted. An evaluation waiting on the background queue (a sync's) is left there: its hand-over
+    was not lost, and on the webhooks queue a backfill's thousands would stand in front of the webhooks' passes."""
+    owed = set(pull_requests_owing_evaluation()) | set(pull_requests_without_verdict())
+    waiting = evaluations_waiting_in_background(pull_request_ids=owed)
+    unevaluated = sorted(owed - waiting)
     evaluations_owed_mark(pull_request_ids=unevaluated)
     for pull_request_id in unevaluated:
         evaluation_enqueue_now(pull_request_id)
@@ -248,7 +260,8 @@ def reconcile_verdicts() -> str:
     unreported = verdicts_not_accepted(connection_ids=postable)
     for evaluation_id in unreported:
         report_enqueue_now(evaluation_id)
-    return f"evaluated {len(unevaluated)}, reported {len(unreported)}"
+    in_background = f", {len(waiting)} waiting in the background" if waiting else ""
+    return f"evaluated {len(unevaluated)}, reported {len(unreported)}{in_background}"
 
 
 FIGURES_BATCHES_PER_RUN = 10

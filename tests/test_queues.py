@@ -20,6 +20,7 @@ BACKGROUND = {
     "reviews.tasks.sync_repository": "sync",
     "reviews.tasks.sync_all_repositories": "sync",
     "reviews.tasks.refresh_codeowners": "sync",
+    "reviews.tasks.evaluate_pull_request_in_background": "sync",
     "telemetry.tasks.link_deployment_changes": "correlation",
     "telemetry.tasks.correlate_incident": "correlation",
     "telemetry.tasks.repair_telemetry": "correlation",

@@ -31,17 +31,28 @@ logger = logging.getLogger(__name__)
 QUEUED_MARK_SECONDS = 90
 
 
-def pull_request_evaluations_enqueue(*, pull_request_ids: Iterable[int]) -> None:
+# A sync's evaluations wait behind the sync on its queue, which may take many minutes in a backfill; their mark
+# lasts as long (the sync task's hard time limit), so that the reconciler does not move them to the webhooks queue
+# while they wait. A message lost without its mark (Redis kept, a message dropped) waits this long for the reconciler.
+BACKGROUND_QUEUED_MARK_SECONDS = 1900
+
+
+def pull_request_evaluations_enqueue(*, pull_request_ids: Iterable[int], in_background: bool = False) -> None:
     """Evaluate these pull requests afresh after the commit. Evaluation is idempotent and reads the newest head,
     and a verdict is posted only when its outcome or description changed.
 
     The debt is written first, in the caller's transaction (`evaluations_owed_mark`): a hand-over lost with the
     broker is found again by the verdict reconciler, and an evaluation that ran after this commit settles it, so
-    the queued task has nothing left to do (several changes of one pull request coalesce into one evaluation)."""
+    the queued task has nothing left to do (several changes of one pull request coalesce into one evaluation).
+
+    `in_background`: the evaluations go to the background worker's `sync` queue, never in front of the webhooks'
+    passes (a sync, above all a backfill, queues one for every open pull request it stores). A webhook's own pass
+    evaluates in its task whatever waits here, and any other evaluation still goes to the webhooks queue."""
     ids = sorted(set(pull_request_ids))
     evaluations_owed_mark(pull_request_ids=ids)
+    enqueue_now = evaluation_in_background_enqueue_now if in_background else evaluation_enqueue_now
     for pull_request_id in ids:
-        transaction.on_commit(partial(evaluation_enqueue_now, pull_request_id))
+        transaction.on_commit(partial(enqueue_now, pull_request_id))
 
 
 def evaluations_owed_mark(*, pull_request_ids: Iterable[int]) -> int:
@@ -97,10 +108,44 @@ def _sync_now(repository_id: int) -> None:
 
 
 def evaluation_enqueue_now(pull_request_id: int) -> None:
-    """Queue an evaluation unless one already waits."""
+    """Queue an evaluation on the webhooks queue unless one already waits there (one waiting in the background
+    does not count: it may wait behind a backfill)."""
     from reviews.tasks import evaluate_pull_request
 
     _queue_once(evaluate_pull_request, _evaluation_key(pull_request_id), pull_request_id)
+
+
+def evaluation_in_background_enqueue_now(pull_request_id: int) -> None:
+    """Queue an evaluation on the background worker's queue unless one already waits, there or on the webhooks
+    queue (which evaluates sooner, and reads whatever changed before it starts)."""
+    from reviews.tasks import evaluate_pull_request_in_background
+
+    try:
+        fast_waits = cache.get(_evaluation_key(pull_request_id)) is not None
+    except Exception:
+        fast_waits = False  # no cache: queue anyway, a duplicate is only wasted work
+    if fast_waits:
+        return
+    _queue_once(
+        evaluate_pull_request_in_background,
+        _background_evaluation_key(pull_request_id),
+        pull_request_id,
+        timeout=BACKGROUND_QUEUED_MARK_SECONDS,
+    )
+
+
+def evaluations_waiting_in_background(*, pull_request_ids: Iterable[int]) -> set[int]:
+    """Those of these pull requests whose evaluation waits on the background queue (one look at the cache). None of
+    them when the cache cannot say: the reconciler then queues them again, a duplicate being only wasted work."""
+    ids = list(pull_request_ids)
+    if not ids:
+        return set()
+    try:
+        marked = cache.get_many([_background_evaluation_key(pull_request_id) for pull_request_id in ids])
+    except Exception:
+        logger.warning("could not read the background evaluations' marks")
+        return set()
+    return {pull_request_id for pull_request_id in ids if _background_evaluation_key(pull_request_id) in marked}
 
 
 def reviewer_suggestion_enqueue(pull_request_id: int) -> None:
@@ -128,9 +173,10 @@ def report_enqueue_now(evaluation_id: int, *, received_at: Iterable[dt.datetime]
     _queue_once(report_evaluation, _report_key(evaluation_id), evaluation_id, *([receipts] if receipts else []))
 
 
-def evaluation_queued_mark_clear(pull_request_id: int) -> None:
+def evaluation_queued_mark_clear(pull_request_id: int, *, in_background: bool = False) -> None:
     """An evaluation starts: what changes from now on queues a new one."""
-    _mark_clear(_evaluation_key(pull_request_id))
+    key = _background_evaluation_key if in_background else _evaluation_key
+    _mark_clear(key(pull_request_id))
 
 
 def report_queued_mark_clear(evaluation_id: int) -> None:
@@ -141,13 +187,17 @@ def _evaluation_key(pull_request_id: int) -> str:
     return f"evaluation-queued:{pull_request_id}"
 
 
+def _background_evaluation_key(pull_request_id: int) -> str:
+    return f"evaluation-queued-in-background:{pull_request_id}"
+
+
 def _report_key(evaluation_id: int) -> str:
     return f"report-queued:{evaluation_id}"
 
 
-def _queue_once(task: Any, key: str, object_id: int, *more: object) -> None:
+def _queue_once(task: Any, key: str, object_id: int, *more: object, timeout: int = QUEUED_MARK_SECONDS) -> None:
     try:
-        first = cache.add(key, 1, timeout=QUEUED_MARK_SECONDS)
+        first = cache.add(key, 1, timeout=timeout)
     except Exception:
         first = True  # no cache: queue anyway, a duplicate is only wasted work
     if not first:

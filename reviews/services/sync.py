@@ -89,7 +89,8 @@ def repository_sync(
             stored = pull_request_sync_apply(repository=repository, details=details)
             if stored.state == PullRequest.State.OPEN:
                 # What the sync stored may be what the webhooks missed: the verdict is posted again if it changed.
-                pull_request_evaluations_enqueue(pull_request_ids=[stored.pk])
+                # On the background worker's queue: a backfill stores thousands, never in front of a webhook's pass.
+                pull_request_evaluations_enqueue(pull_request_ids=[stored.pk], in_background=True)
             else:  # a review, comment or commit after the merge changes its figures
                 pull_request_figures_owed_mark(pull_requests=[stored.pk])
             run.pull_requests_synced += 1
