@@ -96,11 +96,13 @@ def test_rate_limit_mid_sync_keeps_the_watermark_and_the_next_run_resumes(fake_g
     assert len(details_calls) == 1
 
 
-def test_secondary_rate_limit_403_is_a_wait_not_a_failure(fake_github, github_connection):
+@pytest.mark.parametrize(("graphql", "path"), [(False, "/pulls"), (True, "/graphql")])
+def test_secondary_rate_limit_403_is_a_wait_not_a_failure(fake_github, github_connection, graphql, path):
+    """REST's listing, or GraphQL's page (a backfill makes no REST call per pull request any more)."""
     repository = github_repository(fake_github, github_connection)
-    fake_github.fail_next("/pulls", status=403, retry_after=7)
+    fake_github.fail_next(path, status=403, retry_after=7)
     with pytest.raises(VcsRateLimited) as raised:
-        repository_sync(repository=repository)
+        repository_sync(repository=repository, graphql=graphql)
     assert raised.value.retry_after == 7
 
 
