@@ -12,7 +12,7 @@ from collections.abc import Sequence
 
 from reviews.log_context import log_context_bound
 from reviews.models import PullRequest, ReviewerSuggestion
-from reviews.selectors.policy import effective_policy
+from reviews.selectors.policy import POLICY_RELATED, effective_policy
 from reviews.services.codeowners import codeowners_refresh
 from reviews.services.enqueue import report_enqueue_now, reviewer_suggestion_enqueue
 from reviews.services.policies import evaluation_should_report, pull_request_evaluate
@@ -31,7 +31,7 @@ def pull_request_verdict_pass(*, pull_request_id: int, received_at: Sequence[dt.
     `received_at`: when the webhooks behind this pass were received; the report that the provider accepts (here, or
     in its retried task) closes their feedback loop."""
     pull_request = (
-        PullRequest.objects.select_related("repository__connection", "repository__team")
+        PullRequest.objects.select_related("repository__connection", "repository__team", *POLICY_RELATED)
         .filter(pk=pull_request_id)
         .first()
     )
