@@ -86,9 +86,9 @@ def _team_selected(repository: Repository) -> bool:
     return bool(Repository.team.is_cached(repository))
 
 
-def _selected(relation: Any, owner: Repository | Team) -> tuple[bool, Policy | None]:
+def _selected(relation: Any, owner: Repository | Team | None) -> tuple[bool, Policy | None]:
     """(whether the owner's policy was selected with it, that policy or None)."""
-    if not relation.is_cached(owner):
+    if owner is None or not relation.is_cached(owner):
         return False, None
     return True, relation.get_cached_value(owner)
 

@@ -16,7 +16,7 @@ from reviews.selectors.policy import POLICY_RELATED, effective_policy
 from reviews.services.codeowners import codeowners_refresh
 from reviews.services.enqueue import report_enqueue_now, reviewer_suggestion_enqueue
 from reviews.services.policies import evaluation_should_report, pull_request_evaluate
-from reviews.services.reporting import evaluation_report
+from reviews.services.reporting import evaluation_report, evaluation_standing
 from reviews.services.sync import pull_request_facts_fetch
 
 # A report that did not reach the provider is retried by its own task, with backoff; the reconciler posts again
@@ -67,6 +67,11 @@ def _settle(pull_request: PullRequest, received_at: Sequence[dt.datetime]) -> st
         return "settled" if pull_request.head_sha else "nothing to evaluate"
     evaluation = evaluated.evaluation
     _suggest_reviewers_once(evaluation.pull_request)
+    if not evaluated.changed and evaluation.reported_at is not None:
+        # The verdict stands and is on the commit already (it was the newest under the pull request's lock a moment
+        # ago): nothing to post, and no need to ask again whether it is the newest.
+        evaluation_standing(evaluation)
+        return evaluation.outcome
     if not evaluation_should_report(evaluation):
         return evaluation.outcome
     if evaluation_report(evaluation=evaluation, received_at=received_at, checked_newest=True) in _REPORT_RETRIED:
