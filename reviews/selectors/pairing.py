@@ -9,7 +9,7 @@ from __future__ import annotations
 import datetime as dt
 import itertools
 from collections import defaultdict
-from collections.abc import Collection, Iterable, Sequence
+from collections.abc import Collection, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any, Literal
 
@@ -268,7 +268,38 @@ def pairing_partners(
     A pull request whose commits are not known yet has no partners yet (fail closed). Four queries, however many
     pull requests.
     """
-    changes = _changes(pull_request_ids)
+    return _partners(_changes(pull_request_ids))
+
+
+def pairing_partners_of(
+    *, pull_requests: Iterable[PullRequest], commits: Mapping[int, Sequence[Commit]]
+) -> dict[int, list[PairingPartner]]:
+    """`pairing_partners` of pull requests already read with their commits (each commit's author identity selected
+    and its co-authors prefetched), so the commits are not read again: two queries fewer, the same answer."""
+    changes = {
+        pull_request.pk: _Change(
+            pull_request.author_id,
+            pull_request.repository_id,
+            pull_request.head_ref or "",
+            [(commit.sha, commit.authored_at, _writers(commit)) for commit in commits[pull_request.pk]],
+        )
+        for pull_request in pull_requests
+        if pull_request.author_id is not None and commits.get(pull_request.pk)
+    }
+    return _partners(changes)
+
+
+def _writers(commit: Commit) -> set[int]:
+    """Who wrote a commit, as `_changes` reads it: its author (else its author identity's person) and its
+    co-authors who are people."""
+    author = commit.author_id
+    if author is None and commit.author_identity_id is not None:
+        author = commit.author_identity.person_id  # type: ignore[union-attr]
+    writers = {author} if author is not None else set()
+    return writers | {identity.person_id for identity in commit.co_authors.all() if identity.person_id is not None}
+
+
+def _partners(changes: dict[int, _Change]) -> dict[int, list[PairingPartner]]:
     found: dict[int, dict[int, tuple[PartnerSource, str]]] = defaultdict(dict)
     for pk, change in changes.items():
         for sha, _, people in sorted(change.commits, key=lambda c: (c[1], c[0])):

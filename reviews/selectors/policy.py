@@ -7,6 +7,7 @@ import functools
 from collections import defaultdict
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, replace
+from typing import Any
 
 from django.db.models import Q
 from django.utils import timezone
@@ -18,13 +19,13 @@ from reviews.models import (
     Commit,
     CommitStatus,
     Identity,
-    Membership,
     Person,
     Policy,
     PullRequest,
     Repository,
     Review,
     RiskSignal,
+    Team,
 )
 from reviews.policy import (
     DEFAULT_POLICY,
@@ -39,7 +40,7 @@ from reviews.policy import (
     parse_policy,
 )
 from reviews.policy import Policy as ParsedPolicy
-from reviews.selectors.pairing import PairingPartner, pairing_partners
+from reviews.selectors.pairing import PairingPartner, pairing_partners_of
 
 RISK_HISTORY = dt.timedelta(days=365)
 
@@ -63,13 +64,33 @@ def effective_policies(*, repositories: Iterable[Repository]) -> dict[int, Parse
 
 
 def effective_policy(*, repository: Repository) -> tuple[Policy | None, ParsedPolicy]:
-    """The repository's own policy, else its team's, else the built-in default (one non-author approval)."""
-    row = Policy.objects.filter(repository=repository).first()
+    """The repository's own policy, else its team's, else the built-in default (one non-author approval). No query
+    for what the caller selected with the repository (`POLICY_RELATED`)."""
+    known, row = _selected(Repository.policy.related, repository)
+    if not known:
+        row = Policy.objects.filter(repository=repository).first()
     if row is None and repository.team_id is not None:
-        row = Policy.objects.filter(team_id=repository.team_id).first()
+        known, row = _selected(Team.policy.related, repository.team) if _team_selected(repository) else (False, None)
+        if not known:
+            row = Policy.objects.filter(team_id=repository.team_id).first()
     if row is None:
         return None, DEFAULT_POLICY
     return row, _parsed(row.document)
+
+
+# What to `select_related` from a pull request so that `effective_policy` of its repository makes no query.
+POLICY_RELATED = ("repository__policy", "repository__team__policy")
+
+
+def _team_selected(repository: Repository) -> bool:
+    return bool(Repository.team.is_cached(repository))
+
+
+def _selected(relation: Any, owner: Repository | Team | None) -> tuple[bool, Policy | None]:
+    """(whether the owner's policy was selected with it, that policy or None)."""
+    if owner is None or not relation.is_cached(owner):
+        return False, None
+    return True, relation.get_cached_value(owner)
 
 
 @functools.lru_cache(maxsize=256)
@@ -81,14 +102,25 @@ def _parsed(document: str) -> ParsedPolicy:
 
 
 def person_refs(person_ids: Iterable[int | None]) -> dict[int, PersonRef]:
-    """PersonRefs for many people in three queries: their names (identities) and team slugs."""
+    """PersonRefs for many people in one query: each person with their names (identities) and team slugs, a row
+    per name and team (a person has a few of each)."""
     ids = {pk for pk in person_ids if pk is not None}
+    if not ids:
+        return {}
+    found: dict[int, tuple[str, bool]] = {}
     names: dict[int, set[str]] = defaultdict(set)
-    for person_id, value in Identity.objects.filter(person_id__in=ids).values_list("person_id", "value"):
-        names[person_id].add(value.lower())
     teams: dict[int, set[str]] = defaultdict(set)
-    for person_id, slug in Membership.objects.filter(person_id__in=ids).values_list("person_id", "team__slug"):
-        teams[person_id].add(slug)
+    rows = (
+        Person.objects.filter(pk__in=ids)
+        .order_by()
+        .values_list("pk", "display_name", "is_bot", "identities__value", "memberships__team__slug")
+    )
+    for pk, display_name, is_bot, name, slug in rows:
+        found[pk] = (display_name, is_bot)
+        if name is not None:
+            names[pk].add(name.lower())
+        if slug is not None:
+            teams[pk].add(slug)
     return {
         pk: PersonRef(
             id=str(pk),
@@ -97,7 +129,7 @@ def person_refs(person_ids: Iterable[int | None]) -> dict[int, PersonRef]:
             teams=frozenset(teams[pk]),
             display_name=display_name,
         )
-        for pk, display_name, is_bot in Person.objects.filter(pk__in=ids).values_list("pk", "display_name", "is_bot")
+        for pk, (display_name, is_bot) in found.items()
     }
 
 
@@ -138,12 +170,12 @@ def review_snapshots(
         reviews_of[review.pull_request_id].append(review)
     commits: dict[int, list[Commit]] = defaultdict(list)
     links = PullRequest.commits.through.objects.filter(pullrequest_id__in=ids).select_related(
-        "commit__committer_identity"
+        "commit__committer_identity", "commit__author_identity"
     )
     for link in links.prefetch_related("commit__co_authors"):
         commits[link.pullrequest_id].append(link.commit)
     if partners is None:
-        partners = pairing_partners(pull_request_ids=ids)
+        partners = pairing_partners_of(pull_requests=pull_requests, commits=commits)
     every_commit = [commit for listed in commits.values() for commit in listed]
     people = person_refs(
         [pull_request.author_id for pull_request in pull_requests]

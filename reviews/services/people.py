@@ -4,6 +4,9 @@ from __future__ import annotations
 
 import datetime as dt
 import re
+from collections.abc import Iterable, Iterator
+from contextlib import contextmanager
+from contextvars import ContextVar
 from typing import Any
 
 from django.db import IntegrityError, transaction
@@ -31,6 +34,41 @@ def _identity_get_or_create(
         return Identity.objects.select_related("person").get(**lookup)
 
 
+# The identities of the accounts a delivery names, read in one query (`accounts_preloaded`): connection id →
+# lower-cased login → identity with its person. Only what exists is here; a login not found is looked up as usual.
+_preloaded: ContextVar[tuple[int, dict[str, Identity]] | None] = ContextVar("identities_preloaded", default=None)
+
+
+@contextmanager
+def accounts_preloaded(*, connection: Connection, accounts: Iterable[UserRecord | None]) -> Iterator[None]:
+    """Within: `person_from_account` finds the identities of these accounts without a query each. An event names
+    several (its pull request's author, the requested reviewers, the reviewer): one query reads them all. The
+    identities found are the very instances `person_from_account` then updates, so a second look sees the change."""
+    logins = {account.login.lower() for account in accounts if account is not None and account.login}
+    if len(logins) < 2:
+        yield  # one login: looking it up is the same one query
+        return
+    rows = Identity.objects.select_related("person").filter(
+        kind=connection.provider, connection=connection, value__in=logins
+    )
+    token = _preloaded.set((connection.pk, {identity.value: identity for identity in rows}))
+    try:
+        yield
+    finally:
+        _preloaded.reset(token)
+
+
+def _identity_of_login(connection: Connection, login: str) -> Identity | None:
+    preloaded = _preloaded.get()
+    if preloaded is not None and preloaded[0] == connection.pk and login in preloaded[1]:
+        return preloaded[1][login]
+    return (
+        Identity.objects.select_related("person")
+        .filter(kind=connection.provider, connection=connection, value=login)
+        .first()
+    )
+
+
 def person_from_account(*, connection: Connection, account: UserRecord | None) -> Person | None:
     """The person behind a GitHub login or GitLab username, creating both when new.
 
@@ -50,7 +88,7 @@ def person_from_account(*, connection: Connection, account: UserRecord | None) -
         identity = known.first()
         return identity.person if identity else None
     login = account.login.lower()
-    identity = Identity.objects.select_related("person").filter(kind=kind, connection=connection, value=login).first()
+    identity = _identity_of_login(connection, login)
     if identity is None and account.external_id:
         identity = (
             Identity.objects.select_related("person")

@@ -67,6 +67,14 @@ def evaluation_report(
     return result
 
 
+def evaluation_standing(evaluation: PolicyEvaluation) -> None:
+    """Count a verdict that a pass found unchanged and already posted as `evaluation_report` would ("unchanged",
+    for an open pull request's current head), without asking the database whether it is still the newest."""
+    pull_request = evaluation.pull_request
+    if pull_request.state == PullRequest.State.OPEN and evaluation.head_sha == pull_request.head_sha:
+        VERDICT_REPORTS.labels(pull_request.repository.connection.provider, "unchanged").inc()
+
+
 def check_run_report(*, evaluation: PolicyEvaluation, check_run_id: int | None = None) -> int:
     """Show the verdict as the check run `tandem/review-policy` on its head: its title the status's short text, its
     summary the trace in Markdown, its details link the pull request's page. Updates `check_run_id` when given (a

@@ -12,11 +12,11 @@ from collections.abc import Sequence
 
 from reviews.log_context import log_context_bound
 from reviews.models import PullRequest, ReviewerSuggestion
-from reviews.selectors.policy import effective_policy
+from reviews.selectors.policy import POLICY_RELATED, effective_policy
 from reviews.services.codeowners import codeowners_refresh
 from reviews.services.enqueue import report_enqueue_now, reviewer_suggestion_enqueue
 from reviews.services.policies import evaluation_should_report, pull_request_evaluate
-from reviews.services.reporting import evaluation_report
+from reviews.services.reporting import evaluation_report, evaluation_standing
 from reviews.services.sync import fingerprints_fetch, pull_request_facts_fetch
 
 # A report that did not reach the provider is retried by its own task, with backoff; the reconciler posts again
@@ -31,7 +31,7 @@ def pull_request_verdict_pass(*, pull_request_id: int, received_at: Sequence[dt.
     `received_at`: when the webhooks behind this pass were received; the report that the provider accepts (here, or
     in its retried task) closes their feedback loop."""
     pull_request = (
-        PullRequest.objects.select_related("repository__connection", "repository__team")
+        PullRequest.objects.select_related("repository__connection", "repository__team", *POLICY_RELATED)
         .filter(pk=pull_request_id)
         .first()
     )
@@ -70,6 +70,11 @@ def _settle(pull_request: PullRequest, received_at: Sequence[dt.datetime]) -> st
         return "settled" if pull_request.head_sha else "nothing to evaluate"
     evaluation = evaluated.evaluation
     _suggest_reviewers_once(evaluation.pull_request)
+    if not evaluated.changed and evaluation.reported_at is not None:
+        # The verdict stands and is on the commit already (it was the newest under the pull request's lock a moment
+        # ago): nothing to post, and no need to ask again whether it is the newest.
+        evaluation_standing(evaluation)
+        return evaluation.outcome
     if not evaluation_should_report(evaluation):
         return evaluation.outcome
     if evaluation_report(evaluation=evaluation, received_at=received_at, checked_newest=True) in _REPORT_RETRIED:

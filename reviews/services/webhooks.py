@@ -22,11 +22,12 @@ from django.utils import timezone
 from reviews.integrations import github as github_adapter
 from reviews.integrations import gitlab as gitlab_adapter
 from reviews.integrations.payloads import JsonRefused, decode_json_object
-from reviews.integrations.records import PayloadError, WebhookEvent
+from reviews.integrations.records import PayloadError, UserRecord, WebhookEvent
 from reviews.models import Commit, Connection, PullRequest, Repository, WebhookDelivery
 from reviews.services.enqueue import evaluations_owed_mark
 from reviews.services.installations import installation_event_apply
 from reviews.services.pairing import pairing_sessions_infer
+from reviews.services.people import accounts_preloaded
 from reviews.services.pull_requests import (
     approval_withdraw,
     comment_delete,
@@ -487,6 +488,25 @@ def webhook_event_apply(*, connection: Connection, event: WebhookEvent) -> list[
     if event.repository is None:
         raise PayloadError(f"{event.event} event names no repository")
     repository = repository_upsert(connection=connection, record=event.repository)
+    with accounts_preloaded(connection=connection, accounts=_accounts(event)):
+        return _event_apply(repository, event)
+
+
+def _accounts(event: WebhookEvent) -> list[UserRecord | None]:
+    """Every provider account the event names."""
+    accounts: list[UserRecord | None] = []
+    if event.pull_request is not None:
+        accounts += [event.pull_request.author, event.pull_request.merged_by]
+        accounts += event.pull_request.requested_reviewers or ()
+    accounts += [review.reviewer for review in event.reviews]
+    accounts += [comment.author for comment in event.comments]
+    accounts += event.withdrawn_approvals
+    for commit in event.commits:
+        accounts += [commit.author_account, commit.committer_account, commit.pusher]
+    return accounts
+
+
+def _event_apply(repository: Repository, event: WebhookEvent) -> list[int]:
     pull_request = _pull_request_for(repository, event)
     touched: set[int] = set()
     if pull_request is not None:
