@@ -266,6 +266,30 @@ def test_a_wrong_key_is_refused_and_the_verdict_stays_not_yet_with_the_reason(
     assert evaluation.reported_at is None
 
 
+def test_a_token_mint_answered_502_leaves_the_verdict_not_yet_and_a_later_pass_reports_it(
+    github, app_connection, deliver
+):
+    payload = fixture("pull_request.opened")
+    github.add_repo(payload["repository"]["full_name"], id=payload["repository"]["id"])
+    github.install_app("Codertocat", [payload["repository"]["full_name"]])
+    github.fail_next("/access_tokens", 502, times=2)  # the pass's facts fetch, then its report
+
+    response = deliver("pull_request", payload)
+
+    assert response.status_code == 202
+    pull_request = PullRequest.objects.get()
+    evaluation = pull_request.evaluations.get()
+    assert evaluation.outcome == PolicyEvaluation.Outcome.PENDING  # unknown facts: "not yet", never a pass
+    assert "502" in pull_request.facts_error
+    assert all(status["state"] != "success" for status in github.statuses_posted)
+
+    again = _verdict(pull_request)  # the next pass (the reconciler's), with GitHub minting again
+
+    assert github.tokens_minted
+    assert again.outcome == PolicyEvaluation.Outcome.PENDING  # the policy's own answer: no approval yet
+    assert [status["state"] for status in github.statuses_posted][-1:] == ["pending"]
+
+
 def test_a_repository_the_app_is_not_installed_on_says_so(github, app_connection):
     github.seed_repository(REPO, n_pulls=1)
     with pytest.raises(NoAccess, match=f"not installed on {REPO}"):
