@@ -189,10 +189,15 @@ def pull_request_facts_fetch(*, pull_request: PullRequest, client_factory: Clien
 
 
 def _facts_missing(pull_request: PullRequest, reason: str) -> None:
+    _retry_later(pull_request, "facts_error", reason)
+
+
+def _retry_later(pull_request: PullRequest, error_field: str, reason: str) -> None:
+    """Record why a fetch failed in `error_field` and when to try again, on the facts' backoff."""
     attempts = pull_request.facts_attempts + 1
     delay = FACTS_RETRY_SECONDS[min(attempts, len(FACTS_RETRY_SECONDS)) - 1]
     values = {
-        "facts_error": reason[:500],
+        error_field: reason[:500],
         "facts_attempts": attempts,
         "facts_retry_at": timezone.now() + dt.timedelta(seconds=delay),
     }
@@ -411,16 +416,7 @@ def _fingerprint_settled(pull_request: PullRequest, found: dict[str, str]) -> No
 
 
 def _fingerprint_failed(pull_request: PullRequest, reason: str) -> None:
-    attempts = pull_request.facts_attempts + 1
-    delay = FACTS_RETRY_SECONDS[min(attempts, len(FACTS_RETRY_SECONDS)) - 1]
-    values = {
-        "fingerprint_error": reason[:500],
-        "facts_attempts": attempts,
-        "facts_retry_at": timezone.now() + dt.timedelta(seconds=delay),
-    }
-    PullRequest.objects.filter(pk=pull_request.pk).update(**values)
-    for field, value in values.items():
-        setattr(pull_request, field, value)
+    _retry_later(pull_request, "fingerprint_error", reason)
 
 
 def _withdrawn_approvals_dismiss(*, repository: Repository, pull_request: PullRequest, details: Details) -> None:
