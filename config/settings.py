@@ -234,6 +234,7 @@ CELERY_TASK_ROUTES |= {
     "telemetry.tasks.correlate_incident": {"queue": "correlation"},
     "telemetry.tasks.notify_chat_of_cause": {"queue": "correlation"},
     "telemetry.tasks.answer_protection_rule": {"queue": "reports"},
+    "telemetry.tasks.recheck_protection_rules": {"queue": "reports"},
     "telemetry.tasks.repair_telemetry": {"queue": "correlation"},
     # Reviewer suggestions read history and may call the VCS: background work, never in front of a verdict.
     "reviews.tasks.suggest_reviewers": {"queue": "sync"},
@@ -280,6 +281,12 @@ CELERY_BEAT_SCHEDULE: dict[str, dict[str, object]] = {
         "task": "telemetry.tasks.send_weekly_digests",
         "schedule": 60 * 60,
         "options": {"expires": 55 * 60},
+    },
+    # A deployment protection rule left waiting because its sha was not synced yet is checked again (and answered).
+    "recheck-protection-rules": {
+        "task": "telemetry.tasks.recheck_protection_rules",
+        "schedule": 30,
+        "options": {"expires": 25},
     },
     # Re-queues deployments never linked and incidents never ranked (a lost task), so nothing stays behind.
     "repair-telemetry": {"task": "telemetry.tasks.repair_telemetry", "schedule": 10 * 60},
@@ -356,6 +363,9 @@ OUTBOUND_ALLOWED_NETWORKS = env.list("OUTBOUND_ALLOWED_NETWORKS", default=[])
 # --- Incidents and deployments -------------------------------------------------------------------------------
 PAGERDUTY_WEBHOOK_SECRET = env.str("PAGERDUTY_WEBHOOK_SECRET", default="")  # comma-separated while rotating
 OPSGENIE_WEBHOOK_TOKEN = env.str("OPSGENIE_WEBHOOK_TOKEN", default="")
+# A GitHub deployment protection rule whose sha Tandem has not seen waits this long for the sync before it is
+# rejected with the reason (README "GitHub deployment protection rules").
+PROTECTION_RULE_WAIT_MINUTES = env.float("PROTECTION_RULE_WAIT_MINUTES", default=60.0)
 TELEMETRY_SUSPECT_WINDOW_HOURS = env.float("TELEMETRY_SUSPECT_WINDOW_HOURS", default=72.0)
 TELEMETRY_PRODUCTION_ENVIRONMENTS = env.list("TELEMETRY_PRODUCTION_ENVIRONMENTS", default=["production", "prod"])
 TELEMETRY_FIRST_DEPLOYMENT_LOOKBACK_DAYS = env.float("TELEMETRY_FIRST_DEPLOYMENT_LOOKBACK_DAYS", default=14.0)

@@ -14,8 +14,8 @@ from reviews.selectors.scope import Scope
 from reviews.team_charts import week_bars, weeks_axis
 from telemetry import conf
 from telemetry.alert_selectors import RECENTLY_CLOSED_SHOWN, alerts_evidence, team_alerts, team_figure_status
-from telemetry.models import DeployCheck, Deployment, DeploymentChange, Incident, Service, SuspectChange
-from telemetry.selectors.deploy_risk import risk_level_outcomes
+from telemetry.models import Deployment, DeploymentChange, Incident, Service, SuspectChange
+from telemetry.selectors.deploy_risk import risk_level_outcomes, risky_checks
 from telemetry.selectors.dora import DoraReport, services_dora
 
 REVIEW_MODE_LABELS = {
@@ -186,11 +186,6 @@ def team_deploy_risk_section(scope: Scope) -> Section | None:
     team, since, until = scope.team, scope.since, scope.until
     if not team.services.exists():
         return None
-    recent = list(
-        DeployCheck.objects.filter(service__team=team, checked_at__gte=since, checked_at__lt=until)
-        .exclude(level=DeployCheck.Level.LOW)
-        .select_related("service")
-        .order_by("-checked_at", "-pk")[:RISKY_CHECKS_SHOWN]
-    )
+    recent = risky_checks(team=team, since=since, until=until, limit=RISKY_CHECKS_SHOWN)
     outcomes = risk_level_outcomes(team=team, since=since, until=until)
     return Section("telemetry/team_deploy_risk.html", {"outcomes": outcomes, "recent": recent})

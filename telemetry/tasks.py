@@ -21,7 +21,7 @@ from telemetry.services.chat import chat_notify, chats_dispatch, suspect_chat_no
 from telemetry.services.correlation import incident_correlate
 from telemetry.services.digest import DIGEST_CHAT, digest_email_send, digests_send_due
 from telemetry.services.linking import LinkError, deployment_changes_link
-from telemetry.services.protection_rules import protection_rule_answer
+from telemetry.services.protection_rules import protection_rule_answer, protection_rules_recheck
 
 logger = logging.getLogger(__name__)
 
@@ -87,6 +87,12 @@ def answer_protection_rule(self, check_id: int) -> str:  # type: ignore[no-untyp
         else:
             countdown = ANSWER_RETRY_COUNTDOWNS[self.request.retries]
         raise self.retry(exc=error, countdown=countdown) from error
+
+
+@shared_task(acks_late=True, soft_time_limit=25, time_limit=30)
+def recheck_protection_rules() -> int:
+    """Check again the deployment protection rules left waiting for a sha to sync; answer those now decided."""
+    return protection_rules_recheck()
 
 
 @shared_task(acks_late=True, soft_time_limit=30, time_limit=45)

@@ -5,7 +5,7 @@ from __future__ import annotations
 import datetime as dt
 from dataclasses import dataclass
 
-from django.db.models import Count, OuterRef, Q, Subquery
+from django.db.models import Count, Exists, OuterRef, Q, QuerySet, Subquery
 
 from reviews.models import Team
 from telemetry import conf
@@ -47,3 +47,20 @@ def risk_level_outcomes(*, team: Team, since: dt.datetime, until: dt.datetime) -
     )
     found = {level or "unchecked": (total, failed) for level, total, failed in rows}
     return [RiskLevelOutcome(level, *found.get(level, (0, 0))) for level in RISK_LEVELS]
+
+
+def risky_checks(*, team: Team, since: dt.datetime, until: dt.datetime, limit: int) -> list[DeployCheck]:
+    """The team's deploy checks of the period that answered other than "low", newest first: for each service,
+    environment and sha only its newest check (a CI job run again, or a protection rule checked again while its sha
+    was not synced, is one deployment asked about, not several)."""
+    newer = DeployCheck.objects.filter(
+        service=OuterRef("service"), environment=OuterRef("environment"), sha=OuterRef("sha"), pk__gt=OuterRef("pk")
+    )
+    checks: QuerySet[DeployCheck] = (
+        DeployCheck.objects.filter(service__team=team, checked_at__gte=since, checked_at__lt=until)
+        .exclude(level=DeployCheck.Level.LOW)
+        .exclude(Exists(newer))
+        .select_related("service")
+        .order_by("-checked_at", "-pk")
+    )
+    return list(checks[:limit])

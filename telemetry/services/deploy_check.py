@@ -93,7 +93,7 @@ def deploy_check(  # noqa: PLR0913 - what a caller knows about the deployment it
     link_method = link_note = ""
     if repository is None:
         reasons.append(Reason("unknown_repository", MEDIUM, _no_repository(service, sha)))
-    elif not _known(repository, sha):
+    elif not sha_known(repository, sha):
         reasons.append(
             Reason(
                 "unknown_sha",
@@ -184,7 +184,8 @@ def _no_repository(service: Service, sha: str) -> str:
     )
 
 
-def _known(repository: Repository, sha: str) -> bool:
+def sha_known(repository: Repository, sha: str) -> bool:
+    """Tandem has the commit `sha` of `repository` (synced, or the head or merge of a pull request)."""
     return (
         Commit.objects.filter(repository=repository, sha=sha).exists()
         or PullRequest.objects.filter(repository=repository).filter(Q(merge_commit_sha=sha) | Q(head_sha=sha)).exists()

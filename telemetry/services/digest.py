@@ -21,7 +21,8 @@ from reviews.models import Membership, Team
 from reviews.selectors.scope import Period, Scope
 from reviews.selectors.teams import TeamPage, team_page
 from telemetry.daily_figures import local_midnight
-from telemetry.models import DeployCheck, Incident, SuspectChange, TeamAlert, WeeklyDigest
+from telemetry.models import Incident, SuspectChange, TeamAlert, WeeklyDigest
+from telemetry.selectors.deploy_risk import risky_checks
 from telemetry.selectors.dora import DoraReport, team_dora
 from telemetry.services.alerts import figure_spec, format_value
 from telemetry.services.chat import ChatKind, chat_schedule
@@ -97,12 +98,7 @@ RISKY_DEPLOYS_SHOWN = 10
 def risky_deploys(*, team: Team, since: dt.datetime, until: dt.datetime) -> list[str]:
     """The team's deploy checks of the period that answered other than "low", newest first, in words: the level,
     the decision, whether it shipped, and its first reason."""
-    checks = (
-        DeployCheck.objects.filter(service__team=team, checked_at__gte=since, checked_at__lt=until)
-        .exclude(level=DeployCheck.Level.LOW)
-        .select_related("service")
-        .order_by("-checked_at", "-pk")[:RISKY_DEPLOYS_SHOWN]
-    )
+    checks = risky_checks(team=team, since=since, until=until, limit=RISKY_DEPLOYS_SHOWN)
     lines = []
     for check in checks:
         reasons = [str(reason.get("text", "")) for reason in check.reasons if isinstance(reason, dict)]

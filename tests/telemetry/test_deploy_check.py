@@ -331,3 +331,25 @@ def test_the_team_page_shows_incidents_per_risk_level(client, actors, service, h
     assert "Deploy checks: incidents per risk level" in page
     assert '<tr data-level="medium"><td>medium</td><td>1</td><td>1</td><td>100%</td></tr>' in page
     assert "1 pull request unreviewed." in page
+
+
+def test_a_sha_checked_again_is_one_risky_deploy_on_the_page_and_in_the_digest(actors, service, history):
+    from telemetry.selectors.deploy_risk import risky_checks
+    from telemetry.services.digest import risky_deploys
+
+    history.merge(1, at=ago(days=2))  # unreviewed: medium
+    head = history.head
+    first = deploy_check(service=service, environment="production", sha=head)
+    again = deploy_check(service=service, environment="production", sha=head)  # the CI job run again
+    history.merge(2, at=ago(days=1))
+    other = history.head
+    deploy_check(service=service, environment="production", sha=other)
+    deploy_check(service=service, environment="staging", sha=head)
+
+    shown = risky_checks(team=service.team, since=ago(days=7), until=ago(days=-1), limit=10)
+
+    assert first not in shown and again in shown
+    assert sorted((check.environment, check.sha) for check in shown) == sorted(
+        [("production", head), ("production", other), ("staging", head)]
+    )
+    assert len(risky_deploys(team=service.team, since=ago(days=7), until=ago(days=-1))) == 3

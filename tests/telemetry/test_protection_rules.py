@@ -12,10 +12,11 @@ from django.utils import timezone
 
 from reviews.models import Policy, Repository
 from telemetry.models import DeployCheck, Service
+from telemetry.services.protection_rules import RECHECK_AFTER_MINUTES, protection_rules_recheck
 from telemetry.tasks import answer_protection_rule
 from tests.factories import TeamFactory
 from tests.reviews.test_github_app import app_connection, app_key, deliver, fixture, github  # noqa: F401 - fixtures
-from tests.telemetry.conftest import History, make_deployment, make_service
+from tests.telemetry.conftest import History, make_deployment, make_service, sha_of
 
 pytestmark = pytest.mark.django_db
 
@@ -114,20 +115,101 @@ def test_a_batch_tandem_sees_is_approved_with_the_level(github, installed, deliv
     assert "hello: low risk, allow" in review["comment"]
 
 
+def _recheck(django_capture_on_commit_callbacks, *, at: dt.datetime) -> int:
+    """One run of beat's re-check at `at`, running the answers it queued (inline)."""
+    with django_capture_on_commit_callbacks(execute=True):
+        return protection_rules_recheck(now=at)
+
+
 @pytest.mark.parametrize("deploy", ["", "deploy: {warn_on: high, block_on: never}\n"])
-def test_a_sha_tandem_has_not_synced_is_never_approved(github, installed, deliver, deploy):  # noqa: F811
+def test_a_sha_tandem_has_not_synced_waits_and_is_rejected_if_it_never_comes(
+    github,  # noqa: F811
+    installed,
+    deliver,  # noqa: F811
+    deploy,
+    django_capture_on_commit_callbacks,
+    settings,
+):
     team, full_name = installed
+    settings.PROTECTION_RULE_WAIT_MINUTES = 60
     if deploy:
         Policy.objects.create(team=team, document="rules: [{name: one, require: {approvals: 1}}]\n" + deploy)
 
     deliver("deployment_protection_rule", _request(github.url, full_name, "d" * 40))
 
-    check = DeployCheck.objects.get()
-    assert check.decision == "warn"  # the check says "not known to be safe" whatever the thresholds
+    first = DeployCheck.objects.get()
+    assert first.decision == "warn"  # the check says "not known to be safe" whatever the thresholds
+    assert github.protection_rule_reviews == []  # not yet: GitHub's request waits for the sync
+
+    # The backoff: re-checked at 1, 2, 4, 8, 16 and 32 minutes, never approved, each a recorded check.
+    for minutes in (0.5, 1, 2, 4, 8, 16, 32, 45):
+        assert _recheck(django_capture_on_commit_callbacks, at=first.checked_at + dt.timedelta(minutes=minutes)) == 0
+    assert DeployCheck.objects.count() == 1 + len(RECHECK_AFTER_MINUTES)
+    assert github.protection_rule_reviews == []
+
+    # Past the wait: one last check, and the answer, fail closed, with the reason in words.
+    assert _recheck(django_capture_on_commit_callbacks, at=first.checked_at + dt.timedelta(minutes=61)) == 1
     (review,) = github.protection_rule_reviews
-    assert review["state"] == "rejected"  # fail closed: GitHub never deploys a batch Tandem could not see
+    assert review["state"] == "rejected"  # GitHub never deploys a batch Tandem could not see
     assert "does not know commit dddddddddddd" in review["comment"]
-    assert "re-run the job once Tandem has synced" in review["comment"]
+    assert "within 60 minutes of the request" in review["comment"]
+    assert DeployCheck.objects.filter(answered_at__isnull=True).count() == 0
+
+    # Answered once: later runs and a redelivered event send nothing more.
+    assert _recheck(django_capture_on_commit_callbacks, at=first.checked_at + dt.timedelta(minutes=62)) == 0
+    deliver("deployment_protection_rule", _request(github.url, full_name, "d" * 40))
+    assert len(github.protection_rule_reviews) == 1
+
+
+def test_a_sha_that_syncs_while_the_request_waits_is_checked_again_at_once_and_approved(
+    github,  # noqa: F811
+    installed,
+    deliver,  # noqa: F811
+    django_capture_on_commit_callbacks,
+):
+    _, full_name = installed
+    repository = Repository.objects.get(full_path=full_name)
+    history = History(repository, start=timezone.now() - dt.timedelta(days=2))
+    make_deployment(Service.objects.get(slug="hello"), history.head, at=timezone.now() - dt.timedelta(days=1))
+    pushed_sha = sha_of(f"{full_name}:pushed straight to main")
+
+    deliver("deployment_protection_rule", _request(github.url, full_name, pushed_sha))
+    waiting = DeployCheck.objects.get()
+    assert [reason["code"] for reason in waiting.reasons] == ["unknown_sha"]
+    assert _recheck(django_capture_on_commit_callbacks, at=waiting.checked_at + dt.timedelta(seconds=20)) == 0
+    assert DeployCheck.objects.count() == 1  # nothing new to see, and the first backoff step is not due
+
+    history.commit("pushed straight to main", at=timezone.now())  # the push arrives (webhook or sync)
+    assert _recheck(django_capture_on_commit_callbacks, at=waiting.checked_at + dt.timedelta(seconds=30)) == 1
+
+    latest = DeployCheck.objects.order_by("-pk").first()
+    assert (latest.level, latest.decision, latest.link_method) == ("low", "allow", "graph")
+    (review,) = github.protection_rule_reviews
+    assert review["state"] == "approved"
+    assert "hello: low risk, allow" in review["comment"]
+    assert "does not know commit" not in review["comment"]  # the answer is the newest check's, not the first's
+
+
+def test_the_last_check_is_made_once_and_its_answer_queued_once_whatever_runs_again(
+    github,  # noqa: F811
+    installed,
+    deliver,  # noqa: F811
+    django_capture_on_commit_callbacks,
+):
+    _, full_name = installed
+    deliver("deployment_protection_rule", _request(github.url, full_name, "e" * 40))
+    first = DeployCheck.objects.get()
+    late = first.checked_at + dt.timedelta(minutes=90)
+    github.fail_next("/deployment_protection_rule", 502)
+
+    assert _recheck(django_capture_on_commit_callbacks, at=late) == 1  # the answer met the 502: a retry is due
+    assert github.protection_rule_reviews == []
+    assert _recheck(django_capture_on_commit_callbacks, at=late) == 0  # the task's retry answers, not beat again
+    assert DeployCheck.objects.filter(callback_key__endswith="#final").count() == 1
+
+    answer_protection_rule.apply(args=[first.pk], retries=1)
+    (review,) = github.protection_rule_reviews
+    assert review["state"] == "rejected"
 
 
 def test_other_actions_are_not_answered(github, installed, deliver):  # noqa: F811
