@@ -26,10 +26,8 @@ The threshold is (`deviations` × `H_PER_DEVIATION` of the kind)² in log-likeli
 departure is the sum in the same units of deviations (the threshold is `deviations`), so a team page reads it
 like a z-score.
 
-A figure drifts when the sum reaches the threshold and the last `sustained_days` days with samples keep it going:
-for shares each of them leans the bad way on its own; for durations the excursion has lasted that many days with
-samples and they lean the bad way together (a day of two or three pickups says little on its own); for counts
-together as well. It is normal when the sum is under a quarter of the threshold, or when the last
+A figure drifts when the sum reaches the threshold and each of the last `sustained_days` days with samples leans
+the bad way on its own; it is normal when the sum is under a quarter of the threshold, or when the last
 `sustained_days` days with samples, alone, add up to under minus half of it (they look like the baseline: recovered,
 whatever the excursion's sum still is); in between it is unsettled (an open alert stays open). Too little
 baseline (fewer than `MIN_BASELINE_WEEKS` weeks of computed days, or fewer than four times `min_samples` samples)
@@ -285,7 +283,9 @@ def assess(spec: FigureSpec, series: Series, *, last_day: dt.date, sensitivity: 
     ratios = [model.day_ratio(day, series[day]) for day in latest_days]
     enough = len(latest_days) == sensitivity.sustained_days
     recovered = enough and sum(ratios) <= -threshold * RECOVERED_BELOW
-    sustained = enough and _sustained(spec, [day for day in sums if excursion and day >= start], series, ratios)
+    # Sustained: each of those days leans the bad way on its own (one bad day on a tilted week is not three).
+    # (Counts: together, since a single day's count says little.)
+    sustained = enough and (sum(ratios) > 0 if counts else all(ratio > 0 for ratio in ratios))
     beyond = excursion and total >= threshold and sustained
     if beyond and not recovered:
         state = DRIFTING
@@ -296,21 +296,6 @@ def assess(spec: FigureSpec, series: Series, *, last_day: dt.date, sensitivity: 
     if recovered:  # the figure now: the days that recovered
         value = window_value(spec, [item for day in latest_days for item in series[day]], len(latest_days))
     return Assessment(spec, state, checks, value=_rounded(value))
-
-
-def _sustained(spec: FigureSpec, excursion: list[dt.date], series: Series, ratios: list[float]) -> bool:
-    """Whether the last days with samples (their log-likelihood ratios, newest first) keep the excursion going.
-
-    Shares: each of those days leans the bad way on its own (one bad day on a tilted week is not three). Durations:
-    the excursion has lasted that many days with samples and those days, together, lean the bad way: a team of three
-    pull requests a day gives each day a near coin-toss sign even after its pickup doubled, and asking every day to
-    lean bad on its own delayed such teams by days (bench/README.md, 27 Nov 2026). Counts: together as well, since a
-    single day's count says little."""
-    if spec.kind == "share":
-        return all(ratio > 0 for ratio in ratios)
-    if spec.kind == "median" and sum(1 for day in excursion if series[day]) < len(ratios):
-        return False
-    return sum(ratios) > 0
 
 
 def _in_deviations(total: float, sensitivity: Sensitivity, threshold: float) -> float:

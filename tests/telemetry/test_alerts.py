@@ -14,7 +14,7 @@ from django.db import IntegrityError, connection, transaction
 from django.test import Client
 from django.test.utils import CaptureQueriesContext
 
-from reviews.models import AuditEvent, RecordImmutable
+from reviews.models import AuditEvent, PullRequest, RecordImmutable
 from reviews.services.figures import pull_request_figures_refresh
 from telemetry.models import AlertClosedNotice, AlertSettings, FigureDay, TeamAlert
 from telemetry.services.alerts import ALERT_CLOSED_CHAT, alerts_run
@@ -284,6 +284,9 @@ def test_a_pickup_that_doubles_is_told_to_the_chat_within_the_week_with_the_slow
     assert [hours for _, hours in alert.evidence] == sorted((pickup_of[pk] for pk in slow), reverse=True)
     told = [m["text"] for m in fake_chat.messages if "Pickup time went up" in m["text"]]
     assert len(told) == 1 and "Payments" in told[0] and f"{len(slow)} pull requests behind it" in told[0]
+    worst_pk, worst_hours = alert.evidence[0]
+    worst = PullRequest.objects.get(pk=worst_pk)
+    assert f"Worst: {worst.repository.full_path}#{worst.number} {worst.title} ({worst_hours:.1f} h)" in told[0]
 
 
 # --- API ---------------------------------------------------------------------------------------------------------
