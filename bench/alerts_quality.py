@@ -38,6 +38,9 @@ WARMUP_DAYS = 70  # the baseline needs weeks of history before anything is judge
 MATCH_DAYS = 28
 FIGURES = ("pickup_time", "unreviewed_share", "deployment_frequency")
 DRIFTS = (("pickup_time", 2.0), ("pickup_time", 1.5), ("unreviewed_share", 3.0), ("deployment_frequency", 0.5))
+PICKUP_SPREAD = 0.8  # the standard deviation of a team's log pickup hours
+FRIDAY_SLOWER = 1.5
+ORACLE_THRESHOLDS = (4.0, 6.0, 7.0, 8.0, 9.0, 10.0)
 DEFAULT = Sensitivity()
 SENSITIVITIES = (
     Sensitivity(2.5, 2),
@@ -56,7 +59,11 @@ class InjectedDrift:
     starts: dt.date
 
 
-def generate(teams: int, seed: int) -> tuple[dict[tuple[int, str], dict[dt.date, list]], list[InjectedDrift]]:
+Year = tuple[dict[tuple[int, str], dict[dt.date, list]], list[InjectedDrift], dict[int, float]]
+
+
+def generate(teams: int, seed: int) -> Year:
+    """The samples of every team and figure, the drifts injected, and each team's true median pickup (hours)."""
     rng = random.Random(seed)
     drifts = []
     for team in range(0, teams, 2):
@@ -66,9 +73,10 @@ def generate(teams: int, seed: int) -> tuple[dict[tuple[int, str], dict[dt.date,
     by_team = {drift.team: drift for drift in drifts}
     series: dict[tuple[int, str], dict[dt.date, list]] = {(t, f): {} for t in range(teams) for f in FIGURES}
     next_id = 0
+    pickup_medians = {}
     for team in range(teams):
         volume = rng.uniform(4, 12)
-        pickup_median = rng.uniform(1.5, 8)
+        pickup_median = pickup_medians[team] = rng.uniform(1.5, 8)
         unreviewed = rng.uniform(0.02, 0.08)
         deploys = rng.uniform(1.5, 5)
         drift = by_team.get(team)
@@ -77,11 +85,13 @@ def generate(teams: int, seed: int) -> tuple[dict[tuple[int, str], dict[dt.date,
             factor = {drift.figure: drift.factor} if drift and day >= drift.starts else {}
             weekend = day.weekday() >= 5
             merged = _poisson(rng, volume * (0.08 if weekend else 1))
-            slow_friday = 1.5 if day.weekday() == 4 else 1.0
+            slow_friday = FRIDAY_SLOWER if day.weekday() == 4 else 1.0
             pickups, unreviewed_items = [], []
             for _ in range(merged):
                 next_id += 1
-                hours = pickup_median * slow_friday * factor.get("pickup_time", 1) * math.exp(rng.gauss(0, 0.8))
+                hours = (
+                    pickup_median * slow_friday * factor.get("pickup_time", 1) * math.exp(rng.gauss(0, PICKUP_SPREAD))
+                )
                 pickups.append((next_id, hours))
                 p = min(1.0, unreviewed * factor.get("unreviewed_share", 1))
                 unreviewed_items.append((next_id, 1.0 if rng.random() < p else 0.0))
@@ -90,7 +100,7 @@ def generate(teams: int, seed: int) -> tuple[dict[tuple[int, str], dict[dt.date,
             series[(team, "unreviewed_share")][day] = unreviewed_items
             series[(team, "deployment_frequency")][day] = [(next_id + n, 1.0) for n in range(deployments)]
             next_id += deployments
-    return series, drifts
+    return series, drifts, pickup_medians
 
 
 def _poisson(rng: random.Random, mean: float) -> int:
@@ -157,12 +167,66 @@ def pickup_doubled_delays(opened: list[tuple[int, str, dt.date]], drifts: list[I
     return found
 
 
+def _known_ratio(median_hours: float, day: dt.date, hours: float) -> float:
+    """One pickup's log-likelihood ratio, "twice the team's true median" against "as usual" (normal in log hours)."""
+    usual = median_hours * (FRIDAY_SLOWER if day.weekday() == 4 else 1.0)
+    design = math.log(2.0) / PICKUP_SPREAD
+    return design * (math.log(hours / usual) / PICKUP_SPREAD - design / 2)
+
+
+def oracle(seeds: list[int], teams: int) -> None:
+    """The best any detector could do on this year's pickups: a CUSUM that knows each team's exact model (its true
+    median, the slow Friday, the spread) and the exact ×2 alternative, so that each pull request adds the true
+    log-likelihood ratio (with known parameters and a known shift the CUSUM is the optimal detector: no rule finds
+    the change sooner at the same rate of false alarms). Per threshold: false alarms per team-year on the days
+    without a pickup drift (restarting after each), and the ×2 drifts whose sum reaches it within 7 days."""
+    quiet_years, false_alarms = 0.0, dict.fromkeys(ORACLE_THRESHOLDS, 0)
+    doubled, in_a_week = 0, dict.fromkeys(ORACLE_THRESHOLDS, 0)
+    for seed in seeds:
+        series, drifts, medians = generate(teams, seed)
+        pickup_drifts = {drift.team: drift for drift in drifts if drift.figure == "pickup_time"}
+
+        for team in range(teams):
+            samples, drift = series[(team, "pickup_time")], pickup_drifts.get(team)
+            quiet = [day for day in sorted(samples) if day >= START + dt.timedelta(days=WARMUP_DAYS)]
+            quiet = [day for day in quiet if drift is None or day < drift.starts]
+            quiet_years += len(quiet) / DAYS
+            for threshold in ORACLE_THRESHOLDS:
+                total = 0.0
+                for day in quiet:
+                    for _, hours in samples[day]:
+                        total = max(0.0, total + _known_ratio(medians[team], day, hours))
+                    if total >= threshold:
+                        false_alarms[threshold] += 1
+                        total = 0.0
+            if drift is not None and drift.factor == 2.0:
+                doubled += 1
+                total, highest = 0.0, 0.0
+                for offset in range(8):  # found on day 7 at the latest: "within 7 days", as the delays count
+                    day = drift.starts + dt.timedelta(days=offset)
+                    for _, hours in samples.get(day, ()):
+                        total = max(0.0, total + _known_ratio(medians[team], day, hours))
+                    highest = max(highest, total)
+                for threshold in ORACLE_THRESHOLDS:
+                    in_a_week[threshold] += highest >= threshold
+    print(f"oracle (known model, pickup only) over seeds {seeds}:")
+    for threshold in ORACLE_THRESHOLDS:
+        print(
+            f"  threshold {threshold:>4}: false alarms {false_alarms[threshold] / quiet_years:.3f} per team-year, "
+            f"pickup ×2 found within 7 days {in_a_week[threshold]}/{doubled}"
+        )
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--teams", type=int, default=24)
     parser.add_argument("--seeds", type=int, nargs="+", default=[4, 5, 6, 7])
     parser.add_argument("--all-sensitivities", action="store_true")
+    parser.add_argument("--oracle", action="store_true", help="print the known-model bound for pickup and stop")
     args = parser.parse_args()
+    if args.oracle:
+        oracle(args.seeds, args.teams)
+        return
     sensitivities = SENSITIVITIES if args.all_sensitivities else (DEFAULT,)
     drifts_per_year = len(range(0, args.teams, 2))
     print(f"{args.teams} teams, {drifts_per_year} injected drifts, {len(FIGURES)} figures each, {DAYS} days")
@@ -170,7 +234,7 @@ def main() -> None:
           f"{'p90':>4} {'false/team/yr':>13}  pickup×2 delays  detected by kind")  # fmt: skip
     results: dict[Sensitivity, list[dict[str, object]]] = {sensitivity: [] for sensitivity in sensitivities}
     for seed in args.seeds:
-        series, drifts = generate(args.teams, seed)
+        series, drifts, _ = generate(args.teams, seed)
         for sensitivity in sensitivities:
             opened = replay(series, sensitivity)
             result = score(opened, drifts, args.teams)

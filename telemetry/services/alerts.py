@@ -284,15 +284,23 @@ def figure_spec(name: str) -> FigureSpec:
     return FIGURES_BY_NAME[name]
 
 
+CHAT_EVIDENCE_NAMED = 3  # the worst of the evidence, named in the chat; the rest is on the team page
+
+
 def alert_text(alert: TeamAlert) -> str:
+    from telemetry.alert_selectors import alerts_evidence  # it reads this module's formatting
+
     spec = figure_spec(alert.figure)
     days = len(alert.days)
     moved = "up" if alert.direction == "up" else "down"
+    worst = alerts_evidence([alert])[alert.pk][:CHAT_EVIDENCE_NAMED]
+    named = "; ".join(f"{row.label} ({format_value(spec, row.value)})" for row in worst)
     return (
         f":warning: {alert.team.name}: {spec.label} went {moved} for {days} day{'s' if days != 1 else ''} "
         f"(since {alert.first_day:%a %d %b}): {format_value(spec, alert.value)} against a usual "
         f"{format_value(spec, alert.baseline)} ({alert.departure:+.1f} deviations). "
-        f"{len(alert.evidence)} {spec.evidence.replace('_', ' ')}s behind it are on the team page."
+        + (f"Worst: {named}. " if named else "")
+        + f"{len(alert.evidence)} {spec.evidence.replace('_', ' ')}s behind it are on the team page."
     )
 
 

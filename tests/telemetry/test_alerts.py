@@ -5,6 +5,8 @@ lead only; "not enough history" instead of an alert when the data is thin."""
 from __future__ import annotations
 
 import datetime as dt
+import math
+import random
 
 import pytest
 from django.core.exceptions import ValidationError
@@ -12,7 +14,7 @@ from django.db import IntegrityError, connection, transaction
 from django.test import Client
 from django.test.utils import CaptureQueriesContext
 
-from reviews.models import AuditEvent, RecordImmutable
+from reviews.models import AuditEvent, PullRequest, RecordImmutable
 from reviews.services.figures import pull_request_figures_refresh
 from telemetry.models import AlertClosedNotice, AlertSettings, FigureDay, TeamAlert
 from telemetry.services.alerts import ALERT_CLOSED_CHAT, alerts_run
@@ -229,6 +231,62 @@ def test_a_run_costs_the_same_queries_whatever_the_history(history, actors):
         assert alerts_run(now=NOW).days_computed == []
     assert len(judging_only.captured_queries) < few
     assert FigureDay.objects.filter(team=actors.team).count() > 8 * 7 * WEEKS
+
+
+def test_a_pickup_that_doubles_is_told_to_the_chat_within_the_week_with_the_slow_pull_requests(
+    year, actors, fake_chat, run_on_commit, monkeypatch
+):
+    """The beat job, run every morning: nine weeks of a steady pickup (four a weekday, log-normal around 2 h), then
+    twice as slow from a Monday. An alert opens within seven days of the change, its evidence is the slow pull
+    requests since the change (worst first, with their own pickup), and the chat hears of it once."""
+    from telemetry.tasks import run_alerts
+
+    actors.team.slack_webhook_url = fake_chat.url
+    actors.team.save()
+    rng = random.Random(18)
+    change = dt.date(2025, 6, 16)  # a Monday
+    pickup_of: dict[int, float] = {}
+
+    def merge_day(day: dt.date, factor: float) -> None:
+        if day.weekday() < 5:
+            pickups = [round(2.0 * factor * math.exp(rng.gauss(0, 0.4)), 2) for _ in range(4)]
+            year.day(day, pickups)
+            pickup_of.update(zip(year.by_day[day], pickups, strict=True))
+
+    def beat(morning: dt.date) -> None:
+        moment = dt.datetime.combine(morning, dt.time(6), tzinfo=dt.UTC)
+        monkeypatch.setattr("django.utils.timezone.now", lambda: moment)
+        with run_on_commit():
+            for _ in range(10):  # a fresh install backfills two weeks a run: the first morning catches up
+                if not run_alerts()["days_computed"]:
+                    break
+
+    for back in range(7 * 9, 0, -1):  # the 28 days judged and the baseline's weeks before them
+        merge_day(change - dt.timedelta(days=back), 1.0)
+    beat(change)
+    assert not TeamAlert.objects.filter(team=actors.team).exists()  # a stable baseline: nothing to say
+
+    raised_after = None
+    for offset in range(8):  # the change's day and the week after it, each judged the next morning
+        merge_day(change + dt.timedelta(days=offset), 2.0)
+        beat(change + dt.timedelta(days=offset + 1))
+        if TeamAlert.objects.filter(team=actors.team, figure="pickup_time").exists():
+            raised_after = offset
+            break
+    assert raised_after is not None and raised_after <= 6, "not raised within seven days of the change"
+
+    alert = TeamAlert.objects.get(team=actors.team, figure="pickup_time", closed_at=None)
+    assert change <= alert.first_day <= change + dt.timedelta(days=2)  # the excursion begins with the change
+    assert alert.value >= 1.6 * alert.baseline and 1.5 <= alert.baseline <= 2.5
+    excursion = {pk for day, pks in year.by_day.items() if day >= alert.first_day for pk in pks}
+    slow = {pk for pk in excursion if pickup_of[pk] > alert.baseline}
+    assert {pk for pk, _ in alert.evidence} == slow  # every slow one of the excursion, none from before it
+    assert [hours for _, hours in alert.evidence] == sorted((pickup_of[pk] for pk in slow), reverse=True)
+    told = [m["text"] for m in fake_chat.messages if "Pickup time went up" in m["text"]]
+    assert len(told) == 1 and "Payments" in told[0] and f"{len(slow)} pull requests behind it" in told[0]
+    worst_pk, worst_hours = alert.evidence[0]
+    worst = PullRequest.objects.get(pk=worst_pk)
+    assert f"Worst: {worst.repository.full_path}#{worst.number} {worst.title} ({worst_hours:.1f} h)" in told[0]
 
 
 # --- API ---------------------------------------------------------------------------------------------------------
