@@ -233,6 +233,7 @@ def test_a_run_costs_the_same_queries_whatever_the_history(history, actors):
     assert FigureDay.objects.filter(team=actors.team).count() > 8 * 7 * WEEKS
 
 
+@pytest.mark.slow(40)
 def test_a_pickup_that_doubles_is_told_to_the_chat_within_the_week_with_the_slow_pull_requests(
     year, actors, fake_chat, run_on_commit, monkeypatch
 ):
