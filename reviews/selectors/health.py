@@ -142,8 +142,11 @@ class StoredFlows(Sequence[PullRequestFlow]):
     """The flows behind figures aggregated from the stored rows (`figures`): computed, with their review facts, only
     when first read (the drill-down lists them; the figures themselves do not need them)."""
 
-    def __init__(self, figures: QuerySet[PullRequestFigures], compute: Callable[[], list[PullRequestFlow]]) -> None:
+    def __init__(
+        self, figures: QuerySet[PullRequestFigures], compute: Callable[[], list[PullRequestFlow]], bots: set[int]
+    ) -> None:
         self.figures = figures
+        self.bots = bots  # left out of `figures`
         self._compute = compute
         self._flows: list[PullRequestFlow] | None = None
 
@@ -286,7 +289,7 @@ def _stored_health(
         reviewer_load=sorted(load, key=lambda item: (-item.reviews_given, -item.waiting_on_them, item.name)),
         top_reviewer_share=_top_share(given),
         weekly=[{**week, **_week_figures(weekly.get(cast(dt.date, week["week"])))} for week in weeks_of(since, until)],
-        flows=StoredFlows(figures, lambda: merged_flows(pull_requests=pull_requests, since=since, until=until)),
+        flows=StoredFlows(figures, lambda: merged_flows(pull_requests=pull_requests, since=since, until=until), bots),
     )
 
 
