@@ -150,6 +150,11 @@ class StoredFlows(Sequence[PullRequestFlow]):
         self._compute = compute
         self._flows: list[PullRequestFlow] | None = None
 
+    def stored(self) -> list[tuple[PullRequestFlow, PullRequestFigures]]:
+        """Each flow as its stored row holds it (`stored_flow`: no review facts), with the row: what the figures
+        aggregated, read in one query instead of computing every flow's facts again."""
+        return [(stored_flow(row), row) for row in self.figures.order_by("pull_request_id")]
+
     def _all(self) -> list[PullRequestFlow]:
         if self._flows is None:
             self._flows = self._compute()
@@ -166,6 +171,28 @@ class StoredFlows(Sequence[PullRequestFlow]):
 
     def __len__(self) -> int:
         return len(self._all())
+
+
+def stored_flow(row: PullRequestFigures) -> PullRequestFlow:
+    """A merged pull request's flow as its stored figures hold it (`reviews.services.figures` wrote them from the
+    computed flow): every figure, without the review facts behind them."""
+    return PullRequestFlow(
+        pull_request_id=row.pull_request_id,
+        merged_at=row.merged_at,
+        changed_lines=row.changed_lines,
+        **{name: stored_duration(getattr(row, name)) for name in DURATIONS},
+        rework_cycles=row.rework_cycles,
+        approvals=row.approvals,
+        rubber_stamps=row.rubber_stamps,
+        paired=row.paired,
+        comments=row.comments,
+        reviews_by=tuple((int(reviewer), int(n)) for reviewer, n in row.reviews_by),
+    )
+
+
+def stored_duration(seconds: float | None) -> dt.timedelta | None:
+    """A duration as the stored figures hold it (seconds), back as the flow had it."""
+    return None if seconds is None else dt.timedelta(seconds=seconds)
 
 
 def size_bucket(changed_lines: int | None) -> str | None:

@@ -33,8 +33,11 @@ def current_pull_request_figures(
     if fields:
         rows = rows.only("pull_request_id", *fields)
     found = {row.pull_request_id: row for row in rows.filter(current_figures_filter(version=version))}
+    missing = [pk for pk in ids if pk not in found]
+    if not missing:
+        return found
     owed = list(
-        PullRequest.objects.filter(pk__in=[pk for pk in ids if pk not in found])
+        PullRequest.objects.filter(pk__in=missing)
         .filter(state=PullRequest.State.MERGED, merged_at__isnull=False)
         .exclude(author_id__in=list(bots))
         .select_related("repository__connection")

@@ -19,6 +19,7 @@ from reviews.selectors.health import (
     agreement_counts,
     review_health,
     stale_pull_requests,
+    stored_duration,
     waiting_for_review,
     waiting_for_review_counts,
 )
@@ -159,13 +160,9 @@ def _figures(rows: list[PullRequestFigures]) -> TeamFigures:
     return TeamFigures(
         merged=len(rows),
         reviewed=sum(1 for row in rows if row.coverage == "reviewed"),
-        median_pickup_hours=Distribution.of(_duration(row.pickup_time) for row in rows).median_hours,
-        median_cycle_hours=Distribution.of(_duration(row.cycle_time) for row in rows).median_hours,
+        median_pickup_hours=Distribution.of(stored_duration(row.pickup_time) for row in rows).median_hours,
+        median_cycle_hours=Distribution.of(stored_duration(row.cycle_time) for row in rows).median_hours,
     )
-
-
-def _duration(seconds: float | None) -> dt.timedelta | None:
-    return None if seconds is None else dt.timedelta(seconds=seconds)
 
 
 def team_repositories(*, team: Team) -> list[Repository]:
