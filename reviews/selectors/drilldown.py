@@ -14,6 +14,7 @@ from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
+from django.db.models import QuerySet
 from django.utils import timezone
 
 from reviews.models import Person, PullRequest, PullRequestFigures
@@ -99,14 +100,14 @@ class _Context:
                 }
                 for _, row in stored
             }
-        changes = merged_changes(
-            team=self.scope.team,
-            since=self.scope.since,
-            until=self.scope.until,
-            now=self.now,
-            pull_requests=self.scope.pull_requests(),
+        return {row["pk"]: row for row in self.merged_changes().values("pk", "status", "reason")}
+
+    def merged_changes(self) -> QuerySet[Any]:
+        """The period's merged pull requests with their status at merge, computed (`merged_changes`)."""
+        scope = self.scope
+        return merged_changes(
+            team=scope.team, since=scope.since, until=scope.until, now=self.now, pull_requests=scope.pull_requests()
         )
-        return {row["pk"]: row for row in changes.values("pk", "status", "reason")}
 
 
 @dataclass(frozen=True)
@@ -222,13 +223,7 @@ def _agreement(which: str, kept: bool) -> Callable[[_Context], list[Row]]:
 
 def _compliance(status: str) -> Callable[[_Context], list[Row]]:
     def rows(context: _Context) -> list[Row]:
-        changes = merged_changes(
-            team=context.scope.team,
-            since=context.scope.since,
-            until=context.scope.until,
-            now=context.now,
-            pull_requests=context.scope.pull_requests(),
-        ).filter(status=status)
+        changes = context.merged_changes().filter(status=status)
         if context.reason:
             changes = changes.filter(reason=context.reason)
         if context.followup:
