@@ -18,7 +18,7 @@ from django.db.models import Case, CharField, Count, F, OuterRef, Q, QuerySet, S
 from django.db.models.functions import Coalesce, Concat
 from django.utils import timezone
 
-from reviews.models import Override, PolicyEvaluation, PolicyViolation, PullRequest, Team
+from reviews.models import Override, PolicyEvaluation, PolicyViolation, PullRequest, PullRequestFigures, Team
 from reviews.selectors.overrides import pull_requests_overridden
 
 STATUSES = ("compliant", "overridden", "violation", "not_evaluated")
@@ -87,6 +87,15 @@ def with_status_at_merge(merged: QuerySet[PullRequest], *, now: dt.datetime) -> 
 
 
 @dataclass(frozen=True)
+class StoredPeriod:
+    """A period's current stored figures (`health.current_figures`: the merged pull requests of no bot, none owed)
+    and the bots left out of them."""
+
+    figures: QuerySet[PullRequestFigures]
+    bots: set[int]
+
+
+@dataclass(frozen=True)
 class ComplianceSummary:
     merged: int = 0
     compliant: int = 0
@@ -138,17 +147,24 @@ def compliance_summary(
     until: dt.datetime,
     now: dt.datetime | None = None,
     pull_requests: QuerySet[PullRequest] | None = None,
+    stored: StoredPeriod | None = None,
 ) -> ComplianceSummary:
     """Exact counts from two grouped queries, whatever the number of merged changes: the stored status at merge of
     each pull request with stored figures (`PullRequestFigures.compliance`, those owed computed first), and, for the
-    bots' pull requests (in no review figure, but in compliance), the status computed from the verdicts."""
+    bots' pull requests (in no review figure, but in compliance), the status computed from the verdicts.
+
+    `stored`: the same period's current stored figures and bots when the caller already has them (the team page's
+    review health read them a moment before): the bots and the owed probe are then not read twice."""
     from reviews.selectors.health import bot_ids, current_figures
 
     now = now or timezone.now()
     of_team = PullRequest.objects.filter(repository__team=team) if pull_requests is None else pull_requests
     merged = of_team.filter(state=PullRequest.State.MERGED, merged_at__gte=since, merged_at__lt=until)
-    bots = bot_ids()
-    figures = current_figures(merged=merged.exclude(author_id__in=bots), bots=bots)
+    if stored is None:
+        bots = bot_ids()
+        figures = current_figures(merged=merged.exclude(author_id__in=bots), bots=bots)
+    else:
+        figures, bots = stored.figures, stored.bots
     followup = Case(
         When(~Q(compliance="overridden"), then=Value("")),
         When(override__followup_done_at__isnull=False, then=Value("done")),
@@ -156,7 +172,7 @@ def compliance_summary(
         default=Value("overdue"),
         output_field=CharField(),
     )
-    stored = (
+    grouped = (
         figures.order_by()
         .values(
             repository_id=F("pull_request__repository_id"),
@@ -168,7 +184,7 @@ def compliance_summary(
         .annotate(n=Count("pk"))
         .values_list("repository_id", "full_path", "status", "outcome", "followup", "n")
     )
-    rows = list(stored)
+    rows = list(grouped)
     if bots:
         computed = (
             with_status_at_merge(merged.filter(author_id__in=bots), now=now)

@@ -1,25 +1,28 @@
 """The pull requests behind each figure of the team page, with the per-pull-request values the figure aggregated.
 
-No second implementation: the rows come from the same computations as the figures (`review_health`'s flows and
-review facts, `merged_changes`, `waiting_for_review`, `stale_pull_requests`, `agreement_kept`), so the rows of a
-count add up to it and the median of a duration column is the figure's median. A bounded number of queries
+No second implementation: the rows come from the same computations as the figures (`review_health`'s flows, read
+from the stored per-pull-request figures the team page aggregates, and review facts; `merged_changes`,
+`waiting_for_review`, `stale_pull_requests`, `agreement_kept`), so the rows of a count add up to it and the median
+of a duration column is the figure's median. A bounded number of queries
 whatever the number of pull requests.
 """
 
 from __future__ import annotations
 
 import datetime as dt
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
+from django.db.models import QuerySet
 from django.utils import timezone
 
-from reviews.models import Person, PullRequest
-from reviews.selectors.compliance import STATUSES, merged_changes
+from reviews.models import Person, PullRequest, PullRequestFigures
+from reviews.selectors.compliance import STATUSES, merged_changes, reason_of
 from reviews.selectors.health import (
     PullRequestFlow,
     ReviewHealth,
+    StoredFlows,
     awaiting_reviewers,
     bot_ids,
     counts_for_depth,
@@ -60,6 +63,8 @@ class _Context:
     followup: str
     _health: ReviewHealth | None = None
 
+    _stored: list[tuple[PullRequestFlow, PullRequestFigures]] | None = None
+
     @property
     def health(self) -> ReviewHealth:
         if self._health is None:
@@ -67,6 +72,42 @@ class _Context:
                 pull_requests=self.scope.pull_requests(), since=self.scope.since, until=self.scope.until
             )
         return self._health
+
+    @property
+    def flows(self) -> Sequence[PullRequestFlow]:
+        """The period's flows as the figures aggregated them: their stored rows when the figures were read from
+        them (`StoredFlows.stored`), which holds every value a row shows but the review facts (`_rubber_stamps` reads
+        `health.flows`, which computes them); else the flows the figures were computed from."""
+        stored = self.stored
+        return self.health.flows if stored is None else [flow for flow, _ in stored]
+
+    @property
+    def stored(self) -> list[tuple[PullRequestFlow, PullRequestFigures]] | None:
+        flows = self.health.flows
+        if self._stored is None and isinstance(flows, StoredFlows):
+            self._stored = flows.stored()
+        return self._stored
+
+    def statuses_at_merge(self) -> dict[int, dict[str, str]]:
+        """Pull request → its status and reason at merge (`with_status_at_merge`): as stored with its figures (what
+        the team page's compliance counts), else computed."""
+        stored = self.stored
+        if stored is not None:
+            return {
+                row.pull_request_id: {
+                    "status": row.compliance,
+                    "reason": reason_of(row.compliance, row.outcome_at_merge),
+                }
+                for _, row in stored
+            }
+        return {row["pk"]: row for row in self.merged_changes().values("pk", "status", "reason")}
+
+    def merged_changes(self) -> QuerySet[Any]:
+        """The period's merged pull requests with their status at merge, computed (`merged_changes`)."""
+        scope = self.scope
+        return merged_changes(
+            team=scope.team, since=scope.since, until=scope.until, now=self.now, pull_requests=scope.pull_requests()
+        )
 
 
 @dataclass(frozen=True)
@@ -96,7 +137,7 @@ def _hours(duration: dt.timedelta | None) -> float | None:
 def _flow_figure(figure: str) -> Callable[[_Context], list[Row]]:
     def rows(context: _Context) -> list[Row]:
         found = []
-        for flow in context.health.flows:
+        for flow in context.flows:
             if (hours := measured_hours(getattr(flow, figure))) is not None:
                 found.append(_flow_row(flow, **{figure: round(hours, 2)}))
         return found
@@ -105,16 +146,7 @@ def _flow_figure(figure: str) -> Callable[[_Context], list[Row]]:
 
 
 def _merged(context: _Context) -> list[Row]:
-    verdicts = {
-        row["pk"]: row
-        for row in merged_changes(
-            team=context.scope.team,
-            since=context.scope.since,
-            until=context.scope.until,
-            now=context.now,
-            pull_requests=context.scope.pull_requests(),
-        ).values("pk", "status", "reason")
-    }
+    verdicts = context.statuses_at_merge()
     return [
         _flow_row(
             flow,
@@ -126,7 +158,7 @@ def _merged(context: _Context) -> list[Row]:
             status=verdicts.get(flow.pull_request_id, {}).get("status"),
             reason=verdicts.get(flow.pull_request_id, {}).get("reason"),
         )
-        for flow in context.health.flows
+        for flow in context.flows
     ]
 
 
@@ -134,7 +166,7 @@ def _coverage(kind: str) -> Callable[[_Context], list[Row]]:
     def rows(context: _Context) -> list[Row]:
         return [
             _flow_row(flow, approvals=flow.approvals, paired=flow.paired)
-            for flow in context.health.flows
+            for flow in context.flows
             if flow.coverage == kind
         ]
 
@@ -142,7 +174,7 @@ def _coverage(kind: str) -> Callable[[_Context], list[Row]]:
 
 
 def _approvals(context: _Context) -> list[Row]:
-    return [_flow_row(flow, approvals=flow.approvals) for flow in context.health.flows if flow.approvals]
+    return [_flow_row(flow, approvals=flow.approvals) for flow in context.flows if flow.approvals]
 
 
 def _rubber_stamps(context: _Context) -> list[Row]:
@@ -154,23 +186,23 @@ def _rubber_stamps(context: _Context) -> list[Row]:
             approved_at=stamp.submitted_at,
             minutes_after_last_push=round(stamp.after_last_push.total_seconds() / 60, 1),
         )
-        for flow in context.health.flows
+        for flow in context.health.flows  # the stamps' facts: the flows computed, not the stored rows
         for stamp in flow.facts.rubber_stamps
         if context.reviewer is None or stamp.reviewer_id == context.reviewer
     ]
 
 
 def _rework(context: _Context) -> list[Row]:
-    return [_flow_row(flow, rework_cycles=flow.rework_cycles) for flow in context.health.flows]
+    return [_flow_row(flow, rework_cycles=flow.rework_cycles) for flow in context.flows]
 
 
 def _depth(context: _Context) -> list[Row]:
-    return [_flow_row(flow, comments=flow.comments) for flow in context.health.flows if counts_for_depth(flow)]
+    return [_flow_row(flow, comments=flow.comments) for flow in context.flows if counts_for_depth(flow)]
 
 
 def _reviews_given(context: _Context) -> list[Row]:
     rows = []
-    for flow in context.health.flows:
+    for flow in context.flows:
         given = sum(n for reviewer, n in flow.reviews_by if context.reviewer in (None, reviewer))
         if given:
             rows.append(_flow_row(flow, reviews=given))
@@ -182,7 +214,7 @@ def _agreement(which: str, kept: bool) -> Callable[[_Context], list[Row]]:
         team = context.scope.team
         return [
             _flow_row(flow, time_to_first_review=_hours(flow.time_to_first_review))
-            for flow in context.health.flows
+            for flow in context.flows
             if agreement_kept(team, flow)[which] is kept
         ]
 
@@ -191,13 +223,7 @@ def _agreement(which: str, kept: bool) -> Callable[[_Context], list[Row]]:
 
 def _compliance(status: str) -> Callable[[_Context], list[Row]]:
     def rows(context: _Context) -> list[Row]:
-        changes = merged_changes(
-            team=context.scope.team,
-            since=context.scope.since,
-            until=context.scope.until,
-            now=context.now,
-            pull_requests=context.scope.pull_requests(),
-        ).filter(status=status)
+        changes = context.merged_changes().filter(status=status)
         if context.reason:
             changes = changes.filter(reason=context.reason)
         if context.followup:

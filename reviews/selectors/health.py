@@ -142,10 +142,18 @@ class StoredFlows(Sequence[PullRequestFlow]):
     """The flows behind figures aggregated from the stored rows (`figures`): computed, with their review facts, only
     when first read (the drill-down lists them; the figures themselves do not need them)."""
 
-    def __init__(self, figures: QuerySet[PullRequestFigures], compute: Callable[[], list[PullRequestFlow]]) -> None:
+    def __init__(
+        self, figures: QuerySet[PullRequestFigures], compute: Callable[[], list[PullRequestFlow]], bots: set[int]
+    ) -> None:
         self.figures = figures
+        self.bots = bots  # left out of `figures`
         self._compute = compute
         self._flows: list[PullRequestFlow] | None = None
+
+    def stored(self) -> list[tuple[PullRequestFlow, PullRequestFigures]]:
+        """Each flow as its stored row holds it (`stored_flow`: no review facts), with the row: what the figures
+        aggregated, read in one query instead of computing every flow's facts again."""
+        return [(stored_flow(row), row) for row in self.figures.order_by("pull_request_id")]
 
     def _all(self) -> list[PullRequestFlow]:
         if self._flows is None:
@@ -163,6 +171,33 @@ class StoredFlows(Sequence[PullRequestFlow]):
 
     def __len__(self) -> int:
         return len(self._all())
+
+
+def stored_flow(row: PullRequestFigures) -> PullRequestFlow:
+    """A merged pull request's flow as its stored figures hold it (`reviews.services.figures` wrote them from the
+    computed flow): every figure, without the review facts behind them."""
+    return PullRequestFlow(
+        pull_request_id=row.pull_request_id,
+        merged_at=row.merged_at,
+        changed_lines=row.changed_lines,
+        time_to_first_review=stored_duration(row.time_to_first_review),
+        pickup_time=stored_duration(row.pickup_time),
+        review_time=stored_duration(row.review_time),
+        time_to_approve=stored_duration(row.time_to_approve),
+        merge_time=stored_duration(row.merge_time),
+        cycle_time=stored_duration(row.cycle_time),
+        rework_cycles=row.rework_cycles,
+        approvals=row.approvals,
+        rubber_stamps=row.rubber_stamps,
+        paired=row.paired,
+        comments=row.comments,
+        reviews_by=tuple((int(reviewer), int(n)) for reviewer, n in row.reviews_by),
+    )
+
+
+def stored_duration(seconds: float | None) -> dt.timedelta | None:
+    """A duration as the stored figures hold it (seconds), back as the flow had it."""
+    return None if seconds is None else dt.timedelta(seconds=seconds)
 
 
 def size_bucket(changed_lines: int | None) -> str | None:
@@ -286,7 +321,7 @@ def _stored_health(
         reviewer_load=sorted(load, key=lambda item: (-item.reviews_given, -item.waiting_on_them, item.name)),
         top_reviewer_share=_top_share(given),
         weekly=[{**week, **_week_figures(weekly.get(cast(dt.date, week["week"])))} for week in weeks_of(since, until)],
-        flows=StoredFlows(figures, lambda: merged_flows(pull_requests=pull_requests, since=since, until=until)),
+        flows=StoredFlows(figures, lambda: merged_flows(pull_requests=pull_requests, since=since, until=until), bots),
     )
 
 

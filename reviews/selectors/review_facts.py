@@ -83,9 +83,10 @@ def is_rubber_stamp(
 def pull_request_review_facts(*, pull_request_ids: Collection[int]) -> dict[int, ReviewFacts]:
     """Per pull request: its approvals that counted (each a rubber stamp or not), its pairing partners, its first
     review activity and how much others said. Pull requests with none of these are left out (`NO_FACTS`)."""
-    pull_requests = list(
-        PullRequest.objects.filter(pk__in=list(pull_request_ids)).select_related("repository__connection")
-    )
+    ids = list(pull_request_ids)
+    if not ids:  # an empty IN reads nothing, but building the query still costs
+        return {}
+    pull_requests = list(PullRequest.objects.filter(pk__in=ids).select_related("repository__connection"))
     if not pull_requests:
         return {}
     return review_facts_of(pull_requests=pull_requests, every_review=reviews_with_reviewer(pull_requests))

@@ -10,14 +10,16 @@ from django.db.models import Max, Q, QuerySet
 from django.utils import timezone
 
 from reviews.models import PullRequest, PullRequestFigures, Repository, SyncRun, Team
-from reviews.selectors.compliance import ComplianceSummary, compliance_summary
+from reviews.selectors.compliance import ComplianceSummary, StoredPeriod, compliance_summary
 from reviews.selectors.health import (
     Distribution,
     PullRequestFlow,
     ReviewHealth,
+    StoredFlows,
     agreement_counts,
     review_health,
     stale_pull_requests,
+    stored_duration,
     waiting_for_review,
     waiting_for_review_counts,
 )
@@ -67,10 +69,19 @@ def team_page(*, scope: Scope, now: dt.datetime | None = None) -> TeamPage:
         agreements=_agreements(team, health),
         waiting=waiting_for_review(team=team, now=now, pull_requests=pull_requests),
         stale=stale_pull_requests(team=team, now=now, pull_requests=pull_requests),
-        compliance=compliance_summary(team=team, since=since, until=until, now=now, pull_requests=pull_requests),
+        compliance=compliance_summary(
+            team=team, since=since, until=until, now=now, pull_requests=pull_requests, stored=_stored_period(health)
+        ),
         pairing=team_pairing_insight(team=team, since=scope.period.first_day, until=scope.period.last_day),
         scope=scope,
     )
+
+
+def _stored_period(health: ReviewHealth) -> StoredPeriod | None:
+    """The period's stored figures the review health read (none owed any more), for compliance to count too."""
+    if isinstance(health.flows, StoredFlows):
+        return StoredPeriod(health.flows.figures, health.flows.bots)
+    return None
 
 
 def agreement_kept(team: Team, flow: PullRequestFlow) -> dict[str, bool | None]:
@@ -131,7 +142,9 @@ def teams_overview(
     team_of = dict(in_periods.values_list("pk", "repository__team_id"))
     # The stored per-pull-request figures (those owed computed first): the pull requests they count (merged, not a
     # bot's) with the same pickup and cycle times, coverage and merge time as the team page's.
-    figures = current_pull_request_figures(pull_request_ids=list(team_of))
+    figures = current_pull_request_figures(
+        pull_request_ids=list(team_of), fields=("merged_at", "coverage", "pickup_time", "cycle_time")
+    )
     current: dict[int, list[PullRequestFigures]] = defaultdict(list)
     previous: dict[int, list[PullRequestFigures]] = defaultdict(list)
     for row in figures.values():
@@ -147,13 +160,9 @@ def _figures(rows: list[PullRequestFigures]) -> TeamFigures:
     return TeamFigures(
         merged=len(rows),
         reviewed=sum(1 for row in rows if row.coverage == "reviewed"),
-        median_pickup_hours=Distribution.of(_duration(row.pickup_time) for row in rows).median_hours,
-        median_cycle_hours=Distribution.of(_duration(row.cycle_time) for row in rows).median_hours,
+        median_pickup_hours=Distribution.of(stored_duration(row.pickup_time) for row in rows).median_hours,
+        median_cycle_hours=Distribution.of(stored_duration(row.cycle_time) for row in rows).median_hours,
     )
-
-
-def _duration(seconds: float | None) -> dt.timedelta | None:
-    return None if seconds is None else dt.timedelta(seconds=seconds)
 
 
 def team_repositories(*, team: Team) -> list[Repository]:

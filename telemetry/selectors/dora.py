@@ -151,7 +151,7 @@ class _Reviewed:
 def _reviews(rows: dict[int, dict[str, Any]]) -> dict[int, _Reviewed]:
     """From the stored per-pull-request figures (their pickup time ends where the facts say pickup ends); the facts
     themselves only for a pull request without stored figures (one that says merged_at but is not merged)."""
-    stored = current_pull_request_figures(pull_request_ids=list(rows))
+    stored = current_pull_request_figures(pull_request_ids=list(rows), fields=("pickup_time", "approvals", "paired"))
     found = {}
     for pk, figures in stored.items():
         ready = rows[pk]["ready_at"] or rows[pk]["created_at"]

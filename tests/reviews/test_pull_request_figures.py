@@ -6,13 +6,17 @@ from __future__ import annotations
 import datetime as dt
 import random
 from typing import Any
+from urllib.parse import urlencode
 
 import pytest
+from django.http import QueryDict
 from django.utils import timezone
 
-from reviews.models import PullRequest, PullRequestFigures, Review
+from reviews.models import PullRequest, PullRequestFigures, Review, Team
 from reviews.selectors import health as health_module
+from reviews.selectors.drilldown import METRICS, drilldown
 from reviews.selectors.health import bot_ids, review_health
+from reviews.selectors.scope import parse_scope
 from reviews.services.figures import (
     SETTLE,
     current_figures_filter,
@@ -63,9 +67,9 @@ def test_the_stored_figures_say_what_the_computed_ones_say_in_every_consistency_
     assert _figures(pull_requests, since, until, stored=True) == computed  # and read back as stored
 
 
-def test_the_stored_figures_equal_the_computed_ones_over_a_varied_history():
-    """Durations of every sign and none, sizes across every bucket, reviews of every state, comments, weeks of
-    the period covered in part."""
+def _varied_history() -> Team:
+    """Durations of every sign and none, sizes across every bucket, reviews of every state, comments (from
+    2026-03-02 over 40 days)."""
     rng = random.Random(7)
     team = TeamFactory()
     repository = RepositoryFactory(team=team)
@@ -96,12 +100,42 @@ def test_the_stored_figures_equal_the_computed_ones_over_a_varied_history():
             )
         if index % 5 == 0:
             CommentFactory(pull_request=pull_request, author=rng.choice(people), created_at=created + 2 * H)
+    return team
+
+
+def test_the_stored_figures_equal_the_computed_ones_over_a_varied_history():
+    """The varied history, with weeks of the period covered in part."""
+    team = _varied_history()
+    start = dt.datetime(2026, 3, 2, 9, tzinfo=dt.UTC)
     pull_requests = PullRequest.objects.filter(repository__team=team)
     since, until = start + dt.timedelta(days=3, hours=5), start + dt.timedelta(days=38)
     computed = _figures(pull_requests, since, until, stored=False)
     assert computed["merged"] > 30
     assert _figures(pull_requests, since, until, stored=True) == computed
     assert _figures(pull_requests, since, until, stored=True) == computed
+
+
+def test_the_drill_down_lists_the_same_rows_from_the_stored_figures_as_from_the_computed_flows():
+    """The drill-down reads the stored rows (not every flow's facts computed again) wherever the figure did: every
+    metric's rows, values and order are those of the computed flows."""
+    team = _varied_history()
+    scope = parse_scope(QueryDict("since=2026-03-05&until=2026-04-08"), team=team, teams=Team.objects.all())
+    now = timezone.now()
+
+    def rows(metric: str, *, stored: bool) -> list[dict[str, Any]]:
+        previous = health_module.STORED_FIGURES
+        health_module.STORED_FIGURES = stored
+        try:
+            found = drilldown(scope=scope, params=QueryDict(urlencode({"metric": metric})), now=now)
+        finally:
+            health_module.STORED_FIGURES = previous
+        return [{key: value for key, value in row.items() if key != "pr"} for row in found.rows]
+
+    merged = rows("merged", stored=False)
+    assert len(merged) > 30
+    assert {row["status"] for row in merged} == {"not_evaluated"}  # no policy: no verdict before any merge
+    for metric in METRICS:
+        assert rows(metric, stored=True) == rows(metric, stored=False), metric
 
 
 def test_a_late_review_after_the_merge_updates_the_figures(deliver):  # noqa: F811 - the fixture
