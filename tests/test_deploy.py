@@ -4,6 +4,7 @@ alerts read metrics that exist. (`make docker-lint` runs hadolint and docker-com
 
 from __future__ import annotations
 
+import fnmatch
 import json
 import re
 import shlex
@@ -190,6 +191,15 @@ def test_the_health_check_names_a_host_django_accepts(monkeypatch):
 def test_the_build_context_leaves_out_the_virtualenv_and_local_data():
     ignored = (REPO_ROOT / ".dockerignore").read_text().split()
     assert {".venv", "var", ".git"} <= set(ignored)
+
+
+@pytest.mark.parametrize("path", [".env", ".env.production", "deploy/github-app.private-key.pem", "node_modules"])
+def test_the_image_never_copies_the_operators_secrets_or_node_modules(path):
+    """`COPY . .` takes the build context: the README keeps SECRET_KEY and CONNECTION_SECRET_KEYS in `.env` beside
+    compose.yaml, and GitHub hands an App's private key over as a .pem a person saves where they work."""
+    ignored = [line.strip() for line in (REPO_ROOT / ".dockerignore").read_text().splitlines()]
+    patterns = [line for line in ignored if line and not line.startswith("#")]
+    assert any(fnmatch.fnmatch(path, pattern) or fnmatch.fnmatch(path.split("/")[-1], pattern) for pattern in patterns)
 
 
 # --- the dashboard and the alerts read metrics that exist -----------------------------------------------------------
