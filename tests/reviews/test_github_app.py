@@ -576,6 +576,21 @@ def test_the_admin_keeps_replaces_and_refuses_private_keys(superuser_client, app
     assert "Check runs are a GitHub App" in no_app.content.decode()
 
 
+@pytest.mark.parametrize("mistake", [{"app_id": "not a number"}, {"truncated": "yes"}])
+def test_a_form_refused_for_any_reason_never_shows_the_pasted_key_back(
+    superuser_client, app_connection, other_key, mistake
+):
+    """The key's textarea, like the token and webhook secret's password inputs, is empty on a refused form: a typo
+    elsewhere must not put the pasted PEM into the page (its HTML, the browser's cache, a screenshot)."""
+    url = f"/admin/reviews/connection/{app_connection.pk}/change/"
+    pem = _pem(other_key)
+    pasted = "\n".join(pem.splitlines()[:-3]) if mistake.get("truncated") else pem  # a copy cut short
+    changes = {name: value for name, value in mistake.items() if name != "truncated"}
+    refused = superuser_client.post(url, _form(app_connection, app_private_key=pasted, **changes))
+    assert refused.status_code == 200 and "errorlist" in refused.content.decode()
+    assert _pem(other_key).splitlines()[1] not in refused.content.decode()
+
+
 def test_the_apps_settings_are_audited(superuser_client, app_connection):
     url = f"/admin/reviews/connection/{app_connection.pk}/change/"
     assert superuser_client.post(url, _form(app_connection, app_account="acme")).status_code == 302
