@@ -59,6 +59,14 @@ def test_compose_runs_every_part_of_production(compose):
     assert "seed_demo --if-empty" in init  # the demo only into an empty database: a restart never reseeds
 
 
+@pytest.mark.parametrize("service", ["prometheus", "grafana"])
+def test_the_monitoring_ports_listen_on_this_machine_only(compose, service):
+    """/metrics wants METRICS_TOKEN; Prometheus, which scraped it with that token, answers every query without one,
+    and Grafana starts with admin/admin: published on every interface, they handed anyone what the token guards."""
+    for port in compose["services"][service]["ports"]:
+        assert str(port).startswith("127.0.0.1:"), port
+
+
 def test_the_fast_worker_takes_the_latency_critical_queues_and_every_queue_has_a_worker(compose):
     fast = queues_of(compose["services"]["worker-fast"])
     background = queues_of(compose["services"]["worker-background"])
