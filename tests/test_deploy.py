@@ -179,6 +179,15 @@ def test_the_image_runs_as_a_user_that_is_not_root():
     assert user not in {"root", "0"}
 
 
+def test_the_running_user_cannot_rewrite_the_code_it_runs():
+    """Not root is half of it: the code and the collected static files belong to root, so a process that is made
+    to write files cannot change what every later request runs. Only var/ (the embedded database) is its own."""
+    runtime = stages()[-1]
+    code = [arguments for keyword, arguments in runtime if keyword == "COPY" and arguments.split()[-1] == "/app"]
+    assert code and not any("--chown" in arguments for arguments in code)
+    assert any(keyword == "RUN" and "chown tandem:tandem /app/var" in arguments for keyword, arguments in runtime)
+
+
 def test_the_image_checks_its_own_health_on_healthz():
     (healthcheck,) = [arguments for keyword, arguments in dockerfile_instructions() if keyword == "HEALTHCHECK"]
     command = json.loads(healthcheck.split("CMD", 1)[1])
