@@ -239,6 +239,26 @@ def test_the_instance_wide_app_comes_from_the_settings_and_a_key_file(github, ap
     assert len(github.tokens_minted) == 1
 
 
+def test_a_key_file_that_cannot_be_read_says_so_and_is_read_once_it_can_be(github, app_key, settings, tmp_path):
+    """A secret mounted after the process started, or a permission fixed: the next pass reads the file (a failed
+    read is not remembered), and until then the reason names the file, not only 'no private key'."""
+    key_file = tmp_path / "tandem.private-key.pem"
+    settings.GITHUB_API_URL = github.url
+    settings.GITHUB_APP_ID = str(APP_ID)
+    settings.GITHUB_APP_PRIVATE_KEY = ""
+    settings.GITHUB_APP_PRIVATE_KEY_PATH = str(key_file)
+    settings.GITHUB_TOKEN = ""
+    connection = Connection.objects.create(provider="github", name="GitHub (from settings)", base_url=github.url)
+    github.seed_repository(REPO, n_pulls=1)
+    github.install_app("octocat", [REPO])
+    with pytest.raises(NoAccess, match="tandem.private-key.pem"):
+        repository_for_sync(provider="github", full_path=REPO, connection=connection)
+
+    key_file.write_text(_pem(app_key))
+    repository = repository_for_sync(provider="github", full_path=REPO, connection=connection)
+    assert repository.app_installation is not None
+
+
 # --- failing closed --------------------------------------------------------------------------------------------------
 
 
