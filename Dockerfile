@@ -32,7 +32,9 @@ RUN groupadd --system --gid 10001 tandem \
     && chown -R tandem:tandem /var/run/tandem
 WORKDIR /app
 COPY --from=build /venv /venv
-COPY --from=build --chown=tandem:tandem /app /app
+# The code is root's (the process cannot rewrite what it runs); var/ is the process's, for the embedded database.
+COPY --from=build /app /app
+RUN mkdir -p /app/var && chown tandem:tandem /app/var
 USER 10001:10001
 EXPOSE 8000
 HEALTHCHECK --interval=30s --timeout=5s --start-period=30s --retries=3 \

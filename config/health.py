@@ -39,7 +39,7 @@ def _check_database() -> dict[str, object]:
             cursor.fetchone()
     except Exception as exc:  # noqa: BLE001 - any failure means not ready; say which
         logger.warning("readyz: database check failed: %s", exc)
-        return {"ok": False, "error": f"{type(exc).__name__}: {exc}"}
+        return _failed(exc)
     return {"ok": True}
 
 
@@ -49,5 +49,10 @@ def _check_broker(url: str) -> dict[str, object]:
         client.ping()
     except Exception as exc:  # noqa: BLE001
         logger.warning("readyz: broker check failed: %s", exc)
-        return {"ok": False, "error": f"{type(exc).__name__}: {exc}"}
+        return _failed(exc)
     return {"ok": True}
+
+
+def _failed(exc: Exception) -> dict[str, object]:
+    """What failed, for anyone who asks; the message (hosts, ports, user names) is in the log line only."""
+    return {"ok": False, "error": f"{type(exc).__name__} (the server's log says more)"}

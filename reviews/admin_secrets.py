@@ -16,6 +16,13 @@ from reviews.models import Connection, Provider, Team
 SECRET_FIELDS = ("api_token", "webhook_secret", "app_private_key")
 
 
+class _NeverShownTextarea(forms.Textarea):
+    """A textarea for a secret: empty on every render, a refused form's too (PasswordInput's render_value=False)."""
+
+    def format_value(self, value: Any) -> None:
+        return None
+
+
 class ConnectionForm(forms.ModelForm):  # type: ignore[type-arg]
     api_token = forms.CharField(required=False, strip=True, widget=forms.PasswordInput(render_value=False))
     webhook_secret = forms.CharField(required=False, strip=True, widget=forms.PasswordInput(render_value=False))
@@ -24,7 +31,7 @@ class ConnectionForm(forms.ModelForm):  # type: ignore[type-arg]
         strip=True,
         label="GitHub App private key",
         # A textarea that is never filled in: the key is pasted, never shown.
-        widget=forms.Textarea(
+        widget=_NeverShownTextarea(
             attrs={"rows": 4, "autocomplete": "off", "placeholder": "-----BEGIN RSA PRIVATE KEY-----"}
         ),
     )

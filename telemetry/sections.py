@@ -48,9 +48,9 @@ def team_production_section(scope: Scope) -> Section | None:
         .prefetch_related(
             Prefetch(
                 "suspects",
-                queryset=SuspectChange.objects.select_related("pull_request__repository", "deployment").order_by(
-                    "rank"
-                ),
+                queryset=SuspectChange.objects.select_related(
+                    "pull_request__repository", "deployment__service"
+                ).order_by("rank"),
             ),
             "services",
         )[:INCIDENTS_SHOWN]
@@ -83,7 +83,6 @@ def team_production_section(scope: Scope) -> Section | None:
             "repository_filtered": bool(scope.repositories),
             "filters_not_applied": bool(scope.authors or scope.author_team or scope.labels or scope.size_bucket),
             "charts": dora_charts(dora),
-            "team_id": team.pk,
             "pairing_lead_minutes": int(COMMIT_LEAD_TIME.total_seconds() // 60),
         },
     )

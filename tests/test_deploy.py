@@ -4,6 +4,7 @@ alerts read metrics that exist. (`make docker-lint` runs hadolint and docker-com
 
 from __future__ import annotations
 
+import fnmatch
 import json
 import re
 import shlex
@@ -56,6 +57,14 @@ def test_compose_runs_every_part_of_production(compose):
     assert "manage.py migrate --noinput" in init
     assert '"$$SEED_DEMO" = "true"' in init or "$SEED_DEMO" in init
     assert "seed_demo --if-empty" in init  # the demo only into an empty database: a restart never reseeds
+
+
+@pytest.mark.parametrize("service", ["prometheus", "grafana"])
+def test_the_monitoring_ports_listen_on_this_machine_only(compose, service):
+    """/metrics wants METRICS_TOKEN; Prometheus, which scraped it with that token, answers every query without one,
+    and Grafana starts with admin/admin: published on every interface, they handed anyone what the token guards."""
+    for port in compose["services"][service]["ports"]:
+        assert str(port).startswith("127.0.0.1:"), port
 
 
 def test_the_fast_worker_takes_the_latency_critical_queues_and_every_queue_has_a_worker(compose):
@@ -170,6 +179,15 @@ def test_the_image_runs_as_a_user_that_is_not_root():
     assert user not in {"root", "0"}
 
 
+def test_the_running_user_cannot_rewrite_the_code_it_runs():
+    """Not root is half of it: the code and the collected static files belong to root, so a process that is made
+    to write files cannot change what every later request runs. Only var/ (the embedded database) is its own."""
+    runtime = stages()[-1]
+    code = [arguments for keyword, arguments in runtime if keyword == "COPY" and arguments.split()[-1] == "/app"]
+    assert code and not any("--chown" in arguments for arguments in code)
+    assert any(keyword == "RUN" and "chown tandem:tandem /app/var" in arguments for keyword, arguments in runtime)
+
+
 def test_the_image_checks_its_own_health_on_healthz():
     (healthcheck,) = [arguments for keyword, arguments in dockerfile_instructions() if keyword == "HEALTHCHECK"]
     command = json.loads(healthcheck.split("CMD", 1)[1])
@@ -190,6 +208,15 @@ def test_the_health_check_names_a_host_django_accepts(monkeypatch):
 def test_the_build_context_leaves_out_the_virtualenv_and_local_data():
     ignored = (REPO_ROOT / ".dockerignore").read_text().split()
     assert {".venv", "var", ".git"} <= set(ignored)
+
+
+@pytest.mark.parametrize("path", [".env", ".env.production", "deploy/github-app.private-key.pem", "node_modules"])
+def test_the_image_never_copies_the_operators_secrets_or_node_modules(path):
+    """`COPY . .` takes the build context: the README keeps SECRET_KEY and CONNECTION_SECRET_KEYS in `.env` beside
+    compose.yaml, and GitHub hands an App's private key over as a .pem a person saves where they work."""
+    ignored = [line.strip() for line in (REPO_ROOT / ".dockerignore").read_text().splitlines()]
+    patterns = [line for line in ignored if line and not line.startswith("#")]
+    assert any(fnmatch.fnmatch(path, pattern) or fnmatch.fnmatch(path.split("/")[-1], pattern) for pattern in patterns)
 
 
 # --- the dashboard and the alerts read metrics that exist -----------------------------------------------------------

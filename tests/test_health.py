@@ -67,3 +67,18 @@ def test_readyz_reports_an_unreachable_broker_as_not_ready(python, python_env, t
 
 def test_health_endpoints_refuse_other_methods(client):
     assert client.post("/healthz").status_code == 405
+
+
+def test_readyz_names_what_failed_never_the_servers_addresses_or_users(python, python_env, tmp_path):
+    """/readyz answers anyone (a load balancer probes it without credentials): the failure's type is enough there;
+    the message, with the database's host, port and user or the broker's address, goes to the log only."""
+    shown = _readyz_with(python, {**python_env, "DATABASE_URL": "postgres://tandem_owner@127.0.0.1:1/tandem"})
+    database = shown["body"]["checks"]["database"]
+    assert "OperationalError" in database["error"]
+    assert "127.0.0.1" not in json.dumps(shown) and "tandem_owner" not in json.dumps(shown)
+    shown = _readyz_with(
+        python,
+        {**python_env, "DATABASE_URL": f"sqlite:///{tmp_path / 'db.sqlite3'}", "REDIS_URL": "redis://127.0.0.1:1/0"},
+    )
+    assert "ConnectionError" in shown["body"]["checks"]["broker"]["error"]
+    assert "127.0.0.1" not in json.dumps(shown)

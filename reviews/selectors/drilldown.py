@@ -14,10 +14,10 @@ from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
-from django.db.models import QuerySet
+from django.db.models import Q, QuerySet
 from django.utils import timezone
 
-from reviews.models import Person, PullRequest, PullRequestFigures
+from reviews.models import Person, PullRequest, PullRequestFigures, Review
 from reviews.selectors.compliance import STATUSES, merged_changes, reason_of
 from reviews.selectors.health import (
     PullRequestFlow,
@@ -422,7 +422,7 @@ def drilldown(*, scope: Scope, params: QueryParams, now: dt.datetime | None = No
     metric = METRICS.get(key)
     if metric is None:
         raise ScopeInvalid("metric", f"No figure {key!r}; one of {', '.join(METRICS)}.")
-    reviewer = _reviewer(params) if metric.per_reviewer else None
+    reviewer = _reviewer(params, scope) if metric.per_reviewer else None
     reason = (params.get("reason") or "").strip()[:200]
     followup = (params.get("followup") or "").strip()
     if followup and followup not in ("done", "due", "overdue"):
@@ -438,13 +438,24 @@ def drilldown(*, scope: Scope, params: QueryParams, now: dt.datetime | None = No
     return DrillDown(metric, columns, rows, sort, reviewer)
 
 
-def _reviewer(params: QueryParams) -> Person | None:
+def _reviewer(params: QueryParams, scope: Scope) -> Person | None:
+    """The person named by `reviewer`: one of the team, or someone who reviewed or was asked to review one of its
+    changes. Anyone else is refused as unknown, so a drill-down never names another team's person."""
     text = (params.get("reviewer") or "").strip()
     if not text:
         return None
-    person = (
-        Person.objects.filter(pk=int(text)).first() if text.isascii() and text.isdigit() and len(text) < 19 else None
+    pk = int(text) if text.isascii() and text.isdigit() and len(text) < 19 else None
+    team_pull_requests = PullRequest.objects.filter(repository__team=scope.team)
+    concerned = (
+        Q(memberships__team=scope.team)
+        | Q(pk__in=Review.objects.filter(pull_request__in=team_pull_requests).values("reviewer_id"))
+        | Q(
+            pk__in=PullRequest.requested_reviewers.through.objects.filter(pullrequest__in=team_pull_requests).values(
+                "person_id"
+            )
+        )
     )
+    person = Person.objects.filter(concerned, pk=pk).first() if pk is not None else None
     if person is None:
         raise ScopeInvalid("reviewer", f"No person has id {text!r}.")
     return person

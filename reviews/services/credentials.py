@@ -68,23 +68,26 @@ def connection_app(connection: Connection) -> AppCredentials | None:
         return None
     if connection.base_url.rstrip("/") != settings.GITHUB_API_URL.rstrip("/"):
         return None  # an App belongs to one GitHub instance: the settings name the instance-wide one
-    return AppCredentials(settings.GITHUB_APP_ID, settings_private_key(), "GITHUB_APP_ID")
+    key, unreadable = settings_private_key()
+    return AppCredentials(settings.GITHUB_APP_ID, key, f"GITHUB_APP_ID{unreadable}")
 
 
-def settings_private_key() -> str:
+def settings_private_key() -> tuple[str, str]:
+    """The settings' App key, and why its file could not be read ("" when it could, or when there is none)."""
     if settings.GITHUB_APP_PRIVATE_KEY:
-        return str(settings.GITHUB_APP_PRIVATE_KEY)
-    if settings.GITHUB_APP_PRIVATE_KEY_PATH:
-        return _key_file(str(settings.GITHUB_APP_PRIVATE_KEY_PATH))
-    return ""
+        return str(settings.GITHUB_APP_PRIVATE_KEY), ""
+    path = str(settings.GITHUB_APP_PRIVATE_KEY_PATH)
+    if not path:
+        return "", ""
+    try:
+        return _key_file(path), ""
+    except OSError as error:  # not cached: a secret mounted later, or a permission fixed, is read on the next pass
+        return "", f", whose key file {path} cannot be read: {error.strerror or error}"
 
 
 @functools.lru_cache(maxsize=4)
 def _key_file(path: str) -> str:
-    try:
-        return Path(path).read_text()
-    except OSError:
-        return ""  # GitHubApp then says the App has no private key; the path is in the settings to check
+    return Path(path).read_text()
 
 
 def connection_has_credentials(connection: Connection) -> bool:

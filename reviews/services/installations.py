@@ -97,7 +97,11 @@ def _remove(
     for repository in Repository.objects.filter(connection=connection, external_id__in=external_ids):
         if repository.is_active:
             _audit(repository, active=False, reason=reason)
-        Repository.objects.filter(pk=repository.pk).update(is_active=False, access_error=reason, app_installation=None)
+        Repository.objects.filter(pk=repository.pk).update(
+            is_active=False,
+            access_error=_reason_unless_a_person_switched_off(repository, reason),
+            app_installation=None,
+        )
 
 
 def _suspend(installation: AppInstallation, *, by: str) -> None:
@@ -128,8 +132,16 @@ def _uninstall(connection: Connection, installation: AppInstallation, records: I
         if repository.is_active:
             _audit(repository, active=False, reason=reason)
         Repository.objects.filter(pk=repository.pk).update(
-            is_active=False, access_error=reason, app_installation=installation
+            is_active=False,
+            access_error=_reason_unless_a_person_switched_off(repository, reason),
+            app_installation=installation,
         )
+
+
+def _reason_unless_a_person_switched_off(repository: Repository, reason: str) -> str:
+    """The installation's reason, which lets a later installation switch the repository on again; none on one a
+    person had switched off (inactive with no reason), which must stay off whatever the App does next."""
+    return "" if not repository.is_active and not repository.access_error else reason
 
 
 def _audit(repository: Repository, *, active: bool, reason: str) -> None:

@@ -13,7 +13,14 @@ from django.utils import timezone
 from rest_framework.test import APIClient
 
 from reviews.models import Membership, Repository
-from tests.factories import MembershipFactory, PersonFactory, PullRequestFactory, RepositoryFactory, TeamFactory
+from tests.factories import (
+    MembershipFactory,
+    PersonFactory,
+    PullRequestFactory,
+    RepositoryFactory,
+    ReviewFactory,
+    TeamFactory,
+)
 
 pytestmark = pytest.mark.django_db
 
@@ -63,3 +70,28 @@ def test_a_title_or_name_that_starts_a_formula_after_a_tab_or_return_is_neutrali
     assert len(rows) == 1
     assert rows[0]["Title"].startswith("'")
     assert rows[0]["Author"].startswith("'")
+
+
+@pytest.mark.parametrize("metric", ["rubber_stamps", "reviews_given", "waiting_on"])
+def test_a_reviewer_filter_naming_another_teams_person_never_shows_their_name(client, lead, metric):
+    """`reviewer=<id>` on a drill-down names the person in the heading: an id of someone who neither belongs to the
+    team nor reviewed (or was asked to review) any of its changes is refused, so ids cannot be walked for names."""
+    outsider = PersonFactory(display_name="Outsider Olga")
+    MembershipFactory(team=TeamFactory(slug="search"), person=outsider)
+    response = client.get(f"/teams/shop/pulls/?metric={metric}&reviewer={outsider.pk}")
+    assert response.status_code == 400
+    assert "Outsider Olga" not in response.content.decode()
+
+
+def test_a_reviewer_from_outside_the_team_who_reviewed_its_change_can_still_be_drilled_into(client, lead):
+    outsider = PersonFactory(display_name="Visiting Vera")
+    MembershipFactory(team=TeamFactory(slug="search"), person=outsider)
+    ready = timezone.now() - dt.timedelta(days=3)
+    pull_request = PullRequestFactory(
+        repository=Repository.objects.get(full_path="acme/shop"), state="merged", created_at=ready, ready_at=ready,
+        merged_at=ready + dt.timedelta(hours=5), additions=4, deletions=0,
+    )  # fmt: skip
+    ReviewFactory(pull_request=pull_request, reviewer=outsider, submitted_at=ready + dt.timedelta(hours=1))
+    response = client.get(f"/teams/shop/pulls/?metric=reviews_given&reviewer={outsider.pk}")
+    assert response.status_code == 200
+    assert "Visiting Vera" in response.content.decode()

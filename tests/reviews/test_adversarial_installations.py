@@ -61,3 +61,39 @@ def test_a_late_suspend_or_unsuspend_of_an_uninstalled_installation_changes_noth
         event["action"] = action
         deliver("installation", event)
         _stays_uninstalled(uninstalled["repositories"][0]["full_name"])
+
+
+@pytest.mark.parametrize("how", ["removed", "uninstalled"])
+def test_a_repository_a_person_switched_off_stays_off_when_the_app_drops_it_and_covers_it_again(
+    github,  # noqa: F811
+    app_connection,  # noqa: F811
+    deliver,  # noqa: F811
+    how,
+):
+    """The README: adding a repository back switches it on again, but 'one a person switched off stays off'. A
+    removal or an uninstall in between must not turn the person's choice into the installation's."""
+    created = fixture("installation.created")
+    repo = created["repositories"][0]
+    github.add_repo(repo["full_name"], id=repo["id"])
+    github.install_app("Codertocat", [repo["full_name"]], installation_id=created["installation"]["id"])
+    deliver("installation", created)
+    Repository.objects.filter(full_path=repo["full_name"]).update(is_active=False)  # a person, in the admin
+
+    if how == "removed":
+        removed = fixture("installation_repositories.removed")
+        removed["installation"] = copy.deepcopy(created["installation"])
+        removed["repositories_removed"] = created["repositories"]
+        deliver("installation_repositories", removed)
+        added = copy.deepcopy(removed)
+        added.update(action="added", repositories_added=created["repositories"], repositories_removed=[])
+        deliver("installation_repositories", added)
+    else:
+        deleted = copy.deepcopy(created)
+        deleted["action"] = "deleted"
+        deliver("installation", deleted)
+        again = copy.deepcopy(created)
+        again["installation"]["id"] = created["installation"]["id"] + 1  # a new installation, a new id
+        github.install_app("Codertocat", [repo["full_name"]], installation_id=again["installation"]["id"])
+        deliver("installation", again)
+
+    assert not Repository.objects.get(full_path=repo["full_name"]).is_active

@@ -239,6 +239,26 @@ def test_the_instance_wide_app_comes_from_the_settings_and_a_key_file(github, ap
     assert len(github.tokens_minted) == 1
 
 
+def test_a_key_file_that_cannot_be_read_says_so_and_is_read_once_it_can_be(github, app_key, settings, tmp_path):
+    """A secret mounted after the process started, or a permission fixed: the next pass reads the file (a failed
+    read is not remembered), and until then the reason names the file, not only 'no private key'."""
+    key_file = tmp_path / "tandem.private-key.pem"
+    settings.GITHUB_API_URL = github.url
+    settings.GITHUB_APP_ID = str(APP_ID)
+    settings.GITHUB_APP_PRIVATE_KEY = ""
+    settings.GITHUB_APP_PRIVATE_KEY_PATH = str(key_file)
+    settings.GITHUB_TOKEN = ""
+    connection = Connection.objects.create(provider="github", name="GitHub (from settings)", base_url=github.url)
+    github.seed_repository(REPO, n_pulls=1)
+    github.install_app("octocat", [REPO])
+    with pytest.raises(NoAccess, match="tandem.private-key.pem"):
+        repository_for_sync(provider="github", full_path=REPO, connection=connection)
+
+    key_file.write_text(_pem(app_key))
+    repository = repository_for_sync(provider="github", full_path=REPO, connection=connection)
+    assert repository.app_installation is not None
+
+
 # --- failing closed --------------------------------------------------------------------------------------------------
 
 
@@ -574,6 +594,21 @@ def test_the_admin_keeps_replaces_and_refuses_private_keys(superuser_client, app
 
     no_app = superuser_client.post(url, _form(app_connection, app_id="", report_as_check_run="on"))
     assert "Check runs are a GitHub App" in no_app.content.decode()
+
+
+@pytest.mark.parametrize("mistake", [{"app_id": "not a number"}, {"truncated": "yes"}])
+def test_a_form_refused_for_any_reason_never_shows_the_pasted_key_back(
+    superuser_client, app_connection, other_key, mistake
+):
+    """The key's textarea, like the token and webhook secret's password inputs, is empty on a refused form: a typo
+    elsewhere must not put the pasted PEM into the page (its HTML, the browser's cache, a screenshot)."""
+    url = f"/admin/reviews/connection/{app_connection.pk}/change/"
+    pem = _pem(other_key)
+    pasted = "\n".join(pem.splitlines()[:-3]) if mistake.get("truncated") else pem  # a copy cut short
+    changes = {name: value for name, value in mistake.items() if name != "truncated"}
+    refused = superuser_client.post(url, _form(app_connection, app_private_key=pasted, **changes))
+    assert refused.status_code == 200 and "errorlist" in refused.content.decode()
+    assert _pem(other_key).splitlines()[1] not in refused.content.decode()
 
 
 def test_the_apps_settings_are_audited(superuser_client, app_connection):

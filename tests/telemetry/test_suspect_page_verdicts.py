@@ -10,7 +10,7 @@ from django.contrib.auth.models import User
 from django.test import Client
 from django.utils import timezone
 
-from reviews.models import AuditEvent, Membership
+from reviews.models import AuditEvent, Membership, Team
 from telemetry.models import Deployment, DeploymentChange, SuspectChange, SuspectVerdict
 from tests.factories import (
     CommitFactory,
@@ -103,5 +103,19 @@ def test_the_form_needs_its_csrf_token_and_a_post(world):
     client, suspect = _signed_in(world["lead"]), world["suspect"]
     assert client.post(f"/suspects/{suspect.pk}/confirm/").status_code == 403
     assert client.get(f"/suspects/{suspect.pk}/confirm/").status_code == 405
+    suspect.refresh_from_db()
+    assert suspect.verdict == "suspected"
+
+
+def test_an_incident_shared_with_another_team_offers_its_lead_no_buttons_on_our_suspect(world):
+    """An incident that hit both teams' services shows on both team pages; only the lead of the team whose
+    deployment the suspect is may decide on it, so the other team's lead sees it without buttons that would 403."""
+    suspect = world["suspect"]
+    suspect.incident.services.add(ServiceFactory(team=Team.objects.get(slug="search"), name="Search"))
+    client = _signed_in(world["other_lead"])
+    page = client.get("/teams/search/").content.decode()
+    assert "Checkout down" in page
+    assert f'data-suspect="{suspect.pk}"' not in page
+    assert client.post(f"/suspects/{suspect.pk}/confirm/", {"csrfmiddlewaretoken": _csrf(page)}).status_code == 403
     suspect.refresh_from_db()
     assert suspect.verdict == "suspected"
