@@ -370,6 +370,8 @@ def me(request: HttpRequest) -> HttpResponse:
     person = own_person(request.user)
     context: dict[str, Any] = {"person": person}
     if person is not None:
-        context["mine"] = list(my_open_pull_requests(person=person)[:MINE_SHOWN])
+        # Only what the pull request page will open for them: their own change in another team's repository is not.
+        mine = rows_within(my_open_pull_requests(person=person), visible_team_ids(request))
+        context["mine"] = list(mine[:MINE_SHOWN])
         context["waiting"] = waiting_on(person=person)
     return render(request, "reviews/me.html", context)

@@ -44,6 +44,7 @@ def test_me_lists_my_pull_requests_what_waits_on_me_and_my_notices(client):
     )
     elsewhere = PullRequestFactory(repository=RepositoryFactory(team=TeamFactory(slug="other")), title="Not my team")
     elsewhere.requested_reviewers.add(sam)
+    abroad = PullRequestFactory(repository=elsewhere.repository, author=sam, title="Mine, in another team's repo")
     Notification.objects.create(person=sam, kind="incident_cause", subject="Traced", body="...")
     client.force_login(user)
     page = client.get("/me/").content.decode()
@@ -53,6 +54,9 @@ def test_me_lists_my_pull_requests_what_waits_on_me_and_my_notices(client):
     assert "Sam reviewed it" not in waiting and "Not my team" not in waiting and "My change" not in waiting
     own = page[page.index('id="my-pull-requests"') :].split("</section>")[0]
     assert f'data-pull-request="{mine.pk}"' in own and "My merged change" not in own
+    # Only what the pull request page opens for Sam: that one would answer 404 from the link.
+    assert f'data-pull-request="{abroad.pk}"' not in own
+    assert client.get(f"/pulls/{abroad.repository.full_path}/{abroad.number}/").status_code == 404
     assert "1 unread notice" in page
     assert 'href="/me/"' in page  # in the header
 
