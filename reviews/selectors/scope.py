@@ -102,10 +102,11 @@ def _days(params: QueryParams) -> int | None:
     text = params.get("days")
     if text is None or text == "":
         return None
-    try:
-        days = int(str(text).strip())
-    except ValueError:
-        raise ScopeInvalid("days", f"days must be a whole number of days, not {text!r}.") from None
+    digits = str(text).strip()
+    # ASCII digits only, as the id filters take them: int() would also read "1_0" and full-width digits.
+    if not (digits.isascii() and digits.isdigit()):
+        raise ScopeInvalid("days", f"days must be a whole number of days, not {text!r}.")
+    days = int(digits)
     if not 1 <= days <= MAX_PERIOD_DAYS:
         raise ScopeInvalid("days", f"days must be between 1 and {MAX_PERIOD_DAYS} (two years); {days} is not.")
     return days

@@ -134,6 +134,9 @@ def test_health_has_the_figures_of_the_page(world, client):
     page = client.get("/teams/shop/").content.decode()
     assert '<div class="value">2</div><div class="label">merged</div>' in page
     assert token_client(world["shop"]).get("/api/v1/teams/shop/health?days=abc").status_code == 400
+    for odd in ("1_0", "\uff11\uff10", "+10", "10.0"):  # int() reads the first three; a period is ASCII digits
+        refused = token_client(world["shop"]).get("/api/v1/teams/shop/health", {"days": odd})
+        assert refused.status_code == 400 and "whole number of days" in str(refused.json()), odd
 
 
 def test_openapi_schema_and_docs_are_served_to_signed_in_callers_only(world, client):
