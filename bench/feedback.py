@@ -75,10 +75,40 @@ def _new_head(send: faults.Send) -> str | None:
     return str(payload["pull_request"]["head"]["sha"]) if payload.get("action") == "synchronize" else None
 
 
+def _pushed_heads(sends: list[faults.Send]) -> dict[tuple[str, int], str]:
+    """(repository, number) → the head its push brings, for each pull request pushed to."""
+    heads = {}
+    for send in sends:
+        if (head := _new_head(send)) is not None:
+            payload = json.loads(send.body)
+            heads[(payload["repository"]["full_name"], payload["number"])] = head
+    return heads
+
+
+def _head_timed_from_its_first_event(send: faults.Send, pushed: dict[tuple[str, int], str]) -> str | None:
+    """The pushed head, for its pull request's first webhook (opened): the fake serves that head from the start, so
+    the opened event's pass may post on it before the push is even sent (a negative latency, timed from the push)."""
+    if send.headers.get("X-GitHub-Event") != "pull_request":
+        return None
+    payload = json.loads(send.body)
+    if payload.get("action") not in {"opened", "synchronize"}:
+        return None
+    return pushed.get((payload["repository"]["full_name"], payload["number"]))
+
+
 def run_rate(
-    stack: faults.Stack, fake: faults.FakeGitHub, events: faults.Events, rate: float, seconds: float, first_number: int
+    stack: faults.Stack,
+    fake: faults.FakeGitHub,
+    events: faults.Events,
+    rate: float,
+    seconds: float,
+    first_number: int,
+    *,
+    from_first_event: bool = False,
 ) -> dict[str, float]:
+    """`from_first_event`: each head's latency from its pull request's first webhook, not from the push."""
     sends = _schedule(events, rate, seconds, first_number)
+    pushed = _pushed_heads(sends)
     sent_at: dict[str, float] = {}
     lock = threading.Lock()
     session = requests.Session()
@@ -86,7 +116,7 @@ def run_rate(
     answers: list[int] = []
 
     def post(send: faults.Send) -> None:
-        head = _new_head(send)
+        head = _head_timed_from_its_first_event(send, pushed) if from_first_event else _new_head(send)
         moment = time.monotonic()
         if head is not None:
             with lock:

@@ -20,6 +20,11 @@ from django.conf import settings
 from config.logs import JsonFormatter
 from reviews.instruments import TASK_DURATION, TASK_RUNS
 from reviews.log_context import log_context_bind, log_context_reset
+from reviews.services.pacing import (
+    LATENCY_CRITICAL_QUEUES,
+    latency_critical_run_ended,
+    latency_critical_run_started,
+)
 
 # task id → the runs of that id under way in this process (an inline retry runs again under the same id).
 _running: dict[str, list[tuple[float, Token[dict[str, object]]]]] = {}
@@ -32,6 +37,8 @@ _STATES = {"SUCCESS": "success", "FAILURE": "failure", "RETRY": "retry"}
 def _task_started(task_id: str = "", task: Any = None, **_: Any) -> None:
     token = log_context_bind(task_id=task_id, task=getattr(task, "name", None))
     _running.setdefault(task_id, []).append((time.perf_counter(), token))
+    if _from_latency_critical_queue(task):
+        latency_critical_run_started(task_id)  # background work waits meanwhile (reviews.services.pacing)
 
 
 @signals.task_postrun.connect(weak=False)
@@ -42,11 +49,21 @@ def _task_ended(task_id: str = "", task: Any = None, state: str | None = None, *
     started, token = runs.pop()
     if not runs:
         del _running[task_id]
+    if _from_latency_critical_queue(task):
+        latency_critical_run_ended(task_id)
     name = getattr(task, "name", "unknown")
     TASK_DURATION.labels(name).observe(time.perf_counter() - started)
     TASK_RUNS.labels(name, _STATES.get(state or "", "other")).inc()
     with contextlib.suppress(ValueError):  # bound in another context (a thread pool): nothing of it is left here
         log_context_reset(token)
+
+
+def _from_latency_critical_queue(task: Any) -> bool:
+    """Whether a worker took this run from a latency-critical queue (never an inline run: it has no lanes)."""
+    request = getattr(task, "request", None)
+    if request is None or request.is_eager:
+        return False
+    return (request.delivery_info or {}).get("routing_key") in LATENCY_CRITICAL_QUEUES
 
 
 @signals.after_setup_logger.connect(weak=False)

@@ -355,6 +355,14 @@ SYNC_GRAPHQL = env.bool("SYNC_GRAPHQL", default=True)
 # Likewise for GitHub's GraphQL budget, in points (a backfill page of 100 pull requests costs about 46).
 SYNC_GRAPHQL_POINTS_RESERVE = env.int("SYNC_GRAPHQL_POINTS_RESERVE", default=200)
 
+# Background work (each pull request a sync stores, each evaluation a sync queued) waits while the latency-critical
+# worker is busy, at most this many seconds at a time (reviews.services.pacing): under sustained webhook load a
+# backfill still stores a pull request every this-many seconds. 0 turns pacing off. At most 60: an evaluation's
+# task has two minutes.
+BACKGROUND_PACING_MAX_WAIT = env.float("BACKGROUND_PACING_MAX_WAIT", default=5.0)
+if not 0 <= BACKGROUND_PACING_MAX_WAIT <= 60:
+    raise ImproperlyConfigured("BACKGROUND_PACING_MAX_WAIT must be between 0 (pacing off) and 60 seconds")
+
 # --- Outbound requests to URLs people typed (team chat webhooks) --------------------------------------------
 # Only public addresses are reached unless listed here (addresses or CIDR networks, e.g. "10.20.0.0/16" for an
 # internal Mattermost). Loopback, private, link-local and metadata addresses are refused otherwise.

@@ -64,6 +64,19 @@ TASK_DURATION = Histogram(
     "tandem_task_duration_seconds", "Time a Celery task run took, by task.", ["task"], buckets=_TASK_BUCKETS
 )
 
+# --- pacing of background work (reviews.services.pacing) ---------------------------------------------------
+BACKGROUND_YIELDS = Counter(
+    "tandem_background_yields",
+    "Times background work (a sync's pull request, a sync's evaluation) found the latency-critical lane busy and "
+    "waited, by work and how the wait ended ('lane idle', or 'ceiling': BACKGROUND_PACING_MAX_WAIT ran out).",
+    ["work", "ended"],
+)
+BACKGROUND_YIELD_SECONDS = Counter(
+    "tandem_background_yield_seconds",
+    "Seconds background work spent waiting for the latency-critical lane to go idle, by work.",
+    ["work"],
+)
+
 # --- GitHub and GitLab APIs -------------------------------------------------------------------------------
 VCS_API_CALLS = Counter(
     "tandem_vcs_api_calls",

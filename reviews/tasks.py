@@ -34,6 +34,7 @@ from reviews.services.enqueue import (
     reviewer_suggestion_queued_mark_clear,
 )
 from reviews.services.figures import pull_request_figures_refresh
+from reviews.services.pacing import background_lane_yield
 from reviews.services.reporting import evaluation_report
 from reviews.services.reviewers import reviewer_requests_make, reviewer_suggestions_compute
 from reviews.services.sync import (
@@ -113,7 +114,11 @@ def sync_repository(self, repository_id: int, full: bool = False, since: str | N
         return "already running"  # another worker is syncing it; the next beat comes soon enough
     try:
         run = repository_sync(
-            repository=repository, full=full, since=dt.datetime.fromisoformat(since) if since else None
+            repository=repository,
+            full=full,
+            since=dt.datetime.fromisoformat(since) if since else None,
+            # Between two pull requests, outside their transactions: the webhooks' work goes first.
+            on_pull_request=lambda _: background_lane_yield(work="sync"),
         )
     except NoAccess as error:
         return f"not synced: {error}"  # on the sync run too; retrying would not change it
@@ -153,7 +158,9 @@ def evaluate_pull_request(pull_request_id: int) -> str:
 @shared_task(acks_late=True, soft_time_limit=120, time_limit=150)
 def evaluate_pull_request_in_background(pull_request_id: int) -> str:
     """The same as `evaluate_pull_request`, on the background worker's queue: what a sync stored (a backfill queues
-    one for each open pull request) waits behind the sync, never in front of the webhooks' passes."""
+    one for each open pull request) waits behind the sync, never in front of the webhooks' passes, and while the
+    fast worker is busy (its mark is kept meanwhile: nothing queues a second copy of a waiting evaluation)."""
+    background_lane_yield(work="evaluation")
     evaluation_queued_mark_clear(pull_request_id, in_background=True)
     return pull_request_verdict_pass(pull_request_id=pull_request_id)
 

@@ -156,8 +156,8 @@ def test_the_cache_lives_in_another_redis_database_than_the_broker(python, pytho
     assert (shown["broker"], shown["cache"]) == (broker, cache)
 
 
-def test_a_cache_configured_on_the_brokers_database_is_refused(python, python_env):
-    env = {**python_env, "REDIS_URL": "redis://r:6379/2", "REDIS_CACHE_URL": "redis://r:6379/2"}
+def _settings_refused(python: str, env: dict[str, str]) -> str:
+    """Why the settings refused to load with this environment (their error output)."""
     result = subprocess.run(
         [python, "-c", SHOW_SETTINGS],
         env={**env, "DJANGO_SETTINGS_MODULE": "config.settings"},
@@ -166,7 +166,12 @@ def test_a_cache_configured_on_the_brokers_database_is_refused(python, python_en
         timeout=60,
     )
     assert result.returncode != 0
-    assert "REDIS_CACHE_URL must name another Redis database" in result.stderr
+    return result.stderr
+
+
+def test_a_cache_configured_on_the_brokers_database_is_refused(python, python_env):
+    env = {**python_env, "REDIS_URL": "redis://r:6379/2", "REDIS_CACHE_URL": "redis://r:6379/2"}
+    assert "REDIS_CACHE_URL must name another Redis database" in _settings_refused(python, env)
 
 
 def test_production_refuses_to_start_without_a_secret_key(python, python_env):
@@ -276,3 +281,9 @@ def test_manage_py_works_in_a_bare_checkout_and_the_served_app_still_fails_close
     )
     assert deployed.returncode != 0
     assert "SECRET_KEY must be set" in deployed.stderr
+
+
+@pytest.mark.parametrize("seconds", ["-1", "61"])
+def test_a_pacing_wait_longer_than_an_evaluation_may_take_or_negative_is_refused(python, python_env, seconds):
+    refused = _settings_refused(python, {**python_env, "BACKGROUND_PACING_MAX_WAIT": seconds})
+    assert "BACKGROUND_PACING_MAX_WAIT must be between 0 (pacing off) and 60 seconds" in refused

@@ -53,7 +53,7 @@ def repository_sync(
     repository: Repository,
     since: dt.datetime | None = None,
     full: bool = False,
-    on_pull_request: Callable[[PullRequestRecord], None] | None = None,
+    on_pull_request: Callable[[PullRequestRecord], object] | None = None,
     client_factory: ClientFactory = vcs_client_for,
     graphql: bool | None = None,
 ) -> SyncRun:
