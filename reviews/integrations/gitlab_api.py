@@ -59,6 +59,7 @@ from reviews.integrations.gitlab import (
     merge_request_state,
     user_record,
 )
+from reviews.integrations.http_pool import session_on_process_pool
 from reviews.integrations.records import (
     ChangedFileRecord,
     CommentRecord,
@@ -163,7 +164,7 @@ class GitLabClient:
         self._approval_state: dict[str, bool] = {}
         self._diffs_endpoint = True
 
-        session = requests.Session()
+        session = session_on_process_pool(requests.Session())
         session.hooks["response"].append(self._on_response)
         self._gl = _Gitlab(
             url,
