@@ -65,7 +65,7 @@ def pygithub_on_process_pool(requester: Any) -> None:
 
 @functools.cache
 def _on_process_pool(connection_class: type[Any]) -> type[Any]:
-    class OnProcessPool(connection_class):  # type: ignore[valid-type,misc]
+    class OnProcessPool(connection_class):  # type: ignore[misc]
         def __init__(self, *args: Any, **kwargs: Any) -> None:
             super().__init__(*args, **kwargs)
             session_on_process_pool(self.session)
