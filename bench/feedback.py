@@ -7,7 +7,7 @@ take (a sender that waited for answers would hide a backlog): each pull request 
 and approved. For every push that brings a new head, the latency is from its send to the first status on that
 head. Prints p50 / p95 / max per rate, and the worker's CPU time per event.
 
-    .venv/bin/python bench/feedback.py [--rates 20,50,100] [--seconds 30]
+    .venv/bin/python bench/feedback.py [--rates 20,50,100] [--seconds 30] [--https]
 
 Environment: FEEDBACK_RATES, FEEDBACK_SECONDS, FEEDBACK_KEEP=1 (keep the logs). Issue 15's goal on this machine:
 p95 < 0.5 s at 20 events/s, < 2 s at 50 events/s.
@@ -170,10 +170,14 @@ def main() -> int:
     parser.add_argument("--rates", default=os.environ.get("FEEDBACK_RATES", "20,50,100"))
     parser.add_argument("--seconds", type=float, default=float(os.environ.get("FEEDBACK_SECONDS", "30")))
     parser.add_argument("--keep", action="store_true", default=os.environ.get("FEEDBACK_KEEP", "") == "1")
+    parser.add_argument("--https", action="store_true", help="serve the fake GitHub over TLS, as GitHub is reached")
     args = parser.parse_args()
     rates = [float(rate) for rate in args.rates.split(",")]
     idle = faults.busy_share(2.0)
-    fake = faults.FakeGitHub(rate_limit=10**9).start()
+    fake = faults.FakeGitHub(rate_limit=10**9)
+    if args.https:
+        faults.serve_over_tls(fake)
+    fake.start()
     stack = faults.Stack(fake, keep=args.keep)
     rows = []
     try:

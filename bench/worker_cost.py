@@ -8,6 +8,10 @@ threads do not count) and its queries, per event kind. Needs a migrated PostgreS
     DATABASE_URL=postgres://... REDIS_URL=redis://... .venv/bin/python bench/worker_cost.py [--pulls 30] [--profile]
 
 Steadier than `feedback.py`'s worker figure on a shared machine: no Celery loop, no beat, no backlog.
+
+`--https` serves the fake over TLS, as GitHub is reached in production (a self-signed certificate for 127.0.0.1,
+trusted through a CA bundle of certifi's roots and it, so opening a connection costs what it costs against GitHub:
+the bundle loaded, a handshake). `--profile` prints cProfile's figures in CPU time, the timer of the figures.
 """
 
 from __future__ import annotations
@@ -34,9 +38,13 @@ KINDS = ("opened", "synchronize", "review")
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--pulls", type=int, default=30)
-    parser.add_argument("--profile", action="store_true", help="print cProfile's top functions (cumulative)")
+    parser.add_argument("--profile", action="store_true", help="print cProfile's top functions (cumulative, CPU)")
+    parser.add_argument("--https", action="store_true", help="serve the fake GitHub over TLS, as GitHub is reached")
     args = parser.parse_args()
-    fake = faults.FakeGitHub(rate_limit=10**9).start()
+    fake = faults.FakeGitHub(rate_limit=10**9)
+    if args.https:
+        faults.serve_over_tls(fake)
+    fake.start()
     os.environ.update(
         DEBUG="false",
         SECRET_KEY="bench-" * 10,
@@ -81,7 +89,7 @@ def main() -> int:
     cpu: dict[str, float] = defaultdict(float)
     queries: dict[str, int] = defaultdict(int)
     counted: dict[str, int] = defaultdict(int)
-    profile = cProfile.Profile()
+    profile = cProfile.Profile(time.thread_time)  # CPU, as the figures: waits on PostgreSQL do not count
     warm_up = 3
     try:
         for index in range(args.pulls + warm_up):
@@ -112,6 +120,7 @@ def main() -> int:
     print(f"  {'all':12} {1000 * sum(cpu.values()) / sum(counted.values()):6.1f} ms CPU")
     if args.profile:
         pstats.Stats(profile).sort_stats("cumulative").print_stats(60)
+        pstats.Stats(profile).sort_stats("cumulative").print_stats("/(reviews|telemetry)/", 60)
     return 0
 
 

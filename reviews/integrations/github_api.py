@@ -40,6 +40,7 @@ from reviews.integrations.github import (
     parse_review_comment,
     parse_status,
 )
+from reviews.integrations.http_pool import pygithub_on_process_pool
 from reviews.integrations.payloads import JsonReader, json_type
 from reviews.integrations.records import (
     ChangedFileRecord,
@@ -178,6 +179,7 @@ class GitHubClient:
             seconds_between_writes=seconds_between_writes,
         )
         self._requester: Requester = self._github.requester
+        pygithub_on_process_pool(self._requester)
         self._origin = _origin(self.base_url)
 
     def close(self) -> None:

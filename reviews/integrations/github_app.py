@@ -29,6 +29,7 @@ from reviews.integrations.github_api import (
     _owner_and_name,
     _retry_after,
 )
+from reviews.integrations.http_pool import pygithub_on_process_pool
 from reviews.integrations.records import InstallationRecord, InstallationTokenRecord, PayloadError
 
 # GitHub's advice when a secondary rate limit names no Retry-After.
@@ -55,6 +56,7 @@ class GitHubApp:
             seconds_between_writes=None,
         )
         self._requester: Requester = self._integration.requester
+        pygithub_on_process_pool(self._requester)
 
     def close(self) -> None:
         self._integration.close()

@@ -59,6 +59,7 @@ from reviews.integrations.gitlab import (
     merge_request_state,
     user_record,
 )
+from reviews.integrations.http_pool import session_on_process_pool
 from reviews.integrations.records import (
     ChangedFileRecord,
     CommentRecord,
@@ -163,7 +164,7 @@ class GitLabClient:
         self._approval_state: dict[str, bool] = {}
         self._diffs_endpoint = True
 
-        session = requests.Session()
+        session = session_on_process_pool(requests.Session())
         session.hooks["response"].append(self._on_response)
         self._gl = _Gitlab(
             url,
@@ -175,16 +176,9 @@ class GitLabClient:
             session=session,
         )
         self.graphql_calls = 0  # the GraphQL calls among api_calls (GitLab throttles them like REST calls)
-        # python-gitlab's GraphQL client brings its own HTTP client (httpx): it is counted, authenticated and
-        # left without retries the same way.
-        self._graphql_http = httpx.Client(
-            headers={"Authorization": f"Bearer {token}", "User-Agent": "Tandem"},
-            timeout=timeout,
-            event_hooks={"response": [self._on_graphql_response]},
-        )
-        self._graphql_client = gitlab.GraphQL(
-            url, token=token, client=self._graphql_http, max_retries=0, obey_rate_limit=False
-        )
+        self._graphql_url, self._token, self._timeout = url, token, timeout
+        self._graphql_http: httpx.Client | None = None
+        self._graphql_client: gitlab.GraphQL | None = None
 
     # --- public API -------------------------------------------------------------------------------------------
 
@@ -200,7 +194,8 @@ class GitLabClient:
         self._repositories[record.full_path] = record
 
     def close(self) -> None:
-        self._graphql_http.close()
+        if self._graphql_http is not None:
+            self._graphql_http.close()
 
     def merge_requests_since(self, full_path: str, since: dt.datetime | None) -> Iterator[PullRequestRecord]:
         """Merge requests updated on or after `since` (all of them when None), newest first, fetched page by page.
@@ -307,13 +302,28 @@ class GitLabClient:
         """One GraphQL call through python-gitlab's client; errors as the REST path raises them."""
         try:
             with self._translate():
-                return self._graphql_client.execute(query, variable_values=dict(variables))
+                return self._graphql_made().execute(query, variable_values=dict(variables))
         except TransportQueryError as error:
             raise GitLabError(f"GitLab GraphQL: {error.errors or error}") from error
         except (httpx.TimeoutException, httpx.NetworkError, httpx.RemoteProtocolError) as error:
             raise GitLabUnavailable(f"GitLab unreachable: {error}") from error
         except (TransportError, httpx.HTTPError) as error:
             raise GitLabError(f"GitLab GraphQL failed: {error}") from error
+
+    def _graphql_made(self) -> gitlab.GraphQL:
+        """python-gitlab's GraphQL client, made at the first GraphQL call. It brings its own HTTP client (httpx),
+        counted, authenticated and left without retries as the REST path is; making one loads the CA bundle (about
+        30 ms of CPU), which a client that only reads over REST or posts a status never needs."""
+        if self._graphql_client is None:
+            self._graphql_http = httpx.Client(
+                headers={"Authorization": f"Bearer {self._token}", "User-Agent": "Tandem"},
+                timeout=self._timeout,
+                event_hooks={"response": [self._on_graphql_response]},
+            )
+            self._graphql_client = gitlab.GraphQL(
+                self._graphql_url, token=self._token, client=self._graphql_http, max_retries=0, obey_rate_limit=False
+            )
+        return self._graphql_client
 
     def _on_graphql_response(self, response: httpx.Response) -> None:
         VCS_API_CALLS.labels("gitlab", "POST", "/graphql", str(response.status_code)).inc()

@@ -139,6 +139,7 @@ def pull_request_evaluate(
     now: dt.datetime | None = None,
     only_if_owed: bool = False,
     policy: tuple[Policy | None, ParsedPolicy] | None = None,
+    repository: Repository | None = None,
 ) -> Evaluated | None:
     """Evaluate a pull request's current head under its policy, store the result, record a violation at merge.
 
@@ -146,16 +147,13 @@ def pull_request_evaluate(
     the one that runs last reads the newest head sha, and that is the one stored last. The evaluation settles the
     pull request's evaluation debt under that lock: a change committed before it is read here, and one that commits
     after it marks the debt again. With `only_if_owed`, a pull request whose debt another evaluation settled since
-    is left alone (None). `policy`: the repository's effective policy (row and parsed), when the caller read it.
+    is left alone (None). `policy`: the repository's effective policy (row and parsed), when the caller read it;
+    `repository`: the pull request's repository with its connection and team, when the caller read them (the lock
+    then reads the pull request's row alone).
     """
     started = time.perf_counter()
     with transaction.atomic():
-        pull_request = (
-            PullRequest.objects.select_for_update(of=("self",))
-            .select_related("repository__connection", "repository__team")
-            .filter(pk=pull_request_id)
-            .first()
-        )
+        pull_request = _pull_request_locked(pull_request_id, repository)
         if pull_request is None:
             return None
         if only_if_owed and pull_request.evaluation_owed_since is None:
@@ -208,6 +206,18 @@ def pull_request_evaluate(
     EVALUATION_DURATION.observe(time.perf_counter() - started)
     EVALUATIONS.labels(evaluation.outcome, "true" if not same else "false").inc()
     return Evaluated(evaluation, changed=not same)
+
+
+def _pull_request_locked(pull_request_id: int, repository: Repository | None) -> PullRequest | None:
+    """The pull request, locked for its evaluation, with its repository, connection and team."""
+    locked = PullRequest.objects.select_for_update(of=("self",)).filter(pk=pull_request_id)
+    if repository is None:
+        return locked.select_related("repository__connection", "repository__team").first()
+    pull_request = locked.first()
+    if pull_request is not None and pull_request.repository_id == repository.pk:
+        pull_request.repository = repository
+        return pull_request
+    return locked.select_related("repository__connection", "repository__team").first()
 
 
 def _merged_unsatisfied(pull_request: PullRequest, outcome: str) -> bool:

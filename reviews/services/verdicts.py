@@ -65,7 +65,9 @@ def _settle(pull_request: PullRequest, received_at: Sequence[dt.datetime]) -> st
         # push made them matter (a failure waits like the facts do).
         fingerprints_fetch(pull_request=pull_request)
         codeowners_refresh(repository=pull_request.repository, branch=pull_request.base_ref, policy=policy[1])
-    evaluated = pull_request_evaluate(pull_request_id=pull_request_id, only_if_owed=True, policy=policy)
+    evaluated = pull_request_evaluate(
+        pull_request_id=pull_request_id, only_if_owed=True, policy=policy, repository=pull_request.repository
+    )
     if evaluated is None:
         return "settled" if pull_request.head_sha else "nothing to evaluate"
     evaluation = evaluated.evaluation

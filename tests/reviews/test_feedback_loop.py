@@ -15,6 +15,7 @@ from pathlib import Path
 
 import pytest
 from django.db import connection
+from django.test.utils import CaptureQueriesContext
 from django.utils import timezone
 
 from reviews.models import Connection, PolicyEvaluation, PullRequest, WebhookDelivery
@@ -216,6 +217,20 @@ def test_each_event_is_applied_and_evaluated_within_its_query_budget(
     pending = list(WebhookDelivery.objects.filter(status="pending").values_list("pk", flat=True))
     with django_assert_max_num_queries(QUERY_BUDGETS[(event, name)]):
         assert process_webhook_deliveries(pending) == {"processed": 1}
+
+
+def test_the_pass_locks_the_pull_request_row_alone_and_reuses_what_it_read(deliver, by_dispatcher):
+    """The pass reads the pull request with its repository, connection, team and policies; the evaluation's lock
+    then reads the pull request's row alone (no second join of the same rows), and the verdict is the same."""
+    deliver("pull_request", fixture("pull_request.opened"))
+    with CaptureQueriesContext(connection) as captured:
+        process_webhook_deliveries(list(WebhookDelivery.objects.values_list("pk", flat=True)))
+    locks = [query["sql"] for query in captured.captured_queries if "FOR UPDATE" in query["sql"]]
+    evaluation_locks = [sql for sql in locks if '"reviews_pullrequest"' in sql.split("FROM", 1)[1][:40]]
+    assert evaluation_locks and all("JOIN" not in sql for sql in evaluation_locks)
+    evaluation = PolicyEvaluation.objects.get()
+    assert evaluation.pull_request.repository.full_path == fixture("pull_request.opened")["repository"]["full_name"]
+    assert evaluation.outcome in {"pending", "blocked", "error"}  # no approval yet: never a passing verdict
 
 
 @pytest.mark.django_db(transaction=True)
