@@ -202,10 +202,7 @@ def filter_pull_requests(pull_requests: QuerySet[PullRequest], scope: Scope) -> 
         members = Membership.objects.filter(team=scope.author_team).values("person_id")
         pull_requests = pull_requests.filter(author_id__in=members)
     if scope.labels:
-        any_label = Q()
-        for label in scope.labels:
-            any_label |= Q(labels__contains=[label])
-        pull_requests = pull_requests.filter(any_label)
+        pull_requests = pull_requests.filter(labels__has_any_element=list(scope.labels))
     if scope.size_bucket:
         pull_requests = pull_requests.filter(size_condition(scope.size_bucket))
     return pull_requests
