@@ -555,6 +555,7 @@ def _seed_evaluations(anchor: dt.datetime) -> None:
     """Verdicts as if Tandem had been watching for the last 30 days: each pull request judged just before its
     merge (so unsatisfied merges become violations) and as it stands now. A pull request judged before is left
     alone, so running the demo twice adds nothing."""
+    from reviews.selectors.policy import effective_policy
     from reviews.services.policies import pull_request_evaluate
 
     recent = list(
@@ -565,15 +566,19 @@ def _seed_evaluations(anchor: dt.datetime) -> None:
         )
         .exclude(author__is_bot=True)
         .exclude(state=PullRequest.State.CLOSED)
-        .values_list("pk", "merged_at")
+        .values_list("pk", "repository_id", "merged_at")
     )
+    # Each repository's policy is read once, not once per evaluation: nothing changes it while the seed evaluates.
+    repositories = Repository.objects.filter(pk__in={repository_id for _, repository_id, _ in recent})
+    policies = {repository.pk: effective_policy(repository=repository) for repository in repositories}
     # A transaction per batch, not per pull request: each evaluation still runs whole through the service.
     for start in range(0, len(recent), EVALUATION_BATCH):
         with transaction.atomic():
-            for pk, merged_at in recent[start : start + EVALUATION_BATCH]:
+            for pk, repository_id, merged_at in recent[start : start + EVALUATION_BATCH]:
+                policy = policies[repository_id]
                 if merged_at is not None:
-                    pull_request_evaluate(pull_request_id=pk, now=merged_at - dt.timedelta(minutes=1))
-                pull_request_evaluate(pull_request_id=pk, now=merged_at or anchor)
+                    pull_request_evaluate(pull_request_id=pk, now=merged_at - dt.timedelta(minutes=1), policy=policy)
+                pull_request_evaluate(pull_request_id=pk, now=merged_at or anchor, policy=policy)
 
 
 def demo_pull_requests_count() -> int:

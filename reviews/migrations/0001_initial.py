@@ -26,6 +26,10 @@ class Migration(migrations.Migration):
                 ('ended_at', models.DateTimeField(blank=True, null=True)),
                 ('created_at', models.DateTimeField(default=django.utils.timezone.now)),
             ],
+            options={
+                'indexes': [models.Index(fields=['started_at'], name='pairing_started_idx')],
+                'constraints': [models.UniqueConstraint(condition=models.Q(('external_id', ''), _negated=True), fields=('source', 'external_id'), name='pairing_unique_external_id'), models.CheckConstraint(condition=models.Q(('ended_at__isnull', True), ('ended_at__gte', models.F('started_at')), _connector='OR'), name='pairing_ends_after_start')],
+            },
         ),
         migrations.CreateModel(
             name='Connection',
@@ -100,6 +104,8 @@ class Migration(migrations.Migration):
             ],
             options={
                 'verbose_name_plural': 'identities',
+                'indexes': [models.Index(fields=['value'], name='identity_value_idx')],
+                'constraints': [models.UniqueConstraint(condition=models.Q(('connection__isnull', False)), fields=('kind', 'connection', 'value'), name='identity_unique_login_per_connection'), models.UniqueConstraint(condition=models.Q(('connection__isnull', True)), fields=('kind', 'value'), name='identity_unique_global')],
             },
         ),
         migrations.CreateModel(
@@ -174,6 +180,9 @@ class Migration(migrations.Migration):
                 ('merged_by', models.ForeignKey(blank=True, null=True, on_delete=django.db.models.deletion.SET_NULL, related_name='merged_pull_requests', to='reviews.person')),
                 ('requested_reviewers', models.ManyToManyField(blank=True, related_name='review_requests', to='reviews.person')),
             ],
+            options={
+                'indexes': [models.Index(fields=['author'], name='pr_author_idx'), models.Index(fields=['state'], name='pr_state_idx'), models.Index(fields=['created_at'], name='pr_created_idx'), models.Index(fields=['merged_at'], name='pr_merged_idx')],
+            },
         ),
         migrations.CreateModel(
             name='PolicyViolation',
@@ -204,6 +213,9 @@ class Migration(migrations.Migration):
                 ('overridden_by', models.ForeignKey(on_delete=django.db.models.deletion.PROTECT, related_name='overrides_given', to='reviews.person')),
                 ('pull_request', models.ForeignKey(on_delete=django.db.models.deletion.CASCADE, related_name='overrides', to='reviews.pullrequest')),
             ],
+            options={
+                'indexes': [models.Index(fields=['followup_done_at', 'followup_due_at'], name='override_followup_idx')],
+            },
         ),
         migrations.CreateModel(
             name='Comment',
@@ -218,6 +230,10 @@ class Migration(migrations.Migration):
                 ('author', models.ForeignKey(blank=True, null=True, on_delete=django.db.models.deletion.SET_NULL, related_name='comments', to='reviews.person')),
                 ('pull_request', models.ForeignKey(on_delete=django.db.models.deletion.CASCADE, related_name='comments', to='reviews.pullrequest')),
             ],
+            options={
+                'indexes': [models.Index(fields=['pull_request', 'created_at'], name='comment_pr_created_idx')],
+                'constraints': [models.UniqueConstraint(fields=('pull_request', 'external_id'), name='comment_unique')],
+            },
         ),
         migrations.CreateModel(
             name='ChangedFile',
@@ -230,6 +246,9 @@ class Migration(migrations.Migration):
                 ('deletions', models.PositiveIntegerField(default=0)),
                 ('pull_request', models.ForeignKey(on_delete=django.db.models.deletion.CASCADE, related_name='files', to='reviews.pullrequest')),
             ],
+            options={
+                'constraints': [models.UniqueConstraint(fields=('pull_request', 'path'), name='changed_file_unique_path')],
+            },
         ),
         migrations.CreateModel(
             name='Repository',
@@ -249,6 +268,8 @@ class Migration(migrations.Migration):
             options={
                 'verbose_name_plural': 'repositories',
                 'ordering': ['full_path'],
+                'indexes': [models.Index(fields=['full_path'], name='repository_path_idx')],
+                'constraints': [models.UniqueConstraint(fields=('connection', 'external_id'), name='repository_unique_external_id')],
             },
         ),
         migrations.AddField(
@@ -282,6 +303,7 @@ class Migration(migrations.Migration):
             ],
             options={
                 'verbose_name_plural': 'commit statuses',
+                'constraints': [models.UniqueConstraint(fields=('repository', 'sha', 'context'), name='commit_status_unique_context')],
             },
         ),
         migrations.AddField(
@@ -302,6 +324,10 @@ class Migration(migrations.Migration):
                 ('pull_request', models.ForeignKey(on_delete=django.db.models.deletion.CASCADE, related_name='reviews', to='reviews.pullrequest')),
                 ('reviewer', models.ForeignKey(blank=True, null=True, on_delete=django.db.models.deletion.SET_NULL, related_name='reviews', to='reviews.person')),
             ],
+            options={
+                'indexes': [models.Index(fields=['reviewer', 'submitted_at'], name='review_reviewer_idx'), models.Index(fields=['pull_request', 'submitted_at'], name='review_pr_submitted_idx')],
+                'constraints': [models.UniqueConstraint(fields=('pull_request', 'external_id'), name='review_unique')],
+            },
         ),
         migrations.CreateModel(
             name='RiskSignal',
@@ -313,6 +339,10 @@ class Migration(migrations.Migration):
                 ('occurred_at', models.DateTimeField()),
                 ('repository', models.ForeignKey(on_delete=django.db.models.deletion.CASCADE, related_name='risk_signals', to='reviews.repository')),
             ],
+            options={
+                'indexes': [models.Index(fields=['repository', 'occurred_at'], name='risk_repo_occurred_idx')],
+                'constraints': [models.UniqueConstraint(fields=('repository', 'reference'), name='risk_signal_unique')],
+            },
         ),
         migrations.CreateModel(
             name='SyncRun',
@@ -329,6 +359,9 @@ class Migration(migrations.Migration):
                 ('error', models.TextField(blank=True)),
                 ('repository', models.ForeignKey(on_delete=django.db.models.deletion.CASCADE, related_name='sync_runs', to='reviews.repository')),
             ],
+            options={
+                'indexes': [models.Index(fields=['repository', '-started_at'], name='syncrun_repo_started_idx')],
+            },
         ),
         migrations.CreateModel(
             name='Team',
@@ -381,6 +414,8 @@ class Migration(migrations.Migration):
             ],
             options={
                 'verbose_name_plural': 'webhook deliveries',
+                'indexes': [models.Index(fields=['status', 'received_at'], name='delivery_status_idx')],
+                'constraints': [models.UniqueConstraint(fields=('provider', 'delivery_id'), name='delivery_unique_id')],
             },
         ),
         migrations.AddConstraint(
@@ -388,56 +423,12 @@ class Migration(migrations.Migration):
             constraint=models.UniqueConstraint(fields=('session', 'person'), name='participant_unique'),
         ),
         migrations.AddIndex(
-            model_name='identity',
-            index=models.Index(fields=['value'], name='identity_value_idx'),
-        ),
-        migrations.AddConstraint(
-            model_name='identity',
-            constraint=models.UniqueConstraint(condition=models.Q(('connection__isnull', False)), fields=('kind', 'connection', 'value'), name='identity_unique_login_per_connection'),
-        ),
-        migrations.AddConstraint(
-            model_name='identity',
-            constraint=models.UniqueConstraint(condition=models.Q(('connection__isnull', True)), fields=('kind', 'value'), name='identity_unique_global'),
-        ),
-        migrations.AddIndex(
             model_name='policyevaluation',
             index=models.Index(fields=['pull_request', '-evaluated_at'], name='evaluation_pr_idx'),
         ),
         migrations.AddIndex(
-            model_name='override',
-            index=models.Index(fields=['followup_done_at', 'followup_due_at'], name='override_followup_idx'),
-        ),
-        migrations.AddIndex(
-            model_name='comment',
-            index=models.Index(fields=['pull_request', 'created_at'], name='comment_pr_created_idx'),
-        ),
-        migrations.AddConstraint(
-            model_name='comment',
-            constraint=models.UniqueConstraint(fields=('pull_request', 'external_id'), name='comment_unique'),
-        ),
-        migrations.AddConstraint(
-            model_name='changedfile',
-            constraint=models.UniqueConstraint(fields=('pull_request', 'path'), name='changed_file_unique_path'),
-        ),
-        migrations.AddIndex(
             model_name='pullrequest',
             index=models.Index(fields=['repository', 'merged_at'], name='pr_repo_merged_idx'),
-        ),
-        migrations.AddIndex(
-            model_name='pullrequest',
-            index=models.Index(fields=['author'], name='pr_author_idx'),
-        ),
-        migrations.AddIndex(
-            model_name='pullrequest',
-            index=models.Index(fields=['state'], name='pr_state_idx'),
-        ),
-        migrations.AddIndex(
-            model_name='pullrequest',
-            index=models.Index(fields=['created_at'], name='pr_created_idx'),
-        ),
-        migrations.AddIndex(
-            model_name='pullrequest',
-            index=models.Index(fields=['merged_at'], name='pr_merged_idx'),
         ),
         migrations.AddIndex(
             model_name='pullrequest',
@@ -452,60 +443,12 @@ class Migration(migrations.Migration):
             constraint=models.UniqueConstraint(fields=('repository', 'number'), name='pull_request_unique_number'),
         ),
         migrations.AddIndex(
-            model_name='pairingsession',
-            index=models.Index(fields=['started_at'], name='pairing_started_idx'),
-        ),
-        migrations.AddConstraint(
-            model_name='pairingsession',
-            constraint=models.UniqueConstraint(condition=models.Q(('external_id', ''), _negated=True), fields=('source', 'external_id'), name='pairing_unique_external_id'),
-        ),
-        migrations.AddConstraint(
-            model_name='pairingsession',
-            constraint=models.CheckConstraint(condition=models.Q(('ended_at__isnull', True), ('ended_at__gte', models.F('started_at')), _connector='OR'), name='pairing_ends_after_start'),
-        ),
-        migrations.AddConstraint(
-            model_name='commitstatus',
-            constraint=models.UniqueConstraint(fields=('repository', 'sha', 'context'), name='commit_status_unique_context'),
-        ),
-        migrations.AddIndex(
             model_name='commit',
             index=models.Index(fields=['repository', 'authored_at'], name='commit_repo_authored_idx'),
         ),
         migrations.AddConstraint(
             model_name='commit',
             constraint=models.UniqueConstraint(fields=('repository', 'sha'), name='commit_unique_sha'),
-        ),
-        migrations.AddIndex(
-            model_name='review',
-            index=models.Index(fields=['reviewer', 'submitted_at'], name='review_reviewer_idx'),
-        ),
-        migrations.AddIndex(
-            model_name='review',
-            index=models.Index(fields=['pull_request', 'submitted_at'], name='review_pr_submitted_idx'),
-        ),
-        migrations.AddConstraint(
-            model_name='review',
-            constraint=models.UniqueConstraint(fields=('pull_request', 'external_id'), name='review_unique'),
-        ),
-        migrations.AddIndex(
-            model_name='risksignal',
-            index=models.Index(fields=['repository', 'occurred_at'], name='risk_repo_occurred_idx'),
-        ),
-        migrations.AddConstraint(
-            model_name='risksignal',
-            constraint=models.UniqueConstraint(fields=('repository', 'reference'), name='risk_signal_unique'),
-        ),
-        migrations.AddIndex(
-            model_name='syncrun',
-            index=models.Index(fields=['repository', '-started_at'], name='syncrun_repo_started_idx'),
-        ),
-        migrations.AddIndex(
-            model_name='repository',
-            index=models.Index(fields=['full_path'], name='repository_path_idx'),
-        ),
-        migrations.AddConstraint(
-            model_name='repository',
-            constraint=models.UniqueConstraint(fields=('connection', 'external_id'), name='repository_unique_external_id'),
         ),
         migrations.AddConstraint(
             model_name='policy',
@@ -514,13 +457,5 @@ class Migration(migrations.Migration):
         migrations.AddConstraint(
             model_name='membership',
             constraint=models.UniqueConstraint(fields=('team', 'person'), name='membership_unique'),
-        ),
-        migrations.AddIndex(
-            model_name='webhookdelivery',
-            index=models.Index(fields=['status', 'received_at'], name='delivery_status_idx'),
-        ),
-        migrations.AddConstraint(
-            model_name='webhookdelivery',
-            constraint=models.UniqueConstraint(fields=('provider', 'delivery_id'), name='delivery_unique_id'),
         ),
     ]

@@ -45,6 +45,10 @@ class Migration(migrations.Migration):
                 ('created_at', models.DateTimeField(default=django.utils.timezone.now)),
                 ('services', models.ManyToManyField(blank=True, related_name='incidents', to='telemetry.service')),
             ],
+            options={
+                'indexes': [models.Index(fields=['started_at'], name='incident_started_idx'), models.Index(fields=['resolved_at'], name='incident_resolved_idx')],
+                'constraints': [models.UniqueConstraint(fields=('source', 'external_id'), name='incident_unique_external')],
+            },
         ),
         migrations.CreateModel(
             name='Deployment',
@@ -65,6 +69,10 @@ class Migration(migrations.Migration):
                 ('repository', models.ForeignKey(blank=True, null=True, on_delete=django.db.models.deletion.SET_NULL, related_name='deployments', to='reviews.repository')),
                 ('service', models.ForeignKey(on_delete=django.db.models.deletion.CASCADE, related_name='deployments', to='telemetry.service')),
             ],
+            options={
+                'indexes': [models.Index(fields=['service', 'finished_at'], name='deploy_service_finished_idx'), models.Index(fields=['service', 'environment', 'status', 'finished_at'], name='deploy_env_status_idx'), models.Index(fields=['finished_at'], name='deploy_finished_idx')],
+                'constraints': [models.UniqueConstraint(fields=('source', 'external_id'), name='deployment_unique_external')],
+            },
         ),
         migrations.CreateModel(
             name='ServiceRepository',
@@ -76,6 +84,7 @@ class Migration(migrations.Migration):
             ],
             options={
                 'verbose_name_plural': 'service repositories',
+                'constraints': [models.UniqueConstraint(fields=('service', 'repository'), name='service_repository_unique')],
             },
         ),
         migrations.AddField(
@@ -99,6 +108,8 @@ class Migration(migrations.Migration):
             ],
             options={
                 'ordering': ['incident', 'rank'],
+                'indexes': [models.Index(fields=['verdict'], name='suspect_verdict_idx')],
+                'constraints': [models.UniqueConstraint(fields=('incident', 'pull_request'), name='suspect_unique')],
             },
         ),
         migrations.CreateModel(
@@ -131,45 +142,5 @@ class Migration(migrations.Migration):
                 'indexes': [models.Index(fields=['person', 'read_at'], name='notification_person_idx')],
                 'constraints': [models.UniqueConstraint(fields=('person', 'kind', 'incident', 'pull_request'), name='notification_unique_per_cause')],
             },
-        ),
-        migrations.AddIndex(
-            model_name='incident',
-            index=models.Index(fields=['started_at'], name='incident_started_idx'),
-        ),
-        migrations.AddIndex(
-            model_name='incident',
-            index=models.Index(fields=['resolved_at'], name='incident_resolved_idx'),
-        ),
-        migrations.AddConstraint(
-            model_name='incident',
-            constraint=models.UniqueConstraint(fields=('source', 'external_id'), name='incident_unique_external'),
-        ),
-        migrations.AddIndex(
-            model_name='deployment',
-            index=models.Index(fields=['service', 'finished_at'], name='deploy_service_finished_idx'),
-        ),
-        migrations.AddIndex(
-            model_name='deployment',
-            index=models.Index(fields=['service', 'environment', 'status', 'finished_at'], name='deploy_env_status_idx'),
-        ),
-        migrations.AddIndex(
-            model_name='deployment',
-            index=models.Index(fields=['finished_at'], name='deploy_finished_idx'),
-        ),
-        migrations.AddConstraint(
-            model_name='deployment',
-            constraint=models.UniqueConstraint(fields=('source', 'external_id'), name='deployment_unique_external'),
-        ),
-        migrations.AddConstraint(
-            model_name='servicerepository',
-            constraint=models.UniqueConstraint(fields=('service', 'repository'), name='service_repository_unique'),
-        ),
-        migrations.AddIndex(
-            model_name='suspectchange',
-            index=models.Index(fields=['verdict'], name='suspect_verdict_idx'),
-        ),
-        migrations.AddConstraint(
-            model_name='suspectchange',
-            constraint=models.UniqueConstraint(fields=('incident', 'pull_request'), name='suspect_unique'),
         ),
     ]

@@ -59,7 +59,9 @@ from telemetry.services.deployments import repository_for_sha
 from telemetry.services.enqueue import deployment_link_enqueue, incident_correlate_enqueue
 
 # How far before the previous deployment the graph query reaches: branch commits are usually authored shortly
-# before they are merged; older ones are fetched by sha, a few rounds at most.
+# before they are merged; older ones are fetched by sha, a few rounds at most. And how far after this deployment's
+# end: a commit it shipped was written before it (give or take a wrong clock), and a deployment linked long after
+# it was made (a backfill, the demo's seed, a relink) must not read every commit written since.
 GRAPH_SLACK = dt.timedelta(days=7)
 MAX_FILL_ROUNDS = 5
 
@@ -225,7 +227,12 @@ def _shipped(
     floor = None if previous else finished - conf.first_deployment_lookback()
     since = (previous.finished_at if previous and previous.finished_at else finished) - GRAPH_SLACK
     walked = _walk_graph(
-        repository, deployment.sha, previous.sha if previous else None, since=min(since, floor or since), floor=floor
+        repository,
+        deployment.sha,
+        previous.sha if previous else None,
+        since=min(since, floor or since),
+        until=finished + GRAPH_SLACK,
+        floor=floor,
     )
     if walked is not None and walked.complete:
         return _Shipped("graph", walked.commits, [])
@@ -273,13 +280,19 @@ def _first_base(repository: Repository, branch: str, floor: dt.datetime) -> str 
 
 
 def _walk_graph(
-    repository: Repository, head: str, base: str | None, *, since: dt.datetime, floor: dt.datetime | None
+    repository: Repository,
+    head: str,
+    base: str | None,
+    *,
+    since: dt.datetime,
+    until: dt.datetime,
+    floor: dt.datetime | None,
 ) -> _Walk | None:
     """The commits reachable from `head` and not from `base` (nor authored before `floor`); None when the head is
     not stored. Complete only when no path was cut short: with a base, every path reached the base's history
     (itself known); without one, every path ended at the floor or at a root."""
     shas = [sha for sha in (head, base) if sha]
-    graph = _recent_nodes(repository, since, shas)
+    graph = _recent_nodes(repository, since, until, shas)
     if head not in graph:
         return None
     for round_ in range(MAX_FILL_ROUNDS + 1):
@@ -298,15 +311,15 @@ def _walk_graph(
 _NODE_FIELDS = ("pk", "sha", "parents", "parents_known", "authored_at", "committed_at")
 
 
-def _recent_nodes(repository: Repository, since: dt.datetime, shas: list[str]) -> dict[str, _Node]:
-    """The repository's commits authored or committed since `since`, and `shas`: one query, a UNION whose every
-    part reads its own index (with OR, PostgreSQL may read all of the repository's commits instead)."""
+def _recent_nodes(repository: Repository, since: dt.datetime, until: dt.datetime, shas: list[str]) -> dict[str, _Node]:
+    """The repository's commits authored or committed between `since` and `until`, and `shas`: one query, a UNION
+    whose every part reads its own index (with OR, PostgreSQL may read all of the repository's commits instead)."""
     commits = Commit.objects.filter(repository=repository)
     rows = (
-        commits.filter(authored_at__gte=since)
+        commits.filter(authored_at__gte=since, authored_at__lte=until)
         .values_list(*_NODE_FIELDS)
         .union(
-            commits.filter(committed_at__gte=since).values_list(*_NODE_FIELDS),
+            commits.filter(committed_at__gte=since, committed_at__lte=until).values_list(*_NODE_FIELDS),
             commits.filter(sha__in=shas).values_list(*_NODE_FIELDS),
         )
     )

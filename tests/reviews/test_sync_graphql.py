@@ -196,14 +196,18 @@ def test_gitlab_graphql_stores_exactly_what_rest_stores(fake_gitlab):
 
 # --- calls that must not creep back ---------------------------------------------------------------------------
 
+# More pull requests than a list page (100) holds, and than a GraphQL page (GitHub 100, GitLab 50) with a partial
+# last one: what the counts below depend on, at about half the cost of 250 (each one is stored, and synced).
+BEYOND_A_LIST_PAGE = 140
 
-@pytest.mark.slow(65)
+
+@pytest.mark.slow(35)
 def test_github_incremental_sync_of_10_changed_pull_requests_costs_at_most_31_calls(fake_github):
-    fake_github.seed_repository(REPO, n_pulls=250)
+    fake_github.seed_repository(REPO, n_pulls=BEYOND_A_LIST_PAGE)
     repository = _repository("github", fake_github, "GitHub")
     repository_sync(repository=repository)
     repository.refresh_from_db()
-    for number in range(101, 111):
+    for number in range(51, 61):  # neither the newest nor the oldest
         fake_github.touch_pull(REPO, number)
     fake_github.clear_log()
     run = repository_sync(repository=repository)
@@ -212,16 +216,16 @@ def test_github_incremental_sync_of_10_changed_pull_requests_costs_at_most_31_ca
     # One list page and one GraphQL call for the 10; no call for the open ones' patches (their fingerprints owed).
     assert len(fake_github.graphql_requests()) == 1
     assert run.api_calls == 2
-    assert not fake_github.requests_to("/pulls/101/reviews")  # nothing the GraphQL call gave is asked again
+    assert not fake_github.requests_to("/pulls/51/reviews")  # nothing the GraphQL call gave is asked again
 
 
-@pytest.mark.slow(50)
+@pytest.mark.slow(30)
 def test_gitlab_incremental_sync_of_10_changed_merge_requests_costs_at_most_31_calls(fake_gitlab):
-    fake_gitlab.seed_project(REPO, n_merge_requests=250)
+    fake_gitlab.seed_project(REPO, n_merge_requests=BEYOND_A_LIST_PAGE)
     repository = _repository("gitlab", fake_gitlab, "GitLab")
     repository_sync(repository=repository)
     repository.refresh_from_db()
-    for iid in range(101, 111):
+    for iid in range(51, 61):  # neither the newest nor the oldest
         fake_gitlab.touch_merge_request(REPO, iid)
     fake_gitlab.reset_log()
     run = repository_sync(repository=repository)
@@ -230,8 +234,8 @@ def test_gitlab_incremental_sync_of_10_changed_merge_requests_costs_at_most_31_c
     # One list page, one GraphQL call for the 10, and each one's commits and diffs (GraphQL lacks them).
     assert len(fake_gitlab.graphql_requests()) == 1
     assert run.api_calls == 22
-    assert not fake_gitlab.requests_to("/merge_requests/101/notes")
-    assert not [r for r in fake_gitlab.requests if r.decoded_path.endswith("/merge_requests/101")]
+    assert not fake_gitlab.requests_to("/merge_requests/51/notes")
+    assert not [r for r in fake_gitlab.requests if r.decoded_path.endswith("/merge_requests/51")]
 
 
 def test_gitlab_unchanged_resync_costs_one_call(fake_gitlab):
@@ -246,32 +250,32 @@ def test_gitlab_unchanged_resync_costs_one_call(fake_gitlab):
     assert [r.decoded_path for r in fake_gitlab.requests] == [f"/api/v4/projects/{REPO}/merge_requests"]
 
 
-@pytest.mark.slow(60)
-def test_github_backfill_of_250_pull_requests_takes_3_graphql_calls(fake_github):
-    fake_github.seed_repository(REPO, n_pulls=250)
+@pytest.mark.slow(35)
+def test_github_backfill_of_140_pull_requests_takes_2_graphql_calls(fake_github):
+    fake_github.seed_repository(REPO, n_pulls=BEYOND_A_LIST_PAGE)
     repository = _repository("github", fake_github, "GitHub")
     fake_github.clear_log()
     run = repository_sync(repository=repository)
-    assert run.pull_requests_synced == 250
-    assert len(fake_github.graphql_requests()) == 3  # pages of 100
+    assert run.pull_requests_synced == 140
+    assert len(fake_github.graphql_requests()) == 2  # pages of 100
     # No REST call per pull request: an open one's fingerprint is owed, fetched when a verdict needs it.
-    assert run.api_calls == 3
+    assert run.api_calls == 2
     assert [r.path for r in fake_github.requests if r.path != "/graphql"] == []
     open_ones = PullRequest.objects.filter(repository=repository, state="open")
     assert all(set(pull.diff_ids_owed) == {pull.head_sha} for pull in open_ones)
-    assert fake_github.graphql_points_used <= 3 * 50
+    assert fake_github.graphql_points_used <= 2 * 50
 
 
-@pytest.mark.slow(60)
-def test_gitlab_backfill_of_250_merge_requests_takes_5_graphql_calls(fake_gitlab):
-    fake_gitlab.seed_project(REPO, n_merge_requests=250)
+@pytest.mark.slow(35)
+def test_gitlab_backfill_of_140_merge_requests_takes_3_graphql_calls(fake_gitlab):
+    fake_gitlab.seed_project(REPO, n_merge_requests=BEYOND_A_LIST_PAGE)
     repository = _repository("gitlab", fake_gitlab, "GitLab")
     fake_gitlab.reset_log()
     run = repository_sync(repository=repository)
-    assert run.pull_requests_synced == 250
-    assert len(fake_gitlab.graphql_requests()) == 5  # 50 merge requests to a call
-    # 3 list pages, then only each one's commits and diffs by REST.
-    assert run.api_calls == 3 + 5 + 2 * 250
+    assert run.pull_requests_synced == 140
+    assert len(fake_gitlab.graphql_requests()) == 3  # 50 merge requests to a call
+    # 2 list pages, then only each one's commits and diffs by REST.
+    assert run.api_calls == 2 + 3 + 2 * 140
 
 
 # --- limits and failures --------------------------------------------------------------------------------------

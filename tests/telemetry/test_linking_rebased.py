@@ -57,3 +57,27 @@ def test_first_deployment_does_not_stop_at_an_old_author_date_on_main(actors, re
 
     deployment.refresh_from_db()
     assert (result.method, shipped(deployment), deployment.link_error) == ("graph", [1, 2, 3], "")
+
+
+def test_a_deployment_linked_after_later_work_ships_only_its_own_even_with_a_clock_weeks_ahead(
+    actors, repository, history
+):
+    """Linked after weeks more history was stored (a backfill, the demo's seed, a relink), a deployment reads the
+    commits around it, not every one written since: it ships what it shipped, later merges are not in it, and a
+    shipped commit whose committer's clock ran weeks ahead is still reached, by sha, from the head."""
+    service = make_service("shop", actors.team, [(repository, [])])
+    history.merge(1, at=T0 - hours(50))
+    ahead = history.commit("clock-ahead", at=T0 + dt.timedelta(days=30))  # written before the deployment
+    history.head = ahead.sha
+    history.merge(2, at=T0 - hours(30))
+    deployed = history.head
+    for number in range(3, 6):  # merged in the weeks after the deployment
+        history.merge(number, at=T0 + dt.timedelta(days=3 * number))
+    deployment = make_deployment(service, deployed, at=T0 - hours(20), repository=repository)
+
+    result = deployment_changes_link(deployment_id=deployment.pk)
+
+    deployment.refresh_from_db()
+    assert (result.method, shipped(deployment), deployment.link_error) == ("graph", [1, 2], "")
+    commits = set(DeploymentChange.objects.filter(deployment=deployment).values_list("commit__sha", flat=True))
+    assert ahead.sha in commits
