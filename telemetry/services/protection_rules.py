@@ -46,6 +46,8 @@ UNSEEN_BATCH = (
 RECHECK_AFTER_MINUTES = (1, 2, 4, 8, 16, 32)
 FINAL = "final"
 UNKNOWN_COMMIT = ("unknown_repository", "unknown_sha")
+# GitHub gives up on a request after 30 days: until then a waiting one is re-checked, whenever beat comes back.
+GITHUB_REQUEST_DAYS = 30
 _RUN = re.compile(r"/repos/[^/]+/[^/]+/actions/runs/(?P<run_id>\d+)/deployment_protection_rule$")
 _ATTEMPT = re.compile(r"#(?:recheck-\d+|final)$")
 
@@ -83,8 +85,9 @@ def protection_rules_recheck(*, now: dt.datetime | None = None) -> int:
     number of answers queued."""
     now = now or timezone.now()
     wait = dt.timedelta(minutes=settings.PROTECTION_RULE_WAIT_MINUTES)
+    horizon = now - dt.timedelta(days=GITHUB_REQUEST_DAYS)
     waiting = (
-        DeployCheck.objects.filter(source=SOURCE, answered_at__isnull=True, checked_at__gte=now - wait * 2)
+        DeployCheck.objects.filter(source=SOURCE, answered_at__isnull=True, checked_at__gte=horizon)
         .exclude(callback_key="")
         .select_related("service", "repository")
         .order_by("pk")
@@ -108,8 +111,8 @@ def protection_rules_recheck(*, now: dt.datetime | None = None) -> int:
 def _recheck(check: DeployCheck, request: list[DeployCheck], *, now: dt.datetime, final: bool) -> DeployCheck | None:
     """A new check of one service, when it could not tell and one is due; None when none is due, or when another
     run made the same attempt first."""
-    if _approvable(check) or check.decision == DeployCheck.Decision.BLOCK:
-        return None
+    if _approvable(check) or check.decision == DeployCheck.Decision.BLOCK or check.callback_key.endswith(FINAL):
+        return None  # decided, or the last check was made (its answer's task retries, not beat)
     attempts = sum(1 for member in request if member.service_id == check.service_id) - 1
     if final:
         suffix = FINAL

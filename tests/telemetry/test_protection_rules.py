@@ -218,3 +218,25 @@ def test_other_actions_are_not_answered(github, installed, deliver):  # noqa: F8
     deliver("deployment_protection_rule", payload)
     assert DeployCheck.objects.count() == 0
     assert github.protection_rule_reviews == []
+
+
+def test_a_request_whose_beat_was_down_for_hours_gets_one_last_check_and_one_answer(
+    github,  # noqa: F811
+    installed,
+    deliver,  # noqa: F811
+    django_capture_on_commit_callbacks,
+    settings,
+):
+    _, full_name = installed
+    settings.PROTECTION_RULE_WAIT_MINUTES = 60
+    deliver("deployment_protection_rule", _request(github.url, full_name, "f" * 40))
+    first = DeployCheck.objects.get()
+
+    # Beat comes back three hours later: no burst of the missed re-checks, one final check and one rejection.
+    assert _recheck(django_capture_on_commit_callbacks, at=first.checked_at + dt.timedelta(hours=3)) == 1
+    assert DeployCheck.objects.count() == 2
+    assert DeployCheck.objects.filter(callback_key__endswith="#final").count() == 1
+    (review,) = github.protection_rule_reviews
+    assert review["state"] == "rejected"
+    assert _recheck(django_capture_on_commit_callbacks, at=first.checked_at + dt.timedelta(hours=3, minutes=1)) == 0
+    assert len(github.protection_rule_reviews) == 1
