@@ -48,7 +48,7 @@ FINAL = "final"
 UNKNOWN_COMMIT = ("unknown_repository", "unknown_sha")
 # GitHub gives up on a request after 30 days: until then a waiting one is re-checked, whenever beat comes back.
 GITHUB_REQUEST_DAYS = 30
-_RUN = re.compile(r"/repos/[^/]+/[^/]+/actions/runs/(?P<run_id>\d+)/deployment_protection_rule$")
+_RUN = re.compile(r"/repos/[^/]+/[^/]+/actions/runs/(?P<run_id>\d+)/deployment_protection_rule(?:\?deployment=\d+)?$")
 _ATTEMPT = re.compile(r"#(?:recheck-\d+|final)$")
 
 
@@ -61,9 +61,13 @@ def protection_rules_from_webhook(repository: Repository, event: WebhookEvent) -
     if connection_app(repository.connection) is None:
         return
     for rule in event.protection_rules:
+        # One request per deployment: a job run again after an answer is asked about anew under the same run's URL.
+        callback_url = (
+            f"{rule.callback_url}?deployment={rule.deployment_id}" if rule.deployment_id else rule.callback_url
+        )
         services, environment, _ = deployment_services_for(repository=repository, environment=rule.environment)
         for service in services:
-            key = f"{rule.callback_url}#{rule.environment}#{service.slug}"
+            key = f"{callback_url}#{rule.environment}#{service.slug}"
             if not DeployCheck.objects.filter(callback_key=key).exists():
                 deploy_check(
                     service=service,
@@ -71,10 +75,10 @@ def protection_rules_from_webhook(repository: Repository, event: WebhookEvent) -
                     sha=rule.sha,
                     ref=rule.ref,
                     source=SOURCE,
-                    callback_url=rule.callback_url,
+                    callback_url=callback_url,
                     callback_key=key,
                 )
-        request = _request_checks(rule.callback_url, rule.environment)
+        request = _request_checks(callback_url, rule.environment)
         if request and not _answered(request) and _decided(_latest(request)):
             protection_rule_answer_enqueue(check_id=request[0].pk)
 

@@ -240,3 +240,35 @@ def test_a_request_whose_beat_was_down_for_hours_gets_one_last_check_and_one_ans
     assert review["state"] == "rejected"
     assert _recheck(django_capture_on_commit_callbacks, at=first.checked_at + dt.timedelta(hours=3, minutes=1)) == 0
     assert len(github.protection_rule_reviews) == 1
+
+
+def test_a_job_run_again_after_a_rejection_is_asked_about_anew_and_answered(
+    github,  # noqa: F811
+    installed,
+    deliver,  # noqa: F811
+    django_capture_on_commit_callbacks,
+    settings,
+):
+    # GitHub keeps the run id when a job is re-run (only its attempt changes), so the callback URL is the same;
+    # the deployment is new. The rejection's comment itself says "re-run the job once Tandem has synced".
+    _, full_name = installed
+    settings.PROTECTION_RULE_WAIT_MINUTES = 60
+    repository = Repository.objects.get(full_path=full_name)
+    history = History(repository, start=timezone.now() - dt.timedelta(days=2))
+    make_deployment(Service.objects.get(slug="hello"), history.head, at=timezone.now() - dt.timedelta(days=1))
+    pushed_sha = sha_of(f"{full_name}:pushed late")
+    deliver("deployment_protection_rule", _request(github.url, full_name, pushed_sha))
+    first = DeployCheck.objects.get()
+    assert _recheck(django_capture_on_commit_callbacks, at=first.checked_at + dt.timedelta(minutes=61)) == 1
+    assert [review["state"] for review in github.protection_rule_reviews] == ["rejected"]
+
+    history.commit("pushed late", at=timezone.now())
+    rerun = _request(github.url, full_name, pushed_sha)
+    rerun["deployment"]["id"] += 1
+    github.workflow_run_again(full_name, RUN_ID)
+    deliver("deployment_protection_rule", rerun)
+    assert [review["state"] for review in github.protection_rule_reviews] == ["rejected", "approved"]
+    assert "hello: low risk, allow" in github.protection_rule_reviews[1]["comment"]
+
+    deliver("deployment_protection_rule", rerun)  # redelivered: answered once
+    assert len(github.protection_rule_reviews) == 2
