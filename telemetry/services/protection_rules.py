@@ -121,12 +121,8 @@ def _recheck(check: DeployCheck, request: list[DeployCheck], *, now: dt.datetime
     if final:
         suffix = FINAL
     else:
-        if attempts >= len(RECHECK_AFTER_MINUTES):
-            return None
-        # Measured from the previous attempt, so that a beat that was down does not make the missed ones at once.
-        step = RECHECK_AFTER_MINUTES[attempts] - (RECHECK_AFTER_MINUTES[attempts - 1] if attempts else 0)
-        if now < check.checked_at + dt.timedelta(minutes=step) and not _now_known(check):
-            return None
+        if not _backoff_due(check, attempts, now=now) and not _now_known(check):
+            return None  # the sha is known at once even after the last backoff step
         suffix = f"recheck-{attempts + 1}"
     base = _ATTEMPT.sub("", check.callback_key)
     try:
@@ -142,6 +138,14 @@ def _recheck(check: DeployCheck, request: list[DeployCheck], *, now: dt.datetime
             )
     except IntegrityError:
         return None  # another run made this attempt
+
+
+def _backoff_due(check: DeployCheck, attempts: int, *, now: dt.datetime) -> bool:
+    if attempts >= len(RECHECK_AFTER_MINUTES):
+        return False
+    # Measured from the previous attempt, so that a beat that was down does not make the missed ones at once.
+    step = RECHECK_AFTER_MINUTES[attempts] - (RECHECK_AFTER_MINUTES[attempts - 1] if attempts else 0)
+    return now >= check.checked_at + dt.timedelta(minutes=step)
 
 
 def _now_known(check: DeployCheck) -> bool:

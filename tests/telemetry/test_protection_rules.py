@@ -272,3 +272,28 @@ def test_a_job_run_again_after_a_rejection_is_asked_about_anew_and_answered(
 
     deliver("deployment_protection_rule", rerun)  # redelivered: answered once
     assert len(github.protection_rule_reviews) == 2
+
+
+def test_a_sha_that_syncs_after_the_last_backoff_step_is_still_checked_again_at_once(
+    github,  # noqa: F811
+    installed,
+    deliver,  # noqa: F811
+    django_capture_on_commit_callbacks,
+    settings,
+):
+    _, full_name = installed
+    settings.PROTECTION_RULE_WAIT_MINUTES = 60
+    repository = Repository.objects.get(full_path=full_name)
+    history = History(repository, start=timezone.now() - dt.timedelta(days=2))
+    make_deployment(Service.objects.get(slug="hello"), history.head, at=timezone.now() - dt.timedelta(days=1))
+    pushed_sha = sha_of(f"{full_name}:pushed after half an hour")
+    deliver("deployment_protection_rule", _request(github.url, full_name, pushed_sha))
+    first = DeployCheck.objects.get()
+    for minutes in RECHECK_AFTER_MINUTES:
+        _recheck(django_capture_on_commit_callbacks, at=first.checked_at + dt.timedelta(minutes=minutes))
+    assert DeployCheck.objects.count() == 1 + len(RECHECK_AFTER_MINUTES)
+
+    history.commit("pushed after half an hour", at=timezone.now())  # the push arrives 40 minutes in
+    assert _recheck(django_capture_on_commit_callbacks, at=first.checked_at + dt.timedelta(minutes=40)) == 1
+    (review,) = github.protection_rule_reviews
+    assert review["state"] == "approved"  # not 20 more minutes of waiting for the final check
