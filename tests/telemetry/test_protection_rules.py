@@ -297,3 +297,26 @@ def test_a_sha_that_syncs_after_the_last_backoff_step_is_still_checked_again_at_
     assert _recheck(django_capture_on_commit_callbacks, at=first.checked_at + dt.timedelta(minutes=40)) == 1
     (review,) = github.protection_rule_reviews
     assert review["state"] == "approved"  # not 20 more minutes of waiting for the final check
+
+
+def test_a_request_with_the_longest_names_github_allows_is_checked_and_answered(
+    github,  # noqa: F811
+    installed,
+    deliver,  # noqa: F811
+    django_capture_on_commit_callbacks,
+    settings,
+):
+    # A repository name may be 100 characters and an owner 39 on GitHub: with a 100-character environment the
+    # request's key outgrew its column (a DataError on PostgreSQL: the delivery failed and GitHub was never answered).
+    _, full_name = installed
+    settings.PROTECTION_RULE_WAIT_MINUTES = 60
+    request = _request(github.url, full_name, "a" * 40)
+    request["environment"] = "e" * 100
+    request["deployment_callback_url"] = request["deployment_callback_url"].replace(
+        f"/repos/{full_name}/", f"/repos/{'o' * 39}/{'r' * 100}/"
+    )
+    deliver("deployment_protection_rule", request)
+    first = DeployCheck.objects.get()
+    assert _recheck(django_capture_on_commit_callbacks, at=first.checked_at + dt.timedelta(minutes=61)) == 1
+    (review,) = github.protection_rule_reviews
+    assert (review["state"], review["environment_name"]) == ("rejected", "e" * 100)
