@@ -374,6 +374,8 @@ OPSGENIE_WEBHOOK_TOKEN = env.str("OPSGENIE_WEBHOOK_TOKEN", default="")
 # A GitHub deployment protection rule whose sha Tandem has not seen waits this long for the sync before it is
 # rejected with the reason (README "GitHub deployment protection rules").
 PROTECTION_RULE_WAIT_MINUTES = env.float("PROTECTION_RULE_WAIT_MINUTES", default=60.0)
+if not 0 < PROTECTION_RULE_WAIT_MINUTES <= 43200:  # GitHub gives up on a request after 30 days
+    raise ImproperlyConfigured("PROTECTION_RULE_WAIT_MINUTES must be more than 0 and at most 43200 minutes (30 days)")
 TELEMETRY_SUSPECT_WINDOW_HOURS = env.float("TELEMETRY_SUSPECT_WINDOW_HOURS", default=72.0)
 TELEMETRY_PRODUCTION_ENVIRONMENTS = env.list("TELEMETRY_PRODUCTION_ENVIRONMENTS", default=["production", "prod"])
 TELEMETRY_FIRST_DEPLOYMENT_LOOKBACK_DAYS = env.float("TELEMETRY_FIRST_DEPLOYMENT_LOOKBACK_DAYS", default=14.0)

@@ -511,9 +511,10 @@ class DeployCheck(AppendOnlyModel):
     deployment = models.ForeignKey(
         Deployment, null=True, blank=True, on_delete=models.PROTECT, related_name="deploy_checks"
     )
+    # The key: the URL GitHub sent with its deployment, the environment (100), the service's slug (50), the attempt.
     callback_url = models.URLField(max_length=1000, blank=True, help_text="Where a protection rule is answered.")
     callback_key = models.CharField(
-        max_length=300, blank=True, help_text="The protection rule request it answers (one check per request)."
+        max_length=1300, blank=True, help_text="The protection rule request it answers (one check per request)."
     )
     answered_at = models.DateTimeField(null=True, blank=True)
     answer_error = models.TextField(blank=True)

@@ -287,3 +287,11 @@ def test_manage_py_works_in_a_bare_checkout_and_the_served_app_still_fails_close
 def test_a_pacing_wait_longer_than_an_evaluation_may_take_or_negative_is_refused(python, python_env, seconds):
     refused = _settings_refused(python, {**python_env, "BACKGROUND_PACING_MAX_WAIT": seconds})
     assert "BACKGROUND_PACING_MAX_WAIT must be between 0 (pacing off) and 60 seconds" in refused
+
+
+@pytest.mark.parametrize("minutes", ["0", "-5", "43201"])
+def test_a_protection_rule_wait_that_could_never_end_in_an_answer_is_refused(python, python_env, minutes):
+    # 0 or less left no request in the re-check's window: never answered. (nan and inf are refused by env.float.)
+    # GitHub gives up on a request after 30 days, so a longer wait never answers either.
+    refused = _settings_refused(python, {**python_env, "PROTECTION_RULE_WAIT_MINUTES": minutes})
+    assert "PROTECTION_RULE_WAIT_MINUTES must be more than 0 and at most 43200 minutes (30 days)" in refused

@@ -529,6 +529,7 @@ def _on_deployment_protection_rule(root: _Node, event: WebhookEvent, repository:
             sha=sha,
             callback_url=root.req_str("deployment_callback_url"),
             ref=root.opt_str("ref"),
+            deployment_id=(root.opt_int("deployment", "id") or 0) if isinstance(deployment, dict) else 0,
         )
     ]
 

@@ -203,6 +203,8 @@ class ProtectionRuleRecord:
     sha: str = field(metadata=max_length(64))
     callback_url: str = field(metadata=max_length(1000))
     ref: str = field(default="", metadata=max_length(255))
+    # GitHub's deployment: a job run again keeps the run (and so the callback URL) but is a new deployment.
+    deployment_id: int = 0
 
 
 @dataclass

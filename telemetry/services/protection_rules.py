@@ -46,7 +46,9 @@ UNSEEN_BATCH = (
 RECHECK_AFTER_MINUTES = (1, 2, 4, 8, 16, 32)
 FINAL = "final"
 UNKNOWN_COMMIT = ("unknown_repository", "unknown_sha")
-_RUN = re.compile(r"/repos/[^/]+/[^/]+/actions/runs/(?P<run_id>\d+)/deployment_protection_rule$")
+# GitHub gives up on a request after 30 days: until then a waiting one is re-checked, whenever beat comes back.
+GITHUB_REQUEST_DAYS = 30
+_RUN = re.compile(r"/repos/[^/]+/[^/]+/actions/runs/(?P<run_id>\d+)/deployment_protection_rule(?:\?deployment=\d+)?$")
 _ATTEMPT = re.compile(r"#(?:recheck-\d+|final)$")
 
 
@@ -59,9 +61,13 @@ def protection_rules_from_webhook(repository: Repository, event: WebhookEvent) -
     if connection_app(repository.connection) is None:
         return
     for rule in event.protection_rules:
+        # One request per deployment: a job run again after an answer is asked about anew under the same run's URL.
+        callback_url = (
+            f"{rule.callback_url}?deployment={rule.deployment_id}" if rule.deployment_id else rule.callback_url
+        )
         services, environment, _ = deployment_services_for(repository=repository, environment=rule.environment)
         for service in services:
-            key = f"{rule.callback_url}#{rule.environment}#{service.slug}"
+            key = f"{callback_url}#{rule.environment}#{service.slug}"
             if not DeployCheck.objects.filter(callback_key=key).exists():
                 deploy_check(
                     service=service,
@@ -69,10 +75,10 @@ def protection_rules_from_webhook(repository: Repository, event: WebhookEvent) -
                     sha=rule.sha,
                     ref=rule.ref,
                     source=SOURCE,
-                    callback_url=rule.callback_url,
+                    callback_url=callback_url,
                     callback_key=key,
                 )
-        request = _request_checks(rule.callback_url, rule.environment)
+        request = _request_checks(callback_url, rule.environment)
         if request and not _answered(request) and _decided(_latest(request)):
             protection_rule_answer_enqueue(check_id=request[0].pk)
 
@@ -83,8 +89,9 @@ def protection_rules_recheck(*, now: dt.datetime | None = None) -> int:
     number of answers queued."""
     now = now or timezone.now()
     wait = dt.timedelta(minutes=settings.PROTECTION_RULE_WAIT_MINUTES)
+    horizon = now - dt.timedelta(days=GITHUB_REQUEST_DAYS)
     waiting = (
-        DeployCheck.objects.filter(source=SOURCE, answered_at__isnull=True, checked_at__gte=now - wait * 2)
+        DeployCheck.objects.filter(source=SOURCE, answered_at__isnull=True, checked_at__gte=horizon)
         .exclude(callback_key="")
         .select_related("service", "repository")
         .order_by("pk")
@@ -108,18 +115,14 @@ def protection_rules_recheck(*, now: dt.datetime | None = None) -> int:
 def _recheck(check: DeployCheck, request: list[DeployCheck], *, now: dt.datetime, final: bool) -> DeployCheck | None:
     """A new check of one service, when it could not tell and one is due; None when none is due, or when another
     run made the same attempt first."""
-    if _approvable(check) or check.decision == DeployCheck.Decision.BLOCK:
-        return None
+    if _approvable(check) or check.decision == DeployCheck.Decision.BLOCK or check.callback_key.endswith(FINAL):
+        return None  # decided, or the last check was made (its answer's task retries, not beat)
     attempts = sum(1 for member in request if member.service_id == check.service_id) - 1
     if final:
         suffix = FINAL
     else:
-        if attempts >= len(RECHECK_AFTER_MINUTES):
-            return None
-        # Measured from the previous attempt, so that a beat that was down does not make the missed ones at once.
-        step = RECHECK_AFTER_MINUTES[attempts] - (RECHECK_AFTER_MINUTES[attempts - 1] if attempts else 0)
-        if now < check.checked_at + dt.timedelta(minutes=step) and not _now_known(check):
-            return None
+        if not _backoff_due(check, attempts, now=now) and not _now_known(check):
+            return None  # the sha is known at once even after the last backoff step
         suffix = f"recheck-{attempts + 1}"
     base = _ATTEMPT.sub("", check.callback_key)
     try:
@@ -135,6 +138,14 @@ def _recheck(check: DeployCheck, request: list[DeployCheck], *, now: dt.datetime
             )
     except IntegrityError:
         return None  # another run made this attempt
+
+
+def _backoff_due(check: DeployCheck, attempts: int, *, now: dt.datetime) -> bool:
+    if attempts >= len(RECHECK_AFTER_MINUTES):
+        return False
+    # Measured from the previous attempt, so that a beat that was down does not make the missed ones at once.
+    step = RECHECK_AFTER_MINUTES[attempts] - (RECHECK_AFTER_MINUTES[attempts - 1] if attempts else 0)
+    return now >= check.checked_at + dt.timedelta(minutes=step)
 
 
 def _now_known(check: DeployCheck) -> bool:

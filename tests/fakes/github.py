@@ -1580,6 +1580,12 @@ class FakeGitHub:
         self._repo_of(owner, name)
         return _Response(*github_app.update_check_run(self, owner, name, check_run_id, body))
 
+    def workflow_run_again(self, full_name: str, run_id: int) -> None:
+        """A job of the run is re-run: same run id, a new attempt whose protection rules GitHub asks about anew."""
+        for review in self.protection_rule_reviews:
+            if (review["repo"], review["run_id"]) == (full_name, run_id):
+                review["earlier_attempt"] = True
+
     def _review_protection_rule(self, *, owner: str, name: str, run_id: str, body: bytes, **_: Any) -> _Response:
         """GitHub's "review custom deployment protection rules for a workflow run": 204, no content. A rule
         already answered for that run and environment is refused, as GitHub refuses it."""
@@ -1593,7 +1599,7 @@ class FakeGitHub:
         if not isinstance(data.get("environment_name"), str) or not data["environment_name"]:
             raise _Invalid("environment_name is required")
         for review in self.protection_rule_reviews:
-            if (review["repo"], review["run_id"], review["environment_name"]) == (
+            if not review.get("earlier_attempt") and (review["repo"], review["run_id"], review["environment_name"]) == (
                 repo.full_name,
                 int(run_id),
                 data["environment_name"],

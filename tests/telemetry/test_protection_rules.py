@@ -218,3 +218,105 @@ def test_other_actions_are_not_answered(github, installed, deliver):  # noqa: F8
     deliver("deployment_protection_rule", payload)
     assert DeployCheck.objects.count() == 0
     assert github.protection_rule_reviews == []
+
+
+def test_a_request_whose_beat_was_down_for_hours_gets_one_last_check_and_one_answer(
+    github,  # noqa: F811
+    installed,
+    deliver,  # noqa: F811
+    django_capture_on_commit_callbacks,
+    settings,
+):
+    _, full_name = installed
+    settings.PROTECTION_RULE_WAIT_MINUTES = 60
+    deliver("deployment_protection_rule", _request(github.url, full_name, "f" * 40))
+    first = DeployCheck.objects.get()
+
+    # Beat comes back three hours later: no burst of the missed re-checks, one final check and one rejection.
+    assert _recheck(django_capture_on_commit_callbacks, at=first.checked_at + dt.timedelta(hours=3)) == 1
+    assert DeployCheck.objects.count() == 2
+    assert DeployCheck.objects.filter(callback_key__endswith="#final").count() == 1
+    (review,) = github.protection_rule_reviews
+    assert review["state"] == "rejected"
+    assert _recheck(django_capture_on_commit_callbacks, at=first.checked_at + dt.timedelta(hours=3, minutes=1)) == 0
+    assert len(github.protection_rule_reviews) == 1
+
+
+def test_a_job_run_again_after_a_rejection_is_asked_about_anew_and_answered(
+    github,  # noqa: F811
+    installed,
+    deliver,  # noqa: F811
+    django_capture_on_commit_callbacks,
+    settings,
+):
+    # GitHub keeps the run id when a job is re-run (only its attempt changes), so the callback URL is the same;
+    # the deployment is new. The rejection's comment itself says "re-run the job once Tandem has synced".
+    _, full_name = installed
+    settings.PROTECTION_RULE_WAIT_MINUTES = 60
+    repository = Repository.objects.get(full_path=full_name)
+    history = History(repository, start=timezone.now() - dt.timedelta(days=2))
+    make_deployment(Service.objects.get(slug="hello"), history.head, at=timezone.now() - dt.timedelta(days=1))
+    pushed_sha = sha_of(f"{full_name}:pushed late")
+    deliver("deployment_protection_rule", _request(github.url, full_name, pushed_sha))
+    first = DeployCheck.objects.get()
+    assert _recheck(django_capture_on_commit_callbacks, at=first.checked_at + dt.timedelta(minutes=61)) == 1
+    assert [review["state"] for review in github.protection_rule_reviews] == ["rejected"]
+
+    history.commit("pushed late", at=timezone.now())
+    rerun = _request(github.url, full_name, pushed_sha)
+    rerun["deployment"]["id"] += 1
+    github.workflow_run_again(full_name, RUN_ID)
+    deliver("deployment_protection_rule", rerun)
+    assert [review["state"] for review in github.protection_rule_reviews] == ["rejected", "approved"]
+    assert "hello: low risk, allow" in github.protection_rule_reviews[1]["comment"]
+
+    deliver("deployment_protection_rule", rerun)  # redelivered: answered once
+    assert len(github.protection_rule_reviews) == 2
+
+
+def test_a_sha_that_syncs_after_the_last_backoff_step_is_still_checked_again_at_once(
+    github,  # noqa: F811
+    installed,
+    deliver,  # noqa: F811
+    django_capture_on_commit_callbacks,
+    settings,
+):
+    _, full_name = installed
+    settings.PROTECTION_RULE_WAIT_MINUTES = 60
+    repository = Repository.objects.get(full_path=full_name)
+    history = History(repository, start=timezone.now() - dt.timedelta(days=2))
+    make_deployment(Service.objects.get(slug="hello"), history.head, at=timezone.now() - dt.timedelta(days=1))
+    pushed_sha = sha_of(f"{full_name}:pushed after half an hour")
+    deliver("deployment_protection_rule", _request(github.url, full_name, pushed_sha))
+    first = DeployCheck.objects.get()
+    for minutes in RECHECK_AFTER_MINUTES:
+        _recheck(django_capture_on_commit_callbacks, at=first.checked_at + dt.timedelta(minutes=minutes))
+    assert DeployCheck.objects.count() == 1 + len(RECHECK_AFTER_MINUTES)
+
+    history.commit("pushed after half an hour", at=timezone.now())  # the push arrives 40 minutes in
+    assert _recheck(django_capture_on_commit_callbacks, at=first.checked_at + dt.timedelta(minutes=40)) == 1
+    (review,) = github.protection_rule_reviews
+    assert review["state"] == "approved"  # not 20 more minutes of waiting for the final check
+
+
+def test_a_request_with_the_longest_names_github_allows_is_checked_and_answered(
+    github,  # noqa: F811
+    installed,
+    deliver,  # noqa: F811
+    django_capture_on_commit_callbacks,
+    settings,
+):
+    # A repository name may be 100 characters and an owner 39 on GitHub: with a 100-character environment the
+    # request's key outgrew its column (a DataError on PostgreSQL: the delivery failed and GitHub was never answered).
+    _, full_name = installed
+    settings.PROTECTION_RULE_WAIT_MINUTES = 60
+    request = _request(github.url, full_name, "a" * 40)
+    request["environment"] = "e" * 100
+    request["deployment_callback_url"] = request["deployment_callback_url"].replace(
+        f"/repos/{full_name}/", f"/repos/{'o' * 39}/{'r' * 100}/"
+    )
+    deliver("deployment_protection_rule", request)
+    first = DeployCheck.objects.get()
+    assert _recheck(django_capture_on_commit_callbacks, at=first.checked_at + dt.timedelta(minutes=61)) == 1
+    (review,) = github.protection_rule_reviews
+    assert (review["state"], review["environment_name"]) == ("rejected", "e" * 100)
