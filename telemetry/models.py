@@ -529,6 +529,12 @@ class DeployCheck(AppendOnlyModel):
         indexes = [
             models.Index(fields=["service", "environment", "sha", "checked_at"], name="deploy_check_key_idx"),
             models.Index(fields=["deployment"], name="deploy_check_deployment_idx"),
+            # Beat's re-check of protection rules left waiting reads these every 30 s: few rows in a large table.
+            models.Index(
+                fields=["checked_at"],
+                condition=Q(answered_at__isnull=True) & ~Q(callback_key=""),
+                name="deploy_check_waiting_idx",
+            ),
         ]
 
     def __str__(self) -> str:
