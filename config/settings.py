@@ -211,6 +211,9 @@ CELERY_TASK_ROUTES = {
     "reviews.tasks.requeue_waiting_deliveries": {"queue": "housekeeping"},
     "reviews.tasks.reconcile_verdicts": {"queue": "housekeeping"},
     "telemetry.tasks.dispatch_due_chat_notices": {"queue": "housekeeping"},
+    # Beat's look at the protection rules left waiting: the answers it queues go to `reports`; the look itself on
+    # `reports` would mark the latency-critical lane busy every 30 s and hold background work back (pacing).
+    "telemetry.tasks.recheck_protection_rules": {"queue": "housekeeping"},
 }
 # Queues that never wait behind each other (README "Queues and workers"): a webhook's pass and a verdict's report
 # are latency-critical; a backfill, a CODEOWNERS refresh or an incident's ranking may take minutes and must never
@@ -234,7 +237,6 @@ CELERY_TASK_ROUTES |= {
     "telemetry.tasks.correlate_incident": {"queue": "correlation"},
     "telemetry.tasks.notify_chat_of_cause": {"queue": "correlation"},
     "telemetry.tasks.answer_protection_rule": {"queue": "reports"},
-    "telemetry.tasks.recheck_protection_rules": {"queue": "reports"},
     "telemetry.tasks.repair_telemetry": {"queue": "correlation"},
     # Reviewer suggestions read history and may call the VCS: background work, never in front of a verdict.
     "reviews.tasks.suggest_reviewers": {"queue": "sync"},

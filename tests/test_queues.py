@@ -15,6 +15,10 @@ LATENCY_CRITICAL = {
     "reviews.tasks.report_evaluation": "reports",
     "reviews.tasks.dispatch_due_deliveries": "housekeeping",
     "reviews.tasks.reconcile_verdicts": "housekeeping",
+    "telemetry.tasks.answer_protection_rule": "reports",
+    # Beat's look for waiting protection rules is not a verdict's report: on `reports` it would mark the lane busy
+    # every 30 s and hold background work back (reviews.services.pacing).
+    "telemetry.tasks.recheck_protection_rules": "housekeeping",
 }
 BACKGROUND = {
     "reviews.tasks.sync_repository": "sync",

@@ -58,6 +58,13 @@ def installed(github, app_connection):  # noqa: F811 - the fixtures imported abo
     return team, full_name
 
 
+def _deployed_yesterday(full_name: str) -> History:
+    """The repository's main line, deployed a day ago: a sha pushed after it is a batch Tandem can see, once synced."""
+    history = History(Repository.objects.get(full_path=full_name), start=timezone.now() - dt.timedelta(days=2))
+    make_deployment(Service.objects.get(slug="hello"), history.head, at=timezone.now() - dt.timedelta(days=1))
+    return history
+
+
 def test_a_blocked_check_rejects_the_deployment_after_a_502_and_answers_once(github, installed, deliver):  # noqa: F811
     team, full_name = installed
     Policy.objects.create(
@@ -101,9 +108,7 @@ def test_a_blocked_check_rejects_the_deployment_after_a_502_and_answers_once(git
 
 def test_a_batch_tandem_sees_is_approved_with_the_level(github, installed, deliver):  # noqa: F811
     _, full_name = installed
-    repository = Repository.objects.get(full_path=full_name)
-    history = History(repository, start=timezone.now() - dt.timedelta(days=2))
-    make_deployment(Service.objects.get(slug="hello"), history.head, at=timezone.now() - dt.timedelta(days=1))
+    history = _deployed_yesterday(full_name)
     pushed = history.commit("pushed straight to main", at=timezone.now() - dt.timedelta(hours=1))
 
     deliver("deployment_protection_rule", _request(github.url, full_name, pushed.sha))
@@ -168,9 +173,7 @@ def test_a_sha_that_syncs_while_the_request_waits_is_checked_again_at_once_and_a
     django_capture_on_commit_callbacks,
 ):
     _, full_name = installed
-    repository = Repository.objects.get(full_path=full_name)
-    history = History(repository, start=timezone.now() - dt.timedelta(days=2))
-    make_deployment(Service.objects.get(slug="hello"), history.head, at=timezone.now() - dt.timedelta(days=1))
+    history = _deployed_yesterday(full_name)
     pushed_sha = sha_of(f"{full_name}:pushed straight to main")
 
     deliver("deployment_protection_rule", _request(github.url, full_name, pushed_sha))
@@ -253,9 +256,7 @@ def test_a_job_run_again_after_a_rejection_is_asked_about_anew_and_answered(
     # the deployment is new. The rejection's comment itself says "re-run the job once Tandem has synced".
     _, full_name = installed
     settings.PROTECTION_RULE_WAIT_MINUTES = 60
-    repository = Repository.objects.get(full_path=full_name)
-    history = History(repository, start=timezone.now() - dt.timedelta(days=2))
-    make_deployment(Service.objects.get(slug="hello"), history.head, at=timezone.now() - dt.timedelta(days=1))
+    history = _deployed_yesterday(full_name)
     pushed_sha = sha_of(f"{full_name}:pushed late")
     deliver("deployment_protection_rule", _request(github.url, full_name, pushed_sha))
     first = DeployCheck.objects.get()
@@ -283,9 +284,7 @@ def test_a_sha_that_syncs_after_the_last_backoff_step_is_still_checked_again_at_
 ):
     _, full_name = installed
     settings.PROTECTION_RULE_WAIT_MINUTES = 60
-    repository = Repository.objects.get(full_path=full_name)
-    history = History(repository, start=timezone.now() - dt.timedelta(days=2))
-    make_deployment(Service.objects.get(slug="hello"), history.head, at=timezone.now() - dt.timedelta(days=1))
+    history = _deployed_yesterday(full_name)
     pushed_sha = sha_of(f"{full_name}:pushed after half an hour")
     deliver("deployment_protection_rule", _request(github.url, full_name, pushed_sha))
     first = DeployCheck.objects.get()
