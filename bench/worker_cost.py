@@ -40,6 +40,7 @@ def main() -> int:
     parser.add_argument("--pulls", type=int, default=30)
     parser.add_argument("--profile", action="store_true", help="print cProfile's top functions (cumulative, CPU)")
     parser.add_argument("--https", action="store_true", help="serve the fake GitHub over TLS, as GitHub is reached")
+    parser.add_argument("--queries", action="store_true", help="print the SQL of the last pull request's events")
     args = parser.parse_args()
     fake = faults.FakeGitHub(rate_limit=10**9)
     if args.https:
@@ -106,6 +107,10 @@ def main() -> int:
                     profile.disable()
                 if outcome != ["processed"]:
                     raise RuntimeError(f"delivery {pk}: {outcome}")
+                if args.queries and index == args.pulls + warm_up - 1:
+                    print(f"--- {kind}: {len(captured)} queries")
+                    for query in captured:
+                        print("   ", query["sql"][:300])
                 if measured:
                     cpu[kind] += time.thread_time() - started
                     queries[kind] += len(captured)

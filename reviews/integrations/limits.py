@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import dataclasses
 import datetime as dt
+import functools
 
 from reviews.integrations.records import PayloadError
 
@@ -51,10 +52,9 @@ def record_check(value: object, path: str = "", *, error: type[PayloadError] = P
 
 def _check(value: object, path: str, length: int | None, error: type[PayloadError], *, big: bool = False) -> None:
     if dataclasses.is_dataclass(value) and not isinstance(value, type):
-        for field in dataclasses.fields(value):
-            child = f"{path}.{field.name}" if path else field.name
-            limit, field_big = field.metadata.get("max_length"), bool(field.metadata.get("big_int"))
-            _check(getattr(value, field.name), child, limit, error, big=field_big)
+        for name, limit, field_big in _fields_of(type(value)):
+            child = f"{path}.{name}" if path else name
+            _check(getattr(value, name), child, limit, error, big=field_big)
     elif isinstance(value, str):
         _text_check(value, path, length, error)
     elif isinstance(value, bool) or value is None:
@@ -68,6 +68,15 @@ def _check(value: object, path: str, length: int | None, error: type[PayloadErro
     elif isinstance(value, list | tuple):
         for index, item in enumerate(value):
             _check(item, f"{path}[{index}]", length, error)
+
+
+@functools.cache
+def _fields_of(record_class: type) -> tuple[tuple[str, int | None, bool], ...]:
+    """A record class's fields with their limits (name, max_length, big_int): read once per class, not per value."""
+    return tuple(
+        (field.name, field.metadata.get("max_length"), bool(field.metadata.get("big_int")))
+        for field in dataclasses.fields(record_class)
+    )
 
 
 def _text_check(value: str, path: str, length: int | None, error: type[PayloadError]) -> None:

@@ -6,6 +6,7 @@ from collections.abc import Iterable
 from typing import Any
 
 from reviews.models import Override, PullRequest
+from reviews.prepared import PreparedRead
 
 
 def override_covers(*, given_on: str, head_sha: str, diff_ids: dict[str, Any]) -> bool:
@@ -17,9 +18,19 @@ def override_covers(*, given_on: str, head_sha: str, diff_ids: dict[str, Any]) -
     return bool(before) and before == now
 
 
+_LATEST_STANDING = PreparedRead(
+    lambda pull_request: (
+        Override.objects.filter(pull_request_id=pull_request, withdrawal__isnull=True)
+        .select_related("overridden_by")
+        .order_by("-created_at", "-pk")[:1]
+    ),
+    pull_request=int,
+)
+
+
 def override_in_force(*, pull_request: PullRequest) -> tuple[Override | None, Override | None]:
     """(the override covering the current head, the latest one a later push ended)."""
-    latest = pull_request.overrides.filter(withdrawal__isnull=True).order_by("-created_at").first()
+    latest = _LATEST_STANDING.first(pull_request=pull_request.pk)
     if latest is None:
         return None, None
     if override_covers(given_on=latest.head_sha, head_sha=pull_request.head_sha, diff_ids=pull_request.diff_ids):

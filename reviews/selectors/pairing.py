@@ -310,6 +310,8 @@ def _partners(changes: dict[int, _Change]) -> dict[int, list[PairingPartner]]:
         for partner, started in sessions.items():
             found[pk].setdefault(partner, ("session", f"from {started.astimezone(dt.UTC):%Y-%m-%d %H:%M} UTC"))
     everyone = {person_id for named in found.values() for person_id in named}
+    if not everyone:
+        return {}  # most changes: nobody paired (building the query below costs more than knowing that)
     by_id = Person.objects.filter(pk__in=everyone, is_bot=False).in_bulk()
     result: dict[int, list[PairingPartner]] = {}
     for pk, named in found.items():

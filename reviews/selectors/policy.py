@@ -9,7 +9,7 @@ from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, replace
 from typing import Any
 
-from django.db.models import Q
+from django.db.models import Q, prefetch_related_objects
 from django.utils import timezone
 
 from reviews.integrations.github import WEB_COMMITTER_EMAIL
@@ -40,6 +40,7 @@ from reviews.policy import (
     parse_policy,
 )
 from reviews.policy import Policy as ParsedPolicy
+from reviews.prepared import PreparedRead
 from reviews.selectors.pairing import PairingPartner, pairing_partners_of
 
 RISK_HISTORY = dt.timedelta(days=365)
@@ -110,12 +111,7 @@ def person_refs(person_ids: Iterable[int | None]) -> dict[int, PersonRef]:
     found: dict[int, tuple[str, bool]] = {}
     names: dict[int, set[str]] = defaultdict(set)
     teams: dict[int, set[str]] = defaultdict(set)
-    rows = (
-        Person.objects.filter(pk__in=ids)
-        .order_by()
-        .values_list("pk", "display_name", "is_bot", "identities__value", "memberships__team__slug")
-    )
-    for pk, display_name, is_bot, name, slug in rows:
+    for pk, display_name, is_bot, name, slug in _PEOPLE.all(people=sorted(ids)):
         found[pk] = (display_name, is_bot)
         if name is not None:
             names[pk].add(name.lower())
@@ -149,6 +145,49 @@ def _committer_ref(commit: Commit, people: dict[int, PersonRef]) -> PersonRef | 
     return _identity_ref(identity, people)
 
 
+# The verdict's reads, compiled once per process (`reviews.prepared`): a pass reads one pull request's.
+_REVIEWS = PreparedRead(
+    lambda pull_requests: Review.objects.filter(pull_request_id__in=pull_requests, reviewer__isnull=False).order_by(
+        "submitted_at", "pk"
+    ),
+    pull_requests=list[int],
+)
+_COMMIT_LINKS = PreparedRead(
+    lambda pull_requests: PullRequest.commits.through.objects.filter(pullrequest_id__in=pull_requests).select_related(
+        "commit__committer_identity", "commit__author_identity"
+    ),
+    pull_requests=list[int],
+)
+_PEOPLE = PreparedRead(
+    lambda people: (
+        Person.objects.filter(pk__in=people)
+        .order_by()
+        .values_list("pk", "display_name", "is_bot", "identities__value", "memberships__team__slug")
+    ),
+    people=list[int],
+)
+_FILES = PreparedRead(
+    lambda pull_requests: (
+        ChangedFile.objects.filter(pull_request_id__in=pull_requests)
+        .order_by("pull_request_id", "path")
+        .values_list("pull_request_id", "path", "previous_path")
+    ),
+    pull_requests=list[int],
+)
+_STATUSES = PreparedRead(
+    lambda repositories, shas: CommitStatus.objects.filter(repository_id__in=repositories, sha__in=shas).values_list(
+        "repository_id", "sha", "context", "state"
+    ),
+    repositories=list[int],
+    shas=list[str],
+)
+_CODEOWNERS = PreparedRead(
+    lambda repositories, branches: CodeownersFile.objects.filter(repository_id__in=repositories, branch__in=branches),
+    repositories=list[int],
+    branches=list[str],
+)
+
+
 def review_snapshots(
     *,
     pull_requests: Sequence[PullRequest],
@@ -164,16 +203,15 @@ def review_snapshots(
     now = now or timezone.now()
     ids = [pull_request.pk for pull_request in pull_requests]
     if reviews is None:
-        reviews = Review.objects.filter(pull_request_id__in=ids, reviewer__isnull=False).order_by("submitted_at", "pk")
+        reviews = _REVIEWS.all(pull_requests=ids)
     reviews_of: dict[int, list[Review]] = defaultdict(list)
     for review in reviews:
         reviews_of[review.pull_request_id].append(review)
     commits: dict[int, list[Commit]] = defaultdict(list)
-    links = PullRequest.commits.through.objects.filter(pullrequest_id__in=ids).select_related(
-        "commit__committer_identity", "commit__author_identity"
-    )
-    for link in links.prefetch_related("commit__co_authors"):
+    links = _COMMIT_LINKS.all(pull_requests=ids)
+    for link in links:
         commits[link.pullrequest_id].append(link.commit)
+    prefetch_related_objects([link.commit for link in links], "co_authors")
     if partners is None:
         partners = pairing_partners_of(pull_requests=pull_requests, commits=commits)
     every_commit = [commit for listed in commits.values() for commit in listed]
@@ -265,14 +303,11 @@ def verdict_snapshots(
     ids = [pull_request.pk for pull_request in pull_requests]
     repository_ids = {pull_request.repository_id for pull_request in pull_requests}
     files: dict[int, list[FileChange]] = defaultdict(list)
-    rows = ChangedFile.objects.filter(pull_request_id__in=ids).order_by("pull_request_id", "path")
-    for pull_request_id, path, previous in rows.values_list("pull_request_id", "path", "previous_path"):
+    for pull_request_id, path, previous in _FILES.all(pull_requests=ids):
         files[pull_request_id].append(FileChange(path, previous))
     statuses: dict[tuple[int, str], dict[str, str]] = defaultdict(dict)
-    status_rows = CommitStatus.objects.filter(
-        repository_id__in=repository_ids, sha__in={pull_request.head_sha for pull_request in pull_requests}
-    ).values_list("repository_id", "sha", "context", "state")
-    for repository_id, sha, context, state in status_rows:
+    heads = sorted({pull_request.head_sha for pull_request in pull_requests})
+    for repository_id, sha, context, state in _STATUSES.all(repositories=sorted(repository_ids), shas=heads):
         statuses[(repository_id, sha)][context] = state
     incidents: dict[int, list[RiskSignalRef]] = defaultdict(list)
     signals = RiskSignal.objects.filter(repository_id__in=repository_ids, occurred_at__gte=now - RISK_HISTORY)
@@ -285,11 +320,10 @@ def verdict_snapshots(
                 reference=signal.reference,
             )
         )
+    branches = sorted({pull_request.base_ref for pull_request in pull_requests})
     codeowners_files = {
         (row.repository_id, row.branch): row
-        for row in CodeownersFile.objects.filter(
-            repository_id__in=repository_ids, branch__in={pull_request.base_ref for pull_request in pull_requests}
-        )
+        for row in _CODEOWNERS.all(repositories=sorted(repository_ids), branches=branches)
     }
     snapshots = review_snapshots(pull_requests=pull_requests, now=now, partners=partners, reviews=reviews)
     found = {}

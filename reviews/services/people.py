@@ -14,6 +14,7 @@ from django.db import IntegrityError, transaction
 from reviews.integrations.bots import is_bot
 from reviews.integrations.records import GitUserRecord, UserRecord
 from reviews.models import Connection, Identity, Person, Team
+from reviews.prepared import PreparedRead
 from reviews.services.audit import SYSTEM, Actor, audit_event_record, field_changes
 
 _GITHUB_NOREPLY = re.compile(r"^(?:\d+\+)?(?P<login>[^@]+)@users\.noreply\.github\.com$", re.I)
@@ -39,6 +40,25 @@ def _identity_get_or_create(
 _preloaded: ContextVar[tuple[int, dict[str, Identity]] | None] = ContextVar("identities_preloaded", default=None)
 
 
+# An event's identities, compiled once per process (`reviews.prepared`).
+_IDENTITY = PreparedRead(
+    lambda kind, connection, value: Identity.objects.select_related("person").filter(
+        kind=kind, connection_id=connection, value=value
+    ),
+    kind=str,
+    connection=int,
+    value=str,
+)
+_IDENTITIES = PreparedRead(
+    lambda kind, connection, values: Identity.objects.select_related("person").filter(
+        kind=kind, connection_id=connection, value__in=values
+    ),
+    kind=str,
+    connection=int,
+    values=list[str],
+)
+
+
 @contextmanager
 def accounts_preloaded(*, connection: Connection, accounts: Iterable[UserRecord | None]) -> Iterator[None]:
     """Within: `person_from_account` finds the identities of these accounts without a query each. An event names
@@ -48,9 +68,7 @@ def accounts_preloaded(*, connection: Connection, accounts: Iterable[UserRecord 
     if len(logins) < 2:
         yield  # one login: looking it up is the same one query
         return
-    rows = Identity.objects.select_related("person").filter(
-        kind=connection.provider, connection=connection, value__in=logins
-    )
+    rows = _IDENTITIES.all(kind=connection.provider, connection=connection.pk, values=sorted(logins))
     token = _preloaded.set((connection.pk, {identity.value: identity for identity in rows}))
     try:
         yield
@@ -62,11 +80,7 @@ def _identity_of_login(connection: Connection, login: str) -> Identity | None:
     preloaded = _preloaded.get()
     if preloaded is not None and preloaded[0] == connection.pk and login in preloaded[1]:
         return preloaded[1][login]
-    return (
-        Identity.objects.select_related("person")
-        .filter(kind=connection.provider, connection=connection, value=login)
-        .first()
-    )
+    return _IDENTITY.first(kind=connection.provider, connection=connection.pk, value=login)
 
 
 def person_from_account(*, connection: Connection, account: UserRecord | None) -> Person | None:

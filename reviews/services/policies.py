@@ -34,6 +34,7 @@ from reviews.models import (
 )
 from reviews.policy import Policy as ParsedPolicy
 from reviews.policy import PolicyError, Snapshot, contributors, evaluate, parse_policy, unknown_contributors
+from reviews.prepared import PreparedRead
 from reviews.selectors.affected import merged_pull_requests_under_policy, open_pull_requests_under_policy
 from reviews.selectors.overrides import override_in_force
 from reviews.selectors.policy import effective_policy, pull_request_snapshot
@@ -173,7 +174,9 @@ def pull_request_evaluate(
                 trace["override_ended"] = _override_ended(ended)
         at = now or timezone.now()
         merged_unsatisfied = _merged_unsatisfied(pull_request, outcome)
-        latest = pull_request.evaluations.order_by("-evaluated_at", "-pk").first()
+        latest = _LATEST_EVALUATION.first(pull_request=pull_request.pk)
+        if latest is not None:
+            latest.pull_request = pull_request
         same = latest is not None and (latest.head_sha, latest.policy_id, latest.outcome, latest.trace) == (
             pull_request.head_sha,
             policy_row.pk if policy_row else None,
@@ -208,16 +211,40 @@ def pull_request_evaluate(
     return Evaluated(evaluation, changed=not same)
 
 
+_LOCKED = PreparedRead(lambda pk: PullRequest.objects.select_for_update(of=("self",)).filter(pk=pk), pk=int)
+_LOCKED_WITH_REPOSITORY = PreparedRead(
+    lambda pk: (
+        PullRequest.objects.select_for_update(of=("self",))
+        .select_related("repository__connection", "repository__team")
+        .filter(pk=pk)
+    ),
+    pk=int,
+)
+_LATEST_EVALUATION = PreparedRead(
+    lambda pull_request: PolicyEvaluation.objects.filter(pull_request_id=pull_request).order_by("-evaluated_at", "-pk")[
+        :1
+    ],
+    pull_request=int,
+)
+_NEWEST_EVALUATION_ID = PreparedRead(
+    lambda pull_request: (
+        PolicyEvaluation.objects.filter(pull_request_id=pull_request)
+        .order_by("-evaluated_at", "-pk")
+        .values_list("pk", flat=True)[:1]
+    ),
+    pull_request=int,
+)
+
+
 def _pull_request_locked(pull_request_id: int, repository: Repository | None) -> PullRequest | None:
     """The pull request, locked for its evaluation, with its repository, connection and team."""
-    locked = PullRequest.objects.select_for_update(of=("self",)).filter(pk=pull_request_id)
     if repository is None:
-        return locked.select_related("repository__connection", "repository__team").first()
-    pull_request = locked.first()
+        return _LOCKED_WITH_REPOSITORY.first(pk=pull_request_id)
+    pull_request = _LOCKED.first(pk=pull_request_id)
     if pull_request is not None and pull_request.repository_id == repository.pk:
         pull_request.repository = repository
         return pull_request
-    return locked.select_related("repository__connection", "repository__team").first()
+    return _LOCKED_WITH_REPOSITORY.first(pk=pull_request_id)
 
 
 def _merged_unsatisfied(pull_request: PullRequest, outcome: str) -> bool:
@@ -259,8 +286,7 @@ def evaluation_should_report(evaluation: PolicyEvaluation) -> bool:
     pull_request = evaluation.pull_request
     if pull_request.state != PullRequest.State.OPEN or evaluation.head_sha != pull_request.head_sha:
         return False
-    newest = pull_request.evaluations.order_by("-evaluated_at", "-pk").values_list("pk", flat=True).first()
-    return newest == evaluation.pk
+    return _NEWEST_EVALUATION_ID.first(pull_request=pull_request.pk) == evaluation.pk
 
 
 @dataclass(frozen=True)

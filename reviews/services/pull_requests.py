@@ -34,6 +34,7 @@ from reviews.models import (
     Repository,
     Review,
 )
+from reviews.prepared import PreparedRead
 from reviews.services.people import identity_from_git_user, person_from_account
 
 # A stub's updated_at: older than anything a provider can send, so the real pull request always wins.
@@ -45,7 +46,7 @@ _STUB_TIME = dt.datetime(1970, 1, 1, tzinfo=dt.UTC)
 
 def repository_upsert(*, connection: Connection, record: RepositoryRecord) -> Repository:
     """The repository a payload or API object names, created under its connection (with no team) if new."""
-    repository = Repository.objects.filter(connection=connection, external_id=record.external_id).first()
+    repository = _REPOSITORY.first(connection=connection.pk, external_id=record.external_id)
     if repository is not None:
         repository.connection = connection  # known already: no query when an upsert below reads it
     else:
@@ -110,16 +111,57 @@ def pull_request_upsert(*, repository: Repository, record: PullRequestRecord) ->
         if changed:  # a review's or a comment's event repeats the pull request as stored: nothing to write
             pull_request.save(update_fields=changed)
         if record.requested_reviewers is not None:
-            pull_request.requested_reviewers.set(_people(connection, record.requested_reviewers))
+            _requested_reviewers_set(pull_request, _people(connection, record.requested_reviewers))
     return pull_request, True
+
+
+_REQUESTED = PreparedRead(
+    lambda pull_request: (
+        PullRequest.requested_reviewers.through.objects.filter(pullrequest_id=pull_request)
+        .order_by()
+        .values_list("person_id", flat=True)
+    ),
+    pull_request=int,
+)
+
+
+def _requested_reviewers_set(pull_request: PullRequest, people: list[Person]) -> None:
+    """`requested_reviewers.set(people)`, reading the current ones with a prepared read: every pull request event
+    repeats them, and they rarely change."""
+    wanted = {person.pk for person in people}
+    current = set(_REQUESTED.all(pull_request=pull_request.pk))
+    through = PullRequest.requested_reviewers.through
+    if current - wanted:
+        through.objects.filter(pullrequest_id=pull_request.pk, person_id__in=current - wanted).delete()
+    if wanted - current:
+        through.objects.bulk_create(
+            [through(pullrequest_id=pull_request.pk, person_id=pk) for pk in sorted(wanted - current)],
+            ignore_conflicts=True,
+        )
+
+
+_LOCKED_BY_NUMBER = PreparedRead(
+    lambda repository, number: PullRequest.objects.select_for_update().filter(repository_id=repository, number=number),
+    repository=int,
+    number=int,
+)
+_REPOSITORY = PreparedRead(
+    lambda connection, external_id: Repository.objects.filter(connection_id=connection, external_id=external_id),
+    connection=int,
+    external_id=str,
+)
 
 
 def _pull_request_locked(repository: Repository, number: int) -> PullRequest:
     """The pull request's row, locked for this transaction; a stub first when it is new."""
-    pull_request = PullRequest.objects.select_for_update().filter(repository=repository, number=number).first()
+    pull_request = _LOCKED_BY_NUMBER.first(repository=repository.pk, number=number)
     if pull_request is None:
-        pull_request = pull_request_stub(repository=repository, number=number)
-        pull_request = PullRequest.objects.select_for_update().get(pk=pull_request.pk)
+        # One statement whether or not another worker stored it meanwhile (INSERT … ON CONFLICT DO NOTHING).
+        stub = PullRequest(repository=repository, number=number, title="", created_at=_STUB_TIME, updated_at=_STUB_TIME)
+        PullRequest.objects.bulk_create([stub], ignore_conflicts=True)
+        pull_request = _LOCKED_BY_NUMBER.first(repository=repository.pk, number=number)
+        if pull_request is None:
+            raise PullRequest.DoesNotExist(f"{repository} #{number} could not be stored")
     pull_request.repository = repository  # known already: no query when a later upsert reads its connection
     return pull_request
 

@@ -20,6 +20,7 @@ from reviews.integrations.records import StatusState
 from reviews.integrations.vcs import VcsError, VcsRateLimited
 from reviews.models import PolicyEvaluation, PullRequest
 from reviews.policy.markdown import trace_markdown
+from reviews.prepared import PreparedRead
 from reviews.services.credentials import connection_app, connection_has_credentials, repository_access_problem
 from reviews.services.policies import STATUS_STATES, evaluation_should_report
 from reviews.services.sync import vcs_client_for
@@ -103,6 +104,19 @@ def reports_as_check_run(evaluation: PolicyEvaluation) -> bool:
     return connection.report_as_check_run and connection_app(connection) is not None
 
 
+# The verdict the head shows now (the last one reported on it), besides the one about to be: compiled once.
+_LAST_SHOWN = PreparedRead(
+    lambda pull_request, head_sha, besides: (
+        PolicyEvaluation.objects.filter(pull_request_id=pull_request, head_sha=head_sha, reported_at__isnull=False)
+        .exclude(pk=besides)
+        .order_by("-reported_at", "-pk")[:1]
+    ),
+    pull_request=int,
+    head_sha=str,
+    besides=int,
+)
+
+
 def _report(evaluation: PolicyEvaluation, *, checked_newest: bool) -> str:
     """What `evaluation_report` does, less the metrics: a failure, or what stands in the way of posting at all, is
     recorded on the evaluation."""
@@ -120,12 +134,7 @@ def _report(evaluation: PolicyEvaluation, *, checked_newest: bool) -> str:
             PolicyEvaluation.objects.filter(pk=evaluation.pk).update(report_error=problem)
         return "no access"
     as_check_run = reports_as_check_run(evaluation)
-    shown = (
-        pull_request.evaluations.filter(head_sha=evaluation.head_sha, reported_at__isnull=False)
-        .exclude(pk=evaluation.pk)
-        .order_by("-reported_at")
-        .first()
-    )
+    shown = _LAST_SHOWN.first(pull_request=pull_request.pk, head_sha=evaluation.head_sha, besides=evaluation.pk)
     if shown is not None and _shows_the_same(shown, evaluation, as_check_run=as_check_run):
         PolicyEvaluation.objects.filter(pk=evaluation.pk).update(reported_at=timezone.now())
         return "unchanged"

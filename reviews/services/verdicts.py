@@ -12,6 +12,7 @@ from collections.abc import Sequence
 
 from reviews.log_context import log_context_bound
 from reviews.models import PullRequest, ReviewerSuggestion
+from reviews.prepared import PreparedRead
 from reviews.selectors.policy import POLICY_RELATED, effective_policy
 from reviews.services.codeowners import codeowners_refresh
 from reviews.services.enqueue import report_enqueue_now, reviewer_suggestion_enqueue
@@ -24,17 +25,29 @@ from reviews.services.sync import fingerprints_fetch, pull_request_facts_fetch
 _REPORT_RETRIED = {"failed", "rate limited"}
 
 
+# The pull request with what a pass reads of its repository: compiled once per process (`reviews.prepared`).
+_PASS_READ = PreparedRead(
+    lambda pk: PullRequest.objects.select_related("repository__connection", "repository__team", *POLICY_RELATED).filter(
+        pk=pk
+    ),
+    pk=int,
+)
+_SUGGESTED = PreparedRead(
+    lambda pull_request, head_sha: ReviewerSuggestion.objects.filter(
+        pull_request_id=pull_request, head_sha=head_sha
+    ).values_list("pk", flat=True)[:1],
+    pull_request=int,
+    head_sha=str,
+)
+
+
 def pull_request_verdict_pass(*, pull_request_id: int, received_at: Sequence[dt.datetime] = ()) -> str:
     """Settle one pull request's evaluation debt and post the verdict when it changed. Returns what happened:
     the outcome, "settled" (nothing owed any more), "gone", or "nothing to evaluate".
 
     `received_at`: when the webhooks behind this pass were received; the report that the provider accepts (here, or
     in its retried task) closes their feedback loop."""
-    pull_request = (
-        PullRequest.objects.select_related("repository__connection", "repository__team", *POLICY_RELATED)
-        .filter(pk=pull_request_id)
-        .first()
-    )
+    pull_request = _PASS_READ.first(pk=pull_request_id)
     if pull_request is None:
         return "gone"
     repository = pull_request.repository
@@ -47,7 +60,7 @@ def _suggest_reviewers_once(pull_request: PullRequest) -> None:
     """A new head of an open pull request (new files) gets reviewer suggestions, in a task of their own."""
     if pull_request.state != PullRequest.State.OPEN or not pull_request.head_sha:
         return
-    if not ReviewerSuggestion.objects.filter(pull_request=pull_request, head_sha=pull_request.head_sha).exists():
+    if not _SUGGESTED.all(pull_request=pull_request.pk, head_sha=pull_request.head_sha):
         reviewer_suggestion_enqueue(pull_request.pk)
 
 

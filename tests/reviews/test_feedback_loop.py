@@ -222,6 +222,8 @@ def test_each_event_is_applied_and_evaluated_within_its_query_budget(
 def test_the_pass_locks_the_pull_request_row_alone_and_reuses_what_it_read(deliver, by_dispatcher):
     """The pass reads the pull request with its repository, connection, team and policies; the evaluation's lock
     then reads the pull request's row alone (no second join of the same rows), and the verdict is the same."""
+    if not connection.features.has_select_for_update:
+        pytest.skip("SQLite locks the whole database, not rows: no FOR UPDATE to find")
     deliver("pull_request", fixture("pull_request.opened"))
     with CaptureQueriesContext(connection) as captured:
         process_webhook_deliveries(list(WebhookDelivery.objects.values_list("pk", flat=True)))

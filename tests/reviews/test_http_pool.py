@@ -78,3 +78,28 @@ def test_a_forked_process_opens_its_own_pool(monkeypatch):
     assert http_pool.process_adapter() is parent
     monkeypatch.setattr(http_pool.os, "getpid", lambda: -1)
     assert http_pool.process_adapter() is not parent
+
+
+def test_the_environments_proxies_apply_as_requests_reads_them_though_read_once(monkeypatch: pytest.MonkeyPatch):
+    """The proxies the environment names are read once per process and host (requests scans the environment at every
+    call); what a call gets is what requests would give it, NO_PROXY included."""
+    import requests
+
+    monkeypatch.setenv("HTTPS_PROXY", "http://proxy.example:3128")
+    monkeypatch.setenv("NO_PROXY", "internal.example")
+    http_pool._environ_proxies.cache_clear()
+    ours = http_pool.session_on_process_pool(requests.Session())
+    theirs = requests.Session()
+    for url in ("https://api.github.com/repos/x/y", "https://internal.example/api/v4/projects/1"):
+        assert ours.merge_environment_settings(url, {}, None, None, None) == theirs.merge_environment_settings(
+            url, {}, None, None, None
+        )
+
+    def proxy(url: str) -> str | None:
+        return ours.merge_environment_settings(url, {}, None, None, None)["proxies"].get("https")
+
+    assert proxy("https://api.github.com/a") == "http://proxy.example:3128"
+    assert proxy("https://internal.example/a") is None
+    monkeypatch.setenv("HTTPS_PROXY", "http://elsewhere.example:3128")
+    assert proxy("https://api.github.com/b") == "http://proxy.example:3128"  # read once per process
+    http_pool._environ_proxies.cache_clear()

@@ -1,0 +1,259 @@
+"""Reads of a fixed shape, compiled to SQL once per process: each call binds its values and runs the statement.
+
+The feedback loop runs the same two dozen reads for every webhook event, and Django compiles each of them afresh:
+building the queryset and turning it into SQL cost more CPU than PostgreSQL took to answer (issue 15: ~11 of ~33
+ms per event). A `PreparedRead` is declared once, with a function that builds its queryset from named values; at
+its first call on a database it builds that queryset with a distinct stand-in for each value, compiles it, and keeps
+the SQL, where each stand-in landed among the parameters, and what turns a row into what the queryset would have
+returned (model instances with what `select_related` joined, tuples, flat values or dicts). Later calls put their
+values in those places and run the SQL through the connection's cursor (so the query counter, the debug cursor and
+transactions see them as any other query).
+
+Only fixed shapes qualify, and the first compile refuses anything else rather than guess: every value must land
+exactly once among the parameters, as given (an `int` or a `str`; a list or a datetime changes the SQL or is
+rewritten by the field); no `prefetch_related`, no related manager's known objects, no `extra()`. Values that vary
+with each call are not constants in the SQL: whatever `build` reads besides its arguments (the clock, a setting)
+is frozen at the first compile, so it must read nothing else.
+"""
+
+from __future__ import annotations
+
+import threading
+import typing
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any, Generic, TypeVar
+
+from django.core.exceptions import ImproperlyConfigured
+from django.db import connections, router, transaction
+from django.db.models import QuerySet
+from django.db.models.query import (
+    FlatValuesListIterable,
+    ModelIterable,
+    ValuesIterable,
+    ValuesListIterable,
+    get_related_populators,
+)
+
+T = TypeVar("T")
+
+# Stand-ins: within a 32-bit integer column's range (Django refuses an out-of-range lookup before compiling), and
+# far from any id or count this project stores.
+_INT_STAND_IN = 2_000_000_000
+_SUPPORTED = {
+    ModelIterable: "models",
+    ValuesListIterable: "tuples",
+    FlatValuesListIterable: "flat",
+    ValuesIterable: "dicts",
+}
+
+
+@dataclass(frozen=True)
+class _Statement:
+    sql: str
+    params: tuple[Any, ...]
+    slots: tuple[tuple[str, tuple[int, ...]], ...]  # (value name, its items' indexes among the parameters)
+    for_update: bool
+    col_count: int
+    trim: bool  # the SQL selects more columns than the result holds (ordering by an expression)
+    converters: tuple[tuple[int, tuple[Callable[..., Any], ...], Any], ...]
+    shape: str
+    names: tuple[str, ...]  # dicts' keys
+    model: Any
+    init_list: tuple[str, ...]
+    model_span: tuple[int, int]
+    related_populators: tuple[Any, ...]
+
+
+class PreparedRead(Generic[T]):
+    """`build(**values)` → the queryset; `kinds` names each value's type: `int`, `str`, `list[int]` or `list[str]`.
+
+    A list (for `__in`) changes the SQL with its length: a statement is kept per length up to `LIST_MAX`; a longer
+    or empty list runs the queryset as Django builds it."""
+
+    LIST_MAX = 8
+
+    def __init__(self, build: Callable[..., QuerySet[Any, T]], **kinds: Any) -> None:
+        unsupported = {name: kind for name, kind in kinds.items() if _element(kind) not in (int, str)}
+        if unsupported:
+            raise ImproperlyConfigured(f"prepared reads bind int, str and lists of them only, not {unsupported}")
+        self.build = build
+        self.kinds = kinds
+        self._statements: dict[tuple[str, tuple[int, ...]], _Statement] = {}  # by database alias and list lengths
+        self._lock = threading.Lock()
+        self._model: Any = None
+        self._for_write = False
+
+    def all(self, **values: Any) -> list[T]:
+        if values.keys() != self.kinds.keys():
+            raise TypeError(f"expected the values {sorted(self.kinds)}, got {sorted(values)}")
+        bound = {name: _bound(self.kinds[name], value) for name, value in values.items()}
+        lengths = tuple(len(value) for value in bound.values() if isinstance(value, list))
+        if any(length == 0 or length > self.LIST_MAX for length in lengths):
+            return list(self.build(**bound))
+        statement, alias = self._statement(lengths)
+        params = list(statement.params)
+        for name, indexes in statement.slots:
+            value = bound[name]
+            for index, item in zip(indexes, value if isinstance(value, list) else [value], strict=True):
+                params[index] = type(params[index])(item)
+        connection = connections[alias]
+        if (
+            statement.for_update
+            and transaction.get_autocommit(using=alias)
+            and connection.features.supports_transactions
+        ):
+            raise transaction.TransactionManagementError("select_for_update cannot be used outside of a transaction.")
+        with connection.cursor() as cursor:
+            cursor.execute(statement.sql, params)
+            rows = cursor.fetchall()
+        return _results(statement, rows, connection, alias)
+
+    def first(self, **values: Any) -> T | None:
+        """The first row: `build` should order and limit the queryset when more than one row may match."""
+        found = self.all(**values)
+        return found[0] if found else None
+
+    def _statement(self, lengths: tuple[int, ...]) -> tuple[_Statement, str]:
+        key = (self._alias(lengths), lengths)
+        statement = self._statements.get(key)
+        if statement is None:
+            with self._lock:
+                stand_ins = self._stand_ins(lengths)
+                queryset = self.build(**stand_ins)
+                key = (queryset.db, lengths)
+                statement = self._statements.get(key) or _compile(queryset, stand_ins)
+                self._statements[key] = statement
+        return statement, key[0]
+
+    def _alias(self, lengths: tuple[int, ...]) -> str:
+        """The database the queryset would read (routers decide, as `QuerySet.db` does), without building it."""
+        if self._model is None:
+            queryset = self.build(**self._stand_ins(lengths))
+            self._model, self._for_write = queryset.model, bool(getattr(queryset, "_for_write", False))
+        if self._for_write:
+            return str(router.db_for_write(self._model))
+        return str(router.db_for_read(self._model))
+
+    def _stand_ins(self, lengths: tuple[int, ...]) -> dict[str, Any]:
+        """A distinct value for each value (each item of a list), of its type."""
+        stand_ins: dict[str, Any] = {}
+        list_lengths = iter(lengths)
+        for position, (name, kind) in enumerate(self.kinds.items()):
+            element = _element(kind)
+            if element is kind:
+                stand_ins[name] = _stand_in(element, position, 0)
+            else:
+                stand_ins[name] = [_stand_in(element, position, item) for item in range(next(list_lengths))]
+        return stand_ins
+
+
+def _element(kind: Any) -> Any:
+    """int for int and list[int], str for str and list[str]."""
+    if typing.get_origin(kind) is list:
+        (element,) = typing.get_args(kind)
+        return element
+    return kind
+
+
+def _bound(kind: Any, value: Any) -> Any:
+    """The value as the statement takes it: a list's items once each, in order."""
+    element = _element(kind)
+    if element is kind:
+        return element(value)
+    return list(dict.fromkeys(element(item) for item in value))
+
+
+def _stand_in(kind: type, position: int, item: int) -> int | str:
+    if kind is int:
+        return _INT_STAND_IN + position * 1000 + item
+    return f"\x1fprepared-value-{position}-{item}\x1f"
+
+
+def _compile(queryset: Any, stand_ins: dict[str, Any]) -> _Statement:
+    """Compile the queryset (Django's private parts of a QuerySet are read here, pinned by this module's tests)."""
+    shape = _SUPPORTED.get(queryset._iterable_class)
+    if shape is None:
+        raise ImproperlyConfigured(
+            f"a prepared read returns models, values or values_list, not {queryset._iterable_class}"
+        )
+    if queryset._prefetch_related_lookups or queryset._known_related_objects:
+        raise ImproperlyConfigured("a prepared read cannot prefetch or start from a related manager")
+    query = queryset.query
+    if query.extra_select or query.extra:
+        raise ImproperlyConfigured("a prepared read cannot use extra()")
+    compiler = query.get_compiler(using=queryset.db)
+    sql, params = compiler.as_sql()
+    slots = []
+    for name, stand_in in stand_ins.items():
+        indexes = []
+        for item in stand_in if isinstance(stand_in, list) else [stand_in]:
+            # psycopg's typed integers (Int4, Int8) are ints: a call's value is wrapped in the same type.
+            found = [index for index, param in enumerate(params) if isinstance(param, type(item)) and param == item]
+            if len(found) != 1:
+                raise ImproperlyConfigured(
+                    f"a prepared read's value {name!r} must be a parameter once, as given (found {len(found)})"
+                )
+            indexes.append(found[0])
+        slots.append((name, tuple(indexes)))
+    fields = [column[0] for column in compiler.select[: compiler.col_count]]
+    converters = tuple(
+        (position, tuple(convs), expression)
+        for position, (convs, expression) in compiler.get_converters(fields).items()
+    )
+    model: Any = None
+    init_list: tuple[str, ...] = ()
+    span = (0, 0)
+    populators: tuple[Any, ...] = ()
+    if shape == "models":
+        klass_info = compiler.klass_info
+        model = klass_info["model"]
+        start, end = klass_info["select_fields"][0], klass_info["select_fields"][-1] + 1
+        init_list = tuple(column[0].target.attname for column in compiler.select[start:end])
+        span = (start, end)
+        related: Callable[..., list[Any]] = get_related_populators
+        populators = tuple(related(klass_info, compiler.select, queryset.db))
+        if compiler.annotation_col_map:
+            raise ImproperlyConfigured("a prepared read of models cannot annotate")
+    names = (*query.extra_select, *query.values_select, *query.annotation_select) if shape == "dicts" else ()
+    return _Statement(
+        sql=sql,
+        params=tuple(params),
+        slots=tuple(slots),
+        for_update=query.select_for_update,
+        col_count=compiler.col_count,
+        trim=compiler.has_extra_select,
+        converters=converters,
+        shape=shape,
+        names=tuple(names),
+        model=model,
+        init_list=init_list,
+        model_span=span,
+        related_populators=populators,
+    )
+
+
+def _results(statement: _Statement, rows: list[tuple[Any, ...]], connection: Any, alias: str) -> list[Any]:
+    converted = []
+    for fetched in rows:
+        row = list(fetched[: statement.col_count] if statement.trim else fetched)
+        for position, convs, expression in statement.converters:
+            value = row[position]
+            for converter in convs:
+                value = converter(value, expression, connection)
+            row[position] = value
+        converted.append(row)
+    if statement.shape == "flat":
+        return [row[0] for row in converted]
+    if statement.shape == "tuples":
+        return [tuple(row) for row in converted]
+    if statement.shape == "dicts":
+        return [dict(zip(statement.names, row, strict=True)) for row in converted]
+    start, end = statement.model_span
+    instances = []
+    for row in converted:
+        instance = statement.model.from_db(alias, statement.init_list, row[start:end])
+        for populator in statement.related_populators:
+            populator.populate(row, instance)
+        instances.append(instance)
+    return instances

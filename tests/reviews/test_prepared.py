@@ -1,0 +1,154 @@
+"""Prepared reads (`reviews.prepared`): compiled once, they return what the queryset they were built from returns,
+in one query each; a shape they cannot bind safely is refused at the first call, not answered wrongly."""
+
+from __future__ import annotations
+
+import pytest
+from django.core.exceptions import ImproperlyConfigured
+from django.db import transaction
+from django.db.models import Q
+
+from reviews.models import Commit, PolicyEvaluation, PullRequest, Repository
+from reviews.prepared import PreparedRead
+from tests.factories import CommitFactory, PersonFactory, PullRequestFactory, RepositoryFactory, TeamFactory
+
+pytestmark = pytest.mark.django_db
+
+
+def fields_of(instance: object) -> dict[str, object]:
+    return {field.attname: getattr(instance, field.attname) for field in type(instance)._meta.concrete_fields}  # type: ignore[attr-defined]
+
+
+WITH_REPOSITORY = PreparedRead(
+    lambda pk: PullRequest.objects.select_related("repository__connection", "repository__team", "author").filter(pk=pk),
+    pk=int,
+)
+
+
+def test_models_with_what_select_related_joined_equal_the_querysets():
+    team = TeamFactory()
+    with_team = PullRequestFactory(
+        repository=RepositoryFactory(team=team), labels=["b", "a"], diff_ids={"abc": "x"}, author=PersonFactory()
+    )
+    without = PullRequestFactory(author=None)
+    for pull_request in (with_team, without):
+        expected = PullRequest.objects.select_related("repository__connection", "repository__team", "author").get(
+            pk=pull_request.pk
+        )
+        (found,) = WITH_REPOSITORY.all(pk=pull_request.pk)
+        assert fields_of(found) == fields_of(expected)  # JSON decoded, datetimes aware, as Django converts them
+        assert fields_of(found.repository) == fields_of(expected.repository)
+        assert fields_of(found.repository.connection) == fields_of(expected.repository.connection)
+        assert (found.repository.team and found.repository.team.slug) == (
+            expected.repository.team and expected.repository.team.slug
+        )
+        assert found.author == expected.author
+        assert not found._state.adding and found._state.db == "default"
+
+
+def test_each_call_binds_its_own_values_in_one_query(django_assert_num_queries):
+    first, second = PullRequestFactory(), PullRequestFactory()
+    WITH_REPOSITORY.all(pk=first.pk)  # compiled here
+    with django_assert_num_queries(1):
+        assert [found.pk for found in WITH_REPOSITORY.all(pk=second.pk)] == [second.pk]
+    with django_assert_num_queries(1):
+        assert WITH_REPOSITORY.all(pk=second.pk + first.pk + 10_000) == []
+    found = WITH_REPOSITORY.first(pk=first.pk)
+    with django_assert_num_queries(0):
+        # What select_related joined is there: no query to read it.
+        assert found is not None and found.repository.connection.pk == first.repository.connection_id
+
+
+def test_values_tuples_and_flat_values_and_dicts():
+    repository = RepositoryFactory()
+    PullRequestFactory(repository=repository, number=7, title="seven")
+    PullRequestFactory(repository=repository, number=3, title="three")
+    tuples = PreparedRead(
+        lambda repository: PullRequest.objects.filter(repository_id=repository)
+        .order_by("number")
+        .values_list("number", "title"),
+        repository=int,
+    )
+    flat = PreparedRead(
+        lambda repository, title: PullRequest.objects.filter(repository_id=repository, title=title).values_list(
+            "number", flat=True
+        ),
+        repository=int,
+        title=str,
+    )
+    dicts = PreparedRead(
+        lambda repository: PullRequest.objects.filter(repository_id=repository).order_by("-number").values("number"),
+        repository=int,
+    )
+    assert tuples.all(repository=repository.pk) == [(3, "three"), (7, "seven")]
+    assert flat.all(repository=repository.pk, title="seven") == [7]
+    assert flat.all(repository=repository.pk, title="eight") == []
+    assert dicts.all(repository=repository.pk) == [{"number": 7}, {"number": 3}]
+
+
+def test_lists_bind_each_item_once_and_long_or_empty_lists_take_the_ordinary_way(django_assert_num_queries):
+    pulls = [PullRequestFactory() for _ in range(PreparedRead.LIST_MAX + 2)]
+    ids = [pull.pk for pull in pulls]
+    numbers = PreparedRead(
+        lambda pks: PullRequest.objects.filter(pk__in=pks).order_by("pk").values_list("pk", flat=True), pks=list[int]
+    )
+    assert numbers.all(pks=[ids[1], ids[0], ids[1]]) == sorted(ids[:2])  # a repeated item counts once
+    assert numbers.all(pks=ids[2:4]) == ids[2:4]  # the same length: the same statement, other values
+    with django_assert_num_queries(1):
+        assert numbers.all(pks=ids) == ids  # longer than LIST_MAX: Django builds it
+    with django_assert_num_queries(0):
+        assert numbers.all(pks=[]) == []  # nothing to look for: Django knows without asking
+    shas = PreparedRead(
+        lambda repository, shas: Commit.objects.filter(repository_id=repository, sha__in=shas)
+        .order_by("sha")
+        .values_list("sha", flat=True),
+        repository=int,
+        shas=list[str],
+    )
+    repository = RepositoryFactory()
+    CommitFactory(repository=repository, sha="a" * 40)
+    CommitFactory(repository=repository, sha="b" * 40)
+    assert shas.all(repository=repository.pk, shas=["b" * 40, "c" * 40, "a" * 40]) == ["a" * 40, "b" * 40]
+
+
+def test_locking_reads_need_a_transaction_as_djangos_do():
+    pull_request = PullRequestFactory()
+    locked = PreparedRead(lambda pk: PullRequest.objects.select_for_update().filter(pk=pk), pk=int)
+    with transaction.atomic():
+        assert [found.pk for found in locked.all(pk=pull_request.pk)] == [pull_request.pk]
+
+
+@pytest.mark.django_db(transaction=True)
+def test_a_locking_read_outside_a_transaction_is_refused():
+    pull_request = PullRequestFactory()
+    locked = PreparedRead(lambda pk: PullRequest.objects.select_for_update().filter(pk=pk), pk=int)
+    with transaction.atomic():
+        locked.all(pk=pull_request.pk)  # compiled inside
+    with pytest.raises(transaction.TransactionManagementError):
+        locked.all(pk=pull_request.pk)
+
+
+def test_shapes_that_cannot_be_bound_safely_are_refused_at_the_first_call():
+    pull_request = PullRequestFactory()
+    # The value is rewritten into the pattern "%…%": binding it as given would search for something else.
+    contains = PreparedRead(lambda title: PullRequest.objects.filter(title__icontains=title), title=str)
+    with pytest.raises(ImproperlyConfigured, match="'title' must be a parameter once"):
+        contains.all(title="x")
+    # The same value twice in the SQL would be bound in one place only.
+    twice = PreparedRead(lambda pk: PullRequest.objects.filter(Q(pk=pk) | Q(repository_id=pk)), pk=int)
+    with pytest.raises(ImproperlyConfigured, match="'pk' must be a parameter once"):
+        twice.all(pk=pull_request.pk)
+    prefetching = PreparedRead(lambda pk: PullRequest.objects.prefetch_related("commits").filter(pk=pk), pk=int)
+    with pytest.raises(ImproperlyConfigured, match="prefetch"):
+        prefetching.all(pk=pull_request.pk)
+    related_manager = PreparedRead(lambda pk: pull_request.evaluations.filter(pk=pk), pk=int)
+    with pytest.raises(ImproperlyConfigured, match="related manager"):
+        related_manager.all(pk=1)
+    with pytest.raises(ImproperlyConfigured, match="int, str and lists"):
+        PreparedRead(lambda at: PolicyEvaluation.objects.filter(evaluated_at=at), at=object)
+
+
+def test_values_must_be_exactly_those_declared():
+    read = PreparedRead(lambda pk: Repository.objects.filter(pk=pk), pk=int)
+    with pytest.raises(TypeError, match="expected the values"):
+        read.all(id=1)
