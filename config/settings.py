@@ -160,7 +160,7 @@ if REDIS_URL and REDIS_CACHE_URL.rstrip("/") == REDIS_URL.rstrip("/"):
 if REDIS_URL:
     CACHES = {
         "default": {
-            "BACKEND": "django.core.cache.backends.redis.RedisCache",
+            "BACKEND": "config.cache.RedisCache",
             "LOCATION": REDIS_CACHE_URL,
             # A Redis that restarts or stalls must fail a call, never hang the process that made it.
             "OPTIONS": {"socket_timeout": 5, "socket_connect_timeout": 5},
