@@ -228,6 +228,15 @@ def _people(connection: Connection, accounts: Iterable[UserRecord]) -> list[Pers
     return [person for person in people if person is not None]
 
 
+_REVIEW_LOCKED = PreparedRead(
+    lambda pull_request, external_id: Review.objects.select_for_update().filter(
+        pull_request_id=pull_request, external_id=external_id
+    ),
+    pull_request=int,
+    external_id=str,
+)
+
+
 def review_upsert(*, pull_request: PullRequest, record: ReviewRecord) -> Review:
     """Create or update a review; an older version of a review never overwrites a newer one."""
     reviewer = person_from_account(connection=pull_request.repository.connection, account=record.reviewer)
@@ -240,17 +249,15 @@ def review_upsert(*, pull_request: PullRequest, record: ReviewRecord) -> Review:
         "submitted_at": record.submitted_at,
     }
     with transaction.atomic(savepoint=False):
-        review = (
-            Review.objects.select_for_update().filter(pull_request=pull_request, external_id=record.external_id).first()
-        )
+        review = _REVIEW_LOCKED.first(pull_request=pull_request.pk, external_id=record.external_id)
         if review is None:
-            try:
-                with transaction.atomic():
-                    return Review.objects.create(pull_request=pull_request, external_id=record.external_id, **values)
-            except IntegrityError:
-                review = Review.objects.select_for_update().get(
-                    pull_request=pull_request, external_id=record.external_id
-                )
+            # One statement whether or not another worker stored it meanwhile; then it is read as any other.
+            new = Review(pull_request=pull_request, external_id=record.external_id, **values)
+            Review.objects.bulk_create([new], ignore_conflicts=True)
+            review = _REVIEW_LOCKED.first(pull_request=pull_request.pk, external_id=record.external_id)
+            if review is None:
+                raise Review.DoesNotExist(f"review {record.external_id} of {pull_request} could not be stored")
+        review.pull_request = pull_request
         if not _review_record_is_newer(review, record):
             return review
         if record.state == Review.State.DISMISSED.value:
