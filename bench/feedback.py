@@ -45,6 +45,7 @@ BENCH = Path(__file__).resolve().parent
 def probe_read(folder: Path) -> dict[str, float | Counter[str]]:
     """What the worker's processes counted so far (`bench/worker_probe.py`), added up."""
     body = others = deliveries_tasks = 0.0
+    deliveries_runs = 0
     samples: Counter[str] = Counter()
     by_task: Counter[str] = Counter()
     connects: Counter[str] = Counter()
@@ -54,9 +55,10 @@ def probe_read(folder: Path) -> dict[str, float | Counter[str]]:
         except (OSError, ValueError):
             continue
         body += state["body"]["cpu"]
-        for name, (_, cpu) in state["tasks"].items():
+        for name, (runs, cpu) in state["tasks"].items():
             if name.startswith("reviews.tasks.process_webhook_deliver"):
                 deliveries_tasks += cpu
+                deliveries_runs += runs
             else:
                 others += cpu
             by_task[name] += round(cpu * 1e6)
@@ -67,6 +69,7 @@ def probe_read(folder: Path) -> dict[str, float | Counter[str]]:
         "body": body,
         "other tasks": others,
         "deliveries tasks": deliveries_tasks,
+        "deliveries runs": deliveries_runs,
         "samples": samples,
         "by task": by_task,
     }
@@ -218,6 +221,7 @@ def run_rate(
         "outside ms": 1000 * (cpu - body - other_tasks) / len(sends),
         "wrapper ms": 1000 * wrapper / len(sends),
         "dispatcher ms": 1000 * dispatcher / len(sends),
+        "events per task": len(sends) / max(1, int(probe["deliveries runs"]) - int(probe_before["deliveries runs"])),
         "where": where,  # type: ignore[dict-item]
         "by task": by_task,  # type: ignore[dict-item]
         "connects": connects,  # type: ignore[dict-item]
@@ -285,7 +289,7 @@ def main() -> int:
     for rate, row in rows:
         print(
             f"  {rate:>6g}  {row['body ms']:6.1f} | {row['other tasks ms']:6.1f} | {row['outside ms']:6.1f} "
-            f"({row['wrapper ms']:.1f}) | {row['dispatcher ms']:6.1f}"
+            f"({row['wrapper ms']:.1f}) | {row['dispatcher ms']:6.1f}   ({row['events per task']:.2f} events per task)"
         )
     for rate, row in rows:
         tasks: Counter[str] = row["by task"]  # type: ignore[assignment]
