@@ -466,6 +466,9 @@ def _in_flight(now: dt.datetime) -> int:
 
 
 def _lease_due(now: dt.datetime, chunk: int) -> list[int]:
+    """Lease up to `chunk` due deliveries, oldest due first, skipping rows another dispatcher is leasing."""
+    if connections[WebhookDelivery.objects.db].vendor == "postgresql":
+        return _lease_due_in_one_statement(now, chunk)
     with transaction.atomic():
         due = list(
             _due(now)
@@ -474,6 +477,42 @@ def _lease_due(now: dt.datetime, chunk: int) -> list[int]:
             .values_list("pk", "dispatches")[:chunk]
         )
         return _lease(due, now)
+
+
+def _lease_due_in_one_statement(now: dt.datetime, chunk: int) -> list[int]:
+    """`_lease_due` on PostgreSQL: one statement instead of a transaction of three or more (the dispatcher runs it at
+    every new delivery)."""
+    db = connections[WebhookDelivery.objects.db]
+    table = db.ops.quote_name(WebhookDelivery._meta.db_table)
+    at = WebhookDelivery._meta.get_field("next_attempt_at").get_db_prep_save(now, connection=db)
+    # Only the model's own names go into the text; every value is a parameter.
+    sql = f"""
+        WITH due AS (
+            SELECT id, next_attempt_at AS was_due FROM {table}
+            WHERE status = %s AND (next_attempt_at <= %s OR next_attempt_at IS NULL)
+            ORDER BY next_attempt_at ASC NULLS FIRST, id LIMIT %s FOR UPDATE SKIP LOCKED
+        ), leased AS (
+            UPDATE {table} AS delivery
+            SET next_attempt_at = %s + LEAST(%s * power(2, delivery.dispatches), %s) * interval '1 second',
+                dispatches = delivery.dispatches + 1
+            FROM due WHERE delivery.id = due.id
+            RETURNING delivery.id, due.was_due
+        )
+        SELECT id FROM leased ORDER BY was_due ASC NULLS FIRST, id
+    """  # noqa: S608
+    with db.cursor() as cursor:
+        cursor.execute(
+            sql,
+            [
+                WebhookDelivery.Status.PENDING,
+                at,
+                chunk,
+                at,
+                DISPATCH_LEASE.total_seconds(),
+                MAX_DISPATCH_LEASE.total_seconds(),
+            ],
+        )
+        return [row[0] for row in cursor.fetchall()]
 
 
 def _lease(due: list[tuple[int, int]], now: dt.datetime) -> list[int]:

@@ -164,3 +164,18 @@ def test_a_worker_keeps_its_database_connection_from_one_task_to_the_next_until_
     celery_signals._task_started(task_id="two", task=_worker_task())
     assert connection.connection is None  # closed before the task: it opens a new one
     celery_signals._task_ended(task_id="two", task=_worker_task(), state="SUCCESS")
+
+
+def test_a_dispatchers_look_at_a_new_delivery_costs_two_statements(github):
+    """The dispatcher looks at every new delivery (hundreds a second under load): what is in flight, then the lease
+    of what is due, oldest first, in one statement on PostgreSQL."""
+    if connection.vendor != "postgresql":
+        pytest.skip("SQLite leases in a transaction of a read and an update")
+    (new,) = stored(github, 1)
+    sent: list[list[int]] = []
+    with CaptureQueriesContext(connection) as captured:
+        assert webhook_deliveries_dispatch(send=sent.append, reclaim=False) == 1
+    assert len(captured) == 2
+    assert sent == [[new]]
+    leased = WebhookDelivery.objects.get(pk=new)
+    assert leased.dispatches == 1 and leased.next_attempt_at > timezone.now()
