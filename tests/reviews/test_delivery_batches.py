@@ -41,7 +41,8 @@ def stored(github: Connection, count: int, *, due: dt.datetime | None = None) ->
             provider="github",
             delivery_id=f"batch-{first + index}",
             event="ping",
-            body="{}",
+            headers={"X-GitHub-Event": "ping"},
+            body='{"zen": "Keep it logically awesome."}',
             connection=github,
             received_at=now,
             next_attempt_at=(due or now) + dt.timedelta(microseconds=index),
@@ -68,6 +69,9 @@ def test_a_batch_is_claimed_in_one_statement_with_its_connections_skipping_what_
         ("processing", "this-task", 1),
     ]
     assert all(delivery.status == "processing" and delivery.attempts == 1 for delivery in claimed)
+    stored_row = WebhookDelivery.objects.get(pk=first)
+    for name in ("headers", "body", "received_at", "claimed_at", "next_attempt_at", "connection_id"):
+        assert getattr(claimed[1], name) == getattr(stored_row, name)  # as a queryset reads them
     assert webhook_deliveries_claim(delivery_ids=[first, third], token="a-third-task") == []  # claimed once
 
 
