@@ -513,13 +513,16 @@ class Stack:
             time.sleep(0.3)
         raise RuntimeError(f"gunicorn did not answer; see {self.dir / f'{name}.log'}")
 
-    def start_worker(self, name: str = "worker", queues: str = "", loglevel: str = WORKER_LOGLEVEL) -> None:
+    def start_worker(
+        self, name: str = "worker", queues: str = "", loglevel: str = WORKER_LOGLEVEL, app: str = "config"
+    ) -> None:
         """A Celery worker (`-c 2`); `worker` consumes every queue and is the one the faults kill, any other name
-        consumes `queues` (comma-separated), as production's two workers do."""
+        consumes `queues` (comma-separated), as production's two workers do. `app`: the Celery app's module
+        (`bench/worker_probe.py` is Tandem's with the worker's CPU counted by where it goes)."""
         node = "faults" if name == "worker" else name
         process = self._spawn(
             name,
-            [str(BIN / "celery"), "-A", "config", "worker", "-c", "2", f"--loglevel={loglevel}"]
+            [str(BIN / "celery"), "-A", app, "worker", "-c", "2", f"--loglevel={loglevel}"]
             + ["-n", f"{node}@%h", *(["-Q", queues] if queues else []), *WORKER_OPTIONS],
         )
         if name == "worker":

@@ -5,9 +5,15 @@ dispatcher, a Celery worker and beat, DEBUG off) against the project's fake GitH
 arrives. Open-loop senders post GitHub pull-request webhooks at each rate for a fixed time, whatever the answers
 take (a sender that waited for answers would hide a backlog): each pull request is opened, pushed to (a new head)
 and approved. For every push that brings a new head, the latency is from its send to the first status on that
-head. Prints p50 / p95 / max per rate, and the worker's CPU time per event.
+head. Prints p50 / p95 / max per rate, and the worker's CPU time per event, split by where it went (`bench/
+worker_probe.py`): in the delivery's processing itself (`reviews.tasks.deliveries_process`, what `worker_cost.py`
+measures in-process), in other tasks (beat's), and outside any task body (Celery's message handling and pool, the
+signal handlers, the task wrapper) — the overhead, as a figure; and the dispatcher's CPU per event.
 
-    .venv/bin/python bench/feedback.py [--rates 20,50,100] [--seconds 30] [--https]
+    .venv/bin/python bench/feedback.py [--rates 20,50,100] [--seconds 30] [--https] [--root CHECKOUT] [--where]
+
+`--root` runs the stack from another checkout (main's, say) with this bench, so that base and branch are measured
+alike. `--where` samples the worker's stacks outside the delivery's processing and prints where its CPU went.
 
 Environment: FEEDBACK_RATES, FEEDBACK_SECONDS, FEEDBACK_KEEP=1 (keep the logs). Issue 15's goal on this machine:
 p95 < 0.5 s at 20 events/s, < 2 s at 50 events/s.
@@ -22,6 +28,7 @@ import statistics
 import sys
 import threading
 import time
+from collections import Counter
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
@@ -32,6 +39,40 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 import faults  # noqa: E402  (the stack, the fake and the webhook builders are the fault bench's)
 
 WAIT_FOR_STATUSES = 120.0
+BENCH = Path(__file__).resolve().parent
+
+
+def probe_read(folder: Path) -> dict[str, float | Counter[str]]:
+    """What the worker's processes counted so far (`bench/worker_probe.py`), added up."""
+    body = others = deliveries_tasks = 0.0
+    deliveries_runs = 0
+    samples: Counter[str] = Counter()
+    by_task: Counter[str] = Counter()
+    connects: Counter[str] = Counter()
+    for path in folder.glob("*.json"):
+        try:
+            state = json.loads(path.read_text())
+        except (OSError, ValueError):
+            continue
+        body += state["body"]["cpu"]
+        for name, (runs, cpu) in state["tasks"].items():
+            if name.startswith("reviews.tasks.process_webhook_deliver"):
+                deliveries_tasks += cpu
+                deliveries_runs += runs
+            else:
+                others += cpu
+            by_task[name] += round(cpu * 1e6)
+        samples.update(state.get("samples", {}))
+        connects.update(state.get("connects", {}))
+    return {
+        "connects": connects,
+        "body": body,
+        "other tasks": others,
+        "deliveries tasks": deliveries_tasks,
+        "deliveries runs": deliveries_runs,
+        "samples": samples,
+        "by task": by_task,
+    }
 
 
 def cpu_seconds(pid: int) -> float:
@@ -128,8 +169,10 @@ def run_rate(
         except requests.RequestException:
             answers.append(0)
 
-    assert stack.worker is not None
+    assert stack.worker is not None and stack.dispatcher is not None
     cpu_before = cpu_seconds(stack.worker.pid)
+    dispatcher_before = cpu_seconds(stack.dispatcher.pid)
+    probe_before = probe_read(stack.dir / "probe")
     statuses_before = len(fake.statuses_posted)
     started = time.monotonic()
     with ThreadPoolExecutor(max_workers=64) as pool:
@@ -152,6 +195,17 @@ def run_rate(
         time.sleep(0.5)
     time.sleep(2)  # let the worker finish what it does after the last status before reading its CPU
     cpu = cpu_seconds(stack.worker.pid) - cpu_before
+    dispatcher = cpu_seconds(stack.dispatcher.pid) - dispatcher_before
+    probe = probe_read(stack.dir / "probe")
+    body = float(probe["body"]) - float(probe_before["body"])
+    other_tasks = float(probe["other tasks"]) - float(probe_before["other tasks"])
+    wrapper = float(probe["deliveries tasks"]) - float(probe_before["deliveries tasks"]) - body
+    where = Counter(probe["samples"])
+    where.subtract(Counter(probe_before["samples"]))
+    by_task = Counter(probe["by task"])
+    by_task.subtract(Counter(probe_before["by task"]))
+    connects = Counter(probe["connects"])
+    connects.subtract(Counter(probe_before["connects"]))
     values = sorted(latencies.values())
     return {
         "events": len(sends),
@@ -162,6 +216,15 @@ def run_rate(
         "p95": values[int(0.95 * (len(values) - 1))] if values else float("nan"),
         "max": values[-1] if values else float("nan"),
         "worker ms per event": 1000 * cpu / len(sends),
+        "body ms": 1000 * body / len(sends),
+        "other tasks ms": 1000 * other_tasks / len(sends),
+        "outside ms": 1000 * (cpu - body - other_tasks) / len(sends),
+        "wrapper ms": 1000 * wrapper / len(sends),
+        "dispatcher ms": 1000 * dispatcher / len(sends),
+        "events per task": len(sends) / max(1, int(probe["deliveries runs"]) - int(probe_before["deliveries runs"])),
+        "where": where,  # type: ignore[dict-item]
+        "by task": by_task,  # type: ignore[dict-item]
+        "connects": connects,  # type: ignore[dict-item]
     }
 
 
@@ -171,7 +234,11 @@ def main() -> int:
     parser.add_argument("--seconds", type=float, default=float(os.environ.get("FEEDBACK_SECONDS", "30")))
     parser.add_argument("--keep", action="store_true", default=os.environ.get("FEEDBACK_KEEP", "") == "1")
     parser.add_argument("--https", action="store_true", help="serve the fake GitHub over TLS, as GitHub is reached")
+    parser.add_argument("--root", type=Path, help="run the stack from this checkout (default: this bench's)")
+    parser.add_argument("--where", action="store_true", help="sample and print where the worker's overhead goes")
     args = parser.parse_args()
+    if args.root is not None:
+        faults.ROOT = args.root.resolve()
     rates = [float(rate) for rate in args.rates.split(",")]
     idle = faults.busy_share(2.0)
     fake = faults.FakeGitHub(rate_limit=10**9)
@@ -179,6 +246,12 @@ def main() -> int:
         faults.serve_over_tls(fake)
     fake.start()
     stack = faults.Stack(fake, keep=args.keep)
+    (stack.dir / "probe").mkdir()
+    stack.env.update(
+        PYTHONPATH=str(BENCH),
+        WORKER_PROBE_DIR=str(stack.dir / "probe"),
+        WORKER_PROBE_SAMPLE="1" if args.where else "",
+    )
     rows = []
     try:
         faults.log(f"private services in {stack.dir}")
@@ -186,7 +259,7 @@ def main() -> int:
         stack.start_redis()
         stack.migrate()
         stack.start_web()
-        stack.start_worker()
+        stack.start_worker(app="worker_probe")
         stack.start_beat()
         stack.start_dispatcher()
         events = faults.Events(fake, seed=15)
@@ -200,7 +273,7 @@ def main() -> int:
         stack.stop()
         fake.stop()
     print()
-    print(f"feedback: webhook → tandem/review-policy accepted (machine busy before the run: {idle:.0%} of 2 cores)")
+    print(f"feedback: {faults.ROOT}: webhook → tandem/review-policy accepted (busy before: {idle:.0%} of 2 cores)")
     print(
         f"  {'rate':>6} {'events':>7} {'2xx':>6} {'heads':>6} {'status':>7} {'p50 s':>7} {'p95 s':>7} "
         f"{'max s':>7} {'worker ms/event':>16}"
@@ -211,6 +284,29 @@ def main() -> int:
             f"{row['with status']:>7.0f} {row['p50']:>7.2f} {row['p95']:>7.2f} {row['max']:>7.2f} "
             f"{row['worker ms per event']:>16.1f}"
         )
+    print("  worker CPU per event, ms: in deliveries_process | in other tasks (beat's) | outside task bodies")
+    print("  (of which the delivery tasks' wrapper and signals inside the task span) | dispatcher process")
+    for rate, row in rows:
+        print(
+            f"  {rate:>6g}  {row['body ms']:6.1f} | {row['other tasks ms']:6.1f} | {row['outside ms']:6.1f} "
+            f"({row['wrapper ms']:.1f}) | {row['dispatcher ms']:6.1f}   ({row['events per task']:.2f} events per task)"
+        )
+    for rate, row in rows:
+        tasks: Counter[str] = row["by task"]  # type: ignore[assignment]
+        listed = ", ".join(
+            f"{name.rsplit('.', 1)[-1]} {us / 1000 / row['events']:.1f}" for name, us in tasks.most_common(6)
+        )
+        print(f"  {rate:>6g}  by task, ms per event: {listed}")
+        opened: Counter[str] = row["connects"]  # type: ignore[assignment]
+        listed = ", ".join(f"{name.rsplit('.', 1)[-1]} {count}" for name, count in opened.most_common(6) if count)
+        print(f"  {rate:>6g}  database connections opened in the worker: {listed or 'none'}")
+    if args.where:
+        for rate, row in rows:
+            where: Counter[str] = row["where"]  # type: ignore[assignment]
+            total = sum(where.values()) or 1
+            print(f"\n  where the worker's CPU went outside deliveries_process at {rate:g}/s ({total / 1e6:.1f} s):")
+            for stack_names, count in where.most_common(40):
+                print(f"    {100 * count / total:5.1f}%  {stack_names}")
     return 0
 
 

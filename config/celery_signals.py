@@ -16,6 +16,7 @@ from typing import Any
 
 from celery import signals
 from django.conf import settings
+from django.db import close_old_connections
 
 from config.logs import JsonFormatter
 from reviews.instruments import TASK_DURATION, TASK_RUNS
@@ -37,6 +38,7 @@ _STATES = {"SUCCESS": "success", "FAILURE": "failure", "RETRY": "retry"}
 def _task_started(task_id: str = "", task: Any = None, **_: Any) -> None:
     token = log_context_bind(task_id=task_id, task=getattr(task, "name", None))
     _running.setdefault(task_id, []).append((time.perf_counter(), token))
+    _database_connections_kept_if_usable(task)
     if _from_latency_critical_queue(task):
         latency_critical_run_started(task_id)  # background work waits meanwhile (reviews.services.pacing)
 
@@ -49,6 +51,7 @@ def _task_ended(task_id: str = "", task: Any = None, state: str | None = None, *
     started, token = runs.pop()
     if not runs:
         del _running[task_id]
+    _database_connections_kept_if_usable(task)
     if _from_latency_critical_queue(task):
         latency_critical_run_ended(task_id)
     name = getattr(task, "name", "unknown")
@@ -56,6 +59,18 @@ def _task_ended(task_id: str = "", task: Any = None, state: str | None = None, *
     TASK_RUNS.labels(name, _STATES.get(state or "", "other")).inc()
     with contextlib.suppress(ValueError):  # bound in another context (a thread pool): nothing of it is left here
         log_context_reset(token)
+
+
+def _database_connections_kept_if_usable(task: Any) -> None:
+    """Around each task run on a worker, what Django does around each request: a connection is closed when it is
+    older than CONN_MAX_AGE, broken, or left inside a transaction, and kept otherwise (checked before its next use,
+    CONN_HEALTH_CHECKS). Celery's own fixup would close every connection before and after every task (settings:
+    CELERY_DB_REUSE_MAX): a new PostgreSQL connection, and server process, for each task. An inline run is left
+    alone: it runs inside its caller's request or transaction."""
+    request = getattr(task, "request", None)
+    if request is None or request.is_eager:
+        return
+    close_old_connections()
 
 
 def _from_latency_critical_queue(task: Any) -> bool:

@@ -188,6 +188,11 @@ CELERY_TASK_TIME_LIMIT = env.int("CELERY_TASK_TIME_LIMIT", default=360)
 CELERY_TASK_ACKS_LATE = True
 CELERY_TASK_REJECT_ON_WORKER_LOST = True
 CELERY_WORKER_PREFETCH_MULTIPLIER = 1
+# Celery's Django fixup closes every database connection before and after each task unless told to keep them for
+# this many tasks: a new PostgreSQL connection (a new server process, its caches cold) for every task, a large part
+# of the worker's CPU per event (bench/README.md, issue 15). Kept instead, and closed as Django closes a request's
+# (older than CONN_MAX_AGE, broken, left in a transaction) by config.celery_signals around each task.
+CELERY_DB_REUSE_MAX = 1000
 CELERY_BROKER_CONNECTION_RETRY_ON_STARTUP = True
 # No Redis pub/sub in the worker (with config.broker.WORKER_OPTIONS): after a Redis restart, redis-py 8 subscribed
 # again and waited for a message with no timeout, inside the worker's event loop, which stopped for good (issue 11).

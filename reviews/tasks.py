@@ -13,7 +13,14 @@ from django.utils import timezone
 
 from reviews.integrations.vcs import VcsRateLimited, VcsUnavailable
 from reviews.log_context import log_context_bound
-from reviews.models import Connection, PolicyEvaluation, PullRequest, Repository, ReviewerSuggestion
+from reviews.models import (
+    Connection,
+    PolicyEvaluation,
+    PullRequest,
+    Repository,
+    ReviewerSuggestion,
+    WebhookDelivery,
+)
 from reviews.selectors.affected import open_pull_requests_with_closing_risk_windows
 from reviews.selectors.health import bot_ids
 from reviews.selectors.verdicts import (
@@ -46,8 +53,9 @@ from reviews.services.verdicts import pull_request_verdict_pass
 from reviews.services.webhooks import (
     PROCESS_SOFT_TIME_LIMIT,
     PROCESS_TIME_LIMIT,
+    webhook_deliveries_claim,
     webhook_deliveries_dispatch,
-    webhook_delivery_claim,
+    webhook_deliveries_release,
     webhook_delivery_process,
 )
 
@@ -68,21 +76,27 @@ def process_webhook_deliveries(self, delivery_ids: list[int]) -> dict[str, int]:
 
 
 def deliveries_process(delivery_ids: list[int], *, token: str) -> list[str]:
-    """Claim and apply each delivery, then settle the evaluation debt of every pull request they touched, each
-    once, in one pass: an event waits in a queue once. Retries are not Celery's: a failed attempt is scheduled
-    on the row, and the dispatcher hands it over again when it is due, so nothing waits in a broker that can lose
-    it. A verdict pass that fails leaves its debt marked, for a queued evaluation and, failing that, the
-    reconciler."""
+    """Claim the deliveries (one statement for the batch), apply each in order, then settle the evaluation debt of
+    every pull request they touched, each once, in one pass: an event waits in a queue once. Retries are not
+    Celery's: a failed attempt is scheduled on the row, and the dispatcher hands it over again when it is due, so
+    nothing waits in a broker that can lose it. A verdict pass that fails leaves its debt marked, for a queued
+    evaluation and, failing that, the reconciler."""
+    claimed = {delivery.pk: delivery for delivery in webhook_deliveries_claim(delivery_ids=delivery_ids, token=token)}
     outcomes: list[str] = []
     receipts: dict[int, list[dt.datetime]] = {}  # pull request → when the deliveries that touched it were received
-    for delivery_id in delivery_ids:
-        with log_context_bound(delivery_id=delivery_id):
-            delivery = webhook_delivery_claim(delivery_id=delivery_id, token=token)
-            if delivery is None:
-                outcomes.append("skipped")  # done already, or being processed by another worker
-                continue
-            with log_context_bound(provider=delivery.provider):
+    for index, delivery_id in enumerate(delivery_ids):
+        delivery = claimed.pop(delivery_id, None)
+        if delivery is None:
+            outcomes.append("skipped")  # done already, or being processed by another worker
+            continue
+        try:
+            with log_context_bound(delivery_id=delivery_id, provider=delivery.provider):
                 processed = webhook_delivery_process(delivery=delivery)
+        except BaseException:
+            # Stopped early (the time limit, the database away): the rest of the batch is due again at once, not
+            # held until its claim goes stale.
+            _release_quietly([claimed[pk] for pk in delivery_ids[index + 1 :] if pk in claimed], token=token)
+            raise
         outcomes.append(processed.outcome)
         for pull_request_id in processed.touched:
             receipts.setdefault(pull_request_id, []).append(delivery.received_at)
@@ -95,6 +109,13 @@ def deliveries_process(delivery_ids: list[int], *, token: str) -> list[str]:
             logger.exception("verdict pass for pull request %s failed; queued again", pull_request_id)
             evaluation_enqueue_now(pull_request_id)
     return outcomes
+
+
+def _release_quietly(deliveries: list[WebhookDelivery], *, token: str) -> None:
+    try:
+        webhook_deliveries_release(deliveries=deliveries, token=token)
+    except Exception:
+        logger.exception("could not give back %s claimed deliveries; they are taken back when stale", len(deliveries))
 
 
 SYNC_LOCK_SECONDS = 1900  # the sync task's hard time limit: a dead worker's lock expires with it

@@ -23,6 +23,9 @@ from reviews.services.webhooks import DELIVERY_CHANNEL, webhook_deliveries_dispa
 logger = logging.getLogger(__name__)
 
 RECONNECT_WAIT = (1.0, 2.0, 5.0, 10.0)
+# How often the deliveries of workers that died are taken back (STALE_CLAIM is 90 s): not at every new delivery,
+# which wakes this process up to hundreds of times a second.
+RECLAIM_SECONDS = 5.0
 
 
 class Command(BaseCommand):
@@ -40,11 +43,17 @@ class Command(BaseCommand):
         signal.signal(signal.SIGINT, self._stop)
         failures = 0
         listening = False
+        reclaimed_at = -RECLAIM_SECONDS
         while not self.stopping:
             try:
                 if not listening:
                     listening = _listen()
-                webhook_deliveries_dispatch(send=process_webhook_deliveries.delay, budget=max(poll, 1.0) * 5)
+                reclaim = time.monotonic() - reclaimed_at >= RECLAIM_SECONDS
+                webhook_deliveries_dispatch(
+                    send=process_webhook_deliveries.delay, budget=max(poll, 1.0) * 5, reclaim=reclaim
+                )
+                if reclaim:
+                    reclaimed_at = time.monotonic()
                 if once:
                     return
                 _wait_for_notice(poll, listening=listening)
