@@ -5,6 +5,7 @@ Connection the delivery belongs to, and names the delivery; the inbox stores it 
 from __future__ import annotations
 
 import hashlib
+from collections.abc import Callable
 from dataclasses import replace
 from typing import Any, ClassVar
 from urllib.parse import urlsplit
@@ -14,7 +15,7 @@ from django.http import HttpRequest
 
 from reviews.integrations.github import verify_signature
 from reviews.integrations.gitlab import verify_token
-from reviews.models import Provider
+from reviews.models import Connection, Provider
 from reviews.services.connections import connection_for_instance, connections_with_webhook_secret, instance_host
 from reviews.webhooks import Named, Sender, WebhookInvalid, WebhookRejected, WebhookSource, header, webhook_view
 
@@ -48,12 +49,13 @@ class GitHubSource(WebhookSource):
         if not signature:
             raise WebhookRejected("Missing X-Hub-Signature-256 header.")
         host = instance_host(header(request, "X-GitHub-Enterprise-Host"))
-        for candidate in connections_with_webhook_secret(provider=Provider.GITHUB):
-            if verify_signature(candidate.webhook_secret, body, signature):
-                return Sender(candidate, host)
-        if not (settings.GITHUB_WEBHOOK_SECRET and verify_signature(settings.GITHUB_WEBHOOK_SECRET, body, signature)):
-            raise WebhookRejected("Signature does not match the webhook secret.")
-        return Sender(connection_for_instance(provider=Provider.GITHUB, host=host), host)
+        connection = _signed_by(
+            Provider.GITHUB,
+            lambda secret: verify_signature(secret, body, signature),
+            instance_secret=settings.GITHUB_WEBHOOK_SECRET,
+            refused="Signature does not match the webhook secret.",
+        )
+        return Sender(connection or connection_for_instance(provider=Provider.GITHUB, host=host), host)
 
     def name(self, request: HttpRequest, body: bytes) -> Named:
         event, delivery_id = header(request, "X-GitHub-Event"), header(request, "X-GitHub-Delivery")
@@ -77,15 +79,12 @@ class GitLabSource(WebhookSource):
         token = header(request, "X-Gitlab-Token")
         if not token:
             raise WebhookRejected("Missing X-Gitlab-Token header.")
-        connection = None
-        for candidate in connections_with_webhook_secret(provider=Provider.GITLAB):
-            if verify_token(candidate.webhook_secret, token):
-                connection = candidate
-                break
-        if connection is None and not (
-            settings.GITLAB_WEBHOOK_TOKEN and verify_token(settings.GITLAB_WEBHOOK_TOKEN, token)
-        ):
-            raise WebhookRejected("X-Gitlab-Token does not match the webhook token.")
+        connection = _signed_by(
+            Provider.GITLAB,
+            lambda secret: verify_token(secret, token),
+            instance_secret=settings.GITLAB_WEBHOOK_TOKEN,
+            refused="X-Gitlab-Token does not match the webhook token.",
+        )
         # Parsed only once the token is verified: an unauthenticated caller gets nothing out of a crafted header.
         host = _instance_host(header(request, "X-Gitlab-Instance"))
         if host is None:
@@ -110,6 +109,23 @@ class GitLabSource(WebhookSource):
         if isinstance(attributes, dict) and isinstance(attributes.get("action"), str):
             action = attributes["action"]
         return replace(named, action=action or str(payload.get("object_kind", ""))[:100])
+
+
+def _signed_by(
+    provider: str, verifies: Callable[[str], bool], *, instance_secret: str, refused: str
+) -> Connection | None:
+    """Whose secret a webhook is signed with: the oldest Connection with a secret of its own that `verifies` it, or
+    None for the settings' instance-wide secret. Before refusing, the connections are read again (unless read within
+    REFRESH_ON_MISS_SECONDS): a secret set or rotated in another process is taken within that bound, not the cache's."""
+    for candidate in connections_with_webhook_secret(provider=provider):
+        if verifies(candidate.webhook_secret):
+            return candidate
+    if instance_secret and verifies(instance_secret):
+        return None
+    for candidate in connections_with_webhook_secret(provider=provider, fresh=True):
+        if verifies(candidate.webhook_secret):
+            return candidate
+    raise WebhookRejected(refused)
 
 
 def _instance_host(value: str) -> str | None:

@@ -4,8 +4,12 @@ Also: re-encrypting stored secrets when the key rotates.
 
 Webhook views verify a signature against every connection's secret and map an instance header to a configured
 connection. Reading the connections on every request would cost a query per webhook; they change rarely, so each
-process keeps them for a few seconds and forgets them at once when a Connection is saved or deleted in this process
-(another process sees the change within CACHE_SECONDS).
+process keeps them for a few seconds and forgets them at once when a Connection is saved or deleted in this process.
+Another process learns of a change (a lead rotating a webhook secret) thus:
+- a request signed with a new secret is refused for at most REFRESH_ON_MISS_SECONDS: a request that no cached secret
+  verifies has the connections read again before it is refused (at most that often per process, so senders of bad
+  signatures cannot make every request a query);
+- a request signed with the old secret is accepted for at most CACHE_SECONDS, the age of the copy.
 """
 
 from __future__ import annotations
@@ -21,6 +25,7 @@ from django.db import IntegrityError, transaction
 from reviews.models import AppInstallation, Connection, Provider
 
 CACHE_SECONDS = 5.0
+REFRESH_ON_MISS_SECONDS = 1.0
 
 
 @dataclass(frozen=True)
@@ -31,31 +36,48 @@ class _Directory:
 
 _lock = threading.Lock()
 _directory: _Directory | None = None
+# Bumped by every forget: a read that ran across a change is not kept.
+_generation = 0
+_clock = time.monotonic
 
 
 def connections_forget() -> None:
     """Drop the cached connections (a Connection was saved or deleted)."""
-    global _directory
+    global _directory, _generation
     with _lock:
         _directory = None
+        _generation += 1
 
 
-def _connections(provider: str) -> tuple[Connection, ...]:
-    global _directory
+def _connections(provider: str, *, fresh: bool = False) -> tuple[Connection, ...]:
     directory = _directory
-    if directory is None or time.monotonic() - directory.loaded_at > CACHE_SECONDS:
-        by_provider: dict[str, list[Connection]] = {}
-        for connection in Connection.objects.order_by("pk"):
-            by_provider.setdefault(connection.provider, []).append(connection)
-        directory = _Directory(time.monotonic(), {key: tuple(value) for key, value in by_provider.items()})
-        with _lock:
-            _directory = directory
+    if directory is None or _stale(directory, fresh=fresh):
+        directory = _load()
     return directory.by_provider.get(provider, ())
 
 
-def connections_with_webhook_secret(*, provider: str) -> tuple[Connection, ...]:
-    """Connections of a provider that have a webhook secret of their own, oldest first."""
-    return tuple(connection for connection in _connections(provider) if connection.webhook_secret)
+def _stale(directory: _Directory, *, fresh: bool) -> bool:
+    age = _clock() - directory.loaded_at
+    return age > CACHE_SECONDS or (fresh and age > REFRESH_ON_MISS_SECONDS)
+
+
+def _load() -> _Directory:
+    global _directory
+    generation, loaded_at = _generation, _clock()  # before the read: the copy is as old as the read's start
+    by_provider: dict[str, list[Connection]] = {}
+    for connection in Connection.objects.order_by("pk"):
+        by_provider.setdefault(connection.provider, []).append(connection)
+    directory = _Directory(loaded_at, {key: tuple(value) for key, value in by_provider.items()})
+    with _lock:
+        if generation == _generation:
+            _directory = directory
+    return directory
+
+
+def connections_with_webhook_secret(*, provider: str, fresh: bool = False) -> tuple[Connection, ...]:
+    """Connections of a provider that have a webhook secret of their own, oldest first. `fresh`: read again unless
+    read within REFRESH_ON_MISS_SECONDS (a request none of the cached secrets verifies)."""
+    return tuple(connection for connection in _connections(provider, fresh=fresh) if connection.webhook_secret)
 
 
 def connection_for_instance(*, provider: str, host: str) -> Connection | None:

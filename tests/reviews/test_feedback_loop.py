@@ -237,7 +237,7 @@ def test_the_pass_locks_the_pull_request_row_alone_and_reuses_what_it_read(deliv
 
 
 @pytest.mark.django_db(transaction=True)
-def test_a_stored_delivery_is_announced_to_the_dispatcher_in_the_same_statement():
+def test_a_stored_delivery_is_announced_to_the_dispatcher():
     if connection.vendor != "postgresql":
         pytest.skip("LISTEN/NOTIFY is PostgreSQL's")
     github = Connection.objects.create(provider="github", name="GitHub", base_url="https://api.github.com")

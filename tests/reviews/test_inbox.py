@@ -12,9 +12,15 @@ import json
 import uuid
 from pathlib import Path
 
+import psycopg
 import pytest
+from django.db import OperationalError, connection, transaction
+from django.test.utils import CaptureQueriesContext
 
 from reviews.models import Connection, WebhookDelivery
+from reviews.services import connections as connection_cache
+from reviews.services import webhooks as webhook_services
+from reviews.services.webhooks import DELIVERY_CHANNEL, Received, webhook_delivery_receive
 from tests.conftest import FIXTURES_DIR
 
 pytestmark = pytest.mark.django_db
@@ -139,3 +145,187 @@ def test_a_rejected_sender_costs_no_query_and_stores_nothing(client, provider, d
     assert response.status_code == 401
     assert "error" in response.json()
     assert not WebhookDelivery.objects.exists()
+
+
+# --- storing and announcing -----------------------------------------------------------------------------------------
+
+
+@pytest.fixture
+def listener():
+    """A second PostgreSQL session LISTENing on the dispatcher's channel, as `manage.py dispatch_deliveries` does."""
+    if connection.vendor != "postgresql":
+        pytest.skip("LISTEN/NOTIFY is PostgreSQL's")
+    params = connection.settings_dict
+    with psycopg.connect(
+        dbname=params["NAME"],
+        user=params["USER"],
+        password=params["PASSWORD"],
+        host=params["HOST"],
+        port=params["PORT"] or None,
+        autocommit=True,
+    ) as session:
+        session.execute(f"LISTEN {DELIVERY_CHANNEL}")
+        yield session
+
+
+def _receive(github: Connection, delivery_id: str) -> Received:
+    return webhook_delivery_receive(
+        provider="github", delivery_id=delivery_id, event="ping", action="", headers={}, body="{}",
+        connection=github, hand_over_now=False,
+    )  # fmt: skip
+
+
+@pytest.mark.django_db(transaction=True)
+def test_a_new_delivery_is_announced_after_its_commit_outside_the_storing_transaction(listener):
+    github = Connection.objects.create(provider="github", name="GitHub", base_url="https://api.github.com")
+    with CaptureQueriesContext(connection) as captured, transaction.atomic():
+        received = _receive(github, "a-1")
+        assert list(listener.notifies(timeout=0.3)) == []  # nothing to hand over before the row is committed
+    notices = list(listener.notifies(timeout=5, stop_after=1))
+    assert [(notice.channel, notice.payload) for notice in notices] == [(DELIVERY_CHANNEL, str(received.delivery.pk))]
+    # What the dispatcher reads when woken: the row is there.
+    stored = listener.execute("SELECT status FROM reviews_webhookdelivery WHERE id = %s", [received.delivery.pk])
+    assert stored.fetchone() == ("pending",)
+    statements = [query["sql"] for query in captured.captured_queries]
+    (store,) = [sql for sql in statements if sql.startswith("INSERT")]
+    (announce,) = [sql for sql in statements if "pg_notify" in sql]
+    # PostgreSQL serialises the commits of notifying transactions through their WAL flush: the storing one must not
+    # notify, or concurrent webhooks wait for each other's flush. The notice's own commit does not wait for the disk.
+    assert "pg_notify" not in store
+    assert "synchronous_commit" in announce
+
+
+@pytest.mark.django_db(transaction=True)
+def test_a_delivery_rolled_back_is_never_announced(listener):
+    github = Connection.objects.create(provider="github", name="GitHub", base_url="https://api.github.com")
+    with pytest.raises(RuntimeError), transaction.atomic():
+        _receive(github, "r-1")
+        raise RuntimeError("the caller's transaction fails")
+    assert list(listener.notifies(timeout=0.5)) == []
+    assert not WebhookDelivery.objects.filter(delivery_id="r-1").exists()
+
+
+@pytest.mark.django_db(transaction=True)
+def test_a_failed_announcement_still_stores_the_delivery(monkeypatch):
+    def broken(alias: str, pk: int) -> None:
+        raise OperationalError("the notice could not be sent")
+
+    monkeypatch.setattr(webhook_services, "_announce", broken)
+    github = Connection.objects.create(provider="github", name="GitHub", base_url="https://api.github.com")
+    received = _receive(github, "f-1")
+    assert received.created  # stored and answered: the dispatcher's own look finds it
+    assert WebhookDelivery.objects.get(delivery_id="f-1").status == WebhookDelivery.Status.PENDING
+
+
+# --- the connections' secrets, cached per process --------------------------------------------------------------------
+
+
+def _signed_post(client, body: bytes, secret: str, delivery: str):
+    return client.post(
+        "/webhooks/github/",
+        data=body,
+        content_type="application/json",
+        HTTP_X_HUB_SIGNATURE_256="sha256=" + _hmac(secret, body),
+        HTTP_X_GITHUB_EVENT="pull_request",
+        HTTP_X_GITHUB_DELIVERY=delivery,
+    )
+
+
+@pytest.fixture
+def clock(monkeypatch):
+    """The connection cache's clock, moved by hand."""
+    now = [1000.0]
+    monkeypatch.setattr(connection_cache, "_clock", lambda: now[0])
+    connection_cache.connections_forget()
+    return now
+
+
+def _rotate_elsewhere(github: Connection, secret: str) -> None:
+    """A lead rotates the secret in another process: the row changes, and no signal reaches this one."""
+    Connection.objects.filter(pk=github.pk).update(webhook_secret=secret)
+
+
+def test_a_secret_rotated_in_another_process_is_accepted_at_once_and_the_old_one_within_the_bound(
+    client, settings, clock, django_capture_on_commit_callbacks
+):
+    settings.GITHUB_WEBHOOK_SECRET = ""
+    body = (GITHUB / "pull_request.opened.json").read_bytes()
+    github = Connection.objects.create(
+        provider="github", name="GitHub", base_url="https://api.github.com", webhook_secret="old-secret"
+    )
+    with django_capture_on_commit_callbacks(execute=False):
+        assert _signed_post(client, body, "old-secret", "s-1").status_code == 202  # cached now
+        _rotate_elsewhere(github, "new-secret")
+        clock[0] += connection_cache.REFRESH_ON_MISS_SECONDS + 0.1
+        # No cached secret verifies it: read again before refusing, and taken.
+        assert _signed_post(client, body, "new-secret", "s-2").status_code == 202
+        # The copy was read again: the old secret no longer verifies anything.
+        assert _signed_post(client, body, "old-secret", "s-3").status_code == 401
+
+
+def test_a_stale_copy_accepts_the_old_secret_no_longer_than_the_cache_lives(
+    client, settings, clock, django_capture_on_commit_callbacks
+):
+    settings.GITHUB_WEBHOOK_SECRET = "instance-secret"
+    body = (GITHUB / "pull_request.opened.json").read_bytes()
+    github = Connection.objects.create(
+        provider="github", name="GitHub", base_url="https://api.github.com", webhook_secret="old-secret"
+    )
+    with django_capture_on_commit_callbacks(execute=False):
+        assert _signed_post(client, body, "old-secret", "o-1").status_code == 202
+        _rotate_elsewhere(github, "new-secret")
+        clock[0] += connection_cache.CACHE_SECONDS + 0.1
+        assert _signed_post(client, body, "old-secret", "o-2").status_code == 401
+        assert _signed_post(client, body, "new-secret", "o-3").status_code == 202
+
+
+def test_a_secret_changed_in_this_process_is_used_by_the_next_request(
+    client, settings, clock, django_capture_on_commit_callbacks
+):
+    settings.GITHUB_WEBHOOK_SECRET = ""
+    body = (GITHUB / "pull_request.opened.json").read_bytes()
+    github = Connection.objects.create(
+        provider="github", name="GitHub", base_url="https://api.github.com", webhook_secret="old-secret"
+    )
+    with django_capture_on_commit_callbacks(execute=False):
+        assert _signed_post(client, body, "old-secret", "p-1").status_code == 202
+        github.webhook_secret = "new-secret"
+        github.save()
+        assert _signed_post(client, body, "old-secret", "p-2").status_code == 401
+        assert _signed_post(client, body, "new-secret", "p-3").status_code == 202
+        github.delete()
+        assert _signed_post(client, body, "new-secret", "p-4").status_code == 401
+
+
+def test_bad_signatures_read_the_connections_at_most_once_a_refresh_interval(
+    client, settings, clock, django_assert_num_queries
+):
+    settings.GITHUB_WEBHOOK_SECRET = "instance-secret"
+    body = (GITHUB / "pull_request.opened.json").read_bytes()
+    Connection.objects.create(provider="github", name="GitHub", base_url="https://api.github.com", webhook_secret="s")
+    assert _signed_post(client, body, "wrong", "b-0").status_code == 401  # the first read
+    with django_assert_num_queries(0):
+        for attempt in range(5):
+            assert _signed_post(client, body, "wrong", f"b-{attempt + 1}").status_code == 401
+    clock[0] += connection_cache.REFRESH_ON_MISS_SECONDS + 0.1
+    with django_assert_num_queries(1):
+        assert _signed_post(client, body, "wrong", "b-9").status_code == 401
+
+
+def test_a_body_is_stored_byte_for_byte_whatever_it_holds():
+    github = Connection.objects.create(provider="github", name="GitHub", base_url="https://api.github.com")
+    body = json.dumps({"text": "it's 100% \\\\ done; $1 %s %(x)s -- ' é ✓ \U0001f600", "n": [1, 2.5, None]})
+    headers = {"Content-Type": "application/json", "X-GitHub-Event": "ping's"}
+    first = webhook_delivery_receive(
+        provider="github", delivery_id="b-1", event="ping", action="it's", headers=headers, body=body,
+        connection=github, hand_over_now=True,
+    )  # fmt: skip
+    stored = WebhookDelivery.objects.get(pk=first.delivery.pk)
+    assert (stored.body, stored.headers, stored.action, stored.connection_id) == (body, headers, "it's", github.pk)
+    for _ in range(6):  # past psycopg's threshold for preparing a statement: still one row, the duplicate seen
+        again = webhook_delivery_receive(
+            provider="github", delivery_id="b-1", event="ping", action="", headers={}, body="{}",
+            connection=github, hand_over_now=True,
+        )  # fmt: skip
+        assert not again.created and again.delivery.pk == first.delivery.pk
+    assert WebhookDelivery.objects.filter(delivery_id="b-1").count() == 1

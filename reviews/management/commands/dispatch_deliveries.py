@@ -1,6 +1,6 @@
 """`manage.py dispatch_deliveries`: hand new webhook deliveries to workers the moment they are stored.
 
-The web process stores a delivery and announces it with PostgreSQL NOTIFY in the same statement; this process
+The web process stores a delivery and announces it with PostgreSQL NOTIFY once it is committed; this process
 LISTENs, and hands every due delivery to a worker (batched when a backlog waits), so acknowledging a webhook
 never waits for a broker and a broker outage never slows acknowledgements. Between notices it looks every
 `--poll` seconds anyway (retries whose backoff ran out, leases that expired, SQLite). It keeps no state: run one
