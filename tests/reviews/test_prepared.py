@@ -6,7 +6,8 @@ from __future__ import annotations
 import pytest
 from django.core.exceptions import ImproperlyConfigured
 from django.db import transaction
-from django.db.models import Q
+from django.db.models import F, Q
+from django.db.models.functions import Upper
 
 from reviews.models import Commit, PolicyEvaluation, PullRequest, Repository
 from reviews.prepared import PreparedRead
@@ -64,9 +65,9 @@ def test_values_tuples_and_flat_values_and_dicts():
     PullRequestFactory(repository=repository, number=7, title="seven")
     PullRequestFactory(repository=repository, number=3, title="three")
     tuples = PreparedRead(
-        lambda repository: PullRequest.objects.filter(repository_id=repository)
-        .order_by("number")
-        .values_list("number", "title"),
+        lambda repository: (
+            PullRequest.objects.filter(repository_id=repository).order_by("number").values_list("number", "title")
+        ),
         repository=int,
     )
     flat = PreparedRead(
@@ -99,9 +100,9 @@ def test_lists_bind_each_item_once_and_long_or_empty_lists_take_the_ordinary_way
     with django_assert_num_queries(0):
         assert numbers.all(pks=[]) == []  # nothing to look for: Django knows without asking
     shas = PreparedRead(
-        lambda repository, shas: Commit.objects.filter(repository_id=repository, sha__in=shas)
-        .order_by("sha")
-        .values_list("sha", flat=True),
+        lambda repository, shas: (
+            Commit.objects.filter(repository_id=repository, sha__in=shas).order_by("sha").values_list("sha", flat=True)
+        ),
         repository=int,
         shas=list[str],
     )
@@ -152,3 +153,17 @@ def test_values_must_be_exactly_those_declared():
     read = PreparedRead(lambda pk: Repository.objects.filter(pk=pk), pk=int)
     with pytest.raises(TypeError, match="expected the values"):
         read.all(id=1)
+
+
+def test_dicts_name_each_column_as_djangos_do_when_an_annotation_comes_first():
+    # Django 5.2 selects values() in the order they are named: a key read from another order would label one
+    # column's value with another's name.
+    pull_request = PullRequestFactory(title="the title", number=41)
+    build = lambda pk: PullRequest.objects.filter(pk=pk).values(shown=Upper("title"), n=F("number"))  # noqa: E731
+    dicts = PreparedRead(build, pk=int)
+    assert dicts.all(pk=pull_request.pk) == list(build(pull_request.pk)) == [{"shown": "THE TITLE", "n": 41}]
+    annotated = lambda pk: (  # noqa: E731
+        PullRequest.objects.filter(pk=pk).annotate(shown=Upper("title")).values("shown", "number", "title")
+    )
+    dicts = PreparedRead(annotated, pk=int)
+    assert dicts.all(pk=pull_request.pk) == list(annotated(pull_request.pk))
