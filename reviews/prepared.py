@@ -215,7 +215,7 @@ def _compile(queryset: Any, stand_ins: dict[str, Any]) -> _Statement:
         populators = tuple(related(klass_info, compiler.select, queryset.db))
         if compiler.annotation_col_map:
             raise ImproperlyConfigured("a prepared read of models cannot annotate")
-    names = (*query.extra_select, *query.values_select, *query.annotation_select) if shape == "dicts" else ()
+    names = _dict_keys(query) if shape == "dicts" else ()
     return _Statement(
         sql=sql,
         params=tuple(params),
@@ -231,6 +231,14 @@ def _compile(queryset: Any, stand_ins: dict[str, Any]) -> _Statement:
         model_span=span,
         related_populators=populators,
     )
+
+
+def _dict_keys(query: Any) -> tuple[str, ...]:
+    """The keys of values()' dicts, in the order of the columns, as Django's ValuesIterable names them: the order
+    values() named them when it did (Django 5.2 selects them so), else extra, fields, then annotations."""
+    if query.selected:
+        return tuple(query.selected)
+    return (*query.extra_select, *query.values_select, *query.annotation_select)
 
 
 def _results(statement: _Statement, rows: list[tuple[Any, ...]], connection: Any, alias: str) -> list[Any]:
