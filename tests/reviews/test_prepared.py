@@ -167,3 +167,21 @@ def test_dicts_name_each_column_as_djangos_do_when_an_annotation_comes_first():
     )
     dicts = PreparedRead(annotated, pk=int)
     assert dicts.all(pk=pull_request.pk) == list(annotated(pull_request.pk))
+
+
+def test_lists_named_in_another_order_than_declared_bind_each_to_its_own_places():
+    repository = RepositoryFactory()
+    CommitFactory(repository=repository, sha="a" * 40)
+    CommitFactory(repository=repository, sha="b" * 40)
+    shas = PreparedRead(
+        lambda repositories, shas: (
+            Commit.objects.filter(repository_id__in=repositories, sha__in=shas)
+            .order_by("sha")
+            .values_list("sha", flat=True)
+        ),
+        repositories=list[int],
+        shas=list[str],
+    )
+    # Keyword arguments come in the caller's order: each list's length belongs to its name, not to a position.
+    assert shas.all(shas=["a" * 40, "b" * 40, "c" * 40], repositories=[repository.pk]) == ["a" * 40, "b" * 40]
+    assert shas.all(repositories=[repository.pk], shas=["b" * 40, "c" * 40, "d" * 40]) == ["b" * 40]
