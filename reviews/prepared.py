@@ -87,7 +87,8 @@ class PreparedRead(Generic[T]):
     def all(self, **values: Any) -> list[T]:
         if values.keys() != self.kinds.keys():
             raise TypeError(f"expected the values {sorted(self.kinds)}, got {sorted(values)}")
-        bound = {name: _bound(self.kinds[name], value) for name, value in values.items()}
+        # In the declared order, whatever the caller's: each list's length is keyed by its place there.
+        bound = {name: _bound(kind, values[name]) for name, kind in self.kinds.items()}
         lengths = tuple(len(value) for value in bound.values() if isinstance(value, list))
         if any(length == 0 or length > self.LIST_MAX for length in lengths):
             return list(self.build(**bound))
