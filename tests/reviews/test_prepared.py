@@ -185,3 +185,25 @@ def test_lists_named_in_another_order_than_declared_bind_each_to_its_own_places(
     # Keyword arguments come in the caller's order: each list's length belongs to its name, not to a position.
     assert shas.all(shas=["a" * 40, "b" * 40, "c" * 40], repositories=[repository.pk]) == ["a" * 40, "b" * 40]
     assert shas.all(repositories=[repository.pk], shas=["b" * 40, "c" * 40, "d" * 40]) == ["b" * 40]
+
+
+def test_a_value_the_statement_cannot_hold_as_given_is_answered_as_django_answers_it():
+    pull_request = PullRequestFactory(title="None", author=None)
+    by_title = PreparedRead(
+        lambda title: PullRequest.objects.filter(title=title).values_list("pk", flat=True), title=str
+    )
+    by_titles = PreparedRead(
+        lambda titles: PullRequest.objects.filter(title__in=titles).values_list("pk", flat=True), titles=list[str]
+    )
+    by_author = PreparedRead(
+        lambda author: PullRequest.objects.filter(author_id=author).values_list("pk", flat=True), author=int
+    )
+    by_pk = PreparedRead(lambda pk: PullRequest.objects.filter(pk=pk).values_list("pk", flat=True), pk=int)
+    assert by_title.all(title="None") == by_titles.all(titles=["None", "x"]) == [pull_request.pk]  # compiled
+    assert by_pk.all(pk=pull_request.pk) == [pull_request.pk]
+    # None is SQL's NULL to Django (`IS NULL`, or left out of IN), never the text "None".
+    assert by_title.all(title=None) == []
+    assert by_titles.all(titles=[None, "x"]) == []
+    assert by_author.all(author=None) == [pull_request.pk]
+    # Beyond a 64-bit integer no row can match: Django knows without asking, a database may refuse the number.
+    assert by_pk.all(pk=2**63) == by_pk.all(pk=-(2**63) - 1) == []
