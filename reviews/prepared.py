@@ -40,6 +40,7 @@ T = TypeVar("T")
 # Stand-ins: within a 32-bit integer column's range (Django refuses an out-of-range lookup before compiling), and
 # far from any id or count this project stores.
 _INT_STAND_IN = 2_000_000_000
+_INT64 = (-(2**63), 2**63 - 1)
 _SUPPORTED = {
     ModelIterable: "models",
     ValuesListIterable: "tuples",
@@ -87,6 +88,9 @@ class PreparedRead(Generic[T]):
     def all(self, **values: Any) -> list[T]:
         if values.keys() != self.kinds.keys():
             raise TypeError(f"expected the values {sorted(self.kinds)}, got {sorted(values)}")
+        values = {name: _listed(self.kinds[name], value) for name, value in values.items()}  # a generator, once
+        if not all(_bindable(self.kinds[name], value) for name, value in values.items()):
+            return list(self.build(**values))  # None (SQL's NULL), or a number no column holds: as Django answers
         # In the declared order, whatever the caller's: each list's length is keyed by its place there.
         bound = {name: _bound(kind, values[name]) for name, kind in self.kinds.items()}
         lengths = tuple(len(value) for value in bound.values() if isinstance(value, list))
@@ -155,6 +159,19 @@ def _element(kind: Any) -> Any:
         (element,) = typing.get_args(kind)
         return element
     return kind
+
+
+def _listed(kind: Any, value: Any) -> Any:
+    return value if _element(kind) is kind else list(value)
+
+
+def _bindable(kind: Any, value: Any) -> bool:
+    """Whether the statement holds the value as Django would bind it: not None, which Django turns into `IS NULL`
+    (or leaves out of an IN list), nor an integer beyond 64 bits, which Django knows matches nothing and a database
+    may refuse to compare."""
+    element = _element(kind)
+    items = [value] if element is kind else value
+    return all(item is not None and (element is not int or _INT64[0] <= int(item) <= _INT64[1]) for item in items)
 
 
 def _bound(kind: Any, value: Any) -> Any:
