@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import pytest
 from django.core.exceptions import ImproperlyConfigured
-from django.db import transaction
+from django.db import connection, transaction
 from django.db.models import F, Q
 from django.db.models.functions import Upper
 
@@ -207,3 +207,16 @@ def test_a_value_the_statement_cannot_hold_as_given_is_answered_as_django_answer
     assert by_author.all(author=None) == [pull_request.pk]
     # Beyond a 64-bit integer no row can match: Django knows without asking, a database may refuse the number.
     assert by_pk.all(pk=2**63) == by_pk.all(pk=-(2**63) - 1) == []
+
+
+def test_a_value_django_escapes_before_binding_is_refused_never_bound_as_given():
+    PullRequestFactory(title="ABC")
+    build = lambda title: PullRequest.objects.filter(title__iexact=title).values_list("title", flat=True)  # noqa: E731
+    iexact = PreparedRead(build, title=str)
+    if connection.vendor == "sqlite":
+        # SQLite's iexact is LIKE: Django escapes the value's % and _, which would match any character as given.
+        with pytest.raises(ImproperlyConfigured, match="'title' must be a parameter once"):
+            iexact.all(title="a_c")
+    else:
+        assert iexact.all(title="a_c") == list(build("a_c")) == []
+        assert iexact.all(title="abc") == list(build("abc")) == ["ABC"]
