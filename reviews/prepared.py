@@ -185,7 +185,9 @@ def _bound(kind: Any, value: Any) -> Any:
 def _stand_in(kind: type, position: int, item: int) -> int | str:
     if kind is int:
         return _INT_STAND_IN + position * 1000 + item
-    return f"\x1fprepared-value-{position}-{item}\x1f"
+    # What a field or lookup may rewrite (LIKE's escapes, case) is in it: a rewritten stand-in is not found among the
+    # parameters, so the read is refused rather than bound as given where Django would have rewritten the value.
+    return f"\x1fPrepared%_\\Value-{position}-{item}\x1f"
 
 
 def _compile(queryset: Any, stand_ins: dict[str, Any]) -> _Statement:
