@@ -220,3 +220,26 @@ def test_a_value_django_escapes_before_binding_is_refused_never_bound_as_given()
     else:
         assert iexact.all(title="a_c") == list(build("a_c")) == []
         assert iexact.all(title="abc") == list(build("abc")) == ["ABC"]
+
+
+def test_a_value_build_derives_another_from_is_refused_never_frozen_at_the_stand_ins():
+    repository = RepositoryFactory()
+    for number in (1, 5, 30):
+        PullRequestFactory(repository=repository, number=number, title=f"#{number}")
+    # `number + 10` lands among the parameters as a constant of the first compile: later calls would keep it.
+    window = PreparedRead(
+        lambda number: (
+            PullRequest.objects.filter(number__gte=number, number__lt=number + 10)
+            .order_by("number")
+            .values_list("number", flat=True)
+        ),
+        number=int,
+    )
+    with pytest.raises(ImproperlyConfigured, match="'number'"):
+        window.all(number=1)
+    # So would a text rewritten in `build`, where the stand-in happens to be unchanged by it.
+    lowered = PreparedRead(
+        lambda title: PullRequest.objects.filter(title=title.lower()).values_list("number", flat=True), title=str
+    )
+    with pytest.raises(ImproperlyConfigured, match="'title'"):
+        lowered.all(title="#5")
