@@ -83,6 +83,7 @@ class PreparedRead(Generic[T]):
             raise ImproperlyConfigured(f"prepared reads bind int, str and lists of them only, not {unsupported}")
         self.build = build
         self.kinds = kinds
+        self._shapes = {name: (_element(kind), _element(kind) is not kind) for name, kind in kinds.items()}
         self._statements: dict[tuple[str, tuple[int, ...]], _Statement] = {}  # by database alias and list lengths
         self._lock = threading.Lock()
         self._model: Any = None
@@ -91,11 +92,11 @@ class PreparedRead(Generic[T]):
     def all(self, **values: Any) -> list[T]:
         if values.keys() != self.kinds.keys():
             raise TypeError(f"expected the values {sorted(self.kinds)}, got {sorted(values)}")
-        values = {name: _listed(self.kinds[name], value) for name, value in values.items()}  # a generator, once
-        if not all(_bindable(self.kinds[name], value) for name, value in values.items()):
-            return list(self.build(**values))  # None (SQL's NULL), or a number no column holds: as Django answers
         # In the declared order, whatever the caller's: each list's length is keyed by its place there.
-        bound = {name: _bound(kind, values[name]) for name, kind in self.kinds.items()}
+        given = {name: list(values[name]) if listed else values[name] for name, (_, listed) in self._shapes.items()}
+        if not all(_bindable(element, listed, given[name]) for name, (element, listed) in self._shapes.items()):
+            return list(self.build(**given))  # None (SQL's NULL), or a number no column holds: as Django answers
+        bound = {name: _bound(element, listed, given[name]) for name, (element, listed) in self._shapes.items()}
         lengths = tuple(len(value) for value in bound.values() if isinstance(value, list))
         if any(length == 0 or length > self.LIST_MAX for length in lengths):
             return list(self.build(**bound))
@@ -178,23 +179,17 @@ def _element(kind: Any) -> Any:
     return kind
 
 
-def _listed(kind: Any, value: Any) -> Any:
-    return value if _element(kind) is kind else list(value)
-
-
-def _bindable(kind: Any, value: Any) -> bool:
+def _bindable(element: type, listed: bool, value: Any) -> bool:
     """Whether the statement holds the value as Django would bind it: not None, which Django turns into `IS NULL`
     (or leaves out of an IN list), nor an integer beyond 64 bits, which Django knows matches nothing and a database
     may refuse to compare."""
-    element = _element(kind)
-    items = [value] if element is kind else value
+    items = value if listed else (value,)
     return all(item is not None and (element is not int or _INT64[0] <= int(item) <= _INT64[1]) for item in items)
 
 
-def _bound(kind: Any, value: Any) -> Any:
+def _bound(element: type, listed: bool, value: Any) -> Any:
     """The value as the statement takes it: a list's items once each, in order."""
-    element = _element(kind)
-    if element is kind:
+    if not listed:
         return element(value)
     return list(dict.fromkeys(element(item) for item in value))
 
