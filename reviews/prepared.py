@@ -11,9 +11,12 @@ transactions see them as any other query).
 
 Only fixed shapes qualify, and the first compile refuses anything else rather than guess: every value must land
 exactly once among the parameters, as given (an `int` or a `str`; a list or a datetime changes the SQL or is
-rewritten by the field); no `prefetch_related`, no related manager's known objects, no `extra()`. Values that vary
-with each call are not constants in the SQL: whatever `build` reads besides its arguments (the clock, a setting)
-is frozen at the first compile, so it must read nothing else.
+rewritten by the field), and compiled again from other stand-ins the SQL and the other parameters must not change
+(`build` derived nothing from a value: `number + 10` would be frozen at the stand-in's); no `prefetch_related`, no
+related manager's known objects, no `extra()`. Values that vary with each call are not constants in the SQL:
+whatever `build` reads besides its arguments (the clock, a setting) is frozen at the first compile, so it must read
+nothing else, nor branch on a value (`.none()` for an empty one): no compile can see that. A value the statement
+cannot hold as Django would bind it (None, an integer beyond 64 bits) is answered by the queryset itself.
 """
 
 from __future__ import annotations
@@ -40,6 +43,7 @@ T = TypeVar("T")
 # Stand-ins: within a 32-bit integer column's range (Django refuses an out-of-range lookup before compiling), and
 # far from any id or count this project stores.
 _INT_STAND_IN = 2_000_000_000
+_INT64 = (-(2**63), 2**63 - 1)
 _SUPPORTED = {
     ModelIterable: "models",
     ValuesListIterable: "tuples",
@@ -79,6 +83,7 @@ class PreparedRead(Generic[T]):
             raise ImproperlyConfigured(f"prepared reads bind int, str and lists of them only, not {unsupported}")
         self.build = build
         self.kinds = kinds
+        self._shapes = {name: (_element(kind), _element(kind) is not kind) for name, kind in kinds.items()}
         self._statements: dict[tuple[str, tuple[int, ...]], _Statement] = {}  # by database alias and list lengths
         self._lock = threading.Lock()
         self._model: Any = None
@@ -87,7 +92,11 @@ class PreparedRead(Generic[T]):
     def all(self, **values: Any) -> list[T]:
         if values.keys() != self.kinds.keys():
             raise TypeError(f"expected the values {sorted(self.kinds)}, got {sorted(values)}")
-        bound = {name: _bound(self.kinds[name], value) for name, value in values.items()}
+        # In the declared order, whatever the caller's: each list's length is keyed by its place there.
+        given = {name: list(values[name]) if listed else values[name] for name, (_, listed) in self._shapes.items()}
+        if not all(_bindable(element, listed, given[name]) for name, (element, listed) in self._shapes.items()):
+            return list(self.build(**given))  # None (SQL's NULL), or a number no column holds: as Django answers
+        bound = {name: _bound(element, listed, given[name]) for name, (element, listed) in self._shapes.items()}
         lengths = tuple(len(value) for value in bound.values() if isinstance(value, list))
         if any(length == 0 or length > self.LIST_MAX for length in lengths):
             return list(self.build(**bound))
@@ -122,9 +131,23 @@ class PreparedRead(Generic[T]):
                 stand_ins = self._stand_ins(lengths)
                 queryset = self.build(**stand_ins)
                 key = (queryset.db, lengths)
-                statement = self._statements.get(key) or _compile(queryset, stand_ins)
+                statement = self._statements.get(key) or self._compile_checked(queryset, stand_ins, lengths)
                 self._statements[key] = statement
         return statement, key[0]
+
+    def _compile_checked(self, queryset: Any, stand_ins: dict[str, Any], lengths: tuple[int, ...]) -> _Statement:
+        """Compiled, and compiled again from other stand-ins: the SQL and every parameter but the values' own must be
+        the same, else `build` derived something from a value (`number + 10`, `title.lower()`) that the first
+        compile's stand-ins would freeze."""
+        statement = _compile(queryset, stand_ins)
+        other_stand_ins = self._stand_ins(lengths, variant=1)
+        other = _compile(self.build(**other_stand_ins), other_stand_ins)
+        if other.sql != statement.sql or other.slots != statement.slots or not _same_constants(statement, other):
+            raise ImproperlyConfigured(
+                f"a prepared read's SQL or other parameters change with its values {sorted(self.kinds)}: build must "
+                "pass each value as given"
+            )
+        return statement
 
     def _alias(self, lengths: tuple[int, ...]) -> str:
         """The database the queryset would read (routers decide, as `QuerySet.db` does), without building it."""
@@ -135,16 +158,16 @@ class PreparedRead(Generic[T]):
             return str(router.db_for_write(self._model))
         return str(router.db_for_read(self._model))
 
-    def _stand_ins(self, lengths: tuple[int, ...]) -> dict[str, Any]:
-        """A distinct value for each value (each item of a list), of its type."""
+    def _stand_ins(self, lengths: tuple[int, ...], variant: int = 0) -> dict[str, Any]:
+        """A distinct value for each value (each item of a list), of its type; another variant, other values."""
         stand_ins: dict[str, Any] = {}
         list_lengths = iter(lengths)
         for position, (name, kind) in enumerate(self.kinds.items()):
             element = _element(kind)
             if element is kind:
-                stand_ins[name] = _stand_in(element, position, 0)
+                stand_ins[name] = _stand_in(element, position, 0, variant)
             else:
-                stand_ins[name] = [_stand_in(element, position, item) for item in range(next(list_lengths))]
+                stand_ins[name] = [_stand_in(element, position, item, variant) for item in range(next(list_lengths))]
         return stand_ins
 
 
@@ -156,18 +179,27 @@ def _element(kind: Any) -> Any:
     return kind
 
 
-def _bound(kind: Any, value: Any) -> Any:
+def _bindable(element: type, listed: bool, value: Any) -> bool:
+    """Whether the statement holds the value as Django would bind it: not None, which Django turns into `IS NULL`
+    (or leaves out of an IN list), nor an integer beyond 64 bits, which Django knows matches nothing and a database
+    may refuse to compare."""
+    items = value if listed else (value,)
+    return all(item is not None and (element is not int or _INT64[0] <= int(item) <= _INT64[1]) for item in items)
+
+
+def _bound(element: type, listed: bool, value: Any) -> Any:
     """The value as the statement takes it: a list's items once each, in order."""
-    element = _element(kind)
-    if element is kind:
+    if not listed:
         return element(value)
     return list(dict.fromkeys(element(item) for item in value))
 
 
-def _stand_in(kind: type, position: int, item: int) -> int | str:
+def _stand_in(kind: type, position: int, item: int, variant: int) -> int | str:
     if kind is int:
-        return _INT_STAND_IN + position * 1000 + item
-    return f"\x1fprepared-value-{position}-{item}\x1f"
+        return _INT_STAND_IN + variant * 100_000 + position * 1000 + item
+    # What a field or lookup may rewrite (LIKE's escapes, case) is in it: a rewritten stand-in is not found among the
+    # parameters, so the read is refused rather than bound as given where Django would have rewritten the value.
+    return f"\x1fPrepared%_\\Value-{variant}-{position}-{item}\x1f"
 
 
 def _compile(queryset: Any, stand_ins: dict[str, Any]) -> _Statement:
@@ -215,7 +247,7 @@ def _compile(queryset: Any, stand_ins: dict[str, Any]) -> _Statement:
         populators = tuple(related(klass_info, compiler.select, queryset.db))
         if compiler.annotation_col_map:
             raise ImproperlyConfigured("a prepared read of models cannot annotate")
-    names = (*query.extra_select, *query.values_select, *query.annotation_select) if shape == "dicts" else ()
+    names = _dict_keys(query) if shape == "dicts" else ()
     return _Statement(
         sql=sql,
         params=tuple(params),
@@ -231,6 +263,24 @@ def _compile(queryset: Any, stand_ins: dict[str, Any]) -> _Statement:
         model_span=span,
         related_populators=populators,
     )
+
+
+def _same_constants(one: _Statement, other: _Statement) -> bool:
+    """The parameters that are not the values' are equal (JSON wrappers by what they wrap)."""
+    slots = {index for _, indexes in one.slots for index in indexes}
+    return len(one.params) == len(other.params) and all(
+        type(mine) is type(theirs) and getattr(mine, "obj", mine) == getattr(theirs, "obj", theirs)
+        for index, (mine, theirs) in enumerate(zip(one.params, other.params, strict=True))
+        if index not in slots
+    )
+
+
+def _dict_keys(query: Any) -> tuple[str, ...]:
+    """The keys of values()' dicts, in the order of the columns, as Django's ValuesIterable names them: the order
+    values() named them when it did (Django 5.2 selects them so), else extra, fields, then annotations."""
+    if query.selected:
+        return tuple(query.selected)
+    return (*query.extra_select, *query.values_select, *query.annotation_select)
 
 
 def _results(statement: _Statement, rows: list[tuple[Any, ...]], connection: Any, alias: str) -> list[Any]:

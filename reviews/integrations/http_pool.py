@@ -53,8 +53,7 @@ def session_on_process_pool(session: requests.Session) -> requests.Session:
     adapter = process_adapter()
     session.mount("https://", adapter)
     session.mount("http://", adapter)
-    if session.trust_env:
-        session.merge_environment_settings = types.MethodType(_merge_environment_settings, session)  # type: ignore[method-assign]
+    session.merge_environment_settings = types.MethodType(_merge_environment_settings, session)  # type: ignore[method-assign]
     return session
 
 
@@ -64,6 +63,8 @@ def _merge_environment_settings(
     """`Session.merge_environment_settings`, with what it reads of the environment remembered per process: requests
     scans every environment variable twice per call for proxy settings (~5% of a verdict pass's CPU, issue 15), and a
     process's environment does not change under it."""
+    if not session.trust_env:  # read when called, as requests does: a client may turn it off after this was mounted
+        return requests.Session.merge_environment_settings(session, url, proxies, stream, verify, cert)
     proxies = dict(proxies or {})
     parts = urlsplit(url)
     no_proxy = proxies.get("no_proxy")

@@ -1,6 +1,6 @@
 """Two writers of the same row at once, on PostgreSQL, with real connections: the same webhook delivery received
 twice at once is stored once and processed once, and the same review upserted twice at once is one row holding the
-newest state, whatever order the two commit in.
+newest state, whatever order the two commit in; so is the same new pull request, with its newest requested reviewers.
 
 Each race is made to happen, not hoped for: the first writer's transaction stays open until PostgreSQL shows the
 second one waiting for its lock, and only then commits. (SQLite serialises writers; these run on PostgreSQL only.)
@@ -24,10 +24,10 @@ from django.conf import settings
 from django.db import connection, connections, transaction
 from django.test import Client
 
-from reviews.integrations.records import ReviewRecord, UserRecord
-from reviews.models import Identity, Person, PullRequest, Review, WebhookDelivery
+from reviews.integrations.records import PullRequestRecord, RepositoryRecord, ReviewRecord, UserRecord
+from reviews.models import Identity, Person, PullRequest, Repository, Review, WebhookDelivery
 from reviews.services.people import person_from_account
-from reviews.services.pull_requests import review_upsert
+from reviews.services.pull_requests import pull_request_upsert, review_upsert
 from reviews.services.webhooks import webhook_delivery_claim
 from tests.factories import ConnectionFactory, PullRequestFactory, RepositoryFactory
 
@@ -182,3 +182,46 @@ def test_the_same_review_upserted_twice_at_once_is_one_row_with_the_newest_state
     assert Identity.objects.filter(kind="github", value="grace").count() == 1
     assert Person.objects.filter(identities__value="grace").count() == 1
     assert review.reviewer.display_name == "Grace Hopper"
+
+
+# --- the same new pull request upserted twice at once -----------------------------------------------------------------
+
+
+def _account(login: str) -> UserRecord:
+    return UserRecord(provider="github", login=login, external_id=f"id-{login}", name=login)
+
+
+def _pull_request(
+    repository: Repository, title: str, updated_at: dt.datetime, reviewers: tuple[str, ...]
+) -> PullRequestRecord:
+    return PullRequestRecord(
+        repository=RepositoryRecord(
+            provider="github", external_id=repository.external_id, full_path=repository.full_path
+        ),
+        number=77,
+        external_id="pr-77",
+        title=title,
+        author=_account("ada"),
+        state="open",
+        created_at=T0,
+        updated_at=updated_at,
+        head_sha="a" * 40,
+        requested_reviewers=tuple(_account(login) for login in reviewers),
+    )
+
+
+@pytest.mark.parametrize("order", ["older first", "newer first"])
+def test_the_same_new_pull_request_upserted_twice_at_once_is_one_row_with_the_newest_state(order):
+    # The second writer's INSERT … ON CONFLICT DO NOTHING waits on the first's uncommitted row, then locks it;
+    # the requested reviewers are diffed under that lock.
+    repository = RepositoryFactory()
+    older = _pull_request(repository, "older", T0, ("bob", "carol"))
+    newer = _pull_request(repository, "newer", T0 + dt.timedelta(minutes=1), ("carol", "dan"))
+    first, second = (older, newer) if order == "older first" else (newer, older)
+    race(
+        lambda: pull_request_upsert(repository=repository, record=first),
+        lambda: pull_request_upsert(repository=repository, record=second),
+    )
+    pull_request = PullRequest.objects.get()
+    assert pull_request.title == "newer"
+    assert sorted(p.display_name for p in pull_request.requested_reviewers.all()) == ["carol", "dan"]

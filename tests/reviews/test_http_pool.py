@@ -103,3 +103,22 @@ def test_the_environments_proxies_apply_as_requests_reads_them_though_read_once(
     monkeypatch.setenv("HTTPS_PROXY", "http://elsewhere.example:3128")
     assert proxy("https://api.github.com/b") == "http://proxy.example:3128"  # read once per process
     http_pool._environ_proxies.cache_clear()
+
+
+def test_a_session_that_stops_trusting_the_environment_reads_no_proxy_from_it(monkeypatch: pytest.MonkeyPatch):
+    """`trust_env = False` is requests' switch for ignoring the environment's proxies and CA bundle; a client may set
+    it after its session is put on the pool, and the remembered environment must not bring them back."""
+    import requests
+
+    monkeypatch.setenv("HTTPS_PROXY", "http://proxy.example:3128")
+    http_pool._environ_proxies.cache_clear()
+    ours = http_pool.session_on_process_pool(requests.Session())
+    ours.trust_env = False
+    theirs = requests.Session()
+    theirs.trust_env = False
+    url = "https://api.github.com/repos/x/y"
+    assert ours.merge_environment_settings(url, {}, None, None, None) == theirs.merge_environment_settings(
+        url, {}, None, None, None
+    )
+    assert not ours.merge_environment_settings(url, {}, None, None, None)["proxies"]
+    http_pool._environ_proxies.cache_clear()

@@ -5,8 +5,9 @@ from __future__ import annotations
 
 import pytest
 from django.core.exceptions import ImproperlyConfigured
-from django.db import transaction
-from django.db.models import Q
+from django.db import connection, transaction
+from django.db.models import F, Q
+from django.db.models.functions import Upper
 
 from reviews.models import Commit, PolicyEvaluation, PullRequest, Repository
 from reviews.prepared import PreparedRead
@@ -64,9 +65,9 @@ def test_values_tuples_and_flat_values_and_dicts():
     PullRequestFactory(repository=repository, number=7, title="seven")
     PullRequestFactory(repository=repository, number=3, title="three")
     tuples = PreparedRead(
-        lambda repository: PullRequest.objects.filter(repository_id=repository)
-        .order_by("number")
-        .values_list("number", "title"),
+        lambda repository: (
+            PullRequest.objects.filter(repository_id=repository).order_by("number").values_list("number", "title")
+        ),
         repository=int,
     )
     flat = PreparedRead(
@@ -99,9 +100,9 @@ def test_lists_bind_each_item_once_and_long_or_empty_lists_take_the_ordinary_way
     with django_assert_num_queries(0):
         assert numbers.all(pks=[]) == []  # nothing to look for: Django knows without asking
     shas = PreparedRead(
-        lambda repository, shas: Commit.objects.filter(repository_id=repository, sha__in=shas)
-        .order_by("sha")
-        .values_list("sha", flat=True),
+        lambda repository, shas: (
+            Commit.objects.filter(repository_id=repository, sha__in=shas).order_by("sha").values_list("sha", flat=True)
+        ),
         repository=int,
         shas=list[str],
     )
@@ -152,3 +153,93 @@ def test_values_must_be_exactly_those_declared():
     read = PreparedRead(lambda pk: Repository.objects.filter(pk=pk), pk=int)
     with pytest.raises(TypeError, match="expected the values"):
         read.all(id=1)
+
+
+def test_dicts_name_each_column_as_djangos_do_when_an_annotation_comes_first():
+    # Django 5.2 selects values() in the order they are named: a key read from another order would label one
+    # column's value with another's name.
+    pull_request = PullRequestFactory(title="the title", number=41)
+    build = lambda pk: PullRequest.objects.filter(pk=pk).values(shown=Upper("title"), n=F("number"))  # noqa: E731
+    dicts = PreparedRead(build, pk=int)
+    assert dicts.all(pk=pull_request.pk) == list(build(pull_request.pk)) == [{"shown": "THE TITLE", "n": 41}]
+    annotated = lambda pk: (  # noqa: E731
+        PullRequest.objects.filter(pk=pk).annotate(shown=Upper("title")).values("shown", "number", "title")
+    )
+    dicts = PreparedRead(annotated, pk=int)
+    assert dicts.all(pk=pull_request.pk) == list(annotated(pull_request.pk))
+
+
+def test_lists_named_in_another_order_than_declared_bind_each_to_its_own_places():
+    repository = RepositoryFactory()
+    CommitFactory(repository=repository, sha="a" * 40)
+    CommitFactory(repository=repository, sha="b" * 40)
+    shas = PreparedRead(
+        lambda repositories, shas: (
+            Commit.objects.filter(repository_id__in=repositories, sha__in=shas)
+            .order_by("sha")
+            .values_list("sha", flat=True)
+        ),
+        repositories=list[int],
+        shas=list[str],
+    )
+    # Keyword arguments come in the caller's order: each list's length belongs to its name, not to a position.
+    assert shas.all(shas=["a" * 40, "b" * 40, "c" * 40], repositories=[repository.pk]) == ["a" * 40, "b" * 40]
+    assert shas.all(repositories=[repository.pk], shas=["b" * 40, "c" * 40, "d" * 40]) == ["b" * 40]
+
+
+def test_a_value_the_statement_cannot_hold_as_given_is_answered_as_django_answers_it():
+    pull_request = PullRequestFactory(title="None", author=None)
+    by_title = PreparedRead(
+        lambda title: PullRequest.objects.filter(title=title).values_list("pk", flat=True), title=str
+    )
+    by_titles = PreparedRead(
+        lambda titles: PullRequest.objects.filter(title__in=titles).values_list("pk", flat=True), titles=list[str]
+    )
+    by_author = PreparedRead(
+        lambda author: PullRequest.objects.filter(author_id=author).values_list("pk", flat=True), author=int
+    )
+    by_pk = PreparedRead(lambda pk: PullRequest.objects.filter(pk=pk).values_list("pk", flat=True), pk=int)
+    assert by_title.all(title="None") == by_titles.all(titles=["None", "x"]) == [pull_request.pk]  # compiled
+    assert by_pk.all(pk=pull_request.pk) == [pull_request.pk]
+    # None is SQL's NULL to Django (`IS NULL`, or left out of IN), never the text "None".
+    assert by_title.all(title=None) == []
+    assert by_titles.all(titles=[None, "x"]) == []
+    assert by_author.all(author=None) == [pull_request.pk]
+    # Beyond a 64-bit integer no row can match: Django knows without asking, a database may refuse the number.
+    assert by_pk.all(pk=2**63) == by_pk.all(pk=-(2**63) - 1) == []
+
+
+def test_a_value_django_escapes_before_binding_is_refused_never_bound_as_given():
+    PullRequestFactory(title="ABC")
+    build = lambda title: PullRequest.objects.filter(title__iexact=title).values_list("title", flat=True)  # noqa: E731
+    iexact = PreparedRead(build, title=str)
+    if connection.vendor == "sqlite":
+        # SQLite's iexact is LIKE: Django escapes the value's % and _, which would match any character as given.
+        with pytest.raises(ImproperlyConfigured, match="'title' must be a parameter once"):
+            iexact.all(title="a_c")
+    else:
+        assert iexact.all(title="a_c") == list(build("a_c")) == []
+        assert iexact.all(title="abc") == list(build("abc")) == ["ABC"]
+
+
+def test_a_value_build_derives_another_from_is_refused_never_frozen_at_the_stand_ins():
+    repository = RepositoryFactory()
+    for number in (1, 5, 30):
+        PullRequestFactory(repository=repository, number=number, title=f"#{number}")
+    # `number + 10` lands among the parameters as a constant of the first compile: later calls would keep it.
+    window = PreparedRead(
+        lambda number: (
+            PullRequest.objects.filter(number__gte=number, number__lt=number + 10)
+            .order_by("number")
+            .values_list("number", flat=True)
+        ),
+        number=int,
+    )
+    with pytest.raises(ImproperlyConfigured, match="'number'"):
+        window.all(number=1)
+    # So would a text rewritten in `build`, where the stand-in happens to be unchanged by it.
+    lowered = PreparedRead(
+        lambda title: PullRequest.objects.filter(title=title.lower()).values_list("number", flat=True), title=str
+    )
+    with pytest.raises(ImproperlyConfigured, match="'title'"):
+        lowered.all(title="#5")
