@@ -7,20 +7,16 @@ them with the same upserts sync uses, in one transaction: a delivery either land
 
 from __future__ import annotations
 
-import contextlib
 import datetime as dt
 import functools
 import logging
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
-import psycopg
 from django.core.exceptions import ValidationError
 from django.db import DataError, connections, models, transaction
-from django.db.backends.base.base import BaseDatabaseWrapper
-from django.db.backends.utils import CursorWrapper
 from django.db.models import F, Q, QuerySet
 from django.utils import timezone
 
@@ -29,6 +25,7 @@ from reviews.integrations import gitlab as gitlab_adapter
 from reviews.integrations.payloads import JsonRefused, decode_json_object
 from reviews.integrations.records import PayloadError, UserRecord, WebhookEvent
 from reviews.models import Commit, Connection, PullRequest, Repository, WebhookDelivery
+from reviews.prepared import bound_cursor
 from reviews.services.enqueue import evaluations_owed_mark
 from reviews.services.installations import installation_event_apply
 from reviews.services.pairing import pairing_sessions_infer
@@ -206,7 +203,7 @@ def _insert_once(*, notify: bool = False, **values: object) -> int | None:
     statement = _insert_statement(db.alias)
     row = {**_INSERT_DEFAULTS, **values}
     params = [model_field.get_db_prep_save(row[model_field.attname], connection=db) for model_field in statement.fields]
-    with _store_cursor(db) as cursor:
+    with bound_cursor(db) as cursor:
         cursor.execute(statement.sql, params)
         found = cursor.fetchone()
     if found is None:
@@ -260,25 +257,6 @@ def _insert_statement(alias: str) -> _InsertStatement:
         f"ON CONFLICT (provider, delivery_id) DO NOTHING RETURNING {db.ops.quote_name('id')}"
     )
     return _InsertStatement(sql, fields)
-
-
-@contextlib.contextmanager
-def _store_cursor(db: BaseDatabaseWrapper) -> Iterator[CursorWrapper]:
-    """Django's cursor (its health check, error wrapping and query log), but on PostgreSQL one that sends the values
-    apart from the statement instead of quoting them into its text: the body (25 kB for a pull request) is neither
-    escaped here nor scanned by the server's parser, and psycopg prepares the statement at a connection's fifth use.
-    Measured on this machine: 0.1 ms less CPU per store here and 0.13 ms less in PostgreSQL."""
-    if db.vendor != "postgresql":
-        with db.cursor() as cursor:
-            yield cursor
-        return
-    db.close_if_health_check_failed()
-    db.ensure_connection()
-    db.validate_thread_sharing()
-    bound = psycopg.Cursor(db.connection)
-    wrap = db.make_debug_cursor if db.queries_logged else db.make_cursor
-    with wrap(bound) as cursor:  # type: ignore[arg-type]  # django-stubs name the wrapped cursor a CursorWrapper
-        yield cursor
 
 
 def _announce(alias: str, pk: int) -> None:
