@@ -180,8 +180,8 @@ def compliance_summary(
     grouped = (
         figures.order_by()
         .values(
-            repository_id=F("pull_request__repository_id"),
-            full_path=F("pull_request__repository__full_path"),
+            "repository_id",
+            full_path=F("repository__full_path"),
             status=F("compliance"),
             outcome=F("outcome_at_merge"),
             followup=followup,

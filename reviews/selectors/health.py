@@ -374,10 +374,12 @@ def _rolled_up_health(
         weekly_sums[week_of(hour)].update(counts)
         by_repository[repository_id, full_path].update(counts)
     in_period = PullRequestFigures.objects.filter(
-        pull_request__repository__in=repositories, merged_at__gte=since, merged_at__lt=until
+        repository__in=repositories, merged_at__gte=since, merged_at__lt=until
     )
     limits = (agreement[0].total_seconds(), agreement[1]) if agreement else None
-    durations, weekly_medians, agreed = _duration_figures(in_period, limits)
+    period_weeks = weeks_of(since, until)
+    mondays = [cast(dt.date, week["week"]) for week in period_weeks]
+    durations, weekly_medians, agreed = _duration_figures(in_period, mondays, limits)
     given, stamps = _per_person(totals, "given:"), _per_person(totals, "stamps:")
     names = dict(
         Person.objects.filter(pk__in=set(stamps) | set(given) | set(waiting)).values_list("pk", "display_name")
@@ -413,7 +415,7 @@ def _rolled_up_health(
         size_buckets={name: totals[f"size_{name}"] for name, _ in SIZE_BUCKETS},
         reviewer_load=sorted(load, key=lambda item: (-item.reviews_given, -item.waiting_on_them, item.name)),
         top_reviewer_share=_top_share(given),
-        weekly=[{**week, **_week_figures(weeks.get(cast(dt.date, week["week"])))} for week in weeks_of(since, until)],
+        weekly=[{**week, **_week_figures(weeks.get(cast(dt.date, week["week"])))} for week in period_weeks],
         flows=flows,
     )
 
@@ -473,11 +475,12 @@ def _json(value: Any) -> dict[str, int]:
 
 
 def _duration_figures(
-    figures: QuerySet[PullRequestFigures], limits: tuple[float, int] | None
+    figures: QuerySet[PullRequestFigures], weeks: Sequence[dt.date], limits: tuple[float, int] | None
 ) -> tuple[dict[str, Any], dict[dt.date, dict[str, Any]], dict[str, int]]:
     """One pass over the period's rows for what does not add up: per duration its measured count, median and 90th
-    percentile (`_distribution_of`), the weekly medians of `_WEEKLY_MEDIANS` (`_week_figures`), and the agreement
-    counts of `limits` (seconds, size). PostgreSQL: `percentile_cont` in one query; SQLite: Python over the rows."""
+    percentile (`_distribution_of`), the medians of `_WEEKLY_MEDIANS` in each of `weeks` (Mondays, UTC: `week_of`),
+    and the agreement counts of `limits` (seconds, size). PostgreSQL: one row of `percentile_cont` aggregates, each
+    week's a filter of the same scan (no sort by week); SQLite: Python over the rows."""
     if not _postgresql():
         rows = list(figures.values_list("merged_at", *DURATIONS, "changed_lines"))
         by_week: dict[dt.date, list[tuple[Any, ...]]] = defaultdict(list)
@@ -489,44 +492,41 @@ def _duration_figures(
             _python_agreed(rows, limits),
         )
     inner, params = figures.order_by().values("merged_at", *DURATIONS, "changed_lines").query.sql_with_params()
-    columns = []
+    columns: list[str] = []
+    column_params: list[Any] = []
     for name in DURATIONS:
-        columns.append(f"COUNT(*) FILTER (WHERE f.{name} >= 0)")
-        columns.append(_PERCENTILES_SQL % (name, name))
-    weekly = [_PERCENTILES_SQL % (name, name) if name in _WEEKLY_MEDIANS else "NULL::float8[]" for name in DURATIONS]
-    agreed = ["time_to_first_review <=", "time_to_first_review >", "changed_lines <=", "changed_lines >"]
-    limit_params = [] if limits is None else [limits[0], limits[0], limits[1], limits[1]]
+        columns += [f"COUNT(*) FILTER (WHERE f.{name} >= 0)", _PERCENTILES_SQL.format(name=name, extra="")]
+    agreed = ("in_time", "late", "within", "over")
     if limits is not None:
-        columns += [f"COUNT(*) FILTER (WHERE f.{condition} %s)" for condition in agreed]
-    else:
-        columns += ["0"] * 4
-    weekly_columns = [column for name, median in zip(DURATIONS, weekly, strict=True) for column in ("0", median)]
-    # Only the code's own names and the ORM's SQL are formatted in; values are parameters.
-    sql = (
-        f"SELECT NULL::date, {', '.join(columns)} FROM ({inner}) f "  # noqa: S608
-        f"UNION ALL SELECT date_trunc('week', f.merged_at AT TIME ZONE 'UTC')::date, {', '.join(weekly_columns)}, "
-        f"0, 0, 0, 0 FROM ({inner}) f GROUP BY 1"
-    )
-    totals: dict[str, Any] = {f"{name}_{part}": None for name in DURATIONS for part in ("p50", "p90")}
-    totals |= {f"{name}_count": 0 for name in DURATIONS}
-    weeks: dict[dt.date, dict[str, Any]] = {}
-    agreement = {"in_time": 0, "late": 0, "within": 0, "over": 0}
+        columns += [f"COUNT(*) FILTER (WHERE f.{condition} %s)" for condition in _AGREED_SQL]
+        column_params += [limits[0], limits[0], limits[1], limits[1]]
+    for week in weeks:
+        monday = dt.datetime.combine(week, dt.time.min, tzinfo=dt.UTC)
+        for name in _WEEKLY_MEDIANS:
+            columns.append(_PERCENTILES_SQL.format(name=name, extra=" AND f.merged_at >= %s AND f.merged_at < %s"))
+            column_params += [monday, monday + dt.timedelta(days=7)]
+    # Only the code's own names and fragments and the ORM's SQL are formatted in; values are parameters.
+    sql = f"SELECT {', '.join(columns)} FROM ({inner}) f"  # noqa: S608
     with connection.cursor() as cursor:
-        cursor.execute(sql, [*limit_params, *params, *params])
-        for week, *values in cursor.fetchall():
-            found: dict[str, Any] = {}
-            for index, name in enumerate(DURATIONS):
-                found[f"{name}_count"] = values[2 * index]
-                found[f"{name}_p50"], found[f"{name}_p90"] = values[2 * index + 1] or (None, None)
-            if week is None:
-                totals = found
-                agreement = dict(zip(("in_time", "late", "within", "over"), values[-4:], strict=True))
-            else:
-                weeks[week] = found
-    return totals, weeks, agreement
+        cursor.execute(sql, [*column_params, *params])
+        values = list(cursor.fetchone() or ())
+    totals: dict[str, Any] = {}
+    for name in DURATIONS:
+        totals[f"{name}_count"] = values.pop(0)
+        totals[f"{name}_p50"], totals[f"{name}_p90"] = values.pop(0) or (None, None)
+    agreement = dict.fromkeys(agreed, 0)
+    if limits is not None:
+        agreement = {kind: values.pop(0) for kind in agreed}
+    medians: dict[dt.date, dict[str, Any]] = {}
+    for week in weeks:
+        medians[week] = {f"{name}_p50": (values.pop(0) or (None, None))[0] for name in _WEEKLY_MEDIANS}
+    return totals, medians, agreement
 
 
-_PERCENTILES_SQL = "percentile_cont(ARRAY[0.5, 0.9]) WITHIN GROUP (ORDER BY f.%s / 3600.0) FILTER (WHERE f.%s >= 0)"
+_PERCENTILES_SQL = (
+    "percentile_cont(ARRAY[0.5, 0.9]) WITHIN GROUP (ORDER BY f.{name} / 3600.0) FILTER (WHERE f.{name} >= 0{extra})"
+)
+_AGREED_SQL = ("time_to_first_review <=", "time_to_first_review >", "changed_lines <=", "changed_lines >")
 
 
 def _python_durations(rows: list[tuple[Any, ...]], names: Sequence[str]) -> dict[str, Any]:

@@ -46,6 +46,7 @@ REFRESH_BATCH = 500
 SETTLE = dt.timedelta(minutes=5)  # longer than any write transaction that stamps pull requests lasts
 
 _STORED_FIELDS = (
+    "repository",
     "merged_at",
     "changed_lines",
     "time_to_first_review",
@@ -104,9 +105,11 @@ def pull_request_figures_store(*, pull_requests: list[PullRequest], bots: Collec
     counted = [pr for pr in pull_requests if _counted(pr, bots)]
     flows = computed_flows(pull_requests=counted, bots=set(bots))
     statuses = statuses_at_merge(pull_request_ids=[pr.pk for pr in counted], now=began)
+    repository_of = {pr.pk: pr.repository_id for pr in pull_requests}
     rows = [
         PullRequestFigures(
             pull_request_id=flow.pull_request_id,
+            repository_id=repository_of[flow.pull_request_id],
             merged_at=flow.merged_at,
             changed_lines=flow.changed_lines,
             time_to_first_review=_seconds(flow.time_to_first_review),
@@ -131,7 +134,6 @@ def pull_request_figures_store(*, pull_requests: list[PullRequest], bots: Collec
         )
         for flow in flows
     ]
-    repository_of = {pr.pk: pr.repository_id for pr in pull_requests}
     gone = set(repository_of) - {row.pull_request_id for row in rows}
     with transaction.atomic(savepoint=False):
         replaced = _rows_before(list(repository_of))
@@ -329,9 +331,8 @@ def rollups_rebuild() -> int:
 def rollup_totals(figures: QuerySet[Any]) -> dict[tuple[int, dt.datetime], Counter[str]]:
     """The rollups of these stored rows, summed in one pass (models as the caller has them: a migration's too)."""
     totals: dict[tuple[int, dt.datetime], Counter[str]] = defaultdict(Counter)
-    rows = figures.annotate(repository=F("pull_request__repository_id")).only(*ROLLUP_FIELDS)
-    for row in rows.order_by("pull_request_id").iterator(chunk_size=5000):
-        totals[row.repository, rollup_hour(row.merged_at)].update(rollup_counts(row))
+    for row in figures.only("repository", *ROLLUP_FIELDS).order_by("pull_request_id").iterator(chunk_size=5000):
+        totals[row.repository_id, rollup_hour(row.merged_at)].update(rollup_counts(row))
     return totals
 
 
