@@ -364,7 +364,10 @@ def _rolled_up_health(
     waiting on each reviewer, in the same query), the percentiles and agreement counts in one pass over the rows'
     durations, the names: three queries after the owed rows are computed (which keeps the rollups right)."""
     merged = _merged_in(pull_requests, since, until, bots)
-    figures = current_figures(merged=merged, bots=bots)
+    in_period = PullRequestFigures.objects.filter(
+        repository__in=repositories, merged_at__gte=since, merged_at__lt=until
+    )
+    figures = current_figures(merged=merged, bots=bots, summed=in_period)
     rollups, waiting = _rollups_and_waiting(repositories, pull_requests, since, until, bots)
     totals: Counter[str] = Counter()
     weekly_sums: dict[dt.date, Counter[str]] = defaultdict(Counter)
@@ -373,9 +376,6 @@ def _rolled_up_health(
         totals.update(counts)
         weekly_sums[week_of(hour)].update(counts)
         by_repository[repository_id, full_path].update(counts)
-    in_period = PullRequestFigures.objects.filter(
-        repository__in=repositories, merged_at__gte=since, merged_at__lt=until
-    )
     limits = (agreement[0].total_seconds(), agreement[1]) if agreement else None
     period_weeks = weeks_of(since, until)
     mondays = [cast(dt.date, week["week"]) for week in period_weeks]
@@ -605,7 +605,9 @@ _LISTED_SQL = {
 }
 
 
-def current_figures(*, merged: QuerySet[PullRequest], bots: set[int]) -> QuerySet[PullRequestFigures]:
+def current_figures(
+    *, merged: QuerySet[PullRequest], bots: set[int], summed: QuerySet[PullRequestFigures] | None = None
+) -> QuerySet[PullRequestFigures]:
     """The stored figures of these merged pull requests (no bot's: bots are in no figure), those owed computed and
     stored first. Owed: none computed or a change stamped since (`figures_owed_filter`, the partial index
     `pr_figures_owed_idx`), or a row of another input version (the index `figures_version_idx`): one probe of two
@@ -614,9 +616,10 @@ def current_figures(*, merged: QuerySet[PullRequest], bots: set[int]) -> QuerySe
 
     version = figures_input_version(bots=bots)
     flagged = merged.filter(figures_owed_filter()).order_by().values_list("pk", flat=True)
+    # `summed`: the rows a reader sums (a period's rollups: a bot's pull request's row too, until it is deleted).
+    of_period = PullRequestFigures.objects.filter(pull_request__in=merged.values("pk")) if summed is None else summed
     other_version = (
-        PullRequestFigures.objects.filter(Q(input_version__lt=version) | Q(input_version__gt=version))
-        .filter(pull_request__in=merged.values("pk"))
+        of_period.filter(Q(input_version__lt=version) | Q(input_version__gt=version))
         .order_by()
         .values_list("pull_request_id", flat=True)
     )

@@ -277,7 +277,8 @@ def _rows_before(pull_request_ids: Iterable[int]) -> list[tuple[int, Any]]:
 def rollups_adjust(*, removed: Iterable[tuple[int, Any]] = (), added: Iterable[tuple[int, Any]] = ()) -> None:
     """Take what the `removed` rows contributed out of their hours' rollups and add what the `added` ones do, in one
     upsert that adds to what each rollup holds when it is written (the row's own lock, so concurrent writers of one
-    hour add up); a name whose sum falls to 0 is dropped. In the writers' transaction, after `_rows_before`."""
+    hour add up); a name whose sum falls to 0 is dropped (a rollup left with nothing holds `{}`).
+    In the writers' transaction, after `_rows_before`."""
     delta: dict[tuple[int, dt.datetime], Counter[str]] = defaultdict(Counter)
     for repository_id, row in added:
         delta[repository_id, rollup_hour(row.merged_at)].update(rollup_counts(row))
