@@ -510,6 +510,17 @@ class PullRequest(models.Model):
         return self.additions + self.deletions
 
 
+# The review-flow durations a `PullRequestFigures` row holds (seconds), as `reviews.selectors.health` names them.
+FIGURES_DURATIONS = (
+    "time_to_first_review",
+    "pickup_time",
+    "review_time",
+    "time_to_approve",
+    "merge_time",
+    "cycle_time",
+)
+
+
 class PullRequestFiguresQuerySet(models.QuerySet["PullRequestFigures"]):
     def delete(self) -> tuple[int, dict[str, int]]:
         """A pull request whose stored figures are deleted owes them again (the pages find owed rows by
@@ -579,15 +590,7 @@ class PullRequestFigures(models.Model):
             # index-only scan on PostgreSQL (SQLite ignores the included columns: the pass reads the rows there).
             models.Index(
                 fields=["repository", "merged_at"],
-                include=[
-                    "time_to_first_review",
-                    "pickup_time",
-                    "review_time",
-                    "time_to_approve",
-                    "merge_time",
-                    "cycle_time",
-                    "changed_lines",
-                ],
+                include=[*FIGURES_DURATIONS, "changed_lines"],
                 name="figures_repository_merged_idx",
             ),
             # The compliance summary reads the overridden rows (their follow-up is live, so not in the rollups).

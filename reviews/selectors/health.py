@@ -12,7 +12,7 @@ import datetime as dt
 import json
 import math
 from collections import Counter, defaultdict
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any, cast, overload
 
@@ -23,6 +23,7 @@ from django.db.models.functions import TruncWeek
 from django.utils import timezone
 
 from reviews.models import (
+    FIGURES_DURATIONS,
     Comment,
     FiguresRollup,
     Person,
@@ -298,7 +299,7 @@ def computed_flows(*, pull_requests: list[PullRequest], bots: set[int]) -> list[
     ]
 
 
-DURATIONS = ("time_to_first_review", "pickup_time", "review_time", "time_to_approve", "merge_time", "cycle_time")
+DURATIONS = FIGURES_DURATIONS
 _WEEKLY_MEDIANS = ("time_to_first_review", "pickup_time", "cycle_time")
 _WEEKLY_FIGURES = {"merged", "coverage_reviewed", *(f"{name}_percentiles" for name in _WEEKLY_MEDIANS)}
 
@@ -324,6 +325,21 @@ def _stored_health(
     figures = current_figures(merged=merged, bots=bots)
     totals, weekly = _stored_aggregates(figures)
     given, stamps, waiting = _load_counts(pull_requests, figures, bots)
+    flows = StoredFlows(figures, lambda: merged_flows(pull_requests=pull_requests, since=since, until=until), bots)
+    return _aggregated_health(since, until, totals, weekly, (given, stamps, waiting), flows)
+
+
+def _aggregated_health(
+    since: dt.datetime,
+    until: dt.datetime,
+    totals: Mapping[str, Any],
+    weekly: Mapping[dt.date, Mapping[str, Any]],
+    people: tuple[Counter[int], Counter[int], Counter[int]],
+    flows: StoredFlows,
+) -> ReviewHealth:
+    """`ReviewHealth` from the aggregates (`_figures_aggregates`' names, `_week_figures`' per week) and the counts per
+    person (reviews given, rubber stamps, waiting now), with their names (one query)."""
+    given, stamps, waiting = people
     names = dict(
         Person.objects.filter(pk__in=set(stamps) | set(given) | set(waiting)).values_list("pk", "display_name")
     )
@@ -344,7 +360,7 @@ def _stored_health(
         reviewer_load=sorted(load, key=lambda item: (-item.reviews_given, -item.waiting_on_them, item.name)),
         top_reviewer_share=_top_share(given),
         weekly=[{**week, **_week_figures(weekly.get(cast(dt.date, week["week"])))} for week in weeks_of(since, until)],
-        flows=StoredFlows(figures, lambda: merged_flows(pull_requests=pull_requests, since=since, until=until), bots),
+        flows=flows,
     )
 
 
@@ -377,15 +393,9 @@ def _rolled_up_health(
         weekly_sums[week_of(hour)].update(counts)
         by_repository[repository_id, full_path].update(counts)
     limits = (agreement[0].total_seconds(), agreement[1]) if agreement else None
-    period_weeks = weeks_of(since, until)
-    mondays = [cast(dt.date, week["week"]) for week in period_weeks]
+    mondays = [cast(dt.date, week["week"]) for week in weeks_of(since, until)]
     durations, weekly_medians, agreed = _duration_figures(in_period, mondays, limits)
     given, stamps = _per_person(totals, "given:"), _per_person(totals, "stamps:")
-    names = dict(
-        Person.objects.filter(pk__in=set(stamps) | set(given) | set(waiting)).values_list("pk", "display_name")
-    )
-    load = [ReviewerLoad(pk, names.get(pk, "?"), given[pk], waiting[pk]) for pk in set(given) | set(waiting)]
-    count = totals["merged"]
     flows = StoredFlows(figures, lambda: merged_flows(pull_requests=pull_requests, since=since, until=until), bots)
     if limits is not None:
         flows.agreements[limits] = agreed
@@ -401,23 +411,10 @@ def _rolled_up_health(
         | {"coverage_reviewed": sums["coverage_reviewed"]}
         for week, sums in weekly_sums.items()
     }
-    return ReviewHealth(
-        since=since,
-        until=until,
-        merged=count,
-        **{name: _distribution_of(durations, name) for name in DURATIONS},
-        rework_cycles_mean=round(totals["all_rework_cycles"] / count, 2) if count else None,
-        coverage={kind: totals[f"coverage_{kind}"] for kind in ("reviewed", "paired_only", "neither")},
-        approvals=totals["all_approvals"],
-        rubber_stamps=totals["all_rubber_stamps"],
-        rubber_stamps_by_reviewer={names[pk]: n for pk, n in stamps.most_common()},
-        review_depth=round(totals["depth_comments"] / totals["depth"], 2) if totals["depth"] else None,
-        size_buckets={name: totals[f"size_{name}"] for name, _ in SIZE_BUCKETS},
-        reviewer_load=sorted(load, key=lambda item: (-item.reviews_given, -item.waiting_on_them, item.name)),
-        top_reviewer_share=_top_share(given),
-        weekly=[{**week, **_week_figures(weeks.get(cast(dt.date, week["week"])))} for week in period_weeks],
-        flows=flows,
-    )
+    figures_totals: Counter[Any] = Counter(totals)  # a sum no rollup holds is 0
+    for name, value in durations.items():
+        figures_totals[name] = value
+    return _aggregated_health(since, until, figures_totals, weeks, (given, stamps, waiting), flows)
 
 
 def _per_person(totals: Counter[str], prefix: str) -> Counter[int]:
@@ -735,11 +732,11 @@ def _monday(week: Any) -> dt.date:
     return week.date() if isinstance(week, dt.datetime) else week
 
 
-def _distribution_of(totals: dict[str, Any], name: str) -> Distribution:
+def _distribution_of(totals: Mapping[str, Any], name: str) -> Distribution:
     return Distribution(totals[f"{name}_count"], _rounded(totals[f"{name}_p50"]), _rounded(totals[f"{name}_p90"]))
 
 
-def _week_figures(found: dict[str, Any] | None) -> dict[str, object]:
+def _week_figures(found: Mapping[str, Any] | None) -> dict[str, object]:
     """A week's entry in `weekly`, as `_weekly` gives it."""
     if found is None:
         return {"merged": 0, **dict.fromkeys(_WEEKLY_MEDIANS), "reviewed": 0}
