@@ -476,8 +476,8 @@ def _duration_figures(
 ) -> tuple[dict[str, Any], dict[dt.date, dict[str, Any]], dict[str, int]]:
     """One pass over the period's rows for what does not add up: per duration its measured count, median and 90th
     percentile (`_distribution_of`), the medians of `_WEEKLY_MEDIANS` in each of `weeks` (Mondays, UTC: `week_of`),
-    and the agreement counts of `limits` (seconds, size). PostgreSQL: one row of `percentile_cont` aggregates, each
-    week's a filter of the same scan (no sort by week); SQLite: Python over the rows."""
+    and the agreement counts of `limits` (seconds, size). PostgreSQL: `percentile_cont` in one query (the period's
+    figures, then each week's); SQLite: Python over the rows."""
     if not _postgresql():
         rows = list(figures.values_list("merged_at", *DURATIONS, "changed_lines"))
         by_week: dict[dt.date, list[tuple[Any, ...]]] = defaultdict(list)
@@ -490,38 +490,47 @@ def _duration_figures(
         )
     inner, params = figures.order_by().values("merged_at", *DURATIONS, "changed_lines").query.sql_with_params()
     columns: list[str] = []
-    column_params: list[Any] = []
     for name in DURATIONS:
-        columns += [f"COUNT(*) FILTER (WHERE f.{name} >= 0)", _PERCENTILES_SQL.format(name=name, extra="")]
+        columns += [f"COUNT(*) FILTER (WHERE f.{name} >= 0)", _PERCENTILES_SQL.format(name=name)]
     agreed = ("in_time", "late", "within", "over")
+    limit_params: list[Any] = []
     if limits is not None:
         columns += [f"COUNT(*) FILTER (WHERE f.{condition} %s)" for condition in _AGREED_SQL]
-        column_params += [limits[0], limits[0], limits[1], limits[1]]
-    for week in weeks:
-        monday = dt.datetime.combine(week, dt.time.min, tzinfo=dt.UTC)
-        for name in _WEEKLY_MEDIANS:
-            columns.append(_PERCENTILES_SQL.format(name=name, extra=" AND f.merged_at >= %s AND f.merged_at < %s"))
-            column_params += [monday, monday + dt.timedelta(days=7)]
-    # Only the code's own names and fragments and the ORM's SQL are formatted in; values are parameters.
-    sql = f"SELECT {', '.join(columns)} FROM ({inner}) f"  # noqa: S608
-    with connection.cursor() as cursor:
-        cursor.execute(sql, [*column_params, *params])
-        values = list(cursor.fetchone() or ())
+        limit_params = [limits[0], limits[0], limits[1], limits[1]]
+    else:
+        columns += ["0"] * len(agreed)
+    week_columns = [f"0, m.{name}" if name in _WEEKLY_MEDIANS else "0, NULL::float8[]" for name in DURATIONS]
+    medians = ", ".join(f"{_PERCENTILES_SQL.format(name=name)} AS {name}" for name in _WEEKLY_MEDIANS)
+    # Each week's medians from an index range scan of its own rows (a LATERAL subquery per week), not a sort of the
+    # period's rows by week. Only the code's own names and fragments and the ORM's SQL are formatted in.
+    sql = (
+        f"SELECT NULL::date, {', '.join(columns)} FROM ({inner}) f "  # noqa: S608
+        f"UNION ALL SELECT (w.monday AT TIME ZONE 'UTC')::date, {', '.join(week_columns)}, {', '.join(['0'] * 4)} "
+        f"FROM unnest(%s::timestamptz[]) w(monday) CROSS JOIN LATERAL (SELECT {medians} FROM ({inner}) f "
+        "WHERE f.merged_at >= w.monday AND f.merged_at < w.monday + interval '7 days') m"
+    )
+    mondays = [dt.datetime.combine(week, dt.time.min, tzinfo=dt.UTC) for week in weeks]
     totals: dict[str, Any] = {}
-    for name in DURATIONS:
-        totals[f"{name}_count"] = values.pop(0)
-        totals[f"{name}_p50"], totals[f"{name}_p90"] = values.pop(0) or (None, None)
     agreement = dict.fromkeys(agreed, 0)
-    if limits is not None:
-        agreement = {kind: values.pop(0) for kind in agreed}
-    medians: dict[dt.date, dict[str, Any]] = {}
-    for week in weeks:
-        medians[week] = {f"{name}_p50": (values.pop(0) or (None, None))[0] for name in _WEEKLY_MEDIANS}
-    return totals, medians, agreement
+    found_weeks: dict[dt.date, dict[str, Any]] = {}
+    with connection.cursor() as cursor:
+        cursor.execute(sql, [*limit_params, *params, mondays, *params])
+        for week, *values in cursor.fetchall():
+            found: dict[str, Any] = {}
+            for index, name in enumerate(DURATIONS):
+                found[f"{name}_count"] = values[2 * index]
+                found[f"{name}_p50"], found[f"{name}_p90"] = values[2 * index + 1] or (None, None)
+            if week is None:
+                totals = found
+                if limits is not None:
+                    agreement = dict(zip(agreed, values[-len(agreed) :], strict=True))
+            else:
+                found_weeks[week] = {f"{name}_p50": found[f"{name}_p50"] for name in _WEEKLY_MEDIANS}
+    return totals, found_weeks, agreement
 
 
 _PERCENTILES_SQL = (
-    "percentile_cont(ARRAY[0.5, 0.9]) WITHIN GROUP (ORDER BY f.{name} / 3600.0) FILTER (WHERE f.{name} >= 0{extra})"
+    "percentile_cont(ARRAY[0.5, 0.9]) WITHIN GROUP (ORDER BY f.{name} / 3600.0) FILTER (WHERE f.{name} >= 0)"
 )
 _AGREED_SQL = ("time_to_first_review <=", "time_to_first_review >", "changed_lines <=", "changed_lines >")
 
