@@ -204,7 +204,7 @@ def pull_request_figures_refresh(*, bots: Collection[int], limit: int = REFRESH_
     return pull_request_figures_store(pull_requests=pull_requests, bots=bots, version=version)
 
 
-# The fields `rollup_counts` reads.
+# The fields `rollup_counts` reads (the merge first).
 ROLLUP_FIELDS = (
     "merged_at",
     "changed_lines",
@@ -260,7 +260,7 @@ def _rows_before(pull_request_ids: Iterable[int]) -> list[tuple[int, Any]]:
     """(repository, stored row) of these pull requests that have a row, read with what `rollup_counts` needs. Their
     pull requests are locked until the transaction ends (PostgreSQL), stored row or not: two computations of one
     pull request take it out of its rollup (and put it in) one after the other, never both from the same row."""
-    names = ("merged_at", *(name for name in ROLLUP_FIELDS if name != "merged_at"))
+    names = ROLLUP_FIELDS  # merged_at first: None when there is no stored row
     rows = (
         PullRequest.objects.filter(pk__in=pull_request_ids)
         .select_for_update(of=("self",))
