@@ -111,6 +111,28 @@ def test_a_late_review_on_a_merged_pull_request_moves_the_rollups_with_the_rows(
     assert computed["reviewer_load"] != []
 
 
+def test_a_late_review_delivered_by_webhook_moves_the_rollups(deliver):  # noqa: F811 - the fixture
+    deliver("pull_request", fixture("pull_request.closed.merged"))
+    since, until = dt.datetime(2019, 5, 1, tzinfo=dt.UTC), dt.datetime(2019, 6, 1, tzinfo=dt.UTC)
+
+    def figures(*, rolled_up: bool) -> dict[str, Any]:
+        health = review_health(
+            pull_requests=PullRequest.objects.all(),
+            since=since,
+            until=until,
+            repositories=Repository.objects.all() if rolled_up else None,
+        )
+        return {key: value for key, value in vars(health).items() if key != "flows"}
+
+    assert figures(rolled_up=True)["coverage"]["reviewed"] == 0
+    deliver("pull_request_review", fixture("pull_request_review.submitted.approved"))  # submitted before the merge
+    after = figures(rolled_up=True)
+    assert after["time_to_first_review"].count == 1
+    assert after["reviewer_load"][0].reviews_given == 1
+    assert after == figures(rolled_up=False)
+    assert _stored_rollups() == _summed_from_the_rows()
+
+
 def test_a_new_bot_takes_its_pull_requests_out_of_the_rollups():
     team = _varied_history()
     _health(team, rolled_up=True)
