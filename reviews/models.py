@@ -12,7 +12,7 @@ from typing import Any, ClassVar, TypeVar
 
 from django.conf import settings
 from django.core.exceptions import PermissionDenied
-from django.db import models
+from django.db import models, transaction
 from django.db.models import F, Q
 from django.utils import timezone
 
@@ -510,12 +510,29 @@ class PullRequest(models.Model):
         return self.additions + self.deletions
 
 
+# The review-flow durations a `PullRequestFigures` row holds (seconds), as `reviews.selectors.health` names them.
+FIGURES_DURATIONS = (
+    "time_to_first_review",
+    "pickup_time",
+    "review_time",
+    "time_to_approve",
+    "merge_time",
+    "cycle_time",
+)
+
+
 class PullRequestFiguresQuerySet(models.QuerySet["PullRequestFigures"]):
     def delete(self) -> tuple[int, dict[str, int]]:
         """A pull request whose stored figures are deleted owes them again (the pages find owed rows by
         `PullRequest.figures_covered_until`, not by looking for missing ones)."""
-        PullRequest.objects.filter(pk__in=list(self.values_list("pk", flat=True))).update(figures_covered_until=None)
-        return super().delete()
+        from reviews.services.figures import rollups_forget
+
+        with transaction.atomic(savepoint=False):
+            rollups_forget(self)
+            PullRequest.objects.filter(pk__in=list(self.values_list("pk", flat=True))).update(
+                figures_covered_until=None
+            )
+            return super().delete()
 
 
 class PullRequestFigures(models.Model):
@@ -527,6 +544,8 @@ class PullRequestFigures(models.Model):
     again before it is read. Durations are in seconds."""
 
     pull_request = models.OneToOneField(PullRequest, primary_key=True, on_delete=models.CASCADE, related_name="figures")
+    # The pull request's, copied: a period's rows of some repositories are read without joining 100,000 pull requests.
+    repository = models.ForeignKey(Repository, on_delete=models.CASCADE, related_name="+", db_index=False)
     merged_at = models.DateTimeField(help_text="The merge this row was computed for (a different one: not current).")
     changed_lines = models.PositiveIntegerField(null=True)
     time_to_first_review = models.FloatField(null=True)
@@ -567,14 +586,47 @@ class PullRequestFigures(models.Model):
             models.Index(fields=["merged_at"], name="figures_merged_idx"),
             # The pages probe for a row of another input version (`current_figures`): two range scans, not a pass.
             models.Index(fields=["input_version"], name="figures_version_idx"),
+            # The percentiles' pass over a period's rows of some repositories (`health._duration_figures`): an
+            # index-only scan on PostgreSQL (SQLite ignores the included columns: the pass reads the rows there).
+            models.Index(
+                fields=["repository", "merged_at"],
+                include=[*FIGURES_DURATIONS, "changed_lines"],
+                name="figures_repository_merged_idx",
+            ),
+            # The compliance summary reads the overridden rows (their follow-up is live, so not in the rollups).
+            models.Index(fields=["merged_at"], name="figures_overridden_idx", condition=Q(compliance="overridden")),
         ]
 
     def __str__(self) -> str:
         return f"figures of pull request {self.pull_request_id}"
 
     def delete(self, using: Any = None, keep_parents: bool = False) -> tuple[int, dict[str, int]]:
-        PullRequest.objects.filter(pk=self.pull_request_id).update(figures_covered_until=None)
-        return super().delete(using=using, keep_parents=keep_parents)
+        from reviews.services.figures import rollups_forget
+
+        with transaction.atomic(savepoint=False):
+            rollups_forget(PullRequestFigures.objects.filter(pk=self.pk))
+            PullRequest.objects.filter(pk=self.pull_request_id).update(figures_covered_until=None)
+            return super().delete(using=using, keep_parents=keep_parents)
+
+
+class FiguresRollup(models.Model):
+    """The additive parts of a repository's stored figures (`PullRequestFigures`) merged in one UTC hour, summed: so
+    that a page over a period of whole hours adds a few hundred of these instead of reading 100,000 rows. Derived,
+    never a fact: `reviews.services.figures` adjusts it in the transaction that writes or deletes the rows it sums
+    (`rollup_counts` of each row, one definition), and `manage.py rebuild_figures_rollups` computes it all again.
+
+    `counts`: name → sum (merged, coverage, sizes, approvals, ..., `given:<person>`, `stamps:<person>`,
+    `compliance:<status>:<outcome>` of every status but overridden, whose follow-up is read live); no zero entries."""
+
+    repository = models.ForeignKey(Repository, on_delete=models.CASCADE, related_name="+")
+    hour = models.DateTimeField(help_text="The UTC hour of merge the rows summed here fall in (its start).")
+    counts = models.JSONField(default=dict)
+
+    class Meta:
+        constraints = [models.UniqueConstraint(fields=["repository", "hour"], name="figures_rollup_unique_hour")]
+
+    def __str__(self) -> str:
+        return f"figures of {self.repository_id} merged in the hour from {self.hour:%Y-%m-%d %H:%M}"
 
 
 class ChangedFile(models.Model):

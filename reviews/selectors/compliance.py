@@ -93,6 +93,9 @@ class StoredPeriod:
 
     figures: QuerySet[PullRequestFigures]
     bots: set[int]
+    # Read from the period's rollups with the figures: every status but overridden, as (repository, its path,
+    # status, outcome at merge, "", count); the overridden ones (their follow-up is live) are counted from the rows.
+    rolled_up: list[tuple[Any, ...]] | None = None
 
 
 @dataclass(frozen=True)
@@ -172,11 +175,13 @@ def compliance_summary(
         default=Value("overdue"),
         output_field=CharField(),
     )
+    if stored is not None and stored.rolled_up is not None:
+        figures = figures.filter(compliance="overridden")
     grouped = (
         figures.order_by()
         .values(
-            repository_id=F("pull_request__repository_id"),
-            full_path=F("pull_request__repository__full_path"),
+            "repository_id",
+            full_path=F("repository__full_path"),
             status=F("compliance"),
             outcome=F("outcome_at_merge"),
             followup=followup,
@@ -185,6 +190,8 @@ def compliance_summary(
         .values_list("repository_id", "full_path", "status", "outcome", "followup", "n")
     )
     rows = list(grouped)
+    if stored is not None and stored.rolled_up is not None:
+        rows += stored.rolled_up
     if bots:
         computed = (
             with_status_at_merge(merged.filter(author_id__in=bots), now=now)

@@ -9,9 +9,10 @@ of every figure, as authors and as reviewers.
 from __future__ import annotations
 
 import datetime as dt
+import json
 import math
 from collections import Counter, defaultdict
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any, cast, overload
 
@@ -21,7 +22,17 @@ from django.db.models import Aggregate, Count, DateTimeField, Exists, F, FloatFi
 from django.db.models.functions import TruncWeek
 from django.utils import timezone
 
-from reviews.models import Comment, Person, PullRequest, PullRequestFigures, Review, Team
+from reviews.models import (
+    FIGURES_DURATIONS,
+    Comment,
+    FiguresRollup,
+    Person,
+    PullRequest,
+    PullRequestFigures,
+    Repository,
+    Review,
+    Team,
+)
 from reviews.selectors.review_facts import (
     NO_FACTS,
     ReviewFacts,
@@ -149,6 +160,10 @@ class StoredFlows(Sequence[PullRequestFlow]):
         self.bots = bots  # left out of `figures`
         self._compute = compute
         self._flows: list[PullRequestFlow] | None = None
+        # Read with the figures from the rollups: the agreement counts asked for, by (seconds, size), and the
+        # compliance counts of every status but overridden, as (repository, path, status, outcome, "", count).
+        self.agreements: dict[tuple[float, int], dict[str, int]] = {}
+        self.compliance_rows: list[tuple[Any, ...]] | None = None
 
     def stored(self) -> list[tuple[PullRequestFlow, PullRequestFigures]]:
         """Each flow as its stored row holds it (`stored_flow`: no review facts), with the row: what the figures
@@ -220,14 +235,23 @@ def review_health(
     since: dt.datetime,
     until: dt.datetime,
     include_bots: bool | None = None,
+    repositories: QuerySet[Repository] | None = None,
+    agreement: tuple[dt.timedelta, int] | None = None,
 ) -> ReviewHealth:
     """Figures over the pull requests (of `pull_requests`) merged in [since, until). How each was reviewed and
     paired comes from `pull_request_review_facts`, as on every other surface.
 
     Under the configured bot setting the figures are aggregated in SQL from the stored per-pull-request figures
-    (`PullRequestFigures`), those missing or owed computed and stored first: never wrong, only slower."""
+    (`PullRequestFigures`), those missing or owed computed and stored first: never wrong, only slower.
+
+    `repositories`: `pull_requests` are exactly these repositories' pull requests (no other filter), so that over
+    whole UTC hours the additive figures are read from their per-hour rollups (`FiguresRollup`) and only the
+    percentiles from the rows. `agreement` (review within, size at most): `agreement_counts` of it are counted in
+    the same pass."""
     bots = _bots(include_bots)
     if STORED_FIGURES and (include_bots is None or include_bots == settings.METRICS_INCLUDE_BOTS):
+        if repositories is not None and _whole_hours(since) and _whole_hours(until):
+            return _rolled_up_health(pull_requests, repositories, since, until, bots, agreement)
         return _stored_health(pull_requests, since, until, bots)
     merged = _merged(pull_requests, since, until, bots)
     ids = [row["pk"] for row in merged]
@@ -275,7 +299,7 @@ def computed_flows(*, pull_requests: list[PullRequest], bots: set[int]) -> list[
     ]
 
 
-DURATIONS = ("time_to_first_review", "pickup_time", "review_time", "time_to_approve", "merge_time", "cycle_time")
+DURATIONS = FIGURES_DURATIONS
 _WEEKLY_MEDIANS = ("time_to_first_review", "pickup_time", "cycle_time")
 _WEEKLY_FIGURES = {"merged", "coverage_reviewed", *(f"{name}_percentiles" for name in _WEEKLY_MEDIANS)}
 
@@ -301,6 +325,21 @@ def _stored_health(
     figures = current_figures(merged=merged, bots=bots)
     totals, weekly = _stored_aggregates(figures)
     given, stamps, waiting = _load_counts(pull_requests, figures, bots)
+    flows = StoredFlows(figures, lambda: merged_flows(pull_requests=pull_requests, since=since, until=until), bots)
+    return _aggregated_health(since, until, totals, weekly, (given, stamps, waiting), flows)
+
+
+def _aggregated_health(
+    since: dt.datetime,
+    until: dt.datetime,
+    totals: Mapping[str, Any],
+    weekly: Mapping[dt.date, Mapping[str, Any]],
+    people: tuple[Counter[int], Counter[int], Counter[int]],
+    flows: StoredFlows,
+) -> ReviewHealth:
+    """`ReviewHealth` from the aggregates (`_figures_aggregates`' names, `_week_figures`' per week) and the counts per
+    person (reviews given, rubber stamps, waiting now), with their names (one query)."""
+    given, stamps, waiting = people
     names = dict(
         Person.objects.filter(pk__in=set(stamps) | set(given) | set(waiting)).values_list("pk", "display_name")
     )
@@ -321,8 +360,215 @@ def _stored_health(
         reviewer_load=sorted(load, key=lambda item: (-item.reviews_given, -item.waiting_on_them, item.name)),
         top_reviewer_share=_top_share(given),
         weekly=[{**week, **_week_figures(weekly.get(cast(dt.date, week["week"])))} for week in weeks_of(since, until)],
-        flows=StoredFlows(figures, lambda: merged_flows(pull_requests=pull_requests, since=since, until=until), bots),
+        flows=flows,
     )
+
+
+def _whole_hours(moment: dt.datetime) -> bool:
+    return moment.astimezone(dt.UTC).replace(minute=0, second=0, microsecond=0) == moment
+
+
+def _rolled_up_health(
+    pull_requests: QuerySet[PullRequest],
+    repositories: QuerySet[Repository],
+    since: dt.datetime,
+    until: dt.datetime,
+    bots: set[int],
+    agreement: tuple[dt.timedelta, int] | None,
+) -> ReviewHealth:
+    """`_stored_health` over whole UTC hours: the sums from the period's per-hour rollups (and the open pull requests
+    waiting on each reviewer, in the same query), the percentiles and agreement counts in one pass over the rows'
+    durations, the names: three queries after the owed rows are computed (which keeps the rollups right)."""
+    merged = _merged_in(pull_requests, since, until, bots)
+    of_repositories = PullRequestFigures.objects.filter(repository__in=repositories)
+    in_period = of_repositories.filter(merged_at__gte=since, merged_at__lt=until)
+    figures = current_figures(merged=merged, bots=bots, summed=in_period)
+    rollups, waiting = _rollups_and_waiting(repositories, pull_requests, since, until, bots)
+    totals: Counter[str] = Counter()
+    weekly_sums: dict[dt.date, Counter[str]] = defaultdict(Counter)
+    by_repository: dict[tuple[int, str], Counter[str]] = defaultdict(Counter)
+    for repository_id, full_path, hour, counts in rollups:
+        totals.update(counts)
+        weekly_sums[week_of(hour)].update(counts)
+        by_repository[repository_id, full_path].update(counts)
+    limits = (agreement[0].total_seconds(), agreement[1]) if agreement else None
+    mondays = [cast(dt.date, week["week"]) for week in weeks_of(since, until)]
+    durations, weekly_medians, agreed = _duration_figures(of_repositories, (since, until), mondays, limits)
+    given, stamps = _per_person(totals, "given:"), _per_person(totals, "stamps:")
+    flows = StoredFlows(figures, lambda: merged_flows(pull_requests=pull_requests, since=since, until=until), bots)
+    if limits is not None:
+        flows.agreements[limits] = agreed
+    flows.compliance_rows = [
+        (repository_id, full_path, *name.split(":", 2)[1:], "", n)
+        for (repository_id, full_path), counts in by_repository.items()
+        for name, n in counts.items()
+        if name.startswith("compliance:")
+    ]
+    no_medians = {f"{name}_p50": None for name in _WEEKLY_MEDIANS}
+    weeks = {
+        week: {**no_medians, **weekly_medians.get(week, {}), "merged": sums["merged"]}
+        | {"coverage_reviewed": sums["coverage_reviewed"]}
+        for week, sums in weekly_sums.items()
+    }
+    figures_totals: Counter[Any] = Counter(totals)  # a sum no rollup holds is 0
+    for name, value in durations.items():
+        figures_totals[name] = value
+    return _aggregated_health(since, until, figures_totals, weeks, (given, stamps, waiting), flows)
+
+
+def _per_person(totals: Counter[str], prefix: str) -> Counter[int]:
+    return Counter({int(name[len(prefix) :]): n for name, n in totals.items() if name.startswith(prefix) and n})
+
+
+def _rollups_and_waiting(
+    repositories: QuerySet[Repository],
+    pull_requests: QuerySet[PullRequest],
+    since: dt.datetime,
+    until: dt.datetime,
+    bots: set[int],
+) -> tuple[list[tuple[int, str, dt.datetime, dict[str, int]]], Counter[int]]:
+    """The period's rollups (repository, its path, hour, counts) and the open pull requests waiting on each person
+    now (`awaiting_reviewers`): one query."""
+    rollups = (
+        FiguresRollup.objects.filter(repository__in=repositories, hour__gte=since, hour__lt=until)
+        .order_by()
+        .values_list("repository_id", "repository__full_path", "hour", "counts")
+    )
+    waiting = (
+        _awaiting(pull_requests, bots)
+        .order_by()
+        .values("person_id")
+        .annotate(n=Count("pk"))
+        .values_list("person_id", "n")
+    )
+    rollups_sql, rollups_params = rollups.query.sql_with_params()
+    waiting_sql, waiting_params = waiting.query.sql_with_params()
+    # Only the ORM's own SQL is formatted in; values are parameters.
+    sql = (
+        f"SELECT 'rollup', r.*, NULL FROM ({rollups_sql}) r "  # noqa: S608
+        f"UNION ALL SELECT 'waiting', w.person_id, NULL, NULL, NULL, w.n FROM ({waiting_sql}) w"
+    )
+    found: list[tuple[int, str, dt.datetime, dict[str, int]]] = []
+    waiting_on: Counter[int] = Counter()
+    with connection.cursor() as cursor:
+        cursor.execute(sql, [*rollups_params, *waiting_params])
+        for kind, first, full_path, hour, counts, n in cursor.fetchall():
+            if kind == "waiting":
+                waiting_on[int(first)] += int(n)
+            else:
+                found.append((int(first), full_path, _utc(hour), _json(counts)))
+    return found, waiting_on
+
+
+def _utc(moment: Any) -> dt.datetime:
+    """A timestamp as a raw cursor gives it (SQLite: text, naive UTC), as an aware UTC datetime."""
+    found: dt.datetime = dt.datetime.fromisoformat(moment) if isinstance(moment, str) else moment
+    return found if found.tzinfo else found.replace(tzinfo=dt.UTC)
+
+
+def _json(value: Any) -> dict[str, int]:
+    return json.loads(value) if isinstance(value, (str, bytes)) else dict(value)
+
+
+def _duration_figures(
+    figures: QuerySet[PullRequestFigures],
+    period: tuple[dt.datetime, dt.datetime],
+    weeks: Sequence[dt.date],
+    limits: tuple[float, int] | None,
+) -> tuple[dict[str, Any], dict[dt.date, dict[str, Any]], dict[str, int]]:
+    """One pass over the period's rows for what does not add up: per duration its measured count, median and 90th
+    percentile (`_distribution_of`), the medians of `_WEEKLY_MEDIANS` in each of `weeks` (Mondays, UTC: `week_of`),
+    and the agreement counts of `limits` (seconds, size). PostgreSQL: `percentile_cont` in one query (the period's
+    figures, then each week's); SQLite: Python over the rows."""
+    since, until = period
+    if not _postgresql():
+        in_period = figures.filter(merged_at__gte=since, merged_at__lt=until)
+        rows = list(in_period.values_list("merged_at", *DURATIONS, "changed_lines"))
+        by_week: dict[dt.date, list[tuple[Any, ...]]] = defaultdict(list)
+        for row in rows:
+            by_week[week_of(row[0])].append(row)
+        return (
+            _python_durations(rows, DURATIONS),
+            {week: _python_durations(listed, _WEEKLY_MEDIANS) for week, listed in by_week.items()},
+            _python_agreed(rows, limits),
+        )
+    inner, params = figures.order_by().values("merged_at", *DURATIONS, "changed_lines").query.sql_with_params()
+    columns: list[str] = []
+    for name in DURATIONS:
+        columns += [f"COUNT(*) FILTER (WHERE f.{name} >= 0)", _PERCENTILES_SQL.format(name=name)]
+    agreed = ("in_time", "late", "within", "over")
+    limit_params: list[Any] = []
+    if limits is not None:
+        columns += [f"COUNT(*) FILTER (WHERE f.{condition} %s)" for condition in _AGREED_SQL]
+        limit_params = [limits[0], limits[0], limits[1], limits[1]]
+    else:
+        columns += ["0"] * len(agreed)
+    week_columns = [f"0, m.{name}" if name in _WEEKLY_MEDIANS else "0, NULL::float8[]" for name in DURATIONS]
+    medians = ", ".join(f"{_PERCENTILES_SQL.format(name=name)} AS {name}" for name in _WEEKLY_MEDIANS)
+    # The period's rows (`figures` are the repositories') and each week's from index range scans whose bounds the
+    # planner does not see (LATERAL subqueries over `unnest`): with the period's bounds in sight it reads the whole
+    # table for a period that holds most of it (115 ms at 100,000, the covering index 67 ms), and a week's medians
+    # from their own rows cost less than the period's rows sorted by week. Only the code's own names and fragments
+    # and the ORM's SQL are formatted in; values are parameters.
+    period_sql = "unnest(%s::timestamptz[], %s::timestamptz[]) p(since, until)"
+    sql = (
+        f"SELECT NULL::date, t.* FROM {period_sql} CROSS JOIN LATERAL (SELECT {', '.join(columns)} "  # noqa: S608
+        f"FROM ({inner}) f WHERE f.merged_at >= p.since AND f.merged_at < p.until) t "
+        f"UNION ALL SELECT (w.monday AT TIME ZONE 'UTC')::date, {', '.join(week_columns)}, {', '.join(['0'] * 4)} "
+        f"FROM {period_sql}, unnest(%s::timestamptz[]) w(monday) CROSS JOIN LATERAL (SELECT {medians} "
+        f"FROM ({inner}) f WHERE f.merged_at >= greatest(w.monday, p.since) "
+        "AND f.merged_at < least(w.monday + interval '7 days', p.until)) m"
+    )
+    mondays = [dt.datetime.combine(week, dt.time.min, tzinfo=dt.UTC) for week in weeks]
+    bounds = [[since], [until]]
+    totals: dict[str, Any] = {}
+    agreement = dict.fromkeys(agreed, 0)
+    found_weeks: dict[dt.date, dict[str, Any]] = {}
+    with connection.cursor() as cursor:
+        cursor.execute(sql, [*bounds, *limit_params, *params, *bounds, mondays, *params])
+        for week, *values in cursor.fetchall():
+            found: dict[str, Any] = {}
+            for index, name in enumerate(DURATIONS):
+                found[f"{name}_count"] = values[2 * index]
+                found[f"{name}_p50"], found[f"{name}_p90"] = values[2 * index + 1] or (None, None)
+            if week is None:
+                totals = found
+                if limits is not None:
+                    agreement = dict(zip(agreed, values[-len(agreed) :], strict=True))
+            else:
+                found_weeks[week] = {f"{name}_p50": found[f"{name}_p50"] for name in _WEEKLY_MEDIANS}
+    return totals, found_weeks, agreement
+
+
+_PERCENTILES_SQL = (
+    "percentile_cont(ARRAY[0.5, 0.9]) WITHIN GROUP (ORDER BY f.{name} / 3600.0) FILTER (WHERE f.{name} >= 0)"
+)
+_AGREED_SQL = ("time_to_first_review <=", "time_to_first_review >", "changed_lines <=", "changed_lines >")
+
+
+def _python_durations(rows: list[tuple[Any, ...]], names: Sequence[str]) -> dict[str, Any]:
+    """`_duration_figures`' count, median and 90th percentile of each of `names`, over rows of (merged_at,
+    DURATIONS..., changed_lines)."""
+    found: dict[str, Any] = {}
+    for name in names:
+        index = 1 + DURATIONS.index(name)
+        hours = sorted(row[index] / 3600 for row in rows if row[index] is not None and row[index] >= 0)
+        found[f"{name}_count"] = len(hours)
+        found[f"{name}_p50"], found[f"{name}_p90"] = percentile(hours, 50), percentile(hours, 90)
+    return found
+
+
+def _python_agreed(rows: list[tuple[Any, ...]], limits: tuple[float, int] | None) -> dict[str, int]:
+    if limits is None:
+        return {"in_time": 0, "late": 0, "within": 0, "over": 0}
+    first = [row[1] for row in rows if row[1] is not None]
+    sizes = [row[-1] for row in rows if row[-1] is not None]
+    return {
+        "in_time": sum(1 for seconds in first if seconds <= limits[0]),
+        "late": sum(1 for seconds in first if seconds > limits[0]),
+        "within": sum(1 for n in sizes if n <= limits[1]),
+        "over": sum(1 for n in sizes if n > limits[1]),
+    }
 
 
 def _load_counts(
@@ -376,7 +622,9 @@ _LISTED_SQL = {
 }
 
 
-def current_figures(*, merged: QuerySet[PullRequest], bots: set[int]) -> QuerySet[PullRequestFigures]:
+def current_figures(
+    *, merged: QuerySet[PullRequest], bots: set[int], summed: QuerySet[PullRequestFigures] | None = None
+) -> QuerySet[PullRequestFigures]:
     """The stored figures of these merged pull requests (no bot's: bots are in no figure), those owed computed and
     stored first. Owed: none computed or a change stamped since (`figures_owed_filter`, the partial index
     `pr_figures_owed_idx`), or a row of another input version (the index `figures_version_idx`): one probe of two
@@ -385,9 +633,10 @@ def current_figures(*, merged: QuerySet[PullRequest], bots: set[int]) -> QuerySe
 
     version = figures_input_version(bots=bots)
     flagged = merged.filter(figures_owed_filter()).order_by().values_list("pk", flat=True)
+    # `summed`: the rows a reader sums (a period's rollups: a bot's pull request's row too, until it is deleted).
+    of_period = PullRequestFigures.objects.filter(pull_request__in=merged.values("pk")) if summed is None else summed
     other_version = (
-        PullRequestFigures.objects.filter(Q(input_version__lt=version) | Q(input_version__gt=version))
-        .filter(pull_request__in=merged.values("pk"))
+        of_period.filter(Q(input_version__lt=version) | Q(input_version__gt=version))
         .order_by()
         .values_list("pull_request_id", flat=True)
     )
@@ -503,11 +752,11 @@ def _monday(week: Any) -> dt.date:
     return week.date() if isinstance(week, dt.datetime) else week
 
 
-def _distribution_of(totals: dict[str, Any], name: str) -> Distribution:
+def _distribution_of(totals: Mapping[str, Any], name: str) -> Distribution:
     return Distribution(totals[f"{name}_count"], _rounded(totals[f"{name}_p50"]), _rounded(totals[f"{name}_p90"]))
 
 
-def _week_figures(found: dict[str, Any] | None) -> dict[str, object]:
+def _week_figures(found: Mapping[str, Any] | None) -> dict[str, object]:
     """A week's entry in `weekly`, as `_weekly` gives it."""
     if found is None:
         return {"merged": 0, **dict.fromkeys(_WEEKLY_MEDIANS), "reviewed": 0}
@@ -527,6 +776,9 @@ def agreement_counts(*, health: ReviewHealth, review_within: dt.timedelta, max_s
     `max_size` (or over); those not measurable in neither. In SQL over the stored figures when there are some."""
     if isinstance(health.flows, StoredFlows):
         limit = review_within.total_seconds()
+        counted = health.flows.agreements.get((limit, max_size))
+        if counted is not None:
+            return counted
         return health.flows.figures.aggregate(
             in_time=Count("pk", filter=Q(time_to_first_review__lte=limit)),
             late=Count("pk", filter=Q(time_to_first_review__gt=limit)),

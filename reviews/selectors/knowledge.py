@@ -27,7 +27,7 @@ from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass
 from typing import Protocol
 
-from django.db.models import Q
+from django.db.models import Exists, OuterRef, Q
 from django.utils import timezone
 
 from reviews.models import ChangedFile, CodeownersFile, Membership, Person, Repository, Review
@@ -182,7 +182,10 @@ def team_knowledge(
     work: dict[int, dict[int, set[str]]] = defaultdict(lambda: defaultdict(set))
     repository_of: dict[int, int] = {}
     opened = pulls.filter(created_at__gte=since, created_at__lt=until, author__isnull=False, author__is_bot=False)
-    authored = list(opened.values_list("pk", "repository_id", "author_id"))
+    # A change with no changed file lies in no area: its work counts nowhere, so it is not read (the period's
+    # changes and reviews, 100,000s of rows, were read into Python before the files said they were in no area).
+    has_files = Exists(ChangedFile.objects.filter(pull_request_id=OuterRef("pk")))
+    authored = list(opened.filter(has_files).values_list("pk", "repository_id", "author_id"))
     for pk, repository_id, author_id in authored:
         work[pk][author_id].add(AUTHORED)
         repository_of[pk] = repository_id
@@ -193,12 +196,14 @@ def team_knowledge(
         reviewer__isnull=False,
         reviewer__is_bot=False,
     )
-    for pk, repository_id, reviewer_id in reviewed.values_list(
+    in_an_area = Exists(ChangedFile.objects.filter(pull_request_id=OuterRef("pull_request_id")))
+    reviewed_with_files = reviewed.filter(in_an_area)
+    for pk, repository_id, reviewer_id in reviewed_with_files.values_list(
         "pull_request_id", "pull_request__repository_id", "reviewer_id"
     ).distinct():
         work[pk][reviewer_id].add(REVIEWED)
         repository_of[pk] = repository_id
-    for pk, partners in pairing_partners(pull_request_ids=opened.values("pk")).items():
+    for pk, partners in pairing_partners(pull_request_ids=opened.filter(has_files).values("pk")).items():
         for partner in partners:
             work[pk][partner.person.pk].add(PAIRED)
 

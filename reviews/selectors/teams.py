@@ -58,8 +58,14 @@ def team_page(*, scope: Scope, now: dt.datetime | None = None) -> TeamPage:
     now = now or timezone.now()
     team, since, until = scope.team, scope.since, scope.until
     pull_requests = scope.pull_requests()
-    health = review_health(pull_requests=pull_requests, since=since, until=until)
-    previous = review_health(pull_requests=pull_requests, since=scope.previous().since, until=since)
+    repositories = _unfiltered_repositories(scope)
+    agreement = (dt.timedelta(hours=team.review_within_hours), team.max_pr_size)
+    health = review_health(
+        pull_requests=pull_requests, since=since, until=until, repositories=repositories, agreement=agreement
+    )
+    previous = review_health(
+        pull_requests=pull_requests, since=scope.previous().since, until=since, repositories=repositories
+    )
     return TeamPage(
         team=team,
         since=since,
@@ -77,10 +83,19 @@ def team_page(*, scope: Scope, now: dt.datetime | None = None) -> TeamPage:
     )
 
 
+def _unfiltered_repositories(scope: Scope) -> QuerySet[Repository] | None:
+    """The repositories whose pull requests are exactly the scope's (none when it filters by more than the
+    repository): their per-hour rollups then hold the page's sums."""
+    if scope.authors or scope.author_team or scope.labels or scope.size_bucket:
+        return None
+    repositories = Repository.objects.filter(team=scope.team)
+    return repositories.filter(pk__in=scope.repositories) if scope.repositories else repositories
+
+
 def _stored_period(health: ReviewHealth) -> StoredPeriod | None:
     """The period's stored figures the review health read (none owed any more), for compliance to count too."""
     if isinstance(health.flows, StoredFlows):
-        return StoredPeriod(health.flows.figures, health.flows.bots)
+        return StoredPeriod(health.flows.figures, health.flows.bots, health.flows.compliance_rows)
     return None
 
 

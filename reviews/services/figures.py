@@ -14,19 +14,31 @@ partial index `pr_figures_owed_idx`: merged, and none computed or a stamp after 
 comparing every row of the period. With the flow figures it stores the pull request's status at merge (compliance,
 `reviews.selectors.compliance.with_status_at_merge`; a new verdict or violation of a merged pull request stamps it)
 and its reviews per reviewer (reviewer load).
+
+In the same transaction it adjusts the per-hour rollups (`FiguresRollup`: the additive figures of a repository's rows
+merged in one UTC hour) by what the rows it replaced or deleted contributed and what the new ones do (`rollup_counts`,
+one definition): a page over whole hours adds those instead of reading every row. Each write adds its difference to
+what the rollup holds (an upsert that sums, so writers of one hour add up), and the pull requests are locked while
+their old rows are read, so two computations of one pull request cannot both take its old row out.
+`rollups_rebuild` (`manage.py rebuild_figures_rollups`) computes them all again from the rows.
 """
 
 from __future__ import annotations
 
 import datetime as dt
 import hashlib
+import json
+from collections import Counter, defaultdict
 from collections.abc import Collection, Iterable
+from types import SimpleNamespace
+from typing import Any
 
 from django.conf import settings
+from django.db import connection, transaction
 from django.db.models import F, Q, QuerySet
 from django.utils import timezone
 
-from reviews.models import PullRequest, PullRequestFigures
+from reviews.models import FiguresRollup, PullRequest, PullRequestFigures
 
 # Bump when what a stored row means changes (a definition in health or review_facts): every row is computed again.
 FIGURES_DEFINITION = "2"  # 2: compliance at merge and reviews per reviewer stored too
@@ -34,6 +46,7 @@ REFRESH_BATCH = 500
 SETTLE = dt.timedelta(minutes=5)  # longer than any write transaction that stamps pull requests lasts
 
 _STORED_FIELDS = (
+    "repository",
     "merged_at",
     "changed_lines",
     "time_to_first_review",
@@ -92,9 +105,11 @@ def pull_request_figures_store(*, pull_requests: list[PullRequest], bots: Collec
     counted = [pr for pr in pull_requests if _counted(pr, bots)]
     flows = computed_flows(pull_requests=counted, bots=set(bots))
     statuses = statuses_at_merge(pull_request_ids=[pr.pk for pr in counted], now=began)
+    repository_of = {pr.pk: pr.repository_id for pr in pull_requests}
     rows = [
         PullRequestFigures(
             pull_request_id=flow.pull_request_id,
+            repository_id=repository_of[flow.pull_request_id],
             merged_at=flow.merged_at,
             changed_lines=flow.changed_lines,
             time_to_first_review=_seconds(flow.time_to_first_review),
@@ -119,13 +134,19 @@ def pull_request_figures_store(*, pull_requests: list[PullRequest], bots: Collec
         )
         for flow in flows
     ]
-    if rows:
-        PullRequestFigures.objects.bulk_create(
-            rows, update_conflicts=True, unique_fields=["pull_request"], update_fields=list(_STORED_FIELDS)
+    gone = set(repository_of) - {row.pull_request_id for row in rows}
+    with transaction.atomic(savepoint=False):
+        replaced = _rows_before(list(repository_of))
+        if rows:
+            PullRequestFigures.objects.bulk_create(
+                rows, update_conflicts=True, unique_fields=["pull_request"], update_fields=list(_STORED_FIELDS)
+            )
+        if gone:  # no longer merged, or now a bot's: in no figure (the delete takes them out of the rollups)
+            PullRequestFigures.objects.filter(pull_request_id__in=gone).delete()
+        rollups_adjust(
+            removed=[(repository_id, row) for repository_id, row in replaced if row.pull_request_id not in gone],
+            added=[(repository_of[row.pull_request_id], row) for row in rows],
         )
-    gone = {pr.pk for pr in pull_requests} - {row.pull_request_id for row in rows}
-    if gone:  # no longer merged, or now a bot's: in no figure
-        PullRequestFigures.objects.filter(pull_request_id__in=gone).delete()
     # They saw every change stamped SETTLE before they began; a stamp after that leaves them owed.
     PullRequest.objects.filter(pk__in=[pr.pk for pr in pull_requests]).update(figures_covered_until=began - SETTLE)
     return len(rows)
@@ -181,3 +202,144 @@ def pull_request_figures_refresh(*, bots: Collection[int], limit: int = REFRESH_
         PullRequest.objects.filter(pk__in=owed).select_related("repository__connection").order_by("pk")
     )
     return pull_request_figures_store(pull_requests=pull_requests, bots=bots, version=version)
+
+
+# The fields `rollup_counts` reads (the merge first).
+ROLLUP_FIELDS = (
+    "merged_at",
+    "changed_lines",
+    "rework_cycles",
+    "approvals",
+    "rubber_stamps",
+    "rubber_stamped_by",
+    "comments",
+    "coverage",
+    "reviews_by",
+    "compliance",
+    "outcome_at_merge",
+)
+
+
+def rollup_hour(moment: dt.datetime) -> dt.datetime:
+    """The UTC hour a merge falls in (its rollup's `hour`)."""
+    return moment.astimezone(dt.UTC).replace(minute=0, second=0, microsecond=0)
+
+
+def rollup_counts(row: Any) -> Counter[str]:
+    """What one stored row adds to its hour's rollup: the additive parts of `health`'s aggregates (merged, sums,
+    coverage, size buckets, review depth), reviews given and rubber stamps per person, and compliance per status and
+    outcome at merge (but overridden: its follow-up is read live). The sums of these are exactly what the aggregates
+    over the rows give."""
+    from reviews.selectors.health import size_bucket
+
+    counts: Counter[str] = Counter(merged=1, all_rework_cycles=row.rework_cycles, all_approvals=row.approvals)
+    counts["all_rubber_stamps"] += row.rubber_stamps
+    counts[f"coverage_{row.coverage}"] += 1
+    if row.approvals or row.comments:  # `counts_for_depth`
+        counts["depth"] += 1
+        counts["depth_comments"] += row.comments
+    bucket = size_bucket(row.changed_lines)
+    if bucket:
+        counts[f"size_{bucket}"] += 1
+    for reviewer, given in row.reviews_by:
+        counts[f"given:{int(reviewer)}"] += int(given)
+    if row.rubber_stamps > 0:
+        for reviewer in row.rubber_stamped_by:
+            counts[f"stamps:{int(reviewer)}"] += 1
+    if row.compliance != "overridden":
+        counts[f"compliance:{row.compliance}:{row.outcome_at_merge}"] += 1
+    return counts
+
+
+def rollups_forget(figures: QuerySet[PullRequestFigures]) -> None:
+    """These stored rows are about to be deleted: take them out of their rollups (in the deleting transaction)."""
+    rollups_adjust(removed=_rows_before(figures.values_list("pull_request_id", flat=True)))
+
+
+def _rows_before(pull_request_ids: Iterable[int]) -> list[tuple[int, Any]]:
+    """(repository, stored row) of these pull requests that have a row, read with what `rollup_counts` needs. Their
+    pull requests are locked until the transaction ends (PostgreSQL), stored row or not: two computations of one
+    pull request take it out of its rollup (and put it in) one after the other, never both from the same row."""
+    names = ROLLUP_FIELDS  # merged_at first: None when there is no stored row
+    rows = (
+        PullRequest.objects.filter(pk__in=pull_request_ids)
+        .select_for_update(of=("self",))
+        .order_by("pk")
+        .values_list("pk", "repository_id", *(f"figures__{name}" for name in names))
+    )
+    return [
+        (row[1], SimpleNamespace(pull_request_id=row[0], **dict(zip(names, row[2:], strict=True))))
+        for row in rows
+        if row[2] is not None  # a stored row (its merge)
+    ]
+
+
+def rollups_adjust(*, removed: Iterable[tuple[int, Any]] = (), added: Iterable[tuple[int, Any]] = ()) -> None:
+    """Take what the `removed` rows contributed out of their hours' rollups and add what the `added` ones do, in one
+    upsert that adds to what each rollup holds when it is written (the row's own lock, so concurrent writers of one
+    hour add up); a name whose sum falls to 0 is dropped (a rollup left with nothing holds `{}`).
+    In the writers' transaction, after `_rows_before`."""
+    delta: dict[tuple[int, dt.datetime], Counter[str]] = defaultdict(Counter)
+    for repository_id, row in added:
+        delta[repository_id, rollup_hour(row.merged_at)].update(rollup_counts(row))
+    for repository_id, row in removed:
+        delta[repository_id, rollup_hour(row.merged_at)].subtract(rollup_counts(row))
+    values = [
+        (repository_id, connection.ops.adapt_datetimefield_value(hour), json.dumps(changed))
+        for (repository_id, hour), counts in sorted(delta.items())
+        if (changed := {name: n for name, n in counts.items() if n})
+    ]
+    if not values:
+        return
+    table = FiguresRollup._meta.db_table
+    vendor = "postgresql" if connection.vendor == "postgresql" else "sqlite"
+    rows = ", ".join([_ROLLUP_VALUES[vendor]] * len(values))
+    # Only the table's name and the code's own fragments are formatted in; values are parameters.
+    sql = (
+        f"INSERT INTO {table} (repository_id, hour, counts) VALUES {rows} "  # noqa: S608
+        f"ON CONFLICT (repository_id, hour) DO UPDATE SET counts = {_ROLLUP_SUM[vendor].format(table=table)}"
+    )
+    with connection.cursor() as cursor:
+        cursor.execute(sql, [value for row in values for value in row])
+
+
+_ROLLUP_VALUES = {"postgresql": "(%s, %s, %s::jsonb)", "sqlite": "(%s, %s, %s)"}
+# The stored counts plus the written ones, name by name, without the names that sum to 0.
+_ROLLUP_SUM = {
+    "postgresql": (
+        "(SELECT COALESCE(jsonb_object_agg(e.name, e.n), '{{}}'::jsonb) FROM (SELECT key AS name, SUM(value::bigint) "
+        "AS n FROM (SELECT * FROM jsonb_each_text({table}.counts) UNION ALL SELECT * FROM "
+        "jsonb_each_text(EXCLUDED.counts)) both_ GROUP BY key HAVING SUM(value::bigint) <> 0) e)"
+    ),
+    "sqlite": (
+        "(SELECT COALESCE(json_group_object(e.name, e.n), '{{}}') FROM (SELECT key AS name, SUM(value) AS n FROM "
+        "(SELECT key, value FROM json_each({table}.counts) UNION ALL "
+        "SELECT key, value FROM json_each(excluded.counts)) GROUP BY key HAVING SUM(value) <> 0) e)"
+    ),
+}
+
+
+def rollups_rebuild() -> int:
+    """Every rollup computed again from the stored rows (after a restore, or to check them): returns how many."""
+    with transaction.atomic():
+        if connection.vendor == "postgresql":  # no writer of the rows (and so of the rollups) until it is done
+            with connection.cursor() as cursor:
+                cursor.execute(f"LOCK TABLE {PullRequestFigures._meta.db_table} IN SHARE MODE")
+        FiguresRollup.objects.all().delete()
+        return rollups_create(FiguresRollup, rollup_totals(PullRequestFigures.objects.all()))
+
+
+def rollup_totals(figures: QuerySet[Any]) -> dict[tuple[int, dt.datetime], Counter[str]]:
+    """The rollups of these stored rows, summed in one pass (models as the caller has them: a migration's too)."""
+    totals: dict[tuple[int, dt.datetime], Counter[str]] = defaultdict(Counter)
+    for row in figures.only("repository", *ROLLUP_FIELDS).order_by("pull_request_id").iterator(chunk_size=5000):
+        totals[row.repository_id, rollup_hour(row.merged_at)].update(rollup_counts(row))
+    return totals
+
+
+def rollups_create(model: Any, totals: dict[tuple[int, dt.datetime], Counter[str]]) -> int:
+    model.objects.bulk_create(
+        (model(repository_id=key[0], hour=key[1], counts=dict(counts)) for key, counts in totals.items()),
+        batch_size=5000,
+    )
+    return len(totals)

@@ -32,9 +32,10 @@ pytestmark = pytest.mark.django_db
 # Queries per page, whatever the history (a page's budget): exactly, so that a page that reads less lowers its pin.
 BUDGETS = {
     # 58 when first pinned; 61 with knowledge per area (directories, CODEOWNERS entries, services) and the stored
-    # compliance and owed probe merged in; 59 since compliance counts the stored figures review health just read.
-    "/teams/shop/": 59,
-    "/teams/shop/?days=90": 59,
+    # compliance and owed probe merged in; 59 since compliance counts the stored figures review health just read;
+    # 58 since the working-agreement counts come from the pass that reads the percentiles (per-hour rollups).
+    "/teams/shop/": 58,
+    "/teams/shop/?days=90": 58,
     # 34 while the list computed every flow's review facts; the stored per-pull-request figures since.
     "/teams/shop/pulls/?metric=merged": 16,
     "/teams/shop/pulls/?metric=pickup_time": 16,

@@ -1,0 +1,198 @@
+"""Per-hour rollups of the stored figures (`FiguresRollup`): the team page and the health API add them instead of
+reading every row, so they must always sum to what the rows say (written with the rows, late events included) and
+give the figures computing every flow gives, in a number of queries that does not grow with the history."""
+
+from __future__ import annotations
+
+import datetime as dt
+from collections import Counter
+from typing import Any
+
+import pytest
+from django.core.management import call_command
+from django.db import connection
+from django.http import QueryDict
+from django.test.utils import CaptureQueriesContext
+from django.utils import timezone
+
+from reviews.models import FiguresRollup, Person, PullRequest, PullRequestFigures, Repository, Review, Team
+from reviews.selectors import health as health_module
+from reviews.selectors.compliance import compliance_summary
+from reviews.selectors.health import StoredFlows, agreement_counts, review_health
+from reviews.selectors.scope import parse_scope
+from reviews.selectors.teams import team_page
+from reviews.services.figures import pull_request_figures_owed_mark, rollup_totals
+from tests.factories import PullRequestFactory, ReviewFactory
+from tests.reviews.test_github_webhooks import deliver, fixture, webhook_secret  # noqa: F401 - fixtures
+from tests.reviews.test_pull_request_figures import _varied_history
+
+pytestmark = pytest.mark.django_db
+
+START = dt.datetime(2026, 3, 2, 9, tzinfo=dt.UTC)
+SINCE, UNTIL = START + dt.timedelta(days=3, hours=5), START + dt.timedelta(days=38)  # whole hours, weeks in part
+AGREEMENT = (dt.timedelta(hours=20), 250)
+
+
+def _health(team: Team, *, rolled_up: bool, stored: bool = True) -> dict[str, Any]:
+    """Every figure of `review_health` (and the agreement counts): from the rollups, from the stored rows, or
+    computed from every flow."""
+    previous = health_module.STORED_FIGURES
+    health_module.STORED_FIGURES = stored
+    try:
+        health = review_health(
+            pull_requests=PullRequest.objects.filter(repository__team=team),
+            since=SINCE,
+            until=UNTIL,
+            repositories=Repository.objects.filter(team=team) if rolled_up else None,
+            agreement=AGREEMENT if rolled_up else None,
+        )
+    finally:
+        health_module.STORED_FIGURES = previous
+    assert isinstance(health.flows, StoredFlows) == stored
+    if rolled_up:
+        assert health.flows.agreements  # type: ignore[attr-defined]
+    agreed = agreement_counts(health=health, review_within=AGREEMENT[0], max_size=AGREEMENT[1])
+    return {**{key: value for key, value in vars(health).items() if key != "flows"}, "agreements": agreed}
+
+
+def _stored_rollups() -> dict[tuple[int, dt.datetime], Counter[str]]:
+    """The rollups stored (one left with nothing, its rows deleted, holds nothing: as good as none)."""
+    return {(row.repository_id, row.hour): +Counter(row.counts) for row in FiguresRollup.objects.all() if row.counts}
+
+
+def _summed_from_the_rows() -> dict[tuple[int, dt.datetime], Counter[str]]:
+    return {key: +counts for key, counts in rollup_totals(PullRequestFigures.objects.all()).items()}
+
+
+def test_the_rolled_up_figures_equal_the_computed_ones_over_a_varied_history():
+    team = _varied_history()
+    computed = _health(team, rolled_up=False, stored=False)
+    assert computed["merged"] > 30
+    assert computed["agreements"]["late"] and computed["agreements"]["over"]  # both sides of each agreement
+    assert _health(team, rolled_up=True) == computed  # the rows computed on read, the rollups written with them
+    assert FiguresRollup.objects.exists()
+    assert _stored_rollups() == _summed_from_the_rows()
+    assert _health(team, rolled_up=True) == computed  # read back
+    assert _health(team, rolled_up=False) == computed
+
+
+def test_the_team_page_reads_the_rollups_and_says_what_the_rows_say():
+    """The page's period (whole days) is read from the rollups; its compliance summary too, but the overridden."""
+    team = _varied_history()
+    scope = parse_scope(QueryDict("since=2026-03-05&until=2026-04-08"), team=team, teams=Team.objects.all())
+    page = team_page(scope=scope)
+    assert isinstance(page.health.flows, StoredFlows) and page.health.flows.compliance_rows is not None
+    rows = review_health(pull_requests=scope.pull_requests(), since=scope.since, until=scope.until)
+    assert {k: v for k, v in vars(page.health).items() if k != "flows"} == {
+        k: v for k, v in vars(rows).items() if k != "flows"
+    }
+    assert page.health.merged > 30
+    assert page.compliance == compliance_summary(team=team, since=scope.since, until=scope.until)
+
+
+def test_a_late_review_on_a_merged_pull_request_moves_the_rollups_with_the_rows():
+    team = _varied_history()
+    _health(team, rolled_up=True)
+    merged = PullRequest.objects.filter(repository__team=team, merged_at__gte=SINCE, merged_at__lt=UNTIL)
+    late = merged.filter(reviews__isnull=True).order_by("pk").first()
+    assert late is not None
+    reviewer = Person.objects.exclude(pk=late.author_id).order_by("pk").first()
+    # Submitted before the merge, arriving after it (a late sync): the first review, an approval that counts.
+    ReviewFactory(
+        pull_request=late,
+        reviewer=reviewer,
+        state=Review.State.APPROVED,
+        submitted_at=late.merged_at - dt.timedelta(minutes=5),
+    )
+    pull_request_figures_owed_mark(pull_requests=[late.pk])
+    computed = _health(team, rolled_up=False, stored=False)
+    assert _health(team, rolled_up=True) == computed
+    assert _stored_rollups() == _summed_from_the_rows()
+    assert computed["reviewer_load"] != []
+
+
+def test_a_late_review_delivered_by_webhook_moves_the_rollups(deliver):  # noqa: F811 - the fixture
+    deliver("pull_request", fixture("pull_request.closed.merged"))
+    since, until = dt.datetime(2019, 5, 1, tzinfo=dt.UTC), dt.datetime(2019, 6, 1, tzinfo=dt.UTC)
+
+    def figures(*, rolled_up: bool) -> dict[str, Any]:
+        health = review_health(
+            pull_requests=PullRequest.objects.all(),
+            since=since,
+            until=until,
+            repositories=Repository.objects.all() if rolled_up else None,
+        )
+        return {key: value for key, value in vars(health).items() if key != "flows"}
+
+    assert figures(rolled_up=True)["coverage"]["reviewed"] == 0
+    deliver("pull_request_review", fixture("pull_request_review.submitted.approved"))  # submitted before the merge
+    after = figures(rolled_up=True)
+    assert after["time_to_first_review"].count == 1
+    assert after["reviewer_load"][0].reviews_given == 1
+    assert after == figures(rolled_up=False)
+    assert _stored_rollups() == _summed_from_the_rows()
+
+
+def test_a_new_bot_takes_its_pull_requests_out_of_the_rollups():
+    team = _varied_history()
+    _health(team, rolled_up=True)
+    bot = Person.objects.filter(authored_pull_requests__repository__team=team).order_by("pk").first()
+    bot.is_bot = True
+    bot.save()
+    computed = _health(team, rolled_up=False, stored=False)
+    assert _health(team, rolled_up=True) == computed  # every row of another input version: computed again
+    assert _stored_rollups() == _summed_from_the_rows()
+    assert not PullRequestFigures.objects.filter(pull_request__author=bot).exists()
+
+
+def test_rebuild_figures_rollups_computes_them_again_from_the_rows():
+    team = _varied_history()
+    expected = _health(team, rolled_up=True)
+    before = _stored_rollups()
+    FiguresRollup.objects.order_by("pk").first().delete()
+    FiguresRollup.objects.update(counts={"merged": 1})
+    call_command("rebuild_figures_rollups", stdout=open("/dev/null", "w"))  # noqa: SIM115
+    assert _stored_rollups() == before
+    assert _health(team, rolled_up=True) == expected
+
+
+def test_a_period_not_in_whole_hours_reads_the_rows():
+    team = _varied_history()
+    previous = review_health(
+        pull_requests=PullRequest.objects.filter(repository__team=team),
+        since=SINCE + dt.timedelta(minutes=30),
+        until=UNTIL,
+        repositories=Repository.objects.filter(team=team),
+    )
+    assert previous.flows.compliance_rows is None  # type: ignore[attr-defined]
+
+
+def _grow(team: Team, count: int) -> None:
+    repository = team.repositories.get()
+    author, reviewer = Person.objects.order_by("pk")[:2]
+    for index in range(count):
+        created = START + dt.timedelta(days=4, hours=index)
+        pull_request = PullRequestFactory(
+            repository=repository, author=author, state=PullRequest.State.MERGED, created_at=created,
+            ready_at=created, merged_at=created + dt.timedelta(hours=3), updated_at=created, additions=index,
+            deletions=1,
+        )  # fmt: skip
+        ReviewFactory(pull_request=pull_request, reviewer=reviewer, submitted_at=created + dt.timedelta(hours=1))
+
+
+def test_the_rolled_up_reads_cost_the_same_queries_as_the_history_grows():
+    team = _varied_history()
+
+    def queries() -> int:
+        _health(team, rolled_up=True)  # computes and stores what is owed
+        with CaptureQueriesContext(connection) as captured:
+            _health(team, rolled_up=True)
+        return len(captured.captured_queries)
+
+    small = queries()
+    _grow(team, 40)
+    assert queries() == small
+    _grow(team, 80)
+    assert queries() == small
+    assert _stored_rollups() == _summed_from_the_rows()
+    assert timezone.now()  # the clock is not frozen: the owed rows settle as in production
