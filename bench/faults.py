@@ -103,6 +103,44 @@ class Send:
     body: bytes
 
 
+def pushes_served_as_sent(fake: Any, sends: list[Send]) -> Any:
+    """Have the fake serve each pushed pull request's opened head until its push (`synchronize`) is sent, as GitHub
+    would, with the payloads' own `updated_at`. Returns the hook to call with each send just before it is sent.
+
+    `Events.github_pull` adds a pull request at its final head: a pass that read it (the opened event's facts) then
+    posted on the pushed head before the push was sent, which timed pushes below zero and spared the push's pass
+    its facts and its status."""
+    opened: dict[tuple[str, int], tuple[str, dt.datetime]] = {}
+    pushed: set[tuple[str, int]] = set()
+    for send in sends:
+        if (found := _pull_event(send)) is not None:
+            action, key, head, at = found
+            if action == "opened":
+                opened[key] = (head, at)
+            elif action == "synchronize":
+                pushed.add(key)
+    for key in pushed & opened.keys():
+        fake.update_pull(key[0], key[1], head_sha=opened[key][0], updated_at=opened[key][1])
+
+    def before_sending(send: Send) -> None:
+        found = _pull_event(send)
+        if found is not None and found[0] == "synchronize":
+            _, (repository, number), head, at = found
+            fake.update_pull(repository, number, head_sha=head, updated_at=at)
+
+    return before_sending
+
+
+def _pull_event(send: Send) -> tuple[str, tuple[str, int], str, dt.datetime] | None:
+    """(action, (repository, number), head, updated_at) of a GitHub pull_request webhook."""
+    if send.headers.get("X-GitHub-Event") != "pull_request":
+        return None
+    payload = json.loads(send.body)
+    pull = payload["pull_request"]
+    at = dt.datetime.fromisoformat(str(pull["updated_at"]).replace("Z", "+00:00"))
+    return payload.get("action", ""), (payload["repository"]["full_name"], payload["number"]), pull["head"]["sha"], at
+
+
 @dataclass
 class Expected:
     """What the sent webhooks must leave behind, keyed by their external ids."""
@@ -144,7 +182,22 @@ class Events:
         first, second = sha(repo["full_name"], number, 1), sha(repo["full_name"], number, 2)
         head = second if steps > 1 else first
         opened_at = T0 + dt.timedelta(seconds=number)
-        self.fake.add_pull(repo["full_name"], number=number, author=author, head_sha=head, created_at=opened_at)
+        # As the webhooks describe it (title, body, labels, requested reviewers): GitHub's API and its webhooks agree,
+        # and a fake that disagreed made every facts fetch rewrite the pull request and churn its reviewers.
+        described = self.opened["pull_request"]
+        self.fake.add_pull(
+            repo["full_name"],
+            number=number,
+            author=author,
+            head_sha=head,
+            head=f"feature-{number}",
+            base="main",
+            created_at=opened_at,
+            title=described["title"],
+            body=described["body"] or "",
+            labels=[label["name"] for label in described["labels"]],
+            requested_reviewers=[user["login"] for user in described["requested_reviewers"]],
+        )
         self.expected.github_pulls[(str(repo["id"]), number)] = head
         sends = [
             self._github("pull_request", self._pull_payload(self.opened, repo, number, author, first, opened_at, 0)),

@@ -108,8 +108,7 @@ def _schedule(events: faults.Events, rate: float, seconds: float, first_number: 
 
 
 def _new_head(send: faults.Send) -> str | None:
-    """The head a push brings (`synchronize`). The opened event's head is left out: the fake already serves the
-    pushed head for the pull request, so an evaluation that refreshes it posts on the newer one."""
+    """The head a push brings (`synchronize`)."""
     if send.headers.get("X-GitHub-Event") != "pull_request":
         return None
     payload = json.loads(send.body)
@@ -147,9 +146,12 @@ def run_rate(
     *,
     from_first_event: bool = False,
 ) -> dict[str, float]:
-    """`from_first_event`: each head's latency from its pull request's first webhook, not from the push."""
+    """`from_first_event`: each head's latency from its pull request's first webhook, not from the push, the fake
+    serving the pushed head from the start (`backfill_latency.py`); else from the push, the fake serving the opened
+    head until the push is sent."""
     sends = _schedule(events, rate, seconds, first_number)
     pushed = _pushed_heads(sends)
+    before_sending = None if from_first_event else faults.pushes_served_as_sent(fake, sends)
     sent_at: dict[str, float] = {}
     lock = threading.Lock()
     session = requests.Session()
@@ -158,6 +160,8 @@ def run_rate(
 
     def post(send: faults.Send) -> None:
         head = _head_timed_from_its_first_event(send, pushed) if from_first_event else _new_head(send)
+        if before_sending is not None:
+            before_sending(send)
         moment = time.monotonic()
         if head is not None:
             with lock:

@@ -94,7 +94,10 @@ def main() -> int:
     warm_up = 3
     try:
         for index in range(args.pulls + warm_up):
-            for kind, send in zip(KINDS, events.github_pull(first + index), strict=True):
+            sends = events.github_pull(first + index)
+            before_sending = faults.pushes_served_as_sent(fake, sends)
+            for kind, send in zip(KINDS, sends, strict=True):
+                before_sending(send)
                 post(send)
                 pk = WebhookDelivery.objects.get(provider="github", delivery_id=send.delivery_id).pk
                 measured = index >= warm_up
