@@ -18,7 +18,13 @@ from django.db import transaction
 from django.db.models import F, Q
 from django.utils import timezone
 
-from reviews.integrations.records import ChangedFileRecord, PayloadError, PullRequestRecord, RepositoryRecord
+from reviews.integrations.records import (
+    ChangedFileRecord,
+    PayloadError,
+    PullRequestRecord,
+    RepositoryRecord,
+    UserRecord,
+)
 from reviews.integrations.vcs import Details, VcsClient, VcsError, VcsRateLimited
 from reviews.models import Connection, PullRequest, Repository, Review, SyncRun
 from reviews.services.credentials import (
@@ -30,6 +36,7 @@ from reviews.services.credentials import (
 from reviews.services.enqueue import pull_request_evaluations_enqueue
 from reviews.services.figures import pull_request_figures_owed_mark
 from reviews.services.pairing import pairing_sessions_infer
+from reviews.services.people import accounts_preloaded
 from reviews.services.pull_requests import (
     changed_files_replace,
     comment_upsert,
@@ -256,6 +263,17 @@ def _stop_before_the_budget_runs_out(client: VcsClient) -> None:
         raise VcsRateLimited(max(wait, 1.0), f"{points} GraphQL points left; pausing until the budget resets")
 
 
+def _accounts_of(details: Details) -> list[UserRecord | None]:
+    """Every provider account the details name: read in one query (`accounts_preloaded`)."""
+    pull = details.pull_request
+    accounts: list[UserRecord | None] = [pull.author, pull.merged_by, *(pull.requested_reviewers or ())]
+    accounts += [review.reviewer for review in details.reviews]
+    accounts += [comment.author for comment in details.comments]
+    for commit in details.commits:
+        accounts += [commit.author_account, commit.committer_account, commit.pusher]
+    return accounts
+
+
 def _already_stored(repository: Repository, listed: PullRequestRecord) -> bool:
     return PullRequest.objects.filter(
         repository=repository, number=listed.number, details_synced_at__gte=listed.updated_at
@@ -273,7 +291,7 @@ def _end_run(run: SyncRun, client: VcsClient, status: str, newest: dt.datetime |
 
 def pull_request_sync_apply(*, repository: Repository, details: Details) -> PullRequest:
     """Store one pull request as the API shows it: the API's lists of files and approvals are the whole truth."""
-    with transaction.atomic():
+    with transaction.atomic(), accounts_preloaded(connection=repository.connection, accounts=_accounts_of(details)):
         pull_request, _ = pull_request_upsert(repository=repository, record=details.pull_request)
         if not details.files_not_ready:
             changed_files_replace(pull_request=pull_request, files=details.files)
