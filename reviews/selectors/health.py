@@ -434,13 +434,7 @@ def _rollups_and_waiting(
         .order_by()
         .values_list("repository_id", "repository__full_path", "hour", "counts")
     )
-    waiting = (
-        _awaiting(pull_requests, bots)
-        .order_by()
-        .values("person_id")
-        .annotate(n=Count("pk"))
-        .values_list("person_id", "n")
-    )
+    waiting = _waiting_counts(pull_requests, bots)
     rollups_sql, rollups_params = rollups.query.sql_with_params()
     waiting_sql, waiting_params = waiting.query.sql_with_params()
     # Only the ORM's own SQL is formatted in; values are parameters.
@@ -577,13 +571,7 @@ def _load_counts(
     """Per person: reviews given on the period's merged pull requests and rubber stamps among them (both from the
     stored rows' per-reviewer lists), and open pull requests waiting on them now (`awaiting_reviewers`): one
     query."""
-    waiting = (
-        _awaiting(pull_requests, bots)
-        .order_by()
-        .values("person_id")
-        .annotate(n=Count("pk"))
-        .values_list("person_id", "n")
-    )
+    waiting = _waiting_counts(pull_requests, bots)
     parts = [
         _listed_counts(figures, "reviews_by", "given", pairs=True),
         _listed_counts(figures.filter(rubber_stamps__gt=0), "rubber_stamped_by", "stamps", pairs=False),
@@ -950,6 +938,18 @@ def _reviewer_load(pull_requests: QuerySet[PullRequest], given: Counter[int], bo
 def awaiting_reviewers(pull_requests: QuerySet[PullRequest], bots: set[int]) -> list[tuple[int, int]]:
     """(pull request, person): open, ready pull requests waiting on a requested reviewer who has not reviewed yet."""
     return list(_awaiting(pull_requests, bots).values_list("pullrequest_id", "person_id"))
+
+
+def _waiting_counts(pull_requests: QuerySet[PullRequest], bots: set[int]) -> QuerySet[Any]:
+    """(person, open pull requests waiting on them now), for a UNION with the period's counts."""
+    counts: QuerySet[Any] = (
+        _awaiting(pull_requests, bots)
+        .order_by()
+        .values("person_id")
+        .annotate(n=Count("pk"))
+        .values_list("person_id", "n")
+    )
+    return counts
 
 
 def _awaiting(pull_requests: QuerySet[PullRequest], bots: set[int]) -> QuerySet[Any]:

@@ -38,7 +38,7 @@ from django.db import connection, transaction
 from django.db.models import F, Q, QuerySet
 from django.utils import timezone
 
-from reviews.models import FiguresRollup, PullRequest, PullRequestFigures
+from reviews.models import FIGURES_DURATIONS, FiguresRollup, PullRequest, PullRequestFigures
 
 # Bump when what a stored row means changes (a definition in health or review_facts): every row is computed again.
 FIGURES_DEFINITION = "2"  # 2: compliance at merge and reviews per reviewer stored too
@@ -49,12 +49,7 @@ _STORED_FIELDS = (
     "repository",
     "merged_at",
     "changed_lines",
-    "time_to_first_review",
-    "pickup_time",
-    "review_time",
-    "time_to_approve",
-    "merge_time",
-    "cycle_time",
+    *FIGURES_DURATIONS,
     "rework_cycles",
     "approvals",
     "rubber_stamps",
