@@ -43,6 +43,15 @@ TANDEM, BARE = "/webhooks/github/", "/bench/bare/"
 IDLE_SECONDS = 1.0
 
 
+def stores_started(stack: faults.Stack) -> None:
+    """The stack's private PostgreSQL (migrated, with the bare view's table) and Redis, for `ingest_wsgi`."""
+    stack.start_postgres()
+    stack.start_redis()
+    stack.migrate()
+    with psycopg.connect(stack.database_url.replace("postgres://", "postgresql://"), autocommit=True) as conn:
+        conn.execute("CREATE TABLE bench_raw_delivery (id bigserial PRIMARY KEY, delivery_id text UNIQUE, body text)")
+
+
 def _body_template() -> dict:
     return json.loads((faults.GITHUB_FIXTURES / "pull_request.opened.json").read_text())
 
@@ -144,13 +153,7 @@ def main() -> int:
     stack = faults.Stack(fake, keep=False)
     web = None
     try:
-        stack.start_postgres()
-        stack.start_redis()
-        stack.migrate()
-        with psycopg.connect(stack.database_url.replace("postgres://", "postgresql://"), autocommit=True) as conn:
-            conn.execute(
-                "CREATE TABLE bench_raw_delivery (id bigserial PRIMARY KEY, delivery_id text UNIQUE, body text)"
-            )
+        stores_started(stack)
         web = subprocess.Popen(  # noqa: S603
             [str(faults.BIN / "gunicorn"), "bench.ingest_wsgi", "--bind", f"127.0.0.1:{stack.web_port}",
              "--workers", "2", "--threads", "4", "--timeout", "60"],

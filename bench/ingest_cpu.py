@@ -26,12 +26,11 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-import psycopg
-
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 import faults  # noqa: E402  (the private PostgreSQL and the production environment are the fault bench's)
+from ingest import stores_started  # noqa: E402
 
 TANDEM, BARE = "/webhooks/github/", "/bench/bare/"
 
@@ -69,13 +68,7 @@ def main() -> int:
     profile = cProfile.Profile(time.thread_time)
     costs: dict[str, list[float]] = {TANDEM: [], BARE: []}
     try:
-        stack.start_postgres()
-        stack.start_redis()
-        stack.migrate()
-        with psycopg.connect(stack.database_url.replace("postgres://", "postgresql://"), autocommit=True) as conn:
-            conn.execute(
-                "CREATE TABLE bench_raw_delivery (id bigserial PRIMARY KEY, delivery_id text UNIQUE, body text)"
-            )
+        stores_started(stack)
         os.environ.update(stack.env)
         import ingest_wsgi  # noqa: PLC0415  (Django is set up from the stack's environment)
 
