@@ -66,6 +66,7 @@ def main() -> int:
         DJANGO_SETTINGS_MODULE="config.settings",
     )
     import django
+    import urllib3
 
     django.setup()
     from django.core.handlers.wsgi import WSGIHandler
@@ -78,7 +79,14 @@ def main() -> int:
 
     handler = WSGIHandler()
     spent = _spent_inside(
-        {"GitHub calls": (GitHubClient, "_request"), "GitHub clients made": (GitHubClient, "__init__")}
+        {
+            "GitHub calls": (GitHubClient, "_request"),
+            "GitHub clients made": (GitHubClient, "__init__"),
+            "connections opened": (
+                urllib3.connection.HTTPSConnection if args.https else urllib3.connection.HTTPConnection,
+                "connect",
+            ),
+        }
     )
 
     def post(send: faults.Send) -> None:
@@ -114,6 +122,7 @@ def main() -> int:
                 post(send)
                 pk = WebhookDelivery.objects.get(provider="github", delivery_id=send.delivery_id).pk
                 measured = index >= warm_up
+                calls_before = len(fake.requests)
                 started = time.thread_time()
                 if measured and args.profile:
                     profile.enable()
@@ -133,6 +142,8 @@ def main() -> int:
                         cpu_suggesting[kind] += time.thread_time() - started_suggesting
                         queries_suggesting[kind] += len(suggesting)
                 if args.queries and index == args.pulls + warm_up - 1:
+                    for call in fake.requests[calls_before:]:
+                        print(f"--- GitHub: {call.method} {call.path} {call.status}")
                     print(f"--- {kind}: {len(captured)} queries")
                     for query in captured:
                         print("   ", query["sql"][:300])

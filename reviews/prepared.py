@@ -69,6 +69,7 @@ class _Statement:
     names: tuple[str, ...]  # dicts' keys
     model: Any
     init_list: tuple[str, ...]
+    annotations: tuple[tuple[str, int], ...]  # models': each annotation's attribute and its column, as Django sets them
     model_span: tuple[int, int]
     related_populators: tuple[Any, ...]
 
@@ -239,6 +240,7 @@ def _compile(queryset: Any, stand_ins: dict[str, Any]) -> _Statement:
     )
     model: Any = None
     init_list: tuple[str, ...] = ()
+    annotations: tuple[tuple[str, int], ...] = ()
     span = (0, 0)
     populators: tuple[Any, ...] = ()
     if shape == "models":
@@ -249,8 +251,7 @@ def _compile(queryset: Any, stand_ins: dict[str, Any]) -> _Statement:
         span = (start, end)
         related: Callable[..., list[Any]] = get_related_populators
         populators = tuple(related(klass_info, compiler.select, queryset.db))
-        if compiler.annotation_col_map:
-            raise ImproperlyConfigured("a prepared read of models cannot annotate")
+        annotations = tuple(compiler.annotation_col_map.items())
     names = _dict_keys(query) if shape == "dicts" else ()
     return _Statement(
         sql=sql,
@@ -264,6 +265,7 @@ def _compile(queryset: Any, stand_ins: dict[str, Any]) -> _Statement:
         names=tuple(names),
         model=model,
         init_list=init_list,
+        annotations=annotations,
         model_span=span,
         related_populators=populators,
     )
@@ -309,6 +311,8 @@ def _results(statement: _Statement, rows: list[tuple[Any, ...]], connection: Any
         instance = statement.model.from_db(alias, statement.init_list, row[start:end])
         for populator in statement.related_populators:
             populator.populate(row, instance)
+        for name, column in statement.annotations:
+            setattr(instance, name, row[column])
         instances.append(instance)
     return instances
 

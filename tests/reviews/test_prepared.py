@@ -149,6 +149,31 @@ def test_shapes_that_cannot_be_bound_safely_are_refused_at_the_first_call():
         PreparedRead(lambda at: PolicyEvaluation.objects.filter(evaluated_at=at), at=object)
 
 
+def test_models_carry_their_annotations_as_the_querysets_do():
+    from django.db.models import Exists, OuterRef
+
+    from reviews.models import ReviewerSuggestion
+
+    suggested, not_suggested = PullRequestFactory(head_sha="a" * 40), PullRequestFactory(head_sha="b" * 40)
+    ReviewerSuggestion.objects.create(pull_request=suggested, head_sha="a" * 40, computed_at=suggested.created_at)
+    ReviewerSuggestion.objects.create(pull_request=not_suggested, head_sha="c" * 40, computed_at=suggested.created_at)
+    build = lambda pk: (  # noqa: E731
+        PullRequest.objects.select_related("repository")
+        .annotate(
+            head_suggested=Exists(
+                ReviewerSuggestion.objects.filter(pull_request_id=OuterRef("pk"), head_sha=OuterRef("head_sha"))
+            )
+        )
+        .filter(pk=pk)
+    )
+    read = PreparedRead(build, pk=int)
+    for pull_request, expected in ((suggested, True), (not_suggested, False)):
+        (found,) = read.all(pk=pull_request.pk)
+        assert found.head_suggested is expected == build(pull_request.pk).get().head_suggested
+        assert fields_of(found) == fields_of(build(pull_request.pk).get())
+        assert fields_of(found.repository) == fields_of(pull_request.repository)
+
+
 def test_values_must_be_exactly_those_declared():
     read = PreparedRead(lambda pk: Repository.objects.filter(pk=pk), pk=int)
     with pytest.raises(TypeError, match="expected the values"):
