@@ -8,6 +8,7 @@ from django.core.exceptions import ImproperlyConfigured
 from django.db import connection, transaction
 from django.db.models import F, Q
 from django.db.models.functions import Upper
+from django.test.utils import CaptureQueriesContext
 
 from reviews.models import Commit, PolicyEvaluation, PullRequest, Repository
 from reviews.prepared import PreparedRead
@@ -172,6 +173,29 @@ def test_models_carry_their_annotations_as_the_querysets_do():
         assert found.head_suggested is expected == build(pull_request.pk).get().head_suggested
         assert fields_of(found) == fields_of(build(pull_request.pk).get())
         assert fields_of(found.repository) == fields_of(pull_request.repository)
+
+
+def test_the_statement_is_prepared_in_the_session_and_djangos_own_queries_are_not():
+    if connection.vendor != "postgresql":
+        pytest.skip("prepared statements of the session are PostgreSQL's")
+    first, second = PullRequestFactory(), PullRequestFactory()
+
+    def prepared() -> list[str]:
+        with connection.cursor() as cursor:
+            cursor.execute("SELECT statement FROM pg_prepared_statements")
+            return [row[0] for row in cursor.fetchall()]
+
+    assert WITH_REPOSITORY.first(pk=first.pk) is not None  # prepared at its first use
+    for _ in range(6):
+        list(PullRequest.objects.filter(pk=second.pk))  # Django's: its values quoted into its text, never prepared
+    assert WITH_REPOSITORY.first(pk=second.pk) is not None
+    statements = prepared()
+    assert len([sql for sql in statements if '"reviews_pullrequest"' in sql and "JOIN" in sql]) == 1
+    assert not [sql for sql in statements if "JOIN" not in sql and '"reviews_pullrequest"' in sql]
+    assert connection.connection.prepare_threshold is None  # Django's setting, as it was
+    with CaptureQueriesContext(connection) as captured:
+        WITH_REPOSITORY.first(pk=first.pk)  # prepared already: the query log still shows its SQL
+    assert '"reviews_pullrequest"' in captured.captured_queries[0]["sql"]
 
 
 def test_values_must_be_exactly_those_declared():
