@@ -16,9 +16,7 @@ from reviews.log_context import log_context_bound
 from reviews.models import (
     Connection,
     PolicyEvaluation,
-    PullRequest,
     Repository,
-    ReviewerSuggestion,
     WebhookDelivery,
 )
 from reviews.selectors.affected import open_pull_requests_with_closing_risk_windows
@@ -43,7 +41,7 @@ from reviews.services.enqueue import (
 from reviews.services.figures import pull_request_figures_refresh
 from reviews.services.pacing import background_lane_yield
 from reviews.services.reporting import evaluation_report
-from reviews.services.reviewers import reviewer_requests_make, reviewer_suggestions_compute
+from reviews.services.reviewers import reviewer_suggestion_pass
 from reviews.services.sync import (
     pull_requests_facts_due,
     repositories_due_for_sync,
@@ -243,16 +241,8 @@ def suggest_reviewers(self, pull_request_id: int) -> str:  # type: ignore[no-unt
     """Suggest reviewers for the pull request's current head (once per head) and, when the policy asks, request them
     on the VCS (once per head: the stored suggestion says whom it requested)."""
     reviewer_suggestion_queued_mark_clear(pull_request_id)
-    pull_request = PullRequest.objects.select_related("repository__connection").filter(pk=pull_request_id).first()
-    if pull_request is None:
-        return "gone"
-    suggestion = ReviewerSuggestion.objects.filter(pull_request=pull_request, head_sha=pull_request.head_sha).first()
-    if suggestion is None:
-        suggestion = reviewer_suggestions_compute(pull_request=pull_request)
-    if suggestion is None:
-        return "nothing to suggest yet"
     try:
-        return reviewer_requests_make(suggestion=suggestion)
+        return reviewer_suggestion_pass(pull_request_id=pull_request_id)
     except VcsUnavailable as error:
         if self.request.is_eager or self.request.retries >= len(REVIEWER_REQUEST_RETRY_COUNTDOWNS):
             return f"not requested: {error}"

@@ -29,6 +29,7 @@ from reviews.models import (
     ReviewerSuggestion,
 )
 from reviews.policy import OwnerRequirement, code_owners_wanted, is_owner
+from reviews.prepared import PreparedRead
 from reviews.selectors.familiarity import (
     FAMILIARITY_WINDOW,
     AreaWork,
@@ -36,7 +37,13 @@ from reviews.selectors.familiarity import (
     area_label,
     change_areas,
 )
-from reviews.selectors.policy import effective_policy, person_refs, pull_request_snapshot, unknown_facts
+from reviews.selectors.policy import (
+    POLICY_RELATED,
+    effective_policy,
+    person_refs,
+    pull_request_snapshot,
+    unknown_facts,
+)
 from reviews.services.policies import snapshot_contributors
 from reviews.services.sync import ClientFactory, vcs_client_for
 
@@ -94,6 +101,41 @@ class Suggestion:
         }
 
 
+# The task's reads, compiled once per process (`reviews.prepared`): the pull request with what `effective_policy` and
+# `unknown_facts` read of its repository, and the suggestion stored for a head.
+_SUGGESTING_READ = PreparedRead(
+    lambda pk: PullRequest.objects.select_related("repository__connection", "repository__team", *POLICY_RELATED).filter(
+        pk=pk
+    ),
+    pk=int,
+)
+_STORED = PreparedRead(
+    lambda pull_request, head_sha: ReviewerSuggestion.objects.filter(pull_request_id=pull_request, head_sha=head_sha)[
+        :1
+    ],
+    pull_request=int,
+    head_sha=str,
+)
+
+
+def reviewer_suggestion_pass(*, pull_request_id: int, client_factory: ClientFactory = vcs_client_for) -> str:
+    """Suggest reviewers for the pull request's current head (once per head) and, when the policy asks, request them
+    (`reviewer_requests_make`). A head that a push superseded before this ran is not worked out: the current one is.
+    Returns what happened."""
+    pull_request = _SUGGESTING_READ.first(pk=pull_request_id)
+    if pull_request is None:
+        return "gone"
+    suggestion = _STORED.first(pull_request=pull_request.pk, head_sha=pull_request.head_sha)
+    if suggestion is None:
+        suggestion = reviewer_suggestions_compute(pull_request=pull_request)
+    if suggestion is None:
+        return "nothing to suggest yet"
+    _, policy = effective_policy(repository=pull_request.repository)  # no query: selected with the pull request
+    if policy.reviewers.request == 0:
+        return "not asked"  # what `reviewer_requests_make` would answer, without locking the row to say it
+    return reviewer_requests_make(suggestion=suggestion, client_factory=client_factory)
+
+
 def reviewer_suggestions_compute(
     *, pull_request: PullRequest, now: dt.datetime | None = None
 ) -> ReviewerSuggestion | None:
@@ -115,14 +157,20 @@ def reviewer_suggestions_compute(
         owners_wanted=code_owners_wanted(snapshot, policy),
         now=now,
     )
-    row, _ = ReviewerSuggestion.objects.update_or_create(
+    row = ReviewerSuggestion(
         pull_request=pull_request,
         head_sha=pull_request.head_sha,
-        defaults={
-            "computed_at": now,
-            "areas": areas,
-            "suggestions": [suggestion.to_dict() for suggestion in suggestions],
-        },
+        computed_at=now,
+        areas=areas,
+        suggestions=[suggestion.to_dict() for suggestion in suggestions],
+    )
+    # One statement (INSERT … ON CONFLICT DO UPDATE) where `update_or_create` made six. A head worked out again keeps
+    # what was requested for it: `reviewer_requests_make` reads that under the row's lock, never from this object.
+    ReviewerSuggestion.objects.bulk_create(
+        [row],
+        update_conflicts=True,
+        unique_fields=["pull_request", "head_sha"],
+        update_fields=["computed_at", "areas", "suggestions"],
     )
     return row
 

@@ -10,6 +10,8 @@ from __future__ import annotations
 import datetime as dt
 from collections.abc import Sequence
 
+from django.db.models import Exists, OuterRef
+
 from reviews.log_context import log_context_bound
 from reviews.models import PullRequest, ReviewerSuggestion
 from reviews.prepared import PreparedRead
@@ -25,10 +27,17 @@ from reviews.services.sync import fingerprints_fetch, pull_request_facts_fetch
 _REPORT_RETRIED = {"failed", "rate limited"}
 
 
-# The pull request with what a pass reads of its repository: compiled once per process (`reviews.prepared`).
+# The pull request with what a pass reads of its repository, and whether its head has reviewer suggestions (one
+# query fewer per pass than asking after the evaluation): compiled once per process (`reviews.prepared`).
 _PASS_READ = PreparedRead(
-    lambda pk: PullRequest.objects.select_related("repository__connection", "repository__team", *POLICY_RELATED).filter(
-        pk=pk
+    lambda pk: (
+        PullRequest.objects.select_related("repository__connection", "repository__team", *POLICY_RELATED)
+        .annotate(
+            head_suggested=Exists(
+                ReviewerSuggestion.objects.filter(pull_request_id=OuterRef("pk"), head_sha=OuterRef("head_sha"))
+            )
+        )
+        .filter(pk=pk)
     ),
     pk=int,
 )
@@ -56,18 +65,33 @@ def pull_request_verdict_pass(*, pull_request_id: int, received_at: Sequence[dt.
         return _settle(pull_request, received_at)
 
 
-def _suggest_reviewers_once(pull_request: PullRequest) -> None:
-    """A new head of an open pull request (new files) gets reviewer suggestions, in a task of their own."""
+def _suggest_reviewers_once(pull_request: PullRequest, known: tuple[str, bool] | None = None) -> None:
+    """A new head of an open pull request (new files) gets reviewer suggestions, in a task of their own.
+
+    `known`: (head, whether it had suggestions) as the pass's first read found it (`_PASS_READ`); asked again only
+    when a push moved the head since. Suggestions stored in between cost only a task that finds them (it works out a
+    head once)."""
     if pull_request.state != PullRequest.State.OPEN or not pull_request.head_sha:
         return
-    if not _SUGGESTED.all(pull_request=pull_request.pk, head_sha=pull_request.head_sha):
+    if known is not None and known[0] == pull_request.head_sha:
+        suggested = known[1]
+    else:
+        suggested = bool(_SUGGESTED.all(pull_request=pull_request.pk, head_sha=pull_request.head_sha))
+    if not suggested:
         reviewer_suggestion_enqueue(pull_request.pk)
+
+
+def _suggestions_known(pull_request: PullRequest) -> tuple[str, bool] | None:
+    """(head, whether it has reviewer suggestions) when `_PASS_READ` read the row, else None."""
+    suggested = getattr(pull_request, "head_suggested", None)
+    return None if suggested is None else (pull_request.head_sha, bool(suggested))
 
 
 def _settle(pull_request: PullRequest, received_at: Sequence[dt.datetime]) -> str:
     pull_request_id = pull_request.pk
     if pull_request.evaluation_owed_since is None:
         return "settled"
+    suggestions_known = _suggestions_known(pull_request)
     # Read once for the pass: a policy saved after this moment queues its open pull requests' evaluations again.
     policy = effective_policy(repository=pull_request.repository)
     if pull_request.state == PullRequest.State.OPEN:
@@ -84,7 +108,7 @@ def _settle(pull_request: PullRequest, received_at: Sequence[dt.datetime]) -> st
     if evaluated is None:
         return "settled" if pull_request.head_sha else "nothing to evaluate"
     evaluation = evaluated.evaluation
-    _suggest_reviewers_once(evaluation.pull_request)
+    _suggest_reviewers_once(evaluation.pull_request, suggestions_known)
     if not evaluated.changed and evaluation.reported_at is not None:
         # The verdict stands and is on the commit already (it was the newest under the pull request's lock a moment
         # ago): nothing to post, and no need to ask again whether it is the newest.

@@ -8,6 +8,7 @@ from django.core.exceptions import ImproperlyConfigured
 from django.db import connection, transaction
 from django.db.models import F, Q
 from django.db.models.functions import Upper
+from django.test.utils import CaptureQueriesContext
 
 from reviews.models import Commit, PolicyEvaluation, PullRequest, Repository
 from reviews.prepared import PreparedRead
@@ -147,6 +148,54 @@ def test_shapes_that_cannot_be_bound_safely_are_refused_at_the_first_call():
         related_manager.all(pk=1)
     with pytest.raises(ImproperlyConfigured, match="int, str and lists"):
         PreparedRead(lambda at: PolicyEvaluation.objects.filter(evaluated_at=at), at=object)
+
+
+def test_models_carry_their_annotations_as_the_querysets_do():
+    from django.db.models import Exists, OuterRef
+
+    from reviews.models import ReviewerSuggestion
+
+    suggested, not_suggested = PullRequestFactory(head_sha="a" * 40), PullRequestFactory(head_sha="b" * 40)
+    ReviewerSuggestion.objects.create(pull_request=suggested, head_sha="a" * 40, computed_at=suggested.created_at)
+    ReviewerSuggestion.objects.create(pull_request=not_suggested, head_sha="c" * 40, computed_at=suggested.created_at)
+    build = lambda pk: (  # noqa: E731
+        PullRequest.objects.select_related("repository")
+        .annotate(
+            head_suggested=Exists(
+                ReviewerSuggestion.objects.filter(pull_request_id=OuterRef("pk"), head_sha=OuterRef("head_sha"))
+            )
+        )
+        .filter(pk=pk)
+    )
+    read = PreparedRead(build, pk=int)
+    for pull_request, expected in ((suggested, True), (not_suggested, False)):
+        (found,) = read.all(pk=pull_request.pk)
+        assert found.head_suggested is expected == build(pull_request.pk).get().head_suggested
+        assert fields_of(found) == fields_of(build(pull_request.pk).get())
+        assert fields_of(found.repository) == fields_of(pull_request.repository)
+
+
+def test_the_statement_is_prepared_in_the_session_and_djangos_own_queries_are_not():
+    if connection.vendor != "postgresql":
+        pytest.skip("prepared statements of the session are PostgreSQL's")
+    first, second = PullRequestFactory(), PullRequestFactory()
+
+    def prepared() -> list[str]:
+        with connection.cursor() as cursor:
+            cursor.execute("SELECT statement FROM pg_prepared_statements")
+            return [row[0] for row in cursor.fetchall()]
+
+    assert WITH_REPOSITORY.first(pk=first.pk) is not None  # prepared at its first use
+    for _ in range(6):
+        list(PullRequest.objects.filter(pk=second.pk))  # Django's: its values quoted into its text, never prepared
+    assert WITH_REPOSITORY.first(pk=second.pk) is not None
+    statements = prepared()
+    assert len([sql for sql in statements if '"reviews_pullrequest"' in sql and "JOIN" in sql]) == 1
+    assert not [sql for sql in statements if "JOIN" not in sql and '"reviews_pullrequest"' in sql]
+    assert connection.connection.prepare_threshold is None  # Django's setting, as it was
+    with CaptureQueriesContext(connection) as captured:
+        WITH_REPOSITORY.first(pk=first.pk)  # prepared already: the query log still shows its SQL
+    assert '"reviews_pullrequest"' in captured.captured_queries[0]["sql"]
 
 
 def test_values_must_be_exactly_those_declared():

@@ -358,3 +358,52 @@ def test_the_verdict_pass_queues_suggestions_for_a_new_head(world, django_captur
     reviewer_suggestions_compute(pull_request=world["change"], now=NOW)
     verdicts._suggest_reviewers_once(world["change"])
     assert queued == [world["change"].pk]  # this head has its suggestions
+
+
+def test_a_pass_asks_whether_the_head_has_suggestions_only_when_a_push_moved_it(
+    world, django_assert_num_queries, monkeypatch
+):
+    from reviews.services import verdicts
+
+    queued = []
+    monkeypatch.setattr(verdicts, "reviewer_suggestion_enqueue", queued.append)
+    change = world["change"]
+    with django_assert_num_queries(0):  # the pass's first read said so, for this very head
+        verdicts._suggest_reviewers_once(change, (change.head_sha, True))
+        verdicts._suggest_reviewers_once(change, (change.head_sha, False))
+    assert queued == [change.pk]
+    with django_assert_num_queries(1):  # the head moved since that read: asked
+        verdicts._suggest_reviewers_once(change, ("0" * 40, True))
+    assert queued == [change.pk, change.pk]
+
+
+def test_the_pass_read_says_whether_the_head_has_suggestions(world):
+    from reviews.services import verdicts
+
+    change = world["change"]
+    assert verdicts._suggestions_known(verdicts._PASS_READ.first(pk=change.pk)) == (change.head_sha, False)
+    reviewer_suggestions_compute(pull_request=change, now=NOW)
+    assert verdicts._suggestions_known(verdicts._PASS_READ.first(pk=change.pk)) == (change.head_sha, True)
+    assert verdicts._suggestions_known(change) is None  # read otherwise: unknown, asked
+
+
+def test_the_task_answers_not_asked_without_locking_the_suggestion(world, on_github):
+    from reviews.tasks import suggest_reviewers
+
+    Policy.objects.filter(team=world["pay"]).update(document="rules: [{name: one, require: {approvals: 1}}]\n")
+    with CaptureQueriesContext(connection) as captured:
+        assert suggest_reviewers.apply(args=[world["change"].pk]).get() == "not asked"
+    assert ReviewerSuggestion.objects.filter(pull_request=world["change"]).count() == 1
+    assert not [query for query in captured.captured_queries if "FOR UPDATE" in query["sql"]]
+    assert on_github.reviewer_requests == []
+
+
+def test_working_a_head_out_again_keeps_what_was_requested_for_it(world, on_github):
+    row = reviewer_suggestions_compute(pull_request=world["change"], now=NOW)
+    assert reviewer_requests_make(suggestion=row) == "requested 2"
+    again = reviewer_suggestions_compute(pull_request=world["change"], now=NOW + dt.timedelta(minutes=1))
+    assert again is not None and again.pk == row.pk
+    stored = ReviewerSuggestion.objects.get(pk=row.pk)
+    assert stored.computed_at == NOW + dt.timedelta(minutes=1)
+    assert stored.requested == [world["Ada"].pk, world["Carol"].pk] and stored.requested_at is not None
+    assert reviewer_requests_make(suggestion=again) == "already requested"
