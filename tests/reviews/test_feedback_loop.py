@@ -19,7 +19,9 @@ from django.test.utils import CaptureQueriesContext
 from django.utils import timezone
 
 from reviews.models import Connection, PolicyEvaluation, PullRequest, WebhookDelivery
+from reviews.management.commands import dispatch_deliveries as dispatcher
 from reviews.services import policies
+from reviews.services import webhooks as webhook_services
 from reviews.services.webhooks import DELIVERY_CHANNEL, DISPATCH_MAX_IN_FLIGHT, webhook_delivery_receive
 from reviews.tasks import dispatch_due_deliveries, process_webhook_deliveries, reconcile_verdicts
 
@@ -237,9 +239,10 @@ def test_the_pass_locks_the_pull_request_row_alone_and_reuses_what_it_read(deliv
 
 
 @pytest.mark.django_db(transaction=True)
-def test_a_stored_delivery_is_announced_to_the_dispatcher():
+def test_a_stored_delivery_is_announced_to_the_dispatcher(monkeypatch):
     if connection.vendor != "postgresql":
         pytest.skip("LISTEN/NOTIFY is PostgreSQL's")
+    monkeypatch.setattr(webhook_services, "_noticed_at", {})  # no notice sent lately by this process
     github = Connection.objects.create(provider="github", name="GitHub", base_url="https://api.github.com")
     connection.ensure_connection()
     with connection.cursor() as cursor:
@@ -260,3 +263,44 @@ def test_a_stored_delivery_is_announced_to_the_dispatcher():
     finally:
         with connection.cursor() as cursor:
             cursor.execute("UNLISTEN *")
+
+
+@pytest.mark.django_db(transaction=True)
+def test_a_delivery_stored_unannounced_after_a_notice_is_handed_over_without_waiting_for_the_poll(monkeypatch):
+    """A web process sends at most one notice per window; the dispatcher that notice woke looks again once the
+    window has passed, so a delivery stored within it is handed over then, not at the next poll (an hour here)."""
+    if connection.vendor != "postgresql":
+        pytest.skip("LISTEN/NOTIFY is PostgreSQL's")
+    poll = 3600.0
+    monkeypatch.setattr(webhook_services, "_noticed_at", {})
+    monkeypatch.setattr(webhook_services, "_notice_clock", lambda: 1000.0)  # every store within the first's window
+    github = Connection.objects.create(provider="github", name="GitHub", base_url="https://api.github.com")
+    stored: dict[str, int] = {}
+    sent: list[list[int]] = []
+    waits: list[float] = []
+    real_wait = dispatcher._wait_for_notice
+
+    def store(delivery_id: str) -> None:
+        stored[delivery_id] = webhook_delivery_receive(
+            provider="github", delivery_id=delivery_id, event="ping", action="", headers={}, body="{}",
+            connection=github, hand_over_now=False,
+        ).delivery.pk  # fmt: skip
+
+    def wait(timeout: float, *, listening: bool) -> bool:
+        waits.append(timeout)
+        if "first" not in stored:
+            store("first")  # announced: wakes the dispatcher
+        elif "within" not in stored:
+            store("within")  # inside the first's window: not announced
+        if timeout >= poll and len(waits) > 1:
+            return False  # as if the poll had passed, without waiting an hour
+        return real_wait(timeout, listening=listening)
+
+    monkeypatch.setattr(dispatcher, "_wait_for_notice", wait)
+    try:
+        dispatcher.dispatch_until(lambda: len(waits) >= 3, send=sent.append, poll=poll, once=False)
+    finally:
+        with connection.cursor() as cursor:
+            cursor.execute("UNLISTEN *")
+    assert sent == [[stored["first"]], [stored["within"]]]
+    assert waits[1] <= webhook_services.NOTICE_WINDOW  # the look after the first's notice came within its window

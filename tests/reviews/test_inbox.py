@@ -151,10 +151,12 @@ def test_a_rejected_sender_costs_no_query_and_stores_nothing(client, provider, d
 
 
 @pytest.fixture
-def listener():
-    """A second PostgreSQL session LISTENing on the dispatcher's channel, as `manage.py dispatch_deliveries` does."""
+def listener(monkeypatch):
+    """A second PostgreSQL session LISTENing on the dispatcher's channel, as `manage.py dispatch_deliveries` does;
+    this process has sent no notice yet (none within its window)."""
     if connection.vendor != "postgresql":
         pytest.skip("LISTEN/NOTIFY is PostgreSQL's")
+    monkeypatch.setattr(webhook_services, "_noticed_at", {})
     params = connection.settings_dict
     with psycopg.connect(
         dbname=params["NAME"],
@@ -215,6 +217,41 @@ def test_a_failed_announcement_still_stores_the_delivery(monkeypatch):
     received = _receive(github, "f-1")
     assert received.created  # stored and answered: the dispatcher's own look finds it
     assert WebhookDelivery.objects.get(delivery_id="f-1").status == WebhookDelivery.Status.PENDING
+
+
+@pytest.fixture
+def notice_clock(monkeypatch):
+    """The clock of this process's notice window, moved by hand."""
+    now = [1000.0]
+    monkeypatch.setattr(webhook_services, "_notice_clock", lambda: now[0])
+    return now
+
+
+@pytest.mark.django_db(transaction=True)
+def test_a_process_sends_at_most_one_notice_per_window(listener, notice_clock):
+    github = Connection.objects.create(provider="github", name="GitHub", base_url="https://api.github.com")
+    first = _receive(github, "w-1")
+    notice_clock[0] += webhook_services.NOTICE_WINDOW / 2
+    within = _receive(github, "w-2")  # stored, not announced: the dispatcher looks again after the first's window
+    notice_clock[0] += webhook_services.NOTICE_WINDOW
+    after = _receive(github, "w-3")
+    assert within.created
+    notices = [notice.payload for notice in listener.notifies(timeout=1)]
+    assert notices == [str(first.delivery.pk), str(after.delivery.pk)]
+
+
+@pytest.mark.django_db(transaction=True)
+def test_a_notice_that_could_not_be_sent_spares_no_other(listener, notice_clock, monkeypatch):
+    def broken(alias: str, pk: int) -> None:
+        raise OperationalError("the notice could not be sent")
+
+    github = Connection.objects.create(provider="github", name="GitHub", base_url="https://api.github.com")
+    real = webhook_services._announce
+    monkeypatch.setattr(webhook_services, "_announce", broken)
+    _receive(github, "x-1")
+    monkeypatch.setattr(webhook_services, "_announce", real)
+    second = _receive(github, "x-2")  # at the same moment: announced, as no notice was sent
+    assert [notice.payload for notice in listener.notifies(timeout=1)] == [str(second.delivery.pk)]
 
 
 # --- the connections' secrets, cached per process --------------------------------------------------------------------
