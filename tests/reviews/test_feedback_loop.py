@@ -18,8 +18,8 @@ from django.db import connection
 from django.test.utils import CaptureQueriesContext
 from django.utils import timezone
 
-from reviews.models import Connection, PolicyEvaluation, PullRequest, WebhookDelivery
 from reviews.management.commands import dispatch_deliveries as dispatcher
+from reviews.models import Connection, PolicyEvaluation, PullRequest, WebhookDelivery
 from reviews.services import policies
 from reviews.services import webhooks as webhook_services
 from reviews.services.webhooks import DELIVERY_CHANNEL, DISPATCH_MAX_IN_FLIGHT, webhook_delivery_receive
