@@ -16,7 +16,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from django.core.exceptions import ValidationError
-from django.db import DataError, connections, models, transaction
+from django.db import DataError, InterfaceError, OperationalError, connections, models, transaction
 from django.db.models import F, Q, QuerySet
 from django.utils import timezone
 
@@ -208,9 +208,7 @@ def _insert_once(*, notify: bool = False, **values: object) -> int | None:
     statement = _insert_statement(db.alias)
     row = {**_INSERT_DEFAULTS, **values}
     params = [model_field.get_db_prep_save(row[model_field.attname], connection=db) for model_field in statement.fields]
-    with bound_cursor(db) as cursor:
-        cursor.execute(statement.sql, params)
-        found = cursor.fetchone()
+    found = _stored(db, statement.sql, params)
     if found is None:
         return None
     pk = int(found[0])
@@ -219,6 +217,30 @@ def _insert_once(*, notify: bool = False, **values: object) -> int | None:
         # is stored, and the dispatcher's own look finds it within a poll.
         transaction.on_commit(lambda: _announce_unless_announced_lately(db.alias, pk), using=db.alias, robust=True)
     return pk
+
+
+def _stored(db: Any, sql: str, params: list[Any]) -> tuple[Any, ...] | None:
+    """Run the store; its row, or None. Before a request's first statement on a kept connection Django checks it
+    with a `SELECT 1` round trip (CONN_HEALTH_CHECKS); the store, which is idempotent, skips the check, and when the
+    connection turns out dead it runs once more on a new one. Inside a transaction nothing is skipped or retried."""
+    unchecked = db.connection is not None and db.health_check_enabled and not db.health_check_done
+    retry = unchecked and not db.in_atomic_block
+    if retry:
+        db.health_check_done = True
+    try:
+        return _fetch_one(db, sql, params)
+    except (OperationalError, InterfaceError):
+        if not retry:
+            raise
+    db.close()  # the check Django skipped would have found it dead; the next statement opens a new one
+    return _fetch_one(db, sql, params)
+
+
+def _fetch_one(db: Any, sql: str, params: list[Any]) -> tuple[Any, ...] | None:
+    with bound_cursor(db) as cursor:
+        cursor.execute(sql, params)
+        row: tuple[Any, ...] | None = cursor.fetchone()
+    return row
 
 
 _INSERT_DEFAULTS: dict[str, object] = {

@@ -14,7 +14,7 @@ from pathlib import Path
 
 import psycopg
 import pytest
-from django.db import OperationalError, connection, transaction
+from django.db import OperationalError, connection, connections, transaction
 from django.test.utils import CaptureQueriesContext
 
 from reviews.models import Connection, WebhookDelivery
@@ -252,6 +252,37 @@ def test_a_notice_that_could_not_be_sent_spares_no_other(listener, notice_clock,
     monkeypatch.setattr(webhook_services, "_announce", real)
     second = _receive(github, "x-2")  # at the same moment: announced, as no notice was sent
     assert [notice.payload for notice in listener.notifies(timeout=1)] == [str(second.delivery.pk)]
+
+
+def _terminate_backend(listener: psycopg.Connection, pid: int) -> None:
+    """End a PostgreSQL session from another one, as a restart or a proxy's idle timeout does, and wait until it is
+    gone."""
+    listener.execute("SELECT pg_terminate_backend(%s)", [pid])
+    for _ in range(100):
+        if listener.execute("SELECT 1 FROM pg_stat_activity WHERE pid = %s", [pid]).fetchone() is None:
+            return
+        listener.execute("SELECT pg_sleep(0.05)")
+    raise AssertionError("the session was not terminated")
+
+
+@pytest.mark.django_db(transaction=True)
+def test_the_store_skips_the_health_check_and_is_run_again_on_a_new_connection_when_the_kept_one_died(listener):
+    github = Connection.objects.create(provider="github", name="GitHub", base_url="https://api.github.com")
+    db = connections["default"]
+    checks: list[bool] = []
+    real_check = db.is_usable
+    db.is_usable = lambda: checks.append(True) or real_check()  # type: ignore[method-assign]
+    try:
+        db.health_check_enabled, db.health_check_done = True, False  # a new request on a kept connection
+        assert _receive(github, "h-1").created
+        assert checks == []  # no `SELECT 1` round trip before the store
+        _terminate_backend(listener, db.connection.info.backend_pid)
+        db.health_check_enabled, db.health_check_done = True, False
+        assert _receive(github, "h-2").created  # stored on a new connection, once
+    finally:
+        del db.is_usable
+        db.health_check_enabled = db.settings_dict["CONN_HEALTH_CHECKS"]
+    assert sorted(WebhookDelivery.objects.values_list("delivery_id", flat=True)) == ["h-1", "h-2"]
 
 
 # --- the connections' secrets, cached per process --------------------------------------------------------------------
