@@ -114,10 +114,21 @@ protection_rule_handlers: list[ProtectionRuleHandler] = []
 
 @dataclass(frozen=True)
 class Received:
-    delivery: WebhookDelivery
+    pk: int
     created: bool
+    # The delivery's model instance, built when first asked for: a new one's acknowledgement needs its id alone.
+    instance: Callable[[], WebhookDelivery] = field(repr=False, compare=False)
     # A redelivery of one not yet processed (waiting for a retry, or dead-lettered): due again now.
     requeued: bool = False
+
+    @functools.cached_property
+    def delivery(self) -> WebhookDelivery:
+        return self.instance()
+
+    @classmethod
+    def found(cls, delivery: WebhookDelivery, *, requeued: bool) -> Received:
+        """A delivery that was stored already."""
+        return cls(delivery.pk, created=False, requeued=requeued, instance=lambda: delivery)
 
 
 @dataclass(frozen=True)
@@ -161,7 +172,8 @@ def webhook_delivery_receive(
         notify=not hand_over_now and connection is not None,
     )
     if pk is not None:
-        delivery = WebhookDelivery(
+        instance = functools.partial(
+            WebhookDelivery,
             pk=pk,
             provider=provider,
             delivery_id=delivery_id,
@@ -172,12 +184,12 @@ def webhook_delivery_receive(
             connection=connection,
             received_at=now,
         )
-        return Received(delivery, created=True)
+        return Received(pk, created=True, instance=instance)
     existing = WebhookDelivery.objects.get(provider=provider, delivery_id=delivery_id)
     if existing.connection_id is None and connection is not None:
         # Refused before for an instance no Connection knew; it knows it now: the redelivery is processed.
-        return Received(existing, created=False, requeued=_connected_now(existing, connection, now))
-    return Received(existing, created=False, requeued=_due_again(existing, now, hand_over_now=hand_over_now))
+        return Received.found(existing, requeued=_connected_now(existing, connection, now))
+    return Received.found(existing, requeued=_due_again(existing, now, hand_over_now=hand_over_now))
 
 
 def _storable(label: str) -> str:
@@ -206,8 +218,10 @@ def _insert_once(*, notify: bool = False, **values: object) -> int | None:
     With `notify`, the dispatcher is told of the new row once it is committed (`_announce`)."""
     db = connections[WebhookDelivery.objects.db]
     statement = _insert_statement(db.alias)
-    row = {**_INSERT_DEFAULTS, **values}
-    params = [model_field.get_db_prep_save(row[model_field.attname], connection=db) for model_field in statement.fields]
+    params = [
+        *statement.defaults,
+        *[model_field.get_db_prep_save(values[model_field.attname], connection=db) for model_field in statement.fields],
+    ]
     found = _stored(db, statement.sql, params)
     if found is None:
         return None
@@ -267,6 +281,8 @@ _INSERT_COLUMNS = (
 @dataclass(frozen=True)
 class _InsertStatement:
     sql: str
+    # The values of _INSERT_DEFAULTS as the database takes them (prepared once), then the fields of the values given.
+    defaults: tuple[Any, ...]
     fields: tuple[models.Field[Any, Any], ...]
 
 
@@ -283,7 +299,11 @@ def _insert_statement(alias: str) -> _InsertStatement:
         f"INSERT INTO {db.ops.quote_name(WebhookDelivery._meta.db_table)} ({columns}) VALUES ({placeholders}) "  # noqa: S608
         f"ON CONFLICT (provider, delivery_id) DO NOTHING RETURNING {db.ops.quote_name('id')}"
     )
-    return _InsertStatement(sql, fields)
+    defaults = tuple(
+        model_field.get_db_prep_save(_INSERT_DEFAULTS[model_field.attname], connection=db)
+        for model_field in fields[: len(_INSERT_DEFAULTS)]
+    )
+    return _InsertStatement(sql, defaults, fields[len(_INSERT_DEFAULTS) :])
 
 
 # When this process last sent a notice, per database (monotonic seconds, taken before the send).
