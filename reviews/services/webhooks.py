@@ -13,7 +13,7 @@ import logging
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, NamedTuple
 
 from django.core.exceptions import ValidationError
 from django.db import DataError, InterfaceError, OperationalError, connections, models, transaction
@@ -61,11 +61,12 @@ DISPATCH_MAX_IN_FLIGHT = 40
 # The channel a new delivery is announced on (PostgreSQL NOTIFY, once the row that stores it is committed); the
 # dispatcher process LISTENs on it (`manage.py dispatch_deliveries`).
 DELIVERY_CHANNEL = "tandem_deliveries"
-# A web process sends at most one notice per NOTICE_WINDOW: a delivery stored within it after another's notice is
-# not announced, and the dispatcher, woken by that notice, looks again once the window has passed (and again after
-# each later notice) until none arrives, so it is handed over within the window all the same. Under load that
-# spares most deliveries a round trip and a PostgreSQL transaction; a lone delivery is announced at once.
+# While a web process stores deliveries less than NOTICE_WINDOW apart, its notice asks the dispatcher to look again
+# (NOTICE_LOOK_AGAIN) once the window has passed, and the deliveries it stores within that window are not announced:
+# that look hands them over. Under load that spares most deliveries a round trip and a PostgreSQL transaction; a
+# delivery that comes alone is announced at once, and the dispatcher makes no second look for it.
 NOTICE_WINDOW = 0.025
+NOTICE_LOOK_AGAIN = "look-again"
 
 # Processing a delivery makes no remote call (evaluations and reports are tasks of their own), so it is given a
 # minute at most. A delivery left "processing" longer than that belongs to a worker that died (SIGKILL, a lost
@@ -306,23 +307,34 @@ def _insert_statement(alias: str) -> _InsertStatement:
     return _InsertStatement(sql, defaults, fields[len(_INSERT_DEFAULTS) :])
 
 
-# When this process last sent a notice, per database (monotonic seconds, taken before the send).
-_noticed_at: dict[str, float] = {}
+class _Notices(NamedTuple):
+    """This process's last notice, per database (monotonic seconds, taken before the send)."""
+
+    sent_at: float
+    look_again: bool  # the notice asked the dispatcher to look again after NOTICE_WINDOW
+    stored_at: float  # this process's last delivery, announced or not
+
+
+_notices: dict[str, _Notices] = {}
 _notice_clock = time.monotonic
 
 
 def _announce_unless_announced_lately(alias: str, pk: int) -> None:
-    """Announce a committed delivery, unless this process sent a notice less than NOTICE_WINDOW ago: the dispatcher
-    that notice woke looks again after the window, and this row is committed by then. Only a notice that was sent
-    counts (one whose send failed spares no other); two threads racing may both send, which costs nothing."""
-    started = _notice_clock()
-    if started - _noticed_at.get(alias, -NOTICE_WINDOW) < NOTICE_WINDOW:
+    """Announce a committed delivery, unless this process's last notice, less than NOTICE_WINDOW ago, asked the
+    dispatcher to look again after the window: this row is committed by then. A notice asks that when the delivery
+    came less than a window after this process's previous one. Only a notice that was sent counts (one whose send
+    failed spares no other); two threads racing may both send, which costs nothing."""
+    now = _notice_clock()
+    last = _notices.get(alias)
+    if last is not None and last.look_again and now - last.sent_at < NOTICE_WINDOW:
+        _notices[alias] = last._replace(stored_at=now)
         return
-    _announce(alias, pk)
-    _noticed_at[alias] = max(started, _noticed_at.get(alias, started))
+    look_again = last is not None and now - last.stored_at < NOTICE_WINDOW
+    _announce(alias, pk, look_again=look_again)
+    _notices[alias] = _Notices(sent_at=now, look_again=look_again, stored_at=now)
 
 
-def _announce(alias: str, pk: int) -> None:
+def _announce(alias: str, pk: int, *, look_again: bool = False) -> None:
     """Wake the dispatcher (PostgreSQL NOTIFY) for a committed delivery, in a transaction of its own whose commit
     does not wait for the disk. PostgreSQL serialises the commits of all transactions that notify, holding a lock
     through each one's WAL flush: a NOTIFY in the INSERT's own transaction made concurrent webhooks wait for each
@@ -330,7 +342,8 @@ def _announce(alias: str, pk: int) -> None:
     durable before this runs; a notice lost in a crash costs at most the dispatcher's poll interval."""
     with connections[alias].cursor() as cursor:
         cursor.execute(
-            "SELECT set_config('synchronous_commit', 'off', true), pg_notify(%s, %s)", [DELIVERY_CHANNEL, str(pk)]
+            "SELECT set_config('synchronous_commit', 'off', true), pg_notify(%s, %s)",
+            [DELIVERY_CHANNEL, f"{pk} {NOTICE_LOOK_AGAIN}" if look_again else str(pk)],
         )
 
 

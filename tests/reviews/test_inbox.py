@@ -156,7 +156,7 @@ def listener(monkeypatch):
     this process has sent no notice yet (none within its window)."""
     if connection.vendor != "postgresql":
         pytest.skip("LISTEN/NOTIFY is PostgreSQL's")
-    monkeypatch.setattr(webhook_services, "_noticed_at", {})
+    monkeypatch.setattr(webhook_services, "_notices", {})
     params = connection.settings_dict
     with psycopg.connect(
         dbname=params["NAME"],
@@ -228,16 +228,21 @@ def notice_clock(monkeypatch):
 
 
 @pytest.mark.django_db(transaction=True)
-def test_a_process_sends_at_most_one_notice_per_window(listener, notice_clock):
+def test_deliveries_stored_less_than_a_window_apart_ask_for_a_look_again_and_are_not_announced_within_it(
+    listener, notice_clock
+):
     github = Connection.objects.create(provider="github", name="GitHub", base_url="https://api.github.com")
-    first = _receive(github, "w-1")
-    notice_clock[0] += webhook_services.NOTICE_WINDOW / 2
-    within = _receive(github, "w-2")  # stored, not announced: the dispatcher looks again after the first's window
-    notice_clock[0] += webhook_services.NOTICE_WINDOW
-    after = _receive(github, "w-3")
+    window = webhook_services.NOTICE_WINDOW
+    alone = _receive(github, "w-1")  # announced; the dispatcher need not look again
+    notice_clock[0] += window / 5
+    close = _receive(github, "w-2")  # announced, asking for a look again after the window
+    notice_clock[0] += window / 5
+    within = _receive(github, "w-3")  # stored, not announced: that look hands it over
+    notice_clock[0] += window * 1.2
+    after = _receive(github, "w-4")  # the window has passed, and the last delivery came a window ago: alone again
     assert within.created
     notices = [notice.payload for notice in listener.notifies(timeout=1)]
-    assert notices == [str(first.delivery.pk), str(after.delivery.pk)]
+    assert notices == [str(alone.pk), f"{close.pk} {webhook_services.NOTICE_LOOK_AGAIN}", str(after.pk)]
 
 
 @pytest.mark.django_db(transaction=True)
@@ -251,7 +256,7 @@ def test_a_notice_that_could_not_be_sent_spares_no_other(listener, notice_clock,
     _receive(github, "x-1")
     monkeypatch.setattr(webhook_services, "_announce", real)
     second = _receive(github, "x-2")  # at the same moment: announced, as no notice was sent
-    assert [notice.payload for notice in listener.notifies(timeout=1)] == [str(second.delivery.pk)]
+    assert [notice.payload for notice in listener.notifies(timeout=1)] == [str(second.pk)]
 
 
 def _terminate_backend(listener: psycopg.Connection, pid: int) -> None:

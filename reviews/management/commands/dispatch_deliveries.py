@@ -2,11 +2,12 @@
 
 The web process stores a delivery and announces it with PostgreSQL NOTIFY once it is committed; this process
 LISTENs, and hands every due delivery to a worker (batched when a backlog waits), so acknowledging a webhook
-never waits for a broker and a broker outage never slows acknowledgements. A web process sends at most one notice
-per NOTICE_WINDOW, so after each notice this process looks again once the window has passed: a delivery stored
-unannounced within it is handed over then. Between notices it looks every `--poll` seconds anyway (retries whose
-backoff ran out, leases that expired, a notice lost, SQLite). It keeps no state: run one or several; a row one
-dispatcher is leasing is skipped by the others, and beat's `dispatch_due_deliveries` is the fallback when none runs.
+never waits for a broker and a broker outage never slows acknowledgements. A web process that stores deliveries
+less than NOTICE_WINDOW apart asks, in its notice, for a look again once the window has passed, and does not
+announce what it stores within it: that look hands them over. Between notices it looks every `--poll` seconds
+anyway (retries whose backoff ran out, leases that expired, a notice lost, SQLite). It keeps no state: run one or
+several; a row one dispatcher is leasing is skipped by the others, and beat's `dispatch_due_deliveries` is the
+fallback when none runs.
 """
 
 from __future__ import annotations
@@ -20,7 +21,7 @@ from typing import Any
 from django.core.management.base import BaseCommand
 from django.db import connection
 
-from reviews.services.webhooks import DELIVERY_CHANNEL, NOTICE_WINDOW, webhook_deliveries_dispatch
+from reviews.services.webhooks import DELIVERY_CHANNEL, NOTICE_LOOK_AGAIN, NOTICE_WINDOW, webhook_deliveries_dispatch
 
 logger = logging.getLogger(__name__)
 
@@ -52,8 +53,9 @@ class Command(BaseCommand):
 def dispatch_until(
     stopping: Callable[[], bool], *, send: Callable[[list[int]], object], poll: float, once: bool
 ) -> None:
-    """Hand over what is due, then wait for a notice or the poll, until `stopping()`. After a notice, the next look
-    is at most NOTICE_WINDOW later even when no other notice comes (the deliveries its sender did not announce)."""
+    """Hand over what is due, then wait for a notice or the poll, until `stopping()`. After a notice that asks for
+    it, the next look is at most NOTICE_WINDOW later even when no other notice comes (for the deliveries its sender
+    did not announce)."""
     failures = 0
     listening = False
     reclaimed_at = -RECLAIM_SECONDS
@@ -95,14 +97,14 @@ def _listen() -> bool:
 
 def _wait_for_notice(timeout: float, *, listening: bool) -> bool:
     """Return at the first notice (then take every other one already waiting), or after `timeout`; whether a notice
-    came."""
+    asked for a look again after NOTICE_WINDOW."""
     if not listening:
         time.sleep(timeout)
         return False
     raw = connection.connection
-    noticed = False
-    for _ in raw.notifies(timeout=timeout, stop_after=1):
-        noticed = True
-    for _ in raw.notifies(timeout=0.001):
-        noticed = True
-    return noticed
+    look_again = False
+    for notice in raw.notifies(timeout=timeout, stop_after=1):
+        look_again |= notice.payload.endswith(NOTICE_LOOK_AGAIN)
+    for notice in raw.notifies(timeout=0.001):
+        look_again |= notice.payload.endswith(NOTICE_LOOK_AGAIN)
+    return look_again
