@@ -92,6 +92,16 @@ class Client:
         return status, time.perf_counter() - started
 
 
+def _commits(stack: faults.Stack) -> int:
+    """Transactions committed in the bench's database so far (a `SELECT 1` health check is one, a notice another),
+    as PostgreSQL's statistics say: each backend reports them within a second, so a round's count is close."""
+    url = stack.database_url.replace("postgres://", "postgresql://")
+    with psycopg.connect(url, autocommit=True) as conn:
+        conn.execute("SELECT pg_sleep(1.1)")  # what the backends did before is reported by now
+        found = conn.execute("SELECT xact_commit FROM pg_stat_database WHERE datname = current_database()").fetchone()
+    return int(found[0]) if found else 0
+
+
 def throughput(client: Client, path: str, seconds: float, threads: int = 16) -> tuple[float, int]:
     """Closed loop: accepted answers per second, and how many answers were not 2xx."""
     stop = time.monotonic() + seconds
@@ -171,16 +181,17 @@ def main() -> int:
         figures: dict[str, list[float]] = {TANDEM: [], BARE: []}
         # CPU per acknowledgement, by process: gunicorn (its workers) and PostgreSQL (its backends). Steadier than
         # the rates on a busy machine: it is what each request costs, whoever else wants the cores.
-        costs: dict[str, dict[str, list[float]]] = {path: {"web": [], "db": []} for path in (TANDEM, BARE)}
+        costs: dict[str, dict[str, list[float]]] = {path: {"web": [], "db": [], "xact": []} for path in (TANDEM, BARE)}
         postmaster = int((stack.dir / "pg" / "postmaster.pid").read_text().split()[0])
         refused = 0
         for round_number in range(args.rounds):
             for path in (TANDEM, BARE) if round_number % 2 == 0 else (BARE, TANDEM):
-                web_cpu, db_cpu = cpu_seconds(web.pid), cpu_seconds(postmaster)
+                web_cpu, db_cpu, commits = cpu_seconds(web.pid), cpu_seconds(postmaster), _commits(stack)
                 rate, bad = throughput(client, path, args.seconds)
                 served = max(1.0, rate * args.seconds)
                 costs[path]["web"].append((cpu_seconds(web.pid) - web_cpu) / served)
                 costs[path]["db"].append((cpu_seconds(postmaster) - db_cpu) / served)
+                costs[path]["xact"].append((_commits(stack) - commits) / served)
                 figures[path].append(rate)
                 refused += bad
                 faults.log(f"round {round_number + 1}: {path} {rate:.0f}/s")
@@ -210,7 +221,10 @@ def main() -> int:
     print(f"  ratio (goal >= 0.8)             {tandem / bare:8.2f}      non-2xx answers: {refused}")
     for path, name in ((TANDEM, "Tandem"), (BARE, "bare")):
         web_ms, db_ms = (1000 * statistics.median(costs[path][part]) for part in ("web", "db"))
-        print(f"  CPU per acknowledgement, {name:6}  gunicorn {web_ms:5.2f} ms, PostgreSQL {db_ms:5.2f} ms")
+        print(
+            f"  CPU per acknowledgement, {name:6}  gunicorn {web_ms:5.2f} ms, PostgreSQL {db_ms:5.2f} ms; "
+            f"{statistics.median(costs[path]['xact']):.2f} PostgreSQL transactions"
+        )
     if latencies:
         p99 = latencies[min(len(latencies) - 1, int(0.99 * len(latencies)))]
         print(

@@ -220,7 +220,7 @@ def _hand_over(fields: dict[str, Any], connection: Connection | None) -> JsonRes
     so the answer never waits for a broker; otherwise the request queues it once the row is committed."""
     by_request = deliveries_handed_over_by_request()
     received = webhook_delivery_receive(hand_over_now=by_request, connection=connection, **fields)
-    pk = received.delivery.pk
+    pk = received.pk
     if received.created or received.requeued:
         if by_request:
             transaction.on_commit(lambda: delivery_process_now(pk))

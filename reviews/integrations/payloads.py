@@ -4,7 +4,9 @@ them (`JsonReader`, the one typed reader of every integration).
 `json.loads` alone accepts what later breaks Tandem: nesting deep enough to raise RecursionError, NaN and
 Infinity (not JSON, and no column stores them), UTF-16 and UTF-32 bodies, numbers too large for any column.
 `decode_json` refuses each with a `JsonRefused` that says what is wrong; the caller answers 400 (413 when the body
-is too large). Nothing here imports Django: callers pass the limits from settings.
+is too large). orjson decodes first (a webhook's acknowledgement waits for it); `json` decides whatever orjson
+refuses or may have rounded, so the answer is `json`'s. Nothing here imports Django: callers pass the limits from
+settings.
 """
 
 from __future__ import annotations
@@ -15,6 +17,8 @@ import json
 import math
 from collections.abc import Callable, Mapping
 from typing import Any, ClassVar, Self
+
+import orjson
 
 from reviews.integrations.limits import digits_check, moment_check
 from reviews.integrations.records import PayloadError
@@ -39,6 +43,22 @@ def decode_json(body: bytes, *, max_bytes: int = MAX_BODY_BYTES, max_depth: int 
     """The value a UTF-8 JSON body holds; raises JsonRefused with the reason for anything else."""
     if len(body) > max_bytes:
         raise JsonRefused(f"Body is {len(body)} bytes; the limit is {max_bytes}.", status=413)
+    try:
+        # orjson is strict UTF-8 JSON without NaN, a BOM or a NUL byte, two to three times as fast as `json`. What it
+        # refuses, and a value it may have rounded, is decoded again by `json`: its answer and its reasons are
+        # the reference (it keeps integers of any length and lone surrogates, which orjson refuses or rounds).
+        value = orjson.loads(body)
+    except orjson.JSONDecodeError:
+        return _decoded_by_json(body, max_depth=max_depth)
+    depth, rounded = _depth_and_rounding(value)
+    if rounded:
+        return _decoded_by_json(body, max_depth=max_depth)
+    if depth > max_depth:
+        raise JsonRefused(f"Body nests {depth} levels deep; the limit is {max_depth}.")
+    return value
+
+
+def _decoded_by_json(body: bytes, *, max_depth: int) -> Any:
     text = _utf8(body)
     try:
         # The decoder itself stops nesting far short of the stack's end (RecursionError); the limit is checked after.
@@ -77,6 +97,28 @@ def value_depth(value: Any) -> int:
 
 
 _CONTAINERS = frozenset({dict, list})
+# orjson reads an integer beyond 64 bits as a float (at least 2**63 in size); `json` keeps it exact.
+_ROUNDED_FROM = 2.0**63
+
+
+def _depth_and_rounding(value: Any) -> tuple[int, bool]:
+    """`value_depth` of a value orjson made, and whether it holds a float orjson may have rounded from an integer,
+    in one walk (which costs what `value_depth` alone did)."""
+    if type(value) not in _CONTAINERS:
+        return 0, type(value) is float and not -_ROUNDED_FROM < value < _ROUNDED_FROM
+    depth, level, rounded = 0, [value], False
+    while level:
+        depth += 1
+        below: list[Any] = []
+        for container in level:
+            for item in container.values() if type(container) is dict else container:
+                kind = type(item)
+                if kind is dict or kind is list:
+                    below.append(item)
+                elif kind is float and not -_ROUNDED_FROM < item < _ROUNDED_FROM:
+                    rounded = True
+        level = below
+    return depth, rounded
 
 
 def _utf8(body: bytes) -> str:

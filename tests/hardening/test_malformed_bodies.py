@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import hashlib
 import hmac
+import json
 
 import pytest
 from rest_framework.test import APIClient
@@ -12,6 +13,7 @@ from rest_framework.test import APIClient
 from reviews.integrations.payloads import JsonRefused, decode_json
 from reviews.models import Team, WebhookDelivery
 from reviews.services.tokens import api_token_create
+from tests.conftest import FIXTURES_DIR
 
 pytestmark = pytest.mark.django_db
 
@@ -97,6 +99,56 @@ def test_an_api_body_over_the_limit_is_a_413(api, settings):
     response = api.post("/api/v1/deployments", data=b'{"pad": "' + b"x" * 2000 + b'"}', content_type="application/json")
     assert response.status_code == 413
     assert "1000 bytes" in response.json()["error"]
+
+
+def _nested(levels: int) -> bytes:
+    """A webhook body whose arrays and objects nest `levels` deep."""
+    return (
+        b'{"action": "opened", "object_kind": "merge_request", "x": ' + b"[" * (levels - 1) + b"]" * (levels - 1) + b"}"
+    )
+
+
+@pytest.mark.parametrize("provider", ["github", "gitlab", "pagerduty", "opsgenie"])
+def test_a_webhook_one_level_deeper_than_the_limit_is_a_clear_400(client, settings, provider):
+    settings.JSON_MAX_DEPTH = 100
+    response = _post(client, provider, _nested(101))
+    assert response.status_code == 400
+    assert response.json()["error"] == "Body nests 101 levels deep; the limit is 100."
+    assert not WebhookDelivery.objects.exists()
+
+
+def test_a_webhook_nested_to_the_limit_is_stored(client, settings):
+    settings.JSON_MAX_DEPTH = 100
+    response = _post(client, "github", _nested(100))
+    assert response.status_code == 202, response.content[:200]
+    assert WebhookDelivery.objects.get().body.endswith("]" * 99 + "}")
+
+
+@pytest.mark.parametrize(
+    "body",
+    [
+        b"18446744073709551615",  # the largest integer orjson keeps
+        b'{"id": 18446744073709551616}',  # orjson would round it to a float
+        b"[-9223372036854775808, -9223372036854775809]",
+        b'{"n": 123456789012345678901234567890, "f": 1.8e19}',
+        b'{"title": "\\ud800 alone"}',  # a lone surrogate: orjson refuses it, `json` keeps it (the adapter decides)
+        b'{"a": 1, "a": 2, "f": [0.1, 5e-324, -0.0, 1.7976931348623157e308]}',
+    ],
+)
+def test_the_fast_decoder_answers_exactly_what_json_answers(body):
+    decoded = decode_json(body)
+    assert decoded == json.loads(body)
+    assert repr(decoded) == repr(json.loads(body))  # the same types: an integer stays an integer
+
+
+def test_every_provider_fixture_decodes_as_json_decodes_it():
+    for path in sorted(FIXTURES_DIR.rglob("*.json")):
+        body = path.read_bytes()
+        try:
+            expected = json.loads(body)
+        except ValueError:
+            continue
+        assert decode_json(body, max_depth=1000) == expected, path
 
 
 def test_brackets_inside_strings_do_not_count_as_nesting():

@@ -18,8 +18,10 @@ from django.db import connection
 from django.test.utils import CaptureQueriesContext
 from django.utils import timezone
 
+from reviews.management.commands import dispatch_deliveries as dispatcher
 from reviews.models import Connection, PolicyEvaluation, PullRequest, WebhookDelivery
 from reviews.services import policies
+from reviews.services import webhooks as webhook_services
 from reviews.services.webhooks import DELIVERY_CHANNEL, DISPATCH_MAX_IN_FLIGHT, webhook_delivery_receive
 from reviews.tasks import dispatch_due_deliveries, process_webhook_deliveries, reconcile_verdicts
 
@@ -238,9 +240,10 @@ def test_the_pass_locks_the_pull_request_row_alone_and_reuses_what_it_read(deliv
 
 
 @pytest.mark.django_db(transaction=True)
-def test_a_stored_delivery_is_announced_to_the_dispatcher():
+def test_a_stored_delivery_is_announced_to_the_dispatcher(monkeypatch):
     if connection.vendor != "postgresql":
         pytest.skip("LISTEN/NOTIFY is PostgreSQL's")
+    monkeypatch.setattr(webhook_services, "_notices", {})  # no notice sent lately by this process
     github = Connection.objects.create(provider="github", name="GitHub", base_url="https://api.github.com")
     connection.ensure_connection()
     with connection.cursor() as cursor:
@@ -261,3 +264,58 @@ def test_a_stored_delivery_is_announced_to_the_dispatcher():
     finally:
         with connection.cursor() as cursor:
             cursor.execute("UNLISTEN *")
+
+
+def _dispatch_while_storing(monkeypatch, stores: list[str], *, poll: float) -> tuple[dict[str, int], list, list]:
+    """Run the dispatcher's loop; at its first wait for a notice store `stores[0]`, at its second `stores[1]`, … (each
+    a list of delivery ids), with this process's notice clock stopped; end at the first wait for the poll after the
+    first wait. What was stored, what was sent, and the waits' timeouts."""
+    monkeypatch.setattr(webhook_services, "_notices", {})
+    monkeypatch.setattr(webhook_services, "_notice_clock", lambda: 1000.0)  # every store within one window
+    github = Connection.objects.create(provider="github", name="GitHub", base_url="https://api.github.com")
+    stored: dict[str, int] = {}
+    sent: list[list[int]] = []
+    waits: list[float] = []
+    real_wait = dispatcher._wait_for_notice
+    done = [False]
+
+    def wait(timeout: float, *, listening: bool) -> bool:
+        waits.append(timeout)
+        for delivery_id in stores[len(waits) - 1] if len(waits) <= len(stores) else []:
+            stored[delivery_id] = webhook_delivery_receive(
+                provider="github", delivery_id=delivery_id, event="ping", action="", headers={}, body="{}",
+                connection=github, hand_over_now=False,
+            ).pk  # fmt: skip
+        if timeout >= poll and len(waits) > 1:
+            done[0] = True  # the dispatcher would wait for the poll now: stop, without waiting an hour
+            return False
+        return real_wait(timeout, listening=listening)
+
+    monkeypatch.setattr(dispatcher, "_wait_for_notice", wait)
+    try:
+        dispatcher.dispatch_until(lambda: done[0], send=sent.append, poll=poll, once=False)
+    finally:
+        with connection.cursor() as cursor:
+            cursor.execute("UNLISTEN *")
+    return stored, sent, waits
+
+
+@pytest.mark.django_db(transaction=True)
+def test_a_delivery_stored_unannounced_after_a_notice_is_handed_over_without_waiting_for_the_poll(monkeypatch):
+    """Deliveries stored less than a window apart: the second's notice asks for a look again after the window, and
+    a third stored within it is not announced; the dispatcher's look after the window hands it over, not the next
+    poll (an hour here)."""
+    if connection.vendor != "postgresql":
+        pytest.skip("LISTEN/NOTIFY is PostgreSQL's")
+    stored, sent, waits = _dispatch_while_storing(monkeypatch, [["first", "second"], ["within"]], poll=3600.0)
+    assert sent == [[stored["first"]], [stored["second"]], [stored["within"]]]
+    assert waits[1] <= webhook_services.NOTICE_WINDOW  # the look after the notice came within its window
+
+
+@pytest.mark.django_db(transaction=True)
+def test_a_delivery_that_comes_alone_costs_the_dispatcher_one_look(monkeypatch):
+    if connection.vendor != "postgresql":
+        pytest.skip("LISTEN/NOTIFY is PostgreSQL's")
+    stored, sent, waits = _dispatch_while_storing(monkeypatch, [["alone"]], poll=3600.0)
+    assert sent == [[stored["alone"]]]
+    assert waits == [3600.0, 3600.0]  # handed over at its notice, then nothing until the poll

@@ -14,7 +14,7 @@ from pathlib import Path
 
 import psycopg
 import pytest
-from django.db import OperationalError, connection, transaction
+from django.db import OperationalError, connection, connections, transaction
 from django.test.utils import CaptureQueriesContext
 
 from reviews.models import Connection, WebhookDelivery
@@ -151,10 +151,12 @@ def test_a_rejected_sender_costs_no_query_and_stores_nothing(client, provider, d
 
 
 @pytest.fixture
-def listener():
-    """A second PostgreSQL session LISTENing on the dispatcher's channel, as `manage.py dispatch_deliveries` does."""
+def listener(monkeypatch):
+    """A second PostgreSQL session LISTENing on the dispatcher's channel, as `manage.py dispatch_deliveries` does;
+    this process has sent no notice yet (none within its window)."""
     if connection.vendor != "postgresql":
         pytest.skip("LISTEN/NOTIFY is PostgreSQL's")
+    monkeypatch.setattr(webhook_services, "_notices", {})
     params = connection.settings_dict
     with psycopg.connect(
         dbname=params["NAME"],
@@ -215,6 +217,77 @@ def test_a_failed_announcement_still_stores_the_delivery(monkeypatch):
     received = _receive(github, "f-1")
     assert received.created  # stored and answered: the dispatcher's own look finds it
     assert WebhookDelivery.objects.get(delivery_id="f-1").status == WebhookDelivery.Status.PENDING
+
+
+@pytest.fixture
+def notice_clock(monkeypatch):
+    """The clock of this process's notice window, moved by hand."""
+    now = [1000.0]
+    monkeypatch.setattr(webhook_services, "_notice_clock", lambda: now[0])
+    return now
+
+
+@pytest.mark.django_db(transaction=True)
+def test_deliveries_stored_less_than_a_window_apart_ask_for_a_look_again_and_are_not_announced_within_it(
+    listener, notice_clock
+):
+    github = Connection.objects.create(provider="github", name="GitHub", base_url="https://api.github.com")
+    window = webhook_services.NOTICE_WINDOW
+    alone = _receive(github, "w-1")  # announced; the dispatcher need not look again
+    notice_clock[0] += window / 5
+    close = _receive(github, "w-2")  # announced, asking for a look again after the window
+    notice_clock[0] += window / 5
+    within = _receive(github, "w-3")  # stored, not announced: that look hands it over
+    notice_clock[0] += window * 1.2
+    after = _receive(github, "w-4")  # the window has passed, and the last delivery came a window ago: alone again
+    assert within.created
+    notices = [notice.payload for notice in listener.notifies(timeout=1)]
+    assert notices == [str(alone.pk), f"{close.pk} {webhook_services.NOTICE_LOOK_AGAIN}", str(after.pk)]
+
+
+@pytest.mark.django_db(transaction=True)
+def test_a_notice_that_could_not_be_sent_spares_no_other(listener, notice_clock, monkeypatch):
+    def broken(alias: str, pk: int) -> None:
+        raise OperationalError("the notice could not be sent")
+
+    github = Connection.objects.create(provider="github", name="GitHub", base_url="https://api.github.com")
+    real = webhook_services._announce
+    monkeypatch.setattr(webhook_services, "_announce", broken)
+    _receive(github, "x-1")
+    monkeypatch.setattr(webhook_services, "_announce", real)
+    second = _receive(github, "x-2")  # at the same moment: announced, as no notice was sent
+    assert [notice.payload for notice in listener.notifies(timeout=1)] == [str(second.pk)]
+
+
+def _terminate_backend(listener: psycopg.Connection, pid: int) -> None:
+    """End a PostgreSQL session from another one, as a restart or a proxy's idle timeout does, and wait until it is
+    gone."""
+    listener.execute("SELECT pg_terminate_backend(%s)", [pid])
+    for _ in range(100):
+        if listener.execute("SELECT 1 FROM pg_stat_activity WHERE pid = %s", [pid]).fetchone() is None:
+            return
+        listener.execute("SELECT pg_sleep(0.05)")
+    raise AssertionError("the session was not terminated")
+
+
+@pytest.mark.django_db(transaction=True)
+def test_the_store_skips_the_health_check_and_is_run_again_on_a_new_connection_when_the_kept_one_died(listener):
+    github = Connection.objects.create(provider="github", name="GitHub", base_url="https://api.github.com")
+    db = connections["default"]
+    checks: list[bool] = []
+    real_check = db.is_usable
+    db.is_usable = lambda: checks.append(True) or real_check()  # type: ignore[method-assign]
+    try:
+        db.health_check_enabled, db.health_check_done = True, False  # a new request on a kept connection
+        assert _receive(github, "h-1").created
+        assert checks == []  # no `SELECT 1` round trip before the store
+        _terminate_backend(listener, db.connection.info.backend_pid)
+        db.health_check_enabled, db.health_check_done = True, False
+        assert _receive(github, "h-2").created  # stored on a new connection, once
+    finally:
+        del db.is_usable
+        db.health_check_enabled = db.settings_dict["CONN_HEALTH_CHECKS"]
+    assert sorted(WebhookDelivery.objects.values_list("delivery_id", flat=True)) == ["h-1", "h-2"]
 
 
 # --- the connections' secrets, cached per process --------------------------------------------------------------------
