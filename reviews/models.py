@@ -519,6 +519,10 @@ FIGURES_DURATIONS = (
     "merge_time",
     "cycle_time",
 )
+# The columns whose per-bucket counts the rollups hold (`reviews.selectors.order_statistics`), each with an index that
+# reads one bucket's rows of a period in value order (name: `figures_<short>_order_idx`).
+FIGURES_HISTOGRAMS = (*FIGURES_DURATIONS, "changed_lines")
+_ORDER_INDEX_NAMES = ("ttfr", "pickup", "review", "approve", "merge", "cycle", "lines")
 
 
 class PullRequestFiguresQuerySet(models.QuerySet["PullRequestFigures"]):
@@ -595,6 +599,16 @@ class PullRequestFigures(models.Model):
             ),
             # The compliance summary reads the overridden rows (their follow-up is live, so not in the rollups).
             models.Index(fields=["merged_at"], name="figures_overridden_idx", condition=Q(compliance="overridden")),
+            # A period's rows of one histogram bucket in value order (`order_statistics`: a median without a sort).
+            *(
+                models.Index(
+                    fields=["repository", column],
+                    include=["merged_at"],
+                    condition=Q(**{f"{column}__gte": 0}),
+                    name=f"figures_{short}_order_idx",
+                )
+                for column, short in zip(FIGURES_HISTOGRAMS, _ORDER_INDEX_NAMES, strict=True)
+            ),
         ]
 
     def __str__(self) -> str:

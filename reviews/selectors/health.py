@@ -33,6 +33,14 @@ from reviews.models import (
     Review,
     Team,
 )
+from reviews.selectors.order_statistics import (
+    OrderStatistics,
+    RowsDisagree,
+    histograms_of,
+    interpolated,
+    measured_total,
+    ranks_of,
+)
 from reviews.selectors.review_facts import (
     NO_FACTS,
     ReviewFacts,
@@ -393,7 +401,8 @@ def _rolled_up_health(
         by_repository[repository_id, full_path].update(counts)
     limits = (agreement[0].total_seconds(), agreement[1]) if agreement else None
     mondays = [cast(dt.date, week["week"]) for week in weeks_of(since, until)]
-    durations, weekly_medians, agreed = _duration_figures(of_repositories, (since, until), mondays, limits)
+    rolled = _Histograms({repository_id for repository_id, *_ in rollups}, totals, weekly_sums)
+    durations, weekly_medians, agreed = _duration_figures(of_repositories, (since, until), mondays, limits, rolled)
     given, stamps = _per_person(totals, "given:"), _per_person(totals, "stamps:")
     flows = StoredFlows(figures, lambda: merged_flows(pull_requests=pull_requests, since=since, until=until), bots)
     if limits is not None:
@@ -464,18 +473,35 @@ def _json(value: Any) -> dict[str, int]:
     return json.loads(value) if isinstance(value, (str, bytes)) else dict(value)
 
 
+@dataclass(frozen=True)
+class _Histograms:
+    """What the period's rollups say of its rows: their repositories, the period's counts, each week's."""
+
+    repository_ids: set[int]
+    totals: Mapping[str, int]
+    weekly: Mapping[dt.date, Mapping[str, int]]
+
+
 def _duration_figures(
     figures: QuerySet[PullRequestFigures],
     period: tuple[dt.datetime, dt.datetime],
     weeks: Sequence[dt.date],
     limits: tuple[float, int] | None,
+    rolled: _Histograms,
 ) -> tuple[dict[str, Any], dict[dt.date, dict[str, Any]], dict[str, int]]:
-    """One pass over the period's rows for what does not add up: per duration its measured count, median and 90th
-    percentile (`_distribution_of`), the medians of `_WEEKLY_MEDIANS` in each of `weeks` (Mondays, UTC: `week_of`),
-    and the agreement counts of `limits` (seconds, size). PostgreSQL: `percentile_cont` in one query (the period's
-    figures, then each week's); SQLite: Python over the rows."""
+    """What does not add up: per duration its measured count, median and 90th percentile (`_distribution_of`), the
+    medians of `_WEEKLY_MEDIANS` in each of `weeks` (Mondays, UTC: `week_of`), and the agreement counts of `limits`
+    (seconds, size). PostgreSQL: from the rollups' histograms and the few rows of the buckets that hold the ranks
+    (`order_statistics`; one query, none for an empty period), or if those rows disagree with the rollups (a writer
+    in between), `percentile_cont` over the period's rows (the period's figures, then each week's); SQLite: Python
+    over the rows."""
     since, until = period
-    if not _postgresql():
+    if _postgresql():
+        try:
+            return _histogram_figures(rolled, period, weeks, limits)
+        except RowsDisagree:
+            pass
+    else:
         in_period = figures.filter(merged_at__gte=since, merged_at__lt=until)
         rows = list(in_period.values_list("merged_at", *DURATIONS, "changed_lines"))
         by_week: dict[dt.date, list[tuple[Any, ...]]] = defaultdict(list)
@@ -532,6 +558,56 @@ def _duration_figures(
             else:
                 found_weeks[week] = {f"{name}_p50": found[f"{name}_p50"] for name in _WEEKLY_MEDIANS}
     return totals, found_weeks, agreement
+
+
+def _histogram_figures(
+    rolled: _Histograms,
+    period: tuple[dt.datetime, dt.datetime],
+    weeks: Sequence[dt.date],
+    limits: tuple[float, int] | None,
+) -> tuple[dict[str, Any], dict[dt.date, dict[str, Any]], dict[str, int]]:
+    """`_duration_figures` from the histograms: every rank and limit asked, the buckets read in one query, answered."""
+    statistics = OrderStatistics(sorted(rolled.repository_ids))
+    whole = histograms_of(rolled.totals)
+    of_week = {week: histograms_of(rolled.weekly.get(week, {})) for week in weeks}
+    week_period = {week: _week_period(week, period) for week in weeks}
+    asked: list[tuple[str, Mapping[str, int], tuple[dt.datetime, dt.datetime], float]] = [
+        (name, whole[name], period, q) for name in DURATIONS for q in (0.5, 0.9)
+    ]
+    asked += [(name, of_week[week][name], week_period[week], 0.5) for week in weeks for name in _WEEKLY_MEDIANS]
+    for name, histogram, span, q in asked:
+        for rank in ranks_of(histogram, q):
+            statistics.ask_rank(name, histogram, span, rank)
+    if limits is not None:
+        statistics.ask_limit("time_to_first_review", whole["time_to_first_review"], period, limits[0])
+        statistics.ask_limit("changed_lines", whole["changed_lines"], period, limits[1])
+    statistics.read()
+    totals: dict[str, Any] = {}
+    for name in DURATIONS:
+        totals[f"{name}_count"] = measured_total(whole[name])
+        for q, key in ((0.5, "p50"), (0.9, "p90")):
+            totals[f"{name}_{key}"] = interpolated(statistics, name, whole[name], period, q)
+    medians = {
+        week: {
+            f"{name}_p50": interpolated(statistics, name, of_week[week][name], week_period[week], 0.5)
+            for name in _WEEKLY_MEDIANS
+        }
+        for week in weeks
+    }
+    agreed = {"in_time": 0, "late": 0, "within": 0, "over": 0}
+    if limits is not None:
+        first, sizes = whole["time_to_first_review"], whole["changed_lines"]
+        agreed["in_time"] = statistics.count_at_most("time_to_first_review", first, period, limits[0])
+        agreed["late"] = sum(first.values()) - agreed["in_time"]
+        agreed["within"] = statistics.count_at_most("changed_lines", sizes, period, limits[1])
+        agreed["over"] = sum(sizes.values()) - agreed["within"]
+    return totals, medians, agreed
+
+
+def _week_period(week: dt.date, period: tuple[dt.datetime, dt.datetime]) -> tuple[dt.datetime, dt.datetime]:
+    """The part of the period in the ISO week from Monday `week` (UTC)."""
+    monday = dt.datetime.combine(week, dt.time.min, tzinfo=dt.UTC)
+    return max(monday, period[0]), min(monday + dt.timedelta(days=7), period[1])
 
 
 _PERCENTILES_SQL = (

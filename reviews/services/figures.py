@@ -212,6 +212,7 @@ ROLLUP_FIELDS = (
     "reviews_by",
     "compliance",
     "outcome_at_merge",
+    *FIGURES_DURATIONS,  # their histograms (`order_statistics.histogram_counts`)
 )
 
 
@@ -223,9 +224,10 @@ def rollup_hour(moment: dt.datetime) -> dt.datetime:
 def rollup_counts(row: Any) -> Counter[str]:
     """What one stored row adds to its hour's rollup: the additive parts of `health`'s aggregates (merged, sums,
     coverage, size buckets, review depth), reviews given and rubber stamps per person, and compliance per status and
-    outcome at merge (but overridden: its follow-up is read live). The sums of these are exactly what the aggregates
-    over the rows give."""
+    outcome at merge (but overridden: its follow-up is read live), and its durations' and size's histogram buckets
+    (the medians' ranks). The sums of these are exactly what the aggregates over the rows give."""
     from reviews.selectors.health import size_bucket
+    from reviews.selectors.order_statistics import histogram_counts
 
     counts: Counter[str] = Counter(merged=1, all_rework_cycles=row.rework_cycles, all_approvals=row.approvals)
     counts["all_rubber_stamps"] += row.rubber_stamps
@@ -243,6 +245,7 @@ def rollup_counts(row: Any) -> Counter[str]:
             counts[f"stamps:{int(reviewer)}"] += 1
     if row.compliance != "overridden":
         counts[f"compliance:{row.compliance}:{row.outcome_at_merge}"] += 1
+    counts.update(histogram_counts(row))
     return counts
 
 

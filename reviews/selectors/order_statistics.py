@@ -1,0 +1,289 @@
+"""Exact order statistics of a period's stored figures without sorting them: the median and 90th percentile of each
+duration, each week's medians, and the counts at or under a working agreement's limit.
+
+Each stored row adds its durations and size to per-bucket counts in its hour's rollup (`histogram_counts`, keys
+`h:<column>:<bucket>`, summed as every other rollup count). Summed over a period's hours they say exactly how many of
+the period's rows each bucket holds, so which bucket holds a given rank, and at which offset; only that bucket's rows
+of the period are then read, by an index on the column (`figures_<column>_order_idx`: repository, value; merged_at
+included). Most ranks are the bucket's first or last value, or the bucket holds one value only (durations tie:
+whole hours, bots' merges): its minimum and maximum, two index probes per repository, say it. Otherwise its rows of
+the period are counted per value. PostgreSQL only (SQLite reads the rows, as before); the same numbers as
+`percentile_cont` over the rows (its interpolation, on hours), which `health` falls back to if the rows and the
+rollups ever disagree.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import math
+from bisect import bisect_left
+from collections import Counter
+from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import dataclass
+from typing import Any
+
+from django.db import connection
+
+from reviews.models import FIGURES_HISTOGRAMS, PullRequestFigures
+
+# Bucket upper bounds (inclusive; each bucket's lower bound is the previous one, exclusive; bucket 0 is exactly 0,
+# the last open above). Durations in seconds: every whole hour to two days (a working agreement's "first review
+# within N hours" is then a bound, counted from the histogram alone), every three hours to a week, every day to five
+# weeks (durations of days tie at whole days often: a bucket of one value is read from its two ends); sizes in
+# lines, the size buckets' limits and the usual agreements among them. A limit between bounds costs one bucket's rows.
+_MINUTE, _HOUR, _DAY = 60, 3600, 86400
+DURATION_BOUNDS: tuple[float, ...] = tuple(
+    sorted(
+        {0.0, 1.0, 2.0, 5.0, 10.0, 15.0, 20.0, 30.0, 45.0}
+        | {float(m * _MINUTE) for m in (1, 2, 3, 5, 7, 10, 15, 20, 25, 30, 40, 45, 50)}
+        | {float(h * _HOUR) for h in (*range(1, 48), *range(48, 168, 3), 1.5, 2.5)}
+        | {float(d * _DAY) for d in (*range(7, 36), 42, 49, 56, 63, 70, 80, 90, 105, 120, 150, 180, 240, 300, 365)}
+        | {float(d * _DAY) for d in (500, 730, 1095)}
+    )
+)
+LINE_BOUNDS: tuple[int, ...] = (
+    *(0, 1, 2, 3, 5, 7, 10, 15, 20, 25, 30, 40, 50, 60, 75, 100, 125, 150, 175, 200, 250, 300, 350, 400, 450, 500),
+    *(600, 700, 800, 900, 1000, 1250, 1500, 1750, 2000, 2500, 3000, 4000, 5000, 7500, 10000, 20000, 50000, 100000),
+)
+NEGATIVE = "neg"  # a negative duration: not measured, but under any limit (the agreement's "in time")
+_BIG = 2**62  # above any size: the last bucket's upper bound for the integer column
+
+
+def bounds_of(column: str) -> Sequence[float]:
+    return LINE_BOUNDS if column == "changed_lines" else DURATION_BOUNDS
+
+
+def bucket_of(column: str, value: float | None) -> str | None:
+    """The histogram bucket of a stored value (None: not stored, in no bucket)."""
+    if value is None:
+        return None
+    if value < 0:
+        return NEGATIVE
+    return str(bisect_left(bounds_of(column), value))
+
+
+def histogram_counts(row: Any) -> Counter[str]:
+    """What one stored row adds to its hour's histograms (`rollup_counts` adds them to the rest)."""
+    counts: Counter[str] = Counter()
+    for column in FIGURES_HISTOGRAMS:
+        bucket = bucket_of(column, getattr(row, column))
+        if bucket is not None:
+            counts[f"h:{column}:{bucket}"] += 1
+    return counts
+
+
+def histograms_of(counts: Mapping[str, int]) -> dict[str, dict[str, int]]:
+    """column → bucket → rows, from summed rollup counts."""
+    found: dict[str, dict[str, int]] = {column: {} for column in FIGURES_HISTOGRAMS}
+    for name, n in counts.items():
+        if name.startswith("h:") and n:
+            column, bucket = name[2:].rsplit(":", 1)
+            found[column][bucket] = n
+    return found
+
+
+class RowsDisagree(Exception):
+    """The rows of a bucket are not what the rollups count (a writer in between): read the rows instead."""
+
+
+@dataclass(frozen=True)
+class _Bucket:
+    column: str
+    bucket: int
+    since: dt.datetime
+    until: dt.datetime
+
+
+@dataclass
+class _Read:
+    """What the bucket's rows of the period hold: its least and greatest value, and (when asked for) each value."""
+
+    count: int
+    least: float | None = None
+    greatest: float | None = None
+    values: list[tuple[float, int]] | None = None
+
+
+class OrderStatistics:
+    """Collects the ranks and limits asked over periods' histograms, reads every bucket they need in one statement
+    (`read`), then answers them (`value_at`, `count_at_most`)."""
+
+    def __init__(self, repository_ids: Sequence[int]) -> None:
+        self.repository_ids = sorted(repository_ids)
+        self._needed: dict[_Bucket, bool] = {}  # bucket → its values needed (not only its ends)
+        self._reads: dict[_Bucket, _Read] = {}
+
+    # Asking.
+    def ask_rank(
+        self, column: str, histogram: Mapping[str, int], period: tuple[dt.datetime, dt.datetime], rank: int
+    ) -> None:
+        bucket, offset, count = _locate(column, histogram, rank)
+        key = _Bucket(column, bucket, *period)
+        interior = 0 < offset < count - 1
+        self._needed[key] = self._needed.get(key, False) or interior
+
+    def ask_limit(
+        self, column: str, histogram: Mapping[str, int], period: tuple[dt.datetime, dt.datetime], limit: float
+    ) -> None:
+        bucket = bisect_left(bounds_of(column), limit)
+        bounds = bounds_of(column)
+        if (bucket < len(bounds) and bounds[bucket] == limit) or not histogram.get(str(bucket)):
+            return  # the limit is the bucket's upper bound, or the bucket holds nothing: the histogram says it
+        key = _Bucket(column, bucket, *period)
+        self._needed[key] = True
+
+    # Reading.
+    def read(self) -> None:
+        """Every bucket asked for, in one statement (none when nothing was asked: an empty period)."""
+        if not self._needed:
+            return
+        keys = list(self._needed)
+        parts: list[str] = []
+        params: list[Any] = []
+        for column in FIGURES_HISTOGRAMS:
+            asked = [(index, key) for index, key in enumerate(keys) if key.column == column]
+            if asked:
+                part, part_params = _bucket_sql(column, asked, self._needed, self.repository_ids)
+                parts.append(part)
+                params += part_params
+        reads = {index: _Read(0) for index in range(len(keys))}
+        with connection.cursor() as cursor:
+            cursor.execute(" UNION ALL ".join(parts), params)
+            for index, least, greatest, value, n in cursor.fetchall():
+                found = reads[index]
+                found.least, found.greatest = least, greatest
+                if value is not None:
+                    found.values = [*(found.values or []), (value, int(n))]
+        self._reads = {key: reads[index] for index, key in enumerate(keys)}
+
+    # Answering.
+    def value_at(
+        self, column: str, histogram: Mapping[str, int], period: tuple[dt.datetime, dt.datetime], rank: int
+    ) -> float:
+        """The value at `rank` (0: the least) of the period's measured values (not negative)."""
+        bucket, offset, count = _locate(column, histogram, rank)
+        found = self._reads.get(_Bucket(column, bucket, *period))
+        if found is None or found.least is None or found.greatest is None:
+            raise RowsDisagree(column)
+        if offset == 0 or found.least == found.greatest:
+            return float(found.least)
+        if offset == count - 1:
+            return float(found.greatest)
+        return _walk(found, count, lambda seen, n: seen + n > offset)
+
+    def count_at_most(
+        self, column: str, histogram: Mapping[str, int], period: tuple[dt.datetime, dt.datetime], limit: float
+    ) -> int:
+        """How many of the period's values (negative ones included) are at most `limit` (≥ 0)."""
+        bounds = bounds_of(column)
+        limit_bucket = bisect_left(bounds, limit)
+        below = histogram.get(NEGATIVE, 0) + sum(
+            n for bucket, n in histogram.items() if bucket != NEGATIVE and int(bucket) < limit_bucket
+        )
+        in_bucket = histogram.get(str(limit_bucket), 0)
+        if not in_bucket or (limit_bucket < len(bounds) and bounds[limit_bucket] == limit):
+            return below + in_bucket
+        found = self._reads.get(_Bucket(column, limit_bucket, *period))
+        if found is None or found.least is None or found.greatest is None:
+            raise RowsDisagree(column)
+        if found.greatest <= limit:
+            return below + in_bucket
+        if found.least > limit:
+            return below
+        if found.values is None or sum(n for _, n in found.values) != in_bucket:
+            raise RowsDisagree(column)
+        return below + sum(n for value, n in found.values if value <= limit)
+
+
+def measured_total(histogram: Mapping[str, int]) -> int:
+    return sum(n for bucket, n in histogram.items() if bucket != NEGATIVE)
+
+
+def interpolated(
+    statistics: OrderStatistics, column: str, histogram: Mapping[str, int], period: Any, q: float
+) -> float | None:
+    """`percentile_cont(q)` of the period's measured values, in hours (its arithmetic: PostgreSQL's, on hours)."""
+    count = measured_total(histogram)
+    if not count:
+        return None
+    position = q * (count - 1)
+    low, high = math.floor(position), math.ceil(position)
+    first = statistics.value_at(column, histogram, period, low) / 3600.0
+    second = statistics.value_at(column, histogram, period, high) / 3600.0 if high != low else first
+    return first + (position - low) * (second - first)
+
+
+def ranks_of(histogram: Mapping[str, int], q: float) -> Iterable[int]:
+    count = measured_total(histogram)
+    if not count:
+        return ()
+    position = q * (count - 1)
+    return sorted({math.floor(position), math.ceil(position)})
+
+
+def _locate(column: str, histogram: Mapping[str, int], rank: int) -> tuple[int, int, int]:
+    """The bucket holding the measured value at `rank`, the rank's offset in it and the bucket's count."""
+    seen = 0
+    for bucket in sorted(int(name) for name in histogram if name != NEGATIVE):
+        count = histogram[str(bucket)]
+        if seen + count > rank:
+            return bucket, rank - seen, count
+        seen += count
+    raise RowsDisagree(column)
+
+
+def _walk(found: _Read, count: int, reached: Any) -> float:
+    if found.values is None or sum(n for _, n in found.values) != count:
+        raise RowsDisagree("values")
+    seen = 0
+    for value, n in sorted(found.values):
+        if reached(seen, n):
+            return float(value)
+        seen += n
+    raise RowsDisagree("values")
+
+
+def _bucket_sql(
+    column: str, asked: list[tuple[int, _Bucket]], needed: Mapping[_Bucket, bool], repository_ids: list[int]
+) -> tuple[str, list[Any]]:
+    """(request, least, greatest, value, rows) of each asked bucket of `column`: the ends from an ordered index probe
+    per repository, each value counted only when asked and the bucket holds more than one. Only the code's own names
+    are formatted in; values are parameters."""
+    bounds = bounds_of(column)
+    integer = column == "changed_lines"
+    kind = "bigint" if integer else "float8"
+    lows, highs = [], []
+    for _, key in asked:
+        lows.append(-1 if key.bucket == 0 else bounds[key.bucket - 1])
+        highs.append((_BIG if integer else math.inf) if key.bucket >= len(bounds) else bounds[key.bucket])
+    table = PullRequestFigures._meta.db_table
+    in_bucket = (
+        f"f.{column} >= 0 AND f.{column} > r.low AND f.{column} <= r.high "
+        "AND f.merged_at >= r.since AND f.merged_at < r.until"
+    )
+    # Each end from the index in value order (an explicit LIMIT 1: as min() and max() the planner scanned the bucket).
+    ends = [
+        f"(SELECT f.{column} FROM {table} f WHERE f.repository_id = p.id AND {in_bucket} "  # noqa: S608
+        f"ORDER BY f.{column} {direction} LIMIT 1)"
+        for direction in ("ASC", "DESC")
+    ]
+    sql = (
+        f"SELECT r.i, e.least, e.greatest, g.value, g.n FROM unnest(%s::int[], %s::{kind}[], %s::{kind}[], "  # noqa: S608
+        "%s::timestamptz[], %s::timestamptz[], %s::bool[]) r(i, low, high, since, until, values_needed) "
+        "CROSS JOIN LATERAL (SELECT min(m.least) least, max(m.greatest) greatest FROM unnest(%s::bigint[]) p(id) "
+        f"CROSS JOIN LATERAL (SELECT {ends[0]} least, {ends[1]} greatest) m) e "
+        f"LEFT JOIN LATERAL (SELECT f.{column}::float8 AS value, count(*) n FROM {table} f "
+        f"WHERE r.values_needed AND e.least < e.greatest AND f.repository_id = ANY(%s::bigint[]) AND {in_bucket} "
+        f"GROUP BY f.{column}) g ON true"
+    )
+    params = [
+        [index for index, _ in asked],
+        lows,
+        highs,
+        [key.since for _, key in asked],
+        [key.until for _, key in asked],
+        [needed[key] for _, key in asked],
+        repository_ids,
+        repository_ids,
+    ]
+    return sql, params
