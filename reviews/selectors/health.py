@@ -572,9 +572,9 @@ def _histogram_figures(
     of_week = {week: histograms_of(rolled.weekly.get(week, {})) for week in weeks}
     week_period = {week: _week_period(week, period) for week in weeks}
     asked: list[tuple[str, Mapping[str, int], tuple[dt.datetime, dt.datetime], float]] = [
-        (name, whole[name], period, q) for name in DURATIONS for q in (0.5, 0.9)
+        (name, whole[name], period, q) for name in DURATIONS for q in (50, 90)
     ]
-    asked += [(name, of_week[week][name], week_period[week], 0.5) for week in weeks for name in _WEEKLY_MEDIANS]
+    asked += [(name, of_week[week][name], week_period[week], 50) for week in weeks for name in _WEEKLY_MEDIANS]
     for name, histogram, span, q in asked:
         for rank in ranks_of(histogram, q):
             statistics.ask_rank(name, histogram, span, rank)
@@ -585,11 +585,11 @@ def _histogram_figures(
     totals: dict[str, Any] = {}
     for name in DURATIONS:
         totals[f"{name}_count"] = measured_total(whole[name])
-        for q, key in ((0.5, "p50"), (0.9, "p90")):
+        for q, key in ((50, "p50"), (90, "p90")):
             totals[f"{name}_{key}"] = interpolated(statistics, name, whole[name], period, q)
     medians = {
         week: {
-            f"{name}_p50": interpolated(statistics, name, of_week[week][name], week_period[week], 0.5)
+            f"{name}_p50": interpolated(statistics, name, of_week[week][name], week_period[week], 50)
             for name in _WEEKLY_MEDIANS
         }
         for week in weeks

@@ -7,9 +7,10 @@ the period's rows each bucket holds, so which bucket holds a given rank, and at 
 of the period are then read, by an index on the column (`figures_<column>_order_idx`: repository, value; merged_at
 included). Most ranks are the bucket's first or last value, or the bucket holds one value only (durations tie:
 whole hours, bots' merges): its minimum and maximum, two index probes per repository, say it. Otherwise its rows of
-the period are counted per value. PostgreSQL only (SQLite reads the rows, as before); the same numbers as
-`percentile_cont` over the rows (its interpolation, on hours), which `health` falls back to if the rows and the
-rollups ever disagree.
+the period are counted per value. PostgreSQL only (SQLite reads the rows, as before). The numbers are
+`health.percentile`'s over the sorted hours, the definition the computed flows use; `health` falls back to
+`percentile_cont` over the rows if the rows and the rollups ever disagree (which may differ from it in the last
+place, and so in a rounding: its position 0.9 * 67 is not 67 * 90 / 100 in floating point).
 """
 
 from __future__ import annotations
@@ -202,22 +203,24 @@ def measured_total(histogram: Mapping[str, int]) -> int:
 def interpolated(
     statistics: OrderStatistics, column: str, histogram: Mapping[str, int], period: Any, q: float
 ) -> float | None:
-    """`percentile_cont(q)` of the period's measured values, in hours (its arithmetic: PostgreSQL's, on hours)."""
+    """The `q`th percentile (0-100) of the period's measured values in hours, exactly as `health.percentile`
+    interpolates over the sorted hours (unrounded)."""
     count = measured_total(histogram)
     if not count:
         return None
-    position = q * (count - 1)
+    position = (count - 1) * q / 100
     low, high = math.floor(position), math.ceil(position)
-    first = statistics.value_at(column, histogram, period, low) / 3600.0
-    second = statistics.value_at(column, histogram, period, high) / 3600.0 if high != low else first
-    return first + (position - low) * (second - first)
+    first = statistics.value_at(column, histogram, period, low) / 3600
+    second = statistics.value_at(column, histogram, period, high) / 3600 if high != low else first
+    return first + (second - first) * (position - low)
 
 
 def ranks_of(histogram: Mapping[str, int], q: float) -> Iterable[int]:
+    """The ranks `interpolated` reads for the `q`th percentile."""
     count = measured_total(histogram)
     if not count:
         return ()
-    position = q * (count - 1)
+    position = (count - 1) * q / 100
     return sorted({math.floor(position), math.ceil(position)})
 
 
