@@ -392,12 +392,17 @@ def _rolled_up_health(
     in_period = of_repositories.filter(merged_at__gte=since, merged_at__lt=until)
     figures = current_figures(merged=merged, bots=bots, summed=in_period)
     rollups, waiting = _rollups_and_waiting(repositories, pull_requests, since, until, bots)
+    # Each hour's counts (with its histograms: a few hundred names) are added once, to its week and repository;
+    # the week's, the repository's and the period's sums are the sums of those few.
+    summed: dict[tuple[dt.date, int, str], Counter[str]] = defaultdict(Counter)
+    for repository_id, full_path, hour, counts in rollups:
+        summed[week_of(hour), repository_id, full_path].update(counts)
     totals: Counter[str] = Counter()
     weekly_sums: dict[dt.date, Counter[str]] = defaultdict(Counter)
     by_repository: dict[tuple[int, str], Counter[str]] = defaultdict(Counter)
-    for repository_id, full_path, hour, counts in rollups:
+    for (week, repository_id, full_path), counts in summed.items():
         totals.update(counts)
-        weekly_sums[week_of(hour)].update(counts)
+        weekly_sums[week].update(counts)
         by_repository[repository_id, full_path].update(counts)
     limits = (agreement[0].total_seconds(), agreement[1]) if agreement else None
     mondays = [cast(dt.date, week["week"]) for week in weeks_of(since, until)]
