@@ -7,7 +7,7 @@ the period's rows each bucket holds, so which bucket holds a given rank, and at 
 of the period are then read, by an index on the column (`figures_<column>_order_idx`: repository, value; merged_at
 included). Most ranks are the bucket's first or last value, or the bucket holds one value only (durations tie:
 whole hours, bots' merges): its minimum and maximum, two index probes per repository, say it. Otherwise its rows of
-the period are counted per value. PostgreSQL only (SQLite reads the rows, as before). The numbers are
+the period below its greatest value are counted per value (the greatest's are the rest). PostgreSQL only (SQLite reads the rows, as before). The numbers are
 `health.percentile`'s over the sorted hours, the definition the computed flows use; `health` falls back to
 `percentile_cont` over the rows if the rows and the rollups ever disagree (which may differ from it in the last
 place, and so in a rounding: its position 0.9 * 67 is not 67 * 90 / 100 in floating point).
@@ -191,9 +191,7 @@ class OrderStatistics:
             return below + in_bucket
         if found.least > limit:
             return below
-        if found.values is None or sum(n for _, n in found.values) != in_bucket:
-            raise RowsDisagree(column)
-        return below + sum(n for value, n in found.values if value <= limit)
+        return below + sum(n for value, n in _every_value(found, in_bucket) if value <= limit)
 
 
 def measured_total(histogram: Mapping[str, int]) -> int:
@@ -235,11 +233,19 @@ def _locate(column: str, histogram: Mapping[str, int], rank: int) -> tuple[int, 
     raise RowsDisagree(column)
 
 
-def _walk(found: _Read, count: int, reached: Any) -> float:
-    if found.values is None or sum(n for _, n in found.values) != count:
+def _every_value(found: _Read, count: int) -> list[tuple[float, int]]:
+    """The bucket's values in order with their rows: those read, then the greatest with the rest of `count`."""
+    if found.values is None or found.greatest is None:
         raise RowsDisagree("values")
+    rest = count - sum(n for _, n in found.values)
+    if rest < 1 or any(value >= found.greatest for value, _ in found.values):
+        raise RowsDisagree("values")
+    return [*sorted(found.values), (float(found.greatest), rest)]
+
+
+def _walk(found: _Read, count: int, reached: Any) -> float:
     seen = 0
-    for value, n in sorted(found.values):
+    for value, n in _every_value(found, count):
         if reached(seen, n):
             return float(value)
         seen += n
@@ -264,6 +270,9 @@ def _bucket_sql(
         f"f.{column} >= 0 AND f.{column} > r.low AND f.{column} <= r.high "
         "AND f.merged_at >= r.since AND f.merged_at < r.until"
     )
+    # The values counted: the least's and those between the ends, not the greatest's (the bucket's count less
+    # those): a bucket whose greatest value ties many rows (a bot's fixed delay, a whole hour) costs only the rest.
+    counted = f"r.values_needed AND e.least < e.greatest AND f.repository_id = ANY(%s::bigint[]) AND {in_bucket}"
     # Each end from the index in value order (an explicit LIMIT 1: as min() and max() the planner scanned the bucket).
     ends = [
         f"(SELECT f.{column} FROM {table} f WHERE f.repository_id = p.id AND {in_bucket} "  # noqa: S608
@@ -275,9 +284,9 @@ def _bucket_sql(
         "%s::timestamptz[], %s::timestamptz[], %s::bool[]) r(i, low, high, since, until, values_needed) "
         "CROSS JOIN LATERAL (SELECT min(m.least) least, max(m.greatest) greatest FROM unnest(%s::bigint[]) p(id) "
         f"CROSS JOIN LATERAL (SELECT {ends[0]} least, {ends[1]} greatest) m) e "
-        f"LEFT JOIN LATERAL (SELECT f.{column}::float8 AS value, count(*) n FROM {table} f "
-        f"WHERE r.values_needed AND e.least < e.greatest AND f.repository_id = ANY(%s::bigint[]) AND {in_bucket} "
-        f"GROUP BY f.{column}) g ON true"
+        f"LEFT JOIN LATERAL (SELECT f.{column}::float8 AS value, count(*) n FROM {table} f WHERE {counted} "
+        f"AND f.{column} = e.least GROUP BY f.{column} UNION ALL SELECT f.{column}::float8, count(*) FROM {table} f "
+        f"WHERE {counted} AND f.{column} > e.least AND f.{column} < e.greatest GROUP BY f.{column}) g ON true"
     )
     params = [
         [index for index, _ in asked],
@@ -286,6 +295,7 @@ def _bucket_sql(
         [key.since for _, key in asked],
         [key.until for _, key in asked],
         [needed[key] for _, key in asked],
+        repository_ids,
         repository_ids,
         repository_ids,
     ]

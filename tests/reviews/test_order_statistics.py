@@ -15,7 +15,7 @@ from reviews.selectors import health as health_module
 from reviews.selectors.health import agreement_counts, review_health
 from reviews.selectors.order_statistics import DURATION_BOUNDS, LINE_BOUNDS, OrderStatistics, bucket_of
 from reviews.services.figures import pull_request_figures_owed_mark
-from tests.factories import PersonFactory, PullRequestFactory, RepositoryFactory, ReviewFactory
+from tests.factories import PersonFactory, PullRequestFactory, RepositoryFactory, ReviewFactory, TeamFactory
 from tests.reviews.test_pull_request_figures import _varied_history
 
 pytestmark = pytest.mark.django_db
@@ -143,3 +143,32 @@ def test_an_empty_period_reads_no_rows_for_its_percentiles(no_fallback):
     assert health.merged == 0 and health.cycle_time.median_hours is None
     reads = [query["sql"] for query in captured.captured_queries]
     assert not any("percentile_cont" in sql or "e.least" in sql for sql in reads)
+
+
+@pytest.mark.parametrize(
+    "minutes",
+    [[121] * 3 + [150] * 5 + [180] * 4, [121] * 6 + [130, 150] + [180] * 2, [121, 140] + [180] * 9],
+    ids=["ties-at-both-ends", "tie-at-the-least", "tie-at-the-greatest"],
+)
+def test_ranks_inside_one_bucket_with_ties_at_its_ends(minutes, no_fallback):
+    """Every first review in (2 h, 3 h], one bucket: the ranks are read from its least, its middle values counted,
+    and its greatest (the rest of the bucket's count)."""
+    team = TeamFactory()
+    repository = RepositoryFactory(team=team)
+    author, reviewer = PersonFactory(), PersonFactory()
+    for index, wait in enumerate(minutes):
+        ready = START + dt.timedelta(days=5 + index)
+        pull_request = PullRequestFactory(
+            repository=repository, author=author, state=PullRequest.State.MERGED, created_at=ready, ready_at=ready,
+            merged_at=ready + dt.timedelta(hours=5), updated_at=ready, additions=100 + index, deletions=0,
+        )  # fmt: skip
+        ReviewFactory(
+            pull_request=pull_request,
+            reviewer=reviewer,
+            state=Review.State.APPROVED,
+            submitted_at=ready + dt.timedelta(minutes=wait),
+        )
+    agreement = (dt.timedelta(hours=2, minutes=20), 105)  # both between bounds
+    computed = _figures(team, agreement, stored=False)
+    assert computed["time_to_first_review"].count == len(minutes)
+    assert _figures(team, agreement, stored=True) == computed
