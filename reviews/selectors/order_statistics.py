@@ -7,7 +7,8 @@ the period's rows each bucket holds, so which bucket holds a given rank, and at 
 of the period are then read, by an index on the column (`figures_<column>_order_idx`: repository, value; merged_at
 included). Most ranks are the bucket's first or last value, or the bucket holds one value only (durations tie:
 whole hours, bots' merges): its minimum and maximum, two index probes per repository, say it. Otherwise its rows of
-the period below its greatest value are counted per value (the greatest's are the rest). PostgreSQL only (SQLite reads the rows, as before). The numbers are
+the period below its greatest value are counted per value (the greatest's are the rest).
+PostgreSQL only (SQLite reads the rows, as before). The numbers are
 `health.percentile`'s over the sorted hours, the definition the computed flows use; `health` falls back to
 `percentile_cont` over the rows if the rows and the rollups ever disagree (which may differ from it in the last
 place, and so in a rounding: its position 0.9 * 67 is not 67 * 90 / 100 in floating point).
@@ -103,6 +104,7 @@ class _Read:
     least: float | None = None
     greatest: float | None = None
     values: list[tuple[float, int]] | None = None
+    ordered: list[tuple[float, int]] | None = None  # `_every_value`'s, once
 
 
 class OrderStatistics:
@@ -154,7 +156,9 @@ class OrderStatistics:
                 found = reads[index]
                 found.least, found.greatest = least, greatest
                 if value is not None:
-                    found.values = [*(found.values or []), (value, int(n))]
+                    if found.values is None:
+                        found.values = []
+                    found.values.append((value, int(n)))
         self._reads = {key: reads[index] for index, key in enumerate(keys)}
 
     # Answering.
@@ -235,12 +239,15 @@ def _locate(column: str, histogram: Mapping[str, int], rank: int) -> tuple[int, 
 
 def _every_value(found: _Read, count: int) -> list[tuple[float, int]]:
     """The bucket's values in order with their rows: those read, then the greatest with the rest of `count`."""
+    if found.ordered is not None:
+        return found.ordered
     if found.values is None or found.greatest is None:
         raise RowsDisagree("values")
     rest = count - sum(n for _, n in found.values)
     if rest < 1 or any(value >= found.greatest for value, _ in found.values):
         raise RowsDisagree("values")
-    return [*sorted(found.values), (float(found.greatest), rest)]
+    found.ordered = [*sorted(found.values), (float(found.greatest), rest)]
+    return found.ordered
 
 
 def _walk(found: _Read, count: int, reached: Any) -> float:
