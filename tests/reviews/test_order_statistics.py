@@ -4,17 +4,20 @@ computing every flow gives, ties and late events included, read without the perc
 from __future__ import annotations
 
 import datetime as dt
+from collections import Counter
+from importlib import import_module
 from typing import Any
 
 import pytest
+from django.apps import apps as django_apps
 from django.db import connection
 from django.test.utils import CaptureQueriesContext
 
-from reviews.models import PullRequest, Repository, Review, Team
+from reviews.models import FiguresRollup, PullRequest, PullRequestFigures, Repository, Review, Team
 from reviews.selectors import health as health_module
 from reviews.selectors.health import agreement_counts, review_health
 from reviews.selectors.order_statistics import DURATION_BOUNDS, LINE_BOUNDS, OrderStatistics, bucket_of
-from reviews.services.figures import pull_request_figures_owed_mark
+from reviews.services.figures import pull_request_figures_owed_mark, rollup_totals
 from tests.factories import PersonFactory, PullRequestFactory, RepositoryFactory, ReviewFactory, TeamFactory
 from tests.reviews.test_pull_request_figures import _varied_history
 
@@ -172,3 +175,19 @@ def test_ranks_inside_one_bucket_with_ties_at_its_ends(minutes, no_fallback):
     computed = _figures(team, agreement, stored=False)
     assert computed["time_to_first_review"].count == len(minutes)
     assert _figures(team, agreement, stored=True) == computed
+
+
+def test_the_migration_builds_the_histograms_from_the_stored_rows(no_fallback):
+    """Migration 0031 rebuilds rollups written without histograms (as 0030 left them) from the stored rows."""
+    migration = import_module("reviews.migrations.0031_figures_histograms")
+    team = _varied_history()
+    agreement = (dt.timedelta(minutes=95), 333)
+    expected = _figures(team, agreement, stored=True)  # computes and stores the rows
+    for rollup in FiguresRollup.objects.all():
+        rollup.counts = {name: n for name, n in rollup.counts.items() if not name.startswith("h:")}
+        rollup.save()
+    migration.rebuild_rollups(django_apps, None)
+    summed = rollup_totals(PullRequestFigures.objects.all())
+    assert {(r.repository_id, r.hour): Counter(r.counts) for r in FiguresRollup.objects.all()} == summed
+    assert any(name.startswith("h:") for counts in summed.values() for name in counts)
+    assert _figures(team, agreement, stored=True) == expected
