@@ -643,6 +643,22 @@ class FiguresRollup(models.Model):
         return f"figures of {self.repository_id} merged in the hour from {self.hour:%Y-%m-%d %H:%M}"
 
 
+class FiguresDailyRollup(models.Model):
+    """`FiguresRollup`'s sums over a whole UTC day (the sum of its 24 hours' counts, kept in the same transaction by
+    the same additive upsert): a page's period of local midnights is whole UTC days but for its edges, so it adds
+    about one row per day instead of 24 (the edges' hours from `FiguresRollup`)."""
+
+    repository = models.ForeignKey(Repository, on_delete=models.CASCADE, related_name="+")
+    day = models.DateField(help_text="The UTC day of merge the rows summed here fall in.")
+    counts = models.JSONField(default=dict)
+
+    class Meta:
+        constraints = [models.UniqueConstraint(fields=["repository", "day"], name="figures_rollup_unique_day")]
+
+    def __str__(self) -> str:
+        return f"figures of {self.repository_id} merged on {self.day:%Y-%m-%d} (UTC)"
+
+
 class ChangedFile(models.Model):
     pull_request = models.ForeignKey(PullRequest, on_delete=models.CASCADE, related_name="files")
     path = models.CharField(max_length=1000)

@@ -25,6 +25,7 @@ from django.utils import timezone
 from reviews.models import (
     FIGURES_DURATIONS,
     Comment,
+    FiguresDailyRollup,
     FiguresRollup,
     Person,
     PullRequest,
@@ -441,31 +442,64 @@ def _rollups_and_waiting(
     until: dt.datetime,
     bots: set[int],
 ) -> tuple[list[tuple[int, str, dt.datetime, dict[str, int]]], Counter[int]]:
-    """The period's rollups (repository, its path, hour, counts) and the open pull requests waiting on each person
-    now (`awaiting_reviewers`): one query."""
-    rollups = (
-        FiguresRollup.objects.filter(repository__in=repositories, hour__gte=since, hour__lt=until)
+    """The period's rollups (repository, its path, start, counts: a whole UTC day's from `FiguresDailyRollup`, the
+    edges' hours from `FiguresRollup`) and the open pull requests waiting on each person now
+    (`awaiting_reviewers`): one query."""
+    first_day, end_day = _whole_days(since, until)
+    if first_day < end_day:
+        edges = Q(hour__gte=since, hour__lt=_midnight(first_day)) | Q(hour__gte=_midnight(end_day), hour__lt=until)
+    else:  # no whole UTC day in the period (and the days' filter finds none)
+        edges = Q(hour__gte=since, hour__lt=until)
+    days = Q(day__gte=first_day, day__lt=end_day)
+    fields = ("repository_id", "repository__full_path")
+    parts = [
+        FiguresRollup.objects.filter(edges, repository__in=repositories)
         .order_by()
-        .values_list("repository_id", "repository__full_path", "hour", "counts")
+        .values_list(*fields, "hour", "counts"),
+        FiguresDailyRollup.objects.filter(days, repository__in=repositories)
+        .order_by()
+        .values_list(*fields, "day", "counts"),
+        _waiting_counts(pull_requests, bots),
+    ]
+    (hours_sql, hours_params), (days_sql, days_params), (waiting_sql, waiting_params) = (
+        part.query.sql_with_params() for part in parts
     )
-    waiting = _waiting_counts(pull_requests, bots)
-    rollups_sql, rollups_params = rollups.query.sql_with_params()
-    waiting_sql, waiting_params = waiting.query.sql_with_params()
     # Only the ORM's own SQL is formatted in; values are parameters.
     sql = (
-        f"SELECT 'rollup', r.*, NULL FROM ({rollups_sql}) r "  # noqa: S608
+        f"SELECT 'hour', r.*, CAST(NULL AS bigint) FROM ({hours_sql}) r "  # noqa: S608
+        f"UNION ALL SELECT 'day', d.*, CAST(NULL AS bigint) FROM ({days_sql}) d "
         f"UNION ALL SELECT 'waiting', w.person_id, NULL, NULL, NULL, w.n FROM ({waiting_sql}) w"
     )
     found: list[tuple[int, str, dt.datetime, dict[str, int]]] = []
     waiting_on: Counter[int] = Counter()
     with connection.cursor() as cursor:
-        cursor.execute(sql, [*rollups_params, *waiting_params])
-        for kind, first, full_path, hour, counts, n in cursor.fetchall():
+        cursor.execute(sql, [*hours_params, *days_params, *waiting_params])
+        for kind, first, full_path, start, counts, n in cursor.fetchall():
             if kind == "waiting":
                 waiting_on[int(first)] += int(n)
             else:
-                found.append((int(first), full_path, _utc(hour), _json(counts)))
+                found.append((int(first), full_path, _start(start), _json(counts)))
     return found, waiting_on
+
+
+def _whole_days(since: dt.datetime, until: dt.datetime) -> tuple[dt.date, dt.date]:
+    """The UTC days wholly in [since, until): from the first to the end (excluded; not after it: none)."""
+    first = since.astimezone(dt.UTC).date()
+    if _midnight(first) < since:
+        first += dt.timedelta(days=1)
+    return first, until.astimezone(dt.UTC).date()
+
+
+def _midnight(day: dt.date) -> dt.datetime:
+    return dt.datetime.combine(day, dt.time.min, tzinfo=dt.UTC)
+
+
+def _start(value: Any) -> dt.datetime:
+    """A rollup's hour or day (its first moment, UTC) as the union gives it: PostgreSQL casts the day to a timestamp
+    (midnight in the session's time zone, UTC), SQLite gives text."""
+    if isinstance(value, dt.date) and not isinstance(value, dt.datetime):
+        return _midnight(value)
+    return _utc(value)
 
 
 def _utc(moment: Any) -> dt.datetime:
