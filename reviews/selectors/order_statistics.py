@@ -1,13 +1,15 @@
 """Exact order statistics of a period's stored figures without sorting them: the median and 90th percentile of each
 duration, each week's medians, and the counts at or under a working agreement's limit.
 
-Each stored row adds its durations and size to per-bucket counts in its hour's rollup (`histogram_counts`, keys
-`h:<column>:<bucket>`, summed as every other rollup count). Summed over a period's hours they say exactly how many of
+Each stored row adds its durations and size to per-bucket counts in its hour's and day's rollups (`histogram_counts`,
+keys `h:<column>:<bucket>`, summed as every other rollup count). Summed over a period they say exactly how many of
 the period's rows each bucket holds, so which bucket holds a given rank, and at which offset; only that bucket's rows
 of the period are then read, by an index on the column (`figures_<column>_order_idx`: repository, value; merged_at
 included). Most ranks are the bucket's first or last value, or the bucket holds one value only (durations tie:
-whole hours, bots' merges): its minimum and maximum, two index probes per repository, say it. Otherwise its rows of
-the period below its greatest value are counted per value (the greatest's are the rest).
+whole hours, bots' merges): its minimum and maximum, two index probes per repository, say it. Otherwise the value at
+the rank's offset is read in SQL from each repository's first rows below the bucket's greatest value (none that far:
+the greatest's, the rest of the bucket), and a limit inside a bucket counts the bucket's rows at most it: one value or
+count per request comes back, not the bucket's values.
 PostgreSQL only (SQLite reads the rows, as before). The numbers are
 `health.percentile`'s over the sorted hours, the definition the computed flows use; `health` falls back to
 `percentile_cont` over the rows if the rows and the rollups ever disagree (which may differ from it in the last
@@ -21,7 +23,7 @@ import math
 from bisect import bisect_left
 from collections import Counter
 from collections.abc import Iterable, Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 from django.db import connection
@@ -98,13 +100,13 @@ class _Bucket:
 
 @dataclass
 class _Read:
-    """What the bucket's rows of the period hold: its least and greatest value, and (when asked for) each value."""
+    """What the bucket's rows of the period hold: its least and greatest value, the value at each interior offset
+    asked, and how many are at most each limit asked."""
 
-    count: int
     least: float | None = None
     greatest: float | None = None
-    values: list[tuple[float, int]] | None = None
-    ordered: list[tuple[float, int]] | None = None  # `_every_value`'s, once
+    at: dict[int, float | None] = field(default_factory=dict)
+    at_most: dict[float, int] = field(default_factory=dict)
 
 
 class OrderStatistics:
@@ -113,7 +115,8 @@ class OrderStatistics:
 
     def __init__(self, repository_ids: Sequence[int]) -> None:
         self.repository_ids = sorted(repository_ids)
-        self._needed: dict[_Bucket, bool] = {}  # bucket → its values needed (not only its ends)
+        # bucket → what is asked of it besides its ends: interior offsets, limits
+        self._asked: dict[_Bucket, tuple[set[int], set[float]]] = {}
         self._reads: dict[_Bucket, _Read] = {}
 
     # Asking.
@@ -121,9 +124,9 @@ class OrderStatistics:
         self, column: str, histogram: Mapping[str, int], period: tuple[dt.datetime, dt.datetime], rank: int
     ) -> None:
         bucket, offset, count = _locate(column, histogram, rank)
-        key = _Bucket(column, bucket, *period)
-        interior = 0 < offset < count - 1
-        self._needed[key] = self._needed.get(key, False) or interior
+        offsets, _ = self._asked.setdefault(_Bucket(column, bucket, *period), (set(), set()))
+        if 0 < offset < count - 1:
+            offsets.add(offset)
 
     def ask_limit(
         self, column: str, histogram: Mapping[str, int], period: tuple[dt.datetime, dt.datetime], limit: float
@@ -132,34 +135,40 @@ class OrderStatistics:
         bounds = bounds_of(column)
         if (bucket < len(bounds) and bounds[bucket] == limit) or not histogram.get(str(bucket)):
             return  # the limit is the bucket's upper bound, or the bucket holds nothing: the histogram says it
-        key = _Bucket(column, bucket, *period)
-        self._needed[key] = True
+        _, limits = self._asked.setdefault(_Bucket(column, bucket, *period), (set(), set()))
+        limits.add(limit)
 
     # Reading.
     def read(self) -> None:
         """Every bucket asked for, in one statement (none when nothing was asked: an empty period)."""
-        if not self._needed:
+        if not self._asked:
             return
-        keys = list(self._needed)
+        requests = [
+            (key, offset, limit)
+            for key, (offsets, limits) in self._asked.items()
+            for offset, limit in [*((k, None) for k in sorted(offsets)), *((None, v) for v in sorted(limits))]
+            or [(None, None)]
+        ]
         parts: list[str] = []
         params: list[Any] = []
         for column in FIGURES_HISTOGRAMS:
-            asked = [(index, key) for index, key in enumerate(keys) if key.column == column]
+            asked = [(index, request) for index, request in enumerate(requests) if request[0].column == column]
             if asked:
-                part, part_params = _bucket_sql(column, asked, self._needed, self.repository_ids)
+                part, part_params = _bucket_sql(column, asked, self.repository_ids)
                 parts.append(part)
                 params += part_params
-        reads = {index: _Read(0) for index in range(len(keys))}
+        reads = {key: _Read() for key in self._asked}
         with connection.cursor() as cursor:
             cursor.execute(" UNION ALL ".join(parts), params)
-            for index, least, greatest, value, n in cursor.fetchall():
-                found = reads[index]
+            for index, least, greatest, value, at_most in cursor.fetchall():
+                key, offset, limit = requests[index]
+                found = reads[key]
                 found.least, found.greatest = least, greatest
-                if value is not None:
-                    if found.values is None:
-                        found.values = []
-                    found.values.append((value, int(n)))
-        self._reads = {key: reads[index] for index, key in enumerate(keys)}
+                if offset is not None:
+                    found.at[offset] = value
+                if limit is not None:
+                    found.at_most[limit] = int(at_most)
+        self._reads = reads
 
     # Answering.
     def value_at(
@@ -174,7 +183,11 @@ class OrderStatistics:
             return float(found.least)
         if offset == count - 1:
             return float(found.greatest)
-        return _walk(found, count, lambda seen, n: seen + n > offset)
+        if offset not in found.at:
+            raise RowsDisagree(column)
+        value = found.at[offset]
+        # None: fewer rows below the greatest than the offset, so it is one of the greatest's (the rest).
+        return float(found.greatest if value is None else value)
 
     def count_at_most(
         self, column: str, histogram: Mapping[str, int], period: tuple[dt.datetime, dt.datetime], limit: float
@@ -189,13 +202,9 @@ class OrderStatistics:
         if not in_bucket or (limit_bucket < len(bounds) and bounds[limit_bucket] == limit):
             return below + in_bucket
         found = self._reads.get(_Bucket(column, limit_bucket, *period))
-        if found is None or found.least is None or found.greatest is None:
+        if found is None or found.least is None or limit not in found.at_most or found.at_most[limit] > in_bucket:
             raise RowsDisagree(column)
-        if found.greatest <= limit:
-            return below + in_bucket
-        if found.least > limit:
-            return below
-        return below + sum(n for value, n in _every_value(found, in_bucket) if value <= limit)
+        return below + found.at_most[limit]
 
 
 def measured_total(histogram: Mapping[str, int]) -> int:
@@ -237,39 +246,19 @@ def _locate(column: str, histogram: Mapping[str, int], rank: int) -> tuple[int, 
     raise RowsDisagree(column)
 
 
-def _every_value(found: _Read, count: int) -> list[tuple[float, int]]:
-    """The bucket's values in order with their rows: those read, then the greatest with the rest of `count`."""
-    if found.ordered is not None:
-        return found.ordered
-    if found.values is None or found.greatest is None:
-        raise RowsDisagree("values")
-    rest = count - sum(n for _, n in found.values)
-    if rest < 1 or any(value >= found.greatest for value, _ in found.values):
-        raise RowsDisagree("values")
-    found.ordered = [*sorted(found.values), (float(found.greatest), rest)]
-    return found.ordered
-
-
-def _walk(found: _Read, count: int, reached: Any) -> float:
-    seen = 0
-    for value, n in _every_value(found, count):
-        if reached(seen, n):
-            return float(value)
-        seen += n
-    raise RowsDisagree("values")
-
-
 def _bucket_sql(
-    column: str, asked: list[tuple[int, _Bucket]], needed: Mapping[_Bucket, bool], repository_ids: list[int]
+    column: str, asked: list[tuple[int, tuple[_Bucket, int | None, float | None]]], repository_ids: list[int]
 ) -> tuple[str, list[Any]]:
-    """(request, least, greatest, value, rows) of each asked bucket of `column`: the ends from an ordered index probe
-    per repository, each value counted only when asked and the bucket holds more than one. Only the code's own names
-    are formatted in; values are parameters."""
+    """(request, least, greatest, value at its offset, rows at most its limit) of each request of `column`'s
+    buckets: the ends from an ordered index probe per repository; the value at an interior offset from each
+    repository's first offset + 1 rows below the greatest in value order (an index range: a bucket whose greatest
+    value ties many rows, a bot's fixed delay or a whole hour, costs only those below; none found: the greatest);
+    the rows at most a limit counted. Only the code's own names are formatted in; values are parameters."""
     bounds = bounds_of(column)
     integer = column == "changed_lines"
     kind = "bigint" if integer else "float8"
     lows, highs = [], []
-    for _, key in asked:
+    for _, (key, _offset, _limit) in asked:
         lows.append(-1 if key.bucket == 0 else bounds[key.bucket - 1])
         highs.append((_BIG if integer else math.inf) if key.bucket >= len(bounds) else bounds[key.bucket])
     table = PullRequestFigures._meta.db_table
@@ -277,31 +266,36 @@ def _bucket_sql(
         f"f.{column} >= 0 AND f.{column} > r.low AND f.{column} <= r.high "
         "AND f.merged_at >= r.since AND f.merged_at < r.until"
     )
-    # The values counted: the least's and those between the ends, not the greatest's (the bucket's count less
-    # those): a bucket whose greatest value ties many rows (a bot's fixed delay, a whole hour) costs only the rest.
-    counted = f"r.values_needed AND e.least < e.greatest AND f.repository_id = ANY(%s::bigint[]) AND {in_bucket}"
     # Each end from the index in value order (an explicit LIMIT 1: as min() and max() the planner scanned the bucket).
     ends = [
         f"(SELECT f.{column} FROM {table} f WHERE f.repository_id = p.id AND {in_bucket} "  # noqa: S608
         f"ORDER BY f.{column} {direction} LIMIT 1)"
         for direction in ("ASC", "DESC")
     ]
+    # LIMIT 0 without an offset (LIMIT NULL would read the bucket).
+    first_rows = (
+        f"SELECT f.{column}::float8 AS v FROM {table} f WHERE f.repository_id = p.id AND {in_bucket} "  # noqa: S608
+        f"AND f.{column} < e.greatest ORDER BY f.{column} LIMIT COALESCE(r.k, -1) + 1"
+    )
     sql = (
-        f"SELECT r.i, e.least, e.greatest, g.value, g.n FROM unnest(%s::int[], %s::{kind}[], %s::{kind}[], "  # noqa: S608
-        "%s::timestamptz[], %s::timestamptz[], %s::bool[]) r(i, low, high, since, until, values_needed) "
+        f"SELECT r.i, e.least, e.greatest, o.value, c.n FROM unnest(%s::int[], %s::{kind}[], %s::{kind}[], "  # noqa: S608
+        f"%s::timestamptz[], %s::timestamptz[], %s::int[], %s::{kind}[]) r(i, low, high, since, until, k, lim) "
         "CROSS JOIN LATERAL (SELECT min(m.least) least, max(m.greatest) greatest FROM unnest(%s::bigint[]) p(id) "
         f"CROSS JOIN LATERAL (SELECT {ends[0]} least, {ends[1]} greatest) m) e "
-        f"LEFT JOIN LATERAL (SELECT f.{column}::float8 AS value, count(*) n FROM {table} f WHERE {counted} "
-        f"AND f.{column} = e.least GROUP BY f.{column} UNION ALL SELECT f.{column}::float8, count(*) FROM {table} f "
-        f"WHERE {counted} AND f.{column} > e.least AND f.{column} < e.greatest GROUP BY f.{column}) g ON true"
+        "LEFT JOIN LATERAL (SELECT u.v AS value FROM unnest(%s::bigint[]) p(id) "
+        f"CROSS JOIN LATERAL ({first_rows}) u WHERE r.k IS NOT NULL AND e.least < e.greatest "
+        "ORDER BY u.v OFFSET r.k LIMIT 1) o ON true "
+        f"LEFT JOIN LATERAL (SELECT count(*) n FROM {table} f WHERE r.lim IS NOT NULL "
+        f"AND f.repository_id = ANY(%s::bigint[]) AND {in_bucket} AND f.{column} <= r.lim) c ON true"
     )
     params = [
         [index for index, _ in asked],
         lows,
         highs,
-        [key.since for _, key in asked],
-        [key.until for _, key in asked],
-        [needed[key] for _, key in asked],
+        [key.since for _, (key, _o, _l) in asked],
+        [key.until for _, (key, _o, _l) in asked],
+        [offset for _, (_k, offset, _l) in asked],
+        [limit for _, (_k, _o, limit) in asked],
         repository_ids,
         repository_ids,
         repository_ids,
