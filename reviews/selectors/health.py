@@ -254,9 +254,9 @@ def review_health(
     (`PullRequestFigures`), those missing or owed computed and stored first: never wrong, only slower.
 
     `repositories`: `pull_requests` are exactly these repositories' pull requests (no other filter), so that over
-    whole UTC hours the additive figures are read from their per-hour rollups (`FiguresRollup`) and only the
-    percentiles from the rows. `agreement` (review within, size at most): `agreement_counts` of it are counted in
-    the same pass."""
+    whole UTC hours the additive figures are read from their rollups (`FiguresDailyRollup` for whole UTC days,
+    `FiguresRollup` for the hours of the edges) and only the percentiles from the rows. `agreement` (review within,
+    size at most): `agreement_counts` of it are counted in the same pass."""
     bots = _bots(include_bots)
     if STORED_FIGURES and (include_bots is None or include_bots == settings.METRICS_INCLUDE_BOTS):
         if repositories is not None and _whole_hours(since) and _whole_hours(until):
@@ -385,16 +385,17 @@ def _rolled_up_health(
     bots: set[int],
     agreement: tuple[dt.timedelta, int] | None,
 ) -> ReviewHealth:
-    """`_stored_health` over whole UTC hours: the sums from the period's per-hour rollups (and the open pull requests
-    waiting on each reviewer, in the same query), the percentiles and agreement counts in one pass over the rows'
-    durations, the names: three queries after the owed rows are computed (which keeps the rollups right)."""
+    """`_stored_health` over whole UTC hours: the sums from the period's per-day and per-hour rollups (and the open
+    pull requests waiting on each reviewer, in the same query), the percentiles and agreement counts from their
+    histograms and the buckets' rows (`order_statistics`), the names: three queries after the owed rows are computed
+    (which keeps the rollups right)."""
     merged = _merged_in(pull_requests, since, until, bots)
     of_repositories = PullRequestFigures.objects.filter(repository__in=repositories)
     in_period = of_repositories.filter(merged_at__gte=since, merged_at__lt=until)
     figures = current_figures(merged=merged, bots=bots, summed=in_period)
     rollups, waiting = _rollups_and_waiting(repositories, pull_requests, since, until, bots)
-    # Each hour's counts (with its histograms: a few hundred names) are added once, to its week and repository;
-    # the week's, the repository's and the period's sums are the sums of those few.
+    # Each day's or hour's counts (with its histograms: a few hundred names) are added once, to its week and
+    # repository; the week's, the repository's and the period's sums are the sums of those few.
     summed: dict[tuple[dt.date, int, str], Counter[str]] = defaultdict(Counter)
     for repository_id, full_path, hour, counts in rollups:
         summed[week_of(hour), repository_id, full_path].update(counts)

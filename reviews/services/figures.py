@@ -15,12 +15,13 @@ comparing every row of the period. With the flow figures it stores the pull requ
 `reviews.selectors.compliance.with_status_at_merge`; a new verdict or violation of a merged pull request stamps it)
 and its reviews per reviewer (reviewer load).
 
-In the same transaction it adjusts the per-hour rollups (`FiguresRollup`: the additive figures of a repository's rows
-merged in one UTC hour) by what the rows it replaced or deleted contributed and what the new ones do (`rollup_counts`,
-one definition): a page over whole hours adds those instead of reading every row. Each write adds its difference to
-what the rollup holds (an upsert that sums, so writers of one hour add up), and the pull requests are locked while
-their old rows are read, so two computations of one pull request cannot both take its old row out.
-`rollups_rebuild` (`manage.py rebuild_figures_rollups`) computes them all again from the rows.
+In the same transaction it adjusts the per-hour and per-day rollups (`FiguresRollup`, `FiguresDailyRollup`: the
+additive figures of a repository's rows merged in one UTC hour, one UTC day) by what the rows it replaced or deleted
+contributed and what the new ones do (`rollup_counts`, one definition): a page over whole hours adds those instead of
+reading every row (its whole UTC days from the days, its edges from the hours). Each write adds its difference to
+what each rollup holds (an upsert per level that sums, so writers of one hour or day add up), and the pull requests
+are locked while their old rows are read, so two computations of one pull request cannot both take its old row out.
+`rollups_rebuild` (`manage.py rebuild_figures_rollups`) computes both levels again from the rows.
 """
 
 from __future__ import annotations

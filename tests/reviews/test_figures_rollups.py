@@ -10,6 +10,7 @@ from collections import Counter
 from typing import Any
 
 import pytest
+from django.conf import settings as django_settings
 from django.core.management import call_command
 from django.db import connection
 from django.http import QueryDict
@@ -31,8 +32,14 @@ from reviews.selectors.compliance import compliance_summary
 from reviews.selectors.health import StoredFlows, agreement_counts, review_health
 from reviews.selectors.scope import parse_scope
 from reviews.selectors.teams import team_page
-from reviews.services.figures import daily_totals, pull_request_figures_owed_mark, rollup_totals
-from tests.factories import PullRequestFactory, ReviewFactory
+from reviews.services.figures import (
+    daily_totals,
+    figures_input_version,
+    pull_request_figures_owed_mark,
+    pull_request_figures_store,
+    rollup_totals,
+)
+from tests.factories import PersonFactory, PullRequestFactory, RepositoryFactory, ReviewFactory
 from tests.reviews.test_github_webhooks import deliver, fixture, webhook_secret  # noqa: F401 - fixtures
 from tests.reviews.test_pull_request_figures import _varied_history
 
@@ -41,6 +48,7 @@ pytestmark = pytest.mark.django_db
 START = dt.datetime(2026, 3, 2, 9, tzinfo=dt.UTC)
 SINCE, UNTIL = START + dt.timedelta(days=3, hours=5), START + dt.timedelta(days=38)  # whole hours, weeks in part
 AGREEMENT = (dt.timedelta(hours=20), 250)
+H = dt.timedelta(hours=1)
 MINUTE = dt.timedelta(minutes=1)
 
 
@@ -290,3 +298,39 @@ def test_the_daily_rollups_migration_sums_the_hours():
     migration.build_daily_rollups(django_apps, connection.schema_editor())
     assert _rollups_match_the_rows()
     assert _health(team, rolled_up=True) == expected
+
+
+@pytest.mark.django_db(transaction=True)
+@pytest.mark.skipif(
+    django_settings.DATABASES["default"]["ENGINE"] != "django.db.backends.postgresql",
+    reason="SQLite serialises writers; the race needs PostgreSQL",
+)
+def test_two_writers_of_one_hour_and_one_day_at_once_add_up():
+    """Two computations store rows of the same hour (and day) at once: the second waits for the first's rollups and
+    adds to what it committed, at both levels (a replace instead of an add would lose the first's rows)."""
+    from tests.reviews.test_concurrent_writes import race
+
+    repository = RepositoryFactory()
+    author, reviewer = PersonFactory(), PersonFactory()
+    merged = dt.datetime(2026, 3, 4, 10, 5, tzinfo=dt.UTC)
+    pks = []
+    for minutes in (0, 20, 300):  # two in one hour, the third in another hour of the same day
+        created = merged - dt.timedelta(hours=6)
+        pull_request = PullRequestFactory(
+            repository=repository, author=author, state=PullRequest.State.MERGED, created_at=created,
+            ready_at=created, merged_at=merged + dt.timedelta(minutes=minutes), updated_at=created, additions=5,
+            deletions=1,
+        )  # fmt: skip
+        ReviewFactory(pull_request=pull_request, reviewer=reviewer, submitted_at=created + H)
+        pks.append(pull_request.pk)
+    version = figures_input_version(bots=set())
+
+    def store(ids: list[int]) -> int:
+        listed = PullRequest.objects.filter(pk__in=ids).select_related("repository__connection").order_by("pk")
+        return pull_request_figures_store(pull_requests=list(listed), bots=set(), version=version)
+
+    assert race(lambda: store(pks[:1]), lambda: store(pks[1:])) == (1, 2)
+    assert _rollups_match_the_rows()
+    assert _stored_days() == {(repository.pk, merged.date()): _stored_days()[repository.pk, merged.date()]}
+    assert _stored_days()[repository.pk, merged.date()]["merged"] == 3
+    assert sum(counts["merged"] for counts in _stored_rollups().values()) == 3
