@@ -399,13 +399,7 @@ def _rolled_up_health(
     summed: dict[tuple[dt.date, int, str], Counter[str]] = defaultdict(Counter)
     for repository_id, full_path, hour, counts in rollups:
         summed[week_of(hour), repository_id, full_path].update(counts)
-    totals: Counter[str] = Counter()
-    weekly_sums: dict[dt.date, Counter[str]] = defaultdict(Counter)
-    by_repository: dict[tuple[int, str], Counter[str]] = defaultdict(Counter)
-    for (week, repository_id, full_path), counts in summed.items():
-        totals.update(counts)
-        weekly_sums[week].update(counts)
-        by_repository[repository_id, full_path].update(counts)
+    totals, weekly_sums, by_repository = _sums_by_week_and_repository(summed)
     limits = (agreement[0].total_seconds(), agreement[1]) if agreement else None
     mondays = [cast(dt.date, week["week"]) for week in weeks_of(since, until)]
     rolled = _Histograms({repository_id for repository_id, *_ in rollups}, totals, weekly_sums)
@@ -430,6 +424,27 @@ def _rolled_up_health(
     for name, value in durations.items():
         figures_totals[name] = value
     return _aggregated_health(since, until, figures_totals, weeks, (given, stamps, waiting), flows)
+
+
+def _sums_by_week_and_repository(
+    summed: Mapping[tuple[dt.date, int, str], Counter[str]],
+) -> tuple[Counter[str], Mapping[dt.date, Counter[str]], Mapping[tuple[int, str], Counter[str]]]:
+    """The period's, each week's and each repository's sums of the (week, repository) sums. One repository (most
+    teams): its weeks' sums are the weeks', and the period's are its own (a few thousand additions less)."""
+    totals: Counter[str] = Counter()
+    repositories = {(repository_id, full_path) for _, repository_id, full_path in summed}
+    if len(repositories) == 1:
+        weekly = {week: counts for (week, _, _), counts in summed.items()}
+        for counts in weekly.values():
+            totals.update(counts)
+        return totals, weekly, {repositories.pop(): totals}
+    weekly_sums: dict[dt.date, Counter[str]] = defaultdict(Counter)
+    by_repository: dict[tuple[int, str], Counter[str]] = defaultdict(Counter)
+    for (week, repository_id, full_path), counts in summed.items():
+        totals.update(counts)
+        weekly_sums[week].update(counts)
+        by_repository[repository_id, full_path].update(counts)
+    return totals, weekly_sums, by_repository
 
 
 def _per_person(totals: Counter[str], prefix: str) -> Counter[int]:

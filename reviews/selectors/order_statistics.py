@@ -20,10 +20,11 @@ from __future__ import annotations
 
 import datetime as dt
 import math
-from bisect import bisect_left
+from bisect import bisect_left, bisect_right
 from collections import Counter
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
+from itertools import accumulate
 from typing import Any
 
 from django.db import connection
@@ -76,9 +77,9 @@ def histogram_counts(row: Any) -> Counter[str]:
     return counts
 
 
-def histograms_of(counts: Mapping[str, int]) -> dict[str, dict[str, int]]:
+def histograms_of(counts: Mapping[str, int]) -> dict[str, Histogram]:
     """column → bucket → rows, from summed rollup counts."""
-    found: dict[str, dict[str, int]] = {column: {} for column in FIGURES_HISTOGRAMS}
+    found: dict[str, Histogram] = {column: Histogram() for column in FIGURES_HISTOGRAMS}
     for name, n in counts.items():
         if name.startswith("h:") and n:
             column, bucket = name[2:].rsplit(":", 1)
@@ -237,13 +238,29 @@ def ranks_of(histogram: Mapping[str, int], q: float) -> Iterable[int]:
 
 def _locate(column: str, histogram: Mapping[str, int], rank: int) -> tuple[int, int, int]:
     """The bucket holding the measured value at `rank`, the rank's offset in it and the bucket's count."""
-    seen = 0
-    for bucket in sorted(int(name) for name in histogram if name != NEGATIVE):
-        count = histogram[str(bucket)]
-        if seen + count > rank:
-            return bucket, rank - seen, count
-        seen += count
-    raise RowsDisagree(column)
+    buckets, ends = _cumulative(histogram)
+    position = bisect_right(ends, rank)  # the first bucket whose rows end after the rank
+    if position == len(buckets):
+        raise RowsDisagree(column)
+    bucket, count = buckets[position]
+    return bucket, rank - (ends[position] - count), count
+
+
+class Histogram(dict[str, int]):
+    """bucket → rows of one column (`histograms_of`), with its measured buckets in order and where each one's rows
+    end, worked out once (each rank asked of it locates its bucket)."""
+
+    _cumulative: tuple[list[tuple[int, int]], list[int]] | None = None
+
+
+def _cumulative(histogram: Mapping[str, int]) -> tuple[list[tuple[int, int]], list[int]]:
+    found = histogram._cumulative if isinstance(histogram, Histogram) else None
+    if found is None:
+        buckets = sorted((int(name), n) for name, n in histogram.items() if name != NEGATIVE)
+        found = (buckets, list(accumulate(n for _, n in buckets)))
+        if isinstance(histogram, Histogram):
+            histogram._cumulative = found
+    return found
 
 
 def _bucket_sql(
