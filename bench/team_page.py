@@ -19,7 +19,9 @@ from __future__ import annotations
 
 import argparse
 import datetime as dt
+import math
 import os
+import random
 import statistics
 import sys
 import tempfile
@@ -47,7 +49,10 @@ from django.utils import timezone  # noqa: E402
 from reviews.models import Comment, Connection, Person, PullRequest, Repository, Review, Team  # noqa: E402
 
 
-def grow(repository: Repository, people: list[Person], count: int, start: int) -> None:
+def grow(repository: Repository, people: list[Person], count: int, start: int, *, spread: bool = False) -> None:
+    if spread:
+        grow_spread(repository, people, count, start)
+        return
     now = timezone.now()
     rows = PullRequest.objects.bulk_create(
         PullRequest(
@@ -89,18 +94,76 @@ def grow(repository: Repository, people: list[Person], count: int, start: int) -
     )
 
 
+def grow_spread(repository: Repository, people: list[Person], count: int, start: int) -> None:
+    """`grow`, less kind: merges spread over every hour of the period and durations that seldom tie (log-normal
+    waits in seconds), so every hour's rollup holds many histogram buckets and few ranks fall on a tie."""
+    rng = random.Random(start)
+    now = timezone.now().replace(microsecond=0)
+
+    def wait(median_minutes: float) -> dt.timedelta:
+        return dt.timedelta(seconds=round(rng.lognormvariate(math.log(median_minutes * 60), 1.2)))
+
+    pulls = []
+    for i in range(count):
+        merged = now - dt.timedelta(seconds=rng.randrange(3600, 29 * 86400))
+        ready = merged - wait(24 * 60)
+        pulls.append(
+            PullRequest(
+                repository=repository,
+                number=start + i,
+                title=f"Change {start + i}",
+                author=people[i % 5],
+                state="merged",
+                created_at=ready - wait(30),
+                updated_at=now,
+                ready_at=ready,
+                merged_at=merged,
+                first_commit_at=ready - wait(6 * 60),
+                additions=int(rng.lognormvariate(4, 1.3)),
+                deletions=int(rng.lognormvariate(2, 1.3)),
+            )
+        )
+    rows = PullRequest.objects.bulk_create(pulls)
+    reviews = []
+    for i, row in enumerate(rows):
+        first = row.ready_at + (row.merged_at - row.ready_at) * rng.uniform(0.05, 0.6)
+        for k in range(2):
+            at = first + (row.merged_at - first) * rng.uniform(0, 0.9) * k
+            reviews.append(
+                Review(
+                    pull_request=row,
+                    external_id=f"{row.pk}-{k}",
+                    reviewer=people[(i + k + 1) % 5],
+                    state="approved" if k else "commented",
+                    submitted_at=at,
+                )
+            )
+    Review.objects.bulk_create(reviews)
+    Comment.objects.bulk_create(
+        Comment(
+            pull_request=row,
+            external_id=str(row.pk),
+            author=people[(i + 2) % 5],
+            body="Why?",
+            created_at=row.ready_at + dt.timedelta(minutes=30),
+        )
+        for i, row in enumerate(rows)
+    )
+
+
 def main() -> None:
     parser = argparse.ArgumentParser()
     parser.add_argument("--pulls", type=int, help="one history of this many merged pull requests: before / after")
     parser.add_argument("--runs", type=int, default=15)
     parser.add_argument("--before-runs", type=int, default=3)
+    parser.add_argument("--spread", action="store_true", help="with --pulls: merges in every hour, few ties")
     parser.add_argument("--existing", action="store_true", help="measure the database as it is (built before)")
     parser.add_argument("--profile", action="store_true", help="with --existing: the slowest statements")
     args = parser.parse_args()
     if args.existing:
         on_existing(runs=args.runs, profile=args.profile)
     elif args.pulls:
-        at_scale(args.pulls, runs=args.runs, before_runs=args.before_runs)
+        at_scale(args.pulls, runs=args.runs, before_runs=args.before_runs, spread=args.spread)
     else:
         as_history_grows()
 
@@ -119,18 +182,18 @@ def _world() -> tuple[Repository, list[Person], Client]:
     return repository, people, client
 
 
-def at_scale(pulls: int, *, runs: int, before_runs: int) -> None:
+def at_scale(pulls: int, *, runs: int, before_runs: int, spread: bool = False) -> None:
     from reviews.selectors import health
 
     repository, people, client = _world()
     started = time.perf_counter()
     for start in range(0, pulls, 10_000):
-        grow(repository, people, min(10_000, pulls - start), start + 1)
+        grow(repository, people, min(10_000, pulls - start), start + 1, spread=spread)
     print(
         f"history: {pulls} merged pull requests, 2 reviews and a comment each ({time.perf_counter() - started:.0f} s)"
     )
     urls = {"team page": "/teams/bench/", "health API": "/api/v1/teams/bench/health"}
-    print(f"{'figures':>8} {'page':>11} {'runs':>5} {'p50 s':>8} {'min s':>8} {'queries':>8}")
+    print(f"{'figures':>8} {'page':>11} {'runs':>5} {'p50 s':>8} {'min s':>8} {'queries':>8} {'cpu s':>8}")
     health.STORED_FIGURES = False
     for name, url in urls.items():
         if before_runs:
@@ -149,7 +212,7 @@ def on_existing(*, runs: int, profile: bool) -> None:
     merged = PullRequest.objects.filter(state="merged").count()
     print(f"history: {merged} merged pull requests (existing database)")
     urls = {"team page": "/teams/bench/", "health API": "/api/v1/teams/bench/health"}
-    print(f"{'figures':>8} {'page':>11} {'runs':>5} {'p50 s':>8} {'min s':>8} {'queries':>8}")
+    print(f"{'figures':>8} {'page':>11} {'runs':>5} {'p50 s':>8} {'min s':>8} {'queries':>8} {'cpu s':>8}")
     for name, url in urls.items():
         _report("stored", name, url, client, runs)
     if profile:
@@ -179,14 +242,17 @@ def _profile(name: str, url: str, client: Client) -> None:
 
 def _report(kind: str, name: str, url: str, client: Client, runs: int) -> None:
     _fetch(client, url)  # warm
-    times = []
+    times, cpu = [], []
     for _ in range(runs):
         with CaptureQueriesContext(connection) as captured:
-            started = time.perf_counter()
+            started, started_cpu = time.perf_counter(), time.process_time()
             _fetch(client, url)
             times.append(time.perf_counter() - started)
+            cpu.append(time.process_time() - started_cpu)
     p50 = statistics.median(times)
-    print(f"{kind:>8} {name:>11} {runs:>5} {p50:>8.3f} {min(times):>8.3f} {len(captured.captured_queries):>8}")
+    queries = len(captured.captured_queries)
+    # CPU: this process's (Django's) alone, not PostgreSQL's; less sensitive to the other helpers' load.
+    print(f"{kind:>8} {name:>11} {runs:>5} {p50:>8.3f} {min(times):>8.3f} {queries:>8} {statistics.median(cpu):>8.3f}")
 
 
 def as_history_grows() -> None:

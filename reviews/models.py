@@ -519,6 +519,10 @@ FIGURES_DURATIONS = (
     "merge_time",
     "cycle_time",
 )
+# The columns whose per-bucket counts the rollups hold (`reviews.selectors.order_statistics`), each with an index that
+# reads one bucket's rows of a period in value order (name: `figures_<short>_order_idx`).
+FIGURES_HISTOGRAMS = (*FIGURES_DURATIONS, "changed_lines")
+_ORDER_INDEX_NAMES = ("ttfr", "pickup", "review", "approve", "merge", "cycle", "lines")
 
 
 class PullRequestFiguresQuerySet(models.QuerySet["PullRequestFigures"]):
@@ -595,6 +599,16 @@ class PullRequestFigures(models.Model):
             ),
             # The compliance summary reads the overridden rows (their follow-up is live, so not in the rollups).
             models.Index(fields=["merged_at"], name="figures_overridden_idx", condition=Q(compliance="overridden")),
+            # A period's rows of one histogram bucket in value order (`order_statistics`: a median without a sort).
+            *(
+                models.Index(
+                    fields=["repository", column],
+                    include=["merged_at"],
+                    condition=Q(**{f"{column}__gte": 0}),
+                    name=f"figures_{short}_order_idx",
+                )
+                for column, short in zip(FIGURES_HISTOGRAMS, _ORDER_INDEX_NAMES, strict=True)
+            ),
         ]
 
     def __str__(self) -> str:
@@ -627,6 +641,22 @@ class FiguresRollup(models.Model):
 
     def __str__(self) -> str:
         return f"figures of {self.repository_id} merged in the hour from {self.hour:%Y-%m-%d %H:%M}"
+
+
+class FiguresDailyRollup(models.Model):
+    """`FiguresRollup`'s sums over a whole UTC day (the sum of its 24 hours' counts, kept in the same transaction by
+    the same additive upsert): a page's period of local midnights is whole UTC days but for its edges, so it adds
+    about one row per day instead of 24 (the edges' hours from `FiguresRollup`)."""
+
+    repository = models.ForeignKey(Repository, on_delete=models.CASCADE, related_name="+")
+    day = models.DateField(help_text="The UTC day of merge the rows summed here fall in.")
+    counts = models.JSONField(default=dict)
+
+    class Meta:
+        constraints = [models.UniqueConstraint(fields=["repository", "day"], name="figures_rollup_unique_day")]
+
+    def __str__(self) -> str:
+        return f"figures of {self.repository_id} merged on {self.day:%Y-%m-%d} (UTC)"
 
 
 class ChangedFile(models.Model):

@@ -25,6 +25,7 @@ from django.utils import timezone
 from reviews.models import (
     FIGURES_DURATIONS,
     Comment,
+    FiguresDailyRollup,
     FiguresRollup,
     Person,
     PullRequest,
@@ -32,6 +33,14 @@ from reviews.models import (
     Repository,
     Review,
     Team,
+)
+from reviews.selectors.order_statistics import (
+    OrderStatistics,
+    RowsDisagree,
+    histograms_of,
+    interpolated,
+    measured_total,
+    ranks_of,
 )
 from reviews.selectors.review_facts import (
     NO_FACTS,
@@ -245,9 +254,9 @@ def review_health(
     (`PullRequestFigures`), those missing or owed computed and stored first: never wrong, only slower.
 
     `repositories`: `pull_requests` are exactly these repositories' pull requests (no other filter), so that over
-    whole UTC hours the additive figures are read from their per-hour rollups (`FiguresRollup`) and only the
-    percentiles from the rows. `agreement` (review within, size at most): `agreement_counts` of it are counted in
-    the same pass."""
+    whole UTC hours the additive figures are read from their rollups (`FiguresDailyRollup` for whole UTC days,
+    `FiguresRollup` for the hours of the edges) and only the percentiles from the rows. `agreement` (review within,
+    size at most): `agreement_counts` of it are counted in the same pass."""
     bots = _bots(include_bots)
     if STORED_FIGURES and (include_bots is None or include_bots == settings.METRICS_INCLUDE_BOTS):
         if repositories is not None and _whole_hours(since) and _whole_hours(until):
@@ -376,24 +385,25 @@ def _rolled_up_health(
     bots: set[int],
     agreement: tuple[dt.timedelta, int] | None,
 ) -> ReviewHealth:
-    """`_stored_health` over whole UTC hours: the sums from the period's per-hour rollups (and the open pull requests
-    waiting on each reviewer, in the same query), the percentiles and agreement counts in one pass over the rows'
-    durations, the names: three queries after the owed rows are computed (which keeps the rollups right)."""
+    """`_stored_health` over whole UTC hours: the sums from the period's per-day and per-hour rollups (and the open
+    pull requests waiting on each reviewer, in the same query), the percentiles and agreement counts from their
+    histograms and the buckets' rows (`order_statistics`), the names: three queries after the owed rows are computed
+    (which keeps the rollups right)."""
     merged = _merged_in(pull_requests, since, until, bots)
     of_repositories = PullRequestFigures.objects.filter(repository__in=repositories)
     in_period = of_repositories.filter(merged_at__gte=since, merged_at__lt=until)
     figures = current_figures(merged=merged, bots=bots, summed=in_period)
     rollups, waiting = _rollups_and_waiting(repositories, pull_requests, since, until, bots)
-    totals: Counter[str] = Counter()
-    weekly_sums: dict[dt.date, Counter[str]] = defaultdict(Counter)
-    by_repository: dict[tuple[int, str], Counter[str]] = defaultdict(Counter)
+    # Each day's or hour's counts (with its histograms: a few hundred names) are added once, to its week and
+    # repository; the week's, the repository's and the period's sums are the sums of those few.
+    summed: dict[tuple[dt.date, int, str], Counter[str]] = defaultdict(Counter)
     for repository_id, full_path, hour, counts in rollups:
-        totals.update(counts)
-        weekly_sums[week_of(hour)].update(counts)
-        by_repository[repository_id, full_path].update(counts)
+        summed[week_of(hour), repository_id, full_path].update(counts)
+    totals, weekly_sums, by_repository = _sums_by_week_and_repository(summed)
     limits = (agreement[0].total_seconds(), agreement[1]) if agreement else None
     mondays = [cast(dt.date, week["week"]) for week in weeks_of(since, until)]
-    durations, weekly_medians, agreed = _duration_figures(of_repositories, (since, until), mondays, limits)
+    rolled = _Histograms({repository_id for repository_id, *_ in rollups}, totals, weekly_sums)
+    durations, weekly_medians, agreed = _duration_figures(of_repositories, (since, until), mondays, limits, rolled)
     given, stamps = _per_person(totals, "given:"), _per_person(totals, "stamps:")
     flows = StoredFlows(figures, lambda: merged_flows(pull_requests=pull_requests, since=since, until=until), bots)
     if limits is not None:
@@ -416,6 +426,27 @@ def _rolled_up_health(
     return _aggregated_health(since, until, figures_totals, weeks, (given, stamps, waiting), flows)
 
 
+def _sums_by_week_and_repository(
+    summed: Mapping[tuple[dt.date, int, str], Counter[str]],
+) -> tuple[Counter[str], Mapping[dt.date, Counter[str]], Mapping[tuple[int, str], Counter[str]]]:
+    """The period's, each week's and each repository's sums of the (week, repository) sums. One repository (most
+    teams): its weeks' sums are the weeks', and the period's are its own (a few thousand additions less)."""
+    totals: Counter[str] = Counter()
+    repositories = {(repository_id, full_path) for _, repository_id, full_path in summed}
+    if len(repositories) == 1:
+        weekly = {week: counts for (week, _, _), counts in summed.items()}
+        for counts in weekly.values():
+            totals.update(counts)
+        return totals, weekly, {repositories.pop(): totals}
+    weekly_sums: dict[dt.date, Counter[str]] = defaultdict(Counter)
+    by_repository: dict[tuple[int, str], Counter[str]] = defaultdict(Counter)
+    for (week, repository_id, full_path), counts in summed.items():
+        totals.update(counts)
+        weekly_sums[week].update(counts)
+        by_repository[repository_id, full_path].update(counts)
+    return totals, weekly_sums, by_repository
+
+
 def _per_person(totals: Counter[str], prefix: str) -> Counter[int]:
     return Counter({int(name[len(prefix) :]): n for name, n in totals.items() if name.startswith(prefix) and n})
 
@@ -427,31 +458,64 @@ def _rollups_and_waiting(
     until: dt.datetime,
     bots: set[int],
 ) -> tuple[list[tuple[int, str, dt.datetime, dict[str, int]]], Counter[int]]:
-    """The period's rollups (repository, its path, hour, counts) and the open pull requests waiting on each person
-    now (`awaiting_reviewers`): one query."""
-    rollups = (
-        FiguresRollup.objects.filter(repository__in=repositories, hour__gte=since, hour__lt=until)
+    """The period's rollups (repository, its path, start, counts: a whole UTC day's from `FiguresDailyRollup`, the
+    edges' hours from `FiguresRollup`) and the open pull requests waiting on each person now
+    (`awaiting_reviewers`): one query."""
+    first_day, end_day = _whole_days(since, until)
+    if first_day < end_day:
+        edges = Q(hour__gte=since, hour__lt=_midnight(first_day)) | Q(hour__gte=_midnight(end_day), hour__lt=until)
+    else:  # no whole UTC day in the period (and the days' filter finds none)
+        edges = Q(hour__gte=since, hour__lt=until)
+    days = Q(day__gte=first_day, day__lt=end_day)
+    fields = ("repository_id", "repository__full_path")
+    parts = [
+        FiguresRollup.objects.filter(edges, repository__in=repositories)
         .order_by()
-        .values_list("repository_id", "repository__full_path", "hour", "counts")
+        .values_list(*fields, "hour", "counts"),
+        FiguresDailyRollup.objects.filter(days, repository__in=repositories)
+        .order_by()
+        .values_list(*fields, "day", "counts"),
+        _waiting_counts(pull_requests, bots),
+    ]
+    (hours_sql, hours_params), (days_sql, days_params), (waiting_sql, waiting_params) = (
+        part.query.sql_with_params() for part in parts
     )
-    waiting = _waiting_counts(pull_requests, bots)
-    rollups_sql, rollups_params = rollups.query.sql_with_params()
-    waiting_sql, waiting_params = waiting.query.sql_with_params()
     # Only the ORM's own SQL is formatted in; values are parameters.
     sql = (
-        f"SELECT 'rollup', r.*, NULL FROM ({rollups_sql}) r "  # noqa: S608
+        f"SELECT 'hour', r.*, CAST(NULL AS bigint) FROM ({hours_sql}) r "  # noqa: S608
+        f"UNION ALL SELECT 'day', d.*, CAST(NULL AS bigint) FROM ({days_sql}) d "
         f"UNION ALL SELECT 'waiting', w.person_id, NULL, NULL, NULL, w.n FROM ({waiting_sql}) w"
     )
     found: list[tuple[int, str, dt.datetime, dict[str, int]]] = []
     waiting_on: Counter[int] = Counter()
     with connection.cursor() as cursor:
-        cursor.execute(sql, [*rollups_params, *waiting_params])
-        for kind, first, full_path, hour, counts, n in cursor.fetchall():
+        cursor.execute(sql, [*hours_params, *days_params, *waiting_params])
+        for kind, first, full_path, start, counts, n in cursor.fetchall():
             if kind == "waiting":
                 waiting_on[int(first)] += int(n)
             else:
-                found.append((int(first), full_path, _utc(hour), _json(counts)))
+                found.append((int(first), full_path, _start(start), _json(counts)))
     return found, waiting_on
+
+
+def _whole_days(since: dt.datetime, until: dt.datetime) -> tuple[dt.date, dt.date]:
+    """The UTC days wholly in [since, until): from the first to the end (excluded; not after it: none)."""
+    first = since.astimezone(dt.UTC).date()
+    if _midnight(first) < since:
+        first += dt.timedelta(days=1)
+    return first, until.astimezone(dt.UTC).date()
+
+
+def _midnight(day: dt.date) -> dt.datetime:
+    return dt.datetime.combine(day, dt.time.min, tzinfo=dt.UTC)
+
+
+def _start(value: Any) -> dt.datetime:
+    """A rollup's hour or day (its first moment, UTC) as the union gives it: PostgreSQL casts the day to a timestamp
+    (midnight in the session's time zone, UTC), SQLite gives text."""
+    if isinstance(value, dt.date) and not isinstance(value, dt.datetime):
+        return _midnight(value)
+    return _utc(value)
 
 
 def _utc(moment: Any) -> dt.datetime:
@@ -464,18 +528,35 @@ def _json(value: Any) -> dict[str, int]:
     return json.loads(value) if isinstance(value, (str, bytes)) else dict(value)
 
 
+@dataclass(frozen=True)
+class _Histograms:
+    """What the period's rollups say of its rows: their repositories, the period's counts, each week's."""
+
+    repository_ids: set[int]
+    totals: Mapping[str, int]
+    weekly: Mapping[dt.date, Mapping[str, int]]
+
+
 def _duration_figures(
     figures: QuerySet[PullRequestFigures],
     period: tuple[dt.datetime, dt.datetime],
     weeks: Sequence[dt.date],
     limits: tuple[float, int] | None,
+    rolled: _Histograms,
 ) -> tuple[dict[str, Any], dict[dt.date, dict[str, Any]], dict[str, int]]:
-    """One pass over the period's rows for what does not add up: per duration its measured count, median and 90th
-    percentile (`_distribution_of`), the medians of `_WEEKLY_MEDIANS` in each of `weeks` (Mondays, UTC: `week_of`),
-    and the agreement counts of `limits` (seconds, size). PostgreSQL: `percentile_cont` in one query (the period's
-    figures, then each week's); SQLite: Python over the rows."""
+    """What does not add up: per duration its measured count, median and 90th percentile (`_distribution_of`), the
+    medians of `_WEEKLY_MEDIANS` in each of `weeks` (Mondays, UTC: `week_of`), and the agreement counts of `limits`
+    (seconds, size). PostgreSQL: from the rollups' histograms and the few rows of the buckets that hold the ranks
+    (`order_statistics`; one query, none for an empty period), or if those rows disagree with the rollups (a writer
+    in between), `percentile_cont` over the period's rows (the period's figures, then each week's); SQLite: Python
+    over the rows."""
     since, until = period
-    if not _postgresql():
+    if _postgresql():
+        try:
+            return _histogram_figures(rolled, period, weeks, limits)
+        except RowsDisagree:
+            pass
+    else:
         in_period = figures.filter(merged_at__gte=since, merged_at__lt=until)
         rows = list(in_period.values_list("merged_at", *DURATIONS, "changed_lines"))
         by_week: dict[dt.date, list[tuple[Any, ...]]] = defaultdict(list)
@@ -532,6 +613,56 @@ def _duration_figures(
             else:
                 found_weeks[week] = {f"{name}_p50": found[f"{name}_p50"] for name in _WEEKLY_MEDIANS}
     return totals, found_weeks, agreement
+
+
+def _histogram_figures(
+    rolled: _Histograms,
+    period: tuple[dt.datetime, dt.datetime],
+    weeks: Sequence[dt.date],
+    limits: tuple[float, int] | None,
+) -> tuple[dict[str, Any], dict[dt.date, dict[str, Any]], dict[str, int]]:
+    """`_duration_figures` from the histograms: every rank and limit asked, the buckets read in one query, answered."""
+    statistics = OrderStatistics(sorted(rolled.repository_ids))
+    whole = histograms_of(rolled.totals)
+    of_week = {week: histograms_of(rolled.weekly.get(week, {})) for week in weeks}
+    week_period = {week: _week_period(week, period) for week in weeks}
+    asked: list[tuple[str, Mapping[str, int], tuple[dt.datetime, dt.datetime], float]] = [
+        (name, whole[name], period, q) for name in DURATIONS for q in (50, 90)
+    ]
+    asked += [(name, of_week[week][name], week_period[week], 50) for week in weeks for name in _WEEKLY_MEDIANS]
+    for name, histogram, span, q in asked:
+        for rank in ranks_of(histogram, q):
+            statistics.ask_rank(name, histogram, span, rank)
+    if limits is not None:
+        statistics.ask_limit("time_to_first_review", whole["time_to_first_review"], period, limits[0])
+        statistics.ask_limit("changed_lines", whole["changed_lines"], period, limits[1])
+    statistics.read()
+    totals: dict[str, Any] = {}
+    for name in DURATIONS:
+        totals[f"{name}_count"] = measured_total(whole[name])
+        for q, key in ((50, "p50"), (90, "p90")):
+            totals[f"{name}_{key}"] = interpolated(statistics, name, whole[name], period, q)
+    medians = {
+        week: {
+            f"{name}_p50": interpolated(statistics, name, of_week[week][name], week_period[week], 50)
+            for name in _WEEKLY_MEDIANS
+        }
+        for week in weeks
+    }
+    agreed = {"in_time": 0, "late": 0, "within": 0, "over": 0}
+    if limits is not None:
+        first, sizes = whole["time_to_first_review"], whole["changed_lines"]
+        agreed["in_time"] = statistics.count_at_most("time_to_first_review", first, period, limits[0])
+        agreed["late"] = sum(first.values()) - agreed["in_time"]
+        agreed["within"] = statistics.count_at_most("changed_lines", sizes, period, limits[1])
+        agreed["over"] = sum(sizes.values()) - agreed["within"]
+    return totals, medians, agreed
+
+
+def _week_period(week: dt.date, period: tuple[dt.datetime, dt.datetime]) -> tuple[dt.datetime, dt.datetime]:
+    """The part of the period in the ISO week from Monday `week` (UTC)."""
+    monday = dt.datetime.combine(week, dt.time.min, tzinfo=dt.UTC)
+    return max(monday, period[0]), min(monday + dt.timedelta(days=7), period[1])
 
 
 _PERCENTILES_SQL = (

@@ -15,12 +15,13 @@ comparing every row of the period. With the flow figures it stores the pull requ
 `reviews.selectors.compliance.with_status_at_merge`; a new verdict or violation of a merged pull request stamps it)
 and its reviews per reviewer (reviewer load).
 
-In the same transaction it adjusts the per-hour rollups (`FiguresRollup`: the additive figures of a repository's rows
-merged in one UTC hour) by what the rows it replaced or deleted contributed and what the new ones do (`rollup_counts`,
-one definition): a page over whole hours adds those instead of reading every row. Each write adds its difference to
-what the rollup holds (an upsert that sums, so writers of one hour add up), and the pull requests are locked while
-their old rows are read, so two computations of one pull request cannot both take its old row out.
-`rollups_rebuild` (`manage.py rebuild_figures_rollups`) computes them all again from the rows.
+In the same transaction it adjusts the per-hour and per-day rollups (`FiguresRollup`, `FiguresDailyRollup`: the
+additive figures of a repository's rows merged in one UTC hour, one UTC day) by what the rows it replaced or deleted
+contributed and what the new ones do (`rollup_counts`, one definition): a page over whole hours adds those instead of
+reading every row (its whole UTC days from the days, its edges from the hours). Each write adds its difference to
+what each rollup holds (an upsert per level that sums, so writers of one hour or day add up), and the pull requests
+are locked while their old rows are read, so two computations of one pull request cannot both take its old row out.
+`rollups_rebuild` (`manage.py rebuild_figures_rollups`) computes both levels again from the rows.
 """
 
 from __future__ import annotations
@@ -29,7 +30,7 @@ import datetime as dt
 import hashlib
 import json
 from collections import Counter, defaultdict
-from collections.abc import Collection, Iterable
+from collections.abc import Collection, Iterable, Mapping
 from types import SimpleNamespace
 from typing import Any
 
@@ -38,7 +39,7 @@ from django.db import connection, transaction
 from django.db.models import F, Q, QuerySet
 from django.utils import timezone
 
-from reviews.models import FIGURES_DURATIONS, FiguresRollup, PullRequest, PullRequestFigures
+from reviews.models import FIGURES_DURATIONS, FiguresDailyRollup, FiguresRollup, PullRequest, PullRequestFigures
 
 # Bump when what a stored row means changes (a definition in health or review_facts): every row is computed again.
 FIGURES_DEFINITION = "2"  # 2: compliance at merge and reviews per reviewer stored too
@@ -212,6 +213,7 @@ ROLLUP_FIELDS = (
     "reviews_by",
     "compliance",
     "outcome_at_merge",
+    *FIGURES_DURATIONS,  # their histograms (`order_statistics.histogram_counts`)
 )
 
 
@@ -220,12 +222,18 @@ def rollup_hour(moment: dt.datetime) -> dt.datetime:
     return moment.astimezone(dt.UTC).replace(minute=0, second=0, microsecond=0)
 
 
+def rollup_day(moment: dt.datetime) -> dt.date:
+    """The UTC day a merge (or an hour) falls in (its daily rollup's `day`)."""
+    return moment.astimezone(dt.UTC).date()
+
+
 def rollup_counts(row: Any) -> Counter[str]:
     """What one stored row adds to its hour's rollup: the additive parts of `health`'s aggregates (merged, sums,
     coverage, size buckets, review depth), reviews given and rubber stamps per person, and compliance per status and
-    outcome at merge (but overridden: its follow-up is read live). The sums of these are exactly what the aggregates
-    over the rows give."""
+    outcome at merge (but overridden: its follow-up is read live), and its durations' and size's histogram buckets
+    (the medians' ranks). The sums of these are exactly what the aggregates over the rows give."""
     from reviews.selectors.health import size_bucket
+    from reviews.selectors.order_statistics import histogram_counts
 
     counts: Counter[str] = Counter(merged=1, all_rework_cycles=row.rework_cycles, all_approvals=row.approvals)
     counts["all_rubber_stamps"] += row.rubber_stamps
@@ -243,6 +251,7 @@ def rollup_counts(row: Any) -> Counter[str]:
             counts[f"stamps:{int(reviewer)}"] += 1
     if row.compliance != "overridden":
         counts[f"compliance:{row.compliance}:{row.outcome_at_merge}"] += 1
+    counts.update(histogram_counts(row))
     return counts
 
 
@@ -270,29 +279,45 @@ def _rows_before(pull_request_ids: Iterable[int]) -> list[tuple[int, Any]]:
 
 
 def rollups_adjust(*, removed: Iterable[tuple[int, Any]] = (), added: Iterable[tuple[int, Any]] = ()) -> None:
-    """Take what the `removed` rows contributed out of their hours' rollups and add what the `added` ones do, in one
-    upsert that adds to what each rollup holds when it is written (the row's own lock, so concurrent writers of one
-    hour add up); a name whose sum falls to 0 is dropped (a rollup left with nothing holds `{}`).
+    """Take what the `removed` rows contributed out of their hours' and days' rollups and add what the `added` ones
+    do, in one upsert per level that adds to what each rollup holds when it is written (the row's own lock, so
+    concurrent writers of one hour or day add up; hours before days, each in order, so they never wait in a
+    circle); a name whose sum falls to 0 is dropped (a rollup left with nothing holds `{}`).
     In the writers' transaction, after `_rows_before`."""
     delta: dict[tuple[int, dt.datetime], Counter[str]] = defaultdict(Counter)
     for repository_id, row in added:
         delta[repository_id, rollup_hour(row.merged_at)].update(rollup_counts(row))
     for repository_id, row in removed:
         delta[repository_id, rollup_hour(row.merged_at)].subtract(rollup_counts(row))
+    _rollups_add(FiguresRollup, "hour", delta)
+    _rollups_add(FiguresDailyRollup, "day", daily_totals(delta))
+
+
+def daily_totals(hourly: Mapping[tuple[int, dt.datetime], Counter[str]]) -> dict[tuple[int, dt.date], Counter[str]]:
+    """The hours' counts summed per repository and UTC day (what `FiguresDailyRollup` holds)."""
+    days: dict[tuple[int, dt.date], Counter[str]] = defaultdict(Counter)
+    for (repository_id, hour), counts in hourly.items():
+        days[repository_id, rollup_day(hour)].update(counts)  # update adds negative counts too (unlike +=)
+    return days
+
+
+def _rollups_add(model: Any, level: str, delta: Mapping[tuple[int, Any], Counter[str]]) -> None:
+    """Add each key's changed counts to its rollup of `model` (`level`: its column besides the repository)."""
+    adapt = connection.ops.adapt_datetimefield_value if level == "hour" else connection.ops.adapt_datefield_value
     values = [
-        (repository_id, connection.ops.adapt_datetimefield_value(hour), json.dumps(changed))
-        for (repository_id, hour), counts in sorted(delta.items())
+        (repository_id, adapt(start), json.dumps(changed))
+        for (repository_id, start), counts in sorted(delta.items())
         if (changed := {name: n for name, n in counts.items() if n})
     ]
     if not values:
         return
-    table = FiguresRollup._meta.db_table
+    table = model._meta.db_table
     vendor = "postgresql" if connection.vendor == "postgresql" else "sqlite"
     rows = ", ".join([_ROLLUP_VALUES[vendor]] * len(values))
-    # Only the table's name and the code's own fragments are formatted in; values are parameters.
+    # Only the table's and the level's names and the code's own fragments are formatted in; values are parameters.
     sql = (
-        f"INSERT INTO {table} (repository_id, hour, counts) VALUES {rows} "  # noqa: S608
-        f"ON CONFLICT (repository_id, hour) DO UPDATE SET counts = {_ROLLUP_SUM[vendor].format(table=table)}"
+        f"INSERT INTO {table} (repository_id, {level}, counts) VALUES {rows} "  # noqa: S608
+        f"ON CONFLICT (repository_id, {level}) DO UPDATE SET counts = {_ROLLUP_SUM[vendor].format(table=table)}"
     )
     with connection.cursor() as cursor:
         cursor.execute(sql, [value for row in values for value in row])
@@ -315,13 +340,17 @@ _ROLLUP_SUM = {
 
 
 def rollups_rebuild() -> int:
-    """Every rollup computed again from the stored rows (after a restore, or to check them): returns how many."""
+    """Every rollup (hours and days) computed again from the stored rows (after a restore, or to check them):
+    returns how many hourly ones."""
     with transaction.atomic():
         if connection.vendor == "postgresql":  # no writer of the rows (and so of the rollups) until it is done
             with connection.cursor() as cursor:
                 cursor.execute(f"LOCK TABLE {PullRequestFigures._meta.db_table} IN SHARE MODE")
         FiguresRollup.objects.all().delete()
-        return rollups_create(FiguresRollup, rollup_totals(PullRequestFigures.objects.all()))
+        FiguresDailyRollup.objects.all().delete()
+        hourly = rollup_totals(PullRequestFigures.objects.all())
+        daily_rollups_create(FiguresDailyRollup, daily_totals(hourly))
+        return rollups_create(FiguresRollup, hourly)
 
 
 def rollup_totals(figures: QuerySet[Any]) -> dict[tuple[int, dt.datetime], Counter[str]]:
@@ -335,6 +364,14 @@ def rollup_totals(figures: QuerySet[Any]) -> dict[tuple[int, dt.datetime], Count
 def rollups_create(model: Any, totals: dict[tuple[int, dt.datetime], Counter[str]]) -> int:
     model.objects.bulk_create(
         (model(repository_id=key[0], hour=key[1], counts=dict(counts)) for key, counts in totals.items()),
+        batch_size=5000,
+    )
+    return len(totals)
+
+
+def daily_rollups_create(model: Any, totals: Mapping[tuple[int, dt.date], Counter[str]]) -> int:
+    model.objects.bulk_create(
+        (model(repository_id=key[0], day=key[1], counts=dict(+counts)) for key, counts in totals.items() if +counts),
         batch_size=5000,
     )
     return len(totals)

@@ -1,6 +1,7 @@
-"""Per-hour rollups of the stored figures (`FiguresRollup`): the team page and the health API add them instead of
-reading every row, so they must always sum to what the rows say (written with the rows, late events included) and
-give the figures computing every flow gives, in a number of queries that does not grow with the history."""
+"""Per-hour and per-day rollups of the stored figures (`FiguresRollup`, `FiguresDailyRollup`): the team page and the
+health API add them (a period's whole UTC days from the days, its edges from the hours) instead of reading every row,
+so they must always sum to what the rows say (written with the rows, late events included) and give the figures
+computing every flow gives, in a number of queries that does not grow with the history."""
 
 from __future__ import annotations
 
@@ -9,20 +10,36 @@ from collections import Counter
 from typing import Any
 
 import pytest
+from django.conf import settings as django_settings
 from django.core.management import call_command
 from django.db import connection
 from django.http import QueryDict
 from django.test.utils import CaptureQueriesContext
 from django.utils import timezone
 
-from reviews.models import FiguresRollup, Person, PullRequest, PullRequestFigures, Repository, Review, Team
+from reviews.models import (
+    FiguresDailyRollup,
+    FiguresRollup,
+    Person,
+    PullRequest,
+    PullRequestFigures,
+    Repository,
+    Review,
+    Team,
+)
 from reviews.selectors import health as health_module
 from reviews.selectors.compliance import compliance_summary
 from reviews.selectors.health import StoredFlows, agreement_counts, review_health
 from reviews.selectors.scope import parse_scope
 from reviews.selectors.teams import team_page
-from reviews.services.figures import pull_request_figures_owed_mark, rollup_totals
-from tests.factories import PullRequestFactory, ReviewFactory
+from reviews.services.figures import (
+    daily_totals,
+    figures_input_version,
+    pull_request_figures_owed_mark,
+    pull_request_figures_store,
+    rollup_totals,
+)
+from tests.factories import PersonFactory, PullRequestFactory, RepositoryFactory, ReviewFactory
 from tests.reviews.test_github_webhooks import deliver, fixture, webhook_secret  # noqa: F401 - fixtures
 from tests.reviews.test_pull_request_figures import _varied_history
 
@@ -31,6 +48,8 @@ pytestmark = pytest.mark.django_db
 START = dt.datetime(2026, 3, 2, 9, tzinfo=dt.UTC)
 SINCE, UNTIL = START + dt.timedelta(days=3, hours=5), START + dt.timedelta(days=38)  # whole hours, weeks in part
 AGREEMENT = (dt.timedelta(hours=20), 250)
+H = dt.timedelta(hours=1)
+MINUTE = dt.timedelta(minutes=1)
 
 
 def _health(team: Team, *, rolled_up: bool, stored: bool = True) -> dict[str, Any]:
@@ -64,6 +83,19 @@ def _summed_from_the_rows() -> dict[tuple[int, dt.datetime], Counter[str]]:
     return {key: +counts for key, counts in rollup_totals(PullRequestFigures.objects.all()).items()}
 
 
+def _stored_days() -> dict[tuple[int, dt.date], Counter[str]]:
+    return {
+        (row.repository_id, row.day): +Counter(row.counts) for row in FiguresDailyRollup.objects.all() if row.counts
+    }
+
+
+def _rollups_match_the_rows() -> bool:
+    """Both levels hold what the rows say: each hour its rows' counts, each UTC day its hours'."""
+    hourly = rollup_totals(PullRequestFigures.objects.all())
+    days = {key: +counts for key, counts in daily_totals(hourly).items() if +counts}
+    return _stored_rollups() == _summed_from_the_rows() and _stored_days() == days
+
+
 def test_the_rolled_up_figures_equal_the_computed_ones_over_a_varied_history():
     team = _varied_history()
     computed = _health(team, rolled_up=False, stored=False)
@@ -71,7 +103,7 @@ def test_the_rolled_up_figures_equal_the_computed_ones_over_a_varied_history():
     assert computed["agreements"]["late"] and computed["agreements"]["over"]  # both sides of each agreement
     assert _health(team, rolled_up=True) == computed  # the rows computed on read, the rollups written with them
     assert FiguresRollup.objects.exists()
-    assert _stored_rollups() == _summed_from_the_rows()
+    assert _rollups_match_the_rows()
     assert _health(team, rolled_up=True) == computed  # read back
     assert _health(team, rolled_up=False) == computed
 
@@ -107,7 +139,7 @@ def test_a_late_review_on_a_merged_pull_request_moves_the_rollups_with_the_rows(
     pull_request_figures_owed_mark(pull_requests=[late.pk])
     computed = _health(team, rolled_up=False, stored=False)
     assert _health(team, rolled_up=True) == computed
-    assert _stored_rollups() == _summed_from_the_rows()
+    assert _rollups_match_the_rows()
     assert computed["reviewer_load"] != []
 
 
@@ -130,7 +162,7 @@ def test_a_late_review_delivered_by_webhook_moves_the_rollups(deliver):  # noqa:
     assert after["time_to_first_review"].count == 1
     assert after["reviewer_load"][0].reviews_given == 1
     assert after == figures(rolled_up=False)
-    assert _stored_rollups() == _summed_from_the_rows()
+    assert _rollups_match_the_rows()
 
 
 def test_a_new_bot_takes_its_pull_requests_out_of_the_rollups():
@@ -141,18 +173,23 @@ def test_a_new_bot_takes_its_pull_requests_out_of_the_rollups():
     bot.save()
     computed = _health(team, rolled_up=False, stored=False)
     assert _health(team, rolled_up=True) == computed  # every row of another input version: computed again
-    assert _stored_rollups() == _summed_from_the_rows()
+    assert _rollups_match_the_rows()
     assert not PullRequestFigures.objects.filter(pull_request__author=bot).exists()
 
 
 def test_rebuild_figures_rollups_computes_them_again_from_the_rows():
     team = _varied_history()
     expected = _health(team, rolled_up=True)
-    before = _stored_rollups()
+    before, days_before = _stored_rollups(), _stored_days()
+    assert days_before and len(days_before) < len(before)
     FiguresRollup.objects.order_by("pk").first().delete()
     FiguresRollup.objects.update(counts={"merged": 1})
+    FiguresDailyRollup.objects.order_by("pk").first().delete()
+    FiguresDailyRollup.objects.update(counts={"merged": 2})
     call_command("rebuild_figures_rollups", stdout=open("/dev/null", "w"))  # noqa: SIM115
     assert _stored_rollups() == before
+    assert _stored_days() == days_before
+    assert _rollups_match_the_rows()
     assert _health(team, rolled_up=True) == expected
 
 
@@ -194,5 +231,106 @@ def test_the_rolled_up_reads_cost_the_same_queries_as_the_history_grows():
     assert queries() == small
     _grow(team, 80)
     assert queries() == small
-    assert _stored_rollups() == _summed_from_the_rows()
+    assert _rollups_match_the_rows()
     assert timezone.now()  # the clock is not frozen: the owed rows settle as in production
+
+
+def _merged_at(team: Team, moments: list[dt.datetime]) -> None:
+    repository = team.repositories.get()
+    author, reviewer = Person.objects.order_by("pk")[:2]
+    for index, merged in enumerate(moments):
+        created = merged - dt.timedelta(hours=7)
+        pull_request = PullRequestFactory(
+            repository=repository, author=author, state=PullRequest.State.MERGED, created_at=created,
+            ready_at=created, merged_at=merged, updated_at=created, additions=10 + index, deletions=1,
+        )  # fmt: skip
+        ReviewFactory(pull_request=pull_request, reviewer=reviewer, submitted_at=created + dt.timedelta(minutes=50))
+
+
+def test_a_period_of_local_midnights_off_utc_reads_whole_days_and_its_edge_hours(settings):
+    """A server in New York: the page's period starts and ends at 05:00 UTC (04:00 in summer time), so it is whole
+    UTC days but for two partial ones. The figures equal the computed ones; the whole days come from the daily
+    rollups (their hours' are not read) and the partial days from their hours (their days' are not read)."""
+    settings.TIME_ZONE = "America/New_York"
+    team = _varied_history()
+    scope = parse_scope(QueryDict("since=2026-03-05&until=2026-04-07"), team=team, teams=Team.objects.all())
+    since, until = scope.since.astimezone(dt.UTC), scope.until.astimezone(dt.UTC)
+    assert (since.hour, until.hour) == (5, 4)  # standard time, then summer time: two partial UTC days
+    edges = [since, since + dt.timedelta(hours=18, minutes=59), until - dt.timedelta(hours=4), until - MINUTE]
+    _merged_at(team, edges)
+    _merged_at(team, [since - MINUTE, until])  # just outside the period, on its edge days
+    page = team_page(scope=scope)
+    previous = health_module.STORED_FIGURES
+    health_module.STORED_FIGURES = False
+    try:
+        computed = review_health(pull_requests=scope.pull_requests(), since=scope.since, until=scope.until)
+    finally:
+        health_module.STORED_FIGURES = previous
+    assert isinstance(page.health.flows, StoredFlows) and page.health.flows.compliance_rows is not None
+    assert {k: v for k, v in vars(page.health).items() if k != "flows"} == {
+        k: v for k, v in vars(computed).items() if k != "flows"
+    }
+    assert _rollups_match_the_rows()
+
+    def figures() -> dict[str, Any]:
+        return {k: v for k, v in vars(team_page(scope=scope).health).items() if k != "flows"}
+
+    expected = figures()
+    first_whole, end_whole = since.date() + dt.timedelta(days=1), until.date()
+    whole_days = dt.datetime.combine(first_whole, dt.time.min, tzinfo=dt.UTC), until.replace(hour=0)
+    FiguresRollup.objects.filter(hour__gte=whole_days[0], hour__lt=whole_days[1]).update(counts={"merged": 1000})
+    FiguresDailyRollup.objects.exclude(day__gte=first_whole, day__lt=end_whole).update(counts={"merged": 1000})
+    assert figures() == expected  # neither is read
+    FiguresDailyRollup.objects.filter(day=first_whole + dt.timedelta(days=3)).update(counts={"merged": 1000})
+    assert figures()["merged"] != expected["merged"]  # the whole days are
+
+
+def test_the_daily_rollups_migration_sums_the_hours():
+    """Migration 0032 builds each UTC day's rollup from its hours' (which hold what the rows say)."""
+    from importlib import import_module
+
+    from django.apps import apps as django_apps
+
+    migration = import_module("reviews.migrations.0032_figures_daily_rollups")
+    team = _varied_history()
+    expected = _health(team, rolled_up=True)
+    FiguresDailyRollup.objects.all().delete()
+    migration.build_daily_rollups(django_apps, connection.schema_editor())
+    assert _rollups_match_the_rows()
+    assert _health(team, rolled_up=True) == expected
+
+
+@pytest.mark.django_db(transaction=True)
+@pytest.mark.skipif(
+    django_settings.DATABASES["default"]["ENGINE"] != "django.db.backends.postgresql",
+    reason="SQLite serialises writers; the race needs PostgreSQL",
+)
+def test_two_writers_of_one_hour_and_one_day_at_once_add_up():
+    """Two computations store rows of the same hour (and day) at once: the second waits for the first's rollups and
+    adds to what it committed, at both levels (a replace instead of an add would lose the first's rows)."""
+    from tests.reviews.test_concurrent_writes import race
+
+    repository = RepositoryFactory()
+    author, reviewer = PersonFactory(), PersonFactory()
+    merged = dt.datetime(2026, 3, 4, 10, 5, tzinfo=dt.UTC)
+    pks = []
+    for minutes in (0, 20, 300):  # two in one hour, the third in another hour of the same day
+        created = merged - dt.timedelta(hours=6)
+        pull_request = PullRequestFactory(
+            repository=repository, author=author, state=PullRequest.State.MERGED, created_at=created,
+            ready_at=created, merged_at=merged + dt.timedelta(minutes=minutes), updated_at=created, additions=5,
+            deletions=1,
+        )  # fmt: skip
+        ReviewFactory(pull_request=pull_request, reviewer=reviewer, submitted_at=created + H)
+        pks.append(pull_request.pk)
+    version = figures_input_version(bots=set())
+
+    def store(ids: list[int]) -> int:
+        listed = PullRequest.objects.filter(pk__in=ids).select_related("repository__connection").order_by("pk")
+        return pull_request_figures_store(pull_requests=list(listed), bots=set(), version=version)
+
+    assert race(lambda: store(pks[:1]), lambda: store(pks[1:])) == (1, 2)
+    assert _rollups_match_the_rows()
+    assert _stored_days() == {(repository.pk, merged.date()): _stored_days()[repository.pk, merged.date()]}
+    assert _stored_days()[repository.pk, merged.date()]["merged"] == 3
+    assert sum(counts["merged"] for counts in _stored_rollups().values()) == 3

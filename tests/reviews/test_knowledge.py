@@ -178,6 +178,25 @@ def test_query_count_does_not_grow_with_history(world):
     assert after == before
 
 
+def test_a_period_whose_changes_touched_no_file_reads_three_queries_and_has_no_area(world):
+    """A change without files is in no area: the files, maps, partners, names and members are not read."""
+    repository = world["repository"]
+    for index in range(5):
+        _change(repository, world["Ada"], reviewer=world["Bob"], co_author=world["Carol"] if index % 2 else None)
+    with CaptureQueriesContext(connection) as captured:
+        knowledge = team_knowledge(scope=_scope(world["pay"]))
+    assert knowledge.areas == []
+    assert len(captured) == 3  # the repositories, the changes opened with files, the reviews of changes with files
+
+
+def test_a_change_reviewed_in_the_period_but_opened_before_still_places_its_reviewer(world):
+    repository = world["repository"]
+    pull = _change(repository, world["Ada"], "ledger/core/a.py", days_ago=45)
+    ReviewFactory(pull_request=pull, reviewer=world["Bob"], submitted_at=NOW - dt.timedelta(days=2))
+    areas = _areas(world["pay"])
+    assert [(k.name, k.reviewed, k.authored) for k in areas[("directory", "ledger/core/")].people] == [("Bob", 1, 0)]
+
+
 def test_api_is_paginated_filtered_and_scoped_to_the_period(world):
     repository = world["repository"]
     _change(repository, world["Ada"], "a/x/1.py", reviewer=world["Bob"])

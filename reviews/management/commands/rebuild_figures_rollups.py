@@ -1,4 +1,5 @@
-"""Compute every per-hour rollup of the stored review figures (`FiguresRollup`) again from the rows.
+"""Compute every per-hour and per-day rollup of the stored review figures (`FiguresRollup`, `FiguresDailyRollup`)
+again from the rows.
 
 The writers keep the rollups right as they store or delete rows; this command is for when the rows were changed by
 other means (a restore, a manual fix) or to check them: the pages read the rollups, not the rows, for whole hours.
@@ -14,8 +15,8 @@ from reviews.services.figures import rollups_rebuild
 
 
 class Command(BaseCommand):
-    help = "Compute the per-hour rollups of the stored review figures again from the stored rows."
+    help = "Compute the per-hour and per-day rollups of the stored review figures again from the stored rows."
 
     def handle(self, *args: Any, **options: Any) -> None:
         built = rollups_rebuild()
-        self.stdout.write(self.style.SUCCESS(f"done: {built} hourly rollups"))
+        self.stdout.write(self.style.SUCCESS(f"done: {built} hourly rollups (and their days)"))

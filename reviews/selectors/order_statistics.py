@@ -1,0 +1,320 @@
+"""Exact order statistics of a period's stored figures without sorting them: the median and 90th percentile of each
+duration, each week's medians, and the counts at or under a working agreement's limit.
+
+Each stored row adds its durations and size to per-bucket counts in its hour's and day's rollups (`histogram_counts`,
+keys `h:<column>:<bucket>`, summed as every other rollup count). Summed over a period they say exactly how many of
+the period's rows each bucket holds, so which bucket holds a given rank, and at which offset; only that bucket's rows
+of the period are then read, by an index on the column (`figures_<column>_order_idx`: repository, value; merged_at
+included). Most ranks are the bucket's first or last value, or the bucket holds one value only (durations tie:
+whole hours, bots' merges): its minimum and maximum, two index probes per repository, say it. Otherwise the value at
+the rank's offset is read in SQL from each repository's first rows below the bucket's greatest value (none that far:
+the greatest's, the rest of the bucket), and a limit inside a bucket counts the bucket's rows at most it: one value or
+count per request comes back, not the bucket's values.
+PostgreSQL only (SQLite reads the rows, as before). The numbers are
+`health.percentile`'s over the sorted hours, the definition the computed flows use; `health` falls back to
+`percentile_cont` over the rows if the rows and the rollups ever disagree (which may differ from it in the last
+place, and so in a rounding: its position 0.9 * 67 is not 67 * 90 / 100 in floating point).
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import math
+from bisect import bisect_left, bisect_right
+from collections import Counter
+from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import dataclass, field
+from itertools import accumulate
+from typing import Any
+
+from django.db import connection
+
+from reviews.models import FIGURES_HISTOGRAMS, PullRequestFigures
+
+# Bucket upper bounds (inclusive; each bucket's lower bound is the previous one, exclusive; bucket 0 is exactly 0,
+# the last open above). Durations in seconds: every whole hour to two days (a working agreement's "first review
+# within N hours" is then a bound, counted from the histogram alone), every three hours to a week, every day to five
+# weeks (durations of days tie at whole days often: a bucket of one value is read from its two ends); sizes in
+# lines, the size buckets' limits and the usual agreements among them. A limit between bounds costs one bucket's rows.
+_MINUTE, _HOUR, _DAY = 60, 3600, 86400
+DURATION_BOUNDS: tuple[float, ...] = tuple(
+    sorted(
+        {0.0, 1.0, 2.0, 5.0, 10.0, 15.0, 20.0, 30.0, 45.0}
+        | {float(m * _MINUTE) for m in (1, 2, 3, 5, 7, 10, 15, 20, 25, 30, 40, 45, 50)}
+        | {float(h * _HOUR) for h in (*range(1, 48), *range(48, 168, 3), 1.5, 2.5)}
+        | {float(d * _DAY) for d in (*range(7, 36), 42, 49, 56, 63, 70, 80, 90, 105, 120, 150, 180, 240, 300, 365)}
+        | {float(d * _DAY) for d in (500, 730, 1095)}
+    )
+)
+LINE_BOUNDS: tuple[int, ...] = (
+    *(0, 1, 2, 3, 5, 7, 10, 15, 20, 25, 30, 40, 50, 60, 75, 100, 125, 150, 175, 200, 250, 300, 350, 400, 450, 500),
+    *(600, 700, 800, 900, 1000, 1250, 1500, 1750, 2000, 2500, 3000, 4000, 5000, 7500, 10000, 20000, 50000, 100000),
+)
+NEGATIVE = "neg"  # a negative duration: not measured, but under any limit (the agreement's "in time")
+_BIG = 2**62  # above any size: the last bucket's upper bound for the integer column
+
+
+def bounds_of(column: str) -> Sequence[float]:
+    return LINE_BOUNDS if column == "changed_lines" else DURATION_BOUNDS
+
+
+def bucket_of(column: str, value: float | None) -> str | None:
+    """The histogram bucket of a stored value (None: not stored, in no bucket)."""
+    if value is None:
+        return None
+    if value < 0:
+        return NEGATIVE
+    return str(bisect_left(bounds_of(column), value))
+
+
+def histogram_counts(row: Any) -> Counter[str]:
+    """What one stored row adds to its hour's histograms (`rollup_counts` adds them to the rest)."""
+    counts: Counter[str] = Counter()
+    for column in FIGURES_HISTOGRAMS:
+        bucket = bucket_of(column, getattr(row, column))
+        if bucket is not None:
+            counts[f"h:{column}:{bucket}"] += 1
+    return counts
+
+
+def histograms_of(counts: Mapping[str, int]) -> dict[str, Histogram]:
+    """column → bucket → rows, from summed rollup counts."""
+    found: dict[str, Histogram] = {column: Histogram() for column in FIGURES_HISTOGRAMS}
+    for name, n in counts.items():
+        if name.startswith("h:") and n:
+            column, bucket = name[2:].rsplit(":", 1)
+            found[column][bucket] = n
+    return found
+
+
+class RowsDisagree(Exception):
+    """The rows of a bucket are not what the rollups count (a writer in between): read the rows instead."""
+
+
+@dataclass(frozen=True)
+class _Bucket:
+    column: str
+    bucket: int
+    since: dt.datetime
+    until: dt.datetime
+
+
+@dataclass
+class _Read:
+    """What the bucket's rows of the period hold: its least and greatest value, the value at each interior offset
+    asked, and how many are at most each limit asked."""
+
+    least: float | None = None
+    greatest: float | None = None
+    at: dict[int, float | None] = field(default_factory=dict)
+    at_most: dict[float, int] = field(default_factory=dict)
+
+
+class OrderStatistics:
+    """Collects the ranks and limits asked over periods' histograms, reads every bucket they need in one statement
+    (`read`), then answers them (`value_at`, `count_at_most`)."""
+
+    def __init__(self, repository_ids: Sequence[int]) -> None:
+        self.repository_ids = sorted(repository_ids)
+        # bucket → what is asked of it besides its ends: interior offsets, limits
+        self._asked: dict[_Bucket, tuple[set[int], set[float]]] = {}
+        self._reads: dict[_Bucket, _Read] = {}
+
+    # Asking.
+    def ask_rank(
+        self, column: str, histogram: Mapping[str, int], period: tuple[dt.datetime, dt.datetime], rank: int
+    ) -> None:
+        bucket, offset, count = _locate(column, histogram, rank)
+        offsets, _ = self._asked.setdefault(_Bucket(column, bucket, *period), (set(), set()))
+        if 0 < offset < count - 1:
+            offsets.add(offset)
+
+    def ask_limit(
+        self, column: str, histogram: Mapping[str, int], period: tuple[dt.datetime, dt.datetime], limit: float
+    ) -> None:
+        bucket = bisect_left(bounds_of(column), limit)
+        bounds = bounds_of(column)
+        if (bucket < len(bounds) and bounds[bucket] == limit) or not histogram.get(str(bucket)):
+            return  # the limit is the bucket's upper bound, or the bucket holds nothing: the histogram says it
+        _, limits = self._asked.setdefault(_Bucket(column, bucket, *period), (set(), set()))
+        limits.add(limit)
+
+    # Reading.
+    def read(self) -> None:
+        """Every bucket asked for, in one statement (none when nothing was asked: an empty period)."""
+        if not self._asked:
+            return
+        requests = [
+            (key, offset, limit)
+            for key, (offsets, limits) in self._asked.items()
+            for offset, limit in [*((k, None) for k in sorted(offsets)), *((None, v) for v in sorted(limits))]
+            or [(None, None)]
+        ]
+        parts: list[str] = []
+        params: list[Any] = []
+        for column in FIGURES_HISTOGRAMS:
+            asked = [(index, request) for index, request in enumerate(requests) if request[0].column == column]
+            if asked:
+                part, part_params = _bucket_sql(column, asked, self.repository_ids)
+                parts.append(part)
+                params += part_params
+        reads = {key: _Read() for key in self._asked}
+        with connection.cursor() as cursor:
+            cursor.execute(" UNION ALL ".join(parts), params)
+            for index, least, greatest, value, at_most in cursor.fetchall():
+                key, offset, limit = requests[index]
+                found = reads[key]
+                found.least, found.greatest = least, greatest
+                if offset is not None:
+                    found.at[offset] = value
+                if limit is not None:
+                    found.at_most[limit] = int(at_most)
+        self._reads = reads
+
+    # Answering.
+    def value_at(
+        self, column: str, histogram: Mapping[str, int], period: tuple[dt.datetime, dt.datetime], rank: int
+    ) -> float:
+        """The value at `rank` (0: the least) of the period's measured values (not negative)."""
+        bucket, offset, count = _locate(column, histogram, rank)
+        found = self._reads.get(_Bucket(column, bucket, *period))
+        if found is None or found.least is None or found.greatest is None:
+            raise RowsDisagree(column)
+        if offset == 0 or found.least == found.greatest:
+            return float(found.least)
+        if offset == count - 1:
+            return float(found.greatest)
+        if offset not in found.at:
+            raise RowsDisagree(column)
+        value = found.at[offset]
+        # None: fewer rows below the greatest than the offset, so it is one of the greatest's (the rest).
+        return float(found.greatest if value is None else value)
+
+    def count_at_most(
+        self, column: str, histogram: Mapping[str, int], period: tuple[dt.datetime, dt.datetime], limit: float
+    ) -> int:
+        """How many of the period's values (negative ones included) are at most `limit` (≥ 0)."""
+        bounds = bounds_of(column)
+        limit_bucket = bisect_left(bounds, limit)
+        below = histogram.get(NEGATIVE, 0) + sum(
+            n for bucket, n in histogram.items() if bucket != NEGATIVE and int(bucket) < limit_bucket
+        )
+        in_bucket = histogram.get(str(limit_bucket), 0)
+        if not in_bucket or (limit_bucket < len(bounds) and bounds[limit_bucket] == limit):
+            return below + in_bucket
+        found = self._reads.get(_Bucket(column, limit_bucket, *period))
+        if found is None or found.least is None or limit not in found.at_most or found.at_most[limit] > in_bucket:
+            raise RowsDisagree(column)
+        return below + found.at_most[limit]
+
+
+def measured_total(histogram: Mapping[str, int]) -> int:
+    return sum(n for bucket, n in histogram.items() if bucket != NEGATIVE)
+
+
+def interpolated(
+    statistics: OrderStatistics, column: str, histogram: Mapping[str, int], period: Any, q: float
+) -> float | None:
+    """The `q`th percentile (0-100) of the period's measured values in hours, exactly as `health.percentile`
+    interpolates over the sorted hours (unrounded)."""
+    count = measured_total(histogram)
+    if not count:
+        return None
+    position = (count - 1) * q / 100
+    low, high = math.floor(position), math.ceil(position)
+    first = statistics.value_at(column, histogram, period, low) / 3600
+    second = statistics.value_at(column, histogram, period, high) / 3600 if high != low else first
+    return first + (second - first) * (position - low)
+
+
+def ranks_of(histogram: Mapping[str, int], q: float) -> Iterable[int]:
+    """The ranks `interpolated` reads for the `q`th percentile."""
+    count = measured_total(histogram)
+    if not count:
+        return ()
+    position = (count - 1) * q / 100
+    return sorted({math.floor(position), math.ceil(position)})
+
+
+def _locate(column: str, histogram: Mapping[str, int], rank: int) -> tuple[int, int, int]:
+    """The bucket holding the measured value at `rank`, the rank's offset in it and the bucket's count."""
+    buckets, ends = _cumulative(histogram)
+    position = bisect_right(ends, rank)  # the first bucket whose rows end after the rank
+    if position == len(buckets):
+        raise RowsDisagree(column)
+    bucket, count = buckets[position]
+    return bucket, rank - (ends[position] - count), count
+
+
+class Histogram(dict[str, int]):
+    """bucket → rows of one column (`histograms_of`), with its measured buckets in order and where each one's rows
+    end, worked out once (each rank asked of it locates its bucket)."""
+
+    _cumulative: tuple[list[tuple[int, int]], list[int]] | None = None
+
+
+def _cumulative(histogram: Mapping[str, int]) -> tuple[list[tuple[int, int]], list[int]]:
+    found = histogram._cumulative if isinstance(histogram, Histogram) else None
+    if found is None:
+        buckets = sorted((int(name), n) for name, n in histogram.items() if name != NEGATIVE)
+        found = (buckets, list(accumulate(n for _, n in buckets)))
+        if isinstance(histogram, Histogram):
+            histogram._cumulative = found
+    return found
+
+
+def _bucket_sql(
+    column: str, asked: list[tuple[int, tuple[_Bucket, int | None, float | None]]], repository_ids: list[int]
+) -> tuple[str, list[Any]]:
+    """(request, least, greatest, value at its offset, rows at most its limit) of each request of `column`'s
+    buckets: the ends from an ordered index probe per repository; the value at an interior offset from each
+    repository's first offset + 1 rows below the greatest in value order (an index range: a bucket whose greatest
+    value ties many rows, a bot's fixed delay or a whole hour, costs only those below; none found: the greatest);
+    the rows at most a limit counted. Only the code's own names are formatted in; values are parameters."""
+    bounds = bounds_of(column)
+    integer = column == "changed_lines"
+    kind = "bigint" if integer else "float8"
+    lows, highs = [], []
+    for _, (key, _offset, _limit) in asked:
+        lows.append(-1 if key.bucket == 0 else bounds[key.bucket - 1])
+        highs.append((_BIG if integer else math.inf) if key.bucket >= len(bounds) else bounds[key.bucket])
+    table = PullRequestFigures._meta.db_table
+    in_bucket = (
+        f"f.{column} >= 0 AND f.{column} > r.low AND f.{column} <= r.high "
+        "AND f.merged_at >= r.since AND f.merged_at < r.until"
+    )
+    # Each end from the index in value order (an explicit LIMIT 1: as min() and max() the planner scanned the bucket).
+    ends = [
+        f"(SELECT f.{column} FROM {table} f WHERE f.repository_id = p.id AND {in_bucket} "  # noqa: S608
+        f"ORDER BY f.{column} {direction} LIMIT 1)"
+        for direction in ("ASC", "DESC")
+    ]
+    # LIMIT 0 without an offset (LIMIT NULL would read the bucket).
+    first_rows = (
+        f"SELECT f.{column}::float8 AS v FROM {table} f WHERE f.repository_id = p.id AND {in_bucket} "  # noqa: S608
+        f"AND f.{column} < e.greatest ORDER BY f.{column} LIMIT COALESCE(r.k, -1) + 1"
+    )
+    sql = (
+        f"SELECT r.i, e.least, e.greatest, o.value, c.n FROM unnest(%s::int[], %s::{kind}[], %s::{kind}[], "  # noqa: S608
+        f"%s::timestamptz[], %s::timestamptz[], %s::int[], %s::{kind}[]) r(i, low, high, since, until, k, lim) "
+        "CROSS JOIN LATERAL (SELECT min(m.least) least, max(m.greatest) greatest FROM unnest(%s::bigint[]) p(id) "
+        f"CROSS JOIN LATERAL (SELECT {ends[0]} least, {ends[1]} greatest) m) e "
+        "LEFT JOIN LATERAL (SELECT u.v AS value FROM unnest(%s::bigint[]) p(id) "
+        f"CROSS JOIN LATERAL ({first_rows}) u WHERE r.k IS NOT NULL AND e.least < e.greatest "
+        "ORDER BY u.v OFFSET r.k LIMIT 1) o ON true "
+        f"LEFT JOIN LATERAL (SELECT count(*) n FROM {table} f WHERE r.lim IS NOT NULL "
+        f"AND f.repository_id = ANY(%s::bigint[]) AND {in_bucket} AND f.{column} <= r.lim) c ON true"
+    )
+    params = [
+        [index for index, _ in asked],
+        lows,
+        highs,
+        [key.since for _, (key, _o, _l) in asked],
+        [key.until for _, (key, _o, _l) in asked],
+        [offset for _, (_k, offset, _l) in asked],
+        [limit for _, (_k, _o, limit) in asked],
+        repository_ids,
+        repository_ids,
+        repository_ids,
+    ]
+    return sql, params
