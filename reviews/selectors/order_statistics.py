@@ -276,8 +276,10 @@ def _bucket_sql(
     kind = "bigint" if integer else "float8"
     lows, highs = [], []
     for _, (key, _offset, _limit) in asked:
-        lows.append(-1 if key.bucket == 0 else bounds[key.bucket - 1])
-        highs.append((_BIG if integer else math.inf) if key.bucket >= len(bounds) else bounds[key.bucket])
+        # One type per array (psycopg refuses a list of ints and floats): bucket 0's -1 is a float for durations.
+        number = int if integer else float
+        lows.append(number(-1 if key.bucket == 0 else bounds[key.bucket - 1]))
+        highs.append(number((_BIG if integer else math.inf) if key.bucket >= len(bounds) else bounds[key.bucket]))
     table = PullRequestFigures._meta.db_table
     in_bucket = (
         f"f.{column} >= 0 AND f.{column} > r.low AND f.{column} <= r.high "

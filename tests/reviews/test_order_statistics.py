@@ -191,3 +191,24 @@ def test_the_migration_builds_the_histograms_from_the_stored_rows(no_fallback):
     assert {(r.repository_id, r.hour): Counter(r.counts) for r in FiguresRollup.objects.all()} == summed
     assert any(name.startswith("h:") for counts in summed.values() for name in counts)
     assert _figures(team, agreement, stored=True) == expected
+
+
+def test_a_median_in_the_bucket_of_zero_beside_a_p90_in_another(no_fallback):
+    """Bucket 0 (exactly 0 s: merged the moment it was approved) is read in the same statement as another bucket of
+    the column: its bounds are sent as floats like the others' (psycopg refuses a list of ints and floats)."""
+    team = TeamFactory()
+    repository = RepositoryFactory(team=team)
+    author, reviewer = PersonFactory(), PersonFactory()
+    for index in range(10):
+        ready = START + dt.timedelta(days=5 + index, hours=2)
+        approved = ready + H
+        merged = approved if index < 6 else approved + 2 * H
+        pull_request = PullRequestFactory(
+            repository=repository, author=author, state=PullRequest.State.MERGED, created_at=ready, ready_at=ready,
+            first_commit_at=ready, last_pushed_at=ready, merged_at=merged, updated_at=merged, additions=10, deletions=0,
+        )  # fmt: skip
+        ReviewFactory(pull_request=pull_request, reviewer=reviewer, state=Review.State.APPROVED, submitted_at=approved)
+    agreement = (dt.timedelta(hours=20), 250)
+    computed = _figures(team, agreement, stored=False)
+    assert computed["merge_time"].median_hours == 0 and computed["merge_time"].p90_hours == 2
+    assert _figures(team, agreement, stored=True) == computed
