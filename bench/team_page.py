@@ -49,11 +49,20 @@ from django.utils import timezone  # noqa: E402
 from reviews.models import Comment, Connection, Person, PullRequest, Repository, Review, Team  # noqa: E402
 
 
-def grow(repository: Repository, people: list[Person], count: int, start: int, *, spread: bool = False) -> None:
+def grow(
+    repository: Repository,
+    people: list[Person],
+    count: int,
+    start: int,
+    *,
+    spread: bool = False,
+    earlier: dt.timedelta = dt.timedelta(0),
+) -> None:
+    """`count` merged pull requests numbered from `start`, in the 30 days before now, or before now - `earlier`."""
     if spread:
-        grow_spread(repository, people, count, start)
+        grow_spread(repository, people, count, start, earlier=earlier)
         return
-    now = timezone.now()
+    now = timezone.now() - earlier
     rows = PullRequest.objects.bulk_create(
         PullRequest(
             repository=repository,
@@ -94,11 +103,13 @@ def grow(repository: Repository, people: list[Person], count: int, start: int, *
     )
 
 
-def grow_spread(repository: Repository, people: list[Person], count: int, start: int) -> None:
+def grow_spread(
+    repository: Repository, people: list[Person], count: int, start: int, *, earlier: dt.timedelta = dt.timedelta(0)
+) -> None:
     """`grow`, less kind: merges spread over every hour of the period and durations that seldom tie (log-normal
     waits in seconds), so every hour's rollup holds many histogram buckets and few ranks fall on a tie."""
     rng = random.Random(start)
-    now = timezone.now().replace(microsecond=0)
+    now = timezone.now().replace(microsecond=0) - earlier
 
     def wait(median_minutes: float) -> dt.timedelta:
         return dt.timedelta(seconds=round(rng.lognormvariate(math.log(median_minutes * 60), 1.2)))
@@ -157,13 +168,16 @@ def main() -> None:
     parser.add_argument("--runs", type=int, default=15)
     parser.add_argument("--before-runs", type=int, default=3)
     parser.add_argument("--spread", action="store_true", help="with --pulls: merges in every hour, few ties")
+    parser.add_argument(
+        "--previous", action="store_true", help="with --pulls: as many in the previous 30 days (the page reads both)"
+    )
     parser.add_argument("--existing", action="store_true", help="measure the database as it is (built before)")
     parser.add_argument("--profile", action="store_true", help="with --existing: the slowest statements")
     args = parser.parse_args()
     if args.existing:
         on_existing(runs=args.runs, profile=args.profile)
     elif args.pulls:
-        at_scale(args.pulls, runs=args.runs, before_runs=args.before_runs, spread=args.spread)
+        at_scale(args.pulls, runs=args.runs, before_runs=args.before_runs, spread=args.spread, previous=args.previous)
     else:
         as_history_grows()
 
@@ -182,15 +196,20 @@ def _world() -> tuple[Repository, list[Person], Client]:
     return repository, people, client
 
 
-def at_scale(pulls: int, *, runs: int, before_runs: int, spread: bool = False) -> None:
+def at_scale(pulls: int, *, runs: int, before_runs: int, spread: bool = False, previous: bool = False) -> None:
     from reviews.selectors import health
 
     repository, people, client = _world()
     started = time.perf_counter()
     for start in range(0, pulls, 10_000):
         grow(repository, people, min(10_000, pulls - start), start + 1, spread=spread)
+        if previous:
+            earlier = dt.timedelta(days=30)
+            grow(repository, people, min(10_000, pulls - start), pulls + start + 1, spread=spread, earlier=earlier)
+    in_previous = ", as many in the previous period" if previous else ""
     print(
-        f"history: {pulls} merged pull requests, 2 reviews and a comment each ({time.perf_counter() - started:.0f} s)"
+        f"history: {pulls} merged pull requests{in_previous}, 2 reviews and a comment each "
+        f"({time.perf_counter() - started:.0f} s)"
     )
     urls = {"team page": "/teams/bench/", "health API": "/api/v1/teams/bench/health"}
     print(f"{'figures':>8} {'page':>11} {'runs':>5} {'p50 s':>8} {'min s':>8} {'queries':>8} {'cpu s':>8}")
