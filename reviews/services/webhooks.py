@@ -223,7 +223,9 @@ def _insert_once(*, notify: bool = False, **values: object) -> int | None:
         *statement.defaults,
         *[model_field.get_db_prep_save(values[model_field.attname], connection=db) for model_field in statement.fields],
     ]
-    found = _stored(db, statement.sql, params)
+    found, retried = _stored(db, statement.sql, params)
+    if found is None and retried:
+        found = _stored_by_the_first_run(values)
     if found is None:
         return None
     pk = int(found[0])
@@ -234,8 +236,8 @@ def _insert_once(*, notify: bool = False, **values: object) -> int | None:
     return pk
 
 
-def _stored(db: Any, sql: str, params: list[Any]) -> tuple[Any, ...] | None:
-    """Run the store; its row, or None. Before a request's first statement on a kept connection Django checks it
+def _stored(db: Any, sql: str, params: list[Any]) -> tuple[tuple[Any, ...] | None, bool]:
+    """Run the store; its row, or None, and whether it ran a second time. Before a request's first statement on a kept connection Django checks it
     with a `SELECT 1` round trip (CONN_HEALTH_CHECKS); the store, which is idempotent, skips the check, and when the
     connection turns out dead it runs once more on a new one. Inside a transaction nothing is skipped or retried."""
     unchecked = db.connection is not None and db.health_check_enabled and not db.health_check_done
@@ -243,12 +245,24 @@ def _stored(db: Any, sql: str, params: list[Any]) -> tuple[Any, ...] | None:
     if retry:
         db.health_check_done = True
     try:
-        return _fetch_one(db, sql, params)
+        return _fetch_one(db, sql, params), False
     except (OperationalError, InterfaceError):
         if not retry:
             raise
     db.close()  # the check Django skipped would have found it dead; the next statement opens a new one
-    return _fetch_one(db, sql, params)
+    return _fetch_one(db, sql, params), True
+
+
+def _stored_by_the_first_run(values: dict[str, object]) -> tuple[Any, ...] | None:
+    """The row of a store whose first run PostgreSQL committed while its answer was lost with the connection: the
+    same delivery received at this request's own moment (to the microsecond). Another request's is a duplicate."""
+    return (
+        WebhookDelivery.objects.filter(
+            provider=values["provider"], delivery_id=values["delivery_id"], received_at=values["received_at"]
+        )
+        .values_list("pk")
+        .first()
+    )
 
 
 def _fetch_one(db: Any, sql: str, params: list[Any]) -> tuple[Any, ...] | None:

@@ -290,6 +290,61 @@ def test_the_store_skips_the_health_check_and_is_run_again_on_a_new_connection_w
     assert sorted(WebhookDelivery.objects.values_list("delivery_id", flat=True)) == ["h-1", "h-2"]
 
 
+@pytest.mark.django_db(transaction=True)
+def test_a_store_whose_answer_was_lost_after_its_commit_is_still_a_new_delivery_and_announced(listener, monkeypatch):
+    """The connection dies after PostgreSQL committed the store and before its answer came: the store's second run
+    finds the row its first run stored. It is this request's delivery, new (handed over, answered "accepted"), not a
+    duplicate left to the poll or to its lease running out."""
+    github = Connection.objects.create(provider="github", name="GitHub", base_url="https://api.github.com")
+    db = connections["default"]
+    db.ensure_connection()
+    real_fetch = webhook_services._fetch_one
+    runs: list[bool] = []
+
+    def answer_lost_once(*args: object) -> object:
+        row = real_fetch(*args)
+        runs.append(True)
+        if len(runs) == 1:
+            raise OperationalError("server closed the connection unexpectedly")
+        return row
+
+    monkeypatch.setattr(webhook_services, "_fetch_one", answer_lost_once)
+    try:
+        db.health_check_enabled, db.health_check_done = True, False  # a new request on a kept connection
+        received = _receive(github, "l-1")
+    finally:
+        db.health_check_enabled = db.settings_dict["CONN_HEALTH_CHECKS"]
+    assert len(runs) == 2
+    assert received.created
+    assert [notice.payload for notice in listener.notifies(timeout=1)] == [str(received.pk)]
+    assert WebhookDelivery.objects.filter(delivery_id="l-1").count() == 1
+
+
+@pytest.mark.django_db(transaction=True)
+def test_a_retried_store_that_finds_a_delivery_another_request_stored_is_a_duplicate(listener, monkeypatch):
+    github = Connection.objects.create(provider="github", name="GitHub", base_url="https://api.github.com")
+    first = _receive(github, "l-2")
+    list(listener.notifies(timeout=0.2))
+    db = connections["default"]
+    real_fetch = webhook_services._fetch_one
+    runs: list[bool] = []
+
+    def dead_once(*args: object) -> object:
+        runs.append(True)
+        if len(runs) == 1:
+            raise OperationalError("server closed the connection unexpectedly")
+        return real_fetch(*args)
+
+    monkeypatch.setattr(webhook_services, "_fetch_one", dead_once)
+    try:
+        db.health_check_enabled, db.health_check_done = True, False
+        again = _receive(github, "l-2")
+    finally:
+        db.health_check_enabled = db.settings_dict["CONN_HEALTH_CHECKS"]
+    assert len(runs) == 2
+    assert (again.created, again.pk) == (False, first.pk)
+
+
 # --- the connections' secrets, cached per process --------------------------------------------------------------------
 
 
