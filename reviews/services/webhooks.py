@@ -237,9 +237,10 @@ def _insert_once(*, notify: bool = False, **values: object) -> int | None:
 
 
 def _stored(db: Any, sql: str, params: list[Any]) -> tuple[tuple[Any, ...] | None, bool]:
-    """Run the store; its row, or None, and whether it ran a second time. Before a request's first statement on a kept connection Django checks it
-    with a `SELECT 1` round trip (CONN_HEALTH_CHECKS); the store, which is idempotent, skips the check, and when the
-    connection turns out dead it runs once more on a new one. Inside a transaction nothing is skipped or retried."""
+    """Run the store; its row, or None, and whether it ran a second time. Before a request's first statement on a
+    kept connection Django checks it with a `SELECT 1` round trip (CONN_HEALTH_CHECKS); the store, which is
+    idempotent, skips the check, and when the connection turns out dead it runs once more on a new one. Inside a
+    transaction nothing is skipped or retried."""
     unchecked = db.connection is not None and db.health_check_enabled and not db.health_check_done
     retry = unchecked and not db.in_atomic_block
     if retry:
