@@ -254,7 +254,7 @@ def _stored(db: Any, sql: str, params: list[Any]) -> tuple[tuple[Any, ...] | Non
     return _fetch_one(db, sql, params), True
 
 
-def _stored_by_the_first_run(values: dict[str, object]) -> tuple[Any, ...] | None:
+def _stored_by_the_first_run(values: dict[str, Any]) -> tuple[Any, ...] | None:
     """The row of a store whose first run PostgreSQL committed while its answer was lost with the connection: the
     same delivery received at this request's own moment (to the microsecond). Another request's is a duplicate."""
     return (
