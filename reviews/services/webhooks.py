@@ -189,8 +189,12 @@ def webhook_delivery_receive(
     existing = WebhookDelivery.objects.get(provider=provider, delivery_id=delivery_id)
     if existing.connection_id is None and connection is not None:
         # Refused before for an instance no Connection knew; it knows it now: the redelivery is processed.
-        return Received.found(existing, requeued=_connected_now(existing, connection, now))
-    return Received.found(existing, requeued=_due_again(existing, now, hand_over_now=hand_over_now))
+        requeued = _connected_now(existing, connection, now, hand_over_now=hand_over_now)
+    else:
+        requeued = _due_again(existing, now, hand_over_now=hand_over_now)
+    if requeued and not hand_over_now and connection is not None:
+        _announce_once_committed(existing.pk)  # due now, as a new delivery is: the dispatcher need not wait its poll
+    return Received.found(existing, requeued=requeued)
 
 
 def _storable(label: str) -> str:
@@ -199,14 +203,14 @@ def _storable(label: str) -> str:
     return label.replace("\x00", "\ufffd").encode("utf-8", errors="replace").decode("utf-8")
 
 
-def _connected_now(delivery: WebhookDelivery, connection: Connection, now: dt.datetime) -> bool:
+def _connected_now(delivery: WebhookDelivery, connection: Connection, now: dt.datetime, *, hand_over_now: bool) -> bool:
     updated = WebhookDelivery.objects.filter(
         pk=delivery.pk, connection__isnull=True, status=WebhookDelivery.Status.FAILED
     ).update(
         connection=connection,
         status=WebhookDelivery.Status.PENDING,
-        next_attempt_at=now + DISPATCH_LEASE,
-        dispatches=1,
+        next_attempt_at=now + DISPATCH_LEASE if hand_over_now else now,
+        dispatches=1 if hand_over_now else 0,
     )
     if updated:
         delivery.refresh_from_db()
@@ -229,11 +233,17 @@ def _insert_once(*, notify: bool = False, **values: object) -> int | None:
     if found is None:
         return None
     pk = int(found[0])
-    if notify and db.vendor == "postgresql":
-        # Once the caller's transaction commits; at once in autocommit (a request). Never fails the answer: the row
-        # is stored, and the dispatcher's own look finds it within a poll.
-        transaction.on_commit(lambda: _announce_unless_announced_lately(db.alias, pk), using=db.alias, robust=True)
+    if notify:
+        _announce_once_committed(pk)
     return pk
+
+
+def _announce_once_committed(pk: int) -> None:
+    """Tell the dispatcher of a delivery due now, once the caller's transaction commits; at once in autocommit (a
+    request). Never fails the answer: the row is stored, and the dispatcher's own look finds it within a poll."""
+    db = connections[WebhookDelivery.objects.db]
+    if db.vendor == "postgresql":
+        transaction.on_commit(lambda: _announce_unless_announced_lately(db.alias, pk), using=db.alias, robust=True)
 
 
 def _stored(db: Any, sql: str, params: list[Any]) -> tuple[tuple[Any, ...] | None, bool]:

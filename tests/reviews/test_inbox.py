@@ -345,6 +345,40 @@ def test_a_retried_store_that_finds_a_delivery_another_request_stored_is_a_dupli
     assert (again.created, again.pk) == (False, first.pk)
 
 
+@pytest.mark.django_db(transaction=True)
+def test_a_redelivery_made_due_again_is_announced_as_a_new_one_is(listener):
+    """A sender's retry of a delivery waiting for its own retry is answered "requeued" and due now: the dispatcher is
+    told, as of a new delivery, instead of finding it at its next poll."""
+    github = Connection.objects.create(provider="github", name="GitHub", base_url="https://api.github.com")
+    first = _receive(github, "r-1")
+    list(listener.notifies(timeout=0.2))
+    WebhookDelivery.objects.filter(pk=first.pk).update(attempts=1, next_attempt_at=T0 + dt.timedelta(days=3650))
+    again = _receive(github, "r-1")
+    assert again.requeued
+    assert [notice.payload for notice in listener.notifies(timeout=1)] == [str(first.pk)]
+
+
+@pytest.mark.django_db(transaction=True)
+def test_a_redelivery_a_connection_knows_now_is_due_at_once_and_announced_when_the_dispatcher_hands_it_over(
+    listener,
+):
+    """Refused for an instance no Connection knew, then sent again once one does: without a hand-over by the request
+    it is due now and announced, not leased for a hand-over nobody makes."""
+    github = Connection.objects.create(provider="github", name="GitHub", base_url="https://api.github.com")
+    refused = webhook_delivery_receive(
+        provider="github", delivery_id="c-1", event="ping", action="", headers={}, body="{}", connection=None,
+        hand_over_now=False,
+    )  # fmt: skip
+    WebhookDelivery.objects.filter(pk=refused.pk).update(status=WebhookDelivery.Status.FAILED)
+    list(listener.notifies(timeout=0.2))
+    again = _receive(github, "c-1")
+    assert again.requeued
+    stored = WebhookDelivery.objects.get(pk=refused.pk)
+    assert (stored.connection_id, stored.dispatches) == (github.pk, 0)
+    assert stored.next_attempt_at <= dt.datetime.now(dt.UTC)
+    assert [notice.payload for notice in listener.notifies(timeout=1)] == [str(refused.pk)]
+
+
 # --- the connections' secrets, cached per process --------------------------------------------------------------------
 
 
