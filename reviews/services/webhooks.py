@@ -189,8 +189,12 @@ def webhook_delivery_receive(
     existing = WebhookDelivery.objects.get(provider=provider, delivery_id=delivery_id)
     if existing.connection_id is None and connection is not None:
         # Refused before for an instance no Connection knew; it knows it now: the redelivery is processed.
-        return Received.found(existing, requeued=_connected_now(existing, connection, now))
-    return Received.found(existing, requeued=_due_again(existing, now, hand_over_now=hand_over_now))
+        requeued = _connected_now(existing, connection, now, hand_over_now=hand_over_now)
+    else:
+        requeued = _due_again(existing, now, hand_over_now=hand_over_now)
+    if requeued and not hand_over_now and connection is not None:
+        _announce_once_committed(existing.pk)  # due now, as a new delivery is: the dispatcher need not wait its poll
+    return Received.found(existing, requeued=requeued)
 
 
 def _storable(label: str) -> str:
@@ -199,14 +203,14 @@ def _storable(label: str) -> str:
     return label.replace("\x00", "\ufffd").encode("utf-8", errors="replace").decode("utf-8")
 
 
-def _connected_now(delivery: WebhookDelivery, connection: Connection, now: dt.datetime) -> bool:
+def _connected_now(delivery: WebhookDelivery, connection: Connection, now: dt.datetime, *, hand_over_now: bool) -> bool:
     updated = WebhookDelivery.objects.filter(
         pk=delivery.pk, connection__isnull=True, status=WebhookDelivery.Status.FAILED
     ).update(
         connection=connection,
         status=WebhookDelivery.Status.PENDING,
-        next_attempt_at=now + DISPATCH_LEASE,
-        dispatches=1,
+        next_attempt_at=now + DISPATCH_LEASE if hand_over_now else now,
+        dispatches=1 if hand_over_now else 0,
     )
     if updated:
         delivery.refresh_from_db()
@@ -223,32 +227,53 @@ def _insert_once(*, notify: bool = False, **values: object) -> int | None:
         *statement.defaults,
         *[model_field.get_db_prep_save(values[model_field.attname], connection=db) for model_field in statement.fields],
     ]
-    found = _stored(db, statement.sql, params)
+    found, retried = _stored(db, statement.sql, params)
+    if found is None and retried:
+        found = _stored_by_the_first_run(values)
     if found is None:
         return None
     pk = int(found[0])
-    if notify and db.vendor == "postgresql":
-        # Once the caller's transaction commits; at once in autocommit (a request). Never fails the answer: the row
-        # is stored, and the dispatcher's own look finds it within a poll.
-        transaction.on_commit(lambda: _announce_unless_announced_lately(db.alias, pk), using=db.alias, robust=True)
+    if notify:
+        _announce_once_committed(pk)
     return pk
 
 
-def _stored(db: Any, sql: str, params: list[Any]) -> tuple[Any, ...] | None:
-    """Run the store; its row, or None. Before a request's first statement on a kept connection Django checks it
-    with a `SELECT 1` round trip (CONN_HEALTH_CHECKS); the store, which is idempotent, skips the check, and when the
-    connection turns out dead it runs once more on a new one. Inside a transaction nothing is skipped or retried."""
+def _announce_once_committed(pk: int) -> None:
+    """Tell the dispatcher of a delivery due now, once the caller's transaction commits; at once in autocommit (a
+    request). Never fails the answer: the row is stored, and the dispatcher's own look finds it within a poll."""
+    db = connections[WebhookDelivery.objects.db]
+    if db.vendor == "postgresql":
+        transaction.on_commit(lambda: _announce_unless_announced_lately(db.alias, pk), using=db.alias, robust=True)
+
+
+def _stored(db: Any, sql: str, params: list[Any]) -> tuple[tuple[Any, ...] | None, bool]:
+    """Run the store; its row, or None, and whether it ran a second time. Before a request's first statement on a
+    kept connection Django checks it with a `SELECT 1` round trip (CONN_HEALTH_CHECKS); the store, which is
+    idempotent, skips the check, and when the connection turns out dead it runs once more on a new one. Inside a
+    transaction nothing is skipped or retried."""
     unchecked = db.connection is not None and db.health_check_enabled and not db.health_check_done
     retry = unchecked and not db.in_atomic_block
     if retry:
         db.health_check_done = True
     try:
-        return _fetch_one(db, sql, params)
+        return _fetch_one(db, sql, params), False
     except (OperationalError, InterfaceError):
         if not retry:
             raise
     db.close()  # the check Django skipped would have found it dead; the next statement opens a new one
-    return _fetch_one(db, sql, params)
+    return _fetch_one(db, sql, params), True
+
+
+def _stored_by_the_first_run(values: dict[str, Any]) -> tuple[Any, ...] | None:
+    """The row of a store whose first run PostgreSQL committed while its answer was lost with the connection: the
+    same delivery received at this request's own moment (to the microsecond). Another request's is a duplicate."""
+    return (
+        WebhookDelivery.objects.filter(
+            provider=values["provider"], delivery_id=values["delivery_id"], received_at=values["received_at"]
+        )
+        .values_list("pk")
+        .first()
+    )
 
 
 def _fetch_one(db: Any, sql: str, params: list[Any]) -> tuple[Any, ...] | None:

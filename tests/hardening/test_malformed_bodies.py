@@ -8,9 +8,11 @@ import hmac
 import json
 
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 from rest_framework.test import APIClient
 
-from reviews.integrations.payloads import JsonRefused, decode_json
+from reviews.integrations.payloads import JsonRefused, _decoded_by_json, decode_json
 from reviews.models import Team, WebhookDelivery
 from reviews.services.tokens import api_token_create
 from tests.conftest import FIXTURES_DIR
@@ -139,6 +141,50 @@ def test_the_fast_decoder_answers_exactly_what_json_answers(body):
     decoded = decode_json(body)
     assert decoded == json.loads(body)
     assert repr(decoded) == repr(json.loads(body))  # the same types: an integer stays an integer
+
+
+# What a sender may put in a body: every integer size around orjson's 64 bits, any float, any text (lone
+# surrogates too), and numbers spelled as JSON allows (1.0, 1e2, -0, 1e400), nested up to past the limit.
+_EDGES = [2**63 - 1, 2**63, 2**64 - 1, 2**64, -(2**63), -(2**63) - 1, 10**30, -(10**30)]
+_SPELLED = st.from_regex(r"-?(0|[1-9][0-9]{0,24})(\.[0-9]{1,20})?([eE][+-]?[0-9]{1,3})?", fullmatch=True)
+_SCALARS = (
+    st.none()
+    | st.booleans()
+    | st.integers()
+    | st.sampled_from(_EDGES)
+    | st.floats(allow_nan=False, allow_infinity=False)
+    | st.text(st.characters(blacklist_categories=()), max_size=8)
+)
+_VALUES = st.recursive(
+    _SCALARS,
+    lambda inner: st.lists(inner, max_size=4) | st.dictionaries(st.text(max_size=3), inner, max_size=4),
+    max_leaves=12,
+)
+
+
+def _answer(decode, body: bytes) -> tuple[str, ...]:
+    try:
+        return ("decoded", repr(decode(body)))  # repr: the same types too (1 and 1.0, 0.0 and -0.0)
+    except JsonRefused as refused:
+        return ("refused", str(refused), str(refused.status))
+
+
+def _with_json_only(body: bytes) -> object:
+    return _decoded_by_json(body, max_depth=8)
+
+
+@settings(max_examples=400, deadline=None)
+@given(
+    value=_VALUES,
+    spelled=st.lists(_SPELLED, max_size=3),
+    depth=st.integers(0, 10),
+    ascii_only=st.booleans(),
+)
+def test_the_fast_decoder_answers_what_json_alone_answers_for_any_body(value, spelled, depth, ascii_only):
+    items = ", ".join([json.dumps(value, ensure_ascii=ascii_only), *spelled])
+    text = "[" * depth + f"[{items}]" + "]" * depth
+    body = text.encode("utf-8", errors="surrogatepass")  # a lone surrogate unescaped: not UTF-8, refused by both
+    assert _answer(lambda b: decode_json(b, max_depth=8), body) == _answer(_with_json_only, body)
 
 
 def test_every_provider_fixture_decodes_as_json_decodes_it():

@@ -290,6 +290,95 @@ def test_the_store_skips_the_health_check_and_is_run_again_on_a_new_connection_w
     assert sorted(WebhookDelivery.objects.values_list("delivery_id", flat=True)) == ["h-1", "h-2"]
 
 
+@pytest.mark.django_db(transaction=True)
+def test_a_store_whose_answer_was_lost_after_its_commit_is_still_a_new_delivery_and_announced(listener, monkeypatch):
+    """The connection dies after PostgreSQL committed the store and before its answer came: the store's second run
+    finds the row its first run stored. It is this request's delivery, new (handed over, answered "accepted"), not a
+    duplicate left to the poll or to its lease running out."""
+    github = Connection.objects.create(provider="github", name="GitHub", base_url="https://api.github.com")
+    db = connections["default"]
+    db.ensure_connection()
+    real_fetch = webhook_services._fetch_one
+    runs: list[bool] = []
+
+    def answer_lost_once(*args: object) -> object:
+        row = real_fetch(*args)
+        runs.append(True)
+        if len(runs) == 1:
+            raise OperationalError("server closed the connection unexpectedly")
+        return row
+
+    monkeypatch.setattr(webhook_services, "_fetch_one", answer_lost_once)
+    try:
+        db.health_check_enabled, db.health_check_done = True, False  # a new request on a kept connection
+        received = _receive(github, "l-1")
+    finally:
+        db.health_check_enabled = db.settings_dict["CONN_HEALTH_CHECKS"]
+    assert len(runs) == 2
+    assert received.created
+    assert [notice.payload for notice in listener.notifies(timeout=1)] == [str(received.pk)]
+    assert WebhookDelivery.objects.filter(delivery_id="l-1").count() == 1
+
+
+@pytest.mark.django_db(transaction=True)
+def test_a_retried_store_that_finds_a_delivery_another_request_stored_is_a_duplicate(listener, monkeypatch):
+    github = Connection.objects.create(provider="github", name="GitHub", base_url="https://api.github.com")
+    first = _receive(github, "l-2")
+    list(listener.notifies(timeout=0.2))
+    db = connections["default"]
+    real_fetch = webhook_services._fetch_one
+    runs: list[bool] = []
+
+    def dead_once(*args: object) -> object:
+        runs.append(True)
+        if len(runs) == 1:
+            raise OperationalError("server closed the connection unexpectedly")
+        return real_fetch(*args)
+
+    monkeypatch.setattr(webhook_services, "_fetch_one", dead_once)
+    try:
+        db.health_check_enabled, db.health_check_done = True, False
+        again = _receive(github, "l-2")
+    finally:
+        db.health_check_enabled = db.settings_dict["CONN_HEALTH_CHECKS"]
+    assert len(runs) == 2
+    assert (again.created, again.pk) == (False, first.pk)
+
+
+@pytest.mark.django_db(transaction=True)
+def test_a_redelivery_made_due_again_is_announced_as_a_new_one_is(listener):
+    """A sender's retry of a delivery waiting for its own retry is answered "requeued" and due now: the dispatcher is
+    told, as of a new delivery, instead of finding it at its next poll."""
+    github = Connection.objects.create(provider="github", name="GitHub", base_url="https://api.github.com")
+    first = _receive(github, "r-1")
+    list(listener.notifies(timeout=0.2))
+    WebhookDelivery.objects.filter(pk=first.pk).update(attempts=1, next_attempt_at=T0 + dt.timedelta(days=3650))
+    again = _receive(github, "r-1")
+    assert again.requeued
+    assert [notice.payload for notice in listener.notifies(timeout=1)] == [str(first.pk)]
+
+
+@pytest.mark.django_db(transaction=True)
+def test_a_redelivery_a_connection_knows_now_is_due_at_once_and_announced_when_the_dispatcher_hands_it_over(
+    listener,
+):
+    """Refused for an instance no Connection knew, then sent again once one does: without a hand-over by the request
+    it is due now and announced, not leased for a hand-over nobody makes."""
+    github = Connection.objects.create(provider="github", name="GitHub", base_url="https://api.github.com")
+    refused = webhook_delivery_receive(
+        provider="github", delivery_id="c-1", event="ping", action="", headers={}, body="{}", connection=None,
+        hand_over_now=False,
+    )  # fmt: skip
+    WebhookDelivery.objects.filter(pk=refused.pk).update(status=WebhookDelivery.Status.FAILED)
+    list(listener.notifies(timeout=0.2))
+    again = _receive(github, "c-1")
+    assert again.requeued
+    stored = WebhookDelivery.objects.get(pk=refused.pk)
+    assert (stored.connection_id, stored.dispatches) == (github.pk, 0)
+    assert stored.next_attempt_at <= dt.datetime.now(dt.UTC)
+    assert [notice.payload for notice in listener.notifies(timeout=1)] == [str(refused.pk)]
+
+
 # --- the connections' secrets, cached per process --------------------------------------------------------------------
 
 
