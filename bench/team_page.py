@@ -91,6 +91,11 @@ def grow(
         for i, row in enumerate(rows)
         for k in range(2)
     )
+    _comment_each(rows, people)
+
+
+def _comment_each(rows: list[PullRequest], people: list[Person]) -> None:
+    """A comment on each pull request, half an hour after it was ready."""
     Comment.objects.bulk_create(
         Comment(
             pull_request=row,
@@ -98,7 +103,7 @@ def grow(
             author=people[(i + 2) % 5],
             body="Why?",
             created_at=row.ready_at + dt.timedelta(minutes=30),
-        )  # fmt: skip
+        )
         for i, row in enumerate(rows)
     )
 
@@ -150,16 +155,7 @@ def grow_spread(
                 )
             )
     Review.objects.bulk_create(reviews)
-    Comment.objects.bulk_create(
-        Comment(
-            pull_request=row,
-            external_id=str(row.pk),
-            author=people[(i + 2) % 5],
-            body="Why?",
-            created_at=row.ready_at + dt.timedelta(minutes=30),
-        )
-        for i, row in enumerate(rows)
-    )
+    _comment_each(rows, people)
 
 
 def main() -> None:
