@@ -22,8 +22,10 @@ p95 < 0.5 s at 20 events/s, < 2 s at 50 events/s.
 from __future__ import annotations
 
 import argparse
+import contextlib
 import json
 import os
+import resource
 import statistics
 import sys
 import threading
@@ -76,7 +78,8 @@ def probe_read(folder: Path) -> dict[str, float | Counter[str]]:
 
 
 def cpu_seconds(pid: int) -> float:
-    """User + system CPU of a process and all its descendants (the worker's pool), from /proc."""
+    """User + system CPU of a process and all its descendants (the worker's pool), from /proc: the live ones', and
+    the exited ones' that their parents reaped (PostgreSQL's closed sessions, a pool's replaced children)."""
     total = 0.0
     ticks = os.sysconf("SC_CLK_TCK")
     pending = [pid]
@@ -84,13 +87,34 @@ def cpu_seconds(pid: int) -> float:
         current = pending.pop()
         try:
             fields = Path(f"/proc/{current}/stat").read_text().rsplit(")", 1)[1].split()
-            total += (int(fields[11]) + int(fields[12])) / ticks
+            total += sum(int(value) for value in fields[11:15]) / ticks  # its own and its reaped children's
             for task in Path(f"/proc/{current}/task").iterdir():
                 children = (task / "children").read_text().split()
                 pending += [int(child) for child in children]
         except (FileNotFoundError, ProcessLookupError, IndexError):
             continue
     return total
+
+
+def stack_cpu(stack: faults.Stack) -> dict[str, float]:
+    """CPU seconds used so far by each part of the stack: Tandem's processes, PostgreSQL and Redis, and this bench's
+    own process (the open-loop senders and the fake GitHub's threads), which real traffic would not run here."""
+    parts: dict[str, float] = {"bench (senders, fake GitHub)": resource_self_cpu()}
+    named = {"web": stack.web, "worker": stack.worker, "dispatcher": stack.dispatcher, "beat": stack.beat}
+    for name, process in named.items():
+        if process is not None:
+            parts[name] = cpu_seconds(process.pid)
+    if stack.redis is not None:
+        parts["redis"] = cpu_seconds(stack.redis.pid)
+    postmaster = stack.dir / "pg" / "postmaster.pid"
+    with contextlib.suppress(OSError, ValueError, IndexError):
+        parts["postgres"] = cpu_seconds(int(postmaster.read_text().split()[0]))
+    return parts
+
+
+def resource_self_cpu() -> float:
+    usage = resource.getrusage(resource.RUSAGE_SELF)
+    return usage.ru_utime + usage.ru_stime
 
 
 def _schedule(events: faults.Events, rate: float, seconds: float, first_number: int) -> list[faults.Send]:
@@ -175,6 +199,7 @@ def run_rate(
 
     assert stack.worker is not None and stack.dispatcher is not None
     cpu_before = cpu_seconds(stack.worker.pid)
+    parts_before = stack_cpu(stack)
     dispatcher_before = cpu_seconds(stack.dispatcher.pid)
     probe_before = probe_read(stack.dir / "probe")
     statuses_before = len(fake.statuses_posted)
@@ -199,6 +224,7 @@ def run_rate(
         time.sleep(0.5)
     time.sleep(2)  # let the worker finish what it does after the last status before reading its CPU
     cpu = cpu_seconds(stack.worker.pid) - cpu_before
+    parts = {name: seconds - parts_before.get(name, 0.0) for name, seconds in stack_cpu(stack).items()}
     dispatcher = cpu_seconds(stack.dispatcher.pid) - dispatcher_before
     probe = probe_read(stack.dir / "probe")
     body = float(probe["body"]) - float(probe_before["body"])
@@ -226,6 +252,7 @@ def run_rate(
         "wrapper ms": 1000 * wrapper / len(sends),
         "dispatcher ms": 1000 * dispatcher / len(sends),
         "events per task": len(sends) / max(1, int(probe["deliveries runs"]) - int(probe_before["deliveries runs"])),
+        "stack ms per event": {name: 1000 * seconds / len(sends) for name, seconds in parts.items()},  # type: ignore[dict-item]
         "where": where,  # type: ignore[dict-item]
         "by task": by_task,  # type: ignore[dict-item]
         "connects": connects,  # type: ignore[dict-item]
@@ -304,6 +331,13 @@ def main() -> int:
         opened: Counter[str] = row["connects"]  # type: ignore[assignment]
         listed = ", ".join(f"{name.rsplit('.', 1)[-1]} {count}" for name, count in opened.most_common(6) if count)
         print(f"  {rate:>6g}  database connections opened in the worker: {listed or 'none'}")
+    print("  CPU per event by process, ms (each with its children):")
+    for rate, row in rows:
+        parts: dict[str, float] = row["stack ms per event"]  # type: ignore[assignment]
+        tandem = sum(ms for name, ms in parts.items() if not name.startswith("bench"))
+        listed = ", ".join(f"{name} {ms:.1f}" for name, ms in sorted(parts.items(), key=lambda item: -item[1]))
+        budget = 2000 / rate  # two cores' milliseconds per event at this rate
+        print(f"  {rate:>6g}  {listed}; Tandem's stack {tandem:.1f} (2 cores give {budget:.0f} at this rate)")
     if args.where:
         for rate, row in rows:
             where: Counter[str] = row["where"]  # type: ignore[assignment]
