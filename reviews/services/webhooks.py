@@ -580,12 +580,10 @@ def webhook_deliveries_dispatch(
         _reclaim_stale(now)
     sent = 0
     while time.monotonic() < deadline:
-        in_flight = _in_flight(now)
-        room = max_in_flight - in_flight
-        if room <= 0:
+        in_flight, leased = _lease_room(now, chunk=chunk, batch=batch, max_in_flight=max_in_flight)
+        wanted = _wanted(in_flight, chunk=chunk, batch=batch, max_in_flight=max_in_flight)
+        if wanted == 0:
             break  # the workers are behind: the rest waits here, and goes in batches when they catch up
-        wanted = min(chunk, max(room, batch))
-        leased = _lease_due(now, wanted)
         size = batch if in_flight else _spread(len(leased), batch=batch)
         for start in range(0, len(leased), size):
             send(leased[start : start + size])
@@ -593,6 +591,21 @@ def webhook_deliveries_dispatch(
         if len(leased) < wanted:
             break  # nothing more is due
     return sent
+
+
+def _wanted(in_flight: int, *, chunk: int, batch: int, max_in_flight: int) -> int:
+    """How many due deliveries one look leases: none at the cap; else the room left, but a whole batch at least."""
+    room = max_in_flight - in_flight
+    return 0 if room <= 0 else min(chunk, max(room, batch))
+
+
+def _lease_room(now: dt.datetime, *, chunk: int, batch: int, max_in_flight: int) -> tuple[int, list[int]]:
+    """How many deliveries wait handed over (counted up to the cap), and the due ones leased in the room left."""
+    if connections[WebhookDelivery.objects.db].vendor == "postgresql":
+        return _lease_room_in_one_statement(now, chunk=chunk, batch=batch, max_in_flight=max_in_flight)
+    in_flight = _in_flight(now)
+    wanted = _wanted(in_flight, chunk=chunk, batch=batch, max_in_flight=max_in_flight)
+    return in_flight, _lease_due(now, wanted) if wanted else []
 
 
 def _spread(due: int, *, batch: int) -> int:
@@ -614,9 +627,7 @@ def _in_flight(now: dt.datetime) -> int:
 
 
 def _lease_due(now: dt.datetime, chunk: int) -> list[int]:
-    """Lease up to `chunk` due deliveries, oldest due first, skipping rows another dispatcher is leasing."""
-    if connections[WebhookDelivery.objects.db].vendor == "postgresql":
-        return _lease_due_in_one_statement(now, chunk)
+    """Lease up to `chunk` due deliveries, oldest due first (SQLite: one writer at a time, so nothing to skip)."""
     with transaction.atomic():
         due = list(
             _due(now)
@@ -627,40 +638,58 @@ def _lease_due(now: dt.datetime, chunk: int) -> list[int]:
         return _lease(due, now)
 
 
-def _lease_due_in_one_statement(now: dt.datetime, chunk: int) -> list[int]:
-    """`_lease_due` on PostgreSQL: one statement instead of a transaction of three or more (the dispatcher runs it at
-    every new delivery)."""
+def _lease_room_in_one_statement(
+    now: dt.datetime, *, chunk: int, batch: int, max_in_flight: int
+) -> tuple[int, list[int]]:
+    """`_lease_room` on PostgreSQL: the count and the lease in one prepared statement, where Django built two queries
+    afresh at every look (the dispatcher looks at up to every new delivery, and building them was most of its CPU).
+    Rows another dispatcher is leasing are skipped; the count reads the statement's snapshot, as a count just before
+    the lease would."""
     db = connections[WebhookDelivery.objects.db]
     table = db.ops.quote_name(WebhookDelivery._meta.db_table)
     at = WebhookDelivery._meta.get_field("next_attempt_at").get_db_prep_save(now, connection=db)
+    pending = WebhookDelivery.Status.PENDING
     # Only the model's own names go into the text; every value is a parameter.
     sql = f"""
-        WITH due AS (
+        WITH in_flight AS (
+            SELECT count(*) AS waiting FROM (
+                SELECT 1 FROM {table}
+                WHERE status = %(pending)s AND next_attempt_at > %(at)s AND dispatches > 0
+                LIMIT %(cap)s
+            ) AS handed_over
+        ), due AS (
             SELECT id, next_attempt_at AS was_due FROM {table}
-            WHERE status = %s AND (next_attempt_at <= %s OR next_attempt_at IS NULL)
-            ORDER BY next_attempt_at ASC NULLS FIRST, id LIMIT %s FOR UPDATE SKIP LOCKED
+            WHERE status = %(pending)s AND (next_attempt_at <= %(at)s OR next_attempt_at IS NULL)
+            ORDER BY next_attempt_at ASC NULLS FIRST, id
+            LIMIT (
+                SELECT CASE WHEN waiting >= %(cap)s THEN 0
+                            ELSE LEAST(%(chunk)s, GREATEST(%(cap)s - waiting, %(batch)s)) END
+                FROM in_flight
+            )
+            FOR UPDATE SKIP LOCKED
         ), leased AS (
             UPDATE {table} AS delivery
-            SET next_attempt_at = %s + LEAST(%s * power(2, delivery.dispatches), %s) * interval '1 second',
+            SET next_attempt_at = %(at)s + LEAST(%(lease)s * power(2, delivery.dispatches), %(longest)s)
+                                  * interval '1 second',
                 dispatches = delivery.dispatches + 1
             FROM due WHERE delivery.id = due.id
             RETURNING delivery.id, due.was_due
         )
-        SELECT id FROM leased ORDER BY was_due ASC NULLS FIRST, id
+        SELECT waiting, ARRAY(SELECT id FROM leased ORDER BY was_due ASC NULLS FIRST, id) FROM in_flight
     """  # noqa: S608
-    with db.cursor() as cursor:
-        cursor.execute(
-            sql,
-            [
-                WebhookDelivery.Status.PENDING,
-                at,
-                chunk,
-                at,
-                DISPATCH_LEASE.total_seconds(),
-                MAX_DISPATCH_LEASE.total_seconds(),
-            ],
-        )
-        return [row[0] for row in cursor.fetchall()]
+    values = {
+        "pending": pending,
+        "at": at,
+        "cap": max_in_flight,
+        "chunk": chunk,
+        "batch": batch,
+        "lease": DISPATCH_LEASE.total_seconds(),
+        "longest": MAX_DISPATCH_LEASE.total_seconds(),
+    }
+    with bound_cursor(db) as cursor:
+        cursor.execute(sql, values)
+        waiting, leased = cursor.fetchone()
+    return waiting, list(leased)
 
 
 def _lease(due: list[tuple[int, int]], now: dt.datetime) -> list[int]:
