@@ -436,6 +436,7 @@ class Stack:
         self.beat: subprocess.Popen[bytes] | None = None
         self.dispatcher: subprocess.Popen[bytes] | None = None
         self.more: list[subprocess.Popen[bytes]] = []  # further web processes and workers (bench/scale_out.py)
+        self.pg_options = ""  # more server settings (` -c name=value`), e.g. feedback.py's --statements
         self.env = {
             key: value
             for key, value in os.environ.items()
@@ -471,6 +472,7 @@ class Stack:
 
     def _pg_ctl(self, *args: str) -> None:
         options = f"-p {self.pg_port} -k {self.dir} -c listen_addresses=127.0.0.1 -c max_connections=200"
+        options += self.pg_options
         command = self._as_postgres(
             str(PG_BIN / "pg_ctl"), "-D", str(self.dir / "pg"), "-l", str(self.dir / "pg.log"), "-w", "-o", options
         )

@@ -34,6 +34,7 @@ from collections import Counter
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
+import psycopg
 import requests
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
@@ -110,6 +111,35 @@ def stack_cpu(stack: faults.Stack) -> dict[str, float]:
     with contextlib.suppress(OSError, ValueError, IndexError):
         parts["postgres"] = cpu_seconds(int(postmaster.read_text().split()[0]))
     return parts
+
+
+def statements_sql(stack: faults.Stack, sql: str) -> list[tuple[object, ...]]:
+    with psycopg.connect(stack.database_url, autocommit=True) as conn:
+        cursor = conn.execute(sql)  # type: ignore[arg-type]  # the bench's own constant statements
+        return cursor.fetchall() if cursor.description else []
+
+
+def statements_costliest(stack: faults.Stack, *, events: int, top: int = 20) -> list[str]:
+    """PostgreSQL's costliest statements since the last reset (pg_stat_statements), per event."""
+    rows = statements_sql(
+        stack,
+        "SELECT total_plan_time + total_exec_time, total_plan_time, calls, query FROM pg_stat_statements "  # noqa: S608
+        f"ORDER BY 1 DESC LIMIT {int(top)}",
+    )
+    return [
+        f"{float(total) / events:6.2f} (plan {float(plan) / events:4.2f}) {int(calls) / events:5.2f}  "  # type: ignore[arg-type]
+        f"{_shortened(str(query))}"
+        for total, plan, calls, query in rows
+    ]
+
+
+def _shortened(query: str, width: int = 400) -> str:
+    """The statement on one line, its first select list elided: what it reads from and how is what tells it apart."""
+    text = " ".join(query.split())
+    head, separator, rest = text.partition(" FROM ")
+    if separator and head.startswith("SELECT ") and len(head) > 60:
+        text = f"{head[:40]} … FROM {rest}"
+    return text[:width]
 
 
 def resource_self_cpu() -> float:
@@ -267,6 +297,11 @@ def main() -> int:
     parser.add_argument("--https", action="store_true", help="serve the fake GitHub over TLS, as GitHub is reached")
     parser.add_argument("--root", type=Path, help="run the stack from this checkout (default: this bench's)")
     parser.add_argument("--where", action="store_true", help="sample and print where the worker's overhead goes")
+    parser.add_argument(
+        "--statements",
+        action="store_true",
+        help="print where PostgreSQL's time per event goes, by statement (pg_stat_statements; adds its own overhead)",
+    )
     args = parser.parse_args()
     if args.root is not None:
         faults.ROOT = args.root.resolve()
@@ -277,6 +312,8 @@ def main() -> int:
         faults.serve_over_tls(fake)
     fake.start()
     stack = faults.Stack(fake, keep=args.keep)
+    if args.statements:
+        stack.pg_options = " -c shared_preload_libraries=pg_stat_statements -c pg_stat_statements.track_planning=on"
     (stack.dir / "probe").mkdir()
     stack.env.update(
         PYTHONPATH=str(BENCH),
@@ -284,11 +321,14 @@ def main() -> int:
         WORKER_PROBE_SAMPLE="1" if args.where else "",
     )
     rows = []
+    statements: dict[float, list[str]] = {}
     try:
         faults.log(f"private services in {stack.dir}")
         stack.start_postgres()
         stack.start_redis()
         stack.migrate()
+        if args.statements:
+            statements_sql(stack, "CREATE EXTENSION IF NOT EXISTS pg_stat_statements")
         stack.start_web()
         stack.start_worker(app="worker_probe")
         stack.start_beat()
@@ -298,7 +338,11 @@ def main() -> int:
         first = 1
         for rate in rates:
             faults.log(f"{rate:g} events/s for {args.seconds:g} s")
+            if args.statements:
+                statements_sql(stack, "SELECT pg_stat_statements_reset()")
             rows.append((rate, run_rate(stack, fake, events, rate, args.seconds, first)))
+            if args.statements:
+                statements[rate] = statements_costliest(stack, events=int(rows[-1][1]["events"]))
             first += int(rate * args.seconds) + 10
     finally:
         stack.stop()
@@ -338,6 +382,11 @@ def main() -> int:
         listed = ", ".join(f"{name} {ms:.1f}" for name, ms in sorted(parts.items(), key=lambda item: -item[1]))
         budget = 2000 / rate  # two cores' milliseconds per event at this rate
         print(f"  {rate:>6g}  {listed}; Tandem's stack {tandem:.1f} (2 cores give {budget:.0f} at this rate)")
+    for rate, lines in statements.items():
+        heading = "ms with lock waits, of it planning; calls; per event"
+        print(f"\n  PostgreSQL's longest statements at {rate:g}/s ({heading}):")
+        for line in lines:
+            print(f"    {line}")
     if args.where:
         for rate, row in rows:
             where: Counter[str] = row["where"]  # type: ignore[assignment]
