@@ -3,8 +3,8 @@ the defaults.
 
 A default missing from the database is created; one that exists is left as it is, whatever an admin changed (its
 interval, its arguments, switching it off). A deleted default comes back at the next migrate or start of beat:
-switch a job off instead. Migration reviews.0022 calls this with its historical models, beat's scheduler
-(`config.beat`) with the real ones at every start, so a default added to the dict later appears without a migration.
+switch a job off instead. Beat's scheduler (`config.beat`) calls this at every start, so a default added to the
+dict later appears without a migration; migration reviews.0022 holds a frozen copy of it (as of 2026-11-27).
 """
 
 from __future__ import annotations
