@@ -520,9 +520,8 @@ FIGURES_DURATIONS = (
     "cycle_time",
 )
 # The columns whose per-bucket counts the rollups hold (`reviews.selectors.order_statistics`), each with an index that
-# reads one bucket's rows of a period in value order (name: `figures_<short>_order_idx`).
+# reads one bucket's rows of a period (PostgreSQL: `figures_<short>_bucket_idx`, migration 0033).
 FIGURES_HISTOGRAMS = (*FIGURES_DURATIONS, "changed_lines")
-_ORDER_INDEX_NAMES = ("ttfr", "pickup", "review", "approve", "merge", "cycle", "lines")
 
 
 class PullRequestFiguresQuerySet(models.QuerySet["PullRequestFigures"]):
@@ -599,16 +598,9 @@ class PullRequestFigures(models.Model):
             ),
             # The compliance summary reads the overridden rows (their follow-up is live, so not in the rollups).
             models.Index(fields=["merged_at"], name="figures_overridden_idx", condition=Q(compliance="overridden")),
-            # A period's rows of one histogram bucket in value order (`order_statistics`: a median without a sort).
-            *(
-                models.Index(
-                    fields=["repository", column],
-                    include=["merged_at"],
-                    condition=Q(**{f"{column}__gte": 0}),
-                    name=f"figures_{short}_order_idx",
-                )
-                for column, short in zip(FIGURES_HISTOGRAMS, _ORDER_INDEX_NAMES, strict=True)
-            ),
+            # PostgreSQL also has, per histogram column, a period's rows of one bucket (`order_statistics`): the
+            # expression indexes `figures_<short>_bucket_idx` on (repository, the value's bucket, merged_at) INCLUDE
+            # the value, created by migration 0033 (not declared here: SQLite has no `width_bucket`).
         ]
 
     def __str__(self) -> str:
