@@ -1,8 +1,10 @@
 # The per-column bucket indexes of the order statistics (`reviews.selectors.order_statistics`): a bucket's rows of one
-# period are one range scan, whatever the rest of the history holds in the bucket's value range. They replace the
-# per-column value indexes of 0031, which held every period's rows in value order.
+# period are one range scan, whatever the rest of the history holds in the bucket's value range. They take over from the
+# per-column value indexes of 0031, which hold every period's rows in value order, for the reads inside a bucket (its
+# ends still come from those, a few probes; merged_at is now in their key, so that whether a period has a row on a
+# bucket's bound is one probe too).
 
-from django.db import migrations
+from django.db import migrations, models
 
 # The histograms' bucket bounds as this migration creates the indexes with (`order_statistics.DURATION_BOUNDS` and
 # `LINE_BOUNDS` on 27 Nov 2026), frozen: the planner uses an index for its own expression only, so other bounds need
@@ -88,32 +90,61 @@ class Migration(migrations.Migration):
 
     operations = [
         migrations.RunPython(create_bucket_indexes, drop_bucket_indexes),
+        # The value indexes with merged_at in the key: a period's rows of one value (a bucket's bound) are a range.
         migrations.RemoveIndex(
             model_name='pullrequestfigures',
             name='figures_ttfr_order_idx',
+        ),
+        migrations.AddIndex(
+            model_name='pullrequestfigures',
+            index=models.Index(condition=models.Q(('time_to_first_review__gte', 0)), fields=['repository', 'time_to_first_review', 'merged_at'], name='figures_ttfr_order_idx'),
         ),
         migrations.RemoveIndex(
             model_name='pullrequestfigures',
             name='figures_pickup_order_idx',
         ),
+        migrations.AddIndex(
+            model_name='pullrequestfigures',
+            index=models.Index(condition=models.Q(('pickup_time__gte', 0)), fields=['repository', 'pickup_time', 'merged_at'], name='figures_pickup_order_idx'),
+        ),
         migrations.RemoveIndex(
             model_name='pullrequestfigures',
             name='figures_review_order_idx',
+        ),
+        migrations.AddIndex(
+            model_name='pullrequestfigures',
+            index=models.Index(condition=models.Q(('review_time__gte', 0)), fields=['repository', 'review_time', 'merged_at'], name='figures_review_order_idx'),
         ),
         migrations.RemoveIndex(
             model_name='pullrequestfigures',
             name='figures_approve_order_idx',
         ),
+        migrations.AddIndex(
+            model_name='pullrequestfigures',
+            index=models.Index(condition=models.Q(('time_to_approve__gte', 0)), fields=['repository', 'time_to_approve', 'merged_at'], name='figures_approve_order_idx'),
+        ),
         migrations.RemoveIndex(
             model_name='pullrequestfigures',
             name='figures_merge_order_idx',
+        ),
+        migrations.AddIndex(
+            model_name='pullrequestfigures',
+            index=models.Index(condition=models.Q(('merge_time__gte', 0)), fields=['repository', 'merge_time', 'merged_at'], name='figures_merge_order_idx'),
         ),
         migrations.RemoveIndex(
             model_name='pullrequestfigures',
             name='figures_cycle_order_idx',
         ),
+        migrations.AddIndex(
+            model_name='pullrequestfigures',
+            index=models.Index(condition=models.Q(('cycle_time__gte', 0)), fields=['repository', 'cycle_time', 'merged_at'], name='figures_cycle_order_idx'),
+        ),
         migrations.RemoveIndex(
             model_name='pullrequestfigures',
             name='figures_lines_order_idx',
+        ),
+        migrations.AddIndex(
+            model_name='pullrequestfigures',
+            index=models.Index(condition=models.Q(('changed_lines__gte', 0)), fields=['repository', 'changed_lines', 'merged_at'], name='figures_lines_order_idx'),
         ),
     ]

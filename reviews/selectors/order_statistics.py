@@ -4,12 +4,15 @@ duration, each week's medians, and the counts at or under a working agreement's 
 Each stored row adds its durations and size to per-bucket counts in its hour's and day's rollups (`histogram_counts`,
 keys `h:<column>:<bucket>`, summed as every other rollup count). Summed over a period they say exactly how many of
 the period's rows each bucket holds, so which bucket holds a given rank, and at which offset; only that bucket's rows
-of the period are then read, by an index on the column's bucket (`figures_<short>_bucket_idx`: repository, bucket,
-merged_at; the value included; migration 0033): one range scan of the period's rows of the bucket, whatever the rest
-of the history holds in its value range (the value-ordered indexes before it walked every period's rows of the
-bucket). Each bucket's values are sorted in SQL and every rank and limit asked of it answered there (its least and
-greatest, the value at an offset, the count at most a limit): one value or count per request comes back, with the
-bucket's row count, which must be the rollups' or they disagree.
+of the period are then read. Its least and greatest come from an index on the column in value order
+(`figures_<short>_order_idx`: repository, value; merged_at included): two probes per repository, and when they are
+equal (durations tie: whole days, bots' merges) that is every rank of the bucket. Otherwise its rows of the period
+that are not on its upper bound are read by one range scan of an index on the column's bucket
+(`figures_<short>_bucket_idx`: repository, bucket, merged_at; the value included; migration 0033), whatever the rest
+of the history holds in the bucket's value range, and sorted in SQL; the ties on the bound (whole hours, the half
+hour) are not read but counted, the rollups' count less the rest. Every rank and limit asked of the bucket is
+answered in SQL: one value or count per request comes back, with the rows under the bound, which must be as many
+as the rollups count (less the ties on the bound) or they disagree.
 PostgreSQL only (SQLite reads the rows, as before). The numbers are
 `health.percentile`'s over the sorted hours, the definition the computed flows use; `health` falls back to
 `percentile_cont` over the rows if the rows and the rollups ever disagree (which may differ from it in the last
@@ -101,29 +104,35 @@ class _Bucket:
 
 @dataclass
 class _Read:
-    """What the bucket's rows of the period that are not on its upper bound hold (`_bucket_sql`: the rest, the
-    rollups' count less these, tie at the bound): how many, their least and greatest, the value at each interior
-    offset asked among them, and how many are at most each limit asked (a limit inside the bucket is under the
-    bound)."""
+    """What the bucket's rows of the period hold: their least and greatest; unless those are equal, how many are not
+    on its upper bound (`_bucket_sql`: the rest, the rollups' count less these, tie at the bound), their least and
+    greatest, the value at each interior offset asked among them, and how many are at most each limit asked (a limit
+    inside the bucket is under the bound)."""
 
-    rows: int = 0
     least: float | None = None
     greatest: float | None = None
+    rows: int = 0
+    least_under: float | None = None
+    greatest_under: float | None = None
     at: dict[int, float | None] = field(default_factory=dict)
     at_most: dict[float, int] = field(default_factory=dict)
 
-    def ends(self, column: str, bucket: int, count: int) -> tuple[float, float, int]:
-        """The least and greatest of the bucket's `count` rows (the rollups'), and how many are on its upper bound;
-        `RowsDisagree` if the rows cannot be that many."""
-        bounds = bounds_of(column)
-        on_bound = count - self.rows
-        if on_bound < 0 or (on_bound and bucket >= len(bounds)) or count <= 0:
-            raise RowsDisagree(column)  # more rows than counted, or some on the open last bucket's (absent) bound
-        if not self.rows:
-            return float(bounds[bucket]), float(bounds[bucket]), on_bound
-        if self.least is None or self.greatest is None:
+    def ends(self, column: str, bucket: int, count: int) -> tuple[float, float]:
+        """The least and greatest of the bucket's `count` rows (the rollups'); `RowsDisagree` if the rows cannot be
+        that many (none, more under the bound than counted, fewer where the greatest is not on the bound) or the two
+        reads do not meet (another writer between them)."""
+        if self.least is None or self.greatest is None or count <= 0:
             raise RowsDisagree(column)
-        return float(self.least), float(bounds[bucket]) if on_bound else float(self.greatest), on_bound
+        least, greatest = float(self.least), float(self.greatest)
+        if least == greatest:
+            return least, greatest
+        bounds = bounds_of(column)
+        on_bound = bucket < len(bounds) and greatest == bounds[bucket]
+        under_least = self.rows > 0 and self.least_under == least  # the least is under the greatest, so the bound
+        under_greatest = on_bound or self.greatest_under == greatest
+        if self.rows > count or (self.rows < count) != on_bound or not (under_least and under_greatest):
+            raise RowsDisagree(column)
+        return least, greatest
 
 
 class OrderStatistics:
@@ -177,10 +186,11 @@ class OrderStatistics:
         reads = {key: _Read() for key in self._asked}
         with connection.cursor() as cursor:
             cursor.execute(" UNION ALL ".join(f"({part})" for part in parts), params)
-            for index, rows, least, greatest, value, at_most in cursor.fetchall():
+            for index, least, greatest, rows, least_under, greatest_under, value, at_most in cursor.fetchall():
                 key, offset, limit = requests[index]
                 found = reads[key]
-                found.rows, found.least, found.greatest = rows, least, greatest
+                found.least, found.greatest, found.rows = least, greatest, rows
+                found.least_under, found.greatest_under = least_under, greatest_under
                 if offset is not None:
                     found.at[offset] = value
                 if limit is not None:
@@ -196,12 +206,10 @@ class OrderStatistics:
         found = self._reads.get(_Bucket(column, bucket, *period))
         if found is None:
             raise RowsDisagree(column)
-        least, greatest, _ = found.ends(column, bucket, count)
+        least, greatest = found.ends(column, bucket, count)
         if offset == 0 or least == greatest:
             return least
-        if offset == count - 1:
-            return greatest
-        if offset >= found.rows:  # past the rows under the bound: on it
+        if offset == count - 1 or offset >= found.rows:  # past the rows under the bound: on it
             return greatest
         value = found.at.get(offset)
         if value is None:
@@ -221,9 +229,13 @@ class OrderStatistics:
         if not in_bucket or (limit_bucket < len(bounds) and bounds[limit_bucket] == limit):
             return below + in_bucket
         found = self._reads.get(_Bucket(column, limit_bucket, *period))
-        if found is None or limit not in found.at_most:
+        if found is None:
             raise RowsDisagree(column)
-        found.ends(column, limit_bucket, in_bucket)  # as many rows as counted, or they disagree
+        least, greatest = found.ends(column, limit_bucket, in_bucket)  # as many rows as counted, or they disagree
+        if least == greatest:
+            return below + (in_bucket if least <= limit else 0)
+        if limit not in found.at_most:
+            raise RowsDisagree(column)
         return below + found.at_most[limit]  # those on the bound are over the limit
 
 
@@ -309,13 +321,15 @@ def _bounds_sql(column: str, *, negate: bool) -> tuple[str, str]:
 def _bucket_sql(
     column: str, asked: list[tuple[int, tuple[_Bucket, int | None, float | None]]], repository_ids: list[int]
 ) -> tuple[str, list[Any]]:
-    """(request, rows, least, greatest, value at its offset, rows at most its limit) of each request of `column`'s
-    buckets, over the bucket's rows of its period that are not on its upper bound (those are the rollups' count
-    less these; `_Read`). Each bucket's rows are read once, sorted, by one range scan of the index on (repository,
-    bucket, merged_at) (`bucket_sql`, `off_bounds_sql`): the period's rows and no other period's, however long the
-    history, and not the ties on the bound. The value range is checked as well: a row is in the bucket by the
-    bounds themselves, the index only finds it. Only the code's own names and fragments are formatted in; values
-    are parameters."""
+    """(request, least, greatest, rows under the bound, the least and greatest of those, value at its offset among
+    those, those at most its limit) of each request of `column`'s buckets. Each bucket once: its least and greatest
+    of the period from the value-ordered index (`figures_<short>_order_idx`: two probes per repository, an explicit
+    LIMIT 1, as min() and max() the planner scanned the bucket), then, unless those are equal (a bucket of ties,
+    whole days, a bot's delay), its rows of the period not on its upper bound, sorted, from one range scan of the
+    index on (repository, bucket, merged_at) (`bucket_sql`, `off_bounds_sql`): the period's rows and no other
+    period's, however long the history, and not the ties on the bound (the rollups' count less the rest; `_Read`).
+    The value range is checked as well: a row is in the bucket by the bounds themselves, the indexes only find it.
+    Only the code's own names and fragments are formatted in; values are parameters."""
     bounds = bounds_of(column)
     integer = column == "changed_lines"
     kind = "bigint" if integer else "float8"
@@ -326,18 +340,36 @@ def _bucket_sql(
     top = _BIG if integer else math.inf
     highs = [number(top if key.bucket >= len(bounds) else bounds[key.bucket]) for key in keys]
     table = PullRequestFigures._meta.db_table
-    sorted_values = (
-        f"SELECT array_agg(f.{column}::float8 ORDER BY f.{column}) a FROM {table} f "  # noqa: S608
-        f"WHERE f.repository_id = ANY(%s::bigint[]) AND f.{column} >= 0 AND {off_bounds_sql(column)} "
-        f"AND {bucket_sql(column)} = b.bucket AND f.{column} > b.low AND f.{column} <= b.high "
+    in_bucket = (
+        f"f.{column} >= 0 AND f.{column} > b.low AND f.{column} <= b.high "
         "AND f.merged_at >= b.since AND f.merged_at < b.until"
     )
+    # The least and greatest under the bound, and whether a row is on it: probes of (repository, value, merged_at).
+    under = f"{in_bucket} AND f.{column} < b.high"
+    ends = [
+        f"(SELECT f.{column}::float8 FROM {table} f WHERE f.repository_id = p.id AND {under} "  # noqa: S608
+        f"ORDER BY f.{column} {direction} LIMIT 1)"
+        for direction in ("ASC", "DESC")
+    ]
+    on_bound = (
+        f"EXISTS (SELECT FROM {table} f WHERE f.repository_id = p.id AND f.{column} >= 0 AND f.{column} = b.high "  # noqa: S608
+        "AND f.merged_at >= b.since AND f.merged_at < b.until)"
+    )
+    sorted_values = (
+        f"SELECT array_agg(f.{column}::float8 ORDER BY f.{column}) a FROM {table} f "  # noqa: S608
+        "WHERE (x.lo < x.hi OR (x.lo = x.hi AND x.on_bound)) AND f.repository_id = ANY(%s::bigint[]) "
+        f"AND {off_bounds_sql(column)} AND {bucket_sql(column)} = b.bucket AND {in_bucket}"
+    )
     sql = (
-        "WITH e AS MATERIALIZED (SELECT b.j, s.a, s.a[1] least FROM unnest(%s::int[], %s::int[], "  # noqa: S608
+        "WITH e AS MATERIALIZED (SELECT b.j, COALESCE(x.lo, CASE WHEN x.on_bound THEN b.high END) least, "  # noqa: S608
+        "CASE WHEN x.on_bound THEN b.high ELSE x.hi END greatest, s.a FROM unnest(%s::int[], %s::int[], "
         f"%s::{kind}[], %s::{kind}[], %s::timestamptz[], %s::timestamptz[]) b(j, bucket, low, high, since, until) "
+        "CROSS JOIN LATERAL (SELECT min(m.lo) lo, max(m.hi) hi, bool_or(m.on_bound) on_bound "
+        "FROM unnest(%s::bigint[]) p(id) "
+        f"CROSS JOIN LATERAL (SELECT {ends[0]} lo, {ends[1]} hi, {on_bound} on_bound) m) x "
         f"CROSS JOIN LATERAL ({sorted_values}) s) "
-        "SELECT r.i, COALESCE(cardinality(e.a), 0), e.least, e.a[cardinality(e.a)], e.a[r.k + 1], "
-        "CASE WHEN r.lim IS NOT NULL THEN (SELECT count(*) FROM unnest(e.a) v WHERE v <= r.lim) END "
+        "SELECT r.i, e.least, e.greatest, COALESCE(cardinality(e.a), 0), e.a[1], e.a[cardinality(e.a)], "
+        "e.a[r.k + 1], CASE WHEN r.lim IS NOT NULL THEN (SELECT count(*) FROM unnest(e.a) v WHERE v <= r.lim) END "
         f"FROM unnest(%s::int[], %s::int[], %s::int[], %s::{kind}[]) r(i, j, k, lim) JOIN e ON e.j = r.j"
     )
     params = [
@@ -347,6 +379,7 @@ def _bucket_sql(
         highs,
         [key.since for key in keys],
         [key.until for key in keys],
+        repository_ids,
         repository_ids,
         [index for index, _ in asked],
         [position[key] for _, (key, _o, _l) in asked],
