@@ -5,8 +5,9 @@ Each stored row adds its durations and size to per-bucket counts in its hour's a
 keys `h:<column>:<bucket>`, summed as every other rollup count). Summed over a period they say exactly how many of
 the period's rows each bucket holds, so which bucket holds a given rank, and at which offset; only that bucket's rows
 of the period are then read. Its least and greatest come from an index on the column in value order
-(`figures_<short>_order_idx`: repository, value; merged_at included): two probes per repository, and when they are
-equal (durations tie: whole days, bots' merges) that is every rank of the bucket. Otherwise its rows of the period
+(`figures_<short>_order_idx`: repository, value, merged_at): two probes per repository under the bucket's upper
+bound and one for a row on it; when they are equal (durations tie: whole days, bots' merges) that is every rank of
+the bucket. Otherwise its rows of the period
 that are not on its upper bound are read by one range scan of an index on the column's bucket
 (`figures_<short>_bucket_idx`: repository, bucket, merged_at; the value included; migration 0033), whatever the rest
 of the history holds in the bucket's value range, and sorted in SQL; the ties on the bound (whole hours, the half
