@@ -520,7 +520,9 @@ FIGURES_DURATIONS = (
     "cycle_time",
 )
 # The columns whose per-bucket counts the rollups hold (`reviews.selectors.order_statistics`), each with an index that
-# reads one bucket's rows of a period in value order (name: `figures_<short>_order_idx`).
+# reads one bucket's rows in value order (its ends; name: `figures_<short>_order_idx`) and, on PostgreSQL, one that
+# reads a bucket's rows of one period (`figures_<short>_bucket_idx`, migration 0033: not declared here, as SQLite has
+# no `width_bucket`).
 FIGURES_HISTOGRAMS = (*FIGURES_DURATIONS, "changed_lines")
 _ORDER_INDEX_NAMES = ("ttfr", "pickup", "review", "approve", "merge", "cycle", "lines")
 
@@ -599,11 +601,11 @@ class PullRequestFigures(models.Model):
             ),
             # The compliance summary reads the overridden rows (their follow-up is live, so not in the rollups).
             models.Index(fields=["merged_at"], name="figures_overridden_idx", condition=Q(compliance="overridden")),
-            # A period's rows of one histogram bucket in value order (`order_statistics`: a median without a sort).
+            # A period's rows of one histogram bucket in value order (`order_statistics`: a bucket's ends without a
+            # sort), and of one value by merge (whether a period has a row on a bucket's bound: one probe).
             *(
                 models.Index(
-                    fields=["repository", column],
-                    include=["merged_at"],
+                    fields=["repository", column, "merged_at"],
                     condition=Q(**{f"{column}__gte": 0}),
                     name=f"figures_{short}_order_idx",
                 )

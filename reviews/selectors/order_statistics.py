@@ -4,12 +4,16 @@ duration, each week's medians, and the counts at or under a working agreement's 
 Each stored row adds its durations and size to per-bucket counts in its hour's and day's rollups (`histogram_counts`,
 keys `h:<column>:<bucket>`, summed as every other rollup count). Summed over a period they say exactly how many of
 the period's rows each bucket holds, so which bucket holds a given rank, and at which offset; only that bucket's rows
-of the period are then read, by an index on the column (`figures_<column>_order_idx`: repository, value; merged_at
-included). Most ranks are the bucket's first or last value, or the bucket holds one value only (durations tie:
-whole hours, bots' merges): its minimum and maximum, two index probes per repository, say it. Otherwise the value at
-the rank's offset is read in SQL from each repository's first rows below the bucket's greatest value (none that far:
-the greatest's, the rest of the bucket), and a limit inside a bucket counts the bucket's rows at most it: one value or
-count per request comes back, not the bucket's values.
+of the period are then read. Its least and greatest come from an index on the column in value order
+(`figures_<short>_order_idx`: repository, value, merged_at): two probes per repository under the bucket's upper
+bound and one for a row on it; when they are equal (durations tie: whole days, bots' merges) that is every rank of
+the bucket. Otherwise its rows of the period
+that are not on its upper bound are read by one range scan of an index on the column's bucket
+(`figures_<short>_bucket_idx`: repository, bucket, merged_at; the value included; migration 0033), whatever the rest
+of the history holds in the bucket's value range, and sorted in SQL; the ties on the bound (whole hours, the half
+hour) are not read but counted, the rollups' count less the rest. Every rank and limit asked of the bucket is
+answered in SQL: one value or count per request comes back, with the rows under the bound, which must be as many
+as the rollups count (less the ties on the bound) or they disagree.
 PostgreSQL only (SQLite reads the rows, as before). The numbers are
 `health.percentile`'s over the sorted hours, the definition the computed flows use; `health` falls back to
 `percentile_cont` over the rows if the rows and the rollups ever disagree (which may differ from it in the last
@@ -101,13 +105,35 @@ class _Bucket:
 
 @dataclass
 class _Read:
-    """What the bucket's rows of the period hold: its least and greatest value, the value at each interior offset
-    asked, and how many are at most each limit asked."""
+    """What the bucket's rows of the period hold: their least and greatest; unless those are equal, how many are not
+    on its upper bound (`_bucket_sql`: the rest, the rollups' count less these, tie at the bound), their least and
+    greatest, the value at each interior offset asked among them, and how many are at most each limit asked (a limit
+    inside the bucket is under the bound)."""
 
     least: float | None = None
     greatest: float | None = None
+    rows: int = 0
+    least_under: float | None = None
+    greatest_under: float | None = None
     at: dict[int, float | None] = field(default_factory=dict)
     at_most: dict[float, int] = field(default_factory=dict)
+
+    def ends(self, column: str, bucket: int, count: int) -> tuple[float, float]:
+        """The least and greatest of the bucket's `count` rows (the rollups'); `RowsDisagree` if the rows cannot be
+        that many (none, more under the bound than counted, fewer where the greatest is not on the bound) or the two
+        reads do not meet (another writer between them)."""
+        if self.least is None or self.greatest is None or count <= 0:
+            raise RowsDisagree(column)
+        least, greatest = float(self.least), float(self.greatest)
+        if least == greatest:
+            return least, greatest
+        bounds = bounds_of(column)
+        on_bound = bucket < len(bounds) and greatest == bounds[bucket]
+        under_least = self.rows > 0 and self.least_under == least  # the least is under the greatest, so the bound
+        under_greatest = on_bound or self.greatest_under == greatest
+        if self.rows > count or (self.rows < count) != on_bound or not (under_least and under_greatest):
+            raise RowsDisagree(column)
+        return least, greatest
 
 
 class OrderStatistics:
@@ -160,11 +186,12 @@ class OrderStatistics:
                 params += part_params
         reads = {key: _Read() for key in self._asked}
         with connection.cursor() as cursor:
-            cursor.execute(" UNION ALL ".join(parts), params)
-            for index, least, greatest, value, at_most in cursor.fetchall():
+            cursor.execute(" UNION ALL ".join(f"({part})" for part in parts), params)
+            for index, least, greatest, rows, least_under, greatest_under, value, at_most in cursor.fetchall():
                 key, offset, limit = requests[index]
                 found = reads[key]
-                found.least, found.greatest = least, greatest
+                found.least, found.greatest, found.rows = least, greatest, rows
+                found.least_under, found.greatest_under = least_under, greatest_under
                 if offset is not None:
                     found.at[offset] = value
                 if limit is not None:
@@ -178,17 +205,17 @@ class OrderStatistics:
         """The value at `rank` (0: the least) of the period's measured values (not negative)."""
         bucket, offset, count = _locate(column, histogram, rank)
         found = self._reads.get(_Bucket(column, bucket, *period))
-        if found is None or found.least is None or found.greatest is None:
+        if found is None:
             raise RowsDisagree(column)
-        if offset == 0 or found.least == found.greatest:
-            return float(found.least)
-        if offset == count - 1:
-            return float(found.greatest)
-        if offset not in found.at:
+        least, greatest = found.ends(column, bucket, count)
+        if offset == 0 or least == greatest:
+            return least
+        if offset == count - 1 or offset >= found.rows:  # past the rows under the bound: on it
+            return greatest
+        value = found.at.get(offset)
+        if value is None:
             raise RowsDisagree(column)
-        value = found.at[offset]
-        # None: fewer rows below the greatest than the offset, so it is one of the greatest's (the rest).
-        return float(found.greatest if value is None else value)
+        return float(value)
 
     def count_at_most(
         self, column: str, histogram: Mapping[str, int], period: tuple[dt.datetime, dt.datetime], limit: float
@@ -203,9 +230,14 @@ class OrderStatistics:
         if not in_bucket or (limit_bucket < len(bounds) and bounds[limit_bucket] == limit):
             return below + in_bucket
         found = self._reads.get(_Bucket(column, limit_bucket, *period))
-        if found is None or found.least is None or limit not in found.at_most or found.at_most[limit] > in_bucket:
+        if found is None:
             raise RowsDisagree(column)
-        return below + found.at_most[limit]
+        least, greatest = found.ends(column, limit_bucket, in_bucket)  # as many rows as counted, or they disagree
+        if least == greatest:
+            return below + (in_bucket if least <= limit else 0)
+        if limit not in found.at_most:
+            raise RowsDisagree(column)
+        return below + found.at_most[limit]  # those on the bound are over the limit
 
 
 def measured_total(histogram: Mapping[str, int]) -> int:
@@ -263,60 +295,96 @@ def _cumulative(histogram: Mapping[str, int]) -> tuple[list[tuple[int, int]], li
     return found
 
 
+def bucket_sql(column: str, reference: str | None = None) -> str:
+    """`bucket_of` in SQL, for a measured (not negative) value of `column` (`f.<column>`): how many bounds are below
+    the value (`bisect_left`), as the bounds less those at or above it (`width_bucket` counts the thresholds at or
+    below its operand: over the negated bounds, ascending, those at or above the value). The expression of the
+    per-column indexes `figures_<short>_bucket_idx` (migration 0033, written out there): the planner uses an index
+    only for the same expression, so a change of the bounds needs a new migration (a test compares the two)."""
+    negated, kind = _bounds_sql(column, negate=True)
+    return f"({len(bounds_of(column))} - width_bucket(- {reference or 'f.' + column}, {negated}))"
+
+
+def off_bounds_sql(column: str, reference: str | None = None) -> str:
+    """The condition of the bucket indexes besides a measured value: not on a bound (those tie at their bucket's
+    greatest, whole hours and the like, and are counted, not read: the rollups' count less the rest)."""
+    return f"{reference or 'f.' + column} <> ALL ({_bounds_sql(column, negate=False)[0]})"
+
+
+def _bounds_sql(column: str, *, negate: bool) -> tuple[str, str]:
+    bounds = list(reversed(bounds_of(column))) if negate else list(bounds_of(column))
+    sign = -1 if negate else 1
+    if column == "changed_lines":
+        return "'{" + ", ".join(str(sign * int(bound)) for bound in bounds) + "}'::integer[]", "integer"
+    return "'{" + ", ".join(repr(sign * float(bound)) for bound in bounds) + "}'::double precision[]", "float8"
+
+
 def _bucket_sql(
     column: str, asked: list[tuple[int, tuple[_Bucket, int | None, float | None]]], repository_ids: list[int]
 ) -> tuple[str, list[Any]]:
-    """(request, least, greatest, value at its offset, rows at most its limit) of each request of `column`'s
-    buckets: the ends from an ordered index probe per repository; the value at an interior offset from each
-    repository's first offset + 1 rows below the greatest in value order (an index range: a bucket whose greatest
-    value ties many rows, a bot's fixed delay or a whole hour, costs only those below; none found: the greatest);
-    the rows at most a limit counted. Only the code's own names are formatted in; values are parameters."""
+    """(request, least, greatest, rows under the bound, the least and greatest of those, value at its offset among
+    those, those at most its limit) of each request of `column`'s buckets. Each bucket once: its least and greatest
+    of the period from the value-ordered index (`figures_<short>_order_idx`: two probes per repository, an explicit
+    LIMIT 1, as min() and max() the planner scanned the bucket), then, unless those are equal (a bucket of ties,
+    whole days, a bot's delay), its rows of the period not on its upper bound, sorted, from one range scan of the
+    index on (repository, bucket, merged_at) (`bucket_sql`, `off_bounds_sql`): the period's rows and no other
+    period's, however long the history, and not the ties on the bound (the rollups' count less the rest; `_Read`).
+    The value range is checked as well: a row is in the bucket by the bounds themselves, the indexes only find it.
+    Only the code's own names and fragments are formatted in; values are parameters."""
     bounds = bounds_of(column)
     integer = column == "changed_lines"
     kind = "bigint" if integer else "float8"
-    lows, highs = [], []
-    for _, (key, _offset, _limit) in asked:
-        # One type per array (psycopg refuses a list of ints and floats): bucket 0's -1 is a float for durations.
-        number = int if integer else float
-        lows.append(number(-1 if key.bucket == 0 else bounds[key.bucket - 1]))
-        highs.append(number((_BIG if integer else math.inf) if key.bucket >= len(bounds) else bounds[key.bucket]))
+    number = int if integer else float  # one type per array (psycopg refuses a list of ints and floats)
+    keys = list(dict.fromkeys(key for _, (key, _o, _l) in asked))
+    position = {key: index for index, key in enumerate(keys)}
+    lows = [number(-1 if key.bucket == 0 else bounds[key.bucket - 1]) for key in keys]
+    top = _BIG if integer else math.inf
+    highs = [number(top if key.bucket >= len(bounds) else bounds[key.bucket]) for key in keys]
     table = PullRequestFigures._meta.db_table
     in_bucket = (
-        f"f.{column} >= 0 AND f.{column} > r.low AND f.{column} <= r.high "
-        "AND f.merged_at >= r.since AND f.merged_at < r.until"
+        f"f.{column} >= 0 AND f.{column} > b.low AND f.{column} <= b.high "
+        "AND f.merged_at >= b.since AND f.merged_at < b.until"
     )
-    # Each end from the index in value order (an explicit LIMIT 1: as min() and max() the planner scanned the bucket).
+    # The least and greatest under the bound, and whether a row is on it: probes of (repository, value, merged_at).
+    under = f"{in_bucket} AND f.{column} < b.high"
     ends = [
-        f"(SELECT f.{column} FROM {table} f WHERE f.repository_id = p.id AND {in_bucket} "  # noqa: S608
+        f"(SELECT f.{column}::float8 FROM {table} f WHERE f.repository_id = p.id AND {under} "  # noqa: S608
         f"ORDER BY f.{column} {direction} LIMIT 1)"
         for direction in ("ASC", "DESC")
     ]
-    # LIMIT 0 without an offset (LIMIT NULL would read the bucket).
-    first_rows = (
-        f"SELECT f.{column}::float8 AS v FROM {table} f WHERE f.repository_id = p.id AND {in_bucket} "  # noqa: S608
-        f"AND f.{column} < e.greatest ORDER BY f.{column} LIMIT COALESCE(r.k, -1) + 1"
+    on_bound = (
+        f"EXISTS (SELECT FROM {table} f WHERE f.repository_id = p.id AND f.{column} >= 0 AND f.{column} = b.high "  # noqa: S608
+        "AND f.merged_at >= b.since AND f.merged_at < b.until)"
+    )
+    sorted_values = (
+        f"SELECT array_agg(f.{column}::float8 ORDER BY f.{column}) a FROM {table} f "  # noqa: S608
+        "WHERE (x.lo < x.hi OR (x.lo = x.hi AND x.on_bound)) AND f.repository_id = ANY(%s::bigint[]) "
+        f"AND {off_bounds_sql(column)} AND {bucket_sql(column)} = b.bucket AND {in_bucket}"
     )
     sql = (
-        f"SELECT r.i, e.least, e.greatest, o.value, c.n FROM unnest(%s::int[], %s::{kind}[], %s::{kind}[], "  # noqa: S608
-        f"%s::timestamptz[], %s::timestamptz[], %s::int[], %s::{kind}[]) r(i, low, high, since, until, k, lim) "
-        "CROSS JOIN LATERAL (SELECT min(m.least) least, max(m.greatest) greatest FROM unnest(%s::bigint[]) p(id) "
-        f"CROSS JOIN LATERAL (SELECT {ends[0]} least, {ends[1]} greatest) m) e "
-        "LEFT JOIN LATERAL (SELECT u.v AS value FROM unnest(%s::bigint[]) p(id) "
-        f"CROSS JOIN LATERAL ({first_rows}) u WHERE r.k IS NOT NULL AND e.least < e.greatest "
-        "ORDER BY u.v OFFSET r.k LIMIT 1) o ON true "
-        f"LEFT JOIN LATERAL (SELECT count(*) n FROM {table} f WHERE r.lim IS NOT NULL "
-        f"AND f.repository_id = ANY(%s::bigint[]) AND {in_bucket} AND f.{column} <= r.lim) c ON true"
+        "WITH e AS MATERIALIZED (SELECT b.j, COALESCE(x.lo, CASE WHEN x.on_bound THEN b.high END) least, "  # noqa: S608
+        "CASE WHEN x.on_bound THEN b.high ELSE x.hi END greatest, s.a FROM unnest(%s::int[], %s::int[], "
+        f"%s::{kind}[], %s::{kind}[], %s::timestamptz[], %s::timestamptz[]) b(j, bucket, low, high, since, until) "
+        "CROSS JOIN LATERAL (SELECT min(m.lo) lo, max(m.hi) hi, bool_or(m.on_bound) on_bound "
+        "FROM unnest(%s::bigint[]) p(id) "
+        f"CROSS JOIN LATERAL (SELECT {ends[0]} lo, {ends[1]} hi, {on_bound} on_bound) m) x "
+        f"CROSS JOIN LATERAL ({sorted_values}) s) "
+        "SELECT r.i, e.least, e.greatest, COALESCE(cardinality(e.a), 0), e.a[1], e.a[cardinality(e.a)], "
+        "e.a[r.k + 1], CASE WHEN r.lim IS NOT NULL THEN (SELECT count(*) FROM unnest(e.a) v WHERE v <= r.lim) END "
+        f"FROM unnest(%s::int[], %s::int[], %s::int[], %s::{kind}[]) r(i, j, k, lim) JOIN e ON e.j = r.j"
     )
     params = [
-        [index for index, _ in asked],
+        list(range(len(keys))),
+        [key.bucket for key in keys],
         lows,
         highs,
-        [key.since for _, (key, _o, _l) in asked],
-        [key.until for _, (key, _o, _l) in asked],
+        [key.since for key in keys],
+        [key.until for key in keys],
+        repository_ids,
+        repository_ids,
+        [index for index, _ in asked],
+        [position[key] for _, (key, _o, _l) in asked],
         [offset for _, (_k, offset, _l) in asked],
         [limit for _, (_k, _o, limit) in asked],
-        repository_ids,
-        repository_ids,
-        repository_ids,
     ]
     return sql, params
