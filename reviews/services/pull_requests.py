@@ -392,12 +392,23 @@ def pull_request_commits_add(*, pull_request: PullRequest, commits: Sequence[Com
         pull_request.first_commit_at = first
 
 
+_CHANGED_FILES = PreparedRead(
+    lambda pull_request: ChangedFile.objects.filter(pull_request_id=pull_request), pull_request=int
+)
+
+
 def changed_files_replace(*, pull_request: PullRequest, files: Sequence[ChangedFileRecord]) -> None:
-    """Make the pull request's changed files exactly these (the API's list is the whole truth)."""
+    """Make the pull request's changed files exactly these (the API's list is the whole truth).
+
+    Called under the pull request's lock (`pull_request_sync_apply`: no other writer of its files in between), so the
+    stored files are read first and only those no longer listed are deleted: a fetch that removes none (most of
+    them) costs one read, not a delete and a read."""
     with transaction.atomic(savepoint=False):
         by_path = {record.path: record for record in files}
-        ChangedFile.objects.filter(pull_request=pull_request).exclude(path__in=list(by_path)).delete()
-        existing = {row.path: row for row in ChangedFile.objects.filter(pull_request=pull_request)}
+        existing = {row.path: row for row in _CHANGED_FILES.all(pull_request=pull_request.pk)}
+        gone = [row.pk for path, row in existing.items() if path not in by_path]
+        if gone:
+            ChangedFile.objects.filter(pk__in=gone).delete()
         to_create = []
         for path, record in by_path.items():
             row = existing.get(path)

@@ -1,5 +1,6 @@
 """What an upsert writes (`reviews.services.pull_requests`): a pull request's changed fields in one prepared statement
-that writes what `save(update_fields=…)` wrote, and a review that is stored as it is already is not written again."""
+that writes what `save(update_fields=…)` wrote; a review stored as it is already is not written again; changed files
+become exactly the listed ones, and a list as stored costs one read."""
 
 from __future__ import annotations
 
@@ -11,11 +12,17 @@ from django.db import DatabaseError, connection, transaction
 from django.db.models.signals import post_save, pre_save
 from django.test.utils import CaptureQueriesContext
 
-from reviews.integrations.records import PullRequestRecord, RepositoryRecord, ReviewRecord, UserRecord
-from reviews.models import PullRequest, Review
+from reviews.integrations.records import (
+    ChangedFileRecord,
+    PullRequestRecord,
+    RepositoryRecord,
+    ReviewRecord,
+    UserRecord,
+)
+from reviews.models import ChangedFile, PullRequest, Review
 from reviews.prepared import PreparedUpdates
 from reviews.services import pull_requests
-from reviews.services.pull_requests import pull_request_upsert, review_upsert
+from reviews.services.pull_requests import changed_files_replace, pull_request_upsert, review_upsert
 from tests.factories import PullRequestFactory, RepositoryFactory
 
 pytestmark = pytest.mark.django_db
@@ -154,3 +161,46 @@ def test_a_review_that_changed_is_written(change):
     for name, value in change.items():
         stored = getattr(review, name)
         assert (stored.display_name if name == "reviewer" else stored) == (value.login if name == "reviewer" else value)
+
+
+def _files(pull_request: PullRequest) -> dict[str, tuple[str, str, int, int]]:
+    return {
+        row.path: (row.status, row.previous_path, row.additions, row.deletions)
+        for row in ChangedFile.objects.filter(pull_request=pull_request)
+    }
+
+
+def test_changed_files_become_exactly_the_listed_ones():
+    pull_request, other = PullRequestFactory(), PullRequestFactory()
+    changed_files_replace(pull_request=other, files=[ChangedFileRecord(path="a.py", additions=9)])
+    changed_files_replace(
+        pull_request=pull_request,
+        files=[ChangedFileRecord(path="a.py", additions=1), ChangedFileRecord(path="b.py"), ChangedFileRecord("c.py")],
+    )
+    changed_files_replace(
+        pull_request=pull_request,
+        files=[
+            ChangedFileRecord(path="a.py", additions=2, deletions=1),  # changed
+            ChangedFileRecord(path="c.py"),  # as stored
+            ChangedFileRecord(path="d.py", status="renamed", previous_path="b.py"),  # new; b.py gone
+        ],
+    )
+    assert _files(pull_request) == {
+        "a.py": ("modified", "", 2, 1),
+        "c.py": ("modified", "", 0, 0),
+        "d.py": ("renamed", "b.py", 0, 0),
+    }
+    assert _files(other) == {"a.py": ("modified", "", 9, 0)}  # another pull request's files untouched
+    changed_files_replace(pull_request=pull_request, files=[])
+    assert _files(pull_request) == {}
+    assert _files(other) == {"a.py": ("modified", "", 9, 0)}
+
+
+def test_files_as_stored_cost_one_read(django_assert_num_queries):
+    pull_request = PullRequestFactory()
+    files = [ChangedFileRecord(path="a.py", additions=1), ChangedFileRecord(path="b.py")]
+    changed_files_replace(pull_request=pull_request, files=files)
+    with django_assert_num_queries(1):
+        changed_files_replace(pull_request=pull_request, files=files)
+    with django_assert_num_queries(1):
+        changed_files_replace(pull_request=PullRequestFactory.build(pk=pull_request.pk + 10_000), files=[])
