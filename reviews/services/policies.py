@@ -34,7 +34,7 @@ from reviews.models import (
 )
 from reviews.policy import Policy as ParsedPolicy
 from reviews.policy import PolicyError, Snapshot, contributors, evaluate, parse_policy, unknown_contributors
-from reviews.prepared import PreparedRead, PreparedUpdate
+from reviews.prepared import PreparedInsert, PreparedRead, PreparedUpdate
 from reviews.selectors.affected import merged_pull_requests_under_policy, open_pull_requests_under_policy
 from reviews.selectors.overrides import override_in_force
 from reviews.selectors.policy import effective_policy, pull_request_snapshot
@@ -188,7 +188,7 @@ def pull_request_evaluate(
             _CONFIRMED.run(latest.pk, last_evaluated_at=at)
             evaluation = latest
         else:
-            evaluation = PolicyEvaluation.objects.create(
+            evaluation = PolicyEvaluation(
                 pull_request=pull_request,
                 policy=policy_row,
                 head_sha=pull_request.head_sha,
@@ -198,6 +198,7 @@ def pull_request_evaluate(
                 evaluated_at=at,
                 last_evaluated_at=at,
             )
+            _NEW_EVALUATION.save_new(evaluation)
         violated = False
         if merged_unsatisfied:
             _, violated = PolicyViolation.objects.get_or_create(
@@ -213,6 +214,7 @@ def pull_request_evaluate(
 
 _DEBT_SETTLED = PreparedUpdate(PullRequest, "evaluation_owed_since")
 _CONFIRMED = PreparedUpdate(PolicyEvaluation, "last_evaluated_at")
+_NEW_EVALUATION = PreparedInsert(PolicyEvaluation)
 _LOCKED = PreparedRead(lambda pk: PullRequest.objects.select_for_update(of=("self",)).filter(pk=pk), pk=int)
 _LOCKED_WITH_REPOSITORY = PreparedRead(
     lambda pk: (

@@ -11,10 +11,11 @@ from django.core.exceptions import ImproperlyConfigured
 from django.db import IntegrityError, connection, transaction
 from django.db.models import F, Q
 from django.db.models.functions import Upper
+from django.db.models.signals import post_save
 from django.test.utils import CaptureQueriesContext
 
 from reviews.models import Commit, PolicyEvaluation, PullRequest, Repository
-from reviews.prepared import PreparedRead, PreparedUpdate, PreparedUpdates
+from reviews.prepared import PreparedInsert, PreparedRead, PreparedUpdate, PreparedUpdates
 from tests.factories import CommitFactory, PersonFactory, PullRequestFactory, RepositoryFactory, TeamFactory
 
 pytestmark = pytest.mark.django_db
@@ -405,3 +406,60 @@ def test_updates_by_shape_keep_a_statement_for_each_set_of_fields_and_past_the_c
     assert (pull_request.title, pull_request.body, pull_request.head_ref) == ("t3", "b2", "h")
     with pytest.raises(ImproperlyConfigured):
         PreparedUpdates(PullRequest).run(pull_request.pk, no_such_field="x")
+
+
+# Prepared inserts (`PreparedInsert`): a new row as Django's save() stores it.
+
+NEW_EVALUATION = PreparedInsert(PolicyEvaluation)
+
+
+def test_an_insert_stores_the_row_as_save_does_and_gives_the_instance_its_key(django_assert_num_queries):
+    pull_request = PullRequestFactory()
+    at = dt.datetime(2026, 11, 27, 15, 0, tzinfo=dt.UTC)
+    values = {"pull_request": pull_request, "head_sha": "a" * 40, "outcome": "pending", "trace": {"rules": [1, "x"]}}
+    saved = PolicyEvaluation(**values, evaluated_at=at)
+    saved.save()
+    inserted = PolicyEvaluation(**values, evaluated_at=at)
+    with django_assert_num_queries(1):
+        NEW_EVALUATION.save_new(inserted)
+    assert inserted.pk is not None and inserted.pk != saved.pk
+    assert not inserted._state.adding and inserted._state.db == "default"
+    stored = {name: value for name, value in fields_of(PolicyEvaluation.objects.get(pk=inserted.pk)).items()}
+    expected = {name: value for name, value in fields_of(PolicyEvaluation.objects.get(pk=saved.pk)).items()}
+    assert {**stored, "id": None} == {**expected, "id": None}  # defaults included (description, report_error)
+    assert fields_of(inserted) == stored
+    with pytest.raises(TypeError):
+        NEW_EVALUATION.save_new(inserted)  # stored already: never inserted twice
+    with pytest.raises(TypeError):
+        NEW_EVALUATION.save_new(PullRequestFactory.build())  # another model
+
+
+def test_an_insert_someone_listens_to_is_saved_by_django():
+    heard = []
+
+    def receiver(sender, instance, created, **kwargs):  # type: ignore[no-untyped-def]
+        heard.append((instance.pk, created))
+
+    post_save.connect(receiver, sender=PolicyEvaluation)
+    try:
+        evaluation = PolicyEvaluation(pull_request=PullRequestFactory(), head_sha="b" * 40, outcome="approved")
+        NEW_EVALUATION.save_new(evaluation)
+    finally:
+        post_save.disconnect(receiver, sender=PolicyEvaluation)
+    assert heard == [(evaluation.pk, True)]
+
+
+def test_an_insert_that_fails_in_a_transaction_marks_it_for_rollback():
+    evaluation = PolicyEvaluation(pull_request=PullRequestFactory(), head_sha="c" * 40, outcome=None)
+    with transaction.atomic():
+        with pytest.raises(IntegrityError):
+            NEW_EVALUATION.save_new(evaluation)  # an outcome is NOT NULL
+        marked = transaction.get_connection().needs_rollback
+    assert marked
+
+
+def test_models_an_insert_cannot_write_are_refused_at_declaration():
+    from reviews.models import PullRequestFigures
+
+    with pytest.raises(ImproperlyConfigured, match="automatic key"):
+        PreparedInsert(PullRequestFigures)  # its key is its pull request's, not the database's to choose
