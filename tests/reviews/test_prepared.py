@@ -9,7 +9,7 @@ import datetime as dt
 import pytest
 from django.core.exceptions import ImproperlyConfigured
 from django.db import IntegrityError, connection, transaction
-from django.db.models import F, Q
+from django.db.models import F, Q, QuerySet
 from django.db.models.functions import Upper
 from django.db.models.signals import post_save
 from django.test.utils import CaptureQueriesContext
@@ -463,3 +463,19 @@ def test_models_an_insert_cannot_write_are_refused_at_declaration():
 
     with pytest.raises(ImproperlyConfigured, match="automatic key"):
         PreparedInsert(PullRequestFigures)  # its key is its pull request's, not the database's to choose
+
+
+def test_a_save_or_an_update_of_a_models_own_is_never_skipped(monkeypatch):
+    from reviews.models import Review
+
+    class GuardedQuerySet(QuerySet):  # type: ignore[type-arg]
+        def update(self, **kwargs):  # type: ignore[no-untyped-def]
+            raise AssertionError("a guard")
+
+    monkeypatch.setattr(Review.objects, "get_queryset", lambda: GuardedQuerySet(Review))
+    with pytest.raises(ImproperlyConfigured, match="update of its own"):
+        PreparedUpdate(Review, "body")
+    monkeypatch.setattr(Review, "save", lambda self, *args, **kwargs: None)
+    with pytest.raises(ImproperlyConfigured, match="save of its own"):
+        PreparedInsert(Review)
+    PreparedUpdate(PolicyEvaluation, "reported_at")  # the append-only queryset's update: its rule is kept here
