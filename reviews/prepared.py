@@ -33,7 +33,7 @@ from django.core.exceptions import ImproperlyConfigured
 from django.db import connections, router, transaction
 from django.db.backends.base.base import BaseDatabaseWrapper
 from django.db.backends.utils import CursorWrapper
-from django.db.models import QuerySet
+from django.db.models import Model, QuerySet
 from django.db.models.query import (
     FlatValuesListIterable,
     ModelIterable,
@@ -41,6 +41,7 @@ from django.db.models.query import (
     ValuesListIterable,
     get_related_populators,
 )
+from django.db.models.signals import post_save, pre_save
 
 T = TypeVar("T")
 
@@ -174,6 +175,169 @@ class PreparedRead(Generic[T]):
             else:
                 stand_ins[name] = [_stand_in(element, position, item, variant) for item in range(next(list_lengths))]
         return stand_ins
+
+
+class PreparedUpdate:
+    """`UPDATE` of named columns of one row, by its primary key: the statement written once per database, its values
+    bound per call (on PostgreSQL prepared in the session, as `PreparedRead`'s). What `Model.objects.filter(pk=pk)
+    .update(**values)` does for the writes every event makes (a delivery finished, a debt settled, a verdict
+    reported), without building and compiling a queryset each time: each value goes through its field's
+    `get_db_prep_save` as Django's update sends it, the row count is returned, and an error inside a transaction marks
+    it for rollback as Django's does. `keep`: columns whose stored value stays when there is one (`COALESCE`).
+
+    Declared once per shape; refused at declaration: a primary key, a field that is not a concrete column of the
+    model, a model with parents (its update spans tables), a model whose queryset has an `update` of its own, and on
+    an append-only record any field but its bookkeeping (`mutable_fields`, which its queryset's update allows without
+    reading the rows; a set-once field needs the record's own check)."""
+
+    def __init__(self, model: Any, *fields: str, keep: tuple[str, ...] = ()) -> None:
+        meta = model._meta
+        if meta.parents:
+            raise ImproperlyConfigured(f"a prepared update writes one table; {meta.label} has parents")
+        by_name = {field.name: field for field in meta.concrete_fields}
+        unknown = [name for name in (*fields, *keep) if name not in by_name or by_name[name].primary_key]
+        if unknown or not set(keep) <= set(fields) or len(set(fields)) != len(fields) or not fields:
+            raise ImproperlyConfigured(f"a prepared update of {meta.label} sets its own columns once each: {fields}")
+        from reviews.models import AppendOnlyQuerySet
+
+        update = type(model._default_manager.get_queryset()).update
+        if update is not QuerySet.update and update is not AppendOnlyQuerySet.update:
+            raise ImproperlyConfigured(f"{meta.label}'s queryset has an update of its own, which this would skip")
+        mutable = getattr(model, "mutable_fields", None)
+        if mutable is not None and not set(fields) <= mutable:
+            raise ImproperlyConfigured(f"{meta.label} is append-only: only {sorted(mutable)} may be updated here")
+        self.model = model
+        self.fields = tuple(by_name[name] for name in fields)
+        self.names = frozenset(fields)
+        self.keep = frozenset(keep)
+        self._sql: dict[str, str] = {}
+
+    def run(self, pk: Any, **values: Any) -> int:
+        """Set the values on the row `pk`; the number of rows updated (0 or 1)."""
+        if values.keys() != self.names:
+            raise TypeError(f"expected the values {sorted(self.names)}, got {sorted(values)}")
+        alias = router.db_for_write(self.model)
+        connection = connections[alias]
+        pk_field = self.model._meta.pk
+        if _matches_no_row(pk_field, pk, connection):
+            return 0  # None, or an integer no key column holds: Django's update matches no row either
+        sql = self._sql.get(alias) or self._sql.setdefault(alias, self._compose(connection))
+        params = [_prepared_value(field, values[field.name], connection) for field in self.fields]
+        params.append(pk_field.get_db_prep_value(pk, connection, prepared=False))
+        with transaction.mark_for_rollback_on_error(using=alias), bound_cursor(connection) as cursor:
+            cursor.execute(sql, params)
+            return int(cursor.rowcount)
+
+    def _compose(self, connection: BaseDatabaseWrapper) -> str:
+        """The SQL Django's update compiler writes for the same update (`"table"."pk" = %s`)."""
+        quote = connection.ops.quote_name
+        table = quote(self.model._meta.db_table)
+        assignments = []
+        for field in self.fields:
+            column = quote(field.column)
+            value = f"COALESCE({table}.{column}, %s)" if field.name in self.keep else "%s"
+            assignments.append(f"{column} = {value}")
+        pk_column = quote(self.model._meta.pk.column)
+        # Quoted names of the model's own columns; every value is a parameter.
+        return f"UPDATE {table} SET {', '.join(assignments)} WHERE {table}.{pk_column} = %s"  # noqa: S608
+
+
+class PreparedInsert:
+    """`instance.save()` of a new row as one `INSERT … RETURNING` its key, written once per database and prepared in
+    the PostgreSQL session: for the rows every event adds (a verdict). Each column's value is what Django's insert
+    sends (`pre_save(add=True)`, then `get_db_prep_save`); the instance gets its key and is stored (`_state`) as after
+    `save()`. Refused at declaration: a model with parents, a key that is not the database's to choose, a column with
+    a database default or generated by the database, a `save` of the model's own (an append-only record's is allowed:
+    it checks changes, never a new row). A model whose saves anyone listens to (`pre_save`, `post_save`: checked at
+    each call, as receivers may connect later), and a database that cannot return the key from an insert, are saved
+    by Django."""
+
+    def __init__(self, model: Any) -> None:
+        meta = model._meta
+        if meta.parents or meta.pk is not meta.auto_field or meta.db_returning_fields != [meta.pk]:
+            raise ImproperlyConfigured(
+                f"a prepared insert writes one table and returns its automatic key: {meta.label}"
+            )
+        fields = tuple(field for field in meta.local_concrete_fields if field is not meta.pk)
+        special = [field.name for field in fields if field.has_db_default() or field.generated]
+        if special:
+            raise ImproperlyConfigured(f"a prepared insert cannot write {meta.label}'s {special}")
+        from reviews.models import AppendOnlyModel
+
+        if model.save is not Model.save and model.save is not AppendOnlyModel.save:  # the latter checks only changes
+            raise ImproperlyConfigured(f"{meta.label} has a save of its own, which this would skip")
+        self.model = model
+        self.fields = fields
+        self._sql: dict[str, str] = {}
+
+    def save_new(self, instance: Any) -> None:
+        if type(instance) is not self.model or not instance._state.adding or instance.pk is not None:
+            raise TypeError(f"a prepared insert saves a new {self.model._meta.label} without a key")
+        alias = router.db_for_write(self.model, instance=instance)
+        connection = connections[alias]
+        if (
+            not connection.features.can_return_columns_from_insert
+            or pre_save.has_listeners(self.model)
+            or post_save.has_listeners(self.model)
+        ):
+            instance.save(using=alias)
+            return
+        sql = self._sql.get(alias) or self._sql.setdefault(alias, self._compose(connection))
+        params = [_prepared_value(field, field.pre_save(instance, True), connection) for field in self.fields]
+        with transaction.mark_for_rollback_on_error(using=alias), bound_cursor(connection) as cursor:
+            cursor.execute(sql, params)
+            (pk,) = cursor.fetchone()
+        setattr(instance, self.model._meta.pk.attname, pk)
+        instance._state.adding = False
+        instance._state.db = alias
+
+    def _compose(self, connection: BaseDatabaseWrapper) -> str:
+        quote = connection.ops.quote_name
+        table = quote(self.model._meta.db_table)
+        columns = ", ".join(quote(field.column) for field in self.fields)
+        placeholders = ", ".join("%s" for _ in self.fields)
+        pk_column = f"{table}.{quote(self.model._meta.pk.column)}"
+        # Quoted names of the model's own columns; every value is a parameter.
+        return f"INSERT INTO {table} ({columns}) VALUES ({placeholders}) RETURNING {pk_column}"  # noqa: S608
+
+
+class PreparedUpdates:
+    """A `PreparedUpdate` for each set of fields a call names, for writes whose fields vary with what changed (an
+    upsert's); past `max_shapes` sets a call is Django's `filter(pk=pk).update(**values)`."""
+
+    def __init__(self, model: Any, *, max_shapes: int = 64) -> None:
+        self.model = model
+        self.max_shapes = max_shapes
+        self._by_shape: dict[tuple[str, ...], PreparedUpdate] = {}
+
+    def run(self, pk: Any, **values: Any) -> int:
+        shape = tuple(sorted(values))
+        update = self._by_shape.get(shape)
+        if update is None:
+            if len(self._by_shape) >= self.max_shapes:
+                return int(self.model._base_manager.filter(pk=pk).update(**values))
+            update = self._by_shape.setdefault(shape, PreparedUpdate(self.model, *shape))
+        return update.run(pk, **values)
+
+
+def _prepared_value(field: Any, value: Any, connection: BaseDatabaseWrapper) -> Any:
+    """The value as Django's update compiler sends it: a related row by its key, else through the field."""
+    if hasattr(value, "resolve_expression"):
+        raise TypeError(f"a prepared update binds values, not expressions ({field.name}={value!r})")
+    if field.remote_field and hasattr(value, "prepare_database_save"):
+        value = value.prepare_database_save(field)
+    return field.get_db_prep_save(value, connection=connection)
+
+
+def _matches_no_row(pk_field: Any, pk: Any, connection: BaseDatabaseWrapper) -> bool:
+    """`pk=None` is `IS NULL`, and an integer outside the key column's range is known to match nothing (Django's
+    lookups answer both without a statement that binds them)."""
+    if pk is None:
+        return True
+    if isinstance(pk, int) and not isinstance(pk, bool):
+        low, high = connection.ops.integer_field_range(pk_field.get_internal_type())
+        return (low is not None and pk < low) or (high is not None and pk > high)
+    return False
 
 
 def _element(kind: Any) -> Any:

@@ -20,6 +20,7 @@ from django.db.models.functions import Coalesce
 from django.utils import timezone
 
 from reviews.models import PullRequest
+from reviews.prepared import PreparedUpdate
 
 logger = logging.getLogger(__name__)
 
@@ -55,6 +56,11 @@ def pull_request_evaluations_enqueue(*, pull_request_ids: Iterable[int], in_back
         transaction.on_commit(partial(enqueue_now, pull_request_id))
 
 
+_OWED = PreparedUpdate(
+    PullRequest, "evaluation_owed_since", "figures_inputs_changed_at", keep=("evaluation_owed_since",)
+)
+
+
 def evaluations_owed_mark(*, pull_request_ids: Iterable[int]) -> int:
     """Record, with the change that causes it, that these pull requests wait for an evaluation. The earliest
     moment stays (the reconciler measures how long a debt is outstanding); the evaluation clears it. Their stored
@@ -65,6 +71,8 @@ def evaluations_owed_mark(*, pull_request_ids: Iterable[int]) -> int:
     now = timezone.now()
     # What changes a verdict's facts (reviews, comments, commits, overrides) may change a merged one's stored figures:
     # stamped in the same statement (reviews.services.figures).
+    if len(ids) == 1:  # every webhook event's: one pull request
+        return _OWED.run(ids[0], evaluation_owed_since=now, figures_inputs_changed_at=now)
     return PullRequest.objects.filter(pk__in=ids).update(
         evaluation_owed_since=Coalesce(F("evaluation_owed_since"), Value(now)), figures_inputs_changed_at=now
     )

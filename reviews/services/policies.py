@@ -34,7 +34,7 @@ from reviews.models import (
 )
 from reviews.policy import Policy as ParsedPolicy
 from reviews.policy import PolicyError, Snapshot, contributors, evaluate, parse_policy, unknown_contributors
-from reviews.prepared import PreparedRead
+from reviews.prepared import PreparedInsert, PreparedRead, PreparedUpdate
 from reviews.selectors.affected import merged_pull_requests_under_policy, open_pull_requests_under_policy
 from reviews.selectors.overrides import override_in_force
 from reviews.selectors.policy import effective_policy, pull_request_snapshot
@@ -160,7 +160,7 @@ def pull_request_evaluate(
         if only_if_owed and pull_request.evaluation_owed_since is None:
             return None
         if pull_request.evaluation_owed_since is not None:
-            PullRequest.objects.filter(pk=pull_request.pk).update(evaluation_owed_since=None)
+            _DEBT_SETTLED.run(pull_request.pk, evaluation_owed_since=None)
         if not pull_request.head_sha:
             return None
         policy_row, parsed = policy or effective_policy(repository=pull_request.repository)
@@ -185,10 +185,10 @@ def pull_request_evaluate(
         )
         if latest is not None and same:
             # Nothing changed: the verdict stands, confirmed now, without a new row per event.
-            PolicyEvaluation.objects.filter(pk=latest.pk).update(last_evaluated_at=at)
+            _CONFIRMED.run(latest.pk, last_evaluated_at=at)
             evaluation = latest
         else:
-            evaluation = PolicyEvaluation.objects.create(
+            evaluation = PolicyEvaluation(
                 pull_request=pull_request,
                 policy=policy_row,
                 head_sha=pull_request.head_sha,
@@ -198,6 +198,7 @@ def pull_request_evaluate(
                 evaluated_at=at,
                 last_evaluated_at=at,
             )
+            _NEW_EVALUATION.save_new(evaluation)
         violated = False
         if merged_unsatisfied:
             _, violated = PolicyViolation.objects.get_or_create(
@@ -211,6 +212,9 @@ def pull_request_evaluate(
     return Evaluated(evaluation, changed=not same)
 
 
+_DEBT_SETTLED = PreparedUpdate(PullRequest, "evaluation_owed_since")
+_CONFIRMED = PreparedUpdate(PolicyEvaluation, "last_evaluated_at")
+_NEW_EVALUATION = PreparedInsert(PolicyEvaluation)
 _LOCKED = PreparedRead(lambda pk: PullRequest.objects.select_for_update(of=("self",)).filter(pk=pk), pk=int)
 _LOCKED_WITH_REPOSITORY = PreparedRead(
     lambda pk: (

@@ -20,7 +20,7 @@ from reviews.integrations.records import StatusState
 from reviews.integrations.vcs import VcsError, VcsRateLimited
 from reviews.models import PolicyEvaluation, PullRequest
 from reviews.policy.markdown import trace_markdown
-from reviews.prepared import PreparedRead
+from reviews.prepared import PreparedRead, PreparedUpdate
 from reviews.services.credentials import connection_app, connection_has_credentials, repository_access_problem
 from reviews.services.policies import STATUS_STATES, evaluation_should_report
 from reviews.services.sync import vcs_client_for
@@ -105,6 +105,7 @@ def reports_as_check_run(evaluation: PolicyEvaluation) -> bool:
 
 
 # The verdict the head shows now (the last one reported on it), besides the one about to be: compiled once.
+_REPORTED = PreparedUpdate(PolicyEvaluation, "reported_at", "report_error")
 _LAST_SHOWN = PreparedRead(
     lambda pull_request, head_sha, besides: (
         PolicyEvaluation.objects.filter(pull_request_id=pull_request, head_sha=head_sha, reported_at__isnull=False)
@@ -156,7 +157,7 @@ def _report(evaluation: PolicyEvaluation, *, checked_newest: bool) -> str:
         logger.warning("could not report %s: %s", evaluation, error)
         PolicyEvaluation.objects.filter(pk=evaluation.pk).update(report_error=str(error))
         return "failed"
-    PolicyEvaluation.objects.filter(pk=evaluation.pk).update(reported_at=timezone.now(), report_error="")
+    _REPORTED.run(evaluation.pk, reported_at=timezone.now(), report_error="")
     return "reported"
 
 

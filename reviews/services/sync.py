@@ -27,6 +27,7 @@ from reviews.integrations.records import (
 )
 from reviews.integrations.vcs import Details, VcsClient, VcsError, VcsRateLimited
 from reviews.models import Connection, PullRequest, Repository, Review, SyncRun
+from reviews.prepared import PreparedUpdates
 from reviews.services.credentials import (
     connection_has_credentials,
     connection_token,
@@ -289,6 +290,9 @@ def _end_run(run: SyncRun, client: VcsClient, status: str, newest: dt.datetime |
     run.save()
 
 
+_FACTS_STORED = PreparedUpdates(PullRequest)  # by the fingerprint's fields, which vary
+
+
 def pull_request_sync_apply(*, repository: Repository, details: Details) -> PullRequest:
     """Store one pull request as the API shows it: the API's lists of files and approvals are the whole truth."""
     with transaction.atomic(), accounts_preloaded(connection=repository.connection, accounts=_accounts_of(details)):
@@ -317,7 +321,7 @@ def pull_request_sync_apply(*, repository: Repository, details: Details) -> Pull
             "facts_retry_at": None,
         }
         fields.update(_fingerprint_fields(pull_request, details))
-        PullRequest.objects.filter(pk=pull_request.pk).update(**fields)
+        _FACTS_STORED.run(pull_request.pk, **fields)
         for field, value in fields.items():
             setattr(pull_request, field, value)
     return pull_request

@@ -25,7 +25,7 @@ from reviews.integrations import gitlab as gitlab_adapter
 from reviews.integrations.payloads import JsonRefused, decode_json_object
 from reviews.integrations.records import PayloadError, UserRecord, WebhookEvent
 from reviews.models import Commit, Connection, PullRequest, Repository, WebhookDelivery
-from reviews.prepared import bound_cursor
+from reviews.prepared import PreparedUpdate, bound_cursor
 from reviews.services.enqueue import evaluations_owed_mark
 from reviews.services.installations import installation_event_apply
 from reviews.services.pairing import pairing_sessions_infer
@@ -773,13 +773,14 @@ def _connection_for(delivery: WebhookDelivery) -> Connection:
     return connection
 
 
+_FINISHED = PreparedUpdate(WebhookDelivery, "status", "error", "processed_at")
+
+
 def _finish(delivery: WebhookDelivery, status: str, *, error: str = "") -> None:
     delivery.status = status
     delivery.error = error
     delivery.processed_at = timezone.now()
-    WebhookDelivery.objects.filter(pk=delivery.pk).update(
-        status=status, error=error, processed_at=delivery.processed_at
-    )
+    _FINISHED.run(delivery.pk, status=status, error=error, processed_at=delivery.processed_at)
 
 
 def webhook_event_apply(*, connection: Connection, event: WebhookEvent) -> list[int]:

@@ -1,17 +1,21 @@
-"""Prepared reads (`reviews.prepared`): compiled once, they return what the queryset they were built from returns,
-in one query each; a shape they cannot bind safely is refused at the first call, not answered wrongly."""
+"""Prepared reads and updates (`reviews.prepared`): compiled once, they return what the queryset they were built from
+returns (an update writes what Django's writes), in one query each; a shape they cannot bind safely is refused at the
+first call or declaration, not answered wrongly."""
 
 from __future__ import annotations
 
+import datetime as dt
+
 import pytest
 from django.core.exceptions import ImproperlyConfigured
-from django.db import connection, transaction
-from django.db.models import F, Q
+from django.db import IntegrityError, connection, transaction
+from django.db.models import F, Q, QuerySet
 from django.db.models.functions import Upper
+from django.db.models.signals import post_save
 from django.test.utils import CaptureQueriesContext
 
 from reviews.models import Commit, PolicyEvaluation, PullRequest, Repository
-from reviews.prepared import PreparedRead
+from reviews.prepared import PreparedInsert, PreparedRead, PreparedUpdate, PreparedUpdates
 from tests.factories import CommitFactory, PersonFactory, PullRequestFactory, RepositoryFactory, TeamFactory
 
 pytestmark = pytest.mark.django_db
@@ -292,3 +296,186 @@ def test_a_value_build_derives_another_from_is_refused_never_frozen_at_the_stand
     )
     with pytest.raises(ImproperlyConfigured, match="'title'"):
         lowered.all(title="#5")
+
+
+# Prepared updates (`PreparedUpdate`): the writes every event makes, by primary key.
+
+OWED = PreparedUpdate(PullRequest, "evaluation_owed_since", "title", keep=("evaluation_owed_since",))
+
+
+def test_an_update_sets_the_row_as_djangos_update_does_and_counts_it(django_assert_num_queries):
+    pull_request, other = PullRequestFactory(title="before"), PullRequestFactory(title="other")
+    moment = dt.datetime(2026, 11, 27, 15, 0, tzinfo=dt.UTC)
+    with django_assert_num_queries(1):
+        assert OWED.run(pull_request.pk, evaluation_owed_since=moment, title="after") == 1
+    pull_request.refresh_from_db()
+    assert (pull_request.evaluation_owed_since, pull_request.title) == (moment, "after")
+    assert PullRequest.objects.get(pk=other.pk).title == "other"  # its own row alone
+    assert OWED.run(other.pk + pull_request.pk + 10_000, evaluation_owed_since=moment, title="x") == 0
+
+
+def test_a_kept_column_keeps_a_stored_value_and_none_stores_null():
+    earlier = dt.datetime(2026, 11, 27, 14, 0, tzinfo=dt.UTC)
+    later = earlier + dt.timedelta(hours=1)
+    pull_request = PullRequestFactory(evaluation_owed_since=earlier)
+    OWED.run(pull_request.pk, evaluation_owed_since=later, title="t")
+    pull_request.refresh_from_db()
+    assert pull_request.evaluation_owed_since == earlier  # the earliest debt stays, as Coalesce(F(...), now) does
+    settled = PreparedUpdate(PullRequest, "evaluation_owed_since")
+    assert settled.run(pull_request.pk, evaluation_owed_since=None) == 1
+    pull_request.refresh_from_db()
+    assert pull_request.evaluation_owed_since is None
+    OWED.run(pull_request.pk, evaluation_owed_since=later, title="t")
+    pull_request.refresh_from_db()
+    assert pull_request.evaluation_owed_since == later
+
+
+def test_values_go_through_their_fields_as_djangos_do():
+    pull_request = PullRequestFactory(labels=["a"])
+    labels = PreparedUpdate(PullRequest, "labels", "draft")
+    labels.run(pull_request.pk, labels=["x", {"y": 1}], draft=True)  # JSON adapted, as the update compiler does
+    pull_request.refresh_from_db()
+    assert (pull_request.labels, pull_request.draft) == (["x", {"y": 1}], True)
+
+
+def test_a_key_no_row_can_hold_matches_nothing_without_a_statement(django_assert_num_queries):
+    with django_assert_num_queries(0):
+        assert OWED.run(None, evaluation_owed_since=None, title="x") == 0
+        assert OWED.run(2**70, evaluation_owed_since=None, title="x") == 0
+        assert OWED.run(-(2**70), evaluation_owed_since=None, title="x") == 0
+
+
+def test_an_update_that_fails_in_a_transaction_marks_it_for_rollback_as_djangos_does():
+    first, second = PullRequestFactory(), PullRequestFactory()
+    with transaction.atomic():
+        with pytest.raises(IntegrityError):
+            PreparedUpdate(PullRequest, "number", "repository").run(
+                second.pk, number=first.number, repository=first.repository_id
+            )
+        marked = transaction.get_connection().needs_rollback
+    assert marked  # the block is rolled back on its way out, not committed over the failed statement
+    assert PullRequest.objects.filter(pk=second.pk, number=second.number).exists()
+
+
+def test_shapes_an_update_cannot_take_are_refused_at_declaration():
+    with pytest.raises(ImproperlyConfigured):
+        PreparedUpdate(PullRequest, "id")
+    with pytest.raises(ImproperlyConfigured):
+        PreparedUpdate(PullRequest, "no_such_field")
+    with pytest.raises(ImproperlyConfigured):
+        PreparedUpdate(PullRequest, "title", keep=("draft",))
+    with pytest.raises(ImproperlyConfigured):
+        PreparedUpdate(PullRequest)
+    with pytest.raises(ImproperlyConfigured, match="append-only"):
+        PreparedUpdate(PolicyEvaluation, "reported_at", "outcome")  # a verdict's outcome never changes
+    with pytest.raises(ImproperlyConfigured, match="append-only"):
+        PreparedUpdate(PolicyEvaluation, "check_run_id")  # set once, with the record's own check
+    with pytest.raises(TypeError, match="expected the values"):
+        OWED.run(1, title="x")
+
+
+def test_an_update_is_prepared_in_the_session_and_logged_with_its_sql():
+    if connection.vendor != "postgresql":
+        pytest.skip("prepared statements of the session are PostgreSQL's")
+    pull_request = PullRequestFactory()
+    retitled = PreparedUpdate(PullRequest, "title")
+    with CaptureQueriesContext(connection) as captured:
+        retitled.run(pull_request.pk, title="one")
+        retitled.run(pull_request.pk, title="two")
+    assert all('UPDATE "reviews_pullrequest" SET "title"' in query["sql"] for query in captured.captured_queries)
+    with connection.cursor() as cursor:
+        cursor.execute("SELECT statement FROM pg_prepared_statements")
+        statements = [row[0] for row in cursor.fetchall()]
+    assert len([sql for sql in statements if sql.startswith('UPDATE "reviews_pullrequest" SET "title" = $1')]) == 1
+    assert connection.connection.prepare_threshold is None
+
+
+def test_updates_by_shape_keep_a_statement_for_each_set_of_fields_and_past_the_cap_ask_django(
+    django_assert_num_queries,
+):
+    pull_request = PullRequestFactory(title="a", body="b")
+    updates = PreparedUpdates(PullRequest, max_shapes=2)
+    assert updates.run(pull_request.pk, title="t1") == 1
+    assert updates.run(pull_request.pk, body="b1", title="t2") == 1
+    assert updates.run(pull_request.pk, title="t3", body="b2") == 1  # the same set, named in another order
+    assert sorted(updates._by_shape) == [("body", "title"), ("title",)]
+    with django_assert_num_queries(1):
+        assert updates.run(pull_request.pk, head_ref="h") == 1  # a third set: Django's update
+    assert len(updates._by_shape) == 2
+    pull_request.refresh_from_db()
+    assert (pull_request.title, pull_request.body, pull_request.head_ref) == ("t3", "b2", "h")
+    with pytest.raises(ImproperlyConfigured):
+        PreparedUpdates(PullRequest).run(pull_request.pk, no_such_field="x")
+
+
+# Prepared inserts (`PreparedInsert`): a new row as Django's save() stores it.
+
+NEW_EVALUATION = PreparedInsert(PolicyEvaluation)
+
+
+def test_an_insert_stores_the_row_as_save_does_and_gives_the_instance_its_key(django_assert_num_queries):
+    pull_request = PullRequestFactory()
+    at = dt.datetime(2026, 11, 27, 15, 0, tzinfo=dt.UTC)
+    values = {"pull_request": pull_request, "head_sha": "a" * 40, "outcome": "pending", "trace": {"rules": [1, "x"]}}
+    saved = PolicyEvaluation(**values, evaluated_at=at)
+    saved.save()
+    inserted = PolicyEvaluation(**values, evaluated_at=at)
+    with django_assert_num_queries(1):
+        NEW_EVALUATION.save_new(inserted)
+    assert inserted.pk is not None and inserted.pk != saved.pk
+    assert not inserted._state.adding and inserted._state.db == "default"
+    stored = {name: value for name, value in fields_of(PolicyEvaluation.objects.get(pk=inserted.pk)).items()}
+    expected = {name: value for name, value in fields_of(PolicyEvaluation.objects.get(pk=saved.pk)).items()}
+    assert {**stored, "id": None} == {**expected, "id": None}  # defaults included (description, report_error)
+    assert fields_of(inserted) == stored
+    with pytest.raises(TypeError):
+        NEW_EVALUATION.save_new(inserted)  # stored already: never inserted twice
+    with pytest.raises(TypeError):
+        NEW_EVALUATION.save_new(PullRequestFactory.build())  # another model
+
+
+def test_an_insert_someone_listens_to_is_saved_by_django():
+    heard = []
+
+    def receiver(sender, instance, created, **kwargs):  # type: ignore[no-untyped-def]
+        heard.append((instance.pk, created))
+
+    post_save.connect(receiver, sender=PolicyEvaluation)
+    try:
+        evaluation = PolicyEvaluation(pull_request=PullRequestFactory(), head_sha="b" * 40, outcome="approved")
+        NEW_EVALUATION.save_new(evaluation)
+    finally:
+        post_save.disconnect(receiver, sender=PolicyEvaluation)
+    assert heard == [(evaluation.pk, True)]
+
+
+def test_an_insert_that_fails_in_a_transaction_marks_it_for_rollback():
+    evaluation = PolicyEvaluation(pull_request=PullRequestFactory(), head_sha="c" * 40, outcome=None)
+    with transaction.atomic():
+        with pytest.raises(IntegrityError):
+            NEW_EVALUATION.save_new(evaluation)  # an outcome is NOT NULL
+        marked = transaction.get_connection().needs_rollback
+    assert marked
+
+
+def test_models_an_insert_cannot_write_are_refused_at_declaration():
+    from reviews.models import PullRequestFigures
+
+    with pytest.raises(ImproperlyConfigured, match="automatic key"):
+        PreparedInsert(PullRequestFigures)  # its key is its pull request's, not the database's to choose
+
+
+def test_a_save_or_an_update_of_a_models_own_is_never_skipped(monkeypatch):
+    from reviews.models import Review
+
+    class GuardedQuerySet(QuerySet):  # type: ignore[type-arg]
+        def update(self, **kwargs):  # type: ignore[no-untyped-def]
+            raise AssertionError("a guard")
+
+    monkeypatch.setattr(Review.objects, "get_queryset", lambda: GuardedQuerySet(Review))
+    with pytest.raises(ImproperlyConfigured, match="update of its own"):
+        PreparedUpdate(Review, "body")
+    monkeypatch.setattr(Review, "save", lambda self, *args, **kwargs: None)
+    with pytest.raises(ImproperlyConfigured, match="save of its own"):
+        PreparedInsert(Review)
+    PreparedUpdate(PolicyEvaluation, "reported_at")  # the append-only queryset's update: its rule is kept here
