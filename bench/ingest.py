@@ -4,12 +4,17 @@ Runs gunicorn (2 workers × 4 threads, DEBUG off) against a private PostgreSQL, 
 process, a bare view that checks the HMAC and inserts the raw body in one statement (`bench/ingest_wsgi.py`).
 
 1. Throughput: 16 client threads post signed GitHub webhooks (each a new delivery) as fast as answers come, for
-   `--seconds` to one endpoint, then to the other, interleaved A B A B (`--rounds`); the figure is the median of
-   each, and their ratio (Tandem / bare; issue 15's goal: ≥ 0.8).
-2. Latency at a fixed rate: an open-loop sender at `--rate` requests/s (200) to Tandem's endpoint, whatever the
-   answers take; prints p50 / p99 / max (goal: p99 < 25 ms).
+   `--seconds` to one endpoint, then to the other, interleaved A B B A A B … (`--rounds` of each); the figures are the
+   median of each endpoint's rounds and the median of the rounds' ratios (each round's Tandem over the bare round
+   beside it; issue 15's goal: ≥ 0.8), with their spread (lowest–highest).
+2. Latency at a fixed rate: an open-loop sender at `--rate` requests/s (200), whatever the answers take, for
+   `--seconds` to Tandem's endpoint, then the bare one, interleaved (`--latency-rounds` of each); prints each
+   window's p50 / p99 / max and the median p99 of each endpoint (goal: Tandem's p99 < 25 ms). The bare view's
+   windows are the machine's floor: what the same sender, gunicorn and PostgreSQL give the least a receiver can do.
+   "Late" counts the sends the sender itself started more than 5 ms after their time (its own jitter: a busy
+   machine starving the client, which then sends in bursts).
 
-    .venv/bin/python bench/ingest.py [--seconds 8] [--rounds 3] [--rate 200]
+    .venv/bin/python bench/ingest.py [--seconds 6] [--rounds 5] [--rate 200] [--latency-rounds 3]
 
 The client runs on the same 2 cores as the server, so both endpoints pay for it alike; the ratio is the figure.
 """
@@ -29,6 +34,7 @@ import threading
 import time
 import uuid
 from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass
 from pathlib import Path
 from urllib.parse import urlsplit
 
@@ -128,34 +134,63 @@ def throughput(client: Client, path: str, seconds: float, threads: int = 16) -> 
     return counts[0] / seconds, counts[1]
 
 
-def fixed_rate(client: Client, path: str, rate: float, seconds: float) -> tuple[list[float], int]:
+LATE_SECONDS = 0.005
+
+
+@dataclass
+class Window:
+    """One fixed-rate window: the latencies of the 2xx answers (sorted), the other answers, and the late sends."""
+
+    latencies: list[float]
+    failed: int
+    late: int
+
+    def percentile(self, share: float) -> float:
+        if not self.latencies:
+            return float("nan")
+        return self.latencies[min(len(self.latencies) - 1, int(share * len(self.latencies)))]
+
+
+def fixed_rate(client: Client, path: str, rate: float, seconds: float) -> Window:
     latencies: list[float] = []
-    failures = [0]
+    counts = {"failed": 0, "late": 0}
     lock = threading.Lock()
 
-    def one() -> None:
+    def one(due: float) -> None:
+        late = time.monotonic() - due > LATE_SECONDS
         status, took = client.post(path)
         with lock:
+            counts["late"] += late
             if 200 <= status < 300:
                 latencies.append(took)
             else:
-                failures[0] += 1
+                counts["failed"] += 1
 
     started = time.monotonic()
     with ThreadPoolExecutor(max_workers=64) as pool:
         for index in range(int(rate * seconds)):
-            wait = started + index / rate - time.monotonic()
+            due = started + index / rate
+            wait = due - time.monotonic()
             if wait > 0:
                 time.sleep(wait)
-            pool.submit(one)
-    return sorted(latencies), failures[0]
+            pool.submit(one, due)
+    return Window(sorted(latencies), counts["failed"], counts["late"])
+
+
+def spread(values: list[float], scale: float = 1.0, digits: int = 0) -> str:
+    """A list of figures as "median (lowest–highest)"."""
+    return (
+        f"{scale * statistics.median(values):.{digits}f} "
+        f"({scale * min(values):.{digits}f}–{scale * max(values):.{digits}f})"
+    )
 
 
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--seconds", type=float, default=8.0)
-    parser.add_argument("--rounds", type=int, default=3)
+    parser.add_argument("--seconds", type=float, default=6.0)
+    parser.add_argument("--rounds", type=int, default=5)
     parser.add_argument("--rate", type=float, default=200.0)
+    parser.add_argument("--latency-rounds", type=int, default=3)
     args = parser.parse_args()
     load_before = os.getloadavg()
     idle = faults.busy_share(2.0)
@@ -176,9 +211,10 @@ def main() -> int:
             if time.monotonic() > deadline:
                 raise RuntimeError("gunicorn did not answer")
             time.sleep(0.3)
-        for path in (TANDEM, BARE):  # warm both (connections, the Connection cache)
-            throughput(client, path, 1.0, threads=4)
+        for path in (TANDEM, BARE):  # warm both at full concurrency (connections, the Connection cache, every thread)
+            throughput(client, path, 2.0)
         figures: dict[str, list[float]] = {TANDEM: [], BARE: []}
+        ratios: list[float] = []
         # CPU per acknowledgement, by process: gunicorn (its workers) and PostgreSQL (its backends). Steadier than
         # the rates on a busy machine: it is what each request costs, whoever else wants the cores.
         costs: dict[str, dict[str, list[float]]] = {path: {"web": [], "db": [], "xact": []} for path in (TANDEM, BARE)}
@@ -195,44 +231,75 @@ def main() -> int:
                 figures[path].append(rate)
                 refused += bad
                 faults.log(f"round {round_number + 1}: {path} {rate:.0f}/s")
-        client_cpu = time.process_time()
-        latencies, failed = fixed_rate(client, TANDEM, args.rate, args.seconds)
-        client_cpu = (time.process_time() - client_cpu) / max(1, len(latencies) + failed)
+            ratios.append(figures[TANDEM][-1] / max(1.0, figures[BARE][-1]))
+        load_latency = os.getloadavg()[0]
+        windows: dict[str, list[Window]] = {TANDEM: [], BARE: []}
+        client_cpu, sent = time.process_time(), 0
+        for round_number in range(args.latency_rounds):
+            for path in (TANDEM, BARE) if round_number % 2 == 0 else (BARE, TANDEM):
+                time.sleep(IDLE_SECONDS)  # the previous window's last answers and commits are done
+                window = fixed_rate(client, path, args.rate, args.seconds)
+                windows[path].append(window)
+                sent += len(window.latencies) + window.failed
+                faults.log(f"latency {round_number + 1}: {path} p99 {1000 * window.percentile(0.99):.1f} ms")
+        client_cpu = (time.process_time() - client_cpu) / max(1, sent)
     finally:
         if web is not None:
             web.terminate()
             web.wait(timeout=20)
         stack.stop()
         fake.stop()
+    report(args, figures, ratios, costs, windows, refused=refused, idle=idle, load_before=load_before[0],
+           load_latency=load_latency, client_cpu=client_cpu)  # fmt: skip
+    return 0
+
+
+def report(
+    args: argparse.Namespace,
+    figures: dict[str, list[float]],
+    ratios: list[float],
+    costs: dict[str, dict[str, list[float]]],
+    windows: dict[str, list[Window]],
+    *,
+    refused: int,
+    idle: float,
+    load_before: float,
+    load_latency: float,
+    client_cpu: float,
+) -> None:
     tandem, bare = statistics.median(figures[TANDEM]), statistics.median(figures[BARE])
     print()
     print(
-        f"ingest (machine busy before the run: {idle:.0%} of 2 cores; load average {load_before[0]:.2f} before, "
-        f"{os.getloadavg()[0]:.2f} after; {args.rounds} rounds of {args.seconds:g} s)"
+        f"ingest (machine busy before the run: {idle:.0%} of 2 cores; load average {load_before:.2f} before, "
+        f"{load_latency:.2f} before the latency windows, {os.getloadavg()[0]:.2f} after; {args.rounds} rounds of "
+        f"{args.seconds:g} s)"
     )
+    for path, name in ((TANDEM, "Tandem's webhook endpoint"), (BARE, "bare HMAC + insert view")):
+        rounds = ", ".join(f"{value:.0f}" for value in figures[path])
+        print(f"  {name:30} {statistics.median(figures[path]):6.0f} acknowledged/s   (rounds: {rounds})")
     print(
-        f"  Tandem's webhook endpoint       {tandem:8.0f} acknowledged/s   (rounds: "
-        f"{', '.join(f'{value:.0f}' for value in figures[TANDEM])})"
+        f"  ratio of the medians (goal >= 0.8) {tandem / bare:5.2f}; of the rounds: median {spread(ratios, digits=2)}"
+        f"; non-2xx answers: {refused}"
     )
-    print(
-        f"  bare HMAC + insert view         {bare:8.0f} acknowledged/s   (rounds: "
-        f"{', '.join(f'{value:.0f}' for value in figures[BARE])})"
-    )
-    print(f"  ratio (goal >= 0.8)             {tandem / bare:8.2f}      non-2xx answers: {refused}")
     for path, name in ((TANDEM, "Tandem"), (BARE, "bare")):
         web_ms, db_ms = (1000 * statistics.median(costs[path][part]) for part in ("web", "db"))
         print(
             f"  CPU per acknowledgement, {name:6}  gunicorn {web_ms:5.2f} ms, PostgreSQL {db_ms:5.2f} ms; "
             f"{statistics.median(costs[path]['xact']):.2f} PostgreSQL transactions"
         )
-    if latencies:
-        p99 = latencies[min(len(latencies) - 1, int(0.99 * len(latencies)))]
-        print(
-            f"  at {args.rate:g}/s for {args.seconds:g} s: p50 {1000 * statistics.median(latencies):.1f} ms, "
-            f"p99 {1000 * p99:.1f} ms (goal < 25 ms), max {1000 * latencies[-1]:.1f} ms, "
-            f"{len(latencies)} acknowledged, {failed} not; the client's CPU {1000 * client_cpu:.2f} ms per request"
+    print(f"  at {args.rate:g}/s, windows of {args.seconds:g} s (the client's CPU: {1000 * client_cpu:.2f} ms a send)")
+    for path, name in ((TANDEM, "Tandem"), (BARE, "bare")):
+        if not windows[path]:
+            continue
+        each = "; ".join(
+            f"{1000 * window.percentile(0.5):.1f} / {1000 * window.percentile(0.99):.1f} / "
+            f"{1000 * window.latencies[-1] if window.latencies else float('nan'):.0f}"
+            f"{f', {window.failed} failed' if window.failed else ''}{f', {window.late} late' if window.late else ''}"
+            for window in windows[path]
         )
-    return 0
+        p99s = [window.percentile(0.99) for window in windows[path]]
+        goal = " (goal < 25 ms)" if path == TANDEM else ""
+        print(f"    {name:6} p99 {spread(p99s, 1000, 1)} ms{goal}; p50 / p99 / max ms per window: {each}")
 
 
 if __name__ == "__main__":
