@@ -205,6 +205,9 @@ QUERY_BUDGETS = {
     ("pull_request", "pull_request.synchronize"): 27,
     ("pull_request_review", "pull_request_review.submitted.approved"): 30,
 }
+# SQLite (`make run`, and `make test` without DATABASE_URL) claims a batch in two statements, its rows and then their
+# connections (`test_a_batch_is_claimed_in_one_statement…`); every other statement is PostgreSQL's.
+SQLITE_CLAIM_EXTRA = 1
 
 
 @pytest.mark.parametrize(("event", "name"), list(QUERY_BUDGETS))
@@ -219,7 +222,8 @@ def test_each_event_is_applied_and_evaluated_within_its_query_budget(
     process_webhook_deliveries(list(WebhookDelivery.objects.values_list("pk", flat=True)))
     deliver(event, fixture(name))
     pending = list(WebhookDelivery.objects.filter(status="pending").values_list("pk", flat=True))
-    with django_assert_max_num_queries(QUERY_BUDGETS[(event, name)]):
+    budget = QUERY_BUDGETS[(event, name)] + (0 if connection.vendor == "postgresql" else SQLITE_CLAIM_EXTRA)
+    with django_assert_max_num_queries(budget):
         assert process_webhook_deliveries(pending) == {"processed": 1}
 
 
