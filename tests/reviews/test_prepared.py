@@ -4,11 +4,12 @@ first call or declaration, not answered wrongly."""
 
 from __future__ import annotations
 
+import contextlib
 import datetime as dt
 
 import pytest
 from django.core.exceptions import ImproperlyConfigured
-from django.db import IntegrityError, connection, transaction
+from django.db import DatabaseError, IntegrityError, connection, transaction
 from django.db.models import F, Q, QuerySet
 from django.db.models.functions import Upper
 from django.db.models.signals import post_save
@@ -479,3 +480,26 @@ def test_a_save_or_an_update_of_a_models_own_is_never_skipped(monkeypatch):
     with pytest.raises(ImproperlyConfigured, match="save of its own"):
         PreparedInsert(Review)
     PreparedUpdate(PolicyEvaluation, "reported_at")  # the append-only queryset's update: its rule is kept here
+
+
+@pytest.mark.django_db(transaction=True)
+def test_a_statement_the_session_lost_is_prepared_again_not_refused_for_the_connections_life():
+    # A pooler's reset (DISCARD ALL), a DEALLOCATE, a server_reset_query: the session forgets its statements while
+    # psycopg still knows them by name. The call that finds out fails; the next ones must prepare anew, not fail
+    # for as long as the worker keeps the connection.
+    if connection.vendor != "postgresql":
+        pytest.skip("prepared statements of the session are PostgreSQL's")
+    pull_request = PullRequestFactory(title="before")
+    retitled = PreparedUpdate(PullRequest, "title")
+    retitled.run(pull_request.pk, title="one")
+    with connection.cursor() as cursor:
+        cursor.execute("DISCARD ALL")
+    with contextlib.suppress(DatabaseError):
+        retitled.run(pull_request.pk, title="lost")
+    assert retitled.run(pull_request.pk, title="two") == 1
+    assert WITH_REPOSITORY.first(pk=pull_request.pk).title == "two"  # type: ignore[union-attr]
+    with connection.cursor() as cursor:
+        cursor.execute("DISCARD ALL")
+    with contextlib.suppress(DatabaseError):
+        WITH_REPOSITORY.first(pk=pull_request.pk)
+    assert WITH_REPOSITORY.first(pk=pull_request.pk).title == "two"  # type: ignore[union-attr]
