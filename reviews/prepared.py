@@ -499,10 +499,11 @@ class _PreparingCursor(psycopg.Cursor[Any]):
         connection.prepare_threshold = 0
         try:
             return super().execute(query, params, prepare=True, binary=binary)
-        except psycopg.errors.InvalidSqlStatementName:
-            # The session lost its statements (DISCARD ALL, a pooler's reset) while psycopg still names them: forget
-            # them all, or every later call on this connection fails the same way. This call fails (its transaction
-            # is aborted); the next prepares anew.
+        except (psycopg.errors.InvalidSqlStatementName, psycopg.errors.FeatureNotSupported):
+            # The session lost its statements (DISCARD ALL, a pooler's reset) while psycopg still names them, or a
+            # migration changed a column's type under one ("cached plan must not change result type"): forget them
+            # all, or every later call on this connection fails the same way. This call fails (its transaction is
+            # aborted); the next prepares anew.
             connection._prepared.clear()
             raise
         finally:

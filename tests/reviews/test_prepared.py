@@ -503,3 +503,24 @@ def test_a_statement_the_session_lost_is_prepared_again_not_refused_for_the_conn
     with contextlib.suppress(DatabaseError):
         WITH_REPOSITORY.first(pk=pull_request.pk)
     assert WITH_REPOSITORY.first(pk=pull_request.pk).title == "two"  # type: ignore[union-attr]
+
+
+@pytest.mark.django_db(transaction=True)
+def test_a_statement_whose_columns_changed_type_is_prepared_again_not_refused_for_the_connections_life():
+    # A migration altered a column's type while a worker kept its connection: PostgreSQL refuses the statement
+    # prepared before ("cached plan must not change result type") for as long as the session keeps it.
+    if connection.vendor != "postgresql":
+        pytest.skip("prepared statements of the session are PostgreSQL's")
+    titles = PreparedRead(lambda pk: PullRequest.objects.filter(pk=pk).values_list("title", flat=True), pk=int)
+    pull_request = PullRequestFactory(title="kept")
+    assert titles.all(pk=pull_request.pk) == ["kept"]
+    max_length = PullRequest._meta.get_field("title").max_length
+    with connection.cursor() as cursor:
+        cursor.execute('ALTER TABLE "reviews_pullrequest" ALTER COLUMN "title" TYPE text')
+    try:
+        with contextlib.suppress(DatabaseError):
+            titles.all(pk=pull_request.pk)
+        assert titles.all(pk=pull_request.pk) == ["kept"]
+    finally:
+        with connection.cursor() as cursor:
+            cursor.execute(f'ALTER TABLE "reviews_pullrequest" ALTER COLUMN "title" TYPE varchar({max_length:d})')
