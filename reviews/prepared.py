@@ -273,6 +273,9 @@ class PreparedInsert:
     def save_new(self, instance: Any) -> None:
         if type(instance) is not self.model or not instance._state.adding or instance.pk is not None:
             raise TypeError(f"a prepared insert saves a new {self.model._meta.label} without a key")
+        # As save() does first: an unsaved related row is refused (else its key, None, would be stored in silence),
+        # and one saved since it was assigned gives its key now.
+        instance._prepare_related_fields_for_save(operation_name="save")
         alias = router.db_for_write(self.model, instance=instance)
         connection = connections[alias]
         if (

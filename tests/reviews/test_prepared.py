@@ -524,3 +524,17 @@ def test_a_statement_whose_columns_changed_type_is_prepared_again_not_refused_fo
     finally:
         with connection.cursor() as cursor:
             cursor.execute(f'ALTER TABLE "reviews_pullrequest" ALTER COLUMN "title" TYPE varchar({max_length:d})')
+
+
+def test_an_insert_refuses_an_unsaved_related_row_and_takes_its_key_once_saved_as_save_does():
+    from reviews.models import Policy
+
+    pull_request = PullRequestFactory()
+    unsaved = Policy(repository=pull_request.repository, document="approvals: 1")
+    evaluation = PolicyEvaluation(pull_request=pull_request, policy=unsaved, head_sha="d" * 40, outcome="pending")
+    with pytest.raises(ValueError, match="unsaved related object 'policy'"):
+        NEW_EVALUATION.save_new(evaluation)  # never a verdict stored under no policy (policy_id NULL) in silence
+    assert not PolicyEvaluation.objects.filter(pull_request=pull_request).exists()
+    unsaved.save()  # saved after it was assigned: save() takes its key then, and so must the prepared insert
+    NEW_EVALUATION.save_new(evaluation)
+    assert PolicyEvaluation.objects.get(pk=evaluation.pk).policy_id == unsaved.pk
