@@ -178,7 +178,8 @@ def _changes_save(pull_request: PullRequest, changed: list[str]) -> None:
     change themselves on save (auto_now), which `test_an_upsert_writes_as_save_does` pins."""
     values = {name: getattr(pull_request, _ATTNAMES[name]) for name in changed}
     if _CHANGES.run(pull_request.pk, **values) != 1:
-        raise DatabaseError("Save with update_fields did not affect any rows.")  # Django's words for it
+        with transaction.mark_for_rollback_on_error():  # as save() raises it: the block cannot commit past it
+            raise DatabaseError("Save with update_fields did not affect any rows.")  # Django's words for it
 
 
 def _field_values(pull_request: PullRequest) -> dict[str, object]:

@@ -204,3 +204,22 @@ def test_files_as_stored_cost_one_read(django_assert_num_queries):
         changed_files_replace(pull_request=pull_request, files=files)
     with django_assert_num_queries(1):
         changed_files_replace(pull_request=PullRequestFactory.build(pk=pull_request.pk + 10_000), files=[])
+
+
+def test_changes_saved_to_a_row_that_is_gone_mark_the_transaction_for_rollback_as_save_does():
+    # save() raises inside its mark_for_rollback_on_error: a caller that catches the error inside the block cannot
+    # commit what else the block wrote over a pull request that was not written.
+    pull_request = PullRequestFactory()
+    PullRequest.objects.filter(pk=pull_request.pk).delete()
+    pull_request.title = "changed"
+    marked = []
+    for save in (
+        lambda: pull_request.save(update_fields=["title"]),
+        lambda: pull_requests._changes_save(pull_request, ["title"]),
+    ):
+        with transaction.atomic():
+            with pytest.raises(DatabaseError, match="did not affect any rows"):
+                save()
+            marked.append(transaction.get_connection().needs_rollback)
+            transaction.set_rollback(False)
+    assert marked == [True, True]
