@@ -51,6 +51,9 @@ logger = logging.getLogger(__name__)
 # lost (a broker restarted empty) and the dispatcher hands it over again.
 DISPATCH_LEASE = dt.timedelta(seconds=30)
 MAX_DISPATCH_LEASE = dt.timedelta(minutes=10)
+# Doublings past which a lease is the longest anyway: the exponent stops there, never overflowing (Python's timedelta
+# past ~42 hand-overs, PostgreSQL's double past 1023) on a delivery handed over again and again, never claimed.
+_MAX_LEASE_DOUBLINGS = 20
 # A backlog is handed over in batches of at most this many, spread over at least DISPATCH_SPREAD tasks per run.
 DISPATCH_BATCH = 10
 DISPATCH_SPREAD = 4
@@ -669,7 +672,8 @@ def _lease_room_in_one_statement(
             FOR UPDATE SKIP LOCKED
         ), leased AS (
             UPDATE {table} AS delivery
-            SET next_attempt_at = %(at)s + LEAST(%(lease)s * power(2, delivery.dispatches), %(longest)s)
+            SET next_attempt_at = %(at)s + LEAST(%(lease)s * power(2, LEAST(delivery.dispatches, %(doublings)s)),
+                                                    %(longest)s)
                                   * interval '1 second',
                 dispatches = delivery.dispatches + 1
             FROM due WHERE delivery.id = due.id
@@ -685,6 +689,7 @@ def _lease_room_in_one_statement(
         "batch": batch,
         "lease": DISPATCH_LEASE.total_seconds(),
         "longest": MAX_DISPATCH_LEASE.total_seconds(),
+        "doublings": _MAX_LEASE_DOUBLINGS,
     }
     with bound_cursor(db) as cursor:
         cursor.execute(sql, values)
@@ -698,7 +703,7 @@ def _lease(due: list[tuple[int, int]], now: dt.datetime) -> list[int]:
         by_dispatches.setdefault(dispatches, []).append(pk)
     leased: list[int] = []
     for dispatches, pks in by_dispatches.items():
-        lease = min(DISPATCH_LEASE * 2**dispatches, MAX_DISPATCH_LEASE)
+        lease = min(DISPATCH_LEASE * 2 ** min(dispatches, _MAX_LEASE_DOUBLINGS), MAX_DISPATCH_LEASE)
         WebhookDelivery.objects.filter(pk__in=pks, status=WebhookDelivery.Status.PENDING).update(
             next_attempt_at=now + lease, dispatches=dispatches + 1
         )

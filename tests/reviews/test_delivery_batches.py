@@ -15,6 +15,7 @@ from django.utils import timezone
 from config import celery_signals
 from reviews import tasks
 from reviews.models import Connection, WebhookDelivery
+from reviews.services import webhooks
 from reviews.services.webhooks import (
     DISPATCH_BATCH,
     DISPATCH_MAX_IN_FLIGHT,
@@ -207,3 +208,26 @@ def test_a_row_another_dispatcher_is_leasing_is_skipped_and_the_count_caps_what_
     assert webhook_deliveries_dispatch(send=sent.append, reclaim=False, max_in_flight=2) == 0  # two wait: the cap
     assert webhook_deliveries_dispatch(send=sent.append, reclaim=False, max_in_flight=3) == 1
     assert sent[-1] == [held]
+
+
+@pytest.mark.parametrize("dispatches", [45, 1100])
+def test_a_delivery_handed_over_many_times_is_leased_for_the_longest_lease_not_an_overflow(github, dispatches):
+    # A broker down for hours (or a task lost on every hand-over): each look leases the oldest due delivery again.
+    # Its lease doubles up to the longest; the doubling must not overflow (Python's timedelta past ~42 hand-overs,
+    # PostgreSQL's double past 1023), or that row, always first due, stops every later look of every dispatcher.
+    (pk,) = stored(github, 1)
+    WebhookDelivery.objects.filter(pk=pk).update(dispatches=dispatches)
+    now = timezone.now()
+    sent: list[list[int]] = []
+    assert webhook_deliveries_dispatch(send=sent.append, now=now) == 1
+    assert sent == [[pk]]
+    row = WebhookDelivery.objects.get(pk=pk)
+    assert (row.next_attempt_at, row.dispatches) == (now + webhooks.MAX_DISPATCH_LEASE, dispatches + 1)
+
+
+def test_the_lease_of_many_hand_overs_is_the_longest_on_sqlites_path_too(github):
+    (pk,) = stored(github, 1)
+    WebhookDelivery.objects.filter(pk=pk).update(dispatches=45)
+    now = timezone.now()
+    assert webhooks._lease_due(now, 10) == [pk]
+    assert WebhookDelivery.objects.get(pk=pk).next_attempt_at == now + webhooks.MAX_DISPATCH_LEASE
