@@ -231,3 +231,21 @@ def test_the_lease_of_many_hand_overs_is_the_longest_on_sqlites_path_too(github)
     now = timezone.now()
     assert webhooks._lease_due(now, 10) == [pk]
     assert WebhookDelivery.objects.get(pk=pk).next_attempt_at == now + webhooks.MAX_DISPATCH_LEASE
+
+
+def test_a_cap_full_of_lost_hand_overs_frees_itself_when_their_leases_run_out(github):
+    # The broker lost every hand-over: the cap is full of leased rows no worker will claim. It must not block the
+    # dispatcher for good: once their leases run out they are due again, oldest first, and none is counted in flight.
+    now = timezone.now()
+    lost = stored(github, DISPATCH_MAX_IN_FLIGHT)
+    WebhookDelivery.objects.filter(pk__in=lost).update(next_attempt_at=now + webhooks.DISPATCH_LEASE, dispatches=1)
+    waiting = stored(github, 3, due=now)
+    sent: list[list[int]] = []
+    assert webhook_deliveries_dispatch(send=sent.append, now=now) == 0  # at the cap: the rest waits
+    later = now + webhooks.DISPATCH_LEASE + dt.timedelta(seconds=1)
+    assert webhook_deliveries_dispatch(send=sent.append, now=later) == DISPATCH_MAX_IN_FLIGHT  # the cap again
+    handed = [pk for batch in sent for pk in batch]
+    assert handed == [*waiting, *lost[: DISPATCH_MAX_IN_FLIGHT - 3]]  # oldest due first
+    again = later + webhooks.DISPATCH_LEASE * 2  # the first hand-overs' leases run out too: the rest goes first
+    assert webhook_deliveries_dispatch(send=sent.append, now=again) == DISPATCH_MAX_IN_FLIGHT
+    assert lost[-3:] == [pk for batch in sent for pk in batch][DISPATCH_MAX_IN_FLIGHT : DISPATCH_MAX_IN_FLIGHT + 3]
