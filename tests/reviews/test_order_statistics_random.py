@@ -100,8 +100,8 @@ def test_every_rank_and_limit_is_health_percentiles_over_the_raw_rows(seed):
     statistics = OrderStatistics([repository.pk for repository in repositories])
     limits = {column: [rng.choice(bounds) + delta for delta in (0, 0.5, -0.5)] for column, bounds in (
         ("time_to_first_review", DURATION_BOUNDS), ("changed_lines", LINE_BOUNDS))}  # fmt: skip
-    limits["changed_lines"] = [int(limit) for limit in limits["changed_lines"] if limit >= 0]
-    limits["time_to_first_review"] = [limit for limit in limits["time_to_first_review"] if limit >= 0]
+    limits["changed_lines"] = [int(limit) for limit in limits["changed_lines"] if limit >= 0] + [10**7]
+    limits["time_to_first_review"] = [limit for limit in limits["time_to_first_review"] if limit >= 0] + [1e11, 0.0]
     for column in FIGURES_HISTOGRAMS:
         for q in (50, 90):
             for rank in ranks_of(histograms[column], q):
