@@ -47,6 +47,14 @@ BUDGETS = {
     "/me/": 8,  # the viewer's teams, read once: their list holds only what the pull request page opens
     "pull request": 30,  # 32 before
 }
+# SQLite (`make test`'s default) reads a period's rows for its percentiles, the previous period's too even when the
+# histograms alone answer it on PostgreSQL (no bucket indexes there: `order_statistics`).
+SQLITE_MORE = {"/teams/shop/?days=90": 1}
+
+
+def _budgets() -> dict[str, int]:
+    more = SQLITE_MORE if connection.vendor == "sqlite" else {}
+    return {name: budget + more.get(name, 0) for name, budget in BUDGETS.items()}
 
 
 def _world():
@@ -100,6 +108,6 @@ def test_every_page_keeps_its_query_budget_at_10_and_100_pull_requests(client):
     world = _world()
     client.force_login(world["user"])
     small = _counts(client, _history(world, 10))
-    assert small == BUDGETS  # over: a page reads more than it did; under: lower its pin
+    assert small == _budgets()  # over: a page reads more than it did; under: lower its pin
     large = _counts(client, _history(world, 90))
     assert large == small
