@@ -196,12 +196,14 @@ def test_a_row_another_dispatcher_is_leasing_is_skipped_and_the_count_caps_what_
     sent: list[list[int]] = []
     other = connections.create_connection(DEFAULT_DB_ALIAS)  # the other dispatcher's session, mid-lease
     try:
-        with other.cursor() as cursor:
+        with other.cursor() as cursor, connection.cursor() as this:
+            this.execute("SET lock_timeout = '5s'")  # a look that waited for the held row fails here, never hangs
             cursor.execute("BEGIN")
             table = WebhookDelivery._meta.db_table
             cursor.execute(f"SELECT id FROM {table} WHERE id = %s FOR UPDATE", [held])  # noqa: S608
             assert webhook_deliveries_dispatch(send=sent.append, reclaim=False) == 2
             cursor.execute("ROLLBACK")
+            this.execute("RESET lock_timeout")
     finally:
         other.close()
     assert sorted(sent) == [[pk] for pk in sorted(free)]  # the workers were free: each went alone
