@@ -359,3 +359,24 @@ def test_a_forked_child_opens_its_own_connection(github, connections_opened):
     assert os.WEXITSTATUS(status) == 0
     assert client.repository(REPO).full_path == REPO  # the parent's connection still serves the parent
     assert len(connections_opened) == 1
+
+
+def test_the_apps_own_calls_take_the_same_path(github, connections_opened, session_sends):
+    """The App's JWT calls (which installation, a new installation token) go over the same connection, signed."""
+    from cryptography.hazmat.primitives import serialization
+    from cryptography.hazmat.primitives.asymmetric import rsa
+
+    from reviews.integrations.github_app import GitHubApp
+
+    key = rsa.generate_private_key(public_exponent=65537, key_size=2048)
+    public = key.public_key().public_bytes(serialization.Encoding.PEM, serialization.PublicFormat.SubjectPublicKeyInfo)
+    github.register_app(app_id=4242, public_key_pem=public.decode())
+    installation_id = github.install_app("octocat", [REPO])
+    pem = key.private_bytes(
+        serialization.Encoding.PEM, serialization.PrivateFormat.TraditionalOpenSSL, serialization.NoEncryption()
+    ).decode()
+    with GitHubApp(github.url, "4242", pem) as app:
+        assert app.repository_installation(REPO).installation_id == installation_id
+        assert app.access_token(installation_id).token
+    assert len(connections_opened) == 1
+    assert session_sends == []
