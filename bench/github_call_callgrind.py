@@ -36,7 +36,7 @@ print(fake.url, os.environ["REQUESTS_CA_BUNDLE"], fake.token, flush=True)
 sys.stdin.read()
 """
 
-_CLIENT = """
+_CLIENT = f"""
 import os, sys
 root, url, token, rounds = sys.argv[1], sys.argv[2], sys.argv[3], int(sys.argv[4])
 sys.path.insert(0, root)
@@ -51,11 +51,11 @@ def one_round():
         client.post_status("octocat/Hello-World", "0" * 40, state="success", description="ok", target_url="")
     finally:
         client.close()
-for _ in range(%d):
+for _ in range({WARM}):
     one_round()
 for _ in range(rounds):
     one_round()
-""" % WARM
+"""
 
 CALLS_PER_ROUND = 2
 
