@@ -24,7 +24,13 @@ from requests.adapters import DEFAULT_RETRIES, HTTPAdapter
 from requests.cookies import extract_cookies_to_jar
 from requests.models import CONTENT_CHUNK_SIZE, PreparedRequest
 from requests.structures import CaseInsensitiveDict
-from requests.utils import check_header_validity, get_encoding_from_headers, get_environ_proxies, super_len
+from requests.utils import (
+    check_header_validity,
+    get_encoding_from_headers,
+    get_environ_proxies,
+    select_proxy,
+    super_len,
+)
 from urllib3 import HTTPConnectionPool, HTTPHeaderDict
 from urllib3 import exceptions as urllib3_exceptions
 from urllib3.exceptions import (
@@ -102,6 +108,13 @@ def _merge_environment_settings(
 @functools.lru_cache(maxsize=64)
 def _environ_proxies(origin: str, no_proxy: str | None) -> dict[str, str]:
     return dict(get_environ_proxies(origin, no_proxy=no_proxy))
+
+
+@functools.lru_cache(maxsize=64)
+def _environ_proxy_for(origin: str) -> str | None:
+    """The proxy requests would pick from the environment for a call to `origin` (None: none applies, e.g. NO_PROXY
+    names the host, or only another scheme has one)."""
+    return select_proxy(origin, _environ_proxies(origin, None))
 
 
 @functools.cache
@@ -218,7 +231,7 @@ class _Direct:
             return None
         verify = connection.verify
         if session.trust_env:
-            if _environ_proxies(self.origin, None):
+            if _environ_proxy_for(self.origin):
                 return None
             if verify is True or verify is None:
                 verify = _environ_ca_bundle() or verify

@@ -38,10 +38,14 @@ def _fresh_pool(monkeypatch: pytest.MonkeyPatch) -> Iterator[None]:
     monkeypatch.setattr(http_pool, "_adapter", None)
     for name in ("HTTPS_PROXY", "HTTP_PROXY", "https_proxy", "http_proxy", "ALL_PROXY", "all_proxy", "NO_PROXY"):
         monkeypatch.delenv(name, raising=False)
-    http_pool._environ_proxies.cache_clear()
-    http_pool._environ_ca_bundle.cache_clear()
+    _forget_environment()
     yield
+    _forget_environment()
+
+
+def _forget_environment() -> None:
     http_pool._environ_proxies.cache_clear()
+    http_pool._environ_proxy_for.cache_clear()
     http_pool._environ_ca_bundle.cache_clear()
 
 
@@ -323,6 +327,18 @@ def test_no_proxy_sends_directly(github, monkeypatch, session_sends):
         assert session_sends == []
     finally:
         proxy.close()
+
+
+@pytest.mark.parametrize(
+    "environment", [{"NO_PROXY": "elsewhere.example"}, {"HTTPS_PROXY": "http://127.0.0.1:9"}], ids=["no_proxy", "other"]
+)
+def test_an_environment_naming_no_proxy_for_the_host_sends_directly(github, monkeypatch, session_sends, environment):
+    """NO_PROXY alone, or a proxy for another scheme only: requests would use no proxy, so the call goes directly."""
+    for name, value in environment.items():
+        monkeypatch.setenv(name, value)
+    client = GitHubClient(github.url, github.token, seconds_between_writes=None)
+    assert client.repository(REPO).full_path == REPO
+    assert session_sends == []
 
 
 def test_a_cookie_set_by_the_server_is_sent_back_as_the_session_would(session_sends):
