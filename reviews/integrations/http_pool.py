@@ -6,6 +6,9 @@ before the first byte of a call that then costs 2 (bench/README.md, issue 15's f
 stay their own (headers, auth, hooks, cookies); only the connections underneath are the process's, reused while
 the server keeps them alive. A connection the server closed is noticed when it is taken from the pool, and a new
 one is opened; a call that fails anyway fails as before (the callers' retries and backoffs are unchanged).
+
+PyGithub's calls go one step further (`_Direct`): sent over the pool by urllib3 as `requests` would send them, without
+the session's per-call preparation; whatever that does not cover still goes through the session.
 """
 
 from __future__ import annotations
