@@ -30,7 +30,7 @@ from typing import Any, Generic, TypeVar
 
 import psycopg
 from django.core.exceptions import ImproperlyConfigured
-from django.db import connections, router, transaction
+from django.db import IntegrityError, connections, router, transaction
 from django.db.backends.base.base import BaseDatabaseWrapper
 from django.db.backends.utils import CursorWrapper
 from django.db.models import Model, QuerySet
@@ -268,9 +268,19 @@ class PreparedInsert:
             raise ImproperlyConfigured(f"{meta.label} has a save of its own, which this would skip")
         self.model = model
         self.fields = fields
-        self._sql: dict[str, str] = {}
+        self._sql: dict[tuple[str, bool], str] = {}
 
     def save_new(self, instance: Any) -> None:
+        self._save(instance, unless_conflict=False)
+
+    def save_new_unless_conflict(self, instance: Any) -> bool:
+        """`save_new` as `INSERT … ON CONFLICT DO NOTHING … RETURNING` its key: False, and the instance left unsaved,
+        when a row with one of its unique values is stored already (another worker's, committed or not: the insert
+        waits for it). For a new row whose values are all known at once: one statement instead of a stub inserted
+        and read back. Django's fallback (listeners, no returning inserts) is `save()` in a savepoint."""
+        return self._save(instance, unless_conflict=True)
+
+    def _save(self, instance: Any, *, unless_conflict: bool) -> bool:
         if type(instance) is not self.model or not instance._state.adding or instance.pk is not None:
             raise TypeError(f"a prepared insert saves a new {self.model._meta.label} without a key")
         # As save() does first: an unsaved related row is refused (else its key, None, would be stored in silence),
@@ -283,25 +293,39 @@ class PreparedInsert:
             or pre_save.has_listeners(self.model)
             or post_save.has_listeners(self.model)
         ):
-            instance.save(using=alias)
-            return
-        sql = self._sql.get(alias) or self._sql.setdefault(alias, self._compose(connection))
+            if not unless_conflict:
+                instance.save(using=alias)
+                return True
+            try:
+                with transaction.atomic(using=alias):
+                    instance.save(using=alias)
+            except IntegrityError:
+                setattr(instance, self.model._meta.pk.attname, None)
+                instance._state.adding = True
+                return False
+            return True
+        key = (alias, unless_conflict)
+        sql = self._sql.get(key) or self._sql.setdefault(key, self._compose(connection, unless_conflict))
         params = [_prepared_value(field, field.pre_save(instance, True), connection) for field in self.fields]
         with transaction.mark_for_rollback_on_error(using=alias), bound_cursor(connection) as cursor:
             cursor.execute(sql, params)
-            (pk,) = cursor.fetchone()
-        setattr(instance, self.model._meta.pk.attname, pk)
+            row = cursor.fetchone()
+        if row is None:
+            return False  # a row with one of its unique values is stored: nothing written
+        setattr(instance, self.model._meta.pk.attname, row[0])
         instance._state.adding = False
         instance._state.db = alias
+        return True
 
-    def _compose(self, connection: BaseDatabaseWrapper) -> str:
+    def _compose(self, connection: BaseDatabaseWrapper, unless_conflict: bool = False) -> str:
         quote = connection.ops.quote_name
         table = quote(self.model._meta.db_table)
         columns = ", ".join(quote(field.column) for field in self.fields)
         placeholders = ", ".join("%s" for _ in self.fields)
         pk_column = f"{table}.{quote(self.model._meta.pk.column)}"
         # Quoted names of the model's own columns; every value is a parameter.
-        return f"INSERT INTO {table} ({columns}) VALUES ({placeholders}) RETURNING {pk_column}"  # noqa: S608
+        conflict = " ON CONFLICT DO NOTHING" if unless_conflict else ""
+        return f"INSERT INTO {table} ({columns}) VALUES ({placeholders}){conflict} RETURNING {pk_column}"  # noqa: S608
 
 
 class PreparedUpdates:

@@ -35,7 +35,7 @@ from reviews.models import (
     Repository,
     Review,
 )
-from reviews.prepared import PreparedRead, PreparedUpdates
+from reviews.prepared import PreparedInsert, PreparedRead, PreparedUpdates
 from reviews.services.people import identity_from_git_user, person_from_account
 
 # A stub's updated_at: older than anything a provider can send, so the real pull request always wins.
@@ -91,22 +91,23 @@ def pull_request_upsert(*, repository: Repository, record: PullRequestRecord) ->
     """
     connection = repository.connection
     with transaction.atomic(savepoint=False):
-        pull_request = _pull_request_locked(repository, record.number)
+        pull_request = _LOCKED_BY_NUMBER.first(repository=repository.pk, number=record.number)
+        if pull_request is None:
+            # New: the whole row in one INSERT … ON CONFLICT DO NOTHING, as a stub updated from the record would be
+            # (was a stub inserted, read back and updated: three statements). Another worker's row meanwhile: as below.
+            new = _stub(repository, record.number)
+            _record_applied(new, record, connection)
+            if _NEW_PULL_REQUEST.save_new_unless_conflict(new):
+                if record.requested_reviewers is not None:
+                    _requested_reviewers_set(new, _people(connection, record.requested_reviewers))
+                return new, True
+            pull_request = _pull_request_locked(repository, record.number)
+        pull_request.repository = repository  # known already: no query when a later upsert reads its connection
         if record.updated_at < pull_request.updated_at:
             # Older than what we hold: only fill in figures the newer payloads did not carry.
             return pull_request, _fill_unknown_figures(pull_request, record)
         before = _field_values(pull_request)
-        was_stub = pull_request.updated_at == _STUB_TIME
-        was_draft = pull_request.draft
-        _apply_record(pull_request, record)
-        # A payload that cannot name the author (GitLab hooks by someone else) keeps the stored one.
-        pull_request.author = person_from_account(connection=connection, account=record.author) or (
-            pull_request.author if record.author is None or not record.author.login else None
-        )
-        pull_request.merged_by = person_from_account(connection=connection, account=record.merged_by)
-        pull_request.ready_at = _ready_at(pull_request, record, was_stub=was_stub, was_draft=was_draft)
-        if record.pushed_at and (pull_request.last_pushed_at is None or record.pushed_at > pull_request.last_pushed_at):
-            pull_request.last_pushed_at = record.pushed_at
+        _record_applied(pull_request, record, connection)
         after = _field_values(pull_request)
         changed = [name for name, value in before.items() if after[name] != value]
         if changed:  # a review's or a comment's event repeats the pull request as stored: nothing to write
@@ -115,6 +116,29 @@ def pull_request_upsert(*, repository: Repository, record: PullRequestRecord) ->
             _requested_reviewers_set(pull_request, _people(connection, record.requested_reviewers))
     return pull_request, True
 
+
+def _record_applied(pull_request: PullRequest, record: PullRequestRecord, connection: Connection) -> None:
+    """The record's values on the row (in memory), as an upsert stores them."""
+    was_stub = pull_request.updated_at == _STUB_TIME
+    was_draft = pull_request.draft
+    _apply_record(pull_request, record)
+    # A payload that cannot name the author (GitLab hooks by someone else) keeps the stored one.
+    pull_request.author = person_from_account(connection=connection, account=record.author) or (
+        pull_request.author if record.author is None or not record.author.login else None
+    )
+    pull_request.merged_by = person_from_account(connection=connection, account=record.merged_by)
+    pull_request.ready_at = _ready_at(pull_request, record, was_stub=was_stub, was_draft=was_draft)
+    if record.pushed_at and (pull_request.last_pushed_at is None or record.pushed_at > pull_request.last_pushed_at):
+        pull_request.last_pushed_at = record.pushed_at
+
+
+def _stub(repository: Repository, number: int) -> PullRequest:
+    """A pull request known by its number alone (unsaved): what an upsert's record is applied to when it is new."""
+    return PullRequest(repository=repository, number=number, title="", created_at=_STUB_TIME, updated_at=_STUB_TIME)
+
+
+_NEW_PULL_REQUEST = PreparedInsert(PullRequest)
+_NEW_REVIEW = PreparedInsert(Review)
 
 _REQUESTED = PreparedRead(
     lambda pull_request: (
@@ -158,8 +182,7 @@ def _pull_request_locked(repository: Repository, number: int) -> PullRequest:
     pull_request = _LOCKED_BY_NUMBER.first(repository=repository.pk, number=number)
     if pull_request is None:
         # One statement whether or not another worker stored it meanwhile (INSERT … ON CONFLICT DO NOTHING).
-        stub = PullRequest(repository=repository, number=number, title="", created_at=_STUB_TIME, updated_at=_STUB_TIME)
-        PullRequest.objects.bulk_create([stub], ignore_conflicts=True)
+        PullRequest.objects.bulk_create([_stub(repository, number)], ignore_conflicts=True)
         pull_request = _LOCKED_BY_NUMBER.first(repository=repository.pk, number=number)
         if pull_request is None:
             raise PullRequest.DoesNotExist(f"{repository} #{number} could not be stored")
@@ -267,9 +290,11 @@ def review_upsert(*, pull_request: PullRequest, record: ReviewRecord) -> Review:
     with transaction.atomic(savepoint=False):
         review = _REVIEW_LOCKED.first(pull_request=pull_request.pk, external_id=record.external_id)
         if review is None:
-            # One statement whether or not another worker stored it meanwhile; then it is read as any other.
+            # One statement whether or not another worker stored it meanwhile: stored from this record, it is as the
+            # record says (nothing to compare or write); another worker's is read as any other.
             new = Review(pull_request=pull_request, external_id=record.external_id, **values)
-            Review.objects.bulk_create([new], ignore_conflicts=True)
+            if _NEW_REVIEW.save_new_unless_conflict(new):
+                return new
             review = _REVIEW_LOCKED.first(pull_request=pull_request.pk, external_id=record.external_id)
             if review is None:
                 raise Review.DoesNotExist(f"review {record.external_id} of {pull_request} could not be stored")

@@ -12,6 +12,7 @@ import logging
 from collections.abc import Sequence
 
 from django.conf import settings
+from django.db.models import Q, Subquery
 from django.urls import reverse
 from django.utils import timezone
 
@@ -58,7 +59,26 @@ def evaluation_report(
     `received_at` are the receipts of the webhook deliveries whose changes this verdict is the first to reflect:
     once the provider accepts it, each closes its feedback loop (`tandem_webhook_to_verdict_seconds`).
     `checked_newest`: the caller has just found it the newest verdict of the current head (no need to ask again)."""
-    result = _report(evaluation, checked_newest=checked_newest)
+    return _counted(_report(evaluation, checked_newest=checked_newest), evaluation, received_at)
+
+
+def evaluation_report_if_newest(*, evaluation: PolicyEvaluation, received_at: Sequence[dt.datetime] = ()) -> str | None:
+    """`evaluation_report` of a verdict when `evaluation_should_report` says so (the newest evaluation of an open pull
+    request's current head), else None (nothing posted or counted). Whether it is the newest and what the head shows
+    now are one read (was two statements in a row, the pass's after every new verdict)."""
+    pull_request = evaluation.pull_request
+    if pull_request.state != PullRequest.State.OPEN or evaluation.head_sha != pull_request.head_sha:
+        return None
+    rows = _NEWEST_OR_SHOWN.all(
+        pull_request=pull_request.pk, shown_of=pull_request.pk, head_sha=evaluation.head_sha, besides=evaluation.pk
+    )
+    if not any(row.pk == evaluation.pk for row in rows):
+        return None  # a newer verdict was stored since (or none is: fail closed, post nothing)
+    shown = next((row for row in rows if row.pk != evaluation.pk), None)
+    return _counted(_report(evaluation, checked_newest=True, shown_read=(shown,)), evaluation, received_at)
+
+
+def _counted(result: str, evaluation: PolicyEvaluation, received_at: Sequence[dt.datetime]) -> str:
     provider = evaluation.pull_request.repository.connection.provider
     VERDICT_REPORTS.labels(provider, result).inc()
     if result == "reported":
@@ -116,11 +136,39 @@ _LAST_SHOWN = PreparedRead(
     head_sha=str,
     besides=int,
 )
+# The newest verdict of the pull request (by `evaluated_at`, as `evaluation_should_report` asks) and the one its head
+# shows besides `besides` (as `_LAST_SHOWN`), in one statement: `besides` is among the rows only when it is the newest.
+# The pull request's key is passed twice (`shown_of`): a prepared read binds each value once.
+_NEWEST_OR_SHOWN = PreparedRead(
+    lambda pull_request, shown_of, head_sha, besides: PolicyEvaluation.objects.filter(
+        Q(
+            pk=Subquery(
+                PolicyEvaluation.objects.filter(pull_request_id=pull_request)
+                .order_by("-evaluated_at", "-pk")
+                .values("pk")[:1]
+            )
+        )
+        | Q(
+            pk=Subquery(
+                PolicyEvaluation.objects.filter(pull_request_id=shown_of, head_sha=head_sha, reported_at__isnull=False)
+                .exclude(pk=besides)
+                .order_by("-reported_at", "-pk")
+                .values("pk")[:1]
+            )
+        )
+    ),
+    pull_request=int,
+    shown_of=int,
+    head_sha=str,
+    besides=int,
+)
 
 
-def _report(evaluation: PolicyEvaluation, *, checked_newest: bool) -> str:
+def _report(
+    evaluation: PolicyEvaluation, *, checked_newest: bool, shown_read: tuple[PolicyEvaluation | None] | None = None
+) -> str:
     """What `evaluation_report` does, less the metrics: a failure, or what stands in the way of posting at all, is
-    recorded on the evaluation."""
+    recorded on the evaluation. `shown_read`: what the head shows now (`_LAST_SHOWN`), when the caller read it."""
     pull_request = evaluation.pull_request
     if not checked_newest and not evaluation_should_report(evaluation):
         return "superseded"
@@ -135,7 +183,10 @@ def _report(evaluation: PolicyEvaluation, *, checked_newest: bool) -> str:
             PolicyEvaluation.objects.filter(pk=evaluation.pk).update(report_error=problem)
         return "no access"
     as_check_run = reports_as_check_run(evaluation)
-    shown = _LAST_SHOWN.first(pull_request=pull_request.pk, head_sha=evaluation.head_sha, besides=evaluation.pk)
+    if shown_read is None:
+        shown = _LAST_SHOWN.first(pull_request=pull_request.pk, head_sha=evaluation.head_sha, besides=evaluation.pk)
+    else:
+        (shown,) = shown_read
     if shown is not None and _shows_the_same(shown, evaluation, as_check_run=as_check_run):
         PolicyEvaluation.objects.filter(pk=evaluation.pk).update(reported_at=timezone.now())
         return "unchanged"

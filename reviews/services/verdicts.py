@@ -18,8 +18,8 @@ from reviews.prepared import PreparedRead
 from reviews.selectors.policy import POLICY_RELATED, effective_policy
 from reviews.services.codeowners import codeowners_refresh
 from reviews.services.enqueue import report_enqueue_now, reviewer_suggestion_enqueue
-from reviews.services.policies import evaluation_should_report, pull_request_evaluate
-from reviews.services.reporting import evaluation_report, evaluation_standing
+from reviews.services.policies import pull_request_evaluate
+from reviews.services.reporting import evaluation_report_if_newest, evaluation_standing
 from reviews.services.sync import fingerprints_fetch, pull_request_facts_fetch
 
 # A report that did not reach the provider is retried by its own task, with backoff; the reconciler posts again
@@ -114,8 +114,6 @@ def _settle(pull_request: PullRequest, received_at: Sequence[dt.datetime]) -> st
         # ago): nothing to post, and no need to ask again whether it is the newest.
         evaluation_standing(evaluation)
         return evaluation.outcome
-    if not evaluation_should_report(evaluation):
-        return evaluation.outcome
-    if evaluation_report(evaluation=evaluation, received_at=received_at, checked_newest=True) in _REPORT_RETRIED:
+    if evaluation_report_if_newest(evaluation=evaluation, received_at=received_at) in _REPORT_RETRIED:
         report_enqueue_now(evaluation.pk, received_at=received_at)
     return evaluation.outcome

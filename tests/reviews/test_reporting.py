@@ -2,10 +2,16 @@
 
 from __future__ import annotations
 
+import datetime as dt
+
 import pytest
+from django.db import connection
+from django.test.utils import CaptureQueriesContext
+from django.utils import timezone
 
 from reviews.integrations.vcs import VcsUnavailable
-from reviews.services.reporting import commit_status_report
+from reviews.models import PolicyEvaluation, PullRequest
+from reviews.services.reporting import commit_status_report, evaluation_report, evaluation_report_if_newest
 from reviews.services.sync import repository_for_sync, repository_sync
 
 pytestmark = pytest.mark.django_db
@@ -48,3 +54,64 @@ def test_a_vcs_outage_is_reported_as_retryable(fake_github, github_connection):
     fake_github.fail_next("/statuses/", status=502)
     with pytest.raises(VcsUnavailable):
         commit_status_report(pull_request=pull_request, sha=pull_request.head_sha, state="success", description="ok")
+
+
+def _synced_pull_request(fake_github, github_connection):
+    fake_github.seed_repository("octocat/Hello-World", n_pulls=1)
+    repository = repository_for_sync(provider="github", full_path="octocat/Hello-World", connection=github_connection)
+    repository_sync(repository=repository)
+    PullRequest.objects.filter(repository=repository).update(state=PullRequest.State.OPEN)  # the seed's may be merged
+    return PullRequest.objects.select_related("repository__connection").get(repository=repository)
+
+
+def _verdict(pull_request, *, outcome="pending", description="0 of 1 approvals", minutes=0, reported=False):
+    at = timezone.now() + dt.timedelta(minutes=minutes)
+    evaluation = PolicyEvaluation.objects.create(
+        pull_request=pull_request,
+        head_sha=pull_request.head_sha,
+        outcome=outcome,
+        description=description,
+        evaluated_at=at,
+        last_evaluated_at=at,
+        reported_at=at if reported else None,
+    )
+    evaluation.pull_request = pull_request
+    return evaluation
+
+
+def test_the_newest_verdict_is_posted_after_one_read_of_whether_it_is_newest_and_what_the_head_shows(
+    fake_github, github_connection
+):
+    pull_request = _synced_pull_request(fake_github, github_connection)
+    _verdict(pull_request, outcome="failure", description="blocked", minutes=-2, reported=True)
+    evaluation = _verdict(pull_request)
+    posted = len(fake_github.statuses_posted)
+    with CaptureQueriesContext(connection) as captured:
+        assert evaluation_report_if_newest(evaluation=evaluation) == "reported"
+    assert len(fake_github.statuses_posted) == posted + 1
+    assert fake_github.statuses_posted[-1]["state"] == "pending"
+    reads = [query["sql"] for query in captured.captured_queries if query["sql"].startswith("SELECT")]
+    assert len(reads) == 1  # was two: the newest verdict's key, then the one shown on the head
+    evaluation.refresh_from_db()
+    assert evaluation.reported_at is not None
+
+
+def test_a_verdict_superseded_since_is_neither_posted_nor_counted(fake_github, github_connection):
+    pull_request = _synced_pull_request(fake_github, github_connection)
+    evaluation = _verdict(pull_request)
+    _verdict(pull_request, outcome="success", description="approved", minutes=1)  # stored by a later pass
+    posted = len(fake_github.statuses_posted)
+    assert evaluation_report_if_newest(evaluation=evaluation) is None
+    assert len(fake_github.statuses_posted) == posted
+    evaluation.refresh_from_db()
+    assert evaluation.reported_at is None
+
+
+def test_a_verdict_the_head_shows_already_is_not_posted_again(fake_github, github_connection):
+    pull_request = _synced_pull_request(fake_github, github_connection)
+    _verdict(pull_request, minutes=-2, reported=True)  # the same outcome and text, on the commit already
+    evaluation = _verdict(pull_request)
+    posted = len(fake_github.statuses_posted)
+    assert evaluation_report_if_newest(evaluation=evaluation) == "unchanged"
+    assert len(fake_github.statuses_posted) == posted
+    assert evaluation_report(evaluation=evaluation) == "unchanged"  # as the reconciler's way says it

@@ -223,3 +223,62 @@ def test_changes_saved_to_a_row_that_is_gone_mark_the_transaction_for_rollback_a
             marked.append(transaction.get_connection().needs_rollback)
             transaction.set_rollback(False)
     assert marked == [True, True]
+
+
+def _stored(pull_request: PullRequest) -> dict[str, object]:
+    row = PullRequest.objects.get(pk=pull_request.pk)
+    return {
+        field.attname: getattr(row, field.attname)
+        for field in PullRequest._meta.concrete_fields
+        if field.attname not in ("id", "repository_id")
+    }
+
+
+def test_a_new_pull_request_is_inserted_whole_as_a_stub_updated_from_its_record_was():
+    record_changes = {"requested_reviewers": (_account("grace"),), "pushed_at": T0, "merged_by": _account("bob")}
+    repository = RepositoryFactory()
+    with CaptureQueriesContext(connection) as captured:
+        new, changed = pull_request_upsert(repository=repository, record=_record(repository, **record_changes))
+    assert changed
+    writes = [query["sql"] for query in captured.captured_queries if '"reviews_pullrequest"' in query["sql"][:40]]
+    assert [sql.split(" ", 1)[0] for sql in writes] == ["SELECT", "INSERT"]  # no stub read back, no update
+    # The way a row another worker stored meanwhile goes: a stub, locked, updated from the record.
+    other = RepositoryFactory()
+    PullRequest.objects.bulk_create([pull_requests._stub(other, 7)])
+    stubbed, _ = pull_request_upsert(repository=other, record=_record(other, **record_changes))
+    assert _stored(new) == _stored(stubbed)
+    assert list(new.requested_reviewers.values_list("display_name", flat=True)) == ["grace"]
+    assert new.repository is repository
+
+
+def test_a_new_pull_request_stored_by_another_worker_meanwhile_is_updated_not_duplicated(monkeypatch):
+    repository = RepositoryFactory()
+    PullRequest.objects.bulk_create([pull_requests._stub(repository, 7)])  # committed between our read and insert
+    first = pull_requests._LOCKED_BY_NUMBER.first
+    calls: list[int] = []
+
+    def not_yet_there(**values):  # type: ignore[no-untyped-def]
+        calls.append(1)
+        return None if len(calls) == 1 else first(**values)
+
+    monkeypatch.setattr(pull_requests._LOCKED_BY_NUMBER, "first", not_yet_there)
+    pull_request, _ = pull_request_upsert(repository=repository, record=_record(repository))
+    assert PullRequest.objects.filter(repository=repository).count() == 1
+    assert (PullRequest.objects.get(pk=pull_request.pk).title, pull_request.additions) == ("first", 3)
+
+
+def test_a_new_review_stored_by_another_worker_meanwhile_is_read_and_compared(monkeypatch):
+    pull_request = PullRequestFactory()
+    review_upsert(pull_request=pull_request, record=_review())
+    first = pull_requests._REVIEW_LOCKED.first
+    calls: list[int] = []
+
+    def not_yet_there(**values):  # type: ignore[no-untyped-def]
+        calls.append(1)
+        return None if len(calls) == 1 else first(**values)
+
+    monkeypatch.setattr(pull_requests._REVIEW_LOCKED, "first", not_yet_there)
+    newer = T0 + dt.timedelta(minutes=1)
+    review = review_upsert(pull_request=pull_request, record=_review(state="changes_requested", submitted_at=newer))
+    assert len(calls) == 2 and Review.objects.count() == 1
+    assert Review.objects.get(pk=review.pk).state == "changes_requested"
