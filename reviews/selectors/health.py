@@ -238,6 +238,30 @@ def team_pull_requests(team: Team) -> QuerySet[PullRequest]:
 STORED_FIGURES = True
 
 
+@dataclass
+class ReadOnce:
+    """What `review_health` reads alike for every period of one page (the same `pull_requests`, the configured bot
+    setting): who is a bot, the open pull requests waiting on each person now, and people's names. Read by the first
+    period that needs them, and reused by the next (the team page's previous period): one read of each a page."""
+
+    bots: set[int] | None = None
+    waiting: Counter[int] | None = None
+    names: dict[int, str] = field(default_factory=dict)
+
+    def bots_of(self, include_bots: bool | None) -> set[int]:
+        if include_bots is not None:  # another setting than the configured one: not this memo's
+            return _bots(include_bots)
+        if self.bots is None:
+            self.bots = _bots(None)
+        return self.bots
+
+    def names_of(self, people: set[int]) -> dict[int, str]:
+        missing = people - set(self.names)
+        if missing:
+            self.names.update(Person.objects.filter(pk__in=missing).values_list("pk", "display_name"))
+        return {pk: self.names[pk] for pk in people if pk in self.names}
+
+
 def review_health(
     *,
     pull_requests: QuerySet[PullRequest],
@@ -246,6 +270,7 @@ def review_health(
     include_bots: bool | None = None,
     repositories: QuerySet[Repository] | None = None,
     agreement: tuple[dt.timedelta, int] | None = None,
+    read_once: ReadOnce | None = None,
 ) -> ReviewHealth:
     """Figures over the pull requests (of `pull_requests`) merged in [since, until). How each was reviewed and
     paired comes from `pull_request_review_facts`, as on every other surface.
@@ -256,11 +281,13 @@ def review_health(
     `repositories`: `pull_requests` are exactly these repositories' pull requests (no other filter), so that over
     whole UTC hours the additive figures are read from their rollups (`FiguresDailyRollup` for whole UTC days,
     `FiguresRollup` for the hours of the edges) and only the percentiles from the rows. `agreement` (review within,
-    size at most): `agreement_counts` of it are counted in the same pass."""
-    bots = _bots(include_bots)
+    size at most): `agreement_counts` of it are counted in the same pass. `read_once`: shared by the periods of one
+    page over the same `pull_requests` (`ReadOnce`)."""
+    bots = read_once.bots_of(include_bots) if read_once is not None else _bots(include_bots)
     if STORED_FIGURES and (include_bots is None or include_bots == settings.METRICS_INCLUDE_BOTS):
         if repositories is not None and _whole_hours(since) and _whole_hours(until):
-            return _rolled_up_health(pull_requests, repositories, since, until, bots, agreement)
+            shared = read_once if read_once is not None and include_bots is None else ReadOnce(bots=bots)
+            return _rolled_up_health(pull_requests, repositories, since, until, bots, agreement, shared)
         return _stored_health(pull_requests, since, until, bots)
     merged = _merged(pull_requests, since, until, bots)
     ids = [row["pk"] for row in merged]
@@ -345,13 +372,13 @@ def _aggregated_health(
     weekly: Mapping[dt.date, Mapping[str, Any]],
     people: tuple[Counter[int], Counter[int], Counter[int]],
     flows: StoredFlows,
+    read_once: ReadOnce | None = None,
 ) -> ReviewHealth:
     """`ReviewHealth` from the aggregates (`_figures_aggregates`' names, `_week_figures`' per week) and the counts per
-    person (reviews given, rubber stamps, waiting now), with their names (one query)."""
+    person (reviews given, rubber stamps, waiting now), with their names (one query, none for names `read_once`
+    holds already)."""
     given, stamps, waiting = people
-    names = dict(
-        Person.objects.filter(pk__in=set(stamps) | set(given) | set(waiting)).values_list("pk", "display_name")
-    )
+    names = (read_once or ReadOnce()).names_of(set(stamps) | set(given) | set(waiting))
     load = [ReviewerLoad(pk, names.get(pk, "?"), given[pk], waiting[pk]) for pk in set(given) | set(waiting)]
     count = totals["merged"]
     return ReviewHealth(
@@ -384,6 +411,7 @@ def _rolled_up_health(
     until: dt.datetime,
     bots: set[int],
     agreement: tuple[dt.timedelta, int] | None,
+    read_once: ReadOnce,
 ) -> ReviewHealth:
     """`_stored_health` over whole UTC hours: the sums from the period's per-day and per-hour rollups (and the open
     pull requests waiting on each reviewer, in the same query), the percentiles and agreement counts from their
@@ -393,7 +421,8 @@ def _rolled_up_health(
     of_repositories = PullRequestFigures.objects.filter(repository__in=repositories)
     in_period = of_repositories.filter(merged_at__gte=since, merged_at__lt=until)
     figures = current_figures(merged=merged, bots=bots, summed=in_period)
-    rollups, waiting = _rollups_and_waiting(repositories, pull_requests, since, until, bots)
+    rollups, waiting = _rollups_and_waiting(repositories, pull_requests, since, until, bots, read_once.waiting)
+    read_once.waiting = waiting
     # Each day's or hour's counts (with its histograms: a few hundred names) are added once, to its week and
     # repository; the week's, the repository's and the period's sums are the sums of those few.
     summed: dict[tuple[dt.date, int, str], Counter[str]] = defaultdict(Counter)
@@ -423,7 +452,7 @@ def _rolled_up_health(
     figures_totals: Counter[Any] = Counter(totals)  # a sum no rollup holds is 0
     for name, value in durations.items():
         figures_totals[name] = value
-    return _aggregated_health(since, until, figures_totals, weeks, (given, stamps, waiting), flows)
+    return _aggregated_health(since, until, figures_totals, weeks, (given, stamps, waiting), flows, read_once)
 
 
 def _sums_by_week_and_repository(
@@ -457,10 +486,11 @@ def _rollups_and_waiting(
     since: dt.datetime,
     until: dt.datetime,
     bots: set[int],
+    waiting: Counter[int] | None = None,
 ) -> tuple[list[tuple[int, str, dt.datetime, dict[str, int]]], Counter[int]]:
     """The period's rollups (repository, its path, start, counts: a whole UTC day's from `FiguresDailyRollup`, the
     edges' hours from `FiguresRollup`) and the open pull requests waiting on each person now
-    (`awaiting_reviewers`): one query."""
+    (`awaiting_reviewers`; unless `waiting` holds them, read for another period of the page): one query."""
     first_day, end_day = _whole_days(since, until)
     if first_day < end_day:
         edges = Q(hour__gte=since, hour__lt=_midnight(first_day)) | Q(hour__gte=_midnight(end_day), hour__lt=until)
@@ -475,21 +505,22 @@ def _rollups_and_waiting(
         FiguresDailyRollup.objects.filter(days, repository__in=repositories)
         .order_by()
         .values_list(*fields, "day", "counts"),
-        _waiting_counts(pull_requests, bots),
     ]
-    (hours_sql, hours_params), (days_sql, days_params), (waiting_sql, waiting_params) = (
-        part.query.sql_with_params() for part in parts
-    )
+    (hours_sql, hours_params), (days_sql, days_params) = (part.query.sql_with_params() for part in parts)
     # Only the ORM's own SQL is formatted in; values are parameters.
     sql = (
         f"SELECT 'hour', r.*, CAST(NULL AS bigint) FROM ({hours_sql}) r "  # noqa: S608
-        f"UNION ALL SELECT 'day', d.*, CAST(NULL AS bigint) FROM ({days_sql}) d "
-        f"UNION ALL SELECT 'waiting', w.person_id, NULL, NULL, NULL, w.n FROM ({waiting_sql}) w"
+        f"UNION ALL SELECT 'day', d.*, CAST(NULL AS bigint) FROM ({days_sql}) d"
     )
+    params = [*hours_params, *days_params]
+    if waiting is None:
+        waiting_sql, waiting_params = _waiting_counts(pull_requests, bots).query.sql_with_params()
+        sql += f" UNION ALL SELECT 'waiting', w.person_id, NULL, NULL, NULL, w.n FROM ({waiting_sql}) w"  # noqa: S608
+        params += waiting_params
     found: list[tuple[int, str, dt.datetime, dict[str, int]]] = []
-    waiting_on: Counter[int] = Counter()
+    waiting_on: Counter[int] = Counter() if waiting is None else Counter(waiting)
     with connection.cursor() as cursor:
-        cursor.execute(sql, [*hours_params, *days_params, *waiting_params])
+        cursor.execute(sql, params)
         for kind, first, full_path, start, counts, n in cursor.fetchall():
             if kind == "waiting":
                 waiting_on[int(first)] += int(n)

@@ -14,6 +14,7 @@ from reviews.selectors.compliance import ComplianceSummary, StoredPeriod, compli
 from reviews.selectors.health import (
     Distribution,
     PullRequestFlow,
+    ReadOnce,
     ReviewHealth,
     StoredFlows,
     agreement_counts,
@@ -60,11 +61,21 @@ def team_page(*, scope: Scope, now: dt.datetime | None = None) -> TeamPage:
     pull_requests = scope.pull_requests()
     repositories = _unfiltered_repositories(scope)
     agreement = (dt.timedelta(hours=team.review_within_hours), team.max_pr_size)
+    read_once = ReadOnce()  # the bots, who waits on whom now, the names: read for the period, reused for the previous
     health = review_health(
-        pull_requests=pull_requests, since=since, until=until, repositories=repositories, agreement=agreement
+        pull_requests=pull_requests,
+        since=since,
+        until=until,
+        repositories=repositories,
+        agreement=agreement,
+        read_once=read_once,
     )
     previous = review_health(
-        pull_requests=pull_requests, since=scope.previous().since, until=since, repositories=repositories
+        pull_requests=pull_requests,
+        since=scope.previous().since,
+        until=since,
+        repositories=repositories,
+        read_once=read_once,
     )
     return TeamPage(
         team=team,
