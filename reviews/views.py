@@ -96,7 +96,7 @@ def team_detail(request: HttpRequest, slug: str) -> HttpResponse:
         scope = _scope(request, team)
     except ScopeInvalid as error:
         return _scope_refused(request, team, error)
-    page = team_page(scope=scope)
+    page = team_page(scope=scope, previous_weeks=False)  # the page shows the previous period's totals, not its weeks
     health = page.health
     pulls = _pulls_path(team)  # reversed once: the page links to the drill-down list some fifty times
     drill = _drill_links(scope, pulls)

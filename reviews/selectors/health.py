@@ -8,6 +8,7 @@ of every figure, as authors and as reviewers.
 
 from __future__ import annotations
 
+import dataclasses
 import datetime as dt
 import json
 import math
@@ -271,6 +272,7 @@ def review_health(
     repositories: QuerySet[Repository] | None = None,
     agreement: tuple[dt.timedelta, int] | None = None,
     read_once: ReadOnce | None = None,
+    weekly: bool = True,
 ) -> ReviewHealth:
     """Figures over the pull requests (of `pull_requests`) merged in [since, until). How each was reviewed and
     paired comes from `pull_request_review_facts`, as on every other surface.
@@ -282,13 +284,15 @@ def review_health(
     whole UTC hours the additive figures are read from their rollups (`FiguresDailyRollup` for whole UTC days,
     `FiguresRollup` for the hours of the edges) and only the percentiles from the rows. `agreement` (review within,
     size at most): `agreement_counts` of it are counted in the same pass. `read_once`: shared by the periods of one
-    page over the same `pull_requests` (`ReadOnce`)."""
+    page over the same `pull_requests` (`ReadOnce`). `weekly` False: no weeks (`weekly` empty, not weeks without
+    figures), for a caller that shows none (the team page's previous period): their medians are not read."""
     bots = read_once.bots_of(include_bots) if read_once is not None else _bots(include_bots)
     if STORED_FIGURES and (include_bots is None or include_bots == settings.METRICS_INCLUDE_BOTS):
         if repositories is not None and _whole_hours(since) and _whole_hours(until):
             shared = read_once if read_once is not None and include_bots is None else ReadOnce(bots=bots)
-            return _rolled_up_health(pull_requests, repositories, since, until, bots, agreement, shared)
-        return _stored_health(pull_requests, since, until, bots)
+            return _rolled_up_health(pull_requests, repositories, since, until, bots, agreement, shared, weekly)
+        found = _stored_health(pull_requests, since, until, bots)
+        return found if weekly else dataclasses.replace(found, weekly=[])
     merged = _merged(pull_requests, since, until, bots)
     ids = [row["pk"] for row in merged]
     reviews = _reviews_by_pull_request(ids, bots)
@@ -315,7 +319,7 @@ def review_health(
         size_buckets=_size_buckets(flows),
         reviewer_load=_reviewer_load(pull_requests, given, bots),
         top_reviewer_share=_top_share(given),
-        weekly=_weekly(flows, since, until),
+        weekly=_weekly(flows, since, until) if weekly else [],
         flows=flows,
     )
 
@@ -373,6 +377,7 @@ def _aggregated_health(
     people: tuple[Counter[int], Counter[int], Counter[int]],
     flows: StoredFlows,
     read_once: ReadOnce | None = None,
+    with_weeks: bool = True,
 ) -> ReviewHealth:
     """`ReviewHealth` from the aggregates (`_figures_aggregates`' names, `_week_figures`' per week) and the counts per
     person (reviews given, rubber stamps, waiting now), with their names (one query, none for names `read_once`
@@ -395,7 +400,10 @@ def _aggregated_health(
         size_buckets={name: totals[f"size_{name}"] for name, _ in SIZE_BUCKETS},
         reviewer_load=sorted(load, key=lambda item: (-item.reviews_given, -item.waiting_on_them, item.name)),
         top_reviewer_share=_top_share(given),
-        weekly=[{**week, **_week_figures(weekly.get(cast(dt.date, week["week"])))} for week in weeks_of(since, until)],
+        weekly=[
+            {**week, **_week_figures(weekly.get(cast(dt.date, week["week"])))}
+            for week in (weeks_of(since, until) if with_weeks else [])
+        ],
         flows=flows,
     )
 
@@ -412,6 +420,7 @@ def _rolled_up_health(
     bots: set[int],
     agreement: tuple[dt.timedelta, int] | None,
     read_once: ReadOnce,
+    with_weeks: bool = True,
 ) -> ReviewHealth:
     """`_stored_health` over whole UTC hours: the sums from the period's per-day and per-hour rollups (and the open
     pull requests waiting on each reviewer, in the same query), the percentiles and agreement counts from their
@@ -430,7 +439,7 @@ def _rolled_up_health(
         summed[week_of(hour), repository_id, full_path].update(counts)
     totals, weekly_sums, by_repository = _sums_by_week_and_repository(summed)
     limits = (agreement[0].total_seconds(), agreement[1]) if agreement else None
-    mondays = [cast(dt.date, week["week"]) for week in weeks_of(since, until)]
+    mondays = [cast(dt.date, week["week"]) for week in weeks_of(since, until)] if with_weeks else []
     rolled = _Histograms({repository_id for repository_id, *_ in rollups}, totals, weekly_sums)
     durations, weekly_medians, agreed = _duration_figures(of_repositories, (since, until), mondays, limits, rolled)
     given, stamps = _per_person(totals, "given:"), _per_person(totals, "stamps:")
@@ -452,7 +461,9 @@ def _rolled_up_health(
     figures_totals: Counter[Any] = Counter(totals)  # a sum no rollup holds is 0
     for name, value in durations.items():
         figures_totals[name] = value
-    return _aggregated_health(since, until, figures_totals, weeks, (given, stamps, waiting), flows, read_once)
+    return _aggregated_health(
+        since, until, figures_totals, weeks, (given, stamps, waiting), flows, read_once, with_weeks
+    )
 
 
 def _sums_by_week_and_repository(

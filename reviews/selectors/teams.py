@@ -54,8 +54,9 @@ class TeamPage:
     scope: Scope
 
 
-def team_page(*, scope: Scope, now: dt.datetime | None = None) -> TeamPage:
-    """The team page's figures over the scope's period and filters, and the previous period of equal length."""
+def team_page(*, scope: Scope, now: dt.datetime | None = None, previous_weeks: bool = True) -> TeamPage:
+    """The team page's figures over the scope's period and filters, and the previous period of equal length
+    (`previous_weeks` False: without its weeks, for the HTML page, which compares the periods' totals only)."""
     now = now or timezone.now()
     team, since, until = scope.team, scope.since, scope.until
     pull_requests = scope.pull_requests()
@@ -76,6 +77,7 @@ def team_page(*, scope: Scope, now: dt.datetime | None = None) -> TeamPage:
         until=since,
         repositories=repositories,
         read_once=read_once,
+        weekly=previous_weeks,
     )
     return TeamPage(
         team=team,

@@ -379,3 +379,34 @@ def test_the_previous_period_reuses_the_bots_names_and_who_waits_and_gives_its_o
     load = {row.person_id: row.waiting_on_them for row in page.previous.reviewer_load}
     assert load[people[1].pk] == load[people[2].pk] == 1
     assert bot.pk not in load
+
+
+def test_the_html_page_reads_no_week_of_the_previous_period_and_its_other_figures_are_the_same(monkeypatch):
+    """The team page compares the previous period's totals and medians, never its weeks: `previous_weeks=False`
+    leaves them out (an empty list, not weeks without figures) and reads no rank of a week of that period; every
+    other figure of both periods is the same. The health API still gives the previous period's weeks."""
+    from reviews.selectors import order_statistics
+
+    team = _varied_history()
+    scope = parse_scope(QueryDict("since=2026-03-22&until=2026-04-10"), team=team, teams=Team.objects.all())
+    previous = scope.previous()
+    full = team_page(scope=scope, now=scope.until)
+    asked: list[tuple[dt.datetime, dt.datetime]] = []
+    ask_rank = order_statistics.OrderStatistics.ask_rank
+
+    def recording(self: Any, column: str, histogram: Any, period: Any, rank: int) -> None:
+        asked.append(period)
+        ask_rank(self, column, histogram, period, rank)
+
+    monkeypatch.setattr(order_statistics.OrderStatistics, "ask_rank", recording)
+    light = team_page(scope=scope, now=scope.until, previous_weeks=False)
+    assert full.previous.weekly and light.previous.weekly == []
+    assert {k: v for k, v in vars(light.previous).items() if k not in {"flows", "weekly"}} == {
+        k: v for k, v in vars(full.previous).items() if k not in {"flows", "weekly"}
+    }
+    assert {k: v for k, v in vars(light.health).items() if k != "flows"} == {
+        k: v for k, v in vars(full.health).items() if k != "flows"
+    }
+    of_previous = [span for span in asked if span[1] <= previous.until]
+    if connection.vendor == "postgresql":
+        assert of_previous and set(of_previous) == {(previous.since, previous.until)}  # no week of it
