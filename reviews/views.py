@@ -96,9 +96,10 @@ def team_detail(request: HttpRequest, slug: str) -> HttpResponse:
         scope = _scope(request, team)
     except ScopeInvalid as error:
         return _scope_refused(request, team, error)
-    page = team_page(scope=scope)
+    page = team_page(scope=scope, previous_weeks=False)  # the page shows the previous period's totals, not its weeks
     health = page.health
-    drill = _drill_links(scope)
+    pulls = _pulls_path(team)  # reversed once: the page links to the drill-down list some fifty times
+    drill = _drill_links(scope, pulls)
     weeks = [_week_scope(scope, week) for week in health.weekly]
     context = {
         "page": page,
@@ -114,10 +115,10 @@ def team_detail(request: HttpRequest, slug: str) -> HttpResponse:
         **team_charts(
             page,
             ChartLinks(
-                week=lambda metric: [_pulls_url(team, week, metric=metric) for week in weeks],
+                week=lambda metric: [_pulls_link(pulls, week, metric=metric) for week in weeks],
                 coverage=(drill["reviewed"], drill["paired_only"], drill["neither"]),
                 size=tuple(
-                    _pulls_url(team, dataclasses.replace(scope, size_bucket=name), metric="merged")
+                    _pulls_link(pulls, dataclasses.replace(scope, size_bucket=name), metric="merged")
                     for name in health.size_buckets
                 ),
             ),
@@ -131,7 +132,7 @@ def team_detail(request: HttpRequest, slug: str) -> HttpResponse:
             }
             for load in health.reviewer_load
         ],
-        "compliance_repositories": _compliance_repositories(page, scope),
+        "compliance_repositories": _compliance_repositories(page, scope, pulls),
         "compliance_reasons": _compliance_reasons(page, drill),
         "sections": render_team_sections(scope),
         "repositories": team_repositories(team=team),
@@ -152,12 +153,12 @@ def _stamp_reviewers(page: TeamPage, drill: dict[str, str]) -> list[tuple[str, i
     ]
 
 
-def _compliance_repositories(page: TeamPage, scope: Scope) -> list[dict[str, Any]]:
+def _compliance_repositories(page: TeamPage, scope: Scope, pulls: str) -> list[dict[str, Any]]:
     rows = []
     for entry in page.compliance.by_repository:
         narrowed = dataclasses.replace(scope, repositories=(int(entry["repository_id"]),))  # type: ignore[call-overload]
         cells = [
-            (entry[status], _pulls_url(scope.team, narrowed, metric=metric))
+            (entry[status], _pulls_link(pulls, narrowed, metric=metric))
             for status, metric in (
                 ("merged", "merged"),
                 ("compliant", "compliant"),
@@ -181,12 +182,21 @@ def _compliance_reasons(page: TeamPage, drill: dict[str, str]) -> list[tuple[str
 
 
 def _pulls_url(team: Team, scope: Scope, **extra: str) -> str:
-    return f"{reverse('team-pulls', args=[team.slug])}?{scope.query(**extra)}"
+    return _pulls_link(_pulls_path(team), scope, **extra)
 
 
-def _drill_links(scope: Scope) -> dict[str, str]:
-    """metric → the drill-down list of its pull requests, in the page's period and filters."""
-    return {key: _pulls_url(scope.team, scope, metric=key) for key in METRICS}
+def _pulls_path(team: Team) -> str:
+    return reverse("team-pulls", args=[team.slug])
+
+
+def _pulls_link(path: str, scope: Scope, **extra: str) -> str:
+    """`_pulls_url` with the drill-down list's path reversed already (`_pulls_path`)."""
+    return f"{path}?{scope.query(**extra)}"
+
+
+def _drill_links(scope: Scope, pulls: str) -> dict[str, str]:
+    """metric → the drill-down list of its pull requests, in the page's period and filters (`pulls`: its path)."""
+    return {key: _pulls_link(pulls, scope, metric=key) for key in METRICS}
 
 
 def _week_scope(scope: Scope, week: dict[str, object]) -> Scope:

@@ -8,6 +8,7 @@ of every figure, as authors and as reviewers.
 
 from __future__ import annotations
 
+import dataclasses
 import datetime as dt
 import json
 import math
@@ -238,6 +239,30 @@ def team_pull_requests(team: Team) -> QuerySet[PullRequest]:
 STORED_FIGURES = True
 
 
+@dataclass
+class ReadOnce:
+    """What `review_health` reads alike for every period of one page (the same `pull_requests`, the configured bot
+    setting): who is a bot, the open pull requests waiting on each person now, and people's names. Read by the first
+    period that needs them, and reused by the next (the team page's previous period): one read of each a page."""
+
+    bots: set[int] | None = None
+    waiting: Counter[int] | None = None
+    names: dict[int, str] = field(default_factory=dict)
+
+    def bots_of(self, include_bots: bool | None) -> set[int]:
+        if include_bots is not None:  # another setting than the configured one: not this memo's
+            return _bots(include_bots)
+        if self.bots is None:
+            self.bots = _bots(None)
+        return self.bots
+
+    def names_of(self, people: set[int]) -> dict[int, str]:
+        missing = people - set(self.names)
+        if missing:
+            self.names.update(Person.objects.filter(pk__in=missing).values_list("pk", "display_name"))
+        return {pk: self.names[pk] for pk in people if pk in self.names}
+
+
 def review_health(
     *,
     pull_requests: QuerySet[PullRequest],
@@ -246,6 +271,8 @@ def review_health(
     include_bots: bool | None = None,
     repositories: QuerySet[Repository] | None = None,
     agreement: tuple[dt.timedelta, int] | None = None,
+    read_once: ReadOnce | None = None,
+    weekly: bool = True,
 ) -> ReviewHealth:
     """Figures over the pull requests (of `pull_requests`) merged in [since, until). How each was reviewed and
     paired comes from `pull_request_review_facts`, as on every other surface.
@@ -256,12 +283,16 @@ def review_health(
     `repositories`: `pull_requests` are exactly these repositories' pull requests (no other filter), so that over
     whole UTC hours the additive figures are read from their rollups (`FiguresDailyRollup` for whole UTC days,
     `FiguresRollup` for the hours of the edges) and only the percentiles from the rows. `agreement` (review within,
-    size at most): `agreement_counts` of it are counted in the same pass."""
-    bots = _bots(include_bots)
+    size at most): `agreement_counts` of it are counted in the same pass. `read_once`: shared by the periods of one
+    page over the same `pull_requests` (`ReadOnce`). `weekly` False: no weeks (`weekly` empty, not weeks without
+    figures), for a caller that shows none (the team page's previous period): their medians are not read."""
+    bots = read_once.bots_of(include_bots) if read_once is not None else _bots(include_bots)
     if STORED_FIGURES and (include_bots is None or include_bots == settings.METRICS_INCLUDE_BOTS):
         if repositories is not None and _whole_hours(since) and _whole_hours(until):
-            return _rolled_up_health(pull_requests, repositories, since, until, bots, agreement)
-        return _stored_health(pull_requests, since, until, bots)
+            shared = read_once if read_once is not None and include_bots is None else ReadOnce(bots=bots)
+            return _rolled_up_health(pull_requests, repositories, since, until, bots, agreement, shared, weekly)
+        found = _stored_health(pull_requests, since, until, bots)
+        return found if weekly else dataclasses.replace(found, weekly=[])
     merged = _merged(pull_requests, since, until, bots)
     ids = [row["pk"] for row in merged]
     reviews = _reviews_by_pull_request(ids, bots)
@@ -288,7 +319,7 @@ def review_health(
         size_buckets=_size_buckets(flows),
         reviewer_load=_reviewer_load(pull_requests, given, bots),
         top_reviewer_share=_top_share(given),
-        weekly=_weekly(flows, since, until),
+        weekly=_weekly(flows, since, until) if weekly else [],
         flows=flows,
     )
 
@@ -345,13 +376,14 @@ def _aggregated_health(
     weekly: Mapping[dt.date, Mapping[str, Any]],
     people: tuple[Counter[int], Counter[int], Counter[int]],
     flows: StoredFlows,
+    read_once: ReadOnce | None = None,
+    with_weeks: bool = True,
 ) -> ReviewHealth:
     """`ReviewHealth` from the aggregates (`_figures_aggregates`' names, `_week_figures`' per week) and the counts per
-    person (reviews given, rubber stamps, waiting now), with their names (one query)."""
+    person (reviews given, rubber stamps, waiting now), with their names (one query, none for names `read_once`
+    holds already)."""
     given, stamps, waiting = people
-    names = dict(
-        Person.objects.filter(pk__in=set(stamps) | set(given) | set(waiting)).values_list("pk", "display_name")
-    )
+    names = (read_once or ReadOnce()).names_of(set(stamps) | set(given) | set(waiting))
     load = [ReviewerLoad(pk, names.get(pk, "?"), given[pk], waiting[pk]) for pk in set(given) | set(waiting)]
     count = totals["merged"]
     return ReviewHealth(
@@ -368,7 +400,10 @@ def _aggregated_health(
         size_buckets={name: totals[f"size_{name}"] for name, _ in SIZE_BUCKETS},
         reviewer_load=sorted(load, key=lambda item: (-item.reviews_given, -item.waiting_on_them, item.name)),
         top_reviewer_share=_top_share(given),
-        weekly=[{**week, **_week_figures(weekly.get(cast(dt.date, week["week"])))} for week in weeks_of(since, until)],
+        weekly=[
+            {**week, **_week_figures(weekly.get(cast(dt.date, week["week"])))}
+            for week in (weeks_of(since, until) if with_weeks else [])
+        ],
         flows=flows,
     )
 
@@ -384,6 +419,8 @@ def _rolled_up_health(
     until: dt.datetime,
     bots: set[int],
     agreement: tuple[dt.timedelta, int] | None,
+    read_once: ReadOnce,
+    with_weeks: bool = True,
 ) -> ReviewHealth:
     """`_stored_health` over whole UTC hours: the sums from the period's per-day and per-hour rollups (and the open
     pull requests waiting on each reviewer, in the same query), the percentiles and agreement counts from their
@@ -393,7 +430,8 @@ def _rolled_up_health(
     of_repositories = PullRequestFigures.objects.filter(repository__in=repositories)
     in_period = of_repositories.filter(merged_at__gte=since, merged_at__lt=until)
     figures = current_figures(merged=merged, bots=bots, summed=in_period)
-    rollups, waiting = _rollups_and_waiting(repositories, pull_requests, since, until, bots)
+    rollups, waiting = _rollups_and_waiting(repositories, pull_requests, since, until, bots, read_once.waiting)
+    read_once.waiting = waiting
     # Each day's or hour's counts (with its histograms: a few hundred names) are added once, to its week and
     # repository; the week's, the repository's and the period's sums are the sums of those few.
     summed: dict[tuple[dt.date, int, str], Counter[str]] = defaultdict(Counter)
@@ -401,7 +439,7 @@ def _rolled_up_health(
         summed[week_of(hour), repository_id, full_path].update(counts)
     totals, weekly_sums, by_repository = _sums_by_week_and_repository(summed)
     limits = (agreement[0].total_seconds(), agreement[1]) if agreement else None
-    mondays = [cast(dt.date, week["week"]) for week in weeks_of(since, until)]
+    mondays = [cast(dt.date, week["week"]) for week in weeks_of(since, until)] if with_weeks else []
     rolled = _Histograms({repository_id for repository_id, *_ in rollups}, totals, weekly_sums)
     durations, weekly_medians, agreed = _duration_figures(of_repositories, (since, until), mondays, limits, rolled)
     given, stamps = _per_person(totals, "given:"), _per_person(totals, "stamps:")
@@ -423,7 +461,9 @@ def _rolled_up_health(
     figures_totals: Counter[Any] = Counter(totals)  # a sum no rollup holds is 0
     for name, value in durations.items():
         figures_totals[name] = value
-    return _aggregated_health(since, until, figures_totals, weeks, (given, stamps, waiting), flows)
+    return _aggregated_health(
+        since, until, figures_totals, weeks, (given, stamps, waiting), flows, read_once, with_weeks
+    )
 
 
 def _sums_by_week_and_repository(
@@ -457,10 +497,11 @@ def _rollups_and_waiting(
     since: dt.datetime,
     until: dt.datetime,
     bots: set[int],
+    waiting: Counter[int] | None = None,
 ) -> tuple[list[tuple[int, str, dt.datetime, dict[str, int]]], Counter[int]]:
     """The period's rollups (repository, its path, start, counts: a whole UTC day's from `FiguresDailyRollup`, the
     edges' hours from `FiguresRollup`) and the open pull requests waiting on each person now
-    (`awaiting_reviewers`): one query."""
+    (`awaiting_reviewers`; unless `waiting` holds them, read for another period of the page): one query."""
     first_day, end_day = _whole_days(since, until)
     if first_day < end_day:
         edges = Q(hour__gte=since, hour__lt=_midnight(first_day)) | Q(hour__gte=_midnight(end_day), hour__lt=until)
@@ -475,21 +516,22 @@ def _rollups_and_waiting(
         FiguresDailyRollup.objects.filter(days, repository__in=repositories)
         .order_by()
         .values_list(*fields, "day", "counts"),
-        _waiting_counts(pull_requests, bots),
     ]
-    (hours_sql, hours_params), (days_sql, days_params), (waiting_sql, waiting_params) = (
-        part.query.sql_with_params() for part in parts
-    )
+    (hours_sql, hours_params), (days_sql, days_params) = (part.query.sql_with_params() for part in parts)
     # Only the ORM's own SQL is formatted in; values are parameters.
     sql = (
         f"SELECT 'hour', r.*, CAST(NULL AS bigint) FROM ({hours_sql}) r "  # noqa: S608
-        f"UNION ALL SELECT 'day', d.*, CAST(NULL AS bigint) FROM ({days_sql}) d "
-        f"UNION ALL SELECT 'waiting', w.person_id, NULL, NULL, NULL, w.n FROM ({waiting_sql}) w"
+        f"UNION ALL SELECT 'day', d.*, CAST(NULL AS bigint) FROM ({days_sql}) d"
     )
+    params = [*hours_params, *days_params]
+    if waiting is None:
+        waiting_sql, waiting_params = _waiting_counts(pull_requests, bots).query.sql_with_params()
+        sql += f" UNION ALL SELECT 'waiting', w.person_id, NULL, NULL, NULL, w.n FROM ({waiting_sql}) w"  # noqa: S608
+        params += waiting_params
     found: list[tuple[int, str, dt.datetime, dict[str, int]]] = []
-    waiting_on: Counter[int] = Counter()
+    waiting_on: Counter[int] = Counter() if waiting is None else Counter(waiting)
     with connection.cursor() as cursor:
-        cursor.execute(sql, [*hours_params, *days_params, *waiting_params])
+        cursor.execute(sql, params)
         for kind, first, full_path, start, counts, n in cursor.fetchall():
             if kind == "waiting":
                 waiting_on[int(first)] += int(n)

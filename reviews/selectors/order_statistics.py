@@ -23,6 +23,7 @@ place, and so in a rounding: its position 0.9 * 67 is not 67 * 90 / 100 in float
 from __future__ import annotations
 
 import datetime as dt
+import functools
 import math
 from bisect import bisect_left, bisect_right
 from collections import Counter
@@ -312,11 +313,18 @@ def off_bounds_sql(column: str, reference: str | None = None) -> str:
 
 
 def _bounds_sql(column: str, *, negate: bool) -> tuple[str, str]:
-    bounds = list(reversed(bounds_of(column))) if negate else list(bounds_of(column))
+    return _bounds_literal(tuple(bounds_of(column)), integer=column == "changed_lines", negate=negate)
+
+
+@functools.cache
+def _bounds_literal(bounds: tuple[float, ...], *, integer: bool, negate: bool) -> tuple[str, str]:
+    """The bounds as an SQL array literal, written once per set of bounds (a page's statements carry them some
+    sixteen times: two hundred numbers each)."""
+    ordered = list(reversed(bounds)) if negate else list(bounds)
     sign = -1 if negate else 1
-    if column == "changed_lines":
-        return "'{" + ", ".join(str(sign * int(bound)) for bound in bounds) + "}'::integer[]", "integer"
-    return "'{" + ", ".join(repr(sign * float(bound)) for bound in bounds) + "}'::double precision[]", "float8"
+    if integer:
+        return "'{" + ", ".join(str(sign * int(bound)) for bound in ordered) + "}'::integer[]", "integer"
+    return "'{" + ", ".join(repr(sign * float(bound)) for bound in ordered) + "}'::double precision[]", "float8"
 
 
 def _bucket_sql(

@@ -14,6 +14,7 @@ from reviews.selectors.compliance import ComplianceSummary, StoredPeriod, compli
 from reviews.selectors.health import (
     Distribution,
     PullRequestFlow,
+    ReadOnce,
     ReviewHealth,
     StoredFlows,
     agreement_counts,
@@ -53,18 +54,30 @@ class TeamPage:
     scope: Scope
 
 
-def team_page(*, scope: Scope, now: dt.datetime | None = None) -> TeamPage:
-    """The team page's figures over the scope's period and filters, and the previous period of equal length."""
+def team_page(*, scope: Scope, now: dt.datetime | None = None, previous_weeks: bool = True) -> TeamPage:
+    """The team page's figures over the scope's period and filters, and the previous period of equal length
+    (`previous_weeks` False: without its weeks, for the HTML page, which compares the periods' totals only)."""
     now = now or timezone.now()
     team, since, until = scope.team, scope.since, scope.until
     pull_requests = scope.pull_requests()
     repositories = _unfiltered_repositories(scope)
     agreement = (dt.timedelta(hours=team.review_within_hours), team.max_pr_size)
+    read_once = ReadOnce()  # the bots, who waits on whom now, the names: read for the period, reused for the previous
     health = review_health(
-        pull_requests=pull_requests, since=since, until=until, repositories=repositories, agreement=agreement
+        pull_requests=pull_requests,
+        since=since,
+        until=until,
+        repositories=repositories,
+        agreement=agreement,
+        read_once=read_once,
     )
     previous = review_health(
-        pull_requests=pull_requests, since=scope.previous().since, until=since, repositories=repositories
+        pull_requests=pull_requests,
+        since=scope.previous().since,
+        until=since,
+        repositories=repositories,
+        read_once=read_once,
+        weekly=previous_weeks,
     )
     return TeamPage(
         team=team,

@@ -5,6 +5,11 @@ from __future__ import annotations
 
 import datetime as dt
 
+from django.utils import html as django_html
+from django.utils.safestring import SafeString, mark_safe
+from django.utils.translation import gettext_lazy
+
+from reviews import charts
 from reviews.charts import Bar, Target, bar_chart, stacked_bar
 from reviews.team_charts import weeks_axis
 
@@ -76,3 +81,77 @@ def test_the_weeks_axis_names_the_year_and_both_years_across_new_year():
     weeks = [{"week": dt.date(2025, 12, 29)}, {"week": dt.date(2026, 1, 5)}]
     assert weeks_axis(weeks) == "Week of merge, starting Monday, 2025–2026"
     assert weeks_axis(weeks[1:]) == "Week of merge, starting Monday, 2026"
+
+
+# The charts format their markup with their own `format_html` (Django's, without its lazy wrappers: a page's charts
+# escape a few hundred values). The same markup as Django's, on every kind of value and on whole charts.
+_VALUES = (
+    "plain",
+    "<b>&'\"</b>",
+    mark_safe("<i>safe</i>"),  # noqa: S308 - a test constant
+    0,
+    -1.5,
+    3.0,
+    None,
+    gettext_lazy("lazy <text>"),
+    dt.date(2026, 3, 2),
+)
+
+
+def test_the_charts_format_html_is_djangos():
+    for value in _VALUES:
+        ours = charts.format_html('<a title="{}">{}</a>', value, value)
+        assert ours == django_html.format_html('<a title="{}">{}</a>', value, value)
+        assert isinstance(ours, SafeString)
+    rows = [(value, "x&y") for value in _VALUES]
+    assert charts.format_html_join(" & ", "<td>{}</td><td>{}</td>", rows) == django_html.format_html_join(
+        " & ", "<td>{}</td><td>{}</td>", rows
+    )
+
+
+_CHARTS = {
+    "empty": lambda: bar_chart([], title="Nothing", x_label="x", y_label="y"),
+    "one bar": lambda: bar_chart([Bar("2 Mar", 1)], title="One", x_label="x", y_label="y", unit=" h"),
+    "ties, gaps, partial weeks, links and a target": lambda: bar_chart(
+        [
+            Bar("2 Mar", 4.5, partial=True, name="week of 2026-03-02 (3.5 days)", link="/t/?a=1&b=<2>"),
+            Bar("9 Mar", None, link="/t/?a=2"),
+            Bar("16 Mar", 4.5, link="/t/?a=3"),
+            Bar("23 Mar", 0, partial=True),
+            Bar("<30 Mar>", 1234567.25, name='"quoted" & <tagged>'),
+        ],
+        title="Median <pickup> & more",
+        x_label="Week of merge, starting Monday, 2026",
+        y_label="Median pickup",
+        unit=" h",
+        target=Target(24, "agreement: first review within 24 h <b>"),
+    ),
+    "all None": lambda: bar_chart([Bar("a", None), Bar("b", None)], title="None", x_label="x", y_label="y", unit="%"),
+    "a divider": lambda: bar_chart(
+        [Bar(name, n, name=f"{name}: lines") for name, n in (("xs", 3), ("s", 0), ("m", 7), ("l", 7), ("xl", 1))],
+        title="By size",
+        x_label="Size",
+        y_label="Pull requests",
+        divider=Target(2.5, "agreement: at most 250 changed lines"),
+    ),
+    "stacked": lambda: stacked_bar(
+        [("reviewed", 3), ("paired only", 0), ("neither <x>", 1)],
+        title="Coverage & more",
+        unit_words="merged pull requests",
+        links=["/r?a=1&b=2", "/p", "/n"],
+    ),
+    "stacked, empty": lambda: stacked_bar([("reviewed", 0), ("neither", 0)], title="Coverage"),
+}
+
+
+def test_every_chart_is_the_markup_djangos_format_html_gives(monkeypatch):
+    ours = {name: str(build()) for name, build in _CHARTS.items()}
+    monkeypatch.setattr(charts, "format_html", django_html.format_html)
+    monkeypatch.setattr(charts, "format_html_join", django_html.format_html_join)
+    monkeypatch.setattr(charts, "_number", _djangos_number)
+    for name, build in _CHARTS.items():
+        assert ours[name] == str(build()), name
+
+
+def _djangos_number(value: float) -> str:
+    return django_html.escape(f"{value:g}" if float(value).is_integer() else f"{value:.1f}")

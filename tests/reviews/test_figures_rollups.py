@@ -334,3 +334,79 @@ def test_two_writers_of_one_hour_and_one_day_at_once_add_up():
     assert _stored_days() == {(repository.pk, merged.date()): _stored_days()[repository.pk, merged.date()]}
     assert _stored_days()[repository.pk, merged.date()]["merged"] == 3
     assert sum(counts["merged"] for counts in _stored_rollups().values()) == 3
+
+
+def test_the_previous_period_reuses_the_bots_names_and_who_waits_and_gives_its_own_figures():
+    """The team page's two periods read the bots, who waits on whom now and the people's names once (`ReadOnce`):
+    each period's figures are what `review_health` gives it alone, and the previous period's reviewer load counts
+    the pull requests waiting now."""
+    team = _varied_history()
+    people = list(Person.objects.filter(authored_pull_requests__repository__team=team).distinct().order_by("pk"))
+    bot = PersonFactory(is_bot=True)
+    waiting = PullRequestFactory(
+        repository=Repository.objects.get(team=team),
+        author=people[0],
+        state=PullRequest.State.OPEN,
+        draft=False,
+        ready_at=dt.datetime(2026, 4, 6, tzinfo=dt.UTC),
+    )
+    waiting.requested_reviewers.add(people[1], people[2], bot)
+    scope = parse_scope(QueryDict("since=2026-03-22&until=2026-04-10"), team=team, teams=Team.objects.all())
+    now = scope.until
+    with CaptureQueriesContext(connection) as captured:
+        page = team_page(scope=scope, now=now)
+    bot_reads = [q for q in captured.captured_queries if '"is_bot"' in q["sql"] and "reviews_person" in q["sql"]]
+    assert len([q for q in bot_reads if q["sql"].startswith('SELECT "reviews_person"."id" AS "pk" FROM')]) == 1
+
+    def alone(since: dt.datetime, until: dt.datetime, **extra: Any) -> dict[str, Any]:
+        found = review_health(
+            pull_requests=scope.pull_requests(),
+            since=since,
+            until=until,
+            repositories=Repository.objects.filter(team=team),
+            **extra,
+        )
+        return {k: v for k, v in vars(found).items() if k != "flows"}
+
+    previous = scope.previous()
+    assert previous.since < previous.until == scope.since
+    assert {k: v for k, v in vars(page.previous).items() if k != "flows"} == alone(previous.since, previous.until)
+    agreement = (dt.timedelta(hours=team.review_within_hours), team.max_pr_size)
+    assert {k: v for k, v in vars(page.health).items() if k != "flows"} == alone(
+        scope.since, scope.until, agreement=agreement
+    )
+    assert page.previous.merged and page.health.merged  # both periods hold merges
+    load = {row.person_id: row.waiting_on_them for row in page.previous.reviewer_load}
+    assert load[people[1].pk] == load[people[2].pk] == 1
+    assert bot.pk not in load
+
+
+def test_the_html_page_reads_no_week_of_the_previous_period_and_its_other_figures_are_the_same(monkeypatch):
+    """The team page compares the previous period's totals and medians, never its weeks: `previous_weeks=False`
+    leaves them out (an empty list, not weeks without figures) and reads no rank of a week of that period; every
+    other figure of both periods is the same. The health API still gives the previous period's weeks."""
+    from reviews.selectors import order_statistics
+
+    team = _varied_history()
+    scope = parse_scope(QueryDict("since=2026-03-22&until=2026-04-10"), team=team, teams=Team.objects.all())
+    previous = scope.previous()
+    full = team_page(scope=scope, now=scope.until)
+    asked: list[tuple[dt.datetime, dt.datetime]] = []
+    ask_rank = order_statistics.OrderStatistics.ask_rank
+
+    def recording(self: Any, column: str, histogram: Any, period: Any, rank: int) -> None:
+        asked.append(period)
+        ask_rank(self, column, histogram, period, rank)
+
+    monkeypatch.setattr(order_statistics.OrderStatistics, "ask_rank", recording)
+    light = team_page(scope=scope, now=scope.until, previous_weeks=False)
+    assert full.previous.weekly and light.previous.weekly == []
+    assert {k: v for k, v in vars(light.previous).items() if k not in {"flows", "weekly"}} == {
+        k: v for k, v in vars(full.previous).items() if k not in {"flows", "weekly"}
+    }
+    assert {k: v for k, v in vars(light.health).items() if k != "flows"} == {
+        k: v for k, v in vars(full.health).items() if k != "flows"
+    }
+    of_previous = [span for span in asked if span[1] <= previous.until]
+    if connection.vendor == "postgresql":
+        assert of_previous and set(of_previous) == {(previous.since, previous.until)}  # no week of it
