@@ -65,6 +65,16 @@ _adapter: _ProcessAdapter | None = None
 _owner_pid = 0
 
 
+def _new_lock_in_child() -> None:
+    """A child forked while another thread held the lock (every call takes it) would wait for it forever: no
+    thread of the child's will release it."""
+    global _lock
+    _lock = threading.Lock()
+
+
+os.register_at_fork(after_in_child=_new_lock_in_child)
+
+
 def process_adapter() -> HTTPAdapter:
     """The process's connection pool. A forked child makes its own: a socket is never shared between processes."""
     global _adapter, _owner_pid

@@ -9,6 +9,7 @@ from __future__ import annotations
 import datetime as dt
 import ipaddress
 import os
+import signal
 import socket
 import socketserver
 import ssl
@@ -375,6 +376,38 @@ def test_a_forked_child_opens_its_own_connection(github, connections_opened):
     assert os.WEXITSTATUS(status) == 0
     assert client.repository(REPO).full_path == REPO  # the parent's connection still serves the parent
     assert len(connections_opened) == 1
+
+
+def test_a_child_forked_while_another_thread_holds_the_pools_lock_does_not_hang(github):
+    """Every call reads the process's pool under a lock; a fork while another thread holds it must not leave the
+    child waiting forever for a lock no thread of its own will release (it answers, or the alarm kills it)."""
+    client = GitHubClient(github.url, github.token, seconds_between_writes=None)
+    assert client.repository(REPO).full_path == REPO
+    held, release = threading.Event(), threading.Event()
+
+    def hold() -> None:
+        with http_pool._lock:
+            held.set()
+            release.wait(10)
+
+    holder = threading.Thread(target=hold)
+    holder.start()
+    try:
+        assert held.wait(5)
+        pid = os.fork()
+        if pid == 0:  # the child
+            code = 1
+            try:
+                signal.alarm(5)
+                code = 0 if client.repository(REPO).full_path == REPO else 3
+            finally:
+                os._exit(code)
+    finally:
+        release.set()
+        holder.join()
+    _, status = os.waitpid(pid, 0)
+    assert os.WIFEXITED(status)
+    assert os.WEXITSTATUS(status) == 0
 
 
 def test_the_apps_own_calls_take_the_same_path(github, connections_opened, session_sends):
