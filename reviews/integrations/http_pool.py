@@ -56,6 +56,15 @@ POOL_MAXSIZE = 10
 class _ProcessAdapter(HTTPAdapter):
     """The process's adapter: a client closing its session leaves the pool to the next client."""
 
+    def send(self, request: PreparedRequest, *args: Any, **kwargs: Any) -> requests.Response:
+        """Sent over the connections of the process sending it: a session mounted before a fork still holds the
+        parent's adapter, whose idle sockets the parent goes on using (two processes on one socket read each
+        other's answers)."""
+        adapter = process_adapter()
+        if adapter is not self:
+            return adapter.send(request, *args, **kwargs)
+        return super().send(request, *args, **kwargs)
+
     def close(self) -> None:
         """Kept open: the connections live as long as the process (or until the server closes them)."""
 

@@ -378,6 +378,33 @@ def test_a_forked_child_opens_its_own_connection(github, connections_opened):
     assert len(connections_opened) == 1
 
 
+def test_a_forked_child_opens_its_own_connection_for_a_call_through_the_session(connections_opened, session_sends):
+    """A connection whose calls go through the session (the server set a cookie), made before a fork: the child's
+    call must open its own connection, not take the parent's idle socket from the adapter the session had mounted
+    (two processes on one socket read each other's answers)."""
+    server = RawServer(_json_response(extra=b"Set-Cookie: seen=1; Path=/\r\n"))
+    try:
+        client = GitHubClient(server.url, "t0ken", seconds_between_writes=None)
+        client._request("GET", "/repos/o/r")
+        client._request("GET", "/repos/o/r")  # the cookie now sends it through the session
+        assert len(session_sends) == 1
+        assert len(connections_opened) == 1
+        pid = os.fork()
+        if pid == 0:  # the child
+            code = 1
+            try:
+                ok = client._request("GET", "/repos/o/r").data == {"ok": True}
+                code = 0 if ok and len(connections_opened) == 2 else 3
+            finally:
+                os._exit(code)
+        _, status = os.waitpid(pid, 0)
+        assert os.WEXITSTATUS(status) == 0
+        assert client._request("GET", "/repos/o/r").data == {"ok": True}
+        assert len(connections_opened) == 1
+    finally:
+        server.close()
+
+
 def test_a_child_forked_while_another_thread_holds_the_pools_lock_does_not_hang(github):
     """Every call reads the process's pool under a lock; a fork while another thread holds it must not leave the
     child waiting forever for a lock no thread of its own will release (it answers, or the alarm kills it)."""
