@@ -24,7 +24,6 @@ import pytest
 import requests
 from github import Auth, Github
 from urllib3 import Retry
-from urllib3.util import connection as urllib3_connection
 
 from reviews.integrations import http_pool
 from reviews.integrations.github_api import GitHubClient, GitHubUnavailable
@@ -48,26 +47,6 @@ def _forget_environment() -> None:
     http_pool._environ_proxies.cache_clear()
     http_pool._environ_proxy_for.cache_clear()
     http_pool._environ_ca_bundle.cache_clear()
-
-
-@pytest.fixture
-def github() -> Iterator[FakeGitHub]:
-    with FakeGitHub() as fake:
-        fake.add_repo(REPO)
-        yield fake
-
-
-@pytest.fixture
-def connections_opened(monkeypatch: pytest.MonkeyPatch) -> list[tuple[str, int]]:
-    opened: list[tuple[str, int]] = []
-    create: Callable[..., Any] = urllib3_connection.create_connection
-
-    def counted(address: tuple[str, int], *args: Any, **kwargs: Any) -> Any:
-        opened.append(address)
-        return create(address, *args, **kwargs)
-
-    monkeypatch.setattr(urllib3_connection, "create_connection", counted)
-    return opened
 
 
 @pytest.fixture
@@ -173,16 +152,16 @@ def test_the_wire_and_the_answers_are_pygithubs_own(session_sends):
         server.close()
 
 
-def test_calls_go_over_one_reused_connection_not_through_a_session(github, connections_opened, session_sends):
+def test_calls_go_over_one_reused_connection_not_through_a_session(github_with_repo, connections_opened, session_sends):
     for _ in range(3):
-        client = GitHubClient(github.url, github.token, seconds_between_writes=None)
+        client = GitHubClient(github_with_repo.url, github_with_repo.token, seconds_between_writes=None)
         try:
             assert client.repository(REPO).full_path == REPO
             assert client.repository(REPO).full_path == REPO
         finally:
             client.close()
     assert len(connections_opened) == 1
-    assert len(github.requests) == 6
+    assert len(github_with_repo.requests) == 6
     assert session_sends == []
 
 
@@ -202,29 +181,29 @@ def test_a_connection_the_server_closed_is_replaced_by_a_new_one(session_sends):
         server.close()
 
 
-def test_the_retry_pygithub_passes_answers_a_502_once(github, session_sends):
+def test_the_retry_pygithub_passes_answers_a_502_once(github_with_repo, session_sends):
     """A Requester given a urllib3 Retry retries a 502 as PyGithub's own connection's adapter does (on main the
     process's pool, mounted with no retries, answered the 502)."""
     requester = Github(
-        base_url=github.url,
-        auth=Auth.Token(github.token),
+        base_url=github_with_repo.url,
+        auth=Auth.Token(github_with_repo.token),
         retry=Retry(total=2, status_forcelist=[502], backoff_factor=0, allowed_methods=None),
     ).requester
     http_pool.pygithub_on_process_pool(requester)
-    github.fail_next("/repos/octocat/Hello-World", status=502)
+    github_with_repo.fail_next("/repos/octocat/Hello-World", status=502)
     status, _, _ = requester.requestJson("GET", f"/repos/{REPO}")
     assert status == 200
-    assert [request.status for request in github.requests] == [502, 200]
+    assert [request.status for request in github_with_repo.requests] == [502, 200]
     assert session_sends == []
 
 
-def test_tandems_client_still_answers_a_502_with_unavailable_once(github):
+def test_tandems_client_still_answers_a_502_with_unavailable_once(github_with_repo):
     """Tandem's clients pass no retry: a 502 is one request and GitHubUnavailable, for the task to retry."""
-    client = GitHubClient(github.url, github.token, seconds_between_writes=None)
-    github.fail_next("/repos/octocat/Hello-World", status=502)
+    client = GitHubClient(github_with_repo.url, github_with_repo.token, seconds_between_writes=None)
+    github_with_repo.fail_next("/repos/octocat/Hello-World", status=502)
     with pytest.raises(GitHubUnavailable):
         client.repository(REPO)
-    assert [request.status for request in github.requests] == [502]
+    assert [request.status for request in github_with_repo.requests] == [502]
     assert client.repository(REPO).full_path == REPO
 
 
@@ -304,25 +283,25 @@ class _RecordingProxy(RawServer):
         super().__init__(_json_response(b'{"proxied": true}'))
 
 
-def test_a_proxy_the_environment_names_is_used_through_the_session(github, monkeypatch, session_sends):
+def test_a_proxy_the_environment_names_is_used_through_the_session(github_with_repo, monkeypatch, session_sends):
     proxy = _RecordingProxy()
     try:
         monkeypatch.setenv("HTTP_PROXY", proxy.url)
-        client = GitHubClient(github.url, github.token, seconds_between_writes=None)
+        client = GitHubClient(github_with_repo.url, github_with_repo.token, seconds_between_writes=None)
         assert client._request("GET", f"/repos/{REPO}").data == {"proxied": True}
-        assert proxy.requests[0].startswith(f"GET {github.url}/repos/{REPO} HTTP/1.1".encode())
-        assert github.requests == []
+        assert proxy.requests[0].startswith(f"GET {github_with_repo.url}/repos/{REPO} HTTP/1.1".encode())
+        assert github_with_repo.requests == []
         assert len(session_sends) == 1
     finally:
         proxy.close()
 
 
-def test_no_proxy_sends_directly(github, monkeypatch, session_sends):
+def test_no_proxy_sends_directly(github_with_repo, monkeypatch, session_sends):
     proxy = _RecordingProxy()
     try:
         monkeypatch.setenv("HTTP_PROXY", proxy.url)
         monkeypatch.setenv("NO_PROXY", "127.0.0.1")
-        client = GitHubClient(github.url, github.token, seconds_between_writes=None)
+        client = GitHubClient(github_with_repo.url, github_with_repo.token, seconds_between_writes=None)
         assert client.repository(REPO).full_path == REPO
         assert proxy.requests == []
         assert session_sends == []
@@ -333,11 +312,13 @@ def test_no_proxy_sends_directly(github, monkeypatch, session_sends):
 @pytest.mark.parametrize(
     "environment", [{"NO_PROXY": "elsewhere.example"}, {"HTTPS_PROXY": "http://127.0.0.1:9"}], ids=["no_proxy", "other"]
 )
-def test_an_environment_naming_no_proxy_for_the_host_sends_directly(github, monkeypatch, session_sends, environment):
+def test_an_environment_naming_no_proxy_for_the_host_sends_directly(
+    github_with_repo, monkeypatch, session_sends, environment
+):
     """NO_PROXY alone, or a proxy for another scheme only: requests would use no proxy, so the call goes directly."""
     for name, value in environment.items():
         monkeypatch.setenv(name, value)
-    client = GitHubClient(github.url, github.token, seconds_between_writes=None)
+    client = GitHubClient(github_with_repo.url, github_with_repo.token, seconds_between_writes=None)
     assert client.repository(REPO).full_path == REPO
     assert session_sends == []
 
@@ -359,9 +340,9 @@ def test_a_cookie_set_by_the_server_is_sent_back_as_the_session_would(session_se
         server.close()
 
 
-def test_a_forked_child_opens_its_own_connection(github, connections_opened):
+def test_a_forked_child_opens_its_own_connection(github_with_repo, connections_opened):
     """A client made before a fork: the child's calls must not go over the parent's socket."""
-    client = GitHubClient(github.url, github.token, seconds_between_writes=None)
+    client = GitHubClient(github_with_repo.url, github_with_repo.token, seconds_between_writes=None)
     assert client.repository(REPO).full_path == REPO
     assert len(connections_opened) == 1
     pid = os.fork()
@@ -405,10 +386,10 @@ def test_a_forked_child_opens_its_own_connection_for_a_call_through_the_session(
         server.close()
 
 
-def test_a_child_forked_while_another_thread_holds_the_pools_lock_does_not_hang(github):
+def test_a_child_forked_while_another_thread_holds_the_pools_lock_does_not_hang(github_with_repo):
     """Every call reads the process's pool under a lock; a fork while another thread holds it must not leave the
     child waiting forever for a lock no thread of its own will release (it answers, or the alarm kills it)."""
-    client = GitHubClient(github.url, github.token, seconds_between_writes=None)
+    client = GitHubClient(github_with_repo.url, github_with_repo.token, seconds_between_writes=None)
     assert client.repository(REPO).full_path == REPO
     held, release = threading.Event(), threading.Event()
 
@@ -437,7 +418,7 @@ def test_a_child_forked_while_another_thread_holds_the_pools_lock_does_not_hang(
     assert os.WEXITSTATUS(status) == 0
 
 
-def test_the_apps_own_calls_take_the_same_path(github, connections_opened, session_sends):
+def test_the_apps_own_calls_take_the_same_path(github_with_repo, connections_opened, session_sends):
     """The App's JWT calls (which installation, a new installation token) go over the same connection, signed."""
     from cryptography.hazmat.primitives import serialization
     from cryptography.hazmat.primitives.asymmetric import rsa
@@ -446,12 +427,12 @@ def test_the_apps_own_calls_take_the_same_path(github, connections_opened, sessi
 
     key = rsa.generate_private_key(public_exponent=65537, key_size=2048)
     public = key.public_key().public_bytes(serialization.Encoding.PEM, serialization.PublicFormat.SubjectPublicKeyInfo)
-    github.register_app(app_id=4242, public_key_pem=public.decode())
-    installation_id = github.install_app("octocat", [REPO])
+    github_with_repo.register_app(app_id=4242, public_key_pem=public.decode())
+    installation_id = github_with_repo.install_app("octocat", [REPO])
     pem = key.private_bytes(
         serialization.Encoding.PEM, serialization.PrivateFormat.TraditionalOpenSSL, serialization.NoEncryption()
     ).decode()
-    with GitHubApp(github.url, "4242", pem) as app:
+    with GitHubApp(github_with_repo.url, "4242", pem) as app:
         assert app.repository_installation(REPO).installation_id == installation_id
         assert app.access_token(installation_id).token
     assert len(connections_opened) == 1
