@@ -6,13 +6,10 @@ is not mocked. No database."""
 
 from __future__ import annotations
 
-import datetime as dt
-import ipaddress
 import os
 import signal
 import socket
 import socketserver
-import ssl
 import threading
 import time
 from collections.abc import Callable, Iterator
@@ -28,6 +25,7 @@ from urllib3 import Retry
 from reviews.integrations import http_pool
 from reviews.integrations.github_api import GitHubClient, GitHubUnavailable
 from tests.fakes.github import FakeGitHub
+from tests.fakes.tls import serve_over_tls
 
 REPO = "octocat/Hello-World"
 
@@ -207,45 +205,10 @@ def test_tandems_client_still_answers_a_502_with_unavailable_once(github_with_re
     assert client.repository(REPO).full_path == REPO
 
 
-def _serve_over_tls(fake: FakeGitHub, folder: Path) -> Path:
-    """The fake over TLS with a self-signed certificate for 127.0.0.1; returns a bundle of certifi's roots and it."""
-    from cryptography import x509
-    from cryptography.hazmat.primitives import hashes, serialization
-    from cryptography.hazmat.primitives.asymmetric import ec
-    from cryptography.x509.oid import NameOID
-
-    key = ec.generate_private_key(ec.SECP256R1())
-    name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, "127.0.0.1")])
-    now = dt.datetime.now(dt.UTC)
-    certificate = (
-        x509.CertificateBuilder()
-        .subject_name(name)
-        .issuer_name(name)
-        .public_key(key.public_key())
-        .serial_number(x509.random_serial_number())
-        .not_valid_before(now - dt.timedelta(minutes=5))
-        .not_valid_after(now + dt.timedelta(days=1))
-        .add_extension(x509.SubjectAlternativeName([x509.IPAddress(ipaddress.ip_address("127.0.0.1"))]), False)
-        .add_extension(x509.BasicConstraints(ca=True, path_length=None), critical=True)
-        .sign(key, hashes.SHA256())
-    )
-    pem = certificate.public_bytes(serialization.Encoding.PEM)
-    (folder / "cert.pem").write_bytes(pem)
-    (folder / "key.pem").write_bytes(
-        key.private_bytes(serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8, serialization.NoEncryption())
-    )
-    (folder / "bundle.pem").write_bytes(Path(certifi.where()).read_bytes() + pem)
-    context = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
-    context.load_cert_chain(folder / "cert.pem", folder / "key.pem")
-    fake._server.socket = context.wrap_socket(fake._server.socket, server_side=True)
-    fake.url = fake.url.replace("http://", "https://", 1)
-    return folder / "bundle.pem"
-
-
 @pytest.fixture
 def tls_github(tmp_path: Path) -> Iterator[tuple[FakeGitHub, Path]]:
     fake = FakeGitHub()
-    bundle = _serve_over_tls(fake, tmp_path)
+    bundle = serve_over_tls(fake, tmp_path)
     fake.add_repo(REPO)
     with fake:
         yield fake, bundle
