@@ -25,14 +25,12 @@ import copy
 import datetime as dt
 import hashlib
 import hmac
-import ipaddress
 import json
 import os
 import random
 import shutil
 import signal
 import socket
-import ssl
 import subprocess
 import sys
 import tempfile
@@ -51,6 +49,7 @@ ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
 from config.broker import WORKER_OPTIONS  # noqa: E402
+from tests.fakes import tls  # noqa: E402
 from tests.fakes.github import FakeGitHub  # noqa: E402
 
 BIN = Path(sys.executable).parent
@@ -744,45 +743,10 @@ class Tally:
 def serve_over_tls(fake: FakeGitHub) -> None:
     """Serve the fake over TLS with a certificate for 127.0.0.1 that this process trusts (REQUESTS_CA_BUNDLE: certifi's
     roots and it, as large a bundle to load as GitHub's clients load; the stack's processes inherit it). Production
-    reaches GitHub over HTTPS: opening a connection there costs a CA bundle load and a handshake."""
-    import certifi
-    from cryptography import x509
-    from cryptography.hazmat.primitives import hashes, serialization
-    from cryptography.hazmat.primitives.asymmetric import rsa
-    from cryptography.x509.oid import NameOID
-
-    key = rsa.generate_private_key(public_exponent=65537, key_size=2048)
-    name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, "127.0.0.1")])
-    now = dt.datetime.now(dt.UTC)
-    certificate = (
-        x509.CertificateBuilder()
-        .subject_name(name)
-        .issuer_name(name)
-        .public_key(key.public_key())
-        .serial_number(x509.random_serial_number())
-        .not_valid_before(now - dt.timedelta(minutes=5))
-        .not_valid_after(now + dt.timedelta(days=1))
-        .add_extension(
-            x509.SubjectAlternativeName([x509.IPAddress(ipaddress.ip_address("127.0.0.1"))]),
-            critical=False,
-        )
-        .add_extension(x509.BasicConstraints(ca=True, path_length=None), critical=True)
-        .sign(key, hashes.SHA256())
-    )
-    folder = Path(tempfile.mkdtemp(prefix="worker-cost-tls-"))
-    certificate_pem = certificate.public_bytes(serialization.Encoding.PEM)
-    (folder / "cert.pem").write_bytes(certificate_pem)
-    (folder / "key.pem").write_bytes(
-        key.private_bytes(serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8, serialization.NoEncryption())
-    )
-    (folder / "bundle.pem").write_bytes(Path(certifi.where()).read_bytes() + certificate_pem)
-    context = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
-    context.load_cert_chain(folder / "cert.pem", folder / "key.pem")
-    server = fake._server  # the fake's own server, its listening socket wrapped before it serves
-    server.socket = context.wrap_socket(server.socket, server_side=True)
-    fake.web_url = fake.web_url.replace("http://", "https://", 1)
-    fake.url = fake.url.replace("http://", "https://", 1)
-    os.environ["REQUESTS_CA_BUNDLE"] = str(folder / "bundle.pem")
+    reaches GitHub over HTTPS: opening a connection there costs a CA bundle load and a handshake. An RSA key, as the
+    bench has measured with."""
+    bundle = tls.serve_over_tls(fake, Path(tempfile.mkdtemp(prefix="worker-cost-tls-")), rsa=True)
+    os.environ["REQUESTS_CA_BUNDLE"] = str(bundle)
 
 
 def tally(database_url: str, acknowledged: set[tuple[str, str]], expected: Expected, fake: FakeGitHub) -> Tally:

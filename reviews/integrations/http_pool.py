@@ -56,6 +56,15 @@ POOL_MAXSIZE = 10
 class _ProcessAdapter(HTTPAdapter):
     """The process's adapter: a client closing its session leaves the pool to the next client."""
 
+    def send(self, request: PreparedRequest, *args: Any, **kwargs: Any) -> requests.Response:
+        """Sent over the connections of the process sending it: a session mounted before a fork still holds the
+        parent's adapter, whose idle sockets the parent goes on using (two processes on one socket read each
+        other's answers)."""
+        adapter = process_adapter()
+        if adapter is not self:
+            return adapter.send(request, *args, **kwargs)
+        return super().send(request, *args, **kwargs)
+
     def close(self) -> None:
         """Kept open: the connections live as long as the process (or until the server closes them)."""
 
@@ -63,6 +72,16 @@ class _ProcessAdapter(HTTPAdapter):
 _lock = threading.Lock()
 _adapter: _ProcessAdapter | None = None
 _owner_pid = 0
+
+
+def _new_lock_in_child() -> None:
+    """A child forked while another thread held the lock (every call takes it) would wait for it forever: no
+    thread of the child's will release it."""
+    global _lock
+    _lock = threading.Lock()
+
+
+os.register_at_fork(after_in_child=_new_lock_in_child)
 
 
 def process_adapter() -> HTTPAdapter:

@@ -6,12 +6,10 @@ is not mocked. No database."""
 
 from __future__ import annotations
 
-import datetime as dt
-import ipaddress
 import os
+import signal
 import socket
 import socketserver
-import ssl
 import threading
 import time
 from collections.abc import Callable, Iterator
@@ -23,11 +21,11 @@ import pytest
 import requests
 from github import Auth, Github
 from urllib3 import Retry
-from urllib3.util import connection as urllib3_connection
 
 from reviews.integrations import http_pool
 from reviews.integrations.github_api import GitHubClient, GitHubUnavailable
 from tests.fakes.github import FakeGitHub
+from tests.fakes.tls import serve_over_tls
 
 REPO = "octocat/Hello-World"
 
@@ -47,26 +45,6 @@ def _forget_environment() -> None:
     http_pool._environ_proxies.cache_clear()
     http_pool._environ_proxy_for.cache_clear()
     http_pool._environ_ca_bundle.cache_clear()
-
-
-@pytest.fixture
-def github() -> Iterator[FakeGitHub]:
-    with FakeGitHub() as fake:
-        fake.add_repo(REPO)
-        yield fake
-
-
-@pytest.fixture
-def connections_opened(monkeypatch: pytest.MonkeyPatch) -> list[tuple[str, int]]:
-    opened: list[tuple[str, int]] = []
-    create: Callable[..., Any] = urllib3_connection.create_connection
-
-    def counted(address: tuple[str, int], *args: Any, **kwargs: Any) -> Any:
-        opened.append(address)
-        return create(address, *args, **kwargs)
-
-    monkeypatch.setattr(urllib3_connection, "create_connection", counted)
-    return opened
 
 
 @pytest.fixture
@@ -172,16 +150,16 @@ def test_the_wire_and_the_answers_are_pygithubs_own(session_sends):
         server.close()
 
 
-def test_calls_go_over_one_reused_connection_not_through_a_session(github, connections_opened, session_sends):
+def test_calls_go_over_one_reused_connection_not_through_a_session(github_with_repo, connections_opened, session_sends):
     for _ in range(3):
-        client = GitHubClient(github.url, github.token, seconds_between_writes=None)
+        client = GitHubClient(github_with_repo.url, github_with_repo.token, seconds_between_writes=None)
         try:
             assert client.repository(REPO).full_path == REPO
             assert client.repository(REPO).full_path == REPO
         finally:
             client.close()
     assert len(connections_opened) == 1
-    assert len(github.requests) == 6
+    assert len(github_with_repo.requests) == 6
     assert session_sends == []
 
 
@@ -201,71 +179,36 @@ def test_a_connection_the_server_closed_is_replaced_by_a_new_one(session_sends):
         server.close()
 
 
-def test_the_retry_pygithub_passes_answers_a_502_once(github, session_sends):
+def test_the_retry_pygithub_passes_answers_a_502_once(github_with_repo, session_sends):
     """A Requester given a urllib3 Retry retries a 502 as PyGithub's own connection's adapter does (on main the
     process's pool, mounted with no retries, answered the 502)."""
     requester = Github(
-        base_url=github.url,
-        auth=Auth.Token(github.token),
+        base_url=github_with_repo.url,
+        auth=Auth.Token(github_with_repo.token),
         retry=Retry(total=2, status_forcelist=[502], backoff_factor=0, allowed_methods=None),
     ).requester
     http_pool.pygithub_on_process_pool(requester)
-    github.fail_next("/repos/octocat/Hello-World", status=502)
+    github_with_repo.fail_next("/repos/octocat/Hello-World", status=502)
     status, _, _ = requester.requestJson("GET", f"/repos/{REPO}")
     assert status == 200
-    assert [request.status for request in github.requests] == [502, 200]
+    assert [request.status for request in github_with_repo.requests] == [502, 200]
     assert session_sends == []
 
 
-def test_tandems_client_still_answers_a_502_with_unavailable_once(github):
+def test_tandems_client_still_answers_a_502_with_unavailable_once(github_with_repo):
     """Tandem's clients pass no retry: a 502 is one request and GitHubUnavailable, for the task to retry."""
-    client = GitHubClient(github.url, github.token, seconds_between_writes=None)
-    github.fail_next("/repos/octocat/Hello-World", status=502)
+    client = GitHubClient(github_with_repo.url, github_with_repo.token, seconds_between_writes=None)
+    github_with_repo.fail_next("/repos/octocat/Hello-World", status=502)
     with pytest.raises(GitHubUnavailable):
         client.repository(REPO)
-    assert [request.status for request in github.requests] == [502]
+    assert [request.status for request in github_with_repo.requests] == [502]
     assert client.repository(REPO).full_path == REPO
-
-
-def _serve_over_tls(fake: FakeGitHub, folder: Path) -> Path:
-    """The fake over TLS with a self-signed certificate for 127.0.0.1; returns a bundle of certifi's roots and it."""
-    from cryptography import x509
-    from cryptography.hazmat.primitives import hashes, serialization
-    from cryptography.hazmat.primitives.asymmetric import ec
-    from cryptography.x509.oid import NameOID
-
-    key = ec.generate_private_key(ec.SECP256R1())
-    name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, "127.0.0.1")])
-    now = dt.datetime.now(dt.UTC)
-    certificate = (
-        x509.CertificateBuilder()
-        .subject_name(name)
-        .issuer_name(name)
-        .public_key(key.public_key())
-        .serial_number(x509.random_serial_number())
-        .not_valid_before(now - dt.timedelta(minutes=5))
-        .not_valid_after(now + dt.timedelta(days=1))
-        .add_extension(x509.SubjectAlternativeName([x509.IPAddress(ipaddress.ip_address("127.0.0.1"))]), False)
-        .add_extension(x509.BasicConstraints(ca=True, path_length=None), critical=True)
-        .sign(key, hashes.SHA256())
-    )
-    pem = certificate.public_bytes(serialization.Encoding.PEM)
-    (folder / "cert.pem").write_bytes(pem)
-    (folder / "key.pem").write_bytes(
-        key.private_bytes(serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8, serialization.NoEncryption())
-    )
-    (folder / "bundle.pem").write_bytes(Path(certifi.where()).read_bytes() + pem)
-    context = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
-    context.load_cert_chain(folder / "cert.pem", folder / "key.pem")
-    fake._server.socket = context.wrap_socket(fake._server.socket, server_side=True)
-    fake.url = fake.url.replace("http://", "https://", 1)
-    return folder / "bundle.pem"
 
 
 @pytest.fixture
 def tls_github(tmp_path: Path) -> Iterator[tuple[FakeGitHub, Path]]:
     fake = FakeGitHub()
-    bundle = _serve_over_tls(fake, tmp_path)
+    bundle = serve_over_tls(fake, tmp_path)
     fake.add_repo(REPO)
     with fake:
         yield fake, bundle
@@ -303,25 +246,25 @@ class _RecordingProxy(RawServer):
         super().__init__(_json_response(b'{"proxied": true}'))
 
 
-def test_a_proxy_the_environment_names_is_used_through_the_session(github, monkeypatch, session_sends):
+def test_a_proxy_the_environment_names_is_used_through_the_session(github_with_repo, monkeypatch, session_sends):
     proxy = _RecordingProxy()
     try:
         monkeypatch.setenv("HTTP_PROXY", proxy.url)
-        client = GitHubClient(github.url, github.token, seconds_between_writes=None)
+        client = GitHubClient(github_with_repo.url, github_with_repo.token, seconds_between_writes=None)
         assert client._request("GET", f"/repos/{REPO}").data == {"proxied": True}
-        assert proxy.requests[0].startswith(f"GET {github.url}/repos/{REPO} HTTP/1.1".encode())
-        assert github.requests == []
+        assert proxy.requests[0].startswith(f"GET {github_with_repo.url}/repos/{REPO} HTTP/1.1".encode())
+        assert github_with_repo.requests == []
         assert len(session_sends) == 1
     finally:
         proxy.close()
 
 
-def test_no_proxy_sends_directly(github, monkeypatch, session_sends):
+def test_no_proxy_sends_directly(github_with_repo, monkeypatch, session_sends):
     proxy = _RecordingProxy()
     try:
         monkeypatch.setenv("HTTP_PROXY", proxy.url)
         monkeypatch.setenv("NO_PROXY", "127.0.0.1")
-        client = GitHubClient(github.url, github.token, seconds_between_writes=None)
+        client = GitHubClient(github_with_repo.url, github_with_repo.token, seconds_between_writes=None)
         assert client.repository(REPO).full_path == REPO
         assert proxy.requests == []
         assert session_sends == []
@@ -332,11 +275,13 @@ def test_no_proxy_sends_directly(github, monkeypatch, session_sends):
 @pytest.mark.parametrize(
     "environment", [{"NO_PROXY": "elsewhere.example"}, {"HTTPS_PROXY": "http://127.0.0.1:9"}], ids=["no_proxy", "other"]
 )
-def test_an_environment_naming_no_proxy_for_the_host_sends_directly(github, monkeypatch, session_sends, environment):
+def test_an_environment_naming_no_proxy_for_the_host_sends_directly(
+    github_with_repo, monkeypatch, session_sends, environment
+):
     """NO_PROXY alone, or a proxy for another scheme only: requests would use no proxy, so the call goes directly."""
     for name, value in environment.items():
         monkeypatch.setenv(name, value)
-    client = GitHubClient(github.url, github.token, seconds_between_writes=None)
+    client = GitHubClient(github_with_repo.url, github_with_repo.token, seconds_between_writes=None)
     assert client.repository(REPO).full_path == REPO
     assert session_sends == []
 
@@ -358,9 +303,9 @@ def test_a_cookie_set_by_the_server_is_sent_back_as_the_session_would(session_se
         server.close()
 
 
-def test_a_forked_child_opens_its_own_connection(github, connections_opened):
+def test_a_forked_child_opens_its_own_connection(github_with_repo, connections_opened):
     """A client made before a fork: the child's calls must not go over the parent's socket."""
-    client = GitHubClient(github.url, github.token, seconds_between_writes=None)
+    client = GitHubClient(github_with_repo.url, github_with_repo.token, seconds_between_writes=None)
     assert client.repository(REPO).full_path == REPO
     assert len(connections_opened) == 1
     pid = os.fork()
@@ -377,7 +322,66 @@ def test_a_forked_child_opens_its_own_connection(github, connections_opened):
     assert len(connections_opened) == 1
 
 
-def test_the_apps_own_calls_take_the_same_path(github, connections_opened, session_sends):
+def test_a_forked_child_opens_its_own_connection_for_a_call_through_the_session(connections_opened, session_sends):
+    """A connection whose calls go through the session (the server set a cookie), made before a fork: the child's
+    call must open its own connection, not take the parent's idle socket from the adapter the session had mounted
+    (two processes on one socket read each other's answers)."""
+    server = RawServer(_json_response(extra=b"Set-Cookie: seen=1; Path=/\r\n"))
+    try:
+        client = GitHubClient(server.url, "t0ken", seconds_between_writes=None)
+        client._request("GET", "/repos/o/r")
+        client._request("GET", "/repos/o/r")  # the cookie now sends it through the session
+        assert len(session_sends) == 1
+        assert len(connections_opened) == 1
+        pid = os.fork()
+        if pid == 0:  # the child
+            code = 1
+            try:
+                ok = client._request("GET", "/repos/o/r").data == {"ok": True}
+                code = 0 if ok and len(connections_opened) == 2 else 3
+            finally:
+                os._exit(code)
+        _, status = os.waitpid(pid, 0)
+        assert os.WEXITSTATUS(status) == 0
+        assert client._request("GET", "/repos/o/r").data == {"ok": True}
+        assert len(connections_opened) == 1
+    finally:
+        server.close()
+
+
+def test_a_child_forked_while_another_thread_holds_the_pools_lock_does_not_hang(github_with_repo):
+    """Every call reads the process's pool under a lock; a fork while another thread holds it must not leave the
+    child waiting forever for a lock no thread of its own will release (it answers, or the alarm kills it)."""
+    client = GitHubClient(github_with_repo.url, github_with_repo.token, seconds_between_writes=None)
+    assert client.repository(REPO).full_path == REPO
+    held, release = threading.Event(), threading.Event()
+
+    def hold() -> None:
+        with http_pool._lock:
+            held.set()
+            release.wait(10)
+
+    holder = threading.Thread(target=hold)
+    holder.start()
+    try:
+        assert held.wait(5)
+        pid = os.fork()
+        if pid == 0:  # the child
+            code = 1
+            try:
+                signal.alarm(5)
+                code = 0 if client.repository(REPO).full_path == REPO else 3
+            finally:
+                os._exit(code)
+    finally:
+        release.set()
+        holder.join()
+    _, status = os.waitpid(pid, 0)
+    assert os.WIFEXITED(status)
+    assert os.WEXITSTATUS(status) == 0
+
+
+def test_the_apps_own_calls_take_the_same_path(github_with_repo, connections_opened, session_sends):
     """The App's JWT calls (which installation, a new installation token) go over the same connection, signed."""
     from cryptography.hazmat.primitives import serialization
     from cryptography.hazmat.primitives.asymmetric import rsa
@@ -386,12 +390,12 @@ def test_the_apps_own_calls_take_the_same_path(github, connections_opened, sessi
 
     key = rsa.generate_private_key(public_exponent=65537, key_size=2048)
     public = key.public_key().public_bytes(serialization.Encoding.PEM, serialization.PublicFormat.SubjectPublicKeyInfo)
-    github.register_app(app_id=4242, public_key_pem=public.decode())
-    installation_id = github.install_app("octocat", [REPO])
+    github_with_repo.register_app(app_id=4242, public_key_pem=public.decode())
+    installation_id = github_with_repo.install_app("octocat", [REPO])
     pem = key.private_bytes(
         serialization.Encoding.PEM, serialization.PrivateFormat.TraditionalOpenSSL, serialization.NoEncryption()
     ).decode()
-    with GitHubApp(github.url, "4242", pem) as app:
+    with GitHubApp(github_with_repo.url, "4242", pem) as app:
         assert app.repository_installation(REPO).installation_id == installation_id
         assert app.access_token(installation_id).token
     assert len(connections_opened) == 1

@@ -4,65 +4,39 @@ the calls. Against the fake GitHub over real HTTP; no database."""
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterator
-from typing import Any
-
 import pytest
-from urllib3.util import connection as urllib3_connection
 
 from reviews.integrations import http_pool
 from reviews.integrations.github_api import GitHubClient
-from tests.fakes.github import FakeGitHub
 
 REPO = "octocat/Hello-World"
 
 
-@pytest.fixture
-def github() -> Iterator[FakeGitHub]:
-    with FakeGitHub() as fake:
-        fake.add_repo(REPO)
-        yield fake
-
-
-@pytest.fixture
-def connections_opened(monkeypatch: pytest.MonkeyPatch) -> list[tuple[str, int]]:
-    """Every TCP connection the HTTP clients open, by address."""
-    opened: list[tuple[str, int]] = []
-    create: Callable[..., Any] = urllib3_connection.create_connection
-
-    def counted(address: tuple[str, int], *args: Any, **kwargs: Any) -> Any:
-        opened.append(address)
-        return create(address, *args, **kwargs)
-
-    monkeypatch.setattr(urllib3_connection, "create_connection", counted)
-    return opened
-
-
-def test_clients_one_after_another_reuse_one_connection(github, connections_opened):
+def test_clients_one_after_another_reuse_one_connection(github_with_repo, connections_opened):
     for _ in range(3):
-        client = GitHubClient(github.url, github.token, seconds_between_writes=None)
+        client = GitHubClient(github_with_repo.url, github_with_repo.token, seconds_between_writes=None)
         try:
             assert client.repository(REPO).full_path == REPO
         finally:
             client.close()
     assert len(connections_opened) == 1
-    assert len(github.requests) == 3
+    assert len(github_with_repo.requests) == 3
 
 
-def test_a_client_closing_leaves_the_pool_open_for_the_next(github, connections_opened):
-    first = GitHubClient(github.url, github.token, seconds_between_writes=None)
+def test_a_client_closing_leaves_the_pool_open_for_the_next(github_with_repo, connections_opened):
+    first = GitHubClient(github_with_repo.url, github_with_repo.token, seconds_between_writes=None)
     first.repository(REPO)
     first.close()
-    second = GitHubClient(github.url, github.token, seconds_between_writes=None)
+    second = GitHubClient(github_with_repo.url, github_with_repo.token, seconds_between_writes=None)
     second.repository(REPO)
     second.close()
     assert len(connections_opened) == 1
 
 
-def test_each_client_keeps_its_own_token(github):
+def test_each_client_keeps_its_own_token(github_with_repo):
     """Connections are shared; credentials are not: each client's calls carry its own token."""
-    right = GitHubClient(github.url, github.token, seconds_between_writes=None)
-    wrong = GitHubClient(github.url, "not-the-token", seconds_between_writes=None)
+    right = GitHubClient(github_with_repo.url, github_with_repo.token, seconds_between_writes=None)
+    wrong = GitHubClient(github_with_repo.url, "not-the-token", seconds_between_writes=None)
     try:
         assert right.repository(REPO).full_path == REPO
         with pytest.raises(Exception, match="401|[Bb]ad credentials|[Uu]nauthori"):
