@@ -216,11 +216,15 @@ def _pull_request(
     )
 
 
+@pytest.mark.parametrize("known", ["nobody", "everyone"])  # new people: a stub first; known: the row inserted whole
 @pytest.mark.parametrize("order", ["older first", "newer first"])
-def test_the_same_new_pull_request_upserted_twice_at_once_is_one_row_with_the_newest_state(order):
+def test_the_same_new_pull_request_upserted_twice_at_once_is_one_row_with_the_newest_state(order, known):
     # The second writer's INSERT … ON CONFLICT DO NOTHING waits on the first's uncommitted row, then locks it;
     # the requested reviewers are diffed under that lock.
     repository = RepositoryFactory()
+    if known == "everyone":
+        for login in ("ada", "bob", "carol", "dan"):
+            person_from_account(connection=repository.connection, account=_account(login))
     older = _pull_request(repository, "older", T0, ("bob", "carol"))
     newer = _pull_request(repository, "newer", T0 + dt.timedelta(minutes=1), ("carol", "dan"))
     first, second = (older, newer) if order == "older first" else (newer, older)
@@ -231,6 +235,7 @@ def test_the_same_new_pull_request_upserted_twice_at_once_is_one_row_with_the_ne
     pull_request = PullRequest.objects.get()
     assert pull_request.title == "newer"
     assert sorted(p.display_name for p in pull_request.requested_reviewers.all()) == ["carol", "dan"]
+    assert (pull_request.author.display_name, pull_request.head_sha, pull_request.created_at) == ("ada", "a" * 40, T0)
 
 
 # --- a new pull request's first event beside a comment on it (its stub) -----------------------------------------------
