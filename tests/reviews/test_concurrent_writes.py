@@ -280,3 +280,25 @@ def test_a_new_pull_request_beside_a_comment_on_its_stub_by_a_new_person_does_no
     assert (pull_request.title, pull_request.author.display_name) == ("opened", "ada")
     assert pull_request.comments.get().author == pull_request.author
     assert Identity.objects.filter(kind="github", value="ada").count() == 1
+
+
+def test_a_new_pull_request_beside_its_stub_being_stored_is_the_stub_filled_in():
+    # A comment's stub not committed yet: the pull request's whole-row insert waits for it, finds it stored, and
+    # fills it in (the stub's way), its people known or not.
+    repository = RepositoryFactory()
+    person_from_account(connection=repository.connection, account=_account("ada"))
+    record = _pull_request(repository, "opened", T0, ("bob",))
+    _, (pull_request, changed) = race(
+        lambda: pull_request_stub(repository=repository, number=77),
+        lambda: pull_request_upsert(repository=repository, record=record),
+    )
+    assert changed
+    stored = PullRequest.objects.get()
+    assert stored.pk == pull_request.pk
+    assert (stored.title, stored.author.display_name, stored.head_sha, stored.created_at) == (
+        "opened",
+        "ada",
+        "a" * 40,
+        T0,
+    )
+    assert [p.display_name for p in stored.requested_reviewers.all()] == ["bob"]
