@@ -277,7 +277,8 @@ class PreparedInsert:
         """`save_new` as `INSERT … ON CONFLICT DO NOTHING … RETURNING` its key: False, and the instance left unsaved,
         when a row with one of its unique values is stored already (another worker's, committed or not: the insert
         waits for it). For a new row whose values are all known at once: one statement instead of a stub inserted
-        and read back. Django's fallback (listeners, no returning inserts) is `save()` in a savepoint."""
+        and read back. Django's fallback (listeners, no returning inserts) is `save()` in a savepoint, False only on a
+        unique violation (`is_unique_violation`): any other IntegrityError is raised, as the statement raises it."""
         return self._save(instance, unless_conflict=True)
 
     def _save(self, instance: Any, *, unless_conflict: bool) -> bool:
@@ -299,7 +300,9 @@ class PreparedInsert:
             try:
                 with transaction.atomic(using=alias):
                     instance.save(using=alias)
-            except IntegrityError:
+            except IntegrityError as error:
+                if not is_unique_violation(error):
+                    raise  # a NOT NULL or CHECK failure is the row's own, not another worker's row: as save() says
                 setattr(instance, self.model._meta.pk.attname, None)
                 instance._state.adding = True
                 return False
@@ -326,6 +329,22 @@ class PreparedInsert:
         # Quoted names of the model's own columns; every value is a parameter.
         conflict = " ON CONFLICT DO NOTHING" if unless_conflict else ""
         return f"INSERT INTO {table} ({columns}) VALUES ({placeholders}){conflict} RETURNING {pk_column}"  # noqa: S608
+
+
+# What `ON CONFLICT DO NOTHING` skips: PostgreSQL's unique and exclusion violations (SQLSTATE), SQLite's unique and
+# primary key constraints (the extended result code's name, Python 3.11).
+_CONFLICT_SQLSTATES = frozenset({"23505", "23P01"})
+_CONFLICT_SQLITE_ERRORS = frozenset({"SQLITE_CONSTRAINT_UNIQUE", "SQLITE_CONSTRAINT_PRIMARYKEY"})
+
+
+def is_unique_violation(error: IntegrityError) -> bool:
+    """Whether the driver's error behind Django's `IntegrityError` says a row with one of the values is stored
+    (what `ON CONFLICT DO NOTHING` skips), rather than that the row itself is invalid (NOT NULL, CHECK, a key)."""
+    cause = error.__cause__
+    return (
+        getattr(cause, "sqlstate", None) in _CONFLICT_SQLSTATES
+        or getattr(cause, "sqlite_errorname", None) in _CONFLICT_SQLITE_ERRORS
+    )
 
 
 class PreparedUpdates:

@@ -83,6 +83,20 @@ def _identity_of_login(connection: Connection, login: str) -> Identity | None:
     return _IDENTITY.first(kind=connection.provider, connection=connection.pk, value=login)
 
 
+def person_known(*, connection: Connection, account: UserRecord | None) -> tuple[bool, Person | None]:
+    """`person_from_account` when it would write nothing: (True, the person it returns); (False, None) when it would
+    create or rename an identity, tie one to a person, or mark the person a bot. For a caller that must lock a row of
+    its own before any of those writes (a new pull request's: `pull_request_upsert`)."""
+    if account is None or not account.login:
+        return True, person_from_account(connection=connection, account=account)  # never writes
+    identity = _identity_of_login(connection, account.login.lower())
+    if identity is None or identity.person is None:
+        return False, None
+    if is_bot(account.login, marked=account.is_bot) and not identity.person.is_bot:
+        return False, None
+    return True, identity.person
+
+
 def person_from_account(*, connection: Connection, account: UserRecord | None) -> Person | None:
     """The person behind a GitHub login or GitLab username, creating both when new.
 

@@ -36,7 +36,7 @@ from reviews.models import (
     Review,
 )
 from reviews.prepared import PreparedInsert, PreparedRead, PreparedUpdates
-from reviews.services.people import identity_from_git_user, person_from_account
+from reviews.services.people import identity_from_git_user, person_from_account, person_known
 
 # A stub's updated_at: older than anything a provider can send, so the real pull request always wins.
 #
@@ -95,12 +95,17 @@ def pull_request_upsert(*, repository: Repository, record: PullRequestRecord) ->
         if pull_request is None:
             # New: the whole row in one INSERT … ON CONFLICT DO NOTHING, as a stub updated from the record would be
             # (was a stub inserted, read back and updated: three statements). Another worker's row meanwhile: as below.
-            new = _stub(repository, record.number)
-            _record_applied(new, record, connection)
-            if _NEW_PULL_REQUEST.save_new_unless_conflict(new):
-                if record.requested_reviewers is not None:
-                    _requested_reviewers_set(new, _people(connection, record.requested_reviewers))
-                return new, True
+            # Only when its author and merger are known as they are: a person created (or changed) first would be
+            # locked before the pull request's row, the reverse of a comment's or review's order (its stub, then
+            # its author), and the two writers would wait for each other (deadlock).
+            people = _people_known(connection, record)
+            if people is not None:
+                new = _stub(repository, record.number)
+                _record_applied(new, record, connection, people)
+                if _NEW_PULL_REQUEST.save_new_unless_conflict(new):
+                    if record.requested_reviewers is not None:
+                        _requested_reviewers_set(new, _people(connection, record.requested_reviewers))
+                    return new, True
             pull_request = _pull_request_locked(repository, record.number)
         pull_request.repository = repository  # known already: no query when a later upsert reads its connection
         if record.updated_at < pull_request.updated_at:
@@ -117,16 +122,35 @@ def pull_request_upsert(*, repository: Repository, record: PullRequestRecord) ->
     return pull_request, True
 
 
-def _record_applied(pull_request: PullRequest, record: PullRequestRecord, connection: Connection) -> None:
-    """The record's values on the row (in memory), as an upsert stores them."""
+def _people_known(connection: Connection, record: PullRequestRecord) -> tuple[Person | None, Person | None] | None:
+    """The record's author and merger (`person_from_account`'s), or None when either would be written first."""
+    author_known, author = person_known(connection=connection, account=record.author)
+    if not author_known:
+        return None
+    merger_known, merged_by = person_known(connection=connection, account=record.merged_by)
+    return (author, merged_by) if merger_known else None
+
+
+def _record_applied(
+    pull_request: PullRequest,
+    record: PullRequestRecord,
+    connection: Connection,
+    people: tuple[Person | None, Person | None] | None = None,
+) -> None:
+    """The record's values on the row (in memory), as an upsert stores them. `people`: its author and merger, when
+    the caller resolved them (`_people_known`)."""
     was_stub = pull_request.updated_at == _STUB_TIME
     was_draft = pull_request.draft
     _apply_record(pull_request, record)
+    if people is None:
+        people = (
+            person_from_account(connection=connection, account=record.author),
+            person_from_account(connection=connection, account=record.merged_by),
+        )
+    author, merged_by = people
     # A payload that cannot name the author (GitLab hooks by someone else) keeps the stored one.
-    pull_request.author = person_from_account(connection=connection, account=record.author) or (
-        pull_request.author if record.author is None or not record.author.login else None
-    )
-    pull_request.merged_by = person_from_account(connection=connection, account=record.merged_by)
+    pull_request.author = author or (pull_request.author if record.author is None or not record.author.login else None)
+    pull_request.merged_by = merged_by
     pull_request.ready_at = _ready_at(pull_request, record, was_stub=was_stub, was_draft=was_draft)
     if record.pushed_at and (pull_request.last_pushed_at is None or record.pushed_at > pull_request.last_pushed_at):
         pull_request.last_pushed_at = record.pushed_at

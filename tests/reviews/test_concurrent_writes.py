@@ -24,10 +24,16 @@ from django.conf import settings
 from django.db import connection, connections, transaction
 from django.test import Client
 
-from reviews.integrations.records import PullRequestRecord, RepositoryRecord, ReviewRecord, UserRecord
+from reviews.integrations.records import (
+    CommentRecord,
+    PullRequestRecord,
+    RepositoryRecord,
+    ReviewRecord,
+    UserRecord,
+)
 from reviews.models import Identity, Person, PullRequest, Repository, Review, WebhookDelivery
 from reviews.services.people import person_from_account
-from reviews.services.pull_requests import pull_request_upsert, review_upsert
+from reviews.services.pull_requests import comment_upsert, pull_request_stub, pull_request_upsert, review_upsert
 from reviews.services.webhooks import webhook_delivery_claim
 from tests.factories import ConnectionFactory, PullRequestFactory, RepositoryFactory
 
@@ -210,11 +216,15 @@ def _pull_request(
     )
 
 
+@pytest.mark.parametrize("known", ["nobody", "everyone"])  # new people: a stub first; known: the row inserted whole
 @pytest.mark.parametrize("order", ["older first", "newer first"])
-def test_the_same_new_pull_request_upserted_twice_at_once_is_one_row_with_the_newest_state(order):
+def test_the_same_new_pull_request_upserted_twice_at_once_is_one_row_with_the_newest_state(order, known):
     # The second writer's INSERT … ON CONFLICT DO NOTHING waits on the first's uncommitted row, then locks it;
     # the requested reviewers are diffed under that lock.
     repository = RepositoryFactory()
+    if known == "everyone":
+        for login in ("ada", "bob", "carol", "dan"):
+            person_from_account(connection=repository.connection, account=_account(login))
     older = _pull_request(repository, "older", T0, ("bob", "carol"))
     newer = _pull_request(repository, "newer", T0 + dt.timedelta(minutes=1), ("carol", "dan"))
     first, second = (older, newer) if order == "older first" else (newer, older)
@@ -225,3 +235,70 @@ def test_the_same_new_pull_request_upserted_twice_at_once_is_one_row_with_the_ne
     pull_request = PullRequest.objects.get()
     assert pull_request.title == "newer"
     assert sorted(p.display_name for p in pull_request.requested_reviewers.all()) == ["carol", "dan"]
+    assert (pull_request.author.display_name, pull_request.head_sha, pull_request.created_at) == ("ada", "a" * 40, T0)
+
+
+# --- a new pull request's first event beside a comment on it (its stub) -----------------------------------------------
+
+
+def test_a_new_pull_request_beside_a_comment_on_its_stub_by_a_new_person_does_not_deadlock():
+    # A comment on a pull request not seen yet (GitHub issue_comment: its number alone) stores the stub, then its
+    # author; the pull request's first event, by the same new person, must not lock that person before the pull
+    # request's row (the order the comment takes the two locks in): else each waits for the other, PostgreSQL
+    # aborts one, and its delivery waits for a retry.
+    repository = RepositoryFactory()
+    stored, go = threading.Event(), threading.Event()
+
+    def comment() -> None:
+        try:
+            with transaction.atomic():
+                pull_request = pull_request_stub(repository=repository, number=77)
+                stored.set()
+                if not go.wait(timeout=60):
+                    raise AssertionError("the test never let the comment go on")
+                record = CommentRecord(external_id="c-1", author=_account("ada"), body="first!", created_at=T0)
+                comment_upsert(pull_request=pull_request, record=record)
+        finally:
+            connections.close_all()
+
+    def opened() -> tuple[PullRequest, bool]:
+        try:
+            return pull_request_upsert(repository=repository, record=_pull_request(repository, "opened", T0, ()))
+        finally:
+            connections.close_all()
+
+    with ThreadPoolExecutor(max_workers=2) as pool:
+        commented: Future = pool.submit(comment)
+        _until(lambda: stored.is_set() or commented.done(), "the comment's stub")
+        upserted: Future = pool.submit(opened)
+        _until(lambda: _someone_waits_for_a_lock() or upserted.done(), "the pull request's event to wait or finish")
+        go.set()
+        commented.result()
+        upserted.result()
+
+    pull_request = PullRequest.objects.get()
+    assert (pull_request.title, pull_request.author.display_name) == ("opened", "ada")
+    assert pull_request.comments.get().author == pull_request.author
+    assert Identity.objects.filter(kind="github", value="ada").count() == 1
+
+
+def test_a_new_pull_request_beside_its_stub_being_stored_is_the_stub_filled_in():
+    # A comment's stub not committed yet: the pull request's whole-row insert waits for it, finds it stored, and
+    # fills it in (the stub's way), its people known or not.
+    repository = RepositoryFactory()
+    person_from_account(connection=repository.connection, account=_account("ada"))
+    record = _pull_request(repository, "opened", T0, ("bob",))
+    _, (pull_request, changed) = race(
+        lambda: pull_request_stub(repository=repository, number=77),
+        lambda: pull_request_upsert(repository=repository, record=record),
+    )
+    assert changed
+    stored = PullRequest.objects.get()
+    assert stored.pk == pull_request.pk
+    assert (stored.title, stored.author.display_name, stored.head_sha, stored.created_at) == (
+        "opened",
+        "ada",
+        "a" * 40,
+        T0,
+    )
+    assert [p.display_name for p in stored.requested_reviewers.all()] == ["bob"]

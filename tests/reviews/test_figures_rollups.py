@@ -11,6 +11,7 @@ from typing import Any
 
 import pytest
 from django.conf import settings as django_settings
+from django.contrib.auth.models import User
 from django.core.management import call_command
 from django.db import connection
 from django.http import QueryDict
@@ -20,6 +21,7 @@ from django.utils import timezone
 from reviews.models import (
     FiguresDailyRollup,
     FiguresRollup,
+    Membership,
     Person,
     PullRequest,
     PullRequestFigures,
@@ -39,7 +41,7 @@ from reviews.services.figures import (
     pull_request_figures_store,
     rollup_totals,
 )
-from tests.factories import PersonFactory, PullRequestFactory, RepositoryFactory, ReviewFactory
+from tests.factories import MembershipFactory, PersonFactory, PullRequestFactory, RepositoryFactory, ReviewFactory
 from tests.reviews.test_github_webhooks import deliver, fixture, webhook_secret  # noqa: F401 - fixtures
 from tests.reviews.test_pull_request_figures import _varied_history
 
@@ -410,3 +412,94 @@ def test_the_html_page_reads_no_week_of_the_previous_period_and_its_other_figure
     of_previous = [span for span in asked if span[1] <= previous.until]
     if connection.vendor == "postgresql":
         assert of_previous and set(of_previous) == {(previous.since, previous.until)}  # no week of it
+
+
+@pytest.mark.parametrize(
+    "query",
+    [
+        "since=2026-03-22&until=2026-04-10&repository={other}",
+        "since=2026-03-22&until=2026-04-10&repository={repository}&repository={other}",
+        "since=2026-03-22&until=2026-04-10&author={author}",
+        "since=2026-03-22T05:30:00Z&until=2026-04-10T17:00:00Z",  # edges within hours: no rollups
+        "since=2026-03-03&until=2026-03-10",  # the previous period before any merge: empty
+    ],
+    ids=["another repository", "both repositories", "an author", "edges within hours", "empty previous period"],
+)
+def test_each_period_of_a_filtered_page_is_review_health_of_its_scope_alone(query, monkeypatch):
+    """`ReadOnce` shares the bots, who waits now and the names between the periods whatever the filters: each period's
+    figures are `review_health`'s alone for the same scope, with a bot and a second repository's pull requests that
+    only the previous period holds."""
+    team = _varied_history()
+    repository = Repository.objects.get(team=team)
+    other = RepositoryFactory(team=team)
+    people = list(Person.objects.filter(authored_pull_requests__repository__team=team).distinct().order_by("pk"))
+    bot = PersonFactory(is_bot=True, display_name="deps-bot")
+    for day, author in ((5, bot), (6, people[0])):  # in the previous period of the first three scopes only
+        merged = PullRequestFactory(
+            repository=other,
+            author=author,
+            state=PullRequest.State.MERGED,
+            created_at=dt.datetime(2026, 3, day, 9, tzinfo=dt.UTC),
+            ready_at=dt.datetime(2026, 3, day, 9, tzinfo=dt.UTC),
+            merged_at=dt.datetime(2026, 3, day, 15, tzinfo=dt.UTC),
+            updated_at=dt.datetime(2026, 3, day, 15, tzinfo=dt.UTC),
+            additions=12,
+            deletions=3,
+        )
+        ReviewFactory(pull_request=merged, reviewer=bot, state="approved", submitted_at=merged.merged_at)
+        ReviewFactory(pull_request=merged, reviewer=people[1], state="approved", submitted_at=merged.merged_at)
+    waiting = PullRequestFactory(repository=other, author=people[0], state=PullRequest.State.OPEN, draft=False)
+    waiting.requested_reviewers.add(people[2], bot)
+    params = QueryDict(query.format(repository=repository.pk, other=other.pk, author=people[0].pk))
+    scope = parse_scope(params, team=team, teams=Team.objects.all())
+    rolled_up: list[object] = []
+    roll_up = health_module._rolled_up_health
+    monkeypatch.setattr(health_module, "_rolled_up_health", lambda *args: rolled_up.append(args) or roll_up(*args))
+    page = team_page(scope=scope, now=scope.until, previous_weeks=True)
+    light = team_page(scope=scope, now=scope.until, previous_weeks=False)
+    # What `ReadOnce` shares most (who waits now, the names) only the rollups' way reads: taken unless filtered by
+    # author or cut within an hour.
+    assert len(rolled_up) == (0 if "author" in query or "T05" in query else 4)
+    repositories = Repository.objects.filter(team=team)
+    if scope.repositories:
+        repositories = repositories.filter(pk__in=scope.repositories)
+    if scope.authors:
+        repositories = None
+
+    def alone(since: dt.datetime, until: dt.datetime, **extra: Any) -> dict[str, Any]:
+        found = review_health(
+            pull_requests=scope.pull_requests(), since=since, until=until, repositories=repositories, **extra
+        )
+        return {k: v for k, v in vars(found).items() if k != "flows"}
+
+    previous = scope.previous()
+    expected = alone(previous.since, previous.until)
+    assert {k: v for k, v in vars(page.previous).items() if k != "flows"} == expected
+    assert {k: v for k, v in vars(light.previous).items() if k != "flows"} == {**expected, "weekly": []}
+    agreement = (dt.timedelta(hours=team.review_within_hours), team.max_pr_size)
+    current = alone(scope.since, scope.until, agreement=agreement)
+    assert {k: v for k, v in vars(page.health).items() if k != "flows"} == current
+    assert {k: v for k, v in vars(light.health).items() if k != "flows"} == current
+    assert bot.pk not in {row.person_id for row in page.previous.reviewer_load}
+    assert bool(page.previous.merged) is ("2026-03-03" not in query)  # the filtered previous periods hold merges
+
+
+def test_the_health_api_still_gives_the_previous_periods_weeks_the_html_page_leaves_out(client):
+    team = _varied_history()
+    user = User.objects.create_user("lead", password="pw")
+    MembershipFactory(team=team, person=PersonFactory(user=user), role=Membership.Role.LEAD)
+    client.force_login(user)
+    query = "since=2026-03-22&until=2026-04-10"
+    previous = client.get(f"/api/v1/teams/{team.slug}/health?{query}").json()["previous"]
+    scope = parse_scope(QueryDict(query), team=team, teams=Team.objects.all())
+    alone = review_health(
+        pull_requests=scope.pull_requests(),
+        since=scope.previous().since,
+        until=scope.since,
+        repositories=Repository.objects.filter(team=team),
+    )
+    assert len(previous["weekly"]) == len(alone.weekly) >= 3
+    assert [week["week"] for week in previous["weekly"]] == [week["week"].isoformat() for week in alone.weekly]
+    assert [week["merged"] for week in previous["weekly"]] == [week["merged"] for week in alone.weekly]
+    assert any(week["merged"] for week in previous["weekly"])
+    assert client.get(f"/teams/{team.slug}/?{query}").status_code == 200

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import contextlib
 import datetime as dt
+import sqlite3
 
 import pytest
 from django.core.exceptions import ImproperlyConfigured
@@ -16,7 +17,7 @@ from django.db.models.signals import post_save
 from django.test.utils import CaptureQueriesContext
 
 from reviews.models import Commit, PolicyEvaluation, PullRequest, Repository
-from reviews.prepared import PreparedInsert, PreparedRead, PreparedUpdate, PreparedUpdates
+from reviews.prepared import PreparedInsert, PreparedRead, PreparedUpdate, PreparedUpdates, is_unique_violation
 from tests.factories import CommitFactory, PersonFactory, PullRequestFactory, RepositoryFactory, TeamFactory
 
 pytestmark = pytest.mark.django_db
@@ -448,6 +449,68 @@ def test_an_insert_someone_listens_to_is_saved_by_django():
     finally:
         post_save.disconnect(receiver, sender=PolicyEvaluation)
     assert heard == [(evaluation.pk, True)]
+
+
+NEW_PULL_REQUEST = PreparedInsert(PullRequest)
+
+
+@pytest.mark.parametrize("listened", [False, True], ids=["prepared", "django's fallback"])
+def test_an_insert_unless_conflict_skips_only_a_row_stored_with_its_unique_values(listened):
+    # A listener sends the insert through Django's save() in a savepoint: the way a database without returning
+    # inserts (or SQLite's fallback) takes. Both ways: a unique violation is "stored meanwhile", nothing else is.
+    def receiver(sender, instance, created, **kwargs):  # type: ignore[no-untyped-def]
+        pass
+
+    stored = PullRequestFactory()
+    if listened:
+        post_save.connect(receiver, sender=PullRequest)
+    try:
+        at = dt.datetime(2026, 11, 27, 15, 0, tzinfo=dt.UTC)
+        same = PullRequest(repository=stored.repository, number=stored.number, title="t", created_at=at, updated_at=at)
+        assert NEW_PULL_REQUEST.save_new_unless_conflict(same) is False
+        assert same.pk is None and same._state.adding
+        untitled = PullRequest(repository=stored.repository, number=stored.number + 1, created_at=at, updated_at=at)
+        untitled.title = None  # type: ignore[assignment]  # NOT NULL: the row's own fault, never "stored meanwhile"
+        with transaction.atomic():
+            with pytest.raises(IntegrityError) as raised:
+                NEW_PULL_REQUEST.save_new_unless_conflict(untitled)
+            assert not is_unique_violation(raised.value)
+            transaction.set_rollback(True)
+    finally:
+        post_save.disconnect(receiver, sender=PullRequest)
+    assert PullRequest.objects.count() == 1
+
+
+def _sqlite_integrity_error(statement: str) -> IntegrityError:
+    """Django's IntegrityError for SQLite's, as its backend raises it (the driver's error as the cause)."""
+    database = sqlite3.connect(":memory:")
+    try:
+        database.execute("CREATE TABLE t (id integer PRIMARY KEY, k text NOT NULL UNIQUE, n integer CHECK (n > 0))")
+        database.execute("INSERT INTO t (id, k, n) VALUES (1, 'a', 1)")
+        try:
+            database.execute(statement)
+        except sqlite3.IntegrityError as error:
+            try:
+                raise IntegrityError(*error.args) from error
+            except IntegrityError as wrapped:
+                return wrapped
+    finally:
+        database.close()
+    raise AssertionError(f"no integrity error: {statement}")
+
+
+@pytest.mark.parametrize(
+    ("statement", "conflict"),
+    [
+        ("INSERT INTO t (id, k, n) VALUES (2, 'a', 1)", True),  # a unique value stored
+        ("INSERT INTO t (id, k, n) VALUES (1, 'b', 1)", True),  # the key stored
+        ("INSERT INTO t (id, k, n) VALUES (2, NULL, 1)", False),
+        ("INSERT INTO t (id, k, n) VALUES (2, 'b', 0)", False),
+    ],
+    ids=["unique", "primary key", "not null", "check"],
+)
+def test_sqlites_unique_violations_are_told_from_its_other_integrity_errors(statement, conflict):
+    assert is_unique_violation(_sqlite_integrity_error(statement)) is conflict
 
 
 def test_an_insert_that_fails_in_a_transaction_marks_it_for_rollback():

@@ -5,7 +5,7 @@ from __future__ import annotations
 import datetime as dt
 
 import pytest
-from django.db import connection
+from django.db import connection, transaction
 from django.test.utils import CaptureQueriesContext
 from django.utils import timezone
 
@@ -115,3 +115,29 @@ def test_a_verdict_the_head_shows_already_is_not_posted_again(fake_github, githu
     assert evaluation_report_if_newest(evaluation=evaluation) == "unchanged"
     assert len(fake_github.statuses_posted) == posted
     assert evaluation_report(evaluation=evaluation) == "unchanged"  # as the reconciler's way says it
+
+
+def test_a_verdict_whose_row_is_gone_or_outrun_on_a_moved_head_is_not_posted(fake_github, github_connection):
+    # Fail closed: the one read must find the verdict itself the newest, whatever the head the pull request showed
+    # when it was evaluated and whatever the head shows.
+    pull_request = _synced_pull_request(fake_github, github_connection)
+    _verdict(pull_request, outcome="success", description="approved", minutes=-3, reported=True)
+    with transaction.atomic():  # stored, then rolled back (its pass failed later): the instance keeps its key
+        gone = _verdict(pull_request, outcome="success", description="approved again", minutes=-1)
+        transaction.set_rollback(True)
+    assert gone.pk is not None and not PolicyEvaluation.objects.filter(pk=gone.pk).exists()
+    approved = _verdict(pull_request, outcome="success", description="approved again", minutes=-1)
+    moved = PolicyEvaluation.objects.create(  # the head moved on and was judged: blocked there
+        pull_request=pull_request,
+        head_sha="f" * 40,
+        outcome="failure",
+        description="changes requested",
+        evaluated_at=timezone.now(),
+        last_evaluated_at=timezone.now(),
+    )
+    posted = len(fake_github.statuses_posted)
+    assert evaluation_report_if_newest(evaluation=gone) is None
+    assert evaluation_report_if_newest(evaluation=approved) is None  # the pull request in memory: still its head
+    assert len(fake_github.statuses_posted) == posted
+    approved.refresh_from_db()
+    assert approved.reported_at is None and moved.reported_at is None

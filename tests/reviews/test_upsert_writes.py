@@ -22,6 +22,7 @@ from reviews.integrations.records import (
 from reviews.models import ChangedFile, PullRequest, Review
 from reviews.prepared import PreparedUpdates
 from reviews.services import pull_requests
+from reviews.services.people import person_from_account
 from reviews.services.pull_requests import changed_files_replace, pull_request_upsert, review_upsert
 from tests.factories import PullRequestFactory, RepositoryFactory
 
@@ -234,9 +235,45 @@ def _stored(pull_request: PullRequest) -> dict[str, object]:
     }
 
 
-def test_a_new_pull_request_is_inserted_whole_as_a_stub_updated_from_its_record_was():
-    record_changes = {"requested_reviewers": (_account("grace"),), "pushed_at": T0, "merged_by": _account("bob")}
+_T1 = T0 + dt.timedelta(hours=1)
+_WHOLE_RECORDS = {
+    "reviewers, pushed, merger": {
+        "requested_reviewers": (_account("grace"),),
+        "pushed_at": T0,
+        "merged_by": _account("bob"),
+    },
+    "draft, labels, refs, body": {
+        "draft": True,
+        "labels": ("z", "a"),
+        "base_ref": "main",
+        "head_ref": "topic",
+        "body": "why <b>",
+        "web_url": "https://example.test/pr/7",
+        "requested_reviewers": (_account("grace"), _account("bob")),
+    },
+    "merged, figures": {
+        "state": "merged",
+        "merged_at": _T1,
+        "closed_at": _T1,
+        "updated_at": _T1,
+        "merge_commit_sha": "m" * 40,
+        "merged_by": _account("bob"),
+        "additions": 10,
+        "deletions": 4,
+        "changed_files": 2,
+        "labels": (),
+        "requested_reviewers": (),
+    },
+    "ready from draft": {"ready_at": _T1, "updated_at": _T1},
+    "author known by id alone": {"author": UserRecord(provider="gitlab", login="", external_id="id-ada", name="")},
+}
+
+
+@pytest.mark.parametrize("record_changes", list(_WHOLE_RECORDS.values()), ids=list(_WHOLE_RECORDS))
+def test_a_new_pull_request_is_inserted_whole_as_a_stub_updated_from_its_record_was(record_changes):
     repository = RepositoryFactory()
+    for login in ("ada", "bob"):  # known: a new person is stored before the pull request's row (see below)
+        person_from_account(connection=repository.connection, account=_account(login))
     with CaptureQueriesContext(connection) as captured:
         new, changed = pull_request_upsert(repository=repository, record=_record(repository, **record_changes))
     assert changed
@@ -247,8 +284,20 @@ def test_a_new_pull_request_is_inserted_whole_as_a_stub_updated_from_its_record_
     PullRequest.objects.bulk_create([pull_requests._stub(other, 7)])
     stubbed, _ = pull_request_upsert(repository=other, record=_record(other, **record_changes))
     assert _stored(new) == _stored(stubbed)
-    assert list(new.requested_reviewers.values_list("display_name", flat=True)) == ["grace"]
+    assert sorted(new.requested_reviewers.values_list("display_name", flat=True)) == sorted(
+        stubbed.requested_reviewers.values_list("display_name", flat=True)
+    )
     assert new.repository is repository
+
+
+def test_a_new_pull_request_by_a_new_person_locks_its_row_before_storing_the_person():
+    # The order a comment or a review on its stub takes the two locks in (test_concurrent_writes has the deadlock).
+    repository = RepositoryFactory()
+    with CaptureQueriesContext(connection) as captured:
+        pull_request, _ = pull_request_upsert(repository=repository, record=_record(repository))
+    inserts = [query["sql"] for query in captured.captured_queries if query["sql"].startswith("INSERT")]
+    assert inserts[0].startswith('INSERT INTO "reviews_pullrequest"')  # then the identity and the person
+    assert pull_request.author.display_name == "ada"
 
 
 def test_a_new_pull_request_stored_by_another_worker_meanwhile_is_updated_not_duplicated(monkeypatch):
