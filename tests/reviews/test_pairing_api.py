@@ -645,7 +645,8 @@ def test_team_pairing_insight_endpoint(api, ann, bo):
         "people": [ann.pk, bo.pk],
         "hours": 2.0,
         "sessions": 1,
-        "last_paired_on": start.date().isoformat(),
+        # The day the pairing last went on: the session's end, which is the next day when it started after 22:00.
+        "last_paired_on": timezone.localtime(start + dt.timedelta(hours=2)).date().isoformat(),
     }
     assert {h["person"]: h["total_hours"] for h in body["hours_per_person"]} == {ann.pk: 2.0, bo.pk: 2.0}
     assert body["not_paired"] == []
