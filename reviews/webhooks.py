@@ -215,6 +215,14 @@ def _kept_headers(source: WebhookSource, request: HttpRequest) -> dict[str, str]
 # --- the endings ----------------------------------------------------------------------------------------------------
 
 
+class _Answer(JsonResponse):
+    """An answer that keeps the "status" it says, so that counting it (`_outcome`) need not decode its body again."""
+
+    def __init__(self, data: dict[str, Any], *, status: int = 200) -> None:
+        super().__init__(data, status=status)
+        self.said = data.get("status")
+
+
 def _hand_over(fields: dict[str, Any], connection: Connection | None) -> JsonResponse:
     """Store the delivery for a worker: in production the dispatcher hands it over (woken by the row's NOTIFY),
     so the answer never waits for a broker; otherwise the request queues it once the row is committed."""
@@ -224,7 +232,7 @@ def _hand_over(fields: dict[str, Any], connection: Connection | None) -> JsonRes
     if received.created or received.requeued:
         if by_request:
             transaction.on_commit(lambda: delivery_process_now(pk))
-        return JsonResponse({"status": "accepted" if received.created else "requeued", "delivery": pk}, status=202)
+        return _Answer({"status": "accepted" if received.created else "requeued", "delivery": pk}, status=202)
     return _duplicate(received.delivery)
 
 
@@ -237,7 +245,7 @@ def _apply_before_answer(source: WebhookSource, fields: dict[str, Any]) -> JsonR
         return _duplicate(received.delivery)
     delivery = webhook_delivery_claim(delivery_id=received.delivery.pk)
     if delivery is None:
-        return JsonResponse({"status": "duplicate", "delivery": received.delivery.pk, "state": "processing"})
+        return _Answer({"status": "duplicate", "delivery": received.delivery.pk, "state": "processing"})
     try:
         with transaction.atomic():
             applied = source.apply(delivery)
@@ -250,19 +258,19 @@ def _apply_before_answer(source: WebhookSource, fields: dict[str, Any]) -> JsonR
     except Exception as error:
         logger.exception("%s webhook delivery %s failed; it will be retried", source.provider, delivery.pk)
         state = webhook_delivery_fail(delivery=delivery, error=error)
-        return JsonResponse({"status": "queued", "delivery": delivery.pk, "state": state}, status=202)
+        return _Answer({"status": "queued", "delivery": delivery.pk, "state": state}, status=202)
     if applied.ignored:
         webhook_delivery_finish(delivery=delivery, status=WebhookDelivery.Status.IGNORED, error=applied.ignored)
-        return JsonResponse({"status": "ignored", "reason": applied.ignored})
+        return _Answer({"status": "ignored", "reason": applied.ignored})
     webhook_delivery_finish(delivery=delivery, status=WebhookDelivery.Status.PROCESSED)
-    return JsonResponse({"status": applied.outcome, **applied.fields}, status=applied.status)
+    return _Answer({"status": applied.outcome, **applied.fields}, status=applied.status)
 
 
 def _ignore_on_receipt(answer: str, reason: str, fields: dict[str, Any], connection: Connection | None) -> JsonResponse:
     received = webhook_delivery_receive(connection=connection, **{**fields, "action": ""})
     if received.created:
         webhook_delivery_finish(delivery=received.delivery, status=WebhookDelivery.Status.IGNORED, error=reason)
-    return JsonResponse({"status": answer, "delivery": received.delivery.pk}, status=200)
+    return _Answer({"status": answer, "delivery": received.delivery.pk}, status=200)
 
 
 def _refuse_unknown_instance(host: str, fields: dict[str, Any]) -> JsonResponse:
@@ -276,11 +284,11 @@ def _refuse_unknown_instance(host: str, fields: dict[str, Any]) -> JsonResponse:
 
 
 def _duplicate(delivery: WebhookDelivery) -> JsonResponse:
-    return JsonResponse({"status": "duplicate", "delivery": delivery.pk, "state": delivery.status}, status=200)
+    return _Answer({"status": "duplicate", "delivery": delivery.pk, "state": delivery.status}, status=200)
 
 
 def _error(status: int, message: str, **extra: object) -> JsonResponse:
-    return JsonResponse({"error": message, **extra}, status=status)
+    return _Answer({"error": message, **extra}, status=status)
 
 
 def _rejected(provider: str, reason: str) -> JsonResponse:
@@ -314,7 +322,19 @@ def _count(source: WebhookSource, request: HttpRequest, response: JsonResponse) 
         event = "unverified"
     else:
         event = header(request, source.event_header)[:100] if source.event_header else "incident"
-    WEBHOOKS_RECEIVED.labels(source.provider, event, _outcome(response)).inc()
+    _counter(source.provider, event, _outcome(response)).inc()
+
+
+# Each label set's counter, as `labels()` finds it (which checks and converts the values and takes a lock each time).
+_COUNTERS: dict[tuple[str, str, str], Any] = {}
+
+
+def _counter(provider: str, event: str, outcome: str) -> Any:
+    key = (provider, event, outcome)
+    counter = _COUNTERS.get(key)
+    if counter is None:
+        counter = _COUNTERS[key] = WEBHOOKS_RECEIVED.labels(provider, event, outcome)
+    return counter
 
 
 def _outcome(response: JsonResponse) -> str:
@@ -322,8 +342,11 @@ def _outcome(response: JsonResponse) -> str:
         return "error"
     if response.status_code >= 400:
         return _OUTCOME_OF_REFUSAL.get(response.status_code, "invalid")
-    try:
-        said = json.loads(response.content).get("status")
-    except (ValueError, AttributeError):
-        said = None
+    if isinstance(response, _Answer):
+        said = response.said
+    else:
+        try:
+            said = json.loads(response.content).get("status")
+        except (ValueError, AttributeError):
+            said = None
     return said if said in _COUNTED_OUTCOMES else "accepted"

@@ -491,3 +491,37 @@ def test_a_body_is_stored_byte_for_byte_whatever_it_holds():
         )  # fmt: skip
         assert not again.created and again.delivery.pk == first.delivery.pk
     assert WebhookDelivery.objects.filter(delivery_id="b-1").count() == 1
+
+
+def test_the_stores_parameters_are_what_each_field_prepares_for_the_database():
+    """Plain strings go to the text columns as given; anything else (a lazy string here) is prepared by its field."""
+    from django.utils import timezone
+    from django.utils.functional import lazy
+
+    now = timezone.now()
+    values = {
+        "provider": "github",
+        "delivery_id": "d-1",
+        "event": lazy(lambda: "pull_request", str)(),
+        "action": "opened",
+        "headers": {"X-GitHub-Event": "pull_request"},
+        "body": '{"action": "opened"}',
+        "connection_id": None,
+        "received_at": now,
+        "next_attempt_at": now,
+        "dispatches": 1,
+    }
+    statement = webhook_services._insert_statement(connection.alias)
+    prepared = [
+        *statement.defaults,
+        *[
+            model_field.get_db_prep_save(values[model_field.attname], connection=connection)
+            for model_field in statement.fields
+        ],
+    ]
+
+    def seen(params: list) -> list:
+        return [(type(param), getattr(param, "obj", param)) for param in params]  # psycopg's Jsonb keeps .obj
+
+    assert seen(webhook_services._insert_params(statement, values, connection)) == seen(prepared)
+    assert sum(statement.text) == 5  # provider, delivery id, event, action, body

@@ -82,6 +82,22 @@ def test_webhooks_are_counted_by_provider_event_and_outcome(post_webhook, fake_g
     assert value(name, provider="github", event="made-up-event", outcome="rejected") == 0
 
 
+def test_each_answer_is_counted_by_the_status_it_says(post_webhook, fake_github, shop):
+    name = "tandem_webhooks_received_total"
+    labels = [
+        {"provider": "github", "event": "ping", "outcome": "pong"},
+        {"provider": "github", "event": "pull_request", "outcome": "invalid"},
+    ]
+    before = [value(name, **label) for label in labels]
+
+    assert post_webhook("ping", {"zen": "Keep it simple."}, delivery="p-1").json()["status"] == "pong"
+    assert post_webhook("ping", {"zen": "Keep it simple."}, delivery="p-1").json()["status"] == "pong"  # again
+    assert post_webhook("pull_request", [1, 2], delivery="p-2").status_code == 400
+    assert post_webhook("pull_request", [1, 2], delivery="p-3").status_code == 400
+
+    assert [value(name, **label) - was for label, was in zip(labels, before, strict=True)] == [2, 2]
+
+
 def test_a_webhooks_feedback_loop_is_observed_when_the_provider_accepts_its_verdict(post_webhook, fake_github, shop):
     loop_count = value("tandem_webhook_to_verdict_seconds_count", provider="github")
     loop_sum = value("tandem_webhook_to_verdict_seconds_sum", provider="github")
