@@ -311,6 +311,7 @@ def _repost_owed_quietly(evaluation: PolicyEvaluation) -> None:
 # The mark of a verdict the provider accepted, on the condition that it is still its pull request's newest: one
 # statement, the question asked only after the post was accepted (`_posted_last`).
 _MARK_IF_NEWEST: dict[str, str] = {}
+_REPORTED_AT = PolicyEvaluation._meta.get_field("reported_at")
 
 
 def _reported_if_newest(evaluation: PolicyEvaluation) -> bool:
@@ -318,9 +319,8 @@ def _reported_if_newest(evaluation: PolicyEvaluation) -> bool:
     alias = router.db_for_write(PolicyEvaluation)
     connection = connections[alias]
     sql = _MARK_IF_NEWEST.get(alias) or _MARK_IF_NEWEST.setdefault(alias, _mark_if_newest_sql(connection))
-    reported_at = PolicyEvaluation._meta.get_field("reported_at")
     params = [
-        reported_at.get_db_prep_save(timezone.now(), connection),
+        _REPORTED_AT.get_db_prep_save(timezone.now(), connection),
         "",
         evaluation.pk,
         evaluation.pull_request_id,
@@ -333,10 +333,9 @@ def _reported_if_newest(evaluation: PolicyEvaluation) -> bool:
 def _mark_if_newest_sql(connection: BaseDatabaseWrapper) -> str:
     quote = connection.ops.quote_name
     table = quote(PolicyEvaluation._meta.db_table)
-    pk = quote(PolicyEvaluation._meta.pk.column)
-    field = PolicyEvaluation._meta.get_field
-    reported_at, report_error = quote(field("reported_at").column), quote(field("report_error").column)
-    pull_request, evaluated_at = quote(field("pull_request").column), quote(field("evaluated_at").column)
+    column = {field.name: quote(str(field.column)) for field in PolicyEvaluation._meta.concrete_fields}
+    pk, reported_at, report_error = column["id"], column["reported_at"], column["report_error"]
+    pull_request, evaluated_at = column["pull_request"], column["evaluated_at"]
     # Quoted names of the model's own columns; every value is a parameter.
     return (
         f"UPDATE {table} SET {reported_at} = %s, {report_error} = %s "  # noqa: S608
