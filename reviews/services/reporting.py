@@ -3,6 +3,11 @@ connection with `report_as_check_run`, as the check run of that name whose summa
 
 One function for both providers and both forms: the VcsClient behind `vcs_client_for` speaks GitHub or GitLab,
 with a token or as a GitHub App. Both forms are retried and reconciled alike (`reported_at`, `report_error`).
+
+Reports of one pull request run at once in several workers and are not serialised (no lock is held across a post):
+the provider shows the post it accepted last, which may be an older verdict's. Each post is therefore followed by
+one statement that marks it only if its verdict is still the newest; if not, the newest is posted again after it
+(`_posted_last`), so what a head shows in the end is its newest verdict.
 """
 
 from __future__ import annotations
@@ -12,6 +17,8 @@ import logging
 from collections.abc import Sequence
 
 from django.conf import settings
+from django.db import connections, router, transaction
+from django.db.backends.base.base import BaseDatabaseWrapper
 from django.db.models import Q, Subquery
 from django.urls import reverse
 from django.utils import timezone
@@ -21,7 +28,7 @@ from reviews.integrations.records import StatusState
 from reviews.integrations.vcs import VcsError, VcsRateLimited
 from reviews.models import PolicyEvaluation, PullRequest
 from reviews.policy.markdown import trace_markdown
-from reviews.prepared import PreparedRead, PreparedUpdate
+from reviews.prepared import PreparedRead, PreparedUpdate, bound_cursor
 from reviews.services.credentials import connection_app, connection_has_credentials, repository_access_problem
 from reviews.services.policies import STATUS_STATES, evaluation_should_report
 from reviews.services.sync import vcs_client_for
@@ -74,8 +81,8 @@ def evaluation_report_if_newest(*, evaluation: PolicyEvaluation, received_at: Se
     )
     if not any(row.pk == evaluation.pk for row in rows):
         return None  # a newer verdict was stored since (or none is: fail closed, post nothing)
-    shown = next((row for row in rows if row.pk != evaluation.pk), None)
-    return _counted(_report(evaluation, checked_newest=True, shown_read=(shown,)), evaluation, received_at)
+    previous = next((row for row in rows if row.pk != evaluation.pk), None)
+    return _counted(_report(evaluation, checked_newest=True, shown_read=(previous,)), evaluation, received_at)
 
 
 def _counted(result: str, evaluation: PolicyEvaluation, received_at: Sequence[dt.datetime]) -> str:
@@ -124,20 +131,22 @@ def reports_as_check_run(evaluation: PolicyEvaluation) -> bool:
     return connection.report_as_check_run and connection_app(connection) is not None
 
 
-# The verdict the head shows now (the last one reported on it), besides the one about to be: compiled once.
-_REPORTED = PreparedUpdate(PolicyEvaluation, "reported_at", "report_error")
-_LAST_SHOWN = PreparedRead(
+# The verdict before this one on its head (by `evaluated_at`, as "newest" is): what the head shows when it was
+# reported, unknown when it was not (it may have been posted and its mark lost, or be on its way). Not the last one
+# marked: marks are written after the posts, in whatever order their posters get there, so the latest mark can
+# belong to a post the provider accepted before another (`_shown`). Compiled once.
+_PREVIOUS = PreparedRead(
     lambda pull_request, head_sha, besides: (
-        PolicyEvaluation.objects.filter(pull_request_id=pull_request, head_sha=head_sha, reported_at__isnull=False)
+        PolicyEvaluation.objects.filter(pull_request_id=pull_request, head_sha=head_sha)
         .exclude(pk=besides)
-        .order_by("-reported_at", "-pk")[:1]
+        .order_by("-evaluated_at", "-pk")[:1]
     ),
     pull_request=int,
     head_sha=str,
     besides=int,
 )
-# The newest verdict of the pull request (by `evaluated_at`, as `evaluation_should_report` asks) and the one its head
-# shows besides `besides` (as `_LAST_SHOWN`), in one statement: `besides` is among the rows only when it is the newest.
+# The newest verdict of the pull request (by `evaluated_at`, as `evaluation_should_report` asks) and the one before
+# `besides` on its head (as `_PREVIOUS`), in one statement: `besides` is among the rows only when it is the newest.
 # The pull request's key is passed twice (`shown_of`): a prepared read binds each value once.
 _NEWEST_OR_SHOWN = PreparedRead(
     lambda pull_request, shown_of, head_sha, besides: PolicyEvaluation.objects.filter(
@@ -150,9 +159,9 @@ _NEWEST_OR_SHOWN = PreparedRead(
         )
         | Q(
             pk=Subquery(
-                PolicyEvaluation.objects.filter(pull_request_id=shown_of, head_sha=head_sha, reported_at__isnull=False)
+                PolicyEvaluation.objects.filter(pull_request_id=shown_of, head_sha=head_sha)
                 .exclude(pk=besides)
-                .order_by("-reported_at", "-pk")
+                .order_by("-evaluated_at", "-pk")
                 .values("pk")[:1]
             )
         )
@@ -162,17 +171,40 @@ _NEWEST_OR_SHOWN = PreparedRead(
     head_sha=str,
     besides=int,
 )
+# The newest verdict of a pull request, whole: the one a report found superseded after its post must see posted last.
+_NEWEST = PreparedRead(
+    lambda pull_request: PolicyEvaluation.objects.filter(pull_request_id=pull_request).order_by("-evaluated_at", "-pk")[
+        :1
+    ],
+    pull_request=int,
+)
+# Why a verdict's mark was taken back: an older verdict's status may have reached the provider after its own. Such a
+# verdict is posted again, never taken as shown (`_report`): by its reporter's repair at once, else by the reconciler.
+REPOST_OWED = "posted again: an older verdict's status may have reached the provider after this one's"
+# Repairs a report makes in a row (each one for a verdict newer than the last); what is left is the reconciler's.
+_REPAIRS = 3
+_REPOST = PreparedUpdate(PolicyEvaluation, "reported_at", "report_error")
 
 
 def _report(
-    evaluation: PolicyEvaluation, *, checked_newest: bool, shown_read: tuple[PolicyEvaluation | None] | None = None
+    evaluation: PolicyEvaluation,
+    *,
+    checked_newest: bool,
+    shown_read: tuple[PolicyEvaluation | None] | None = None,
+    forced: bool = False,
+    repairs: int = 0,
 ) -> str:
     """What `evaluation_report` does, less the metrics: a failure, or what stands in the way of posting at all, is
-    recorded on the evaluation. `shown_read`: what the head shows now (`_LAST_SHOWN`), when the caller read it."""
+    recorded on the evaluation. `shown_read`: the verdict before it on its head (`_PREVIOUS`), when the caller read
+    it. `forced`: post it whatever its mark and the head are known to show (a repair: see `_posted_last`). A verdict
+    whose last report went wrong (`report_error`) is never taken as shown by what came before it either."""
     pull_request = evaluation.pull_request
     if not checked_newest and not evaluation_should_report(evaluation):
+        if evaluation.report_error and evaluation.reported_at is None:
+            # Its failed post may have been accepted all the same (a timeout), after the newest's.
+            _repost_owed_quietly(evaluation)
         return "superseded"
-    if evaluation.reported_at is not None:
+    if evaluation.reported_at is not None and not forced:
         return "unchanged"  # this very verdict is on the commit already
     if not connection_has_credentials(pull_request.repository.connection):
         return "no token"  # nothing to post with (the embedded default's demo): nothing to say either
@@ -184,15 +216,20 @@ def _report(
         return "no access"
     as_check_run = reports_as_check_run(evaluation)
     if shown_read is None:
-        shown = _LAST_SHOWN.first(pull_request=pull_request.pk, head_sha=evaluation.head_sha, besides=evaluation.pk)
+        previous = _PREVIOUS.first(pull_request=pull_request.pk, head_sha=evaluation.head_sha, besides=evaluation.pk)
     else:
-        (shown,) = shown_read
-    if shown is not None and _shows_the_same(shown, evaluation, as_check_run=as_check_run):
+        (previous,) = shown_read
+    shown = _shown(previous)
+    trusted = not forced and not evaluation.report_error  # its last report went wrong: post, whatever came before
+    if trusted and shown is not None and _shows_the_same(shown, evaluation, as_check_run=as_check_run):
         PolicyEvaluation.objects.filter(pk=evaluation.pk).update(reported_at=timezone.now())
         return "unchanged"
     try:
         if as_check_run:
-            check_run_id = check_run_report(evaluation=evaluation, check_run_id=_check_run_to_update(shown))
+            # A repair's check run is a new one: the provider shows the one created last.
+            check_run_id = check_run_report(
+                evaluation=evaluation, check_run_id=None if forced else _check_run_to_update(shown)
+            )
             PolicyEvaluation.objects.filter(pk=evaluation.pk).update(check_run_id=check_run_id)
         else:
             commit_status_report(
@@ -208,8 +245,103 @@ def _report(
         logger.warning("could not report %s: %s", evaluation, error)
         PolicyEvaluation.objects.filter(pk=evaluation.pk).update(report_error=str(error))
         return "failed"
-    _REPORTED.run(evaluation.pk, reported_at=timezone.now(), report_error="")
+    _posted_last(evaluation, repairs=repairs)
     return "reported"
+
+
+def _shown(previous: PolicyEvaluation | None) -> PolicyEvaluation | None:
+    """What the head shows, as far as Tandem knows: the verdict before, once the provider accepted it (None: not
+    known, so the verdict is posted rather than taken as shown already)."""
+    return previous if previous is not None and previous.reported_at is not None else None
+
+
+def _posted_last(evaluation: PolicyEvaluation, *, repairs: int) -> None:
+    """The provider accepted `evaluation`'s post: mark it, and if a newer verdict was stored before the mark (its
+    own post may have been accepted before this one), post the newest again, after this one.
+
+    Why that suffices: the mark and the question "still the newest?" are one statement that starts after the
+    provider answered. A verdict stored after that statement began posts after it (its pass reads this one as the
+    verdict before, unmarked or marked, and posts unless the head shows the same); one stored before it is found
+    here and posted again. So the post the provider accepts last is the newest verdict's (or shows the same).
+    Should anything fail between the post and the mark, the newest's mark is taken back for the reconciler."""
+    try:
+        newest = _reported_if_newest(evaluation)
+    except BaseException:
+        _repost_owed_quietly(evaluation)
+        raise
+    if newest:
+        return
+    if not _REPOST.run(evaluation.pk, reported_at=timezone.now(), report_error=""):
+        return  # its row is gone (its pass rolled back): nothing newer was posted on its account
+    _newest_posted_again(evaluation, repairs=repairs)
+
+
+def _newest_posted_again(evaluation: PolicyEvaluation, *, repairs: int) -> None:
+    """A newer verdict of the same head was stored while `evaluation` was on its way: take back its mark (the
+    reconciler posts it again should this process stop here) and post it now, whatever the head is said to show."""
+    pull_request = evaluation.pull_request
+    newest = _NEWEST.first(pull_request=pull_request.pk)
+    if newest is None or newest.pk == evaluation.pk or newest.head_sha != evaluation.head_sha:
+        return  # the head moved on: the status of the commit it left gates nothing
+    _REPOST.run(newest.pk, reported_at=None, report_error=REPOST_OWED)
+    newest.reported_at, newest.report_error = None, REPOST_OWED
+    newest.pull_request = pull_request
+    if repairs >= _REPAIRS:
+        return
+    result = _report(newest, checked_newest=True, forced=True, repairs=repairs + 1)
+    logger.info("%s was superseded while it was posted; the newest posted again: %s", evaluation, result)
+    if result in {"failed", "rate limited"}:
+        from reviews.services.enqueue import report_enqueue_now
+
+        report_enqueue_now(newest.pk)
+
+
+def _repost_owed_quietly(evaluation: PolicyEvaluation) -> None:
+    """After a post whose mark failed, or a failed post found superseded: the newest verdict of its head, if another,
+    is to be posted again (it may have been accepted before this one). Best effort: the database may be what
+    failed."""
+    try:
+        newest = _NEWEST.first(pull_request=evaluation.pull_request_id)
+        if newest is not None and newest.pk != evaluation.pk and newest.head_sha == evaluation.head_sha:
+            _REPOST.run(newest.pk, reported_at=None, report_error=REPOST_OWED)
+    except Exception:
+        logger.exception("could not take back the mark of the newest verdict after %s was posted", evaluation)
+
+
+# The mark of a verdict the provider accepted, on the condition that it is still its pull request's newest: one
+# statement, the question asked only after the post was accepted (`_posted_last`).
+_MARK_IF_NEWEST: dict[str, str] = {}
+_REPORTED_AT = PolicyEvaluation._meta.get_field("reported_at")
+
+
+def _reported_if_newest(evaluation: PolicyEvaluation) -> bool:
+    """Mark the verdict reported if it is the newest of its pull request; whether it was."""
+    alias = router.db_for_write(PolicyEvaluation)
+    connection = connections[alias]
+    sql = _MARK_IF_NEWEST.get(alias) or _MARK_IF_NEWEST.setdefault(alias, _mark_if_newest_sql(connection))
+    params = [
+        _REPORTED_AT.get_db_prep_save(timezone.now(), connection),
+        "",
+        evaluation.pk,
+        evaluation.pull_request_id,
+    ]
+    with transaction.mark_for_rollback_on_error(using=alias), bound_cursor(connection) as cursor:
+        cursor.execute(sql, params)
+        return int(cursor.rowcount) == 1
+
+
+def _mark_if_newest_sql(connection: BaseDatabaseWrapper) -> str:
+    quote = connection.ops.quote_name
+    table = quote(PolicyEvaluation._meta.db_table)
+    column = {field.name: quote(str(field.column)) for field in PolicyEvaluation._meta.concrete_fields}
+    pk, reported_at, report_error = column["id"], column["reported_at"], column["report_error"]
+    pull_request, evaluated_at = column["pull_request"], column["evaluated_at"]
+    # Quoted names of the model's own columns; every value is a parameter.
+    return (
+        f"UPDATE {table} SET {reported_at} = %s, {report_error} = %s "  # noqa: S608
+        f"WHERE {table}.{pk} = %s AND {table}.{pk} = (SELECT newest.{pk} FROM {table} newest "
+        f"WHERE newest.{pull_request} = %s ORDER BY newest.{evaluated_at} DESC, newest.{pk} DESC LIMIT 1)"
+    )
 
 
 def _shows_the_same(shown: PolicyEvaluation, evaluation: PolicyEvaluation, *, as_check_run: bool) -> bool:

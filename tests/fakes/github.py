@@ -6,9 +6,9 @@ issue comment, commit, diff-entry, commit-comparison, status, full-repository, r
 
 Like GitHub it paginates with RFC 5988 `Link` headers, sends an ETag on every response and answers
 `If-None-Match` with 304 (which costs no rate limit), sends X-RateLimit-* headers and checks the token.
-Failures and latency can be injected per path (`fail_next`, `delay_next`). With `register_app` it also serves a
-GitHub App (tests/fakes/github_app.py): JWT-authenticated installation lookup and token minting, installation
-tokens, check runs.
+Failures and latency can be injected per path (`fail_next`, `delay_next`), and a request held until the test lets it
+be answered (`hold_next`). With `register_app` it also serves a GitHub App (tests/fakes/github_app.py):
+JWT-authenticated installation lookup and token minting, installation tokens, check runs.
 
     with FakeGitHub() as github:
         github.seed_repository(n_pulls=1000)
@@ -193,6 +193,15 @@ class _Injection:
 
 
 @dataclass
+class Hold:
+    """A request kept waiting by `hold_next`: `arrived` is set when it comes in; `released`, set by the test, lets it
+    be answered."""
+
+    arrived: threading.Event = field(default_factory=threading.Event)
+    released: threading.Event = field(default_factory=threading.Event)
+
+
+@dataclass
 class _Response:
     status: int
     payload: Any = None
@@ -270,6 +279,7 @@ class FakeGitHub:
         self._repo_cache: dict[str, JSON] = {}
         self._failures: list[_Injection] = []
         self._delays: list[_Injection] = []
+        self._holds: list[tuple[str, Hold]] = []
         self._lock = threading.RLock()
         self._clock = EPOCH
         self._next_id = 1000
@@ -871,6 +881,14 @@ class FakeGitHub:
     def delay_next(self, path_substring: str, seconds: float, *, times: int = 1) -> None:
         with self._lock:
             self._delays.append(_Injection(path_substring, times, seconds=seconds))
+
+    def hold_next(self, path_substring: str) -> Hold:
+        """Keep the next request whose path contains `path_substring` waiting before it is answered (and, for a
+        status, before it is recorded) until the test releases it: a race made to happen, not hoped for."""
+        hold = Hold()
+        with self._lock:
+            self._holds.append((path_substring, hold))
+        return hold
 
     def requests_to(self, path_substring: str) -> list[RecordedRequest]:
         with self._lock:
@@ -1692,8 +1710,14 @@ class FakeGitHub:
 
         with self._lock:
             delay = self._take(self._delays, path or parts.path)
+            hold = next((hold for substring, hold in self._holds if substring in (path or parts.path)), None)
+            if hold is not None:
+                self._holds = [(substring, other) for substring, other in self._holds if other is not hold]
         if delay is not None:
             time.sleep(delay.seconds)
+        if hold is not None:
+            hold.arrived.set()
+            hold.released.wait(timeout=60)
 
         with self._lock:
             status, response_headers, encoded = self._respond(handler.command, path, query, body, headers)

@@ -10,6 +10,7 @@ import hashlib
 import hmac
 import json
 import uuid
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 import pytest
@@ -18,6 +19,7 @@ from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import rsa
 from django.core.management import call_command
 from django.db import connection as db
+from django.db import connections
 from django.utils import timezone
 from prometheus_client import REGISTRY
 
@@ -516,6 +518,47 @@ def test_a_failed_check_run_is_retried_and_reconciled_like_a_status(github, app_
     assert evaluation_report(evaluation=evaluation) == "reported"
     evaluation.refresh_from_db()
     assert evaluation.reported_at is not None and evaluation.check_run_id in github.check_runs
+
+
+@pytest.mark.django_db(transaction=True)
+@pytest.mark.skipif(db.vendor != "postgresql", reason="SQLite serialises writers; the race needs PostgreSQL")
+def test_an_approving_check_run_created_after_a_newer_blocking_one_is_followed_by_the_block(github, app_connection):
+    # The approval's check run reaches GitHub after the block's (stored since): GitHub shows the check run created
+    # last, so a new one shows the block again.
+    Connection.objects.filter(pk=app_connection.pk).update(report_as_check_run=True)
+    repository = _installed_repository(github, app_connection)
+    pull_request = PullRequest.objects.select_related("repository__connection").get(
+        pk=_open_pull_request(repository).pk
+    )
+
+    def verdict(outcome: str, minutes: int) -> PolicyEvaluation:
+        at = timezone.now() + dt.timedelta(minutes=minutes)
+        evaluation = PolicyEvaluation.objects.create(
+            pull_request=pull_request, head_sha=pull_request.head_sha, outcome=outcome, description=outcome,
+            trace={"outcome": outcome, "summary": outcome}, evaluated_at=at, last_evaluated_at=at,
+        )  # fmt: skip
+        evaluation.pull_request = pull_request
+        return evaluation
+
+    def report_approved() -> str:
+        try:
+            return evaluation_report(evaluation=approved)
+        finally:
+            connections.close_all()
+
+    approved = verdict(PolicyEvaluation.Outcome.APPROVED, 1)  # after the sync's own verdict
+    held = github.hold_next("/check-runs")
+    with ThreadPoolExecutor(max_workers=1) as pool:
+        slow = pool.submit(report_approved)
+        arrived = held.arrived.wait(timeout=30)
+        assert arrived, f"the approval's check run never reached GitHub: {slow.result() if slow.done() else '…'}"
+        blocked = verdict(PolicyEvaluation.Outcome.BLOCKED, 2)
+        assert evaluation_report(evaluation=blocked) == "reported"
+        held.released.set()
+        assert slow.result(timeout=60) == "reported"
+    runs = [run for run in github.check_runs.values() if run["head_sha"] == pull_request.head_sha]
+    shown = max(runs, key=lambda run: run["id"])  # GitHub shows the check run of that name created last
+    assert (shown["name"], shown["conclusion"]) == ("tandem/review-policy", "failure")
 
 
 # --- the manifest --------------------------------------------------------------------------------------------------

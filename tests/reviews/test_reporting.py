@@ -3,16 +3,22 @@
 from __future__ import annotations
 
 import datetime as dt
+from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
+from typing import Any
 
 import pytest
-from django.db import connection, transaction
+from django.conf import settings as django_settings
+from django.db import connection, connections, transaction
 from django.test.utils import CaptureQueriesContext
 from django.utils import timezone
 
 from reviews.integrations.vcs import VcsUnavailable
 from reviews.models import PolicyEvaluation, PullRequest
+from reviews.services import reporting
 from reviews.services.reporting import commit_status_report, evaluation_report, evaluation_report_if_newest
 from reviews.services.sync import repository_for_sync, repository_sync
+from reviews.tasks import reconcile_verdicts, report_evaluation
 
 pytestmark = pytest.mark.django_db
 
@@ -141,3 +147,113 @@ def test_a_verdict_whose_row_is_gone_or_outrun_on_a_moved_head_is_not_posted(fak
     assert len(fake_github.statuses_posted) == posted
     approved.refresh_from_db()
     assert approved.reported_at is None and moved.reported_at is None
+
+
+# --- two reports of one pull request at once (PostgreSQL: real threads, real connections) -----------------------------
+
+# Each thread commits on a connection of its own; SQLite would serialise the writers these races need at once.
+committed = pytest.mark.django_db(transaction=True)
+on_postgresql = pytest.mark.skipif(
+    django_settings.DATABASES["default"]["ENGINE"] != "django.db.backends.postgresql",
+    reason="SQLite serialises writers; the races these tests force need PostgreSQL",
+)
+
+
+def _in_a_thread(report: Callable[[], Any]) -> Callable[[], Any]:
+    def run() -> Any:
+        try:
+            return report()
+        finally:
+            connections.close_all()
+
+    return run
+
+
+def _states(fake_github, sha: str) -> list[str]:
+    """The states posted on `sha`, in the order the provider accepted them: the last is what the commit shows."""
+    return [status["state"] for status in fake_github.statuses_posted if status["sha"] == sha]
+
+
+def _report_by(path: str, evaluation: PolicyEvaluation) -> Any:
+    if path == "pass":
+        return evaluation_report_if_newest(evaluation=evaluation)  # a verdict pass's, right after storing it
+    return report_evaluation(evaluation.pk)  # the retried or reconciled report's task
+
+
+@pytest.mark.parametrize("before", ["nothing shown", "a block shown"])
+@pytest.mark.parametrize("fast", ["pass", "task"])
+@pytest.mark.parametrize("slow", ["pass", "task"])
+@committed
+@on_postgresql
+def test_an_approval_accepted_after_a_newer_block_is_followed_by_the_block(
+    fake_github, github_connection, slow, fast, before
+):
+    # Fail closed: the approval was the newest when its report read it, but its post reaches the provider after the
+    # post of the block stored since. The commit must end up showing the block, not the approval (it did: green).
+    pull_request = _synced_pull_request(fake_github, github_connection)
+    if before == "a block shown":  # the block's report took the head for showing it already (it did not post)
+        _verdict(pull_request, outcome="blocked", description="changes requested", minutes=-3, reported=True)
+    approved = _verdict(pull_request, outcome="approved", description="approved", minutes=-2)
+    held = fake_github.hold_next("/statuses/")
+    with ThreadPoolExecutor(max_workers=1) as pool:
+        slow_report = pool.submit(_in_a_thread(lambda: _report_by(slow, approved)))
+        assert held.arrived.wait(timeout=30), "the approval's post never reached the provider"
+        blocked = _verdict(pull_request, outcome="blocked", description="changes requested", minutes=-1)
+        assert _report_by(fast, blocked) == "reported"
+        held.released.set()
+        assert slow_report.result(timeout=60) == "reported"
+    assert _states(fake_github, pull_request.head_sha)[-1] == "failure"
+    blocked.refresh_from_db()
+    assert blocked.reported_at is not None and blocked.report_error == ""
+
+
+@committed
+@on_postgresql
+def test_a_post_whose_mark_failed_leaves_the_newest_verdict_to_the_reconciler(
+    fake_github, github_connection, monkeypatch, settings
+):
+    settings.CACHES = {"default": {"BACKEND": "django.core.cache.backends.locmem.LocMemCache", "LOCATION": "crash"}}
+    pull_request = _synced_pull_request(fake_github, github_connection)
+    PullRequest.objects.filter(pk=pull_request.pk).update(evaluation_owed_since=None)  # nothing for it to evaluate
+    approved = _verdict(pull_request, outcome="approved", description="approved", minutes=-5)
+    mark = reporting._reported_if_newest
+
+    def crash(evaluation: PolicyEvaluation) -> bool:
+        if evaluation.pk == approved.pk:
+            raise RuntimeError("the worker stopped between the post and its mark")
+        return mark(evaluation)
+
+    monkeypatch.setattr(reporting, "_reported_if_newest", crash)
+    held = fake_github.hold_next("/statuses/")
+    with ThreadPoolExecutor(max_workers=1) as pool:
+        slow_report = pool.submit(_in_a_thread(lambda: evaluation_report_if_newest(evaluation=approved)))
+        assert held.arrived.wait(timeout=30), "the approval's post never reached the provider"
+        blocked = _verdict(pull_request, outcome="blocked", description="changes requested", minutes=-4)
+        assert evaluation_report_if_newest(evaluation=blocked) == "reported"
+        held.released.set()
+        with pytest.raises(RuntimeError):
+            slow_report.result(timeout=60)
+    assert _states(fake_github, pull_request.head_sha)[-1] == "success"  # what the crash left on the commit
+
+    assert reconcile_verdicts() == "evaluated 0, reported 1"
+    assert _states(fake_github, pull_request.head_sha)[-1] == "failure"
+    blocked.refresh_from_db()
+    assert blocked.reported_at is not None and blocked.report_error == ""
+
+
+def test_a_failed_post_found_superseded_by_its_retry_has_the_newest_posted_again(fake_github, github_connection):
+    # A post that failed (a timeout) may have been accepted all the same, after the newer verdict's.
+    pull_request = _synced_pull_request(fake_github, github_connection)
+    approved = _verdict(pull_request, outcome="approved", description="approved", minutes=-2)
+    fake_github.fail_next("/statuses/", status=504)
+    assert evaluation_report(evaluation=approved) == "failed"
+    blocked = _verdict(pull_request, outcome="blocked", description="changes requested", minutes=-1)
+    assert evaluation_report_if_newest(evaluation=blocked) == "reported"
+    approved.refresh_from_db()
+    assert evaluation_report(evaluation=approved) == "superseded"  # its retry
+    blocked.refresh_from_db()
+    assert (blocked.reported_at, blocked.report_error) == (None, reporting.REPOST_OWED)
+    posted = len(fake_github.statuses_posted)
+    assert evaluation_report(evaluation=blocked) == "reported"  # as the reconciler has it posted
+    assert len(fake_github.statuses_posted) == posted + 1
+    assert _states(fake_github, pull_request.head_sha)[-1] == "failure"
