@@ -25,6 +25,7 @@ from urllib3 import Retry
 from reviews.integrations import http_pool
 from reviews.integrations.github_api import GitHubClient, GitHubUnavailable
 from tests.fakes.github import FakeGitHub
+from tests.fakes.raw_http import request_read
 from tests.fakes.tls import serve_over_tls
 
 REPO = "octocat/Hello-World"
@@ -76,18 +77,7 @@ class RawServer:
             def handle(self) -> None:
                 outer.connections += 1
                 reader = self.request.makefile("rb")
-                while True:
-                    head = b""
-                    while not head.endswith(b"\r\n\r\n"):
-                        line = reader.readline()
-                        if not line:
-                            return
-                        head += line
-                    length = 0
-                    for line in head.split(b"\r\n"):
-                        if line.lower().startswith(b"content-length:"):
-                            length = int(line.split(b":", 1)[1])
-                    received = head + (reader.read(length) if length else b"")
+                while (received := request_read(reader)) is not None:
                     outer.requests.append(received)
                     self.request.sendall(respond(received))
                     if close_after_each:

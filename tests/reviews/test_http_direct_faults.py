@@ -20,6 +20,7 @@ from github import Auth, Github
 
 from reviews.integrations import http_pool
 from reviews.integrations.github_api import GitHubClient, GitHubUnavailable
+from tests.fakes.raw_http import request_read
 
 # What the server does with a request: the bytes it answers, then whether it closes the connection.
 Script = Callable[[int], tuple[bytes, bool]]
@@ -57,18 +58,7 @@ class ScriptedServer:
 
     def _serve(self, connection: socket.socket) -> None:
         with connection, connection.makefile("rb") as reader:
-            while True:
-                head = b""
-                while not head.endswith(b"\r\n\r\n"):
-                    line = reader.readline()
-                    if not line:
-                        return
-                    head += line
-                length = 0
-                for line in head.split(b"\r\n"):
-                    if line.lower().startswith(b"content-length:"):
-                        length = int(line.split(b":", 1)[1])
-                reader.read(length)
+            while request_read(reader) is not None:
                 number, self.received = self.received, self.received + 1
                 time.sleep(self.stall)
                 answer, close = self.script(number)
