@@ -281,8 +281,11 @@ def _newest_posted_again(evaluation: PolicyEvaluation, *, repairs: int) -> None:
     reconciler posts it again should this process stop here) and post it now, whatever the head is said to show."""
     pull_request = evaluation.pull_request
     newest = _NEWEST.first(pull_request=pull_request.pk)
-    if newest is None or newest.pk == evaluation.pk or newest.head_sha != evaluation.head_sha:
-        return  # the head moved on: the status of the commit it left gates nothing
+    if newest is None or newest.pk == evaluation.pk:
+        return
+    if newest.head_sha != evaluation.head_sha:
+        _left_head_untrusted(evaluation)  # the head moved on: that commit gates nothing, unless the head comes back
+        return
     _REPOST.run(newest.pk, reported_at=None, report_error=REPOST_OWED)
     newest.reported_at, newest.report_error = None, REPOST_OWED
     newest.pull_request = pull_request
@@ -304,8 +307,22 @@ def _repost_owed_quietly(evaluation: PolicyEvaluation) -> None:
         newest = _NEWEST.first(pull_request=evaluation.pull_request_id)
         if newest is not None and newest.pk != evaluation.pk and newest.head_sha == evaluation.head_sha:
             _REPOST.run(newest.pk, reported_at=None, report_error=REPOST_OWED)
+        elif newest is not None and newest.pk != evaluation.pk:
+            _left_head_untrusted(evaluation)
     except Exception:
         logger.exception("could not take back the mark of the newest verdict after %s was posted", evaluation)
+
+
+def _left_head_untrusted(evaluation: PolicyEvaluation) -> None:
+    """`evaluation`'s post may have reached a commit the head has left after a newer verdict's on it: take back the
+    mark of that newer one, so that should the head come back (a force-push back), its next verdict is posted rather
+    than taken as shown already (`_shown`). Nothing is posted now: that commit gates nothing while it is not the head.
+    """
+    newer = _PREVIOUS.first(
+        pull_request=evaluation.pull_request_id, head_sha=evaluation.head_sha, besides=evaluation.pk
+    )
+    if newer is not None and (newer.evaluated_at, newer.pk) > (evaluation.evaluated_at, evaluation.pk):
+        _REPOST.run(newer.pk, reported_at=None, report_error=REPOST_OWED)
 
 
 # The mark of a verdict the provider accepted, on the condition that it is still its pull request's newest: one

@@ -257,3 +257,34 @@ def test_a_failed_post_found_superseded_by_its_retry_has_the_newest_posted_again
     assert evaluation_report(evaluation=blocked) == "reported"  # as the reconciler has it posted
     assert len(fake_github.statuses_posted) == posted + 1
     assert _states(fake_github, pull_request.head_sha)[-1] == "failure"
+
+
+@committed
+@on_postgresql
+def test_an_approval_accepted_on_a_head_left_is_not_trusted_as_the_block_when_the_head_comes_back(
+    fake_github, github_connection
+):
+    # The approval's post reaches the commit after the block's, once the head has moved on: the repair is skipped
+    # (that commit gates nothing then). The head comes back to it (a force-push back): its new verdict, a block like
+    # the last one on it, must be posted, not taken as shown (the commit showed the approval: green).
+    pull_request = _synced_pull_request(fake_github, github_connection)
+    left = pull_request.head_sha
+    approved = _verdict(pull_request, outcome="approved", description="approved", minutes=-4)
+    held = fake_github.hold_next("/statuses/")
+    with ThreadPoolExecutor(max_workers=1) as pool:
+        slow_report = pool.submit(_in_a_thread(lambda: evaluation_report_if_newest(evaluation=approved)))
+        assert held.arrived.wait(timeout=30), "the approval's post never reached the provider"
+        blocked = _verdict(pull_request, outcome="blocked", description="changes requested", minutes=-3)
+        assert evaluation_report_if_newest(evaluation=blocked) == "reported"
+        PullRequest.objects.filter(pk=pull_request.pk).update(head_sha="b" * 40)
+        pull_request.head_sha = "b" * 40
+        _verdict(pull_request, outcome="approved", description="approved", minutes=-2)
+        held.released.set()
+        assert slow_report.result(timeout=60) == "reported"
+    assert _states(fake_github, left)[-1] == "success"  # the head had left it: no repair then
+
+    PullRequest.objects.filter(pk=pull_request.pk).update(head_sha=left)
+    pull_request.head_sha = left
+    back = _verdict(pull_request, outcome="blocked", description="changes requested", minutes=-1)
+    evaluation_report_if_newest(evaluation=back)
+    assert _states(fake_github, left)[-1] == "failure"
