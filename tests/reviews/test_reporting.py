@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import datetime as dt
+import threading
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from typing import Any
@@ -288,3 +289,49 @@ def test_an_approval_accepted_on_a_head_left_is_not_trusted_as_the_block_when_th
     back = _verdict(pull_request, outcome="blocked", description="changes requested", minutes=-1)
     evaluation_report_if_newest(evaluation=back)
     assert _states(fake_github, left)[-1] == "failure"
+
+
+@committed
+@on_postgresql
+def test_a_failed_repair_is_not_cleared_by_the_newest_verdicts_own_mark_arriving_late(
+    fake_github, github_connection, monkeypatch, settings
+):
+    # The block is accepted, then the approval (green); the approval's repair takes back the block's mark and its post
+    # of the block fails (502, twice: its task's post too). The block's own mark, on its way all along, lands after:
+    # it must not clear what the repair owes, or nothing ever posts the block again (it stayed green).
+    settings.CACHES = {"default": {"BACKEND": "django.core.cache.backends.locmem.LocMemCache", "LOCATION": "late"}}
+    pull_request = _synced_pull_request(fake_github, github_connection)
+    PullRequest.objects.filter(pk=pull_request.pk).update(evaluation_owed_since=None)  # nothing for it to evaluate
+    approved = _verdict(pull_request, outcome="approved", description="approved", minutes=-5)
+    mark = reporting._reported_if_newest
+    late, marking, let_mark = {}, threading.Event(), threading.Event()
+
+    def slow_mark(evaluation: PolicyEvaluation) -> bool:
+        if evaluation.pk == late.get("pk"):
+            late.pop("pk")
+            marking.set()
+            assert let_mark.wait(timeout=60)
+        return mark(evaluation)
+
+    monkeypatch.setattr(reporting, "_reported_if_newest", slow_mark)
+    held = fake_github.hold_next("/statuses/")
+    with ThreadPoolExecutor(max_workers=2) as pool:
+        slow_report = pool.submit(_in_a_thread(lambda: evaluation_report_if_newest(evaluation=approved)))
+        assert held.arrived.wait(timeout=30), "the approval's post never reached the provider"
+        blocked = _verdict(pull_request, outcome="blocked", description="changes requested", minutes=-4)
+        late["pk"] = blocked.pk
+        blocked_report = pool.submit(_in_a_thread(lambda: evaluation_report_if_newest(evaluation=blocked)))
+        assert marking.wait(timeout=30), "the block's post never got to its mark"
+        assert _states(fake_github, pull_request.head_sha)[-1] == "failure"
+        repair = fake_github.hold_next("/statuses/")
+        held.released.set()
+        assert repair.arrived.wait(timeout=30), "the approval's repair never posted"
+        fake_github.fail_next("/statuses/", status=502, times=2)
+        repair.released.set()
+        assert slow_report.result(timeout=60) == "reported"
+        let_mark.set()
+        blocked_report.result(timeout=60)
+    reconcile_verdicts()
+    assert _states(fake_github, pull_request.head_sha)[-1] == "failure"  # it was the approval's: success
+    blocked.refresh_from_db()
+    assert blocked.reported_at is not None and blocked.report_error == ""
