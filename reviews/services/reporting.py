@@ -222,7 +222,8 @@ def _report(
     shown = _shown(previous)
     trusted = not forced and not evaluation.report_error  # its last report went wrong: post, whatever came before
     if trusted and shown is not None and _shows_the_same(shown, evaluation, as_check_run=as_check_run):
-        PolicyEvaluation.objects.filter(pk=evaluation.pk).update(reported_at=timezone.now())
+        # Unless a repair took its mark back since it was read (`_newest_posted_again`): what it owes stays.
+        PolicyEvaluation.objects.filter(pk=evaluation.pk, report_error="").update(reported_at=timezone.now())
         return "unchanged"
     try:
         if as_check_run:
