@@ -232,6 +232,7 @@ def _report(
                 evaluation=evaluation, check_run_id=None if forced else _check_run_to_update(shown)
             )
             PolicyEvaluation.objects.filter(pk=evaluation.pk).update(check_run_id=check_run_id)
+            evaluation.check_run_id = check_run_id
         else:
             commit_status_report(
                 pull_request=pull_request,
@@ -298,11 +299,29 @@ def _newest_posted_again(evaluation: PolicyEvaluation, *, repairs: int) -> None:
     if repairs >= _REPAIRS:
         return
     result = _report(newest, checked_newest=True, forced=True, repairs=repairs + 1)
+    if result == "reported":
+        _in_progress_run_completed(evaluation, newest)
     logger.info("%s was superseded or taken back while it was posted; the newest posted again: %s", evaluation, result)
     if result in {"failed", "rate limited"}:
         from reviews.services.enqueue import report_enqueue_now
 
         report_enqueue_now(newest.pk)
+
+
+def _in_progress_run_completed(evaluation: PolicyEvaluation, newest: PolicyEvaluation) -> None:
+    """A pending verdict's check run is in progress; once a newer verdict's run was created after it (a repair's), it
+    is completed with the newest verdict, lest the check suite never complete. Best effort: the new run gates."""
+    run = evaluation.check_run_id
+    if evaluation.outcome != PolicyEvaluation.Outcome.PENDING or run is None or run == newest.check_run_id:
+        return
+    if newest.pk == evaluation.pk:
+        return  # its own mark was taken back: its runs show the same verdict, still pending
+    if not reports_as_check_run(evaluation):
+        return
+    try:
+        check_run_report(evaluation=newest, check_run_id=run)
+    except VcsError as error:
+        logger.warning("could not complete the check run %s of %s: %s", run, evaluation, error)
 
 
 def _repost_owed_quietly(evaluation: PolicyEvaluation) -> None:
