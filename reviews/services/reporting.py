@@ -222,7 +222,8 @@ def _report(
     shown = _shown(previous)
     trusted = not forced and not evaluation.report_error  # its last report went wrong: post, whatever came before
     if trusted and shown is not None and _shows_the_same(shown, evaluation, as_check_run=as_check_run):
-        PolicyEvaluation.objects.filter(pk=evaluation.pk).update(reported_at=timezone.now())
+        # Unless a repair took its mark back since it was read (`_newest_posted_again`): what it owes stays.
+        PolicyEvaluation.objects.filter(pk=evaluation.pk, report_error="").update(reported_at=timezone.now())
         return "unchanged"
     try:
         if as_check_run:
@@ -231,6 +232,7 @@ def _report(
                 evaluation=evaluation, check_run_id=None if forced else _check_run_to_update(shown)
             )
             PolicyEvaluation.objects.filter(pk=evaluation.pk).update(check_run_id=check_run_id)
+            evaluation.check_run_id = check_run_id
         else:
             commit_status_report(
                 pull_request=pull_request,
@@ -263,7 +265,9 @@ def _posted_last(evaluation: PolicyEvaluation, *, repairs: int) -> None:
     provider answered. A verdict stored after that statement began posts after it (its pass reads this one as the
     verdict before, unmarked or marked, and posts unless the head shows the same); one stored before it is found
     here and posted again. So the post the provider accepts last is the newest verdict's (or shows the same).
-    Should anything fail between the post and the mark, the newest's mark is taken back for the reconciler."""
+    Should anything fail between the post and the mark, the newest's mark is taken back for the reconciler.
+    The mark also asks that `report_error` be what it was before the post: a repair may have taken it back since
+    (an older post accepted after this one), and only a post after that one may clear what it owes."""
     try:
         newest = _reported_if_newest(evaluation)
     except BaseException:
@@ -271,29 +275,53 @@ def _posted_last(evaluation: PolicyEvaluation, *, repairs: int) -> None:
         raise
     if newest:
         return
-    if not _REPOST.run(evaluation.pk, reported_at=timezone.now(), report_error=""):
-        return  # its row is gone (its pass rolled back): nothing newer was posted on its account
     _newest_posted_again(evaluation, repairs=repairs)
 
 
 def _newest_posted_again(evaluation: PolicyEvaluation, *, repairs: int) -> None:
     """A newer verdict of the same head was stored while `evaluation` was on its way: take back its mark (the
-    reconciler posts it again should this process stop here) and post it now, whatever the head is said to show."""
+    reconciler posts it again should this process stop here) and post it now, whatever the head is said to show.
+    `evaluation` itself, when it is still the newest but its mark was taken back while it was posted (a repair's),
+    is posted again as it stands (what it owes stays on its row for the reconciler until a post after it)."""
     pull_request = evaluation.pull_request
     newest = _NEWEST.first(pull_request=pull_request.pk)
-    if newest is None or newest.pk == evaluation.pk or newest.head_sha != evaluation.head_sha:
-        return  # the head moved on: the status of the commit it left gates nothing
-    _REPOST.run(newest.pk, reported_at=None, report_error=REPOST_OWED)
-    newest.reported_at, newest.report_error = None, REPOST_OWED
+    if newest is None:
+        return  # its row is gone (its pass rolled back): nothing newer was posted on its account
+    if newest.pk != evaluation.pk:
+        if not _REPOST.run(evaluation.pk, reported_at=timezone.now(), report_error=""):
+            return  # its row is gone (its pass rolled back): nothing newer was posted on its account
+        if newest.head_sha != evaluation.head_sha:
+            _left_head_untrusted(evaluation)  # the head moved on: that commit gates nothing, unless it comes back
+            return
+        _REPOST.run(newest.pk, reported_at=None, report_error=REPOST_OWED)
+        newest.reported_at, newest.report_error = None, REPOST_OWED
     newest.pull_request = pull_request
     if repairs >= _REPAIRS:
         return
     result = _report(newest, checked_newest=True, forced=True, repairs=repairs + 1)
-    logger.info("%s was superseded while it was posted; the newest posted again: %s", evaluation, result)
+    if result == "reported":
+        _in_progress_run_completed(evaluation, newest)
+    logger.info("%s was superseded or taken back while it was posted; the newest posted again: %s", evaluation, result)
     if result in {"failed", "rate limited"}:
         from reviews.services.enqueue import report_enqueue_now
 
         report_enqueue_now(newest.pk)
+
+
+def _in_progress_run_completed(evaluation: PolicyEvaluation, newest: PolicyEvaluation) -> None:
+    """A pending verdict's check run is in progress; once a newer verdict's run was created after it (a repair's), it
+    is completed with the newest verdict, lest the check suite never complete. Best effort: the new run gates."""
+    run = evaluation.check_run_id
+    if evaluation.outcome != PolicyEvaluation.Outcome.PENDING or run is None or run == newest.check_run_id:
+        return
+    if newest.pk == evaluation.pk:
+        return  # its own mark was taken back: its runs show the same verdict, still pending
+    if not reports_as_check_run(evaluation):
+        return
+    try:
+        check_run_report(evaluation=newest, check_run_id=run)
+    except VcsError as error:
+        logger.warning("could not complete the check run %s of %s: %s", run, evaluation, error)
 
 
 def _repost_owed_quietly(evaluation: PolicyEvaluation) -> None:
@@ -304,8 +332,22 @@ def _repost_owed_quietly(evaluation: PolicyEvaluation) -> None:
         newest = _NEWEST.first(pull_request=evaluation.pull_request_id)
         if newest is not None and newest.pk != evaluation.pk and newest.head_sha == evaluation.head_sha:
             _REPOST.run(newest.pk, reported_at=None, report_error=REPOST_OWED)
+        elif newest is not None and newest.pk != evaluation.pk:
+            _left_head_untrusted(evaluation)
     except Exception:
         logger.exception("could not take back the mark of the newest verdict after %s was posted", evaluation)
+
+
+def _left_head_untrusted(evaluation: PolicyEvaluation) -> None:
+    """`evaluation`'s post may have reached a commit the head has left after a newer verdict's on it: take back the
+    mark of that newer one, so that should the head come back (a force-push back), its next verdict is posted rather
+    than taken as shown already (`_shown`). Nothing is posted now: that commit gates nothing while it is not the head.
+    """
+    newer = _PREVIOUS.first(
+        pull_request=evaluation.pull_request_id, head_sha=evaluation.head_sha, besides=evaluation.pk
+    )
+    if newer is not None and (newer.evaluated_at, newer.pk) > (evaluation.evaluated_at, evaluation.pk):
+        _REPOST.run(newer.pk, reported_at=None, report_error=REPOST_OWED)
 
 
 # The mark of a verdict the provider accepted, on the condition that it is still its pull request's newest: one
@@ -315,7 +357,8 @@ _REPORTED_AT = PolicyEvaluation._meta.get_field("reported_at")
 
 
 def _reported_if_newest(evaluation: PolicyEvaluation) -> bool:
-    """Mark the verdict reported if it is the newest of its pull request; whether it was."""
+    """Mark the verdict reported if it is the newest of its pull request and its `report_error` is still the one read
+    before its post (no repair took its mark back since); whether it was."""
     alias = router.db_for_write(PolicyEvaluation)
     connection = connections[alias]
     sql = _MARK_IF_NEWEST.get(alias) or _MARK_IF_NEWEST.setdefault(alias, _mark_if_newest_sql(connection))
@@ -323,6 +366,7 @@ def _reported_if_newest(evaluation: PolicyEvaluation) -> bool:
         _REPORTED_AT.get_db_prep_save(timezone.now(), connection),
         "",
         evaluation.pk,
+        evaluation.report_error,
         evaluation.pull_request_id,
     ]
     with transaction.mark_for_rollback_on_error(using=alias), bound_cursor(connection) as cursor:
@@ -339,8 +383,9 @@ def _mark_if_newest_sql(connection: BaseDatabaseWrapper) -> str:
     # Quoted names of the model's own columns; every value is a parameter.
     return (
         f"UPDATE {table} SET {reported_at} = %s, {report_error} = %s "  # noqa: S608
-        f"WHERE {table}.{pk} = %s AND {table}.{pk} = (SELECT newest.{pk} FROM {table} newest "
-        f"WHERE newest.{pull_request} = %s ORDER BY newest.{evaluated_at} DESC, newest.{pk} DESC LIMIT 1)"
+        f"WHERE {table}.{pk} = %s AND {table}.{report_error} = %s "
+        f"AND {table}.{pk} = (SELECT newest.{pk} FROM {table} newest WHERE newest.{pull_request} = %s "
+        f"ORDER BY newest.{evaluated_at} DESC, newest.{pk} DESC LIMIT 1)"
     )
 
 

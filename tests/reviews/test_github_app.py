@@ -561,6 +561,47 @@ def test_an_approving_check_run_created_after_a_newer_blocking_one_is_followed_b
     assert (shown["name"], shown["conclusion"]) == ("tandem/review-policy", "failure")
 
 
+@pytest.mark.django_db(transaction=True)
+@pytest.mark.skipif(db.vendor != "postgresql", reason="SQLite serialises writers; the race needs PostgreSQL")
+def test_a_pending_check_run_created_after_a_newer_verdict_is_not_left_in_progress(github, app_connection):
+    # The pending verdict's check run (in progress) reaches GitHub after the block's: the repair creates a new run for
+    # the block, and the pending one must not be left in progress for ever (the check suite would never complete).
+    Connection.objects.filter(pk=app_connection.pk).update(report_as_check_run=True)
+    repository = _installed_repository(github, app_connection)
+    pull_request = PullRequest.objects.select_related("repository__connection").get(
+        pk=_open_pull_request(repository).pk
+    )
+
+    def verdict(outcome: str, minutes: int) -> PolicyEvaluation:
+        at = timezone.now() + dt.timedelta(minutes=minutes)
+        evaluation = PolicyEvaluation.objects.create(
+            pull_request=pull_request, head_sha=pull_request.head_sha, outcome=outcome, description=outcome,
+            trace={"outcome": outcome, "summary": outcome}, evaluated_at=at, last_evaluated_at=at,
+        )  # fmt: skip
+        evaluation.pull_request = pull_request
+        return evaluation
+
+    def report_pending() -> str:
+        try:
+            return evaluation_report(evaluation=pending)
+        finally:
+            connections.close_all()
+
+    pending = verdict(PolicyEvaluation.Outcome.PENDING, 1)  # after the sync's own verdict
+    held = github.hold_next("/check-runs")
+    with ThreadPoolExecutor(max_workers=1) as pool:
+        slow = pool.submit(report_pending)
+        assert held.arrived.wait(timeout=30), "the pending check run never reached GitHub"
+        blocked = verdict(PolicyEvaluation.Outcome.BLOCKED, 2)
+        assert evaluation_report(evaluation=blocked) == "reported"
+        held.released.set()
+        assert slow.result(timeout=60) == "reported"
+    runs = [run for run in github.check_runs.values() if run["head_sha"] == pull_request.head_sha]
+    shown = max(runs, key=lambda run: run["id"])
+    assert (shown["name"], shown["conclusion"]) == ("tandem/review-policy", "failure")
+    assert [run["id"] for run in runs if run["status"] != "completed"] == []
+
+
 # --- the manifest --------------------------------------------------------------------------------------------------
 
 

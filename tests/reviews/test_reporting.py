@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import datetime as dt
+import threading
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from typing import Any
@@ -257,3 +258,127 @@ def test_a_failed_post_found_superseded_by_its_retry_has_the_newest_posted_again
     assert evaluation_report(evaluation=blocked) == "reported"  # as the reconciler has it posted
     assert len(fake_github.statuses_posted) == posted + 1
     assert _states(fake_github, pull_request.head_sha)[-1] == "failure"
+
+
+@committed
+@on_postgresql
+def test_an_approval_accepted_on_a_head_left_is_not_trusted_as_the_block_when_the_head_comes_back(
+    fake_github, github_connection
+):
+    # The approval's post reaches the commit after the block's, once the head has moved on: the repair is skipped
+    # (that commit gates nothing then). The head comes back to it (a force-push back): its new verdict, a block like
+    # the last one on it, must be posted, not taken as shown (the commit showed the approval: green).
+    pull_request = _synced_pull_request(fake_github, github_connection)
+    left = pull_request.head_sha
+    approved = _verdict(pull_request, outcome="approved", description="approved", minutes=-4)
+    held = fake_github.hold_next("/statuses/")
+    with ThreadPoolExecutor(max_workers=1) as pool:
+        slow_report = pool.submit(_in_a_thread(lambda: evaluation_report_if_newest(evaluation=approved)))
+        assert held.arrived.wait(timeout=30), "the approval's post never reached the provider"
+        blocked = _verdict(pull_request, outcome="blocked", description="changes requested", minutes=-3)
+        assert evaluation_report_if_newest(evaluation=blocked) == "reported"
+        PullRequest.objects.filter(pk=pull_request.pk).update(head_sha="b" * 40)
+        pull_request.head_sha = "b" * 40
+        _verdict(pull_request, outcome="approved", description="approved", minutes=-2)
+        held.released.set()
+        assert slow_report.result(timeout=60) == "reported"
+    assert _states(fake_github, left)[-1] == "success"  # the head had left it: no repair then
+
+    PullRequest.objects.filter(pk=pull_request.pk).update(head_sha=left)
+    pull_request.head_sha = left
+    back = _verdict(pull_request, outcome="blocked", description="changes requested", minutes=-1)
+    evaluation_report_if_newest(evaluation=back)
+    assert _states(fake_github, left)[-1] == "failure"
+
+
+@committed
+@on_postgresql
+def test_a_failed_repair_is_not_cleared_by_the_newest_verdicts_own_mark_arriving_late(
+    fake_github, github_connection, monkeypatch, settings
+):
+    # The block is accepted, then the approval (green); the approval's repair takes back the block's mark and its post
+    # of the block fails (502, twice: its task's post too). The block's own mark, on its way all along, lands after:
+    # it must not clear what the repair owes, or nothing ever posts the block again (it stayed green).
+    settings.CACHES = {"default": {"BACKEND": "django.core.cache.backends.locmem.LocMemCache", "LOCATION": "late"}}
+    pull_request = _synced_pull_request(fake_github, github_connection)
+    PullRequest.objects.filter(pk=pull_request.pk).update(evaluation_owed_since=None)  # nothing for it to evaluate
+    approved = _verdict(pull_request, outcome="approved", description="approved", minutes=-5)
+    mark = reporting._reported_if_newest
+    late, marking, let_mark = {}, threading.Event(), threading.Event()
+
+    def slow_mark(evaluation: PolicyEvaluation) -> bool:
+        if evaluation.pk == late.get("pk"):
+            late.pop("pk")
+            marking.set()
+            assert let_mark.wait(timeout=60)
+        return mark(evaluation)
+
+    monkeypatch.setattr(reporting, "_reported_if_newest", slow_mark)
+    held = fake_github.hold_next("/statuses/")
+    with ThreadPoolExecutor(max_workers=2) as pool:
+        slow_report = pool.submit(_in_a_thread(lambda: evaluation_report_if_newest(evaluation=approved)))
+        assert held.arrived.wait(timeout=30), "the approval's post never reached the provider"
+        blocked = _verdict(pull_request, outcome="blocked", description="changes requested", minutes=-4)
+        late["pk"] = blocked.pk
+        blocked_report = pool.submit(_in_a_thread(lambda: evaluation_report_if_newest(evaluation=blocked)))
+        assert marking.wait(timeout=30), "the block's post never got to its mark"
+        assert _states(fake_github, pull_request.head_sha)[-1] == "failure"
+        repair = fake_github.hold_next("/statuses/")
+        held.released.set()
+        assert repair.arrived.wait(timeout=30), "the approval's repair never posted"
+        fake_github.fail_next("/statuses/", status=502, times=2)
+        repair.released.set()
+        assert slow_report.result(timeout=60) == "reported"
+        let_mark.set()
+        blocked_report.result(timeout=60)
+    reconcile_verdicts()
+    assert _states(fake_github, pull_request.head_sha)[-1] == "failure"  # it was the approval's: success
+    blocked.refresh_from_db()
+    assert blocked.reported_at is not None and blocked.report_error == ""
+
+
+@committed
+@on_postgresql
+def test_a_verdict_taken_for_shown_keeps_what_a_repair_owes_it(fake_github, github_connection, monkeypatch, settings):
+    # The second block's pass takes the head for showing the first block; meanwhile the approval is accepted after
+    # the blocks and its repair of the second block fails (502). The pass's "unchanged" mark, landing after, must not
+    # clear what is owed, or nothing posts the block again (the commit stayed green).
+    settings.CACHES = {"default": {"BACKEND": "django.core.cache.backends.locmem.LocMemCache", "LOCATION": "same"}}
+    pull_request = _synced_pull_request(fake_github, github_connection)
+    PullRequest.objects.filter(pk=pull_request.pk).update(evaluation_owed_since=None)  # nothing for it to evaluate
+    approved = _verdict(pull_request, outcome="approved", description="approved", minutes=-5)
+    same = reporting._shows_the_same
+    late, comparing, let_compare = {}, threading.Event(), threading.Event()
+
+    def slow_compare(shown: PolicyEvaluation, evaluation: PolicyEvaluation, *, as_check_run: bool) -> bool:
+        if evaluation.pk == late.get("pk"):
+            late.pop("pk")
+            comparing.set()
+            assert let_compare.wait(timeout=60)
+        return same(shown, evaluation, as_check_run=as_check_run)
+
+    monkeypatch.setattr(reporting, "_shows_the_same", slow_compare)
+    held = fake_github.hold_next("/statuses/")
+    with ThreadPoolExecutor(max_workers=2) as pool:
+        slow_report = pool.submit(_in_a_thread(lambda: evaluation_report_if_newest(evaluation=approved)))
+        assert held.arrived.wait(timeout=30), "the approval's post never reached the provider"
+        first = _verdict(pull_request, outcome="blocked", description="changes requested", minutes=-4)
+        assert evaluation_report_if_newest(evaluation=first) == "reported"
+        second = _verdict(pull_request, outcome="blocked", description="changes requested", minutes=-3)
+        late["pk"] = second.pk
+        second_report = pool.submit(_in_a_thread(lambda: evaluation_report_if_newest(evaluation=second)))
+        assert comparing.wait(timeout=30), "the second block's pass never read the head"
+        repair = fake_github.hold_next("/statuses/")
+        held.released.set()
+        assert repair.arrived.wait(timeout=30), "the approval's repair never posted"
+        fake_github.fail_next("/statuses/", status=502, times=2)
+        repair.released.set()
+        assert slow_report.result(timeout=60) == "reported"
+        let_compare.set()
+        second_report.result(timeout=60)
+    assert _states(fake_github, pull_request.head_sha)[-1] == "success"  # what the outage left on the commit
+
+    reconcile_verdicts()
+    assert _states(fake_github, pull_request.head_sha)[-1] == "failure"
+    second.refresh_from_db()
+    assert second.reported_at is not None and second.report_error == ""
