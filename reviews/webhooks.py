@@ -24,6 +24,7 @@ from typing import Any, ClassVar
 
 from django.conf import settings
 from django.core.cache import cache
+from django.core.exceptions import RequestDataTooBig
 from django.db import transaction
 from django.http import HttpRequest, JsonResponse
 from django.views.decorators.csrf import csrf_exempt
@@ -150,6 +151,11 @@ def webhook_view(source: WebhookSource) -> Callable[[HttpRequest], JsonResponse]
     def view(request: HttpRequest) -> JsonResponse:
         try:
             response = inbox_receive(source=source, request=request)
+        except RequestDataTooBig:
+            # A body over Django's cap, refused before it is verified (413, config.json_errors): the sender's
+            # mistake, counted as a refused body is, never as a server error.
+            _counter(source.provider, "unverified", "invalid").inc()
+            raise
         except Exception:
             WEBHOOKS_RECEIVED.labels(source.provider, "unverified", "error").inc()
             raise

@@ -98,10 +98,18 @@ def tasks_run_inline() -> bool:
     """`app.conf.task_always_eager`, without Celery's namespaced lookup on every webhook (four failed dictionary
     lookups before Django's setting: 60 k instructions of an acknowledgement's 3.5 M). Celery reads a value set on
     `app.conf` at run time (tests do) before Django's settings, so any such value is read through Celery; otherwise
-    the answer is Django's setting itself, as Celery would read it (override_settings included)."""
+    the answer is Django's setting itself, as Celery would read it (override_settings included). Only while Django's
+    settings are the mapping Celery reads right after those values: one put in between (`app.conf.add_defaults`) or
+    another source (`config_from_object`) is read through Celery."""
     conf = _celery_app().conf
     changes = conf.changes
-    if type(changes) is dict and changes.keys().isdisjoint(_EAGER_KEYS):
+    maps = conf.maps
+    if (
+        type(changes) is dict
+        and len(maps) > 1
+        and getattr(maps[1], "obj", None) is settings
+        and changes.keys().isdisjoint(_EAGER_KEYS)
+    ):
         value = getattr(settings, "CELERY_TASK_ALWAYS_EAGER", None)
         if value is not None:
             return bool(value)

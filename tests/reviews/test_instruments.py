@@ -261,3 +261,23 @@ def test_deployments_linked_and_incidents_correlated_are_counted():
     incident_correlate(incident_id=incident.pk)
     assert value("tandem_deployments_linked_total", method="graph") == linked + 1
     assert value("tandem_incidents_correlated_total") >= correlated + 1  # linking ranks the incidents after it too
+
+
+def test_a_webhook_body_over_djangos_cap_is_counted_as_invalid_not_as_an_error(client, settings, shop):
+    """Django refuses the body before the view can verify it (413 from the JSON errors middleware): the sender's
+    mistake, counted as every other refused body is, not as a server error."""
+    settings.JSON_MAX_BODY_BYTES = settings.DATA_UPLOAD_MAX_MEMORY_SIZE = 1000
+    name = "tandem_webhooks_received_total"
+    invalid = {"provider": "github", "event": "unverified", "outcome": "invalid"}
+    error = {**invalid, "outcome": "error"}
+    before = [value(name, **labels) for labels in (invalid, error)]
+
+    body = b'{"pad": "' + b"x" * 1100 + b'"}'
+    response = client.post(
+        "/webhooks/github/", data=body, content_type="application/json", HTTP_X_GITHUB_EVENT="push",
+        HTTP_X_GITHUB_DELIVERY="d-big", HTTP_X_HUB_SIGNATURE_256="sha256=" + "0" * 64,
+    )  # fmt: skip
+
+    assert response.status_code == 413
+    after = [value(name, **labels) for labels in (invalid, error)]
+    assert [b - a for a, b in zip(before, after, strict=True)] == [1, 0]

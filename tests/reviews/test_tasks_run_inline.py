@@ -68,3 +68,20 @@ def test_the_hand_over_in_the_request_is_chosen_whatever_celery_says(settings, n
     assert deliveries_handed_over_by_request() is True
     settings.WEBHOOK_HAND_OVER = "dispatcher"
     assert deliveries_handed_over_by_request() is False
+
+
+@pytest.mark.parametrize("spelling", ["task_always_eager", "CELERY_TASK_ALWAYS_EAGER"])
+def test_defaults_added_to_the_celery_app_before_djangos_settings_are_read_as_celery_reads_them(
+    settings, no_run_time_value, spelling
+):
+    """`app.conf.add_defaults` puts its mapping in front of Django's settings: Celery answers from it, so must this."""
+    settings.CELERY_TASK_ALWAYS_EAGER = False
+    conf = celery_app.conf
+    conf.add_defaults({spelling: True})
+    try:
+        assert conf.task_always_eager is True
+        assert tasks_run_inline() is True
+    finally:
+        conf.maps.pop(1)
+        conf.defaults.pop(0)
+    assert tasks_run_inline() is bool(conf.task_always_eager) is False
