@@ -12,6 +12,7 @@ import json
 import uuid
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
+from typing import Any
 
 import pytest
 from cryptography.fernet import Fernet
@@ -43,6 +44,7 @@ from reviews.services.reporting import evaluation_report
 from reviews.services.sync import repositories_due_for_sync, repository_for_sync, repository_sync
 from reviews.tasks import sync_repository
 from tests.factories import TeamFactory
+from tests.fakes.github import FakeGitHub
 
 REPO_ROOT = Path(__file__).resolve().parents[2]
 FIXTURES = REPO_ROOT / "tests" / "fixtures" / "github"
@@ -520,11 +522,11 @@ def test_a_failed_check_run_is_retried_and_reconciled_like_a_status(github, app_
     assert evaluation.reported_at is not None and evaluation.check_run_id in github.check_runs
 
 
-@pytest.mark.django_db(transaction=True)
-@pytest.mark.skipif(db.vendor != "postgresql", reason="SQLite serialises writers; the race needs PostgreSQL")
-def test_an_approving_check_run_created_after_a_newer_blocking_one_is_followed_by_the_block(github, app_connection):
-    # The approval's check run reaches GitHub after the block's (stored since): GitHub shows the check run created
-    # last, so a new one shows the block again.
+def _check_runs_after_a_late_one(
+    github: FakeGitHub, app_connection: Connection, late_outcome: str
+) -> list[dict[str, Any]]:
+    """A verdict of `late_outcome` whose check run reaches GitHub after a newer blocking verdict's (stored and
+    reported while the first was held): the head's check runs afterwards."""
     Connection.objects.filter(pk=app_connection.pk).update(report_as_check_run=True)
     repository = _installed_repository(github, app_connection)
     pull_request = PullRequest.objects.select_related("repository__connection").get(
@@ -540,23 +542,31 @@ def test_an_approving_check_run_created_after_a_newer_blocking_one_is_followed_b
         evaluation.pull_request = pull_request
         return evaluation
 
-    def report_approved() -> str:
+    def report_late() -> str:
         try:
-            return evaluation_report(evaluation=approved)
+            return evaluation_report(evaluation=late)
         finally:
             connections.close_all()
 
-    approved = verdict(PolicyEvaluation.Outcome.APPROVED, 1)  # after the sync's own verdict
+    late = verdict(late_outcome, 1)  # after the sync's own verdict
     held = github.hold_next("/check-runs")
     with ThreadPoolExecutor(max_workers=1) as pool:
-        slow = pool.submit(report_approved)
+        slow = pool.submit(report_late)
         arrived = held.arrived.wait(timeout=30)
-        assert arrived, f"the approval's check run never reached GitHub: {slow.result() if slow.done() else '…'}"
+        assert arrived, f"the first check run never reached GitHub: {slow.result() if slow.done() else '…'}"
         blocked = verdict(PolicyEvaluation.Outcome.BLOCKED, 2)
         assert evaluation_report(evaluation=blocked) == "reported"
         held.released.set()
         assert slow.result(timeout=60) == "reported"
-    runs = [run for run in github.check_runs.values() if run["head_sha"] == pull_request.head_sha]
+    return [run for run in github.check_runs.values() if run["head_sha"] == pull_request.head_sha]
+
+
+@pytest.mark.django_db(transaction=True)
+@pytest.mark.skipif(db.vendor != "postgresql", reason="SQLite serialises writers; the race needs PostgreSQL")
+def test_an_approving_check_run_created_after_a_newer_blocking_one_is_followed_by_the_block(github, app_connection):
+    # The approval's check run reaches GitHub after the block's (stored since): GitHub shows the check run created
+    # last, so a new one shows the block again.
+    runs = _check_runs_after_a_late_one(github, app_connection, PolicyEvaluation.Outcome.APPROVED)
     shown = max(runs, key=lambda run: run["id"])  # GitHub shows the check run of that name created last
     assert (shown["name"], shown["conclusion"]) == ("tandem/review-policy", "failure")
 
@@ -566,37 +576,7 @@ def test_an_approving_check_run_created_after_a_newer_blocking_one_is_followed_b
 def test_a_pending_check_run_created_after_a_newer_verdict_is_not_left_in_progress(github, app_connection):
     # The pending verdict's check run (in progress) reaches GitHub after the block's: the repair creates a new run for
     # the block, and the pending one must not be left in progress for ever (the check suite would never complete).
-    Connection.objects.filter(pk=app_connection.pk).update(report_as_check_run=True)
-    repository = _installed_repository(github, app_connection)
-    pull_request = PullRequest.objects.select_related("repository__connection").get(
-        pk=_open_pull_request(repository).pk
-    )
-
-    def verdict(outcome: str, minutes: int) -> PolicyEvaluation:
-        at = timezone.now() + dt.timedelta(minutes=minutes)
-        evaluation = PolicyEvaluation.objects.create(
-            pull_request=pull_request, head_sha=pull_request.head_sha, outcome=outcome, description=outcome,
-            trace={"outcome": outcome, "summary": outcome}, evaluated_at=at, last_evaluated_at=at,
-        )  # fmt: skip
-        evaluation.pull_request = pull_request
-        return evaluation
-
-    def report_pending() -> str:
-        try:
-            return evaluation_report(evaluation=pending)
-        finally:
-            connections.close_all()
-
-    pending = verdict(PolicyEvaluation.Outcome.PENDING, 1)  # after the sync's own verdict
-    held = github.hold_next("/check-runs")
-    with ThreadPoolExecutor(max_workers=1) as pool:
-        slow = pool.submit(report_pending)
-        assert held.arrived.wait(timeout=30), "the pending check run never reached GitHub"
-        blocked = verdict(PolicyEvaluation.Outcome.BLOCKED, 2)
-        assert evaluation_report(evaluation=blocked) == "reported"
-        held.released.set()
-        assert slow.result(timeout=60) == "reported"
-    runs = [run for run in github.check_runs.values() if run["head_sha"] == pull_request.head_sha]
+    runs = _check_runs_after_a_late_one(github, app_connection, PolicyEvaluation.Outcome.PENDING)
     shown = max(runs, key=lambda run: run["id"])
     assert (shown["name"], shown["conclusion"]) == ("tandem/review-policy", "failure")
     assert [run["id"] for run in runs if run["status"] != "completed"] == []
