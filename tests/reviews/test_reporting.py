@@ -2,10 +2,11 @@
 
 from __future__ import annotations
 
+import contextlib
 import datetime as dt
 import threading
-from collections.abc import Callable
-from concurrent.futures import ThreadPoolExecutor
+from collections.abc import Callable, Iterator
+from concurrent.futures import Future, ThreadPoolExecutor
 from typing import Any
 
 import pytest
@@ -160,6 +161,17 @@ on_postgresql = pytest.mark.skipif(
 )
 
 
+@contextlib.contextmanager
+def _held_post(fake_github, report: Callable[[], Any]) -> Iterator[tuple[Any, Future[Any]]]:
+    """`report` in a thread of its own until its post reaches the provider, which holds it (`held.released.set()`
+    lets it through); the with block runs meanwhile, with the hold and the report's future."""
+    held = fake_github.hold_next("/statuses/")
+    with ThreadPoolExecutor(max_workers=1) as pool:
+        slow_report = pool.submit(_in_a_thread(report))
+        assert held.arrived.wait(timeout=30), "the approval's post never reached the provider"
+        yield held, slow_report
+
+
 def _in_a_thread(report: Callable[[], Any]) -> Callable[[], Any]:
     def run() -> Any:
         try:
@@ -195,10 +207,7 @@ def test_an_approval_accepted_after_a_newer_block_is_followed_by_the_block(
     if before == "a block shown":  # the block's report took the head for showing it already (it did not post)
         _verdict(pull_request, outcome="blocked", description="changes requested", minutes=-3, reported=True)
     approved = _verdict(pull_request, outcome="approved", description="approved", minutes=-2)
-    held = fake_github.hold_next("/statuses/")
-    with ThreadPoolExecutor(max_workers=1) as pool:
-        slow_report = pool.submit(_in_a_thread(lambda: _report_by(slow, approved)))
-        assert held.arrived.wait(timeout=30), "the approval's post never reached the provider"
+    with _held_post(fake_github, lambda: _report_by(slow, approved)) as (held, slow_report):
         blocked = _verdict(pull_request, outcome="blocked", description="changes requested", minutes=-1)
         assert _report_by(fast, blocked) == "reported"
         held.released.set()
@@ -225,10 +234,7 @@ def test_a_post_whose_mark_failed_leaves_the_newest_verdict_to_the_reconciler(
         return mark(evaluation)
 
     monkeypatch.setattr(reporting, "_reported_if_newest", crash)
-    held = fake_github.hold_next("/statuses/")
-    with ThreadPoolExecutor(max_workers=1) as pool:
-        slow_report = pool.submit(_in_a_thread(lambda: evaluation_report_if_newest(evaluation=approved)))
-        assert held.arrived.wait(timeout=30), "the approval's post never reached the provider"
+    with _held_post(fake_github, lambda: evaluation_report_if_newest(evaluation=approved)) as (held, slow_report):
         blocked = _verdict(pull_request, outcome="blocked", description="changes requested", minutes=-4)
         assert evaluation_report_if_newest(evaluation=blocked) == "reported"
         held.released.set()
@@ -271,10 +277,7 @@ def test_an_approval_accepted_on_a_head_left_is_not_trusted_as_the_block_when_th
     pull_request = _synced_pull_request(fake_github, github_connection)
     left = pull_request.head_sha
     approved = _verdict(pull_request, outcome="approved", description="approved", minutes=-4)
-    held = fake_github.hold_next("/statuses/")
-    with ThreadPoolExecutor(max_workers=1) as pool:
-        slow_report = pool.submit(_in_a_thread(lambda: evaluation_report_if_newest(evaluation=approved)))
-        assert held.arrived.wait(timeout=30), "the approval's post never reached the provider"
+    with _held_post(fake_github, lambda: evaluation_report_if_newest(evaluation=approved)) as (held, slow_report):
         blocked = _verdict(pull_request, outcome="blocked", description="changes requested", minutes=-3)
         assert evaluation_report_if_newest(evaluation=blocked) == "reported"
         PullRequest.objects.filter(pk=pull_request.pk).update(head_sha="b" * 40)
